@@ -1,0 +1,102 @@
+"""Form bodies in every encoding a site sends, and the field names people give their inputs.
+
+Builders name the phone input ``phone``, ``tel``, ``Телефон`` or ``your-phone``; the defaults
+below cover the common Russian and English spellings, and a source's ``field_map`` adds its own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any
+from urllib.parse import parse_qsl
+
+from multidict import MultiDict
+
+from capture.providers.base import BadRequest
+
+DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
+    "phone": ("phone", "tel", "telephone", "mobile", "phone_number", "phonenumber", "телефон", "тел", "номер",
+              "your-phone", "your_phone", "contact_phone"),
+    "email": ("email", "e-mail", "mail", "your-email", "your_email", "почта", "электронная почта", "емейл"),
+    "name": ("name", "fullname", "full_name", "your-name", "your_name", "first_name", "firstname", "имя",
+             "фио", "ваше имя", "contact_name"),
+    "message": ("message", "comment", "comments", "text", "question", "your-message", "your_message", "msg",
+                "комментарий", "сообщение", "вопрос", "текст"),
+}
+
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
+
+
+def parse_form_body(body: bytes, content_type_header: str) -> MultiDict[str]:
+    """Fields of a urlencoded, multipart or JSON body; file parts are left out."""
+    kind = content_type_header.split(";", 1)[0].strip().lower()
+    if kind == "multipart/form-data":
+        return _multipart(body, content_type_header)
+    if kind in ("application/json", "text/json") or (not kind and body.lstrip()[:1] in (b"{", b"[")):
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise BadRequest(f"body is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise BadRequest("JSON body must be an object of form fields")
+        return MultiDict(_flatten(data))
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"form body is not valid UTF-8 (byte {exc.start})") from exc
+    return MultiDict(parse_qsl(text, keep_blank_values=True))
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, str]]:
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{name}.")
+        elif isinstance(value, list):
+            for item in value:
+                yield name, item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
+        elif value is None:
+            yield name, ""
+        else:
+            yield name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _multipart(body: bytes, content_type_header: str) -> MultiDict[str]:
+    if "boundary=" not in content_type_header:
+        raise BadRequest("multipart body without a boundary in Content-Type")
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type_header.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    if not message.is_multipart():
+        raise BadRequest("multipart body could not be split into parts")
+    fields: MultiDict[str] = MultiDict()
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or part.get_filename():
+            continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        charset = part.get_content_charset() or "utf-8"
+        try:
+            fields.add(name, data.decode(charset))
+        except (LookupError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"field {name!r} is not valid {charset}") from exc
+    return fields
+
+
+def _norm(key: str) -> str:
+    return re.sub(r"[\s_\-]+", "_", key.strip().lower())
+
+
+def pick(fields: MultiDict[str], target: str, extra: Iterable[str] = ()) -> list[str]:
+    """Non-empty values of the fields that mean ``target`` (phone, email, name, message)."""
+    wanted = {_norm(k) for k in (*extra, *DEFAULT_FIELDS[target])}
+    return [v.strip() for k, v in fields.items() if _norm(k) in wanted and v.strip()]
+
+
+def utm_of(fields: Mapping[str, str] | MultiDict[str]) -> dict[str, str]:
+    return {k: str(fields[k]).strip() for k in UTM_KEYS if k in fields and str(fields[k]).strip()}

@@ -1,0 +1,165 @@
+"""The journal: every inbound request, raw, kept before it is answered.
+
+It is the ground truth that replay works from: a request that a parser could not read yesterday
+can become a touch today, because its bytes are still here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlite_utils import Database
+
+from capture.providers.base import RawRequest, make_headers
+from storage.db import iso, parse_iso
+
+#: Headers that carry secrets; their values are never stored.
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-leadline-token", "x-api-key", "x-telegram-bot-api-secret-token"}
+)
+#: Query parameters that carry secrets.
+SECRET_PARAMS = frozenset({"token", "api_key", "apikey", "key", "secret", "password"})
+REDACTED = "[redacted]"
+
+
+def redact_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    return [(k, REDACTED if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()]
+
+
+def redact_query(query_string: str) -> str:
+    from urllib.parse import parse_qsl, urlencode
+
+    if not query_string:
+        return ""
+    pairs = parse_qsl(query_string, keep_blank_values=True)
+    if not any(k.lower() in SECRET_PARAMS for k, _ in pairs):
+        return query_string
+    return urlencode([(k, REDACTED if k.lower() in SECRET_PARAMS else v) for k, v in pairs])
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    id: int
+    provider: str | None
+    status: str
+    http_status: int | None
+    reason: str | None
+    raw: RawRequest
+
+
+def insert(
+    db: Database,
+    raw: RawRequest,
+    *,
+    provider: str | None,
+    status: str,
+    http_status: int | None = None,
+    reason: str | None = None,
+    replay_key: str | None = None,
+    keep_body: bool = True,
+) -> int:
+    cursor = db.execute(
+        "INSERT INTO journal (source, provider, method, path, query_string, headers, body, body_size, remote,"
+        " url, received_at, status, http_status, reason, replay_key)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            raw.source,
+            provider,
+            raw.method,
+            raw.path,
+            redact_query(raw.query_string),
+            json.dumps(redact_headers(raw.headers), ensure_ascii=False),
+            raw.body if keep_body else b"",
+            len(raw.body),
+            raw.remote,
+            raw.url.split("?", 1)[0],
+            iso(raw.received_at),
+            status,
+            http_status,
+            reason,
+            replay_key,
+        ],
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def finish(
+    db: Database,
+    journal_id: int,
+    *,
+    status: str,
+    at: datetime,
+    http_status: int | None = None,
+    reason: str | None = None,
+    note: str | None = None,
+    events: int = 0,
+    touches_created: int = 0,
+) -> None:
+    db.execute(
+        "UPDATE journal SET status = ?, http_status = COALESCE(?, http_status), reason = ?, note = ?,"
+        " processed_at = ?, events = ?, touches_created = ? WHERE id = ?",
+        [status, http_status, reason, note, iso(at), events, touches_created, journal_id],
+    )
+
+
+def replay_key_used(db: Database, source: str, key: str) -> bool:
+    row = db.execute(
+        "SELECT 1 FROM journal WHERE source = ? AND replay_key = ? AND status = 'processed'", [source, key]
+    ).fetchone()
+    return row is not None
+
+
+_COLUMNS = "id, provider, status, http_status, reason, source, method, path, query_string, headers, body, received_at, url, remote"
+
+
+def _row(values: tuple[object, ...]) -> JournalRow:
+    (jid, provider, status, http_status, reason, source, method, path, qs, headers, body, received, url, remote) = values
+    header_pairs: list[tuple[str, str]] = [tuple(p) for p in json.loads(str(headers))]  # type: ignore[misc]
+    raw = RawRequest(
+        source=str(source),
+        method=str(method),
+        path=str(path),
+        query_string=str(qs),
+        headers=make_headers(header_pairs),
+        body=bytes(body) if body is not None else b"",  # type: ignore[arg-type]
+        received_at=parse_iso(str(received)),
+        url=str(url),
+        remote=None if remote is None else str(remote),
+    )
+    return JournalRow(
+        int(jid),  # type: ignore[call-overload]
+        None if provider is None else str(provider),
+        str(status),
+        None if http_status is None else int(http_status),  # type: ignore[call-overload]
+        None if reason is None else str(reason),
+        raw,
+    )
+
+
+def get(db: Database, journal_id: int) -> JournalRow | None:
+    row = db.execute(f"SELECT {_COLUMNS} FROM journal WHERE id = ?", [journal_id]).fetchone()
+    return _row(row) if row else None
+
+
+def replayable(
+    db: Database, *, source: str | None = None, since: datetime | None = None, unprocessed_only: bool = False
+) -> Iterator[JournalRow]:
+    """Rows that today's parsers may turn into touches: never-finished ones and parse rejections.
+
+    Rows refused for a bad signature or token stay refused: replaying cannot make a forgery genuine.
+    """
+    clauses = ["(status IN ('received', 'failed')" + ("" if unprocessed_only else " OR (status = 'rejected' AND http_status = 400)") + ")"]
+    params: list[object] = []
+    if source:
+        clauses.append("source = ?")
+        params.append(source)
+    if since:
+        clauses.append("received_at >= ?")
+        params.append(iso(since))
+    sql = f"SELECT {_COLUMNS} FROM journal WHERE {' AND '.join(clauses)} ORDER BY id"
+    for values in db.execute(sql, params).fetchall():
+        yield _row(values)
+

@@ -1,0 +1,217 @@
+"""From a raw request to a journal row and touches: the path every channel shares.
+
+HTTP webhooks, the SMTP server, the IMAP poller and the AMI client all hand a :class:`RawRequest`
+to :meth:`Capture.ingest`. Verification and parsing happen first, in memory; then one writer job
+journals the request and stores its events in the same transaction, so by the time the caller is
+answered the request is durable and either processed, rejected with its reason, or marked failed
+for a restart or ``leadline replay`` to finish.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import cast
+
+from sqlite_utils import Database
+
+from capture import journal
+from capture.providers.base import (
+    CallEvent,
+    Event,
+    ParseResult,
+    Provider,
+    ProviderError,
+    RawRequest,
+    Reply,
+)
+from leadline.config import Config, SourceConfig
+from storage.attribution import CampaignIndex
+from storage.db import Store, now_utc
+from storage.touches import EventContext, record_contact_event
+
+log = logging.getLogger("leadline.capture")
+
+Clock = Callable[[], datetime]
+
+
+@cache
+def provider_for(name: str) -> Provider:
+    module = importlib.import_module(f"capture.providers.{name}")
+    return cast(Provider, module.PROVIDER)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What was decided about a request before the database saw it."""
+
+    provider: str | None
+    http_status: int
+    reason: str | None = None
+    result: ParseResult | None = None
+    replay_key: str | None = None
+    keep_body: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    journal_id: int
+    status: str
+    http_status: int
+    reason: str | None
+    reply: Reply
+    events: int = 0
+    touches_created: int = 0
+    channels: tuple[str, ...] = ()
+
+
+def apply_events(db: Database, events: Iterable[Event], ctx: EventContext) -> tuple[int, list[str]]:
+    """Store each event; returns how many touches are new and their channels."""
+    created = 0
+    channels: list[str] = []
+    for event in events:
+        if isinstance(event, CallEvent):
+            from storage.calls import apply_call_event
+
+            _, new = apply_call_event(db, event, ctx)
+            channel = "call"
+        else:
+            _, new = record_contact_event(db, event, ctx)
+            channel = event.channel
+        if new:
+            created += 1
+            channels.append(channel)
+    return created, channels
+
+
+@dataclass
+class Capture:
+    """The capture service: one per process, shared by every receiver."""
+
+    config: Config
+    store: Store
+    clock: Clock = now_utc
+    staff_by_extension: Mapping[str, int] = field(default_factory=dict)
+    owner_by_source: Mapping[str, int] = field(default_factory=dict)
+    callback_deadline: Callable[[datetime], datetime] | None = None
+
+    def __post_init__(self) -> None:
+        self.campaigns = CampaignIndex.build(self.config.campaigns, self.config.leadline.region)
+
+    def context(self, source_name: str, journal_id: int | None, received_at: datetime) -> EventContext:
+        source = self.config.source(source_name)
+        return EventContext(
+            source=source_name,
+            journal_id=journal_id,
+            received_at=received_at,
+            region=(source.region if source and source.region else self.config.leadline.region),
+            campaigns=self.campaigns,
+            default_campaign=source.campaign if source else None,
+            default_owner=self.owner_by_source.get(source_name),
+            staff_by_extension=self.staff_by_extension,
+            callback_deadline=self.callback_deadline,
+        )
+
+    def judge(self, raw: RawRequest, source: SourceConfig, *, verify: bool = True) -> Verdict:
+        """Verify and parse in memory; never raises for anything the sender did."""
+        provider = provider_for(source.provider)
+        try:
+            if verify:
+                provider.verify(raw, source, self.clock())
+            replay_key = getattr(provider, "replay_key", None)
+            key = replay_key(raw) if replay_key else None
+            result = provider.parse(raw, source)
+        except ProviderError as exc:
+            return Verdict(source.provider, exc.status, exc.reason)
+        except Exception as exc:  # a parser bug must not lose the request: keep it for replay
+            log.exception("parser for %s failed", source.provider)
+            return Verdict(source.provider, 400, f"could not parse: {type(exc).__name__}: {exc}")
+        return Verdict(source.provider, 200, result=result, replay_key=key)
+
+    async def ingest(self, raw: RawRequest, source: SourceConfig, *, verify: bool = True) -> Outcome:
+        """Journal and process one request; returns only after both are durable."""
+        return await self.record(raw, self.judge(raw, source, verify=verify))
+
+    async def record(self, raw: RawRequest, verdict: Verdict) -> Outcome:
+        return await self.store.write(lambda db: self._record(db, raw, verdict))
+
+    def _record(self, db: Database, raw: RawRequest, verdict: Verdict) -> Outcome:
+        if verdict.result is None or verdict.http_status >= 400:
+            jid = journal.insert(
+                db,
+                raw,
+                provider=verdict.provider,
+                status="rejected",
+                http_status=verdict.http_status,
+                reason=verdict.reason,
+                keep_body=verdict.keep_body,
+            )
+            return Outcome(jid, "rejected", verdict.http_status, verdict.reason, _error_reply(verdict))
+        if verdict.replay_key and journal.replay_key_used(db, raw.source, verdict.replay_key):
+            reason = "signature token already used: a replayed request is refused"
+            jid = journal.insert(db, raw, provider=verdict.provider, status="rejected", http_status=401, reason=reason)
+            return Outcome(jid, "rejected", 401, reason, Reply(401, reason.encode()))
+        jid = journal.insert(db, raw, provider=verdict.provider, status="received", replay_key=verdict.replay_key)
+        return self._process(db, jid, raw, verdict.result)
+
+    def _process(self, db: Database, jid: int, raw: RawRequest, result: ParseResult) -> Outcome:
+        ctx = self.context(raw.source, jid, raw.received_at)
+        try:
+            with db.atomic():
+                created, channels = apply_events(db, result.events, ctx)
+        except Exception as exc:
+            log.exception("storing events of journal row %s failed; it will be retried", jid)
+            reason = f"{type(exc).__name__}: {exc}"
+            journal.finish(db, jid, status="failed", at=self.clock(), reason=reason, events=len(result.events))
+            return Outcome(jid, "failed", result.reply.status, reason, result.reply, len(result.events))
+        journal.finish(
+            db,
+            jid,
+            status="processed",
+            at=self.clock(),
+            http_status=result.reply.status,
+            note=result.note,
+            events=len(result.events),
+            touches_created=created,
+        )
+        return Outcome(jid, "processed", result.reply.status, None, result.reply, len(result.events), created, tuple(channels))
+
+    def reprocess(self, db: Database, row: journal.JournalRow, *, dry_run: bool = False) -> Outcome:
+        """Run a stored row through today's parser (no signature check: it was checked on arrival)."""
+        source = self.config.source(row.raw.source)
+        if source is None:
+            return Outcome(row.id, "rejected", 404, f"no source named {row.raw.source!r} in the config", Reply(404))
+        verdict = self.judge(row.raw, source, verify=False)
+        if verdict.result is None:
+            if not dry_run:
+                journal.finish(db, row.id, status="rejected", at=self.clock(), http_status=verdict.http_status, reason=verdict.reason)
+            return Outcome(row.id, "rejected", verdict.http_status, verdict.reason, Reply(verdict.http_status))
+        if dry_run:
+            with db.atomic():
+                outcome = self._process(db, row.id, row.raw, verdict.result)
+                raise _DryRun(outcome)
+        return self._process(db, row.id, row.raw, verdict.result)
+
+
+class _DryRun(Exception):
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+
+def reprocess_rows(capture: Capture, db: Database, rows: Iterable[journal.JournalRow], *, dry_run: bool) -> list[Outcome]:
+    """Replay journal rows; a dry run computes what each would become and rolls everything back."""
+    outcomes = []
+    for row in rows:
+        try:
+            outcomes.append(capture.reprocess(db, row, dry_run=dry_run))
+        except _DryRun as done:
+            outcomes.append(done.outcome)
+    return outcomes
+
+
+def _error_reply(verdict: Verdict) -> Reply:
+    return Reply(verdict.http_status, (verdict.reason or "").encode("utf-8"))

@@ -1,0 +1,154 @@
+"""The contract between the webhook server and one provider's module.
+
+A provider module (``capture/providers/<provider>.py``) exposes ``PROVIDER``, an object with
+``verify`` and ``parse``. Both work on a :class:`RawRequest`, which is exactly what the journal
+keeps, so a rejected request can be parsed again by ``leadline replay`` once the parser is fixed.
+Parsing is pure: it turns bytes into events and the provider's required answer, and never touches
+the database; storing the events is the capture pipeline's job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qsl
+
+from multidict import CIMultiDict, CIMultiDictProxy, MultiDict
+
+from storage.events import CallEvent, ContactEvent, Event
+
+if TYPE_CHECKING:
+    from leadline.config import SourceConfig
+
+__all__ = [
+    "BadRequest",
+    "CallEvent",
+    "ContactEvent",
+    "Event",
+    "ParseResult",
+    "Provider",
+    "ProviderError",
+    "RawRequest",
+    "Reply",
+    "Unauthorized",
+    "make_headers",
+]
+
+
+class ProviderError(Exception):
+    """A request the provider module refuses; the message is sent back to the caller."""
+
+    status = 400
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BadRequest(ProviderError):
+    """The body cannot be parsed or lacks a required field (HTTP 400, journalled as rejected)."""
+
+    status = 400
+
+
+class Unauthorized(ProviderError):
+    """The signature, token or key is missing or wrong (HTTP 401, journalled as rejected)."""
+
+    status = 401
+
+
+@dataclass(frozen=True, slots=True)
+class RawRequest:
+    """One inbound request as the journal keeps it.
+
+    ``path`` is what follows ``/hooks/<source>`` (``/events/summary`` for Mango, ``""`` for most).
+    ``url`` is the public URL the provider called (``[http] public_url`` + path + query), which
+    Twilio signs. Headers that carry secrets are redacted before the journal stores them, so
+    ``verify`` runs on the live request and ``parse`` must not need those headers.
+    """
+
+    source: str
+    method: str
+    path: str
+    query_string: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    received_at: datetime
+    url: str = ""
+    remote: str | None = None
+
+    @property
+    def query(self) -> MultiDict[str]:
+        return MultiDict(parse_qsl(self.query_string, keep_blank_values=True))
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+
+    def text(self) -> str:
+        try:
+            return self.body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadRequest(f"body is not valid UTF-8 (byte {exc.start})") from exc
+
+    def json(self) -> Any:
+        """The body as JSON; a body that is not JSON is the sender's error, not ours."""
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"body is not valid JSON: {exc}") from exc
+
+    def form(self) -> MultiDict[str]:
+        """URL-encoded or multipart form fields, whichever the Content-Type says."""
+        from capture.forms import parse_form_body
+
+        return parse_form_body(self.body, self.headers.get("Content-Type", ""))
+
+
+def make_headers(pairs: Mapping[str, str] | Sequence[tuple[str, str]]) -> CIMultiDictProxy[str]:
+    items = pairs.items() if isinstance(pairs, Mapping) else pairs
+    return CIMultiDictProxy(CIMultiDict(items))
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the provider must get back once the request is journalled."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain"
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    """The events a request carries and the answer the provider expects.
+
+    ``note`` says why a request carries no event (``"test ping"``), for the journal and replay.
+    """
+
+    events: Sequence[Event] = ()
+    reply: Reply = Reply()
+    note: str | None = None
+
+
+class Provider(Protocol):
+    """What every module under ``capture/providers/`` exposes as ``PROVIDER``."""
+
+    #: HTTP methods the provider uses; any other gets 405.
+    methods: frozenset[str]
+
+    def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
+        """Raise :class:`Unauthorized` unless the request carries a valid signature or secret."""
+
+    def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
+        """Turn the request into events, or raise :class:`BadRequest` saying what is wrong."""
+
+
+class ReplayGuarded(Protocol):
+    """A provider whose signature includes a one-time token that must not be accepted twice."""
+
+    def replay_key(self, raw: RawRequest) -> str | None:
+        """The token that a second request must not reuse (Mailgun's ``token``)."""

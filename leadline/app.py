@@ -1,0 +1,96 @@
+"""The composition root: one aiohttp application that runs every part of Leadline.
+
+Each long-lived resource is an ``app.cleanup_ctx`` generator (set up, yield, tear down), so the
+order of start-up and shutdown is written once and a failed start unwinds what was started.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from functools import partial
+
+from aiohttp import web
+from sqlite_utils import Database
+
+from capture import journal
+from capture.metrics import Metrics
+from capture.pipeline import Capture, Clock, reprocess_rows
+from capture.server import setup_routes
+from leadline import keys
+from leadline.config import Config, SourceConfig
+from storage.db import Store, now_utc
+from storage.worktime import WorkingCalendar
+from storage.staff import staff_by_extension, sync_campaigns, sync_staff
+
+log = logging.getLogger("leadline")
+
+#: Sources that are not webhooks: Leadline connects or listens for them itself.
+BACKGROUND_PROVIDERS = ("smtp", "imap", "asterisk_ami")
+
+
+async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[keys.CONFIG]
+    store = Store.open(config.database_path)
+    app[keys.STORE] = store
+    yield
+    await store.close()
+
+
+async def build_capture(config: Config, store: Store, clock: Clock = now_utc) -> Capture:
+    """The capture service with staff and campaigns synced from the config into the database."""
+
+    def sync(db: Database) -> tuple[dict[str, int], dict[str, int]]:
+        names = sync_staff(db, config.staff, clock())
+        sync_campaigns(db, config.campaigns, clock())
+        return names, staff_by_extension(db)
+
+    names, extensions = await store.write(sync)
+    return Capture(
+        config=config,
+        store=store,
+        clock=clock,
+        staff_by_extension=extensions,
+        owner_by_source={s.name: names[s.owner] for s in config.sources if s.owner and s.owner in names},
+        callback_deadline=_callback_deadline(config),
+    )
+
+
+async def capture_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = app[keys.STORE]
+    capture = await build_capture(app[keys.CONFIG], store, app[keys.CLOCK])
+    app[keys.CAPTURE] = capture
+    finished = await store.write(
+        lambda db: reprocess_rows(capture, db, list(journal.replayable(db, unprocessed_only=True)), dry_run=False)
+    )
+    if finished:
+        log.info("finished journal rows left from the last run", extra={"fields": {"rows": len(finished)}})
+    yield
+
+
+def _callback_deadline(config: Config) -> Callable[[datetime], datetime]:
+    calendar = WorkingCalendar.from_config(config.working_time, config.tz)
+    minutes = config.sla.callback_minutes
+    return lambda at: calendar.add_working_minutes(at, minutes)
+
+
+async def background_ctx(source: SourceConfig, app: web.Application) -> AsyncIterator[None]:
+    module = importlib.import_module(f"capture.providers.{source.provider}")
+    async with module.background(app[keys.CAPTURE], source):
+        yield
+
+
+def init_app(config: Config, *, clock: Clock = now_utc) -> web.Application:
+    app = web.Application(client_max_size=config.http.max_body_bytes)
+    app[keys.CONFIG] = config
+    app[keys.CLOCK] = clock
+    app[keys.METRICS] = Metrics()
+    app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(capture_ctx)
+    for source in config.sources:
+        if source.provider in BACKGROUND_PROVIDERS:
+            app.cleanup_ctx.append(partial(background_ctx, source))
+    setup_routes(app)
+    return app

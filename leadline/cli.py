@@ -1,0 +1,168 @@
+"""The ``leadline`` command: every subcommand takes ``--config PATH``.
+
+The default config is ``$LEADLINE_CONFIG``, else ``./config.toml``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from leadline.config import CONFIG_ENV, DEFAULT_CONFIG, Config, ConfigError, load_config
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Config file (default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG}).",
+)
+
+
+def _load(config_path: Path | None) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        click.echo("The config has problems:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+@click.version_option(package_name="leadline")
+def main() -> None:
+    """Leadline: capture every inbound call, email and form; register leads from Telegram."""
+
+
+@main.command()
+@config_option
+@click.option("--host", default=None, help="Listen address (default: [http] host).")
+@click.option("--port", type=int, default=None, help="Listen port (default: [http] port).")
+def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
+    """Run the webhook server, the bot and the scheduler in one process."""
+    from aiohttp import web
+
+    from leadline.app import init_app
+    from leadline.logs import setup_logging
+
+    config = _load(config_path)
+    setup_logging()
+    app = init_app(config)
+    web.run_app(
+        app,
+        host=host or config.http.host,
+        port=port if port is not None else config.http.port,
+        access_log=None,
+        print=lambda text: click.echo(text.strip(), err=True),
+        handle_signals=True,
+    )
+
+
+@main.command("check-config")
+@config_option
+def check_config(config_path: Path | None) -> None:
+    """Validate the config; print the problems, or a summary of what is configured."""
+    config = _load(config_path)
+    from leadline.summary import summarize
+
+    click.echo(summarize(config))
+
+
+@main.command()
+@config_option
+@click.option("--source", default=None, help="Only rows of this source.")
+@click.option("--since", default=None, help="Only rows received at or after this time (ISO date or datetime).")
+@click.option("--dry-run", is_flag=True, help="Show what each row would become; change nothing.")
+def replay(config_path: Path | None, source: str | None, since: str | None, dry_run: bool) -> None:
+    """Re-run rejected and unprocessed journal rows through today's parsers."""
+    from capture import journal
+    from capture.pipeline import reprocess_rows
+    from leadline.app import build_capture
+    from storage.db import Store
+
+    config = _load(config_path)
+    since_at = _parse_since(since)
+
+    async def run() -> list[Any]:
+        store = Store.open(config.database_path)
+        try:
+            capture = await build_capture(config, store)
+            return await store.write(
+                lambda db: reprocess_rows(
+                    capture, db, list(journal.replayable(db, source=source, since=since_at)), dry_run=dry_run
+                )
+            )
+        finally:
+            await store.close()
+
+    outcomes = asyncio.run(run())
+    if not outcomes:
+        click.echo("Nothing to replay: no rejected or unprocessed rows match.")
+        return
+    for o in outcomes:
+        what = f"{o.touches_created} new touch(es) from {o.events} event(s)" if o.status == "processed" else o.reason
+        click.echo(f"#{o.journal_id}: {o.status} - {what}")
+    processed = sum(1 for o in outcomes if o.status == "processed")
+    verb = "would be" if dry_run else "were"
+    click.echo(f"{processed} of {len(outcomes)} row(s) {verb} processed.")
+
+
+def _parse_since(since: str | None) -> datetime | None:
+    if not since:
+        return None
+    try:
+        parsed = datetime.fromisoformat(since)
+    except ValueError:
+        raise click.BadParameter("use an ISO date or datetime, e.g. 2026-11-23 or 2026-11-23T09:00", param_hint="--since") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@main.command()
+@config_option
+@click.argument("query")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def contacts(config_path: Path | None, query: str, as_json: bool) -> None:
+    """Find contacts by phone (any spelling), email or part of a name, with their touches."""
+    from storage.contacts import contact_card, search_contacts
+    from storage.db import open_database
+
+    config = _load(config_path)
+    db = open_database(config.database_path)
+    try:
+        cards = [c for cid in search_contacts(db, query, config.leadline.region) if (c := contact_card(db, cid))]
+    finally:
+        db.close()
+    if as_json:
+        click.echo(json.dumps(cards, ensure_ascii=False, indent=2))
+        return
+    if not cards:
+        click.echo(f"No contact matches {query!r}.")
+        sys.exit(1)
+    for card in cards:
+        click.echo(_format_card(card))
+
+
+def _format_card(card: dict[str, Any]) -> str:
+    lines = [f"Contact #{card['id']}: {card['name'] or '(no name)'}  (since {card['created_at'][:16]})"]
+    for ident in card["identifiers"]:
+        flag = "" if ident["valid"] else "  [invalid, not used to match]"
+        lines.append(f"  {ident['kind']:<6} {ident['value']}{flag}")
+    lines.append(f"  {len(card['touches'])} touch(es):")
+    for t in card["touches"]:
+        extra = f" {t['call_status']}" if t["call_status"] else ""
+        campaign = f" campaign={t['campaign']}" if t["campaign"] else ""
+        lines.append(f"    {t['occurred_at'][:16]}  {t['channel']:<6}{extra} via {t['source']}{campaign}")
+        if t["message"]:
+            lines.append(f"      {t['message'][:100]}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

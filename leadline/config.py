@@ -1,0 +1,431 @@
+"""The config file, validated once at start-up into typed objects.
+
+Every key has one home here. Unknown keys are errors (a typo must not silently switch a feature
+off), and an error names the key path (``sources[2].token: missing``). A secret may be written as
+``env:NAME`` and is then read from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import date, time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_CONFIG = "config.toml"
+CONFIG_ENV = "LEADLINE_CONFIG"
+
+PROVIDERS = (
+    "generic_form",
+    "standard_webhooks",
+    "mango",
+    "zadarma",
+    "twilio",
+    "uis_comagic",
+    "binotel",
+    "asterisk_ami",
+    "freeswitch",
+    "tilda",
+    "typeform",
+    "jotform",
+    "webflow",
+    "google_forms",
+    "elementor",
+    "mailgun",
+    "sendgrid",
+    "postmark",
+    "smtp",
+    "imap",
+)
+
+#: The secret each provider cannot work without (beyond its own optional ones).
+REQUIRED_SECRETS: dict[str, tuple[str, ...]] = {
+    "generic_form": ("token",),
+    "standard_webhooks": ("secret",),
+    "mango": ("vpbx_api_key", "vpbx_api_salt"),
+    "zadarma": ("api_secret",),
+    "twilio": ("auth_token",),
+    "uis_comagic": ("token",),
+    "binotel": ("token",),
+    "asterisk_ami": ("username", "secret"),
+    "freeswitch": ("token",),
+    "tilda": ("token",),
+    "typeform": ("secret",),
+    "jotform": ("token",),
+    "webflow": ("secret",),
+    "google_forms": ("token",),
+    "elementor": ("token",),
+    "mailgun": ("webhook_signing_key",),
+    "sendgrid": ("token",),
+    "postmark": ("username", "password"),
+    "smtp": (),
+    "imap": ("username", "password"),
+}
+
+
+class ConfigError(Exception):
+    """The config cannot be used; ``problems`` lists each as ``key.path: what is wrong``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class MissingEnv(ValueError):
+    pass
+
+
+def _resolve_env(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise MissingEnv(f"environment variable {name} is not set")
+        return os.environ[name]
+    return value
+
+
+def _resolve_env_optional(value: Any) -> Any:
+    """For keys where an unset variable means 'off' (the Telegram token)."""
+    if isinstance(value, str) and value.startswith("env:"):
+        return os.environ.get(value[4:], "")
+    return value
+
+
+Secret = Annotated[SecretStr, BeforeValidator(_resolve_env)]
+OptionalSecret = Annotated[SecretStr, BeforeValidator(_resolve_env_optional)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_region(value: str) -> str:
+    value = value.upper()
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"unknown phone region {value!r} (use a two-letter country code such as RU)")
+    return value
+
+
+Region = Annotated[str, BeforeValidator(lambda v: _check_region(str(v)))]
+
+
+class LeadlineSection(Strict):
+    database: str = "leadline.db"
+    timezone: str = "Europe/Moscow"
+    region: Region = "RU"
+    language: Literal["ru", "en"] = "ru"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class HttpSection(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str = "http://127.0.0.1:8080"
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class TelegramSection(Strict):
+    token: OptionalSecret = SecretStr("")
+    api_url: str = ""
+    team_chat: int = 0
+    webhook_url: str = ""
+    webhook_secret: OptionalSecret = SecretStr("")
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class WorkingTimeSection(Strict):
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = ["mon", "tue", "wed", "thu", "fri"]
+    hours: str = "09:00-18:00"
+    holidays: str = "RU"
+    extra_holidays: list[date] = []
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        match = re.fullmatch(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})", value.strip())
+        if not match:
+            raise ValueError("write hours as HH:MM-HH:MM, e.g. 09:00-18:00")
+        start = time(int(match[1]), int(match[2]))
+        end = time(int(match[3]), int(match[4]))
+        if end <= start:
+            raise ValueError("the end of working hours must come after the start")
+        return value.strip()
+
+    @property
+    def start_end(self) -> tuple[time, time]:
+        start, end = self.hours.split("-")
+        return time.fromisoformat(start.zfill(5)), time.fromisoformat(end.zfill(5))
+
+    @property
+    def weekdays(self) -> frozenset[int]:
+        return frozenset(_DAYS.index(d) for d in self.days)
+
+
+class SlaSection(Strict):
+    registration_minutes: int = Field(15, gt=0)
+    callback_minutes: int = Field(30, gt=0)
+    escalation_minutes: int = Field(60, gt=0)
+    callback_outside_hours: bool = False
+
+
+class DigestSection(Strict):
+    time: str = "09:00"
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        time.fromisoformat(value.zfill(5))
+        return value
+
+
+class StaffConfig(Strict):
+    name: str
+    telegram_id: int
+    role: Literal["owner", "manager", "staff"] = "staff"
+    extensions: list[str] = []
+    emails: list[str] = []
+    language: Literal["ru", "en"] | None = None
+
+
+class CostConfig(Strict):
+    period: str
+    item: str = "other"
+    amount: float = Field(ge=0)
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{4}-\d{2}(-\d{2})?(\.\.\d{4}-\d{2}(-\d{2})?)?", value):
+            raise ValueError("write a period as YYYY-MM, YYYY-MM-DD or FROM..TO")
+        return value
+
+
+class CampaignConfig(Strict):
+    name: str
+    kind: Literal["product", "company"] = "product"
+    tracking_numbers: list[str] = []
+    utm_campaign: list[str] = []
+    utm_source: list[str] = []
+    emails: list[str] = []
+    costs: list[CostConfig] = []
+
+
+class SourceConfig(Strict):
+    """One provider account; its secrets are named as in the samples' manifest."""
+
+    name: str
+    provider: Literal[
+        "generic_form",
+        "standard_webhooks",
+        "mango",
+        "zadarma",
+        "twilio",
+        "uis_comagic",
+        "binotel",
+        "asterisk_ami",
+        "freeswitch",
+        "tilda",
+        "typeform",
+        "jotform",
+        "webflow",
+        "google_forms",
+        "elementor",
+        "mailgun",
+        "sendgrid",
+        "postmark",
+        "smtp",
+        "imap",
+    ]
+    campaign: str | None = None
+    region: Region | None = None
+    owner: str | None = None
+    # secrets, named as the manifest names them
+    token: Secret | None = None
+    secret: Secret | None = None
+    vpbx_api_key: Secret | None = None
+    vpbx_api_salt: Secret | None = None
+    api_secret: Secret | None = None
+    auth_token: Secret | None = None
+    webhook_signing_key: Secret | None = None
+    username: str | None = None
+    password: Secret | None = None
+    # network sources (SMTP, IMAP, AMI) and call forwarding
+    host: str | None = None
+    port: int | None = Field(None, ge=0, le=65535)
+    addresses: list[str] = []
+    mailbox: str = "INBOX"
+    security: Literal["tls", "starttls", "none"] = "tls"
+    poll_seconds: float = Field(60, gt=0)
+    forward_to: str | None = None
+    spam_score_threshold: float = 5.0
+    field_map: dict[str, list[str]] = {}
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+            raise ValueError("use letters, digits, '-', '_' or '.': the name is a URL segment")
+        return value
+
+    @field_validator("field_map")
+    @classmethod
+    def _field_map(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        allowed = {"phone", "email", "name", "message"}
+        unknown = set(value) - allowed
+        if unknown:
+            raise ValueError(f"unknown target {sorted(unknown)}; use {sorted(allowed)}")
+        return value
+
+    @model_validator(mode="after")
+    def _secrets(self) -> SourceConfig:
+        missing = [key for key in REQUIRED_SECRETS[self.provider] if getattr(self, key) in (None, "")]
+        if missing:
+            raise ValueError(f"provider {self.provider} needs {', '.join(missing)}")
+        return self
+
+    def secret_value(self, key: str) -> str:
+        """The plain value of a secret key, or an empty string when it is not set."""
+        value = getattr(self, key)
+        if value is None:
+            return ""
+        return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
+class ApiClientConfig(Strict):
+    name: str
+    token: Secret
+
+
+class GoalsSection(Strict):
+    leads: int | None = None
+    qualified: int | None = None
+    clients: int | None = None
+    revenue: float | None = None
+
+
+class LeadFieldsSection(Strict):
+    required: list[str] = ["need"]
+    desirable: list[str] = ["company", "industry", "size"]
+
+
+class Config(Strict):
+    leadline: LeadlineSection = LeadlineSection()
+    http: HttpSection = HttpSection()
+    telegram: TelegramSection = TelegramSection()
+    working_time: WorkingTimeSection = WorkingTimeSection()
+    sla: SlaSection = SlaSection()
+    digest: DigestSection = DigestSection()
+    goals: GoalsSection = GoalsSection()
+    lead_fields: LeadFieldsSection = LeadFieldsSection()
+    staff: list[StaffConfig] = []
+    campaigns: list[CampaignConfig] = []
+    sources: list[SourceConfig] = []
+    api_clients: list[ApiClientConfig] = []
+
+    #: Where the file was read from; relative paths in it are taken from its folder.
+    base_dir: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        problems: list[str] = []
+        campaigns = {c.name for c in self.campaigns}
+        staff = {s.name for s in self.staff}
+        for kind, names in (("sources", [s.name for s in self.sources]), ("campaigns", list(campaigns))):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                problems.append(f"{kind}: duplicate name {', '.join(dupes)}")
+        for i, source in enumerate(self.sources):
+            if source.campaign and source.campaign not in campaigns:
+                problems.append(f"sources[{i}].campaign: no campaign named {source.campaign!r}")
+            if source.owner and source.owner not in staff:
+                problems.append(f"sources[{i}].owner: no staff member named {source.owner!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def database_path(self) -> Path:
+        path = Path(self.leadline.database)
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.leadline.timezone)
+
+    def source(self, name: str) -> SourceConfig | None:
+        return next((s for s in self.sources if s.name == name), None)
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-after", "function-before")):
+            continue
+        else:
+            out += ("." if out else "") + part
+    return out or "(top level)"
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "missing":
+        return "missing"
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def parse_config(data: dict[str, Any], base_dir: Path = Path(".")) -> Config:
+    try:
+        return Config.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as exc:
+        problems = [f"{_loc(err['loc'])}: {_message(err)}" for err in exc.errors()]
+        raise ConfigError(problems) from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate the config at ``path`` (else ``$LEADLINE_CONFIG``, else ./config.toml)."""
+    resolved = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    try:
+        raw = resolved.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{resolved}: cannot read ({exc.strerror})"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{resolved}: not valid TOML ({exc})"]) from None
+    if "base_dir" in data:
+        raise ConfigError(["base_dir: unknown key"])
+    return parse_config(data, resolved.resolve().parent)

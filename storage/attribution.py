@@ -1,0 +1,80 @@
+"""Which campaign a touch belongs to, in DESIGN.md's order of evidence.
+
+The tracking number dialled beats the form's UTM tags, which beat the address a mail was sent
+to, which beats the source's default campaign: the more specific the evidence, the more it counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from email.utils import getaddresses
+from typing import Protocol
+
+from storage.identifiers import email, phone
+
+
+class CampaignLike(Protocol):
+    name: str
+    tracking_numbers: list[str]
+    utm_campaign: list[str]
+    utm_source: list[str]
+    emails: list[str]
+
+
+@dataclass(frozen=True)
+class CampaignIndex:
+    by_number: Mapping[str, str] = field(default_factory=dict)
+    by_utm_campaign: Mapping[str, str] = field(default_factory=dict)
+    by_utm_source: Mapping[str, str] = field(default_factory=dict)
+    by_email: Mapping[str, str] = field(default_factory=dict)
+    names: frozenset[str] = frozenset()
+
+    @classmethod
+    def build(cls, campaigns: Iterable[CampaignLike], region: str) -> CampaignIndex:
+        numbers: dict[str, str] = {}
+        utm_campaign: dict[str, str] = {}
+        utm_source: dict[str, str] = {}
+        emails: dict[str, str] = {}
+        names: set[str] = set()
+        for c in campaigns:
+            names.add(c.name)
+            for raw in c.tracking_numbers:
+                ident = phone(raw, region)
+                numbers[ident.value if ident else raw] = c.name
+            utm_campaign.update({v.strip().lower(): c.name for v in c.utm_campaign})
+            utm_source.update({v.strip().lower(): c.name for v in c.utm_source})
+            for raw in c.emails:
+                ident = email(raw)
+                if ident:
+                    emails[ident.value] = c.name
+        return cls(numbers, utm_campaign, utm_source, emails, frozenset(names))
+
+    def attribute(
+        self,
+        *,
+        region: str,
+        tracking_number: str | None = None,
+        utm: Mapping[str, str] | None = None,
+        to_address: str | None = None,
+        default: str | None = None,
+    ) -> str | None:
+        if tracking_number:
+            ident = phone(tracking_number, region)
+            found = self.by_number.get(ident.value if ident else tracking_number.strip())
+            if found:
+                return found
+        utm = utm or {}
+        found = self.by_utm_campaign.get(utm.get("utm_campaign", "").strip().lower())
+        if found:
+            return found
+        found = self.by_utm_source.get(utm.get("utm_source", "").strip().lower())
+        if found:
+            return found
+        if to_address:
+            for _, address in getaddresses([to_address]):
+                ident = email(address)
+                if ident and (found := self.by_email.get(ident.value)):
+                    return found
+        return default
+

@@ -1,0 +1,225 @@
+"""One contact per person: the deduplication every channel and the bot go through.
+
+A touch's valid phone numbers and emails are looked up; none found makes a new contact, one found
+is that contact, and several found means the touch has shown two records to be one person: the
+oldest survives, the others' identifiers, touches, registrations and leads move to it, and the merge
+is recorded with what moved so that a manager can undo a wrong one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from storage.db import iso
+from storage.identifiers import Identifier
+
+#: Tables whose rows follow their contact through a merge.
+_OWNED = ("touches", "registrations", "leads")
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    contact_id: int
+    created: bool
+    merged: tuple[int, ...] = ()
+
+
+def find_by_identifier(db: Database, ident: Identifier) -> int | None:
+    if not ident.valid:
+        return None
+    row = db.execute(
+        "SELECT contact_id FROM identifiers WHERE kind = ? AND value = ? AND valid = 1",
+        [ident.kind, ident.value],
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def _add_identifiers(db: Database, contact_id: int, idents: Iterable[Identifier], at: str) -> None:
+    for ident in idents:
+        db.execute(
+            "INSERT OR IGNORE INTO identifiers (contact_id, kind, value, raw, valid, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [contact_id, ident.kind, ident.value, ident.raw, int(ident.valid), at],
+        )
+
+
+def resolve_contact(
+    db: Database,
+    identifiers: Sequence[Identifier],
+    *,
+    name: str | None,
+    at: datetime,
+    reason: str = "shared identifier",
+) -> Resolution | None:
+    """The contact these identifiers belong to, created or merged as needed; None without any."""
+    if not identifiers:
+        return None
+    stamp = iso(at)
+    found = sorted({cid for ident in identifiers if (cid := find_by_identifier(db, ident)) is not None})
+    if not found:
+        contact_id = int(
+            db.execute(
+                "INSERT INTO contacts (name, created_at, updated_at) VALUES (?, ?, ?)",
+                [name or None, stamp, stamp],
+            ).lastrowid
+            or 0
+        )
+        _add_identifiers(db, contact_id, identifiers, stamp)
+        return Resolution(contact_id, created=True)
+    survivor, merged = _oldest(db, found), []
+    for other in found:
+        if other != survivor:
+            merge_contacts(db, survivor, other, reason=reason, at=at)
+            merged.append(other)
+    _add_identifiers(db, survivor, identifiers, stamp)
+    if name:
+        db.execute(
+            "UPDATE contacts SET name = COALESCE(name, ?), updated_at = ? WHERE id = ?",
+            [name, stamp, survivor],
+        )
+    return Resolution(survivor, created=False, merged=tuple(merged))
+
+
+def _oldest(db: Database, ids: Sequence[int]) -> int:
+    marks = ",".join("?" * len(ids))
+    row = db.execute(
+        f"SELECT id FROM contacts WHERE id IN ({marks}) ORDER BY created_at, id LIMIT 1", list(ids)
+    ).fetchone()
+    return int(row[0])
+
+
+def merge_contacts(
+    db: Database,
+    survivor: int,
+    merged: int,
+    *,
+    reason: str,
+    at: datetime,
+    staff_id: int | None = None,
+    touch_id: int | None = None,
+) -> int:
+    """Move everything of ``merged`` to ``survivor`` and record what moved; returns the merge id."""
+    if survivor == merged:
+        raise ValueError("a contact cannot be merged into itself")
+    moved: dict[str, list[int]] = {}
+    for table in ("identifiers", *_OWNED):
+        ids = [int(r[0]) for r in db.execute(f"SELECT id FROM {table} WHERE contact_id = ?", [merged])]
+        moved[table] = ids
+        db.execute(f"UPDATE {table} SET contact_id = ? WHERE contact_id = ?", [survivor, merged])
+    stamp = iso(at)
+    db.execute("UPDATE contacts SET merged_into = ?, updated_at = ? WHERE id = ?", [survivor, stamp, merged])
+    db.execute(
+        "UPDATE contacts SET name = COALESCE(name, (SELECT name FROM contacts WHERE id = ?)), updated_at = ?"
+        " WHERE id = ?",
+        [merged, stamp, survivor],
+    )
+    cursor = db.execute(
+        "INSERT INTO merges (survivor_id, merged_id, reason, staff_id, touch_id, moved, at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [survivor, merged, reason, staff_id, touch_id, json.dumps(moved), stamp],
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def undo_merge(db: Database, merge_id: int, *, at: datetime, staff_id: int | None = None) -> int:
+    """Give a wrongly merged contact back what was moved from it; returns the restored contact."""
+    row = db.execute(
+        "SELECT survivor_id, merged_id, moved, undone_at FROM merges WHERE id = ?", [merge_id]
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"no merge {merge_id}")
+    survivor, merged, moved_json, undone = row
+    if undone:
+        raise ValueError(f"merge {merge_id} was already undone")
+    moved: dict[str, list[int]] = json.loads(moved_json)
+    for table, ids in moved.items():
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            db.execute(
+                f"UPDATE {table} SET contact_id = ? WHERE contact_id = ? AND id IN ({marks})",
+                [merged, survivor, *chunk],
+            )
+    stamp = iso(at)
+    db.execute("UPDATE contacts SET merged_into = NULL, updated_at = ? WHERE id = ?", [stamp, merged])
+    db.execute("UPDATE merges SET undone_at = ?, undone_by = ? WHERE id = ?", [stamp, staff_id, merge_id])
+    return int(merged)
+
+
+def _chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def live_contact(db: Database, contact_id: int) -> int:
+    """Follow merges to the contact that holds this one's data now."""
+    seen: set[int] = set()
+    current = contact_id
+    while current not in seen:
+        seen.add(current)
+        row = db.execute("SELECT merged_into FROM contacts WHERE id = ?", [current]).fetchone()
+        if row is None or row[0] is None:
+            return current
+        current = int(row[0])
+    return current
+
+
+def contact_card(db: Database, contact_id: int) -> dict[str, Any] | None:
+    """A contact with its identifiers and touches, newest first: what ``leadline contacts`` shows."""
+    row = db.execute(
+        "SELECT id, name, created_at, merged_into, blocked FROM contacts WHERE id = ?", [contact_id]
+    ).fetchone()
+    if row is None:
+        return None
+    card: dict[str, Any] = dict(zip(("id", "name", "created_at", "merged_into", "blocked"), row, strict=True))
+    card["identifiers"] = [
+        dict(zip(("kind", "value", "raw", "valid"), r, strict=True))
+        for r in db.execute(
+            "SELECT kind, value, raw, valid FROM identifiers WHERE contact_id = ? ORDER BY id", [contact_id]
+        )
+    ]
+    columns = ("id", "channel", "direction", "source", "occurred_at", "campaign", "call_status", "message")
+    card["touches"] = [
+        dict(zip(columns, r, strict=True))
+        for r in db.execute(
+            f"SELECT {', '.join(columns)} FROM touches WHERE contact_id = ? ORDER BY occurred_at DESC, id DESC",
+            [contact_id],
+        )
+    ]
+    return card
+
+
+def search_contacts(db: Database, query: str, region: str, limit: int = 20) -> list[int]:
+    """Contacts by phone in any spelling, by email, or by part of a name."""
+    from storage.identifiers import parse_query
+
+    ident = parse_query(query, region)
+    if ident is not None:
+        found = find_by_identifier(db, ident)
+        if found is not None:
+            return [live_contact(db, found)]
+        rows = db.execute(
+            "SELECT DISTINCT contact_id FROM identifiers WHERE value = ? OR raw = ? LIMIT ?",
+            [ident.value, query.strip(), limit],
+        )
+        return [int(r[0]) for r in rows]
+    text = query.strip()
+    if not text:
+        return []
+    rows = db.execute(
+        "SELECT id FROM contacts WHERE merged_into IS NULL AND name LIKE ? ESCAPE '\\' COLLATE NOCASE"
+        " ORDER BY id LIMIT ?",
+        ["%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%", limit],
+    )
+    found_ids = [int(r[0]) for r in rows]
+    if not found_ids:
+        # Lower-casing Cyrillic is beyond SQLite's NOCASE; compare in Python for short lists.
+        lowered = text.casefold()
+        rows = db.execute("SELECT id, name FROM contacts WHERE merged_into IS NULL AND name IS NOT NULL")
+        found_ids = [int(r[0]) for r in rows if lowered in str(r[1]).casefold()][:limit]
+    return found_ids

@@ -1,0 +1,181 @@
+"""The one way to reach SQLite: a single writer thread with group commit, and pooled readers.
+
+SQLite allows one writer at a time, and a durable commit (``synchronous=FULL``) costs an fsync.
+So every write goes to one thread that takes whatever work is waiting, runs each piece in its own
+savepoint inside one transaction, commits once, and only then answers each caller. A request is
+acknowledged only after the commit that holds it, yet a burst of requests shares one fsync.
+Nothing here runs SQL on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlite_utils import Database
+
+from storage.schema import migrate
+
+T = TypeVar("T")
+
+MAX_BATCH = 512
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """How every time is stored: UTC, ISO-8601, so text order is time order."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given; every stored time must be timezone-aware")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def connect(path: str | Path, *, readonly: bool = False) -> Database:
+    """A connection with the pragmas every part of Leadline relies on."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if readonly:
+        conn.execute("PRAGMA query_only = ON")
+    return Database(conn)
+
+
+def open_database(path: str | Path) -> Database:
+    """Open (creating if needed) and migrate: for the CLI and for start-up."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = connect(path)
+    migrate(db)
+    return db
+
+
+@dataclass
+class _Job:
+    fn: Callable[[Database], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+class Store:
+    """Async access to one SQLite file; create with :meth:`open`, finish with :meth:`close`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_loop, name="leadline-writer", daemon=True)
+        self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="leadline-reader")
+        self._local = threading.local()
+        self._read_conns: list[Database] = []
+        self._lock = threading.Lock()
+        self.commits = 0
+        self.batched = 0
+
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        store = cls(Path(path))
+        open_database(store.path).close()
+        store._writer.start()
+        return store
+
+    async def write(self, fn: Callable[[Database], T]) -> T:
+        """Run ``fn`` in the writer; returns once the transaction holding its changes is durable.
+
+        ``fn`` runs inside a savepoint: if it raises, its own changes are undone, the others in the
+        batch commit, and the exception is raised here.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put(_Job(fn, loop, future))
+        return await future
+
+    async def read(self, fn: Callable[[Database], T]) -> T:
+        """Run ``fn`` on a pooled read-only connection (it sees the last committed state)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._run_read, fn)
+
+    def _run_read(self, fn: Callable[[Database], T]) -> T:
+        db: Database | None = getattr(self._local, "db", None)
+        if db is None:
+            db = connect(self.path, readonly=True)
+            self._local.db = db
+            with self._lock:
+                self._read_conns.append(db)
+        return fn(db)
+
+    def _write_loop(self) -> None:
+        db = connect(self.path)
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                batch = [job]
+                stop = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        more = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    batch.append(more)
+                self._run_batch(db, batch)
+                if stop:
+                    return
+        finally:
+            db.close()
+
+    def _run_batch(self, db: Database, batch: list[_Job]) -> None:
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                try:
+                    with db.atomic():
+                        result = job.fn(db)
+                    outcomes.append((job, result, None))
+                except Exception as exc:
+                    outcomes.append((job, None, exc))
+            db.execute("COMMIT")
+            self.commits += 1
+            self.batched += len(batch)
+        except Exception as exc:
+            if db.conn.in_transaction:
+                db.execute("ROLLBACK")
+            outcomes = [(job, None, exc) for job in batch]
+        for job, result, error in outcomes:
+            job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+
+    async def close(self) -> None:
+        self._jobs.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            for db in self._read_conns:
+                db.close()
+            self._read_conns.clear()
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

@@ -1,0 +1,78 @@
+"""The normalised events that capture hands to storage: what a touch is made of.
+
+Provider modules produce these from the wire formats; storage turns them into touches on
+deduplicated contacts. Neither side knows the other's details.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Channel = Literal["call", "form", "email", "manual"]
+
+
+@dataclass(frozen=True, slots=True)
+class ContactEvent:
+    """A form submission, an email or a hand-entered contact: one event is one touch.
+
+    ``external_id`` is the provider's idempotency key (``tilda:<tranid>``, ``email:<Message-ID>``):
+    a second event with the same key on the same source changes nothing. Phones and emails are
+    kept as written; storage normalises them. ``dropped`` names the rule that makes this event
+    not an inbound touch (an auto-reply, spam): it is journalled and kept, but not counted.
+    """
+
+    channel: Channel
+    external_id: str
+    occurred_at: datetime | None = None
+    phones: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    name: str | None = None
+    message: str | None = None
+    utm: Mapping[str, str] = field(default_factory=dict)
+    to_address: str | None = None
+    tracking_number: str | None = None
+    region: str | None = None
+    dropped: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+CallDirection = Literal["in", "out", "internal"]
+CallStatus = Literal["ringing", "answered", "missed", "ended", "recording"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    """One telephony notification about one call; many of these fold into one call touch.
+
+    ``call_id`` is the provider's identity of the whole call (Mango ``entry_id``, Zadarma
+    ``pbx_call_id``, Twilio ``CallSid``); ``event_key`` identifies this notification for
+    idempotency; ``seq`` orders events that arrive out of order (a lower one changes nothing).
+    ``final`` marks the event that settles the outcome (Mango's summary, Zadarma's NOTIFY_END).
+    ``caller`` is the outside party's number as written (the contact), whatever the direction.
+    """
+
+    call_id: str
+    event_key: str
+    direction: CallDirection
+    status: CallStatus
+    caller: str | None = None
+    occurred_at: datetime | None = None
+    seq: int | None = None
+    final: bool = False
+    answered: bool | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: int | None = None
+    talk_s: int | None = None
+    extension: str | None = None
+    tracking_number: str | None = None
+    line: str | None = None
+    recording: str | None = None
+    region: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+Event = ContactEvent | CallEvent

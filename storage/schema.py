@@ -1,0 +1,317 @@
+"""The schema: one home for every table, as registered migrations safe to re-run.
+
+Times are stored as ISO-8601 text in UTC (``2026-11-23T17:42:28.123456+00:00``), so they sort
+and compare as text and every query can turn them into local days with the configured zone.
+A new change to the schema is a new migration appended below, never an edit of an old one.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("leadline")
+
+
+def _run(db: Database, statements: str) -> None:
+    for statement in statements.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@migrations()
+def m001_core(db: Database) -> None:
+    _run(
+        db,
+        """
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT
+);
+
+CREATE TABLE journal (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    provider TEXT,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL DEFAULT '',
+    query_string TEXT NOT NULL DEFAULT '',
+    headers TEXT NOT NULL DEFAULT '{}',
+    body BLOB NOT NULL DEFAULT x'',
+    body_size INTEGER NOT NULL DEFAULT 0,
+    remote TEXT,
+    url TEXT NOT NULL DEFAULT '',
+    received_at TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('received', 'processed', 'rejected', 'failed')),
+    http_status INTEGER,
+    reason TEXT,
+    note TEXT,
+    replay_key TEXT,
+    processed_at TEXT,
+    events INTEGER NOT NULL DEFAULT 0,
+    touches_created INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX journal_status ON journal (status, id);
+CREATE INDEX journal_source_time ON journal (source, received_at);
+CREATE UNIQUE INDEX journal_replay_key ON journal (source, replay_key)
+    WHERE replay_key IS NOT NULL AND status = 'processed';
+
+CREATE TABLE contacts (
+    id INTEGER PRIMARY KEY,
+    name TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    merged_into INTEGER REFERENCES contacts (id),
+    blocked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX contacts_name ON contacts (name COLLATE NOCASE);
+
+CREATE TABLE identifiers (
+    id INTEGER PRIMARY KEY,
+    contact_id INTEGER NOT NULL REFERENCES contacts (id),
+    kind TEXT NOT NULL CHECK (kind IN ('phone', 'email')),
+    value TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    valid INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX identifiers_valid_key ON identifiers (kind, value) WHERE valid = 1;
+CREATE UNIQUE INDEX identifiers_per_contact ON identifiers (contact_id, kind, value);
+CREATE INDEX identifiers_value ON identifiers (value);
+
+CREATE TABLE merges (
+    id INTEGER PRIMARY KEY,
+    survivor_id INTEGER NOT NULL REFERENCES contacts (id),
+    merged_id INTEGER NOT NULL REFERENCES contacts (id),
+    reason TEXT NOT NULL,
+    staff_id INTEGER REFERENCES staff (id),
+    touch_id INTEGER REFERENCES touches (id),
+    moved TEXT NOT NULL DEFAULT '{}',
+    at TEXT NOT NULL,
+    undone_at TEXT,
+    undone_by INTEGER REFERENCES staff (id)
+);
+CREATE INDEX merges_survivor ON merges (survivor_id);
+CREATE INDEX merges_merged ON merges (merged_id);
+
+CREATE TABLE campaigns (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL DEFAULT 'product' CHECK (kind IN ('product', 'company')),
+    from_config INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE campaign_costs (
+    id INTEGER PRIMARY KEY,
+    campaign TEXT NOT NULL,
+    period_start TEXT NOT NULL,
+    period_end TEXT NOT NULL,
+    item TEXT NOT NULL DEFAULT 'other',
+    amount REAL NOT NULL,
+    origin TEXT NOT NULL DEFAULT 'config' CHECK (origin IN ('config', 'bot', 'api')),
+    staff_id INTEGER REFERENCES staff (id),
+    created_at TEXT NOT NULL
+);
+CREATE INDEX campaign_costs_campaign ON campaign_costs (campaign, period_start);
+
+CREATE TABLE staff (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    telegram_id INTEGER UNIQUE,
+    role TEXT NOT NULL DEFAULT 'staff' CHECK (role IN ('owner', 'manager', 'staff')),
+    language TEXT,
+    extensions TEXT NOT NULL DEFAULT '[]',
+    emails TEXT NOT NULL DEFAULT '[]',
+    from_config INTEGER NOT NULL DEFAULT 0,
+    active INTEGER NOT NULL DEFAULT 1,
+    approved_by INTEGER REFERENCES staff (id),
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE access_requests (
+    id INTEGER PRIMARY KEY,
+    telegram_id INTEGER NOT NULL,
+    name TEXT,
+    username TEXT,
+    language TEXT,
+    requested_at TEXT NOT NULL,
+    decision TEXT CHECK (decision IN ('staff', 'manager', 'refused')),
+    decided_by INTEGER REFERENCES staff (id),
+    decided_at TEXT
+);
+CREATE INDEX access_requests_user ON access_requests (telegram_id);
+
+CREATE TABLE touches (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    channel TEXT NOT NULL CHECK (channel IN ('call', 'form', 'email', 'manual')),
+    direction TEXT NOT NULL DEFAULT 'in' CHECK (direction IN ('in', 'out')),
+    contact_id INTEGER REFERENCES contacts (id),
+    journal_id INTEGER REFERENCES journal (id),
+    occurred_at TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    campaign TEXT,
+    hidden_caller INTEGER NOT NULL DEFAULT 0,
+    phone_raw TEXT,
+    email_raw TEXT,
+    name TEXT,
+    message TEXT,
+    utm TEXT NOT NULL DEFAULT '{}',
+    tracking_number TEXT,
+    to_address TEXT,
+    dropped TEXT,
+    blocked INTEGER NOT NULL DEFAULT 0,
+    payload TEXT NOT NULL DEFAULT '{}',
+    call_status TEXT,
+    answered INTEGER,
+    duration_s INTEGER,
+    talk_s INTEGER,
+    extension TEXT,
+    staff_id INTEGER REFERENCES staff (id),
+    recording TEXT,
+    last_seq INTEGER,
+    call_final INTEGER NOT NULL DEFAULT 0,
+    called_back_at TEXT,
+    called_back_by INTEGER REFERENCES touches (id),
+    updated_at TEXT NOT NULL,
+    UNIQUE (source, external_id)
+);
+CREATE INDEX touches_contact ON touches (contact_id, occurred_at);
+CREATE INDEX touches_time ON touches (occurred_at, channel, direction);
+CREATE INDEX touches_campaign ON touches (campaign, occurred_at);
+
+CREATE TABLE call_events (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    event_key TEXT NOT NULL,
+    touch_id INTEGER NOT NULL REFERENCES touches (id),
+    journal_id INTEGER REFERENCES journal (id),
+    seq INTEGER,
+    status TEXT NOT NULL,
+    applied INTEGER NOT NULL DEFAULT 1,
+    at TEXT NOT NULL,
+    UNIQUE (source, event_key)
+);
+CREATE INDEX call_events_touch ON call_events (touch_id);
+
+CREATE TABLE registrations (
+    id INTEGER PRIMARY KEY,
+    contact_id INTEGER NOT NULL REFERENCES contacts (id),
+    touch_id INTEGER REFERENCES touches (id),
+    disposition TEXT NOT NULL CHECK (disposition IN ('lead', 'not_a_lead')),
+    reason TEXT CHECK (reason IS NULL OR reason IN
+        ('partner', 'job_seeker', 'spam', 'wrong_number', 'existing_client', 'other')),
+    campaign TEXT,
+    staff_id INTEGER REFERENCES staff (id),
+    origin TEXT NOT NULL DEFAULT 'bot' CHECK (origin IN ('bot', 'api', 'system', 'cli')),
+    note TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX registrations_contact ON registrations (contact_id, created_at);
+CREATE INDEX registrations_time ON registrations (created_at);
+
+CREATE TABLE leads (
+    id INTEGER PRIMARY KEY,
+    contact_id INTEGER NOT NULL REFERENCES contacts (id),
+    registration_id INTEGER REFERENCES registrations (id),
+    temperature TEXT NOT NULL CHECK (temperature IN ('hot', 'warm', 'cold')),
+    stage TEXT NOT NULL DEFAULT 'new'
+        CHECK (stage IN ('new', 'qualified', 'accepted', 'returned', 'won', 'lost')),
+    owner_id INTEGER REFERENCES staff (id),
+    campaign TEXT,
+    need TEXT,
+    fields TEXT NOT NULL DEFAULT '{}',
+    follow_up_on TEXT,
+    amount REAL,
+    won_amount REAL,
+    lost_reason TEXT,
+    returned_reason TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    qualified_at TEXT,
+    accepted_at TEXT,
+    closed_at TEXT
+);
+CREATE INDEX leads_contact ON leads (contact_id);
+CREATE INDEX leads_owner ON leads (owner_id, stage);
+CREATE INDEX leads_time ON leads (created_at);
+
+CREATE TABLE lead_changes (
+    id INTEGER PRIMARY KEY,
+    lead_id INTEGER NOT NULL REFERENCES leads (id),
+    field TEXT NOT NULL,
+    old TEXT,
+    new TEXT,
+    staff_id INTEGER REFERENCES staff (id),
+    at TEXT NOT NULL
+);
+CREATE INDEX lead_changes_lead ON lead_changes (lead_id, at);
+
+CREATE TABLE blocklist (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('phone', 'email')),
+    value TEXT NOT NULL,
+    staff_id INTEGER REFERENCES staff (id),
+    reason TEXT,
+    at TEXT NOT NULL,
+    UNIQUE (kind, value)
+);
+
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    chat_id INTEGER NOT NULL,
+    method TEXT NOT NULL DEFAULT 'sendMessage',
+    payload TEXT NOT NULL,
+    dedupe_key TEXT UNIQUE,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+    created_at TEXT NOT NULL,
+    not_before TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    sent_at TEXT,
+    message_id INTEGER
+);
+CREATE INDEX outbox_due ON outbox (status, not_before);
+
+CREATE TABLE nudges (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('register', 'callback', 'follow_up', 'stale', 'source_health')),
+    subject TEXT NOT NULL,
+    level INTEGER NOT NULL DEFAULT 0,
+    staff_id INTEGER REFERENCES staff (id),
+    chat_id INTEGER,
+    due_at TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    sent_at TEXT,
+    outbox_id INTEGER REFERENCES outbox (id),
+    acted_at TEXT,
+    snoozed_until TEXT,
+    tries INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (kind, subject, level)
+);
+CREATE INDEX nudges_staff ON nudges (staff_id, sent_at);
+
+CREATE TABLE webhook_deliveries (
+    id INTEGER PRIMARY KEY,
+    webhook_id TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    last_error TEXT,
+    delivered_at TEXT,
+    created_at TEXT NOT NULL,
+    UNIQUE (webhook_id, endpoint)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at)
+""",
+    )
+
+
+def migrate(db: Database) -> None:
+    """Apply whatever migrations this database has not seen; a no-op when it is current."""
+    migrations.apply(db)
