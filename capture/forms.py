@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
@@ -19,13 +20,48 @@ from multidict import MultiDict
 from capture.providers.base import BadRequest
 
 DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
-    "phone": ("phone", "tel", "telephone", "mobile", "phone_number", "phonenumber", "телефон", "тел", "номер",
-              "your-phone", "your_phone", "contact_phone"),
+    "phone": (
+        "phone",
+        "tel",
+        "telephone",
+        "mobile",
+        "phone_number",
+        "phonenumber",
+        "телефон",
+        "тел",
+        "номер",
+        "your-phone",
+        "your_phone",
+        "contact_phone",
+    ),
     "email": ("email", "e-mail", "mail", "your-email", "your_email", "почта", "электронная почта", "емейл"),
-    "name": ("name", "fullname", "full_name", "your-name", "your_name", "first_name", "firstname", "имя",
-             "фио", "ваше имя", "contact_name"),
-    "message": ("message", "comment", "comments", "text", "question", "your-message", "your_message", "msg",
-                "комментарий", "сообщение", "вопрос", "текст"),
+    "name": (
+        "name",
+        "fullname",
+        "full_name",
+        "your-name",
+        "your_name",
+        "first_name",
+        "firstname",
+        "имя",
+        "фио",
+        "ваше имя",
+        "contact_name",
+    ),
+    "message": (
+        "message",
+        "comment",
+        "comments",
+        "text",
+        "question",
+        "your-message",
+        "your_message",
+        "msg",
+        "комментарий",
+        "сообщение",
+        "вопрос",
+        "текст",
+    ),
 }
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
@@ -100,3 +136,27 @@ def pick(fields: MultiDict[str], target: str, extra: Iterable[str] = ()) -> list
 
 def utm_of(fields: Mapping[str, str] | MultiDict[str]) -> dict[str, str]:
     return {k: str(fields[k]).strip() for k in UTM_KEYS if k in fields and str(fields[k]).strip()}
+
+
+LAST_NAME_FIELDS = ("last_name", "lastname", "surname", "family_name", "фамилия")
+
+
+def name_of(fields: MultiDict[str], extra: Iterable[str] = ()) -> str | None:
+    """The sender's name; builders that split it into first and last name fields get both, joined."""
+    names = pick(fields, "name", extra)
+    if not names:
+        return None
+    wanted = {_norm(k) for k in LAST_NAME_FIELDS}
+    last = next((v.strip() for k, v in fields.items() if _norm(k) in wanted and v.strip()), "")
+    return f"{names[0]} {last}" if last and last not in names[0] else names[0]
+
+
+def time_of(value: object, what: str) -> datetime | None:
+    """A builder's ISO-8601 submission time; one without a zone is taken as UTC, as JSON APIs mean it."""
+    if value in (None, ""):
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequest(f"{what} is not an ISO-8601 time: {value!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

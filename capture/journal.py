@@ -18,7 +18,14 @@ from storage.db import iso, parse_iso
 
 #: Headers that carry secrets; their values are never stored.
 SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "x-leadline-token", "x-api-key", "x-telegram-bot-api-secret-token"}
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "x-leadline-token",
+        "x-api-key",
+        "x-telegram-bot-api-secret-token",
+    }
 )
 #: Query parameters that carry secrets.
 SECRET_PARAMS = frozenset({"token", "api_key", "apikey", "key", "secret", "password"})
@@ -116,7 +123,22 @@ _COLUMNS = "id, provider, status, http_status, reason, source, method, path, que
 
 
 def _row(values: tuple[object, ...]) -> JournalRow:
-    (jid, provider, status, http_status, reason, source, method, path, qs, headers, body, received, url, remote) = values
+    (
+        jid,
+        provider,
+        status,
+        http_status,
+        reason,
+        source,
+        method,
+        path,
+        qs,
+        headers,
+        body,
+        received,
+        url,
+        remote,
+    ) = values
     header_pairs: list[tuple[str, str]] = [tuple(p) for p in json.loads(str(headers))]  # type: ignore[misc]
     raw = RawRequest(
         source=str(source),
@@ -124,7 +146,7 @@ def _row(values: tuple[object, ...]) -> JournalRow:
         path=str(path),
         query_string=str(qs),
         headers=make_headers(header_pairs),
-        body=bytes(body) if body is not None else b"",  # type: ignore[arg-type]
+        body=body if isinstance(body, bytes) else b"",
         received_at=parse_iso(str(received)),
         url=str(url),
         remote=None if remote is None else str(remote),
@@ -151,7 +173,11 @@ def replayable(
 
     Rows refused for a bad signature or token stay refused: replaying cannot make a forgery genuine.
     """
-    clauses = ["(status IN ('received', 'failed')" + ("" if unprocessed_only else " OR (status = 'rejected' AND http_status = 400)") + ")"]
+    clauses = [
+        "(status IN ('received', 'failed')"
+        + ("" if unprocessed_only else " OR (status = 'rejected' AND http_status = 400)")
+        + ")"
+    ]
     params: list[object] = []
     if source:
         clauses.append("source = ?")
@@ -162,4 +188,3 @@ def replayable(
     sql = f"SELECT {_COLUMNS} FROM journal WHERE {' AND '.join(clauses)} ORDER BY id"
     for values in db.execute(sql, params).fetchall():
         yield _row(values)
-

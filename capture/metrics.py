@@ -9,18 +9,24 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "leadline_requests", "Webhook requests by source and HTTP status", ["source", "status"],
+            "leadline_requests",
+            "Webhook requests by source and HTTP status",
+            ["source", "status"],
             registry=self.registry,
         )
         self.touches = Counter(
             "leadline_touches_created", "New touches by channel", ["channel"], registry=self.registry
         )
         self.waiting = Gauge(
-            "leadline_journal_waiting", "Journal rows received or failed but not yet processed",
+            "leadline_journal_waiting",
+            "Journal rows received or failed but not yet processed",
             registry=self.registry,
         )
         self.latency = Histogram(
-            "leadline_request_seconds", "Time from request to answer", ["source"], registry=self.registry,
+            "leadline_request_seconds",
+            "Time from request to answer",
+            ["source"],
+            registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
 

@@ -153,9 +153,13 @@ class Capture:
             return Outcome(jid, "rejected", verdict.http_status, verdict.reason, _error_reply(verdict))
         if verdict.replay_key and journal.replay_key_used(db, raw.source, verdict.replay_key):
             reason = "signature token already used: a replayed request is refused"
-            jid = journal.insert(db, raw, provider=verdict.provider, status="rejected", http_status=401, reason=reason)
+            jid = journal.insert(
+                db, raw, provider=verdict.provider, status="rejected", http_status=401, reason=reason
+            )
             return Outcome(jid, "rejected", 401, reason, Reply(401, reason.encode()))
-        jid = journal.insert(db, raw, provider=verdict.provider, status="received", replay_key=verdict.replay_key)
+        jid = journal.insert(
+            db, raw, provider=verdict.provider, status="received", replay_key=verdict.replay_key
+        )
         return self._process(db, jid, raw, verdict.result)
 
     def _process(self, db: Database, jid: int, raw: RawRequest, result: ParseResult) -> Outcome:
@@ -166,7 +170,9 @@ class Capture:
         except Exception as exc:
             log.exception("storing events of journal row %s failed; it will be retried", jid)
             reason = f"{type(exc).__name__}: {exc}"
-            journal.finish(db, jid, status="failed", at=self.clock(), reason=reason, events=len(result.events))
+            journal.finish(
+                db, jid, status="failed", at=self.clock(), reason=reason, events=len(result.events)
+            )
             return Outcome(jid, "failed", result.reply.status, reason, result.reply, len(result.events))
         journal.finish(
             db,
@@ -178,18 +184,38 @@ class Capture:
             events=len(result.events),
             touches_created=created,
         )
-        return Outcome(jid, "processed", result.reply.status, None, result.reply, len(result.events), created, tuple(channels))
+        return Outcome(
+            jid,
+            "processed",
+            result.reply.status,
+            None,
+            result.reply,
+            len(result.events),
+            created,
+            tuple(channels),
+        )
 
     def reprocess(self, db: Database, row: journal.JournalRow, *, dry_run: bool = False) -> Outcome:
         """Run a stored row through today's parser (no signature check: it was checked on arrival)."""
         source = self.config.source(row.raw.source)
         if source is None:
-            return Outcome(row.id, "rejected", 404, f"no source named {row.raw.source!r} in the config", Reply(404))
+            return Outcome(
+                row.id, "rejected", 404, f"no source named {row.raw.source!r} in the config", Reply(404)
+            )
         verdict = self.judge(row.raw, source, verify=False)
         if verdict.result is None:
             if not dry_run:
-                journal.finish(db, row.id, status="rejected", at=self.clock(), http_status=verdict.http_status, reason=verdict.reason)
-            return Outcome(row.id, "rejected", verdict.http_status, verdict.reason, Reply(verdict.http_status))
+                journal.finish(
+                    db,
+                    row.id,
+                    status="rejected",
+                    at=self.clock(),
+                    http_status=verdict.http_status,
+                    reason=verdict.reason,
+                )
+            return Outcome(
+                row.id, "rejected", verdict.http_status, verdict.reason, Reply(verdict.http_status)
+            )
         if dry_run:
             with db.atomic():
                 outcome = self._process(db, row.id, row.raw, verdict.result)
@@ -202,7 +228,9 @@ class _DryRun(Exception):
         self.outcome = outcome
 
 
-def reprocess_rows(capture: Capture, db: Database, rows: Iterable[journal.JournalRow], *, dry_run: bool) -> list[Outcome]:
+def reprocess_rows(
+    capture: Capture, db: Database, rows: Iterable[journal.JournalRow], *, dry_run: bool
+) -> list[Outcome]:
     """Replay journal rows; a dry run computes what each would become and rolls everything back."""
     outcomes = []
     for row in rows:

@@ -63,13 +63,17 @@ async def hook(request: web.Request) -> web.StreamResponse:
     body = await _read_limited(request, limit)
     raw = _raw(request, name, tail, body or b"")
     if source is None:
-        verdict = Verdict(None, 404, f"no source named {name!r}: check the URL against the sources in the config")
+        verdict = Verdict(
+            None, 404, f"no source named {name!r}: check the URL against the sources in the config"
+        )
     elif request.method not in _methods(source.provider):
         allowed = ", ".join(sorted(_methods(source.provider))) or "none (this source does not take HTTP)"
         verdict = Verdict(source.provider, 405, f"method {request.method} not allowed here; use {allowed}")
     elif body is None:
         size = request.content_length or limit + 1
-        verdict = Verdict(source.provider, 413, f"body of {size} bytes is over the limit of {limit}", keep_body=False)
+        verdict = Verdict(
+            source.provider, 413, f"body of {size} bytes is over the limit of {limit}", keep_body=False
+        )
     else:
         verdict = capture.judge(raw, source)
     try:
@@ -92,10 +96,18 @@ def _methods(provider: str) -> frozenset[str]:
 def _response(outcome: Outcome, verdict: Verdict) -> web.Response:
     reply = outcome.reply
     if outcome.status == "rejected":
-        headers = {"Allow": ", ".join(sorted(_methods(verdict.provider)))} if outcome.http_status == 405 and verdict.provider else {}
+        headers = (
+            {"Allow": ", ".join(sorted(_methods(verdict.provider)))}
+            if outcome.http_status == 405 and verdict.provider
+            else {}
+        )
         return web.Response(status=outcome.http_status, text=(outcome.reason or "") + "\n", headers=headers)
-    return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type.split(";")[0],
-                        charset="utf-8" if reply.body else None)
+    return web.Response(
+        status=reply.status,
+        body=reply.body,
+        content_type=reply.content_type.split(";")[0],
+        charset="utf-8" if reply.body else None,
+    )
 
 
 def _log(source: str, method: str, tail: str, outcome: Outcome, started: float) -> None:
@@ -118,7 +130,9 @@ def _log(source: str, method: str, tail: str, outcome: Outcome, started: float) 
     )
 
 
-def _count(request: web.Request, source: str, status: int, started: float, outcome: Outcome | None = None) -> None:
+def _count(
+    request: web.Request, source: str, status: int, started: float, outcome: Outcome | None = None
+) -> None:
     metrics = request.app[keys.METRICS]
     label = source if request.app[keys.CONFIG].source(source) else "(unknown)"
     metrics.requests.labels(label, str(status)).inc()
@@ -144,7 +158,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     store, m = request.app[keys.STORE], request.app[keys.METRICS]
     waiting = await store.read(
-        lambda db: db.execute("SELECT COUNT(*) FROM journal WHERE status IN ('received', 'failed')").fetchone()[0]
+        lambda db: db.execute(
+            "SELECT COUNT(*) FROM journal WHERE status IN ('received', 'failed')"
+        ).fetchone()[0]
     )
     m.waiting.set(waiting)
     return web.Response(body=m.render(), content_type="text/plain", charset="utf-8")

@@ -22,8 +22,8 @@ from capture.server import setup_routes
 from leadline import keys
 from leadline.config import Config, SourceConfig
 from storage.db import Store, now_utc
-from storage.worktime import WorkingCalendar
 from storage.staff import staff_by_extension, sync_campaigns, sync_staff
+from storage.worktime import WorkingCalendar
 
 log = logging.getLogger("leadline")
 
@@ -63,7 +63,9 @@ async def capture_ctx(app: web.Application) -> AsyncIterator[None]:
     capture = await build_capture(app[keys.CONFIG], store, app[keys.CLOCK])
     app[keys.CAPTURE] = capture
     finished = await store.write(
-        lambda db: reprocess_rows(capture, db, list(journal.replayable(db, unprocessed_only=True)), dry_run=False)
+        lambda db: reprocess_rows(
+            capture, db, list(journal.replayable(db, unprocessed_only=True)), dry_run=False
+        )
     )
     if finished:
         log.info("finished journal rows left from the last run", extra={"fields": {"rows": len(finished)}})

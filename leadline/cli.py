@@ -78,7 +78,9 @@ def check_config(config_path: Path | None) -> None:
 @main.command()
 @config_option
 @click.option("--source", default=None, help="Only rows of this source.")
-@click.option("--since", default=None, help="Only rows received at or after this time (ISO date or datetime).")
+@click.option(
+    "--since", default=None, help="Only rows received at or after this time (ISO date or datetime)."
+)
 @click.option("--dry-run", is_flag=True, help="Show what each row would become; change nothing.")
 def replay(config_path: Path | None, source: str | None, since: str | None, dry_run: bool) -> None:
     """Re-run rejected and unprocessed journal rows through today's parsers."""
@@ -107,7 +109,11 @@ def replay(config_path: Path | None, source: str | None, since: str | None, dry_
         click.echo("Nothing to replay: no rejected or unprocessed rows match.")
         return
     for o in outcomes:
-        what = f"{o.touches_created} new touch(es) from {o.events} event(s)" if o.status == "processed" else o.reason
+        what = (
+            f"{o.touches_created} new touch(es) from {o.events} event(s)"
+            if o.status == "processed"
+            else o.reason
+        )
         click.echo(f"#{o.journal_id}: {o.status} - {what}")
     processed = sum(1 for o in outcomes if o.status == "processed")
     verb = "would be" if dry_run else "were"
@@ -120,7 +126,9 @@ def _parse_since(since: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(since)
     except ValueError:
-        raise click.BadParameter("use an ISO date or datetime, e.g. 2026-11-23 or 2026-11-23T09:00", param_hint="--since") from None
+        raise click.BadParameter(
+            "use an ISO date or datetime, e.g. 2026-11-23 or 2026-11-23T09:00", param_hint="--since"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -136,7 +144,9 @@ def contacts(config_path: Path | None, query: str, as_json: bool) -> None:
     config = _load(config_path)
     db = open_database(config.database_path)
     try:
-        cards = [c for cid in search_contacts(db, query, config.leadline.region) if (c := contact_card(db, cid))]
+        cards = [
+            c for cid in search_contacts(db, query, config.leadline.region) if (c := contact_card(db, cid))
+        ]
     finally:
         db.close()
     if as_json:

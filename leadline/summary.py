@@ -12,14 +12,19 @@ def summarize(config: Config) -> str:
         f"  timezone:   {config.leadline.timezone}, phone region {config.leadline.region},"
         f" language {config.leadline.language}",
         f"  http:       {config.http.host}:{config.http.port}, public URL {config.http.public_url}",
-        "  telegram:   " + ("bot token set" if config.telegram.token.get_secret_value() else
-                           "no token: nudges and digests go to the log"),
+        "  telegram:   "
+        + (
+            "bot token set"
+            if config.telegram.token.get_secret_value()
+            else "no token: nudges and digests go to the log"
+        ),
         f"  working:    {', '.join(config.working_time.days)} {config.working_time.hours},"
         f" holidays {config.working_time.holidays or 'none'}",
         f"  SLA:        register {config.sla.registration_minutes} min, call back {config.sla.callback_minutes} min,"
         f" escalate {config.sla.escalation_minutes} min",
         f"  staff:      {len(config.staff)}" + "".join(f"\n    - {s.name} ({s.role})" for s in config.staff),
-        f"  campaigns:  {len(config.campaigns)}" + "".join(f"\n    - {c.name} ({c.kind})" for c in config.campaigns),
+        f"  campaigns:  {len(config.campaigns)}"
+        + "".join(f"\n    - {c.name} ({c.kind})" for c in config.campaigns),
         f"  sources:    {len(config.sources)}",
     ]
     for s in config.sources:

@@ -9,17 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import getaddresses
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from storage.identifiers import email, phone
 
-
-class CampaignLike(Protocol):
-    name: str
-    tracking_numbers: list[str]
-    utm_campaign: list[str]
-    utm_source: list[str]
-    emails: list[str]
+if TYPE_CHECKING:
+    from leadline.config import CampaignConfig
 
 
 @dataclass(frozen=True)
@@ -31,7 +26,7 @@ class CampaignIndex:
     names: frozenset[str] = frozenset()
 
     @classmethod
-    def build(cls, campaigns: Iterable[CampaignLike], region: str) -> CampaignIndex:
+    def build(cls, campaigns: Iterable[CampaignConfig], region: str) -> CampaignIndex:
         numbers: dict[str, str] = {}
         utm_campaign: dict[str, str] = {}
         utm_source: dict[str, str] = {}
@@ -77,4 +72,3 @@ class CampaignIndex:
                 if ident and (found := self.by_email.get(ident.value)):
                     return found
         return default
-

@@ -49,7 +49,9 @@ def phone(raw: str | int | None, region: str) -> Identifier | None:
         return Identifier("phone", text, text, False)
     if not phonenumbers.is_valid_number(number):
         return Identifier("phone", text, text, False)
-    return Identifier("phone", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), text, True)
+    return Identifier(
+        "phone", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), text, True
+    )
 
 
 def email(raw: str | None) -> Identifier | None:

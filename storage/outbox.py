@@ -34,6 +34,13 @@ def enqueue(
     cursor = db.execute(
         "INSERT INTO outbox (chat_id, method, payload, dedupe_key, created_at, not_before)"
         " VALUES (?, ?, ?, ?, ?, ?)",
-        [chat_id, method, json.dumps(dict(payload), ensure_ascii=False), dedupe_key, iso(at), iso(not_before or at)],
+        [
+            chat_id,
+            method,
+            json.dumps(dict(payload), ensure_ascii=False),
+            dedupe_key,
+            iso(at),
+            iso(not_before or at),
+        ],
     )
     return int(cursor.lastrowid or 0)

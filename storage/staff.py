@@ -9,33 +9,28 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from sqlite_utils import Database
 
 from storage.db import iso
 
-
-class StaffLike(Protocol):
-    name: str
-    telegram_id: int
-    role: str
-    extensions: list[str]
-    emails: list[str]
-    language: str | None
+if TYPE_CHECKING:
+    from leadline.config import CampaignConfig, StaffConfig
 
 
-class CampaignLike(Protocol):
-    name: str
-    kind: str
-
-
-def sync_staff(db: Database, staff: Iterable[StaffLike], at: datetime) -> dict[str, int]:
+def sync_staff(db: Database, staff: Iterable[StaffConfig], at: datetime) -> dict[str, int]:
     """Upsert config staff by Telegram id; returns name → staff id."""
     ids: dict[str, int] = {}
     for person in staff:
         row = db.execute("SELECT id FROM staff WHERE telegram_id = ?", [person.telegram_id]).fetchone()
-        values = [person.name, person.role, person.language, json.dumps(person.extensions), json.dumps(person.emails)]
+        values = [
+            person.name,
+            person.role,
+            person.language,
+            json.dumps(person.extensions),
+            json.dumps(person.emails),
+        ]
         if row:
             db.execute(
                 "UPDATE staff SET name = ?, role = ?, language = ?, extensions = ?, emails = ?, from_config = 1,"
@@ -61,7 +56,7 @@ def staff_by_extension(db: Database) -> dict[str, int]:
     return mapping
 
 
-def sync_campaigns(db: Database, campaigns: Iterable[CampaignLike], at: datetime) -> None:
+def sync_campaigns(db: Database, campaigns: Iterable[CampaignConfig], at: datetime) -> None:
     for campaign in campaigns:
         db.execute(
             "INSERT INTO campaigns (name, kind, from_config, created_at) VALUES (?, ?, 1, ?)"

@@ -26,14 +26,21 @@ BASE: dict[str, Any] = {
         {"name": "Boris", "telegram_id": 222, "role": "staff", "extensions": ["102"]},
     ],
     "campaigns": [
-        {"name": "brand_msk", "tracking_numbers": ["+74950000055"], "utm_campaign": ["brand_msk"],
-         "emails": ["sales@example.com"]},
+        {
+            "name": "brand_msk",
+            "tracking_numbers": ["+74950000055"],
+            "utm_campaign": ["brand_msk"],
+            "emails": ["sales@example.com"],
+        },
         {"name": "vk_ads", "utm_source": ["vk"]},
     ],
     "sources": [
         {"name": "form", "provider": "generic_form", "token": "form-token"},
-        {"name": "std", "provider": "standard_webhooks",
-         "secret": "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQtMzJi"},
+        {
+            "name": "std",
+            "provider": "standard_webhooks",
+            "secret": "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQtMzJi",
+        },
     ],
 }
 

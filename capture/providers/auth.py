@@ -15,6 +15,8 @@ def check_token(raw: RawRequest, source: SourceConfig) -> None:
     expected = source.secret_value("token")
     given = raw.headers.get(TOKEN_HEADER) or raw.query.get("token") or ""
     if not given:
-        raise Unauthorized(f"missing token: send it as the 'token' query parameter or the {TOKEN_HEADER} header")
+        raise Unauthorized(
+            f"missing token: send it as the 'token' query parameter or the {TOKEN_HEADER} header"
+        )
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthorized("wrong token")

@@ -1,0 +1,224 @@
+"""Ingest throughput: Leadline's durable path against a bare aiohttp server, in the same run.
+
+Starts ``leadline serve`` on a temporary database and a bare aiohttp server whose handler only reads
+the body and answers 200, drives each with the same requests for a fixed time from another process
+(``wrk`` with a Lua script when it is installed — ``apt-get install wrk`` — else an aiohttp client
+pool), and prints requests per second, p50/p99 latency, the server's peak RSS, and the ratio
+Leadline / bare. Mixes: ``form`` (generic form posts, each a new contact), and whatever
+``bench/mixes.py`` adds. Run: ``.venv/bin/python bench/ingest.py --seconds 10 --concurrency 50``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.mixes import MIXES, Mix  # noqa: E402
+
+BARE_SERVER = """
+import sys
+from aiohttp import web
+
+async def handle(request):
+    await request.read()
+    return web.Response(status=200)
+
+app = web.Application()
+app.router.add_route("*", "/{tail:.*}", handle)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+@dataclass
+class Figures:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    peak_rss_mb: float
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(port: int, path: str = "/healthz", timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+                s.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+                if b" 200 " in s.recv(100):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not come up")
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    match = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(match[1]) / 1024 if match else float("nan")
+
+
+def run_wrk(url: str, mix: Mix, seconds: int, concurrency: int, workdir: Path) -> tuple[float, float, float, int]:
+    script = workdir / f"{mix.name}.lua"
+    script.write_text(mix.lua())
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    p50 = _ms(re.search(r"50%\s+([\d.]+\w+)", out)[1])  # type: ignore[index]
+    p99 = _ms(re.search(r"99%\s+([\d.]+\w+)", out)[1])  # type: ignore[index]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = int(non2xx[1]) if non2xx else 0
+    if socket_errors:
+        errors += sum(int(x) for x in socket_errors.groups())
+    return rps, p50, p99, errors
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+async def _client_pool(url: str, mix: Mix, seconds: int, concurrency: int) -> tuple[float, float, float, int]:
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.monotonic() + seconds
+    counter = iter(range(10**9))
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        while time.monotonic() < stop_at:
+            method, path, headers, body = mix.request(next(counter))
+            started = time.perf_counter()
+            async with session.request(method, url + path, data=body, headers=headers) as resp:
+                await resp.read()
+                if resp.status >= 300:
+                    errors += 1
+            latencies.append(time.perf_counter() - started)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    latencies.sort()
+    return (
+        len(latencies) / seconds,
+        latencies[len(latencies) // 2] * 1000,
+        latencies[int(len(latencies) * 0.99)] * 1000,
+        errors,
+    )
+
+
+def drive(url: str, mix: Mix, seconds: int, concurrency: int, workdir: Path) -> tuple[float, float, float, int]:
+    if shutil.which("wrk") and mix.lua():
+        return run_wrk(url, mix, seconds, concurrency, workdir)
+    # The client runs in its own process so it does not share a core's event loop with the server.
+    code = (
+        "import asyncio, json, sys; sys.path.insert(0, %r); from bench.ingest import _client_pool;"
+        " from bench.mixes import MIXES;"
+        " print(json.dumps(asyncio.run(_client_pool(%r, MIXES[%r](), %d, %d))))"
+    ) % (str(ROOT), url, mix.name, seconds, concurrency)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    rps, p50, p99, errors = json.loads(out)
+    return rps, p50, p99, errors
+
+
+def bench_bare(mix: Mix, seconds: int, concurrency: int, workdir: Path) -> Figures:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
+    try:
+        wait_healthy(port, "/")
+        rps, p50, p99, errors = drive(f"http://127.0.0.1:{port}", mix, seconds, concurrency, workdir)
+        return Figures("bare aiohttp", rps, p50, p99, errors, peak_rss_mb(proc.pid))
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def bench_leadline(mix: Mix, seconds: int, concurrency: int, workdir: Path) -> tuple[Figures, dict[str, int]]:
+    port = free_port()
+    db = workdir / f"bench-{mix.name}.db"
+    config = workdir / f"config-{mix.name}.toml"
+    config.write_text(mix.config(database=str(db), port=port))
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leadline", "serve", "--config", str(config)],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_healthy(port)
+        rps, p50, p99, errors = drive(f"http://127.0.0.1:{port}", mix, seconds, concurrency, workdir)
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait()
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    counts = {
+        "journal_rows": conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0],
+        "touches": conn.execute("SELECT COUNT(*) FROM touches").fetchone()[0],
+        "contacts": conn.execute("SELECT COUNT(*) FROM contacts").fetchone()[0],
+        "not_processed": conn.execute("SELECT COUNT(*) FROM journal WHERE status != 'processed'").fetchone()[0],
+    }
+    conn.close()
+    return Figures("leadline", rps, p50, p99, errors, rss), counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--mix", action="append", choices=sorted(MIXES), help="default: every mix")
+    args = parser.parse_args()
+    tool = "wrk" if shutil.which("wrk") else "aiohttp client pool (install wrk for higher baseline rates)"
+    print(f"# ingest benchmark: {args.seconds}s per run, {args.concurrency} connections, load from {tool}")
+    print(f"# machine: {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        for name in args.mix or sorted(MIXES):
+            mix = MIXES[name]()
+            bare = bench_bare(mix, args.seconds, args.concurrency, workdir)
+            ours, counts = bench_leadline(mix, args.seconds, args.concurrency, workdir)
+            print(f"\n## mix: {name} — {mix.description}")
+            print(f"{'server':<14}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>9}{'peak RSS MB':>14}")
+            for f in (bare, ours):
+                print(f"{f.name:<14}{f.rps:>10.0f}{f.p50_ms:>10.2f}{f.p99_ms:>10.2f}{f.errors:>9}{f.peak_rss_mb:>14.1f}")
+            print(f"ratio leadline / bare: {ours.rps / bare.rps:.2f}")
+            print("stored: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+            extra = mix.summary(ours.rps)
+            if extra:
+                print(extra)
+
+
+if __name__ == "__main__":
+    main()

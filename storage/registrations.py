@@ -1,0 +1,215 @@
+"""Registrations and leads: the step the product exists for, as plain functions over the database.
+
+The bot, the JSON API and the CLI all register through :func:`register`, and every change to a lead
+goes through :func:`change_lead`, which checks the move is allowed and records who made it and when.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+from sqlite_utils import Database
+
+from storage.contacts import live_contact
+from storage.db import iso
+
+Disposition = Literal["lead", "not_a_lead"]
+Temperature = Literal["hot", "warm", "cold"]
+Stage = Literal["new", "qualified", "accepted", "returned", "won", "lost"]
+
+REASONS = ("partner", "job_seeker", "spam", "wrong_number", "existing_client", "other")
+TEMPERATURES: tuple[Temperature, ...] = ("hot", "warm", "cold")
+STAGES: tuple[Stage, ...] = ("new", "qualified", "accepted", "returned", "won", "lost")
+
+#: Which stage may follow which: marketing qualifies, sales accepts or returns, then won or lost.
+MOVES: Mapping[str, frozenset[str]] = {
+    "new": frozenset({"qualified", "lost"}),
+    "qualified": frozenset({"accepted", "returned", "lost"}),
+    "returned": frozenset({"qualified", "lost"}),
+    "accepted": frozenset({"won", "lost"}),
+    "won": frozenset(),
+    "lost": frozenset({"new"}),
+}
+
+
+class RegistrationError(ValueError):
+    """A registration or lead change that cannot be made; the message says what to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    registration_id: int
+    contact_id: int
+    lead_id: int | None
+
+
+def register(
+    db: Database,
+    contact_id: int,
+    disposition: Disposition,
+    *,
+    at: datetime,
+    staff_id: int | None = None,
+    reason: str | None = None,
+    temperature: Temperature | None = None,
+    touch_id: int | None = None,
+    campaign: str | None = None,
+    origin: str = "bot",
+    need: str | None = None,
+    fields: Mapping[str, Any] | None = None,
+    follow_up_on: date | None = None,
+    amount: float | None = None,
+    owner_id: int | None = None,
+    note: str | None = None,
+) -> Registered:
+    """Record a contact with a disposition; a lead also gets its lead row.
+
+    The campaign defaults to that of the contact's first touch (DESIGN.md's attribution rule).
+    """
+    contact_id = live_contact(db, contact_id)
+    if db.execute("SELECT 1 FROM contacts WHERE id = ?", [contact_id]).fetchone() is None:
+        raise RegistrationError(f"no contact #{contact_id}")
+    if disposition == "lead":
+        if temperature not in TEMPERATURES:
+            raise RegistrationError("a lead needs a temperature: hot, warm or cold")
+        reason = None
+    elif disposition == "not_a_lead":
+        if reason not in REASONS:
+            raise RegistrationError(f"a not-a-lead needs a reason: {', '.join(REASONS)}")
+    else:
+        raise RegistrationError("disposition must be lead or not_a_lead")
+    campaign = campaign or first_touch_campaign(db, contact_id)
+    stamp = iso(at)
+    registration_id = int(
+        db.execute(
+            "INSERT INTO registrations (contact_id, touch_id, disposition, reason, campaign, staff_id, origin, note,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [contact_id, touch_id, disposition, reason, campaign, staff_id, origin, note, stamp],
+        ).lastrowid
+        or 0
+    )
+    lead_id = None
+    if disposition == "lead":
+        lead_id = int(
+            db.execute(
+                "INSERT INTO leads (contact_id, registration_id, temperature, stage, owner_id, campaign, need, fields,"
+                " follow_up_on, amount, created_at, updated_at) VALUES (?, ?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    contact_id,
+                    registration_id,
+                    temperature,
+                    owner_id if owner_id is not None else staff_id,
+                    campaign,
+                    need,
+                    json.dumps(dict(fields or {}), ensure_ascii=False),
+                    follow_up_on.isoformat() if follow_up_on else None,
+                    amount,
+                    stamp,
+                    stamp,
+                ],
+            ).lastrowid
+            or 0
+        )
+        _record(db, lead_id, "stage", None, "new", staff_id, stamp)
+    return Registered(registration_id, contact_id, lead_id)
+
+
+def first_touch_campaign(db: Database, contact_id: int) -> str | None:
+    row = db.execute(
+        "SELECT campaign FROM touches WHERE contact_id = ? AND campaign IS NOT NULL ORDER BY occurred_at, id LIMIT 1",
+        [contact_id],
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def is_registered(db: Database, contact_id: int) -> bool:
+    row = db.execute("SELECT 1 FROM registrations WHERE contact_id = ? LIMIT 1", [contact_id]).fetchone()
+    return row is not None
+
+
+def _record(
+    db: Database, lead_id: int, field: str, old: Any, new: Any, staff_id: int | None, stamp: str
+) -> None:
+    db.execute(
+        "INSERT INTO lead_changes (lead_id, field, old, new, staff_id, at) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            lead_id,
+            field,
+            None if old is None else str(old),
+            None if new is None else str(new),
+            staff_id,
+            stamp,
+        ],
+    )
+
+
+_EDITABLE = ("temperature", "owner_id", "follow_up_on", "amount", "need", "campaign")
+
+
+def change_lead(
+    db: Database,
+    lead_id: int,
+    *,
+    at: datetime,
+    staff_id: int | None = None,
+    stage: Stage | None = None,
+    reason: str | None = None,
+    won_amount: float | None = None,
+    **changes: Any,
+) -> dict[str, Any]:
+    """Move a lead's stage and/or edit its fields; every change is recorded. Returns the new row."""
+    row = db.execute("SELECT * FROM leads WHERE id = ?", [lead_id]).fetchone()
+    if row is None:
+        raise RegistrationError(f"no lead #{lead_id}")
+    names = [d[0] for d in db.execute("SELECT * FROM leads LIMIT 0").description]
+    lead = dict(zip(names, row, strict=True))
+    stamp = iso(at)
+    updates: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key not in _EDITABLE:
+            raise RegistrationError(f"{key} cannot be changed here")
+        if key == "temperature" and value not in TEMPERATURES:
+            raise RegistrationError("temperature must be hot, warm or cold")
+        if isinstance(value, date):
+            value = value.isoformat()
+        if lead[key] != value:
+            updates[key] = value
+    if stage is not None and stage != lead["stage"]:
+        if stage not in MOVES.get(lead["stage"], frozenset()):
+            allowed = ", ".join(sorted(MOVES[lead["stage"]])) or "none (the lead is closed)"
+            raise RegistrationError(f"a {lead['stage']} lead cannot become {stage}; it can become: {allowed}")
+        if stage in ("lost", "returned") and not reason:
+            raise RegistrationError(f"say why the lead is {stage}")
+        if stage == "won" and won_amount is None:
+            raise RegistrationError("a won lead needs the deal amount")
+        updates["stage"] = stage
+        if stage == "qualified":
+            updates["qualified_at"] = stamp
+        elif stage == "accepted":
+            updates["accepted_at"] = stamp
+        elif stage == "returned":
+            updates["returned_reason"] = reason
+        elif stage == "won":
+            updates["won_amount"] = won_amount
+            updates["closed_at"] = stamp
+        elif stage == "lost":
+            updates["lost_reason"] = reason
+            updates["closed_at"] = stamp
+        elif stage == "new":
+            updates["closed_at"] = None
+    if not updates:
+        return lead
+    for key, value in updates.items():
+        if key in ("stage", *_EDITABLE, "won_amount", "lost_reason", "returned_reason"):
+            _record(db, lead_id, key, lead[key], value, staff_id, stamp)
+    assignments = ", ".join(f"{k} = ?" for k in updates)
+    db.execute(
+        f"UPDATE leads SET {assignments}, updated_at = ? WHERE id = ?", [*updates.values(), stamp, lead_id]
+    )
+    lead.update(updates)
+    lead["updated_at"] = stamp
+    return lead

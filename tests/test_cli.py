@@ -1,0 +1,55 @@
+"""The command line as a user meets it, and a README that documents every command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from leadline.cli import main
+from tests.cli import ROOT, run_cli_sync
+
+
+def test_check_config_accepts_the_example_config():
+    result = run_cli_sync("check-config", "--config", str(ROOT / "config.example.toml"))
+    assert result.code == 0, result.output
+    assert "Config is valid." in result.output
+    assert "site-form (generic_form) at http://127.0.0.1:8080/hooks/site-form" in result.output
+
+
+def test_check_config_names_the_broken_key(tmp_path: Path):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[leadline]\ntimezone = "Mars/Olympus"\n\n'
+        '[[sources]]\nname = "a"\nprovider = "generic_form"\ntoken = "t"\n\n'
+        '[[sources]]\nname = "b"\nprovider = "mango"\nvpbx_api_key = "k"\n\n'
+        '[[sources]]\nname = "c"\nprovider = "generic_form"\ntoken = "env:LEADLINE_TEST_UNSET_VAR"\ncolour = "red"\n'
+    )
+    result = run_cli_sync("check-config", "--config", str(config))
+    assert result.code == 2
+    assert "leadline.timezone: unknown time zone 'Mars/Olympus'" in result.output
+    assert "sources[1]: provider mango needs vpbx_api_salt" in result.output
+    assert "sources[2].token: environment variable LEADLINE_TEST_UNSET_VAR is not set" in result.output
+    assert "sources[2].colour: unknown key" in result.output
+
+
+def test_check_config_reads_secrets_from_the_environment(tmp_path: Path):
+    import os
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[[sources]]\nname = "a"\nprovider = "generic_form"\ntoken = "env:LEADLINE_TEST_TOKEN"\n'
+    )
+    result = run_cli_sync(
+        "check-config", "--config", str(config), env={**os.environ, "LEADLINE_TEST_TOKEN": "s3"}
+    )
+    assert result.code == 0, result.output
+    assert "s3" not in result.output
+
+
+def test_every_command_has_help_and_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"leadline ([a-z][a-z-]+)", readme))
+    for name in main.commands:
+        assert name in documented, f"README does not document `leadline {name}`"
+        result = run_cli_sync(name, "--help")
+        assert result.code == 0 and "--config" in result.output, name
