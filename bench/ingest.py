@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,7 +163,7 @@ def bench_bare(mix: Mix, seconds: int, concurrency: int, workdir: Path) -> Figur
         proc.wait()
 
 
-def bench_leadline(mix: Mix, seconds: int, concurrency: int, workdir: Path) -> tuple[Figures, dict[str, int]]:
+def bench_leadline(mix: Mix, seconds: int, concurrency: int, workdir: Path) -> tuple[Figures, dict[str, float]]:
     port = free_port()
     db = workdir / f"bench-{mix.name}.db"
     config = workdir / f"config-{mix.name}.toml"
@@ -178,19 +179,24 @@ def bench_leadline(mix: Mix, seconds: int, concurrency: int, workdir: Path) -> t
         wait_healthy(port)
         rps, p50, p99, errors = drive(f"http://127.0.0.1:{port}", mix, seconds, concurrency, workdir)
         rss = peak_rss_mb(proc.pid)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
+            metrics = resp.read().decode()
     finally:
         proc.terminate()
         proc.wait()
     import sqlite3
 
     conn = sqlite3.connect(db)
-    counts = {
+    counts: dict[str, float] = {
         "journal_rows": conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0],
         "touches": conn.execute("SELECT COUNT(*) FROM touches").fetchone()[0],
         "contacts": conn.execute("SELECT COUNT(*) FROM contacts").fetchone()[0],
         "not_processed": conn.execute("SELECT COUNT(*) FROM journal WHERE status != 'processed'").fetchone()[0],
     }
     conn.close()
+    commits = float(re.search(r"^leadline_writer_commits ([\d.e+]+)", metrics, re.M)[1])  # type: ignore[index]
+    jobs = float(re.search(r"^leadline_writer_jobs ([\d.e+]+)", metrics, re.M)[1])  # type: ignore[index]
+    counts["jobs_per_commit"] = round(jobs / commits, 1) if commits else 0
     return Figures("leadline", rps, p50, p99, errors, rss), counts
 
 

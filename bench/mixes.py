@@ -73,7 +73,7 @@ function init(args)
 end
 request = function()
   counter = counter + 1
-  local n = tid * 100000000 + counter
+  local n = tid * 5000000 + counter
   local body = "name=%D0%98%D0%B2%D0%B0%D0%BD&phone=%2B7916" .. string.format("%07d", n % 10000000)
     .. "&email=lead" .. n .. "%40example.com&message=%D0%9F%D0%B5%D1%80%D0%B5%D0%B7%D0%B2%D0%BE%D0%BD%D0%B8%D1%82%D0%B5"
     .. "&utm_source=yandex&submission_id=wrk-" .. n

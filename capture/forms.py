@@ -128,10 +128,15 @@ def _norm(key: str) -> str:
     return re.sub(r"[\s_\-]+", "_", key.strip().lower())
 
 
+_DEFAULT_NORMALISED = {target: frozenset(_norm(k) for k in names) for target, names in DEFAULT_FIELDS.items()}
+
+
 def pick(fields: MultiDict[str], target: str, extra: Iterable[str] = ()) -> list[str]:
     """Non-empty values of the fields that mean ``target`` (phone, email, name, message)."""
-    wanted = {_norm(k) for k in (*extra, *DEFAULT_FIELDS[target])}
-    return [v.strip() for k, v in fields.items() if _norm(k) in wanted and v.strip()]
+    wanted = _DEFAULT_NORMALISED[target]
+    if extra:
+        wanted = wanted | {_norm(k) for k in extra}
+    return [v.strip() for k, v in fields.items() if v.strip() and _norm(k) in wanted]
 
 
 def utm_of(fields: Mapping[str, str] | MultiDict[str]) -> dict[str, str]:

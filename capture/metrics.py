@@ -30,5 +30,13 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
 
+        self.commits = Gauge(
+            "leadline_writer_commits", "Transactions committed by the single writer", registry=self.registry
+        )
+        self.jobs = Gauge(
+            "leadline_writer_jobs", "Write jobs committed; jobs / commits is the group-commit batch size",
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

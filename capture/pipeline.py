@@ -31,7 +31,7 @@ from capture.providers.base import (
 )
 from leadline.config import Config, SourceConfig
 from storage.attribution import CampaignIndex
-from storage.db import Store, now_utc
+from storage.db import Store, now_utc, savepoint
 from storage.touches import EventContext, record_contact_event
 
 log = logging.getLogger("leadline.capture")
@@ -165,7 +165,7 @@ class Capture:
     def _process(self, db: Database, jid: int, raw: RawRequest, result: ParseResult) -> Outcome:
         ctx = self.context(raw.source, jid, raw.received_at)
         try:
-            with db.atomic():
+            with savepoint(db, "events"):
                 created, channels = apply_events(db, result.events, ctx)
         except Exception as exc:
             log.exception("storing events of journal row %s failed; it will be retried", jid)

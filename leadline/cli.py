@@ -54,6 +54,7 @@ def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
 
     config = _load(config_path)
     setup_logging()
+
     app = init_app(config)
     web.run_app(
         app,

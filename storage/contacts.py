@@ -40,6 +40,16 @@ def find_by_identifier(db: Database, ident: Identifier) -> int | None:
     return int(row[0]) if row else None
 
 
+def _find_all(db: Database, idents: Sequence[Identifier]) -> list[int]:
+    """Contacts holding any of these valid identifiers, in one query."""
+    if not idents:
+        return []
+    clause = " OR ".join(["(kind = ? AND value = ?)"] * len(idents))
+    params = [p for i in idents for p in (i.kind, i.value)]
+    rows = db.execute(f"SELECT DISTINCT contact_id FROM identifiers WHERE valid = 1 AND ({clause})", params)
+    return sorted(int(r[0]) for r in rows)
+
+
 def _add_identifiers(db: Database, contact_id: int, idents: Iterable[Identifier], at: str) -> None:
     for ident in idents:
         db.execute(
@@ -61,7 +71,7 @@ def resolve_contact(
     if not identifiers:
         return None
     stamp = iso(at)
-    found = sorted({cid for ident in identifiers if (cid := find_by_identifier(db, ident)) is not None})
+    found = _find_all(db, [i for i in identifiers if i.valid])
     if not found:
         contact_id = int(
             db.execute(

@@ -13,7 +13,8 @@ import asyncio
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +43,21 @@ def iso(moment: datetime) -> str:
 
 def parse_iso(value: str) -> datetime:
     return datetime.fromisoformat(value)
+
+
+@contextmanager
+def savepoint(db: Database, name: str) -> Iterator[None]:
+    """Undo only this block's writes when it raises (cheaper than ``atomic()``: no random name)."""
+    conn = db.conn
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+        raise
+    conn.execute(f"RELEASE {name}")
 
 
 def connect(path: str | Path, *, readonly: bool = False) -> Database:
@@ -143,24 +159,34 @@ class Store:
 
     def _run_batch(self, db: Database, batch: list[_Job]) -> None:
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        conn = db.conn
         try:
-            db.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")
             for job in batch:
+                conn.execute("SAVEPOINT job")
                 try:
-                    with db.atomic():
-                        result = job.fn(db)
-                    outcomes.append((job, result, None))
+                    result = job.fn(db)
                 except Exception as exc:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK TO job")
+                        conn.execute("RELEASE job")
                     outcomes.append((job, None, exc))
-            db.execute("COMMIT")
+                else:
+                    conn.execute("RELEASE job")
+                    outcomes.append((job, result, None))
+            conn.execute("COMMIT")
             self.commits += 1
             self.batched += len(batch)
         except Exception as exc:
-            if db.conn.in_transaction:
-                db.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             outcomes = [(job, None, exc) for job in batch]
-        for job, result, error in outcomes:
-            job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any, BaseException | None]]] = {}
+        for outcome in outcomes:
+            by_loop.setdefault(outcome[0].loop, []).append(outcome)
+        for loop, settled in by_loop.items():
+            # One wake-up of the event loop per batch, not one per request.
+            loop.call_soon_threadsafe(_settle_all, settled)
 
     async def close(self) -> None:
         self._jobs.put(None)
@@ -172,10 +198,11 @@ class Store:
             self._read_conns.clear()
 
 
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+def _settle_all(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    for job, result, error in outcomes:
+        if job.future.done():
+            continue
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(result)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import phonenumbers
@@ -40,7 +41,13 @@ def phone(raw: str | int | None, region: str) -> Identifier | None:
     """E.164 for a valid number in ``region``'s conventions; None for a hidden caller."""
     if raw is None:
         return None
-    text = str(raw).strip()
+    return _phone(str(raw), region)
+
+
+@lru_cache(maxsize=65536)
+def _phone(raw: str, region: str) -> Identifier | None:
+    """Cached: the same callers call again, and parsing a number is the costly part of a touch."""
+    text = raw.strip()
     if is_hidden_caller(text):
         return None
     try:
@@ -58,6 +65,11 @@ def email(raw: str | None) -> Identifier | None:
     """Trimmed and lower-cased; syntax checked without any network look-up."""
     if raw is None:
         return None
+    return _email(raw)
+
+
+@lru_cache(maxsize=65536)
+def _email(raw: str) -> Identifier | None:
     text = raw.strip()
     if not text:
         return None

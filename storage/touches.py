@@ -121,7 +121,12 @@ def identifiers_of(phones: tuple[str, ...], emails: tuple[str, ...], region: str
 
 
 def any_blocked(db: Database, idents: list[Identifier]) -> bool:
-    return any(i.valid and is_blocked(db, i.kind, i.value) for i in idents)
+    valid = [i for i in idents if i.valid]
+    if not valid:
+        return False
+    clause = " OR ".join(["(kind = ? AND value = ?)"] * len(valid))
+    params = [p for i in valid for p in (i.kind, i.value)]
+    return db.execute(f"SELECT 1 FROM blocklist WHERE {clause} LIMIT 1", params).fetchone() is not None
 
 
 def record_contact_event(db: Database, event: ContactEvent, ctx: EventContext) -> tuple[int, bool]:
