@@ -36,9 +36,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def start_serve(config: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "leadline", "serve", "--config", str(config)],
+async def start_serve(config: Path, port: int) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "leadline", "serve", "--config", str(config)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
