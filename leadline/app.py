@@ -21,6 +21,7 @@ from capture.pipeline import Capture, Clock, reprocess_rows
 from capture.server import setup_routes
 from leadline import keys
 from leadline.config import Config, SourceConfig
+from storage.costs import sync_costs
 from storage.db import Store, now_utc
 from storage.staff import staff_by_extension, sync_campaigns, sync_staff
 from storage.worktime import WorkingCalendar
@@ -45,6 +46,7 @@ async def build_capture(config: Config, store: Store, clock: Clock = now_utc) ->
     def sync(db: Database) -> tuple[dict[str, int], dict[str, int]]:
         names = sync_staff(db, config.staff, clock())
         sync_campaigns(db, config.campaigns, clock())
+        sync_costs(db, config.campaigns, clock())
         return names, staff_by_extension(db)
 
     names, extensions = await store.write(sync)
@@ -85,7 +87,8 @@ async def background_ctx(source: SourceConfig, app: web.Application) -> AsyncIte
 
 
 def init_app(config: Config, *, clock: Clock = now_utc) -> web.Application:
-    app = web.Application(client_max_size=config.http.max_body_bytes)
+    # aiohttp's access log would print URLs with ?token=…; our own request line replaces it.
+    app = web.Application(client_max_size=config.http.max_body_bytes, handler_args={"access_log": None})
     app[keys.CONFIG] = config
     app[keys.CLOCK] = clock
     app[keys.METRICS] = Metrics()

@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from typing import Any
+
+from storage.identifiers import mask
+
+#: Something that looks like a phone number (9+ digits, maybe spaced) or an email address.
+_PHONE = re.compile(r"\+?\d[\d\s\-().]{7,}\d")
+_EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(\.[\w\-]+)+")
+
+
+def scrub(text: str) -> str:
+    """Mask phone numbers and emails wherever they slipped into a log line (an exception message)."""
+
+    def phone(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match[0])
+        return mask(digits) if len(digits) >= 9 else match[0]
+
+    return _PHONE.sub(phone, _EMAIL.sub(lambda m: mask(m[0]), text))
 
 
 class JsonFormatter(logging.Formatter):
@@ -16,13 +33,13 @@ class JsonFormatter(logging.Formatter):
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": scrub(record.getMessage()),
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            line.update(fields)
+            line.update({k: scrub(v) if isinstance(v, str) else v for k, v in fields.items()})
         if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
+            line["error"] = scrub(self.formatException(record.exc_info))
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
