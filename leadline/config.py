@@ -67,7 +67,7 @@ REQUIRED_SECRETS: dict[str, tuple[str, ...]] = {
     "tilda": ("token",),
     "typeform": ("secret",),
     "jotform": ("token",),
-    "webflow": ("secret",),
+    "webflow": ("secret|token",),
     "google_forms": ("token",),
     "elementor": ("token",),
     "mailgun": ("webhook_signing_key",),
@@ -308,9 +308,15 @@ class SourceConfig(Strict):
 
     @model_validator(mode="after")
     def _secrets(self) -> SourceConfig:
-        missing = [key for key in REQUIRED_SECRETS[self.provider] if getattr(self, key) in (None, "")]
+        missing = [
+            need.replace("|", " or ")
+            for need in REQUIRED_SECRETS[self.provider]
+            if all(getattr(self, key) in (None, "") for key in need.split("|"))
+        ]
         if missing:
             raise ValueError(f"provider {self.provider} needs {', '.join(missing)}")
+        if self.provider == "twilio" and not (self.forward_to or "").strip():
+            raise ValueError("provider twilio needs forward_to: the number Leadline's TwiML dials for each call")
         return self
 
     def secret_value(self, key: str) -> str:

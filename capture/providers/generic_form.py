@@ -41,7 +41,7 @@ class GenericForm:
             events=[
                 ContactEvent(
                     channel="form",
-                    external_id=f"form:{_submission_id(raw, fields)}",
+                    external_id=f"form:{submission_id(raw, fields)}",
                     phones=tuple(phones),
                     emails=tuple(emails),
                     name=names[0] if names else None,
@@ -53,7 +53,7 @@ class GenericForm:
         )
 
 
-def _submission_id(raw: RawRequest, fields: object) -> str:
+def submission_id(raw: RawRequest, fields: object) -> str:
     explicit = raw.headers.get("Idempotency-Key")
     if explicit:
         return explicit.strip()
