@@ -142,10 +142,10 @@ def drive(url: str, mix: Mix, seconds: int, concurrency: int, workdir: Path) -> 
         return run_wrk(url, mix, seconds, concurrency, workdir)
     # The client runs in its own process so it does not share a core's event loop with the server.
     code = (
-        "import asyncio, json, sys; sys.path.insert(0, %r); from bench.ingest import _client_pool;"
+        f"import asyncio, json, sys; sys.path.insert(0, {str(ROOT)!r}); from bench.ingest import _client_pool;"
         " from bench.mixes import MIXES;"
-        " print(json.dumps(asyncio.run(_client_pool(%r, MIXES[%r](), %d, %d))))"
-    ) % (str(ROOT), url, mix.name, seconds, concurrency)
+        f" print(json.dumps(asyncio.run(_client_pool({url!r}, MIXES[{mix.name!r}](), {seconds}, {concurrency}))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     rps, p50, p99, errors = json.loads(out)
     return rps, p50, p99, errors
