@@ -1,0 +1,199 @@
+"""Zadarma (and Novofon API v1, the same wire format): PBX call notifications.
+
+Saving the notification URL in Zadarma sends ``?zd_echo=<random>``; the value goes back verbatim
+as text (no signature: Zadarma sends none for it, and echoing it reveals nothing). Every other
+request is a form POST whose ``event`` field names it, signed in the ``Signature`` header as
+``base64(hex(HMAC-SHA1(api_secret, fields)))``: base64 of the 40-character hex digest, which is
+what PHP's ``hash_hmac`` returns, not of the raw digest. The signed fields depend on the event
+(``SIGNED_FIELDS``); the check is constant-time.
+
+``pbx_call_id`` is the call's identity across its notifications (the touch). NOTIFY_START opens
+an inbound call; NOTIFY_INTERNAL is that same inbound call being put through to extension
+``internal`` (the official library's docblock: caller_id, called_did, extension), so it rings
+the call and names the extension instead of being a call of its own; NOTIFY_ANSWER answers;
+NOTIFY_END settles it (answered iff ``disposition == "answered"``). NOTIFY_OUT_START and
+NOTIFY_OUT_END are an outbound call, whose outside party is ``destination``. NOTIFY_RECORD brings
+``call_id_with_rec``, the id the API downloads the recording by. ``called_did`` is the number
+dialled, so it is the tracking number. The answer is an empty 200 for every event: a NOTIFY_START
+reply may carry routing commands, and we route nothing.
+
+Hedges (FORMATS.md §1.2 marks these UNVERIFIED):
+
+* ``call_start`` is ``YYYY-MM-DD HH:MM:SS`` with no zone, and whether it is the account's zone or
+  UTC is unknown. It is read as wall time in whichever UTC offset (a multiple of 15 minutes) puts
+  the call's start nearest to the moment it must have started: when the request came, less the
+  call's ``duration`` for end events. When no offset within -12..+14 hours lands within an hour
+  of that (a replay from long ago would still match, since its receive time is journalled), the
+  text is taken as UTC.
+* ``pbx_call_id`` shapes (``in_…``/``out_…``): used only to guess the direction of NOTIFY_ANSWER
+  and NOTIFY_RECORD (``out_`` means outbound); the end events settle the direction anyway.
+* ``duration`` on NOTIFY_END: whether it includes ringing is unknown, so ``talk_s`` is only set
+  (to 0) for calls not answered.
+* Retry policy is unknown; each event has a key (``{event}:{pbx_call_id}``, plus the extension
+  for NOTIFY_INTERNAL/NOTIFY_ANSWER and the recording id for NOTIFY_RECORD), so retries are no-ops.
+* Zadarma's signature covers only the fields above, not ``pbx_call_id``, ``disposition``,
+  ``duration`` or ``internal``: a captured request could be altered in those and still verify.
+  That is the provider's design; restricting the source to Zadarma's addresses (the official
+  example checks ``185.45.152.42``, itself UNVERIFIED as current) is left to the reverse proxy.
+* Novofon's newer "2.0" API is a different format (UNVERIFIED, not read): only API v1 is parsed.
+* ``call_id_with_rec`` is stored as given; its shape in the samples is UNVERIFIED, and nothing
+  here depends on it.
+* Events this module does not know (NOTIFY_SMS, speech recognition…) have no documented signed
+  string: they are journalled with a note and carry no event.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl
+
+from multidict import MultiDict
+
+from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, Reply, Unauthorized
+from leadline.config import SourceConfig
+
+#: The fields each event's signature covers, concatenated in this order.
+SIGNED_FIELDS: dict[str, tuple[str, ...]] = {
+    "NOTIFY_START": ("caller_id", "called_did", "call_start"),
+    "NOTIFY_INTERNAL": ("caller_id", "called_did", "call_start"),
+    "NOTIFY_END": ("caller_id", "called_did", "call_start"),
+    "NOTIFY_IVR": ("caller_id", "called_did", "call_start"),
+    "NOTIFY_ANSWER": ("caller_id", "destination", "call_start"),
+    "NOTIFY_OUT_START": ("internal", "destination", "call_start"),
+    "NOTIFY_OUT_END": ("internal", "destination", "call_start"),
+    "NOTIFY_RECORD": ("pbx_call_id", "call_id_with_rec"),
+}
+
+_OFFSET_STEP = timedelta(minutes=15)
+_MIN_OFFSET, _MAX_OFFSET = timedelta(hours=-12), timedelta(hours=14)
+_MATCH_WITHIN = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Zadarma:
+    methods: frozenset[str] = frozenset({"GET", "POST"})
+
+    def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
+        fields = _fields(raw)
+        if _echo(raw, fields) is not None:
+            return
+        event = fields.get("event", "")
+        signed = SIGNED_FIELDS.get(event)
+        if signed is None:
+            return  # parse journals it with a note and makes no event of it
+        given = raw.headers.get("Signature", "").strip()
+        if not given:
+            raise Unauthorized("missing Signature header: set an API key and secret in the Zadarma account")
+        message = "".join(fields.get(name, "") for name in signed)
+        digest = hmac.new(source.secret_value("api_secret").encode(), message.encode("utf-8"), hashlib.sha1)
+        expected = base64.b64encode(digest.hexdigest().encode())
+        if not hmac.compare_digest(given.encode(), expected):
+            raise Unauthorized(f"Signature does not match {event}'s fields ({' + '.join(signed)})")
+
+    def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
+        fields = _fields(raw)
+        echo = _echo(raw, fields)
+        if echo is not None:
+            return ParseResult(reply=Reply(200, echo.encode("utf-8"), "text/plain"), note="zd_echo URL check")
+        event = fields.get("event", "")
+        if not event:
+            raise BadRequest("no event field: this is not a Zadarma notification")
+        if event not in SIGNED_FIELDS:
+            return ParseResult(note=f"Zadarma event {event!r} carries no call Leadline records")
+        call_id = fields.get("pbx_call_id", "").strip()
+        if not call_id:
+            raise BadRequest(f"{event} without pbx_call_id")
+        return ParseResult(events=[_event(event, call_id, fields, raw.received_at, source)])
+
+
+def _fields(raw: RawRequest) -> MultiDict[str]:
+    if raw.method == "GET" or not raw.body:
+        return raw.query
+    return MultiDict(parse_qsl(raw.text(), keep_blank_values=True))
+
+
+def _echo(raw: RawRequest, fields: MultiDict[str]) -> str | None:
+    return raw.query.get("zd_echo", fields.get("zd_echo"))
+
+
+def _event(
+    event: str, call_id: str, fields: MultiDict[str], received_at: datetime, source: SourceConfig
+) -> CallEvent:
+    def text(name: str) -> str:
+        return fields.get(name, "").strip()
+
+    internal = text("internal") or None
+    did = text("called_did") or None
+    duration = _seconds(text("duration"))
+    started = _call_start(text("call_start"), received_at, duration) if text("call_start") else None
+    base = CallEvent(
+        call_id=call_id,
+        event_key=f"{event}:{call_id}",
+        direction="out" if call_id.startswith("out_") else "in",
+        status="ringing",
+        occurred_at=started or received_at,
+        started_at=started,
+        extension=internal,
+        region=source.region,
+        fields=dict(fields.items()),
+    )
+    if event in ("NOTIFY_START", "NOTIFY_IVR", "NOTIFY_INTERNAL"):
+        key = f"{event}:{call_id}:{internal}" if event == "NOTIFY_INTERNAL" else base.event_key
+        return replace(base, event_key=key, direction="in", caller=text("caller_id"), tracking_number=did, line=did)
+    if event == "NOTIFY_ANSWER":
+        outside = text("destination") if base.direction == "out" else text("caller_id")
+        key = f"{event}:{call_id}:{text('destination')}"
+        return replace(base, event_key=key, status="answered", answered=True, caller=outside)
+    if event == "NOTIFY_OUT_START":
+        return replace(base, direction="out", caller=text("destination"))
+    if event in ("NOTIFY_END", "NOTIFY_OUT_END"):
+        outbound = event == "NOTIFY_OUT_END"
+        answered = text("disposition").lower() == "answered"
+        recorded = text("is_recorded") == "1" and bool(text("call_id_with_rec"))
+        return replace(
+            base,
+            direction="out" if outbound else "in",
+            status="answered" if answered else "missed",
+            final=True,
+            answered=answered,
+            caller=text("destination") if outbound else text("caller_id"),
+            ended_at=started + timedelta(seconds=duration or 0) if started else None,
+            duration_s=duration,
+            talk_s=None if answered else 0,
+            tracking_number=None if outbound else did,
+            line=None if outbound else did,
+            recording=text("call_id_with_rec") if recorded else None,
+        )
+    recording = text("call_id_with_rec")
+    if not recording:
+        raise BadRequest("NOTIFY_RECORD without call_id_with_rec")
+    return replace(base, event_key=f"{event}:{call_id}:{recording}", status="recording", recording=recording)
+
+
+def _seconds(value: str) -> int | None:
+    if not value:
+        return None
+    try:
+        return max(int(float(value)), 0)
+    except ValueError as exc:
+        raise BadRequest(f"duration is not a number of seconds: {value!r}") from exc
+
+
+def _call_start(value: str, received_at: datetime, duration: int | None) -> datetime:
+    """``call_start`` as an instant, its zone inferred from when the call must have started."""
+    try:
+        wall = datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise BadRequest(f"call_start is not YYYY-MM-DD HH:MM:SS: {value!r}") from exc
+    expected = received_at - timedelta(seconds=duration or 0)
+    offset = round((wall - expected) / _OFFSET_STEP) * _OFFSET_STEP
+    if _MIN_OFFSET <= offset <= _MAX_OFFSET and abs(wall - offset - expected) <= _MATCH_WITHIN:
+        return wall - offset
+    return wall
+
+
+PROVIDER = Zadarma()

@@ -1,0 +1,305 @@
+"""Telephony: many notifications about one call folded into ONE call touch.
+
+A PBX reports a call as a stream (ringing, answered, hung up, summary, recording), delivered in
+parallel, out of order and sometimes twice. Reports need one row per call with its outcome, so
+every provider's events go through :func:`apply_call_event`, under these rules:
+
+* **Identity.** The touch is ``(source=ctx.source, external_id=event.call_id)``. The first event
+  of a call creates it (channel ``call``, direction ``in``/``out``); later ones update its call
+  columns. Internal calls (``direction="internal"``) are not touches: ``(None, False)``.
+  A recording for a call that has no touch (an internal call, or one whose other events have not
+  come) makes none: it would be a call with no caller and no outcome; the journal keeps it.
+* **Idempotency.** Each event is recorded in ``call_events`` under ``(source, event_key)``; a
+  key seen before changes nothing. ``applied`` says whether the event changed the call.
+* **Order.** A non-final event whose ``seq`` is <= the touch's ``last_seq`` changes nothing
+  (except that a recording is always kept); ``last_seq`` keeps the highest seq seen. Without a
+  seq, ``call_status`` still only moves forward (ringing → answered → ended).
+* **Outcome.** A ``final`` event (Mango's summary, Zadarma's NOTIFY_END, Twilio's completed or
+  dial action) settles the call whatever its seq, since providers send summaries separately:
+  ``call_final=1``, ``answered`` and ``call_status`` ``answered``/``missed``, ``duration_s``,
+  ``talk_s``, ``extension`` and ``staff_id`` (``ctx.staff_by_extension``), the direction, and
+  the start time. Once settled, only a recording, blanks being filled, or a *correction* change
+  it: a later final whose seq is higher than any seen (Twilio's dial action outranks the parent
+  call's status callback this way). A final without a higher seq only fills columns still empty.
+* **Caller.** ``event.caller`` is the outside party as written. ``None`` means "this event does not
+  say" (a Mango recording event); a touch first made from such an event gets its caller from the
+  next event that names one, and is marked hidden if the final event names none either. A
+  withheld number (``storage.identifiers.phone`` gives None: anonymous, ``<unknown>``, empty,
+  ``sip:``, ``client:``) makes a touch with no contact and ``hidden_caller=1``; any other number
+  is resolved to a contact (region: ``event.region`` or ``ctx.region``), ``phone_raw`` keeps it as
+  written, and a blocked number sets ``blocked=1``.
+* **Campaign.** ``ctx.campaigns.attribute`` by the tracking number (dialled DID / call-tracking
+  number), else the source's default campaign; re-attributed when a tracking number arrives late.
+* **Called back.** A missed inbound call is called back when an answered call with the same
+  contact (inbound from them, or outbound to them) starts at or after it and no later than its
+  deadline, ``ctx.callback_deadline(start)`` (working time; 30 real minutes when None). It then gets
+  ``called_back_at`` (the answering call's start) and ``called_back_by`` (its touch id). Whenever
+  a call's answer, outcome, start or contact changes, the marks of that contact's missed calls are
+  recomputed from the rows, so the answer may arrive before or after the missed call's summary, and
+  a later correction un-marks what it no longer supports. A call-back after the deadline leaves the
+  missed call unmarked ("missed, not called back").
+* **Times.** ``occurred_at`` is the call's start: ``event.started_at``, else ``occurred_at``, else
+  ``ctx.received_at``; a later event that knows the start (``started_at``) corrects it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+from storage.contacts import resolve_contact
+from storage.db import iso, parse_iso
+from storage.events import CallEvent
+from storage.identifiers import Identifier, phone
+from storage.touches import EventContext, NewTouch, any_blocked, find_touch, insert_touch
+
+#: Used when the context has no working-time calendar.
+DEFAULT_CALLBACK_WINDOW = timedelta(minutes=30)
+
+#: How far a non-final status has got; it never moves back.
+_RANK = {"ringing": 0, "answered": 1, "ended": 2, "missed": 2}
+
+_COLUMNS = (
+    "id",
+    "direction",
+    "contact_id",
+    "occurred_at",
+    "hidden_caller",
+    "phone_raw",
+    "tracking_number",
+    "campaign",
+    "blocked",
+    "call_status",
+    "answered",
+    "duration_s",
+    "talk_s",
+    "extension",
+    "staff_id",
+    "recording",
+    "last_seq",
+    "call_final",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """The call columns of a touch as they are before an event is applied."""
+
+    id: int
+    direction: str
+    contact_id: int | None
+    occurred_at: str
+    hidden_caller: int
+    phone_raw: str | None
+    tracking_number: str | None
+    campaign: str | None
+    blocked: int
+    call_status: str | None
+    answered: int | None
+    duration_s: int | None
+    talk_s: int | None
+    extension: str | None
+    staff_id: int | None
+    recording: str | None
+    last_seq: int | None
+    call_final: int
+
+    @property
+    def caller_known(self) -> bool:
+        return bool(self.hidden_caller) or self.phone_raw is not None
+
+
+def apply_call_event(db: Database, event: CallEvent, ctx: EventContext) -> tuple[int | None, bool]:
+    """Fold one notification into its call's touch; returns (touch id or None, whether it is new)."""
+    if event.direction == "internal":
+        return None, False
+    seen = db.execute(
+        "SELECT touch_id FROM call_events WHERE source = ? AND event_key = ?", [ctx.source, event.event_key]
+    ).fetchone()
+    if seen is not None:
+        return int(seen[0]), False
+    touch_id = find_touch(db, ctx.source, event.call_id)
+    created = touch_id is None
+    if touch_id is None:
+        if event.status == "recording":
+            return None, False
+        touch_id = _create(db, event, ctx)
+    call = _load(db, touch_id)
+    changes = _changes(db, call, event, ctx)
+    if changes:
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        db.execute(
+            f"UPDATE touches SET {assignments}, updated_at = ? WHERE id = ?",
+            [*changes.values(), iso(ctx.received_at), touch_id],
+        )
+    db.execute(
+        "INSERT INTO call_events (source, event_key, touch_id, journal_id, seq, status, applied, at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            ctx.source,
+            event.event_key,
+            touch_id,
+            ctx.journal_id,
+            event.seq,
+            event.status,
+            int(created or bool(changes)),
+            iso(ctx.received_at),
+        ],
+    )
+    relevant = {"answered", "call_final", "occurred_at", "contact_id", "direction"}
+    if created or relevant & changes.keys():
+        contact_id = changes.get("contact_id", call.contact_id)
+        if contact_id is not None:
+            recompute_callbacks(db, int(contact_id), ctx)
+    return touch_id, created
+
+
+def _create(db: Database, event: CallEvent, ctx: EventContext) -> int:
+    """The touch as the first event of a call knows it; later events fill in the rest."""
+    region = event.region or ctx.region
+    occurred = event.started_at or event.occurred_at or ctx.received_at
+    contact_id, hidden, blocked = (None, False, False)
+    if event.caller is not None:
+        contact_id, hidden, blocked = _resolve_caller(db, event.caller, region, occurred)
+    touch_id, _ = insert_touch(
+        db,
+        NewTouch(
+            source=ctx.source,
+            external_id=event.call_id,
+            channel="call",
+            occurred_at=occurred,
+            received_at=ctx.received_at,
+            contact_id=contact_id,
+            journal_id=ctx.journal_id,
+            direction=event.direction,
+            campaign=_campaign(ctx, region, event.tracking_number),
+            hidden_caller=hidden,
+            phone_raw=event.caller,
+            tracking_number=event.tracking_number,
+            blocked=blocked,
+            payload=event.fields,
+        ),
+    )
+    return touch_id
+
+
+def _resolve_caller(db: Database, raw: str, region: str, at: datetime) -> tuple[int | None, bool, bool]:
+    """(contact id, hidden caller, blocked) for the outside party's number as written."""
+    ident: Identifier | None = phone(raw, region)
+    if ident is None:
+        return None, True, False
+    resolution = resolve_contact(db, [ident], name=None, at=at)
+    return (resolution.contact_id if resolution else None), False, any_blocked(db, [ident])
+
+
+def _campaign(ctx: EventContext, region: str, tracking_number: str | None) -> str | None:
+    return ctx.campaigns.attribute(region=region, tracking_number=tracking_number, default=ctx.default_campaign)
+
+
+def _load(db: Database, touch_id: int) -> _Call:
+    row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM touches WHERE id = ?", [touch_id]).fetchone()
+    return _Call(**dict(zip(_COLUMNS, row, strict=True)))
+
+
+def _mode(call: _Call, event: CallEvent) -> str:
+    """How much of the event counts: settle, progress, fill (blanks only) or none."""
+    higher_seq = event.seq is not None and (call.last_seq is None or event.seq > call.last_seq)
+    if event.final:
+        if not call.call_final or higher_seq:
+            return "settle"
+        return "fill"
+    if call.call_final:
+        return "none"
+    if event.seq is None or higher_seq:
+        return "progress"
+    return "none"
+
+
+def _changes(db: Database, call: _Call, event: CallEvent, ctx: EventContext) -> dict[str, Any]:
+    """The columns this event changes on the call, by the module's rules."""
+    mode = _mode(call, event)
+    region = event.region or ctx.region
+    new: dict[str, Any] = {}
+    if event.seq is not None and (call.last_seq is None or event.seq > call.last_seq):
+        new["last_seq"] = event.seq
+    if event.recording:
+        new["recording"] = event.recording
+    if mode == "none":
+        return _diff(call, new)
+
+    if not call.caller_known:
+        if event.caller is not None:
+            at = event.started_at or event.occurred_at or ctx.received_at
+            contact_id, hidden, blocked = _resolve_caller(db, event.caller, region, at)
+            new.update(contact_id=contact_id, hidden_caller=int(hidden), phone_raw=event.caller)
+            if blocked:
+                new["blocked"] = 1
+        elif event.final:
+            new["hidden_caller"] = 1
+
+    blanks_only = mode == "fill"
+    _put(new, call, "duration_s", event.duration_s, blanks_only)
+    _put(new, call, "talk_s", event.talk_s, blanks_only)
+    if event.extension and not (blanks_only and call.extension):
+        new["extension"] = event.extension
+        new["staff_id"] = ctx.staff_by_extension.get(event.extension)
+    if event.tracking_number and not (blanks_only and call.tracking_number):
+        new["tracking_number"] = event.tracking_number
+        new["campaign"] = _campaign(ctx, region, event.tracking_number)
+    if event.started_at and not blanks_only:
+        new["occurred_at"] = iso(event.started_at)
+
+    if mode == "settle":
+        answered = event.answered if event.answered is not None else event.status == "answered"
+        new.update(call_final=1, answered=int(answered), call_status="answered" if answered else "missed")
+        if event.direction != call.direction:
+            new["direction"] = event.direction
+    elif mode == "progress":
+        if event.status in _RANK and _RANK[event.status] > _RANK.get(call.call_status or "", -1):
+            new["call_status"] = event.status
+        if event.answered or event.status == "answered":
+            new["answered"] = 1
+    return _diff(call, new)
+
+
+def _put(new: dict[str, Any], call: _Call, column: str, value: object, blanks_only: bool) -> None:
+    if value is not None and not (blanks_only and getattr(call, column) is not None):
+        new[column] = value
+
+
+def _diff(call: _Call, new: Mapping[str, Any]) -> dict[str, Any]:
+    """Only what really differs, so a repeated fact is not counted as a change."""
+    return {k: v for k, v in new.items() if getattr(call, k) != v}
+
+
+def callback_deadline(ctx: EventContext, missed_at: datetime) -> datetime:
+    """By when a call missed at ``missed_at`` must be called back."""
+    if ctx.callback_deadline is not None:
+        return ctx.callback_deadline(missed_at)
+    return missed_at + DEFAULT_CALLBACK_WINDOW
+
+
+def recompute_callbacks(db: Database, contact_id: int, ctx: EventContext) -> None:
+    """Mark each missed inbound call of the contact with the first answered call inside its deadline."""
+    rows = db.execute(
+        "SELECT id, direction, occurred_at, answered, call_final, called_back_at, called_back_by"
+        " FROM touches WHERE contact_id = ? AND channel = 'call' ORDER BY occurred_at, id",
+        [contact_id],
+    ).fetchall()
+    answers = [(parse_iso(r[2]), int(r[0])) for r in rows if r[3] == 1]
+    for touch_id, direction, occurred_at, answered, final, back_at, back_by in rows:
+        by = None
+        if direction == "in" and final and not answered:
+            missed_at = parse_iso(occurred_at)
+            deadline = callback_deadline(ctx, missed_at)
+            by = next(((at, tid) for at, tid in answers if tid != touch_id and missed_at <= at <= deadline), None)
+        mark = (iso(by[0]), by[1]) if by else (None, None)
+        if mark != (back_at, back_by):
+            db.execute(
+                "UPDATE touches SET called_back_at = ?, called_back_by = ?, updated_at = ? WHERE id = ?",
+                [mark[0], mark[1], iso(ctx.received_at), touch_id],
+            )
