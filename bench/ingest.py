@@ -82,7 +82,9 @@ def peak_rss_mb(pid: int) -> float:
     return int(match[1]) / 1024 if match else float("nan")
 
 
-def run_wrk(url: str, mix: Mix, seconds: int, concurrency: int, workdir: Path) -> tuple[float, float, float, int]:
+def run_wrk(
+    url: str, mix: Mix, seconds: int, concurrency: int, workdir: Path
+) -> tuple[float, float, float, int]:
     script = workdir / f"{mix.name}.lua"
     script.write_text(mix.lua())
     out = subprocess.run(
@@ -137,7 +139,9 @@ async def _client_pool(url: str, mix: Mix, seconds: int, concurrency: int) -> tu
     )
 
 
-def drive(url: str, mix: Mix, seconds: int, concurrency: int, workdir: Path) -> tuple[float, float, float, int]:
+def drive(
+    url: str, mix: Mix, seconds: int, concurrency: int, workdir: Path
+) -> tuple[float, float, float, int]:
     if shutil.which("wrk") and mix.lua():
         return run_wrk(url, mix, seconds, concurrency, workdir)
     # The client runs in its own process so it does not share a core's event loop with the server.
@@ -163,7 +167,9 @@ def bench_bare(mix: Mix, seconds: int, concurrency: int, workdir: Path) -> Figur
         proc.wait()
 
 
-def bench_leadline(mix: Mix, seconds: int, concurrency: int, workdir: Path) -> tuple[Figures, dict[str, float]]:
+def bench_leadline(
+    mix: Mix, seconds: int, concurrency: int, workdir: Path
+) -> tuple[Figures, dict[str, float]]:
     port = free_port()
     db = workdir / f"bench-{mix.name}.db"
     config = workdir / f"config-{mix.name}.toml"
@@ -191,7 +197,9 @@ def bench_leadline(mix: Mix, seconds: int, concurrency: int, workdir: Path) -> t
         "journal_rows": conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0],
         "touches": conn.execute("SELECT COUNT(*) FROM touches").fetchone()[0],
         "contacts": conn.execute("SELECT COUNT(*) FROM contacts").fetchone()[0],
-        "not_processed": conn.execute("SELECT COUNT(*) FROM journal WHERE status != 'processed'").fetchone()[0],
+        "not_processed": conn.execute("SELECT COUNT(*) FROM journal WHERE status != 'processed'").fetchone()[
+            0
+        ],
     }
     conn.close()
     commits = float(re.search(r"^leadline_writer_commits ([\d.e+]+)", metrics, re.M)[1])  # type: ignore[index]
@@ -213,12 +221,15 @@ def main() -> None:
         workdir = Path(tmp)
         for name in args.mix or sorted(MIXES):
             mix = MIXES[name]()
+            mix.prepare(workdir)
             bare = bench_bare(mix, args.seconds, args.concurrency, workdir)
             ours, counts = bench_leadline(mix, args.seconds, args.concurrency, workdir)
             print(f"\n## mix: {name} — {mix.description}")
             print(f"{'server':<14}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>9}{'peak RSS MB':>14}")
             for f in (bare, ours):
-                print(f"{f.name:<14}{f.rps:>10.0f}{f.p50_ms:>10.2f}{f.p99_ms:>10.2f}{f.errors:>9}{f.peak_rss_mb:>14.1f}")
+                print(
+                    f"{f.name:<14}{f.rps:>10.0f}{f.p50_ms:>10.2f}{f.p99_ms:>10.2f}{f.errors:>9}{f.peak_rss_mb:>14.1f}"
+                )
             print(f"ratio leadline / bare: {ours.rps / bare.rps:.2f}")
             print("stored: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
             extra = mix.summary(ours.rps)
