@@ -57,6 +57,27 @@ class JournalRow:
     raw: RawRequest
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A request's journal columns, redacted and encoded before the writer thread sees them."""
+
+    query_string: str
+    headers: str
+    body: bytes
+    url: str
+    received_at: str
+
+
+def prepare(raw: RawRequest, *, keep_body: bool = True) -> Prepared:
+    return Prepared(
+        redact_query(raw.query_string),
+        json.dumps(redact_headers(raw.headers), ensure_ascii=False),
+        raw.body if keep_body else b"",
+        raw.url.split("?", 1)[0],
+        iso(raw.received_at),
+    )
+
+
 def insert(
     db: Database,
     raw: RawRequest,
@@ -67,7 +88,9 @@ def insert(
     reason: str | None = None,
     replay_key: str | None = None,
     keep_body: bool = True,
+    prepared: Prepared | None = None,
 ) -> int:
+    row = prepared or prepare(raw, keep_body=keep_body)
     cursor = db.execute(
         "INSERT INTO journal (source, provider, method, path, query_string, headers, body, body_size, remote,"
         " url, received_at, status, http_status, reason, replay_key)"
@@ -77,13 +100,13 @@ def insert(
             provider,
             raw.method,
             raw.path,
-            redact_query(raw.query_string),
-            json.dumps(redact_headers(raw.headers), ensure_ascii=False),
-            raw.body if keep_body else b"",
+            row.query_string,
+            row.headers,
+            row.body,
             len(raw.body),
             raw.remote,
-            raw.url.split("?", 1)[0],
-            iso(raw.received_at),
+            row.url,
+            row.received_at,
             status,
             http_status,
             reason,

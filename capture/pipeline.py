@@ -32,7 +32,8 @@ from capture.providers.base import (
 from leadline.config import Config, SourceConfig
 from storage.attribution import CampaignIndex
 from storage.db import Store, now_utc, savepoint
-from storage.touches import EventContext, record_contact_event
+from storage.identifiers import phone
+from storage.touches import EventContext, identifiers_of, record_contact_event
 
 log = logging.getLogger("leadline.capture")
 
@@ -119,6 +120,8 @@ class Capture:
     def judge(self, raw: RawRequest, source: SourceConfig, *, verify: bool = True) -> Verdict:
         """Verify and parse in memory; never raises for anything the sender did."""
         provider = provider_for(source.provider)
+        if source.region is None:  # parsers that read numbers out of text need the region now
+            source = source.model_copy(update={"region": self.config.leadline.region})
         try:
             if verify:
                 provider.verify(raw, source, self.clock())
@@ -137,9 +140,29 @@ class Capture:
         return await self.record(raw, self.judge(raw, source, verify=verify))
 
     async def record(self, raw: RawRequest, verdict: Verdict) -> Outcome:
-        return await self.store.write(lambda db: self._record(db, raw, verdict))
+        # Encoding and number parsing happen here, on the request's side, so that the single
+        # writer thread (the bottleneck under load) spends its time on SQL alone.
+        prepared = journal.prepare(raw, keep_body=verdict.keep_body)
+        if verdict.result is not None:
+            self._warm(raw.source, verdict.result.events)
+        return await self.store.write(lambda db: self._record(db, raw, verdict, prepared))
 
-    def _record(self, db: Database, raw: RawRequest, verdict: Verdict) -> Outcome:
+    def _warm(self, source_name: str, events: Iterable[Event]) -> None:
+        """Parse each number and address once now; storage's look-ups then hit the cache."""
+        source = self.config.source(source_name)
+        default = source.region if source and source.region else self.config.leadline.region
+        for event in events:
+            region = event.region or default
+            if isinstance(event, CallEvent):
+                phone(event.caller, region)
+                phone(event.tracking_number, region)
+            else:
+                identifiers_of(event.phones, event.emails, region)
+                phone(event.tracking_number, region)
+
+    def _record(
+        self, db: Database, raw: RawRequest, verdict: Verdict, prepared: journal.Prepared | None = None
+    ) -> Outcome:
         if verdict.result is None or verdict.http_status >= 400:
             jid = journal.insert(
                 db,
@@ -148,7 +171,7 @@ class Capture:
                 status="rejected",
                 http_status=verdict.http_status,
                 reason=verdict.reason,
-                keep_body=verdict.keep_body,
+                prepared=prepared,
             )
             return Outcome(jid, "rejected", verdict.http_status, verdict.reason, _error_reply(verdict))
         if verdict.replay_key and journal.replay_key_used(db, raw.source, verdict.replay_key):
