@@ -1,0 +1,135 @@
+"""UIS / CoMagic through a running server: the template's JSON and form bodies, tokens, retries."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+from tests.capture.form_checks import config_with, identifiers, journal
+from tests.samples import by_provider, sample
+
+CALL_END = sample("uis_call_ended.json")
+TOKEN = "uis-token-0001"
+
+
+async def start(start_server, tmp_path):
+    return await start_server(
+        config_with(tmp_path, {"name": CALL_END.source_name, "provider": "uis_comagic", "token": TOKEN})
+    )
+
+
+async def post(srv, body, token=TOKEN, content_type=None):
+    query = f"?{urlencode({'token': token})}" if token else ""
+    headers = {"Content-Type": content_type} if content_type else CALL_END.headers
+    return await srv.session.post(f"{srv.url}{CALL_END.path}{query}", data=body, headers=headers)
+
+
+def variant(**changes):
+    """The call-end sample with some variables changed, as another UIS template would fill them."""
+    data = json.loads(CALL_END.body)
+    data.update(changes)
+    return data
+
+
+async def test_every_uis_sample_becomes_the_call_the_manifest_expects(start_server, tmp_path):
+    for s in by_provider("uis_comagic"):
+        srv = await start(start_server, tmp_path / s.file)
+        resp = await post(srv, s.body)  # the sample's own Content-Type is the template's free text
+        assert resp.status == 200
+        [touch] = srv.rows("SELECT * FROM touches")
+        expected = s.expected
+        assert (touch["channel"], touch["direction"]) == (expected["channel"], "in")
+        assert touch["external_id"] == str(expected["external_id"])
+        assert (touch["call_status"], touch["answered"], touch["call_final"]) == (expected["status"], 1, 1)
+        assert touch["duration_s"] == touch["talk_s"] == expected["duration"]
+        assert touch["tracking_number"] == "74950000055"
+        assert touch["campaign"] == "brand_msk"  # +74950000055 is brand_msk's tracking number
+        assert identifiers(srv, touch["contact_id"]) == {"phone": expected["caller"]}
+        assert journal(srv) == [
+            {"status": "processed", "http_status": 200, "reason": None, "note": None, "touches_created": 1}
+        ]
+
+
+async def test_a_lost_call_sent_as_a_form_is_missed(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    form = variant(
+        call_session_id="3001234999",
+        is_lost="true",
+        talk_time_duration="0",
+        notification_mnemonic="lost_call",
+        virtual_phone_number="74950000077",
+    )
+    resp = await post(srv, urlencode(form), content_type="application/x-www-form-urlencoded")
+    assert resp.status == 200
+    [touch] = srv.rows("SELECT * FROM touches")
+    assert (touch["external_id"], touch["call_status"], touch["answered"]) == ("3001234999", "missed", 0)
+    assert touch["duration_s"] == 0
+    assert touch["campaign"] is None  # 74950000077 is nobody's tracking number
+    assert identifiers(srv, touch["contact_id"]) == {"phone": "+74950000012"}
+
+
+async def test_a_get_notification_carries_the_variables_in_the_query(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    query = urlencode({**variant(is_lost="false"), "token": TOKEN})
+    resp = await srv.session.get(f"{srv.url}{CALL_END.path}?{query}")
+    assert resp.status == 200
+    [touch] = srv.rows("SELECT * FROM touches")
+    assert (touch["external_id"], touch["call_status"], touch["duration_s"]) == ("3001234567", "answered", 94)
+    [row] = srv.rows("SELECT method, query_string FROM journal")
+    assert row["method"] == "GET"
+    assert TOKEN not in row["query_string"]  # the journal keeps the call, not the secret
+
+
+async def test_call_start_rings_and_call_end_settles_the_same_touch(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    # a template shared by every notification leaves the end-of-call variables empty at the start
+    start_note = variant(notification_mnemonic="call_start", is_lost=None, talk_time_duration="")
+    del start_note["total_time_duration"]
+    assert (await post(srv, json.dumps(start_note), content_type="application/json")).status == 200
+    [ringing] = srv.rows("SELECT * FROM touches")
+    assert (ringing["call_status"], ringing["call_final"]) == ("ringing", 0)
+
+    assert (await post(srv, CALL_END.body)).status == 200
+    [answered] = srv.rows("SELECT * FROM touches")
+    assert (answered["id"], answered["call_status"], answered["call_final"]) == (ringing["id"], "answered", 1)
+    assert srv.scalar("SELECT COUNT(*) FROM call_events") == 2
+
+
+async def test_retry_of_the_same_notification_is_a_no_op(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    assert (await post(srv, CALL_END.body)).status == 200
+    assert (await post(srv, CALL_END.body)).status == 200
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 1
+    assert srv.scalar("SELECT COUNT(*) FROM call_events") == 1
+    assert [r["touches_created"] for r in journal(srv)] == [1, 0]
+
+
+async def test_internal_call_is_journalled_but_not_a_touch(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    body = json.dumps(variant(call_session_id=3001230001, is_internal=True, contact_phone_number="102"))
+    assert (await post(srv, body, content_type="application/json")).status == 200
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+    assert [r["status"] for r in journal(srv)] == ["processed"]
+
+
+async def test_wrong_or_missing_token_is_refused_and_makes_no_touch(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    wrong = await post(srv, CALL_END.body, token="uis-token-0002")
+    assert (wrong.status, await wrong.text()) == (401, "wrong token\n")
+    missing = await post(srv, CALL_END.body, token=None)
+    assert missing.status == 401
+    assert "missing token" in await missing.text()
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+    assert [(r["status"], r["http_status"]) for r in journal(srv)] == [("rejected", 401)] * 2
+
+
+async def test_template_without_a_session_id_is_a_clear_400_kept_for_replay(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    body = json.dumps(
+        {k: v for k, v in variant().items() if k not in ("call_session_id", "communication_id")}
+    )
+    resp = await post(srv, body, content_type="application/json")
+    assert resp.status == 400
+    assert "call_session_id" in await resp.text()
+    [row] = srv.rows("SELECT status, http_status, body FROM journal")
+    assert (row["status"], row["http_status"], row["body"]) == ("rejected", 400, body.encode())
