@@ -101,7 +101,8 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, s
             yield name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def _multipart(body: bytes, content_type_header: str) -> MultiDict[str]:
+def multipart_parts(body: bytes, content_type_header: str) -> list[tuple[str, bytes, str | None]]:
+    """Each non-file part as (name, bytes, declared charset): for senders that name charsets elsewhere."""
     if "boundary=" not in content_type_header:
         raise BadRequest("multipart body without a boundary in Content-Type")
     message = BytesParser(policy=HTTP).parsebytes(
@@ -109,14 +110,20 @@ def _multipart(body: bytes, content_type_header: str) -> MultiDict[str]:
     )
     if not message.is_multipart():
         raise BadRequest("multipart body could not be split into parts")
-    fields: MultiDict[str] = MultiDict()
+    parts: list[tuple[str, bytes, str | None]] = []
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str) or part.get_filename():
             continue
         payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
-        charset = part.get_content_charset() or "utf-8"
+        parts.append((name, payload if isinstance(payload, bytes) else b"", part.get_content_charset()))
+    return parts
+
+
+def _multipart(body: bytes, content_type_header: str) -> MultiDict[str]:
+    fields: MultiDict[str] = MultiDict()
+    for name, data, declared in multipart_parts(body, content_type_header):
+        charset = declared or "utf-8"
         try:
             fields.add(name, data.decode(charset))
         except (LookupError, UnicodeDecodeError) as exc:

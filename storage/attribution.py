@@ -68,7 +68,22 @@ class CampaignIndex:
             return found
         if to_address:
             for _, address in getaddresses([to_address]):
-                ident = email(address)
-                if ident and (found := self.by_email.get(ident.value)):
+                found = self._by_address(address)
+                if found:
                     return found
         return default
+
+    def _by_address(self, address: str) -> str | None:
+        """The campaign's own address, else a plus tag naming a campaign (``leads+brand_msk@…``,
+        Postmark's ``MailboxHash``), else the address without its tag."""
+        ident = email(address)
+        if not ident:
+            return None
+        if found := self.by_email.get(ident.value):
+            return found
+        local, _, domain = ident.value.rpartition("@")
+        base, plus, tag = local.partition("+")
+        if not plus:
+            return None
+        by_name = {name.lower(): name for name in self.names}
+        return by_name.get(tag.lower()) or self.by_email.get(f"{base}@{domain}")

@@ -1,0 +1,388 @@
+"""One inbound mail, whichever way it arrived, as one :class:`ContactEvent`.
+
+Mail reaches Leadline as raw RFC 5322 bytes (the SMTP server, the IMAP poller, raw-MIME webhooks)
+or as the fields a provider has already parsed (Mailgun, SendGrid, Postmark). Both become a
+:class:`MailFields` and go through the same rules, so a mail means the same thing on every route:
+
+* The sender is the contact, and phone numbers written in the body or signature join it. Quoted
+  replies are left out: they carry *our* signature, whose number would join every customer who
+  replies into one contact.
+* A notification sent by a robot (``noreply@``, a site's form mailer) is not from the contact: the
+  contact is in the body's labelled fields (``Имя: …``, ``Phone: …``) or its ``Reply-To``, and the
+  robot's own address is never used as an identifier, or every form would merge into one person.
+* Auto-replies, bounces, mailing lists and spam are kept as touches with ``dropped`` naming the
+  rule, so they are journalled and visible but never counted as inbound contacts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.headerregistry import AddressHeader, HeaderRegistry
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default as default_policy
+from email.utils import parseaddr
+from typing import TYPE_CHECKING, Any, cast
+
+import html2text
+import phonenumbers
+from multidict import MultiDict
+
+from capture.forms import name_of, pick
+from storage.events import ContactEvent
+
+if TYPE_CHECKING:
+    from leadline.config import SourceConfig
+
+#: A message's text beyond this is not read for phones or stored as the touch's message (the journal
+#: keeps it all): a newsletter-sized body must not stall the matcher or bloat every touch row.
+MAX_TEXT = 100_000
+MAX_MESSAGE = 10_000
+
+#: Local parts of senders that are machines, not people (form mailers, notification systems).
+ROBOT_SENDER = re.compile(
+    r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|mailer[-_.]?daemon|postmaster|notifications?|notify|"
+    r"forms?|robot|bounces?|wordpress|daemon)([-_.+].*)?$",
+    re.IGNORECASE,
+)
+BOUNCE_SENDER = re.compile(r"^(mailer[-_.]?daemon|postmaster)$", re.IGNORECASE)
+
+#: The line that starts a quoted earlier message in a reply (Gmail, Apple Mail, Outlook, Yandex, Mail.ru).
+REPLY_HEADER = re.compile(
+    r"^\s*(on\b.{0,200}\bwrote:|.{0,200}\s(пишет|написал|написала|написал\(а\)):|"
+    r"-{2,}\s*(original message|исходное сообщение)\s*-{2,})\s*$",
+    re.IGNORECASE,
+)
+#: ``Label: value`` (or a table row ``Label | value``) in a form notification's body.
+LABELLED = re.compile(r"^[\s>*#_|-]*([^\W\d_][\w .()/-]{0,38}?)\s*[*_]*\s*[:|]\s*(\S.*?)\s*\|?\s*$")
+
+TABLE_RULE = re.compile(r"^[\s|:]*-{3,}[\s|:-]*$")
+LIST_HEADERS = ("List-Id", "List-Unsubscribe", "List-Post")
+
+
+@dataclass(frozen=True, slots=True)
+class MailFields:
+    """A mail as decoded text, whatever route it came by.
+
+    ``headers`` are the message's top-level headers as written (encoded words and all); ``reply_text``
+    is the provider's own reply-without-quotes when it gives one (Mailgun ``stripped-text``).
+    ``external_id`` overrides the ``email:{Message-ID}`` key for providers with an id of their own.
+    """
+
+    headers: Sequence[tuple[str, str]] = ()
+    sender: str | None = None
+    to_address: str | None = None
+    subject: str | None = None
+    text: str | None = None
+    html: str | None = None
+    reply_text: str | None = None
+    message_id: str | None = None
+    envelope_from: str | None = None
+    spam_score: float | None = None
+    delivery_report: bool = False
+    occurred_at: datetime | None = None
+    external_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        return next((_unfold(v) for k, v in self.headers if k.lower() == wanted), None)
+
+    def fingerprint(self) -> str:
+        """What identifies a mail without a Message-ID: the same mail delivered twice hashes the same."""
+        parts = (self.sender, self.to_address, self.subject, self.header("Date"), self.text, self.html)
+        return hashlib.sha256("\x00".join(p or "" for p in parts).encode("utf-8", "replace")).hexdigest()
+
+
+def parse_message(
+    raw: bytes,
+    *,
+    to_address: str | None = None,
+    envelope_from: str | None = None,
+    occurred_at: datetime | None = None,
+) -> MailFields:
+    """RFC 5322 bytes as :class:`MailFields`; never raises for a malformed message, it reads what it can."""
+    message = BytesParser(policy=default_policy).parsebytes(raw)
+    headers = [(name, str(value)) for name, value in message.raw_items()]
+    return MailFields(
+        headers=headers,
+        to_address=to_address or _recipients(message),
+        subject=_decoded_header(message, "Subject"),
+        text=_part_text(message, "plain"),
+        html=_part_text(message, "html"),
+        envelope_from=envelope_from,
+        delivery_report=_is_delivery_report(message),
+        occurred_at=occurred_at,
+        # sha256 of the bytes themselves: a re-fetched or re-sent copy is byte-identical
+        external_id=None if message.get("Message-ID") else f"email:sha256:{hashlib.sha256(raw).hexdigest()}",
+    )
+
+
+def mail_event(mail: MailFields | bytes, *, region: str, spam_threshold: float) -> ContactEvent:
+    """The touch a mail makes: its contact, text, campaign evidence and the rule that drops it, if any."""
+    if isinstance(mail, bytes):
+        mail = parse_message(mail)
+    text = _text_of(mail)
+    unquoted = strip_quoted(text)
+    name, emails, phones, labelled_message = _contact(mail, unquoted, region)
+    message = mail.reply_text.strip() if mail.reply_text and mail.reply_text.strip() else None
+    message = message or labelled_message or unquoted.strip() or None
+    if message and len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE] + "…"
+    message_id = (mail.message_id or mail.header("Message-ID") or "").strip()
+    external_id = mail.external_id or (f"email:{message_id}" if message_id else f"email:sha256:{mail.fingerprint()}")
+    score = _spam_score(mail)
+    return ContactEvent(
+        channel="email",
+        external_id=external_id,
+        occurred_at=mail.occurred_at,
+        phones=tuple(phones),
+        emails=tuple(emails),
+        name=name,
+        message=message,
+        to_address=mail.to_address,
+        region=region,
+        dropped=drop_reason(mail, spam_threshold),
+        fields={
+            k: v
+            for k, v in {
+                "subject": _clean(mail.subject or mail.header("Subject") or "") or None,
+                "from": _decoded_address(_sender_header(mail)),
+                "to": mail.to_address,
+                "message_id": message_id or None,
+                "date": mail.header("Date"),
+                "spam_score": score,
+                **mail.extra,
+            }.items()
+            if v not in (None, "")
+        },
+    )
+
+
+def source_event(mail: MailFields | bytes, source: SourceConfig) -> ContactEvent:
+    """:func:`mail_event` with the source's region and spam threshold (the pipeline fills in the region)."""
+    return mail_event(mail, region=source.region or "RU", spam_threshold=source.spam_score_threshold)
+
+
+def drop_reason(mail: MailFields, spam_threshold: float) -> str | None:
+    """The first rule that makes this mail not an inbound touch, named for the person reading the row."""
+    _, sender = _first_address(_sender_header(mail))
+    local = sender.rpartition("@")[0] if sender else ""
+    if mail.envelope_from in ("<>", ""):
+        return "bounce: delivery status notification (empty envelope sender)"
+    if mail.delivery_report:
+        return "bounce: delivery status notification (multipart/report)"
+    if BOUNCE_SENDER.match(local):
+        return f"bounce: sent by {local}"
+    auto = (mail.header("Auto-Submitted") or "").split(";")[0].strip()
+    if auto and auto.lower() != "no":
+        return f"auto-reply: Auto-Submitted: {auto}"
+    for name in ("X-Autoreply", "X-Autorespond"):
+        if mail.header(name) is not None:
+            return f"auto-reply: {name} header"
+    flag = (mail.header("X-Spam-Flag") or "").strip()
+    if flag.lower() == "yes":
+        return f"spam: X-Spam-Flag: {flag}"
+    if (mail.header("X-Mailgun-Sflag") or "").strip().lower() == "yes":
+        return "spam: X-Mailgun-Sflag: Yes"
+    if (mail.header("X-Spam-Status") or "").strip().lower().startswith("yes"):
+        return "spam: X-Spam-Status: Yes"
+    score = _spam_score(mail)
+    if score is not None and score > spam_threshold:
+        return f"spam: score {score:g} over the threshold {spam_threshold:g}"
+    precedence = (mail.header("Precedence") or "").strip().lower()
+    if precedence == "list":
+        return "mailing list: Precedence: list"
+    if precedence in ("bulk", "junk"):
+        return f"bulk mail: Precedence: {precedence}"
+    if precedence in ("auto_reply", "auto-reply"):
+        return f"auto-reply: Precedence: {precedence}"
+    for name in LIST_HEADERS:
+        if mail.header(name) is not None:
+            return f"mailing list: {name} header"
+    return None
+
+
+def strip_quoted(text: str) -> str:
+    """The new part of a reply: lines quoted with ``>`` and everything after "On … wrote:" are left out."""
+    kept: list[str] = []
+    for line in text.splitlines():
+        if REPLY_HEADER.match(line):
+            break
+        if line.lstrip().startswith(">"):
+            continue
+        kept.append(line)
+    return "\n".join(kept).strip()
+
+
+def html_to_text(html: str) -> str:
+    """Readable text from HTML-only mail, keeping table rows as ``label | value`` lines."""
+    converter = html2text.HTML2Text()
+    converter.body_width = 0
+    converter.ignore_emphasis = True
+    converter.ignore_images = True
+    converter.ignore_links = True
+    lines = []
+    for line in str(converter.handle(html)).splitlines():
+        if TABLE_RULE.match(line):
+            continue  # the Markdown rule under a table's first row
+        lines.append(re.sub(r"\s*\|\s*", " | ", line).strip() if "|" in line else line.rstrip())
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def find_phones(text: str, region: str) -> list[str]:
+    """Valid numbers written anywhere in ``text``, as written, in the order they appear."""
+    found: list[str] = []
+    seen: set[str] = set()
+    for match in phonenumbers.PhoneNumberMatcher(text[:MAX_TEXT], region):
+        e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+        if e164 not in seen:
+            seen.add(e164)
+            found.append(match.raw_string)
+    return found
+
+
+def labelled_fields(text: str) -> MultiDict[str]:
+    """``Label: value`` lines of a form notification as fields, for :func:`capture.forms.pick`."""
+    fields: MultiDict[str] = MultiDict()
+    for line in text[:MAX_TEXT].splitlines():
+        match = LABELLED.match(line)
+        if match and not set(match[2]) <= set("-|: "):
+            fields.add(match[1].strip(), match[2].strip())
+    return fields
+
+
+def decode_text(data: bytes, charset: str | None) -> str:
+    """Bytes in their declared charset; an unknown charset is read as UTF-8, bad bytes as U+FFFD
+    (one mis-declared part must not cost a lead)."""
+    try:
+        return data.decode(charset or "utf-8", "replace")
+    except LookupError:
+        return data.decode("utf-8", "replace")
+
+
+def is_robot(address: str | None) -> bool:
+    return bool(address) and bool(ROBOT_SENDER.match((address or "").rpartition("@")[0]))
+
+
+def _contact(mail: MailFields, text: str, region: str) -> tuple[str | None, list[str], list[str], str | None]:
+    """Name, emails and phones of the person the mail is about, and a labelled message if there is one."""
+    display, sender = _first_address(_sender_header(mail))
+    if sender and not is_robot(sender):
+        return display, [sender], find_phones(text, region), None
+    fields = labelled_fields(text)
+    reply_name, reply_to = _first_address(mail.header("Reply-To") or "")
+    if is_robot(reply_to):
+        reply_name, reply_to = None, None
+    emails = [e for e in pick(fields, "email") if "@" in e] or ([reply_to] if reply_to else [])
+    phones = [p for value in pick(fields, "phone") for p in find_phones(value, region)]
+    messages = pick(fields, "message")
+    return (
+        name_of(fields) or reply_name,
+        emails,
+        phones or find_phones(text, region),
+        "\n".join(messages) or None,
+    )
+
+
+def _text_of(mail: MailFields) -> str:
+    if mail.text and mail.text.strip():
+        return _clean(mail.text)
+    if mail.html and mail.html.strip():
+        return html_to_text(_clean(mail.html))
+    return ""
+
+
+def _sender_header(mail: MailFields) -> str:
+    return _clean(mail.sender or mail.header("From") or "")
+
+
+def _first_address(value: str) -> tuple[str | None, str | None]:
+    """Display name and address of the first mailbox in an address header, RFC 2047 decoded."""
+    if not value.strip():
+        return None, None
+    try:
+        header = cast(AddressHeader, HeaderRegistry()("from", _unfold(value)))
+        first = next(iter(header.addresses), None)
+        name, address = (first.display_name, first.addr_spec) if first else ("", "")
+    except (IndexError, ValueError, TypeError, AttributeError):
+        name, address = parseaddr(value)
+    address = _clean(address).strip().strip("<>")
+    name = _clean(name).strip().strip('"').strip()
+    if not address or "@" not in address:
+        return (name or None), None
+    return (name if name and name.lower() != address.lower() else None), address
+
+
+def _decoded_address(value: str) -> str | None:
+    if not value.strip():
+        return None
+    try:
+        return _clean(str(HeaderRegistry()("from", _unfold(value))))
+    except (IndexError, ValueError, TypeError, AttributeError):
+        return _clean(value)
+
+
+def _clean(value: str) -> str:
+    """Undo surrogate escapes: raw UTF-8 in headers (common without SMTPUTF8) reads as text again."""
+    if any("\udc80" <= ch <= "\udcff" for ch in value):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return value
+
+
+def _unfold(value: str) -> str:
+    return re.sub(r"\r?\n[ \t]+", " ", _clean(value)).strip()
+
+
+def _spam_score(mail: MailFields) -> float | None:
+    if mail.spam_score is not None:
+        return mail.spam_score
+    for name in ("X-Spam-Score", "X-Mailgun-Sscore", "X-Spam-Status"):
+        value = mail.header(name)
+        if not value:
+            continue
+        match = re.search(r"(?:score=)?(-?\d+(?:\.\d+)?)", value)
+        if match and (name != "X-Spam-Status" or "score=" in value):
+            return float(match[1])
+    return None
+
+
+def _decoded_header(message: EmailMessage, name: str) -> str | None:
+    value = message.get(name)
+    return _clean(str(value)) if value is not None else None
+
+
+def _recipients(message: EmailMessage) -> str | None:
+    """The address the mail was delivered to: the MTA's own headers first, then To and Cc."""
+    for name in ("Delivered-To", "X-Original-To", "Envelope-To"):
+        value = message.get(name)
+        if value:
+            return _clean(str(value))
+    found = [_clean(str(v)) for name in ("To", "Cc") for v in message.get_all(name, [])]
+    return ", ".join(found) or None
+
+
+def _part_text(message: EmailMessage, subtype: str) -> str | None:
+    """The first text/``subtype`` body part, decoded (base64, quoted-printable, its charset)."""
+    try:
+        part = message.get_body(preferencelist=(subtype,))
+    except (KeyError, LookupError, ValueError):
+        return None
+    if part is None:
+        return None
+    try:
+        return str(part.get_content())
+    except (LookupError, ValueError, AssertionError, KeyError):
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        return data.decode("utf-8", "replace")
+
+
+def _is_delivery_report(message: EmailMessage) -> bool:
+    if message.get_content_type() == "multipart/report":
+        return True
+    return any(part.get_content_type() == "message/delivery-status" for part in message.walk())

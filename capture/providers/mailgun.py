@@ -1,0 +1,119 @@
+"""Mailgun Routes ``forward("https://…/hooks/<source>")``: parsed mail fields, or ``body-mime`` raw.
+
+The signature is ``hex(HMAC-SHA256(webhook signing key, timestamp + token))`` (FORMATS §3.1). It
+covers only the timestamp and the token, not the mail, so it proves the POST came from Mailgun and
+when; what stops a captured POST being sent again is the token, used once (``replay_key``) and the
+timestamp, accepted for five minutes either side of the server's clock. Mailgun signs each retry
+afresh, so a retry of the same mail is recognised by its Message-Id instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from multidict import MultiDict
+
+from capture.forms import multipart_parts
+from capture.mail import MailFields, decode_text, parse_message, source_event
+from capture.providers.base import BadRequest, ParseResult, RawRequest, Unauthorized
+from leadline.config import SourceConfig
+
+TOLERANCE = timedelta(minutes=5)
+#: Fields that are Mailgun's own, not the message's (the message's headers are also posted as fields).
+OWN_FIELDS = frozenset({"timestamp", "token", "signature"})
+
+
+@dataclass(frozen=True)
+class Mailgun:
+    methods: frozenset[str] = frozenset({"POST"})
+
+    def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
+        fields, _ = _form(raw)
+        stamp, token, signature = (fields.get(k, "").strip() for k in ("timestamp", "token", "signature"))
+        if not (stamp and token and signature):
+            raise Unauthorized("missing timestamp, token or signature field")
+        try:
+            sent_at = datetime.fromtimestamp(int(stamp), UTC)
+        except (ValueError, OverflowError) as exc:
+            raise Unauthorized("timestamp is not unix seconds") from exc
+        if abs(now - sent_at) > TOLERANCE:
+            raise Unauthorized("timestamp is outside the 5-minute window: a stale or replayed request")
+        key = source.secret_value("webhook_signing_key").encode()
+        expected = hmac.new(key, (stamp + token).encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(signature.lower().encode(), expected.encode()):
+            raise Unauthorized("signature does not match the webhook signing key")
+
+    def replay_key(self, raw: RawRequest) -> str | None:
+        return _form(raw)[0].get("token", "").strip() or None
+
+    def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
+        fields, mime = _form(raw)
+        occurred = _timestamp(fields.get("timestamp", ""))
+        recipient = fields.get("recipient") or fields.get("To") or None
+        if mime:
+            mail = parse_message(
+                mime,
+                to_address=recipient,
+                envelope_from=fields.get("sender"),
+                occurred_at=occurred,
+            )
+        else:
+            if not fields.get("from") and not fields.get("From"):
+                raise BadRequest("no 'from' field: is the route's action forward() to this URL?")
+            mail = MailFields(
+                headers=_message_headers(fields.get("message-headers", "")),
+                sender=fields.get("from") or fields.get("From"),
+                to_address=recipient,
+                subject=fields.get("subject") or fields.get("Subject"),
+                text=fields.get("body-plain"),
+                html=fields.get("body-html"),
+                reply_text=fields.get("stripped-text"),
+                message_id=fields.get("Message-Id") or fields.get("Message-ID"),
+                envelope_from=fields.get("sender"),
+                occurred_at=occurred,
+            )
+        return ParseResult(events=[source_event(mail, source)])
+
+
+def _form(raw: RawRequest) -> tuple[MultiDict[str], bytes | None]:
+    """The fields, and ``body-mime`` as the bytes it was sent as: a raw message in raw-MIME mode may
+    carry 8-bit text in any charset, which must reach the mail parser undecoded."""
+    if raw.content_type != "multipart/form-data":
+        fields = raw.form()
+        text = fields.get("body-mime")
+        return fields, text.encode("utf-8") if text else None
+    parsed = MultiDict[str]()
+    mime: bytes | None = None
+    for name, data, charset in multipart_parts(raw.body, raw.headers.get("Content-Type", "")):
+        if name == "body-mime":
+            mime = data
+        else:
+            parsed.add(name, decode_text(data, charset))
+    return parsed, mime
+
+
+def _message_headers(value: str) -> list[tuple[str, str]]:
+    """``message-headers``: a JSON list of ``[name, value]`` pairs in the message's order."""
+    if not value.strip():
+        return []
+    try:
+        pairs = json.loads(value)
+    except ValueError as exc:
+        raise BadRequest(f"message-headers is not valid JSON: {exc}") from exc
+    if not isinstance(pairs, list):
+        raise BadRequest("message-headers must be a JSON list of [name, value] pairs")
+    return [(str(p[0]), str(p[1])) for p in pairs if isinstance(p, list) and len(p) == 2]
+
+
+def _timestamp(value: str) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+PROVIDER = Mailgun()

@@ -1,0 +1,168 @@
+"""The built-in SMTP server, spoken to by a real ``smtplib`` client while ``leadline serve`` runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import smtplib
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+
+from tests.capture.form_checks import identifiers
+from tests.conftest import BASE, build_config
+from tests.dovecot import free_port
+from tests.samples import sample
+
+SAMPLES = [sample("smtp_html_only.eml"), sample("smtp_plain_base64_cyrillic.eml")]
+
+
+def smtp_config(tmp_path: Any) -> Any:
+    source = {
+        "name": "mx",
+        "provider": "smtp",
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "addresses": ["leads@mx.example.com", "sales@example.com"],
+        "campaign": "vk_ads",
+    }
+    return build_config(tmp_path, sources=[*BASE["sources"], source])
+
+
+def wire(message: bytes) -> bytes:
+    """The samples are stored with LF line ends; SMTP carries CRLF."""
+    return message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+async def send(srv: Any, message: bytes, to: str = "leads@mx.example.com", sender: str = "client@example.com") -> Any:
+    """Send with smtplib in a thread (the server runs on this test's event loop); returns sendmail's refusals."""
+    port = srv.config.source("mx").port
+
+    def deliver() -> Any:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            return client.sendmail(sender, [to], wire(message))
+
+    return await asyncio.to_thread(deliver)
+
+
+def touches(srv: Any) -> list[dict[str, Any]]:
+    rows = srv.rows("SELECT * FROM touches ORDER BY id")
+    for row in rows:
+        row["payload"] = json.loads(row["payload"])
+    return rows
+
+
+async def test_both_eml_samples_become_touches_on_the_right_contacts(start_server, tmp_path):
+    srv = await start_server(smtp_config(tmp_path))
+    for s in SAMPLES:
+        assert await send(srv, s.body) == {}
+    rows = touches(srv)
+    assert len(rows) == 2
+    for row, s in zip(rows, SAMPLES, strict=True):
+        expected = s.expected
+        assert row["channel"] == "email"
+        assert row["external_id"] == f"email:{expected['external_id']}"
+        assert row["name"] == expected["name"]  # the Cyrillic names intact, RFC 2047 or raw UTF-8
+        assert identifiers(srv, row["contact_id"]) == {"phone": expected["phone"], "email": expected["email"]}
+        assert row["campaign"] == "vk_ads"  # the source's default: leads@ is no campaign's address
+        assert row["to_address"] == "leads@mx.example.com"
+        if "subject" in expected:
+            assert row["payload"]["subject"] == expected["subject"]
+    [contact] = srv.rows("SELECT name FROM contacts WHERE id = ?", [rows[1]["contact_id"]])
+    assert contact["name"] == "Светлана"
+    journal = srv.rows("SELECT method, status, body FROM journal ORDER BY id")
+    assert [(r["method"], r["status"]) for r in journal] == [("SMTP", "processed")] * 2
+    assert journal[1]["body"] == wire(SAMPLES[1].body)
+
+
+async def test_unknown_recipient_gets_550_and_nothing_is_stored(start_server, tmp_path):
+    srv = await start_server(smtp_config(tmp_path))
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        await send(srv, SAMPLES[0].body, to="someone@mx.example.com")
+    [(code, _)] = refused.value.recipients.values()
+    assert code == 550
+    assert srv.rows("SELECT COUNT(*) AS n FROM journal")[0]["n"] == 0
+
+
+async def test_auto_reply_and_bounce_are_journalled_but_are_no_touch_on_a_contact(start_server, tmp_path):
+    srv = await start_server(smtp_config(tmp_path))
+    reply = EmailMessage()
+    reply["From"] = "Ivan <ivan@example.com>"
+    reply["To"] = "leads@mx.example.com"
+    reply["Subject"] = "Out of office"
+    reply["Message-ID"] = "<ooo-7@example.com>"
+    reply["Auto-Submitted"] = "auto-replied"
+    reply.set_content("I am away until Monday. Call +7 916 000-00-77.")
+    assert await send(srv, reply.as_bytes()) == {}
+    bounce = EmailMessage()
+    bounce["From"] = "Mail Delivery System <MAILER-DAEMON@mx.example.net>"
+    bounce["To"] = "leads@mx.example.com"
+    bounce["Subject"] = "Undelivered Mail Returned to Sender"
+    bounce.set_content("The mail system could not deliver your message.")
+    assert await send(srv, bounce.as_bytes(), sender="<>") == {}
+    rows = touches(srv)
+    assert [r["dropped"] for r in rows] == [
+        "auto-reply: Auto-Submitted: auto-replied",
+        "bounce: delivery status notification (empty envelope sender)",
+    ]
+    assert [r["contact_id"] for r in rows] == [None, None]
+    assert srv.rows("SELECT COUNT(*) AS n FROM contacts")[0]["n"] == 0
+
+
+async def test_451_while_the_journal_cannot_be_written_then_the_retry_is_stored(start_server, tmp_path):
+    srv = await start_server(smtp_config(tmp_path))
+    db = srv.db()
+    db.execute("CREATE TRIGGER no_journal BEFORE INSERT ON journal BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    db.close()
+    with pytest.raises(smtplib.SMTPDataError) as failed:
+        await send(srv, SAMPLES[1].body)
+    assert failed.value.smtp_code == 451
+    assert srv.rows("SELECT COUNT(*) AS n FROM touches")[0]["n"] == 0
+    db = srv.db()
+    db.execute("DROP TRIGGER no_journal")
+    db.close()
+    assert await send(srv, SAMPLES[1].body) == {}  # the sending server's retry
+    assert [r["name"] for r in touches(srv)] == ["Светлана"]
+
+
+async def test_attribution_by_the_address_the_mail_was_sent_to(start_server, tmp_path):
+    srv = await start_server(smtp_config(tmp_path))
+    message = EmailMessage()
+    message["From"] = "Pyotr <pyotr@example.com>"
+    message["To"] = "sales@example.com"
+    message["Subject"] = "Price list"
+    message["Message-ID"] = "<price-1@example.com>"
+    message.set_content("Please call me back on +7 916 000-00-41")
+    assert await send(srv, message.as_bytes(), to="sales@example.com") == {}
+    # a plus tag naming a campaign, on an address the source serves
+    message.replace_header("Message-ID", "<price-2@example.com>")
+    assert await send(srv, message.as_bytes(), to="leads+brand_msk@mx.example.com") == {}
+    # the retry of a mail already stored is a no-op
+    assert await send(srv, message.as_bytes(), to="leads+brand_msk@mx.example.com") == {}
+    rows = touches(srv)
+    assert [(r["campaign"], r["to_address"]) for r in rows] == [
+        ("brand_msk", "sales@example.com"),
+        ("brand_msk", "leads+brand_msk@mx.example.com"),
+    ]
+    assert len({r["contact_id"] for r in rows}) == 1
+
+
+async def test_a_reply_without_message_id_keeps_our_quoted_number_out_and_is_stored_once(start_server, tmp_path):
+    srv = await start_server(smtp_config(tmp_path))
+    message = (
+        b"From: Nina <nina@example.com>\r\n"
+        b"To: leads@mx.example.com\r\n"
+        b"Subject: Re: your offer\r\n"
+        b"\r\n"
+        b"Yes, interested. My mobile: 8 916 000-00-61\r\n"
+        b"\r\n"
+        b"On Mon, 2 Mar 2026 at 10:00, Sales <sales@example.com> wrote:\r\n"
+        b"> Call us on +7 495 000-00-55\r\n"
+    )
+    assert await send(srv, message) == {}
+    assert await send(srv, message) == {}  # the same bytes again: the same mail
+    [touch] = touches(srv)
+    assert touch["external_id"].startswith("email:sha256:")
+    assert touch["message"] == "Yes, interested. My mobile: 8 916 000-00-61"
+    assert identifiers(srv, touch["contact_id"]) == {"phone": "+79160000061", "email": "nina@example.com"}
