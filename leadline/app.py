@@ -15,12 +15,15 @@ from functools import partial
 from aiohttp import web
 from sqlite_utils import Database
 
+from bot.runner import bot_ctx
 from capture import journal
 from capture.metrics import Metrics
 from capture.pipeline import Capture, Clock, reprocess_rows
 from capture.server import setup_routes
 from leadline import keys
+from leadline.api import setup_api
 from leadline.config import Config, SourceConfig
+from leadline.scheduler import scheduler_ctx
 from storage.costs import sync_costs
 from storage.db import Store, now_utc
 from storage.staff import staff_by_extension, sync_campaigns, sync_staff
@@ -94,8 +97,11 @@ def init_app(config: Config, *, clock: Clock = now_utc) -> web.Application:
     app[keys.METRICS] = Metrics()
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(capture_ctx)
+    app.cleanup_ctx.append(bot_ctx)
+    app.cleanup_ctx.append(scheduler_ctx)
     for source in config.sources:
         if source.provider in BACKGROUND_PROVIDERS:
             app.cleanup_ctx.append(partial(background_ctx, source))
     setup_routes(app)
+    setup_api(app)
     return app

@@ -175,5 +175,13 @@ def _format_card(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+from leadline import report_cli  # noqa: E402  (the numbers' commands)
+
+main.add_command(report_cli.report)
+main.add_command(report_cli.export)
+main.add_command(report_cli.plan)
+main.add_command(report_cli.demo)
+
+
 if __name__ == "__main__":
     main()

@@ -196,6 +196,37 @@ class SlaSection(Strict):
     callback_minutes: int = Field(30, gt=0)
     escalation_minutes: int = Field(60, gt=0)
     callback_outside_hours: bool = False
+    #: "Can't reach" asks again after ``callback_retry_minutes`` (working time), up to this many tries.
+    callback_tries: int = Field(3, gt=0)
+    callback_retry_minutes: int = Field(60, gt=0)
+    #: A lead with no change for this many days (and no follow-up date ahead) is nudged as stale.
+    stale_days: int = Field(7, gt=0)
+
+
+class NudgesSection(Strict):
+    #: At most one nudge message per person (or chat) per this many minutes, listing what is due.
+    batch_minutes: float = Field(5, ge=0)
+    sweep_seconds: float = Field(60, gt=0)
+    #: Cards listed in one message; the rest wait for the next batch.
+    max_items: int = Field(10, gt=0, le=30)
+    #: Touches older than this are never nudged (switching nudges on must not flood people with history).
+    horizon_days: int = Field(14, gt=0)
+
+
+class SourceHealthSection(Strict):
+    #: A source is silent when no request came for longer than its usual gap in working minutes,
+    #: never less than the floor and never more than the ceiling.
+    floor_minutes: int = Field(60, gt=0)
+    ceiling_minutes: int = Field(1080, gt=0)
+    #: This many failed requests in a row (bad signature, unparseable, failed processing) is an alert.
+    failure_threshold: int = Field(3, gt=0)
+    learn_days: int = Field(28, gt=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SourceHealthSection:
+        if self.ceiling_minutes < self.floor_minutes:
+            raise ValueError("ceiling_minutes must not be less than floor_minutes")
+        return self
 
 
 class DigestSection(Strict):
@@ -316,7 +347,9 @@ class SourceConfig(Strict):
         if missing:
             raise ValueError(f"provider {self.provider} needs {', '.join(missing)}")
         if self.provider == "twilio" and not (self.forward_to or "").strip():
-            raise ValueError("provider twilio needs forward_to: the number Leadline's TwiML dials for each call")
+            raise ValueError(
+                "provider twilio needs forward_to: the number Leadline's TwiML dials for each call"
+            )
         return self
 
     def secret_value(self, key: str) -> str:
@@ -330,6 +363,21 @@ class SourceConfig(Strict):
 class ApiClientConfig(Strict):
     name: str
     token: Secret
+
+
+class WebhookConfig(Strict):
+    """An outgoing webhook: the user's CRM hears of each registration and lead change here."""
+
+    url: str
+    #: The Standard Webhooks signing secret (``whsec_`` + base64), shared with the receiver.
+    secret: Secret
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"https?://", value):
+            raise ValueError("the webhook url must start with http:// or https://")
+        return value
 
 
 class GoalsSection(Strict):
@@ -350,6 +398,8 @@ class Config(Strict):
     telegram: TelegramSection = TelegramSection()
     working_time: WorkingTimeSection = WorkingTimeSection()
     sla: SlaSection = SlaSection()
+    nudges: NudgesSection = NudgesSection()
+    source_health: SourceHealthSection = SourceHealthSection()
     digest: DigestSection = DigestSection()
     goals: GoalsSection = GoalsSection()
     lead_fields: LeadFieldsSection = LeadFieldsSection()
@@ -357,6 +407,7 @@ class Config(Strict):
     campaigns: list[CampaignConfig] = []
     sources: list[SourceConfig] = []
     api_clients: list[ApiClientConfig] = []
+    webhooks: list[WebhookConfig] = []
 
     #: Where the file was read from; relative paths in it are taken from its folder.
     base_dir: Path = Path(".")

@@ -312,6 +312,80 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_
     )
 
 
+@migrations()
+def m002_nudge_tracking(db: Database) -> None:
+    """What each nudge is about, who acted and how, and every message that carried it.
+
+    A nudge row is one question (register this touch, call this number back) at one level. A
+    delivery is that question owed to one chat in one round (0 first, then one per reminder after a
+    snooze or "Can't reach"); it is written when owed (``not_before``) and gets its ``message_id``
+    when a batched message (``nudge_messages``: one person, many cards) carries it. So a copy for a
+    second manager or a reminder is one more delivery, never a second nudge, and a delivery is
+    carried at most once. ``closed_at`` ends the question; ``outcome`` says how.
+    """
+    _run(
+        db,
+        """
+ALTER TABLE nudges ADD COLUMN contact_id INTEGER REFERENCES contacts (id);
+ALTER TABLE nudges ADD COLUMN touch_id INTEGER REFERENCES touches (id);
+ALTER TABLE nudges ADD COLUMN lead_id INTEGER REFERENCES leads (id);
+ALTER TABLE nudges ADD COLUMN ref TEXT;
+ALTER TABLE nudges ADD COLUMN round INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE nudges ADD COLUMN outcome TEXT;
+ALTER TABLE nudges ADD COLUMN acted_by INTEGER REFERENCES staff (id);
+ALTER TABLE nudges ADD COLUMN closed_at TEXT;
+CREATE INDEX nudges_open_contact ON nudges (contact_id, kind, level) WHERE closed_at IS NULL;
+CREATE INDEX nudges_open_time ON nudges (created_at) WHERE closed_at IS NULL;
+CREATE INDEX nudges_unsent ON nudges (created_at) WHERE sent_at IS NULL AND outbox_id IS NOT NULL;
+CREATE INDEX nudges_lead ON nudges (lead_id, kind);
+CREATE INDEX nudges_touch ON nudges (touch_id);
+
+CREATE TABLE nudge_messages (
+    id INTEGER PRIMARY KEY,
+    chat_id INTEGER NOT NULL,
+    staff_id INTEGER REFERENCES staff (id),
+    outbox_id INTEGER REFERENCES outbox (id),
+    cards INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX nudge_messages_chat ON nudge_messages (chat_id, created_at);
+
+CREATE TABLE nudge_deliveries (
+    nudge_id INTEGER NOT NULL REFERENCES nudges (id),
+    chat_id INTEGER NOT NULL,
+    round INTEGER NOT NULL DEFAULT 0,
+    staff_id INTEGER REFERENCES staff (id),
+    not_before TEXT NOT NULL,
+    message_id INTEGER REFERENCES nudge_messages (id),
+    PRIMARY KEY (nudge_id, chat_id, round)
+);
+CREATE INDEX nudge_deliveries_pending ON nudge_deliveries (not_before) WHERE message_id IS NULL;
+CREATE INDEX nudge_deliveries_message ON nudge_deliveries (message_id);
+
+CREATE INDEX leads_follow_up ON leads (follow_up_on) WHERE follow_up_on IS NOT NULL AND stage NOT IN ('won', 'lost');
+CREATE INDEX leads_open_updated ON leads (updated_at) WHERE stage NOT IN ('won', 'lost')
+""",
+    )
+
+
+@migrations()
+def m003_report_indexes(db: Database) -> None:
+    """A covering index for the reports' scan of a period's touches.
+
+    A year's report reads a million touches by time; through ``touches_time`` each row costs a
+    look-up in the table, and through this index none does. ``answered`` is in it so that the
+    missed-call query finds its few rows in the index too.
+    """
+    _run(
+        db,
+        """
+CREATE INDEX touches_report ON touches (
+    occurred_at, direction, dropped, contact_id, channel, campaign, staff_id, blocked, hidden_caller, answered
+)
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

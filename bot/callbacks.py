@@ -1,0 +1,53 @@
+"""Callback data of every inline button, as aiogram ``CallbackData`` factories.
+
+Telegram returns at most 64 bytes of ``callback_data``, so buttons carry ids, never names or
+numbers; the handler reads the current state from the database, which also makes an old button on
+an old card safe to press.
+"""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+
+
+class CardCB(CallbackData, prefix="t"):
+    """A registration card: ``t`` the touch it was drawn for, ``c`` the contact it showed then."""
+
+    act: str
+    t: int
+    c: int
+    v: str = ""
+
+
+class LeadCB(CallbackData, prefix="l"):
+    act: str
+    lead: int
+    v: str = ""
+
+
+class AccessCB(CallbackData, prefix="a"):
+    decision: str
+    req: int
+
+
+class PageCB(CallbackData, prefix="p"):
+    """A page of a list: ``kind`` unreg / missed / leads, ``everyone`` for a manager's full list."""
+
+    kind: str
+    page: int
+    everyone: bool = False
+
+
+class OpenCB(CallbackData, prefix="o"):
+    """Open a card from a list: ``kind`` touch / lead / contact."""
+
+    kind: str
+    id: int
+
+
+class MergeCB(CallbackData, prefix="m"):
+    """``ask`` for the other contact, ``do`` merge b into a, ``undo`` merge ``a``, ``no`` cancel."""
+
+    act: str
+    a: int
+    b: int = 0

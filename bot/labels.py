@@ -1,0 +1,81 @@
+"""The words staff see for the codes the database and the API use (``job_seeker``, ``qualified``...).
+
+The codes stay English everywhere else; these functions are the one place they become a person's
+language, so the catalogues hold every one of them.
+"""
+
+from __future__ import annotations
+
+from aiogram.utils.i18n import gettext as _
+
+TEMPERATURE_ICONS = {"hot": "🔥", "warm": "🌤", "cold": "❄️"}
+CHANNEL_ICONS = {"call": "📞", "form": "📝", "email": "✉️", "manual": "✍️"}
+LOST_REASONS = ("price", "competitor", "no_budget", "no_answer", "not_a_fit", "other")
+
+
+def temperature(code: str | None) -> str:
+    labels = {"hot": _("hot"), "warm": _("warm"), "cold": _("cold")}
+    return labels.get(code or "", code or "—")
+
+
+def stage(code: str | None) -> str:
+    labels = {
+        "new": _("new"),
+        "qualified": _("qualified"),
+        "accepted": _("accepted by sales"),
+        "returned": _("returned by sales"),
+        "won": _("won"),
+        "lost": _("lost"),
+    }
+    return labels.get(code or "", code or "—")
+
+
+def reason(code: str | None) -> str:
+    labels = {
+        "partner": _("partner"),
+        "job_seeker": _("job seeker"),
+        "spam": _("spam"),
+        "wrong_number": _("wrong number"),
+        "existing_client": _("existing client"),
+        "other": _("other"),
+    }
+    return labels.get(code or "", code or "—")
+
+
+def lost_reason(code: str | None) -> str:
+    labels = {
+        "price": _("price"),
+        "competitor": _("chose a competitor"),
+        "no_budget": _("no budget"),
+        "no_answer": _("stopped answering"),
+        "not_a_fit": _("not a fit"),
+        "other": _("other"),
+    }
+    return labels.get(code or "", code or "—")
+
+
+def channel(code: str | None) -> str:
+    labels = {"call": _("Call"), "form": _("Form"), "email": _("Email"), "manual": _("Entered by hand")}
+    return labels.get(code or "", code or "—")
+
+
+def field(name: str) -> str:
+    """A lead field's label; fields the config adds beyond these show as written there."""
+    labels = {
+        "name": _("Name"),
+        "need": _("Need"),
+        "company": _("Company"),
+        "industry": _("Industry"),
+        "size": _("Company size"),
+        "campaign": _("Campaign"),
+        "owner": _("Owner"),
+        "follow_up": _("Follow-up"),
+        "amount": _("Deal amount"),
+    }
+    return labels.get(name, name)
+
+
+def disposition(code: str, reason_code: str | None, temperature_code: str | None) -> str:
+    if code == "lead":
+        return _("lead ({temperature})").format(temperature=temperature(temperature_code))
+    return _("not a lead ({reason})").format(reason=reason(reason_code))

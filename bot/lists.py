@@ -1,0 +1,160 @@
+"""/unregistered, /missed and /leads: paged lists whose buttons open each item's card.
+
+A staff member sees their own work (and what nobody has handled yet); managers and owners see
+everyone's. Turning a page edits the list in place; opening an item sends its card.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiogram import Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+
+from bot import cards, labels
+from bot.callbacks import OpenCB, PageCB
+from bot.replies import Replies
+from bot.views import send_contact, send_lead, send_touch
+from leadline.config import Config
+from storage.bot_queries import Page, StaffMember, missed, open_leads, unregistered
+from storage.db import Store
+
+PAGE_SIZE = 5
+
+
+def _who(item: dict[str, Any]) -> str:
+    parts = [cards.pretty_phone(p) for p in item["phones"][:1]] + item["emails"][:1]
+    if item.get("name"):
+        parts.insert(0, str(item["name"]))
+    return html.escape(" · ".join(parts) or "—")
+
+
+def _line(kind: str, number: int, item: dict[str, Any], tz: ZoneInfo) -> str:
+    if kind == "leads":
+        temp = item["temperature"]
+        line = f"{number}. {labels.TEMPERATURE_ICONS.get(temp, '')} {_who(item)} · {labels.stage(item['stage'])}"
+        if item["follow_up_on"]:
+            line += f" · 📅 {cards.day(item['follow_up_on'])}"
+        return line
+    icon = labels.CHANNEL_ICONS.get(item["channel"], "•")
+    line = f"{number}. {icon} {_who(item)} · {cards.when(item['last_at'], tz)}"
+    if kind == "unreg" and int(item.get("touches") or 1) > 1:
+        count = int(item["touches"])
+        line += " · " + _("{n} touch", "{n} touches", count).format(n=count)
+    return line
+
+
+def _title(kind: str, everyone: bool) -> str:
+    if kind == "unreg":
+        return _("Waiting for registration") if everyone else _("Waiting for registration (yours and unassigned)")
+    if kind == "missed":
+        return _("Missed calls not called back") if everyone else _("Missed calls not called back (yours and unassigned)")
+    return _("Open leads (everyone's)") if everyone else _("Your open leads")
+
+
+def _empty(kind: str) -> str:
+    if kind == "unreg":
+        return _("Nothing is waiting for registration. Well done!")
+    if kind == "missed":
+        return _("Every missed call has been called back.")
+    return _("No open leads.")
+
+
+async def fetch(store: Store, kind: str, staff: StaffMember, everyone: bool, page: int) -> Page:
+    scope = None if everyone else staff.id
+    query = {"unreg": unregistered, "missed": missed, "leads": open_leads}[kind]
+    result: Page = await store.read(lambda db: query(db, scope, max(0, page), PAGE_SIZE))
+    if result.items or page <= 0:
+        return result
+    last = result.pages - 1  # the list got shorter since it was drawn
+    clamped: Page = await store.read(lambda db: query(db, scope, last, PAGE_SIZE))
+    return clamped
+
+
+def render(kind: str, page: Page, everyone: bool, tz: ZoneInfo) -> tuple[str, InlineKeyboardMarkup | None]:
+    title = f"<b>{_title(kind, everyone)}</b>"
+    if page.total == 0:
+        return title + "\n\n" + _empty(kind), None
+    start = page.page * page.size
+    lines = [title + " — " + _("{total} in all, page {page} of {pages}").format(total=page.total, page=page.page + 1, pages=page.pages), ""]
+    opens: list[InlineKeyboardButton] = []
+    for offset, item in enumerate(page.items):
+        number = start + offset + 1
+        lines.append(_line(kind, number, item, tz))
+        target = OpenCB(kind="lead", id=item["lead_id"]) if kind == "leads" else OpenCB(kind="touch", id=item["touch_id"])
+        opens.append(InlineKeyboardButton(text=str(number), callback_data=target.pack()))
+    keyboard = [opens]
+    nav: list[InlineKeyboardButton] = []
+    if page.page > 0:
+        nav.append(InlineKeyboardButton(text="«", callback_data=PageCB(kind=kind, page=page.page - 1, everyone=everyone).pack()))
+    if page.page + 1 < page.pages:
+        nav.append(InlineKeyboardButton(text="»", callback_data=PageCB(kind=kind, page=page.page + 1, everyone=everyone).pack()))
+    if nav:
+        keyboard.append(nav)
+    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=keyboard)
+
+
+async def send_list(
+    message: Message, kind: str, everyone: bool, staff: StaffMember, store: Store, config: Config, replies: Replies
+) -> None:
+    page = await fetch(store, kind, staff, everyone, 0)
+    text, markup = render(kind, page, everyone, config.tz)
+    await replies.send(message.chat.id, text, markup)
+
+
+async def unregistered_list(message: Message, staff: StaffMember, store: Store, config: Config, replies: Replies) -> None:
+    await send_list(message, "unreg", staff.is_manager, staff, store, config, replies)
+
+
+async def missed_list(message: Message, staff: StaffMember, store: Store, config: Config, replies: Replies) -> None:
+    await send_list(message, "missed", staff.is_manager, staff, store, config, replies)
+
+
+async def leads_list(
+    message: Message, command: CommandObject, staff: StaffMember, store: Store, config: Config, replies: Replies
+) -> None:
+    everyone = staff.is_manager and (command.args or "").strip().lower() in ("all", "все")
+    await send_list(message, "leads", everyone, staff, store, config, replies)
+
+
+async def turn_page(callback: CallbackQuery, callback_data: PageCB, staff: StaffMember, store: Store, config: Config) -> None:
+    everyone = callback_data.everyone and staff.is_manager
+    page = await fetch(store, callback_data.kind, staff, everyone, callback_data.page)
+    text, markup = render(callback_data.kind, page, everyone, config.tz)
+    if isinstance(callback.message, Message):
+        with contextlib.suppress(TelegramBadRequest):
+            await callback.message.edit_text(text, reply_markup=markup)
+    await callback.answer()
+
+
+async def open_item(
+    callback: CallbackQuery, callback_data: OpenCB, staff: StaffMember, store: Store, config: Config, replies: Replies
+) -> None:
+    chat_id = callback.message.chat.id if callback.message is not None else callback.from_user.id
+    if callback_data.kind == "touch":
+        found = await send_touch(replies, store, config, chat_id, callback_data.id)
+    elif callback_data.kind == "lead":
+        found = await send_lead(replies, store, config, chat_id, callback_data.id, staff)
+    else:
+        found = await send_contact(replies, store, config, chat_id, callback_data.id, staff)
+    if found:
+        await callback.answer()
+    else:
+        await callback.answer(_("This item no longer exists. Open the list again."), show_alert=True)
+
+
+def make_router() -> Router:
+    """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
+    router = Router(name="lists")
+    router.message.register(unregistered_list, Command("unregistered"))
+    router.message.register(missed_list, Command("missed"))
+    router.message.register(leads_list, Command("leads"))
+    router.callback_query.register(turn_page, PageCB.filter())
+    router.callback_query.register(open_item, OpenCB.filter())
+    return router

@@ -1,0 +1,141 @@
+"""Merge two contacts the automatic rules did not join, and undo a wrong merge; managers only.
+
+Both are recorded in ``merges`` (who, when, what moved), so an undo gives back exactly what moved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import re
+from functools import partial
+
+from aiogram import F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+
+from bot.callbacks import MergeCB
+from bot.replies import Replies
+from bot.views import contact_text
+from capture.pipeline import Clock
+from leadline.config import Config
+from storage.bot_actions import merge_by_staff, undo_merge_by_staff
+from storage.bot_queries import StaffMember, contact_summary
+from storage.contacts import live_contact, search_contacts
+from storage.db import Store
+
+
+class MergeInput(StatesGroup):
+    other = State()
+
+
+async def edit(callback: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    if isinstance(callback.message, Message):
+        with contextlib.suppress(TelegramBadRequest):
+            await callback.message.edit_text(text, reply_markup=markup)
+
+
+async def managers_only(callback: CallbackQuery, staff: StaffMember) -> bool:
+    if staff.is_manager:
+        return True
+    await callback.answer(_("Only a manager can merge contacts."), show_alert=True)
+    return False
+
+
+async def ask(callback: CallbackQuery, callback_data: MergeCB, staff: StaffMember, state: FSMContext, replies: Replies) -> None:
+    if not await managers_only(callback, staff):
+        return
+    await state.set_state(MergeInput.other)
+    await state.set_data({"a": callback_data.a})
+    chat_id = callback.message.chat.id if callback.message is not None else callback.from_user.id
+    await replies.send(
+        chat_id,
+        _("Send the phone number, email or #number of the contact to merge with #{id}, or /cancel.").format(id=callback_data.a),
+    )
+    await callback.answer()
+
+
+async def other(
+    message: Message, staff: StaffMember, store: Store, config: Config, state: FSMContext, replies: Replies
+) -> None:
+    a = int((await state.get_data())["a"])
+    text = (message.text or "").strip()
+    chat_id = message.chat.id
+    if match := re.fullmatch(r"#?(\d{1,9})", text):
+        found = [int(match[1])]
+    else:
+        found = await store.read(partial(search_contacts, query=text, region=config.leadline.region, limit=3))
+    if not found:
+        await replies.send(chat_id, _("No contact found for “{text}”. Try the phone number or #number.").format(text=html.escape(text)))
+        return
+    if len(found) > 1:
+        await replies.send(chat_id, _("Several contacts match “{text}”. Send the phone number or #number.").format(text=html.escape(text)))
+        return
+    b = await store.read(partial(live_contact, contact_id=found[0]))
+    first = await store.read(partial(contact_summary, contact_id=a))
+    second = await store.read(partial(contact_summary, contact_id=b))
+    if first is None or second is None:
+        await replies.send(chat_id, _("No contact found for “{text}”. Try the phone number or #number.").format(text=html.escape(text)))
+        return
+    if first["id"] == second["id"] or await store.read(partial(live_contact, contact_id=a)) == b:
+        await state.clear()
+        await replies.send(chat_id, _("That is the same contact."))
+        return
+    await state.clear()
+    question = _("Merge these two contacts? The older one keeps everything of both; you can undo it later.")
+    markup = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(text=_("🔗 Merge"), callback_data=MergeCB(act="do", a=a, b=b).pack()),
+                InlineKeyboardButton(text=_("Cancel"), callback_data=MergeCB(act="no", a=a, b=b).pack()),
+            ]
+        ]
+    )
+    body = "\n\n".join([question, contact_text(first, config.tz), contact_text(second, config.tz)])
+    await replies.send(chat_id, body, markup)
+
+
+async def do_merge(
+    callback: CallbackQuery, callback_data: MergeCB, staff: StaffMember, store: Store, clock: Clock
+) -> None:
+    if not await managers_only(callback, staff):
+        return
+    merge_id, survivor, merged = await store.write(
+        partial(merge_by_staff, a=callback_data.a, b=callback_data.b, staff_id=staff.id, at=clock())
+    )
+    undo = InlineKeyboardButton(
+        text=_("↩️ Undo merge with #{id}").format(id=merged), callback_data=MergeCB(act="undo", a=merge_id).pack()
+    )
+    await edit(
+        callback,
+        _("🔗 Merged: contact #{merged} is now part of #{survivor}.").format(merged=merged, survivor=survivor),
+        InlineKeyboardMarkup(inline_keyboard=[[undo]]),
+    )
+    await callback.answer(_("Saved."))
+
+
+async def undo(callback: CallbackQuery, callback_data: MergeCB, staff: StaffMember, store: Store, clock: Clock) -> None:
+    if not await managers_only(callback, staff):
+        return
+    restored = await store.write(partial(undo_merge_by_staff, merge_id=callback_data.a, staff_id=staff.id, at=clock()))
+    await edit(callback, _("↩️ Merge undone: contact #{id} is separate again.").format(id=restored))
+    await callback.answer(_("Saved."))
+
+
+async def cancel(callback: CallbackQuery) -> None:
+    await edit(callback, _("Cancelled."))
+    await callback.answer()
+
+
+def make_router() -> Router:
+    """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
+    router = Router(name="merge")
+    router.callback_query.register(ask, MergeCB.filter(F.act == "ask"))
+    router.message.register(other, MergeInput.other, F.text, ~F.text.startswith("/"))
+    router.callback_query.register(do_merge, MergeCB.filter(F.act == "do"))
+    router.callback_query.register(undo, MergeCB.filter(F.act == "undo"))
+    router.callback_query.register(cancel, MergeCB.filter(F.act == "no"))
+    return router

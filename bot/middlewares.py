@@ -1,0 +1,49 @@
+"""What cuts across every update: who is writing, and may they use the bot at all.
+
+Order matters and is set once in :func:`bot.runner.build_dispatcher`: :class:`StaffMiddleware`
+(look the person up; ignore group chats other than the team chat), then the language middleware
+(it needs the staff record), then :class:`StrangerGate` (it needs the language to refuse politely).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import Chat, TelegramObject, User
+
+from bot.access import turn_away
+from storage.bot_queries import staff_by_telegram
+from storage.db import Store
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class StaffMiddleware(BaseMiddleware):
+    def __init__(self, store: Store, team_chat: int) -> None:
+        self.store = store
+        self.team_chat = team_chat
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        chat: Chat | None = data.get("event_chat")
+        user: User | None = data.get("event_from_user")
+        if chat is not None and chat.type != "private" and (not self.team_chat or chat.id != self.team_chat):
+            return None  # the bot speaks in private chats and in the configured team chat only
+        if user is None or user.is_bot:
+            return None
+        data["staff"] = await self.store.read(partial(staff_by_telegram, telegram_id=user.id))
+        return await handler(event, data)
+
+
+class StrangerGate(BaseMiddleware):
+    """Anyone not on the staff gets a polite refusal, and the owners get the request to approve."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if data.get("staff") is not None:
+            return await handler(event, data)
+        chat: Chat | None = data.get("event_chat")
+        if chat is not None and chat.type == "private":
+            await turn_away(event, data)
+        return None

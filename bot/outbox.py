@@ -1,0 +1,377 @@
+"""The outbox sender: the one place that delivers queued rows to Telegram, or to the log without a token.
+
+Delivery guarantees, chosen because Telegram has no idempotency key:
+
+* Across restarts, at most once. A row is marked ``sending`` in a committed write before the Bot API
+  is called; a row a previous process left ``sending`` may already be in the chat, so start-up marks
+  it ``failed`` (with the reason) instead of sending it again. A clean shutdown waits for the sends in
+  flight, so only a crash leaves such rows.
+* Within a running process, at least once. A 429 (Telegram refused the call), a 5xx or a proxy's
+  error page (the call never reached the Bot API) is retried later, and so is a network error, so
+  an outage delays messages and loses none. A timeout after Telegram had accepted the message can
+  then deliver it twice; that rare duplicate is the price of not losing messages in every outage.
+
+Rate limits are kept locally (:mod:`bot.ratelimit`), one chat's messages go out in order, and one
+chat never has two messages in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, Protocol
+
+import aiogram.methods
+from aiogram import Bot
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramMigrateToChat,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.methods.base import TelegramMethod
+from aiogram.types import FSInputFile, Message
+from pydantic import ValidationError
+
+from bot.ratelimit import Limits, RateLimiter
+from storage import outbox_sending as rows
+from storage.db import Store, parse_iso
+from storage.identifiers import mask
+from storage.outbox_sending import OutboxRow
+
+log = logging.getLogger("leadline.outbox")
+
+Clock = Callable[[], datetime]
+
+#: Bot API method name (``sendMessage``) → aiogram's method class.
+METHODS: dict[str, type[TelegramMethod[Any]]] = {
+    cls.__api_method__: cls
+    for cls in vars(aiogram.methods).values()
+    if isinstance(cls, type)
+    and issubclass(cls, TelegramMethod)
+    and isinstance(getattr(cls, "__api_method__", None), str)
+}
+
+#: Payload fields that may name a local file as ``file:///path`` (a digest's chart).
+FILE_FIELDS = ("photo", "document", "audio", "video", "animation", "voice")
+
+
+# ---------------------------------------------------------------------- what one attempt came to
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    message_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAfter:
+    """Telegram refused the call and said when to come back: nothing reached the chat."""
+
+    seconds: float
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transient:
+    """Telegram or the way to it is failing: back off for everyone and try again."""
+
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The call can never succeed as it is (blocked by the user, bad payload): give up on the row."""
+
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    chat_id: int
+
+
+Attempt = Delivered | RetryAfter | Transient | Failed | Moved
+
+
+class Transport(Protocol):
+    async def deliver(self, row: OutboxRow) -> Attempt: ...
+
+
+def build_method(row: OutboxRow) -> TelegramMethod[Any]:
+    """The aiogram method object for a row; raises ValueError for an unknown method or bad payload."""
+    cls = METHODS.get(row.method)
+    if cls is None:
+        raise ValueError(f"unknown Bot API method {row.method!r}")
+    params: dict[str, Any] = {**row.payload, "chat_id": row.chat_id}
+    for key in FILE_FIELDS:
+        value = params.get(key)
+        if isinstance(value, str) and value.startswith("file://"):
+            params[key] = FSInputFile(value.removeprefix("file://"))
+    try:
+        return cls.model_validate(params)
+    except ValidationError as exc:
+        raise ValueError(f"bad payload for {row.method}: {exc.error_count()} error(s): {exc.errors()[0]['msg']}") from None
+
+
+@dataclass
+class BotTransport:
+    """Delivers through aiogram, and sorts its exceptions into retry, back off or give up."""
+
+    bot: Bot
+    request_timeout: int = 30
+
+    async def deliver(self, row: OutboxRow) -> Attempt:
+        try:
+            method = build_method(row)
+        except ValueError as exc:
+            return Failed(str(exc))
+        try:
+            result = await self.bot(method, request_timeout=self.request_timeout)
+        except TelegramRetryAfter as exc:
+            return RetryAfter(float(exc.retry_after), exc.message)
+        except TelegramMigrateToChat as exc:
+            return Moved(int(exc.migrate_to_chat_id))
+        except TelegramUnauthorizedError as exc:
+            return Transient(f"the bot token was refused: {exc.message}")
+        except TelegramBadRequest as exc:
+            if "message is not modified" in exc.message:
+                return Delivered(None)
+            return Failed(exc.message)
+        except (TelegramServerError, TelegramNetworkError) as exc:
+            return Transient(f"{type(exc).__name__}: {exc.message}")
+        except TelegramAPIError as exc:  # forbidden (blocked by the user), not found, too large
+            return Failed(f"{type(exc).__name__}: {exc.message}")
+        except ClientDecodeError as exc:
+            if isinstance(exc.data, dict) and exc.data.get("ok") is True:
+                return Delivered(None)  # Telegram took it; only its answer did not parse
+            return Transient(f"unreadable answer: {exc.message}")
+        return Delivered(result.message_id if isinstance(result, Message) else None)
+
+
+# ---------------------------------------------------------------------- logging without a token
+
+_PHONE_RE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def mask_text(text: str) -> str:
+    """A message as the log may keep it: phone numbers and emails masked."""
+    text = _EMAIL_RE.sub(lambda m: mask(m.group()), text)
+    return _PHONE_RE.sub(lambda m: mask(re.sub(r"[^\d+]", "", m.group())), text)
+
+
+def loggable(row: OutboxRow) -> dict[str, Any]:
+    payload = row.payload
+    fields: dict[str, Any] = {"outbox_id": row.id, "chat_id": row.chat_id, "method": row.method}
+    for key in ("text", "caption"):
+        if isinstance(payload.get(key), str):
+            fields[key] = mask_text(payload[key])
+    for key in FILE_FIELDS:
+        if isinstance(payload.get(key), str):
+            fields[key] = payload[key]
+    markup = payload.get("reply_markup")
+    if isinstance(markup, dict) and isinstance(markup.get("inline_keyboard"), list):
+        fields["buttons"] = [
+            mask_text(str(button.get("text", ""))) for line in markup["inline_keyboard"] for button in line
+        ]
+    return fields
+
+
+# ---------------------------------------------------------------------- the sender
+
+
+class OutboxSender:
+    """A long-lived task: ``start()`` at start-up, ``await stop()`` at shutdown, ``wake()`` after enqueuing.
+
+    With ``transport=None`` (no bot token) each due row is written to the log and marked sent.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        transport: Transport | None,
+        *,
+        limits: Limits | None = None,
+        poll_s: float = 0.5,
+        backoff_min_s: float = 0.25,
+        backoff_max_s: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.transport = transport
+        self.limiter = RateLimiter(limits if limits is not None else Limits())
+        self.poll_s = poll_s
+        self.backoff_min_s = backoff_min_s
+        self.backoff_max_s = backoff_max_s
+        self.monotonic = monotonic
+        self.sent = 0
+        self.recovered: list[int] = []
+        self._backoff_s = 0.0
+        self._backoff_until = 0.0
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    # -------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="leadline-outbox")
+
+    def wake(self) -> None:
+        """Something was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop taking rows, let the sends in flight finish (up to ``grace_s``), then return."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        if self._inflight:
+            _, pending = await asyncio.wait(self._inflight, timeout=grace_s)
+            for task in pending:  # left 'sending': the next start marks them failed, never resends
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    async def _run(self) -> None:
+        try:
+            self.recovered = await self.store.write(rows.recover_interrupted)
+        except Exception:
+            log.exception("could not check the outbox for rows interrupted by the last shutdown")
+        if self.recovered:
+            log.warning(
+                "outbox rows interrupted by the last shutdown were not resent",
+                extra={"fields": {"rows": self.recovered}},
+            )
+        failures = 0
+        while not self._stopping:
+            try:
+                delay = await self._log_due() if self.transport is None else await self._start_due()
+                failures = 0
+            except Exception:
+                # A database hiccup must not stop delivery for good: log it, wait, look again.
+                failures += 1
+                delay = min(self.backoff_max_s, self.poll_s * 2**failures)
+                log.exception("the outbox sender could not read its queue", extra={"fields": {"retry_s": delay}})
+            await self._sleep(delay)
+
+    async def _sleep(self, delay: float) -> None:
+        if self._stopping:
+            return
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, delay)):
+                await self._wake.wait()
+
+    # -------------------------------------------------------------- without a token
+
+    async def _log_due(self) -> float:
+        taken = await self.store.write(partial(rows.take_due_for_log, now=self.clock()))
+        for row in taken:
+            log.info("telegram message (no bot token: written to the log)", extra={"fields": loggable(row)})
+        self.sent += len(taken)
+        return 0.0 if len(taken) >= 500 else self.poll_s
+
+    # -------------------------------------------------------------- with a token
+
+    async def _start_due(self) -> float:
+        """Start every send the limits allow now; returns how long to sleep before looking again."""
+        heads = await self.store.read(partial(rows.due_heads, now=self.clock()))
+        delay = self.poll_s
+        now = self.monotonic()
+        for row in heads:
+            if self._stopping:
+                break
+            overall = self.limiter.overall_wait(now)
+            if overall > 0:
+                delay = min(delay, overall)
+                break
+            wait = self.limiter.wait(row.chat_id, now)
+            if wait > 0:
+                delay = min(delay, wait)
+                continue
+            self.limiter.begin(row.chat_id)
+            task = asyncio.create_task(self._send(row))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        if len(heads) < 500:
+            delay = min(delay, await self._until_next_due())
+        return delay
+
+    async def _until_next_due(self) -> float:
+        earliest = await self.store.read(rows.next_due)
+        if earliest is None:
+            return self.poll_s
+        return max(0.0, (parse_iso(earliest) - self.clock()).total_seconds())
+
+    async def _send(self, row: OutboxRow) -> None:
+        ended = False
+        try:
+            if not await self.store.write(partial(rows.claim, row_id=row.id)):
+                return
+            assert self.transport is not None
+            attempt = await self.transport.deliver(row)
+            self.limiter.end(row.chat_id, self.monotonic())
+            ended = True
+            await self._settle(row, attempt)
+        except Exception:
+            log.exception("outbox row could not be settled", extra={"fields": {"outbox_id": row.id}})
+        finally:
+            if not ended:
+                self.limiter.end(row.chat_id, self.monotonic())
+            self._wake.set()
+
+    async def _settle(self, row: OutboxRow, attempt: Attempt) -> None:
+        now = self.clock()
+        mono = self.monotonic()
+        write: Callable[..., Awaitable[Any]] = self.store.write
+        if isinstance(attempt, Delivered):
+            self._backoff_s = 0.0
+            self.sent += 1
+            await write(partial(rows.mark_sent, row_id=row.id, at=now, message_id=attempt.message_id))
+        elif isinstance(attempt, RetryAfter):
+            self.limiter.pause_chat(row.chat_id, mono + attempt.seconds)
+            not_before = now + timedelta(seconds=attempt.seconds)
+            await write(partial(rows.mark_retry, row_id=row.id, not_before=not_before, error=attempt.error))
+            log.info("telegram asked to wait", extra={"fields": {"outbox_id": row.id, "seconds": attempt.seconds}})
+        elif isinstance(attempt, Transient):
+            delay = self._next_backoff(mono)
+            self.limiter.pause_all(mono + delay)
+            not_before = now + timedelta(seconds=delay)
+            await write(partial(rows.mark_retry, row_id=row.id, not_before=not_before, error=attempt.error))
+            log.warning(
+                "telegram unreachable; backing off",
+                extra={"fields": {"outbox_id": row.id, "seconds": delay, "error": attempt.error}},
+            )
+        elif isinstance(attempt, Moved):
+            await write(partial(rows.move_chat, row_id=row.id, old_chat=row.chat_id, new_chat=attempt.chat_id))
+        else:
+            await write(partial(rows.mark_failed, row_id=row.id, error=attempt.error))
+            log.warning(
+                "telegram refused a message for good", extra={"fields": {"outbox_id": row.id, "error": attempt.error}}
+            )
+
+    def _next_backoff(self, mono: float) -> float:
+        """Doubles on each failed round, from ``backoff_min_s`` up to ``backoff_max_s``; sends that were
+        already in flight when the outage began fail in the same round and do not double it again."""
+        if mono < self._backoff_until:
+            return self._backoff_until - mono
+        self._backoff_s = min(self.backoff_max_s, max(self.backoff_min_s, self._backoff_s * 2))
+        self._backoff_until = mono + self._backoff_s
+        return self._backoff_s

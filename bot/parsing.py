@@ -1,0 +1,79 @@
+"""What staff type, read the forgiving way: amounts with spaces, dates without a year, numbers in any spelling.
+
+Phone numbers and emails go through :mod:`storage.identifiers`, the same normalisation telephony
+and forms use, so a number typed in chat finds the contact a call created.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from storage.identifiers import Identifier, email, phone
+
+_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+#: A run of digits with the separators people put in phone numbers; at least 5 digits counted later.
+_PHONE_RE = re.compile(r"(?<![\w@])\+?\(?\d[\d\s().\-]{3,}\d(?![\w@])")
+
+
+def parse_amount(text: str) -> float | None:
+    """``150 000``, ``150000,50``, ``1.5k``/``1,5к`` → a number; None if it is not one."""
+    cleaned = text.strip().lower().replace("\u00a0", "").replace(" ", "").replace("₽", "").replace("$", "")
+    multiplier = 1.0
+    if cleaned.endswith(("k", "к", "тыс", "тыс.")):
+        multiplier = 1000.0
+        cleaned = re.sub(r"(k|к|тыс\.?)$", "", cleaned)
+    cleaned = cleaned.replace(",", ".")
+    if not re.fullmatch(r"\d+(\.\d+)?", cleaned):
+        return None
+    return float(cleaned) * multiplier
+
+
+def parse_date(text: str, today: date) -> date | None:
+    """``25.12``, ``25.12.2026``, ``2026-12-25``; a day without a year is the next such day."""
+    text = text.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return date.fromisoformat(text)
+        match = re.fullmatch(r"(\d{1,2})[./](\d{1,2})(?:[./](\d{2}|\d{4}))?", text)
+        if match is None:
+            return None
+        day, month = int(match[1]), int(match[2])
+        if match[3]:
+            year = int(match[3]) + (2000 if len(match[3]) == 2 else 0)
+            return date(year, month, day)
+        found = date(today.year, month, day)
+        return found if found >= today else date(today.year + 1, month, day)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Found:
+    """Identifiers found in a message: usable ones, and phone-like text that is no valid number."""
+
+    identifiers: list[Identifier]
+    invalid: list[str]
+
+
+def identifiers_in(text: str, region: str) -> Found:
+    good: list[Identifier] = []
+    bad: list[str] = []
+    for raw in _EMAIL_RE.findall(text):
+        found = email(raw)
+        if found is not None and found.valid:
+            good.append(found)
+        else:
+            bad.append(raw)
+    rest = _EMAIL_RE.sub(" ", text)
+    for raw in _PHONE_RE.findall(rest):
+        if len(re.sub(r"\D", "", raw)) < 5:
+            continue
+        found = phone(raw.strip(), region)
+        if found is not None and found.valid:
+            good.append(found)
+        else:
+            bad.append(raw.strip())
+    unique = list({(i.kind, i.value): i for i in good}.values())
+    return Found(unique, bad)

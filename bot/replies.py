@@ -1,0 +1,60 @@
+"""How handlers send: every new message is an outbox row, so an outage delays it and loses none.
+
+Only answers to a button press within the same update (the callback answer, the card edited in
+place) go to Telegram directly; everything else is queued here and the sender is woken at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiogram.types import InlineKeyboardMarkup
+from sqlite_utils import Database
+
+from storage.db import Store
+from storage.outbox import enqueue
+
+
+def message_payload(text: str, markup: InlineKeyboardMarkup | None = None) -> dict[str, Any]:
+    """A ``sendMessage`` payload in the one format every bot text uses (HTML, no link previews)."""
+    payload: dict[str, Any] = {"text": text, "parse_mode": "HTML", "link_preview_options": {"is_disabled": True}}
+    if markup is not None:
+        payload["reply_markup"] = markup.model_dump(mode="json", exclude_none=True)
+    return payload
+
+
+def edit_payload(message_id: int, text: str, markup: InlineKeyboardMarkup | None = None) -> dict[str, Any]:
+    return {**message_payload(text, markup), "message_id": message_id}
+
+
+@dataclass
+class Replies:
+    store: Store
+    clock: Callable[[], datetime]
+    wake: Callable[[], None]
+
+    async def send(
+        self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None, *, dedupe_key: str | None = None
+    ) -> None:
+        payload = message_payload(text, markup)
+        now = self.clock()
+
+        def queue(db: Database) -> None:
+            enqueue(db, chat_id, payload, at=now, dedupe_key=dedupe_key)
+
+        await self.store.write(queue)
+        self.wake()
+
+    async def edit(self, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+        """Redraw a card after typed input: queued too, so it keeps its place after the typed reply."""
+        payload = edit_payload(message_id, text, markup)
+        now = self.clock()
+
+        def queue(db: Database) -> None:
+            enqueue(db, chat_id, payload, at=now, method="editMessageText")
+
+        await self.store.write(queue)
+        self.wake()

@@ -1,0 +1,197 @@
+"""The bot inside ``leadline serve``: one cleanup context that starts it, and stops it cleanly.
+
+With ``[telegram] token`` set: an aiogram Bot (pointed at ``[telegram] api_url`` when given, e.g. a
+self-hosted Bot API server), a Dispatcher with the routers, long polling as a task (or a webhook
+through aiogram's ``SimpleRequestHandler`` on this same server when ``webhook_url`` is set), and
+the outbox sender. Without a token, only the sender runs, writing each queued message to the log.
+Telegram being unreachable at start-up delays the bot; it never stops the server from starting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import BotCommand, BotCommandScopeDefault
+from aiogram.utils.i18n import gettext as _
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+from aiohttp import web
+
+from bot import access, errors, fallback, find, leads, lists, lookup, merge, registration, start
+from bot.i18n import CatalogueI18n, LanguageMiddleware, load_i18n, speaking
+from bot.middlewares import StaffMiddleware, StrangerGate
+from bot.outbox import BotTransport, OutboxSender
+from bot.replies import Replies
+from capture.pipeline import Capture, Clock
+from leadline import keys
+from leadline.config import Config
+from storage.db import Store
+
+log = logging.getLogger("leadline.bot")
+
+WEBHOOK_PATH = "/telegram/webhook"
+COMMANDS = ("start", "unregistered", "missed", "leads", "find", "help", "cancel")
+
+
+def make_bot(config: Config) -> Bot:
+    api = config.telegram.api_url
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api)) if api else AiohttpSession()
+    return Bot(config.telegram.token.get_secret_value(), session=session, default=DefaultBotProperties(parse_mode="HTML"))
+
+
+def build_dispatcher(
+    config: Config, store: Store, clock: Clock, replies: Replies, capture: Capture, i18n: CatalogueI18n
+) -> Dispatcher:
+    """Services reach handlers as typed parameters (workflow data); middlewares only for what cuts across."""
+    dp = Dispatcher(storage=MemoryStorage())
+    dp["store"] = store
+    dp["config"] = config
+    dp["clock"] = clock
+    dp["replies"] = replies
+    dp["capture"] = capture
+    dp.update.outer_middleware(StaffMiddleware(store, config.telegram.team_chat))
+    dp.update.outer_middleware(LanguageMiddleware(i18n))
+    dp.update.outer_middleware(StrangerGate())
+    dp.include_routers(
+        errors.make_router(),
+        access.make_router(),
+        start.make_router(),
+        registration.make_router(),
+        leads.make_router(),
+        lists.make_router(),
+        find.make_router(),
+        merge.make_router(),
+        lookup.make_router(),
+        fallback.make_router(),
+    )
+    return dp
+
+
+async def _retrying(what: str, call: Callable[[], Awaitable[Any]]) -> None:
+    """Telegram may be down at start-up: keep trying with backoff, without holding up the server."""
+    delay = 1.0
+    while True:
+        try:
+            await call()
+            return
+        except Exception as exc:  # any failure here only delays the bot
+            log.warning("telegram not ready", extra={"fields": {"step": what, "error": str(exc), "retry_s": delay}})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+
+
+def _command_descriptions() -> dict[str, str]:
+    return {
+        "start": _("Start"),
+        "unregistered": _("Contacts waiting for registration"),
+        "missed": _("Missed calls not called back"),
+        "leads": _("My open leads"),
+        "find": _("Find a contact"),
+        "help": _("What the bot can do"),
+        "cancel": _("Stop what you are typing"),
+    }
+
+
+async def _set_commands(bot: Bot, i18n: CatalogueI18n) -> None:
+    """The command menu in each language (the default scope speaks the config's language)."""
+    for locale in (None, *i18n.available_locales):
+        with speaking(i18n, locale or i18n.default_locale):
+            descriptions = _command_descriptions()
+        commands = [BotCommand(command=c, description=descriptions[c]) for c in COMMANDS]
+        await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=locale)
+
+
+class Polling:
+    """Long polling as a task; ``stop`` ends it whether or not Telegram ever answered."""
+
+    def __init__(self, dp: Dispatcher, bot: Bot, i18n: CatalogueI18n) -> None:
+        self.dp, self.bot, self.i18n = dp, bot, i18n
+        self.started = asyncio.Event()
+        dp.startup.register(self._on_startup)
+        self.task = asyncio.create_task(self._run(), name="leadline-bot-polling")
+
+    async def _on_startup(self) -> None:
+        self.started.set()
+
+    async def _run(self) -> None:
+        await _retrying("deleteWebhook", lambda: self.bot.delete_webhook(drop_pending_updates=False))
+        await _retrying("setMyCommands", lambda: _set_commands(self.bot, self.i18n))
+        await self.dp.start_polling(
+            self.bot, polling_timeout=20, handle_as_tasks=False, handle_signals=False, close_bot_session=False
+        )
+
+    async def stop(self) -> None:
+        if self.started.is_set() and not self.task.done():
+            await self.dp.stop_polling()
+        if not self.task.done():
+            self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+class Webhook:
+    """Updates posted by Telegram to ``webhook_url``, checked against the secret token."""
+
+    def __init__(self, app: web.Application, dp: Dispatcher, bot: Bot, config: Config, i18n: CatalogueI18n) -> None:
+        self.dp, self.bot, self.config, self.i18n = dp, bot, config, i18n
+        self.secret = config.telegram.webhook_secret.get_secret_value() or hashlib.sha256(
+            config.telegram.token.get_secret_value().encode()
+        ).hexdigest()[:48]
+        path = urlsplit(config.telegram.webhook_url).path or WEBHOOK_PATH
+        SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=self.secret, handle_in_background=False).register(
+            app, path=path
+        )
+        self.task = asyncio.create_task(self._run(), name="leadline-bot-webhook")
+
+    async def _run(self) -> None:
+        await self.dp.emit_startup(bot=self.bot, **self.dp.workflow_data)
+        url = self.config.telegram.webhook_url
+        allowed = self.dp.resolve_used_update_types()
+        await _retrying(
+            "setWebhook", lambda: self.bot.set_webhook(url, secret_token=self.secret, allowed_updates=allowed)
+        )
+        await _retrying("setMyCommands", lambda: _set_commands(self.bot, self.i18n))
+
+    async def stop(self) -> None:
+        if not self.task.done():
+            self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await self.dp.emit_shutdown(bot=self.bot, **self.dp.workflow_data)
+
+
+async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
+    config, store, clock = app[keys.CONFIG], app[keys.STORE], app[keys.CLOCK]
+    if not config.telegram.token.get_secret_value():
+        sender = OutboxSender(store, clock, None)
+        app[keys.OUTBOX] = sender
+        sender.start()
+        yield
+        await sender.stop()
+        return
+    bot = make_bot(config)
+    sender = OutboxSender(store, clock, BotTransport(bot))
+    app[keys.OUTBOX] = sender
+    i18n = load_i18n(config.leadline.language)
+    replies = Replies(store, clock, sender.wake)
+    dp = build_dispatcher(config, store, clock, replies, app[keys.CAPTURE], i18n)
+    sender.start()
+    runner: Polling | Webhook = (
+        Webhook(app, dp, bot, config, i18n) if config.telegram.webhook_url else Polling(dp, bot, i18n)
+    )
+    try:
+        yield
+    finally:
+        await runner.stop()
+        await sender.stop()
+        await bot.session.close()

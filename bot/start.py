@@ -1,0 +1,40 @@
+"""/start, /help and /cancel: what a newcomer sees first, and the way out of any question."""
+
+from __future__ import annotations
+
+import html
+
+from aiogram import Router
+from aiogram.filters import Command, CommandStart
+from aiogram.fsm.context import FSMContext
+from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+
+from bot.access import help_text, role_label
+from bot.replies import Replies
+from storage.bot_queries import StaffMember
+
+
+async def start(message: Message, staff: StaffMember, replies: Replies) -> None:
+    greeting = _("Hello, {name}! You are registered as {role}.").format(
+        name=html.escape(staff.name), role=role_label(staff.role)
+    )
+    await replies.send(message.chat.id, greeting + "\n\n" + help_text())
+
+
+async def show_help(message: Message, replies: Replies) -> None:
+    await replies.send(message.chat.id, help_text())
+
+
+async def cancel(message: Message, state: FSMContext, replies: Replies) -> None:
+    await state.clear()
+    await replies.send(message.chat.id, _("Cancelled. Send a phone number or a command when you are ready."))
+
+
+def make_router() -> Router:
+    """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
+    router = Router(name="start")
+    router.message.register(start, CommandStart())
+    router.message.register(show_help, Command("help"))
+    router.message.register(cancel, Command("cancel"))
+    return router

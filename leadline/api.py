@@ -1,0 +1,626 @@
+"""The JSON API under ``/api/``: contacts, touches, leads, the report, and registrations from a CRM.
+
+Every route but ``/api/openapi.json`` needs ``Authorization: Bearer <token>`` with a token from
+``[[api_clients]]`` (compared in constant time). Handlers only parse the query, call a storage
+function through the store, and answer JSON; a bad parameter is a 400 with ``{"error": ...}``.
+The OpenAPI document below is written by hand and is what schemathesis checks the server against.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+from sqlite_utils import Database
+
+from leadline import keys
+from storage.contacts import contact_card, find_by_identifier, resolve_contact, search_contacts
+from storage.identifiers import email, mask, phone
+from storage.registrations import REASONS, TEMPERATURES, RegistrationError, register
+from storage.reports import Filters, Period, Rules, Scope, build_report
+
+log = logging.getLogger("leadline.api")
+
+MAX_LIMIT = 500
+
+
+_ERRORS: dict[int, type[web.HTTPException]] = {
+    400: web.HTTPBadRequest,
+    401: web.HTTPUnauthorized,
+    404: web.HTTPNotFound,
+}
+
+
+def ApiError(status: int, reason: str, headers: dict[str, str] | None = None) -> web.HTTPException:
+    """A 4xx with ``{"error": reason}``, raised from a handler or from a store function."""
+    return _ERRORS[status](
+        text=json.dumps({"error": reason}, ensure_ascii=False),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _client(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    challenge = {"WWW-Authenticate": 'Bearer realm="leadline"'}
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "send Authorization: Bearer <token> with a token from [[api_clients]]", challenge)
+    given = token.strip().encode()
+    for client in request.app[keys.CONFIG].api_clients:
+        if hmac.compare_digest(given, client.token.get_secret_value().encode()):
+            return client.name
+    raise ApiError(401, "unknown token", challenge)
+
+
+def _int(request: web.Request, name: str, default: int, low: int = 0, high: int = 2**31) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} must be between {low} and {high}")
+    return value
+
+
+def _period(request: web.Request) -> Period | None:
+    """``from``/``to`` (either order; ``to`` alone is that day) win over ``period``."""
+    config = request.app[keys.CONFIG]
+    today = request.app[keys.CLOCK]().astimezone(config.tz).date()
+    text, first, last = (request.query.get(k) for k in ("period", "from", "to"))
+    try:
+        if first or last:
+            start = _day(first) if first else _day(last or "")
+            end = _day(last) if last else today
+            return Period(min(start, end), max(start, end), config.tz)
+        return Period.parse(text, config.tz, today) if text else None
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+def _day(text: str) -> date:
+    """A date, kept within years a clock can turn into instants in any time zone."""
+    return min(max(date.fromisoformat(text), _EARLIEST), _LATEST)
+
+
+_EARLIEST, _LATEST = date(1900, 1, 1), date(9000, 12, 31)
+
+
+def _rows(cursor: Any) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(OPENAPI)
+
+
+async def contacts(request: web.Request) -> web.Response:
+    _client(request)
+    if "q" not in request.query:
+        raise ApiError(400, "q is required: a phone number, an email or part of a name")
+    query = request.query["q"]
+    limit = _int(request, "limit", 20, 1, 100)
+    region = request.app[keys.CONFIG].leadline.region
+
+    def find(db: Database) -> list[dict[str, Any]]:
+        return [c for cid in search_contacts(db, query, region, limit) if (c := contact_card(db, cid))]
+
+    return web.json_response({"contacts": await request.app[keys.STORE].read(find)})
+
+
+async def contact(request: web.Request) -> web.Response:
+    _client(request)
+    try:
+        contact_id = int(request.match_info["id"])
+    except ValueError:
+        raise ApiError(400, "the contact id must be an integer") from None
+    if not 0 <= contact_id < 2**63:
+        raise ApiError(404, f"no contact #{contact_id}")
+    card = await request.app[keys.STORE].read(lambda db: contact_card(db, contact_id))
+    if card is None:
+        raise ApiError(404, f"no contact #{contact_id}")
+    return web.json_response(card)
+
+
+async def touches(request: web.Request) -> web.Response:
+    _client(request)
+    period = _period(request)
+    after = _int(request, "after_id", 0)
+    limit = _int(request, "limit", 100, 1, MAX_LIMIT)
+    channel = request.query.get("channel")
+    if channel is not None and channel not in ("call", "form", "email", "manual"):
+        raise ApiError(400, "channel must be call, form, email or manual")
+
+    def read(db: Database) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT id, source, channel, direction, contact_id, occurred_at, campaign, hidden_caller, call_status,"
+            " answered, duration_s, staff_id, called_back_at, blocked, dropped FROM touches WHERE id > ?"
+        )
+        params: list[Any] = [after]
+        if period:
+            start, end = period.bounds()
+            sql += " AND occurred_at >= ? AND occurred_at < ?"
+            params += [start, end]
+        if channel:
+            sql += " AND channel = ?"
+            params.append(channel)
+        return _rows(db.execute(sql + " ORDER BY id LIMIT ?", [*params, limit]))
+
+    found = await request.app[keys.STORE].read(read)
+    return web.json_response({"touches": found, "next_after_id": found[-1]["id"] if found else None})
+
+
+async def leads(request: web.Request) -> web.Response:
+    _client(request)
+    period = _period(request)
+    after = _int(request, "after_id", 0)
+    limit = _int(request, "limit", 100, 1, MAX_LIMIT)
+    stage = request.query.get("stage")
+    if stage is not None and stage not in ("new", "qualified", "accepted", "returned", "won", "lost"):
+        raise ApiError(400, "stage must be new, qualified, accepted, returned, won or lost")
+
+    def read(db: Database) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT id, contact_id, temperature, stage, owner_id, campaign, need, amount, won_amount, lost_reason,"
+            " returned_reason, follow_up_on, created_at, updated_at FROM leads WHERE id > ?"
+        )
+        params: list[Any] = [after]
+        if period:
+            start, end = period.bounds()
+            sql += " AND created_at >= ? AND created_at < ?"
+            params += [start, end]
+        if stage:
+            sql += " AND stage = ?"
+            params.append(stage)
+        return _rows(db.execute(sql + " ORDER BY id LIMIT ?", [*params, limit]))
+
+    found = await request.app[keys.STORE].read(read)
+    return web.json_response({"leads": found, "next_after_id": found[-1]["id"] if found else None})
+
+
+async def report(request: web.Request) -> web.Response:
+    _client(request)
+    app = request.app
+    config = app[keys.CONFIG]
+    period = _period(request) or Period.parse(
+        "month", config.tz, app[keys.CLOCK]().astimezone(config.tz).date()
+    )
+    channel = request.query.get("channel")
+    if channel is not None and channel not in ("call", "form", "email", "manual"):
+        raise ApiError(400, "channel must be call, form, email or manual")
+    staff = request.query.get("staff")
+    scope_filters = Filters(channel=channel, campaign=request.query.get("campaign"))
+
+    def read(db: Database) -> dict[str, Any]:
+        filters = scope_filters
+        if staff is not None:
+            row = db.execute("SELECT id FROM staff WHERE lower(name) = lower(?)", [staff]).fetchone()
+            if row is None:
+                raise ApiError(404, f"no staff member named {staff!r}")
+            filters = Filters(filters.channel, filters.campaign, int(row[0]))
+        return build_report(db, Scope(period, filters, as_of=app[keys.CLOCK]()), Rules.from_config(config))
+
+    return web.json_response(await app[keys.STORE].read(read))
+
+
+async def create_registration(request: web.Request) -> web.Response:
+    client = _client(request)
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    config, now = request.app[keys.CONFIG], request.app[keys.CLOCK]()
+    fields = {
+        k: body.get(k)
+        for k in (
+            "phone",
+            "email",
+            "disposition",
+            "temperature",
+            "reason",
+            "campaign",
+            "need",
+            "note",
+            "name",
+        )
+    }
+    for key, value in fields.items():
+        if value is not None and not isinstance(value, str):
+            raise ApiError(400, f"{key} must be a string")
+    # An invalid number or address is kept as written and flagged, as capture keeps it: the
+    # registration is not lost, and the flagged identifier is never used to match anyone.
+    idents = [
+        i
+        for i in (
+            phone(fields["phone"], config.leadline.region) if fields["phone"] else None,
+            email(fields["email"]),
+        )
+        if i is not None
+    ]
+    if not idents:
+        raise ApiError(400, "give the contact's phone or email")
+    if fields["disposition"] not in ("lead", "not_a_lead"):
+        raise ApiError(400, "disposition must be lead or not_a_lead")
+    if fields["disposition"] == "lead" and fields["temperature"] not in TEMPERATURES:
+        raise ApiError(400, "a lead needs a temperature: hot, warm or cold")
+    if fields["disposition"] == "not_a_lead" and fields["reason"] not in REASONS:
+        raise ApiError(400, f"a not-a-lead needs a reason: {', '.join(REASONS)}")
+
+    def write(db: Database) -> dict[str, Any]:
+        known = next((cid for i in idents if (cid := find_by_identifier(db, i)) is not None), None)
+        resolution = resolve_contact(db, idents, name=fields["name"], at=now)
+        assert resolution is not None
+        done = register(
+            db,
+            resolution.contact_id,
+            fields["disposition"],  # type: ignore[arg-type]
+            at=now,
+            reason=fields["reason"],
+            temperature=fields["temperature"],  # type: ignore[arg-type]
+            campaign=fields["campaign"],
+            origin="api",
+            need=fields["need"],
+            note=fields["note"],
+        )
+        return {
+            "registration_id": done.registration_id,
+            "contact_id": done.contact_id,
+            "lead_id": done.lead_id,
+            "contact_created": known is None,
+        }
+
+    try:
+        result = await request.app[keys.STORE].write(write)
+    except RegistrationError as exc:
+        raise ApiError(400, str(exc)) from None
+    log.info(
+        "registration from the API",
+        extra={"fields": {"client": client, "contact": mask(fields["phone"] or fields["email"]), **result}},
+    )
+    return web.json_response(result, status=201)
+
+
+def setup_api(app: web.Application) -> None:
+    """The API's routes, and the sender of the outgoing webhooks that tell a CRM what changed."""
+    from leadline.webhooks_out import webhooks_ctx
+
+    app.cleanup_ctx.append(webhooks_ctx)
+    app.router.add_get("/api/openapi.json", openapi)
+    app.router.add_get("/api/contacts", contacts)
+    app.router.add_get("/api/contacts/{id}", contact)
+    app.router.add_get("/api/touches", touches)
+    app.router.add_get("/api/leads", leads)
+    app.router.add_get("/api/report", report)
+    app.router.add_post("/api/registrations", create_registration)
+
+
+# -- the OpenAPI document ------------------------------------------------------------------------
+
+_ERROR = {
+    "description": "a bad parameter",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+_UNAUTHORIZED = {
+    "description": "no or unknown bearer token",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+_PERIOD_PARAMS: list[dict[str, Any]] = [
+    {
+        "name": "period",
+        "in": "query",
+        "schema": {
+            "type": "string",
+            "enum": ["day", "today", "yesterday", "week", "last-week", "month", "last-month"],
+        },
+        "description": "a named period (YYYY-MM and YYYY-MM-DD are accepted too)",
+    },
+    {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
+    {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
+]
+_PAGE_PARAMS: list[dict[str, Any]] = [
+    {"name": "after_id", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 2147483648}},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
+]
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_NULLABLE_INT = {"type": ["integer", "null"]}
+_NULLABLE_NUMBER = {"type": ["number", "null"]}
+
+
+def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _op(
+    summary: str, response: dict[str, Any], params: list[dict[str, Any]] | None = None, **extra: Any
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": response, "400": _ERROR, "401": _UNAUTHORIZED}
+    responses.update(extra.pop("responses", {}))
+    return {"summary": summary, "parameters": params or [], "responses": responses, **extra}
+
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Leadline API",
+        "version": "1.0.0",
+        "description": "Contacts, touches, leads and numbers.",
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+            "Contact": {
+                "type": "object",
+                "required": ["id", "name", "created_at", "identifiers", "touches"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "name": _NULLABLE_STRING,
+                    "created_at": {"type": "string"},
+                    "merged_into": _NULLABLE_INT,
+                    "blocked": {"type": "integer"},
+                    "identifiers": {"type": "array", "items": {"type": "object"}},
+                    "touches": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+            "Touch": {
+                "type": "object",
+                "required": ["id", "source", "channel", "direction", "occurred_at"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "source": {"type": "string"},
+                    "channel": {"type": "string", "enum": ["call", "form", "email", "manual"]},
+                    "direction": {"type": "string", "enum": ["in", "out"]},
+                    "contact_id": _NULLABLE_INT,
+                    "occurred_at": {"type": "string"},
+                    "campaign": _NULLABLE_STRING,
+                    "hidden_caller": {"type": "integer"},
+                    "call_status": _NULLABLE_STRING,
+                    "answered": _NULLABLE_INT,
+                    "duration_s": _NULLABLE_INT,
+                    "staff_id": _NULLABLE_INT,
+                    "called_back_at": _NULLABLE_STRING,
+                    "blocked": {"type": "integer"},
+                    "dropped": _NULLABLE_STRING,
+                },
+            },
+            "Lead": {
+                "type": "object",
+                "required": ["id", "contact_id", "temperature", "stage", "created_at"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "contact_id": {"type": "integer"},
+                    "temperature": {"type": "string", "enum": list(TEMPERATURES)},
+                    "stage": {
+                        "type": "string",
+                        "enum": ["new", "qualified", "accepted", "returned", "won", "lost"],
+                    },
+                    "owner_id": _NULLABLE_INT,
+                    "campaign": _NULLABLE_STRING,
+                    "need": _NULLABLE_STRING,
+                    "amount": _NULLABLE_NUMBER,
+                    "won_amount": _NULLABLE_NUMBER,
+                    "lost_reason": _NULLABLE_STRING,
+                    "returned_reason": _NULLABLE_STRING,
+                    "follow_up_on": _NULLABLE_STRING,
+                    "created_at": {"type": "string"},
+                    "updated_at": {"type": "string"},
+                },
+            },
+            "Report": {
+                "type": "object",
+                "description": "every figure of `leadline report --json`, under the same keys",
+                "required": [
+                    "period",
+                    "inbound_touches",
+                    "inbound_contacts",
+                    "hidden_caller_touches",
+                    "registered",
+                    "lrr",
+                    "lrr_new",
+                    "registration_lag_p50_min",
+                    "registration_lag_p90_min",
+                    "missed_calls",
+                    "missed_not_called_back",
+                    "leads",
+                    "by_channel",
+                    "by_campaign",
+                    "by_staff",
+                ],
+                "properties": {
+                    "period": {"type": "object"},
+                    "inbound_touches": {"type": "integer"},
+                    "inbound_contacts": {"type": "integer"},
+                    "hidden_caller_touches": {"type": "integer"},
+                    "registered": {"type": "integer"},
+                    "lrr": _NULLABLE_NUMBER,
+                    "lrr_new": _NULLABLE_NUMBER,
+                    "registration_lag_p50_min": _NULLABLE_NUMBER,
+                    "registration_lag_p90_min": _NULLABLE_NUMBER,
+                    "missed_calls": {"type": "integer"},
+                    "missed_not_called_back": {"type": "integer"},
+                    "leads": {"type": "integer"},
+                    "lead_cost": _NULLABLE_NUMBER,
+                    "by_channel": {"type": "object"},
+                    "by_campaign": {"type": "object"},
+                    "by_staff": {"type": "object"},
+                },
+            },
+            "NewRegistration": {
+                "type": "object",
+                "description": "the contact's phone or email (or both); a lead needs a temperature, a not-a-lead a reason",
+                "required": ["disposition"],
+                "anyOf": [{"required": ["phone"]}, {"required": ["email"]}],
+                "oneOf": [
+                    {"properties": {"disposition": {"const": "lead"}}, "required": ["temperature"]},
+                    {"properties": {"disposition": {"const": "not_a_lead"}}, "required": ["reason"]},
+                ],
+                "properties": {
+                    "phone": {"type": "string", "pattern": "^[+0-9(][0-9 ()+-]*$"},
+                    "email": {"type": "string", "pattern": "\\S"},
+                    "name": {"type": "string"},
+                    "disposition": {"type": "string", "enum": ["lead", "not_a_lead"]},
+                    "temperature": {"type": "string", "enum": list(TEMPERATURES)},
+                    "reason": {"type": "string", "enum": list(REASONS)},
+                    "campaign": {"type": "string"},
+                    "need": {"type": "string"},
+                    "note": {"type": "string"},
+                },
+            },
+            "Registered": {
+                "type": "object",
+                "required": ["registration_id", "contact_id", "lead_id", "contact_created"],
+                "properties": {
+                    "registration_id": {"type": "integer"},
+                    "contact_id": {"type": "integer"},
+                    "lead_id": _NULLABLE_INT,
+                    "contact_created": {"type": "boolean"},
+                },
+            },
+        },
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/api/contacts": {
+            "get": _op(
+                "Find contacts by phone (any spelling), email or part of a name",
+                _ok(
+                    {
+                        "type": "object",
+                        "required": ["contacts"],
+                        "properties": {
+                            "contacts": {"type": "array", "items": {"$ref": "#/components/schemas/Contact"}}
+                        },
+                    }
+                ),
+                [
+                    {
+                        "name": "q",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                    },
+                ],
+            )
+        },
+        "/api/contacts/{id}": {
+            "get": _op(
+                "One contact with its identifiers and touches",
+                _ok({"$ref": "#/components/schemas/Contact"}),
+                [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                responses={
+                    "404": {
+                        "description": "no such contact",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    }
+                },
+            )
+        },
+        "/api/touches": {
+            "get": _op(
+                "Touches, oldest first, in pages (pass next_after_id as after_id)",
+                _ok(
+                    {
+                        "type": "object",
+                        "required": ["touches", "next_after_id"],
+                        "properties": {
+                            "touches": {"type": "array", "items": {"$ref": "#/components/schemas/Touch"}},
+                            "next_after_id": _NULLABLE_INT,
+                        },
+                    }
+                ),
+                [
+                    *_PERIOD_PARAMS,
+                    *_PAGE_PARAMS,
+                    {
+                        "name": "channel",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": ["call", "form", "email", "manual"]},
+                    },
+                ],
+            )
+        },
+        "/api/leads": {
+            "get": _op(
+                "Leads, oldest first, in pages",
+                _ok(
+                    {
+                        "type": "object",
+                        "required": ["leads", "next_after_id"],
+                        "properties": {
+                            "leads": {"type": "array", "items": {"$ref": "#/components/schemas/Lead"}},
+                            "next_after_id": _NULLABLE_INT,
+                        },
+                    }
+                ),
+                [
+                    *_PERIOD_PARAMS,
+                    *_PAGE_PARAMS,
+                    {
+                        "name": "stage",
+                        "in": "query",
+                        "schema": {
+                            "type": "string",
+                            "enum": ["new", "qualified", "accepted", "returned", "won", "lost"],
+                        },
+                    },
+                ],
+            )
+        },
+        "/api/report": {
+            "get": _op(
+                "The numbers for a period (default: this month)",
+                _ok({"$ref": "#/components/schemas/Report"}),
+                [
+                    *_PERIOD_PARAMS,
+                    {
+                        "name": "channel",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": ["call", "form", "email", "manual"]},
+                    },
+                    {"name": "campaign", "in": "query", "schema": {"type": "string"}},
+                    {"name": "staff", "in": "query", "schema": {"type": "string"}},
+                ],
+                responses={
+                    "404": {
+                        "description": "no staff member of that name",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    }
+                },
+            )
+        },
+        "/api/registrations": {
+            "post": {
+                "summary": "Register a contact (found or created by phone or email) as a lead or not a lead",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/NewRegistration"}}
+                    },
+                },
+                "responses": {
+                    "201": _ok({"$ref": "#/components/schemas/Registered"}, "registered"),
+                    "400": _ERROR,
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+    },
+}
+OPENAPI["paths"]["/api/openapi.json"] = {
+    "get": {"summary": "This document", "security": [], "responses": {"200": _ok({"type": "object"})}}
+}

@@ -1,0 +1,115 @@
+"""The scheduler inside ``leadline serve``: the nudge sweep every minute and the owner's digest.
+
+APScheduler only says *when*; *what* is derived from the database by each run, so a missed run
+(the process was down, the clock jumped) is caught up by the next one and nothing is kept in
+memory between runs. Jobs never raise into the scheduler: a failing sweep is logged and the next
+one tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import time
+from typing import Any
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from leadline import keys
+from leadline.config import Config
+from leadline.sweep import Clock, Sweeper
+from storage.db import Store
+from storage.worktime import WorkingCalendar
+
+log = logging.getLogger("leadline.scheduler")
+
+DIGEST_MODULE = "leadline.digest"
+
+
+def _waker(app: web.Application) -> Callable[[], None]:
+    def wake() -> None:
+        sender = app.get(keys.OUTBOX)
+        if sender is not None:
+            sender.wake()
+
+    return wake
+
+
+async def sweep_job(sweeper: Sweeper) -> None:
+    try:
+        await sweeper.run()
+    except Exception:
+        log.exception("the nudge sweep failed; the next one will try again")
+
+
+async def digest_job(config: Config, store: Store, clock: Clock, wake: Callable[[], None]) -> None:
+    """The digest on working days, through ``leadline.digest.send_digest`` when that module exists."""
+    now = clock()
+    calendar = WorkingCalendar.from_config(config.working_time, config.tz)
+    day = now.astimezone(config.tz).date()
+    if not calendar.is_working_day(day):
+        log.info("no digest today: not a working day", extra={"fields": {"day": day.isoformat()}})
+        return
+    try:
+        module = importlib.import_module(DIGEST_MODULE)
+    except ImportError as exc:
+        log.error(
+            "no digest sent: leadline/digest.py cannot be imported", extra={"fields": {"error": str(exc)}}
+        )
+        return
+    send: Callable[..., Awaitable[Any]] | None = getattr(module, "send_digest", None)
+    if send is None:
+        log.error("no digest sent: leadline/digest.py has no send_digest(config, store, now=...)")
+        return
+    try:
+        await send(config, store, now=now)
+    except Exception:
+        log.exception("the digest failed")
+        return
+    wake()
+
+
+def build_scheduler(
+    config: Config, sweeper: Sweeper, store: Store, clock: Clock, wake: Callable[[], None]
+) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone=config.tz, event_loop=asyncio.get_running_loop())
+    scheduler.add_job(
+        sweep_job,
+        IntervalTrigger(seconds=config.nudges.sweep_seconds, timezone=config.tz),
+        args=[sweeper],
+        id="nudge-sweep",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
+    at = time.fromisoformat(config.digest.time.zfill(5))
+    scheduler.add_job(
+        digest_job,
+        CronTrigger(hour=at.hour, minute=at.minute, timezone=config.tz),
+        args=[config, store, clock, wake],
+        id="digest",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=3600,
+    )
+    return scheduler
+
+
+async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    config, store, clock = app[keys.CONFIG], app[keys.STORE], app[keys.CLOCK]
+    wake = _waker(app)
+    sweeper = Sweeper(config, store, clock, wake)
+    app[keys.SWEEPER] = sweeper
+    scheduler = build_scheduler(config, sweeper, store, clock, wake)
+    scheduler.start()
+    try:
+        yield
+    finally:
+        scheduler.pause()
+        await sweeper.idle()
+        scheduler.shutdown(wait=False)

@@ -1,0 +1,90 @@
+"""One sweep: nudges and source health, derived from the database at one moment.
+
+The scheduler calls :meth:`Sweeper.run` every ``[nudges] sweep_seconds``; tests call it with an
+explicit ``now``. Reading what is due runs on a reader thread and only the recording holds the
+single writer, so capture is not held up while a large base is scanned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+
+from leadline.config import Config
+from leadline.nudge_texts import render, render_source_alert
+from storage.db import Store
+from storage.nudges import NudgeRules, Recorded, due_nudges, plan_and_record
+from storage.source_health import HealthRules, assess, record_findings
+
+log = logging.getLogger("leadline.sweep")
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class SweepResult:
+    now: datetime
+    due: int
+    recorded: Recorded
+    #: Outbox ids of source alerts and recovery notices.
+    alerts: list[int] = field(default_factory=list)
+
+    @property
+    def queued(self) -> int:
+        return len(self.recorded.outbox_ids) + len(self.alerts)
+
+
+class Sweeper:
+    """Runs one sweep at a time; ``wake`` tells the outbox sender that something was queued."""
+
+    def __init__(
+        self, config: Config, store: Store, clock: Clock, wake: Callable[[], None] | None = None
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.wake = wake
+        self.rules = NudgeRules.from_config(config)
+        self.health = HealthRules.from_config(config)
+        self._lock = asyncio.Lock()
+
+    async def run(self, now: datetime | None = None) -> SweepResult:
+        async with self._lock:
+            at = now or self.clock()
+            due = await self.store.read(partial(due_nudges, now=at, rules=self.rules))
+            recorded = await self.store.write(
+                partial(plan_and_record, now=at, rules=self.rules, render=render, due=due)
+            )
+            findings = await self.store.read(partial(assess, now=at, rules=self.health))
+            alerts = await self.store.write(
+                partial(
+                    record_findings, now=at, rules=self.health, findings=findings, render=render_source_alert
+                )
+            )
+            result = SweepResult(at, len(due), recorded, alerts)
+            if result.queued and self.wake is not None:
+                self.wake()
+            if result.queued or recorded.closed:
+                log.info(
+                    "nudge sweep",
+                    extra={
+                        "fields": {
+                            "due": len(due),
+                            "messages": len(recorded.outbox_ids),
+                            "nudges": recorded.nudges,
+                            "deliveries": recorded.deliveries,
+                            "closed": recorded.closed,
+                            "held": recorded.held,
+                            "source_alerts": len(alerts),
+                        }
+                    },
+                )
+            return result
+
+    async def idle(self) -> None:
+        """Wait for a sweep in progress to finish (at shutdown)."""
+        async with self._lock:
+            return

@@ -1,0 +1,103 @@
+"""The outbox row's life after ``enqueue``: claimed, then sent, retried or failed, each in its own write.
+
+A row is marked ``sending`` in a committed write *before* Telegram is called. Telegram has no
+idempotency key, so after a crash a ``sending`` row may or may not have reached the chat; start-up
+turns such rows into ``failed`` with a reason rather than sending them again (at most once across
+restarts). While the process runs, a failure Telegram reports (429, 5xx, a proxy's error page) or a
+network error puts the row back to ``pending`` with a later ``not_before``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from storage.db import iso
+
+INTERRUPTED = "interrupted while sending (delivery unknown); not resent, to avoid sending it twice"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    chat_id: int
+    method: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+def due_heads(db: Database, now: datetime, limit: int = 500) -> list[OutboxRow]:
+    """The oldest due pending row of each chat, oldest first: one chat's messages go out in order."""
+    rows = db.execute(
+        "SELECT id, chat_id, method, payload, attempts FROM outbox WHERE id IN ("
+        " SELECT MIN(id) FROM outbox WHERE status = 'pending' AND not_before <= ? GROUP BY chat_id)"
+        " ORDER BY id LIMIT ?",
+        [iso(now), limit],
+    ).fetchall()
+    return [OutboxRow(int(r[0]), int(r[1]), str(r[2]), json.loads(r[3]), int(r[4])) for r in rows]
+
+
+def next_due(db: Database) -> str | None:
+    """When the earliest pending row becomes due (stored ISO text), to sleep until then."""
+    row = db.execute("SELECT MIN(not_before) FROM outbox WHERE status = 'pending'").fetchone()
+    return str(row[0]) if row and row[0] is not None else None
+
+
+def claim(db: Database, row_id: int) -> bool:
+    """Mark a row as being sent; False if it is no longer pending (someone else has it)."""
+    cursor = db.execute(
+        "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ? AND status = 'pending'",
+        [row_id],
+    )
+    return cursor.rowcount == 1
+
+
+def mark_sent(db: Database, row_id: int, at: datetime, message_id: int | None) -> None:
+    db.execute(
+        "UPDATE outbox SET status = 'sent', sent_at = ?, message_id = ?, last_error = NULL WHERE id = ?",
+        [iso(at), message_id, row_id],
+    )
+
+
+def mark_retry(db: Database, row_id: int, not_before: datetime, error: str) -> None:
+    db.execute(
+        "UPDATE outbox SET status = 'pending', not_before = ?, last_error = ? WHERE id = ?",
+        [iso(not_before), error[:500], row_id],
+    )
+
+
+def mark_failed(db: Database, row_id: int, error: str) -> None:
+    db.execute("UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?", [error[:500], row_id])
+
+
+def move_chat(db: Database, row_id: int, old_chat: int, new_chat: int) -> None:
+    """A group became a supergroup: its queued messages follow it to the new chat id."""
+    db.execute("UPDATE outbox SET status = 'pending' WHERE id = ?", [row_id])
+    db.execute("UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND status = 'pending'", [new_chat, old_chat])
+
+
+def recover_interrupted(db: Database) -> list[int]:
+    """Rows a previous process left ``sending``: failed with the reason, never sent again."""
+    ids = [int(r[0]) for r in db.execute("SELECT id FROM outbox WHERE status = 'sending' ORDER BY id")]
+    if ids:
+        db.execute("UPDATE outbox SET status = 'failed', last_error = ? WHERE status = 'sending'", [INTERRUPTED])
+    return ids
+
+
+def take_due_for_log(db: Database, now: datetime, limit: int = 500) -> list[OutboxRow]:
+    """Without a bot token: take due rows and mark them sent in one go (the log is their destination)."""
+    rows = db.execute(
+        "SELECT id, chat_id, method, payload, attempts FROM outbox WHERE status = 'pending' AND not_before <= ?"
+        " ORDER BY id LIMIT ?",
+        [iso(now), limit],
+    ).fetchall()
+    stamp = iso(now)
+    for r in rows:
+        db.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1 WHERE id = ?", [stamp, r[0]]
+        )
+    return [OutboxRow(int(r[0]), int(r[1]), str(r[2]), json.loads(r[3]), int(r[4]) + 1) for r in rows]

@@ -1,0 +1,156 @@
+"""The funnel plan: how many contacts, leads and qualified leads a target needs, and the LC that pays.
+
+Pure arithmetic on exact fractions, so that the seeds' example comes out as it is: 100 leads a
+month of which 20 qualify and 2 become clients plan 2 clients as 20 qualified and 100 leads, not
+101 because 2 / 0.1 is 20.000000000000004 in floating point. Each stage is rounded up to whole
+people, since nobody can sign 0.4 of a client.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+#: Below this many leads (or without a single client) the last 90 days say too little.
+MIN_LEADS_FOR_RATES = 20
+
+
+class PlanError(ValueError):
+    """A plan that cannot be made; the message says what to give."""
+
+
+def fraction(value: float | str | Fraction) -> Fraction:
+    """A rate or amount as an exact fraction; ``"2%"`` and ``"0.02"`` are the same."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        return Fraction(value.strip()[:-1]) / 100
+    return Fraction(str(value)) if isinstance(value, float) else Fraction(value)
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Conversion from stage to stage: contact → lead → qualified → won."""
+
+    lead_to_qualified: Fraction
+    qualified_to_won: Fraction
+    contact_to_lead: Fraction | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("lead_to_qualified", "qualified_to_won", "contact_to_lead"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 1:
+                raise PlanError(f"{name} must be above 0 and at most 1 (100 %), got {float(value):g}")
+
+    @property
+    def lead_to_client(self) -> Fraction:
+        return self.lead_to_qualified * self.qualified_to_won
+
+    @classmethod
+    def from_counts(cls, *, leads: int, qualified: int, won: int, contacts: int | None = None) -> Rates:
+        """Rates from what happened: 100 leads, 20 qualified, 2 won give 20 % and 10 %."""
+        if leads < 1 or qualified < 1 or won < 1:
+            raise PlanError(
+                f"too little history for rates ({leads} leads, {qualified} qualified, {won} won): give them"
+            )
+        return cls(
+            lead_to_qualified=Fraction(qualified, leads),
+            qualified_to_won=Fraction(won, qualified),
+            contact_to_lead=Fraction(leads, contacts) if contacts else None,
+        )
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {
+            "contact_to_lead": None if self.contact_to_lead is None else float(self.contact_to_lead),
+            "lead_to_qualified": float(self.lead_to_qualified),
+            "qualified_to_won": float(self.qualified_to_won),
+            "lead_to_client": float(self.lead_to_client),
+        }
+
+
+@dataclass(frozen=True)
+class FunnelHistory:
+    """What a past period did: where the plan takes its defaults from."""
+
+    label: str
+    contacts: int
+    leads: int
+    qualified: int
+    won: int
+    revenue: float
+
+    @property
+    def enough(self) -> bool:
+        return self.leads >= MIN_LEADS_FOR_RATES and self.won > 0
+
+    def rates(self) -> Rates:
+        if not self.enough:
+            raise PlanError(
+                f"{self.label} has too little history to plan on ({self.leads} leads, {self.won} won;"
+                f" at least {MIN_LEADS_FOR_RATES} leads and 1 client are needed): give the rates"
+            )
+        return Rates.from_counts(
+            leads=self.leads, qualified=self.qualified, won=self.won, contacts=self.contacts
+        )
+
+    @property
+    def average_deal(self) -> Fraction | None:
+        return fraction(self.revenue) / self.won if self.won else None
+
+
+@dataclass(frozen=True)
+class Plan:
+    clients: int
+    qualified: int
+    leads: int
+    inbound_contacts: int | None
+    revenue: Fraction | None
+    average_deal: Fraction | None
+    #: The highest lead cost at which the leads still pay for themselves (revenue per lead × margin).
+    max_lead_cost: Fraction | None
+    rates: Rates
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "clients": self.clients,
+            "qualified": self.qualified,
+            "leads": self.leads,
+            "inbound_contacts": self.inbound_contacts,
+            "revenue": None if self.revenue is None else round(float(self.revenue), 2),
+            "average_deal": None if self.average_deal is None else round(float(self.average_deal), 2),
+            "max_lead_cost": None if self.max_lead_cost is None else round(float(self.max_lead_cost), 2),
+            "rates": self.rates.as_dict(),
+        }
+
+
+def _up(value: Fraction) -> int:
+    return math.ceil(value)
+
+
+def funnel_plan(
+    rates: Rates,
+    *,
+    clients: int | None = None,
+    revenue: Fraction | None = None,
+    average_deal: Fraction | None = None,
+    margin: Fraction = Fraction(1),
+) -> Plan:
+    """What a period needs to reach ``clients`` (or ``revenue`` at ``average_deal``).
+
+    ``margin`` is the share of a deal that may be spent on getting it (1 = break even on revenue).
+    """
+    if average_deal is not None and average_deal <= 0:
+        raise PlanError("the average deal must be above 0")
+    if clients is None:
+        if revenue is None or average_deal is None:
+            raise PlanError("give a number of clients, or a revenue target and the average deal")
+        clients = _up(revenue / average_deal)
+    if clients < 0:
+        raise PlanError("the number of clients cannot be negative")
+    if revenue is None and average_deal is not None:
+        revenue = clients * average_deal
+    qualified = _up(clients / rates.qualified_to_won)
+    leads = _up(qualified / rates.lead_to_qualified)
+    contacts = _up(leads / rates.contact_to_lead) if rates.contact_to_lead else None
+    max_lc = average_deal * rates.lead_to_client * margin if average_deal is not None else None
+    return Plan(clients, qualified, leads, contacts, revenue, average_deal, max_lc, rates)

@@ -1,0 +1,219 @@
+"""Source health: a broken integration loses every lead silently, so the owner hears about it.
+
+Two signs, read from the journal (every request is there, accepted or not):
+
+* **Silent.** No request for longer than the source's own usual gap, in working minutes. The usual
+  gap is learned from its recent requests (the 95th percentile of the working-time gaps between
+  its last ``samples`` requests within ``learn_days``), kept between the config's floor and
+  ceiling. A source with too little history is not judged: there is nothing to compare with.
+* **Failing.** Its last ``failure_threshold`` requests were all refused (signature, token,
+  unparseable body) or failed in processing.
+
+Each problem is one ``nudges`` row (kind ``source_health``, subject ``<source>:<problem>:<since>``),
+so the owner is alerted once per episode; when the problem is gone, the row is closed as
+``recovered`` and the owner is told once more. Outbox dedupe keys make a second run a no-op.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlite_utils import Database
+
+from storage.db import iso, parse_iso
+from storage.outbox import enqueue
+from storage.worktime import WorkingCalendar
+
+if TYPE_CHECKING:
+    from leadline.config import Config
+
+Problem = Literal["silent", "failing"]
+#: ``(language, "silent" | "failing" | "recovered", fields) -> sendMessage payload``.
+RenderAlert = Callable[[str, str, dict[str, Any]], dict[str, Any]]
+
+FAILED = ("rejected", "failed")
+
+
+@dataclass(frozen=True)
+class HealthRules:
+    calendar: WorkingCalendar
+    sources: tuple[str, ...]
+    floor_minutes: float = 60
+    ceiling_minutes: float = 1080
+    failure_threshold: int = 3
+    learn_days: int = 28
+    samples: int = 200
+    #: Fewer requests than this in the learning window: the usual gap is unknown, silence is not judged.
+    min_samples: int = 10
+    language: str = "ru"
+    team_chat: int = 0
+
+    @classmethod
+    def from_config(cls, config: Config) -> HealthRules:
+        section = config.source_health
+        return cls(
+            calendar=WorkingCalendar.from_config(config.working_time, config.tz),
+            sources=tuple(s.name for s in config.sources),
+            floor_minutes=section.floor_minutes,
+            ceiling_minutes=section.ceiling_minutes,
+            failure_threshold=section.failure_threshold,
+            learn_days=section.learn_days,
+            language=config.leadline.language,
+            team_chat=config.telegram.team_chat,
+        )
+
+
+@dataclass(frozen=True)
+class Finding:
+    source: str
+    problem: Problem
+    subject: str
+    #: For the alert's text: times are local ``dd.mm HH:MM``.
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def usual_gap(calendar: WorkingCalendar, times: Sequence[datetime]) -> float:
+    """The 95th percentile (nearest rank) of working-minute gaps between consecutive moments."""
+    ordered = sorted(times)
+    gaps = sorted(calendar.working_minutes_between(a, b) for a, b in itertools.pairwise(ordered))
+    if not gaps:
+        return 0.0
+    return gaps[max(0, math.ceil(0.95 * len(gaps)) - 1)]
+
+
+def _local(calendar: WorkingCalendar, value: str) -> str:
+    return parse_iso(value).astimezone(calendar.tz).strftime("%d.%m %H:%M")
+
+
+def assess(db: Database, now: datetime, rules: HealthRules) -> list[Finding]:
+    """The configured sources that look broken at ``now``."""
+    findings: list[Finding] = []
+    for source in rules.sources:
+        rows = db.execute(
+            "SELECT received_at, status, reason FROM journal WHERE source = ? ORDER BY received_at DESC LIMIT ?",
+            [source, max(rules.failure_threshold, rules.samples)],
+        ).fetchall()
+        if not rows:
+            continue
+        settled = [r for r in rows if r[1] != "received"]
+        streak = settled[: rules.failure_threshold]
+        if len(streak) == rules.failure_threshold and all(r[1] in FAILED for r in streak):
+            findings.append(_failing(db, source, streak, rules))
+            continue
+        # Learned back from the last request, so a source that died long ago is still judged.
+        learn_from = iso(parse_iso(rows[0][0]) - timedelta(days=rules.learn_days))
+        times = [parse_iso(r[0]) for r in rows if r[0] >= learn_from]
+        if len(times) < rules.min_samples:
+            continue
+        threshold = min(max(usual_gap(rules.calendar, times), rules.floor_minutes), rules.ceiling_minutes)
+        idle = rules.calendar.working_minutes_between(times[0], now)
+        if idle > threshold:
+            last = str(rows[0][0])
+            findings.append(
+                Finding(
+                    source,
+                    "silent",
+                    f"{source}:silent:{last}",
+                    {
+                        "source": source,
+                        "since": _local(rules.calendar, last),
+                        "minutes": round(idle),
+                        "usual": round(threshold),
+                    },
+                )
+            )
+    return findings
+
+
+def _failing(db: Database, source: str, streak: Sequence[Sequence[Any]], rules: HealthRules) -> Finding:
+    """The episode is named by its first refused request after the last accepted one."""
+    last_ok = db.execute(
+        "SELECT received_at FROM journal WHERE source = ? AND status = 'processed' ORDER BY received_at DESC LIMIT 1",
+        [source],
+    ).fetchone()
+    first = db.execute(
+        "SELECT received_at FROM journal WHERE source = ? AND received_at > ? AND status IN ('rejected', 'failed')"
+        " ORDER BY received_at LIMIT 1",
+        [source, last_ok[0] if last_ok else ""],
+    ).fetchone()
+    since = str(first[0]) if first else str(streak[-1][0])
+    reason = str(streak[0][2] or "refused")[:200]
+    return Finding(
+        source,
+        "failing",
+        f"{source}:failing:{since}",
+        {"source": source, "count": len(streak), "reason": reason, "since": _local(rules.calendar, since)},
+    )
+
+
+def _owners(db: Database, rules: HealthRules) -> list[tuple[int, str]]:
+    """(chat, language) of the owners; else the managers; else the team chat."""
+    for roles in (("owner",), ("manager",)):
+        marks = ",".join("?" * len(roles))
+        rows = db.execute(
+            f"SELECT telegram_id, language FROM staff WHERE role IN ({marks}) AND active = 1"
+            " AND telegram_id IS NOT NULL ORDER BY id",
+            list(roles),
+        ).fetchall()
+        if rows:
+            return [(int(r[0]), r[1] or rules.language) for r in rows]
+    return [(rules.team_chat, rules.language)] if rules.team_chat else []
+
+
+def record_findings(
+    db: Database, now: datetime, rules: HealthRules, findings: Sequence[Finding], render: RenderAlert
+) -> list[int]:
+    """Alert once per new problem, tell of each recovery once; returns the outbox ids queued."""
+    stamp = iso(now)
+    queued: list[int] = []
+    owners = _owners(db, rules)
+    current = {f.source: f for f in findings}
+    for nid, subject in db.execute(
+        "SELECT id, subject FROM nudges WHERE kind = 'source_health' AND closed_at IS NULL"
+    ).fetchall():
+        source = str(subject).split(":", 1)[0]
+        if source not in rules.sources:
+            continue
+        finding = current.get(source)
+        if finding is not None and finding.subject == subject:
+            continue
+        outcome = "recovered" if finding is None else "replaced"
+        db.execute("UPDATE nudges SET closed_at = ?, outcome = ? WHERE id = ?", [stamp, outcome, nid])
+        if finding is None:
+            at = db.execute(
+                "SELECT MAX(received_at) FROM journal WHERE source = ? AND status = 'processed'", [source]
+            ).fetchone()[0]
+            fields = {"source": source, "at": _local(rules.calendar, at) if at else "—"}
+            for chat, language in owners:
+                row = enqueue(
+                    db, chat, render(language, "recovered", fields), at=now,
+                    dedupe_key=f"source-health:{nid}:recovered:{chat}",
+                )  # fmt: skip
+                if row is not None:
+                    queued.append(row)
+    for finding in findings:
+        cursor = db.execute(
+            "INSERT INTO nudges (kind, subject, level, due_at, created_at, ref) VALUES ('source_health', ?, 0, ?, ?, ?)"
+            " ON CONFLICT (kind, subject, level) DO NOTHING",
+            [finding.subject, stamp, stamp, finding.problem],
+        )
+        if cursor.rowcount != 1:
+            continue
+        nid = int(cursor.lastrowid or 0)
+        first: int | None = None
+        for chat, language in owners:
+            row = enqueue(
+                db, chat, render(language, finding.problem, finding.fields), at=now,
+                dedupe_key=f"source-health:{nid}:alert:{chat}",
+            )  # fmt: skip
+            if row is not None:
+                queued.append(row)
+                first = first or row
+        if first is not None:
+            db.execute("UPDATE nudges SET outbox_id = ? WHERE id = ?", [first, nid])
+    return queued

@@ -1,0 +1,75 @@
+"""Paged lists with buttons, and the webhook mode that replaces long polling when the config asks."""
+
+from __future__ import annotations
+
+import time
+
+from bot.callbacks import PageCB
+from tests.bot.conftest import ANNA, BORIS, BotEnv
+from tests.bot.test_registration import post_form
+from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
+from tests.conftest import BASE
+
+
+async def test_lists_are_paged_and_staff_see_their_own(bot_env: BotEnv) -> None:
+    srv = await bot_env.start(sources=[*BASE["sources"], MANGO_SOURCE])
+    for i in range(6):
+        await post_form(srv, name=f"Client {i}", phone=f"+7 916 000-10-{i:02d}")
+    start = int(time.time()) + 2  # the newest touches, on the first page
+    # Anna (ext 101) missed a call, Boris (ext 102) answered another
+    for entry, caller, answered, ext in (("m1", "79160002001", False, "101"), ("m2", "79160002002", True, "102")):
+        body = signed_mango(summary(entry, caller, start=start, answered=answered, extension=ext))
+        assert (await post_mango(srv, "/events/summary", body)).status == 200
+
+    listing = await bot_env.says(ANNA, "/unregistered", language="en")
+    text = listing.result["text"]
+    assert "Waiting for registration — 8 in all, page 1 of 2" in text and text.count("\n") == 6
+    await bot_env.press(ANNA, listing.result["message_id"], PageCB(kind="unreg", page=1, everyone=True).pack())
+    second = bot_env.text(ANNA, listing.result["message_id"])
+    assert "page 2 of 2" in second and "6." in second and "8." in second and "Client 0" in second
+
+    # Boris sees what he answered and what nobody handled, not Anna's call
+    mine = await bot_env.says(BORIS, "/unregistered", language="en")
+    assert "(yours and unassigned)" in mine.result["text"] and "7 in all" in mine.result["text"]
+    assert "+7 916 000-20-01" not in mine.result["text"] and "+7 916 000-20-02" in mine.result["text"]
+
+    missed = await bot_env.says(ANNA, "/missed", language="en")
+    assert "+7 916 000-20-01" in missed.result["text"] and "+7 916 000-20-02" not in missed.result["text"]
+    none = await bot_env.says(ANNA, "/leads", language="en")
+    assert "No open leads." in none.result["text"]
+
+
+async def test_webhook_mode_takes_updates_with_the_secret_token_only(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    config = bot_env.config(
+        telegram={"webhook_url": "http://127.0.0.1:9/telegram/webhook", "webhook_secret": "s3cret-Token_1"}
+    )
+    srv = await bot_env.start_server(config)
+    bot_env.srv = srv
+    await tg.wait_for("setWebhook")
+    assert tg.webhook["secret_token"] == "s3cret-Token_1"
+    assert "getUpdates" not in [r.method for r in tg.records]
+
+    forged = {"update_id": 1, "message": {"message_id": 1, "date": 0, "chat": {"id": ANNA, "type": "private"},
+                                          "from": {"id": ANNA, "is_bot": False, "first_name": "A"}, "text": "/help"}}
+    resp = await srv.session.post(f"{srv.url}/telegram/webhook", json=forged,
+                                  headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"})
+    assert resp.status == 401
+    assert srv.scalar("SELECT COUNT(*) FROM outbox") == 0
+
+    tg.webhook["url"] = f"{srv.url}/telegram/webhook"  # Telegram reaches this server
+    tg.user_sends_text(ANNA, "/help", language_code="en")
+    reply = await tg.wait_for("sendMessage", chat_id=ANNA)
+    assert reply.params["text"].startswith("How to use the bot")
+
+
+async def test_the_server_starts_and_stops_while_telegram_is_unreachable(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    config = bot_env.config(telegram={"api_url": "http://127.0.0.1:9"})  # nothing listens there
+    srv = await bot_env.start_server(config)
+    resp = await srv.session.get(f"{srv.url}/healthz")
+    assert resp.status == 200
+    await post_form(srv, phone="+7 916 000-30-01")
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 1  # capture goes on without the bot
+    await srv.stop()
+    assert tg.records == []

@@ -1,0 +1,139 @@
+"""The outbox sender inside the running app, against the fake Bot API: retries, restarts, the log."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from storage.db import now_utc
+from storage.outbox import enqueue
+from storage.outbox_sending import INTERRUPTED
+from tests.bot.conftest import BotEnv, eventually
+from tests.conftest import StartServer, build_config
+
+
+def queue_messages(texts: list[tuple[int, str]]) -> Callable[[Database], list[int]]:
+    def write(db: Database) -> list[int]:
+        return [int(enqueue(db, chat, {"text": text}, at=now_utc()) or 0) for chat, text in texts]
+
+    return write
+
+
+async def test_429_and_502_for_a_while_then_every_message_arrives_once(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start()
+    tg.fail_next("sendMessage", 3, status=429, retry_after=1)
+    tg.fail_next("sendMessage", 3, status=502)  # a proxy's HTML page: aiogram cannot even decode it
+    tg.fail_next("sendMessage", 1, status=502, html=False)
+    tg.fail_next("sendMessage", 1, status=0)  # connection dropped
+    texts = [(7000 + i % 4, f"message {i}") for i in range(12)]
+    await bot_env.write(queue_messages(texts))
+    bot_env.wake_outbox()
+    await bot_env.delivered()
+
+    delivered = Counter(p["text"] for p in tg.sent("sendMessage") if p["chat_id"] >= 7000)
+    assert delivered == Counter(text for _, text in texts)  # each once, none lost
+    statuses = Counter(r.status for r in tg.attempts("sendMessage"))
+    assert statuses[429] == 3 and statuses[502] == 4 and statuses[0] == 1
+    rows = srv.rows("SELECT status, attempts, message_id FROM outbox")
+    assert {r["status"] for r in rows} == {"sent"}
+    assert all(r["message_id"] for r in rows)
+    assert sum(r["attempts"] for r in rows) == 12 + 8
+    for chat in range(7000, 7004):  # one chat's messages keep their order through the retries
+        mine = [p["text"] for p in tg.sent("sendMessage", chat_id=chat)]
+        assert mine == [text for c, text in texts if c == chat]
+
+
+async def test_a_restart_in_the_middle_of_a_batch_sends_nothing_twice(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    config = bot_env.config()
+    srv = await bot_env.start(config)
+    # A row a crashed process left 'sending': it may be in the chat already, so it must never go again.
+    await bot_env.write(
+        lambda db: db.execute(
+            "INSERT INTO outbox (chat_id, payload, status, created_at, not_before, attempts)"
+            " VALUES (6999, '{\"text\": \"maybe sent\"}', 'sending', '2026-01-01T00:00:00+00:00',"
+            " '2026-01-01T00:00:00+00:00', 1)"
+        )
+    )
+    texts = [(8000 + i, f"batch {i}") for i in range(90)]
+    await bot_env.write(queue_messages(texts))
+    # a slow failure is in flight while the server stops: the shutdown waits for it, the row stays pending
+    tg.fail_next("sendMessage", 1, status=502, delay=0.5)
+    bot_env.wake_outbox()
+    await tg.wait_for(lambda r: r.method == "sendMessage" and r.ok and r.params["chat_id"] >= 8000, count=20)
+    await srv.stop()
+    sent_before = len([p for p in tg.sent("sendMessage") if p["chat_id"] >= 8000])
+    assert 20 <= sent_before < 90
+    assert srv.scalar("SELECT COUNT(*) FROM outbox WHERE status = 'sending' AND chat_id >= 8000") == 0
+
+    # The crashed process's row: still 'sending' until the next start decides about it.
+    bot_env.srv = None
+    srv2 = await bot_env.start(config)
+    await bot_env.delivered()
+
+    delivered = Counter(p["text"] for p in tg.sent("sendMessage") if p["chat_id"] >= 8000)
+    assert delivered == Counter(text for _, text in texts)
+    assert max(delivered.values()) == 1
+    assert "maybe sent" not in [p["text"] for p in tg.sent("sendMessage")]
+    [interrupted] = srv2.rows("SELECT status, last_error FROM outbox WHERE chat_id = 6999")
+    assert interrupted == {"status": "failed", "last_error": INTERRUPTED}
+
+
+async def test_the_sender_keeps_under_telegrams_rate_limits(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    tg.set_rate_limits(per_chat=1, overall=30)  # the fake answers 429 beyond Telegram's limits
+    await bot_env.start()
+    texts = [(9000 + i % 40, f"r{i}") for i in range(80)] + [(-1009000, f"g{i}") for i in range(3)]
+    await bot_env.write(queue_messages(texts))
+    bot_env.wake_outbox()
+    await bot_env.delivered()
+    assert [r for r in tg.attempts("sendMessage") if r.status == 429] == []
+    assert tg.max_rate_overall() <= 30
+    assert tg.max_rate_per_chat() <= 1
+    assert len(tg.sent("sendMessage")) == 83
+
+
+async def test_a_blocked_user_fails_that_row_only(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start()
+    tg.block_bot(7777)
+    await bot_env.write(queue_messages([(7777, "to someone who left"), (7778, "to someone who stayed")]))
+    bot_env.wake_outbox()
+    await bot_env.delivered()
+    rows = {r["chat_id"]: r for r in srv.rows("SELECT chat_id, status, last_error FROM outbox")}
+    assert rows[7777]["status"] == "failed" and "blocked" in rows[7777]["last_error"]
+    assert rows[7778]["status"] == "sent"
+
+
+async def test_without_a_token_messages_go_to_the_log_with_numbers_masked(
+    start_server: StartServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="leadline.outbox")
+    srv = await start_server(build_config(tmp_path))
+    from leadline import keys
+
+    store = srv.server.app[keys.STORE]
+    await store.write(
+        lambda db: enqueue(
+            db,
+            111,
+            {"text": "Missed call from +7 916 123-45-67 (ivan@example.com)", "reply_markup": {
+                "inline_keyboard": [[{"text": "Call +79161234567", "callback_data": "x"}]]}},
+            at=now_utc(),
+        )
+    )
+    srv.server.app[keys.OUTBOX].wake()
+    await eventually(lambda: any(r.name == "leadline.outbox" for r in caplog.records))
+    assert srv.scalar("SELECT status FROM outbox") == "sent"
+    [record] = [r for r in caplog.records if r.name == "leadline.outbox"]
+    fields = record.fields  # type: ignore[attr-defined]
+    line = json.dumps(fields, ensure_ascii=False)
+    assert "9161234567" not in line and "916 123-45-67" not in line and "ivan@example.com" not in line
+    assert fields["chat_id"] == 111 and "+79*******67" in fields["text"] and fields["buttons"] == ["Call +79*******67"]

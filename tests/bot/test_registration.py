@@ -1,0 +1,198 @@
+"""Registration from chat: a card's buttons, typed numbers that find telephony's contact, manual touches."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bot.callbacks import CardCB, OpenCB
+from tests.bot.conftest import ANNA, BotEnv
+from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
+from tests.conftest import BASE, Running
+from tests.fake_telegram import CallRecord
+
+
+async def post_form(srv: Running, **fields: str) -> None:
+    resp = await srv.session.post(f"{srv.url}/hooks/form?token=form-token", data=fields)
+    assert resp.status == 200, await resp.text()
+
+
+def the_touch(srv: Running, where: str = "1 = 1") -> dict[str, Any]:
+    [touch] = srv.rows(f"SELECT id, contact_id, channel, source FROM touches WHERE {where}")
+    return touch
+
+
+async def test_registration_by_buttons_from_a_card(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start()
+    await post_form(srv, name="Ivan Petrov", phone="+7 916 123-45-67", message="A quote for a kitchen, please")
+    touch = the_touch(srv)
+
+    listing = await bot_env.says(ANNA, "/unregistered", language="en")
+    assert "+7 916 123-45-67" in listing.result["text"] and "Ivan Petrov" in listing.result["text"]
+    await bot_env.press(ANNA, listing.result["message_id"], OpenCB(kind="touch", id=touch["id"]).pack())
+    card = await tg.wait_for("sendMessage", chat_id=ANNA, count=2)
+    card_id = card.result["message_id"]
+    text = card.result["text"]
+    assert "Form" in text and "+7 916 123-45-67" in text and "Ivan Petrov" in text and "First contact" in text
+
+    # the two taps of the common case
+    t, c = touch["id"], touch["contact_id"]
+    await bot_env.press(ANNA, card_id, CardCB(act="lead", t=t, c=c, v="hot").pack())
+    assert "A quote for a kitchen, please" in bot_env.text(ANNA, card_id)  # the form's message is the need
+    answer = await bot_env.press(ANNA, card_id, CardCB(act="save", t=t, c=c).pack())
+    assert answer.get("text") == "Saved."
+
+    anna = srv.scalar("SELECT id FROM staff WHERE telegram_id = ?", [ANNA])
+    [registration] = srv.rows("SELECT contact_id, touch_id, disposition, staff_id, origin FROM registrations")
+    assert registration == {"contact_id": c, "touch_id": t, "disposition": "lead", "staff_id": anna, "origin": "bot"}
+    [lead] = srv.rows("SELECT temperature, stage, owner_id, need, campaign FROM leads")
+    assert lead == {"temperature": "hot", "stage": "new", "owner_id": anna, "need": "A quote for a kitchen, please", "campaign": None}
+    shown = bot_env.text(ANNA, card_id)
+    assert "Registered by Anna" in shown and "Lead #" in shown
+    listing = await bot_env.says(ANNA, "/unregistered", language="en")
+    assert "Nothing is waiting" in listing.result["text"]
+
+
+async def test_typing_a_number_lands_on_the_contact_a_mango_call_created(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start(sources=[*BASE["sources"], MANGO_SOURCE])
+    call = summary("entry-typed-1", "79161234567", start=int(time.time()) - 600, answered=True, dct="74950000055")
+    resp = await post_mango(srv, "/events/summary", signed_mango(call))
+    assert resp.status == 200
+    touch = the_touch(srv)
+    assert (touch["channel"], touch["source"]) == ("call", "mango")
+
+    card = await bot_env.says(ANNA, "8 916 123-45-67", language="en")
+    card_id = card.result["message_id"]
+    assert "Call" in card.result["text"] and "+7 916 123-45-67" in card.result["text"]
+    assert "brand_msk" in card.result["text"]  # attributed by the tracking number the caller dialled
+    t, c = touch["id"], touch["contact_id"]
+
+    await bot_env.press(ANNA, card_id, CardCB(act="lead", t=t, c=c, v="warm").pack())
+    assert "Type the need (required)" in bot_env.text(ANNA, card_id)
+    answer = await bot_env.press(ANNA, card_id, CardCB(act="save", t=t, c=c).pack())
+    assert "Need" in answer["text"] and answer["show_alert"]  # the bot keeps asking for what is required
+    assert srv.rows("SELECT * FROM registrations") == []
+
+    edits = len(tg.sent("editMessageText", chat_id=ANNA))
+    await bot_env.types(ANNA, "Kitchen renovation", language="en")
+    await tg.wait_for("editMessageText", chat_id=ANNA, count=edits + 1)
+    assert "Need ✱: Kitchen renovation" in bot_env.text(ANNA, card_id)
+    await bot_env.press(ANNA, card_id, CardCB(act="fu", t=t, c=c).pack())
+    await bot_env.press(ANNA, card_id, CardCB(act="fu", t=t, c=c, v="7").pack())
+    await bot_env.press(ANNA, card_id, CardCB(act="save", t=t, c=c).pack())
+
+    [registration] = srv.rows("SELECT contact_id, touch_id FROM registrations")
+    assert registration == {"contact_id": c, "touch_id": t}
+    [lead] = srv.rows("SELECT temperature, need, campaign, follow_up_on FROM leads")
+    assert lead["temperature"] == "warm" and lead["need"] == "Kitchen renovation" and lead["campaign"] == "brand_msk"
+    assert lead["follow_up_on"] is not None
+    assert srv.scalar("SELECT COUNT(*) FROM contacts") == 1  # no second contact for the typed number
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 1  # and no manual touch
+
+
+async def test_a_number_never_seen_becomes_a_manual_touch_and_is_registered(bot_env: BotEnv) -> None:
+    srv = await bot_env.start()
+    card = await bot_env.says(ANNA, "+7 (903) 555-12-34", language="en")
+    touch = the_touch(srv)
+    assert (touch["channel"], touch["source"]) == ("manual", "telegram")
+    assert srv.scalar("SELECT value FROM identifiers WHERE contact_id = ?", [touch["contact_id"]]) == "+79035551234"
+    assert "Entered by hand" in card.result["text"]
+    # a re-delivered chat message is the same touch
+    await bot_env.press(
+        ANNA, card.result["message_id"], CardCB(act="nal", t=touch["id"], c=touch["contact_id"]).pack()
+    )
+    await bot_env.press(
+        ANNA, card.result["message_id"], CardCB(act="why", t=touch["id"], c=touch["contact_id"], v="partner").pack()
+    )
+    [registration] = srv.rows("SELECT disposition, reason FROM registrations")
+    assert registration == {"disposition": "not_a_lead", "reason": "partner"}
+    assert "not a lead (partner)" in bot_env.text(ANNA, card.result["message_id"])
+
+
+async def test_a_shared_contact_and_a_forwarded_message_start_the_same_flow(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start()
+    await post_form(srv, name="Olga", phone="89161112233")
+    tg.user_sends_text(ANNA, "/help", language_code="en")
+    await tg.wait_for("sendMessage", chat_id=ANNA)
+    update = tg.user_shares_contact(ANNA, "+79161112233", "Olga", contact_user_id=0)
+    await tg.wait_until_confirmed(update)
+    card = await tg.wait_for("sendMessage", chat_id=ANNA, count=2)
+    assert "Olga" in card.result["text"] and "+7 916 111-22-33" in card.result["text"]
+
+    update = tg.user_forwards(ANNA, "Hi, call me back at 8-926-000-11-22 about windows", "Pavel")
+    await tg.wait_until_confirmed(update)
+    card = await tg.wait_for("sendMessage", chat_id=ANNA, count=3)
+    [manual] = srv.rows("SELECT name, message, channel FROM touches WHERE source = 'telegram'")
+    assert manual == {"name": "Pavel", "message": "Hi, call me back at 8-926-000-11-22 about windows", "channel": "manual"}
+    assert "about windows" in card.result["text"]
+
+
+async def test_spam_is_put_on_the_block_list_only_when_asked(bot_env: BotEnv) -> None:
+    srv = await bot_env.start()
+    await post_form(srv, phone="+7 999 000-00-01", message="Cheap SEO services")
+    await post_form(srv, phone="+7 999 000-00-02", message="Cheap SEO services again")
+    first, second = srv.rows("SELECT id, contact_id FROM touches ORDER BY id")
+    for touch, choice in ((first, "block"), (second, "keep")):
+        t, c = touch["id"], touch["contact_id"]
+        listing = await bot_env.says(ANNA, "/unregistered", language="en")
+        await bot_env.press(ANNA, listing.result["message_id"], OpenCB(kind="touch", id=t).pack())
+
+        def is_card(record: CallRecord, t: int = t) -> bool:
+            return record.method == "sendMessage" and record.ok and f"t:lead:{t}:" in str(record.params)
+
+        card = await bot_env.tg.wait_for(is_card)
+        card_id = card.result["message_id"]
+        await bot_env.press(ANNA, card_id, CardCB(act="nal", t=t, c=c).pack())
+        await bot_env.press(ANNA, card_id, CardCB(act="why", t=t, c=c, v="spam").pack())
+        assert "block list" in bot_env.text(ANNA, card_id)
+        await bot_env.press(ANNA, card_id, CardCB(act="spam", t=t, c=c, v=choice).pack())
+    assert [r["value"] for r in srv.rows("SELECT value FROM blocklist")] == ["+79990000001"]
+    assert [r["reason"] for r in srv.rows("SELECT reason FROM registrations ORDER BY id")] == ["spam", "spam"]
+    await post_form(srv, phone="+7 999 000-00-01", message="And again")
+    [later] = srv.rows("SELECT blocked FROM touches ORDER BY id DESC LIMIT 1")
+    assert later["blocked"] == 1
+
+
+async def test_the_form_can_change_campaign_owner_name_and_temperature_before_saving(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start(lead_fields={"required": ["need", "company"], "desirable": ["size"]})
+    await post_form(srv, phone="+7 916 123-00-99", message="Windows for a school", utm_campaign="brand_msk")
+    touch = the_touch(srv)
+    t, c = touch["id"], touch["contact_id"]
+    card = await bot_env.says(ANNA, "89161230099", language="en")
+    card_id = card.result["message_id"]
+    await bot_env.press(ANNA, card_id, CardCB(act="lead", t=t, c=c, v="hot").pack())
+    assert "Type the company (required)" in bot_env.text(ANNA, card_id)  # the need came from the form
+    edits = len(tg.sent("editMessageText", chat_id=ANNA))
+    await bot_env.types(ANNA, "School No. 5", language="en")
+    await tg.wait_for("editMessageText", chat_id=ANNA, count=edits + 1)
+
+    vk = srv.scalar("SELECT id FROM campaigns WHERE name = 'vk_ads'")
+    boris = srv.scalar("SELECT id FROM staff WHERE telegram_id = 222")
+    await bot_env.press(ANNA, card_id, CardCB(act="camp", t=t, c=c).pack())
+    assert "• brand_msk" in [b["text"] for b in tg.buttons(ANNA, card_id)]  # preset to the attributed one
+    await bot_env.press(ANNA, card_id, CardCB(act="camp", t=t, c=c, v=str(vk)).pack())
+    await bot_env.press(ANNA, card_id, CardCB(act="own", t=t, c=c).pack())
+    await bot_env.press(ANNA, card_id, CardCB(act="own", t=t, c=c, v=str(boris)).pack())
+    await bot_env.press(ANNA, card_id, CardCB(act="edit", t=t, c=c, v="name").pack())
+    edits = len(tg.sent("editMessageText", chat_id=ANNA))
+    await bot_env.types(ANNA, "Irina Sergeevna", language="en")
+    await tg.wait_for("editMessageText", chat_id=ANNA, count=edits + 1)
+    await bot_env.press(ANNA, card_id, CardCB(act="temp", t=t, c=c, v="cold").pack())
+    shown = bot_env.text(ANNA, card_id)
+    assert "Campaign: vk_ads" in shown and "Owner: Boris" in shown and "Lead: ❄️ cold" in shown
+    await bot_env.press(ANNA, card_id, CardCB(act="save", t=t, c=c).pack())
+
+    [lead] = srv.rows("SELECT temperature, campaign, owner_id, need, fields FROM leads")
+    assert lead == {
+        "temperature": "cold",
+        "campaign": "vk_ads",
+        "owner_id": boris,
+        "need": "Windows for a school",
+        "fields": '{"company": "School No. 5"}',
+    }
+    assert srv.scalar("SELECT name FROM contacts") == "Irina Sergeevna"
+    assert srv.scalar("SELECT campaign FROM registrations") == "vk_ads"

@@ -1,0 +1,97 @@
+"""Source health: a source that goes quiet or starts failing is an alert to the owner, once, and once more on recovery."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from leadline.config import WorkingTimeSection
+from storage.source_health import usual_gap
+from storage.worktime import WorkingCalendar
+from tests.nudges.conftest import ANNA, BORIS, TUESDAY, Office, msk
+
+
+def alerts(office: Office, chat_id: int = ANNA) -> list[str]:
+    rows = office.srv.rows(
+        "SELECT payload FROM outbox WHERE chat_id = ? AND dedupe_key LIKE 'source-health:%' ORDER BY id",
+        [chat_id],
+    )
+    return [str(json.loads(r["payload"])["text"]) for r in rows]
+
+
+async def post(office: Office, at: datetime, token: str = "site-token", **fields: str) -> Any:
+    office.clock.now = at
+    return await office.srv.session.post(
+        f"{office.srv.url}/hooks/site?token={token}", data=fields or {"phone": "+79160000001"}
+    )
+
+
+async def test_a_source_failing_its_token_alerts_the_owner_once_and_again_on_recovery(office: Office) -> None:
+    assert (await post(office, msk(TUESDAY, 10, 0))).status == 200
+    for minute in (1, 2):
+        assert (await post(office, msk(TUESDAY, 10, minute), token="bad-secret-123")).status == 401
+    await office.sweep(msk(TUESDAY, 10, 3))
+    assert alerts(office) == []  # two refusals in a row: not yet the threshold of three
+
+    assert (await post(office, msk(TUESDAY, 10, 4), token="bad-secret-123")).status == 401
+    await office.sweep(msk(TUESDAY, 10, 5))
+    [alert] = alerts(office)
+    assert "site" in alert and "3" in alert and "bad-secret-123" not in alert
+    assert alerts(office, BORIS) == []  # the owner hears about it, not the staff
+
+    assert (await post(office, msk(TUESDAY, 10, 6), token="bad-secret-123")).status == 401
+    await office.sweep(msk(TUESDAY, 10, 7))
+    await office.sweep(msk(TUESDAY, 11, 0))
+    assert len(alerts(office)) == 1
+
+    assert (await post(office, msk(TUESDAY, 11, 5))).status == 200
+    await office.sweep(msk(TUESDAY, 11, 6))
+    await office.sweep(msk(TUESDAY, 11, 7))
+    texts = alerts(office)
+    assert len(texts) == 2 and "снова работает" in texts[1]
+    [row] = office.nudges("source_health")
+    assert (row["outcome"], row["ref"]) == ("recovered", "failing")
+
+
+async def test_a_source_silent_for_longer_than_its_usual_gap_alerts_the_owner(office: Office) -> None:
+    for i in range(12):  # a request every ten minutes, 10:00 to 11:50
+        assert (
+            await post(office, msk(TUESDAY, 10, 0) + timedelta(minutes=10 * i), phone=f"+7916000{i:04d}")
+        ).status == 200
+    await office.sweep(msk(TUESDAY, 12, 50))  # an hour of quiet: the floor, not more
+    assert alerts(office) == []
+    await office.sweep(msk(TUESDAY, 12, 51))
+    [alert] = alerts(office)
+    assert "site" in alert and "замолчал" in alert
+    await office.sweep(msk(TUESDAY, 17, 0))
+    assert len(alerts(office)) == 1
+
+    assert (await post(office, msk(TUESDAY, 17, 10), phone="+79169999999")).status == 200
+    await office.sweep(msk(TUESDAY, 17, 11))
+    assert len(alerts(office)) == 2
+
+
+async def test_silence_counts_working_minutes_only(office: Office) -> None:
+    for i in range(12):
+        await post(office, msk(TUESDAY, 17, 0) + timedelta(minutes=5 * i), phone=f"+7916000{i:04d}")
+    # From 17:55 on Tuesday to 09:55 on Wednesday is 60 working minutes of quiet: the floor, not more.
+    await office.sweep(msk(TUESDAY + timedelta(days=1), 9, 55))
+    assert alerts(office) == []
+    await office.sweep(msk(TUESDAY + timedelta(days=1), 9, 56))
+    assert len(alerts(office)) == 1
+
+
+async def test_a_source_with_no_history_is_not_judged(office: Office) -> None:
+    await post(office, msk(TUESDAY, 10, 0))
+    await office.sweep(msk(TUESDAY + timedelta(days=5), 12, 0))
+    assert alerts(office) == []
+
+
+def test_the_usual_gap_is_the_95th_percentile_of_working_minute_gaps() -> None:
+    cal = WorkingCalendar.from_config(WorkingTimeSection(), ZoneInfo("Europe/Moscow"))
+    times = [msk(TUESDAY, 10, 0) + timedelta(minutes=m) for m in (0, 5, 10, 15, 20, 100)]
+    assert usual_gap(cal, times) == 80
+    overnight = [msk(TUESDAY, 17, 50), msk(TUESDAY + timedelta(days=1), 9, 10)]
+    assert usual_gap(cal, overnight) == 20

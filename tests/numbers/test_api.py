@@ -1,0 +1,159 @@
+"""The JSON API on a real server: bearer tokens, the numbers, registrations from a CRM, OpenAPI."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+
+from leadline.app import init_app
+from leadline.config import Config
+from storage import reports
+from storage.reports import Period, Rules, Scope
+from tests.numbers.month import AS_OF, MSK, NOVEMBER, month_config, open_month
+
+TOKEN = "crm-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def api_config(tmp_path: Path) -> Config:
+    config = month_config(tmp_path, api_clients=[{"name": "crm", "token": TOKEN}])
+    open_month(config.database_path, config).db.close()
+    return config
+
+
+async def test_every_route_but_the_document_needs_a_known_bearer_token(tmp_path: Path, start_server: Any):
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    async with srv.session.get(f"{srv.url}/api/report") as resp:
+        assert resp.status == 401
+        assert resp.headers["WWW-Authenticate"] == 'Bearer realm="leadline"'
+        assert "Authorization: Bearer" in (await resp.json())["error"]
+    async with srv.session.get(f"{srv.url}/api/leads", headers={"Authorization": "Bearer nope"}) as resp:
+        assert (resp.status, await resp.json()) == (401, {"error": "unknown token"})
+    async with srv.session.get(f"{srv.url}/api/openapi.json") as resp:
+        assert resp.status == 200 and (await resp.json())["openapi"].startswith("3.")
+
+
+async def test_report_contacts_touches_and_leads(tmp_path: Path, start_server: Any):
+    config = api_config(tmp_path)
+    srv = await start_server(config, clock=lambda: AS_OF)
+    async with srv.session.get(f"{srv.url}/api/report?period=2026-11", headers=AUTH) as resp:
+        data = await resp.json()
+    db = srv.db()
+    expected = reports.build_report(
+        db, Scope(Period.month(NOVEMBER, MSK), as_of=AS_OF), Rules.from_config(config)
+    )
+    db.close()
+    assert data == expected
+    assert (data["lrr"], data["by_campaign"]["brand_msk"]["lead_cost"]) == (0.75, 22500)
+    async with srv.session.get(
+        f"{srv.url}/api/report?from=2026-11-16&to=2026-11-16&staff=Boris", headers=AUTH
+    ) as resp:
+        assert (await resp.json())["inbound_touches"] == 1
+    async with srv.session.get(f"{srv.url}/api/report?period=soon", headers=AUTH) as resp:
+        assert resp.status == 400 and "unknown period 'soon'" in (await resp.json())["error"]
+
+    async with srv.session.get(
+        f"{srv.url}/api/contacts", params={"q": "8 916 000-00-07"}, headers=AUTH
+    ) as resp:
+        found = (await resp.json())["contacts"]
+    assert [i["value"] for i in found[0]["identifiers"]] == ["+79160000007"]
+    assert len(found[0]["touches"]) == 2
+
+    page = await (
+        await srv.session.get(f"{srv.url}/api/touches?period=2026-11&limit=10", headers=AUTH)
+    ).json()
+    rest = await (
+        await srv.session.get(
+            f"{srv.url}/api/touches?period=2026-11&after_id={page['next_after_id']}", headers=AUTH
+        )
+    ).json()
+    assert len(page["touches"]) == 10 and len(rest["touches"]) == 5  # 15 touches in November
+    assert rest["touches"][-1]["id"] == rest["next_after_id"]
+    won = await (await srv.session.get(f"{srv.url}/api/leads?stage=won", headers=AUTH)).json()
+    assert [(lead["stage"], lead["won_amount"]) for lead in won["leads"]] == [("won", 100000)]
+
+
+async def test_a_crm_registers_a_contact_by_email_or_phone(tmp_path: Path, start_server: Any):
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    url = f"{srv.url}/api/registrations"
+    # C5 mailed on 11 Nov and was never registered: the CRM registers them by their address.
+    async with srv.session.post(
+        url,
+        json={"email": "Petr@Example.net", "disposition": "lead", "temperature": "warm", "need": "a quote"},
+        headers=AUTH,
+    ) as resp:
+        assert resp.status == 201
+        made = await resp.json()
+    assert made["contact_created"] is False and made["lead_id"] is not None
+    row = srv.rows("SELECT origin, campaign FROM registrations WHERE id = ?", [made["registration_id"]])[0]
+    assert row == {"origin": "api", "campaign": "brand_msk"}  # the campaign of C5's first touch
+    async with srv.session.get(f"{srv.url}/api/report?period=2026-11", headers=AUTH) as resp:
+        assert (await resp.json())["registered"] == 7
+    # Someone Leadline has not seen yet: a contact is made for them.
+    async with srv.session.post(
+        url,
+        json={"phone": "8 (903) 123-45-67", "disposition": "not_a_lead", "reason": "job_seeker"},
+        headers=AUTH,
+    ) as resp:
+        assert resp.status == 201 and (await resp.json())["contact_created"] is True
+    for body, reason in (
+        ({"disposition": "lead", "temperature": "hot"}, "give the contact's phone or email"),
+        ({"phone": "+79160000009", "disposition": "lead"}, "a lead needs a temperature"),
+        (
+            {"phone": "+79160000009", "disposition": "not_a_lead", "reason": "bored"},
+            "a not-a-lead needs a reason",
+        ),
+        ({"phone": 79160000009, "disposition": "lead", "temperature": "hot"}, "phone must be a string"),
+    ):
+        async with srv.session.post(url, json=body, headers=AUTH) as resp:
+            assert resp.status == 400 and reason in (await resp.json())["error"], body
+    async with srv.session.post(
+        url, data=b"[1", headers={**AUTH, "Content-Type": "application/json"}
+    ) as resp:
+        assert resp.status == 400
+
+
+@pytest.fixture(scope="module")
+def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app served from a thread of its own, for schemathesis's synchronous client."""
+    config = api_config(tmp_path_factory.mktemp("api"))
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(init_app(config, clock=lambda: AS_OF))
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=10)
+    loop.close()
+
+
+def test_the_server_does_what_its_openapi_document_says(live_api: str) -> None:
+    """Schemathesis generates requests for every operation and checks each answer against the document."""
+    schema = schemathesis.openapi.from_url(f"{live_api}/api/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.label for op in operations} >= {
+        "GET /api/report",
+        "POST /api/registrations",
+        "GET /api/touches",
+    }
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def check(case: Any) -> None:
+            case.call_and_validate(base_url=live_api, headers=AUTH)
+
+        check()

@@ -1,0 +1,191 @@
+"""`leadline report`, `export` and `plan` run as a user runs them, on a real SQLite file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from storage.db import open_database
+from tests.cli import run_cli_sync
+from tests.numbers.month import Month, build_known_month, month_config
+from tests.numbers.test_seeds import SEED_CAMPAIGNS, seed_month
+
+AS_OF = "2026-12-01T09:00:00+03:00"
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    config = month_config(tmp_path, goals={"leads": 10})
+    db = open_database(config.database_path)
+    build_known_month(db, config)
+    db.close()
+    return tmp_path / "config.toml"
+
+
+def report_json(config_path: Path, *args: str) -> dict:
+    result = run_cli_sync("report", "--config", str(config_path), "--json", "--as-of", AS_OF, *args)
+    assert result.code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_report_json_has_every_figure_under_stable_keys(config_path: Path):
+    data = report_json(config_path, "--period", "2026-11")
+    expected = {
+        "inbound_touches": 12,
+        "inbound_contacts": 8,
+        "hidden_caller_touches": 2,
+        "registered": 6,
+        "lrr": 0.75,
+        "lrr_new": 0.7143,
+        "registration_lag_p50_min": 20.0,
+        "registration_lag_p90_min": 51.0,
+        "missed_calls": 4,
+        "missed_not_called_back": 2,
+        "leads": 4,
+        "lead_cost": 16250,
+    }
+    assert {k: data[k] for k in expected} == expected
+    assert {k: data["by_campaign"]["brand_msk"][k] for k in ("cost", "leads", "lead_cost")} == {
+        "cost": 45000,
+        "leads": 2,
+        "lead_cost": 22500,
+    }
+    assert set(data["by_channel"]) == {"call", "email", "form"}
+    assert data["by_staff"]["Boris"]["registration_lag_p50_min"] == 5.0
+    assert data["goals"]["leads"] == {"target": 10, "actual": 4, "projected": 4.0, "share": 0.4}
+    assert data["period"] == {
+        "from": "2026-11-01",
+        "to": "2026-11-30",
+        "label": "2026-11",
+        "timezone": "Europe/Moscow",
+    }
+
+
+def test_report_ranges_and_filters(config_path: Path):
+    day = report_json(config_path, "--from", "2026-11-11", "--to", "2026-11-11")
+    assert (day["inbound_touches"], day["by_channel"]["email"]["inbound_contacts"]) == (1, 1)
+    boris = report_json(config_path, "--period", "2026-11", "--staff", "boris")
+    assert (boris["inbound_touches"], boris["registered"], boris["leads"], boris["cost"]) == (2, 2, 2, None)
+    brand = report_json(config_path, "--period", "2026-11", "--campaign", "brand_msk")
+    assert (brand["inbound_contacts"], brand["cost"], brand["lead_cost"]) == (3, 45000, 22500)
+    calls = report_json(config_path, "--period", "2026-11", "--channel", "call")
+    assert (calls["inbound_touches"], calls["missed_calls"]) == (9, 4)
+
+
+def test_report_table_and_csv(config_path: Path):
+    table = run_cli_sync("report", "--config", str(config_path), "--period", "2026-11", "--as-of", AS_OF)
+    assert table.code == 0, table.output
+    assert "Leadline report 2026-11" in table.output
+    for text in ("LRR", "75.0 %", "16 250", "22 500", "20 min", "By campaign", "brand_msk", "Boris"):
+        assert text in table.output, text
+    result = run_cli_sync(
+        "report", "--config", str(config_path), "--period", "2026-11", "--csv", "--as-of", AS_OF
+    )
+    assert result.code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    total = rows[0]
+    assert (total["group_by"], total["inbound_touches"], total["lrr"], total["lead_cost"]) == (
+        "total",
+        "12",
+        "0.75",
+        "16250.0",
+    )
+    brand = next(r for r in rows if r["group_by"] == "campaign" and r["group"] == "brand_msk")
+    assert (brand["cost"], brand["lead_cost"], brand["leads_by_stage.won"]) == ("45000.0", "22500.0", "1")
+
+
+def test_report_says_what_is_wrong_with_a_period(config_path: Path):
+    result = run_cli_sync("report", "--config", str(config_path), "--period", "fortnight")
+    assert result.code == 2
+    assert "unknown period 'fortnight'" in result.output
+    result = run_cli_sync("report", "--config", str(config_path), "--period", "month", "--from", "2026-11-01")
+    assert result.code == 2 and "either --period or --from/--to" in result.output
+    result = run_cli_sync("report", "--config", str(config_path), "--staff", "Nobody")
+    assert result.code == 2 and "no staff member named 'Nobody'" in result.output
+
+
+def test_export_writes_csv_and_xlsx_with_the_refusals_list(config_path: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    result = run_cli_sync("export", "--config", str(config_path), "--out", str(out))
+    assert result.code == 0, result.output
+    assert "Exported all time: 11 contacts, 17 touches, 6 registrations, 5 leads, 2 refusals" in result.output
+    with (out / "refusals.csv").open(encoding="utf-8") as fh:
+        refusals = list(csv.DictReader(fh))
+    assert [(r["kind"], r["reason"], r["phones"]) for r in refusals] == [
+        ("not_a_lead", "partner", "+79160000003"),
+        ("lost", "no_budget", "+79160000004"),
+    ]
+    assert refusals[0]["at"] == "2026-11-05 09:05:00"  # local time
+    book = load_workbook(out / "leadline-export.xlsx", read_only=True)
+    assert book.sheetnames == ["contacts", "touches", "registrations", "leads", "refusals"]
+    leads = list(book["leads"].iter_rows(values_only=True))
+    assert leads[0][:8] == (
+        "id",
+        "created_at",
+        "contact_id",
+        "name",
+        "phones",
+        "emails",
+        "temperature",
+        "stage",
+    )
+    assert sorted(r[7] for r in leads[1:]) == ["accepted", "lost", "new", "returned", "won"]
+    book.close()
+    month = run_cli_sync(
+        "export",
+        "--config",
+        str(config_path),
+        "--out",
+        str(out / "nov"),
+        "--period",
+        "2026-11",
+        "--format",
+        "csv",
+    )
+    assert month.code == 0, month.output
+    assert "Exported 2026-11: 10 contacts, 15 touches, 5 registrations, 4 leads, 2 refusals" in month.output
+    assert not (out / "nov" / "leadline-export.xlsx").exists()
+
+
+def test_plan_from_the_last_90_days(tmp_path: Path):
+    config = month_config(tmp_path, campaigns=SEED_CAMPAIGNS)
+    db = open_database(config.database_path)
+    seed_month(db, Month(db, config))
+    db.close()
+    path = str(tmp_path / "config.toml")
+    # The seeded leads are in November 2026: the 90 days before 1 December hold them all.
+    result = run_cli_sync("plan", "--config", path, "--clients", "2", "--json", "--as-of", "2026-12-01")
+    assert result.code == 0, result.output
+    plan = json.loads(result.output)
+    assert (plan["clients"], plan["qualified"], plan["leads"]) == (2, 20, 100)
+    assert plan["max_lead_cost"] == 2000  # 100 000 average deal x 2 %
+    text = run_cli_sync("plan", "--config", path, "--clients", "2", "--as-of", "2026-12-01")
+    assert "leads                  100" in text.output and "highest LC that pays: 2 000" in text.output
+    given = run_cli_sync(
+        "plan",
+        "--config",
+        path,
+        "--revenue",
+        "300000",
+        "--average-deal",
+        "100000",
+        "--lead-to-qualified",
+        "20%",
+        "--qualified-to-won",
+        "0.1",
+        "--contact-to-lead",
+        "0.5",
+        "--json",
+    )
+    assert json.loads(given.output)["inbound_contacts"] == 300
+
+
+def test_plan_without_history_asks_for_rates(config_path: Path):
+    result = run_cli_sync("plan", "--config", str(config_path), "--clients", "2")
+    assert result.code == 2
+    assert "too little history to plan on" in result.output and "give the rates" in result.output

@@ -1,0 +1,53 @@
+"""`leadline demo`: a fresh database filled through the real provider parsers, then its numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from storage.db import connect
+from tests.cli import run_cli_sync
+from tests.numbers.month import month_config
+
+
+def test_demo_fills_a_database_through_the_real_parsers_and_prints_the_numbers(tmp_path: Path):
+    month_config(tmp_path)
+    config = tmp_path / "config.toml"
+    target = tmp_path / "demo.db"
+    result = run_cli_sync("demo", "--config", str(config), "--database", str(target), "--days", "4")
+    assert result.code == 0, result.output
+    assert " rejected)" in result.output and "(0 rejected)" in result.output
+    assert "Leadline report" in result.output and "By campaign" in result.output
+    assert "Yesterday's digest, as the owner gets it:" in result.output
+
+    db = connect(target)
+    try:
+        by_source = dict(
+            db.execute("SELECT source, COUNT(*) FROM journal WHERE status = 'processed' GROUP BY source")
+        )
+        assert set(by_source) == {"mango", "zadarma", "tilda", "mail"}
+        assert db.execute("SELECT COUNT(*) FROM journal WHERE status != 'processed'").fetchone()[0] == 0
+        calls = db.execute(
+            "SELECT SUM(hidden_caller), SUM(answered = 0), SUM(called_back_at IS NOT NULL), SUM(direction = 'out')"
+            " FROM touches WHERE channel = 'call'"
+        ).fetchone()
+        assert all(n > 0 for n in calls), calls  # hidden numbers, missed calls, call-backs, outbound calls
+        repeats = db.execute(
+            "SELECT COUNT(*) FROM (SELECT contact_id FROM touches WHERE direction = 'in' AND contact_id IS NOT NULL"
+            " GROUP BY contact_id HAVING COUNT(*) > 1)"
+        ).fetchone()[0]
+        assert repeats > 0
+        assert db.execute("SELECT COUNT(*) FROM registrations").fetchone()[0] > 0
+        assert db.execute("SELECT COUNT(*) FROM campaign_costs WHERE origin = 'config'").fetchone()[0] == 7
+    finally:
+        db.close()
+    charts = list(tmp_path.glob("demo-digest-*.png"))
+    assert len(charts) == 1 and charts[0].read_bytes().startswith(b"\x89PNG")
+
+    # The demo's own config lets every other command read it.
+    report = run_cli_sync("report", "--config", str(tmp_path / "demo.toml"), "--period", "week", "--json")
+    assert report.code == 0, report.output
+    assert json.loads(report.output)["filters"] == {"channel": None, "campaign": None, "staff_id": None}
+
+    again = run_cli_sync("demo", "--config", str(config), "--database", str(target))
+    assert again.code == 2 and "pass --force to replace it" in again.output

@@ -1,0 +1,114 @@
+"""The owner's digest: its text, its chart, the outbox rows with a bot token, the log without one."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from leadline.config import Config
+from leadline.digest import compose, report_text, send_digest
+from storage.db import Store, connect
+from storage.reports import Period
+from tests.numbers.month import MSK, month_config, msk, open_month
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def build(tmp_path: Path, **overrides: object) -> Config:
+    config = month_config(tmp_path, goals={"leads": 10}, **overrides)
+    open_month(config.database_path, config).db.close()
+    return config
+
+
+def test_the_day_against_the_same_day_a_week_earlier(tmp_path: Path):
+    config = build(tmp_path)
+    db = connect(config.database_path)
+    digest = compose(db, config, Period.day(date(2026, 11, 16), MSK), msk(17, 9))
+    db.close()
+    text = digest.text
+    assert "<b>Leadline · Mon 16 Nov 2026</b>" in text
+    # C7 called twice (missed at 10:00, answered at 11:00); Mon 9 Nov had no inbound contact.
+    assert "Inbound contacts: <b>1</b> (+1) · touches 2" in text
+    assert "Registered: <b>1 · LRR 100 %</b>" in text
+    assert "Registration lag: p50 65 min, p90 65 min (SLA 15: 0 of 1 in time)" in text
+    assert "Missed calls: <b>1</b> · not called back <b>1</b>" in text
+    assert "Missed, not called back: 1</b>\n• 16.11 10:00 +79160000007" in text
+    assert "Leads: <b>1</b> (−1) · hot 1, warm 0, cold 0" in text  # C2 and C4 became leads on Mon 9 Nov
+    # Month to date (1-16 Nov): brand_msk 45 000 * 16/30 over 2 leads is the worst LC.
+    assert "Worst lead cost this month: <b>brand_msk</b> 12 000 (2 leads for 24 000)" in text
+    # 4 leads in 11 of November's 20 working days (to Tue 17 Nov, the report time) head for 7.
+    assert "Goals this month (so far/target → heading for): leads 4/10 → 7" in text
+    assert digest.buttons == [("Call back: +79160000007", f"contact:{_c7(config)}")]
+    assert digest.chart_png.startswith(PNG)
+    # The log copy has no markup and no full number.
+    assert "+79160000007" not in digest.log_text and "+79*******07" in digest.log_text
+    assert "<b>" not in digest.log_text
+
+
+def _c7(config: Config) -> int:
+    db = connect(config.database_path)
+    try:
+        return int(
+            db.execute("SELECT contact_id FROM identifiers WHERE value = '+79160000007'").fetchone()[0]
+        )
+    finally:
+        db.close()
+
+
+def test_report_text_for_any_period_lists_who_is_still_unregistered(tmp_path: Path):
+    config = build(tmp_path)
+    db = connect(config.database_path)
+    text = report_text(db, config, Period(date(2026, 11, 11), date(2026, 11, 16), MSK), msk(17, 9))
+    db.close()
+    assert "<b>Leadline · 2026-11-11..2026-11-16</b>" in text
+    assert "Still not registered: 1</b>\n• 11.11 23:59 petr@example.net" in text
+    assert "(changes vs" not in text  # only a single day is compared with a week earlier
+
+
+async def test_with_a_bot_token_each_owner_gets_the_chart_and_the_text_once(tmp_path: Path):
+    config = build(tmp_path, telegram={"token": "123:abc"})
+    store = Store.open(config.database_path)
+    try:
+        sent = await send_digest(config, store, date(2026, 11, 16), now=msk(17, 9))
+        again = await send_digest(config, store, date(2026, 11, 16), now=msk(17, 9, 5))
+    finally:
+        await store.close()
+    assert len(sent.queued) == 2 and again.queued == []
+    assert sent.chart == tmp_path / "leadline-digest-2026-11-16.png"
+    assert sent.chart.read_bytes().startswith(PNG)
+    db = connect(config.database_path)
+    rows = db.execute("SELECT chat_id, method, payload, dedupe_key FROM outbox ORDER BY id").fetchall()
+    db.close()
+    assert [(r[0], r[1], r[3]) for r in rows] == [
+        (111, "sendPhoto", "digest:2026-11-16:111:photo"),
+        (111, "sendMessage", "digest:2026-11-16:111:text"),
+    ]
+    photo, message = json.loads(rows[0][2]), json.loads(rows[1][2])
+    assert photo["photo_path"] == str(sent.chart.resolve()) and photo["parse_mode"] == "HTML"
+    assert photo["caption"].startswith("<b>Leadline · Mon 16 Nov 2026</b>")
+    assert message["text"] == sent.digest.text
+    assert message["reply_markup"]["inline_keyboard"] == [
+        [{"text": "Call back: +79160000007", "callback_data": f"contact:{_c7(config)}"}]
+    ]
+
+
+async def test_without_a_token_the_digest_goes_to_the_log_masked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    config = build(tmp_path)
+    store = Store.open(config.database_path)
+    try:
+        with caplog.at_level(logging.INFO, logger="leadline.digest"):
+            sent = await send_digest(config, store, date(2026, 11, 16), now=msk(17, 9))
+    finally:
+        await store.close()
+    assert sent.queued == []
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Missed, not called back: 1" in logged and "+79*******07" in logged
+    assert "+79160000007" not in logged
+    assert f"chart: {tmp_path / 'leadline-digest-2026-11-16.png'}" in logged
+    assert (tmp_path / "leadline-digest-2026-11-16.png").read_bytes().startswith(PNG)

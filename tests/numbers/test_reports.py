@@ -1,0 +1,237 @@
+"""Every figure of a known month, against values worked out by hand (see tests/numbers/month.py)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from storage import reports
+from storage.reports import Filters, Period, Scope
+from tests.numbers.month import AS_OF, MSK, NOVEMBER, Month, month_config, msk, open_month
+
+
+@pytest.fixture
+def month(tmp_path: Path) -> Month:
+    config = month_config(tmp_path, goals={"leads": 10, "qualified": 5, "clients": 2, "revenue": 300000})
+    return open_month(config.database_path, config)
+
+
+def november(**filters: Any) -> Scope:
+    return Scope(Period.month(NOVEMBER, MSK), Filters(**filters), as_of=AS_OF)
+
+
+def test_inbound_flow_of_the_month(month: Month):
+    report = reports.build_report(month.db, november(), month.rules)
+    # C1 x2, C2, C3, C4, C5, C6, two hidden callers, C7 x2, C9 (C8 is blocked, C10 is in December,
+    # the outbound calls are not inbound).
+    assert report["inbound_touches"] == 12
+    assert report["blocked_touches"] == 1
+    assert report["hidden_caller_touches"] == 2
+    assert report["inbound_contacts"] == 8  # C1-C7 and C9, hidden callers apart
+    assert report["new_contacts"] == 7  # all but C6, first seen in October
+    assert report["registered"] == 6  # C1, C2, C3 (not a lead), C4, C6 (in October), C7
+    assert report["unregistered"] == 2  # C5 and C9
+    assert report["registered_new"] == 5
+    assert report["lrr"] == 0.75  # 6 / 8
+    assert report["lrr_new"] == 0.7143  # 5 / 7
+
+
+def test_registration_lag_in_working_minutes(month: Month):
+    report = reports.build_report(month.db, november(), month.rules)
+    # Lags: C3 10 (over the Unity Day holiday), C1 12, C2 20 (over the weekend), C4 30 (a Saturday
+    # form), C7 65. C6 was registered before the period and has no lag.
+    assert report["registration_lag_count"] == 5
+    assert report["registration_lag_p50_min"] == 20.0
+    assert report["registration_lag_p90_min"] == 51.0  # 30 + 0.6 * (65 - 30)
+    assert report["registered_within_sla"] == 2  # 10 and 12 are within 15
+    lag = reports.registration_lag(month.db, november(), month.rules)
+    assert (lag.p50, lag.count, lag.sla_minutes) == (20.0, 5, 15)
+    assert lag.p90 == pytest.approx(51.0)
+
+
+def test_missed_calls_and_call_backs(month: Month):
+    missed = reports.missed_calls(month.db, november(), month.rules)
+    # C2 (called back in time Monday 09:05), C3 (never), a hidden caller, C7 (called again 11:00,
+    # after its 10:30 deadline).
+    assert (missed.total, missed.not_called_back, missed.hidden_caller) == (4, 2, 1)
+    owed = reports.missed_not_called_back(month.db, november(), month.rules)
+    assert sorted(r.occurred_at for r in owed) == [
+        "2026-11-03T14:55:00.000000+00:00",
+        "2026-11-16T07:00:00.000000+00:00",
+    ]
+
+
+def test_leads_funnel_and_reasons(month: Month):
+    report = reports.build_report(month.db, november(), month.rules)
+    assert report["leads"] == 4  # C1, C2, C4, C7; C6's lead is October's
+    assert report["leads_by_temperature"] == {"hot": 2, "warm": 1, "cold": 1}
+    assert report["leads_by_stage"] == {
+        "new": 0,
+        "qualified": 0,
+        "accepted": 1,
+        "returned": 1,
+        "won": 1,
+        "lost": 1,
+    }
+    assert (report["qualified"], report["accepted"], report["won"], report["lost"]) == (3, 2, 1, 1)
+    assert report["sales_acceptance_rate"] == 0.6667  # 2 accepted / 3 qualified
+    assert report["lead_to_client_ratio"] == 0.25
+    assert report["revenue"] == 100000
+    assert report["sales_cycle_days"] == 18.1  # 2 Nov 10:00 to 20 Nov 12:00
+    assert report["not_a_lead"] == 1
+    assert report["refusal_reasons"] == {"not_a_lead": {"partner": 1}, "lost": {"no_budget": 1}}
+
+
+def test_costs_pro_rata_and_lead_cost(month: Month):
+    report = reports.build_report(month.db, november(), month.rules)
+    # brand_msk 45 000; vk_ads 30 500 over Nov-Dec (61 days) -> 15 000, plus 5 000 from the bot.
+    assert report["cost"] == 65000
+    assert report["cost_items"] == {"ads": 60000, "design": 5000}
+    assert report["lead_cost"] == 16250  # 65 000 / 4
+    assert report["cost_per_inbound_contact"] == 8125  # 65 000 / 8
+    assert report["cost_per_client"] == 65000
+    assert report["program_cost_share"] == 0.65
+    brand, vk = report["by_campaign"]["brand_msk"], report["by_campaign"]["vk_ads"]
+    assert (brand["cost"], brand["leads"], brand["lead_cost"]) == (45000, 2, 22500)
+    assert (vk["cost"], vk["leads"], vk["lead_cost"]) == (20000, 2, 10000)
+    assert report["by_campaign"]["(none)"]["cost"] is None
+    # The week of Mon 9 Nov carries 7/30 of brand_msk's month (10 500) over its one lead that week
+    # (C2), and 7/61 of vk_ads's two months (3 500) + 7/30 of the bot's 5 000 over C4's lead.
+    week = Scope(Period.week(date(2026, 11, 9), MSK), as_of=AS_OF)
+    by_campaign = reports.build_report(month.db, week, month.rules)["by_campaign"]
+    assert (by_campaign["brand_msk"]["cost"], by_campaign["brand_msk"]["leads"]) == (10500, 1)
+    assert (by_campaign["vk_ads"]["cost"], by_campaign["vk_ads"]["leads"]) == (4666.67, 1)
+    assert reports.lead_cost_by_campaign(month.db, week) == {
+        "brand_msk": 10500,
+        "vk_ads": pytest.approx(4666.6667),
+    }
+
+
+def test_groups_by_campaign_channel_and_staff(month: Month):
+    report = reports.build_report(month.db, november(), month.rules)
+    brand = report["by_campaign"]["brand_msk"]
+    assert (brand["inbound_touches"], brand["inbound_contacts"], brand["registered"]) == (4, 3, 2)
+    assert (brand["missed_calls"], brand["missed_not_called_back"]) == (1, 0)
+    assert (brand["registration_lag_p50_min"], brand["registration_lag_p90_min"]) == (16.0, 19.2)
+    none = report["by_campaign"]["(none)"]
+    assert (none["inbound_touches"], none["inbound_contacts"], none["hidden_caller_touches"]) == (7, 4, 2)
+    assert (none["missed_calls"], none["missed_not_called_back"], none["not_a_lead"]) == (3, 2, 1)
+    assert report["by_campaign"]["vk_ads"]["refusal_reasons"]["lost"] == {"no_budget": 1}
+
+    channels = report["by_channel"]
+    assert set(channels) == {"call", "form", "email"}
+    assert (
+        channels["call"]["inbound_touches"],
+        channels["call"]["inbound_contacts"],
+        channels["call"]["leads"],
+    ) == (9, 5, 3)
+    assert (
+        channels["form"]["inbound_touches"],
+        channels["form"]["registered"],
+        channels["form"]["leads"],
+    ) == (2, 1, 1)
+    assert (channels["email"]["inbound_contacts"], channels["email"]["lrr"]) == (1, 0.0)
+    assert channels["call"]["cost"] is None  # costs belong to campaigns
+
+    staff = report["by_staff"]
+    assert (
+        staff["Anna"]["inbound_touches"],
+        staff["Anna"]["hidden_caller_touches"],
+        staff["Anna"]["leads"],
+    ) == (3, 1, 2)
+    assert staff["Anna"]["blocked_touches"] == 1
+    boris = staff["Boris"]
+    assert (boris["inbound_touches"], boris["inbound_contacts"], boris["registered"]) == (2, 2, 2)
+    assert boris["registration_lag_p50_min"] == 5.0  # C7: Boris's 11:00 call to his 11:05 registration
+    assert (boris["leads"], boris["not_a_lead"]) == (2, 1)
+    assert staff["(none)"]["inbound_touches"] == 7
+
+
+def test_a_group_is_the_report_filtered_to_it(month: Month):
+    report = reports.build_report(month.db, november(), month.rules)
+    boris = month.staff["Boris"]
+    for filters, group in (
+        ({"staff_id": boris}, report["by_staff"]["Boris"]),
+        ({"channel": "form"}, report["by_channel"]["form"]),
+        ({"campaign": "brand_msk"}, report["by_campaign"]["brand_msk"]),
+    ):
+        filtered = reports.build_report(month.db, november(**filters), month.rules)
+        assert {k: filtered[k] for k in group} == group, filters
+
+
+def test_period_edges(month: Month):
+    def day(d: date) -> Scope:
+        return Scope(Period.day(d, MSK), as_of=AS_OF)
+
+    # C5 mailed at 23:59 on 11 November: that day, not the next.
+    assert reports.inbound_touches(month.db, day(date(2026, 11, 11))) == 1
+    assert reports.inbound_touches(month.db, day(date(2026, 11, 12))) == 1  # C6's call only
+    assert reports.inbound_contacts(month.db, day(date(2026, 11, 30))) == 1  # C9 at 23:59
+    assert reports.inbound_contacts(month.db, day(date(2026, 12, 1))) == 1  # C10 at 00:00
+    # C6 called on 12 Nov and was registered in October: registered, and not new.
+    assert reports.registered(month.db, day(date(2026, 11, 12))) == 1
+    assert reports.new_contacts(month.db, day(date(2026, 11, 12))) == 0
+    assert reports.lrr(month.db, day(date(2026, 11, 12))) == 1.0
+    # Registrations after the report time are not seen: on 2 Nov at 10:05 C1 is not yet registered.
+    early = Scope(Period.day(date(2026, 11, 2), MSK), as_of=msk(2, 10, 5))
+    assert reports.registered(month.db, early) == 0
+    assert reports.lrr_new(month.db, early) == 0.0
+    # Nothing in a quiet period: no ratios rather than zeros.
+    quiet = Scope(Period.day(date(2026, 11, 1), MSK), as_of=AS_OF)
+    assert reports.lrr(month.db, quiet) is None
+    assert reports.lead_cost(month.db, quiet) is None  # 1 500 of costs, no leads
+
+
+def test_goal_progress(month: Month):
+    report = reports.build_report(month.db, november(), month.rules)
+    assert report["goals"] == {
+        "leads": {"target": 10, "actual": 4, "projected": 4.0, "share": 0.4},
+        "qualified": {"target": 5, "actual": 3, "projected": 3.0, "share": 0.6},
+        "clients": {"target": 2, "actual": 1, "projected": 1.0, "share": 0.5},
+        "revenue": {"target": 300000, "actual": 100000, "projected": 100000.0, "share": 0.3333},
+    }
+    # On Mon 9 Nov at 23:00, 5 of November's 20 working days have passed (2, 3, 5, 6, 9: the 4th
+    # is a holiday): 3 leads so far head for 12; 1 qualified for 4.
+    progress = reports.goal_progress(month.db, NOVEMBER, month.rules, msk(9, 23))
+    assert (progress["leads"].actual, progress["leads"].projected) == (3, 12.0)
+    assert (progress["qualified"].actual, progress["qualified"].projected) == (1, 4.0)
+    assert (progress["clients"].actual, progress["clients"].projected) == (0, 0.0)
+
+
+def test_periods_parse_as_local_days():
+    today = date(2026, 11, 18)
+    assert Period.parse("2026-11", MSK, today) == Period(date(2026, 11, 1), date(2026, 11, 30), MSK)
+    assert Period.parse("week", MSK, today) == Period(date(2026, 11, 16), date(2026, 11, 22), MSK)
+    assert Period.parse("yesterday", MSK, today) == Period.day(date(2026, 11, 17), MSK)
+    assert Period.parse("last-month", MSK, today).label == "2026-10"
+    assert Period.day(today, MSK).bounds() == (
+        "2026-11-17T21:00:00.000000+00:00",
+        "2026-11-18T21:00:00.000000+00:00",
+    )
+    with pytest.raises(ValueError, match="unknown period 'fortnight'"):
+        Period.parse("fortnight", MSK, today)
+
+
+def test_the_working_clock_agrees_with_the_calendar_across_dst_and_holidays():
+    import random
+    from datetime import datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from storage.reports import WorkingClock
+    from storage.worktime import WorkingCalendar
+
+    berlin = ZoneInfo("Europe/Berlin")
+    calendar = WorkingCalendar(berlin, frozenset(range(5)), time(8), time(17, 30), holidays_country="DE")
+    clock = WorkingClock(calendar, date(2026, 3, 1), date(2026, 11, 30))
+    rnd = random.Random(3)
+    base = datetime(2026, 3, 1, tzinfo=berlin)
+    for _ in range(2000):
+        a = base + timedelta(minutes=rnd.uniform(0, 60 * 24 * 280))
+        b = a + timedelta(minutes=rnd.choice((rnd.uniform(0, 90), rnd.uniform(0, 60 * 24 * 12))))
+        assert clock.between(a, b) == pytest.approx(calendar.working_minutes_between(a, b), abs=1e-6), (a, b)
+    # Outside its span it asks the calendar: 2027 is not in it.
+    late = datetime(2027, 1, 4, 9, tzinfo=berlin)
+    assert clock.between(late, late + timedelta(hours=2)) == 120

@@ -1,0 +1,155 @@
+"""Outgoing Standard Webhooks: signed, retried with backoff from the durable queue, stable ids."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from standardwebhooks import Webhook
+
+from leadline.config import Config
+from leadline.webhooks_out import deliver_due
+from storage.db import Store, now_utc
+from storage.registrations import change_lead, register
+from tests.numbers.month import month_config, open_month
+
+SECRET = "whsec_dGVzdC1vdXRnb2luZy13ZWJob29rcy1zZWNyZXQtMzJieXRlcw=="
+TOKEN = "crm-token-0123456789"
+
+
+class Receiver:
+    """A CRM's webhook endpoint on 127.0.0.1 that fails the first ``failures`` requests."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append((dict(request.headers), await request.read()))
+        if len(self.requests) <= self.failures:
+            return web.Response(status=500)
+        return web.Response(status=204)
+
+    async def start(self) -> TestServer:
+        app = web.Application()
+        app.router.add_post("/hook", self.handle)
+        server = TestServer(app, host="127.0.0.1", port=0)
+        await server.start_server()
+        return server
+
+
+def config_for(tmp_path: Path, url: str) -> Config:
+    config = month_config(
+        tmp_path, webhooks=[{"url": url, "secret": SECRET}], api_clients=[{"name": "crm", "token": TOKEN}]
+    )
+    open_month(config.database_path, config).db.close()
+    return config
+
+
+async def test_each_registration_and_lead_change_is_signed_retried_and_delivered_once(tmp_path: Path):
+    receiver = Receiver(failures=1)
+    server = await receiver.start()
+    config = config_for(tmp_path, str(server.make_url("/hook")))
+    store = Store.open(config.database_path)
+    session = aiohttp.ClientSession()
+    try:
+        now = now_utc()
+        # The first round only marks where the webhook starts: the month's history is not sent.
+        assert await deliver_due(store, config.webhooks, session, now) == {
+            "delivered": 0,
+            "retry": 0,
+            "failed": 0,
+        }
+
+        def work(db: Any) -> int:
+            contact = db.execute(
+                "SELECT contact_id FROM identifiers WHERE value = 'petr@example.net'"
+            ).fetchone()[0]
+            lead = register(db, contact, "lead", at=now, temperature="warm", origin="cli").lead_id
+            change_lead(db, lead, at=now, stage="qualified")
+            return int(contact)
+
+        contact = await store.write(work)
+        # Three events: the registration, the lead's "new" stage and its move to qualified.
+        first = await deliver_due(store, config.webhooks, session, now)
+        assert first == {"delivered": 2, "retry": 1, "failed": 0}
+        pending = await store.read(
+            lambda db: db.execute(
+                "SELECT webhook_id, attempts, next_attempt_at, last_error FROM webhook_deliveries WHERE status = 'pending'"
+            ).fetchall()
+        )
+        assert len(pending) == 1 and pending[0][1:] == (
+            1,
+            (now + timedelta(seconds=5)).isoformat(timespec="microseconds"),
+            "HTTP 500",
+        )
+        # Not due yet: nothing is sent.
+        assert await deliver_due(store, config.webhooks, session, now + timedelta(seconds=4)) == {
+            "delivered": 0,
+            "retry": 0,
+            "failed": 0,
+        }
+        assert await deliver_due(store, config.webhooks, session, now + timedelta(seconds=5)) == {
+            "delivered": 1,
+            "retry": 0,
+            "failed": 0,
+        }
+    finally:
+        await session.close()
+        await store.close()
+        await server.close()
+
+    ids = [headers["webhook-id"] for headers, _ in receiver.requests]
+    assert ids[0] == ids[-1] == pending[0][0]  # the retry carries the same id
+    assert sorted(set(ids)) == sorted(ids[1:])  # each event delivered once after the retry
+    hook = Webhook(SECRET)
+    for headers, body in receiver.requests:
+        stamp = int(headers["webhook-timestamp"])
+        expected = hook.sign(headers["webhook-id"], datetime.fromtimestamp(stamp, UTC), body.decode())
+        assert headers["webhook-signature"] == expected
+    hook.verify(
+        receiver.requests[1][1], receiver.requests[1][0]
+    )  # a fresh one passes the library's own check
+    events = [json.loads(body) for _, body in receiver.requests[1:]]
+    registration = next(e for e in events if e["type"] == "registration.created")
+    assert registration["data"]["contact_id"] == contact and registration["data"]["disposition"] == "lead"
+    assert registration["data"]["temperature"] == "warm" and registration["data"]["lead_id"] is not None
+    assert sorted(e["data"]["new"] for e in events if e["type"] == "lead.changed") == ["new", "qualified"]
+
+
+async def test_a_registration_through_the_api_reaches_the_crm(tmp_path: Path, start_server: Any):
+    receiver = Receiver()
+    server = await receiver.start()
+    try:
+        srv = await start_server(config_for(tmp_path, str(server.make_url("/hook"))))
+        # Let the sender mark its starting point, then register.
+        for _ in range(100):
+            if srv.scalar("SELECT COUNT(*) FROM meta WHERE key LIKE 'webhooks_out.%'") == 2:
+                break
+            await asyncio.sleep(0.1)
+        async with srv.session.post(
+            f"{srv.url}/api/registrations",
+            json={"phone": "+79160000009", "disposition": "not_a_lead", "reason": "spam"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as resp:
+            assert resp.status == 201
+        for _ in range(150):
+            if receiver.requests:
+                break
+            await asyncio.sleep(0.1)
+        assert receiver.requests, "the webhook never arrived"
+        event = json.loads(receiver.requests[0][1])
+        assert (event["type"], event["data"]["reason"], event["data"]["origin"]) == (
+            "registration.created",
+            "spam",
+            "api",
+        )
+        assert srv.scalar("SELECT status FROM webhook_deliveries") == "delivered"
+    finally:
+        await server.close()
