@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import random
 from collections.abc import Callable
@@ -95,26 +97,95 @@ end
 """
 
 
+PRESIGNED_LUA = r"""
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  reqs = {}
+  local i = 0
+  for line in io.lines("FILE") do
+    if i % 2 == tid then
+      local a = string.find(line, "\t", 1, true)
+      local b = string.find(line, "\t", a + 1, true)
+      local headers = {}
+      for pair in string.gmatch(string.sub(line, a + 1, b - 1), "[^|]+") do
+        local colon = string.find(pair, ":", 1, true)
+        headers[string.sub(pair, 1, colon - 1)] = string.sub(pair, colon + 1)
+      end
+      table.insert(reqs, wrk.format("POST", string.sub(line, 1, a - 1), headers, string.sub(line, b + 1)))
+    end
+    i = i + 1
+  end
+  pos = 0
+end
+request = function()
+  pos = pos + 1
+  if pos > #reqs then pos = 1 end
+  return reqs[pos]
+end
+"""
+
+
+class PresignedMix(Mix):
+    """Requests signed here beforehand (wrk's Lua has no HMAC or SHA-256) and replayed from a file.
+
+    Each wrk thread takes its own half of the lines, so every request is sent once per pass.
+    """
+
+    units = 40_000
+    unit = "request"
+
+    def __init__(self) -> None:
+        self.file: Path | None = None
+        self._requests: list[tuple[str, dict[str, str], bytes]] | None = None
+
+    def build(self, n: int, rng: random.Random) -> list[tuple[str, dict[str, str], bytes]]:
+        raise NotImplementedError
+
+    def requests(self) -> list[tuple[str, dict[str, str], bytes]]:
+        if self._requests is None:
+            rng = random.Random(7)
+            self._requests = [r for n in range(self.units) for r in self.build(n, rng)]
+        return self._requests
+
+    def prepare(self, workdir: Path) -> None:
+        self.file = workdir / f"{self.name}-requests.txt"
+        with self.file.open("wb") as f:
+            for path, headers, body in self.requests():
+                header_text = "|".join(f"{k}:{v}" for k, v in headers.items())
+                f.write(path.encode() + b"\t" + header_text.encode() + b"\t" + body + b"\n")
+
+    def request(self, n: int) -> tuple[str, str, dict[str, str], bytes]:
+        requests = self.requests()
+        path, headers, body = requests[n % len(requests)]
+        return "POST", path, headers, body
+
+    def lua(self) -> str:
+        return PRESIGNED_LUA.replace("FILE", str(self.file)) if self.file else ""
+
+    def summary(self, rps: float) -> str:
+        per_unit = len(self.requests()) / self.units
+        return f"{self.unit}s per second: {rps / per_unit:.0f} ({per_unit:.2f} requests per {self.unit})"
+
+
 MANGO_KEY = "bench_vpbx_api_key"
 MANGO_SALT = "bench_vpbx_api_salt"
+FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-class MangoMix(Mix):
+class MangoMix(PresignedMix):
     """A Mango call as Mango sends it: appeared, connected, disconnected, summary, recording.
 
     One call in ten has its 'connected' sent before 'appeared' (out of order), and one in ten has
-    its summary sent twice (a retry). Mango's signature is a SHA-256 that wrk's Lua cannot compute,
-    so the requests are signed here beforehand and the script replays them from a file, each wrk
-    thread taking its own half.
+    its summary sent twice (a retry).
     """
 
     name = "mango"
     description = "Mango calls: 5 signed events per call, 10% out of order, 10% retried summaries"
-    calls = 40_000
-
-    def __init__(self) -> None:
-        self.file: Path | None = None
-        self._requests: list[tuple[str, bytes]] | None = None
+    unit = "call"
 
     def config(self, *, database: str, port: int) -> str:
         return (
@@ -123,16 +194,7 @@ class MangoMix(Mix):
             f'vpbx_api_salt = "{MANGO_SALT}"\n'
         )
 
-    def requests(self) -> list[tuple[str, bytes]]:
-        if self._requests is None:
-            rng = random.Random(7)
-            out: list[tuple[str, bytes]] = []
-            for n in range(self.calls):
-                out.extend(self._call(n, rng))
-            self._requests = out
-        return self._requests
-
-    def _call(self, n: int, rng: random.Random) -> list[tuple[str, bytes]]:
+    def build(self, n: int, rng: random.Random) -> list[tuple[str, dict[str, str], bytes]]:
         entry = f"bench-entry-{n}"
         caller = f"7916{n % 10_000_000:07d}"
         start = 1_763_000_000 + n
@@ -211,53 +273,80 @@ class MangoMix(Mix):
             legs[0], legs[1] = legs[1], legs[0]
         if n % 10 == 7:
             legs.append(legs[3])
-        return [(f"/hooks/mango/events/{kind}", _mango_body(payload)) for kind, payload in legs]
+        return [(f"/hooks/mango/events/{kind}", FORM_HEADERS, _mango_body(payload)) for kind, payload in legs]
 
-    def prepare(self, workdir: Path) -> None:
-        self.file = workdir / "mango-requests.txt"
-        with self.file.open("wb") as f:
-            for path, body in self.requests():
-                f.write(path.encode() + b"\t" + body + b"\n")
 
-    def request(self, n: int) -> tuple[str, str, dict[str, str], bytes]:
-        requests = self.requests()
-        path, body = requests[n % len(requests)]
-        return "POST", path, {"Content-Type": "application/x-www-form-urlencoded"}, body
+TYPEFORM_SECRET = "bench-typeform-secret"
 
-    def lua(self) -> str:
-        if self.file is None:
-            return ""
+
+class FormsMix(PresignedMix):
+    """Tilda and Typeform submissions, alternating; one in ten sent twice (the builders retry)."""
+
+    name = "forms"
+    description = "Tilda (token) and Typeform (HMAC-signed JSON) submissions, 10% retried"
+    unit = "submission"
+
+    def config(self, *, database: str, port: int) -> str:
         return (
-            r"""
-local threads = {}
-function setup(thread)
-  thread:set("tid", #threads)
-  table.insert(threads, thread)
-end
-function init(args)
-  reqs = {}
-  local i = 0
-  for line in io.lines("FILE") do
-    if i % 2 == tid then
-      local tab = string.find(line, "	", 1, true)
-      table.insert(reqs, wrk.format("POST", string.sub(line, 1, tab - 1),
-        {["Content-Type"] = "application/x-www-form-urlencoded"}, string.sub(line, tab + 1)))
-    end
-    i = i + 1
-  end
-  pos = 0
-end
-request = function()
-  pos = pos + 1
-  if pos > #reqs then pos = 1 end
-  return reqs[pos]
-end
-"""
-        ).replace("FILE", str(self.file))
+            f'[leadline]\ndatabase = "{database}"\n\n[http]\nhost = "127.0.0.1"\nport = {port}\n\n'
+            '[[sources]]\nname = "tilda"\nprovider = "tilda"\ntoken = "bench-token"\n\n'
+            f'[[sources]]\nname = "typeform"\nprovider = "typeform"\nsecret = "{TYPEFORM_SECRET}"\n'
+        )
 
-    def summary(self, rps: float) -> str:
-        per_call = len(self.requests()) / self.calls
-        return f"calls per second: {rps / per_call:.0f} ({per_call:.2f} requests per call)"
+    def build(self, n: int, rng: random.Random) -> list[tuple[str, dict[str, str], bytes]]:
+        phone = f"+7 (916) {n % 1000:03d}-{n // 1000 % 100:02d}-{n // 100000 % 100:02d}"
+        if n % 2:
+            body = urlencode(
+                {
+                    "Name": "Иван Петров",
+                    "Phone": phone,
+                    "Email": f"t{n}@example.com",
+                    "Comment": "Перезвоните",
+                    "tranid": f"1234567:{n}",
+                    "formid": "form1",
+                    "utm_source": "yandex",
+                }
+            ).encode()
+            request = ("/hooks/tilda?token=bench-token", FORM_HEADERS, body)
+        else:
+            payload = {
+                "event_id": f"bench-{n}",
+                "event_type": "form_response",
+                "form_response": {
+                    "form_id": "abc",
+                    "token": f"tok-{n}",
+                    "submitted_at": "2026-11-20T10:00:00Z",
+                    "hidden": {"utm_source": "vk"},
+                    "answers": [
+                        {
+                            "type": "text",
+                            "text": "Jane",
+                            "field": {"id": "a", "type": "short_text", "ref": "name"},
+                        },
+                        {
+                            "type": "phone_number",
+                            "phone_number": phone.replace(" ", "")
+                            .replace("(", "")
+                            .replace(")", "")
+                            .replace("-", ""),
+                            "field": {"id": "b", "type": "phone_number", "ref": "p"},
+                        },
+                        {
+                            "type": "email",
+                            "email": f"tf{n}@example.com",
+                            "field": {"id": "c", "type": "email", "ref": "e"},
+                        },
+                    ],
+                },
+            }
+            raw = json.dumps(payload, separators=(",", ":")).encode()
+            sig = base64.b64encode(hmac.new(TYPEFORM_SECRET.encode(), raw, hashlib.sha256).digest()).decode()
+            request = (
+                "/hooks/typeform",
+                {"Content-Type": "application/json", "Typeform-Signature": f"sha256={sig}"},
+                raw,
+            )
+        return [request, request] if n % 10 == 5 else [request]
 
 
 def _mango_body(payload: dict[str, object]) -> bytes:
@@ -266,4 +355,4 @@ def _mango_body(payload: dict[str, object]) -> bytes:
     return urlencode({"vpbx_api_key": MANGO_KEY, "sign": sign, "json": data}).encode()
 
 
-MIXES: dict[str, Callable[[], Mix]] = {"form": FormMix, "mango": MangoMix}
+MIXES: dict[str, Callable[[], Mix]] = {"form": FormMix, "forms": FormsMix, "mango": MangoMix}
