@@ -261,6 +261,7 @@ class OutboxSender:
             )
         failures = 0
         while not self._stopping:
+            self._wake.clear()  # a wake() from here on (a send settling, a new row) cuts the next sleep short
             try:
                 delay = await self._log_due() if self.transport is None else await self._start_due()
                 failures = 0
@@ -274,7 +275,6 @@ class OutboxSender:
     async def _sleep(self, delay: float) -> None:
         if self._stopping:
             return
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.0, delay)):
                 await self._wake.wait()
@@ -315,7 +315,7 @@ class OutboxSender:
         return delay
 
     async def _until_next_due(self) -> float:
-        earliest = await self.store.read(rows.next_due)
+        earliest = await self.store.read(partial(rows.next_due, after=self.clock()))
         if earliest is None:
             return self.poll_s
         return max(0.0, (parse_iso(earliest) - self.clock()).total_seconds())

@@ -39,8 +39,9 @@ class Limits:
         return 60.0 * self.margin
 
 
-#: How long to wait when every slot is taken by sends still in flight (their answers wake the sender).
-BUSY_WAIT_S = 0.05
+#: How long to wait when every slot is taken by sends still in flight: a settling send wakes the
+#: sender sooner, so this is only the fallback for an answer that never comes.
+BUSY_WAIT_S = 1.0
 
 
 @dataclass

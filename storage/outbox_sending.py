@@ -41,9 +41,11 @@ def due_heads(db: Database, now: datetime, limit: int = 500) -> list[OutboxRow]:
     return [OutboxRow(int(r[0]), int(r[1]), str(r[2]), json.loads(r[3]), int(r[4])) for r in rows]
 
 
-def next_due(db: Database) -> str | None:
-    """When the earliest pending row becomes due (stored ISO text), to sleep until then."""
-    row = db.execute("SELECT MIN(not_before) FROM outbox WHERE status = 'pending'").fetchone()
+def next_due(db: Database, after: datetime) -> str | None:
+    """When the next pending row not yet due becomes due (stored ISO text), to sleep until then."""
+    row = db.execute(
+        "SELECT MIN(not_before) FROM outbox WHERE status = 'pending' AND not_before > ?", [iso(after)]
+    ).fetchone()
     return str(row[0]) if row and row[0] is not None else None
 
 

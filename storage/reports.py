@@ -442,6 +442,18 @@ def ratio(part: float, whole: float) -> float | None:
 
 
 @dataclass
+class _Flow:
+    touches: int = 0
+    hidden: int = 0
+    blocked: int = 0
+    first_at: dict[int, str] = field(default_factory=dict)
+    registered_at: dict[int, str | None] = field(default_factory=dict)
+    new: set[int] = field(default_factory=set)
+    registered: int = 0
+    registered_new: int = 0
+
+
+@dataclass
 class Group:
     """The facts of one group (or of the total); every figure is a property of them."""
 
@@ -463,44 +475,69 @@ class Group:
 
     # inbound flow
 
+    @cached_property
+    def _flow(self) -> _Flow:
+        """One pass over the contact rows: a year's report has a million of them per grouping."""
+        flow = _Flow()
+        first = flow.first_at
+        for r in self.contact_rows:
+            if r.blocked:
+                flow.blocked += r.touches
+                continue
+            flow.touches += r.touches
+            flow.hidden += r.hidden
+            cid = r.contact_id
+            if cid is None:
+                continue
+            known = first.get(cid)
+            if known is None:
+                first[cid] = r.first_at
+                flow.registered_at[cid] = r.registered_at
+                if not r.seen_before:
+                    flow.new.add(cid)
+            elif r.first_at < known:
+                first[cid] = r.first_at
+        registered = flow.registered_at
+        flow.registered = sum(1 for at in registered.values() if at is not None)
+        flow.registered_new = sum(1 for cid in flow.new if registered[cid] is not None)
+        return flow
+
     @property
     def inbound_touches(self) -> int:
-        return sum(r.touches for r in self.contact_rows if not r.blocked)
+        return self._flow.touches
 
     @property
     def hidden_caller_touches(self) -> int:
-        return sum(r.hidden for r in self.contact_rows if not r.blocked)
+        return self._flow.hidden
 
     @property
     def blocked_touches(self) -> int:
-        return sum(r.touches for r in self.contact_rows if r.blocked)
+        return self._flow.blocked
 
-    @cached_property
+    @property
     def contacts(self) -> dict[int, ContactFacts]:
-        found: dict[int, ContactFacts] = {}
-        for r in self.contact_rows:
-            if r.contact_id is None or r.blocked:
-                continue
-            known = found.get(r.contact_id)
-            if known is None or r.first_at < known.first_at:
-                found[r.contact_id] = ContactFacts(r.first_at, r.registered_at, not r.seen_before)
-        return found
+        """Each inbound contact: its first touch in the period, first registration, and newness."""
+        flow = self._flow
+        return {
+            cid: ContactFacts(at, flow.registered_at[cid], cid in flow.new)
+            for cid, at in flow.first_at.items()
+        }
 
     @property
     def inbound_contacts(self) -> int:
-        return len(self.contacts)
+        return len(self._flow.first_at)
 
     @property
     def new_contacts(self) -> int:
-        return sum(1 for c in self.contacts.values() if c.new)
+        return len(self._flow.new)
 
     @property
     def registered(self) -> int:
-        return sum(1 for c in self.contacts.values() if c.registered_at is not None)
+        return self._flow.registered
 
     @property
     def registered_new(self) -> int:
-        return sum(1 for c in self.contacts.values() if c.new and c.registered_at is not None)
+        return self._flow.registered_new
 
     @property
     def lrr(self) -> float | None:
@@ -514,10 +551,11 @@ class Group:
     def registration_lags(self) -> list[float]:
         """Working minutes from each contact's first touch in the period to its first registration."""
         lag = self._lag()
+        registered = self._flow.registered_at
         return [
-            lag(c.first_at, c.registered_at)
-            for c in self.contacts.values()
-            if c.registered_at is not None and c.registered_at >= c.first_at
+            lag(first_at, at)
+            for cid, first_at in self._flow.first_at.items()
+            if (at := registered[cid]) is not None and at >= first_at
         ]
 
     def _lag(self) -> Callable[[str, str], float]:
