@@ -7,7 +7,7 @@ can become a touch today, because its bytes are still here.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -71,7 +71,8 @@ class Prepared:
 def prepare(raw: RawRequest, *, keep_body: bool = True) -> Prepared:
     return Prepared(
         redact_query(raw.query_string),
-        json.dumps(redact_headers(raw.headers), ensure_ascii=False),
+        # ASCII escapes keep a stray non-UTF-8 header byte (a lone surrogate) storable and exact.
+        json.dumps(redact_headers(raw.headers)),
         raw.body if keep_body else b"",
         raw.url.split("?", 1)[0],
         iso(raw.received_at),
@@ -189,9 +190,9 @@ def get(db: Database, journal_id: int) -> JournalRow | None:
     return _row(row) if row else None
 
 
-def replayable(
+def replayable_ids(
     db: Database, *, source: str | None = None, since: datetime | None = None, unprocessed_only: bool = False
-) -> Iterator[JournalRow]:
+) -> list[int]:
     """Rows that today's parsers may turn into touches: never-finished ones and parse rejections.
 
     Rows refused for a bad signature or token stay refused: replaying cannot make a forgery genuine.
@@ -208,6 +209,5 @@ def replayable(
     if since:
         clauses.append("received_at >= ?")
         params.append(iso(since))
-    sql = f"SELECT {_COLUMNS} FROM journal WHERE {' AND '.join(clauses)} ORDER BY id"
-    for values in db.execute(sql, params).fetchall():
-        yield _row(values)
+    sql = f"SELECT id FROM journal WHERE {' AND '.join(clauses)} ORDER BY id"
+    return [int(r[0]) for r in db.execute(sql, params).fetchall()]

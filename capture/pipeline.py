@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from typing import cast
@@ -38,6 +38,9 @@ from storage.touches import EventContext, identifiers_of, record_contact_event
 log = logging.getLogger("leadline.capture")
 
 Clock = Callable[[], datetime]
+
+#: Bytes of body kept for a request refused before it proved where it came from.
+UNAUTHENTICATED_BODY_KEPT = 4096
 
 
 @cache
@@ -122,9 +125,16 @@ class Capture:
         provider = provider_for(source.provider)
         if source.region is None:  # parsers that read numbers out of text need the region now
             source = source.model_copy(update={"region": self.config.leadline.region})
-        try:
-            if verify:
+        if verify:
+            try:
                 provider.verify(raw, source, self.clock())
+            except ProviderError as exc:
+                return Verdict(source.provider, 401 if exc.status == 400 else exc.status, exc.reason)
+            except Exception as exc:
+                # Whatever breaks a check is a failed check: it must never become a replayable 400.
+                log.warning("signature check for %s raised %s", source.provider, type(exc).__name__)
+                return Verdict(source.provider, 401, f"request could not be verified ({type(exc).__name__})")
+        try:
             replay_key = getattr(provider, "replay_key", None)
             key = replay_key(raw) if replay_key else None
             result = provider.parse(raw, source)
@@ -164,6 +174,11 @@ class Capture:
         self, db: Database, raw: RawRequest, verdict: Verdict, prepared: journal.Prepared | None = None
     ) -> Outcome:
         if verdict.result is None or verdict.http_status >= 400:
+            if verdict.http_status in (401, 404, 405) and len(raw.body) > UNAUTHENTICATED_BODY_KEPT:
+                # Anyone can reach a refused URL: keep enough to diagnose it, not enough to fill the disk.
+                prepared = journal.prepare(
+                    replace(raw, body=raw.body[:UNAUTHENTICATED_BODY_KEPT]), keep_body=verdict.keep_body
+                )
             jid = journal.insert(
                 db,
                 raw,
@@ -251,16 +266,49 @@ class _DryRun(Exception):
         self.outcome = outcome
 
 
-def reprocess_rows(
-    capture: Capture, db: Database, rows: Iterable[journal.JournalRow], *, dry_run: bool
-) -> list[Outcome]:
-    """Replay journal rows; a dry run computes what each would become and rolls everything back."""
+def reprocess_rows(capture: Capture, db: Database, ids: Iterable[int], *, dry_run: bool) -> list[Outcome]:
+    """Replay journal rows, each on its own: one row that cannot be stored does not stop the others.
+
+    A dry run computes what each row would become and rolls everything back.
+    """
     outcomes = []
-    for row in rows:
+    for jid in ids:
+        row = journal.get(db, jid)
+        if row is None:
+            continue
         try:
-            outcomes.append(capture.reprocess(db, row, dry_run=dry_run))
+            with savepoint(db, "replay_row"):
+                outcomes.append(capture.reprocess(db, row, dry_run=dry_run))
         except _DryRun as done:
             outcomes.append(done.outcome)
+        except Exception as exc:
+            log.exception("replaying journal row %s failed", jid)
+            reason = f"{type(exc).__name__}: {exc}"
+            if not dry_run:
+                journal.finish(db, jid, status="failed", at=capture.clock(), reason=reason)
+            outcomes.append(Outcome(jid, "failed", 500, reason, Reply(500)))
+    return outcomes
+
+
+async def replay(
+    capture: Capture,
+    *,
+    source: str | None = None,
+    since: datetime | None = None,
+    unprocessed_only: bool = False,
+    dry_run: bool = False,
+    chunk: int = 100,
+) -> list[Outcome]:
+    """Replay in small writer jobs, so live webhooks keep being journalled during a long replay."""
+    ids = await capture.store.read(
+        lambda db: journal.replayable_ids(db, source=source, since=since, unprocessed_only=unprocessed_only)
+    )
+    outcomes: list[Outcome] = []
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        outcomes += await capture.store.write(
+            lambda db, part=part: reprocess_rows(capture, db, part, dry_run=dry_run)
+        )
     return outcomes
 
 

@@ -37,7 +37,7 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
 
 def _raw(request: web.Request, source: str, tail: str, body: bytes) -> RawRequest:
     config = request.app[keys.CONFIG]
-    query = request.query_string
+    query = request.rel_url.raw_query_string  # as sent: Twilio signs the encoded URL
     url = f"{config.http.public_url}/hooks/{source}{tail}" + (f"?{query}" if query else "")
     return RawRequest(
         source=source,

@@ -16,9 +16,8 @@ from aiohttp import web
 from sqlite_utils import Database
 
 from bot.runner import bot_ctx
-from capture import journal
 from capture.metrics import Metrics
-from capture.pipeline import Capture, Clock, reprocess_rows
+from capture.pipeline import Capture, Clock, replay
 from capture.server import setup_routes
 from leadline import keys
 from leadline.api import setup_api
@@ -37,7 +36,7 @@ BACKGROUND_PROVIDERS = ("smtp", "imap", "asterisk_ami")
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
-    store = Store.open(config.database_path)
+    store = await Store.open_async(config.database_path)
     app[keys.STORE] = store
     yield
     await store.close()
@@ -67,11 +66,7 @@ async def capture_ctx(app: web.Application) -> AsyncIterator[None]:
     store = app[keys.STORE]
     capture = await build_capture(app[keys.CONFIG], store, app[keys.CLOCK])
     app[keys.CAPTURE] = capture
-    finished = await store.write(
-        lambda db: reprocess_rows(
-            capture, db, list(journal.replayable(db, unprocessed_only=True)), dry_run=False
-        )
-    )
+    finished = await replay(capture, unprocessed_only=True)
     if finished:
         log.info("finished journal rows left from the last run", extra={"fields": {"rows": len(finished)}})
     yield

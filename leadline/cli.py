@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -85,23 +85,18 @@ def check_config(config_path: Path | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Show what each row would become; change nothing.")
 def replay(config_path: Path | None, source: str | None, since: str | None, dry_run: bool) -> None:
     """Re-run rejected and unprocessed journal rows through today's parsers."""
-    from capture import journal
-    from capture.pipeline import reprocess_rows
+    from capture.pipeline import replay as replay_rows
     from leadline.app import build_capture
     from storage.db import Store
 
     config = _load(config_path)
-    since_at = _parse_since(since)
+    since_at = _parse_since(since, config.tz)
 
     async def run() -> list[Any]:
         store = Store.open(config.database_path)
         try:
             capture = await build_capture(config, store)
-            return await store.write(
-                lambda db: reprocess_rows(
-                    capture, db, list(journal.replayable(db, source=source, since=since_at)), dry_run=dry_run
-                )
-            )
+            return await replay_rows(capture, source=source, since=since_at, dry_run=dry_run)
         finally:
             await store.close()
 
@@ -121,7 +116,8 @@ def replay(config_path: Path | None, source: str | None, since: str | None, dry_
     click.echo(f"{processed} of {len(outcomes)} row(s) {verb} processed.")
 
 
-def _parse_since(since: str | None) -> datetime | None:
+def _parse_since(since: str | None, tz: tzinfo) -> datetime | None:
+    """A time the owner typed means their local time, as everywhere else in Leadline."""
     if not since:
         return None
     try:
@@ -130,7 +126,7 @@ def _parse_since(since: str | None) -> datetime | None:
         raise click.BadParameter(
             "use an ISO date or datetime, e.g. 2026-11-23 or 2026-11-23T09:00", param_hint="--since"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
 
 
 @main.command()

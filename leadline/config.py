@@ -342,7 +342,7 @@ class SourceConfig(Strict):
         missing = [
             need.replace("|", " or ")
             for need in REQUIRED_SECRETS[self.provider]
-            if all(getattr(self, key) in (None, "") for key in need.split("|"))
+            if all(not self.secret_value(key).strip() for key in need.split("|"))
         ]
         if missing:
             raise ValueError(f"provider {self.provider} needs {', '.join(missing)}")

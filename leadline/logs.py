@@ -12,6 +12,7 @@ from storage.identifiers import mask
 
 #: Something that looks like a phone number (9+ digits, maybe spaced) or an email address.
 _PHONE = re.compile(r"\+?\d[\d\s\-().]{7,}\d")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(\.[\w\-]+)+")
 
 
@@ -19,6 +20,8 @@ def scrub(text: str) -> str:
     """Mask phone numbers and emails wherever they slipped into a log line (an exception message)."""
 
     def phone(match: re.Match[str]) -> str:
+        if _DATE.search(match[0]):
+            return match[0]
         digits = re.sub(r"\D", "", match[0])
         return mask(digits) if len(digits) >= 9 else match[0]
 

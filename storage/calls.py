@@ -126,8 +126,23 @@ def apply_call_event(db: Database, event: CallEvent, ctx: EventContext) -> tuple
     created = touch_id is None
     if touch_id is None:
         if event.status == "recording":
+            # A recording can overtake the call's other events; keep it until the call appears.
+            if event.recording:
+                db.execute(
+                    "INSERT OR IGNORE INTO pending_recordings (source, call_id, event_key, recording, journal_id, at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        ctx.source,
+                        event.call_id,
+                        event.event_key,
+                        event.recording,
+                        ctx.journal_id,
+                        iso(ctx.received_at),
+                    ],
+                )
             return None, False
         touch_id = _create(db, event, ctx)
+        _attach_pending_recording(db, ctx.source, event.call_id, touch_id)
     call = _load(db, touch_id)
     changes = _changes(db, call, event, ctx)
     if changes:
@@ -156,6 +171,17 @@ def apply_call_event(db: Database, event: CallEvent, ctx: EventContext) -> tuple
         if contact_id is not None:
             recompute_callbacks(db, int(contact_id), ctx)
     return touch_id, created
+
+
+def _attach_pending_recording(db: Database, source: str, call_id: str, touch_id: int) -> None:
+    row = db.execute(
+        "SELECT recording FROM pending_recordings WHERE source = ? AND call_id = ? ORDER BY id DESC LIMIT 1",
+        [source, call_id],
+    ).fetchone()
+    if row is None:
+        return
+    db.execute("UPDATE touches SET recording = COALESCE(recording, ?) WHERE id = ?", [row[0], touch_id])
+    db.execute("DELETE FROM pending_recordings WHERE source = ? AND call_id = ?", [source, call_id])
 
 
 def _create(db: Database, event: CallEvent, ctx: EventContext) -> int:
@@ -197,7 +223,9 @@ def _resolve_caller(db: Database, raw: str, region: str, at: datetime) -> tuple[
 
 
 def _campaign(ctx: EventContext, region: str, tracking_number: str | None) -> str | None:
-    return ctx.campaigns.attribute(region=region, tracking_number=tracking_number, default=ctx.default_campaign)
+    return ctx.campaigns.attribute(
+        region=region, tracking_number=tracking_number, default=ctx.default_campaign
+    )
 
 
 def _load(db: Database, touch_id: int) -> _Call:
@@ -296,7 +324,9 @@ def recompute_callbacks(db: Database, contact_id: int, ctx: EventContext) -> Non
         if direction == "in" and final and not answered:
             missed_at = parse_iso(occurred_at)
             deadline = callback_deadline(ctx, missed_at)
-            by = next(((at, tid) for at, tid in answers if tid != touch_id and missed_at <= at <= deadline), None)
+            by = next(
+                ((at, tid) for at, tid in answers if tid != touch_id and missed_at <= at <= deadline), None
+            )
         mark = (iso(by[0]), by[1]) if by else (None, None)
         if mark != (back_at, back_by):
             db.execute(

@@ -20,7 +20,7 @@ from storage.db import iso
 from storage.identifiers import Identifier
 
 #: Tables whose rows follow their contact through a merge.
-_OWNED = ("touches", "registrations", "leads")
+_OWNED = ("touches", "registrations", "leads", "nudges")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +118,16 @@ def merge_contacts(
     if survivor == merged:
         raise ValueError("a contact cannot be merged into itself")
     moved: dict[str, list[int]] = {}
+    # An identifier both contacts hold (an invalid number typed twice) stays with the survivor;
+    # the merged contact's copy is removed and recorded so that an undo can put it back.
+    duplicate_rows = db.execute(
+        "SELECT id, kind, value, raw, valid, created_at FROM identifiers m WHERE contact_id = ? AND EXISTS"
+        " (SELECT 1 FROM identifiers s WHERE s.contact_id = ? AND s.kind = m.kind AND s.value = m.value)",
+        [merged, survivor],
+    ).fetchall()
+    if duplicate_rows:
+        marks = ",".join("?" * len(duplicate_rows))
+        db.execute(f"DELETE FROM identifiers WHERE id IN ({marks})", [r[0] for r in duplicate_rows])
     for table in ("identifiers", *_OWNED):
         ids = [int(r[0]) for r in db.execute(f"SELECT id FROM {table} WHERE contact_id = ?", [merged])]
         moved[table] = ids
@@ -125,10 +135,11 @@ def merge_contacts(
     stamp = iso(at)
     db.execute("UPDATE contacts SET merged_into = ?, updated_at = ? WHERE id = ?", [survivor, stamp, merged])
     db.execute(
-        "UPDATE contacts SET name = COALESCE(name, (SELECT name FROM contacts WHERE id = ?)), updated_at = ?"
-        " WHERE id = ?",
-        [merged, stamp, survivor],
+        "UPDATE contacts SET name = COALESCE(name, (SELECT name FROM contacts WHERE id = ?)),"
+        " blocked = MAX(blocked, (SELECT blocked FROM contacts WHERE id = ?)), updated_at = ? WHERE id = ?",
+        [merged, merged, stamp, survivor],
     )
+    moved["duplicate_identifiers"] = [list(r) for r in duplicate_rows]  # type: ignore[misc]
     cursor = db.execute(
         "INSERT INTO merges (survivor_id, merged_id, reason, staff_id, touch_id, moved, at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -147,7 +158,13 @@ def undo_merge(db: Database, merge_id: int, *, at: datetime, staff_id: int | Non
     survivor, merged, moved_json, undone = row
     if undone:
         raise ValueError(f"merge {merge_id} was already undone")
-    moved: dict[str, list[int]] = json.loads(moved_json)
+    moved: dict[str, list[Any]] = json.loads(moved_json)
+    for row in moved.pop("duplicate_identifiers", []):
+        db.execute(
+            "INSERT OR IGNORE INTO identifiers (id, contact_id, kind, value, raw, valid, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [row[0], merged, *row[1:]],
+        )
     for table, ids in moved.items():
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))

@@ -103,10 +103,16 @@ class Store:
 
     @classmethod
     def open(cls, path: str | Path) -> Store:
+        """Open for use from synchronous code (the CLI); the app uses :meth:`open_async`."""
         store = cls(Path(path))
         open_database(store.path).close()
         store._writer.start()
         return store
+
+    @classmethod
+    async def open_async(cls, path: str | Path) -> Store:
+        """Migrate on a worker thread, so start-up never runs SQL on the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(None, cls.open, path)
 
     async def write(self, fn: Callable[[Database], T]) -> T:
         """Run ``fn`` in the writer; returns once the transaction holding its changes is durable.
@@ -167,9 +173,12 @@ class Store:
                 try:
                     result = job.fn(db)
                 except Exception as exc:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK TO job")
-                        conn.execute("RELEASE job")
+                    if not conn.in_transaction:
+                        # SQLite rolled the whole transaction back (a full disk, say): nothing of
+                        # this batch is stored, so no later job may run and commit on its own.
+                        raise
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
                     outcomes.append((job, None, exc))
                 else:
                     conn.execute("RELEASE job")

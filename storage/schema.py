@@ -386,6 +386,27 @@ CREATE INDEX touches_report ON touches (
     )
 
 
+@migrations()
+def m004_pending_recordings(db: Database) -> None:
+    """Recordings that arrived before any other event of their call, waiting for the call's touch."""
+    _run(
+        db,
+        """
+CREATE TABLE pending_recordings (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    call_id TEXT NOT NULL,
+    event_key TEXT NOT NULL,
+    recording TEXT NOT NULL,
+    journal_id INTEGER REFERENCES journal (id),
+    at TEXT NOT NULL,
+    UNIQUE (source, event_key)
+);
+CREATE INDEX pending_recordings_call ON pending_recordings (source, call_id)
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

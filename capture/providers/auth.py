@@ -18,5 +18,8 @@ def check_token(raw: RawRequest, source: SourceConfig) -> None:
         raise Unauthorized(
             f"missing token: send it as the 'token' query parameter or the {TOKEN_HEADER} header"
         )
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+    # Headers arrive decoded with surrogateescape: compare the bytes as sent, never raise on them.
+    if not expected or not hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    ):
         raise Unauthorized("wrong token")

@@ -14,6 +14,7 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
+from capture.forms import time_of
 from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest, Unauthorized
 from leadline.config import SourceConfig
 
@@ -56,12 +57,7 @@ class StandardWebhooks:
         emails = tuple(str(data[k]) for k in ("email",) if data.get(k))
         if not phones and not emails:
             raise BadRequest("data has neither 'phone' nor 'email'")
-        occurred = None
-        if isinstance(body.get("timestamp"), str):
-            try:
-                occurred = datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00"))
-            except ValueError as exc:
-                raise BadRequest(f"timestamp is not ISO-8601: {body['timestamp']!r}") from exc
+        occurred = time_of(body.get("timestamp"), "timestamp")
         utm = {k: str(v) for k, v in data.items() if k.startswith("utm_") and v}
         return ParseResult(
             events=[

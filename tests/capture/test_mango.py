@@ -180,11 +180,17 @@ async def test_the_summary_settles_a_call_whose_events_came_first_and_a_late_eve
     assert (touch["call_status"], touch["call_final"], touch["duration_s"]) == ("answered", 1, 87)
 
 
-async def test_a_recording_for_an_unknown_call_is_journalled_but_makes_no_touch(start_server: StartServer, tmp_path: Path) -> None:
+async def test_a_recording_that_overtakes_its_call_is_kept_for_the_call(start_server: StartServer, tmp_path: Path) -> None:
     srv = await start_server(mango_config(tmp_path))
     assert (await post_sample(srv, sample("mango_events_recording_completed.txt"))).status == 200
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
     assert srv.scalar("SELECT status FROM journal") == "processed"
+    for file in ("mango_events_call_appeared.txt", "mango_events_summary_answered.txt"):
+        assert (await post_sample(srv, sample(file))).status == 200
+    [touch] = srv.rows("SELECT recording, call_status FROM touches")
+    assert touch == {"recording": sample("mango_events_recording_completed.txt").expected["recording_id"],
+                     "call_status": "answered"}
+    assert srv.scalar("SELECT COUNT(*) FROM pending_recordings") == 0
 
 
 async def test_dtmf_and_command_results_are_accepted_without_a_touch_and_unknown_paths_are_refused(
