@@ -123,8 +123,14 @@ class Capture:
     def judge(self, raw: RawRequest, source: SourceConfig, *, verify: bool = True) -> Verdict:
         """Verify and parse in memory; never raises for anything the sender did."""
         provider = provider_for(source.provider)
-        if source.region is None:  # parsers that read numbers out of text need the region now
-            source = source.model_copy(update={"region": self.config.leadline.region})
+        if source.region is None or source.timezone is None:
+            # Parsers that read numbers out of text, or local times, need the defaults now.
+            source = source.model_copy(
+                update={
+                    "region": source.region or self.config.leadline.region,
+                    "timezone": source.timezone or self.config.leadline.timezone,
+                }
+            )
         if verify:
             try:
                 provider.verify(raw, source, self.clock())

@@ -299,6 +299,8 @@ class SourceConfig(Strict):
     ]
     campaign: str | None = None
     region: Region | None = None
+    #: The zone of a provider account's local times (Zadarma's call_start); default [leadline] timezone.
+    timezone: str | None = None
     owner: str | None = None
     # secrets, named as the manifest names them
     token: Secret | None = None
@@ -326,6 +328,16 @@ class SourceConfig(Strict):
     def _name(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
             raise ValueError("use letters, digits, '-', '_' or '.': the name is a URL segment")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
     @field_validator("field_map")

@@ -169,7 +169,8 @@ def apply_call_event(db: Database, event: CallEvent, ctx: EventContext) -> tuple
     if created or relevant & changes.keys():
         contact_id = changes.get("contact_id", call.contact_id)
         if contact_id is not None:
-            recompute_callbacks(db, int(contact_id), ctx)
+            started = parse_iso(str(changes.get("occurred_at", call.occurred_at)))
+            recompute_callbacks(db, int(contact_id), ctx, around=started)
     return touch_id, created
 
 
@@ -311,12 +312,23 @@ def callback_deadline(ctx: EventContext, missed_at: datetime) -> datetime:
     return missed_at + DEFAULT_CALLBACK_WINDOW
 
 
-def recompute_callbacks(db: Database, contact_id: int, ctx: EventContext) -> None:
-    """Mark each missed inbound call of the contact with the first answered call inside its deadline."""
+#: No call-back SLA reaches further than this, even over the longest run of holidays.
+CALLBACK_HORIZON = timedelta(days=21)
+
+
+def recompute_callbacks(
+    db: Database, contact_id: int, ctx: EventContext, around: datetime | None = None
+) -> None:
+    """Mark each missed inbound call of the contact with the first answered call inside its deadline.
+
+    With ``around`` (the changed call's start), calls long before it are left alone: a busy number's
+    whole history must not be re-read by the single writer on every event.
+    """
+    since = iso(around - CALLBACK_HORIZON) if around else ""
     rows = db.execute(
         "SELECT id, direction, occurred_at, answered, call_final, called_back_at, called_back_by"
-        " FROM touches WHERE contact_id = ? AND channel = 'call' ORDER BY occurred_at, id",
-        [contact_id],
+        " FROM touches WHERE contact_id = ? AND channel = 'call' AND occurred_at >= ? ORDER BY occurred_at, id",
+        [contact_id, since],
     ).fetchall()
     answers = [(parse_iso(r[2]), int(r[0])) for r in rows if r[3] == 1]
     for touch_id, direction, occurred_at, answered, final, back_at, back_by in rows:

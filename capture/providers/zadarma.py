@@ -20,11 +20,10 @@ reply may carry routing commands, and we route nothing.
 Hedges (FORMATS.md §1.2 marks these UNVERIFIED):
 
 * ``call_start`` is ``YYYY-MM-DD HH:MM:SS`` with no zone, and whether it is the account's zone or
-  UTC is unknown. It is read as wall time in whichever UTC offset (a multiple of 15 minutes) puts
-  the call's start nearest to the moment it must have started: when the request came, less the
-  call's ``duration`` for end events. When no offset within -12..+14 hours lands within an hour
-  of that (a replay from long ago would still match, since its receive time is journalled), the
-  text is taken as UTC.
+  UTC is unverified. It is read in the source's ``timezone`` (default: ``[leadline] timezone``),
+  the zone a Zadarma account is normally set to; a late or replayed notification therefore keeps
+  its real start time. Only without any zone is the offset inferred from when the request came
+  (less ``duration`` for end events), to the nearest 15 minutes.
 * ``pbx_call_id`` shapes (``in_…``/``out_…``): used only to guess the direction of NOTIFY_ANSWER
   and NOTIFY_RECORD (``out_`` means outbound); the end events settle the direction anyway.
 * ``duration`` on NOTIFY_END: whether it includes ringing is unknown, so ``talk_s`` is only set
@@ -50,6 +49,7 @@ import hmac
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
 
 from multidict import MultiDict
 
@@ -129,7 +129,11 @@ def _event(
     internal = text("internal") or None
     did = text("called_did") or None
     duration = _seconds(text("duration"))
-    started = _call_start(text("call_start"), received_at, duration) if text("call_start") else None
+    started = (
+        _call_start(text("call_start"), received_at, duration, source.timezone)
+        if text("call_start")
+        else None
+    )
     base = CallEvent(
         call_id=call_id,
         event_key=f"{event}:{call_id}",
@@ -143,7 +147,9 @@ def _event(
     )
     if event in ("NOTIFY_START", "NOTIFY_IVR", "NOTIFY_INTERNAL"):
         key = f"{event}:{call_id}:{internal}" if event == "NOTIFY_INTERNAL" else base.event_key
-        return replace(base, event_key=key, direction="in", caller=text("caller_id"), tracking_number=did, line=did)
+        return replace(
+            base, event_key=key, direction="in", caller=text("caller_id"), tracking_number=did, line=did
+        )
     if event == "NOTIFY_ANSWER":
         outside = text("destination") if base.direction == "out" else text("caller_id")
         key = f"{event}:{call_id}:{text('destination')}"
@@ -183,12 +189,15 @@ def _seconds(value: str) -> int | None:
         raise BadRequest(f"duration is not a number of seconds: {value!r}") from exc
 
 
-def _call_start(value: str, received_at: datetime, duration: int | None) -> datetime:
-    """``call_start`` as an instant, its zone inferred from when the call must have started."""
+def _call_start(value: str, received_at: datetime, duration: int | None, zone: str | None) -> datetime:
+    """``call_start`` as an instant: local time of the account's zone, else a zone inferred."""
     try:
-        wall = datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        wall = datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
     except ValueError as exc:
         raise BadRequest(f"call_start is not YYYY-MM-DD HH:MM:SS: {value!r}") from exc
+    if zone:
+        return wall.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    wall = wall.replace(tzinfo=UTC)
     expected = received_at - timedelta(seconds=duration or 0)
     offset = round((wall - expected) / _OFFSET_STEP) * _OFFSET_STEP
     if _MIN_OFFSET <= offset <= _MAX_OFFSET and abs(wall - offset - expected) <= _MATCH_WITHIN:
