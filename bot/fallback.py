@@ -1,4 +1,8 @@
-"""The last router: whatever no other handler took gets a reply that says what the bot understands."""
+"""The last router: whatever no other handler took gets a reply that says what the bot understands.
+
+Only in private chats: in the team chat, commands meant for other bots and people's chatter are
+not the bot's to answer.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ async def stale_button(callback: CallbackQuery) -> None:
 def make_router() -> Router:
     """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
     router = Router(name="fallback")
-    router.message.register(unknown_command, F.text.startswith("/"))
+    router.message.register(unknown_command, F.chat.type == "private", F.text.startswith("/"))
     router.message.register(not_understood, F.chat.type == "private")
     router.callback_query.register(stale_button)
     return router

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from typing import cast
 
 from sqlite_utils import Database
@@ -296,6 +296,10 @@ def reprocess_rows(capture: Capture, db: Database, ids: Iterable[int], *, dry_ru
     return outcomes
 
 
+def _reprocess_chunk(capture: Capture, ids: list[int], dry_run: bool, db: Database) -> list[Outcome]:
+    return reprocess_rows(capture, db, ids, dry_run=dry_run)
+
+
 async def replay(
     capture: Capture,
     *,
@@ -311,9 +315,8 @@ async def replay(
     )
     outcomes: list[Outcome] = []
     for start in range(0, len(ids), chunk):
-        part = ids[start : start + chunk]
         outcomes += await capture.store.write(
-            lambda db, part=part: reprocess_rows(capture, db, part, dry_run=dry_run)
+            partial(_reprocess_chunk, capture, ids[start : start + chunk], dry_run)
         )
     return outcomes
 

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
@@ -243,8 +243,7 @@ _MINUTE = timedelta(minutes=1)
 # -- facts ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ContactRow:
+class ContactRow(NamedTuple):
     """Inbound touches of one contact with one (channel, campaign, staff) in the period."""
 
     contact_id: int | None
@@ -259,8 +258,7 @@ class ContactRow:
     seen_before: bool
 
 
-@dataclass(frozen=True, slots=True)
-class MissedRow:
+class MissedRow(NamedTuple):
     touch_id: int
     contact_id: int | None
     channel: str
@@ -271,8 +269,7 @@ class MissedRow:
     hidden: bool
 
 
-@dataclass(frozen=True, slots=True)
-class LeadRow:
+class LeadRow(NamedTuple):
     lead_id: int
     contact_id: int
     temperature: str
@@ -289,8 +286,7 @@ class LeadRow:
     first_touch_at: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class RefusalRow:
+class RefusalRow(NamedTuple):
     """A not-a-lead registration made in the period."""
 
     registration_id: int
@@ -325,28 +321,21 @@ def _touch_filters(filters: Filters, alias: str = "") -> tuple[str, list[Any]]:
 def load_contact_rows(db: Database, scope: Scope) -> list[ContactRow]:
     """The period's inbound touches folded per contact and (channel, campaign, staff).
 
-    Folded here rather than with GROUP BY: SQLite would sort a year's touches in a temporary
-    B-tree, which costs more than a dictionary. Each contact's first registration and whether it
-    was seen before the period come after, in one query of index look-ups over its ids.
+    Each contact's first registration and whether it was seen before the period come after, in
+    one query of index look-ups over its ids (as correlated subqueries of the GROUP BY they would
+    be run once per folded row, several times per contact).
     """
     start, end = scope.period.bounds()
     where, params = _touch_filters(scope.filters)
-    folded: dict[tuple[Any, ...], list[Any]] = {}
-    rows = db.execute(
-        "SELECT contact_id, channel, campaign, staff_id, blocked, hidden_caller, occurred_at FROM touches"
-        f" WHERE occurred_at >= ? AND occurred_at < ? AND direction = 'in' AND dropped IS NULL{where}",
-        [start, end, *params],
-    )
-    for contact_id, channel, campaign, staff_id, blocked, hidden, at in rows:
-        key = (contact_id, channel, campaign, staff_id, blocked)
-        found = folded.get(key)
-        if found is None:
-            folded[key] = [1, hidden, at]
-        else:
-            found[0] += 1
-            found[1] += hidden
-            if at < found[2]:
-                found[2] = at
+    folded: dict[tuple[Any, ...], list[Any]] = {
+        (cid, channel, campaign, staff_id, blocked): [n, hidden, first_at]
+        for cid, channel, campaign, staff_id, blocked, n, hidden, first_at in db.execute(
+            "SELECT contact_id, channel, campaign, staff_id, blocked, COUNT(*), SUM(hidden_caller), MIN(occurred_at)"
+            f" FROM touches WHERE occurred_at >= ? AND occurred_at < ? AND direction = 'in' AND dropped IS NULL{where}"
+            " GROUP BY contact_id, channel, campaign, staff_id, blocked",
+            [start, end, *params],
+        )
+    }
     ids = sorted({key[0] for key in folded if key[0] is not None and not key[4]})
     known: dict[int, tuple[str | None, bool]] = {}
     for contact_id, registered_at, seen_before in db.execute(
@@ -394,12 +383,16 @@ _FIRST_CHANNEL = "(SELECT t.channel FROM touches t WHERE t.contact_id = {0}.cont
 def load_lead_rows(db: Database, scope: Scope) -> list[LeadRow]:
     """The leads created in the period (up to the report time), at their current stage."""
     start, end = scope.period.bounds()
+    # The contact's first touch is read once as "<stored time> <channel>" (stored times are 32
+    # characters), rather than by two look-ups.
     sql = (
-        "SELECT * FROM (SELECT l.id, l.contact_id, l.temperature, l.stage, l.campaign, l.owner_id AS staff_id,"
-        f" {_FIRST_CHANNEL.format('l')} AS channel, l.created_at, l.qualified_at, l.accepted_at, l.closed_at,"
-        " l.won_amount, l.lost_reason,"
-        " (SELECT MIN(t.occurred_at) FROM touches t WHERE t.contact_id = l.contact_id)"
-        " FROM leads l WHERE l.created_at >= ? AND l.created_at < ? AND l.created_at <= ?) AS x WHERE 1 = 1"
+        "SELECT * FROM (SELECT id, contact_id, temperature, stage, campaign, staff_id, substr(first, 34) AS channel,"
+        " created_at, qualified_at, accepted_at, closed_at, won_amount, lost_reason, substr(first, 1, 32) FROM"
+        " (SELECT l.id, l.contact_id, l.temperature, l.stage, l.campaign, l.owner_id AS staff_id, l.created_at,"
+        " l.qualified_at, l.accepted_at, l.closed_at, l.won_amount, l.lost_reason,"
+        " (SELECT t.occurred_at || ' ' || t.channel FROM touches t WHERE t.contact_id = l.contact_id"
+        " ORDER BY t.occurred_at, t.id LIMIT 1) AS first"
+        " FROM leads l WHERE l.created_at >= ? AND l.created_at < ? AND l.created_at <= ?)) AS x WHERE 1 = 1"
     )
     where, params = _touch_filters(scope.filters)
     rows = db.execute(sql + where, [start, end, iso(scope.as_of), *params]).fetchall()
@@ -467,6 +460,8 @@ class Group:
     costs: list[CampaignCost] | None = None
     #: Working minutes between two stored times, shared by a report's groups (see :class:`Facts`).
     lag: Callable[[str, str], float] | None = None
+    #: Missed calls owed a call back, when the report has decided them already.
+    owed_ids: frozenset[int] | None = None
 
     def _rules(self) -> Rules:
         if self.rules is None:
@@ -588,6 +583,8 @@ class Group:
 
     @cached_property
     def missed_not_called_back_rows(self) -> list[MissedRow]:
+        if self.owed_ids is not None:
+            return [r for r in self.missed_rows if r.touch_id in self.owed_ids]
         return [r for r in self.missed_rows if not r.hidden and not self._called_back_in_time(r)]
 
     @property
@@ -813,22 +810,50 @@ class Facts:
         return self.groups("total")[TOTAL]
 
     def groups(self, by: GroupBy) -> dict[str, Group]:
-        key = self._key(by)
-        groups: dict[str, Group] = defaultdict(lambda: Group(self.rules, lag=self.lag))
+        kinds = ("contact_rows", "missed_rows", "lead_rows", "refusal_rows")
+        buckets: dict[str, list[list[Any]]] = {}
         if by == "total":
-            groups[TOTAL] = Group(self.rules, lag=self.lag)
-        for kind in ("contact_rows", "missed_rows", "lead_rows", "refusal_rows"):
-            rows: Iterable[Any] = getattr(self, kind)
-            for row in rows:
-                getattr(groups[key(row)], kind).append(row)
+            buckets[TOTAL] = [list(getattr(self, kind)) for kind in kinds]
+        else:
+            key = self._key(by)
+            for i, kind in enumerate(kinds):
+                for row in getattr(self, kind):
+                    name = key(row)
+                    bucket = buckets.get(name)
+                    if bucket is None:
+                        bucket = buckets[name] = [[], [], [], []]
+                    bucket[i].append(row)
         filters = self.scope.filters
+        costs: dict[str, list[CampaignCost]] = {}
         if filters.channel is None and filters.staff_id is None:
             if by == "total":
-                groups[TOTAL].costs = list(self.costs.values())
+                costs[TOTAL] = list(self.costs.values())
             elif by == "campaign":
-                for name, cost in self.costs.items():
-                    groups[name].costs = [cost]
+                costs = {name: [cost] for name, cost in self.costs.items()}
+        empty: list[list[Any]] = [[], [], [], []]
+        groups = {
+            name: Group(
+                self.rules,
+                contact_rows=(bucket := buckets.get(name, empty))[0],
+                missed_rows=bucket[1],
+                lead_rows=bucket[2],
+                refusal_rows=bucket[3],
+                costs=costs.get(name),
+                lag=self.lag,
+                owed_ids=self.owed_ids,
+            )
+            for name in buckets.keys() | costs.keys()
+        }
         return dict(sorted(groups.items()))
+
+    @cached_property
+    def owed_ids(self) -> frozenset[int] | None:
+        """The missed calls not called back in time, decided once for every grouping."""
+        if self.rules is None:
+            return None
+        return frozenset(
+            r.touch_id for r in Group(self.rules, missed_rows=self.missed_rows).missed_not_called_back_rows
+        )
 
     def _key(self, by: GroupBy) -> Callable[[Any], str]:
         if by == "total":

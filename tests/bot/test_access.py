@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.callbacks import AccessCB
 from tests.bot.conftest import ANNA, BORIS, BotEnv
+from tests.conftest import BASE
 
 STRANGER = 999
 
@@ -46,7 +47,7 @@ async def test_a_stranger_is_refused_and_approved_by_the_owner(bot_env: BotEnv) 
     assert len(srv.rows("SELECT * FROM access_requests")) == 1
 
 
-async def test_a_refused_stranger_stays_refused_and_only_owners_decide(bot_env: BotEnv) -> None:
+async def test_a_refused_stranger_stays_refused_and_owners_are_not_asked_again(bot_env: BotEnv) -> None:
     tg = bot_env.tg
     srv = await bot_env.start()
     await bot_env.says(STRANGER, "hello", language="en")
@@ -77,3 +78,20 @@ async def test_the_bot_stays_silent_in_group_chats_other_than_the_team_chat(bot_
     await tg.wait_until_confirmed(update)
     await tg.wait_for("sendMessage", chat_id=-100777)
     assert tg.sent("sendMessage", chat_id=-100555) == []
+
+
+async def test_with_two_owners_the_second_answer_is_told_who_decided_first(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    staff = [{**person, "role": "owner"} for person in BASE["staff"]]
+    srv = await bot_env.start(staff=staff)
+    await bot_env.says(STRANGER, "hello", language="en")
+    ask_anna = await tg.wait_for("sendMessage", chat_id=ANNA)
+    ask_boris = await tg.wait_for("sendMessage", chat_id=BORIS)
+    [request] = srv.rows("SELECT id FROM access_requests")
+    await bot_env.types(BORIS, "/help", language="en")  # Boris's app speaks English
+    await bot_env.press(ANNA, ask_anna.result["message_id"], AccessCB(decision="manager", req=request["id"]).pack())
+    answer = await bot_env.press(
+        BORIS, ask_boris.result["message_id"], AccessCB(decision="refused", req=request["id"]).pack()
+    )
+    assert answer["show_alert"] and answer["text"] == "Already answered: manager (Anna)."
+    assert srv.scalar("SELECT role FROM staff WHERE telegram_id = 999") == "manager"
