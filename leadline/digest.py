@@ -255,7 +255,7 @@ def render_chart(
         right.set_xlim(0, max(v for _, v in priced) * 1.35)
     else:
         right.text(0.5, 0.5, "no costs or leads yet", ha="center", va="center", transform=right.transAxes)
-    right.set_title(f"Lead cost by campaign, {last.strftime('%b %Y')} so far")
+    right.set_title(f"Lead cost, {last.strftime('%b %Y')} so far")
     right.tick_params(axis="y", labelsize=8)
     figure.tight_layout()
     buffer = io.BytesIO()
