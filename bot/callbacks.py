@@ -51,3 +51,12 @@ class MergeCB(CallbackData, prefix="m"):
     act: str
     a: int
     b: int = 0
+
+
+class NudgeCB(CallbackData, prefix="n"):
+    """A nudge's buttons (drawn by ``leadline/nudge_texts.py``): ``act`` called / cant / snooze / done /
+    later / lost, and ``lostr`` for the reason the bot then asks for; ``v`` the act's value."""
+
+    act: str
+    nudge: int
+    v: str = ""

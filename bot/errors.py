@@ -25,6 +25,7 @@ from bot.i18n import pick_locale, speaking
 from bot.replies import Replies
 from storage.bot_actions import AccessDecided
 from storage.bot_queries import StaffMember
+from storage.nudges import NudgeError
 from storage.registrations import STAGES, RegistrationError
 
 log = logging.getLogger("leadline.bot")
@@ -50,6 +51,7 @@ def translate(message: str) -> str:
         "one of the contacts no longer exists": _("One of the contacts no longer exists."),
         "this merge no longer exists": _("This merge no longer exists."),
         "this merge was already undone": _("This merge was already undone."),
+        "this reminder no longer exists": _("This reminder no longer exists."),
     }
     if message in known:
         return known[message]
@@ -110,6 +112,6 @@ def make_router() -> Router:
     """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
     router = Router(name="errors")
     router.errors.register(already_decided, ExceptionTypeFilter(AccessDecided))
-    router.errors.register(domain_error, ExceptionTypeFilter(RegistrationError))
+    router.errors.register(domain_error, ExceptionTypeFilter(RegistrationError, NudgeError))
     router.errors.register(unexpected)
     return router

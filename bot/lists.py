@@ -11,7 +11,7 @@ import html
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiogram import Router
+from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -149,6 +149,18 @@ async def open_item(
         await callback.answer(_("This item no longer exists. Open the list again."), show_alert=True)
 
 
+async def open_digest_contact(
+    callback: CallbackQuery, staff: StaffMember, store: Store, config: Config, replies: Replies
+) -> None:
+    """The digest's buttons (``contact:<id>``, drawn by ``leadline/digest.py``) open the contact's card."""
+    chat_id = callback.message.chat.id if callback.message is not None else callback.from_user.id
+    contact_id = int((callback.data or "contact:0").split(":", 1)[1])
+    if await send_contact(replies, store, config, chat_id, contact_id, staff):
+        await callback.answer()
+    else:
+        await callback.answer(_("This item no longer exists. Open the list again."), show_alert=True)
+
+
 def make_router() -> Router:
     """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
     router = Router(name="lists")
@@ -157,4 +169,5 @@ def make_router() -> Router:
     router.message.register(leads_list, Command("leads"))
     router.callback_query.register(turn_page, PageCB.filter())
     router.callback_query.register(open_item, OpenCB.filter())
+    router.callback_query.register(open_digest_contact, F.data.regexp(r"^contact:\d+$"))
     return router

@@ -27,7 +27,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
-from bot import access, errors, fallback, find, leads, lists, lookup, merge, registration, start
+from bot import access, errors, fallback, find, leads, lists, lookup, merge, nudges, registration, start
 from bot.i18n import CatalogueI18n, LanguageMiddleware, load_i18n, speaking
 from bot.middlewares import StaffMiddleware, StrangerGate
 from bot.outbox import BotTransport, OutboxSender
@@ -68,6 +68,7 @@ def build_dispatcher(
         start.make_router(),
         registration.make_router(),
         leads.make_router(),
+        nudges.make_router(),
         lists.make_router(),
         find.make_router(),
         merge.make_router(),

@@ -201,6 +201,7 @@ def change_lead(
             updates["closed_at"] = stamp
         elif stage == "new":
             updates["closed_at"] = None
+            updates["lost_reason"] = None
     if not updates:
         return lead
     for key, value in updates.items():

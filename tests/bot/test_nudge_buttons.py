@@ -1,0 +1,58 @@
+"""The buttons under nudges, pressed in Telegram: each acts once, and a second press says so."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from leadline import keys
+from storage.registrations import register
+from tests.bot.conftest import ANNA, BORIS, BotEnv
+from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
+from tests.conftest import BASE
+from tests.nudges.conftest import TUESDAY, Clock, msk
+
+
+async def test_called_back_and_a_lost_follow_up_from_the_nudge_buttons(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 10, 2))
+    srv = await bot_env.start(clock=clock, sources=[*BASE["sources"], MANGO_SOURCE])
+    start = int(msk(TUESDAY, 10, 0).timestamp())
+    body = signed_mango(summary("missed-1", "79160007788", start=start, answered=False, extension="102"))
+    assert (await post_mango(srv, "/events/summary", body)).status == 200
+
+    clock.now = msk(TUESDAY, 10, 31)  # the call-back SLA (30 working minutes) has passed
+    await srv.server.app[keys.SWEEPER].run()
+    bot_env.wake_outbox()
+    nudge_message = await tg.wait_for("sendMessage", chat_id=BORIS)
+    [nudge] = srv.rows("SELECT id FROM nudges WHERE kind = 'callback'")
+    await bot_env.types(BORIS, "/help", language="en")
+    answer = await bot_env.press(BORIS, nudge_message.result["message_id"], f"n:called:{nudge['id']}:")
+    assert answer["text"] == "Marked as called back."
+    assert srv.rows("SELECT outcome, closed_at IS NOT NULL AS closed FROM nudges WHERE id = ?", [nudge["id"]]) == [
+        {"outcome": "called_back", "closed": 1}
+    ]
+    again = await bot_env.press(BORIS, nudge_message.result["message_id"], f"n:called:{nudge['id']}:")
+    assert again["text"] == "Someone has already taken care of this."
+
+    # a warm lead whose follow-up day has come: "Lost" asks why, the reason closes the lead
+    [touch] = srv.rows("SELECT contact_id FROM touches")
+    anna = srv.scalar("SELECT id FROM staff WHERE telegram_id = ?", [ANNA])
+    await bot_env.write(
+        lambda db: register(
+            db, touch["contact_id"], "lead", at=clock.now, staff_id=anna, temperature="warm",
+            follow_up_on=(clock.now + timedelta(days=1)).date(),
+        )
+    )  # fmt: skip
+    clock.now = msk(TUESDAY + timedelta(days=1), 9, 30)
+    await srv.server.app[keys.SWEEPER].run()
+    bot_env.wake_outbox()
+    follow_up = await tg.wait_for(lambda r: r.ok and r.method == "sendMessage" and "n:lost:" in str(r.params))
+    [lead_nudge] = srv.rows("SELECT id, chat_id FROM nudges WHERE kind = 'follow_up'")
+    chat = lead_nudge["chat_id"]
+    await bot_env.types(chat, "/help", language="en")
+    await bot_env.press(chat, follow_up.result["message_id"], f"n:lost:{lead_nudge['id']}:")
+    question = await tg.wait_for(lambda r: r.ok and r.method == "sendMessage" and "n:lostr:" in str(r.params))
+    answer = await bot_env.press(chat, question.result["message_id"], f"n:lostr:{lead_nudge['id']}:no_budget")
+    assert answer["text"] == "The lead is marked as lost."
+    assert srv.rows("SELECT stage, lost_reason FROM leads") == [{"stage": "lost", "lost_reason": "no_budget"}]
+    assert "no budget" in bot_env.text(chat, question.result["message_id"])
