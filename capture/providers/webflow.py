@@ -47,7 +47,9 @@ class Webflow:
 
     def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
         signature = raw.headers.get(SIGNATURE_HEADER, "").strip().lower()
-        if not signature:
+        # Without a configured secret a signature proves nothing (anyone can sign with an empty
+        # key): such a source accepts only requests that carry its token.
+        if not signature or not source.secret_value("secret").strip():
             try:
                 check_token(raw, source)
             except Unauthorized as exc:

@@ -120,3 +120,16 @@ async def test_short_numeric_phone_is_read_in_the_default_region(start_server, t
     assert resp.status == 200
     touch = only_touch(srv)
     assert_expected_contact(srv, touch, {"phone": "+74950000022"})
+
+
+async def test_a_token_only_source_refuses_a_request_signed_with_an_empty_key(start_server, tmp_path):
+    source = {"name": CURRENT.source_name, "provider": "webflow", "token": TOKEN}
+    srv = await start_server(config_with(tmp_path, source), clock=JUST_AFTER)
+    stamp = CURRENT.headers["x-webflow-timestamp"]
+    forged = hmac.new(b"", stamp.encode() + b":" + CURRENT.body, hashlib.sha256).hexdigest()
+    headers = {**CURRENT.headers, "x-webflow-signature": forged}
+    resp = await srv.session.post(f"{srv.url}{CURRENT.path}", data=CURRENT.body, headers=headers)
+    assert resp.status == 401
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+    resp = await srv.session.post(f"{srv.url}{CURRENT.path}?token={TOKEN}", data=CURRENT.body, headers=headers)
+    assert resp.status == 200
