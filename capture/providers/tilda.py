@@ -4,8 +4,8 @@ Tilda signs nothing, so the source's ``token`` guards the URL: the usual way is 
 webhook address pasted into Tilda (or ``X-Leadline-Token``). Tilda also has an optional "API key"
 setting whose wire form FORMATS §2.1 marks UNVERIFIED; so that a user who fills it in with the same
 token is not locked out, the key is also accepted as an ``X-Api-Key`` or ``Authorization`` header
-(both redacted in the journal) or an ``api_key``/``apikey`` body field (left out of the touch's
-fields, though the raw body keeps it). The token in the URL is the documented way.
+(both redacted in the journal). A key in the body is not accepted: the journal keeps bodies raw,
+and a secret must never be stored. The token in the URL is the documented way.
 
 When the webhook is connected Tilda posts ``test=test`` and wants 200: that is answered and
 journalled with the note "test ping", and makes no touch. Tilda retries twice, a minute apart, when
@@ -32,7 +32,6 @@ from capture.providers.base import (
     BadRequest,
     ContactEvent,
     ParseResult,
-    ProviderError,
     RawRequest,
     Unauthorized,
 )
@@ -99,11 +98,7 @@ def _api_key(raw: RawRequest) -> str | None:
         value = raw.headers.get(header, "").strip()
         if value:
             return value.removeprefix("Bearer ").strip()
-    try:
-        fields = raw.form()
-    except ProviderError:
-        return None
-    return next((v.strip() for k, v in fields.items() if k.lower() in KEY_FIELDS and v.strip()), None)
+    return None
 
 
 def cookie_utm(cookies: str) -> dict[str, str]:
