@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 #: A message's text beyond this is not read for phones or stored as the touch's message (the journal
 #: keeps it all): a newsletter-sized body must not stall the matcher or bloat every touch row.
 MAX_TEXT = 100_000
+MAX_HTML = 200_000
 MAX_MESSAGE = 10_000
 
 #: Local parts of senders that are machines, not people (form mailers, notification systems).
@@ -54,9 +55,11 @@ BOUNCE_SENDER = re.compile(r"^(mailer[-_.]?daemon|postmaster)$", re.IGNORECASE)
 #: The line that starts a quoted earlier message in a reply (Gmail, Apple Mail, Outlook, Yandex, Mail.ru).
 REPLY_HEADER = re.compile(
     r"^\s*(on\b.{0,200}\bwrote:|.{0,200}\s(пишет|написал|написала|написал\(а\)):|"
-    r"-{2,}\s*(original message|исходное сообщение)\s*-{2,})\s*$",
+    r"-{2,}\s*(original message|исходное сообщение|forwarded message|пересылаемое сообщение)\s*-{2,})\s*$",
     re.IGNORECASE,
 )
+OUTLOOK_FROM = re.compile(r"^\s*\*{0,2}(from|от|de|von)\s*:\*{0,2}\s+\S", re.IGNORECASE)
+OUTLOOK_SENT = re.compile(r"^\s*\*{0,2}(sent|date|отправлено|дата|envoyé|gesendet)\s*:", re.IGNORECASE)
 #: ``Label: value`` (or a table row ``Label | value``) in a form notification's body.
 LABELLED = re.compile(r"^[\s>*#_|-]*([^\W\d_][\w .()/-]{0,38}?)\s*[*_]*\s*[:|]\s*(\S.*?)\s*\|?\s*$")
 
@@ -134,7 +137,9 @@ def mail_event(mail: MailFields | bytes, *, region: str, spam_threshold: float) 
     if message and len(message) > MAX_MESSAGE:
         message = message[:MAX_MESSAGE] + "…"
     message_id = (mail.message_id or mail.header("Message-ID") or "").strip()
-    external_id = mail.external_id or (f"email:{message_id}" if message_id else f"email:sha256:{mail.fingerprint()}")
+    external_id = mail.external_id or (
+        f"email:{message_id}" if message_id else f"email:sha256:{mail.fingerprint()}"
+    )
     score = _spam_score(mail)
     return ContactEvent(
         channel="email",
@@ -210,13 +215,21 @@ def drop_reason(mail: MailFields, spam_threshold: float) -> str | None:
 def strip_quoted(text: str) -> str:
     """The new part of a reply: lines quoted with ``>`` and everything after "On … wrote:" are left out."""
     kept: list[str] = []
-    for line in text.splitlines():
-        if REPLY_HEADER.match(line):
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if REPLY_HEADER.match(line) or _outlook_header(lines, i):
             break
         if line.lstrip().startswith(">"):
             continue
         kept.append(line)
     return "\n".join(kept).strip()
+
+
+def _outlook_header(lines: list[str], i: int) -> bool:
+    """Outlook quotes with a header block: ``From: …`` then ``Sent:``/``Date:`` within three lines."""
+    if not OUTLOOK_FROM.match(lines[i]):
+        return False
+    return any(OUTLOOK_SENT.match(line) for line in lines[i + 1 : i + 4])
 
 
 def html_to_text(html: str) -> str:
@@ -293,7 +306,8 @@ def _text_of(mail: MailFields) -> str:
     if mail.text and mail.text.strip():
         return _clean(mail.text)
     if mail.html and mail.html.strip():
-        return html_to_text(_clean(mail.html))
+        # Cut before converting: html2text on megabytes would hold the event loop for seconds.
+        return html_to_text(_clean(mail.html)[:MAX_HTML])
     return ""
 
 

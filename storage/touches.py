@@ -135,7 +135,12 @@ def record_contact_event(db: Database, event: ContactEvent, ctx: EventContext) -
     if existing is not None:
         return existing, False
     region = event.region or ctx.region
-    idents = identifiers_of(event.phones, event.emails, region)
+    # Our own tracking numbers in a letter's signature or a form are not the person's number.
+    idents = [
+        i
+        for i in identifiers_of(event.phones, event.emails, region)
+        if not (i.kind == "phone" and i.value in ctx.campaigns.by_number)
+    ]
     occurred = event.occurred_at or ctx.received_at
     contact_id = None
     if idents and event.dropped is None:

@@ -29,7 +29,9 @@ class Postmark:
     def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
         scheme, _, encoded = raw.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "basic" or not encoded.strip():
-            raise Unauthorized("missing basic auth: put user:password in the webhook URL (https://user:pass@…)")
+            raise Unauthorized(
+                "missing basic auth: put user:password in the webhook URL (https://user:pass@…)"
+            )
         try:
             username, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError) as exc:
@@ -54,7 +56,12 @@ class Postmark:
                     _text(sender.get("Email")) or _text(body.get("From")),
                 )
             ),
-            to_address=_text(body.get("OriginalRecipient")) or _text(body.get("To")) or None,
+            # All of them: forwarded mail names Postmark's inbound address as the original recipient
+            # and the user's own address (the one a campaign owns) in To or Cc.
+            to_address=", ".join(
+                a for a in (_text(body.get(k)) for k in ("OriginalRecipient", "To", "Cc")) if a
+            )
+            or None,
             subject=_text(body.get("Subject")),
             text=_text(body.get("TextBody")),
             html=_text(body.get("HtmlBody")),

@@ -35,7 +35,9 @@ def wire(message: bytes) -> bytes:
     return message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-async def send(srv: Any, message: bytes, to: str = "leads@mx.example.com", sender: str = "client@example.com") -> Any:
+async def send(
+    srv: Any, message: bytes, to: str = "leads@mx.example.com", sender: str = "client@example.com"
+) -> Any:
     """Send with smtplib in a thread (the server runs on this test's event loop); returns sendmail's refusals."""
     port = srv.config.source("mx").port
 
@@ -113,7 +115,9 @@ async def test_auto_reply_and_bounce_are_journalled_but_are_no_touch_on_a_contac
 async def test_451_while_the_journal_cannot_be_written_then_the_retry_is_stored(start_server, tmp_path):
     srv = await start_server(smtp_config(tmp_path))
     db = srv.db()
-    db.execute("CREATE TRIGGER no_journal BEFORE INSERT ON journal BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    db.execute(
+        "CREATE TRIGGER no_journal BEFORE INSERT ON journal BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
     db.close()
     with pytest.raises(smtplib.SMTPDataError) as failed:
         await send(srv, SAMPLES[1].body)
@@ -148,7 +152,9 @@ async def test_attribution_by_the_address_the_mail_was_sent_to(start_server, tmp
     assert len({r["contact_id"] for r in rows}) == 1
 
 
-async def test_a_reply_without_message_id_keeps_our_quoted_number_out_and_is_stored_once(start_server, tmp_path):
+async def test_a_reply_without_message_id_keeps_our_quoted_number_out_and_is_stored_once(
+    start_server, tmp_path
+):
     srv = await start_server(smtp_config(tmp_path))
     message = (
         b"From: Nina <nina@example.com>\r\n"
@@ -166,3 +172,20 @@ async def test_a_reply_without_message_id_keeps_our_quoted_number_out_and_is_sto
     assert touch["external_id"].startswith("email:sha256:")
     assert touch["message"] == "Yes, interested. My mobile: 8 916 000-00-61"
     assert identifiers(srv, touch["contact_id"]) == {"phone": "+79160000061", "email": "nina@example.com"}
+
+
+async def test_our_tracking_number_and_an_outlook_quote_do_not_join_two_customers(start_server, tmp_path):
+    """Two people who both mention the company's number are two contacts, not one."""
+    srv = await start_server(smtp_config(tmp_path))
+    for sender, name in (("ivan@example.net", "Ivan"), ("olga@example.net", "Olga")):
+        message = (
+            f"From: {name} <{sender}>\r\nTo: leads@mx.example.com\r\nSubject: Re: offer\r\n"
+            f"Message-ID: <{name}@example.net>\r\n\r\n"
+            f"Hello, please call me back. I called you on +7 495 000-00-55 yesterday.\r\n{name}\r\n\r\n"
+            "From: Sales <sales@example.com>\r\nSent: Monday, 23 November 2026 10:00\r\nTo: me\r\n"
+            "Our office: +7 495 000-00-77\r\n"
+        ).encode()
+        assert await send(srv, message, sender=sender) == {}
+    assert srv.scalar("SELECT COUNT(DISTINCT contact_id) FROM touches") == 2
+    assert srv.rows("SELECT value FROM identifiers WHERE kind = 'phone'") == []
+    assert all("000-00-77" not in (t["message"] or "") for t in touches(srv))
