@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.cli import ROOT
 
@@ -43,8 +44,11 @@ async def start_serve(config: Path, port: int) -> asyncio.subprocess.Process:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    # Start-up imports the bot's libraries, which takes seconds on a loaded machine: wait for the
+    # server to answer, or for the process to die, rather than for a fixed time.
+    deadline = asyncio.get_running_loop().time() + 90
     async with aiohttp.ClientSession() as session:
-        for _ in range(200):
+        while asyncio.get_running_loop().time() < deadline and proc.returncode is None:
             try:
                 async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
                     if resp.status == 200:
@@ -52,10 +56,12 @@ async def start_serve(config: Path, port: int) -> asyncio.subprocess.Process:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.05)
-    proc.kill()
-    raise AssertionError("leadline serve did not become healthy")
+    if proc.returncode is None:
+        proc.kill()
+    raise AssertionError(f"leadline serve did not become healthy (exit code {proc.returncode})")
 
 
+@pytest.mark.timeout(300)
 async def test_sigkill_during_concurrent_requests_keeps_every_acknowledged_touch(tmp_path):
     port = free_port()
     db_path = tmp_path / "crash.db"
