@@ -20,6 +20,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +275,65 @@ def report_text(db: Database, config: Config, period: Period, now: datetime) -> 
     return compose(db, config, period, now).text
 
 
+#: The last day a digest was sent for (ISO date), in the ``meta`` table.
+LAST_DAY_KEY = "digest_last_day"
+#: A break (a long weekend, holidays, the process down at the digest time) is caught up this many
+#: days back at most, one digest per day, so the owner is not flooded after a long outage.
+CATCH_UP_DAYS = 7
+
+
+def last_digested(db: Database) -> date | None:
+    """The newest day a digest went out for: the ``meta`` key, else (a base from before the key)
+    the newest ``digest:<day>:<chat>:text`` outbox row."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [LAST_DAY_KEY]).fetchone()
+    value = row[0] if row else None
+    if not value:
+        value = db.execute(
+            "SELECT MAX(substr(dedupe_key, 8, 10)) FROM outbox WHERE dedupe_key LIKE 'digest:%:text'"
+        ).fetchone()[0]
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _mark_digested(db: Database, day: date) -> None:
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = max(COALESCE(value, ''), excluded.value)",
+        [LAST_DAY_KEY, day.isoformat()],
+    )
+
+
+def days_due(last: date | None, today: date) -> list[date]:
+    """The days whose digest is owed on ``today``: each day after ``last`` up to yesterday, at most
+    :data:`CATCH_UP_DAYS` back; just yesterday when no digest was ever sent."""
+    yesterday = today - timedelta(days=1)
+    if last is None:
+        return [yesterday]
+    first = max(last + timedelta(days=1), today - timedelta(days=CATCH_UP_DAYS))
+    return [first + timedelta(days=i) for i in range((yesterday - first).days + 1)]
+
+
+async def send_due_digests(
+    config: Config, store: Store, *, now: datetime, only_catch_up: bool = False
+) -> list[Sent]:
+    """Send every digest owed at ``now``: one per day since the last one sent (the days without a
+    digest run — weekends, holidays, the process down — are not lost). Each day is its own digest,
+    compared with the same weekday a week earlier, as on any other day.
+
+    ``only_catch_up`` (at start-up): nothing when no digest was ever sent, so a fresh base (or a
+    test) gets its first digest at the digest time, not whenever the process starts.
+    """
+    last = await store.read(last_digested)
+    if only_catch_up and last is None:
+        return []
+    sent = []
+    for day in days_due(last, now.astimezone(config.tz).date()):
+        sent.append(await send_digest(config, store, day, now=now))
+    return sent
+
+
 @dataclass(frozen=True)
 class Sent:
     digest: Digest
@@ -298,6 +358,7 @@ async def send_digest(
     path.write_bytes(digest.chart_png)
     if not config.telegram.token.get_secret_value():
         log.info("digest (no bot token: written here)\n%s\nchart: %s", digest.log_text, path)
+        await store.write(partial(_mark_digested, day=day))
         return Sent(digest, path, [])
 
     def queue(db: Database) -> list[int]:
@@ -324,6 +385,7 @@ async def send_digest(
                 )
                 if row is not None:
                     ids.append(row)
+        _mark_digested(db, day)
         return ids
 
     queued = await store.write(queue)

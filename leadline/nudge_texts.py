@@ -25,6 +25,11 @@ from storage.nudge_cards import Card, MessageView
 
 #: How long "Remind me later" puts a registration card away, in working minutes.
 SNOOZE_MINUTES = 60
+#: What people typed is cut to these lengths, so ten cards always fit in one message.
+NAME_LIMIT = 100
+NEED_LIMIT = 200
+#: A card lists at most this many of its touches (the latest), then "+N".
+TOUCH_LIMIT = 5
 
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
@@ -41,6 +46,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "asked_team": "the team chat",
         "asked_nobody": "nobody in particular",
         "more": "…and {n} more after this.",
+        "more_touches": "+{n} more",
         "header": "🔔 <b>{n} things to do</b>",
         "call": "call",
         "missed": "missed call",
@@ -82,6 +88,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "asked_team": "общий чат",
         "asked_nobody": "никого конкретно",
         "more": "…и ещё {n} — в следующем сообщении.",
+        "more_touches": "и ещё {n}",
         "header": "🔔 <b>Дел: {n}</b>",
         "call": "звонок",
         "missed": "пропущенный звонок",
@@ -135,18 +142,23 @@ def open_cb(kind: str, target: int) -> str:
     return f"o:{kind}:{target}"
 
 
+def clip(value: str, limit: int) -> str:
+    """``value`` cut to ``limit`` characters, the cut marked with "…"."""
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
 def _when(moment: datetime, view: MessageView) -> str:
     return moment.astimezone(view.tz).strftime("%d.%m %H:%M")
 
 
 def _who(card: Card) -> str:
-    parts = [p for p in (card.name, *card.phones[:1], *card.emails[:1]) if p]
+    parts = [clip(p, NAME_LIMIT) for p in (card.name, *card.phones[:1], *card.emails[:1]) if p]
     return html.escape(" · ".join(parts)) if parts else f"#{card.contact_id}"
 
 
 def _title(card: Card, view: MessageView, t: dict[str, str]) -> str:
     asked = card.asked if card.asked else (t["asked_team"] if card.asked == "" else t["asked_nobody"])
-    asked = html.escape(asked)
+    asked = html.escape(clip(asked, NAME_LIMIT))
     if card.kind == "register":
         title = t["register_1"].format(asked=asked) if card.level else t["register"]
     elif card.kind == "callback":
@@ -171,7 +183,10 @@ def _details(card: Card, view: MessageView, t: dict[str, str]) -> list[str]:
     lines = [_who(card)]
     if card.touches:
         said = []
-        for touch in card.touches:
+        hidden = len(card.touches) - TOUCH_LIMIT
+        if hidden > 0:
+            said.append(t["more_touches"].format(n=hidden))
+        for touch in card.touches[-TOUCH_LIMIT:]:
             what = (
                 t["missed"]
                 if touch.channel == "call" and touch.answered is False
@@ -187,7 +202,7 @@ def _details(card: Card, view: MessageView, t: dict[str, str]) -> list[str]:
         stage = STAGES.get(view.language, STAGES["en"]).get(lead.stage, lead.stage)
         line = t["lead"].format(temperature=temperature, stage=stage)
         if lead.need:
-            line += "; " + t["need"].format(need=lead.need)
+            line += "; " + t["need"].format(need=clip(lead.need, NEED_LIMIT))
         lines.append(html.escape(line))
     return lines
 
@@ -240,5 +255,5 @@ def render(view: MessageView) -> dict[str, Any]:
 def render_source_alert(language: str, problem: str, fields: dict[str, Any]) -> dict[str, Any]:
     """An owner's alert that a source is silent or failing, or that it recovered."""
     t = texts(language)
-    safe = {k: html.escape(str(v)) for k, v in fields.items()}
+    safe = {k: html.escape(clip(str(v), NEED_LIMIT)) for k, v in fields.items()}
     return {"text": t[f"source_{problem}"].format(**safe), "parse_mode": "HTML"}

@@ -12,7 +12,7 @@ import asyncio
 import importlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import time
+from datetime import datetime, time
 from typing import Any
 
 from aiohttp import web
@@ -47,8 +47,14 @@ async def sweep_job(sweeper: Sweeper) -> None:
         log.exception("the nudge sweep failed; the next one will try again")
 
 
-async def digest_job(config: Config, store: Store, clock: Clock, wake: Callable[[], None]) -> None:
-    """The digest on working days, through ``leadline.digest.send_digest`` when that module exists."""
+async def digest_job(
+    config: Config, store: Store, clock: Clock, wake: Callable[[], None], *, only_catch_up: bool = False
+) -> None:
+    """On working days, every digest owed since the last one sent (the weekend's, a holiday's, a
+    day the process was down), through ``leadline.digest.send_due_digests`` when that module exists.
+
+    ``only_catch_up`` is the run at start-up: it sends nothing for a base that never had a digest.
+    """
     now = clock()
     calendar = WorkingCalendar.from_config(config.working_time, config.tz)
     day = now.astimezone(config.tz).date()
@@ -62,16 +68,25 @@ async def digest_job(config: Config, store: Store, clock: Clock, wake: Callable[
             "no digest sent: leadline/digest.py cannot be imported", extra={"fields": {"error": str(exc)}}
         )
         return
-    send: Callable[..., Awaitable[Any]] | None = getattr(module, "send_digest", None)
+    send: Callable[..., Awaitable[list[Any]]] | None = getattr(module, "send_due_digests", None)
     if send is None:
-        log.error("no digest sent: leadline/digest.py has no send_digest(config, store, now=...)")
+        log.error("no digest sent: leadline/digest.py has no send_due_digests(config, store, now=...)")
         return
     try:
-        await send(config, store, now=now)
+        sent = await send(config, store, now=now, only_catch_up=only_catch_up)
     except Exception:
         log.exception("the digest failed")
         return
+    if not sent:
+        log.info("no digest owed", extra={"fields": {"day": day.isoformat(), "start_up": only_catch_up}})
+        return
     wake()
+
+
+def digest_time_passed(config: Config, now: datetime) -> bool:
+    """Whether today's digest time is behind ``now`` (local time), so a process starting now has missed it."""
+    at = time.fromisoformat(config.digest.time.zfill(5))
+    return now.astimezone(config.tz).time() >= at
 
 
 def build_scheduler(
@@ -107,6 +122,14 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.SWEEPER] = sweeper
     scheduler = build_scheduler(config, sweeper, store, clock, wake)
     scheduler.start()
+    if digest_time_passed(config, clock()):
+        # The cron job fires only at the digest time: a process started later would lose the day's digest.
+        scheduler.add_job(
+            digest_job,
+            args=[config, store, clock, wake],
+            kwargs={"only_catch_up": True},
+            id="digest-catch-up",
+        )
     try:
         yield
     finally:

@@ -76,6 +76,15 @@ class MessageView:
 
 Render = Callable[[MessageView], dict[str, Any]]
 
+#: Telegram refuses for good a message whose text is longer than this (in UTF-16 code units).
+MESSAGE_LIMIT = 4096
+
+
+def fits_telegram(payload: dict[str, Any]) -> bool:
+    """Whether Telegram will take the message. The HTML source is measured: it is never shorter than
+    the text Telegram counts once the markup is parsed, so a source that fits is a message that fits."""
+    return len(str(payload.get("text", "")).encode("utf-16-le")) // 2 <= MESSAGE_LIMIT
+
 
 def load_card(db: Database, group: Sequence[tuple[int, int]]) -> Card:
     """The card for nudges of one kind about one contact or lead, as the message will show it."""
@@ -112,13 +121,15 @@ def load_card(db: Database, group: Sequence[tuple[int, int]]) -> Card:
     name, phones, emails = _contact(db, contact_id)
     asked = None
     if level == 1:
+        # An escalation tells what happened to the question asked: who, how many tries, given up or not.
         base = db.execute(
-            "SELECT s.name, n.chat_id FROM nudges n LEFT JOIN staff s ON s.id = n.staff_id"
+            "SELECT s.name, n.chat_id, n.tries, n.outcome FROM nudges n LEFT JOIN staff s ON s.id = n.staff_id"
             " WHERE n.kind = ? AND n.subject = ? AND n.level = 0",
             [kind, subject],
         ).fetchone()
         if base is not None:
             asked = base[0] if base[0] is not None else ("" if base[1] is not None else None)
+            tries, outcome = base[2], base[3]
     return Card(
         kind=kind,
         level=int(level),

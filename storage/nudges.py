@@ -30,13 +30,14 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from email.utils import getaddresses
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
 from storage.db import iso, parse_iso, savepoint
-from storage.nudge_cards import Kind, MessageView, Render, load_card
+from storage.nudge_cards import Kind, MessageView, Render, fits_telegram, load_card
 from storage.outbox import enqueue
 from storage.registrations import change_lead
 from storage.worktime import WorkingCalendar
@@ -198,6 +199,19 @@ class Directory:
             )
         )
         return cls(people, {p.chat_id: p.id for p in people.values()}, by_email, managers)
+
+    def mailbox_owner(self, to_address: str | None) -> int | None:
+        """The staff member whose mailbox a letter was sent to. ``to_address`` is a header as written:
+        ``Boris Petrov <boris@example.com>``, several recipients, a ``+tag`` the staff list omits."""
+        if not to_address:
+            return None
+        for _, address in getaddresses([to_address]):
+            address = address.strip().lower()
+            local, at, domain = address.partition("@")
+            for candidate in (address, f"{local.split('+', 1)[0]}{at}{domain}"):
+                if candidate and candidate in self.by_email:
+                    return self.by_email[candidate]
+        return None
 
     def target(self, rules: NudgeRules, *candidates: int | None) -> tuple[int | None, int | None]:
         """(staff id, chat id) of a level-0 nudge: the first reachable candidate, else the team chat,
@@ -363,7 +377,8 @@ def _register_clock(row: Sequence[Any]) -> tuple[str | None, tuple[int | None, .
 
     An answered call, a form or a letter: its time and the person who took it. A missed call only
     once someone called back (its call-back mark, or the "Called back" button): from then on, by
-    the person who called.
+    the person who called. The button's moment is the call-back nudge's ``closed_at`` (set when its
+    outcome became ``called_back``), not its ``acted_at``, which keeps an earlier "Can't reach".
     """
     _, _, _, staff, _, occurred, channel, answered, back_at, back_staff, button_at, button_by = row
     if channel != "call" or answered == 1:
@@ -378,7 +393,7 @@ def _register_clock(row: Sequence[Any]) -> tuple[str | None, tuple[int | None, .
 
 _REGISTER_SQL = """
 SELECT t.id, t.contact_id, t.source, t.staff_id, t.to_address, t.occurred_at, t.channel, t.answered,
-       t.called_back_at, b.staff_id, cb.acted_at, cb.acted_by
+       t.called_back_at, b.staff_id, cb.closed_at, cb.acted_by
 FROM touches t
 LEFT JOIN touches b ON b.id = t.called_back_by
 LEFT JOIN nudges cb ON cb.kind = 'callback' AND cb.subject = 'touch:' || t.id AND cb.level = 0
@@ -414,7 +429,7 @@ def _registers(db: Database, w: _Window, rules: NudgeRules, people: Directory) -
             touches.sort(key=lambda pair: pair[0])
         latest = touches[-1][1]
         _, handlers = _register_clock(latest)
-        email_owner = people.by_email.get(str(latest[4]).lower()) if latest[4] else None
+        email_owner = people.mailbox_owner(latest[4])
         staff_id, chat_id = people.target(
             rules, *handlers, email_owner, people.source_owner(rules, latest[2])
         )
@@ -480,37 +495,53 @@ def _callbacks(db: Database, w: _Window, rules: NudgeRules, people: Directory) -
     return out
 
 
+#: When the reminder a button asked for ("Can't reach", "Remind me later") reached the chat: the
+#: first message carrying the nudge's current round. NULL before the reminder went out.
+_REMINDED_SQL = (
+    "(SELECT MIN(m.created_at) FROM nudge_deliveries d JOIN nudge_messages m ON m.id = d.message_id"
+    " WHERE d.nudge_id = {z}.id AND d.round = {z}.round AND {z}.round > 0)"
+)
+
+#: A level-0 nudge someone acted on still escalates when it was given up ("Can't reach" used up) or
+#: when the reminder the button asked for went unanswered for ``escalation_minutes``.
+_ACTED_ESCALATES_SQL = "(z.acted_at IS NULL OR z.outcome = 'unreachable' OR z.reminded_at <= :cutoff)"
+
 _ESCALATION_SQL = f"""
-SELECT z.kind, z.subject, z.created_at, z.staff_id, z.contact_id, z.touch_id, z.lead_id, z.ref, z.outcome
-FROM nudges z
-WHERE z.closed_at IS NULL AND z.created_at >= :horizon AND z.level = 0
-  AND z.kind IN ('register', 'callback', 'stale')
-  AND (z.created_at <= :cutoff OR z.outcome = 'unreachable')
+SELECT z.kind, z.subject, z.created_at, z.staff_id, z.contact_id, z.touch_id, z.lead_id, z.ref, z.outcome,
+       z.reminded_at
+FROM (SELECT n.*, {_REMINDED_SQL.format(z="n")} AS reminded_at FROM nudges n
+      WHERE n.closed_at IS NULL AND n.created_at >= :horizon AND n.level = 0
+        AND n.kind IN ('register', 'callback', 'stale')) z
+WHERE (z.created_at <= :cutoff OR z.outcome = 'unreachable')
   AND NOT EXISTS (SELECT 1 FROM nudges y WHERE y.kind = z.kind AND y.subject = z.subject AND y.level = 1)
   AND CASE z.kind
     WHEN 'register' THEN NOT EXISTS (SELECT 1 FROM touches t JOIN registrations r ON r.contact_id = t.contact_id
                                      WHERE t.id = z.touch_id)
-    WHEN 'callback' THEN (z.acted_at IS NULL OR z.outcome = 'unreachable')
+    WHEN 'callback' THEN {_ACTED_ESCALATES_SQL}
                          AND NOT EXISTS (SELECT 1 FROM touches t WHERE t.id = z.touch_id AND {_CALLED_BACK_SQL})
-    ELSE z.acted_at IS NULL AND EXISTS (SELECT 1 FROM leads l WHERE l.id = z.lead_id AND l.updated_at = z.ref
-                                        AND l.{OPEN_STAGES_SQL})
+    ELSE {_ACTED_ESCALATES_SQL} AND EXISTS (SELECT 1 FROM leads l WHERE l.id = z.lead_id AND l.updated_at = z.ref
+                                              AND l.{OPEN_STAGES_SQL})
   END
 """
 
 
 def _escalations(db: Database, w: _Window, rules: NudgeRules, people: Directory) -> list[Due]:
-    """Level-0 nudges still unanswered ``escalation_minutes`` of working time after they were asked
-    (or a call-back given up after the last "Can't reach"): level 1, to the managers."""
+    """Level-0 nudges still unanswered ``escalation_minutes`` of working time after they were asked,
+    or after the reminder a button asked for (a call-back given up after the last "Can't reach"
+    escalates at once): level 1, to the managers."""
     cutoff = iso(working_cutoff(rules.calendar, w.now, rules.escalation_minutes))
     out: list[Due] = []
-    for kind, subject, created, asked, contact, touch, lead, ref, outcome in db.execute(
+    for kind, subject, created, asked, contact, touch, lead, ref, outcome, reminded in db.execute(
         _ESCALATION_SQL, {"horizon": w.horizon, "cutoff": cutoff}
     ).fetchall():
         recipients = people.recipients(None, None, asked)
         delay: Delay = ("none", 0.0) if outcome == "unreachable" else ("working", rules.escalation_minutes)
+        since = (
+            reminded if outcome != "unreachable" and reminded is not None and reminded <= cutoff else created
+        )
         for to in recipients:
             out.append(
-                Due(kind, 1, subject, created, to, recipients, None, None, contact, touch, lead, ref, delay)
+                Due(kind, 1, subject, since, to, recipients, None, None, contact, touch, lead, ref, delay)
             )
     return out
 
@@ -669,17 +700,34 @@ def _record_message(
         db.execute("DELETE FROM nudge_messages WHERE id = ?", [message_id])
         return
     person = people.people.get(staff_id) if staff_id is not None else None
-    view = MessageView(
-        chat_id=chat_id,
-        staff_id=staff_id,
-        language=(person.language if person and person.language else rules.language),
-        tz=rules.tz,
-        cards=tuple(load_card(db, group) for group in listed),
-        more=more,
-        max_tries=rules.callback_tries,
-        stale_days=rules.stale_days,
-    )
-    outbox_id = enqueue(db, chat_id, render(view), at=now, dedupe_key=f"nudge-message:{message_id}")
+    loaded = [load_card(db, group) for group in listed]
+    while True:
+        view = MessageView(
+            chat_id=chat_id,
+            staff_id=staff_id,
+            language=(person.language if person and person.language else rules.language),
+            tz=rules.tz,
+            cards=tuple(loaded),
+            more=more,
+            max_tries=rules.callback_tries,
+            stale_days=rules.stale_days,
+        )
+        payload = render(view)
+        if fits_telegram(payload) or len(listed) == 1:
+            break
+        # Telegram refuses a longer message for good: the last card waits for the next message.
+        dropped = listed.pop()
+        loaded.pop()
+        for nid, round_ in dropped:
+            db.execute(
+                "UPDATE nudge_deliveries SET message_id = NULL WHERE message_id = ? AND nudge_id = ? AND round = ?",
+                [message_id, nid, round_],
+            )
+        result.held += len(dropped)
+        more += 1
+    if not fits_telegram(payload):
+        log.error("a nudge card is longer than Telegram allows", extra={"fields": {"chat_id": chat_id}})
+    outbox_id = enqueue(db, chat_id, payload, at=now, dedupe_key=f"nudge-message:{message_id}")
     db.execute(
         "UPDATE nudge_messages SET outbox_id = ?, cards = ? WHERE id = ?",
         [outbox_id, len(listed), message_id],
@@ -715,7 +763,7 @@ def _record_card(
     stamp = iso(now)
     for item in group:
         if item.nudge_id is None:
-            if not _still_due(db, item):
+            if not _still_due(db, item, now, rules):
                 continue
             nudge_id = _insert_nudge(db, now, rules, item, result)
             round_ = 0
@@ -772,7 +820,7 @@ def _insert_nudge(db: Database, now: datetime, rules: NudgeRules, item: Due, res
     return int(row[0])
 
 
-def _still_due(db: Database, item: Due) -> bool:
+def _still_due(db: Database, item: Due, now: datetime, rules: NudgeRules) -> bool:
     """The read that planned ``item`` may be a moment old: is the question still open?"""
     if item.kind == "register":
         row = db.execute(
@@ -798,12 +846,18 @@ def _still_due(db: Database, item: Due) -> bool:
     if item.level == 0:
         return True
     base = db.execute(
-        "SELECT acted_at, outcome, closed_at FROM nudges WHERE kind = ? AND subject = ? AND level = 0",
+        f"SELECT z.acted_at, z.outcome, z.closed_at, {_REMINDED_SQL.format(z='z')} FROM nudges z"
+        " WHERE z.kind = ? AND z.subject = ? AND z.level = 0",
         [item.kind, item.subject],
     ).fetchone()
     if base is None or base[2] is not None:
         return False
-    return item.kind == "register" or base[0] is None or base[1] == "unreachable"
+    if item.kind == "register" or base[0] is None or base[1] == "unreachable":
+        return True
+    # Acted on: escalates only once the reminder asked for went unanswered (as in _ESCALATION_SQL).
+    return base[3] is not None and base[3] <= iso(
+        working_cutoff(rules.calendar, now, rules.escalation_minutes)
+    )
 
 
 def _chunks(ids: Sequence[int], size: int = 500) -> Iterable[Sequence[int]]:

@@ -2,7 +2,7 @@
 
 Two signs, read from the journal (every request is there, accepted or not):
 
-* **Silent.** No request for longer than the source's own usual gap, in working minutes. The usual
+* **Silent.** No accepted (``processed``) request for longer than the source's own usual gap, in working minutes. The usual
   gap is learned from its recent requests (the 95th percentile of the working-time gaps between
   its last ``samples`` requests within ``learn_days``), kept between the config's floor and
   ceiling. A source with too little history is not judged: there is nothing to compare with.
@@ -94,16 +94,23 @@ def assess(db: Database, now: datetime, rules: HealthRules) -> list[Finding]:
     """The configured sources that look broken at ``now``."""
     findings: list[Finding] = []
     for source in rules.sources:
-        rows = db.execute(
-            "SELECT received_at, status, reason FROM journal WHERE source = ? ORDER BY received_at DESC LIMIT ?",
-            [source, max(rules.failure_threshold, rules.samples)],
+        settled = db.execute(
+            "SELECT received_at, status, reason FROM journal WHERE source = ? AND status != 'received'"
+            " ORDER BY received_at DESC LIMIT ?",
+            [source, rules.failure_threshold],
         ).fetchall()
-        if not rows:
-            continue
-        settled = [r for r in rows if r[1] != "received"]
         streak = settled[: rules.failure_threshold]
         if len(streak) == rules.failure_threshold and all(r[1] in FAILED for r in streak):
             findings.append(_failing(db, source, streak, rules))
+            continue
+        # Silence is measured from accepted requests only: a refused one (a scanner, a wrong token)
+        # brings no lead, so it neither ends a silence nor counts as a recovery.
+        rows = db.execute(
+            "SELECT received_at FROM journal WHERE source = ? AND status = 'processed'"
+            " ORDER BY received_at DESC LIMIT ?",
+            [source, rules.samples],
+        ).fetchall()
+        if not rows:
             continue
         # Learned back from the last request, so a source that died long ago is still judged.
         learn_from = iso(parse_iso(rows[0][0]) - timedelta(days=rules.learn_days))

@@ -110,7 +110,7 @@ async def test_cant_reach_asks_again_later_up_to_the_tries_then_tells_the_manage
     assert await press(12, 45) == "unreachable"
     await office.sweep(msk(TUESDAY, 12, 46))
     [escalation] = office.messages(ANNA)
-    assert "Boris" in escalation["text"] and "3" in escalation["text"] and CALLER in escalation["text"]
+    assert "Не дозвонились</b> — Boris, попыток: 3" in escalation["text"] and CALLER in escalation["text"]
     await office.sweep(msk(TUESDAY, 15, 0))
     assert len(office.texts(BORIS)) == 3 and len(office.messages(ANNA)) == 1
 
@@ -171,3 +171,53 @@ async def test_a_caller_blocked_as_spam_is_not_called_back(office: Office) -> No
     assert office.messages(ANNA) == []
     [closed] = office.nudges("callback")
     assert (closed["id"], closed["outcome"]) == (nudge["id"], "blocked")
+
+
+async def test_an_ignored_reminder_after_cant_reach_escalates_once(office: Office) -> None:
+    await office.call("m1", CALLER, msk(TUESDAY, 10, 0), answered=False, extension="102")
+    await office.sweep(msk(TUESDAY, 10, 30))
+    [nudge] = office.nudges("callback")
+    rules = office.srv.server.app[keys.SWEEPER].rules
+    boris = office.staff_id("Boris")
+    acted = await office.store.write(
+        lambda db: cant_reach(
+            db, nudge["id"], staff_id=boris, chat_id=BORIS, at=msk(TUESDAY, 10, 35), rules=rules
+        )
+    )
+    assert acted.outcome == "retry"
+    await office.sweep(msk(TUESDAY, 11, 35))  # the reminder; Boris does nothing with it
+    assert "попытка 2 из 3" in office.texts(BORIS)[1]
+    await office.sweep(msk(TUESDAY, 12, 34))
+    assert office.messages(ANNA) == []  # an hour of working time since the reminder: not yet
+    await office.sweep(msk(TUESDAY, 12, 35))
+    [escalation] = office.messages(ANNA)
+    assert "Не перезвонили</b> — просили: Boris" in escalation["text"] and CALLER in escalation["text"]
+    for hh in (13, 15, 17):
+        await office.sweep(msk(TUESDAY, hh, 0))
+    assert len(office.messages(ANNA)) == 1
+    [level1] = [n for n in office.nudges("callback") if n["level"] == 1]
+    assert level1["due_at"] == "2026-04-14T09:35:00.000000+00:00"
+
+
+async def test_called_back_after_cant_reach_starts_the_registration_clock_at_the_call_back(
+    office: Office,
+) -> None:
+    await office.call("m1", CALLER, msk(TUESDAY, 10, 0), answered=False, extension="102")
+    await office.sweep(msk(TUESDAY, 10, 30))
+    [nudge] = office.nudges("callback")
+    rules = office.srv.server.app[keys.SWEEPER].rules
+    boris = office.staff_id("Boris")
+    await office.store.write(
+        lambda db: cant_reach(
+            db, nudge["id"], staff_id=boris, chat_id=BORIS, at=msk(TUESDAY, 10, 35), rules=rules
+        )
+    )
+    await office.store.write(
+        lambda db: mark_called_back(db, nudge["id"], staff_id=boris, at=msk(TUESDAY, 14, 0))
+    )
+    await office.sweep(msk(TUESDAY, 14, 1))
+    await office.sweep(msk(TUESDAY, 14, 14))
+    assert office.nudges("register") == []
+    await office.sweep(msk(TUESDAY, 14, 15))  # 15 working minutes after the call-back
+    [register] = office.nudges("register")
+    assert (register["chat_id"], register["due_at"]) == (BORIS, "2026-04-14T11:15:00.000000+00:00")

@@ -50,3 +50,55 @@ async def test_the_digest_goes_to_the_owner_on_a_working_day_and_not_at_the_week
     }
     assert woken == [True]
     await tg.wait_for("sendMessage", chat_id=111)
+
+
+def _digest_days(office: Office) -> list[str]:
+    rows = office.srv.rows(
+        "SELECT dedupe_key FROM outbox WHERE dedupe_key LIKE 'digest:%:111:text' ORDER BY id"
+    )
+    return [str(r["dedupe_key"]).split(":")[1] for r in rows]
+
+
+async def test_monday_sends_a_digest_for_each_day_since_thursday(
+    tg: FakeTelegram, start_server: StartServer, tmp_path: Path
+) -> None:
+    """One digest per day (Thu, Fri, Sat, Sun), each compared with its own weekday a week earlier."""
+    config = office_config(tmp_path, telegram={"token": tg.token, "api_url": tg.api_url})
+    clock = Clock(msk(date(2026, 4, 16), 9, 0))  # Thursday
+    office = Office(await start_server(config, clock=clock), clock)
+    store = office.srv.server.app[keys.STORE]
+    await digest_job(config, store, clock, lambda: None)
+    assert _digest_days(office) == ["2026-04-15"]
+
+    # Friday's run never happened (the process was down); Monday catches up.
+    clock.now = msk(date(2026, 4, 20), 9, 0)
+    await digest_job(config, store, clock, lambda: None)
+    assert _digest_days(office) == ["2026-04-15", "2026-04-16", "2026-04-17", "2026-04-18", "2026-04-19"]
+    await digest_job(config, store, clock, lambda: None)
+    assert len(_digest_days(office)) == 5
+    await until(lambda: len(tg.sent("sendMessage", chat_id=111)) == 5)
+    assert "Leadline · Sat 18 Apr 2026" in tg.sent("sendMessage", chat_id=111)[3]["text"]
+
+
+async def test_a_process_started_after_the_digest_time_sends_the_days_digest_once(
+    tg: FakeTelegram, start_server: StartServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = office_config(tmp_path, telegram={"token": tg.token, "api_url": tg.api_url})
+    clock = Clock(msk(date(2026, 4, 20), 9, 0))  # Monday: the digest went out as usual
+    first = Office(await start_server(config, clock=clock), clock)
+    await digest_job(config, first.srv.server.app[keys.STORE], clock, lambda: None)
+    assert _digest_days(first) == ["2026-04-19"]
+    await first.srv.stop()
+
+    clock.now = msk(date(2026, 4, 21), 10, 30)  # Tuesday: the process starts after 09:00
+    second = Office(await start_server(config, clock=clock), clock)
+    await until(lambda: _digest_days(second) == ["2026-04-19", "2026-04-20"])
+    await tg.wait_for("sendMessage", chat_id=111)
+    await second.srv.stop()
+
+    clock.now = msk(date(2026, 4, 21), 10, 45)  # restarted again: nothing is owed
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="leadline.scheduler"):
+        third = Office(await start_server(config, clock=clock), clock)
+        await until(lambda: "no digest owed" in caplog.text)
+    assert _digest_days(third) == ["2026-04-19", "2026-04-20"]

@@ -95,3 +95,27 @@ def test_the_usual_gap_is_the_95th_percentile_of_working_minute_gaps() -> None:
     assert usual_gap(cal, times) == 80
     overnight = [msk(TUESDAY, 17, 50), msk(TUESDAY + timedelta(days=1), 9, 10)]
     assert usual_gap(cal, overnight) == 20
+
+
+async def test_a_refused_request_does_not_end_a_silence(office: Office) -> None:
+    for i in range(12):  # a request every ten minutes, 10:00 to 11:50
+        assert (
+            await post(office, msk(TUESDAY, 10, 0) + timedelta(minutes=10 * i), phone=f"+7916000{i:04d}")
+        ).status == 200
+    await office.sweep(msk(TUESDAY, 12, 51))
+    [alert] = alerts(office)
+    assert "замолчал" in alert
+
+    # A scanner (or a stale token) knocks: refused, no lead, so the source is still silent.
+    assert (await post(office, msk(TUESDAY, 13, 0), token="bad-secret-123")).status == 401
+    await office.sweep(msk(TUESDAY, 13, 1))
+    await office.sweep(msk(TUESDAY, 14, 0))
+    assert alerts(office) == [alert]
+    [row] = office.nudges("source_health")
+    assert row["closed_at"] is None
+
+    assert (await post(office, msk(TUESDAY, 14, 10), phone="+79169999999")).status == 200
+    await office.sweep(msk(TUESDAY, 14, 11))
+    await office.sweep(msk(TUESDAY, 14, 12))
+    texts = alerts(office)
+    assert len(texts) == 2 and "снова работает" in texts[1] and "14.04 14:10" in texts[1]
