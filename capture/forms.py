@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.parser import BytesParser
 from email.policy import HTTP
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -131,7 +132,9 @@ def _multipart(body: bytes, content_type_header: str) -> MultiDict[str]:
     return fields
 
 
+@lru_cache(maxsize=4096)
 def _norm(key: str) -> str:
+    """Cached: every request of a form repeats the same few field names, for four look-ups each."""
     return re.sub(r"[\s_\-]+", "_", key.strip().lower())
 
 

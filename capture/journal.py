@@ -79,6 +79,13 @@ def prepare(raw: RawRequest, *, keep_body: bool = True) -> Prepared:
     )
 
 
+_INSERT = (
+    "INSERT INTO journal (source, provider, method, path, query_string, headers, body, body_size, remote,"
+    " url, received_at, status, http_status, reason, replay_key, note, processed_at, events, touches_created)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def insert(
     db: Database,
     raw: RawRequest,
@@ -90,13 +97,20 @@ def insert(
     replay_key: str | None = None,
     keep_body: bool = True,
     prepared: Prepared | None = None,
+    note: str | None = None,
+    processed_at: datetime | None = None,
+    events: int = 0,
+    touches_created: int = 0,
 ) -> int:
+    """A new row; one already processed is written in its final state, in one statement.
+
+    The writer thread is the bottleneck under load, and an insert followed by an update of the same
+    row costs a second write of the row and of its status index entry.
+    """
     row = prepared or prepare(raw, keep_body=keep_body)
-    cursor = db.execute(
-        "INSERT INTO journal (source, provider, method, path, query_string, headers, body, body_size, remote,"
-        " url, received_at, status, http_status, reason, replay_key)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
+    cursor = db.conn.execute(
+        _INSERT,
+        (
             raw.source,
             provider,
             raw.method,
@@ -112,9 +126,18 @@ def insert(
             http_status,
             reason,
             replay_key,
-        ],
+            note,
+            None if processed_at is None else iso(processed_at),
+            events,
+            touches_created,
+        ),
     )
     return int(cursor.lastrowid or 0)
+
+
+def set_touches_created(db: Database, journal_id: int, touches_created: int) -> None:
+    """Correct a row written in its final state before its events were stored."""
+    db.conn.execute("UPDATE journal SET touches_created = ? WHERE id = ?", (touches_created, journal_id))
 
 
 def finish(
@@ -129,16 +152,16 @@ def finish(
     events: int = 0,
     touches_created: int = 0,
 ) -> None:
-    db.execute(
+    db.conn.execute(
         "UPDATE journal SET status = ?, http_status = COALESCE(?, http_status), reason = ?, note = ?,"
         " processed_at = ?, events = ?, touches_created = ? WHERE id = ?",
-        [status, http_status, reason, note, iso(at), events, touches_created, journal_id],
+        (status, http_status, reason, note, iso(at), events, touches_created, journal_id),
     )
 
 
 def replay_key_used(db: Database, source: str, key: str) -> bool:
-    row = db.execute(
-        "SELECT 1 FROM journal WHERE source = ? AND replay_key = ? AND status = 'processed'", [source, key]
+    row = db.conn.execute(
+        "SELECT 1 FROM journal WHERE source = ? AND replay_key = ? AND status = 'processed'", (source, key)
     ).fetchone()
     return row is not None
 

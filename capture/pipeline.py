@@ -105,6 +105,7 @@ class Capture:
 
     def __post_init__(self) -> None:
         self.campaigns = CampaignIndex.build(self.config.campaigns, self.config.leadline.region)
+        self._defaulted: dict[str, tuple[SourceConfig, SourceConfig]] = {}
 
     def context(self, source_name: str, journal_id: int | None, received_at: datetime) -> EventContext:
         source = self.config.source(source_name)
@@ -120,17 +121,27 @@ class Capture:
             callback_deadline=self.callback_deadline,
         )
 
+    def _with_defaults(self, source: SourceConfig) -> SourceConfig:
+        """The source with the config's region and time zone filled in, copied once per source."""
+        if source.region is not None and source.timezone is not None:
+            return source
+        cached = self._defaulted.get(source.name)
+        if cached is not None and cached[0] is source:
+            return cached[1]
+        # Parsers that read numbers out of text, or local times, need the defaults now.
+        filled = source.model_copy(
+            update={
+                "region": source.region or self.config.leadline.region,
+                "timezone": source.timezone or self.config.leadline.timezone,
+            }
+        )
+        self._defaulted[source.name] = (source, filled)
+        return filled
+
     def judge(self, raw: RawRequest, source: SourceConfig, *, verify: bool = True) -> Verdict:
         """Verify and parse in memory; never raises for anything the sender did."""
         provider = provider_for(source.provider)
-        if source.region is None or source.timezone is None:
-            # Parsers that read numbers out of text, or local times, need the defaults now.
-            source = source.model_copy(
-                update={
-                    "region": source.region or self.config.leadline.region,
-                    "timezone": source.timezone or self.config.leadline.timezone,
-                }
-            )
+        source = self._with_defaults(source)
         if verify:
             try:
                 provider.verify(raw, source, self.clock())
@@ -198,13 +209,75 @@ class Capture:
         if verdict.replay_key and journal.replay_key_used(db, raw.source, verdict.replay_key):
             reason = "signature token already used: a replayed request is refused"
             jid = journal.insert(
-                db, raw, provider=verdict.provider, status="rejected", http_status=401, reason=reason
+                db,
+                raw,
+                provider=verdict.provider,
+                status="rejected",
+                http_status=401,
+                reason=reason,
+                prepared=prepared,
             )
             return Outcome(jid, "rejected", 401, reason, Reply(401, reason.encode()))
-        jid = journal.insert(
-            db, raw, provider=verdict.provider, status="received", replay_key=verdict.replay_key
+        return self._store(db, raw, verdict, verdict.result, prepared)
+
+    def _store(
+        self,
+        db: Database,
+        raw: RawRequest,
+        verdict: Verdict,
+        result: ParseResult,
+        prepared: journal.Prepared | None,
+    ) -> Outcome:
+        """Journal a new request as processed and store its events, or journal it as failed.
+
+        The row is written once, in the state it most likely ends in (a form's event makes a new
+        touch, a call's later notifications do not), and corrected only when the guess was wrong:
+        on the single writer thread every statement counts. If storing the events raises, the row
+        goes with them and is written again as ``failed``, for start-up or ``leadline replay``.
+        """
+        at = self.clock()
+        events = len(result.events)
+        expected = sum(not isinstance(e, CallEvent) for e in result.events)
+        try:
+            with savepoint(db, "events"):
+                jid = journal.insert(
+                    db,
+                    raw,
+                    provider=verdict.provider,
+                    status="processed",
+                    http_status=result.reply.status,
+                    replay_key=verdict.replay_key,
+                    prepared=prepared,
+                    note=result.note,
+                    processed_at=at,
+                    events=events,
+                    touches_created=expected,
+                )
+                created, channels = apply_events(
+                    db, result.events, self.context(raw.source, jid, raw.received_at)
+                )
+                if created != expected:
+                    journal.set_touches_created(db, jid, created)
+        except Exception as exc:
+            if not db.conn.in_transaction:
+                raise  # SQLite gave the whole transaction up: nothing may be written on its own
+            reason = f"{type(exc).__name__}: {exc}"
+            jid = journal.insert(
+                db,
+                raw,
+                provider=verdict.provider,
+                status="failed",
+                reason=reason,
+                replay_key=verdict.replay_key,
+                prepared=prepared,
+                processed_at=at,
+                events=events,
+            )
+            log.exception("storing events of journal row %s failed; it will be retried", jid)
+            return Outcome(jid, "failed", result.reply.status, reason, result.reply, events)
+        return Outcome(
+            jid, "processed", result.reply.status, None, result.reply, events, created, tuple(channels)
         )
-        return self._process(db, jid, raw, verdict.result)
 
     def _process(self, db: Database, jid: int, raw: RawRequest, result: ParseResult) -> Outcome:
         ctx = self.context(raw.source, jid, raw.received_at)

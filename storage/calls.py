@@ -55,7 +55,7 @@ from storage.contacts import resolve_contact
 from storage.db import iso, parse_iso
 from storage.events import CallEvent
 from storage.identifiers import Identifier, phone
-from storage.touches import EventContext, NewTouch, any_blocked, find_touch, insert_touch
+from storage.touches import EventContext, NewTouch, any_blocked, insert_touch
 
 #: Used when the context has no working-time calendar.
 DEFAULT_CALLBACK_WINDOW = timedelta(minutes=30)
@@ -117,44 +117,39 @@ def apply_call_event(db: Database, event: CallEvent, ctx: EventContext) -> tuple
     """Fold one notification into its call's touch; returns (touch id or None, whether it is new)."""
     if event.direction == "internal":
         return None, False
-    seen = db.execute(
-        "SELECT touch_id FROM call_events WHERE source = ? AND event_key = ?", [ctx.source, event.event_key]
+    received = iso(ctx.received_at)
+    seen = db.conn.execute(
+        "SELECT touch_id FROM call_events WHERE source = ? AND event_key = ?", (ctx.source, event.event_key)
     ).fetchone()
     if seen is not None:
         return int(seen[0]), False
-    touch_id = find_touch(db, ctx.source, event.call_id)
-    created = touch_id is None
-    if touch_id is None:
+    call = _load_call(db, ctx.source, event.call_id)
+    created = call is None
+    if call is None:
         if event.status == "recording":
             # A recording can overtake the call's other events; keep it until the call appears.
             if event.recording:
-                db.execute(
+                db.conn.execute(
                     "INSERT OR IGNORE INTO pending_recordings (source, call_id, event_key, recording, journal_id, at)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        ctx.source,
-                        event.call_id,
-                        event.event_key,
-                        event.recording,
-                        ctx.journal_id,
-                        iso(ctx.received_at),
-                    ],
+                    (ctx.source, event.call_id, event.event_key, event.recording, ctx.journal_id, received),
                 )
             return None, False
-        touch_id = _create(db, event, ctx)
-        _attach_pending_recording(db, ctx.source, event.call_id, touch_id)
-    call = _load(db, touch_id)
+        new_id = _create(db, event, ctx)
+        _attach_pending_recording(db, ctx.source, event.call_id, new_id)
+        call = _load(db, new_id)
+    touch_id = call.id
     changes = _changes(db, call, event, ctx)
     if changes:
         assignments = ", ".join(f"{column} = ?" for column in changes)
-        db.execute(
+        db.conn.execute(
             f"UPDATE touches SET {assignments}, updated_at = ? WHERE id = ?",
-            [*changes.values(), iso(ctx.received_at), touch_id],
+            [*changes.values(), received, touch_id],
         )
-    db.execute(
+    db.conn.execute(
         "INSERT INTO call_events (source, event_key, touch_id, journal_id, seq, status, applied, at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
+        (
             ctx.source,
             event.event_key,
             touch_id,
@@ -162,8 +157,8 @@ def apply_call_event(db: Database, event: CallEvent, ctx: EventContext) -> tuple
             event.seq,
             event.status,
             int(created or bool(changes)),
-            iso(ctx.received_at),
-        ],
+            received,
+        ),
     )
     relevant = {"answered", "call_final", "occurred_at", "contact_id", "direction"}
     if created or relevant & changes.keys():
@@ -229,9 +224,20 @@ def _campaign(ctx: EventContext, region: str, tracking_number: str | None) -> st
     )
 
 
+_SELECT_CALL = f"SELECT {', '.join(_COLUMNS)} FROM touches"
+
+
 def _load(db: Database, touch_id: int) -> _Call:
-    row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM touches WHERE id = ?", [touch_id]).fetchone()
-    return _Call(**dict(zip(_COLUMNS, row, strict=True)))
+    row = db.conn.execute(f"{_SELECT_CALL} WHERE id = ?", (touch_id,)).fetchone()
+    return _Call(*row)
+
+
+def _load_call(db: Database, source: str, call_id: str) -> _Call | None:
+    """The call's touch, found and read in one statement (most events are about a known call)."""
+    row = db.conn.execute(
+        f"{_SELECT_CALL} WHERE source = ? AND external_id = ?", (source, call_id)
+    ).fetchone()
+    return _Call(*row) if row else None
 
 
 def _mode(call: _Call, event: CallEvent) -> str:
@@ -325,10 +331,10 @@ def recompute_callbacks(
     whole history must not be re-read by the single writer on every event.
     """
     since = iso(around - CALLBACK_HORIZON) if around else ""
-    rows = db.execute(
+    rows = db.conn.execute(
         "SELECT id, direction, occurred_at, answered, call_final, called_back_at, called_back_by"
         " FROM touches WHERE contact_id = ? AND channel = 'call' AND occurred_at >= ? ORDER BY occurred_at, id",
-        [contact_id, since],
+        (contact_id, since),
     ).fetchall()
     answers = [(parse_iso(r[2]), int(r[0])) for r in rows if r[3] == 1]
     for touch_id, direction, occurred_at, answered, final, back_at, back_by in rows:

@@ -46,17 +46,21 @@ def _find_all(db: Database, idents: Sequence[Identifier]) -> list[int]:
         return []
     clause = " OR ".join(["(kind = ? AND value = ?)"] * len(idents))
     params = [p for i in idents for p in (i.kind, i.value)]
-    rows = db.execute(f"SELECT DISTINCT contact_id FROM identifiers WHERE valid = 1 AND ({clause})", params)
+    rows = db.conn.execute(
+        f"SELECT DISTINCT contact_id FROM identifiers WHERE valid = 1 AND ({clause})", params
+    )
     return sorted(int(r[0]) for r in rows)
 
 
-def _add_identifiers(db: Database, contact_id: int, idents: Iterable[Identifier], at: str) -> None:
-    for ident in idents:
-        db.execute(
-            "INSERT OR IGNORE INTO identifiers (contact_id, kind, value, raw, valid, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [contact_id, ident.kind, ident.value, ident.raw, int(ident.valid), at],
-        )
+def _add_identifiers(db: Database, contact_id: int, idents: Sequence[Identifier], at: str) -> None:
+    """All in one statement: a touch brings a phone and an email, and the writer pays per statement."""
+    if not idents:
+        return
+    rows = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(idents))
+    db.conn.execute(
+        f"INSERT OR IGNORE INTO identifiers (contact_id, kind, value, raw, valid, created_at) VALUES {rows}",
+        [p for i in idents for p in (contact_id, i.kind, i.value, i.raw, int(i.valid), at)],
+    )
 
 
 def resolve_contact(
@@ -74,9 +78,9 @@ def resolve_contact(
     found = _find_all(db, [i for i in identifiers if i.valid])
     if not found:
         contact_id = int(
-            db.execute(
+            db.conn.execute(
                 "INSERT INTO contacts (name, created_at, updated_at) VALUES (?, ?, ?)",
-                [name or None, stamp, stamp],
+                (name or None, stamp, stamp),
             ).lastrowid
             or 0
         )
@@ -89,16 +93,18 @@ def resolve_contact(
             merged.append(other)
     _add_identifiers(db, survivor, identifiers, stamp)
     if name:
-        db.execute(
+        db.conn.execute(
             "UPDATE contacts SET name = COALESCE(name, ?), updated_at = ? WHERE id = ?",
-            [name, stamp, survivor],
+            (name, stamp, survivor),
         )
     return Resolution(survivor, created=False, merged=tuple(merged))
 
 
 def _oldest(db: Database, ids: Sequence[int]) -> int:
+    if len(ids) == 1:
+        return ids[0]
     marks = ",".join("?" * len(ids))
-    row = db.execute(
+    row = db.conn.execute(
         f"SELECT id FROM contacts WHERE id IN ({marks}) ORDER BY created_at, id LIMIT 1", list(ids)
     ).fetchone()
     return int(row[0])

@@ -65,23 +65,31 @@ class NewTouch:
 
 
 def find_touch(db: Database, source: str, external_id: str) -> int | None:
-    row = db.execute(
-        "SELECT id FROM touches WHERE source = ? AND external_id = ?", [source, external_id]
+    row = db.conn.execute(
+        "SELECT id FROM touches WHERE source = ? AND external_id = ?", (source, external_id)
     ).fetchone()
     return int(row[0]) if row else None
 
 
+_INSERT_TOUCH = (
+    "INSERT INTO touches (source, external_id, channel, direction, contact_id, journal_id, occurred_at,"
+    " received_at, campaign, hidden_caller, phone_raw, email_raw, name, message, utm, tracking_number,"
+    " to_address, dropped, blocked, staff_id, payload, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (source, external_id) DO NOTHING"
+)
+
+
 def insert_touch(db: Database, touch: NewTouch) -> tuple[int, bool]:
-    """The touch's id and whether it is new; an existing (source, external_id) is left untouched."""
-    existing = find_touch(db, touch.source, touch.external_id)
-    if existing is not None:
-        return existing, False
-    cursor = db.execute(
-        "INSERT INTO touches (source, external_id, channel, direction, contact_id, journal_id, occurred_at,"
-        " received_at, campaign, hidden_caller, phone_raw, email_raw, name, message, utm, tracking_number,"
-        " to_address, dropped, blocked, staff_id, payload, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
+    """The touch's id and whether it is new; an existing (source, external_id) is left untouched.
+
+    Callers have usually just looked the touch up, so the insert comes first and the look-up
+    happens only when it finds the touch already there.
+    """
+    received = iso(touch.received_at)
+    cursor = db.conn.execute(
+        _INSERT_TOUCH,
+        (
             touch.source,
             touch.external_id,
             touch.channel,
@@ -89,29 +97,34 @@ def insert_touch(db: Database, touch: NewTouch) -> tuple[int, bool]:
             touch.contact_id,
             touch.journal_id,
             iso(touch.occurred_at),
-            iso(touch.received_at),
+            received,
             touch.campaign,
             int(touch.hidden_caller),
             touch.phone_raw,
             touch.email_raw,
             touch.name,
             touch.message,
-            json.dumps(dict(touch.utm), ensure_ascii=False),
+            json.dumps(dict(touch.utm), ensure_ascii=False) if touch.utm else "{}",
             touch.tracking_number,
             touch.to_address,
             touch.dropped,
             int(touch.blocked),
             touch.staff_id,
-            json.dumps(dict(touch.payload), ensure_ascii=False, default=str),
-            iso(touch.received_at),
-        ],
+            json.dumps(dict(touch.payload), ensure_ascii=False, default=str) if touch.payload else "{}",
+            received,
+        ),
     )
-    return int(cursor.lastrowid or 0), True
+    if cursor.rowcount == 1:
+        return int(cursor.lastrowid or 0), True
+    existing = find_touch(db, touch.source, touch.external_id)
+    if existing is None:  # only a conflict on (source, external_id) skips the insert
+        raise LookupError(f"touch {touch.external_id!r} of {touch.source!r} neither inserted nor found")
+    return existing, False
 
 
 def is_blocked(db: Database, kind: str, value: str) -> bool:
     """Numbers and addresses staff marked as spam: still journalled and counted apart, never nudged."""
-    row = db.execute("SELECT 1 FROM blocklist WHERE kind = ? AND value = ?", [kind, value]).fetchone()
+    row = db.conn.execute("SELECT 1 FROM blocklist WHERE kind = ? AND value = ?", (kind, value)).fetchone()
     return row is not None
 
 
@@ -126,7 +139,7 @@ def any_blocked(db: Database, idents: list[Identifier]) -> bool:
         return False
     clause = " OR ".join(["(kind = ? AND value = ?)"] * len(valid))
     params = [p for i in valid for p in (i.kind, i.value)]
-    return db.execute(f"SELECT 1 FROM blocklist WHERE {clause} LIMIT 1", params).fetchone() is not None
+    return db.conn.execute(f"SELECT 1 FROM blocklist WHERE {clause} LIMIT 1", params).fetchone() is not None
 
 
 def record_contact_event(db: Database, event: ContactEvent, ctx: EventContext) -> tuple[int, bool]:

@@ -150,3 +150,31 @@ async def test_a_refused_request_keeps_only_the_head_of_its_body(start_server):
     assert srv.rows("SELECT body_size, length(body) AS kept FROM journal") == [
         {"body_size": 100_000, "kept": 4096}
     ]
+
+
+async def test_a_row_whose_events_cannot_be_stored_is_kept_as_failed_and_finished_on_restart(
+    start_server, tmp_path
+):
+    srv = await start_server()
+    db = srv.db()
+    db.execute(
+        "CREATE TRIGGER no_touches BEFORE INSERT ON touches BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"
+    )
+    db.close()
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/form?token=form-token", data=FORM.body, headers=FORM.headers
+    )
+    assert resp.status == 200  # the request is journalled: the provider must not resend it forever
+    assert srv.rows("SELECT status, reason FROM journal") == [
+        {"status": "failed", "reason": "IntegrityError: disk trouble"}
+    ]
+    assert srv.scalar("SELECT COUNT(*) FROM contacts") == 0  # nothing half-written
+    await srv.stop()
+    db = srv.db()
+    db.execute("DROP TRIGGER no_touches")
+    db.close()
+    again = await start_server(srv.config)
+    assert again.rows("SELECT status, touches_created FROM journal") == [
+        {"status": "processed", "touches_created": 1}
+    ]
+    assert again.scalar("SELECT COUNT(*) FROM contacts") == 1
