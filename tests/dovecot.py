@@ -17,6 +17,7 @@ import grp
 import imaplib
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -137,9 +138,10 @@ class Dovecot:
             if not isinstance(item, bytes):
                 continue
             text = item.decode()
-            uid = int(text.split("UID ")[1].split()[0].rstrip(")"))
-            inner = text.split("FLAGS (")[1].split(")")[0]
-            found[uid] = set(inner.split())
+            uid, flags = re.search(r"\bUID (\d+)", text), re.search(r"\bFLAGS \(([^)]*)\)", text)
+            if uid is None or flags is None:
+                continue  # an unsolicited FETCH (a flag change elsewhere) names no UID: not an answer
+            found[int(uid[1])] = set(flags[1].split())
         return found
 
     def _prepare(self) -> None:
