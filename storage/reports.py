@@ -5,6 +5,12 @@ per contact, missed calls, the period's leads, its not-a-lead registrations) plu
 every figure is a plain function of those facts. The same functions give the total and each group,
 so a group's figures are exactly what the report filtered to that group would say.
 
+A year of a busy office is a million touches on some 200 000 contacts, and ``leadline report`` must
+answer in seconds: the facts are folded once, by the channel, campaign and staff member as stored,
+into plain maps and counts (no object per touch or contact), each group merges the folds under its
+name, and the independent queries run on a second connection beside the longest one (see
+:meth:`Facts.load`).
+
 Definitions that the design leaves open are fixed here, once:
 
 * A period is whole local days in the configured time zone (a touch at 23:59 belongs to its day).
@@ -31,11 +37,15 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cached_property
+from functools import cached_property, partial
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -43,7 +53,7 @@ from sqlite_utils import Database
 
 from storage import plan
 from storage.costs import CampaignCost, costs_in_period
-from storage.db import iso, now_utc, parse_iso
+from storage.db import connect, iso, now_utc, parse_iso
 from storage.worktime import WorkingCalendar
 
 if TYPE_CHECKING:
@@ -208,6 +218,8 @@ class WorkingClock:
         self.starts: list[datetime | None] = []
         self.lengths: list[float] = []
         self.before: list[float] = []
+        #: The working period of each day as stored text (see :meth:`minutes_at_stored`).
+        self.periods: list[tuple[str, str] | None] = []
         total = 0.0
         for offset in range(self.days):
             day = first + timedelta(days=offset)
@@ -217,11 +229,30 @@ class WorkingClock:
                 end = datetime.combine(day, calendar.end, tzinfo=calendar.tz).astimezone(UTC)
             length = (end - start) / _MINUTE if start is not None and end is not None and end > start else 0.0
             self.starts.append(start if length else None)
+            self.periods.append((iso(start), iso(end)) if length and start and end else None)
             self.lengths.append(length)
             self.before.append(total)
             total += length
+        # Where each day begins, as stored text, and whether it keeps one UTC offset throughout
+        # (looked at every six hours: no zone changes its offset and back within six hours): then
+        # a stored time falls in the day whose beginning it follows, by comparing text.
+        tz = calendar.tz
+        begins = [
+            datetime.combine(first + timedelta(days=offset), time(0), tzinfo=tz).astimezone(UTC)
+            for offset in range(self.days + 1)
+        ]
+        self.day_starts = [iso(begin) for begin in begins]
+        self.steady: list[bool] = []
+        for offset, (begin, following) in enumerate(pairwise(begins)):
+            last_moment = following - _MICROSECOND
+            offsets = {(begin + timedelta(hours=h)).astimezone(tz).utcoffset() for h in (0, 6, 12, 18)}
+            offsets.add(last_moment.astimezone(tz).utcoffset())
+            day = first + timedelta(days=offset)
+            same_day = begin.astimezone(tz).date() == day == last_moment.astimezone(tz).date()
+            self.steady.append(len(offsets) == 1 and same_day)
 
-    def _at(self, moment: datetime) -> float | None:
+    def minutes_at(self, moment: datetime) -> float | None:
+        """Working minutes from the start of the span to ``moment``; None outside the span."""
         index = (moment.astimezone(self.calendar.tz).date() - self.first).days
         if not 0 <= index < self.days:
             return None
@@ -229,33 +260,101 @@ class WorkingClock:
         inside = 0.0 if start is None else min(max((moment - start) / _MINUTE, 0.0), self.lengths[index])
         return self.before[index] + inside
 
+    def minutes_at_stored(self, stored: str) -> float | None:
+        """:meth:`minutes_at` of a stored time, mostly without reading it as a datetime.
+
+        A stored time (UTC, ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``) sorts as text in time order, so
+        its day is found among the days' first instants and it is compared with the day's working
+        period as text; only a time inside working hours is read, to measure how far in it is.
+        Anything else (another format, a day with a change of UTC offset, outside the span) goes
+        to :meth:`minutes_at`. Both give the same float.
+        """
+        if len(stored) != 32 or not stored.endswith("+00:00"):
+            return self.minutes_at(parse_iso(stored))
+        index = bisect_right(self.day_starts, stored) - 1
+        if not 0 <= index < self.days or not self.steady[index]:
+            return self.minutes_at(parse_iso(stored))
+        period, start = self.periods[index], self.starts[index]
+        if period is None or start is None or stored <= period[0]:
+            return self.before[index]
+        if stored >= period[1]:
+            return self.before[index] + self.lengths[index]
+        return self.before[index] + (parse_iso(stored) - start) / _MINUTE
+
     def between(self, start: datetime, end: datetime) -> float:
         """Working minutes in [start, end), as :meth:`WorkingCalendar.working_minutes_between`."""
-        a, b = self._at(start), self._at(end)
+        a, b = self.minutes_at(start), self.minutes_at(end)
         if a is None or b is None:
             return self.calendar.working_minutes_between(start, end)
         return max(b - a, 0.0)
 
 
 _MINUTE = timedelta(minutes=1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class LagClock:
+    """Registration lags between stored times on one :class:`WorkingClock`, each time placed once.
+
+    A year's report asks for some 500 000 lags over its four groupings, mostly between the same
+    few hundred thousand times: each time's position on the clock is worked out once, and a lag is
+    the difference of two positions, exactly as :meth:`WorkingClock.between` computes it.
+    """
+
+    def __init__(self, clock: WorkingClock) -> None:
+        self.clock = clock
+        self.placed: dict[str, float | None] = {}
+        self.measured: list[tuple[Mapping[int, str], Mapping[int, str], list[float]]] = []
+
+    def _place(self, stored: str) -> float | None:
+        if stored in self.placed:
+            return self.placed[stored]
+        found = self.placed[stored] = self.clock.minutes_at_stored(stored)
+        return found
+
+    def lag(self, first_at: str, registered_at: str) -> float:
+        a, b = self._place(first_at), self._place(registered_at)
+        if a is None or b is None:
+            return self.clock.calendar.working_minutes_between(parse_iso(first_at), parse_iso(registered_at))
+        return max(b - a, 0.0)
+
+    def lags(
+        self, first_at: Mapping[int, str], registered_at: Mapping[int, str], registered: Iterable[int]
+    ) -> list[float]:
+        """The lag of each ``registered`` contact of ``first_at`` registered at or after its first touch.
+
+        A group with the very first touches of another (the whole report's staff "(none)" when no
+        inbound touch has a staff member, the one channel of a report filtered to it) has its lags.
+        """
+        for known_first, known_registered, known in self.measured:
+            if (
+                known_registered is registered_at
+                and len(known_first) == len(first_at)
+                and known_first == first_at
+            ):
+                return list(known)
+        placed, place, lag = self.placed, self._place, self.lag
+        out: list[float] = []
+        append = out.append
+        for cid in registered:
+            first, at = first_at[cid], registered_at[cid]
+            if at < first:
+                continue
+            a = placed.get(first)
+            if a is None:
+                a = place(first)
+            b = placed.get(at)
+            if b is None:
+                b = place(at)
+            append(lag(first, at) if a is None or b is None else max(b - a, 0.0))
+        self.measured.append((first_at, registered_at, out))
+        return out
 
 
 # -- facts ---------------------------------------------------------------------------------------
 
-
-class ContactRow(NamedTuple):
-    """Inbound touches of one contact with one (channel, campaign, staff) in the period."""
-
-    contact_id: int | None
-    channel: str
-    campaign: str | None
-    staff_id: int | None
-    blocked: bool
-    touches: int
-    hidden: int
-    first_at: str
-    registered_at: str | None
-    seen_before: bool
+#: How touches, missed calls, leads and refusals are keyed as stored: (channel, campaign, staff_id).
+RawKey = tuple[str | None, str | None, int | None]
 
 
 class MissedRow(NamedTuple):
@@ -267,33 +366,6 @@ class MissedRow(NamedTuple):
     occurred_at: str
     called_back_at: str | None
     hidden: bool
-
-
-class LeadRow(NamedTuple):
-    lead_id: int
-    contact_id: int
-    temperature: str
-    stage: str
-    campaign: str | None
-    staff_id: int | None
-    channel: str | None
-    created_at: str
-    qualified_at: str | None
-    accepted_at: str | None
-    closed_at: str | None
-    won_amount: float | None
-    lost_reason: str | None
-    first_touch_at: str | None
-
-
-class RefusalRow(NamedTuple):
-    """A not-a-lead registration made in the period."""
-
-    registration_id: int
-    reason: str
-    campaign: str | None
-    staff_id: int | None
-    channel: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,98 +390,273 @@ def _touch_filters(filters: Filters, alias: str = "") -> tuple[str, list[Any]]:
     return sql, params
 
 
-def load_contact_rows(db: Database, scope: Scope) -> list[ContactRow]:
-    """The period's inbound touches folded per contact and (channel, campaign, staff).
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """The period's inbound touches folded per contact, once for the total and for each grouping."""
 
-    Each contact's first registration and whether it was seen before the period come after, in
-    one query of index look-ups over its ids (as correlated subqueries of the GROUP BY they would
-    be run once per folded row, several times per contact).
+    #: (channel, campaign, staff_id, blocked) -> [touches, hidden-caller touches].
+    counts: dict[tuple[str, str | None, int | None, int], list[int]]
+    #: For "total" (under ``TOTAL``) and each grouping, by the stored channel, campaign or staff_id:
+    #: each contact not blocked -> its first inbound touch in the period with that value.
+    firsts: dict[GroupBy, dict[Any, dict[int, str]]]
+    #: Those contacts registered by the report time -> their first registration.
+    registered_at: dict[int, str]
+    #: Those contacts with no touch of any kind before the period.
+    new: set[int]
+
+
+def load_inbound(db: Database, scope: Scope) -> Inbound:
+    """The period's inbound touches, folded per contact for the total and each grouping.
+
+    The touches come in time order straight from the covering index ``touches_report`` (no sort:
+    a GROUP BY would sort a year's million touches), so a contact's first touch under each key is
+    simply the first one seen. Each contact's first registration and whether it was seen before
+    the period come after, in one query of index look-ups over its ids.
     """
     start, end = scope.period.bounds()
     where, params = _touch_filters(scope.filters)
-    folded: dict[tuple[Any, ...], list[Any]] = {
-        (cid, channel, campaign, staff_id, blocked): [n, hidden, first_at]
-        for cid, channel, campaign, staff_id, blocked, n, hidden, first_at in db.execute(
-            "SELECT contact_id, channel, campaign, staff_id, blocked, COUNT(*), SUM(hidden_caller), MIN(occurred_at)"
-            f" FROM touches WHERE occurred_at >= ? AND occurred_at < ? AND direction = 'in' AND dropped IS NULL{where}"
-            " GROUP BY contact_id, channel, campaign, staff_id, blocked",
-            [start, end, *params],
-        )
-    }
-    ids = sorted({key[0] for key in folded if key[0] is not None and not key[4]})
-    known: dict[int, tuple[str | None, bool]] = {}
-    for contact_id, registered_at, seen_before in db.execute(
+    counts: dict[tuple[str, str | None, int | None, int], list[int]] = {}
+    total: dict[int, str] = {}
+    first_in_total = total.setdefault
+    channels: dict[Any, dict[int, str]] = {}
+    campaigns: dict[Any, dict[int, str]] = {}
+    staff: dict[Any, dict[int, str]] = {}
+    for cid, channel, campaign, staff_id, blocked, hidden, at in db.execute(
+        "SELECT contact_id, channel, campaign, staff_id, blocked, hidden_caller, occurred_at FROM touches"
+        f" WHERE occurred_at >= ? AND occurred_at < ? AND direction = 'in' AND dropped IS NULL{where}"
+        " ORDER BY occurred_at",
+        [start, end, *params],
+    ):
+        key = (channel, campaign, staff_id, blocked)
+        count = counts.get(key)
+        if count is None:
+            counts[key] = [1, hidden]
+        else:
+            count[0] += 1
+            count[1] += hidden
+        if blocked or cid is None:
+            continue
+        first_in_total(cid, at)
+        firsts = channels.get(channel)
+        if firsts is None:
+            firsts = channels[channel] = {}
+        firsts.setdefault(cid, at)
+        firsts = campaigns.get(campaign)
+        if firsts is None:
+            firsts = campaigns[campaign] = {}
+        firsts.setdefault(cid, at)
+        firsts = staff.get(staff_id)
+        if firsts is None:
+            firsts = staff[staff_id] = {}
+        firsts.setdefault(cid, at)
+    registered_at: dict[int, str] = {}
+    new: set[int] = set()
+    for cid, registered, seen_before in db.execute(
         "SELECT c.value, (SELECT MIN(r.created_at) FROM registrations r WHERE r.contact_id = c.value"
         " AND r.created_at <= ?), EXISTS (SELECT 1 FROM touches o WHERE o.contact_id = c.value"
         " AND o.occurred_at < ?) FROM json_each(?) AS c",
-        [iso(scope.as_of), start, json.dumps(ids)],
+        [iso(scope.as_of), start, json.dumps(sorted(total))],
     ):
-        known[int(contact_id)] = (registered_at, bool(seen_before))
-    out = []
-    for (contact_id, channel, campaign, staff_id, blocked), (n, hidden, first_at) in folded.items():
-        registered_at, seen_before = known.get(contact_id, (None, False))
-        out.append(
-            ContactRow(
-                contact_id,
-                channel,
-                campaign,
-                staff_id,
-                bool(blocked),
-                n,
-                int(hidden or 0),
-                first_at,
-                registered_at,
-                seen_before,
-            )
-        )
-    return out
+        if registered is not None:
+            registered_at[cid] = registered
+        if not seen_before:
+            new.add(cid)
+    return Inbound(
+        counts,
+        {"total": {TOTAL: total}, "channel": channels, "campaign": campaigns, "staff": staff},
+        registered_at,
+        new,
+    )
+
+
+def _missed_sql(scope: Scope, columns: str) -> tuple[str, list[Any]]:
+    start, end = scope.period.bounds()
+    where, params = _touch_filters(scope.filters)
+    return (
+        f"SELECT {columns} FROM touches AS m WHERE occurred_at >= ? AND occurred_at < ? AND channel = 'call'"
+        f" AND direction = 'in' AND dropped IS NULL AND blocked = 0 AND answered = 0{where}",
+        [start, end, *params],
+    )
 
 
 def load_missed_rows(db: Database, scope: Scope) -> list[MissedRow]:
-    start, end = scope.period.bounds()
-    where, params = _touch_filters(scope.filters)
-    rows = db.execute(
-        "SELECT id, contact_id, channel, campaign, staff_id, occurred_at, called_back_at, hidden_caller"
-        " FROM touches WHERE occurred_at >= ? AND occurred_at < ? AND channel = 'call' AND direction = 'in'"
-        f" AND dropped IS NULL AND blocked = 0 AND answered = 0{where}",
-        [start, end, *params],
-    ).fetchall()
+    sql, params = _missed_sql(
+        scope, "id, contact_id, channel, campaign, staff_id, occurred_at, called_back_at, hidden_caller"
+    )
+    rows = db.execute(sql, params).fetchall()
     return [MissedRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows]
 
 
+def called_back_in_time(rules: Rules, occurred_at: str, called_back_at: str | None) -> bool:
+    """Whether a missed call was called back (or called again) by its call-back deadline."""
+    if called_back_at is None:
+        return False
+    missed_at, back_at = parse_iso(occurred_at), parse_iso(called_back_at)
+    # A working-minute deadline is never earlier than the same minutes of real time.
+    if back_at <= missed_at + timedelta(minutes=rules.callback_minutes):
+        return True
+    return back_at <= rules.callback_deadline(missed_at)
+
+
+@dataclass(slots=True)
+class MissedCounts:
+    total: int = 0
+    hidden: int = 0
+    #: Not called back in time; None when that takes the working calendar and there is none.
+    owed: int | None = 0
+
+    def add(self, other: MissedCounts) -> None:
+        self.total += other.total
+        self.hidden += other.hidden
+        self.owed = None if self.owed is None or other.owed is None else self.owed + other.owed
+
+
+#: Whether a missed call (aliased ``m``) was called back within ``?`` microseconds of real time,
+#: worked out on the stored text (UTC, ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``); NULL when a time is
+#: stored otherwise or there is no limit, which leaves the call to :func:`called_back_in_time`.
+_BACK_IN_REAL_TIME = (
+    "(CASE WHEN length(m.occurred_at) = 32 AND substr(m.occurred_at, 20, 1) = '.'"
+    " AND substr(m.occurred_at, 27) = '+00:00' AND length(m.called_back_at) = 32"
+    " AND substr(m.called_back_at, 20, 1) = '.' AND substr(m.called_back_at, 27) = '+00:00' THEN"
+    " (CAST(strftime('%s', substr(m.called_back_at, 1, 19)) AS INTEGER)"
+    " - CAST(strftime('%s', substr(m.occurred_at, 1, 19)) AS INTEGER)) * 1000000"
+    " + CAST(substr(m.called_back_at, 21, 6) AS INTEGER) - CAST(substr(m.occurred_at, 21, 6) AS INTEGER)"
+    " <= ? END)"
+)
+
+
+def load_missed_counts(db: Database, scope: Scope, rules: Rules | None) -> dict[RawKey, MissedCounts]:
+    """The period's missed calls counted by (channel, campaign, staff_id) as stored.
+
+    SQLite counts the calls nobody called back and those called back within the SLA's minutes of
+    real time (a working-minute deadline is never earlier); only the calls called back later come
+    back one by one, for their working-time deadline.
+    """
+    inner, params = _missed_sql(
+        scope,
+        "channel, campaign, staff_id, hidden_caller, occurred_at, called_back_at,"
+        f" CASE WHEN hidden_caller = 0 AND called_back_at IS NOT NULL AND {_BACK_IN_REAL_TIME} IS NOT 1"
+        " THEN id END AS late",
+    )
+    limit = None if rules is None else timedelta(minutes=rules.callback_minutes) // timedelta(microseconds=1)
+    sql = (
+        "SELECT channel, campaign, staff_id, COUNT(*), SUM(hidden_caller),"
+        " SUM(hidden_caller = 0 AND called_back_at IS NULL), late, MIN(occurred_at), MIN(called_back_at)"
+        f" FROM ({inner}) GROUP BY channel, campaign, staff_id, late"
+    )
+    out: dict[RawKey, MissedCounts] = {}
+    for channel, campaign, staff_id, n, hidden, never, late, occurred_at, called_back_at in db.execute(
+        sql, [limit, *params]
+    ):
+        counts = out.setdefault((channel, campaign, staff_id), MissedCounts())
+        counts.total += n
+        counts.hidden += hidden
+        if counts.owed is None:
+            continue
+        if late is None:
+            counts.owed += never
+        elif rules is None:
+            counts.owed = None
+        elif not called_back_in_time(rules, occurred_at, called_back_at):
+            counts.owed += 1
+    return out
+
+
+#: The channel of the first touch of the contact of the row aliased ``{0}`` (a lead's channel).
 _FIRST_CHANNEL = "(SELECT t.channel FROM touches t WHERE t.contact_id = {0}.contact_id ORDER BY t.occurred_at, t.id LIMIT 1)"
 
 
-def load_lead_rows(db: Database, scope: Scope) -> list[LeadRow]:
-    """The leads created in the period (up to the report time), at their current stage."""
+class LeadKind(NamedTuple):
+    """What the lead figures tell leads apart by; leads are counted per kind."""
+
+    temperature: str
+    stage: str
+    qualified: bool
+    accepted: bool
+    #: ``lost_reason`` (``other`` when empty) of a lost lead; None for the others.
+    lost_reason: str | None
+
+
+class WonLead(NamedTuple):
+    won_amount: float | None
+    closed_at: str | None
+    first_touch_at: str | None
+
+
+@dataclass(slots=True)
+class Leads:
+    """Leads counted per kind, and the won ones one by one in the order they were created."""
+
+    kinds: Counter[LeadKind] = field(default_factory=Counter)
+    won: list[WonLead] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LeadFacts:
+    """The period's leads by (channel of the contact's first touch, campaign, owner) as stored."""
+
+    kinds: dict[RawKey, Counter[LeadKind]]
+    #: The won ones in the order they were created (revenue adds them up in that order).
+    won: list[tuple[RawKey, WonLead]]
+
+
+def _leads_sql(scope: Scope, columns: str, where: str = "") -> tuple[str, list[Any]]:
     start, end = scope.period.bounds()
-    # The contact's first touch is read once as "<stored time> <channel>" (stored times are 32
-    # characters), rather than by two look-ups.
+    filters, params = _touch_filters(scope.filters)
     sql = (
-        "SELECT * FROM (SELECT id, contact_id, temperature, stage, campaign, staff_id, substr(first, 34) AS channel,"
-        " created_at, qualified_at, accepted_at, closed_at, won_amount, lost_reason, substr(first, 1, 32) FROM"
-        " (SELECT l.id, l.contact_id, l.temperature, l.stage, l.campaign, l.owner_id AS staff_id, l.created_at,"
-        " l.qualified_at, l.accepted_at, l.closed_at, l.won_amount, l.lost_reason,"
-        " (SELECT t.occurred_at || ' ' || t.channel FROM touches t WHERE t.contact_id = l.contact_id"
-        " ORDER BY t.occurred_at, t.id LIMIT 1) AS first"
-        " FROM leads l WHERE l.created_at >= ? AND l.created_at < ? AND l.created_at <= ?)) AS x WHERE 1 = 1"
+        f"SELECT {columns} FROM (SELECT l.id, l.contact_id, l.temperature, l.stage, l.campaign,"
+        " l.owner_id AS staff_id, l.created_at, l.qualified_at, l.accepted_at, l.closed_at, l.won_amount,"
+        f" l.lost_reason, {_FIRST_CHANNEL.format('l')} AS channel"
+        f" FROM leads l WHERE l.created_at >= ? AND l.created_at < ? AND l.created_at <= ?{where}) AS x"
+        f" WHERE 1 = 1{filters}"
     )
-    where, params = _touch_filters(scope.filters)
-    rows = db.execute(sql + where, [start, end, iso(scope.as_of), *params]).fetchall()
-    return [LeadRow(*r) for r in rows]
+    return sql, [start, end, iso(scope.as_of), *params]
 
 
-def load_refusal_rows(db: Database, scope: Scope) -> list[RefusalRow]:
+def load_leads(db: Database, scope: Scope) -> LeadFacts:
+    """The leads created in the period (up to the report time), at their current stage."""
+    kinds: dict[RawKey, Counter[LeadKind]] = defaultdict(Counter)
+    sql, params = _leads_sql(
+        scope,
+        "channel, campaign, staff_id, temperature, stage, qualified_at IS NOT NULL, accepted_at IS NOT NULL,"
+        " CASE WHEN stage = 'lost' THEN COALESCE(NULLIF(lost_reason, ''), 'other') END, COUNT(*)",
+    )
+    for channel, campaign, staff_id, temperature, stage, qualified, accepted, lost_reason, n in db.execute(
+        sql + " GROUP BY 1, 2, 3, 4, 5, 6, 7, 8", params
+    ):
+        kinds[channel, campaign, staff_id][
+            LeadKind(temperature, stage, bool(qualified), bool(accepted), lost_reason)
+        ] += n
+    # The won ones again, one by one, with the time of the contact's first touch (for the sales cycle).
+    sql, params = _leads_sql(
+        scope,
+        "channel, campaign, staff_id, won_amount, closed_at, (SELECT t.occurred_at FROM touches t"
+        " WHERE t.contact_id = x.contact_id ORDER BY t.occurred_at, t.id LIMIT 1)",
+        " AND l.stage = 'won'",
+    )
+    won = [
+        ((channel, campaign, staff_id), WonLead(won_amount, closed_at, first_touch_at))
+        for channel, campaign, staff_id, won_amount, closed_at, first_touch_at in db.execute(
+            sql + " ORDER BY x.created_at, x.id", params
+        )
+    ]
+    return LeadFacts(dict(kinds), won)
+
+
+def load_refusals(db: Database, scope: Scope) -> dict[RawKey, Counter[str]]:
+    """Not-a-lead registrations made in the period, by reason and (channel, campaign, staff_id)."""
     start, end = scope.period.bounds()
+    where, params = _touch_filters(scope.filters)
     sql = (
-        "SELECT * FROM (SELECT r.id, r.reason, r.campaign, r.staff_id,"
+        "SELECT channel, campaign, staff_id, reason, COUNT(*) FROM (SELECT r.reason, r.campaign, r.staff_id,"
         f" {_FIRST_CHANNEL.format('r')} AS channel"
         " FROM registrations r WHERE r.disposition = 'not_a_lead' AND r.created_at >= ? AND r.created_at < ?"
-        " AND r.created_at <= ?) AS x WHERE 1 = 1"
+        f" AND r.created_at <= ?) AS x WHERE 1 = 1{where} GROUP BY 1, 2, 3, 4"
     )
-    where, params = _touch_filters(scope.filters)
-    rows = db.execute(sql + where, [start, end, iso(scope.as_of), *params]).fetchall()
-    return [RefusalRow(*r) for r in rows]
+    out: dict[RawKey, Counter[str]] = defaultdict(Counter)
+    for channel, campaign, staff_id, reason, n in db.execute(sql, [start, end, iso(scope.as_of), *params]):
+        out[channel, campaign, staff_id][reason] += n
+    return dict(out)
 
 
 def staff_names(db: Database) -> dict[int, str]:
@@ -435,14 +682,20 @@ def ratio(part: float, whole: float) -> float | None:
 
 
 @dataclass
-class _Flow:
+class Flow:
+    """The inbound flow of one group."""
+
     touches: int = 0
     hidden: int = 0
     blocked: int = 0
+    #: Each inbound contact of the group -> its first inbound touch in the period within the group.
     first_at: dict[int, str] = field(default_factory=dict)
-    registered_at: dict[int, str | None] = field(default_factory=dict)
+    #: First registration by the report time of (at least) the group's registered contacts.
+    registered_at: Mapping[int, str] = field(default_factory=dict)
+    #: The group's contacts with no touch before the period.
     new: set[int] = field(default_factory=set)
-    registered: int = 0
+    #: The group's contacts registered by the report time.
+    registered: set[int] = field(default_factory=set)
     registered_new: int = 0
 
 
@@ -452,87 +705,59 @@ class Group:
 
     #: The working calendar and SLAs; only the lag and missed-call figures need them.
     rules: Rules | None = None
-    contact_rows: list[ContactRow] = field(default_factory=list)
-    missed_rows: list[MissedRow] = field(default_factory=list)
-    lead_rows: list[LeadRow] = field(default_factory=list)
-    refusal_rows: list[RefusalRow] = field(default_factory=list)
+    flow: Flow = field(default_factory=Flow)
+    missed: MissedCounts = field(default_factory=MissedCounts)
+    leads_in: Leads = field(default_factory=Leads)
+    #: Not-a-lead registrations by reason.
+    refusals: Counter[str] = field(default_factory=Counter)
     #: None: costs cannot be attributed to this group (a channel, a staff member).
     costs: list[CampaignCost] | None = None
-    #: Working minutes between two stored times, shared by a report's groups (see :class:`Facts`).
-    lag: Callable[[str, str], float] | None = None
-    #: Missed calls owed a call back, when the report has decided them already.
-    owed_ids: frozenset[int] | None = None
+    #: The working clock the lags are measured on, shared by a report's groups (see :class:`Facts`).
+    lag: LagClock | None = None
+    #: Reads the group's missed calls still owed a call back, one by one (for the digest's buttons).
+    owed_rows: Callable[[], list[MissedRow]] = list
 
     def _rules(self) -> Rules:
-        if self.rules is None:
-            raise ValueError("this figure is measured in working time: pass the Rules from the config")
-        return self.rules
+        return _require(self.rules)
 
     # inbound flow
 
-    @cached_property
-    def _flow(self) -> _Flow:
-        """One pass over the contact rows: a year's report has a million of them per grouping."""
-        flow = _Flow()
-        first = flow.first_at
-        for r in self.contact_rows:
-            if r.blocked:
-                flow.blocked += r.touches
-                continue
-            flow.touches += r.touches
-            flow.hidden += r.hidden
-            cid = r.contact_id
-            if cid is None:
-                continue
-            known = first.get(cid)
-            if known is None:
-                first[cid] = r.first_at
-                flow.registered_at[cid] = r.registered_at
-                if not r.seen_before:
-                    flow.new.add(cid)
-            elif r.first_at < known:
-                first[cid] = r.first_at
-        registered = flow.registered_at
-        flow.registered = sum(1 for at in registered.values() if at is not None)
-        flow.registered_new = sum(1 for cid in flow.new if registered[cid] is not None)
-        return flow
-
     @property
     def inbound_touches(self) -> int:
-        return self._flow.touches
+        return self.flow.touches
 
     @property
     def hidden_caller_touches(self) -> int:
-        return self._flow.hidden
+        return self.flow.hidden
 
     @property
     def blocked_touches(self) -> int:
-        return self._flow.blocked
+        return self.flow.blocked
 
     @property
     def contacts(self) -> dict[int, ContactFacts]:
         """Each inbound contact: its first touch in the period, first registration, and newness."""
-        flow = self._flow
+        flow = self.flow
         return {
-            cid: ContactFacts(at, flow.registered_at[cid], cid in flow.new)
+            cid: ContactFacts(at, flow.registered_at.get(cid), cid in flow.new)
             for cid, at in flow.first_at.items()
         }
 
     @property
     def inbound_contacts(self) -> int:
-        return len(self._flow.first_at)
+        return len(self.flow.first_at)
 
     @property
     def new_contacts(self) -> int:
-        return len(self._flow.new)
+        return len(self.flow.new)
 
     @property
     def registered(self) -> int:
-        return self._flow.registered
+        return len(self.flow.registered)
 
     @property
     def registered_new(self) -> int:
-        return self._flow.registered_new
+        return self.flow.registered_new
 
     @property
     def lrr(self) -> float | None:
@@ -545,98 +770,98 @@ class Group:
     @cached_property
     def registration_lags(self) -> list[float]:
         """Working minutes from each contact's first touch in the period to its first registration."""
-        lag = self._lag()
-        registered = self._flow.registered_at
+        flow = self.flow
+        if self.lag is not None:
+            return self.lag.lags(flow.first_at, flow.registered_at, flow.registered)
+        calendar = self._rules().calendar
         return [
-            lag(first_at, at)
-            for cid, first_at in self._flow.first_at.items()
-            if (at := registered[cid]) is not None and at >= first_at
+            calendar.working_minutes_between(parse_iso(first), parse_iso(at))
+            for cid in flow.registered
+            if (at := flow.registered_at[cid]) >= (first := flow.first_at[cid])
         ]
 
-    def _lag(self) -> Callable[[str, str], float]:
-        if self.lag is not None:
-            return self.lag
-        calendar = self._rules().calendar
-        return lambda a, b: calendar.working_minutes_between(parse_iso(a), parse_iso(b))
+    @cached_property
+    def _ordered_lags(self) -> list[float]:
+        return sorted(self.registration_lags)
 
     @property
     def registration_lag_p50(self) -> float | None:
-        return percentile(self.registration_lags, 0.5)
+        return percentile(self._ordered_lags, 0.5)
 
     @property
     def registration_lag_p90(self) -> float | None:
-        return percentile(self.registration_lags, 0.9)
+        return percentile(self._ordered_lags, 0.9)
 
     @property
     def registered_within_sla(self) -> int:
-        return sum(1 for lag in self.registration_lags if lag <= self._rules().registration_minutes)
+        return bisect_right(self._ordered_lags, self._rules().registration_minutes)
 
     # missed calls
 
     @property
     def missed_calls(self) -> int:
-        return len(self.missed_rows)
+        return self.missed.total
 
     @property
     def missed_hidden_caller(self) -> int:
-        return sum(1 for r in self.missed_rows if r.hidden)
+        return self.missed.hidden
 
     @cached_property
     def missed_not_called_back_rows(self) -> list[MissedRow]:
-        if self.owed_ids is not None:
-            return [r for r in self.missed_rows if r.touch_id in self.owed_ids]
-        return [r for r in self.missed_rows if not r.hidden and not self._called_back_in_time(r)]
+        return self.owed_rows()
 
     @property
     def missed_not_called_back(self) -> int:
-        return len(self.missed_not_called_back_rows)
-
-    def _called_back_in_time(self, row: MissedRow) -> bool:
-        if row.called_back_at is None:
-            return False
-        missed_at, back_at = parse_iso(row.occurred_at), parse_iso(row.called_back_at)
-        # A working-minute deadline is never earlier than the same minutes of real time.
-        rules = self._rules()
-        if back_at <= missed_at + timedelta(minutes=rules.callback_minutes):
-            return True
-        return back_at <= rules.callback_deadline(missed_at)
+        owed = self.missed.owed
+        if owed is None:  # some call-backs need the working calendar to judge
+            raise ValueError(_NO_RULES)
+        return owed
 
     # leads
 
+    @cached_property
+    def _tally(self) -> Counter[str]:
+        """Leads by temperature, by stage, and qualified and accepted ones, from their kinds."""
+        tally: Counter[str] = Counter()
+        for kind, n in self.leads_in.kinds.items():
+            tally[f"temperature:{kind.temperature}"] += n
+            tally[f"stage:{kind.stage}"] += n
+            tally["qualified"] += n * kind.qualified
+            tally["accepted"] += n * kind.accepted
+        return tally
+
     @property
     def leads(self) -> int:
-        return len(self.lead_rows)
+        return self.leads_in.kinds.total()
 
     @property
     def leads_by_temperature(self) -> dict[str, int]:
-        counts = Counter(r.temperature for r in self.lead_rows)
-        return {t: counts.get(t, 0) for t in TEMPERATURES}
+        return {t: self._tally[f"temperature:{t}"] for t in TEMPERATURES}
 
     @property
     def leads_by_stage(self) -> dict[str, int]:
-        counts = Counter(r.stage for r in self.lead_rows)
-        return {s: counts.get(s, 0) for s in STAGES}
+        return {s: self._tally[f"stage:{s}"] for s in STAGES}
 
     @property
     def qualified(self) -> int:
         """Leads that marketing qualified at some point, wherever they are now."""
-        return sum(1 for r in self.lead_rows if r.qualified_at is not None)
+        return self._tally["qualified"]
 
     @property
     def accepted(self) -> int:
-        return sum(1 for r in self.lead_rows if r.accepted_at is not None)
+        return self._tally["accepted"]
 
     @property
     def won(self) -> int:
-        return sum(1 for r in self.lead_rows if r.stage == "won")
+        return self._tally["stage:won"]
 
     @property
     def lost(self) -> int:
-        return sum(1 for r in self.lead_rows if r.stage == "lost")
+        return self._tally["stage:lost"]
 
     @property
     def revenue(self) -> float:
-        return sum(r.won_amount or 0.0 for r in self.lead_rows if r.stage == "won")
+        return sum(w.won_amount or 0.0 for w in self.leads_in.won)
 
     @property
     def sales_acceptance_rate(self) -> float | None:
@@ -650,23 +875,25 @@ class Group:
     def sales_cycle_days(self) -> float | None:
         """Median days from the contact's first touch to the won deal."""
         days = [
-            (parse_iso(r.closed_at) - parse_iso(r.first_touch_at)) / timedelta(days=1)
-            for r in self.lead_rows
-            if r.stage == "won" and r.closed_at and r.first_touch_at
+            (parse_iso(w.closed_at) - parse_iso(w.first_touch_at)) / timedelta(days=1)
+            for w in self.leads_in.won
+            if w.closed_at and w.first_touch_at
         ]
         return percentile(days, 0.5)
 
     @property
     def not_a_lead(self) -> int:
-        return len(self.refusal_rows)
+        return self.refusals.total()
 
     @property
     def refusal_reasons(self) -> dict[str, dict[str, int]]:
+        lost: Counter[str] = Counter()
+        for kind, n in self.leads_in.kinds.items():
+            if kind.stage == "lost":
+                lost[kind.lost_reason or "other"] += n
         return {
-            "not_a_lead": dict(sorted(Counter(r.reason for r in self.refusal_rows).items())),
-            "lost": dict(
-                sorted(Counter(r.lost_reason or "other" for r in self.lead_rows if r.stage == "lost").items())
-            ),
+            "not_a_lead": dict(sorted(self.refusals.items())),
+            "lost": dict(sorted(lost.items())),
         }
 
     # money
@@ -751,27 +978,69 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
+_NO_RULES = "this figure is measured in working time: pass the Rules from the config"
+
+
+def _require(rules: Rules | None) -> Rules:
+    if rules is None:
+        raise ValueError(_NO_RULES)
+    return rules
+
+
+#: Where each grouping's value sits in a :data:`RawKey` (the total reads none).
+_POSITION: dict[GroupBy, int] = {"total": 0, "channel": 0, "campaign": 1, "staff": 2}
+
+
 class Facts:
     """A report's facts, loaded once on first use and cut into groups."""
 
     def __init__(self, db: Database, scope: Scope, rules: Rules | None = None) -> None:
         self.db, self.scope, self.rules = db, scope, rules
 
-    @cached_property
-    def contact_rows(self) -> list[ContactRow]:
-        return load_contact_rows(self.db, self.scope)
+    def load(self) -> Facts:
+        """Read every fact now: the missed calls, leads and refusals on a second connection.
+
+        SQLite searches and sorts without holding Python's lock, and those queries return a few
+        rows, so they cost this thread next to nothing while it goes through the period's inbound
+        touches. That needs a database file, and no transaction open here whose changes a second
+        connection would not see; otherwise everything is read here, one after the other.
+        """
+        other = _second_connection(self.db)
+        if other is None:
+            self.inbound, self.missed, self.leads, self.refusals  # noqa: B018
+            return self
+
+        def aside() -> tuple[dict[RawKey, MissedCounts], LeadFacts, dict[RawKey, Counter[str]]]:
+            return (
+                load_missed_counts(other, self.scope, self.rules),
+                load_leads(other, self.scope),
+                load_refusals(other, self.scope),
+            )
+
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadline-report") as pool:
+                beside = pool.submit(aside)
+                self.inbound  # noqa: B018
+                self.missed, self.leads, self.refusals = beside.result()
+        finally:
+            other.close()
+        return self
 
     @cached_property
-    def missed_rows(self) -> list[MissedRow]:
-        return load_missed_rows(self.db, self.scope)
+    def inbound(self) -> Inbound:
+        return load_inbound(self.db, self.scope)
 
     @cached_property
-    def lead_rows(self) -> list[LeadRow]:
-        return load_lead_rows(self.db, self.scope)
+    def missed(self) -> dict[RawKey, MissedCounts]:
+        return load_missed_counts(self.db, self.scope, self.rules)
 
     @cached_property
-    def refusal_rows(self) -> list[RefusalRow]:
-        return load_refusal_rows(self.db, self.scope)
+    def leads(self) -> LeadFacts:
+        return load_leads(self.db, self.scope)
+
+    @cached_property
+    def refusals(self) -> dict[RawKey, Counter[str]]:
+        return load_refusals(self.db, self.scope)
 
     @cached_property
     def costs(self) -> dict[str, CampaignCost]:
@@ -784,8 +1053,8 @@ class Facts:
         return staff_names(self.db)
 
     @cached_property
-    def lag(self) -> Callable[[str, str], float] | None:
-        """One lag per (first touch, registration), whichever groups ask for it."""
+    def lag(self) -> LagClock | None:
+        """One working clock for the lags of every group."""
         if self.rules is None:
             return None
         # Lags run from a first touch in the period to a registration no later than the report
@@ -794,76 +1063,121 @@ class Facts:
         today = self.scope.as_of.astimezone(self.rules.calendar.tz).date()
         last = min(self.scope.period.end, today) + timedelta(days=1)
         first = max(self.scope.period.start, today - timedelta(days=3660)) - timedelta(days=1)
-        clock = WorkingClock(self.rules.calendar, first, max(first, last))
-        cache: dict[tuple[str, str], float] = {}
+        return LagClock(WorkingClock(self.rules.calendar, first, max(first, last)))
 
-        def lag(first_at: str, registered_at: str) -> float:
-            key = (first_at, registered_at)
-            found = cache.get(key)
-            if found is None:
-                found = cache[key] = clock.between(parse_iso(first_at), parse_iso(registered_at))
-            return found
-
-        return lag
+    @cached_property
+    def missed_rows(self) -> list[MissedRow]:
+        return load_missed_rows(self.db, self.scope)
 
     def total(self) -> Group:
         return self.groups("total")[TOTAL]
 
     def groups(self, by: GroupBy) -> dict[str, Group]:
-        kinds = ("contact_rows", "missed_rows", "lead_rows", "refusal_rows")
-        buckets: dict[str, list[list[Any]]] = {}
-        if by == "total":
-            buckets[TOTAL] = [list(getattr(self, kind)) for kind in kinds]
-        else:
-            key = self._key(by)
-            for i, kind in enumerate(kinds):
-                for row in getattr(self, kind):
-                    name = key(row)
-                    bucket = buckets.get(name)
-                    if bucket is None:
-                        bucket = buckets[name] = [[], [], [], []]
-                    bucket[i].append(row)
+        name = self._namer(by)
+        at = _POSITION[by]
+        inbound = self.inbound
+        flows: dict[str, Flow] = defaultdict(Flow)
+        for (channel, campaign, staff_id, blocked), (n, hidden) in inbound.counts.items():
+            flow = flows[name((channel, campaign, staff_id)[at])]
+            if blocked:
+                flow.blocked += n
+            else:
+                flow.touches += n
+                flow.hidden += hidden
+        firsts: dict[str, list[dict[int, str]]] = defaultdict(list)
+        for value, found in inbound.firsts[by].items():
+            firsts[name(value)].append(found)
+        for group, parts in firsts.items():
+            flow = flows[group]
+            flow.first_at = _earliest(parts)
+            members = flow.first_at.keys()
+            flow.registered_at = inbound.registered_at
+            flow.new = members & inbound.new
+            flow.registered = members & inbound.registered_at.keys()
+            flow.registered_new = len(flow.new & flow.registered)
+        missed: dict[str, MissedCounts] = defaultdict(MissedCounts)
+        for key, counts in self.missed.items():
+            missed[name(key[at])].add(counts)
+        leads: dict[str, Leads] = defaultdict(Leads)
+        for key, kinds in self.leads.kinds.items():
+            leads[name(key[at])].kinds.update(kinds)
+        for key, won in self.leads.won:
+            leads[name(key[at])].won.append(won)
+        refusals: dict[str, Counter[str]] = defaultdict(Counter)
+        for key, reasons in self.refusals.items():
+            refusals[name(key[at])].update(reasons)
         filters = self.scope.filters
         costs: dict[str, list[CampaignCost]] = {}
         if filters.channel is None and filters.staff_id is None:
             if by == "total":
                 costs[TOTAL] = list(self.costs.values())
             elif by == "campaign":
-                costs = {name: [cost] for name, cost in self.costs.items()}
-        empty: list[list[Any]] = [[], [], [], []]
+                costs = {campaign: [cost] for campaign, cost in self.costs.items()}
+        names = flows.keys() | missed.keys() | leads.keys() | refusals.keys() | costs.keys()
+        if by == "total":
+            names.add(TOTAL)
         groups = {
-            name: Group(
+            group: Group(
                 self.rules,
-                contact_rows=(bucket := buckets.get(name, empty))[0],
-                missed_rows=bucket[1],
-                lead_rows=bucket[2],
-                refusal_rows=bucket[3],
-                costs=costs.get(name),
+                flow=flows.get(group) or Flow(),
+                missed=missed.get(group) or MissedCounts(),
+                leads_in=leads.get(group) or Leads(),
+                refusals=refusals.get(group) or Counter(),
+                costs=costs.get(group),
                 lag=self.lag,
-                owed_ids=self.owed_ids,
+                owed_rows=partial(self._owed_rows, by, group),
             )
-            for name in buckets.keys() | costs.keys()
+            for group in names
         }
         return dict(sorted(groups.items()))
 
-    @cached_property
-    def owed_ids(self) -> frozenset[int] | None:
-        """The missed calls not called back in time, decided once for every grouping."""
-        if self.rules is None:
-            return None
-        return frozenset(
-            r.touch_id for r in Group(self.rules, missed_rows=self.missed_rows).missed_not_called_back_rows
-        )
+    def _owed_rows(self, by: GroupBy, group: str) -> list[MissedRow]:
+        """The group's missed calls not called back in time, one by one."""
+        name, at = self._namer(by), _POSITION[by]
+        owed = []
+        for row in self.missed_rows:
+            if row.hidden or name((row.channel, row.campaign, row.staff_id)[at]) != group:
+                continue
+            if row.called_back_at is None or not called_back_in_time(
+                _require(self.rules), row.occurred_at, row.called_back_at
+            ):
+                owed.append(row)
+        return owed
 
-    def _key(self, by: GroupBy) -> Callable[[Any], str]:
+    def _namer(self, by: GroupBy) -> Callable[[Any], str]:
+        """The name of the group that a stored channel, campaign or staff_id falls in."""
         if by == "total":
-            return lambda row: TOTAL
-        if by == "channel":
-            return lambda row: row.channel or NONE_KEY
-        if by == "campaign":
-            return lambda row: row.campaign or NONE_KEY
+            return lambda value: TOTAL
+        if by in ("channel", "campaign"):
+            return lambda value: value or NONE_KEY
         names = self.staff_names
-        return lambda row: names.get(row.staff_id, NONE_KEY) if row.staff_id is not None else NONE_KEY
+        return lambda value: names.get(value, NONE_KEY) if value is not None else NONE_KEY
+
+
+def _second_connection(db: Database) -> Database | None:
+    """Another read-only connection to ``db``'s file, when it would read what ``db`` reads."""
+    if db.conn.in_transaction:
+        return None
+    path = next((file for _, name, file in db.execute("PRAGMA database_list") if name == "main"), "")
+    if not path:  # in memory, or a temporary database
+        return None
+    try:
+        return connect(path, readonly=True)
+    except sqlite3.Error:
+        return None
+
+
+def _earliest(parts: list[dict[int, str]]) -> dict[int, str]:
+    """Each contact's earliest first touch over several stored values that make one group."""
+    if len(parts) == 1:
+        return parts[0]
+    merged = dict(parts[0])
+    for part in parts[1:]:
+        for cid, first_at in part.items():
+            known = merged.get(cid)
+            if known is None or first_at < known:
+                merged[cid] = first_at
+    return merged
 
 
 # -- one function per number ---------------------------------------------------------------------
@@ -1081,7 +1395,7 @@ def _days(first: date, last: date) -> Iterable[date]:
 
 def build_report(db: Database, scope: Scope, rules: Rules) -> dict[str, Any]:
     """Every figure of the period under stable JSON keys, in total and per channel, campaign and staff."""
-    facts = Facts(db, scope, rules)
+    facts = Facts(db, scope, rules).load()
     report: dict[str, Any] = {
         "period": {
             "from": scope.period.start.isoformat(),
