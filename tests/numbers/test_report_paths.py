@@ -1,0 +1,84 @@
+"""The shortcuts a year's report takes give the figures the plain rules give.
+
+A report reads stored times as text where it can (the working clock, the call-back SLA in real
+minutes) and reads on a second connection when it can; these tests hold each shortcut to the rule
+it stands for, on its edges.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from storage import reports
+from storage.db import iso, open_database
+from storage.reports import Period, Scope, WorkingClock
+from storage.worktime import WorkingCalendar
+from tests.numbers.month import AS_OF, MSK, NOVEMBER, Month, month_config, msk, open_month, transaction
+
+
+@pytest.mark.parametrize(
+    ("zone", "country"),
+    [
+        ("Europe/Berlin", "DE"),  # DST changes at 02:00/03:00
+        ("Asia/Beirut", ""),  # clocks go back at midnight: a local day repeats an hour
+        ("America/Havana", ""),  # clocks go forward at midnight: a local day starts at 01:00
+    ],
+)
+def test_the_working_clock_reads_stored_times_as_it_reads_datetimes(zone: str, country: str) -> None:
+    tz = ZoneInfo(zone)
+    calendar = WorkingCalendar(tz, frozenset(range(6)), time(0, 30), time(23, 30), holidays_country=country)
+    clock = WorkingClock(calendar, date(2021, 12, 20), date(2023, 1, 10))
+    rnd = random.Random(7)
+    base = datetime(2021, 12, 15, tzinfo=UTC)
+    moments = [base + timedelta(microseconds=rnd.randrange(0, 400 * 86_400 * 10**6)) for _ in range(5000)]
+    # Every day's first instant and the edges of its working period, to the microsecond.
+    for day in range(clock.days):
+        for stored in (clock.day_starts[day], *(clock.periods[day] or ())):
+            edge = datetime.fromisoformat(stored)
+            moments += [edge - timedelta(microseconds=1), edge, edge + timedelta(microseconds=1)]
+    for moment in moments:
+        assert clock.minutes_at_stored(iso(moment)) == clock.minutes_at(moment), moment
+    # A time stored some other way is read as a datetime.
+    odd = "2022-06-01 10:00:00+02:00"
+    assert clock.minutes_at_stored(odd) == clock.minutes_at(datetime.fromisoformat(odd))
+
+
+def test_call_backs_on_the_edge_of_the_sla(tmp_path: Path) -> None:
+    config = month_config(tmp_path)
+    m = Month(open_database(config.database_path), config)
+    micro = timedelta(microseconds=1)
+    # Call-backs marked under an earlier, longer SLA are judged again against today's 30 minutes.
+    # Mon 2 Nov, in working hours: due 30 real minutes later, to the microsecond. Fri 6 Nov 17:50:
+    # 10 working minutes on Friday and 20 on Monday, due Mon 9 Nov 09:20.
+    marks = {
+        m.call("+79160000101", msk(2, 10), answered=False): msk(2, 10, 30),  # in time
+        m.call("+79160000102", msk(2, 11), answered=False): msk(2, 11, 30) + micro,  # late
+        m.call("+79160000103", msk(6, 17, 50), answered=False): msk(9, 9, 20),  # in time
+        m.call("+79160000104", msk(6, 17, 50), answered=False): msk(9, 9, 20) + micro,  # late
+    }
+    with transaction(m.db):
+        for touch_id, back_at in marks.items():
+            m.db.execute("UPDATE touches SET called_back_at = ? WHERE id = ?", [iso(back_at), touch_id])
+
+    scope = Scope(Period.month(NOVEMBER, MSK), as_of=AS_OF)
+    report = reports.build_report(m.db, scope, m.rules)
+    assert (report["missed_calls"], report["missed_not_called_back"]) == (4, 2)
+    assert report["by_channel"]["call"]["missed_not_called_back"] == 2
+    owed = sorted(reports.missed_not_called_back(m.db, scope, m.rules), key=lambda r: r.called_back_at or "")
+    assert [r.called_back_at for r in owed] == [iso(msk(2, 11, 30) + micro), iso(msk(9, 9, 20) + micro)]
+
+
+def test_a_report_read_inside_a_transaction_is_the_same(tmp_path: Path) -> None:
+    config = month_config(tmp_path, goals={"leads": 10})
+    month = open_month(config.database_path, config)
+    scope = Scope(Period.month(NOVEMBER, MSK), as_of=AS_OF)
+    beside = reports.build_report(month.db, scope, month.rules)  # a second connection helps
+    with transaction(month.db):  # a second connection would not see this one's changes: no help
+        alone = reports.build_report(month.db, scope, month.rules)
+    assert beside == alone
+    assert beside["inbound_contacts"] == 8 and beside["missed_not_called_back"] == 2
