@@ -20,7 +20,7 @@ from sqlite_utils import Database
 from leadline import keys
 from storage.contacts import contact_card, find_by_identifier, resolve_contact, search_contacts
 from storage.identifiers import email, mask, phone
-from storage.registrations import REASONS, TEMPERATURES, RegistrationError, register
+from storage.registrations import REASONS, STAGES, TEMPERATURES, RegistrationError, register
 from storage.reports import Filters, Period, Rules, Scope, build_report
 
 log = logging.getLogger("leadline.api")
@@ -164,8 +164,8 @@ async def leads(request: web.Request) -> web.Response:
     after = _int(request, "after_id", 0)
     limit = _int(request, "limit", 100, 1, MAX_LIMIT)
     stage = request.query.get("stage")
-    if stage is not None and stage not in ("new", "qualified", "accepted", "returned", "won", "lost"):
-        raise ApiError(400, "stage must be new, qualified, accepted, returned, won or lost")
+    if stage is not None and stage not in STAGES:
+        raise ApiError(400, f"stage must be one of {', '.join(STAGES)}")
 
     def read(db: Database) -> list[dict[str, Any]]:
         sql = (
