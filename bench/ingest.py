@@ -82,6 +82,18 @@ def peak_rss_mb(pid: int) -> float:
     return int(match[1]) / 1024 if match else float("nan")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Leadline's workers), from /proc."""
+    pids = [pid]
+    for parent in pids:
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        pids += [int(c) for c in children]
+    return pids
+
+
 def run_wrk(
     url: str, mix: Mix, seconds: int, concurrency: int, workdir: Path
 ) -> tuple[float, float, float, int]:
@@ -168,12 +180,13 @@ def bench_bare(mix: Mix, seconds: int, concurrency: int, workdir: Path) -> Figur
 
 
 def bench_leadline(
-    mix: Mix, seconds: int, concurrency: int, workdir: Path
+    mix: Mix, seconds: int, concurrency: int, workdir: Path, workers: int
 ) -> tuple[Figures, dict[str, float]]:
     port = free_port()
     db = workdir / f"bench-{mix.name}.db"
     config = workdir / f"config-{mix.name}.toml"
-    config.write_text(mix.config(database=str(db), port=port))
+    text = mix.config(database=str(db), port=port)
+    config.write_text(re.sub(r"^(port = \d+)$", rf"\1\nworkers = {workers}", text, count=1, flags=re.M))
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "leadline", "serve", "--config", str(config)],
@@ -183,8 +196,9 @@ def bench_leadline(
     )
     try:
         wait_healthy(port)
+        time.sleep(3 if workers > 1 else 0)  # the workers start once the primary is up
         rps, p50, p99, errors = drive(f"http://127.0.0.1:{port}", mix, seconds, concurrency, workdir)
-        rss = peak_rss_mb(proc.pid)
+        rss = sum(peak_rss_mb(pid) for pid in process_tree(proc.pid))
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
             metrics = resp.read().decode()
     finally:
@@ -213,9 +227,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--mix", action="append", choices=sorted(MIXES), help="default: every mix")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="Leadline's [http] workers (default: cores)"
+    )
     args = parser.parse_args()
     tool = "wrk" if shutil.which("wrk") else "aiohttp client pool (install wrk for higher baseline rates)"
     print(f"# ingest benchmark: {args.seconds}s per run, {args.concurrency} connections, load from {tool}")
+    print(f"# leadline: [http] workers = {args.workers}; bare aiohttp: one process; RSS is the sum of processes")
     print(f"# machine: {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -223,7 +241,7 @@ def main() -> None:
             mix = MIXES[name]()
             mix.prepare(workdir)
             bare = bench_bare(mix, args.seconds, args.concurrency, workdir)
-            ours, counts = bench_leadline(mix, args.seconds, args.concurrency, workdir)
+            ours, counts = bench_leadline(mix, args.seconds, args.concurrency, workdir, args.workers)
             print(f"\n## mix: {name} — {mix.description}")
             print(f"{'server':<14}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>9}{'peak RSS MB':>14}")
             for f in (bare, ours):

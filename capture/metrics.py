@@ -1,8 +1,21 @@
-"""Prometheus figures for the capture path, kept in a registry of the app's own."""
+"""Prometheus figures for the capture path, kept in a registry of the app's own.
+
+With ``[http] workers`` above 1 every process counts into files under ``PROMETHEUS_MULTIPROC_DIR``
+(prometheus-client's multiprocess mode, switched on by ``leadline serve`` before this module is
+imported), and whichever process a scrape reaches answers for all of them.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
 
 
 class Metrics:
@@ -21,6 +34,7 @@ class Metrics:
             "leadline_journal_waiting",
             "Journal rows received or failed but not yet processed",
             registry=self.registry,
+            multiprocess_mode="mostrecent",  # set from the database by the process scraped
         )
         self.latency = Histogram(
             "leadline_request_seconds",
@@ -29,14 +43,29 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
-
+        # Gauges rather than counters only to keep their published names; they only ever grow.
         self.commits = Gauge(
-            "leadline_writer_commits", "Transactions committed by the single writer", registry=self.registry
+            "leadline_writer_commits",
+            "Transactions committed by the writers",
+            registry=self.registry,
+            multiprocess_mode="sum",
         )
         self.jobs = Gauge(
-            "leadline_writer_jobs", "Write jobs committed; jobs / commits is the group-commit batch size",
+            "leadline_writer_jobs",
+            "Write jobs committed; jobs / commits is the group-commit batch size",
             registry=self.registry,
+            multiprocess_mode="sum",
         )
 
+    def committed(self, jobs: int) -> None:
+        """The store's commit hook: called from the writer thread after each commit."""
+        self.commits.inc()
+        self.jobs.inc(jobs)
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        directory = multiprocess_dir()
+        if directory is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)

@@ -163,8 +163,6 @@ async def metrics(request: web.Request) -> web.Response:
         ).fetchone()[0]
     )
     m.waiting.set(waiting)
-    m.commits.set(store.commits)
-    m.jobs.set(store.batched)
     return web.Response(body=m.render(), content_type="text/plain", charset="utf-8")
 
 

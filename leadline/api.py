@@ -290,11 +290,15 @@ async def create_registration(request: web.Request) -> web.Response:
     return web.json_response(result, status=201)
 
 
-def setup_api(app: web.Application) -> None:
-    """The API's routes, and the sender of the outgoing webhooks that tell a CRM what changed."""
+def setup_api(app: web.Application, *, send_webhooks: bool = True) -> None:
+    """The API's routes, and the sender of the outgoing webhooks that tell a CRM what changed.
+
+    Workers pass ``send_webhooks=False``: the queue is in the database and the primary sends it.
+    """
     from leadline.webhooks_out import webhooks_ctx
 
-    app.cleanup_ctx.append(webhooks_ctx)
+    if send_webhooks:
+        app.cleanup_ctx.append(webhooks_ctx)
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_get("/api/contacts", contacts)
     app.router.add_get("/api/contacts/{id}", contact)

@@ -1,21 +1,22 @@
 """The composition root: one aiohttp application that runs every part of Leadline.
 
 Each long-lived resource is an ``app.cleanup_ctx`` generator (set up, yield, tear down), so the
-order of start-up and shutdown is written once and a failed start unwinds what was started.
+order of start-up and shutdown is written once and a failed start unwinds what was started. A
+worker process (``[http] workers``, see ``leadline/workers.py``) gets the capture and API half only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from functools import partial
 
 from aiohttp import web
 from sqlite_utils import Database
 
-from bot.runner import bot_ctx
 from capture.metrics import Metrics
 from capture.pipeline import Capture, Clock, replay
 from capture.server import setup_routes
@@ -23,9 +24,10 @@ from leadline import keys
 from leadline.api import setup_api
 from leadline.config import Config, SourceConfig
 from leadline.scheduler import scheduler_ctx
+from leadline.workers import orphan_watch_ctx, supervisor_ctx
 from storage.costs import sync_costs
 from storage.db import Store, now_utc
-from storage.staff import staff_by_extension, sync_campaigns, sync_staff
+from storage.staff import config_staff_ids, staff_by_extension, sync_campaigns, sync_staff
 from storage.worktime import WorkingCalendar
 
 log = logging.getLogger("leadline")
@@ -36,22 +38,28 @@ BACKGROUND_PROVIDERS = ("smtp", "imap", "asterisk_ami")
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
-    store = await Store.open_async(config.database_path)
+    store = await Store.open_async(config.database_path, on_commit=app[keys.METRICS].committed)
     app[keys.STORE] = store
     yield
     await store.close()
 
 
-async def build_capture(config: Config, store: Store, clock: Clock = now_utc) -> Capture:
-    """The capture service with staff and campaigns synced from the config into the database."""
+async def build_capture(config: Config, store: Store, clock: Clock = now_utc, *, sync: bool = True) -> Capture:
+    """The capture service with staff and campaigns synced from the config into the database.
 
-    def sync(db: Database) -> tuple[dict[str, int], dict[str, int]]:
+    A worker passes ``sync=False``: its primary has synced them already.
+    """
+
+    def synced(db: Database) -> tuple[dict[str, int], dict[str, int]]:
         names = sync_staff(db, config.staff, clock())
         sync_campaigns(db, config.campaigns, clock())
         sync_costs(db, config.campaigns, clock())
         return names, staff_by_extension(db)
 
-    names, extensions = await store.write(sync)
+    def as_synced(db: Database) -> tuple[dict[str, int], dict[str, int]]:
+        return config_staff_ids(db, config.staff), staff_by_extension(db)
+
+    names, extensions = await (store.write(synced) if sync else store.read(as_synced))
     return Capture(
         config=config,
         store=store,
@@ -72,6 +80,19 @@ async def capture_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The bot and the outbox sender; aiogram takes seconds to import, so only the primary does."""
+    from bot.runner import bot_ctx as run_bot
+
+    async with contextlib.asynccontextmanager(run_bot)(app):
+        yield
+
+
+async def worker_capture_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[keys.CAPTURE] = await build_capture(app[keys.CONFIG], app[keys.STORE], app[keys.CLOCK], sync=False)
+    yield
+
+
 def _callback_deadline(config: Config) -> Callable[[datetime], datetime]:
     calendar = WorkingCalendar.from_config(config.working_time, config.tz)
     minutes = config.sla.callback_minutes
@@ -84,13 +105,11 @@ async def background_ctx(source: SourceConfig, app: web.Application) -> AsyncIte
         yield
 
 
-def init_app(config: Config, *, clock: Clock = now_utc) -> web.Application:
-    # aiohttp's access log would print URLs with ?token=…; our own request line replaces it.
-    app = web.Application(client_max_size=config.http.max_body_bytes, handler_args={"access_log": None})
-    app[keys.CONFIG] = config
-    app[keys.CLOCK] = clock
-    app[keys.METRICS] = Metrics()
-    app.cleanup_ctx.append(store_ctx)
+def init_app(
+    config: Config, *, clock: Clock = now_utc, worker_command: Sequence[str] = ()
+) -> web.Application:
+    """The primary's application; ``worker_command`` starts each of ``[http] workers`` - 1 workers."""
+    app = _base_app(config, clock)
     app.cleanup_ctx.append(capture_ctx)
     app.cleanup_ctx.append(bot_ctx)
     app.cleanup_ctx.append(scheduler_ctx)
@@ -99,4 +118,26 @@ def init_app(config: Config, *, clock: Clock = now_utc) -> web.Application:
             app.cleanup_ctx.append(partial(background_ctx, source))
     setup_routes(app)
     setup_api(app)
+    if worker_command and config.http.workers > 1:
+        app.cleanup_ctx.append(partial(supervisor_ctx, worker_command, config.http.workers - 1))
+    return app
+
+
+def init_worker_app(config: Config, *, clock: Clock = now_utc) -> web.Application:
+    """A worker's application: webhooks, health, metrics and the API, and nothing that must run once."""
+    app = _base_app(config, clock)
+    app.cleanup_ctx.append(worker_capture_ctx)
+    app.cleanup_ctx.append(orphan_watch_ctx)
+    setup_routes(app)
+    setup_api(app, send_webhooks=False)
+    return app
+
+
+def _base_app(config: Config, clock: Clock) -> web.Application:
+    # aiohttp's access log would print URLs with ?token=…; our own request line replaces it.
+    app = web.Application(client_max_size=config.http.max_body_bytes, handler_args={"access_log": None})
+    app[keys.CONFIG] = config
+    app[keys.CLOCK] = clock
+    app[keys.METRICS] = Metrics()
+    app.cleanup_ctx.append(store_ctx)
     return app

@@ -45,25 +45,61 @@ def main() -> None:
 @config_option
 @click.option("--host", default=None, help="Listen address (default: [http] host).")
 @click.option("--port", type=int, default=None, help="Listen port (default: [http] port).")
-def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
-    """Run the webhook server, the bot and the scheduler in one process."""
-    from aiohttp import web
+@click.option("--worker", type=int, default=None, hidden=True, help="Run as worker N of [http] workers.")
+def serve(config_path: Path | None, host: str | None, port: int | None, worker: int | None) -> None:
+    """Run the webhook server, the bot and the scheduler in one process.
 
-    from leadline.app import init_app
-    from leadline.logs import setup_logging
+    With ``[http] workers`` above 1 it also starts that many - 1 worker processes on the same port.
+    """
+    import logging
+    import os
+    import shutil
+    import tempfile
 
     config = _load(config_path)
-    setup_logging()
+    shared = config.http.workers > 1
+    metrics_dir = None
+    if shared and worker is None and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Before prometheus-client is imported: every process then counts into files in it.
+        metrics_dir = tempfile.mkdtemp(prefix="leadline-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
-    app = init_app(config)
-    web.run_app(
-        app,
-        host=host or config.http.host,
-        port=port if port is not None else config.http.port,
-        access_log=None,
-        print=lambda text: click.echo(text.strip(), err=True),
-        handle_signals=True,
+    from aiohttp import web
+
+    from leadline.app import init_app, init_worker_app
+    from leadline.config import config_file
+    from leadline.logs import setup_logging
+    from leadline.workers import listening_socket
+
+    setup_logging()
+    sock = listening_socket(
+        host or config.http.host, port if port is not None else config.http.port, shared=shared
     )
+    if worker is not None:
+        app = init_worker_app(config)
+    else:
+        command = [
+            sys.executable, "-m", "leadline", "serve",
+            "--config", str(config_file(config_path).resolve()),
+            "--port", str(sock.getsockname()[1]),
+            "--host", host or config.http.host,
+        ]  # fmt: skip
+        app = init_app(config, worker_command=command)
+    try:
+        web.run_app(
+            app,
+            sock=sock,
+            access_log=None,
+            print=(
+                (lambda text: click.echo(text.strip(), err=True))
+                if worker is None
+                else (lambda text: logging.getLogger("leadline.workers").info("worker listening"))
+            ),
+            handle_signals=True,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @main.command("check-config")

@@ -145,6 +145,9 @@ class HttpSection(Strict):
     port: int = Field(8080, ge=0, le=65535)
     public_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(1024 * 1024, gt=0)
+    #: Processes answering webhooks on the one port (SO_REUSEPORT). The first also runs the bot,
+    #: the scheduler and the mail and AMI sources; the others only capture and serve the API.
+    workers: int = Field(1, ge=1, le=32)
 
     @field_validator("public_url")
     @classmethod
@@ -438,6 +441,10 @@ class Config(Strict):
                 problems.append(f"sources[{i}].campaign: no campaign named {source.campaign!r}")
             if source.owner and source.owner not in staff:
                 problems.append(f"sources[{i}].owner: no staff member named {source.owner!r}")
+        if self.http.workers > 1 and self.telegram.webhook_url:
+            # Telegram's updates would reach whichever process the kernel picks; only one has the bot.
+            problems.append("http.workers: more than one worker needs the bot on long polling; remove"
+                            " telegram.webhook_url or set http.workers = 1")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -484,9 +491,14 @@ def parse_config(data: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         raise ConfigError(problems) from None
 
 
+def config_file(path: str | Path | None = None) -> Path:
+    """The file a command reads: ``path``, else ``$LEADLINE_CONFIG``, else ./config.toml."""
+    return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read and validate the config at ``path`` (else ``$LEADLINE_CONFIG``, else ./config.toml)."""
-    resolved = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    resolved = config_file(path)
     try:
         raw = resolved.read_bytes()
     except OSError as exc:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
-from bot.outbox import OutboxSender
 from capture.metrics import Metrics
 from capture.pipeline import Capture, Clock
 from leadline.config import Config
 from leadline.sweep import Sweeper
 from storage.db import Store
 
+if TYPE_CHECKING:  # aiogram takes seconds to import; processes without the bot never need it
+    from bot.outbox import OutboxSender
+
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)
 CAPTURE = web.AppKey("capture", Capture)
 METRICS = web.AppKey("metrics", Metrics)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
-OUTBOX = web.AppKey("outbox", OutboxSender)
+OUTBOX: web.AppKey[OutboxSender] = web.AppKey("outbox")
 SWEEPER = web.AppKey("sweeper", Sweeper)

@@ -36,6 +36,7 @@ class JsonFormatter(logging.Formatter):
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,  # which process of ``[http] workers`` wrote it
             "msg": scrub(record.getMessage()),
         }
         fields = getattr(record, "fields", None)

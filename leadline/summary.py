@@ -11,7 +11,8 @@ def summarize(config: Config) -> str:
         f"  database:   {config.database_path}",
         f"  timezone:   {config.leadline.timezone}, phone region {config.leadline.region},"
         f" language {config.leadline.language}",
-        f"  http:       {config.http.host}:{config.http.port}, public URL {config.http.public_url}",
+        f"  http:       {config.http.host}:{config.http.port}, public URL {config.http.public_url},"
+        f" workers: {config.http.workers}",
         "  telegram:   "
         + (
             "bot token set"

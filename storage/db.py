@@ -5,11 +5,18 @@ So every write goes to one thread that takes whatever work is waiting, runs each
 savepoint inside one transaction, commits once, and only then answers each caller. A request is
 acknowledged only after the commit that holds it, yet a burst of requests shares one fsync.
 Nothing here runs SQL on the event loop.
+
+Several processes may write the same file (``[http] workers``, or ``leadline replay`` beside a
+running server). Each transaction first takes an exclusive ``flock`` on ``<database>.lock``:
+SQLite's own busy handler would make the loser sleep 1, 2, 5, 10 ms and retry, while the kernel
+wakes a process waiting on the lock the moment the other commits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
@@ -87,32 +94,57 @@ class _Job:
     future: asyncio.Future[Any]
 
 
+class WriteLock:
+    """The lock every writing process takes around a transaction (see the module's docstring)."""
+
+    def __init__(self, database: Path) -> None:
+        self._fd = os.open(f"{database}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+
+    def __enter__(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+#: Called by the writer thread after each commit with the number of jobs it held.
+CommitHook = Callable[[int], None]
+
+
 class Store:
     """Async access to one SQLite file; create with :meth:`open`, finish with :meth:`close`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_commit: CommitHook | None = None) -> None:
         self.path = path
+        self._on_commit = on_commit
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="leadline-writer", daemon=True)
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="leadline-reader")
         self._local = threading.local()
         self._read_conns: list[Database] = []
         self._lock = threading.Lock()
-        self.commits = 0
-        self.batched = 0
 
     @classmethod
-    def open(cls, path: str | Path) -> Store:
+    def open(cls, path: str | Path, on_commit: CommitHook | None = None) -> Store:
         """Open for use from synchronous code (the CLI); the app uses :meth:`open_async`."""
-        store = cls(Path(path))
-        open_database(store.path).close()
+        store = cls(Path(path), on_commit)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        lock = WriteLock(store.path)
+        try:
+            with lock:
+                open_database(store.path).close()
+        finally:
+            lock.close()
         store._writer.start()
         return store
 
     @classmethod
-    async def open_async(cls, path: str | Path) -> Store:
+    async def open_async(cls, path: str | Path, on_commit: CommitHook | None = None) -> Store:
         """Migrate on a worker thread, so start-up never runs SQL on the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(None, cls.open, path)
+        return await asyncio.get_running_loop().run_in_executor(None, cls.open, path, on_commit)
 
     async def write(self, fn: Callable[[Database], T]) -> T:
         """Run ``fn`` in the writer; returns once the transaction holding its changes is durable.
@@ -141,6 +173,7 @@ class Store:
 
     def _write_loop(self) -> None:
         db = connect(self.path)
+        lock = WriteLock(self.path)
         try:
             while True:
                 job = self._jobs.get()
@@ -157,13 +190,16 @@ class Store:
                         stop = True
                         break
                     batch.append(more)
-                self._run_batch(db, batch)
+                with lock:
+                    outcomes = self._run_batch(db, batch)
+                self._settle(outcomes)
                 if stop:
                     return
         finally:
             db.close()
+            lock.close()
 
-    def _run_batch(self, db: Database, batch: list[_Job]) -> None:
+    def _run_batch(self, db: Database, batch: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]]:
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         conn = db.conn
         try:
@@ -184,12 +220,15 @@ class Store:
                     conn.execute("RELEASE job")
                     outcomes.append((job, result, None))
             conn.execute("COMMIT")
-            self.commits += 1
-            self.batched += len(batch)
+            if self._on_commit is not None:
+                self._on_commit(len(batch))
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             outcomes = [(job, None, exc) for job in batch]
+        return outcomes
+
+    def _settle(self, outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any, BaseException | None]]] = {}
         for outcome in outcomes:
             by_loop.setdefault(outcome[0].loop, []).append(outcome)

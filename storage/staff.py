@@ -48,6 +48,16 @@ def sync_staff(db: Database, staff: Iterable[StaffConfig], at: datetime) -> dict
     return ids
 
 
+def config_staff_ids(db: Database, staff: Iterable[StaffConfig]) -> dict[str, int]:
+    """Name → staff id of the config's people as :func:`sync_staff` left them, without writing."""
+    ids: dict[str, int] = {}
+    for person in staff:
+        row = db.execute("SELECT id FROM staff WHERE telegram_id = ?", [person.telegram_id]).fetchone()
+        if row:
+            ids[person.name] = int(row[0])
+    return ids
+
+
 def staff_by_extension(db: Database) -> dict[str, int]:
     mapping: dict[str, int] = {}
     for staff_id, extensions in db.execute("SELECT id, extensions FROM staff WHERE active = 1"):

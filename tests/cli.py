@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,3 +35,34 @@ def run_cli_sync(*args: str, env: dict[str, str] | None = None) -> Result:
 
 async def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:
     return await asyncio.to_thread(run_cli_sync, *args, env=env)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_serve(config: Path, port: int, stderr: IO[Any] | int = subprocess.DEVNULL) -> asyncio.subprocess.Process:
+    """``leadline serve`` as a child process, returned once ``/healthz`` answers 200."""
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "leadline", "serve", "--config", str(config)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
+    # Start-up takes seconds on a loaded machine: wait for the server to answer, or for the
+    # process to die, rather than for a fixed time.
+    deadline = asyncio.get_running_loop().time() + 90
+    async with aiohttp.ClientSession() as session:
+        while asyncio.get_running_loop().time() < deadline and proc.returncode is None:
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    if resp.status == 200:
+                        return proc
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    if proc.returncode is None:
+        proc.kill()
+    raise AssertionError(f"leadline serve did not become healthy (exit code {proc.returncode})")

@@ -5,16 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
-from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.cli import ROOT
+from tests.cli import free_port, start_serve
 
 CONFIG = """
 [leadline]
@@ -29,36 +25,6 @@ name = "form"
 provider = "generic_form"
 token = "crash-token"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def start_serve(config: Path, port: int) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        *[sys.executable, "-m", "leadline", "serve", "--config", str(config)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    # Start-up imports the bot's libraries, which takes seconds on a loaded machine: wait for the
-    # server to answer, or for the process to die, rather than for a fixed time.
-    deadline = asyncio.get_running_loop().time() + 90
-    async with aiohttp.ClientSession() as session:
-        while asyncio.get_running_loop().time() < deadline and proc.returncode is None:
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
-                    if resp.status == 200:
-                        return proc
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    if proc.returncode is None:
-        proc.kill()
-    raise AssertionError(f"leadline serve did not become healthy (exit code {proc.returncode})")
 
 
 @pytest.mark.timeout(300)

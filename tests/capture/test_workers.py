@@ -1,0 +1,195 @@
+"""``[http] workers = 2``: two processes on one port, one deduplicated base, one set of figures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from leadline.config import ConfigError, parse_config
+from tests.cli import free_port, run_cli, start_serve
+
+CONFIG = """
+[leadline]
+database = "{db}"
+
+[http]
+host = "127.0.0.1"
+port = {port}
+workers = 2
+
+[[sources]]
+name = "form"
+provider = "generic_form"
+token = "workers-token"
+"""
+
+#: One person's number as five people would type it.
+SPELLINGS = ("8 (916) {a}-{b}-{c}", "+7 916 {a}{b}{c}", "7916{a}{b}{c}", "8-916-{a}-{b}-{c}", "+7 (916) {a}-{b}-{c}")
+
+
+def log_lines(path: Path) -> list[dict[str, Any]]:
+    lines = []
+    for text in path.read_text(errors="replace").splitlines():
+        if text.startswith("{"):
+            lines.append(json.loads(text))
+    return lines
+
+
+def tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-2000:]
+
+
+async def wait_for_line(path: Path, predicate: Any, within: float = 90) -> dict[str, Any]:
+    """The first log line ``predicate`` accepts, polling the file for up to ``within`` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        for line in log_lines(path):
+            if predicate(line):
+                return line
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no such log line in {path.name}: {tail(path)}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/status").exists() and "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+
+
+async def wait_gone(pid: int, within: float = 30) -> bool:
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        if not alive(pid):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def start(tmp_path: Path) -> tuple[asyncio.subprocess.Process, int, Path, Path, int]:
+    port = free_port()
+    db = tmp_path / "workers.db"
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG.format(db=db, port=port))
+    log = tmp_path / "serve.log"
+    with log.open("w") as stderr:
+        proc = await start_serve(config, port, stderr=stderr)
+    ready = await wait_for_line(log, lambda line: line.get("msg") == "worker listening")
+    return proc, port, db, log, int(ready["pid"])
+
+
+async def post_forms(port: int, people: int) -> list[int]:
+    """Each person five times, in the five spellings, twenty at a time."""
+    requests = [
+        (n, spelling.format(a="123", b=f"{n // 100:02d}", c=f"{n % 100:02d}"))
+        for n in range(people)
+        for spelling in SPELLINGS
+    ]
+    statuses: list[int] = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=20, force_close=True)) as session:
+
+        async def one(i: int, n: int, number: str) -> None:
+            async with session.post(
+                f"http://127.0.0.1:{port}/hooks/form?token=workers-token",
+                data={"phone": number, "name": f"Person {n}", "submission_id": f"s-{i}"},
+            ) as resp:
+                statuses.append(resp.status)
+
+        await asyncio.gather(*(one(i, n, number) for i, (n, number) in enumerate(requests)))
+    return statuses
+
+
+def requests_counted(metrics: str) -> float:
+    match = re.search(r'^leadline_requests_total\{source="form",status="200"\} ([\d.]+)', metrics, re.M)
+    assert match, metrics
+    return float(match[1])
+
+
+@pytest.mark.timeout(300)
+async def test_two_processes_share_the_port_the_contacts_and_the_figures(tmp_path):
+    proc, port, db, log, worker_pid = await start(tmp_path)
+    try:
+        assert worker_pid != proc.pid
+        statuses = await post_forms(port, people=40)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+            scraped = []
+            for _ in range(6):  # new connections: the kernel picks a process for each
+                async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                    scraped.append(requests_counted(await resp.text()))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), timeout=60)
+
+    assert statuses == [200] * 200
+    served_by = {line["pid"] for line in log_lines(log) if line.get("msg") == "request"}
+    assert served_by == {proc.pid, worker_pid}
+    assert scraped == [200.0] * 6  # whichever process answers counts both
+    assert await wait_gone(worker_pid), "SIGTERM to the primary left its worker running"
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM touches").fetchone()[0] == 200
+        # Five spellings of forty numbers, spread over two writers: forty people.
+        assert conn.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == 40
+        assert conn.execute("SELECT COUNT(*) FROM journal WHERE status != 'processed'").fetchone()[0] == 0
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+
+
+@pytest.mark.timeout(300)
+async def test_a_dead_worker_is_started_again_and_dies_with_its_primary(tmp_path):
+    proc, port, db, log, first = await start(tmp_path)
+    try:
+        os.kill(first, signal.SIGKILL)
+        await wait_for_line(log, lambda line: line.get("msg") == "worker exited; starting it again")
+        second = int(
+            (
+                await wait_for_line(
+                    log, lambda line: line.get("msg") == "worker listening" and line["pid"] != first
+                )
+            )["pid"]
+        )
+        statuses = await post_forms(port, people=4)
+        assert statuses == [200] * 20
+        # A primary killed outright cannot stop its workers; each notices and stops by itself.
+        proc.kill()
+        await proc.wait()
+        assert await wait_gone(second), "a worker kept serving after its primary was killed"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == 4
+    finally:
+        conn.close()
+
+
+def test_workers_need_the_bot_on_long_polling():
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            {
+                "http": {"workers": 2},
+                "telegram": {"token": "123:abc", "webhook_url": "https://bot.example.com/telegram"},
+            }
+        )
+    assert any(p.startswith("http.workers") or "http.workers" in p for p in caught.value.problems)
+
+
+async def test_check_config_shows_the_workers(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG.format(db=tmp_path / "x.db", port=8080))
+    result = await run_cli("check-config", "--config", str(config))
+    assert result.code == 0, result.output
+    assert "workers: 2" in result.output
