@@ -139,6 +139,9 @@ def help_text() -> str:
         "• /missed: missed calls nobody has called back\n"
         "• /leads: your open leads\n"
         "• /find: find a contact by phone, email or part of a name\n"
+        "• /report: the numbers for a period, e.g. /report week (managers and owners)\n"
+        "• /plan: how many contacts and leads a target needs, e.g. /plan clients=2 (managers and owners)\n"
+        "• /cost: record a campaign cost, e.g. /cost brand_msk 2026-11 45000 ads (owners)\n"
         "• /cancel: stop what you are typing"
     )
 

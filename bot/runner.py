@@ -27,7 +27,20 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
-from bot import access, errors, fallback, find, leads, lists, lookup, merge, nudges, registration, start
+from bot import (
+    access,
+    errors,
+    fallback,
+    find,
+    leads,
+    lists,
+    lookup,
+    merge,
+    nudges,
+    numbers,
+    registration,
+    start,
+)
 from bot.i18n import CatalogueI18n, LanguageMiddleware, load_i18n, speaking
 from bot.middlewares import StaffMiddleware, StrangerGate
 from bot.outbox import BotTransport, OutboxSender
@@ -40,7 +53,7 @@ from storage.db import Store
 log = logging.getLogger("leadline.bot")
 
 WEBHOOK_PATH = "/telegram/webhook"
-COMMANDS = ("start", "unregistered", "missed", "leads", "find", "help", "cancel")
+COMMANDS = ("start", "unregistered", "missed", "leads", "find", "report", "plan", "cost", "help", "cancel")
 
 
 def make_bot(config: Config) -> Bot:
@@ -71,6 +84,7 @@ def build_dispatcher(
         nudges.make_router(),
         lists.make_router(),
         find.make_router(),
+        numbers.make_router(),
         merge.make_router(),
         lookup.make_router(),
         fallback.make_router(),
@@ -98,6 +112,9 @@ def _command_descriptions() -> dict[str, str]:
         "missed": _("Missed calls not called back"),
         "leads": _("My open leads"),
         "find": _("Find a contact"),
+        "report": _("The numbers for a period, like the digest"),
+        "plan": _("How many contacts and leads a target needs"),
+        "cost": _("Record a campaign cost (owners)"),
         "help": _("What the bot can do"),
         "cancel": _("Stop what you are typing"),
     }

@@ -7,7 +7,7 @@ cost most, and the month's goals. The chart shows the last 14 days of inbound co
 registered ones with the LRR line, and lead cost by campaign for the month so far.
 
 With a bot token the digest goes to every owner through the outbox as two messages: a
-``sendPhoto`` whose payload names the PNG file (``{"photo_path": ..., "caption": ...}``; the
+``sendPhoto`` whose payload names the PNG file (``{"photo": "file:///...", "caption": ...}``; the
 sender uploads it) and a ``sendMessage`` with the text and the buttons. Without a token the text
 goes to the log, with phones and emails masked, and the PNG to a file next to the database.
 """
@@ -270,6 +270,21 @@ def chart_path(config: Config, day: date) -> Path:
     return db_path.with_name(f"{db_path.stem}-digest-{day.isoformat()}.png")
 
 
+def telegram_payloads(digest: Digest, chart: Path) -> list[tuple[str, dict[str, Any], str]]:
+    """The digest as the outbox sends it, ``(method, payload, part)``: the chart with the headline as
+    its caption, then the text with its buttons. The daily digest and the bot's ``/report`` both
+    send these, so a report on demand looks like the morning's."""
+    caption = "\n".join(digest.text.split("\n")[:3])[:CAPTION_LIMIT]
+    # The outbox uploads a ``file://`` path as it is written (no percent-encoding): see bot/outbox.py.
+    photo = {"photo": f"file://{chart.resolve()}", "caption": caption, "parse_mode": "HTML"}
+    message: dict[str, Any] = {"text": digest.text, "parse_mode": "HTML"}
+    if digest.buttons:
+        message["reply_markup"] = {
+            "inline_keyboard": [[{"text": label, "callback_data": data}] for label, data in digest.buttons]
+        }
+    return [("sendPhoto", photo, "photo"), ("sendMessage", message, "text")]
+
+
 def report_text(db: Database, config: Config, period: Period, now: datetime) -> str:
     """The digest's text for any period: what the bot's ``/report`` answers (Telegram HTML)."""
     return compose(db, config, period, now).text
@@ -370,16 +385,7 @@ async def send_digest(
         ]
         ids = []
         for chat in owners:
-            caption = "\n".join(digest.text.split("\n")[:3])[:CAPTION_LIMIT]
-            photo = {"photo_path": str(path.resolve()), "caption": caption, "parse_mode": "HTML"}
-            message: dict[str, Any] = {"text": digest.text, "parse_mode": "HTML"}
-            if digest.buttons:
-                message["reply_markup"] = {
-                    "inline_keyboard": [
-                        [{"text": label, "callback_data": data}] for label, data in digest.buttons
-                    ]
-                }
-            for method, payload, part in (("sendPhoto", photo, "photo"), ("sendMessage", message, "text")):
+            for method, payload, part in telegram_payloads(digest, path):
                 row = enqueue(
                     db, chat, payload, at=now, method=method, dedupe_key=f"digest:{day}:{chat}:{part}"
                 )

@@ -451,7 +451,7 @@ def plan(
 ) -> None:
     """How many inbound contacts, leads and qualified leads a target needs, and the highest LC that pays."""
     from storage.db import open_database
-    from storage.plan import PlanError, Rates, funnel_plan
+    from storage.plan import PlanError, plan_from_history
     from storage.reports import funnel_history
 
     config = _load(config_path)
@@ -466,24 +466,18 @@ def plan(
         history = funnel_history(db, today, config.tz, days)
     finally:
         db.close()
-    if clients is None and revenue is None:
-        clients = config.goals.clients
-        revenue = Fraction(str(config.goals.revenue)) if config.goals.revenue and clients is None else None
     try:
-        if lead_to_qualified is None or qualified_to_won is None:
-            known = history.rates()
-            lead_to_qualified = lead_to_qualified or known.lead_to_qualified
-            qualified_to_won = qualified_to_won or known.qualified_to_won
-            contact_to_lead = contact_to_lead or known.contact_to_lead
-        elif contact_to_lead is None and history.leads and history.contacts:
-            contact_to_lead = Fraction(history.leads, history.contacts)
-        rates = Rates(lead_to_qualified, qualified_to_won, contact_to_lead)
-        result = funnel_plan(
-            rates,
+        result = plan_from_history(
+            history,
             clients=clients,
             revenue=revenue,
-            average_deal=average_deal or history.average_deal,
+            average_deal=average_deal,
+            contact_to_lead=contact_to_lead,
+            lead_to_qualified=lead_to_qualified,
+            qualified_to_won=qualified_to_won,
             margin=margin,
+            goal_clients=config.goals.clients,
+            goal_revenue=config.goals.revenue,
         )
     except PlanError as exc:
         click.echo(f"Cannot plan: {exc}.", err=True)

@@ -154,3 +154,41 @@ def funnel_plan(
     contacts = _up(leads / rates.contact_to_lead) if rates.contact_to_lead else None
     max_lc = average_deal * rates.lead_to_client * margin if average_deal is not None else None
     return Plan(clients, qualified, leads, contacts, revenue, average_deal, max_lc, rates)
+
+
+def plan_from_history(
+    history: FunnelHistory,
+    *,
+    clients: int | None = None,
+    revenue: Fraction | None = None,
+    average_deal: Fraction | None = None,
+    contact_to_lead: Fraction | None = None,
+    lead_to_qualified: Fraction | None = None,
+    qualified_to_won: Fraction | None = None,
+    margin: Fraction = Fraction(1),
+    goal_clients: int | None = None,
+    goal_revenue: float | None = None,
+) -> Plan:
+    """The plan of ``leadline plan`` and the bot's ``/plan``, so both answer the same for the same input.
+
+    What is not given is filled in: the target from the month's goals, the rates and the average
+    deal from ``history`` (which raises :class:`PlanError` when it holds too little to go on).
+    """
+    if clients is None and revenue is None:
+        clients = goal_clients
+        revenue = fraction(goal_revenue) if goal_revenue and clients is None else None
+    if lead_to_qualified is None or qualified_to_won is None:
+        known = history.rates()
+        lead_to_qualified = lead_to_qualified or known.lead_to_qualified
+        qualified_to_won = qualified_to_won or known.qualified_to_won
+        contact_to_lead = contact_to_lead or known.contact_to_lead
+    elif contact_to_lead is None and history.leads and history.contacts:
+        contact_to_lead = Fraction(history.leads, history.contacts)
+    rates = Rates(lead_to_qualified, qualified_to_won, contact_to_lead)
+    return funnel_plan(
+        rates,
+        clients=clients,
+        revenue=revenue,
+        average_deal=average_deal or history.average_deal,
+        margin=margin,
+    )

@@ -88,7 +88,7 @@ async def test_with_a_bot_token_each_owner_gets_the_chart_and_the_text_once(tmp_
         (111, "sendMessage", "digest:2026-11-16:111:text"),
     ]
     photo, message = json.loads(rows[0][2]), json.loads(rows[1][2])
-    assert photo["photo_path"] == str(sent.chart.resolve()) and photo["parse_mode"] == "HTML"
+    assert photo["photo"] == f"file://{sent.chart.resolve()}" and photo["parse_mode"] == "HTML"
     assert photo["caption"].startswith("<b>Leadline · Mon 16 Nov 2026</b>")
     assert message["text"] == sent.digest.text
     assert message["reply_markup"]["inline_keyboard"] == [
