@@ -8,6 +8,7 @@ config's ``[leadline] language``.
 
 from __future__ import annotations
 
+import functools
 import gettext
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +57,14 @@ def load_i18n(default_locale: str) -> CatalogueI18n:
     return CatalogueI18n(path=LOCALES_DIR, default_locale=default_locale, domain=DOMAIN)
 
 
+@functools.cache
+def catalogues() -> CatalogueI18n:
+    """The catalogues for texts written away from a Telegram update (nudges, digests), read once per
+    process: the ``.po`` files do not change while it runs, and a sweep writes one message per person,
+    so reading them for each would cost more than the message. Use through :func:`written_for`."""
+    return load_i18n("en")
+
+
 def pick_locale(i18n: I18n, *candidates: str | None) -> str:
     """The first candidate language we have a catalogue for (``en-GB`` counts as ``en``)."""
     for code in candidates:
@@ -71,6 +80,18 @@ def speaking(i18n: I18n, locale: str) -> Iterator[None]:
     """Render texts for someone other than the person in the current update (an owner, a new member)."""
     with i18n.context(), i18n.use_locale(locale):
         yield
+
+
+@contextmanager
+def written_for(*languages: str | None) -> Iterator[str]:
+    """Texts for a reader away from an update, in the first of ``languages`` we have (their staff
+    record's, then the config's): yields that locale, for what Babel formats (dates, months).
+
+    Safe on the store's threads: it sets the language in the running thread's own context."""
+    i18n = catalogues()
+    locale = pick_locale(i18n, *languages)
+    with speaking(i18n, locale):
+        yield locale
 
 
 class LanguageMiddleware(I18nMiddleware):

@@ -104,7 +104,9 @@ async def report(
     except ArgumentError as exc:
         await replies.send(chat_id, period_problem(exc))
         return
-    digest = await store.read(partial(compose, config=config, period=period, now=now))
+    # The reader's language, as the middleware chose it; the store's thread has no update to ask.
+    locale = cards.current_locale()
+    digest = await store.read(partial(compose, config=config, period=period, now=now, locale=locale))
     chart = report_chart_path(config, period, chat_id)
     await asyncio.to_thread(_write_whole, chart, digest.chart_png)
     await store.write(partial(_queue, chat_id=chat_id, payloads=telegram_payloads(digest, chart), at=now))

@@ -23,7 +23,6 @@ from capture.server import setup_routes
 from leadline import keys
 from leadline.api import setup_api
 from leadline.config import Config, SourceConfig
-from leadline.scheduler import scheduler_ctx
 from leadline.workers import orphan_watch_ctx, supervisor_ctx
 from storage.costs import sync_costs
 from storage.db import Store, now_utc
@@ -85,6 +84,14 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
     from bot.runner import bot_ctx as run_bot
 
     async with contextlib.asynccontextmanager(run_bot)(app):
+        yield
+
+
+async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Sweeps and digests, whose texts come from the bot's catalogues (aiogram): the primary's only."""
+    from leadline.scheduler import scheduler_ctx as run_scheduler
+
+    async with contextlib.asynccontextmanager(run_scheduler)(app):
         yield
 
 

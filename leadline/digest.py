@@ -10,6 +10,10 @@ With a bot token the digest goes to every owner through the outbox as two messag
 ``sendPhoto`` whose payload names the PNG file (``{"photo": "file:///...", "caption": ...}``; the
 sender uploads it) and a ``sendMessage`` with the text and the buttons. Without a token the text
 goes to the log, with phones and emails masked, and the PNG to a file next to the database.
+
+Text and chart speak the reader's language, through the bot's gettext catalogues: an owner's staff
+``language``, else ``[leadline] language`` (which the log uses too). The figures are read once and
+written once per language (:func:`gather`, then :func:`write`).
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from aiogram.utils.i18n import gettext as _
+from babel.dates import format_date
 from sqlite_utils import Database
 
+from bot.i18n import catalogues, pick_locale, written_for
 from leadline.config import Config
 from storage.db import Store, now_utc
 from storage.identifiers import mask
@@ -59,7 +66,7 @@ def _delta(now: float | None, before: float | None, *, points: bool = False) -> 
     change = (now - before) * (100 if points else 1)
     if abs(change) < 0.05:
         return " (=)"
-    unit = " pp" if points else ""
+    unit = " " + _("pp") if points else ""
     return f" ({'+' if change > 0 else '−'}{abs(change):.0f}{unit})"
 
 
@@ -78,102 +85,202 @@ def _who(item: dict[str, Any], reveal: bool) -> str:
     return html.escape(f"{name} {shown}".strip() if name else shown or f"#{item['contact_id']}")
 
 
-def compose(db: Database, config: Config, period: Period, now: datetime) -> Digest:
-    """The digest for ``period`` (a day for the daily digest; any period for ``/report``)."""
+@dataclass(frozen=True)
+class Figures:
+    """What a digest says, in no language yet: read once, then written in each language its
+    readers speak, so a digest to a Russian and an English owner runs its queries once."""
+
+    period: Period
+    total: Group
+    #: The same day a week earlier (a one-day digest only).
+    before: Group | None
+    #: :func:`storage.reports.build_report` for the month of the period's last day, up to it.
+    month_report: dict[str, Any]
+    #: Contacts still unregistered and missed calls nobody called back, the first few of each.
+    waiting: list[dict[str, Any]]
+    missed: list[dict[str, Any]]
+    #: The chart's days: each day's figures, up to the period's last day.
+    series: list[tuple[date, Group]]
+    registration_minutes: int
+
+
+def gather(db: Database, config: Config, period: Period, now: datetime) -> Figures:
+    """Every figure the digest for ``period`` shows, as of ``now``."""
     rules = Rules.from_config(config)
     tz = config.tz
     scope = Scope(period, as_of=now)
-    facts = Facts(db, scope, rules)
-    total = facts.total()
+    total = Facts(db, scope, rules).total()
     before = Facts(db, Scope(period.previous(7), as_of=now), rules).total() if period.days == 1 else None
     month = Period.month(period.end, tz)
     month_report = build_report(
         db, Scope(Period(month.start, min(month.end, period.end), tz), as_of=now), rules
     )
-
-    def line(label: str, value: str) -> str:
-        return f"{label}: <b>{value}</b>"
-
-    title = period.start.strftime("%a %d %b %Y") if period.days == 1 else period.label
-    compared = f" vs {period.previous(7).start.strftime('%a %d %b')}" if before else ""
-    lines = [f"<b>Leadline · {title}</b>"]
-    lines.append(
-        line("Inbound contacts", f"{total.inbound_contacts}")
-        + _delta(total.inbound_contacts, before.inbound_contacts if before else None)
-        + f" · touches {total.inbound_touches}"
-        + (f", hidden numbers {total.hidden_caller_touches}" if total.hidden_caller_touches else "")
+    return Figures(
+        period=period,
+        total=total,
+        before=before,
+        month_report=month_report,
+        waiting=unregistered_contacts(db, scope, limit=LIST_LIMIT),
+        missed=_missed_contacts(db, total)[:LIST_LIMIT],
+        series=daily_series(db, rules, period.end, now),
+        registration_minutes=rules.registration_minutes,
     )
+
+
+def compose(db: Database, config: Config, period: Period, now: datetime, locale: str = "en") -> Digest:
+    """The digest for ``period`` (a day for the daily digest; any period for ``/report``), in
+    ``locale`` (English, the catalogues' own language, unless told)."""
+    return write(gather(db, config, period, now), config, locale)
+
+
+def write(figures: Figures, config: Config, locale: str) -> Digest:
+    """The digest's text, buttons and chart in ``locale``, through the bot's catalogues."""
+    with written_for(locale) as speaking_in:
+        text, log_text, buttons = _words(figures, config, speaking_in)
+        chart = render_chart(figures, speaking_in)
+    return Digest(figures.period.end, text, log_text, buttons, chart)
+
+
+def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, list[tuple[str, str]]]:
+    """Telegram HTML, the log's masked plain text, and the contact buttons, in the current language."""
+    period, total, before = figures.period, figures.total, figures.before
+    tz = config.tz
+    # A day in the reader's words (the pattern, Babel's, is in the catalogues: "Mon 16 Nov 2026");
+    # a longer period as the command wrote it.
+    title = format_date(period.start, _("EEE dd MMM y"), locale=locale) if period.days == 1 else period.label
+    lines = [f"<b>Leadline · {title}</b>"]
+    counts = {
+        "contacts": total.inbound_contacts,
+        "change": _delta(total.inbound_contacts, before.inbound_contacts if before else None),
+        "touches": total.inbound_touches,
+        "hidden": total.hidden_caller_touches,
+    }
+    if total.hidden_caller_touches:
+        lines.append(
+            _(
+                "Inbound contacts: <b>{contacts}</b>{change} · touches {touches}, hidden numbers {hidden}"
+            ).format(**counts)
+        )
+    else:
+        lines.append(_("Inbound contacts: <b>{contacts}</b>{change} · touches {touches}").format(**counts))
     lines.append(
-        line("Registered", f"{total.registered} · LRR {_pct(total.lrr)}")
-        + _delta(total.lrr, before.lrr if before else None, points=True)
-        + f" · new {_pct(total.lrr_new)}"
+        _("Registered: <b>{registered} · LRR {lrr}</b>{change} · new {lrr_new}").format(
+            registered=total.registered,
+            lrr=_pct(total.lrr),
+            change=_delta(total.lrr, before.lrr if before else None, points=True),
+            lrr_new=_pct(total.lrr_new),
+        )
     )
     if total.registration_lags:
         lines.append(
-            f"Registration lag: p50 {total.registration_lag_p50:.0f} min, p90 {total.registration_lag_p90:.0f} min"
-            f" (SLA {rules.registration_minutes}: {total.registered_within_sla} of {len(total.registration_lags)} in time)"
+            _(
+                "Registration lag: p50 {p50} min, p90 {p90} min (SLA {sla}: {within} of {count} in time)"
+            ).format(
+                p50=f"{total.registration_lag_p50:.0f}",
+                p90=f"{total.registration_lag_p90:.0f}",
+                sla=figures.registration_minutes,
+                within=total.registered_within_sla,
+                count=len(total.registration_lags),
+            )
         )
     lines.append(
-        line("Missed calls", f"{total.missed_calls}")
-        + f" · not called back <b>{total.missed_not_called_back}</b>"
+        _("Missed calls: <b>{missed}</b> · not called back <b>{owed}</b>").format(
+            missed=total.missed_calls, owed=total.missed_not_called_back
+        )
     )
     temps = total.leads_by_temperature
     lines.append(
-        line("Leads", f"{total.leads}")
-        + _delta(total.leads, before.leads if before else None)
-        + f" · hot {temps['hot']}, warm {temps['warm']}, cold {temps['cold']}"
+        _("Leads: <b>{leads}</b>{change} · hot {hot}, warm {warm}, cold {cold}").format(
+            leads=total.leads,
+            change=_delta(total.leads, before.leads if before else None),
+            hot=temps["hot"],
+            warm=temps["warm"],
+            cold=temps["cold"],
+        )
     )
-    if compared:
-        lines.append(f"<i>(changes{compared})</i>")
+    if before:
+        day = format_date(period.previous(7).start, _("EEE dd MMM"), locale=locale)
+        lines.append("<i>" + _("(changes vs {day})").format(day=day) + "</i>")
 
-    waiting = unregistered_contacts(db, scope, limit=LIST_LIMIT)
-    missed = _missed_contacts(db, total)[:LIST_LIMIT]
     owed = (
-        ("Still not registered", "Register", waiting, total.inbound_contacts - total.registered),
-        ("Missed, not called back", "Call back", missed, total.missed_not_called_back),
+        (
+            _("Still not registered: {count}"),
+            _("Register: {who}"),
+            figures.waiting,
+            total.inbound_contacts - total.registered,
+        ),
+        (
+            _("Missed, not called back: {count}"),
+            _("Call back: {who}"),
+            figures.missed,
+            total.missed_not_called_back,
+        ),
     )
     # One button per contact, even when they missed us twice.
     buttons: list[tuple[str, str]] = []
-    for _, verb, items, _ in owed:
+    for _heading, verb, items, _count in owed:
         for item in items:
             data = f"contact:{item['contact_id']}"
-            if all(data != known for _, known in buttons):
+            if all(data != known for _label, known in buttons):
                 label = item.get("name") or item.get("identifier") or item["contact_id"]
-                buttons.append((f"{verb}: {label}"[:60], data))
+                buttons.append((verb.format(who=label)[:60], data))
 
     def lists(reveal: bool) -> list[str]:
         out = []
-        for heading, _, items, count in owed:
+        for heading, _verb, items, count in owed:
             if not count:
                 continue
-            out.append(f"\n<b>{heading}: {count}</b>")
+            out.append("\n<b>" + heading.format(count=count) + "</b>")
             for item in items:
                 local = datetime.fromisoformat(item["first_at"]).astimezone(tz).strftime("%d.%m %H:%M")
                 out.append(f"• {local} {_who(item, reveal)}")
             if count > len(items):
-                out.append(f"… and {count - len(items)} more")
+                out.append(_("… and {n} more").format(n=count - len(items)))
         return out
 
     tail = []
-    worst = _worst_campaign(month_report)
+    worst = _worst_campaign(figures.month_report)
     if worst:
-        name, figures = worst
+        name, found = worst
+        # No trailing comma after the count (hence ``fmt: skip``): pybabel skips ``_(one, many, n,)``.
+        dearest = _(
+            "Worst lead cost this month: <b>{campaign}</b> {lead_cost} ({leads} lead for {cost})",
+            "Worst lead cost this month: <b>{campaign}</b> {lead_cost} ({leads} leads for {cost})",
+            found["leads"]
+        )  # fmt: skip
         tail.append(
-            f"\nWorst lead cost this month: <b>{html.escape(name)}</b> {_money(figures['lead_cost'])}"
-            f" ({figures['leads']} leads for {_money(figures['cost'])})"
+            "\n"
+            + dearest.format(
+                campaign=html.escape(name),
+                lead_cost=_money(found["lead_cost"]),
+                leads=found["leads"],
+                cost=_money(found["cost"]),
+            )
         )
-    goals = month_report["goals"]
+    goals = figures.month_report["goals"]
     if goals:
-        parts = [
-            f"{name} {_money(g['actual'])}/{_money(g['target'])} → {_money(g['projected'])}"
-            for name, g in goals.items()
-        ]
-        tail.append("Goals this month (so far/target → heading for): " + "; ".join(parts))
+        parts = [_goal(name, g) for name, g in goals.items()]
+        tail.append(
+            _("Goals this month (so far/target → heading for): {goals}").format(goals="; ".join(parts))
+        )
 
     text = "\n".join([*lines, *lists(reveal=True), *tail])
     log_text = html.unescape(re.sub(r"<[^>]+>", "", "\n".join([*lines, *lists(reveal=False), *tail])))
-    chart = render_chart(db, config, period.end, now, month_report)
-    return Digest(period.end, text, log_text, buttons, chart)
+    return text, log_text, buttons
+
+
+def _goal(name: str, progress: dict[str, Any]) -> str:
+    """One goal as "leads 4/10 → 7" (done so far / target → where the month is heading)."""
+    actual, target, projected = (_money(progress[key]) for key in ("actual", "target", "projected"))
+    words = {
+        "leads": _("leads {actual}/{target} → {projected}"),
+        "qualified": _("qualified {actual}/{target} → {projected}"),
+        "clients": _("clients {actual}/{target} → {projected}"),
+        "revenue": _("revenue {actual}/{target} → {projected}"),
+    }
+    if name not in words:
+        return f"{name} {actual}/{target} → {projected}"
+    return words[name].format(actual=actual, target=target, projected=projected)
 
 
 def _missed_contacts(db: Database, total: Group) -> list[dict[str, Any]]:
@@ -212,27 +319,25 @@ def daily_series(
     return series
 
 
-def render_chart(
-    db: Database, config: Config, last: date, now: datetime, month_report: dict[str, Any]
-) -> bytes:
-    """A PNG: inbound contacts vs registered per day with the LRR line; LC by campaign this month."""
+def render_chart(figures: Figures, locale: str) -> bytes:
+    """A PNG: inbound contacts vs registered per day with the LRR line; LC by campaign this month.
+    Its words are in the current language (see :func:`write`)."""
     from matplotlib.figure import Figure
 
-    rules = Rules.from_config(config)
-    series = daily_series(db, rules, last, now)
-    days = [d for d, _ in series]
-    inbound = [g.inbound_contacts for _, g in series]
-    registered = [g.registered for _, g in series]
-    lrr = [g.lrr * 100 if g.lrr is not None else float("nan") for _, g in series]
+    series = figures.series
+    days = [d for d, _group in series]
+    inbound = [g.inbound_contacts for _day, g in series]
+    registered = [g.registered for _day, g in series]
+    lrr = [g.lrr * 100 if g.lrr is not None else float("nan") for _day, g in series]
 
     figure = Figure(figsize=(10, 4.2), dpi=110)
     left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
     x = range(len(days))
-    left.bar([i - 0.2 for i in x], inbound, width=0.4, label="inbound contacts", color="#9db4d0")
-    left.bar([i + 0.2 for i in x], registered, width=0.4, label="registered", color="#2b6cb0")
+    left.bar([i - 0.2 for i in x], inbound, width=0.4, label=_("inbound contacts"), color="#9db4d0")
+    left.bar([i + 0.2 for i in x], registered, width=0.4, label=_("registered"), color="#2b6cb0")
     left.set_xticks(list(x), [d.strftime("%d.%m") for d in days], rotation=45, fontsize=8)
-    left.set_title(f"Last {len(days)} days")
-    left.set_ylabel("contacts")
+    left.set_title(_("Last {n} day", "Last {n} days", len(days)).format(n=len(days)))
+    left.set_ylabel(_("contacts"))
     twin = left.twinx()
     twin.plot(list(x), lrr, color="#d9534f", marker="o", label="LRR %")
     twin.set_ylim(0, 105)
@@ -244,19 +349,20 @@ def render_chart(
     priced = sorted(
         (
             (name, g["lead_cost"])
-            for name, g in month_report["by_campaign"].items()
+            for name, g in figures.month_report["by_campaign"].items()
             if g["lead_cost"] is not None
         ),
         key=lambda item: item[1],
     )
     if priced:
-        right.barh([n for n, _ in priced], [v for _, v in priced], color="#f0ad4e")
-        for i, (_, value) in enumerate(priced):
+        right.barh([n for n, _cost in priced], [v for _name, v in priced], color="#f0ad4e")
+        for i, (_name, value) in enumerate(priced):
             right.text(value, i, f" {_money(value)}", va="center", fontsize=8)
-        right.set_xlim(0, max(v for _, v in priced) * 1.35)
+        right.set_xlim(0, max(v for _name, v in priced) * 1.35)
     else:
-        right.text(0.5, 0.5, "no costs or leads yet", ha="center", va="center", transform=right.transAxes)
-    right.set_title(f"Lead cost, {last.strftime('%b %Y')} so far")
+        right.text(0.5, 0.5, _("no costs or leads yet"), ha="center", va="center", transform=right.transAxes)
+    month = format_date(figures.period.end, _("MMM y"), locale=locale)
+    right.set_title(_("Lead cost, {month} so far").format(month=month))
     right.tick_params(axis="y", labelsize=8)
     figure.tight_layout()
     buffer = io.BytesIO()
@@ -264,10 +370,12 @@ def render_chart(
     return buffer.getvalue()
 
 
-def chart_path(config: Config, day: date) -> Path:
-    """Next to the database, one file per day: ``<database>-digest-YYYY-MM-DD.png``."""
+def chart_path(config: Config, day: date, locale: str | None = None) -> Path:
+    """Next to the database, one file per day: ``<database>-digest-YYYY-MM-DD.png`` in the config's
+    language, ``<database>-digest-YYYY-MM-DD-<locale>.png`` in another one an owner reads."""
     db_path = config.database_path
-    return db_path.with_name(f"{db_path.stem}-digest-{day.isoformat()}.png")
+    suffix = f"-{locale}" if locale else ""
+    return db_path.with_name(f"{db_path.stem}-digest-{day.isoformat()}{suffix}.png")
 
 
 def telegram_payloads(digest: Digest, chart: Path) -> list[tuple[str, dict[str, Any], str]]:
@@ -285,9 +393,9 @@ def telegram_payloads(digest: Digest, chart: Path) -> list[tuple[str, dict[str, 
     return [("sendPhoto", photo, "photo"), ("sendMessage", message, "text")]
 
 
-def report_text(db: Database, config: Config, period: Period, now: datetime) -> str:
+def report_text(db: Database, config: Config, period: Period, now: datetime, locale: str = "en") -> str:
     """The digest's text for any period: what the bot's ``/report`` answers (Telegram HTML)."""
-    return compose(db, config, period, now).text
+    return compose(db, config, period, now, locale).text
 
 
 #: The last day a digest was sent for (ISO date), in the ``meta`` table.
@@ -351,41 +459,75 @@ async def send_due_digests(
 
 @dataclass(frozen=True)
 class Sent:
+    #: In the config's ``[leadline] language``: the one the log shows when there is no bot token.
     digest: Digest
     chart: Path
     #: Outbox row ids (empty without a bot token: the digest went to the log).
     queued: list[int]
+    #: Every language written (the config's, and each one an owner reads) → its digest and chart.
+    languages: dict[str, tuple[Digest, Path]] = field(default_factory=dict)
+
+
+def reader_locale(config: Config, language: str | None) -> str:
+    """A reader's language as the bot's rule has it: their staff record's, else ``[leadline] language``."""
+    return pick_locale(catalogues(), language, config.leadline.language)
+
+
+def _owners(db: Database) -> list[tuple[int, str | None]]:
+    """(chat, staff language) of every active owner with a Telegram id."""
+    rows = db.execute(
+        "SELECT telegram_id, language FROM staff WHERE role = 'owner' AND active = 1 AND telegram_id IS NOT NULL"
+    )
+    return [(int(chat), language) for chat, language in rows]
+
+
+def _compose_each(
+    db: Database, config: Config, period: Period, now: datetime, *, to_owners: bool
+) -> dict[str, Digest]:
+    """The digest in the config's language and, for the owners, in each language they read: the
+    figures are read once, the words written once per language (three Russian owners, one digest)."""
+    locales = [reader_locale(config, None)]
+    if to_owners:
+        for _chat, language in _owners(db):
+            locale = reader_locale(config, language)
+            if locale not in locales:
+                locales.append(locale)
+    figures = gather(db, config, period, now)
+    return {locale: write(figures, config, locale) for locale in locales}
 
 
 async def send_digest(
     config: Config, store: Store, day: date | None = None, *, now: datetime | None = None
 ) -> Sent:
-    """Build the digest for ``day`` (default yesterday) and queue it for every owner, or log it.
+    """Build the digest for ``day`` (default yesterday) and queue it for every owner in their
+    language, or log it in the config's.
 
     Safe to call twice for the same day: the outbox rows carry a dedupe key per day and chat.
     """
     now = now or now_utc()
     day = day or (now.astimezone(config.tz).date() - timedelta(days=1))
     period = Period.day(day, config.tz)
-    digest = await store.read(lambda db: compose(db, config, period, now))
-    path = chart_path(config, day)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(digest.chart_png)
-    if not config.telegram.token.get_secret_value():
+    token = bool(config.telegram.token.get_secret_value())
+    digests = await store.read(partial(_compose_each, config=config, period=period, now=now, to_owners=token))
+    office = reader_locale(config, None)
+    languages: dict[str, tuple[Digest, Path]] = {}
+    for locale, written in digests.items():
+        path = chart_path(config, day, None if locale == office else locale)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(written.chart_png)
+        languages[locale] = (written, path)
+    digest, path = languages[office]
+    if not token:
         log.info("digest (no bot token: written here)\n%s\nchart: %s", digest.log_text, path)
         await store.write(partial(_mark_digested, day=day))
-        return Sent(digest, path, [])
+        return Sent(digest, path, [], languages)
 
     def queue(db: Database) -> list[int]:
-        owners = [
-            int(row[0])
-            for row in db.execute(
-                "SELECT telegram_id FROM staff WHERE role = 'owner' AND active = 1 AND telegram_id IS NOT NULL"
-            )
-        ]
         ids = []
-        for chat in owners:
-            for method, payload, part in telegram_payloads(digest, path):
+        for chat, language in _owners(db):
+            # An owner approved since the digest was written reads the config's language.
+            theirs, chart = languages.get(reader_locale(config, language), (digest, path))
+            for method, payload, part in telegram_payloads(theirs, chart):
                 row = enqueue(
                     db, chat, payload, at=now, method=method, dedupe_key=f"digest:{day}:{chat}:{part}"
                 )
@@ -396,4 +538,4 @@ async def send_digest(
 
     queued = await store.write(queue)
     log.info("digest queued", extra={"fields": {"day": day.isoformat(), "messages": len(queued)}})
-    return Sent(digest, path, queued)
+    return Sent(digest, path, queued, languages)

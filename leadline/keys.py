@@ -9,11 +9,11 @@ from aiohttp import web
 from capture.metrics import Metrics
 from capture.pipeline import Capture, Clock
 from leadline.config import Config
-from leadline.sweep import Sweeper
 from storage.db import Store
 
 if TYPE_CHECKING:  # aiogram takes seconds to import; processes without the bot never need it
     from bot.outbox import OutboxSender
+    from leadline.sweep import Sweeper
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)
@@ -21,4 +21,4 @@ CAPTURE = web.AppKey("capture", Capture)
 METRICS = web.AppKey("metrics", Metrics)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 OUTBOX: web.AppKey[OutboxSender] = web.AppKey("outbox")
-SWEEPER = web.AppKey("sweeper", Sweeper)
+SWEEPER: web.AppKey[Sweeper] = web.AppKey("sweeper")

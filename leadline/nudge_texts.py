@@ -1,8 +1,9 @@
-"""The words and buttons of nudge messages and source alerts, in Russian and English.
+"""The words and buttons of nudge messages and source alerts, in the reader's language.
 
 A plain function of a :class:`storage.nudges.MessageView`, so the sweep renders a message inside
-its write without reaching for the bot. The strings are a small dict per language for now; they
-belong in the bot's gettext catalogues (``bot/locales``) and should move there.
+its write without reaching for the bot's dispatcher. The words are the bot's: the gettext
+catalogues under ``bot/locales``, in the language of the person's staff record, else the config's
+``[leadline] language`` (the view and the source-health rules have already chosen between them).
 
 Buttons carry ``callback_data`` in the shape aiogram's ``CallbackData`` packs
 (``prefix:field:field``), so the bot can parse them with a factory:
@@ -21,6 +22,10 @@ import html
 from datetime import datetime
 from typing import Any
 
+from aiogram.utils.i18n import gettext as _
+
+from bot import labels
+from bot.i18n import written_for
 from storage.nudge_cards import Card, MessageView
 
 #: How long "Remind me later" puts a registration card away, in working minutes.
@@ -30,106 +35,6 @@ NAME_LIMIT = 100
 NEED_LIMIT = 200
 #: A card lists at most this many of its touches (the latest), then "+N".
 TOUCH_LIMIT = 5
-
-TEXTS: dict[str, dict[str, str]] = {
-    "en": {
-        "register": "📝 <b>Register this contact</b>",
-        "register_1": "⚠️ <b>Still not registered</b> — {asked} was asked",
-        "callback": "📞 <b>Call back</b>",
-        "callback_again": "📞 <b>Try calling again</b> (try {n} of {of})",
-        "callback_1": "⚠️ <b>Not called back</b> — {asked} was asked",
-        "callback_1_unreachable": "⚠️ <b>Could not be reached</b> — {asked} tried {n} times",
-        "follow_up": "⏰ <b>Follow up today</b>",
-        "stale": "💤 <b>No change for {days} days</b>",
-        "stale_1": "⚠️ <b>Lead untouched for {days} days</b> — {asked} was asked",
-        "reminder": "🔁 Reminder",
-        "asked_team": "the team chat",
-        "asked_nobody": "nobody in particular",
-        "more": "…and {n} more after this.",
-        "more_touches": "+{n} more",
-        "header": "🔔 <b>{n} things to do</b>",
-        "call": "call",
-        "missed": "missed call",
-        "form": "form",
-        "email": "email",
-        "manual": "entered by hand",
-        "lead": "{temperature} lead, {stage}",
-        "need": "need: {need}",
-        "btn_register": "Register",
-        "btn_snooze": "Remind in 1 h",
-        "btn_called": "Called back",
-        "btn_cant": "Can't reach",
-        "btn_done": "Done",
-        "btn_day": "+1 day",
-        "btn_week": "+1 week",
-        "btn_lost": "Lost",
-        "btn_open": "Open",
-        "source_silent": (
-            "🛑 <b>{source} has gone quiet</b>: nothing since {since} ({minutes} working minutes; "
-            "its usual quiet spell is {usual} minutes at most). Check the integration: leads may be lost."
-        ),
-        "source_failing": (
-            "🛑 <b>{source} is failing</b>: its last {count} requests were refused ({reason}). "
-            "Check its secret or token and the provider's settings: leads may be lost."
-        ),
-        "source_recovered": "✅ <b>{source} works again</b>: a request was accepted at {at}.",
-    },
-    "ru": {
-        "register": "📝 <b>Зарегистрируйте контакт</b>",
-        "register_1": "⚠️ <b>До сих пор не зарегистрирован</b> — просили: {asked}",
-        "callback": "📞 <b>Перезвоните</b>",
-        "callback_again": "📞 <b>Попробуйте дозвониться ещё раз</b> (попытка {n} из {of})",
-        "callback_1": "⚠️ <b>Не перезвонили</b> — просили: {asked}",
-        "callback_1_unreachable": "⚠️ <b>Не дозвонились</b> — {asked}, попыток: {n}",
-        "follow_up": "⏰ <b>Сегодня — связаться с лидом</b>",
-        "stale": "💤 <b>Без изменений {days} дн.</b>",
-        "stale_1": "⚠️ <b>Лид без движения {days} дн.</b> — просили: {asked}",
-        "reminder": "🔁 Напоминание",
-        "asked_team": "общий чат",
-        "asked_nobody": "никого конкретно",
-        "more": "…и ещё {n} — в следующем сообщении.",
-        "more_touches": "и ещё {n}",
-        "header": "🔔 <b>Дел: {n}</b>",
-        "call": "звонок",
-        "missed": "пропущенный звонок",
-        "form": "заявка",
-        "email": "письмо",
-        "manual": "внесён вручную",
-        "lead": "лид: {temperature}, {stage}",
-        "need": "потребность: {need}",
-        "btn_register": "Зарегистрировать",
-        "btn_snooze": "Напомнить через час",
-        "btn_called": "Перезвонил(а)",
-        "btn_cant": "Не дозвониться",
-        "btn_done": "Готово",
-        "btn_day": "+1 день",
-        "btn_week": "+1 неделя",
-        "btn_lost": "Потерян",
-        "btn_open": "Открыть",
-        "source_silent": (
-            "🛑 <b>{source} замолчал</b>: ничего с {since} ({minutes} рабочих минут; обычно пауза не "
-            "дольше {usual} мин). Проверьте интеграцию: заявки могут теряться."
-        ),
-        "source_failing": (
-            "🛑 <b>{source} не работает</b>: последние {count} запросов отклонены ({reason}). "
-            "Проверьте секрет или токен и настройки провайдера: заявки могут теряться."
-        ),
-        "source_recovered": "✅ <b>{source} снова работает</b>: запрос принят в {at}.",
-    },
-}
-
-TEMPERATURES = {
-    "en": {"hot": "hot", "warm": "warm", "cold": "cold"},
-    "ru": {"hot": "горячий", "warm": "тёплый", "cold": "холодный"},
-}
-STAGES = {
-    "en": {"new": "new", "qualified": "qualified", "accepted": "accepted", "returned": "returned"},
-    "ru": {"new": "новый", "qualified": "квалифицирован", "accepted": "принят", "returned": "возвращён"},
-}
-
-
-def texts(language: str) -> dict[str, str]:
-    return TEXTS.get(language, TEXTS["en"])
 
 
 def nudge_cb(act: str, nudge_id: int, value: str = "") -> str:
@@ -156,96 +61,128 @@ def _who(card: Card) -> str:
     return html.escape(" · ".join(parts)) if parts else f"#{card.contact_id}"
 
 
-def _title(card: Card, view: MessageView, t: dict[str, str]) -> str:
-    asked = card.asked if card.asked else (t["asked_team"] if card.asked == "" else t["asked_nobody"])
-    asked = html.escape(clip(asked, NAME_LIMIT))
+def _asked(card: Card) -> str:
+    asked = (
+        card.asked if card.asked else (_("the team chat") if card.asked == "" else _("nobody in particular"))
+    )
+    return html.escape(clip(asked, NAME_LIMIT))
+
+
+def _title(card: Card, view: MessageView) -> str:
     if card.kind == "register":
-        title = t["register_1"].format(asked=asked) if card.level else t["register"]
+        if card.level:
+            title = _("⚠️ <b>Still not registered</b> — {asked} was asked").format(asked=_asked(card))
+        else:
+            title = _("📝 <b>Register this contact</b>")
     elif card.kind == "callback":
         if card.level and card.outcome == "unreachable":
-            title = t["callback_1_unreachable"].format(asked=asked, n=card.tries)
+            # A plural call keeps its three arguments without a trailing comma (hence ``fmt: skip``):
+            # pybabel does not extract ``_(one, many, n,)``, and the text would stay English.
+            title = _(
+                "⚠️ <b>Could not be reached</b> — {asked} tried {n} time",
+                "⚠️ <b>Could not be reached</b> — {asked} tried {n} times",
+                card.tries
+            ).format(asked=_asked(card), n=card.tries)  # fmt: skip
         elif card.level:
-            title = t["callback_1"].format(asked=asked)
+            title = _("⚠️ <b>Not called back</b> — {asked} was asked").format(asked=_asked(card))
         elif card.tries:
-            title = t["callback_again"].format(n=card.tries + 1, of=view.max_tries)
+            title = _("📞 <b>Try calling again</b> (try {n} of {of})").format(
+                n=card.tries + 1, of=view.max_tries
+            )
         else:
-            title = t["callback"]
+            title = _("📞 <b>Call back</b>")
     elif card.kind == "follow_up":
-        title = t["follow_up"]
+        title = _("⏰ <b>Follow up today</b>")
+    elif card.level:
+        title = _(
+            "⚠️ <b>Lead untouched for {days} day</b> — {asked} was asked",
+            "⚠️ <b>Lead untouched for {days} days</b> — {asked} was asked",
+            view.stale_days
+        ).format(days=view.stale_days, asked=_asked(card))  # fmt: skip
     else:
-        title = (t["stale_1"] if card.level else t["stale"]).format(days=view.stale_days, asked=asked)
+        title = _(
+            "💤 <b>No change for {days} day</b>", "💤 <b>No change for {days} days</b>", view.stale_days
+        ).format(days=view.stale_days)
     if card.round and not (card.kind == "callback" and card.tries):
-        title = f"{t['reminder']} · {title}"
+        title = _("🔁 Reminder") + " · " + title
     return title
 
 
-def _details(card: Card, view: MessageView, t: dict[str, str]) -> list[str]:
+def _channel(channel: str, answered: bool | None) -> str:
+    if channel == "call" and answered is False:
+        return _("missed call")
+    words = {"call": _("call"), "form": _("form"), "email": _("email"), "manual": _("entered by hand")}
+    return words.get(channel, channel)
+
+
+def _stage(code: str) -> str:
+    # A nudge's line is short: "accepted", where the lead's card says "accepted by sales".
+    short = {"accepted": _("accepted"), "returned": _("returned")}
+    return short.get(code) or labels.stage(code)
+
+
+def _details(card: Card, view: MessageView) -> list[str]:
     lines = [_who(card)]
     if card.touches:
         said = []
         hidden = len(card.touches) - TOUCH_LIMIT
         if hidden > 0:
-            said.append(t["more_touches"].format(n=hidden))
+            said.append(_("+{n} more").format(n=hidden))
         for touch in card.touches[-TOUCH_LIMIT:]:
-            what = (
-                t["missed"]
-                if touch.channel == "call" and touch.answered is False
-                else t.get(touch.channel, touch.channel)
-            )
-            said.append(f"{what} {_when(touch.at, view)}")
+            said.append(f"{_channel(touch.channel, touch.answered)} {_when(touch.at, view)}")
         lines.append(html.escape(", ".join(said)))
     if card.lead is not None:
         lead = card.lead
-        temperature = TEMPERATURES.get(view.language, TEMPERATURES["en"]).get(
-            lead.temperature, lead.temperature
+        line = _("{temperature} lead, {stage}").format(
+            temperature=labels.temperature(lead.temperature), stage=_stage(lead.stage)
         )
-        stage = STAGES.get(view.language, STAGES["en"]).get(lead.stage, lead.stage)
-        line = t["lead"].format(temperature=temperature, stage=stage)
         if lead.need:
-            line += "; " + t["need"].format(need=clip(lead.need, NEED_LIMIT))
+            line += "; " + _("need: {need}").format(need=clip(lead.need, NEED_LIMIT))
         lines.append(html.escape(line))
     return lines
 
 
-def _buttons(card: Card, t: dict[str, str], label: str) -> list[list[dict[str, str]]]:
+def _buttons(card: Card, label: str) -> list[list[dict[str, str]]]:
     def b(text: str, data: str) -> dict[str, str]:
         return {"text": label + text, "callback_data": data}
 
     nid = card.nudge_id
     if card.kind == "register":
-        row = [b(t["btn_register"], open_cb("touch", card.touch_id))] if card.touch_id else []
+        row = [b(_("Register"), open_cb("touch", card.touch_id))] if card.touch_id else []
         if card.level == 0:
-            row.append(b(t["btn_snooze"], nudge_cb("snooze", nid, str(SNOOZE_MINUTES))))
+            row.append(b(_("Remind in 1 h"), nudge_cb("snooze", nid, str(SNOOZE_MINUTES))))
         return [row] if row else []
+    called = b(_("Called back"), nudge_cb("called", nid))
     if card.kind == "callback":
         if card.outcome == "unreachable" and card.level == 0:
-            return [[b(t["btn_called"], nudge_cb("called", nid))]]
-        return [[b(t["btn_called"], nudge_cb("called", nid)), b(t["btn_cant"], nudge_cb("cant", nid))]]
-    first = [b(t["btn_done"], nudge_cb("done", nid))] if card.kind == "follow_up" else []
+            return [[called]]
+        return [[called, b(_("Can't reach"), nudge_cb("cant", nid))]]
+    first = [b(_("Done"), nudge_cb("done", nid))] if card.kind == "follow_up" else []
     if card.lead is not None:
-        first.append(b(t["btn_open"], open_cb("lead", card.lead.id)))
+        first.append(b(_("Open"), open_cb("lead", card.lead.id)))
     second = [
-        b(t["btn_day"], nudge_cb("later", nid, "1")),
-        b(t["btn_week"], nudge_cb("later", nid, "7")),
-        b(t["btn_lost"], nudge_cb("lost", nid)),
+        b(_("+1 day"), nudge_cb("later", nid, "1")),
+        b(_("+1 week"), nudge_cb("later", nid, "7")),
+        b(_("Lost"), nudge_cb("lost", nid)),
     ]
     return [first, second] if first else [second]
 
 
 def render(view: MessageView) -> dict[str, Any]:
     """A ``sendMessage`` payload (Telegram HTML) listing the cards, each with its own buttons."""
-    t = texts(view.language)
-    numbered = len(view.cards) > 1
-    blocks: list[str] = []
-    keyboard: list[list[dict[str, str]]] = []
-    if numbered:
-        blocks.append(t["header"].format(n=len(view.cards) + view.more))
-    for i, card in enumerate(view.cards, 1):
-        prefix = f"{i}. " if numbered else ""
-        blocks.append("\n".join([prefix + _title(card, view, t), *_details(card, view, t)]))
-        keyboard += _buttons(card, t, prefix)
-    if view.more:
-        blocks.append(t["more"].format(n=view.more))
+    with written_for(view.language):
+        numbered = len(view.cards) > 1
+        blocks: list[str] = []
+        keyboard: list[list[dict[str, str]]] = []
+        if numbered:
+            n = len(view.cards) + view.more
+            blocks.append(_("🔔 <b>{n} thing to do</b>", "🔔 <b>{n} things to do</b>", n).format(n=n))
+        for i, card in enumerate(view.cards, 1):
+            prefix = f"{i}. " if numbered else ""
+            blocks.append("\n".join([prefix + _title(card, view), *_details(card, view)]))
+            keyboard += _buttons(card, prefix)
+        if view.more:
+            blocks.append(_("…and {n} more after this.").format(n=view.more))
     payload: dict[str, Any] = {"text": "\n\n".join(blocks), "parse_mode": "HTML"}
     if keyboard:
         payload["reply_markup"] = {"inline_keyboard": keyboard}
@@ -254,6 +191,24 @@ def render(view: MessageView) -> dict[str, Any]:
 
 def render_source_alert(language: str, problem: str, fields: dict[str, Any]) -> dict[str, Any]:
     """An owner's alert that a source is silent or failing, or that it recovered."""
-    t = texts(language)
     safe = {k: html.escape(clip(str(v), NEED_LIMIT)) for k, v in fields.items()}
-    return {"text": t[f"source_{problem}"].format(**safe), "parse_mode": "HTML"}
+    with written_for(language):
+        if problem == "silent":
+            text = _(
+                "🛑 <b>{source} has gone quiet</b>: nothing since {since} ({minutes} working minute; "
+                "its usual quiet spell is {usual} minutes at most). Check the integration: leads may be lost.",
+                "🛑 <b>{source} has gone quiet</b>: nothing since {since} ({minutes} working minutes; "
+                "its usual quiet spell is {usual} minutes at most). Check the integration: leads may be lost.",
+                int(fields["minutes"])
+            )  # fmt: skip
+        elif problem == "failing":
+            text = _(
+                "🛑 <b>{source} is failing</b>: its last {count} request was refused ({reason}). "
+                "Check its secret or token and the provider's settings: leads may be lost.",
+                "🛑 <b>{source} is failing</b>: its last {count} requests were refused ({reason}). "
+                "Check its secret or token and the provider's settings: leads may be lost.",
+                int(fields["count"])
+            )  # fmt: skip
+        else:
+            text = _("✅ <b>{source} works again</b>: a request was accepted at {at}.")
+    return {"text": text.format(**safe), "parse_mode": "HTML"}

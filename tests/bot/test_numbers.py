@@ -109,7 +109,7 @@ async def test_report_sends_the_digest_with_its_chart_for_any_period(bot_env: Bo
     backwards = text_of(await bot_env.says(ANNA, "/report 2026-11-15..2026-11-01", language="ru"))
     assert backwards.startswith("Период «2026-11-15..2026-11-01» кончается раньше, чем начинается")
     russian = text_of(await bot_env.says(ANNA, "/report вчера", language="ru"))
-    assert russian.startswith("Leadline · Mon 30 Nov 2026")
+    assert russian.startswith("Leadline · пн, 30 ноября 2026\nВходящие контакты: 1 (+1) · обращений 1\n")
 
     # Staff see their own work, not the company's figures.
     refused = text_of(await bot_env.says(BORIS, "/report", language="en"))

@@ -101,7 +101,7 @@ async def test_a_lead_unchanged_for_a_week_nudges_its_owner_then_the_managers(of
     assert office.nudges("stale") == []
     await office.sweep(msk(week_later, 10, 5))
     [card] = office.messages(BORIS)
-    assert "Без изменений 7 дн." in card["text"]
+    assert "Без изменений 7 дней" in card["text"]
     await office.sweep(msk(week_later, 11, 5))
     [escalation] = office.messages(ANNA)
     assert "Boris" in escalation["text"] and "7" in escalation["text"]

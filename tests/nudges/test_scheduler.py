@@ -77,7 +77,8 @@ async def test_monday_sends_a_digest_for_each_day_since_thursday(
     await digest_job(config, store, clock, lambda: None)
     assert len(_digest_days(office)) == 5
     await until(lambda: len(tg.sent("sendMessage", chat_id=111)) == 5)
-    assert "Leadline · Sat 18 Apr 2026" in tg.sent("sendMessage", chat_id=111)[3]["text"]
+    # Anna has no language of her own: the office's, Russian.
+    assert "Leadline · сб, 18 апреля 2026" in tg.sent("sendMessage", chat_id=111)[3]["text"]
 
 
 async def test_a_process_started_after_the_digest_time_sends_the_days_digest_once(

@@ -13,12 +13,16 @@ from leadline.config import Config
 from leadline.digest import compose, report_text, send_digest
 from storage.db import Store, connect
 from storage.reports import Period
+from tests.conftest import BASE
 from tests.numbers.month import MSK, month_config, msk, open_month
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def build(tmp_path: Path, **overrides: object) -> Config:
+    """The hand-counted month, in an office whose ``[leadline] language`` is English (owners without a
+    language of their own, and the log, read that)."""
+    overrides.setdefault("leadline", {**BASE["leadline"], "language": "en"})
     config = month_config(tmp_path, goals={"leads": 10}, **overrides)
     open_month(config.database_path, config).db.close()
     return config
@@ -112,3 +116,43 @@ async def test_without_a_token_the_digest_goes_to_the_log_masked(
     assert "+79160000007" not in logged
     assert f"chart: {tmp_path / 'leadline-digest-2026-11-16.png'}" in logged
     assert (tmp_path / "leadline-digest-2026-11-16.png").read_bytes().startswith(PNG)
+
+
+async def test_without_a_token_the_log_reads_the_offices_language(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """The log has no reader of its own: it is written in ``[leadline] language``, whatever the
+    owners speak."""
+    staff = [{**BASE["staff"][0], "language": "en"}, BASE["staff"][1]]
+    config = build(tmp_path, leadline={**BASE["leadline"], "language": "ru"}, staff=staff)
+    store = Store.open(config.database_path)
+    try:
+        with caplog.at_level(logging.INFO, logger="leadline.digest"):
+            sent = await send_digest(config, store, date(2026, 11, 16), now=msk(17, 9))
+    finally:
+        await store.close()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Leadline · пн, 16 ноября 2026\nВходящие контакты: 1 (+1) · обращений 2\n" in logged
+    assert "Пропущенных звонков: 1 · без перезвона 1" in logged
+    assert "Пропущенных звонков без перезвона: 1\n• 16.11 10:00 +79*******07" in logged
+    assert "Самая высокая стоимость лида в этом месяце: brand_msk 12 000 (2 лида за 24 000)" in logged
+    assert "Цели месяца (сейчас/цель → прогноз на месяц): лиды 4/10 → 7" in logged
+    assert "Inbound contacts" not in logged and "+79160000007" not in logged
+    assert set(sent.languages) == {"ru"} and sent.queued == []
+    assert f"chart: {tmp_path / 'leadline-digest-2026-11-16.png'}" in logged
+
+
+def test_a_count_before_a_noun_agrees_with_it_in_both_languages(tmp_path: Path):
+    """Monday 2 November: brand_msk's one lead so far cost 3 000."""
+    config = build(tmp_path)
+    db = connect(config.database_path)
+    try:
+        day = Period.day(date(2026, 11, 2), MSK)
+        english = compose(db, config, day, msk(17, 9)).text
+        russian = compose(db, config, day, msk(17, 9), locale="ru").text
+    finally:
+        db.close()
+    assert "Worst lead cost this month: <b>brand_msk</b> 3 000 (1 lead for 3 000)" in english
+    assert "Самая высокая стоимость лида в этом месяце: <b>brand_msk</b> 3 000 (1 лид за 3 000)" in russian
+    assert russian.startswith("<b>Leadline · пн, 2 ноября 2026</b>\n")
+    assert "<i>(в сравнении с пн, 26 октября)</i>" in russian

@@ -1,0 +1,115 @@
+"""Nudges and source alerts in each reader's language: their staff ``language``, else the office's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from leadline.nudge_texts import render_source_alert
+from tests.conftest import BASE, StartServer
+from tests.fake_telegram import FakeTelegram
+from tests.nudges.conftest import ANNA, BORIS, TUESDAY, Clock, Office, msk, office_config
+from tests.nudges.test_source_health import alerts, post
+
+CALLER = "+79161234567"
+CAROL = 333
+
+
+def staff(anna: str | None, boris: str | None, *more: dict[str, Any]) -> list[dict[str, Any]]:
+    people = [dict(person) for person in BASE["staff"]]
+    for person, language in zip(people, (anna, boris), strict=True):
+        if language:
+            person["language"] = language
+    return [*people, *more]
+
+
+async def test_a_nudge_reaches_each_person_in_telegram_in_their_language(
+    tg: FakeTelegram, start_server: StartServer, tmp_path: Path
+) -> None:
+    """Boris reads English, Anna Russian (the office's language, as she has none of her own)."""
+    config = office_config(
+        tmp_path, telegram={"token": tg.token, "api_url": tg.api_url}, staff=staff(None, "en")
+    )
+    clock = Clock(msk(TUESDAY, 8, 0))
+    office = Office(await start_server(config, clock=clock), clock)
+    await tg.wait_long_poll()
+    await office.call("m1", CALLER, msk(TUESDAY, 10, 0), answered=False, extension="102")
+
+    await office.sweep(msk(TUESDAY, 10, 30))
+    nudge = await tg.wait_for("sendMessage", chat_id=BORIS)
+    assert nudge.params["text"] == f"📞 <b>Call back</b>\n{CALLER}\nmissed call 14.04 10:00"
+    assert [b["text"] for row in nudge.params["reply_markup"]["inline_keyboard"] for b in row] == [
+        "Called back",
+        "Can't reach",
+    ]
+
+    await office.sweep(msk(TUESDAY, 11, 30))  # nobody called back: Anna, the owner, is told
+    escalation = await tg.wait_for("sendMessage", chat_id=ANNA)
+    assert escalation.params["text"] == (
+        f"⚠️ <b>Не перезвонили</b> — просили: Boris\n{CALLER}\nпропущенный звонок 14.04 10:00"
+    )
+    assert [b["text"] for row in escalation.params["reply_markup"]["inline_keyboard"] for b in row] == [
+        "Перезвонил(а)",
+        "Не дозвониться",
+    ]
+
+
+async def test_an_english_office_nudges_in_english_and_a_russian_member_in_russian(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    config = office_config(tmp_path, leadline={**BASE["leadline"], "language": "en"}, staff=staff("ru", None))
+    clock = Clock(msk(TUESDAY, 8, 0))
+    office = Office(await start_server(config, clock=clock), clock)
+    await office.call("m1", CALLER, msk(TUESDAY, 10, 0), answered=True, extension="102")
+    await office.call("m2", "+79162223344", msk(TUESDAY, 10, 5), answered=True, extension="101")
+    await office.sweep(msk(TUESDAY, 10, 20))
+    [to_boris] = office.texts(BORIS)
+    [to_anna] = office.texts(ANNA)
+    assert to_boris == f"📝 <b>Register this contact</b>\n{CALLER}\ncall 14.04 10:00"
+    assert to_anna == "📝 <b>Зарегистрируйте контакт</b>\n+79162223344\nзвонок 14.04 10:05"
+
+
+async def test_a_failing_source_alerts_each_owner_in_their_language(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    carol = {"name": "Carol", "telegram_id": CAROL, "role": "owner", "language": "en"}
+    config = office_config(tmp_path, staff=staff("ru", None, carol))
+    clock = Clock(msk(TUESDAY, 8, 0))
+    office = Office(await start_server(config, clock=clock), clock)
+    assert (await post(office, msk(TUESDAY, 10, 0))).status == 200
+    for minute in (1, 2, 3):
+        assert (await post(office, msk(TUESDAY, 10, minute), token="bad-secret-123")).status == 401
+    await office.sweep(msk(TUESDAY, 10, 5))
+    [russian] = alerts(office, ANNA)
+    [english] = alerts(office, CAROL)
+    assert russian.startswith("🛑 <b>site не работает</b>: последние 3 запроса отклонены (")
+    assert english.startswith("🛑 <b>site is failing</b>: its last 3 requests were refused (")
+
+
+def test_counts_take_the_russian_plural_forms() -> None:
+    """1, 21: one; 2-4, 22: few; 5, 11, 12: many; and English's one and other."""
+
+    def failing(language: str, count: int) -> str:
+        text = render_source_alert(language, "failing", {"source": "site", "count": count, "reason": "401"})[
+            "text"
+        ]
+        return str(text).split(" (")[0]
+
+    assert [failing("ru", n) for n in (1, 21, 3, 22, 5, 11, 12)] == [
+        "🛑 <b>site не работает</b>: последний 1 запрос отклонён",
+        "🛑 <b>site не работает</b>: последний 21 запрос отклонён",
+        "🛑 <b>site не работает</b>: последние 3 запроса отклонены",
+        "🛑 <b>site не работает</b>: последние 22 запроса отклонены",
+        "🛑 <b>site не работает</b>: последние 5 запросов отклонены",
+        "🛑 <b>site не работает</b>: последние 11 запросов отклонены",
+        "🛑 <b>site не работает</b>: последние 12 запросов отклонены",
+    ]
+    assert failing("en", 1) == "🛑 <b>site is failing</b>: its last 1 request was refused"
+    assert failing("en", 3) == "🛑 <b>site is failing</b>: its last 3 requests were refused"
+
+    silent = {"source": "site", "since": "14.04 10:00", "usual": 60}
+    for minutes, words in ((61, "61 рабочая минута"), (62, "62 рабочие минуты"), (65, "65 рабочих минут")):
+        text = render_source_alert("ru", "silent", {**silent, "minutes": minutes})["text"]
+        assert text.startswith(
+            f"🛑 <b>site замолчал</b>: ничего с 14.04 10:00 ({words}; обычно пауза не дольше 60 мин)"
+        )
