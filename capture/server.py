@@ -6,6 +6,7 @@ request means is decided in ``capture/pipeline.py``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -19,6 +20,8 @@ from leadline import keys
 log = logging.getLogger("leadline.http")
 
 READ_CHUNK = 64 * 1024
+#: A health check that waits longer than this for a write reports the database as down.
+HEALTHZ_WRITE_SECONDS = 10.0
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes | None:
@@ -147,9 +150,13 @@ async def healthz(request: web.Request) -> web.Response:
     store, clock = request.app[keys.STORE], request.app[keys.CLOCK]
     stamp = clock().isoformat()
     try:
-        await store.write(
-            lambda db: db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('healthz', ?)", [stamp])
-        )
+        async with asyncio.timeout(HEALTHZ_WRITE_SECONDS):
+            await store.write(
+                lambda db: db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('healthz', ?)", [stamp])
+            )
+    except TimeoutError:
+        error = f"database not writable within {HEALTHZ_WRITE_SECONDS:g} s (locked by another process?)"
+        return web.json_response({"ok": False, "error": error}, status=503)
     except Exception as exc:
         return web.json_response({"ok": False, "error": f"database not writable: {exc}"}, status=503)
     return web.json_response({"ok": True})

@@ -130,11 +130,11 @@ def init_app(
     return app
 
 
-def init_worker_app(config: Config, *, clock: Clock = now_utc) -> web.Application:
+def init_worker_app(config: Config, *, primary_pid: int, clock: Clock = now_utc) -> web.Application:
     """A worker's application: webhooks, health, metrics and the API, and nothing that must run once."""
     app = _base_app(config, clock)
     app.cleanup_ctx.append(worker_capture_ctx)
-    app.cleanup_ctx.append(orphan_watch_ctx)
+    app.cleanup_ctx.append(partial(orphan_watch_ctx, primary_pid))
     setup_routes(app)
     setup_api(app, send_webhooks=False)
     return app

@@ -46,60 +46,31 @@ def main() -> None:
 @click.option("--host", default=None, help="Listen address (default: [http] host).")
 @click.option("--port", type=int, default=None, help="Listen port (default: [http] port).")
 @click.option("--worker", type=int, default=None, hidden=True, help="Run as worker N of [http] workers.")
-def serve(config_path: Path | None, host: str | None, port: int | None, worker: int | None) -> None:
+@click.option("--primary-pid", type=int, default=None, hidden=True, help="A worker's primary process.")
+@click.option("--config-sha256", default=None, hidden=True, help="The config file a worker's primary read.")
+def serve(
+    config_path: Path | None,
+    host: str | None,
+    port: int | None,
+    worker: int | None,
+    primary_pid: int | None,
+    config_sha256: str | None,
+) -> None:
     """Run the webhook server, the bot and the scheduler in one process.
 
     With ``[http] workers`` above 1 it also starts that many - 1 worker processes on the same port.
     """
-    import logging
-    import os
-    import shutil
-    import tempfile
+    from leadline.config import config_file
+    from leadline.serve import WorkerRole, run_primary, run_worker
 
     config = _load(config_path)
-    shared = config.http.workers > 1
-    metrics_dir = None
-    if shared and worker is None and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        # Before prometheus-client is imported: every process then counts into files in it.
-        metrics_dir = tempfile.mkdtemp(prefix="leadline-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-
-    from aiohttp import web
-
-    from leadline.app import init_app, init_worker_app
-    from leadline.config import config_file
-    from leadline.logs import setup_logging
-    from leadline.workers import listening_socket
-
-    setup_logging()
-    sock = listening_socket(
-        host or config.http.host, port if port is not None else config.http.port, shared=shared
-    )
-    if worker is not None:
-        app = init_worker_app(config)
+    path = config_file(config_path)
+    if worker is None:
+        run_primary(config, path, host, port)
     else:
-        command = [
-            sys.executable, "-m", "leadline", "serve",
-            "--config", str(config_file(config_path).resolve()),
-            "--port", str(sock.getsockname()[1]),
-            "--host", host or config.http.host,
-        ]  # fmt: skip
-        app = init_app(config, worker_command=command)
-    try:
-        web.run_app(
-            app,
-            sock=sock,
-            access_log=None,
-            print=(
-                (lambda text: click.echo(text.strip(), err=True))
-                if worker is None
-                else (lambda text: logging.getLogger("leadline.workers").info("worker listening"))
-            ),
-            handle_signals=True,
-        )
-    finally:
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        if primary_pid is None or config_sha256 is None:
+            raise click.UsageError("--worker is started by `leadline serve` itself, with --primary-pid and --config-sha256")
+        run_worker(config, path, host, port, WorkerRole(worker, primary_pid, config_sha256))
 
 
 @main.command("check-config")

@@ -441,6 +441,8 @@ class Config(Strict):
                 problems.append(f"sources[{i}].campaign: no campaign named {source.campaign!r}")
             if source.owner and source.owner not in staff:
                 problems.append(f"sources[{i}].owner: no staff member named {source.owner!r}")
+        if self.http.workers > 1 and self.http.port == 0:
+            problems.append("http.workers: workers share one port, so http.port must be a fixed port, not 0")
         if self.http.workers > 1 and self.telegram.webhook_url:
             # Telegram's updates would reach whichever process the kernel picks; only one has the bot.
             problems.append("http.workers: more than one worker needs the bot on long polling; remove"

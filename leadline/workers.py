@@ -8,7 +8,8 @@ database's write lock (``storage/db.py``) keeps their transactions one at a time
 always sees one consistent base. Only the primary runs the bot, the scheduler, the outbox, the
 outgoing webhooks, start-up replay and the mail and AMI sources: each of those must run once.
 
-The primary restarts a worker that dies; a worker whose primary died stops itself.
+The primary restarts a worker that dies; a worker whose primary died stops itself. Linux only:
+``SO_REUSEPORT`` spreads connections there, and a pidfd tells a worker its primary is gone.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Sequence
 
@@ -28,28 +28,11 @@ from capture.metrics import multiprocess_dir
 
 log = logging.getLogger("leadline.workers")
 
-#: How long a stopping worker may take to finish its requests before it is killed.
-STOP_GRACE_SECONDS = 15.0
+#: How long a stopping worker may take to finish its requests before it is killed (aiohttp's own
+#: drain is 60 s).
+STOP_GRACE_SECONDS = 65.0
 #: Longest pause before a worker that keeps dying is started again.
 MAX_RESTART_DELAY = 30.0
-
-
-def listening_socket(host: str, port: int, *, shared: bool) -> socket.socket:
-    """A bound socket for ``web.run_app(sock=...)``; ``shared`` lets other processes bind the port too.
-
-    It is not listening yet: aiohttp calls ``listen`` once the application has started, so the
-    kernel hands this process no connection before it can answer.
-    """
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if shared:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(address)
-    sock.setblocking(False)
-    return sock
 
 
 class Supervisor:
@@ -59,6 +42,7 @@ class Supervisor:
         self.command = list(command)
         self.count = count
         self.processes: dict[int, asyncio.subprocess.Process] = {}
+        self.stopping = False
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -67,25 +51,39 @@ class Supervisor:
     async def _keep(self, slot: int) -> None:
         loop = asyncio.get_running_loop()
         delay = 1.0
-        while True:
+        while not self.stopping:
             started = loop.time()
-            proc = await asyncio.create_subprocess_exec(
-                *self.command, "--worker", str(slot), stdin=subprocess.DEVNULL
-            )
-            self.processes[slot] = proc
-            log.info("worker started", extra={"fields": {"worker": slot, "worker_pid": proc.pid}})
-            code = await proc.wait()
-            _forget_metrics(proc.pid)
-            if loop.time() - started > MAX_RESTART_DELAY:
-                delay = 1.0
-            log.warning(
-                "worker exited; starting it again",
-                extra={"fields": {"worker": slot, "worker_pid": proc.pid, "code": code, "in_seconds": delay}},
-            )
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *self.command, "--worker", str(slot), stdin=subprocess.DEVNULL
+                )
+            except OSError as exc:
+                log.error(
+                    "worker could not be started",
+                    extra={"fields": {"worker": slot, "error": str(exc), "in_seconds": delay}},
+                )
+            else:
+                self.processes[slot] = proc
+                log.info("worker started", extra={"fields": {"worker": slot, "worker_pid": proc.pid}})
+                code = await proc.wait()
+                _forget_metrics(proc.pid)
+                if self.stopping:
+                    return
+                if loop.time() - started > MAX_RESTART_DELAY:
+                    delay = 1.0
+                log.warning(
+                    "worker exited; starting it again",
+                    extra={"fields": {"worker": slot, "worker_pid": proc.pid, "code": code, "in_seconds": delay}},
+                )
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RESTART_DELAY)
 
+    async def stop_restarting(self, app: web.Application | None = None) -> None:
+        """From ``on_shutdown``: a worker stopped by the same signal as the primary stays stopped."""
+        self.stopping = True
+
     async def stop(self) -> None:
+        self.stopping = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -117,20 +115,27 @@ def _forget_metrics(pid: int) -> None:
 async def supervisor_ctx(command: Sequence[str], count: int, app: web.Application) -> AsyncIterator[None]:
     """The primary's workers, started last and stopped first (an ``app.cleanup_ctx``)."""
     supervisor = Supervisor(command, count)
+    app.on_shutdown.append(supervisor.stop_restarting)
     supervisor.start()
     yield
     await supervisor.stop()
 
 
-async def orphan_watch_ctx(app: web.Application) -> AsyncIterator[None]:
+async def orphan_watch_ctx(primary_pid: int, app: web.Application) -> AsyncIterator[None]:
     """A worker stops itself when its primary is gone (killed, say), instead of serving on alone.
 
-    A pidfd becomes readable the moment the process it names exits: no polling.
+    A pidfd becomes readable the moment the process it names exits: no polling. The pid was checked
+    against the worker's parent at start-up, so it cannot name a stranger.
     """
     loop = asyncio.get_running_loop()
     gone = asyncio.Event()
-    fd = os.pidfd_open(os.getppid())
-    loop.add_reader(fd, gone.set)
+    fd: int | None = None
+    try:
+        fd = os.pidfd_open(primary_pid)
+    except ProcessLookupError:
+        gone.set()
+    else:
+        loop.add_reader(fd, gone.set)
 
     async def watch() -> None:
         await gone.wait()
@@ -141,5 +146,6 @@ async def orphan_watch_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    loop.remove_reader(fd)
-    os.close(fd)
+    if fd is not None:
+        loop.remove_reader(fd)
+        os.close(fd)

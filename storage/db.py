@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import os
 import queue
 import sqlite3
@@ -33,6 +34,8 @@ from sqlite_utils import Database
 from storage.schema import migrate
 
 T = TypeVar("T")
+
+log = logging.getLogger("leadline.store")
 
 MAX_BATCH = 512
 
@@ -120,6 +123,7 @@ class Store:
     def __init__(self, path: Path, on_commit: CommitHook | None = None) -> None:
         self.path = path
         self._on_commit = on_commit
+        self._write_lock: WriteLock | None = None
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="leadline-writer", daemon=True)
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="leadline-reader")
@@ -132,12 +136,9 @@ class Store:
         """Open for use from synchronous code (the CLI); the app uses :meth:`open_async`."""
         store = cls(Path(path), on_commit)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        lock = WriteLock(store.path)
-        try:
-            with lock:
-                open_database(store.path).close()
-        finally:
-            lock.close()
+        store._write_lock = WriteLock(store.path)
+        with store._write_lock:
+            open_database(store.path).close()
         store._writer.start()
         return store
 
@@ -173,7 +174,8 @@ class Store:
 
     def _write_loop(self) -> None:
         db = connect(self.path)
-        lock = WriteLock(self.path)
+        lock = self._write_lock
+        assert lock is not None, "Store.open starts the writer"
         try:
             while True:
                 job = self._jobs.get()
@@ -190,8 +192,11 @@ class Store:
                         stop = True
                         break
                     batch.append(more)
-                with lock:
-                    outcomes = self._run_batch(db, batch)
+                try:
+                    with lock:
+                        outcomes = self._run_batch(db, batch)
+                except Exception as exc:  # the lock itself failed: answer, never leave a caller waiting
+                    outcomes = [(job, None, exc) for job in batch]
                 self._settle(outcomes)
                 if stop:
                     return
@@ -220,12 +225,15 @@ class Store:
                     conn.execute("RELEASE job")
                     outcomes.append((job, result, None))
             conn.execute("COMMIT")
-            if self._on_commit is not None:
-                self._on_commit(len(batch))
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            outcomes = [(job, None, exc) for job in batch]
+            return [(job, None, exc) for job in batch]
+        if self._on_commit is not None:
+            try:
+                self._on_commit(len(batch))
+            except Exception:  # a counter must never turn a committed batch into failed requests
+                log.exception("the commit hook failed")
         return outcomes
 
     def _settle(self, outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:

@@ -126,15 +126,26 @@ async def test_two_processes_share_the_port_the_contacts_and_the_figures(tmp_pat
             for _ in range(6):  # new connections: the kernel picks a process for each
                 async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
                     scraped.append(requests_counted(await resp.text()))
+        assert (tmp_path / "workers.db-metrics").is_dir()
+        # SO_REUSEPORT would let a second serve share the port: the database says no.
+        second = await run_cli("serve", "--config", str(tmp_path / "config.toml"))
+        assert second.code == 1
+        assert "already running" in second.output
     finally:
+        # What systemd and Ctrl-C do: the signal reaches every process of the group at once.
+        os.kill(worker_pid, signal.SIGTERM)
         proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), timeout=60)
+        await asyncio.wait_for(proc.wait(), timeout=90)
 
     assert statuses == [200] * 200
     served_by = {line["pid"] for line in log_lines(log) if line.get("msg") == "request"}
     assert served_by == {proc.pid, worker_pid}
     assert scraped == [200.0] * 6  # whichever process answers counts both
-    assert await wait_gone(worker_pid), "SIGTERM to the primary left its worker running"
+    assert await wait_gone(worker_pid), "SIGTERM left the worker running"
+    assert not [line for line in log_lines(log) if line.get("msg") == "worker started" and line["worker_pid"] != worker_pid], (
+        "a worker stopped by the shutdown signal was started again"
+    )
+    assert not (tmp_path / "workers.db-metrics").exists()
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("SELECT COUNT(*) FROM touches").fetchone()[0] == 200
@@ -176,6 +187,23 @@ async def test_a_dead_worker_is_started_again_and_dies_with_its_primary(tmp_path
         conn.close()
 
 
+@pytest.mark.timeout(300)
+async def test_a_worker_restarted_after_the_config_was_edited_refuses_to_start(tmp_path):
+    proc, port, _db, log, worker_pid = await start(tmp_path)
+    try:
+        config = tmp_path / "config.toml"
+        config.write_text(config.read_text().replace("workers-token", "a-new-token"))
+        os.kill(worker_pid, signal.SIGKILL)
+        refused = await wait_for_line(log, lambda line: str(line.get("msg", "")).startswith("the config file changed"))
+        assert refused["pid"] != proc.pid
+        # The primary still answers with the config it read: one token for every request.
+        statuses = await post_forms(port, people=2)
+        assert statuses == [200] * 10
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), timeout=90)
+
+
 def test_workers_need_the_bot_on_long_polling():
     with pytest.raises(ConfigError) as caught:
         parse_config(
@@ -185,6 +213,9 @@ def test_workers_need_the_bot_on_long_polling():
             }
         )
     assert any(p.startswith("http.workers") or "http.workers" in p for p in caught.value.problems)
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"http": {"workers": 2, "port": 0}})
+    assert any("http.port must be a fixed port" in p for p in caught.value.problems)
 
 
 async def test_check_config_shows_the_workers(tmp_path):

@@ -1,0 +1,124 @@
+"""``leadline serve``: the primary process, or one of its workers (``[http] workers``).
+
+The primary claims the database for as long as it runs, so a second ``leadline serve`` on the same
+file stops with a message instead of running a second bot and scheduler beside the first (with
+``SO_REUSEPORT`` it could otherwise even share the port). Workers are started by the primary with
+its pid and the digest of the config file it read: a worker restarted after the file was edited
+refuses to start rather than serve a config the other processes do not have.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from leadline.config import Config
+
+log = logging.getLogger("leadline.workers")
+
+#: Where prometheus-client's multiprocess mode keeps every process's counters.
+METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRole:
+    slot: int
+    primary_pid: int
+    config_sha256: str
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def metrics_dir(database: Path) -> Path:
+    return database.with_name(database.name + "-metrics")
+
+
+def claim_database(database: Path) -> int | None:
+    """An open lock held for the primary's lifetime, or None when another ``serve`` holds it."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{database}.serve.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def run_primary(config: Config, config_file: Path, host: str | None, port: int | None) -> None:
+    database = config.database_path
+    if claim_database(database) is None:
+        click.echo(f"Another `leadline serve` is already running on {database}; stop it first.", err=True)
+        sys.exit(1)
+    shared = config.http.workers > 1
+    metrics = metrics_dir(database)
+    if shared:
+        # Before prometheus-client is imported; counts left by a killed run must not add up.
+        shutil.rmtree(metrics, ignore_errors=True)
+        metrics.mkdir(parents=True)
+        os.environ[METRICS_ENV] = str(metrics)
+    from aiohttp import web
+
+    from leadline.app import init_app
+    from leadline.logs import setup_logging
+
+    setup_logging()
+    command = [
+        sys.executable, "-m", "leadline", "serve", "--config", str(config_file.resolve()),
+        "--primary-pid", str(os.getpid()), "--config-sha256", file_sha256(config_file),
+    ]  # fmt: skip
+    if host is not None:
+        command += ["--host", host]
+    if port is not None:
+        command += ["--port", str(port)]
+    try:
+        web.run_app(
+            init_app(config, worker_command=command),
+            host=host if host is not None else config.http.host,
+            port=port if port is not None else config.http.port,
+            reuse_port=shared or None,
+            access_log=None,
+            print=lambda text: click.echo(text.strip(), err=True),
+            handle_signals=True,
+        )
+    finally:
+        if shared:
+            shutil.rmtree(metrics, ignore_errors=True)
+
+
+def run_worker(config: Config, config_file: Path, host: str | None, port: int | None, role: WorkerRole) -> None:
+    os.environ[METRICS_ENV] = str(metrics_dir(config.database_path))
+    from aiohttp import web
+
+    from leadline.app import init_worker_app
+    from leadline.logs import setup_logging
+
+    setup_logging()
+    if os.getppid() != role.primary_pid:
+        log.warning("the primary process is gone; this worker does not start")
+        sys.exit(1)
+    if file_sha256(config_file) != role.config_sha256:
+        log.error(
+            "the config file changed after `leadline serve` started; restart it to apply the change",
+            extra={"fields": {"worker": role.slot, "config": str(config_file)}},
+        )
+        sys.exit(3)
+    web.run_app(
+        init_worker_app(config, primary_pid=role.primary_pid),
+        host=host if host is not None else config.http.host,
+        port=port if port is not None else config.http.port,
+        reuse_port=True,
+        access_log=None,
+        print=lambda text: log.info("worker listening", extra={"fields": {"worker": role.slot}}),
+        handle_signals=True,
+    )
