@@ -118,11 +118,12 @@ class Dovecot:
             with contextlib.suppress(Exception):
                 conn.logout()
 
-    def deliver(self, message: bytes, mailbox: str = "INBOX") -> int:
-        """Put a message in the mailbox, unseen, as an MTA's delivery would; returns its UID."""
+    def deliver(self, message: bytes, mailbox: str = "INBOX", *, read: bool = False) -> int:
+        """Put a message in the mailbox as an MTA's delivery would (``read``: as if someone had
+        already opened it in a mail client); returns its UID."""
         wire = message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         with self.client() as conn:
-            status, data = conn.append(mailbox, None, None, wire)
+            status, data = conn.append(mailbox, "(\\Seen)" if read else None, None, wire)
             if status != "OK":
                 raise RuntimeError(f"APPEND failed: {data!r}")
             # "[APPENDUID <validity> <uid>] Append completed."

@@ -1,9 +1,12 @@
-"""An IMAP mailbox polled for unseen mail; each message is journalled before it is marked seen.
+"""An IMAP mailbox polled for new mail; each message is journalled before it is marked seen.
 
 The order is the point: fetch with ``BODY.PEEK[]`` (which leaves the message unseen), journal and
 process it, and only then ``STORE +FLAGS (\\Seen)``. A crash or a dropped connection in between
 leaves the message unseen, so it is fetched again next time; the second copy has the same
-Message-ID and changes nothing. When the server goes away the poller reconnects with a growing
+Message-ID and changes nothing. New mail is found by UID as well as by the unseen flag
+(``storage/imap_state.py``): a letter someone opened in their mail client before the poll is new
+all the same. The first look at a mailbox (or one whose UIDVALIDITY changed) takes what is unseen
+and remembers where the mailbox ends, so years of read mail are not imported. When the server goes away the poller reconnects with a growing
 delay and never stops the process.
 
 ``security`` is ``tls`` (implicit TLS, port 993), ``starttls`` (port 143, upgraded before login;
@@ -22,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aioimaplib
@@ -29,6 +33,7 @@ import aioimaplib
 from capture.mail import parse_message, source_event
 from capture.providers.base import ParseResult, RawRequest, Unauthorized, make_headers
 from leadline.config import SourceConfig
+from storage import imap_state
 
 if TYPE_CHECKING:
     from capture.pipeline import Capture, Outcome
@@ -42,6 +47,8 @@ COMMAND_TIMEOUT = 30.0
 #: The longest wait between reconnection attempts.
 MAX_BACKOFF = 300.0
 INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
+UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
+UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]")
 
 
 class MailboxError(Exception):
@@ -73,6 +80,9 @@ class Mailbox:
         self.client = client
         self.lost = lost
         self.source = source
+        #: From SELECT's answer; 0 when the server did not say.
+        self.uidvalidity = 0
+        self.uidnext = 0
 
     @classmethod
     async def open(cls, source: SourceConfig) -> Mailbox:
@@ -99,13 +109,23 @@ class Mailbox:
             response = await mailbox._call(client.select(imap_utf7(source.mailbox)))
             if response.result != "OK":
                 raise MailboxError(f"cannot select {source.mailbox!r}: {_last_line(response)}")
+            mailbox.uidvalidity = _code(response, UIDVALIDITY)
+            mailbox.uidnext = _code(response, UIDNEXT)
         except BaseException:
             await mailbox.close()
             raise
         return mailbox
 
     async def unseen(self) -> list[str]:
-        response = await self._call(self.client.uid_search("UNSEEN", charset=None))
+        return await self._search("UNSEEN")
+
+    async def after(self, last_uid: int) -> list[str]:
+        """Messages with a UID above ``last_uid``, read or not."""
+        # "n:*" always includes the last message, even when its UID is below n: filter it out.
+        return [uid for uid in await self._search(f"UID {last_uid + 1}:*") if int(uid) > last_uid]
+
+    async def _search(self, criteria: str) -> list[str]:
+        response = await self._call(self.client.uid_search(criteria, charset=None))
         self._check(response, "SEARCH")
         return [uid.decode() for line in response.lines[:-1] for uid in line.split() if uid.isdigit()]
 
@@ -195,10 +215,22 @@ async def ingest_uid(mailbox: Mailbox, capture: Capture, source: SourceConfig, u
 
 
 async def poll_once(mailbox: Mailbox, capture: Capture, source: SourceConfig) -> int:
-    """Journal every unseen message, marking each seen only after its journal write; returns how many."""
+    """Journal every new message, marking each seen only after its journal write; returns how many."""
+    state = await capture.store.read(partial(imap_state.load, source=source.name))
+    if state is None or state.uidvalidity != mailbox.uidvalidity:
+        # First sight of this mailbox: unread mail is new, read mail is history.
+        uids = await mailbox.unseen()
+        last = max(mailbox.uidnext - 1, max((int(u) for u in uids), default=0))
+        state = imap_state.ImapState(mailbox.uidvalidity, last)
+        await capture.store.write(partial(imap_state.save, source=source.name, state=state))
+    else:
+        uids = sorted(set(await mailbox.unseen()) | set(await mailbox.after(state.last_uid)), key=int)
     count = 0
-    for uid in await mailbox.unseen():
+    for uid in uids:
         outcome = await ingest_uid(mailbox, capture, source, uid)
+        if int(uid) > state.last_uid:
+            state = imap_state.ImapState(state.uidvalidity, int(uid))
+            await capture.store.write(partial(imap_state.save, source=source.name, state=state))
         await mailbox.mark_seen(uid)
         if outcome is not None:
             count += 1
@@ -275,6 +307,14 @@ def imap_utf7(name: str) -> str:
     flush()
     encoded = "".join(out)
     return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _code(response: Any, pattern: re.Pattern[bytes]) -> int:
+    """A number from a response code in the untagged lines, such as ``[UIDVALIDITY 1700000000]``."""
+    for line in getattr(response, "lines", None) or []:
+        if isinstance(line, bytes | bytearray) and (match := pattern.search(bytes(line))):
+            return int(match[1])
+    return 0
 
 
 def _last_line(response: Any) -> str:

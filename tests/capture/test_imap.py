@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
+from functools import partial
 from typing import Any
 
 import pytest
@@ -105,6 +106,31 @@ async def test_messages_in_the_mailbox_become_touches_once(dovecot, start_server
         "auto-reply: Auto-Submitted: auto-replied"
     )
     assert count(srv, "contacts") == 2
+
+
+def letter(n: int) -> bytes:
+    message = EmailMessage()
+    message["From"] = f"Client {n} <client{n}@example.com>"
+    message["To"] = "leads@example.com"
+    message["Subject"] = "Заявка"
+    message["Message-ID"] = f"<letter-{n}@example.com>"
+    message.set_content(f"Перезвоните мне: +7 916 555-00-{n:02d}")
+    return message.as_bytes()
+
+
+async def test_a_letter_opened_in_a_mail_client_before_the_poll_is_still_captured(dovecot, start_server, tmp_path):
+    history = await asyncio.to_thread(partial(dovecot.deliver, letter(1), read=True))
+    unread = await asyncio.to_thread(dovecot.deliver, letter(2))
+    srv = await start_server(imap_config(tmp_path, dovecot))
+    await until(lambda: seen(dovecot, unread), "the unread letter taken on the first look")
+
+    opened = await asyncio.to_thread(partial(dovecot.deliver, letter(3), read=True))
+    await until(lambda: count(srv, "touches") == 2, "the letter read before the poll")
+    external = {r["external_id"] for r in srv.rows("SELECT external_id FROM touches")}
+    # Mail read before Leadline first looked at the mailbox is history, not new leads.
+    assert external == {"email:<letter-2@example.com>", "email:<letter-3@example.com>"}
+    assert srv.scalar("SELECT value FROM meta WHERE key = 'imap:mailbox:last_uid'") == str(opened)
+    assert history < unread < opened
 
 
 async def test_restart_between_fetch_and_mark_makes_no_second_touch(dovecot, start_server, tmp_path):
