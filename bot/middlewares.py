@@ -14,7 +14,7 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import Chat, TelegramObject, User
 
-from bot.access import turn_away
+from bot.routers.access import turn_away
 from storage.bot_queries import staff_by_telegram
 from storage.db import Store
 

@@ -1,6 +1,6 @@
 """What owners type after /report, /plan and /cost, read into data; what cannot be read says which part.
 
-Plain functions of the typed text, no Telegram and no language: the handlers in :mod:`bot.numbers`
+Plain functions of the typed text, no Telegram and no language: the handlers in :mod:`bot.routers.numbers`
 turn an :class:`ArgumentError` into a reply in the reader's language. The words are the command
 line's (``leadline report --period``, ``leadline plan --clients``), so the docs teach one spelling.
 """

@@ -27,7 +27,11 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
-from bot import (
+from bot.i18n import CatalogueI18n, LanguageMiddleware, load_i18n, speaking
+from bot.middlewares import StaffMiddleware, StrangerGate
+from bot.outbox import BotTransport, OutboxSender
+from bot.replies import Replies
+from bot.routers import (
     access,
     errors,
     fallback,
@@ -41,10 +45,6 @@ from bot import (
     registration,
     start,
 )
-from bot.i18n import CatalogueI18n, LanguageMiddleware, load_i18n, speaking
-from bot.middlewares import StaffMiddleware, StrangerGate
-from bot.outbox import BotTransport, OutboxSender
-from bot.replies import Replies
 from capture.pipeline import Capture, Clock
 from leadline import keys
 from leadline.config import Config

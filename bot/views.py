@@ -15,8 +15,8 @@ from aiogram.utils.i18n import gettext as _
 
 from bot import cards, labels
 from bot.callbacks import MergeCB, OpenCB
-from bot.leads import lead_keyboard, lead_text
 from bot.replies import Replies
+from bot.routers.leads import lead_keyboard, lead_text
 from leadline.config import Config
 from storage.bot_queries import StaffMember, contact_summary, lead_card, touch_card
 from storage.db import Store

@@ -20,9 +20,9 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot import labels
-from bot.access import role_label
 from bot.i18n import pick_locale, speaking
 from bot.replies import Replies
+from bot.routers.access import role_label
 from storage.bot_actions import AccessDecided
 from storage.bot_queries import StaffMember
 from storage.nudges import NudgeError

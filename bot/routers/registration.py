@@ -24,9 +24,9 @@ from aiogram.utils.i18n import gettext as _
 from bot import cards, labels
 from bot.callbacks import CardCB
 from bot.cards import CardDraft
-from bot.leads import lead_keyboard, lead_text
 from bot.parsing import parse_amount, parse_date
 from bot.replies import Replies
+from bot.routers.leads import lead_keyboard, lead_text
 from capture.pipeline import Clock
 from leadline.config import Config
 from storage.bot_actions import AlreadyRegistered, ContactMerged, Draft, register_touch

@@ -10,8 +10,8 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.access import help_text, role_label
 from bot.replies import Replies
+from bot.routers.access import help_text, role_label
 from storage.bot_queries import StaffMember
 
 

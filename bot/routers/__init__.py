@@ -1,0 +1,1 @@
+"""The bot's aiogram routers, one per module; :func:`bot.runner.build_dispatcher` includes them in order."""
