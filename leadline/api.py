@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -21,7 +22,7 @@ from leadline import keys
 from storage.contacts import contact_card, find_by_identifier, resolve_contact, search_contacts
 from storage.identifiers import email, mask, phone
 from storage.registrations import REASONS, STAGES, TEMPERATURES, RegistrationError, register
-from storage.reports import Filters, Period, Rules, Scope, build_report
+from storage.reports import CHANNELS, Filters, Period, Rules, Scope, build_report
 
 log = logging.getLogger("leadline.api")
 
@@ -70,10 +71,25 @@ def _int(request: web.Request, name: str, default: int, low: int = 0, high: int 
     return value
 
 
+def _choice(request: web.Request, name: str, allowed: Sequence[str], message: str) -> str | None:
+    value = request.query.get(name)
+    if value is not None and value not in allowed:
+        raise ApiError(400, message)
+    return value
+
+
+_CHANNEL = ("channel", CHANNELS, "channel must be call, form, email or manual")
+
+
+def _today(request: web.Request) -> date:
+    """The day it is now where the business is, which a named period counts from."""
+    return request.app[keys.CLOCK]().astimezone(request.app[keys.CONFIG].tz).date()
+
+
 def _period(request: web.Request) -> Period | None:
     """``from``/``to`` (either order; ``to`` alone is that day) win over ``period``."""
     config = request.app[keys.CONFIG]
-    today = request.app[keys.CLOCK]().astimezone(config.tz).date()
+    today = _today(request)
     text, first, last = (request.query.get(k) for k in ("period", "from", "to"))
     try:
         if first or last:
@@ -93,9 +109,37 @@ def _day(text: str) -> date:
 _EARLIEST, _LATEST = date(1900, 1, 1), date(9000, 12, 31)
 
 
-def _rows(cursor: Any) -> list[dict[str, Any]]:
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+async def _paged(
+    request: web.Request,
+    key: str,
+    select: str,
+    dated_by: str,
+    filter_by: tuple[str, Sequence[str], str],
+) -> web.Response:
+    """A page of rows by id past ``after_id``, within the period, with one column filtered.
+
+    The paged lists differ only in their table and their filter, so the parameters, their
+    errors (in this order) and the page's shape are written once, here.
+    """
+    period = _period(request)
+    after = _int(request, "after_id", 0)
+    limit = _int(request, "limit", 100, 1, MAX_LIMIT)
+    column = filter_by[0]
+    wanted = _choice(request, *filter_by)
+
+    def read(db: Database) -> list[dict[str, Any]]:
+        sql = f"{select} WHERE id > ?"
+        params: list[Any] = [after]
+        if period:
+            sql += f" AND {dated_by} >= ? AND {dated_by} < ?"
+            params += period.bounds()
+        if wanted:
+            sql += f" AND {column} = ?"
+            params.append(wanted)
+        return list(db.query(sql + " ORDER BY id LIMIT ?", [*params, limit]))
+
+    found = await request.app[keys.STORE].read(read)
+    return web.json_response({key: found, "next_after_id": found[-1]["id"] if found else None})
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -132,70 +176,34 @@ async def contact(request: web.Request) -> web.Response:
 
 async def touches(request: web.Request) -> web.Response:
     _client(request)
-    period = _period(request)
-    after = _int(request, "after_id", 0)
-    limit = _int(request, "limit", 100, 1, MAX_LIMIT)
-    channel = request.query.get("channel")
-    if channel is not None and channel not in ("call", "form", "email", "manual"):
-        raise ApiError(400, "channel must be call, form, email or manual")
-
-    def read(db: Database) -> list[dict[str, Any]]:
-        sql = (
-            "SELECT id, source, channel, direction, contact_id, occurred_at, campaign, hidden_caller, call_status,"
-            " answered, duration_s, staff_id, called_back_at, blocked, dropped FROM touches WHERE id > ?"
-        )
-        params: list[Any] = [after]
-        if period:
-            start, end = period.bounds()
-            sql += " AND occurred_at >= ? AND occurred_at < ?"
-            params += [start, end]
-        if channel:
-            sql += " AND channel = ?"
-            params.append(channel)
-        return _rows(db.execute(sql + " ORDER BY id LIMIT ?", [*params, limit]))
-
-    found = await request.app[keys.STORE].read(read)
-    return web.json_response({"touches": found, "next_after_id": found[-1]["id"] if found else None})
+    return await _paged(
+        request,
+        "touches",
+        "SELECT id, source, channel, direction, contact_id, occurred_at, campaign, hidden_caller, call_status,"
+        " answered, duration_s, staff_id, called_back_at, blocked, dropped FROM touches",
+        dated_by="occurred_at",
+        filter_by=_CHANNEL,
+    )
 
 
 async def leads(request: web.Request) -> web.Response:
     _client(request)
-    period = _period(request)
-    after = _int(request, "after_id", 0)
-    limit = _int(request, "limit", 100, 1, MAX_LIMIT)
-    stage = request.query.get("stage")
-    if stage is not None and stage not in STAGES:
-        raise ApiError(400, f"stage must be one of {', '.join(STAGES)}")
-
-    def read(db: Database) -> list[dict[str, Any]]:
-        sql = (
-            "SELECT id, contact_id, temperature, stage, owner_id, campaign, need, amount, won_amount, lost_reason,"
-            " returned_reason, follow_up_on, created_at, updated_at FROM leads WHERE id > ?"
-        )
-        params: list[Any] = [after]
-        if period:
-            start, end = period.bounds()
-            sql += " AND created_at >= ? AND created_at < ?"
-            params += [start, end]
-        if stage:
-            sql += " AND stage = ?"
-            params.append(stage)
-        return _rows(db.execute(sql + " ORDER BY id LIMIT ?", [*params, limit]))
-
-    found = await request.app[keys.STORE].read(read)
-    return web.json_response({"leads": found, "next_after_id": found[-1]["id"] if found else None})
+    return await _paged(
+        request,
+        "leads",
+        "SELECT id, contact_id, temperature, stage, owner_id, campaign, need, amount, won_amount, lost_reason,"
+        " returned_reason, follow_up_on, created_at, updated_at FROM leads",
+        dated_by="created_at",
+        filter_by=("stage", STAGES, f"stage must be one of {', '.join(STAGES)}"),
+    )
 
 
 async def report(request: web.Request) -> web.Response:
     _client(request)
     app = request.app
     config = app[keys.CONFIG]
-    period = _period(request) or Period.parse(
-        "month", config.tz, app[keys.CLOCK]().astimezone(config.tz).date()
-    )
-    channel = request.query.get("channel")
-    if channel is not None and channel not in ("call", "form", "email", "manual"):
-        raise ApiError(400, "channel must be call, form, email or manual")
+    period = _period(request) or Period.parse("month", config.tz, _today(request))
+    channel = _choice(request, *_CHANNEL)
     staff = request.query.get("staff")
     scope_filters = Filters(channel=channel, campaign=request.query.get("campaign"))
 
@@ -310,14 +318,17 @@ def setup_api(app: web.Application, *, send_webhooks: bool = True) -> None:
 
 # -- the OpenAPI document ------------------------------------------------------------------------
 
-_ERROR = {
-    "description": "a bad parameter",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-}
-_UNAUTHORIZED = {
-    "description": "no or unknown bearer token",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-}
+
+def _ref(schema: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{schema}"}
+
+
+def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERROR = _ok(_ref("Error"), "a bad parameter")
+_UNAUTHORIZED = _ok(_ref("Error"), "no or unknown bearer token")
 _PERIOD_PARAMS: list[dict[str, Any]] = [
     {
         "name": "period",
@@ -335,13 +346,10 @@ _PAGE_PARAMS: list[dict[str, Any]] = [
     {"name": "after_id", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 2147483648}},
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
 ]
+_CHANNEL_PARAM = {"name": "channel", "in": "query", "schema": {"type": "string", "enum": list(CHANNELS)}}
 _NULLABLE_STRING = {"type": ["string", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
-
-
-def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def _op(
@@ -350,6 +358,21 @@ def _op(
     responses: dict[str, Any] = {"200": response, "400": _ERROR, "401": _UNAUTHORIZED}
     responses.update(extra.pop("responses", {}))
     return {"summary": summary, "parameters": params or [], "responses": responses, **extra}
+
+
+def _page_op(summary: str, key: str, item: str, filter_param: dict[str, Any]) -> dict[str, Any]:
+    """The operation of a paged list: see ``_paged``."""
+    return _op(
+        summary,
+        _ok(
+            {
+                "type": "object",
+                "required": [key, "next_after_id"],
+                "properties": {key: {"type": "array", "items": _ref(item)}, "next_after_id": _NULLABLE_INT},
+            }
+        ),
+        [*_PERIOD_PARAMS, *_PAGE_PARAMS, filter_param],
+    )
 
 
 OPENAPI: dict[str, Any] = {
@@ -382,7 +405,7 @@ OPENAPI: dict[str, Any] = {
                 "properties": {
                     "id": {"type": "integer"},
                     "source": {"type": "string"},
-                    "channel": {"type": "string", "enum": ["call", "form", "email", "manual"]},
+                    "channel": {"type": "string", "enum": list(CHANNELS)},
                     "direction": {"type": "string", "enum": ["in", "out"]},
                     "contact_id": _NULLABLE_INT,
                     "occurred_at": {"type": "string"},
@@ -404,10 +427,7 @@ OPENAPI: dict[str, Any] = {
                     "id": {"type": "integer"},
                     "contact_id": {"type": "integer"},
                     "temperature": {"type": "string", "enum": list(TEMPERATURES)},
-                    "stage": {
-                        "type": "string",
-                        "enum": ["new", "qualified", "accepted", "returned", "won", "lost"],
-                    },
+                    "stage": {"type": "string", "enum": list(STAGES)},
                     "owner_id": _NULLABLE_INT,
                     "campaign": _NULLABLE_STRING,
                     "need": _NULLABLE_STRING,
@@ -501,9 +521,7 @@ OPENAPI: dict[str, Any] = {
                     {
                         "type": "object",
                         "required": ["contacts"],
-                        "properties": {
-                            "contacts": {"type": "array", "items": {"$ref": "#/components/schemas/Contact"}}
-                        },
+                        "properties": {"contacts": {"type": "array", "items": _ref("Contact")}},
                     }
                 ),
                 [
@@ -524,87 +542,38 @@ OPENAPI: dict[str, Any] = {
         "/api/contacts/{id}": {
             "get": _op(
                 "One contact with its identifiers and touches",
-                _ok({"$ref": "#/components/schemas/Contact"}),
+                _ok(_ref("Contact")),
                 [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                responses={
-                    "404": {
-                        "description": "no such contact",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    }
-                },
+                responses={"404": _ok(_ref("Error"), "no such contact")},
             )
         },
         "/api/touches": {
-            "get": _op(
+            "get": _page_op(
                 "Touches, oldest first, in pages (pass next_after_id as after_id)",
-                _ok(
-                    {
-                        "type": "object",
-                        "required": ["touches", "next_after_id"],
-                        "properties": {
-                            "touches": {"type": "array", "items": {"$ref": "#/components/schemas/Touch"}},
-                            "next_after_id": _NULLABLE_INT,
-                        },
-                    }
-                ),
-                [
-                    *_PERIOD_PARAMS,
-                    *_PAGE_PARAMS,
-                    {
-                        "name": "channel",
-                        "in": "query",
-                        "schema": {"type": "string", "enum": ["call", "form", "email", "manual"]},
-                    },
-                ],
+                "touches",
+                "Touch",
+                _CHANNEL_PARAM,
             )
         },
         "/api/leads": {
-            "get": _op(
+            "get": _page_op(
                 "Leads, oldest first, in pages",
-                _ok(
-                    {
-                        "type": "object",
-                        "required": ["leads", "next_after_id"],
-                        "properties": {
-                            "leads": {"type": "array", "items": {"$ref": "#/components/schemas/Lead"}},
-                            "next_after_id": _NULLABLE_INT,
-                        },
-                    }
-                ),
-                [
-                    *_PERIOD_PARAMS,
-                    *_PAGE_PARAMS,
-                    {
-                        "name": "stage",
-                        "in": "query",
-                        "schema": {
-                            "type": "string",
-                            "enum": ["new", "qualified", "accepted", "returned", "won", "lost"],
-                        },
-                    },
-                ],
+                "leads",
+                "Lead",
+                {"name": "stage", "in": "query", "schema": {"type": "string", "enum": list(STAGES)}},
             )
         },
         "/api/report": {
             "get": _op(
                 "The numbers for a period (default: this month)",
-                _ok({"$ref": "#/components/schemas/Report"}),
+                _ok(_ref("Report")),
                 [
                     *_PERIOD_PARAMS,
-                    {
-                        "name": "channel",
-                        "in": "query",
-                        "schema": {"type": "string", "enum": ["call", "form", "email", "manual"]},
-                    },
+                    _CHANNEL_PARAM,
                     {"name": "campaign", "in": "query", "schema": {"type": "string"}},
                     {"name": "staff", "in": "query", "schema": {"type": "string"}},
                 ],
-                responses={
-                    "404": {
-                        "description": "no staff member of that name",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    }
-                },
+                responses={"404": _ok(_ref("Error"), "no staff member of that name")},
             )
         },
         "/api/registrations": {
@@ -612,12 +581,10 @@ OPENAPI: dict[str, Any] = {
                 "summary": "Register a contact (found or created by phone or email) as a lead or not a lead",
                 "requestBody": {
                     "required": True,
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/NewRegistration"}}
-                    },
+                    "content": {"application/json": {"schema": _ref("NewRegistration")}},
                 },
                 "responses": {
-                    "201": _ok({"$ref": "#/components/schemas/Registered"}, "registered"),
+                    "201": _ok(_ref("Registered"), "registered"),
                     "400": _ERROR,
                     "401": _UNAUTHORIZED,
                 },

@@ -45,22 +45,38 @@ BACKOFF = (
 POLL_SECONDS = 2.0
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 
-_CURSORS = {"registration": "webhooks_out.registration_id", "lead_change": "webhooks_out.lead_change_id"}
+#: What is sent: (name, table, event type, the table's rows past a cursor). The name makes the cursor's
+#: key in ``meta`` (``webhooks_out.<name>_id``) and the ``webhook-id`` (``msg_<name>_<row id>``).
+_FEEDS = (
+    (
+        "registration",
+        "registrations",
+        "registration.created",
+        "SELECT r.id, r.contact_id, r.disposition, r.reason, r.campaign, r.staff_id, r.origin, r.created_at,"
+        " l.id AS lead_id, l.temperature FROM registrations r LEFT JOIN leads l ON l.registration_id = r.id"
+        " WHERE r.id > ? ORDER BY r.id LIMIT ?",
+    ),
+    (
+        "lead_change",
+        "lead_changes",
+        "lead.changed",
+        "SELECT c.id, c.lead_id, l.contact_id, c.field, c.old, c.new, c.staff_id, c.at FROM lead_changes c"
+        " JOIN leads l ON l.id = c.lead_id WHERE c.id > ? ORDER BY c.id LIMIT ?",
+    ),
+)
+
+
+def _cursor_key(name: str) -> str:
+    return f"webhooks_out.{name}_id"
 
 
 def _cursor(db: Database, name: str) -> int | None:
-    row = db.execute("SELECT value FROM meta WHERE key = ?", [_CURSORS[name]]).fetchone()
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [_cursor_key(name)]).fetchone()
     return int(row[0]) if row else None
 
 
 def _set_cursor(db: Database, name: str, value: int) -> None:
-    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [_CURSORS[name], str(value)])
-
-
-def _rows(db: Database, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
-    cursor = db.execute(sql, list(params))
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [_cursor_key(name), str(value)])
 
 
 def collect(db: Database, webhooks: Sequence[WebhookConfig], at: datetime, limit: int = 1000) -> int:
@@ -68,29 +84,14 @@ def collect(db: Database, webhooks: Sequence[WebhookConfig], at: datetime, limit
     if not webhooks:
         return 0
     events: list[tuple[str, str, dict[str, Any]]] = []
-    for name, table in (("registration", "registrations"), ("lead_change", "lead_changes")):
+    for name, table, event_type, sql in _FEEDS:
         last = _cursor(db, name)
         if last is None:  # a new webhook hears what happens from now on
             top = db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0]
             _set_cursor(db, name, int(top))
             continue
-        if name == "registration":
-            rows = _rows(
-                db,
-                "SELECT r.id, r.contact_id, r.disposition, r.reason, r.campaign, r.staff_id, r.origin, r.created_at,"
-                " l.id AS lead_id, l.temperature FROM registrations r LEFT JOIN leads l ON l.registration_id = r.id"
-                " WHERE r.id > ? ORDER BY r.id LIMIT ?",
-                [last, limit],
-            )
-            events += [(f"msg_registration_{r['id']}", "registration.created", r) for r in rows]
-        else:
-            rows = _rows(
-                db,
-                "SELECT c.id, c.lead_id, l.contact_id, c.field, c.old, c.new, c.staff_id, c.at FROM lead_changes c"
-                " JOIN leads l ON l.id = c.lead_id WHERE c.id > ? ORDER BY c.id LIMIT ?",
-                [last, limit],
-            )
-            events += [(f"msg_lead_change_{r['id']}", "lead.changed", r) for r in rows]
+        rows = list(db.query(sql, [last, limit]))
+        events += [(f"msg_{name}_{r['id']}", event_type, r) for r in rows]
         if rows:
             _set_cursor(db, name, int(rows[-1]["id"]))
     stamp = iso(at)
