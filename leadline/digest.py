@@ -1,10 +1,14 @@
-"""The owner's daily digest: yesterday's numbers, what is still owed, and a chart, on a phone screen.
+"""The owner's morning digest: the numbers since the last one, what is still owed, and a chart, on a phone.
 
 The digest answers "what do I do today?": how many people got in touch and how many of them are in
-the base (against the same day a week earlier), who is still unregistered, which missed calls
+the base (against the same days a week earlier), who is still unregistered, which missed calls
 nobody called back (each with a button that opens the contact's card), the campaign whose leads
 cost most, and the month's goals. The chart shows the last 14 days of inbound contacts against
 registered ones with the LRR line, and lead cost by campaign for the month so far.
+
+On a working day it covers every day since the previous digest up to yesterday: on a Tuesday,
+Monday; on a Monday, Friday to Sunday in one message rather than three near-empty ones; after a
+public holiday, the holiday too (see :func:`period_due`).
 
 With a bot token the digest goes to every owner through the outbox as two messages: a
 ``sendPhoto`` whose payload names the PNG file (``{"photo": "file:///...", "caption": ...}``; the
@@ -38,6 +42,7 @@ from storage.db import Store, now_utc
 from storage.identifiers import mask
 from storage.outbox import enqueue
 from storage.reports import Facts, Group, Period, Rules, Scope, build_report, unregistered_contacts
+from storage.worktime import WorkingCalendar
 
 log = logging.getLogger("leadline.digest")
 
@@ -50,7 +55,7 @@ CAPTION_LIMIT = 1024
 
 @dataclass(frozen=True)
 class Digest:
-    day: date
+    period: Period
     #: Telegram HTML (``parse_mode="HTML"``), full phone numbers: for the owners' chats.
     text: str
     #: The same without markup and with phones and emails masked: for the log.
@@ -92,8 +97,13 @@ class Figures:
 
     period: Period
     total: Group
-    #: The same day a week earlier (a one-day digest only).
+    #: The same weekdays a week (or whole weeks) earlier, and their figures: a one-day report, or
+    #: any morning digest.
+    compared_with: Period | None
     before: Group | None
+    #: The heading names the days ("Fri 20 – Sun 22 Nov 2026"), as the morning digest does; else a
+    #: period of more than a day is named as the command wrote it ("2026-11").
+    names_days: bool
     #: :func:`storage.reports.build_report` for the month of the period's last day, up to it.
     month_report: dict[str, Any]
     #: Contacts still unregistered and missed calls nobody called back, the first few of each.
@@ -104,13 +114,22 @@ class Figures:
     registration_minutes: int
 
 
-def gather(db: Database, config: Config, period: Period, now: datetime) -> Figures:
-    """Every figure the digest for ``period`` shows, as of ``now``."""
+def comparison_span(period: Period) -> Period:
+    """The same weekdays before ``period``: a week earlier, or as many whole weeks as it takes not to
+    overlap it (the New Year break's 13 days are set against the 13 days two weeks before)."""
+    return period.previous(7 * -(-period.days // 7))
+
+
+def gather(db: Database, config: Config, period: Period, now: datetime, *, digest: bool = False) -> Figures:
+    """Every figure the digest for ``period`` shows, as of ``now``. ``digest``: the morning digest,
+    which compares any span with the same weekdays before it; ``/report`` compares a single day only
+    (a week or a month against the previous one would be a different question)."""
     rules = Rules.from_config(config)
     tz = config.tz
     scope = Scope(period, as_of=now)
     total = Facts(db, scope, rules).total()
-    before = Facts(db, Scope(period.previous(7), as_of=now), rules).total() if period.days == 1 else None
+    compared_with = comparison_span(period) if digest or period.days == 1 else None
+    before = Facts(db, Scope(compared_with, as_of=now), rules).total() if compared_with else None
     month = Period.month(period.end, tz)
     month_report = build_report(
         db, Scope(Period(month.start, min(month.end, period.end), tz), as_of=now), rules
@@ -118,7 +137,9 @@ def gather(db: Database, config: Config, period: Period, now: datetime) -> Figur
     return Figures(
         period=period,
         total=total,
+        compared_with=compared_with,
         before=before,
+        names_days=digest or period.days == 1,
         month_report=month_report,
         waiting=unregistered_contacts(db, scope, limit=LIST_LIMIT),
         missed=_missed_contacts(db, total)[:LIST_LIMIT],
@@ -127,10 +148,12 @@ def gather(db: Database, config: Config, period: Period, now: datetime) -> Figur
     )
 
 
-def compose(db: Database, config: Config, period: Period, now: datetime, locale: str = "en") -> Digest:
-    """The digest for ``period`` (a day for the daily digest; any period for ``/report``), in
-    ``locale`` (English, the catalogues' own language, unless told)."""
-    return write(gather(db, config, period, now), config, locale)
+def compose(
+    db: Database, config: Config, period: Period, now: datetime, locale: str = "en", *, digest: bool = False
+) -> Digest:
+    """The digest for ``period`` (the days since the last one for the morning digest, ``digest``;
+    any period for ``/report``), in ``locale`` (English, the catalogues' own language, unless told)."""
+    return write(gather(db, config, period, now, digest=digest), config, locale)
 
 
 def write(figures: Figures, config: Config, locale: str) -> Digest:
@@ -138,16 +161,35 @@ def write(figures: Figures, config: Config, locale: str) -> Digest:
     with written_for(locale) as speaking_in:
         text, log_text, buttons = _words(figures, config, speaking_in)
         chart = render_chart(figures, speaking_in)
-    return Digest(figures.period.end, text, log_text, buttons, chart)
+    return Digest(figures.period, text, log_text, buttons, chart)
+
+
+def name_days(period: Period, locale: str, *, year: bool = True) -> str:
+    """A day or a span of days in the reader's words ("Mon 16 Nov 2026", "Fri 20 – Sun 22 Nov 2026",
+    "пт, 20 – вс, 22 ноября 2026"): Babel's patterns are in the catalogues; the first day leaves out
+    the month and the year it shares with the last."""
+    whole = _("EEE dd MMM y")
+    last = format_date(period.end, whole if year else _("EEE dd MMM"), locale=locale)
+    if period.days == 1:
+        return last
+    start, end = period.start, period.end
+    if start.year != end.year:
+        if not year:
+            last = format_date(end, whole, locale=locale)
+        pattern = whole
+    elif start.month != end.month:
+        pattern = _("EEE dd MMM")
+    else:
+        pattern = _("EEE dd")
+    return _("{first} – {last}").format(first=format_date(start, pattern, locale=locale), last=last)
 
 
 def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, list[tuple[str, str]]]:
     """Telegram HTML, the log's masked plain text, and the contact buttons, in the current language."""
     period, total, before = figures.period, figures.total, figures.before
     tz = config.tz
-    # A day in the reader's words (the pattern, Babel's, is in the catalogues: "Mon 16 Nov 2026");
-    # a longer period as the command wrote it.
-    title = format_date(period.start, _("EEE dd MMM y"), locale=locale) if period.days == 1 else period.label
+    # The days in the reader's words ("Mon 16 Nov 2026"); a longer /report period as the command wrote it.
+    title = name_days(period, locale) if figures.names_days else period.label
     lines = [f"<b>Leadline · {title}</b>"]
     counts = {
         "contacts": total.inbound_contacts,
@@ -198,8 +240,8 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
             cold=temps["cold"],
         )
     )
-    if before:
-        day = format_date(period.previous(7).start, _("EEE dd MMM"), locale=locale)
+    if figures.compared_with:
+        day = name_days(figures.compared_with, locale, year=False)
         lines.append("<i>" + _("(changes vs {day})").format(day=day) + "</i>")
 
     owed = (
@@ -370,12 +412,14 @@ def render_chart(figures: Figures, locale: str) -> bytes:
     return buffer.getvalue()
 
 
-def chart_path(config: Config, day: date, locale: str | None = None) -> Path:
-    """Next to the database, one file per day: ``<database>-digest-YYYY-MM-DD.png`` in the config's
-    language, ``<database>-digest-YYYY-MM-DD-<locale>.png`` in another one an owner reads."""
+def chart_path(config: Config, period: Period, locale: str | None = None) -> Path:
+    """Next to the database, one file per digest: ``<database>-digest-YYYY-MM-DD.png`` for a day
+    (``-digest-YYYY-MM-DD..YYYY-MM-DD.png`` for several) in the config's language, with ``-<locale>``
+    before ``.png`` in another one an owner reads."""
     db_path = config.database_path
+    days = period.start.isoformat() + ("" if period.days == 1 else f"..{period.end.isoformat()}")
     suffix = f"-{locale}" if locale else ""
-    return db_path.with_name(f"{db_path.stem}-digest-{day.isoformat()}{suffix}.png")
+    return db_path.with_name(f"{db_path.stem}-digest-{days}{suffix}.png")
 
 
 def telegram_payloads(digest: Digest, chart: Path) -> list[tuple[str, dict[str, Any], str]]:
@@ -398,16 +442,16 @@ def report_text(db: Database, config: Config, period: Period, now: datetime, loc
     return compose(db, config, period, now, locale).text
 
 
-#: The last day a digest was sent for (ISO date), in the ``meta`` table.
+#: The last day a digest covered (ISO date), in the ``meta`` table: the next one starts the day after.
 LAST_DAY_KEY = "digest_last_day"
-#: A break (a long weekend, holidays, the process down at the digest time) is caught up this many
-#: days back at most, one digest per day, so the owner is not flooded after a long outage.
-CATCH_UP_DAYS = 7
+#: How far back the very first digest of a base may reach for the previous working day (the
+#: Russian New Year break is 12 days off); a calendar with no working day in that long gets yesterday.
+FIRST_DIGEST_REACH = 31
 
 
 def last_digested(db: Database) -> date | None:
-    """The newest day a digest went out for: the ``meta`` key, else (a base from before the key)
-    the newest ``digest:<day>:<chat>:text`` outbox row."""
+    """The last day the newest digest covered: the ``meta`` key, else (a base from before the key)
+    the newest ``digest:<day>:<chat>:text`` outbox row (its day is the period's last)."""
     row = db.execute("SELECT value FROM meta WHERE key = ?", [LAST_DAY_KEY]).fetchone()
     value = row[0] if row else None
     if not value:
@@ -428,22 +472,39 @@ def _mark_digested(db: Database, day: date) -> None:
     )
 
 
-def days_due(last: date | None, today: date) -> list[date]:
-    """The days whose digest is owed on ``today``: each day after ``last`` up to yesterday, at most
-    :data:`CATCH_UP_DAYS` back; just yesterday when no digest was ever sent."""
+def period_due(last: date | None, today: date, calendar: WorkingCalendar) -> Period | None:
+    """The period whose digest is owed on ``today``: every day after ``last`` (the last day the
+    previous digest covered) up to yesterday, or None when there is none.
+
+    Each morning's period starts where the previous one ended, so the periods tile the calendar:
+    no day is in two digests and none is skipped, across restarts too (``last`` is in the database).
+    On a Monday that is Friday to Sunday; on the working day after a public holiday, the holiday is
+    in it. A base that never had a digest starts at the previous working day, as if one had gone
+    out then.
+
+    When the process was down at the digest time for several working days, the next digest is
+    still ONE, covering the whole gap, rather than one per missed morning: the digest is read to
+    know what to do today, and its lists of who is still unregistered or not called back are as of
+    now whatever its period, so several catch-up messages would repeat the same to-do in pieces;
+    the chart keeps the day-by-day view of the last 14 days; and one rule covers the weekend, the
+    holiday and the outage alike, with nothing to cap against a flood of messages.
+    """
     yesterday = today - timedelta(days=1)
     if last is None:
-        return [yesterday]
-    first = max(last + timedelta(days=1), today - timedelta(days=CATCH_UP_DAYS))
-    return [first + timedelta(days=i) for i in range((yesterday - first).days + 1)]
+        start = yesterday
+        for back in range(1, FIRST_DIGEST_REACH + 1):
+            if calendar.is_working_day(today - timedelta(days=back)):
+                start = today - timedelta(days=back)
+                break
+    else:
+        start = last + timedelta(days=1)
+    return Period(start, yesterday, calendar.tz) if start <= yesterday else None
 
 
 async def send_due_digests(
     config: Config, store: Store, *, now: datetime, only_catch_up: bool = False
 ) -> list[Sent]:
-    """Send every digest owed at ``now``: one per day since the last one sent (the days without a
-    digest run — weekends, holidays, the process down — are not lost). Each day is its own digest,
-    compared with the same weekday a week earlier, as on any other day.
+    """Send the digest owed at ``now`` (:func:`period_due`): a list of none or one.
 
     ``only_catch_up`` (at start-up): nothing when no digest was ever sent, so a fresh base (or a
     test) gets its first digest at the digest time, not whenever the process starts.
@@ -451,10 +512,11 @@ async def send_due_digests(
     last = await store.read(last_digested)
     if only_catch_up and last is None:
         return []
-    sent = []
-    for day in days_due(last, now.astimezone(config.tz).date()):
-        sent.append(await send_digest(config, store, day, now=now))
-    return sent
+    calendar = WorkingCalendar.from_config(config.working_time, config.tz)
+    period = period_due(last, now.astimezone(config.tz).date(), calendar)
+    if period is None:
+        return []
+    return [await send_digest(config, store, period, now=now)]
 
 
 @dataclass(frozen=True)
@@ -492,27 +554,31 @@ def _compose_each(
             locale = reader_locale(config, language)
             if locale not in locales:
                 locales.append(locale)
-    figures = gather(db, config, period, now)
+    figures = gather(db, config, period, now, digest=True)
     return {locale: write(figures, config, locale) for locale in locales}
 
 
 async def send_digest(
-    config: Config, store: Store, day: date | None = None, *, now: datetime | None = None
+    config: Config, store: Store, period: Period | date | None = None, *, now: datetime | None = None
 ) -> Sent:
-    """Build the digest for ``day`` (default yesterday) and queue it for every owner in their
-    language, or log it in the config's.
+    """Build the digest for ``period`` (a date: that day; default yesterday) and queue it for every
+    owner in their language, or log it in the config's.
 
-    Safe to call twice for the same day: the outbox rows carry a dedupe key per day and chat.
+    Safe to call twice for the same period: the outbox rows carry a dedupe key per period's last
+    day and chat (:func:`period_due` never gives two periods the same last day).
     """
     now = now or now_utc()
-    day = day or (now.astimezone(config.tz).date() - timedelta(days=1))
-    period = Period.day(day, config.tz)
+    if period is None:
+        period = now.astimezone(config.tz).date() - timedelta(days=1)
+    if isinstance(period, date):
+        period = Period.day(period, config.tz)
+    day = period.end
     token = bool(config.telegram.token.get_secret_value())
     digests = await store.read(partial(_compose_each, config=config, period=period, now=now, to_owners=token))
     office = reader_locale(config, None)
     languages: dict[str, tuple[Digest, Path]] = {}
     for locale, written in digests.items():
-        path = chart_path(config, day, None if locale == office else locale)
+        path = chart_path(config, period, None if locale == office else locale)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(written.chart_png)
         languages[locale] = (written, path)
@@ -537,5 +603,6 @@ async def send_digest(
         return ids
 
     queued = await store.write(queue)
-    log.info("digest queued", extra={"fields": {"day": day.isoformat(), "messages": len(queued)}})
+    fields = {"from": period.start.isoformat(), "to": day.isoformat(), "messages": len(queued)}
+    log.info("digest queued", extra={"fields": fields})
     return Sent(digest, path, queued, languages)

@@ -50,8 +50,10 @@ async def sweep_job(sweeper: Sweeper) -> None:
 async def digest_job(
     config: Config, store: Store, clock: Clock, wake: Callable[[], None], *, only_catch_up: bool = False
 ) -> None:
-    """On working days, every digest owed since the last one sent (the weekend's, a holiday's, a
-    day the process was down), through ``leadline.digest.send_due_digests`` when that module exists.
+    """On working days, the digest owed since the last one sent, through
+    ``leadline.digest.send_due_digests`` when that module exists: one message covering every day
+    since (Friday to Sunday on a Monday, a holiday with the weekend around it, days the process
+    was down).
 
     ``only_catch_up`` is the run at start-up: it sends nothing for a base that never had a digest.
     """

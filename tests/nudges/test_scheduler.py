@@ -59,10 +59,11 @@ def _digest_days(office: Office) -> list[str]:
     return [str(r["dedupe_key"]).split(":")[1] for r in rows]
 
 
-async def test_monday_sends_a_digest_for_each_day_since_thursday(
+async def test_monday_after_a_missed_friday_sends_one_digest_since_thursday(
     tg: FakeTelegram, start_server: StartServer, tmp_path: Path
 ) -> None:
-    """One digest per day (Thu, Fri, Sat, Sun), each compared with its own weekday a week earlier."""
+    """Friday's run never happened: Monday's one digest covers Thursday to Sunday (the last one covered
+    Wednesday), compared with Thursday to Sunday a week earlier; running again sends nothing more."""
     config = office_config(tmp_path, telegram={"token": tg.token, "api_url": tg.api_url})
     clock = Clock(msk(date(2026, 4, 16), 9, 0))  # Thursday
     office = Office(await start_server(config, clock=clock), clock)
@@ -73,12 +74,14 @@ async def test_monday_sends_a_digest_for_each_day_since_thursday(
     # Friday's run never happened (the process was down); Monday catches up.
     clock.now = msk(date(2026, 4, 20), 9, 0)
     await digest_job(config, store, clock, lambda: None)
-    assert _digest_days(office) == ["2026-04-15", "2026-04-16", "2026-04-17", "2026-04-18", "2026-04-19"]
+    assert _digest_days(office) == ["2026-04-15", "2026-04-19"]
     await digest_job(config, store, clock, lambda: None)
-    assert len(_digest_days(office)) == 5
-    await until(lambda: len(tg.sent("sendMessage", chat_id=111)) == 5)
+    assert len(_digest_days(office)) == 2
+    await until(lambda: len(tg.sent("sendMessage", chat_id=111)) == 2)
     # Anna has no language of her own: the office's, Russian.
-    assert "Leadline · сб, 18 апреля 2026" in tg.sent("sendMessage", chat_id=111)[3]["text"]
+    monday = str(tg.sent("sendMessage", chat_id=111)[1]["text"])
+    assert monday.startswith("<b>Leadline · чт, 16 – вс, 19 апреля 2026</b>\n")
+    assert "<i>(в сравнении с чт, 9 – вс, 12 апреля)</i>" in monday
 
 
 async def test_a_process_started_after_the_digest_time_sends_the_days_digest_once(

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from leadline.config import Config
-from leadline.digest import compose, report_text, send_digest
+from leadline.digest import compose, period_due, report_text, send_digest
 from storage.db import Store, connect
 from storage.reports import Period
+from storage.worktime import WorkingCalendar
 from tests.conftest import BASE
 from tests.numbers.month import MSK, month_config, msk, open_month
 
@@ -156,3 +157,45 @@ def test_a_count_before_a_noun_agrees_with_it_in_both_languages(tmp_path: Path):
     assert "Самая высокая стоимость лида в этом месяце: <b>brand_msk</b> 3 000 (1 лид за 3 000)" in russian
     assert russian.startswith("<b>Leadline · пн, 2 ноября 2026</b>\n")
     assert "<i>(в сравнении с пн, 26 октября)</i>" in russian
+
+
+def test_each_digest_covers_the_days_since_the_last_one_up_to_yesterday(tmp_path: Path):
+    """The rule alone, on the Russian calendar: the periods tile the days, one digest per morning."""
+    config = build(tmp_path)
+    calendar = WorkingCalendar.from_config(config.working_time, MSK)
+
+    def due(last: date | None, today: date) -> tuple[date, date] | None:
+        period = period_due(last, today, calendar)
+        return (period.start, period.end) if period else None
+
+    # Tuesday: Monday. Monday: Friday to Sunday. Thursday after Unity Day (Wed 4 Nov): Tue and Wed.
+    assert due(date(2026, 11, 15), date(2026, 11, 17)) == (date(2026, 11, 16), date(2026, 11, 16))
+    assert due(date(2026, 11, 19), date(2026, 11, 23)) == (date(2026, 11, 20), date(2026, 11, 22))
+    assert due(date(2026, 11, 2), date(2026, 11, 5)) == (date(2026, 11, 3), date(2026, 11, 4))
+    # Already sent today (a restart, a second run): nothing.
+    assert due(date(2026, 11, 22), date(2026, 11, 23)) is None
+    # Down Thursday to Monday: Tuesday's one digest covers all since the last (Wednesday's) up to Monday.
+    assert due(date(2026, 11, 17), date(2026, 11, 24)) == (date(2026, 11, 18), date(2026, 11, 23))
+    # A base's first digest starts at the previous working day: on the first working day of 2026,
+    # the whole New Year break from Tuesday 30 December.
+    assert due(None, date(2026, 1, 12)) == (date(2025, 12, 30), date(2026, 1, 11))
+    assert due(None, date(2026, 11, 17)) == (date(2026, 11, 16), date(2026, 11, 16))
+
+
+def test_a_span_is_named_in_the_readers_words_and_compared_with_the_same_weekdays_before(tmp_path: Path):
+    """The New Year break (13 days) is set against the 13 days two weeks earlier, not overlapping it."""
+    config = build(tmp_path)
+    db = connect(config.database_path)
+    try:
+        span = Period(date(2025, 12, 30), date(2026, 1, 11), MSK)
+        english = compose(db, config, span, msk(17, 9), digest=True).text
+        russian = compose(db, config, span, msk(17, 9), locale="ru", digest=True).text
+        # /report for the same days keeps its own words: the period as written, no comparison.
+        report = report_text(db, config, span, msk(17, 9))
+    finally:
+        db.close()
+    assert english.startswith("<b>Leadline · Tue 30 Dec 2025 – Sun 11 Jan 2026</b>\n")
+    assert "<i>(changes vs Tue 16 – Sun 28 Dec)</i>" in english
+    assert russian.startswith("<b>Leadline · вт, 30 декабря 2025 – вс, 11 января 2026</b>\n")
+    assert "<i>(в сравнении с вт, 16 – вс, 28 декабря)</i>" in russian
+    assert report.startswith("<b>Leadline · 2025-12-30..2026-01-11</b>\n") and "(changes vs" not in report
