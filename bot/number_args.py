@@ -23,6 +23,7 @@ from storage.reports import Period
 Problem = Literal[
     "period",
     "period_backwards",
+    "period_too_long",
     "plan_option",
     "plan_missing",
     "plan_extra",
@@ -47,6 +48,12 @@ class ArgumentError(ValueError):
 
 # ---------------------------------------------------------------------- /report
 
+#: Years a report may name: comparisons and charts step back weeks from the period's start.
+YEARS = (2000, 2100)
+#: A report in chat is at most a year plus a day: longer ones hold a reader thread for seconds and
+#: belong to ``leadline report``.
+MAX_REPORT_DAYS = 366
+
 #: The Russian words for the periods people name most; the rest are the command line's words.
 PERIOD_WORDS = {"сегодня": "today", "вчера": "yesterday", "неделя": "week", "месяц": "month"}
 
@@ -66,10 +73,14 @@ def parse_period(text: str | None, tz: ZoneInfo, today: date) -> Period:
     try:
         start = _named(first, tz, today)
         end = _named(last, tz, today) if sep else start
-    except ValueError:
+    except (ValueError, OverflowError):  # 9999-12 overflows the day after the period
         raise ArgumentError("period", (text or "").strip()) from None
+    if not (YEARS[0] <= start.start.year and end.end.year <= YEARS[1]):
+        raise ArgumentError("period", (text or "").strip())
     if end.end < start.start:
         raise ArgumentError("period_backwards", (text or "").strip())
+    if (end.end - start.start).days + 1 > MAX_REPORT_DAYS:
+        raise ArgumentError("period_too_long", (text or "").strip())
     return Period(start.start, end.end, tz)
 
 
@@ -122,12 +133,16 @@ def _amount(text: str) -> Fraction:
     return fraction(value)
 
 
+#: The smallest rate that makes a plan: below one in ten thousand the figures only overflow.
+MIN_RATE = Fraction(1, 10_000)
+
+
 def _rate(text: str) -> Fraction:
     try:
         value = fraction(text.strip().replace(",", "."))
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, OverflowError):
         raise ArgumentError("rate", text) from None
-    if not 0 < value <= 1:
+    if not MIN_RATE <= value <= 1:
         raise ArgumentError("rate", text)
     return value
 
@@ -208,7 +223,9 @@ def parse_cost(text: str | None, campaigns: Sequence[str]) -> CostArgs:
     except ValueError:
         raise ArgumentError("cost_period", period) from None
     item = DEFAULT_ITEM
-    if len(rest) > 1 and parse_amount(rest[-1]) is None:
+    # "45 000", "45 тыс" and "1 000 000 ₽" are all amounts; only a last word that is not part of one
+    # is the item.
+    if len(rest) > 1 and parse_amount(" ".join(rest)) is None and parse_amount(rest[-1]) is None:
         item = rest.pop()
         if not _ITEM.fullmatch(item):
             raise ArgumentError("item", item)

@@ -17,8 +17,12 @@ _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE_RE = re.compile(r"(?<![\w@])\+?\(?\d[\d\s().\-]{3,}\d(?![\w@])")
 
 
+#: No amount an owner types is larger; a longer run of digits is a slip (or an attempt at ``inf``).
+MAX_AMOUNT = 1e12
+
+
 def parse_amount(text: str) -> float | None:
-    """``150 000``, ``150000,50``, ``1.5k``/``1,5к`` → a number; None if it is not one."""
+    """``150 000``, ``150000,50``, ``1.5k``/``1,5к`` → a number; None if it is not one (or absurd)."""
     cleaned = text.strip().lower().replace("\u00a0", "").replace(" ", "").replace("₽", "").replace("$", "")
     multiplier = 1.0
     if cleaned.endswith(("k", "к", "тыс", "тыс.")):
@@ -27,7 +31,8 @@ def parse_amount(text: str) -> float | None:
     cleaned = cleaned.replace(",", ".")
     if not re.fullmatch(r"\d+(\.\d+)?", cleaned):
         return None
-    return float(cleaned) * multiplier
+    value = float(cleaned) * multiplier
+    return value if value <= MAX_AMOUNT else None
 
 
 def parse_date(text: str, today: date) -> date | None:

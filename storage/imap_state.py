@@ -14,6 +14,9 @@ from sqlite_utils import Database
 
 @dataclass(frozen=True, slots=True)
 class ImapState:
+    #: Which mailbox the figures are of (``user@host:port/mailbox``): pointing the source at another
+    #: mailbox starts over, since servers reuse UIDVALIDITY values across mailboxes.
+    mailbox: str
     uidvalidity: int
     last_uid: int
 
@@ -22,21 +25,21 @@ def _key(source: str, figure: str) -> str:
     return f"imap:{source}:{figure}"
 
 
+_FIGURES = ("mailbox", "uidvalidity", "last_uid")
+
+
 def load(db: Database, source: str) -> ImapState | None:
-    rows = dict(
-        db.execute(
-            "SELECT key, value FROM meta WHERE key IN (?, ?)",
-            [_key(source, "uidvalidity"), _key(source, "last_uid")],
-        ).fetchall()
-    )
-    validity, last = rows.get(_key(source, "uidvalidity")), rows.get(_key(source, "last_uid"))
-    if validity is None or last is None:
+    keys = [_key(source, figure) for figure in _FIGURES]
+    rows = dict(db.execute("SELECT key, value FROM meta WHERE key IN (?, ?, ?)", keys).fetchall())
+    if any(key not in rows for key in keys):
         return None
-    return ImapState(int(validity), int(last))
+    mailbox, validity, last = (rows[key] for key in keys)
+    return ImapState(str(mailbox), int(validity), int(last))
 
 
 def save(db: Database, source: str, state: ImapState) -> None:
+    values = (state.mailbox, str(state.uidvalidity), str(state.last_uid))
     db.conn.executemany(
         "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-        [(_key(source, "uidvalidity"), str(state.uidvalidity)), (_key(source, "last_uid"), str(state.last_uid))],
+        [(_key(source, figure), value) for figure, value in zip(_FIGURES, values, strict=True)],
     )

@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from aiogram import Router
+from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
@@ -55,6 +55,11 @@ def numbers_refused() -> str:
 
 
 def period_problem(error: ArgumentError) -> str:
+    if error.problem == "period_too_long":
+        return _(
+            "“{text}” is longer than a year: ask for a year or less here (/report 2026-01..2026-12),"
+            " or run <code>leadline report</code> on the server for longer spans."
+        ).format(text=html.escape(error.value))
     if error.problem == "period_backwards":
         return _(
             "The period “{text}” ends before it starts: put the earlier day first,"
@@ -339,7 +344,9 @@ async def cost(
 def make_router() -> Router:
     """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
     router = Router(name="numbers")
-    router.message.register(report, Command("report"))
-    router.message.register(plan, Command("plan"))
-    router.message.register(cost, Command("cost"))
+    # Private chats only: a report lists people with their full numbers, not for the whole team chat.
+    private = F.chat.type == "private"
+    router.message.register(report, Command("report"), private)
+    router.message.register(plan, Command("plan"), private)
+    router.message.register(cost, Command("cost"), private)
     return router

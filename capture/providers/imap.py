@@ -119,6 +119,17 @@ class Mailbox:
     async def unseen(self) -> list[str]:
         return await self._search("UNSEEN")
 
+    @property
+    def identity(self) -> str:
+        source = self.source
+        return f"{source.username or ''}@{source.host or '127.0.0.1'}:{source.port or ''}/{source.mailbox}"
+
+    async def highest_uid(self) -> int:
+        """Where the mailbox ends now: UIDNEXT - 1, or the largest UID when the server gave no UIDNEXT."""
+        if self.uidnext:
+            return self.uidnext - 1
+        return max((int(uid) for uid in await self._search("ALL")), default=0)
+
     async def after(self, last_uid: int) -> list[str]:
         """Messages with a UID above ``last_uid``, read or not."""
         # "n:*" always includes the last message, even when its UID is below n: filter it out.
@@ -217,11 +228,10 @@ async def ingest_uid(mailbox: Mailbox, capture: Capture, source: SourceConfig, u
 async def poll_once(mailbox: Mailbox, capture: Capture, source: SourceConfig) -> int:
     """Journal every new message, marking each seen only after its journal write; returns how many."""
     state = await capture.store.read(partial(imap_state.load, source=source.name))
-    if state is None or state.uidvalidity != mailbox.uidvalidity:
+    if state is None or (state.mailbox, state.uidvalidity) != (mailbox.identity, mailbox.uidvalidity):
         # First sight of this mailbox: unread mail is new, read mail is history.
         uids = await mailbox.unseen()
-        last = max(mailbox.uidnext - 1, max((int(u) for u in uids), default=0))
-        state = imap_state.ImapState(mailbox.uidvalidity, last)
+        state = imap_state.ImapState(mailbox.identity, mailbox.uidvalidity, await mailbox.highest_uid())
         await capture.store.write(partial(imap_state.save, source=source.name, state=state))
     else:
         uids = sorted(set(await mailbox.unseen()) | set(await mailbox.after(state.last_uid)), key=int)
@@ -229,7 +239,7 @@ async def poll_once(mailbox: Mailbox, capture: Capture, source: SourceConfig) ->
     for uid in uids:
         outcome = await ingest_uid(mailbox, capture, source, uid)
         if int(uid) > state.last_uid:
-            state = imap_state.ImapState(state.uidvalidity, int(uid))
+            state = imap_state.ImapState(state.mailbox, state.uidvalidity, int(uid))
             await capture.store.write(partial(imap_state.save, source=source.name, state=state))
         await mailbox.mark_seen(uid)
         if outcome is not None:
