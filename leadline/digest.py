@@ -382,11 +382,14 @@ def render_chart(figures: Figures, locale: str) -> bytes:
     left.set_ylabel(_("contacts"))
     twin = left.twinx()
     twin.plot(list(x), lrr, color="#d9534f", marker="o", label="LRR %")
-    twin.set_ylim(0, 105)
+    # Head-room above the bars and the 100 % mark, where the legend sits without hiding a day.
+    left.set_ylim(0, max([*inbound, 1]) * 1.4)
+    twin.set_ylim(0, 140)
+    twin.set_yticks([0, 20, 40, 60, 80, 100])
     twin.set_ylabel("LRR %")
     handles = left.get_legend_handles_labels()
     more = twin.get_legend_handles_labels()
-    left.legend(handles[0] + more[0], handles[1] + more[1], loc="upper left", fontsize=8)
+    left.legend(handles[0] + more[0], handles[1] + more[1], loc="upper left", ncol=3, fontsize=8, frameon=False)
 
     priced = sorted(
         (
