@@ -3,8 +3,8 @@
 Starts ``leadline serve`` on a temporary database and a bare aiohttp server whose handler only reads
 the body and answers 200, drives each with the same requests for a fixed time from another process
 (``wrk`` with a Lua script when it is installed — ``apt-get install wrk`` — else an aiohttp client
-pool), and prints requests per second, p50/p99 latency, the server's peak RSS, and the ratio
-Leadline / bare. Mixes: ``form`` (generic form posts, each a new contact), and whatever
+pool), and prints requests per second, p50/p99 latency, the server's peak RSS, its CPU per request
+(all processes; steadier than req/s on a shared machine), and the ratio Leadline / bare. Mixes: ``form`` (generic form posts, each a new contact), and whatever
 ``bench/mixes.py`` adds. Run: ``.venv/bin/python bench/ingest.py --seconds 10 --concurrency 50``.
 """
 
@@ -52,6 +52,9 @@ class Figures:
     p99_ms: float
     errors: int
     peak_rss_mb: float
+    #: Server CPU (user + system, every process) per answered request: steadier than req/s on a
+    #: machine shared with other work.
+    cpu_us: float
 
 
 def free_port() -> int:
@@ -92,6 +95,18 @@ def process_tree(pid: int) -> list[int]:
             continue
         pids += [int(c) for c in children]
     return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes have used so far, from /proc."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(
@@ -172,8 +187,10 @@ def bench_bare(mix: Mix, seconds: int, concurrency: int, workdir: Path) -> Figur
     proc = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
     try:
         wait_healthy(port, "/")
+        before = cpu_seconds([proc.pid])
         rps, p50, p99, errors = drive(f"http://127.0.0.1:{port}", mix, seconds, concurrency, workdir)
-        return Figures("bare aiohttp", rps, p50, p99, errors, peak_rss_mb(proc.pid))
+        cpu = (cpu_seconds([proc.pid]) - before) / max(rps * seconds, 1) * 1e6
+        return Figures("bare aiohttp", rps, p50, p99, errors, peak_rss_mb(proc.pid), cpu)
     finally:
         proc.terminate()
         proc.wait()
@@ -197,8 +214,11 @@ def bench_leadline(
     try:
         wait_healthy(port)
         time.sleep(3 if workers > 1 else 0)  # the workers start once the primary is up
+        pids = process_tree(proc.pid)
+        before = cpu_seconds(pids)
         rps, p50, p99, errors = drive(f"http://127.0.0.1:{port}", mix, seconds, concurrency, workdir)
-        rss = sum(peak_rss_mb(pid) for pid in process_tree(proc.pid))
+        cpu = (cpu_seconds(pids) - before) / max(rps * seconds, 1) * 1e6
+        rss = sum(peak_rss_mb(pid) for pid in pids)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
             metrics = resp.read().decode()
     finally:
@@ -219,7 +239,7 @@ def bench_leadline(
     commits = float(re.search(r"^leadline_writer_commits ([\d.e+]+)", metrics, re.M)[1])  # type: ignore[index]
     jobs = float(re.search(r"^leadline_writer_jobs ([\d.e+]+)", metrics, re.M)[1])  # type: ignore[index]
     counts["jobs_per_commit"] = round(jobs / commits, 1) if commits else 0
-    return Figures("leadline", rps, p50, p99, errors, rss), counts
+    return Figures("leadline", rps, p50, p99, errors, rss, cpu), counts
 
 
 def main() -> None:
@@ -243,10 +263,14 @@ def main() -> None:
             bare = bench_bare(mix, args.seconds, args.concurrency, workdir)
             ours, counts = bench_leadline(mix, args.seconds, args.concurrency, workdir, args.workers)
             print(f"\n## mix: {name} — {mix.description}")
-            print(f"{'server':<14}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>9}{'peak RSS MB':>14}")
+            print(
+                f"{'server':<14}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>9}{'peak RSS MB':>14}"
+                f"{'CPU us/req':>12}"
+            )
             for f in (bare, ours):
                 print(
                     f"{f.name:<14}{f.rps:>10.0f}{f.p50_ms:>10.2f}{f.p99_ms:>10.2f}{f.errors:>9}{f.peak_rss_mb:>14.1f}"
+                    f"{f.cpu_us:>12.0f}"
                 )
             print(f"ratio leadline / bare: {ours.rps / bare.rps:.2f}")
             print("stored: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
