@@ -170,7 +170,7 @@ def _buttons(card: Card, label: str) -> list[list[dict[str, str]]]:
 
 def render(view: MessageView) -> dict[str, Any]:
     """A ``sendMessage`` payload (Telegram HTML) listing the cards, each with its own buttons."""
-    with written_for(view.language):
+    with written_for(view.language, view.office_language):
         numbered = len(view.cards) > 1
         blocks: list[str] = []
         keyboard: list[list[dict[str, str]]] = []

@@ -72,6 +72,8 @@ class MessageView:
     more: int
     max_tries: int
     stale_days: int
+    #: The config's language: what ``language`` falls back to when Leadline has no catalogue for it.
+    office_language: str = "en"
 
 
 Render = Callable[[MessageView], dict[str, Any]]

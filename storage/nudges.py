@@ -711,6 +711,7 @@ def _record_message(
             more=more,
             max_tries=rules.callback_tries,
             stale_days=rules.stale_days,
+            office_language=rules.language,
         )
         payload = render(view)
         if fits_telegram(payload) or len(listed) == 1:

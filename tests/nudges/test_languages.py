@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from leadline.nudge_texts import render_source_alert
+from leadline.nudge_texts import render, render_source_alert
+from storage.nudge_cards import Card, MessageView, TouchLine
 from tests.conftest import BASE, StartServer
 from tests.fake_telegram import FakeTelegram
 from tests.nudges.conftest import ANNA, BORIS, TUESDAY, Clock, Office, msk, office_config
@@ -113,3 +116,18 @@ def test_counts_take_the_russian_plural_forms() -> None:
         assert text.startswith(
             f"🛑 <b>site замолчал</b>: ничего с 14.04 10:00 ({words}; обычно пауза не дольше 60 мин)"
         )
+
+
+def test_a_language_without_a_catalogue_falls_back_to_the_office_language() -> None:
+    """A member approved from the bot keeps Telegram's language code ("uk"): the office's Russian is
+    the closer guess than the catalogue's English."""
+    card = Card(
+        kind="register", level=0, nudge_id=1, round=0, contact_id=1, touch_id=1, name=None,
+        phones=(CALLER,), emails=(),
+        touches=(TouchLine("call", datetime(2026, 4, 14, 7, 0, tzinfo=UTC), "mango", True),),
+    )  # fmt: skip
+    view = MessageView(
+        chat_id=1, staff_id=1, language="uk", tz=ZoneInfo("Europe/Moscow"), cards=(card,), more=0,
+        max_tries=3, stale_days=7, office_language="ru",
+    )  # fmt: skip
+    assert render(view)["text"] == f"📝 <b>Зарегистрируйте контакт</b>\n{CALLER}\nзвонок 14.04 10:00"
