@@ -189,10 +189,12 @@ def render(view: MessageView) -> dict[str, Any]:
     return payload
 
 
-def render_source_alert(language: str, problem: str, fields: dict[str, Any]) -> dict[str, Any]:
+def render_source_alert(
+    language: str, problem: str, fields: dict[str, Any], *, office_language: str = "en"
+) -> dict[str, Any]:
     """An owner's alert that a source is silent or failing, or that it recovered."""
     safe = {k: html.escape(clip(str(v), NEED_LIMIT)) for k, v in fields.items()}
-    with written_for(language):
+    with written_for(language, office_language):
         if problem == "silent":
             text = _(
                 "🛑 <b>{source} has gone quiet</b>: nothing since {since} ({minutes} working minute; "

@@ -59,10 +59,10 @@ class Sweeper:
                 partial(plan_and_record, now=at, rules=self.rules, render=render, due=due)
             )
             findings = await self.store.read(partial(assess, now=at, rules=self.health))
+            # An owner's language without a catalogue falls back to the office's, as nudges do.
+            alert = partial(render_source_alert, office_language=self.health.language)
             alerts = await self.store.write(
-                partial(
-                    record_findings, now=at, rules=self.health, findings=findings, render=render_source_alert
-                )
+                partial(record_findings, now=at, rules=self.health, findings=findings, render=alert)
             )
             result = SweepResult(at, len(due), recorded, alerts)
             if result.queued and self.wake is not None:

@@ -131,3 +131,8 @@ def test_a_language_without_a_catalogue_falls_back_to_the_office_language() -> N
         max_tries=3, stale_days=7, office_language="ru",
     )  # fmt: skip
     assert render(view)["text"] == f"📝 <b>Зарегистрируйте контакт</b>\n{CALLER}\nзвонок 14.04 10:00"
+
+
+def test_a_source_alert_for_a_language_without_a_catalogue_is_in_the_office_language() -> None:
+    payload = render_source_alert("uk", "failing", {"source": "site", "count": 3, "reason": "401"}, office_language="ru")
+    assert "последние 3 запроса отклонены" in payload["text"]
