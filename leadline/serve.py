@@ -25,7 +25,9 @@ from leadline.config import Config
 
 log = logging.getLogger("leadline.workers")
 
-#: Where prometheus-client's multiprocess mode keeps every process's counters.
+#: Where prometheus-client's multiprocess mode keeps every process's counters. The same name as
+#: ``capture.metrics.MULTIPROC_ENV``, spelled here because importing that module imports
+#: prometheus-client, which reads the variable once, at import: it must be set before.
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
