@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -59,7 +60,7 @@ class JournalRow:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A request's journal columns, redacted and encoded before the writer thread sees them."""
+    """A request's journal columns, redacted and encoded before the database lock is taken."""
 
     query_string: str
     headers: str
@@ -84,10 +85,10 @@ _INSERT = (
     " url, received_at, status, http_status, reason, replay_key, note, processed_at, events, touches_created)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_WITH_ID = _INSERT.replace("(source,", "(id, source,", 1).replace("VALUES (?,", "VALUES (?, ?,", 1)
 
 
-def insert(
-    db: Database,
+def values(
     raw: RawRequest,
     *,
     provider: str | None,
@@ -101,43 +102,56 @@ def insert(
     processed_at: datetime | None = None,
     events: int = 0,
     touches_created: int = 0,
-) -> int:
-    """A new row; one already processed is written in its final state, in one statement.
+) -> tuple[object, ...]:
+    """A row's columns in ``_INSERT``'s order; one already processed is written in its final state.
 
-    The writer thread is the bottleneck under load, and an insert followed by an update of the same
+    The write lock is the bottleneck under load, and an insert followed by an update of the same
     row costs a second write of the row and of its status index entry.
     """
     row = prepared or prepare(raw, keep_body=keep_body)
-    cursor = db.conn.execute(
-        _INSERT,
-        (
-            raw.source,
-            provider,
-            raw.method,
-            raw.path,
-            row.query_string,
-            row.headers,
-            row.body,
-            len(raw.body),
-            raw.remote,
-            row.url,
-            row.received_at,
-            status,
-            http_status,
-            reason,
-            replay_key,
-            note,
-            None if processed_at is None else iso(processed_at),
-            events,
-            touches_created,
-        ),
+    return (
+        raw.source,
+        provider,
+        raw.method,
+        raw.path,
+        row.query_string,
+        row.headers,
+        row.body,
+        len(raw.body),
+        raw.remote,
+        row.url,
+        row.received_at,
+        status,
+        http_status,
+        reason,
+        replay_key,
+        note,
+        None if processed_at is None else iso(processed_at),
+        events,
+        touches_created,
     )
+
+
+def insert(db: Database, raw: RawRequest, **columns: Any) -> int:
+    """A new row (``columns`` as :func:`values` takes them); returns its id."""
+    cursor = db.conn.execute(_INSERT, values(raw, **columns))
     return int(cursor.lastrowid or 0)
 
 
-def set_touches_created(db: Database, journal_id: int, touches_created: int) -> None:
-    """Correct a row written in its final state before its events were stored."""
-    db.conn.execute("UPDATE journal SET touches_created = ? WHERE id = ?", (touches_created, journal_id))
+def next_id(db: Database) -> int:
+    """The id SQLite would give the next row (no AUTOINCREMENT), for :func:`insert_many`."""
+    return int(db.conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM journal").fetchone()[0])
+
+
+def insert_many(db: Database, rows: list[tuple[object, ...]], first_id: int) -> None:
+    """New rows from :func:`values` with ids from ``first_id`` on, in one prepared statement."""
+    db.conn.executemany(_INSERT_WITH_ID, [(first_id + n, *row) for n, row in enumerate(rows)])
+
+
+def set_touches_created(db: Database, corrections: list[tuple[int, int]]) -> None:
+    """Correct rows written in their final state before their events were stored:
+    ``(touches_created, journal_id)`` pairs."""
+    db.conn.executemany("UPDATE journal SET touches_created = ? WHERE id = ?", corrections)
 
 
 def finish(

@@ -58,7 +58,7 @@ class Metrics:
         )
 
     def committed(self, jobs: int) -> None:
-        """The store's commit hook: called from the writer thread after each commit."""
+        """The store's commit hook: called by a writer after each commit."""
         self.commits.inc()
         self.jobs.inc(jobs)
 

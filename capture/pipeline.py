@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache, partial
-from typing import cast
+from itertools import islice
+from typing import Any, cast
 
 from sqlite_utils import Database
 
@@ -32,8 +33,9 @@ from capture.providers.base import (
 from leadline.config import Config, SourceConfig
 from storage.attribution import CampaignIndex
 from storage.db import Store, now_utc, savepoint
+from storage.events import ContactEvent
 from storage.identifiers import phone
-from storage.touches import EventContext, identifiers_of, record_contact_event
+from storage.touches import EventContext, identifiers_of, plan_contact_events, record_contact_event
 
 log = logging.getLogger("leadline.capture")
 
@@ -167,12 +169,15 @@ class Capture:
         return await self.record(raw, self.judge(raw, source, verify=verify))
 
     async def record(self, raw: RawRequest, verdict: Verdict) -> Outcome:
-        # Encoding and number parsing happen here, on the request's side, so that the single
-        # writer thread (the bottleneck under load) spends its time on SQL alone.
+        # Encoding and number parsing happen here, before the write, so that the time the
+        # database lock is held (the bottleneck under load) is spent on SQL alone.
         prepared = journal.prepare(raw, keep_body=verdict.keep_body)
         if verdict.result is not None:
             self._warm(raw.source, verdict.result.events)
-        return await self.store.write(lambda db: self._record(db, raw, verdict, prepared))
+        one = partial(self._record, raw=raw, verdict=verdict, prepared=prepared)
+        if _groupable(verdict):
+            return await self.store.write_now(one, group=self._record_many, item=(raw, verdict, prepared))
+        return await self.store.write_now(one)
 
     def _warm(self, source_name: str, events: Iterable[Event]) -> None:
         """Parse each number and address once now; storage's look-ups then hit the cache."""
@@ -191,21 +196,8 @@ class Capture:
         self, db: Database, raw: RawRequest, verdict: Verdict, prepared: journal.Prepared | None = None
     ) -> Outcome:
         if verdict.result is None or verdict.http_status >= 400:
-            if verdict.http_status in (401, 404, 405) and len(raw.body) > UNAUTHENTICATED_BODY_KEPT:
-                # Anyone can reach a refused URL: keep enough to diagnose it, not enough to fill the disk.
-                prepared = journal.prepare(
-                    replace(raw, body=raw.body[:UNAUTHENTICATED_BODY_KEPT]), keep_body=verdict.keep_body
-                )
-            jid = journal.insert(
-                db,
-                raw,
-                provider=verdict.provider,
-                status="rejected",
-                http_status=verdict.http_status,
-                reason=verdict.reason,
-                prepared=prepared,
-            )
-            return Outcome(jid, "rejected", verdict.http_status, verdict.reason, _error_reply(verdict))
+            jid = journal.insert(db, raw, **_rejected_columns(raw, verdict, prepared))
+            return _rejected(jid, verdict)
         if verdict.replay_key and journal.replay_key_used(db, raw.source, verdict.replay_key):
             reason = "signature token already used: a replayed request is refused"
             jid = journal.insert(
@@ -232,7 +224,7 @@ class Capture:
 
         The row is written once, in the state it most likely ends in (a form's event makes a new
         touch, a call's later notifications do not), and corrected only when the guess was wrong:
-        on the single writer thread every statement counts. If storing the events raises, the row
+        while the write lock is held every statement counts. If storing the events raises, the row
         goes with them and is written again as ``failed``, for start-up or ``leadline replay``.
         """
         at = self.clock()
@@ -257,7 +249,7 @@ class Capture:
                     db, result.events, self.context(raw.source, jid, raw.received_at)
                 )
                 if created != expected:
-                    journal.set_touches_created(db, jid, created)
+                    journal.set_touches_created(db, [(created, jid)])
         except Exception as exc:
             if not db.conn.in_transaction:
                 raise  # SQLite gave the whole transaction up: nothing may be written on its own
@@ -278,6 +270,65 @@ class Capture:
         return Outcome(
             jid, "processed", result.reply.status, None, result.reply, events, created, tuple(channels)
         )
+
+    def _record_many(
+        self, db: Database, items: list[tuple[RawRequest, Verdict, journal.Prepared]]
+    ) -> list[Outcome]:
+        """:meth:`_record` for the leading requests of a group of refusals and contact events.
+
+        Every row is journalled in its final state, as :meth:`_store` does. It stops before the
+        first request whose events would merge two contacts; the store runs that one alone.
+        """
+        at = self.clock()
+        first_jid = journal.next_id(db)
+        events: list[tuple[ContactEvent, EventContext]] = []
+        for n, (raw, verdict, _) in enumerate(items):
+            if verdict.result is not None and verdict.http_status < 400:
+                ctx = self.context(raw.source, first_jid + n, raw.received_at)
+                events += [(cast(ContactEvent, event), ctx) for event in verdict.result.events]
+        plan = plan_contact_events(db, events)
+        planned = iter(plan.results)
+        rows: list[tuple[object, ...]] = []
+        outcomes: list[Outcome] = []
+        for raw, verdict, prepared in items:
+            result = verdict.result
+            if result is None or verdict.http_status >= 400:
+                rows.append(journal.values(raw, **_rejected_columns(raw, verdict, prepared)))
+                outcomes.append(_rejected(first_jid + len(outcomes), verdict))
+                continue
+            stored = list(islice(planned, len(result.events)))
+            if len(stored) < len(result.events):
+                break
+            contact_events = cast(tuple[ContactEvent, ...], result.events)
+            channels = tuple(e.channel for e, (_, new) in zip(contact_events, stored, strict=True) if new)
+            rows.append(
+                journal.values(
+                    raw,
+                    provider=verdict.provider,
+                    status="processed",
+                    http_status=result.reply.status,
+                    prepared=prepared,
+                    note=result.note,
+                    processed_at=at,
+                    events=len(stored),
+                    touches_created=len(channels),
+                )
+            )
+            outcomes.append(
+                Outcome(
+                    first_jid + len(outcomes),
+                    "processed",
+                    result.reply.status,
+                    None,
+                    result.reply,
+                    len(stored),
+                    len(channels),
+                    channels,
+                )
+            )
+        journal.insert_many(db, rows, first_jid)
+        plan.write(db, sum(o.events for o in outcomes))
+        return outcomes
 
     def _process(self, db: Database, jid: int, raw: RawRequest, result: ParseResult) -> Outcome:
         ctx = self.context(raw.source, jid, raw.received_at)
@@ -392,6 +443,34 @@ async def replay(
             partial(_reprocess_chunk, capture, ids[start : start + chunk], dry_run)
         )
     return outcomes
+
+
+def _groupable(verdict: Verdict) -> bool:
+    """Refusals and plain contact events can be written with their neighbours; calls fold into
+    rows other requests also change, and a replay key needs its own look-up."""
+    result = verdict.result
+    if result is None or verdict.http_status >= 400:
+        return True
+    return verdict.replay_key is None and all(isinstance(e, ContactEvent) for e in result.events)
+
+
+def _rejected_columns(raw: RawRequest, verdict: Verdict, prepared: journal.Prepared | None) -> dict[str, Any]:
+    if verdict.http_status in (401, 404, 405) and len(raw.body) > UNAUTHENTICATED_BODY_KEPT:
+        # Anyone can reach a refused URL: keep enough to diagnose it, not enough to fill the disk.
+        prepared = journal.prepare(
+            replace(raw, body=raw.body[:UNAUTHENTICATED_BODY_KEPT]), keep_body=verdict.keep_body
+        )
+    return {
+        "provider": verdict.provider,
+        "status": "rejected",
+        "http_status": verdict.http_status,
+        "reason": verdict.reason,
+        "prepared": prepared,
+    }
+
+
+def _rejected(jid: int, verdict: Verdict) -> Outcome:
+    return Outcome(jid, "rejected", verdict.http_status, verdict.reason, _error_reply(verdict))
 
 
 def _error_reply(verdict: Verdict) -> Reply:

@@ -3,7 +3,7 @@
 One Python process answers a couple of thousand webhooks a second before the interpreter lock, not
 the disk, limits it. With ``workers = N`` the process ``leadline serve`` started (the primary) binds
 the port with ``SO_REUSEPORT`` and starts N - 1 workers that bind the same port; the kernel spreads
-connections between them. Each process journals and stores through its own writer thread, and the
+connections between them. Each process journals and stores through its own writers, and the
 database's write lock (``storage/db.py``) keeps their transactions one at a time, so deduplication
 always sees one consistent base. Only the primary runs the bot, the scheduler, the outbox, the
 outgoing webhooks, start-up replay and the mail and AMI sources: each of those must run once.

@@ -8,7 +8,7 @@ many notifications describe one call, and ``storage/calls.py`` folds them into t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -80,40 +80,41 @@ _INSERT_TOUCH = (
 )
 
 
+def _touch_params(touch: NewTouch) -> tuple[object, ...]:
+    received = iso(touch.received_at)
+    return (
+        touch.source,
+        touch.external_id,
+        touch.channel,
+        touch.direction,
+        touch.contact_id,
+        touch.journal_id,
+        iso(touch.occurred_at),
+        received,
+        touch.campaign,
+        int(touch.hidden_caller),
+        touch.phone_raw,
+        touch.email_raw,
+        touch.name,
+        touch.message,
+        json.dumps(dict(touch.utm), ensure_ascii=False) if touch.utm else "{}",
+        touch.tracking_number,
+        touch.to_address,
+        touch.dropped,
+        int(touch.blocked),
+        touch.staff_id,
+        json.dumps(dict(touch.payload), ensure_ascii=False, default=str) if touch.payload else "{}",
+        received,
+    )
+
+
 def insert_touch(db: Database, touch: NewTouch) -> tuple[int, bool]:
     """The touch's id and whether it is new; an existing (source, external_id) is left untouched.
 
     Callers have usually just looked the touch up, so the insert comes first and the look-up
     happens only when it finds the touch already there.
     """
-    received = iso(touch.received_at)
-    cursor = db.conn.execute(
-        _INSERT_TOUCH,
-        (
-            touch.source,
-            touch.external_id,
-            touch.channel,
-            touch.direction,
-            touch.contact_id,
-            touch.journal_id,
-            iso(touch.occurred_at),
-            received,
-            touch.campaign,
-            int(touch.hidden_caller),
-            touch.phone_raw,
-            touch.email_raw,
-            touch.name,
-            touch.message,
-            json.dumps(dict(touch.utm), ensure_ascii=False) if touch.utm else "{}",
-            touch.tracking_number,
-            touch.to_address,
-            touch.dropped,
-            int(touch.blocked),
-            touch.staff_id,
-            json.dumps(dict(touch.payload), ensure_ascii=False, default=str) if touch.payload else "{}",
-            received,
-        ),
-    )
+    cursor = db.conn.execute(_INSERT_TOUCH, _touch_params(touch))
     if cursor.rowcount == 1:
         return int(cursor.lastrowid or 0), True
     existing = find_touch(db, touch.source, touch.external_id)
@@ -142,50 +143,185 @@ def any_blocked(db: Database, idents: list[Identifier]) -> bool:
     return db.conn.execute(f"SELECT 1 FROM blocklist WHERE {clause} LIMIT 1", params).fetchone() is not None
 
 
+def _event_identifiers(event: ContactEvent, ctx: EventContext) -> list[Identifier]:
+    """The person's identifiers: our own tracking numbers in a signature or a form are not theirs."""
+    return [
+        i
+        for i in identifiers_of(event.phones, event.emails, event.region or ctx.region)
+        if not (i.kind == "phone" and i.value in ctx.campaigns.by_number)
+    ]
+
+
+def _contact_touch(event: ContactEvent, ctx: EventContext, contact_id: int | None, blocked: bool) -> NewTouch:
+    return NewTouch(
+        source=ctx.source,
+        external_id=event.external_id,
+        channel=event.channel,
+        occurred_at=event.occurred_at or ctx.received_at,
+        received_at=ctx.received_at,
+        contact_id=contact_id,
+        journal_id=ctx.journal_id,
+        campaign=ctx.campaigns.attribute(
+            region=event.region or ctx.region,
+            tracking_number=event.tracking_number,
+            utm=event.utm,
+            to_address=event.to_address,
+            default=ctx.default_campaign,
+        ),
+        phone_raw=event.phones[0] if event.phones else None,
+        email_raw=event.emails[0] if event.emails else None,
+        name=event.name,
+        message=event.message,
+        utm=event.utm,
+        tracking_number=event.tracking_number,
+        to_address=event.to_address,
+        dropped=event.dropped,
+        blocked=blocked,
+        payload=event.fields,
+    )
+
+
 def record_contact_event(db: Database, event: ContactEvent, ctx: EventContext) -> tuple[int, bool]:
     """Store a form, mail or manual event as one touch on its contact; a retry changes nothing."""
     existing = find_touch(db, ctx.source, event.external_id)
     if existing is not None:
         return existing, False
-    region = event.region or ctx.region
-    # Our own tracking numbers in a letter's signature or a form are not the person's number.
-    idents = [
-        i
-        for i in identifiers_of(event.phones, event.emails, region)
-        if not (i.kind == "phone" and i.value in ctx.campaigns.by_number)
-    ]
-    occurred = event.occurred_at or ctx.received_at
+    idents = _event_identifiers(event, ctx)
     contact_id = None
     if idents and event.dropped is None:
-        resolution = resolve_contact(db, idents, name=event.name, at=occurred)
+        resolution = resolve_contact(db, idents, name=event.name, at=event.occurred_at or ctx.received_at)
         contact_id = resolution.contact_id if resolution else None
-    campaign = ctx.campaigns.attribute(
-        region=region,
-        tracking_number=event.tracking_number,
-        utm=event.utm,
-        to_address=event.to_address,
-        default=ctx.default_campaign,
+    return insert_touch(db, _contact_touch(event, ctx, contact_id, any_blocked(db, idents)))
+
+
+@dataclass
+class ContactEventsPlan:
+    """What :func:`record_contact_event` on each event in turn would write, ready to write at once.
+
+    ``results`` has one ``(touch id, new)`` per event planned: all of them, or those before the
+    first event that would merge two contacts (merges stay with :func:`resolve_contact`, the one
+    place that records them).
+    """
+
+    results: list[tuple[int, bool]] = field(default_factory=list)
+    contacts: list[tuple[object, ...]] = field(default_factory=list)
+    identifiers: list[tuple[object, ...]] = field(default_factory=list)
+    renames: list[tuple[object, ...]] = field(default_factory=list)
+    touches: list[tuple[object, ...]] = field(default_factory=list)
+    #: Per planned event, how many rows of each list above it had added by its end.
+    marks: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+    def write(self, db: Database, events: int) -> None:
+        """Write the rows of the first ``events`` events planned, one prepared statement a table."""
+        if events == 0:
+            return
+        contacts, identifiers, renames, touches = self.marks[events - 1]
+        conn = db.conn
+        conn.executemany(
+            "INSERT INTO contacts (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
+            self.contacts[:contacts],
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO identifiers (contact_id, kind, value, raw, valid, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            self.identifiers[:identifiers],
+        )
+        conn.executemany(
+            "UPDATE contacts SET name = COALESCE(name, ?), updated_at = ? WHERE id = ?",
+            self.renames[:renames],
+        )
+        if conn.executemany(_INSERT_TOUCH_WITH_ID, self.touches[:touches]).rowcount != touches:
+            raise LookupError("a planned touch was there already")  # cannot be: the look-up came first
+
+
+def plan_contact_events(
+    db: Database, items: Sequence[tuple[ContactEvent, EventContext]]
+) -> ContactEventsPlan:
+    """Plan a burst of events with one look-up per table instead of several per event.
+
+    Under a burst of webhooks the single writer pays per statement. Contacts are resolved in order
+    against what the earlier events of the same burst made, exactly as one by one would.
+    """
+    keys = {(ctx.source, event.external_id) for event, ctx in items}
+    existing = _existing_touches(db, keys)
+    idents = [_event_identifiers(event, ctx) for event, ctx in items]
+    valid: set[tuple[str, str]] = {(i.kind, i.value) for found in idents for i in found if i.valid}
+    owners = _owners(db, valid)
+    blocked = _blocked(db, valid)
+    next_contact = _next_id(db, "contacts")
+    next_touch = _next_id(db, "touches")
+    plan = ContactEventsPlan()
+    for (event, ctx), found in zip(items, idents, strict=True):
+        key = (ctx.source, event.external_id)
+        if key in existing:
+            plan.results.append((existing[key], False))
+        else:
+            contact_id = None
+            if found and event.dropped is None:
+                stamp = iso(event.occurred_at or ctx.received_at)
+                matched = {owners[k] for i in found if i.valid and (k := (i.kind, i.value)) in owners}
+                if len(matched) > 1:
+                    break
+                if matched:
+                    contact_id = matched.pop()
+                    if event.name:
+                        plan.renames.append((event.name, stamp, contact_id))
+                else:
+                    contact_id = next_contact
+                    next_contact += 1
+                    plan.contacts.append((contact_id, event.name or None, stamp, stamp))
+                plan.identifiers += [(contact_id, i.kind, i.value, i.raw, int(i.valid), stamp) for i in found]
+                owners.update({(i.kind, i.value): contact_id for i in found if i.valid})
+            is_blocked = any((i.kind, i.value) in blocked for i in found if i.valid)
+            touch = _contact_touch(event, ctx, contact_id, is_blocked)
+            plan.touches.append((next_touch, *_touch_params(touch)))
+            plan.results.append((next_touch, True))
+            existing[key] = next_touch
+            next_touch += 1
+        plan.marks.append((len(plan.contacts), len(plan.identifiers), len(plan.renames), len(plan.touches)))
+    return plan
+
+
+_INSERT_TOUCH_WITH_ID = _INSERT_TOUCH.replace("(source,", "(id, source,", 1).replace(
+    "VALUES (?,", "VALUES (?, ?,", 1
+)
+
+
+def _next_id(db: Database, table: str) -> int:
+    """The id SQLite would give the next row (the tables have no AUTOINCREMENT), for rows written
+    with executemany, which reports no ids."""
+    return int(db.conn.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").fetchone()[0])
+
+
+def _existing_touches(db: Database, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    found: dict[tuple[str, str], int] = {}
+    for source in {s for s, _ in keys}:
+        ids = [e for s, e in keys if s == source]
+        marks = ",".join("?" * len(ids))
+        rows = db.conn.execute(
+            f"SELECT external_id, id FROM touches WHERE source = ? AND external_id IN ({marks})",
+            [source, *ids],
+        )
+        found.update({(source, str(e)): int(i) for e, i in rows})
+    return found
+
+
+def _owners(db: Database, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The contact holding each valid identifier (by ``value``, which has its own index)."""
+    if not keys:
+        return {}
+    values = sorted({v for _, v in keys})
+    marks = ",".join("?" * len(values))
+    rows = db.conn.execute(
+        f"SELECT kind, value, contact_id FROM identifiers WHERE valid = 1 AND value IN ({marks})", values
     )
-    return insert_touch(
-        db,
-        NewTouch(
-            source=ctx.source,
-            external_id=event.external_id,
-            channel=event.channel,
-            occurred_at=occurred,
-            received_at=ctx.received_at,
-            contact_id=contact_id,
-            journal_id=ctx.journal_id,
-            campaign=campaign,
-            phone_raw=event.phones[0] if event.phones else None,
-            email_raw=event.emails[0] if event.emails else None,
-            name=event.name,
-            message=event.message,
-            utm=event.utm,
-            tracking_number=event.tracking_number,
-            to_address=event.to_address,
-            dropped=event.dropped,
-            blocked=any_blocked(db, idents),
-            payload=event.fields,
-        ),
-    )
+    return {(str(k), str(v)): int(c) for k, v, c in rows if (k, v) in keys}
+
+
+def _blocked(db: Database, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    if not keys:
+        return set()
+    values = sorted({v for _, v in keys})
+    marks = ",".join("?" * len(values))
+    rows = db.conn.execute(f"SELECT kind, value FROM blocklist WHERE value IN ({marks})", values)
+    return {(str(k), str(v)) for k, v in rows if (k, v) in keys}

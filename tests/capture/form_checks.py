@@ -10,6 +10,15 @@ from leadline.config import Config
 from tests.conftest import BASE, build_config
 from tests.samples import Sample
 
+#: One person's number as five people would type it (``.format(a=…3 digits, b=…2, c=…2)``).
+SPELLINGS = (
+    "8 (916) {a}-{b}-{c}",
+    "+7 916 {a}{b}{c}",
+    "7916{a}{b}{c}",
+    "8-916-{a}-{b}-{c}",
+    "+7 (916) {a}-{b}-{c}",
+)
+
 
 def config_with(tmp_path: Path, *sources: dict[str, Any]) -> Config:
     return build_config(tmp_path, sources=[*BASE["sources"], *sources])

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from leadline.config import ConfigError, parse_config
+from tests.capture.form_checks import SPELLINGS
 from tests.cli import free_port, run_cli, start_serve
 
 CONFIG = """
@@ -31,9 +32,6 @@ name = "form"
 provider = "generic_form"
 token = "workers-token"
 """
-
-#: One person's number as five people would type it.
-SPELLINGS = ("8 (916) {a}-{b}-{c}", "+7 916 {a}{b}{c}", "7916{a}{b}{c}", "8-916-{a}-{b}-{c}", "+7 (916) {a}-{b}-{c}")
 
 
 def log_lines(path: Path) -> list[dict[str, Any]]:
@@ -142,9 +140,11 @@ async def test_two_processes_share_the_port_the_contacts_and_the_figures(tmp_pat
     assert served_by == {proc.pid, worker_pid}
     assert scraped == [200.0] * 6  # whichever process answers counts both
     assert await wait_gone(worker_pid), "SIGTERM left the worker running"
-    assert not [line for line in log_lines(log) if line.get("msg") == "worker started" and line["worker_pid"] != worker_pid], (
-        "a worker stopped by the shutdown signal was started again"
-    )
+    assert not [
+        line
+        for line in log_lines(log)
+        if line.get("msg") == "worker started" and line["worker_pid"] != worker_pid
+    ], "a worker stopped by the shutdown signal was started again"
     assert not (tmp_path / "workers.db-metrics").exists()
     conn = sqlite3.connect(db)
     try:
@@ -194,7 +194,9 @@ async def test_a_worker_restarted_after_the_config_was_edited_refuses_to_start(t
         config = tmp_path / "config.toml"
         config.write_text(config.read_text().replace("workers-token", "a-new-token"))
         os.kill(worker_pid, signal.SIGKILL)
-        refused = await wait_for_line(log, lambda line: str(line.get("msg", "")).startswith("the config file changed"))
+        refused = await wait_for_line(
+            log, lambda line: str(line.get("msg", "")).startswith("the config file changed")
+        )
         assert refused["pid"] != proc.pid
         # The primary still answers with the config it read: one token for every request.
         statuses = await post_forms(port, people=2)
