@@ -47,8 +47,10 @@ log = logging.getLogger("leadline.store")
 MAX_BATCH = 512
 #: Jobs :meth:`Store.write_now` writes in one turn of the event loop (~100 µs each).
 NOW_BATCH = 64
-#: How long the event loop's writer waits before trying a lock held elsewhere again, doubling up to the second.
-NOW_RETRY = (0.0002, 0.02)
+#: How long the event loop's writer waits before trying a lock held elsewhere again, doubling up
+#: to the second. Short: a coarse wait lets the other processes take the lock again and again
+#: (3 workers, backing off to 20 ms: p99 186 ms; to 1 ms: 24 ms).
+NOW_RETRY = (0.0001, 0.001)
 
 
 def now_utc() -> datetime:
