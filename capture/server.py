@@ -26,8 +26,10 @@ HEALTHZ_WRITE_SECONDS = 10.0
 
 async def _read_limited(request: web.Request, limit: int) -> bytes | None:
     """The body, or None when it is larger than ``limit`` (without reading all of it)."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
+    if request.content_length is not None:
+        # The length is known and within the limit (client_max_size is the same limit): read it
+        # whole, which costs a third of iterating over chunks.
+        return None if request.content_length > limit else await request.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(READ_CHUNK):
