@@ -18,6 +18,8 @@ _EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(\.[\w\-]+)+")
 
 def scrub(text: str) -> str:
     """Mask phone numbers and emails wherever they slipped into a log line (an exception message)."""
+    if len(text) < 9 and "@" not in text:
+        return text  # too short for a phone number (9+ characters); no email without an @
 
     def phone(match: re.Match[str]) -> str:
         if _DATE.search(match[0]):
