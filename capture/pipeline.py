@@ -171,7 +171,11 @@ class Capture:
     async def record(self, raw: RawRequest, verdict: Verdict) -> Outcome:
         # Encoding and number parsing happen here, before the write, so that the time the
         # database lock is held (the bottleneck under load) is spent on SQL alone.
-        prepared = journal.prepare(raw, keep_body=verdict.keep_body)
+        kept = raw
+        if verdict.http_status in (401, 404, 405) and len(raw.body) > UNAUTHENTICATED_BODY_KEPT:
+            # Anyone can reach a refused URL: keep enough to diagnose it, not enough to fill the disk.
+            kept = replace(raw, body=raw.body[:UNAUTHENTICATED_BODY_KEPT])
+        prepared = journal.prepare(kept, keep_body=verdict.keep_body)
         if verdict.result is not None:
             self._warm(raw.source, verdict.result.events)
         one = partial(self._record, raw=raw, verdict=verdict, prepared=prepared)
@@ -192,11 +196,9 @@ class Capture:
                 identifiers_of(event.phones, event.emails, region)
                 phone(event.tracking_number, region)
 
-    def _record(
-        self, db: Database, raw: RawRequest, verdict: Verdict, prepared: journal.Prepared | None = None
-    ) -> Outcome:
+    def _record(self, db: Database, raw: RawRequest, verdict: Verdict, prepared: journal.Prepared) -> Outcome:
         if verdict.result is None or verdict.http_status >= 400:
-            jid = journal.insert(db, raw, **_rejected_columns(raw, verdict, prepared))
+            jid = journal.insert(db, raw, **_rejected_columns(verdict, prepared))
             return _rejected(jid, verdict)
         if verdict.replay_key and journal.replay_key_used(db, raw.source, verdict.replay_key):
             reason = "signature token already used: a replayed request is refused"
@@ -218,7 +220,7 @@ class Capture:
         raw: RawRequest,
         verdict: Verdict,
         result: ParseResult,
-        prepared: journal.Prepared | None,
+        prepared: journal.Prepared,
     ) -> Outcome:
         """Journal a new request as processed and store its events, or journal it as failed.
 
@@ -293,7 +295,7 @@ class Capture:
         for raw, verdict, prepared in items:
             result = verdict.result
             if result is None or verdict.http_status >= 400:
-                rows.append(journal.values(raw, **_rejected_columns(raw, verdict, prepared)))
+                rows.append(journal.values(raw, **_rejected_columns(verdict, prepared)))
                 outcomes.append(_rejected(first_jid + len(outcomes), verdict))
                 continue
             stored = list(islice(planned, len(result.events)))
@@ -454,12 +456,7 @@ def _groupable(verdict: Verdict) -> bool:
     return verdict.replay_key is None and all(isinstance(e, ContactEvent) for e in result.events)
 
 
-def _rejected_columns(raw: RawRequest, verdict: Verdict, prepared: journal.Prepared | None) -> dict[str, Any]:
-    if verdict.http_status in (401, 404, 405) and len(raw.body) > UNAUTHENTICATED_BODY_KEPT:
-        # Anyone can reach a refused URL: keep enough to diagnose it, not enough to fill the disk.
-        prepared = journal.prepare(
-            replace(raw, body=raw.body[:UNAUTHENTICATED_BODY_KEPT]), keep_body=verdict.keep_body
-        )
+def _rejected_columns(verdict: Verdict, prepared: journal.Prepared) -> dict[str, Any]:
     return {
         "provider": verdict.provider,
         "status": "rejected",

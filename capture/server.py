@@ -12,6 +12,7 @@ import time
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
+from sqlite_utils import Database
 
 from capture.pipeline import Outcome, Verdict
 from capture.providers.base import RawRequest
@@ -26,10 +27,12 @@ HEALTHZ_WRITE_SECONDS = 10.0
 
 async def _read_limited(request: web.Request, limit: int) -> bytes | None:
     """The body, or None when it is larger than ``limit`` (without reading all of it)."""
-    if request.content_length is not None:
-        # The length is known and within the limit (client_max_size is the same limit): read it
-        # whole, which costs a third of iterating over chunks.
-        return None if request.content_length > limit else await request.read()
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    if request.content_length is not None and "Content-Encoding" not in request.headers:
+        # Known and within the limit: read whole, a third of the cost of iterating over chunks.
+        # A compressed body's length says nothing of what it inflates to, so that one is counted.
+        return await request.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(READ_CHUNK):
@@ -151,11 +154,13 @@ async def healthz(request: web.Request) -> web.Response:
     """200 only when a write reaches the disk: a receiver that cannot journal must look down."""
     store, clock = request.app[keys.STORE], request.app[keys.CLOCK]
     stamp = clock().isoformat()
+    def mark(db: Database) -> None:
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('healthz', ?)", [stamp])
+
     try:
         async with asyncio.timeout(HEALTHZ_WRITE_SECONDS):
-            await store.write(
-                lambda db: db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('healthz', ?)", [stamp])
-            )
+            # Both writers: webhooks are written on the event loop, everything else on the thread.
+            await asyncio.gather(store.write_now(mark), store.write(mark))
     except TimeoutError:
         error = f"database not writable within {HEALTHZ_WRITE_SECONDS:g} s (locked by another process?)"
         return web.json_response({"ok": False, "error": error}, status=503)

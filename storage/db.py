@@ -86,12 +86,16 @@ def savepoint(db: Database, name: str) -> Iterator[None]:
 def connect(path: str | Path, *, readonly: bool = False) -> Database:
     """A connection with the pragmas every part of Leadline relies on."""
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA busy_timeout = 30000")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    if readonly:
-        conn.execute("PRAGMA query_only = ON")
+    try:
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if readonly:
+            conn.execute("PRAGMA query_only = ON")
+    except BaseException:
+        conn.close()  # out of file descriptors, say: do not leak the half-open one
+        raise
     return Database(conn)
 
 
@@ -171,6 +175,7 @@ class Store:
         self._now_jobs: list[_Job] = []
         self._now_handle: asyncio.Handle | None = None
         self._now_retry = 0.0
+        self._closing = False
 
     @classmethod
     def open(cls, path: str | Path, on_commit: CommitHook | None = None) -> Store:
@@ -218,11 +223,20 @@ class Store:
         another process or the writer thread holds the lock, the loop goes on serving and tries
         again shortly. Only the loop that first called it writes this way; another goes to the thread.
         """
+        if self._closing:
+            raise RuntimeError("the store is closed")
         loop = asyncio.get_running_loop()
         if self._now_loop is None:
-            self._now_loop = loop
-            self._now_db = connect(self.path)
-            self._now_lock = WriteLock(self.path)
+            db = connect(self.path)
+            # Never wait inside SQLite on the loop: a writer outside the lock (a sqlite3 shell,
+            # pending migrations) makes BEGIN fail at once, and the batch is tried again later.
+            db.conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                lock = WriteLock(self.path)
+            except BaseException:
+                db.close()
+                raise
+            self._now_loop, self._now_db, self._now_lock = loop, db, lock
         elif self._now_loop is not loop:
             return await self.write(fn, group=group, item=item)
         future: asyncio.Future[T] = loop.create_future()
@@ -237,21 +251,34 @@ class Store:
         if not self._now_jobs or loop is None or db is None or lock is None:
             return
         if not lock.try_acquire():
-            first, most = NOW_RETRY
-            self._now_retry = min(self._now_retry * 2, most) if self._now_retry else first
-            self._now_handle = loop.call_later(self._now_retry, self._write_now_batch)
+            self._write_now_later(loop)
+            return
+        try:
+            db.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # busy: someone writes without taking the lock
+            lock.release()
+            self._write_now_later(loop)
             return
         self._now_retry = 0.0
         batch, self._now_jobs = self._now_jobs[:NOW_BATCH], self._now_jobs[NOW_BATCH:]
         try:
-            outcomes = self._run_batch(db, batch)
-        except Exception as exc:  # answer, never leave a caller waiting
+            outcomes = self._run_batch(db, batch, begun=True)
+        except BaseException as exc:  # answer, never leave a caller waiting or a transaction open
             outcomes = [(job, None, exc) for job in batch]
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            if not isinstance(exc, Exception):
+                raise
         finally:
             lock.release()
-        _settle_all(outcomes)
-        if self._now_jobs:
-            self._now_handle = loop.call_soon(self._write_now_batch)
+            _settle_all(outcomes)
+            if self._now_jobs:
+                self._now_handle = loop.call_soon(self._write_now_batch)
+
+    def _write_now_later(self, loop: asyncio.AbstractEventLoop) -> None:
+        first, most = NOW_RETRY
+        self._now_retry = min(self._now_retry * 2, most) if self._now_retry else first
+        self._now_handle = loop.call_later(self._now_retry, self._write_now_batch)
 
     async def read(self, fn: Callable[[Database], T]) -> T:
         """Run ``fn`` on a pooled read-only connection (it sees the last committed state)."""
@@ -299,11 +326,14 @@ class Store:
             db.close()
             lock.close()
 
-    def _run_batch(self, db: Database, batch: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]]:
+    def _run_batch(
+        self, db: Database, batch: list[_Job], *, begun: bool = False
+    ) -> list[tuple[_Job, Any, BaseException | None]]:
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         conn = db.conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            if not begun:
+                conn.execute("BEGIN IMMEDIATE")
             start = 0
             while start < len(batch):
                 group = batch[start].group
@@ -342,13 +372,23 @@ class Store:
             loop.call_soon_threadsafe(_settle_all, settled)
 
     async def _close_now(self) -> None:
-        """Let the loop's writer finish what it was given, then let go of its connection and lock."""
-        waiting = [job.future for job in self._now_jobs]
-        if waiting and asyncio.get_running_loop() is self._now_loop:
-            await asyncio.wait(waiting)
+        """Write what the loop's writer was given, then let go of its connection and lock.
+
+        New work is refused from now on, so this ends; a job whose caller gave up is still written,
+        as the writer thread would have written it.
+        """
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        while self._now_jobs and loop is self._now_loop:
+            if self._now_handle is None:
+                self._now_handle = loop.call_soon(self._write_now_batch)
+            await asyncio.sleep(0.001)
         if self._now_handle is not None:
             self._now_handle.cancel()
             self._now_handle = None
+        if self._now_jobs:  # queued on a loop that is not this one: answer rather than drop
+            self._settle([(job, None, RuntimeError("the store was closed")) for job in self._now_jobs])
+            self._now_jobs = []
         if self._now_db is not None:
             self._now_db.close()
         if self._now_lock is not None:

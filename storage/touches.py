@@ -246,7 +246,9 @@ def plan_contact_events(
     existing = _existing_touches(db, keys)
     idents = [_event_identifiers(event, ctx) for event, ctx in items]
     valid: set[tuple[str, str]] = {(i.kind, i.value) for found in idents for i in found if i.valid}
-    owners = _owners(db, valid)
+    held = _held(db, {i.value for found in idents for i in found})
+    owners = {(kind, value): contact for contact, kind, value, is_valid in held if is_valid}
+    holding = {(contact, kind, value) for contact, kind, value, _ in held}
     blocked = _blocked(db, valid)
     next_contact = _next_id(db, "contacts")
     next_touch = _next_id(db, "touches")
@@ -270,8 +272,13 @@ def plan_contact_events(
                     contact_id = next_contact
                     next_contact += 1
                     plan.contacts.append((contact_id, event.name or None, stamp, stamp))
-                plan.identifiers += [(contact_id, i.kind, i.value, i.raw, int(i.valid), stamp) for i in found]
-                owners.update({(i.kind, i.value): contact_id for i in found if i.valid})
+                for i in found:
+                    if (contact_id, i.kind, i.value) in holding:
+                        continue  # INSERT OR IGNORE: the contact has it already, valid or not
+                    holding.add((contact_id, i.kind, i.value))
+                    plan.identifiers.append((contact_id, i.kind, i.value, i.raw, int(i.valid), stamp))
+                    if i.valid:
+                        owners[(i.kind, i.value)] = contact_id
             is_blocked = any((i.kind, i.value) in blocked for i in found if i.valid)
             touch = _contact_touch(event, ctx, contact_id, is_blocked)
             plan.touches.append((next_touch, *_touch_params(touch)))
@@ -306,16 +313,15 @@ def _existing_touches(db: Database, keys: set[tuple[str, str]]) -> dict[tuple[st
     return found
 
 
-def _owners(db: Database, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """The contact holding each valid identifier (by ``value``, which has its own index)."""
-    if not keys:
-        return {}
-    values = sorted({v for _, v in keys})
+def _held(db: Database, values: set[str]) -> list[tuple[int, str, str, bool]]:
+    """Every identifier row with one of these values: who holds it, and whether it is valid."""
+    if not values:
+        return []
     marks = ",".join("?" * len(values))
     rows = db.conn.execute(
-        f"SELECT kind, value, contact_id FROM identifiers WHERE valid = 1 AND value IN ({marks})", values
+        f"SELECT contact_id, kind, value, valid FROM identifiers WHERE value IN ({marks})", sorted(values)
     )
-    return {(str(k), str(v)): int(c) for k, v, c in rows if (k, v) in keys}
+    return [(int(c), str(k), str(v), bool(ok)) for c, k, v, ok in rows]
 
 
 def _blocked(db: Database, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gzip
 import os
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
-from capture.pipeline import Capture, Outcome
-from capture.providers.base import RawRequest, make_headers
+import pytest
+from sqlite_utils import Database
+
+from capture.pipeline import Capture, Outcome, Verdict
+from capture.providers.base import ParseResult, RawRequest, Reply, make_headers
 from leadline.config import Config
 from storage.db import Store, connect
+from storage.events import ContactEvent
 from tests.capture.form_checks import SPELLINGS
 from tests.conftest import Running, StartServer, build_config
 
@@ -69,22 +75,40 @@ def _requests() -> list[RawRequest]:
     return sent
 
 
-async def _ingest(config: Config, requests: list[RawRequest], *, together: bool) -> tuple[list[Outcome], int]:
+Seed = Callable[[Database], object]
+
+
+def _block_a_caller(db: Database) -> object:
+    return db.execute(
+        "INSERT INTO blocklist (kind, value, reason, at) VALUES ('phone', ?, 'spam', ?)",
+        [BLOCKED, CLOCK.isoformat()],
+    )
+
+
+async def _run(
+    config: Config,
+    requests: list[RawRequest] | list[tuple[RawRequest, Verdict]],
+    *,
+    together: bool,
+    seed: Seed = _block_a_caller,
+) -> tuple[list[Outcome], int]:
+    """Requests (judged here, or with their verdicts) through capture: in turn, or all at once."""
     store = await Store.open_async(config.database_path)
     try:
-        await store.write(
-            lambda db: db.execute(
-                "INSERT INTO blocklist (kind, value, reason, at) VALUES ('phone', ?, 'spam', ?)",
-                [BLOCKED, CLOCK.isoformat()],
-            )
-        )
+        await store.write(seed)
         capture = Capture(config, store, clock=lambda: CLOCK)
-        source = config.source("form")
-        assert source is not None
+        judged: list[tuple[RawRequest, Verdict]] = []
+        for request in requests:
+            if isinstance(request, RawRequest):
+                source = config.source(request.source)
+                assert source is not None
+                judged.append((request, capture.judge(request, source)))
+            else:
+                judged.append(request)
         if together:
-            outcomes = list(await asyncio.gather(*(capture.ingest(raw, source) for raw in requests)))
+            outcomes = list(await asyncio.gather(*(capture.record(raw, v) for raw, v in judged)))
         else:
-            outcomes = [await capture.ingest(raw, source) for raw in requests]
+            outcomes = [await capture.record(raw, v) for raw, v in judged]
         return outcomes, store.grouped_jobs
     finally:
         await store.close()
@@ -106,8 +130,8 @@ async def test_a_burst_written_together_stores_what_one_by_one_stores(tmp_path: 
     one_by_one = build_config(tmp_path / "a")
     together = build_config(tmp_path / "b")
 
-    single_outcomes, single_grouped = await _ingest(one_by_one, requests, together=False)
-    group_outcomes, grouped = await _ingest(together, requests, together=True)
+    single_outcomes, single_grouped = await _run(one_by_one, requests, together=False)
+    group_outcomes, grouped = await _run(together, requests, together=True)
 
     assert single_grouped == 0
     assert grouped > len(requests) // 2  # most of the burst really was written in groups
@@ -122,6 +146,193 @@ async def test_a_burst_written_together_stores_what_one_by_one_stores(tmp_path: 
     touches = {row[2]: row for row in got["touches"]}  # by external_id
     assert len(touches) == len(got["touches"])
     assert any(row[19] == 1 for row in got["touches"]), "the blocked caller's touch is marked"
+
+
+def _events() -> list[tuple[RawRequest, Verdict]]:
+    """What no form sends: two sources, mail and form events, several events per request or none,
+    dropped events, the same event id again across and within requests, invalid identifiers, our
+    tracking number, times missing, refusals."""
+    rng = random.Random(3)
+    cases: list[tuple[RawRequest, Verdict]] = []
+    for n in range(300):
+        events = []
+        for k in range(rng.choice([0, 1, 1, 2, 3])):
+            p = rng.randrange(15)
+            events.append(
+                ContactEvent(
+                    channel=rng.choice(["form", "email"]),
+                    external_id=f"e{rng.randrange(200)}" if rng.random() < 0.3 else f"e{n}-{k}",
+                    occurred_at=(CLOCK + timedelta(minutes=n)) if rng.random() < 0.9 else None,
+                    phones=tuple(
+                        rng.sample(
+                            [f"+7916000{p:04d}", f"8916000{p:04d}", "12345", "+74950000055"], rng.randrange(3)
+                        )
+                    ),
+                    emails=tuple(
+                        rng.sample([f"P{p}@x.ru", f"p{(p + 1) % 15}@x.ru", "bad@@x"], rng.randrange(2))
+                    ),
+                    name=rng.choice([None, "", "Ann", "Bob"]),
+                    to_address=rng.choice([None, "sales@example.com"]),
+                    dropped=rng.choice([None, None, None, "auto-reply"]),
+                )
+            )
+        raw = RawRequest(
+            source=rng.choice(["form", "std"]),
+            method="POST",
+            path="",
+            query_string="",
+            headers=make_headers([("Content-Type", "text/plain")]),
+            body=f"r{n}".encode(),
+            received_at=CLOCK + timedelta(seconds=n),
+            url="https://hooks.example.com/hooks/x",
+            remote="127.0.0.1",
+        )
+        if rng.random() < 0.05:
+            cases.append((raw, Verdict("generic_form", 401, "bad token")))
+        else:
+            result = ParseResult(tuple(events), Reply(200, b"ok"), note=None if events else "ping")
+            cases.append((raw, Verdict("generic_form", 200, result=result)))
+    return cases
+
+
+async def test_events_of_every_shape_written_together_store_what_one_by_one_stores(tmp_path: Path) -> None:
+    cases = _events()
+    one_by_one, together = build_config(tmp_path / "a"), build_config(tmp_path / "b")
+    single_outcomes, _ = await _run(one_by_one, cases, together=False)
+    group_outcomes, grouped = await _run(together, cases, together=True)
+    assert grouped > len(cases) // 2
+    assert group_outcomes == single_outcomes
+    expected, got = _dump(one_by_one.database_path), _dump(together.database_path)
+    for table in expected:
+        assert got[table] == expected[table], table
+    assert any(row[18] for row in got["touches"]), "some touches are dropped ones"
+
+
+async def test_a_group_that_fails_is_written_one_by_one(tmp_path: Path) -> None:
+    cases = _events()[:40]
+    naive = ContactEvent(
+        channel="form", external_id="naive", occurred_at=datetime(2026, 1, 1), phones=("+79160001111",)
+    )
+    cases[5] = (cases[5][0], Verdict("generic_form", 200, result=ParseResult((naive,), Reply(200, b"ok"))))
+    one_by_one, together = build_config(tmp_path / "a"), build_config(tmp_path / "b")
+    single_outcomes, _ = await _run(one_by_one, cases, together=False)
+    group_outcomes, _ = await _run(together, cases, together=True)
+    assert group_outcomes == single_outcomes
+    assert group_outcomes[5].status == "failed"  # kept for replay, and the other 39 are stored
+    assert _dump(together.database_path) == _dump(one_by_one.database_path)
+
+
+async def test_a_number_a_contact_holds_as_invalid_is_not_theirs_when_it_becomes_valid(
+    tmp_path: Path,
+) -> None:
+    """A number stored invalid (say before a phonenumbers update) that parses now: both ways, the
+    contact keeps it as it was, and the next form with only that number is somebody new."""
+    number, stamp = "+79161234567", CLOCK.isoformat()
+
+    def seed(db: Database) -> object:
+        db.execute(
+            "INSERT INTO contacts (id, name, created_at, updated_at) VALUES (1, 'x', ?, ?)", [stamp, stamp]
+        )
+        return db.execute(
+            "INSERT INTO identifiers (contact_id, kind, value, raw, valid, created_at) VALUES"
+            " (1, 'phone', ?, ?, 0, ?), (1, 'email', 'e@example.com', 'e@example.com', 1, ?)",
+            [number, number, stamp, stamp],
+        )
+
+    forms = [_form(1, phone=number, email="e@example.com"), _form(2, phone=number)]
+    for name, together in (("a", False), ("b", True)):
+        config = build_config(tmp_path / name)
+        await _run(config, forms, together=together, seed=seed)
+        db = connect(config.database_path)
+        try:
+            touches = db.execute("SELECT external_id, contact_id FROM touches ORDER BY id").fetchall()
+        finally:
+            db.close()
+        assert touches == [("form:s1", 1), ("form:s2", 2)], name
+
+
+def _form(n: int, **fields: str) -> RawRequest:
+    return RawRequest(
+        source="form",
+        method="POST",
+        path="",
+        query_string="token=form-token",
+        headers=make_headers([("Content-Type", "application/x-www-form-urlencoded")]),
+        body=urlencode({"submission_id": f"s{n}", **fields}).encode(),
+        received_at=CLOCK + timedelta(seconds=n),
+        url="https://hooks.example.com/hooks/form?token=form-token",
+        remote="127.0.0.1",
+    )
+
+
+def _swap_for_a_directory(path: Path, *, back: bool = False) -> None:
+    aside = path.with_suffix(".aside")
+    if back:
+        path.rmdir()
+        aside.rename(path)
+    else:
+        path.rename(aside)
+        path.mkdir()
+
+
+async def test_capture_recovers_when_its_first_write_could_not_open_the_database(tmp_path: Path) -> None:
+    config = build_config(tmp_path)
+    store = await Store.open_async(config.database_path)
+    capture = Capture(config, store, clock=lambda: CLOCK)
+    source = config.source("form")
+    assert source is not None
+    lock = Path(f"{config.database_path}.lock")
+    _swap_for_a_directory(lock)  # the lock file cannot be opened now, as when file descriptors run out
+    try:
+        with pytest.raises(OSError):
+            await capture.ingest(_form(1, phone="+79161234567"), source)
+    finally:
+        _swap_for_a_directory(lock, back=True)
+    try:
+        outcome = await asyncio.wait_for(capture.ingest(_form(2, phone="+79161234568"), source), 10)
+        assert outcome.status == "processed"
+    finally:
+        await asyncio.wait_for(store.close(), 10)
+
+
+async def test_close_writes_what_was_queued_and_refuses_what_comes_after(tmp_path: Path) -> None:
+    store = await Store.open_async(build_config(tmp_path).database_path)
+
+    def insert(value: str) -> Callable[[Database], str]:
+        def run(db: Database) -> str:
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", [value, value])
+            return value
+
+        return run
+
+    first = asyncio.ensure_future(store.write_now(insert("a")))
+    given_up = asyncio.ensure_future(store.write_now(insert("b")))
+    await asyncio.sleep(0)  # both are queued
+    given_up.cancel()  # its caller went away; the write was accepted and still happens
+    await store.close()
+    assert await first == "a"
+    with pytest.raises(RuntimeError, match="closed"):
+        await store.write_now(insert("c"))
+    db = connect(tmp_path / "leadline.db")
+    try:
+        assert [
+            r[0] for r in db.execute("SELECT key FROM meta WHERE key IN ('a', 'b', 'c') ORDER BY key")
+        ] == ["a", "b"]
+    finally:
+        db.close()
+
+
+async def test_a_compressed_body_over_the_limit_is_refused_and_journalled(start_server: StartServer) -> None:
+    srv: Running = await start_server()
+    body = gzip.compress(urlencode({"phone": "+79161234567", "message": "a" * 2_000_000}).encode())
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/form?token=form-token",
+        data=body,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert resp.status == 413
+    assert "over the limit" in await resp.text()
+    assert srv.rows("SELECT status, http_status FROM journal") == [{"status": "rejected", "http_status": 413}]
 
 
 async def test_a_webhook_waits_while_another_process_holds_the_lock_and_is_then_stored(
