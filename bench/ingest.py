@@ -76,6 +76,15 @@ def wait_healthy(port: int, path: str = "/healthz", timeout: float = 20) -> None
     raise RuntimeError(f"server on port {port} did not come up")
 
 
+def wait_for_workers(log: Path, count: int, timeout: float = 30) -> None:
+    """Until ``count`` workers say they listen: a run must not start before every process serves."""
+    deadline = time.monotonic() + timeout
+    while log.read_text(errors="replace").count('"worker listening"') < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{count} worker(s) did not start within {timeout:g} s; see {log}")
+        time.sleep(0.05)
+
+
 def peak_rss_mb(pid: int) -> float:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
@@ -205,15 +214,14 @@ def bench_leadline(
     text = mix.config(database=str(db), port=port)
     config.write_text(re.sub(r"^(port = \d+)$", rf"\1\nworkers = {workers}", text, count=1, flags=re.M))
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "leadline", "serve", "--config", str(config)],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
+    log = workdir / f"serve-{mix.name}.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "leadline", "serve", "--config", str(config)], cwd=ROOT, env=env, stderr=stderr
+        )
     try:
         wait_healthy(port)
-        time.sleep(3 if workers > 1 else 0)  # the workers start once the primary is up
+        wait_for_workers(log, workers - 1)  # they start once the primary is up
         pids = process_tree(proc.pid)
         before = cpu_seconds(pids)
         rps, p50, p99, errors = drive(f"http://127.0.0.1:{port}", mix, seconds, concurrency, workdir)
