@@ -68,7 +68,13 @@ async def hook(request: web.Request) -> web.StreamResponse:
     tail = request.match_info.get("tail", "")
     source = config.source(name)
     limit = config.http.max_body_bytes
-    body = await _read_limited(request, limit)
+    undecodable = None
+    try:
+        body = await _read_limited(request, limit)
+    except web.RequestPayloadError as exc:  # aiohttp could not inflate it (or the body broke off)
+        encoding = request.headers.get("Content-Encoding")
+        problem = f"decompressed as {encoding}" if encoding else "read"
+        body, undecodable = b"", f"body could not be {problem}: {exc}"
     raw = _raw(request, name, tail, body or b"")
     if source is None:
         verdict = Verdict(
@@ -79,9 +85,14 @@ async def hook(request: web.Request) -> web.StreamResponse:
         verdict = Verdict(source.provider, 405, f"method {request.method} not allowed here; use {allowed}")
     elif body is None:
         size = request.content_length or limit + 1
-        verdict = Verdict(
-            source.provider, 413, f"body of {size} bytes is over the limit of {limit}", keep_body=False
+        reason = (
+            f"body inflates to over the limit of {limit} bytes"
+            if "Content-Encoding" in request.headers
+            else f"body of {size} bytes is over the limit of {limit}"
         )
+        verdict = Verdict(source.provider, 413, reason, keep_body=False)
+    elif undecodable:
+        verdict = Verdict(source.provider, 400, undecodable, keep_body=False)
     else:
         verdict = capture.judge(raw, source)
     try:
@@ -154,6 +165,7 @@ async def healthz(request: web.Request) -> web.Response:
     """200 only when a write reaches the disk: a receiver that cannot journal must look down."""
     store, clock = request.app[keys.STORE], request.app[keys.CLOCK]
     stamp = clock().isoformat()
+
     def mark(db: Database) -> None:
         db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('healthz', ?)", [stamp])
 

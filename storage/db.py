@@ -45,6 +45,8 @@ T = TypeVar("T")
 log = logging.getLogger("leadline.store")
 
 MAX_BATCH = 512
+#: How long closing waits for the lock to write what webhooks left queued (they get 503 after it).
+CLOSE_SECONDS = 10.0
 #: Jobs :meth:`Store.write_now` writes in one turn of the event loop (~100 µs each).
 NOW_BATCH = 64
 #: How long the event loop's writer waits before trying a lock held elsewhere again, doubling up
@@ -160,6 +162,7 @@ class Store:
         self._on_commit = on_commit
         self._write_lock: WriteLock | None = None
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer_db: Database | None = None
         self._writer = threading.Thread(target=self._write_loop, name="leadline-writer", daemon=True)
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="leadline-reader")
         self._local = threading.local()
@@ -185,6 +188,8 @@ class Store:
         store._write_lock = WriteLock(store.path)
         with store._write_lock:
             open_database(store.path).close()
+        # Opened here, not in the thread: a failure must reach the caller, not end a thread unseen.
+        store._writer_db = connect(store.path)
         store._writer.start()
         return store
 
@@ -209,6 +214,8 @@ class Store:
         and the rest are grouped again. If ``group`` raises, its writes are undone and every job's
         ``fn`` runs alone.
         """
+        if self._closing:
+            raise RuntimeError("the store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._jobs.put(_Job(fn, loop, future, group, item))
@@ -228,10 +235,10 @@ class Store:
         loop = asyncio.get_running_loop()
         if self._now_loop is None:
             db = connect(self.path)
-            # Never wait inside SQLite on the loop: a writer outside the lock (a sqlite3 shell,
-            # pending migrations) makes BEGIN fail at once, and the batch is tried again later.
-            db.conn.execute("PRAGMA busy_timeout = 0")
             try:
+                # Never wait inside SQLite on the loop: a writer outside the lock (a sqlite3 shell,
+                # pending migrations) makes BEGIN fail at once, and the batch is tried again later.
+                db.conn.execute("PRAGMA busy_timeout = 0")
                 lock = WriteLock(self.path)
             except BaseException:
                 db.close()
@@ -253,14 +260,22 @@ class Store:
         if not lock.try_acquire():
             self._write_now_later(loop)
             return
+        batch, self._now_jobs = self._now_jobs[:NOW_BATCH], self._now_jobs[NOW_BATCH:]
         try:
             db.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:  # busy: someone writes without taking the lock
+        except BaseException as exc:
             lock.release()
-            self._write_now_later(loop)
+            if _busy(exc):  # someone writes without taking the lock: try again shortly
+                self._now_jobs = batch + self._now_jobs
+                self._write_now_later(loop)
+                return
+            _settle_all([(job, None, exc) for job in batch])  # a broken disk or file: 503 now
+            if self._now_jobs:
+                self._now_handle = loop.call_soon(self._write_now_batch)
+            if not isinstance(exc, Exception):
+                raise
             return
         self._now_retry = 0.0
-        batch, self._now_jobs = self._now_jobs[:NOW_BATCH], self._now_jobs[NOW_BATCH:]
         try:
             outcomes = self._run_batch(db, batch, begun=True)
         except BaseException as exc:  # answer, never leave a caller waiting or a transaction open
@@ -295,9 +310,8 @@ class Store:
         return fn(db)
 
     def _write_loop(self) -> None:
-        db = connect(self.path)
-        lock = self._write_lock
-        assert lock is not None, "Store.open starts the writer"
+        db, lock = self._writer_db, self._write_lock
+        assert db is not None and lock is not None, "Store.open starts the writer"
         try:
             while True:
                 job = self._jobs.get()
@@ -317,8 +331,10 @@ class Store:
                 try:
                     with lock:
                         outcomes = self._run_batch(db, batch)
-                except Exception as exc:  # the lock itself failed: answer, never leave a caller waiting
-                    outcomes = [(job, None, exc) for job in batch]
+                except BaseException as exc:  # answer, never leave a caller waiting or the thread dead
+                    if db.conn.in_transaction:
+                        db.conn.execute("ROLLBACK")
+                    outcomes = [(job, None, _raisable(exc)) for job in batch]
                 self._settle(outcomes)
                 if stop:
                     return
@@ -369,7 +385,10 @@ class Store:
             by_loop.setdefault(outcome[0].loop, []).append(outcome)
         for loop, settled in by_loop.items():
             # One wake-up of the event loop per batch, not one per request.
-            loop.call_soon_threadsafe(_settle_all, settled)
+            try:
+                loop.call_soon_threadsafe(_settle_all, settled)
+            except RuntimeError:  # that loop has closed: nobody is waiting there any more
+                log.warning("%d write(s) finished after their event loop closed", len(settled))
 
     async def _close_now(self) -> None:
         """Write what the loop's writer was given, then let go of its connection and lock.
@@ -379,14 +398,15 @@ class Store:
         """
         self._closing = True
         loop = asyncio.get_running_loop()
-        while self._now_jobs and loop is self._now_loop:
+        deadline = loop.time() + CLOSE_SECONDS
+        while self._now_jobs and loop is self._now_loop and loop.time() < deadline:
             if self._now_handle is None:
                 self._now_handle = loop.call_soon(self._write_now_batch)
             await asyncio.sleep(0.001)
         if self._now_handle is not None:
             self._now_handle.cancel()
             self._now_handle = None
-        if self._now_jobs:  # queued on a loop that is not this one: answer rather than drop
+        if self._now_jobs:  # the lock never came, or another loop's: answer (503) rather than drop
             self._settle([(job, None, RuntimeError("the store was closed")) for job in self._now_jobs])
             self._now_jobs = []
         if self._now_db is not None:
@@ -404,6 +424,11 @@ class Store:
             for db in self._read_conns:
                 db.close()
             self._read_conns.clear()
+
+
+def _busy(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.OperationalError) and code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def _run_job(db: Database, job: _Job) -> tuple[_Job, Any, BaseException | None]:
@@ -449,6 +474,16 @@ def _settle_all(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
         if job.future.done():
             continue
         if error is not None:
-            job.future.set_exception(error)
+            job.future.set_exception(_raisable(error))
         else:
             job.future.set_result(result)
+
+
+def _raisable(error: BaseException) -> BaseException:
+    """An exception a future can carry: it refuses StopIteration (an unguarded ``next()`` in a
+    job), and a KeyboardInterrupt or SystemExit belongs to the process, not to one caller."""
+    if isinstance(error, Exception) and not isinstance(error, StopIteration):
+        return error
+    wrapped = RuntimeError(f"the write raised {type(error).__name__}")
+    wrapped.__cause__ = error
+    return wrapped

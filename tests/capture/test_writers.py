@@ -13,6 +13,7 @@ import fcntl
 import gzip
 import os
 import random
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -333,6 +334,63 @@ async def test_a_compressed_body_over_the_limit_is_refused_and_journalled(start_
     assert resp.status == 413
     assert "over the limit" in await resp.text()
     assert srv.rows("SELECT status, http_status FROM journal") == [{"status": "rejected", "http_status": 413}]
+
+
+async def test_a_broken_database_file_is_answered_by_both_writers_and_frees_the_lock(tmp_path: Path) -> None:
+    store = await Store.open_async(tmp_path / "broken.db")
+    try:
+        await store.write_now(lambda db: db.execute("CREATE TABLE t (x)"))
+        _overwrite_header(tmp_path / "broken.db")
+        for write in (store.write, store.write_now):
+            with pytest.raises(sqlite3.DatabaseError):
+                await asyncio.wait_for(write(lambda db: db.execute("INSERT INTO t VALUES (1)")), 10)
+        # Neither writer kept the lock: the other processes can go on.
+        fd = os.open(tmp_path / "broken.db.lock", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises BlockingIOError if still held
+        finally:
+            os.close(fd)
+    finally:
+        await asyncio.wait_for(store.close(), 20)
+
+
+def _overwrite_header(path: Path) -> None:
+    checkpoint = sqlite3.connect(path)
+    try:
+        checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the file itself
+    finally:
+        checkpoint.close()
+    with path.open("r+b") as f:
+        f.write(b"this is no longer an SQLite file")
+
+
+async def test_one_job_raising_stopiteration_does_not_strand_the_others(tmp_path: Path) -> None:
+    store = await Store.open_async(tmp_path / "s.db")
+    try:
+        for write in (store.write, store.write_now):
+            broken = write(lambda db: next(iter([])))
+            fine = write(lambda db: 42)
+            results = await asyncio.wait_for(asyncio.gather(broken, fine, return_exceptions=True), 10)
+            assert isinstance(results[0], RuntimeError) and "StopIteration" in str(results[0])
+            assert results[1] == 42
+    finally:
+        await store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await store.write(lambda db: 1)
+
+
+async def test_a_body_that_does_not_decompress_is_refused_with_a_reason_and_journalled(
+    start_server: StartServer,
+) -> None:
+    srv: Running = await start_server()
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/form?token=form-token",
+        data=b"phone=%2B79161234567",
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert resp.status == 400
+    assert "could not be decompressed as gzip" in await resp.text()
+    assert srv.rows("SELECT status, http_status FROM journal") == [{"status": "rejected", "http_status": 400}]
 
 
 async def test_a_webhook_waits_while_another_process_holds_the_lock_and_is_then_stored(
