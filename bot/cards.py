@@ -64,6 +64,15 @@ def amount(value: float | None) -> str:
     return f"{value:,.2f}".replace(",", " ").removesuffix(".00")
 
 
+def not_an_amount(text: str) -> str:
+    """What to fix when a typed amount does not read: the same words wherever an amount is asked."""
+    return _("“{text}” is not an amount. Type digits, e.g. 150000.").format(text=html.escape(text))
+
+
+def not_a_date(text: str) -> str:
+    return _("“{text}” is not a date. Type it as 25.12 or 2026-12-25.").format(text=html.escape(text))
+
+
 def button(text: str, data: str) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=text, callback_data=data)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import html
 from datetime import date, timedelta
 from functools import partial
 
@@ -342,18 +341,13 @@ async def typed(
     if field == "amount":
         value = parse_amount(text)
         if value is None:
-            await replies.send(
-                message.chat.id, _("“{text}” is not an amount. Type digits, e.g. 150000.").format(text=html.escape(text))
-            )
+            await replies.send(message.chat.id, cards.not_an_amount(text))
             return
         draft.amount = value
     elif field == "follow_up":
         when = parse_date(text, cards.now_local(clock(), config.tz))
         if when is None:
-            await replies.send(
-                message.chat.id,
-                _("“{text}” is not a date. Type it as 25.12 or 2026-12-25.").format(text=html.escape(text)),
-            )
+            await replies.send(message.chat.id, cards.not_a_date(text))
             return
         draft.follow_up_on = when.isoformat()
     else:
