@@ -17,6 +17,7 @@ import pytest
 from leadline import keys
 from leadline.config import Config
 from leadline.scheduler import digest_job
+from storage.db import Store
 from storage.reports import Facts, Period, Rules, Scope
 from tests.conftest import BASE, StartServer
 from tests.fake_telegram import FakeTelegram
@@ -30,6 +31,13 @@ def config_with_carol(tmp_path: Path, tg: FakeTelegram | None) -> Config:
     staff = [*BASE["staff"], {"name": "Carol", "telegram_id": CAROL, "role": "owner", "language": "en"}]
     telegram = {"token": tg.token, "api_url": tg.api_url} if tg else {}
     return office_config(tmp_path, staff=staff, telegram=telegram)
+
+
+async def open_office(start_server: StartServer, config: Config, at: datetime) -> tuple[Office, Clock, Store]:
+    """The server on a test clock set to ``at``, and the store the scheduler's jobs are given."""
+    clock = Clock(at)
+    office = Office(await start_server(config, clock=clock), clock)
+    return office, clock, office.srv.server.app[keys.STORE]
 
 
 def digest_texts(office: Office, chat_id: int) -> dict[str, str]:
@@ -79,9 +87,7 @@ async def test_monday_sends_one_digest_per_owner_for_friday_to_sunday_and_tuesda
     tg: FakeTelegram, start_server: StartServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = config_with_carol(tmp_path, tg)
-    clock = Clock(msk(THURSDAY, 14, 0))
-    office = Office(await start_server(config, clock=clock), clock)
-    store = office.srv.server.app[keys.STORE]
+    office, clock, store = await open_office(start_server, config, msk(THURSDAY, 14, 0))
     await the_weekend(office)
 
     # Friday's digest was Thursday's (the base's first: from the previous working day).
@@ -153,9 +159,7 @@ async def test_a_monday_holiday_is_in_tuesdays_digest_with_the_weekend(
     Friday to Monday."""
     friday, monday, tuesday = date(2026, 2, 20), date(2026, 2, 23), date(2026, 2, 24)
     config = config_with_carol(tmp_path, tg)
-    clock = Clock(msk(friday, 9, 0))
-    office = Office(await start_server(config, clock=clock), clock)
-    store = office.srv.server.app[keys.STORE]
+    office, clock, store = await open_office(start_server, config, msk(friday, 9, 0))
     await digest_job(config, store, clock, lambda: None)
     assert list(digest_texts(office, CAROL)) == ["2026-02-19"]
     await forms(office, (msk(friday, 12, 0), "+79160000201"), (msk(monday, 12, 0), "+79160000202"))
@@ -181,9 +185,7 @@ async def test_without_a_token_the_log_gets_the_same_one_digest(
     start_server: StartServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = config_with_carol(tmp_path, None)
-    clock = Clock(msk(THURSDAY, 14, 0))
-    office = Office(await start_server(config, clock=clock), clock)
-    store = office.srv.server.app[keys.STORE]
+    office, clock, store = await open_office(start_server, config, msk(THURSDAY, 14, 0))
     await the_weekend(office)
     clock.now = msk(FRIDAY, 9, 0)
     await digest_job(config, store, clock, lambda: None)
