@@ -261,25 +261,18 @@ class Store:
             self._write_now_later(loop)
             return
         batch, self._now_jobs = self._now_jobs[:NOW_BATCH], self._now_jobs[NOW_BATCH:]
+        busy = False
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         try:
             db.conn.execute("BEGIN IMMEDIATE")
-        except BaseException as exc:
-            lock.release()
-            if _busy(exc):  # someone writes without taking the lock: try again shortly
-                self._now_jobs = batch + self._now_jobs
-                self._write_now_later(loop)
-                return
-            _settle_all([(job, None, exc) for job in batch])  # a broken disk or file: 503 now
-            if self._now_jobs:
-                self._now_handle = loop.call_soon(self._write_now_batch)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        self._now_retry = 0.0
-        try:
             outcomes = self._run_batch(db, batch, begun=True)
+            self._now_retry = 0.0
         except BaseException as exc:  # answer, never leave a caller waiting or a transaction open
-            outcomes = [(job, None, exc) for job in batch]
+            busy = _busy(exc)
+            if busy:  # someone writes without taking the lock: try again shortly
+                self._now_jobs = batch + self._now_jobs
+            else:  # a broken disk or file: 503 now
+                outcomes = [(job, None, exc) for job in batch]
             if db.conn.in_transaction:
                 db.conn.execute("ROLLBACK")
             if not isinstance(exc, Exception):
@@ -287,7 +280,9 @@ class Store:
         finally:
             lock.release()
             _settle_all(outcomes)
-            if self._now_jobs:
+            if busy:
+                self._write_now_later(loop)
+            elif self._now_jobs:
                 self._now_handle = loop.call_soon(self._write_now_batch)
 
     def _write_now_later(self, loop: asyncio.AbstractEventLoop) -> None:

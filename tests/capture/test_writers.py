@@ -393,6 +393,51 @@ async def test_a_body_that_does_not_decompress_is_refused_with_a_reason_and_jour
     assert srv.rows("SELECT status, http_status FROM journal") == [{"status": "rejected", "http_status": 400}]
 
 
+async def test_a_webhook_waits_while_a_writer_outside_the_lock_holds_the_database(
+    start_server: StartServer,
+) -> None:
+    """An admin's sqlite3 shell in a transaction takes no lock file: the webhook waits, then is stored."""
+    srv: Running = await start_server()
+    shell = sqlite3.connect(srv.config.database_path, isolation_level=None)
+    try:
+        shell.execute("BEGIN IMMEDIATE")
+        sending = asyncio.create_task(
+            srv.session.post(
+                f"{srv.url}/hooks/form?token=form-token",
+                data={"phone": "+7 916 123-45-67", "submission_id": "b1"},
+            )
+        )
+        await asyncio.sleep(0.3)
+        assert not sending.done(), "answered before the journal row could be committed"
+        shell.execute("COMMIT")
+    finally:
+        shell.close()
+    resp = await sending
+    assert resp.status == 200
+    assert srv.rows("SELECT status FROM journal") == [{"status": "processed"}]
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 1
+
+
+async def test_the_loop_writer_retries_while_the_database_is_busy_and_then_writes(tmp_path: Path) -> None:
+    """SQLite busy without the lock file held (a shell's open transaction): the loop never waits
+    inside SQLite, it tries again later; the write lands once the shell commits."""
+    store = await Store.open_async(tmp_path / "busy.db")
+    shell = sqlite3.connect(tmp_path / "busy.db", isolation_level=None)
+    try:
+        shell.execute("BEGIN IMMEDIATE")
+        writing = asyncio.ensure_future(
+            store.write_now(lambda db: db.execute("INSERT INTO meta VALUES ('k', 'v')"))
+        )
+        await asyncio.sleep(0.3)  # the loop keeps running meanwhile: this sleep ends
+        assert not writing.done()
+        shell.execute("COMMIT")
+        await asyncio.wait_for(writing, 10)
+        assert shell.execute("SELECT value FROM meta WHERE key = 'k'").fetchone() == ("v",)
+    finally:
+        shell.close()
+        await store.close()
+
+
 async def test_a_webhook_waits_while_another_process_holds_the_lock_and_is_then_stored(
     start_server: StartServer,
 ) -> None:
