@@ -217,7 +217,10 @@ def bench_leadline(
     log = workdir / f"serve-{mix.name}.log"
     with log.open("w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "leadline", "serve", "--config", str(config)], cwd=ROOT, env=env, stderr=stderr
+            [sys.executable, "-m", "leadline", "serve", "--config", str(config)],
+            cwd=ROOT,
+            env=env,
+            stderr=stderr,
         )
     try:
         wait_healthy(port)
@@ -261,7 +264,9 @@ def main() -> None:
     args = parser.parse_args()
     tool = "wrk" if shutil.which("wrk") else "aiohttp client pool (install wrk for higher baseline rates)"
     print(f"# ingest benchmark: {args.seconds}s per run, {args.concurrency} connections, load from {tool}")
-    print(f"# leadline: [http] workers = {args.workers}; bare aiohttp: one process; RSS is the sum of processes")
+    print(
+        f"# leadline: [http] workers = {args.workers}; bare aiohttp: one process; RSS is the sum of processes"
+    )
     print(f"# machine: {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

@@ -148,7 +148,9 @@ def header(card: TouchCard, tz: ZoneInfo) -> str:
     if card.earlier_touches:
         lines.append(
             "🔁 "
-            + _("{n} earlier touch", "{n} earlier touches", card.earlier_touches).format(n=card.earlier_touches)
+            + _("{n} earlier touch", "{n} earlier touches", card.earlier_touches).format(
+                n=card.earlier_touches
+            )
         )
     else:
         lines.append("🆕 " + _("First contact"))
@@ -159,7 +161,9 @@ def header(card: TouchCard, tz: ZoneInfo) -> str:
     recording = touch["recording"]
     if recording:
         if str(recording).startswith(("http://", "https://")):
-            lines.append("🎧 " + f'<a href="{html.escape(str(recording), quote=True)}">' + _("Recording") + "</a>")
+            lines.append(
+                "🎧 " + f'<a href="{html.escape(str(recording), quote=True)}">' + _("Recording") + "</a>"
+            )
         else:
             lines.append("🎧 " + _("Recording: {id}").format(id=html.escape(str(recording))))
     return "\n".join(lines)
@@ -186,7 +190,9 @@ def initial_keyboard(card: TouchCard, touch_id: int) -> InlineKeyboardMarkup | N
     c = card.contact_id
     temps = [
         button(
-            _("Lead: {temperature}").format(temperature=labels.TEMPERATURE_ICONS[t] + " " + labels.temperature(t)),
+            _("Lead: {temperature}").format(
+                temperature=labels.TEMPERATURE_ICONS[t] + " " + labels.temperature(t)
+            ),
             CardCB(act="lead", t=touch_id, c=c, v=t).pack(),
         )
         for t in TEMPERATURES
@@ -216,7 +222,9 @@ def spam_keyboard(card: TouchCard, touch_id: int) -> InlineKeyboardMarkup:
 
 
 def spam_question(card: TouchCard) -> str:
-    what = ", ".join(html.escape(pretty_phone(p)) for p in card.phones) or ", ".join(html.escape(e) for e in card.emails)
+    what = ", ".join(html.escape(pretty_phone(p)) for p in card.phones) or ", ".join(
+        html.escape(e) for e in card.emails
+    )
     return _(
         "Add {what} to the block list? Later calls and messages from it are still kept and counted apart,"
         " but never shown as waiting for registration."
@@ -233,12 +241,18 @@ def prompt(name: str, required: bool) -> str:
     return _("✏️ Type the {field}, or tap another button to skip it.").format(field=labels.field(name).lower())
 
 
-def form_text(card: TouchCard, draft: CardDraft, tz: ZoneInfo, required: list[str], desirable: list[str]) -> str:
+def form_text(
+    card: TouchCard, draft: CardDraft, tz: ZoneInfo, required: list[str], desirable: list[str]
+) -> str:
     temp = draft.temperature
     lines = [
         header(card, tz),
         "",
-        "<b>" + _("Lead: {temperature}").format(temperature=labels.TEMPERATURE_ICONS[temp] + " " + labels.temperature(temp)) + "</b>",
+        "<b>"
+        + _("Lead: {temperature}").format(
+            temperature=labels.TEMPERATURE_ICONS[temp] + " " + labels.temperature(temp)
+        )
+        + "</b>",
     ]
     for name in ["name", *[f for f in [*required, *desirable] if f != "name"]]:
         mark = " ✱" if name in required else ""
@@ -254,7 +268,9 @@ def form_text(card: TouchCard, draft: CardDraft, tz: ZoneInfo, required: list[st
     if draft.awaiting:
         lines.append(prompt(draft.awaiting, draft.awaiting in required))
     elif missing:
-        lines.append(_("✱ Still needed: {fields}.").format(fields=", ".join(labels.field(f) for f in missing)))
+        lines.append(
+            _("✱ Still needed: {fields}.").format(fields=", ".join(labels.field(f) for f in missing))
+        )
     else:
         lines.append(_("Tap “Save” when it is right."))
     return "\n".join(lines)
@@ -281,10 +297,19 @@ def form_keyboard(draft: CardDraft, required: list[str], desirable: list[str]) -
     keyboard.append(extra)
     others = [x for x in TEMPERATURES if x != draft.temperature]
     keyboard.append(
-        [button("→ " + labels.TEMPERATURE_ICONS[x] + " " + labels.temperature(x), CardCB(act="temp", t=t, c=c, v=x).pack()) for x in others]
+        [
+            button(
+                "→ " + labels.TEMPERATURE_ICONS[x] + " " + labels.temperature(x),
+                CardCB(act="temp", t=t, c=c, v=x).pack(),
+            )
+            for x in others
+        ]
     )
     keyboard.append(
-        [button(_("« Back"), CardCB(act="back", t=t, c=c).pack()), button(_("✅ Save"), CardCB(act="save", t=t, c=c).pack())]
+        [
+            button(_("« Back"), CardCB(act="back", t=t, c=c).pack()),
+            button(_("✅ Save"), CardCB(act="save", t=t, c=c).pack()),
+        ]
     )
     return InlineKeyboardMarkup(inline_keyboard=keyboard)
 
@@ -292,19 +317,27 @@ def form_keyboard(draft: CardDraft, required: list[str], desirable: list[str]) -
 def campaign_keyboard(draft: CardDraft, campaigns: list[tuple[int, str]]) -> InlineKeyboardMarkup:
     t, c = draft.touch, draft.contact
     choices = [
-        button(("• " if name == draft.campaign else "") + name, CardCB(act="camp", t=t, c=c, v=str(cid)).pack())
+        button(
+            ("• " if name == draft.campaign else "") + name, CardCB(act="camp", t=t, c=c, v=str(cid)).pack()
+        )
         for cid, name in campaigns
     ]
-    return InlineKeyboardMarkup(inline_keyboard=[*rows(choices, 2), [button(_("« Back"), CardCB(act="form", t=t, c=c).pack())]])
+    return InlineKeyboardMarkup(
+        inline_keyboard=[*rows(choices, 2), [button(_("« Back"), CardCB(act="form", t=t, c=c).pack())]]
+    )
 
 
 def owner_keyboard(draft: CardDraft, staff: list[StaffMember]) -> InlineKeyboardMarkup:
     t, c = draft.touch, draft.contact
     choices = [
-        button(("• " if s.id == draft.owner_id else "") + s.name, CardCB(act="own", t=t, c=c, v=str(s.id)).pack())
+        button(
+            ("• " if s.id == draft.owner_id else "") + s.name, CardCB(act="own", t=t, c=c, v=str(s.id)).pack()
+        )
         for s in staff
     ]
-    return InlineKeyboardMarkup(inline_keyboard=[*rows(choices, 2), [button(_("« Back"), CardCB(act="form", t=t, c=c).pack())]])
+    return InlineKeyboardMarkup(
+        inline_keyboard=[*rows(choices, 2), [button(_("« Back"), CardCB(act="form", t=t, c=c).pack())]]
+    )
 
 
 def follow_up_label(days: int) -> str:
@@ -318,9 +351,13 @@ def follow_up_label(days: int) -> str:
 
 def follow_up_keyboard(draft: CardDraft) -> InlineKeyboardMarkup:
     t, c = draft.touch, draft.contact
-    choices = [button(follow_up_label(d), CardCB(act="fu", t=t, c=c, v=str(d)).pack()) for d in FOLLOW_UP_DAYS]
+    choices = [
+        button(follow_up_label(d), CardCB(act="fu", t=t, c=c, v=str(d)).pack()) for d in FOLLOW_UP_DAYS
+    ]
     choices.append(button(_("✏️ Type a date"), CardCB(act="edit", t=t, c=c, v="follow_up").pack()))
-    return InlineKeyboardMarkup(inline_keyboard=[*rows(choices, 3), [button(_("« Back"), CardCB(act="form", t=t, c=c).pack())]])
+    return InlineKeyboardMarkup(
+        inline_keyboard=[*rows(choices, 3), [button(_("« Back"), CardCB(act="form", t=t, c=c).pack())]]
+    )
 
 
 def now_local(now: datetime, tz: ZoneInfo) -> date:

@@ -122,7 +122,9 @@ def build_method(row: OutboxRow) -> TelegramMethod[Any]:
     try:
         return cls.model_validate(params)
     except ValidationError as exc:
-        raise ValueError(f"bad payload for {row.method}: {exc.error_count()} error(s): {exc.errors()[0]['msg']}") from None
+        raise ValueError(
+            f"bad payload for {row.method}: {exc.error_count()} error(s): {exc.errors()[0]['msg']}"
+        ) from None
 
 
 @dataclass
@@ -269,7 +271,9 @@ class OutboxSender:
                 # A database hiccup must not stop delivery for good: log it, wait, look again.
                 failures += 1
                 delay = min(self.backoff_max_s, self.poll_s * 2**failures)
-                log.exception("the outbox sender could not read its queue", extra={"fields": {"retry_s": delay}})
+                log.exception(
+                    "the outbox sender could not read its queue", extra={"fields": {"retry_s": delay}}
+                )
             await self._sleep(delay)
 
     async def _sleep(self, delay: float) -> None:
@@ -349,7 +353,9 @@ class OutboxSender:
             self.limiter.pause_chat(row.chat_id, mono + attempt.seconds)
             not_before = now + timedelta(seconds=attempt.seconds)
             await write(partial(rows.mark_retry, row_id=row.id, not_before=not_before, error=attempt.error))
-            log.info("telegram asked to wait", extra={"fields": {"outbox_id": row.id, "seconds": attempt.seconds}})
+            log.info(
+                "telegram asked to wait", extra={"fields": {"outbox_id": row.id, "seconds": attempt.seconds}}
+            )
         elif isinstance(attempt, Transient):
             delay = self._next_backoff(mono)
             self.limiter.pause_all(mono + delay)
@@ -360,11 +366,14 @@ class OutboxSender:
                 extra={"fields": {"outbox_id": row.id, "seconds": delay, "error": attempt.error}},
             )
         elif isinstance(attempt, Moved):
-            await write(partial(rows.move_chat, row_id=row.id, old_chat=row.chat_id, new_chat=attempt.chat_id))
+            await write(
+                partial(rows.move_chat, row_id=row.id, old_chat=row.chat_id, new_chat=attempt.chat_id)
+            )
         else:
             await write(partial(rows.mark_failed, row_id=row.id, error=attempt.error))
             log.warning(
-                "telegram refused a message for good", extra={"fields": {"outbox_id": row.id, "error": attempt.error}}
+                "telegram refused a message for good",
+                extra={"fields": {"outbox_id": row.id, "error": attempt.error}},
             )
 
     def _next_backoff(self, mono: float) -> float:

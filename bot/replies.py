@@ -20,7 +20,11 @@ from storage.outbox import enqueue
 
 def message_payload(text: str, markup: InlineKeyboardMarkup | None = None) -> dict[str, Any]:
     """A ``sendMessage`` payload in the one format every bot text uses (HTML, no link previews)."""
-    payload: dict[str, Any] = {"text": text, "parse_mode": "HTML", "link_preview_options": {"is_disabled": True}}
+    payload: dict[str, Any] = {
+        "text": text,
+        "parse_mode": "HTML",
+        "link_preview_options": {"is_disabled": True},
+    }
     if markup is not None:
         payload["reply_markup"] = markup.model_dump(mode="json", exclude_none=True)
     return payload
@@ -37,7 +41,12 @@ class Replies:
     wake: Callable[[], None]
 
     async def send(
-        self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None, *, dedupe_key: str | None = None
+        self,
+        chat_id: int,
+        text: str,
+        markup: InlineKeyboardMarkup | None = None,
+        *,
+        dedupe_key: str | None = None,
     ) -> None:
         payload = message_payload(text, markup)
         now = self.clock()
@@ -48,7 +57,9 @@ class Replies:
         await self.store.write(queue)
         self.wake()
 
-    async def edit(self, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    async def edit(
+        self, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None = None
+    ) -> None:
         """Redraw a card after typed input: queued too, so it keeps its place after the typed reply."""
         payload = edit_payload(message_id, text, markup)
         now = self.clock()

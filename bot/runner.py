@@ -59,7 +59,11 @@ COMMANDS = ("start", "unregistered", "missed", "leads", "find", "report", "plan"
 def make_bot(config: Config) -> Bot:
     api = config.telegram.api_url
     session = AiohttpSession(api=TelegramAPIServer.from_base(api)) if api else AiohttpSession()
-    return Bot(config.telegram.token.get_secret_value(), session=session, default=DefaultBotProperties(parse_mode="HTML"))
+    return Bot(
+        config.telegram.token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode="HTML"),
+    )
 
 
 def build_dispatcher(
@@ -100,7 +104,9 @@ async def _retrying(what: str, call: Callable[[], Awaitable[Any]]) -> None:
             await call()
             return
         except Exception as exc:  # any failure here only delays the bot
-            log.warning("telegram not ready", extra={"fields": {"step": what, "error": str(exc), "retry_s": delay}})
+            log.warning(
+                "telegram not ready", extra={"fields": {"step": what, "error": str(exc), "retry_s": delay}}
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
 
@@ -160,15 +166,18 @@ class Polling:
 class Webhook:
     """Updates posted by Telegram to ``webhook_url``, checked against the secret token."""
 
-    def __init__(self, app: web.Application, dp: Dispatcher, bot: Bot, config: Config, i18n: CatalogueI18n) -> None:
+    def __init__(
+        self, app: web.Application, dp: Dispatcher, bot: Bot, config: Config, i18n: CatalogueI18n
+    ) -> None:
         self.dp, self.bot, self.config, self.i18n = dp, bot, config, i18n
-        self.secret = config.telegram.webhook_secret.get_secret_value() or hashlib.sha256(
-            config.telegram.token.get_secret_value().encode()
-        ).hexdigest()[:48]
-        path = urlsplit(config.telegram.webhook_url).path or WEBHOOK_PATH
-        SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=self.secret, handle_in_background=False).register(
-            app, path=path
+        self.secret = (
+            config.telegram.webhook_secret.get_secret_value()
+            or hashlib.sha256(config.telegram.token.get_secret_value().encode()).hexdigest()[:48]
         )
+        path = urlsplit(config.telegram.webhook_url).path or WEBHOOK_PATH
+        SimpleRequestHandler(
+            dispatcher=dp, bot=bot, secret_token=self.secret, handle_in_background=False
+        ).register(app, path=path)
         self.task = asyncio.create_task(self._run(), name="leadline-bot-webhook")
 
     async def _run(self) -> None:

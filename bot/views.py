@@ -24,7 +24,9 @@ from storage.db import Store
 
 def contact_text(contact: dict[str, Any], tz: ZoneInfo) -> str:
     lines = ["👤 <b>" + html.escape(contact["name"] or _("No name")) + f"</b> (#{contact['id']})"]
-    who = [html.escape(cards.pretty_phone(p)) for p in contact["phones"]] + [html.escape(e) for e in contact["emails"]]
+    who = [html.escape(cards.pretty_phone(p)) for p in contact["phones"]] + [
+        html.escape(e) for e in contact["emails"]
+    ]
     if who:
         lines.append(" · ".join(who))
     if contact["blocked"]:
@@ -33,13 +35,17 @@ def contact_text(contact: dict[str, Any], tz: ZoneInfo) -> str:
     for touch in contact["touches"]:
         icon = labels.CHANNEL_ICONS.get(touch["channel"], "•")
         direction = "→" if touch["direction"] == "out" else "←"
-        lines.append(f"  {icon} {direction} {cards.when(touch['occurred_at'], tz)} · {html.escape(touch['campaign'] or '—')}")
+        lines.append(
+            f"  {icon} {direction} {cards.when(touch['occurred_at'], tz)} · {html.escape(touch['campaign'] or '—')}"
+        )
     registration = contact["registration"]
     lines.append(cards.registered_line(registration, tz) if registration else "⏳ " + _("Not registered yet"))
     for merge in contact["merges"]:
         lines.append(
             "🔗 "
-            + _("Merged with #{id} ({name})").format(id=merge["merged_id"], name=html.escape(merge["merged_name"] or "—"))
+            + _("Merged with #{id} ({name})").format(
+                id=merge["merged_id"], name=html.escape(merge["merged_name"] or "—")
+            )
         )
     return "\n".join(lines)
 
@@ -48,15 +54,29 @@ def contact_keyboard(contact: dict[str, Any], staff: StaffMember) -> InlineKeybo
     keyboard: list[list[InlineKeyboardButton]] = []
     if contact["unregistered_touch"]:
         keyboard.append(
-            [InlineKeyboardButton(text=_("📋 Register"), callback_data=OpenCB(kind="touch", id=contact["unregistered_touch"]).pack())]
+            [
+                InlineKeyboardButton(
+                    text=_("📋 Register"),
+                    callback_data=OpenCB(kind="touch", id=contact["unregistered_touch"]).pack(),
+                )
+            ]
         )
     for lead_id in contact["leads"][:3]:
         keyboard.append(
-            [InlineKeyboardButton(text=_("📇 Lead #{id}").format(id=lead_id), callback_data=OpenCB(kind="lead", id=lead_id).pack())]
+            [
+                InlineKeyboardButton(
+                    text=_("📇 Lead #{id}").format(id=lead_id),
+                    callback_data=OpenCB(kind="lead", id=lead_id).pack(),
+                )
+            ]
         )
     if staff.is_manager:
         keyboard.append(
-            [InlineKeyboardButton(text=_("🔗 Merge with…"), callback_data=MergeCB(act="ask", a=contact["id"]).pack())]
+            [
+                InlineKeyboardButton(
+                    text=_("🔗 Merge with…"), callback_data=MergeCB(act="ask", a=contact["id"]).pack()
+                )
+            ]
         )
         for merge in contact["merges"]:
             keyboard.append(
@@ -88,7 +108,9 @@ async def send_contact(
     return True
 
 
-async def send_lead(replies: Replies, store: Store, config: Config, chat_id: int, lead_id: int, staff: StaffMember) -> bool:
+async def send_lead(
+    replies: Replies, store: Store, config: Config, chat_id: int, lead_id: int, staff: StaffMember
+) -> bool:
     lead = await store.read(partial(lead_card, lead_id=lead_id))
     if lead is None:
         return False

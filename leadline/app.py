@@ -43,7 +43,9 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
-async def build_capture(config: Config, store: Store, clock: Clock = now_utc, *, sync: bool = True) -> Capture:
+async def build_capture(
+    config: Config, store: Store, clock: Clock = now_utc, *, sync: bool = True
+) -> Capture:
     """The capture service with staff and campaigns synced from the config into the database.
 
     A worker passes ``sync=False``: its primary has synced them already.

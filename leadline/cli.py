@@ -69,7 +69,9 @@ def serve(
         run_primary(config, path, host, port)
     else:
         if primary_pid is None or config_sha256 is None:
-            raise click.UsageError("--worker is started by `leadline serve` itself, with --primary-pid and --config-sha256")
+            raise click.UsageError(
+                "--worker is started by `leadline serve` itself, with --primary-pid and --config-sha256"
+            )
         run_worker(config, path, host, port, WorkerRole(worker, primary_pid, config_sha256))
 
 

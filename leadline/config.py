@@ -445,8 +445,10 @@ class Config(Strict):
             problems.append("http.workers: workers share one port, so http.port must be a fixed port, not 0")
         if self.http.workers > 1 and self.telegram.webhook_url:
             # Telegram's updates would reach whichever process the kernel picks; only one has the bot.
-            problems.append("http.workers: more than one worker needs the bot on long polling; remove"
-                            " telegram.webhook_url or set http.workers = 1")
+            problems.append(
+                "http.workers: more than one worker needs the bot on long polling; remove"
+                " telegram.webhook_url or set http.workers = 1"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self

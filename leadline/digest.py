@@ -389,7 +389,9 @@ def render_chart(figures: Figures, locale: str) -> bytes:
     twin.set_ylabel("LRR %")
     handles = left.get_legend_handles_labels()
     more = twin.get_legend_handles_labels()
-    left.legend(handles[0] + more[0], handles[1] + more[1], loc="upper left", ncol=3, fontsize=8, frameon=False)
+    left.legend(
+        handles[0] + more[0], handles[1] + more[1], loc="upper left", ncol=3, fontsize=8, frameon=False
+    )
 
     priced = sorted(
         (

@@ -114,7 +114,9 @@ def run_primary(config: Config, config_file: Path, host: str | None, port: int |
             shutil.rmtree(metrics, ignore_errors=True)
 
 
-def run_worker(config: Config, config_file: Path, host: str | None, port: int | None, role: WorkerRole) -> None:
+def run_worker(
+    config: Config, config_file: Path, host: str | None, port: int | None, role: WorkerRole
+) -> None:
     os.environ[METRICS_ENV] = str(metrics_dir(config.database_path))
     from aiohttp import web
 

@@ -73,7 +73,9 @@ class Supervisor:
                     delay = 1.0
                 log.warning(
                     "worker exited; starting it again",
-                    extra={"fields": {"worker": slot, "worker_pid": proc.pid, "code": code, "in_seconds": delay}},
+                    extra={
+                        "fields": {"worker": slot, "worker_pid": proc.pid, "code": code, "in_seconds": delay}
+                    },
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RESTART_DELAY)
@@ -96,7 +98,9 @@ class Supervisor:
         except TimeoutError:
             for proc in running:
                 if proc.returncode is None:
-                    log.warning("worker did not stop in time; killing it", extra={"fields": {"worker_pid": proc.pid}})
+                    log.warning(
+                        "worker did not stop in time; killing it", extra={"fields": {"worker_pid": proc.pid}}
+                    )
                     with contextlib.suppress(ProcessLookupError):
                         proc.kill()
             await asyncio.gather(*(p.wait() for p in running))

@@ -62,11 +62,18 @@ class AccessRequest:
 
 
 def request_access(
-    db: Database, telegram_id: int, *, name: str | None, username: str | None, language: str | None, at: datetime
+    db: Database,
+    telegram_id: int,
+    *,
+    name: str | None,
+    username: str | None,
+    language: str | None,
+    at: datetime,
 ) -> AccessRequest:
     """A stranger wrote to the bot: one open request per person, so owners are asked once."""
     row = db.execute(
-        "SELECT id, decision FROM access_requests WHERE telegram_id = ? ORDER BY id DESC LIMIT 1", [telegram_id]
+        "SELECT id, decision FROM access_requests WHERE telegram_id = ? ORDER BY id DESC LIMIT 1",
+        [telegram_id],
     ).fetchone()
     if row is not None and row[1] in (None, "refused"):
         return AccessRequest(int(row[0]), new=False, refused=row[1] == "refused")
@@ -77,7 +84,9 @@ def request_access(
     return AccessRequest(int(cursor.lastrowid or 0), new=True, refused=False)
 
 
-def decide_access(db: Database, request_id: int, decision: str, *, staff_id: int, at: datetime) -> dict[str, Any]:
+def decide_access(
+    db: Database, request_id: int, decision: str, *, staff_id: int, at: datetime
+) -> dict[str, Any]:
     """An owner's answer; approval makes (or re-activates) the staff row. Returns the request."""
     if decision not in ("staff", "manager", "refused"):
         raise RegistrationError(f"unknown decision {decision!r}")
@@ -101,7 +110,8 @@ def decide_access(db: Database, request_id: int, decision: str, *, staff_id: int
         existing = db.execute("SELECT id FROM staff WHERE telegram_id = ?", [telegram_id]).fetchone()
         if existing:
             db.execute(
-                "UPDATE staff SET role = ?, active = 1, approved_by = ? WHERE id = ?", [decision, staff_id, existing[0]]
+                "UPDATE staff SET role = ?, active = 1, approved_by = ? WHERE id = ?",
+                [decision, staff_id, existing[0]],
             )
         else:
             db.execute(
@@ -177,7 +187,9 @@ def register_touch(
     """Register the contact behind a card, with every guard inside the same transaction."""
     contact_id = current_contact(db, touch_id, seen_contact)
     if draft.name:
-        db.execute("UPDATE contacts SET name = ?, updated_at = ? WHERE id = ?", [draft.name, iso(at), contact_id])
+        db.execute(
+            "UPDATE contacts SET name = ?, updated_at = ? WHERE id = ?", [draft.name, iso(at), contact_id]
+        )
     registered = register(
         db,
         contact_id,
@@ -254,9 +266,13 @@ def look_up_or_add(
             return LookUp(found, int(row[0]), created=False)
     phones = tuple(i.raw for i in idents if i.kind == "phone")
     emails = tuple(i.raw for i in idents if i.kind == "email")
-    touch_id = add_manual_touch(db, ctx, external_id=external_id, phones=phones, emails=emails, name=name, message=message, at=at)
+    touch_id = add_manual_touch(
+        db, ctx, external_id=external_id, phones=phones, emails=emails, name=name, message=message, at=at
+    )
     contact = db.execute("SELECT contact_id FROM touches WHERE id = ?", [touch_id]).fetchone()
-    return LookUp([int(contact[0])] if contact and contact[0] is not None else [], touch_id, created=not found)
+    return LookUp(
+        [int(contact[0])] if contact and contact[0] is not None else [], touch_id, created=not found
+    )
 
 
 class MergeError(RegistrationError):

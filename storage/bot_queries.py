@@ -18,9 +18,7 @@ from storage.contacts import live_contact
 #: An inbound touch that counts, written against the ``touches`` table aliased ``t``.
 INBOUND = "t.direction = 'in' AND t.dropped IS NULL AND t.blocked = 0 AND t.contact_id IS NOT NULL"
 UNREGISTERED = f"{INBOUND} AND NOT EXISTS (SELECT 1 FROM registrations r WHERE r.contact_id = t.contact_id)"
-MISSED = (
-    f"{INBOUND} AND t.channel = 'call' AND t.answered = 0 AND t.hidden_caller = 0 AND t.called_back_at IS NULL"
-)
+MISSED = f"{INBOUND} AND t.channel = 'call' AND t.answered = 0 AND t.hidden_caller = 0 AND t.called_back_at IS NULL"
 OPEN_STAGES = ("new", "qualified", "accepted", "returned")
 
 
@@ -74,7 +72,8 @@ def active_staff(db: Database) -> list[StaffMember]:
 
 def owners(db: Database) -> list[StaffMember]:
     return [
-        _staff(r) for r in db.execute(f"{_STAFF} WHERE active = 1 AND role = 'owner' AND telegram_id IS NOT NULL")
+        _staff(r)
+        for r in db.execute(f"{_STAFF} WHERE active = 1 AND role = 'owner' AND telegram_id IS NOT NULL")
     ]
 
 
@@ -194,12 +193,19 @@ def lead_card(db: Database, lead_id: int) -> dict[str, Any] | None:
 
 
 def leads_of_contact(db: Database, contact_id: int) -> list[int]:
-    return [int(r[0]) for r in db.execute("SELECT id FROM leads WHERE contact_id = ? ORDER BY id DESC", [contact_id])]
+    return [
+        int(r[0])
+        for r in db.execute("SELECT id FROM leads WHERE contact_id = ? ORDER BY id DESC", [contact_id])
+    ]
 
 
 def contact_summary(db: Database, contact_id: int) -> dict[str, Any] | None:
     """What /find shows: the contact, its touches, its registration, its leads and merges."""
-    contact = _one(db.execute("SELECT id, name, created_at, merged_into, blocked FROM contacts WHERE id = ?", [contact_id]))
+    contact = _one(
+        db.execute(
+            "SELECT id, name, created_at, merged_into, blocked FROM contacts WHERE id = ?", [contact_id]
+        )
+    )
     if contact is None:
         return None
     contact["phones"], contact["emails"] = identifiers(db, contact_id)
@@ -210,7 +216,9 @@ def contact_summary(db: Database, contact_id: int) -> dict[str, Any] | None:
             [contact_id],
         )
     )
-    contact["touch_count"] = db.execute("SELECT COUNT(*) FROM touches WHERE contact_id = ?", [contact_id]).fetchone()[0]
+    contact["touch_count"] = db.execute(
+        "SELECT COUNT(*) FROM touches WHERE contact_id = ?", [contact_id]
+    ).fetchone()[0]
     contact["registration"] = registration_of(db, contact_id)
     contact["leads"] = leads_of_contact(db, contact_id)
     contact["merges"] = _dicts(

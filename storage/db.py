@@ -423,7 +423,9 @@ class Store:
 
 def _busy(exc: BaseException) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(exc, sqlite3.OperationalError) and code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
+    return (
+        isinstance(exc, sqlite3.OperationalError) and code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
+    )
 
 
 def _run_job(db: Database, job: _Job) -> tuple[_Job, Any, BaseException | None]:

@@ -57,7 +57,17 @@ def export_tables(db: Database, tz: ZoneInfo, period: Period | None = None) -> l
 
     contacts = Table(
         "contacts",
-        ("id", "name", "phones", "emails", "created_at", "touches", "first_touch_at", "last_touch_at", "registered"),
+        (
+            "id",
+            "name",
+            "phones",
+            "emails",
+            "created_at",
+            "touches",
+            "first_touch_at",
+            "last_touch_at",
+            "registered",
+        ),
         query(
             f"SELECT c.id, c.name, {_IDENTIFIERS.format('c.id')}, c.created_at, t.n, t.first_at, t.last_at,"
             " (SELECT r.disposition FROM registrations r WHERE r.contact_id = c.id ORDER BY r.created_at DESC, r.id DESC"
@@ -103,7 +113,18 @@ def export_tables(db: Database, tz: ZoneInfo, period: Period | None = None) -> l
     )
     registrations = Table(
         "registrations",
-        ("id", "created_at", "contact_id", "name", "disposition", "reason", "campaign", "staff", "origin", "note"),
+        (
+            "id",
+            "created_at",
+            "contact_id",
+            "name",
+            "disposition",
+            "reason",
+            "campaign",
+            "staff",
+            "origin",
+            "note",
+        ),
         query(
             "SELECT r.id, r.created_at, r.contact_id, c.name, r.disposition, r.reason, r.campaign, s.name, r.origin,"
             " r.note FROM registrations r JOIN contacts c ON c.id = r.contact_id"

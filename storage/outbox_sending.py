@@ -86,7 +86,9 @@ def recover_interrupted(db: Database) -> list[int]:
     """Rows a previous process left ``sending``: failed with the reason, never sent again."""
     ids = [int(r[0]) for r in db.execute("SELECT id FROM outbox WHERE status = 'sending' ORDER BY id")]
     if ids:
-        db.execute("UPDATE outbox SET status = 'failed', last_error = ? WHERE status = 'sending'", [INTERRUPTED])
+        db.execute(
+            "UPDATE outbox SET status = 'failed', last_error = ? WHERE status = 'sending'", [INTERRUPTED]
+        )
     return ids
 
 
@@ -100,6 +102,7 @@ def take_due_for_log(db: Database, now: datetime, limit: int = 500) -> list[Outb
     stamp = iso(now)
     for r in rows:
         db.execute(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1 WHERE id = ?", [stamp, r[0]]
+            "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1 WHERE id = ?",
+            [stamp, r[0]],
         )
     return [OutboxRow(int(r[0]), int(r[1]), str(r[2]), json.loads(r[3]), int(r[4]) + 1) for r in rows]

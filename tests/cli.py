@@ -43,7 +43,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def start_serve(config: Path, port: int, stderr: IO[Any] | int = subprocess.DEVNULL) -> asyncio.subprocess.Process:
+async def start_serve(
+    config: Path, port: int, stderr: IO[Any] | int = subprocess.DEVNULL
+) -> asyncio.subprocess.Process:
     """``leadline serve`` as a child process, returned once ``/healthz`` answers 200."""
     proc = await asyncio.create_subprocess_exec(
         *[sys.executable, "-m", "leadline", "serve", "--config", str(config)],

@@ -152,9 +152,22 @@ class Dovecot:
         (root / "passwd").write_text(f"{self.user}:{{PLAIN}}{self.password}\n")
         subprocess.run(
             [
-                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-                "-keyout", str(root / "key.pem"), "-out", str(self.cert),
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                "-keyout",
+                str(root / "key.pem"),
+                "-out",
+                str(self.cert),
             ],
             check=True,
             capture_output=True,
@@ -217,7 +230,9 @@ service anvil {{
 def _binary() -> str:
     found = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
     if found is None:
-        raise RuntimeError("dovecot is not installed: apt-get install dovecot-imapd (scripts/test.sh does it)")
+        raise RuntimeError(
+            "dovecot is not installed: apt-get install dovecot-imapd (scripts/test.sh does it)"
+        )
     return found
 
 

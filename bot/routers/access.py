@@ -35,7 +35,9 @@ def who(user_name: str | None, username: str | None, telegram_id: int) -> str:
 
 
 def role_label(role: str) -> str:
-    return {"staff": _("staff"), "manager": _("manager"), "owner": _("owner"), "refused": _("refused")}.get(role, role)
+    return {"staff": _("staff"), "manager": _("manager"), "owner": _("owner"), "refused": _("refused")}.get(
+        role, role
+    )
 
 
 async def turn_away(event: Any, data: dict[str, Any]) -> None:
@@ -51,9 +53,19 @@ async def turn_away(event: Any, data: dict[str, Any]) -> None:
     asks: list[tuple[int, str, tuple[str, str, str]]] = []
     for owner in team:
         with speaking(i18n, pick_locale(i18n, owner.language)):
-            text = _("🙋 {who} asks for access to the bot.").format(who=who(user.full_name, user.username, user.id))
-            asks.append((int(owner.telegram_id or 0), text, (_("Approve as staff"), _("Approve as manager"), _("Refuse"))))
-    waiting = _("Sorry, this bot is only for the company's staff. I have asked the owner to let you in; you will get a message here when they decide.")
+            text = _("🙋 {who} asks for access to the bot.").format(
+                who=who(user.full_name, user.username, user.id)
+            )
+            asks.append(
+                (
+                    int(owner.telegram_id or 0),
+                    text,
+                    (_("Approve as staff"), _("Approve as manager"), _("Refuse")),
+                )
+            )
+    waiting = _(
+        "Sorry, this bot is only for the company's staff. I have asked the owner to let you in; you will get a message here when they decide."
+    )
     refused = _("Sorry, the owner has not given you access to this bot.")
 
     def write(db: Database) -> AccessRequest:
@@ -63,7 +75,13 @@ async def turn_away(event: Any, data: dict[str, Any]) -> None:
         if request.new:
             for chat_id, text, labels in asks:
                 markup = approval_keyboard(request.id, labels)
-                enqueue(db, chat_id, message_payload(text, markup), at=now, dedupe_key=f"access:{request.id}:{chat_id}")
+                enqueue(
+                    db,
+                    chat_id,
+                    message_payload(text, markup),
+                    at=now,
+                    dedupe_key=f"access:{request.id}:{chat_id}",
+                )
         text = refused if request.refused else waiting
         enqueue(db, user.id, message_payload(text), at=now, dedupe_key=f"refusal:{user.id}:{now:%Y%m%d%H}")
         return request
@@ -79,10 +97,18 @@ def approval_keyboard(request_id: int, labels: tuple[str, str, str]) -> InlineKe
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
-                InlineKeyboardButton(text=staff, callback_data=AccessCB(decision="staff", req=request_id).pack()),
-                InlineKeyboardButton(text=manager, callback_data=AccessCB(decision="manager", req=request_id).pack()),
+                InlineKeyboardButton(
+                    text=staff, callback_data=AccessCB(decision="staff", req=request_id).pack()
+                ),
+                InlineKeyboardButton(
+                    text=manager, callback_data=AccessCB(decision="manager", req=request_id).pack()
+                ),
             ],
-            [InlineKeyboardButton(text=refuse, callback_data=AccessCB(decision="refused", req=request_id).pack())],
+            [
+                InlineKeyboardButton(
+                    text=refuse, callback_data=AccessCB(decision="refused", req=request_id).pack()
+                )
+            ],
         ]
     )
 
@@ -108,9 +134,13 @@ async def decide(
         if callback_data.decision == "refused":
             news = _("Sorry, the owner has not given you access to this bot.")
         else:
-            news = _("Welcome! {owner} gave you access to the bot as {role}.").format(
-                owner=html.escape(staff.name), role=role_label(callback_data.decision)
-            ) + "\n\n" + help_text()
+            news = (
+                _("Welcome! {owner} gave you access to the bot as {role}.").format(
+                    owner=html.escape(staff.name), role=role_label(callback_data.decision)
+                )
+                + "\n\n"
+                + help_text()
+            )
 
     def write(db: Database) -> dict[str, Any]:
         decided = decide_access(db, callback_data.req, callback_data.decision, staff_id=staff.id, at=now)

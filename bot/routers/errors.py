@@ -31,13 +31,14 @@ from storage.registrations import STAGES, RegistrationError
 log = logging.getLogger("leadline.bot")
 
 
-
 def translate(message: str) -> str:
     """A storage error's sentence in the reader's language (the sentence is English in storage)."""
     if match := re.fullmatch(r"a (\w+) lead cannot become (\w+); it can become: (.*)", message):
         allowed = ", ".join(labels.stage(s) for s in match[3].split(", ") if s in STAGES)
         return _("A lead at stage “{old}” cannot become “{new}”; it can become: {allowed}.").format(
-            old=labels.stage(match[1]), new=labels.stage(match[2]), allowed=allowed or _("nothing (the lead is closed)")
+            old=labels.stage(match[1]),
+            new=labels.stage(match[2]),
+            allowed=allowed or _("nothing (the lead is closed)"),
         )
     if match := re.fullmatch(r"say why the lead is (\w+)", message):
         return _("Say why the lead is {stage}.").format(stage=labels.stage(match[1]))
@@ -105,7 +106,9 @@ async def unexpected(event: ErrorEvent, **data: Any) -> None:
         return
     i18n, locale = _locale(data)
     with speaking(i18n, locale):
-        await _reply(event, data, _("Something went wrong on our side, and nothing was saved. Please try again."))
+        await _reply(
+            event, data, _("Something went wrong on our side, and nothing was saved. Please try again.")
+        )
 
 
 def make_router() -> Router:

@@ -19,7 +19,9 @@ async def unknown_command(message: Message, replies: Replies) -> None:
     command = (message.text or "").split()[0]
     await replies.send(
         message.chat.id,
-        _("I do not know the command {command}. Send /help to see what I can do.").format(command=html.escape(command)),
+        _("I do not know the command {command}. Send /help to see what I can do.").format(
+            command=html.escape(command)
+        ),
     )
 
 
@@ -34,7 +36,9 @@ async def not_understood(message: Message, replies: Replies) -> None:
 
 
 async def stale_button(callback: CallbackQuery) -> None:
-    await callback.answer(_("This button is from an old version of the message; open the list again."), show_alert=True)
+    await callback.answer(
+        _("This button is from an old version of the message; open the list again."), show_alert=True
+    )
 
 
 def make_router() -> Router:

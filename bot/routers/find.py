@@ -22,18 +22,29 @@ MAX_RESULTS = 10
 
 
 async def find(
-    message: Message, command: CommandObject, staff: StaffMember, store: Store, config: Config, replies: Replies
+    message: Message,
+    command: CommandObject,
+    staff: StaffMember,
+    store: Store,
+    config: Config,
+    replies: Replies,
 ) -> None:
     query = (command.args or "").strip()
     chat_id = message.chat.id
     if not query:
-        await replies.send(chat_id, _("Type /find and a phone number, an email or part of a name, e.g. /find Ivan."))
+        await replies.send(
+            chat_id, _("Type /find and a phone number, an email or part of a name, e.g. /find Ivan.")
+        )
         return
-    found = await store.read(partial(search_contacts, query=query, region=config.leadline.region, limit=MAX_RESULTS))
+    found = await store.read(
+        partial(search_contacts, query=query, region=config.leadline.region, limit=MAX_RESULTS)
+    )
     if not found:
         await replies.send(
             chat_id,
-            _("Nothing found for “{query}”. To register someone new, send their phone number.").format(query=html.escape(query)),
+            _("Nothing found for “{query}”. To register someone new, send their phone number.").format(
+                query=html.escape(query)
+            ),
         )
         return
     if len(found) == 1:
@@ -47,7 +58,9 @@ async def find(
             continue
         label = contact["name"] or (contact["phones"] + contact["emails"] + ["—"])[0]
         lines.append(f"{number}. {html.escape(str(label))} (#{contact_id})")
-        buttons.append(InlineKeyboardButton(text=str(number), callback_data=OpenCB(kind="contact", id=contact_id).pack()))
+        buttons.append(
+            InlineKeyboardButton(text=str(number), callback_data=OpenCB(kind="contact", id=contact_id).pack())
+        )
     markup = InlineKeyboardMarkup(inline_keyboard=[buttons[i : i + 5] for i in range(0, len(buttons), 5)])
     await replies.send(chat_id, "\n".join(lines), markup)
 

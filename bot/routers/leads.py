@@ -65,7 +65,9 @@ def lead_text(lead: dict[str, Any], tz: ZoneInfo, *, with_contact: bool = True) 
     ]
     if with_contact:
         who = [html.escape(lead["contact_name"] or "—")]
-        who += [html.escape(cards.pretty_phone(p)) for p in lead["phones"][:1]] + [html.escape(e) for e in lead["emails"][:1]]
+        who += [html.escape(cards.pretty_phone(p)) for p in lead["phones"][:1]] + [
+            html.escape(e) for e in lead["emails"][:1]
+        ]
         lines.append("👤 " + " · ".join(who))
     lines.append(f"{labels.field('need')}: {html.escape(lead['need'] or '—')}")
     for name, value in (lead["fields"] or {}).items():
@@ -74,11 +76,15 @@ def lead_text(lead: dict[str, Any], tz: ZoneInfo, *, with_contact: bool = True) 
         f"📣 {labels.field('campaign')}: {html.escape(lead['campaign'] or '—')} · "
         f"{labels.field('owner')}: {html.escape(lead['owner_name'] or '—')}"
     )
-    lines.append(f"📅 {labels.field('follow_up')}: {cards.day(lead['follow_up_on'])} · 💰 {cards.amount(lead['amount'])}")
+    lines.append(
+        f"📅 {labels.field('follow_up')}: {cards.day(lead['follow_up_on'])} · 💰 {cards.amount(lead['amount'])}"
+    )
     if lead["stage"] == "won":
         lines.append(_("🏆 Won: {amount}").format(amount=cards.amount(lead["won_amount"])))
     if lead["stage"] == "lost":
-        lines.append(_("✖️ Lost: {reason}").format(reason=html.escape(labels.lost_reason(lead["lost_reason"]))))
+        lines.append(
+            _("✖️ Lost: {reason}").format(reason=html.escape(labels.lost_reason(lead["lost_reason"])))
+        )
     if lead["stage"] == "returned":
         lines.append(_("↩️ Returned: {reason}").format(reason=html.escape(lead["returned_reason"] or "—")))
     return "\n".join(lines)
@@ -104,10 +110,16 @@ def lead_keyboard(lead: dict[str, Any], staff: StaffMember) -> InlineKeyboardMar
                 if t != lead["temperature"]
             ]
         )
-        extra = [InlineKeyboardButton(text="📅 " + labels.field("follow_up"), callback_data=LeadCB(act="fu", lead=lead_id).pack())]
+        extra = [
+            InlineKeyboardButton(
+                text="📅 " + labels.field("follow_up"), callback_data=LeadCB(act="fu", lead=lead_id).pack()
+            )
+        ]
         if staff.is_manager:
             extra.append(
-                InlineKeyboardButton(text="👤 " + labels.field("owner"), callback_data=LeadCB(act="own", lead=lead_id).pack())
+                InlineKeyboardButton(
+                    text="👤 " + labels.field("owner"), callback_data=LeadCB(act="own", lead=lead_id).pack()
+                )
             )
         keyboard.append(extra)
     return InlineKeyboardMarkup(inline_keyboard=keyboard)
@@ -115,7 +127,9 @@ def lead_keyboard(lead: dict[str, Any], staff: StaffMember) -> InlineKeyboardMar
 
 def lost_keyboard(lead_id: int) -> InlineKeyboardMarkup:
     choices = [
-        InlineKeyboardButton(text=labels.lost_reason(r), callback_data=LeadCB(act="lost", lead=lead_id, v=r).pack())
+        InlineKeyboardButton(
+            text=labels.lost_reason(r), callback_data=LeadCB(act="lost", lead=lead_id, v=r).pack()
+        )
         for r in labels.LOST_REASONS
     ]
     back = InlineKeyboardButton(text=_("« Back"), callback_data=LeadCB(act="back", lead=lead_id).pack())
@@ -124,7 +138,9 @@ def lost_keyboard(lead_id: int) -> InlineKeyboardMarkup:
 
 def follow_up_keyboard(lead_id: int) -> InlineKeyboardMarkup:
     choices = [
-        InlineKeyboardButton(text=cards.follow_up_label(d), callback_data=LeadCB(act="fu", lead=lead_id, v=str(d)).pack())
+        InlineKeyboardButton(
+            text=cards.follow_up_label(d), callback_data=LeadCB(act="fu", lead=lead_id, v=str(d)).pack()
+        )
         for d in cards.FOLLOW_UP_DAYS
     ]
     back = InlineKeyboardButton(text=_("« Back"), callback_data=LeadCB(act="back", lead=lead_id).pack())
@@ -133,7 +149,8 @@ def follow_up_keyboard(lead_id: int) -> InlineKeyboardMarkup:
 
 def owner_keyboard(lead_id: int, staff: list[StaffMember]) -> InlineKeyboardMarkup:
     choices = [
-        InlineKeyboardButton(text=s.name, callback_data=LeadCB(act="own", lead=lead_id, v=str(s.id)).pack()) for s in staff
+        InlineKeyboardButton(text=s.name, callback_data=LeadCB(act="own", lead=lead_id, v=str(s.id)).pack())
+        for s in staff
     ]
     back = InlineKeyboardButton(text=_("« Back"), callback_data=LeadCB(act="back", lead=lead_id).pack())
     return InlineKeyboardMarkup(inline_keyboard=[*cards.rows(choices, 2), [back]])
@@ -154,11 +171,15 @@ def keep_header(callback: CallbackQuery) -> str:
     return text[:cut] if cut > 0 else ""
 
 
-async def redraw(callback: CallbackQuery, lead_id: int, store: Store, config: Config, staff: StaffMember) -> None:
+async def redraw(
+    callback: CallbackQuery, lead_id: int, store: Store, config: Config, staff: StaffMember
+) -> None:
     lead = await store.read(partial(lead_card, lead_id=lead_id))
     if lead is not None:
         header = keep_header(callback)
-        await show(callback, header + lead_text(lead, config.tz, with_contact=not header), lead_keyboard(lead, staff))
+        await show(
+            callback, header + lead_text(lead, config.tz, with_contact=not header), lead_keyboard(lead, staff)
+        )
 
 
 async def allowed(callback: CallbackQuery, lead: dict[str, Any] | None, staff: StaffMember) -> bool:
@@ -167,7 +188,9 @@ async def allowed(callback: CallbackQuery, lead: dict[str, Any] | None, staff: S
         return False
     if not staff.is_manager and lead["owner_id"] not in (None, staff.id):
         await callback.answer(
-            _("This lead belongs to {owner}. Ask a manager to change it.").format(owner=lead["owner_name"] or "—"),
+            _("This lead belongs to {owner}. Ask a manager to change it.").format(
+                owner=lead["owner_name"] or "—"
+            ),
             show_alert=True,
         )
         return False
@@ -199,9 +222,18 @@ async def on_button(
     if act == "stage" and value in ("won", "returned") and isinstance(callback.message, Message):
         await state.set_state(LeadInput.value)
         await state.set_data(
-            {"lead": lead_id, "field": value, "chat": callback.message.chat.id, "card": callback.message.message_id}
+            {
+                "lead": lead_id,
+                "field": value,
+                "chat": callback.message.chat.id,
+                "card": callback.message.message_id,
+            }
         )
-        question = _("✏️ Type the deal amount.") if value == "won" else _("✏️ Type why the lead goes back to marketing.")
+        question = (
+            _("✏️ Type the deal amount.")
+            if value == "won"
+            else _("✏️ Type why the lead goes back to marketing.")
+        )
         back = InlineKeyboardButton(text=_("« Back"), callback_data=LeadCB(act="back", lead=lead_id).pack())
         await show(callback, body + "\n\n" + question, InlineKeyboardMarkup(inline_keyboard=[[back]]))
         await callback.answer()
@@ -238,7 +270,13 @@ async def on_button(
 
 
 async def typed(
-    message: Message, staff: StaffMember, store: Store, config: Config, clock: Clock, state: FSMContext, replies: Replies
+    message: Message,
+    staff: StaffMember,
+    store: Store,
+    config: Config,
+    clock: Clock,
+    state: FSMContext,
+    replies: Replies,
 ) -> None:
     route = await state.get_data()
     lead_id, field = int(route["lead"]), str(route["field"])
@@ -262,7 +300,9 @@ async def typed(
     await store.write(partial(change_lead, lead_id=lead_id, at=clock(), staff_id=staff.id, **changes))
     lead = await store.read(partial(lead_card, lead_id=lead_id))
     if lead is not None:
-        await replies.edit(int(route["chat"]), int(route["card"]), lead_text(lead, config.tz), lead_keyboard(lead, staff))
+        await replies.edit(
+            int(route["chat"]), int(route["card"]), lead_text(lead, config.tz), lead_keyboard(lead, staff)
+        )
 
 
 def make_router() -> Router:

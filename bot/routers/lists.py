@@ -38,7 +38,9 @@ def _who(item: dict[str, Any]) -> str:
 def _line(kind: str, number: int, item: dict[str, Any], tz: ZoneInfo) -> str:
     if kind == "leads":
         temp = item["temperature"]
-        line = f"{number}. {labels.TEMPERATURE_ICONS.get(temp, '')} {_who(item)} · {labels.stage(item['stage'])}"
+        line = (
+            f"{number}. {labels.TEMPERATURE_ICONS.get(temp, '')} {_who(item)} · {labels.stage(item['stage'])}"
+        )
         if item["follow_up_on"]:
             line += f" · 📅 {cards.day(item['follow_up_on'])}"
         return line
@@ -52,9 +54,17 @@ def _line(kind: str, number: int, item: dict[str, Any], tz: ZoneInfo) -> str:
 
 def _title(kind: str, everyone: bool) -> str:
     if kind == "unreg":
-        return _("Waiting for registration") if everyone else _("Waiting for registration (yours and unassigned)")
+        return (
+            _("Waiting for registration")
+            if everyone
+            else _("Waiting for registration (yours and unassigned)")
+        )
     if kind == "missed":
-        return _("Missed calls not called back") if everyone else _("Missed calls not called back (yours and unassigned)")
+        return (
+            _("Missed calls not called back")
+            if everyone
+            else _("Missed calls not called back (yours and unassigned)")
+        )
     return _("Open leads (everyone's)") if everyone else _("Your open leads")
 
 
@@ -82,48 +92,84 @@ def render(kind: str, page: Page, everyone: bool, tz: ZoneInfo) -> tuple[str, In
     if page.total == 0:
         return title + "\n\n" + _empty(kind), None
     start = page.page * page.size
-    lines = [title + " — " + _("{total} in all, page {page} of {pages}").format(total=page.total, page=page.page + 1, pages=page.pages), ""]
+    lines = [
+        title
+        + " — "
+        + _("{total} in all, page {page} of {pages}").format(
+            total=page.total, page=page.page + 1, pages=page.pages
+        ),
+        "",
+    ]
     opens: list[InlineKeyboardButton] = []
     for offset, item in enumerate(page.items):
         number = start + offset + 1
         lines.append(_line(kind, number, item, tz))
-        target = OpenCB(kind="lead", id=item["lead_id"]) if kind == "leads" else OpenCB(kind="touch", id=item["touch_id"])
+        target = (
+            OpenCB(kind="lead", id=item["lead_id"])
+            if kind == "leads"
+            else OpenCB(kind="touch", id=item["touch_id"])
+        )
         opens.append(InlineKeyboardButton(text=str(number), callback_data=target.pack()))
     keyboard = [opens]
     nav: list[InlineKeyboardButton] = []
     if page.page > 0:
-        nav.append(InlineKeyboardButton(text="«", callback_data=PageCB(kind=kind, page=page.page - 1, everyone=everyone).pack()))
+        nav.append(
+            InlineKeyboardButton(
+                text="«", callback_data=PageCB(kind=kind, page=page.page - 1, everyone=everyone).pack()
+            )
+        )
     if page.page + 1 < page.pages:
-        nav.append(InlineKeyboardButton(text="»", callback_data=PageCB(kind=kind, page=page.page + 1, everyone=everyone).pack()))
+        nav.append(
+            InlineKeyboardButton(
+                text="»", callback_data=PageCB(kind=kind, page=page.page + 1, everyone=everyone).pack()
+            )
+        )
     if nav:
         keyboard.append(nav)
     return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=keyboard)
 
 
 async def send_list(
-    message: Message, kind: str, everyone: bool, staff: StaffMember, store: Store, config: Config, replies: Replies
+    message: Message,
+    kind: str,
+    everyone: bool,
+    staff: StaffMember,
+    store: Store,
+    config: Config,
+    replies: Replies,
 ) -> None:
     page = await fetch(store, kind, staff, everyone, 0)
     text, markup = render(kind, page, everyone, config.tz)
     await replies.send(message.chat.id, text, markup)
 
 
-async def unregistered_list(message: Message, staff: StaffMember, store: Store, config: Config, replies: Replies) -> None:
+async def unregistered_list(
+    message: Message, staff: StaffMember, store: Store, config: Config, replies: Replies
+) -> None:
     await send_list(message, "unreg", staff.is_manager, staff, store, config, replies)
 
 
-async def missed_list(message: Message, staff: StaffMember, store: Store, config: Config, replies: Replies) -> None:
+async def missed_list(
+    message: Message, staff: StaffMember, store: Store, config: Config, replies: Replies
+) -> None:
     await send_list(message, "missed", staff.is_manager, staff, store, config, replies)
 
 
 async def leads_list(
-    message: Message, command: CommandObject, staff: StaffMember, store: Store, config: Config, replies: Replies
+    message: Message,
+    command: CommandObject,
+    staff: StaffMember,
+    store: Store,
+    config: Config,
+    replies: Replies,
 ) -> None:
     everyone = staff.is_manager and (command.args or "").strip().lower() in ("all", "все")
     await send_list(message, "leads", everyone, staff, store, config, replies)
 
 
-async def turn_page(callback: CallbackQuery, callback_data: PageCB, staff: StaffMember, store: Store, config: Config) -> None:
+async def turn_page(
+    callback: CallbackQuery, callback_data: PageCB, staff: StaffMember, store: Store, config: Config
+) -> None:
     everyone = callback_data.everyone and staff.is_manager
     page = await fetch(store, callback_data.kind, staff, everyone, callback_data.page)
     text, markup = render(callback_data.kind, page, everyone, config.tz)
@@ -134,7 +180,12 @@ async def turn_page(callback: CallbackQuery, callback_data: PageCB, staff: Staff
 
 
 async def open_item(
-    callback: CallbackQuery, callback_data: OpenCB, staff: StaffMember, store: Store, config: Config, replies: Replies
+    callback: CallbackQuery,
+    callback_data: OpenCB,
+    staff: StaffMember,
+    store: Store,
+    config: Config,
+    replies: Replies,
 ) -> None:
     chat_id = callback.message.chat.id if callback.message is not None else callback.from_user.id
     if callback_data.kind == "touch":

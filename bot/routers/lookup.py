@@ -48,7 +48,13 @@ def origin_name(message: Message) -> str | None:
 
 
 async def shared_contact(
-    message: Message, staff: StaffMember, store: Store, config: Config, clock: Clock, capture: Capture, replies: Replies
+    message: Message,
+    staff: StaffMember,
+    store: Store,
+    config: Config,
+    clock: Clock,
+    capture: Capture,
+    replies: Replies,
 ) -> None:
     assert message.contact is not None
     contact = message.contact
@@ -57,14 +63,28 @@ async def shared_contact(
 
 
 async def forwarded(
-    message: Message, staff: StaffMember, store: Store, config: Config, clock: Clock, capture: Capture, replies: Replies
+    message: Message,
+    staff: StaffMember,
+    store: Store,
+    config: Config,
+    clock: Clock,
+    capture: Capture,
+    replies: Replies,
 ) -> None:
     text = message.text or message.caption or ""
-    await start_from(message, text, origin_name(message), text or None, staff, store, config, clock, capture, replies)
+    await start_from(
+        message, text, origin_name(message), text or None, staff, store, config, clock, capture, replies
+    )
 
 
 async def typed(
-    message: Message, staff: StaffMember, store: Store, config: Config, clock: Clock, capture: Capture, replies: Replies
+    message: Message,
+    staff: StaffMember,
+    store: Store,
+    config: Config,
+    clock: Clock,
+    capture: Capture,
+    replies: Replies,
 ) -> None:
     await start_from(message, message.text or "", None, None, staff, store, config, clock, capture, replies)
 
@@ -94,7 +114,9 @@ async def start_from(
             )
             return
         if message.forward_origin is not None or message.contact is not None:
-            await replies.send(chat_id, _("I found no phone number or email in that message. Type the number instead."))
+            await replies.send(
+                chat_id, _("I found no phone number or email in that message. Type the number instead.")
+            )
             return
         raise SkipHandler
     now = clock()
@@ -114,7 +136,9 @@ async def start_from(
         await send_touch(replies, store, config, chat_id, result.touch_id)
         return
     if len(result.contacts) > 1:
-        await replies.send(chat_id, _("These details belong to {n} different contacts:").format(n=len(result.contacts)))
+        await replies.send(
+            chat_id, _("These details belong to {n} different contacts:").format(n=len(result.contacts))
+        )
     for contact_id in result.contacts:
         await send_contact(replies, store, config, chat_id, contact_id, staff)
 

@@ -45,7 +45,9 @@ async def managers_only(callback: CallbackQuery, staff: StaffMember) -> bool:
     return False
 
 
-async def ask(callback: CallbackQuery, callback_data: MergeCB, staff: StaffMember, state: FSMContext, replies: Replies) -> None:
+async def ask(
+    callback: CallbackQuery, callback_data: MergeCB, staff: StaffMember, state: FSMContext, replies: Replies
+) -> None:
     if not await managers_only(callback, staff):
         return
     await state.set_state(MergeInput.other)
@@ -53,7 +55,9 @@ async def ask(callback: CallbackQuery, callback_data: MergeCB, staff: StaffMembe
     chat_id = callback.message.chat.id if callback.message is not None else callback.from_user.id
     await replies.send(
         chat_id,
-        _("Send the phone number, email or #number of the contact to merge with #{id}, or /cancel.").format(id=callback_data.a),
+        _("Send the phone number, email or #number of the contact to merge with #{id}, or /cancel.").format(
+            id=callback_data.a
+        ),
     )
     await callback.answer()
 
@@ -69,16 +73,31 @@ async def other(
     else:
         found = await store.read(partial(search_contacts, query=text, region=config.leadline.region, limit=3))
     if not found:
-        await replies.send(chat_id, _("No contact found for “{text}”. Try the phone number or #number.").format(text=html.escape(text)))
+        await replies.send(
+            chat_id,
+            _("No contact found for “{text}”. Try the phone number or #number.").format(
+                text=html.escape(text)
+            ),
+        )
         return
     if len(found) > 1:
-        await replies.send(chat_id, _("Several contacts match “{text}”. Send the phone number or #number.").format(text=html.escape(text)))
+        await replies.send(
+            chat_id,
+            _("Several contacts match “{text}”. Send the phone number or #number.").format(
+                text=html.escape(text)
+            ),
+        )
         return
     b = await store.read(partial(live_contact, contact_id=found[0]))
     first = await store.read(partial(contact_summary, contact_id=a))
     second = await store.read(partial(contact_summary, contact_id=b))
     if first is None or second is None:
-        await replies.send(chat_id, _("No contact found for “{text}”. Try the phone number or #number.").format(text=html.escape(text)))
+        await replies.send(
+            chat_id,
+            _("No contact found for “{text}”. Try the phone number or #number.").format(
+                text=html.escape(text)
+            ),
+        )
         return
     if first["id"] == second["id"] or await store.read(partial(live_contact, contact_id=a)) == b:
         await state.clear()
@@ -107,20 +126,27 @@ async def do_merge(
         partial(merge_by_staff, a=callback_data.a, b=callback_data.b, staff_id=staff.id, at=clock())
     )
     undo = InlineKeyboardButton(
-        text=_("↩️ Undo merge with #{id}").format(id=merged), callback_data=MergeCB(act="undo", a=merge_id).pack()
+        text=_("↩️ Undo merge with #{id}").format(id=merged),
+        callback_data=MergeCB(act="undo", a=merge_id).pack(),
     )
     await edit(
         callback,
-        _("🔗 Merged: contact #{merged} is now part of #{survivor}.").format(merged=merged, survivor=survivor),
+        _("🔗 Merged: contact #{merged} is now part of #{survivor}.").format(
+            merged=merged, survivor=survivor
+        ),
         InlineKeyboardMarkup(inline_keyboard=[[undo]]),
     )
     await callback.answer(_("Saved."))
 
 
-async def undo(callback: CallbackQuery, callback_data: MergeCB, staff: StaffMember, store: Store, clock: Clock) -> None:
+async def undo(
+    callback: CallbackQuery, callback_data: MergeCB, staff: StaffMember, store: Store, clock: Clock
+) -> None:
     if not await managers_only(callback, staff):
         return
-    restored = await store.write(partial(undo_merge_by_staff, merge_id=callback_data.a, staff_id=staff.id, at=clock()))
+    restored = await store.write(
+        partial(undo_merge_by_staff, merge_id=callback_data.a, staff_id=staff.id, at=clock())
+    )
     await edit(callback, _("↩️ Merge undone: contact #{id} is separate again.").format(id=restored))
     await callback.answer(_("Saved."))
 

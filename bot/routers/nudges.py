@@ -44,10 +44,14 @@ def outcome_text(acted: Acted, config: Config) -> str:
     texts = {
         "called_back": _("Marked as called back."),
         "retry": _("I will remind you to call again at {time}.").format(time=moment),
-        "unreachable": _("Noted: not reached after {n} tries. The managers will see it.").format(n=acted.tries),
+        "unreachable": _("Noted: not reached after {n} tries. The managers will see it.").format(
+            n=acted.tries
+        ),
         "snoozed": _("I will show it again at {time}.").format(time=moment),
         "done": _("Follow-up done."),
-        "later": _("Follow-up moved to {day}.").format(day=cards.day(acted.remind_at.date() if acted.remind_at else None)),
+        "later": _("Follow-up moved to {day}.").format(
+            day=cards.day(acted.remind_at.date() if acted.remind_at else None)
+        ),
         "lost": _("The lead is marked as lost."),
     }
     return texts.get(acted.outcome, _("Saved."))
@@ -55,7 +59,9 @@ def outcome_text(acted: Acted, config: Config) -> str:
 
 def reasons_keyboard(nudge_id: int) -> InlineKeyboardMarkup:
     choices = [
-        InlineKeyboardButton(text=labels.lost_reason(r), callback_data=NudgeCB(act="lostr", nudge=nudge_id, v=r).pack())
+        InlineKeyboardButton(
+            text=labels.lost_reason(r), callback_data=NudgeCB(act="lostr", nudge=nudge_id, v=r).pack()
+        )
         for r in labels.LOST_REASONS
     ]
     return InlineKeyboardMarkup(inline_keyboard=cards.rows(choices, 2))
@@ -80,18 +86,26 @@ async def on_button(
     rules = NudgeRules.from_config(config)
     actions: dict[str, Callable[[Database], Acted]] = {
         "called": partial(mark_called_back, nudge_id=nudge_id, staff_id=staff.id, at=now),
-        "cant": partial(cant_reach, nudge_id=nudge_id, staff_id=staff.id, chat_id=chat_id, at=now, rules=rules),
+        "cant": partial(
+            cant_reach, nudge_id=nudge_id, staff_id=staff.id, chat_id=chat_id, at=now, rules=rules
+        ),
         "done": partial(follow_up_done, nudge_id=nudge_id, staff_id=staff.id, at=now),
         "lostr": partial(follow_up_lost, nudge_id=nudge_id, staff_id=staff.id, at=now, reason=value),
     }
     if act == "snooze" and value.isdigit():
         until: datetime = rules.remind_at(now, float(value))
-        actions["snooze"] = partial(snooze, nudge_id=nudge_id, staff_id=staff.id, chat_id=chat_id, at=now, until=until)
+        actions["snooze"] = partial(
+            snooze, nudge_id=nudge_id, staff_id=staff.id, chat_id=chat_id, at=now, until=until
+        )
     if act == "later" and value.isdigit():
-        actions["later"] = partial(follow_up_later, nudge_id=nudge_id, staff_id=staff.id, at=now, days=int(value), tz=config.tz)
+        actions["later"] = partial(
+            follow_up_later, nudge_id=nudge_id, staff_id=staff.id, at=now, days=int(value), tz=config.tz
+        )
     action = actions.get(act)
     if action is None:
-        await callback.answer(_("This button is from an old version of the message; open the list again."), show_alert=True)
+        await callback.answer(
+            _("This button is from an old version of the message; open the list again."), show_alert=True
+        )
         return
     acted = await store.write(action)
     text = outcome_text(acted, config)

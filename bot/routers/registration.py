@@ -50,7 +50,9 @@ class CardInput(StatesGroup):
 
 def card_state(state: FSMContext, chat_id: int, message_id: int) -> FSMContext:
     """The draft of one card, shared by everyone in the chat (a card in the team chat is one card)."""
-    key = dataclasses.replace(state.key, chat_id=chat_id, user_id=chat_id, thread_id=None, destiny=f"card:{message_id}")
+    key = dataclasses.replace(
+        state.key, chat_id=chat_id, user_id=chat_id, thread_id=None, destiny=f"card:{message_id}"
+    )
     return FSMContext(storage=state.storage, key=key)
 
 
@@ -61,7 +63,9 @@ async def show(callback: CallbackQuery, text: str, markup: InlineKeyboardMarkup 
             await callback.message.edit_text(text, reply_markup=markup)
 
 
-async def current_card(callback: CallbackQuery, data: CardCB, store: Store, config: Config) -> TouchCard | None:
+async def current_card(
+    callback: CallbackQuery, data: CardCB, store: Store, config: Config
+) -> TouchCard | None:
     """The card as it is now, or None after telling the person why this card cannot be used any more."""
     card = await store.read(partial(touch_card, touch_id=data.t))
     if card is None:
@@ -70,9 +74,9 @@ async def current_card(callback: CallbackQuery, data: CardCB, store: Store, conf
     if card.contact_id != data.c:
         await show(callback, cards.initial_text(card, config.tz), cards.initial_keyboard(card, data.t))
         await callback.answer(
-            _("This contact was merged with contact #{id} since the card was sent. The card now shows the merged contact.").format(
-                id=card.contact_id
-            ),
+            _(
+                "This contact was merged with contact #{id} since the card was sent. The card now shows the merged contact."
+            ).format(id=card.contact_id),
             show_alert=True,
         )
         return None
@@ -81,7 +85,9 @@ async def current_card(callback: CallbackQuery, data: CardCB, store: Store, conf
         await callback.answer(
             _("Already registered by {who}: {what}. Nothing to do here.").format(
                 who=card.registration.staff_name or "—",
-                what=labels.disposition(card.registration.disposition, card.registration.reason, card.registration.temperature),
+                what=labels.disposition(
+                    card.registration.disposition, card.registration.reason, card.registration.temperature
+                ),
             ),
             show_alert=True,
         )
@@ -128,13 +134,20 @@ async def show_form(callback: CallbackQuery, card: TouchCard, draft: CardDraft, 
 
 
 async def lead(
-    callback: CallbackQuery, callback_data: CardCB, staff: StaffMember, store: Store, config: Config, state: FSMContext
+    callback: CallbackQuery,
+    callback_data: CardCB,
+    staff: StaffMember,
+    store: Store,
+    config: Config,
+    state: FSMContext,
 ) -> None:
     card = await current_card(callback, callback_data, store, config)
     if card is None or not isinstance(callback.message, Message) or callback_data.v not in TEMPERATURES:
         return
     touch = card.touch
-    campaign = touch["campaign"] or await store.read(partial(first_touch_campaign, contact_id=card.contact_id))
+    campaign = touch["campaign"] or await store.read(
+        partial(first_touch_campaign, contact_id=card.contact_id)
+    )
     need = touch["message"] if touch["channel"] in ("form", "email", "manual") and touch["message"] else None
     required, _desirable = fields_of(config)
     draft = CardDraft(
@@ -165,7 +178,9 @@ async def not_a_lead(callback: CallbackQuery, callback_data: CardCB, store: Stor
     await callback.answer()
 
 
-async def back(callback: CallbackQuery, callback_data: CardCB, store: Store, config: Config, state: FSMContext) -> None:
+async def back(
+    callback: CallbackQuery, callback_data: CardCB, store: Store, config: Config, state: FSMContext
+) -> None:
     card = await current_card(callback, callback_data, store, config)
     if card is None or not isinstance(callback.message, Message):
         return
@@ -192,7 +207,16 @@ async def why(
         await show(callback, text, cards.spam_keyboard(card, callback_data.t))
         await callback.answer()
         return
-    await finish(callback, callback_data, Draft("not_a_lead", reason=callback_data.v), staff, store, config, clock, state)
+    await finish(
+        callback,
+        callback_data,
+        Draft("not_a_lead", reason=callback_data.v),
+        staff,
+        store,
+        config,
+        clock,
+        state,
+    )
 
 
 async def spam(
@@ -228,18 +252,26 @@ async def form(
         return
     draft = await load_draft(state, callback)
     if draft is None:
-        await show(callback, cards.initial_text(card, config.tz), cards.initial_keyboard(card, callback_data.t))
-        await callback.answer(_("This card's draft was lost (the bot restarted). Please choose again."), show_alert=True)
+        await show(
+            callback, cards.initial_text(card, config.tz), cards.initial_keyboard(card, callback_data.t)
+        )
+        await callback.answer(
+            _("This card's draft was lost (the bot restarted). Please choose again."), show_alert=True
+        )
         return
     chat_id, message_id = callback.message.chat.id, callback.message.message_id
     act, value = callback_data.act, callback_data.v
     required, _desirable = fields_of(config)
     if act == "camp" and not value:
-        await show(callback, callback.message.html_text, cards.campaign_keyboard(draft, await store.read(campaigns)))
+        await show(
+            callback, callback.message.html_text, cards.campaign_keyboard(draft, await store.read(campaigns))
+        )
         await callback.answer()
         return
     if act == "own" and not value:
-        await show(callback, callback.message.html_text, cards.owner_keyboard(draft, await store.read(active_staff)))
+        await show(
+            callback, callback.message.html_text, cards.owner_keyboard(draft, await store.read(active_staff))
+        )
         await callback.answer()
         return
     if act == "fu" and not value:
@@ -254,7 +286,8 @@ async def form(
             await ask_for(state, chat_id, message_id, draft.awaiting)
             await show_form(callback, card, draft, config)
             await callback.answer(
-                _("Fill in first: {fields}.").format(fields=", ".join(labels.field(f) for f in missing)), show_alert=True
+                _("Fill in first: {fields}.").format(fields=", ".join(labels.field(f) for f in missing)),
+                show_alert=True,
             )
             return
         registration = Draft(
@@ -302,7 +335,14 @@ async def finish(
     now = clock()
     try:
         done = await store.write(
-            partial(register_touch, touch_id=callback_data.t, seen_contact=callback_data.c, draft=draft, staff_id=staff.id, at=now)
+            partial(
+                register_touch,
+                touch_id=callback_data.t,
+                seen_contact=callback_data.c,
+                draft=draft,
+                staff_id=staff.id,
+                at=now,
+            )
         )
     except (AlreadyRegistered, ContactMerged):
         await current_card(callback, callback_data, store, config)  # redraws the card and says what happened
@@ -328,14 +368,22 @@ async def finish(
 
 
 async def typed(
-    message: Message, staff: StaffMember, store: Store, config: Config, clock: Clock, state: FSMContext, replies: Replies
+    message: Message,
+    staff: StaffMember,
+    store: Store,
+    config: Config,
+    clock: Clock,
+    state: FSMContext,
+    replies: Replies,
 ) -> None:
     route = await state.get_data()
     chat_id, message_id, field = int(route["chat"]), int(route["card"]), str(route["field"])
     draft = CardDraft.load(await card_state(state, chat_id, message_id).get_data())
     if draft is None:
         await state.clear()
-        await replies.send(message.chat.id, _("The card you were filling in is closed. Open it again from /unregistered."))
+        await replies.send(
+            message.chat.id, _("The card you were filling in is closed. Open it again from /unregistered.")
+        )
         return
     text = (message.text or "").strip()[:MAX_TEXT]
     if field == "amount":
@@ -361,7 +409,10 @@ async def typed(
     if card is None:
         return
     await replies.edit(
-        chat_id, message_id, cards.form_text(card, draft, config.tz, required, desirable), cards.form_keyboard(draft, required, desirable)
+        chat_id,
+        message_id,
+        cards.form_text(card, draft, config.tz, required, desirable),
+        cards.form_keyboard(draft, required, desirable),
     )
 
 
@@ -373,6 +424,8 @@ def make_router() -> Router:
     router.callback_query.register(back, CardCB.filter(F.act == "back"))
     router.callback_query.register(why, CardCB.filter(F.act == "why"))
     router.callback_query.register(spam, CardCB.filter(F.act == "spam"))
-    router.callback_query.register(form, CardCB.filter(F.act.in_({"form", "edit", "camp", "own", "fu", "temp", "save"})))
+    router.callback_query.register(
+        form, CardCB.filter(F.act.in_({"form", "edit", "camp", "own", "fu", "temp", "save"}))
+    )
     router.message.register(typed, CardInput.value, F.text, ~F.text.startswith("/"))
     return router

@@ -103,7 +103,9 @@ class Mailbox:
             if source.security == "starttls":
                 assert context is not None
                 await mailbox._starttls(context, host)
-            response = await mailbox._call(client.login(source.username or "", source.secret_value("password")))
+            response = await mailbox._call(
+                client.login(source.username or "", source.secret_value("password"))
+            )
             if response.result != "OK":
                 raise MailboxError(f"login refused: {_last_line(response)}")
             response = await mailbox._call(client.select(imap_utf7(source.mailbox)))
@@ -266,7 +268,9 @@ async def run_poller(capture: Capture, source: SourceConfig) -> None:
         mailbox: Mailbox | None = None
         try:
             mailbox = await Mailbox.open(source)
-            log.info("IMAP mailbox open", extra={"fields": {"source": source.name, "mailbox": source.mailbox}})
+            log.info(
+                "IMAP mailbox open", extra={"fields": {"source": source.name, "mailbox": source.mailbox}}
+            )
             delay = first_delay
             while True:
                 await poll_once(mailbox, capture, source)
@@ -276,7 +280,13 @@ async def run_poller(capture: Capture, source: SourceConfig) -> None:
         except Exception as exc:
             log.warning(
                 "IMAP polling failed; retrying",
-                extra={"fields": {"source": source.name, "error": f"{type(exc).__name__}: {exc}", "retry_in_s": delay}},
+                extra={
+                    "fields": {
+                        "source": source.name,
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "retry_in_s": delay,
+                    }
+                },
             )
         finally:
             if mailbox is not None:

@@ -35,8 +35,13 @@ class SendGrid:
 
     def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
         if raw.content_type != "multipart/form-data":
-            raise BadRequest(f"expected multipart/form-data from Inbound Parse, got {raw.content_type or 'none'}")
-        parts = {name: (data, declared) for name, data, declared in multipart_parts(raw.body, raw.headers["Content-Type"])}
+            raise BadRequest(
+                f"expected multipart/form-data from Inbound Parse, got {raw.content_type or 'none'}"
+            )
+        parts = {
+            name: (data, declared)
+            for name, data, declared in multipart_parts(raw.body, raw.headers["Content-Type"])
+        }
         charsets = _charsets(parts)
 
         def field(name: str) -> str | None:
@@ -47,7 +52,9 @@ class SendGrid:
 
         envelope = _json_object(field("envelope"), "envelope")
         to_list = envelope.get("to")
-        to_address = ", ".join(str(t) for t in to_list) if isinstance(to_list, list) and to_list else field("to")
+        to_address = (
+            ", ".join(str(t) for t in to_list) if isinstance(to_list, list) and to_list else field("to")
+        )
         envelope_from = envelope.get("from") if isinstance(envelope.get("from"), str) else None
         if "email" in parts:
             mail = parse_message(parts["email"][0], to_address=to_address, envelope_from=envelope_from)

@@ -113,7 +113,9 @@ class _Handler:
         try:
             outcome = await self.capture.ingest(raw, self.source, verify=False)
         except Exception:
-            log.exception("journal write failed; the sender will retry", extra={"fields": {"source": self.source.name}})
+            log.exception(
+                "journal write failed; the sender will retry", extra={"fields": {"source": self.source.name}}
+            )
             return "451 4.3.0 Cannot store the message right now; try again later"
         log.info(
             "mail received",
@@ -141,7 +143,8 @@ async def background(capture: Capture, source: SourceConfig) -> AsyncIterator[No
     sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
     if not source.addresses:
         log.warning(
-            "SMTP source has no addresses: every recipient will be refused", extra={"fields": {"source": source.name}}
+            "SMTP source has no addresses: every recipient will be refused",
+            extra={"fields": {"source": source.name}},
         )
 
     def session() -> SMTP:

@@ -83,7 +83,9 @@ class Twilio:
         if not call_sid:
             raise BadRequest("no CallSid: this is not a Twilio voice request")
         if path in VOICE_PATHS:
-            return ParseResult(events=[_voice(call_sid, params, path, raw, source)], reply=_forward(raw, source))
+            return ParseResult(
+                events=[_voice(call_sid, params, path, raw, source)], reply=_forward(raw, source)
+            )
         if path == "/dial-action":
             return ParseResult(events=[_dial_action(call_sid, params, path, raw, source)], reply=_twiml())
         if path == "/status":
@@ -125,7 +127,9 @@ def _direction(params: MultiDict[str]) -> CallDirection:
     return "out" if params.get("Direction", "inbound").startswith("outbound") else "in"
 
 
-def _base(call_sid: str, params: MultiDict[str], key: str, raw: RawRequest, source: SourceConfig) -> CallEvent:
+def _base(
+    call_sid: str, params: MultiDict[str], key: str, raw: RawRequest, source: SourceConfig
+) -> CallEvent:
     direction = _direction(params)
     return CallEvent(
         call_id=call_sid,
@@ -141,7 +145,9 @@ def _base(call_sid: str, params: MultiDict[str], key: str, raw: RawRequest, sour
     )
 
 
-def _voice(call_sid: str, params: MultiDict[str], path: str, raw: RawRequest, source: SourceConfig) -> CallEvent:
+def _voice(
+    call_sid: str, params: MultiDict[str], path: str, raw: RawRequest, source: SourceConfig
+) -> CallEvent:
     status = params.get("CallStatus", "ringing")
     return _base(call_sid, params, f"{status}:{path or '/voice'}", raw, source)
 
@@ -166,7 +172,9 @@ def _dial_action(
     )
 
 
-def _status(call_sid: str, params: MultiDict[str], path: str, raw: RawRequest, source: SourceConfig) -> CallEvent:
+def _status(
+    call_sid: str, params: MultiDict[str], path: str, raw: RawRequest, source: SourceConfig
+) -> CallEvent:
     status = params.get("CallStatus", "").strip()
     if not status:
         raise BadRequest("status callback without CallStatus")
@@ -187,8 +195,13 @@ def _status(call_sid: str, params: MultiDict[str], path: str, raw: RawRequest, s
         )
     if status not in PROGRESS:
         raise BadRequest(f"unknown CallStatus {status!r}")
-    return replace(event, status=PROGRESS[status], seq=seq, recording=recording,
-                    answered=True if PROGRESS[status] == "answered" else None)
+    return replace(
+        event,
+        status=PROGRESS[status],
+        seq=seq,
+        recording=recording,
+        answered=True if PROGRESS[status] == "answered" else None,
+    )
 
 
 def _seconds(params: MultiDict[str], name: str) -> int | None:

@@ -54,7 +54,9 @@ class BotEnv:
         telegram = {"token": self.tg.token, "api_url": self.tg.api_url, **overrides.pop("telegram", {})}
         return build_config(self.tmp_path, telegram=telegram, **overrides)
 
-    async def start(self, config: Config | None = None, clock: Callable[[], datetime] = now_utc, **overrides: Any) -> Running:
+    async def start(
+        self, config: Config | None = None, clock: Callable[[], datetime] = now_utc, **overrides: Any
+    ) -> Running:
         self.srv = await self.start_server(config or self.config(**overrides), clock=clock)
         await self.tg.wait_long_poll()
         return self.srv
@@ -75,7 +77,9 @@ class BotEnv:
         """Wait until everything queued (for ``chat_id``, or for anyone) has left the outbox."""
         srv = self.srv
         assert srv is not None
-        where = "status IN ('pending', 'sending')" + ("" if chat_id is None else f" AND chat_id = {int(chat_id)}")
+        where = "status IN ('pending', 'sending')" + (
+            "" if chat_id is None else f" AND chat_id = {int(chat_id)}"
+        )
         await eventually(lambda: not srv.scalar(f"SELECT COUNT(*) FROM outbox WHERE {where}"), seconds=30)
 
     async def says(self, user: int, text: str, *, language: str | None = "ru") -> CallRecord:

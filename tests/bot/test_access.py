@@ -33,9 +33,17 @@ async def test_a_stranger_is_refused_and_approved_by_the_owner(bot_env: BotEnv) 
         ANNA, ask.result["message_id"]
     )
     assert tg.buttons(ANNA, ask.result["message_id"]) == []
-    [member] = srv.rows("SELECT name, role, active, approved_by, from_config FROM staff WHERE telegram_id = 999")
+    [member] = srv.rows(
+        "SELECT name, role, active, approved_by, from_config FROM staff WHERE telegram_id = 999"
+    )
     anna_id = srv.scalar("SELECT id FROM staff WHERE telegram_id = ?", [ANNA])
-    assert member == {"name": "User 999", "role": "staff", "active": 1, "approved_by": anna_id, "from_config": 0}
+    assert member == {
+        "name": "User 999",
+        "role": "staff",
+        "active": 1,
+        "approved_by": anna_id,
+        "from_config": 0,
+    }
     [decided] = srv.rows("SELECT decision, decided_by FROM access_requests")
     assert decided == {"decision": "staff", "decided_by": anna_id}
 
@@ -63,7 +71,9 @@ async def test_a_refused_stranger_stays_refused_and_owners_are_not_asked_again(b
     await bot_env.types(STRANGER, "please", language="en")
     await bot_env.types(STRANGER, "please!", language="en")
     assert len(tg.sent("sendMessage", chat_id=ANNA)) == 1  # no second request to the owner
-    assert srv.scalar("SELECT COUNT(*) FROM outbox WHERE chat_id = 999") == 2  # at most once an hour, no flood
+    assert (
+        srv.scalar("SELECT COUNT(*) FROM outbox WHERE chat_id = 999") == 2
+    )  # at most once an hour, no flood
 
 
 async def test_the_bot_stays_silent_in_group_chats_other_than_the_team_chat(bot_env: BotEnv) -> None:
@@ -89,7 +99,9 @@ async def test_with_two_owners_the_second_answer_is_told_who_decided_first(bot_e
     ask_boris = await tg.wait_for("sendMessage", chat_id=BORIS)
     [request] = srv.rows("SELECT id FROM access_requests")
     await bot_env.types(BORIS, "/help", language="en")  # Boris's app speaks English
-    await bot_env.press(ANNA, ask_anna.result["message_id"], AccessCB(decision="manager", req=request["id"]).pack())
+    await bot_env.press(
+        ANNA, ask_anna.result["message_id"], AccessCB(decision="manager", req=request["id"]).pack()
+    )
     answer = await bot_env.press(
         BORIS, ask_boris.result["message_id"], AccessCB(decision="refused", req=request["id"]).pack()
     )

@@ -19,7 +19,9 @@ async def test_a_wrong_phone_an_unknown_command_and_plain_chatter(bot_env: BotEn
     assert "Nothing found for “Nobody”" in nothing.params["text"]
     bare = await bot_env.says(ANNA, "/find", language="en")
     assert "Type /find and a phone number" in bare.params["text"]
-    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0 and srv.scalar("SELECT COUNT(*) FROM contacts") == 0
+    assert (
+        srv.scalar("SELECT COUNT(*) FROM touches") == 0 and srv.scalar("SELECT COUNT(*) FROM contacts") == 0
+    )
 
 
 async def test_an_old_card_for_a_contact_someone_else_registered(bot_env: BotEnv) -> None:
@@ -32,9 +34,15 @@ async def test_an_old_card_for_a_contact_someone_else_registered(bot_env: BotEnv
     boris_card = await bot_env.says(BORIS, "89162223344", language="en")
 
     await bot_env.press(BORIS, boris_card.result["message_id"], CardCB(act="nal", t=t, c=c).pack())
-    await bot_env.press(BORIS, boris_card.result["message_id"], CardCB(act="why", t=t, c=c, v="existing_client").pack())
-    answer = await bot_env.press(ANNA, anna_card.result["message_id"], CardCB(act="lead", t=t, c=c, v="hot").pack())
-    assert answer["show_alert"] and "Already registered by Boris: not a lead (existing client)" in answer["text"]
+    await bot_env.press(
+        BORIS, boris_card.result["message_id"], CardCB(act="why", t=t, c=c, v="existing_client").pack()
+    )
+    answer = await bot_env.press(
+        ANNA, anna_card.result["message_id"], CardCB(act="lead", t=t, c=c, v="hot").pack()
+    )
+    assert (
+        answer["show_alert"] and "Already registered by Boris: not a lead (existing client)" in answer["text"]
+    )
     assert "Registered by Boris" in bot_env.text(ANNA, anna_card.result["message_id"])
     assert tg.buttons(ANNA, anna_card.result["message_id"]) == []
     assert srv.scalar("SELECT COUNT(*) FROM registrations") == 1
@@ -95,7 +103,9 @@ async def test_merge_and_undo_by_a_manager(bot_env: BotEnv) -> None:
     await bot_env.press(ANNA, found.result["message_id"], MergeCB(act="ask", a=first["id"]).pack())
     question = await bot_env.says(ANNA, "petr@example.com", language="en")
     assert "Merge these two contacts?" in question.params["text"]
-    await bot_env.press(ANNA, question.result["message_id"], MergeCB(act="do", a=first["id"], b=second["id"]).pack())
+    await bot_env.press(
+        ANNA, question.result["message_id"], MergeCB(act="do", a=first["id"], b=second["id"]).pack()
+    )
     assert srv.scalar("SELECT merged_into FROM contacts WHERE id = ?", [second["id"]]) == first["id"]
     [merge] = srv.rows("SELECT id, reason, staff_id FROM merges")
     anna = srv.scalar("SELECT id FROM staff WHERE telegram_id = ?", [ANNA])
@@ -111,7 +121,9 @@ async def test_merge_and_undo_by_a_manager(bot_env: BotEnv) -> None:
     # Boris (staff) has no merge button on the contact card
     found = await bot_env.says(BORIS, "/find +79165550001", language="en")
     assert all("Merge" not in b["text"] for b in tg.buttons(BORIS, found.result["message_id"]))
-    assert any(b["callback_data"].startswith("o:touch:") for b in tg.buttons(BORIS, found.result["message_id"]))
+    assert any(
+        b["callback_data"].startswith("o:touch:") for b in tg.buttons(BORIS, found.result["message_id"])
+    )
 
 
 async def test_an_unexpected_failure_is_answered_and_the_bot_goes_on(bot_env: BotEnv) -> None:
@@ -123,7 +135,9 @@ async def test_an_unexpected_failure_is_answered_and_the_bot_goes_on(bot_env: Bo
     t, c = touch["id"], touch["contact_id"]
     await bot_env.press(ANNA, card.result["message_id"], CardCB(act="lead", t=t, c=c, v="hot").pack())
     # a button no version of the bot ever drew (garbage in the value): the handler fails inside
-    update = tg.user_presses_button(ANNA, card.result["message_id"], f"t:camp:{t}:{c}:not-a-number", strict=False)
+    update = tg.user_presses_button(
+        ANNA, card.result["message_id"], f"t:camp:{t}:{c}:not-a-number", strict=False
+    )
     await tg.wait_until_confirmed(update)
     [answer] = [a for a in tg.callback_answers.values() if "went wrong" in a.get("text", "")]
     assert answer["text"] == "Something went wrong on our side, and nothing was saved. Please try again."

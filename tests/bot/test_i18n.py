@@ -44,7 +44,11 @@ def test_every_text_in_the_code_is_translated_in_both_catalogues(tmp_path: Path)
         assert set(have) - wanted == set(), f"{locale}: texts no longer in the code"
         for msgid, message in have.items():
             assert not message.fuzzy, (locale, msgid)
-            forms = [str(f) for f in message.string] if isinstance(message.string, (tuple, list)) else [str(message.string or "")]
+            forms = (
+                [str(f) for f in message.string]
+                if isinstance(message.string, (tuple, list))
+                else [str(message.string or "")]
+            )
             assert all(forms), f"{locale}: no translation for {msgid!r}"
             source = msgid if isinstance(msgid, str) else msgid[0]
             for form in forms:

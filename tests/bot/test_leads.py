@@ -19,7 +19,13 @@ async def a_lead(env: BotEnv, owner_telegram_id: int = ANNA) -> int:
 
     def write(db: Database) -> int:
         done = register(
-            db, touch["contact_id"], "lead", at=now_utc(), staff_id=owner, temperature="warm", touch_id=touch["id"]
+            db,
+            touch["contact_id"],
+            "lead",
+            at=now_utc(),
+            staff_id=owner,
+            temperature="warm",
+            touch_id=touch["id"],
         )
         assert done.lead_id is not None
         return done.lead_id
@@ -65,10 +71,23 @@ async def test_a_lead_moves_through_every_stage(bot_env: BotEnv) -> None:
     await type_answer("250 000")
 
     stages = [r["new"] for r in srv.rows("SELECT new FROM lead_changes WHERE field = 'stage' ORDER BY id")]
-    assert stages == ["new", "qualified", "returned", "qualified", "accepted", "lost", "new", "qualified", "accepted", "won"]
+    assert stages == [
+        "new",
+        "qualified",
+        "returned",
+        "qualified",
+        "accepted",
+        "lost",
+        "new",
+        "qualified",
+        "accepted",
+        "won",
+    ]
     anna = srv.scalar("SELECT id FROM staff WHERE telegram_id = ?", [ANNA])
     assert {r["staff_id"] for r in srv.rows("SELECT staff_id FROM lead_changes")} == {anna}
-    [lead] = srv.rows("SELECT stage, temperature, won_amount, returned_reason, lost_reason, follow_up_on FROM leads")
+    [lead] = srv.rows(
+        "SELECT stage, temperature, won_amount, returned_reason, lost_reason, follow_up_on FROM leads"
+    )
     assert lead["stage"] == "won" and lead["temperature"] == "hot" and lead["won_amount"] == 250000
     assert lead["returned_reason"] == "No budget this quarter" and lead["follow_up_on"] is not None
     shown = bot_env.text(ANNA, card_id)
@@ -84,7 +103,9 @@ async def test_staff_cannot_change_someone_elses_lead_and_a_stale_button_says_wh
     found = await bot_env.says(BORIS, "/find Maria", language="en")
     await bot_env.press(BORIS, found.result["message_id"], OpenCB(kind="lead", id=lead_id).pack())
     card = await tg.wait_for("sendMessage", chat_id=BORIS, count=2)
-    answer = await bot_env.press(BORIS, card.result["message_id"], LeadCB(act="stage", lead=lead_id, v="qualified").pack())
+    answer = await bot_env.press(
+        BORIS, card.result["message_id"], LeadCB(act="stage", lead=lead_id, v="qualified").pack()
+    )
     assert "belongs to Anna" in answer["text"] and answer["show_alert"]
     assert srv.scalar("SELECT stage FROM leads") == "new"
 
@@ -92,13 +113,22 @@ async def test_staff_cannot_change_someone_elses_lead_and_a_stale_button_says_wh
     await bot_env.types(ANNA, "/help", language="en")
     first = await bot_env.says(ANNA, "/leads", language="en")
     await bot_env.press(ANNA, first.result["message_id"], OpenCB(kind="lead", id=lead_id).pack())
-    old = await tg.wait_for(lambda r: r.method == "sendMessage" and r.ok and r.params["chat_id"] == ANNA and "📇" in r.params["text"])
+    old = await tg.wait_for(
+        lambda r: (
+            r.method == "sendMessage" and r.ok and r.params["chat_id"] == ANNA and "📇" in r.params["text"]
+        )
+    )
     await bot_env.press(ANNA, first.result["message_id"], OpenCB(kind="lead", id=lead_id).pack())
     new = await tg.wait_for(
-        lambda r: r.method == "sendMessage" and r.ok and r.params["chat_id"] == ANNA and "📇" in r.params["text"], count=2
+        lambda r: (
+            r.method == "sendMessage" and r.ok and r.params["chat_id"] == ANNA and "📇" in r.params["text"]
+        ),
+        count=2,
     )
     await bot_env.press(ANNA, new.result["message_id"], LeadCB(act="stage", lead=lead_id, v="lost").pack())
     await bot_env.press(ANNA, new.result["message_id"], LeadCB(act="lost", lead=lead_id, v="price").pack())
-    answer = await bot_env.press(ANNA, old.result["message_id"], LeadCB(act="stage", lead=lead_id, v="qualified").pack())
+    answer = await bot_env.press(
+        ANNA, old.result["message_id"], LeadCB(act="stage", lead=lead_id, v="qualified").pack()
+    )
     assert "cannot become “qualified”" in answer["text"] and answer["show_alert"]
     assert srv.scalar("SELECT stage FROM leads") == "lost"

@@ -17,14 +17,19 @@ async def test_lists_are_paged_and_staff_see_their_own(bot_env: BotEnv) -> None:
         await post_form(srv, name=f"Client {i}", phone=f"+7 916 000-10-{i:02d}")
     start = int(time.time()) + 2  # the newest touches, on the first page
     # Anna (ext 101) missed a call, Boris (ext 102) answered another
-    for entry, caller, answered, ext in (("m1", "79160002001", False, "101"), ("m2", "79160002002", True, "102")):
+    for entry, caller, answered, ext in (
+        ("m1", "79160002001", False, "101"),
+        ("m2", "79160002002", True, "102"),
+    ):
         body = signed_mango(summary(entry, caller, start=start, answered=answered, extension=ext))
         assert (await post_mango(srv, "/events/summary", body)).status == 200
 
     listing = await bot_env.says(ANNA, "/unregistered", language="en")
     text = listing.result["text"]
     assert "Waiting for registration — 8 in all, page 1 of 2" in text and text.count("\n") == 6
-    await bot_env.press(ANNA, listing.result["message_id"], PageCB(kind="unreg", page=1, everyone=True).pack())
+    await bot_env.press(
+        ANNA, listing.result["message_id"], PageCB(kind="unreg", page=1, everyone=True).pack()
+    )
     second = bot_env.text(ANNA, listing.result["message_id"])
     assert "page 2 of 2" in second and "6." in second and "8." in second and "Client 0" in second
 
@@ -50,10 +55,19 @@ async def test_webhook_mode_takes_updates_with_the_secret_token_only(bot_env: Bo
     assert tg.webhook["secret_token"] == "s3cret-Token_1"
     assert "getUpdates" not in [r.method for r in tg.records]
 
-    forged = {"update_id": 1, "message": {"message_id": 1, "date": 0, "chat": {"id": ANNA, "type": "private"},
-                                          "from": {"id": ANNA, "is_bot": False, "first_name": "A"}, "text": "/help"}}
-    resp = await srv.session.post(f"{srv.url}/telegram/webhook", json=forged,
-                                  headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"})
+    forged = {
+        "update_id": 1,
+        "message": {
+            "message_id": 1,
+            "date": 0,
+            "chat": {"id": ANNA, "type": "private"},
+            "from": {"id": ANNA, "is_bot": False, "first_name": "A"},
+            "text": "/help",
+        },
+    }
+    resp = await srv.session.post(
+        f"{srv.url}/telegram/webhook", json=forged, headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}
+    )
     assert resp.status == 401
     assert srv.scalar("SELECT COUNT(*) FROM outbox") == 0
 

@@ -28,9 +28,9 @@ async def test_called_back_and_a_lost_follow_up_from_the_nudge_buttons(bot_env: 
     await bot_env.types(BORIS, "/help", language="en")
     answer = await bot_env.press(BORIS, nudge_message.result["message_id"], f"n:called:{nudge['id']}:")
     assert answer["text"] == "Marked as called back."
-    assert srv.rows("SELECT outcome, closed_at IS NOT NULL AS closed FROM nudges WHERE id = ?", [nudge["id"]]) == [
-        {"outcome": "called_back", "closed": 1}
-    ]
+    assert srv.rows(
+        "SELECT outcome, closed_at IS NOT NULL AS closed FROM nudges WHERE id = ?", [nudge["id"]]
+    ) == [{"outcome": "called_back", "closed": 1}]
     again = await bot_env.press(BORIS, nudge_message.result["message_id"], f"n:called:{nudge['id']}:")
     assert again["text"] == "Someone has already taken care of this."
 

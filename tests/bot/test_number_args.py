@@ -29,7 +29,9 @@ def test_cost_amounts_as_owners_write_them(typed, amount, item):
     assert (args.campaign, args.amount, args.item) == ("brand_msk", amount, item)
 
 
-@pytest.mark.parametrize("typed", ["brand_msk 2026-11 " + "9" * 400, "brand_msk 2026-11 0", "brand_msk 2026-11 -5"])
+@pytest.mark.parametrize(
+    "typed", ["brand_msk 2026-11 " + "9" * 400, "brand_msk 2026-11 0", "brand_msk 2026-11 -5"]
+)
 def test_absurd_cost_amounts_are_refused(typed):
     with pytest.raises(ArgumentError) as caught:
         parse_cost(typed, CAMPAIGNS)

@@ -124,8 +124,10 @@ async def test_without_a_token_messages_go_to_the_log_with_numbers_masked(
         lambda db: enqueue(
             db,
             111,
-            {"text": "Missed call from +7 916 123-45-67 (ivan@example.com)", "reply_markup": {
-                "inline_keyboard": [[{"text": "Call +79161234567", "callback_data": "x"}]]}},
+            {
+                "text": "Missed call from +7 916 123-45-67 (ivan@example.com)",
+                "reply_markup": {"inline_keyboard": [[{"text": "Call +79161234567", "callback_data": "x"}]]},
+            },
             at=now_utc(),
         )
     )
@@ -136,4 +138,8 @@ async def test_without_a_token_messages_go_to_the_log_with_numbers_masked(
     fields = record.fields  # type: ignore[attr-defined]
     line = json.dumps(fields, ensure_ascii=False)
     assert "9161234567" not in line and "916 123-45-67" not in line and "ivan@example.com" not in line
-    assert fields["chat_id"] == 111 and "+79*******67" in fields["text"] and fields["buttons"] == ["Call +79*******67"]
+    assert (
+        fields["chat_id"] == 111
+        and "+79*******67" in fields["text"]
+        and fields["buttons"] == ["Call +79*******67"]
+    )

@@ -25,7 +25,9 @@ def the_touch(srv: Running, where: str = "1 = 1") -> dict[str, Any]:
 async def test_registration_by_buttons_from_a_card(bot_env: BotEnv) -> None:
     tg = bot_env.tg
     srv = await bot_env.start()
-    await post_form(srv, name="Ivan Petrov", phone="+7 916 123-45-67", message="A quote for a kitchen, please")
+    await post_form(
+        srv, name="Ivan Petrov", phone="+7 916 123-45-67", message="A quote for a kitchen, please"
+    )
     touch = the_touch(srv)
 
     listing = await bot_env.says(ANNA, "/unregistered", language="en")
@@ -45,9 +47,21 @@ async def test_registration_by_buttons_from_a_card(bot_env: BotEnv) -> None:
 
     anna = srv.scalar("SELECT id FROM staff WHERE telegram_id = ?", [ANNA])
     [registration] = srv.rows("SELECT contact_id, touch_id, disposition, staff_id, origin FROM registrations")
-    assert registration == {"contact_id": c, "touch_id": t, "disposition": "lead", "staff_id": anna, "origin": "bot"}
+    assert registration == {
+        "contact_id": c,
+        "touch_id": t,
+        "disposition": "lead",
+        "staff_id": anna,
+        "origin": "bot",
+    }
     [lead] = srv.rows("SELECT temperature, stage, owner_id, need, campaign FROM leads")
-    assert lead == {"temperature": "hot", "stage": "new", "owner_id": anna, "need": "A quote for a kitchen, please", "campaign": None}
+    assert lead == {
+        "temperature": "hot",
+        "stage": "new",
+        "owner_id": anna,
+        "need": "A quote for a kitchen, please",
+        "campaign": None,
+    }
     shown = bot_env.text(ANNA, card_id)
     assert "Registered by Anna" in shown and "Lead #" in shown
     listing = await bot_env.says(ANNA, "/unregistered", language="en")
@@ -57,7 +71,9 @@ async def test_registration_by_buttons_from_a_card(bot_env: BotEnv) -> None:
 async def test_typing_a_number_lands_on_the_contact_a_mango_call_created(bot_env: BotEnv) -> None:
     tg = bot_env.tg
     srv = await bot_env.start(sources=[*BASE["sources"], MANGO_SOURCE])
-    call = summary("entry-typed-1", "79161234567", start=int(time.time()) - 600, answered=True, dct="74950000055")
+    call = summary(
+        "entry-typed-1", "79161234567", start=int(time.time()) - 600, answered=True, dct="74950000055"
+    )
     resp = await post_mango(srv, "/events/summary", signed_mango(call))
     assert resp.status == 200
     touch = the_touch(srv)
@@ -86,7 +102,11 @@ async def test_typing_a_number_lands_on_the_contact_a_mango_call_created(bot_env
     [registration] = srv.rows("SELECT contact_id, touch_id FROM registrations")
     assert registration == {"contact_id": c, "touch_id": t}
     [lead] = srv.rows("SELECT temperature, need, campaign, follow_up_on FROM leads")
-    assert lead["temperature"] == "warm" and lead["need"] == "Kitchen renovation" and lead["campaign"] == "brand_msk"
+    assert (
+        lead["temperature"] == "warm"
+        and lead["need"] == "Kitchen renovation"
+        and lead["campaign"] == "brand_msk"
+    )
     assert lead["follow_up_on"] is not None
     assert srv.scalar("SELECT COUNT(*) FROM contacts") == 1  # no second contact for the typed number
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 1  # and no manual touch
@@ -97,14 +117,19 @@ async def test_a_number_never_seen_becomes_a_manual_touch_and_is_registered(bot_
     card = await bot_env.says(ANNA, "+7 (903) 555-12-34", language="en")
     touch = the_touch(srv)
     assert (touch["channel"], touch["source"]) == ("manual", "telegram")
-    assert srv.scalar("SELECT value FROM identifiers WHERE contact_id = ?", [touch["contact_id"]]) == "+79035551234"
+    assert (
+        srv.scalar("SELECT value FROM identifiers WHERE contact_id = ?", [touch["contact_id"]])
+        == "+79035551234"
+    )
     assert "Entered by hand" in card.result["text"]
     # a re-delivered chat message is the same touch
     await bot_env.press(
         ANNA, card.result["message_id"], CardCB(act="nal", t=touch["id"], c=touch["contact_id"]).pack()
     )
     await bot_env.press(
-        ANNA, card.result["message_id"], CardCB(act="why", t=touch["id"], c=touch["contact_id"], v="partner").pack()
+        ANNA,
+        card.result["message_id"],
+        CardCB(act="why", t=touch["id"], c=touch["contact_id"], v="partner").pack(),
     )
     [registration] = srv.rows("SELECT disposition, reason FROM registrations")
     assert registration == {"disposition": "not_a_lead", "reason": "partner"}
@@ -126,7 +151,11 @@ async def test_a_shared_contact_and_a_forwarded_message_start_the_same_flow(bot_
     await tg.wait_until_confirmed(update)
     card = await tg.wait_for("sendMessage", chat_id=ANNA, count=3)
     [manual] = srv.rows("SELECT name, message, channel FROM touches WHERE source = 'telegram'")
-    assert manual == {"name": "Pavel", "message": "Hi, call me back at 8-926-000-11-22 about windows", "channel": "manual"}
+    assert manual == {
+        "name": "Pavel",
+        "message": "Hi, call me back at 8-926-000-11-22 about windows",
+        "channel": "manual",
+    }
     assert "about windows" in card.result["text"]
 
 

@@ -83,10 +83,15 @@ async def test_messages_in_the_mailbox_become_touches_once(dovecot, start_server
     srv = await start_server(imap_config(tmp_path, dovecot))
     await until(lambda: all(seen(dovecot, uid) for uid in uids), "both messages marked seen")
     rows = srv.rows("SELECT * FROM touches ORDER BY id")
-    assert [r["external_id"] for r in rows] == [f"email:{s.expected['external_id']}" for s in (HTML_ONLY, CYRILLIC)]
+    assert [r["external_id"] for r in rows] == [
+        f"email:{s.expected['external_id']}" for s in (HTML_ONLY, CYRILLIC)
+    ]
     for row, s in zip(rows, (HTML_ONLY, CYRILLIC), strict=True):
         assert row["name"] == s.expected["name"]
-        assert identifiers(srv, row["contact_id"]) == {"phone": s.expected["phone"], "email": s.expected["email"]}
+        assert identifiers(srv, row["contact_id"]) == {
+            "phone": s.expected["phone"],
+            "email": s.expected["email"],
+        }
         assert row["campaign"] == "vk_ads"
     assert json.loads(rows[0]["payload"])["subject"] == HTML_ONLY.expected["subject"]
 
@@ -118,7 +123,9 @@ def letter(n: int) -> bytes:
     return message.as_bytes()
 
 
-async def test_a_letter_opened_in_a_mail_client_before_the_poll_is_still_captured(dovecot, start_server, tmp_path):
+async def test_a_letter_opened_in_a_mail_client_before_the_poll_is_still_captured(
+    dovecot, start_server, tmp_path
+):
     history = await asyncio.to_thread(partial(dovecot.deliver, letter(1), read=True))
     unread = await asyncio.to_thread(dovecot.deliver, letter(2))
     srv = await start_server(imap_config(tmp_path, dovecot))
@@ -189,7 +196,9 @@ async def test_tls_and_starttls_connections(dovecot, start_server, tmp_path, mon
     assert "secured" in dovecot.log() or "TLS" in dovecot.log()
 
 
-async def test_wrong_password_keeps_the_process_up_and_fetches_nothing(dovecot, start_server, tmp_path, caplog):
+async def test_wrong_password_keeps_the_process_up_and_fetches_nothing(
+    dovecot, start_server, tmp_path, caplog
+):
     caplog.set_level(logging.INFO, logger="leadline.imap")
     await asyncio.to_thread(dovecot.deliver, CYRILLIC.body)
     srv = await start_server(imap_config(tmp_path, dovecot, password="wrong"))

@@ -21,7 +21,9 @@ from tests.samples import Sample, by_provider, sample
 
 MAILGUN_KEY = sample("mailgun_route_forward.txt").secrets["webhook_signing_key"]
 #: Mailgun signed the samples on 2024-03-05; the server's clock is set a minute later.
-SIGNED_AT = datetime.fromtimestamp(int(dict(parse_qsl(sample("mailgun_route_forward.txt").body.decode()))["timestamp"]), UTC)
+SIGNED_AT = datetime.fromtimestamp(
+    int(dict(parse_qsl(sample("mailgun_route_forward.txt").body.decode()))["timestamp"]), UTC
+)
 SAMPLE_CLOCK = SIGNED_AT + timedelta(minutes=1)
 
 SOURCES: dict[str, dict[str, Any]] = {
@@ -165,12 +167,20 @@ async def test_mailgun_raw_mime_mode_reads_the_message_in_its_own_charset(start_
     stamp = str(int(SAMPLE_CLOCK.timestamp()))
     token = "m" * 50
     signature = hmac.new(MAILGUN_KEY.encode(), (stamp + token).encode(), hashlib.sha256).hexdigest()
-    parts = {"timestamp": stamp, "token": token, "signature": signature, "recipient": "leads@inbound.example.com",
-             "sender": "petr@example.com", "body-mime": message}
+    parts = {
+        "timestamp": stamp,
+        "token": token,
+        "signature": signature,
+        "recipient": "leads@inbound.example.com",
+        "sender": "petr@example.com",
+        "body-mime": message,
+    }
     body, content_type = build_multipart(parts)
     body = body.replace(message.encode("utf-8"), message.encode("koi8-r"))
     srv = await start_server(mail_config(tmp_path), clock=lambda: SAMPLE_CLOCK)
-    resp = await srv.session.post(f"{srv.url}/hooks/mailgun/mime", data=body, headers={"Content-Type": content_type})
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/mailgun/mime", data=body, headers={"Content-Type": content_type}
+    )
     assert resp.status == 200, await resp.text()
     touch = touch_of(srv)
     assert (touch["name"], touch["message"]) == ("Петр", "Перезвоните мне: 8 916 000-00-44")
@@ -236,7 +246,9 @@ async def test_sendgrid_and_postmark_refuse_wrong_credentials(start_server, tmp_
     assert (await post(srv, sendgrid, token="sg-tokeN")).status == 401
     assert (await post(srv, postmark, password="pasS")).status == 401
     assert (await post(srv, postmark, user="usr")).status == 401
-    resp = await srv.session.post(f"{srv.url}/hooks/postmark/inbound", data=postmark.body, headers=postmark.headers)
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/postmark/inbound", data=postmark.body, headers=postmark.headers
+    )
     assert resp.status == 401
     assert "basic auth" in await resp.text()
     assert srv.rows("SELECT COUNT(*) AS n FROM touches")[0]["n"] == 0

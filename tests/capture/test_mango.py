@@ -32,8 +32,16 @@ def signed_mango(payload: dict[str, Any], key: str = KEY, salt: str = SALT) -> b
     return urlencode({"vpbx_api_key": key, "sign": sign, "json": text}).encode()
 
 
-def summary(entry_id: str, caller: str | None, *, start: int, answered: bool, direction: int = 1,
-            extension: str = "101", dct: str | None = None) -> dict[str, Any]:
+def summary(
+    entry_id: str,
+    caller: str | None,
+    *,
+    start: int,
+    answered: bool,
+    direction: int = 1,
+    extension: str = "101",
+    dct: str | None = None,
+) -> dict[str, Any]:
     """A Mango events/summary payload: inbound from ``caller``, or outbound to it (direction 2)."""
     outside = {"number": caller} if caller is not None else {}
     ours = {"extension": extension, "number": f"sip:user{extension}@example.mangosip.ru"}
@@ -60,7 +68,9 @@ async def post_mango(srv: Running, path: str, body: bytes) -> Any:
 
 
 async def post_sample(srv: Running, s: Sample, body: bytes | None = None) -> Any:
-    return await srv.session.post(f"{srv.url}{s.path}", data=s.body if body is None else body, headers=s.headers)
+    return await srv.session.post(
+        f"{srv.url}{s.path}", data=s.body if body is None else body, headers=s.headers
+    )
 
 
 def touch_of(srv: Running, external_id: str) -> dict[str, Any]:
@@ -73,7 +83,9 @@ def phone_of(srv: Running, contact_id: int | None) -> str | None:
     return None if value is None else str(value)
 
 
-async def test_every_mango_sample_yields_its_expected_fields(start_server: StartServer, tmp_path: Path) -> None:
+async def test_every_mango_sample_yields_its_expected_fields(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     srv = await start_server(mango_config(tmp_path))
     before: dict[str, Any] | None = None
     for s in MANGO:
@@ -92,7 +104,9 @@ async def test_every_mango_sample_yields_its_expected_fields(start_server: Start
         elif status in ("answered", "missed"):
             final = int(s.entry["event"] == "/events/summary")
             assert (touch["call_status"], touch["answered"], touch["call_final"]) == (
-                status, int(status == "answered"), final
+                status,
+                int(status == "answered"),
+                final,
             )
         else:
             assert touch["call_status"] == status, s.file
@@ -112,7 +126,10 @@ async def test_every_mango_sample_yields_its_expected_fields(start_server: Start
     # Two calls, each one touch: the answered one (four call events, summary, recording) and the missed one.
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 2
     answered = touch_of(srv, sample("mango_events_summary_answered.txt").expected["external_id"])
-    assert (answered["extension"], answered["staff_id"]) == ("101", srv.scalar("SELECT id FROM staff WHERE name = 'Anna'"))
+    assert (answered["extension"], answered["staff_id"]) == (
+        "101",
+        srv.scalar("SELECT id FROM staff WHERE name = 'Anna'"),
+    )
     assert answered["last_seq"] == 4
     assert srv.scalar("SELECT COUNT(*) FROM journal WHERE status = 'processed'") == len(MANGO)
 
@@ -123,7 +140,9 @@ def _json_field(s: Sample) -> str:
     return parse_qs(s.body.decode())["json"][0]
 
 
-async def test_each_mango_sample_with_one_byte_changed_is_refused(start_server: StartServer, tmp_path: Path) -> None:
+async def test_each_mango_sample_with_one_byte_changed_is_refused(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     srv = await start_server(mango_config(tmp_path))
     for s in MANGO:
         resp = await post_sample(srv, s, flip_byte(s.body))
@@ -166,21 +185,30 @@ async def test_the_duplicate_missed_summary_is_a_no_op(start_server: StartServer
     [touch] = srv.rows("SELECT * FROM touches")
     assert (touch["call_status"], touch["answered"], touch["called_back_at"]) == ("missed", 0, None)
     assert srv.scalar("SELECT COUNT(*) FROM call_events") == 1
-    assert [r["touches_created"] for r in srv.rows("SELECT touches_created FROM journal ORDER BY id")] == [1, 0]
+    assert [r["touches_created"] for r in srv.rows("SELECT touches_created FROM journal ORDER BY id")] == [
+        1,
+        0,
+    ]
 
 
 async def test_the_summary_settles_a_call_whose_events_came_first_and_a_late_event_cannot_undo_it(
     start_server: StartServer, tmp_path: Path
 ) -> None:
     srv = await start_server(mango_config(tmp_path))
-    for file in ("mango_events_call_appeared.txt", "mango_events_call_connected.txt",
-                 "mango_events_summary_answered.txt", "mango_events_call_disconnected.txt"):
+    for file in (
+        "mango_events_call_appeared.txt",
+        "mango_events_call_connected.txt",
+        "mango_events_summary_answered.txt",
+        "mango_events_call_disconnected.txt",
+    ):
         assert (await post_sample(srv, sample(file))).status == 200
     [touch] = srv.rows("SELECT * FROM touches")
     assert (touch["call_status"], touch["call_final"], touch["duration_s"]) == ("answered", 1, 87)
 
 
-async def test_a_recording_that_overtakes_its_call_is_kept_for_the_call(start_server: StartServer, tmp_path: Path) -> None:
+async def test_a_recording_that_overtakes_its_call_is_kept_for_the_call(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     srv = await start_server(mango_config(tmp_path))
     assert (await post_sample(srv, sample("mango_events_recording_completed.txt"))).status == 200
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
@@ -188,8 +216,10 @@ async def test_a_recording_that_overtakes_its_call_is_kept_for_the_call(start_se
     for file in ("mango_events_call_appeared.txt", "mango_events_summary_answered.txt"):
         assert (await post_sample(srv, sample(file))).status == 200
     [touch] = srv.rows("SELECT recording, call_status FROM touches")
-    assert touch == {"recording": sample("mango_events_recording_completed.txt").expected["recording_id"],
-                     "call_status": "answered"}
+    assert touch == {
+        "recording": sample("mango_events_recording_completed.txt").expected["recording_id"],
+        "call_status": "answered",
+    }
     assert srv.scalar("SELECT COUNT(*) FROM pending_recordings") == 0
 
 
@@ -210,7 +240,9 @@ async def test_dtmf_and_command_results_are_accepted_without_a_touch_and_unknown
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
 
 
-async def test_a_hidden_caller_makes_a_touch_without_a_contact(start_server: StartServer, tmp_path: Path) -> None:
+async def test_a_hidden_caller_makes_a_touch_without_a_contact(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     srv = await start_server(mango_config(tmp_path))
     for entry_id, caller in (("E-sip", "sip:guest@example.mangosip.ru"), ("E-empty", ""), ("E-absent", None)):
         body = signed_mango(summary(entry_id, caller, start=1_770_000_000, answered=False))
@@ -234,7 +266,9 @@ async def test_an_internal_call_is_not_a_touch(start_server: StartServer, tmp_pa
 async def test_a_blocked_caller_is_kept_and_flagged(start_server: StartServer, tmp_path: Path) -> None:
     srv = await start_server(mango_config(tmp_path))
     db = srv.db()
-    db.execute("INSERT INTO blocklist (kind, value, at) VALUES ('phone', '+79161234567', '2026-01-01T00:00:00+00:00')")
+    db.execute(
+        "INSERT INTO blocklist (kind, value, at) VALUES ('phone', '+79161234567', '2026-01-01T00:00:00+00:00')"
+    )
     db.close()
     body = signed_mango(summary("E-spam", "8 916 123-45-67", start=1_770_000_000, answered=False))
     assert (await post_mango(srv, "/events/summary", body)).status == 200

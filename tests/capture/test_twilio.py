@@ -25,14 +25,17 @@ def twilio_config(tmp_path: Path) -> Any:
 
 
 async def post(srv: Running, s: Sample, body: bytes | None = None) -> Any:
-    return await srv.session.post(f"{srv.url}{s.path}", data=s.body if body is None else body, headers=s.headers)
+    return await srv.session.post(
+        f"{srv.url}{s.path}", data=s.body if body is None else body, headers=s.headers
+    )
 
 
 async def post_signed(srv: Running, tail: str, params: dict[str, str]) -> Any:
     """A request signed as Twilio signs it: the public URL plus the sorted parameters."""
     signature = RequestValidator(TOKEN).compute_signature(f"{PUBLIC_URL}/hooks/twilio{tail}", params)
     return await srv.session.post(
-        f"{srv.url}/hooks/twilio{tail}", data=urlencode(params).encode(),
+        f"{srv.url}/hooks/twilio{tail}",
+        data=urlencode(params).encode(),
         headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
     )
 
@@ -54,7 +57,9 @@ def dial_of(twiml: str) -> ET.Element:
     return dial
 
 
-async def test_every_twilio_sample_yields_its_expected_fields(start_server: StartServer, tmp_path: Path) -> None:
+async def test_every_twilio_sample_yields_its_expected_fields(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     srv = await start_server(twilio_config(tmp_path))
     for s in TWILIO:
         resp = await post(srv, s)
@@ -76,13 +81,19 @@ async def test_every_twilio_sample_yields_its_expected_fields(start_server: Star
     # dial action (nobody picked up the forwarded leg) corrects the parent's "completed".
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 2
     first = the_touch(srv, "CA00000000000000000000000000000001")
-    assert (first["direction"], first["tracking_number"], first["call_status"]) == ("in", "+12025550100", "missed")
+    assert (first["direction"], first["tracking_number"], first["call_status"]) == (
+        "in",
+        "+12025550100",
+        "missed",
+    )
     assert first["recording"].endswith("/Recordings/RE00000000000000000000000000000001")
     outbound = the_touch(srv, "CA00000000000000000000000000000002")
     assert (outbound["direction"], phone_of(srv, outbound["contact_id"])) == ("out", "+12025550145")
 
 
-async def test_the_voice_webhook_answers_twiml_that_dials_forward_to(start_server: StartServer, tmp_path: Path) -> None:
+async def test_the_voice_webhook_answers_twiml_that_dials_forward_to(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     srv = await start_server(twilio_config(tmp_path))
     resp = await post(srv, sample("twilio_voice_incoming.txt"))
     assert resp.status == 200
@@ -95,7 +106,9 @@ async def test_the_voice_webhook_answers_twiml_that_dials_forward_to(start_serve
     assert (row["call_status"], row["call_final"]) == ("ringing", 0)
 
 
-async def test_the_dial_action_is_answered_with_empty_twiml(start_server: StartServer, tmp_path: Path) -> None:
+async def test_the_dial_action_is_answered_with_empty_twiml(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     srv = await start_server(twilio_config(tmp_path))
     resp = await post(srv, sample("twilio_dial_action_no_answer.txt"))
     assert (resp.status, resp.content_type) == (200, "text/xml")
@@ -103,7 +116,9 @@ async def test_the_dial_action_is_answered_with_empty_twiml(start_server: StartS
     assert (root.tag, list(root)) == ("Response", [])
 
 
-async def test_the_dial_action_wins_whichever_arrives_first(start_server: StartServer, tmp_path: Path) -> None:
+async def test_the_dial_action_wins_whichever_arrives_first(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     srv = await start_server(twilio_config(tmp_path))
     for file in ("twilio_dial_action_no_answer.txt", "twilio_status_callback_completed.txt"):
         assert (await post(srv, sample(file))).status == 200
@@ -112,11 +127,19 @@ async def test_the_dial_action_wins_whichever_arrives_first(start_server: StartS
     assert row["recording"] is not None  # the status callback still brings the recording
 
 
-async def test_a_forwarded_call_that_was_picked_up_is_answered(start_server: StartServer, tmp_path: Path) -> None:
+async def test_a_forwarded_call_that_was_picked_up_is_answered(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     srv = await start_server(twilio_config(tmp_path))
-    params = {"CallSid": "CA0000000000000000000000000000000A", "From": "+79161234567", "To": "+74950000055",
-              "Direction": "inbound", "CallStatus": "in-progress", "DialCallStatus": "completed",
-              "DialCallDuration": "65"}
+    params = {
+        "CallSid": "CA0000000000000000000000000000000A",
+        "From": "+79161234567",
+        "To": "+74950000055",
+        "Direction": "inbound",
+        "CallStatus": "in-progress",
+        "DialCallStatus": "completed",
+        "DialCallDuration": "65",
+    }
     assert (await post_signed(srv, "/dial-action", params)).status == 200
     row = the_touch(srv, params["CallSid"])
     assert (row["call_status"], row["talk_s"], row["campaign"]) == ("answered", 65, "brand_msk")
@@ -124,20 +147,29 @@ async def test_a_forwarded_call_that_was_picked_up_is_answered(start_server: Sta
 
 async def test_a_twilio_client_caller_is_hidden(start_server: StartServer, tmp_path: Path) -> None:
     srv = await start_server(twilio_config(tmp_path))
-    params = {"CallSid": "CA0000000000000000000000000000000B", "From": "client:alice", "To": "+12025550100",
-              "Direction": "inbound", "CallStatus": "ringing"}
+    params = {
+        "CallSid": "CA0000000000000000000000000000000B",
+        "From": "client:alice",
+        "To": "+12025550100",
+        "Direction": "inbound",
+        "CallStatus": "ringing",
+    }
     assert (await post_signed(srv, "/voice", params)).status == 200
     row = the_touch(srv, params["CallSid"])
     assert (row["hidden_caller"], row["contact_id"], row["phone_raw"]) == (1, None, "client:alice")
 
 
-async def test_each_twilio_sample_with_one_byte_changed_is_refused(start_server: StartServer, tmp_path: Path) -> None:
+async def test_each_twilio_sample_with_one_byte_changed_is_refused(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     srv = await start_server(twilio_config(tmp_path))
     for s in TWILIO:
         resp = await post(srv, s, flip_byte(s.body))
         assert resp.status == 401, s.file
         assert "X-Twilio-Signature" in await resp.text()
-    assert srv.rows("SELECT DISTINCT status, http_status FROM journal") == [{"status": "rejected", "http_status": 401}]
+    assert srv.rows("SELECT DISTINCT status, http_status FROM journal") == [
+        {"status": "rejected", "http_status": 401}
+    ]
     assert srv.scalar("SELECT COUNT(*) FROM journal") == len(TWILIO)
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
 
@@ -145,7 +177,9 @@ async def test_each_twilio_sample_with_one_byte_changed_is_refused(start_server:
 async def test_the_signature_covers_the_query_string(start_server: StartServer, tmp_path: Path) -> None:
     srv = await start_server(twilio_config(tmp_path))
     s = sample("twilio_status_callback_completed.txt")
-    resp = await srv.session.post(f"{srv.url}{s.path.replace('src=main', 'src=other')}", data=s.body, headers=s.headers)
+    resp = await srv.session.post(
+        f"{srv.url}{s.path.replace('src=main', 'src=other')}", data=s.body, headers=s.headers
+    )
     assert resp.status == 401
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
 

@@ -131,5 +131,7 @@ async def test_a_token_only_source_refuses_a_request_signed_with_an_empty_key(st
     resp = await srv.session.post(f"{srv.url}{CURRENT.path}", data=CURRENT.body, headers=headers)
     assert resp.status == 401
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
-    resp = await srv.session.post(f"{srv.url}{CURRENT.path}?token={TOKEN}", data=CURRENT.body, headers=headers)
+    resp = await srv.session.post(
+        f"{srv.url}{CURRENT.path}?token={TOKEN}", data=CURRENT.body, headers=headers
+    )
     assert resp.status == 200

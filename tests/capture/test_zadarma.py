@@ -28,8 +28,9 @@ def zadarma_config(tmp_path: Path) -> Any:
 
 async def post(srv: Running, s: Sample, body: bytes | None = None) -> Any:
     method = s.entry["method"]
-    return await srv.session.request(method, f"{srv.url}{s.path}", data=s.body if body is None else body,
-                                     headers=s.headers)
+    return await srv.session.request(
+        method, f"{srv.url}{s.path}", data=s.body if body is None else body, headers=s.headers
+    )
 
 
 def touches(srv: Running, external_id: str) -> list[dict[str, Any]]:
@@ -41,7 +42,9 @@ def phone_of(srv: Running, contact_id: int | None) -> str | None:
     return None if value is None else str(value)
 
 
-async def test_every_zadarma_sample_yields_its_expected_fields(start_server: StartServer, tmp_path: Path) -> None:
+async def test_every_zadarma_sample_yields_its_expected_fields(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     srv = await start_server(zadarma_config(tmp_path), clock=Clock(SAMPLE_DAY))
     previous: dict[str, dict[str, Any]] = {}
     for s in ZADARMA:
@@ -66,7 +69,9 @@ async def test_every_zadarma_sample_yields_its_expected_fields(start_server: Sta
         if status in ("answered", "missed", "busy"):
             answered = status == "answered"
             assert (row["call_status"], row["answered"], row["call_final"]) == (
-                "answered" if answered else "missed", int(answered), int(s.entry["event"].endswith("END"))
+                "answered" if answered else "missed",
+                int(answered),
+                int(s.entry["event"].endswith("END")),
             )
         elif status == "ringing_extension":
             assert (row["call_status"], row["extension"]) == ("ringing", expected["extension"])
@@ -88,7 +93,10 @@ async def test_every_zadarma_sample_yields_its_expected_fields(start_server: Sta
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 3
     [answered] = touches(srv, sample("zadarma_notify_end_answered.txt").expected["external_id"])
     assert answered["occurred_at"] == iso(datetime(2024, 3, 5, 14, 22, 7, tzinfo=UTC))  # 17:22:07 Moscow
-    assert (answered["extension"], answered["staff_id"]) == ("101", srv.scalar("SELECT id FROM staff WHERE name='Anna'"))
+    assert (answered["extension"], answered["staff_id"]) == (
+        "101",
+        srv.scalar("SELECT id FROM staff WHERE name='Anna'"),
+    )
 
 
 def _signed_value_at(s: Sample) -> int:
@@ -97,14 +105,18 @@ def _signed_value_at(s: Sample) -> int:
     return s.body.index(field) + len(field) + 3
 
 
-async def test_each_signed_zadarma_sample_with_one_byte_changed_is_refused(start_server: StartServer, tmp_path: Path) -> None:
+async def test_each_signed_zadarma_sample_with_one_byte_changed_is_refused(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     srv = await start_server(zadarma_config(tmp_path))
     signed = [s for s in ZADARMA if s.entry.get("signature")]
     for s in signed:
         resp = await post(srv, s, flip_byte(s.body, _signed_value_at(s)))
         assert resp.status == 401, s.file
         assert "Signature does not match" in await resp.text()
-    assert srv.rows("SELECT DISTINCT status, http_status FROM journal") == [{"status": "rejected", "http_status": 401}]
+    assert srv.rows("SELECT DISTINCT status, http_status FROM journal") == [
+        {"status": "rejected", "http_status": 401}
+    ]
     assert srv.scalar("SELECT COUNT(*) FROM journal") == len(signed)
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
 
@@ -112,8 +124,9 @@ async def test_each_signed_zadarma_sample_with_one_byte_changed_is_refused(start
 async def test_a_missing_signature_is_refused(start_server: StartServer, tmp_path: Path) -> None:
     srv = await start_server(zadarma_config(tmp_path))
     s = sample("zadarma_notify_start.txt")
-    resp = await srv.session.post(f"{srv.url}{s.path}", data=s.body,
-                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    resp = await srv.session.post(
+        f"{srv.url}{s.path}", data=s.body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert resp.status == 401
     assert "missing Signature" in await resp.text()
 
@@ -127,7 +140,9 @@ async def test_the_duplicate_notify_end_is_a_no_op(start_server: StartServer, tm
     assert [r["status"] for r in srv.rows("SELECT status FROM journal")] == ["processed", "processed"]
 
 
-async def test_the_url_check_is_echoed_verbatim_by_get_and_by_post(start_server: StartServer, tmp_path: Path) -> None:
+async def test_the_url_check_is_echoed_verbatim_by_get_and_by_post(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     srv = await start_server(zadarma_config(tmp_path))
     echo = sample("zadarma_echo_verification.txt")
     resp = await srv.session.get(f"{srv.url}{echo.path}")
@@ -138,7 +153,9 @@ async def test_the_url_check_is_echoed_verbatim_by_get_and_by_post(start_server:
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
 
 
-async def test_notify_internal_only_names_the_extension_of_the_inbound_call(start_server: StartServer, tmp_path: Path) -> None:
+async def test_notify_internal_only_names_the_extension_of_the_inbound_call(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     srv = await start_server(zadarma_config(tmp_path))
     start, internal = sample("zadarma_notify_start.txt"), sample("zadarma_notify_internal.txt")
     assert (await post(srv, start)).status == 200
@@ -147,10 +164,16 @@ async def test_notify_internal_only_names_the_extension_of_the_inbound_call(star
     after = touches(srv, internal.expected["external_id"])
     assert len(before) == len(after) == 1
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 1
-    assert (before[0]["extension"], after[0]["extension"], after[0]["call_status"]) == (None, "101", "ringing")
+    assert (before[0]["extension"], after[0]["extension"], after[0]["call_status"]) == (
+        None,
+        "101",
+        "ringing",
+    )
 
 
-async def test_an_outbound_call_is_a_touch_on_the_number_dialled(start_server: StartServer, tmp_path: Path) -> None:
+async def test_an_outbound_call_is_a_touch_on_the_number_dialled(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     srv = await start_server(zadarma_config(tmp_path))
     for file in ("zadarma_notify_out_start.txt", "zadarma_notify_out_end.txt"):
         assert (await post(srv, sample(file))).status == 200
@@ -159,12 +182,17 @@ async def test_an_outbound_call_is_a_touch_on_the_number_dialled(start_server: S
     assert row["tracking_number"] is None
 
 
-async def test_an_event_leadline_does_not_read_is_journalled_with_a_note(start_server: StartServer, tmp_path: Path) -> None:
+async def test_an_event_leadline_does_not_read_is_journalled_with_a_note(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     srv = await start_server(zadarma_config(tmp_path))
     body = urlencode({"event": "NOTIFY_SMS", "caller_id": "79161234567", "text": "hi"}).encode()
     secret_sig = base64.b64encode(hmac.new(SECRET.encode(), b"x", hashlib.sha1).hexdigest().encode()).decode()
-    resp = await srv.session.post(f"{srv.url}/hooks/zadarma", data=body,
-                                  headers={"Content-Type": "application/x-www-form-urlencoded", "Signature": secret_sig})
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/zadarma",
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Signature": secret_sig},
+    )
     assert resp.status == 200
     assert "NOTIFY_SMS" in srv.scalar("SELECT note FROM journal")
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 0

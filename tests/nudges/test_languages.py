@@ -134,5 +134,7 @@ def test_a_language_without_a_catalogue_falls_back_to_the_office_language() -> N
 
 
 def test_a_source_alert_for_a_language_without_a_catalogue_is_in_the_office_language() -> None:
-    payload = render_source_alert("uk", "failing", {"source": "site", "count": 3, "reason": "401"}, office_language="ru")
+    payload = render_source_alert(
+        "uk", "failing", {"source": "site", "count": 3, "reason": "401"}, office_language="ru"
+    )
     assert "последние 3 запроса отклонены" in payload["text"]
