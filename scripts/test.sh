@@ -4,12 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use: a real IMAP server for the IMAP poller's tests.
-if ! command -v dovecot >/dev/null 2>&1; then
+# Debian packages the tests use: a real IMAP server for the IMAP poller's tests, and systemd-analyze
+# to verify the unit under deploy/.
+missing=()
+command -v dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "dovecot-imapd is missing: install it (sudo apt-get install dovecot-imapd) and run again" >&2
+    echo "missing: ${missing[*]}: install them (sudo apt-get install ${missing[*]}) and run again" >&2
     exit 1
   fi
 fi
