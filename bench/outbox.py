@@ -27,6 +27,7 @@ from sqlite_utils import Database  # noqa: E402
 
 from bot.outbox import BotTransport, OutboxSender  # noqa: E402
 from bot.ratelimit import Limits  # noqa: E402
+from leadline.config import TelegramSection  # noqa: E402
 from storage.db import Store, now_utc  # noqa: E402
 from storage.outbox import enqueue  # noqa: E402
 from tests.fake_telegram import FakeTelegram  # noqa: E402
@@ -55,7 +56,7 @@ async def run(messages: int, chats: int) -> None:
                 print(f"\r  sent {done}/{messages}", end="", file=sys.stderr, flush=True)
             elapsed = time.monotonic() - started
             print(file=sys.stderr)
-            await sender.stop()
+            await sender.stop(TelegramSection().stop_wait_seconds)
             await bot.session.close()
             refused = sum(1 for r in tg.attempts("sendMessage") if r.status == 429)
             per_chat = tg.max_rate_per_chat()

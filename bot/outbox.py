@@ -1,15 +1,22 @@
 """The outbox sender: the one place that delivers queued rows to Telegram, or to the log without a token.
 
-Delivery guarantees, chosen because Telegram has no idempotency key:
+Delivery is at least once, because Telegram has no idempotency key and a lost message is worse than
+a repeated one. A row is marked ``sending`` in a committed write before the Bot API is called and
+``sent`` once Telegram confirms it; a confirmed row is never sent again. Everything unconfirmed is
+sent again:
 
-* Across restarts, at most once. A row is marked ``sending`` in a committed write before the Bot API
-  is called; a row a previous process left ``sending`` may already be in the chat, so start-up marks
-  it ``failed`` (with the reason) instead of sending it again. A clean shutdown waits for the sends in
-  flight, so only a crash leaves such rows.
-* Within a running process, at least once. A 429 (Telegram refused the call), a 5xx or a proxy's
-  error page (the call never reached the Bot API) is retried later, and so is a network error, so
-  an outage delays messages and loses none. A timeout after Telegram had accepted the message can
-  then deliver it twice; that rare duplicate is the price of not losing messages in every outage.
+* Within a running process, a 429 (Telegram refused the call), a 5xx or a proxy's error page (the
+  call never reached the Bot API) and a network error or timeout are retried later, so an outage
+  delays messages and loses none.
+* A stop waits for the sends in flight (``[telegram] stop_wait_seconds``), and every Bot API call
+  times out sooner (``request_timeout_seconds``, on the bot's session), so each send in flight is
+  answered or times out and is settled before the process exits; one still unsettled when the wait
+  runs out is cancelled and put back to ``pending``.
+* A row a previous process left ``sending`` (a crash) is put back to ``pending`` at start-up and
+  sent again, its attempt counted.
+
+So a message can reach a chat twice only when Telegram accepted it and its answer never came back
+(a timeout, a dropped connection, a crash or a stop mid-call).
 
 Rate limits are kept locally (:mod:`bot.ratelimit`), one chat's messages go out in order, and one
 chat never has two messages in flight.
@@ -129,10 +136,13 @@ def build_method(row: OutboxRow) -> TelegramMethod[Any]:
 
 @dataclass
 class BotTransport:
-    """Delivers through aiogram, and sorts its exceptions into retry, back off or give up."""
+    """Delivers through aiogram, and sorts its exceptions into retry, back off or give up.
+
+    A call times out after the bot session's ``timeout`` (``[telegram] request_timeout_seconds``),
+    which is shorter than a stop's wait for the sends in flight.
+    """
 
     bot: Bot
-    request_timeout: int = 30
 
     async def deliver(self, row: OutboxRow) -> Attempt:
         try:
@@ -140,7 +150,7 @@ class BotTransport:
         except ValueError as exc:
             return Failed(str(exc))
         try:
-            result = await self.bot(method, request_timeout=self.request_timeout)
+            result = await self.bot(method)
         except TelegramRetryAfter as exc:
             return RetryAfter(float(exc.retry_after), exc.message)
         except TelegramMigrateToChat as exc:
@@ -221,7 +231,8 @@ class OutboxSender:
         self.backoff_max_s = backoff_max_s
         self.monotonic = monotonic
         self.sent = 0
-        self.recovered: list[int] = []
+        #: Rows the last run left ``sending``, put back to ``pending`` at start-up.
+        self.requeued: list[int] = []
         self._backoff_s = 0.0
         self._backoff_until = 0.0
         self._wake = asyncio.Event()
@@ -238,28 +249,43 @@ class OutboxSender:
         """Something was queued: look now rather than at the next poll."""
         self._wake.set()
 
-    async def stop(self, grace_s: float = 10.0) -> None:
-        """Stop taking rows, let the sends in flight finish (up to ``grace_s``), then return."""
+    async def stop(self, wait_s: float) -> None:
+        """Stop taking rows and let the sends in flight settle, for up to ``wait_s``.
+
+        A send still unsettled then is cancelled and its row put back to ``pending``: Telegram never
+        confirmed it, so the next start sends it again.
+        """
         self._stopping = True
         self._wake.set()
         if self._task is not None:
             await self._task
-        if self._inflight:
-            _, pending = await asyncio.wait(self._inflight, timeout=grace_s)
-            for task in pending:  # left 'sending': the next start marks them failed, never resends
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+        if not self._inflight:
+            return
+        _, pending = await asyncio.wait(self._inflight, timeout=wait_s)
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending)
+        try:
+            ids = await self.store.write(partial(rows.requeue_unconfirmed, reason=rows.CANCELLED_AT_STOP))
+        except Exception:
+            log.exception("could not put back the outbox rows whose sends were cancelled at shutdown")
+            return
+        log.warning(
+            "outbox sends unanswered at shutdown were cancelled; they go again at the next start",
+            extra={"fields": {"rows": ids, "wait_s": wait_s}},
+        )
 
     async def _run(self) -> None:
         try:
-            self.recovered = await self.store.write(rows.recover_interrupted)
+            self.requeued = await self.store.write(partial(rows.requeue_unconfirmed, reason=rows.INTERRUPTED))
         except Exception:
-            log.exception("could not check the outbox for rows interrupted by the last shutdown")
-        if self.recovered:
+            log.exception("could not check the outbox for rows interrupted by the last run")
+        if self.requeued:
             log.warning(
-                "outbox rows interrupted by the last shutdown were not resent",
-                extra={"fields": {"rows": self.recovered}},
+                "outbox rows interrupted mid-send by the last run are sent again",
+                extra={"fields": {"rows": self.requeued}},
             )
         failures = 0
         while not self._stopping:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeDefault
 from aiogram.utils.i18n import gettext as _
@@ -57,8 +57,12 @@ COMMANDS = ("start", "unregistered", "missed", "leads", "find", "report", "plan"
 
 
 def make_bot(config: Config) -> Bot:
+    """The bot, whose calls time out before a stop stops waiting for the outbox's sends in flight."""
     api = config.telegram.api_url
-    session = AiohttpSession(api=TelegramAPIServer.from_base(api)) if api else AiohttpSession()
+    session = AiohttpSession(
+        api=TelegramAPIServer.from_base(api) if api else PRODUCTION,
+        timeout=config.telegram.request_timeout_seconds,
+    )
     return Bot(
         config.telegram.token.get_secret_value(),
         session=session,
@@ -204,7 +208,7 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.OUTBOX] = sender
         sender.start()
         yield
-        await sender.stop()
+        await sender.stop(config.telegram.stop_wait_seconds)
         return
     bot = make_bot(config)
     sender = OutboxSender(store, clock, BotTransport(bot))
@@ -220,5 +224,5 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await runner.stop()
-        await sender.stop()
+        await sender.stop(config.telegram.stop_wait_seconds)
         await bot.session.close()

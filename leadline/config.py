@@ -161,6 +161,22 @@ class TelegramSection(Strict):
     team_chat: int = 0
     webhook_url: str = ""
     webhook_secret: OptionalSecret = SecretStr("")
+    #: aiogram's timeout for each Bot API call (set on the bot's session). Shorter than
+    #: ``stop_wait_seconds``, so every send in flight at a stop is answered or times out in time.
+    request_timeout_seconds: float = Field(10.0, gt=0)
+    #: How long a stop waits for the sends in flight. After up to 60 s for HTTP requests (aiohttp's
+    #: shutdown timeout) and before up to 10 s for the last writes: 85 s within systemd's
+    #: ``TimeoutStopSec=90`` (README).
+    stop_wait_seconds: float = Field(15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> TelegramSection:
+        if self.request_timeout_seconds >= self.stop_wait_seconds:
+            raise ValueError(
+                "request_timeout_seconds must be shorter than stop_wait_seconds, or a stop cuts off"
+                " sends Telegram may still be answering"
+            )
+        return self
 
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

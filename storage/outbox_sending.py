@@ -1,10 +1,11 @@
 """The outbox row's life after ``enqueue``: claimed, then sent, retried or failed, each in its own write.
 
-A row is marked ``sending`` in a committed write *before* Telegram is called. Telegram has no
-idempotency key, so after a crash a ``sending`` row may or may not have reached the chat; start-up
-turns such rows into ``failed`` with a reason rather than sending them again (at most once across
-restarts). While the process runs, a failure Telegram reports (429, 5xx, a proxy's error page) or a
-network error puts the row back to ``pending`` with a later ``not_before``.
+A row is marked ``sending`` in a committed write *before* Telegram is called, and ``sent`` only once
+Telegram confirmed it. A row still ``sending`` when its process stopped (a crash, or a send cancelled at
+a stop) was never confirmed, so it goes back to ``pending`` and is sent again (at least once across
+restarts): it can only already be in the chat if Telegram accepted it and its answer never came back.
+While the process runs, a failure Telegram reports (429, 5xx, a proxy's error page) or a network error
+puts the row back to ``pending`` with a later ``not_before``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from sqlite_utils import Database
 
 from storage.db import iso
 
-INTERRUPTED = "interrupted while sending (delivery unknown); not resent, to avoid sending it twice"
+#: ``last_error`` of a row found ``sending`` at start-up: its process ended mid-send (a crash).
+INTERRUPTED = "interrupted while sending (delivery unconfirmed); sent again"
+#: ``last_error`` of a row whose send was still unanswered when a stop's wait ran out.
+CANCELLED_AT_STOP = "send cancelled at shutdown (delivery unconfirmed); sent again at the next start"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +86,13 @@ def move_chat(db: Database, row_id: int, old_chat: int, new_chat: int) -> None:
     db.execute("UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND status = 'pending'", [new_chat, old_chat])
 
 
-def recover_interrupted(db: Database) -> list[int]:
-    """Rows a previous process left ``sending``: failed with the reason, never sent again."""
+def requeue_unconfirmed(db: Database, reason: str) -> list[int]:
+    """Rows left ``sending`` (Telegram never confirmed them) back to ``pending``, due at once, with the
+    reason; their attempt was counted when they were claimed. Returns their ids."""
     ids = [int(r[0]) for r in db.execute("SELECT id FROM outbox WHERE status = 'sending' ORDER BY id")]
     if ids:
         db.execute(
-            "UPDATE outbox SET status = 'failed', last_error = ? WHERE status = 'sending'", [INTERRUPTED]
+            "UPDATE outbox SET status = 'pending', last_error = ? WHERE status = 'sending'", [reason[:500]]
         )
     return ids
 

@@ -5,17 +5,23 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
 from sqlite_utils import Database
 
-from storage.db import now_utc
+from bot.outbox import BotTransport, OutboxSender
+from leadline.config import ConfigError
+from storage.db import Store, connect, now_utc
 from storage.outbox import enqueue
-from storage.outbox_sending import INTERRUPTED
+from storage.outbox_sending import CANCELLED_AT_STOP
 from tests.bot.conftest import BotEnv, eventually
 from tests.conftest import StartServer, build_config
+from tests.fake_telegram import FakeTelegram
 
 
 def queue_messages(texts: list[tuple[int, str]]) -> Callable[[Database], list[int]]:
@@ -50,16 +56,21 @@ async def test_429_and_502_for_a_while_then_every_message_arrives_once(bot_env: 
         assert mine == [text for c, text in texts if c == chat]
 
 
-async def test_a_restart_in_the_middle_of_a_batch_sends_nothing_twice(bot_env: BotEnv) -> None:
+async def test_a_restart_in_the_middle_of_a_batch_sends_again_only_what_telegram_never_confirmed(
+    bot_env: BotEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="leadline.outbox")
     tg = bot_env.tg
     config = bot_env.config()
     srv = await bot_env.start(config)
-    # A row a crashed process left 'sending': it may be in the chat already, so it must never go again.
-    await bot_env.write(
-        lambda db: db.execute(
-            "INSERT INTO outbox (chat_id, payload, status, created_at, not_before, attempts)"
-            " VALUES (6999, '{\"text\": \"maybe sent\"}', 'sending', '2026-01-01T00:00:00+00:00',"
-            " '2026-01-01T00:00:00+00:00', 1)"
+    # A row a crashed process left 'sending': Telegram never confirmed it, so it must go again.
+    crashed = await bot_env.write(
+        lambda db: (
+            db.execute(
+                "INSERT INTO outbox (chat_id, payload, status, created_at, not_before, attempts)"
+                " VALUES (6999, '{\"text\": \"maybe sent\"}', 'sending', '2026-01-01T00:00:00+00:00',"
+                " '2026-01-01T00:00:00+00:00', 1)"
+            ).lastrowid
         )
     )
     texts = [(8000 + i, f"batch {i}") for i in range(90)]
@@ -81,9 +92,91 @@ async def test_a_restart_in_the_middle_of_a_batch_sends_nothing_twice(bot_env: B
     delivered = Counter(p["text"] for p in tg.sent("sendMessage") if p["chat_id"] >= 8000)
     assert delivered == Counter(text for _, text in texts)
     assert max(delivered.values()) == 1
-    assert "maybe sent" not in [p["text"] for p in tg.sent("sendMessage")]
-    [interrupted] = srv2.rows("SELECT status, last_error FROM outbox WHERE chat_id = 6999")
-    assert interrupted == {"status": "failed", "last_error": INTERRUPTED}
+    assert [p["text"] for p in tg.sent("sendMessage", chat_id=6999)] == ["maybe sent"]
+    [interrupted] = srv2.rows("SELECT status, attempts FROM outbox WHERE chat_id = 6999")
+    assert interrupted == {"status": "sent", "attempts": 2}  # the interrupted attempt counts
+    [warning] = [r for r in caplog.records if "sent again" in r.getMessage()]
+    assert warning.fields == {"rows": [crashed]}  # type: ignore[attr-defined]
+
+
+async def test_a_stop_while_telegram_hangs_loses_nothing_and_sends_nothing_confirmed_twice(
+    bot_env: BotEnv,
+) -> None:
+    tg = bot_env.tg
+    config = bot_env.config(telegram={"request_timeout_seconds": 1, "stop_wait_seconds": 5})
+    srv = await bot_env.start(config)
+    confirmed = [(8100 + i, f"confirmed {i}") for i in range(5)]
+    await bot_env.write(queue_messages(confirmed))
+    bot_env.wake_outbox()
+    await bot_env.delivered()
+    tg.fail_next("sendMessage", 20, status=502, delay=60)  # Telegram hangs, longer than any stop waits
+    in_flight = [(8200 + i, f"in flight {i}") for i in range(20)]
+    await bot_env.write(queue_messages(in_flight))
+    bot_env.wake_outbox()
+    await eventually(lambda: srv.scalar("SELECT COUNT(*) FROM outbox WHERE status = 'sending'") == 20)
+
+    await srv.stop()
+    # Each send in flight timed out before the process exited; its row waits to go again.
+    rows = srv.rows("SELECT status, last_error FROM outbox WHERE chat_id >= 8200")
+    assert len(rows) == 20
+    assert all(r["status"] == "pending" and "Request timeout" in r["last_error"] for r in rows), rows
+
+    bot_env.srv = None
+    srv2 = await bot_env.start(config)
+    await bot_env.delivered()
+    arrived = Counter(p["text"] for p in tg.sent("sendMessage"))
+    assert arrived == Counter(text for _, text in confirmed + in_flight)  # every one, each once
+    attempts = {r["chat_id"]: r["attempts"] for r in srv2.rows("SELECT chat_id, attempts FROM outbox")}
+    assert attempts == {chat: 1 for chat, _ in confirmed} | {chat: 2 for chat, _ in in_flight}
+
+
+async def test_a_send_still_unanswered_when_a_stop_stops_waiting_goes_again_at_the_next_start(
+    tg: FakeTelegram, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever holds a send up past the stop's wait, its row is not left 'sending'."""
+    caplog.set_level(logging.WARNING, logger="leadline.outbox")
+    path = tmp_path / "leadline.db"
+    store = await Store.open_async(path)
+
+    def status() -> tuple[str, str | None]:
+        db = connect(path)
+        try:
+            row = db.execute("SELECT status, last_error FROM outbox").fetchone()
+        finally:
+            db.close()
+        return str(row[0]), row[1]
+
+    async def run_sender(stop_after: Callable[[], Awaitable[object]], wait_s: float) -> None:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(tg.api_url), timeout=30)
+        bot = Bot(tg.token, session=session)
+        sender = OutboxSender(store, now_utc, BotTransport(bot))
+        sender.start()
+        try:
+            await stop_after()
+        finally:
+            await sender.stop(wait_s)
+            await session.close()
+
+    try:
+        await store.write(queue_messages([(8300, "slow")]))
+        tg.fail_next("sendMessage", 1, status=502, delay=60)
+        await run_sender(lambda: eventually(lambda: status()[0] == "sending"), wait_s=0.2)
+        assert status() == ("pending", CANCELLED_AT_STOP)
+        assert any("cancelled" in r.getMessage() for r in caplog.records)
+
+        await run_sender(lambda: eventually(lambda: status()[0] == "sent"), wait_s=1)
+        assert [p["text"] for p in tg.sent("sendMessage")] == ["slow"]
+    finally:
+        await store.close()
+
+
+def test_a_request_timeout_that_outlasts_the_stop_wait_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_config(tmp_path, telegram={"request_timeout_seconds": 30, "stop_wait_seconds": 10})
+    assert caught.value.problems == [
+        "telegram: request_timeout_seconds must be shorter than stop_wait_seconds, or a stop cuts off"
+        " sends Telegram may still be answering"
+    ]
 
 
 async def test_the_sender_keeps_under_telegrams_rate_limits(bot_env: BotEnv) -> None:
