@@ -86,9 +86,22 @@ def move_chat(db: Database, row_id: int, old_chat: int, new_chat: int) -> None:
     db.execute("UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND status = 'pending'", [new_chat, old_chat])
 
 
+#: A row left ``sending`` this many times is not tried again: its send may be what kills the process.
+MAX_INTERRUPTED_ATTEMPTS = 5
+GAVE_UP = f"interrupted mid-send {MAX_INTERRUPTED_ATTEMPTS} times; not sent again"
+
+
 def requeue_unconfirmed(db: Database, reason: str) -> list[int]:
     """Rows left ``sending`` (Telegram never confirmed them) back to ``pending``, due at once, with the
-    reason; their attempt was counted when they were claimed. Returns their ids."""
+    reason; their attempt was counted when they were claimed. Returns their ids.
+
+    A row that has already been interrupted :data:`MAX_INTERRUPTED_ATTEMPTS` times is marked
+    ``failed`` instead, so a message whose send crashes the process cannot do so at every start.
+    """
+    db.execute(
+        "UPDATE outbox SET status = 'failed', last_error = ? WHERE status = 'sending' AND attempts >= ?",
+        [GAVE_UP, MAX_INTERRUPTED_ATTEMPTS],
+    )
     ids = [int(r[0]) for r in db.execute("SELECT id FROM outbox WHERE status = 'sending' ORDER BY id")]
     if ids:
         db.execute(

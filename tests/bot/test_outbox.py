@@ -18,7 +18,7 @@ from bot.outbox import BotTransport, OutboxSender
 from leadline.config import ConfigError
 from storage.db import Store, connect, now_utc
 from storage.outbox import enqueue
-from storage.outbox_sending import CANCELLED_AT_STOP
+from storage.outbox_sending import CANCELLED_AT_STOP, GAVE_UP, MAX_INTERRUPTED_ATTEMPTS
 from tests.bot.conftest import BotEnv, eventually
 from tests.conftest import StartServer, build_config
 from tests.fake_telegram import FakeTelegram
@@ -97,6 +97,34 @@ async def test_a_restart_in_the_middle_of_a_batch_sends_again_only_what_telegram
     assert interrupted == {"status": "sent", "attempts": 2}  # the interrupted attempt counts
     [warning] = [r for r in caplog.records if "sent again" in r.getMessage()]
     assert warning.fields == {"rows": [crashed]}  # type: ignore[attr-defined]
+
+
+async def test_a_row_interrupted_mid_send_at_every_start_is_given_up_not_sent_forever(
+    bot_env: BotEnv,
+) -> None:
+    """At-least-once must not become a crash loop: a send that keeps dying with the process stops."""
+    config = bot_env.config()
+    first = await bot_env.start(config)
+    poison = await bot_env.write(
+        lambda db: (
+            db.execute(
+                "INSERT INTO outbox (chat_id, payload, status, created_at, not_before, attempts)"
+                " VALUES (6998, '{\"text\": \"poison\"}', 'sending', '2026-01-01T00:00:00+00:00',"
+                " '2026-01-01T00:00:00+00:00', ?)",
+                [MAX_INTERRUPTED_ATTEMPTS],
+            ).lastrowid
+        )
+    )
+    await first.stop()  # as if the send had killed it again: the row is still 'sending'
+    bot_env.srv = None
+    srv = await bot_env.start(config)
+    await bot_env.write(queue_messages([(6997, "after it")]))
+    bot_env.wake_outbox()
+    await bot_env.delivered()
+    assert bot_env.tg.sent("sendMessage", chat_id=6998) == []
+    assert [p["text"] for p in bot_env.tg.sent("sendMessage", chat_id=6997)] == ["after it"]
+    [row] = srv.rows(f"SELECT status, last_error FROM outbox WHERE id = {poison}")
+    assert row == {"status": "failed", "last_error": GAVE_UP}
 
 
 async def test_a_stop_while_telegram_hangs_loses_nothing_and_sends_nothing_confirmed_twice(
