@@ -1,4 +1,4 @@
-"""The providers' payloads from ../shared/samples, sent as the manifest says they arrive."""
+"""The providers' payloads from shared/samples beside the checkout, sent as the manifest says they arrive."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+#: The nearest ``shared/samples`` above this file: beside the checkout, or above a worktree of it.
+SAMPLES = next(
+    (
+        p / "shared" / "samples"
+        for p in Path(__file__).resolve().parents
+        if (p / "shared" / "samples").is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "samples",
+)
 PUBLIC_URL = "https://hooks.example.com"
 
 
