@@ -21,6 +21,7 @@ from typing import Any, cast
 from sqlite_utils import Database
 
 from capture import journal
+from capture.providers.auth import check_access
 from capture.providers.base import (
     CallEvent,
     Event,
@@ -146,6 +147,7 @@ class Capture:
         source = self._with_defaults(source)
         if verify:
             try:
+                check_access(raw, source, provider, self.config.http.trusted_proxies)
                 provider.verify(raw, source, self.clock())
             except ProviderError as exc:
                 return Verdict(source.provider, 401 if exc.status == 400 else exc.status, exc.reason)
@@ -172,7 +174,7 @@ class Capture:
         # Encoding and number parsing happen here, before the write, so that the time the
         # database lock is held (the bottleneck under load) is spent on SQL alone.
         kept = raw
-        if verdict.http_status in (401, 404, 405) and len(raw.body) > UNAUTHENTICATED_BODY_KEPT:
+        if verdict.http_status in (401, 403, 404, 405) and len(raw.body) > UNAUTHENTICATED_BODY_KEPT:
             # Anyone can reach a refused URL: keep enough to diagnose it, not enough to fill the disk.
             kept = replace(raw, body=raw.body[:UNAUTHENTICATED_BODY_KEPT])
         prepared = journal.prepare(kept, keep_body=verdict.keep_body)

@@ -28,6 +28,7 @@ __all__ = [
     "CallEvent",
     "ContactEvent",
     "Event",
+    "Forbidden",
     "ParseResult",
     "Provider",
     "ProviderError",
@@ -58,6 +59,12 @@ class Unauthorized(ProviderError):
     """The signature, token or key is missing or wrong (HTTP 401, journalled as rejected)."""
 
     status = 401
+
+
+class Forbidden(ProviderError):
+    """The request came from an address the source does not take requests from (HTTP 403)."""
+
+    status = 403
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +142,13 @@ class ParseResult:
 
 
 class Provider(Protocol):
-    """What every module under ``capture/providers/`` exposes as ``PROVIDER``."""
+    """What every module under ``capture/providers/`` exposes as ``PROVIDER``.
+
+    A source's ``token`` and ``allow_ips`` are checked before ``verify``
+    (``capture.providers.auth.check_access``), except the token of a provider that sets
+    ``verifies_token = True`` because it reads the token in its own way (an alternative to it, or
+    only for unsigned requests).
+    """
 
     #: HTTP methods the provider uses; any other gets 405.
     methods: frozenset[str]
