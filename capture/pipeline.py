@@ -202,8 +202,12 @@ class Capture:
         if verdict.result is None or verdict.http_status >= 400:
             jid = journal.insert(db, raw, **_rejected_columns(verdict, prepared))
             return _rejected(jid, verdict)
-        if verdict.replay_key and journal.replay_key_used(db, raw.source, verdict.replay_key):
-            reason = "signature token already used: a replayed request is refused"
+        reason = (
+            "signature token already used: a replayed request is refused"
+            if verdict.replay_key and journal.replay_key_used(db, raw.source, verdict.replay_key)
+            else journal.bind(db, raw.source, verdict.result.bindings, self.clock())
+        )
+        if reason:
             jid = journal.insert(
                 db,
                 raw,
@@ -455,7 +459,11 @@ def _groupable(verdict: Verdict) -> bool:
     result = verdict.result
     if result is None or verdict.http_status >= 400:
         return True
-    return verdict.replay_key is None and all(isinstance(e, ContactEvent) for e in result.events)
+    return (
+        verdict.replay_key is None
+        and not result.bindings
+        and all(isinstance(e, ContactEvent) for e in result.events)
+    )
 
 
 def _rejected_columns(verdict: Verdict, prepared: journal.Prepared) -> dict[str, Any]:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BadRequest",
+    "Binding",
     "CallEvent",
     "ContactEvent",
     "Event",
@@ -130,15 +131,29 @@ class Reply:
 
 
 @dataclass(frozen=True, slots=True)
+class Binding:
+    """What a signature that covers only some fields cannot prove: which event the signed fields
+    belong to. The first processed request of a source binds ``key`` to ``value``; a later one
+    that brings the same key with another value is refused with ``refusal`` (HTTP 401).
+    """
+
+    key: str
+    value: str
+    refusal: str
+
+
+@dataclass(frozen=True, slots=True)
 class ParseResult:
     """The events a request carries and the answer the provider expects.
 
     ``note`` says why a request carries no event (``"test ping"``), for the journal and replay.
+    ``bindings`` tie a weak signature to the event it came with (Zadarma's to its ``pbx_call_id``).
     """
 
     events: Sequence[Event] = ()
     reply: Reply = Reply()
     note: str | None = None
+    bindings: Sequence[Binding] = ()
 
 
 class Provider(Protocol):
