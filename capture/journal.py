@@ -7,14 +7,14 @@ can become a touch today, because its bytes are still here.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlite_utils import Database
 
-from capture.providers.base import RawRequest, make_headers
+from capture.providers.base import Binding, RawRequest, make_headers
 from storage.db import iso, parse_iso
 
 #: Headers that carry secrets; their values are never stored.
@@ -178,6 +178,24 @@ def replay_key_used(db: Database, source: str, key: str) -> bool:
         "SELECT 1 FROM journal WHERE source = ? AND replay_key = ? AND status = 'processed'", (source, key)
     ).fetchone()
     return row is not None
+
+
+def bind(db: Database, source: str, bindings: Sequence[Binding], at: datetime) -> str | None:
+    """The refusal of the first binding an earlier request of ``source`` gave another value; else
+    records the new ones and returns None. Runs in the writer, so two requests cannot both bind."""
+    if not bindings:
+        return None
+    for binding in bindings:
+        row = db.conn.execute(
+            "SELECT value FROM request_bindings WHERE source = ? AND key = ?", (source, binding.key)
+        ).fetchone()
+        if row is not None and row[0] != binding.value:
+            return binding.refusal
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO request_bindings (source, key, value, bound_at) VALUES (?, ?, ?, ?)",
+        [(source, b.key, b.value, iso(at)) for b in bindings],
+    )
+    return None
 
 
 _COLUMNS = "id, provider, status, http_status, reason, source, method, path, query_string, headers, body, received_at, url, remote"

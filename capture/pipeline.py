@@ -21,6 +21,7 @@ from typing import Any, cast
 from sqlite_utils import Database
 
 from capture import journal
+from capture.providers.auth import check_access
 from capture.providers.base import (
     CallEvent,
     Event,
@@ -146,6 +147,7 @@ class Capture:
         source = self._with_defaults(source)
         if verify:
             try:
+                check_access(raw, source, provider, self.config.http.trusted_proxies)
                 provider.verify(raw, source, self.clock())
             except ProviderError as exc:
                 return Verdict(source.provider, 401 if exc.status == 400 else exc.status, exc.reason)
@@ -172,7 +174,7 @@ class Capture:
         # Encoding and number parsing happen here, before the write, so that the time the
         # database lock is held (the bottleneck under load) is spent on SQL alone.
         kept = raw
-        if verdict.http_status in (401, 404, 405) and len(raw.body) > UNAUTHENTICATED_BODY_KEPT:
+        if verdict.http_status in (401, 403, 404, 405) and len(raw.body) > UNAUTHENTICATED_BODY_KEPT:
             # Anyone can reach a refused URL: keep enough to diagnose it, not enough to fill the disk.
             kept = replace(raw, body=raw.body[:UNAUTHENTICATED_BODY_KEPT])
         prepared = journal.prepare(kept, keep_body=verdict.keep_body)
@@ -200,8 +202,12 @@ class Capture:
         if verdict.result is None or verdict.http_status >= 400:
             jid = journal.insert(db, raw, **_rejected_columns(verdict, prepared))
             return _rejected(jid, verdict)
-        if verdict.replay_key and journal.replay_key_used(db, raw.source, verdict.replay_key):
-            reason = "signature token already used: a replayed request is refused"
+        reason = (
+            "signature token already used: a replayed request is refused"
+            if verdict.replay_key and journal.replay_key_used(db, raw.source, verdict.replay_key)
+            else journal.bind(db, raw.source, verdict.result.bindings, self.clock())
+        )
+        if reason:
             jid = journal.insert(
                 db,
                 raw,
@@ -453,7 +459,11 @@ def _groupable(verdict: Verdict) -> bool:
     result = verdict.result
     if result is None or verdict.http_status >= 400:
         return True
-    return verdict.replay_key is None and all(isinstance(e, ContactEvent) for e in result.events)
+    return (
+        verdict.replay_key is None
+        and not result.bindings
+        and all(isinstance(e, ContactEvent) for e in result.events)
+    )
 
 
 def _rejected_columns(verdict: Verdict, prepared: journal.Prepared) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import os
 import re
 import tomllib
 from datetime import date, time
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,6 +24,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -124,6 +126,26 @@ def _check_region(value: str) -> str:
 Region = Annotated[str, BeforeValidator(lambda v: _check_region(str(v)))]
 
 
+def _network(value: Any) -> IPv4Network | IPv6Network:
+    if not isinstance(value, str):
+        raise ValueError(f'write an address or a network as a string, e.g. "203.0.113.0/24", not {value!r}')
+    try:
+        return ip_network(value.strip())
+    except ValueError as exc:
+        try:
+            loose = ip_network(value.strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 or IPv6 address or network (CIDR)") from exc
+        raise ValueError(f"{value!r} has bits set after the prefix: write the network as {loose}") from exc
+
+
+#: An address (``203.0.113.7``, a network of one) or a CIDR network (``203.0.113.0/24``, ``2001:db8::/32``).
+Network = Annotated[IPv4Network | IPv6Network, BeforeValidator(_network)]
+#: Sources whose requests Leadline makes itself or receives other than over HTTP: no request of
+#: theirs can carry a token, and only an SMTP peer has an address (a firewall guards that port).
+NOT_HTTP = frozenset({"smtp", "imap", "asterisk_ami"})
+
+
 class LeadlineSection(Strict):
     database: str = "leadline.db"
     timezone: str = "Europe/Moscow"
@@ -148,6 +170,8 @@ class HttpSection(Strict):
     #: Processes answering webhooks on the one port (SO_REUSEPORT). The first also runs the bot,
     #: the scheduler and the mail and AMI sources; the others only capture and serve the API.
     workers: int = Field(1, ge=1, le=32)
+    #: Reverse proxies whose X-Forwarded-For is believed when a source checks ``allow_ips``.
+    trusted_proxies: list[Network] = []
 
     @field_validator("public_url")
     @classmethod
@@ -321,7 +345,8 @@ class SourceConfig(Strict):
     #: The zone of a provider account's local times (Zadarma's call_start); default [leadline] timezone.
     timezone: str | None = None
     owner: str | None = None
-    # secrets, named as the manifest names them
+    # secrets, named as the manifest names them; ``token`` is also the optional second check
+    # of a provider that signs (then both are required)
     token: Secret | None = None
     secret: Secret | None = None
     vpbx_api_key: Secret | None = None
@@ -341,6 +366,8 @@ class SourceConfig(Strict):
     forward_to: str | None = None
     spam_score_threshold: float = 5.0
     field_map: dict[str, list[str]] = {}
+    #: When not empty, only requests from these addresses and networks are taken (403 otherwise).
+    allow_ips: list[Network] = []
 
     @field_validator("name")
     @classmethod
@@ -357,6 +384,21 @@ class SourceConfig(Strict):
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError) as exc:
                 raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("token", "allow_ips")
+    @classmethod
+    def _http_only(cls, value: Any, info: ValidationInfo) -> Any:
+        provider = info.data.get("provider")
+        if value and provider in NOT_HTTP:
+            raise ValueError(
+                "cannot apply: an smtp source receives mail over SMTP, not HTTP"
+                " (let only your mail relay reach its port with a firewall)"
+                if provider == "smtp"
+                else f"cannot apply: Leadline itself connects to the {provider} server"
+            )
+        if info.field_name == "token" and value is not None and not value.get_secret_value().strip():
+            raise ValueError("empty: give the token a value (a long random one) or remove the key")
         return value
 
     @field_validator("field_map")

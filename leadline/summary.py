@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from leadline.config import Config
+from leadline.config import NOT_HTTP, Config, SourceConfig
 
 
 def summarize(config: Config) -> str:
@@ -12,7 +12,12 @@ def summarize(config: Config) -> str:
         f"  timezone:   {config.leadline.timezone}, phone region {config.leadline.region},"
         f" language {config.leadline.language}",
         f"  http:       {config.http.host}:{config.http.port}, public URL {config.http.public_url},"
-        f" workers: {config.http.workers}",
+        f" workers: {config.http.workers}"
+        + (
+            f", X-Forwarded-For believed from {', '.join(map(str, config.http.trusted_proxies))}"
+            if config.http.trusted_proxies
+            else ""
+        ),
         "  telegram:   "
         + (
             "bot token set"
@@ -31,9 +36,17 @@ def summarize(config: Config) -> str:
     for s in config.sources:
         where = (
             f"{config.http.public_url}/hooks/{s.name}"
-            if s.provider not in ("smtp", "imap", "asterisk_ami")
+            if s.provider not in NOT_HTTP
             else f"{s.host or '?'}:{s.port or '?'}"
         )
         campaign = f", campaign {s.campaign}" if s.campaign else ""
-        lines.append(f"    - {s.name} ({s.provider}) at {where}{campaign}")
+        lines.append(f"    - {s.name} ({s.provider}) at {where}{campaign}{_guards(s)}")
     return "\n".join(lines)
+
+
+def _guards(source: SourceConfig) -> str:
+    """What a source asks of a request besides its provider's own check, so a missing one shows."""
+    guards = (["token"] if source.token is not None else []) + (
+        [f"allow_ips {', '.join(map(str, source.allow_ips))}"] if source.allow_ips else []
+    )
+    return f"; needs {' and '.join(guards)}" if guards else ""

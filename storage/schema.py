@@ -407,6 +407,24 @@ CREATE INDEX pending_recordings_call ON pending_recordings (source, call_id)
     )
 
 
+@migrations()
+def m005_request_bindings(db: Database) -> None:
+    """What a weak signature was first seen with (a Zadarma call's signed fields and its pbx_call_id),
+    so a captured request cannot be sent again about another event. Keys are digests, not numbers."""
+    _run(
+        db,
+        """
+CREATE TABLE request_bindings (
+    source TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    bound_at TEXT NOT NULL,
+    PRIMARY KEY (source, key)
+) WITHOUT ROWID
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

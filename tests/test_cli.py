@@ -46,6 +46,39 @@ def test_check_config_reads_secrets_from_the_environment(tmp_path: Path):
     assert "s3" not in result.output
 
 
+def test_check_config_takes_token_allow_ips_and_trusted_proxies_and_names_a_bad_one(tmp_path: Path):
+    good = tmp_path / "good.toml"
+    good.write_text(
+        '[http]\ntrusted_proxies = ["127.0.0.1", "fd00::/8"]\n\n'
+        '[[sources]]\nname = "zadarma"\nprovider = "zadarma"\napi_secret = "s"\ntoken = "t"\n'
+        'allow_ips = ["185.45.152.42", "2001:db8::/32"]\n'
+    )
+    result = run_cli_sync("check-config", "--config", str(good))
+    assert result.code == 0, result.output
+    assert "X-Forwarded-For believed from 127.0.0.1/32, fd00::/8" in result.output
+    assert "hooks/zadarma; needs token and allow_ips 185.45.152.42/32, 2001:db8::/32" in result.output
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[http]\ntrusted_proxies = ["10.0.0.1/8"]\n\n'
+        '[[sources]]\nname = "mailgun"\nprovider = "mailgun"\nwebhook_signing_key = "k"\ntoken = ""\n'
+        'allow_ips = ["185.45.152.42", "185.45.152.0/33"]\n\n'
+        '[[sources]]\nname = "inbox"\nprovider = "imap"\nusername = "u"\npassword = "p"\ntoken = "t"\n'
+    )
+    result = run_cli_sync("check-config", "--config", str(bad))
+    assert result.code == 2
+    assert (
+        "http.trusted_proxies[0]: '10.0.0.1/8' has bits set after the prefix: write the network as 10.0.0.0/8"
+        in result.output
+    )
+    assert "sources[0].token: empty" in result.output
+    assert (
+        "sources[0].allow_ips[1]: '185.45.152.0/33' is not an IPv4 or IPv6 address or network"
+        in result.output
+    )
+    assert "sources[1].token: cannot apply: Leadline itself connects to the imap server" in result.output
+
+
 def test_every_command_has_help_and_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     documented = set(re.findall(r"leadline ([a-z][a-z-]+)", readme))

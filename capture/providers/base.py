@@ -25,9 +25,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BadRequest",
+    "Binding",
     "CallEvent",
     "ContactEvent",
     "Event",
+    "Forbidden",
     "ParseResult",
     "Provider",
     "ProviderError",
@@ -58,6 +60,12 @@ class Unauthorized(ProviderError):
     """The signature, token or key is missing or wrong (HTTP 401, journalled as rejected)."""
 
     status = 401
+
+
+class Forbidden(ProviderError):
+    """The request came from an address the source does not take requests from (HTTP 403)."""
+
+    status = 403
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,19 +131,39 @@ class Reply:
 
 
 @dataclass(frozen=True, slots=True)
+class Binding:
+    """What a signature that covers only some fields cannot prove: which event the signed fields
+    belong to. The first processed request of a source binds ``key`` to ``value``; a later one
+    that brings the same key with another value is refused with ``refusal`` (HTTP 401).
+    """
+
+    key: str
+    value: str
+    refusal: str
+
+
+@dataclass(frozen=True, slots=True)
 class ParseResult:
     """The events a request carries and the answer the provider expects.
 
     ``note`` says why a request carries no event (``"test ping"``), for the journal and replay.
+    ``bindings`` tie a weak signature to the event it came with (Zadarma's to its ``pbx_call_id``).
     """
 
     events: Sequence[Event] = ()
     reply: Reply = Reply()
     note: str | None = None
+    bindings: Sequence[Binding] = ()
 
 
 class Provider(Protocol):
-    """What every module under ``capture/providers/`` exposes as ``PROVIDER``."""
+    """What every module under ``capture/providers/`` exposes as ``PROVIDER``.
+
+    A source's ``token`` and ``allow_ips`` are checked before ``verify``
+    (``capture.providers.auth.check_access``), except the token of a provider that sets
+    ``verifies_token = True`` because it reads the token in its own way (an alternative to it, or
+    only for unsigned requests).
+    """
 
     #: HTTP methods the provider uses; any other gets 405.
     methods: frozenset[str]

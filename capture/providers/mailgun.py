@@ -5,6 +5,10 @@ covers only the timestamp and the token, not the mail, so it proves the POST cam
 when; what stops a captured POST being sent again is the token, used once (``replay_key``) and the
 timestamp, accepted for five minutes either side of the server's clock. Mailgun signs each retry
 afresh, so a retry of the same mail is recognised by its Message-Id instead.
+
+Within those five minutes, a signed timestamp and token not yet used here (Mailgun signs every
+webhook of the account with the same key) could carry any mail; the source's own ``token`` in the
+route's URL, checked before ``verify`` (``capture.providers.auth.check_access``), closes that.
 """
 
 from __future__ import annotations

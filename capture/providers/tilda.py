@@ -44,6 +44,8 @@ KEY_FIELDS = frozenset({"api_key", "apikey"})
 @dataclass(frozen=True)
 class Tilda:
     methods: frozenset[str] = frozenset({"POST"})
+    #: Tilda's API key may stand in for the token: ``verify`` checks the token itself.
+    verifies_token: bool = True
 
     def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
         try:

@@ -44,6 +44,8 @@ TIMESTAMP_HEADER = "x-webflow-timestamp"
 @dataclass(frozen=True)
 class Webflow:
     methods: frozenset[str] = frozenset({"POST"})
+    #: The token guards unsigned requests only: ``verify`` checks it itself.
+    verifies_token: bool = True
 
     def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
         signature = raw.headers.get(SIGNATURE_HEADER, "").strip().lower()

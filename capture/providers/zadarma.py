@@ -32,8 +32,10 @@ Hedges (FORMATS.md §1.2 marks these UNVERIFIED):
   for NOTIFY_INTERNAL/NOTIFY_ANSWER and the recording id for NOTIFY_RECORD), so retries are no-ops.
 * Zadarma's signature covers only the fields above, not ``pbx_call_id``, ``disposition``,
   ``duration`` or ``internal``: a captured request could be altered in those and still verify.
-  That is the provider's design; restricting the source to Zadarma's addresses (the official
-  example checks ``185.45.152.42``, itself UNVERIFIED as current) is left to the reverse proxy.
+  What the scheme allows is bound (``_bindings``): the signed fields belong to the first
+  ``pbx_call_id`` they came with, so a captured notification cannot become a new call. A forged
+  disposition for the same call is beyond the signature: the source's ``token`` and ``allow_ips``
+  guard against that (the official example checks ``185.45.152.42``, UNVERIFIED as current).
 * Novofon's newer "2.0" API is a different format (UNVERIFIED, not read): only API v1 is parsed.
 * ``call_id_with_rec`` is stored as given; its shape in the samples is UNVERIFIED, and nothing
   here depends on it.
@@ -53,8 +55,17 @@ from zoneinfo import ZoneInfo
 
 from multidict import MultiDict
 
-from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, Reply, Unauthorized
+from capture.providers.base import (
+    BadRequest,
+    Binding,
+    CallEvent,
+    ParseResult,
+    RawRequest,
+    Reply,
+    Unauthorized,
+)
 from leadline.config import SourceConfig
+from storage.identifiers import is_hidden_caller, phone
 
 #: The fields each event's signature covers, concatenated in this order.
 SIGNED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -88,7 +99,7 @@ class Zadarma:
         given = raw.headers.get("Signature", "").strip()
         if not given:
             raise Unauthorized("missing Signature header: set an API key and secret in the Zadarma account")
-        message = "".join(fields.get(name, "") for name in signed)
+        message = _signed_string(signed, fields)
         digest = hmac.new(source.secret_value("api_secret").encode(), message.encode("utf-8"), hashlib.sha1)
         expected = base64.b64encode(digest.hexdigest().encode())
         if not hmac.compare_digest(given.encode(), expected):
@@ -107,13 +118,52 @@ class Zadarma:
         call_id = fields.get("pbx_call_id", "").strip()
         if not call_id:
             raise BadRequest(f"{event} without pbx_call_id")
-        return ParseResult(events=[_event(event, call_id, fields, raw.received_at, source)])
+        call = _event(event, call_id, fields, raw.received_at, source)
+        return ParseResult(events=[call], bindings=_bindings(event, call, fields))
 
 
 def _fields(raw: RawRequest) -> MultiDict[str]:
     if raw.method == "GET" or not raw.body:
         return raw.query
     return MultiDict(parse_qsl(raw.text(), keep_blank_values=True))
+
+
+def _signed_string(signed: tuple[str, ...], fields: MultiDict[str]) -> str:
+    return "".join(fields.get(name, "") for name in signed)
+
+
+def _bindings(event: str, call: CallEvent, fields: MultiDict[str]) -> tuple[Binding, ...]:
+    """The signed string belongs to the first ``pbx_call_id`` it came with.
+
+    A captured NOTIFY_START or NOTIFY_END sent again with a new ``pbx_call_id`` verifies, and
+    would be a call that never was; so would one whose digits were moved from ``caller_id`` to
+    ``called_did`` (the concatenation is what is signed, so the key is too). Only a withheld
+    caller is not bound: two of them may ring the same number in the same second.
+    """
+    signed = SIGNED_FIELDS[event]
+    if event != "NOTIFY_RECORD" and _withheld(call, fields):  # NOTIFY_RECORD signs pbx_call_id itself
+        return ()
+    digest = hashlib.sha256(_signed_string(signed, fields).encode("utf-8")).hexdigest()
+    refusal = (
+        f"{event}'s signed fields ({' + '.join(signed)}) already came with another pbx_call_id:"
+        " a signed notification is not taken for a second call"
+    )
+    return (Binding(f"zadarma-signed:{digest}", call.call_id, refusal),)
+
+
+def _withheld(call: CallEvent, fields: MultiDict[str]) -> bool:
+    """A withheld caller as a word (``anonymous``), or as nothing beside a real dialled number.
+
+    Moving digits between signed fields never makes a word, and an emptied ``caller_id`` leaves
+    its digits in ``called_did``, which is then no valid number.
+    """
+    outside = call.caller or ""
+    if not is_hidden_caller(outside):
+        return False
+    if outside.strip():
+        return True
+    dialled = phone(fields.get("called_did", ""), call.region or "")
+    return dialled is not None and dialled.valid
 
 
 def _echo(raw: RawRequest, fields: MultiDict[str]) -> str | None:

@@ -196,3 +196,69 @@ async def test_an_event_leadline_does_not_read_is_journalled_with_a_note(
     assert resp.status == 200
     assert "NOTIFY_SMS" in srv.scalar("SELECT note FROM journal")
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+
+
+def signed_body(fields: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+    """A notification signed as Zadarma signs it, over the fields its event's signature covers."""
+    from capture.providers.zadarma import SIGNED_FIELDS
+
+    message = "".join(fields.get(name, "") for name in SIGNED_FIELDS[fields["event"]])
+    digest = hmac.new(SECRET.encode(), message.encode(), hashlib.sha1).hexdigest()
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Signature": base64.b64encode(digest.encode()).decode(),
+    }
+    return urlencode(fields).encode(), headers
+
+
+async def test_a_captured_notification_sent_again_with_a_new_pbx_call_id_is_refused(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    srv = await start_server(zadarma_config(tmp_path), clock=Clock(SAMPLE_DAY))
+    start, end = sample("zadarma_notify_start.txt"), sample("zadarma_notify_end_answered.txt")
+    assert (await post(srv, start)).status == 200
+    # NOTIFY_END's signature is NOTIFY_START's (caller_id + called_did + call_start): the rest is free
+    forged = end.body.replace(b"in_3f2a9c0d8e7b4a6c9d1e2f3a4b5c6d7e", b"in_forged000000000000000000000001")
+    forged = forged.replace(b"disposition=answered", b"disposition=no+answer")
+    resp = await post(srv, end, forged)
+    assert resp.status == 401
+    assert "already came with another pbx_call_id" in await resp.text()
+    # the same with digits moved between the signed fields: the concatenation, so the signature, holds
+    moved = (b"caller_id=749500000127&called_did=4950000001", b"caller_id=&called_did=7495000001274950000001")
+    for fields in moved:
+        resplit = forged.replace(b"caller_id=74950000012&called_did=74950000001", fields)
+        assert (await post(srv, end, resplit)).status == 401, fields
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 1
+    assert srv.rows("SELECT status, http_status FROM journal ORDER BY id") == [
+        {"status": "processed", "http_status": 200},
+        *[{"status": "rejected", "http_status": 401}] * 3,
+    ]
+    # the real call goes on: its own NOTIFY_END (and Zadarma's retry of it) settle it
+    assert (await post(srv, end)).status == 200
+    assert (await post(srv, sample("zadarma_notify_end_answered_duplicate.txt"))).status == 200
+    [call] = touches(srv, end.expected["external_id"])
+    assert (call["call_status"], call["answered"], call["call_final"]) == ("answered", 1, 1)
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 1
+
+
+async def test_two_withheld_callers_in_the_same_second_are_two_calls(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """A withheld number says nothing of who called, so its signed fields are not bound to one call."""
+    srv = await start_server(zadarma_config(tmp_path), clock=Clock(SAMPLE_DAY))
+    for call_id in ("in_withheld_1", "in_withheld_2"):
+        body, headers = signed_body(
+            {
+                "event": "NOTIFY_START",
+                "call_start": "2024-03-05 17:22:07",
+                "pbx_call_id": call_id,
+                "caller_id": "anonymous",
+                "called_did": "74950000001",
+            }
+        )
+        resp = await srv.session.post(f"{srv.url}/hooks/zadarma", data=body, headers=headers)
+        assert resp.status == 200, await resp.text()
+    assert sorted(r["external_id"] for r in srv.rows("SELECT external_id FROM touches")) == [
+        "in_withheld_1",
+        "in_withheld_2",
+    ]
