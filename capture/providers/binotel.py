@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from capture.providers.auth import check_token
-from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, Reply
+from capture.providers.base import MAX_DEPTH, BadRequest, CallEvent, ParseResult, RawRequest, Reply
 from leadline.config import SourceConfig
 from storage.events import CallDirection
 
@@ -155,6 +155,8 @@ def nest(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     for key, value in pairs:
         head, _, rest = key.partition("[")
         path = [head, *_KEY_PART.findall("[" + rest)] if rest else [head]
+        if len(path) > MAX_DEPTH:
+            raise BadRequest(f"form key {head[:40]!r}[…] is nested deeper than {MAX_DEPTH} levels")
         node = root
         for part in path[:-1]:
             child = node.get(part)
