@@ -30,6 +30,7 @@ from capture.providers.base import (
     RawRequest,
     Reply,
 )
+from capture.settle import settle, text
 from leadline.config import Config, SourceConfig
 from storage.attribution import CampaignIndex
 from storage.db import Store, now_utc, savepoint
@@ -156,12 +157,13 @@ class Capture:
         try:
             replay_key = getattr(provider, "replay_key", None)
             key = replay_key(raw) if replay_key else None
-            result = provider.parse(raw, source)
+            # Whatever storage would fail on is decided now, while the sender can still be told.
+            result, key = settle(provider.parse(raw, source), key, raw.received_at)
         except ProviderError as exc:
-            return Verdict(source.provider, exc.status, exc.reason)
+            return Verdict(source.provider, exc.status, text(exc.reason))
         except Exception as exc:  # a parser bug must not lose the request: keep it for replay
             log.exception("parser for %s failed", source.provider)
-            return Verdict(source.provider, 400, f"could not parse: {type(exc).__name__}: {exc}")
+            return Verdict(source.provider, 400, text(f"could not parse: {type(exc).__name__}: {exc}"))
         return Verdict(source.provider, 200, result=result, replay_key=key)
 
     async def ingest(self, raw: RawRequest, source: SourceConfig, *, verify: bool = True) -> Outcome:

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
 from tests.capture.form_checks import config_with, source_for
+from tests.capture.test_smtp import send, smtp_config
+from tests.capture.test_twilio import SOURCE as TWILIO_SOURCE
+from tests.capture.test_twilio import post_signed
 from tests.conftest import Running, StartServer
 from tests.samples import sample
 
@@ -52,6 +56,31 @@ def identifier_count(srv: Running, contact_id: int) -> int:
     return int(srv.scalar("SELECT COUNT(*) FROM identifiers WHERE contact_id = ?", [contact_id]))
 
 
+async def test_a_lone_surrogate_in_json_is_stored_as_a_replacement_character(start_server: StartServer):
+    srv = await start_server()
+    resp = await post_json(srv, b'{"phone": "+79161234567", "name": "Ann\\ud800a", "utm_source": "\\udfff"}')
+    assert resp.status == 200
+    assert [r["status"] for r in journal_rows(srv)] == ["processed"]
+    touch = the_touch(srv)
+    assert touch["name"] == "Ann\ufffda"
+    assert json.loads(touch["utm"]) == {"utm_source": "\ufffd"}
+    assert srv.scalar("SELECT name FROM contacts") == "Ann\ufffda"
+
+
+async def test_surrogate_bytes_in_a_form_body_are_stored_as_replacement_characters(start_server: StartServer):
+    srv = await start_server()
+    body = (
+        b'{"phone": "+79161234567", "message": "caf\xed\xa0\x80 \xed\xbf\xbf", "sub": {"k\xed\xa0\x80": "v"}}'
+    )
+    resp = await post_json(srv, body)
+    assert resp.status == 200
+    assert [r["status"] for r in journal_rows(srv)] == ["processed"]
+    touch = the_touch(srv)
+    assert touch["message"] == "caf\ufffd \ufffd"
+    assert touch["payload"]["sub.k\ufffd"] == "v"
+    assert srv.scalar("SELECT body FROM journal") == body  # the raw bytes stay in the journal
+
+
 async def raw_post(srv: Running, target: str, headers: bytes, body: bytes) -> int:
     """A request written byte by byte: an HTTP client library would encode a header's 0xff as UTF-8."""
     host, port = srv.server.host, srv.server.port
@@ -66,14 +95,91 @@ async def raw_post(srv: Running, target: str, headers: bytes, body: bytes) -> in
         await writer.wait_closed()
 
 
+async def test_an_idempotency_key_that_is_not_utf8_keys_the_touch_and_its_retry(start_server: StartServer):
+    srv = await start_server()
+    headers = b"Content-Type: application/x-www-form-urlencoded\r\nIdempotency-Key: key-\xff\r\n"
+    for _ in range(2):
+        assert await raw_post(srv, FORM_URL, headers, b"phone=%2B79161234567") == 200
+    assert [r["status"] for r in journal_rows(srv)] == ["processed", "processed"]
+    assert the_touch(srv)["external_id"] == "form:key-\ufffd"
+
+
+async def test_nul_characters_are_stripped_from_what_a_touch_stores(start_server: StartServer):
+    srv = await start_server()
+    body = "phone=%2B79161234567&name=An%00na&message=hi%00%00there&city%00=Mo%00scow&submission_id=a%00b"
+    resp = await srv.session.post(f"{srv.url}{FORM_URL}", data=body, headers=FORM_HEADERS)
+    assert resp.status == 200
+    assert [r["status"] for r in journal_rows(srv)] == ["processed"]
+    touch = the_touch(srv)
+    assert (touch["name"], touch["message"], touch["external_id"]) == ("Anna", "hithere", "form:ab")
+    assert touch["payload"]["city"] == "Moscow"
+    assert srv.scalar("SELECT name FROM contacts") == "Anna"
+
+
 def phones(count: int, first: int = 0) -> list[str]:
     return [f"+7916{n:07d}" for n in range(first, first + count)]
+
+
+async def test_a_form_with_a_thousand_phones_keeps_twenty_on_the_contact_and_the_rest_in_its_text(
+    start_server: StartServer,
+):
+    srv = await start_server()
+    numbers = phones(1000)
+    body = urlencode([("name", "Many"), ("email", "many@example.com"), *(("phone", p) for p in numbers)])
+    resp = await srv.session.post(f"{srv.url}{FORM_URL}", data=body, headers=FORM_HEADERS)
+    assert resp.status == 200
+    [row] = journal_rows(srv)
+    assert row["status"] == "processed"
+    assert "981 more" in row["note"]  # 19 phones and the email are kept
+    touch = the_touch(srv)
+    assert identifier_count(srv, touch["contact_id"]) == MAX_IDENTIFIERS
+    assert srv.scalar("SELECT COUNT(*) FROM identifiers WHERE value = 'many@example.com'") == 1
+    assert all(p in touch["message"] for p in numbers[MAX_IDENTIFIERS - 1 :])
+
+
+async def test_a_mail_with_a_thousand_addresses_through_smtp_keeps_twenty_and_the_rest_in_its_text(
+    start_server: StartServer, tmp_path
+):
+    srv = await start_server(smtp_config(tmp_path))
+    addresses = [f"client{n:04d}@example.com" for n in range(1000)]
+    mail = EmailMessage()
+    mail["From"] = "Site form <noreply@site.example>"
+    mail["To"] = "leads@mx.example.com"
+    mail["Subject"] = "New request"
+    mail["Message-ID"] = "<many@site.example>"
+    mail.set_content("\n".join(f"Email: {a}" for a in addresses))
+    assert await send(srv, mail.as_bytes(), sender="noreply@site.example") == {}
+    [row] = journal_rows(srv)
+    assert row["status"] == "processed"
+    touch = the_touch(srv)
+    assert identifier_count(srv, touch["contact_id"]) == MAX_IDENTIFIERS
+    assert all(a in touch["message"] for a in addresses)
 
 
 def uis_variant(**changes: str) -> bytes:
     data = json.loads(UIS.body)
     data.update(changes)
     return json.dumps(data).encode()
+
+
+@pytest.mark.parametrize(
+    ("param", "value", "named"),
+    [
+        ("CallDuration", str(10**20), "duration"),
+        ("CallDuration", "-1", "duration"),
+        ("SequenceNumber", str(10**20), "sequence number"),
+    ],
+)
+async def test_a_number_out_of_range_is_refused_whichever_provider_parsed_it(
+    start_server: StartServer, tmp_path, param: str, value: str, named: str
+):
+    srv = await start_server(config_with(tmp_path, TWILIO_SOURCE))
+    params = dict(parse_qsl(TWILIO_DONE.body.decode(), keep_blank_values=True))
+    resp = await post_signed(srv, "/status", {**params, param: value})
+    assert resp.status == 400
+    assert named in await resp.text()
+    assert [(r["status"], r["http_status"]) for r in journal_rows(srv)] == [("rejected", 400)]
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
 
 
 def nested_json(depth: int) -> bytes:
@@ -117,6 +223,29 @@ async def test_nesting_past_32_levels_is_refused_with_a_reason(
     assert resp.status == 400
     assert "nested deeper than 32 levels" in await resp.text()
     assert [(r["status"], r["http_status"]) for r in journal_rows(srv)] == [("rejected", 400)]
+
+
+@pytest.mark.parametrize(
+    ("sent", "why"),
+    [
+        ("1970-01-01T00:00:00Z", "before 2000"),
+        ((NOW + timedelta(days=2)).isoformat(), "more than a day after"),
+    ],
+)
+async def test_a_time_out_of_range_is_replaced_by_the_time_received_and_flagged(
+    start_server: StartServer, tmp_path, sent: str, why: str
+):
+    srv = await start_server(config_with(tmp_path, source_for(GOOGLE)), clock=lambda: NOW)
+    body = json.loads(GOOGLE.body)
+    body["timestamp"] = sent
+    resp = await srv.session.post(f"{srv.url}{GOOGLE.path}", json=body, headers=GOOGLE.headers)
+    assert resp.status == 200
+    [row] = journal_rows(srv)
+    assert row["status"] == "processed"
+    assert why in row["note"] and "time received" in row["note"]
+    touch = the_touch(srv)
+    assert datetime.fromisoformat(touch["occurred_at"]) == NOW
+    assert any(why in flag for flag in touch["payload"]["leadline_settled"])
 
 
 def numbered_form() -> bytes:
