@@ -49,6 +49,24 @@ def text(value: str) -> str:
     return _SURROGATE.sub("\ufffd", value)
 
 
+def seconds(value: object, name: str) -> int | None:
+    """A count of seconds as a provider writes it (``94``, ``"94"``, ``"94.0"``); None when empty.
+
+    What no call can last (negative, not finite, over a week) is the sender's error, named as they
+    named it.
+    """
+    written = "" if value is None else str(value).strip()
+    if not written:
+        return None
+    try:
+        number = float(written)
+    except ValueError:
+        raise BadRequest(f"{name} is not a number of seconds: {written[:40]!r}") from None
+    if not 0 <= number <= MAX_CALL_SECONDS:  # NaN fails both comparisons
+        raise BadRequest(f"{name} of {_shown(written)} s is out of range: 0 to {MAX_CALL_SECONDS} s (a week)")
+    return int(number)
+
+
 def settle(
     result: ParseResult, replay_key: str | None, received_at: datetime
 ) -> tuple[ParseResult, str | None]:

@@ -163,6 +163,34 @@ def uis_variant(**changes: str) -> bytes:
 
 
 @pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("talk_time_duration", "1e308"),
+        ("talk_time_duration", "79000000000"),
+        ("talk_time_duration", "inf"),
+        ("talk_time_duration", "NaN"),
+        ("talk_time_duration", "-5"),
+        ("talk_time_duration", str(8 * 24 * 3600)),
+        ("total_time_duration", "1e308"),
+    ],
+)
+async def test_a_call_duration_out_of_range_is_refused_naming_the_field(
+    start_server: StartServer, tmp_path, field: str, value: str
+):
+    srv = await start_server(
+        config_with(tmp_path, {"name": UIS.source_name, "provider": "uis_comagic", "token": UIS_TOKEN})
+    )
+    resp = await srv.session.post(
+        f"{srv.url}{UIS.path}?token={UIS_TOKEN}", data=uis_variant(**{field: value}), headers=UIS.headers
+    )
+    assert resp.status == 400
+    assert field in await resp.text()
+    [row] = journal_rows(srv)
+    assert (row["status"], row["http_status"]) == ("rejected", 400)
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+
+
+@pytest.mark.parametrize(
     ("param", "value", "named"),
     [
         ("CallDuration", str(10**20), "duration"),
