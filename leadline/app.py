@@ -143,8 +143,12 @@ def init_worker_app(config: Config, *, primary_pid: int, clock: Clock = now_utc)
 
 
 def _base_app(config: Config, clock: Clock) -> web.Application:
-    # aiohttp's access log would print URLs with ?token=…; our own request line replaces it.
-    app = web.Application(client_max_size=config.http.max_body_bytes, handler_args={"access_log": None})
+    # aiohttp's access log would print URLs with ?token=…; our own request line replaces it. Bodies
+    # are inflated by capture.server.read_body, which notices a compressed stream cut off.
+    app = web.Application(
+        client_max_size=config.http.max_body_bytes,
+        handler_args={"access_log": None, "auto_decompress": False},
+    )
     app[keys.CONFIG] = config
     app[keys.CLOCK] = clock
     app[keys.METRICS] = Metrics()

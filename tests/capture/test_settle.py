@@ -8,7 +8,9 @@ a failed row.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
+import zlib
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -279,3 +281,23 @@ async def test_a_time_out_of_range_is_replaced_by_the_time_received_and_flagged(
 def numbered_form() -> bytes:
     """A form whose compressed stream is long enough that half of it inflates to a readable form."""
     return urlencode({"phone": "+79161234567", "message": " ".join(str(n) for n in range(5000))}).encode()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [("gzip", gzip.compress), ("deflate", zlib.compress), ("gzip", lambda b: gzip.compress(b) * 2)],
+)
+async def test_a_compressed_body_cut_off_is_refused_with_a_reason(
+    start_server: StartServer, encoding: str, compress: Any
+):
+    srv = await start_server()
+    whole = compress(numbered_form())
+    headers = {"Content-Encoding": encoding, **FORM_HEADERS}
+    resp = await srv.session.post(f"{srv.url}{FORM_URL}", data=whole[: len(whole) // 2 + 7], headers=headers)
+    assert resp.status == 400
+    assert "cut off" in await resp.text()
+    assert [(r["status"], r["http_status"]) for r in journal_rows(srv)] == [("rejected", 400)]
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+    resp = await srv.session.post(f"{srv.url}{FORM_URL}", data=whole, headers=headers)
+    assert resp.status == 200  # the whole stream (two gzip members in the last case) is read
+    assert the_touch(srv)["message"].endswith(" 4999")
