@@ -335,12 +335,13 @@ class Capture:
         return outcomes
 
     def _process(self, db: Database, jid: int, raw: RawRequest, result: ParseResult) -> Outcome:
+        """Store a journalled row's events; a row that fails again is only recorded, not logged with
+        its traceback again at every start (its arrival logged that): the caller reports it."""
         ctx = self.context(raw.source, jid, raw.received_at)
         try:
             with savepoint(db, "events"):
                 created, channels = apply_events(db, result.events, ctx)
         except Exception as exc:
-            log.exception("storing events of journal row %s failed; it will be retried", jid)
             reason = f"{type(exc).__name__}: {exc}"
             journal.finish(
                 db, jid, status="failed", at=self.clock(), reason=reason, events=len(result.events)
@@ -416,7 +417,7 @@ def reprocess_rows(capture: Capture, db: Database, ids: Iterable[int], *, dry_ru
         except _DryRun as done:
             outcomes.append(done.outcome)
         except Exception as exc:
-            log.exception("replaying journal row %s failed", jid)
+            log.warning("replaying journal row %s raised %s", jid, type(exc).__name__)
             reason = f"{type(exc).__name__}: {exc}"
             if not dry_run:
                 journal.finish(db, jid, status="failed", at=capture.clock(), reason=reason)

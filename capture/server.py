@@ -18,6 +18,7 @@ from sqlite_utils import Database
 from capture.pipeline import Outcome, Verdict
 from capture.providers.base import RawRequest
 from leadline import keys
+from storage.backlog import backlog
 
 log = logging.getLogger("leadline.http")
 
@@ -229,12 +230,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     store, m = request.app[keys.STORE], request.app[keys.METRICS]
-    waiting = await store.read(
-        lambda db: db.execute(
-            "SELECT COUNT(*) FROM journal WHERE status IN ('received', 'failed')"
-        ).fetchone()[0]
-    )
-    m.waiting.set(waiting)
+    rows = await store.read(backlog)
+    m.waiting.set(rows.waiting)
+    m.set_failed(rows.failed, (s.name for s in request.app[keys.CONFIG].sources))
     return web.Response(body=m.render(), content_type="text/plain", charset="utf-8")
 
 

@@ -76,8 +76,18 @@ async def capture_ctx(app: web.Application) -> AsyncIterator[None]:
     capture = await build_capture(app[keys.CONFIG], store, app[keys.CLOCK])
     app[keys.CAPTURE] = capture
     finished = await replay(capture, unprocessed_only=True)
-    if finished:
-        log.info("finished journal rows left from the last run", extra={"fields": {"rows": len(finished)}})
+    failing = [o.journal_id for o in finished if o.status == "failed"]
+    if len(finished) > len(failing):
+        log.info(
+            "finished journal rows left from the last run",
+            extra={"fields": {"rows": len(finished) - len(failing)}},
+        )
+    if failing:
+        log.warning(
+            "journal rows still fail: `leadline replay` lists them with their reasons,"
+            " /metrics counts them in leadline_journal_failed",
+            extra={"fields": {"rows": len(failing), "first_id": failing[0]}},
+        )
     yield
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 import zlib
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -22,6 +23,7 @@ from tests.capture.form_checks import config_with, source_for
 from tests.capture.test_smtp import send, smtp_config
 from tests.capture.test_twilio import SOURCE as TWILIO_SOURCE
 from tests.capture.test_twilio import post_signed
+from tests.cli import run_cli
 from tests.conftest import Running, StartServer
 from tests.samples import sample
 
@@ -301,3 +303,41 @@ async def test_a_compressed_body_cut_off_is_refused_with_a_reason(
     resp = await srv.session.post(f"{srv.url}{FORM_URL}", data=whole, headers=headers)
     assert resp.status == 200  # the whole stream (two gzip members in the last case) is read
     assert the_touch(srv)["message"].endswith(" 4999")
+
+
+async def test_a_row_that_still_fails_is_reported_by_metrics_replay_and_one_line_at_start(
+    start_server: StartServer, tmp_path, caplog: pytest.LogCaptureFixture
+):
+    srv = await start_server()
+    db = srv.db()
+    db.execute(
+        "CREATE TRIGGER no_boom BEFORE INSERT ON touches WHEN NEW.name = 'Boom'"
+        " BEGIN SELECT RAISE(ABORT, 'touches named Boom are refused'); END"
+    )
+    db.close()
+    resp = await srv.session.post(f"{srv.url}{FORM_URL}", data={"phone": "+79161234567", "name": "Boom"})
+    assert resp.status == 200  # journalled: the row is kept for a replay once the cause is fixed
+    assert [r["status"] for r in journal_rows(srv)] == ["failed"]
+    text = await (await srv.session.get(f"{srv.url}/metrics")).text()
+    assert 'leadline_journal_failed{source="form"} 1.0' in text
+    assert 'leadline_journal_failed{source="std"} 0.0' in text
+    await srv.stop()
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        restarted = await start_server(srv.config)
+    assert [r["status"] for r in journal_rows(restarted)] == ["failed"]
+    [line] = [r for r in caplog.records if "still fail" in r.getMessage()]
+    assert line.levelno == logging.WARNING
+    assert not [r for r in caplog.records if r.exc_info], "no traceback at start for a known failed row"
+    await restarted.stop()
+
+    config = tmp_path / "replay.toml"
+    config.write_text(
+        f'[leadline]\ndatabase = "{srv.config.database_path}"\n\n'
+        '[[sources]]\nname = "form"\nprovider = "generic_form"\ntoken = "form-token"\n'
+    )
+    result = await run_cli("replay", "--config", str(config))
+    assert result.code == 0, result.output
+    assert "1 row(s) still failing:" in result.output
+    assert "#1 form" in result.output and "touches named Boom are refused" in result.output
