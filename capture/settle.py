@@ -17,7 +17,7 @@ from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from capture.providers.base import MAX_DEPTH, BadRequest, ContactEvent, Event, ParseResult
+from capture.providers.base import MAX_DEPTH, BadRequest, CallEvent, ContactEvent, Event, ParseResult
 
 #: Phones and emails one touch keeps as match keys; the rest stay in its message. Nobody has more,
 #: and each one costs a look-up in the write that holds the database lock.
@@ -39,14 +39,17 @@ _RANGES: dict[str, tuple[str, int, int]] = {
     "talk_s": ("the call's talk time", 0, MAX_CALL_SECONDS),
     "seq": ("the event's sequence number", 0, MAX_INTEGER),
 }
+#: Each event type's attributes, looked up once rather than per event.
+_NAMES = {kind: tuple(f.name for f in fields(kind)) for kind in (ContactEvent, CallEvent)}
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def text(value: str) -> str:
     """NUL removed and lone surrogates (bytes that were not UTF-8) as U+FFFD: text SQLite can store."""
-    if "\x00" in value:
-        value = value.replace("\x00", "")
-    return _SURROGATE.sub("\ufffd", value)
+    if _UNSTORABLE.search(value) is None:  # nearly always: one scan in C, no copy
+        return value
+    return _SURROGATE.sub("\ufffd", value.replace("\x00", ""))
 
 
 def seconds(value: object, name: str) -> int | None:
@@ -82,7 +85,7 @@ def settle(
 
 def _event(event: Event, received_at: datetime, notes: list[str]) -> Event:
     flags: list[str] = []
-    changes = {f.name: _value(f.name, getattr(event, f.name), received_at, flags) for f in fields(event)}
+    changes = {name: _value(name, getattr(event, name), received_at, flags) for name in _NAMES[type(event)]}
     if isinstance(event, ContactEvent):
         _keep_identifiers(changes, flags)
     if flags:
@@ -96,20 +99,18 @@ def _value(name: str, value: Any, received_at: datetime, flags: list[str]) -> An
         return text(value)
     if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, int):
-        return _integer(name, value)
-    if isinstance(value, datetime):
-        return _moment(name, value, received_at, flags)
     if isinstance(value, tuple):
         return tuple(text(v) if isinstance(v, str) else v for v in value)
-    if isinstance(value, Mapping | list | float):
-        try:
-            return _tree(value, 1)
-        except _Refused as refused:
-            path = ".".join([name, *(key[:40] for key in reversed(refused.path[-3:]))])
-            more = ".…" if len(refused.path) > 3 else ""
-            raise BadRequest(f"{path}{more}: {refused.problem}") from None
-    return value
+    if isinstance(value, datetime):
+        return _moment(name, value, received_at, flags)
+    if isinstance(value, int):
+        return _integer(name, value)
+    try:
+        return _tree(value, 1)
+    except _Refused as refused:
+        path = ".".join([name, *(key[:40] for key in reversed(refused.path[-3:]))])
+        more = ".…" if len(refused.path) > 3 else ""
+        raise BadRequest(f"{path}{more}: {refused.problem}") from None
 
 
 def _integer(name: str, value: int) -> int:
@@ -168,14 +169,17 @@ def _tree(value: Any, depth: int) -> Any:
         return text(value)
     if isinstance(value, float) and not math.isfinite(value):
         raise _Refused(f"{value} is not a finite number")
-    if not isinstance(value, Mapping | list | tuple):
+    if not isinstance(value, dict | list | tuple | Mapping):  # dict first: the ABC's check is slow
         return value
     if depth > MAX_DEPTH:
         raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
-    if isinstance(value, Mapping):
+    if isinstance(value, dict | Mapping):
         settled: dict[Any, Any] = {}
         for key, item in value.items():
             name = text(key) if isinstance(key, str) else key
+            if isinstance(item, str):  # most fields: no call, no frame
+                settled[name] = text(item)
+                continue
             try:
                 settled[name] = _tree(item, depth + 1)
             except _Refused as refused:
