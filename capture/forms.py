@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from multidict import MultiDict
 
-from capture.providers.base import BadRequest
+from capture.providers.base import BadRequest, loads
 
 DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
     "phone": (
@@ -74,10 +74,7 @@ def parse_form_body(body: bytes, content_type_header: str) -> MultiDict[str]:
     if kind == "multipart/form-data":
         return _multipart(body, content_type_header)
     if kind in ("application/json", "text/json") or (not kind and body.lstrip()[:1] in (b"{", b"[")):
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            raise BadRequest(f"body is not valid JSON: {exc}") from exc
+        data = loads(body)
         if not isinstance(data, dict):
             raise BadRequest("JSON body must be an object of form fields")
         return MultiDict(_flatten(data))

@@ -8,6 +8,7 @@ imported), and whichever process a scrape reaches answers for all of them.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
@@ -36,6 +37,14 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="mostrecent",  # set from the database by the process scraped
         )
+        self.failed = Gauge(
+            "leadline_journal_failed",
+            "Journal rows whose events could not be stored: leadline replay lists them with their reasons",
+            ["source"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",  # set from the database by the process scraped
+        )
+        self._failed_sources: set[str] = set()
         self.latency = Histogram(
             "leadline_request_seconds",
             "Time from request to answer",
@@ -56,6 +65,13 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="sum",
         )
+
+    def set_failed(self, failed: Mapping[str, int], sources: Iterable[str]) -> None:
+        """Every configured source gets a value, 0 included, so an alert can tell none from unknown;
+        a source that had failed rows keeps its label at 0 once they are finished."""
+        self._failed_sources |= {*sources, *failed}
+        for source in self._failed_sources:
+            self.failed.labels(source).set(failed.get(source, 0))
 
     def committed(self, jobs: int) -> None:
         """The store's commit hook: called by a writer after each commit."""

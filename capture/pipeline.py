@@ -31,6 +31,7 @@ from capture.providers.base import (
     RawRequest,
     Reply,
 )
+from capture.settle import settle, text
 from leadline.config import Config, SourceConfig
 from storage.attribution import CampaignIndex
 from storage.db import Store, now_utc, savepoint
@@ -158,12 +159,13 @@ class Capture:
         try:
             replay_key = getattr(provider, "replay_key", None)
             key = replay_key(raw) if replay_key else None
-            result = provider.parse(raw, source)
+            # Whatever storage would fail on is decided now, while the sender can still be told.
+            result, key = settle(provider.parse(raw, source), key, raw.received_at)
         except ProviderError as exc:
-            return Verdict(source.provider, exc.status, exc.reason)
+            return Verdict(source.provider, exc.status, text(exc.reason))
         except Exception as exc:  # a parser bug must not lose the request: keep it for replay
             log.exception("parser for %s failed", source.provider)
-            return Verdict(source.provider, 400, f"could not parse: {type(exc).__name__}: {exc}")
+            return Verdict(source.provider, 400, text(f"could not parse: {type(exc).__name__}: {exc}"))
         return Verdict(source.provider, 200, result=result, replay_key=key)
 
     async def ingest(self, raw: RawRequest, source: SourceConfig, *, verify: bool = True) -> Outcome:
@@ -339,12 +341,13 @@ class Capture:
         return outcomes
 
     def _process(self, db: Database, jid: int, raw: RawRequest, result: ParseResult) -> Outcome:
+        """Store a journalled row's events; a row that fails again is only recorded, not logged with
+        its traceback again at every start (its arrival logged that): the caller reports it."""
         ctx = self.context(raw.source, jid, raw.received_at)
         try:
             with savepoint(db, "events"):
                 created, channels = apply_events(db, result.events, ctx)
         except Exception as exc:
-            log.exception("storing events of journal row %s failed; it will be retried", jid)
             reason = f"{type(exc).__name__}: {exc}"
             journal.finish(
                 db, jid, status="failed", at=self.clock(), reason=reason, events=len(result.events)
@@ -420,7 +423,7 @@ def reprocess_rows(capture: Capture, db: Database, ids: Iterable[int], *, dry_ru
         except _DryRun as done:
             outcomes.append(done.outcome)
         except Exception as exc:
-            log.exception("replaying journal row %s failed", jid)
+            log.warning("replaying journal row %s raised %s", jid, type(exc).__name__)
             reason = f"{type(exc).__name__}: {exc}"
             if not dry_run:
                 journal.finish(db, jid, status="failed", at=capture.clock(), reason=reason)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
@@ -17,21 +18,75 @@ from sqlite_utils import Database
 from capture.pipeline import Outcome, Verdict
 from capture.providers.base import RawRequest
 from leadline import keys
+from storage.backlog import backlog
 
 log = logging.getLogger("leadline.http")
 
 READ_CHUNK = 64 * 1024
+#: The Content-Encodings a body is inflated from, with zlib's window bits for each.
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 #: A health check that waits longer than this for a write reports the database as down.
 HEALTHZ_WRITE_SECONDS = 10.0
 
 
+class BodyRefused(Exception):
+    """A body that cannot be taken as it came: too large (413) or not inflatable (400), and why."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The body as its sender wrote it, inflated from its Content-Encoding; raises :class:`BodyRefused`."""
+    body = await _read_limited(request, limit)
+    if body is None:
+        size = request.content_length or limit + 1
+        raise BodyRefused(413, f"body of {size} bytes is over the limit of {limit}")
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    return inflate(body, encoding, limit) if body and encoding not in ("", "identity") else body
+
+
+def inflate(data: bytes, encoding: str, limit: int) -> bytes:
+    """``data`` inflated, every gzip member of it, checking that each stream reaches its end.
+
+    aiohttp's own inflation is off (``auto_decompress`` in leadline/app.py): it takes a gzip stream
+    cut off half-way for the whole body, and the sender would be told that half a form was stored.
+    """
+    wbits = _WBITS.get(encoding)
+    if wbits is None:
+        raise BodyRefused(400, f"body could not be decompressed as {encoding}: send gzip, deflate or none")
+    if encoding == "deflate" and data[:1] and data[0] & 0x0F != 8:
+        wbits = -zlib.MAX_WBITS  # raw deflate without the zlib header, as some senders send it
+    parts: list[bytes] = []
+    size = 0
+    while data:
+        stream = zlib.decompressobj(wbits)
+        try:
+            part = stream.decompress(data, limit + 1 - size)  # at most one byte past the limit
+        except zlib.error as exc:
+            raise BodyRefused(400, f"body could not be decompressed as {encoding}: {exc}") from None
+        size += len(part)
+        if size > limit:
+            raise BodyRefused(413, f"body inflates to over the limit of {limit} bytes")
+        if not stream.eof:
+            raise BodyRefused(400, f"body could not be decompressed as {encoding}: the stream is cut off")
+        parts.append(part)
+        data = stream.unused_data
+        if data and encoding == "deflate":
+            raise BodyRefused(
+                400, f"body could not be decompressed as deflate: {len(data)} bytes after its end"
+            )
+    return b"".join(parts)
+
+
 async def _read_limited(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None when it is larger than ``limit`` (without reading all of it)."""
+    """The body as it came over the wire, or None when it is over ``limit`` (without reading all of it)."""
     if request.content_length is not None and request.content_length > limit:
         return None
-    if request.content_length is not None and "Content-Encoding" not in request.headers:
+    if request.content_length is not None:
         # Known and within the limit: read whole, a third of the cost of iterating over chunks.
-        # A compressed body's length says nothing of what it inflates to, so that one is counted.
         return await request.read()
     chunks: list[bytes] = []
     size = 0
@@ -68,14 +123,14 @@ async def hook(request: web.Request) -> web.StreamResponse:
     tail = request.match_info.get("tail", "")
     source = config.source(name)
     limit = config.http.max_body_bytes
-    undecodable = None
+    refused = None
     try:
-        body = await _read_limited(request, limit)
-    except web.RequestPayloadError as exc:  # aiohttp could not inflate it (or the body broke off)
-        encoding = request.headers.get("Content-Encoding")
-        problem = f"decompressed as {encoding}" if encoding else "read"
-        body, undecodable = b"", f"body could not be {problem}: {exc}"
-    raw = _raw(request, name, tail, body or b"")
+        body = await read_body(request, limit)
+    except BodyRefused as exc:
+        body, refused = b"", exc
+    except web.RequestPayloadError as exc:  # the body broke off
+        body, refused = b"", BodyRefused(400, f"body could not be read: {exc}")
+    raw = _raw(request, name, tail, body)
     if source is None:
         verdict = Verdict(
             None, 404, f"no source named {name!r}: check the URL against the sources in the config"
@@ -83,16 +138,8 @@ async def hook(request: web.Request) -> web.StreamResponse:
     elif request.method not in _methods(source.provider):
         allowed = ", ".join(sorted(_methods(source.provider))) or "none (this source does not take HTTP)"
         verdict = Verdict(source.provider, 405, f"method {request.method} not allowed here; use {allowed}")
-    elif body is None:
-        size = request.content_length or limit + 1
-        reason = (
-            f"body inflates to over the limit of {limit} bytes"
-            if "Content-Encoding" in request.headers
-            else f"body of {size} bytes is over the limit of {limit}"
-        )
-        verdict = Verdict(source.provider, 413, reason, keep_body=False)
-    elif undecodable:
-        verdict = Verdict(source.provider, 400, undecodable, keep_body=False)
+    elif refused:
+        verdict = Verdict(source.provider, refused.status, refused.reason, keep_body=False)
     else:
         verdict = capture.judge(raw, source)
     try:
@@ -183,12 +230,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     store, m = request.app[keys.STORE], request.app[keys.METRICS]
-    waiting = await store.read(
-        lambda db: db.execute(
-            "SELECT COUNT(*) FROM journal WHERE status IN ('received', 'failed')"
-        ).fetchone()[0]
-    )
-    m.waiting.set(waiting)
+    rows = await store.read(backlog)
+    m.waiting.set(rows.waiting)
+    m.set_failed(rows.failed, (s.name for s in request.app[keys.CONFIG].sources))
     return web.Response(body=m.render(), content_type="text/plain", charset="utf-8")
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 from sqlite_utils import Database
 
+from capture.server import BodyRefused, read_body
 from leadline import keys
 from storage.contacts import contact_card, find_by_identifier, resolve_contact, search_contacts
 from storage.identifiers import email, mask, phone
@@ -222,8 +223,10 @@ async def report(request: web.Request) -> web.Response:
 async def create_registration(request: web.Request) -> web.Response:
     client = _client(request)
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(await read_body(request, request.app[keys.CONFIG].http.max_body_bytes))
+    except BodyRefused as exc:
+        raise ApiError(exc.status, exc.reason) from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")

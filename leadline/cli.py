@@ -96,20 +96,24 @@ def replay(config_path: Path | None, source: str | None, since: str | None, dry_
     """Re-run rejected and unprocessed journal rows through today's parsers."""
     from capture.pipeline import replay as replay_rows
     from leadline.app import build_capture
+    from storage.backlog import Row, rows
     from storage.db import Store
 
     config = _load(config_path)
     since_at = _parse_since(since, config.tz)
 
-    async def run() -> list[Any]:
+    async def run() -> tuple[list[Any], dict[int, Row]]:
         store = Store.open(config.database_path)
         try:
             capture = await build_capture(config, store)
-            return await replay_rows(capture, source=source, since=since_at, dry_run=dry_run)
+            outcomes = await replay_rows(capture, source=source, since=since_at, dry_run=dry_run)
+            failed = [o.journal_id for o in outcomes if o.status == "failed"]
+            found = await store.read(lambda db: rows(db, failed)) if failed else []
+            return outcomes, {row.id: row for row in found}
         finally:
             await store.close()
 
-    outcomes = asyncio.run(run())
+    outcomes, failing = asyncio.run(run())
     if not outcomes:
         click.echo("Nothing to replay: no rejected or unprocessed rows match.")
         return
@@ -123,6 +127,13 @@ def replay(config_path: Path | None, source: str | None, since: str | None, dry_
     processed = sum(1 for o in outcomes if o.status == "processed")
     verb = "would be" if dry_run else "were"
     click.echo(f"{processed} of {len(outcomes)} row(s) {verb} processed.")
+    if failing:
+        # Their touches are missing until the cause is fixed: say which requests, from where and when.
+        click.echo(f"{len(failing)} row(s) {'would still fail' if dry_run else 'still failing'}:")
+        for o in outcomes:
+            if (row := failing.get(o.journal_id)) is not None:
+                received = row.received_at.astimezone(config.tz).strftime("%Y-%m-%d %H:%M")
+                click.echo(f"  #{row.id} {row.source}, received {received}: {o.reason}")
 
 
 def _parse_since(since: str | None, tz: tzinfo) -> datetime | None:

@@ -9,14 +9,14 @@ is recorded with what moved so that a manager can undo a wrong one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlite_utils import Database
 
-from storage.db import iso
+from storage.db import chunks, iso
 from storage.identifiers import Identifier
 
 #: Tables whose rows follow their contact through a merge.
@@ -41,15 +41,17 @@ def find_by_identifier(db: Database, ident: Identifier) -> int | None:
 
 
 def _find_all(db: Database, idents: Sequence[Identifier]) -> list[int]:
-    """Contacts holding any of these valid identifiers, in one query."""
-    if not idents:
-        return []
-    clause = " OR ".join(["(kind = ? AND value = ?)"] * len(idents))
-    params = [p for i in idents for p in (i.kind, i.value)]
-    rows = db.conn.execute(
-        f"SELECT DISTINCT contact_id FROM identifiers WHERE valid = 1 AND ({clause})", params
-    )
-    return sorted(int(r[0]) for r in rows)
+    """Contacts holding any of these valid identifiers: a flat IN list rather than one OR term per
+    identifier, whose expression tree SQLite caps at 1000 levels."""
+    wanted = {(i.kind, i.value) for i in idents}
+    found: set[int] = set()
+    for chunk in chunks(sorted({value for _, value in wanted})):
+        marks = ",".join("?" * len(chunk))
+        rows = db.conn.execute(
+            f"SELECT contact_id, kind, value FROM identifiers WHERE valid = 1 AND value IN ({marks})", chunk
+        )
+        found.update(int(contact) for contact, kind, value in rows if (kind, value) in wanted)
+    return sorted(found)
 
 
 def _add_identifiers(db: Database, contact_id: int, idents: Sequence[Identifier], at: str) -> None:
@@ -172,7 +174,7 @@ def undo_merge(db: Database, merge_id: int, *, at: datetime, staff_id: int | Non
             [row[0], merged, *row[1:]],
         )
     for table, ids in moved.items():
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             marks = ",".join("?" * len(chunk))
             db.execute(
                 f"UPDATE {table} SET contact_id = ? WHERE contact_id = ? AND id IN ({marks})",
@@ -182,11 +184,6 @@ def undo_merge(db: Database, merge_id: int, *, at: datetime, staff_id: int | Non
     db.execute("UPDATE contacts SET merged_into = NULL, updated_at = ? WHERE id = ?", [stamp, merged])
     db.execute("UPDATE merges SET undone_at = ?, undone_by = ? WHERE id = ?", [stamp, staff_id, merge_id])
     return int(merged)
-
-
-def _chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
 
 
 def live_contact(db: Database, contact_id: int) -> int:

@@ -28,7 +28,7 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +45,9 @@ T = TypeVar("T")
 log = logging.getLogger("leadline.store")
 
 MAX_BATCH = 512
+#: Values one statement binds in an IN list: under the 999 variables older SQLite builds allow, so
+#: the look-ups for a burst (NOW_BATCH requests of up to 20 identifiers each) work with any of them.
+IN_CHUNK = 500
 #: How long closing waits for the lock to write what webhooks left queued (they get 503 after it).
 CLOSE_SECONDS = 10.0
 #: Jobs :meth:`Store.write_now` writes in one turn of the event loop (~100 µs each).
@@ -53,6 +56,12 @@ NOW_BATCH = 64
 #: to the second. Short: a coarse wait lets the other processes take the lock again and again
 #: (3 workers, backing off to 20 ms: p99 186 ms; to 1 ms: 24 ms).
 NOW_RETRY = (0.0001, 0.001)
+
+
+def chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """``values`` in slices of at most ``size``: one statement per slice keeps IN lists within limits."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def now_utc() -> datetime:

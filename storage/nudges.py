@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
-from storage.db import iso, parse_iso, savepoint
+from storage.db import chunks, iso, parse_iso, savepoint
 from storage.nudge_cards import Kind, MessageView, Render, fits_telegram, load_card
 from storage.outbox import enqueue
 from storage.registrations import change_lead
@@ -734,7 +734,7 @@ def _record_message(
         [outbox_id, len(listed), message_id],
     )
     ids = [nid for group in listed for nid, _ in group]
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         marks = ",".join("?" * len(chunk))
         db.execute(
             f"UPDATE nudges SET outbox_id = COALESCE(outbox_id, ?) WHERE id IN ({marks})", [outbox_id, *chunk]
@@ -859,11 +859,6 @@ def _still_due(db: Database, item: Due, now: datetime, rules: NudgeRules) -> boo
     return base[3] is not None and base[3] <= iso(
         working_cutoff(rules.calendar, now, rules.escalation_minutes)
     )
-
-
-def _chunks(ids: Sequence[int], size: int = 500) -> Iterable[Sequence[int]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
 
 
 # ---------------------------------------------------------------------------------------- closing
@@ -1020,7 +1015,7 @@ def _mark(
     db: Database, ids: Sequence[int], *, outcome: str, staff_id: int | None, at: datetime, close: bool
 ) -> None:
     stamp = iso(at)
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         marks = ",".join("?" * len(chunk))
         db.execute(
             "UPDATE nudges SET outcome = ?, acted_at = COALESCE(acted_at, ?), acted_by = COALESCE(acted_by, ?)"
@@ -1074,7 +1069,7 @@ def cant_reach(
         return done
     ids = _card_ids(db, nudge, same_level=True)
     tries = nudge.tries + 1
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         marks = ",".join("?" * len(chunk))
         db.execute(f"UPDATE nudges SET tries = ? WHERE id IN ({marks})", [tries, *chunk])
     if tries >= rules.callback_tries:

@@ -17,7 +17,7 @@ from sqlite_utils import Database
 
 from storage.attribution import CampaignIndex
 from storage.contacts import resolve_contact
-from storage.db import iso
+from storage.db import chunks, iso
 from storage.events import ContactEvent
 from storage.identifiers import Identifier, email, phone
 
@@ -135,12 +135,7 @@ def identifiers_of(phones: tuple[str, ...], emails: tuple[str, ...], region: str
 
 
 def any_blocked(db: Database, idents: list[Identifier]) -> bool:
-    valid = [i for i in idents if i.valid]
-    if not valid:
-        return False
-    clause = " OR ".join(["(kind = ? AND value = ?)"] * len(valid))
-    params = [p for i in valid for p in (i.kind, i.value)]
-    return db.conn.execute(f"SELECT 1 FROM blocklist WHERE {clause} LIMIT 1", params).fetchone() is not None
+    return bool(_blocked(db, {(i.kind, i.value) for i in idents if i.valid}))
 
 
 def _event_identifiers(event: ContactEvent, ctx: EventContext) -> list[Identifier]:
@@ -303,31 +298,33 @@ def _next_id(db: Database, table: str) -> int:
 def _existing_touches(db: Database, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
     found: dict[tuple[str, str], int] = {}
     for source in {s for s, _ in keys}:
-        ids = [e for s, e in keys if s == source]
-        marks = ",".join("?" * len(ids))
-        rows = db.conn.execute(
-            f"SELECT external_id, id FROM touches WHERE source = ? AND external_id IN ({marks})",
-            [source, *ids],
-        )
-        found.update({(source, str(e)): int(i) for e, i in rows})
+        for ids in chunks(sorted(e for s, e in keys if s == source)):
+            marks = ",".join("?" * len(ids))
+            rows = db.conn.execute(
+                f"SELECT external_id, id FROM touches WHERE source = ? AND external_id IN ({marks})",
+                [source, *ids],
+            )
+            found.update({(source, str(e)): int(i) for e, i in rows})
     return found
 
 
 def _held(db: Database, values: set[str]) -> list[tuple[int, str, str, bool]]:
     """Every identifier row with one of these values: who holds it, and whether it is valid."""
-    if not values:
-        return []
-    marks = ",".join("?" * len(values))
-    rows = db.conn.execute(
-        f"SELECT contact_id, kind, value, valid FROM identifiers WHERE value IN ({marks})", sorted(values)
-    )
-    return [(int(c), str(k), str(v), bool(ok)) for c, k, v, ok in rows]
+    held: list[tuple[int, str, str, bool]] = []
+    for chunk in chunks(sorted(values)):
+        marks = ",".join("?" * len(chunk))
+        rows = db.conn.execute(
+            f"SELECT contact_id, kind, value, valid FROM identifiers WHERE value IN ({marks})", chunk
+        )
+        held += [(int(c), str(k), str(v), bool(ok)) for c, k, v, ok in rows]
+    return held
 
 
 def _blocked(db: Database, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    if not keys:
-        return set()
-    values = sorted({v for _, v in keys})
-    marks = ",".join("?" * len(values))
-    rows = db.conn.execute(f"SELECT kind, value FROM blocklist WHERE value IN ({marks})", values)
-    return {(str(k), str(v)) for k, v in rows if (k, v) in keys}
+    """Which of these (kind, value) pairs staff blocked."""
+    blocked: set[tuple[str, str]] = set()
+    for values in chunks(sorted({v for _, v in keys})):
+        marks = ",".join("?" * len(values))
+        rows = db.conn.execute(f"SELECT kind, value FROM blocklist WHERE value IN ({marks})", values)
+        blocked |= {(str(k), str(v)) for k, v in rows if (k, v) in keys}
+    return blocked

@@ -51,6 +51,7 @@ from capture.providers.base import (
     Unauthorized,
     make_headers,
 )
+from capture.settle import seconds
 from leadline.config import SourceConfig
 from storage.events import CallDirection
 
@@ -182,13 +183,7 @@ def _tracking(number: str | None) -> str | None:
 
 
 def _seconds(message: Mapping[str, str], key: str) -> int | None:
-    text = message.get(key, "").strip()
-    if not text:
-        return None
-    try:
-        return max(0, int(float(text)))
-    except ValueError as exc:
-        raise BadRequest(f"{key} is not a number of seconds: {text!r}") from exc
+    return seconds(message.get(key), key)
 
 
 # --- the AMI client -------------------------------------------------------------------------

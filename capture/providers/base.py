@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from leadline.config import SourceConfig
 
 __all__ = [
+    "MAX_DEPTH",
     "BadRequest",
     "Binding",
     "CallEvent",
@@ -36,8 +37,13 @@ __all__ = [
     "RawRequest",
     "Reply",
     "Unauthorized",
+    "loads",
     "make_headers",
 ]
+
+#: JSON (or a form's bracketed keys) nested deeper than this is refused: no provider nests past a
+#: handful of levels, and deeper input only exhausts the recursion of the parser or the encoder.
+MAX_DEPTH = 32
 
 
 class ProviderError(Exception):
@@ -104,16 +110,40 @@ class RawRequest:
 
     def json(self) -> Any:
         """The body as JSON; a body that is not JSON is the sender's error, not ours."""
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"body is not valid JSON: {exc}") from exc
+        return loads(self.body)
 
     def form(self) -> MultiDict[str]:
         """URL-encoded or multipart form fields, whichever the Content-Type says."""
         from capture.forms import parse_form_body
 
         return parse_form_body(self.body, self.headers.get("Content-Type", ""))
+
+
+def loads(data: bytes | str, what: str = "body") -> Any:
+    """JSON a sender wrote; not JSON, or nested deeper than :data:`MAX_DEPTH`, is their error."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise BadRequest(f"{what} is JSON nested deeper than {MAX_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"{what} is not valid JSON: {exc}") from exc
+    if _deeper_than(value, MAX_DEPTH):
+        raise BadRequest(f"{what} is JSON nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Level by level rather than recursively, so that measuring costs no stack."""
+    level, depth = [value], 0
+    while level:
+        containers = [v for v in level if isinstance(v, dict | list)]
+        if not containers:
+            return False
+        depth += 1
+        if depth > limit:
+            return True
+        level = [child for c in containers for child in (c.values() if isinstance(c, dict) else c)]
+    return False
 
 
 def make_headers(pairs: Mapping[str, str] | Sequence[tuple[str, str]]) -> CIMultiDictProxy[str]:

@@ -33,7 +33,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from capture.providers.auth import check_token
-from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, Reply
+from capture.providers.base import MAX_DEPTH, BadRequest, CallEvent, ParseResult, RawRequest, Reply
+from capture.settle import seconds
 from leadline.config import SourceConfig
 from storage.events import CallDirection
 
@@ -155,6 +156,8 @@ def nest(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     for key, value in pairs:
         head, _, rest = key.partition("[")
         path = [head, *_KEY_PART.findall("[" + rest)] if rest else [head]
+        if len(path) > MAX_DEPTH:
+            raise BadRequest(f"form key {head[:40]!r}[…] is nested deeper than {MAX_DEPTH} levels")
         node = root
         for part in path[:-1]:
             child = node.get(part)
@@ -190,15 +193,7 @@ def _text(value: Any) -> str | None:
 
 
 def _seconds(data: Mapping[str, Any], *keys: str) -> int | None:
-    for key in keys:
-        text = _text(data.get(key))
-        if text is None:
-            continue
-        try:
-            return max(0, int(float(text)))
-        except ValueError as exc:
-            raise BadRequest(f"{key} is not a number of seconds: {text!r}") from exc
-    return None
+    return next((seconds(text, key) for key in keys if (text := _text(data.get(key))) is not None), None)
 
 
 def _epoch(value: Any) -> datetime | None:

@@ -44,6 +44,7 @@ from urllib.parse import parse_qsl, unquote
 
 from capture.providers.auth import check_token
 from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest
+from capture.settle import seconds
 from leadline.config import SourceConfig
 from storage.events import CallDirection
 
@@ -172,13 +173,7 @@ def _text(value: Any) -> str | None:
 
 
 def _seconds(var: Mapping[str, Any], key: str) -> int | None:
-    text = _text(var.get(key))
-    if text is None:
-        return None
-    try:
-        return max(0, int(float(text)))
-    except ValueError as exc:
-        raise BadRequest(f"variables.{key} is not a number of seconds: {text!r}") from exc
+    return seconds(_text(var.get(key)), f"variables.{key}")
 
 
 def _epoch(var: Mapping[str, Any], key: str) -> datetime | None:
@@ -187,10 +182,10 @@ def _epoch(var: Mapping[str, Any], key: str) -> datetime | None:
     if text is None:
         return None
     try:
-        seconds = int(float(text))
-    except ValueError as exc:
-        raise BadRequest(f"variables.{key} is not unix seconds: {text!r}") from exc
-    return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
+        stamp = int(float(text))
+        return datetime.fromtimestamp(stamp, UTC) if stamp > 0 else None
+    except (ValueError, OverflowError, OSError) as exc:  # not a number, or none a clock can show
+        raise BadRequest(f"variables.{key} is not unix seconds: {text[:40]!r}") from exc
 
 
 PROVIDER = FreeSwitch()

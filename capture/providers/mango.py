@@ -121,7 +121,10 @@ def _int(value: object, name: str) -> int | None:
 
 def _time(value: object, name: str) -> datetime | None:
     stamp = _int(value, name)
-    return datetime.fromtimestamp(stamp, UTC) if stamp else None
+    try:
+        return datetime.fromtimestamp(stamp, UTC) if stamp else None
+    except (OverflowError, OSError, ValueError) as exc:  # a number no clock can show
+        raise BadRequest(f"{name} is not a unix time: {str(stamp)[:24]}") from exc
 
 
 def _party(data: dict[str, Any], side: str) -> dict[str, Any]:

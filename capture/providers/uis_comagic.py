@@ -34,6 +34,7 @@ from multidict import MultiDict
 from capture.forms import parse_form_body
 from capture.providers.auth import check_token
 from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest
+from capture.settle import seconds
 from leadline.config import SourceConfig
 from storage.events import CallDirection, CallStatus
 
@@ -117,13 +118,7 @@ def _text(fields: MultiDict[str], key: str) -> str | None:
 
 
 def _seconds(fields: MultiDict[str], key: str) -> int | None:
-    text = _text(fields, key)
-    if text is None:
-        return None
-    try:
-        return max(0, int(float(text)))
-    except ValueError as exc:
-        raise BadRequest(f"{key} is not a number of seconds: {text!r}") from exc
+    return seconds(_text(fields, key), key)
 
 
 def _flag(fields: MultiDict[str], key: str) -> bool | None:

@@ -15,6 +15,7 @@ import os
 import random
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
@@ -464,3 +465,27 @@ async def test_a_webhook_waits_while_another_process_holds_the_lock_and_is_then_
     assert row["status"] == "processed"
     assert datetime.fromisoformat(row["received_at"]) < released_at  # it arrived while the lock was held
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 1
+
+
+async def test_a_burst_of_requests_with_twenty_numbers_each_is_written_together_on_an_older_sqlite(
+    tmp_path: Path,
+) -> None:
+    """SQLite before 3.32 binds at most 999 variables a statement; the burst's look-ups need 1 280."""
+    config = build_config(tmp_path)
+    source = config.source("form")
+    assert source is not None
+    store = await Store.open_async(config.database_path)
+    try:
+        await store.write_now(lambda db: db.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999))
+        capture = Capture(config, store, clock=lambda: CLOCK)
+        burst = []
+        for n in range(64):
+            numbers = [("phone", f"+7916{n:03d}{k:04d}") for k in range(20)]
+            raw = _form(n)
+            burst.append(replace(raw, body=raw.body + b"&" + urlencode(numbers).encode()))
+        outcomes = await asyncio.gather(*(capture.record(raw, capture.judge(raw, source)) for raw in burst))
+        assert [o.status for o in outcomes] == ["processed"] * 64
+        assert store.grouped_jobs == 64  # one group, not 64 writes after the group failed
+    finally:
+        await store.close()
+    assert len(_dump(config.database_path)["identifiers"]) == 64 * 20

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,6 +121,20 @@ async def test_a_crm_registers_a_contact_by_email_or_phone(tmp_path: Path, start
         url, data=b"[1", headers={**AUTH, "Content-Type": "application/json"}
     ) as resp:
         assert resp.status == 400
+
+
+async def test_a_compressed_registration_is_read_and_one_cut_off_is_refused(
+    tmp_path: Path, start_server: Any
+):
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    url = f"{srv.url}/api/registrations"
+    body = {"phone": "8 (903) 123-45-67", "disposition": "not_a_lead", "reason": "job_seeker"}
+    compressed = gzip.compress(json.dumps(body).encode())
+    headers = {**AUTH, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    async with srv.session.post(url, data=compressed[:-6], headers=headers) as resp:
+        assert resp.status == 400 and "cut off" in (await resp.json())["error"]
+    async with srv.session.post(url, data=compressed, headers=headers) as resp:
+        assert resp.status == 201 and (await resp.json())["contact_created"] is True
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,200 @@
+"""Settling a parsed request while it is judged, before anyone is answered.
+
+A 2xx tells the sender that its request became a touch, so whatever storage would fail on later is
+decided here, once, for every channel (HTTP, SMTP, IMAP, AMI and replay all go through
+``Capture.judge``). What can be repaired without guessing is repaired and said in the journal
+row's note and the touch's fields: text SQLite cannot store, a time nobody can mean, identifiers
+beyond what one touch keeps. What cannot is refused with a 400 that names it: a number no call can
+have, nesting no provider sends. The journal keeps the raw bytes either way.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import fields, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from capture.providers.base import MAX_DEPTH, BadRequest, CallEvent, ContactEvent, Event, ParseResult
+
+#: Phones and emails one touch keeps as match keys; the rest stay in its message. Nobody has more,
+#: and each one costs a look-up in the write that holds the database lock.
+MAX_IDENTIFIERS = 20
+#: A call longer than a week is a broken counter, not a call.
+MAX_CALL_SECONDS = 7 * 24 * 3600
+#: The largest integer SQLite stores.
+MAX_INTEGER = 2**63 - 1
+#: Events dated before this come from a clock that was never set (the epoch, a zero timestamp).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+#: How far past its receipt an event may be dated: time zones and clocks disagree by hours, not days.
+AHEAD = timedelta(days=1)
+#: The key of a touch's fields that lists what settling changed, for whoever reads the touch.
+SETTLED_FIELD = "leadline_settled"
+
+#: Integer attributes of an event with their meaning and range; any other must fit SQLite.
+_RANGES: dict[str, tuple[str, int, int]] = {
+    "duration_s": ("the call's duration", 0, MAX_CALL_SECONDS),
+    "talk_s": ("the call's talk time", 0, MAX_CALL_SECONDS),
+    "seq": ("the event's sequence number", 0, MAX_INTEGER),
+}
+#: Each event type's attributes, looked up once rather than per event.
+_NAMES = {kind: tuple(f.name for f in fields(kind)) for kind in (ContactEvent, CallEvent)}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def text(value: str) -> str:
+    """NUL removed and lone surrogates (bytes that were not UTF-8) as U+FFFD: text SQLite can store."""
+    if _UNSTORABLE.search(value) is None:  # nearly always: one scan in C, no copy
+        return value
+    return _SURROGATE.sub("\ufffd", value.replace("\x00", ""))
+
+
+def seconds(value: object, name: str) -> int | None:
+    """A count of seconds as a provider writes it (``94``, ``"94"``, ``"94.0"``); None when empty.
+
+    What no call can last (negative, not finite, over a week) is the sender's error, named as they
+    named it.
+    """
+    written = "" if value is None else str(value).strip()
+    if not written:
+        return None
+    try:
+        number = float(written)
+    except ValueError:
+        raise BadRequest(f"{name} is not a number of seconds: {written[:40]!r}") from None
+    if not 0 <= number <= MAX_CALL_SECONDS:  # NaN fails both comparisons
+        raise BadRequest(f"{name} of {_shown(written)} s is out of range: 0 to {MAX_CALL_SECONDS} s (a week)")
+    return int(number)
+
+
+def settle(
+    result: ParseResult, replay_key: str | None, received_at: datetime
+) -> tuple[ParseResult, str | None]:
+    """The parse result and replay key as storage can take them; raises :class:`BadRequest` for what
+    cannot be stored without guessing."""
+    received = _aware(received_at)
+    notes: list[str] = []
+    events = [_event(event, received, notes) for event in result.events]
+    note = "; ".join(([text(result.note)] if result.note else []) + notes) or None
+    key = None if replay_key is None else text(replay_key)
+    return replace(result, events=events, note=note), key
+
+
+def _event(event: Event, received_at: datetime, notes: list[str]) -> Event:
+    flags: list[str] = []
+    changes = {name: _value(name, getattr(event, name), received_at, flags) for name in _NAMES[type(event)]}
+    if isinstance(event, ContactEvent):
+        _keep_identifiers(changes, flags)
+    if flags:
+        changes["fields"] = {**changes["fields"], SETTLED_FIELD: flags}
+        notes += flags
+    return replace(event, **changes)
+
+
+def _value(name: str, value: Any, received_at: datetime, flags: list[str]) -> Any:
+    if isinstance(value, str):
+        return text(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, tuple):
+        return tuple(text(v) if isinstance(v, str) else v for v in value)
+    if isinstance(value, datetime):
+        return _moment(name, value, received_at, flags)
+    if isinstance(value, int):
+        return _integer(name, value)
+    try:
+        return _tree(value, 1)
+    except _Refused as refused:
+        path = ".".join([name, *(key[:40] for key in reversed(refused.path[-3:]))])
+        more = ".…" if len(refused.path) > 3 else ""
+        raise BadRequest(f"{path}{more}: {refused.problem}") from None
+
+
+def _integer(name: str, value: int) -> int:
+    what, low, high = _RANGES.get(name, (name, -MAX_INTEGER, MAX_INTEGER))
+    if not low <= value <= high:
+        unit = " s" if high == MAX_CALL_SECONDS else ""
+        raise BadRequest(
+            f"{what} ({name}) of {_shown(str(value))}{unit} is out of range: {low} to {high}{unit}"
+        )
+    return value
+
+
+def _moment(name: str, value: datetime, received_at: datetime, flags: list[str]) -> datetime:
+    moment = _aware(value)
+    if moment < EARLIEST:
+        why = "before 2000"
+    elif moment > received_at + AHEAD:
+        why = "more than a day after it was received"
+    else:
+        return value
+    flags.append(f"{name} {moment.isoformat()} is {why}: the time received is used")
+    return received_at
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _keep_identifiers(changes: dict[str, Any], flags: list[str]) -> None:
+    """At most :data:`MAX_IDENTIFIERS`, shared fairly when both kinds are many; the rest to the message."""
+    phones: tuple[str, ...] = tuple(dict.fromkeys(changes["phones"]))
+    emails: tuple[str, ...] = tuple(dict.fromkeys(changes["emails"]))
+    kept_phones = min(len(phones), max(MAX_IDENTIFIERS // 2, MAX_IDENTIFIERS - len(emails)))
+    kept_emails = min(len(emails), MAX_IDENTIFIERS - kept_phones)
+    rest = phones[kept_phones:] + emails[kept_emails:]
+    changes["phones"], changes["emails"] = phones[:kept_phones], emails[:kept_emails]
+    if rest:
+        changes["message"] = "\n\n".join(filter(None, [changes["message"], "\n".join(rest)]))
+        flags.append(
+            f"{len(rest)} more phones and emails than the {MAX_IDENTIFIERS} a touch keeps: they are in its message"
+        )
+
+
+class _Refused(Exception):
+    """A value deep inside an event's fields that cannot be stored; ``path`` is filled on the way out."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.path: list[str] = []
+
+
+def _tree(value: Any, depth: int) -> Any:
+    """Fields as a provider nested them, their text settled; recursion is bounded by MAX_DEPTH."""
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Refused(f"{value} is not a finite number")
+    if not isinstance(value, dict | list | tuple | Mapping):  # dict first: the ABC's check is slow
+        return value
+    if depth > MAX_DEPTH:
+        raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict | Mapping):
+        settled: dict[Any, Any] = {}
+        for key, item in value.items():
+            name = text(key) if isinstance(key, str) else key
+            if isinstance(item, str):  # most fields: no call, no frame
+                settled[name] = text(item)
+                continue
+            try:
+                settled[name] = _tree(item, depth + 1)
+            except _Refused as refused:
+                refused.path.append(str(name))
+                raise
+        return settled
+    items: list[Any] = []
+    for n, item in enumerate(value):
+        try:
+            items.append(_tree(item, depth + 1))
+        except _Refused as refused:
+            refused.path.append(str(n))
+            raise
+    return items
+
+
+def _shown(written: str) -> str:
+    return written if len(written) <= 24 else written[:20] + "…"
