@@ -36,7 +36,8 @@ from storage.costs import CampaignCost, add_cost, costs_in_period
 from storage.db import Store
 from storage.outbox import enqueue
 from storage.plan import MIN_LEADS_FOR_RATES, FunnelHistory, Plan, PlanError, plan_from_history
-from storage.reports import Period, funnel_history
+from storage.reports.report import funnel_history
+from storage.reports.scope import Period
 
 PERIOD_EXAMPLES = (
     "today, yesterday, week, last-week, month, last-month, 2026-11, 2026-11-05, 2026-11-01..2026-11-15"
