@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from leadline.config import WorkingTimeSection  # noqa: E402
-from leadline.nudge_texts import render  # noqa: E402
+from leadline.nudge_texts import lay_out  # noqa: E402
 from storage.db import connect, iso, open_database, parse_iso  # noqa: E402
 from storage.nudges import NudgeRules, Recorded, due_nudges, plan_and_record  # noqa: E402
 from storage.worktime import WorkingCalendar  # noqa: E402
@@ -229,7 +229,7 @@ def _sweep(
     due = due_nudges(reader, now, r)
     derived = time.perf_counter()
     writer.execute("BEGIN IMMEDIATE")
-    recorded = plan_and_record(writer, now, r, render=render, due=due)
+    recorded = plan_and_record(writer, now, r, render=lay_out, due=due)
     writer.execute("COMMIT")
     return derived - started, time.perf_counter() - derived, len(due), recorded
 

@@ -1,8 +1,9 @@
 """What a nudge message shows: its cards, read from the database in the write that queues it.
 
 A renderer (``leadline/nudge_texts.py``) turns a :class:`MessageView` into a Telegram payload
-without touching the database; this module gathers the view: the contact's name, numbers and
-addresses, the touches behind the card, the lead, and for an escalation who was asked.
+without touching the database, with as many of its cards as one message holds; this module gathers
+the view: the contact's name, numbers and addresses, the touches behind the card, the lead, and for
+an escalation who was asked.
 """
 
 from __future__ import annotations
@@ -76,16 +77,17 @@ class MessageView:
     office_language: str = "en"
 
 
-Render = Callable[[MessageView], dict[str, Any]]
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A message as the renderer laid it out. What fits in one message is the renderer's call (it
+    knows Telegram's limits); the cards it had no room for wait for the next message."""
 
-#: Telegram refuses for good a message whose text is longer than this (in UTF-16 code units).
-MESSAGE_LIMIT = 4096
+    payload: dict[str, Any]
+    #: How many of the view's cards the message shows: the first ones, at least one.
+    cards: int
 
 
-def fits_telegram(payload: dict[str, Any]) -> bool:
-    """Whether Telegram will take the message. The HTML source is measured: it is never shorter than
-    the text Telegram counts once the markup is parsed, so a source that fits is a message that fits."""
-    return len(str(payload.get("text", "")).encode("utf-16-le")) // 2 <= MESSAGE_LIMIT
+Render = Callable[[MessageView], Rendered]
 
 
 def load_card(db: Database, group: Sequence[tuple[int, int]]) -> Card:

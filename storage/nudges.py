@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 from sqlite_utils import Database
 
 from storage.db import iso, parse_iso, savepoint
-from storage.nudge_cards import Kind, MessageView, Render, fits_telegram, load_card
+from storage.nudge_cards import Kind, MessageView, Render, load_card
 from storage.outbox import enqueue
 from storage.registrations import change_lead
 from storage.worktime import WorkingCalendar
@@ -700,35 +700,28 @@ def _record_message(
         db.execute("DELETE FROM nudge_messages WHERE id = ?", [message_id])
         return
     person = people.people.get(staff_id) if staff_id is not None else None
-    loaded = [load_card(db, group) for group in listed]
-    while True:
-        view = MessageView(
-            chat_id=chat_id,
-            staff_id=staff_id,
-            language=(person.language if person and person.language else rules.language),
-            tz=rules.tz,
-            cards=tuple(loaded),
-            more=more,
-            max_tries=rules.callback_tries,
-            stale_days=rules.stale_days,
-            office_language=rules.language,
-        )
-        payload = render(view)
-        if fits_telegram(payload) or len(listed) == 1:
-            break
-        # Telegram refuses a longer message for good: the last card waits for the next message.
-        dropped = listed.pop()
-        loaded.pop()
+    view = MessageView(
+        chat_id=chat_id,
+        staff_id=staff_id,
+        language=(person.language if person and person.language else rules.language),
+        tz=rules.tz,
+        cards=tuple(load_card(db, group) for group in listed),
+        more=more,
+        max_tries=rules.callback_tries,
+        stale_days=rules.stale_days,
+        office_language=rules.language,
+    )
+    rendered = render(view)
+    # The cards the message had no room for wait for the next one.
+    for dropped in listed[rendered.cards :]:
         for nid, round_ in dropped:
             db.execute(
                 "UPDATE nudge_deliveries SET message_id = NULL WHERE message_id = ? AND nudge_id = ? AND round = ?",
                 [message_id, nid, round_],
             )
         result.held += len(dropped)
-        more += 1
-    if not fits_telegram(payload):
-        log.error("a nudge card is longer than Telegram allows", extra={"fields": {"chat_id": chat_id}})
-    outbox_id = enqueue(db, chat_id, payload, at=now, dedupe_key=f"nudge-message:{message_id}")
+    del listed[rendered.cards :]
+    outbox_id = enqueue(db, chat_id, rendered.payload, at=now, dedupe_key=f"nudge-message:{message_id}")
     db.execute(
         "UPDATE nudge_messages SET outbox_id = ?, cards = ? WHERE id = ?",
         [outbox_id, len(listed), message_id],
