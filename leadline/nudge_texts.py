@@ -1,7 +1,7 @@
 """The words and buttons of nudge messages and source alerts, in the reader's language.
 
-A plain function of a :class:`storage.nudges.MessageView`, so the sweep renders a message inside
-its write without reaching for the bot's dispatcher. The words are the bot's: the gettext
+A plain function of a :class:`storage.nudges.cards.MessageView`, so the sweep renders a message
+inside its write without reaching for the bot's dispatcher. The words are the bot's: the gettext
 catalogues under ``bot/locales``, in the language of the person's staff record, else the config's
 ``[leadline] language`` (the view and the source-health rules have already chosen between them).
 
@@ -11,7 +11,7 @@ Buttons carry ``callback_data`` in the shape aiogram's ``CallbackData`` packs
 * ``n:<act>:<nudge id>:<value>`` — ``NudgeCB(prefix="n")`` with fields ``act: str``, ``nudge: int``,
   ``v: str = ""``. Acts: ``called`` (Called back), ``cant`` (Can't reach), ``snooze`` (``v`` =
   minutes of working time), ``done``, ``later`` (``v`` = days: 1 or 7), ``lost`` (the bot asks for
-  the reason). Each maps to one function in :mod:`storage.nudges`.
+  the reason). Each maps to one function in :mod:`storage.nudges.actions`.
 * ``o:touch:<touch id>`` and ``o:lead:<lead id>`` — the bot's own ``OpenCB``: "Register" opens the
   touch's registration card, "Open" the lead.
 """
@@ -29,7 +29,7 @@ from aiogram.utils.i18n import gettext as _
 from bot import labels
 from bot.i18n import written_for
 from bot.replies import fit_leading, fits_telegram
-from storage.nudge_cards import Card, MessageView, Rendered
+from storage.nudges.cards import Card, MessageView, Rendered
 
 log = logging.getLogger("leadline.nudges")
 

@@ -28,7 +28,7 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,6 +83,12 @@ def savepoint(db: Database, name: str) -> Iterator[None]:
             conn.execute(f"RELEASE {name}")
         raise
     conn.execute(f"RELEASE {name}")
+
+
+def chunks(ids: Sequence[int], size: int = 500) -> Iterable[Sequence[int]]:
+    """``ids`` in slices short enough for one statement's ``IN (...)``: SQLite caps a statement's variables."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 def connect(path: str | Path, *, readonly: bool = False) -> Database:

@@ -25,7 +25,7 @@ from bot.replies import Replies
 from bot.routers.access import role_label
 from storage.bot_actions import AccessDecided
 from storage.bot_queries import StaffMember
-from storage.nudges import NudgeError
+from storage.nudges.actions import NudgeError
 from storage.registrations import STAGES, RegistrationError
 
 log = logging.getLogger("leadline.bot")

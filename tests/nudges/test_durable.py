@@ -8,7 +8,8 @@ from pathlib import Path
 
 from leadline import keys
 from leadline.nudge_texts import lay_out
-from storage.nudges import due_nudges, plan_and_record
+from storage.nudges.due import due_nudges
+from storage.nudges.record import plan_and_record
 from tests.conftest import StartServer
 from tests.nudges.conftest import BORIS, TUESDAY, Clock, Office, msk, office_config, until
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
 from storage.db import parse_iso
-
-Kind = Literal["register", "callback", "follow_up", "stale"]
+from storage.nudges.rules import Kind
 
 
 @dataclass(frozen=True, slots=True)
