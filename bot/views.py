@@ -18,8 +18,9 @@ from bot.callbacks import MergeCB, OpenCB
 from bot.replies import Replies
 from bot.routers.leads import lead_keyboard, lead_text
 from leadline.config import Config
-from storage.bot_queries import StaffMember, contact_summary, lead_card, touch_card
+from storage.cards import contact_summary, lead_card, touch_card
 from storage.db import Store
+from storage.staff import StaffMember
 
 
 def contact_text(contact: dict[str, Any], tz: ZoneInfo) -> str:

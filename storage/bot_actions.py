@@ -15,12 +15,19 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from storage.bot_queries import Registration, registration_of
 from storage.contacts import find_by_identifier, live_contact, merge_contacts, undo_merge
 from storage.db import iso
 from storage.events import ContactEvent
 from storage.identifiers import Identifier
-from storage.registrations import Registered, RegistrationError, Temperature, is_registered, register
+from storage.registrations import (
+    Registered,
+    Registration,
+    RegistrationError,
+    Temperature,
+    is_registered,
+    register,
+    registration_of,
+)
 from storage.touches import EventContext, record_contact_event
 
 
@@ -59,6 +66,10 @@ class AccessRequest:
     id: int
     new: bool
     refused: bool
+
+
+def access_request(db: Database, request_id: int) -> dict[str, Any] | None:
+    return next(db.query("SELECT * FROM access_requests WHERE id = ?", [request_id]), None)
 
 
 def request_access(

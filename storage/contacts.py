@@ -227,6 +227,14 @@ def contact_card(db: Database, contact_id: int) -> dict[str, Any] | None:
     return card
 
 
+def phones_and_emails(db: Database, contact_id: int) -> tuple[list[str], list[str]]:
+    """The contact's phones and emails (valid ones first), as staff dial and write them."""
+    rows = db.execute(
+        "SELECT kind, value FROM identifiers WHERE contact_id = ? ORDER BY valid DESC, id", [contact_id]
+    ).fetchall()
+    return [str(v) for k, v in rows if k == "phone"], [str(v) for k, v in rows if k == "email"]
+
+
 def search_contacts(db: Database, query: str, region: str, limit: int = 20) -> list[int]:
     """Contacts by phone in any spelling, by email, or by part of a name."""
     from storage.identifiers import parse_query

@@ -118,6 +118,26 @@ def register(
     return Registered(registration_id, contact_id, lead_id)
 
 
+@dataclass(frozen=True)
+class Registration:
+    disposition: str
+    reason: str | None
+    staff_name: str | None
+    created_at: str
+    lead_id: int | None
+    temperature: str | None
+
+
+def registration_of(db: Database, contact_id: int) -> Registration | None:
+    row = db.execute(
+        "SELECT r.disposition, r.reason, s.name, r.created_at, l.id, l.temperature FROM registrations r"
+        " LEFT JOIN staff s ON s.id = r.staff_id LEFT JOIN leads l ON l.registration_id = r.id"
+        " WHERE r.contact_id = ? ORDER BY r.created_at DESC, r.id DESC LIMIT 1",
+        [contact_id],
+    ).fetchone()
+    return Registration(*row) if row else None
+
+
 def first_touch_campaign(db: Database, contact_id: int) -> str | None:
     row = db.execute(
         "SELECT campaign FROM touches WHERE contact_id = ? AND campaign IS NOT NULL ORDER BY occurred_at, id LIMIT 1",

@@ -24,9 +24,9 @@ from bot.i18n import pick_locale, speaking
 from bot.replies import Replies
 from bot.routers.access import role_label
 from storage.bot_actions import AccessDecided
-from storage.bot_queries import StaffMember
 from storage.nudges.actions import NudgeError
 from storage.registrations import STAGES, RegistrationError
+from storage.staff import StaffMember
 
 log = logging.getLogger("leadline.bot")
 

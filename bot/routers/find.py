@@ -14,9 +14,10 @@ from bot.callbacks import OpenCB
 from bot.replies import Replies
 from bot.views import send_contact
 from leadline.config import Config
-from storage.bot_queries import StaffMember, contact_summary
+from storage.cards import contact_summary
 from storage.contacts import search_contacts
 from storage.db import Store
+from storage.staff import StaffMember
 
 MAX_RESULTS = 10
 

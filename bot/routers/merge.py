@@ -23,9 +23,10 @@ from bot.views import contact_text
 from capture.pipeline import Clock
 from leadline.config import Config
 from storage.bot_actions import merge_by_staff, undo_merge_by_staff
-from storage.bot_queries import StaffMember, contact_summary
+from storage.cards import contact_summary
 from storage.contacts import live_contact, search_contacts
 from storage.db import Store
+from storage.staff import StaffMember
 
 
 class MergeInput(StatesGroup):

@@ -23,7 +23,6 @@ from bot.callbacks import NudgeCB
 from bot.replies import Replies
 from capture.pipeline import Clock
 from leadline.config import Config
-from storage.bot_queries import StaffMember
 from storage.db import Store
 from storage.nudges.actions import (
     Acted,
@@ -35,6 +34,7 @@ from storage.nudges.actions import (
     snooze,
 )
 from storage.nudges.rules import NudgeRules
+from storage.staff import StaffMember
 
 
 def outcome_text(acted: Acted, config: Config) -> str:

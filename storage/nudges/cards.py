@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
+from storage.contacts import phones_and_emails
 from storage.db import parse_iso
 from storage.nudges.rules import Kind
 
@@ -155,10 +156,5 @@ def _contact(db: Database, contact_id: int | None) -> tuple[str | None, tuple[st
     if contact_id is None:
         return None, (), ()
     row = db.execute("SELECT name FROM contacts WHERE id = ?", [contact_id]).fetchone()
-    phones: list[str] = []
-    emails: list[str] = []
-    for kind, value in db.execute(
-        "SELECT kind, value FROM identifiers WHERE contact_id = ? ORDER BY valid DESC, id", [contact_id]
-    ):
-        (phones if kind == "phone" else emails).append(str(value))
+    phones, emails = phones_and_emails(db, contact_id)
     return (row[0] if row else None), tuple(phones), tuple(emails)
