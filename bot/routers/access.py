@@ -20,7 +20,7 @@ from sqlite_utils import Database
 from bot.callbacks import AccessCB
 from bot.i18n import pick_locale, speaking
 from bot.replies import Replies, message_payload
-from storage.bot_actions import AccessRequest, access_request, decide_access, request_access
+from storage.access import AccessRequest, access_request, decide_access, request_access
 from storage.db import Store
 from storage.outbox import enqueue
 from storage.staff import StaffMember, owners

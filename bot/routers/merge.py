@@ -22,9 +22,8 @@ from bot.replies import Replies
 from bot.views import contact_text
 from capture.pipeline import Clock
 from leadline.config import Config
-from storage.bot_actions import merge_by_staff, undo_merge_by_staff
 from storage.cards import contact_summary
-from storage.contacts import live_contact, search_contacts
+from storage.contacts import live_contact, merge_by_staff, search_contacts, undo_merge_by_staff
 from storage.db import Store
 from storage.staff import StaffMember
 
