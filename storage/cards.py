@@ -88,8 +88,9 @@ def leads_of_contact(db: Database, contact_id: int) -> list[int]:
     ]
 
 
-def contact_summary(db: Database, contact_id: int) -> dict[str, Any] | None:
-    """What /find shows: the contact, its touches, its registration, its leads and merges."""
+def contact_summary(db: Database, contact_id: int, *, touches: int) -> dict[str, Any] | None:
+    """What /find shows: the contact, its newest ``touches`` touches and their count, its
+    registration, its leads and merges."""
     contact = next(
         db.query(
             "SELECT id, name, created_at, merged_into, blocked FROM contacts WHERE id = ?", [contact_id]
@@ -102,8 +103,8 @@ def contact_summary(db: Database, contact_id: int) -> dict[str, Any] | None:
     contact["touches"] = list(
         db.query(
             "SELECT id, channel, direction, occurred_at, campaign, call_status, answered FROM touches"
-            " WHERE contact_id = ? ORDER BY occurred_at DESC, id DESC LIMIT 5",
-            [contact_id],
+            " WHERE contact_id = ? ORDER BY occurred_at DESC, id DESC LIMIT ?",
+            [contact_id, touches],
         )
     )
     contact["touch_count"] = db.execute(

@@ -41,7 +41,7 @@ def _mine(staff_id: int | None) -> tuple[str, list[Any]]:
     return " AND (t.staff_id = ? OR t.staff_id IS NULL)", [staff_id]
 
 
-def unregistered(db: Database, staff_id: int | None, page: int, size: int = 5) -> Page:
+def unregistered(db: Database, staff_id: int | None, page: int, size: int) -> Page:
     """One row per contact waiting for registration (its newest touch), newest first."""
     mine, params = _mine(staff_id)
     base = (
@@ -61,7 +61,7 @@ def unregistered(db: Database, staff_id: int | None, page: int, size: int = 5) -
     return Page(items, int(total), page, size)
 
 
-def missed(db: Database, staff_id: int | None, page: int, size: int = 5) -> Page:
+def missed(db: Database, staff_id: int | None, page: int, size: int) -> Page:
     """Missed inbound calls nobody has called back yet, newest first."""
     mine, params = _mine(staff_id)
     where = f"FROM touches t JOIN contacts c ON c.id = t.contact_id WHERE {MISSED}{mine}"
@@ -77,7 +77,7 @@ def missed(db: Database, staff_id: int | None, page: int, size: int = 5) -> Page
     return Page(items, int(total), page, size)
 
 
-def open_leads(db: Database, owner_id: int | None, page: int, size: int = 5) -> Page:
+def open_leads(db: Database, owner_id: int | None, page: int, size: int) -> Page:
     """Open leads, hot first, then by follow-up date (undated last)."""
     where = f"FROM leads l JOIN contacts c ON c.id = l.contact_id WHERE l.stage IN {OPEN_STAGES!r}"
     params: list[Any] = []

@@ -19,7 +19,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import MergeCB
 from bot.replies import Replies
-from bot.views import contact_text
+from bot.views import CONTACT_TOUCHES, contact_text
 from capture.pipeline import Clock
 from leadline.config import Config
 from storage.cards import contact_summary
@@ -89,8 +89,8 @@ async def other(
         )
         return
     b = await store.read(partial(live_contact, contact_id=found[0]))
-    first = await store.read(partial(contact_summary, contact_id=a))
-    second = await store.read(partial(contact_summary, contact_id=b))
+    first = await store.read(partial(contact_summary, contact_id=a, touches=CONTACT_TOUCHES))
+    second = await store.read(partial(contact_summary, contact_id=b, touches=CONTACT_TOUCHES))
     if first is None or second is None:
         await replies.send(
             chat_id,

@@ -15,7 +15,7 @@ from storage.reports.goals import goal_progress
 from storage.reports.scope import GROUPINGS, Period, Rules, Scope
 
 
-def unregistered_contacts(db: Database, scope: Scope, limit: int = 20) -> list[dict[str, Any]]:
+def unregistered_contacts(db: Database, scope: Scope, limit: int) -> list[dict[str, Any]]:
     """Inbound contacts of the period nobody registered yet, oldest first (for the digest's buttons)."""
     group = Facts(db, scope).total()
     waiting = sorted((c.first_at, cid) for cid, c in group.contacts.items() if c.registered_at is None)
