@@ -108,7 +108,7 @@ def test_costs_pro_rata_and_lead_cost(month: Month):
     assert {name: g["lead_cost"] for name, g in by_campaign.items()} == {
         "brand_msk": 10500,
         "vk_ads": 4666.67,
-        "(none)": None,  # costs belong to campaigns
+        "(none)": None,  # no campaign, no cost
     }
 
 
