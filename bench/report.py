@@ -30,7 +30,8 @@ from leadline.config import Config  # noqa: E402
 from leadline.demo import Shape, demo_config, story, write_demo_config, write_direct  # noqa: E402
 from leadline.digest import compose  # noqa: E402
 from storage.db import Store, connect  # noqa: E402
-from storage.reports import Period, Rules, Scope, build_report  # noqa: E402
+from storage.reports.report import build_report  # noqa: E402
+from storage.reports.scope import Period, Rules, Scope  # noqa: E402
 from storage.worktime import WorkingCalendar  # noqa: E402
 
 CHUNK_DAYS = 30

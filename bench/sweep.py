@@ -3,12 +3,13 @@
 Builds (once, cached by its parameters under the temp folder) a base of a year of inbound flow:
 contacts, touches (calls, forms, letters), registrations of all but the due contacts, leads (some
 with a follow-up date today, some stale). Then, in a fresh process so its memory is the sweep's
-own, it runs the sweep as ``leadline serve`` does (:func:`storage.nudges.due_nudges` on a read
-connection, then :func:`storage.nudges.plan_and_record` in one write transaction) three times: the
-first sweep (records and queues the first batch for every person), the same minute again (every
-chat is inside its batch window: only the derivation runs), and five minutes later (the next
-batch). Prints each time, the due count, what was written, and the peak memory (Python heap via
-tracemalloc, and the process's peak RSS), with the ratio to the 1 s target beside each time.
+own, it runs the sweep as ``leadline serve`` does (:func:`storage.nudges.due.due_nudges` on a
+read connection, then :func:`storage.nudges.record.plan_and_record` in one write transaction)
+three times: the first sweep (records and queues the first batch for every person), the same
+minute again (every chat is inside its batch window: only the derivation runs), and five minutes
+later (the next batch). Prints each time, the due count, what was written, and the peak memory
+(Python heap via tracemalloc, and the process's peak RSS), with the ratio to the 1 s target beside
+each time.
 
 Run: ``.venv/bin/python bench/sweep.py`` (``--touches``, ``--due``, ``--staff``, ``--rebuild``).
 """
@@ -35,9 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from leadline.config import WorkingTimeSection  # noqa: E402
-from leadline.nudge_texts import render  # noqa: E402
+from leadline.nudge_texts import lay_out  # noqa: E402
 from storage.db import connect, iso, open_database, parse_iso  # noqa: E402
-from storage.nudges import NudgeRules, Recorded, due_nudges, plan_and_record  # noqa: E402
+from storage.nudges.due import due_nudges  # noqa: E402
+from storage.nudges.record import Recorded, plan_and_record  # noqa: E402
+from storage.nudges.rules import NudgeRules  # noqa: E402
 from storage.worktime import WorkingCalendar  # noqa: E402
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -229,7 +232,7 @@ def _sweep(
     due = due_nudges(reader, now, r)
     derived = time.perf_counter()
     writer.execute("BEGIN IMMEDIATE")
-    recorded = plan_and_record(writer, now, r, render=render, due=due)
+    recorded = plan_and_record(writer, now, r, render=lay_out, due=due)
     writer.execute("COMMIT")
     return derived - started, time.perf_counter() - derived, len(due), recorded
 

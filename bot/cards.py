@@ -21,9 +21,10 @@ from babel.dates import format_date, format_datetime
 
 from bot import labels
 from bot.callbacks import CardCB
-from storage.bot_queries import Registration, StaffMember, TouchCard
+from storage.cards import TouchCard
 from storage.db import parse_iso
-from storage.registrations import REASONS, TEMPERATURES
+from storage.registrations import REASONS, TEMPERATURES, Registration
+from storage.staff import StaffMember
 
 FOLLOW_UP_DAYS = (1, 3, 7, 14, 30)
 MESSAGE_PREVIEW = 300

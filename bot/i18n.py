@@ -21,7 +21,7 @@ from aiogram.utils.i18n import I18n, I18nMiddleware
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from storage.bot_queries import StaffMember
+from storage.staff import StaffMember
 
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
 DOMAIN = "messages"

@@ -15,8 +15,8 @@ from aiogram import BaseMiddleware
 from aiogram.types import Chat, TelegramObject, User
 
 from bot.routers.access import turn_away
-from storage.bot_queries import staff_by_telegram
 from storage.db import Store
+from storage.staff import staff_by_telegram
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from bot.parsing import parse_amount
 from storage.costs import CostSpan, parse_span
 from storage.plan import fraction
-from storage.reports import Period
+from storage.reports.scope import Period
 
 Problem = Literal[
     "period",

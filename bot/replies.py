@@ -6,7 +6,7 @@ place) go to Telegram directly; everything else is queued here and the sender is
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +32,30 @@ def message_payload(text: str, markup: InlineKeyboardMarkup | None = None) -> di
 
 def edit_payload(message_id: int, text: str, markup: InlineKeyboardMarkup | None = None) -> dict[str, Any]:
     return {**message_payload(text, markup), "message_id": message_id}
+
+
+#: Telegram refuses for good a message whose text is longer than this (in UTF-16 code units).
+MESSAGE_LIMIT = 4096
+
+
+def fits_telegram(payload: Mapping[str, Any]) -> bool:
+    """Whether Telegram will take the message. The HTML source is measured: it is never shorter than
+    the text Telegram counts once the markup is parsed, so a source that fits is a message that fits."""
+    return len(str(payload.get("text", "")).encode("utf-16-le")) // 2 <= MESSAGE_LIMIT
+
+
+def fit_leading(render: Callable[[int], dict[str, Any]], count: int) -> tuple[dict[str, Any], int]:
+    """The message of the most of the first ``count`` items that Telegram takes, and how many it shows.
+
+    Telegram refuses a longer message for good, so the last items wait for the next message; one
+    item is always shown, even alone too long, so that the sender records why it was refused.
+    """
+    shown = count
+    payload = render(shown)
+    while shown > 1 and not fits_telegram(payload):
+        shown -= 1
+        payload = render(shown)
+    return payload, shown
 
 
 @dataclass

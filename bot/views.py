@@ -18,8 +18,12 @@ from bot.callbacks import MergeCB, OpenCB
 from bot.replies import Replies
 from bot.routers.leads import lead_keyboard, lead_text
 from leadline.config import Config
-from storage.bot_queries import StaffMember, contact_summary, lead_card, touch_card
+from storage.cards import contact_summary, lead_card, touch_card
 from storage.db import Store
+from storage.staff import StaffMember
+
+#: How many of a contact's newest touches its card lists; the card gives the count of all.
+CONTACT_TOUCHES = 5
 
 
 def contact_text(contact: dict[str, Any], tz: ZoneInfo) -> str:
@@ -101,7 +105,7 @@ async def send_touch(replies: Replies, store: Store, config: Config, chat_id: in
 async def send_contact(
     replies: Replies, store: Store, config: Config, chat_id: int, contact_id: int, staff: StaffMember
 ) -> bool:
-    contact = await store.read(partial(contact_summary, contact_id=contact_id))
+    contact = await store.read(partial(contact_summary, contact_id=contact_id, touches=CONTACT_TOUCHES))
     if contact is None:
         return False
     await replies.send(chat_id, contact_text(contact, config.tz), contact_keyboard(contact, staff))

@@ -23,7 +23,8 @@ from leadline import keys
 from storage.contacts import contact_card, find_by_identifier, resolve_contact, search_contacts
 from storage.identifiers import email, mask, phone
 from storage.registrations import REASONS, STAGES, TEMPERATURES, RegistrationError, register
-from storage.reports import CHANNELS, Filters, Period, Rules, Scope, build_report
+from storage.reports.report import build_report
+from storage.reports.scope import CHANNELS, Filters, Period, Rules, Scope
 
 log = logging.getLogger("leadline.api")
 

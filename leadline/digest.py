@@ -41,7 +41,10 @@ from leadline.config import Config
 from storage.db import Store, now_utc
 from storage.identifiers import mask
 from storage.outbox import enqueue
-from storage.reports import Facts, Group, Period, Rules, Scope, build_report, unregistered_contacts
+from storage.reports.facts import Facts
+from storage.reports.figures import Group
+from storage.reports.report import build_report, unregistered_contacts
+from storage.reports.scope import Period, Rules, Scope
 from storage.worktime import WorkingCalendar
 
 log = logging.getLogger("leadline.digest")
@@ -104,7 +107,7 @@ class Figures:
     #: The heading names the days ("Fri 20 – Sun 22 Nov 2026"), as the morning digest does; else a
     #: period of more than a day is named as the command wrote it ("2026-11").
     names_days: bool
-    #: :func:`storage.reports.build_report` for the month of the period's last day, up to it.
+    #: :func:`storage.reports.report.build_report` for the month of the period's last day, up to it.
     month_report: dict[str, Any]
     #: Contacts still unregistered and missed calls nobody called back, the first few of each.
     waiting: list[dict[str, Any]]

@@ -1,7 +1,7 @@
 """The words and buttons of nudge messages and source alerts, in the reader's language.
 
-A plain function of a :class:`storage.nudges.MessageView`, so the sweep renders a message inside
-its write without reaching for the bot's dispatcher. The words are the bot's: the gettext
+A plain function of a :class:`storage.nudges.cards.MessageView`, so the sweep renders a message
+inside its write without reaching for the bot's dispatcher. The words are the bot's: the gettext
 catalogues under ``bot/locales``, in the language of the person's staff record, else the config's
 ``[leadline] language`` (the view and the source-health rules have already chosen between them).
 
@@ -11,7 +11,7 @@ Buttons carry ``callback_data`` in the shape aiogram's ``CallbackData`` packs
 * ``n:<act>:<nudge id>:<value>`` — ``NudgeCB(prefix="n")`` with fields ``act: str``, ``nudge: int``,
   ``v: str = ""``. Acts: ``called`` (Called back), ``cant`` (Can't reach), ``snooze`` (``v`` =
   minutes of working time), ``done``, ``later`` (``v`` = days: 1 or 7), ``lost`` (the bot asks for
-  the reason). Each maps to one function in :mod:`storage.nudges`.
+  the reason). Each maps to one function in :mod:`storage.nudges.actions`.
 * ``o:touch:<touch id>`` and ``o:lead:<lead id>`` — the bot's own ``OpenCB``: "Register" opens the
   touch's registration card, "Open" the lead.
 """
@@ -19,6 +19,8 @@ Buttons carry ``callback_data`` in the shape aiogram's ``CallbackData`` packs
 from __future__ import annotations
 
 import html
+import logging
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +28,10 @@ from aiogram.utils.i18n import gettext as _
 
 from bot import labels
 from bot.i18n import written_for
-from storage.nudge_cards import Card, MessageView
+from bot.replies import fit_leading, fits_telegram
+from storage.nudges.cards import Card, MessageView, Rendered
+
+log = logging.getLogger("leadline.nudges")
 
 #: How long "Remind me later" puts a registration card away, in working minutes.
 SNOOZE_MINUTES = 60
@@ -187,6 +192,21 @@ def render(view: MessageView) -> dict[str, Any]:
     if keyboard:
         payload["reply_markup"] = {"inline_keyboard": keyboard}
     return payload
+
+
+def lay_out(view: MessageView) -> Rendered:
+    """The message of ``view`` with as many of its cards as Telegram takes in one message.
+
+    The header keeps counting every card due, and the cards left out are among the "…and N more".
+    """
+
+    def first(n: int) -> dict[str, Any]:
+        return render(replace(view, cards=view.cards[:n], more=view.more + len(view.cards) - n))
+
+    payload, shown = fit_leading(first, len(view.cards))
+    if not fits_telegram(payload):
+        log.error("a nudge card is longer than Telegram allows", extra={"fields": {"chat_id": view.chat_id}})
+    return Rendered(payload, shown)
 
 
 def render_source_alert(

@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 import click
 
 from leadline.config import CONFIG_ENV, DEFAULT_CONFIG, Config
-from storage.reports import GROUPINGS, Filters, Period, Rules, Scope, build_report
+from storage.reports.report import build_report
+from storage.reports.scope import GROUPINGS, Filters, Period, Rules, Scope
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -452,7 +453,7 @@ def plan(
     """How many inbound contacts, leads and qualified leads a target needs, and the highest LC that pays."""
     from storage.db import open_database
     from storage.plan import PlanError, plan_from_history
-    from storage.reports import funnel_history
+    from storage.reports.report import funnel_history
 
     config = _load(config_path)
     _, today = _today(config)

@@ -15,9 +15,11 @@ from datetime import datetime
 from functools import partial
 
 from leadline.config import Config
-from leadline.nudge_texts import render, render_source_alert
+from leadline.nudge_texts import lay_out, render_source_alert
 from storage.db import Store
-from storage.nudges import NudgeRules, Recorded, due_nudges, plan_and_record
+from storage.nudges.due import due_nudges
+from storage.nudges.record import Recorded, plan_and_record
+from storage.nudges.rules import NudgeRules
 from storage.source_health import HealthRules, assess, record_findings
 
 log = logging.getLogger("leadline.sweep")
@@ -56,7 +58,7 @@ class Sweeper:
             at = now or self.clock()
             due = await self.store.read(partial(due_nudges, now=at, rules=self.rules))
             recorded = await self.store.write(
-                partial(plan_and_record, now=at, rules=self.rules, render=render, due=due)
+                partial(plan_and_record, now=at, rules=self.rules, render=lay_out, due=due)
             )
             findings = await self.store.read(partial(assess, now=at, rules=self.health))
             # An owner's language without a catalogue falls back to the office's, as nudges do.

@@ -4,6 +4,9 @@ A touch's valid phone numbers and emails are looked up; none found makes a new c
 is that contact, and several found means the touch has shown two records to be one person: the
 oldest survives, the others' identifiers, touches, registrations and leads move to it, and the merge
 is recorded with what moved so that a manager can undo a wrong one.
+
+Staff act on contacts here too: merging two that a person says are one, undoing a merge, and
+putting a contact's numbers and addresses on the block list.
 """
 
 from __future__ import annotations
@@ -186,6 +189,34 @@ def undo_merge(db: Database, merge_id: int, *, at: datetime, staff_id: int | Non
     return int(merged)
 
 
+class MergeError(ValueError):
+    """A merge or undo that cannot be made as asked (the message says why, for people)."""
+
+
+def merge_by_staff(db: Database, a: int, b: int, *, staff_id: int, at: datetime) -> tuple[int, int, int]:
+    """Merge two contacts a person says are one; the older survives. Returns (merge id, survivor, merged)."""
+    first, second = live_contact(db, a), live_contact(db, b)
+    if first == second:
+        raise MergeError("these are already one contact")
+    rows = db.execute(
+        "SELECT id FROM contacts WHERE id IN (?, ?) ORDER BY created_at, id", [first, second]
+    ).fetchall()
+    if len(rows) != 2:
+        raise MergeError("one of the contacts no longer exists")
+    survivor, merged = int(rows[0][0]), int(rows[1][0])
+    merge_id = merge_contacts(db, survivor, merged, reason="merged by staff", at=at, staff_id=staff_id)
+    return merge_id, survivor, merged
+
+
+def undo_merge_by_staff(db: Database, merge_id: int, *, staff_id: int, at: datetime) -> int:
+    try:
+        return undo_merge(db, merge_id, at=at, staff_id=staff_id)
+    except LookupError:
+        raise MergeError("this merge no longer exists") from None
+    except ValueError:
+        raise MergeError("this merge was already undone") from None
+
+
 def live_contact(db: Database, contact_id: int) -> int:
     """Follow merges to the contact that holds this one's data now."""
     seen: set[int] = set()
@@ -222,6 +253,29 @@ def contact_card(db: Database, contact_id: int) -> dict[str, Any] | None:
         )
     ]
     return card
+
+
+def phones_and_emails(db: Database, contact_id: int) -> tuple[list[str], list[str]]:
+    """The contact's phones and emails (valid ones first), as staff dial and write them."""
+    rows = db.execute(
+        "SELECT kind, value FROM identifiers WHERE contact_id = ? ORDER BY valid DESC, id", [contact_id]
+    ).fetchall()
+    return [str(v) for k, v in rows if k == "phone"], [str(v) for k, v in rows if k == "email"]
+
+
+def block_contact(db: Database, contact_id: int, *, staff_id: int | None, at: datetime) -> int:
+    """Put the contact's valid numbers and addresses on the block list; returns how many were added."""
+    added = 0
+    for kind, value in db.execute(
+        "SELECT kind, value FROM identifiers WHERE contact_id = ? AND valid = 1", [contact_id]
+    ).fetchall():
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO blocklist (kind, value, staff_id, reason, at) VALUES (?, ?, ?, 'spam', ?)",
+            [kind, value, staff_id, iso(at)],
+        )
+        added += cursor.rowcount
+    db.execute("UPDATE contacts SET blocked = 1, updated_at = ? WHERE id = ?", [iso(at), contact_id])
+    return added
 
 
 def search_contacts(db: Database, query: str, region: str, limit: int = 20) -> list[int]:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
-from storage.reports import Period
+from storage.reports.scope import Period
 
 
 @dataclass(frozen=True)

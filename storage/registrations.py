@@ -2,6 +2,10 @@
 
 The bot, the JSON API and the CLI all register through :func:`register`, and every change to a lead
 goes through :func:`change_lead`, which checks the move is allowed and records who made it and when.
+A card's registration (:func:`register_touch`) runs whole inside one writer job, with the checks that
+depend on the current state (is the contact already registered? was it merged since the card was
+drawn?) in the same transaction as the write they guard, so two people tapping at once cannot both
+register one contact.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any, Literal
 
 from sqlite_utils import Database
 
-from storage.contacts import live_contact
+from storage.contacts import block_contact, live_contact
 from storage.db import iso
 
 Disposition = Literal["lead", "not_a_lead"]
@@ -118,6 +122,26 @@ def register(
     return Registered(registration_id, contact_id, lead_id)
 
 
+@dataclass(frozen=True)
+class Registration:
+    disposition: str
+    reason: str | None
+    staff_name: str | None
+    created_at: str
+    lead_id: int | None
+    temperature: str | None
+
+
+def registration_of(db: Database, contact_id: int) -> Registration | None:
+    row = db.execute(
+        "SELECT r.disposition, r.reason, s.name, r.created_at, l.id, l.temperature FROM registrations r"
+        " LEFT JOIN staff s ON s.id = r.staff_id LEFT JOIN leads l ON l.registration_id = r.id"
+        " WHERE r.contact_id = ? ORDER BY r.created_at DESC, r.id DESC LIMIT 1",
+        [contact_id],
+    ).fetchone()
+    return Registration(*row) if row else None
+
+
 def first_touch_campaign(db: Database, contact_id: int) -> str | None:
     row = db.execute(
         "SELECT campaign FROM touches WHERE contact_id = ? AND campaign IS NOT NULL ORDER BY occurred_at, id LIMIT 1",
@@ -214,3 +238,83 @@ def change_lead(
     lead.update(updates)
     lead["updated_at"] = stamp
     return lead
+
+
+class AlreadyRegistered(RegistrationError):
+    """Someone registered this contact after the card was drawn."""
+
+    def __init__(self, contact_id: int, registration: Registration | None) -> None:
+        super().__init__(f"contact #{contact_id} is already registered")
+        self.contact_id = contact_id
+        self.registration = registration
+
+
+class ContactMerged(RegistrationError):
+    """The card's contact was merged into another one after the card was drawn."""
+
+    def __init__(self, old_id: int, new_id: int) -> None:
+        super().__init__(f"contact #{old_id} was merged into #{new_id}")
+        self.old_id = old_id
+        self.new_id = new_id
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A registration as the card collected it."""
+
+    disposition: str
+    temperature: Temperature | None = None
+    reason: str | None = None
+    name: str | None = None
+    need: str | None = None
+    fields: Mapping[str, Any] | None = None
+    campaign: str | None = None
+    owner_id: int | None = None
+    follow_up_on: date | None = None
+    amount: float | None = None
+    block: bool = False
+
+
+def current_contact(db: Database, touch_id: int, seen_contact: int) -> int:
+    """The touch's contact now; raises if it was merged away or registered since the card was drawn."""
+    row = db.execute("SELECT contact_id FROM touches WHERE id = ?", [touch_id]).fetchone()
+    if row is None or row[0] is None:
+        raise RegistrationError(f"no touch #{touch_id}")
+    contact_id = live_contact(db, int(row[0]))
+    seen_now = live_contact(db, seen_contact)
+    if contact_id != seen_contact and seen_now == contact_id:
+        raise ContactMerged(seen_contact, contact_id)
+    if is_registered(db, contact_id):
+        raise AlreadyRegistered(contact_id, registration_of(db, contact_id))
+    return contact_id
+
+
+def register_touch(
+    db: Database, touch_id: int, seen_contact: int, draft: Draft, *, staff_id: int, at: datetime
+) -> Registered:
+    """Register the contact behind a card, with every guard inside the same transaction."""
+    contact_id = current_contact(db, touch_id, seen_contact)
+    if draft.name:
+        db.execute(
+            "UPDATE contacts SET name = ?, updated_at = ? WHERE id = ?", [draft.name, iso(at), contact_id]
+        )
+    registered = register(
+        db,
+        contact_id,
+        "lead" if draft.disposition == "lead" else "not_a_lead",
+        at=at,
+        staff_id=staff_id,
+        reason=draft.reason,
+        temperature=draft.temperature,
+        touch_id=touch_id,
+        campaign=draft.campaign,
+        origin="bot",
+        need=draft.need,
+        fields=draft.fields,
+        follow_up_on=draft.follow_up_on,
+        amount=draft.amount,
+        owner_id=draft.owner_id,
+    )
+    if draft.block:
+        block_contact(db, contact_id, staff_id=staff_id, at=at)
+    return registered

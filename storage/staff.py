@@ -1,4 +1,4 @@
-"""Staff and campaigns from the config, mirrored into the database at start-up.
+"""Staff and campaigns: mirrored from the config at start-up, and read back as the bot needs them.
 
 The config is where the owner writes who works here; the database is where the bot adds people it
 approved and where reports join. Syncing keeps one id per person across both.
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
@@ -73,3 +74,49 @@ def sync_campaigns(db: Database, campaigns: Iterable[CampaignConfig], at: dateti
             " ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, from_config = 1",
             [campaign.name, campaign.kind, iso(at)],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class StaffMember:
+    id: int
+    name: str
+    telegram_id: int | None
+    role: str
+    language: str | None
+
+    @property
+    def is_manager(self) -> bool:
+        """Managers and owners see and change everyone's work."""
+        return self.role in ("owner", "manager")
+
+
+_STAFF = "SELECT id, name, telegram_id, role, language FROM staff"
+
+
+def _staff(row: Any) -> StaffMember:
+    return StaffMember(int(row[0]), str(row[1]), row[2], str(row[3]), row[4])
+
+
+def staff_by_telegram(db: Database, telegram_id: int) -> StaffMember | None:
+    row = db.execute(f"{_STAFF} WHERE telegram_id = ? AND active = 1", [telegram_id]).fetchone()
+    return _staff(row) if row else None
+
+
+def active_staff(db: Database) -> list[StaffMember]:
+    return [_staff(r) for r in db.execute(f"{_STAFF} WHERE active = 1 ORDER BY name, id")]
+
+
+def owners(db: Database) -> list[StaffMember]:
+    return [
+        _staff(r)
+        for r in db.execute(f"{_STAFF} WHERE active = 1 AND role = 'owner' AND telegram_id IS NOT NULL")
+    ]
+
+
+def campaigns(db: Database) -> list[tuple[int, str]]:
+    return [(int(r[0]), str(r[1])) for r in db.execute("SELECT id, name FROM campaigns ORDER BY name")]
+
+
+def campaign_name(db: Database, campaign_id: int) -> str | None:
+    row = db.execute("SELECT name FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
+    return str(row[0]) if row else None

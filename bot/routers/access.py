@@ -20,10 +20,10 @@ from sqlite_utils import Database
 from bot.callbacks import AccessCB
 from bot.i18n import pick_locale, speaking
 from bot.replies import Replies, message_payload
-from storage.bot_actions import AccessRequest, decide_access, request_access
-from storage.bot_queries import StaffMember, access_request, owners
+from storage.access import AccessRequest, access_request, decide_access, request_access
 from storage.db import Store
 from storage.outbox import enqueue
+from storage.staff import StaffMember, owners
 
 
 def who(user_name: str | None, username: str | None, telegram_id: int) -> str:

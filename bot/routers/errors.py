@@ -1,8 +1,9 @@
 """Turn what went wrong into a reply that says what happened and what to do; never crash the bot.
 
-Domain errors (:class:`RegistrationError` from storage) carry an English sentence meant for people;
-it is translated here. Anything else is logged with its traceback and answered with an apology:
-the writer runs each step in its own savepoint, so a failed step has saved nothing.
+Domain errors from storage (:class:`RegistrationError`, :class:`MergeError`, :class:`NudgeError`)
+carry an English sentence meant for people; it is translated here. Anything else is logged with its
+traceback and answered with an apology: the writer runs each step in its own savepoint, so a failed
+step has saved nothing.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from bot import labels
 from bot.i18n import pick_locale, speaking
 from bot.replies import Replies
 from bot.routers.access import role_label
-from storage.bot_actions import AccessDecided
-from storage.bot_queries import StaffMember
-from storage.nudges import NudgeError
+from storage.access import AccessDecided
+from storage.contacts import MergeError
+from storage.nudges.actions import NudgeError
 from storage.registrations import STAGES, RegistrationError
+from storage.staff import StaffMember
 
 log = logging.getLogger("leadline.bot")
 
@@ -115,6 +117,6 @@ def make_router() -> Router:
     """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
     router = Router(name="errors")
     router.errors.register(already_decided, ExceptionTypeFilter(AccessDecided))
-    router.errors.register(domain_error, ExceptionTypeFilter(RegistrationError, NudgeError))
+    router.errors.register(domain_error, ExceptionTypeFilter(RegistrationError, MergeError, NudgeError))
     router.errors.register(unexpected)
     return router

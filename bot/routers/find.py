@@ -12,11 +12,12 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import OpenCB
 from bot.replies import Replies
-from bot.views import send_contact
+from bot.views import CONTACT_TOUCHES, send_contact
 from leadline.config import Config
-from storage.bot_queries import StaffMember, contact_summary
+from storage.cards import contact_summary
 from storage.contacts import search_contacts
 from storage.db import Store
+from storage.staff import StaffMember
 
 MAX_RESULTS = 10
 
@@ -53,7 +54,7 @@ async def find(
     buttons = []
     lines = [_("Found {n} contacts for “{query}”:").format(n=len(found), query=html.escape(query))]
     for number, contact_id in enumerate(found, start=1):
-        contact = await store.read(partial(contact_summary, contact_id=contact_id))
+        contact = await store.read(partial(contact_summary, contact_id=contact_id, touches=CONTACT_TOUCHES))
         if contact is None:
             continue
         label = contact["name"] or (contact["phones"] + contact["emails"] + ["—"])[0]

@@ -27,9 +27,10 @@ from bot.parsing import parse_amount, parse_date
 from bot.replies import Replies
 from capture.pipeline import Clock
 from leadline.config import Config
-from storage.bot_queries import StaffMember, active_staff, lead_card
+from storage.cards import lead_card
 from storage.db import Store
 from storage.registrations import MOVES, TEMPERATURES, change_lead
+from storage.staff import StaffMember, active_staff
 
 #: Starts every lead text, so a redraw can keep the registration card's part above it.
 LEAD_MARK = "📇"

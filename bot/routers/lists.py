@@ -22,8 +22,9 @@ from bot.callbacks import OpenCB, PageCB
 from bot.replies import Replies
 from bot.views import send_contact, send_lead, send_touch
 from leadline.config import Config
-from storage.bot_queries import Page, StaffMember, missed, open_leads, unregistered
 from storage.db import Store
+from storage.lists import Page, missed, open_leads, unregistered
+from storage.staff import StaffMember
 
 PAGE_SIZE = 5
 

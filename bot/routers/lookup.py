@@ -26,9 +26,9 @@ from bot.replies import Replies
 from bot.views import send_contact, send_touch
 from capture.pipeline import Capture, Clock
 from leadline.config import Config
-from storage.bot_actions import LookUp, look_up_or_add
-from storage.bot_queries import StaffMember
 from storage.db import Store
+from storage.manual_touches import LookUp, look_up_or_add
+from storage.staff import StaffMember
 
 #: Where hand-entered touches are recorded (``touches.source``); not a configured source.
 MANUAL_SOURCE = "telegram"

@@ -19,13 +19,13 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import MergeCB
 from bot.replies import Replies
-from bot.views import contact_text
+from bot.views import CONTACT_TOUCHES, contact_text
 from capture.pipeline import Clock
 from leadline.config import Config
-from storage.bot_actions import merge_by_staff, undo_merge_by_staff
-from storage.bot_queries import StaffMember, contact_summary
-from storage.contacts import live_contact, search_contacts
+from storage.cards import contact_summary
+from storage.contacts import live_contact, merge_by_staff, search_contacts, undo_merge_by_staff
 from storage.db import Store
+from storage.staff import StaffMember
 
 
 class MergeInput(StatesGroup):
@@ -89,8 +89,8 @@ async def other(
         )
         return
     b = await store.read(partial(live_contact, contact_id=found[0]))
-    first = await store.read(partial(contact_summary, contact_id=a))
-    second = await store.read(partial(contact_summary, contact_id=b))
+    first = await store.read(partial(contact_summary, contact_id=a, touches=CONTACT_TOUCHES))
+    second = await store.read(partial(contact_summary, contact_id=b, touches=CONTACT_TOUCHES))
     if first is None or second is None:
         await replies.send(
             chat_id,

@@ -1,8 +1,8 @@
 """The buttons under nudges: called back, can't reach, remind me later, done, snooze, lost.
 
 The sweep (``leadline/sweep.py``) sends the nudges; each button here maps to one function of
-:mod:`storage.nudges`, which acts on the whole card (every open nudge of that kind about the same
-contact or lead) and says when someone else got there first.
+:mod:`storage.nudges.actions`, which acts on the whole card (every open nudge of that kind about
+the same contact or lead) and says when someone else got there first.
 """
 
 from __future__ import annotations
@@ -23,11 +23,9 @@ from bot.callbacks import NudgeCB
 from bot.replies import Replies
 from capture.pipeline import Clock
 from leadline.config import Config
-from storage.bot_queries import StaffMember
 from storage.db import Store
-from storage.nudges import (
+from storage.nudges.actions import (
     Acted,
-    NudgeRules,
     cant_reach,
     follow_up_done,
     follow_up_later,
@@ -35,6 +33,8 @@ from storage.nudges import (
     mark_called_back,
     snooze,
 )
+from storage.nudges.rules import NudgeRules
+from storage.staff import StaffMember
 
 
 def outcome_text(acted: Acted, config: Config) -> str:

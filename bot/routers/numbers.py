@@ -31,12 +31,13 @@ from bot.replies import Replies
 from capture.pipeline import Clock
 from leadline.config import Config
 from leadline.digest import compose, telegram_payloads
-from storage.bot_queries import StaffMember, campaigns
 from storage.costs import CampaignCost, add_cost, costs_in_period
 from storage.db import Store
 from storage.outbox import enqueue
 from storage.plan import MIN_LEADS_FOR_RATES, FunnelHistory, Plan, PlanError, plan_from_history
-from storage.reports import Period, funnel_history
+from storage.reports.report import funnel_history
+from storage.reports.scope import Period
+from storage.staff import StaffMember, campaigns
 
 PERIOD_EXAMPLES = (
     "today, yesterday, week, last-week, month, last-month, 2026-11, 2026-11-05, 2026-11-01..2026-11-15"

@@ -28,18 +28,18 @@ from bot.replies import Replies
 from bot.routers.leads import lead_keyboard, lead_text
 from capture.pipeline import Clock
 from leadline.config import Config
-from storage.bot_actions import AlreadyRegistered, ContactMerged, Draft, register_touch
-from storage.bot_queries import (
-    StaffMember,
-    TouchCard,
-    active_staff,
-    campaign_name,
-    campaigns,
-    lead_card,
-    touch_card,
-)
+from storage.cards import TouchCard, lead_card, touch_card
 from storage.db import Store
-from storage.registrations import REASONS, TEMPERATURES, first_touch_campaign
+from storage.registrations import (
+    REASONS,
+    TEMPERATURES,
+    AlreadyRegistered,
+    ContactMerged,
+    Draft,
+    first_touch_campaign,
+    register_touch,
+)
+from storage.staff import StaffMember, active_staff, campaign_name, campaigns
 
 MAX_TEXT = 500
 

@@ -12,7 +12,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.replies import Replies
 from bot.routers.access import help_text, role_label
-from storage.bot_queries import StaffMember
+from storage.staff import StaffMember
 
 
 async def start(message: Message, staff: StaffMember, replies: Replies) -> None:

@@ -6,8 +6,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from leadline import keys
-from storage.bot_actions import block_contact
-from storage.nudges import cant_reach, mark_called_back
+from storage.contacts import block_contact
+from storage.nudges.actions import cant_reach, mark_called_back
 from tests.conftest import StartServer
 from tests.nudges.conftest import ANNA, BORIS, TUESDAY, Clock, Office, buttons, msk, office_config
 

@@ -18,7 +18,8 @@ from leadline import keys
 from leadline.config import Config
 from leadline.scheduler import digest_job
 from storage.db import Store
-from storage.reports import Facts, Period, Rules, Scope
+from storage.reports.facts import Facts
+from storage.reports.scope import Period, Rules, Scope
 from tests.conftest import BASE, StartServer
 from tests.fake_telegram import FakeTelegram
 from tests.nudges.conftest import MSK, Clock, Office, msk, office_config, until

@@ -7,8 +7,9 @@ from functools import partial
 from pathlib import Path
 
 from leadline import keys
-from leadline.nudge_texts import render
-from storage.nudges import due_nudges, plan_and_record
+from leadline.nudge_texts import lay_out
+from storage.nudges.due import due_nudges
+from storage.nudges.record import plan_and_record
 from tests.conftest import StartServer
 from tests.nudges.conftest import BORIS, TUESDAY, Clock, Office, msk, office_config, until
 
@@ -33,7 +34,9 @@ async def test_a_restart_between_due_and_sent_sends_exactly_one_nudge(
     await second.sweep(msk(TUESDAY, 10, 16))
     assert len(second.messages(BORIS)) == 1
     # The dead process's plan, replayed late, and more sweeps: nothing more.
-    late = await second.store.write(partial(plan_and_record, now=at, rules=rules, render=render, due=planned))
+    late = await second.store.write(
+        partial(plan_and_record, now=at, rules=rules, render=lay_out, due=planned)
+    )
     assert late.outbox_ids == [] and late.nudges == 0
     for mm in (17, 30, 45):
         await second.sweep(msk(TUESDAY, 10, mm))

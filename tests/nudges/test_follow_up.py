@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from leadline import keys
-from storage.nudges import follow_up_done, follow_up_later, follow_up_lost
+from storage.nudges.actions import follow_up_done, follow_up_later, follow_up_lost
 from tests.nudges.conftest import ANNA, BORIS, TUESDAY, Office, buttons, msk
 
 CALLER = "+79161234567"

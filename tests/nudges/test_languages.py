@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from leadline.nudge_texts import render, render_source_alert
-from storage.nudge_cards import Card, MessageView, TouchLine
+from storage.nudges.cards import Card, MessageView, TouchLine
 from tests.conftest import BASE, StartServer
 from tests.fake_telegram import FakeTelegram
 from tests.nudges.conftest import ANNA, BORIS, TUESDAY, Clock, Office, msk, office_config

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from leadline import keys
-from storage.nudges import snooze
+from storage.nudges.actions import snooze
 from tests.nudges.conftest import ANNA, BORIS, TUESDAY, Office, buttons, msk
 
 CALLER = "+79161234567"

@@ -23,7 +23,7 @@ from storage.costs import add_cost, sync_costs
 from storage.db import open_database
 from storage.events import CallEvent, ContactEvent
 from storage.registrations import change_lead, register
-from storage.reports import Rules
+from storage.reports.scope import Rules
 from storage.staff import sync_campaigns, sync_staff
 from storage.touches import EventContext, record_contact_event
 from tests.conftest import BASE, build_config

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 
 from leadline.app import init_app
 from leadline.config import Config
-from storage import reports
-from storage.reports import Period, Rules, Scope
+from storage.reports.report import build_report
+from storage.reports.scope import Period, Rules, Scope
 from tests.numbers.month import AS_OF, MSK, NOVEMBER, month_config, open_month
 
 TOKEN = "crm-token-0123456789"
@@ -49,9 +49,7 @@ async def test_report_contacts_touches_and_leads(tmp_path: Path, start_server: A
     async with srv.session.get(f"{srv.url}/api/report?period=2026-11", headers=AUTH) as resp:
         data = await resp.json()
     db = srv.db()
-    expected = reports.build_report(
-        db, Scope(Period.month(NOVEMBER, MSK), as_of=AS_OF), Rules.from_config(config)
-    )
+    expected = build_report(db, Scope(Period.month(NOVEMBER, MSK), as_of=AS_OF), Rules.from_config(config))
     db.close()
     assert data == expected
     assert (data["lrr"], data["by_campaign"]["brand_msk"]["lead_cost"]) == (0.75, 22500)

@@ -12,7 +12,7 @@ import pytest
 from leadline.config import Config
 from leadline.digest import compose, period_due, report_text, send_digest
 from storage.db import Store, connect
-from storage.reports import Period
+from storage.reports.scope import Period
 from storage.worktime import WorkingCalendar
 from tests.conftest import BASE
 from tests.numbers.month import MSK, month_config, msk, open_month

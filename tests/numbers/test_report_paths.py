@@ -14,9 +14,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from storage import reports
 from storage.db import iso, open_database
-from storage.reports import Period, Scope, WorkingClock
+from storage.reports.clocks import WorkingClock
+from storage.reports.facts import Facts
+from storage.reports.report import build_report
+from storage.reports.scope import Period, Scope
 from storage.worktime import WorkingCalendar
 from tests.numbers.month import AS_OF, MSK, NOVEMBER, Month, month_config, msk, open_month, transaction
 
@@ -66,10 +68,13 @@ def test_call_backs_on_the_edge_of_the_sla(tmp_path: Path) -> None:
             m.db.execute("UPDATE touches SET called_back_at = ? WHERE id = ?", [iso(back_at), touch_id])
 
     scope = Scope(Period.month(NOVEMBER, MSK), as_of=AS_OF)
-    report = reports.build_report(m.db, scope, m.rules)
+    report = build_report(m.db, scope, m.rules)
     assert (report["missed_calls"], report["missed_not_called_back"]) == (4, 2)
     assert report["by_channel"]["call"]["missed_not_called_back"] == 2
-    owed = sorted(reports.missed_not_called_back(m.db, scope, m.rules), key=lambda r: r.called_back_at or "")
+    owed = sorted(
+        Facts(m.db, scope, m.rules).total().missed_not_called_back_rows,
+        key=lambda r: r.called_back_at or "",
+    )
     assert [r.called_back_at for r in owed] == [iso(msk(2, 11, 30) + micro), iso(msk(9, 9, 20) + micro)]
 
 
@@ -77,8 +82,8 @@ def test_a_report_read_inside_a_transaction_is_the_same(tmp_path: Path) -> None:
     config = month_config(tmp_path, goals={"leads": 10})
     month = open_month(config.database_path, config)
     scope = Scope(Period.month(NOVEMBER, MSK), as_of=AS_OF)
-    beside = reports.build_report(month.db, scope, month.rules)  # a second connection helps
+    beside = build_report(month.db, scope, month.rules)  # a second connection helps
     with transaction(month.db):  # a second connection would not see this one's changes: no help
-        alone = reports.build_report(month.db, scope, month.rules)
+        alone = build_report(month.db, scope, month.rules)
     assert beside == alone
     assert beside["inbound_contacts"] == 8 and beside["missed_not_called_back"] == 2

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from storage import reports
-from storage.reports import Filters, Period, Scope
+from storage.reports.facts import Facts
+from storage.reports.goals import goal_progress
+from storage.reports.report import build_report
+from storage.reports.scope import Filters, Period, Scope
 from tests.numbers.month import AS_OF, MSK, NOVEMBER, Month, month_config, msk, open_month
 
 
@@ -24,7 +26,7 @@ def november(**filters: Any) -> Scope:
 
 
 def test_inbound_flow_of_the_month(month: Month):
-    report = reports.build_report(month.db, november(), month.rules)
+    report = build_report(month.db, november(), month.rules)
     # C1 x2, C2, C3, C4, C5, C6, two hidden callers, C7 x2, C9 (C8 is blocked, C10 is in December,
     # the outbound calls are not inbound).
     assert report["inbound_touches"] == 12
@@ -40,24 +42,23 @@ def test_inbound_flow_of_the_month(month: Month):
 
 
 def test_registration_lag_in_working_minutes(month: Month):
-    report = reports.build_report(month.db, november(), month.rules)
+    report = build_report(month.db, november(), month.rules)
     # Lags: C3 10 (over the Unity Day holiday), C1 12, C2 20 (over the weekend), C4 30 (a Saturday
     # form), C7 65. C6 was registered before the period and has no lag.
     assert report["registration_lag_count"] == 5
     assert report["registration_lag_p50_min"] == 20.0
     assert report["registration_lag_p90_min"] == 51.0  # 30 + 0.6 * (65 - 30)
     assert report["registered_within_sla"] == 2  # 10 and 12 are within 15
-    lag = reports.registration_lag(month.db, november(), month.rules)
-    assert (lag.p50, lag.count, lag.sla_minutes) == (20.0, 5, 15)
-    assert lag.p90 == pytest.approx(51.0)
 
 
 def test_missed_calls_and_call_backs(month: Month):
-    missed = reports.missed_calls(month.db, november(), month.rules)
+    report = build_report(month.db, november(), month.rules)
     # C2 (called back in time Monday 09:05), C3 (never), a hidden caller, C7 (called again 11:00,
     # after its 10:30 deadline).
-    assert (missed.total, missed.not_called_back, missed.hidden_caller) == (4, 2, 1)
-    owed = reports.missed_not_called_back(month.db, november(), month.rules)
+    missed = (report["missed_calls"], report["missed_not_called_back"], report["missed_hidden_caller"])
+    assert missed == (4, 2, 1)
+    # The digest lists them one by one, with a button to call each back.
+    owed = Facts(month.db, november(), month.rules).total().missed_not_called_back_rows
     assert sorted(r.occurred_at for r in owed) == [
         "2026-11-03T14:55:00.000000+00:00",
         "2026-11-16T07:00:00.000000+00:00",
@@ -65,7 +66,7 @@ def test_missed_calls_and_call_backs(month: Month):
 
 
 def test_leads_funnel_and_reasons(month: Month):
-    report = reports.build_report(month.db, november(), month.rules)
+    report = build_report(month.db, november(), month.rules)
     assert report["leads"] == 4  # C1, C2, C4, C7; C6's lead is October's
     assert report["leads_by_temperature"] == {"hot": 2, "warm": 1, "cold": 1}
     assert report["leads_by_stage"] == {
@@ -86,7 +87,7 @@ def test_leads_funnel_and_reasons(month: Month):
 
 
 def test_costs_pro_rata_and_lead_cost(month: Month):
-    report = reports.build_report(month.db, november(), month.rules)
+    report = build_report(month.db, november(), month.rules)
     # brand_msk 45 000; vk_ads 30 500 over Nov-Dec (61 days) -> 15 000, plus 5 000 from the bot.
     assert report["cost"] == 65000
     assert report["cost_items"] == {"ads": 60000, "design": 5000}
@@ -101,17 +102,18 @@ def test_costs_pro_rata_and_lead_cost(month: Month):
     # The week of Mon 9 Nov carries 7/30 of brand_msk's month (10 500) over its one lead that week
     # (C2), and 7/61 of vk_ads's two months (3 500) + 7/30 of the bot's 5 000 over C4's lead.
     week = Scope(Period.week(date(2026, 11, 9), MSK), as_of=AS_OF)
-    by_campaign = reports.build_report(month.db, week, month.rules)["by_campaign"]
+    by_campaign = build_report(month.db, week, month.rules)["by_campaign"]
     assert (by_campaign["brand_msk"]["cost"], by_campaign["brand_msk"]["leads"]) == (10500, 1)
     assert (by_campaign["vk_ads"]["cost"], by_campaign["vk_ads"]["leads"]) == (4666.67, 1)
-    assert reports.lead_cost_by_campaign(month.db, week) == {
+    assert {name: g["lead_cost"] for name, g in by_campaign.items()} == {
         "brand_msk": 10500,
-        "vk_ads": pytest.approx(4666.6667),
+        "vk_ads": 4666.67,
+        "(none)": None,  # no campaign, no cost
     }
 
 
 def test_groups_by_campaign_channel_and_staff(month: Month):
-    report = reports.build_report(month.db, november(), month.rules)
+    report = build_report(month.db, november(), month.rules)
     brand = report["by_campaign"]["brand_msk"]
     assert (brand["inbound_touches"], brand["inbound_contacts"], brand["registered"]) == (4, 3, 2)
     assert (brand["missed_calls"], brand["missed_not_called_back"]) == (1, 0)
@@ -151,42 +153,42 @@ def test_groups_by_campaign_channel_and_staff(month: Month):
 
 
 def test_a_group_is_the_report_filtered_to_it(month: Month):
-    report = reports.build_report(month.db, november(), month.rules)
+    report = build_report(month.db, november(), month.rules)
     boris = month.staff["Boris"]
     for filters, group in (
         ({"staff_id": boris}, report["by_staff"]["Boris"]),
         ({"channel": "form"}, report["by_channel"]["form"]),
         ({"campaign": "brand_msk"}, report["by_campaign"]["brand_msk"]),
     ):
-        filtered = reports.build_report(month.db, november(**filters), month.rules)
+        filtered = build_report(month.db, november(**filters), month.rules)
         assert {k: filtered[k] for k in group} == group, filters
 
 
 def test_period_edges(month: Month):
-    def day(d: date) -> Scope:
-        return Scope(Period.day(d, MSK), as_of=AS_OF)
+    def day(d: date) -> dict[str, Any]:
+        return build_report(month.db, Scope(Period.day(d, MSK), as_of=AS_OF), month.rules)
 
     # C5 mailed at 23:59 on 11 November: that day, not the next.
-    assert reports.inbound_touches(month.db, day(date(2026, 11, 11))) == 1
-    assert reports.inbound_touches(month.db, day(date(2026, 11, 12))) == 1  # C6's call only
-    assert reports.inbound_contacts(month.db, day(date(2026, 11, 30))) == 1  # C9 at 23:59
-    assert reports.inbound_contacts(month.db, day(date(2026, 12, 1))) == 1  # C10 at 00:00
+    assert day(date(2026, 11, 11))["inbound_touches"] == 1
+    assert day(date(2026, 11, 12))["inbound_touches"] == 1  # C6's call only
+    assert day(date(2026, 11, 30))["inbound_contacts"] == 1  # C9 at 23:59
+    assert day(date(2026, 12, 1))["inbound_contacts"] == 1  # C10 at 00:00
     # C6 called on 12 Nov and was registered in October: registered, and not new.
-    assert reports.registered(month.db, day(date(2026, 11, 12))) == 1
-    assert reports.new_contacts(month.db, day(date(2026, 11, 12))) == 0
-    assert reports.lrr(month.db, day(date(2026, 11, 12))) == 1.0
+    c6 = day(date(2026, 11, 12))
+    assert (c6["registered"], c6["new_contacts"], c6["lrr"]) == (1, 0, 1.0)
     # Registrations after the report time are not seen: on 2 Nov at 10:05 C1 is not yet registered.
-    early = Scope(Period.day(date(2026, 11, 2), MSK), as_of=msk(2, 10, 5))
-    assert reports.registered(month.db, early) == 0
-    assert reports.lrr_new(month.db, early) == 0.0
+    early = build_report(
+        month.db, Scope(Period.day(date(2026, 11, 2), MSK), as_of=msk(2, 10, 5)), month.rules
+    )
+    assert (early["registered"], early["lrr_new"]) == (0, 0.0)
     # Nothing in a quiet period: no ratios rather than zeros.
-    quiet = Scope(Period.day(date(2026, 11, 1), MSK), as_of=AS_OF)
-    assert reports.lrr(month.db, quiet) is None
-    assert reports.lead_cost(month.db, quiet) is None  # 1 500 of costs, no leads
+    quiet = day(date(2026, 11, 1))
+    assert quiet["lrr"] is None
+    assert quiet["lead_cost"] is None  # 1 500 of costs, no leads
 
 
 def test_goal_progress(month: Month):
-    report = reports.build_report(month.db, november(), month.rules)
+    report = build_report(month.db, november(), month.rules)
     assert report["goals"] == {
         "leads": {"target": 10, "actual": 4, "projected": 4.0, "share": 0.4},
         "qualified": {"target": 5, "actual": 3, "projected": 3.0, "share": 0.6},
@@ -195,7 +197,7 @@ def test_goal_progress(month: Month):
     }
     # On Mon 9 Nov at 23:00, 5 of November's 20 working days have passed (2, 3, 5, 6, 9: the 4th
     # is a holiday): 3 leads so far head for 12; 1 qualified for 4.
-    progress = reports.goal_progress(month.db, NOVEMBER, month.rules, msk(9, 23))
+    progress = goal_progress(month.db, NOVEMBER, month.rules, msk(9, 23))
     assert (progress["leads"].actual, progress["leads"].projected) == (3, 12.0)
     assert (progress["qualified"].actual, progress["qualified"].projected) == (1, 4.0)
     assert (progress["clients"].actual, progress["clients"].projected) == (0, 0.0)
@@ -220,7 +222,7 @@ def test_the_working_clock_agrees_with_the_calendar_across_dst_and_holidays():
     from datetime import datetime, time, timedelta
     from zoneinfo import ZoneInfo
 
-    from storage.reports import WorkingClock
+    from storage.reports.clocks import WorkingClock
     from storage.worktime import WorkingCalendar
 
     berlin = ZoneInfo("Europe/Berlin")

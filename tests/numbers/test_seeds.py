@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from sqlite_utils import Database
 
-from storage import reports
 from storage.db import open_database
 from storage.events import ContactEvent
 from storage.plan import PlanError, Rates, fraction, funnel_plan
 from storage.registrations import change_lead, register
-from storage.reports import Period, Scope
+from storage.reports.report import build_report, funnel_history
+from storage.reports.scope import Period, Scope
 from storage.touches import record_contact_event
 from tests.conftest import BASE
 from tests.numbers.month import MSK, Month, month_config, msk, transaction
@@ -66,7 +66,7 @@ def seeded(tmp_path: Path) -> Month:
 
 def test_lead_cost_of_cold_calling_and_of_the_owner(seeded: Month):
     scope = Scope(Period.month(date(2026, 11, 1), MSK), as_of=msk(1, 9, month=12))
-    report = reports.build_report(seeded.db, scope, seeded.rules)
+    report = build_report(seeded.db, scope, seeded.rules)
     cold, owner = report["by_campaign"]["cold_calls"], report["by_campaign"]["owner_calls"]
     # 30 000 wages + 6 000 desk + 3 000 phone and internet = 39 000 over 20 leads.
     assert (cold["cost"], cold["leads"], cold["lead_cost"]) == (39000, 20, 1950)
@@ -77,14 +77,14 @@ def test_lead_cost_of_cold_calling_and_of_the_owner(seeded: Month):
 
 def test_lead_to_client_ratio_and_the_plan_that_asks_for_100_leads(seeded: Month):
     scope = Scope(Period.month(date(2026, 11, 1), MSK), as_of=msk(1, 9, month=12))
-    report = reports.build_report(seeded.db, scope, seeded.rules)
+    report = build_report(seeded.db, scope, seeded.rules)
     assert (report["leads"], report["qualified"], report["won"]) == (100, 20, 2)
     assert report["lead_to_client_ratio"] == 0.02
     rates = Rates.from_counts(leads=report["leads"], qualified=report["qualified"], won=report["won"])
     plan = funnel_plan(rates, clients=2)
     assert (plan.clients, plan.qualified, plan.leads) == (2, 20, 100)
     # The same from the last 90 days of history, as `leadline plan` takes its defaults.
-    history = reports.funnel_history(seeded.db, date(2026, 12, 1), MSK)
+    history = funnel_history(seeded.db, date(2026, 12, 1), MSK)
     assert (history.leads, history.qualified, history.won, history.average_deal) == (100, 20, 2, 100000)
     rates = history.rates()
     assert (rates.lead_to_qualified, rates.qualified_to_won, rates.contact_to_lead) == (

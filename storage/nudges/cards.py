@@ -1,8 +1,9 @@
 """What a nudge message shows: its cards, read from the database in the write that queues it.
 
 A renderer (``leadline/nudge_texts.py``) turns a :class:`MessageView` into a Telegram payload
-without touching the database; this module gathers the view: the contact's name, numbers and
-addresses, the touches behind the card, the lead, and for an escalation who was asked.
+without touching the database, with as many of its cards as one message holds; this module gathers
+the view: the contact's name, numbers and addresses, the touches behind the card, the lead, and for
+an escalation who was asked.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
+from storage.contacts import phones_and_emails
 from storage.db import parse_iso
-
-Kind = Literal["register", "callback", "follow_up", "stale"]
+from storage.nudges.rules import Kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,16 +77,17 @@ class MessageView:
     office_language: str = "en"
 
 
-Render = Callable[[MessageView], dict[str, Any]]
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A message as the renderer laid it out. What fits in one message is the renderer's call (it
+    knows Telegram's limits); the cards it had no room for wait for the next message."""
 
-#: Telegram refuses for good a message whose text is longer than this (in UTF-16 code units).
-MESSAGE_LIMIT = 4096
+    payload: dict[str, Any]
+    #: How many of the view's cards the message shows: the first ones, at least one.
+    cards: int
 
 
-def fits_telegram(payload: dict[str, Any]) -> bool:
-    """Whether Telegram will take the message. The HTML source is measured: it is never shorter than
-    the text Telegram counts once the markup is parsed, so a source that fits is a message that fits."""
-    return len(str(payload.get("text", "")).encode("utf-16-le")) // 2 <= MESSAGE_LIMIT
+Render = Callable[[MessageView], Rendered]
 
 
 def load_card(db: Database, group: Sequence[tuple[int, int]]) -> Card:
@@ -154,10 +156,5 @@ def _contact(db: Database, contact_id: int | None) -> tuple[str | None, tuple[st
     if contact_id is None:
         return None, (), ()
     row = db.execute("SELECT name FROM contacts WHERE id = ?", [contact_id]).fetchone()
-    phones: list[str] = []
-    emails: list[str] = []
-    for kind, value in db.execute(
-        "SELECT kind, value FROM identifiers WHERE contact_id = ? ORDER BY valid DESC, id", [contact_id]
-    ):
-        (phones if kind == "phone" else emails).append(str(value))
+    phones, emails = phones_and_emails(db, contact_id)
     return (row[0] if row else None), tuple(phones), tuple(emails)

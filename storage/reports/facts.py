@@ -1,0 +1,227 @@
+"""A report's facts: read once (the independent queries beside the longest one), then cut into the
+total and the groups of each grouping."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from functools import cached_property, partial
+from typing import Any
+
+from sqlite_utils import Database
+
+from storage.costs import CampaignCost, costs_in_period
+from storage.db import connect
+from storage.reports.clocks import LagClock, WorkingClock
+from storage.reports.figures import Flow, Group, require_rules
+from storage.reports.loaders import (
+    Inbound,
+    LeadFacts,
+    Leads,
+    MissedCounts,
+    MissedRow,
+    RawKey,
+    called_back_in_time,
+    load_inbound,
+    load_leads,
+    load_missed_counts,
+    load_missed_rows,
+    load_refusals,
+    staff_names,
+)
+from storage.reports.scope import NONE_KEY, TOTAL, GroupBy, Rules, Scope
+
+#: Where each grouping's value sits in a :data:`RawKey` (the total reads none).
+_POSITION: dict[GroupBy, int] = {"total": 0, "channel": 0, "campaign": 1, "staff": 2}
+
+
+class Facts:
+    """A report's facts, loaded once on first use and cut into groups."""
+
+    def __init__(self, db: Database, scope: Scope, rules: Rules | None = None) -> None:
+        self.db, self.scope, self.rules = db, scope, rules
+
+    def load(self) -> Facts:
+        """Read every fact now: the missed calls, leads and refusals on a second connection.
+
+        SQLite searches and sorts without holding Python's lock, and those queries return a few
+        rows, so they cost this thread next to nothing while it goes through the period's inbound
+        touches. That needs a database file, and no transaction open here whose changes a second
+        connection would not see; otherwise everything is read here, one after the other.
+        """
+        other = _second_connection(self.db)
+        if other is None:
+            self.inbound, self.missed, self.leads, self.refusals  # noqa: B018
+            return self
+
+        def aside() -> tuple[dict[RawKey, MissedCounts], LeadFacts, dict[RawKey, Counter[str]]]:
+            return (
+                load_missed_counts(other, self.scope, self.rules),
+                load_leads(other, self.scope),
+                load_refusals(other, self.scope),
+            )
+
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadline-report") as pool:
+                beside = pool.submit(aside)
+                self.inbound  # noqa: B018
+                self.missed, self.leads, self.refusals = beside.result()
+        finally:
+            other.close()
+        return self
+
+    @cached_property
+    def inbound(self) -> Inbound:
+        return load_inbound(self.db, self.scope)
+
+    @cached_property
+    def missed(self) -> dict[RawKey, MissedCounts]:
+        return load_missed_counts(self.db, self.scope, self.rules)
+
+    @cached_property
+    def leads(self) -> LeadFacts:
+        return load_leads(self.db, self.scope)
+
+    @cached_property
+    def refusals(self) -> dict[RawKey, Counter[str]]:
+        return load_refusals(self.db, self.scope)
+
+    @cached_property
+    def costs(self) -> dict[str, CampaignCost]:
+        return costs_in_period(
+            self.db, self.scope.period.start, self.scope.period.end, campaign=self.scope.filters.campaign
+        )
+
+    @cached_property
+    def staff_names(self) -> dict[int, str]:
+        return staff_names(self.db)
+
+    @cached_property
+    def lag(self) -> LagClock | None:
+        """One working clock for the lags of every group."""
+        if self.rules is None:
+            return None
+        # Lags run from a first touch in the period to a registration no later than the report
+        # time, so the clock spans the period up to the report time (at most ten years of it;
+        # older moments ask the calendar).
+        today = self.scope.as_of.astimezone(self.rules.calendar.tz).date()
+        last = min(self.scope.period.end, today) + timedelta(days=1)
+        first = max(self.scope.period.start, today - timedelta(days=3660)) - timedelta(days=1)
+        return LagClock(WorkingClock(self.rules.calendar, first, max(first, last)))
+
+    @cached_property
+    def missed_rows(self) -> list[MissedRow]:
+        return load_missed_rows(self.db, self.scope)
+
+    def total(self) -> Group:
+        return self.groups("total")[TOTAL]
+
+    def groups(self, by: GroupBy) -> dict[str, Group]:
+        name = self._namer(by)
+        at = _POSITION[by]
+        inbound = self.inbound
+        flows: dict[str, Flow] = defaultdict(Flow)
+        for (channel, campaign, staff_id, blocked), (n, hidden) in inbound.counts.items():
+            flow = flows[name((channel, campaign, staff_id)[at])]
+            if blocked:
+                flow.blocked += n
+            else:
+                flow.touches += n
+                flow.hidden += hidden
+        firsts: dict[str, list[dict[int, str]]] = defaultdict(list)
+        for value, found in inbound.firsts[by].items():
+            firsts[name(value)].append(found)
+        for group, parts in firsts.items():
+            flow = flows[group]
+            flow.first_at = _earliest(parts)
+            members = flow.first_at.keys()
+            flow.registered_at = inbound.registered_at
+            flow.new = members & inbound.new
+            flow.registered = members & inbound.registered_at.keys()
+            flow.registered_new = len(flow.new & flow.registered)
+        missed: dict[str, MissedCounts] = defaultdict(MissedCounts)
+        for key, counts in self.missed.items():
+            missed[name(key[at])].add(counts)
+        leads: dict[str, Leads] = defaultdict(Leads)
+        for key, kinds in self.leads.kinds.items():
+            leads[name(key[at])].kinds.update(kinds)
+        for key, won in self.leads.won:
+            leads[name(key[at])].won.append(won)
+        refusals: dict[str, Counter[str]] = defaultdict(Counter)
+        for key, reasons in self.refusals.items():
+            refusals[name(key[at])].update(reasons)
+        filters = self.scope.filters
+        costs: dict[str, list[CampaignCost]] = {}
+        if filters.channel is None and filters.staff_id is None:
+            if by == "total":
+                costs[TOTAL] = list(self.costs.values())
+            elif by == "campaign":
+                costs = {campaign: [cost] for campaign, cost in self.costs.items()}
+        names = flows.keys() | missed.keys() | leads.keys() | refusals.keys() | costs.keys()
+        if by == "total":
+            names.add(TOTAL)
+        groups = {
+            group: Group(
+                self.rules,
+                flow=flows.get(group) or Flow(),
+                missed=missed.get(group) or MissedCounts(),
+                leads_in=leads.get(group) or Leads(),
+                refusals=refusals.get(group) or Counter(),
+                costs=costs.get(group),
+                lag=self.lag,
+                owed_rows=partial(self._owed_rows, by, group),
+            )
+            for group in names
+        }
+        return dict(sorted(groups.items()))
+
+    def _owed_rows(self, by: GroupBy, group: str) -> list[MissedRow]:
+        """The group's missed calls not called back in time, one by one."""
+        name, at = self._namer(by), _POSITION[by]
+        owed = []
+        for row in self.missed_rows:
+            if row.hidden or name((row.channel, row.campaign, row.staff_id)[at]) != group:
+                continue
+            if row.called_back_at is None or not called_back_in_time(
+                require_rules(self.rules), row.occurred_at, row.called_back_at
+            ):
+                owed.append(row)
+        return owed
+
+    def _namer(self, by: GroupBy) -> Callable[[Any], str]:
+        """The name of the group that a stored channel, campaign or staff_id falls in."""
+        if by == "total":
+            return lambda value: TOTAL
+        if by in ("channel", "campaign"):
+            return lambda value: value or NONE_KEY
+        names = self.staff_names
+        return lambda value: names.get(value, NONE_KEY) if value is not None else NONE_KEY
+
+
+def _second_connection(db: Database) -> Database | None:
+    """Another read-only connection to ``db``'s file, when it would read what ``db`` reads."""
+    if db.conn.in_transaction:
+        return None
+    path = next((file for _, name, file in db.execute("PRAGMA database_list") if name == "main"), "")
+    if not path:  # in memory, or a temporary database
+        return None
+    try:
+        return connect(path, readonly=True)
+    except sqlite3.Error:
+        return None
+
+
+def _earliest(parts: list[dict[int, str]]) -> dict[int, str]:
+    """Each contact's earliest first touch over several stored values that make one group."""
+    if len(parts) == 1:
+        return parts[0]
+    merged = dict(parts[0])
+    for part in parts[1:]:
+        for cid, first_at in part.items():
+            known = merged.get(cid)
+            if known is None or first_at < known:
+                merged[cid] = first_at
+    return merged

@@ -1,0 +1,319 @@
+"""The queries behind a report: each reads one kind of fact for the period and folds it by the
+channel, campaign and staff member as stored, into plain maps and counts."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, NamedTuple
+
+from sqlite_utils import Database
+
+from storage.db import iso, parse_iso
+from storage.reports.scope import TOTAL, Filters, GroupBy, Rules, Scope
+
+#: How touches, missed calls, leads and refusals are keyed as stored: (channel, campaign, staff_id).
+RawKey = tuple[str | None, str | None, int | None]
+
+
+class MissedRow(NamedTuple):
+    touch_id: int
+    contact_id: int | None
+    channel: str
+    campaign: str | None
+    staff_id: int | None
+    occurred_at: str
+    called_back_at: str | None
+    hidden: bool
+
+
+def _touch_filters(filters: Filters, alias: str = "") -> tuple[str, list[Any]]:
+    prefix = f"{alias}." if alias else ""
+    sql, params = "", list[Any]()
+    if filters.channel is not None:
+        sql += f" AND {prefix}channel = ?"
+        params.append(filters.channel)
+    if filters.campaign is not None:
+        sql += f" AND {prefix}campaign = ?"
+        params.append(filters.campaign)
+    if filters.staff_id is not None:
+        sql += f" AND {prefix}staff_id = ?"
+        params.append(filters.staff_id)
+    return sql, params
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """The period's inbound touches folded per contact, once for the total and for each grouping."""
+
+    #: (channel, campaign, staff_id, blocked) -> [touches, hidden-caller touches].
+    counts: dict[tuple[str, str | None, int | None, int], list[int]]
+    #: For "total" (under ``TOTAL``) and each grouping, by the stored channel, campaign or staff_id:
+    #: each contact not blocked -> its first inbound touch in the period with that value.
+    firsts: dict[GroupBy, dict[Any, dict[int, str]]]
+    #: Those contacts registered by the report time -> their first registration.
+    registered_at: dict[int, str]
+    #: Those contacts with no touch of any kind before the period.
+    new: set[int]
+
+
+def load_inbound(db: Database, scope: Scope) -> Inbound:
+    """The period's inbound touches, folded per contact for the total and each grouping.
+
+    The touches come in time order straight from the covering index ``touches_report`` (no sort:
+    a GROUP BY would sort a year's million touches), so a contact's first touch under each key is
+    simply the first one seen. Each contact's first registration and whether it was seen before
+    the period come after, in one query of index look-ups over its ids.
+    """
+    start, end = scope.period.bounds()
+    where, params = _touch_filters(scope.filters)
+    counts: dict[tuple[str, str | None, int | None, int], list[int]] = {}
+    total: dict[int, str] = {}
+    first_in_total = total.setdefault
+    channels: dict[Any, dict[int, str]] = {}
+    campaigns: dict[Any, dict[int, str]] = {}
+    staff: dict[Any, dict[int, str]] = {}
+    for cid, channel, campaign, staff_id, blocked, hidden, at in db.execute(
+        "SELECT contact_id, channel, campaign, staff_id, blocked, hidden_caller, occurred_at FROM touches"
+        f" WHERE occurred_at >= ? AND occurred_at < ? AND direction = 'in' AND dropped IS NULL{where}"
+        " ORDER BY occurred_at",
+        [start, end, *params],
+    ):
+        key = (channel, campaign, staff_id, blocked)
+        count = counts.get(key)
+        if count is None:
+            counts[key] = [1, hidden]
+        else:
+            count[0] += 1
+            count[1] += hidden
+        if blocked or cid is None:
+            continue
+        first_in_total(cid, at)
+        firsts = channels.get(channel)
+        if firsts is None:
+            firsts = channels[channel] = {}
+        firsts.setdefault(cid, at)
+        firsts = campaigns.get(campaign)
+        if firsts is None:
+            firsts = campaigns[campaign] = {}
+        firsts.setdefault(cid, at)
+        firsts = staff.get(staff_id)
+        if firsts is None:
+            firsts = staff[staff_id] = {}
+        firsts.setdefault(cid, at)
+    registered_at: dict[int, str] = {}
+    new: set[int] = set()
+    for cid, registered, seen_before in db.execute(
+        "SELECT c.value, (SELECT MIN(r.created_at) FROM registrations r WHERE r.contact_id = c.value"
+        " AND r.created_at <= ?), EXISTS (SELECT 1 FROM touches o WHERE o.contact_id = c.value"
+        " AND o.occurred_at < ?) FROM json_each(?) AS c",
+        [iso(scope.as_of), start, json.dumps(sorted(total))],
+    ):
+        if registered is not None:
+            registered_at[cid] = registered
+        if not seen_before:
+            new.add(cid)
+    return Inbound(
+        counts,
+        {"total": {TOTAL: total}, "channel": channels, "campaign": campaigns, "staff": staff},
+        registered_at,
+        new,
+    )
+
+
+def _missed_sql(scope: Scope, columns: str) -> tuple[str, list[Any]]:
+    start, end = scope.period.bounds()
+    where, params = _touch_filters(scope.filters)
+    return (
+        f"SELECT {columns} FROM touches AS m WHERE occurred_at >= ? AND occurred_at < ? AND channel = 'call'"
+        f" AND direction = 'in' AND dropped IS NULL AND blocked = 0 AND answered = 0{where}",
+        [start, end, *params],
+    )
+
+
+def load_missed_rows(db: Database, scope: Scope) -> list[MissedRow]:
+    sql, params = _missed_sql(
+        scope, "id, contact_id, channel, campaign, staff_id, occurred_at, called_back_at, hidden_caller"
+    )
+    rows = db.execute(sql, params).fetchall()
+    return [MissedRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows]
+
+
+def called_back_in_time(rules: Rules, occurred_at: str, called_back_at: str | None) -> bool:
+    """Whether a missed call was called back (or called again) by its call-back deadline."""
+    if called_back_at is None:
+        return False
+    missed_at, back_at = parse_iso(occurred_at), parse_iso(called_back_at)
+    # A working-minute deadline is never earlier than the same minutes of real time.
+    if back_at <= missed_at + timedelta(minutes=rules.callback_minutes):
+        return True
+    return back_at <= rules.callback_deadline(missed_at)
+
+
+@dataclass(slots=True)
+class MissedCounts:
+    total: int = 0
+    hidden: int = 0
+    #: Not called back in time; None when that takes the working calendar and there is none.
+    owed: int | None = 0
+
+    def add(self, other: MissedCounts) -> None:
+        self.total += other.total
+        self.hidden += other.hidden
+        self.owed = None if self.owed is None or other.owed is None else self.owed + other.owed
+
+
+#: Whether a missed call (aliased ``m``) was called back within ``?`` microseconds of real time,
+#: worked out on the stored text (UTC, ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``); NULL when a time is
+#: stored otherwise or there is no limit, which leaves the call to :func:`called_back_in_time`.
+_BACK_IN_REAL_TIME = (
+    "(CASE WHEN length(m.occurred_at) = 32 AND substr(m.occurred_at, 20, 1) = '.'"
+    " AND substr(m.occurred_at, 27) = '+00:00' AND length(m.called_back_at) = 32"
+    " AND substr(m.called_back_at, 20, 1) = '.' AND substr(m.called_back_at, 27) = '+00:00' THEN"
+    " (CAST(strftime('%s', substr(m.called_back_at, 1, 19)) AS INTEGER)"
+    " - CAST(strftime('%s', substr(m.occurred_at, 1, 19)) AS INTEGER)) * 1000000"
+    " + CAST(substr(m.called_back_at, 21, 6) AS INTEGER) - CAST(substr(m.occurred_at, 21, 6) AS INTEGER)"
+    " <= ? END)"
+)
+
+
+def load_missed_counts(db: Database, scope: Scope, rules: Rules | None) -> dict[RawKey, MissedCounts]:
+    """The period's missed calls counted by (channel, campaign, staff_id) as stored.
+
+    SQLite counts the calls nobody called back and those called back within the SLA's minutes of
+    real time (a working-minute deadline is never earlier); only the calls called back later come
+    back one by one, for their working-time deadline.
+    """
+    inner, params = _missed_sql(
+        scope,
+        "channel, campaign, staff_id, hidden_caller, occurred_at, called_back_at,"
+        f" CASE WHEN hidden_caller = 0 AND called_back_at IS NOT NULL AND {_BACK_IN_REAL_TIME} IS NOT 1"
+        " THEN id END AS late",
+    )
+    limit = None if rules is None else timedelta(minutes=rules.callback_minutes) // timedelta(microseconds=1)
+    sql = (
+        "SELECT channel, campaign, staff_id, COUNT(*), SUM(hidden_caller),"
+        " SUM(hidden_caller = 0 AND called_back_at IS NULL), late, MIN(occurred_at), MIN(called_back_at)"
+        # Grouped by expressions (``+``), not columns: grouping by campaign would tempt SQLite to
+        # walk touches_campaign for its order and read every touch of the period from the table.
+        f" FROM ({inner}) GROUP BY +channel, +campaign, +staff_id, late"
+    )
+    out: dict[RawKey, MissedCounts] = {}
+    for channel, campaign, staff_id, n, hidden, never, late, occurred_at, called_back_at in db.execute(
+        sql, [limit, *params]
+    ):
+        counts = out.setdefault((channel, campaign, staff_id), MissedCounts())
+        counts.total += n
+        counts.hidden += hidden
+        if counts.owed is None:
+            continue
+        if late is None:
+            counts.owed += never
+        elif rules is None:
+            counts.owed = None
+        elif not called_back_in_time(rules, occurred_at, called_back_at):
+            counts.owed += 1
+    return out
+
+
+#: The channel of the first touch of the contact of the row aliased ``{0}`` (a lead's channel).
+_FIRST_CHANNEL = "(SELECT t.channel FROM touches t WHERE t.contact_id = {0}.contact_id ORDER BY t.occurred_at, t.id LIMIT 1)"
+
+
+class LeadKind(NamedTuple):
+    """What the lead figures tell leads apart by; leads are counted per kind."""
+
+    temperature: str
+    stage: str
+    qualified: bool
+    accepted: bool
+    #: ``lost_reason`` (``other`` when empty) of a lost lead; None for the others.
+    lost_reason: str | None
+
+
+class WonLead(NamedTuple):
+    won_amount: float | None
+    closed_at: str | None
+    first_touch_at: str | None
+
+
+@dataclass(slots=True)
+class Leads:
+    """Leads counted per kind, and the won ones one by one in the order they were created."""
+
+    kinds: Counter[LeadKind] = field(default_factory=Counter)
+    won: list[WonLead] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LeadFacts:
+    """The period's leads by (channel of the contact's first touch, campaign, owner) as stored."""
+
+    kinds: dict[RawKey, Counter[LeadKind]]
+    #: The won ones in the order they were created (revenue adds them up in that order).
+    won: list[tuple[RawKey, WonLead]]
+
+
+def _leads_sql(scope: Scope, columns: str, where: str = "") -> tuple[str, list[Any]]:
+    start, end = scope.period.bounds()
+    filters, params = _touch_filters(scope.filters)
+    sql = (
+        f"SELECT {columns} FROM (SELECT l.id, l.contact_id, l.temperature, l.stage, l.campaign,"
+        " l.owner_id AS staff_id, l.created_at, l.qualified_at, l.accepted_at, l.closed_at, l.won_amount,"
+        f" l.lost_reason, {_FIRST_CHANNEL.format('l')} AS channel"
+        f" FROM leads l WHERE l.created_at >= ? AND l.created_at < ? AND l.created_at <= ?{where}) AS x"
+        f" WHERE 1 = 1{filters}"
+    )
+    return sql, [start, end, iso(scope.as_of), *params]
+
+
+def load_leads(db: Database, scope: Scope) -> LeadFacts:
+    """The leads created in the period (up to the report time), at their current stage."""
+    kinds: dict[RawKey, Counter[LeadKind]] = defaultdict(Counter)
+    sql, params = _leads_sql(
+        scope,
+        "channel, campaign, staff_id, temperature, stage, qualified_at IS NOT NULL, accepted_at IS NOT NULL,"
+        " CASE WHEN stage = 'lost' THEN COALESCE(NULLIF(lost_reason, ''), 'other') END, COUNT(*)",
+    )
+    for channel, campaign, staff_id, temperature, stage, qualified, accepted, lost_reason, n in db.execute(
+        sql + " GROUP BY 1, 2, 3, 4, 5, 6, 7, 8", params
+    ):
+        kinds[channel, campaign, staff_id][
+            LeadKind(temperature, stage, bool(qualified), bool(accepted), lost_reason)
+        ] += n
+    # The won ones again, one by one, with the time of the contact's first touch (for the sales cycle).
+    sql, params = _leads_sql(
+        scope,
+        "channel, campaign, staff_id, won_amount, closed_at, (SELECT t.occurred_at FROM touches t"
+        " WHERE t.contact_id = x.contact_id ORDER BY t.occurred_at, t.id LIMIT 1)",
+        " AND l.stage = 'won'",
+    )
+    won = [
+        ((channel, campaign, staff_id), WonLead(won_amount, closed_at, first_touch_at))
+        for channel, campaign, staff_id, won_amount, closed_at, first_touch_at in db.execute(
+            sql + " ORDER BY x.created_at, x.id", params
+        )
+    ]
+    return LeadFacts(dict(kinds), won)
+
+
+def load_refusals(db: Database, scope: Scope) -> dict[RawKey, Counter[str]]:
+    """Not-a-lead registrations made in the period, by reason and (channel, campaign, staff_id)."""
+    start, end = scope.period.bounds()
+    where, params = _touch_filters(scope.filters)
+    sql = (
+        "SELECT channel, campaign, staff_id, reason, COUNT(*) FROM (SELECT r.reason, r.campaign, r.staff_id,"
+        f" {_FIRST_CHANNEL.format('r')} AS channel"
+        " FROM registrations r WHERE r.disposition = 'not_a_lead' AND r.created_at >= ? AND r.created_at < ?"
+        f" AND r.created_at <= ?) AS x WHERE 1 = 1{where} GROUP BY 1, 2, 3, 4"
+    )
+    out: dict[RawKey, Counter[str]] = defaultdict(Counter)
+    for channel, campaign, staff_id, reason, n in db.execute(sql, [start, end, iso(scope.as_of), *params]):
+        out[channel, campaign, staff_id][reason] += n
+    return dict(out)
+
+
+def staff_names(db: Database) -> dict[int, str]:
+    return {int(i): str(n) for i, n in db.execute("SELECT id, name FROM staff")}

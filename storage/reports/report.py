@@ -1,0 +1,76 @@
+"""The whole report under stable JSON keys, and what the digest and the plan read from the same facts."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlite_utils import Database
+
+from storage import plan
+from storage.db import iso
+from storage.reports.facts import Facts
+from storage.reports.goals import goal_progress
+from storage.reports.scope import GROUPINGS, Period, Rules, Scope
+
+
+def unregistered_contacts(db: Database, scope: Scope, limit: int) -> list[dict[str, Any]]:
+    """Inbound contacts of the period nobody registered yet, oldest first (for the digest's buttons)."""
+    group = Facts(db, scope).total()
+    waiting = sorted((c.first_at, cid) for cid, c in group.contacts.items() if c.registered_at is None)
+    out = []
+    for first_at, cid in waiting[:limit]:
+        row = db.execute(
+            "SELECT c.name, (SELECT value FROM identifiers i WHERE i.contact_id = c.id ORDER BY i.kind DESC, i.id"
+            " LIMIT 1) FROM contacts c WHERE c.id = ?",
+            [cid],
+        ).fetchone()
+        out.append(
+            {
+                "contact_id": cid,
+                "first_at": first_at,
+                "name": row[0] if row else None,
+                "identifier": row[1] if row else None,
+            }
+        )
+    return out
+
+
+def build_report(db: Database, scope: Scope, rules: Rules) -> dict[str, Any]:
+    """Every figure of the period under stable JSON keys, in total and per channel, campaign and staff."""
+    facts = Facts(db, scope, rules).load()
+    report: dict[str, Any] = {
+        "period": {
+            "from": scope.period.start.isoformat(),
+            "to": scope.period.end.isoformat(),
+            "label": scope.period.label,
+            "timezone": str(scope.period.tz),
+        },
+        "as_of": iso(scope.as_of),
+        "filters": scope.filters.as_dict(),
+        "sla": {
+            "registration_minutes": rules.registration_minutes,
+            "callback_minutes": rules.callback_minutes,
+        },
+    }
+    report.update(facts.total().figures())
+    goals = goal_progress(db, scope.period.end, rules, scope.as_of)
+    report["goals"] = {name: g.as_dict() for name, g in goals.items()}
+    for by in GROUPINGS:
+        report[f"by_{by}"] = {name: group.figures() for name, group in facts.groups(by).items()}
+    return report
+
+
+def funnel_history(db: Database, today: date, tz: ZoneInfo, days: int = 90) -> plan.FunnelHistory:
+    """What the last ``days`` days (before today) did, for the plan's default rates and deal."""
+    period = Period(today - timedelta(days=days), today - timedelta(days=1), tz)
+    group = Facts(db, Scope(period, as_of=period.ends_at())).total()
+    return plan.FunnelHistory(
+        label=period.label,
+        contacts=group.inbound_contacts,
+        leads=group.leads,
+        qualified=group.qualified,
+        won=group.won,
+        revenue=group.revenue,
+    )
