@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from capture.providers.auth import check_token
-from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, Reply
+from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, Reply, quoted
 from leadline.config import SourceConfig
 from storage.events import CallDirection
 
@@ -70,7 +70,9 @@ class Binotel:
             return ParseResult(events=[_completed(details, source, data)], reply=SUCCESS)
         if kind in ("receivedTheCall", "answeredTheCall", "hangupTheCall"):
             return ParseResult(events=[_progress(kind, data, source)], reply=SUCCESS)
-        return ParseResult(reply=SUCCESS, note=f"requestType {kind!r} is not a call event Leadline reads")
+        return ParseResult(
+            reply=SUCCESS, note=f"requestType {quoted(kind)} is not a call event Leadline reads"
+        )
 
 
 def _completed(details: Mapping[str, Any], source: SourceConfig, data: Mapping[str, Any]) -> CallEvent:
@@ -197,7 +199,7 @@ def _seconds(data: Mapping[str, Any], *keys: str) -> int | None:
         try:
             return max(0, int(float(text)))
         except ValueError as exc:
-            raise BadRequest(f"{key} is not a number of seconds: {text!r}") from exc
+            raise BadRequest(f"{key} is not a number of seconds: {quoted(text)}") from exc
     return None
 
 
@@ -208,7 +210,7 @@ def _epoch(value: Any) -> datetime | None:
     try:
         return datetime.fromtimestamp(int(float(text)), UTC)
     except (ValueError, OverflowError) as exc:
-        raise BadRequest(f"startTime is not unix seconds: {text!r}") from exc
+        raise BadRequest(f"startTime is not unix seconds: {quoted(text)}") from exc
 
 
 PROVIDER = Binotel()

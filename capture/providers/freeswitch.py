@@ -43,7 +43,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from capture.providers.auth import check_token
-from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest
+from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, quoted
 from leadline.config import SourceConfig
 from storage.events import CallDirection
 
@@ -178,7 +178,7 @@ def _seconds(var: Mapping[str, Any], key: str) -> int | None:
     try:
         return max(0, int(float(text)))
     except ValueError as exc:
-        raise BadRequest(f"variables.{key} is not a number of seconds: {text!r}") from exc
+        raise BadRequest(f"variables.{key} is not a number of seconds: {quoted(text)}") from exc
 
 
 def _epoch(var: Mapping[str, Any], key: str) -> datetime | None:
@@ -189,7 +189,7 @@ def _epoch(var: Mapping[str, Any], key: str) -> datetime | None:
     try:
         seconds = int(float(text))
     except ValueError as exc:
-        raise BadRequest(f"variables.{key} is not unix seconds: {text!r}") from exc
+        raise BadRequest(f"variables.{key} is not unix seconds: {quoted(text)}") from exc
     return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
 
 

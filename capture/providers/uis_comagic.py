@@ -33,7 +33,7 @@ from multidict import MultiDict
 
 from capture.forms import parse_form_body
 from capture.providers.auth import check_token
-from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest
+from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, quoted
 from leadline.config import SourceConfig
 from storage.events import CallDirection, CallStatus
 
@@ -123,7 +123,7 @@ def _seconds(fields: MultiDict[str], key: str) -> int | None:
     try:
         return max(0, int(float(text)))
     except ValueError as exc:
-        raise BadRequest(f"{key} is not a number of seconds: {text!r}") from exc
+        raise BadRequest(f"{key} is not a number of seconds: {quoted(text)}") from exc
 
 
 def _flag(fields: MultiDict[str], key: str) -> bool | None:
@@ -135,7 +135,7 @@ def _flag(fields: MultiDict[str], key: str) -> bool | None:
         return True
     if text in _FALSE:
         return False
-    raise BadRequest(f"{key} is not true or false: {text!r}")
+    raise BadRequest(f"{key} is not true or false: {quoted(text)}")
 
 
 def _direction(fields: MultiDict[str]) -> CallDirection:
