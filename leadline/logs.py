@@ -15,6 +15,7 @@ import re
 import sys
 from collections.abc import Iterable
 from typing import IO, Any
+from urllib.parse import quote, quote_plus
 
 from storage.identifiers import mask
 
@@ -102,8 +103,10 @@ class ScrubFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        # Longest first, so a secret containing another is masked whole; empty ones mean nothing.
-        self.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        # As written and as a URL carries them; longest first, so one containing another goes whole.
+        given = {s for s in secrets if s}
+        spelled = given | {quote(s, safe="") for s in given} | {quote_plus(s, safe="") for s in given}
+        self.secrets = tuple(sorted(spelled, key=len, reverse=True))
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "scrubbed", False):

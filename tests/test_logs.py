@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -19,7 +19,7 @@ from tests.cli import free_port, start_serve
 from tests.conftest import BASE, Running, StartServer, build_config
 
 TELEGRAM_TOKEN = "7012345678:AAF-bot-token-for-the-log-tests-000"
-API_TOKEN = "api-client-token-0001"
+API_TOKEN = "api-client/token+0001"
 #: Neither is in the config: only their shape gives them away.
 OTHER_BOT_TOKEN = "6999999999:AAE-another-bots-token-0000000000"
 GUESSED_TOKEN = "guessed-token-0002"
@@ -28,7 +28,7 @@ FORBIDDEN = (
     "form-token",
     TELEGRAM_TOKEN,
     "AAF-bot-token",
-    API_TOKEN,
+    "api-client",  # the API token, also as a URL spells it (api-client%2Ftoken%2B0001)
     OTHER_BOT_TOKEN,
     "AAE-another",
     GUESSED_TOKEN,
@@ -137,8 +137,13 @@ CASES: dict[str, tuple[str, tuple[Any, ...], dict[str, Any], str | None]] = {
         None,
     ),
     "secrets in plain text": (
-        "Authorization: Bearer %s; telegram %s; signing key %s",
-        (API_TOKEN, TELEGRAM_TOKEN, "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQtMzJi"),
+        "Authorization: Bearer %s; telegram %s; signing key %s; GET /api/leads/%s",
+        (
+            API_TOKEN,
+            TELEGRAM_TOKEN,
+            "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQtMzJi",
+            quote(API_TOKEN, safe=""),
+        ),
         {},
         None,
     ),
