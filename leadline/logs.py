@@ -78,8 +78,10 @@ def _masked_number(match: re.Match[str]) -> str:
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` cut to :data:`MAX_CHARS` with its secrets, tokens, emails and phone numbers masked.
 
-    ``secrets`` are replaced first and longest first, so one that contains another goes whole.
-    Linear in ``len(text)`` (times the number of secrets): no pattern here can backtrack.
+    ``secrets`` are replaced first, in the order given (:class:`ScrubFilter` gives them longest
+    first), so a secret cut in two at the limit is not left half shown. Linear in ``len(text)``
+    (times the number of secrets): a hostile value costs what its length costs, no pattern here
+    can backtrack.
     """
     for secret in secrets:
         if secret in text:
