@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from capture.providers.base import BadRequest
+from capture.providers.base import BadRequest, quoted
 
 BANNER_PREFIX = "Asterisk Call Manager/"
 #: No real message is this long; a peer that sends more is not speaking AMI.
@@ -33,7 +33,7 @@ def parse_message(data: bytes | str) -> dict[str, str]:
             continue
         key, sep, value = line.partition(":")
         if not sep:
-            raise BadRequest(f"AMI line without 'Key: Value': {line[:40]!r}")
+            raise BadRequest(f"AMI line without 'Key: Value': {quoted(line, 40)}")
         fields.setdefault(key.strip(), value.strip())
     if not fields:
         raise BadRequest("empty AMI message")
@@ -54,7 +54,7 @@ async def read_banner(reader: asyncio.StreamReader) -> str:
     line = await _readline(reader)
     text = line.decode("utf-8", "replace").strip()
     if not text.startswith(BANNER_PREFIX):
-        raise ProtocolError(f"not an AMI server: greeting {text[:60]!r}")
+        raise ProtocolError(f"not an AMI server: greeting {quoted(text, 60)}")
     return text
 
 

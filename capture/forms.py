@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from multidict import MultiDict
 
-from capture.providers.base import BadRequest, loads
+from capture.providers.base import BadRequest, loads, quoted
 
 DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
     "phone": (
@@ -125,7 +125,7 @@ def _multipart(body: bytes, content_type_header: str) -> MultiDict[str]:
         try:
             fields.add(name, data.decode(charset))
         except (LookupError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"field {name!r} is not valid {charset}") from exc
+            raise BadRequest(f"field {quoted(name)} is not valid {charset}") from exc
     return fields
 
 
@@ -170,5 +170,5 @@ def time_of(value: object, what: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError as exc:
-        raise BadRequest(f"{what} is not an ISO-8601 time: {value!r}") from exc
+        raise BadRequest(f"{what} is not an ISO-8601 time: {quoted(value)}") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -33,6 +33,7 @@ import phonenumbers
 from multidict import MultiDict
 
 from capture.forms import name_of, pick
+from capture.providers.base import quoted
 from storage.events import ContactEvent
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ def drop_reason(mail: MailFields, spam_threshold: float) -> str | None:
         return f"bounce: sent by {local}"
     auto = (mail.header("Auto-Submitted") or "").split(";")[0].strip()
     if auto and auto.lower() != "no":
-        return f"auto-reply: Auto-Submitted: {auto}"
+        return f"auto-reply: Auto-Submitted: {quoted(auto)}"
     for name in ("X-Autoreply", "X-Autorespond"):
         if mail.header(name) is not None:
             return f"auto-reply: {name} header"

@@ -30,6 +30,7 @@ from capture.providers.base import (
     ProviderError,
     RawRequest,
     Reply,
+    quoted,
 )
 from capture.settle import settle, text
 from leadline.config import Config, SourceConfig
@@ -379,7 +380,7 @@ class Capture:
         source = self.config.source(row.raw.source)
         if source is None:
             return Outcome(
-                row.id, "rejected", 404, f"no source named {row.raw.source!r} in the config", Reply(404)
+                row.id, "rejected", 404, f"no source named {quoted(row.raw.source)} in the config", Reply(404)
             )
         verdict = self.judge(row.raw, source, verify=False)
         if verdict.result is None:

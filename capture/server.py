@@ -16,7 +16,7 @@ from multidict import CIMultiDictProxy
 from sqlite_utils import Database
 
 from capture.pipeline import Outcome, Verdict
-from capture.providers.base import RawRequest
+from capture.providers.base import RawRequest, quoted
 from leadline import keys
 from storage.backlog import backlog
 
@@ -133,7 +133,7 @@ async def hook(request: web.Request) -> web.StreamResponse:
     raw = _raw(request, name, tail, body)
     if source is None:
         verdict = Verdict(
-            None, 404, f"no source named {name!r}: check the URL against the sources in the config"
+            None, 404, f"no source named {quoted(name)}: check the URL against the sources in the config"
         )
     elif request.method not in _methods(source.provider):
         allowed = ", ".join(sorted(_methods(source.provider))) or "none (this source does not take HTTP)"

@@ -17,7 +17,7 @@ from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from capture.providers.base import MAX_DEPTH, BadRequest, CallEvent, ContactEvent, Event, ParseResult
+from capture.providers.base import MAX_DEPTH, BadRequest, CallEvent, ContactEvent, Event, ParseResult, quoted
 
 #: Phones and emails one touch keeps as match keys; the rest stay in its message. Nobody has more,
 #: and each one costs a look-up in the write that holds the database lock.
@@ -64,7 +64,7 @@ def seconds(value: object, name: str) -> int | None:
     try:
         number = float(written)
     except ValueError:
-        raise BadRequest(f"{name} is not a number of seconds: {written[:40]!r}") from None
+        raise BadRequest(f"{name} is not a number of seconds: {quoted(written)}") from None
     if not 0 <= number <= MAX_CALL_SECONDS:  # NaN fails both comparisons
         raise BadRequest(f"{name} of {_shown(written)} s is out of range: 0 to {MAX_CALL_SECONDS} s (a week)")
     return int(number)

@@ -523,6 +523,23 @@ class Config(Strict):
     def source(self, name: str) -> SourceConfig | None:
         return next((s for s in self.sources if s.name == name), None)
 
+    def secret_values(self) -> frozenset[str]:
+        """Every secret in the config, wherever it sits, for the log filter to mask wherever it turns up."""
+        found: set[str] = set()
+
+        def walk(value: object) -> None:
+            if isinstance(value, SecretStr):
+                found.add(value.get_secret_value())
+            elif isinstance(value, BaseModel):
+                for item in value.__dict__.values():
+                    walk(item)
+            elif isinstance(value, list | tuple):
+                for item in value:
+                    walk(item)
+
+        walk(self)
+        return frozenset(value for value in found if value.strip())
+
 
 def _loc(loc: tuple[int | str, ...]) -> str:
     out = ""

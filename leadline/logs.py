@@ -1,4 +1,11 @@
-"""One structured line per event, and never a secret or a full phone number in it."""
+"""One structured line per event, and never a secret, a full phone number or an email in it.
+
+Every record from every logger (ours, aiohttp's parser and access log, aiogram, asyncio) passes
+through one :class:`ScrubFilter` on the root handler, because the dangerous text is rarely ours: a
+request line that aiohttp's parser refused, a Bot API URL with the token in its path, a sender's
+value quoted in a rejection reason. The scrubber is linear in its input, so a hostile value cannot
+stall the event loop through the log.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +13,136 @@ import json
 import logging
 import re
 import sys
-from typing import Any
+from collections.abc import Iterable
+from typing import IO, Any
+from urllib.parse import quote, quote_plus
 
 from storage.identifiers import mask
 
-#: Something that looks like a phone number (9+ digits, maybe spaced) or an email address.
-_PHONE = re.compile(r"\+?\d[\d\s\-().]{7,}\d")
+#: A log field longer than this is cut before it is scrubbed: a megabyte of a sender's bytes is
+#: evidence for nobody, and a traceback with its chained causes stays far below it.
+MAX_CHARS = 10_000
+
+#: A phone-like run: digits with the separators people type between them, ending on a digit. Every
+#: repetition is possessive and none can fail after the first digit, so no input makes it backtrack.
+_PHONE = re.compile(r"\+?\d(?:[\s\-().]*+\d)*+")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(\.[\w\-]+)+")
+#: An email, also percent-encoded (``ivan%40example.com``) as it appears in URLs. It may start only
+#: where a run of address characters starts (the lookbehinds) and never gives back what it took (the
+#: possessive quantifiers), so a long run of letters is read once, not once per position.
+_LOCAL = r"(?:[\w.+\-]|%(?!40|2540)[0-9A-Fa-f]{2})++"
+_EMAIL = re.compile(
+    r"(?<![\w.+\-])(?<!%(?=[0-9A-Fa-f]{2}))" + _LOCAL + r"(?:@|%40|%2540)[\w\-]++(?:\.[\w\-]++)++"
+)
+#: ``token=...`` in a query string (``?token=``, ``&access_token=``) and a Bot API token in a URL
+#: path (``/bot123456:AA.../getUpdates``) or standing alone.
+_QUERY_TOKEN = re.compile(r"(?i)(token=)[^&\s\"'<>#\\]++")
+_BOT_TOKEN = re.compile(r"(?<![\d])\d{5,}+:[\w\-]{30,}+")
+_BOT_PATH = re.compile(r"(/bot)\d++:[^/\s\"'?&]++")
+
+_HIDDEN = "***"
 
 
-def scrub(text: str) -> str:
-    """Mask phone numbers and emails wherever they slipped into a log line (an exception message)."""
+def cut(text: str, limit: int = MAX_CHARS) -> str:
+    """``text`` with everything past ``limit`` characters dropped, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
+def _phone(match: re.Match[str]) -> str:
+    run = match[0]
+    if sum(c.isdigit() for c in run) < 9:
+        return run
+    # A date beside a number ("2026-11-23 +79161234567") is kept and the number masked: each
+    # stretch between dates is judged on its own.
+    out: list[str] = []
+    start = 0
+    for date in _DATE.finditer(run):
+        out.append(_PHONE.sub(_masked_number, run[start : date.start()]))
+        out.append(date[0])
+        start = date.end()
+    out.append(_PHONE.sub(_masked_number, run[start:]))
+    return "".join(out)
+
+
+def _masked_email(match: re.Match[str]) -> str:
+    return mask(match[0].replace("%2540", "@").replace("%40", "@"))
+
+
+def _masked_number(match: re.Match[str]) -> str:
+    digits = "".join(c for c in match[0] if c.isdigit())
+    return mask(digits) if len(digits) >= 9 else match[0]
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` cut to :data:`MAX_CHARS` with its secrets, tokens, emails and phone numbers masked.
+
+    ``secrets`` are replaced first, in the order given (:class:`ScrubFilter` gives them longest
+    first), so a secret cut in two at the limit is not left half shown. Linear in ``len(text)``
+    (times the number of secrets): a hostile value costs what its length costs, no pattern here
+    can backtrack.
+    """
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, _HIDDEN)
+    text = cut(text)
     if len(text) < 9 and "@" not in text:
         return text  # too short for a phone number (9+ characters); no email without an @
+    text = _QUERY_TOKEN.sub(rf"\g<1>{_HIDDEN}", text)
+    text = _BOT_PATH.sub(rf"\g<1>{_HIDDEN}", text)
+    text = _BOT_TOKEN.sub(_HIDDEN, text)
+    text = _EMAIL.sub(_masked_email, text)
+    return _PHONE.sub(_phone, text)
 
-    def phone(match: re.Match[str]) -> str:
-        if _DATE.search(match[0]):
-            return match[0]
-        digits = re.sub(r"\D", "", match[0])
-        return mask(digits) if len(digits) >= 9 else match[0]
 
-    return _PHONE.sub(phone, _EMAIL.sub(lambda m: mask(m[0]), text))
+#: What every LogRecord has; anything else on a record came from ``extra=`` and is scrubbed too.
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+
+class ScrubFilter(logging.Filter):
+    """Masks every record in place before any handler formats it; drops none."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        # As written and as a URL carries them; longest first, so one containing another goes whole.
+        given = {s for s in secrets if s}
+        spelled = given | {quote(s, safe="") for s in given} | {quote_plus(s, safe="") for s in given}
+        self.secrets = tuple(sorted(spelled, key=len, reverse=True))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "scrubbed", False):
+            return True  # seen by another handler already
+        try:
+            message = record.getMessage()
+        except Exception:  # a call with the wrong arguments; the handler would only print a warning
+            message = f"{record.msg} {record.args!r}"
+        record.msg, record.args = self.scrub(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        # Only the scrubbed text goes on: a handler given the exception would format it afresh.
+        record.exc_info = None
+        if record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.scrub(record.stack_info)
+        for key, value in list(record.__dict__.items()):
+            if key not in _STANDARD:
+                setattr(record, key, self._value(value))
+        record.__dict__["scrubbed"] = True
+        return True
+
+    def scrub(self, text: str) -> str:
+        return scrub(text, self.secrets)
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {k: self._value(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._value(v) for v in value)
+        return value
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,19 +154,23 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "pid": record.process,  # which process of ``[http] workers`` wrote it
-            "msg": scrub(record.getMessage()),
+            "msg": record.getMessage(),
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            line.update({k: scrub(v) if isinstance(v, str) else v for k, v in fields.items()})
-        if record.exc_info:
-            line["error"] = scrub(self.formatException(record.exc_info))
+            line.update(fields)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["error"] = record.exc_text
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-def setup_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def setup_logging(level: str = "INFO", secrets: Iterable[str] = (), stream: IO[str] | None = None) -> None:
+    """JSON lines on stderr, every record scrubbed of ``secrets`` (the config's) and personal data."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(ScrubFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

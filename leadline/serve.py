@@ -88,7 +88,7 @@ def run_primary(config: Config, config_file: Path, host: str | None, port: int |
     from leadline.app import init_app
     from leadline.logs import setup_logging
 
-    setup_logging()
+    setup_logging(secrets=config.secret_values())
     command = [
         sys.executable, "-m", "leadline", "serve", "--config", str(config_file.resolve()),
         "--primary-pid", str(os.getpid()), "--config-sha256", file_sha256(config_file),
@@ -123,7 +123,7 @@ def run_worker(
     from leadline.app import init_worker_app
     from leadline.logs import setup_logging
 
-    setup_logging()
+    setup_logging(secrets=config.secret_values())
     if os.getppid() != role.primary_pid:
         log.warning("the primary process is gone; this worker does not start")
         sys.exit(1)

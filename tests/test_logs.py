@@ -2,9 +2,85 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+import json
 import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
 
-from leadline.logs import JsonFormatter, scrub
+import pytest
+
+from leadline.config import Config
+from leadline.logs import scrub, setup_logging
+from tests.cli import free_port, start_serve
+from tests.conftest import BASE, Running, StartServer, build_config
+
+TELEGRAM_TOKEN = "7012345678:AAF-bot-token-for-the-log-tests-000"
+API_TOKEN = "api-client/token+0001"
+#: Neither is in the config: only their shape gives them away.
+OTHER_BOT_TOKEN = "6999999999:AAE-another-bots-token-0000000000"
+GUESSED_TOKEN = "guessed-token-0002"
+#: What no line may show, however it arrived: the config's secrets, an email and a phone number.
+FORBIDDEN = (
+    "form-token",
+    TELEGRAM_TOKEN,
+    "AAF-bot-token",
+    "api-client",  # the API token, also as a URL spells it (api-client%2Ftoken%2B0001)
+    OTHER_BOT_TOKEN,
+    "AAE-another",
+    GUESSED_TOKEN,
+    "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQtMzJi",
+    "ivan.petrov",
+    "ivan%40",
+    "IVAN.PETROV",
+    "9161234567",
+    "123-45-67",
+)
+
+JsonLog = Callable[[Config], io.StringIO]
+
+
+def log_config(tmp_path: Path) -> Config:
+    return build_config(
+        tmp_path,
+        telegram={"token": TELEGRAM_TOKEN},
+        api_clients=[{"name": "crm", "token": API_TOKEN}],
+    )
+
+
+@pytest.fixture
+def json_log() -> Iterator[JsonLog]:
+    """``json_log(config)``: the process's logging as ``leadline serve`` sets it up, into a buffer."""
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    quiet = {name: logging.getLogger(name).level for name in ("aiohttp.access", "mail.log")}
+    installed: list[logging.Handler] = []
+
+    def install(config: Config) -> io.StringIO:
+        stream = io.StringIO()
+        setup_logging(secrets=config.secret_values(), stream=stream)
+        installed.extend(root.handlers)
+        root.handlers[:] = saved + installed  # pytest's own capture stays in place
+        return stream
+
+    yield install
+    for handler in installed:
+        root.removeHandler(handler)
+    root.setLevel(level)
+    for name, was in quiet.items():
+        logging.getLogger(name).setLevel(was)
+
+
+def lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+
+
+def assert_clean(text: str) -> None:
+    for secret in FORBIDDEN:
+        assert secret.lower() not in text.lower(), f"{secret!r} in the log: {text[:2000]}"
 
 
 def test_scrub_masks_numbers_and_addresses_but_not_dates():
@@ -13,17 +89,200 @@ def test_scrub_masks_numbers_and_addresses_but_not_dates():
     assert "2026-11-23" in line and "18:02" in line
 
 
-async def test_request_log_lines_hold_no_token_phone_or_email(start_server, caplog):
+@pytest.mark.parametrize(
+    "text", ["2026-11-23 +79161234567", "called 2026-11-23 79161234567", "2026-11-23 8 916 123-45-67"]
+)
+def test_a_number_beside_a_date_is_masked_and_the_date_kept(text):
+    line = scrub(text)
+    assert "2026-11-23" in line
+    assert "1234567" not in line and "123-45-67" not in line
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ivan.petrov%40example.com", "?email=IVAN.PETROV%40EXAMPLE.COM&x=1", "to=ivan.petrov%2540example.com"],
+)
+def test_percent_encoded_emails_are_masked(text):
+    assert "petrov" not in scrub(text).lower()
+
+
+def test_a_long_run_is_cut_first_and_says_how_long_it_was():
+    line = scrub("a" * 300_000)
+    assert line.endswith("… (300000 characters)")
+    assert len(line) < 10_100
+
+
+#: A record per case, as each library words it: (message, args, extra, exception text).
+CASES: dict[str, tuple[str, tuple[Any, ...], dict[str, Any], str | None]] = {
+    "parser refused a request line": (
+        "Error handling request from %s",
+        ("127.0.0.1",),
+        {},
+        "400, message:\n  Invalid char in url query:\n\n"
+        f"    b'GET /hooks/form?token={GUESSED_TOKEN}&email=ivan.petrov%40example.com&x=\\x01 HTTP/1.1'",
+    ),
+    "access line": (
+        '%s "%s" %s',
+        ("127.0.0.1", "GET /hooks/form?email=IVAN.PETROV%40EXAMPLE.COM&token=form-token HTTP/1.1", 200),
+        {"first_request_line": f"GET /hooks/form?access_token={GUESSED_TOKEN} HTTP/1.1"},
+        None,
+    ),
+    "bot api url": (
+        "Failed to fetch updates - TelegramNetworkError: %s",
+        (
+            f"Cannot connect to https://api.telegram.org/bot{TELEGRAM_TOKEN}/getUpdates"
+            f" or https://api.telegram.org/bot{OTHER_BOT_TOKEN}/getMe",
+        ),
+        {},
+        None,
+    ),
+    "secrets in plain text": (
+        "Authorization: Bearer %s; telegram %s; signing key %s; GET /api/leads/%s",
+        (
+            API_TOKEN,
+            TELEGRAM_TOKEN,
+            "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQtMzJi",
+            quote(API_TOKEN, safe=""),
+        ),
+        {},
+        None,
+    ),
+    "fields and exception": (
+        "request",
+        (),
+        {"fields": {"reason": "phone '+7 916 123-45-67' for ivan.petrov@example.com", "token": "form-token"}},
+        "ValueError: caller 8 (916) 123-45-67 <ivan.petrov@example.com> via form-token",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "logger", ["aiohttp.server", "aiohttp.access", "aiogram", "asyncio", "leadline.http"]
+)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_logger_is_scrubbed(json_log: JsonLog, tmp_path: Path, logger: str, case: str) -> None:
+    stream = json_log(log_config(tmp_path))
+    message, args, extra, error = CASES[case]
+    if error is None:
+        logging.getLogger(logger).warning(message, *args, extra=extra)
+    else:
+        try:
+            raise RuntimeError(error)
+        except RuntimeError:
+            logging.getLogger(logger).exception(message, *args, extra=extra)
+    [line] = lines(stream)
+    assert line["logger"] == logger and line["level"] in ("warning", "error")
+    assert_clean(stream.getvalue())
+    if error is not None:
+        assert "RuntimeError" in line["error"]
+
+
+async def raw_request(srv: Running, *chunks: bytes) -> bytes:
+    """Bytes written straight to the server's socket, each chunk once the server has answered the
+    one before it (as a keep-alive client would), and everything it answers until it closes."""
+    url = urlsplit(srv.url)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    answer = b""
+    try:
+        for i, chunk in enumerate(chunks):
+            writer.write(chunk)
+            await writer.drain()
+            if i < len(chunks) - 1:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                answer += head + await asyncio.wait_for(reader.readexactly(length), 10)
+        return answer + await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+MALFORMED: dict[str, tuple[bytes, ...]] = {
+    "bad byte in the query": (
+        b"GET /hooks/form?token=form-token&email=ivan.petrov%40example.com&access_token=guessed-token-0002&x=\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
+    ),
+    "8 KB URL": (
+        b"GET /hooks/form?token=guessed-token-0002&email=ivan.petrov%40example.com&pad="
+        + b"a" * 8200
+        + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    ),
+    # aiohttp reads the bytes past Content-Length as the next request, and logs that as an error
+    "body longer than its Content-Length": (
+        b"POST /hooks/form?token=form-token HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 11\r\n\r\nname=Petrov",
+        b"&phone=%2B79161234567&email=ivan.petrov%40example.com&token=guessed-token-0002\r\n\r\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+async def test_requests_aiohttp_refuses_are_logged_without_token_or_email(
+    json_log: JsonLog, start_server: StartServer, tmp_path: Path, case: str
+) -> None:
+    config = build_config(tmp_path)
+    stream = json_log(config)
+    srv = await start_server(config)
+    answer = await raw_request(srv, *MALFORMED[case])
+    assert b"HTTP/1.0 400 Bad Request" in answer
+    refused = [line for line in lines(stream) if line["logger"] == "aiohttp.server"]
+    assert refused, stream.getvalue()  # the refusal was logged, and scrubbed
+    assert_clean(stream.getvalue())
+
+
+async def test_a_300000_letter_field_is_quoted_cut_with_its_length(
+    json_log: JsonLog, start_server: StartServer, tmp_path: Path
+) -> None:
+    sources = [*BASE["sources"], {"name": "uis", "provider": "uis_comagic", "token": "uis-token"}]
+    config = build_config(tmp_path, sources=sources)
+    stream = json_log(config)
+    srv = await start_server(config)
+    body = {"call_session_id": 1, "talk_time_duration": "a" * 300_000, "notification_mnemonic": "call_end"}
+    resp = await srv.session.post(f"{srv.url}/hooks/uis?token=uis-token", json=body)
+    reason = (await resp.text()).strip()
+    assert resp.status == 400
+    assert reason == "talk_time_duration is not a number of seconds: '" + "a" * 200 + "…' (300000 characters)"
+    assert srv.scalar("SELECT reason FROM journal WHERE source = 'uis'") == reason
+    [logged] = [line for line in lines(stream) if line.get("source") == "uis"]
+    assert logged["reason"] == reason
+
+
+async def test_a_long_source_name_is_quoted_cut_on_404(start_server: StartServer) -> None:
     srv = await start_server()
-    caplog.set_level(logging.INFO)
-    body = {"phone": "+7 916 765-43-21", "email": "secret.person@example.com", "submission_id": "1"}
-    assert (await srv.session.post(f"{srv.url}/hooks/form?token=form-token", data=body)).status == 200
-    assert (await srv.session.post(f"{srv.url}/hooks/form?token=wrong-token", data=body)).status == 401
-    bad = {"phone": "+7 916 765-43-21", "email": "secret.person@example.com", "x": "\udcff"}
-    await srv.session.post(f"{srv.url}/hooks/form", params={"token": "form-token"}, data=str(bad).encode())
-    lines = [JsonFormatter().format(r) for r in caplog.records]
-    assert any('"status": 200' in line for line in lines)
-    assert any('"status": 401' in line for line in lines)
-    text = "\n".join(lines)
-    for secret in ("form-token", "wrong-token", "9167654321", "765-43-21", "secret.person@example.com"):
-        assert secret not in text
+    resp = await srv.session.post(f"{srv.url}/hooks/{'b' * 8000}", data={"phone": "1"})
+    assert resp.status == 404
+    assert (await resp.text()).startswith("no source named '" + "b" * 200 + "…' (8000 characters): check")
+
+
+CONFIG = """
+[leadline]
+database = "{db}"
+
+[http]
+host = "127.0.0.1"
+port = {port}
+
+[[sources]]
+name = "form"
+provider = "generic_form"
+token = "{secret}"
+"""
+
+
+async def test_serve_masks_the_configs_secrets_wherever_they_turn_up(tmp_path: Path) -> None:
+    secret = "s3cret-in-the-path-0001"  # in a URL path, so only the config's secrets can mask it
+    port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG.format(db=tmp_path / "l.db", port=port, secret=secret))
+    log = tmp_path / "serve.log"
+    with log.open("w") as stderr:
+        proc = await start_serve(config, port, stderr=stderr)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET /hooks/form/{secret}?x=\x01 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert b" 400 " in await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    finally:
+        proc.terminate()
+        await proc.wait()
+    text = log.read_text()
+    assert '"logger": "aiohttp.server"' in text
+    assert secret not in text

@@ -50,6 +50,7 @@ from capture.providers.base import (
     RawRequest,
     Unauthorized,
     make_headers,
+    quoted,
 )
 from capture.settle import seconds
 from leadline.config import SourceConfig
@@ -90,10 +91,10 @@ class AsteriskAmi:
                 raise BadRequest(f"{name} without Uniqueid")
             if message.get("Linkedid", uniqueid) != uniqueid:
                 return ParseResult(
-                    note=f"{name} of a later leg of call {message['Linkedid']}: the first leg's counts"
+                    note=f"{name} of a later leg of call {quoted(message['Linkedid'])}: the first leg's counts"
                 )
             return ParseResult(events=[_channel_event(name, message, raw, source)])
-        return ParseResult(note=f"AMI event {name or '(none)'} is not a call event")
+        return ParseResult(note=f"AMI event {quoted(name) if name else '(none)'} is not a call event")
 
 
 def _cdr(message: Mapping[str, str], raw: RawRequest, source: SourceConfig) -> CallEvent:

@@ -39,11 +39,16 @@ __all__ = [
     "Unauthorized",
     "loads",
     "make_headers",
+    "quoted",
 ]
 
 #: JSON (or a form's bracketed keys) nested deeper than this is refused: no provider nests past a
 #: handful of levels, and deeper input only exhausts the recursion of the parser or the encoder.
 MAX_DEPTH = 32
+
+#: How much of a sender's value a rejection reason quotes: enough to recognise it, and no more,
+#: since the reason is sent back, journalled and logged.
+QUOTE_CHARS = 200
 
 
 class ProviderError(Exception):
@@ -60,6 +65,18 @@ class BadRequest(ProviderError):
     """The body cannot be parsed or lacks a required field (HTTP 400, journalled as rejected)."""
 
     status = 400
+
+
+def quoted(value: object, limit: int = QUOTE_CHARS) -> str:
+    """A sender's value as a reason quotes it: ``'+7 916…'``, cut to ``limit`` characters, with its length.
+
+    A 40 000-letter field must not become a 40 000-letter reason in the response, the journal and
+    the log; the length says how much was sent.
+    """
+    if not isinstance(value, str):
+        text = repr(value)
+        return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+    return repr(value) if len(value) <= limit else f"{value[:limit] + '…'!r} ({len(value)} characters)"
 
 
 class Unauthorized(ProviderError):

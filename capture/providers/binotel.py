@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from capture.providers.auth import check_token
-from capture.providers.base import MAX_DEPTH, BadRequest, CallEvent, ParseResult, RawRequest, Reply
+from capture.providers.base import MAX_DEPTH, BadRequest, CallEvent, ParseResult, RawRequest, Reply, quoted
 from capture.settle import seconds
 from leadline.config import SourceConfig
 from storage.events import CallDirection
@@ -71,7 +71,9 @@ class Binotel:
             return ParseResult(events=[_completed(details, source, data)], reply=SUCCESS)
         if kind in ("receivedTheCall", "answeredTheCall", "hangupTheCall"):
             return ParseResult(events=[_progress(kind, data, source)], reply=SUCCESS)
-        return ParseResult(reply=SUCCESS, note=f"requestType {kind!r} is not a call event Leadline reads")
+        return ParseResult(
+            reply=SUCCESS, note=f"requestType {quoted(kind)} is not a call event Leadline reads"
+        )
 
 
 def _completed(details: Mapping[str, Any], source: SourceConfig, data: Mapping[str, Any]) -> CallEvent:
@@ -203,7 +205,7 @@ def _epoch(value: Any) -> datetime | None:
     try:
         return datetime.fromtimestamp(int(float(text)), UTC)
     except (ValueError, OverflowError) as exc:
-        raise BadRequest(f"startTime is not unix seconds: {text!r}") from exc
+        raise BadRequest(f"startTime is not unix seconds: {quoted(text)}") from exc
 
 
 PROVIDER = Binotel()

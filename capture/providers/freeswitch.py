@@ -43,7 +43,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from capture.providers.auth import check_token
-from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest
+from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, quoted
 from capture.settle import seconds
 from leadline.config import SourceConfig
 from storage.events import CallDirection
@@ -185,7 +185,7 @@ def _epoch(var: Mapping[str, Any], key: str) -> datetime | None:
         stamp = int(float(text))
         return datetime.fromtimestamp(stamp, UTC) if stamp > 0 else None
     except (ValueError, OverflowError, OSError) as exc:  # not a number, or none a clock can show
-        raise BadRequest(f"variables.{key} is not unix seconds: {text[:40]!r}") from exc
+        raise BadRequest(f"variables.{key} is not unix seconds: {quoted(text)}") from exc
 
 
 PROVIDER = FreeSwitch()

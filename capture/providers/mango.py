@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, Unauthorized
+from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, Unauthorized, quoted
 from leadline.config import SourceConfig
 from storage.events import CallDirection, CallStatus
 
@@ -81,9 +81,9 @@ class Mango:
                 return ParseResult(note="recording not finished or not saved")
             return ParseResult(events=[event])
         if path.startswith(("/events/", "/result/")):
-            return ParseResult(note=f"Mango {path} carries no call event")
+            return ParseResult(note=f"Mango {quoted(path)} carries no call event")
         raise BadRequest(
-            f"unknown Mango path {raw.path or '/'!r}: point Mango at /hooks/{raw.source}, it adds /events/..."
+            f"unknown Mango path {quoted(raw.path or '/')}: point Mango at /hooks/{raw.source}, it adds /events/..."
         )
 
 
@@ -116,7 +116,7 @@ def _int(value: object, name: str) -> int | None:
     try:
         return int(str(value))
     except ValueError as exc:
-        raise BadRequest(f"{name} is not a whole number: {value!r}") from exc
+        raise BadRequest(f"{name} is not a whole number: {quoted(value)}") from exc
 
 
 def _time(value: object, name: str) -> datetime | None:
@@ -157,7 +157,7 @@ def _sides(data: dict[str, Any], direction: CallDirection) -> tuple[str, str | N
 def _call_event(data: dict[str, Any]) -> CallEvent:
     state = _text(data.get("call_state")).lower()
     if state not in _STATES:
-        raise BadRequest(f"unknown call_state {data.get('call_state')!r}")
+        raise BadRequest(f"unknown call_state {quoted(data.get('call_state'))}")
     seq = _int(data.get("seq"), "seq")
     leg = _text(data.get("call_id")) or _text(data["entry_id"])
     direction = _leg_direction(data)

@@ -22,7 +22,7 @@ from typing import Any
 from capture.forms import multipart_parts
 from capture.mail import MailFields, decode_text, parse_message, source_event
 from capture.providers.auth import check_token
-from capture.providers.base import BadRequest, ParseResult, RawRequest
+from capture.providers.base import BadRequest, ParseResult, RawRequest, quoted
 from leadline.config import SourceConfig
 
 
@@ -36,7 +36,7 @@ class SendGrid:
     def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
         if raw.content_type != "multipart/form-data":
             raise BadRequest(
-                f"expected multipart/form-data from Inbound Parse, got {raw.content_type or 'none'}"
+                f"expected multipart/form-data from Inbound Parse, got {quoted(raw.content_type) if raw.content_type else 'none'}"
             )
         parts = {
             name: (data, declared)

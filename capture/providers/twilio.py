@@ -45,7 +45,7 @@ from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
-from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, Reply, Unauthorized
+from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, Reply, Unauthorized, quoted
 from leadline.config import SourceConfig
 from storage.events import CallDirection, CallStatus
 
@@ -72,7 +72,7 @@ class Twilio:
         params = _body_params(raw)
         if not RequestValidator(source.secret_value("auth_token")).validate(raw.url, params, signature):
             raise Unauthorized(
-                f"X-Twilio-Signature does not match {raw.url.split('?', 1)[0]}: check auth_token, and that"
+                f"X-Twilio-Signature does not match {quoted(raw.url.split('?', 1)[0])}: check auth_token, and that"
                 " [http] public_url is the address Twilio calls"
             )
 
@@ -92,7 +92,7 @@ class Twilio:
             if params.get("Direction") == "outbound-dial" and params.get("ParentCallSid"):
                 return ParseResult(note="a leg of a forwarded call; its parent call is the touch")
             return ParseResult(events=[_status(call_sid, params, path, raw, source)])
-        raise BadRequest(f"unknown Twilio path {raw.path!r}: use /voice, /status or /dial-action")
+        raise BadRequest(f"unknown Twilio path {quoted(raw.path)}: use /voice, /status or /dial-action")
 
 
 def _body_params(raw: RawRequest) -> MultiDict[str]:
@@ -194,7 +194,7 @@ def _status(
             recording=recording,
         )
     if status not in PROGRESS:
-        raise BadRequest(f"unknown CallStatus {status!r}")
+        raise BadRequest(f"unknown CallStatus {quoted(status)}")
     return replace(
         event,
         status=PROGRESS[status],
@@ -211,7 +211,7 @@ def _seconds(params: MultiDict[str], name: str) -> int | None:
     try:
         return int(value)
     except ValueError as exc:
-        raise BadRequest(f"{name} is not a whole number: {value!r}") from exc
+        raise BadRequest(f"{name} is not a whole number: {quoted(value)}") from exc
 
 
 def _timestamp(value: str) -> datetime | None:

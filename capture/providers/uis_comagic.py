@@ -33,7 +33,7 @@ from multidict import MultiDict
 
 from capture.forms import parse_form_body
 from capture.providers.auth import check_token
-from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest
+from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, quoted
 from capture.settle import seconds
 from leadline.config import SourceConfig
 from storage.events import CallDirection, CallStatus
@@ -130,7 +130,7 @@ def _flag(fields: MultiDict[str], key: str) -> bool | None:
         return True
     if text in _FALSE:
         return False
-    raise BadRequest(f"{key} is not true or false: {text!r}")
+    raise BadRequest(f"{key} is not true or false: {quoted(text)}")
 
 
 def _direction(fields: MultiDict[str]) -> CallDirection:

@@ -33,7 +33,7 @@ from multidict import MultiDict
 
 from capture.forms import name_of, pick, time_of, utm_of
 from capture.providers.auth import check_token
-from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest, Unauthorized
+from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest, Unauthorized, quoted
 from leadline.config import SourceConfig
 
 TOLERANCE = timedelta(minutes=5)
@@ -80,7 +80,7 @@ class Webflow:
             trigger = body.get("triggerType")
             if trigger not in (None, "form_submission"):
                 return ParseResult(
-                    note=f"ignored triggerType {trigger!r}: only form_submission makes a touch"
+                    note=f"ignored triggerType {quoted(trigger)}: only form_submission makes a touch"
                 )
             payload = body.get("payload")
             if not isinstance(payload, dict):

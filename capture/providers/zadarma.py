@@ -63,6 +63,7 @@ from capture.providers.base import (
     RawRequest,
     Reply,
     Unauthorized,
+    quoted,
 )
 from leadline.config import SourceConfig
 from storage.identifiers import is_hidden_caller, phone
@@ -114,7 +115,7 @@ class Zadarma:
         if not event:
             raise BadRequest("no event field: this is not a Zadarma notification")
         if event not in SIGNED_FIELDS:
-            return ParseResult(note=f"Zadarma event {event!r} carries no call Leadline records")
+            return ParseResult(note=f"Zadarma event {quoted(event)} carries no call Leadline records")
         call_id = fields.get("pbx_call_id", "").strip()
         if not call_id:
             raise BadRequest(f"{event} without pbx_call_id")
@@ -236,7 +237,7 @@ def _seconds(value: str) -> int | None:
     try:
         return max(int(float(value)), 0)
     except ValueError as exc:
-        raise BadRequest(f"duration is not a number of seconds: {value!r}") from exc
+        raise BadRequest(f"duration is not a number of seconds: {quoted(value)}") from exc
 
 
 def _call_start(value: str, received_at: datetime, duration: int | None, zone: str | None) -> datetime:
@@ -244,7 +245,7 @@ def _call_start(value: str, received_at: datetime, duration: int | None, zone: s
     try:
         wall = datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
     except ValueError as exc:
-        raise BadRequest(f"call_start is not YYYY-MM-DD HH:MM:SS: {value!r}") from exc
+        raise BadRequest(f"call_start is not YYYY-MM-DD HH:MM:SS: {quoted(value)}") from exc
     if zone:
         return wall.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
     wall = wall.replace(tzinfo=UTC)

@@ -108,7 +108,7 @@ async def test_messages_in_the_mailbox_become_touches_once(dovecot, start_server
     assert count(srv, "touches") == 3
     assert count(srv, "journal") == 3
     assert srv.scalar("SELECT dropped FROM touches WHERE external_id = 'email:<auto-1@example.com>'") == (
-        "auto-reply: Auto-Submitted: auto-replied"
+        "auto-reply: Auto-Submitted: 'auto-replied'"
     )
     assert count(srv, "contacts") == 2
 

@@ -198,7 +198,7 @@ async def test_auto_reply_is_journalled_but_is_no_inbound_touch(start_server, tm
     resp = await post(srv, s, mailgun_body(fields, "a" * 50, SAMPLE_CLOCK))
     assert resp.status == 200
     touch = touch_of(srv)
-    assert touch["dropped"] == "auto-reply: Auto-Submitted: auto-replied"
+    assert touch["dropped"] == "auto-reply: Auto-Submitted: 'auto-replied'"
     assert touch["contact_id"] is None
     assert srv.rows("SELECT COUNT(*) AS n FROM contacts")[0]["n"] == 0
     assert srv.rows("SELECT status FROM journal") == [{"status": "processed"}]

@@ -105,7 +105,7 @@ async def test_auto_reply_and_bounce_are_journalled_but_are_no_touch_on_a_contac
     assert await send(srv, bounce.as_bytes(), sender="<>") == {}
     rows = touches(srv)
     assert [r["dropped"] for r in rows] == [
-        "auto-reply: Auto-Submitted: auto-replied",
+        "auto-reply: Auto-Submitted: 'auto-replied'",
         "bounce: delivery status notification (empty envelope sender)",
     ]
     assert [r["contact_id"] for r in rows] == [None, None]
