@@ -42,14 +42,19 @@ _RANGES: dict[str, tuple[str, int, int]] = {
 #: Each event type's attributes, looked up once rather than per event.
 _NAMES = {kind: tuple(f.name for f in fields(kind)) for kind in (ContactEvent, CallEvent)}
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def text(value: str) -> str:
     """NUL removed and lone surrogates (bytes that were not UTF-8) as U+FFFD: text SQLite can store."""
-    if _UNSTORABLE.search(value) is None:  # nearly always: one scan in C, no copy
+    if "\x00" in value:  # memchr: a megabyte in well under a millisecond
+        value = value.replace("\x00", "")
+    if value.isascii():  # a flag of the string, not a scan: most values end here
         return value
-    return _SURROGATE.sub("\ufffd", value.replace("\x00", ""))
+    try:
+        value.encode("utf-8")  # one pass in C, ten times faster than a regex search
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", value)
+    return value
 
 
 def seconds(value: object, name: str) -> int | None:
