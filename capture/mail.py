@@ -344,7 +344,11 @@ def _decoded_address(value: str) -> str | None:
 
 def _clean(value: str) -> str:
     """Undo surrogate escapes: raw UTF-8 in headers (common without SMTPUTF8) reads as text again."""
-    if any("\udc80" <= ch <= "\udcff" for ch in value):
+    if value.isascii():  # a flag of the string: no escape can be in it
+        return value
+    try:
+        value.encode("utf-8")  # one pass in C; only an escaped byte (a lone surrogate) fails it
+    except UnicodeEncodeError:
         return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return value
 

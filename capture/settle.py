@@ -22,6 +22,12 @@ from capture.providers.base import MAX_DEPTH, BadRequest, CallEvent, ContactEven
 #: Phones and emails one touch keeps as match keys; the rest stay in its message. Nobody has more,
 #: and each one costs a look-up in the write that holds the database lock.
 MAX_IDENTIFIERS = 20
+#: No phone number or email address is longer (an address is at most 254 characters, RFC 5321); a
+#: longer "identifier" is text, and kept as text: an index of megabyte keys costs every later write.
+MAX_IDENTIFIER_CHARS = 254
+#: Text a touch keeps of one value; the whole request stays in the journal. A name is a name.
+MAX_TEXT_CHARS = 65_536
+MAX_NAME_CHARS = 256
 #: A call longer than a week is a broken counter, not a call.
 MAX_CALL_SECONDS = 7 * 24 * 3600
 #: The largest integer SQLite stores.
@@ -101,7 +107,7 @@ def _event(event: Event, received_at: datetime, notes: list[str]) -> Event:
 
 def _value(name: str, value: Any, received_at: datetime, flags: list[str]) -> Any:
     if isinstance(value, str):
-        return text(value)
+        return _cut(name, text(value), MAX_NAME_CHARS if name == "name" else MAX_TEXT_CHARS, flags)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, tuple):
@@ -144,10 +150,31 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _cut(name: str, value: str, limit: int, flags: list[str]) -> str:
+    if len(value) <= limit:
+        return value
+    flags.append(f"{name} cut from {len(value)} to {limit} characters: the whole request is in the journal")
+    return value[:limit] + "…"
+
+
 def _keep_identifiers(changes: dict[str, Any], flags: list[str]) -> None:
-    """At most :data:`MAX_IDENTIFIERS`, shared fairly when both kinds are many; the rest to the message."""
-    phones: tuple[str, ...] = tuple(dict.fromkeys(changes["phones"]))
-    emails: tuple[str, ...] = tuple(dict.fromkeys(changes["emails"]))
+    """At most :data:`MAX_IDENTIFIERS`, shared fairly when both kinds are many; the rest to the message.
+
+    A value too long to be a phone or an address goes to the message too, cut like any text.
+    """
+    long = [v for v in (*changes["phones"], *changes["emails"]) if len(v) > MAX_IDENTIFIER_CHARS]
+    if long:
+        flags.append(f"{len(long)} value(s) too long for a phone or an email: kept as text in the message")
+        text_kept = "\n".join(v[:MAX_TEXT_CHARS] for v in long)
+        changes["message"] = _cut(
+            "message", "\n\n".join(filter(None, [changes["message"], text_kept])), MAX_TEXT_CHARS, flags
+        )
+    phones: tuple[str, ...] = tuple(
+        dict.fromkeys(v for v in changes["phones"] if len(v) <= MAX_IDENTIFIER_CHARS)
+    )
+    emails: tuple[str, ...] = tuple(
+        dict.fromkeys(v for v in changes["emails"] if len(v) <= MAX_IDENTIFIER_CHARS)
+    )
     kept_phones = min(len(phones), max(MAX_IDENTIFIERS // 2, MAX_IDENTIFIERS - len(emails)))
     kept_emails = min(len(emails), MAX_IDENTIFIERS - kept_phones)
     rest = phones[kept_phones:] + emails[kept_emails:]
@@ -171,7 +198,7 @@ class _Refused(Exception):
 def _tree(value: Any, depth: int) -> Any:
     """Fields as a provider nested them, their text settled; recursion is bounded by MAX_DEPTH."""
     if isinstance(value, str):
-        return text(value)
+        return _leaf(value)
     if isinstance(value, float) and not math.isfinite(value):
         raise _Refused(f"{value} is not a finite number")
     if not isinstance(value, dict | list | tuple | Mapping):  # dict first: the ABC's check is slow
@@ -183,7 +210,7 @@ def _tree(value: Any, depth: int) -> Any:
         for key, item in value.items():
             name = text(key) if isinstance(key, str) else key
             if isinstance(item, str):  # most fields: no call, no frame
-                settled[name] = text(item)
+                settled[name] = _leaf(item)
                 continue
             try:
                 settled[name] = _tree(item, depth + 1)
@@ -199,6 +226,12 @@ def _tree(value: Any, depth: int) -> Any:
             refused.path.append(str(n))
             raise
     return items
+
+
+def _leaf(value: str) -> str:
+    """A field's text as a touch keeps it: the whole value stays in the journal's raw request."""
+    value = text(value)
+    return value if len(value) <= MAX_TEXT_CHARS else value[:MAX_TEXT_CHARS] + "…"
 
 
 def _shown(written: str) -> str:

@@ -341,3 +341,20 @@ async def test_a_row_that_still_fails_is_reported_by_metrics_replay_and_one_line
     assert result.code == 0, result.output
     assert "1 row(s) still failing:" in result.output
     assert "#1 form" in result.output and "touches named Boom are refused" in result.output
+
+
+async def test_a_value_too_long_to_be_a_phone_is_kept_as_text_not_as_an_identifier(start_server: StartServer):
+    """An index of megabyte keys would slow every later write: such a "phone" is text."""
+    srv = await start_server()
+    long_phone = "9" * 100_000
+    body = urlencode({"phone": long_phone, "email": "ann@example.com", "message": "hi"}).encode()
+    resp = await srv.session.post(f"{srv.url}{FORM_URL}", data=body, headers=FORM_HEADERS)
+    assert resp.status == 200
+    assert [r["status"] for r in journal_rows(srv)] == ["processed"]
+    values = [r["value"] for r in srv.rows("SELECT value FROM identifiers")]
+    assert values == ["ann@example.com"]
+    touch = the_touch(srv)
+    assert touch["message"].startswith("hi\n\n9999")
+    assert len(touch["message"]) == 65_536 + 1  # cut, with an ellipsis; the journal keeps all of it
+    assert srv.scalar("SELECT body_size FROM journal") == len(body)
+    assert "too long for a phone or an email" in journal_rows(srv)[0]["note"]
