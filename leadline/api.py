@@ -21,8 +21,9 @@ from sqlite_utils import Database
 from capture.server import BodyRefused, read_body
 from leadline import keys
 from storage.contacts import contact_card, find_by_identifier, resolve_contact, search_contacts
+from storage.errors import RegistrationError
 from storage.identifiers import email, mask, phone
-from storage.registrations import REASONS, STAGES, TEMPERATURES, RegistrationError, register
+from storage.registrations import REASONS, STAGES, TEMPERATURES, register
 from storage.reports.report import build_report
 from storage.reports.scope import CHANNELS, Filters, Period, Rules, Scope
 
