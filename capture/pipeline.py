@@ -9,7 +9,6 @@ for a restart or ``leadline replay`` to finish.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -21,6 +20,7 @@ from typing import Any, cast
 from sqlite_utils import Database
 
 from capture import journal
+from capture.providers import PROVIDERS
 from capture.providers.auth import check_access
 from capture.providers.base import (
     CallEvent,
@@ -50,8 +50,7 @@ UNAUTHENTICATED_BODY_KEPT = 4096
 
 @cache
 def provider_for(name: str) -> Provider:
-    module = importlib.import_module(f"capture.providers.{name}")
-    return cast(Provider, module.PROVIDER)
+    return PROVIDERS[name].load()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 
 Every route but ``/api/openapi.json`` needs ``Authorization: Bearer <token>`` with a token from
 ``[[api_clients]]`` (compared in constant time). Handlers only parse the query, call a storage
-function through the store, and answer JSON; a bad parameter is a 400 with ``{"error": ...}``.
+function through the store, and answer JSON. Every error is ``{"error": code, "detail": sentence}``
+plus the code's parameters: a client branches on the code and may show the English detail; a storage
+error (:mod:`storage.errors`) comes with its own code and parameters.
 The OpenAPI document below is written by hand and is what schemathesis checks the server against.
 """
 
@@ -13,7 +15,7 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from sqlite_utils import Database
@@ -21,8 +23,9 @@ from sqlite_utils import Database
 from capture.server import BodyRefused, read_body
 from leadline import keys
 from storage.contacts import contact_card, find_by_identifier, resolve_contact, search_contacts
+from storage.errors import Code, DomainError
 from storage.identifiers import email, mask, phone
-from storage.registrations import REASONS, STAGES, TEMPERATURES, RegistrationError, register
+from storage.registrations import REASONS, STAGES, TEMPERATURES, register
 from storage.reports.report import build_report
 from storage.reports.scope import CHANNELS, Filters, Period, Rules, Scope
 
@@ -38,13 +41,36 @@ _ERRORS: dict[int, type[web.HTTPException]] = {
 }
 
 
-def ApiError(status: int, reason: str, headers: dict[str, str] | None = None) -> web.HTTPException:
-    """A 4xx with ``{"error": reason}``, raised from a handler or from a store function."""
+#: The API's own refusals, beside storage's :data:`storage.errors.Code`.
+ApiCode = Literal[
+    "auth_required",
+    "unknown_token",
+    "bad_parameter",
+    "bad_period",
+    "bad_body",
+    "identifier_required",
+    "no_staff",
+]
+
+
+def ApiError(
+    status: int,
+    code: ApiCode | Code,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **params: Any,
+) -> web.HTTPException:
+    """A 4xx with ``{"error": code, "detail": detail, **params}``, raised from a handler or a store function."""
     return _ERRORS[status](
-        text=json.dumps({"error": reason}, ensure_ascii=False),
+        text=json.dumps({"error": code, "detail": detail, **params}, ensure_ascii=False),
         content_type="application/json",
         headers=headers,
     )
+
+
+def refused(error: DomainError) -> web.HTTPException:
+    """A storage error as the API answers it: what the client sent cannot be done (400)."""
+    return ApiError(400, error.code, str(error), **error.params())
 
 
 def _client(request: web.Request) -> str:
@@ -52,12 +78,17 @@ def _client(request: web.Request) -> str:
     scheme, _, token = header.partition(" ")
     challenge = {"WWW-Authenticate": 'Bearer realm="leadline"'}
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "send Authorization: Bearer <token> with a token from [[api_clients]]", challenge)
+        raise ApiError(
+            401,
+            "auth_required",
+            "send Authorization: Bearer <token> with a token from [[api_clients]]",
+            challenge,
+        )
     given = token.strip().encode()
     for client in request.app[keys.CONFIG].api_clients:
         if hmac.compare_digest(given, client.token.get_secret_value().encode()):
             return client.name
-    raise ApiError(401, "unknown token", challenge)
+    raise ApiError(401, "unknown_token", "unknown token", challenge)
 
 
 def _int(request: web.Request, name: str, default: int, low: int = 0, high: int = 2**31) -> int:
@@ -67,16 +98,16 @@ def _int(request: web.Request, name: str, default: int, low: int = 0, high: int 
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(400, f"{name} must be an integer") from None
+        raise ApiError(400, "bad_parameter", f"{name} must be an integer", parameter=name) from None
     if not low <= value <= high:
-        raise ApiError(400, f"{name} must be between {low} and {high}")
+        raise ApiError(400, "bad_parameter", f"{name} must be between {low} and {high}", parameter=name)
     return value
 
 
 def _choice(request: web.Request, name: str, allowed: Sequence[str], message: str) -> str | None:
     value = request.query.get(name)
     if value is not None and value not in allowed:
-        raise ApiError(400, message)
+        raise ApiError(400, "bad_parameter", message, parameter=name)
     return value
 
 
@@ -100,7 +131,7 @@ def _period(request: web.Request) -> Period | None:
             return Period(min(start, end), max(start, end), config.tz)
         return Period.parse(text, config.tz, today) if text else None
     except ValueError as exc:
-        raise ApiError(400, str(exc)) from None
+        raise ApiError(400, "bad_period", str(exc)) from None
 
 
 def _day(text: str) -> date:
@@ -151,7 +182,9 @@ async def openapi(request: web.Request) -> web.Response:
 async def contacts(request: web.Request) -> web.Response:
     _client(request)
     if "q" not in request.query:
-        raise ApiError(400, "q is required: a phone number, an email or part of a name")
+        raise ApiError(
+            400, "bad_parameter", "q is required: a phone number, an email or part of a name", parameter="q"
+        )
     query = request.query["q"]
     limit = _int(request, "limit", 20, 1, 100)
     region = request.app[keys.CONFIG].leadline.region
@@ -167,12 +200,12 @@ async def contact(request: web.Request) -> web.Response:
     try:
         contact_id = int(request.match_info["id"])
     except ValueError:
-        raise ApiError(400, "the contact id must be an integer") from None
+        raise ApiError(400, "bad_parameter", "the contact id must be an integer", parameter="id") from None
     if not 0 <= contact_id < 2**63:
-        raise ApiError(404, f"no contact #{contact_id}")
+        raise ApiError(404, "no_contact", f"no contact #{contact_id}", contact_id=contact_id)
     card = await request.app[keys.STORE].read(lambda db: contact_card(db, contact_id))
     if card is None:
-        raise ApiError(404, f"no contact #{contact_id}")
+        raise ApiError(404, "no_contact", f"no contact #{contact_id}", contact_id=contact_id)
     return web.json_response(card)
 
 
@@ -214,7 +247,7 @@ async def report(request: web.Request) -> web.Response:
         if staff is not None:
             row = db.execute("SELECT id FROM staff WHERE lower(name) = lower(?)", [staff]).fetchone()
             if row is None:
-                raise ApiError(404, f"no staff member named {staff!r}")
+                raise ApiError(404, "no_staff", f"no staff member named {staff!r}", staff=staff)
             filters = Filters(filters.channel, filters.campaign, int(row[0]))
         return build_report(db, Scope(period, filters, as_of=app[keys.CLOCK]()), Rules.from_config(config))
 
@@ -226,11 +259,11 @@ async def create_registration(request: web.Request) -> web.Response:
     try:
         body = json.loads(await read_body(request, request.app[keys.CONFIG].http.max_body_bytes))
     except BodyRefused as exc:
-        raise ApiError(exc.status, exc.reason) from None
+        raise ApiError(exc.status, "bad_body", exc.reason) from None
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ApiError(400, "the body must be a JSON object") from None
+        raise ApiError(400, "bad_body", "the body must be a JSON object") from None
     if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
+        raise ApiError(400, "bad_body", "the body must be a JSON object")
     config, now = request.app[keys.CONFIG], request.app[keys.CLOCK]()
     fields = {
         k: body.get(k)
@@ -248,7 +281,7 @@ async def create_registration(request: web.Request) -> web.Response:
     }
     for key, value in fields.items():
         if value is not None and not isinstance(value, str):
-            raise ApiError(400, f"{key} must be a string")
+            raise ApiError(400, "bad_parameter", f"{key} must be a string", parameter=key)
     # An invalid number or address is kept as written and flagged, as capture keeps it: the
     # registration is not lost, and the flagged identifier is never used to match anyone.
     idents = [
@@ -260,15 +293,10 @@ async def create_registration(request: web.Request) -> web.Response:
         if i is not None
     ]
     if not idents:
-        raise ApiError(400, "give the contact's phone or email")
-    if fields["disposition"] not in ("lead", "not_a_lead"):
-        raise ApiError(400, "disposition must be lead or not_a_lead")
-    if fields["disposition"] == "lead" and fields["temperature"] not in TEMPERATURES:
-        raise ApiError(400, "a lead needs a temperature: hot, warm or cold")
-    if fields["disposition"] == "not_a_lead" and fields["reason"] not in REASONS:
-        raise ApiError(400, f"a not-a-lead needs a reason: {', '.join(REASONS)}")
+        raise ApiError(400, "identifier_required", "give the contact's phone or email")
 
     def write(db: Database) -> dict[str, Any]:
+        """Find or make the contact and register it; a refusal from :func:`register` undoes both."""
         known = next((cid for i in idents if (cid := find_by_identifier(db, i)) is not None), None)
         resolution = resolve_contact(db, idents, name=fields["name"], at=now)
         assert resolution is not None
@@ -293,8 +321,8 @@ async def create_registration(request: web.Request) -> web.Response:
 
     try:
         result = await request.app[keys.STORE].write(write)
-    except RegistrationError as exc:
-        raise ApiError(400, str(exc)) from None
+    except DomainError as exc:
+        raise refused(exc) from None
     log.info(
         "registration from the API",
         extra={"fields": {"client": client, "contact": mask(fields["phone"] or fields["email"]), **result}},
@@ -389,7 +417,13 @@ OPENAPI: dict[str, Any] = {
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
-            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+            "Error": {
+                "type": "object",
+                "description": "`error` is a code to branch on; `detail` says it in English; the code's"
+                " parameters (e.g. `parameter`, the one that was wrong) come beside them",
+                "required": ["error", "detail"],
+                "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+            },
             "Contact": {
                 "type": "object",
                 "required": ["id", "name", "created_at", "identifiers", "touches"],

@@ -8,7 +8,6 @@ worker process (``[http] workers``, see ``leadline/workers.py``) gets the captur
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
@@ -19,6 +18,7 @@ from sqlite_utils import Database
 
 from capture.metrics import Metrics
 from capture.pipeline import Capture, Clock, replay
+from capture.providers import PROVIDERS
 from capture.server import setup_routes
 from leadline import keys
 from leadline.api import setup_api
@@ -30,9 +30,6 @@ from storage.staff import config_staff_ids, staff_by_extension, sync_campaigns, 
 from storage.worktime import WorkingCalendar
 
 log = logging.getLogger("leadline")
-
-#: Sources that are not webhooks: Leadline connects or listens for them itself.
-BACKGROUND_PROVIDERS = ("smtp", "imap", "asterisk_ami")
 
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -119,8 +116,7 @@ def _callback_deadline(config: Config) -> Callable[[datetime], datetime]:
 
 
 async def background_ctx(source: SourceConfig, app: web.Application) -> AsyncIterator[None]:
-    module = importlib.import_module(f"capture.providers.{source.provider}")
-    async with module.background(app[keys.CAPTURE], source):
+    async with PROVIDERS[source.provider].background()(app[keys.CAPTURE], source):
         yield
 
 
@@ -133,7 +129,7 @@ def init_app(
     app.cleanup_ctx.append(bot_ctx)
     app.cleanup_ctx.append(scheduler_ctx)
     for source in config.sources:
-        if source.provider in BACKGROUND_PROVIDERS:
+        if not PROVIDERS[source.provider].over_http:
             app.cleanup_ctx.append(partial(background_ctx, source))
     setup_routes(app)
     setup_api(app)

@@ -14,7 +14,8 @@ from typing import Any
 
 import click
 
-from leadline.config import CONFIG_ENV, DEFAULT_CONFIG, Config, ConfigError, load_config
+from leadline.config import CONFIG_ENV, DEFAULT_CONFIG, Config, ConfigError
+from leadline.load import load_config
 
 config_option = click.option(
     "--config",

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from datetime import date, time
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -32,52 +33,20 @@ from pydantic import (
 DEFAULT_CONFIG = "config.toml"
 CONFIG_ENV = "LEADLINE_CONFIG"
 
-PROVIDERS = (
-    "generic_form",
-    "standard_webhooks",
-    "mango",
-    "zadarma",
-    "twilio",
-    "uis_comagic",
-    "binotel",
-    "asterisk_ami",
-    "freeswitch",
-    "tilda",
-    "typeform",
-    "jotform",
-    "webflow",
-    "google_forms",
-    "elementor",
-    "mailgun",
-    "sendgrid",
-    "postmark",
-    "smtp",
-    "imap",
-)
 
-#: The secret each provider cannot work without (beyond its own optional ones).
-REQUIRED_SECRETS: dict[str, tuple[str, ...]] = {
-    "generic_form": ("token",),
-    "standard_webhooks": ("secret",),
-    "mango": ("vpbx_api_key", "vpbx_api_salt"),
-    "zadarma": ("api_secret",),
-    "twilio": ("auth_token",),
-    "uis_comagic": ("token",),
-    "binotel": ("token",),
-    "asterisk_ami": ("username", "secret"),
-    "freeswitch": ("token",),
-    "tilda": ("token",),
-    "typeform": ("secret",),
-    "jotform": ("token",),
-    "webflow": ("secret|token",),
-    "google_forms": ("token",),
-    "elementor": ("token",),
-    "mailgun": ("webhook_signing_key",),
-    "sendgrid": ("token",),
-    "postmark": ("username", "password"),
-    "smtp": (),
-    "imap": ("username", "password"),
-}
+class ProviderRules(Protocol):
+    """What the config checks of a source's provider. The providers are capture's registry
+    (``capture.providers.PROVIDERS``), which the composition root passes in: this module imports
+    nothing of Leadline's."""
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The keys the provider cannot work without; ``"a|b"`` is either."""
+
+    @property
+    def over_http(self) -> bool:
+        """False for a source Leadline connects to or listens for itself: no request of its can carry
+        a token, and only an SMTP peer has an address (a firewall guards that port)."""
 
 
 class ConfigError(Exception):
@@ -141,9 +110,14 @@ def _network(value: Any) -> IPv4Network | IPv6Network:
 
 #: An address (``203.0.113.7``, a network of one) or a CIDR network (``203.0.113.0/24``, ``2001:db8::/32``).
 Network = Annotated[IPv4Network | IPv6Network, BeforeValidator(_network)]
-#: Sources whose requests Leadline makes itself or receives other than over HTTP: no request of
-#: theirs can carry a token, and only an SMTP peer has an address (a firewall guards that port).
-NOT_HTTP = frozenset({"smtp", "imap", "asterisk_ami"})
+
+
+def _providers(info: ValidationInfo) -> Mapping[str, ProviderRules]:
+    """The providers :func:`parse_config` was given."""
+    providers: Mapping[str, ProviderRules] | None = (info.context or {}).get("providers")
+    if providers is None:
+        raise TypeError("validate a config through parse_config or load_config, which take the providers")
+    return providers
 
 
 class LeadlineSection(Strict):
@@ -318,28 +292,8 @@ class SourceConfig(Strict):
     """One provider account; its secrets are named as in the samples' manifest."""
 
     name: str
-    provider: Literal[
-        "generic_form",
-        "standard_webhooks",
-        "mango",
-        "zadarma",
-        "twilio",
-        "uis_comagic",
-        "binotel",
-        "asterisk_ami",
-        "freeswitch",
-        "tilda",
-        "typeform",
-        "jotform",
-        "webflow",
-        "google_forms",
-        "elementor",
-        "mailgun",
-        "sendgrid",
-        "postmark",
-        "smtp",
-        "imap",
-    ]
+    #: A name in the registry of providers (``capture.providers.PROVIDERS``).
+    provider: str
     campaign: str | None = None
     region: Region | None = None
     #: The zone of a provider account's local times (Zadarma's call_start); default [leadline] timezone.
@@ -376,6 +330,15 @@ class SourceConfig(Strict):
             raise ValueError("use letters, digits, '-', '_' or '.': the name is a URL segment")
         return value
 
+    @field_validator("provider", mode="before")
+    @classmethod
+    def _provider(cls, value: Any, info: ValidationInfo) -> Any:
+        names = list(_providers(info))
+        if value not in names:
+            # pydantic's words for a Literal, which this field was: the message users know
+            raise ValueError(f"Input should be {', '.join(map(repr, names[:-1]))} or {names[-1]!r}")
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str | None) -> str | None:
@@ -390,7 +353,7 @@ class SourceConfig(Strict):
     @classmethod
     def _http_only(cls, value: Any, info: ValidationInfo) -> Any:
         provider = info.data.get("provider")
-        if value and provider in NOT_HTTP:
+        if value and provider is not None and not _providers(info)[provider].over_http:
             raise ValueError(
                 "cannot apply: an smtp source receives mail over SMTP, not HTTP"
                 " (let only your mail relay reach its port with a firewall)"
@@ -411,10 +374,10 @@ class SourceConfig(Strict):
         return value
 
     @model_validator(mode="after")
-    def _secrets(self) -> SourceConfig:
+    def _secrets(self, info: ValidationInfo) -> SourceConfig:
         missing = [
             need.replace("|", " or ")
-            for need in REQUIRED_SECRETS[self.provider]
+            for need in _providers(info)[self.provider].secrets
             if all(not self.secret_value(key).strip() for key in need.split("|"))
         ]
         if missing:
@@ -562,9 +525,12 @@ def _message(error: Any) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def parse_config(data: dict[str, Any], base_dir: Path = Path(".")) -> Config:
+def parse_config(
+    data: dict[str, Any], base_dir: Path = Path("."), *, providers: Mapping[str, ProviderRules]
+) -> Config:
+    """The config in ``data``, each source's provider checked against ``providers``."""
     try:
-        return Config.model_validate({**data, "base_dir": base_dir})
+        return Config.model_validate({**data, "base_dir": base_dir}, context={"providers": providers})
     except ValidationError as exc:
         problems = [f"{_loc(err['loc'])}: {_message(err)}" for err in exc.errors()]
         raise ConfigError(problems) from None
@@ -575,7 +541,7 @@ def config_file(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
-def load_config(path: str | Path | None = None) -> Config:
+def load_config(path: str | Path | None = None, *, providers: Mapping[str, ProviderRules]) -> Config:
     """Read and validate the config at ``path`` (else ``$LEADLINE_CONFIG``, else ./config.toml)."""
     resolved = config_file(path)
     try:
@@ -588,4 +554,4 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError([f"{resolved}: not valid TOML ({exc})"]) from None
     if "base_dir" in data:
         raise ConfigError(["base_dir: unknown key"])
-    return parse_config(data, resolved.resolve().parent)
+    return parse_config(data, resolved.resolve().parent, providers=providers)

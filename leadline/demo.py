@@ -33,10 +33,12 @@ from sqlite_utils import Database
 
 from capture.pipeline import Capture, apply_events, provider_for
 from capture.providers.base import RawRequest, make_headers
-from leadline.config import Config, SourceConfig, parse_config
+from leadline.config import Config, SourceConfig
+from leadline.load import parse_config
 from storage.contacts import find_by_identifier
+from storage.errors import RegistrationError
 from storage.identifiers import email, phone
-from storage.registrations import RegistrationError, change_lead, register
+from storage.registrations import change_lead, register
 from storage.worktime import WorkingCalendar
 
 DEMO_SECRETS = {

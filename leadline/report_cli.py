@@ -452,7 +452,8 @@ def plan(
 ) -> None:
     """How many inbound contacts, leads and qualified leads a target needs, and the highest LC that pays."""
     from storage.db import open_database
-    from storage.plan import PlanError, plan_from_history
+    from storage.errors import PlanError
+    from storage.plan import plan_from_history
     from storage.reports.report import funnel_history
 
     config = _load(config_path)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from leadline.config import NOT_HTTP, Config, SourceConfig
+from capture.providers import PROVIDERS
+from leadline.config import Config, SourceConfig
 
 
 def summarize(config: Config) -> str:
@@ -36,7 +37,7 @@ def summarize(config: Config) -> str:
     for s in config.sources:
         where = (
             f"{config.http.public_url}/hooks/{s.name}"
-            if s.provider not in NOT_HTTP
+            if PROVIDERS[s.provider].over_http
             else f"{s.host or '?'}:{s.port or '?'}"
         )
         campaign = f", campaign {s.campaign}" if s.campaign else ""

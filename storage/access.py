@@ -13,16 +13,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.db import iso
-from storage.registrations import RegistrationError
-
-
-class AccessDecided(RegistrationError):
-    """Another owner already answered this access request."""
-
-    def __init__(self, decision: str, decided_by: str | None) -> None:
-        super().__init__(f"this request was already answered: {decision}")
-        self.decision = decision
-        self.decided_by = decided_by
+from storage.errors import AccessDecided, NoAccessRequest, UnknownDecision
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +55,14 @@ def decide_access(
 ) -> dict[str, Any]:
     """An owner's answer; approval makes (or re-activates) the staff row. Returns the request."""
     if decision not in ("staff", "manager", "refused"):
-        raise RegistrationError(f"unknown decision {decision!r}")
+        raise UnknownDecision(decision)
     row = db.execute(
         "SELECT a.telegram_id, a.name, a.username, a.language, a.decision, s.name FROM access_requests a"
         " LEFT JOIN staff s ON s.id = a.decided_by WHERE a.id = ?",
         [request_id],
     ).fetchone()
     if row is None:
-        raise RegistrationError(f"no access request #{request_id}")
+        raise NoAccessRequest(request_id)
     telegram_id, name, username, language, decided, decided_by = row
     if decided is not None:
         raise AccessDecided(str(decided), decided_by)

@@ -20,6 +20,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.db import chunks, iso
+from storage.errors import AlreadyOneContact, ContactGone, MergeGone, MergeUndone
 from storage.identifiers import Identifier
 
 #: Tables whose rows follow their contact through a merge.
@@ -189,20 +190,16 @@ def undo_merge(db: Database, merge_id: int, *, at: datetime, staff_id: int | Non
     return int(merged)
 
 
-class MergeError(ValueError):
-    """A merge or undo that cannot be made as asked (the message says why, for people)."""
-
-
 def merge_by_staff(db: Database, a: int, b: int, *, staff_id: int, at: datetime) -> tuple[int, int, int]:
     """Merge two contacts a person says are one; the older survives. Returns (merge id, survivor, merged)."""
     first, second = live_contact(db, a), live_contact(db, b)
     if first == second:
-        raise MergeError("these are already one contact")
+        raise AlreadyOneContact()
     rows = db.execute(
         "SELECT id FROM contacts WHERE id IN (?, ?) ORDER BY created_at, id", [first, second]
     ).fetchall()
     if len(rows) != 2:
-        raise MergeError("one of the contacts no longer exists")
+        raise ContactGone()
     survivor, merged = int(rows[0][0]), int(rows[1][0])
     merge_id = merge_contacts(db, survivor, merged, reason="merged by staff", at=at, staff_id=staff_id)
     return merge_id, survivor, merged
@@ -212,9 +209,9 @@ def undo_merge_by_staff(db: Database, merge_id: int, *, staff_id: int, at: datet
     try:
         return undo_merge(db, merge_id, at=at, staff_id=staff_id)
     except LookupError:
-        raise MergeError("this merge no longer exists") from None
+        raise MergeGone(merge_id) from None
     except ValueError:
-        raise MergeError("this merge was already undone") from None
+        raise MergeUndone(merge_id) from None
 
 
 def live_contact(db: Database, contact_id: int) -> int:

@@ -13,12 +13,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from storage.errors import (
+    AverageDealNotPositive,
+    NegativeClients,
+    NoTarget,
+    RateOutOfRange,
+    TooLittleHistory,
+)
+
 #: Below this many leads (or without a single client) the last 90 days say too little.
 MIN_LEADS_FOR_RATES = 20
-
-
-class PlanError(ValueError):
-    """A plan that cannot be made; the message says what to give."""
 
 
 def fraction(value: float | str | Fraction) -> Fraction:
@@ -40,7 +44,7 @@ class Rates:
         for name in ("lead_to_qualified", "qualified_to_won", "contact_to_lead"):
             value = getattr(self, name)
             if value is not None and not 0 < value <= 1:
-                raise PlanError(f"{name} must be above 0 and at most 1 (100 %), got {float(value):g}")
+                raise RateOutOfRange(name, float(value))
 
     @property
     def lead_to_client(self) -> Fraction:
@@ -50,9 +54,7 @@ class Rates:
     def from_counts(cls, *, leads: int, qualified: int, won: int, contacts: int | None = None) -> Rates:
         """Rates from what happened: 100 leads, 20 qualified, 2 won give 20 % and 10 %."""
         if leads < 1 or qualified < 1 or won < 1:
-            raise PlanError(
-                f"too little history for rates ({leads} leads, {qualified} qualified, {won} won): give them"
-            )
+            raise TooLittleHistory(leads, qualified, won, needed_leads=1)
         return cls(
             lead_to_qualified=Fraction(qualified, leads),
             qualified_to_won=Fraction(won, qualified),
@@ -85,9 +87,8 @@ class FunnelHistory:
 
     def rates(self) -> Rates:
         if not self.enough:
-            raise PlanError(
-                f"{self.label} has too little history to plan on ({self.leads} leads, {self.won} won;"
-                f" at least {MIN_LEADS_FOR_RATES} leads and 1 client are needed): give the rates"
+            raise TooLittleHistory(
+                self.leads, self.qualified, self.won, needed_leads=MIN_LEADS_FOR_RATES, label=self.label
             )
         return Rates.from_counts(
             leads=self.leads, qualified=self.qualified, won=self.won, contacts=self.contacts
@@ -140,13 +141,13 @@ def funnel_plan(
     ``margin`` is the share of a deal that may be spent on getting it (1 = break even on revenue).
     """
     if average_deal is not None and average_deal <= 0:
-        raise PlanError("the average deal must be above 0")
+        raise AverageDealNotPositive(float(average_deal))
     if clients is None:
         if revenue is None or average_deal is None:
-            raise PlanError("give a number of clients, or a revenue target and the average deal")
+            raise NoTarget()
         clients = _up(revenue / average_deal)
     if clients < 0:
-        raise PlanError("the number of clients cannot be negative")
+        raise NegativeClients(clients)
     if revenue is None and average_deal is not None:
         revenue = clients * average_deal
     qualified = _up(clients / rates.qualified_to_won)
@@ -172,7 +173,7 @@ def plan_from_history(
     """The plan of ``leadline plan`` and the bot's ``/plan``, so both answer the same for the same input.
 
     What is not given is filled in: the target from the month's goals, the rates and the average
-    deal from ``history`` (which raises :class:`PlanError` when it holds too little to go on).
+    deal from ``history`` (which raises :class:`TooLittleHistory` when it holds too little to go on).
     """
     if clients is None and revenue is None:
         clients = goal_clients

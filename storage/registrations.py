@@ -20,6 +20,20 @@ from sqlite_utils import Database
 
 from storage.contacts import block_contact, live_contact
 from storage.db import iso
+from storage.errors import (
+    AlreadyRegistered,
+    BadDisposition,
+    BadTemperature,
+    ContactMerged,
+    NoContact,
+    NoLead,
+    NotEditable,
+    NoTouch,
+    ReasonRequired,
+    StageNotAllowed,
+    StageReasonRequired,
+    WonAmountRequired,
+)
 
 Disposition = Literal["lead", "not_a_lead"]
 Temperature = Literal["hot", "warm", "cold"]
@@ -38,10 +52,6 @@ MOVES: Mapping[str, frozenset[str]] = {
     "won": frozenset(),
     "lost": frozenset({"new"}),
 }
-
-
-class RegistrationError(ValueError):
-    """A registration or lead change that cannot be made; the message says what to fix."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,16 +86,16 @@ def register(
     """
     contact_id = live_contact(db, contact_id)
     if db.execute("SELECT 1 FROM contacts WHERE id = ?", [contact_id]).fetchone() is None:
-        raise RegistrationError(f"no contact #{contact_id}")
+        raise NoContact(contact_id)
     if disposition == "lead":
         if temperature not in TEMPERATURES:
-            raise RegistrationError("a lead needs a temperature: hot, warm or cold")
+            raise BadTemperature(temperature)
         reason = None
     elif disposition == "not_a_lead":
         if reason not in REASONS:
-            raise RegistrationError(f"a not-a-lead needs a reason: {', '.join(REASONS)}")
+            raise ReasonRequired(REASONS)
     else:
-        raise RegistrationError("disposition must be lead or not_a_lead")
+        raise BadDisposition(disposition)
     campaign = campaign or first_touch_campaign(db, contact_id)
     stamp = iso(at)
     registration_id = int(
@@ -188,28 +198,27 @@ def change_lead(
     """Move a lead's stage and/or edit its fields; every change is recorded. Returns the new row."""
     row = db.execute("SELECT * FROM leads WHERE id = ?", [lead_id]).fetchone()
     if row is None:
-        raise RegistrationError(f"no lead #{lead_id}")
+        raise NoLead(lead_id)
     names = [d[0] for d in db.execute("SELECT * FROM leads LIMIT 0").description]
     lead = dict(zip(names, row, strict=True))
     stamp = iso(at)
     updates: dict[str, Any] = {}
     for key, value in changes.items():
         if key not in _EDITABLE:
-            raise RegistrationError(f"{key} cannot be changed here")
+            raise NotEditable(key)
         if key == "temperature" and value not in TEMPERATURES:
-            raise RegistrationError("temperature must be hot, warm or cold")
+            raise BadTemperature(value)
         if isinstance(value, date):
             value = value.isoformat()
         if lead[key] != value:
             updates[key] = value
     if stage is not None and stage != lead["stage"]:
         if stage not in MOVES.get(lead["stage"], frozenset()):
-            allowed = ", ".join(sorted(MOVES[lead["stage"]])) or "none (the lead is closed)"
-            raise RegistrationError(f"a {lead['stage']} lead cannot become {stage}; it can become: {allowed}")
+            raise StageNotAllowed(lead["stage"], stage, tuple(sorted(MOVES[lead["stage"]])))
         if stage in ("lost", "returned") and not reason:
-            raise RegistrationError(f"say why the lead is {stage}")
+            raise StageReasonRequired(stage)
         if stage == "won" and won_amount is None:
-            raise RegistrationError("a won lead needs the deal amount")
+            raise WonAmountRequired()
         updates["stage"] = stage
         if stage == "qualified":
             updates["qualified_at"] = stamp
@@ -240,24 +249,6 @@ def change_lead(
     return lead
 
 
-class AlreadyRegistered(RegistrationError):
-    """Someone registered this contact after the card was drawn."""
-
-    def __init__(self, contact_id: int, registration: Registration | None) -> None:
-        super().__init__(f"contact #{contact_id} is already registered")
-        self.contact_id = contact_id
-        self.registration = registration
-
-
-class ContactMerged(RegistrationError):
-    """The card's contact was merged into another one after the card was drawn."""
-
-    def __init__(self, old_id: int, new_id: int) -> None:
-        super().__init__(f"contact #{old_id} was merged into #{new_id}")
-        self.old_id = old_id
-        self.new_id = new_id
-
-
 @dataclass(frozen=True)
 class Draft:
     """A registration as the card collected it."""
@@ -279,13 +270,13 @@ def current_contact(db: Database, touch_id: int, seen_contact: int) -> int:
     """The touch's contact now; raises if it was merged away or registered since the card was drawn."""
     row = db.execute("SELECT contact_id FROM touches WHERE id = ?", [touch_id]).fetchone()
     if row is None or row[0] is None:
-        raise RegistrationError(f"no touch #{touch_id}")
+        raise NoTouch(touch_id)
     contact_id = live_contact(db, int(row[0]))
     seen_now = live_contact(db, seen_contact)
     if contact_id != seen_contact and seen_now == contact_id:
         raise ContactMerged(seen_contact, contact_id)
     if is_registered(db, contact_id):
-        raise AlreadyRegistered(contact_id, registration_of(db, contact_id))
+        raise AlreadyRegistered(contact_id)
     return contact_id
 
 

@@ -15,7 +15,8 @@ from aiohttp.test_utils import TestServer
 from sqlite_utils import Database
 
 from leadline.app import init_app
-from leadline.config import Config, parse_config
+from leadline.config import Config
+from leadline.load import parse_config
 from storage.db import connect, now_utc
 
 BASE: dict[str, Any] = {

@@ -1,16 +1,14 @@
 """Turn what went wrong into a reply that says what happened and what to do; never crash the bot.
 
-Domain errors from storage (:class:`RegistrationError`, :class:`MergeError`, :class:`NudgeError`)
-carry an English sentence meant for people; it is translated here. Anything else is logged with its
-traceback and answered with an apology: the writer runs each step in its own savepoint, so a failed
-step has saved nothing.
+Domain errors from storage (:mod:`storage.errors`) carry a code and its parameters; :func:`sentence`
+words them in the reader's language. Anything else is logged with its traceback and answered with an
+apology: the writer runs each step in its own savepoint, so a failed step has saved nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from typing import Any
 
 from aiogram import Router
@@ -24,43 +22,90 @@ from bot import labels
 from bot.i18n import pick_locale, speaking
 from bot.replies import Replies
 from bot.routers.access import role_label
-from storage.access import AccessDecided
-from storage.contacts import MergeError
-from storage.nudges.actions import NudgeError
-from storage.registrations import STAGES, RegistrationError
+from storage.errors import (
+    AccessDecided,
+    AlreadyOneContact,
+    AlreadyRegistered,
+    BadDisposition,
+    BadTemperature,
+    ContactGone,
+    ContactMerged,
+    DomainError,
+    MergeError,
+    MergeGone,
+    MergeUndone,
+    NoAccessRequest,
+    NoContact,
+    NoLead,
+    NotEditable,
+    NoTouch,
+    NudgeError,
+    ReasonRequired,
+    RegistrationError,
+    ReminderGone,
+    SnoozeTooShort,
+    StageNotAllowed,
+    StageReasonRequired,
+    UnknownDecision,
+    WonAmountRequired,
+)
 from storage.staff import StaffMember
 
 log = logging.getLogger("leadline.bot")
 
 
-def translate(message: str) -> str:
-    """A storage error's sentence in the reader's language (the sentence is English in storage)."""
-    if match := re.fullmatch(r"a (\w+) lead cannot become (\w+); it can become: (.*)", message):
-        allowed = ", ".join(labels.stage(s) for s in match[3].split(", ") if s in STAGES)
-        return _("A lead at stage “{old}” cannot become “{new}”; it can become: {allowed}.").format(
-            old=labels.stage(match[1]),
-            new=labels.stage(match[2]),
-            allowed=allowed or _("nothing (the lead is closed)"),
-        )
-    if match := re.fullmatch(r"say why the lead is (\w+)", message):
-        return _("Say why the lead is {stage}.").format(stage=labels.stage(match[1]))
-    if match := re.fullmatch(r"no (contact|lead|touch) #(\d+)", message):
-        return _("Record #{id} no longer exists.").format(id=match[2])
-    known = {
-        "a lead needs a temperature: hot, warm or cold": _("A lead needs a temperature: hot, warm or cold."),
-        "temperature must be hot, warm or cold": _("A lead needs a temperature: hot, warm or cold."),
-        "a won lead needs the deal amount": _("A won lead needs the deal amount."),
-        "these are already one contact": _("These are already one contact."),
-        "one of the contacts no longer exists": _("One of the contacts no longer exists."),
-        "this merge no longer exists": _("This merge no longer exists."),
-        "this merge was already undone": _("This merge was already undone."),
-        "this reminder no longer exists": _("This reminder no longer exists."),
-    }
-    if message in known:
-        return known[message]
-    if message.startswith("a not-a-lead needs a reason"):
-        return _("Choose why this is not a lead.")
-    return message
+def sentence(error: DomainError) -> str:
+    """What a registration, merge or nudge error says to the reader, in their language.
+
+    :class:`storage.errors.PlanError` is worded by ``/plan`` itself, which knows what to suggest.
+    """
+    match error:
+        case StageNotAllowed(old=old, new=new, allowed=allowed):
+            return _("A lead at stage “{old}” cannot become “{new}”; it can become: {allowed}.").format(
+                old=labels.stage(old),
+                new=labels.stage(new),
+                allowed=", ".join(labels.stage(s) for s in allowed) or _("nothing (the lead is closed)"),
+            )
+        case StageReasonRequired(stage=stage):
+            return _("Say why the lead is {stage}.").format(stage=labels.stage(stage))
+        case NoContact(contact_id=record) | NoLead(lead_id=record) | NoTouch(touch_id=record):
+            return _("Record #{id} no longer exists.").format(id=record)
+        case BadTemperature():
+            return _("A lead needs a temperature: hot, warm or cold.")
+        case ReasonRequired():
+            return _("Choose why this is not a lead.")
+        case BadDisposition():
+            return _("Register the contact as a lead or as not a lead.")
+        case NotEditable(field=field):
+            return _("“{field}” cannot be changed here.").format(field=field)
+        case WonAmountRequired():
+            return _("A won lead needs the deal amount.")
+        case AlreadyRegistered():
+            return _("This contact is already registered.")
+        case ContactMerged(new_id=new_id):
+            return _("This contact was merged into #{id}.").format(id=new_id)
+        case AccessDecided(decision=decision, decided_by=decided_by):
+            return _("Already answered: {decision} ({by}).").format(
+                decision=role_label(decision), by=decided_by or "?"
+            )
+        case NoAccessRequest():
+            return _("This request no longer exists.")
+        case UnknownDecision():
+            return _("This button is from an old version of the message; open the list again.")
+        case AlreadyOneContact():
+            return _("These are already one contact.")
+        case ContactGone():
+            return _("One of the contacts no longer exists.")
+        case MergeGone():
+            return _("This merge no longer exists.")
+        case MergeUndone():
+            return _("This merge was already undone.")
+        case ReminderGone():
+            return _("This reminder no longer exists.")
+        case SnoozeTooShort():
+            return _("Snooze by a day or more.")
+    log.warning("no sentence for a domain error", extra={"fields": {"code": error.code}})
+    return str(error)
 
 
 async def _reply(event: ErrorEvent, data: dict[str, Any], text: str) -> None:
@@ -81,21 +126,12 @@ def _locale(data: dict[str, Any]) -> tuple[I18n, str]:
     return i18n, pick_locale(i18n, staff.language if staff else None, user.language_code if user else None)
 
 
-async def already_decided(event: ErrorEvent, **data: Any) -> None:
-    error = event.exception
-    assert isinstance(error, AccessDecided)
-    i18n, locale = _locale(data)
-    with speaking(i18n, locale):
-        text = _("Already answered: {decision} ({by}).").format(
-            decision=role_label(error.decision), by=error.decided_by or "?"
-        )
-        await _reply(event, data, text)
-
-
 async def domain_error(event: ErrorEvent, **data: Any) -> None:
+    error = event.exception
+    assert isinstance(error, DomainError)
     i18n, locale = _locale(data)
     with speaking(i18n, locale):
-        await _reply(event, data, translate(str(event.exception)))
+        await _reply(event, data, sentence(error))
 
 
 async def unexpected(event: ErrorEvent, **data: Any) -> None:
@@ -116,7 +152,6 @@ async def unexpected(event: ErrorEvent, **data: Any) -> None:
 def make_router() -> Router:
     """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
     router = Router(name="errors")
-    router.errors.register(already_decided, ExceptionTypeFilter(AccessDecided))
     router.errors.register(domain_error, ExceptionTypeFilter(RegistrationError, MergeError, NudgeError))
     router.errors.register(unexpected)
     return router

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import html
 import os
-import re
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -33,8 +32,16 @@ from leadline.config import Config
 from leadline.digest import compose, telegram_payloads
 from storage.costs import CampaignCost, add_cost, costs_in_period
 from storage.db import Store
+from storage.errors import (
+    AverageDealNotPositive,
+    NegativeClients,
+    NoTarget,
+    PlanError,
+    RateOutOfRange,
+    TooLittleHistory,
+)
 from storage.outbox import enqueue
-from storage.plan import MIN_LEADS_FOR_RATES, FunnelHistory, Plan, PlanError, plan_from_history
+from storage.plan import MIN_LEADS_FOR_RATES, FunnelHistory, Plan, plan_from_history
 from storage.reports.report import funnel_history
 from storage.reports.scope import Period
 from storage.staff import StaffMember, campaigns
@@ -148,26 +155,28 @@ def plan_problem(error: ArgumentError) -> str:
 
 
 def plan_error(error: PlanError, history: FunnelHistory) -> str:
-    """The storage's sentence in the reader's language, with what to give instead."""
-    message = str(error)
-    if "too little history" in message:
-        return _(
-            "There is too little history to take the rates from: {period} has {leads} leads and {won} won"
-            " (at least {need} leads and 1 client are needed). Give the rates: /plan clients=2"
-            " lead-to-qualified=20% qualified-to-won=10%."
-        ).format(period=history.label, leads=history.leads, won=history.won, need=MIN_LEADS_FOR_RATES)
-    if message.startswith("give a number of clients"):
-        return _("Say what to plan for.") + "\n" + plan_usage()
-    if message == "the average deal must be above 0":
-        return _(
-            "The won deals of the last 90 days have no amounts: give the average deal,"
-            " e.g. /plan 300000 100000."
-        )
-    if match := re.fullmatch(r"(\w+) must be above 0 and at most 1.*", message):
-        return _("The rate {name} from the last 90 days is above 100 %: give it, e.g. {name}=50%.").format(
-            name=match[1].replace("_", "-")
-        )
-    return _("Cannot plan: {reason}.").format(reason=html.escape(message))
+    """Why no plan could be made, in the reader's language, with what to give instead."""
+    match error:
+        case TooLittleHistory():
+            return _(
+                "There is too little history to take the rates from: {period} has {leads} leads and {won} won"
+                " (at least {need} leads and 1 client are needed). Give the rates: /plan clients=2"
+                " lead-to-qualified=20% qualified-to-won=10%."
+            ).format(period=history.label, leads=history.leads, won=history.won, need=MIN_LEADS_FOR_RATES)
+        case NoTarget():
+            return _("Say what to plan for.") + "\n" + plan_usage()
+        case AverageDealNotPositive():
+            return _(
+                "The won deals of the last 90 days have no amounts: give the average deal,"
+                " e.g. /plan 300000 100000."
+            )
+        case RateOutOfRange(name=name):
+            return _(
+                "The rate {name} from the last 90 days is above 100 %: give it, e.g. {name}=50%."
+            ).format(name=name.replace("_", "-"))
+        case NegativeClients():
+            return _("The number of clients cannot be negative.") + "\n" + plan_usage()
+    return _("Cannot plan: {reason}.").format(reason=html.escape(str(error)))
 
 
 def plan_text(plan: Plan, history: FunnelHistory, args: PlanArgs) -> str:

@@ -30,15 +30,8 @@ from capture.pipeline import Clock
 from leadline.config import Config
 from storage.cards import TouchCard, lead_card, touch_card
 from storage.db import Store
-from storage.registrations import (
-    REASONS,
-    TEMPERATURES,
-    AlreadyRegistered,
-    ContactMerged,
-    Draft,
-    first_touch_campaign,
-    register_touch,
-)
+from storage.errors import AlreadyRegistered, ContactMerged
+from storage.registrations import REASONS, TEMPERATURES, Draft, first_touch_campaign, register_touch
 from storage.staff import StaffMember, active_staff, campaign_name, campaigns
 
 MAX_TEXT = 500

@@ -1,0 +1,75 @@
+"""Every provider Leadline takes events from, by the name a source's ``provider`` key gives: the one list.
+
+The pipeline, the app's background runners, the config check at start-up and the README's provider
+table (``tests/test_providers.py`` holds it and the samples' manifest to this) all read
+:data:`PROVIDERS`. A provider's module is imported when it is first used: importing all twenty
+adds a quarter to the import time of every ``leadline`` command (``python -X importtime``; aiosmtpd,
+twilio and aioimaplib weigh most), which ``check-config`` and the reports would pay for nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from importlib import import_module
+from types import ModuleType
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from capture.pipeline import Capture
+    from capture.providers.base import Provider
+    from leadline.config import SourceConfig
+
+#: What runs a source that is not a webhook (SMTP, IMAP, AMI) while the application runs.
+Background = Callable[["Capture", "SourceConfig"], AbstractAsyncContextManager[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """A provider as the config and the app know it before its module ``capture.providers.<name>``
+    is imported."""
+
+    name: str
+    #: The keys a source of this provider cannot work without; ``"a|b"`` is either.
+    secrets: tuple[str, ...]
+    #: False for a source Leadline connects to or listens for itself (its module's ``background``).
+    over_http: bool = True
+
+    def _module(self) -> ModuleType:
+        return import_module(f"{__name__}.{self.name}")
+
+    def load(self) -> Provider:
+        """The module's ``PROVIDER``: what verifies and parses this provider's requests."""
+        return cast("Provider", self._module().PROVIDER)
+
+    def background(self) -> Background:
+        """The module's ``background``, for a provider that is not over HTTP."""
+        return cast(Background, self._module().background)
+
+
+PROVIDERS: Mapping[str, Registered] = {
+    p.name: p
+    for p in (
+        Registered("generic_form", ("token",)),
+        Registered("standard_webhooks", ("secret",)),
+        Registered("mango", ("vpbx_api_key", "vpbx_api_salt")),
+        Registered("zadarma", ("api_secret",)),
+        Registered("twilio", ("auth_token",)),
+        Registered("uis_comagic", ("token",)),
+        Registered("binotel", ("token",)),
+        Registered("asterisk_ami", ("username", "secret"), over_http=False),
+        Registered("freeswitch", ("token",)),
+        Registered("tilda", ("token",)),
+        Registered("typeform", ("secret",)),
+        Registered("jotform", ("token",)),
+        Registered("webflow", ("secret|token",)),
+        Registered("google_forms", ("token",)),
+        Registered("elementor", ("token",)),
+        Registered("mailgun", ("webhook_signing_key",)),
+        Registered("sendgrid", ("token",)),
+        Registered("postmark", ("username", "password")),
+        Registered("smtp", (), over_http=False),
+        Registered("imap", ("username", "password"), over_http=False),
+    )
+}

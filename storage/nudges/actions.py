@@ -11,12 +11,9 @@ from zoneinfo import ZoneInfo
 from sqlite_utils import Database
 
 from storage.db import chunks, iso
+from storage.errors import ReminderGone, SnoozeTooShort
 from storage.nudges.rules import KINDS, LEAD_KINDS, NudgeRules
 from storage.registrations import change_lead
-
-
-class NudgeError(ValueError):
-    """A button that cannot act (no such nudge, wrong kind); the message is for the person."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +61,7 @@ def _nudge(db: Database, nudge_id: int, kinds: Iterable[str]) -> Nudge:
     nudge = get_nudge(db, nudge_id)
     allowed = tuple(kinds)
     if nudge is None or nudge.kind not in allowed:
-        raise NudgeError("this reminder no longer exists")
+        raise ReminderGone(nudge_id)
     return nudge
 
 
@@ -188,7 +185,7 @@ def follow_up_later(
 ) -> Acted:
     """ "Snooze 1 day / 1 week": the lead's follow-up date moves to that day, which nudges again then."""
     if days <= 0:
-        raise NudgeError("snooze by a day or more")
+        raise SnoozeTooShort(days)
     nudge = _nudge(db, nudge_id, LEAD_KINDS)
     if (done := _already(nudge)) is not None:
         return done

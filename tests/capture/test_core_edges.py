@@ -12,7 +12,8 @@ import pytest
 
 from capture import journal
 from capture.providers.base import RawRequest, make_headers
-from leadline.config import ConfigError, parse_config
+from leadline.config import ConfigError
+from leadline.load import parse_config
 from storage.contacts import undo_merge
 from storage.db import open_database
 from tests.cli import run_cli

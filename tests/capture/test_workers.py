@@ -14,7 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from leadline.config import ConfigError, parse_config
+from leadline.config import ConfigError
+from leadline.load import parse_config
 from tests.capture.form_checks import SPELLINGS
 from tests.cli import free_port, run_cli, start_serve
 

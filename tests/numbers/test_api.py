@@ -36,9 +36,13 @@ async def test_every_route_but_the_document_needs_a_known_bearer_token(tmp_path:
     async with srv.session.get(f"{srv.url}/api/report") as resp:
         assert resp.status == 401
         assert resp.headers["WWW-Authenticate"] == 'Bearer realm="leadline"'
-        assert "Authorization: Bearer" in (await resp.json())["error"]
+        refusal = await resp.json()
+        assert refusal["error"] == "auth_required" and "Authorization: Bearer" in refusal["detail"]
     async with srv.session.get(f"{srv.url}/api/leads", headers={"Authorization": "Bearer nope"}) as resp:
-        assert (resp.status, await resp.json()) == (401, {"error": "unknown token"})
+        assert (resp.status, await resp.json()) == (
+            401,
+            {"error": "unknown_token", "detail": "unknown token"},
+        )
     async with srv.session.get(f"{srv.url}/api/openapi.json") as resp:
         assert resp.status == 200 and (await resp.json())["openapi"].startswith("3.")
 
@@ -58,7 +62,9 @@ async def test_report_contacts_touches_and_leads(tmp_path: Path, start_server: A
     ) as resp:
         assert (await resp.json())["inbound_touches"] == 1
     async with srv.session.get(f"{srv.url}/api/report?period=soon", headers=AUTH) as resp:
-        assert resp.status == 400 and "unknown period 'soon'" in (await resp.json())["error"]
+        refusal = await resp.json()
+        assert resp.status == 400 and refusal["error"] == "bad_period"
+        assert "unknown period 'soon'" in refusal["detail"]
 
     async with srv.session.get(
         f"{srv.url}/api/contacts", params={"q": "8 916 000-00-07"}, headers=AUTH
@@ -104,17 +110,45 @@ async def test_a_crm_registers_a_contact_by_email_or_phone(tmp_path: Path, start
         headers=AUTH,
     ) as resp:
         assert resp.status == 201 and (await resp.json())["contact_created"] is True
-    for body, reason in (
-        ({"disposition": "lead", "temperature": "hot"}, "give the contact's phone or email"),
-        ({"phone": "+79160000009", "disposition": "lead"}, "a lead needs a temperature"),
+    contacts = srv.rows("SELECT id FROM contacts")
+    for body, refusal in (
+        (
+            {"disposition": "lead", "temperature": "hot"},
+            {"error": "identifier_required", "detail": "give the contact's phone or email"},
+        ),
+        (
+            {"phone": "+79160000009", "disposition": "lead"},
+            {
+                "error": "bad_temperature",
+                "detail": "a lead needs a temperature: hot, warm or cold",
+                "temperature": None,
+            },
+        ),
         (
             {"phone": "+79160000009", "disposition": "not_a_lead", "reason": "bored"},
-            "a not-a-lead needs a reason",
+            {
+                "error": "reason_required",
+                "detail": "a not-a-lead needs a reason: partner, job_seeker, spam, wrong_number,"
+                " existing_client, other",
+                "reasons": ["partner", "job_seeker", "spam", "wrong_number", "existing_client", "other"],
+            },
         ),
-        ({"phone": 79160000009, "disposition": "lead", "temperature": "hot"}, "phone must be a string"),
+        (
+            {"phone": "+79160000009", "disposition": "maybe"},
+            {
+                "error": "bad_disposition",
+                "detail": "disposition must be lead or not_a_lead",
+                "disposition": "maybe",
+            },
+        ),
+        (
+            {"phone": 79160000009, "disposition": "lead", "temperature": "hot"},
+            {"error": "bad_parameter", "detail": "phone must be a string", "parameter": "phone"},
+        ),
     ):
         async with srv.session.post(url, json=body, headers=AUTH) as resp:
-            assert resp.status == 400 and reason in (await resp.json())["error"], body
+            assert (resp.status, await resp.json()) == (400, refusal), body
+    assert srv.rows("SELECT id FROM contacts") == contacts  # a refused registration makes no contact
     async with srv.session.post(
         url, data=b"[1", headers={**AUTH, "Content-Type": "application/json"}
     ) as resp:
@@ -130,7 +164,8 @@ async def test_a_compressed_registration_is_read_and_one_cut_off_is_refused(
     compressed = gzip.compress(json.dumps(body).encode())
     headers = {**AUTH, "Content-Type": "application/json", "Content-Encoding": "gzip"}
     async with srv.session.post(url, data=compressed[:-6], headers=headers) as resp:
-        assert resp.status == 400 and "cut off" in (await resp.json())["error"]
+        refusal = await resp.json()
+        assert resp.status == 400 and refusal["error"] == "bad_body" and "cut off" in refusal["detail"]
     async with srv.session.post(url, data=compressed, headers=headers) as resp:
         assert resp.status == 201 and (await resp.json())["contact_created"] is True
 

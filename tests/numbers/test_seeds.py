@@ -11,8 +11,9 @@ import pytest
 from sqlite_utils import Database
 
 from storage.db import open_database
+from storage.errors import PlanError
 from storage.events import ContactEvent
-from storage.plan import PlanError, Rates, fraction, funnel_plan
+from storage.plan import Rates, fraction, funnel_plan
 from storage.registrations import change_lead, register
 from storage.reports.report import build_report, funnel_history
 from storage.reports.scope import Period, Scope
