@@ -13,8 +13,9 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
+from functools import partial
 from typing import Any, Literal
 
 from aiohttp import web
@@ -34,10 +35,11 @@ log = logging.getLogger("leadline.api")
 MAX_LIMIT = 500
 
 
-_ERRORS: dict[int, type[web.HTTPException]] = {
+_ERRORS: dict[int, Callable[..., web.HTTPException]] = {
     400: web.HTTPBadRequest,
     401: web.HTTPUnauthorized,
     404: web.HTTPNotFound,
+    413: partial(web.HTTPRequestEntityTooLarge, 0),  # its size is in the JSON detail
 }
 
 

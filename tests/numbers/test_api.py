@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import io
 import json
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 
+from leadline import keys
 from leadline.app import init_app
 from leadline.config import Config
 from storage.reports.report import build_report
@@ -168,6 +170,20 @@ async def test_a_compressed_registration_is_read_and_one_cut_off_is_refused(
         assert resp.status == 400 and refusal["error"] == "bad_body" and "cut off" in refusal["detail"]
     async with srv.session.post(url, data=compressed, headers=headers) as resp:
         assert resp.status == 201 and (await resp.json())["contact_created"] is True
+
+
+async def test_a_registration_body_over_the_limit_is_a_413_with_a_reason(tmp_path: Path, start_server: Any):
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    limit = srv.server.app[keys.CONFIG].http.max_body_bytes
+    body = json.dumps({"phone": "8 903 123-45-67", "note": "x" * limit}).encode()
+    headers = {**AUTH, "Content-Type": "application/json"}
+    contacts = srv.rows("SELECT id FROM contacts")
+    async with srv.session.post(
+        f"{srv.url}/api/registrations", data=io.BytesIO(body), headers=headers
+    ) as resp:
+        refusal = await resp.json()
+        assert resp.status == 413 and refusal["error"] == "bad_body" and "over the limit" in refusal["detail"]
+    assert srv.rows("SELECT id FROM contacts") == contacts
 
 
 @pytest.fixture(scope="module")
