@@ -25,6 +25,7 @@ from storage.identifiers import email, mask, phone
 from storage.registrations import REASONS, STAGES, TEMPERATURES, RegistrationError, register
 from storage.reports.report import build_report
 from storage.reports.scope import CHANNELS, Filters, Period, Rules, Scope
+from storage.staff import staff_named
 
 log = logging.getLogger("leadline.api")
 
@@ -212,10 +213,10 @@ async def report(request: web.Request) -> web.Response:
     def read(db: Database) -> dict[str, Any]:
         filters = scope_filters
         if staff is not None:
-            row = db.execute("SELECT id FROM staff WHERE lower(name) = lower(?)", [staff]).fetchone()
-            if row is None:
+            staff_id = staff_named(db, staff)
+            if staff_id is None:
                 raise ApiError(404, f"no staff member named {staff!r}")
-            filters = Filters(filters.channel, filters.campaign, int(row[0]))
+            filters = Filters(filters.channel, filters.campaign, staff_id)
         return build_report(db, Scope(period, filters, as_of=app[keys.CLOCK]()), Rules.from_config(config))
 
     return web.json_response(await app[keys.STORE].read(read))

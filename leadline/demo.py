@@ -37,6 +37,7 @@ from leadline.config import Config, SourceConfig, parse_config
 from storage.contacts import find_by_identifier
 from storage.identifiers import email, phone
 from storage.registrations import RegistrationError, change_lead, register
+from storage.staff import staff_named
 from storage.worktime import WorkingCalendar
 
 DEMO_SECRETS = {
@@ -525,7 +526,7 @@ def requests_of(action: Action, n: int, tz: Any) -> list[RawRequest]:
 # -- the bot's side: registrations and lead moves ------------------------------------------------
 
 
-def apply_staff_action(db: Database, action: Action, staff: dict[str, int], region: str) -> None:
+def apply_staff_action(db: Database, action: Action, region: str) -> None:
     """What a staff member does in the bot, done with the same storage functions the bot calls."""
     d = action.data
     contact_id = None
@@ -534,7 +535,7 @@ def apply_staff_action(db: Database, action: Action, staff: dict[str, int], regi
             contact_id = find_by_identifier(db, ident)
     if contact_id is None:
         return
-    staff_id = staff.get(d["staff"])
+    staff_id = staff_named(db, d["staff"])
     try:
         if action.kind == "register":
             register(
@@ -569,21 +570,16 @@ def apply_staff_action(db: Database, action: Action, staff: dict[str, int], regi
 # -- the writers ---------------------------------------------------------------------------------
 
 
-def _staff_ids(db: Database) -> dict[str, int]:
-    return {str(name): int(i) for i, name in db.execute("SELECT id, name FROM staff")}
-
-
 async def run_demo(capture: Capture, actions: Sequence[Action], until: datetime) -> dict[str, int]:
     """Replay the story up to ``until`` through the capture service, as live requests would come."""
     config, store = capture.config, capture.store
-    staff = await store.read(_staff_ids)
     region = config.leadline.region
     counts = {"requests": 0, "rejected": 0, "staff_actions": 0}
     for n, action in enumerate(actions):
         if action.at > until:
             break
         if action.kind in ("register", "move"):
-            await store.write(partial(apply_staff_action, action=action, staff=staff, region=region))
+            await store.write(partial(apply_staff_action, action=action, region=region))
             counts["staff_actions"] += 1
             continue
         for raw in requests_of(action, n, config.tz):
@@ -605,7 +601,6 @@ def write_direct(
     Yields the number of actions written after each transaction.
     """
     config = capture.config
-    staff = _staff_ids(db)
     region = config.leadline.region
     sources: dict[str, SourceConfig] = {s.name: s for s in config.sources}
     done = 0
@@ -614,7 +609,7 @@ def write_direct(
         for n in range(done, min(done + batch, len(actions))):
             action = actions[n]
             if action.kind in ("register", "move"):
-                apply_staff_action(db, action, staff, region)
+                apply_staff_action(db, action, region)
                 continue
             for raw in requests_of(action, n, config.tz):
                 result = provider_for(sources[raw.source].provider).parse(raw, sources[raw.source])
