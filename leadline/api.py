@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlite_utils import Database
 from capture.server import BodyRefused, read_body
 from leadline import keys
 from storage.contacts import contact_card, find_by_identifier, resolve_contact, search_contacts
+from storage.id_pages import leads_after, touches_after
 from storage.identifiers import email, mask, phone
 from storage.registrations import REASONS, STAGES, TEMPERATURES, RegistrationError, register
 from storage.reports.report import build_report
@@ -112,36 +113,26 @@ def _day(text: str) -> date:
 _EARLIEST, _LATEST = date(1900, 1, 1), date(9000, 12, 31)
 
 
+#: A paged list's read: (after_id, limit, period, the filter's value) → rows.
+RowsAfter = Callable[[Database, int, int, Period | None, str | None], list[dict[str, Any]]]
+
+
 async def _paged(
     request: web.Request,
     key: str,
-    select: str,
-    dated_by: str,
+    rows_after: RowsAfter,
     filter_by: tuple[str, Sequence[str], str],
 ) -> web.Response:
     """A page of rows by id past ``after_id``, within the period, with one column filtered.
 
-    The paged lists differ only in their table and their filter, so the parameters, their
+    The paged lists differ only in their rows and their filter, so the parameters, their
     errors (in this order) and the page's shape are written once, here.
     """
     period = _period(request)
     after = _int(request, "after_id", 0)
     limit = _int(request, "limit", 100, 1, MAX_LIMIT)
-    column = filter_by[0]
     wanted = _choice(request, *filter_by)
-
-    def read(db: Database) -> list[dict[str, Any]]:
-        sql = f"{select} WHERE id > ?"
-        params: list[Any] = [after]
-        if period:
-            sql += f" AND {dated_by} >= ? AND {dated_by} < ?"
-            params += period.bounds()
-        if wanted:
-            sql += f" AND {column} = ?"
-            params.append(wanted)
-        return list(db.query(sql + " ORDER BY id LIMIT ?", [*params, limit]))
-
-    found = await request.app[keys.STORE].read(read)
+    found = await request.app[keys.STORE].read(lambda db: rows_after(db, after, limit, period, wanted))
     return web.json_response({key: found, "next_after_id": found[-1]["id"] if found else None})
 
 
@@ -179,25 +170,13 @@ async def contact(request: web.Request) -> web.Response:
 
 async def touches(request: web.Request) -> web.Response:
     _client(request)
-    return await _paged(
-        request,
-        "touches",
-        "SELECT id, source, channel, direction, contact_id, occurred_at, campaign, hidden_caller, call_status,"
-        " answered, duration_s, staff_id, called_back_at, blocked, dropped FROM touches",
-        dated_by="occurred_at",
-        filter_by=_CHANNEL,
-    )
+    return await _paged(request, "touches", touches_after, _CHANNEL)
 
 
 async def leads(request: web.Request) -> web.Response:
     _client(request)
     return await _paged(
-        request,
-        "leads",
-        "SELECT id, contact_id, temperature, stage, owner_id, campaign, need, amount, won_amount, lost_reason,"
-        " returned_reason, follow_up_on, created_at, updated_at FROM leads",
-        dated_by="created_at",
-        filter_by=("stage", STAGES, f"stage must be one of {', '.join(STAGES)}"),
+        request, "leads", leads_after, ("stage", STAGES, f"stage must be one of {', '.join(STAGES)}")
     )
 
 
