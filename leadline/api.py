@@ -11,8 +11,10 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import date
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -20,15 +22,20 @@ from sqlite_utils import Database
 
 from capture.server import BodyRefused, read_body
 from leadline import keys
-from storage.contacts import contact_card, find_by_identifier, resolve_contact, search_contacts
+from storage.contacts import contact_card, search_contacts
 from storage.id_pages import leads_after, touches_after
 from storage.identifiers import email, mask, phone
-from storage.registrations import REASONS, STAGES, TEMPERATURES, RegistrationError, register
+from storage.register import Person, register
+from storage.registrations import REASONS, STAGES, TEMPERATURES, Draft, RegistrationError
 from storage.reports.report import build_report
 from storage.reports.scope import CHANNELS, Filters, Period, Rules, Scope
 from storage.staff import staff_named
 
 log = logging.getLogger("leadline.api")
+
+#: Where a touch entered by hand through the API is recorded (``touches.source``); not a configured
+#: source. Its ``external_id`` is the client's name and a fresh id.
+API_SOURCE = "api"
 
 MAX_LIMIT = 500
 
@@ -248,33 +255,32 @@ async def create_registration(request: web.Request) -> web.Response:
     if fields["disposition"] == "not_a_lead" and fields["reason"] not in REASONS:
         raise ApiError(400, f"a not-a-lead needs a reason: {', '.join(REASONS)}")
 
-    def write(db: Database) -> dict[str, Any]:
-        known = next((cid for i in idents if (cid := find_by_identifier(db, i)) is not None), None)
-        resolution = resolve_contact(db, idents, name=fields["name"], at=now)
-        assert resolution is not None
-        done = register(
-            db,
-            resolution.contact_id,
-            fields["disposition"],  # type: ignore[arg-type]
-            at=now,
-            reason=fields["reason"],
-            temperature=fields["temperature"],  # type: ignore[arg-type]
-            campaign=fields["campaign"],
-            origin="api",
-            need=fields["need"],
-            note=fields["note"],
-        )
-        return {
-            "registration_id": done.registration_id,
-            "contact_id": done.contact_id,
-            "lead_id": done.lead_id,
-            "contact_created": known is None,
-        }
-
+    whom = Person(
+        tuple(idents),
+        request.app[keys.CAPTURE].context(API_SOURCE, None, now),
+        external_id=f"{client}:{uuid.uuid4().hex}",
+        name=fields["name"],
+    )
+    draft = Draft(
+        fields["disposition"],
+        temperature=fields["temperature"],  # type: ignore[arg-type]
+        reason=fields["reason"],
+        campaign=fields["campaign"],
+        need=fields["need"],
+        note=fields["note"],
+    )
     try:
-        result = await request.app[keys.STORE].write(write)
+        done = await request.app[keys.STORE].write(
+            partial(register, whom=whom, draft=draft, at=now, origin="api")
+        )
     except RegistrationError as exc:
         raise ApiError(400, str(exc)) from None
+    result = {
+        "registration_id": done.registration_id,
+        "contact_id": done.contact_id,
+        "lead_id": done.lead_id,
+        "contact_created": done.contact_created,
+    }
     log.info(
         "registration from the API",
         extra={"fields": {"client": client, "contact": mask(fields["phone"] or fields["email"]), **result}},

@@ -30,6 +30,7 @@ from capture.pipeline import Clock
 from leadline.config import Config
 from storage.cards import TouchCard, lead_card, touch_card
 from storage.db import Store
+from storage.register import Card, register
 from storage.registrations import (
     REASONS,
     TEMPERATURES,
@@ -37,7 +38,6 @@ from storage.registrations import (
     ContactMerged,
     Draft,
     first_touch_campaign,
-    register_touch,
 )
 from storage.staff import StaffMember, active_staff, campaign_name, campaigns
 
@@ -336,9 +336,8 @@ async def finish(
     try:
         done = await store.write(
             partial(
-                register_touch,
-                touch_id=callback_data.t,
-                seen_contact=callback_data.c,
+                register,
+                whom=Card(touch_id=callback_data.t, seen_contact=callback_data.c),
                 draft=draft,
                 staff_id=staff.id,
                 at=now,
