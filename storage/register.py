@@ -59,8 +59,9 @@ def register(
     staff_id: int | None = None,
     origin: str = "bot",
 ) -> Registered:
-    """Register ``whom`` as ``draft`` says; raises :class:`RegistrationError` (and writes nothing)
-    when the card is stale, the person cannot be told apart from us, or the draft is incomplete."""
+    """Register ``whom`` as ``draft`` says; raises :class:`RegistrationError`, having written
+    nothing, when the card is out of date, no phone or email given is the person's own, or the
+    draft lacks what its disposition needs."""
     contact_id: int | None
     touch_id: int | None
     with savepoint(db, "register"):
