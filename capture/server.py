@@ -18,6 +18,7 @@ from sqlite_utils import Database
 from capture.pipeline import Outcome, Verdict
 from capture.providers.base import RawRequest, quoted
 from leadline import keys
+from storage import meta
 from storage.backlog import backlog
 
 log = logging.getLogger("leadline.http")
@@ -222,7 +223,7 @@ async def healthz(request: web.Request) -> web.Response:
     stamp = clock().isoformat()
 
     def mark(db: Database) -> None:
-        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('healthz', ?)", [stamp])
+        meta.put(db, "healthz", stamp)
 
     try:
         async with asyncio.timeout(HEALTHZ_WRITE_SECONDS):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import date
 from functools import partial
@@ -23,14 +24,21 @@ from sqlite_utils import Database
 
 from capture.server import BodyRefused, read_body
 from leadline import keys
-from storage.contacts import contact_card, find_by_identifier, resolve_contact, search_contacts
+from storage.contacts import contact_card, search_contacts
 from storage.errors import Code, DomainError
+from storage.id_pages import leads_after, touches_after
 from storage.identifiers import email, mask, phone
-from storage.registrations import REASONS, STAGES, TEMPERATURES, register
+from storage.register import Person, register
+from storage.registrations import REASONS, STAGES, TEMPERATURES, Draft
 from storage.reports.report import build_report
 from storage.reports.scope import CHANNELS, Filters, Period, Rules, Scope
+from storage.staff import staff_named
 
 log = logging.getLogger("leadline.api")
+
+#: Where a touch entered by hand through the API is recorded (``touches.source``); not a configured
+#: source. Its ``external_id`` is the client's name and a fresh id.
+API_SOURCE = "api"
 
 MAX_LIMIT = 500
 
@@ -144,36 +152,26 @@ def _day(text: str) -> date:
 _EARLIEST, _LATEST = date(1900, 1, 1), date(9000, 12, 31)
 
 
+#: A paged list's read: (after_id, limit, period, the filter's value) → rows.
+RowsAfter = Callable[[Database, int, int, Period | None, str | None], list[dict[str, Any]]]
+
+
 async def _paged(
     request: web.Request,
     key: str,
-    select: str,
-    dated_by: str,
+    rows_after: RowsAfter,
     filter_by: tuple[str, Sequence[str], str],
 ) -> web.Response:
     """A page of rows by id past ``after_id``, within the period, with one column filtered.
 
-    The paged lists differ only in their table and their filter, so the parameters, their
+    The paged lists differ only in their rows and their filter, so the parameters, their
     errors (in this order) and the page's shape are written once, here.
     """
     period = _period(request)
     after = _int(request, "after_id", 0)
     limit = _int(request, "limit", 100, 1, MAX_LIMIT)
-    column = filter_by[0]
     wanted = _choice(request, *filter_by)
-
-    def read(db: Database) -> list[dict[str, Any]]:
-        sql = f"{select} WHERE id > ?"
-        params: list[Any] = [after]
-        if period:
-            sql += f" AND {dated_by} >= ? AND {dated_by} < ?"
-            params += period.bounds()
-        if wanted:
-            sql += f" AND {column} = ?"
-            params.append(wanted)
-        return list(db.query(sql + " ORDER BY id LIMIT ?", [*params, limit]))
-
-    found = await request.app[keys.STORE].read(read)
+    found = await request.app[keys.STORE].read(lambda db: rows_after(db, after, limit, period, wanted))
     return web.json_response({key: found, "next_after_id": found[-1]["id"] if found else None})
 
 
@@ -213,25 +211,13 @@ async def contact(request: web.Request) -> web.Response:
 
 async def touches(request: web.Request) -> web.Response:
     _client(request)
-    return await _paged(
-        request,
-        "touches",
-        "SELECT id, source, channel, direction, contact_id, occurred_at, campaign, hidden_caller, call_status,"
-        " answered, duration_s, staff_id, called_back_at, blocked, dropped FROM touches",
-        dated_by="occurred_at",
-        filter_by=_CHANNEL,
-    )
+    return await _paged(request, "touches", touches_after, _CHANNEL)
 
 
 async def leads(request: web.Request) -> web.Response:
     _client(request)
     return await _paged(
-        request,
-        "leads",
-        "SELECT id, contact_id, temperature, stage, owner_id, campaign, need, amount, won_amount, lost_reason,"
-        " returned_reason, follow_up_on, created_at, updated_at FROM leads",
-        dated_by="created_at",
-        filter_by=("stage", STAGES, f"stage must be one of {', '.join(STAGES)}"),
+        request, "leads", leads_after, ("stage", STAGES, f"stage must be one of {', '.join(STAGES)}")
     )
 
 
@@ -247,10 +233,10 @@ async def report(request: web.Request) -> web.Response:
     def read(db: Database) -> dict[str, Any]:
         filters = scope_filters
         if staff is not None:
-            row = db.execute("SELECT id FROM staff WHERE lower(name) = lower(?)", [staff]).fetchone()
-            if row is None:
+            staff_id = staff_named(db, staff)
+            if staff_id is None:
                 raise ApiError(404, "no_staff", f"no staff member named {staff!r}", staff=staff)
-            filters = Filters(filters.channel, filters.campaign, int(row[0]))
+            filters = Filters(filters.channel, filters.campaign, staff_id)
         return build_report(db, Scope(period, filters, as_of=app[keys.CLOCK]()), Rules.from_config(config))
 
     return web.json_response(await app[keys.STORE].read(read))
@@ -297,34 +283,32 @@ async def create_registration(request: web.Request) -> web.Response:
     if not idents:
         raise ApiError(400, "identifier_required", "give the contact's phone or email")
 
-    def write(db: Database) -> dict[str, Any]:
-        """Find or make the contact and register it; a refusal from :func:`register` undoes both."""
-        known = next((cid for i in idents if (cid := find_by_identifier(db, i)) is not None), None)
-        resolution = resolve_contact(db, idents, name=fields["name"], at=now)
-        assert resolution is not None
-        done = register(
-            db,
-            resolution.contact_id,
-            fields["disposition"],  # type: ignore[arg-type]
-            at=now,
-            reason=fields["reason"],
-            temperature=fields["temperature"],  # type: ignore[arg-type]
-            campaign=fields["campaign"],
-            origin="api",
-            need=fields["need"],
-            note=fields["note"],
-        )
-        return {
-            "registration_id": done.registration_id,
-            "contact_id": done.contact_id,
-            "lead_id": done.lead_id,
-            "contact_created": known is None,
-        }
-
+    whom = Person(
+        tuple(idents),
+        request.app[keys.CAPTURE].context(API_SOURCE, None, now),
+        external_id=f"{client}:{uuid.uuid4().hex}",
+        name=fields["name"],
+    )
+    draft = Draft(
+        fields["disposition"],  # type: ignore[arg-type]
+        temperature=fields["temperature"],  # type: ignore[arg-type]
+        reason=fields["reason"],
+        campaign=fields["campaign"],
+        need=fields["need"],
+        note=fields["note"],
+    )
     try:
-        result = await request.app[keys.STORE].write(write)
+        done = await request.app[keys.STORE].write(
+            partial(register, whom=whom, draft=draft, at=now, origin="api")
+        )
     except DomainError as exc:
         raise refused(exc) from None
+    result = {
+        "registration_id": done.registration_id,
+        "contact_id": done.contact_id,
+        "lead_id": done.lead_id,
+        "contact_created": done.contact_created,
+    }
     log.info(
         "registration from the API",
         extra={"fields": {"client": client, "contact": mask(fields["phone"] or fields["email"]), **result}},

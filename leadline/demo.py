@@ -35,10 +35,14 @@ from capture.pipeline import Capture, apply_events, provider_for
 from capture.providers.base import RawRequest, make_headers
 from leadline.config import Config, SourceConfig
 from leadline.load import parse_config
+from storage.cards import leads_of_contact
 from storage.contacts import find_by_identifier
 from storage.errors import RegistrationError
 from storage.identifiers import email, phone
-from storage.registrations import change_lead, register
+from storage.register import Person, register
+from storage.registrations import Draft, change_lead
+from storage.staff import staff_named
+from storage.touches import EventContext
 from storage.worktime import WorkingCalendar
 
 DEMO_SECRETS = {
@@ -78,6 +82,8 @@ DEMO_CAMPAIGNS: list[dict[str, Any]] = [
 LINE = "+74950000001"  # the office's main number: no campaign of its own
 REASONS = ("partner", "job_seeker", "spam", "wrong_number", "existing_client", "other")
 LOST_REASONS = ("price", "no_budget", "chose_competitor", "no_answer", "timing")
+#: Where the demo's staff would record a touch entered by hand: the bot's source for them.
+STAFF_SOURCE = "telegram"
 
 Kind = Literal["call", "form", "mail", "register", "move"]
 
@@ -527,37 +533,37 @@ def requests_of(action: Action, n: int, tz: Any) -> list[RawRequest]:
 # -- the bot's side: registrations and lead moves ------------------------------------------------
 
 
-def apply_staff_action(db: Database, action: Action, staff: dict[str, int], region: str) -> None:
-    """What a staff member does in the bot, done with the same storage functions the bot calls."""
+def apply_staff_action(db: Database, action: Action, ctx: EventContext) -> None:
+    """What a staff member does in the bot, done with the same storage functions the bot calls.
+
+    ``ctx`` is where a touch entered by hand would go. The story may time a registration before
+    the call it follows has ended and reached us: that one is skipped.
+    """
     d = action.data
-    contact_id = None
-    for ident in (phone(d["number"], region), email(d["email"]) if d.get("email") else None):
-        if contact_id is None and ident is not None:
-            contact_id = find_by_identifier(db, ident)
-    if contact_id is None:
+    idents = (phone(d["number"], ctx.region), email(d["email"]) if d.get("email") else None)
+    found = next(
+        ((i, c) for i in idents if i is not None and (c := find_by_identifier(db, i)) is not None), None
+    )
+    if found is None:
         return
-    staff_id = staff.get(d["staff"])
+    known, contact_id = found
+    staff_id = staff_named(db, d["staff"])
     try:
         if action.kind == "register":
-            register(
-                db,
-                contact_id,
+            draft = Draft(
                 d["disposition"],
-                at=action.at,
-                staff_id=staff_id,
-                reason=d.get("reason"),
                 temperature=d.get("temperature"),
+                reason=d.get("reason"),
                 campaign=d.get("campaign"),
             )
+            whom = Person((known,), ctx, external_id=f"demo:{d['number']}:{action.at.isoformat()}")
+            register(db, whom, draft, at=action.at, staff_id=staff_id)
             return
-        row = db.execute(
-            "SELECT id FROM leads WHERE contact_id = ? ORDER BY created_at DESC, id DESC LIMIT 1",
-            [contact_id],
-        ).fetchone()
-        if row is not None:
+        leads = leads_of_contact(db, contact_id)
+        if leads:
             change_lead(
                 db,
-                int(row[0]),
+                leads[0],
                 at=action.at,
                 staff_id=staff_id,
                 stage=d["stage"],
@@ -571,21 +577,16 @@ def apply_staff_action(db: Database, action: Action, staff: dict[str, int], regi
 # -- the writers ---------------------------------------------------------------------------------
 
 
-def _staff_ids(db: Database) -> dict[str, int]:
-    return {str(name): int(i) for i, name in db.execute("SELECT id, name FROM staff")}
-
-
 async def run_demo(capture: Capture, actions: Sequence[Action], until: datetime) -> dict[str, int]:
     """Replay the story up to ``until`` through the capture service, as live requests would come."""
     config, store = capture.config, capture.store
-    staff = await store.read(_staff_ids)
-    region = config.leadline.region
     counts = {"requests": 0, "rejected": 0, "staff_actions": 0}
     for n, action in enumerate(actions):
         if action.at > until:
             break
         if action.kind in ("register", "move"):
-            await store.write(partial(apply_staff_action, action=action, staff=staff, region=region))
+            ctx = capture.context(STAFF_SOURCE, None, action.at)
+            await store.write(partial(apply_staff_action, action=action, ctx=ctx))
             counts["staff_actions"] += 1
             continue
         for raw in requests_of(action, n, config.tz):
@@ -607,21 +608,18 @@ def write_direct(
     Yields the number of actions written after each transaction.
     """
     config = capture.config
-    staff = _staff_ids(db)
-    region = config.leadline.region
     sources: dict[str, SourceConfig] = {s.name: s for s in config.sources}
     done = 0
     while done < len(actions):
-        db.execute("BEGIN")
-        for n in range(done, min(done + batch, len(actions))):
-            action = actions[n]
-            if action.kind in ("register", "move"):
-                apply_staff_action(db, action, staff, region)
-                continue
-            for raw in requests_of(action, n, config.tz):
-                result = provider_for(sources[raw.source].provider).parse(raw, sources[raw.source])
-                apply_events(db, result.events, capture.context(raw.source, None, raw.received_at))
-        db.execute("COMMIT")
+        with db.atomic():
+            for n in range(done, min(done + batch, len(actions))):
+                action = actions[n]
+                if action.kind in ("register", "move"):
+                    apply_staff_action(db, action, capture.context(STAFF_SOURCE, None, action.at))
+                    continue
+                for raw in requests_of(action, n, config.tz):
+                    result = provider_for(sources[raw.source].provider).parse(raw, sources[raw.source])
+                    apply_events(db, result.events, capture.context(raw.source, None, raw.received_at))
         done = min(done + batch, len(actions))
         yield done
 

@@ -38,6 +38,7 @@ from sqlite_utils import Database
 
 from bot.i18n import catalogues, pick_locale, written_for
 from leadline.config import Config
+from storage import meta
 from storage.db import Store, now_utc
 from storage.identifiers import mask
 from storage.outbox import enqueue
@@ -460,8 +461,7 @@ FIRST_DIGEST_REACH = 31
 def last_digested(db: Database) -> date | None:
     """The last day the newest digest covered: the ``meta`` key, else (a base from before the key)
     the newest ``digest:<day>:<chat>:text`` outbox row (its day is the period's last)."""
-    row = db.execute("SELECT value FROM meta WHERE key = ?", [LAST_DAY_KEY]).fetchone()
-    value = row[0] if row else None
+    value = meta.get(db, LAST_DAY_KEY)
     if not value:
         value = db.execute(
             "SELECT MAX(substr(dedupe_key, 8, 10)) FROM outbox WHERE dedupe_key LIKE 'digest:%:text'"
@@ -473,11 +473,7 @@ def last_digested(db: Database) -> date | None:
 
 
 def _mark_digested(db: Database, day: date) -> None:
-    db.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?)"
-        " ON CONFLICT (key) DO UPDATE SET value = max(COALESCE(value, ''), excluded.value)",
-        [LAST_DAY_KEY, day.isoformat()],
-    )
+    meta.raise_to(db, LAST_DAY_KEY, day.isoformat())
 
 
 def period_due(last: date | None, today: date, calendar: WorkingCalendar) -> Period | None:

@@ -21,6 +21,7 @@ import click
 from leadline.config import CONFIG_ENV, DEFAULT_CONFIG, Config
 from storage.reports.report import build_report
 from storage.reports.scope import GROUPINGS, Filters, Period, Rules, Scope
+from storage.staff import staff_named
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,10 +79,10 @@ def _today(config: Config) -> tuple[datetime, date]:
 def _staff_id(db: Any, name: str | None) -> int | None:
     if name is None:
         return None
-    row = db.execute("SELECT id FROM staff WHERE lower(name) = lower(?)", [name]).fetchone()
-    if row is None:
+    staff_id = staff_named(db, name)
+    if staff_id is None:
         raise click.BadParameter(f"no staff member named {name!r}", param_hint="--staff")
-    return int(row[0])
+    return staff_id
 
 
 @click.command()

@@ -1,25 +1,19 @@
 """Outgoing webhooks: the user's CRM hears of each registration and each lead change.
 
-Events are not pushed from the code that registers (the bot, the API, the CLI all do): they are
-collected from the ``registrations`` and ``lead_changes`` tables, past a cursor kept in ``meta``,
-into ``webhook_deliveries`` (one row per event and endpoint) in one transaction. So an event is
-queued exactly once whoever made it, and a crash between collecting and sending loses nothing.
-Each delivery is signed per the Standard Webhooks spec with a ``webhook-id`` that stays the same
-across retries (``msg_registration_<id>`` / ``msg_lead_change_<id>``), so a receiver can drop
-repeats; a failure is retried with growing delays, and after the last one the row is ``failed``.
-A webhook added to the config hears what happens from then on, not the whole history.
+Events are collected into a queue in the database (``storage/webhook_deliveries.py``), so an
+event is queued exactly once whoever made it, and a crash between collecting and sending loses
+nothing. Each delivery is signed per the Standard Webhooks spec with a ``webhook-id`` that stays
+the same across retries (``msg_registration_<id>`` / ``msg_lead_change_<id>``), so a receiver can
+drop repeats; a failure is retried with growing delays, and after the last one the row is ``failed``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -28,7 +22,8 @@ from standardwebhooks import Webhook
 
 from leadline import keys
 from leadline.config import WebhookConfig
-from storage.db import Store, iso
+from storage import webhook_deliveries as deliveries
+from storage.db import Store
 
 log = logging.getLogger("leadline.webhooks")
 
@@ -44,84 +39,6 @@ BACKOFF = (
 )
 POLL_SECONDS = 2.0
 TIMEOUT = aiohttp.ClientTimeout(total=15)
-
-#: What is sent: (name, table, event type, the table's rows past a cursor). The name makes the cursor's
-#: key in ``meta`` (``webhooks_out.<name>_id``) and the ``webhook-id`` (``msg_<name>_<row id>``).
-_FEEDS = (
-    (
-        "registration",
-        "registrations",
-        "registration.created",
-        "SELECT r.id, r.contact_id, r.disposition, r.reason, r.campaign, r.staff_id, r.origin, r.created_at,"
-        " l.id AS lead_id, l.temperature FROM registrations r LEFT JOIN leads l ON l.registration_id = r.id"
-        " WHERE r.id > ? ORDER BY r.id LIMIT ?",
-    ),
-    (
-        "lead_change",
-        "lead_changes",
-        "lead.changed",
-        "SELECT c.id, c.lead_id, l.contact_id, c.field, c.old, c.new, c.staff_id, c.at FROM lead_changes c"
-        " JOIN leads l ON l.id = c.lead_id WHERE c.id > ? ORDER BY c.id LIMIT ?",
-    ),
-)
-
-
-def _cursor_key(name: str) -> str:
-    return f"webhooks_out.{name}_id"
-
-
-def _cursor(db: Database, name: str) -> int | None:
-    row = db.execute("SELECT value FROM meta WHERE key = ?", [_cursor_key(name)]).fetchone()
-    return int(row[0]) if row else None
-
-
-def _set_cursor(db: Database, name: str, value: int) -> None:
-    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [_cursor_key(name), str(value)])
-
-
-def collect(db: Database, webhooks: Sequence[WebhookConfig], at: datetime, limit: int = 1000) -> int:
-    """Queue a delivery per endpoint for each registration and lead change since the last call."""
-    if not webhooks:
-        return 0
-    events: list[tuple[str, str, dict[str, Any]]] = []
-    for name, table, event_type, sql in _FEEDS:
-        last = _cursor(db, name)
-        if last is None:  # a new webhook hears what happens from now on
-            top = db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0]
-            _set_cursor(db, name, int(top))
-            continue
-        rows = list(db.query(sql, [last, limit]))
-        events += [(f"msg_{name}_{r['id']}", event_type, r) for r in rows]
-        if rows:
-            _set_cursor(db, name, int(rows[-1]["id"]))
-    stamp = iso(at)
-    for webhook_id, event_type, data in events:
-        payload = json.dumps({"type": event_type, "timestamp": stamp, "data": data}, ensure_ascii=False)
-        for hook in webhooks:
-            db.execute(
-                "INSERT OR IGNORE INTO webhook_deliveries (webhook_id, endpoint, event_type, payload, next_attempt_at,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [webhook_id, hook.url, event_type, payload, stamp, stamp],
-            )
-    return len(events)
-
-
-@dataclass(frozen=True)
-class Due:
-    id: int
-    webhook_id: str
-    endpoint: str
-    payload: str
-    attempts: int
-
-
-def _due(db: Database, at: datetime, limit: int) -> list[Due]:
-    rows = db.execute(
-        "SELECT id, webhook_id, endpoint, payload, attempts FROM webhook_deliveries"
-        " WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
-        [iso(at), limit],
-    ).fetchall()
-    return [Due(*row) for row in rows]
 
 
 def signed_headers(secret: str, webhook_id: str, at: datetime, payload: str) -> dict[str, str]:
@@ -144,8 +61,8 @@ async def deliver_due(
 ) -> dict[str, int]:
     """Collect new events, then try every delivery that is due; returns counts by outcome."""
     secrets = {hook.url: hook.secret.get_secret_value() for hook in webhooks}
-    await store.write(lambda db: collect(db, webhooks, now))
-    due = await store.read(lambda db: _due(db, now, limit))
+    await store.write(lambda db: deliveries.collect(db, webhooks, now))
+    due = await store.read(lambda db: deliveries.due(db, now, limit))
     counts = {"delivered": 0, "retry": 0, "failed": 0}
     for item in due:
         error: str | None = None
@@ -175,27 +92,18 @@ async def deliver_due(
     return counts
 
 
-def _settle(item: Due, error: str | None) -> str:
+def _settle(item: deliveries.Due, error: str | None) -> str:
     if error is None:
         return "delivered"
     return "retry" if item.attempts < len(BACKOFF) else "failed"
 
 
-def _record(db: Database, item: Due, error: str | None, outcome: str, now: datetime) -> None:
-    if outcome == "delivered":
-        db.execute(
-            "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = ?,"
-            " last_error = NULL WHERE id = ?",
-            [iso(now), item.id],
-        )
+def _record(db: Database, item: deliveries.Due, error: str | None, outcome: str, now: datetime) -> None:
+    if error is None:
+        deliveries.delivered(db, item.id, now)
         return
-    status = "pending" if outcome == "retry" else "failed"
     delay = BACKOFF[min(item.attempts, len(BACKOFF) - 1)]
-    db.execute(
-        "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
-        " WHERE id = ?",
-        [status, error, iso(now + delay), item.id],
-    )
+    deliveries.not_delivered(db, item.id, error, next_attempt_at=now + delay, final=outcome == "failed")
 
 
 async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -25,6 +25,7 @@ Code = Literal[
     "won_amount_required",
     "already_registered",
     "contact_merged",
+    "own_number",
     # access requests
     "unknown_decision",
     "no_access_request",
@@ -187,6 +188,16 @@ class ContactMerged(RegistrationError):
 
 
 # -- access requests -----------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class OwnNumber(RegistrationError):
+    """Registering one of the office's own tracking numbers would make a contact of ourselves."""
+
+    code: ClassVar[Code] = "own_number"
+
+    def __str__(self) -> str:
+        return "give the contact's own phone or email, not one of our tracking numbers"
 
 
 @dataclass(eq=False)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
+from storage import meta
+
 
 @dataclass(frozen=True, slots=True)
 class ImapState:
@@ -30,7 +32,7 @@ _FIGURES = ("mailbox", "uidvalidity", "last_uid")
 
 def load(db: Database, source: str) -> ImapState | None:
     keys = [_key(source, figure) for figure in _FIGURES]
-    rows = dict(db.execute("SELECT key, value FROM meta WHERE key IN (?, ?, ?)", keys).fetchall())
+    rows = meta.get_many(db, keys)
     if any(key not in rows for key in keys):
         return None
     mailbox, validity, last = (rows[key] for key in keys)
@@ -39,7 +41,4 @@ def load(db: Database, source: str) -> ImapState | None:
 
 def save(db: Database, source: str, state: ImapState) -> None:
     values = (state.mailbox, str(state.uidvalidity), str(state.last_uid))
-    db.conn.executemany(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-        [(_key(source, figure), value) for figure, value in zip(_FIGURES, values, strict=True)],
-    )
+    meta.put_many(db, {_key(source, figure): value for figure, value in zip(_FIGURES, values, strict=True)})

@@ -1,5 +1,8 @@
 """Contacts staff enter by hand: a typed number or address finds the contact telephony or a form
 already made, and a stranger to the base becomes a ``manual`` touch, counted like any other.
+
+Someone registered who has no touch yet gets one the same way (DESIGN.md, "touch"), whether staff
+typed them in the bot or a CRM sent them through the API.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
-from storage.contacts import find_by_identifier, live_contact
+from storage.contacts import find_by_identifier, live_contact, resolve_contact
 from storage.events import ContactEvent
 from storage.identifiers import Identifier
 from storage.registrations import is_registered
@@ -83,7 +86,56 @@ def look_up_or_add(
     touch_id = add_manual_touch(
         db, ctx, external_id=external_id, phones=phones, emails=emails, name=name, message=message, at=at
     )
-    contact = db.execute("SELECT contact_id FROM touches WHERE id = ?", [touch_id]).fetchone()
-    return LookUp(
-        [int(contact[0])] if contact and contact[0] is not None else [], touch_id, created=not found
+    contact = touch_contact(db, touch_id)
+    return LookUp([contact] if contact is not None else [], touch_id, created=not found)
+
+
+@dataclass(frozen=True, slots=True)
+class Entered:
+    """Whom a registration by phone or email is for, and the touch entered by hand, if one was."""
+
+    contact_id: int | None
+    touch_id: int | None
+    created: bool
+
+
+def find_or_enter(
+    db: Database,
+    idents: list[Identifier],
+    ctx: EventContext,
+    *,
+    external_id: str,
+    name: str | None,
+    at: datetime,
+) -> Entered:
+    """The contact these identifiers name, found, made or merged as capture would; someone with no
+    touch yet gets a manual touch, so that they count like everyone else.
+
+    Someone we only called (an outbound touch) gets none: they did not contact us. ``contact_id``
+    is None only when no identifier can be the contact's (none given, or our own tracking numbers).
+    """
+    known = {live_contact(db, cid) for i in idents if (cid := find_by_identifier(db, i)) is not None}
+    if any(_has_touch(db, contact) for contact in known):
+        resolution = resolve_contact(db, idents, name=name, at=at)
+        return Entered(resolution.contact_id if resolution else None, None, created=False)
+    touch_id = add_manual_touch(
+        db,
+        ctx,
+        external_id=external_id,
+        phones=tuple(i.raw for i in idents if i.kind == "phone"),
+        emails=tuple(i.raw for i in idents if i.kind == "email"),
+        name=name,
+        at=at,
     )
+    return Entered(touch_contact(db, touch_id), touch_id, created=not known)
+
+
+def _has_touch(db: Database, contact_id: int) -> bool:
+    return (
+        db.execute("SELECT 1 FROM touches WHERE contact_id = ? LIMIT 1", [contact_id]).fetchone() is not None
+    )
+
+
+def touch_contact(db: Database, touch_id: int) -> int | None:
+    row = db.execute("SELECT contact_id FROM touches WHERE id = ?", [touch_id]).fetchone()
+    return int(row[0]) if row and row[0] is not None else None

@@ -1,11 +1,9 @@
 """Registrations and leads: the step the product exists for, as plain functions over the database.
 
-The bot, the JSON API and the CLI all register through :func:`register`, and every change to a lead
-goes through :func:`change_lead`, which checks the move is allowed and records who made it and when.
-A card's registration (:func:`register_touch`) runs whole inside one writer job, with the checks that
-depend on the current state (is the contact already registered? was it merged since the card was
-drawn?) in the same transaction as the write they guard, so two people tapping at once cannot both
-register one contact.
+Registering someone goes through ``storage.register.register``, which finds whom (and checks a
+card is still current with :func:`current_contact`) and writes the rows with
+:func:`record_registration`. Every change to a lead goes through :func:`change_lead`, which checks
+the move is allowed and records who made it and when.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ from typing import Any, Literal
 
 from sqlite_utils import Database
 
-from storage.contacts import block_contact, live_contact
+from storage.contacts import live_contact
 from storage.db import iso
 from storage.errors import (
     AlreadyRegistered,
@@ -59,9 +57,11 @@ class Registered:
     registration_id: int
     contact_id: int
     lead_id: int | None
+    #: Whether the registration made the contact (nobody in the base had its phone or email).
+    contact_created: bool = False
 
 
-def register(
+def record_registration(
     db: Database,
     contact_id: int,
     disposition: Disposition,
@@ -251,7 +251,7 @@ def change_lead(
 
 @dataclass(frozen=True)
 class Draft:
-    """A registration as the card collected it."""
+    """A registration as its edge collected it: the bot's card, the API's body, the demo's story."""
 
     disposition: str
     temperature: Temperature | None = None
@@ -264,6 +264,7 @@ class Draft:
     follow_up_on: date | None = None
     amount: float | None = None
     block: bool = False
+    note: str | None = None
 
 
 def current_contact(db: Database, touch_id: int, seen_contact: int) -> int:
@@ -278,34 +279,3 @@ def current_contact(db: Database, touch_id: int, seen_contact: int) -> int:
     if is_registered(db, contact_id):
         raise AlreadyRegistered(contact_id)
     return contact_id
-
-
-def register_touch(
-    db: Database, touch_id: int, seen_contact: int, draft: Draft, *, staff_id: int, at: datetime
-) -> Registered:
-    """Register the contact behind a card, with every guard inside the same transaction."""
-    contact_id = current_contact(db, touch_id, seen_contact)
-    if draft.name:
-        db.execute(
-            "UPDATE contacts SET name = ?, updated_at = ? WHERE id = ?", [draft.name, iso(at), contact_id]
-        )
-    registered = register(
-        db,
-        contact_id,
-        "lead" if draft.disposition == "lead" else "not_a_lead",
-        at=at,
-        staff_id=staff_id,
-        reason=draft.reason,
-        temperature=draft.temperature,
-        touch_id=touch_id,
-        campaign=draft.campaign,
-        origin="bot",
-        need=draft.need,
-        fields=draft.fields,
-        follow_up_on=draft.follow_up_on,
-        amount=draft.amount,
-        owner_id=draft.owner_id,
-    )
-    if draft.block:
-        block_contact(db, contact_id, staff_id=staff_id, at=at)
-    return registered

@@ -97,6 +97,13 @@ def _staff(row: Any) -> StaffMember:
     return StaffMember(int(row[0]), str(row[1]), row[2], str(row[3]), row[4])
 
 
+def staff_named(db: Database, name: str) -> int | None:
+    """The id of whoever is called ``name``, in any letter case: how people name a colleague when
+    they type (``leadline report --staff``, the API's ``staff=``)."""
+    row = db.execute("SELECT id FROM staff WHERE lower(name) = lower(?)", [name]).fetchone()
+    return int(row[0]) if row else None
+
+
 def staff_by_telegram(db: Database, telegram_id: int) -> StaffMember | None:
     row = db.execute(f"{_STAFF} WHERE telegram_id = ? AND active = 1", [telegram_id]).fetchone()
     return _staff(row) if row else None

@@ -40,6 +40,7 @@ from storage.errors import (
     NotEditable,
     NoTouch,
     NudgeError,
+    OwnNumber,
     ReasonRequired,
     RegistrationError,
     ReminderGone,
@@ -84,6 +85,8 @@ def sentence(error: DomainError) -> str:
             return _("This contact is already registered.")
         case ContactMerged(new_id=new_id):
             return _("This contact was merged into #{id}.").format(id=new_id)
+        case OwnNumber():
+            return _("That is one of our own tracking numbers: give the contact's own phone or email.")
         case AccessDecided(decision=decision, decided_by=decided_by):
             return _("Already answered: {decision} ({by}).").format(
                 decision=role_label(decision), by=decided_by or "?"

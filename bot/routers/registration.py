@@ -31,7 +31,8 @@ from leadline.config import Config
 from storage.cards import TouchCard, lead_card, touch_card
 from storage.db import Store
 from storage.errors import AlreadyRegistered, ContactMerged
-from storage.registrations import REASONS, TEMPERATURES, Draft, first_touch_campaign, register_touch
+from storage.register import Card, register
+from storage.registrations import REASONS, TEMPERATURES, Draft, first_touch_campaign
 from storage.staff import StaffMember, active_staff, campaign_name, campaigns
 
 MAX_TEXT = 500
@@ -329,9 +330,8 @@ async def finish(
     try:
         done = await store.write(
             partial(
-                register_touch,
-                touch_id=callback_data.t,
-                seen_contact=callback_data.c,
+                register,
+                whom=Card(touch_id=callback_data.t, seen_contact=callback_data.c),
                 draft=draft,
                 staff_id=staff.id,
                 at=now,

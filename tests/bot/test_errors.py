@@ -30,6 +30,7 @@ from storage.errors import (
     NoTarget,
     NotEditable,
     NoTouch,
+    OwnNumber,
     PlanError,
     RateOutOfRange,
     ReasonRequired,
@@ -81,6 +82,11 @@ WORDED: list[tuple[DomainError, str, str]] = [
     (WonAmountRequired(), "A won lead needs the deal amount.", "Для выигранного лида нужна сумма сделки."),
     (AlreadyRegistered(7), "This contact is already registered.", "Этот контакт уже зарегистрирован."),
     (ContactMerged(7, 3), "This contact was merged into #3.", "Этот контакт объединён с №3."),
+    (
+        OwnNumber(),
+        "That is one of our own tracking numbers: give the contact's own phone or email.",
+        "Это наш собственный номер отслеживания: укажите телефон или почту самого контакта.",
+    ),
     (
         UnknownDecision("admin"),
         "This button is from an old version of the message; open the list again.",

@@ -6,7 +6,7 @@ from sqlite_utils import Database
 
 from bot.callbacks import LeadCB, OpenCB
 from storage.db import now_utc
-from storage.registrations import register
+from storage.registrations import record_registration as register
 from tests.bot.conftest import ANNA, BORIS, BotEnv
 from tests.bot.test_registration import post_form, the_touch
 

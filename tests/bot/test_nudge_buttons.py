@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from leadline import keys
-from storage.registrations import register
+from storage.registrations import record_registration as register
 from tests.bot.conftest import ANNA, BORIS, BotEnv
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
 from tests.conftest import BASE

@@ -22,7 +22,8 @@ from leadline import keys
 from leadline.config import Config
 from leadline.sweep import SweepResult
 from storage.db import Store
-from storage.registrations import Registered, register
+from storage.registrations import Registered
+from storage.registrations import record_registration as register
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
 from tests.conftest import BASE, Running, StartServer, build_config
 from tests.fake_telegram import FakeTelegram

@@ -22,7 +22,8 @@ from storage.calls import apply_call_event
 from storage.costs import add_cost, sync_costs
 from storage.db import open_database
 from storage.events import CallEvent, ContactEvent
-from storage.registrations import change_lead, register
+from storage.registrations import change_lead
+from storage.registrations import record_registration as register
 from storage.reports.scope import Rules
 from storage.staff import sync_campaigns, sync_staff
 from storage.touches import EventContext, record_contact_event

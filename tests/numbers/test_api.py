@@ -21,6 +21,7 @@ from leadline.app import init_app
 from leadline.config import Config
 from storage.reports.report import build_report
 from storage.reports.scope import Period, Rules, Scope
+from tests.cli import run_cli
 from tests.numbers.month import AS_OF, MSK, NOVEMBER, month_config, open_month
 
 TOKEN = "crm-token-0123456789"
@@ -155,6 +156,66 @@ async def test_a_crm_registers_a_contact_by_email_or_phone(tmp_path: Path, start
         url, data=b"[1", headers={**AUTH, "Content-Type": "application/json"}
     ) as resp:
         assert resp.status == 400
+
+
+async def test_someone_with_no_touch_registered_through_the_api_counts_as_an_inbound_contact(
+    tmp_path: Path, start_server: Any
+):
+    """DESIGN.md, "touch": registering someone who has no touch yet records a touch entered by hand,
+    through the API as from the bot, so the report counts them like everyone else."""
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    config_path = str(tmp_path / "config.toml")
+
+    async def report() -> dict[str, Any]:
+        result = await run_cli(
+            "report",
+            "--config",
+            config_path,
+            "--json",
+            "--period",
+            "2026-12-01",
+            "--as-of",
+            AS_OF.isoformat(),
+        )
+        assert result.code == 0, result.output
+        return dict(json.loads(result.output))
+
+    before = await report()
+    async with srv.session.post(
+        f"{srv.url}/api/registrations",
+        json={"phone": "8 (903) 123-45-67", "disposition": "lead", "temperature": "hot"},
+        headers=AUTH,
+    ) as resp:
+        assert resp.status == 201
+        made = await resp.json()
+    assert made["contact_created"] is True
+    async with srv.session.get(f"{srv.url}/api/touches?channel=manual", headers=AUTH) as resp:
+        manual = (await resp.json())["touches"]
+    assert [(t["direction"], t["contact_id"]) for t in manual] == [("in", made["contact_id"])]
+    after = await report()
+    assert (after["inbound_contacts"], after["registered"]) == (
+        before["inbound_contacts"] + 1,
+        before["registered"] + 1,
+    )
+    assert after["by_channel"]["manual"]["inbound_contacts"] == 1
+    assert after["leads"] == before["leads"] + 1
+
+
+async def test_registering_our_own_tracking_number_is_refused_and_leaves_no_touch(
+    tmp_path: Path, start_server: Any
+):
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    counts = "SELECT (SELECT COUNT(*) FROM touches), (SELECT COUNT(*) FROM contacts)"
+    before = srv.rows(counts)
+    async with srv.session.post(
+        f"{srv.url}/api/registrations",
+        json={"phone": "8 495 000-00-55", "disposition": "lead", "temperature": "hot"},
+        headers=AUTH,
+    ) as resp:
+        assert resp.status == 400
+        refusal = await resp.json()
+        assert refusal["error"] == "own_number" and "not one of our tracking numbers" in refusal["detail"]
+    assert srv.rows(counts) == before
 
 
 async def test_a_compressed_registration_is_read_and_one_cut_off_is_refused(

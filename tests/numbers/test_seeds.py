@@ -14,7 +14,8 @@ from storage.db import open_database
 from storage.errors import PlanError
 from storage.events import ContactEvent
 from storage.plan import Rates, fraction, funnel_plan
-from storage.registrations import change_lead, register
+from storage.registrations import change_lead
+from storage.registrations import record_registration as register
 from storage.reports.report import build_report, funnel_history
 from storage.reports.scope import Period, Scope
 from storage.touches import record_contact_event

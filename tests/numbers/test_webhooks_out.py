@@ -16,7 +16,8 @@ from standardwebhooks import Webhook
 from leadline.config import Config
 from leadline.webhooks_out import deliver_due
 from storage.db import Store, now_utc
-from storage.registrations import change_lead, register
+from storage.registrations import change_lead
+from storage.registrations import record_registration as register
 from tests.numbers.month import month_config, open_month
 
 SECRET = "whsec_dGVzdC1vdXRnb2luZy13ZWJob29rcy1zZWNyZXQtMzJieXRlcw=="

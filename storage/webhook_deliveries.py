@@ -1,0 +1,112 @@
+"""The outgoing webhooks' queue: one row per event and endpoint, collected past a cursor.
+
+Events are not pushed from the code that registers (the bot, the API, the CLI all do): they are
+collected from the ``registrations`` and ``lead_changes`` tables, past a cursor kept in ``meta``,
+into ``webhook_deliveries`` in one transaction. So an event is queued exactly once whoever made
+it, and a crash between collecting and sending loses nothing. A webhook added to the config hears
+what happens from then on, not the whole history.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlite_utils import Database
+
+from storage import meta
+from storage.db import iso
+
+if TYPE_CHECKING:
+    from leadline.config import WebhookConfig
+
+#: What is sent: (name, table, event type, the table's rows past a cursor). The name makes the cursor's
+#: key in ``meta`` (``webhooks_out.<name>_id``) and the ``webhook-id`` (``msg_<name>_<row id>``).
+_FEEDS = (
+    (
+        "registration",
+        "registrations",
+        "registration.created",
+        "SELECT r.id, r.contact_id, r.disposition, r.reason, r.campaign, r.staff_id, r.origin, r.created_at,"
+        " l.id AS lead_id, l.temperature FROM registrations r LEFT JOIN leads l ON l.registration_id = r.id"
+        " WHERE r.id > ? ORDER BY r.id LIMIT ?",
+    ),
+    (
+        "lead_change",
+        "lead_changes",
+        "lead.changed",
+        "SELECT c.id, c.lead_id, l.contact_id, c.field, c.old, c.new, c.staff_id, c.at FROM lead_changes c"
+        " JOIN leads l ON l.id = c.lead_id WHERE c.id > ? ORDER BY c.id LIMIT ?",
+    ),
+)
+
+
+def _cursor_key(name: str) -> str:
+    return f"webhooks_out.{name}_id"
+
+
+def collect(db: Database, webhooks: Sequence[WebhookConfig], at: datetime, limit: int = 1000) -> int:
+    """Queue a delivery per endpoint for each registration and lead change since the last call."""
+    if not webhooks:
+        return 0
+    events: list[tuple[str, str, dict[str, Any]]] = []
+    for name, table, event_type, sql in _FEEDS:
+        last = meta.get(db, _cursor_key(name))
+        if last is None:  # a new webhook hears what happens from now on
+            top = db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0]
+            meta.put(db, _cursor_key(name), str(int(top)))
+            continue
+        rows = list(db.query(sql, [int(last), limit]))
+        events += [(f"msg_{name}_{r['id']}", event_type, r) for r in rows]
+        if rows:
+            meta.put(db, _cursor_key(name), str(int(rows[-1]["id"])))
+    stamp = iso(at)
+    for webhook_id, event_type, data in events:
+        payload = json.dumps({"type": event_type, "timestamp": stamp, "data": data}, ensure_ascii=False)
+        for hook in webhooks:
+            db.execute(
+                "INSERT OR IGNORE INTO webhook_deliveries (webhook_id, endpoint, event_type, payload, next_attempt_at,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [webhook_id, hook.url, event_type, payload, stamp, stamp],
+            )
+    return len(events)
+
+
+@dataclass(frozen=True)
+class Due:
+    id: int
+    webhook_id: str
+    endpoint: str
+    payload: str
+    attempts: int
+
+
+def due(db: Database, at: datetime, limit: int) -> list[Due]:
+    rows = db.execute(
+        "SELECT id, webhook_id, endpoint, payload, attempts FROM webhook_deliveries"
+        " WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+        [iso(at), limit],
+    ).fetchall()
+    return [Due(*row) for row in rows]
+
+
+def delivered(db: Database, delivery_id: int, at: datetime) -> None:
+    db.execute(
+        "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = ?,"
+        " last_error = NULL WHERE id = ?",
+        [iso(at), delivery_id],
+    )
+
+
+def not_delivered(
+    db: Database, delivery_id: int, error: str, *, next_attempt_at: datetime, final: bool
+) -> None:
+    """One more failed attempt: pending again from ``next_attempt_at``, or after the last one, failed."""
+    db.execute(
+        "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+        " WHERE id = ?",
+        ["failed" if final else "pending", error, iso(next_attempt_at), delivery_id],
+    )
