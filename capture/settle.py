@@ -27,7 +27,7 @@ MAX_IDENTIFIERS = 20
 MAX_IDENTIFIER_CHARS = 254
 #: Text a touch keeps of one value; the whole request stays in the journal. A name is a name.
 MAX_TEXT_CHARS = 65_536
-MAX_NAME_CHARS = 256
+MAX_NAME_CHARS = 1024
 #: A call longer than a week is a broken counter, not a call.
 MAX_CALL_SECONDS = 7 * 24 * 3600
 #: The largest integer SQLite stores.
