@@ -8,34 +8,16 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 import click
 
-from leadline.config import CONFIG_ENV, DEFAULT_CONFIG, Config, ConfigError, load_config
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"Config file (default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG}).",
-)
+from leadline.cli_base import CONTEXT_SETTINGS, EXIT_NOT_FOUND, config_option, parse_since
+from leadline.cli_base import load as _load
 
 
-def _load(config_path: Path | None) -> Config:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        click.echo("The config has problems:", err=True)
-        for problem in exc.problems:
-            click.echo(f"  {problem}", err=True)
-        sys.exit(2)
-
-
-@click.group()
+@click.group(context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="leadline")
 def main() -> None:
     """Leadline: capture every inbound call, email and form; register leads from Telegram."""
@@ -100,7 +82,7 @@ def replay(config_path: Path | None, source: str | None, since: str | None, dry_
     from storage.db import Store
 
     config = _load(config_path)
-    since_at = _parse_since(since, config.tz)
+    since_at = parse_since(since, config.tz)
 
     async def run() -> tuple[list[Any], dict[int, Row]]:
         store = Store.open(config.database_path)
@@ -136,19 +118,6 @@ def replay(config_path: Path | None, source: str | None, since: str | None, dry_
                 click.echo(f"  #{row.id} {row.source}, received {received}: {o.reason}")
 
 
-def _parse_since(since: str | None, tz: tzinfo) -> datetime | None:
-    """A time the owner typed means their local time, as everywhere else in Leadline."""
-    if not since:
-        return None
-    try:
-        parsed = datetime.fromisoformat(since)
-    except ValueError:
-        raise click.BadParameter(
-            "use an ISO date or datetime, e.g. 2026-11-23 or 2026-11-23T09:00", param_hint="--since"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
-
-
 @main.command()
 @config_option
 @click.argument("query")
@@ -171,7 +140,7 @@ def contacts(config_path: Path | None, query: str, as_json: bool) -> None:
         return
     if not cards:
         click.echo(f"No contact matches {query!r}.")
-        sys.exit(1)
+        sys.exit(EXIT_NOT_FOUND)
     for card in cards:
         click.echo(_format_card(card))
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
 from leadline.cli import main
-from tests.cli import ROOT, run_cli_sync
+from leadline.cli_base import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_RUNTIME, EXIT_USAGE
+from tests.cli import ROOT, run_cli, run_cli_sync
 
 
 def test_check_config_accepts_the_example_config():
@@ -25,7 +27,7 @@ def test_check_config_names_the_broken_key(tmp_path: Path):
         '[[sources]]\nname = "c"\nprovider = "generic_form"\ntoken = "env:LEADLINE_TEST_UNSET_VAR"\ncolour = "red"\n'
     )
     result = run_cli_sync("check-config", "--config", str(config))
-    assert result.code == 2
+    assert result.code == 3
     assert "leadline.timezone: unknown time zone 'Mars/Olympus'" in result.output
     assert "sources[1]: provider mango needs vpbx_api_salt" in result.output
     assert "sources[2].token: environment variable LEADLINE_TEST_UNSET_VAR is not set" in result.output
@@ -66,7 +68,7 @@ def test_check_config_takes_token_allow_ips_and_trusted_proxies_and_names_a_bad_
         '[[sources]]\nname = "inbox"\nprovider = "imap"\nusername = "u"\npassword = "p"\ntoken = "t"\n'
     )
     result = run_cli_sync("check-config", "--config", str(bad))
-    assert result.code == 2
+    assert result.code == 3
     assert (
         "http.trusted_proxies[0]: '10.0.0.1/8' has bits set after the prefix: write the network as 10.0.0.0/8"
         in result.output
@@ -79,10 +81,33 @@ def test_check_config_takes_token_allow_ips_and_trusted_proxies_and_names_a_bad_
     assert "sources[1].token: cannot apply: Leadline itself connects to the imap server" in result.output
 
 
-def test_every_command_has_help_and_is_in_the_readme():
+async def test_every_command_has_help_and_h_and_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     documented = set(re.findall(r"leadline ([a-z][a-z-]+)", readme))
-    for name in main.commands:
+    commands: list[tuple[str, ...]] = [()]
+    for name, command in main.commands.items():
         assert name in documented, f"README does not document `leadline {name}`"
-        result = run_cli_sync(name, "--help")
-        assert result.code == 0 and "--config" in result.output, name
+        commands.append((name,))
+        commands += [(name, sub) for sub in getattr(command, "commands", {})]
+    for words, long, short in zip(
+        commands,
+        await asyncio.gather(*(run_cli(*words, "--help") for words in commands)),
+        await asyncio.gather(*(run_cli(*words, "-h") for words in commands)),
+        strict=True,
+    ):
+        assert long.code == 0 and ("--config" in long.output or not words), words
+        assert (short.code, short.output) == (long.code, long.output), words
+
+
+def test_exit_codes_are_distinct_documented_and_known_to_systemd(tmp_path: Path):
+    usage = run_cli_sync("report", "--no-such-option")
+    config = run_cli_sync("check-config", "--config", str(tmp_path / "missing.toml"))
+    assert (usage.code, config.code) == (EXIT_USAGE, EXIT_CONFIG) == (2, 3)
+    assert f"{tmp_path / 'missing.toml'}: cannot read" in config.output
+    assert len({EXIT_NOT_FOUND, EXIT_USAGE, EXIT_CONFIG, EXIT_RUNTIME}) == 4
+    readme = (ROOT / "README.md").read_text()
+    for code in (EXIT_NOT_FOUND, EXIT_USAGE, EXIT_CONFIG, EXIT_RUNTIME):
+        assert re.search(rf"^\| {code} \| ", readme, re.M), f"README does not document exit code {code}"
+    # Restarting cannot fix a command line or a config: systemd must not try every two seconds.
+    unit = (ROOT / "deploy" / "leadline.service").read_text()
+    assert f"RestartPreventExitStatus={EXIT_USAGE} {EXIT_CONFIG}" in unit
