@@ -10,11 +10,13 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
 from leadline.cli_base import CONTEXT_SETTINGS, EXIT_NOT_FOUND, config_option, parse_since
 from leadline.cli_base import load as _load
+from storage.local_time import local_text
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -114,7 +116,7 @@ def replay(config_path: Path | None, source: str | None, since: str | None, dry_
         click.echo(f"{len(failing)} row(s) {'would still fail' if dry_run else 'still failing'}:")
         for o in outcomes:
             if (row := failing.get(o.journal_id)) is not None:
-                received = row.received_at.astimezone(config.tz).strftime("%Y-%m-%d %H:%M")
+                received = local_text(row.received_at, config.tz)
                 click.echo(f"  #{row.id} {row.source}, received {received}: {o.reason}")
 
 
@@ -142,11 +144,12 @@ def contacts(config_path: Path | None, query: str, as_json: bool) -> None:
         click.echo(f"No contact matches {query!r}.")
         sys.exit(EXIT_NOT_FOUND)
     for card in cards:
-        click.echo(_format_card(card))
+        click.echo(_format_card(card, config.tz))
 
 
-def _format_card(card: dict[str, Any]) -> str:
-    lines = [f"Contact #{card['id']}: {card['name'] or '(no name)'}  (since {card['created_at'][:16]})"]
+def _format_card(card: dict[str, Any], tz: ZoneInfo) -> str:
+    since = local_text(card["created_at"], tz)
+    lines = [f"Contact #{card['id']}: {card['name'] or '(no name)'}  (since {since})"]
     for ident in card["identifiers"]:
         flag = "" if ident["valid"] else "  [invalid, not used to match]"
         lines.append(f"  {ident['kind']:<6} {ident['value']}{flag}")
@@ -154,7 +157,9 @@ def _format_card(card: dict[str, Any]) -> str:
     for t in card["touches"]:
         extra = f" {t['call_status']}" if t["call_status"] else ""
         campaign = f" campaign={t['campaign']}" if t["campaign"] else ""
-        lines.append(f"    {t['occurred_at'][:16]}  {t['channel']:<6}{extra} via {t['source']}{campaign}")
+        lines.append(
+            f"    {local_text(t['occurred_at'], tz)}  {t['channel']:<6}{extra} via {t['source']}{campaign}"
+        )
         if t["message"]:
             lines.append(f"      {t['message'][:100]}")
     return "\n".join(lines)

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from storage.identifiers import mask
@@ -34,8 +35,10 @@ class JsonFormatter(logging.Formatter):
     """Machine-readable lines; callers pass fields through ``extra={"fields": {...}}``."""
 
     def format(self, record: logging.LogRecord) -> str:
+        # UTC with milliseconds and a Z: lines of several processes and machines sort as text.
+        at = datetime.fromtimestamp(record.created, UTC)
         line: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": f"{at:%Y-%m-%dT%H:%M:%S}.{at.microsecond // 1000:03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "pid": record.process,  # which process of ``[http] workers`` wrote it
