@@ -166,11 +166,13 @@ def _format_card(card: dict[str, Any], tz: ZoneInfo) -> str:
 
 
 from leadline import report_cli  # noqa: E402  (the numbers' commands)
+from leadline.journal_cli import journal  # noqa: E402  (what arrived)
 
 main.add_command(report_cli.report)
 main.add_command(report_cli.export)
 main.add_command(report_cli.plan)
 main.add_command(report_cli.demo)
+main.add_command(journal)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import click
 
 from leadline.config import CONFIG_ENV, DEFAULT_CONFIG, Config, ConfigError, load_config
 
-#: Nothing matched (``contacts``); also Python's own code for an unexpected error.
+#: Nothing matched (``contacts``, ``journal show``); also Python's own code for an unexpected error.
 EXIT_NOT_FOUND = 1
 #: A command line click refuses: an unknown command or option, a bad value.
 EXIT_USAGE = 2
