@@ -64,9 +64,12 @@ def serve(
 def check_config(config_path: Path | None) -> None:
     """Validate the config; print the problems, or a summary of what is configured."""
     config = _load(config_path)
+    from leadline.config_checks import warnings
     from leadline.summary import summarize
 
     click.echo(summarize(config))
+    for warning in warnings(config):
+        click.echo(f"Warning: {warning}")
 
 
 @main.command()

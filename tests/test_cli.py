@@ -11,11 +11,42 @@ from leadline.cli_base import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_RUNTIME, EXIT_US
 from tests.cli import ROOT, run_cli, run_cli_sync
 
 
-def test_check_config_accepts_the_example_config():
+def test_check_config_accepts_the_example_config_and_warns_of_its_example_token():
     result = run_cli_sync("check-config", "--config", str(ROOT / "config.example.toml"))
     assert result.code == 0, result.output
     assert "Config is valid." in result.output
     assert "site-form (generic_form) at http://127.0.0.1:8080/hooks/site-form" in result.output
+    assert "Warning: sources[0].token: still the example's value (change-me-…)" in result.output
+    assert "change-me-site-form-token" not in result.output
+
+
+def test_check_config_names_each_clash_and_bad_tracking_number_on_its_own_line(tmp_path: Path):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[working_time]\nhours = "00:00-24:00"\n\n'
+        '[[staff]]\nname = "Anna"\ntelegram_id = 111\nextensions = ["101"]\n\n'
+        '[[staff]]\nname = "Boris"\ntelegram_id = 111\nextensions = ["102"]\n\n'
+        '[[staff]]\nname = "anna"\ntelegram_id = 333\nextensions = ["103", "102"]\n\n'
+        '[[campaigns]]\nname = "brand"\ntracking_numbers = ["+74950000055", "8 495 000"]\n\n'
+        '[[campaigns]]\nname = "radio"\ntracking_numbers = ["8 (495) 000-00-55"]\n'
+    )
+    result = run_cli_sync("check-config", "--config", str(config))
+    assert result.code == 3, result.output
+    assert result.output.splitlines()[1:] == [
+        "  staff[1].telegram_id: 111 is also staff[0]'s (Anna)",
+        "  staff[2].name: 'anna' is also staff[0]'s name",
+        "  staff[2].extensions[1]: extension '102' is also staff[1]'s (Boris)",
+        "  campaigns[0].tracking_numbers[1]: '8 495 000' is not a valid phone number (region RU)",
+        "  campaigns[1].tracking_numbers[0]: +74950000055 is also campaigns[0]'s (brand)",
+    ]
+
+
+def test_round_the_clock_hours_are_accepted(tmp_path: Path):
+    config = tmp_path / "config.toml"
+    config.write_text('[working_time]\ndays = ["mon", "sun"]\nhours = "00:00-24:00"\n')
+    result = run_cli_sync("check-config", "--config", str(config))
+    assert result.code == 0, result.output
+    assert "working:    mon, sun 00:00-24:00" in result.output
 
 
 def test_check_config_names_the_broken_key(tmp_path: Path):
