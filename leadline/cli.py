@@ -32,6 +32,12 @@ def main() -> None:
 @click.option("--worker", type=int, default=None, hidden=True, help="Run as worker N of [http] workers.")
 @click.option("--primary-pid", type=int, default=None, hidden=True, help="A worker's primary process.")
 @click.option("--config-sha256", default=None, hidden=True, help="The config file a worker's primary read.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default=None,
+    help="Least important log lines written (default: [log] level, else info).",
+)
 def serve(
     config_path: Path | None,
     host: str | None,
@@ -39,6 +45,7 @@ def serve(
     worker: int | None,
     primary_pid: int | None,
     config_sha256: str | None,
+    log_level: str | None,
 ) -> None:
     """Run the webhook server, the bot and the scheduler in one process.
 
@@ -49,14 +56,15 @@ def serve(
 
     config = _load(config_path)
     path = config_file(config_path)
+    level = (log_level or config.log.level).upper()
     if worker is None:
-        run_primary(config, path, host, port)
+        run_primary(config, path, host, port, level)
     else:
         if primary_pid is None or config_sha256 is None:
             raise click.UsageError(
                 "--worker is started by `leadline serve` itself, with --primary-pid and --config-sha256"
             )
-        run_worker(config, path, host, port, WorkerRole(worker, primary_pid, config_sha256))
+        run_worker(config, path, host, port, WorkerRole(worker, primary_pid, config_sha256), level)
 
 
 @main.command("check-config")

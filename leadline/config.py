@@ -468,6 +468,11 @@ class WebhookConfig(Strict):
         return value
 
 
+class LogSection(Strict):
+    #: ``leadline serve --log-level`` overrides it for one run.
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
 class GoalsSection(Strict):
     leads: int | None = None
     qualified: int | None = None
@@ -491,6 +496,7 @@ class Config(Strict):
     digest: DigestSection = DigestSection()
     goals: GoalsSection = GoalsSection()
     lead_fields: LeadFieldsSection = LeadFieldsSection()
+    log: LogSection = LogSection()
     staff: list[StaffConfig] = []
     campaigns: list[CampaignConfig] = []
     sources: list[SourceConfig] = []

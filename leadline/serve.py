@@ -107,7 +107,9 @@ def listen(host: str, port: int, *, reuse_port: bool) -> list[socket.socket]:
     return bound
 
 
-def run_primary(config: Config, config_file: Path, host: str | None, port: int | None) -> None:
+def run_primary(
+    config: Config, config_file: Path, host: str | None, port: int | None, log_level: str = "INFO"
+) -> None:
     database = config.database_path
     if claim_database(database) is None:
         click.echo(f"Another `leadline serve` is already running on {database}; stop it first.", err=True)
@@ -130,21 +132,24 @@ def run_primary(config: Config, config_file: Path, host: str | None, port: int |
 
     from leadline.app import init_app
     from leadline.logs import setup_logging
+    from leadline.startup import start_lines
 
-    setup_logging()
+    setup_logging(log_level)
     command = [
         sys.executable, "-m", "leadline", "serve", "--config", str(config_file.resolve()),
         "--primary-pid", str(os.getpid()), "--config-sha256", file_sha256(config_file),
-        "--host", host, "--port", str(port),
+        "--host", host, "--port", str(port), "--log-level", log_level.lower(),
     ]  # fmt: skip
     app = init_app(config, worker_command=command)
     app.on_startup.append(freeze_heap)
+    listening = [(str(a[0]), int(a[1])) for a in (sock.getsockname() for sock in sockets)]
     try:
         web.run_app(
             app,
             sock=sockets,
             access_log=None,
-            print=lambda text: click.echo(text.strip(), err=True),
+            # Called once every part has started and the sockets serve: the operator's summary.
+            print=lambda _: click.echo("\n".join(start_lines(config, config_file, listening, log_level))),
             handle_signals=True,
         )
     finally:
@@ -153,7 +158,12 @@ def run_primary(config: Config, config_file: Path, host: str | None, port: int |
 
 
 def run_worker(
-    config: Config, config_file: Path, host: str | None, port: int | None, role: WorkerRole
+    config: Config,
+    config_file: Path,
+    host: str | None,
+    port: int | None,
+    role: WorkerRole,
+    log_level: str = "INFO",
 ) -> None:
     os.environ[METRICS_ENV] = str(metrics_dir(config.database_path))
     from aiohttp import web
@@ -161,7 +171,7 @@ def run_worker(
     from leadline.app import init_worker_app
     from leadline.logs import setup_logging
 
-    setup_logging()
+    setup_logging(log_level)
     if os.getppid() != role.primary_pid:
         log.warning("the primary process is gone; this worker does not start")
         sys.exit(EXIT_RUNTIME)
