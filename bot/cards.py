@@ -23,6 +23,7 @@ from bot import labels
 from bot.callbacks import CardCB
 from storage.cards import TouchCard
 from storage.db import parse_iso
+from storage.local_time import zone_label
 from storage.registrations import REASONS, TEMPERATURES, Registration
 from storage.staff import StaffMember
 
@@ -36,11 +37,12 @@ def current_locale() -> str:
 
 
 def when(stored: str | None, tz: ZoneInfo) -> str:
-    """A stored UTC time as staff read it: their zone, their language."""
+    """A stored UTC time as staff read it: the office's zone, named, in their language."""
     if not stored:
         return "—"
     moment = parse_iso(stored).astimezone(tz)
-    return format_datetime(moment, "d MMM, HH:mm", tzinfo=tz, locale=current_locale())
+    shown = format_datetime(moment, "d MMM, HH:mm", tzinfo=tz, locale=current_locale())
+    return f"{shown} {zone_label(moment)}"
 
 
 def day(value: str | date | None) -> str:

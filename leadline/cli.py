@@ -8,35 +8,18 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
-from leadline.config import CONFIG_ENV, DEFAULT_CONFIG, Config, ConfigError
-from leadline.load import load_config
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"Config file (default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG}).",
-)
+from leadline.cli_base import CONTEXT_SETTINGS, EXIT_NOT_FOUND, config_option, parse_since
+from leadline.cli_base import load as _load
+from storage.local_time import local_text
 
 
-def _load(config_path: Path | None) -> Config:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        click.echo("The config has problems:", err=True)
-        for problem in exc.problems:
-            click.echo(f"  {problem}", err=True)
-        sys.exit(2)
-
-
-@click.group()
+@click.group(context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="leadline")
 def main() -> None:
     """Leadline: capture every inbound call, email and form; register leads from Telegram."""
@@ -49,6 +32,12 @@ def main() -> None:
 @click.option("--worker", type=int, default=None, hidden=True, help="Run as worker N of [http] workers.")
 @click.option("--primary-pid", type=int, default=None, hidden=True, help="A worker's primary process.")
 @click.option("--config-sha256", default=None, hidden=True, help="The config file a worker's primary read.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default=None,
+    help="Least important log lines written (default: [log] level, else info).",
+)
 def serve(
     config_path: Path | None,
     host: str | None,
@@ -56,6 +45,7 @@ def serve(
     worker: int | None,
     primary_pid: int | None,
     config_sha256: str | None,
+    log_level: str | None,
 ) -> None:
     """Run the webhook server, the bot and the scheduler in one process.
 
@@ -66,14 +56,15 @@ def serve(
 
     config = _load(config_path)
     path = config_file(config_path)
+    level = (log_level or config.log.level).upper()
     if worker is None:
-        run_primary(config, path, host, port)
+        run_primary(config, path, host, port, level)
     else:
         if primary_pid is None or config_sha256 is None:
             raise click.UsageError(
                 "--worker is started by `leadline serve` itself, with --primary-pid and --config-sha256"
             )
-        run_worker(config, path, host, port, WorkerRole(worker, primary_pid, config_sha256))
+        run_worker(config, path, host, port, WorkerRole(worker, primary_pid, config_sha256), level)
 
 
 @main.command("check-config")
@@ -81,9 +72,12 @@ def serve(
 def check_config(config_path: Path | None) -> None:
     """Validate the config; print the problems, or a summary of what is configured."""
     config = _load(config_path)
+    from leadline.config_checks import warnings
     from leadline.summary import summarize
 
     click.echo(summarize(config))
+    for warning in warnings(config):
+        click.echo(f"Warning: {warning}")
 
 
 @main.command()
@@ -101,7 +95,7 @@ def replay(config_path: Path | None, source: str | None, since: str | None, dry_
     from storage.db import Store
 
     config = _load(config_path)
-    since_at = _parse_since(since, config.tz)
+    since_at = parse_since(since, config.tz)
 
     async def run() -> tuple[list[Any], dict[int, Row]]:
         store = Store.open(config.database_path)
@@ -133,21 +127,8 @@ def replay(config_path: Path | None, source: str | None, since: str | None, dry_
         click.echo(f"{len(failing)} row(s) {'would still fail' if dry_run else 'still failing'}:")
         for o in outcomes:
             if (row := failing.get(o.journal_id)) is not None:
-                received = row.received_at.astimezone(config.tz).strftime("%Y-%m-%d %H:%M")
+                received = local_text(row.received_at, config.tz)
                 click.echo(f"  #{row.id} {row.source}, received {received}: {o.reason}")
-
-
-def _parse_since(since: str | None, tz: tzinfo) -> datetime | None:
-    """A time the owner typed means their local time, as everywhere else in Leadline."""
-    if not since:
-        return None
-    try:
-        parsed = datetime.fromisoformat(since)
-    except ValueError:
-        raise click.BadParameter(
-            "use an ISO date or datetime, e.g. 2026-11-23 or 2026-11-23T09:00", param_hint="--since"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
 
 
 @main.command()
@@ -172,13 +153,14 @@ def contacts(config_path: Path | None, query: str, as_json: bool) -> None:
         return
     if not cards:
         click.echo(f"No contact matches {query!r}.")
-        sys.exit(1)
+        sys.exit(EXIT_NOT_FOUND)
     for card in cards:
-        click.echo(_format_card(card))
+        click.echo(_format_card(card, config.tz))
 
 
-def _format_card(card: dict[str, Any]) -> str:
-    lines = [f"Contact #{card['id']}: {card['name'] or '(no name)'}  (since {card['created_at'][:16]})"]
+def _format_card(card: dict[str, Any], tz: ZoneInfo) -> str:
+    since = local_text(card["created_at"], tz)
+    lines = [f"Contact #{card['id']}: {card['name'] or '(no name)'}  (since {since})"]
     for ident in card["identifiers"]:
         flag = "" if ident["valid"] else "  [invalid, not used to match]"
         lines.append(f"  {ident['kind']:<6} {ident['value']}{flag}")
@@ -186,18 +168,22 @@ def _format_card(card: dict[str, Any]) -> str:
     for t in card["touches"]:
         extra = f" {t['call_status']}" if t["call_status"] else ""
         campaign = f" campaign={t['campaign']}" if t["campaign"] else ""
-        lines.append(f"    {t['occurred_at'][:16]}  {t['channel']:<6}{extra} via {t['source']}{campaign}")
+        lines.append(
+            f"    {local_text(t['occurred_at'], tz)}  {t['channel']:<6}{extra} via {t['source']}{campaign}"
+        )
         if t["message"]:
             lines.append(f"      {t['message'][:100]}")
     return "\n".join(lines)
 
 
 from leadline import report_cli  # noqa: E402  (the numbers' commands)
+from leadline.journal_cli import journal  # noqa: E402  (what arrived)
 
 main.add_command(report_cli.report)
 main.add_command(report_cli.export)
 main.add_command(report_cli.plan)
 main.add_command(report_cli.demo)
+main.add_command(journal)
 
 
 if __name__ == "__main__":

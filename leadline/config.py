@@ -29,6 +29,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 DEFAULT_CONFIG = "config.toml"
 CONFIG_ENV = "LEADLINE_CONFIG"
@@ -178,6 +179,15 @@ class TelegramSection(Strict):
 
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: As the end of working hours, the midnight that ends the day: ``24:00`` in the config.
+MIDNIGHT = time(0, 0)
+
+
+def _end_of_hours(hour: int, minute: int) -> time:
+    """``24:00`` is the end of the day (``00:00-24:00`` is round the clock); other times as written."""
+    if (hour, minute) == (24, 0):
+        return MIDNIGHT
+    return time(hour, minute)
 
 
 class WorkingTimeSection(Strict):
@@ -191,17 +201,22 @@ class WorkingTimeSection(Strict):
     def _hours(cls, value: str) -> str:
         match = re.fullmatch(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})", value.strip())
         if not match:
-            raise ValueError("write hours as HH:MM-HH:MM, e.g. 09:00-18:00")
-        start = time(int(match[1]), int(match[2]))
-        end = time(int(match[3]), int(match[4]))
-        if end <= start:
+            raise ValueError("write hours as HH:MM-HH:MM, e.g. 09:00-18:00 (00:00-24:00 round the clock)")
+        try:
+            start = time(int(match[1]), int(match[2]))
+            end = _end_of_hours(int(match[3]), int(match[4]))
+        except ValueError as exc:
+            raise ValueError(f"{exc}: write hours as HH:MM-HH:MM, e.g. 09:00-18:00") from None
+        if end != MIDNIGHT and end <= start:
             raise ValueError("the end of working hours must come after the start")
         return value.strip()
 
     @property
     def start_end(self) -> tuple[time, time]:
+        """Start and end on the office clock; an end of 00:00 is the midnight that ends the day."""
         start, end = self.hours.split("-")
-        return time.fromisoformat(start.zfill(5)), time.fromisoformat(end.zfill(5))
+        end_hour, end_minute = end.split(":")
+        return time.fromisoformat(start.zfill(5)), _end_of_hours(int(end_hour), int(end_minute))
 
     @property
     def weekdays(self) -> frozenset[int]:
@@ -416,6 +431,11 @@ class WebhookConfig(Strict):
         return value
 
 
+class LogSection(Strict):
+    #: ``leadline serve --log-level`` overrides it for one run.
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
 class GoalsSection(Strict):
     leads: int | None = None
     qualified: int | None = None
@@ -439,6 +459,7 @@ class Config(Strict):
     digest: DigestSection = DigestSection()
     goals: GoalsSection = GoalsSection()
     lead_fields: LeadFieldsSection = LeadFieldsSection()
+    log: LogSection = LogSection()
     staff: list[StaffConfig] = []
     campaigns: list[CampaignConfig] = []
     sources: list[SourceConfig] = []
@@ -450,28 +471,47 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _references(self) -> Config:
-        problems: list[str] = []
+        """Mistakes between entries, each reported on its own key path (``staff[1].telegram_id``)."""
+        problems: list[Problem] = []
         campaigns = {c.name for c in self.campaigns}
         staff = {s.name for s in self.staff}
         for kind, names in (("sources", [s.name for s in self.sources]), ("campaigns", list(campaigns))):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
-                problems.append(f"{kind}: duplicate name {', '.join(dupes)}")
+                problems.append(((kind,), f"duplicate name {', '.join(dupes)}"))
         for i, source in enumerate(self.sources):
             if source.campaign and source.campaign not in campaigns:
-                problems.append(f"sources[{i}].campaign: no campaign named {source.campaign!r}")
+                problems.append((("sources", i, "campaign"), f"no campaign named {source.campaign!r}"))
             if source.owner and source.owner not in staff:
-                problems.append(f"sources[{i}].owner: no staff member named {source.owner!r}")
+                problems.append((("sources", i, "owner"), f"no staff member named {source.owner!r}"))
+        problems += _staff_clashes(self.staff)
+        problems += _tracking_number_problems(self.campaigns, self.leadline.region)
         if self.http.workers > 1 and self.http.port == 0:
-            problems.append("http.workers: workers share one port, so http.port must be a fixed port, not 0")
+            problems.append(
+                (("http", "workers"), "workers share one port, so http.port must be a fixed port, not 0")
+            )
         if self.http.workers > 1 and self.telegram.webhook_url:
             # Telegram's updates would reach whichever process the kernel picks; only one has the bot.
             problems.append(
-                "http.workers: more than one worker needs the bot on long polling; remove"
-                " telegram.webhook_url or set http.workers = 1"
+                (
+                    ("http", "workers"),
+                    "more than one worker needs the bot on long polling; remove"
+                    " telegram.webhook_url or set http.workers = 1",
+                )
             )
         if problems:
-            raise ValueError("; ".join(problems))
+            # A ValidationError keeps one line per problem, each at its own key path.
+            raise ValidationError.from_exception_data(
+                "Config",
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("config", "{problem}", {"problem": text}),
+                        loc=loc,
+                        input=None,
+                    )
+                    for loc, text in problems
+                ],
+            )
         return self
 
     @property
@@ -502,6 +542,58 @@ class Config(Strict):
 
         walk(self)
         return frozenset(value for value in found if value.strip())
+
+
+#: A mistake found across entries: its key path and what is wrong.
+Problem = tuple[tuple[int | str, ...], str]
+
+
+def _staff_clashes(staff: list[StaffConfig]) -> list[Problem]:
+    """Two people with one Telegram id, name or extension: a card or a nudge could reach either."""
+    problems: list[Problem] = []
+    ids: dict[int, int] = {}
+    names: dict[str, int] = {}
+    extensions: dict[str, int] = {}
+    for i, person in enumerate(staff):
+        if (first := ids.setdefault(person.telegram_id, i)) != i:
+            problems.append(
+                (
+                    ("staff", i, "telegram_id"),
+                    f"{person.telegram_id} is also staff[{first}]'s ({staff[first].name})",
+                )
+            )
+        # Commands find staff by name whatever the case (``leadline report --staff anna``).
+        if (first := names.setdefault(person.name.casefold(), i)) != i:
+            problems.append((("staff", i, "name"), f"{person.name!r} is also staff[{first}]'s name"))
+        for k, extension in enumerate(person.extensions):
+            if (first := extensions.setdefault(extension.strip(), i)) != i:
+                problems.append(
+                    (
+                        ("staff", i, "extensions", k),
+                        f"extension {extension!r} is also staff[{first}]'s ({staff[first].name})",
+                    )
+                )
+    return problems
+
+
+def _tracking_number_problems(campaigns: list[CampaignConfig], region: str) -> list[Problem]:
+    """A tracking number must be a real number (read in ``[leadline] region``) of one campaign."""
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for i, campaign in enumerate(campaigns):
+        for k, written in enumerate(campaign.tracking_numbers):
+            loc = ("campaigns", i, "tracking_numbers", k)
+            try:
+                number = phonenumbers.parse(written, region)
+            except phonenumbers.NumberParseException:
+                number = None
+            if number is None or not phonenumbers.is_valid_number(number):
+                problems.append((loc, f"{written!r} is not a valid phone number (region {region})"))
+                continue
+            e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            if (first := seen.setdefault(e164, i)) != i:
+                problems.append((loc, f"{e164} is also campaigns[{first}]'s ({campaigns[first].name})"))
+    return problems
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

@@ -41,6 +41,7 @@ from leadline.config import Config
 from storage import meta
 from storage.db import Store, now_utc
 from storage.identifiers import mask
+from storage.local_time import local_text
 from storage.outbox import enqueue
 from storage.reports.facts import Facts
 from storage.reports.figures import Group
@@ -278,7 +279,7 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
                 continue
             out.append("\n<b>" + heading.format(count=count) + "</b>")
             for item in items:
-                local = datetime.fromisoformat(item["first_at"]).astimezone(tz).strftime("%d.%m %H:%M")
+                local = local_text(item["first_at"], tz, "%d.%m %H:%M")
                 out.append(f"• {local} {_who(item, reveal)}")
             if count > len(items):
                 out.append(_("… and {n} more").format(n=count - len(items)))

@@ -29,6 +29,7 @@ from aiogram.utils.i18n import gettext as _
 from bot import labels
 from bot.i18n import written_for
 from bot.replies import fit_leading, fits_telegram
+from storage.local_time import zone_label
 from storage.nudges.cards import Card, MessageView, Rendered
 
 log = logging.getLogger("leadline.nudges")
@@ -58,7 +59,8 @@ def clip(value: str, limit: int) -> str:
 
 
 def _when(moment: datetime, view: MessageView) -> str:
-    return moment.astimezone(view.tz).strftime("%d.%m %H:%M")
+    local = moment.astimezone(view.tz)
+    return f"{local:%d.%m %H:%M} {zone_label(local)}"
 
 
 def _who(card: Card) -> str:

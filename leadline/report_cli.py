@@ -37,8 +37,8 @@ config_option = click.option(
 
 
 def _load(config_path: Path | None) -> Config:
-    """The config, or the problems printed and exit 2, exactly as every other command does."""
-    from leadline.cli import _load as load
+    """The config, or the problems printed and exit 3, exactly as every other command does."""
+    from leadline.cli_base import load
 
     return load(config_path)
 

@@ -9,18 +9,21 @@ refuses to start rather than serve a config the other processes do not have.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import gc
 import hashlib
 import logging
 import os
 import shutil
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+from leadline.cli_base import EXIT_CONFIG, EXIT_RUNTIME
 from leadline.config import Config
 
 log = logging.getLogger("leadline.workers")
@@ -71,12 +74,54 @@ async def freeze_heap(app: object) -> None:
     gc.freeze()
 
 
-def run_primary(config: Config, config_file: Path, host: str | None, port: int | None) -> None:
+class CannotListen(Exception):
+    """The address cannot be bound; the message names it and says what to do."""
+
+
+def listen(host: str, port: int, *, reuse_port: bool) -> list[socket.socket]:
+    """The server's listening sockets, bound before any part of Leadline starts.
+
+    A port that is taken then stops the start before the bot, the scheduler or a mail source has
+    done anything (a second bot polling, even for a moment, takes updates from the first), and it
+    stops it with one line naming the port rather than a traceback from deep inside aiohttp.
+    """
+    try:
+        found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise CannotListen(
+            f"Cannot listen on {host}:{port}: {exc.strerror}; check [http] host or --host"
+        ) from None
+    bound: list[socket.socket] = []
+    try:
+        for family, address in dict.fromkeys((info[0], info[4]) for info in found):
+            bound.append(socket.create_server(address, family=family, backlog=128, reuse_port=reuse_port))
+    except OSError as exc:
+        for sock in bound:
+            sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CannotListen(
+                f"Port {port} on {host} is in use by another program: stop it, or choose another port"
+                " with --port or [http] port."
+            ) from None
+        raise CannotListen(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.") from None
+    return bound
+
+
+def run_primary(
+    config: Config, config_file: Path, host: str | None, port: int | None, log_level: str = "INFO"
+) -> None:
     database = config.database_path
     if claim_database(database) is None:
         click.echo(f"Another `leadline serve` is already running on {database}; stop it first.", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_RUNTIME)
     shared = config.http.workers > 1
+    host = host if host is not None else config.http.host
+    port = port if port is not None else config.http.port
+    try:
+        sockets = listen(host, port, reuse_port=shared)
+    except CannotListen as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_RUNTIME)
     metrics = metrics_dir(database)
     if shared:
         # Before prometheus-client is imported; counts left by a killed run must not add up.
@@ -87,26 +132,24 @@ def run_primary(config: Config, config_file: Path, host: str | None, port: int |
 
     from leadline.app import init_app
     from leadline.logs import setup_logging
+    from leadline.startup import start_lines
 
-    setup_logging(secrets=config.secret_values())
+    setup_logging(log_level, secrets=config.secret_values())
     command = [
         sys.executable, "-m", "leadline", "serve", "--config", str(config_file.resolve()),
         "--primary-pid", str(os.getpid()), "--config-sha256", file_sha256(config_file),
+        "--host", host, "--port", str(port), "--log-level", log_level.lower(),
     ]  # fmt: skip
-    if host is not None:
-        command += ["--host", host]
-    if port is not None:
-        command += ["--port", str(port)]
     app = init_app(config, worker_command=command)
     app.on_startup.append(freeze_heap)
+    listening = [(str(a[0]), int(a[1])) for a in (sock.getsockname() for sock in sockets)]
     try:
         web.run_app(
             app,
-            host=host if host is not None else config.http.host,
-            port=port if port is not None else config.http.port,
-            reuse_port=shared or None,
+            sock=sockets,
             access_log=None,
-            print=lambda text: click.echo(text.strip(), err=True),
+            # Called once every part has started and the sockets serve: the operator's summary.
+            print=lambda _: click.echo("\n".join(start_lines(config, config_file, listening, log_level))),
             handle_signals=True,
         )
     finally:
@@ -115,7 +158,12 @@ def run_primary(config: Config, config_file: Path, host: str | None, port: int |
 
 
 def run_worker(
-    config: Config, config_file: Path, host: str | None, port: int | None, role: WorkerRole
+    config: Config,
+    config_file: Path,
+    host: str | None,
+    port: int | None,
+    role: WorkerRole,
+    log_level: str = "INFO",
 ) -> None:
     os.environ[METRICS_ENV] = str(metrics_dir(config.database_path))
     from aiohttp import web
@@ -123,23 +171,30 @@ def run_worker(
     from leadline.app import init_worker_app
     from leadline.logs import setup_logging
 
-    setup_logging(secrets=config.secret_values())
+    setup_logging(log_level, secrets=config.secret_values())
     if os.getppid() != role.primary_pid:
         log.warning("the primary process is gone; this worker does not start")
-        sys.exit(1)
+        sys.exit(EXIT_RUNTIME)
     if file_sha256(config_file) != role.config_sha256:
         log.error(
             "the config file changed after `leadline serve` started; restart it to apply the change",
             extra={"fields": {"worker": role.slot, "config": str(config_file)}},
         )
-        sys.exit(3)
+        sys.exit(EXIT_CONFIG)
+    try:
+        sockets = listen(
+            host if host is not None else config.http.host,
+            port if port is not None else config.http.port,
+            reuse_port=True,
+        )
+    except CannotListen as exc:
+        log.error(str(exc), extra={"fields": {"worker": role.slot}})
+        sys.exit(EXIT_RUNTIME)
     app = init_worker_app(config, primary_pid=role.primary_pid)
     app.on_startup.append(freeze_heap)
     web.run_app(
         app,
-        host=host if host is not None else config.http.host,
-        port=port if port is not None else config.http.port,
-        reuse_port=True,
+        sock=sockets,
         access_log=None,
         print=lambda text: log.info("worker listening", extra={"fields": {"worker": role.slot}}),
         handle_signals=True,

@@ -1,14 +1,15 @@
 """The base as tables for a spreadsheet: contacts, touches, registrations, leads and refusals.
 
-Times are written in the business's own time zone (what the owner reads on the office clock), and
-phones and emails in full: an export is the owner's copy of their own data, unlike a log line.
+Times are written in the business's own time zone (what the owner reads on the office clock), which
+each time column's header names (``created_at (Europe/Moscow)``), and phones and emails in full: an
+export is the owner's copy of their own data, unlike a log line.
 The refusals table (not-a-lead and lost, with reasons) is the list for later campaigns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -180,4 +181,10 @@ def export_tables(db: Database, tz: ZoneInfo, period: Period | None = None) -> l
             (1,),
         ),
     )
-    return [contacts, touches, registrations, leads, refusals]
+    return [_zoned(t, tz) for t in (contacts, touches, registrations, leads, refusals)]
+
+
+def _zoned(table: Table, tz: ZoneInfo) -> Table:
+    """The headers of time columns (``…_at``, as everywhere in the schema) name the zone they are in."""
+    columns = tuple(f"{c} ({tz.key})" if c == "at" or c.endswith("_at") else c for c in table.columns)
+    return replace(table, columns=columns)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlite_utils import Database
 
 from storage.db import iso, parse_iso
+from storage.local_time import local_text
 from storage.outbox import enqueue
 from storage.worktime import WorkingCalendar
 
@@ -87,7 +88,7 @@ def usual_gap(calendar: WorkingCalendar, times: Sequence[datetime]) -> float:
 
 
 def _local(calendar: WorkingCalendar, value: str) -> str:
-    return parse_iso(value).astimezone(calendar.tz).strftime("%d.%m %H:%M")
+    return local_text(value, calendar.tz, "%d.%m %H:%M")
 
 
 def assess(db: Database, now: datetime, rules: HealthRules) -> list[Finding]:

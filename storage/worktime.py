@@ -114,7 +114,7 @@ class WorkingCalendar:
             raise ValueError("working_time.days is empty: there would be no working time at all")
         if not set(self.weekdays) <= set(range(7)):
             raise ValueError(f"weekdays must be 0 (Monday) .. 6 (Sunday), got {sorted(self.weekdays)}")
-        if self.end <= self.start:
+        if self.end != time(0) and self.end <= self.start:
             raise ValueError("the end of working hours must come after the start")
         code = self.holidays_country.strip().upper()
         object.__setattr__(self, "holidays_country", code)
@@ -151,9 +151,17 @@ class WorkingCalendar:
         """
         if not self.is_working_day(d):
             return None
-        start = datetime.combine(d, self.start, tzinfo=self.tz).astimezone(UTC)
-        end = datetime.combine(d, self.end, tzinfo=self.tz).astimezone(UTC)
+        start, end = self.hours_of(d)
         return (start, end) if end > start else None
+
+    def hours_of(self, d: date) -> tuple[datetime, datetime]:
+        """Local day ``d``'s working hours as UTC instants, whether or not it is a working day.
+
+        An ``end`` of 00:00 is the midnight that ends the day (``00:00-24:00`` is round the clock).
+        """
+        start = datetime.combine(d, self.start, tzinfo=self.tz).astimezone(UTC)
+        end_day = d + _ONE_DAY if self.end == time(0) else d
+        return start, datetime.combine(end_day, self.end, tzinfo=self.tz).astimezone(UTC)
 
     def _periods_from(self, d: date) -> Iterator[tuple[datetime, datetime]]:
         """Working periods of day ``d`` and every later day, in order."""

@@ -44,13 +44,17 @@ def free_port() -> int:
 
 
 async def start_serve(
-    config: Path, port: int, stderr: IO[Any] | int = subprocess.DEVNULL
+    config: Path,
+    port: int,
+    stderr: IO[Any] | int = subprocess.DEVNULL,
+    stdout: IO[Any] | int = subprocess.DEVNULL,
+    args: tuple[str, ...] = (),
 ) -> asyncio.subprocess.Process:
     """``leadline serve`` as a child process, returned once ``/healthz`` answers 200."""
     proc = await asyncio.create_subprocess_exec(
-        *[sys.executable, "-m", "leadline", "serve", "--config", str(config)],
+        *[sys.executable, "-m", "leadline", "serve", "--config", str(config), *args],
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
+        stdout=stdout,
         stderr=stderr,
     )
     # Start-up takes seconds on a loaded machine: wait for the server to answer, or for the

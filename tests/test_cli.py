@@ -2,18 +2,51 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
 from leadline.cli import main
-from tests.cli import ROOT, run_cli_sync
+from leadline.cli_base import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_RUNTIME, EXIT_USAGE
+from tests.cli import ROOT, run_cli, run_cli_sync
 
 
-def test_check_config_accepts_the_example_config():
+def test_check_config_accepts_the_example_config_and_warns_of_its_example_token():
     result = run_cli_sync("check-config", "--config", str(ROOT / "config.example.toml"))
     assert result.code == 0, result.output
     assert "Config is valid." in result.output
     assert "site-form (generic_form) at http://127.0.0.1:8080/hooks/site-form" in result.output
+    assert "Warning: sources[0].token: still the example's value (change-me-…)" in result.output
+    assert "change-me-site-form-token" not in result.output
+
+
+def test_check_config_names_each_clash_and_bad_tracking_number_on_its_own_line(tmp_path: Path):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[working_time]\nhours = "00:00-24:00"\n\n'
+        '[[staff]]\nname = "Anna"\ntelegram_id = 111\nextensions = ["101"]\n\n'
+        '[[staff]]\nname = "Boris"\ntelegram_id = 111\nextensions = ["102"]\n\n'
+        '[[staff]]\nname = "anna"\ntelegram_id = 333\nextensions = ["103", "102"]\n\n'
+        '[[campaigns]]\nname = "brand"\ntracking_numbers = ["+74950000055", "8 495 000"]\n\n'
+        '[[campaigns]]\nname = "radio"\ntracking_numbers = ["8 (495) 000-00-55"]\n'
+    )
+    result = run_cli_sync("check-config", "--config", str(config))
+    assert result.code == 3, result.output
+    assert result.output.splitlines()[1:] == [
+        "  staff[1].telegram_id: 111 is also staff[0]'s (Anna)",
+        "  staff[2].name: 'anna' is also staff[0]'s name",
+        "  staff[2].extensions[1]: extension '102' is also staff[1]'s (Boris)",
+        "  campaigns[0].tracking_numbers[1]: '8 495 000' is not a valid phone number (region RU)",
+        "  campaigns[1].tracking_numbers[0]: +74950000055 is also campaigns[0]'s (brand)",
+    ]
+
+
+def test_round_the_clock_hours_are_accepted(tmp_path: Path):
+    config = tmp_path / "config.toml"
+    config.write_text('[working_time]\ndays = ["mon", "sun"]\nhours = "00:00-24:00"\n')
+    result = run_cli_sync("check-config", "--config", str(config))
+    assert result.code == 0, result.output
+    assert "working:    mon, sun 00:00-24:00" in result.output
 
 
 def test_check_config_names_the_broken_key(tmp_path: Path):
@@ -25,7 +58,7 @@ def test_check_config_names_the_broken_key(tmp_path: Path):
         '[[sources]]\nname = "c"\nprovider = "generic_form"\ntoken = "env:LEADLINE_TEST_UNSET_VAR"\ncolour = "red"\n'
     )
     result = run_cli_sync("check-config", "--config", str(config))
-    assert result.code == 2
+    assert result.code == 3
     assert "leadline.timezone: unknown time zone 'Mars/Olympus'" in result.output
     assert "sources[1]: provider mango needs vpbx_api_salt" in result.output
     assert "sources[2].token: environment variable LEADLINE_TEST_UNSET_VAR is not set" in result.output
@@ -66,7 +99,7 @@ def test_check_config_takes_token_allow_ips_and_trusted_proxies_and_names_a_bad_
         '[[sources]]\nname = "inbox"\nprovider = "imap"\nusername = "u"\npassword = "p"\ntoken = "t"\n'
     )
     result = run_cli_sync("check-config", "--config", str(bad))
-    assert result.code == 2
+    assert result.code == 3
     assert (
         "http.trusted_proxies[0]: '10.0.0.1/8' has bits set after the prefix: write the network as 10.0.0.0/8"
         in result.output
@@ -79,10 +112,33 @@ def test_check_config_takes_token_allow_ips_and_trusted_proxies_and_names_a_bad_
     assert "sources[1].token: cannot apply: Leadline itself connects to the imap server" in result.output
 
 
-def test_every_command_has_help_and_is_in_the_readme():
+async def test_every_command_has_help_and_h_and_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     documented = set(re.findall(r"leadline ([a-z][a-z-]+)", readme))
-    for name in main.commands:
+    commands: list[tuple[str, ...]] = [()]
+    for name, command in main.commands.items():
         assert name in documented, f"README does not document `leadline {name}`"
-        result = run_cli_sync(name, "--help")
-        assert result.code == 0 and "--config" in result.output, name
+        commands.append((name,))
+        commands += [(name, sub) for sub in getattr(command, "commands", {})]
+    for words, long, short in zip(
+        commands,
+        await asyncio.gather(*(run_cli(*words, "--help") for words in commands)),
+        await asyncio.gather(*(run_cli(*words, "-h") for words in commands)),
+        strict=True,
+    ):
+        assert long.code == 0 and ("--config" in long.output or not words), words
+        assert (short.code, short.output) == (long.code, long.output), words
+
+
+def test_exit_codes_are_distinct_documented_and_known_to_systemd(tmp_path: Path):
+    usage = run_cli_sync("report", "--no-such-option")
+    config = run_cli_sync("check-config", "--config", str(tmp_path / "missing.toml"))
+    assert (usage.code, config.code) == (EXIT_USAGE, EXIT_CONFIG) == (2, 3)
+    assert f"{tmp_path / 'missing.toml'}: cannot read" in config.output
+    assert len({EXIT_NOT_FOUND, EXIT_USAGE, EXIT_CONFIG, EXIT_RUNTIME}) == 4
+    readme = (ROOT / "README.md").read_text()
+    for code in (EXIT_NOT_FOUND, EXIT_USAGE, EXIT_CONFIG, EXIT_RUNTIME):
+        assert re.search(rf"^\| {code} \| ", readme, re.M), f"README does not document exit code {code}"
+    # Restarting cannot fix a command line or a config: systemd must not try every two seconds.
+    unit = (ROOT / "deploy" / "leadline.service").read_text()
+    assert f"RestartPreventExitStatus={EXIT_USAGE} {EXIT_CONFIG}" in unit

@@ -342,3 +342,21 @@ def test_calendar_is_hashable_and_comparable() -> None:
     b = WorkingCalendar.from_config(WorkingTimeSection(), MSK)
     assert a == b
     assert hash(a) == hash(b)
+
+
+def test_round_the_clock_is_every_real_minute_across_midnight_and_a_dst_change() -> None:
+    from storage.reports.clocks import WorkingClock
+
+    every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    section = WorkingTimeSection(days=every_day, hours="00:00-24:00", holidays="")
+    cal = WorkingCalendar.from_config(section, BERLIN)
+    night = (datetime(2026, 11, 23, 23, 30, tzinfo=BERLIN), datetime(2026, 11, 24, 0, 30, tzinfo=BERLIN))
+    assert cal.working_minutes_between(*night) == 60
+    assert cal.add_working_minutes(night[0], 45) == datetime(2026, 11, 24, 0, 15, tzinfo=BERLIN)
+    assert cal.is_working_time(datetime(2026, 11, 24, 3, 0, tzinfo=BERLIN))
+    # Berlin's clocks go back on 2026-10-25: that day has 25 hours, all of them working time.
+    autumn = (datetime(2026, 10, 25, tzinfo=BERLIN), datetime(2026, 10, 26, tzinfo=BERLIN))
+    assert cal.working_minutes_between(*autumn) == 25 * 60
+    clock = WorkingClock(cal, date(2026, 10, 20), date(2026, 11, 30))
+    for start, end in (night, autumn):
+        assert clock.between(start, end) == cal.working_minutes_between(start, end)

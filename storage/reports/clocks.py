@@ -36,8 +36,7 @@ class WorkingClock:
             day = first + timedelta(days=offset)
             start = end = None
             if calendar.is_working_day(day):
-                start = datetime.combine(day, calendar.start, tzinfo=calendar.tz).astimezone(UTC)
-                end = datetime.combine(day, calendar.end, tzinfo=calendar.tz).astimezone(UTC)
+                start, end = calendar.hours_of(day)
             length = (end - start) / _MINUTE if start is not None and end is not None and end > start else 0.0
             self.starts.append(start if length else None)
             self.periods.append((iso(start), iso(end)) if length and start and end else None)

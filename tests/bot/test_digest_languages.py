@@ -68,7 +68,7 @@ async def test_each_owner_reads_the_digest_in_their_language(bot_env: BotEnv) ->
         "<i>(в сравнении с пн, 9 ноября)</i>\n"
         "\n"
         "<b>Пропущенных звонков без перезвона: 1</b>\n"
-        "• 16.11 10:00 +79160000007\n"
+        "• 16.11 10:00 MSK +79160000007\n"
         "\n"
         "Самая высокая стоимость лида в этом месяце: <b>brand_msk</b> 12 000 (2 лида за 24 000)\n"
         "Цели месяца (сейчас/цель → прогноз на месяц): лиды 4/10 → 7"
@@ -87,7 +87,7 @@ async def test_each_owner_reads_the_digest_in_their_language(bot_env: BotEnv) ->
         "<b>Leadline · Mon 16 Nov 2026</b>\nInbound contacts: <b>1</b> (+1) · touches 2\n"
     )
     assert "Registration lag: p50 65 min, p90 65 min (SLA 15: 0 of 1 in time)" in english
-    assert "Missed, not called back: 1</b>\n• 16.11 10:00 +79160000007" in english
+    assert "Missed, not called back: 1</b>\n• 16.11 10:00 MSK +79160000007" in english
     assert "Worst lead cost this month: <b>brand_msk</b> 12 000 (2 leads for 24 000)" in english
     assert last(bot_env, "sendMessage", CAROL)["reply_markup"]["inline_keyboard"] == [
         [{"text": "Call back: +79160000007", "callback_data": f"contact:{c7}"}]

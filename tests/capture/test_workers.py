@@ -128,7 +128,7 @@ async def test_two_processes_share_the_port_the_contacts_and_the_figures(tmp_pat
         assert (tmp_path / "workers.db-metrics").is_dir()
         # SO_REUSEPORT would let a second serve share the port: the database says no.
         second = await run_cli("serve", "--config", str(tmp_path / "config.toml"))
-        assert second.code == 1
+        assert second.code == 4  # runtime: README, "Exit codes"
         assert "already running" in second.output
     finally:
         # What systemd and Ctrl-C do: the signal reaches every process of the group at once.

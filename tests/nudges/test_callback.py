@@ -120,7 +120,7 @@ async def test_an_ignored_missed_call_escalates_once(office: Office) -> None:
     await office.call("m2", CALLER, msk(TUESDAY, 10, 3), answered=False, extension="102")
     await office.sweep(msk(TUESDAY, 10, 33))
     [card] = office.messages(BORIS)
-    assert "пропущенный звонок 14.04 10:00, пропущенный звонок 14.04 10:03" in card["text"]
+    assert "пропущенный звонок 14.04 10:00 MSK, пропущенный звонок 14.04 10:03 MSK" in card["text"]
     await office.sweep(msk(TUESDAY, 11, 33))
     await office.sweep(msk(TUESDAY, 14, 0))
     assert len(office.messages(ANNA)) == 1

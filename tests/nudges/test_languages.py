@@ -40,7 +40,7 @@ async def test_a_nudge_reaches_each_person_in_telegram_in_their_language(
 
     await office.sweep(msk(TUESDAY, 10, 30))
     nudge = await tg.wait_for("sendMessage", chat_id=BORIS)
-    assert nudge.params["text"] == f"📞 <b>Call back</b>\n{CALLER}\nmissed call 14.04 10:00"
+    assert nudge.params["text"] == f"📞 <b>Call back</b>\n{CALLER}\nmissed call 14.04 10:00 MSK"
     assert [b["text"] for row in nudge.params["reply_markup"]["inline_keyboard"] for b in row] == [
         "Called back",
         "Can't reach",
@@ -49,7 +49,7 @@ async def test_a_nudge_reaches_each_person_in_telegram_in_their_language(
     await office.sweep(msk(TUESDAY, 11, 30))  # nobody called back: Anna, the owner, is told
     escalation = await tg.wait_for("sendMessage", chat_id=ANNA)
     assert escalation.params["text"] == (
-        f"⚠️ <b>Не перезвонили</b> — просили: Boris\n{CALLER}\nпропущенный звонок 14.04 10:00"
+        f"⚠️ <b>Не перезвонили</b> — просили: Boris\n{CALLER}\nпропущенный звонок 14.04 10:00 MSK"
     )
     assert [b["text"] for row in escalation.params["reply_markup"]["inline_keyboard"] for b in row] == [
         "Перезвонил(а)",
@@ -68,8 +68,8 @@ async def test_an_english_office_nudges_in_english_and_a_russian_member_in_russi
     await office.sweep(msk(TUESDAY, 10, 20))
     [to_boris] = office.texts(BORIS)
     [to_anna] = office.texts(ANNA)
-    assert to_boris == f"📝 <b>Register this contact</b>\n{CALLER}\ncall 14.04 10:00"
-    assert to_anna == "📝 <b>Зарегистрируйте контакт</b>\n+79162223344\nзвонок 14.04 10:05"
+    assert to_boris == f"📝 <b>Register this contact</b>\n{CALLER}\ncall 14.04 10:00 MSK"
+    assert to_anna == "📝 <b>Зарегистрируйте контакт</b>\n+79162223344\nзвонок 14.04 10:05 MSK"
 
 
 async def test_a_failing_source_alerts_each_owner_in_their_language(
@@ -130,7 +130,7 @@ def test_a_language_without_a_catalogue_falls_back_to_the_office_language() -> N
         chat_id=1, staff_id=1, language="uk", tz=ZoneInfo("Europe/Moscow"), cards=(card,), more=0,
         max_tries=3, stale_days=7, office_language="ru",
     )  # fmt: skip
-    assert render(view)["text"] == f"📝 <b>Зарегистрируйте контакт</b>\n{CALLER}\nзвонок 14.04 10:00"
+    assert render(view)["text"] == f"📝 <b>Зарегистрируйте контакт</b>\n{CALLER}\nзвонок 14.04 10:00 MSK"
 
 
 def test_a_source_alert_for_a_language_without_a_catalogue_is_in_the_office_language() -> None:

@@ -120,13 +120,13 @@ def test_export_writes_csv_and_xlsx_with_the_refusals_list(config_path: Path, tm
         ("not_a_lead", "partner", "+79160000003"),
         ("lost", "no_budget", "+79160000004"),
     ]
-    assert refusals[0]["at"] == "2026-11-05 09:05:00"  # local time
+    assert refusals[0]["at (Europe/Moscow)"] == "2026-11-05 09:05:00"  # local time, its zone in the header
     book = load_workbook(out / "leadline-export.xlsx", read_only=True)
     assert book.sheetnames == ["contacts", "touches", "registrations", "leads", "refusals"]
     leads = list(book["leads"].iter_rows(values_only=True))
     assert leads[0][:8] == (
         "id",
-        "created_at",
+        "created_at (Europe/Moscow)",
         "contact_id",
         "name",
         "phones",

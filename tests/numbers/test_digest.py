@@ -41,7 +41,7 @@ def test_the_day_against_the_same_day_a_week_earlier(tmp_path: Path):
     assert "Registered: <b>1 · LRR 100 %</b>" in text
     assert "Registration lag: p50 65 min, p90 65 min (SLA 15: 0 of 1 in time)" in text
     assert "Missed calls: <b>1</b> · not called back <b>1</b>" in text
-    assert "Missed, not called back: 1</b>\n• 16.11 10:00 +79160000007" in text
+    assert "Missed, not called back: 1</b>\n• 16.11 10:00 MSK +79160000007" in text
     assert "Leads: <b>1</b> (−1) · hot 1, warm 0, cold 0" in text  # C2 and C4 became leads on Mon 9 Nov
     # Month to date (1-16 Nov): brand_msk 45 000 * 16/30 over 2 leads is the worst LC.
     assert "Worst lead cost this month: <b>brand_msk</b> 12 000 (2 leads for 24 000)" in text
@@ -70,7 +70,7 @@ def test_report_text_for_any_period_lists_who_is_still_unregistered(tmp_path: Pa
     text = report_text(db, config, Period(date(2026, 11, 11), date(2026, 11, 16), MSK), msk(17, 9))
     db.close()
     assert "<b>Leadline · 2026-11-11..2026-11-16</b>" in text
-    assert "Still not registered: 1</b>\n• 11.11 23:59 petr@example.net" in text
+    assert "Still not registered: 1</b>\n• 11.11 23:59 MSK petr@example.net" in text
     assert "(changes vs" not in text  # only a single day is compared with a week earlier
 
 
@@ -135,7 +135,7 @@ async def test_without_a_token_the_log_reads_the_offices_language(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "Leadline · пн, 16 ноября 2026\nВходящие контакты: 1 (+1) · обращений 2\n" in logged
     assert "Пропущенных звонков: 1 · без перезвона 1" in logged
-    assert "Пропущенных звонков без перезвона: 1\n• 16.11 10:00 +79*******07" in logged
+    assert "Пропущенных звонков без перезвона: 1\n• 16.11 10:00 MSK +79*******07" in logged
     assert "Самая высокая стоимость лида в этом месяце: brand_msk 12 000 (2 лида за 24 000)" in logged
     assert "Цели месяца (сейчас/цель → прогноз на месяц): лиды 4/10 → 7" in logged
     assert "Inbound contacts" not in logged and "+79160000007" not in logged

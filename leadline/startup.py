@@ -1,0 +1,100 @@
+"""What ``leadline serve`` tells its operator at start: the URLs to paste, the bot, the processes.
+
+These lines go to stdout with ``click.echo`` and never through the log: they carry each source's
+token on purpose (the operator owns it and must paste it into the provider), which the log's
+scrubbing would mask and which has no business in a log file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from leadline.config import Config, SourceConfig
+from leadline.config_checks import warnings
+
+#: Mango posts each kind of event to its own path under the URL it is given.
+MANGO_PATHS = "/events/call, /events/summary, /events/recording"
+
+
+def paste_address(config: Config, source: SourceConfig) -> str:
+    """Where a source's requests must go, secrets included: exactly what the operator pastes."""
+    base = f"{config.http.public_url}/hooks/{source.name}"
+    token = source.secret_value("token")
+    query = f"?token={quote(token, safe='')}" if token else ""
+    match source.provider:
+        case "smtp":
+            from capture.providers.smtp import DEFAULT_PORT as SMTP_PORT
+
+            port = SMTP_PORT if source.port is None else source.port
+            return f"Leadline takes mail over SMTP on {source.host or '127.0.0.1'}:{port}"
+        case "imap":
+            port = source.port or (993 if source.security == "tls" else 143)
+            return f"Leadline fetches mail from {source.host or '127.0.0.1'}:{port} ({source.mailbox})"
+        case "asterisk_ami":
+            from capture.providers.asterisk_ami import DEFAULT_PORT as AMI_PORT
+
+            return f"Leadline connects to AMI at {source.host or '127.0.0.1'}:{source.port or AMI_PORT}"
+        case "postmark":
+            parts = urlsplit(base)
+            user = quote(source.username or "", safe="")
+            password = quote(source.secret_value("password"), safe="")
+            return parts._replace(netloc=f"{user}:{password}@{parts.netloc}").geturl() + query
+        case "twilio":
+            return f"voice {base}/voice{query}, status callback {base}/status{query}"
+        case "mango":
+            return f"{base}{query} (Mango adds {MANGO_PATHS})"
+        case _:
+            return base + query
+
+
+def bot_line(config: Config, config_file: Path) -> str:
+    """Whether the bot runs, how, and if not, what in the config keeps it off."""
+    telegram = config.telegram
+    if telegram.token.get_secret_value():
+        api = f", Bot API at {telegram.api_url}" if telegram.api_url else ""
+        if telegram.webhook_url:
+            return f"Bot: on, Telegram posts updates to {telegram.webhook_url}{api}"
+        return f"Bot: on, long polling{api}"
+    return f"Bot: off: {_why_no_token(config_file)}; nudges and digests go to the log"
+
+
+def _why_no_token(config_file: Path) -> str:
+    """The token as written (``env:NAME`` or nothing), which the validated config no longer holds."""
+    try:
+        written = tomllib.loads(config_file.read_text("utf-8")).get("telegram", {}).get("token", "")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+        written = ""
+    if isinstance(written, str) and written.startswith("env:"):
+        name = written[4:]
+        state = "is empty" if name in os.environ else "is not set"
+        return f"[telegram] token reads the environment variable {name}, which {state}"
+    return "[telegram] token is empty"
+
+
+def start_lines(
+    config: Config, config_file: Path, listening: Sequence[tuple[str, int]], log_level: str
+) -> list[str]:
+    """The operator's summary, printed once the port is bound and every part has started."""
+    where = ", ".join(f"http://{f'[{h}]' if ':' in h else h}:{p}" for h, p in listening)
+    lines = [f"Leadline is listening on {where} (Ctrl+C stops it)."]
+    if config.sources:
+        lines.append(f"Sources ({len(config.sources)}; paste each URL into its provider):")
+        lines += [f"  {s.name} ({s.provider}): {paste_address(config, s)}" for s in config.sources]
+    else:
+        lines.append("Sources: none; add a [[sources]] table to the config (README, Sources).")
+    lines.append(bot_line(config, config_file))
+    workers = config.http.workers
+    lines.append(
+        "Workers: 1 process (set [http] workers to use more cores)"
+        if workers == 1
+        else f"Workers: {workers} processes on port {listening[0][1]}; this one also runs the bot,"
+        " the scheduler and the mail and AMI sources"
+    )
+    lines.append(f"Database: {config.database_path.resolve()}")
+    lines.append(f"Log: JSON lines on stderr, level {log_level.lower()}")
+    lines += [f"Warning: {w}" for w in warnings(config)]
+    return lines

@@ -1,0 +1,113 @@
+"""What ``leadline serve`` tells its operator at start, and how it says no."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import socket
+from pathlib import Path
+
+import aiohttp
+
+from tests.cli import free_port, run_cli_sync, start_serve
+
+CONFIG = """
+[leadline]
+database = "{db}"
+
+[http]
+host = "127.0.0.1"
+port = {port}
+public_url = "https://hooks.example.com"
+
+[telegram]
+token = "env:LEADLINE_TEST_UNSET_BOT_TOKEN"
+
+[log]
+level = "warning"
+
+[[sources]]
+name = "site-form"
+provider = "generic_form"
+token = "s3cret/token&1"
+
+[[sources]]
+name = "mango"
+provider = "mango"
+vpbx_api_key = "mango-key"
+vpbx_api_salt = "mango-salt"
+
+[[sources]]
+name = "mail"
+provider = "postmark"
+username = "pm"
+password = "p@ss"
+"""
+
+
+async def serve_once(tmp_path: Path, *args: str) -> tuple[str, list[dict[str, object]], int, Path]:
+    """Start ``leadline serve``, post one form, stop it; its stdout and JSON log lines."""
+    port = free_port()
+    db = tmp_path / "start.db"
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG.format(db=db, port=port))
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = await start_serve(config, port, stderr=stderr, stdout=stdout, args=args)
+        try:
+            async with aiohttp.ClientSession() as session:
+                url = f"http://127.0.0.1:{port}/hooks/site-form?token=s3cret%2Ftoken%261"
+                async with session.post(url, data={"phone": "+7 916 123-45-67"}) as resp:
+                    assert resp.status == 200
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), timeout=90)
+    lines = [json.loads(line) for line in err.read_text().splitlines() if line.startswith("{")]
+    return out.read_text(), lines, port, db
+
+
+async def test_the_start_names_each_url_to_paste_the_bot_the_workers_and_the_database(tmp_path: Path):
+    printed, log, port, db = await serve_once(tmp_path)
+    assert printed.splitlines() == [
+        f"Leadline is listening on http://127.0.0.1:{port} (Ctrl+C stops it).",
+        "Sources (3; paste each URL into its provider):",
+        "  site-form (generic_form): https://hooks.example.com/hooks/site-form?token=s3cret%2Ftoken%261",
+        "  mango (mango): https://hooks.example.com/hooks/mango"
+        " (Mango adds /events/call, /events/summary, /events/recording)",
+        "  mail (postmark): https://pm:p%40ss@hooks.example.com/hooks/mail",
+        "Bot: off: [telegram] token reads the environment variable LEADLINE_TEST_UNSET_BOT_TOKEN,"
+        " which is not set; nudges and digests go to the log",
+        "Workers: 1 process (set [http] workers to use more cores)",
+        f"Database: {db}",
+        "Log: JSON lines on stderr, level warning",
+    ]
+    # [log] level = "warning": the info line of each request is not written.
+    assert not [line for line in log if line.get("msg") == "request"], log
+
+
+async def test_log_level_on_the_command_line_wins_and_the_scheduler_keeps_quiet(tmp_path: Path):
+    printed, log, _, _ = await serve_once(tmp_path, "--log-level", "info")
+    assert "Log: JSON lines on stderr, level info" in printed
+    [request] = [line for line in log if line.get("msg") == "request"]
+    assert request["status"] == 200
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(request["time"])), request
+    # APScheduler said "Added job", "Scheduler started" and two lines per run at info.
+    assert not [line for line in log if str(line.get("logger", "")).startswith("apscheduler")], log
+    assert "s3cret" not in json.dumps(log)
+
+
+def test_a_busy_port_is_one_line_naming_it_and_a_documented_exit_code(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "config.toml"
+        config.write_text(CONFIG.format(db=tmp_path / "busy.db", port=port))
+        result = run_cli_sync("serve", "--config", str(config))
+    assert result.code == 4, result.output
+    assert result.output.strip().splitlines() == [
+        f"Port {port} on 127.0.0.1 is in use by another program: stop it, or choose another port"
+        " with --port or [http] port."
+    ]
