@@ -31,7 +31,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import Any, Protocol
 
@@ -53,13 +53,11 @@ from pydantic import ValidationError
 
 from bot.ratelimit import Limits, RateLimiter
 from storage import outbox_sending as rows
-from storage.db import Store, parse_iso
+from storage.db import Clock, Store, parse_iso
 from storage.identifiers import mask
 from storage.outbox_sending import OutboxRow
 
 log = logging.getLogger("leadline.outbox")
-
-Clock = Callable[[], datetime]
 
 #: Bot API method name (``sendMessage``) → aiogram's method class.
 METHODS: dict[str, type[TelegramMethod[Any]]] = {

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from aiogram.types import InlineKeyboardMarkup
 from sqlite_utils import Database
 
-from storage.db import Store
+from storage.db import Clock, Store
 from storage.outbox import enqueue
 
 
@@ -61,7 +60,7 @@ def fit_leading(render: Callable[[int], dict[str, Any]], count: int) -> tuple[di
 @dataclass
 class Replies:
     store: Store
-    clock: Callable[[], datetime]
+    clock: Clock
     wake: Callable[[], None]
 
     async def send(

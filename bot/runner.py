@@ -45,10 +45,10 @@ from bot.routers import (
     registration,
     start,
 )
-from capture.pipeline import Capture, Clock
+from capture.pipeline import Capture
 from leadline import keys
 from leadline.config import Config
-from storage.db import Store
+from storage.db import Clock, Store
 
 log = logging.getLogger("leadline.bot")
 

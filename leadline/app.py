@@ -18,14 +18,14 @@ from aiohttp import web
 from sqlite_utils import Database
 
 from capture.metrics import Metrics
-from capture.pipeline import Capture, Clock, replay
+from capture.pipeline import Capture, replay
 from capture.server import setup_routes
 from leadline import keys
 from leadline.api import setup_api
 from leadline.config import Config, SourceConfig
 from leadline.workers import orphan_watch_ctx, supervisor_ctx
 from storage.costs import sync_costs
-from storage.db import Store, now_utc
+from storage.db import Clock, Store, now_utc
 from storage.staff import config_staff_ids, staff_by_extension, sync_campaigns, sync_staff
 from storage.worktime import WorkingCalendar
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from capture.metrics import Metrics
-from capture.pipeline import Capture, Clock
+from capture.pipeline import Capture
 from leadline.config import Config
-from storage.db import Store
+from storage.db import Clock, Store
 
 if TYPE_CHECKING:  # aiogram takes seconds to import; processes without the bot never need it
     from bot.outbox import OutboxSender

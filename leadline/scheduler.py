@@ -22,8 +22,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from leadline import keys
 from leadline.config import Config
-from leadline.sweep import Clock, Sweeper
-from storage.db import Store
+from leadline.sweep import Sweeper
+from storage.db import Clock, Store
 from storage.worktime import WorkingCalendar
 
 log = logging.getLogger("leadline.scheduler")

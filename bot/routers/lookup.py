@@ -24,9 +24,9 @@ from aiogram.utils.i18n import gettext as _
 from bot.parsing import identifiers_in
 from bot.replies import Replies
 from bot.views import send_contact, send_touch
-from capture.pipeline import Capture, Clock
+from capture.pipeline import Capture
 from leadline.config import Config
-from storage.db import Store
+from storage.db import Clock, Store
 from storage.manual_touches import LookUp, look_up_or_add
 from storage.staff import StaffMember
 

@@ -20,11 +20,10 @@ from aiogram.utils.i18n import gettext as _
 from bot.callbacks import MergeCB
 from bot.replies import Replies
 from bot.views import CONTACT_TOUCHES, contact_text
-from capture.pipeline import Clock
 from leadline.config import Config
 from storage.cards import contact_summary
 from storage.contacts import live_contact, merge_by_staff, search_contacts, undo_merge_by_staff
-from storage.db import Store
+from storage.db import Clock, Store
 from storage.staff import StaffMember
 
 

@@ -21,9 +21,8 @@ from sqlite_utils import Database
 from bot import cards, labels
 from bot.callbacks import NudgeCB
 from bot.replies import Replies
-from capture.pipeline import Clock
 from leadline.config import Config
-from storage.db import Store
+from storage.db import Clock, Store
 from storage.nudges.actions import (
     Acted,
     cant_reach,

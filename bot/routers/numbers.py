@@ -28,11 +28,10 @@ from sqlite_utils import Database
 from bot import cards
 from bot.number_args import ArgumentError, CostArgs, PlanArgs, parse_cost, parse_period, parse_plan
 from bot.replies import Replies
-from capture.pipeline import Clock
 from leadline.config import Config
 from leadline.digest import compose, telegram_payloads
 from storage.costs import CampaignCost, add_cost, costs_in_period
-from storage.db import Store
+from storage.db import Clock, Store
 from storage.outbox import enqueue
 from storage.plan import MIN_LEADS_FOR_RATES, FunnelHistory, Plan, PlanError, plan_from_history
 from storage.reports.report import funnel_history

@@ -26,10 +26,9 @@ from bot.cards import CardDraft
 from bot.parsing import parse_amount, parse_date
 from bot.replies import Replies
 from bot.routers.leads import lead_keyboard, lead_text
-from capture.pipeline import Clock
 from leadline.config import Config
 from storage.cards import TouchCard, lead_card, touch_card
-from storage.db import Store
+from storage.db import Clock, Store
 from storage.registrations import (
     REASONS,
     TEMPERATURES,
