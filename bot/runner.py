@@ -23,10 +23,10 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeDefault
-from aiogram.utils.i18n import gettext as _
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
+from bot.catalogues import gettext as _
 from bot.i18n import CatalogueI18n, LanguageMiddleware, load_i18n, speaking
 from bot.middlewares import StaffMiddleware, StrangerGate
 from bot.outbox import BotTransport, OutboxSender

@@ -100,7 +100,7 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Sweeps and digests, whose texts come from the bot's catalogues (aiogram): the primary's only."""
+    """Sweeps and digests: the primary's only, so only it imports APScheduler and the digest."""
     from leadline.scheduler import scheduler_ctx as run_scheduler
 
     async with contextlib.asynccontextmanager(run_scheduler)(app):

@@ -549,8 +549,8 @@ def demo(config_path: Path | None, database: Path | None, days: int, seed: int, 
             )
         for suffix in ("", "-wal", "-shm"):
             Path(f"{target}{suffix}").unlink(missing_ok=True)
+    from bot.digest import send_digest
     from leadline.demo import Shape, demo_config, run_demo, story, write_demo_config
-    from leadline.digest import send_digest
     from storage.db import Store
     from storage.worktime import WorkingCalendar
 

@@ -19,10 +19,10 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
-from aiogram.utils.i18n import gettext as _
 
 from bot import cards, labels
 from bot.callbacks import LeadCB
+from bot.catalogues import gettext as _
 from bot.parsing import parse_amount, parse_date
 from bot.replies import Replies
 from leadline.config import Config

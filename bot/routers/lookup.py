@@ -19,8 +19,8 @@ from aiogram.types import (
     MessageOriginHiddenUser,
     MessageOriginUser,
 )
-from aiogram.utils.i18n import gettext as _
 
+from bot.catalogues import gettext as _
 from bot.parsing import identifiers_in
 from bot.replies import Replies
 from bot.views import send_contact, send_touch

@@ -15,9 +15,9 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
-from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import MergeCB
+from bot.catalogues import gettext as _
 from bot.replies import Replies
 from bot.views import CONTACT_TOUCHES, contact_text
 from leadline.config import Config
