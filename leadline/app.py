@@ -17,6 +17,7 @@ from functools import partial
 from aiohttp import web
 from sqlite_utils import Database
 
+from bot.service import bot_service
 from capture.metrics import Metrics
 from capture.pipeline import Capture, replay
 from capture.server import setup_routes
@@ -92,10 +93,10 @@ async def capture_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The bot and the outbox sender; aiogram takes seconds to import, so only the primary does."""
-    from bot.runner import bot_ctx as run_bot
-
-    async with contextlib.asynccontextmanager(run_bot)(app):
+    """The outbox sender, and the bot when there is a token: the primary's only."""
+    config, store, clock = app[keys.CONFIG], app[keys.STORE], app[keys.CLOCK]
+    async with bot_service(config, store, clock, app[keys.CAPTURE], app) as sender:
+        app[keys.OUTBOX] = sender
         yield
 
 
