@@ -14,25 +14,9 @@ from typing import Any
 
 import click
 
-from leadline.config import CONFIG_ENV, DEFAULT_CONFIG, Config, ConfigError, load_config
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"Config file (default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG}).",
-)
-
-
-def _load(config_path: Path | None) -> Config:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        click.echo("The config has problems:", err=True)
-        for problem in exc.problems:
-            click.echo(f"  {problem}", err=True)
-        sys.exit(2)
+from leadline import report_cli
+from leadline.cli_config import config_option
+from leadline.cli_config import load as _load
 
 
 @click.group()
@@ -191,8 +175,7 @@ def _format_card(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-from leadline import report_cli  # noqa: E402  (the numbers' commands)
-
+# The numbers' commands.
 main.add_command(report_cli.report)
 main.add_command(report_cli.export)
 main.add_command(report_cli.plan)

@@ -18,28 +18,13 @@ from typing import Any, TypeVar
 
 import click
 
+from leadline.cli_config import config_option
+from leadline.cli_config import load as _load
 from leadline.config import CONFIG_ENV, DEFAULT_CONFIG, Config
 from storage.reports.report import build_report
 from storage.reports.scope import GROUPINGS, Filters, Period, Rules, Scope
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: The same option as ``leadline.cli.config_option``; defined here too because cli.py imports this
-#: module, and taking the option from it would make the two import each other.
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"Config file (default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG}).",
-)
-
-
-def _load(config_path: Path | None) -> Config:
-    """The config, or the problems printed and exit 2, exactly as every other command does."""
-    from leadline.cli import _load as load
-
-    return load(config_path)
 
 
 def period_options(fn: F) -> F:
