@@ -17,7 +17,8 @@ goes to the log, with phones and emails masked, and the PNG to a file next to th
 
 Text and chart speak the reader's language, through the bot's gettext catalogues: an owner's staff
 ``language``, else ``[leadline] language`` (which the log uses too). The figures are read once and
-written once per language (:func:`gather`, then :func:`write`).
+written once per language (:func:`bot.digest_figures.gather`, then :func:`write`); the chart is
+:mod:`bot.digest_chart`'s.
 """
 
 from __future__ import annotations

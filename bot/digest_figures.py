@@ -1,9 +1,5 @@
-"""What a digest says, in no language yet: the figures read once for the period, its comparison and its chart.
-
-Read once, then written in each language its readers speak (:mod:`bot.digest` for the words,
-:mod:`bot.digest_chart` for the chart), so a digest to a Russian and an English owner runs its
-queries once.
-"""
+"""The figures a digest shows, read from the database once and written in each reader's language
+by :mod:`bot.digest` (the words) and :mod:`bot.digest_chart` (the chart)."""
 
 from __future__ import annotations
 
