@@ -76,3 +76,5 @@ async def test_serve_without_a_token_never_imports_the_bot_the_chart_the_export_
     modules = imported(log.read_text(errors="replace"))
     assert "leadline.scheduler" in modules and "bot.outbox" in modules  # the whole primary started
     assert {m.split(".")[0] for m in modules} & set(HEAVY) == set()
+    # The public holidays of ~250 countries load with the first working-time question, not at start.
+    assert [m for m in modules if m.startswith("holidays.countries")] == []
