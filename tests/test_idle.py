@@ -39,9 +39,10 @@ auth_token = "idle-twilio-token"
 forward_to = "+74950000001"
 """
 
-#: aiogram (~150 MB and seconds), the chart, the export and Twilio's helpers: none is needed to
-#: capture a request and to write nudges and digests to the log.
-HEAVY = ("aiogram", "matplotlib", "openpyxl", "twilio")
+#: aiogram (~150 MB and seconds), the chart (and numpy, which sqlite-utils would import for it), the
+#: export and Twilio's helpers: none is needed to capture a request or to write nudges and digests
+#: to the log.
+HEAVY = ("aiogram", "matplotlib", "numpy", "openpyxl", "twilio")
 
 
 def imported(stderr: str) -> set[str]:
