@@ -25,8 +25,9 @@ from aiogram.client.session.aiohttp import AiohttpSession  # noqa: E402
 from aiogram.client.telegram import TelegramAPIServer  # noqa: E402
 from sqlite_utils import Database  # noqa: E402
 
-from bot.outbox import BotTransport, OutboxSender  # noqa: E402
+from bot.outbox import OutboxSender  # noqa: E402
 from bot.ratelimit import Limits  # noqa: E402
+from bot.transport import BotTransport  # noqa: E402
 from leadline.config import TelegramSection  # noqa: E402
 from storage.db import Store, now_utc  # noqa: E402
 from storage.outbox import enqueue  # noqa: E402

@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bot.digest import compose  # noqa: E402
 from leadline.app import build_capture  # noqa: E402
 from leadline.config import Config  # noqa: E402
 from leadline.demo import Shape, demo_config, story, write_demo_config, write_direct  # noqa: E402
-from leadline.digest import compose  # noqa: E402
 from storage.db import Store, connect  # noqa: E402
 from storage.reports.report import build_report  # noqa: E402
 from storage.reports.scope import Period, Rules, Scope  # noqa: E402

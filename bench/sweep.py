@@ -35,8 +35,8 @@ from sqlite_utils import Database
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bot.nudge_texts import lay_out  # noqa: E402
 from leadline.config import WorkingTimeSection  # noqa: E402
-from leadline.nudge_texts import lay_out  # noqa: E402
 from storage.db import connect, iso, open_database, parse_iso  # noqa: E402
 from storage.nudges.due import due_nudges  # noqa: E402
 from storage.nudges.record import Recorded, plan_and_record  # noqa: E402

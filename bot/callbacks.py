@@ -54,7 +54,7 @@ class MergeCB(CallbackData, prefix="m"):
 
 
 class NudgeCB(CallbackData, prefix="n"):
-    """A nudge's buttons (drawn by ``leadline/nudge_texts.py``): ``act`` called / cant / snooze / done /
+    """A nudge's buttons (drawn by ``bot/nudge_texts.py``): ``act`` called / cant / snooze / done /
     later / lost, and ``lostr`` for the reason the bot then asks for; ``v`` the act's value."""
 
     act: str

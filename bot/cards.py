@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
-from aiogram.utils.i18n import I18n
-from aiogram.utils.i18n import gettext as _
 from babel.dates import format_date, format_datetime
 
 from bot import labels
 from bot.callbacks import CardCB
+from bot.catalogues import current_locale
+from bot.catalogues import gettext as _
 from storage.cards import TouchCard
 from storage.db import parse_iso
 from storage.local_time import zone_label
@@ -29,11 +29,6 @@ from storage.staff import StaffMember
 
 FOLLOW_UP_DAYS = (1, 3, 7, 14, 30)
 MESSAGE_PREVIEW = 300
-
-
-def current_locale() -> str:
-    i18n = I18n.get_current(no_error=True)
-    return i18n.current_locale if i18n is not None else "en"
 
 
 def when(stored: str | None, tz: ZoneInfo) -> str:

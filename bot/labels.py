@@ -6,7 +6,7 @@ language, so the catalogues hold every one of them.
 
 from __future__ import annotations
 
-from aiogram.utils.i18n import gettext as _
+from bot.catalogues import gettext as _
 
 TEMPERATURE_ICONS = {"hot": "🔥", "warm": "🌤", "cold": "❄️"}
 CHANNEL_ICONS = {"call": "📞", "form": "📝", "email": "✉️", "manual": "✍️"}

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiogram.types import InlineKeyboardMarkup
 from sqlite_utils import Database
 
-from storage.db import Store
+from storage.db import Clock, Store
 from storage.outbox import enqueue
+
+if TYPE_CHECKING:  # the nudges' texts use this module in processes that never import aiogram
+    from aiogram.types import InlineKeyboardMarkup
 
 
 def message_payload(text: str, markup: InlineKeyboardMarkup | None = None) -> dict[str, Any]:
@@ -61,7 +62,7 @@ def fit_leading(render: Callable[[int], dict[str, Any]], count: int) -> tuple[di
 @dataclass
 class Replies:
     store: Store
-    clock: Callable[[], datetime]
+    clock: Clock
     wake: Callable[[], None]
 
     async def send(

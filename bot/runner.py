@@ -1,9 +1,8 @@
-"""The bot inside ``leadline serve``: one cleanup context that starts it, and stops it cleanly.
+"""The Telegram bot inside ``leadline serve``, started only with a token (see :mod:`bot.service`).
 
-With ``[telegram] token`` set: an aiogram Bot (pointed at ``[telegram] api_url`` when given, e.g. a
-self-hosted Bot API server), a Dispatcher with the routers, long polling as a task (or a webhook
-through aiogram's ``SimpleRequestHandler`` on this same server when ``webhook_url`` is set), and
-the outbox sender. Without a token, only the sender runs, writing each queued message to the log.
+An aiogram Bot (pointed at ``[telegram] api_url`` when given, e.g. a self-hosted Bot API server), a
+Dispatcher with the routers, long polling as a task (or a webhook through aiogram's
+``SimpleRequestHandler`` on this same server when ``webhook_url`` is set), and the outbox sender.
 Telegram being unreachable at start-up delays the bot; it never stops the server from starting.
 """
 
@@ -23,13 +22,14 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeDefault
-from aiogram.utils.i18n import gettext as _
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
+from bot.catalogues import gettext as _
+from bot.contexts import TouchContexts
 from bot.i18n import CatalogueI18n, LanguageMiddleware, load_i18n, speaking
 from bot.middlewares import StaffMiddleware, StrangerGate
-from bot.outbox import BotTransport, OutboxSender
+from bot.outbox import OutboxSender
 from bot.replies import Replies
 from bot.routers import (
     access,
@@ -45,10 +45,9 @@ from bot.routers import (
     registration,
     start,
 )
-from capture.pipeline import Capture, Clock
-from leadline import keys
+from bot.transport import BotTransport
 from leadline.config import Config
-from storage.db import Store
+from storage.db import Clock, Store
 
 log = logging.getLogger("leadline.bot")
 
@@ -71,7 +70,12 @@ def make_bot(config: Config) -> Bot:
 
 
 def build_dispatcher(
-    config: Config, store: Store, clock: Clock, replies: Replies, capture: Capture, i18n: CatalogueI18n
+    config: Config,
+    store: Store,
+    clock: Clock,
+    replies: Replies,
+    contexts: TouchContexts,
+    i18n: CatalogueI18n,
 ) -> Dispatcher:
     """Services reach handlers as typed parameters (workflow data); middlewares only for what cuts across."""
     dp = Dispatcher(storage=MemoryStorage())
@@ -79,7 +83,7 @@ def build_dispatcher(
     dp["config"] = config
     dp["clock"] = clock
     dp["replies"] = replies
-    dp["capture"] = capture
+    dp["capture"] = contexts
     dp.update.outer_middleware(StaffMiddleware(store, config.telegram.team_chat))
     dp.update.outer_middleware(LanguageMiddleware(i18n))
     dp.update.outer_middleware(StrangerGate())
@@ -201,27 +205,22 @@ class Webhook:
         await self.dp.emit_shutdown(bot=self.bot, **self.dp.workflow_data)
 
 
-async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
-    config, store, clock = app[keys.CONFIG], app[keys.STORE], app[keys.CLOCK]
-    if not config.telegram.token.get_secret_value():
-        sender = OutboxSender(store, clock, None)
-        app[keys.OUTBOX] = sender
-        sender.start()
-        yield
-        await sender.stop(config.telegram.stop_wait_seconds)
-        return
+@contextlib.asynccontextmanager
+async def running_bot(
+    config: Config, store: Store, clock: Clock, contexts: TouchContexts, app: web.Application
+) -> AsyncIterator[OutboxSender]:
+    """The bot and its outbox sender, from start-up to a clean stop; the sender is yielded."""
     bot = make_bot(config)
     sender = OutboxSender(store, clock, BotTransport(bot))
-    app[keys.OUTBOX] = sender
     i18n = load_i18n(config.leadline.language)
     replies = Replies(store, clock, sender.wake)
-    dp = build_dispatcher(config, store, clock, replies, app[keys.CAPTURE], i18n)
+    dp = build_dispatcher(config, store, clock, replies, contexts, i18n)
     sender.start()
     runner: Polling | Webhook = (
         Webhook(app, dp, bot, config, i18n) if config.telegram.webhook_url else Polling(dp, bot, i18n)
     )
     try:
-        yield
+        yield sender
     finally:
         await runner.stop()
         await sender.stop(config.telegram.stop_wait_seconds)

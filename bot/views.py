@@ -11,10 +11,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
-from aiogram.utils.i18n import gettext as _
 
 from bot import cards, labels
 from bot.callbacks import MergeCB, OpenCB
+from bot.catalogues import gettext as _
 from bot.replies import Replies
 from bot.routers.leads import lead_keyboard, lead_text
 from leadline.config import Config

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from multidict import MultiDict
 
-from capture.providers.base import BadRequest, loads, quoted
+from capture.providers.base import BadRequest, RawRequest, loads, quoted
 
 DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
     "phone": (
@@ -66,6 +66,11 @@ DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
+
+
+def form_fields(raw: RawRequest) -> MultiDict[str]:
+    """A request's URL-encoded, multipart or JSON form fields, whichever its Content-Type says."""
+    return parse_form_body(raw.body, raw.headers.get("Content-Type", ""))
 
 
 def parse_form_body(body: bytes, content_type_header: str) -> MultiDict[str]:

@@ -35,14 +35,12 @@ from capture.providers.base import (
 from capture.settle import settle, text
 from leadline.config import Config, SourceConfig
 from storage.attribution import CampaignIndex
-from storage.db import Store, now_utc, savepoint
+from storage.db import Clock, Store, now_utc, savepoint
 from storage.events import ContactEvent
 from storage.identifiers import phone
 from storage.touches import EventContext, identifiers_of, plan_contact_events, record_contact_event
 
 log = logging.getLogger("leadline.capture")
-
-Clock = Callable[[], datetime]
 
 #: Bytes of body kept for a request refused before it proved where it came from.
 UNAUTHENTICATED_BODY_KEPT = 4096

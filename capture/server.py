@@ -15,11 +15,12 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 from sqlite_utils import Database
 
+from capture.keys import CAPTURE, METRICS
 from capture.pipeline import Outcome, Verdict
 from capture.providers.base import RawRequest, quoted
-from leadline import keys
 from storage import meta
 from storage.backlog import backlog
+from storage.keys import CLOCK, STORE
 
 log = logging.getLogger("leadline.http")
 
@@ -104,7 +105,7 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
 
 
 def _raw(request: web.Request, source: str, tail: str, body: bytes) -> RawRequest:
-    config = request.app[keys.CONFIG]
+    config = request.app[CAPTURE].config
     query = request.rel_url.raw_query_string  # as sent: Twilio signs the encoded URL
     url = f"{config.http.public_url}/hooks/{source}{tail}" + (f"?{query}" if query else "")
     return RawRequest(
@@ -114,7 +115,7 @@ def _raw(request: web.Request, source: str, tail: str, body: bytes) -> RawReques
         query_string=query,
         headers=CIMultiDictProxy(request.headers.copy()),
         body=body,
-        received_at=request.app[keys.CLOCK](),
+        received_at=request.app[CLOCK](),
         url=url,
         remote=request.remote,
     )
@@ -123,7 +124,8 @@ def _raw(request: web.Request, source: str, tail: str, body: bytes) -> RawReques
 async def hook(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     app = request.app
-    config, capture = app[keys.CONFIG], app[keys.CAPTURE]
+    capture = app[CAPTURE]
+    config = capture.config
     name = request.match_info["source"]
     tail = request.match_info.get("tail", "")
     source = config.source(name)
@@ -208,8 +210,8 @@ def _log(source: str, method: str, tail: str, outcome: Outcome, started: float) 
 def _count(
     request: web.Request, source: str, status: int, started: float, outcome: Outcome | None = None
 ) -> None:
-    metrics = request.app[keys.METRICS]
-    label = source if request.app[keys.CONFIG].source(source) else "(unknown)"
+    metrics = request.app[METRICS]
+    label = source if request.app[CAPTURE].config.source(source) else "(unknown)"
     metrics.requests.labels(label, str(status)).inc()
     metrics.latency.labels(label).observe(time.perf_counter() - started)
     if outcome:
@@ -219,7 +221,7 @@ def _count(
 
 async def healthz(request: web.Request) -> web.Response:
     """200 only when a write reaches the disk: a receiver that cannot journal must look down."""
-    store, clock = request.app[keys.STORE], request.app[keys.CLOCK]
+    store, clock = request.app[STORE], request.app[CLOCK]
     stamp = clock().isoformat()
 
     def mark(db: Database) -> None:
@@ -238,10 +240,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    store, m = request.app[keys.STORE], request.app[keys.METRICS]
+    store, m = request.app[STORE], request.app[METRICS]
     rows = await store.read(backlog)
     m.waiting.set(rows.waiting)
-    m.set_failed(rows.failed, (s.name for s in request.app[keys.CONFIG].sources))
+    m.set_failed(rows.failed, (s.name for s in request.app[CAPTURE].config.sources))
     return web.Response(body=m.render(), content_type="text/plain", charset="utf-8")
 
 

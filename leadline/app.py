@@ -16,8 +16,9 @@ from functools import partial
 from aiohttp import web
 from sqlite_utils import Database
 
+from bot.service import bot_service
 from capture.metrics import Metrics
-from capture.pipeline import Capture, Clock, replay
+from capture.pipeline import Capture, replay
 from capture.providers import PROVIDERS
 from capture.server import setup_routes
 from leadline import keys
@@ -25,7 +26,7 @@ from leadline.api import setup_api
 from leadline.config import Config, SourceConfig
 from leadline.workers import orphan_watch_ctx, supervisor_ctx
 from storage.costs import sync_costs
-from storage.db import Store, now_utc
+from storage.db import Clock, Store, now_utc
 from storage.staff import config_staff_ids, staff_by_extension, sync_campaigns, sync_staff
 from storage.worktime import WorkingCalendar
 
@@ -89,15 +90,15 @@ async def capture_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The bot and the outbox sender; aiogram takes seconds to import, so only the primary does."""
-    from bot.runner import bot_ctx as run_bot
-
-    async with contextlib.asynccontextmanager(run_bot)(app):
+    """The outbox sender, and the bot when there is a token: the primary's only."""
+    config, store, clock = app[keys.CONFIG], app[keys.STORE], app[keys.CLOCK]
+    async with bot_service(config, store, clock, app[keys.CAPTURE], app) as sender:
+        app[keys.OUTBOX] = sender
         yield
 
 
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Sweeps and digests, whose texts come from the bot's catalogues (aiogram): the primary's only."""
+    """Sweeps and digests: the primary's only, so only it imports APScheduler and the digest."""
     from leadline.scheduler import scheduler_ctx as run_scheduler
 
     async with contextlib.asynccontextmanager(run_scheduler)(app):

@@ -14,8 +14,10 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from leadline import report_cli
 from leadline.cli_base import CONTEXT_SETTINGS, EXIT_NOT_FOUND, config_option, parse_since
 from leadline.cli_base import load as _load
+from leadline.journal_cli import journal
 from storage.local_time import local_text
 
 
@@ -176,9 +178,7 @@ def _format_card(card: dict[str, Any], tz: ZoneInfo) -> str:
     return "\n".join(lines)
 
 
-from leadline import report_cli  # noqa: E402  (the numbers' commands)
-from leadline.journal_cli import journal  # noqa: E402  (what arrived)
-
+# The numbers' commands, and what arrived.
 main.add_command(report_cli.report)
 main.add_command(report_cli.export)
 main.add_command(report_cli.plan)

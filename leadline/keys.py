@@ -1,4 +1,9 @@
-"""Every aiohttp ``AppKey`` in one place, so a dependency has one name and one type."""
+"""Every aiohttp ``AppKey`` the composition root fills: its own, and those each package declares.
+
+``capture/keys.py``, ``bot/keys.py`` and ``storage/keys.py`` declare the keys of what those packages
+own; the config and the sweeper are the root's. Gathered here so the root's modules (and the tests,
+which drive the root) have one name and one type per dependency.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,15 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from capture.metrics import Metrics
-from capture.pipeline import Capture, Clock
+from bot.keys import OUTBOX
+from capture.keys import CAPTURE, METRICS
 from leadline.config import Config
-from storage.db import Store
+from storage.keys import CLOCK, STORE
 
-if TYPE_CHECKING:  # aiogram takes seconds to import; processes without the bot never need it
-    from bot.outbox import OutboxSender
+if TYPE_CHECKING:
     from leadline.sweep import Sweeper
 
+__all__ = ["CAPTURE", "CLOCK", "CONFIG", "METRICS", "OUTBOX", "STORE", "SWEEPER"]
+
 CONFIG = web.AppKey("config", Config)
-STORE = web.AppKey("store", Store)
-CAPTURE = web.AppKey("capture", Capture)
-METRICS = web.AppKey("metrics", Metrics)
-CLOCK: web.AppKey[Clock] = web.AppKey("clock")
-OUTBOX: web.AppKey[OutboxSender] = web.AppKey("outbox")
 SWEEPER: web.AppKey[Sweeper] = web.AppKey("sweeper")

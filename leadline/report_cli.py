@@ -18,29 +18,14 @@ from typing import Any, TypeVar
 
 import click
 
+from leadline.cli_base import config_option
+from leadline.cli_base import load as _load
 from leadline.config import CONFIG_ENV, DEFAULT_CONFIG, Config
 from storage.reports.report import build_report
 from storage.reports.scope import GROUPINGS, Filters, Period, Rules, Scope
 from storage.staff import staff_named
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: The same option as ``leadline.cli.config_option``; defined here too because cli.py imports this
-#: module, and taking the option from it would make the two import each other.
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"Config file (default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG}).",
-)
-
-
-def _load(config_path: Path | None) -> Config:
-    """The config, or the problems printed and exit 3, exactly as every other command does."""
-    from leadline.cli_base import load
-
-    return load(config_path)
 
 
 def period_options(fn: F) -> F:
@@ -551,8 +536,8 @@ def demo(config_path: Path | None, database: Path | None, days: int, seed: int, 
             )
         for suffix in ("", "-wal", "-shm"):
             Path(f"{target}{suffix}").unlink(missing_ok=True)
+    from bot.digest import send_digest
     from leadline.demo import Shape, demo_config, run_demo, story, write_demo_config
-    from leadline.digest import send_digest
     from storage.db import Store
     from storage.worktime import WorkingCalendar
 

@@ -9,26 +9,23 @@ one tries again.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, time
-from typing import Any
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.digest import send_due_digests
 from leadline import keys
 from leadline.config import Config
-from leadline.sweep import Clock, Sweeper
-from storage.db import Store
+from leadline.sweep import Sweeper
+from storage.db import Clock, Store
 from storage.worktime import WorkingCalendar
 
 log = logging.getLogger("leadline.scheduler")
-
-DIGEST_MODULE = "leadline.digest"
 
 
 def _waker(app: web.Application) -> Callable[[], None]:
@@ -50,10 +47,9 @@ async def sweep_job(sweeper: Sweeper) -> None:
 async def digest_job(
     config: Config, store: Store, clock: Clock, wake: Callable[[], None], *, only_catch_up: bool = False
 ) -> None:
-    """On working days, the digest owed since the last one sent, through
-    ``leadline.digest.send_due_digests`` when that module exists: one message covering every day
-    since (Friday to Sunday on a Monday, a holiday with the weekend around it, days the process
-    was down).
+    """On working days, the digest owed since the last one sent (:func:`bot.digest.send_due_digests`):
+    one message covering every day since (Friday to Sunday on a Monday, a holiday with the weekend
+    around it, days the process was down).
 
     ``only_catch_up`` is the run at start-up: it sends nothing for a base that never had a digest.
     """
@@ -64,18 +60,7 @@ async def digest_job(
         log.info("no digest today: not a working day", extra={"fields": {"day": day.isoformat()}})
         return
     try:
-        module = importlib.import_module(DIGEST_MODULE)
-    except ImportError as exc:
-        log.error(
-            "no digest sent: leadline/digest.py cannot be imported", extra={"fields": {"error": str(exc)}}
-        )
-        return
-    send: Callable[..., Awaitable[list[Any]]] | None = getattr(module, "send_due_digests", None)
-    if send is None:
-        log.error("no digest sent: leadline/digest.py has no send_due_digests(config, store, now=...)")
-        return
-    try:
-        sent = await send(config, store, now=now, only_catch_up=only_catch_up)
+        sent = await send_due_digests(config, store, now=now, only_catch_up=only_catch_up)
     except Exception:
         log.exception("the digest failed")
         return

@@ -14,17 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
+from bot.nudge_texts import lay_out, render_source_alert
 from leadline.config import Config
-from leadline.nudge_texts import lay_out, render_source_alert
-from storage.db import Store
+from storage.db import Clock, Store
 from storage.nudges.due import due_nudges
 from storage.nudges.record import Recorded, plan_and_record
 from storage.nudges.rules import NudgeRules
 from storage.source_health import HealthRules, assess, record_findings
 
 log = logging.getLogger("leadline.sweep")
-
-Clock = Callable[[], datetime]
 
 
 @dataclass

@@ -64,6 +64,10 @@ def chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
         yield values[start : start + size]
 
 
+#: What every part that needs "now" is given, so a test can hand it a fixed moment.
+Clock = Callable[[], datetime]
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 

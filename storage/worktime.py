@@ -53,18 +53,33 @@ class _Holidays:
         self._lock = threading.Lock()
         self._years: dict[int, tuple[frozenset[date], frozenset[date]]] = {}
         self._country: holidays.HolidayBase | None = None
-        if code:
-            country, _, subdiv = code.partition("-")
-            try:
-                self._country = holidays.country_holidays(country, subdiv=subdiv or None, years=())
-            except NotImplementedError as exc:
-                # The package signals an unknown country or subdivision with NotImplementedError,
-                # which reads like a bug in our code; users need to know it is their config.
-                raise ValueError(
-                    f"unknown holidays country {code!r}: use a code the 'holidays' package knows, "
-                    f"such as RU, DE or US (optionally with a subdivision, e.g. DE-BY), "
-                    f"or an empty string for no public holidays ({exc})"
-                ) from None
+        if not code:
+            return
+        country, _, subdiv = code.partition("-")
+        # The country's calendar is built on the first question: the package then imports all of
+        # its ~250 countries (~0.2 s, ~8 MB), which a process answering none yet need not wait for.
+        # A code is still checked now, so a wrong one stops the start: the country against the
+        # package's names, and a subdivision, which only its country knows, by building it.
+        if not hasattr(holidays, country):
+            raise self._unknown(f"Country {country} not available")
+        if subdiv:
+            self._country = self._build()
+
+    def _build(self) -> holidays.HolidayBase:
+        country, _, subdiv = self.code.partition("-")
+        try:
+            return holidays.country_holidays(country, subdiv=subdiv or None, years=())
+        except NotImplementedError as exc:
+            raise self._unknown(str(exc)) from None
+
+    def _unknown(self, why: str) -> ValueError:
+        # The package signals an unknown country or subdivision with NotImplementedError, which
+        # reads like a bug in our code; users need to know it is their config.
+        return ValueError(
+            f"unknown holidays country {self.code!r}: use a code the 'holidays' package knows, "
+            f"such as RU, DE or US (optionally with a subdivision, e.g. DE-BY), "
+            f"or an empty string for no public holidays ({why})"
+        )
 
     def year(self, year: int) -> tuple[frozenset[date], frozenset[date]]:
         """(days off, weekend days that are working days) for ``year``."""
@@ -76,6 +91,8 @@ class _Holidays:
             if cached is not None:
                 return cached
             result: tuple[frozenset[date], frozenset[date]] = (frozenset(), frozenset())
+            if self.code and self._country is None:
+                self._country = self._build()
             if self._country is not None:
                 country = self._country
                 # A transfer decree for one year can move a working day into its neighbour

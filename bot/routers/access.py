@@ -14,10 +14,10 @@ from typing import Any
 from aiogram import Router
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, User
 from aiogram.utils.i18n import I18n
-from aiogram.utils.i18n import gettext as _
 from sqlite_utils import Database
 
 from bot.callbacks import AccessCB
+from bot.catalogues import gettext as _
 from bot.i18n import pick_locale, speaking
 from bot.replies import Replies, message_payload
 from storage.access import AccessRequest, access_request, decide_access, request_access

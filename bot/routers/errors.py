@@ -16,9 +16,9 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import ErrorEvent, Message, User
 from aiogram.utils.i18n import I18n
-from aiogram.utils.i18n import gettext as _
 
 from bot import labels
+from bot.catalogues import gettext as _
 from bot.i18n import pick_locale, speaking
 from bot.replies import Replies
 from bot.routers.access import role_label

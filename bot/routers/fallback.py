@@ -10,8 +10,8 @@ import html
 
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
-from aiogram.utils.i18n import gettext as _
 
+from bot.catalogues import gettext as _
 from bot.replies import Replies
 
 

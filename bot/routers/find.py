@@ -8,9 +8,9 @@ from functools import partial
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
-from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import OpenCB
+from bot.catalogues import gettext as _
 from bot.replies import Replies
 from bot.views import CONTACT_TOUCHES, send_contact
 from leadline.config import Config

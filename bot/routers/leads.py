@@ -19,16 +19,15 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
-from aiogram.utils.i18n import gettext as _
 
 from bot import cards, labels
 from bot.callbacks import LeadCB
+from bot.catalogues import gettext as _
 from bot.parsing import parse_amount, parse_date
 from bot.replies import Replies
-from capture.pipeline import Clock
 from leadline.config import Config
 from storage.cards import lead_card
-from storage.db import Store
+from storage.db import Clock, Store
 from storage.registrations import MOVES, TEMPERATURES, change_lead
 from storage.staff import StaffMember, active_staff
 

@@ -15,10 +15,10 @@ from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
-from aiogram.utils.i18n import gettext as _
 
 from bot import cards, labels
 from bot.callbacks import OpenCB, PageCB
+from bot.catalogues import gettext as _
 from bot.replies import Replies
 from bot.views import send_contact, send_lead, send_touch
 from leadline.config import Config
@@ -204,7 +204,7 @@ async def open_item(
 async def open_digest_contact(
     callback: CallbackQuery, staff: StaffMember, store: Store, config: Config, replies: Replies
 ) -> None:
-    """The digest's buttons (``contact:<id>``, drawn by ``leadline/digest.py``) open the contact's card."""
+    """The digest's buttons (``contact:<id>``, drawn by ``bot/digest.py``) open the contact's card."""
     chat_id = callback.message.chat.id if callback.message is not None else callback.from_user.id
     contact_id = int((callback.data or "contact:0").split(":", 1)[1])
     if await send_contact(replies, store, config, chat_id, contact_id, staff):

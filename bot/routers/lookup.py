@@ -19,14 +19,14 @@ from aiogram.types import (
     MessageOriginHiddenUser,
     MessageOriginUser,
 )
-from aiogram.utils.i18n import gettext as _
 
+from bot.catalogues import gettext as _
+from bot.contexts import TouchContexts
 from bot.parsing import identifiers_in
 from bot.replies import Replies
 from bot.views import send_contact, send_touch
-from capture.pipeline import Capture, Clock
 from leadline.config import Config
-from storage.db import Store
+from storage.db import Clock, Store
 from storage.manual_touches import LookUp, look_up_or_add
 from storage.staff import StaffMember
 
@@ -53,7 +53,7 @@ async def shared_contact(
     store: Store,
     config: Config,
     clock: Clock,
-    capture: Capture,
+    capture: TouchContexts,
     replies: Replies,
 ) -> None:
     assert message.contact is not None
@@ -68,7 +68,7 @@ async def forwarded(
     store: Store,
     config: Config,
     clock: Clock,
-    capture: Capture,
+    capture: TouchContexts,
     replies: Replies,
 ) -> None:
     text = message.text or message.caption or ""
@@ -83,7 +83,7 @@ async def typed(
     store: Store,
     config: Config,
     clock: Clock,
-    capture: Capture,
+    capture: TouchContexts,
     replies: Replies,
 ) -> None:
     await start_from(message, message.text or "", None, None, staff, store, config, clock, capture, replies)
@@ -98,7 +98,7 @@ async def start_from(
     store: Store,
     config: Config,
     clock: Clock,
-    capture: Capture,
+    capture: TouchContexts,
     replies: Replies,
 ) -> None:
     found = identifiers_in(text, config.leadline.region)

@@ -15,16 +15,15 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
-from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import MergeCB
+from bot.catalogues import gettext as _
 from bot.replies import Replies
 from bot.views import CONTACT_TOUCHES, contact_text
-from capture.pipeline import Clock
 from leadline.config import Config
 from storage.cards import contact_summary
 from storage.contacts import live_contact, merge_by_staff, search_contacts, undo_merge_by_staff
-from storage.db import Store
+from storage.db import Clock, Store
 from storage.staff import StaffMember
 
 

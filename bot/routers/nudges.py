@@ -15,15 +15,14 @@ from functools import partial
 from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
-from aiogram.utils.i18n import gettext as _
 from sqlite_utils import Database
 
 from bot import cards, labels
 from bot.callbacks import NudgeCB
+from bot.catalogues import gettext as _
 from bot.replies import Replies
-from capture.pipeline import Clock
 from leadline.config import Config
-from storage.db import Store
+from storage.db import Clock, Store
 from storage.nudges.actions import (
     Acted,
     cant_reach,

@@ -1,7 +1,7 @@
 """/report, /plan and /cost: the numbers of ``leadline report`` and ``leadline plan`` in chat, and costs.
 
 ``/report`` is the morning digest on demand for any period: the same text, chart and buttons,
-queued through the outbox the way :func:`leadline.digest.send_digest` queues them. ``/plan`` is
+queued through the outbox the way :func:`bot.digest.send_digest` queues them. ``/plan`` is
 ``leadline plan`` (:func:`storage.plan.plan_from_history`, so both give the same figures).
 ``/cost`` records a campaign cost through :func:`storage.costs.add_cost`, for owners only: costs
 move every lead cost the owner reads. The figures are managers' and owners' (staff see their own
@@ -21,17 +21,17 @@ from typing import Any
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
-from aiogram.utils.i18n import gettext as _
 from sqlite_utils import Database
 
 from bot import cards
+from bot.catalogues import current_locale
+from bot.catalogues import gettext as _
+from bot.digest import compose, telegram_payloads
 from bot.number_args import ArgumentError, CostArgs, PlanArgs, parse_cost, parse_period, parse_plan
 from bot.replies import Replies
-from capture.pipeline import Clock
 from leadline.config import Config
-from leadline.digest import compose, telegram_payloads
 from storage.costs import CampaignCost, add_cost, costs_in_period
-from storage.db import Store
+from storage.db import Clock, Store
 from storage.errors import (
     AverageDealNotPositive,
     NegativeClients,
@@ -118,7 +118,7 @@ async def report(
         await replies.send(chat_id, period_problem(exc))
         return
     # The reader's language, as the middleware chose it; the store's thread has no update to ask.
-    locale = cards.current_locale()
+    locale = current_locale()
     digest = await store.read(partial(compose, config=config, period=period, now=now, locale=locale))
     chart = report_chart_path(config, period, chat_id)
     await asyncio.to_thread(_write_whole, chart, digest.chart_png)

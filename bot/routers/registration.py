@@ -18,18 +18,17 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
-from aiogram.utils.i18n import gettext as _
 
 from bot import cards, labels
 from bot.callbacks import CardCB
 from bot.cards import CardDraft
+from bot.catalogues import gettext as _
 from bot.parsing import parse_amount, parse_date
 from bot.replies import Replies
 from bot.routers.leads import lead_keyboard, lead_text
-from capture.pipeline import Clock
 from leadline.config import Config
 from storage.cards import TouchCard, lead_card, touch_card
-from storage.db import Store
+from storage.db import Clock, Store
 from storage.errors import AlreadyRegistered, ContactMerged
 from storage.register import Card, register
 from storage.registrations import REASONS, TEMPERATURES, Draft, first_touch_campaign

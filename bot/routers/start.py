@@ -8,8 +8,8 @@ from aiogram import Router
 from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
-from aiogram.utils.i18n import gettext as _
 
+from bot.catalogues import gettext as _
 from bot.replies import Replies
 from bot.routers.access import help_text, role_label
 from storage.staff import StaffMember

@@ -129,12 +129,6 @@ class RawRequest:
         """The body as JSON; a body that is not JSON is the sender's error, not ours."""
         return loads(self.body)
 
-    def form(self) -> MultiDict[str]:
-        """URL-encoded or multipart form fields, whichever the Content-Type says."""
-        from capture.forms import parse_form_body
-
-        return parse_form_body(self.body, self.headers.get("Content-Type", ""))
-
 
 def loads(data: bytes | str, what: str = "body") -> Any:
     """JSON a sender wrote; not JSON, or nested deeper than :data:`MAX_DEPTH`, is their error."""

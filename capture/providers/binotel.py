@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from capture.forms import form_fields
 from capture.providers.auth import check_token
 from capture.providers.base import MAX_DEPTH, BadRequest, CallEvent, ParseResult, RawRequest, Reply, quoted
 from capture.settle import seconds
@@ -149,7 +150,7 @@ def _body(raw: RawRequest) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise BadRequest("the JSON body must be an object")
         return data
-    return nest(raw.form().items())
+    return nest(form_fields(raw).items())
 
 
 def nest(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from multidict import MultiDict
 
-from capture.forms import name_of, pick, utm_of
+from capture.forms import form_fields, name_of, pick, utm_of
 from capture.providers.auth import check_token
 from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest
 from capture.providers.generic_form import submission_id
@@ -46,7 +46,7 @@ class Elementor:
         check_token(raw, source)
 
     def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
-        body = raw.form()
+        body = form_fields(raw)
         form = _read(body)
         extra = source.field_map
         phones = _unique([*form.typed("tel"), *form.pick("phone", extra.get("phone", ()))])

@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from capture.forms import pick, utm_of
+from capture.forms import form_fields, pick, utm_of
 from capture.providers.auth import check_token
 from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest
 from leadline.config import SourceConfig
@@ -26,7 +26,7 @@ class GenericForm:
         check_token(raw, source)
 
     def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
-        fields = raw.form()
+        fields = form_fields(raw)
         extra = source.field_map
         phones = pick(fields, "phone", extra.get("phone", ()))
         emails = pick(fields, "email", extra.get("email", ()))

@@ -20,7 +20,7 @@ from typing import Any
 
 from multidict import MultiDict
 
-from capture.forms import name_of, pick, utm_of
+from capture.forms import form_fields, name_of, pick, utm_of
 from capture.providers.auth import check_token
 from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest
 from capture.providers.generic_form import submission_id
@@ -38,7 +38,7 @@ class Jotform:
         check_token(raw, source)
 
     def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
-        parts = raw.form()
+        parts = form_fields(raw)
         answers = _answers(parts)
         extra = source.field_map
         phones = pick(answers, "phone", extra.get("phone", ())) or _containing(answers, "phone")

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from multidict import MultiDict
 
-from capture.forms import multipart_parts
+from capture.forms import form_fields, multipart_parts
 from capture.mail import MailFields, decode_text, parse_message, source_event
 from capture.providers.base import BadRequest, ParseResult, RawRequest, Unauthorized
 from leadline.config import SourceConfig
@@ -87,7 +87,7 @@ def _form(raw: RawRequest) -> tuple[MultiDict[str], bytes | None]:
     """The fields, and ``body-mime`` as the bytes it was sent as: a raw message in raw-MIME mode may
     carry 8-bit text in any charset, which must reach the mail parser undecoded."""
     if raw.content_type != "multipart/form-data":
-        fields = raw.form()
+        fields = form_fields(raw)
         text = fields.get("body-mime")
         return fields, text.encode("utf-8") if text else None
     parsed = MultiDict[str]()

@@ -26,7 +26,7 @@ from urllib.parse import unquote
 
 from multidict import MultiDict
 
-from capture.forms import UTM_KEYS, name_of, pick, utm_of
+from capture.forms import UTM_KEYS, form_fields, name_of, pick, utm_of
 from capture.providers.auth import check_token
 from capture.providers.base import (
     BadRequest,
@@ -61,7 +61,7 @@ class Tilda:
                 ) from None
 
     def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
-        fields = raw.form()
+        fields = form_fields(raw)
         if fields.get("test") == "test" and not _get(fields, "tranid"):
             return ParseResult(note="test ping")
         extra = source.field_map

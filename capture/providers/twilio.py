@@ -39,15 +39,17 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from multidict import MultiDict
-from twilio.request_validator import RequestValidator
-from twilio.twiml.voice_response import VoiceResponse
 
 from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, Reply, Unauthorized, quoted
 from leadline.config import SourceConfig
 from storage.events import CallDirection, CallStatus
+
+if TYPE_CHECKING:  # the twilio package is imported where a request needs it, not by every process
+    from twilio.twiml.voice_response import VoiceResponse
 
 #: The dial action outranks every status callback (their SequenceNumber counts from 0).
 DIAL_ACTION_SEQ = 1_000_000
@@ -66,6 +68,8 @@ class Twilio:
     methods: frozenset[str] = frozenset({"GET", "POST"})
 
     def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
+        from twilio.request_validator import RequestValidator
+
         signature = raw.headers.get("X-Twilio-Signature", "")
         if not signature:
             raise Unauthorized("missing X-Twilio-Signature header")
@@ -107,11 +111,15 @@ def _params(raw: RawRequest) -> MultiDict[str]:
 
 
 def _twiml(response: VoiceResponse | None = None) -> Reply:
+    from twilio.twiml.voice_response import VoiceResponse
+
     return Reply(200, str(response or VoiceResponse()).encode("utf-8"), "text/xml")
 
 
 def _forward(raw: RawRequest, source: SourceConfig) -> Reply:
     """TwiML that rings ``forward_to`` and reports the outcome to our dial action."""
+    from twilio.twiml.voice_response import VoiceResponse
+
     response = VoiceResponse()
     response.dial(source.forward_to, action=f"{_base_url(raw)}/dial-action", method="POST")
     return _twiml(response)

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 
 from multidict import MultiDict
 
-from capture.forms import parse_form_body
+from capture.forms import form_fields, parse_form_body
 from capture.providers.auth import check_token
 from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, quoted
 from capture.settle import seconds
@@ -102,7 +102,7 @@ def _fields(raw: RawRequest) -> MultiDict[str]:
     """The template's variables; a JSON-looking body is JSON whatever its Content-Type claims."""
     if raw.body.lstrip()[:1] == b"{":
         return parse_form_body(raw.body, "application/json")
-    fields = raw.form()
+    fields = form_fields(raw)
     if not fields and raw.query:
         # a GET notification carries the variables in the query string
         return MultiDict((k, v) for k, v in raw.query.items() if k != "token")

@@ -1,6 +1,6 @@
 """What a nudge message shows: its cards, read from the database in the write that queues it.
 
-A renderer (``leadline/nudge_texts.py``) turns a :class:`MessageView` into a Telegram payload
+A renderer (``bot/nudge_texts.py``) turns a :class:`MessageView` into a Telegram payload
 without touching the database, with as many of its cards as one message holds; this module gathers
 the view: the contact's name, numbers and addresses, the touches behind the card, the lead, and for
 an escalation who was asked.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,6 +13,7 @@ from storage import plan
 from storage.db import iso
 from storage.reports.facts import Facts
 from storage.reports.goals import goal_progress
+from storage.reports.loaders import MissedRow
 from storage.reports.scope import GROUPINGS, Period, Rules, Scope
 
 
@@ -32,6 +34,27 @@ def unregistered_contacts(db: Database, scope: Scope, limit: int) -> list[dict[s
                 "first_at": first_at,
                 "name": row[0] if row else None,
                 "identifier": row[1] if row else None,
+            }
+        )
+    return out
+
+
+def missed_contacts(db: Database, missed: Iterable[MissedRow], limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` of these missed calls nobody called back, oldest first, each with the
+    contact's name and first phone (for the digest's list and its buttons)."""
+    out = []
+    for row in sorted(missed, key=lambda r: r.occurred_at)[:limit]:
+        found = db.execute(
+            "SELECT c.name, (SELECT value FROM identifiers i WHERE i.contact_id = c.id AND i.kind = 'phone'"
+            " ORDER BY i.id LIMIT 1) FROM contacts c WHERE c.id = ?",
+            [row.contact_id],
+        ).fetchone()
+        out.append(
+            {
+                "contact_id": row.contact_id,
+                "first_at": row.occurred_at,
+                "name": found[0] if found else None,
+                "identifier": found[1] if found else None,
             }
         )
     return out

@@ -11,7 +11,7 @@ import json
 from datetime import date
 from typing import Any
 
-from leadline.digest import send_digest
+from bot.digest import send_digest
 from storage.db import open_database
 from tests.bot.conftest import ANNA, BotEnv
 from tests.conftest import BASE, Running

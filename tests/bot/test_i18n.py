@@ -10,15 +10,15 @@ from babel.messages.frontend import CommandLineInterface
 from babel.messages.pofile import read_po
 
 from bot.callbacks import CardCB
-from bot.i18n import LOCALES_DIR
+from bot.catalogues import LOCALES_DIR
 from tests.bot.conftest import ANNA, BORIS, BotEnv, staff_with_languages
 from tests.bot.test_registration import post_form, the_touch
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The extraction command docs/bot.md gives maintainers (``_`` with one argument, or three for plurals).
 EXTRACT = ["pybabel", "extract", "--no-default-keywords", "-k", "_:1,2,3t", "-k", "_:1,1t", "--sort-output"]
-#: What it reads: the bot, and the texts other parts send through the outbox (digest, nudges, alerts).
-SOURCES = [ROOT / "bot", ROOT / "leadline" / "digest.py", ROOT / "leadline" / "nudge_texts.py"]
+#: What it reads: the bot, which holds every text a person reads (digests, nudges and alerts too).
+SOURCES = [ROOT / "bot"]
 
 
 def placeholders(text: str) -> set[str]:

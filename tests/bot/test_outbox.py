@@ -14,7 +14,8 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from sqlite_utils import Database
 
-from bot.outbox import BotTransport, OutboxSender
+from bot.outbox import OutboxSender
+from bot.transport import BotTransport
 from leadline.config import ConfigError
 from storage.db import Store, connect, now_utc
 from storage.outbox import enqueue

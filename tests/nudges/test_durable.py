@@ -6,8 +6,8 @@ import asyncio
 from functools import partial
 from pathlib import Path
 
+from bot.nudge_texts import lay_out
 from leadline import keys
-from leadline.nudge_texts import lay_out
 from storage.nudges.due import due_nudges
 from storage.nudges.record import plan_and_record
 from tests.conftest import StartServer

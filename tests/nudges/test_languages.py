@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from leadline.nudge_texts import render, render_source_alert
+from bot.nudge_texts import render, render_source_alert
 from storage.nudges.cards import Card, MessageView, TouchLine
 from tests.conftest import BASE, StartServer
 from tests.fake_telegram import FakeTelegram

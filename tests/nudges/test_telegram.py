@@ -16,7 +16,7 @@ CALLER = "+79161234567"
 
 
 class NudgeCB(CallbackData, prefix="n"):
-    """The factory the bot uses for nudge buttons (see leadline/nudge_texts.py)."""
+    """The factory the bot uses for nudge buttons (see bot/nudge_texts.py)."""
 
     act: str
     nudge: int

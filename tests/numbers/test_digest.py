@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.digest import compose, period_due, report_text, send_digest
 from leadline.config import Config
-from leadline.digest import compose, period_due, report_text, send_digest
 from storage.db import Store, connect
 from storage.reports.scope import Period
 from storage.worktime import WorkingCalendar

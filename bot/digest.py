@@ -17,13 +17,13 @@ goes to the log, with phones and emails masked, and the PNG to a file next to th
 
 Text and chart speak the reader's language, through the bot's gettext catalogues: an owner's staff
 ``language``, else ``[leadline] language`` (which the log uses too). The figures are read once and
-written once per language (:func:`gather`, then :func:`write`).
+written once per language (:func:`bot.digest_figures.gather`, then :func:`write`); the chart is
+:mod:`bot.digest_chart`'s.
 """
 
 from __future__ import annotations
 
 import html
-import io
 import logging
 import re
 from dataclasses import dataclass, field
@@ -32,28 +32,25 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from aiogram.utils.i18n import gettext as _
 from babel.dates import format_date
 from sqlite_utils import Database
 
-from bot.i18n import catalogues, pick_locale, written_for
+from bot.catalogues import SOURCE_LOCALE, catalogues, pick_locale, written_for
+from bot.catalogues import gettext as _
+from bot.digest_chart import render_chart
+from bot.digest_figures import Figures, gather, money
 from leadline.config import Config
-from storage import meta
 from storage.db import Store, now_utc
+from storage.digests import last_digested, mark_digested
 from storage.identifiers import mask
 from storage.local_time import local_text
 from storage.outbox import enqueue
-from storage.reports.facts import Facts
-from storage.reports.figures import Group
-from storage.reports.report import build_report, unregistered_contacts
-from storage.reports.scope import Period, Rules, Scope
+from storage.reports.scope import Period
+from storage.staff import owners
 from storage.worktime import WorkingCalendar
 
 log = logging.getLogger("leadline.digest")
 
-#: How many contacts the digest lists by name; the rest are a count.
-LIST_LIMIT = 5
-CHART_DAYS = 14
 #: Telegram's caption limit for a photo.
 CAPTION_LIMIT = 1024
 
@@ -84,73 +81,11 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.0f} %"
 
 
-def _money(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.0f}".replace(",", " ")
-
-
 def _who(item: dict[str, Any], reveal: bool) -> str:
     ident = item.get("identifier") or ""
     shown = ident if reveal else mask(ident)
     name = item.get("name")
     return html.escape(f"{name} {shown}".strip() if name else shown or f"#{item['contact_id']}")
-
-
-@dataclass(frozen=True)
-class Figures:
-    """What a digest says, in no language yet: read once, then written in each language its
-    readers speak, so a digest to a Russian and an English owner runs its queries once."""
-
-    period: Period
-    total: Group
-    #: The same weekdays a week (or whole weeks) earlier, and their figures: a one-day report, or
-    #: any morning digest.
-    compared_with: Period | None
-    before: Group | None
-    #: The heading names the days ("Fri 20 – Sun 22 Nov 2026"), as the morning digest does; else a
-    #: period of more than a day is named as the command wrote it ("2026-11").
-    names_days: bool
-    #: :func:`storage.reports.report.build_report` for the month of the period's last day, up to it.
-    month_report: dict[str, Any]
-    #: Contacts still unregistered and missed calls nobody called back, the first few of each.
-    waiting: list[dict[str, Any]]
-    missed: list[dict[str, Any]]
-    #: The chart's days: each day's figures, up to the period's last day.
-    series: list[tuple[date, Group]]
-    registration_minutes: int
-
-
-def comparison_span(period: Period) -> Period:
-    """The same weekdays before ``period``: a week earlier, or as many whole weeks as it takes not to
-    overlap it (the New Year break's 13 days are set against the 13 days two weeks before)."""
-    return period.previous(7 * -(-period.days // 7))
-
-
-def gather(db: Database, config: Config, period: Period, now: datetime, *, digest: bool = False) -> Figures:
-    """Every figure the digest for ``period`` shows, as of ``now``. ``digest``: the morning digest,
-    which compares any span with the same weekdays before it; ``/report`` compares a single day only
-    (a week or a month against the previous one would be a different question)."""
-    rules = Rules.from_config(config)
-    tz = config.tz
-    scope = Scope(period, as_of=now)
-    total = Facts(db, scope, rules).total()
-    compared_with = comparison_span(period) if digest or period.days == 1 else None
-    before = Facts(db, Scope(compared_with, as_of=now), rules).total() if compared_with else None
-    month = Period.month(period.end, tz)
-    month_report = build_report(
-        db, Scope(Period(month.start, min(month.end, period.end), tz), as_of=now), rules
-    )
-    return Figures(
-        period=period,
-        total=total,
-        compared_with=compared_with,
-        before=before,
-        names_days=digest or period.days == 1,
-        month_report=month_report,
-        waiting=unregistered_contacts(db, scope, limit=LIST_LIMIT),
-        missed=_missed_contacts(db, total)[:LIST_LIMIT],
-        series=daily_series(db, rules, period.end, now),
-        registration_minutes=rules.registration_minutes,
-    )
 
 
 def compose(
@@ -299,9 +234,9 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
             "\n"
             + dearest.format(
                 campaign=html.escape(name),
-                lead_cost=_money(found["lead_cost"]),
+                lead_cost=money(found["lead_cost"]),
                 leads=found["leads"],
-                cost=_money(found["cost"]),
+                cost=money(found["cost"]),
             )
         )
     goals = figures.month_report["goals"]
@@ -318,7 +253,7 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
 
 def _goal(name: str, progress: dict[str, Any]) -> str:
     """One goal as "leads 4/10 → 7" (done so far / target → where the month is heading)."""
-    actual, target, projected = (_money(progress[key]) for key in ("actual", "target", "projected"))
+    actual, target, projected = (money(progress[key]) for key in ("actual", "target", "projected"))
     words = {
         "leads": _("leads {actual}/{target} → {projected}"),
         "qualified": _("qualified {actual}/{target} → {projected}"),
@@ -330,96 +265,9 @@ def _goal(name: str, progress: dict[str, Any]) -> str:
     return words[name].format(actual=actual, target=target, projected=projected)
 
 
-def _missed_contacts(db: Database, total: Group) -> list[dict[str, Any]]:
-    out = []
-    for row in sorted(total.missed_not_called_back_rows, key=lambda r: r.occurred_at):
-        found = db.execute(
-            "SELECT c.name, (SELECT value FROM identifiers i WHERE i.contact_id = c.id AND i.kind = 'phone'"
-            " ORDER BY i.id LIMIT 1) FROM contacts c WHERE c.id = ?",
-            [row.contact_id],
-        ).fetchone()
-        out.append(
-            {
-                "contact_id": row.contact_id,
-                "first_at": row.occurred_at,
-                "name": found[0] if found else None,
-                "identifier": found[1] if found else None,
-            }
-        )
-    return out
-
-
 def _worst_campaign(report: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     priced = [(name, g) for name, g in report["by_campaign"].items() if g["lead_cost"] is not None]
     return max(priced, key=lambda item: item[1]["lead_cost"]) if priced else None
-
-
-def daily_series(
-    db: Database, rules: Rules, last: date, now: datetime, days: int = CHART_DAYS
-) -> list[tuple[date, Group]]:
-    """Each of the ``days`` days up to ``last``: its figures, for the chart."""
-    tz = rules.calendar.tz
-    series = []
-    for offset in range(days - 1, -1, -1):
-        day = last - timedelta(days=offset)
-        series.append((day, Facts(db, Scope(Period.day(day, tz), as_of=now), rules).total()))
-    return series
-
-
-def render_chart(figures: Figures, locale: str) -> bytes:
-    """A PNG: inbound contacts vs registered per day with the LRR line; LC by campaign this month.
-    Its words are in the current language (see :func:`write`)."""
-    from matplotlib.figure import Figure
-
-    series = figures.series
-    days = [d for d, _group in series]
-    inbound = [g.inbound_contacts for _day, g in series]
-    registered = [g.registered for _day, g in series]
-    lrr = [g.lrr * 100 if g.lrr is not None else float("nan") for _day, g in series]
-
-    figure = Figure(figsize=(10, 4.2), dpi=110)
-    left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
-    x = range(len(days))
-    left.bar([i - 0.2 for i in x], inbound, width=0.4, label=_("inbound contacts"), color="#9db4d0")
-    left.bar([i + 0.2 for i in x], registered, width=0.4, label=_("registered"), color="#2b6cb0")
-    left.set_xticks(list(x), [d.strftime("%d.%m") for d in days], rotation=45, fontsize=8)
-    left.set_title(_("Last {n} day", "Last {n} days", len(days)).format(n=len(days)))
-    left.set_ylabel(_("contacts"))
-    twin = left.twinx()
-    twin.plot(list(x), lrr, color="#d9534f", marker="o", label="LRR %")
-    # Head-room above the bars and the 100 % mark, where the legend sits without hiding a day.
-    left.set_ylim(0, max([*inbound, 1]) * 1.4)
-    twin.set_ylim(0, 140)
-    twin.set_yticks([0, 20, 40, 60, 80, 100])
-    twin.set_ylabel("LRR %")
-    handles = left.get_legend_handles_labels()
-    more = twin.get_legend_handles_labels()
-    left.legend(
-        handles[0] + more[0], handles[1] + more[1], loc="upper left", ncol=3, fontsize=8, frameon=False
-    )
-
-    priced = sorted(
-        (
-            (name, g["lead_cost"])
-            for name, g in figures.month_report["by_campaign"].items()
-            if g["lead_cost"] is not None
-        ),
-        key=lambda item: item[1],
-    )
-    if priced:
-        right.barh([n for n, _cost in priced], [v for _name, v in priced], color="#f0ad4e")
-        for i, (_name, value) in enumerate(priced):
-            right.text(value, i, f" {_money(value)}", va="center", fontsize=8)
-        right.set_xlim(0, max(v for _name, v in priced) * 1.35)
-    else:
-        right.text(0.5, 0.5, _("no costs or leads yet"), ha="center", va="center", transform=right.transAxes)
-    month = format_date(figures.period.end, _("MMM y"), locale=locale)
-    right.set_title(_("Lead cost, {month} so far").format(month=month))
-    right.tick_params(axis="y", labelsize=8)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 def chart_path(config: Config, period: Period, locale: str | None = None) -> Path:
@@ -437,7 +285,7 @@ def telegram_payloads(digest: Digest, chart: Path) -> list[tuple[str, dict[str, 
     its caption, then the text with its buttons. The daily digest and the bot's ``/report`` both
     send these, so a report on demand looks like the morning's."""
     caption = "\n".join(digest.text.split("\n")[:3])[:CAPTION_LIMIT]
-    # The outbox uploads a ``file://`` path as it is written (no percent-encoding): see bot/outbox.py.
+    # The outbox uploads a ``file://`` path as it is written (no percent-encoding): see bot/transport.py.
     photo = {"photo": f"file://{chart.resolve()}", "caption": caption, "parse_mode": "HTML"}
     message: dict[str, Any] = {"text": digest.text, "parse_mode": "HTML"}
     if digest.buttons:
@@ -452,29 +300,9 @@ def report_text(db: Database, config: Config, period: Period, now: datetime, loc
     return compose(db, config, period, now, locale).text
 
 
-#: The last day a digest covered (ISO date), in the ``meta`` table: the next one starts the day after.
-LAST_DAY_KEY = "digest_last_day"
 #: How far back the very first digest of a base may reach for the previous working day (the
 #: Russian New Year break is 12 days off); a calendar with no working day in that long gets yesterday.
 FIRST_DIGEST_REACH = 31
-
-
-def last_digested(db: Database) -> date | None:
-    """The last day the newest digest covered: the ``meta`` key, else (a base from before the key)
-    the newest ``digest:<day>:<chat>:text`` outbox row (its day is the period's last)."""
-    value = meta.get(db, LAST_DAY_KEY)
-    if not value:
-        value = db.execute(
-            "SELECT MAX(substr(dedupe_key, 8, 10)) FROM outbox WHERE dedupe_key LIKE 'digest:%:text'"
-        ).fetchone()[0]
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
-def _mark_digested(db: Database, day: date) -> None:
-    meta.raise_to(db, LAST_DAY_KEY, day.isoformat())
 
 
 def period_due(last: date | None, today: date, calendar: WorkingCalendar) -> Period | None:
@@ -537,15 +365,7 @@ class Sent:
 
 def reader_locale(config: Config, language: str | None) -> str:
     """A reader's language as the bot's rule has it: their staff record's, else ``[leadline] language``."""
-    return pick_locale(catalogues(), language, config.leadline.language)
-
-
-def _owners(db: Database) -> list[tuple[int, str | None]]:
-    """(chat, staff language) of every active owner with a Telegram id."""
-    rows = db.execute(
-        "SELECT telegram_id, language FROM staff WHERE role = 'owner' AND active = 1 AND telegram_id IS NOT NULL"
-    )
-    return [(int(chat), language) for chat, language in rows]
+    return pick_locale(catalogues(), SOURCE_LOCALE, language, config.leadline.language)
 
 
 def _compose_each(
@@ -555,8 +375,8 @@ def _compose_each(
     figures are read once, the words written once per language (three Russian owners, one digest)."""
     locales = [reader_locale(config, None)]
     if to_owners:
-        for _chat, language in _owners(db):
-            locale = reader_locale(config, language)
+        for owner in owners(db):
+            locale = reader_locale(config, owner.language)
             if locale not in locales:
                 locales.append(locale)
     figures = gather(db, config, period, now, digest=True)
@@ -590,21 +410,24 @@ async def send_digest(
     digest, path = languages[office]
     if not token:
         log.info("digest (no bot token: written here)\n%s\nchart: %s", digest.log_text, path)
-        await store.write(partial(_mark_digested, day=day))
+        await store.write(partial(mark_digested, day=day))
         return Sent(digest, path, [], languages)
 
     def queue(db: Database) -> list[int]:
         ids = []
-        for chat, language in _owners(db):
+        for owner in owners(db):
+            chat = owner.telegram_id
+            if chat is None:  # owners() are those with a Telegram id; this only tells mypy
+                continue
             # An owner approved since the digest was written reads the config's language.
-            theirs, chart = languages.get(reader_locale(config, language), (digest, path))
+            theirs, chart = languages.get(reader_locale(config, owner.language), (digest, path))
             for method, payload, part in telegram_payloads(theirs, chart):
                 row = enqueue(
                     db, chat, payload, at=now, method=method, dedupe_key=f"digest:{day}:{chat}:{part}"
                 )
                 if row is not None:
                     ids.append(row)
-        _mark_digested(db, day)
+        mark_digested(db, day)
         return ids
 
     queued = await store.write(queue)

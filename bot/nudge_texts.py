@@ -24,10 +24,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from aiogram.utils.i18n import gettext as _
-
 from bot import labels
-from bot.i18n import written_for
+from bot.catalogues import gettext as _
+from bot.catalogues import written_for
 from bot.replies import fit_leading, fits_telegram
 from storage.local_time import zone_label
 from storage.nudges.cards import Card, MessageView, Rendered

@@ -1,0 +1,95 @@
+"""The figures a digest shows, read from the database once and written in each reader's language
+by :mod:`bot.digest` (the words) and :mod:`bot.digest_chart` (the chart)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+from leadline.config import Config
+from storage.reports.facts import Facts
+from storage.reports.figures import Group
+from storage.reports.report import build_report, missed_contacts, unregistered_contacts
+from storage.reports.scope import Period, Rules, Scope
+
+#: How many contacts the digest lists by name; the rest are a count.
+LIST_LIMIT = 5
+CHART_DAYS = 14
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What a digest says, in no language yet: read once, then written in each language its
+    readers speak, so a digest to a Russian and an English owner runs its queries once."""
+
+    period: Period
+    total: Group
+    #: The same weekdays a week (or whole weeks) earlier, and their figures: a one-day report, or
+    #: any morning digest.
+    compared_with: Period | None
+    before: Group | None
+    #: The heading names the days ("Fri 20 – Sun 22 Nov 2026"), as the morning digest does; else a
+    #: period of more than a day is named as the command wrote it ("2026-11").
+    names_days: bool
+    #: :func:`storage.reports.report.build_report` for the month of the period's last day, up to it.
+    month_report: dict[str, Any]
+    #: Contacts still unregistered and missed calls nobody called back, the first few of each.
+    waiting: list[dict[str, Any]]
+    missed: list[dict[str, Any]]
+    #: The chart's days: each day's figures, up to the period's last day.
+    series: list[tuple[date, Group]]
+    registration_minutes: int
+
+
+def comparison_span(period: Period) -> Period:
+    """The same weekdays before ``period``: a week earlier, or as many whole weeks as it takes not to
+    overlap it (the New Year break's 13 days are set against the 13 days two weeks before)."""
+    return period.previous(7 * -(-period.days // 7))
+
+
+def gather(db: Database, config: Config, period: Period, now: datetime, *, digest: bool = False) -> Figures:
+    """Every figure the digest for ``period`` shows, as of ``now``. ``digest``: the morning digest,
+    which compares any span with the same weekdays before it; ``/report`` compares a single day only
+    (a week or a month against the previous one would be a different question)."""
+    rules = Rules.from_config(config)
+    tz = config.tz
+    scope = Scope(period, as_of=now)
+    total = Facts(db, scope, rules).total()
+    compared_with = comparison_span(period) if digest or period.days == 1 else None
+    before = Facts(db, Scope(compared_with, as_of=now), rules).total() if compared_with else None
+    month = Period.month(period.end, tz)
+    month_report = build_report(
+        db, Scope(Period(month.start, min(month.end, period.end), tz), as_of=now), rules
+    )
+    return Figures(
+        period=period,
+        total=total,
+        compared_with=compared_with,
+        before=before,
+        names_days=digest or period.days == 1,
+        month_report=month_report,
+        waiting=unregistered_contacts(db, scope, limit=LIST_LIMIT),
+        missed=missed_contacts(db, total.missed_not_called_back_rows, limit=LIST_LIMIT),
+        series=daily_series(db, rules, period.end, now),
+        registration_minutes=rules.registration_minutes,
+    )
+
+
+def daily_series(
+    db: Database, rules: Rules, last: date, now: datetime, days: int = CHART_DAYS
+) -> list[tuple[date, Group]]:
+    """Each of the ``days`` days up to ``last``: its figures, for the chart."""
+    tz = rules.calendar.tz
+    series = []
+    for offset in range(days - 1, -1, -1):
+        day = last - timedelta(days=offset)
+        series.append((day, Facts(db, Scope(Period.day(day, tz), as_of=now), rules).total()))
+    return series
+
+
+def money(value: float | None) -> str:
+    """An amount as the digest and its chart write it: whole, thousands apart by a space."""
+    return "–" if value is None else f"{value:,.0f}".replace(",", " ")
