@@ -49,7 +49,7 @@ def test_check_config_names_the_providers_of_the_registry_for_an_unknown_one(tmp
         '[[sources]]\nname = "mail"\nprovider = "smtp"\ntoken = "t"\n'
     )
     result = run_cli_sync("check-config", "--config", str(config))
-    assert result.code == 2
+    assert result.code == 3  # EXIT_CONFIG
     names = [f"'{name}'" for name in PROVIDERS]
     assert f"sources[0].provider: Input should be {', '.join(names[:-1])} or {names[-1]}\n" in result.output
     assert "sources[1].token: cannot apply: an smtp source receives mail over SMTP, not HTTP" in result.output

@@ -7,7 +7,7 @@ from typing import get_args
 import pytest
 
 from bot.callbacks import MergeCB
-from bot.i18n import catalogues, speaking
+from bot.i18n import load_i18n, speaking
 from bot.routers.errors import sentence
 from bot.routers.numbers import plan_error, plan_usage
 from storage.errors import (
@@ -138,7 +138,7 @@ def test_each_code_reads_as_a_sentence_in_the_readers_language(
     error: DomainError, english: str, russian: str
 ) -> None:
     for locale, expected in (("en", english), ("ru", russian)):
-        with speaking(catalogues(), locale):
+        with speaking(load_i18n("en"), locale):
             said = plan_error(error, HISTORY) if isinstance(error, PlanError) else sentence(error)
             assert said == expected.format(usage=plan_usage())
 
