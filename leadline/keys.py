@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -22,3 +23,6 @@ METRICS = web.AppKey("metrics", Metrics)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 OUTBOX: web.AppKey[OutboxSender] = web.AppKey("outbox")
 SWEEPER: web.AppKey[Sweeper] = web.AppKey("sweeper")
+#: Drops the bot's unsaved card drafts about these contacts and touches, once they are erased;
+#: set by the bot when it runs in this process.
+DROP_DRAFTS: web.AppKey[Callable[[Sequence[int], Sequence[int]], Awaitable[int]]] = web.AppKey("drop_drafts")
