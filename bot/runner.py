@@ -27,6 +27,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
+from bot.drafts import drafts_dropper
 from bot.i18n import CatalogueI18n, LanguageMiddleware, load_i18n, speaking
 from bot.middlewares import StaffMiddleware, StrangerGate
 from bot.outbox import BotTransport, OutboxSender
@@ -36,6 +37,7 @@ from bot.routers import (
     errors,
     fallback,
     find,
+    forget,
     leads,
     lists,
     lookup,
@@ -94,6 +96,7 @@ def build_dispatcher(
         find.make_router(),
         numbers.make_router(),
         merge.make_router(),
+        forget.make_router(),
         lookup.make_router(),
         fallback.make_router(),
     )
@@ -216,6 +219,7 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
     i18n = load_i18n(config.leadline.language)
     replies = Replies(store, clock, sender.wake)
     dp = build_dispatcher(config, store, clock, replies, app[keys.CAPTURE], i18n)
+    app[keys.DROP_DRAFTS] = drafts_dropper(dp.storage)
     sender.start()
     runner: Polling | Webhook = (
         Webhook(app, dp, bot, config, i18n) if config.telegram.webhook_url else Polling(dp, bot, i18n)
