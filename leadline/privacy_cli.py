@@ -42,6 +42,14 @@ def _find(config: Config, who: str) -> tuple[Subject, int, dict[str, Any]]:
     return subject, requests, contact
 
 
+def _user() -> str:
+    """Who ran the command, for the erasure's record (a container may have no name for its user)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown user"
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}{'es' if word.endswith('ch') else 's'}"
 
@@ -78,7 +86,7 @@ def forget_command(config_path: Path | None, who: str, yes: bool) -> None:
     async def run() -> Erased | None:
         store = Store.open(config.database_path)
         try:
-            actor = Actor("cli", f"cli: {getpass.getuser()}")
+            actor = Actor("cli", f"cli: {_user()}")
             return await forget(store, subject.contact_id, at=datetime.now(UTC), actor=actor)
         finally:
             await store.close()

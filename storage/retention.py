@@ -207,11 +207,15 @@ def anonymise(
         return 0, 0
     actor = Actor("retention", f"retention: {rule}_days", reason=rule)
     subjects = _subjects(db, taken)
-    later = _scan_messages(db, taken, seen.marks)
+    # The read found the messages of the whole batch; if some of it is no longer due (registered or
+    # in touch meanwhile), theirs must stay, so the rest are looked for again.
+    found = (
+        seen | _scan_messages(db, taken, seen.marks) if len(taken) == len(ids) else _scan_messages(db, taken)
+    )
     for subject in subjects:
         erase(db, subject, Found(), at=at, actor=actor, keep_blocklist=True, deliveries=False)
     redact_deliveries(db, [i for s in subjects for i in s.contact_ids])
-    blanked = blank_messages(db, sorted({*seen.outbox_ids, *later.outbox_ids}))
+    blanked = blank_messages(db, found.outbox_ids)
     return len(subjects), blanked
 
 
