@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import time
+
 from bot.callbacks import CardCB, ForgetCB
 from leadline import keys
 from tests.bot.conftest import ANNA, BORIS, BotEnv
 from tests.bot.test_registration import post_form, the_touch
+from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
+from tests.conftest import BASE
 from tests.privacy.people import NAME, PHONE_TYPED, traces_in
 
 
 async def test_an_owner_erases_a_person_behind_a_confirm_button_and_staff_cannot(bot_env: BotEnv) -> None:
     tg = bot_env.tg
-    srv = await bot_env.start()
+    srv = await bot_env.start(sources=[*BASE["sources"], MANGO_SOURCE])
     await post_form(srv, name=NAME, phone=PHONE_TYPED, message=f"A kitchen for {NAME}")
     touch = the_touch(srv)
+    missed = summary("entry-missed", "79161234567", start=int(time.time()) - 60, answered=False)
+    assert (await post_mango(srv, "/events/summary", signed_mango(missed))).status == 200
     t, c = touch["id"], touch["contact_id"]
     # Anna starts registering the person on their card: the bot keeps her draft in memory.
     card = await bot_env.says(ANNA, PHONE_TYPED, language="en")
@@ -51,5 +57,7 @@ async def test_an_owner_erases_a_person_behind_a_confirm_button_and_staff_cannot
     assert gone.get("text") == "This contact no longer exists."
     waiting = await bot_env.says(ANNA, "/unregistered", language="en")
     assert "Nothing is waiting" in waiting.params["text"]
+    calls = await bot_env.says(ANNA, "/missed", language="en")
+    assert "Every missed call has been called back." in calls.params["text"]
     database = srv.config.database_path
     assert await traces_in(database) == {database.name: [], f"{database.name}-wal": []}
