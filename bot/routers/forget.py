@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import html
+from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 
 from aiogram import F, Router
@@ -21,7 +23,6 @@ from bot.callbacks import ForgetCB
 from bot.drafts import drop_drafts
 from bot.replies import Replies
 from bot.views import CONTACT_TOUCHES, contact_text
-from capture.pipeline import Clock
 from leadline.config import Config
 from storage.cards import contact_summary
 from storage.db import Store
@@ -99,7 +100,7 @@ async def erase(
     callback_data: ForgetCB,
     staff: StaffMember,
     store: Store,
-    clock: Clock,
+    clock: Callable[[], datetime],
     state: FSMContext,
 ) -> None:
     if staff.role != "owner":
