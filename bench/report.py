@@ -1,12 +1,15 @@
 """Report speed on a year of a busy office: 1 000 000 touches on 200 000 contacts by default.
 
 Fills a temporary database with ``leadline demo``'s generator (the real Mango, Zadarma, Tilda and
-Postmark parsers and the storage functions, in large transactions, without the journal), then
-prints the time of ``leadline report --json`` for one month and for the whole year (as a user
-runs it: a separate process), the same reports built in-process, the digest's build time and the
-database size. Targets from the issue: a month under 1 s and a year under 5 s on 2 cores.
-Run: ``.venv/bin/python bench/report.py`` (``--touches 100000 --contacts 20000`` for a quick look;
-``--keep DIR`` keeps the database to look at).
+Postmark parsers and the storage functions, in large transactions, each request journalled raw as
+a live one is; ``--no-journal`` for the touches alone), then prints the time of ``leadline report
+--json`` for one month and for the whole year (as a user runs it: a separate process), the same
+reports built in-process, the digest's build time and the database size. Then a retention pass
+(``[retention]``'s defaults, the day after the year) and the size after it: the file's (the raw data
+is zeroed where it was, so the file keeps its size), how much of it is whole free pages that new data
+reuses, and what ``VACUUM`` leaves; and whether the year's report came out the same. Targets from the issue: a month under 1 s and a year under 5 s on
+2 cores. Run: ``.venv/bin/python bench/report.py`` (``--touches 100000 --contacts 20000`` for a
+quick look; ``--keep DIR`` keeps the database to look at).
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ sys.path.insert(0, str(ROOT))
 
 from bot.digest import compose  # noqa: E402
 from leadline.app import build_capture  # noqa: E402
-from leadline.config import Config  # noqa: E402
+from leadline.config import Config, RetentionSection  # noqa: E402
 from leadline.demo import Shape, demo_config, story, write_demo_config, write_direct  # noqa: E402
 from storage.db import Store, connect  # noqa: E402
 from storage.reports.report import build_report  # noqa: E402
 from storage.reports.scope import Period, Rules, Scope  # noqa: E402
+from storage.retention import Pass, run_pass  # noqa: E402
 from storage.worktime import WorkingCalendar  # noqa: E402
 
 CHUNK_DAYS = 30
@@ -55,7 +59,7 @@ def shape_for(touches: int, contacts: int, days: int) -> Shape:
     )
 
 
-def fill(config: Config, shape: Shape, start: date, days: int) -> tuple[int, float]:
+def fill(config: Config, shape: Shape, start: date, days: int, journalled: bool) -> tuple[int, float]:
     async def setup() -> None:
         store = Store.open(config.database_path)
         try:
@@ -82,7 +86,7 @@ def fill(config: Config, shape: Shape, start: date, days: int) -> tuple[int, flo
             }
         )
         actions = story(part, start + timedelta(days=offset), calendar)
-        for _ in write_direct(capture, db, actions):
+        for _ in write_direct(capture, db, actions, journalled=journalled):
             pass
         written += len(actions)
         touches = db.execute("SELECT COUNT(*) FROM touches").fetchone()[0]
@@ -118,6 +122,32 @@ def timed_in_process(config: Config, period: Period, now: datetime) -> float:
         db.close()
 
 
+def sizes(db_path: Path) -> tuple[int, int]:
+    """The database file's size after a full checkpoint, and how much of it is free pages."""
+    db = connect(db_path)
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        free = (
+            db.execute("PRAGMA freelist_count").fetchone()[0] * db.execute("PRAGMA page_size").fetchone()[0]
+        )
+    finally:
+        db.close()
+    return sum(os.path.getsize(p) for p in db_path.parent.glob(f"{db_path.name}*")), int(free)
+
+
+def retention(config: Config, now: datetime) -> tuple[Pass, float]:
+    async def run() -> Pass:
+        store = Store.open(config.database_path)
+        try:
+            return await run_pass(store, RetentionSection(), now)
+        finally:
+            await store.close()
+
+    started = time.perf_counter()
+    result = asyncio.run(run())
+    return result, time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--touches", type=int, default=1_000_000)
@@ -127,6 +157,7 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="Time the reports on the kept database; no fill."
     )
+    parser.add_argument("--no-journal", action="store_true", help="Fill touches only, no raw requests.")
     args = parser.parse_args()
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="leadline-bench-"))
@@ -143,7 +174,9 @@ def main() -> None:
         print(
             f"Filling {db_path}: {args.days} days from {start}, target {args.touches} touches, {args.contacts} contacts"
         )
-        actions, seconds = fill(config, shape_for(args.touches, args.contacts, args.days), start, args.days)
+        actions, seconds = fill(
+            config, shape_for(args.touches, args.contacts, args.days), start, args.days, not args.no_journal
+        )
     else:
         print(f"Reusing {db_path}")
     db = connect(db_path)
@@ -181,6 +214,29 @@ def main() -> None:
     )
     print(f"digest build (text + 14-day chart): {digest_s:.2f} s")
     print(f"database size: {size / 1e6:.0f} MB ({db_path})")
+
+    before, _ = sizes(db_path)
+    result, pass_s = retention(config, now)
+    after, free = sizes(db_path)
+    _, year_after = timed_cli(
+        config_file, "--from", start.isoformat(), "--to", end.isoformat(), "--as-of", now.isoformat()
+    )
+    print(
+        f"retention pass ([retention] defaults, on {now.date()}): {pass_s:.1f} s; {result.requests} raw requests,"
+        f" {result.fields} touches' provider fields, {result.unregistered + result.refused} contacts anonymised"
+    )
+    db = connect(db_path)
+    started = time.perf_counter()
+    db.execute("VACUUM")
+    vacuum_s = time.perf_counter() - started
+    db.close()
+    vacuumed, _ = sizes(db_path)
+    print(
+        f"database size before the pass {before / 1e6:.0f} MB, after {after / 1e6:.0f} MB (the raw data is"
+        f" zeroed in place; {free / 1e6:.0f} MB of whole free pages that new data reuses), after VACUUM"
+        f" ({vacuum_s:.0f} s) {vacuumed / 1e6:.0f} MB ({vacuumed / before:.2f}x)"
+    )
+    print(f"the year's report after the pass is {'the same' if year_after == year_data else 'DIFFERENT'}")
     print(f"cores: {os.cpu_count()}")
 
 

@@ -60,3 +60,10 @@ class NudgeCB(CallbackData, prefix="n"):
     act: str
     nudge: int
     v: str = ""
+
+
+class ForgetCB(CallbackData, prefix="f"):
+    """/forget's question: ``do`` erase contact ``c``, ``no`` cancel."""
+
+    act: str
+    c: int

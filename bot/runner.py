@@ -27,7 +27,9 @@ from aiohttp import web
 
 from bot.catalogues import gettext as _
 from bot.contexts import TouchContexts
+from bot.drafts import drafts_dropper
 from bot.i18n import CatalogueI18n, LanguageMiddleware, load_i18n, speaking
+from bot.keys import DROP_DRAFTS
 from bot.middlewares import StaffMiddleware, StrangerGate
 from bot.outbox import OutboxSender
 from bot.replies import Replies
@@ -36,6 +38,7 @@ from bot.routers import (
     errors,
     fallback,
     find,
+    forget,
     leads,
     lists,
     lookup,
@@ -98,6 +101,7 @@ def build_dispatcher(
         find.make_router(),
         numbers.make_router(),
         merge.make_router(),
+        forget.make_router(),
         lookup.make_router(),
         fallback.make_router(),
     )
@@ -215,6 +219,7 @@ async def running_bot(
     i18n = load_i18n(config.leadline.language)
     replies = Replies(store, clock, sender.wake)
     dp = build_dispatcher(config, store, clock, replies, contexts, i18n)
+    app[DROP_DRAFTS] = drafts_dropper(dp.storage)
     sender.start()
     runner: Polling | Webhook = (
         Webhook(app, dp, bot, config, i18n) if config.telegram.webhook_url else Polling(dp, bot, i18n)

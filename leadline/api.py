@@ -25,6 +25,7 @@ from sqlite_utils import Database
 from capture.server import BodyRefused, read_body
 from leadline import keys
 from storage.contacts import contact_card, search_contacts
+from storage.erasure import Actor, forget
 from storage.errors import Code, DomainError
 from storage.id_pages import leads_after, touches_after
 from storage.identifiers import email, mask, phone
@@ -195,18 +196,48 @@ async def contacts(request: web.Request) -> web.Response:
     return web.json_response({"contacts": await request.app[keys.STORE].read(find)})
 
 
-async def contact(request: web.Request) -> web.Response:
-    _client(request)
+def _contact_id(request: web.Request) -> int:
     try:
         contact_id = int(request.match_info["id"])
     except ValueError:
         raise ApiError(400, "bad_parameter", "the contact id must be an integer", parameter="id") from None
     if not 0 <= contact_id < 2**63:
         raise ApiError(404, "no_contact", f"no contact #{contact_id}", contact_id=contact_id)
+    return contact_id
+
+
+async def contact(request: web.Request) -> web.Response:
+    _client(request)
+    contact_id = _contact_id(request)
     card = await request.app[keys.STORE].read(lambda db: contact_card(db, contact_id))
     if card is None:
         raise ApiError(404, "no_contact", f"no contact #{contact_id}", contact_id=contact_id)
     return web.json_response(card)
+
+
+async def forget_contact(request: web.Request) -> web.Response:
+    """Erase the person behind a contact (storage/erasure.py); the bot's unsaved drafts go too."""
+    client = _client(request)
+    contact_id = _contact_id(request)
+    app = request.app
+    erased = await forget(
+        app[keys.STORE], contact_id, at=app[keys.CLOCK](), actor=Actor("api", f"api: {client}")
+    )
+    if erased is None:
+        raise ApiError(404, "no_contact", f"no contact #{contact_id}", contact_id=contact_id)
+    drop_drafts = app.get(keys.DROP_DRAFTS)
+    if drop_drafts is not None:
+        await drop_drafts(erased.contact_ids, erased.touch_ids)
+    return web.json_response(
+        {
+            "erasure_id": erased.erasure_id,
+            "contact_id": erased.contact_id,
+            "contacts": list(erased.contact_ids),
+            "kinds": list(erased.kinds),
+            "rows": erased.counts,
+            "checkpointed": erased.checkpointed,
+        }
+    )
 
 
 async def touches(request: web.Request) -> web.Response:
@@ -328,6 +359,7 @@ def setup_api(app: web.Application, *, send_webhooks: bool = True) -> None:
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_get("/api/contacts", contacts)
     app.router.add_get("/api/contacts/{id}", contact)
+    app.router.add_delete("/api/contacts/{id}", forget_contact)
     app.router.add_get("/api/touches", touches)
     app.router.add_get("/api/leads", leads)
     app.router.add_get("/api/report", report)
@@ -524,6 +556,18 @@ OPENAPI: dict[str, Any] = {
                     "note": {"type": "string"},
                 },
             },
+            "Erased": {
+                "type": "object",
+                "required": ["erasure_id", "contact_id", "contacts", "kinds", "rows", "checkpointed"],
+                "properties": {
+                    "erasure_id": {"type": "integer"},
+                    "contact_id": {"type": "integer"},
+                    "contacts": {"type": "array", "items": {"type": "integer"}},
+                    "kinds": {"type": "array", "items": {"type": "string", "enum": ["email", "phone"]}},
+                    "rows": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "checkpointed": {"type": "boolean"},
+                },
+            },
             "Registered": {
                 "type": "object",
                 "required": ["registration_id", "contact_id", "lead_id", "contact_created"],
@@ -569,7 +613,15 @@ OPENAPI: dict[str, Any] = {
                 _ok(_ref("Contact")),
                 [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
                 responses={"404": _ok(_ref("Error"), "no such contact")},
-            )
+            ),
+            "delete": _op(
+                "Erase the person behind a contact: identifiers, names, texts, raw requests and messages."
+                " Their touches stay on the anonymous contact, so past reports do not change; the erasure"
+                " is recorded without the values. The id of a contact merged into another erases that one.",
+                _ok(_ref("Erased"), "erased (again, for a contact erased before)"),
+                [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                responses={"404": _ok(_ref("Error"), "no such contact")},
+            ),
         },
         "/api/touches": {
             "get": _page_op(

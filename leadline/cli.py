@@ -185,6 +185,11 @@ main.add_command(report_cli.plan)
 main.add_command(report_cli.demo)
 main.add_command(journal)
 
+from leadline import privacy_cli  # noqa: E402  (a person's rights: forget, subject-export)
+
+main.add_command(privacy_cli.forget_command)
+main.add_command(privacy_cli.subject_export)
+
 
 if __name__ == "__main__":
     main()

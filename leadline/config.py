@@ -271,6 +271,28 @@ class DigestSection(Strict):
         return value
 
 
+class RetentionSection(Strict):
+    """How long personal data is kept (storage/retention.py); 0 days switches a rule off."""
+
+    #: Processed requests older than this lose their raw body, headers and query; row and touch stay.
+    journal_days: int = Field(90, ge=0)
+    #: Contacts never registered and with no touch for this long are anonymised. A year covers a
+    #: season, so a person who calls again each season is still known, and is far past the 14-day
+    #: nudge horizon and any registration lag: nobody is still working on such a contact.
+    unregistered_days: int = Field(365, ge=0)
+    #: Contacts refused as spam or a wrong number, with no touch for this long, are anonymised (their
+    #: numbers stay on the block list). A month leaves time to correct a refusal tapped by mistake.
+    refused_days: int = Field(30, ge=0)
+    #: When the daily pass runs, local time: a quiet hour, since it rewrites old rows.
+    time: str = "03:30"
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        time.fromisoformat(value.zfill(5))
+        return value
+
+
 class StaffConfig(Strict):
     name: str
     telegram_id: int
@@ -460,6 +482,7 @@ class Config(Strict):
     goals: GoalsSection = GoalsSection()
     lead_fields: LeadFieldsSection = LeadFieldsSection()
     log: LogSection = LogSection()
+    retention: RetentionSection = RetentionSection()
     staff: list[StaffConfig] = []
     campaigns: list[CampaignConfig] = []
     sources: list[SourceConfig] = []

@@ -1,4 +1,5 @@
-"""The scheduler inside ``leadline serve``: the nudge sweep every minute and the owner's digest.
+"""The scheduler inside ``leadline serve``: the nudge sweep every minute, the owner's digest and the
+daily retention pass.
 
 APScheduler only says *when*; *what* is derived from the database by each run, so a missed run
 (the process was down, the clock jumped) is caught up by the next one and nothing is kept in
@@ -23,6 +24,7 @@ from leadline import keys
 from leadline.config import Config
 from leadline.sweep import Sweeper
 from storage.db import Clock, Store
+from storage.retention import run_pass
 from storage.worktime import WorkingCalendar
 
 log = logging.getLogger("leadline.scheduler")
@@ -70,6 +72,14 @@ async def digest_job(
     wake()
 
 
+async def retention_job(config: Config, store: Store, clock: Clock) -> None:
+    """The daily retention pass (``[retention]``, storage/retention.py); a failure waits for tomorrow's."""
+    try:
+        await run_pass(store, config.retention, clock())
+    except Exception:
+        log.exception("the retention pass failed; the next one will try again")
+
+
 def digest_time_passed(config: Config, now: datetime) -> bool:
     """Whether today's digest time is behind ``now`` (local time), so a process starting now has missed it."""
     at = time.fromisoformat(config.digest.time.zfill(5))
@@ -95,6 +105,16 @@ def build_scheduler(
         CronTrigger(hour=at.hour, minute=at.minute, timezone=config.tz),
         args=[config, store, clock, wake],
         id="digest",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=3600,
+    )
+    keep = time.fromisoformat(config.retention.time.zfill(5))
+    scheduler.add_job(
+        retention_job,
+        CronTrigger(hour=keep.hour, minute=keep.minute, timezone=config.tz),
+        args=[config, store, clock],
+        id="retention",
         max_instances=1,
         coalesce=True,
         misfire_grace_time=3600,

@@ -46,7 +46,11 @@ def touch_card(db: Database, touch_id: int) -> TouchCard | None:
     if touch is None or touch["contact_id"] is None:
         return None
     contact_id = live_contact(db, int(touch["contact_id"]))
-    contact = db.execute("SELECT name, blocked FROM contacts WHERE id = ?", [contact_id]).fetchone()
+    contact = db.execute(
+        "SELECT name, blocked, erased_at FROM contacts WHERE id = ?", [contact_id]
+    ).fetchone()
+    if contact is not None and contact[2] is not None:
+        return None  # an erased person is nobody to register (storage/erasure.py)
     earlier = db.execute(
         "SELECT COUNT(*) FROM touches WHERE contact_id = ? AND direction = 'in' AND dropped IS NULL"
         " AND (occurred_at < ? OR (occurred_at = ? AND id < ?))",

@@ -106,6 +106,9 @@ def connect(path: str | Path, *, readonly: bool = False) -> Database:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
+        # Deleted and overwritten content is zeroed, not left in free space: an erased person must
+        # not survive in the file's free pages (storage/erasure.py).
+        conn.execute("PRAGMA secure_delete = ON")
         if readonly:
             conn.execute("PRAGMA query_only = ON")
     except BaseException:

@@ -17,8 +17,13 @@ from storage.contacts import phones_and_emails
 
 #: An inbound touch that counts, written against the ``touches`` table aliased ``t``.
 INBOUND = "t.direction = 'in' AND t.dropped IS NULL AND t.blocked = 0 AND t.contact_id IS NOT NULL"
-UNREGISTERED = f"{INBOUND} AND NOT EXISTS (SELECT 1 FROM registrations r WHERE r.contact_id = t.contact_id)"
-MISSED = f"{INBOUND} AND t.channel = 'call' AND t.answered = 0 AND t.hidden_caller = 0 AND t.called_back_at IS NULL"
+#: Nobody can register or call back a person whose data was erased (storage/erasure.py).
+NOT_ERASED = "NOT EXISTS (SELECT 1 FROM contacts e WHERE e.id = t.contact_id AND e.erased_at IS NOT NULL)"
+UNREGISTERED = f"{INBOUND} AND NOT EXISTS (SELECT 1 FROM registrations r WHERE r.contact_id = t.contact_id) AND {NOT_ERASED}"
+MISSED = (
+    f"{INBOUND} AND t.channel = 'call' AND t.answered = 0 AND t.hidden_caller = 0 AND t.called_back_at IS NULL"
+    f" AND {NOT_ERASED}"
+)
 OPEN_STAGES = ("new", "qualified", "accepted", "returned")
 
 

@@ -425,6 +425,39 @@ CREATE TABLE request_bindings (
     )
 
 
+@migrations()
+def m006_personal_data(db: Database) -> None:
+    """What erasing a person and the retention rules leave behind, so both can be shown and replayed.
+
+    ``erasures`` records each erasure: when, by whom, why (``request`` or a retention rule) and which
+    kinds of identifier went, never their values. A contact whose data is gone keeps its row, with
+    ``erased_at``, so its touches still count in past reports. A journal row keeps its place with
+    ``redacted_at`` and ``redacted`` (``erased`` or ``expired``) once its raw request is gone; the
+    partial index finds the processed rows whose raw request retention has still to drop.
+    """
+    _run(
+        db,
+        """
+CREATE TABLE erasures (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('cli', 'api', 'bot', 'retention')),
+    actor TEXT NOT NULL,
+    staff_id INTEGER REFERENCES staff (id),
+    reason TEXT NOT NULL CHECK (reason IN ('request', 'unregistered', 'refused')),
+    contact_id INTEGER REFERENCES contacts (id),
+    kinds TEXT NOT NULL DEFAULT '[]',
+    counts TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX erasures_contact ON erasures (contact_id);
+ALTER TABLE contacts ADD COLUMN erased_at TEXT;
+ALTER TABLE journal ADD COLUMN redacted_at TEXT;
+ALTER TABLE journal ADD COLUMN redacted TEXT CHECK (redacted IS NULL OR redacted IN ('erased', 'expired'));
+CREATE INDEX journal_raw_kept ON journal (received_at) WHERE status = 'processed' AND redacted_at IS NULL
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

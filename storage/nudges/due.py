@@ -171,6 +171,7 @@ WHERE t.occurred_at >= :horizon AND t.occurred_at <= :cutoff
   AND t.contact_id IS NOT NULL
   AND (t.channel != 'call' OR t.answered = 1 OR t.called_back_at IS NOT NULL OR cb.id IS NOT NULL)
   AND NOT EXISTS (SELECT 1 FROM registrations r WHERE r.contact_id = t.contact_id)
+  AND NOT EXISTS (SELECT 1 FROM contacts e WHERE e.id = t.contact_id AND e.erased_at IS NOT NULL)
   AND NOT EXISTS (SELECT 1 FROM nudges o WHERE o.contact_id = t.contact_id AND o.kind = 'register'
                   AND o.level = 0 AND o.closed_at IS NULL AND o.created_at >= :horizon)
   AND NOT EXISTS (SELECT 1 FROM nudges n WHERE n.kind = 'register' AND n.subject = 'touch:' || t.id
@@ -226,7 +227,7 @@ WHERE t.occurred_at >= :horizon AND t.occurred_at <= :cutoff
   AND t.channel = 'call' AND t.direction = 'in' AND t.call_final = 1 AND t.answered = 0
   AND t.hidden_caller = 0 AND t.dropped IS NULL AND t.blocked = 0 AND t.contact_id IS NOT NULL
   AND NOT {CALLED_BACK_SQL}
-  AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = t.contact_id AND c.blocked = 1)
+  AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = t.contact_id AND (c.blocked = 1 OR c.erased_at IS NOT NULL))
   AND NOT EXISTS (SELECT 1 FROM nudges o WHERE o.contact_id = t.contact_id AND o.kind = 'callback'
                   AND o.level = 0 AND o.closed_at IS NULL AND o.created_at >= :horizon)
   AND NOT EXISTS (SELECT 1 FROM nudges n WHERE n.kind = 'callback' AND n.subject = 'touch:' || t.id

@@ -1,0 +1,443 @@
+"""One person as the data protection laws see them: everything Leadline holds about them, found.
+
+A person is a live contact and every contact merged into it. What belongs to them is found two
+ways: by the rows that point at them (touches, call events, registrations, leads, the journal rows
+their touches came from), and by the text that names them where nothing points (a request that was
+refused before it became a touch, a Telegram message, an outgoing webhook). The text is searched
+for their phone numbers as digits in any spelling (``8 (916) 123-45-67``, ``+7 916 1234567``,
+``79161234567``, URL-encoded) and their email addresses, never for a name alone: a name is shared by
+strangers, a number is not. ``leadline subject-export`` shows the result and
+:mod:`storage.erasure` erases it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, unquote_plus
+
+import phonenumbers
+from sqlite_utils import Database
+
+from storage.contacts import live_contact
+from storage.db import chunks
+from storage.identifiers import parse_query
+
+#: A run of digits as people and providers write a phone number: spaces, dashes, dots, brackets.
+_PHONE_RUN = re.compile(r"\d[\d\s\-().]{5,}\d")
+_EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")
+#: The fewest digits a number needs to be searched for in text (shorter ones match too much).
+_MIN_DIGITS = 7
+
+
+class SubjectNotFound(LookupError):
+    """No contact, or more than one (``candidates``), matches what was given; the message says which."""
+
+    def __init__(self, message: str, candidates: Sequence[int] = ()) -> None:
+        super().__init__(message)
+        self.candidates = tuple(candidates)
+
+
+def find_subject(db: Database, query: str, region: str) -> int:
+    """The live contact a phone number, email or ``#id`` names; raises :class:`SubjectNotFound`."""
+    text = query.strip()
+    if match := re.fullmatch(r"#(\d{1,18})", text):
+        row = db.execute("SELECT id FROM contacts WHERE id = ?", [int(match[1])]).fetchone()
+        if row is None:
+            raise SubjectNotFound(f"no contact {text}")
+        return live_contact(db, int(row[0]))
+    ident = parse_query(text, region)
+    values = {text, text.lower()} | ({ident.value} if ident is not None else set())
+    marks = ",".join("?" * len(values))
+    rows = db.execute(
+        f"SELECT DISTINCT contact_id FROM identifiers WHERE value IN ({marks}) OR raw IN ({marks})",
+        [*values, *values],
+    ).fetchall()
+    found = sorted({live_contact(db, int(r[0])) for r in rows})
+    if not found:
+        raise SubjectNotFound("no contact has this phone number or email")
+    if len(found) > 1:
+        ids = ", ".join(f"#{i}" for i in found)
+        raise SubjectNotFound(f"several contacts have it ({ids}): give the #id of the one meant", found)
+    return found[0]
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """Whether a text names the person: one of their numbers in any spelling, or an email of theirs.
+
+    Numbers are compared by their national digits (``9161234567`` for ``+7 916 123-45-67``) inside
+    each run of digits in the text, so a country code, a trunk prefix or the spaces around do not
+    matter. Built for many people at once too (a retention pass), at the cost of a set look-up per
+    window of digits.
+    """
+
+    numbers: frozenset[str] = frozenset()
+    emails: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, identifiers: Iterable[tuple[str, str, str, bool]]) -> Matcher:
+        """From ``(kind, value, raw, valid)`` as the identifiers table holds them."""
+        numbers: set[str] = set()
+        emails: set[str] = set()
+        for kind, value, raw, valid in identifiers:
+            if kind == "email":
+                emails.update(e.strip().lower() for e in (value, raw) if "@" in e)
+            elif (digits := national_digits(value, valid)) is not None:
+                numbers.add(digits)
+        return cls(frozenset(numbers), frozenset(emails))
+
+    def __or__(self, other: Matcher) -> Matcher:
+        return Matcher(self.numbers | other.numbers, self.emails | other.emails)
+
+    def __bool__(self) -> bool:
+        return bool(self.numbers or self.emails)
+
+    @property
+    def needles(self) -> list[bytes]:
+        """Byte strings a raw request naming the person contains in its most common spellings, for
+        a scan in SQL (``instr``) that needs no decoding: digits, E.164 digits, the email as is and
+        URL-encoded."""
+        found: set[bytes] = set()
+        for number in self.numbers:
+            found.add(number.encode())
+        for email in self.emails:
+            found.update({email.encode(), quote(email, safe="").encode()})
+        return sorted(found)
+
+    def __call__(self, text: str) -> bool:
+        if not self:
+            return False
+        texts = [text, unquote_plus(text)] if "%" in text or "+" in text else [text]
+        if self.emails and any(e in self.emails for each in texts for e in _EMAIL.findall(each.lower())):
+            return True
+        lengths = {len(n) for n in self.numbers}
+        for run in _PHONE_RUN.findall(texts[-1]):
+            digits = re.sub(r"\D", "", run)
+            for size in lengths:
+                for start in range(0, len(digits) - size + 1):
+                    if digits[start : start + size] in self.numbers:
+                        return True
+        return False
+
+
+def national_digits(value: str, valid: bool = True) -> str | None:
+    """The digits a number is searched for by: the national significant number of a valid one
+    (stored in E.164), the digits of one kept as typed; None when too few to tell people apart."""
+    digits = re.sub(r"\D", "", value)
+    if valid and value.startswith("+"):
+        with contextlib.suppress(phonenumbers.NumberParseException):
+            digits = phonenumbers.national_significant_number(phonenumbers.parse(value, None))
+    return digits if len(digits) >= _MIN_DIGITS else None
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The rows that point at one person; the text scans (:func:`scan`) add what only names them."""
+
+    contact_id: int
+    contact_ids: tuple[int, ...]
+    identifiers: tuple[tuple[str, str, str, bool], ...]
+    touch_ids: tuple[int, ...]
+    #: ``(source, external_id)`` of their call touches: pending recordings and bindings are keyed so.
+    calls: tuple[tuple[str, str], ...]
+    registration_ids: tuple[int, ...]
+    lead_ids: tuple[int, ...]
+    nudge_ids: tuple[int, ...]
+    #: Journal rows their touches and call events came from.
+    journal_ids: tuple[int, ...]
+    matcher: Matcher = field(default_factory=Matcher)
+
+    @property
+    def kinds(self) -> list[str]:
+        return sorted({kind for kind, *_ in self.identifiers})
+
+
+def _ids(db: Database, sql: str, params: Sequence[Any]) -> list[int]:
+    return [int(r[0]) for r in db.execute(sql, list(params)).fetchall() if r[0] is not None]
+
+
+def _in(db: Database, sql: str, ids: Sequence[int], extra: Sequence[Any] = ()) -> list[int]:
+    """``sql`` with ``{marks}`` for an IN list of ``ids``, run in slices; the ids it returns."""
+    found: list[int] = []
+    for chunk in chunks(sorted(set(ids))):
+        found += _ids(db, sql.replace("{marks}", ",".join("?" * len(chunk))), [*chunk, *extra])
+    return found
+
+
+def family(db: Database, contact_id: int) -> list[int]:
+    """The contact and every contact merged into it, however deep (merges not undone)."""
+    found, frontier = {contact_id}, [contact_id]
+    while frontier:
+        merged = _in(
+            db, "SELECT merged_id FROM merges WHERE survivor_id IN ({marks}) AND undone_at IS NULL", frontier
+        )
+        frontier = [m for m in merged if m not in found]
+        found.update(frontier)
+    return sorted(found)
+
+
+def subject_of(db: Database, contact_id: int, *, unlinked: bool = True) -> Subject | None:
+    """What points at the person whose contact is ``contact_id`` (followed to its live contact).
+
+    ``unlinked`` adds touches no contact holds that carry their number or address (a read of every
+    such touch): an erasure on request wants them, a retention pass over many people does without.
+    """
+    if db.execute("SELECT 1 FROM contacts WHERE id = ?", [contact_id]).fetchone() is None:
+        return None
+    live = live_contact(db, contact_id)
+    people = family(db, live)
+    identifiers: list[tuple[str, str, str, bool]] = []
+    for chunk in chunks(people):
+        marks = ",".join("?" * len(chunk))
+        identifiers += [
+            (str(k), str(v), str(r), bool(ok))
+            for k, v, r, ok in db.execute(
+                f"SELECT kind, value, raw, valid FROM identifiers WHERE contact_id IN ({marks}) ORDER BY id",
+                list(chunk),
+            )
+        ]
+        # An identifier both contacts of a merge held was removed from the merged one and kept in
+        # the merge's record, so that an undo can put it back.
+        for (moved,) in db.execute(
+            f"SELECT moved FROM merges WHERE survivor_id IN ({marks}) OR merged_id IN ({marks})",
+            [*chunk, *chunk],
+        ):
+            for row in json.loads(moved or "{}").get("duplicate_identifiers", []):
+                identifiers.append((str(row[1]), str(row[2]), str(row[3]), bool(row[4])))
+    matcher = Matcher.of(identifiers)
+    touches = _in(db, "SELECT id FROM touches WHERE contact_id IN ({marks})", people)
+    if unlinked:
+        touches += _unlinked_touches(db, matcher)
+    calls: list[tuple[str, str]] = []
+    for chunk in chunks(sorted(set(touches))):
+        marks = ",".join("?" * len(chunk))
+        calls += [
+            (str(s), str(e))
+            for s, e in db.execute(
+                f"SELECT source, external_id FROM touches WHERE channel = 'call' AND id IN ({marks})",
+                list(chunk),
+            )
+        ]
+    leads = _in(db, "SELECT id FROM leads WHERE contact_id IN ({marks})", people)
+    journal = _in(db, "SELECT journal_id FROM touches WHERE id IN ({marks})", touches)
+    journal += _in(db, "SELECT journal_id FROM call_events WHERE touch_id IN ({marks})", touches)
+    for source, call_id in calls:
+        journal += _ids(
+            db,
+            "SELECT journal_id FROM pending_recordings WHERE source = ? AND call_id = ?",
+            [source, call_id],
+        )
+    nudges = _in(db, "SELECT id FROM nudges WHERE contact_id IN ({marks})", people)
+    nudges += _in(db, "SELECT id FROM nudges WHERE touch_id IN ({marks})", touches)
+    nudges += _in(db, "SELECT id FROM nudges WHERE lead_id IN ({marks})", leads)
+    return Subject(
+        contact_id=live,
+        contact_ids=tuple(people),
+        identifiers=tuple(dict.fromkeys(identifiers)),
+        touch_ids=tuple(sorted(set(touches))),
+        calls=tuple(sorted(set(calls))),
+        registration_ids=tuple(
+            sorted(_in(db, "SELECT id FROM registrations WHERE contact_id IN ({marks})", people))
+        ),
+        lead_ids=tuple(sorted(set(leads))),
+        nudge_ids=tuple(sorted(set(nudges))),
+        journal_ids=tuple(sorted(set(journal))),
+        matcher=matcher,
+    )
+
+
+def name_and_erasure(db: Database, contact_id: int) -> dict[str, Any]:
+    """The contact's name and when it was erased, if it was: what ``leadline forget`` asks about."""
+    return next(db.query("SELECT name, erased_at FROM contacts WHERE id = ?", [contact_id]))
+
+
+def _unlinked_touches(db: Database, matcher: Matcher) -> list[int]:
+    """Touches with the person's number or address that no contact holds (dropped ones)."""
+    if not matcher:
+        return []
+    rows = db.execute(
+        "SELECT id, phone_raw, email_raw FROM touches WHERE contact_id IS NULL"
+        " AND (phone_raw IS NOT NULL OR email_raw IS NOT NULL)"
+    )
+    return [int(i) for i, p, e in rows if matcher(" ".join(filter(None, (p, e))))]
+
+
+@dataclass(frozen=True)
+class Marks:
+    """How far a text scan went in each table (the highest id it read), so a later scan goes on."""
+
+    journal: int = 0
+    outbox: int = 0
+
+
+@dataclass(frozen=True)
+class Found:
+    """Rows that only name the person, and how far the scans that found them went."""
+
+    journal_ids: tuple[int, ...] = ()
+    outbox_ids: tuple[int, ...] = ()
+    marks: Marks = Marks()
+
+    def __or__(self, other: Found) -> Found:
+        return Found(
+            tuple(sorted({*self.journal_ids, *other.journal_ids})),
+            tuple(sorted({*self.outbox_ids, *other.outbox_ids})),
+            Marks(max(self.marks.journal, other.marks.journal), max(self.marks.outbox, other.marks.outbox)),
+        )
+
+
+def request_text(body: bytes, query_string: str, headers: str) -> str:
+    return "\n".join((query_string, headers, body.decode("utf-8", "replace")))
+
+
+def scan(db: Database, subject: Subject, after: Marks = Marks(), *, journal_too: bool = True) -> Found:
+    """The journal rows and outbox messages past ``after`` that name the person but point at nobody.
+
+    Every raw request is searched in SQL for the person's numbers and addresses as raw bytes; a
+    request that never became a touch (refused, failed, waiting) is read in full as text too, where
+    a number may be spaced or URL-encoded. Messages to Telegram are read as text, and those that
+    carried the person's nudges are added by their link. Costs one pass over each table past
+    ``after``; ``journal_too=False`` leaves the journal to the rows that point at the person.
+    """
+    matcher = subject.matcher
+    top_journal = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM journal").fetchone()[0])
+    top_outbox = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0])
+    journal: set[int] = set()
+    if matcher and journal_too:
+        needles = matcher.needles
+        terms = " OR ".join(
+            ["instr(body, ?) > 0"] * len(needles) + ["instr(query_string, ?) > 0"] * len(needles)
+        )
+        journal.update(
+            _ids(
+                db,
+                f"SELECT id FROM journal WHERE id > ? AND id <= ? AND redacted_at IS NULL AND ({terms})",
+                [after.journal, top_journal, *needles, *(n.decode() for n in needles)],
+            )
+        )
+        rows = db.execute(
+            "SELECT id, body, query_string, headers FROM journal WHERE status IN ('received', 'rejected', 'failed')"
+            " AND id > ? AND id <= ?"
+            " AND redacted_at IS NULL",
+            [after.journal, top_journal],
+        )
+        journal.update(
+            int(i) for i, b, q, h in rows if matcher(request_text(bytes(b or b""), str(q), str(h)))
+        )
+    outbox: set[int] = set()
+    if matcher:
+        rows = db.execute(
+            "SELECT id, payload FROM outbox WHERE id > ? AND id <= ? AND payload != '{}'",
+            [after.outbox, top_outbox],
+        )
+        outbox.update(int(i) for i, payload in rows if matcher(str(payload)))
+    outbox.update(
+        _in(
+            db,
+            "SELECT m.outbox_id FROM nudge_deliveries d JOIN nudge_messages m ON m.id = d.message_id"
+            " WHERE d.nudge_id IN ({marks}) AND m.outbox_id > ?",
+            subject.nudge_ids,
+            [after.outbox],
+        )
+    )
+    outbox.update(
+        _in(
+            db,
+            "SELECT outbox_id FROM nudges WHERE id IN ({marks}) AND outbox_id > ?",
+            subject.nudge_ids,
+            [after.outbox],
+        )
+    )
+    return Found(tuple(sorted(journal)), tuple(sorted(outbox)), Marks(top_journal, top_outbox))
+
+
+# -- what a person is shown ------------------------------------------------------------------------
+
+
+def _rows(db: Database, sql: str, ids: Sequence[int]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for chunk in chunks(sorted(set(ids))):
+        found += list(db.query(sql.replace("{marks}", ",".join("?" * len(chunk))), list(chunk)))
+    return found
+
+
+def _json_columns(row: dict[str, Any], *names: str) -> dict[str, Any]:
+    for name in names:
+        if isinstance(row.get(name), str):
+            row[name] = json.loads(row[name])
+    return row
+
+
+def raw_request(row: dict[str, Any]) -> dict[str, Any]:
+    """A journal row as a person reads it: the body as text when it is text, else base64."""
+    body = bytes(row.pop("body") or b"")
+    try:
+        row["body"], row["body_encoding"] = body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        row["body"], row["body_encoding"] = base64.b64encode(body).decode("ascii"), "base64"
+    row["headers"] = json.loads(row["headers"] or "[]")
+    return row
+
+
+def export_subject(db: Database, contact_id: int) -> dict[str, Any] | None:
+    """Everything held about the person: contacts, identifiers, touches, registrations, leads with
+    their changes, block-list entries and the raw requests, each row whole."""
+    subject = subject_of(db, contact_id)
+    if subject is None:
+        return None
+    found = scan(db, subject)
+    people = subject.contact_ids
+    leads = _rows(db, "SELECT * FROM leads WHERE id IN ({marks}) ORDER BY id", subject.lead_ids)
+    changes = _rows(db, "SELECT * FROM lead_changes WHERE lead_id IN ({marks}) ORDER BY id", subject.lead_ids)
+    for lead in leads:
+        _json_columns(lead, "fields")
+        lead["changes"] = [c for c in changes if c["lead_id"] == lead["id"]]
+    blocked = [
+        dict(zip(("kind", "value", "reason", "at"), r, strict=True))
+        for kind, value, *_ in subject.identifiers
+        for r in db.execute(
+            "SELECT kind, value, reason, at FROM blocklist WHERE kind = ? AND value = ?", [kind, value]
+        )
+    ]
+    requests = _rows(
+        db,
+        "SELECT id, source, provider, method, path, query_string, headers, body, body_size, remote, url, received_at,"
+        " status, http_status, reason, note, processed_at, redacted, redacted_at FROM journal WHERE id IN ({marks})"
+        " ORDER BY id",
+        [*subject.journal_ids, *found.journal_ids],
+    )
+    return {
+        "contact_id": subject.contact_id,
+        "contacts": _rows(
+            db,
+            "SELECT id, name, created_at, updated_at, merged_into, blocked, erased_at FROM contacts"
+            " WHERE id IN ({marks}) ORDER BY id",
+            people,
+        ),
+        "identifiers": [
+            dict(zip(("kind", "value", "raw", "valid"), i, strict=True)) for i in subject.identifiers
+        ],
+        "touches": [
+            _json_columns(t, "utm", "payload")
+            for t in _rows(
+                db, "SELECT * FROM touches WHERE id IN ({marks}) ORDER BY occurred_at, id", subject.touch_ids
+            )
+        ],
+        "registrations": _rows(
+            db, "SELECT * FROM registrations WHERE id IN ({marks}) ORDER BY id", subject.registration_ids
+        ),
+        "leads": leads,
+        "blocklist": blocked,
+        "erasures": _rows(
+            db,
+            "SELECT id, at, origin, actor, reason, contact_id, kinds FROM erasures WHERE contact_id IN ({marks})",
+            people,
+        ),
+        "requests": [raw_request(r) for r in requests],
+    }

@@ -1,0 +1,63 @@
+"""/forget in the bot: an owner erases a person behind a confirm button; staff cannot."""
+
+from __future__ import annotations
+
+import time
+
+from bot.callbacks import CardCB, ForgetCB
+from leadline import keys
+from tests.bot.conftest import ANNA, BORIS, BotEnv
+from tests.bot.test_registration import post_form, the_touch
+from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
+from tests.conftest import BASE
+from tests.privacy.people import NAME, PHONE_TYPED, traces_in
+
+
+async def test_an_owner_erases_a_person_behind_a_confirm_button_and_staff_cannot(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start(sources=[*BASE["sources"], MANGO_SOURCE])
+    await post_form(srv, name=NAME, phone=PHONE_TYPED, message=f"A kitchen for {NAME}")
+    touch = the_touch(srv)
+    missed = summary("entry-missed", "79161234567", start=int(time.time()) - 60, answered=False)
+    assert (await post_mango(srv, "/events/summary", signed_mango(missed))).status == 200
+    t, c = touch["id"], touch["contact_id"]
+    # Anna starts registering the person on their card: the bot keeps her draft in memory.
+    card = await bot_env.says(ANNA, PHONE_TYPED, language="en")
+    await bot_env.press(ANNA, card.result["message_id"], CardCB(act="lead", t=t, c=c, v="hot").pack())
+
+    refused = await bot_env.says(BORIS, f"/forget {PHONE_TYPED}", language="en")
+    assert refused.params["text"] == "Only an owner can erase a person's data."
+    forged = tg.user_presses_button(
+        BORIS, refused.result["message_id"], ForgetCB(act="do", c=c).pack(), strict=False
+    )
+    await tg.wait_until_confirmed(forged)
+    assert any(
+        a.get("text") == "Only an owner can erase a person's data." for a in tg.callback_answers.values()
+    )
+    assert (
+        srv.scalar("SELECT COUNT(*) FROM identifiers") == 1
+        and srv.scalar("SELECT COUNT(*) FROM erasures") == 0
+    )
+
+    question = await bot_env.says(ANNA, f"/forget {PHONE_TYPED}", language="en")
+    text = question.params["text"]
+    assert text.startswith("Erase everything Leadline holds about this person?") and NAME in text
+    assert [b["text"] for b in tg.buttons(ANNA, question.result["message_id"])] == ["🗑 Erase", "Cancel"]
+    answer = await bot_env.press(ANNA, question.result["message_id"], ForgetCB(act="do", c=c).pack())
+    assert answer.get("text") == "Erased."
+    shown = bot_env.text(ANNA, question.result["message_id"])
+    assert shown.startswith(f"🗑 Erased: contact #{c} holds no personal data any more.")
+    assert NAME not in shown and "916" not in shown
+
+    [erasure] = srv.rows("SELECT origin, actor, reason, kinds FROM erasures")
+    assert erasure == {"origin": "bot", "actor": "bot: Anna", "reason": "request", "kinds": '["phone"]'}
+    # The card, its draft, the question and every message that showed the person: gone.
+    assert await srv.server.app[keys.DROP_DRAFTS]([c], [t]) == 0
+    gone = await bot_env.press(ANNA, card.result["message_id"], CardCB(act="save", t=t, c=c).pack())
+    assert gone.get("text") == "This contact no longer exists."
+    waiting = await bot_env.says(ANNA, "/unregistered", language="en")
+    assert "Nothing is waiting" in waiting.params["text"]
+    calls = await bot_env.says(ANNA, "/missed", language="en")
+    assert "Every missed call has been called back." in calls.params["text"]
+    database = srv.config.database_path
+    assert await traces_in(database) == {database.name: [], f"{database.name}-wal": []}

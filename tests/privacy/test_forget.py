@@ -1,0 +1,60 @@
+"""``leadline forget``: the person is gone from the file and its log, replay cannot bring them back,
+and the day's figures stay as they were."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tests.cli import run_cli
+from tests.conftest import StartServer
+from tests.privacy.people import E164, EMAIL, PHONE_TYPED, leave_a_trail, privacy_config, traces_in
+
+
+async def report(config: Path, as_of: str) -> dict[str, Any]:
+    result = await run_cli("report", "--config", str(config), "--json", "--period", "day", "--as-of", as_of)
+    assert result.code == 0, result.output
+    data: dict[str, Any] = json.loads(result.output)
+    return data
+
+
+async def test_forget_leaves_no_byte_of_the_person_and_no_figure_changed(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    config = privacy_config(tmp_path)
+    srv = await start_server(config)
+    await leave_a_trail(srv)
+    cfg, fixed, database = tmp_path / "config.toml", tmp_path / "fixed.toml", config.database_path
+    as_of = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    before = await report(cfg, as_of)
+    assert before["inbound_contacts"] == 2 and before["leads"] == 1
+    held = {trace for found in (await traces_in(database)).values() for trace in found}
+    assert held >= {E164, PHONE_TYPED, "79161234567", EMAIL, "Zwanziger"}  # in the file to begin with
+
+    asked = await run_cli("forget", PHONE_TYPED, "--config", str(cfg))
+    assert asked.code == 1 and "Erase everything Leadline holds about contact #1?" in asked.output
+    assert "Aborted" in asked.output
+    assert srv.scalar("SELECT COUNT(*) FROM identifiers WHERE value = ?", [E164]) == 1
+
+    done = await run_cli("forget", PHONE_TYPED, "--config", str(cfg), "--yes")
+    assert done.code == 0, done.output
+    assert "Erased contact #1" in done.output and "write-ahead log is truncated" in done.output
+    assert await traces_in(database) == {database.name: [], f"{database.name}-wal": []}
+    assert await report(cfg, as_of) == before
+    [erasure] = srv.rows("SELECT origin, reason, contact_id, kinds FROM erasures")
+    assert erasure == {"origin": "cli", "reason": "request", "contact_id": 1, "kinds": '["email", "phone"]'}
+    assert srv.scalar("SELECT COUNT(*) FROM touches WHERE contact_id = 1") == 2  # still counted
+
+    # The form the site refused named the person: once its field map is fixed, a replay would make
+    # them a contact again, but the erased row is no longer a request to replay.
+    replayed = await run_cli("replay", "--config", str(fixed))
+    assert replayed.code == 0 and "Nothing to replay" in replayed.output, replayed.output
+    assert await traces_in(database) == {database.name: [], f"{database.name}-wal": []}
+    assert await report(cfg, as_of) == before
+    found = await run_cli("contacts", E164, "--config", str(cfg))
+    assert found.code == 1 and "No contact matches" in found.output
+
+    again = await run_cli("forget", E164, "--config", str(cfg), "--yes")
+    assert again.code == 1 and "Nobody to erase: no contact has this phone number or email" in again.output

@@ -1,0 +1,110 @@
+"""The daily retention pass: old raw requests and dormant people go, November's figures stay."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from leadline import keys
+from leadline.scheduler import retention_job
+from tests.capture.test_mango import post_mango, signed_mango, summary
+from tests.cli import run_cli
+from tests.conftest import Running, StartServer
+from tests.numbers.month import MSK
+from tests.privacy.people import API_AUTH, privacy_config
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+async def form(srv: Running, phone: str, name: str) -> None:
+    body = {"phone": phone, "name": name, "message": f"{name} would like a quote"}
+    async with srv.session.post(f"{srv.url}/hooks/form?token=form-token", json=body) as resp:
+        assert resp.status == 200, await resp.text()
+
+
+async def call(srv: Running, clock: Clock, number: str, *, answered: bool) -> None:
+    payload = summary(f"entry-{number}", number, start=int(clock().timestamp()), answered=answered)
+    resp = await post_mango(srv, "/events/summary", signed_mango(payload))
+    assert resp.status == 200, await resp.text()
+
+
+async def register(srv: Running, phone: str, **fields: str) -> None:
+    async with srv.session.post(
+        f"{srv.url}/api/registrations", json={"phone": phone, **fields}, headers=API_AUTH
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+
+
+async def november(cfg: Path) -> dict[str, Any]:
+    result = await run_cli(
+        "report", "--config", str(cfg), "--json", "--period", "2026-11", "--as-of", "2026-12-01T09:00"
+    )
+    assert result.code == 0, result.output
+    data: dict[str, Any] = json.loads(result.output)
+    return data
+
+
+async def test_a_retention_pass_keeps_the_months_figures_and_drops_raw_requests_and_dormant_people(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    clock = Clock(datetime(2026, 11, 2, 10, 0, tzinfo=MSK))
+    srv = await start_server(privacy_config(tmp_path), clock=clock)
+    await form(srv, "+7 901 111-11-11", "Alma Lead")
+    clock.at += timedelta(minutes=5)
+    await register(srv, "+79011111111", disposition="lead", temperature="hot", need="A kitchen")
+    clock.at = datetime(2026, 11, 3, 11, 0, tzinfo=MSK)
+    await form(srv, "+7 902 222-22-22", "Bruno Nobody")  # never registered
+    clock.at = datetime(2026, 11, 4, 12, 0, tzinfo=MSK)
+    await call(srv, clock, "79033333333", answered=False)
+    clock.at += timedelta(minutes=10)
+    await register(srv, "+79033333333", disposition="not_a_lead", reason="spam")
+    clock.at = datetime(2026, 11, 5, 13, 0, tzinfo=MSK)
+    await call(srv, clock, "79044444444", answered=True)
+    await register(srv, "+79044444444", disposition="not_a_lead", reason="partner")
+    clock.at = datetime(2026, 11, 6, 14, 0, tzinfo=MSK)
+    await form(srv, "+7 905 555-55-55", "Ella Returns")
+    cfg = tmp_path / "config.toml"
+    before = await november(cfg)
+    figures = ("inbound_contacts", "registered", "leads", "not_a_lead")
+    assert [before[f] for f in figures] == [5, 3, 1, 2]
+
+    # More than a year later Ella writes again; then the night's pass runs.
+    clock.at = datetime(2027, 12, 15, 3, 30, tzinfo=MSK)
+    await form(srv, "+7 905 555-55-55", "Ella Returns")
+    rows = srv.scalar("SELECT COUNT(*) FROM journal")
+    await retention_job(srv.config, srv.server.app[keys.STORE], clock)
+
+    assert await november(cfg) == before
+    assert srv.scalar("SELECT COUNT(*) FROM journal") == rows
+    cutoff = (clock() - timedelta(days=90)).isoformat()
+    kept = srv.rows(
+        "SELECT received_at < ? AS old, length(body) > 0 AS body, headers != '[]' AS headers, redacted FROM journal",
+        [cutoff],
+    )
+    assert [r for r in kept if r["old"]] and all(not r["body"] and not r["headers"] for r in kept if r["old"])
+    assert [(r["body"], r["redacted"]) for r in kept if not r["old"]] == [(1, None)]  # Ella's new form
+    fields = srv.rows("SELECT occurred_at < ? AS old, payload != '{}' AS fields FROM touches", [cutoff])
+    assert sorted((r["old"], r["fields"]) for r in fields) == [(0, 1)] + [(1, 0)] * 5
+
+    people = {
+        r["value"]: r["contact_id"]
+        for r in srv.rows("SELECT value, contact_id FROM identifiers WHERE kind = 'phone'")
+    }
+    assert set(people) == {"+79011111111", "+79044444444", "+79055555555"}  # the lead, the partner, Ella
+    erased = srv.rows("SELECT reason, actor FROM erasures ORDER BY reason")
+    assert erased == [
+        {"reason": "refused", "actor": "retention: refused_days"},
+        {"reason": "unregistered", "actor": "retention: unregistered_days"},
+    ]
+    names = [r["name"] for r in srv.rows("SELECT name FROM contacts WHERE erased_at IS NOT NULL")]
+    assert names == [None, None]
+    gone = "SELECT COUNT(*) FROM touches WHERE name = 'Bruno Nobody' OR phone_raw = '79033333333'"
+    assert srv.scalar(gone) == 0
