@@ -16,7 +16,10 @@ async def test_a_crm_erases_a_person_by_their_contact_id(tmp_path: Path, start_s
     async with srv.session.delete(url) as resp:
         assert resp.status == 401
     async with srv.session.delete(f"{srv.url}/api/contacts/999", headers=API_AUTH) as resp:
-        assert (resp.status, await resp.json()) == (404, {"error": "no contact #999"})
+        assert (resp.status, await resp.json()) == (
+            404,
+            {"error": "no_contact", "detail": "no contact #999", "contact_id": 999},
+        )
     assert srv.scalar("SELECT COUNT(*) FROM identifiers WHERE contact_id = 1") == 2
 
     async with srv.session.delete(url, headers=API_AUTH) as resp:
