@@ -20,7 +20,7 @@ from sqlite_utils import Database
 
 from capture.server import BodyRefused, read_body
 from leadline import keys
-from storage.contacts import contact_card, find_by_identifier, resolve_contact, search_contacts
+from storage.contacts import Claim, contact_card, find_by_identifier, resolve_contacts, search_contacts
 from storage.identifiers import email, mask, phone
 from storage.registrations import REASONS, STAGES, TEMPERATURES, RegistrationError, register
 from storage.reports.report import build_report
@@ -270,7 +270,7 @@ async def create_registration(request: web.Request) -> web.Response:
 
     def write(db: Database) -> dict[str, Any]:
         known = next((cid for i in idents if (cid := find_by_identifier(db, i)) is not None), None)
-        resolution = resolve_contact(db, idents, name=fields["name"], at=now)
+        resolution = resolve_contacts(db, [Claim(idents, fields["name"], now)])[0]
         assert resolution is not None
         done = register(
             db,

@@ -118,7 +118,7 @@ def open_database(path: str | Path) -> Database:
     return db
 
 
-#: Writes many jobs' items at once; returns the results of the leading items it wrote.
+#: Writes many jobs' items at once; returns one result per item.
 GroupFn = Callable[[Database, list[Any]], list[Any]]
 
 
@@ -218,10 +218,8 @@ class Store:
         With ``group``, jobs waiting side by side with the same ``group`` are written by one call
         ``group(db, [item, ...])``: a handful of statements for the lot instead of a handful per job,
         which is what lets the single writer keep up with a burst of webhooks. ``group`` returns
-        the results of the leading items it wrote, leaving the database exactly as running their
-        ``fn`` in turn would; the first item it left (a case it does not handle) runs its own ``fn``,
-        and the rest are grouped again. If ``group`` raises, its writes are undone and every job's
-        ``fn`` runs alone.
+        one result per item, leaving the database exactly as running their ``fn`` in turn would.
+        If it raises, its writes are undone and every job's ``fn`` runs alone.
         """
         if self._closing:
             raise RuntimeError("the store is closed")
@@ -364,13 +362,9 @@ class Store:
                 if grouped is not None:
                     self.grouped_jobs += len(grouped)
                     outcomes += grouped
-                    start += len(grouped)
-                    if start < end:  # the job the group left: alone, then the rest grouped again
-                        outcomes.append(_run_job(db, batch[start]))
-                        start += 1
                 else:
                     outcomes += [_run_job(db, job) for job in batch[start:end]]
-                    start = end
+                start = end
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
@@ -455,14 +449,14 @@ def _run_job(db: Database, job: _Job) -> tuple[_Job, Any, BaseException | None]:
 
 
 def _run_group(db: Database, jobs: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]] | None:
-    """The leading jobs that the group function wrote at once (maybe none); None if it failed."""
+    """The jobs as the group function wrote them at once; None if it failed."""
     group = jobs[0].group
     assert group is not None
     conn = db.conn
     conn.execute("SAVEPOINT grouped")
     try:
         results = group(db, [job.item for job in jobs])
-        if len(results) > len(jobs):
+        if len(results) != len(jobs):
             raise RuntimeError(f"group write returned {len(results)} results for {len(jobs)} jobs")
     except Exception as exc:
         if not conn.in_transaction:
@@ -472,7 +466,7 @@ def _run_group(db: Database, jobs: list[_Job]) -> list[tuple[_Job, Any, BaseExce
         log.warning("a grouped write failed (%s); its jobs are written one by one", type(exc).__name__)
         return None
     conn.execute("RELEASE grouped")
-    return [(job, result, None) for job, result in zip(jobs, results, strict=False)]
+    return [(job, result, None) for job, result in zip(jobs, results, strict=True)]
 
 
 def _settle_all(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:

@@ -1,8 +1,7 @@
 """The writers: a burst written together stores what one by one stores; the lock is honoured.
 
-The writer groups waiting form and mail requests into a few statements for the lot
-(``Capture._record_many`` and ``storage.touches.plan_contact_events``); the one-by-one path is
-the reference. The same requests go through both into two SQLite files, and every row must agree.
+The writer hands the requests waiting side by side to ``Capture._write`` at once, a few
+statements for the lot; one request at a time is the reference. The same requests go through both into two SQLite files, and every row must agree.
 Capture writes on the event loop, so it must still wait for the lock another process holds.
 """
 
