@@ -275,6 +275,8 @@ def bench_leadline(
     commits = float(re.search(r"^leadline_writer_commits ([\d.e+]+)", metrics, re.M)[1])  # type: ignore[index]
     jobs = float(re.search(r"^leadline_writer_jobs ([\d.e+]+)", metrics, re.M)[1])  # type: ignore[index]
     counts["jobs_per_commit"] = round(jobs / commits, 1) if commits else 0
+    for path in workdir.glob(f"bench-{mix.name}.db*"):  # the next run starts empty, as this one did
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     return Figures("leadline", rps, p50, p99, errors, rss, cpu), counts
 
 
