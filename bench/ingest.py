@@ -68,7 +68,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_healthy(port: int, path: str = "/healthz", timeout: float = 20) -> None:
+def wait_healthy(port: int, path: str = "/healthz", timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
