@@ -488,3 +488,33 @@ async def test_a_burst_of_requests_with_twenty_numbers_each_is_written_together_
     finally:
         await store.close()
     assert len(_dump(config.database_path)["identifiers"]) == 64 * 20
+
+
+async def test_a_commit_that_fails_is_answered_and_the_next_batch_is_written(tmp_path: Path) -> None:
+    """The loop's writer commits on a thread while the loop serves: a COMMIT that fails (a deferred
+    foreign key is checked only then) answers its callers, and the lock and the loop go on."""
+    store = await Store.open_async(tmp_path / "commit.db")
+
+    def orphan(db: Database) -> None:
+        db.execute("PRAGMA defer_foreign_keys = ON")
+        db.execute(
+            "INSERT INTO identifiers (contact_id, kind, value, raw, valid, created_at)"
+            " VALUES (999, 'phone', '+79161234567', '+79161234567', 1, ?)",
+            [CLOCK.isoformat()],
+        )
+
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            await asyncio.wait_for(store.write_now(orphan), 10)
+        assert (
+            await asyncio.wait_for(store.write_now(lambda db: db.execute("SELECT 42").fetchone()[0]), 10)
+            == 42
+        )
+        assert (
+            await asyncio.wait_for(
+                store.read(lambda db: db.execute("SELECT COUNT(*) FROM identifiers").fetchone()[0]), 10
+            )
+            == 0
+        )
+    finally:
+        await asyncio.wait_for(store.close(), 20)
