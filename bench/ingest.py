@@ -1,11 +1,15 @@
-"""Ingest throughput: Leadline's durable path against a bare aiohttp server, in the same run.
+"""Ingest throughput: Leadline's durable path against a bare aiohttp server and a floor, in the same run.
 
-Starts ``leadline serve`` on a temporary database and a bare aiohttp server whose handler only reads
-the body and answers 200, drives each with the same requests for a fixed time from another process
-(``wrk`` with a Lua script when it is installed — ``apt-get install wrk`` — else an aiohttp client
-pool), and prints requests per second, p50/p99 latency, the server's peak RSS, its CPU per request
-(all processes; steadier than req/s on a shared machine), and the ratio Leadline / bare. Mixes: ``form`` (generic form posts, each a new contact), and whatever
-``bench/mixes.py`` adds. Run: ``.venv/bin/python bench/ingest.py --seconds 10 --concurrency 50``.
+Starts ``leadline serve`` on a temporary database, a bare aiohttp server whose handler only reads
+the body and answers 200, and (for the ``form`` mix) ``bench/floor.py``, the same work written the
+obvious way with the same libraries; drives each with the same requests for a fixed time from
+another process (``wrk`` with a Lua script when it is installed — ``apt-get install wrk`` — else
+an aiohttp client pool), and prints requests per second, p50/p99 latency, the server's peak RSS,
+its CPU per request (all processes; steadier than req/s on a shared machine), and the ratios
+Leadline / bare and Leadline / floor. With ``--runs N`` each mix runs N times and the medians
+(with the lowest and highest) close the output: on a shared machine compare ratios of one run.
+Mixes: ``form`` (generic form posts, each a new contact), and whatever ``bench/mixes.py`` adds.
+Run: ``.venv/bin/python bench/ingest.py --seconds 10 --concurrency 50 --workers 1 --runs 5``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,7 +68,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_healthy(port: int, path: str = "/healthz", timeout: float = 20) -> None:
+def wait_healthy(port: int, path: str = "/healthz", timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -205,6 +210,26 @@ def bench_bare(mix: Mix, seconds: int, concurrency: int, workdir: Path) -> Figur
         proc.wait()
 
 
+def bench_floor(mix: Mix, seconds: int, concurrency: int, workdir: Path) -> Figures:
+    port = free_port()
+    db = workdir / f"floor-{mix.name}.db"
+    with (workdir / f"floor-{mix.name}.log").open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "floor.py"), str(port), str(db)], stderr=stderr
+        )
+    try:
+        wait_healthy(port, "/")
+        before = cpu_seconds([proc.pid])
+        rps, p50, p99, errors = drive(f"http://127.0.0.1:{port}", mix, seconds, concurrency, workdir)
+        cpu = (cpu_seconds([proc.pid]) - before) / max(rps * seconds, 1) * 1e6
+        return Figures("floor", rps, p50, p99, errors, peak_rss_mb(proc.pid), cpu)
+    finally:
+        proc.terminate()
+        proc.wait()
+        for path in workdir.glob(f"floor-{mix.name}.db*"):
+            path.unlink()
+
+
 def bench_leadline(
     mix: Mix, seconds: int, concurrency: int, workdir: Path, workers: int
 ) -> tuple[Figures, dict[str, float]]:
@@ -250,7 +275,41 @@ def bench_leadline(
     commits = float(re.search(r"^leadline_writer_commits ([\d.e+]+)", metrics, re.M)[1])  # type: ignore[index]
     jobs = float(re.search(r"^leadline_writer_jobs ([\d.e+]+)", metrics, re.M)[1])  # type: ignore[index]
     counts["jobs_per_commit"] = round(jobs / commits, 1) if commits else 0
+    for path in workdir.glob(f"bench-{mix.name}.db*"):  # the next run starts empty, as this one did
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     return Figures("leadline", rps, p50, p99, errors, rss, cpu), counts
+
+
+#: The floors: the mixes that bench/floor.py receives.
+FLOOR_MIXES = {"form"}
+
+
+def print_table(figures: list[Figures]) -> None:
+    print(
+        f"{'server':<14}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>9}{'peak RSS MB':>14}"
+        f"{'CPU us/req':>12}"
+    )
+    for f in figures:
+        print(
+            f"{f.name:<14}{f.rps:>10.0f}{f.p50_ms:>10.2f}{f.p99_ms:>10.2f}{f.errors:>9}{f.peak_rss_mb:>14.1f}"
+            f"{f.cpu_us:>12.0f}"
+        )
+
+
+def ratios(figures: dict[str, Figures]) -> dict[str, float]:
+    """Ratios of figures measured in the same run (the machine's load is shared by all three)."""
+    ours, bare = figures["leadline"], figures["bare aiohttp"]
+    found = {"leadline / bare": ours.rps / bare.rps}
+    floor = figures.get("floor")
+    if floor is not None:
+        found["floor / bare"] = floor.rps / bare.rps
+        found["leadline / floor"] = ours.rps / floor.rps
+        found["CPU/req leadline / floor"] = ours.cpu_us / floor.cpu_us
+    return found
+
+
+def spread(values: list[float], digits: int) -> str:
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 def main() -> None:
@@ -261,11 +320,13 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="Leadline's [http] workers (default: cores)"
     )
+    parser.add_argument("--runs", type=int, default=1, help="runs per mix; medians close the output")
     args = parser.parse_args()
     tool = "wrk" if shutil.which("wrk") else "aiohttp client pool (install wrk for higher baseline rates)"
     print(f"# ingest benchmark: {args.seconds}s per run, {args.concurrency} connections, load from {tool}")
     print(
-        f"# leadline: [http] workers = {args.workers}; bare aiohttp: one process; RSS is the sum of processes"
+        f"# leadline: [http] workers = {args.workers}; bare aiohttp and floor: one process;"
+        " RSS is the sum of processes"
     )
     print(f"# machine: {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
@@ -273,23 +334,32 @@ def main() -> None:
         for name in args.mix or sorted(MIXES):
             mix = MIXES[name]()
             mix.prepare(workdir)
-            bare = bench_bare(mix, args.seconds, args.concurrency, workdir)
-            ours, counts = bench_leadline(mix, args.seconds, args.concurrency, workdir, args.workers)
             print(f"\n## mix: {name} — {mix.description}")
-            print(
-                f"{'server':<14}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>9}{'peak RSS MB':>14}"
-                f"{'CPU us/req':>12}"
-            )
-            for f in (bare, ours):
-                print(
-                    f"{f.name:<14}{f.rps:>10.0f}{f.p50_ms:>10.2f}{f.p99_ms:>10.2f}{f.errors:>9}{f.peak_rss_mb:>14.1f}"
-                    f"{f.cpu_us:>12.0f}"
-                )
-            print(f"ratio leadline / bare: {ours.rps / bare.rps:.2f}")
-            print("stored: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
-            extra = mix.summary(ours.rps)
-            if extra:
-                print(extra)
+            runs: list[dict[str, Figures]] = []
+            for run in range(args.runs):
+                figures = {"bare aiohttp": bench_bare(mix, args.seconds, args.concurrency, workdir)}
+                if name in FLOOR_MIXES:
+                    figures["floor"] = bench_floor(mix, args.seconds, args.concurrency, workdir)
+                ours, counts = bench_leadline(mix, args.seconds, args.concurrency, workdir, args.workers)
+                figures["leadline"] = ours
+                runs.append(figures)
+                if args.runs > 1:
+                    print(f"\n### run {run + 1}")
+                print_table(list(figures.values()))
+                print(", ".join(f"ratio {k}: {v:.2f}" for k, v in ratios(figures).items()))
+                print("stored: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+                extra = mix.summary(ours.rps)
+                if extra:
+                    print(extra)
+            if args.runs > 1:
+                print(f"\n### {name}: median (lowest-highest) of {args.runs} runs")
+                for server in runs[0]:
+                    rps = spread([r[server].rps for r in runs], 0)
+                    cpu = spread([r[server].cpu_us for r in runs], 0)
+                    p99 = spread([r[server].p99_ms for r in runs], 1)
+                    print(f"{server:<14} req/s {rps}   CPU us/req {cpu}   p99 ms {p99}")
+                for key in ratios(runs[0]):
+                    print(f"ratio {key}: {spread([ratios(r)[key] for r in runs], 2)}")
 
 
 if __name__ == "__main__":

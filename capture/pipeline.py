@@ -10,11 +10,10 @@ for a restart or ``leadline replay`` to finish.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache, partial
-from itertools import islice
 from typing import Any, cast
 
 from sqlite_utils import Database
@@ -35,10 +34,11 @@ from capture.providers.base import (
 from capture.settle import settle, text
 from leadline.config import Config, SourceConfig
 from storage.attribution import CampaignIndex
+from storage.calls import apply_call_event
 from storage.db import Clock, Store, now_utc, savepoint
 from storage.events import ContactEvent
 from storage.identifiers import phone
-from storage.touches import EventContext, identifiers_of, plan_contact_events, record_contact_event
+from storage.touches import EventContext, identifiers_of, record_contact_events
 
 log = logging.getLogger("leadline.capture")
 
@@ -75,23 +75,50 @@ class Outcome:
     channels: tuple[str, ...] = ()
 
 
-def apply_events(db: Database, events: Iterable[Event], ctx: EventContext) -> tuple[int, list[str]]:
-    """Store each event; returns how many touches are new and their channels."""
-    created = 0
-    channels: list[str] = []
-    for event in events:
-        if isinstance(event, CallEvent):
-            from storage.calls import apply_call_event
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """A request on its way to the journal: as judged, its columns encoded, its row if replayed."""
 
-            _, new = apply_call_event(db, event, ctx)
-            channel = "call"
-        else:
-            _, new = record_contact_event(db, event, ctx)
-            channel = event.channel
-        if new:
-            created += 1
-            channels.append(channel)
-    return created, channels
+    raw: RawRequest
+    verdict: Verdict
+    prepared: journal.Prepared | None
+    journal_id: int | None = None
+
+
+def apply_events(db: Database, events: Sequence[Event], ctx: EventContext) -> tuple[int, list[str]]:
+    """Store one request's events; returns how many touches are new and their channels."""
+    channels = store_events(db, [(events, ctx)])[0]
+    return len(channels), channels
+
+
+def store_events(db: Database, requests: Sequence[tuple[Sequence[Event], EventContext]]) -> list[list[str]]:
+    """Store the events of several requests in order; per request, the channels of its new touches.
+
+    A run of form, mail and manual events is stored at once (one contact resolution for the run);
+    a call's notifications fold into rows that the next notification reads, so each goes in turn.
+    """
+    channels: list[list[str]] = [[] for _ in requests]
+    run: list[tuple[int, ContactEvent, EventContext]] = []
+
+    def store_run() -> None:
+        stored = record_contact_events(db, [(event, ctx) for _, event, ctx in run])
+        for (n, event, _), (_, new) in zip(run, stored, strict=True):
+            if new:
+                channels[n].append(event.channel)
+        run.clear()
+
+    for n, (events, ctx) in enumerate(requests):
+        for event in events:
+            if isinstance(event, CallEvent):
+                if run:
+                    store_run()
+                if apply_call_event(db, event, ctx)[1]:
+                    channels[n].append("call")
+            else:
+                run.append((n, event, ctx))
+    if run:
+        store_run()
+    return channels
 
 
 @dataclass
@@ -177,13 +204,12 @@ class Capture:
         if verdict.http_status in (401, 403, 404, 405) and len(raw.body) > UNAUTHENTICATED_BODY_KEPT:
             # Anyone can reach a refused URL: keep enough to diagnose it, not enough to fill the disk.
             kept = replace(raw, body=raw.body[:UNAUTHENTICATED_BODY_KEPT])
-        prepared = journal.prepare(kept, keep_body=verdict.keep_body)
+        request = _Request(raw, verdict, journal.prepare(kept, keep_body=verdict.keep_body))
         if verdict.result is not None:
             self._warm(raw.source, verdict.result.events)
-        one = partial(self._record, raw=raw, verdict=verdict, prepared=prepared)
-        if _groupable(verdict):
-            return await self.store.write_now(one, group=self._record_many, item=(raw, verdict, prepared))
-        return await self.store.write_now(one)
+        return await self.store.write_now(
+            partial(self._write_one, request=request), group=self._write, item=request
+        )
 
     def _warm(self, source_name: str, events: Iterable[Event]) -> None:
         """Parse each number and address once now; storage's look-ups then hit the cache."""
@@ -198,179 +224,156 @@ class Capture:
                 identifiers_of(event.phones, event.emails, region)
                 phone(event.tracking_number, region)
 
-    def _record(self, db: Database, raw: RawRequest, verdict: Verdict, prepared: journal.Prepared) -> Outcome:
-        if verdict.result is None or verdict.http_status >= 400:
-            jid = journal.insert(db, raw, **_rejected_columns(verdict, prepared))
-            return _rejected(jid, verdict)
-        reason = (
-            "signature token already used: a replayed request is refused"
-            if verdict.replay_key and journal.replay_key_used(db, raw.source, verdict.replay_key)
-            else journal.bind(db, raw.source, verdict.result.bindings, self.clock())
-        )
-        if reason:
-            jid = journal.insert(
-                db,
-                raw,
-                provider=verdict.provider,
-                status="rejected",
-                http_status=401,
-                reason=reason,
-                prepared=prepared,
-            )
-            return Outcome(jid, "rejected", 401, reason, Reply(401, reason.encode()))
-        return self._store(db, raw, verdict, verdict.result, prepared)
+    def _write(self, db: Database, requests: list[_Request]) -> list[Outcome]:
+        """Journal and store requests that waited side by side, in the order they came.
 
-    def _store(
-        self,
-        db: Database,
-        raw: RawRequest,
-        verdict: Verdict,
-        result: ParseResult,
-        prepared: journal.Prepared,
-    ) -> Outcome:
-        """Journal a new request as processed and store its events, or journal it as failed.
+        The writer calls it for a burst; if it raises, nothing of it stays and each request goes
+        through :meth:`_write_one` alone, so the one that cannot be stored is found and kept.
+        """
+        return self._store(db, requests, self._check(db, requests))
 
-        The row is written once, in the state it most likely ends in (a form's event makes a new
-        touch, a call's later notifications do not), and corrected only when the guess was wrong:
-        while the write lock is held every statement counts. If storing the events raises, the row
-        goes with them and is written again as ``failed``, for start-up or ``leadline replay``.
+    def _write_one(self, db: Database, request: _Request) -> Outcome:
+        """:meth:`_write` for one request (or a replayed row); one whose events cannot be stored is
+        journalled as ``failed``, for start-up or ``leadline replay`` to finish."""
+        verdicts = self._check(db, [request])  # a row that fails keeps the bindings it made
+        try:
+            with savepoint(db, "request"):
+                return self._store(db, [request], verdicts)[0]
+        except Exception as exc:
+            if not db.conn.in_transaction or request.verdict.result is None:
+                raise  # SQLite gave the whole transaction up, or a refusal could not be journalled
+            return self._failed(db, request, exc)
+
+    def _check(self, db: Database, requests: list[_Request]) -> list[Verdict]:
+        """Each verdict once the database has had its say: a signature token used before, or a
+        binding that an earlier request gave another value, refuses the request (401)."""
+        verdicts: list[Verdict] = []
+        used: set[tuple[str, str]] = set()
+        for request in requests:
+            verdict, source = request.verdict, request.raw.source
+            if request.journal_id is None and verdict.result is not None and verdict.http_status < 400:
+                key = verdict.replay_key
+                reason = (
+                    "signature token already used: a replayed request is refused"
+                    if key and ((source, key) in used or journal.replay_key_used(db, source, key))
+                    else journal.bind(db, source, verdict.result.bindings, self.clock())
+                )
+                if reason:
+                    verdict = Verdict(verdict.provider, 401, reason)
+                elif key:
+                    used.add((source, key))
+            verdicts.append(verdict)
+        return verdicts
+
+    def _store(self, db: Database, requests: list[_Request], verdicts: list[Verdict]) -> list[Outcome]:
+        """The one write path: journal rows, then every request's events in order, then outcomes.
+
+        A new row is written once, in the state it most likely ends in (a form's event makes a new
+        touch, a call's later notifications do not), and corrected only where the guess was wrong:
+        while the write lock is held every statement counts. A replayed row is finished in place.
         """
         at = self.clock()
-        events = len(result.events)
-        expected = sum(not isinstance(e, CallEvent) for e in result.events)
-        try:
-            with savepoint(db, "events"):
-                jid = journal.insert(
-                    db,
-                    raw,
+        first = journal.next_id(db) if any(r.journal_id is None for r in requests) else 0
+        rows: list[tuple[object, ...]] = []
+        jids: list[int] = []
+        for request, verdict in zip(requests, verdicts, strict=True):
+            if request.journal_id is not None:
+                jids.append(request.journal_id)
+                continue
+            jids.append(first + len(rows))
+            result = verdict.result
+            if result is None or verdict.http_status >= 400:
+                rows.append(journal.values(request.raw, **_rejected_columns(verdict, request.prepared)))
+                continue
+            rows.append(
+                journal.values(
+                    request.raw,
                     provider=verdict.provider,
                     status="processed",
                     http_status=result.reply.status,
                     replay_key=verdict.replay_key,
-                    prepared=prepared,
+                    prepared=request.prepared,
                     note=result.note,
                     processed_at=at,
-                    events=events,
-                    touches_created=expected,
+                    events=len(result.events),
+                    touches_created=_expected_touches(result),
                 )
-                created, channels = apply_events(
-                    db, result.events, self.context(raw.source, jid, raw.received_at)
-                )
-                if created != expected:
-                    journal.set_touches_created(db, [(created, jid)])
-        except Exception as exc:
-            if not db.conn.in_transaction:
-                raise  # SQLite gave the whole transaction up: nothing may be written on its own
-            reason = f"{type(exc).__name__}: {exc}"
-            jid = journal.insert(
-                db,
-                raw,
-                provider=verdict.provider,
-                status="failed",
-                reason=reason,
-                replay_key=verdict.replay_key,
-                prepared=prepared,
-                processed_at=at,
-                events=events,
             )
-            log.exception("storing events of journal row %s failed; it will be retried", jid)
-            return Outcome(jid, "failed", result.reply.status, reason, result.reply, events)
-        return Outcome(
-            jid, "processed", result.reply.status, None, result.reply, events, created, tuple(channels)
+        if rows:
+            journal.insert_many(db, rows, first)
+        accepted = [n for n, v in enumerate(verdicts) if v.result is not None and v.http_status < 400]
+        stored = store_events(
+            db,
+            [
+                (
+                    cast(ParseResult, verdicts[n].result).events,
+                    self.context(requests[n].raw.source, jids[n], requests[n].raw.received_at),
+                )
+                for n in accepted
+            ],
         )
-
-    def _record_many(
-        self, db: Database, items: list[tuple[RawRequest, Verdict, journal.Prepared]]
-    ) -> list[Outcome]:
-        """:meth:`_record` for the leading requests of a group of refusals and contact events.
-
-        Every row is journalled in its final state, as :meth:`_store` does. It stops before the
-        first request whose events would merge two contacts; the store runs that one alone.
-        """
-        at = self.clock()
-        first_jid = journal.next_id(db)
-        events: list[tuple[ContactEvent, EventContext]] = []
-        for n, (raw, verdict, _) in enumerate(items):
-            if verdict.result is not None and verdict.http_status < 400:
-                ctx = self.context(raw.source, first_jid + n, raw.received_at)
-                events += [(cast(ContactEvent, event), ctx) for event in verdict.result.events]
-        plan = plan_contact_events(db, events)
-        planned = iter(plan.results)
-        rows: list[tuple[object, ...]] = []
+        channels_of = dict(zip(accepted, stored, strict=True))
         outcomes: list[Outcome] = []
-        for raw, verdict, prepared in items:
-            result = verdict.result
-            if result is None or verdict.http_status >= 400:
-                rows.append(journal.values(raw, **_rejected_columns(verdict, prepared)))
-                outcomes.append(_rejected(first_jid + len(outcomes), verdict))
-                continue
-            stored = list(islice(planned, len(result.events)))
-            if len(stored) < len(result.events):
-                break
-            contact_events = cast(tuple[ContactEvent, ...], result.events)
-            channels = tuple(e.channel for e, (_, new) in zip(contact_events, stored, strict=True) if new)
-            rows.append(
-                journal.values(
-                    raw,
-                    provider=verdict.provider,
-                    status="processed",
-                    http_status=result.reply.status,
-                    prepared=prepared,
-                    note=result.note,
-                    processed_at=at,
-                    events=len(stored),
-                    touches_created=len(channels),
-                )
-            )
-            outcomes.append(
-                Outcome(
-                    first_jid + len(outcomes),
+        corrections: list[tuple[int, int]] = []
+        for n, (request, verdict, jid) in enumerate(zip(requests, verdicts, jids, strict=True)):
+            result, channels = verdict.result, channels_of.get(n)
+            if result is None or channels is None:
+                outcome = _rejected(jid, verdict)
+            else:
+                outcome = Outcome(
+                    jid,
                     "processed",
                     result.reply.status,
                     None,
                     result.reply,
-                    len(stored),
+                    len(result.events),
                     len(channels),
-                    channels,
+                    tuple(channels),
                 )
-            )
-        journal.insert_many(db, rows, first_jid)
-        plan.write(db, sum(o.events for o in outcomes))
+                if request.journal_id is None and len(channels) != _expected_touches(result):
+                    corrections.append((len(channels), jid))
+            if request.journal_id is not None:
+                journal.finish(
+                    db,
+                    jid,
+                    status=outcome.status,
+                    at=at,
+                    http_status=outcome.http_status,
+                    reason=outcome.reason,
+                    note=result.note if result else None,
+                    events=outcome.events,
+                    touches_created=outcome.touches_created,
+                )
+            outcomes.append(outcome)
+        if corrections:
+            journal.set_touches_created(db, corrections)
         return outcomes
 
-    def _process(self, db: Database, jid: int, raw: RawRequest, result: ParseResult) -> Outcome:
-        """Store a journalled row's events; a row that fails again is only recorded, not logged with
-        its traceback again at every start (its arrival logged that): the caller reports it."""
-        ctx = self.context(raw.source, jid, raw.received_at)
-        try:
-            with savepoint(db, "events"):
-                created, channels = apply_events(db, result.events, ctx)
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            journal.finish(
-                db, jid, status="failed", at=self.clock(), reason=reason, events=len(result.events)
+    def _failed(self, db: Database, request: _Request, exc: Exception) -> Outcome:
+        """Journal a request whose events could not be stored as failed; its sender is still
+        answered as if they were, since the journal holds it for a restart or a replay."""
+        result, verdict = cast(ParseResult, request.verdict.result), request.verdict
+        reason = f"{type(exc).__name__}: {exc}"
+        events = len(result.events)
+        if request.journal_id is not None:
+            # Not logged with its traceback again at every start (its arrival logged that): the
+            # caller reports it.
+            jid = request.journal_id
+            journal.finish(db, jid, status="failed", at=self.clock(), reason=reason, events=events)
+        else:
+            jid = journal.insert(
+                db,
+                request.raw,
+                provider=verdict.provider,
+                status="failed",
+                reason=reason,
+                replay_key=verdict.replay_key,
+                prepared=request.prepared,
+                processed_at=self.clock(),
+                events=events,
             )
-            return Outcome(jid, "failed", result.reply.status, reason, result.reply, len(result.events))
-        journal.finish(
-            db,
-            jid,
-            status="processed",
-            at=self.clock(),
-            http_status=result.reply.status,
-            note=result.note,
-            events=len(result.events),
-            touches_created=created,
-        )
-        return Outcome(
-            jid,
-            "processed",
-            result.reply.status,
-            None,
-            result.reply,
-            len(result.events),
-            created,
-            tuple(channels),
-        )
+            log.exception("storing events of journal row %s failed; it will be retried", jid)
+        return Outcome(jid, "failed", result.reply.status, reason, result.reply, events)
 
     def reprocess(self, db: Database, row: journal.JournalRow, *, dry_run: bool = False) -> Outcome:
         """Run a stored row through today's parser (no signature check: it was checked on arrival)."""
@@ -379,25 +382,12 @@ class Capture:
             return Outcome(
                 row.id, "rejected", 404, f"no source named {quoted(row.raw.source)} in the config", Reply(404)
             )
-        verdict = self.judge(row.raw, source, verify=False)
-        if verdict.result is None:
-            if not dry_run:
-                journal.finish(
-                    db,
-                    row.id,
-                    status="rejected",
-                    at=self.clock(),
-                    http_status=verdict.http_status,
-                    reason=verdict.reason,
-                )
-            return Outcome(
-                row.id, "rejected", verdict.http_status, verdict.reason, Reply(verdict.http_status)
-            )
+        request = _Request(row.raw, self.judge(row.raw, source, verify=False), None, row.id)
         if dry_run:
             with db.atomic():
-                outcome = self._process(db, row.id, row.raw, verdict.result)
+                outcome = self._write_one(db, request)
                 raise _DryRun(outcome)
-        return self._process(db, row.id, row.raw, verdict.result)
+        return self._write_one(db, request)
 
 
 class _DryRun(Exception):
@@ -454,20 +444,11 @@ async def replay(
     return outcomes
 
 
-def _groupable(verdict: Verdict) -> bool:
-    """Refusals and plain contact events can be written with their neighbours; calls fold into
-    rows other requests also change, and a replay key needs its own look-up."""
-    result = verdict.result
-    if result is None or verdict.http_status >= 400:
-        return True
-    return (
-        verdict.replay_key is None
-        and not result.bindings
-        and all(isinstance(e, ContactEvent) for e in result.events)
-    )
+def _expected_touches(result: ParseResult) -> int:
+    return sum(not isinstance(e, CallEvent) for e in result.events)
 
 
-def _rejected_columns(verdict: Verdict, prepared: journal.Prepared) -> dict[str, Any]:
+def _rejected_columns(verdict: Verdict, prepared: journal.Prepared | None) -> dict[str, Any]:
     return {
         "provider": verdict.provider,
         "status": "rejected",

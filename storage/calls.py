@@ -51,7 +51,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from storage.contacts import resolve_contact
+from storage.contacts import Claim, resolve_contacts
 from storage.db import iso, parse_iso
 from storage.events import CallEvent
 from storage.identifiers import Identifier, phone
@@ -214,7 +214,7 @@ def _resolve_caller(db: Database, raw: str, region: str, at: datetime) -> tuple[
     ident: Identifier | None = phone(raw, region)
     if ident is None:
         return None, True, False
-    resolution = resolve_contact(db, [ident], name=None, at=at)
+    resolution = resolve_contacts(db, [Claim([ident], None, at)])[0]
     return (resolution.contact_id if resolution else None), False, any_blocked(db, [ident])
 
 

@@ -12,7 +12,7 @@ putting a contact's numbers and addresses on the block list.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,10 +28,23 @@ _OWNED = ("touches", "registrations", "leads", "nudges")
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """What one touch says about its person: the identifiers it came with, a name, and when."""
+
+    identifiers: Sequence[Identifier]
+    name: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Resolution:
     contact_id: int
     created: bool
     merged: tuple[int, ...] = ()
+
+
+#: Called before a merge with the resolutions made so far (see :func:`resolve_contacts`).
+BeforeMerge = Callable[[Sequence["Resolution | None"]], None]
 
 
 def find_by_identifier(db: Database, ident: Identifier) -> int | None:
@@ -44,66 +57,125 @@ def find_by_identifier(db: Database, ident: Identifier) -> int | None:
     return int(row[0]) if row else None
 
 
-def _find_all(db: Database, idents: Sequence[Identifier]) -> list[int]:
-    """Contacts holding any of these valid identifiers: a flat IN list rather than one OR term per
-    identifier, whose expression tree SQLite caps at 1000 levels."""
-    wanted = {(i.kind, i.value) for i in idents}
-    found: set[int] = set()
-    for chunk in chunks(sorted({value for _, value in wanted})):
-        marks = ",".join("?" * len(chunk))
-        rows = db.conn.execute(
-            f"SELECT contact_id, kind, value FROM identifiers WHERE valid = 1 AND value IN ({marks})", chunk
-        )
-        found.update(int(contact) for contact, kind, value in rows if (kind, value) in wanted)
-    return sorted(found)
+def resolve_contacts(
+    db: Database, claims: Sequence[Claim], *, before_merge: BeforeMerge | None = None
+) -> list[Resolution | None]:
+    """The contact of each claim in turn, created or merged as needed (None for a claim with no
+    identifiers): the one dedup rule, for a burst of webhooks and a single registration alike.
+
+    A burst pays one look-up for all its identifiers and one statement per table, not several
+    per claim: the single writer pays per statement. Each claim is resolved against what the
+    claims before it made, so a batch leaves the rows that the same claims one by one leave.
+    A merge moves rows in the database, so before one the batch writes what it holds and calls
+    ``before_merge`` with the resolutions so far, for the caller to write the rows it made for
+    them (their touches), which must move with the merged contact too.
+    """
+    batch = _Batch(db, {i.value for claim in claims for i in claim.identifiers})
+    results: list[Resolution | None] = []
+    for claim in claims:
+        if not claim.identifiers:
+            results.append(None)
+            continue
+        stamp = iso(claim.at)
+        found = batch.owners_of(claim.identifiers)
+        merged: list[int] = []
+        if not found:
+            contact_id = batch.new_contact(claim.name or None, stamp)
+        else:
+            contact_id = found[0]
+            if len(found) > 1:
+                batch.write()
+                if before_merge is not None:
+                    before_merge(results)
+                contact_id = _oldest(db, found)
+                for other in found:
+                    if other != contact_id:
+                        merge_contacts(db, contact_id, other, reason="shared identifier", at=claim.at)
+                        batch.moved(other, contact_id)
+                        merged.append(other)
+            if claim.name:
+                batch.renames.append((claim.name, stamp, contact_id))
+        batch.add_identifiers(contact_id, claim.identifiers, stamp)
+        results.append(Resolution(contact_id, created=not found, merged=tuple(merged)))
+    batch.write()
+    return results
 
 
-def _add_identifiers(db: Database, contact_id: int, idents: Sequence[Identifier], at: str) -> None:
-    """All in one statement: a touch brings a phone and an email, and the writer pays per statement."""
-    if not idents:
-        return
-    rows = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(idents))
-    db.conn.execute(
-        f"INSERT OR IGNORE INTO identifiers (contact_id, kind, value, raw, valid, created_at) VALUES {rows}",
-        [p for i in idents for p in (contact_id, i.kind, i.value, i.raw, int(i.valid), at)],
-    )
+class _Batch:
+    """The identifier rows a batch of claims can meet, and the rows it has yet to write."""
 
+    def __init__(self, db: Database, values: set[str]) -> None:
+        self.db = db
+        self.contacts: list[tuple[object, ...]] = []
+        self.identifiers: list[tuple[object, ...]] = []
+        self.renames: list[tuple[object, ...]] = []
+        #: (kind, value) → the contact holding it as a valid identifier: the match keys.
+        self.owners: dict[tuple[str, str], int] = {}
+        #: (contact, kind, value) of every row held, valid or not: a contact holds each once.
+        self.holding: set[tuple[int, str, str]] = set()
+        self._next_contact = 0
+        # Every row holding one of the batch's values, read at once: flat IN lists (an OR term per
+        # identifier would reach SQLite's expression depth limit), in slices SQLite accepts.
+        for chunk in chunks(sorted(values)):
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.conn.execute(
+                f"SELECT contact_id, kind, value, valid FROM identifiers WHERE value IN ({marks})", chunk
+            )
+            for contact, kind, value, valid in rows:
+                self.holding.add((int(contact), str(kind), str(value)))
+                if valid:
+                    self.owners[(str(kind), str(value))] = int(contact)
 
-def resolve_contact(
-    db: Database,
-    identifiers: Sequence[Identifier],
-    *,
-    name: str | None,
-    at: datetime,
-    reason: str = "shared identifier",
-) -> Resolution | None:
-    """The contact these identifiers belong to, created or merged as needed; None without any."""
-    if not identifiers:
-        return None
-    stamp = iso(at)
-    found = _find_all(db, [i for i in identifiers if i.valid])
-    if not found:
-        contact_id = int(
-            db.conn.execute(
-                "INSERT INTO contacts (name, created_at, updated_at) VALUES (?, ?, ?)",
-                (name or None, stamp, stamp),
-            ).lastrowid
-            or 0
-        )
-        _add_identifiers(db, contact_id, identifiers, stamp)
-        return Resolution(contact_id, created=True)
-    survivor, merged = _oldest(db, found), []
-    for other in found:
-        if other != survivor:
-            merge_contacts(db, survivor, other, reason=reason, at=at)
-            merged.append(other)
-    _add_identifiers(db, survivor, identifiers, stamp)
-    if name:
-        db.conn.execute(
-            "UPDATE contacts SET name = COALESCE(name, ?), updated_at = ? WHERE id = ?",
-            (name, stamp, survivor),
-        )
-    return Resolution(survivor, created=False, merged=tuple(merged))
+    def owners_of(self, idents: Sequence[Identifier]) -> list[int]:
+        return sorted({self.owners[k] for i in idents if i.valid and (k := (i.kind, i.value)) in self.owners})
+
+    def new_contact(self, name: str | None, stamp: str) -> int:
+        if not self._next_contact:
+            # Rows go in with executemany, which reports no ids: give each the id SQLite would
+            # (the table has no AUTOINCREMENT), so ids are those of one insert at a time.
+            row = self.db.conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM contacts").fetchone()
+            self._next_contact = int(row[0])
+        contact_id = self._next_contact
+        self._next_contact += 1
+        self.contacts.append((contact_id, name, stamp, stamp))
+        return contact_id
+
+    def add_identifiers(self, contact_id: int, idents: Sequence[Identifier], stamp: str) -> None:
+        for i in idents:
+            if (contact_id, i.kind, i.value) in self.holding:
+                continue  # as INSERT OR IGNORE would: the contact has it already, valid or not
+            self.holding.add((contact_id, i.kind, i.value))
+            self.identifiers.append((contact_id, i.kind, i.value, i.raw, int(i.valid), stamp))
+            if i.valid:
+                self.owners[(i.kind, i.value)] = contact_id
+
+    def moved(self, merged: int, survivor: int) -> None:
+        """What :func:`merge_contacts` did to the rows held: all of ``merged``'s are the survivor's."""
+        for kind, value in [(k, v) for c, k, v in self.holding if c == merged]:
+            self.holding.discard((merged, kind, value))
+            self.holding.add((survivor, kind, value))
+        for key, owner in self.owners.items():
+            if owner == merged:
+                self.owners[key] = survivor
+
+    def write(self) -> None:
+        """One prepared statement a table for what the claims so far made."""
+        conn = self.db.conn
+        if self.contacts:
+            conn.executemany(
+                "INSERT INTO contacts (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)", self.contacts
+            )
+        if self.identifiers:
+            conn.executemany(
+                "INSERT OR IGNORE INTO identifiers (contact_id, kind, value, raw, valid, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                self.identifiers,
+            )
+        if self.renames:
+            conn.executemany(
+                "UPDATE contacts SET name = COALESCE(name, ?), updated_at = ? WHERE id = ?", self.renames
+            )
+        self.contacts, self.identifiers, self.renames = [], [], []
 
 
 def _oldest(db: Database, ids: Sequence[int]) -> int:

@@ -11,7 +11,10 @@ for capture, the hot path: a request's journal row and touches, small and bounde
 event loop, at most ``NOW_BATCH`` jobs a turn: on a thread, each SQLite call gives up the GIL and
 the writer then waits for the event loop to give it back, while holding the database lock that
 the other processes wait for (bench/ingest.py, form mix, 2 workers: 4 000 requests/s with p99 26-38
-ms on the thread, 5 100-5 400 with p99 19-23 ms on the loop; Mango mix 3 900 → 6 000).
+ms on the thread, 5 100-5 400 with p99 19-23 ms on the loop; Mango mix 3 900 → 6 000). Only its
+COMMIT, which waits for the disk, goes to a thread of its own: one GIL hand-off per batch, and the
+loop reads and judges the next batch's requests during the fsync (form mix, 1 worker, medians of 6
+runs: Leadline / floor 0.59 → 0.79).
 
 Several processes may write the same file (``[http] workers``, or ``leadline replay`` beside a
 running server). Each transaction first takes an exclusive ``flock`` on ``<database>.lock``:
@@ -33,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -125,7 +129,7 @@ def open_database(path: str | Path) -> Database:
     return db
 
 
-#: Writes many jobs' items at once; returns the results of the leading items it wrote.
+#: Writes many jobs' items at once; returns one result per item.
 GroupFn = Callable[[Database, list[Any]], list[Any]]
 
 
@@ -193,6 +197,10 @@ class Store:
         self._now_lock: WriteLock | None = None
         self._now_jobs: list[_Job] = []
         self._now_handle: asyncio.Handle | None = None
+        #: The loop writer's COMMIT while it waits for the disk, on its own thread (see
+        #: _write_now_batch); the next batch waits for it.
+        self._now_commit: asyncio.Future[Any] | None = None
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadline-commit")
         self._now_retry = 0.0
         self._closing = False
 
@@ -225,10 +233,8 @@ class Store:
         With ``group``, jobs waiting side by side with the same ``group`` are written by one call
         ``group(db, [item, ...])``: a handful of statements for the lot instead of a handful per job,
         which is what lets the single writer keep up with a burst of webhooks. ``group`` returns
-        the results of the leading items it wrote, leaving the database exactly as running their
-        ``fn`` in turn would; the first item it left (a case it does not handle) runs its own ``fn``,
-        and the rest are grouped again. If ``group`` raises, its writes are undone and every job's
-        ``fn`` runs alone.
+        one result per item, leaving the database exactly as running their ``fn`` in turn would.
+        If it raises, its writes are undone and every job's ``fn`` runs alone.
         """
         if self._closing:
             raise RuntimeError("the store is closed")
@@ -271,35 +277,70 @@ class Store:
     def _write_now_batch(self) -> None:
         self._now_handle = None
         loop, db, lock = self._now_loop, self._now_db, self._now_lock
-        if not self._now_jobs or loop is None or db is None or lock is None:
+        if not self._now_jobs or loop is None or db is None or lock is None or self._now_commit:
             return
         if not lock.try_acquire():
             self._write_now_later(loop)
             return
         batch, self._now_jobs = self._now_jobs[:NOW_BATCH], self._now_jobs[NOW_BATCH:]
-        busy = False
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         try:
             db.conn.execute("BEGIN IMMEDIATE")
-            outcomes = self._run_batch(db, batch, begun=True)
-            self._now_retry = 0.0
-        except BaseException as exc:  # answer, never leave a caller waiting or a transaction open
-            busy = _busy(exc)
-            if busy:  # someone writes without taking the lock: try again shortly
-                self._now_jobs = batch + self._now_jobs
-            else:  # a broken disk or file: 503 now
-                outcomes = [(job, None, exc) for job in batch]
-            if db.conn.in_transaction:
-                db.conn.execute("ROLLBACK")
+            outcomes = self._run_jobs(db, batch)
+        except BaseException as exc:
+            self._now_failed(loop, db, lock, batch, exc)
             if not isinstance(exc, Exception):
                 raise
+            return
+        # COMMIT waits for the disk (fsync): on a thread, which gives up the GIL for it, so the
+        # loop goes on reading and judging the requests that will make the next batch.
+        self._now_commit = loop.run_in_executor(self._committer, db.conn.execute, "COMMIT")
+        self._now_commit.add_done_callback(partial(self._now_committed, batch, outcomes))
+
+    def _now_committed(
+        self,
+        batch: list[_Job],
+        outcomes: list[tuple[_Job, Any, BaseException | None]],
+        done: asyncio.Future[Any],
+    ) -> None:
+        self._now_commit = None
+        loop, db, lock = self._now_loop, self._now_db, self._now_lock
+        if loop is None or db is None or lock is None:  # cannot be: closing waits for the commit
+            return
+        error = done.exception()
+        if error is not None:
+            self._now_failed(loop, db, lock, batch, error)
+            return
+        lock.release()
+        self._now_retry = 0.0
+        self._committed(len(batch))
+        _settle_all(outcomes)
+        if self._now_jobs and self._now_handle is None:
+            self._now_handle = loop.call_soon(self._write_now_batch)
+
+    def _now_failed(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        db: Database,
+        lock: WriteLock,
+        batch: list[_Job],
+        exc: BaseException,
+    ) -> None:
+        """Answer, never leave a caller waiting or a transaction open; busy is tried again later."""
+        busy = _busy(exc)
+        try:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
         finally:
             lock.release()
-            _settle_all(outcomes)
-            if busy:
+            if busy:  # someone writes without taking the lock: try again shortly
+                self._now_jobs = batch + self._now_jobs
+                if self._now_handle is not None:
+                    self._now_handle.cancel()
                 self._write_now_later(loop)
-            elif self._now_jobs:
-                self._now_handle = loop.call_soon(self._write_now_batch)
+            else:  # a broken disk or file: 503 now
+                _settle_all([(job, None, exc) for job in batch])
+                if self._now_jobs and self._now_handle is None:
+                    self._now_handle = loop.call_soon(self._write_now_batch)
 
     def _write_now_later(self, loop: asyncio.AbstractEventLoop) -> None:
         first, most = NOW_RETRY
@@ -353,42 +394,44 @@ class Store:
             db.close()
             lock.close()
 
-    def _run_batch(
-        self, db: Database, batch: list[_Job], *, begun: bool = False
-    ) -> list[tuple[_Job, Any, BaseException | None]]:
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+    def _run_batch(self, db: Database, batch: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]]:
+        """The writer thread's transaction: every job, one commit; all fail together if it does."""
         conn = db.conn
         try:
-            if not begun:
-                conn.execute("BEGIN IMMEDIATE")
-            start = 0
-            while start < len(batch):
-                group = batch[start].group
-                end = start + 1
-                while group is not None and end < len(batch) and batch[end].group == group:
-                    end += 1
-                grouped = _run_group(db, batch[start:end]) if end - start > 1 else None
-                if grouped is not None:
-                    self.grouped_jobs += len(grouped)
-                    outcomes += grouped
-                    start += len(grouped)
-                    if start < end:  # the job the group left: alone, then the rest grouped again
-                        outcomes.append(_run_job(db, batch[start]))
-                        start += 1
-                else:
-                    outcomes += [_run_job(db, job) for job in batch[start:end]]
-                    start = end
+            conn.execute("BEGIN IMMEDIATE")
+            outcomes = self._run_jobs(db, batch)
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             return [(job, None, exc) for job in batch]
+        self._committed(len(batch))
+        return outcomes
+
+    def _run_jobs(self, db: Database, batch: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]]:
+        """Run a batch's jobs in the open transaction: side-by-side jobs of one group at once."""
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        start = 0
+        while start < len(batch):
+            group = batch[start].group
+            end = start + 1
+            while group is not None and end < len(batch) and batch[end].group == group:
+                end += 1
+            grouped = _run_group(db, batch[start:end]) if end - start > 1 else None
+            if grouped is not None:
+                self.grouped_jobs += len(grouped)
+                outcomes += grouped
+            else:
+                outcomes += [_run_job(db, job) for job in batch[start:end]]
+            start = end
+        return outcomes
+
+    def _committed(self, jobs: int) -> None:
         if self._on_commit is not None:
             try:
-                self._on_commit(len(batch))
+                self._on_commit(jobs)
             except Exception:  # a counter must never turn a committed batch into failed requests
                 log.exception("the commit hook failed")
-        return outcomes
 
     def _settle(self, outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any, BaseException | None]]] = {}
@@ -410,7 +453,7 @@ class Store:
         self._closing = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CLOSE_SECONDS
-        while self._now_jobs and loop is self._now_loop and loop.time() < deadline:
+        while (self._now_jobs or self._now_commit) and loop is self._now_loop and loop.time() < deadline:
             if self._now_handle is None:
                 self._now_handle = loop.call_soon(self._write_now_batch)
             await asyncio.sleep(0.001)
@@ -420,6 +463,8 @@ class Store:
         if self._now_jobs:  # the lock never came, or another loop's: answer (503) rather than drop
             self._settle([(job, None, RuntimeError("the store was closed")) for job in self._now_jobs])
             self._now_jobs = []
+        if self._now_commit is not None:  # a commit still waiting for the disk ends before its connection
+            await asyncio.wait([self._now_commit])
         if self._now_db is not None:
             self._now_db.close()
         if self._now_lock is not None:
@@ -431,6 +476,7 @@ class Store:
         self._jobs.put(None)
         await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
         self._readers.shutdown(wait=True)
+        self._committer.shutdown(wait=True)
         with self._lock:
             for db in self._read_conns:
                 db.close()
@@ -462,14 +508,14 @@ def _run_job(db: Database, job: _Job) -> tuple[_Job, Any, BaseException | None]:
 
 
 def _run_group(db: Database, jobs: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]] | None:
-    """The leading jobs that the group function wrote at once (maybe none); None if it failed."""
+    """The jobs as the group function wrote them at once; None if it failed."""
     group = jobs[0].group
     assert group is not None
     conn = db.conn
     conn.execute("SAVEPOINT grouped")
     try:
         results = group(db, [job.item for job in jobs])
-        if len(results) > len(jobs):
+        if len(results) != len(jobs):
             raise RuntimeError(f"group write returned {len(results)} results for {len(jobs)} jobs")
     except Exception as exc:
         if not conn.in_transaction:
@@ -479,7 +525,7 @@ def _run_group(db: Database, jobs: list[_Job]) -> list[tuple[_Job, Any, BaseExce
         log.warning("a grouped write failed (%s); its jobs are written one by one", type(exc).__name__)
         return None
     conn.execute("RELEASE grouped")
-    return [(job, result, None) for job, result in zip(jobs, results, strict=False)]
+    return [(job, result, None) for job, result in zip(jobs, results, strict=True)]
 
 
 def _settle_all(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
-from storage.contacts import find_by_identifier, live_contact, resolve_contact
+from storage.contacts import Claim, find_by_identifier, live_contact, resolve_contacts
 from storage.events import ContactEvent
 from storage.identifiers import Identifier
 from storage.registrations import is_registered
@@ -116,7 +116,7 @@ def find_or_enter(
     """
     known = {live_contact(db, cid) for i in idents if (cid := find_by_identifier(db, i)) is not None}
     if any(_has_touch(db, contact) for contact in known):
-        resolution = resolve_contact(db, idents, name=name, at=at)
+        [resolution] = resolve_contacts(db, [Claim(idents, name, at)])
         return Entered(resolution.contact_id if resolution else None, None, created=False)
     touch_id = add_manual_touch(
         db,

@@ -16,7 +16,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.attribution import CampaignIndex
-from storage.contacts import resolve_contact
+from storage.contacts import Claim, Resolution, resolve_contacts
 from storage.db import chunks, iso
 from storage.events import ContactEvent
 from storage.identifiers import Identifier, email, phone
@@ -177,111 +177,64 @@ def _contact_touch(event: ContactEvent, ctx: EventContext, contact_id: int | Non
 
 
 def record_contact_event(db: Database, event: ContactEvent, ctx: EventContext) -> tuple[int, bool]:
-    """Store a form, mail or manual event as one touch on its contact; a retry changes nothing."""
-    existing = find_touch(db, ctx.source, event.external_id)
-    if existing is not None:
-        return existing, False
-    idents = _event_identifiers(event, ctx)
-    contact_id = None
-    if idents and event.dropped is None:
-        resolution = resolve_contact(db, idents, name=event.name, at=event.occurred_at or ctx.received_at)
-        contact_id = resolution.contact_id if resolution else None
-    return insert_touch(db, _contact_touch(event, ctx, contact_id, any_blocked(db, idents)))
+    """:func:`record_contact_events` for one event."""
+    return record_contact_events(db, [(event, ctx)])[0]
 
 
-@dataclass
-class ContactEventsPlan:
-    """What :func:`record_contact_event` on each event in turn would write, ready to write at once.
-
-    ``results`` has one ``(touch id, new)`` per event planned: all of them, or those before the
-    first event that would merge two contacts (merges stay with :func:`resolve_contact`, the one
-    place that records them).
-    """
-
-    results: list[tuple[int, bool]] = field(default_factory=list)
-    contacts: list[tuple[object, ...]] = field(default_factory=list)
-    identifiers: list[tuple[object, ...]] = field(default_factory=list)
-    renames: list[tuple[object, ...]] = field(default_factory=list)
-    touches: list[tuple[object, ...]] = field(default_factory=list)
-    #: Per planned event, how many rows of each list above it had added by its end.
-    marks: list[tuple[int, int, int, int]] = field(default_factory=list)
-
-    def write(self, db: Database, events: int) -> None:
-        """Write the rows of the first ``events`` events planned, one prepared statement a table."""
-        if events == 0:
-            return
-        contacts, identifiers, renames, touches = self.marks[events - 1]
-        conn = db.conn
-        conn.executemany(
-            "INSERT INTO contacts (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
-            self.contacts[:contacts],
-        )
-        conn.executemany(
-            "INSERT OR IGNORE INTO identifiers (contact_id, kind, value, raw, valid, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            self.identifiers[:identifiers],
-        )
-        conn.executemany(
-            "UPDATE contacts SET name = COALESCE(name, ?), updated_at = ? WHERE id = ?",
-            self.renames[:renames],
-        )
-        if conn.executemany(_INSERT_TOUCH_WITH_ID, self.touches[:touches]).rowcount != touches:
-            raise LookupError("a planned touch was there already")  # cannot be: the look-up came first
-
-
-def plan_contact_events(
+def record_contact_events(
     db: Database, items: Sequence[tuple[ContactEvent, EventContext]]
-) -> ContactEventsPlan:
-    """Plan a burst of events with one look-up per table instead of several per event.
+) -> list[tuple[int, bool]]:
+    """Store forms, mail and manual entries as touches on their contacts: ``(touch id, new)`` each.
 
-    Under a burst of webhooks the single writer pays per statement. Contacts are resolved in order
-    against what the earlier events of the same burst made, exactly as one by one would.
+    A retry (an event whose source and id are already stored, or came earlier in ``items``)
+    changes nothing. Contacts are resolved for all the events at once by
+    :func:`storage.contacts.resolve_contacts`, and the touches written with one statement.
     """
     keys = {(ctx.source, event.external_id) for event, ctx in items}
-    existing = _existing_touches(db, keys)
+    known = _existing_touches(db, keys)
     idents = [_event_identifiers(event, ctx) for event, ctx in items]
-    valid: set[tuple[str, str]] = {(i.kind, i.value) for found in idents for i in found if i.valid}
-    held = _held(db, {i.value for found in idents for i in found})
-    owners = {(kind, value): contact for contact, kind, value, is_valid in held if is_valid}
-    holding = {(contact, kind, value) for contact, kind, value, _ in held}
-    blocked = _blocked(db, valid)
-    next_contact = _next_id(db, "contacts")
-    next_touch = _next_id(db, "touches")
-    plan = ContactEventsPlan()
-    for (event, ctx), found in zip(items, idents, strict=True):
+    blocked = _blocked(db, {(i.kind, i.value) for found in idents for i in found if i.valid})
+    keys_new: set[tuple[str, str]] = set()
+    new: list[int] = []  # the items that make a touch: the first of each id not stored yet
+    claims: list[Claim] = []
+    claim_of: dict[int, int] = {}  # item → its claim
+    for n, ((event, ctx), found) in enumerate(zip(items, idents, strict=True)):
         key = (ctx.source, event.external_id)
-        if key in existing:
-            plan.results.append((existing[key], False))
-        else:
-            contact_id = None
-            if found and event.dropped is None:
-                stamp = iso(event.occurred_at or ctx.received_at)
-                matched = {owners[k] for i in found if i.valid and (k := (i.kind, i.value)) in owners}
-                if len(matched) > 1:
-                    break
-                if matched:
-                    contact_id = matched.pop()
-                    if event.name:
-                        plan.renames.append((event.name, stamp, contact_id))
-                else:
-                    contact_id = next_contact
-                    next_contact += 1
-                    plan.contacts.append((contact_id, event.name or None, stamp, stamp))
-                for i in found:
-                    if (contact_id, i.kind, i.value) in holding:
-                        continue  # INSERT OR IGNORE: the contact has it already, valid or not
-                    holding.add((contact_id, i.kind, i.value))
-                    plan.identifiers.append((contact_id, i.kind, i.value, i.raw, int(i.valid), stamp))
-                    if i.valid:
-                        owners[(i.kind, i.value)] = contact_id
-            is_blocked = any((i.kind, i.value) in blocked for i in found if i.valid)
-            touch = _contact_touch(event, ctx, contact_id, is_blocked)
-            plan.touches.append((next_touch, *_touch_params(touch)))
-            plan.results.append((next_touch, True))
-            existing[key] = next_touch
-            next_touch += 1
-        plan.marks.append((len(plan.contacts), len(plan.identifiers), len(plan.renames), len(plan.touches)))
-    return plan
+        if key in known or key in keys_new:
+            continue
+        keys_new.add(key)
+        new.append(n)
+        if found and event.dropped is None:
+            claim_of[n] = len(claims)
+            claims.append(Claim(found, event.name, event.occurred_at or ctx.received_at))
+    next_touch = _next_id(db, "touches")
+    made: dict[int, int] = {}  # item → the touch it made
+    written = 0  # how many of ``new`` have their touch written
+
+    def write_touches(resolved: Sequence[Resolution | None]) -> None:
+        """Write the touches of the new items whose contacts are known, in order."""
+        nonlocal written, next_touch
+        rows: list[tuple[object, ...]] = []
+        for n in new[written:]:
+            claim = claim_of.get(n)
+            if claim is not None and claim >= len(resolved):
+                break
+            resolution = resolved[claim] if claim is not None else None
+            event, ctx = items[n]
+            is_blocked = any((i.kind, i.value) in blocked for i in idents[n] if i.valid)
+            touch = _contact_touch(event, ctx, resolution.contact_id if resolution else None, is_blocked)
+            made[n] = known[(ctx.source, event.external_id)] = next_touch + len(rows)
+            rows.append((made[n], *_touch_params(touch)))
+        if rows and db.conn.executemany(_INSERT_TOUCH_WITH_ID, rows).rowcount != len(rows):
+            raise LookupError("a touch was there already")  # cannot be: they were looked up first
+        written += len(rows)
+        next_touch += len(rows)
+
+    write_touches(resolve_contacts(db, claims, before_merge=write_touches))
+    return [
+        (made[n], True) if n in made else (known[(ctx.source, event.external_id)], False)
+        for n, (event, ctx) in enumerate(items)
+    ]
 
 
 _INSERT_TOUCH_WITH_ID = _INSERT_TOUCH.replace("(source,", "(id, source,", 1).replace(
@@ -306,18 +259,6 @@ def _existing_touches(db: Database, keys: set[tuple[str, str]]) -> dict[tuple[st
             )
             found.update({(source, str(e)): int(i) for e, i in rows})
     return found
-
-
-def _held(db: Database, values: set[str]) -> list[tuple[int, str, str, bool]]:
-    """Every identifier row with one of these values: who holds it, and whether it is valid."""
-    held: list[tuple[int, str, str, bool]] = []
-    for chunk in chunks(sorted(values)):
-        marks = ",".join("?" * len(chunk))
-        rows = db.conn.execute(
-            f"SELECT contact_id, kind, value, valid FROM identifiers WHERE value IN ({marks})", chunk
-        )
-        held += [(int(c), str(k), str(v), bool(ok)) for c, k, v, ok in rows]
-    return held
 
 
 def _blocked(db: Database, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -1,8 +1,7 @@
 """The writers: a burst written together stores what one by one stores; the lock is honoured.
 
-The writer groups waiting form and mail requests into a few statements for the lot
-(``Capture._record_many`` and ``storage.touches.plan_contact_events``); the one-by-one path is
-the reference. The same requests go through both into two SQLite files, and every row must agree.
+The writer hands the requests waiting side by side to ``Capture._write`` at once, a few
+statements for the lot; one request at a time is the reference. The same requests go through both into two SQLite files, and every row must agree.
 Capture writes on the event loop, so it must still wait for the lock another process holds.
 """
 
@@ -489,3 +488,33 @@ async def test_a_burst_of_requests_with_twenty_numbers_each_is_written_together_
     finally:
         await store.close()
     assert len(_dump(config.database_path)["identifiers"]) == 64 * 20
+
+
+async def test_a_commit_that_fails_is_answered_and_the_next_batch_is_written(tmp_path: Path) -> None:
+    """The loop's writer commits on a thread while the loop serves: a COMMIT that fails (a deferred
+    foreign key is checked only then) answers its callers, and the lock and the loop go on."""
+    store = await Store.open_async(tmp_path / "commit.db")
+
+    def orphan(db: Database) -> None:
+        db.execute("PRAGMA defer_foreign_keys = ON")
+        db.execute(
+            "INSERT INTO identifiers (contact_id, kind, value, raw, valid, created_at)"
+            " VALUES (999, 'phone', '+79161234567', '+79161234567', 1, ?)",
+            [CLOCK.isoformat()],
+        )
+
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            await asyncio.wait_for(store.write_now(orphan), 10)
+        assert (
+            await asyncio.wait_for(store.write_now(lambda db: db.execute("SELECT 42").fetchone()[0]), 10)
+            == 42
+        )
+        assert (
+            await asyncio.wait_for(
+                store.read(lambda db: db.execute("SELECT COUNT(*) FROM identifiers").fetchone()[0]), 10
+            )
+            == 0
+        )
+    finally:
+        await asyncio.wait_for(store.close(), 20)

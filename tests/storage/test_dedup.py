@@ -1,0 +1,189 @@
+"""One dedup rule: a burst stored at once leaves exactly the rows its events leave one by one.
+
+Every write path (a burst of webhooks, a single form, a call's caller, a hand-entered contact)
+resolves contacts through ``storage.contacts.resolve_contacts``; the writer hands it a burst,
+everything else a batch of one. Hypothesis draws the events: one person's phone in its spellings,
+emails in mixed case and spaces, people who give one record's phone and another's email, typos,
+retries, auto-replies, a blocked caller, and calls whose caller is someone a form named.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlite_utils import Database
+
+from capture.pipeline import store_events
+from storage.attribution import CampaignIndex
+from storage.db import connect, open_database
+from storage.events import CallEvent, ContactEvent, Event
+from storage.touches import EventContext
+from tests.capture.form_checks import SPELLINGS
+
+START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+PEOPLE = 4
+BLOCKED_PERSON = 3
+TABLES = ("contacts", "identifiers", "touches", "merges", "call_events")
+
+
+def _number(person: int) -> str:
+    return f"+7916{person:07d}"
+
+
+def _phone(person: int, spelling: int) -> str:
+    digits = f"{person:07d}"
+    return SPELLINGS[spelling].format(a=digits[:3], b=digits[3:5], c=digits[5:])
+
+
+def _email(person: int, variant: int) -> str:
+    return [f"lead{person}@example.com", f"Lead{person}@Example.COM", f"  lead{person}@example.com "][variant]
+
+
+phones = st.one_of(
+    st.builds(_phone, st.integers(0, PEOPLE - 1), st.integers(0, len(SPELLINGS) - 1)),
+    st.sampled_from(["12345", "8 (916) 00", "+7 000 000-00-00"]),  # typos: kept, never matched
+)
+emails = st.one_of(
+    st.builds(_email, st.integers(0, PEOPLE - 1), st.integers(0, 2)),
+    st.sampled_from(["lead@@example.com", "no-at-sign"]),
+)
+
+
+@st.composite
+def contact_events(draw: st.DrawFn) -> ContactEvent:
+    return ContactEvent(
+        channel=draw(st.sampled_from(["form", "email", "manual"])),
+        external_id=f"e{draw(st.integers(0, 30))}",  # a small pool: providers' retries
+        occurred_at=START + timedelta(minutes=draw(st.integers(0, 600))),
+        # Two phones or emails of different people bridge two records into one.
+        phones=tuple(draw(st.lists(phones, max_size=2))),
+        emails=tuple(draw(st.lists(emails, max_size=2))),
+        name=draw(st.sampled_from([None, "", "Иван", "Anna"])),
+        dropped=draw(st.sampled_from([None, None, None, None, "auto-reply"])),
+    )
+
+
+@st.composite
+def call_events(draw: st.DrawFn) -> CallEvent:
+    call = draw(st.integers(0, 10))
+    return CallEvent(
+        call_id=f"c{call}",
+        event_key=f"c{call}:{draw(st.integers(0, 2))}",
+        direction="in",
+        status=draw(st.sampled_from(["ringing", "missed"])),
+        final=draw(st.booleans()),
+        caller=draw(st.one_of(phones, st.sampled_from(["anonymous", None]))),
+        occurred_at=START + timedelta(minutes=draw(st.integers(0, 600))),
+    )
+
+
+requests = st.lists(
+    st.tuples(
+        st.sampled_from(["site", "mail"]),
+        st.lists(st.one_of(contact_events(), contact_events(), call_events()), min_size=1, max_size=3),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@pytest.fixture(scope="module")
+def template() -> Iterator[Path]:
+    """A migrated database with a blocked caller and two people already known, copied per example."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "template.db"
+        db = open_database(path)
+        db.execute(
+            "INSERT INTO blocklist (kind, value, reason, at) VALUES ('phone', ?, 'spam', ?)",
+            [_number(BLOCKED_PERSON), START.isoformat()],
+        )
+        seed: list[Event] = [
+            ContactEvent(channel="form", external_id="seed0", occurred_at=START, phones=(_phone(0, 0),)),
+            ContactEvent(channel="form", external_id="seed1", occurred_at=START, emails=(_email(1, 0),)),
+        ]
+        with db.atomic():
+            store_events(db, [(seed, _ctx("site"))])
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+        yield path
+
+
+def _ctx(source: str) -> EventContext:
+    return EventContext(
+        source=source,
+        received_at=START + timedelta(hours=12),
+        region="RU",
+        campaigns=CampaignIndex.build([], "RU"),
+    )
+
+
+def _rows(db: Database) -> dict[str, list[tuple[object, ...]]]:
+    return {table: db.execute(f"SELECT * FROM {table} ORDER BY id").fetchall() for table in TABLES}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(requests)
+def test_a_burst_resolves_contacts_as_its_events_one_by_one(
+    template: Path, requests: list[tuple[str, list[Event]]]
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [Path(tmp) / "together.db", Path(tmp) / "one_by_one.db"]
+        for path in paths:
+            shutil.copy(template, path)
+        together, one_by_one = (connect(path) for path in paths)
+        try:
+            with together.atomic():
+                burst = store_events(together, [(events, _ctx(source)) for source, events in requests])
+            singles: list[list[str]] = []
+            with one_by_one.atomic():
+                for source, events in requests:
+                    made: list[str] = []
+                    for event in events:
+                        made += store_events(one_by_one, [([event], _ctx(source))])[0]
+                    singles.append(made)
+            assert burst == singles  # the new touches each request made, by channel
+            assert _rows(together) == _rows(one_by_one)
+        finally:
+            together.close()
+            one_by_one.close()
+
+
+def test_a_burst_that_bridges_two_people_merges_them_once_and_moves_what_came_before(
+    template: Path, tmp_path: Path
+) -> None:
+    """The cases the property must reach, spelled out: a merge inside a burst, after touches of the
+    merged contact in the same burst, and a blocked caller's touch."""
+    path = tmp_path / "burst.db"
+    shutil.copy(template, path)
+    db = connect(path)
+    try:
+        events: list[Event] = [
+            ContactEvent(channel="form", external_id="a", occurred_at=START, emails=(_email(2, 1),)),
+            ContactEvent(channel="form", external_id="b", occurred_at=START, phones=(_phone(2, 3),)),
+            ContactEvent(
+                channel="form",
+                external_id="c",
+                occurred_at=START,
+                phones=(_phone(2, 1),),
+                emails=(_email(2, 2),),
+            ),
+            ContactEvent(
+                channel="form", external_id="d", occurred_at=START, phones=(_phone(BLOCKED_PERSON, 2),)
+            ),
+        ]
+        with db.atomic():
+            store_events(db, [(events, _ctx("site"))])
+        merges = db.execute("SELECT survivor_id, merged_id, moved FROM merges").fetchall()
+        touches = db.execute("SELECT external_id, contact_id, blocked FROM touches ORDER BY id").fetchall()
+    finally:
+        db.close()
+    assert [(s, m) for s, m, _ in merges] == [(3, 4)]
+    assert '"touches": [4]' in merges[0][2]  # b's touch moved with its contact, so an undo gives it back
+    assert touches[2:] == [("a", 3, 0), ("b", 3, 0), ("c", 3, 0), ("d", 5, 1)]
