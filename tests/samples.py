@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+#: ``shared/samples`` beside the checkout, found from a git worktree (``wt/<name>``) as well.
+SAMPLES = next(
+    (
+        p / "shared" / "samples"
+        for p in Path(__file__).resolve().parents
+        if (p / "shared" / "samples").is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "samples",
+)
 PUBLIC_URL = "https://hooks.example.com"
 
 
