@@ -188,9 +188,9 @@ def _epoch(var: Mapping[str, Any], key: str) -> datetime | None:
         return None
     try:
         seconds = int(float(text))
-    except ValueError as exc:
+        return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
+    except (OverflowError, OSError, ValueError) as exc:  # not a number, or past what a calendar holds
         raise BadRequest(f"variables.{key} is not unix seconds: {text!r}") from exc
-    return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
 
 
 PROVIDER = FreeSwitch()

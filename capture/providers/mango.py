@@ -121,7 +121,12 @@ def _int(value: object, name: str) -> int | None:
 
 def _time(value: object, name: str) -> datetime | None:
     stamp = _int(value, name)
-    return datetime.fromtimestamp(stamp, UTC) if stamp else None
+    if not stamp:
+        return None
+    try:
+        return datetime.fromtimestamp(stamp, UTC)
+    except (OverflowError, OSError, ValueError) as exc:  # past what a calendar (or time_t) holds
+        raise BadRequest(f"{name} is not a unix time: {value!r}") from exc
 
 
 def _party(data: dict[str, Any], side: str) -> dict[str, Any]:
