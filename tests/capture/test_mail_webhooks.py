@@ -282,3 +282,22 @@ async def test_postmark_mail_from_an_internationalised_address_is_a_touch(start_
     assert (touch["name"], touch["email_raw"]) == ("Наталья Волкова", "наталья@пример.рф")
     assert srv.rows("SELECT status FROM journal") == [{"status": "processed"}]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@pytest.mark.parametrize("charset", ["\x00", "utf-8\x00", "idna"])
+async def test_sendgrid_part_in_a_charset_python_cannot_name_is_read_as_utf8(
+    start_server, tmp_path, caplog, charset
+):
+    """A charset name with a NUL (``ValueError: embedded null character``) or a codec that cannot
+    replace bad bytes (idna): found by test_hostile_properties.py as a parser traceback."""
+    s = sample("sendgrid_inbound_parse.json")
+    parts = json.loads(s.body)["parts"]
+    parts["charsets"] = json.dumps({"text": charset, "from": "UTF-8", "subject": "UTF-8"})
+    body, content_type = build_multipart(parts, "xYzZY")
+    srv = await start_server(mail_config(tmp_path))
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/sendgrid/inbound?token=sg-token", data=body, headers={"Content-Type": content_type}
+    )
+    assert resp.status == 200, await resp.text()
+    assert touch_of(srv)["message"] == parts["text"].strip()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
