@@ -275,7 +275,7 @@ def decode_text(data: bytes, charset: str | None) -> str:
     (one mis-declared part must not cost a lead)."""
     try:
         return data.decode(charset or "utf-8", "replace")
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a name with a NUL, a codec (idna) that cannot replace
         return data.decode("utf-8", "replace")
 
 

@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
+from email.utils import getaddresses
 from typing import Any
 
 from capture.providers.base import MAX_DEPTH, BadRequest, CallEvent, ContactEvent, Event, ParseResult, quoted
@@ -99,6 +100,7 @@ def _event(event: Event, received_at: datetime, notes: list[str]) -> Event:
     changes = {name: _value(name, getattr(event, name), received_at, flags) for name in _NAMES[type(event)]}
     if isinstance(event, ContactEvent):
         _keep_identifiers(changes, flags)
+        _readable_recipients(changes, flags)
     if flags:
         changes["fields"] = {**changes["fields"], SETTLED_FIELD: flags}
         notes += flags
@@ -155,6 +157,19 @@ def _cut(name: str, value: str, limit: int, flags: list[str]) -> str:
         return value
     flags.append(f"{name} cut from {len(value)} to {limit} characters: the whole request is in the journal")
     return value[:limit] + "…"
+
+
+def _readable_recipients(changes: dict[str, Any], flags: list[str]) -> None:
+    """Attribution reads the recipients with the stdlib's address parser, which recurses on nested
+    comments (``((((…``): what it cannot read is dropped here, before the answer, not failed later."""
+    to = changes.get("to_address")
+    if not to:
+        return
+    try:
+        getaddresses([to])
+    except (RecursionError, ValueError, IndexError):
+        changes["to_address"] = None
+        flags.append("to_address could not be read as addresses: no campaign is taken from it")
 
 
 def _keep_identifiers(changes: dict[str, Any], flags: list[str]) -> None:

@@ -205,7 +205,7 @@ def _epoch(value: Any) -> datetime | None:
         return None
     try:
         return datetime.fromtimestamp(int(float(text)), UTC)
-    except (ValueError, OverflowError) as exc:
+    except (ValueError, OverflowError, OSError) as exc:  # OSError: past what time_t holds
         raise BadRequest(f"startTime is not unix seconds: {quoted(text)}") from exc
 
 

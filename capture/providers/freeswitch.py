@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from capture.providers.auth import check_token
-from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, quoted
+from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, loads, quoted
 from capture.settle import seconds
 from leadline.config import SourceConfig
 from storage.events import CallDirection
@@ -123,10 +122,7 @@ def _document(body: bytes) -> dict[str, Any]:
             text = _utf8(base64.b64decode(text, validate=False))
         except (binascii.Error, ValueError) as exc:
             raise BadRequest("the CDR is neither JSON nor base64 of JSON") from exc
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise BadRequest(f"the CDR is not valid JSON: {exc}") from exc
+    document = loads(text, "the CDR")
     if not isinstance(document, dict):
         raise BadRequest("the CDR must be a JSON object")
     return document

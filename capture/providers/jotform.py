@@ -12,7 +12,6 @@ numbers are stripped before the usual field names are matched; a key that merely
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +21,7 @@ from multidict import MultiDict
 
 from capture.forms import form_fields, name_of, pick, utm_of
 from capture.providers.auth import check_token
-from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest
+from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest, loads
 from capture.providers.generic_form import submission_id
 from leadline.config import SourceConfig
 
@@ -77,10 +76,7 @@ def _answers(parts: MultiDict[str]) -> MultiDict[str]:
     if raw_request is None:
         source: dict[str, Any] = dict(parts.items())
     else:
-        try:
-            source = json.loads(raw_request)
-        except ValueError as exc:
-            raise BadRequest(f"rawRequest is not valid JSON: {exc}") from exc
+        source = loads(raw_request, "rawRequest")
         if not isinstance(source, dict):
             raise BadRequest("rawRequest must be a JSON object of answers")
     answers: MultiDict[str] = MultiDict()

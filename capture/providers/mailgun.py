@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,7 +22,7 @@ from multidict import MultiDict
 
 from capture.forms import form_fields, multipart_parts
 from capture.mail import MailFields, decode_text, parse_message, source_event
-from capture.providers.base import BadRequest, ParseResult, RawRequest, Unauthorized
+from capture.providers.base import BadRequest, ParseResult, RawRequest, Unauthorized, loads
 from leadline.config import SourceConfig
 
 TOLERANCE = timedelta(minutes=5)
@@ -104,10 +103,7 @@ def _message_headers(value: str) -> list[tuple[str, str]]:
     """``message-headers``: a JSON list of ``[name, value]`` pairs in the message's order."""
     if not value.strip():
         return []
-    try:
-        pairs = json.loads(value)
-    except ValueError as exc:
-        raise BadRequest(f"message-headers is not valid JSON: {exc}") from exc
+    pairs = loads(value, "message-headers")
     if not isinstance(pairs, list):
         raise BadRequest("message-headers must be a JSON list of [name, value] pairs")
     return [(str(p[0]), str(p[1])) for p in pairs if isinstance(p, list) and len(p) == 2]

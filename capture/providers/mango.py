@@ -33,13 +33,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, Unauthorized, quoted
+from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, Unauthorized, loads, quoted
 from leadline.config import SourceConfig
 from storage.events import CallDirection, CallStatus
 
@@ -95,10 +94,7 @@ def _payload(raw: RawRequest) -> dict[str, Any]:
     text = _fields(raw).get("json")
     if text is None:
         raise BadRequest("no json form field")
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise BadRequest(f"json field is not valid JSON: {exc}") from exc
+    data = loads(text, "json field")
     if not isinstance(data, dict):
         raise BadRequest("json field must be a JSON object")
     if not _text(data.get("entry_id")):

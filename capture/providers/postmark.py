@@ -50,11 +50,9 @@ class Postmark:
         message_id = _text(body.get("MessageID"))
         mail = MailFields(
             headers=[*_headers(body.get("Headers")), ("Date", _text(body.get("Date")))],
-            sender=formataddr(
-                (
-                    _text(sender.get("Name")) or _text(body.get("FromName")),
-                    _text(sender.get("Email")) or _text(body.get("From")),
-                )
+            sender=_mailbox(
+                _text(sender.get("Name")) or _text(body.get("FromName")),
+                _text(sender.get("Email")) or _text(body.get("From")),
             ),
             # All of them: forwarded mail names Postmark's inbound address as the original recipient
             # and the user's own address (the one a campaign owns) in To or Cc.
@@ -70,6 +68,16 @@ class Postmark:
             extra={"mailbox_hash": _text(body.get("MailboxHash")), "postmark_id": message_id},
         )
         return ParseResult(events=[source_event(mail, source)])
+
+
+def _mailbox(name: str, address: str) -> str:
+    """``Name <address>`` as formataddr writes it; formataddr refuses an address that is not ASCII
+    (RFC 6531 allows one, and Postmark passes it on as sent), so that one is written as it came."""
+    try:
+        return formataddr((name, address))
+    except UnicodeError:
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}" <{address}>' if name else address
 
 
 def _headers(value: Any) -> list[tuple[str, str]]:

@@ -12,7 +12,6 @@ destination URL). There is no Message-ID field; it is read from the ``headers`` 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from email.parser import Parser
@@ -22,7 +21,7 @@ from typing import Any
 from capture.forms import multipart_parts
 from capture.mail import MailFields, decode_text, parse_message, source_event
 from capture.providers.auth import check_token
-from capture.providers.base import BadRequest, ParseResult, RawRequest, quoted
+from capture.providers.base import BadRequest, ParseResult, RawRequest, loads, quoted
 from leadline.config import SourceConfig
 
 
@@ -85,10 +84,7 @@ def _charsets(parts: dict[str, tuple[bytes, str | None]]) -> dict[str, str]:
 def _json_object(value: str | None, what: str) -> dict[str, Any]:
     if not value or not value.strip():
         return {}
-    try:
-        data = json.loads(value)
-    except ValueError as exc:
-        raise BadRequest(f"the {what} part is not valid JSON: {exc}") from exc
+    data = loads(value, f"the {what} part")
     if not isinstance(data, dict):
         raise BadRequest(f"the {what} part must be a JSON object")
     return data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from urllib.parse import parse_qsl, urlencode
 
 from capture.providers.binotel import nest
@@ -146,3 +147,19 @@ async def test_body_without_a_request_type_is_a_clear_400(start_server, tmp_path
     assert resp.status == 400
     assert "requestType" in await resp.text()
     assert [(r["status"], r["http_status"]) for r in journal(srv)] == [("rejected", 400)]
+
+
+async def test_a_start_time_past_what_time_t_holds_is_a_clear_400_not_a_parser_crash(
+    start_server, tmp_path, caplog
+):
+    """10**18 seconds: ``OSError`` from the C library, found by test_hostile_properties.py."""
+    srv = await start(start_server, tmp_path)
+    body = COMPLETED.body.replace(
+        b"callDetails%5BstartTime%5D=1709648527", b"callDetails%5BstartTime%5D=1e18"
+    )
+    assert body != COMPLETED.body
+    resp = await post(srv, COMPLETED, body=body)
+    assert resp.status == 400
+    assert await resp.text() == "startTime is not unix seconds: '1e18'\n"
+    assert [(r["status"], r["http_status"]) for r in journal(srv)] == [("rejected", 400)]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

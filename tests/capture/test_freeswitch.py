@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -144,3 +145,17 @@ async def test_a_body_that_is_no_cdr_is_a_clear_400_kept_for_replay(start_server
     assert "'cdr' field" in await resp.text()
     [row] = srv.rows("SELECT status, http_status, body FROM journal")
     assert (row["status"], row["http_status"], row["body"]) == ("rejected", 400, b"hangup=now")
+
+
+@pytest.mark.parametrize("start_epoch", ["4102444800000", "1e18", "1e309", "9223372036854775808"])
+async def test_a_start_time_past_any_calendar_is_a_clear_400_not_a_parser_crash(
+    start_server, tmp_path, caplog, start_epoch
+):
+    """Milliseconds where seconds belong (year 131971), 10**18 s, infinity, 2**63: found by
+    tests/capture/test_hostile_properties.py as ``ValueError``/``OSError``/``OverflowError`` tracebacks."""
+    srv = await start(start_server, tmp_path)
+    resp = await post(srv, cdr(start_epoch=start_epoch))
+    assert resp.status == 400
+    assert await resp.text() == f"variables.start_epoch is not unix seconds: {start_epoch!r}\n"
+    assert [(r["status"], r["http_status"]) for r in journal(srv)] == [("rejected", 400)]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

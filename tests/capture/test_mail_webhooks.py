@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -266,3 +267,37 @@ async def test_postmark_retry_is_a_no_op_and_mailbox_hash_names_the_campaign(sta
     assert touch["payload"]["mailbox_hash"] == "campaign42"
     # the reply without the quoted older text is the message
     assert touch["message"] == "Добрый день! Мой номер 8-916-000-00-20."
+
+
+async def test_postmark_mail_from_an_internationalised_address_is_a_touch(start_server, tmp_path, caplog):
+    """RFC 6531 allows a UTF-8 address, which formataddr refused: a ``UnicodeEncodeError`` from the
+    parser, found by test_hostile_properties.py (a 400 for a real customer's mail)."""
+    s = sample("postmark_inbound.json")
+    mail = json.loads(s.body)
+    mail["From"] = mail["FromFull"]["Email"] = "наталья@пример.рф"
+    srv = await start_server(mail_config(tmp_path))
+    resp = await post(srv, s, body=json.dumps(mail, ensure_ascii=False).encode())
+    assert resp.status == 200, await resp.text()
+    touch = touch_of(srv)
+    assert (touch["name"], touch["email_raw"]) == ("Наталья Волкова", "наталья@пример.рф")
+    assert srv.rows("SELECT status FROM journal") == [{"status": "processed"}]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@pytest.mark.parametrize("charset", ["\x00", "utf-8\x00", "idna"])
+async def test_sendgrid_part_in_a_charset_python_cannot_name_is_read_as_utf8(
+    start_server, tmp_path, caplog, charset
+):
+    """A charset name with a NUL (``ValueError: embedded null character``) or a codec that cannot
+    replace bad bytes (idna): found by test_hostile_properties.py as a parser traceback."""
+    s = sample("sendgrid_inbound_parse.json")
+    parts = json.loads(s.body)["parts"]
+    parts["charsets"] = json.dumps({"text": charset, "from": "UTF-8", "subject": "UTF-8"})
+    body, content_type = build_multipart(parts, "xYzZY")
+    srv = await start_server(mail_config(tmp_path))
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/sendgrid/inbound?token=sg-token", data=body, headers={"Content-Type": content_type}
+    )
+    assert resp.status == 200, await resp.text()
+    assert touch_of(srv)["message"] == parts["text"].strip()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

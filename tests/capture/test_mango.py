@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+
+import pytest
 
 from storage.db import iso
 from storage.identifiers import phone
@@ -275,3 +278,17 @@ async def test_a_blocked_caller_is_kept_and_flagged(start_server: StartServer, t
     [touch] = srv.rows("SELECT blocked, phone_raw, contact_id FROM touches")
     assert (touch["blocked"], touch["phone_raw"]) == (1, "8 916 123-45-67")
     assert phone_of(srv, touch["contact_id"]) == "+79161234567"
+
+
+@pytest.mark.parametrize("end_time", [4_102_444_800_000, 10**18, 2**63])
+async def test_a_time_past_any_calendar_is_a_clear_400_not_a_parser_crash(
+    start_server: StartServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, end_time: int
+) -> None:
+    """2100 in milliseconds (year 131971), 10**18 s, 2**63: found by test_hostile_properties.py as
+    ``ValueError``/``OSError``/``OverflowError`` tracebacks from the parser."""
+    srv = await start_server(mango_config(tmp_path))
+    payload = summary("E-far", "74950000012", start=1_770_000_000, answered=True) | {"end_time": end_time}
+    resp = await post_mango(srv, "/events/summary", signed_mango(payload))
+    assert (resp.status, await resp.text()) == (400, f"end_time is not a unix time: {end_time}\n")
+    assert srv.rows("SELECT status, http_status FROM journal") == [{"status": "rejected", "http_status": 400}]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
