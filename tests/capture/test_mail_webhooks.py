@@ -343,3 +343,21 @@ async def test_an_html_form_mail_with_a_long_run_of_spaces_before_a_bar_is_read_
     resp = await post(srv, sample("postmark_inbound.json"), body=robot_mail(html=html))
     assert resp.status == 200, await resp.text()
     assert touch_of(srv)["phone_raw"] == "+7 916 000-00-58"
+
+
+async def test_sendgrid_post_whose_content_type_has_a_parameter_in_another_script_is_a_touch(
+    start_server, tmp_path, caplog
+):
+    """``charset=ё`` beside the boundary: Latin-1 could not encode the header, a ``UnicodeEncodeError``
+    from the multipart parser, found by test_hostile_properties.py."""
+    s = sample("sendgrid_inbound_parse.json")
+    body, content_type = build_multipart(json.loads(s.body)["parts"], "xYzZY")
+    srv = await start_server(mail_config(tmp_path))
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/sendgrid/inbound?token=sg-token",
+        data=body,
+        headers={"Content-Type": f"{content_type}; charset=ёжик"},
+    )
+    assert resp.status == 200, await resp.text()
+    assert touch_of(srv)["external_id"] == external_id(s)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
