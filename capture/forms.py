@@ -108,9 +108,10 @@ def multipart_parts(body: bytes, content_type_header: str) -> list[tuple[str, by
     """Each non-file part as (name, bytes, declared charset): for senders that name charsets elsewhere."""
     if "boundary=" not in content_type_header:
         raise BadRequest("multipart body without a boundary in Content-Type")
-    message = BytesParser(policy=HTTP).parsebytes(
-        b"Content-Type: " + content_type_header.encode("latin-1") + b"\r\n\r\n" + body
-    )
+    # The header's bytes as sent (aiohttp decodes them as UTF-8, surrogateescape): Latin-1 could
+    # not encode a parameter in any other script.
+    header = content_type_header.encode("utf-8", "surrogateescape")
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + header + b"\r\n\r\n" + body)
     if not message.is_multipart():
         raise BadRequest("multipart body could not be split into parts")
     parts: list[tuple[str, bytes, str | None]] = []

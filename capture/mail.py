@@ -62,9 +62,11 @@ REPLY_HEADER = re.compile(
 OUTLOOK_FROM = re.compile(r"^\s*\*{0,2}(from|от|de|von)\s*:\*{0,2}\s+\S", re.IGNORECASE)
 OUTLOOK_SENT = re.compile(r"^\s*\*{0,2}(sent|date|отправлено|дата|envoyé|gesendet)\s*:", re.IGNORECASE)
 #: ``Label: value`` (or a table row ``Label | value``) in a form notification's body.
-LABELLED = re.compile(r"^[\s>*#_|-]*([^\W\d_][\w .()/-]{0,38}?)\s*[*_]*\s*[:|]\s*(\S.*?)\s*\|?\s*$")
+#: Possessive quantifiers, and the value's trailing `` | `` cut in code: backtracking over a run of
+#: spaces made a line of 10,000 of them cost minutes (cubic).
+LABELLED = re.compile(r"^[\s>*#_|-]*([^\W\d_][\w .()/-]{0,38}?)\s*+[*_]*+\s*+[:|]\s*+(\S.*)$")
 
-TABLE_RULE = re.compile(r"^[\s|:]*-{3,}[\s|:-]*$")
+TABLE_RULE = re.compile(r"^[\s|:]*+-{3,}+[\s|:-]*+$")  # possessive: linear in a run of dashes
 LIST_HEADERS = ("List-Id", "List-Unsubscribe", "List-Post")
 
 
@@ -244,7 +246,10 @@ def html_to_text(html: str) -> str:
     for line in str(converter.handle(html)).splitlines():
         if TABLE_RULE.match(line):
             continue  # the Markdown rule under a table's first row
-        lines.append(re.sub(r"\s*\|\s*", " | ", line).strip() if "|" in line else line.rstrip())
+        # split, not re.sub(r"\s*\|\s*"): that one scans a run of spaces from each of them
+        lines.append(
+            " | ".join(cell.strip() for cell in line.split("|")).strip() if "|" in line else line.rstrip()
+        )
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
@@ -265,8 +270,9 @@ def labelled_fields(text: str) -> MultiDict[str]:
     fields: MultiDict[str] = MultiDict()
     for line in text[:MAX_TEXT].splitlines():
         match = LABELLED.match(line)
-        if match and not set(match[2]) <= set("-|: "):
-            fields.add(match[1].strip(), match[2].strip())
+        value = match[2].rstrip().removesuffix("|").rstrip() if match else ""
+        if match and not set(value) <= set("-|: "):
+            fields.add(match[1].strip(), value.strip())
     return fields
 
 

@@ -25,7 +25,9 @@ from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawReq
 from capture.providers.generic_form import submission_id
 from leadline.config import SourceConfig
 
-QUESTION_KEY = re.compile(r"q\d+_(.+?)\d*")
+#: ``q<id>_<name>``; the id Jotform appends to the name is cut in code (:func:`_name`): a lazy
+#: group before ``\d*`` backtracked over a long run of digits (quadratic).
+QUESTION_KEY = re.compile(r"q\d+_(.+)")
 NAME_PARTS = ("prefix", "first", "middle", "last", "suffix")
 
 
@@ -84,8 +86,16 @@ def _answers(parts: MultiDict[str]) -> MultiDict[str]:
         match = QUESTION_KEY.fullmatch(str(key))
         text = _text(value)
         if match and text:
-            answers.add(match.group(1), text)
+            answers.add(_name(match.group(1)), text)
     return answers
+
+
+def _name(name: str) -> str:
+    """``email4`` → ``email``: the digits at the end go, the first character stays."""
+    end = len(name)
+    while end > 1 and name[end - 1].isdecimal():
+        end -= 1
+    return name[:end]
 
 
 def _text(value: Any) -> str:

@@ -82,6 +82,10 @@ HOSTILE: dict[str, tuple[Hostile, ...]] = {
         Hostile("900,000 letters", lambda: "a" * BIG, lambda: "a" * BIG),
         Hostile("40,000 letters", lambda: "x" * 40_000, lambda: "x" * 40_000),
         Hostile("100,000 digits", lambda: "7" * 100_000, lambda: "7" * 100_000),
+        # long runs that a backtracking pattern scans from each of their characters
+        _same("a word, 50,000 spaces, a word", f"x{' ' * 50_000}y"),
+        _same("a label, 10,000 spaces, a word", f"Name: x{' ' * 10_000}y"),
+        _same("a bar, 100,000 dashes, a letter", f"| {'-' * 100_000}x"),
     ),
     "encoding": (
         Hostile("a lone surrogate \\ud800", lambda: Raw(b'"\\ud800"'), lambda: Raw(b"%ED%A0%80")),
@@ -375,6 +379,35 @@ class Many:
             doc.set(self.path, values)
 
 
+#: Names a field should not have: a long run a pattern backtracks over, a NUL, nothing.
+HOSTILE_KEYS = (
+    ("q9_note + 100,000 digits + x", f"q9_note{'1' * 100_000}x"),
+    ("100,000 unclosed '['", f"x{'[' * 100_000}"),
+    ("10,000 letters", "k" * 10_000),
+    ("a NUL", "a\x00b"),
+    ("nothing", ""),
+)
+
+
+@dataclass(frozen=True)
+class Rename:
+    """The field under another name (the value kept)."""
+
+    path: FieldPath
+    label: str
+
+    def apply(self, doc: Doc, n: int) -> None:
+        name = dict(HOSTILE_KEYS)[self.label]
+        if doc.in_form(self.path):
+            container, index, _ = doc._locate(self.path)
+            container[index][0] = name
+            return
+        container, key, _ = doc._locate(self.path)
+        if not isinstance(container, dict):
+            raise KeyError(self.path)
+        container[name] = container.pop(key)
+
+
 @dataclass(frozen=True)
 class NestKey:
     """The field 5,000 levels deep: PHP-style ``key[x][x]…`` in a form, nested objects in JSON."""
@@ -410,7 +443,7 @@ class Compress:
     how: Literal["gzip", "gzip cut in half", "deflate cut in half"]
 
 
-Mutation = Replace | Delete | Many | NestKey
+Mutation = Replace | Delete | Many | Rename | NestKey
 
 
 @dataclass(frozen=True)
@@ -450,7 +483,10 @@ def mutations(doc: Doc, owned: frozenset[str]) -> st.SearchStrategy[Mutation]:
             st.sampled_from((300, 1000)),
             st.booleans(),
         ),
-        # a mail header's name cannot be folded: 15,000 characters of it is a line SMTP refuses
+        # a mail header's name cannot be folded: a long one is a line SMTP itself refuses
+        st.builds(Rename, anywhere, st.sampled_from([label for label, _ in HOSTILE_KEYS]))
+        if doc.kind != "mail"
+        else st.nothing(),
         st.builds(NestKey, anywhere) if doc.kind != "mail" else st.nothing(),
     )
 

@@ -163,3 +163,11 @@ async def test_a_start_time_past_what_time_t_holds_is_a_clear_400_not_a_parser_c
     assert await resp.text() == "startTime is not unix seconds: '1e18'\n"
     assert [(r["status"], r["http_status"]) for r in journal(srv)] == [("rejected", 400)]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_a_key_with_a_long_run_of_brackets_is_read_at_once(start_server, tmp_path):
+    """findall(r"\\[([^\\]]*)\\]") scanned to the end from each unclosed "[": 300,000 cost minutes."""
+    srv = await start(start_server, tmp_path)
+    resp = await post(srv, COMPLETED, body=COMPLETED.body + b"&junk" + b"%5B" * 300_000 + b"=1")
+    assert resp.status == 200
+    assert touch_of(srv, "4700000001")["call_status"] == "answered"

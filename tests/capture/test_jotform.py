@@ -83,3 +83,14 @@ async def test_submission_without_phone_or_email_is_a_400_with_a_reason(start_se
     assert resp.status == 400
     assert "no phone or email" in await resp.text()
     assert [(r["status"], r["http_status"]) for r in journal(srv)] == [("rejected", 400)]
+
+
+async def test_a_question_key_with_a_long_run_of_digits_is_read_at_once(start_server, tmp_path):
+    """``q\\d+_(.+?)\\d*`` backtracked over the digits: a key of 300,000 of them cost minutes."""
+    srv = await start(start_server, tmp_path)
+    answers = json.loads(PARTS["rawRequest"]) | {f"q9_note{'1' * 300_000}x": "call after six"}
+    resp = await post(srv, PARTS | {"rawRequest": json.dumps(answers)})
+    assert resp.status == 200
+    touch = only_touch(srv)
+    assert touch["external_id"] == f"jotform:{SUBMISSION.expected['external_id']}"
+    assert_expected_contact(srv, touch, SUBMISSION.expected)

@@ -301,3 +301,63 @@ async def test_sendgrid_part_in_a_charset_python_cannot_name_is_read_as_utf8(
     assert resp.status == 200, await resp.text()
     assert touch_of(srv)["message"] == parts["text"].strip()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def robot_mail(text: str = "", html: str = "") -> bytes:
+    """Postmark's sample as a site's form mailer sends it: from noreply@, the person in the body."""
+    mail = json.loads(sample("postmark_inbound.json").body)
+    mail |= {"From": "noreply@forms.example.com", "FromName": "", "TextBody": text, "HtmlBody": html}
+    mail |= {"FromFull": {"Email": "noreply@forms.example.com", "Name": ""}, "StrippedTextReply": ""}
+    return json.dumps(mail, ensure_ascii=False).encode()
+
+
+async def test_a_form_mail_with_long_runs_of_spaces_is_read_at_once(start_server, tmp_path):
+    """The ``Label: value`` pattern backtracked over a run of spaces: 10,000 after a label cost
+    minutes (cubic), 50,000 on a line without one more (quadratic), with the event loop held."""
+    text = f"Имя: Олег{' ' * 10_000}!\nТелефон: +7 916 000-00-56\nx{' ' * 50_000}y"
+    srv = await start_server(mail_config(tmp_path))
+    resp = await post(srv, sample("postmark_inbound.json"), body=robot_mail(text=text))
+    assert resp.status == 200, await resp.text()
+    touch = touch_of(srv)
+    assert touch["phone_raw"] == "+7 916 000-00-56"
+    assert touch["name"].startswith("Олег ") and len(touch["name"]) <= 1025  # a name is cut at 1,024
+
+
+@pytest.mark.timeout(30)  # a hang guard, not a measure: without the fix this line costs about two minutes
+async def test_an_html_form_mail_with_a_long_rule_of_dashes_is_read_at_once(start_server, tmp_path):
+    """The table-rule pattern backtracked over a run of dashes: quadratic in 190,000 of them."""
+    html = f"<p>Телефон: +7 916 000-00-57</p><pre>| {'-' * 190_000}x</pre>"
+    srv = await start_server(mail_config(tmp_path))
+    resp = await post(srv, sample("postmark_inbound.json"), body=robot_mail(html=html))
+    assert resp.status == 200, await resp.text()
+    assert touch_of(srv)["phone_raw"] == "+7 916 000-00-57"
+
+
+@pytest.mark.timeout(30)  # a hang guard, not a measure: without the fix this line costs about a minute
+async def test_an_html_form_mail_with_a_long_run_of_spaces_before_a_bar_is_read_at_once(
+    start_server, tmp_path
+):
+    """re.sub(r"\\s*\\|\\s*") scanned a run of spaces from each of them: quadratic in 190,000."""
+    html = f"<p>Телефон: +7 916 000-00-58</p><pre>a{' ' * 190_000}b|</pre>"
+    srv = await start_server(mail_config(tmp_path))
+    resp = await post(srv, sample("postmark_inbound.json"), body=robot_mail(html=html))
+    assert resp.status == 200, await resp.text()
+    assert touch_of(srv)["phone_raw"] == "+7 916 000-00-58"
+
+
+async def test_sendgrid_post_whose_content_type_has_a_parameter_in_another_script_is_a_touch(
+    start_server, tmp_path, caplog
+):
+    """``charset=ё`` beside the boundary: Latin-1 could not encode the header, a ``UnicodeEncodeError``
+    from the multipart parser, found by test_hostile_properties.py."""
+    s = sample("sendgrid_inbound_parse.json")
+    body, content_type = build_multipart(json.loads(s.body)["parts"], "xYzZY")
+    srv = await start_server(mail_config(tmp_path))
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/sendgrid/inbound?token=sg-token",
+        data=body,
+        headers={"Content-Type": f"{content_type}; charset=ёжик"},
+    )
+    assert resp.status == 200, await resp.text()
+    assert touch_of(srv)["external_id"] == external_id(s)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
