@@ -17,10 +17,11 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from multidict import MultiDict
 
-from capture.forms import form_fields, multipart_parts
+from capture.forms import multipart_parts, parse_form_body
 from capture.mail import MailFields, decode_text, parse_message, source_event
 from capture.providers.base import BadRequest, ParseResult, RawRequest, Unauthorized, loads
 from leadline.config import SourceConfig
@@ -85,13 +86,20 @@ class Mailgun:
 def _form(raw: RawRequest) -> tuple[MultiDict[str], bytes | None]:
     """The fields, and ``body-mime`` as the bytes it was sent as: a raw message in raw-MIME mode may
     carry 8-bit text in any charset, which must reach the mail parser undecoded."""
-    if raw.content_type != "multipart/form-data":
-        fields = form_fields(raw)
+    return _parsed_form(raw.body, raw.headers.get("Content-Type", ""))
+
+
+@lru_cache(maxsize=4)
+def _parsed_form(body: bytes, content_type_header: str) -> tuple[MultiDict[str], bytes | None]:
+    """Parsed once per request: the signature check, the replay key and the parser all read the form,
+    and a megabyte of multipart costs milliseconds each time. Callers only read what it returns."""
+    if content_type_header.split(";", 1)[0].strip().lower() != "multipart/form-data":
+        fields = parse_form_body(body, content_type_header)
         text = fields.get("body-mime")
         return fields, text.encode("utf-8") if text else None
     parsed = MultiDict[str]()
     mime: bytes | None = None
-    for name, data, charset in multipart_parts(raw.body, raw.headers.get("Content-Type", "")):
+    for name, data, charset in multipart_parts(body, content_type_header):
         if name == "body-mime":
             mime = data
         else:
