@@ -14,14 +14,24 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from leadline import report_cli
-from leadline.cli_base import CONTEXT_SETTINGS, EXIT_NOT_FOUND, config_option, parse_since
+from leadline.cli_base import CONTEXT_SETTINGS, EXIT_NOT_FOUND, LazyGroup, config_option, parse_since
 from leadline.cli_base import load as _load
-from leadline.journal_cli import journal
 from storage.local_time import local_text
 
+# Commands whose modules pull in the report engine, the journal listing or erasure: loaded when
+# named, so `leadline serve` does not import what only these commands use (bench/idle.py).
+LAZY_COMMANDS = {
+    "report": "leadline.report_cli:report",
+    "export": "leadline.report_cli:export",
+    "plan": "leadline.report_cli:plan",
+    "demo": "leadline.report_cli:demo",
+    "journal": "leadline.journal_cli:journal",
+    "forget": "leadline.privacy_cli:forget_command",
+    "subject-export": "leadline.privacy_cli:subject_export",
+}
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+
+@click.group(cls=LazyGroup, lazy_commands=LAZY_COMMANDS, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="leadline")
 def main() -> None:
     """Leadline: capture every inbound call, email and form; register leads from Telegram."""
@@ -176,19 +186,6 @@ def _format_card(card: dict[str, Any], tz: ZoneInfo) -> str:
         if t["message"]:
             lines.append(f"      {t['message'][:100]}")
     return "\n".join(lines)
-
-
-# The numbers' commands, and what arrived.
-main.add_command(report_cli.report)
-main.add_command(report_cli.export)
-main.add_command(report_cli.plan)
-main.add_command(report_cli.demo)
-main.add_command(journal)
-
-from leadline import privacy_cli  # noqa: E402  (a person's rights: forget, subject-export)
-
-main.add_command(privacy_cli.forget_command)
-main.add_command(privacy_cli.subject_export)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from a broken config from a busy port by the code alone.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -28,6 +29,31 @@ EXIT_RUNTIME = 4
 
 #: ``-h`` as well as ``--help``, on the group and (inherited) on every command.
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands named in ``lazy_commands`` ("module:attribute") load when first used.
+
+    Click's documented pattern for lazily loaded subcommands: listing and ``--help`` show them all,
+    but a process that runs one command imports only that command's module.
+    """
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy_commands])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.lazy_commands:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = self.lazy_commands[cmd_name].split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{self.lazy_commands[cmd_name]} is not a click command")
+        return command
+
 
 config_option = click.option(
     "--config",

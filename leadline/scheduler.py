@@ -19,7 +19,6 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.digest import send_due_digests
 from leadline import keys
 from leadline.config import Config
 from leadline.sweep import Sweeper
@@ -61,6 +60,10 @@ async def digest_job(
     if not calendar.is_working_day(day):
         log.info("no digest today: not a working day", extra={"fields": {"day": day.isoformat()}})
         return
+    # Imported at the digest, not at start: it brings the report engine and babel's dates, which a
+    # process that has only started does not need yet (bench/idle.py).
+    from bot.digest import send_due_digests
+
     try:
         sent = await send_due_digests(config, store, now=now, only_catch_up=only_catch_up)
     except Exception:
