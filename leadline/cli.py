@@ -190,6 +190,11 @@ from leadline import privacy_cli  # noqa: E402  (a person's rights: forget, subj
 main.add_command(privacy_cli.forget_command)
 main.add_command(privacy_cli.subject_export)
 
+from leadline import backup_cli  # noqa: E402  (the database copied while it runs, and put back)
+
+main.add_command(backup_cli.backup_command)
+main.add_command(backup_cli.restore_command)
+
 
 if __name__ == "__main__":
     main()
