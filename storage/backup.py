@@ -103,6 +103,8 @@ def copy(database: Path, target: Path, *, pages: int = STEP_PAGES, pause: float 
         raise BackupError(f"No database at {database}: nothing to back up.")
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
+    # Personal data: readable by Leadline's user only, whatever the umask of the cron job that runs it.
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     source = connect(database, readonly=True)
     try:
         dest = sqlite3.connect(partial, isolation_level=None)

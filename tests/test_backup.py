@@ -98,6 +98,7 @@ async def test_the_backup_command_copies_a_running_server_database(start_server:
         " integrity check: ok.\n"
     )
     assert count(made, "SELECT count(*) FROM touches") == 2
+    assert made.stat().st_mode & 0o777 == 0o600  # personal data, whatever the umask
 
 
 def test_a_directory_keeps_the_newest_backups_and_nothing_else_is_removed(tmp_path: Path):
