@@ -272,8 +272,8 @@ def bench_leadline(
         ],
     }
     conn.close()
-    commits = float(re.search(r"^leadline_writer_commits ([\d.e+]+)", metrics, re.M)[1])  # type: ignore[index]
-    jobs = float(re.search(r"^leadline_writer_jobs ([\d.e+]+)", metrics, re.M)[1])  # type: ignore[index]
+    commits = float(re.search(r"^leadline_writer_commits_total ([\d.e+]+)", metrics, re.M)[1])  # type: ignore[index]
+    jobs = float(re.search(r"^leadline_writer_jobs_total ([\d.e+]+)", metrics, re.M)[1])  # type: ignore[index]
     counts["jobs_per_commit"] = round(jobs / commits, 1) if commits else 0
     for path in workdir.glob(f"bench-{mix.name}.db*"):  # the next run starts empty, as this one did
         shutil.rmtree(path) if path.is_dir() else path.unlink()

@@ -1,8 +1,13 @@
 """Prometheus figures for the capture path, kept in a registry of the app's own.
 
+What a Prometheus user expects of an exporter: the process and platform collectors (CPU, memory,
+open files, the Python version), counters named ``…_total``, and no ``…_created`` series, which
+double the series of every counter and histogram and which nobody graphs.
+
 With ``[http] workers`` above 1 every process counts into files under ``PROMETHEUS_MULTIPROC_DIR``
 (prometheus-client's multiprocess mode, switched on by ``leadline serve`` before this module is
-imported), and whichever process a scrape reaches answers for all of them.
+imported), and whichever process a scrape reaches answers for all of them. The process collector
+is then left out: it would describe whichever process answered, a different one each scrape.
 """
 
 from __future__ import annotations
@@ -10,7 +15,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    PLATFORM_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -21,15 +37,20 @@ def multiprocess_dir() -> str | None:
 
 class Metrics:
     def __init__(self) -> None:
+        # prometheus-client's switch is process-wide; Leadline's registries are the process's only ones.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
+        if multiprocess_dir() is None:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
         self.requests = Counter(
-            "leadline_requests",
+            "leadline_requests_total",
             "Webhook requests by source and HTTP status",
             ["source", "status"],
             registry=self.registry,
         )
         self.touches = Counter(
-            "leadline_touches_created", "New touches by channel", ["channel"], registry=self.registry
+            "leadline_touches_created_total", "New touches by channel", ["channel"], registry=self.registry
         )
         self.waiting = Gauge(
             "leadline_journal_waiting",
@@ -52,18 +73,13 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
-        # Gauges rather than counters only to keep their published names; they only ever grow.
-        self.commits = Gauge(
-            "leadline_writer_commits",
-            "Transactions committed by the writers",
-            registry=self.registry,
-            multiprocess_mode="sum",
+        self.commits = Counter(
+            "leadline_writer_commits_total", "Transactions committed by the writers", registry=self.registry
         )
-        self.jobs = Gauge(
-            "leadline_writer_jobs",
+        self.jobs = Counter(
+            "leadline_writer_jobs_total",
             "Write jobs committed; jobs / commits is the group-commit batch size",
             registry=self.registry,
-            multiprocess_mode="sum",
         )
 
     def set_failed(self, failed: Mapping[str, int], sources: Iterable[str]) -> None:
@@ -84,4 +100,5 @@ class Metrics:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        registry.register(PLATFORM_COLLECTOR)
         return generate_latest(registry)

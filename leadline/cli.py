@@ -28,6 +28,8 @@ LAZY_COMMANDS = {
     "journal": "leadline.journal_cli:journal",
     "forget": "leadline.privacy_cli:forget_command",
     "subject-export": "leadline.privacy_cli:subject_export",
+    "backup": "leadline.backup_cli:backup_command",
+    "restore": "leadline.backup_cli:restore_command",
 }
 
 

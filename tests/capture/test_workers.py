@@ -121,10 +121,11 @@ async def test_two_processes_share_the_port_the_contacts_and_the_figures(tmp_pat
         assert worker_pid != proc.pid
         statuses = await post_forms(port, people=40)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
-            scraped = []
+            scraped, texts = [], []
             for _ in range(6):  # new connections: the kernel picks a process for each
                 async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
-                    scraped.append(requests_counted(await resp.text()))
+                    texts.append(await resp.text())
+                    scraped.append(requests_counted(texts[-1]))
         assert (tmp_path / "workers.db-metrics").is_dir()
         # SO_REUSEPORT would let a second serve share the port: the database says no.
         second = await run_cli("serve", "--config", str(tmp_path / "config.toml"))
@@ -140,6 +141,9 @@ async def test_two_processes_share_the_port_the_contacts_and_the_figures(tmp_pat
     served_by = {line["pid"] for line in log_lines(log) if line.get("msg") == "request"}
     assert served_by == {proc.pid, worker_pid}
     assert scraped == [200.0] * 6  # whichever process answers counts both
+    for text in texts:  # the writers' figures summed as counters; no process figures of one of them
+        assert "# TYPE leadline_writer_commits_total counter" in text
+        assert "# TYPE python_info gauge" in text and "process_cpu_seconds_total" not in text
     assert await wait_gone(worker_pid), "SIGTERM left the worker running"
     assert not [
         line

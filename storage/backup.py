@@ -1,0 +1,198 @@
+"""Copies of the database taken while it is in use, checked before they count, and put back.
+
+SQLite's online backup API copies the file through a connection, so a copy taken while ``serve``
+writes is a consistent database with the write-ahead log's content in it, not a torn file. It
+copies in steps with a pause between them, leaving the disk and the CPU to the ingest. Between two
+steps the backup restarts from the first page whenever another connection has committed, and
+under steady ingest a file of more than a few steps never finished; so the copy holds one read
+transaction across all its steps. In WAL mode a reader never blocks a writer: the writers go on
+committing, and the log is only kept from being checkpointed past that snapshot until the copy
+ends.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
+
+from storage.db import WriteLock, chunks, connect
+
+#: Pages copied per step (4 KiB each by default: 1 MiB), and the pause after each step.
+STEP_PAGES = 256
+STEP_PAUSE = 0.005
+#: Problems ``integrity_check`` lists at most: enough to say what is wrong, bounded for any file.
+MAX_PROBLEMS = 10
+#: The table sqlite-utils' migrations keep: a file without it is no Leadline database.
+MIGRATIONS_TABLE = "_sqlite_migrations"
+#: Tables whose rows a restore reports, before and after.
+COUNTED = ("contacts", "touches", "journal")
+
+
+class BackupError(Exception):
+    """A copy that failed, or a file that cannot be restored; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Copied:
+    path: Path
+    pages: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    #: Rows of :data:`COUNTED` in the database replaced (empty when there was none) and in the copy.
+    before: dict[str, int]
+    after: dict[str, int]
+    #: Contacts the replaced database had erased that the restored copy holds again.
+    erased_again: list[int]
+
+
+def backup_name(stem: str, at: datetime) -> str:
+    """A backup's file name in a directory: the database's name and the UTC time, which sort alike."""
+    return f"{stem}-{at:%Y%m%dT%H%M%S}.{at.microsecond // 1000:03d}Z.db"
+
+
+def stale(names: Iterable[str], stem: str, keep: int) -> list[str]:
+    """The backups of ``stem`` beyond the newest ``keep``; other files are never touched."""
+    pattern = re.compile(rf"{re.escape(stem)}-\d{{8}}T\d{{6}}\.\d{{3}}Z\.db")
+    ours = sorted((name for name in names if pattern.fullmatch(name)), reverse=True)
+    return ours[keep:]
+
+
+def rotate(directory: Path, stem: str, keep: int) -> list[Path]:
+    """Remove the backups of ``stem`` in ``directory`` beyond the newest ``keep``; returns them."""
+    removed = [directory / name for name in stale((p.name for p in directory.iterdir()), stem, keep)]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
+def problems(path: Path) -> list[str]:
+    """What ``PRAGMA integrity_check`` finds wrong with the file, or that it is no Leadline database."""
+    if not path.is_file():
+        return [f"{path} is not a file"]
+    conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+    try:
+        found = [row[0] for row in conn.execute(f"PRAGMA integrity_check({MAX_PROBLEMS})")]
+        if found != ["ok"]:
+            return found
+        tables = conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", [MIGRATIONS_TABLE]).fetchall()
+    except sqlite3.DatabaseError as exc:  # not a database at all, or encrypted
+        return [str(exc)]
+    finally:
+        conn.close()
+    return [] if tables else [f"{path} is an SQLite file but not a Leadline database"]
+
+
+def copy(database: Path, target: Path, *, pages: int = STEP_PAGES, pause: float = STEP_PAUSE) -> Copied:
+    """Copy ``database`` to ``target``, checked; ``target`` appears only once the copy is sound.
+
+    The copy is written beside ``target`` under a temporary name, checked, flushed to the disk and
+    then renamed over it, so a failed or interrupted run never leaves a half-written backup that
+    a later restore or rotation would take for a good one.
+    """
+    if not database.is_file():
+        raise BackupError(f"No database at {database}: nothing to back up.")
+    partial = target.with_name(f".{target.name}.partial")
+    partial.unlink(missing_ok=True)
+    # Personal data: readable by Leadline's user only, whatever the umask of the cron job that runs it.
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    source = connect(database, readonly=True)
+    try:
+        dest = sqlite3.connect(partial, isolation_level=None)
+        try:
+            source.conn.execute("BEGIN")
+            source.conn.execute("SELECT count(*) FROM sqlite_master").fetchall()  # the snapshot starts
+            source.conn.backup(dest, pages=pages, progress=lambda *_: time.sleep(pause))
+            source.conn.execute("COMMIT")
+            # One self-contained file: a backup needs no -wal or -shm beside it.
+            dest.execute("PRAGMA journal_mode = DELETE")
+            copied = int(dest.execute("PRAGMA page_count").fetchone()[0])
+        finally:
+            dest.close()
+    except sqlite3.Error as exc:
+        partial.unlink(missing_ok=True)
+        raise BackupError(f"The copy of {database} failed: {exc}") from None
+    finally:
+        source.close()
+    found = problems(partial)
+    if found:
+        partial.unlink(missing_ok=True)
+        raise BackupError(f"The copy of {database} failed its integrity check: {'; '.join(found)}")
+    _flush(partial)
+    os.replace(partial, target)
+    _flush(target.parent)
+    return Copied(target, copied, target.stat().st_size)
+
+
+def restore(source: Path, database: Path) -> Restored:
+    """Put the backup ``source`` in the place of ``database``, once it has passed its check.
+
+    The caller makes sure no ``serve`` runs; the writers' lock keeps out any other writer (a
+    ``replay``, a ``forget``) for the moment of the copy. The copy goes through SQLite, which
+    also empties the replaced database's write-ahead log rather than leaving it to be replayed
+    over the restored pages.
+    """
+    found = problems(source)
+    if found:
+        raise BackupError(f"{source} cannot be restored: {'; '.join(found)}")
+    database.parent.mkdir(parents=True, exist_ok=True)
+    lock = WriteLock(database)
+    try:
+        with lock:
+            src = sqlite3.connect(f"file:{quote(str(source))}?mode=ro", uri=True)
+            dest = connect(database)
+            try:
+                before, erased = _counts(dest.conn), _erased(dest.conn)
+                src.backup(dest.conn)
+                dest.conn.execute("PRAGMA journal_mode = WAL")
+                after, kept = _counts(dest.conn), _erased(dest.conn)
+                back = _present(dest.conn, sorted(erased - kept))
+            finally:
+                src.close()
+                dest.close()
+    except sqlite3.Error as exc:
+        raise BackupError(f"Restoring {source} to {database} failed: {exc}") from None
+    finally:
+        lock.close()
+    return Restored(before, after, back)
+
+
+def _counts(conn: sqlite3.Connection) -> dict[str, int]:
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in COUNTED if t in tables}
+
+
+def _erased(conn: sqlite3.Connection) -> set[int]:
+    """The contacts erased in this database (the ``erasures`` record keeps their ids, not their data)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'erasures'").fetchall():
+        return set()
+    rows = conn.execute("SELECT contact_id FROM erasures WHERE contact_id IS NOT NULL")
+    return {int(row[0]) for row in rows}
+
+
+def _present(conn: sqlite3.Connection, contact_ids: list[int]) -> list[int]:
+    """Which of ``contact_ids`` are in the database with their data (not erased there)."""
+    found: list[int] = []
+    for part in chunks(contact_ids):
+        marks = ", ".join("?" * len(part))
+        rows = conn.execute(f"SELECT id FROM contacts WHERE id IN ({marks}) AND erased_at IS NULL", part)
+        found += (int(row[0]) for row in rows)
+    return sorted(found)
+
+
+def _flush(path: Path) -> None:
+    """fsync a file or a directory: a backup counts once it, and its name, are on the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,214 @@
+"""``leadline backup`` and ``leadline restore`` as an operator runs them: beside a busy server, from cron."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+from pathlib import Path
+
+import aiohttp
+
+from leadline.cli_base import EXIT_RUNTIME
+from storage.backup import copy
+from storage.db import iso, now_utc
+from tests.capture.test_core_http import write_config
+from tests.cli import free_port, run_cli, run_cli_sync, start_serve
+from tests.conftest import Running, StartServer
+from tests.test_serve_start import CONFIG as SERVE_CONFIG
+
+#: Journal rows of 4 KB written before the backup: about 8 MB, some thirty steps of the copy.
+FILLER_ROWS = 2000
+
+
+def count(path: Path, sql: str) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute(sql).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def fill(srv: Running) -> None:
+    """Old requests, so that the copy takes many steps while new ones arrive."""
+    db = srv.db()
+    at = iso(now_utc())
+    with db.conn:
+        db.conn.executemany(
+            "INSERT INTO journal (source, method, body, received_at, status) VALUES (?, ?, ?, ?, ?)",
+            [("form", "POST", b"x" * 4096, at, "rejected")] * FILLER_ROWS,
+        )
+    db.close()
+
+
+async def test_a_backup_taken_during_ingest_holds_every_request_answered_before_it(
+    start_server: StartServer, tmp_path: Path
+):
+    srv = await start_server()
+    fill(srv)
+    statuses: list[int] = []
+    stop, warm = asyncio.Event(), asyncio.Event()
+
+    async def ingest() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            data = {"phone": f"+7 916 {n // 10000:03d}-{n % 10000 // 100:02d}-{n % 100:02d}", "name": "Ivan"}
+            resp = await srv.session.post(f"{srv.url}/hooks/form", params={"token": "form-token"}, data=data)
+            statuses.append(resp.status)
+            if len(statuses) == 20:
+                warm.set()
+
+    sender = asyncio.create_task(ingest())
+    await warm.wait()
+    answered_before = len(statuses)
+    # Small steps, so that requests are committed between most of them, as on a big file.
+    copied = await asyncio.to_thread(
+        copy, srv.config.database_path, tmp_path / "copy.db", pages=4, pause=0.001
+    )
+    answered_after = len(statuses)
+    stop.set()
+    await sender
+
+    assert set(statuses) == {200}
+    assert copied.pages > 4 * 100
+    forms = count(copied.path, "SELECT count(*) FROM journal WHERE status = 'processed'")
+    assert answered_before <= forms <= answered_after
+    # One consistent moment: each request in the copy has its touch, and no touch lacks its request.
+    assert count(copied.path, "SELECT count(*) FROM touches") == forms
+    assert count(copied.path, "SELECT count(*) FROM journal") == FILLER_ROWS + forms
+    assert sqlite3.connect(copied.path).execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+async def test_the_backup_command_copies_a_running_server_database(start_server: StartServer, tmp_path: Path):
+    srv = await start_server()
+    for phone in ("+7 916 123-45-67", "+7 916 765-43-21"):
+        resp = await srv.session.post(
+            f"{srv.url}/hooks/form", params={"token": "form-token"}, data={"phone": phone}
+        )
+        assert resp.status == 200
+    config = write_config(tmp_path, srv.config)
+
+    result = await run_cli("backup", str(tmp_path / "backups") + "/", "--config", str(config))
+
+    assert result.code == 0, result.output
+    [made] = (tmp_path / "backups").iterdir()
+    assert result.output == (
+        f"Backed up {srv.config.database_path} to {made} ({made.stat().st_size // 1024} KB);"
+        " integrity check: ok.\n"
+    )
+    assert count(made, "SELECT count(*) FROM touches") == 2
+    assert made.stat().st_mode & 0o777 == 0o600  # personal data, whatever the umask
+
+
+def test_a_directory_keeps_the_newest_backups_and_nothing_else_is_removed(tmp_path: Path):
+    db = tmp_path / "leadline.db"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[leadline]\ndatabase = "{db}"\n')
+    run_cli_sync("journal", "--config", str(config))  # creates the database
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    old = ["leadline-20261101T030000.000Z.db", "leadline-20261102T030000.000Z.db"]
+    others = ["leadline-20261001T030000.000Z.db.txt", "notes.db", "crm-20261001T030000.000Z.db"]
+    for name in [*old, *others]:
+        (backups / name).write_bytes(b"")
+
+    result = run_cli_sync("backup", str(backups), "--keep", "2", "--config", str(config))
+
+    assert result.code == 0, result.output
+    assert "Removed the old backup leadline-20261101T030000.000Z.db." in result.output
+    kept = sorted(p.name for p in backups.iterdir())
+    [made] = [name for name in kept if name not in old and name not in others]
+    assert made.startswith("leadline-2") and made.endswith("Z.db")
+    assert sorted([made, old[1], *others]) == kept
+
+
+def test_keep_is_refused_for_a_single_file(tmp_path: Path):
+    config = tmp_path / "config.toml"
+    config.write_text(f'[leadline]\ndatabase = "{tmp_path / "leadline.db"}"\n')
+    result = run_cli_sync("backup", str(tmp_path / "copy.db"), "--keep", "3", "--config", str(config))
+    assert result.code == 2, result.output
+    assert "--keep rotates the backups in a directory" in result.output
+
+
+async def test_restore_refuses_while_serve_runs_and_restores_once_it_stopped(tmp_path: Path):
+    port = free_port()
+    db = tmp_path / "leadline.db"
+    config = tmp_path / "config.toml"
+    config.write_text(SERVE_CONFIG.format(db=db, port=port))
+    assert run_cli_sync("backup", str(tmp_path / "empty.db"), "--config", str(config)).code == 4
+    run_cli_sync("journal", "--config", str(config))  # an empty database, backed up
+    assert run_cli_sync("backup", str(tmp_path / "empty.db"), "--config", str(config)).code == 0
+
+    proc = await start_serve(config, port)
+    try:
+        async with aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{port}/hooks/site-form?token=s3cret%2Ftoken%261"
+            async with session.post(url, data={"phone": "+7 916 123-45-67"}) as resp:
+                assert resp.status == 200
+        refused = await run_cli("restore", str(tmp_path / "empty.db"), "--config", str(config))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), timeout=90)
+
+    assert refused.code == EXIT_RUNTIME, refused.output
+    assert "`leadline serve` is running on" in refused.output
+    assert "nothing was restored" in refused.output
+    assert count(db, "SELECT count(*) FROM touches") == 1
+
+    restored = await run_cli("restore", str(tmp_path / "empty.db"), "--config", str(config))
+    assert restored.code == 0, restored.output
+    assert restored.output.splitlines() == [
+        f"Restored {db} from {tmp_path / 'empty.db'} (integrity check: ok): 0 contacts, 0 touches, 0 journal.",
+        "The database it replaced held 1 contacts, 1 touches, 1 journal.",
+    ]
+    assert count(db, "SELECT count(*) FROM touches") == 0
+
+
+def test_restore_checks_the_backup_first_and_leaves_the_database_alone(tmp_path: Path):
+    db = tmp_path / "leadline.db"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[leadline]\ndatabase = "{db}"\n')
+    run_cli_sync("journal", "--config", str(config))
+    assert run_cli_sync("backup", str(tmp_path / "good.db"), "--config", str(config)).code == 0
+    broken = tmp_path / "broken.db"
+    data = bytearray((tmp_path / "good.db").read_bytes())
+    data[4096 * 3 : 4096 * 3 + 64] = b"\xff" * 64  # a page of the tables torn
+    broken.write_bytes(bytes(data))
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database at all, but long enough to be read as one" * 100)
+    before = db.read_bytes()
+
+    for src, why in [(broken, ""), (other, "not a Leadline database"), (text, "file is not a database")]:
+        result = run_cli_sync("restore", str(src), "--config", str(config))
+        assert result.code == EXIT_RUNTIME, result.output
+        assert f"{src} cannot be restored: " in result.output and why in result.output
+        assert "nothing was restored" in result.output
+        assert db.read_bytes() == before
+
+
+async def test_a_restore_names_the_people_erased_since_the_backup(start_server: StartServer, tmp_path: Path):
+    srv = await start_server()
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/form", params={"token": "form-token"}, data={"phone": "+7 916 123-45-67"}
+    )
+    assert resp.status == 200
+    config = write_config(tmp_path, srv.config)
+    assert (await run_cli("backup", str(tmp_path / "before.db"), "--config", str(config))).code == 0
+    forgot = await run_cli("forget", "+7 916 123-45-67", "--yes", "--config", str(config))
+    assert forgot.code == 0, forgot.output
+    await srv.stop()
+
+    result = await run_cli("restore", str(tmp_path / "before.db"), "--config", str(config))
+
+    assert result.code == 0, result.output
+    assert result.output.splitlines()[2:] == [
+        "1 contact(s) erased after this backup was made are back: erase them again (docs/privacy.md):",
+        "  leadline forget '#1'",
+    ]
+    assert (
+        count(srv.config.database_path, "SELECT count(*) FROM identifiers WHERE value LIKE '%9161234567'")
+        == 1
+    )
