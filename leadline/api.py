@@ -10,16 +10,18 @@ The OpenAPI document below is written by hand and is what schemathesis checks th
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from functools import partial
 from typing import Any, Literal
 
 from aiohttp import web
+from http_sfv.item import Item as SfItem
 from sqlite_utils import Database
 
 from capture.server import BodyRefused, read_body
@@ -28,6 +30,7 @@ from storage.contacts import contact_card, search_contacts
 from storage.erasure import Actor, forget
 from storage.errors import Code, DomainError
 from storage.id_pages import leads_after, touches_after
+from storage.idempotency import Answered, expire, recall, remember
 from storage.identifiers import email, mask, phone
 from storage.register import Person, register
 from storage.registrations import REASONS, STAGES, TEMPERATURES, Draft
@@ -49,6 +52,7 @@ _ERRORS: dict[int, Callable[..., web.HTTPException]] = {
     401: web.HTTPUnauthorized,
     404: web.HTTPNotFound,
     413: partial(web.HTTPRequestEntityTooLarge, 0),  # its size is in the JSON detail
+    422: web.HTTPUnprocessableEntity,
 }
 
 
@@ -61,6 +65,8 @@ ApiCode = Literal[
     "bad_body",
     "identifier_required",
     "no_staff",
+    "bad_idempotency_key",
+    "idempotency_key_reused",
 ]
 
 
@@ -273,8 +279,58 @@ async def report(request: web.Request) -> web.Response:
     return web.json_response(await app[keys.STORE].read(read))
 
 
+#: How long an ``Idempotency-Key`` is remembered: a retry within it gets the first answer.
+IDEMPOTENCY_HOURS = 24
+#: The longest key accepted; a UUID is 36 characters.
+MAX_IDEMPOTENCY_KEY = 255
+
+
+#: What the header may hold, for the document: a quoted string or a bare key, printable ASCII.
+IDEMPOTENCY_KEY_PATTERN = (
+    rf'^("[ !#-\[\]-~]{{1,{MAX_IDEMPOTENCY_KEY}}}"|[!#-~]([ !#-~]{{0,{MAX_IDEMPOTENCY_KEY - 2}}}[!#-~])?)$'
+)
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    """The ``Idempotency-Key`` header's key: a Structured Field string (``"8e03…"``) per the draft, or
+    the bare key many clients send; printable ASCII, at most :data:`MAX_IDEMPOTENCY_KEY` long."""
+    values = request.headers.getall("Idempotency-Key", [])
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ApiError(400, "bad_idempotency_key", "send one Idempotency-Key header, not several")
+    raw = values[0].strip()
+    item = SfItem()
+    try:
+        item.parse(raw.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        quoted = False  # a bare key that is no Structured Field item (a UUID starting with a digit)
+    else:
+        quoted = isinstance(item.value, str)
+        if isinstance(item.value, str):
+            raw = item.value
+    if (
+        not 0 < len(raw) <= MAX_IDEMPOTENCY_KEY
+        or not all(" " <= c <= "~" for c in raw)
+        or (not quoted and '"' in raw)
+    ):
+        raise ApiError(
+            400,
+            "bad_idempotency_key",
+            f"the Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters",
+        )
+    return raw
+
+
+def _fingerprint(body: dict[str, Any]) -> str:
+    """The request as the key remembers it: the JSON's content, whatever its spacing or key order."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 async def create_registration(request: web.Request) -> web.Response:
     client = _client(request)
+    idempotency_key = _idempotency_key(request)
     try:
         body = json.loads(await read_body(request, request.app[keys.CONFIG].http.max_body_bytes))
     except BodyRefused as exc:
@@ -328,23 +384,53 @@ async def create_registration(request: web.Request) -> web.Response:
         need=fields["need"],
         note=fields["note"],
     )
-    try:
-        done = await request.app[keys.STORE].write(
-            partial(register, whom=whom, draft=draft, at=now, origin="api")
+    fingerprint = _fingerprint(body)
+
+    def write(db: Database) -> tuple[Answered, bool]:
+        """Register, or find what this key was answered before: in one transaction, so two
+        retries racing each other cannot both register."""
+        if idempotency_key is not None:
+            expire(db, now - timedelta(hours=IDEMPOTENCY_HOURS))
+            before = recall(db, client, idempotency_key, now - timedelta(hours=IDEMPOTENCY_HOURS))
+            if before is not None:
+                return before, True
+        done = register(db, whom=whom, draft=draft, at=now, origin="api")
+        answered = Answered(
+            fingerprint,
+            201,
+            {
+                "registration_id": done.registration_id,
+                "contact_id": done.contact_id,
+                "lead_id": done.lead_id,
+                "contact_created": done.contact_created,
+            },
         )
+        if idempotency_key is not None:
+            remember(db, client, idempotency_key, answered, contact_id=done.contact_id, at=now)
+        return answered, False
+
+    try:
+        answered, replayed = await request.app[keys.STORE].write(write)
     except DomainError as exc:
         raise refused(exc) from None
-    result = {
-        "registration_id": done.registration_id,
-        "contact_id": done.contact_id,
-        "lead_id": done.lead_id,
-        "contact_created": done.contact_created,
-    }
+    if replayed and answered.request_hash != fingerprint:
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different request; send a new key for a new registration",
+        )
     log.info(
-        "registration from the API",
-        extra={"fields": {"client": client, "contact": mask(fields["phone"] or fields["email"]), **result}},
+        "registration from the API replayed" if replayed else "registration from the API",
+        extra={
+            "fields": {
+                "client": client,
+                "contact": mask(fields["phone"] or fields["email"]),
+                **answered.body,
+            }
+        },
     )
-    return web.json_response(result, status=201)
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return web.json_response(answered.body, status=answered.status, headers=headers)
 
 
 def setup_api(app: web.Application, *, send_webhooks: bool = True) -> None:
@@ -655,14 +741,28 @@ OPENAPI: dict[str, Any] = {
         "/api/registrations": {
             "post": {
                 "summary": "Register a contact (found or created by phone or email) as a lead or not a lead",
+                "description": "With an `Idempotency-Key` header (a string, e.g. a UUID; quoted as a Structured"
+                " Field or bare), a retry with the same key and body within 24 hours gets the first answer"
+                " (with `Idempotent-Replayed: true`) and registers nothing; the same key with another body"
+                " is a 422 `idempotency_key_reused`. Keys are per API client; a refused request keeps no key.",
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
+                    }
+                ],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": _ref("NewRegistration")}},
                 },
                 "responses": {
-                    "201": _ok(_ref("Registered"), "registered"),
+                    "201": _ok(_ref("Registered"), "registered (or, for a retried key, registered before)"),
                     "400": _ERROR,
                     "401": _UNAUTHORIZED,
+                    "413": _ok(_ref("Error"), "a body over the limit"),
+                    "422": _ok(_ref("Error"), "the Idempotency-Key was used for a different request"),
                 },
             }
         },

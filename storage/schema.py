@@ -458,6 +458,31 @@ CREATE INDEX journal_raw_kept ON journal (received_at) WHERE status = 'processed
     )
 
 
+@migrations()
+def m007_idempotency_keys(db: Database) -> None:
+    """What ``POST /api/registrations`` answered to each ``Idempotency-Key``, so a CRM's retry gets
+    the same answer and makes no second lead (leadline/api.py). Keyed by API client and key; the
+    request's fingerprint tells a retry from a different request reusing the key. ``contact_id``
+    lets an erasure drop the rows about the person; ``created_at`` lets old keys expire."""
+    _run(
+        db,
+        """
+CREATE TABLE idempotency_keys (
+    client TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    response TEXT NOT NULL,
+    contact_id INTEGER REFERENCES contacts (id),
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (client, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_time ON idempotency_keys (created_at);
+CREATE INDEX idempotency_keys_contact ON idempotency_keys (contact_id)
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

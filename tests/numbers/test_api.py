@@ -7,7 +7,9 @@ import gzip
 import io
 import json
 import threading
+import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +235,50 @@ async def test_a_compressed_registration_is_read_and_one_cut_off_is_refused(
         assert resp.status == 201 and (await resp.json())["contact_created"] is True
 
 
+async def test_a_retried_registration_makes_one_lead_and_a_reused_key_is_refused(
+    tmp_path: Path, start_server: Any
+):
+    """draft-ietf-httpapi-idempotency-key-header: the same key and body get the first answer and
+    register nothing more; the same key with another body is a 422; keys expire after a day."""
+    now = [AS_OF]
+    srv = await start_server(api_config(tmp_path), clock=lambda: now[0])
+    url = f"{srv.url}/api/registrations"
+    body = {"phone": "8 (903) 123-45-67", "disposition": "lead", "temperature": "hot", "need": "a quote"}
+    leads = "SELECT COUNT(*) FROM leads"
+    before = srv.scalar(leads)
+
+    async def post(key: str, sent: dict[str, Any]) -> tuple[int, dict[str, Any], str | None]:
+        async with srv.session.post(url, json=sent, headers={**AUTH, "Idempotency-Key": key}) as resp:
+            return resp.status, await resp.json(), resp.headers.get("Idempotent-Replayed")
+
+    status, first, replayed = await post('"8e03978e-40d5-43e8-bc93-6894a57f9324"', body)
+    assert (status, replayed) == (201, None) and first["contact_created"] is True
+    # The CRM timed out and sends it again: the key bare this time, the fields in another order.
+    again = await post("8e03978e-40d5-43e8-bc93-6894a57f9324", dict(reversed(body.items())))
+    assert again == (201, first, "true")
+    assert srv.scalar(leads) == before + 1
+
+    status, refusal, _ = await post("8e03978e-40d5-43e8-bc93-6894a57f9324", {**body, "temperature": "cold"})
+    assert (status, refusal["error"]) == (422, "idempotency_key_reused")
+    assert "different request" in refusal["detail"]
+    assert srv.scalar(leads) == before + 1
+    status, refusal, _ = await post('"not closed', body)
+    assert (status, refusal["error"]) == (400, "bad_idempotency_key")
+
+    status, other, _ = await post("another-key", {**body, "phone": "+7 903 765-43-21"})
+    assert status == 201 and other["lead_id"] != first["lead_id"]
+    now[0] = AS_OF + timedelta(hours=25)  # the key has expired: the same request is a new one
+    status, later, replayed = await post("8e03978e-40d5-43e8-bc93-6894a57f9324", body)
+    assert (status, replayed) == (201, None) and later["lead_id"] not in (first["lead_id"], other["lead_id"])
+    assert srv.scalar(leads) == before + 3
+    assert srv.scalar("SELECT COUNT(*) FROM idempotency_keys") == 1  # the expired ones went
+
+    # Erasing the person drops the key that answered about them.
+    async with srv.session.delete(f"{srv.url}/api/contacts/{later['contact_id']}", headers=AUTH) as resp:
+        assert resp.status == 200 and (await resp.json())["rows"]["idempotency_keys"] == 1
+    assert srv.scalar("SELECT COUNT(*) FROM idempotency_keys") == 0
+
+
 async def test_a_registration_body_over_the_limit_is_a_413_with_a_reason(tmp_path: Path, start_server: Any):
     srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
     limit = srv.server.app[keys.CONFIG].http.max_body_bytes
@@ -280,6 +326,10 @@ def test_the_server_does_what_its_openapi_document_says(live_api: str) -> None:
         @given(case=operation.as_strategy())
         @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def check(case: Any) -> None:
+            if case.headers and "Idempotency-Key" in case.headers:
+                # A key says "the request I sent before": a generated case is a new request, so it gets
+                # a new key (the retry and the reuse are test_a_retried_registration_makes_one_lead…).
+                case.headers["Idempotency-Key"] = uuid.uuid4().hex
             case.call_and_validate(base_url=live_api, headers=AUTH)
 
         check()
