@@ -222,7 +222,7 @@ async def contact(request: web.Request) -> web.Response:
 
 
 async def forget_contact(request: web.Request) -> web.Response:
-    """Erase the person behind a contact (storage/erasure.py); the bot's unsaved drafts go too."""
+    """Erase the person behind a contact (storage/erasure.py); the bot's unsaved drafts go with them."""
     client = _client(request)
     contact_id = _contact_id(request)
     app = request.app
@@ -231,9 +231,6 @@ async def forget_contact(request: web.Request) -> web.Response:
     )
     if erased is None:
         raise ApiError(404, "no_contact", f"no contact #{contact_id}", contact_id=contact_id)
-    drop_drafts = app.get(keys.DROP_DRAFTS)
-    if drop_drafts is not None:
-        await drop_drafts(erased.contact_ids, erased.touch_ids)
     return web.json_response(
         {
             "erasure_id": erased.erasure_id,

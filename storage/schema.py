@@ -483,6 +483,28 @@ CREATE INDEX idempotency_keys_contact ON idempotency_keys (contact_id)
     )
 
 
+@migrations()
+def m008_bot_states(db: Database) -> None:
+    """The bot's conversation states and drafts (aiogram's FSM storage, bot/fsm.py), so a card half
+    filled in is still there after a restart. One row per aiogram storage key. A row whose data is
+    about a person names their contact and touch, so an erasure deletes it with them."""
+    _run(
+        db,
+        """
+CREATE TABLE bot_states (
+    key TEXT PRIMARY KEY,
+    state TEXT,
+    data TEXT NOT NULL DEFAULT '{}',
+    contact_id INTEGER REFERENCES contacts (id),
+    touch_id INTEGER REFERENCES touches (id),
+    updated_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX bot_states_contact ON bot_states (contact_id) WHERE contact_id IS NOT NULL;
+CREATE INDEX bot_states_touch ON bot_states (touch_id) WHERE touch_id IS NOT NULL
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

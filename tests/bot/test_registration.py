@@ -225,3 +225,39 @@ async def test_the_form_can_change_campaign_owner_name_and_temperature_before_sa
     }
     assert srv.scalar("SELECT name FROM contacts") == "Irina Sergeevna"
     assert srv.scalar("SELECT campaign FROM registrations") == "vk_ads"
+
+
+async def test_a_half_filled_registration_survives_a_restart(bot_env: BotEnv) -> None:
+    """The card's draft and the question the bot waits on are kept in the database: a new process on
+    the same file takes the typed answer into the card and saves the lead as it was filled in."""
+    tg = bot_env.tg
+    fields = {"required": ["need", "company"], "desirable": []}
+    srv = await bot_env.start(lead_fields=fields)
+    await post_form(srv, phone="+7 916 123-00-99", message="Windows for a school")
+    touch = the_touch(srv)
+    t, c = touch["id"], touch["contact_id"]
+    card = await bot_env.says(ANNA, "89161230099", language="en")
+    card_id = card.result["message_id"]
+    await bot_env.press(ANNA, card_id, CardCB(act="lead", t=t, c=c, v="warm").pack())
+    boris = srv.scalar("SELECT id FROM staff WHERE telegram_id = 222")
+    await bot_env.press(ANNA, card_id, CardCB(act="own", t=t, c=c).pack())
+    await bot_env.press(ANNA, card_id, CardCB(act="own", t=t, c=c, v=str(boris)).pack())
+    assert "Owner: Boris" in bot_env.text(ANNA, card_id)
+    await srv.stop()
+
+    srv = await bot_env.start(lead_fields=fields)  # a new process on the same database
+    edits = len(tg.sent("editMessageText", chat_id=ANNA))
+    await bot_env.types(ANNA, "School No. 5", language="en")
+    await tg.wait_for("editMessageText", chat_id=ANNA, count=edits + 1)
+    assert "School No. 5" in bot_env.text(ANNA, card_id)
+    answer = await bot_env.press(ANNA, card_id, CardCB(act="save", t=t, c=c).pack())
+    assert answer.get("text") == "Saved."
+    [lead] = srv.rows("SELECT contact_id, temperature, owner_id, need, fields FROM leads")
+    assert lead == {
+        "contact_id": c,
+        "temperature": "warm",
+        "owner_id": boris,
+        "need": "Windows for a school",
+        "fields": '{"company": "School No. 5"}',
+    }
+    assert srv.scalar("SELECT COUNT(*) FROM bot_states") == 0  # a saved card leaves no draft behind
