@@ -17,12 +17,15 @@ import pytest
 import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
+from openapi_schema_validator import OAS31Validator
+from openapi_spec_validator import validate
 
 from leadline import keys
 from leadline.app import init_app
 from leadline.config import Config
+from storage.registrations import REASONS
 from storage.reports.report import build_report
-from storage.reports.scope import Period, Rules, Scope
+from storage.reports.scope import CHANNELS, Period, Rules, Scope
 from tests.cli import run_cli
 from tests.numbers.month import AS_OF, MSK, NOVEMBER, month_config, open_month
 
@@ -291,6 +294,51 @@ async def test_a_registration_body_over_the_limit_is_a_413_with_a_reason(tmp_pat
         refusal = await resp.json()
         assert resp.status == 413 and refusal["error"] == "bad_body" and "over the limit" in refusal["detail"]
     assert srv.rows("SELECT id FROM contacts") == contacts
+
+
+async def test_the_openapi_document_is_valid_and_names_and_tags_every_operation(
+    tmp_path: Path, start_server: Any
+):
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    async with srv.session.get(f"{srv.url}/api/openapi.json") as resp:
+        document = await resp.json()
+    validate(document)  # OpenAPI 3.1, its JSON schemas included
+    operations = [op for path in document["paths"].values() for op in path.values()]
+    ids = [op.get("operationId") for op in operations]
+    assert None not in ids and len(set(ids)) == len(ids) == 8
+    tags = {tag["name"] for tag in document["tags"]}
+    assert all(op.get("tags") and set(op["tags"]) <= tags for op in operations)
+
+    # The document's own parameter takes the months and days the server reads, as the CLI does.
+    [period] = [p for p in document["paths"]["/api/report"]["get"]["parameters"] if p["name"] == "period"]
+    check = OAS31Validator(period["schema"], format_checker=OAS31Validator.FORMAT_CHECKER)
+    for value in ("2026-11", "2026-11-16", "last-month", "9999-12", "0001-01-01"):
+        assert check.is_valid(value), value
+        async with srv.session.get(f"{srv.url}/api/report", params={"period": value}, headers=AUTH) as resp:
+            assert resp.status == 200, value
+    assert not check.is_valid("2026-13") and not check.is_valid("soon")
+    # Its enums are storage's spellings.
+    schemas = document["components"]["schemas"]
+    assert schemas["NewRegistration"]["properties"]["reason"]["enum"] == list(REASONS)
+    assert schemas["Touch"]["properties"]["channel"]["enum"] == list(CHANNELS)
+
+
+async def test_flags_are_booleans_in_the_document_and_in_the_answers(tmp_path: Path, start_server: Any):
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    async with srv.session.get(f"{srv.url}/api/openapi.json") as resp:
+        schemas = (await resp.json())["components"]["schemas"]
+    assert schemas["Touch"]["properties"]["hidden_caller"]["type"] == "boolean"
+    assert schemas["Touch"]["properties"]["blocked"]["type"] == "boolean"
+    assert schemas["Contact"]["properties"]["blocked"]["type"] == "boolean"
+    assert schemas["Identifier"]["properties"]["valid"]["type"] == "boolean"
+
+    async with srv.session.get(f"{srv.url}/api/touches?channel=call", headers=AUTH) as resp:
+        calls = (await resp.json())["touches"]
+    assert {type(t["hidden_caller"]) for t in calls} == {type(t["blocked"]) for t in calls} == {bool}
+    assert {t["answered"] for t in calls} == {True, False}
+    async with srv.session.get(f"{srv.url}/api/contacts/{calls[0]['contact_id']}", headers=AUTH) as resp:
+        contact = await resp.json()
+    assert contact["blocked"] is False and [i["valid"] for i in contact["identifiers"]] == [True]
 
 
 @pytest.fixture(scope="module")
