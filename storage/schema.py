@@ -487,7 +487,8 @@ CREATE INDEX idempotency_keys_contact ON idempotency_keys (contact_id)
 def m008_bot_states(db: Database) -> None:
     """The bot's conversation states and drafts (aiogram's FSM storage, bot/fsm.py), so a card half
     filled in is still there after a restart. One row per aiogram storage key. A row whose data is
-    about a person names their contact and touch, so an erasure deletes it with them."""
+    about a person names their contact and touch, so an erasure deletes it with them; ``updated_at``
+    lets the retention pass drop what nobody touched for ``journal_days``."""
     _run(
         db,
         """
@@ -500,7 +501,8 @@ CREATE TABLE bot_states (
     updated_at TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX bot_states_contact ON bot_states (contact_id) WHERE contact_id IS NOT NULL;
-CREATE INDEX bot_states_touch ON bot_states (touch_id) WHERE touch_id IS NOT NULL
+CREATE INDEX bot_states_touch ON bot_states (touch_id) WHERE touch_id IS NOT NULL;
+CREATE INDEX bot_states_time ON bot_states (updated_at)
 """,
     )
 
