@@ -20,16 +20,14 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
-from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeDefault
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot.catalogues import gettext as _
 from bot.contexts import TouchContexts
-from bot.drafts import drafts_dropper
+from bot.fsm import DatabaseStorage
 from bot.i18n import CatalogueI18n, LanguageMiddleware, load_i18n, speaking
-from bot.keys import DROP_DRAFTS
 from bot.middlewares import StaffMiddleware, StrangerGate
 from bot.outbox import OutboxSender
 from bot.replies import Replies
@@ -81,7 +79,7 @@ def build_dispatcher(
     i18n: CatalogueI18n,
 ) -> Dispatcher:
     """Services reach handlers as typed parameters (workflow data); middlewares only for what cuts across."""
-    dp = Dispatcher(storage=MemoryStorage())
+    dp = Dispatcher(storage=DatabaseStorage(store, clock))
     dp["store"] = store
     dp["config"] = config
     dp["clock"] = clock
@@ -219,7 +217,6 @@ async def running_bot(
     i18n = load_i18n(config.leadline.language)
     replies = Replies(store, clock, sender.wake)
     dp = build_dispatcher(config, store, clock, replies, contexts, i18n)
-    app[DROP_DRAFTS] = drafts_dropper(dp.storage)
     sender.start()
     runner: Polling | Webhook = (
         Webhook(app, dp, bot, config, i18n) if config.telegram.webhook_url else Polling(dp, bot, i18n)

@@ -5,34 +5,42 @@ Every route but ``/api/openapi.json`` needs ``Authorization: Bearer <token>`` wi
 function through the store, and answer JSON. Every error is ``{"error": code, "detail": sentence}``
 plus the code's parameters: a client branches on the code and may show the English detail; a storage
 error (:mod:`storage.errors`) comes with its own code and parameters.
-The OpenAPI document below is written by hand and is what schemathesis checks the server against.
+Queries and bodies are parsed, and answers written, by the models of leadline/api_models.py, whose
+JSON schemas are the OpenAPI document (leadline/api_document.py) that schemathesis checks the
+server against.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import date
+from collections.abc import Callable
+from datetime import date, timedelta
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
+from http_sfv.item import Item as SfItem
+from pydantic import BaseModel, ValidationError
 from sqlite_utils import Database
 
 from capture.server import BodyRefused, read_body
+from leadline import api_models as m
 from leadline import keys
+from leadline.api_document import IDEMPOTENCY_HOURS, MAX_IDEMPOTENCY_KEY, OPENAPI
 from storage.contacts import contact_card, search_contacts
 from storage.erasure import Actor, forget
-from storage.errors import Code, DomainError
+from storage.errors import BadDisposition, BadTemperature, Code, DomainError, ReasonRequired
 from storage.id_pages import leads_after, touches_after
+from storage.idempotency import Answered, expire, recall, remember
 from storage.identifiers import email, mask, phone
 from storage.register import Person, register
-from storage.registrations import REASONS, STAGES, TEMPERATURES, Draft
+from storage.registrations import REASONS, Draft
 from storage.reports.report import build_report
-from storage.reports.scope import CHANNELS, Filters, Period, Rules, Scope
+from storage.reports.scope import Filters, Period, Rules, Scope
 from storage.staff import staff_named
 
 log = logging.getLogger("leadline.api")
@@ -41,14 +49,13 @@ log = logging.getLogger("leadline.api")
 #: source. Its ``external_id`` is the client's name and a fresh id.
 API_SOURCE = "api"
 
-MAX_LIMIT = 500
-
 
 _ERRORS: dict[int, Callable[..., web.HTTPException]] = {
     400: web.HTTPBadRequest,
     401: web.HTTPUnauthorized,
     404: web.HTTPNotFound,
     413: partial(web.HTTPRequestEntityTooLarge, 0),  # its size is in the JSON detail
+    422: web.HTTPUnprocessableEntity,
 }
 
 
@@ -61,6 +68,8 @@ ApiCode = Literal[
     "bad_body",
     "identifier_required",
     "no_staff",
+    "bad_idempotency_key",
+    "idempotency_key_reused",
 ]
 
 
@@ -102,27 +111,34 @@ def _client(request: web.Request) -> str:
     raise ApiError(401, "unknown_token", "unknown token", challenge)
 
 
-def _int(request: web.Request, name: str, default: int, low: int = 0, high: int = 2**31) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
+Query = TypeVar("Query", bound=BaseModel)
+
+#: Messages for the parameters whose refusal says more than pydantic's words.
+_PERIOD_HELP = "use day, yesterday, week, last-week, month, last-month, YYYY-MM or YYYY-MM-DD"
+
+
+def _refusal(error: ValidationError, given: dict[str, Any]) -> web.HTTPException:
+    """A model's refusal as the API words it: the first wrong parameter, by name."""
+    first = error.errors(include_url=False)[0]
+    name = str(first["loc"][0]) if first["loc"] else "body"
+    if name in ("period", "from", "to"):
+        if name == "period":
+            return ApiError(400, "bad_period", f"unknown period {given.get(name)!r}: {_PERIOD_HELP}")
+        return ApiError(400, "bad_period", f"{name} must be a day: YYYY-MM-DD")
+    if first["type"] == "missing":
+        return ApiError(400, "bad_parameter", f"{name} is required", parameter=name)
+    if first["type"] == "string_type":
+        return ApiError(400, "bad_parameter", f"{name} must be a string", parameter=name)
+    message = first["msg"][0].lower() + first["msg"][1:]
+    return ApiError(400, "bad_parameter", f"{name}: {message}", parameter=name)
+
+
+def _query(request: web.Request, model: type[Query]) -> Query:
+    given = dict(request.query)
     try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "bad_parameter", f"{name} must be an integer", parameter=name) from None
-    if not low <= value <= high:
-        raise ApiError(400, "bad_parameter", f"{name} must be between {low} and {high}", parameter=name)
-    return value
-
-
-def _choice(request: web.Request, name: str, allowed: Sequence[str], message: str) -> str | None:
-    value = request.query.get(name)
-    if value is not None and value not in allowed:
-        raise ApiError(400, "bad_parameter", message, parameter=name)
-    return value
-
-
-_CHANNEL = ("channel", CHANNELS, "channel must be call, form, email or manual")
+        return model.model_validate(given)
+    except ValidationError as exc:
+        raise _refusal(exc, given) from None
 
 
 def _today(request: web.Request) -> date:
@@ -130,50 +146,38 @@ def _today(request: web.Request) -> date:
     return request.app[keys.CLOCK]().astimezone(request.app[keys.CONFIG].tz).date()
 
 
-def _period(request: web.Request) -> Period | None:
+def _period(request: web.Request, query: m.PeriodQuery) -> Period | None:
     """``from``/``to`` (either order; ``to`` alone is that day) win over ``period``."""
-    config = request.app[keys.CONFIG]
-    today = _today(request)
-    text, first, last = (request.query.get(k) for k in ("period", "from", "to"))
-    try:
-        if first or last:
-            start = _day(first) if first else _day(last or "")
-            end = _day(last) if last else today
-            return Period(min(start, end), max(start, end), config.tz)
-        return Period.parse(text, config.tz, today) if text else None
-    except ValueError as exc:
-        raise ApiError(400, "bad_period", str(exc)) from None
+    tz = request.app[keys.CONFIG].tz
+    if query.from_ or query.to:
+        start = _day(query.from_ or query.to or _today(request))
+        end = _day(query.to) if query.to else _today(request)
+        return Period(min(start, end), max(start, end), tz)
+    if isinstance(query.period, date):
+        return Period.day(_day(query.period), tz)
+    if query.period is not None and query.period[0].isdigit():  # a month: YYYY-MM
+        return Period.month(_day(date.fromisoformat(f"{query.period}-01")), tz)
+    if query.period is not None:
+        return Period.parse(query.period, tz, _today(request))
+    return None
 
 
-def _day(text: str) -> date:
+def _day(day: date) -> date:
     """A date, kept within years a clock can turn into instants in any time zone."""
-    return min(max(date.fromisoformat(text), _EARLIEST), _LATEST)
+    return min(max(day, _EARLIEST), _LATEST)
 
 
 _EARLIEST, _LATEST = date(1900, 1, 1), date(9000, 12, 31)
 
 
-#: A paged list's read: (after_id, limit, period, the filter's value) → rows.
-RowsAfter = Callable[[Database, int, int, Period | None, str | None], list[dict[str, Any]]]
-
-
-async def _paged(
-    request: web.Request,
-    key: str,
-    rows_after: RowsAfter,
-    filter_by: tuple[str, Sequence[str], str],
-) -> web.Response:
-    """A page of rows by id past ``after_id``, within the period, with one column filtered.
-
-    The paged lists differ only in their rows and their filter, so the parameters, their
-    errors (in this order) and the page's shape are written once, here.
-    """
-    period = _period(request)
-    after = _int(request, "after_id", 0)
-    limit = _int(request, "limit", 100, 1, MAX_LIMIT)
-    wanted = _choice(request, *filter_by)
-    found = await request.app[keys.STORE].read(lambda db: rows_after(db, after, limit, period, wanted))
-    return web.json_response({key: found, "next_after_id": found[-1]["id"] if found else None})
+def _answer(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """The answer as its model writes it: flags as booleans, whatever SQLite stored."""
+    return web.Response(
+        text=model.model_dump_json(by_alias=True),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+    )
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -182,18 +186,16 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def contacts(request: web.Request) -> web.Response:
     _client(request)
-    if "q" not in request.query:
-        raise ApiError(
-            400, "bad_parameter", "q is required: a phone number, an email or part of a name", parameter="q"
-        )
-    query = request.query["q"]
-    limit = _int(request, "limit", 20, 1, 100)
+    query = _query(request, m.ContactsQuery)
     region = request.app[keys.CONFIG].leadline.region
 
     def find(db: Database) -> list[dict[str, Any]]:
-        return [c for cid in search_contacts(db, query, region, limit) if (c := contact_card(db, cid))]
+        return [
+            c for cid in search_contacts(db, query.q, region, query.limit) if (c := contact_card(db, cid))
+        ]
 
-    return web.json_response({"contacts": await request.app[keys.STORE].read(find)})
+    found = await request.app[keys.STORE].read(find)
+    return _answer(m.Contacts.model_validate({"contacts": found}))
 
 
 def _contact_id(request: web.Request) -> int:
@@ -212,11 +214,11 @@ async def contact(request: web.Request) -> web.Response:
     card = await request.app[keys.STORE].read(lambda db: contact_card(db, contact_id))
     if card is None:
         raise ApiError(404, "no_contact", f"no contact #{contact_id}", contact_id=contact_id)
-    return web.json_response(card)
+    return _answer(m.Contact.model_validate(card))
 
 
 async def forget_contact(request: web.Request) -> web.Response:
-    """Erase the person behind a contact (storage/erasure.py); the bot's unsaved drafts go too."""
+    """Erase the person behind a contact (storage/erasure.py); the bot's unsaved drafts go with them."""
     client = _client(request)
     contact_id = _contact_id(request)
     app = request.app
@@ -225,30 +227,39 @@ async def forget_contact(request: web.Request) -> web.Response:
     )
     if erased is None:
         raise ApiError(404, "no_contact", f"no contact #{contact_id}", contact_id=contact_id)
-    drop_drafts = app.get(keys.DROP_DRAFTS)
-    if drop_drafts is not None:
-        await drop_drafts(erased.contact_ids, erased.touch_ids)
-    return web.json_response(
-        {
-            "erasure_id": erased.erasure_id,
-            "contact_id": erased.contact_id,
-            "contacts": list(erased.contact_ids),
-            "kinds": list(erased.kinds),
-            "rows": erased.counts,
-            "checkpointed": erased.checkpointed,
-        }
+    return _answer(
+        m.Erased(
+            erasure_id=erased.erasure_id,
+            contact_id=erased.contact_id,
+            contacts=list(erased.contact_ids),
+            kinds=list(erased.kinds),  # type: ignore[arg-type]  # storage's kinds are "email" and "phone"
+            rows=erased.counts,
+            checkpointed=erased.checkpointed,
+        )
     )
 
 
 async def touches(request: web.Request) -> web.Response:
     _client(request)
-    return await _paged(request, "touches", touches_after, _CHANNEL)
+    query = _query(request, m.TouchesQuery)
+    period = _period(request, query)
+    found = await request.app[keys.STORE].read(
+        lambda db: touches_after(db, query.after_id, query.limit, period, query.channel)
+    )
+    return _answer(
+        m.TouchPage.model_validate({"touches": found, "next_after_id": found[-1]["id"] if found else None})
+    )
 
 
 async def leads(request: web.Request) -> web.Response:
     _client(request)
-    return await _paged(
-        request, "leads", leads_after, ("stage", STAGES, f"stage must be one of {', '.join(STAGES)}")
+    query = _query(request, m.LeadsQuery)
+    period = _period(request, query)
+    found = await request.app[keys.STORE].read(
+        lambda db: leads_after(db, query.after_id, query.limit, period, query.stage)
+    )
+    return _answer(
+        m.LeadPage.model_validate({"leads": found, "next_after_id": found[-1]["id"] if found else None})
     )
 
 
@@ -256,10 +267,10 @@ async def report(request: web.Request) -> web.Response:
     _client(request)
     app = request.app
     config = app[keys.CONFIG]
-    period = _period(request) or Period.parse("month", config.tz, _today(request))
-    channel = _choice(request, *_CHANNEL)
-    staff = request.query.get("staff")
-    scope_filters = Filters(channel=channel, campaign=request.query.get("campaign"))
+    query = _query(request, m.ReportQuery)
+    period = _period(request, query) or Period.parse("month", config.tz, _today(request))
+    staff = query.staff
+    scope_filters = Filters(channel=query.channel, campaign=query.campaign)
 
     def read(db: Database) -> dict[str, Any]:
         filters = scope_filters
@@ -270,11 +281,64 @@ async def report(request: web.Request) -> web.Response:
             filters = Filters(filters.channel, filters.campaign, staff_id)
         return build_report(db, Scope(period, filters, as_of=app[keys.CLOCK]()), Rules.from_config(config))
 
-    return web.json_response(await app[keys.STORE].read(read))
+    return _answer(m.Report.model_validate(await app[keys.STORE].read(read)))
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    """The ``Idempotency-Key`` header's key: a Structured Field string (``"8e03…"``) per the draft, or
+    the bare key many clients send; printable ASCII, at most :data:`MAX_IDEMPOTENCY_KEY` long."""
+    values = request.headers.getall("Idempotency-Key", [])
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ApiError(400, "bad_idempotency_key", "send one Idempotency-Key header, not several")
+    raw = values[0].strip()
+    item = SfItem()
+    try:
+        item.parse(raw.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        quoted = False  # a bare key that is no Structured Field item (a UUID starting with a digit)
+    else:
+        quoted = isinstance(item.value, str)
+        if isinstance(item.value, str):
+            raw = item.value
+    if (
+        not 0 < len(raw) <= MAX_IDEMPOTENCY_KEY
+        or not all(" " <= c <= "~" for c in raw)
+        or (not quoted and '"' in raw)
+    ):
+        raise ApiError(
+            400,
+            "bad_idempotency_key",
+            f"the Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters",
+        )
+    return raw
+
+
+def _body_refusal(error: ValidationError, body: dict[str, Any]) -> web.HTTPException:
+    """A disposition, temperature or reason the API does not know is refused with storage's code for
+    it, as the bot's and the CLI's are; anything else as a bad parameter."""
+    first = error.errors(include_url=False)[0]
+    name = str(first["loc"][0]) if first["loc"] else "body"
+    if name == "disposition" and first["type"] in ("literal_error", "missing"):
+        return refused(BadDisposition(body.get(name)))
+    if first["type"] == "literal_error":
+        if name == "temperature":
+            return refused(BadTemperature(body.get(name)))
+        if name == "reason":
+            return refused(ReasonRequired(REASONS))
+    return _refusal(error, body)
+
+
+def _fingerprint(body: dict[str, Any]) -> str:
+    """The request as the key remembers it: the JSON's content, whatever its spacing or key order."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 async def create_registration(request: web.Request) -> web.Response:
     client = _client(request)
+    idempotency_key = _idempotency_key(request)
     try:
         body = json.loads(await read_body(request, request.app[keys.CONFIG].http.max_body_bytes))
     except BodyRefused as exc:
@@ -283,31 +347,18 @@ async def create_registration(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_body", "the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise ApiError(400, "bad_body", "the body must be a JSON object")
+    try:
+        sent = m.NewRegistration.model_validate(body)
+    except ValidationError as exc:
+        raise _body_refusal(exc, body) from None
     config, now = request.app[keys.CONFIG], request.app[keys.CLOCK]()
-    fields = {
-        k: body.get(k)
-        for k in (
-            "phone",
-            "email",
-            "disposition",
-            "temperature",
-            "reason",
-            "campaign",
-            "need",
-            "note",
-            "name",
-        )
-    }
-    for key, value in fields.items():
-        if value is not None and not isinstance(value, str):
-            raise ApiError(400, "bad_parameter", f"{key} must be a string", parameter=key)
     # An invalid number or address is kept as written and flagged, as capture keeps it: the
     # registration is not lost, and the flagged identifier is never used to match anyone.
     idents = [
         i
         for i in (
-            phone(fields["phone"], config.leadline.region) if fields["phone"] else None,
-            email(fields["email"]),
+            phone(sent.phone, config.leadline.region) if sent.phone else None,
+            email(sent.email),
         )
         if i is not None
     ]
@@ -318,33 +369,61 @@ async def create_registration(request: web.Request) -> web.Response:
         tuple(idents),
         request.app[keys.CAPTURE].context(API_SOURCE, None, now),
         external_id=f"{client}:{uuid.uuid4().hex}",
-        name=fields["name"],
+        name=sent.name,
     )
     draft = Draft(
-        fields["disposition"],  # type: ignore[arg-type]
-        temperature=fields["temperature"],  # type: ignore[arg-type]
-        reason=fields["reason"],
-        campaign=fields["campaign"],
-        need=fields["need"],
-        note=fields["note"],
+        sent.disposition,
+        temperature=sent.temperature,
+        reason=sent.reason,
+        campaign=sent.campaign,
+        need=sent.need,
+        note=sent.note,
     )
-    try:
-        done = await request.app[keys.STORE].write(
-            partial(register, whom=whom, draft=draft, at=now, origin="api")
+    fingerprint = _fingerprint(body)
+
+    def write(db: Database) -> tuple[Answered, bool]:
+        """Register, or find what this key was answered before: in one transaction, so two
+        retries racing each other cannot both register."""
+        if idempotency_key is not None:
+            expire(db, now - timedelta(hours=IDEMPOTENCY_HOURS))
+            before = recall(db, client, idempotency_key, now - timedelta(hours=IDEMPOTENCY_HOURS))
+            if before is not None:
+                return before, True
+        done = register(db, whom=whom, draft=draft, at=now, origin="api")
+        registered = m.Registered(
+            registration_id=done.registration_id,
+            contact_id=done.contact_id,
+            lead_id=done.lead_id,
+            contact_created=done.contact_created,
         )
+        answered = Answered(fingerprint, 201, registered.model_dump(mode="json"))
+        if idempotency_key is not None:
+            remember(db, client, idempotency_key, answered, contact_id=done.contact_id, at=now)
+        return answered, False
+
+    try:
+        answered, replayed = await request.app[keys.STORE].write(write)
     except DomainError as exc:
         raise refused(exc) from None
-    result = {
-        "registration_id": done.registration_id,
-        "contact_id": done.contact_id,
-        "lead_id": done.lead_id,
-        "contact_created": done.contact_created,
-    }
+    if replayed and answered.request_hash != fingerprint:
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different request; send a new key for a new registration",
+        )
     log.info(
-        "registration from the API",
-        extra={"fields": {"client": client, "contact": mask(fields["phone"] or fields["email"]), **result}},
+        "registration from the API replayed" if replayed else "registration from the API",
+        extra={
+            "fields": {
+                "client": client,
+                "contact": mask(sent.phone or sent.email),
+                **answered.body,
+            }
+        },
     )
-    return web.json_response(result, status=201)
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    # A replay answers what was stored, as it was stored: the same JSON, even should the model change.
+    return web.json_response(answered.body, status=answered.status, headers=headers)
 
 
 def setup_api(app: web.Application, *, send_webhooks: bool = True) -> None:
@@ -364,310 +443,3 @@ def setup_api(app: web.Application, *, send_webhooks: bool = True) -> None:
     app.router.add_get("/api/leads", leads)
     app.router.add_get("/api/report", report)
     app.router.add_post("/api/registrations", create_registration)
-
-
-# -- the OpenAPI document ------------------------------------------------------------------------
-
-
-def _ref(schema: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{schema}"}
-
-
-def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-_ERROR = _ok(_ref("Error"), "a bad parameter")
-_UNAUTHORIZED = _ok(_ref("Error"), "no or unknown bearer token")
-_PERIOD_PARAMS: list[dict[str, Any]] = [
-    {
-        "name": "period",
-        "in": "query",
-        "schema": {
-            "type": "string",
-            "enum": ["day", "today", "yesterday", "week", "last-week", "month", "last-month"],
-        },
-        "description": "a named period (YYYY-MM and YYYY-MM-DD are accepted too)",
-    },
-    {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
-    {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
-]
-_PAGE_PARAMS: list[dict[str, Any]] = [
-    {"name": "after_id", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 2147483648}},
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
-]
-_CHANNEL_PARAM = {"name": "channel", "in": "query", "schema": {"type": "string", "enum": list(CHANNELS)}}
-_NULLABLE_STRING = {"type": ["string", "null"]}
-_NULLABLE_INT = {"type": ["integer", "null"]}
-_NULLABLE_NUMBER = {"type": ["number", "null"]}
-
-
-def _op(
-    summary: str, response: dict[str, Any], params: list[dict[str, Any]] | None = None, **extra: Any
-) -> dict[str, Any]:
-    responses: dict[str, Any] = {"200": response, "400": _ERROR, "401": _UNAUTHORIZED}
-    responses.update(extra.pop("responses", {}))
-    return {"summary": summary, "parameters": params or [], "responses": responses, **extra}
-
-
-def _page_op(summary: str, key: str, item: str, filter_param: dict[str, Any]) -> dict[str, Any]:
-    """The operation of a paged list: see ``_paged``."""
-    return _op(
-        summary,
-        _ok(
-            {
-                "type": "object",
-                "required": [key, "next_after_id"],
-                "properties": {key: {"type": "array", "items": _ref(item)}, "next_after_id": _NULLABLE_INT},
-            }
-        ),
-        [*_PERIOD_PARAMS, *_PAGE_PARAMS, filter_param],
-    )
-
-
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {
-        "title": "Leadline API",
-        "version": "1.0.0",
-        "description": "Contacts, touches, leads and numbers.",
-    },
-    "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {
-            "Error": {
-                "type": "object",
-                "description": "`error` is a code to branch on; `detail` says it in English; the code's"
-                " parameters (e.g. `parameter`, the one that was wrong) come beside them",
-                "required": ["error", "detail"],
-                "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
-            },
-            "Contact": {
-                "type": "object",
-                "required": ["id", "name", "created_at", "identifiers", "touches"],
-                "properties": {
-                    "id": {"type": "integer"},
-                    "name": _NULLABLE_STRING,
-                    "created_at": {"type": "string"},
-                    "merged_into": _NULLABLE_INT,
-                    "blocked": {"type": "integer"},
-                    "identifiers": {"type": "array", "items": {"type": "object"}},
-                    "touches": {"type": "array", "items": {"type": "object"}},
-                },
-            },
-            "Touch": {
-                "type": "object",
-                "required": ["id", "source", "channel", "direction", "occurred_at"],
-                "properties": {
-                    "id": {"type": "integer"},
-                    "source": {"type": "string"},
-                    "channel": {"type": "string", "enum": list(CHANNELS)},
-                    "direction": {"type": "string", "enum": ["in", "out"]},
-                    "contact_id": _NULLABLE_INT,
-                    "occurred_at": {"type": "string"},
-                    "campaign": _NULLABLE_STRING,
-                    "hidden_caller": {"type": "integer"},
-                    "call_status": _NULLABLE_STRING,
-                    "answered": _NULLABLE_INT,
-                    "duration_s": _NULLABLE_INT,
-                    "staff_id": _NULLABLE_INT,
-                    "called_back_at": _NULLABLE_STRING,
-                    "blocked": {"type": "integer"},
-                    "dropped": _NULLABLE_STRING,
-                },
-            },
-            "Lead": {
-                "type": "object",
-                "required": ["id", "contact_id", "temperature", "stage", "created_at"],
-                "properties": {
-                    "id": {"type": "integer"},
-                    "contact_id": {"type": "integer"},
-                    "temperature": {"type": "string", "enum": list(TEMPERATURES)},
-                    "stage": {"type": "string", "enum": list(STAGES)},
-                    "owner_id": _NULLABLE_INT,
-                    "campaign": _NULLABLE_STRING,
-                    "need": _NULLABLE_STRING,
-                    "amount": _NULLABLE_NUMBER,
-                    "won_amount": _NULLABLE_NUMBER,
-                    "lost_reason": _NULLABLE_STRING,
-                    "returned_reason": _NULLABLE_STRING,
-                    "follow_up_on": _NULLABLE_STRING,
-                    "created_at": {"type": "string"},
-                    "updated_at": {"type": "string"},
-                },
-            },
-            "Report": {
-                "type": "object",
-                "description": "every figure of `leadline report --json`, under the same keys",
-                "required": [
-                    "period",
-                    "inbound_touches",
-                    "inbound_contacts",
-                    "hidden_caller_touches",
-                    "registered",
-                    "lrr",
-                    "lrr_new",
-                    "registration_lag_p50_min",
-                    "registration_lag_p90_min",
-                    "missed_calls",
-                    "missed_not_called_back",
-                    "leads",
-                    "by_channel",
-                    "by_campaign",
-                    "by_staff",
-                ],
-                "properties": {
-                    "period": {"type": "object"},
-                    "inbound_touches": {"type": "integer"},
-                    "inbound_contacts": {"type": "integer"},
-                    "hidden_caller_touches": {"type": "integer"},
-                    "registered": {"type": "integer"},
-                    "lrr": _NULLABLE_NUMBER,
-                    "lrr_new": _NULLABLE_NUMBER,
-                    "registration_lag_p50_min": _NULLABLE_NUMBER,
-                    "registration_lag_p90_min": _NULLABLE_NUMBER,
-                    "missed_calls": {"type": "integer"},
-                    "missed_not_called_back": {"type": "integer"},
-                    "leads": {"type": "integer"},
-                    "lead_cost": _NULLABLE_NUMBER,
-                    "by_channel": {"type": "object"},
-                    "by_campaign": {"type": "object"},
-                    "by_staff": {"type": "object"},
-                },
-            },
-            "NewRegistration": {
-                "type": "object",
-                "description": "the contact's phone or email (or both); a lead needs a temperature, a not-a-lead a reason",
-                "required": ["disposition"],
-                "anyOf": [{"required": ["phone"]}, {"required": ["email"]}],
-                "oneOf": [
-                    {"properties": {"disposition": {"const": "lead"}}, "required": ["temperature"]},
-                    {"properties": {"disposition": {"const": "not_a_lead"}}, "required": ["reason"]},
-                ],
-                "properties": {
-                    "phone": {"type": "string", "pattern": "^[+0-9(][0-9 ()+-]*$"},
-                    "email": {"type": "string", "pattern": "\\S"},
-                    "name": {"type": "string"},
-                    "disposition": {"type": "string", "enum": ["lead", "not_a_lead"]},
-                    "temperature": {"type": "string", "enum": list(TEMPERATURES)},
-                    "reason": {"type": "string", "enum": list(REASONS)},
-                    "campaign": {"type": "string"},
-                    "need": {"type": "string"},
-                    "note": {"type": "string"},
-                },
-            },
-            "Erased": {
-                "type": "object",
-                "required": ["erasure_id", "contact_id", "contacts", "kinds", "rows", "checkpointed"],
-                "properties": {
-                    "erasure_id": {"type": "integer"},
-                    "contact_id": {"type": "integer"},
-                    "contacts": {"type": "array", "items": {"type": "integer"}},
-                    "kinds": {"type": "array", "items": {"type": "string", "enum": ["email", "phone"]}},
-                    "rows": {"type": "object", "additionalProperties": {"type": "integer"}},
-                    "checkpointed": {"type": "boolean"},
-                },
-            },
-            "Registered": {
-                "type": "object",
-                "required": ["registration_id", "contact_id", "lead_id", "contact_created"],
-                "properties": {
-                    "registration_id": {"type": "integer"},
-                    "contact_id": {"type": "integer"},
-                    "lead_id": _NULLABLE_INT,
-                    "contact_created": {"type": "boolean"},
-                },
-            },
-        },
-    },
-    "security": [{"bearer": []}],
-    "paths": {
-        "/api/contacts": {
-            "get": _op(
-                "Find contacts by phone (any spelling), email or part of a name",
-                _ok(
-                    {
-                        "type": "object",
-                        "required": ["contacts"],
-                        "properties": {"contacts": {"type": "array", "items": _ref("Contact")}},
-                    }
-                ),
-                [
-                    {
-                        "name": "q",
-                        "in": "query",
-                        "required": True,
-                        "schema": {"type": "string", "minLength": 1},
-                    },
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-                    },
-                ],
-            )
-        },
-        "/api/contacts/{id}": {
-            "get": _op(
-                "One contact with its identifiers and touches",
-                _ok(_ref("Contact")),
-                [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                responses={"404": _ok(_ref("Error"), "no such contact")},
-            ),
-            "delete": _op(
-                "Erase the person behind a contact: identifiers, names, texts, raw requests and messages."
-                " Their touches stay on the anonymous contact, so past reports do not change; the erasure"
-                " is recorded without the values. The id of a contact merged into another erases that one.",
-                _ok(_ref("Erased"), "erased (again, for a contact erased before)"),
-                [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                responses={"404": _ok(_ref("Error"), "no such contact")},
-            ),
-        },
-        "/api/touches": {
-            "get": _page_op(
-                "Touches, oldest first, in pages (pass next_after_id as after_id)",
-                "touches",
-                "Touch",
-                _CHANNEL_PARAM,
-            )
-        },
-        "/api/leads": {
-            "get": _page_op(
-                "Leads, oldest first, in pages",
-                "leads",
-                "Lead",
-                {"name": "stage", "in": "query", "schema": {"type": "string", "enum": list(STAGES)}},
-            )
-        },
-        "/api/report": {
-            "get": _op(
-                "The numbers for a period (default: this month)",
-                _ok(_ref("Report")),
-                [
-                    *_PERIOD_PARAMS,
-                    _CHANNEL_PARAM,
-                    {"name": "campaign", "in": "query", "schema": {"type": "string"}},
-                    {"name": "staff", "in": "query", "schema": {"type": "string"}},
-                ],
-                responses={"404": _ok(_ref("Error"), "no staff member of that name")},
-            )
-        },
-        "/api/registrations": {
-            "post": {
-                "summary": "Register a contact (found or created by phone or email) as a lead or not a lead",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("NewRegistration")}},
-                },
-                "responses": {
-                    "201": _ok(_ref("Registered"), "registered"),
-                    "400": _ERROR,
-                    "401": _UNAUTHORIZED,
-                },
-            }
-        },
-    },
-}
-OPENAPI["paths"]["/api/openapi.json"] = {
-    "get": {"summary": "This document", "security": [], "responses": {"200": _ok({"type": "object"})}}
-}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot.keys import DROP_DRAFTS, OUTBOX
+from bot.keys import OUTBOX
 from capture.keys import CAPTURE, METRICS
 from leadline.config import Config
 from storage.keys import CLOCK, STORE
@@ -19,7 +19,7 @@ from storage.keys import CLOCK, STORE
 if TYPE_CHECKING:
     from leadline.sweep import Sweeper
 
-__all__ = ["CAPTURE", "CLOCK", "CONFIG", "DROP_DRAFTS", "METRICS", "OUTBOX", "STORE", "SWEEPER"]
+__all__ = ["CAPTURE", "CLOCK", "CONFIG", "METRICS", "OUTBOX", "STORE", "SWEEPER"]
 
 CONFIG = web.AppKey("config", Config)
 SWEEPER: web.AppKey[Sweeper] = web.AppKey("sweeper")

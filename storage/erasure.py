@@ -4,7 +4,8 @@ What stays is what the numbers need and names nobody: the contact row (without a
 ``erased_at``) with its touches, registrations and leads, so every past report comes out the same.
 What goes: identifiers, block-list entries (on request; a retention pass keeps a spammer blocked),
 names and texts of touches, leads and registrations, a lead's ``need`` in its history and in the
-webhooks to a CRM, the raw requests (body, headers, query, address; a row that ``leadline replay``
+webhooks to a CRM, the API's idempotency keys that answered about them, the bot's unsaved drafts
+about them (bot/fsm.py), the raw requests (body, headers, query, address; a row that ``leadline replay``
 could run again is marked rejected with 410, so it never brings the person back), pending
 recordings, Zadarma's request bindings, and the Telegram messages that showed them (a message not
 sent yet is cancelled). Each erasure is recorded in ``erasures``: when, by whom, why, and which kinds
@@ -172,6 +173,11 @@ def erase(
         subject.nudge_ids,
         [stamp],
     )
+    counts["idempotency_keys"] = _update(
+        db, "DELETE FROM idempotency_keys WHERE contact_id IN ({marks})", people
+    )
+    counts["bot_states"] = _update(db, "DELETE FROM bot_states WHERE contact_id IN ({marks})", people)
+    counts["bot_states"] += _update(db, "DELETE FROM bot_states WHERE touch_id IN ({marks})", touches)
     counts["outbox"] = blank_messages(db, found.outbox_ids)
     counts["webhook_deliveries"] = redact_deliveries(db, people) if deliveries else 0
     kinds = tuple(subject.kinds)

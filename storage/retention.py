@@ -6,7 +6,8 @@ Three rules, each off at 0 days:
   and address; its journal row (counts, times, status) and its touch stay, the touch without the
   provider's fields it copied from the request (its columns: channel, times, name, message, call
   figures, stay). A copy of a Telegram message sent that long ago, and of a webhook delivered to a
-  CRM, loses its text too: they were delivered, and the raw request they came from is gone.
+  CRM, loses its text too: they were delivered, and the raw request they came from is gone. So does
+  a card the bot was filling in that nobody touched for as long (storage/bot_states.py).
 - ``unregistered_days``: a contact nobody registered, with no touch for this long, is anonymised as
   an erasure would (storage/erasure.py), recorded with the reason ``unregistered``.
 - ``refused_days``: likewise a contact registered as not a lead for spam or a wrong number, with no
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Literal
 
 from sqlite_utils import Database
 
+from storage import bot_states
 from storage.db import Store, chunks, iso
 from storage.erasure import Actor, blank_messages, checkpoint, erase, redact_deliveries, redact_requests
 from storage.subjects import Found, Marks, Matcher, Subject, scan, subject_of
@@ -57,6 +59,8 @@ class Pass:
     unregistered: int = 0
     refused: int = 0
     checkpointed: bool = False
+    #: The bot's unsaved drafts and questions nobody touched for ``journal_days``.
+    drafts: int = 0
 
 
 # -- raw requests and delivered copies --------------------------------------------------------------
@@ -251,10 +255,11 @@ async def _expire_raw(store: Store, before: datetime, now: datetime) -> tuple[in
 
 async def run_pass(store: Store, rules: RetentionSection, now: datetime) -> Pass:
     """One pass of every rule that is on; each step in writer jobs of a bounded size."""
-    requests = fields = messages = deliveries = 0
+    requests = fields = messages = deliveries = drafts = 0
     if rules.journal_days:
         before = now - timedelta(days=rules.journal_days)
         requests, fields, messages, deliveries = await _expire_raw(store, before, now)
+        drafts = await store.write(partial(bot_states.expire, before=before))
     anonymised: dict[Rule, int] = {"unregistered": 0, "refused": 0}
     rule_days: tuple[tuple[Rule, int], ...] = (
         ("unregistered", rules.unregistered_days),
@@ -273,7 +278,7 @@ async def run_pass(store: Store, rules: RetentionSection, now: datetime) -> Pass
             )
             anonymised[rule] += people
             messages += blanked
-    changed = requests + fields + messages + deliveries + sum(anonymised.values())
+    changed = requests + fields + messages + deliveries + drafts + sum(anonymised.values())
     checkpointed = await asyncio.to_thread(checkpoint, store.path) if changed else True
     result = Pass(
         requests,
@@ -283,6 +288,7 @@ async def run_pass(store: Store, rules: RetentionSection, now: datetime) -> Pass
         anonymised["unregistered"],
         anonymised["refused"],
         checkpointed,
+        drafts,
     )
     log.info("retention pass", extra={"fields": {**result.__dict__}})
     return result

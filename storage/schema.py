@@ -458,6 +458,55 @@ CREATE INDEX journal_raw_kept ON journal (received_at) WHERE status = 'processed
     )
 
 
+@migrations()
+def m007_idempotency_keys(db: Database) -> None:
+    """What ``POST /api/registrations`` answered to each ``Idempotency-Key``, so a CRM's retry gets
+    the same answer and makes no second lead (leadline/api.py). Keyed by API client and key; the
+    request's fingerprint tells a retry from a different request reusing the key. ``contact_id``
+    lets an erasure drop the rows about the person; ``created_at`` lets old keys expire."""
+    _run(
+        db,
+        """
+CREATE TABLE idempotency_keys (
+    client TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    response TEXT NOT NULL,
+    contact_id INTEGER REFERENCES contacts (id),
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (client, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_time ON idempotency_keys (created_at);
+CREATE INDEX idempotency_keys_contact ON idempotency_keys (contact_id)
+""",
+    )
+
+
+@migrations()
+def m008_bot_states(db: Database) -> None:
+    """The bot's conversation states and drafts (aiogram's FSM storage, bot/fsm.py), so a card half
+    filled in is still there after a restart. One row per aiogram storage key. A row whose data is
+    about a person names their contact and touch, so an erasure deletes it with them; ``updated_at``
+    lets the retention pass drop what nobody touched for ``journal_days``."""
+    _run(
+        db,
+        """
+CREATE TABLE bot_states (
+    key TEXT PRIMARY KEY,
+    state TEXT,
+    data TEXT NOT NULL DEFAULT '{}',
+    contact_id INTEGER REFERENCES contacts (id),
+    touch_id INTEGER REFERENCES touches (id),
+    updated_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX bot_states_contact ON bot_states (contact_id) WHERE contact_id IS NOT NULL;
+CREATE INDEX bot_states_touch ON bot_states (touch_id) WHERE touch_id IS NOT NULL;
+CREATE INDEX bot_states_time ON bot_states (updated_at)
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

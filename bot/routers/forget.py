@@ -15,12 +15,10 @@ from functools import partial
 from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
-from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import ForgetCB
-from bot.drafts import drop_drafts
 from bot.replies import Replies
 from bot.views import CONTACT_TOUCHES, contact_text
 from leadline.config import Config
@@ -101,7 +99,6 @@ async def erase(
     staff: StaffMember,
     store: Store,
     clock: Callable[[], datetime],
-    state: FSMContext,
 ) -> None:
     if staff.role != "owner":
         await callback.answer(owners_only(), show_alert=True)
@@ -111,7 +108,6 @@ async def erase(
     if erased is None:
         await callback.answer(_("This contact no longer exists."), show_alert=True)
         return
-    await drop_drafts(state.storage, erased.contact_ids, erased.touch_ids)
     await edit(
         callback,
         _(

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.callbacks import CardCB, OpenCB
+from leadline import keys
+from storage.retention import run_pass
 from tests.bot.conftest import ANNA, BotEnv
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
 from tests.conftest import BASE, Running
@@ -225,3 +228,60 @@ async def test_the_form_can_change_campaign_owner_name_and_temperature_before_sa
     }
     assert srv.scalar("SELECT name FROM contacts") == "Irina Sergeevna"
     assert srv.scalar("SELECT campaign FROM registrations") == "vk_ads"
+
+
+async def test_a_half_filled_registration_survives_a_restart(bot_env: BotEnv) -> None:
+    """The card's draft and the question the bot waits on are kept in the database: a new process on
+    the same file takes the typed answer into the card and saves the lead as it was filled in."""
+    tg = bot_env.tg
+    fields = {"required": ["need", "company"], "desirable": []}
+    srv = await bot_env.start(lead_fields=fields)
+    await post_form(srv, phone="+7 916 123-00-99", message="Windows for a school")
+    touch = the_touch(srv)
+    t, c = touch["id"], touch["contact_id"]
+    card = await bot_env.says(ANNA, "89161230099", language="en")
+    card_id = card.result["message_id"]
+    await bot_env.press(ANNA, card_id, CardCB(act="lead", t=t, c=c, v="warm").pack())
+    boris = srv.scalar("SELECT id FROM staff WHERE telegram_id = 222")
+    await bot_env.press(ANNA, card_id, CardCB(act="own", t=t, c=c).pack())
+    await bot_env.press(ANNA, card_id, CardCB(act="own", t=t, c=c, v=str(boris)).pack())
+    assert "Owner: Boris" in bot_env.text(ANNA, card_id)
+    await srv.stop()
+
+    srv = await bot_env.start(lead_fields=fields)  # a new process on the same database
+    edits = len(tg.sent("editMessageText", chat_id=ANNA))
+    await bot_env.types(ANNA, "School No. 5", language="en")
+    await tg.wait_for("editMessageText", chat_id=ANNA, count=edits + 1)
+    assert "School No. 5" in bot_env.text(ANNA, card_id)
+    answer = await bot_env.press(ANNA, card_id, CardCB(act="save", t=t, c=c).pack())
+    assert answer.get("text") == "Saved."
+    [lead] = srv.rows("SELECT contact_id, temperature, owner_id, need, fields FROM leads")
+    assert lead == {
+        "contact_id": c,
+        "temperature": "warm",
+        "owner_id": boris,
+        "need": "Windows for a school",
+        "fields": '{"company": "School No. 5"}',
+    }
+    assert srv.scalar("SELECT COUNT(*) FROM bot_states") == 0  # a saved card leaves no draft behind
+
+
+async def test_a_draft_nobody_touched_for_journal_days_goes_in_the_retention_pass(bot_env: BotEnv) -> None:
+    """A kept draft is a copy of someone's words: the daily pass drops it once it is as old as the
+    raw requests it drops, and keeps a fresh one."""
+    now = [datetime.now(UTC)]
+    srv = await bot_env.start(clock=lambda: now[0])
+    await post_form(srv, phone="+7 916 123-00-99", name="Irina Sergeevna")
+    touch = the_touch(srv)
+    t, c = touch["id"], touch["contact_id"]
+    card = await bot_env.says(ANNA, "89161230099", language="en")
+    await bot_env.press(ANNA, card.result["message_id"], CardCB(act="lead", t=t, c=c, v="warm").pack())
+    assert srv.scalar("SELECT COUNT(*) FROM bot_states WHERE contact_id = ?", [c]) == 1
+    store = srv.server.app[keys.STORE]
+
+    now[0] += timedelta(days=srv.config.retention.journal_days - 1)
+    assert (await run_pass(store, srv.config.retention, now[0])).drafts == 0
+    now[0] += timedelta(days=2)
+    assert (await run_pass(store, srv.config.retention, now[0])).drafts == 2  # the draft and its question
+    assert srv.scalar("SELECT COUNT(*) FROM bot_states") == 0
+    assert srv.scalar("SELECT COUNT(*) FROM registrations") == 0  # the touch is still waiting

@@ -7,7 +7,9 @@ import gzip
 import io
 import json
 import threading
+import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +17,15 @@ import pytest
 import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
+from openapi_schema_validator import OAS31Validator
+from openapi_spec_validator import validate
 
 from leadline import keys
 from leadline.app import init_app
 from leadline.config import Config
+from storage.registrations import REASONS
 from storage.reports.report import build_report
-from storage.reports.scope import Period, Rules, Scope
+from storage.reports.scope import CHANNELS, Period, Rules, Scope
 from tests.cli import run_cli
 from tests.numbers.month import AS_OF, MSK, NOVEMBER, month_config, open_month
 
@@ -233,6 +238,50 @@ async def test_a_compressed_registration_is_read_and_one_cut_off_is_refused(
         assert resp.status == 201 and (await resp.json())["contact_created"] is True
 
 
+async def test_a_retried_registration_makes_one_lead_and_a_reused_key_is_refused(
+    tmp_path: Path, start_server: Any
+):
+    """draft-ietf-httpapi-idempotency-key-header: the same key and body get the first answer and
+    register nothing more; the same key with another body is a 422; keys expire after a day."""
+    now = [AS_OF]
+    srv = await start_server(api_config(tmp_path), clock=lambda: now[0])
+    url = f"{srv.url}/api/registrations"
+    body = {"phone": "8 (903) 123-45-67", "disposition": "lead", "temperature": "hot", "need": "a quote"}
+    leads = "SELECT COUNT(*) FROM leads"
+    before = srv.scalar(leads)
+
+    async def post(key: str, sent: dict[str, Any]) -> tuple[int, dict[str, Any], str | None]:
+        async with srv.session.post(url, json=sent, headers={**AUTH, "Idempotency-Key": key}) as resp:
+            return resp.status, await resp.json(), resp.headers.get("Idempotent-Replayed")
+
+    status, first, replayed = await post('"8e03978e-40d5-43e8-bc93-6894a57f9324"', body)
+    assert (status, replayed) == (201, None) and first["contact_created"] is True
+    # The CRM timed out and sends it again: the key bare this time, the fields in another order.
+    again = await post("8e03978e-40d5-43e8-bc93-6894a57f9324", dict(reversed(body.items())))
+    assert again == (201, first, "true")
+    assert srv.scalar(leads) == before + 1
+
+    status, refusal, _ = await post("8e03978e-40d5-43e8-bc93-6894a57f9324", {**body, "temperature": "cold"})
+    assert (status, refusal["error"]) == (422, "idempotency_key_reused")
+    assert "different request" in refusal["detail"]
+    assert srv.scalar(leads) == before + 1
+    status, refusal, _ = await post('"not closed', body)
+    assert (status, refusal["error"]) == (400, "bad_idempotency_key")
+
+    status, other, _ = await post("another-key", {**body, "phone": "+7 903 765-43-21"})
+    assert status == 201 and other["lead_id"] != first["lead_id"]
+    now[0] = AS_OF + timedelta(hours=25)  # the key has expired: the same request is a new one
+    status, later, replayed = await post("8e03978e-40d5-43e8-bc93-6894a57f9324", body)
+    assert (status, replayed) == (201, None) and later["lead_id"] not in (first["lead_id"], other["lead_id"])
+    assert srv.scalar(leads) == before + 3
+    assert srv.scalar("SELECT COUNT(*) FROM idempotency_keys") == 1  # the expired ones went
+
+    # Erasing the person drops the key that answered about them.
+    async with srv.session.delete(f"{srv.url}/api/contacts/{later['contact_id']}", headers=AUTH) as resp:
+        assert resp.status == 200 and (await resp.json())["rows"]["idempotency_keys"] == 1
+    assert srv.scalar("SELECT COUNT(*) FROM idempotency_keys") == 0
+
+
 async def test_a_registration_body_over_the_limit_is_a_413_with_a_reason(tmp_path: Path, start_server: Any):
     srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
     limit = srv.server.app[keys.CONFIG].http.max_body_bytes
@@ -245,6 +294,51 @@ async def test_a_registration_body_over_the_limit_is_a_413_with_a_reason(tmp_pat
         refusal = await resp.json()
         assert resp.status == 413 and refusal["error"] == "bad_body" and "over the limit" in refusal["detail"]
     assert srv.rows("SELECT id FROM contacts") == contacts
+
+
+async def test_the_openapi_document_is_valid_and_names_and_tags_every_operation(
+    tmp_path: Path, start_server: Any
+):
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    async with srv.session.get(f"{srv.url}/api/openapi.json") as resp:
+        document = await resp.json()
+    validate(document)  # OpenAPI 3.1, its JSON schemas included
+    operations = [op for path in document["paths"].values() for op in path.values()]
+    ids = [op.get("operationId") for op in operations]
+    assert None not in ids and len(set(ids)) == len(ids) == 8
+    tags = {tag["name"] for tag in document["tags"]}
+    assert all(op.get("tags") and set(op["tags"]) <= tags for op in operations)
+
+    # The document's own parameter takes the months and days the server reads, as the CLI does.
+    [period] = [p for p in document["paths"]["/api/report"]["get"]["parameters"] if p["name"] == "period"]
+    check = OAS31Validator(period["schema"], format_checker=OAS31Validator.FORMAT_CHECKER)
+    for value in ("2026-11", "2026-11-16", "last-month", "9999-12", "0001-01-01"):
+        assert check.is_valid(value), value
+        async with srv.session.get(f"{srv.url}/api/report", params={"period": value}, headers=AUTH) as resp:
+            assert resp.status == 200, value
+    assert not check.is_valid("2026-13") and not check.is_valid("soon")
+    # Its enums are storage's spellings.
+    schemas = document["components"]["schemas"]
+    assert schemas["NewRegistration"]["properties"]["reason"]["enum"] == list(REASONS)
+    assert schemas["Touch"]["properties"]["channel"]["enum"] == list(CHANNELS)
+
+
+async def test_flags_are_booleans_in_the_document_and_in_the_answers(tmp_path: Path, start_server: Any):
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    async with srv.session.get(f"{srv.url}/api/openapi.json") as resp:
+        schemas = (await resp.json())["components"]["schemas"]
+    assert schemas["Touch"]["properties"]["hidden_caller"]["type"] == "boolean"
+    assert schemas["Touch"]["properties"]["blocked"]["type"] == "boolean"
+    assert schemas["Contact"]["properties"]["blocked"]["type"] == "boolean"
+    assert schemas["Identifier"]["properties"]["valid"]["type"] == "boolean"
+
+    async with srv.session.get(f"{srv.url}/api/touches?channel=call", headers=AUTH) as resp:
+        calls = (await resp.json())["touches"]
+    assert {type(t["hidden_caller"]) for t in calls} == {type(t["blocked"]) for t in calls} == {bool}
+    assert {t["answered"] for t in calls} == {True, False}
+    async with srv.session.get(f"{srv.url}/api/contacts/{calls[0]['contact_id']}", headers=AUTH) as resp:
+        contact = await resp.json()
+    assert contact["blocked"] is False and [i["valid"] for i in contact["identifiers"]] == [True]
 
 
 @pytest.fixture(scope="module")
@@ -280,6 +374,10 @@ def test_the_server_does_what_its_openapi_document_says(live_api: str) -> None:
         @given(case=operation.as_strategy())
         @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def check(case: Any) -> None:
+            if case.headers and "Idempotency-Key" in case.headers:
+                # A key says "the request I sent before": a generated case is a new request, so it gets
+                # a new key (the retry and the reuse are test_a_retried_registration_makes_one_lead…).
+                case.headers["Idempotency-Key"] = uuid.uuid4().hex
             case.call_and_validate(base_url=live_api, headers=AUTH)
 
         check()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from bot.callbacks import CardCB, ForgetCB
-from leadline import keys
 from tests.bot.conftest import ANNA, BORIS, BotEnv
 from tests.bot.test_registration import post_form, the_touch
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
@@ -21,9 +20,11 @@ async def test_an_owner_erases_a_person_behind_a_confirm_button_and_staff_cannot
     missed = summary("entry-missed", "79161234567", start=int(time.time()) - 60, answered=False)
     assert (await post_mango(srv, "/events/summary", signed_mango(missed))).status == 200
     t, c = touch["id"], touch["contact_id"]
-    # Anna starts registering the person on their card: the bot keeps her draft in memory.
+    # Anna starts registering the person on their card: the bot keeps her draft in the database.
     card = await bot_env.says(ANNA, PHONE_TYPED, language="en")
     await bot_env.press(ANNA, card.result["message_id"], CardCB(act="lead", t=t, c=c, v="hot").pack())
+    [draft] = srv.rows("SELECT contact_id, touch_id, data FROM bot_states WHERE contact_id IS NOT NULL")
+    assert (draft["contact_id"], draft["touch_id"]) == (c, t) and NAME in draft["data"]
 
     refused = await bot_env.says(BORIS, f"/forget {PHONE_TYPED}", language="en")
     assert refused.params["text"] == "Only an owner can erase a person's data."
@@ -52,7 +53,7 @@ async def test_an_owner_erases_a_person_behind_a_confirm_button_and_staff_cannot
     [erasure] = srv.rows("SELECT origin, actor, reason, kinds FROM erasures")
     assert erasure == {"origin": "bot", "actor": "bot: Anna", "reason": "request", "kinds": '["phone"]'}
     # The card, its draft, the question and every message that showed the person: gone.
-    assert await srv.server.app[keys.DROP_DRAFTS]([c], [t]) == 0
+    assert srv.scalar("SELECT COUNT(*) FROM bot_states WHERE contact_id = ? OR touch_id = ?", [c, t]) == 0
     gone = await bot_env.press(ANNA, card.result["message_id"], CardCB(act="save", t=t, c=c).pack())
     assert gone.get("text") == "This contact no longer exists."
     waiting = await bot_env.says(ANNA, "/unregistered", language="en")

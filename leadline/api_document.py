@@ -1,0 +1,253 @@
+"""The OpenAPI document at ``/api/openapi.json``, built from the models the handlers parse and answer
+with (leadline/api_models.py): a schema here is a model's ``model_json_schema``, and each query
+parameter is a field of the operation's query model. Only the operations' words are written here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
+from pydantic_core import core_schema
+
+from leadline import api_models as m
+
+#: How long an ``Idempotency-Key`` is remembered: a retry within it gets the first answer.
+IDEMPOTENCY_HOURS = 24
+#: The longest key accepted; a UUID is 36 characters.
+MAX_IDEMPOTENCY_KEY = 255
+#: What the header may hold: a quoted Structured Field string or a bare key, printable ASCII.
+IDEMPOTENCY_KEY_PATTERN = (
+    rf'^("[ !#-\[\]-~]{{1,{MAX_IDEMPOTENCY_KEY}}}"|[!#-~]([ !#-~]{{0,{MAX_IDEMPOTENCY_KEY - 2}}}[!#-~])?)$'
+)
+
+_BODIES: tuple[type[BaseModel], ...] = (m.NewRegistration,)
+_ANSWERS: tuple[type[BaseModel], ...] = (
+    m.Error,
+    m.Contacts,
+    m.Contact,
+    m.TouchPage,
+    m.LeadPage,
+    m.Report,
+    m.Registered,
+    m.Erased,
+)
+
+
+class _Schema(GenerateJsonSchema):
+    """Pydantic's schemas, less the ``default: null`` of a field that is absent when not sent: the
+    field's type has no null in it (see ``api_models.Absent``), so the default would contradict it."""
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        json_schema = super().default_schema(schema)
+        if "default" in json_schema and json_schema["default"] is None:
+            del json_schema["default"]
+        return json_schema
+
+
+def _schemas() -> dict[str, Any]:
+    """Every body and answer model under ``components/schemas``, each referring to the others."""
+    _, top = models_json_schema(
+        [*((model, "validation") for model in _BODIES), *((model, "serialization") for model in _ANSWERS)],
+        ref_template="#/components/schemas/{model}",
+        schema_generator=_Schema,
+    )
+    return dict(top["$defs"])
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _parameters(query: type[BaseModel] | None) -> list[dict[str, Any]]:
+    """The query model's fields as query parameters, with the model's own schema for each."""
+    if query is None:
+        return []
+    schema = query.model_json_schema(mode="validation", schema_generator=_Schema)
+    required = set(schema.get("required", ()))
+    parameters = []
+    for name, prop in schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if k != "title"}
+        parameter: dict[str, Any] = {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": prop,
+        }
+        if "description" in prop:
+            parameter["description"] = prop.pop("description")
+        parameters.append(parameter)
+    return parameters
+
+
+def _answer(description: str, model: type[BaseModel] = m.Error) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _operation(
+    operation_id: str,
+    tag: str,
+    summary: str,
+    answer: type[BaseModel],
+    *,
+    query: type[BaseModel] | None = None,
+    path_id: bool = False,
+    status: str = "200",
+    answered: str = "OK",
+    **more: Any,
+) -> dict[str, Any]:
+    parameters = _parameters(query)
+    if path_id:
+        parameters.insert(0, {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}})
+    return {
+        "operationId": operation_id,
+        "tags": [tag],
+        "summary": summary,
+        "parameters": [*more.pop("parameters", []), *parameters],
+        "responses": {
+            status: _answer(answered, answer),
+            "400": _answer("a bad parameter or body"),
+            "401": _answer("no or unknown bearer token"),
+            **more.pop("responses", {}),
+        },
+        **more,
+    }
+
+
+_IDEMPOTENCY = (
+    f"With an `Idempotency-Key` header (draft-ietf-httpapi-idempotency-key-header: a string such as a"
+    f" UUID, quoted as a Structured Field or bare), a retry with the same key and body within"
+    f" {IDEMPOTENCY_HOURS} hours gets the first answer (with `Idempotent-Replayed: true`) and registers"
+    " nothing; the same key with another body is a 422 `idempotency_key_reused`. Keys are per API"
+    " client; a refused request keeps no key."
+)
+
+
+def build_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Leadline API",
+            "version": "1.0.0",
+            "description": "Contacts, touches, leads and numbers.",
+        },
+        "tags": [
+            {"name": "contacts", "description": "People, found by phone, email or name; erasure"},
+            {"name": "touches", "description": "Calls, forms, mail and touches entered by hand"},
+            {"name": "leads", "description": "Leads and their stages"},
+            {"name": "report", "description": "The numbers of `leadline report`"},
+            {"name": "registrations", "description": "Registering a contact from a CRM"},
+            {"name": "meta", "description": "This document"},
+        ],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": _schemas(),
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/contacts": {
+                "get": _operation(
+                    "findContacts",
+                    "contacts",
+                    "Find contacts by phone (any spelling), email or part of a name",
+                    m.Contacts,
+                    query=m.ContactsQuery,
+                )
+            },
+            "/api/contacts/{id}": {
+                "get": _operation(
+                    "getContact",
+                    "contacts",
+                    "One contact with its identifiers and touches",
+                    m.Contact,
+                    path_id=True,
+                    responses={"404": _answer("no such contact")},
+                ),
+                "delete": _operation(
+                    "forgetContact",
+                    "contacts",
+                    "Erase the person behind a contact: identifiers, names, texts, raw requests and"
+                    " messages. Their touches stay on the anonymous contact, so past reports do not"
+                    " change; the erasure is recorded without the values. The id of a contact merged"
+                    " into another erases that one.",
+                    m.Erased,
+                    path_id=True,
+                    answered="erased (again, for a contact erased before)",
+                    responses={"404": _answer("no such contact")},
+                ),
+            },
+            "/api/touches": {
+                "get": _operation(
+                    "listTouches",
+                    "touches",
+                    "Touches, oldest first, in pages (pass next_after_id as after_id)",
+                    m.TouchPage,
+                    query=m.TouchesQuery,
+                )
+            },
+            "/api/leads": {
+                "get": _operation(
+                    "listLeads",
+                    "leads",
+                    "Leads, oldest first, in pages (pass next_after_id as after_id)",
+                    m.LeadPage,
+                    query=m.LeadsQuery,
+                )
+            },
+            "/api/report": {
+                "get": _operation(
+                    "getReport",
+                    "report",
+                    "The numbers for a period (default: this month)",
+                    m.Report,
+                    query=m.ReportQuery,
+                    responses={"404": _answer("no staff member of that name")},
+                )
+            },
+            "/api/registrations": {
+                "post": _operation(
+                    "createRegistration",
+                    "registrations",
+                    "Register a contact (found or created by phone or email) as a lead or not a lead",
+                    m.Registered,
+                    status="201",
+                    answered="registered (or, for a retried key, registered before)",
+                    description=_IDEMPOTENCY,
+                    parameters=[
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
+                        }
+                    ],
+                    requestBody={
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref(m.NewRegistration)}},
+                    },
+                    responses={
+                        "413": _answer("a body over the limit"),
+                        "422": _answer("the Idempotency-Key was used for a different request"),
+                    },
+                )
+            },
+            "/api/openapi.json": {
+                "get": {
+                    "operationId": "getOpenAPI",
+                    "tags": ["meta"],
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "OK",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        },
+    }
+
+
+OPENAPI: dict[str, Any] = build_document()
