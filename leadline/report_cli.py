@@ -124,7 +124,7 @@ def report(
     elif as_csv:
         click.echo(report_csv(data), nl=False)
     else:
-        print_report(data)
+        print_report(data, config.campaign_title)
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -200,7 +200,8 @@ GROUP_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 )
 
 
-def print_report(data: dict[str, Any]) -> None:
+def print_report(data: dict[str, Any], campaign_title: Callable[[str], str] = str) -> None:
+    """The report as tables; ``campaign_title`` names a campaign as a person reads it (its config ``title``)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -219,11 +220,12 @@ def print_report(data: dict[str, Any]) -> None:
         if not groups:
             continue
         table = Table(title=f"By {by}")
-        table.add_column(by)
+        table.add_column(by, no_wrap=True)
         for header, _, _ in GROUP_COLUMNS:
             table.add_column(header, justify="right", no_wrap=True)
         for name, figures in groups.items():
-            table.add_row(name, *(fmt(figures[key]) for _, key, fmt in GROUP_COLUMNS))
+            shown = campaign_title(name) if by == "campaign" else name
+            table.add_row(shown, *(fmt(figures[key]) for _, key, fmt in GROUP_COLUMNS))
         console.print(table)
     if data["goals"]:
         goals = Table(title="Goals this month")
@@ -592,7 +594,9 @@ def demo(config_path: Path | None, database: Path | None, days: int, seed: int, 
     db = open_database(config.database_path)
     try:
         period = Period(start, today - timedelta(days=1), config.tz)
-        print_report(build_report(db, Scope(period, as_of=now), Rules.from_config(config)))
+        print_report(
+            build_report(db, Scope(period, as_of=now), Rules.from_config(config)), config.campaign_title
+        )
     finally:
         db.close()
     click.echo("\nYesterday's digest, as the owner gets it:\n")

@@ -189,3 +189,14 @@ def test_plan_without_history_asks_for_rates(config_path: Path):
     result = run_cli_sync("plan", "--config", str(config_path), "--clients", "2")
     assert result.code == 2
     assert "too little history to plan on" in result.output and "give the rates" in result.output
+
+
+def test_report_names_campaigns_by_their_titles_and_json_by_their_keys(tmp_path: Path):
+    from tests.numbers.test_export import known_month
+
+    config_path = known_month(tmp_path, "en")
+    table = run_cli_sync("report", "--config", str(config_path), "--period", "2026-11", "--as-of", AS_OF)
+    assert table.code == 0, table.output
+    assert "Бренд Москва" in table.output and "brand_msk" not in table.output
+    assert "vk_ads" in table.output  # no title: its key
+    assert set(report_json(config_path, "--period", "2026-11")["by_campaign"]) >= {"brand_msk", "vk_ads"}
