@@ -23,9 +23,11 @@ written once per language (:func:`bot.digest_figures.gather`, then :func:`write`
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -38,13 +40,13 @@ from sqlite_utils import Database
 from bot.catalogues import SOURCE_LOCALE, catalogues, pick_locale, written_for
 from bot.catalogues import gettext as _
 from bot.digest_chart import render_chart
-from bot.digest_figures import Figures, gather, money
+from bot.digest_figures import Figures, gather, money, whole
 from leadline.config import Config
 from storage.db import Store, now_utc
 from storage.digests import last_digested, mark_digested
 from storage.identifiers import mask
 from storage.local_time import local_text
-from storage.outbox import enqueue
+from storage.outbox import enqueue, files_to_send
 from storage.reports.scope import Period
 from storage.staff import owners
 from storage.worktime import WorkingCalendar
@@ -100,7 +102,7 @@ def write(figures: Figures, config: Config, locale: str) -> Digest:
     """The digest's text, buttons and chart in ``locale``, through the bot's catalogues."""
     with written_for(locale) as speaking_in:
         text, log_text, buttons = _words(figures, config, speaking_in)
-        chart = render_chart(figures, speaking_in)
+        chart = render_chart(figures, config, speaking_in)
     return Digest(figures.period, text, log_text, buttons, chart)
 
 
@@ -230,18 +232,19 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
             "Worst lead cost this month: <b>{campaign}</b> {lead_cost} ({leads} leads for {cost})",
             found["leads"]
         )  # fmt: skip
+        currency = config.leadline.currency
         tail.append(
             "\n"
             + dearest.format(
-                campaign=html.escape(name),
-                lead_cost=money(found["lead_cost"]),
+                campaign=html.escape(config.campaign_title(name)),
+                lead_cost=money(found["lead_cost"], currency, locale),
                 leads=found["leads"],
-                cost=money(found["cost"]),
+                cost=money(found["cost"], currency, locale),
             )
         )
     goals = figures.month_report["goals"]
     if goals:
-        parts = [_goal(name, g) for name, g in goals.items()]
+        parts = [_goal(name, g, config.leadline.currency, locale) for name, g in goals.items()]
         tail.append(
             _("Goals this month (so far/target → heading for): {goals}").format(goals="; ".join(parts))
         )
@@ -251,9 +254,14 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
     return text, log_text, buttons
 
 
-def _goal(name: str, progress: dict[str, Any]) -> str:
-    """One goal as "leads 4/10 → 7" (done so far / target → where the month is heading)."""
-    actual, target, projected = (money(progress[key]) for key in ("actual", "target", "projected"))
+def _goal(name: str, progress: dict[str, Any], currency: str, locale: str) -> str:
+    """One goal as "leads 4/10 → 7" (done so far / target → where the month is heading); revenue
+    in the config's currency."""
+    keys = ("actual", "target", "projected")
+    if name == "revenue":
+        actual, target, projected = (money(progress[key], currency, locale) for key in keys)
+    else:
+        actual, target, projected = (whole(progress[key]) for key in keys)
     words = {
         "leads": _("leads {actual}/{target} → {projected}"),
         "qualified": _("qualified {actual}/{target} → {projected}"),
@@ -278,6 +286,40 @@ def chart_path(config: Config, period: Period, locale: str | None = None) -> Pat
     days = period.start.isoformat() + ("" if period.days == 1 else f"..{period.end.isoformat()}")
     suffix = f"-{locale}" if locale else ""
     return db_path.with_name(f"{db_path.stem}-digest-{days}{suffix}.png")
+
+
+#: Charts of each kind (digests, ``/report`` answers) kept beside the database; older ones are
+#: removed once sent. Two weeks of daily digests, one of them in a second language.
+KEEP_CHARTS = 14
+
+
+def stale_charts(charts: Iterable[Path], keep: int, waiting: Collection[str]) -> list[Path]:
+    """All but the newest ``keep`` of ``charts`` (by when they were written), except those the outbox
+    has still to upload (``waiting``, as resolved paths)."""
+    written: list[tuple[int, Path]] = []
+    for path in charts:
+        try:
+            written.append((path.stat().st_mtime_ns, path))
+        except FileNotFoundError:  # removed by a clean-up running beside this one
+            continue
+    newest_first = [path for _mtime, path in sorted(written, reverse=True)]
+    return [p for p in newest_first[keep:] if str(p.resolve()) not in waiting]
+
+
+async def prune_charts(config: Config, store: Store, keep: int = KEEP_CHARTS) -> list[Path]:
+    """Remove old chart files beside the database, so a year of digests is not 365 PNGs; the removed."""
+    waiting = await store.read(files_to_send)
+    db_path = config.database_path
+
+    def prune() -> list[Path]:
+        removed = []
+        for kind in ("digest", "report"):
+            for path in stale_charts(db_path.parent.glob(f"{db_path.stem}-{kind}-*.png"), keep, waiting):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
+
+    return await asyncio.to_thread(prune)
 
 
 def telegram_payloads(digest: Digest, chart: Path) -> list[tuple[str, dict[str, Any], str]]:
@@ -411,6 +453,7 @@ async def send_digest(
     if not token:
         log.info("digest (no bot token: written here)\n%s\nchart: %s", digest.log_text, path)
         await store.write(partial(mark_digested, day=day))
+        await prune_charts(config, store)
         return Sent(digest, path, [], languages)
 
     def queue(db: Database) -> list[int]:
@@ -431,6 +474,7 @@ async def send_digest(
         return ids
 
     queued = await store.write(queue)
+    await prune_charts(config, store)
     fields = {"from": period.start.isoformat(), "to": day.isoformat(), "messages": len(queued)}
     log.info("digest queued", extra={"fields": fields})
     return Sent(digest, path, queued, languages)

@@ -1,4 +1,10 @@
-"""The digest's chart: a PNG of the last days' inbound contacts against registered ones, and lead cost.
+"""The digest's chart, drawn for a phone: a portrait PNG an owner reads without zooming.
+
+1080×1350 pixels (Instagram's portrait 4:5, what a phone shows full width), in type large enough
+at that width: the last 14 days of inbound contacts against registered ones, with the LRR line and
+the days off shaded, above the month's lead cost by campaign in the config's currency.
+A day with fewer than :data:`bot.digest_figures.MIN_CONTACTS_FOR_LRR` inbound contacts has no LRR
+point: its percentage says nothing and would pull the eye.
 
 matplotlib is imported inside :func:`render_chart`: it costs a process ~40 MB and a second, and
 only the digest and ``/report`` draw.
@@ -7,64 +13,118 @@ only the digest and ``/report`` draw.
 from __future__ import annotations
 
 import io
+import textwrap
 
 from babel.dates import format_date
 
 from bot.catalogues import gettext as _
-from bot.digest_figures import Figures, money
+from bot.digest_figures import MIN_CONTACTS_FOR_LRR, Figures, money
+from leadline.config import Config
+
+#: Inches at :data:`DPI`: 1080×1350 pixels.
+SIZE = (7.2, 9.0)
+DPI = 150
+#: Points at 150 dpi; on a phone showing the 1080 pixels in ~390 points, 15 pt here reads as ~11 pt.
+TEXT, SMALL, TITLE = 15, 13, 19
+INBOUND, REGISTERED, LRR, COST, DAY_OFF = "#9db4d0", "#2b6cb0", "#d9534f", "#f0ad4e", "#eeeeee"
+#: A campaign title longer than this is cut short with "…" above its bar.
+TITLE_WIDTH = 34
+#: The dearest campaigns shown; more would not fit at phone size.
+MAX_CAMPAIGNS = 6
 
 
-def render_chart(figures: Figures, locale: str) -> bytes:
-    """A PNG: inbound contacts vs registered per day with the LRR line; LC by campaign this month.
-    Its words are in the current language (see :func:`write`)."""
+def lrr_point(inbound_contacts: int, lrr: float | None) -> float:
+    """A day's LRR in per cent for the line, or NaN (no point, a gap in the line) for a day with too
+    few contacts for a rate to mean anything."""
+    if lrr is None or inbound_contacts < MIN_CONTACTS_FOR_LRR:
+        return float("nan")
+    return lrr * 100
+
+
+def render_chart(figures: Figures, config: Config, locale: str) -> bytes:
+    """The PNG, its words in the current language (see :func:`bot.digest.write`)."""
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
     series = figures.series
     days = [d for d, _group in series]
     inbound = [g.inbound_contacts for _day, g in series]
     registered = [g.registered for _day, g in series]
-    lrr = [g.lrr * 100 if g.lrr is not None else float("nan") for _day, g in series]
+    lrr = [lrr_point(g.inbound_contacts, g.lrr) for _day, g in series]
 
-    figure = Figure(figsize=(10, 4.2), dpi=110)
-    left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
-    x = range(len(days))
-    left.bar([i - 0.2 for i in x], inbound, width=0.4, label=_("inbound contacts"), color="#9db4d0")
-    left.bar([i + 0.2 for i in x], registered, width=0.4, label=_("registered"), color="#2b6cb0")
-    left.set_xticks(list(x), [d.strftime("%d.%m") for d in days], rotation=45, fontsize=8)
-    left.set_title(_("Last {n} day", "Last {n} days", len(days)).format(n=len(days)))
-    left.set_ylabel(_("contacts"))
-    twin = left.twinx()
-    twin.plot(list(x), lrr, color="#d9534f", marker="o", label="LRR %")
-    # Head-room above the bars and the 100 % mark, where the legend sits without hiding a day.
-    left.set_ylim(0, max([*inbound, 1]) * 1.4)
-    twin.set_ylim(0, 140)
-    twin.set_yticks([0, 20, 40, 60, 80, 100])
-    twin.set_ylabel("LRR %")
-    handles = left.get_legend_handles_labels()
-    more = twin.get_legend_handles_labels()
-    left.legend(
-        handles[0] + more[0], handles[1] + more[1], loc="upper left", ncol=3, fontsize=8, frameon=False
+    figure = Figure(figsize=SIZE, dpi=DPI)
+    top, bottom = figure.subplots(2, 1, gridspec_kw={"height_ratios": [3, 2], "hspace": 0.5})
+    x = list(range(len(days)))
+    for i, day in enumerate(days):
+        if day in figures.days_off:
+            top.axvspan(i - 0.5, i + 0.5, color=DAY_OFF, zorder=0)
+    top.bar([i - 0.2 for i in x], inbound, width=0.4, color=INBOUND, zorder=2)
+    top.bar([i + 0.2 for i in x], registered, width=0.4, color=REGISTERED, zorder=2)
+    labels = [f"{format_date(d, 'EEEEEE', locale=locale)}\n{d.day}" for d in days]
+    top.set_xticks(x, labels, fontsize=SMALL)
+    top.set_xlim(-0.6, len(days) - 0.4)
+    top.tick_params(axis="y", labelsize=SMALL)
+    top.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # people, not fractions of them
+    top.set_ylim(0, max([*inbound, 1]) * 1.15)
+    top.set_ylabel(_("contacts"), fontsize=TEXT)
+    top.set_title(_("Last {n} day", "Last {n} days", len(days)).format(n=len(days)), fontsize=TITLE, pad=48)
+    twin = top.twinx()
+    twin.plot(x, lrr, color=LRR, marker="o", markersize=7, linewidth=2.5, zorder=3)
+    twin.set_ylim(0, 105)
+    twin.set_yticks([0, 25, 50, 75, 100], ["0", "25", "50", "75", "100 %"], fontsize=SMALL)
+    for axis in (top, twin):
+        axis.spines["top"].set_visible(False)
+    handles = [
+        Patch(color=INBOUND, label=_("inbound contacts")),
+        Patch(color=REGISTERED, label=_("registered")),
+        twin.lines[0],
+        Patch(color=DAY_OFF, label=_("days off")),
+    ]
+    handles[2].set_label(_("LRR (days with {n}+ contacts)").format(n=MIN_CONTACTS_FOR_LRR))
+    top.legend(
+        handles=handles,
+        loc="lower left",
+        bbox_to_anchor=(0, 1.0),
+        ncol=2,
+        fontsize=SMALL - 1,
+        frameon=False,
+        borderaxespad=0.2,
     )
 
+    currency = config.leadline.currency
     priced = sorted(
         (
-            (name, g["lead_cost"])
+            (config.campaign_title(name), g["lead_cost"])
             for name, g in figures.month_report["by_campaign"].items()
             if g["lead_cost"] is not None
         ),
         key=lambda item: item[1],
-    )
-    if priced:
-        right.barh([n for n, _cost in priced], [v for _name, v in priced], color="#f0ad4e")
-        for i, (_name, value) in enumerate(priced):
-            right.text(value, i, f" {money(value)}", va="center", fontsize=8)
-        right.set_xlim(0, max(v for _name, v in priced) * 1.35)
-    else:
-        right.text(0.5, 0.5, _("no costs or leads yet"), ha="center", va="center", transform=right.transAxes)
+    )[-MAX_CAMPAIGNS:]
     month = format_date(figures.period.end, _("MMM y"), locale=locale)
-    right.set_title(_("Lead cost, {month} so far").format(month=month))
-    right.tick_params(axis="y", labelsize=8)
-    figure.tight_layout()
+    bottom.set_title(_("Lead cost, {month} so far").format(month=month), fontsize=TITLE, pad=12)
+    bottom.set_axis_off()
+    if priced:
+        # Each title above its bar, not beside it: a long title takes the width, not the bars'.
+        values = [value for _name, value in priced]
+        bottom.barh(range(len(values)), values, height=0.42, color=COST)
+        for i, (name, value) in enumerate(priced):
+            title = textwrap.shorten(name, TITLE_WIDTH, placeholder="…")
+            bottom.text(0, i + 0.27, title, va="bottom", fontsize=TEXT)
+            bottom.text(value, i, " " + money(value, currency, locale), va="center", fontsize=TEXT)
+        bottom.set_xlim(0, max(values) * 1.5)
+        bottom.set_ylim(-0.4, len(values) - 0.1)
+    else:
+        bottom.text(
+            0.5,
+            0.5,
+            _("no costs or leads yet"),
+            ha="center",
+            va="center",
+            fontsize=TEXT,
+            transform=bottom.transAxes,
+        )
+    figure.subplots_adjust(left=0.11, right=0.87, top=0.86, bottom=0.03)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()

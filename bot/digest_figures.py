@@ -3,10 +3,13 @@ by :mod:`bot.digest` (the words) and :mod:`bot.digest_chart` (the chart)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from babel import Locale
+from babel.numbers import format_currency
 from sqlite_utils import Database
 
 from leadline.config import Config
@@ -18,6 +21,9 @@ from storage.reports.scope import Period, Rules, Scope
 #: How many contacts the digest lists by name; the rest are a count.
 LIST_LIMIT = 5
 CHART_DAYS = 14
+#: A day with fewer inbound contacts than this gets no LRR point on the chart: 1 of 2 registered
+#: is "50 %" and would swing the line more than a busy day's real change (docs/report.md).
+MIN_CONTACTS_FOR_LRR = 5
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class Figures:
     #: The chart's days: each day's figures, up to the period's last day.
     series: list[tuple[date, Group]]
     registration_minutes: int
+    #: The chart's days that are not working days (weekends, public holidays): shaded on it.
+    days_off: frozenset[date] = frozenset()
 
 
 def comparison_span(period: Period) -> Period:
@@ -64,6 +72,7 @@ def gather(db: Database, config: Config, period: Period, now: datetime, *, diges
     month_report = build_report(
         db, Scope(Period(month.start, min(month.end, period.end), tz), as_of=now), rules
     )
+    series = daily_series(db, rules, period.end, now)
     return Figures(
         period=period,
         total=total,
@@ -73,8 +82,9 @@ def gather(db: Database, config: Config, period: Period, now: datetime, *, diges
         month_report=month_report,
         waiting=unregistered_contacts(db, scope, limit=LIST_LIMIT),
         missed=missed_contacts(db, total.missed_not_called_back_rows, limit=LIST_LIMIT),
-        series=daily_series(db, rules, period.end, now),
+        series=series,
         registration_minutes=rules.registration_minutes,
+        days_off=frozenset(day for day, _group in series if not rules.calendar.is_working_day(day)),
     )
 
 
@@ -90,6 +100,19 @@ def daily_series(
     return series
 
 
-def money(value: float | None) -> str:
-    """An amount as the digest and its chart write it: whole, thousands apart by a space."""
+def whole(value: float | None) -> str:
+    """A count as the digest and its chart write it: whole, thousands apart by a space."""
     return "–" if value is None else f"{value:,.0f}".replace(",", " ")
+
+
+def money(value: float | None, currency: str, locale: str) -> str:
+    """An amount in ``[leadline] currency`` as the reader's language writes money, whole:
+    ``45 000 ₽``, ``$45,000``, ``€1,950``; a currency with no symbol of its own keeps its code,
+    set apart from the digits (``RUB 45,000``)."""
+    if value is None:
+        return "–"
+    pattern = Locale.parse(locale).currency_formats["standard"].pattern.split(";")[0]
+    pattern = re.sub(r"\.0+", "", pattern)  # whole amounts: an owner reads 45 000, not 45 000,00
+    text = format_currency(round(value), currency, format=pattern, locale=locale, currency_digits=False)
+    text = re.sub(r"([A-Z]{3})(?=[\d\-−])", "\\1\u00a0", text)
+    return re.sub(r"(?<=\d)([A-Z]{3})", "\u00a0\\1", text)

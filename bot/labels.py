@@ -79,3 +79,71 @@ def disposition(code: str, reason_code: str | None, temperature_code: str | None
     if code == "lead":
         return _("lead ({temperature})").format(temperature=temperature(temperature_code))
     return _("not a lead ({reason})").format(reason=reason(reason_code))
+
+
+def yes_no(flag: bool) -> str:
+    return _("yes") if flag else _("no")
+
+
+def export_sheet(name: str) -> str:
+    """A sheet of ``leadline export``'s workbook (the tables of :mod:`storage.export`)."""
+    labels = {
+        "contacts": _("Contacts"),
+        "touches": _("Touches"),
+        "registrations": _("Registrations"),
+        "leads": _("Leads"),
+        "refusals": _("Refusals"),
+    }
+    return labels.get(name, name)
+
+
+def export_column(code: str) -> str:
+    """A column header of the export's workbook; a column not named here shows its code.
+    ``name`` is the contact's in every table, ``staff`` who handled the touch or registered it."""
+    labels = {
+        "id": _("ID"),
+        "name": _("Name"),
+        "phones": _("Phones"),
+        "emails": _("Emails"),
+        "created_at": _("Created"),
+        "touches": _("Touches"),
+        "first_touch_at": _("First touch"),
+        "last_touch_at": _("Last touch"),
+        "registered": _("Registered as"),
+        "occurred_at": _("When"),
+        "channel": _("Channel"),
+        "direction": _("Direction"),
+        "source": _("Source"),
+        "contact_id": _("Contact ID"),
+        "campaign": _("Campaign"),
+        "hidden_caller": _("Hidden number"),
+        "phone": _("Phone"),
+        "email": _("Email address"),
+        "message": _("Message"),
+        "call_status": _("Call status"),
+        "duration_s": _("Call length, s"),
+        "talk_s": _("Talk time, s"),
+        "staff": _("Staff member"),
+        "called_back_at": _("Called back at"),
+        "blocked": _("Blocked"),
+        "dropped": _("Dropped by rule"),
+        "disposition": _("Disposition"),
+        "reason": _("Reason"),
+        "origin": _("Entered via"),
+        "note": _("Note"),
+        "temperature": _("Temperature"),
+        "stage": _("Stage"),
+        "owner": _("Owner"),
+        "need": _("Need"),
+        "amount": _("Deal amount"),
+        "won_amount": _("Won amount"),
+        "lost_reason": _("Why lost"),
+        "returned_reason": _("Why returned"),
+        "follow_up_on": _("Follow-up"),
+        "qualified_at": _("Qualified"),
+        "accepted_at": _("Accepted"),
+        "closed_at": _("Closed"),
+        "kind": _("Refused as"),
+        "at": _("When"),
+    }
+    return labels.get(code, code)

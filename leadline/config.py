@@ -126,6 +126,17 @@ class LeadlineSection(Strict):
     timezone: str = "Europe/Moscow"
     region: Region = "RU"
     language: Literal["ru", "en"] = "ru"
+    #: ISO 4217 code of the money the costs and deals are in: the digest, its chart and the exports
+    #: write amounts in it (``45 000 ₽``, ``$45,000``).
+    currency: str = "RUB"
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        code = value.strip().upper()
+        if not re.fullmatch(r"[A-Z]{3}", code):
+            raise ValueError(f"write the currency as a three-letter ISO 4217 code such as RUB, not {value!r}")
+        return code
 
     @field_validator("timezone")
     @classmethod
@@ -317,6 +328,9 @@ class CostConfig(Strict):
 
 class CampaignConfig(Strict):
     name: str
+    #: What people read where the campaign is shown (digest, reports, exports); ``name`` stays the
+    #: key in the database, the API and the commands.
+    title: str | None = None
     kind: Literal["product", "company"] = "product"
     tracking_numbers: list[str] = []
     utm_campaign: list[str] = []
@@ -545,6 +559,13 @@ class Config(Strict):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.leadline.timezone)
+
+    def campaign_title(self, name: str) -> str:
+        """A campaign as a person reads it: its ``title``, else its key (also for one not in the config)."""
+        for campaign in self.campaigns:
+            if campaign.name == name:
+                return campaign.title or name
+        return name
 
     def source(self, name: str) -> SourceConfig | None:
         return next((s for s in self.sources if s.name == name), None)

@@ -63,6 +63,7 @@ DEMO_STAFF: list[dict[str, Any]] = [
 DEMO_CAMPAIGNS: list[dict[str, Any]] = [
     {
         "name": "brand_msk",
+        "title": "Brand search, Moscow",
         "tracking_numbers": ["+74950000055"],
         "utm_campaign": ["brand_msk"],
         "emails": ["sales@example.com"],
@@ -70,13 +71,15 @@ DEMO_CAMPAIGNS: list[dict[str, Any]] = [
     },
     {
         "name": "yandex_direct",
+        "title": "Yandex Direct",
         "tracking_numbers": ["+74950000066"],
         "utm_source": ["yandex"],
         "monthly": {"ads": 60000, "telephony": 4000},
     },
-    {"name": "vk_ads", "utm_source": ["vk"], "monthly": {"ads": 24000}},
+    {"name": "vk_ads", "title": "VK ads", "utm_source": ["vk"], "monthly": {"ads": 24000}},
     {
         "name": "cold_calls",
+        "title": "Cold calls",
         "monthly": {"wages": 30000, "desk": 6000, "phone_internet": 3000},
     },
 ]
@@ -647,6 +650,8 @@ def write_demo_config(config: Config) -> Path:
         f'database = "{config.database_path.name}"',
         f'timezone = "{config.leadline.timezone}"',
         f'region = "{config.leadline.region}"',
+        f'language = "{config.leadline.language}"',
+        f'currency = "{config.leadline.currency}"',
         "",
         "[working_time]",
         f"days = {json.dumps(config.working_time.days)}",
@@ -661,6 +666,8 @@ def write_demo_config(config: Config) -> Path:
         lines += [f'role = "{person.role}"', f"extensions = {json.dumps(person.extensions)}"]
     for campaign in config.campaigns:
         lines += ["", "[[campaigns]]", f'name = "{campaign.name}"']
+        if campaign.title:
+            lines.append(f"title = {json.dumps(campaign.title, ensure_ascii=False)}")
         for key in ("tracking_numbers", "utm_campaign", "utm_source", "emails"):
             values = getattr(campaign, key)
             if values:

@@ -10,9 +10,10 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +22,8 @@ import click
 from leadline.cli_base import config_option
 from leadline.cli_base import load as _load
 from leadline.config import CONFIG_ENV, DEFAULT_CONFIG, Config
+from leadline.export_files import Words, write_csv, write_xlsx
+from storage.export import Table
 from storage.reports.report import build_report
 from storage.reports.scope import GROUPINGS, Filters, Period, Rules, Scope
 from storage.staff import staff_named
@@ -28,16 +31,16 @@ from storage.staff import staff_named
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def period_options(fn: F) -> F:
+#: Every form :meth:`storage.reports.scope.Period.parse` reads, as the help lists them.
+PERIOD_FORMS = "day (or today), yesterday, week, last-week, month, last-month, YYYY-MM or YYYY-MM-DD"
+
+
+def period_options(fn: F, *, default: str = "month") -> F:
     fn = click.option("--to", "to_", default=None, help="Last day of a range (YYYY-MM-DD; default: today).")(
         fn
     )
     fn = click.option("--from", "from_", default=None, help="First day of a range (YYYY-MM-DD).")(fn)
-    return click.option(
-        "--period",
-        default=None,
-        help="day, yesterday, week, last-week, month, last-month, YYYY-MM or YYYY-MM-DD (default: month).",
-    )(fn)
+    return click.option("--period", default=None, help=f"{PERIOD_FORMS} (default: {default}).")(fn)
 
 
 def resolve_period(
@@ -121,7 +124,7 @@ def report(
     elif as_csv:
         click.echo(report_csv(data), nl=False)
     else:
-        print_report(data)
+        print_report(data, config.campaign_title)
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -197,7 +200,8 @@ GROUP_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 )
 
 
-def print_report(data: dict[str, Any]) -> None:
+def print_report(data: dict[str, Any], campaign_title: Callable[[str], str] = str) -> None:
+    """The report as tables; ``campaign_title`` names a campaign as a person reads it (its config ``title``)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -216,11 +220,12 @@ def print_report(data: dict[str, Any]) -> None:
         if not groups:
             continue
         table = Table(title=f"By {by}")
-        table.add_column(by)
+        table.add_column(by, no_wrap=True)
         for header, _, _ in GROUP_COLUMNS:
             table.add_column(header, justify="right", no_wrap=True)
         for name, figures in groups.items():
-            table.add_row(name, *(fmt(figures[key]) for _, key, fmt in GROUP_COLUMNS))
+            shown = campaign_title(name) if by == "campaign" else name
+            table.add_row(shown, *(fmt(figures[key]) for _, key, fmt in GROUP_COLUMNS))
         console.print(table)
     if data["goals"]:
         goals = Table(title="Goals this month")
@@ -311,7 +316,12 @@ _GROUP_KEYS = frozenset(
 
 @click.command()
 @config_option
-@period_options
+@partial(period_options, default="everything in the base")
+@click.option(
+    "--as-of",
+    default=None,
+    help="The day that day, week, month and the others count from (YYYY-MM-DD; default: today).",
+)
 @click.option(
     "--out",
     "out_dir",
@@ -333,43 +343,41 @@ def export(
     period: str | None,
     from_: str | None,
     to_: str | None,
+    as_of: str | None,
     out_dir: Path,
     fmt: str,
 ) -> None:
     """Write contacts, touches, registrations, leads and refusals (not a lead, lost) to CSV and XLSX.
 
-    Everything in the base, or what happened in one period with --period or --from/--to.
+    Everything in the base, or what happened in one period with --period or --from/--to: whole days
+    on the office clock. Times are in the office's zone, named in each time column's header.
     """
     from storage.db import open_database
     from storage.export import export_tables
 
     config = _load(config_path)
-    _, today = _today(config)
+    today = _as_of_day(config, as_of)
     chosen = resolve_period(config, period, from_, to_, today) if (period or from_ or to_) else None
     out_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(config.database_path)
     try:
-        tables = export_tables(db, config.tz, chosen)
+        tables = export_tables(
+            db,
+            config.tz,
+            chosen,
+            region=config.leadline.region,
+            source_regions={s.name: s.region for s in config.sources if s.region},
+        )
         written: list[str] = []
         counts: dict[str, int] = {}
         if fmt in ("csv", "all"):
             for table in tables:
                 path = out_dir / f"{table.name}.csv"
-                with path.open("w", newline="", encoding="utf-8") as fh:
-                    writer = csv.writer(fh)
-                    writer.writerow(table.columns)
-                    counts[table.name] = _write_rows(writer.writerow, table.rows())
+                counts[table.name] = write_csv(table, path)
                 written.append(str(path))
         if fmt in ("xlsx", "all"):
-            from openpyxl import Workbook
-
-            book = Workbook(write_only=True)
-            for table in tables:
-                sheet = book.create_sheet(table.name)
-                sheet.append(list(table.columns))
-                counts[table.name] = _write_rows(sheet.append, table.rows())
             path = out_dir / "leadline-export.xlsx"
-            book.save(path)
+            counts = write_xlsx(tables, path, export_words(config, tables))
             written.append(str(path))
     finally:
         db.close()
@@ -379,12 +387,30 @@ def export(
         click.echo(f"  {path_text}")
 
 
-def _write_rows(write: Callable[[list[Any]], Any], rows: Iterable[tuple[Any, ...]]) -> int:
-    count = 0
-    for row in rows:
-        write(list(row))
-        count += 1
-    return count
+def export_words(config: Config, tables: list[Table]) -> Words:
+    """The workbook's words in the office's language (``[leadline] language``), from the bot's catalogues."""
+    from bot import labels
+    from bot.catalogues import written_for
+
+    with written_for(config.leadline.language):
+        return Words(
+            sheets={t.name: labels.export_sheet(t.name) for t in tables},
+            columns={c.code: labels.export_column(c.code) for t in tables for c in t.columns},
+            campaigns={c.name: config.campaign_title(c.name) for c in config.campaigns},
+            yes=labels.yes_no(True),
+            no=labels.yes_no(False),
+            currency=config.leadline.currency,
+        )
+
+
+def _as_of_day(config: Config, as_of: str | None) -> date:
+    """The day that ``day``, ``week``, ``month``… count from: ``--as-of``, else today on the office clock."""
+    if not as_of:
+        return _today(config)[1]
+    try:
+        return date.fromisoformat(as_of)
+    except ValueError:
+        raise click.BadParameter("use a date, e.g. 2026-12-01", param_hint="--as-of") from None
 
 
 # -- plan ----------------------------------------------------------------------------------------
@@ -568,7 +594,9 @@ def demo(config_path: Path | None, database: Path | None, days: int, seed: int, 
     db = open_database(config.database_path)
     try:
         period = Period(start, today - timedelta(days=1), config.tz)
-        print_report(build_report(db, Scope(period, as_of=now), Rules.from_config(config)))
+        print_report(
+            build_report(db, Scope(period, as_of=now), Rules.from_config(config)), config.campaign_title
+        )
     finally:
         db.close()
     click.echo("\nYesterday's digest, as the owner gets it:\n")

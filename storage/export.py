@@ -1,38 +1,65 @@
 """The base as tables for a spreadsheet: contacts, touches, registrations, leads and refusals.
 
-Times are written in the business's own time zone (what the owner reads on the office clock), which
-each time column's header names (``created_at (Europe/Moscow)``), and phones and emails in full: an
-export is the owner's copy of their own data, unlike a log line.
+The rows carry values, not text: times as aware datetimes in the business's own time zone (what the
+owner reads on the office clock), days as dates, flags as booleans, phones in E.164, so that the
+writers (``leadline/export_files.py``) can make real cells of them and say which zone the times are
+in. Phones and emails are whole: an export is the owner's copy of their own data, unlike a log line.
+Column codes are English and stable (a CSV's headers, the keys a script reads); the words a person
+reads in a workbook are the bot's (``bot/labels.py``).
 The refusals table (not-a-lead and lost, with reasons) is the list for later campaigns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
+from storage.identifiers import phone
 from storage.reports.scope import Period
+
+#: How a column's values are kept and shown: ``time`` an aware datetime in the table's zone,
+#: ``date`` a day, ``flag`` a bool, ``money`` an amount in the config's currency, ``campaign`` a
+#: campaign's key (a person reads its title), ``count`` a whole number, ``text`` as it is.
+Kind = Literal["id", "text", "count", "time", "date", "flag", "money", "campaign"]
+
+
+@dataclass(frozen=True)
+class Column:
+    code: str
+    kind: Kind = "text"
 
 
 @dataclass(frozen=True)
 class Table:
     name: str
-    columns: tuple[str, ...]
+    columns: tuple[Column, ...]
     rows: Callable[[], Iterator[tuple[Any, ...]]]
+    #: The zone of every ``time`` column.
+    tz: ZoneInfo
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        """The column codes, a time column's with its zone (``created_at (Europe/Moscow)``)."""
+        return tuple(f"{c.code} ({self.tz.key})" if c.kind == "time" else c.code for c in self.columns)
 
 
-def _local(tz: ZoneInfo) -> Callable[[str | None], str | None]:
-    def convert(value: str | None) -> str | None:
-        if not value:
-            return value
-        return datetime.fromisoformat(value).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+def _cols(*spec: str | tuple[str, Kind]) -> tuple[Column, ...]:
+    return tuple(Column(s) if isinstance(s, str) else Column(*s) for s in spec)
 
-    return convert
+
+def _converter(kind: Kind, tz: ZoneInfo) -> Callable[[Any], Any] | None:
+    if kind == "time":
+        return lambda v: datetime.fromisoformat(v).astimezone(tz) if v else None
+    if kind == "date":
+        return lambda v: date.fromisoformat(v[:10]) if v else None
+    if kind == "flag":
+        return lambda v: None if v is None else bool(v)
+    return None
 
 
 _IDENTIFIERS = (
@@ -41,150 +68,166 @@ _IDENTIFIERS = (
 )
 
 
-def export_tables(db: Database, tz: ZoneInfo, period: Period | None = None) -> list[Table]:
-    """Each table of the export; with a period, only what happened in it (and the contacts touched)."""
-    local = _local(tz)
-    start, end = period.bounds() if period else ("", "\uffff")
+def export_tables(
+    db: Database,
+    tz: ZoneInfo,
+    period: Period | None = None,
+    *,
+    region: str = "RU",
+    source_regions: Mapping[str, str] | None = None,
+) -> list[Table]:
+    """Each table of the export; with a period, only what happened in it (and the contacts touched).
 
-    def query(sql: str, params: list[Any], times: tuple[int, ...]) -> Callable[[], Iterator[tuple[Any, ...]]]:
+    ``region`` (and a source's own, in ``source_regions``) reads a touch's number as written by its
+    provider into E.164, as capture read it; a number that is no valid one stays as written."""
+    start, end = period.bounds() if period else ("", "\uffff")
+    regions = source_regions or {}
+
+    def query(
+        sql: str, params: list[Any], columns: tuple[Column, ...]
+    ) -> Callable[[], Iterator[tuple[Any, ...]]]:
+        converters = [(i, f) for i, c in enumerate(columns) if (f := _converter(c.kind, tz)) is not None]
+
         def rows() -> Iterator[tuple[Any, ...]]:
             for row in db.execute(sql, params):
                 values = list(row)
-                for i in times:
-                    values[i] = local(values[i])
+                for i, convert in converters:
+                    values[i] = convert(values[i])
                 yield tuple(values)
 
         return rows
 
-    contacts = Table(
+    def table(name: str, columns: tuple[Column, ...], sql: str, params: list[Any]) -> Table:
+        return Table(name, columns, query(sql, params, columns), tz)
+
+    contacts = table(
         "contacts",
-        (
-            "id",
+        _cols(
+            ("id", "id"),
             "name",
             "phones",
             "emails",
-            "created_at",
-            "touches",
-            "first_touch_at",
-            "last_touch_at",
+            ("created_at", "time"),
+            ("touches", "count"),
+            ("first_touch_at", "time"),
+            ("last_touch_at", "time"),
             "registered",
         ),
-        query(
-            f"SELECT c.id, c.name, {_IDENTIFIERS.format('c.id')}, c.created_at, t.n, t.first_at, t.last_at,"
-            " (SELECT r.disposition FROM registrations r WHERE r.contact_id = c.id ORDER BY r.created_at DESC, r.id DESC"
-            " LIMIT 1) FROM contacts c JOIN (SELECT contact_id, COUNT(*) AS n, MIN(occurred_at) AS first_at,"
-            " MAX(occurred_at) AS last_at FROM touches WHERE contact_id IS NOT NULL AND occurred_at >= ?"
-            " AND occurred_at < ? GROUP BY contact_id) t ON t.contact_id = c.id WHERE c.merged_into IS NULL"
-            " ORDER BY c.id",
-            [start, end],
-            (4, 6, 7),
-        ),
+        f"SELECT c.id, c.name, {_IDENTIFIERS.format('c.id')}, c.created_at, t.n, t.first_at, t.last_at,"
+        " (SELECT r.disposition FROM registrations r WHERE r.contact_id = c.id ORDER BY r.created_at DESC, r.id DESC"
+        " LIMIT 1) FROM contacts c JOIN (SELECT contact_id, COUNT(*) AS n, MIN(occurred_at) AS first_at,"
+        " MAX(occurred_at) AS last_at FROM touches WHERE contact_id IS NOT NULL AND occurred_at >= ?"
+        " AND occurred_at < ? GROUP BY contact_id) t ON t.contact_id = c.id WHERE c.merged_into IS NULL"
+        " ORDER BY c.id",
+        [start, end],
     )
-    touches = Table(
-        "touches",
-        (
-            "id",
-            "occurred_at",
-            "channel",
-            "direction",
-            "source",
-            "contact_id",
-            "campaign",
-            "hidden_caller",
-            "phone",
-            "email",
-            "name",
-            "message",
-            "call_status",
-            "duration_s",
-            "talk_s",
-            "staff",
-            "called_back_at",
-            "blocked",
-            "dropped",
-        ),
-        query(
-            "SELECT t.id, t.occurred_at, t.channel, t.direction, t.source, t.contact_id, t.campaign, t.hidden_caller,"
-            " t.phone_raw, t.email_raw, t.name, t.message, t.call_status, t.duration_s, t.talk_s, s.name,"
-            " t.called_back_at, t.blocked, t.dropped FROM touches t LEFT JOIN staff s ON s.id = t.staff_id"
-            " WHERE t.occurred_at >= ? AND t.occurred_at < ? ORDER BY t.occurred_at, t.id",
-            [start, end],
-            (1, 16),
-        ),
+    touch_columns = _cols(
+        ("id", "id"),
+        ("occurred_at", "time"),
+        "channel",
+        "direction",
+        "source",
+        ("contact_id", "id"),
+        ("campaign", "campaign"),
+        ("hidden_caller", "flag"),
+        "phone",
+        "email",
+        "name",
+        "message",
+        "call_status",
+        ("duration_s", "count"),
+        ("talk_s", "count"),
+        "staff",
+        ("called_back_at", "time"),
+        ("blocked", "flag"),
+        "dropped",
     )
-    registrations = Table(
+    touch_rows = query(
+        "SELECT t.id, t.occurred_at, t.channel, t.direction, t.source, t.contact_id, t.campaign, t.hidden_caller,"
+        " t.phone_raw, t.email_raw, t.name, t.message, t.call_status, t.duration_s, t.talk_s, s.name,"
+        " t.called_back_at, t.blocked, t.dropped FROM touches t LEFT JOIN staff s ON s.id = t.staff_id"
+        " WHERE t.occurred_at >= ? AND t.occurred_at < ? ORDER BY t.occurred_at, t.id",
+        [start, end],
+        touch_columns,
+    )
+
+    def touches_e164() -> Iterator[tuple[Any, ...]]:
+        for row in touch_rows():
+            raw = row[8]
+            if not raw or row[7]:  # no number, or a withheld one (kept as the provider sent it)
+                yield row
+                continue
+            found = phone(raw, regions.get(row[4], region))
+            yield (*row[:8], found.value if found else raw, *row[9:])
+
+    touches = Table("touches", touch_columns, touches_e164, tz)
+    registrations = table(
         "registrations",
-        (
-            "id",
-            "created_at",
-            "contact_id",
+        _cols(
+            ("id", "id"),
+            ("created_at", "time"),
+            ("contact_id", "id"),
             "name",
             "disposition",
             "reason",
-            "campaign",
+            ("campaign", "campaign"),
             "staff",
             "origin",
             "note",
         ),
-        query(
-            "SELECT r.id, r.created_at, r.contact_id, c.name, r.disposition, r.reason, r.campaign, s.name, r.origin,"
-            " r.note FROM registrations r JOIN contacts c ON c.id = r.contact_id"
-            " LEFT JOIN staff s ON s.id = r.staff_id WHERE r.created_at >= ? AND r.created_at < ? ORDER BY r.id",
-            [start, end],
-            (1,),
-        ),
+        "SELECT r.id, r.created_at, r.contact_id, c.name, r.disposition, r.reason, r.campaign, s.name, r.origin,"
+        " r.note FROM registrations r JOIN contacts c ON c.id = r.contact_id"
+        " LEFT JOIN staff s ON s.id = r.staff_id WHERE r.created_at >= ? AND r.created_at < ? ORDER BY r.id",
+        [start, end],
     )
-    leads = Table(
+    leads = table(
         "leads",
-        (
-            "id",
-            "created_at",
-            "contact_id",
+        _cols(
+            ("id", "id"),
+            ("created_at", "time"),
+            ("contact_id", "id"),
             "name",
             "phones",
             "emails",
             "temperature",
             "stage",
-            "campaign",
+            ("campaign", "campaign"),
             "owner",
             "need",
-            "amount",
-            "won_amount",
+            ("amount", "money"),
+            ("won_amount", "money"),
             "lost_reason",
             "returned_reason",
-            "follow_up_on",
-            "qualified_at",
-            "accepted_at",
-            "closed_at",
+            ("follow_up_on", "date"),
+            ("qualified_at", "time"),
+            ("accepted_at", "time"),
+            ("closed_at", "time"),
         ),
-        query(
-            f"SELECT l.id, l.created_at, l.contact_id, c.name, {_IDENTIFIERS.format('l.contact_id')}, l.temperature,"
-            " l.stage, l.campaign, s.name, l.need, l.amount, l.won_amount, l.lost_reason, l.returned_reason,"
-            " l.follow_up_on, l.qualified_at, l.accepted_at, l.closed_at FROM leads l"
-            " JOIN contacts c ON c.id = l.contact_id LEFT JOIN staff s ON s.id = l.owner_id"
-            " WHERE l.created_at >= ? AND l.created_at < ? ORDER BY l.id",
-            [start, end],
-            (1, 16, 17, 18),
-        ),
+        f"SELECT l.id, l.created_at, l.contact_id, c.name, {_IDENTIFIERS.format('l.contact_id')}, l.temperature,"
+        " l.stage, l.campaign, s.name, l.need, l.amount, l.won_amount, l.lost_reason, l.returned_reason,"
+        " l.follow_up_on, l.qualified_at, l.accepted_at, l.closed_at FROM leads l"
+        " JOIN contacts c ON c.id = l.contact_id LEFT JOIN staff s ON s.id = l.owner_id"
+        " WHERE l.created_at >= ? AND l.created_at < ? ORDER BY l.id",
+        [start, end],
     )
-    refusals = Table(
+    refusals = table(
         "refusals",
-        ("kind", "at", "contact_id", "name", "phones", "emails", "reason", "campaign"),
-        query(
-            f"SELECT 'not_a_lead', r.created_at, r.contact_id, c.name, {_IDENTIFIERS.format('r.contact_id')},"
-            " r.reason, r.campaign FROM registrations r JOIN contacts c ON c.id = r.contact_id"
-            " WHERE r.disposition = 'not_a_lead' AND r.created_at >= ? AND r.created_at < ?"
-            f" UNION ALL SELECT 'lost', l.closed_at, l.contact_id, c.name, {_IDENTIFIERS.format('l.contact_id')},"
-            " l.lost_reason, l.campaign FROM leads l JOIN contacts c ON c.id = l.contact_id"
-            " WHERE l.stage = 'lost' AND l.closed_at >= ? AND l.closed_at < ? ORDER BY 2",
-            [start, end, start, end],
-            (1,),
+        _cols(
+            "kind",
+            ("at", "time"),
+            ("contact_id", "id"),
+            "name",
+            "phones",
+            "emails",
+            "reason",
+            ("campaign", "campaign"),
         ),
+        f"SELECT 'not_a_lead', r.created_at, r.contact_id, c.name, {_IDENTIFIERS.format('r.contact_id')},"
+        " r.reason, r.campaign FROM registrations r JOIN contacts c ON c.id = r.contact_id"
+        " WHERE r.disposition = 'not_a_lead' AND r.created_at >= ? AND r.created_at < ?"
+        f" UNION ALL SELECT 'lost', l.closed_at, l.contact_id, c.name, {_IDENTIFIERS.format('l.contact_id')},"
+        " l.lost_reason, l.campaign FROM leads l JOIN contacts c ON c.id = l.contact_id"
+        " WHERE l.stage = 'lost' AND l.closed_at >= ? AND l.closed_at < ? ORDER BY 2",
+        [start, end, start, end],
     )
-    return [_zoned(t, tz) for t in (contacts, touches, registrations, leads, refusals)]
-
-
-def _zoned(table: Table, tz: ZoneInfo) -> Table:
-    """The headers of time columns (``…_at``, as everywhere in the schema) name the zone they are in."""
-    columns = tuple(f"{c} ({tz.key})" if c == "at" or c.endswith("_at") else c for c in table.columns)
-    return replace(table, columns=columns)
+    return [contacts, touches, registrations, leads, refusals]

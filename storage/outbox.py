@@ -44,3 +44,16 @@ def enqueue(
         ],
     )
     return int(cursor.lastrowid or 0)
+
+
+def files_to_send(db: Database) -> set[str]:
+    """The local files (``file://`` payload values, a digest's chart) of rows not yet sent: a
+    clean-up of old charts must leave these, or a Telegram outage would lose the photo."""
+    files: set[str] = set()
+    for (payload,) in db.execute(
+        "SELECT payload FROM outbox WHERE status IN ('pending', 'sending') AND payload LIKE '%\"file://%'"
+    ):
+        for value in json.loads(payload).values():
+            if isinstance(value, str) and value.startswith("file://"):
+                files.add(value.removeprefix("file://"))
+    return files

@@ -26,7 +26,7 @@ from sqlite_utils import Database
 from bot import cards
 from bot.catalogues import current_locale
 from bot.catalogues import gettext as _
-from bot.digest import compose, telegram_payloads
+from bot.digest import compose, prune_charts, telegram_payloads
 from bot.number_args import ArgumentError, CostArgs, PlanArgs, parse_cost, parse_period, parse_plan
 from bot.replies import Replies
 from leadline.config import Config
@@ -124,6 +124,7 @@ async def report(
     await asyncio.to_thread(_write_whole, chart, digest.chart_png)
     await store.write(partial(_queue, chat_id=chat_id, payloads=telegram_payloads(digest, chart), at=now))
     replies.wake()
+    await prune_charts(config, store)
 
 
 # ---------------------------------------------------------------------- /plan

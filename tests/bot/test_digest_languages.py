@@ -70,7 +70,7 @@ async def test_each_owner_reads_the_digest_in_their_language(bot_env: BotEnv) ->
         "<b>Пропущенных звонков без перезвона: 1</b>\n"
         "• 16.11 10:00 MSK +79160000007\n"
         "\n"
-        "Самая высокая стоимость лида в этом месяце: <b>brand_msk</b> 12 000 (2 лида за 24 000)\n"
+        "Самая высокая стоимость лида в этом месяце: <b>brand_msk</b> 12\u00a0000\u00a0₽ (2 лида за 24\u00a0000\u00a0₽)\n"
         "Цели месяца (сейчас/цель → прогноз на месяц): лиды 4/10 → 7"
     )
     c7 = srv.scalar("SELECT contact_id FROM identifiers WHERE value = '+79160000007'")
@@ -88,7 +88,10 @@ async def test_each_owner_reads_the_digest_in_their_language(bot_env: BotEnv) ->
     )
     assert "Registration lag: p50 65 min, p90 65 min (SLA 15: 0 of 1 in time)" in english
     assert "Missed, not called back: 1</b>\n• 16.11 10:00 MSK +79160000007" in english
-    assert "Worst lead cost this month: <b>brand_msk</b> 12 000 (2 leads for 24 000)" in english
+    assert (
+        "Worst lead cost this month: <b>brand_msk</b> RUB\u00a012,000 (2 leads for RUB\u00a024,000)"
+        in english
+    )
     assert last(bot_env, "sendMessage", CAROL)["reply_markup"]["inline_keyboard"] == [
         [{"text": "Call back: +79160000007", "callback_data": f"contact:{c7}"}]
     ]
@@ -125,7 +128,10 @@ async def test_report_follows_the_owners_own_language_over_their_telegram_app(bo
     )
     assert "Зарегистрировано: <b>6 · LRR 75 %</b> · среди новых 71 %" in text
     assert "Пропущенных звонков: <b>4</b> · без перезвона <b>2</b>" in text
-    assert "Самая высокая стоимость лида в этом месяце: <b>brand_msk</b> 22 500 (2 лида за 45 000)" in text
+    assert (
+        "Самая высокая стоимость лида в этом месяце: <b>brand_msk</b> 22\u00a0500\u00a0₽ (2 лида за 45\u00a0000\u00a0₽)"
+        in text
+    )
     assert str(last(bot_env, "sendPhoto", ANNA)["caption"]).startswith(
         "<b>Leadline · 2026-11</b>\nВходящие контакты"
     )

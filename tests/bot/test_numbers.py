@@ -97,7 +97,7 @@ async def test_report_sends_the_digest_with_its_chart_for_any_period(bot_env: Bo
     assert "Registered: 6 · LRR 75 % · new 71 %" in month
     assert "Registration lag: p50 20 min, p90 51 min" in month
     assert "Missed calls: 4 · not called back 2" in month
-    assert "Worst lead cost this month: brand_msk 22 500 (2 leads for 45 000)" in month
+    assert "Worst lead cost this month: brand_msk RUB\u00a022,500 (2 leads for RUB\u00a045,000)" in month
     caption, png = last_photo(bot_env, ANNA)
     assert caption.startswith("Leadline · 2026-11\n") and png.startswith(PNG)
     assert len(bot_env.tg.sent("sendPhoto", chat_id=ANNA)) == 4
@@ -178,7 +178,7 @@ async def test_cost_from_the_owner_is_recorded_and_moves_the_lead_cost(bot_env: 
 
     # The report's lead cost follows: brand_msk's 2 November leads now cost 45 000 each.
     report = text_of(await bot_env.says(ANNA, "/report 2026-11", language="en"))
-    assert "Worst lead cost this month: brand_msk 45 000 (2 leads for 90 000)" in report
+    assert "Worst lead cost this month: brand_msk RUB\u00a045,000 (2 leads for RUB\u00a090,000)" in report
 
 
 async def test_plan_for_2_clients_asks_for_100_leads(bot_env: BotEnv) -> None:

@@ -114,7 +114,7 @@ def test_export_writes_csv_and_xlsx_with_the_refusals_list(config_path: Path, tm
     result = run_cli_sync("export", "--config", str(config_path), "--out", str(out))
     assert result.code == 0, result.output
     assert "Exported all time: 11 contacts, 17 touches, 6 registrations, 5 leads, 2 refusals" in result.output
-    with (out / "refusals.csv").open(encoding="utf-8") as fh:
+    with (out / "refusals.csv").open(encoding="utf-8-sig") as fh:
         refusals = list(csv.DictReader(fh))
     assert [(r["kind"], r["reason"], r["phones"]) for r in refusals] == [
         ("not_a_lead", "partner", "+79160000003"),
@@ -122,17 +122,17 @@ def test_export_writes_csv_and_xlsx_with_the_refusals_list(config_path: Path, tm
     ]
     assert refusals[0]["at (Europe/Moscow)"] == "2026-11-05 09:05:00"  # local time, its zone in the header
     book = load_workbook(out / "leadline-export.xlsx", read_only=True)
-    assert book.sheetnames == ["contacts", "touches", "registrations", "leads", "refusals"]
-    leads = list(book["leads"].iter_rows(values_only=True))
+    assert book.sheetnames == ["Контакты", "Обращения", "Регистрации", "Лиды", "Отказы"]
+    leads = list(book["Лиды"].iter_rows(values_only=True))
     assert leads[0][:8] == (
-        "id",
-        "created_at (Europe/Moscow)",
-        "contact_id",
-        "name",
-        "phones",
-        "emails",
-        "temperature",
-        "stage",
+        "ID",
+        "Создан (Europe/Moscow)",
+        "ID контакта",
+        "Имя",
+        "Телефоны",
+        "Эл. почта",
+        "Температура",
+        "Этап",
     )
     assert sorted(r[7] for r in leads[1:]) == ["accepted", "lost", "new", "returned", "won"]
     book.close()
@@ -189,3 +189,14 @@ def test_plan_without_history_asks_for_rates(config_path: Path):
     result = run_cli_sync("plan", "--config", str(config_path), "--clients", "2")
     assert result.code == 2
     assert "too little history to plan on" in result.output and "give the rates" in result.output
+
+
+def test_report_names_campaigns_by_their_titles_and_json_by_their_keys(tmp_path: Path):
+    from tests.numbers.test_export import known_month
+
+    config_path = known_month(tmp_path, "en")
+    table = run_cli_sync("report", "--config", str(config_path), "--period", "2026-11", "--as-of", AS_OF)
+    assert table.code == 0, table.output
+    assert "Бренд Москва" in table.output and "brand_msk" not in table.output
+    assert "vk_ads" in table.output  # no title: its key
+    assert set(report_json(config_path, "--period", "2026-11")["by_campaign"]) >= {"brand_msk", "vk_ads"}

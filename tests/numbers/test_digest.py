@@ -44,7 +44,9 @@ def test_the_day_against_the_same_day_a_week_earlier(tmp_path: Path):
     assert "Missed, not called back: 1</b>\n• 16.11 10:00 MSK +79160000007" in text
     assert "Leads: <b>1</b> (−1) · hot 1, warm 0, cold 0" in text  # C2 and C4 became leads on Mon 9 Nov
     # Month to date (1-16 Nov): brand_msk 45 000 * 16/30 over 2 leads is the worst LC.
-    assert "Worst lead cost this month: <b>brand_msk</b> 12 000 (2 leads for 24 000)" in text
+    assert (
+        "Worst lead cost this month: <b>brand_msk</b> RUB\u00a012,000 (2 leads for RUB\u00a024,000)" in text
+    )
     # 4 leads in 11 of November's 20 working days (to Tue 17 Nov, the report time) head for 7.
     assert "Goals this month (so far/target → heading for): leads 4/10 → 7" in text
     assert digest.buttons == [("Call back: +79160000007", f"contact:{_c7(config)}")]
@@ -136,7 +138,10 @@ async def test_without_a_token_the_log_reads_the_offices_language(
     assert "Leadline · пн, 16 ноября 2026\nВходящие контакты: 1 (+1) · обращений 2\n" in logged
     assert "Пропущенных звонков: 1 · без перезвона 1" in logged
     assert "Пропущенных звонков без перезвона: 1\n• 16.11 10:00 MSK +79*******07" in logged
-    assert "Самая высокая стоимость лида в этом месяце: brand_msk 12 000 (2 лида за 24 000)" in logged
+    assert (
+        "Самая высокая стоимость лида в этом месяце: brand_msk 12\u00a0000\u00a0₽ (2 лида за 24\u00a0000\u00a0₽)"
+        in logged
+    )
     assert "Цели месяца (сейчас/цель → прогноз на месяц): лиды 4/10 → 7" in logged
     assert "Inbound contacts" not in logged and "+79160000007" not in logged
     assert set(sent.languages) == {"ru"} and sent.queued == []
@@ -153,8 +158,13 @@ def test_a_count_before_a_noun_agrees_with_it_in_both_languages(tmp_path: Path):
         russian = compose(db, config, day, msk(17, 9), locale="ru").text
     finally:
         db.close()
-    assert "Worst lead cost this month: <b>brand_msk</b> 3 000 (1 lead for 3 000)" in english
-    assert "Самая высокая стоимость лида в этом месяце: <b>brand_msk</b> 3 000 (1 лид за 3 000)" in russian
+    assert (
+        "Worst lead cost this month: <b>brand_msk</b> RUB\u00a03,000 (1 lead for RUB\u00a03,000)" in english
+    )
+    assert (
+        "Самая высокая стоимость лида в этом месяце: <b>brand_msk</b> 3\u00a0000\u00a0₽ (1 лид за 3\u00a0000\u00a0₽)"
+        in russian
+    )
     assert russian.startswith("<b>Leadline · пн, 2 ноября 2026</b>\n")
     assert "<i>(в сравнении с пн, 26 октября)</i>" in russian
 

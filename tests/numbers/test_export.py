@@ -1,0 +1,157 @@
+"""`leadline export` as a manager opens it: the workbook in Excel, the CSVs too, one period at a time."""
+
+from __future__ import annotations
+
+import csv
+import re
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+
+from storage.db import open_database
+from tests.cli import run_cli_sync
+from tests.numbers.month import CAMPAIGNS, build_known_month, month_config
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def known_month(tmp_path: Path, language: str, currency: str = "RUB") -> Path:
+    """The known November (tests/numbers/month.py), brand_msk with a title, in ``language``."""
+    campaigns = [{**CAMPAIGNS[0], "title": "Бренд Москва"}, CAMPAIGNS[1]]
+    leadline = {"timezone": "Europe/Moscow", "region": "RU", "language": language, "currency": currency}
+    config = month_config(tmp_path, campaigns=campaigns, leadline=leadline)
+    db = open_database(config.database_path)
+    build_known_month(db, config)
+    db.close()
+    return tmp_path / "config.toml"
+
+
+def export(config_path: Path, out: Path, *args: str) -> str:
+    result = run_cli_sync("export", "--config", str(config_path), "--out", str(out), *args)
+    assert result.code == 0, result.output
+    return result.output
+
+
+def rows(sheet: Any) -> list[list[Any]]:
+    return [[c.value for c in row] for row in sheet.iter_rows()]
+
+
+def test_the_workbook_speaks_the_office_language_with_real_dates_and_a_frozen_filtered_header(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    export(known_month(tmp_path, "ru"), out, "--format", "xlsx")
+    book = load_workbook(out / "leadline-export.xlsx")
+    assert book.sheetnames == ["Контакты", "Обращения", "Регистрации", "Лиды", "Отказы"]
+
+    leads = book["Лиды"]
+    header = rows(leads)[0]
+    assert header[:4] == ["ID", "Создан (Europe/Moscow)", "ID контакта", "Имя"]
+    assert "Сумма сделки, RUB" in header and "Закрыт (Europe/Moscow)" in header
+    created = leads["B2"]
+    assert created.value == datetime(2026, 11, 2, 10, 12)  # Moscow wall clock, a date cell
+    assert created.is_date and created.number_format == "yyyy-mm-dd hh:mm:ss"
+    assert leads.freeze_panes == "A2"
+    assert leads.auto_filter.ref == "A1:S6"  # the header and 5 leads
+    widths = {letter: dim.width for letter, dim in leads.column_dimensions.items()}
+    assert len(widths) == len(header) and all(6 <= w <= 60 for w in widths.values())
+    assert widths["B"] >= len("2026-11-02 10:12:00")  # a narrower column shows Excel's ####
+    won = header.index("Сумма выигранной сделки, RUB")
+    assert [r[won] for r in rows(leads)[1:] if r[won] is not None] == [100000]
+
+    touches = book["Обращения"]
+    table = rows(touches)
+    header = table[0]
+    hidden, phone, campaign = (header.index(h) for h in ("Скрытый номер", "Телефон", "Кампания"))
+    assert {r[hidden] for r in table[1:]} == {"да", "нет"}
+    # C1 called as "8 (916) 000-00-01": the number a manager can dial from anywhere, as everywhere else.
+    assert table[2][phone] == "+79160000001"
+    assert all(E164.match(r[phone]) for r in table[1:] if r[hidden] == "нет" and r[phone])
+    assert "Бренд Москва" in {r[campaign] for r in table[1:]} and "brand_msk" not in {
+        r[campaign] for r in table[1:]
+    }
+    assert touches.freeze_panes == "A2" and touches.auto_filter.ref == "A1:S18"
+    book.close()
+
+
+def test_an_english_office_reads_english_headers_and_its_currency(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    export(known_month(tmp_path, "en", currency="usd"), out, "--format", "xlsx")
+    book = load_workbook(out / "leadline-export.xlsx")
+    assert book.sheetnames == ["Contacts", "Touches", "Registrations", "Leads", "Refusals"]
+    header = rows(book["Leads"])[0]
+    assert header[:2] == ["ID", "Created (Europe/Moscow)"] and "Deal amount, USD" in header
+    touches = rows(book["Touches"])
+    assert {r[touches[0].index("Hidden number")] for r in touches[1:]} == {"yes", "no"}
+    book.close()
+
+
+def test_csvs_open_in_excel_with_a_bom_and_keep_codes_a_script_reads(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    export(known_month(tmp_path, "ru"), out, "--format", "csv")
+    firsts = {"contacts": "id", "touches": "id", "registrations": "id", "leads": "id", "refusals": "kind"}
+    for name, first in firsts.items():
+        assert (out / f"{name}.csv").read_bytes().startswith(f"\ufeff{first},".encode()), name
+    with (out / "touches.csv").open(encoding="utf-8-sig", newline="") as fh:
+        touches = list(csv.DictReader(fh))
+    assert touches[1]["occurred_at (Europe/Moscow)"] == "2026-11-02 10:00:00"
+    assert touches[1]["phone"] == "+79160000001"  # written "8 (916) 000-00-01"
+    assert touches[1]["campaign"] == "brand_msk"
+    assert {t["hidden_caller"] for t in touches} == {"yes", "no"}
+    assert {t["blocked"] for t in touches} == {"yes", "no"}
+
+
+def test_each_period_form_the_help_lists_exports_those_days(tmp_path: Path) -> None:
+    config_path = known_month(tmp_path, "en")
+    help_text = run_cli_sync("export", "--help").output
+    assert "day (or today), yesterday, week, last-week, month, last-month, YYYY-MM or YYYY-MM-DD" in " ".join(
+        help_text.split()
+    )
+    assert "(default: everything in the base)" in " ".join(help_text.split())
+    everything = tmp_path / "all"
+    export(config_path, everything, "--format", "csv")
+    with (everything / "touches.csv").open(encoding="utf-8-sig", newline="") as fh:
+        days = [date.fromisoformat(t["occurred_at (Europe/Moscow)"][:10]) for t in csv.DictReader(fh)]
+
+    # Wednesday 18 November 2026 is the day the words count from.
+    forms: list[tuple[list[str], str, date, date]] = [
+        (["--period", "day"], "2026-11-18", date(2026, 11, 18), date(2026, 11, 18)),
+        (["--period", "today"], "2026-11-18", date(2026, 11, 18), date(2026, 11, 18)),
+        (["--period", "yesterday"], "2026-11-17", date(2026, 11, 17), date(2026, 11, 17)),
+        (["--period", "week"], "2026-11-16..2026-11-22", date(2026, 11, 16), date(2026, 11, 22)),
+        (["--period", "last-week"], "2026-11-09..2026-11-15", date(2026, 11, 9), date(2026, 11, 15)),
+        (["--period", "month"], "2026-11", date(2026, 11, 1), date(2026, 11, 30)),
+        (["--period", "last-month"], "2026-10", date(2026, 10, 1), date(2026, 10, 31)),
+        (["--period", "2026-11"], "2026-11", date(2026, 11, 1), date(2026, 11, 30)),
+        (["--period", "2026-11-13"], "2026-11-13", date(2026, 11, 13), date(2026, 11, 13)),
+        (
+            ["--from", "2026-11-02", "--to", "2026-11-06"],
+            "2026-11-02..2026-11-06",
+            date(2026, 11, 2),
+            date(2026, 11, 6),
+        ),
+    ]
+    for i, (args, label, first, last) in enumerate(forms):
+        out = tmp_path / f"p{i}"
+        printed = export(config_path, out, "--format", "csv", "--as-of", "2026-11-18", *args)
+        expected = sum(1 for d in days if first <= d <= last)
+        assert f"Exported {label}: " in printed and f", {expected} touches," in printed, (args, printed)
+        with (out / "touches.csv").open(encoding="utf-8-sig", newline="") as fh:
+            got = [date.fromisoformat(t["occurred_at (Europe/Moscow)"][:10]) for t in csv.DictReader(fh)]
+        assert len(got) == expected and all(first <= d <= last for d in got), args
+    # The last touch is at 00:00 on 1 December in Moscow (21:00 UTC on 30 November): December's.
+    assert f", {sum(1 for d in days if d.month == 11)} touches," in export(
+        config_path, tmp_path / "nov", "--format", "csv", "--period", "2026-11"
+    )
+
+
+@pytest.mark.parametrize("bad", [["--period", "fortnight"], ["--as-of", "18.11.2026", "--period", "week"]])
+def test_a_period_it_cannot_read_is_refused_with_the_forms(tmp_path: Path, bad: list[str]) -> None:
+    result = run_cli_sync(
+        "export", "--config", str(known_month(tmp_path, "en")), "--out", str(tmp_path), *bad
+    )
+    assert result.code == 2
+    assert "use day, yesterday, week" in result.output or "use a date, e.g. 2026-12-01" in result.output
