@@ -46,7 +46,8 @@ class OpenCB(CallbackData, prefix="o"):
 
 
 class MergeCB(CallbackData, prefix="m"):
-    """``ask`` for the other contact, ``do`` merge b into a, ``undo`` merge ``a``, ``no`` cancel."""
+    """``ask`` for the other contact, ``do`` merge b into a, ``undo`` merge ``a``, ``apart`` keep a and b
+    apart (not the same person), ``no`` cancel."""
 
     act: str
     a: int
