@@ -68,3 +68,12 @@ class ForgetCB(CallbackData, prefix="f"):
 
     act: str
     c: int
+
+
+class BlockCB(CallbackData, prefix="b"):
+    """/blocked's buttons: ``page`` turns to page ``page``, ``un`` takes entry ``id`` off the list
+    (then redraws page ``page``)."""
+
+    act: str
+    page: int = 0
+    id: int = 0

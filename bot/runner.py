@@ -35,6 +35,7 @@ from bot.outbox import OutboxSender
 from bot.replies import Replies
 from bot.routers import (
     access,
+    blocklist,
     errors,
     fallback,
     find,
@@ -102,6 +103,7 @@ def build_dispatcher(
         numbers.make_router(),
         merge.make_router(),
         forget.make_router(),
+        blocklist.make_router(),
         lookup.make_router(),
         fallback.make_router(),
     )

@@ -34,6 +34,7 @@ from capture.providers.base import (
 from capture.settle import settle, text
 from leadline.config import Config, SourceConfig
 from storage.attribution import CampaignIndex
+from storage.blocking import BlockRules
 from storage.calls import apply_call_event
 from storage.db import Clock, Store, now_utc, savepoint
 from storage.events import ContactEvent
@@ -134,6 +135,7 @@ class Capture:
 
     def __post_init__(self) -> None:
         self.campaigns = CampaignIndex.build(self.config.campaigns, self.config.leadline.region)
+        self.blocking = BlockRules.build(self.config.block, self.config.leadline.region)
         self._defaulted: dict[str, tuple[SourceConfig, SourceConfig]] = {}
 
     def context(self, source_name: str, journal_id: int | None, received_at: datetime) -> EventContext:
@@ -148,6 +150,7 @@ class Capture:
             default_owner=self.owner_by_source.get(source_name),
             staff_by_extension=self.staff_by_extension,
             callback_deadline=self.callback_deadline,
+            blocking=self.blocking,
         )
 
     def _with_defaults(self, source: SourceConfig) -> SourceConfig:

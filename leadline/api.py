@@ -24,6 +24,7 @@ from sqlite_utils import Database
 
 from capture.server import BodyRefused, read_body
 from leadline import keys
+from storage.blocking import blocklist_page, unblock
 from storage.contacts import contact_card, search_contacts
 from storage.erasure import Actor, forget
 from storage.errors import Code, DomainError
@@ -61,6 +62,7 @@ ApiCode = Literal[
     "bad_body",
     "identifier_required",
     "no_staff",
+    "not_blocked",
 ]
 
 
@@ -240,6 +242,41 @@ async def forget_contact(request: web.Request) -> web.Response:
     )
 
 
+async def blocked(request: web.Request) -> web.Response:
+    """The block list a page at a time, and the config's ``[[block]]`` rules (not removable here)."""
+    _client(request)
+    after = _int(request, "after_id", 0)
+    limit = _int(request, "limit", 100, 1, MAX_LIMIT)
+    found = await request.app[keys.STORE].read(lambda db: blocklist_page(db, after_id=after, limit=limit))
+    return web.json_response(
+        {
+            "blocked": found,
+            "rules": request.app[keys.CAPTURE].blocking.rows(),
+            "next_after_id": found[-1]["id"] if found else None,
+        }
+    )
+
+
+async def unblock_entry(request: web.Request) -> web.Response:
+    """Take a number or address off the block list: its touches count again from now on."""
+    client = _client(request)
+    try:
+        entry_id = int(request.match_info["id"])
+    except ValueError:
+        raise ApiError(400, "bad_parameter", "the entry id must be an integer", parameter="id") from None
+    if not 0 <= entry_id < 2**63:
+        raise ApiError(404, "not_blocked", f"no block-list entry #{entry_id}", entry_id=entry_id)
+    app = request.app
+    entry = await app[keys.STORE].write(partial(unblock, entry_id=entry_id, at=app[keys.CLOCK]()))
+    if entry is None:
+        raise ApiError(404, "not_blocked", f"no block-list entry #{entry_id}", entry_id=entry_id)
+    log.info(
+        "unblocked from the API",
+        extra={"fields": {"client": client, "entry": entry_id, "kind": entry["kind"]}},
+    )
+    return web.json_response({"unblocked": entry})
+
+
 async def touches(request: web.Request) -> web.Response:
     _client(request)
     return await _paged(request, "touches", touches_after, _CHANNEL)
@@ -360,6 +397,8 @@ def setup_api(app: web.Application, *, send_webhooks: bool = True) -> None:
     app.router.add_get("/api/contacts", contacts)
     app.router.add_get("/api/contacts/{id}", contact)
     app.router.add_delete("/api/contacts/{id}", forget_contact)
+    app.router.add_get("/api/blocked", blocked)
+    app.router.add_delete("/api/blocked/{id}", unblock_entry)
     app.router.add_get("/api/touches", touches)
     app.router.add_get("/api/leads", leads)
     app.router.add_get("/api/report", report)
@@ -568,6 +607,19 @@ OPENAPI: dict[str, Any] = {
                     "checkpointed": {"type": "boolean"},
                 },
             },
+            "BlockEntry": {
+                "type": "object",
+                "required": ["id", "kind", "value", "reason", "at", "staff", "contact_id"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "kind": {"type": "string", "enum": ["phone", "email"]},
+                    "value": {"type": "string"},
+                    "reason": _NULLABLE_STRING,
+                    "at": {"type": "string"},
+                    "staff": _NULLABLE_STRING,
+                    "contact_id": _NULLABLE_INT,
+                },
+            },
             "Registered": {
                 "type": "object",
                 "required": ["registration_id", "contact_id", "lead_id", "contact_created"],
@@ -622,6 +674,39 @@ OPENAPI: dict[str, Any] = {
                 [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
                 responses={"404": _ok(_ref("Error"), "no such contact")},
             ),
+        },
+        "/api/blocked": {
+            "get": _op(
+                "The block list, oldest first, in pages (pass next_after_id as after_id), and the"
+                " config's [[block]] rules, which only the config changes",
+                _ok(
+                    {
+                        "type": "object",
+                        "required": ["blocked", "rules", "next_after_id"],
+                        "properties": {
+                            "blocked": {"type": "array", "items": _ref("BlockEntry")},
+                            "rules": {"type": "array", "items": {"type": "object"}},
+                            "next_after_id": _NULLABLE_INT,
+                        },
+                    }
+                ),
+                _PAGE_PARAMS,
+            )
+        },
+        "/api/blocked/{id}": {
+            "delete": _op(
+                "Take a number or address off the block list: its touches count again from now on",
+                _ok(
+                    {
+                        "type": "object",
+                        "required": ["unblocked"],
+                        "properties": {"unblocked": _ref("BlockEntry")},
+                    },
+                    "unblocked",
+                ),
+                [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                responses={"404": _ok(_ref("Error"), "no such entry on the block list")},
+            )
         },
         "/api/touches": {
             "get": _page_op(

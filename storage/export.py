@@ -1,4 +1,5 @@
-"""The base as tables for a spreadsheet: contacts, touches, registrations, leads and refusals.
+"""The base as tables for a spreadsheet: contacts, touches, registrations, leads, refusals and the
+block list (whole, whatever the period: it is a state, not an event).
 
 Times are written in the business's own time zone (what the owner reads on the office clock), which
 each time column's header names (``created_at (Europe/Moscow)``), and phones and emails in full: an
@@ -181,7 +182,17 @@ def export_tables(db: Database, tz: ZoneInfo, period: Period | None = None) -> l
             (1,),
         ),
     )
-    return [_zoned(t, tz) for t in (contacts, touches, registrations, leads, refusals)]
+    blocklist = Table(
+        "blocklist",
+        ("id", "kind", "value", "reason", "staff", "at"),
+        query(
+            "SELECT b.id, b.kind, b.value, b.reason, s.name, b.at FROM blocklist b"
+            " LEFT JOIN staff s ON s.id = b.staff_id ORDER BY b.id",
+            [],
+            (5,),
+        ),
+    )
+    return [_zoned(t, tz) for t in (contacts, touches, registrations, leads, refusals, blocklist)]
 
 
 def _zoned(table: Table, tz: ZoneInfo) -> Table:
