@@ -21,6 +21,7 @@ from storage.contacts import Claim, Resolution, resolve_contacts
 from storage.db import chunks, iso
 from storage.events import ContactEvent
 from storage.identifiers import Identifier, email, phone
+from storage.registrations import Draft
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class EventContext:
     callback_deadline: Callable[[datetime], datetime] | None = None
     #: The config's ``[[block]]`` rules, beside the block list in the database.
     blocking: BlockRules = NO_RULES
+    #: For a source that says ``register``: how the system registers each of its touches.
+    registers: Draft | None = None
 
 
 @dataclass(frozen=True, slots=True)
