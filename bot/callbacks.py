@@ -77,3 +77,11 @@ class BlockCB(CallbackData, prefix="b"):
     act: str
     page: int = 0
     id: int = 0
+
+
+class ContactCB(CallbackData, prefix="c"):
+    """A contact card's own buttons: ``dnc`` sets contact ``c``'s do-not-contact flag to ``v`` (1 or 0)."""
+
+    act: str
+    c: int
+    v: int = 0

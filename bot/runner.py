@@ -36,6 +36,7 @@ from bot.replies import Replies
 from bot.routers import (
     access,
     blocklist,
+    do_not_contact,
     errors,
     fallback,
     find,
@@ -104,6 +105,7 @@ def build_dispatcher(
         merge.make_router(),
         forget.make_router(),
         blocklist.make_router(),
+        do_not_contact.make_router(),
         lookup.make_router(),
         fallback.make_router(),
     )

@@ -25,9 +25,9 @@ from sqlite_utils import Database
 from capture.server import BodyRefused, read_body
 from leadline import keys
 from storage.blocking import blocklist_page, unblock
-from storage.contacts import contact_card, search_contacts
+from storage.contacts import contact_card, search_contacts, set_do_not_contact
 from storage.erasure import Actor, forget
-from storage.errors import Code, DomainError
+from storage.errors import Code, DomainError, NoContact
 from storage.id_pages import leads_after, touches_after
 from storage.identifiers import email, mask, phone
 from storage.register import Person, register
@@ -217,6 +217,52 @@ async def contact(request: web.Request) -> web.Response:
     return web.json_response(card)
 
 
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await read_body(request, request.app[keys.CONFIG].http.max_body_bytes))
+    except BodyRefused as exc:
+        raise ApiError(exc.status, "bad_body", exc.reason) from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiError(400, "bad_body", "the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_body", "the body must be a JSON object")
+    return body
+
+
+async def update_contact(request: web.Request) -> web.Response:
+    """Set or clear a contact's do-not-contact flag; answers the contact as GET does."""
+    client = _client(request)
+    contact_id = _contact_id(request)
+    body = await _json_object(request)
+    unknown = sorted(set(body) - {"do_not_contact"})
+    if unknown:
+        raise ApiError(
+            400, "bad_parameter", f"unknown field {unknown[0]}: only do_not_contact", parameter=unknown[0]
+        )
+    value = body.get("do_not_contact")
+    if not isinstance(value, bool):
+        raise ApiError(
+            400, "bad_parameter", "do_not_contact must be true or false", parameter="do_not_contact"
+        )
+    app = request.app
+
+    def mark(db: Database) -> dict[str, Any] | None:
+        try:
+            marked = set_do_not_contact(db, contact_id, value, at=app[keys.CLOCK]())
+        except NoContact:
+            return None
+        return contact_card(db, marked)
+
+    card = await app[keys.STORE].write(mark)
+    if card is None:
+        raise ApiError(404, "no_contact", f"no contact #{contact_id}", contact_id=contact_id)
+    log.info(
+        "do not contact set from the API",
+        extra={"fields": {"client": client, "contact": card["id"], "do_not_contact": value}},
+    )
+    return web.json_response(card)
+
+
 async def forget_contact(request: web.Request) -> web.Response:
     """Erase the person behind a contact (storage/erasure.py); the bot's unsaved drafts go too."""
     client = _client(request)
@@ -312,14 +358,7 @@ async def report(request: web.Request) -> web.Response:
 
 async def create_registration(request: web.Request) -> web.Response:
     client = _client(request)
-    try:
-        body = json.loads(await read_body(request, request.app[keys.CONFIG].http.max_body_bytes))
-    except BodyRefused as exc:
-        raise ApiError(exc.status, "bad_body", exc.reason) from None
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ApiError(400, "bad_body", "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_body", "the body must be a JSON object")
+    body = await _json_object(request)
     config, now = request.app[keys.CONFIG], request.app[keys.CLOCK]()
     fields = {
         k: body.get(k)
@@ -396,6 +435,7 @@ def setup_api(app: web.Application, *, send_webhooks: bool = True) -> None:
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_get("/api/contacts", contacts)
     app.router.add_get("/api/contacts/{id}", contact)
+    app.router.add_patch("/api/contacts/{id}", update_contact)
     app.router.add_delete("/api/contacts/{id}", forget_contact)
     app.router.add_get("/api/blocked", blocked)
     app.router.add_delete("/api/blocked/{id}", unblock_entry)
@@ -490,6 +530,7 @@ OPENAPI: dict[str, Any] = {
                     "created_at": {"type": "string"},
                     "merged_into": _NULLABLE_INT,
                     "blocked": {"type": "integer"},
+                    "do_not_contact": {"type": "integer"},
                     "identifiers": {"type": "array", "items": {"type": "object"}},
                     "touches": {"type": "array", "items": {"type": "object"}},
                 },
@@ -666,6 +707,30 @@ OPENAPI: dict[str, Any] = {
                 [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
                 responses={"404": _ok(_ref("Error"), "no such contact")},
             ),
+            "patch": {
+                "summary": "Set or clear the contact's do-not-contact flag: a marked person is left out of"
+                " the lists meant for campaigns (the export's refusals); their touches still count",
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["do_not_contact"],
+                                "additionalProperties": False,
+                                "properties": {"do_not_contact": {"type": "boolean"}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _ok(_ref("Contact"), "the contact, marked"),
+                    "400": _ERROR,
+                    "401": _UNAUTHORIZED,
+                    "404": _ok(_ref("Error"), "no such contact"),
+                },
+            },
             "delete": _op(
                 "Erase the person behind a contact: identifiers, names, texts, raw requests and messages."
                 " Their touches stay on the anonymous contact, so past reports do not change; the erasure"

@@ -20,7 +20,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.db import chunks, iso
-from storage.errors import AlreadyOneContact, ContactGone, MergeGone, MergeUndone
+from storage.errors import AlreadyOneContact, ContactGone, MergeGone, MergeUndone, NoContact
 from storage.identifiers import Identifier
 
 #: Tables whose rows follow their contact through a merge.
@@ -389,12 +389,11 @@ def live_contact(db: Database, contact_id: int) -> int:
 
 def contact_card(db: Database, contact_id: int) -> dict[str, Any] | None:
     """A contact with its identifiers and touches, newest first: what ``leadline contacts`` shows."""
-    row = db.execute(
-        "SELECT id, name, created_at, merged_into, blocked FROM contacts WHERE id = ?", [contact_id]
-    ).fetchone()
+    fields = ("id", "name", "created_at", "merged_into", "blocked", "do_not_contact")
+    row = db.execute(f"SELECT {', '.join(fields)} FROM contacts WHERE id = ?", [contact_id]).fetchone()
     if row is None:
         return None
-    card: dict[str, Any] = dict(zip(("id", "name", "created_at", "merged_into", "blocked"), row, strict=True))
+    card: dict[str, Any] = dict(zip(fields, row, strict=True))
     card["identifiers"] = [
         dict(zip(("kind", "value", "raw", "valid"), r, strict=True))
         for r in db.execute(
@@ -433,6 +432,20 @@ def block_contact(db: Database, contact_id: int, *, staff_id: int | None, at: da
         added += cursor.rowcount
     db.execute("UPDATE contacts SET blocked = 1, updated_at = ? WHERE id = ?", [iso(at), contact_id])
     return added
+
+
+def set_do_not_contact(db: Database, contact_id: int, value: bool, *, at: datetime) -> int:
+    """Mark a person as not to be contacted (or clear it): they stay out of the lists meant for
+    campaigns, while their touches still count. Returns the contact marked: the one that holds the
+    given one's data now."""
+    live = live_contact(db, contact_id)
+    cursor = db.execute(
+        "UPDATE contacts SET do_not_contact = ?, do_not_contact_at = ?, updated_at = ? WHERE id = ?",
+        [int(value), iso(at) if value else None, iso(at), live],
+    )
+    if cursor.rowcount != 1:
+        raise NoContact(contact_id)
+    return live
 
 
 def search_contacts(db: Database, query: str, region: str, limit: int = 20) -> list[int]:

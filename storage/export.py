@@ -4,7 +4,8 @@ block list (whole, whatever the period: it is a state, not an event).
 Times are written in the business's own time zone (what the owner reads on the office clock), which
 each time column's header names (``created_at (Europe/Moscow)``), and phones and emails in full: an
 export is the owner's copy of their own data, unlike a log line.
-The refusals table (not-a-lead and lost, with reasons) is the list for later campaigns.
+The refusals table (not-a-lead and lost, with reasons) is the list for later campaigns: a person
+marked "do not contact" is left out of it (the contacts table says who is marked).
 """
 
 from __future__ import annotations
@@ -69,11 +70,12 @@ def export_tables(db: Database, tz: ZoneInfo, period: Period | None = None) -> l
             "first_touch_at",
             "last_touch_at",
             "registered",
+            "do_not_contact",
         ),
         query(
             f"SELECT c.id, c.name, {_IDENTIFIERS.format('c.id')}, c.created_at, t.n, t.first_at, t.last_at,"
             " (SELECT r.disposition FROM registrations r WHERE r.contact_id = c.id ORDER BY r.created_at DESC, r.id DESC"
-            " LIMIT 1) FROM contacts c JOIN (SELECT contact_id, COUNT(*) AS n, MIN(occurred_at) AS first_at,"
+            " LIMIT 1), c.do_not_contact FROM contacts c JOIN (SELECT contact_id, COUNT(*) AS n, MIN(occurred_at) AS first_at,"
             " MAX(occurred_at) AS last_at FROM touches WHERE contact_id IS NOT NULL AND occurred_at >= ?"
             " AND occurred_at < ? GROUP BY contact_id) t ON t.contact_id = c.id WHERE c.merged_into IS NULL"
             " ORDER BY c.id",
@@ -174,10 +176,10 @@ def export_tables(db: Database, tz: ZoneInfo, period: Period | None = None) -> l
         query(
             f"SELECT 'not_a_lead', r.created_at, r.contact_id, c.name, {_IDENTIFIERS.format('r.contact_id')},"
             " r.reason, r.campaign FROM registrations r JOIN contacts c ON c.id = r.contact_id"
-            " WHERE r.disposition = 'not_a_lead' AND r.created_at >= ? AND r.created_at < ?"
+            " WHERE r.disposition = 'not_a_lead' AND c.do_not_contact = 0 AND r.created_at >= ? AND r.created_at < ?"
             f" UNION ALL SELECT 'lost', l.closed_at, l.contact_id, c.name, {_IDENTIFIERS.format('l.contact_id')},"
             " l.lost_reason, l.campaign FROM leads l JOIN contacts c ON c.id = l.contact_id"
-            " WHERE l.stage = 'lost' AND l.closed_at >= ? AND l.closed_at < ? ORDER BY 2",
+            " WHERE l.stage = 'lost' AND c.do_not_contact = 0 AND l.closed_at >= ? AND l.closed_at < ? ORDER BY 2",
             [start, end, start, end],
             (1,),
         ),
