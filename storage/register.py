@@ -107,10 +107,11 @@ def register_by_system(db: Database, touch_id: int, draft: Draft, *, at: datetim
     """Register a touch's contact as its source's config says (DESIGN.md: "or, for a source configured
     so, the system"), origin ``system``. Only an inbound touch that counts, of a contact not yet
     registered: a blocked, dropped or hidden caller's touch is nobody to register, and a person
-    registered before keeps what staff said."""
+    registered before keeps what staff said. A call only once it is over, since its last notification
+    may still block it (``short_call_seconds``) or show it was outbound."""
     row = db.execute(
         "SELECT contact_id FROM touches WHERE id = ? AND direction = 'in' AND blocked = 0 AND dropped IS NULL"
-        " AND contact_id IS NOT NULL",
+        " AND contact_id IS NOT NULL AND (channel != 'call' OR call_final = 1)",
         [touch_id],
     ).fetchone()
     if row is None:

@@ -130,7 +130,8 @@ async def take_off(
 def make_router() -> Router:
     """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
     router = Router(name="blocklist")
-    router.message.register(show, Command("blocked"))
+    # Private chats only: the list shows full numbers and addresses, not for the whole team chat.
+    router.message.register(show, Command("blocked"), F.chat.type == "private")
     router.callback_query.register(turn_page, BlockCB.filter(F.act == "page"))
     router.callback_query.register(take_off, BlockCB.filter(F.act == "un"))
     return router

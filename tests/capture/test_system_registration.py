@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.capture.test_blocking import AUTH, CLIENTS, post_form
+from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
 from tests.conftest import BASE, Running, StartServer, build_config
 
 QUIZ = {
@@ -70,3 +71,36 @@ async def test_a_register_lead_sources_touch_counts_as_registered_with_origin_sy
     assert (report["inbound_contacts"], report["registered"], report["leads"]) == (3, 2, 1)
     assert report["lrr"] == 0.6667
     assert report["by_channel"]["form"]["registered"] == 2
+
+
+async def test_a_register_source_registers_a_call_once_it_is_over_and_not_a_blocked_one(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    mango = {**MANGO_SOURCE, "register": "not_a_lead", "reason": "existing_client"}
+    srv = await start_server(
+        build_config(tmp_path, sources=[*BASE["sources"], mango], block=[{"short_call_seconds": 5}])
+    )
+    start = 1_776_150_000
+    ringing = {
+        "entry_id": "long",
+        "call_id": "long-1",
+        "seq": 1,
+        "call_state": "Appeared",
+        "location": "ivr",
+        "from": {"number": "79161000001"},
+        "to": {"number": "74950000001", "line_number": "74950000001"},
+        "timestamp": start,
+    }
+    assert (await post_mango(srv, "/events/call", signed_mango(ringing))).status == 200
+    assert srv.scalar("SELECT COUNT(*) FROM touches WHERE external_id = 'long' AND call_final = 0") == 1
+    assert srv.scalar("SELECT COUNT(*) FROM registrations") == 0  # still ringing: not over yet
+
+    for entry_id, number, seconds in (("long", "+7 916 100-00-01", 60), ("ping", "+7 916 100-00-02", 2)):
+        payload = summary(entry_id, number, start=start, answered=False)
+        payload["end_time"] = start + seconds
+        assert (await post_mango(srv, "/events/summary", signed_mango(payload))).status == 200
+    assert srv.rows(
+        "SELECT t.external_id, r.disposition, r.reason, r.origin FROM registrations r JOIN touches t ON t.id = r.touch_id"
+    ) == [
+        {"external_id": "long", "disposition": "not_a_lead", "reason": "existing_client", "origin": "system"}
+    ]
