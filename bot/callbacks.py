@@ -46,7 +46,8 @@ class OpenCB(CallbackData, prefix="o"):
 
 
 class MergeCB(CallbackData, prefix="m"):
-    """``ask`` for the other contact, ``do`` merge b into a, ``undo`` merge ``a``, ``no`` cancel."""
+    """``ask`` for the other contact, ``do`` merge b into a, ``undo`` merge ``a``, ``apart`` keep a and b
+    apart (not the same person), ``no`` cancel."""
 
     act: str
     a: int
@@ -67,3 +68,20 @@ class ForgetCB(CallbackData, prefix="f"):
 
     act: str
     c: int
+
+
+class BlockCB(CallbackData, prefix="b"):
+    """/blocked's buttons: ``page`` turns to page ``page``, ``un`` takes entry ``id`` off the list
+    (then redraws page ``page``)."""
+
+    act: str
+    page: int = 0
+    id: int = 0
+
+
+class ContactCB(CallbackData, prefix="c"):
+    """A contact card's own buttons: ``dnc`` sets contact ``c``'s do-not-contact flag to ``v`` (1 or 0)."""
+
+    act: str
+    c: int
+    v: int = 0

@@ -142,6 +142,8 @@ def header(card: TouchCard, tz: ZoneInfo) -> str:
     lines.append(" · ".join(html.escape(w) for w in who))
     if card.contact_name:
         lines.append("👤 " + html.escape(card.contact_name))
+    if card.do_not_contact:
+        lines.append(do_not_contact_line())
     lines.append("📣 " + _("Campaign: {campaign}").format(campaign=html.escape(touch["campaign"] or "—")))
     if card.earlier_touches:
         lines.append(
@@ -165,6 +167,10 @@ def header(card: TouchCard, tz: ZoneInfo) -> str:
         else:
             lines.append("🎧 " + _("Recording: {id}").format(id=html.escape(str(recording))))
     return "\n".join(lines)
+
+
+def do_not_contact_line() -> str:
+    return "🚷 " + _("Do not contact: left out of campaigns")
 
 
 def registered_line(registration: Registration, tz: ZoneInfo) -> str:

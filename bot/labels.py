@@ -93,6 +93,7 @@ def export_sheet(name: str) -> str:
         "registrations": _("Registrations"),
         "leads": _("Leads"),
         "refusals": _("Refusals"),
+        "blocklist": _("Block list"),
     }
     return labels.get(name, name)
 
@@ -145,5 +146,8 @@ def export_column(code: str) -> str:
         "closed_at": _("Closed"),
         "kind": _("Refused as"),
         "at": _("When"),
+        "do_not_contact": _("Do not contact"),
+        "identifier_kind": _("Type"),
+        "value": _("Number or address"),
     }
     return labels.get(code, code)

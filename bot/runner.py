@@ -33,6 +33,8 @@ from bot.outbox import OutboxSender
 from bot.replies import Replies
 from bot.routers import (
     access,
+    blocklist,
+    do_not_contact,
     errors,
     fallback,
     find,
@@ -100,6 +102,8 @@ def build_dispatcher(
         numbers.make_router(),
         merge.make_router(),
         forget.make_router(),
+        blocklist.make_router(),
+        do_not_contact.make_router(),
         lookup.make_router(),
         fallback.make_router(),
     )

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import cards, labels
-from bot.callbacks import MergeCB, OpenCB
+from bot.callbacks import ContactCB, MergeCB, OpenCB
 from bot.catalogues import gettext as _
 from bot.replies import Replies
 from bot.routers.leads import lead_keyboard, lead_text
@@ -35,6 +35,8 @@ def contact_text(contact: dict[str, Any], tz: ZoneInfo) -> str:
         lines.append(" · ".join(who))
     if contact["blocked"]:
         lines.append("🚫 " + _("On the block list"))
+    if contact["do_not_contact"]:
+        lines.append(cards.do_not_contact_line())
     lines.append(_("Touches: {n}").format(n=contact["touch_count"]))
     for touch in contact["touches"]:
         icon = labels.CHANNEL_ICONS.get(touch["channel"], "•")
@@ -79,6 +81,18 @@ def contact_keyboard(contact: dict[str, Any], staff: StaffMember) -> InlineKeybo
             [
                 InlineKeyboardButton(
                     text=_("🔗 Merge with…"), callback_data=MergeCB(act="ask", a=contact["id"]).pack()
+                )
+            ]
+        )
+        keyboard.append(
+            [
+                InlineKeyboardButton(
+                    text=_("✅ May be contacted again")
+                    if contact["do_not_contact"]
+                    else _("🚷 Do not contact"),
+                    callback_data=ContactCB(
+                        act="dnc", c=contact["id"], v=0 if contact["do_not_contact"] else 1
+                    ).pack(),
                 )
             ]
         )

@@ -34,10 +34,13 @@ from capture.providers.base import (
 from capture.settle import settle, text
 from leadline.config import Config, SourceConfig
 from storage.attribution import CampaignIndex
+from storage.blocking import BlockRules
 from storage.calls import apply_call_event
 from storage.db import Clock, Store, now_utc, savepoint
 from storage.events import ContactEvent
 from storage.identifiers import phone
+from storage.register import register_by_system
+from storage.registrations import Draft
 from storage.touches import EventContext, identifiers_of, record_contact_events
 
 log = logging.getLogger("leadline.capture")
@@ -102,9 +105,11 @@ def store_events(db: Database, requests: Sequence[tuple[Sequence[Event], EventCo
 
     def store_run() -> None:
         stored = record_contact_events(db, [(event, ctx) for _, event, ctx in run])
-        for (n, event, _), (_, new) in zip(run, stored, strict=True):
+        for (n, event, ctx), (touch_id, new) in zip(run, stored, strict=True):
             if new:
                 channels[n].append(event.channel)
+                if ctx.registers is not None:
+                    register_by_system(db, touch_id, ctx.registers, at=ctx.received_at)
         run.clear()
 
     for n, (events, ctx) in enumerate(requests):
@@ -112,13 +117,31 @@ def store_events(db: Database, requests: Sequence[tuple[Sequence[Event], EventCo
             if isinstance(event, CallEvent):
                 if run:
                     store_run()
-                if apply_call_event(db, event, ctx)[1]:
+                touch_id, created = apply_call_event(db, event, ctx)
+                if created:
                     channels[n].append("call")
+                # A call's caller or its blocking may come with a later notification: ask each time.
+                if touch_id is not None and ctx.registers is not None:
+                    register_by_system(db, touch_id, ctx.registers, at=ctx.received_at)
             else:
                 run.append((n, event, ctx))
     if run:
         store_run()
     return channels
+
+
+def _system_draft(source: SourceConfig | None, owner: int | None) -> Draft | None:
+    """How the system registers a touch of a source that says ``register`` (its lead goes to the
+    source's owner); None for every other source."""
+    if source is None or source.registers is None:
+        return None
+    lead = source.registers == "lead"
+    return Draft(
+        source.registers,
+        temperature=source.temperature,
+        reason=source.reason,
+        owner_id=owner if lead else None,
+    )
 
 
 @dataclass
@@ -134,10 +157,12 @@ class Capture:
 
     def __post_init__(self) -> None:
         self.campaigns = CampaignIndex.build(self.config.campaigns, self.config.leadline.region)
+        self.blocking = BlockRules.build(self.config.block, self.config.leadline.region)
         self._defaulted: dict[str, tuple[SourceConfig, SourceConfig]] = {}
 
     def context(self, source_name: str, journal_id: int | None, received_at: datetime) -> EventContext:
         source = self.config.source(source_name)
+        owner = self.owner_by_source.get(source_name)
         return EventContext(
             source=source_name,
             journal_id=journal_id,
@@ -145,9 +170,11 @@ class Capture:
             region=(source.region if source and source.region else self.config.leadline.region),
             campaigns=self.campaigns,
             default_campaign=source.campaign if source else None,
-            default_owner=self.owner_by_source.get(source_name),
+            default_owner=owner,
             staff_by_extension=self.staff_by_extension,
             callback_deadline=self.callback_deadline,
+            blocking=self.blocking,
+            registers=_system_draft(source, owner),
         )
 
     def _with_defaults(self, source: SourceConfig) -> SourceConfig:

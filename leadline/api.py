@@ -31,9 +31,10 @@ from capture.server import BodyRefused, read_body
 from leadline import api_models as m
 from leadline import keys
 from leadline.api_document import IDEMPOTENCY_HOURS, MAX_IDEMPOTENCY_KEY, OPENAPI
-from storage.contacts import contact_card, search_contacts
+from storage.blocking import blocklist_page, unblock
+from storage.contacts import contact_card, search_contacts, set_do_not_contact
 from storage.erasure import Actor, forget
-from storage.errors import BadDisposition, BadTemperature, Code, DomainError, ReasonRequired
+from storage.errors import BadDisposition, BadTemperature, Code, DomainError, NoContact, ReasonRequired
 from storage.id_pages import leads_after, touches_after
 from storage.idempotency import Answered, expire, recall, remember
 from storage.identifiers import email, mask, phone
@@ -70,6 +71,7 @@ ApiCode = Literal[
     "no_staff",
     "bad_idempotency_key",
     "idempotency_key_reused",
+    "not_blocked",
 ]
 
 
@@ -217,6 +219,46 @@ async def contact(request: web.Request) -> web.Response:
     return _answer(m.Contact.model_validate(card))
 
 
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await read_body(request, request.app[keys.CONFIG].http.max_body_bytes))
+    except BodyRefused as exc:
+        raise ApiError(exc.status, "bad_body", exc.reason) from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiError(400, "bad_body", "the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_body", "the body must be a JSON object")
+    return body
+
+
+async def update_contact(request: web.Request) -> web.Response:
+    """Set or clear a contact's do-not-contact flag; answers the contact as GET does."""
+    client = _client(request)
+    contact_id = _contact_id(request)
+    body = await _json_object(request)
+    try:
+        change = m.ContactChange.model_validate(body)
+    except ValidationError as exc:
+        raise _body_refusal(exc, body) from None
+    app = request.app
+
+    def mark(db: Database) -> dict[str, Any] | None:
+        try:
+            marked = set_do_not_contact(db, contact_id, change.do_not_contact, at=app[keys.CLOCK]())
+        except NoContact:
+            return None
+        return contact_card(db, marked)
+
+    card = await app[keys.STORE].write(mark)
+    if card is None:
+        raise ApiError(404, "no_contact", f"no contact #{contact_id}", contact_id=contact_id)
+    log.info(
+        "do not contact set from the API",
+        extra={"fields": {"client": client, "contact": card["id"], "do_not_contact": change.do_not_contact}},
+    )
+    return _answer(m.Contact.model_validate(card))
+
+
 async def forget_contact(request: web.Request) -> web.Response:
     """Erase the person behind a contact (storage/erasure.py); the bot's unsaved drafts go with them."""
     client = _client(request)
@@ -237,6 +279,44 @@ async def forget_contact(request: web.Request) -> web.Response:
             checkpointed=erased.checkpointed,
         )
     )
+
+
+async def blocked(request: web.Request) -> web.Response:
+    """The block list a page at a time, and the config's ``[[block]]`` rules (not removable here)."""
+    _client(request)
+    query = _query(request, m.BlockedQuery)
+    found = await request.app[keys.STORE].read(
+        lambda db: blocklist_page(db, after_id=query.after_id, limit=query.limit)
+    )
+    return _answer(
+        m.BlockedPage.model_validate(
+            {
+                "blocked": found,
+                "rules": request.app[keys.CAPTURE].blocking.rows(),
+                "next_after_id": found[-1]["id"] if found else None,
+            }
+        )
+    )
+
+
+async def unblock_entry(request: web.Request) -> web.Response:
+    """Take a number or address off the block list: its touches count again from now on."""
+    client = _client(request)
+    try:
+        entry_id = int(request.match_info["id"])
+    except ValueError:
+        raise ApiError(400, "bad_parameter", "the entry id must be an integer", parameter="id") from None
+    if not 0 <= entry_id < 2**63:
+        raise ApiError(404, "not_blocked", f"no block-list entry #{entry_id}", entry_id=entry_id)
+    app = request.app
+    entry = await app[keys.STORE].write(partial(unblock, entry_id=entry_id, at=app[keys.CLOCK]()))
+    if entry is None:
+        raise ApiError(404, "not_blocked", f"no block-list entry #{entry_id}", entry_id=entry_id)
+    log.info(
+        "unblocked from the API",
+        extra={"fields": {"client": client, "entry": entry_id, "kind": entry["kind"]}},
+    )
+    return _answer(m.Unblocked.model_validate({"unblocked": entry}))
 
 
 async def touches(request: web.Request) -> web.Response:
@@ -339,14 +419,7 @@ def _fingerprint(body: dict[str, Any]) -> str:
 async def create_registration(request: web.Request) -> web.Response:
     client = _client(request)
     idempotency_key = _idempotency_key(request)
-    try:
-        body = json.loads(await read_body(request, request.app[keys.CONFIG].http.max_body_bytes))
-    except BodyRefused as exc:
-        raise ApiError(exc.status, "bad_body", exc.reason) from None
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ApiError(400, "bad_body", "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_body", "the body must be a JSON object")
+    body = await _json_object(request)
     try:
         sent = m.NewRegistration.model_validate(body)
     except ValidationError as exc:
@@ -438,7 +511,10 @@ def setup_api(app: web.Application, *, send_webhooks: bool = True) -> None:
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_get("/api/contacts", contacts)
     app.router.add_get("/api/contacts/{id}", contact)
+    app.router.add_patch("/api/contacts/{id}", update_contact)
     app.router.add_delete("/api/contacts/{id}", forget_contact)
+    app.router.add_get("/api/blocked", blocked)
+    app.router.add_delete("/api/blocked/{id}", unblock_entry)
     app.router.add_get("/api/touches", touches)
     app.router.add_get("/api/leads", leads)
     app.router.add_get("/api/report", report)

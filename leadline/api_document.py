@@ -22,7 +22,7 @@ IDEMPOTENCY_KEY_PATTERN = (
     rf'^("[ !#-\[\]-~]{{1,{MAX_IDEMPOTENCY_KEY}}}"|[!#-~]([ !#-~]{{0,{MAX_IDEMPOTENCY_KEY - 2}}}[!#-~])?)$'
 )
 
-_BODIES: tuple[type[BaseModel], ...] = (m.NewRegistration,)
+_BODIES: tuple[type[BaseModel], ...] = (m.NewRegistration, m.ContactChange)
 _ANSWERS: tuple[type[BaseModel], ...] = (
     m.Error,
     m.Contacts,
@@ -32,6 +32,8 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     m.Report,
     m.Registered,
     m.Erased,
+    m.BlockedPage,
+    m.Unblocked,
 )
 
 
@@ -134,6 +136,10 @@ def build_document() -> dict[str, Any]:
         },
         "tags": [
             {"name": "contacts", "description": "People, found by phone, email or name; erasure"},
+            {
+                "name": "blocked",
+                "description": "The block list: numbers and addresses whose touches count apart",
+            },
             {"name": "touches", "description": "Calls, forms, mail and touches entered by hand"},
             {"name": "leads", "description": "Leads and their stages"},
             {"name": "report", "description": "The numbers of `leadline report`"},
@@ -164,6 +170,20 @@ def build_document() -> dict[str, Any]:
                     path_id=True,
                     responses={"404": _answer("no such contact")},
                 ),
+                "patch": _operation(
+                    "updateContact",
+                    "contacts",
+                    "Set or clear the contact's do-not-contact flag: a marked person is left out of the"
+                    " lists meant for campaigns (the export's refusals); their touches still count",
+                    m.Contact,
+                    path_id=True,
+                    answered="the contact, marked",
+                    requestBody={
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref(m.ContactChange)}},
+                    },
+                    responses={"404": _answer("no such contact")},
+                ),
                 "delete": _operation(
                     "forgetContact",
                     "contacts",
@@ -176,6 +196,27 @@ def build_document() -> dict[str, Any]:
                     answered="erased (again, for a contact erased before)",
                     responses={"404": _answer("no such contact")},
                 ),
+            },
+            "/api/blocked": {
+                "get": _operation(
+                    "listBlocked",
+                    "blocked",
+                    "The block list, oldest first, in pages (pass next_after_id as after_id), and the"
+                    " config's [[block]] rules, which only the config changes",
+                    m.BlockedPage,
+                    query=m.BlockedQuery,
+                )
+            },
+            "/api/blocked/{id}": {
+                "delete": _operation(
+                    "unblock",
+                    "blocked",
+                    "Take a number or address off the block list: its touches count again from now on",
+                    m.Unblocked,
+                    path_id=True,
+                    answered="unblocked",
+                    responses={"404": _answer("no such entry on the block list")},
+                )
             },
             "/api/touches": {
                 "get": _operation(

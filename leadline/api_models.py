@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
 from storage.registrations import Stage, Temperature
@@ -74,6 +74,11 @@ class ReportQuery(PeriodQuery):
     staff: str | Absent = Field(None, description="a staff member's name")
 
 
+class BlockedQuery(Model):
+    after_id: int = Field(0, ge=0, le=MAX_AFTER_ID, description="the last id of the previous page")
+    limit: int = Field(100, ge=1, le=MAX_LIMIT)
+
+
 class ContactsQuery(Model):
     q: str = Field(min_length=1, description="a phone number in any spelling, an email or part of a name")
     limit: int = Field(20, ge=1, le=100)
@@ -108,6 +113,14 @@ class NewRegistration(Model):
     campaign: str | Absent = Field(None, description="default: the campaign of the contact's first touch")
     need: str | Absent = None
     note: str | Absent = None
+
+
+class ContactChange(BaseModel):
+    """What ``PATCH /api/contacts/{id}`` may change: only the do-not-contact flag, true or false."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    do_not_contact: StrictBool
 
 
 # -- answers -------------------------------------------------------------------------------------
@@ -147,6 +160,9 @@ class Contact(Model):
     created_at: str
     merged_into: int | None
     blocked: bool
+    do_not_contact: bool = Field(
+        description="left out of the lists meant for campaigns (the export's refusals); touches still count"
+    )
     identifiers: list[Identifier]
     touches: list[ContactTouch]
 
@@ -238,3 +254,25 @@ class Erased(Model):
     kinds: list[Literal["email", "phone"]] = Field(description="the kinds of identifier erased")
     rows: dict[str, int] = Field(description="rows changed, per table")
     checkpointed: bool = Field(description="whether the write-ahead log was truncated after it")
+
+
+class BlockEntry(Model):
+    id: int
+    kind: Literal["phone", "email"]
+    value: str
+    reason: str | None
+    at: str
+    staff: str | None = Field(description="who blocked it, when a person did")
+    contact_id: int | None = Field(description="the contact that number or address belongs to")
+
+
+class BlockedPage(Model):
+    blocked: list[BlockEntry]
+    rules: list[dict[str, str | int]] = Field(
+        description="the config's [[block]] rules, which only the config changes"
+    )
+    next_after_id: int | None
+
+
+class Unblocked(Model):
+    unblocked: BlockEntry

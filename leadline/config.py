@@ -339,6 +339,57 @@ class CampaignConfig(Strict):
     costs: list[CostConfig] = []
 
 
+#: DESIGN.md's spellings, which the API and the export use too (storage/registrations.py holds the
+#: same; this module imports nothing of ours).
+Temperature = Literal["hot", "warm", "cold"]
+NotALeadReason = Literal["partner", "job_seeker", "spam", "wrong_number", "existing_client", "other"]
+
+
+class BlockRule(Strict):
+    """One ``[[block]]`` entry: exactly one of a number prefix, a number, an address, or "calls shorter
+    than N seconds from a number never seen before". Touches it matches are journalled and counted
+    apart (blocked), as those from the block list staff keep in the bot."""
+
+    prefix: str | None = None
+    number: str | None = None
+    email: str | None = None
+    short_call_seconds: int | None = Field(None, gt=0, le=3600)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        compact = re.sub(r"[\s()-]", "", value)
+        if not re.fullmatch(r"\+[1-9]\d{0,14}", compact):
+            raise ValueError(
+                f'{value!r} is not a number prefix: write it in international form, e.g. "+7800"'
+            )
+        return compact
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        text = value.strip().lower()
+        if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
+            raise ValueError(f"{value!r} is not an email address")
+        return text
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> BlockRule:
+        given = [
+            k for k in ("prefix", "number", "email", "short_call_seconds") if getattr(self, k) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of prefix, number, email or short_call_seconds"
+                + (f" (this entry has {', '.join(given)})" if given else "")
+            )
+        return self
+
+
 class SourceConfig(Strict):
     """One provider account; its secrets are named as in the samples' manifest."""
 
@@ -373,6 +424,12 @@ class SourceConfig(Strict):
     field_map: dict[str, list[str]] = {}
     #: When not empty, only requests from these addresses and networks are taken (403 otherwise).
     allow_ips: list[Network] = []
+    #: Registration by the system (DESIGN.md): every touch of this source is registered as it comes,
+    #: origin ``system``: a lead with ``temperature``, or not a lead with ``reason``.
+    #: ``register`` in the file (a pydantic model has a ``register`` of its own).
+    registers: Literal["lead", "not_a_lead"] | None = Field(None, alias="register")
+    temperature: Temperature | None = None
+    reason: NotALeadReason | None = None
 
     @field_validator("name")
     @classmethod
@@ -433,6 +490,15 @@ class SourceConfig(Strict):
         ]
         if missing:
             raise ValueError(f"provider {self.provider} needs {', '.join(missing)}")
+        if self.registers == "lead" and (self.temperature is None or self.reason is not None):
+            raise ValueError('register = "lead" needs temperature (hot, warm or cold) and no reason')
+        if self.registers == "not_a_lead" and (self.reason is None or self.temperature is not None):
+            raise ValueError(
+                'register = "not_a_lead" needs reason (partner, job_seeker, spam, wrong_number,'
+                " existing_client or other) and no temperature"
+            )
+        if self.registers is None and (self.temperature is not None or self.reason is not None):
+            raise ValueError('temperature and reason apply only with register = "lead" or "not_a_lead"')
         if self.provider == "twilio" and not (self.forward_to or "").strip():
             raise ValueError(
                 "provider twilio needs forward_to: the number Leadline's TwiML dials for each call"
@@ -502,6 +568,7 @@ class Config(Strict):
     sources: list[SourceConfig] = []
     api_clients: list[ApiClientConfig] = []
     webhooks: list[WebhookConfig] = []
+    block: list[BlockRule] = []
 
     #: Where the file was read from; relative paths in it are taken from its folder.
     base_dir: Path = Path(".")
@@ -523,6 +590,7 @@ class Config(Strict):
                 problems.append((("sources", i, "owner"), f"no staff member named {source.owner!r}"))
         problems += _staff_clashes(self.staff)
         problems += _tracking_number_problems(self.campaigns, self.leadline.region)
+        problems += _block_number_problems(self.block, self.leadline.region)
         if self.http.workers > 1 and self.http.port == 0:
             problems.append(
                 (("http", "workers"), "workers share one port, so http.port must be a fixed port, not 0")
@@ -637,6 +705,24 @@ def _tracking_number_problems(campaigns: list[CampaignConfig], region: str) -> l
             e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
             if (first := seen.setdefault(e164, i)) != i:
                 problems.append((loc, f"{e164} is also campaigns[{first}]'s ({campaigns[first].name})"))
+    return problems
+
+
+def _block_number_problems(rules: list[BlockRule], region: str) -> list[Problem]:
+    """A blocked number must be a real number (read in ``[leadline] region``): an invalid one is never
+    a match key, so the rule would block nobody."""
+    problems: list[Problem] = []
+    for i, rule in enumerate(rules):
+        if rule.number is None:
+            continue
+        try:
+            number = phonenumbers.parse(rule.number, region)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or not phonenumbers.is_valid_number(number):
+            problems.append(
+                (("block", i, "number"), f"{rule.number!r} is not a valid phone number (region {region})")
+            )
     return problems
 
 

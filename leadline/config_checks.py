@@ -16,8 +16,33 @@ from leadline.config import Config
 EXAMPLE_VALUE = re.compile(r"change-?me", re.IGNORECASE)
 
 
+#: A prefix this short or shorter is a country code (or most of one): every caller from there is blocked.
+COUNTRY_PREFIX_DIGITS = 3
+
+
 def warnings(config: Config) -> list[str]:
-    """``key.path: what to do`` for each secret still holding an example value."""
+    """``key.path: what to do`` for each secret still holding an example value, and each ``[[block]]``
+    rule that is valid but likely blocks more than meant."""
+    return _secret_warnings(config) + _block_warnings(config)
+
+
+def _block_warnings(config: Config) -> list[str]:
+    found: list[str] = []
+    short_calls = [i for i, rule in enumerate(config.block) if rule.short_call_seconds is not None]
+    for i, rule in enumerate(config.block):
+        if rule.prefix is not None and len(rule.prefix) - 1 <= COUNTRY_PREFIX_DIGITS:
+            found.append(
+                f"block[{i}].prefix: {rule.prefix} is a country code or little more: it blocks every"
+                " caller whose number starts with it; give more digits (e.g. +7800)"
+            )
+    for i in short_calls[1:]:
+        found.append(
+            f"block[{i}].short_call_seconds: block[{short_calls[0]}] gives one too; the longest applies"
+        )
+    return found
+
+
+def _secret_warnings(config: Config) -> list[str]:
     found: list[str] = []
     for i, source in enumerate(config.sources):
         for key, value in source:

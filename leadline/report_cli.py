@@ -347,7 +347,7 @@ def export(
     out_dir: Path,
     fmt: str,
 ) -> None:
-    """Write contacts, touches, registrations, leads and refusals (not a lead, lost) to CSV and XLSX.
+    """Write contacts, touches, registrations, leads, refusals (not a lead, lost) and the block list to CSV and XLSX.
 
     Everything in the base, or what happened in one period with --period or --from/--to: whole days
     on the office clock. Times are in the office's zone, named in each time column's header.

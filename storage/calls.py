@@ -27,7 +27,9 @@ every provider's events go through :func:`apply_call_event`, under these rules:
   withheld number (``storage.identifiers.phone`` gives None: anonymous, ``<unknown>``, empty,
   ``sip:``, ``client:``) makes a touch with no contact and ``hidden_caller=1``; any other number
   is resolved to a contact (region: ``event.region`` or ``ctx.region``), ``phone_raw`` keeps it as
-  written, and a blocked number sets ``blocked=1``.
+  written, and a blocked number (the block list, or a ``[[block]]`` rule in ``ctx.blocking``) sets
+  ``blocked=1``. So does a finished inbound call (start to end, ringing included) shorter than the
+  ``short_call_seconds`` rule from a number with no other touch.
 * **Campaign.** ``ctx.campaigns.attribute`` by the tracking number (dialled DID / call-tracking
   number), else the source's default campaign; re-attributed when a tracking number arrives late.
 * **Called back.** A missed inbound call is called back when an answered call with the same
@@ -51,11 +53,12 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from storage.blocking import any_blocked, new_number
 from storage.contacts import Claim, resolve_contacts
 from storage.db import iso, parse_iso
 from storage.events import CallEvent
 from storage.identifiers import Identifier, phone
-from storage.touches import EventContext, NewTouch, any_blocked, insert_touch
+from storage.touches import EventContext, NewTouch, insert_touch
 
 #: Used when the context has no working-time calendar.
 DEFAULT_CALLBACK_WINDOW = timedelta(minutes=30)
@@ -186,7 +189,7 @@ def _create(db: Database, event: CallEvent, ctx: EventContext) -> int:
     occurred = event.started_at or event.occurred_at or ctx.received_at
     contact_id, hidden, blocked = (None, False, False)
     if event.caller is not None:
-        contact_id, hidden, blocked = _resolve_caller(db, event.caller, region, occurred)
+        contact_id, hidden, blocked = _resolve_caller(db, event.caller, region, occurred, ctx)
     touch_id, _ = insert_touch(
         db,
         NewTouch(
@@ -209,13 +212,15 @@ def _create(db: Database, event: CallEvent, ctx: EventContext) -> int:
     return touch_id
 
 
-def _resolve_caller(db: Database, raw: str, region: str, at: datetime) -> tuple[int | None, bool, bool]:
+def _resolve_caller(
+    db: Database, raw: str, region: str, at: datetime, ctx: EventContext
+) -> tuple[int | None, bool, bool]:
     """(contact id, hidden caller, blocked) for the outside party's number as written."""
     ident: Identifier | None = phone(raw, region)
     if ident is None:
         return None, True, False
     resolution = resolve_contacts(db, [Claim([ident], None, at)])[0]
-    return (resolution.contact_id if resolution else None), False, any_blocked(db, [ident])
+    return (resolution.contact_id if resolution else None), False, any_blocked(db, [ident], ctx.blocking)
 
 
 def _campaign(ctx: EventContext, region: str, tracking_number: str | None) -> str | None:
@@ -269,7 +274,7 @@ def _changes(db: Database, call: _Call, event: CallEvent, ctx: EventContext) -> 
     if not call.caller_known:
         if event.caller is not None:
             at = event.started_at or event.occurred_at or ctx.received_at
-            contact_id, hidden, blocked = _resolve_caller(db, event.caller, region, at)
+            contact_id, hidden, blocked = _resolve_caller(db, event.caller, region, at, ctx)
             new.update(contact_id=contact_id, hidden_caller=int(hidden), phone_raw=event.caller)
             if blocked:
                 new["blocked"] = 1
@@ -298,7 +303,26 @@ def _changes(db: Database, call: _Call, event: CallEvent, ctx: EventContext) -> 
             new["call_status"] = event.status
         if event.answered or event.status == "answered":
             new["answered"] = 1
+    if _short_call_from_stranger(db, call, event, new, ctx):
+        new["blocked"] = 1
     return _diff(call, new)
+
+
+def _short_call_from_stranger(
+    db: Database, call: _Call, event: CallEvent, new: Mapping[str, Any], ctx: EventContext
+) -> bool:
+    """The ``short_call_seconds`` rule: a finished inbound call, ringing and talk together shorter
+    than that, from a number with no other touch (robocalls and one-ring scams ring once and hang
+    up). Providers' ``duration_s`` is the talk alone, 0 for every missed call, so the length is the
+    event's start to its end; a provider that reports no end is never blocked by the rule."""
+    limit = ctx.blocking.short_call_seconds
+    if limit is None or not event.final or event.ended_at is None:
+        return False
+    started = event.started_at or parse_iso(call.occurred_at)
+    contact_id = new.get("contact_id", call.contact_id)
+    if new.get("direction", call.direction) != "in" or contact_id is None:
+        return False
+    return (event.ended_at - started).total_seconds() < limit and new_number(db, int(contact_id), call.id)
 
 
 def _put(new: dict[str, Any], call: _Call, column: str, value: object, blanks_only: bool) -> None:

@@ -29,6 +29,7 @@ class TouchCard:
     earlier_touches: int
     registration: Registration | None
     blocked: bool = False
+    do_not_contact: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -47,7 +48,7 @@ def touch_card(db: Database, touch_id: int) -> TouchCard | None:
         return None
     contact_id = live_contact(db, int(touch["contact_id"]))
     contact = db.execute(
-        "SELECT name, blocked, erased_at FROM contacts WHERE id = ?", [contact_id]
+        "SELECT name, blocked, erased_at, do_not_contact FROM contacts WHERE id = ?", [contact_id]
     ).fetchone()
     if contact is not None and contact[2] is not None:
         return None  # an erased person is nobody to register (storage/erasure.py)
@@ -66,6 +67,7 @@ def touch_card(db: Database, touch_id: int) -> TouchCard | None:
         earlier_touches=int(earlier),
         registration=registration_of(db, contact_id),
         blocked=bool(contact[1]) if contact else False,
+        do_not_contact=bool(contact[3]) if contact else False,
     )
 
 
@@ -97,7 +99,8 @@ def contact_summary(db: Database, contact_id: int, *, touches: int) -> dict[str,
     registration, its leads and merges."""
     contact = next(
         db.query(
-            "SELECT id, name, created_at, merged_into, blocked FROM contacts WHERE id = ?", [contact_id]
+            "SELECT id, name, created_at, merged_into, blocked, do_not_contact FROM contacts WHERE id = ?",
+            [contact_id],
         ),
         None,
     )

@@ -20,7 +20,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.db import chunks, iso
-from storage.errors import AlreadyOneContact, ContactGone, MergeGone, MergeUndone
+from storage.errors import AlreadyOneContact, ContactGone, MergeGone, MergeUndone, NoContact
 from storage.identifiers import Identifier
 
 #: Tables whose rows follow their contact through a merge.
@@ -85,10 +85,11 @@ def resolve_contacts(
             contact_id = found[0]
             if len(found) > 1:
                 batch.write()
-                if before_merge is not None:
+                group = _mergeable(db, found, batch.phone_owner(claim.identifiers))
+                contact_id = _oldest(db, group)
+                if len(group) > 1 and before_merge is not None:
                     before_merge(results)
-                contact_id = _oldest(db, found)
-                for other in found:
+                for other in group:
                     if other != contact_id:
                         merge_contacts(db, contact_id, other, reason="shared identifier", at=claim.at)
                         batch.moved(other, contact_id)
@@ -129,6 +130,17 @@ class _Batch:
     def owners_of(self, idents: Sequence[Identifier]) -> list[int]:
         return sorted({self.owners[k] for i in idents if i.valid and (k := (i.kind, i.value)) in self.owners})
 
+    def phone_owner(self, idents: Sequence[Identifier]) -> int | None:
+        """Whose is the claim's first known phone: where a touch goes between two people kept apart."""
+        return next(
+            (
+                self.owners[k]
+                for i in idents
+                if i.kind == "phone" and i.valid and (k := (i.kind, i.value)) in self.owners
+            ),
+            None,
+        )
+
     def new_contact(self, name: str | None, stamp: str) -> int:
         if not self._next_contact:
             # Rows go in with executemany, which reports no ids: give each the id SQLite would
@@ -144,6 +156,8 @@ class _Batch:
         for i in idents:
             if (contact_id, i.kind, i.value) in self.holding:
                 continue  # as INSERT OR IGNORE would: the contact has it already, valid or not
+            if i.valid and self.owners.get((i.kind, i.value), contact_id) != contact_id:
+                continue  # someone kept apart from this contact holds it (a split that sticks)
             self.holding.add((contact_id, i.kind, i.value))
             self.identifiers.append((contact_id, i.kind, i.value, i.raw, int(i.valid), stamp))
             if i.valid:
@@ -176,6 +190,57 @@ class _Batch:
                 "UPDATE contacts SET name = COALESCE(name, ?), updated_at = ? WHERE id = ?", self.renames
             )
         self.contacts, self.identifiers, self.renames = [], [], []
+
+
+def _mergeable(db: Database, found: Sequence[int], anchor: int | None) -> list[int]:
+    """Which of the contacts one claim names may become one: all of them, unless a manager kept some
+    apart (:func:`keep_apart`). Then the claim stays with the contact its phone belongs to (else the
+    oldest), joined only by those kept apart from none of the group, oldest first."""
+    apart = _kept_apart(db, found)
+    if not apart:
+        return list(found)
+    order = _by_age(db, found)
+    first = anchor if anchor is not None else order[0]
+    group = [first]
+    for other in order:
+        if other != first and not any(frozenset((other, g)) in apart for g in group):
+            group.append(other)
+    return group
+
+
+def _kept_apart(db: Database, live: Sequence[int]) -> set[frozenset[int]]:
+    """Pairs of these live contacts that an exception keeps apart, through any contact merged into
+    either (an exception names the contacts as they were when a manager split them)."""
+    marks = ",".join("?" * len(live))
+    rows = db.conn.execute(
+        "WITH RECURSIVE g(root, id) AS ("
+        f" SELECT id, id FROM contacts WHERE id IN ({marks})"
+        " UNION SELECT g.root, c.id FROM contacts c JOIN g ON c.merged_into = g.id)"
+        " SELECT DISTINCT a.root, b.root FROM merge_exceptions e"
+        " JOIN g a ON a.id = e.low_id JOIN g b ON b.id = e.high_id WHERE a.root != b.root",
+        list(live),
+    ).fetchall()
+    return {frozenset((int(a), int(b))) for a, b in rows}
+
+
+def _by_age(db: Database, ids: Sequence[int]) -> list[int]:
+    marks = ",".join("?" * len(ids))
+    rows = db.conn.execute(
+        f"SELECT id FROM contacts WHERE id IN ({marks}) ORDER BY created_at, id", list(ids)
+    )
+    return [int(r[0]) for r in rows]
+
+
+def keep_apart(
+    db: Database, a: int, b: int, *, reason: str, at: datetime, staff_id: int | None = None
+) -> None:
+    """Record that contacts ``a`` and ``b`` are two people: no touch merges them again."""
+    if a == b:
+        raise ValueError("a contact cannot be kept apart from itself")
+    db.execute(
+        "INSERT OR IGNORE INTO merge_exceptions (low_id, high_id, reason, staff_id, at) VALUES (?, ?, ?, ?, ?)",
+        [min(a, b), max(a, b), reason, staff_id, iso(at)],
+    )
 
 
 def _oldest(db: Database, ids: Sequence[int]) -> int:
@@ -259,6 +324,7 @@ def undo_merge(db: Database, merge_id: int, *, at: datetime, staff_id: int | Non
     stamp = iso(at)
     db.execute("UPDATE contacts SET merged_into = NULL, updated_at = ? WHERE id = ?", [stamp, merged])
     db.execute("UPDATE merges SET undone_at = ?, undone_by = ? WHERE id = ?", [stamp, staff_id, merge_id])
+    keep_apart(db, int(survivor), int(merged), reason="undone", at=at, staff_id=staff_id)
     return int(merged)
 
 
@@ -273,8 +339,30 @@ def merge_by_staff(db: Database, a: int, b: int, *, staff_id: int, at: datetime)
     if len(rows) != 2:
         raise ContactGone()
     survivor, merged = int(rows[0][0]), int(rows[1][0])
+    _forget_exceptions(db, survivor, merged)
     merge_id = merge_contacts(db, survivor, merged, reason="merged by staff", at=at, staff_id=staff_id)
     return merge_id, survivor, merged
+
+
+def _forget_exceptions(db: Database, a: int, b: int) -> None:
+    """A manager merging two contacts by hand overrides every exception between them."""
+    db.execute(
+        "WITH RECURSIVE g(root, id) AS (SELECT id, id FROM contacts WHERE id IN (?, ?)"
+        " UNION SELECT g.root, c.id FROM contacts c JOIN g ON c.merged_into = g.id)"
+        " DELETE FROM merge_exceptions WHERE EXISTS (SELECT 1 FROM g x JOIN g y ON x.root != y.root"
+        " WHERE x.id = merge_exceptions.low_id AND y.id = merge_exceptions.high_id)",
+        [a, b],
+    )
+
+
+def apart_by_staff(db: Database, a: int, b: int, *, staff_id: int, at: datetime) -> None:
+    """A manager says two contacts are not the same person: they are never merged automatically."""
+    first, second = live_contact(db, a), live_contact(db, b)
+    if first == second:
+        raise AlreadyOneContact()
+    if db.execute("SELECT COUNT(*) FROM contacts WHERE id IN (?, ?)", [first, second]).fetchone()[0] != 2:
+        raise ContactGone()
+    keep_apart(db, first, second, reason="not_same_person", at=at, staff_id=staff_id)
 
 
 def undo_merge_by_staff(db: Database, merge_id: int, *, staff_id: int, at: datetime) -> int:
@@ -301,12 +389,11 @@ def live_contact(db: Database, contact_id: int) -> int:
 
 def contact_card(db: Database, contact_id: int) -> dict[str, Any] | None:
     """A contact with its identifiers and touches, newest first: what ``leadline contacts`` shows."""
-    row = db.execute(
-        "SELECT id, name, created_at, merged_into, blocked FROM contacts WHERE id = ?", [contact_id]
-    ).fetchone()
+    fields = ("id", "name", "created_at", "merged_into", "blocked", "do_not_contact")
+    row = db.execute(f"SELECT {', '.join(fields)} FROM contacts WHERE id = ?", [contact_id]).fetchone()
     if row is None:
         return None
-    card: dict[str, Any] = dict(zip(("id", "name", "created_at", "merged_into", "blocked"), row, strict=True))
+    card: dict[str, Any] = dict(zip(fields, row, strict=True))
     card["identifiers"] = [
         dict(zip(("kind", "value", "raw", "valid"), r, strict=True))
         for r in db.execute(
@@ -345,6 +432,20 @@ def block_contact(db: Database, contact_id: int, *, staff_id: int | None, at: da
         added += cursor.rowcount
     db.execute("UPDATE contacts SET blocked = 1, updated_at = ? WHERE id = ?", [iso(at), contact_id])
     return added
+
+
+def set_do_not_contact(db: Database, contact_id: int, value: bool, *, at: datetime) -> int:
+    """Mark a person as not to be contacted (or clear it): they stay out of the lists meant for
+    campaigns, while their touches still count. Returns the contact marked: the one that holds the
+    given one's data now."""
+    live = live_contact(db, contact_id)
+    cursor = db.execute(
+        "UPDATE contacts SET do_not_contact = ?, do_not_contact_at = ?, updated_at = ? WHERE id = ?",
+        [int(value), iso(at) if value else None, iso(at), live],
+    )
+    if cursor.rowcount != 1:
+        raise NoContact(contact_id)
+    return live
 
 
 def search_contacts(db: Database, query: str, region: str, limit: int = 20) -> list[int]:

@@ -1,4 +1,5 @@
-"""The base as tables for a spreadsheet: contacts, touches, registrations, leads and refusals.
+"""The base as tables for a spreadsheet: contacts, touches, registrations, leads, refusals and the
+block list (whole, whatever the period: it is a state, not an event).
 
 The rows carry values, not text: times as aware datetimes in the business's own time zone (what the
 owner reads on the office clock), days as dates, flags as booleans, phones in E.164, so that the
@@ -6,7 +7,8 @@ writers (``leadline/export_files.py``) can make real cells of them and say which
 in. Phones and emails are whole: an export is the owner's copy of their own data, unlike a log line.
 Column codes are English and stable (a CSV's headers, the keys a script reads); the words a person
 reads in a workbook are the bot's (``bot/labels.py``).
-The refusals table (not-a-lead and lost, with reasons) is the list for later campaigns.
+The refusals table (not-a-lead and lost, with reasons) is the list for later campaigns: a person
+marked "do not contact" is left out of it (the contacts table says who is marked).
 """
 
 from __future__ import annotations
@@ -112,10 +114,11 @@ def export_tables(
             ("first_touch_at", "time"),
             ("last_touch_at", "time"),
             "registered",
+            ("do_not_contact", "flag"),
         ),
         f"SELECT c.id, c.name, {_IDENTIFIERS.format('c.id')}, c.created_at, t.n, t.first_at, t.last_at,"
         " (SELECT r.disposition FROM registrations r WHERE r.contact_id = c.id ORDER BY r.created_at DESC, r.id DESC"
-        " LIMIT 1) FROM contacts c JOIN (SELECT contact_id, COUNT(*) AS n, MIN(occurred_at) AS first_at,"
+        " LIMIT 1), c.do_not_contact FROM contacts c JOIN (SELECT contact_id, COUNT(*) AS n, MIN(occurred_at) AS first_at,"
         " MAX(occurred_at) AS last_at FROM touches WHERE contact_id IS NOT NULL AND occurred_at >= ?"
         " AND occurred_at < ? GROUP BY contact_id) t ON t.contact_id = c.id WHERE c.merged_into IS NULL"
         " ORDER BY c.id",
@@ -224,10 +227,17 @@ def export_tables(
         ),
         f"SELECT 'not_a_lead', r.created_at, r.contact_id, c.name, {_IDENTIFIERS.format('r.contact_id')},"
         " r.reason, r.campaign FROM registrations r JOIN contacts c ON c.id = r.contact_id"
-        " WHERE r.disposition = 'not_a_lead' AND r.created_at >= ? AND r.created_at < ?"
+        " WHERE r.disposition = 'not_a_lead' AND c.do_not_contact = 0 AND r.created_at >= ? AND r.created_at < ?"
         f" UNION ALL SELECT 'lost', l.closed_at, l.contact_id, c.name, {_IDENTIFIERS.format('l.contact_id')},"
         " l.lost_reason, l.campaign FROM leads l JOIN contacts c ON c.id = l.contact_id"
-        " WHERE l.stage = 'lost' AND l.closed_at >= ? AND l.closed_at < ? ORDER BY 2",
+        " WHERE l.stage = 'lost' AND c.do_not_contact = 0 AND l.closed_at >= ? AND l.closed_at < ? ORDER BY 2",
         [start, end, start, end],
     )
-    return [contacts, touches, registrations, leads, refusals]
+    blocklist = table(
+        "blocklist",
+        _cols(("id", "id"), "identifier_kind", "value", "reason", "staff", ("at", "time")),
+        "SELECT b.id, b.kind, b.value, b.reason, s.name, b.at FROM blocklist b"
+        " LEFT JOIN staff s ON s.id = b.staff_id ORDER BY b.id",
+        [],
+    )
+    return [contacts, touches, registrations, leads, refusals, blocklist]

@@ -16,7 +16,7 @@ from typing import cast
 
 from sqlite_utils import Database
 
-from storage.contacts import block_contact
+from storage.contacts import block_contact, live_contact
 from storage.db import iso, savepoint
 from storage.errors import OwnNumber
 from storage.identifiers import Identifier
@@ -26,6 +26,7 @@ from storage.registrations import (
     Draft,
     Registered,
     current_contact,
+    is_registered,
     record_registration,
 )
 from storage.touches import EventContext
@@ -100,3 +101,22 @@ def register(
         if draft.block:
             block_contact(db, contact_id, staff_id=staff_id, at=at)
     return replace(registered, contact_created=created)
+
+
+def register_by_system(db: Database, touch_id: int, draft: Draft, *, at: datetime) -> Registered | None:
+    """Register a touch's contact as its source's config says (DESIGN.md: "or, for a source configured
+    so, the system"), origin ``system``. Only an inbound touch that counts, of a contact not yet
+    registered: a blocked, dropped or hidden caller's touch is nobody to register, and a person
+    registered before keeps what staff said. A call only once it is over, since its last notification
+    may still block it (``short_call_seconds``) or show it was outbound."""
+    row = db.execute(
+        "SELECT contact_id FROM touches WHERE id = ? AND direction = 'in' AND blocked = 0 AND dropped IS NULL"
+        " AND contact_id IS NOT NULL AND (channel != 'call' OR call_final = 1)",
+        [touch_id],
+    ).fetchone()
+    if row is None:
+        return None
+    contact_id = live_contact(db, int(row[0]))
+    if is_registered(db, contact_id):
+        return None
+    return register(db, Card(touch_id, contact_id), draft, at=at, origin="system")

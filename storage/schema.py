@@ -507,6 +507,36 @@ CREATE INDEX bot_states_time ON bot_states (updated_at)
     )
 
 
+@migrations()
+def m009_clean_base(db: Database) -> None:
+    """Do not contact, the splits that stick, and where a block-list entry came from.
+
+    ``do_not_contact`` keeps a person out of the lists meant for campaigns while their touches still
+    count. ``merge_exceptions`` holds pairs of contacts a manager said are two people (an undone merge
+    or "not the same person"), stored once with the lower id first: the dedup rule never joins them
+    again, only a manager's merge by hand does. It finds the contacts merged into each of two it is
+    about to join through ``contacts_merged_into``, a partial index as small as the merges.
+    """
+    _run(
+        db,
+        """
+ALTER TABLE contacts ADD COLUMN do_not_contact INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE contacts ADD COLUMN do_not_contact_at TEXT;
+CREATE TABLE merge_exceptions (
+    low_id INTEGER NOT NULL REFERENCES contacts (id),
+    high_id INTEGER NOT NULL REFERENCES contacts (id),
+    reason TEXT NOT NULL CHECK (reason IN ('undone', 'not_same_person')),
+    staff_id INTEGER REFERENCES staff (id),
+    at TEXT NOT NULL,
+    PRIMARY KEY (low_id, high_id),
+    CHECK (low_id < high_id)
+) WITHOUT ROWID;
+CREATE INDEX merge_exceptions_high ON merge_exceptions (high_id);
+CREATE INDEX contacts_merged_into ON contacts (merged_into) WHERE merged_into IS NOT NULL
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

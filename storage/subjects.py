@@ -416,7 +416,7 @@ def export_subject(db: Database, contact_id: int) -> dict[str, Any] | None:
         "contact_id": subject.contact_id,
         "contacts": _rows(
             db,
-            "SELECT id, name, created_at, updated_at, merged_into, blocked, erased_at FROM contacts"
+            "SELECT id, name, created_at, updated_at, merged_into, blocked, do_not_contact, erased_at FROM contacts"
             " WHERE id IN ({marks}) ORDER BY id",
             people,
         ),

@@ -16,10 +16,12 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.attribution import CampaignIndex
+from storage.blocking import NO_RULES, BlockRules, blocked_keys
 from storage.contacts import Claim, Resolution, resolve_contacts
 from storage.db import chunks, iso
 from storage.events import ContactEvent
 from storage.identifiers import Identifier, email, phone
+from storage.registrations import Draft
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,10 @@ class EventContext:
     staff_by_extension: Mapping[str, int] = field(default_factory=dict)
     #: When a missed call at a given moment must have been called back (working time).
     callback_deadline: Callable[[datetime], datetime] | None = None
+    #: The config's ``[[block]]`` rules, beside the block list in the database.
+    blocking: BlockRules = NO_RULES
+    #: For a source that says ``register``: how the system registers each of its touches.
+    registers: Draft | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,19 +129,9 @@ def insert_touch(db: Database, touch: NewTouch) -> tuple[int, bool]:
     return existing, False
 
 
-def is_blocked(db: Database, kind: str, value: str) -> bool:
-    """Numbers and addresses staff marked as spam: still journalled and counted apart, never nudged."""
-    row = db.conn.execute("SELECT 1 FROM blocklist WHERE kind = ? AND value = ?", (kind, value)).fetchone()
-    return row is not None
-
-
 def identifiers_of(phones: tuple[str, ...], emails: tuple[str, ...], region: str) -> list[Identifier]:
     found = [phone(p, region) for p in phones] + [email(e) for e in emails]
     return [i for i in found if i is not None]
-
-
-def any_blocked(db: Database, idents: list[Identifier]) -> bool:
-    return bool(_blocked(db, {(i.kind, i.value) for i in idents if i.valid}))
 
 
 def _event_identifiers(event: ContactEvent, ctx: EventContext) -> list[Identifier]:
@@ -193,7 +189,7 @@ def record_contact_events(
     keys = {(ctx.source, event.external_id) for event, ctx in items}
     known = _existing_touches(db, keys)
     idents = [_event_identifiers(event, ctx) for event, ctx in items]
-    blocked = _blocked(db, {(i.kind, i.value) for found in idents for i in found if i.valid})
+    on_list = blocked_keys(db, {(i.kind, i.value) for found in idents for i in found if i.valid})
     keys_new: set[tuple[str, str]] = set()
     new: list[int] = []  # the items that make a touch: the first of each id not stored yet
     claims: list[Claim] = []
@@ -221,7 +217,11 @@ def record_contact_events(
                 break
             resolution = resolved[claim] if claim is not None else None
             event, ctx = items[n]
-            is_blocked = any((i.kind, i.value) in blocked for i in idents[n] if i.valid)
+            is_blocked = any(
+                (i.kind, i.value) in on_list or ctx.blocking.matches(i.kind, i.value)
+                for i in idents[n]
+                if i.valid
+            )
             touch = _contact_touch(event, ctx, resolution.contact_id if resolution else None, is_blocked)
             made[n] = known[(ctx.source, event.external_id)] = next_touch + len(rows)
             rows.append((made[n], *_touch_params(touch)))
@@ -259,13 +259,3 @@ def _existing_touches(db: Database, keys: set[tuple[str, str]]) -> dict[tuple[st
             )
             found.update({(source, str(e)): int(i) for e, i in rows})
     return found
-
-
-def _blocked(db: Database, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of these (kind, value) pairs staff blocked."""
-    blocked: set[tuple[str, str]] = set()
-    for values in chunks(sorted({v for _, v in keys})):
-        marks = ",".join("?" * len(values))
-        rows = db.conn.execute(f"SELECT kind, value FROM blocklist WHERE value IN ({marks})", values)
-        blocked |= {(str(k), str(v)) for k, v in rows if (k, v) in keys}
-    return blocked

@@ -43,6 +43,49 @@ def test_check_config_names_each_clash_and_bad_tracking_number_on_its_own_line(t
     ]
 
 
+def test_check_config_validates_block_rules_and_register_sources(tmp_path: Path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[[block]]\nprefix = "7800"\n\n'
+        '[[block]]\nprefix = "+7800"\nnumber = "+79161234567"\n\n'
+        '[[block]]\nemail = "not-an-address"\n\n'
+        "[[block]]\nshort_call_seconds = 0\n\n"
+        '[[sources]]\nname = "quiz"\nprovider = "generic_form"\ntoken = "t"\nregister = "lead"\n\n'
+        '[[sources]]\nname = "jobs"\nprovider = "generic_form"\ntoken = "t"\nregister = "not_a_lead"\n'
+        'reason = "no_budget"\n'
+    )
+    result = run_cli_sync("check-config", "--config", str(bad))
+    assert result.code == 3, result.output
+    assert result.output.splitlines()[1:] == [
+        '  sources[0]: register = "lead" needs temperature (hot, warm or cold) and no reason',
+        "  sources[1].reason: Input should be 'partner', 'job_seeker', 'spam', 'wrong_number',"
+        " 'existing_client' or 'other'",
+        "  block[0].prefix: '7800' is not a number prefix: write it in international form, e.g. \"+7800\"",
+        "  block[1]: give exactly one of prefix, number, email or short_call_seconds (this entry has prefix, number)",
+        "  block[2].email: 'not-an-address' is not an email address",
+        "  block[3].short_call_seconds: Input should be greater than 0",
+    ]
+    number = tmp_path / "number.toml"
+    number.write_text('[[block]]\nnumber = "8 916 12"\n')
+    result = run_cli_sync("check-config", "--config", str(number))
+    assert (
+        result.code == 3
+        and "block[0].number: '8 916 12' is not a valid phone number (region RU)" in result.output
+    )
+    wide = tmp_path / "wide.toml"
+    wide.write_text(
+        '[[block]]\nprefix = "+7"\n\n[[block]]\nshort_call_seconds = 3\n\n[[block]]\nshort_call_seconds = 5\n\n'
+        '[[sources]]\nname = "quiz"\nprovider = "generic_form"\ntoken = "t"\nregister = "lead"\n'
+        'temperature = "hot"\n'
+    )
+    result = run_cli_sync("check-config", "--config", str(wide))
+    assert result.code == 0, result.output
+    assert "Warning: block[0].prefix: +7 is a country code or little more" in result.output
+    assert (
+        "Warning: block[2].short_call_seconds: block[1] gives one too; the longest applies" in result.output
+    )
+
+
 def test_round_the_clock_hours_are_accepted(tmp_path: Path):
     config = tmp_path / "config.toml"
     config.write_text('[working_time]\ndays = ["mon", "sun"]\nhours = "00:00-24:00"\n')

@@ -1,6 +1,8 @@
-"""Merge two contacts the automatic rules did not join, and undo a wrong merge; managers only.
+"""Merge two contacts the automatic rules did not join, undo a wrong merge, or say two contacts are
+not the same person; managers only.
 
-Both are recorded in ``merges`` (who, when, what moved), so an undo gives back exactly what moved.
+Merges are recorded in ``merges`` (who, when, what moved), so an undo gives back exactly what moved.
+An undo and a "not the same person" record an exception, so no later touch joins the two again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from bot.replies import Replies
 from bot.views import CONTACT_TOUCHES, contact_text
 from leadline.config import Config
 from storage.cards import contact_summary
-from storage.contacts import live_contact, merge_by_staff, search_contacts, undo_merge_by_staff
+from storage.contacts import (
+    apart_by_staff,
+    live_contact,
+    merge_by_staff,
+    search_contacts,
+    undo_merge_by_staff,
+)
 from storage.db import Clock, Store
 from storage.staff import StaffMember
 
@@ -109,7 +117,12 @@ async def other(
             [
                 InlineKeyboardButton(text=_("🔗 Merge"), callback_data=MergeCB(act="do", a=a, b=b).pack()),
                 InlineKeyboardButton(text=_("Cancel"), callback_data=MergeCB(act="no", a=a, b=b).pack()),
-            ]
+            ],
+            [
+                InlineKeyboardButton(
+                    text=_("🙅 Not the same person"), callback_data=MergeCB(act="apart", a=a, b=b).pack()
+                )
+            ],
         ]
     )
     body = "\n\n".join([question, contact_text(first, config.tz), contact_text(second, config.tz)])
@@ -150,6 +163,23 @@ async def undo(
     await callback.answer(_("Saved."))
 
 
+async def apart(
+    callback: CallbackQuery, callback_data: MergeCB, staff: StaffMember, store: Store, clock: Clock
+) -> None:
+    if not await managers_only(callback, staff):
+        return
+    await store.write(
+        partial(apart_by_staff, a=callback_data.a, b=callback_data.b, staff_id=staff.id, at=clock())
+    )
+    await edit(
+        callback,
+        _("🙅 Kept apart: #{a} and #{b} are two people, and no touch will merge them.").format(
+            a=callback_data.a, b=callback_data.b
+        ),
+    )
+    await callback.answer(_("Saved."))
+
+
 async def cancel(callback: CallbackQuery) -> None:
     await edit(callback, _("Cancelled."))
     await callback.answer()
@@ -162,5 +192,6 @@ def make_router() -> Router:
     router.message.register(other, MergeInput.other, F.text, ~F.text.startswith("/"))
     router.callback_query.register(do_merge, MergeCB.filter(F.act == "do"))
     router.callback_query.register(undo, MergeCB.filter(F.act == "undo"))
+    router.callback_query.register(apart, MergeCB.filter(F.act == "apart"))
     router.callback_query.register(cancel, MergeCB.filter(F.act == "no"))
     return router

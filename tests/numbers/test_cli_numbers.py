@@ -113,7 +113,10 @@ def test_export_writes_csv_and_xlsx_with_the_refusals_list(config_path: Path, tm
     out = tmp_path / "out"
     result = run_cli_sync("export", "--config", str(config_path), "--out", str(out))
     assert result.code == 0, result.output
-    assert "Exported all time: 11 contacts, 17 touches, 6 registrations, 5 leads, 2 refusals" in result.output
+    assert (
+        "Exported all time: 11 contacts, 17 touches, 6 registrations, 5 leads, 2 refusals, 1 blocklist"
+        in result.output
+    )
     with (out / "refusals.csv").open(encoding="utf-8-sig") as fh:
         refusals = list(csv.DictReader(fh))
     assert [(r["kind"], r["reason"], r["phones"]) for r in refusals] == [
@@ -121,8 +124,13 @@ def test_export_writes_csv_and_xlsx_with_the_refusals_list(config_path: Path, tm
         ("lost", "no_budget", "+79160000004"),
     ]
     assert refusals[0]["at (Europe/Moscow)"] == "2026-11-05 09:05:00"  # local time, its zone in the header
+    with (out / "blocklist.csv").open(encoding="utf-8-sig") as fh:
+        assert [(r["identifier_kind"], r["value"], r["reason"]) for r in csv.DictReader(fh)] == [
+            ("phone", "+79160000008", "spam")
+        ]
     book = load_workbook(out / "leadline-export.xlsx", read_only=True)
-    assert book.sheetnames == ["Контакты", "Обращения", "Регистрации", "Лиды", "Отказы"]
+    assert book.sheetnames == ["Контакты", "Обращения", "Регистрации", "Лиды", "Отказы", "Чёрный список"]
+    assert next(book["Чёрный список"].iter_rows(values_only=True))[:3] == ("ID", "Тип", "Номер или адрес")
     leads = list(book["Лиды"].iter_rows(values_only=True))
     assert leads[0][:8] == (
         "ID",

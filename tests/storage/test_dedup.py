@@ -4,7 +4,8 @@ Every write path (a burst of webhooks, a single form, a call's caller, a hand-en
 resolves contacts through ``storage.contacts.resolve_contacts``; the writer hands it a burst,
 everything else a batch of one. Hypothesis draws the events: one person's phone in its spellings,
 emails in mixed case and spaces, people who give one record's phone and another's email, typos,
-retries, auto-replies, a blocked caller, and calls whose caller is someone a form named.
+retries, auto-replies, a blocked caller, calls whose caller is someone a form named, and two
+people a manager split after a merge, whom a touch naming both must not join again.
 """
 
 from __future__ import annotations
@@ -22,15 +23,18 @@ from sqlite_utils import Database
 
 from capture.pipeline import store_events
 from storage.attribution import CampaignIndex
+from storage.contacts import undo_merge
 from storage.db import connect, open_database
 from storage.events import CallEvent, ContactEvent, Event
 from storage.touches import EventContext
 from tests.capture.form_checks import SPELLINGS
 
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-PEOPLE = 4
+PEOPLE = 6
 BLOCKED_PERSON = 3
-TABLES = ("contacts", "identifiers", "touches", "merges", "call_events")
+#: One known by phone, the other by email: a form naming both merged them, and a manager split them.
+SPLIT_PHONE, SPLIT_EMAIL = 4, 5
+TABLES = ("contacts", "identifiers", "touches", "merges", "call_events", "merge_exceptions")
 
 
 def _number(person: int) -> str:
@@ -107,9 +111,23 @@ def template() -> Iterator[Path]:
         seed: list[Event] = [
             ContactEvent(channel="form", external_id="seed0", occurred_at=START, phones=(_phone(0, 0),)),
             ContactEvent(channel="form", external_id="seed1", occurred_at=START, emails=(_email(1, 0),)),
+            ContactEvent(
+                channel="form", external_id="seed2", occurred_at=START, emails=(_email(SPLIT_EMAIL, 0),)
+            ),
+            ContactEvent(
+                channel="form", external_id="seed3", occurred_at=START, phones=(_phone(SPLIT_PHONE, 0),)
+            ),
+            ContactEvent(
+                channel="form",
+                external_id="seed4",
+                occurred_at=START,
+                phones=(_phone(SPLIT_PHONE, 1),),
+                emails=(_email(SPLIT_EMAIL, 1),),
+            ),
         ]
         with db.atomic():
             store_events(db, [(seed, _ctx("site"))])
+            undo_merge(db, 1, at=START)
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.close()
         yield path
@@ -125,7 +143,7 @@ def _ctx(source: str) -> EventContext:
 
 
 def _rows(db: Database) -> dict[str, list[tuple[object, ...]]]:
-    return {table: db.execute(f"SELECT * FROM {table} ORDER BY id").fetchall() for table in TABLES}
+    return {table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() for table in TABLES}
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -180,10 +198,40 @@ def test_a_burst_that_bridges_two_people_merges_them_once_and_moves_what_came_be
         ]
         with db.atomic():
             store_events(db, [(events, _ctx("site"))])
-        merges = db.execute("SELECT survivor_id, merged_id, moved FROM merges").fetchall()
+        merges = db.execute(
+            "SELECT survivor_id, merged_id, moved FROM merges WHERE undone_at IS NULL"
+        ).fetchall()
         touches = db.execute("SELECT external_id, contact_id, blocked FROM touches ORDER BY id").fetchall()
     finally:
         db.close()
-    assert [(s, m) for s, m, _ in merges] == [(3, 4)]
-    assert '"touches": [4]' in merges[0][2]  # b's touch moved with its contact, so an undo gives it back
-    assert touches[2:] == [("a", 3, 0), ("b", 3, 0), ("c", 3, 0), ("d", 5, 1)]
+    assert [(s, m) for s, m, _ in merges] == [(5, 6)]
+    assert '"touches": [7]' in merges[0][2]  # b's touch moved with its contact, so an undo gives it back
+    assert touches[5:] == [("a", 5, 0), ("b", 5, 0), ("c", 5, 0), ("d", 7, 1)]
+
+
+def test_a_touch_naming_two_people_a_manager_split_goes_to_the_phones_contact(
+    template: Path, tmp_path: Path
+) -> None:
+    """The template's split pair (contacts 3, known by email, and 4, by phone): a form naming both
+    stays with the phone's contact and joins nobody; the email stays the other's."""
+    path = tmp_path / "split.db"
+    shutil.copy(template, path)
+    db = connect(path)
+    try:
+        both = ContactEvent(
+            channel="form",
+            external_id="both",
+            occurred_at=START,
+            phones=(_phone(SPLIT_PHONE, 2),),
+            emails=(_email(SPLIT_EMAIL, 2),),
+        )
+        with db.atomic():
+            store_events(db, [([both], _ctx("site"))])
+        merges = db.execute("SELECT COUNT(*) FROM merges WHERE undone_at IS NULL").fetchone()[0]
+        touch = db.execute("SELECT contact_id FROM touches WHERE external_id = 'both'").fetchone()[0]
+        email_owner = db.execute(
+            "SELECT contact_id FROM identifiers WHERE value = ?", [_email(SPLIT_EMAIL, 0)]
+        ).fetchall()
+    finally:
+        db.close()
+    assert (merges, touch, email_owner) == (0, 4, [(3,)])

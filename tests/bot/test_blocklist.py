@@ -1,0 +1,60 @@
+"""/blocked in the bot: the block list, paged, with an unblock button per entry; managers and owners."""
+
+from __future__ import annotations
+
+from bot.callbacks import BlockCB, CardCB
+from tests.bot.conftest import ANNA, BORIS, BotEnv
+from tests.bot.test_registration import post_form
+
+
+async def test_an_unblocked_number_makes_touches_again(bot_env: BotEnv) -> None:
+    srv = await bot_env.start(block=[{"prefix": "+7800"}])
+    await post_form(srv, phone="+7 999 000-00-01", message="Cheap SEO services")
+    [touch] = srv.rows("SELECT id, contact_id FROM touches")
+    t, c = touch["id"], touch["contact_id"]
+    card = await bot_env.says(ANNA, "+79990000001", language="en")
+    card_id = card.result["message_id"]
+    await bot_env.press(ANNA, card_id, CardCB(act="nal", t=t, c=c).pack())
+    await bot_env.press(ANNA, card_id, CardCB(act="why", t=t, c=c, v="spam").pack())
+    await bot_env.press(ANNA, card_id, CardCB(act="spam", t=t, c=c, v="block").pack())
+    await post_form(srv, phone="8 999 000 00 01", message="Blocked one")
+    assert srv.scalar("SELECT blocked FROM touches WHERE message = 'Blocked one'") == 1
+
+    listing = await bot_env.says(ANNA, "/blocked", language="en")
+    text = listing.result["text"]
+    assert "Block list" in text and "+7 999 000-00-01" in text and "Anna" in text
+    assert "numbers starting +7800" in text  # the config's rule, shown and not removable
+    await bot_env.taps(ANNA, listing.result["message_id"], "Unblock +7 999 000-00-01")
+    assert "Nobody is on the block list" in bot_env.text(ANNA, listing.result["message_id"])
+    assert srv.scalar("SELECT COUNT(*) FROM blocklist") == 0
+
+    await post_form(srv, phone="+7 999 000-00-01", message="Now a customer")
+    assert srv.scalar("SELECT blocked FROM touches WHERE message = 'Now a customer'") == 0
+    found = await bot_env.says(ANNA, "/find +79990000001", language="en")
+    assert "On the block list" not in found.result["text"]
+
+
+async def test_the_block_list_is_paged_and_only_for_managers(bot_env: BotEnv) -> None:
+    srv = await bot_env.start()
+    db = srv.db()
+    try:
+        for n in range(10):
+            db.execute(
+                "INSERT INTO blocklist (kind, value, reason, at) VALUES ('phone', ?, 'spam', '2026-12-01T09:00:00+00:00')",
+                [f"+7999000{n:04d}"],
+            )
+        db.conn.commit()
+    finally:
+        db.close()
+    refused = await bot_env.says(BORIS, "/blocked", language="en")
+    assert "Only a manager or an owner" in refused.result["text"]
+
+    listing = await bot_env.says(ANNA, "/blocked", language="en")
+    message_id = listing.result["message_id"]
+    assert "10 in all, page 1 of 2" in listing.result["text"]
+    await bot_env.press(ANNA, message_id, BlockCB(act="page", page=1).pack())
+    second = bot_env.text(ANNA, message_id)
+    assert "page 2 of 2" in second and "9. +7 999 000-00-08" in second
+    answer = await bot_env.press(ANNA, message_id, BlockCB(act="un", id=10, page=1).pack())
+    assert "count again" in answer["text"]
+    assert srv.scalar("SELECT COUNT(*) FROM blocklist") == 9

@@ -1,0 +1,111 @@
+"""The block list and the config's ``[[block]]`` rules, over HTTP on a real SQLite file: a blocked
+touch is journalled and stored, counted apart, and an entry taken off the list counts again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.capture.test_mango import mango_config, post_mango, signed_mango, summary
+from tests.conftest import Running, StartServer, build_config
+
+TOKEN = "crm-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CLIENTS = [{"name": "crm", "token": TOKEN}]
+
+
+async def post_form(srv: Running, **fields: str) -> None:
+    resp = await srv.session.post(f"{srv.url}/hooks/form?token=form-token", data=fields)
+    assert resp.status == 200, await resp.text()
+
+
+def blocked_of(srv: Running, message: str) -> int:
+    return int(srv.scalar("SELECT blocked FROM touches WHERE message = ?", [message]))
+
+
+async def api(srv: Running, method: str, path: str) -> tuple[int, Any]:
+    async with srv.session.request(method, f"{srv.url}{path}", headers=AUTH) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_a_prefix_rule_blocks_and_the_api_lists_the_rules(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    config = build_config(
+        tmp_path, api_clients=CLIENTS, block=[{"prefix": "+7800"}, {"email": "Robot@Spam.example"}]
+    )
+    srv = await start_server(config)
+    await post_form(srv, phone="8 800 555-35-35", message="toll-free robot")
+    await post_form(srv, phone="+7 916 123-45-67", message="a person")
+    await post_form(srv, email="robot@spam.example", message="mail robot")
+
+    assert (
+        blocked_of(srv, "toll-free robot"),
+        blocked_of(srv, "a person"),
+        blocked_of(srv, "mail robot"),
+    ) == (
+        1,
+        0,
+        1,
+    )
+    assert srv.scalar("SELECT COUNT(*) FROM journal WHERE status = 'processed'") == 3
+    status, report = await api(srv, "GET", "/api/report")
+    assert status == 200
+    assert (report["inbound_touches"], report["inbound_contacts"]) == (1, 1)
+    status, listing = await api(srv, "GET", "/api/blocked")
+    assert status == 200
+    assert listing == {
+        "blocked": [],
+        "rules": [{"prefix": "+7800"}, {"email": "robot@spam.example"}],
+        "next_after_id": None,
+    }
+
+
+async def test_a_short_call_from_a_number_never_seen_before_is_blocked(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    srv = await start_server(mango_config(tmp_path, block=[{"short_call_seconds": 5}]))
+
+    async def call(entry_id: str, number: str, start: int, seconds: int) -> int:
+        payload = summary(entry_id, number, start=start, answered=False)
+        payload["end_time"] = start + seconds
+        assert (await post_mango(srv, "/events/summary", signed_mango(payload))).status == 200
+        return int(srv.scalar("SELECT blocked FROM touches WHERE external_id = ?", [entry_id]))
+
+    start = 1_776_150_000
+    assert await call("ping", "+7 916 000-00-01", start, 3) == 1  # a stranger rings once and hangs up
+    assert await call("known-long", "+7 916 000-00-02", start, 60) == 0
+    assert await call("known-short", "+7 916 000-00-02", start + 600, 3) == 0  # seen before: a person
+    assert await call("stranger-long", "+7 916 000-00-03", start, 40) == 0
+
+
+async def test_the_api_unblocks_a_number_and_its_touches_count_again(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    srv = await start_server(build_config(tmp_path, api_clients=CLIENTS))
+    await post_form(srv, phone="+7 999 000-00-01", message="first")
+    db = srv.db()
+    try:
+        db.execute(
+            "INSERT INTO blocklist (kind, value, reason, at) VALUES ('phone', '+79990000001', 'spam', '2026-12-01')"
+        )
+        db.execute("UPDATE contacts SET blocked = 1")
+        db.conn.commit()
+    finally:
+        db.close()
+    await post_form(srv, phone="8 999 000 00 01", message="while blocked")
+    assert blocked_of(srv, "while blocked") == 1
+
+    status, listing = await api(srv, "GET", "/api/blocked")
+    [entry] = listing["blocked"]
+    assert (status, entry["kind"], entry["value"], entry["contact_id"]) == (200, "phone", "+79990000001", 1)
+    status, body = await api(srv, "DELETE", f"/api/blocked/{entry['id']}")
+    assert (status, body["unblocked"]["value"]) == (200, "+79990000001")
+    status, body = await api(srv, "DELETE", f"/api/blocked/{entry['id']}")
+    assert (status, body["error"]) == (404, "not_blocked")
+
+    await post_form(srv, phone="+79990000001", message="after")
+    assert blocked_of(srv, "after") == 0
+    assert srv.scalar("SELECT blocked FROM contacts") == 0
+    status, report = await api(srv, "GET", "/api/report")
+    assert report["inbound_touches"] == 2  # "first" and "after"; the blocked one stays apart
