@@ -67,3 +67,9 @@ class ForgetCB(CallbackData, prefix="f"):
 
     act: str
     c: int
+
+
+class DialCB(CallbackData, prefix="d"):
+    """``📞 Call back`` under a missed call's card: ``t`` the touch whose contact is called back."""
+
+    t: int

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from bot.catalogues import gettext as _
 from bot.contexts import TouchContexts
+from bot.dialer import Dialer
 from bot.drafts import drafts_dropper
 from bot.i18n import CatalogueI18n, LanguageMiddleware, load_i18n, speaking
 from bot.keys import DROP_DRAFTS
@@ -35,6 +36,7 @@ from bot.outbox import OutboxSender
 from bot.replies import Replies
 from bot.routers import (
     access,
+    dial,
     errors,
     fallback,
     find,
@@ -79,6 +81,7 @@ def build_dispatcher(
     replies: Replies,
     contexts: TouchContexts,
     i18n: CatalogueI18n,
+    dialer: Dialer,
 ) -> Dispatcher:
     """Services reach handlers as typed parameters (workflow data); middlewares only for what cuts across."""
     dp = Dispatcher(storage=MemoryStorage())
@@ -87,6 +90,7 @@ def build_dispatcher(
     dp["clock"] = clock
     dp["replies"] = replies
     dp["capture"] = contexts
+    dp["dialer"] = dialer
     dp.update.outer_middleware(StaffMiddleware(store, config.telegram.team_chat))
     dp.update.outer_middleware(LanguageMiddleware(i18n))
     dp.update.outer_middleware(StrangerGate())
@@ -97,6 +101,7 @@ def build_dispatcher(
         registration.make_router(),
         leads.make_router(),
         nudges.make_router(),
+        dial.make_router(),
         lists.make_router(),
         find.make_router(),
         numbers.make_router(),
@@ -211,14 +216,19 @@ class Webhook:
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    config: Config, store: Store, clock: Clock, contexts: TouchContexts, app: web.Application
+    config: Config,
+    store: Store,
+    clock: Clock,
+    contexts: TouchContexts,
+    dialer: Dialer,
+    app: web.Application,
 ) -> AsyncIterator[OutboxSender]:
     """The bot and its outbox sender, from start-up to a clean stop; the sender is yielded."""
     bot = make_bot(config)
     sender = OutboxSender(store, clock, BotTransport(bot))
     i18n = load_i18n(config.leadline.language)
     replies = Replies(store, clock, sender.wake)
-    dp = build_dispatcher(config, store, clock, replies, contexts, i18n)
+    dp = build_dispatcher(config, store, clock, replies, contexts, i18n, dialer)
     app[DROP_DRAFTS] = drafts_dropper(dp.storage)
     sender.start()
     runner: Polling | Webhook = (
