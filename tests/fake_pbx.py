@@ -129,3 +129,31 @@ class FakeZadarma(FakeApi):
         return web.json_response(
             {"status": "success", "from": params["from"], "to": params["to"], "time": 1709652000}
         )
+
+
+@dataclass
+class FakeTwilio(FakeApi):
+    """Twilio's REST API: POST /2010-04-01/Accounts/{AccountSid}/Calls.json, basic auth
+    AccountSid:AuthToken, form fields To, From and Twiml (twilio.com/docs/voice/api/call-resource)."""
+
+    account_sid: str = ""
+    auth_token: str = ""
+
+    async def answer(self, request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        path = f"/2010-04-01/Accounts/{self.account_sid}/Calls.json"
+        signed = request.method == "POST" and hmac.compare_digest(
+            request.headers.get("Authorization", ""), expected
+        )
+        self.received.append(Received(request.path, form, signed))
+        if not signed:
+            return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
+        if request.path != path or not {"To", "From"} <= set(form) or not ({"Twiml", "Url"} & set(form)):
+            return web.json_response(
+                {"code": 21201, "message": "No 'To' number is specified", "status": 400}, status=400
+            )
+        if self.refuse:
+            return web.json_response({"code": 21210, "message": self.refuse, "status": 400}, status=400)
+        call = {"sid": "CA" + "0" * 32, "status": "queued", "to": form["To"], "from": form["From"]}
+        return web.json_response(call, status=201)

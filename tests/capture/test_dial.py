@@ -1,0 +1,127 @@
+"""Each PBX client of ``capture/dial`` against a fake of its provider's API on 127.0.0.1.
+
+The fakes (tests/fake_pbx.py) check the signing and parameters each provider documents and refuse
+what is signed wrong, so a call-back that passes here is one the provider would take. What the
+person who pressed the button sees is the dialer's answer: None (the PBX took it) or the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import aiohttp
+import pytest
+
+from capture.dial import PbxDialer
+from tests.conftest import build_config
+from tests.fake_pbx import FakeTwilio, FakeZadarma
+
+CLIENT = "+79160000013"
+LINE = "+74950000055"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def dialer(tmp_path: Path, http: aiohttp.ClientSession, source: dict[str, Any]) -> PbxDialer:
+    return PbxDialer(build_config(tmp_path, sources=[source]), http)
+
+
+# ---------------------------------------------------------------------- Zadarma
+
+ZADARMA_KEY, ZADARMA_SECRET = "zd-api-key-0001", "zd-api-secret-0001"
+
+
+@pytest.fixture
+async def zadarma_api() -> AsyncIterator[FakeZadarma]:
+    async with FakeZadarma(key=ZADARMA_KEY, secret=ZADARMA_SECRET) as fake:
+        yield fake
+
+
+def zadarma_source(url: str, **keys: str) -> dict[str, Any]:
+    source = {"name": "zd", "provider": "zadarma", "api_secret": ZADARMA_SECRET, "api_key": ZADARMA_KEY}
+    return {**source, "api_url": url, **keys}
+
+
+async def test_zadarma_request_callback_is_signed_with_the_api_key_and_names_both_ends(
+    tmp_path: Path, http: aiohttp.ClientSession, zadarma_api: FakeZadarma, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "leadline.dial")
+    pbx = dialer(tmp_path, http, zadarma_source(zadarma_api.url))
+    assert await pbx.dial("zd", "101", CLIENT, LINE) is None
+    [command] = zadarma_api.commands
+    assert command.path == "/v1/request/callback/"
+    assert command.params == {"from": "101", "to": "79160000013", "format": "json"}
+    [record] = [r for r in caplog.records if r.getMessage() == "call-back requested"]
+    logged = str(record.__dict__["fields"])
+    assert "79160000013" not in logged and ZADARMA_SECRET not in logged and "101" in logged
+
+
+async def test_zadarma_signed_with_another_secret_is_refused_with_zadarmas_words(
+    tmp_path: Path, http: aiohttp.ClientSession, zadarma_api: FakeZadarma
+) -> None:
+    pbx = dialer(tmp_path, http, zadarma_source(zadarma_api.url, api_key="zd-api-key-0002"))
+    assert await pbx.dial("zd", "101", CLIENT, None) == "Zadarma: Not authorized"
+    assert zadarma_api.commands == []
+
+
+async def test_zadarma_refusing_the_call_back_gives_its_reason(
+    tmp_path: Path, http: aiohttp.ClientSession, zadarma_api: FakeZadarma
+) -> None:
+    zadarma_api.refuse = "Not enough money"
+    pbx = dialer(tmp_path, http, zadarma_source(zadarma_api.url))
+    assert await pbx.dial("zd", "+79161112233", CLIENT, None) == "Zadarma: Not enough money"
+    assert zadarma_api.commands[0].params["from"] == "79161112233"
+
+
+# ---------------------------------------------------------------------- Twilio
+
+TWILIO_SID, TWILIO_TOKEN = "AC" + "1" * 32, "twilio-auth-token-0001"
+
+
+@pytest.fixture
+async def twilio_api() -> AsyncIterator[FakeTwilio]:
+    async with FakeTwilio(account_sid=TWILIO_SID, auth_token=TWILIO_TOKEN) as fake:
+        yield fake
+
+
+def twilio_source(url: str, **keys: str) -> dict[str, Any]:
+    source = {"name": "tw", "provider": "twilio", "auth_token": TWILIO_TOKEN, "api_key": TWILIO_SID}
+    return {**source, "forward_to": "+74957770000", "api_url": url, **keys}
+
+
+async def test_twilio_calls_the_staff_member_from_the_tracking_number_and_dials_the_client(
+    tmp_path: Path, http: aiohttp.ClientSession, twilio_api: FakeTwilio
+) -> None:
+    pbx = dialer(tmp_path, http, twilio_source(twilio_api.url))
+    assert await pbx.dial("tw", "+79161112233", CLIENT, LINE) is None
+    [command] = twilio_api.commands
+    assert (command.params["To"], command.params["From"]) == ("+79161112233", LINE)
+    dial = ElementTree.fromstring(command.params["Twiml"]).find("Dial")
+    assert dial is not None and dial.get("callerId") == LINE
+    assert [n.text for n in dial.findall("Number")] == [CLIENT]
+
+
+async def test_twilio_rings_forward_to_for_a_staff_member_with_only_an_extension(
+    tmp_path: Path, http: aiohttp.ClientSession, twilio_api: FakeTwilio
+) -> None:
+    pbx = dialer(tmp_path, http, twilio_source(twilio_api.url))
+    assert await pbx.dial("tw", "101", CLIENT, LINE) is None
+    assert twilio_api.commands[0].params["To"] == "+74957770000"
+
+
+async def test_twilio_refusing_the_call_gives_its_code_and_message(
+    tmp_path: Path, http: aiohttp.ClientSession, twilio_api: FakeTwilio
+) -> None:
+    twilio_api.refuse = "The number is unverified"
+    pbx = dialer(tmp_path, http, twilio_source(twilio_api.url))
+    assert await pbx.dial("tw", "+79161112233", CLIENT, LINE) == "Twilio 21210: The number is unverified"
+    wrong = dialer(tmp_path, http, twilio_source(twilio_api.url, auth_token="another-token-0002"))
+    assert await wrong.dial("tw", "+79161112233", CLIENT, LINE) == "Twilio 20003: Authenticate"
