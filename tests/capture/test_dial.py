@@ -18,6 +18,7 @@ import pytest
 
 from capture.dial import PbxDialer
 from tests.conftest import build_config
+from tests.fake_ami import FakeAmi
 from tests.fake_pbx import FakeTwilio, FakeZadarma
 
 CLIENT = "+79160000013"
@@ -125,3 +126,45 @@ async def test_twilio_refusing_the_call_gives_its_code_and_message(
     assert await pbx.dial("tw", "+79161112233", CLIENT, LINE) == "Twilio 21210: The number is unverified"
     wrong = dialer(tmp_path, http, twilio_source(twilio_api.url, auth_token="another-token-0002"))
     assert await wrong.dial("tw", "+79161112233", CLIENT, LINE) == "Twilio 20003: Authenticate"
+
+
+# ---------------------------------------------------------------------- Asterisk AMI
+
+
+@pytest.fixture
+async def ami() -> AsyncIterator[FakeAmi]:
+    fake = FakeAmi()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+def ami_source(fake: FakeAmi, **keys: Any) -> dict[str, Any]:
+    source = {"name": "pbx", "provider": "asterisk_ami", "host": fake.host, "port": fake.port}
+    return {**source, "username": fake.username, "secret": fake.secret, **keys}
+
+
+async def test_asterisk_originate_rings_the_extension_in_the_context_then_dials_the_client(
+    tmp_path: Path, http: aiohttp.ClientSession, ami: FakeAmi
+) -> None:
+    pbx = dialer(tmp_path, http, ami_source(ami, dial_context="office"))
+    assert await pbx.dial("pbx", "101", CLIENT, LINE) is None
+    [originate] = ami.originates
+    assert (originate["channel"], originate["exten"], originate["context"], originate["priority"]) == (
+        "Local/101@office",
+        CLIENT,
+        "office",
+        "1",
+    )
+    assert originate["async"] == "true"
+    assert ami.actions == ["Login", "Originate", "Logoff"]
+
+
+async def test_asterisk_refusing_the_originate_or_the_login_gives_its_message(
+    tmp_path: Path, http: aiohttp.ClientSession, ami: FakeAmi
+) -> None:
+    ami.refuse_originate = "Originate failed"
+    pbx = dialer(tmp_path, http, ami_source(ami))
+    assert await pbx.dial("pbx", "101", CLIENT, None) == "Asterisk: Originate failed"
+    wrong = dialer(tmp_path, http, ami_source(ami, secret="not-the-secret"))
+    assert await wrong.dial("pbx", "101", CLIENT, None) == "AMI login: Authentication failed"
