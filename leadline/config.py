@@ -379,8 +379,9 @@ class SourceConfig(Strict):
     api_key: Secret | None = None
     #: Where the provider's API is, when not at its public default (a sandbox, a test fake).
     api_url: str | None = None
-    #: Asterisk's dialplan context that an Originate rings the extension in and dials the client from.
-    dial_context: str = "from-internal"
+    #: The dialplan context a call-back rings the extension in and dials the client from (Asterisk's
+    #: AMI Originate: default ``from-internal``; FreeSWITCH's originate: default ``default``).
+    dial_context: str | None = None
     spam_score_threshold: float = 5.0
     field_map: dict[str, list[str]] = {}
     #: When not empty, only requests from these addresses and networks are taken (403 otherwise).

@@ -157,3 +157,65 @@ class FakeTwilio(FakeApi):
             return web.json_response({"code": 21210, "message": self.refuse, "status": 400}, status=400)
         call = {"sid": "CA" + "0" * 32, "status": "queued", "to": form["To"], "from": form["From"]}
         return web.json_response(call, status=201)
+
+
+@dataclass
+class FakeUis(FakeApi):
+    """UIS's Call API v4.0: JSON-RPC 2.0 POSTed to /v4.0; ``start.simple_call`` needs access_token,
+    first_call, virtual_phone_number, contact and operator (comagic.ru index-doc-call-api)."""
+
+    token: str = ""
+
+    async def answer(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        params = body.get("params") or {}
+        signed = request.method == "POST" and params.get("access_token") == self.token
+        self.received.append(Received(request.path, params, signed))
+
+        def error(code: int, mnemonic: str, message: str) -> web.Response:
+            return web.json_response(
+                {
+                    "jsonrpc": "2.0",
+                    "id": body.get("id"),
+                    "error": {"code": code, "message": message, "data": {"mnemonic": mnemonic}},
+                }
+            )
+
+        if not signed:
+            return error(-32001, "access_token_invalid", "Access token has been blocked or invalid")
+        required = {"first_call", "virtual_phone_number", "contact", "operator"}
+        if (
+            body.get("jsonrpc") != "2.0"
+            or body.get("method") != "start.simple_call"
+            or not required <= set(params)
+        ):
+            return error(-32602, "required_parameter_missed", "Required parameter has been missed")
+        if self.refuse:
+            return error(-32007, "virtual_phone_number_not_found", self.refuse)
+        return web.json_response(
+            {"jsonrpc": "2.0", "id": body["id"], "result": {"data": {"call_session_id": 237859081}}}
+        )
+
+
+@dataclass
+class FakeBinotel(FakeApi):
+    """Binotel's API 4.0: POST /api/4.0/calls/internal-number-to-external-number.json, a JSON body
+    with internalNumber, externalNumber, key and secret (the API 4.0 clients)."""
+
+    key: str = ""
+    secret: str = ""
+
+    async def answer(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        signed = body.get("key") == self.key and body.get("secret") == self.secret
+        self.received.append(Received(request.path, body, signed))
+        if not signed:
+            return web.json_response({"status": "error", "code": 120, "message": "Wrong key or secret"})
+        if request.path != "/api/4.0/calls/internal-number-to-external-number.json" or not {
+            "internalNumber",
+            "externalNumber",
+        } <= set(body):
+            return web.json_response({"status": "error", "code": 101, "message": "Missing parameters"})
+        if self.refuse:
+            return web.json_response({"status": "error", "code": 104, "message": self.refuse})
+        return web.json_response({"status": "success", "generalCallID": 5123456789})

@@ -27,13 +27,13 @@ from storage.staff import StaffMember
 REASON_LIMIT = 150
 
 
-def who_rings(config: Config, staff: StaffMember) -> str | None:
-    """What the PBX rings first: the person's first extension, else their own number."""
+def staff_lines(config: Config, staff: StaffMember) -> tuple[str | None, str | None]:
+    """The person's first extension and own number, as the config gives them (the bot's approvals have neither)."""
     person = next((s for s in config.staff if s.telegram_id == staff.telegram_id), None)
     if person is None:
-        return None
+        return None, None
     extensions = [e.strip() for e in person.extensions if e.strip()]
-    return extensions[0] if extensions else person.phone
+    return (extensions[0] if extensions else None), person.phone
 
 
 def hidden_middle(number: str) -> str:
@@ -79,7 +79,7 @@ async def on_dial(
             show_alert=True,
         )
         return
-    ring = who_rings(config, staff)
+    ring = dialer.rings(target.source, *staff_lines(config, staff))
     if ring is None:
         await callback.answer(
             _(

@@ -6,8 +6,9 @@ rings the staff member's extension (or number) and, once they pick up, dials the
 goes out through the office line: it arrives back through the provider's normal webhooks, and the
 missed call is marked called back by :mod:`storage.calls` like any answered call to the number.
 
-A provider module ``capture/dial/<provider>.py`` has ``async def dial(http, source, call)``; it
-raises :class:`Refused` with the PBX's own reason. Which keys a source needs is in the providers'
+A provider module ``capture/dial/<provider>.py`` has ``async def dial(http, source, call)``, which
+raises :class:`Refused` with the PBX's own reason, and may have ``ring(source, extension, phone)``:
+what its PBX rings first of the staff member's extension and own number (default: the extension). Which keys a source needs is in the providers'
 one list (``capture.providers.PROVIDERS[...].dial``), which the config checks at start-up.
 """
 
@@ -56,6 +57,12 @@ class Refused(Exception):
 
 
 Dial = Callable[[aiohttp.ClientSession, SourceConfig, Call], Awaitable[None]]
+Ring = Callable[[SourceConfig, str | None, str | None], str | None]
+
+
+def ring_extension_first(source: SourceConfig, extension: str | None, phone: str | None) -> str | None:
+    """A PBX rings a staff member's extension; their own number when they have none."""
+    return extension or phone
 
 
 def can_dial(source: SourceConfig) -> bool:
@@ -73,6 +80,10 @@ def _dial_fn(provider: str) -> Dial:
     return cast(Dial, import_module(f"{__name__}.{provider}").dial)
 
 
+def _ring_fn(provider: str) -> Ring:
+    return cast(Ring, getattr(import_module(f"{__name__}.{provider}"), "ring", ring_extension_first))
+
+
 class PbxDialer:
     """What the bot's ``dialer`` is: the config's sources that can call back, over one HTTP session."""
 
@@ -82,6 +93,10 @@ class PbxDialer:
 
     def can_dial(self, source: str) -> bool:
         return source in self._sources
+
+    def rings(self, source: str, extension: str | None, phone: str | None) -> str | None:
+        config = self._sources.get(source)
+        return None if config is None else _ring_fn(config.provider)(config, extension, phone)
 
     async def dial(self, source: str, staff: str, client: str, line: str | None) -> str | None:
         """None when the PBX took the call-back; else its reason, for the person who pressed."""

@@ -25,6 +25,8 @@ from capture.dial import Call, Refused
 from capture.providers.asterisk_ami import DEFAULT_PORT
 from leadline.config import SourceConfig
 
+#: FreePBX's context for calls from extensions (it knows the outbound routes).
+DEFAULT_CONTEXT = "from-internal"
 #: How long the extension rings before Asterisk gives up, in ms.
 RING_MS = 30000
 
@@ -59,7 +61,7 @@ async def dial(http: aiohttp.ClientSession, source: SourceConfig, call: Call) ->
         login = await _answer(messages, f"leadline-login-{tag}")
         if login["Response"].lower() != "success":
             raise Refused(f"AMI login: {login.get('Message') or login['Response']}")
-        context = source.dial_context
+        context = source.dial_context or DEFAULT_CONTEXT
         writer.write(
             action(
                 "Originate",

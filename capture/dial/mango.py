@@ -49,6 +49,11 @@ def signed(source: SourceConfig, body: dict[str, object]) -> dict[str, str]:
     return {"vpbx_api_key": key, "sign": sign, "json": payload}
 
 
+def ring(source: SourceConfig, extension: str | None, phone: str | None) -> str | None:
+    """Mango's callback starts from an employee's extension (``from.extension`` is required)."""
+    return extension
+
+
 async def dial(http: aiohttp.ClientSession, source: SourceConfig, call: Call) -> None:
     url = f"{source.api_url or API_URL}/commands/callback"
     async with http.post(url, data=signed(source, command(call))) as response:

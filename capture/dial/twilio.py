@@ -37,6 +37,11 @@ def twiml(call: Call, caller_id: str) -> str:
     return str(response)
 
 
+def ring(source: SourceConfig, extension: str | None, phone: str | None) -> str | None:
+    """Twilio has no extensions: the staff member's own phone, else the number the source forwards to."""
+    return phone or source.forward_to
+
+
 async def dial(http: aiohttp.ClientSession, source: SourceConfig, call: Call) -> None:
     staff = call.staff if call.staff_is_number else (source.forward_to or "")
     if not staff.startswith("+"):

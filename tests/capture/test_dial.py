@@ -19,7 +19,8 @@ import pytest
 from capture.dial import PbxDialer
 from tests.conftest import build_config
 from tests.fake_ami import FakeAmi
-from tests.fake_pbx import FakeTwilio, FakeZadarma
+from tests.fake_esl import FakeEsl
+from tests.fake_pbx import FakeBinotel, FakeTwilio, FakeUis, FakeZadarma
 
 CLIENT = "+79160000013"
 LINE = "+74950000055"
@@ -168,3 +169,142 @@ async def test_asterisk_refusing_the_originate_or_the_login_gives_its_message(
     assert await pbx.dial("pbx", "101", CLIENT, None) == "Asterisk: Originate failed"
     wrong = dialer(tmp_path, http, ami_source(ami, secret="not-the-secret"))
     assert await wrong.dial("pbx", "101", CLIENT, None) == "AMI login: Authentication failed"
+
+
+# ---------------------------------------------------------------------- UIS / CoMagic
+
+UIS_TOKEN = "uis-access-token-0001"
+
+
+@pytest.fixture
+async def uis_api() -> AsyncIterator[FakeUis]:
+    async with FakeUis(token=UIS_TOKEN) as fake:
+        yield fake
+
+
+def uis_source(url: str, **keys: str) -> dict[str, Any]:
+    return {
+        "name": "uis",
+        "provider": "uis_comagic",
+        "token": "hook-token",
+        "api_key": UIS_TOKEN,
+        "api_url": f"{url}/v4.0",
+        **keys,
+    }
+
+
+async def test_uis_simple_call_rings_the_operator_then_the_client_from_the_virtual_number(
+    tmp_path: Path, http: aiohttp.ClientSession, uis_api: FakeUis
+) -> None:
+    pbx = dialer(tmp_path, http, uis_source(uis_api.url))
+    assert pbx.rings("uis", "101", "+79161112233") == "+79161112233"
+    assert await pbx.dial("uis", "+79161112233", CLIENT, LINE) is None
+    [command] = uis_api.commands
+    assert command.path == "/v4.0"
+    assert {k: command.params[k] for k in ("first_call", "virtual_phone_number", "contact", "operator")} == {
+        "first_call": "operator",
+        "virtual_phone_number": "74950000055",
+        "contact": "79160000013",
+        "operator": {"phone_number": "79161112233"},
+    }
+
+
+async def test_uis_refusals_name_the_mnemonic_and_a_call_without_a_line_is_not_sent(
+    tmp_path: Path, http: aiohttp.ClientSession, uis_api: FakeUis
+) -> None:
+    uis_api.refuse = "Virtual phone number 74950000055 not found"
+    pbx = dialer(tmp_path, http, uis_source(uis_api.url))
+    assert await pbx.dial("uis", "+79161112233", CLIENT, LINE) == (
+        "UIS virtual_phone_number_not_found: Virtual phone number 74950000055 not found"
+    )
+    wrong = dialer(tmp_path, http, uis_source(uis_api.url, api_key="another-token"))
+    assert (await wrong.dial("uis", "+79161112233", CLIENT, LINE) or "").startswith(
+        "UIS access_token_invalid"
+    )
+    before = len(uis_api.received)
+    assert "virtual numbers" in (await pbx.dial("uis", "+79161112233", CLIENT, None) or "")
+    assert len(uis_api.received) == before
+
+
+# ---------------------------------------------------------------------- Binotel
+
+BINOTEL_KEY, BINOTEL_SECRET = "bn-key-0001", "bn-secret-0001"
+UA_CLIENT = "+380671234567"
+
+
+@pytest.fixture
+async def binotel_api() -> AsyncIterator[FakeBinotel]:
+    async with FakeBinotel(key=BINOTEL_KEY, secret=BINOTEL_SECRET) as fake:
+        yield fake
+
+
+def binotel_source(url: str, **keys: str) -> dict[str, Any]:
+    source = {"name": "bn", "provider": "binotel", "token": "hook-token", "region": "UA"}
+    return {
+        **source,
+        "api_key": BINOTEL_KEY,
+        "api_secret": BINOTEL_SECRET,
+        "api_url": f"{url}/api/4.0",
+        **keys,
+    }
+
+
+async def test_binotel_connects_the_internal_line_to_the_client_in_national_form(
+    tmp_path: Path, http: aiohttp.ClientSession, binotel_api: FakeBinotel
+) -> None:
+    pbx = dialer(tmp_path, http, binotel_source(binotel_api.url))
+    assert pbx.rings("bn", None, "+380671112233") is None  # an internal line or nothing
+    assert await pbx.dial("bn", "901", UA_CLIENT, "+380443334023") is None
+    [command] = binotel_api.commands
+    assert command.path == "/api/4.0/calls/internal-number-to-external-number.json"
+    assert {k: command.params[k] for k in ("internalNumber", "externalNumber", "pbxNumber")} == {
+        "internalNumber": "901",
+        "externalNumber": "0671234567",
+        "pbxNumber": "0443334023",
+    }
+
+
+async def test_binotel_refusing_gives_its_code_and_message(
+    tmp_path: Path, http: aiohttp.ClientSession, binotel_api: FakeBinotel
+) -> None:
+    binotel_api.refuse = "Calls by API are not enabled on this line"
+    pbx = dialer(tmp_path, http, binotel_source(binotel_api.url))
+    assert (
+        await pbx.dial("bn", "901", UA_CLIENT, None)
+        == "Binotel 104: Calls by API are not enabled on this line"
+    )
+    wrong = dialer(tmp_path, http, binotel_source(binotel_api.url, api_secret="bn-secret-0002"))
+    assert await wrong.dial("bn", "901", UA_CLIENT, None) == "Binotel 120: Wrong key or secret"
+
+
+# ---------------------------------------------------------------------- FreeSWITCH
+
+
+@pytest.fixture
+async def esl() -> AsyncIterator[FakeEsl]:
+    async with FakeEsl(password="esl-password-0001") as fake:
+        yield fake
+
+
+def freeswitch_source(fake: FakeEsl, **keys: Any) -> dict[str, Any]:
+    source = {"name": "fs", "provider": "freeswitch", "token": "hook-token", "host": fake.host}
+    return {**source, "port": fake.port, "password": fake.password, **keys}
+
+
+async def test_freeswitch_originate_rings_the_user_then_sends_the_leg_to_the_client(
+    tmp_path: Path, http: aiohttp.ClientSession, esl: FakeEsl
+) -> None:
+    pbx = dialer(tmp_path, http, freeswitch_source(esl, dial_context="office"))
+    assert await pbx.dial("fs", "101", CLIENT, LINE) is None
+    assert esl.jobs == ["originate {origination_caller_id_number=79160000013}user/101 79160000013 XML office"]
+
+
+async def test_freeswitch_refusals_and_a_wrong_password_are_told(
+    tmp_path: Path, http: aiohttp.ClientSession, esl: FakeEsl
+) -> None:
+    esl.refuse = "USER_NOT_REGISTERED"
+    pbx = dialer(tmp_path, http, freeswitch_source(esl))
+    assert await pbx.dial("fs", "101", CLIENT, None) == "FreeSWITCH: -ERR USER_NOT_REGISTERED"
+    wrong = dialer(tmp_path, http, freeswitch_source(esl, password="not-it"))
+    assert await wrong.dial("fs", "101", CLIENT, None) == "FreeSWITCH auth: -ERR invalid"
+    assert esl.jobs == []
