@@ -91,3 +91,26 @@ async def test_a_call_back_the_pbx_refuses_tells_the_staff_member_why(
     assert answer["text"] == "The PBX did not call: Mango result 3300: extension 101 is busy"
     assert answer["show_alert"] is True
     assert len(mango_api.commands) == 1
+
+
+async def test_a_staff_member_the_pbx_has_nothing_to_ring_is_told_and_nothing_is_sent(
+    bot_env: BotEnv, mango_api: FakeMango
+) -> None:
+    # Anna has no extension (Mango rings only extensions): the missed call to 101 is the owner's to call back.
+    staff = [{**BASE["staff"][0], "extensions": [], "phone": "+79161112233"}, BASE["staff"][1]]
+    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    source = {**MANGO_SOURCE, "api_url": f"{mango_api.url}/vpbx"}
+    srv = await bot_env.start(clock=clock, sources=[*BASE["sources"], source], staff=staff)
+    assert (await post_sample(srv, MISSED)).status == 200
+    clock.now = MORNING
+    await srv.server.app[keys.SWEEPER].run()
+    bot_env.wake_outbox()
+    message = await bot_env.tg.wait_for("sendMessage", chat_id=ANNA)
+    await bot_env.types(ANNA, "/help", language="en")
+    message_id = int(message.result["message_id"])
+
+    answer = await bot_env.press(ANNA, message_id, button_data(bot_env.tg, ANNA, message_id, "📞"))
+    assert answer["text"] == (
+        "The PBX has nothing to ring you on: ask the owner to give you an extension or a phone in the config."
+    )
+    assert mango_api.received == []

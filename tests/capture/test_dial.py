@@ -16,7 +16,8 @@ from xml.etree import ElementTree
 import aiohttp
 import pytest
 
-from capture.dial import PbxDialer
+from capture.dial import PbxDialer, dialable
+from leadline.config import ConfigError
 from tests.conftest import build_config
 from tests.fake_ami import FakeAmi
 from tests.fake_esl import FakeEsl
@@ -308,3 +309,38 @@ async def test_freeswitch_refusals_and_a_wrong_password_are_told(
     wrong = dialer(tmp_path, http, freeswitch_source(esl, password="not-it"))
     assert await wrong.dial("fs", "101", CLIENT, None) == "FreeSWITCH auth: -ERR invalid"
     assert esl.jobs == []
+
+
+# ---------------------------------------------------------------------- the config
+
+
+def test_the_config_names_the_missing_half_of_a_providers_call_back_keys(tmp_path: Path) -> None:
+    binotel = {"name": "bn", "provider": "binotel", "token": "hook-token", "api_key": BINOTEL_KEY}
+    with pytest.raises(ConfigError) as caught:
+        build_config(tmp_path, sources=[binotel])
+    assert caught.value.problems == [
+        "sources[0]: provider binotel calls back with api_key and api_secret: set api_secret too, or remove the others"
+    ]
+    # Zadarma's api_secret signs its notifications too: without api_key the source simply cannot call back.
+    config = build_config(tmp_path, sources=[zadarma_source("https://api.zadarma.com", api_key="")])
+    assert dialable(config) == frozenset()
+
+
+def test_call_back_keys_are_secrets_and_addresses_and_staff_phones_are_checked(tmp_path: Path) -> None:
+    config = build_config(tmp_path, sources=[zadarma_source("https://api-sandbox.zadarma.com/")])
+    assert {ZADARMA_KEY, ZADARMA_SECRET} <= config.secret_values()
+    assert dialable(config) == frozenset({"zd"})
+    assert config.sources[0].api_url == "https://api-sandbox.zadarma.com"
+    with pytest.raises(ConfigError) as caught:
+        build_config(tmp_path, sources=[zadarma_source("api.zadarma.com")])
+    assert caught.value.problems == [
+        "sources[0].api_url: write the API's address as http(s)://host/path, e.g. https://api.zadarma.com"
+    ]
+    staff = [{"name": "Anna", "telegram_id": 111, "phone": "8 916 111-22-33"}]
+    with pytest.raises(ConfigError) as caught:
+        build_config(tmp_path, staff=staff)
+    assert caught.value.problems == [
+        "staff[0].phone: '8 916 111-22-33' is not a valid phone number: write it in full, e.g. +79161234567"
+    ]
+    config = build_config(tmp_path, staff=[{**staff[0], "phone": "+7 916 111-22-33"}])
+    assert config.staff[0].phone == "+79161112233"
