@@ -104,7 +104,8 @@ class PbxDialer:
         if config is None:
             return f"source {source} cannot call back (no API credentials in the config)"
         call = Call(staff=staff, client=client, line=line)
-        fields = {"source": source, "provider": config.provider, "staff": staff, "client": mask(client)}
+        shown_staff = mask(staff) if staff.startswith("+") else staff
+        fields = {"source": source, "provider": config.provider, "staff": shown_staff, "client": mask(client)}
         try:
             async with asyncio.timeout(TIMEOUT_SECONDS):
                 await _dial_fn(config.provider)(self._http, config, call)
@@ -115,6 +116,8 @@ class PbxDialer:
             reason = f"the PBX did not answer within {TIMEOUT_SECONDS:g} s"
         except (aiohttp.ClientError, OSError) as exc:
             reason = f"cannot reach the PBX ({type(exc).__name__})"
+        except (EOFError, ValueError) as exc:  # a socket cut mid-answer, an answer that does not parse
+            reason = f"the PBX's answer could not be read ({type(exc).__name__})"
         else:
             log.info("call-back requested", extra={"fields": fields})
             return None

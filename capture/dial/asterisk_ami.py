@@ -23,6 +23,7 @@ import aiohttp
 from capture.ami_protocol import MessageReader, ProtocolError, action, parse_message, read_banner
 from capture.dial import Call, Refused
 from capture.providers.asterisk_ami import DEFAULT_PORT
+from capture.providers.base import BadRequest
 from leadline.config import SourceConfig
 
 #: FreePBX's context for calls from extensions (it knows the outbound routes).
@@ -81,7 +82,7 @@ async def dial(http: aiohttp.ClientSession, source: SourceConfig, call: Call) ->
         writer.write(action("Logoff", ActionID=f"leadline-bye-{tag}"))
         with contextlib.suppress(Refused):  # the call is queued whatever the goodbye says
             await _answer(messages, f"leadline-bye-{tag}")
-    except ProtocolError as exc:
+    except (ProtocolError, BadRequest) as exc:
         raise Refused(f"Asterisk: {exc}") from None
     finally:
         writer.close()

@@ -62,6 +62,7 @@ async def test_call_back_rings_the_extension_through_mango_and_the_outbound_call
     assert command.path == "/vpbx/commands/callback"
     assert command.params["from"] == {"extension": "101"}
     assert command.params["to_number"] == CALLER
+    assert command.params["line_number"] == "74950000001"  # the line the client called
     assert str(command.params["command_id"]).startswith("leadline-")
     assert srv.scalar("SELECT closed_at FROM nudges WHERE kind = 'callback'") is None  # asking is not calling
 

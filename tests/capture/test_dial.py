@@ -7,6 +7,7 @@ person who pressed the button sees is the dialer's answer: None (the PBX took it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -344,3 +345,30 @@ def test_call_back_keys_are_secrets_and_addresses_and_staff_phones_are_checked(t
     ]
     config = build_config(tmp_path, staff=[{**staff[0], "phone": "+7 916 111-22-33"}])
     assert config.staff[0].phone == "+79161112233"
+
+
+async def test_a_pbx_that_cannot_be_reached_or_cuts_its_answer_is_a_reason_not_a_crash(
+    tmp_path: Path, http: aiohttp.ClientSession, unused_tcp_port: int
+) -> None:
+    down = dialer(tmp_path, http, zadarma_source(f"http://127.0.0.1:{unused_tcp_port}"))
+    assert await down.dial("zd", "101", CLIENT, None) == "cannot reach the PBX (ClientConnectorError)"
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(
+            b"Content-Type: auth/request\n\nContent-Type: command/reply\nContent-Length: 50\n\nshort"
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        source = {"name": "fs", "provider": "freeswitch", "token": "t", "host": "127.0.0.1", "port": port}
+        cut = dialer(tmp_path, http, {**source, "password": "ClueCon"})
+        assert (
+            await cut.dial("fs", "101", CLIENT, None)
+            == "the PBX's answer could not be read (IncompleteReadError)"
+        )
+    finally:
+        server.close()
+        await server.wait_closed()
