@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bot.callbacks import OpenCB
 from leadline import keys
 from tests.bot.conftest import ANNA, BotEnv, button_data
 from tests.capture.test_mango import KEY, MANGO_SOURCE, SALT, post_mango, post_sample, signed_mango, summary
@@ -115,3 +116,24 @@ async def test_a_staff_member_the_pbx_has_nothing_to_ring_is_told_and_nothing_is
         "The PBX has nothing to ring you on: ask the owner to give you an extension or a phone in the config."
     )
     assert mango_api.received == []
+
+
+async def test_the_missed_calls_card_opened_from_the_list_calls_back_too(
+    bot_env: BotEnv, mango_api: FakeMango
+) -> None:
+    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    source = {**MANGO_SOURCE, "api_url": f"{mango_api.url}/vpbx"}
+    srv = await bot_env.start(clock=clock, sources=[*BASE["sources"], source])
+    assert (await post_sample(srv, MISSED)).status == 200
+    clock.now = msk(datetime(2024, 3, 5).date(), 18, 25)
+    listing = await bot_env.says(ANNA, "/missed", language="en")
+    [missed] = srv.rows("SELECT id FROM touches")
+    before = len(bot_env.tg.sent("sendMessage", chat_id=ANNA))
+    await bot_env.press(ANNA, listing.result["message_id"], OpenCB(kind="touch", id=missed["id"]).pack())
+    card = await bot_env.tg.wait_for("sendMessage", chat_id=ANNA, count=before + 1)
+    card_id = int(card.result["message_id"])
+    assert "+7 916 000-00-13" in bot_env.text(ANNA, card_id)
+
+    answer = await bot_env.press(ANNA, card_id, button_data(bot_env.tg, ANNA, card_id, "📞"))
+    assert answer["text"] == "📞 Calling you on 101, then +7 916 ***-**-13."
+    assert [c.params["to_number"] for c in mango_api.commands] == [CALLER]
