@@ -23,8 +23,9 @@ from storage.calls import dial_target
 from storage.db import Store
 from storage.staff import StaffMember
 
-#: How much of the PBX's reason an alert shows.
+#: How much of the PBX's reason and of a source's name an alert (200 characters at most) shows.
 REASON_LIMIT = 150
+SOURCE_LIMIT = 60
 
 
 def staff_lines(config: Config, staff: StaffMember) -> tuple[str | None, str | None]:
@@ -75,7 +76,7 @@ async def on_dial(
         await callback.answer(
             _(
                 "Calls of {source} cannot be called back from here: the source has no API keys in the config."
-            ).format(source=target.source),
+            ).format(source=clip(target.source, SOURCE_LIMIT)),
             show_alert=True,
         )
         return
