@@ -85,3 +85,9 @@ class ContactCB(CallbackData, prefix="c"):
     act: str
     c: int
     v: int = 0
+
+
+class DialCB(CallbackData, prefix="d"):
+    """``📞 Call back`` under a missed call's card: ``t`` the touch whose contact is called back."""
+
+    t: int

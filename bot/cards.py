@@ -18,7 +18,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from babel.dates import format_date, format_datetime
 
 from bot import labels
-from bot.callbacks import CardCB
+from bot.callbacks import CardCB, DialCB
 from bot.catalogues import current_locale
 from bot.catalogues import gettext as _
 from storage.cards import TouchCard
@@ -188,7 +188,19 @@ def initial_text(card: TouchCard, tz: ZoneInfo) -> str:
     return body + "\n\n" + _("Who is it? Choose below.")
 
 
-def initial_keyboard(card: TouchCard, touch_id: int) -> InlineKeyboardMarkup | None:
+def dial_row(card: TouchCard, touch_id: int) -> list[list[InlineKeyboardButton]]:
+    """``📞 Call back`` for a missed call with a number; the caller checks its source can dial."""
+    touch = card.touch
+    if touch["channel"] != "call" or touch["answered"] != 0 or not card.phones:
+        return []
+    return [[button(_("📞 Call back"), DialCB(t=touch_id).pack())]]
+
+
+def initial_keyboard(
+    card: TouchCard, touch_id: int, *, can_dial: bool = False
+) -> InlineKeyboardMarkup | None:
+    """The registration buttons; with ``can_dial`` (the touch's source can call back) a missed call's
+    card also calls the client back through the office line."""
     if card.registration is not None:
         return None
     c = card.contact_id
@@ -201,8 +213,9 @@ def initial_keyboard(card: TouchCard, touch_id: int) -> InlineKeyboardMarkup | N
         )
         for t in TEMPERATURES
     ]
+    dial = dial_row(card, touch_id) if can_dial else []
     return InlineKeyboardMarkup(
-        inline_keyboard=[temps, [button(_("Not a lead"), CardCB(act="nal", t=touch_id, c=c).pack())]]
+        inline_keyboard=[*dial, temps, [button(_("Not a lead"), CardCB(act="nal", t=touch_id, c=c).pack())]]
     )
 
 

@@ -14,6 +14,9 @@ Buttons carry ``callback_data`` in the shape aiogram's ``CallbackData`` packs
   the reason). Each maps to one function in :mod:`storage.nudges.actions`.
 * ``o:touch:<touch id>`` and ``o:lead:<lead id>`` — the bot's own ``OpenCB``: "Register" opens the
   touch's registration card, "Open" the lead.
+* ``d:<touch id>`` — the bot's ``DialCB``: "📞 Call back" asks the PBX of the touch's source to ring
+  the person who pressed and then the client. Shown only for sources in ``dialable`` (those with
+  the provider's API credentials; ``capture.dial.dialable``).
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ def nudge_cb(act: str, nudge_id: int, value: str = "") -> str:
 def open_cb(kind: str, target: int) -> str:
     """The bot's ``OpenCB(kind=..., id=...)``: opens a touch's registration card or a lead."""
     return f"o:{kind}:{target}"
+
+
+def dial_cb(touch_id: int) -> str:
+    """The bot's ``DialCB(t=...)``: call the touch's contact back through the office line."""
+    return f"d:{touch_id}"
 
 
 def clip(value: str, limit: int) -> str:
@@ -148,7 +156,14 @@ def _details(card: Card, view: MessageView) -> list[str]:
     return lines
 
 
-def _buttons(card: Card, label: str) -> list[list[dict[str, str]]]:
+def _dial_touch(card: Card, dialable: frozenset[str]) -> int | None:
+    """The latest of the card's touches that came through a PBX Leadline can call back through."""
+    if not card.phones:
+        return None
+    return next((t.id for t in reversed(card.touches) if t.id and t.source in dialable), None)
+
+
+def _buttons(card: Card, label: str, dialable: frozenset[str] = frozenset()) -> list[list[dict[str, str]]]:
     def b(text: str, data: str) -> dict[str, str]:
         return {"text": label + text, "callback_data": data}
 
@@ -160,9 +175,11 @@ def _buttons(card: Card, label: str) -> list[list[dict[str, str]]]:
         return [row] if row else []
     called = b(_("Called back"), nudge_cb("called", nid))
     if card.kind == "callback":
+        touch = _dial_touch(card, dialable)
+        dial = [[b(_("📞 Call back"), dial_cb(touch))]] if touch is not None else []
         if card.outcome == "unreachable" and card.level == 0:
-            return [[called]]
-        return [[called, b(_("Can't reach"), nudge_cb("cant", nid))]]
+            return [*dial, [called]]
+        return [*dial, [called, b(_("Can't reach"), nudge_cb("cant", nid))]]
     first = [b(_("Done"), nudge_cb("done", nid))] if card.kind == "follow_up" else []
     if card.lead is not None:
         first.append(b(_("Open"), open_cb("lead", card.lead.id)))
@@ -174,8 +191,9 @@ def _buttons(card: Card, label: str) -> list[list[dict[str, str]]]:
     return [first, second] if first else [second]
 
 
-def render(view: MessageView) -> dict[str, Any]:
-    """A ``sendMessage`` payload (Telegram HTML) listing the cards, each with its own buttons."""
+def render(view: MessageView, dialable: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A ``sendMessage`` payload (Telegram HTML) listing the cards, each with its own buttons;
+    ``dialable`` names the sources whose missed calls can be called back from the card."""
     with written_for(view.language, view.office_language):
         numbered = len(view.cards) > 1
         blocks: list[str] = []
@@ -186,7 +204,7 @@ def render(view: MessageView) -> dict[str, Any]:
         for i, card in enumerate(view.cards, 1):
             prefix = f"{i}. " if numbered else ""
             blocks.append("\n".join([prefix + _title(card, view), *_details(card, view)]))
-            keyboard += _buttons(card, prefix)
+            keyboard += _buttons(card, prefix, dialable)
         if view.more:
             blocks.append(_("…and {n} more after this.").format(n=view.more))
     payload: dict[str, Any] = {"text": "\n\n".join(blocks), "parse_mode": "HTML"}
@@ -195,14 +213,14 @@ def render(view: MessageView) -> dict[str, Any]:
     return payload
 
 
-def lay_out(view: MessageView) -> Rendered:
+def lay_out(view: MessageView, dialable: frozenset[str] = frozenset()) -> Rendered:
     """The message of ``view`` with as many of its cards as Telegram takes in one message.
 
     The header keeps counting every card due, and the cards left out are among the "…and N more".
     """
 
     def first(n: int) -> dict[str, Any]:
-        return render(replace(view, cards=view.cards[:n], more=view.more + len(view.cards) - n))
+        return render(replace(view, cards=view.cards[:n], more=view.more + len(view.cards) - n), dialable)
 
     payload, shown = fit_leading(first, len(view.cards))
     if not fits_telegram(payload):

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from bot.catalogues import gettext as _
 from bot.contexts import TouchContexts
+from bot.dialer import Dialer
 from bot.fsm import DatabaseStorage
 from bot.i18n import CatalogueI18n, LanguageMiddleware, load_i18n, speaking
 from bot.middlewares import StaffMiddleware, StrangerGate
@@ -34,6 +35,7 @@ from bot.replies import Replies
 from bot.routers import (
     access,
     blocklist,
+    dial,
     do_not_contact,
     errors,
     fallback,
@@ -79,6 +81,7 @@ def build_dispatcher(
     replies: Replies,
     contexts: TouchContexts,
     i18n: CatalogueI18n,
+    dialer: Dialer,
 ) -> Dispatcher:
     """Services reach handlers as typed parameters (workflow data); middlewares only for what cuts across."""
     dp = Dispatcher(storage=DatabaseStorage(store, clock))
@@ -87,6 +90,7 @@ def build_dispatcher(
     dp["clock"] = clock
     dp["replies"] = replies
     dp["capture"] = contexts
+    dp["dialer"] = dialer
     dp.update.outer_middleware(StaffMiddleware(store, config.telegram.team_chat))
     dp.update.outer_middleware(LanguageMiddleware(i18n))
     dp.update.outer_middleware(StrangerGate())
@@ -97,6 +101,7 @@ def build_dispatcher(
         registration.make_router(),
         leads.make_router(),
         nudges.make_router(),
+        dial.make_router(),
         lists.make_router(),
         find.make_router(),
         numbers.make_router(),
@@ -213,14 +218,19 @@ class Webhook:
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    config: Config, store: Store, clock: Clock, contexts: TouchContexts, app: web.Application
+    config: Config,
+    store: Store,
+    clock: Clock,
+    contexts: TouchContexts,
+    dialer: Dialer,
+    app: web.Application,
 ) -> AsyncIterator[OutboxSender]:
     """The bot and its outbox sender, from start-up to a clean stop; the sender is yielded."""
     bot = make_bot(config)
     sender = OutboxSender(store, clock, BotTransport(bot))
     i18n = load_i18n(config.leadline.language)
     replies = Replies(store, clock, sender.wake)
-    dp = build_dispatcher(config, store, clock, replies, contexts, i18n)
+    dp = build_dispatcher(config, store, clock, replies, contexts, i18n, dialer)
     sender.start()
     runner: Polling | Webhook = (
         Webhook(app, dp, bot, config, i18n) if config.telegram.webhook_url else Polling(dp, bot, i18n)

@@ -15,6 +15,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from bot import cards, labels
 from bot.callbacks import ContactCB, MergeCB, OpenCB
 from bot.catalogues import gettext as _
+from bot.dialer import Dialer
 from bot.replies import Replies
 from bot.routers.leads import lead_keyboard, lead_text
 from leadline.config import Config
@@ -108,11 +109,21 @@ def contact_keyboard(contact: dict[str, Any], staff: StaffMember) -> InlineKeybo
     return InlineKeyboardMarkup(inline_keyboard=keyboard) if keyboard else None
 
 
-async def send_touch(replies: Replies, store: Store, config: Config, chat_id: int, touch_id: int) -> bool:
+async def send_touch(
+    replies: Replies,
+    store: Store,
+    config: Config,
+    chat_id: int,
+    touch_id: int,
+    dialer: Dialer | None = None,
+) -> bool:
+    """The touch's registration card; given the ``dialer``, a missed call's card can be called back."""
     card = await store.read(partial(touch_card, touch_id=touch_id))
     if card is None:
         return False
-    await replies.send(chat_id, cards.initial_text(card, config.tz), cards.initial_keyboard(card, touch_id))
+    can_dial = dialer is not None and dialer.can_dial(str(card.touch["source"]))
+    keyboard = cards.initial_keyboard(card, touch_id, can_dial=can_dial)
+    await replies.send(chat_id, cards.initial_text(card, config.tz), keyboard)
     return True
 
 

@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from functools import partial
 
+import aiohttp
 from aiohttp import web
 from sqlite_utils import Database
 
 from bot.service import bot_service
+from capture.dial import PbxDialer
 from capture.metrics import Metrics
 from capture.pipeline import Capture, replay
 from capture.providers import PROVIDERS
@@ -90,11 +92,14 @@ async def capture_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The outbox sender, and the bot when there is a token: the primary's only."""
+    """The outbox sender, and the bot when there is a token: the primary's only. The bot's
+    ``📞 Call back`` reaches the PBXs through the dialer's own HTTP session, closed after the bot."""
     config, store, clock = app[keys.CONFIG], app[keys.STORE], app[keys.CLOCK]
-    async with bot_service(config, store, clock, app[keys.CAPTURE], app) as sender:
-        app[keys.OUTBOX] = sender
-        yield
+    async with aiohttp.ClientSession() as http:
+        dialer = PbxDialer(config, http)
+        async with bot_service(config, store, clock, app[keys.CAPTURE], dialer, app) as sender:
+            app[keys.OUTBOX] = sender
+            yield
 
 
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -49,6 +49,10 @@ class ProviderRules(Protocol):
         """False for a source Leadline connects to or listens for itself: no request of its can carry
         a token, and only an SMTP peer has an address (a firewall guards that port)."""
 
+    @property
+    def dial(self) -> tuple[str, ...]:
+        """The keys a source needs to call a client back through the PBX; empty when it cannot."""
+
 
 class ConfigError(Exception):
     """The config cannot be used; ``problems`` lists each as ``key.path: what is wrong``."""
@@ -311,6 +315,21 @@ class StaffConfig(Strict):
     extensions: list[str] = []
     emails: list[str] = []
     language: Literal["ru", "en"] | None = None
+    #: The person's own number, rung by a call-back when they have no extension (Twilio has none).
+    phone: str | None = None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            number = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or not phonenumbers.is_valid_number(number):
+            raise ValueError(f"{value!r} is not a valid phone number: write it in full, e.g. +79161234567")
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 class CostConfig(Strict):
@@ -420,6 +439,14 @@ class SourceConfig(Strict):
     security: Literal["tls", "starttls", "none"] = "tls"
     poll_seconds: float = Field(60, gt=0)
     forward_to: str | None = None
+    # calling clients back through the PBX (capture/dial/): the provider's API credentials
+    #: Zadarma's and Binotel's API key, Twilio's Account SID, UIS's Call API access token.
+    api_key: Secret | None = None
+    #: Where the provider's API is, when not at its public default (a sandbox, a test fake).
+    api_url: str | None = None
+    #: The dialplan context a call-back rings the extension in and dials the client from (Asterisk's
+    #: AMI Originate: default ``from-internal``; FreeSWITCH's originate: default ``default``).
+    dial_context: str | None = None
     spam_score_threshold: float = 5.0
     field_map: dict[str, list[str]] = {}
     #: When not empty, only requests from these addresses and networks are taken (403 otherwise).
@@ -472,6 +499,13 @@ class SourceConfig(Strict):
             raise ValueError("empty: give the token a value (a long random one) or remove the key")
         return value
 
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"https?://[^/\s]+", value):
+            raise ValueError("write the API's address as http(s)://host/path, e.g. https://api.zadarma.com")
+        return value.rstrip("/") if value else value
+
     @field_validator("field_map")
     @classmethod
     def _field_map(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -499,6 +533,17 @@ class SourceConfig(Strict):
             )
         if self.registers is None and (self.temperature is not None or self.reason is not None):
             raise ValueError('temperature and reason apply only with register = "lead" or "not_a_lead"')
+        rules = _providers(info)[self.provider]
+        # Keys the webhooks need anyway (Zadarma's api_secret) say nothing of whether calling back is wanted.
+        needed = {key for need in rules.secrets for key in need.split("|")}
+        dial = [key for key in rules.dial if key not in needed]
+        given = [key for key in dial if self.secret_value(key).strip()]
+        if given and len(given) < len(dial):
+            absent = ", ".join(key for key in dial if key not in given)
+            raise ValueError(
+                f"provider {self.provider} calls back with {' and '.join(rules.dial)}: set {absent} too,"
+                " or remove the others"
+            )
         if self.provider == "twilio" and not (self.forward_to or "").strip():
             raise ValueError(
                 "provider twilio needs forward_to: the number Leadline's TwiML dials for each call"

@@ -15,6 +15,7 @@ from datetime import datetime
 from functools import partial
 
 from bot.nudge_texts import lay_out, render_source_alert
+from capture.dial import dialable
 from leadline.config import Config
 from storage.db import Clock, Store
 from storage.nudges.due import due_nudges
@@ -49,6 +50,8 @@ class Sweeper:
         self.wake = wake
         self.rules = NudgeRules.from_config(config)
         self.health = HealthRules.from_config(config)
+        #: Missed calls of these sources get ``📞 Call back`` on their nudges.
+        self.render = partial(lay_out, dialable=dialable(config))
         self._lock = asyncio.Lock()
 
     async def run(self, now: datetime | None = None) -> SweepResult:
@@ -56,7 +59,7 @@ class Sweeper:
             at = now or self.clock()
             due = await self.store.read(partial(due_nudges, now=at, rules=self.rules))
             recorded = await self.store.write(
-                partial(plan_and_record, now=at, rules=self.rules, render=lay_out, due=due)
+                partial(plan_and_record, now=at, rules=self.rules, render=self.render, due=due)
             )
             findings = await self.store.read(partial(assess, now=at, rules=self.health))
             # An owner's language without a catalogue falls back to the office's, as nudges do.

@@ -375,3 +375,30 @@ def recompute_callbacks(
                 "UPDATE touches SET called_back_at = ?, called_back_by = ?, updated_at = ? WHERE id = ?",
                 [mark[0], mark[1], iso(ctx.received_at), touch_id],
             )
+
+
+@dataclass(frozen=True, slots=True)
+class DialTarget:
+    """Whom a call-back about a touch dials: the contact's number, through the touch's source."""
+
+    touch_id: int
+    source: str
+    contact_id: int
+    #: The contact's first valid number (E.164); None when they have none (a hidden or invalid caller).
+    phone: str | None
+    #: The number the client dialled (the campaign's tracking number), to call them back from.
+    line: str | None
+
+
+def dial_target(db: Database, touch_id: int) -> DialTarget | None:
+    """What ``📞 Call back`` on a card about ``touch_id`` dials; None when the touch or its contact is gone."""
+    row = db.execute(
+        "SELECT source, contact_id, tracking_number FROM touches WHERE id = ?", [touch_id]
+    ).fetchone()
+    if row is None or row[1] is None:
+        return None
+    number = db.execute(
+        "SELECT value FROM identifiers WHERE contact_id = ? AND kind = 'phone' AND valid = 1 ORDER BY id LIMIT 1",
+        [row[1]],
+    ).fetchone()
+    return DialTarget(touch_id, str(row[0]), int(row[1]), str(number[0]) if number else None, row[2])

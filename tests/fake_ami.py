@@ -33,6 +33,10 @@ class FakeAmi:
     port: int = 0
     logins: list[Login] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
+    #: Every ``Originate`` a logged-in client sent, its keys lower-cased.
+    originates: list[dict[str, str]] = field(default_factory=list)
+    #: When set, an ``Originate`` is answered with ``Response: Error`` and this message.
+    refuse_originate: str | None = None
     _server: asyncio.Server | None = None
     _clients: set[asyncio.StreamWriter] = field(default_factory=set)
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
@@ -135,6 +139,20 @@ class FakeAmi:
             writer.write(
                 f"Response: Success\r\n{reply}Ping: Pong\r\nTimestamp: 1709648527.000000\r\n\r\n".encode()
             )
+        elif name.lower() == "originate":
+            # Documented (docs.asterisk.org AMI_Actions/Originate): Channel, and Exten with Context and Priority.
+            if writer not in self._clients:
+                writer.write(f"Response: Error\r\n{reply}Message: Permission denied\r\n\r\n".encode())
+            elif not {"channel", "exten", "context", "priority"} <= set(message):
+                writer.write(f"Response: Error\r\n{reply}Message: Exten not specified\r\n\r\n".encode())
+            elif self.refuse_originate:
+                self.originates.append(message)
+                writer.write(f"Response: Error\r\n{reply}Message: {self.refuse_originate}\r\n\r\n".encode())
+            else:
+                self.originates.append(message)
+                writer.write(
+                    f"Response: Success\r\n{reply}Message: Originate successfully queued\r\n\r\n".encode()
+                )
         elif name.lower() == "logoff":
             writer.write(f"Response: Goodbye\r\n{reply}Message: Thanks for all the fish.\r\n\r\n".encode())
             keep_open = False

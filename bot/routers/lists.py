@@ -19,6 +19,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from bot import cards, labels
 from bot.callbacks import OpenCB, PageCB
 from bot.catalogues import gettext as _
+from bot.dialer import Dialer
 from bot.replies import Replies
 from bot.views import send_contact, send_lead, send_touch
 from leadline.config import Config
@@ -187,10 +188,11 @@ async def open_item(
     store: Store,
     config: Config,
     replies: Replies,
+    dialer: Dialer,
 ) -> None:
     chat_id = callback.message.chat.id if callback.message is not None else callback.from_user.id
     if callback_data.kind == "touch":
-        found = await send_touch(replies, store, config, chat_id, callback_data.id)
+        found = await send_touch(replies, store, config, chat_id, callback_data.id, dialer)
     elif callback_data.kind == "lead":
         found = await send_lead(replies, store, config, chat_id, callback_data.id, staff)
     else:

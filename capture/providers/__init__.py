@@ -35,6 +35,8 @@ class Registered:
     secrets: tuple[str, ...]
     #: False for a source Leadline connects to or listens for itself (its module's ``background``).
     over_http: bool = True
+    #: The keys a source needs to call a client back (``capture/dial/<name>.py``); empty: it cannot.
+    dial: tuple[str, ...] = ()
 
     def _module(self) -> ModuleType:
         return import_module(f"{__name__}.{self.name}")
@@ -53,13 +55,13 @@ PROVIDERS: Mapping[str, Registered] = {
     for p in (
         Registered("generic_form", ("token",)),
         Registered("standard_webhooks", ("secret",)),
-        Registered("mango", ("vpbx_api_key", "vpbx_api_salt")),
-        Registered("zadarma", ("api_secret",)),
-        Registered("twilio", ("auth_token",)),
-        Registered("uis_comagic", ("token",)),
-        Registered("binotel", ("token",)),
-        Registered("asterisk_ami", ("username", "secret"), over_http=False),
-        Registered("freeswitch", ("token",)),
+        Registered("mango", ("vpbx_api_key", "vpbx_api_salt"), dial=("vpbx_api_key", "vpbx_api_salt")),
+        Registered("zadarma", ("api_secret",), dial=("api_key", "api_secret")),
+        Registered("twilio", ("auth_token",), dial=("api_key", "auth_token")),
+        Registered("uis_comagic", ("token",), dial=("api_key",)),
+        Registered("binotel", ("token",), dial=("api_key", "api_secret")),
+        Registered("asterisk_ami", ("username", "secret"), over_http=False, dial=("username", "secret")),
+        Registered("freeswitch", ("token",), dial=("host", "password")),
         Registered("tilda", ("token",)),
         Registered("typeform", ("secret",)),
         Registered("jotform", ("token",)),

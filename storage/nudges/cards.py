@@ -27,6 +27,8 @@ class TouchLine:
     at: datetime
     source: str
     answered: bool | None
+    #: The touch's id: what a ``📞 Call back`` button under the card carries.
+    id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +106,19 @@ def load_card(db: Database, group: Sequence[tuple[int, int]]) -> Card:
     touches: list[TouchLine] = []
     if touch_ids:
         tmarks = ",".join("?" * len(touch_ids))
-        for channel, occurred, source, answered, current in db.execute(
-            f"SELECT channel, occurred_at, source, answered, contact_id FROM touches WHERE id IN ({tmarks})"
+        for channel, occurred, source, answered, current, tid in db.execute(
+            f"SELECT channel, occurred_at, source, answered, contact_id, id FROM touches WHERE id IN ({tmarks})"
             " ORDER BY occurred_at, id",
             touch_ids,
         ):
             touches.append(
-                TouchLine(channel, parse_iso(occurred), source, None if answered is None else bool(answered))
+                TouchLine(
+                    channel,
+                    parse_iso(occurred),
+                    source,
+                    None if answered is None else bool(answered),
+                    int(tid),
+                )
             )
             contact_id = current or contact_id
     lead = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from leadline import keys
@@ -10,6 +10,9 @@ from storage.contacts import block_contact
 from storage.nudges.actions import cant_reach, mark_called_back
 from tests.conftest import StartServer
 from tests.nudges.conftest import ANNA, BORIS, TUESDAY, Clock, Office, buttons, msk, office_config
+from tests.samples import sample
+
+ZADARMA_SECRET = sample("zadarma_notify_end_missed.txt").secrets["api_secret"]
 
 CALLER = "+79161234567"
 
@@ -37,7 +40,7 @@ async def test_a_called_back_but_unregistered_contact_is_asked_of_whoever_called
     assert (nudge["touch_id"], nudge["chat_id"]) == (missed["id"], BORIS)
 
 
-async def test_a_missed_call_not_called_back_is_nudged_with_the_number_and_two_buttons(
+async def test_a_missed_call_not_called_back_is_nudged_with_the_number_and_its_buttons(
     office: Office,
 ) -> None:
     missed = await office.call("m1", CALLER, msk(TUESDAY, 10, 0), answered=False, extension="102")
@@ -48,11 +51,34 @@ async def test_a_missed_call_not_called_back_is_nudged_with_the_number_and_two_b
     assert CALLER in message["text"] and "пропущенный звонок 14.04 10:00" in message["text"]
     [nudge] = office.nudges("callback")
     assert nudge["touch_id"] == missed["id"]
+    # Mango's key and salt also sign its API commands: the office line can call back.
     assert [b["callback_data"] for b in buttons(message)] == [
+        f"d:{missed['id']}",
         f"n:called:{nudge['id']}:",
         f"n:cant:{nudge['id']}:",
     ]
     assert office.nudges("register") == []  # nobody talked to them yet: nothing to register
+
+
+async def test_a_missed_call_of_a_source_without_api_keys_has_no_call_back_button(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    zadarma = {"name": "zadarma", "provider": "zadarma", "api_secret": ZADARMA_SECRET}
+    clock = Clock(msk(TUESDAY, 8, 0))
+    office = Office(await start_server(office_config(tmp_path, sources=[zadarma]), clock=clock), clock)
+    missed = sample("zadarma_notify_end_missed.txt")  # 2024-03-05 18:01 Moscow, to extension 101
+    resp = await office.srv.session.post(
+        f"{office.srv.url}{missed.path}", data=missed.body, headers=missed.headers
+    )
+    assert resp.status == 200
+    await office.sweep(msk(date(2024, 3, 6), 9, 31))
+    [message] = office.messages(ANNA)
+    assert "+79160000013" in message["text"]
+    [nudge] = office.nudges("callback")
+    assert [b["callback_data"] for b in buttons(message)] == [
+        f"n:called:{nudge['id']}:",
+        f"n:cant:{nudge['id']}:",
+    ]
 
 
 async def test_called_back_button_closes_the_card_and_stops_the_escalation(office: Office) -> None:

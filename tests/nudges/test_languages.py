@@ -42,6 +42,7 @@ async def test_a_nudge_reaches_each_person_in_telegram_in_their_language(
     nudge = await tg.wait_for("sendMessage", chat_id=BORIS)
     assert nudge.params["text"] == f"📞 <b>Call back</b>\n{CALLER}\nmissed call 14.04 10:00 MSK"
     assert [b["text"] for row in nudge.params["reply_markup"]["inline_keyboard"] for b in row] == [
+        "📞 Call back",
         "Called back",
         "Can't reach",
     ]
@@ -52,6 +53,7 @@ async def test_a_nudge_reaches_each_person_in_telegram_in_their_language(
         f"⚠️ <b>Не перезвонили</b> — просили: Boris\n{CALLER}\nпропущенный звонок 14.04 10:00 MSK"
     )
     assert [b["text"] for row in escalation.params["reply_markup"]["inline_keyboard"] for b in row] == [
+        "📞 Перезвонить",
         "Перезвонил(а)",
         "Не дозвониться",
     ]

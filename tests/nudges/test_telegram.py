@@ -45,7 +45,8 @@ async def test_a_nudge_recorded_but_not_sent_before_a_restart_reaches_telegram_o
     assert CALLER in message.params["text"]
     [nudge] = second.nudges("callback")
     markup = message.params["reply_markup"]["inline_keyboard"]
-    packed = [b["callback_data"] for row in markup for b in row]
+    dial, *packed = [b["callback_data"] for row in markup for b in row]
+    assert dial == f"d:{nudge['touch_id']}"
     assert [NudgeCB.unpack(p) for p in packed] == [
         NudgeCB(act="called", nudge=nudge["id"]),
         NudgeCB(act="cant", nudge=nudge["id"]),

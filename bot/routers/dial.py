@@ -1,0 +1,110 @@
+"""``📞 Call back``: the PBX rings the person who pressed, then the client, through the office line.
+
+A call-back from a personal mobile is invisible to telephony, so the missed call would never count
+as called back; through the PBX it comes back as an outbound call on the source's webhooks and
+closes the missed call like any answered call to the number. The press only asks; it marks nothing.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import phonenumbers
+from aiogram import Router
+from aiogram.types import CallbackQuery
+
+from bot.callbacks import DialCB
+from bot.cards import pretty_phone
+from bot.catalogues import gettext as _
+from bot.dialer import Dialer
+from bot.nudge_texts import clip
+from leadline.config import Config
+from storage.calls import dial_target
+from storage.db import Store
+from storage.staff import StaffMember
+
+#: How much of the PBX's reason and of a source's name an alert (200 characters at most) shows.
+REASON_LIMIT = 150
+SOURCE_LIMIT = 60
+
+
+def staff_lines(config: Config, staff: StaffMember) -> tuple[str | None, str | None]:
+    """The person's first extension and own number, as the config gives them (the bot's approvals have neither)."""
+    person = next((s for s in config.staff if s.telegram_id == staff.telegram_id), None)
+    if person is None:
+        return None, None
+    extensions = [e.strip() for e in person.extensions if e.strip()]
+    return (extensions[0] if extensions else None), person.phone
+
+
+def hidden_middle(number: str) -> str:
+    """``+79161234567`` as ``+7 916 ***-**-67``: the country, the area and the last two digits."""
+    pretty = pretty_phone(number)
+    try:
+        code = phonenumbers.parse(number, None).country_code
+    except phonenumbers.NumberParseException:
+        return pretty
+    head, _sep, rest = pretty.partition(" ")
+    area, _sep, local = rest.partition(" ")
+    if not local or head != f"+{code}":
+        return pretty
+    digits = sum(c.isdigit() for c in local)
+    seen = 0
+    masked = []
+    for c in local:
+        if c.isdigit():
+            seen += 1
+            masked.append(c if seen > digits - 2 else "*")
+        else:
+            masked.append(c)
+    return f"{head} {area} {''.join(masked)}"
+
+
+async def on_dial(
+    callback: CallbackQuery,
+    callback_data: DialCB,
+    staff: StaffMember,
+    store: Store,
+    config: Config,
+    dialer: Dialer,
+) -> None:
+    target = await store.read(partial(dial_target, touch_id=callback_data.t))
+    if target is None or target.phone is None:
+        await callback.answer(_("This contact has no phone number to call back."), show_alert=True)
+        return
+    if not dialer.can_dial(target.source):
+        await callback.answer(
+            _(
+                "Calls of {source} cannot be called back from here: the source has no API keys in the config."
+            ).format(source=clip(target.source, SOURCE_LIMIT)),
+            show_alert=True,
+        )
+        return
+    ring = dialer.rings(target.source, *staff_lines(config, staff))
+    if ring is None:
+        await callback.answer(
+            _(
+                "The PBX has nothing to ring you on: ask the owner to give you an extension or a phone in the config."
+            ),
+            show_alert=True,
+        )
+        return
+    refused = await dialer.dial(target.source, ring, target.phone, target.line)
+    if refused is not None:
+        await callback.answer(
+            # An alert holds at most 200 characters, and the PBX's words come after ours.
+            _("The PBX did not call: {reason}").format(reason=clip(refused, REASON_LIMIT)),
+            show_alert=True,
+        )
+        return
+    shown = hidden_middle(ring) if ring.startswith("+") else ring
+    await callback.answer(
+        _("📞 Calling you on {staff}, then {client}.").format(staff=shown, client=hidden_middle(target.phone))
+    )
+
+
+def make_router() -> Router:
+    """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
+    router = Router(name="dial")
+    router.callback_query.register(on_dial, DialCB.filter())
+    return router

@@ -1,0 +1,139 @@
+"""``📞 Call back`` through the office line: the press reaches the PBX's API, the call comes back on its webhooks.
+
+A missed Mango call (the manifest's sample, over HTTP) is nudged after the call-back SLA; its owner
+presses ``📞 Call back`` in the fake Telegram; the signed ``commands/callback`` reaches a fake Mango
+API on 127.0.0.1; Mango then reports the outbound call like any other, and that closes the item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from bot.callbacks import OpenCB
+from leadline import keys
+from tests.bot.conftest import ANNA, BotEnv, button_data
+from tests.capture.test_mango import KEY, MANGO_SOURCE, SALT, post_mango, post_sample, signed_mango, summary
+from tests.conftest import BASE, Running
+from tests.fake_pbx import FakeMango
+from tests.nudges.conftest import Clock, msk
+from tests.samples import sample
+
+MISSED = sample("mango_events_summary_missed.txt")
+#: The sample's call: 2024-03-05 18:20 Moscow, a Tuesday evening, from +79160000013 to extension 101 (Anna).
+CALLER = "79160000013"
+#: The next working morning, once the call-back SLA (30 working minutes from 09:00) has passed.
+MORNING = msk(datetime(2024, 3, 6).date(), 9, 31)
+
+
+@pytest.fixture
+async def mango_api() -> AsyncIterator[FakeMango]:
+    async with FakeMango(key=KEY, salt=SALT) as fake:
+        yield fake
+
+
+async def missed_call_nudged(bot_env: BotEnv, mango_api: FakeMango, clock: Clock) -> tuple[Running, int]:
+    """The sample's missed call, nudged to Anna in Telegram; returns the server and the message id."""
+    source = {**MANGO_SOURCE, "api_url": f"{mango_api.url}/vpbx"}
+    srv = await bot_env.start(clock=clock, sources=[*BASE["sources"], source])
+    assert (await post_sample(srv, MISSED)).status == 200
+    clock.now = MORNING
+    await srv.server.app[keys.SWEEPER].run()
+    bot_env.wake_outbox()
+    message = await bot_env.tg.wait_for("sendMessage", chat_id=ANNA)
+    await bot_env.types(ANNA, "/help", language="en")
+    return srv, int(message.result["message_id"])
+
+
+async def test_call_back_rings_the_extension_through_mango_and_the_outbound_call_closes_the_item(
+    bot_env: BotEnv, mango_api: FakeMango
+) -> None:
+    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    srv, message_id = await missed_call_nudged(bot_env, mango_api, clock)
+    [missed] = srv.rows("SELECT id FROM touches WHERE external_id = ?", [MISSED.expected["external_id"]])
+    data = button_data(bot_env.tg, ANNA, message_id, "📞")
+    assert data == f"d:{missed['id']}"
+
+    answer = await bot_env.press(ANNA, message_id, data)
+    assert answer["text"] == "📞 Calling you on 101, then +7 916 ***-**-13."
+    [command] = mango_api.commands
+    assert command.path == "/vpbx/commands/callback"
+    assert command.params["from"] == {"extension": "101"}
+    assert command.params["to_number"] == CALLER
+    assert command.params["line_number"] == "74950000001"  # the line the client called
+    assert str(command.params["command_id"]).startswith("leadline-")
+    assert srv.scalar("SELECT closed_at FROM nudges WHERE kind = 'callback'") is None  # asking is not calling
+
+    # Mango rings 101, Anna picks up, Mango dials the client, they talk; its summary comes as usual.
+    clock.now = msk(MORNING.date(), 9, 34)
+    outbound = summary(
+        "out-1", CALLER, start=int(msk(MORNING.date(), 9, 32).timestamp()), answered=True, direction=2
+    )
+    assert (await post_mango(srv, "/events/summary", signed_mango(outbound))).status == 200
+    await srv.server.app[keys.SWEEPER].run()
+    anna = srv.scalar("SELECT id FROM staff WHERE telegram_id = ?", [ANNA])
+    assert srv.rows("SELECT outcome, acted_by, closed_at IS NOT NULL AS closed FROM nudges") == [
+        {"outcome": "called_back", "acted_by": anna, "closed": 1}
+    ]
+
+
+async def test_a_call_back_the_pbx_refuses_tells_the_staff_member_why(
+    bot_env: BotEnv, mango_api: FakeMango
+) -> None:
+    mango_api.refuse = "extension 101 is busy"
+    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    _srv, message_id = await missed_call_nudged(bot_env, mango_api, clock)
+
+    answer: dict[str, Any] = await bot_env.press(
+        ANNA, message_id, button_data(bot_env.tg, ANNA, message_id, "📞")
+    )
+    assert answer["text"] == "The PBX did not call: Mango result 3300: extension 101 is busy"
+    assert answer["show_alert"] is True
+    assert len(mango_api.commands) == 1
+
+
+async def test_a_staff_member_the_pbx_has_nothing_to_ring_is_told_and_nothing_is_sent(
+    bot_env: BotEnv, mango_api: FakeMango
+) -> None:
+    # Anna has no extension (Mango rings only extensions): the missed call to 101 is the owner's to call back.
+    staff = [{**BASE["staff"][0], "extensions": [], "phone": "+79161112233"}, BASE["staff"][1]]
+    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    source = {**MANGO_SOURCE, "api_url": f"{mango_api.url}/vpbx"}
+    srv = await bot_env.start(clock=clock, sources=[*BASE["sources"], source], staff=staff)
+    assert (await post_sample(srv, MISSED)).status == 200
+    clock.now = MORNING
+    await srv.server.app[keys.SWEEPER].run()
+    bot_env.wake_outbox()
+    message = await bot_env.tg.wait_for("sendMessage", chat_id=ANNA)
+    await bot_env.types(ANNA, "/help", language="en")
+    message_id = int(message.result["message_id"])
+
+    answer = await bot_env.press(ANNA, message_id, button_data(bot_env.tg, ANNA, message_id, "📞"))
+    assert answer["text"] == (
+        "The PBX has nothing to ring you on: ask the owner to give you an extension or a phone in the config."
+    )
+    assert mango_api.received == []
+
+
+async def test_the_missed_calls_card_opened_from_the_list_calls_back_too(
+    bot_env: BotEnv, mango_api: FakeMango
+) -> None:
+    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    source = {**MANGO_SOURCE, "api_url": f"{mango_api.url}/vpbx"}
+    srv = await bot_env.start(clock=clock, sources=[*BASE["sources"], source])
+    assert (await post_sample(srv, MISSED)).status == 200
+    clock.now = msk(datetime(2024, 3, 5).date(), 18, 25)
+    listing = await bot_env.says(ANNA, "/missed", language="en")
+    [missed] = srv.rows("SELECT id FROM touches")
+    before = len(bot_env.tg.sent("sendMessage", chat_id=ANNA))
+    await bot_env.press(ANNA, listing.result["message_id"], OpenCB(kind="touch", id=missed["id"]).pack())
+    card = await bot_env.tg.wait_for("sendMessage", chat_id=ANNA, count=before + 1)
+    card_id = int(card.result["message_id"])
+    assert "+7 916 000-00-13" in bot_env.text(ANNA, card_id)
+
+    answer = await bot_env.press(ANNA, card_id, button_data(bot_env.tg, ANNA, card_id, "📞"))
+    assert answer["text"] == "📞 Calling you on 101, then +7 916 ***-**-13."
+    assert [c.params["to_number"] for c in mango_api.commands] == [CALLER]
