@@ -30,17 +30,15 @@ from sqlite_utils import Database
 from capture.server import BodyRefused, read_body
 from leadline import api_models as m
 from leadline import keys
-from leadline.api_document import IDEMPOTENCY_HOURS, MAX_IDEMPOTENCY_KEY, OPENAPI
+from leadline.api_document import IDEMPOTENCY_HOURS, MAX_IDEMPOTENCY_KEY, openapi_document
 from storage.blocking import blocklist_page, unblock
 from storage.contacts import contact_card, search_contacts, set_do_not_contact
-from storage.erasure import Actor, forget
 from storage.errors import BadDisposition, BadTemperature, Code, DomainError, NoContact, ReasonRequired
 from storage.id_pages import leads_after, touches_after
 from storage.idempotency import Answered, expire, recall, remember
 from storage.identifiers import email, mask, phone
 from storage.register import Person, register
 from storage.registrations import REASONS, Draft
-from storage.reports.report import build_report
 from storage.reports.scope import Filters, Period, Rules, Scope
 from storage.staff import staff_named
 
@@ -183,7 +181,7 @@ def _answer(model: BaseModel, status: int = 200, headers: dict[str, str] | None 
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(OPENAPI)
+    return web.json_response(openapi_document())
 
 
 async def contacts(request: web.Request) -> web.Response:
@@ -261,6 +259,8 @@ async def update_contact(request: web.Request) -> web.Response:
 
 async def forget_contact(request: web.Request) -> web.Response:
     """Erase the person behind a contact (storage/erasure.py); the bot's unsaved drafts go with them."""
+    from storage.erasure import Actor, forget  # loaded by the first erasure, not at start
+
     client = _client(request)
     contact_id = _contact_id(request)
     app = request.app
@@ -351,6 +351,9 @@ async def report(request: web.Request) -> web.Response:
     period = _period(request, query) or Period.parse("month", config.tz, _today(request))
     staff = query.staff
     scope_filters = Filters(channel=query.channel, campaign=query.campaign)
+
+    # The report engine loads with the first report asked for, not with every process (bench/idle.py).
+    from storage.reports.report import build_report
 
     def read(db: Database) -> dict[str, Any]:
         filters = scope_filters

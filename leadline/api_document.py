@@ -5,6 +5,7 @@ parameter is a field of the operation's query model. Only the operations' words 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from pydantic import BaseModel
@@ -291,4 +292,8 @@ def build_document() -> dict[str, Any]:
     }
 
 
-OPENAPI: dict[str, Any] = build_document()
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The document, built at its first request: generating every model's schema costs a start-up
+    that serves webhooks tens of milliseconds for a page few clients read (bench/idle.py)."""
+    return build_document()

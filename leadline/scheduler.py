@@ -23,7 +23,6 @@ from leadline import keys
 from leadline.config import Config
 from leadline.sweep import Sweeper
 from storage.db import Clock, Store
-from storage.retention import run_pass
 from storage.worktime import WorkingCalendar
 
 log = logging.getLogger("leadline.scheduler")
@@ -77,6 +76,8 @@ async def digest_job(
 
 async def retention_job(config: Config, store: Store, clock: Clock) -> None:
     """The daily retention pass (``[retention]``, storage/retention.py); a failure waits for tomorrow's."""
+    from storage.retention import run_pass  # with erasure, loaded by the daily pass, not at start
+
     try:
         await run_pass(store, config.retention, clock())
     except Exception:

@@ -43,6 +43,17 @@ forward_to = "+74950000001"
 #: export and Twilio's helpers: none is needed to capture a request or to write nudges and digests
 #: to the log.
 HEAVY = ("aiogram", "matplotlib", "numpy", "openpyxl", "twilio")
+#: Our own modules a process that only captures does not need yet.
+LATER = (
+    "storage.reports.report",
+    "storage.erasure",
+    "storage.retention",
+    "bot.digest",
+    "leadline.report_cli",
+    "leadline.journal_cli",
+    "leadline.privacy_cli",
+    "leadline.backup_cli",
+)
 
 
 def imported(stderr: str) -> set[str]:
@@ -77,5 +88,7 @@ async def test_serve_without_a_token_never_imports_the_bot_the_chart_the_export_
     modules = imported(log.read_text(errors="replace"))
     assert "leadline.scheduler" in modules and "bot.outbox" in modules  # the whole primary started
     assert {m.split(".")[0] for m in modules} & set(HEAVY) == set()
+    # What only a report, an erasure, a daily job or another command uses loads with it, not at start.
+    assert modules & set(LATER) == set()
     # The public holidays of ~250 countries load with the first working-time question, not at start.
     assert [m for m in modules if m.startswith("holidays.countries")] == []
