@@ -9,7 +9,7 @@ from __future__ import annotations
 from bot.catalogues import gettext as _
 
 TEMPERATURE_ICONS = {"hot": "🔥", "warm": "🌤", "cold": "❄️"}
-CHANNEL_ICONS = {"call": "📞", "form": "📝", "email": "✉️", "manual": "✍️"}
+CHANNEL_ICONS = {"call": "📞", "form": "📝", "email": "✉️", "manual": "✍️", "chat": "💬"}
 LOST_REASONS = ("price", "competitor", "no_budget", "no_answer", "not_a_fit", "other")
 
 
@@ -55,7 +55,13 @@ def lost_reason(code: str | None) -> str:
 
 
 def channel(code: str | None) -> str:
-    labels = {"call": _("Call"), "form": _("Form"), "email": _("Email"), "manual": _("Entered by hand")}
+    labels = {
+        "call": _("Call"),
+        "form": _("Form"),
+        "email": _("Email"),
+        "manual": _("Entered by hand"),
+        "chat": _("Chat"),
+    }
     return labels.get(code or "", code or "—")
 
 

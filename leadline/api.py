@@ -122,7 +122,7 @@ def _choice(request: web.Request, name: str, allowed: Sequence[str], message: st
     return value
 
 
-_CHANNEL = ("channel", CHANNELS, "channel must be call, form, email or manual")
+_CHANNEL = ("channel", CHANNELS, "channel must be call, form, email, manual or chat")
 
 
 def _today(request: web.Request) -> date:

@@ -322,7 +322,16 @@ class CampaignConfig(Strict):
     utm_campaign: list[str] = []
     utm_source: list[str] = []
     emails: list[str] = []
+    #: VK lead-ads forms (``form_id``) and Avito items (``item_id``) this campaign advertises.
+    vk_forms: list[str] = []
+    avito_items: list[str] = []
     costs: list[CostConfig] = []
+
+    @field_validator("vk_forms", "avito_items", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        """Ids as TOML writes them, numbers or strings: both are the provider's id."""
+        return [str(v) for v in value] if isinstance(value, list) else value
 
 
 class SourceConfig(Strict):
@@ -345,6 +354,9 @@ class SourceConfig(Strict):
     api_secret: Secret | None = None
     auth_token: Secret | None = None
     webhook_signing_key: Secret | None = None
+    app_secret: Secret | None = None
+    verify_token: Secret | None = None
+    confirmation: Secret | None = None
     username: str | None = None
     password: Secret | None = None
     # network sources (SMTP, IMAP, AMI) and call forwarding
@@ -359,6 +371,8 @@ class SourceConfig(Strict):
     field_map: dict[str, list[str]] = {}
     #: When not empty, only requests from these addresses and networks are taken (403 otherwise).
     allow_ips: list[Network] = []
+    #: Chats: messages from one person are one touch until they are quiet this long (docs/chats.md).
+    conversation_gap_hours: float = Field(24, gt=0)
 
     @field_validator("name")
     @classmethod
