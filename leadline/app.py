@@ -130,7 +130,8 @@ def init_app(
     app.cleanup_ctx.append(bot_ctx)
     app.cleanup_ctx.append(scheduler_ctx)
     for source in config.sources:
-        if not PROVIDERS[source.provider].over_http:
+        registered = PROVIDERS[source.provider]
+        if not registered.over_http and not registered.via_bot:
             app.cleanup_ctx.append(partial(background_ctx, source))
     setup_routes(app)
     setup_api(app)

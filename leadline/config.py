@@ -409,6 +409,8 @@ class SourceConfig(Strict):
                 "cannot apply: an smtp source receives mail over SMTP, not HTTP"
                 " (let only your mail relay reach its port with a firewall)"
                 if provider == "smtp"
+                else "cannot apply: the Telegram bot receives these updates, not a webhook"
+                if provider == "telegram_business"
                 else f"cannot apply: Leadline itself connects to the {provider} server"
             )
         if info.field_name == "token" and value is not None and not value.get_secret_value().strip():
