@@ -1,5 +1,6 @@
 """The aiohttp keys of what the bot owns: the outbox sender, which every part that queues wakes, and
-the dropper of unsaved drafts, which an erasure calls.
+the dropper of unsaved drafts, which an erasure calls; and the workflow data key of what the bot is
+given: the recorder of Telegram Business updates.
 
 A leaf: the composition root (``leadline/app.py``) fills it from :func:`bot.service.bot_service`.
 """
@@ -18,3 +19,10 @@ OUTBOX: web.AppKey[OutboxSender] = web.AppKey("outbox")
 #: Drops the bot's unsaved card drafts about these contacts and touches, once they are erased;
 #: set by the bot when it runs in this process.
 DROP_DRAFTS: web.AppKey[Callable[[Sequence[int], Sequence[int]], Awaitable[int]]] = web.AppKey("drop_drafts")
+
+#: Journals and stores one Telegram Business update (its JSON) as a request of the
+#: ``telegram_business`` source, through capture's pipeline; returns once it is durable. Given by
+#: the composition root when such a source is configured, as the dispatcher's workflow data
+#: ``RECORD_CHAT``: bot/ never imports capture/.
+ChatRecorder = Callable[[bytes], Awaitable[None]]
+RECORD_CHAT = "record_chat"

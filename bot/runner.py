@@ -29,12 +29,13 @@ from bot.catalogues import gettext as _
 from bot.contexts import TouchContexts
 from bot.drafts import drafts_dropper
 from bot.i18n import CatalogueI18n, LanguageMiddleware, load_i18n, speaking
-from bot.keys import DROP_DRAFTS
+from bot.keys import DROP_DRAFTS, RECORD_CHAT, ChatRecorder
 from bot.middlewares import StaffMiddleware, StrangerGate
 from bot.outbox import OutboxSender
 from bot.replies import Replies
 from bot.routers import (
     access,
+    business,
     errors,
     fallback,
     find,
@@ -79,8 +80,13 @@ def build_dispatcher(
     replies: Replies,
     contexts: TouchContexts,
     i18n: CatalogueI18n,
+    record_chat: ChatRecorder | None = None,
 ) -> Dispatcher:
-    """Services reach handlers as typed parameters (workflow data); middlewares only for what cuts across."""
+    """Services reach handlers as typed parameters (workflow data); middlewares only for what cuts across.
+
+    Telegram Business updates are asked for only with ``record_chat`` (a ``telegram_business`` source
+    is configured): aiogram asks Telegram for the update types some handler takes.
+    """
     dp = Dispatcher(storage=MemoryStorage())
     dp["store"] = store
     dp["config"] = config
@@ -90,6 +96,9 @@ def build_dispatcher(
     dp.update.outer_middleware(StaffMiddleware(store, config.telegram.team_chat))
     dp.update.outer_middleware(LanguageMiddleware(i18n))
     dp.update.outer_middleware(StrangerGate())
+    if record_chat is not None:
+        dp[RECORD_CHAT] = record_chat
+        dp.include_router(business.make_router())
     dp.include_routers(
         errors.make_router(),
         access.make_router(),
@@ -211,14 +220,19 @@ class Webhook:
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    config: Config, store: Store, clock: Clock, contexts: TouchContexts, app: web.Application
+    config: Config,
+    store: Store,
+    clock: Clock,
+    contexts: TouchContexts,
+    app: web.Application,
+    record_chat: ChatRecorder | None = None,
 ) -> AsyncIterator[OutboxSender]:
     """The bot and its outbox sender, from start-up to a clean stop; the sender is yielded."""
     bot = make_bot(config)
     sender = OutboxSender(store, clock, BotTransport(bot))
     i18n = load_i18n(config.leadline.language)
     replies = Replies(store, clock, sender.wake)
-    dp = build_dispatcher(config, store, clock, replies, contexts, i18n)
+    dp = build_dispatcher(config, store, clock, replies, contexts, i18n, record_chat)
     app[DROP_DRAFTS] = drafts_dropper(dp.storage)
     sender.start()
     runner: Polling | Webhook = (

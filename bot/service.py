@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot.contexts import TouchContexts
+from bot.keys import ChatRecorder
 from bot.outbox import OutboxSender
 from leadline.config import Config
 from storage.db import Clock, Store
@@ -19,13 +20,18 @@ from storage.db import Clock, Store
 
 @contextlib.asynccontextmanager
 async def bot_service(
-    config: Config, store: Store, clock: Clock, contexts: TouchContexts, app: web.Application
+    config: Config,
+    store: Store,
+    clock: Clock,
+    contexts: TouchContexts,
+    app: web.Application,
+    record_chat: ChatRecorder | None = None,
 ) -> AsyncIterator[OutboxSender]:
     """Started, yielded, stopped: the sender that delivers the outbox (``app`` takes the webhook's route)."""
     if config.telegram.token.get_secret_value():
         from bot.runner import running_bot  # aiogram: only a process with a token pays for it
 
-        async with running_bot(config, store, clock, contexts, app) as sender:
+        async with running_bot(config, store, clock, contexts, app, record_chat) as sender:
             yield sender
         return
     sender = OutboxSender(store, clock, None)
