@@ -45,7 +45,7 @@ def test_every_provider_loads_and_a_source_not_over_http_has_a_background_runner
 def test_check_config_names_the_providers_of_the_registry_for_an_unknown_one(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
-        '[[sources]]\nname = "chat"\nprovider = "whatsapp"\ntoken = "t"\n\n'
+        '[[sources]]\nname = "chat"\nprovider = "yandex_forms"\ntoken = "t"\n\n'
         '[[sources]]\nname = "mail"\nprovider = "smtp"\ntoken = "t"\n'
     )
     result = run_cli_sync("check-config", "--config", str(config))
