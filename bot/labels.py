@@ -65,6 +65,16 @@ def channel(code: str | None) -> str:
     return labels.get(code or "", code or "—")
 
 
+#: Chat ids as people know them: the service's own name (not translated) and the id, or @username.
+_CHAT_SERVICES = {"telegram_id": "Telegram", "vk_id": "VK", "avito_id": "Avito", "whatsapp_id": "WhatsApp"}
+
+
+def chat_id(kind: str, value: str) -> str:
+    if kind.endswith("_username"):
+        return "@" + value
+    return f"{_CHAT_SERVICES.get(kind, kind)} {value}"
+
+
 def field(name: str) -> str:
     """A lead field's label; fields the config adds beyond these show as written there."""
     labels = {

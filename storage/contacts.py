@@ -332,6 +332,16 @@ def phones_and_emails(db: Database, contact_id: int) -> tuple[list[str], list[st
     return [str(v) for k, v in rows if k == "phone"], [str(v) for k, v in rows if k == "email"]
 
 
+def chat_ids(db: Database, contact_id: int) -> list[tuple[str, str]]:
+    """The contact's chat ids, ``(kind, value)``, valid ones first: who they are where they wrote."""
+    rows = db.execute(
+        "SELECT kind, value FROM identifiers WHERE contact_id = ? AND kind NOT IN ('phone', 'email')"
+        " ORDER BY valid DESC, id",
+        [contact_id],
+    ).fetchall()
+    return [(str(k), str(v)) for k, v in rows]
+
+
 def block_contact(db: Database, contact_id: int, *, staff_id: int | None, at: datetime) -> int:
     """Put the contact's valid numbers and addresses on the block list; returns how many were added."""
     added = 0

@@ -6,7 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.bot.conftest import BotEnv
+from bot.callbacks import OpenCB
+from tests.bot.conftest import ANNA, BotEnv
 from tests.capture.chat_payloads import chat_config, chat_touches, kinds
 from tests.capture.form_checks import journal
 from tests.capture.test_mango import post_mango, signed_mango, summary
@@ -95,3 +96,21 @@ async def test_a_shared_contact_joins_the_contact_a_call_made(bot_env: BotEnv) -
     [touch] = chat_touches(srv, "telegram_business")
     assert touch["contact_id"] == called["contact_id"]
     assert kinds(srv, touch["contact_id"]) == {"phone": "+74950000031", "telegram_id": "100000002"}
+
+
+async def test_the_card_shows_the_first_message_who_wrote_and_a_link_to_the_conversation(
+    bot_env: BotEnv,
+) -> None:
+    srv = await start(bot_env)
+    await deliver(bot_env, customer_says(300, BASE_TIME, "Сколько стоит маникюр?"))
+    await deliver(bot_env, customer_says(301, BASE_TIME + timedelta(minutes=5), "И педикюр"))
+    [touch] = chat_touches(srv, "telegram_business")
+    listing = await bot_env.says(ANNA, "/unregistered", language="en")
+    await bot_env.press(ANNA, listing.result["message_id"], OpenCB(kind="touch", id=touch["id"]).pack())
+    card = await bot_env.tg.wait_for("sendMessage", chat_id=ANNA, count=2)
+    text = card.result["text"]
+    assert "Chat" in text and "@test_alex_k" in text and "Алекс" in text
+    assert "💬 Сколько стоит маникюр?\nИ педикюр" in text
+    links = [e["url"] for e in card.result["entities"] if e["type"] == "text_link"]
+    assert links == ["https://t.me/test_alex_k"]
+    assert "Open the conversation" in text
