@@ -46,8 +46,9 @@ def record_chat_event(db: Database, event: ContactEvent, ctx: EventContext) -> t
         touch_id, new = open_touch, False
         _continue(db, touch_id, event, ctx, at)
     db.conn.execute(
-        "INSERT OR IGNORE INTO chat_messages (source, external_id, touch_id, at) VALUES (?, ?, ?, ?)",
-        (ctx.source, event.external_id, touch_id, iso(at)),
+        "INSERT OR IGNORE INTO chat_messages (source, external_id, touch_id, journal_id, at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (ctx.source, event.external_id, touch_id, ctx.journal_id, iso(at)),
     )
     return touch_id, new
 

@@ -481,7 +481,7 @@ def m007_chats(db: Database) -> None:
     changes") edits the schema text in place instead of copying the tables, which hold millions of
     rows and are referenced by half the others. ``touches.conversation`` keys a chat touch's
     dialogue; ``chat_messages`` holds each message a touch took in, so a provider's retry of any of
-    them is a no-op and the gap is measured from the last one.
+    them is a no-op, the gap is measured from the last one, and an erasure finds the request of each.
     """
     version = int(db.execute("PRAGMA schema_version").fetchone()[0])
     db.execute("PRAGMA writable_schema = ON")
@@ -505,6 +505,7 @@ CREATE TABLE chat_messages (
     source TEXT NOT NULL,
     external_id TEXT NOT NULL,
     touch_id INTEGER NOT NULL REFERENCES touches (id),
+    journal_id INTEGER REFERENCES journal (id),
     at TEXT NOT NULL,
     PRIMARY KEY (source, external_id)
 ) WITHOUT ROWID;
