@@ -16,7 +16,7 @@ from tests.samples import sample
 USERNAME_ONLY = sample("whatsapp_messages_username_only.json")
 BASE_TIME = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
 #: What the person wrote and who they are, as the database file would hold it.
-TRACES = ["300000001", "Ефросинья", "test_sveta", "RU.1000000000000000004"]
+TRACES = ["300000001", "Ефросинья", "test_sveta", "RU.1000000000000000004", "\\u0421\\u0432\\u0435\\u0442"]
 
 
 async def test_a_chat_person_is_exported_and_erased_by_their_chat_id_and_the_other_stays(
@@ -31,12 +31,20 @@ async def test_a_chat_person_is_exported_and_erased_by_their_chat_id_and_the_oth
     srv = await start_server(config)
     for event, hours, text in (("f1", 0, "Меня зовут Ефросинья"), ("f2", 1, "Ефросинье нужна доставка")):
         assert (await post_vk(srv, vk_body(event, BASE_TIME + timedelta(hours=hours), text))).status == 200
+    # a request refused for its secret names the person too, and no touch points at it
+    refused = vk_body("f0", BASE_TIME, "Ефросинья без секрета", secret="stale-secret")
+    assert (await post_vk(srv, refused)).status == 401
     other = vk_body("f3", BASE_TIME, "Я другой человек", user=300000777)
     assert (await post_vk(srv, other)).status == 200
     wa = await srv.session.post(
         f"{srv.url}{USERNAME_ONLY.path}", data=USERNAME_ONLY.body, headers=USERNAME_ONLY.headers
     )
     assert wa.status == 200
+    # a forged request naming the username alone: only the username finds it
+    forged = USERNAME_ONLY.body.replace(b"RU.1000000000000000004", b"")
+    headers = {**USERNAME_ONLY.headers, "X-Hub-Signature-256": "sha256=" + "0" * 64}
+    wa = await srv.session.post(f"{srv.url}{USERNAME_ONLY.path}", data=forged, headers=headers)
+    assert wa.status == 401
     cfg = str(tmp_path / "config.toml")
     database = config.database_path
     held = {trace for found in (await traces_in(database, TRACES)).values() for trace in found}
@@ -49,7 +57,9 @@ async def test_a_chat_person_is_exported_and_erased_by_their_chat_id_and_the_oth
     assert {(i["kind"], i["value"]) for i in exported_data["identifiers"]} == {("vk_id", "300000001")}
     [touch] = exported_data["touches"]
     assert touch["message"] == "Меня зовут Ефросинья\nЕфросинье нужна доставка"
-    assert sum("Ефросинь" in r["body"] for r in exported_data["requests"]) == 2  # each message's request
+    assert (
+        sum("Ефросинь" in r["body"] for r in exported_data["requests"]) == 3
+    )  # each message, the refused one
 
     for who in ("300000001", "@test_sveta"):
         done = await run_cli("forget", who, "--config", cfg, "--yes")
