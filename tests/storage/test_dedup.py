@@ -4,7 +4,9 @@ Every write path (a burst of webhooks, a single form, a call's caller, a hand-en
 resolves contacts through ``storage.contacts.resolve_contacts``; the writer hands it a burst,
 everything else a batch of one. Hypothesis draws the events: one person's phone in its spellings,
 emails in mixed case and spaces, people who give one record's phone and another's email, typos,
-retries, auto-replies, a blocked caller, and calls whose caller is someone a form named.
+retries, auto-replies, a blocked caller, calls whose caller is someone a form named, and chat
+messages: chat ids of several kinds that share their digits (never one person for that), usernames
+with and without ``@``, conversations that go on or pause, and a phone shared in a chat.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from tests.capture.form_checks import SPELLINGS
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 PEOPLE = 4
 BLOCKED_PERSON = 3
-TABLES = ("contacts", "identifiers", "touches", "merges", "call_events")
+TABLES = ("contacts", "identifiers", "touches", "merges", "call_events", "chat_messages")
 
 
 def _number(person: int) -> str:
@@ -56,6 +58,16 @@ emails = st.one_of(
 )
 
 
+#: One id in every chat kind, a username in its spellings, and ids that are no ids (kept, never matched).
+handles = st.one_of(
+    st.tuples(
+        st.sampled_from(["telegram_id", "vk_id", "avito_id"]), st.sampled_from(["300000001", "300000002"])
+    ),
+    st.tuples(st.just("telegram_username"), st.sampled_from(["test_alex_k", "@Test_Alex_K", "x"])),
+    st.tuples(st.just("whatsapp_id"), st.sampled_from(["RU.1000000000000000001", "ru.bad"])),
+)
+
+
 @st.composite
 def contact_events(draw: st.DrawFn) -> ContactEvent:
     return ContactEvent(
@@ -67,6 +79,22 @@ def contact_events(draw: st.DrawFn) -> ContactEvent:
         emails=tuple(draw(st.lists(emails, max_size=2))),
         name=draw(st.sampled_from([None, "", "Иван", "Anna"])),
         dropped=draw(st.sampled_from([None, None, None, None, "auto-reply"])),
+        handles=tuple(draw(st.lists(handles, max_size=1))),
+    )
+
+
+@st.composite
+def chat_events(draw: st.DrawFn) -> ContactEvent:
+    """A chat message: a conversation from a small pool, its sender's ids, now and then a phone."""
+    return ContactEvent(
+        channel="chat",
+        external_id=f"m{draw(st.integers(0, 30))}",
+        occurred_at=START + timedelta(hours=draw(st.integers(0, 60))),
+        phones=tuple(draw(st.lists(phones, max_size=1))),
+        name=draw(st.sampled_from([None, "Алекс"])),
+        message=draw(st.sampled_from([None, "", "Здравствуйте", "ещё вопрос"])),
+        handles=tuple(draw(st.lists(handles, min_size=1, max_size=2))),
+        conversation=f"chat:{draw(st.integers(0, 3))}",
     )
 
 
@@ -87,7 +115,11 @@ def call_events(draw: st.DrawFn) -> CallEvent:
 requests = st.lists(
     st.tuples(
         st.sampled_from(["site", "mail"]),
-        st.lists(st.one_of(contact_events(), contact_events(), call_events()), min_size=1, max_size=3),
+        st.lists(
+            st.one_of(contact_events(), contact_events(), call_events(), chat_events()),
+            min_size=1,
+            max_size=3,
+        ),
     ),
     min_size=1,
     max_size=25,
@@ -125,7 +157,7 @@ def _ctx(source: str) -> EventContext:
 
 
 def _rows(db: Database) -> dict[str, list[tuple[object, ...]]]:
-    return {table: db.execute(f"SELECT * FROM {table} ORDER BY id").fetchall() for table in TABLES}
+    return {table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() for table in TABLES}
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -187,3 +219,27 @@ def test_a_burst_that_bridges_two_people_merges_them_once_and_moves_what_came_be
     assert [(s, m) for s, m, _ in merges] == [(3, 4)]
     assert '"touches": [4]' in merges[0][2]  # b's touch moved with its contact, so an undo gives it back
     assert touches[2:] == [("a", 3, 0), ("b", 3, 0), ("c", 3, 0), ("d", 5, 1)]
+
+
+def test_the_same_id_in_two_chat_kinds_is_two_people_and_a_username_matches_in_any_spelling(
+    template: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "kinds.db"
+    shutil.copy(template, path)
+    db = connect(path)
+    try:
+        events: list[Event] = [
+            ContactEvent(channel="chat", external_id="t", handles=(("telegram_id", "300000001"),)),
+            ContactEvent(channel="chat", external_id="v", handles=(("vk_id", "300000001"),)),
+            ContactEvent(channel="chat", external_id="a", handles=(("telegram_username", "test_alex_k"),)),
+            ContactEvent(channel="chat", external_id="b", handles=(("telegram_username", "@Test_Alex_K"),)),
+        ]
+        with db.atomic():
+            store_events(db, [(events, _ctx("chat"))])
+        owners = dict(
+            db.execute("SELECT external_id, contact_id FROM touches WHERE source = 'chat'").fetchall()
+        )
+    finally:
+        db.close()
+    assert owners["t"] != owners["v"]
+    assert owners["a"] == owners["b"]
