@@ -17,8 +17,20 @@ EXAMPLE_VALUE = re.compile(r"change-?me", re.IGNORECASE)
 
 
 def warnings(config: Config) -> list[str]:
-    """``key.path: what to do`` for each secret still holding an example value."""
+    """``key.path: what to do`` for each secret still holding an example value, and for chats that
+    cannot arrive as configured."""
     found: list[str] = []
+    business = [i for i, s in enumerate(config.sources) if s.provider == "telegram_business"]
+    if business and not config.telegram.token.get_secret_value():
+        found.append(
+            f"sources[{business[0]}]: telegram_business updates reach Leadline through its bot:"
+            " set [telegram] token, or nothing arrives"
+        )
+    for extra in business[1:]:
+        found.append(
+            f"sources[{extra}]: only the first telegram_business source (sources[{business[0]}]) takes"
+            " the bot's business updates"
+        )
     for i, source in enumerate(config.sources):
         for key, value in source:
             if isinstance(value, SecretStr) and EXAMPLE_VALUE.match(value.get_secret_value().strip()):
