@@ -106,6 +106,7 @@ async def test_the_card_shows_the_first_message_who_wrote_and_a_link_to_the_conv
     await deliver(bot_env, customer_says(301, BASE_TIME + timedelta(minutes=5), "И педикюр"))
     [touch] = chat_touches(srv, "telegram_business")
     listing = await bot_env.says(ANNA, "/unregistered", language="en")
+    assert "Алекс · @test_alex_k" in listing.result["text"]
     await bot_env.press(ANNA, listing.result["message_id"], OpenCB(kind="touch", id=touch["id"]).pack())
     card = await bot_env.tg.wait_for("sendMessage", chat_id=ANNA, count=2)
     text = card.result["text"]
