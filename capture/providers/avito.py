@@ -3,7 +3,8 @@
 Avito signs nothing it documents (FORMATS §8.4: the ``x-avito-messenger-signature`` some deliveries
 reportedly carry has no published algorithm, UNVERIFIED): the source's ``token``, put in the URL
 registered with ``POST /messenger/v3/webhook`` (``…/hooks/avito?token=…``), which Avito calls back
-verbatim, is what guards it; the shared check (``capture.providers.auth``) reads it.
+verbatim, is what guards it; the shared check (``capture.providers.auth``) reads it. Avito checks
+a URL before subscribing it by posting ``{}``, which is answered 200 with the note "URL check".
 
 A message is the buyer's when its ``author_id`` is neither our account (``user_id``: our own
 replies come to the webhook too) nor 0 (Avito's system bots), and its ``type`` is not ``system``.
@@ -35,6 +36,9 @@ class Avito:
 
     def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
         body = raw.json()
+        if body == {}:
+            # Avito's own check of a URL before it subscribes it: ``curl … -d '{}'`` must get 200.
+            return ParseResult(reply=OK, note="URL check")
         payload = obj(body.get("payload")) if isinstance(body, dict) else {}
         if not payload:
             raise BadRequest("expected a JSON object with a 'payload' object")

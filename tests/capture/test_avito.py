@@ -41,6 +41,15 @@ async def test_a_buyers_message_with_the_token_is_a_chat_touch_about_the_item(st
     assert kinds(srv, touch["contact_id"]) == {"avito_id": "500000002"}
 
 
+async def test_avitos_url_check_is_answered_with_the_token_and_refused_without(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    assert (await post_avito(srv, b"{}", token=None)).status == 401
+    resp = await post_avito(srv, b"{}")
+    assert resp.status == 200
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+    assert [(r["http_status"], r["note"]) for r in journal(srv)] == [(401, None), (200, "URL check")]
+
+
 async def test_our_own_reply_is_answered_and_makes_no_touch(start_server, tmp_path):
     srv = await start(start_server, tmp_path)
     resp = await srv.session.post(
