@@ -61,7 +61,9 @@ class Vk:
         group = scalar(body, "group_id") or ""
         event_object = obj(body.get("object"))
         if kind == "message_new":
-            return _message(event_id, group, obj(event_object.get("message")), source)
+            # API versions before 5.103 send the message itself as the object (FORMATS §8.3).
+            message = obj(event_object.get("message")) or event_object
+            return _message(event_id, group, message, source)
         if kind == "lead_forms_new":
             return ParseResult(events=[_lead(event_id, group, event_object)], reply=OK)
         return ParseResult(reply=OK, note=f"{kind[:40]}: not a touch")

@@ -115,6 +115,16 @@ async def test_a_chat_contact_who_later_shares_a_phone_joins_the_contact_the_cal
     assert merge == {"survivor_id": called["contact_id"], "reason": "shared identifier"}
 
 
+async def test_a_message_in_the_pre_5_103_layout_is_read_too(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    old = json.loads(vk_body("old1", BASE_TIME, "Старый формат"))
+    old |= {"v": "5.80", "object": old["object"]["message"]}
+    assert (await post_vk(srv, json.dumps(old, ensure_ascii=False).encode())).status == 200
+    [touch] = chat_touches(srv, "vk")
+    assert touch["message"] == "Старый формат"
+    assert kinds(srv, touch["contact_id"]) == {"vk_id": "300000001"}
+
+
 async def test_other_events_and_the_communitys_own_messages_are_answered_ok_without_a_touch(
     start_server, tmp_path
 ):
