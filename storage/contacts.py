@@ -359,9 +359,17 @@ def block_contact(db: Database, contact_id: int, *, staff_id: int | None, at: da
 
 
 def search_contacts(db: Database, query: str, region: str, limit: int = 20) -> list[int]:
-    """Contacts by phone in any spelling, by email, or by part of a name."""
+    """Contacts by phone in any spelling, by email, by a chat id or @username, or by part of a name."""
     from storage.identifiers import parse_query
 
+    handle = query.strip()
+    chats = db.execute(
+        "SELECT DISTINCT contact_id FROM identifiers WHERE kind NOT IN ('phone', 'email') AND value IN (?, ?)"
+        " LIMIT ?",
+        [handle, handle.removeprefix("@").lower(), limit],
+    ).fetchall()
+    if chats:
+        return sorted({live_contact(db, int(r[0])) for r in chats})
     ident = parse_query(query, region)
     if ident is not None:
         found = find_by_identifier(db, ident)

@@ -8,6 +8,9 @@ from datetime import UTC, datetime, timedelta
 from tests.capture.chat_payloads import WA_TEXT, chat_config, chat_touches, kinds, post_wa, wa_body
 from tests.capture.form_checks import journal
 from tests.capture.test_mango import post_mango, signed_mango, summary
+from tests.cli import run_cli
+from tests.conftest import BASE
+from tests.numbers.month import month_config
 from tests.samples import flip_byte, sample
 
 VERIFY = sample("whatsapp_verify_get.txt")
@@ -109,6 +112,17 @@ async def test_a_username_only_sender_is_known_by_their_business_scoped_id(start
         "whatsapp_id": USERNAME_ONLY.expected["wa_bsuid"],
         "whatsapp_username": USERNAME_ONLY.expected["whatsapp_username"],
     }
+
+
+async def test_a_username_only_sender_is_found_by_their_username(start_server, tmp_path):
+    config = month_config(
+        tmp_path, sources=[*BASE["sources"], {"name": "whatsapp", "provider": "whatsapp", **WA_TEXT.secrets}]
+    )
+    srv = await start_server(config)
+    assert (await post_sample(srv, USERNAME_ONLY)).status == 200
+    found = await run_cli("contacts", "@Test_Sveta", "--config", str(tmp_path / "config.toml"))
+    assert found.code == 0, found.output
+    assert "whatsapp_username test_sveta" in found.output and "Светлана" in found.output
 
 
 async def test_three_messages_are_one_touch_and_one_after_the_gap_is_a_new_one(start_server, tmp_path):
