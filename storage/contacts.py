@@ -363,14 +363,15 @@ def search_contacts(db: Database, query: str, region: str, limit: int = 20) -> l
     from storage.identifiers import parse_query
 
     handle = query.strip()
-    chats = db.execute(
-        "SELECT DISTINCT contact_id FROM identifiers WHERE kind NOT IN ('phone', 'email') AND value IN (?, ?)"
-        " LIMIT ?",
-        [handle, handle.removeprefix("@").lower(), limit],
-    ).fetchall()
-    if chats:
-        return sorted({live_contact(db, int(r[0])) for r in chats})
     ident = parse_query(query, region)
+    if ident is None or handle.startswith("@"):  # a valid phone or an address is looked up as one
+        chats = db.execute(
+            "SELECT DISTINCT contact_id FROM identifiers WHERE kind NOT IN ('phone', 'email')"
+            " AND value IN (?, ?) LIMIT ?",
+            [handle, handle.removeprefix("@").lower(), limit],
+        ).fetchall()
+        if chats:
+            return sorted({live_contact(db, int(r[0])) for r in chats})
     if ident is not None:
         found = find_by_identifier(db, ident)
         if found is not None:
