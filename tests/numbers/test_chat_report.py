@@ -69,6 +69,18 @@ async def test_a_report_with_chats_gives_the_channel_chat_its_own_row(
     only = await run_cli("report", "--config", cfg, "--json", "--channel", "chat", *period)
     assert json.loads(only.output)["inbound_touches"] == 2
 
+    exported = await run_cli("export", "--config", cfg, "--out", str(tmp_path / "out"))
+    assert exported.code == 0, exported.output
+    with (tmp_path / "out" / "contacts.csv").open(encoding="utf-8") as fh:
+        contacts = list(csv.DictReader(fh))
+    assert sorted((c["phones"], c["chat_ids"]) for c in contacts) == [
+        ("", "avito_id 500000002"),
+        ("+74950000032", "whatsapp_id RU.1000000000000000001"),
+        ("+74950000035", "vk_id 300000002"),
+    ]
+    with (tmp_path / "out" / "touches.csv").open(encoding="utf-8") as fh:
+        assert sorted(t["channel"] for t in csv.DictReader(fh)) == ["chat", "chat", "form"]
+
     auth = {"Authorization": f"Bearer {TOKEN}"}
     async with srv.session.get(f"{srv.url}/api/touches?channel=chat", headers=auth) as resp:
         assert resp.status == 200
