@@ -355,4 +355,99 @@ def _mango_body(payload: dict[str, object]) -> bytes:
     return urlencode({"vpbx_api_key": MANGO_KEY, "sign": sign, "json": data}).encode()
 
 
-MIXES: dict[str, Callable[[], Mix]] = {"form": FormMix, "forms": FormsMix, "mango": MangoMix}
+WA_SECRET = "bench_whatsapp_app_secret"
+VK_SECRET = "bench_vk_secret"
+AVITO_TOKEN = "bench-avito-token"
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+class ChatMix(PresignedMix):
+    """Chat conversations as WhatsApp (signed), VK and Avito send them: three messages from one
+    person a minute apart (one touch), and one message in ten sent twice (a retry)."""
+
+    name = "chat"
+    description = "chats: WhatsApp, VK and Avito conversations of 3 messages, 10% retried"
+    unit = "conversation"
+
+    def config(self, *, database: str, port: int) -> str:
+        return (
+            f'[leadline]\ndatabase = "{database}"\n\n[http]\nhost = "127.0.0.1"\nport = {port}\n\n'
+            f'[[sources]]\nname = "whatsapp"\nprovider = "whatsapp"\napp_secret = "{WA_SECRET}"\n'
+            'verify_token = "bench-verify"\n\n'
+            f'[[sources]]\nname = "vk"\nprovider = "vk"\nsecret = "{VK_SECRET}"\nconfirmation = "bench"\n\n'
+            f'[[sources]]\nname = "avito"\nprovider = "avito"\ntoken = "{AVITO_TOKEN}"\n'
+        )
+
+    def build(self, n: int, rng: random.Random) -> list[tuple[str, dict[str, str], bytes]]:
+        start = 1_763_000_000 + n
+        messages = [self._message(n, m, start + 60 * m) for m in range(3)]
+        return [*messages, *(messages[-1:] if rng.random() < 0.1 else [])]
+
+    def _message(self, n: int, m: int, at: int) -> tuple[str, dict[str, str], bytes]:
+        text = ["Здравствуйте!", "Сколько стоит доставка?", "Перезвоните: +7 916 000-00-00"][m]
+        if n % 3 == 0:
+            sender = f"7916{n % 10_000_000:07d}"
+            value = {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "74950000001", "phone_number_id": "1"},
+                "contacts": [{"profile": {"name": "Мария"}, "wa_id": sender}],
+                "messages": [
+                    {
+                        "from": sender,
+                        "id": f"wamid.bench{n}.{m}",
+                        "timestamp": str(at),
+                        "text": {"body": text},
+                        "type": "text",
+                    }
+                ],
+            }
+            payload = {
+                "object": "whatsapp_business_account",
+                "entry": [{"id": "1", "changes": [{"value": value, "field": "messages"}]}],
+            }
+            body = json.dumps(payload, separators=(",", ":")).encode()
+            digest = hmac.new(WA_SECRET.encode(), body, hashlib.sha256).hexdigest()
+            return "/hooks/whatsapp", {**JSON_HEADERS, "X-Hub-Signature-256": f"sha256={digest}"}, body
+        if n % 3 == 1:
+            message = {
+                "date": at,
+                "from_id": 100_000_000 + n,
+                "peer_id": 100_000_000 + n,
+                "id": m,
+                "out": 0,
+                "text": text,
+            }
+            payload = {
+                "group_id": 1,
+                "type": "message_new",
+                "event_id": f"bench{n}x{m}",
+                "v": "5.199",
+                "object": {"message": message},
+                "secret": VK_SECRET,
+            }
+            return "/hooks/vk", JSON_HEADERS, json.dumps(payload, ensure_ascii=False).encode()
+        value = {
+            "id": f"bench{n}m{m}",
+            "chat_id": f"u2i-bench{n}",
+            "user_id": 1,
+            "author_id": 100_000_000 + n,
+            "created": at,
+            "type": "text",
+            "chat_type": "u2i",
+            "content": {"text": text},
+            "item_id": 6_000_000_001,
+        }
+        payload = {
+            "id": f"bench-{n}-{m}",
+            "version": "v3.0.0",
+            "timestamp": at,
+            "payload": {"type": "message", "value": value},
+        }
+        return (
+            f"/hooks/avito?token={AVITO_TOKEN}",
+            JSON_HEADERS,
+            json.dumps(payload, ensure_ascii=False).encode(),
+        )
+
+
+MIXES: dict[str, Callable[[], Mix]] = {"form": FormMix, "forms": FormsMix, "mango": MangoMix, "chat": ChatMix}

@@ -29,6 +29,8 @@ from storage.staff import StaffMember
 
 FOLLOW_UP_DAYS = (1, 3, 7, 14, 30)
 MESSAGE_PREVIEW = 300
+#: The links a card opens: web pages, and Telegram's own for a user with no username.
+CHAT_LINKS = ("https://", "tg://user?id=")
 
 
 def when(stored: str | None, tz: ZoneInfo) -> str:
@@ -138,6 +140,8 @@ def header(card: TouchCard, tz: ZoneInfo) -> str:
     lines = [f"{title} · {when(touch['occurred_at'], tz)}"]
     who = [pretty_phone(p) for p in card.phones[:2]] + card.emails[:2]
     if not who:
+        who = [labels.chat_id(kind, value) for kind, value in card.chat_ids[:2]]
+    if not who:
         who = [touch["phone_raw"] or touch["email_raw"] or "?"]
     lines.append(" · ".join(html.escape(w) for w in who))
     if card.contact_name:
@@ -157,7 +161,10 @@ def header(card: TouchCard, tz: ZoneInfo) -> str:
     if touch["message"]:
         text = str(touch["message"])
         short = text if len(text) <= MESSAGE_PREVIEW else text[:MESSAGE_PREVIEW] + "…"
-        lines.append("💬 " + html.escape(short))
+        lines.append("💬 " + html.escape(short))  # a chat's first message comes first
+    if card.conversation_url and card.conversation_url.startswith(CHAT_LINKS):
+        link = html.escape(card.conversation_url, quote=True)
+        lines.append("🔗 " + f'<a href="{link}">' + _("Open the conversation") + "</a>")
     recording = touch["recording"]
     if recording:
         if str(recording).startswith(("http://", "https://")):

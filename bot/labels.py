@@ -9,7 +9,7 @@ from __future__ import annotations
 from bot.catalogues import gettext as _
 
 TEMPERATURE_ICONS = {"hot": "🔥", "warm": "🌤", "cold": "❄️"}
-CHANNEL_ICONS = {"call": "📞", "form": "📝", "email": "✉️", "manual": "✍️"}
+CHANNEL_ICONS = {"call": "📞", "form": "📝", "email": "✉️", "manual": "✍️", "chat": "💬"}
 LOST_REASONS = ("price", "competitor", "no_budget", "no_answer", "not_a_fit", "other")
 
 
@@ -55,8 +55,24 @@ def lost_reason(code: str | None) -> str:
 
 
 def channel(code: str | None) -> str:
-    labels = {"call": _("Call"), "form": _("Form"), "email": _("Email"), "manual": _("Entered by hand")}
+    labels = {
+        "call": _("Call"),
+        "form": _("Form"),
+        "email": _("Email"),
+        "manual": _("Entered by hand"),
+        "chat": _("Chat"),
+    }
     return labels.get(code or "", code or "—")
+
+
+#: Chat ids as people know them: the service's own name (not translated) and the id, or @username.
+_CHAT_SERVICES = {"telegram_id": "Telegram", "vk_id": "VK", "avito_id": "Avito", "whatsapp_id": "WhatsApp"}
+
+
+def chat_id(kind: str, value: str) -> str:
+    if kind.endswith("_username"):
+        return "@" + value
+    return f"{_CHAT_SERVICES.get(kind, kind)} {value}"
 
 
 def field(name: str) -> str:

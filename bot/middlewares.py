@@ -3,6 +3,8 @@
 Order matters and is set once in :func:`bot.runner.build_dispatcher`: :class:`StaffMiddleware`
 (look the person up; ignore group chats other than the team chat), then the language middleware
 (it needs the staff record), then :class:`StrangerGate` (it needs the language to refuse politely).
+Telegram Business updates pass both: they are customers writing to the owner's own account, for
+capture to record, and never people using the bot.
 """
 
 from __future__ import annotations
@@ -12,13 +14,25 @@ from functools import partial
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import Chat, TelegramObject, User
+from aiogram.types import Chat, TelegramObject, Update, User
 
 from bot.routers.access import turn_away
 from storage.db import Store
 from storage.staff import staff_by_telegram
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+#: The update kinds of a connected business account (bot/routers/business.py).
+BUSINESS_UPDATES = (
+    "business_connection",
+    "business_message",
+    "edited_business_message",
+    "deleted_business_messages",
+)
+
+
+def is_business(event: TelegramObject) -> bool:
+    return isinstance(event, Update) and any(getattr(event, kind) is not None for kind in BUSINESS_UPDATES)
 
 
 class StaffMiddleware(BaseMiddleware):
@@ -27,6 +41,8 @@ class StaffMiddleware(BaseMiddleware):
         self.team_chat = team_chat
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if is_business(event):
+            return await handler(event, data)
         chat: Chat | None = data.get("event_chat")
         user: User | None = data.get("event_from_user")
         if chat is not None and chat.type != "private" and (not self.team_chat or chat.id != self.team_chat):
@@ -41,7 +57,7 @@ class StrangerGate(BaseMiddleware):
     """Anyone not on the staff gets a polite refusal, and the owners get the request to approve."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        if data.get("staff") is not None:
+        if data.get("staff") is not None or is_business(event):
             return await handler(event, data)
         chat: Chat | None = data.get("event_chat")
         if chat is not None and chat.type == "private":

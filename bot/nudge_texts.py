@@ -125,7 +125,13 @@ def _title(card: Card, view: MessageView) -> str:
 def _channel(channel: str, answered: bool | None) -> str:
     if channel == "call" and answered is False:
         return _("missed call")
-    words = {"call": _("call"), "form": _("form"), "email": _("email"), "manual": _("entered by hand")}
+    words = {
+        "call": _("call"),
+        "form": _("form"),
+        "email": _("email"),
+        "manual": _("entered by hand"),
+        "chat": _("chat"),
+    }
     return words.get(channel, channel)
 
 

@@ -29,12 +29,14 @@ from bot.contexts import TouchContexts
 from bot.dialer import Dialer
 from bot.fsm import DatabaseStorage
 from bot.i18n import CatalogueI18n, LanguageMiddleware, load_i18n, speaking
+from bot.keys import RECORD_CHAT, ChatRecorder
 from bot.middlewares import StaffMiddleware, StrangerGate
 from bot.outbox import OutboxSender
 from bot.replies import Replies
 from bot.routers import (
     access,
     blocklist,
+    business,
     dial,
     do_not_contact,
     errors,
@@ -82,8 +84,13 @@ def build_dispatcher(
     contexts: TouchContexts,
     i18n: CatalogueI18n,
     dialer: Dialer,
+    record_chat: ChatRecorder | None = None,
 ) -> Dispatcher:
-    """Services reach handlers as typed parameters (workflow data); middlewares only for what cuts across."""
+    """Services reach handlers as typed parameters (workflow data); middlewares only for what cuts across.
+
+    Telegram Business updates are asked for only with ``record_chat`` (a ``telegram_business`` source
+    is configured): aiogram asks Telegram for the update types some handler takes.
+    """
     dp = Dispatcher(storage=DatabaseStorage(store, clock))
     dp["store"] = store
     dp["config"] = config
@@ -94,6 +101,9 @@ def build_dispatcher(
     dp.update.outer_middleware(StaffMiddleware(store, config.telegram.team_chat))
     dp.update.outer_middleware(LanguageMiddleware(i18n))
     dp.update.outer_middleware(StrangerGate())
+    if record_chat is not None:
+        dp[RECORD_CHAT] = record_chat
+        dp.include_router(business.make_router())
     dp.include_routers(
         errors.make_router(),
         access.make_router(),
@@ -224,13 +234,14 @@ async def running_bot(
     contexts: TouchContexts,
     dialer: Dialer,
     app: web.Application,
+    record_chat: ChatRecorder | None = None,
 ) -> AsyncIterator[OutboxSender]:
     """The bot and its outbox sender, from start-up to a clean stop; the sender is yielded."""
     bot = make_bot(config)
     sender = OutboxSender(store, clock, BotTransport(bot))
     i18n = load_i18n(config.leadline.language)
     replies = Replies(store, clock, sender.wake)
-    dp = build_dispatcher(config, store, clock, replies, contexts, i18n, dialer)
+    dp = build_dispatcher(config, store, clock, replies, contexts, i18n, dialer, record_chat)
     sender.start()
     runner: Polling | Webhook = (
         Webhook(app, dp, bot, config, i18n) if config.telegram.webhook_url else Polling(dp, bot, i18n)

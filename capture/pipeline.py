@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache, partial
 from typing import Any, cast
 
@@ -36,12 +36,13 @@ from leadline.config import Config, SourceConfig
 from storage.attribution import CampaignIndex
 from storage.blocking import BlockRules
 from storage.calls import apply_call_event
+from storage.chats import record_chat_event
 from storage.db import Clock, Store, now_utc, savepoint
 from storage.events import ContactEvent
 from storage.identifiers import phone
 from storage.register import register_by_system
 from storage.registrations import Draft
-from storage.touches import EventContext, identifiers_of, record_contact_events
+from storage.touches import CONVERSATION_GAP, EventContext, identifiers_of, record_contact_events
 
 log = logging.getLogger("leadline.capture")
 
@@ -98,7 +99,8 @@ def store_events(db: Database, requests: Sequence[tuple[Sequence[Event], EventCo
     """Store the events of several requests in order; per request, the channels of its new touches.
 
     A run of form, mail and manual events is stored at once (one contact resolution for the run);
-    a call's notifications fold into rows that the next notification reads, so each goes in turn.
+    a call's notifications, and a chat's messages, fold into rows that the next one reads, so each
+    goes in turn.
     """
     channels: list[list[str]] = [[] for _ in requests]
     run: list[tuple[int, ContactEvent, EventContext]] = []
@@ -123,6 +125,14 @@ def store_events(db: Database, requests: Sequence[tuple[Sequence[Event], EventCo
                 # A call's caller or its blocking may come with a later notification: ask each time.
                 if touch_id is not None and ctx.registers is not None:
                     register_by_system(db, touch_id, ctx.registers, at=ctx.received_at)
+            elif event.conversation is not None:
+                if run:
+                    store_run()
+                chat_touch, new = record_chat_event(db, event, ctx)
+                if new:
+                    channels[n].append(event.channel)
+                    if ctx.registers is not None:
+                        register_by_system(db, chat_touch, ctx.registers, at=ctx.received_at)
             else:
                 run.append((n, event, ctx))
     if run:
@@ -175,6 +185,7 @@ class Capture:
             callback_deadline=self.callback_deadline,
             blocking=self.blocking,
             registers=_system_draft(source, owner),
+            conversation_gap=timedelta(hours=source.conversation_gap_hours) if source else CONVERSATION_GAP,
         )
 
     def _with_defaults(self, source: SourceConfig) -> SourceConfig:
@@ -248,7 +259,7 @@ class Capture:
                 phone(event.caller, region)
                 phone(event.tracking_number, region)
             else:
-                identifiers_of(event.phones, event.emails, region)
+                identifiers_of(event.phones, event.emails, region, event.handles)
                 phone(event.tracking_number, region)
 
     def _write(self, db: Database, requests: list[_Request]) -> list[Outcome]:

@@ -19,6 +19,8 @@ from email.utils import getaddresses
 from typing import Any
 
 from capture.providers.base import MAX_DEPTH, BadRequest, CallEvent, ContactEvent, Event, ParseResult, quoted
+from storage.identifiers import MAX_HANDLE_CHARS
+from storage.touches import MAX_TEXT_CHARS
 
 #: Phones and emails one touch keeps as match keys; the rest stay in its message. Nobody has more,
 #: and each one costs a look-up in the write that holds the database lock.
@@ -26,8 +28,7 @@ MAX_IDENTIFIERS = 20
 #: No phone number or email address is longer (an address is at most 254 characters, RFC 5321); a
 #: longer "identifier" is text, and kept as text: an index of megabyte keys costs every later write.
 MAX_IDENTIFIER_CHARS = 254
-#: Text a touch keeps of one value; the whole request stays in the journal. A name is a name.
-MAX_TEXT_CHARS = 65_536
+#: A name is a name.
 MAX_NAME_CHARS = 1024
 #: A call longer than a week is a broken counter, not a call.
 MAX_CALL_SECONDS = 7 * 24 * 3600
@@ -100,6 +101,7 @@ def _event(event: Event, received_at: datetime, notes: list[str]) -> Event:
     changes = {name: _value(name, getattr(event, name), received_at, flags) for name in _NAMES[type(event)]}
     if isinstance(event, ContactEvent):
         _keep_identifiers(changes, flags)
+        _keep_handles(changes, flags)
         _readable_recipients(changes, flags)
     if flags:
         changes["fields"] = {**changes["fields"], SETTLED_FIELD: flags}
@@ -199,6 +201,21 @@ def _keep_identifiers(changes: dict[str, Any], flags: list[str]) -> None:
         flags.append(
             f"{len(rest)} more phones and emails than the {MAX_IDENTIFIERS} a touch keeps: they are in its message"
         )
+
+
+def _keep_handles(changes: dict[str, Any], flags: list[str]) -> None:
+    """Chat ids as text SQLite stores, at most :data:`MAX_IDENTIFIERS`, none longer than any id is."""
+    given = changes["handles"]
+    fit = [
+        (text(str(kind)), text(str(value)))
+        for kind, value in given[:MAX_IDENTIFIERS]
+        if len(str(value)) <= MAX_HANDLE_CHARS
+    ]
+    if len(fit) < len(given):
+        flags.append(
+            f"{len(given) - len(fit)} chat id(s) too long, or past the {MAX_IDENTIFIERS} a touch keeps"
+        )
+    changes["handles"] = tuple(dict.fromkeys(fit))
 
 
 class _Refused(Exception):

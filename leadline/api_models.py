@@ -11,14 +11,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
+from storage.events import Channel
+from storage.identifiers import Kind as IdentifierKind
 from storage.registrations import Stage, Temperature
 
 MAX_LIMIT = 500
 #: A page's ``after_id`` goes no higher: ids are SQLite rowids, and a client's typo stays a number.
 MAX_AFTER_ID = 2**31
 
-#: The spellings of storage.reports.scope.CHANNELS and storage.registrations.REASONS (a test holds them equal).
-Channel = Literal["call", "form", "email", "manual"]
+#: The spellings of storage.registrations.REASONS (a test holds them equal).
 Disposition = Literal["lead", "not_a_lead"]
 Reason = Literal["partner", "job_seeker", "spam", "wrong_number", "existing_client", "other"]
 
@@ -137,7 +138,7 @@ class Error(BaseModel):
 
 
 class Identifier(Model):
-    kind: Literal["phone", "email"]
+    kind: IdentifierKind
     value: str
     raw: str
     valid: bool
@@ -258,7 +259,7 @@ class Erased(Model):
 
 class BlockEntry(Model):
     id: int
-    kind: Literal["phone", "email"]
+    kind: IdentifierKind
     value: str
     reason: str | None
     at: str

@@ -17,11 +17,13 @@ import aiohttp
 from aiohttp import web
 from sqlite_utils import Database
 
+from bot.keys import ChatRecorder
 from bot.service import bot_service
 from capture.dial import PbxDialer
 from capture.metrics import Metrics
 from capture.pipeline import Capture, replay
 from capture.providers import PROVIDERS
+from capture.providers.base import RawRequest, make_headers
 from capture.server import setup_routes
 from leadline import keys
 from leadline.api import setup_api
@@ -91,13 +93,36 @@ async def capture_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+def chat_recorder(capture: Capture, config: Config) -> ChatRecorder | None:
+    """What the bot hands each Telegram Business update to: the pipeline every webhook goes through,
+    as a request of the (first) ``telegram_business`` source; None without such a source."""
+    source = next((s for s in config.sources if PROVIDERS[s.provider].via_bot), None)
+    if source is None:
+        return None
+    headers = make_headers({"Content-Type": "application/json"})
+
+    async def record(update: bytes) -> None:
+        raw = RawRequest(source.name, "POST", "", "", headers, update, capture.clock())
+        outcome = await capture.ingest(raw, source)
+        if outcome.status != "processed":
+            log.warning(
+                "a Telegram Business update was not processed; it is in the journal",
+                extra={"fields": {"journal_id": outcome.journal_id, "status": outcome.status}},
+            )
+
+    return record
+
+
 async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
     """The outbox sender, and the bot when there is a token: the primary's only. The bot's
     ``📞 Call back`` reaches the PBXs through the dialer's own HTTP session, closed after the bot."""
     config, store, clock = app[keys.CONFIG], app[keys.STORE], app[keys.CLOCK]
+    capture = app[keys.CAPTURE]
     async with aiohttp.ClientSession() as http:
         dialer = PbxDialer(config, http)
-        async with bot_service(config, store, clock, app[keys.CAPTURE], dialer, app) as sender:
+        async with bot_service(
+            config, store, clock, capture, dialer, app, chat_recorder(capture, config)
+        ) as sender:
             app[keys.OUTBOX] = sender
             yield
 
@@ -135,7 +160,8 @@ def init_app(
     app.cleanup_ctx.append(bot_ctx)
     app.cleanup_ctx.append(scheduler_ctx)
     for source in config.sources:
-        if not PROVIDERS[source.provider].over_http:
+        registered = PROVIDERS[source.provider]
+        if not registered.over_http and not registered.via_bot:
             app.cleanup_ctx.append(partial(background_ctx, source))
     setup_routes(app)
     setup_api(app)

@@ -355,7 +355,16 @@ class CampaignConfig(Strict):
     utm_campaign: list[str] = []
     utm_source: list[str] = []
     emails: list[str] = []
+    #: VK lead-ads forms (``form_id``) and Avito items (``item_id``) this campaign advertises.
+    vk_forms: list[str] = []
+    avito_items: list[str] = []
     costs: list[CostConfig] = []
+
+    @field_validator("vk_forms", "avito_items", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        """Ids as TOML writes them, numbers or strings: both are the provider's id."""
+        return [str(v) for v in value] if isinstance(value, list) else value
 
 
 #: DESIGN.md's spellings, which the API and the export use too (storage/registrations.py holds the
@@ -412,6 +421,9 @@ class BlockRule(Strict):
 class SourceConfig(Strict):
     """One provider account; its secrets are named as in the samples' manifest."""
 
+    # Written back out (a dump, a test's config) under the file's own key names: ``register``.
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+
     name: str
     #: A name in the registry of providers (``capture.providers.PROVIDERS``).
     provider: str
@@ -429,6 +441,9 @@ class SourceConfig(Strict):
     api_secret: Secret | None = None
     auth_token: Secret | None = None
     webhook_signing_key: Secret | None = None
+    app_secret: Secret | None = None
+    verify_token: Secret | None = None
+    confirmation: Secret | None = None
     username: str | None = None
     password: Secret | None = None
     # network sources (SMTP, IMAP, AMI) and call forwarding
@@ -457,6 +472,8 @@ class SourceConfig(Strict):
     registers: Literal["lead", "not_a_lead"] | None = Field(None, alias="register")
     temperature: Temperature | None = None
     reason: NotALeadReason | None = None
+    #: Chats: messages from one person are one touch until they are quiet this long (docs/chats.md).
+    conversation_gap_hours: float = Field(24, gt=0)
 
     @field_validator("name")
     @classmethod
@@ -493,6 +510,8 @@ class SourceConfig(Strict):
                 "cannot apply: an smtp source receives mail over SMTP, not HTTP"
                 " (let only your mail relay reach its port with a firewall)"
                 if provider == "smtp"
+                else "cannot apply: the Telegram bot receives these updates, not a webhook"
+                if provider == "telegram_business"
                 else f"cannot apply: Leadline itself connects to the {provider} server"
             )
         if info.field_name == "token" and value is not None and not value.get_secret_value().strip():

@@ -21,9 +21,9 @@ COUNTRY_PREFIX_DIGITS = 3
 
 
 def warnings(config: Config) -> list[str]:
-    """``key.path: what to do`` for each secret still holding an example value, and each ``[[block]]``
-    rule that is valid but likely blocks more than meant."""
-    return _secret_warnings(config) + _block_warnings(config)
+    """``key.path: what to do`` for each secret still holding an example value, for chats that cannot
+    arrive as configured, and for each ``[[block]]`` rule that is valid but likely blocks more than meant."""
+    return _source_warnings(config) + _block_warnings(config)
 
 
 def _block_warnings(config: Config) -> list[str]:
@@ -42,8 +42,19 @@ def _block_warnings(config: Config) -> list[str]:
     return found
 
 
-def _secret_warnings(config: Config) -> list[str]:
+def _source_warnings(config: Config) -> list[str]:
     found: list[str] = []
+    business = [i for i, s in enumerate(config.sources) if s.provider == "telegram_business"]
+    if business and not config.telegram.token.get_secret_value():
+        found.append(
+            f"sources[{business[0]}]: telegram_business updates reach Leadline through its bot:"
+            " set [telegram] token, or nothing arrives"
+        )
+    for extra in business[1:]:
+        found.append(
+            f"sources[{extra}]: only the first telegram_business source (sources[{business[0]}]) takes"
+            " the bot's business updates"
+        )
     for i, source in enumerate(config.sources):
         for key, value in source:
             if isinstance(value, SecretStr) and EXAMPLE_VALUE.match(value.get_secret_value().strip()):

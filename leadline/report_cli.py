@@ -25,7 +25,7 @@ from leadline.config import CONFIG_ENV, DEFAULT_CONFIG, Config
 from leadline.export_files import Words, write_csv, write_xlsx
 from storage.export import Table
 from storage.reports.report import build_report
-from storage.reports.scope import GROUPINGS, Filters, Period, Rules, Scope
+from storage.reports.scope import CHANNELS, GROUPINGS, Filters, Period, Rules, Scope
 from storage.staff import staff_named
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -76,7 +76,7 @@ def _staff_id(db: Any, name: str | None) -> int | None:
 @click.command()
 @config_option
 @period_options
-@click.option("--channel", type=click.Choice(["call", "form", "email", "manual"]), help="Only this channel.")
+@click.option("--channel", type=click.Choice(list(CHANNELS)), help="Only this channel.")
 @click.option("--campaign", default=None, help="Only this campaign.")
 @click.option("--staff", default=None, help="Only this staff member (by name).")
 @click.option("--json", "as_json", is_flag=True, help="Print every figure as JSON, under stable keys.")

@@ -38,6 +38,8 @@ def summarize(config: Config) -> str:
         where = (
             f"{config.http.public_url}/hooks/{s.name}"
             if PROVIDERS[s.provider].over_http
+            else "the Telegram bot"
+            if PROVIDERS[s.provider].via_bot
             else f"{s.host or '?'}:{s.port or '?'}"
         )
         campaign = f", campaign {s.campaign}" if s.campaign else ""

@@ -1,7 +1,8 @@
 """Which campaign a touch belongs to, in DESIGN.md's order of evidence.
 
-The tracking number dialled beats the form's UTM tags, which beat the address a mail was sent
-to, which beats the source's default campaign: the more specific the evidence, the more it counts.
+The tracking number dialled beats the form's UTM tags, which beat what a chat ad names (a VK lead
+form's id, an Avito item's id), which beats the address a mail was sent to, which beats the
+source's default campaign: the more specific the evidence, the more it counts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class CampaignIndex:
     by_utm_source: Mapping[str, str] = field(default_factory=dict)
     by_email: Mapping[str, str] = field(default_factory=dict)
     names: frozenset[str] = frozenset()
+    #: ``("vk_form", "3")``, ``("avito_item", "6000000001")`` → campaign.
+    by_ref: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
     def build(cls, campaigns: Iterable[CampaignConfig], region: str) -> CampaignIndex:
@@ -32,8 +35,11 @@ class CampaignIndex:
         utm_source: dict[str, str] = {}
         emails: dict[str, str] = {}
         names: set[str] = set()
+        refs: dict[tuple[str, str], str] = {}
         for c in campaigns:
             names.add(c.name)
+            refs.update({("vk_form", str(v).strip()): c.name for v in c.vk_forms})
+            refs.update({("avito_item", str(v).strip()): c.name for v in c.avito_items})
             for raw in c.tracking_numbers:
                 ident = phone(raw, region)
                 numbers[ident.value if ident else raw] = c.name
@@ -43,7 +49,7 @@ class CampaignIndex:
                 ident = email(raw)
                 if ident:
                     emails[ident.value] = c.name
-        return cls(numbers, utm_campaign, utm_source, emails, frozenset(names))
+        return cls(numbers, utm_campaign, utm_source, emails, frozenset(names), refs)
 
     def attribute(
         self,
@@ -52,6 +58,7 @@ class CampaignIndex:
         tracking_number: str | None = None,
         utm: Mapping[str, str] | None = None,
         to_address: str | None = None,
+        ref: tuple[str, str] | None = None,
         default: str | None = None,
     ) -> str | None:
         if tracking_number:
@@ -65,6 +72,8 @@ class CampaignIndex:
             return found
         found = self.by_utm_source.get(utm.get("utm_source", "").strip().lower())
         if found:
+            return found
+        if ref is not None and (found := self.by_ref.get((ref[0], ref[1].strip()))):
             return found
         if to_address:
             for _, address in getaddresses([to_address]):

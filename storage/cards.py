@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from storage.contacts import live_contact, phones_and_emails
+from storage.contacts import chat_ids, live_contact, phones_and_emails
 from storage.lists import UNREGISTERED
 from storage.registrations import Registration, registration_of
 
@@ -31,6 +31,10 @@ class TouchCard:
     blocked: bool = False
     do_not_contact: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ``(kind, value)`` of the contact's chat ids, for a person known by nothing else.
+    chat_ids: list[tuple[str, str]] = field(default_factory=list)
+    #: The URL that opens a chat touch's conversation (capture's ``conversation_url``), if any.
+    conversation_url: str | None = None
 
 
 def touch_card(db: Database, touch_id: int) -> TouchCard | None:
@@ -38,7 +42,8 @@ def touch_card(db: Database, touch_id: int) -> TouchCard | None:
     touch = next(
         db.query(
             "SELECT id, source, channel, direction, contact_id, occurred_at, campaign, phone_raw, email_raw, name,"
-            " message, call_status, answered, talk_s, duration_s, recording, staff_id, blocked, hidden_caller"
+            " message, call_status, answered, talk_s, duration_s, recording, staff_id, blocked, hidden_caller,"
+            " json_extract(payload, '$.conversation_url') AS conversation_url"
             " FROM touches WHERE id = ?",
             [touch_id],
         ),
@@ -68,6 +73,8 @@ def touch_card(db: Database, touch_id: int) -> TouchCard | None:
         registration=registration_of(db, contact_id),
         blocked=bool(contact[1]) if contact else False,
         do_not_contact=bool(contact[3]) if contact else False,
+        chat_ids=chat_ids(db, contact_id),
+        conversation_url=touch.pop("conversation_url"),
     )
 
 

@@ -419,6 +419,17 @@ def phones_and_emails(db: Database, contact_id: int) -> tuple[list[str], list[st
     return [str(v) for k, v in rows if k == "phone"], [str(v) for k, v in rows if k == "email"]
 
 
+def chat_ids(db: Database, contact_id: int) -> list[tuple[str, str]]:
+    """The contact's chat ids, ``(kind, value)``, valid ones and usernames first: who they are where
+    they wrote, as people would recognise them."""
+    rows = db.execute(
+        "SELECT kind, value FROM identifiers WHERE contact_id = ? AND kind NOT IN ('phone', 'email')"
+        " ORDER BY valid DESC, kind LIKE '%\\_username' ESCAPE '\\' DESC, id",
+        [contact_id],
+    ).fetchall()
+    return [(str(k), str(v)) for k, v in rows]
+
+
 def block_contact(db: Database, contact_id: int, *, staff_id: int | None, at: datetime) -> int:
     """Put the contact's valid numbers and addresses on the block list; returns how many were added."""
     added = 0
@@ -449,10 +460,19 @@ def set_do_not_contact(db: Database, contact_id: int, value: bool, *, at: dateti
 
 
 def search_contacts(db: Database, query: str, region: str, limit: int = 20) -> list[int]:
-    """Contacts by phone in any spelling, by email, or by part of a name."""
+    """Contacts by phone in any spelling, by email, by a chat id or @username, or by part of a name."""
     from storage.identifiers import parse_query
 
+    handle = query.strip()
     ident = parse_query(query, region)
+    if ident is None or handle.startswith("@"):  # a valid phone or an address is looked up as one
+        chats = db.execute(
+            "SELECT DISTINCT contact_id FROM identifiers WHERE kind NOT IN ('phone', 'email')"
+            " AND value IN (?, ?) LIMIT ?",
+            [handle, handle.removeprefix("@").lower(), limit],
+        ).fetchall()
+        if chats:
+            return sorted({live_contact(db, int(r[0])) for r in chats})
     if ident is not None:
         found = find_by_identifier(db, ident)
         if found is not None:

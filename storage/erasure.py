@@ -124,7 +124,7 @@ def erase(
     counts["touches"] = _update(
         db,
         "UPDATE touches SET phone_raw = NULL, email_raw = NULL, name = NULL, message = NULL, payload = '{}',"
-        " recording = NULL, updated_at = ? WHERE id IN ({marks})",
+        " recording = NULL, conversation = NULL, updated_at = ? WHERE id IN ({marks})",
         touches,
         [stamp],
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-Channel = Literal["call", "form", "email", "manual"]
+Channel = Literal["call", "form", "email", "manual", "chat"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,12 @@ class ContactEvent:
     a second event with the same key on the same source changes nothing. Phones and emails are
     kept as written; storage normalises them. ``dropped`` names the rule that makes this event
     not an inbound touch (an auto-reply, spam): it is journalled and kept, but not counted.
+
+    A chat message names its person by the chat's own ids (``handles``: ``(kind, value)`` pairs of
+    :data:`storage.identifiers.HANDLE_KINDS`) and carries ``conversation``, the key of the dialogue it
+    belongs to: messages on one source with one key are one touch until a gap
+    (:func:`storage.chats.record_chat_event`). ``campaign_ref`` is what a chat ad names its campaign
+    by (``("vk_form", "3")``, ``("avito_item", "6000000001")``).
     """
 
     channel: Channel
@@ -37,6 +43,9 @@ class ContactEvent:
     region: str | None = None
     dropped: str | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
+    handles: tuple[tuple[str, str], ...] = ()
+    conversation: str | None = None
+    campaign_ref: tuple[str, str] | None = None
 
 
 CallDirection = Literal["in", "out", "internal"]

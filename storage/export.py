@@ -115,10 +115,12 @@ def export_tables(
             ("last_touch_at", "time"),
             "registered",
             ("do_not_contact", "flag"),
+            "chat_ids",
         ),
         f"SELECT c.id, c.name, {_IDENTIFIERS.format('c.id')}, c.created_at, t.n, t.first_at, t.last_at,"
         " (SELECT r.disposition FROM registrations r WHERE r.contact_id = c.id ORDER BY r.created_at DESC, r.id DESC"
-        " LIMIT 1), c.do_not_contact FROM contacts c JOIN (SELECT contact_id, COUNT(*) AS n, MIN(occurred_at) AS first_at,"
+        " LIMIT 1), c.do_not_contact, (SELECT group_concat(i.kind || ' ' || i.value, '; ') FROM identifiers i"
+        " WHERE i.contact_id = c.id AND i.kind NOT IN ('phone', 'email')) FROM contacts c JOIN (SELECT contact_id, COUNT(*) AS n, MIN(occurred_at) AS first_at,"
         " MAX(occurred_at) AS last_at FROM touches WHERE contact_id IS NOT NULL AND occurred_at >= ?"
         " AND occurred_at < ? GROUP BY contact_id) t ON t.contact_id = c.id WHERE c.merged_into IS NULL"
         " ORDER BY c.id",

@@ -1,8 +1,12 @@
-"""Phone numbers and emails as match keys: normalised, validated, and masked for logs.
+"""Phone numbers, emails and chat ids as match keys: normalised, validated, and masked for logs.
 
 Every channel and the bot call these, so a number typed in chat finds the call that telephony
 reported. An identifier that does not parse is kept as written with ``valid=False`` and is never
 used to match two touches: a typo must not join two strangers.
+
+Chats name people by their own ids (:data:`HANDLE_KINDS`): a Telegram, VK or Avito user id, a
+WhatsApp business-scoped user id, a username. Each kind is its own namespace: the VK user 300000001
+and the Telegram user 300000001 are strangers, so a value matches only within its kind.
 """
 
 from __future__ import annotations
@@ -10,12 +14,35 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, cast
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-Kind = Literal["phone", "email"]
+Kind = Literal[
+    "phone",
+    "email",
+    "telegram_id",
+    "telegram_username",
+    "vk_id",
+    "avito_id",
+    "whatsapp_id",
+    "whatsapp_username",
+]
+
+#: The chat kinds and what a valid value of each looks like once normalised (usernames are
+#: lower-cased without their ``@``: Telegram and WhatsApp compare them so).
+HANDLE_KINDS: dict[str, re.Pattern[str]] = {
+    "telegram_id": re.compile(r"[1-9][0-9]{0,15}"),
+    "telegram_username": re.compile(r"[a-z][a-z0-9_]{3,31}"),
+    "vk_id": re.compile(r"[1-9][0-9]{0,15}"),
+    "avito_id": re.compile(r"[1-9][0-9]{0,18}"),
+    # Meta's business-scoped user id: a country code, a dot, up to 128 letters and digits.
+    "whatsapp_id": re.compile(r"[A-Z]{2}\.[A-Za-z0-9]{1,128}"),
+    "whatsapp_username": re.compile(r"[a-z0-9_.]{1,64}"),
+}
+#: Longer than any valid handle: such a value is text, and is not even kept as an invalid one.
+MAX_HANDLE_CHARS = 160
 
 #: What PBXs and trackers send when the caller's number is withheld.
 _HIDDEN = {"", "anonymous", "<unknown>", "unknown", "private", "restricted", "unavailable", "hidden", "null"}
@@ -79,6 +106,18 @@ def _email(raw: str) -> Identifier | None:
     except EmailNotValidError:
         return Identifier("email", lowered, text, False)
     return Identifier("email", lowered, text, True)
+
+
+def handle(kind: str, raw: str | int | None) -> Identifier | None:
+    """A chat id as a match key; one that does not look like its kind is kept but never matched."""
+    if raw is None or kind not in HANDLE_KINDS:
+        return None
+    text = str(raw).strip()
+    if not text or len(text) > MAX_HANDLE_CHARS:
+        return None
+    value = text if kind == "whatsapp_id" else text.removeprefix("@").lower()
+    valid = HANDLE_KINDS[kind].fullmatch(value) is not None
+    return Identifier(cast(Kind, kind), value, text, valid)
 
 
 def parse_query(text: str, region: str) -> Identifier | None:

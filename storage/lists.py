@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from storage.contacts import phones_and_emails
+from storage.contacts import chat_ids, phones_and_emails
 
 #: An inbound touch that counts, written against the ``touches`` table aliased ``t``.
 INBOUND = "t.direction = 'in' AND t.dropped IS NULL AND t.blocked = 0 AND t.contact_id IS NOT NULL"
@@ -105,3 +105,4 @@ def open_leads(db: Database, owner_id: int | None, page: int, size: int) -> Page
 def _add_identifiers(db: Database, items: list[dict[str, Any]]) -> None:
     for item in items:
         item["phones"], item["emails"] = phones_and_emails(db, int(item["contact_id"]))
+        item["chat_ids"] = chat_ids(db, int(item["contact_id"]))

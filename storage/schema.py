@@ -537,6 +537,62 @@ CREATE INDEX contacts_merged_into ON contacts (merged_into) WHERE merged_into IS
     )
 
 
+#: The CHECK constraints m010 widens, as m001 wrote them and as they become.
+_WIDENED = (
+    (
+        "CHECK (kind IN ('phone', 'email'))",
+        "CHECK (kind IN ('phone', 'email', 'telegram_id', 'telegram_username', 'vk_id', 'avito_id',"
+        " 'whatsapp_id', 'whatsapp_username'))",
+    ),
+    (
+        "CHECK (channel IN ('call', 'form', 'email', 'manual'))",
+        "CHECK (channel IN ('call', 'form', 'email', 'manual', 'chat'))",
+    ),
+)
+
+
+@migrations()
+def m010_chats(db: Database) -> None:
+    """Chats: the channel ``chat``, the chat id kinds, and the messages a conversation touch holds.
+
+    A CHECK constraint is only widened, so every stored row still satisfies it: SQLite's documented
+    shortcut for that (sqlite.org/lang_altertable.html, "making other kinds of table schema
+    changes") edits the schema text in place instead of copying the tables, which hold millions of
+    rows and are referenced by half the others. ``touches.conversation`` keys a chat touch's
+    dialogue; ``chat_messages`` holds each message a touch took in, so a provider's retry of any of
+    them is a no-op, the gap is measured from the last one, and an erasure finds the request of each.
+    """
+    version = int(db.execute("PRAGMA schema_version").fetchone()[0])
+    db.execute("PRAGMA writable_schema = ON")
+    try:
+        for table in ("identifiers", "blocklist", "touches"):
+            (sql,) = db.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+            ).fetchone()
+            for old, new in _WIDENED:
+                sql = sql.replace(old, new)
+            db.execute("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?", [sql, table])
+        db.execute(f"PRAGMA schema_version = {version + 1}")
+    finally:
+        db.execute("PRAGMA writable_schema = OFF")
+    _run(
+        db,
+        """
+ALTER TABLE touches ADD COLUMN conversation TEXT;
+CREATE INDEX touches_conversation ON touches (source, conversation, occurred_at) WHERE conversation IS NOT NULL;
+CREATE TABLE chat_messages (
+    source TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    touch_id INTEGER NOT NULL REFERENCES touches (id),
+    journal_id INTEGER REFERENCES journal (id),
+    at TEXT NOT NULL,
+    PRIMARY KEY (source, external_id)
+) WITHOUT ROWID;
+CREATE INDEX chat_messages_touch ON chat_messages (touch_id, at)
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

@@ -26,11 +26,13 @@ from sqlite_utils import Database
 
 from storage.contacts import live_contact
 from storage.db import chunks
-from storage.identifiers import parse_query
+from storage.identifiers import HANDLE_KINDS, parse_query
 
 #: A run of digits as people and providers write a phone number: spaces, dashes, dots, brackets.
 _PHONE_RUN = re.compile(r"\d[\d\s\-().]{5,}\d")
 _EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")
+#: A chat id or username as it stands in text: letters, digits, ``_`` and ``.`` (WhatsApp's ``RU.…``).
+_WORD = re.compile(r"[\w.]+")
 #: The fewest digits a number needs to be searched for in text (shorter ones match too much).
 _MIN_DIGITS = 7
 
@@ -52,7 +54,9 @@ def find_subject(db: Database, query: str, region: str) -> int:
             raise SubjectNotFound(f"no contact {text}")
         return live_contact(db, int(row[0]))
     ident = parse_query(text, region)
-    values = {text, text.lower()} | ({ident.value} if ident is not None else set())
+    values = {text, text.lower(), text.removeprefix("@").lower()} | (
+        {ident.value} if ident is not None else set()
+    )
     marks = ",".join("?" * len(values))
     rows = db.execute(
         f"SELECT DISTINCT contact_id FROM identifiers WHERE value IN ({marks}) OR raw IN ({marks})",
@@ -79,24 +83,29 @@ class Matcher:
 
     numbers: frozenset[str] = frozenset()
     emails: frozenset[str] = frozenset()
+    #: Chat ids and usernames, lower-cased, matched as whole words (``300000001``, ``test_alex_k``).
+    handles: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, identifiers: Iterable[tuple[str, str, str, bool]]) -> Matcher:
         """From ``(kind, value, raw, valid)`` as the identifiers table holds them."""
         numbers: set[str] = set()
         emails: set[str] = set()
+        handles: set[str] = set()
         for kind, value, raw, valid in identifiers:
             if kind == "email":
                 emails.update(e.strip().lower() for e in (value, raw) if "@" in e)
+            elif kind in HANDLE_KINDS:
+                handles.add(value.lower())
             elif (digits := national_digits(value, valid)) is not None:
                 numbers.add(digits)
-        return cls(frozenset(numbers), frozenset(emails))
+        return cls(frozenset(numbers), frozenset(emails), frozenset(handles))
 
     def __or__(self, other: Matcher) -> Matcher:
-        return Matcher(self.numbers | other.numbers, self.emails | other.emails)
+        return Matcher(self.numbers | other.numbers, self.emails | other.emails, self.handles | other.handles)
 
     def __bool__(self) -> bool:
-        return bool(self.numbers or self.emails)
+        return bool(self.numbers or self.emails or self.handles)
 
     @property
     def needles(self) -> list[bytes]:
@@ -108,6 +117,7 @@ class Matcher:
             found.add(number.encode())
         for email in self.emails:
             found.update({email.encode(), quote(email, safe="").encode()})
+        found.update(h.encode() for h in self.handles)
         return sorted(found)
 
     def __call__(self, text: str) -> bool:
@@ -115,6 +125,10 @@ class Matcher:
             return False
         texts = [text, unquote_plus(text)] if "%" in text or "+" in text else [text]
         if self.emails and any(e in self.emails for each in texts for e in _EMAIL.findall(each.lower())):
+            return True
+        if self.handles and any(
+            w.strip(".") in self.handles for each in texts for w in _WORD.findall(each.lower())
+        ):
             return True
         lengths = {len(n) for n in self.numbers}
         for run in _PHONE_RUN.findall(texts[-1]):
@@ -227,6 +241,7 @@ def subject_of(db: Database, contact_id: int, *, unlinked: bool = True) -> Subje
     leads = _in(db, "SELECT id FROM leads WHERE contact_id IN ({marks})", people)
     journal = _in(db, "SELECT journal_id FROM touches WHERE id IN ({marks})", touches)
     journal += _in(db, "SELECT journal_id FROM call_events WHERE touch_id IN ({marks})", touches)
+    journal += _in(db, "SELECT journal_id FROM chat_messages WHERE touch_id IN ({marks})", touches)
     for source, call_id in calls:
         journal += _ids(
             db,

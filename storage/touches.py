@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -20,8 +20,14 @@ from storage.blocking import NO_RULES, BlockRules, blocked_keys
 from storage.contacts import Claim, Resolution, resolve_contacts
 from storage.db import chunks, iso
 from storage.events import ContactEvent
-from storage.identifiers import Identifier, email, phone
+from storage.identifiers import Identifier, email, handle, phone
 from storage.registrations import Draft
+
+#: Text a touch keeps of one value (a chat's messages together count as one); the whole request
+#: stays in the journal. ``capture.settle`` holds every parsed event to it.
+MAX_TEXT_CHARS = 65_536
+#: How long a chat may be quiet and still be the same conversation (``conversation_gap_hours``).
+CONVERSATION_GAP = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,8 @@ class EventContext:
     blocking: BlockRules = NO_RULES
     #: For a source that says ``register``: how the system registers each of its touches.
     registers: Draft | None = None
+    #: The source's ``conversation_gap_hours``: a chat message after a longer silence is a new touch.
+    conversation_gap: timedelta = CONVERSATION_GAP
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,16 +137,25 @@ def insert_touch(db: Database, touch: NewTouch) -> tuple[int, bool]:
     return existing, False
 
 
-def identifiers_of(phones: tuple[str, ...], emails: tuple[str, ...], region: str) -> list[Identifier]:
-    found = [phone(p, region) for p in phones] + [email(e) for e in emails]
+def identifiers_of(
+    phones: tuple[str, ...],
+    emails: tuple[str, ...],
+    region: str,
+    handles: tuple[tuple[str, str], ...] = (),
+) -> list[Identifier]:
+    found = (
+        [phone(p, region) for p in phones]
+        + [email(e) for e in emails]
+        + [handle(kind, value) for kind, value in handles]
+    )
     return [i for i in found if i is not None]
 
 
-def _event_identifiers(event: ContactEvent, ctx: EventContext) -> list[Identifier]:
+def event_identifiers(event: ContactEvent, ctx: EventContext) -> list[Identifier]:
     """The person's identifiers: our own tracking numbers in a signature or a form are not theirs."""
     return [
         i
-        for i in identifiers_of(event.phones, event.emails, event.region or ctx.region)
+        for i in identifiers_of(event.phones, event.emails, event.region or ctx.region, event.handles)
         if not (i.kind == "phone" and i.value in ctx.campaigns.by_number)
     ]
 
@@ -157,6 +174,7 @@ def _contact_touch(event: ContactEvent, ctx: EventContext, contact_id: int | Non
             tracking_number=event.tracking_number,
             utm=event.utm,
             to_address=event.to_address,
+            ref=event.campaign_ref,
             default=ctx.default_campaign,
         ),
         phone_raw=event.phones[0] if event.phones else None,
@@ -188,7 +206,7 @@ def record_contact_events(
     """
     keys = {(ctx.source, event.external_id) for event, ctx in items}
     known = _existing_touches(db, keys)
-    idents = [_event_identifiers(event, ctx) for event, ctx in items]
+    idents = [event_identifiers(event, ctx) for event, ctx in items]
     on_list = blocked_keys(db, {(i.kind, i.value) for found in idents for i in found if i.valid})
     keys_new: set[tuple[str, str]] = set()
     new: list[int] = []  # the items that make a touch: the first of each id not stored yet

@@ -192,3 +192,16 @@ def test_exit_codes_are_distinct_documented_and_known_to_systemd(tmp_path: Path)
     # Restarting cannot fix a command line or a config: systemd must not try every two seconds.
     unit = (ROOT / "deploy" / "leadline.service").read_text()
     assert f"RestartPreventExitStatus={EXIT_USAGE} {EXIT_CONFIG}" in unit
+
+
+def test_check_config_warns_of_a_telegram_business_source_without_a_bot(tmp_path: Path):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[[sources]]\nname = "tg"\nprovider = "telegram_business"\n\n'
+        '[[sources]]\nname = "tg2"\nprovider = "telegram_business"\n'
+    )
+    result = run_cli_sync("check-config", "--config", str(config))
+    assert result.code == 0, result.output
+    assert "tg (telegram_business) at the Telegram bot" in result.output
+    assert "Warning: sources[0]: telegram_business updates reach Leadline through its bot" in result.output
+    assert "Warning: sources[1]: only the first telegram_business source (sources[0])" in result.output

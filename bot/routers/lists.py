@@ -32,6 +32,8 @@ PAGE_SIZE = 5
 
 def _who(item: dict[str, Any]) -> str:
     parts = [cards.pretty_phone(p) for p in item["phones"][:1]] + item["emails"][:1]
+    if not parts and item.get("chat_ids"):
+        parts = [labels.chat_id(*item["chat_ids"][0])]
     if item.get("name"):
         parts.insert(0, str(item["name"]))
     return html.escape(" · ".join(parts) or "—")

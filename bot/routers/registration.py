@@ -141,7 +141,11 @@ async def lead(
     campaign = touch["campaign"] or await store.read(
         partial(first_touch_campaign, contact_id=card.contact_id)
     )
-    need = touch["message"] if touch["channel"] in ("form", "email", "manual") and touch["message"] else None
+    need = (
+        touch["message"]
+        if touch["channel"] in ("form", "email", "manual", "chat") and touch["message"]
+        else None
+    )
     required, _desirable = fields_of(config)
     draft = CardDraft(
         touch=callback_data.t,

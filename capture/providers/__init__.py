@@ -2,7 +2,7 @@
 
 The pipeline, the app's background runners, the config check at start-up and the README's provider
 table (``tests/test_providers.py`` holds it and the samples' manifest to this) all read
-:data:`PROVIDERS`. A provider's module is imported when it is first used: importing all twenty
+:data:`PROVIDERS`. A provider's module is imported when it is first used: importing all of them
 adds a quarter to the import time of every ``leadline`` command (``python -X importtime``; aiosmtpd,
 twilio and aioimaplib weigh most), which ``check-config`` and the reports would pay for nothing.
 """
@@ -37,6 +37,8 @@ class Registered:
     over_http: bool = True
     #: The keys a source needs to call a client back (``capture/dial/<name>.py``); empty: it cannot.
     dial: tuple[str, ...] = ()
+    #: True for updates the Telegram bot receives and hands to capture (no ``background`` of its own).
+    via_bot: bool = False
 
     def _module(self) -> ModuleType:
         return import_module(f"{__name__}.{self.name}")
@@ -73,5 +75,9 @@ PROVIDERS: Mapping[str, Registered] = {
         Registered("postmark", ("username", "password")),
         Registered("smtp", (), over_http=False),
         Registered("imap", ("username", "password"), over_http=False),
+        Registered("telegram_business", (), over_http=False, via_bot=True),
+        Registered("whatsapp", ("app_secret", "verify_token")),
+        Registered("vk", ("secret", "confirmation")),
+        Registered("avito", ("token",)),
     )
 }

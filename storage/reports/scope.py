@@ -20,7 +20,7 @@ GROUPINGS: tuple[GroupBy, ...] = ("channel", "campaign", "staff")
 TOTAL = ""
 #: The group key of touches and leads without a campaign or a staff member.
 NONE_KEY = "(none)"
-CHANNELS = ("call", "form", "email", "manual")
+CHANNELS = ("call", "form", "email", "manual", "chat")
 
 
 @dataclass(frozen=True)

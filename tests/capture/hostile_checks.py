@@ -207,11 +207,11 @@ def check_stored(srv: Running, row: dict[str, Any]) -> None:
 
 def _in_store(srv: Running, source: str, event: Event) -> bool:
     if not isinstance(event, CallEvent):
+        key = [source, event.external_id]
+        # a chat message that went on a conversation is held by the conversation's touch
         return bool(
-            srv.scalar(
-                "SELECT COUNT(*) FROM touches WHERE source = ? AND external_id = ?",
-                [source, event.external_id],
-            )
+            srv.scalar("SELECT COUNT(*) FROM touches WHERE source = ? AND external_id = ?", key)
+            or srv.scalar("SELECT COUNT(*) FROM chat_messages WHERE source = ? AND external_id = ?", key)
         )
     if event.direction == "internal":
         return True  # not a touch, by design (storage/calls.py)

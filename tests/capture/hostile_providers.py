@@ -49,6 +49,8 @@ TYPEFORM_SECRET = _secret("typeform", "secret")
 WEBFLOW_SECRET = _secret("webflow", "secret")
 STD_SECRET = _secret("standard_webhooks", "secret")
 MAILGUN_KEY = _secret("mailgun", "webhook_signing_key")
+WA_SECRET, WA_VERIFY = _secret("whatsapp", "app_secret"), _secret("whatsapp", "verify_token")
+VK_SECRET, VK_CONFIRMATION = _secret("vk", "secret"), _secret("vk", "confirmation")
 
 #: What each Zadarma event's signature covers (FORMATS.md §1.2).
 ZADARMA_SIGNED = {
@@ -114,6 +116,16 @@ def zadarma_headers(wire: Wire, n: int) -> Headers:
             _hmac(ZADARMA_SECRET.encode(), message, "sha1").hexdigest().encode()
         ).decode()
     }
+
+
+def whatsapp_headers(wire: Wire, n: int) -> Headers:
+    """Meta's ``X-Hub-Signature-256``: hex HMAC-SHA256 of the raw body with the app secret (§8.2)."""
+    return {"X-Hub-Signature-256": "sha256=" + _hmac(WA_SECRET.encode(), wire.body).hexdigest()}
+
+
+def vk_sign(doc: Doc, n: int) -> None:
+    """VK's "signature" is the community's secret in the body itself (§8.3)."""
+    doc.set(("secret",), VK_SECRET)
 
 
 def postmark_headers(wire: Wire, n: int) -> Headers:
@@ -264,6 +276,21 @@ SPECS: tuple[Spec, ...] = (
         postmark_headers,
         ids=frozenset({"MessageID"}),
     ),
+    Spec(
+        "whatsapp",
+        {"name": "whatsapp", "app_secret": WA_SECRET, "verify_token": WA_VERIFY},
+        whatsapp_headers,
+        ids=frozenset({"id"}),
+    ),
+    Spec(
+        "vk",
+        {"name": "vk", "secret": VK_SECRET, "confirmation": VK_CONFIRMATION},
+        no_headers,
+        vk_sign,
+        owned=frozenset({"secret"}),
+        ids=frozenset({"event_id"}),
+    ),
+    Spec("avito", {"name": "avito", "token": TOKEN}, ids=frozenset({"id"})),
 )
 
 

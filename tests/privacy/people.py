@@ -100,10 +100,10 @@ print(json.dumps(found))
 """
 
 
-async def traces_in(database: Path) -> dict[str, list[str]]:
-    """Which of :data:`TRACES` the database file and its write-ahead log hold, byte for byte."""
+async def traces_in(database: Path, traces: list[str] = TRACES) -> dict[str, list[str]]:
+    """Which of ``traces`` the database file and its write-ahead log hold, byte for byte."""
     search = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _SEARCH, str(database), json.dumps(TRACES), stdout=subprocess.PIPE
+        sys.executable, "-c", _SEARCH, str(database), json.dumps(traces), stdout=subprocess.PIPE
     )
     out, _ = await search.communicate()
     assert search.returncode == 0

@@ -4,8 +4,10 @@ Every write path (a burst of webhooks, a single form, a call's caller, a hand-en
 resolves contacts through ``storage.contacts.resolve_contacts``; the writer hands it a burst,
 everything else a batch of one. Hypothesis draws the events: one person's phone in its spellings,
 emails in mixed case and spaces, people who give one record's phone and another's email, typos,
-retries, auto-replies, a blocked caller, calls whose caller is someone a form named, and two
-people a manager split after a merge, whom a touch naming both must not join again.
+retries, auto-replies, a blocked caller, calls whose caller is someone a form named, two people a
+manager split after a merge, whom a touch naming both must not join again, and chat messages: chat
+ids of several kinds that share their digits (never one person for that), usernames with and
+without ``@``, conversations that go on or pause, and a phone shared in a chat.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ PEOPLE = 6
 BLOCKED_PERSON = 3
 #: One known by phone, the other by email: a form naming both merged them, and a manager split them.
 SPLIT_PHONE, SPLIT_EMAIL = 4, 5
-TABLES = ("contacts", "identifiers", "touches", "merges", "call_events", "merge_exceptions")
+TABLES = ("contacts", "identifiers", "touches", "merges", "call_events", "merge_exceptions", "chat_messages")
 
 
 def _number(person: int) -> str:
@@ -60,6 +62,16 @@ emails = st.one_of(
 )
 
 
+#: One id in every chat kind, a username in its spellings, and ids that are no ids (kept, never matched).
+handles = st.one_of(
+    st.tuples(
+        st.sampled_from(["telegram_id", "vk_id", "avito_id"]), st.sampled_from(["300000001", "300000002"])
+    ),
+    st.tuples(st.just("telegram_username"), st.sampled_from(["test_alex_k", "@Test_Alex_K", "x"])),
+    st.tuples(st.just("whatsapp_id"), st.sampled_from(["RU.1000000000000000001", "ru.bad"])),
+)
+
+
 @st.composite
 def contact_events(draw: st.DrawFn) -> ContactEvent:
     return ContactEvent(
@@ -71,6 +83,22 @@ def contact_events(draw: st.DrawFn) -> ContactEvent:
         emails=tuple(draw(st.lists(emails, max_size=2))),
         name=draw(st.sampled_from([None, "", "Иван", "Anna"])),
         dropped=draw(st.sampled_from([None, None, None, None, "auto-reply"])),
+        handles=tuple(draw(st.lists(handles, max_size=1))),
+    )
+
+
+@st.composite
+def chat_events(draw: st.DrawFn) -> ContactEvent:
+    """A chat message: a conversation from a small pool, its sender's ids, now and then a phone."""
+    return ContactEvent(
+        channel="chat",
+        external_id=f"m{draw(st.integers(0, 30))}",
+        occurred_at=START + timedelta(hours=draw(st.integers(0, 60))),
+        phones=tuple(draw(st.lists(phones, max_size=1))),
+        name=draw(st.sampled_from([None, "Алекс"])),
+        message=draw(st.sampled_from([None, "", "Здравствуйте", "ещё вопрос"])),
+        handles=tuple(draw(st.lists(handles, min_size=1, max_size=2))),
+        conversation=f"chat:{draw(st.integers(0, 3))}",
     )
 
 
@@ -91,7 +119,11 @@ def call_events(draw: st.DrawFn) -> CallEvent:
 requests = st.lists(
     st.tuples(
         st.sampled_from(["site", "mail"]),
-        st.lists(st.one_of(contact_events(), contact_events(), call_events()), min_size=1, max_size=3),
+        st.lists(
+            st.one_of(contact_events(), contact_events(), call_events(), chat_events()),
+            min_size=1,
+            max_size=3,
+        ),
     ),
     min_size=1,
     max_size=25,
@@ -235,3 +267,27 @@ def test_a_touch_naming_two_people_a_manager_split_goes_to_the_phones_contact(
     finally:
         db.close()
     assert (merges, touch, email_owner) == (0, 4, [(3,)])
+
+
+def test_the_same_id_in_two_chat_kinds_is_two_people_and_a_username_matches_in_any_spelling(
+    template: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "kinds.db"
+    shutil.copy(template, path)
+    db = connect(path)
+    try:
+        events: list[Event] = [
+            ContactEvent(channel="chat", external_id="t", handles=(("telegram_id", "300000001"),)),
+            ContactEvent(channel="chat", external_id="v", handles=(("vk_id", "300000001"),)),
+            ContactEvent(channel="chat", external_id="a", handles=(("telegram_username", "test_alex_k"),)),
+            ContactEvent(channel="chat", external_id="b", handles=(("telegram_username", "@Test_Alex_K"),)),
+        ]
+        with db.atomic():
+            store_events(db, [(events, _ctx("chat"))])
+        owners = dict(
+            db.execute("SELECT external_id, contact_id FROM touches WHERE source = 'chat'").fetchall()
+        )
+    finally:
+        db.close()
+    assert owners["t"] != owners["v"]
+    assert owners["a"] == owners["b"]

@@ -1,0 +1,108 @@
+"""Telegram Business: the messages of the owner's own Telegram account, through the bot Leadline runs.
+
+The owner connects the bot in Telegram (Settings → Telegram Business → Chatbots); Telegram then
+sends the bot ``business_connection``, ``business_message`` and ``edited_business_message``
+updates with the others (FORMATS §8.1, VERIFIED, Bot API 7.2+). The bot takes them by long polling
+or its own webhook, checked as every update is, so nothing reaches this module over HTTP: the bot
+hands each update's JSON to the capture pipeline (``leadline/app.py``), which journals it as a
+request of the ``telegram_business`` source and parses it here, as a webhook's body would be.
+
+A business chat is private, and its ``chat.id`` is the customer's user id: a message whose sender is
+someone else (the owner typing in their app, or a bot answering for them, ``sender_business_bot``)
+is the owner's reply, not a touch. So no state is needed to tell the two apart. The customer is
+known by their user id (and username, when they have one); a phone only when they share their own
+contact (``contact.user_id`` is theirs). The message's key, ``business_connection_id:chat.id:
+message_id``, as a digest, makes a re-delivered update and an edit a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from capture.chats import CONVERSATION_URL, conversation_key, obj, scalar, unix_time
+from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest
+from leadline.config import SourceConfig
+
+MESSAGE_KINDS = ("business_message", "edited_business_message")
+#: Update kinds that carry no touch, with the journal's note for each.
+NOT_TOUCHES = {
+    "business_connection": "business connection",
+    "deleted_business_messages": "deleted business messages",
+}
+#: What a message without text holds, in the order Telegram's Message lists them.
+MEDIA = ("photo", "video", "voice", "video_note", "audio", "document", "sticker", "location")
+
+
+@dataclass(frozen=True)
+class TelegramBusiness:
+    #: None over HTTP: the bot takes these updates (and Telegram's secret token is checked there).
+    methods: frozenset[str] = frozenset()
+
+    def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
+        """Nothing to check: the update came through the bot's own authenticated connection."""
+
+    def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
+        update = raw.json()
+        if not isinstance(update, dict):
+            raise BadRequest("expected a Telegram update: a JSON object")
+        for kind, note in NOT_TOUCHES.items():
+            if kind in update:
+                return ParseResult(note=note)
+        message = next((update[k] for k in MESSAGE_KINDS if isinstance(update.get(k), dict)), None)
+        if message is None:
+            return ParseResult(note="not a business update")
+        return _message(message)
+
+
+def _message(message: dict[str, Any]) -> ParseResult:
+    sender, chat = obj(message.get("from")), obj(message.get("chat"))
+    user, chat_id = scalar(sender, "id"), scalar(chat, "id")
+    connection, message_id = scalar(message, "business_connection_id"), scalar(message, "message_id")
+    if not (user and chat_id and connection and message_id):
+        raise BadRequest("a business message needs from.id, chat.id, business_connection_id and message_id")
+    if user != chat_id or "sender_business_bot" in message or sender.get("is_bot"):
+        return ParseResult(note="the business owner's reply: not a touch")
+    if chat.get("type") not in (None, "private"):
+        return ParseResult(note="not a private chat")
+    username = scalar(sender, "username")
+    contact = obj(message.get("contact"))
+    own_phone = scalar(contact, "phone_number") if scalar(contact, "user_id") == user else None
+    key = f"{connection}:{chat_id}:{message_id}"
+    name = " ".join(filter(None, (scalar(sender, "first_name"), scalar(sender, "last_name"))))
+    return ParseResult(
+        events=[
+            ContactEvent(
+                channel="chat",
+                external_id="telegram:"
+                + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32],
+                occurred_at=unix_time(message.get("date"), "message.date"),
+                phones=(_plus(own_phone),) if own_phone else (),
+                name=name or None,
+                message=_text(message),
+                handles=(("telegram_id", user),) + ((("telegram_username", username),) if username else ()),
+                conversation=conversation_key("telegram", connection, chat_id),
+                fields={
+                    CONVERSATION_URL: f"https://t.me/{username}" if username else f"tg://user?id={user}",
+                },
+            )
+        ]
+    )
+
+
+def _plus(phone: str) -> str:
+    """Telegram's clients send a shared contact's number with or without its ``+``: it is international."""
+    return phone if phone.startswith("+") else "+" + phone
+
+
+def _text(message: dict[str, Any]) -> str | None:
+    text = scalar(message, "text") or scalar(message, "caption")
+    if text:
+        return text
+    kind = next((k for k in MEDIA if k in message), None)
+    return f"[{kind}]" if kind else None
+
+
+PROVIDER = TelegramBusiness()

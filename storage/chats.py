@@ -1,0 +1,87 @@
+"""Chats: a conversation is a touch, not each message.
+
+People write in bursts of short lines, and LRR counts people who wrote, not lines: messages from one
+person on one source (one ``conversation`` key) are one touch while they keep coming. A message
+after a silence longer than the source's ``conversation_gap_hours`` starts a new touch. A later
+message adds its text to the touch (up to :data:`storage.touches.MAX_TEXT_CHARS`) and whatever it
+says about its person (a shared phone joins the contact that number already has, with the merge
+recorded as for any touch). Every message taken in is kept in ``chat_messages``, so a provider's
+retry of any of them, not only the first, is a no-op.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlite_utils import Database
+
+from storage.contacts import Claim, resolve_contacts
+from storage.db import iso, parse_iso
+from storage.events import ContactEvent
+from storage.touches import MAX_TEXT_CHARS, EventContext, event_identifiers, record_contact_event
+
+#: Between two messages in a touch's text.
+SEPARATOR = "\n"
+
+
+def record_chat_event(db: Database, event: ContactEvent, ctx: EventContext) -> tuple[int, bool]:
+    """The touch a chat message belongs to and whether the message made it: ``(touch id, new)``."""
+    if event.conversation is None:
+        return record_contact_event(db, event, ctx)
+    at = event.occurred_at or ctx.received_at
+    seen = db.conn.execute(
+        "SELECT touch_id FROM chat_messages WHERE source = ? AND external_id = ?",
+        (ctx.source, event.external_id),
+    ).fetchone()
+    if seen is not None:
+        return int(seen[0]), False
+    open_touch = _open_conversation(db, ctx, event.conversation, at)
+    if open_touch is None or event.dropped is not None:
+        touch_id, new = record_contact_event(db, event, ctx)
+        if new:
+            db.conn.execute(
+                "UPDATE touches SET conversation = ? WHERE id = ?", (event.conversation, touch_id)
+            )
+    else:
+        touch_id, new = open_touch, False
+        _continue(db, touch_id, event, ctx, at)
+    db.conn.execute(
+        "INSERT OR IGNORE INTO chat_messages (source, external_id, touch_id, journal_id, at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (ctx.source, event.external_id, touch_id, ctx.journal_id, iso(at)),
+    )
+    return touch_id, new
+
+
+def _open_conversation(db: Database, ctx: EventContext, conversation: str, at: datetime) -> int | None:
+    """The conversation's latest touch, if its last message is no further from ``at`` than the gap."""
+    row = db.conn.execute(
+        "SELECT t.id, COALESCE(MAX(m.at), t.occurred_at) FROM touches t"
+        " LEFT JOIN chat_messages m ON m.touch_id = t.id"
+        " WHERE t.id = (SELECT id FROM touches WHERE source = ? AND conversation = ? AND dropped IS NULL"
+        " ORDER BY occurred_at DESC, id DESC LIMIT 1)",
+        (ctx.source, conversation),
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    last = parse_iso(str(row[1]))
+    return int(row[0]) if at - last <= ctx.conversation_gap else None
+
+
+def _continue(db: Database, touch_id: int, event: ContactEvent, ctx: EventContext, at: datetime) -> None:
+    """Add a later message to its conversation's touch: its text, and what it says about its person."""
+    if event.message:
+        db.conn.execute(
+            "UPDATE touches SET message = substr(CASE WHEN message IS NULL OR message = '' THEN ?"
+            " ELSE message || ? || ? END, 1, ?), updated_at = ? WHERE id = ?",
+            (event.message, SEPARATOR, event.message, MAX_TEXT_CHARS, iso(ctx.received_at), touch_id),
+        )
+    idents = event_identifiers(event, ctx)
+    if not idents:
+        return
+    [resolution] = resolve_contacts(db, [Claim(idents, event.name, at)])
+    if resolution is not None:  # a first message whose ids were all invalid made no contact
+        db.conn.execute(
+            "UPDATE touches SET contact_id = ? WHERE id = ? AND contact_id IS NULL",
+            (resolution.contact_id, touch_id),
+        )

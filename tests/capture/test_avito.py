@@ -1,0 +1,82 @@
+"""Avito Messenger webhook through a running server: the URL token, own replies, conversations."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from tests.capture.chat_payloads import AVITO_TEXT, avito_body, chat_config, chat_touches, kinds, post_avito
+from tests.capture.form_checks import journal
+from tests.samples import sample
+
+OWN_REPLY = sample("avito_message_own_reply.json")
+BASE_TIME = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+
+
+async def start(start_server, tmp_path):
+    return await start_server(chat_config(tmp_path))
+
+
+async def test_a_buyers_message_with_the_token_is_a_chat_touch_about_the_item(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    assert (await post_avito(srv, AVITO_TEXT.body, token=None)).status == 401
+    assert (await post_avito(srv, AVITO_TEXT.body, token="guessed")).status == 401
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+    resp = await srv.session.post(
+        f"{srv.url}{AVITO_TEXT.path}", data=AVITO_TEXT.body, headers=AVITO_TEXT.headers
+    )
+    assert resp.status == 200
+    assert await resp.json() == {"ok": True}
+    [touch] = chat_touches(srv, "avito")
+    expected = AVITO_TEXT.expected
+    assert touch["channel"] == "chat"
+    assert touch["external_id"] == f"avito:{expected['external_id']}"
+    assert touch["message"] == f"[item {expected['item_id']}] {expected['message']}"
+    assert touch["campaign"] == "avito_sofa"  # [[campaigns]] avito_items
+    payload = json.loads(touch["payload"])
+    assert (
+        payload["conversation_url"]
+        == "https://www.avito.ru/profile/messenger/channel/u2i-TESTchat00000000000001"
+    )
+    assert kinds(srv, touch["contact_id"]) == {"avito_id": "500000002"}
+
+
+async def test_avitos_url_check_is_answered_with_the_token_and_refused_without(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    assert (await post_avito(srv, b"{}", token=None)).status == 401
+    resp = await post_avito(srv, b"{}")
+    assert resp.status == 200
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+    assert [(r["http_status"], r["note"]) for r in journal(srv)] == [(401, None), (200, "URL check")]
+
+
+async def test_our_own_reply_is_answered_and_makes_no_touch(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    resp = await srv.session.post(
+        f"{srv.url}{OWN_REPLY.path}", data=OWN_REPLY.body, headers=OWN_REPLY.headers
+    )
+    assert resp.status == 200
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+    assert journal(srv)[0]["note"] == "our own or Avito's message: not a touch"
+
+
+async def test_a_retry_is_a_no_op_and_a_conversation_is_one_touch_until_the_gap(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    for n, text in enumerate(["Диван ещё продаётся?", "Можно завтра?", "Адрес?"]):
+        assert (
+            await post_avito(srv, avito_body(f"m{n}", BASE_TIME + timedelta(hours=n), text))
+        ).status == 200
+    assert (
+        await post_avito(srv, avito_body("m1", BASE_TIME + timedelta(hours=1), "Можно завтра?"))
+    ).status == 200
+    [touch] = chat_touches(srv, "avito")
+    assert touch["message"].split("\n") == [
+        "[item 6000000001] Диван ещё продаётся?",
+        "[item 6000000001] Можно завтра?",
+        "[item 6000000001] Адрес?",
+    ]
+    assert [r["touches_created"] for r in journal(srv)] == [1, 0, 0, 0]
+    assert (
+        await post_avito(srv, avito_body("m9", BASE_TIME + timedelta(hours=30), "Ещё актуально?"))
+    ).status == 200
+    assert len(chat_touches(srv, "avito")) == 2

@@ -1,0 +1,165 @@
+"""WhatsApp Cloud API through a running server: the handshake, signatures, statuses, conversations."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from tests.capture.chat_payloads import WA_TEXT, chat_config, chat_touches, kinds, post_wa, wa_body
+from tests.capture.form_checks import journal
+from tests.capture.test_mango import post_mango, signed_mango, summary
+from tests.cli import run_cli
+from tests.conftest import BASE
+from tests.numbers.month import month_config
+from tests.samples import flip_byte, sample
+
+VERIFY = sample("whatsapp_verify_get.txt")
+DUPLICATE = sample("whatsapp_messages_text_duplicate.json")
+STATUSES = sample("whatsapp_statuses_delivered.json")
+RAW_UTF8 = sample("whatsapp_messages_text_raw_utf8_variant.json")
+USERNAME_ONLY = sample("whatsapp_messages_username_only.json")
+#: Three days before the server's clock: times a test gives messages are in the past, as real ones are.
+BASE_TIME = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+
+
+async def start(start_server, tmp_path, **extra):
+    return await start_server(chat_config(tmp_path, **extra))
+
+
+async def post_sample(srv, s, body=None, headers=None):
+    return await srv.session.post(
+        f"{srv.url}{s.path}",
+        data=s.body if body is None else body,
+        headers=s.headers if headers is None else headers,
+    )
+
+
+async def test_the_verification_handshake_echoes_the_challenge_and_a_wrong_token_gets_403(
+    start_server, tmp_path
+):
+    srv = await start(start_server, tmp_path)
+    resp = await srv.session.get(f"{srv.url}{VERIFY.path}")
+    assert resp.status == 200
+    assert await resp.text() == VERIFY.expected["response_body"]
+    wrong = VERIFY.path.replace("test_wa_verify_token_0000", "guessed")
+    resp = await srv.session.get(f"{srv.url}{wrong}")
+    assert resp.status == 403
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+    assert [(r["status"], r["http_status"], r["note"]) for r in journal(srv)] == [
+        ("processed", 200, "verification handshake"),
+        ("rejected", 403, None),
+    ]
+
+
+async def test_a_signed_message_is_a_chat_touch_and_a_forged_one_is_refused(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    forged = await post_sample(srv, WA_TEXT, body=flip_byte(WA_TEXT.body))
+    assert forged.status == 401
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+    resp = await post_sample(srv, WA_TEXT)
+    assert resp.status == 200
+    [touch] = chat_touches(srv, "whatsapp")
+    expected = WA_TEXT.expected
+    assert touch["channel"] == "chat"
+    assert touch["external_id"] == f"whatsapp:{expected['external_id']}"
+    assert touch["name"] == expected["name"]
+    assert touch["message"] == expected["message"]
+    assert json.loads(touch["payload"])["conversation_url"] == "https://wa.me/74950000032"
+    assert kinds(srv, touch["contact_id"]) == {
+        "phone": "+74950000032",
+        "whatsapp_id": "RU.1000000000000000001",
+    }
+
+
+async def test_a_body_signed_in_its_escaped_form_is_accepted(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    assert not RAW_UTF8.body.isascii()
+    resp = await post_sample(srv, RAW_UTF8)
+    assert resp.status == 200
+    assert len(chat_touches(srv, "whatsapp")) == 1
+
+
+async def test_a_retry_of_the_same_message_is_a_no_op(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    assert (await post_sample(srv, WA_TEXT)).status == 200
+    assert (await post_sample(srv, DUPLICATE)).status == 200
+    assert len(chat_touches(srv, "whatsapp")) == 1
+    assert [r["touches_created"] for r in journal(srv)] == [1, 0]
+
+
+async def test_statuses_are_answered_journalled_and_make_no_touch(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    resp = await post_sample(srv, STATUSES)
+    assert resp.status == 200
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+    assert srv.scalar("SELECT COUNT(*) FROM contacts") == 0
+    assert journal(srv) == [
+        {
+            "status": "processed",
+            "http_status": 200,
+            "reason": None,
+            "note": "statuses: delivered 1",
+            "touches_created": 0,
+        }
+    ]
+
+
+async def test_a_username_only_sender_is_known_by_their_business_scoped_id(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    assert (await post_sample(srv, USERNAME_ONLY)).status == 200
+    [touch] = chat_touches(srv, "whatsapp")
+    assert kinds(srv, touch["contact_id"]) == {
+        "whatsapp_id": USERNAME_ONLY.expected["wa_bsuid"],
+        "whatsapp_username": USERNAME_ONLY.expected["whatsapp_username"],
+    }
+
+
+async def test_a_username_only_sender_is_found_by_their_username(start_server, tmp_path):
+    config = month_config(
+        tmp_path, sources=[*BASE["sources"], {"name": "whatsapp", "provider": "whatsapp", **WA_TEXT.secrets}]
+    )
+    srv = await start_server(config)
+    assert (await post_sample(srv, USERNAME_ONLY)).status == 200
+    found = await run_cli("contacts", "@Test_Sveta", "--config", str(tmp_path / "config.toml"))
+    assert found.code == 0, found.output
+    assert "whatsapp_username test_sveta" in found.output and "Светлана" in found.output
+
+
+async def test_three_messages_are_one_touch_and_one_after_the_gap_is_a_new_one(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    lines = ["Здравствуйте", "Хочу записаться", "на субботу"]
+    for n, text in enumerate(lines):
+        resp = await post_wa(srv, wa_body(f"wamid.A{n}", BASE_TIME + timedelta(minutes=n * 30), text))
+        assert resp.status == 200
+    [touch] = chat_touches(srv, "whatsapp")
+    assert touch["message"] == "\n".join(lines)
+    assert [r["touches_created"] for r in journal(srv)] == [1, 0, 0]
+    # a retry of a later message adds nothing
+    assert (
+        await post_wa(srv, wa_body("wamid.A2", BASE_TIME + timedelta(minutes=60), "на субботу"))
+    ).status == 200
+    assert chat_touches(srv, "whatsapp")[0]["message"] == "\n".join(lines)
+    # 25 hours after the last message: a new conversation, on the same contact
+    later = BASE_TIME + timedelta(minutes=60, hours=25)
+    assert (await post_wa(srv, wa_body("wamid.B0", later, "Снова я"))).status == 200
+    first, second = chat_touches(srv, "whatsapp")
+    assert second["message"] == "Снова я"
+    assert second["contact_id"] == first["contact_id"]
+
+
+async def test_the_gap_is_the_sources_conversation_gap_hours(start_server, tmp_path):
+    srv = await start(start_server, tmp_path, conversation_gap_hours=1)
+    assert (await post_wa(srv, wa_body("wamid.C0", BASE_TIME, "раз"))).status == 200
+    assert (await post_wa(srv, wa_body("wamid.C1", BASE_TIME + timedelta(minutes=90), "два"))).status == 200
+    assert [t["message"] for t in chat_touches(srv, "whatsapp")] == ["раз", "два"]
+
+
+async def test_the_senders_number_joins_the_contact_an_earlier_call_made(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    call = summary("chat-call-1", "74950000032", start=int(BASE_TIME.timestamp()), answered=False)
+    assert (await post_mango(srv, "/events/summary", signed_mango(call))).status == 200
+    [called] = srv.rows("SELECT contact_id FROM touches WHERE channel = 'call'")
+    assert (await post_sample(srv, WA_TEXT)).status == 200
+    [touch] = chat_touches(srv, "whatsapp")
+    assert touch["contact_id"] == called["contact_id"]
+    assert srv.scalar("SELECT COUNT(*) FROM contacts") == 1
