@@ -19,6 +19,14 @@ class CardCB(CallbackData, prefix="t"):
     v: str = ""
 
 
+class ArrivalCB(CallbackData, prefix="r"):
+    """A missed call's card on arrival (drawn by ``bot/arrival_texts.py``): ``act`` called / cant, on
+    touch ``t``; they act through that touch's call-back nudge, as the nudge's own buttons do."""
+
+    act: str
+    t: int
+
+
 class LeadCB(CallbackData, prefix="l"):
     act: str
     lead: int
