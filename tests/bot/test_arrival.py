@@ -1,0 +1,215 @@
+"""Cards on arrival: the real server on a test clock, its bot against the fake Bot API.
+
+Anna (owner, extension 101, chat 111) and Boris (staff, extension 102, chat 222) take forms by round
+robin. The clock stands still unless a test moves it, so no nudge can be due: every message here is
+a card on arrival.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from leadline import keys
+from leadline.config import Config
+from storage.registrations import record_registration
+from tests.bot.conftest import ANNA, BORIS, BotEnv, eventually
+from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
+from tests.conftest import BASE, Running
+from tests.fake_telegram import CallRecord
+from tests.nudges.conftest import TUESDAY, Clock, msk
+
+
+def arrival_config(env: BotEnv, **overrides: Any) -> Config:
+    return env.config(
+        notify={"on_arrival": True, **overrides.pop("notify", {})},
+        assign={"mode": "round_robin", "staff": ["Anna", "Boris"], **overrides.pop("assign", {})},
+        sources=overrides.pop("sources", [*BASE["sources"], MANGO_SOURCE]),
+        **overrides,
+    )
+
+
+async def post_form(srv: Running, **fields: str) -> None:
+    resp = await srv.session.post(f"{srv.url}/hooks/form?token=form-token", data=fields)
+    assert resp.status == 200, await resp.text()
+
+
+async def mango_call(
+    srv: Running, entry_id: str, caller: str, start: datetime, *, answered: bool, extension: str
+) -> None:
+    payload = summary(entry_id, caller, start=int(start.timestamp()), answered=answered, extension=extension)
+    resp = await post_mango(srv, "/events/summary", signed_mango(payload))
+    assert resp.status == 200, await resp.text()
+
+
+def buttons(record: CallRecord) -> list[str]:
+    markup = record.params.get("reply_markup") or {}
+    if isinstance(markup, str):
+        markup = json.loads(markup)
+    return [b["text"] for row in markup.get("inline_keyboard", []) for b in row]
+
+
+async def test_a_form_gets_a_card_at_once_and_the_next_form_goes_to_the_other(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start(arrival_config(bot_env), clock=Clock(msk(TUESDAY, 10, 0)))
+
+    await post_form(srv, name="Ivan Petrov", phone="+7 916 123-45-67", message="A kitchen, please")
+    card = await tg.wait_for("sendMessage", chat_id=ANNA)
+    assert "Ivan Petrov" in card.params["text"] and "+7 916 123-45-67" in card.params["text"]
+    assert any("Lead" in b or "Лид" in b for b in buttons(card))
+
+    await post_form(srv, name="Olga", phone="+7 926 765-43-21")
+    second = await tg.wait_for("sendMessage", chat_id=BORIS)
+    assert "Olga" in second.params["text"]
+    assert len(tg.sent("sendMessage", chat_id=ANNA)) == 1
+    assignees = srv.rows(
+        "SELECT t.name, s.name AS staff FROM touches t JOIN staff s ON s.id = t.assignee_id ORDER BY t.id"
+    )
+    assert assignees == [{"name": "Ivan Petrov", "staff": "Anna"}, {"name": "Olga", "staff": "Boris"}]
+
+
+async def test_three_touches_in_two_minutes_make_one_card_edited_in_place(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 10, 0))
+    srv = await bot_env.start(arrival_config(bot_env), clock=clock)
+
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    first = await tg.wait_for("sendMessage", chat_id=ANNA)
+    clock.now += timedelta(minutes=1)
+    await post_form(srv, name="Ivan", phone="+79161234567", message="Are you there?")
+    await tg.wait_for("editMessageText", chat_id=ANNA)
+    clock.now += timedelta(minutes=1)
+    await post_form(srv, name="Ivan", phone="+79161234567", message="Hello?")
+    await tg.wait_for("editMessageText", chat_id=ANNA, count=2)
+
+    assert len(tg.sent("sendMessage")) == 1
+    message = tg.message(ANNA, first.result["message_id"])
+    assert message is not None
+    assert "3" in message["text"] and "Hello?" in message["text"]
+    assert srv.scalar("SELECT touches FROM arrival_cards") == 3
+
+
+async def test_a_missed_call_gets_a_card_at_once_to_the_extension_that_rang(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    start = msk(TUESDAY, 10, 0)
+    srv = await bot_env.start(arrival_config(bot_env), clock=Clock(start + timedelta(minutes=2)))
+
+    await mango_call(srv, "E-missed", "79161234567", start, answered=False, extension="102")
+    card = await tg.wait_for("sendMessage", chat_id=BORIS)
+    assert "+7 916 123-45-67" in card.params["text"]
+    labels = buttons(card)
+    assert len(labels) == 2 and not tg.sent("sendMessage", chat_id=ANNA)
+
+    await bot_env.press(BORIS, card.result["message_id"], f"r:called:{srv.scalar('SELECT id FROM touches')}")
+    [nudge] = srv.rows("SELECT kind, outcome, closed_at FROM nudges")
+    assert nudge["kind"] == "callback" and nudge["outcome"] == "called_back" and nudge["closed_at"]
+    assert tg.buttons(BORIS, card.result["message_id"]) == []
+
+
+async def test_an_answered_calls_card_goes_to_the_extension_that_answered_when_the_call_ends(
+    bot_env: BotEnv,
+) -> None:
+    tg = bot_env.tg
+    start = msk(TUESDAY, 10, 0)
+    srv = await bot_env.start(arrival_config(bot_env), clock=Clock(start + timedelta(seconds=20)))
+    connected = {
+        "entry_id": "E-talk",
+        "call_id": "E-talk:2",
+        "timestamp": int(start.timestamp()) + 10,
+        "seq": 1,
+        "call_state": "Connected",
+        "location": "abonent",
+        "from": {"number": "79161234567"},
+        "to": {"extension": "102", "number": "sip:user102@example.mangosip.ru", "line_number": "74950000001"},
+    }
+    resp = await post_mango(srv, "/events/call", signed_mango(connected))
+    assert resp.status == 200, await resp.text()
+    passed = await srv.server.app[keys.ARRIVALS].run()
+    assert passed.cards == 0 and not tg.sent("sendMessage")  # the call is still going on
+
+    await mango_call(srv, "E-talk", "79161234567", start, answered=True, extension="102")
+    card = await tg.wait_for("sendMessage", chat_id=BORIS)
+    assert "+7 916 123-45-67" in card.params["text"]
+    assert any("Lead" in b or "Лид" in b for b in buttons(card))
+
+
+async def test_a_repeat_touch_of_an_open_lead_tells_its_owner(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start(arrival_config(bot_env), clock=Clock(msk(TUESDAY, 10, 0)))
+    await post_form(srv, name="Ivan", phone="+79161234567", message="A kitchen")
+    await tg.wait_for("sendMessage", chat_id=ANNA)
+    contact = int(srv.scalar("SELECT contact_id FROM touches"))
+    boris = int(srv.scalar("SELECT id FROM staff WHERE name = 'Boris'"))
+    await bot_env.write(
+        lambda db: record_registration(
+            db, contact, "lead", at=msk(TUESDAY, 10, 5), staff_id=boris, temperature="hot", need="a kitchen"
+        )
+    )
+
+    await post_form(srv, name="Ivan", phone="+79161234567", message="When do you measure?")
+    notice = await tg.wait_for("sendMessage", chat_id=BORIS)
+    assert "Ivan" in notice.params["text"] and "a kitchen" in notice.params["text"]
+    assert not any("Lead:" in b or "Лид:" in b for b in buttons(notice))
+    assert len(tg.sent("sendMessage", chat_id=ANNA)) == 1
+
+
+async def test_registration_closes_the_other_cards_about_the_contact(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 10, 0))
+    srv = await bot_env.start(arrival_config(bot_env), clock=clock)
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    anna = await tg.wait_for("sendMessage", chat_id=ANNA)
+    clock.now += timedelta(minutes=30)  # past the burst: a second card, to the next in turn
+    await post_form(srv, name="Ivan", phone="+79161234567", message="Again")
+    boris = await tg.wait_for("sendMessage", chat_id=BORIS)
+    contact = int(srv.scalar("SELECT contact_id FROM touches LIMIT 1"))
+    anna_id = int(srv.scalar("SELECT id FROM staff WHERE name = 'Anna'"))
+
+    await bot_env.write(
+        lambda db: record_registration(
+            db, contact, "lead", at=clock.now, staff_id=anna_id, temperature="warm"
+        )
+    )
+    await tg.wait_for("editMessageText", chat_id=BORIS)
+    for chat, sent in ((ANNA, anna), (BORIS, boris)):
+        message = tg.message(chat, sent.result["message_id"])
+        assert message is not None and "Anna" in message["text"]
+        assert tg.buttons(chat, sent.result["message_id"]) == []
+
+
+async def test_a_form_at_nine_pm_waits_for_nine_in_the_morning(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 21, 0))
+    srv = await bot_env.start(arrival_config(bot_env, notify={"outside_hours": "hold"}), clock=clock)
+    arrivals = srv.server.app[keys.ARRIVALS]
+
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    passed = await arrivals.run()
+    assert passed.held == 1 and passed.cards == 0
+    clock.now = msk(TUESDAY + timedelta(days=1), 8, 59)
+    assert (await arrivals.run()).held == 1
+    assert not tg.sent("sendMessage")
+
+    clock.now = msk(TUESDAY + timedelta(days=1), 9, 0)
+    card = await tg.wait_for("sendMessage", chat_id=ANNA)
+    assert "Ivan" in card.params["text"]
+
+
+async def test_outside_hours_send_sends_at_once(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start(
+        arrival_config(bot_env, notify={"outside_hours": "send"}), clock=Clock(msk(TUESDAY, 21, 0))
+    )
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    card = await tg.wait_for("sendMessage", chat_id=ANNA)
+    assert "Ivan" in card.params["text"]
+
+
+async def test_on_arrival_false_sends_no_card(bot_env: BotEnv) -> None:
+    srv = await bot_env.start(
+        arrival_config(bot_env, notify={"on_arrival": False}), clock=Clock(msk(TUESDAY, 10, 0))
+    )
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    await eventually(lambda: srv.scalar("SELECT arrival FROM touches") == "none")
+    assert srv.scalar("SELECT COUNT(*) FROM outbox") == 0
