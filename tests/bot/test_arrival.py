@@ -213,3 +213,16 @@ async def test_on_arrival_false_sends_no_card(bot_env: BotEnv) -> None:
     await post_form(srv, name="Ivan", phone="+79161234567")
     await eventually(lambda: srv.scalar("SELECT arrival FROM touches") == "none")
     assert srv.scalar("SELECT COUNT(*) FROM outbox") == 0
+
+
+async def test_round_robin_skips_whoever_is_off_shift(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    staff = [
+        {**BASE["staff"][0]},
+        {**BASE["staff"][1], "shift": {"days": ["mon", "tue"], "hours": "14:00-18:00"}},
+    ]
+    srv = await bot_env.start(arrival_config(bot_env, staff=staff), clock=Clock(msk(TUESDAY, 10, 0)))
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    await post_form(srv, name="Olga", phone="+79267654321")
+    await tg.wait_for("sendMessage", chat_id=ANNA, count=2)
+    assert not tg.sent("sendMessage", chat_id=BORIS)
