@@ -38,19 +38,14 @@ class Assignment:
 def on_shift(shift: HoursSection | None, local: datetime) -> bool:
     """Whether ``local`` (the office's clock) falls in a person's shift; no shift is always on.
 
-    Hours ending at midnight (``24:00``) or before their start (a night shift, ``22:00-06:00``) run
-    into the next day: the morning part belongs to the day the shift began.
+    Shifts are written as ``[working_time]`` is: days of the week and hours within a day (``24:00``
+    ends at midnight).
     """
     if shift is None:
         return True
     start, end = shift.start_end
     now = local.timetz().replace(tzinfo=None)
-    weekday = local.weekday()
-    if end == time(0, 0) or end > start:
-        return weekday in shift.weekdays and start <= now and (end == time(0, 0) or now < end)
-    if now >= start:
-        return weekday in shift.weekdays
-    return now < end and (weekday - 1) % 7 in shift.weekdays
+    return local.weekday() in shift.weekdays and start <= now and (end == time(0, 0) or now < end)
 
 
 def assign(

@@ -226,3 +226,19 @@ async def test_round_robin_skips_whoever_is_off_shift(bot_env: BotEnv) -> None:
     await post_form(srv, name="Olga", phone="+79267654321")
     await tg.wait_for("sendMessage", chat_id=ANNA, count=2)
     assert not tg.sent("sendMessage", chat_id=BORIS)
+
+
+async def test_the_nudge_after_the_sla_goes_to_the_assignee_in_reply_to_the_card(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 10, 0))
+    srv = await bot_env.start(arrival_config(bot_env), clock=clock)
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    await post_form(srv, name="Olga", phone="+79267654321")
+    card = await tg.wait_for("sendMessage", chat_id=BORIS)
+    assert "Olga" in card.params["text"]
+
+    clock.now = msk(TUESDAY, 10, 16)
+    await srv.server.app[keys.SWEEPER].run()
+    nudge = await tg.wait_for("sendMessage", chat_id=BORIS, count=2)
+    assert "Olga" in nudge.params["text"]
+    assert nudge.result["reply_to_message"]["message_id"] == card.result["message_id"]
