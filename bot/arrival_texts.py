@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import html
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot import labels
 from bot.catalogues import gettext as _
 from bot.catalogues import written_for
-from bot.touch_text import header, pretty_phone, registered_line
+from bot.touch_text import header, pretty_phone, registered_line, when
 from storage.arrivals import ArrivalView
 from storage.registrations import TEMPERATURES
 
@@ -121,3 +122,10 @@ def render_arrival(view: ArrivalView) -> dict[str, Any]:
     if keyboard:
         payload["reply_markup"] = {"inline_keyboard": keyboard}
     return payload
+
+
+def warm_up(language: str, tz: ZoneInfo) -> None:
+    """Load the catalogues and Babel's calendar data now (about a second the first time), so that
+    the first card after a start is not the one that waits for them."""
+    with written_for(language):
+        when("2026-01-01T00:00:00+00:00", tz)

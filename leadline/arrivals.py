@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
-from bot.arrival_texts import render_arrival
+from bot.arrival_texts import render_arrival, warm_up
 from leadline.config import Config
 from storage.arrivals import ArrivalRules, Passed, arrival_pass
 from storage.db import Clock, Store
@@ -77,6 +77,11 @@ class Arrivals:
             await self._task
 
     async def _loop(self) -> None:
+        if self.rules.on_arrival:
+            try:
+                await asyncio.to_thread(warm_up, self.rules.language, self.rules.tz)
+            except Exception:
+                log.exception("the card texts could not be loaded ahead; the first card loads them")
         while not self._stopping:
             self._wake.clear()
             try:
