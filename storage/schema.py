@@ -469,6 +469,7 @@ def m007_arrival_cards(db: Database) -> None:
     before). Touches stored before this migration are ``none``: switching the feature on sends no
     history. An ``arrival_cards`` row is one message about one contact's burst of touches: the outbox
     row that sent it (its ``message_id`` is what later edits name) and how many touches it counts.
+    The reports' covering index (m003) takes ``assignee_id`` too: a report credits a form's assignee.
     """
     _run(
         db,
@@ -477,6 +478,11 @@ ALTER TABLE touches ADD COLUMN assignee_id INTEGER REFERENCES staff (id);
 ALTER TABLE touches ADD COLUMN arrival TEXT CHECK (arrival IS NULL OR arrival IN ('card', 'none'));
 UPDATE touches SET arrival = 'none';
 CREATE INDEX touches_arrival_pending ON touches (received_at) WHERE arrival IS NULL;
+DROP INDEX touches_report;
+CREATE INDEX touches_report ON touches (
+    occurred_at, direction, dropped, contact_id, channel, campaign, staff_id, assignee_id, blocked, hidden_caller,
+    answered
+);
 CREATE INDEX touches_assignee ON touches (assignee_id, received_at);
 
 CREATE TABLE arrival_cards (

@@ -14,11 +14,13 @@ from typing import Any
 from leadline import keys
 from leadline.config import Config
 from storage.registrations import record_registration
+from storage.reports.report import build_report
+from storage.reports.scope import Filters, Period, Rules, Scope
 from tests.bot.conftest import ANNA, BORIS, BotEnv, eventually
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
 from tests.conftest import BASE, Running
 from tests.fake_telegram import CallRecord
-from tests.nudges.conftest import TUESDAY, Clock, msk
+from tests.nudges.conftest import MSK, TUESDAY, Clock, msk
 
 
 def arrival_config(env: BotEnv, **overrides: Any) -> Config:
@@ -244,3 +246,23 @@ async def test_the_nudge_after_the_sla_goes_to_the_assignee_in_reply_to_the_card
     nudge = await tg.wait_for("sendMessage", chat_id=BORIS, count=2)
     assert "Olga" in nudge.params["text"]
     assert nudge.result["reply_to_message"]["message_id"] == card.result["message_id"]
+
+
+async def test_the_report_credits_each_form_to_its_assignee(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 10, 0))
+    srv = await bot_env.start(arrival_config(bot_env), clock=clock)
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    await post_form(srv, name="Olga", phone="+79267654321")
+    await tg.wait_for("sendMessage", chat_id=BORIS)
+
+    scope = Scope(Period.day(TUESDAY, MSK), as_of=msk(TUESDAY, 12, 0))
+    data = await bot_env.store.read(lambda db: build_report(db, scope, Rules.from_config(srv.config)))
+    assert {name: figures["inbound_contacts"] for name, figures in data["by_staff"].items()} == {
+        "Anna": 1,
+        "Boris": 1,
+    }
+    boris = int(srv.scalar("SELECT id FROM staff WHERE name = 'Boris'"))
+    only_boris = Scope(Period.day(TUESDAY, MSK), Filters(staff_id=boris), as_of=msk(TUESDAY, 12, 0))
+    data = await bot_env.store.read(lambda db: build_report(db, only_boris, Rules.from_config(srv.config)))
+    assert data["inbound_contacts"] == 1
