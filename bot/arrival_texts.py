@@ -6,8 +6,9 @@ aiogram's ``CallbackData`` packs (``prefix:field:field``):
 
 * ``t:<act>:<touch>:<contact>:<value>``: the registration card's own ``CardCB`` (a temperature, or
   "Not a lead"), so a tap continues the registration on this very message;
-* ``r:<act>:<touch>``: ``ArrivalCB``, a missed call's ``called`` (Called back) and ``cant`` (Can't
-  reach), which act through the call-back nudge of that touch (``storage.nudges.actions``);
+* ``r:<act>:<touch>:<value>``: ``ArrivalCB``, a missed call's ``called`` (Called back) and ``cant``
+  (Can't reach), which act through the call-back nudge of that touch (``storage.nudges.actions``),
+  and ``give`` (a manager gives the card to someone else; ``bot/routers/arrivals.py``);
 * ``o:lead:<id>``: the bot's ``OpenCB``, which opens the lead.
 """
 
@@ -36,9 +37,9 @@ def card_cb(act: str, touch_id: int, contact_id: int, value: str = "") -> str:
     return f"t:{act}:{touch_id}:{contact_id}:{value}"
 
 
-def arrival_cb(act: str, touch_id: int) -> str:
-    """What ``ArrivalCB(act=..., t=...)`` packs."""
-    return f"r:{act}:{touch_id}"
+def arrival_cb(act: str, touch_id: int, value: int = 0) -> str:
+    """What ``ArrivalCB(act=..., t=..., v=...)`` packs."""
+    return f"r:{act}:{touch_id}:{value}"
 
 
 def registration_buttons(touch_id: int, contact_id: int) -> Buttons:
@@ -112,12 +113,17 @@ def render_arrival(view: ArrivalView) -> dict[str, Any]:
         elif view.registered is not None:
             lines.append("")
             lines.append(registered_line(view.registered, view.tz))
-        elif view.kind == "callback":
-            keyboard = missed_call_buttons(view.touch_id, call_back=view.call_back)
-        else:
+        elif view.given_to is not None:
             lines.append("")
-            lines.append(_("Who is it? Choose below."))
-            keyboard = registration_buttons(view.touch_id, view.card.contact_id)
+            lines.append(_("👤 Given to {name}").format(name=html.escape(view.given_to)))
+        else:
+            if view.kind == "callback":
+                keyboard = missed_call_buttons(view.touch_id, call_back=view.call_back)
+            else:
+                lines.append("")
+                lines.append(_("Who is it? Choose below."))
+                keyboard = registration_buttons(view.touch_id, view.card.contact_id)
+            keyboard.append([button(_("👤 Give to…"), arrival_cb("give", view.touch_id))])
     payload: dict[str, Any] = {"text": "\n".join(lines), "parse_mode": "HTML"}
     if keyboard:
         payload["reply_markup"] = {"inline_keyboard": keyboard}

@@ -20,11 +20,13 @@ class CardCB(CallbackData, prefix="t"):
 
 
 class ArrivalCB(CallbackData, prefix="r"):
-    """A missed call's card on arrival (drawn by ``bot/arrival_texts.py``): ``act`` called / cant, on
-    touch ``t``; they act through that touch's call-back nudge, as the nudge's own buttons do."""
+    """A card on arrival (drawn by ``bot/arrival_texts.py``), drawn for touch ``t``: ``called`` and
+    ``cant`` on a missed call (through that touch's call-back nudge), ``give`` (a manager picks
+    someone), ``to`` (give it to staff member ``v``), ``back`` (the card's own buttons again)."""
 
     act: str
     t: int
+    v: int = 0
 
 
 class LeadCB(CallbackData, prefix="l"):

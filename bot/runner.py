@@ -35,6 +35,7 @@ from bot.outbox import OutboxSender
 from bot.replies import Replies
 from bot.routers import (
     access,
+    arrivals,
     errors,
     fallback,
     find,
@@ -97,6 +98,7 @@ def build_dispatcher(
         registration.make_router(),
         leads.make_router(),
         nudges.make_router(),
+        arrivals.make_router(),
         lists.make_router(),
         find.make_router(),
         numbers.make_router(),

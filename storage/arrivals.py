@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
@@ -109,6 +109,8 @@ class ArrivalView:
     registered: Registration | None = None
     #: Whether the office line can ring the staff member and then the client (a PBX with API access).
     call_back: bool = False
+    #: Set once a manager gave the card to someone else: the name it went to; the card loses its buttons.
+    given_to: str | None = None
 
 
 Render = Callable[[ArrivalView], dict[str, Any]]
@@ -464,6 +466,75 @@ def _close_registered(
             )
         db.execute("UPDATE arrival_cards SET closed_at = ? WHERE id = ?", [iso(now), card_id])
         done.closed += 1
+
+
+@dataclass(frozen=True, slots=True)
+class Given:
+    """A card given to someone else: the outbox rows (the old card's edit, the new card)."""
+
+    outbox_ids: tuple[int, ...]
+    to_chat: int
+    already: bool = False
+
+
+def card_view(db: Database, touch_id: int, rules: ArrivalRules) -> ArrivalView | None:
+    """The open card that a touch's buttons were drawn on, as it is now (to draw its buttons again)."""
+    row = db.execute(
+        "SELECT kind, chat_id, staff_id, touches, lead_id FROM arrival_cards"
+        " WHERE last_touch_id = ? AND closed_at IS NULL ORDER BY id DESC LIMIT 1",
+        [touch_id],
+    ).fetchone()
+    card = touch_card(db, touch_id)
+    if row is None or card is None:
+        return None
+    kind, chat_id, staff_id, count, lead_id = row
+    lead = lead_card(db, int(lead_id)) if lead_id is not None else None
+    language = _language(rules, _people(db), staff_id)
+    return ArrivalView(
+        kind, int(chat_id), language, rules.language, rules.tz, touch_id, card, int(count), lead
+    )
+
+
+def give_card(
+    db: Database, touch_id: int, staff_id: int, *, at: datetime, rules: ArrivalRules, render: Render
+) -> Given:
+    """A manager gives the open card drawn for ``touch_id`` to ``staff_id``: the touches are theirs now
+    (``assignee_id``), the old message says to whom it went and loses its buttons, and the new owner
+    gets the card. A card closed meanwhile (registered, given already) is reported, not given again."""
+    people = _people(db)
+    to = people.get(staff_id)
+    row = db.execute(
+        "SELECT a.id, a.contact_id, a.chat_id, a.staff_id, a.first_touch_id, a.outbox_id, o.status, o.message_id"
+        " FROM arrival_cards a JOIN outbox o ON o.id = a.outbox_id"
+        " WHERE a.last_touch_id = ? AND a.closed_at IS NULL ORDER BY a.id DESC LIMIT 1",
+        [touch_id],
+    ).fetchone()
+    if row is None or to is None:
+        return Given((), 0, already=True)
+    card_id, contact_id, chat_id, old_staff, first, outbox_id, status, message_id = row
+    view = card_view(db, touch_id, rules)
+    if view is None:
+        return Given((), 0, already=True)
+    ids: list[int] = []
+    if status != "sending":
+        old = replace(view, given_to=to.name)
+        ids += _redraw(db, at, int(chat_id), int(outbox_id), str(status), message_id, render(old))
+    db.execute("UPDATE arrival_cards SET closed_at = ? WHERE id = ?", [iso(at), card_id])
+    db.execute(
+        "UPDATE touches SET assignee_id = ? WHERE id BETWEEN ? AND ? AND contact_id = ? AND arrival = 'card'"
+        " AND assignee_id IS ?",
+        [to.id, first, touch_id, contact_id, old_staff],
+    )
+    new_view = replace(view, chat_id=to.chat_id, language=to.language or rules.language)
+    new_outbox = enqueue(db, to.chat_id, render(new_view), at=at)
+    assert new_outbox is not None
+    db.execute(
+        "INSERT INTO arrival_cards (kind, contact_id, staff_id, chat_id, first_touch_id, last_touch_id, touches,"
+        " lead_id, outbox_id, opened_at, last_at) SELECT kind, contact_id, ?, ?, first_touch_id, last_touch_id,"
+        " touches, lead_id, ?, ?, last_at FROM arrival_cards WHERE id = ?",
+        [to.id, to.chat_id, new_outbox, iso(at), card_id],
+    )
+    return Given((*ids, new_outbox), to.chat_id)
 
 
 def open_card_message(db: Database, contact_id: int, chat_id: int) -> int | None:

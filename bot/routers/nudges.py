@@ -18,14 +18,13 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from sqlite_utils import Database
 
 from bot import cards, labels
-from bot.callbacks import ArrivalCB, NudgeCB
+from bot.callbacks import NudgeCB
 from bot.catalogues import gettext as _
 from bot.replies import Replies
 from leadline.config import Config
 from storage.db import Clock, Store
 from storage.nudges.actions import (
     Acted,
-    callback_nudge,
     cant_reach,
     follow_up_done,
     follow_up_later,
@@ -115,45 +114,8 @@ async def on_button(
             await callback.message.edit_text("✖️ " + text + " " + labels.lost_reason(value))
 
 
-async def on_arrival_button(
-    callback: CallbackQuery,
-    callback_data: ArrivalCB,
-    staff: StaffMember,
-    store: Store,
-    config: Config,
-    clock: Clock,
-) -> None:
-    """A missed call's card on arrival: "Called back" and "Can't reach" act through the touch's
-    call-back nudge (made now if the SLA has not made it yet); the card then loses its buttons."""
-    now = clock()
-    touch_id, act = callback_data.t, callback_data.act
-    chat_id = callback.message.chat.id if callback.message is not None else callback.from_user.id
-    rules = NudgeRules.from_config(config)
-    opened = partial(callback_nudge, touch_id=touch_id, staff_id=staff.id, chat_id=chat_id, at=now)
-
-    def called(db: Database) -> Acted:
-        return mark_called_back(db, opened(db), staff_id=staff.id, at=now)
-
-    def cant(db: Database) -> Acted:
-        return cant_reach(db, opened(db), staff_id=staff.id, chat_id=chat_id, at=now, rules=rules)
-
-    actions: dict[str, Callable[[Database], Acted]] = {"called": called, "cant": cant}
-    action = actions.get(act)
-    if action is None:
-        await callback.answer(
-            _("This button is from an old version of the message; open the list again."), show_alert=True
-        )
-        return
-    acted = await store.write(action)
-    await callback.answer(outcome_text(acted, config))
-    if acted.outcome != "retry" and isinstance(callback.message, Message):
-        with contextlib.suppress(TelegramBadRequest):
-            await callback.message.edit_reply_markup(reply_markup=None)
-
-
 def make_router() -> Router:
     """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
     router = Router(name="nudges")
     router.callback_query.register(on_button, NudgeCB.filter())
-    router.callback_query.register(on_arrival_button, ArrivalCB.filter())
     return router

@@ -16,7 +16,7 @@ from leadline.config import Config
 from storage.registrations import record_registration
 from storage.reports.report import build_report
 from storage.reports.scope import Filters, Period, Rules, Scope
-from tests.bot.conftest import ANNA, BORIS, BotEnv, eventually
+from tests.bot.conftest import ANNA, BORIS, BotEnv, button_data, eventually
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
 from tests.conftest import BASE, Running
 from tests.fake_telegram import CallRecord
@@ -100,10 +100,9 @@ async def test_a_missed_call_gets_a_card_at_once_to_the_extension_that_rang(bot_
     await mango_call(srv, "E-missed", "79161234567", start, answered=False, extension="102")
     card = await tg.wait_for("sendMessage", chat_id=BORIS)
     assert "+7 916 123-45-67" in card.params["text"]
-    labels = buttons(card)
-    assert len(labels) == 2 and not tg.sent("sendMessage", chat_id=ANNA)
+    assert len(buttons(card)) == 3 and not tg.sent("sendMessage", chat_id=ANNA)  # and "Give to…"
 
-    await bot_env.press(BORIS, card.result["message_id"], f"r:called:{srv.scalar('SELECT id FROM touches')}")
+    await bot_env.taps(BORIS, card.result["message_id"], "Перезвонил")
     [nudge] = srv.rows("SELECT kind, outcome, closed_at FROM nudges")
     assert nudge["kind"] == "callback" and nudge["outcome"] == "called_back" and nudge["closed_at"]
     assert tg.buttons(BORIS, card.result["message_id"]) == []
@@ -266,3 +265,29 @@ async def test_the_report_credits_each_form_to_its_assignee(bot_env: BotEnv) -> 
     only_boris = Scope(Period.day(TUESDAY, MSK), Filters(staff_id=boris), as_of=msk(TUESDAY, 12, 0))
     data = await bot_env.store.read(lambda db: build_report(db, only_boris, Rules.from_config(srv.config)))
     assert data["inbound_contacts"] == 1
+
+
+async def test_a_manager_gives_a_card_to_someone_else_from_its_buttons(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start(arrival_config(bot_env), clock=Clock(msk(TUESDAY, 10, 0)))
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    card = await tg.wait_for("sendMessage", chat_id=ANNA)
+    await post_form(srv, name="Olga", phone="+79267654321")
+    olga = await tg.wait_for("sendMessage", chat_id=BORIS)
+
+    answer = await bot_env.press(
+        BORIS, olga.result["message_id"], button_data(tg, BORIS, olga.result["message_id"], "👤")
+    )
+    assert answer.get("show_alert")  # Boris is staff: he cannot give cards away
+    await bot_env.taps(ANNA, card.result["message_id"], "👤")
+    await bot_env.taps(ANNA, card.result["message_id"], "Boris")
+    given = await tg.wait_for("sendMessage", chat_id=BORIS, count=2)
+    assert "Ivan" in given.params["text"] and any("Лид" in b for b in buttons(given))
+    await tg.wait_for("editMessageText", chat_id=ANNA)
+    old = tg.message(ANNA, card.result["message_id"])
+    assert old is not None and "Boris" in old["text"]
+    assert tg.buttons(ANNA, card.result["message_id"]) == []
+    assignees = srv.rows(
+        "SELECT t.name, s.name AS staff FROM touches t JOIN staff s ON s.id = t.assignee_id ORDER BY t.id"
+    )
+    assert assignees == [{"name": "Ivan", "staff": "Boris"}, {"name": "Olga", "staff": "Boris"}]
