@@ -291,3 +291,15 @@ async def test_a_manager_gives_a_card_to_someone_else_from_its_buttons(bot_env: 
         "SELECT t.name, s.name AS staff FROM touches t JOIN staff s ON s.id = t.assignee_id ORDER BY t.id"
     )
     assert assignees == [{"name": "Ivan", "staff": "Boris"}, {"name": "Olga", "staff": "Boris"}]
+
+
+async def test_lists_show_the_assignee_and_staff_see_what_they_were_given(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start(arrival_config(bot_env), clock=Clock(msk(TUESDAY, 10, 0)))
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    await post_form(srv, name="Olga", phone="+79267654321")
+    await tg.wait_for("sendMessage", chat_id=BORIS)
+
+    listing = await bot_env.says(BORIS, "/unregistered", language="en")
+    assert "Olga" in listing.result["text"] and "👤 Boris" in listing.result["text"]
+    assert "Ivan" not in listing.result["text"]  # Anna's
