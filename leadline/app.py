@@ -104,9 +104,10 @@ async def arrivals_ctx(app: web.Application) -> AsyncIterator[None]:
     sender = app[keys.OUTBOX]
     arrivals = Arrivals(app[keys.CONFIG], app[keys.STORE], app[keys.CLOCK], sender.wake)
     app[keys.ARRIVALS] = arrivals
+    await arrivals.start()
     capture = app[keys.CAPTURE]
-    capture.on_stored = arrivals.wake
-    arrivals.start()
+    if arrivals.rules.on_arrival:
+        capture.on_stored = arrivals.wake
     try:
         yield
     finally:

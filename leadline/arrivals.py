@@ -17,7 +17,7 @@ from functools import partial
 
 from bot.arrival_texts import render_arrival, warm_up
 from leadline.config import Config
-from storage.arrivals import ArrivalRules, Passed, arrival_pass
+from storage.arrivals import ArrivalRules, Passed, arrival_pass, arrivals_due, switch
 from storage.db import Clock, Store
 
 log = logging.getLogger("leadline.arrivals")
@@ -44,6 +44,8 @@ class Arrivals:
     async def run(self, now: datetime | None = None) -> Passed:
         async with self._lock:
             at = now or self.clock()
+            if not await self.store.read(partial(arrivals_due, now=at, rules=self.rules)):
+                return Passed()
             passed = await self.store.write(
                 partial(arrival_pass, now=at, rules=self.rules, render=render_arrival)
             )
@@ -67,8 +69,11 @@ class Arrivals:
     def wake(self) -> None:
         self._wake.set()
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="leadline-arrivals")
+    async def start(self) -> None:
+        """Record whether cards on arrival are on (they start from now), and run the pass if they are."""
+        await self.store.write(partial(switch, now=self.clock(), on=self.rules.on_arrival))
+        if self.rules.on_arrival:
+            self._task = asyncio.create_task(self._loop(), name="leadline-arrivals")
 
     async def stop(self) -> None:
         self._stopping = True
@@ -77,11 +82,10 @@ class Arrivals:
             await self._task
 
     async def _loop(self) -> None:
-        if self.rules.on_arrival:
-            try:
-                await asyncio.to_thread(warm_up, self.rules.language, self.rules.tz)
-            except Exception:
-                log.exception("the card texts could not be loaded ahead; the first card loads them")
+        try:
+            await asyncio.to_thread(warm_up, self.rules.language, self.rules.tz)
+        except Exception:
+            log.exception("the card texts could not be loaded ahead; the first card loads them")
         while not self._stopping:
             self._wake.clear()
             try:

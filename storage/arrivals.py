@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
+from storage import meta
 from storage.assign import Candidate, Mode, assign, on_shift
 from storage.cards import TouchCard, lead_card, touch_card
 from storage.contacts import live_contact
@@ -144,15 +145,57 @@ FROM touches WHERE arrival IS NULL AND received_at >= ? ORDER BY id
 """
 
 
+#: ``meta`` key: from when touches get a card (set when cards on arrival are switched on), or ``off``.
+SINCE_KEY = "arrivals_since"
+
+#: Open registration cards, opened since ``?``, whose contact has been registered.
+_REGISTERED_SQL = (
+    "SELECT a.id, a.kind, a.contact_id, a.chat_id, a.staff_id, a.last_touch_id, a.touches, a.lead_id,"
+    " a.outbox_id, o.status, o.message_id FROM arrival_cards a JOIN outbox o ON o.id = a.outbox_id"
+    " WHERE a.closed_at IS NULL AND a.kind = 'register' AND a.opened_at >= ?"
+    " AND EXISTS (SELECT 1 FROM registrations r WHERE r.contact_id = a.contact_id)"
+)
+
+
+def switch(db: Database, now: datetime, on: bool) -> None:
+    """Record at start-up whether cards on arrival are on. Switched on, they start from this moment:
+    the touches stored while they were off are history, and get none."""
+    since = meta.get(db, SINCE_KEY)
+    if not on:
+        if since != "off":
+            meta.put(db, SINCE_KEY, "off")
+    elif since is None or since == "off":
+        meta.put(db, SINCE_KEY, iso(now))
+
+
+def _since(db: Database, now: datetime, rules: ArrivalRules) -> str | None:
+    """The earliest ``received_at`` a card is owed for; None while cards on arrival are off."""
+    since = meta.get(db, SINCE_KEY)
+    if not rules.on_arrival or since is None or since == "off":
+        return None
+    return max(since, iso(now - timedelta(days=rules.horizon_days)))
+
+
+def arrivals_due(db: Database, now: datetime, rules: ArrivalRules) -> bool:
+    """Whether a pass has anything to do (a read, so an idle second never takes the writer)."""
+    since = _since(db, now, rules)
+    if since is None:
+        return False
+    row = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM touches WHERE arrival IS NULL AND received_at >= ?)"
+        f" OR EXISTS ({_REGISTERED_SQL})",
+        [since, since],
+    ).fetchone()
+    return bool(row[0])
+
+
 def arrival_pass(db: Database, now: datetime, rules: ArrivalRules, render: Render) -> Passed:
     """Judge every touch not yet judged and close the cards of contacts registered since; one write."""
     done = Passed()
-    horizon = iso(now - timedelta(days=rules.horizon_days))
-    pending = db.execute(_PENDING_SQL, [horizon]).fetchall()
-    if not rules.on_arrival:
-        if pending:
-            db.execute("UPDATE touches SET arrival = 'none' WHERE arrival IS NULL")
+    since = _since(db, now, rules)
+    if since is None:
         return done
+    pending = db.execute(_PENDING_SQL, [since]).fetchall()
     people = _people(db)
     working = rules.calendar.is_working_time(now)
     for row in pending:
@@ -225,7 +268,7 @@ def arrival_pass(db: Database, now: datetime, rules: ArrivalRules, render: Rende
         ids = _open(db, now, rules, render, people, tid, received, contact_id, kind, to, lead_id)
         done.outbox_ids += ids
         done.cards += 1 if ids else 0
-    _close_registered(db, now, rules, render, people, done)
+    _close_registered(db, now, rules, render, people, since, done)
     return done
 
 
@@ -430,15 +473,11 @@ def _close_registered(
     rules: ArrivalRules,
     render: Render,
     people: Mapping[int, _Person],
+    since: str,
     done: Passed,
 ) -> None:
     """Open cards whose contact has been registered since: closed, and edited to say by whom."""
-    rows = db.execute(
-        "SELECT a.id, a.kind, a.contact_id, a.chat_id, a.staff_id, a.last_touch_id, a.touches, a.lead_id,"
-        " a.outbox_id, o.status, o.message_id FROM arrival_cards a JOIN outbox o ON o.id = a.outbox_id"
-        " WHERE a.closed_at IS NULL AND a.kind = 'register'"
-        " AND EXISTS (SELECT 1 FROM registrations r WHERE r.contact_id = a.contact_id)"
-    ).fetchall()
+    rows = db.execute(_REGISTERED_SQL, [since]).fetchall()
     for (
         card_id,
         kind,

@@ -16,7 +16,7 @@ from leadline.config import Config
 from storage.registrations import record_registration
 from storage.reports.report import build_report
 from storage.reports.scope import Filters, Period, Rules, Scope
-from tests.bot.conftest import ANNA, BORIS, BotEnv, button_data, eventually
+from tests.bot.conftest import ANNA, BORIS, BotEnv, button_data
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
 from tests.conftest import BASE, Running
 from tests.fake_telegram import CallRecord
@@ -214,8 +214,22 @@ async def test_on_arrival_false_sends_no_card(bot_env: BotEnv) -> None:
         arrival_config(bot_env, notify={"on_arrival": False}), clock=Clock(msk(TUESDAY, 10, 0))
     )
     await post_form(srv, name="Ivan", phone="+79161234567")
-    await eventually(lambda: srv.scalar("SELECT arrival FROM touches") == "none")
-    assert srv.scalar("SELECT COUNT(*) FROM outbox") == 0
+    passed = await srv.server.app[keys.ARRIVALS].run()
+    assert passed.cards == 0 and srv.scalar("SELECT COUNT(*) FROM outbox") == 0
+
+
+async def test_switched_on_cards_start_from_then_not_from_the_history(bot_env: BotEnv) -> None:
+    clock = Clock(msk(TUESDAY, 10, 0))
+    srv = await bot_env.start(arrival_config(bot_env, notify={"on_arrival": False}), clock=clock)
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    await srv.stop()
+    clock.now = msk(TUESDAY, 10, 5)
+    srv = await bot_env.start(arrival_config(bot_env), clock=clock)
+    await post_form(srv, name="Olga", phone="+79267654321")
+    card = await bot_env.tg.wait_for("sendMessage", chat_id=ANNA)
+    assert "Olga" in card.params["text"]
+    assert (await srv.server.app[keys.ARRIVALS].run()).cards == 0
+    assert len(bot_env.tg.sent("sendMessage")) == 1
 
 
 async def test_round_robin_skips_whoever_is_off_shift(bot_env: BotEnv) -> None:
