@@ -46,8 +46,9 @@ class Arrivals:
             at = now or self.clock()
             if not await self.store.read(partial(arrivals_due, now=at, rules=self.rules)):
                 return Passed()
+            working = await asyncio.to_thread(self.rules.calendar.is_working_time, at)
             passed = await self.store.write(
-                partial(arrival_pass, now=at, rules=self.rules, render=render_arrival)
+                partial(arrival_pass, now=at, rules=self.rules, render=render_arrival, working=working)
             )
             if passed.outbox_ids and self.wake_outbox is not None:
                 self.wake_outbox()

@@ -189,15 +189,22 @@ def arrivals_due(db: Database, now: datetime, rules: ArrivalRules) -> bool:
     return bool(row[0])
 
 
-def arrival_pass(db: Database, now: datetime, rules: ArrivalRules, render: Render) -> Passed:
-    """Judge every touch not yet judged and close the cards of contacts registered since; one write."""
+def arrival_pass(
+    db: Database, now: datetime, rules: ArrivalRules, render: Render, working: bool | None = None
+) -> Passed:
+    """Judge every touch not yet judged and close the cards of contacts registered since; one write.
+
+    ``working`` is whether ``now`` is working time, when the caller has asked the calendar already
+    (its first question loads the public holidays, which should not happen inside the writer).
+    """
     done = Passed()
     since = _since(db, now, rules)
     if since is None:
         return done
     pending = db.execute(_PENDING_SQL, [since]).fetchall()
     people = _people(db)
-    working = rules.calendar.is_working_time(now)
+    if working is None:
+        working = rules.calendar.is_working_time(now)
     for row in pending:
         (
             tid,
