@@ -113,6 +113,9 @@ def render_arrival(view: ArrivalView) -> dict[str, Any]:
         elif view.registered is not None:
             lines.append("")
             lines.append(registered_line(view.registered, view.tz))
+        elif view.called_back:
+            lines.append("")
+            lines.append("✅ " + _("Marked as called back."))
         elif view.given_to is not None:
             lines.append("")
             lines.append(_("👤 Given to {name}").format(name=html.escape(view.given_to)))

@@ -110,6 +110,8 @@ class ArrivalView:
     registered: Registration | None = None
     #: Whether the office line can ring the staff member and then the client (a PBX with API access).
     call_back: bool = False
+    #: Set once the missed call was called back: the card says so and loses its buttons.
+    called_back: bool = False
     #: Set once a manager gave the card to someone else: the name it went to; the card loses its buttons.
     given_to: str | None = None
 
@@ -149,11 +151,22 @@ FROM touches WHERE arrival IS NULL AND received_at >= ? ORDER BY id
 SINCE_KEY = "arrivals_since"
 
 #: Open registration cards, opened since ``?``, whose contact has been registered.
-_REGISTERED_SQL = (
+_CARD_COLUMNS = (
     "SELECT a.id, a.kind, a.contact_id, a.chat_id, a.staff_id, a.last_touch_id, a.touches, a.lead_id,"
     " a.outbox_id, o.status, o.message_id FROM arrival_cards a JOIN outbox o ON o.id = a.outbox_id"
-    " WHERE a.closed_at IS NULL AND a.kind = 'register' AND a.opened_at >= ?"
+    " WHERE a.closed_at IS NULL AND a.opened_at >= ?"
+)
+_REGISTERED_SQL = (
+    f"{_CARD_COLUMNS} AND a.kind = 'register'"
     " AND EXISTS (SELECT 1 FROM registrations r WHERE r.contact_id = a.contact_id)"
+)
+#: Open missed-call cards, opened since ``?``, called back: by telephony (an answered call with the
+#: number, ``storage/calls.py``) or with the "Called back" button of the card or its nudge.
+_CALLED_BACK_SQL = (
+    f"{_CARD_COLUMNS} AND a.kind = 'callback'"
+    " AND (EXISTS (SELECT 1 FROM touches t WHERE t.id = a.last_touch_id AND t.called_back_at IS NOT NULL)"
+    " OR EXISTS (SELECT 1 FROM nudges n WHERE n.kind = 'callback' AND n.contact_id = a.contact_id"
+    " AND n.outcome = 'called_back' AND n.closed_at >= a.opened_at))"
 )
 
 
@@ -183,8 +196,8 @@ def arrivals_due(db: Database, now: datetime, rules: ArrivalRules) -> bool:
         return False
     row = db.execute(
         "SELECT EXISTS (SELECT 1 FROM touches WHERE arrival IS NULL AND received_at >= ?)"
-        f" OR EXISTS ({_REGISTERED_SQL})",
-        [since, since],
+        f" OR EXISTS ({_REGISTERED_SQL}) OR EXISTS ({_CALLED_BACK_SQL})",
+        [since, since, since],
     ).fetchone()
     return bool(row[0])
 
@@ -275,7 +288,7 @@ def arrival_pass(
         ids = _open(db, now, rules, render, people, tid, received, contact_id, kind, to, lead_id)
         done.outbox_ids += ids
         done.cards += 1 if ids else 0
-    _close_registered(db, now, rules, render, people, since, done)
+    _close_answered(db, now, rules, render, people, since, done)
     return done
 
 
@@ -474,7 +487,7 @@ def _redraw(
     return [new] if new is not None else []
 
 
-def _close_registered(
+def _close_answered(
     db: Database,
     now: datetime,
     rules: ArrivalRules,
@@ -483,8 +496,10 @@ def _close_registered(
     since: str,
     done: Passed,
 ) -> None:
-    """Open cards whose contact has been registered since: closed, and edited to say by whom."""
+    """Open cards answered since (the contact registered, the missed call called back): closed, and
+    edited to say so, without buttons."""
     rows = db.execute(_REGISTERED_SQL, [since]).fetchall()
+    rows += db.execute(_CALLED_BACK_SQL, [since]).fetchall()
     for (
         card_id,
         kind,
@@ -501,11 +516,11 @@ def _close_registered(
         if status == "sending":
             continue
         card = touch_card(db, int(touch_id))
-        registration = registration_of(db, int(contact_id))
-        if card is not None and registration is not None and status != "failed":
+        registration = registration_of(db, int(contact_id)) if kind == "register" else None
+        if card is not None and status != "failed" and (registration is not None or kind == "callback"):
             view = ArrivalView(
                 kind, int(chat_id), _language(rules, people, staff_id), rules.language, rules.tz, int(touch_id), card, int(count),
-                registered=registration,
+                registered=registration, called_back=kind == "callback",
             )  # fmt: skip
             done.outbox_ids += _redraw(
                 db, now, int(chat_id), int(outbox_id), status, message_id, render(view)

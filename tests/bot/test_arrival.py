@@ -317,3 +317,22 @@ async def test_lists_show_the_assignee_and_staff_see_what_they_were_given(bot_en
     listing = await bot_env.says(BORIS, "/unregistered", language="en")
     assert "Olga" in listing.result["text"] and "👤 Boris" in listing.result["text"]
     assert "Ivan" not in listing.result["text"]  # Anna's
+
+
+async def test_a_missed_calls_card_closes_once_the_office_calls_the_number_back(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    start = msk(TUESDAY, 10, 0)
+    clock = Clock(start + timedelta(minutes=2))
+    srv = await bot_env.start(arrival_config(bot_env), clock=clock)
+    await mango_call(srv, "E-missed", "79161234567", start, answered=False, extension="102")
+    card = await tg.wait_for("sendMessage", chat_id=BORIS)
+
+    clock.now = start + timedelta(minutes=10)
+    back = summary("E-back", "79161234567", start=int((start + timedelta(minutes=8)).timestamp()), answered=True,
+                   direction=2, extension="102")  # fmt: skip
+    resp = await post_mango(srv, "/events/summary", signed_mango(back))
+    assert resp.status == 200, await resp.text()
+    await tg.wait_for("editMessageText", chat_id=BORIS)
+    message = tg.message(BORIS, card.result["message_id"])
+    assert message is not None and "✅" in message["text"]
+    assert tg.buttons(BORIS, card.result["message_id"]) == []
