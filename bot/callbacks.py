@@ -19,6 +19,16 @@ class CardCB(CallbackData, prefix="t"):
     v: str = ""
 
 
+class ArrivalCB(CallbackData, prefix="r"):
+    """A card on arrival (drawn by ``bot/arrival_texts.py``), drawn for touch ``t``: ``called`` and
+    ``cant`` on a missed call (through that touch's call-back nudge), ``give`` (a manager picks
+    someone), ``to`` (give it to staff member ``v``), ``back`` (the card's own buttons again)."""
+
+    act: str
+    t: int
+    v: int = 0
+
+
 class LeadCB(CallbackData, prefix="l"):
     act: str
     lead: int

@@ -13,33 +13,24 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date
 
 from bot import labels
+from bot.arrival_texts import registration_buttons
 from bot.callbacks import CardCB, DialCB
 from bot.catalogues import current_locale
 from bot.catalogues import gettext as _
+from bot.touch_text import do_not_contact_line as do_not_contact_line
+from bot.touch_text import header as header
+from bot.touch_text import pretty_phone as pretty_phone
+from bot.touch_text import registered_line as registered_line
+from bot.touch_text import when as when
 from storage.cards import TouchCard
-from storage.db import parse_iso
-from storage.local_time import zone_label
-from storage.registrations import REASONS, TEMPERATURES, Registration
+from storage.registrations import REASONS, TEMPERATURES
 from storage.staff import StaffMember
 
 FOLLOW_UP_DAYS = (1, 3, 7, 14, 30)
-MESSAGE_PREVIEW = 300
-#: The links a card opens: web pages, and Telegram's own for a user with no username.
-CHAT_LINKS = ("https://", "tg://user?id=")
-
-
-def when(stored: str | None, tz: ZoneInfo) -> str:
-    """A stored UTC time as staff read it: the office's zone, named, in their language."""
-    if not stored:
-        return "—"
-    moment = parse_iso(stored).astimezone(tz)
-    shown = format_datetime(moment, "d MMM, HH:mm", tzinfo=tz, locale=current_locale())
-    return f"{shown} {zone_label(moment)}"
 
 
 def day(value: str | date | None) -> str:
@@ -47,15 +38,6 @@ def day(value: str | date | None) -> str:
         return "—"
     parsed = date.fromisoformat(value) if isinstance(value, str) else value
     return format_date(parsed, "d MMM y", locale=current_locale())
-
-
-def pretty_phone(value: str) -> str:
-    """``+79161234567`` as ``+7 916 123-45-67``; anything unparseable as written."""
-    try:
-        number = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
-        return value
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 def amount(value: float | None) -> str:
@@ -130,64 +112,6 @@ class CardDraft:
 # ---------------------------------------------------------------------- texts
 
 
-def header(card: TouchCard, tz: ZoneInfo) -> str:
-    """What the touch was: channel, who, when, campaign, history, recording."""
-    touch = card.touch
-    icon = labels.CHANNEL_ICONS.get(touch["channel"], "•")
-    title = f"{icon} <b>{labels.channel(touch['channel'])}</b>"
-    if touch["channel"] == "call" and touch["answered"] is not None:
-        title += " · " + (_("answered") if touch["answered"] else _("missed"))
-    lines = [f"{title} · {when(touch['occurred_at'], tz)}"]
-    who = [pretty_phone(p) for p in card.phones[:2]] + card.emails[:2]
-    if not who:
-        who = [labels.chat_id(kind, value) for kind, value in card.chat_ids[:2]]
-    if not who:
-        who = [touch["phone_raw"] or touch["email_raw"] or "?"]
-    lines.append(" · ".join(html.escape(w) for w in who))
-    if card.contact_name:
-        lines.append("👤 " + html.escape(card.contact_name))
-    if card.do_not_contact:
-        lines.append(do_not_contact_line())
-    lines.append("📣 " + _("Campaign: {campaign}").format(campaign=html.escape(touch["campaign"] or "—")))
-    if card.earlier_touches:
-        lines.append(
-            "🔁 "
-            + _("{n} earlier touch", "{n} earlier touches", card.earlier_touches).format(
-                n=card.earlier_touches
-            )
-        )
-    else:
-        lines.append("🆕 " + _("First contact"))
-    if touch["message"]:
-        text = str(touch["message"])
-        short = text if len(text) <= MESSAGE_PREVIEW else text[:MESSAGE_PREVIEW] + "…"
-        lines.append("💬 " + html.escape(short))  # a chat's first message comes first
-    if card.conversation_url and card.conversation_url.startswith(CHAT_LINKS):
-        link = html.escape(card.conversation_url, quote=True)
-        lines.append("🔗 " + f'<a href="{link}">' + _("Open the conversation") + "</a>")
-    recording = touch["recording"]
-    if recording:
-        if str(recording).startswith(("http://", "https://")):
-            lines.append(
-                "🎧 " + f'<a href="{html.escape(str(recording), quote=True)}">' + _("Recording") + "</a>"
-            )
-        else:
-            lines.append("🎧 " + _("Recording: {id}").format(id=html.escape(str(recording))))
-    return "\n".join(lines)
-
-
-def do_not_contact_line() -> str:
-    return "🚷 " + _("Do not contact: left out of campaigns")
-
-
-def registered_line(registration: Registration, tz: ZoneInfo) -> str:
-    return _("✅ Registered by {who}, {when}: {what}").format(
-        who=html.escape(registration.staff_name or "—"),
-        when=when(registration.created_at, tz),
-        what=labels.disposition(registration.disposition, registration.reason, registration.temperature),
-    )
-
-
 def initial_text(card: TouchCard, tz: ZoneInfo) -> str:
     body = header(card, tz)
     if card.registration is not None:
@@ -210,19 +134,9 @@ def initial_keyboard(
     card also calls the client back through the office line."""
     if card.registration is not None:
         return None
-    c = card.contact_id
-    temps = [
-        button(
-            _("Lead: {temperature}").format(
-                temperature=labels.TEMPERATURE_ICONS[t] + " " + labels.temperature(t)
-            ),
-            CardCB(act="lead", t=touch_id, c=c, v=t).pack(),
-        )
-        for t in TEMPERATURES
-    ]
     dial = dial_row(card, touch_id) if can_dial else []
-    return InlineKeyboardMarkup(
-        inline_keyboard=[*dial, temps, [button(_("Not a lead"), CardCB(act="nal", t=touch_id, c=c).pack())]]
+    return InlineKeyboardMarkup.model_validate(
+        {"inline_keyboard": [*dial, *registration_buttons(touch_id, card.contact_id)]}
     )
 
 

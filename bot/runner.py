@@ -35,6 +35,7 @@ from bot.outbox import OutboxSender
 from bot.replies import Replies
 from bot.routers import (
     access,
+    arrivals,
     blocklist,
     business,
     dial,
@@ -112,6 +113,7 @@ def build_dispatcher(
         leads.make_router(),
         nudges.make_router(),
         dial.make_router(),
+        arrivals.make_router(),
         lists.make_router(),
         find.make_router(),
         numbers.make_router(),

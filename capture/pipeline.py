@@ -164,6 +164,8 @@ class Capture:
     staff_by_extension: Mapping[str, int] = field(default_factory=dict)
     owner_by_source: Mapping[str, int] = field(default_factory=dict)
     callback_deadline: Callable[[datetime], datetime] | None = None
+    #: Called after a commit that stored events: the root's arrival pass, so a card goes out at once.
+    on_stored: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self.campaigns = CampaignIndex.build(self.config.campaigns, self.config.leadline.region)
@@ -245,9 +247,12 @@ class Capture:
         request = _Request(raw, verdict, journal.prepare(kept, keep_body=verdict.keep_body))
         if verdict.result is not None:
             self._warm(raw.source, verdict.result.events)
-        return await self.store.write_now(
+        outcome = await self.store.write_now(
             partial(self._write_one, request=request), group=self._write, item=request
         )
+        if outcome.events and self.on_stored is not None:
+            self.on_stored()
+        return outcome
 
     def _warm(self, source_name: str, events: Iterable[Event]) -> None:
         """Parse each number and address once now; storage's look-ups then hit the cache."""

@@ -127,6 +127,24 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
             yield
 
 
+async def arrivals_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Cards on arrival: the primary's only; capture wakes the pass after each commit."""
+    from leadline.arrivals import Arrivals
+
+    sender = app[keys.OUTBOX]
+    arrivals = Arrivals(app[keys.CONFIG], app[keys.STORE], app[keys.CLOCK], sender.wake)
+    app[keys.ARRIVALS] = arrivals
+    await arrivals.start()
+    capture = app[keys.CAPTURE]
+    if arrivals.rules.on_arrival:
+        capture.on_stored = arrivals.wake
+    try:
+        yield
+    finally:
+        capture.on_stored = None
+        await arrivals.stop()
+
+
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     """Sweeps and digests: the primary's only, so only it imports APScheduler and the digest."""
     from leadline.scheduler import scheduler_ctx as run_scheduler
@@ -158,6 +176,7 @@ def init_app(
     app = _base_app(config, clock)
     app.cleanup_ctx.append(capture_ctx)
     app.cleanup_ctx.append(bot_ctx)
+    app.cleanup_ctx.append(arrivals_ctx)
     app.cleanup_ctx.append(scheduler_ctx)
     for source in config.sources:
         registered = PROVIDERS[source.provider]

@@ -205,11 +205,11 @@ def _end_of_hours(hour: int, minute: int) -> time:
     return time(hour, minute)
 
 
-class WorkingTimeSection(Strict):
+class HoursSection(Strict):
+    """Days of the week and hours on the office clock: the office's working time, or one person's shift."""
+
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = ["mon", "tue", "wed", "thu", "fri"]
     hours: str = "09:00-18:00"
-    holidays: str = "RU"
-    extra_holidays: list[date] = []
 
     @field_validator("hours")
     @classmethod
@@ -238,6 +238,11 @@ class WorkingTimeSection(Strict):
         return frozenset(_DAYS.index(d) for d in self.days)
 
 
+class WorkingTimeSection(HoursSection):
+    holidays: str = "RU"
+    extra_holidays: list[date] = []
+
+
 class SlaSection(Strict):
     registration_minutes: int = Field(15, gt=0)
     callback_minutes: int = Field(30, gt=0)
@@ -248,6 +253,27 @@ class SlaSection(Strict):
     callback_retry_minutes: int = Field(60, gt=0)
     #: A lead with no change for this many days (and no follow-up date ahead) is nudged as stale.
     stale_days: int = Field(7, gt=0)
+
+
+class NotifySection(Strict):
+    """Cards on arrival: the moment a new inbound touch is stored, its card goes to whoever answers it."""
+
+    #: False is the behaviour before cards on arrival: the first message is the nudge after the SLA.
+    on_arrival: bool = True
+    #: A form, a letter or an answered call outside working time: ``hold`` sends its card at the next
+    #: working minute, ``send`` at once. Missed calls follow ``[sla] callback_outside_hours``.
+    outside_hours: Literal["hold", "send"] = "hold"
+    #: Touches from one contact this close together make one card, edited in place with the count.
+    burst_minutes: float = Field(5, gt=0)
+
+
+class AssignSection(Strict):
+    """Who takes forms, mail and chats; a source's ``owner`` wins over the mode."""
+
+    #: ``round_robin`` among ``staff`` (fair by count within a day, skipping people off shift);
+    #: ``owner``: the business owner (``role = "owner"``); ``team``: the team chat.
+    mode: Literal["round_robin", "owner", "team"] = "round_robin"
+    staff: list[str] = []
 
 
 class NudgesSection(Strict):
@@ -330,6 +356,9 @@ class StaffConfig(Strict):
         if number is None or not phonenumbers.is_valid_number(number):
             raise ValueError(f"{value!r} is not a valid phone number: write it in full, e.g. +79161234567")
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    #: When this person takes forms, mail and chats by round robin; none: whenever the office works.
+    shift: HoursSection | None = None
 
 
 class CostConfig(Strict):
@@ -620,6 +649,8 @@ class Config(Strict):
     telegram: TelegramSection = TelegramSection()
     working_time: WorkingTimeSection = WorkingTimeSection()
     sla: SlaSection = SlaSection()
+    notify: NotifySection = NotifySection()
+    assign: AssignSection = AssignSection()
     nudges: NudgesSection = NudgesSection()
     source_health: SourceHealthSection = SourceHealthSection()
     digest: DigestSection = DigestSection()
@@ -652,6 +683,9 @@ class Config(Strict):
                 problems.append((("sources", i, "campaign"), f"no campaign named {source.campaign!r}"))
             if source.owner and source.owner not in staff:
                 problems.append((("sources", i, "owner"), f"no staff member named {source.owner!r}"))
+        for i, name in enumerate(self.assign.staff):
+            if name not in staff:
+                problems.append((("assign", "staff", i), f"no staff member named {name!r}"))
         problems += _staff_clashes(self.staff)
         problems += _tracking_number_problems(self.campaigns, self.leadline.region)
         problems += _block_number_problems(self.block, self.leadline.region)

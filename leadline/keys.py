@@ -17,9 +17,11 @@ from leadline.config import Config
 from storage.keys import CLOCK, STORE
 
 if TYPE_CHECKING:
+    from leadline.arrivals import Arrivals
     from leadline.sweep import Sweeper
 
-__all__ = ["CAPTURE", "CLOCK", "CONFIG", "METRICS", "OUTBOX", "STORE", "SWEEPER"]
+__all__ = ["ARRIVALS", "CAPTURE", "CLOCK", "CONFIG", "METRICS", "OUTBOX", "STORE", "SWEEPER"]
 
 CONFIG = web.AppKey("config", Config)
 SWEEPER: web.AppKey[Sweeper] = web.AppKey("sweeper")
+ARRIVALS: web.AppKey[Arrivals] = web.AppKey("arrivals")

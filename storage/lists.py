@@ -39,11 +39,15 @@ class Page:
         return max(1, -(-self.total // self.size))
 
 
+#: Whose a touch is: whoever took the call, else whom it was given to (``storage/arrivals.py``).
+HANDLER = "COALESCE(t.staff_id, t.assignee_id)"
+
+
 def _mine(staff_id: int | None) -> tuple[str, list[Any]]:
-    """A staff member's own work: touches they handled, and touches nobody handled yet."""
+    """A staff member's own work: touches they handled or were given, and touches nobody has."""
     if staff_id is None:
         return "", []
-    return " AND (t.staff_id = ? OR t.staff_id IS NULL)", [staff_id]
+    return f" AND ({HANDLER} = ? OR {HANDLER} IS NULL)", [staff_id]
 
 
 def unregistered(db: Database, staff_id: int | None, page: int, size: int) -> Page:
@@ -56,8 +60,9 @@ def unregistered(db: Database, staff_id: int | None, page: int, size: int) -> Pa
     total = db.execute(f"SELECT COUNT(*) FROM ({base})", params).fetchone()[0]
     items = list(
         db.query(
-            f"SELECT x.*, t.channel, t.phone_raw, t.email_raw, c.name FROM ({base}) x"
+            f"SELECT x.*, t.channel, t.phone_raw, t.email_raw, c.name, s.name AS handler FROM ({base}) x"
             " JOIN touches t ON t.id = x.touch_id JOIN contacts c ON c.id = x.contact_id"
+            f" LEFT JOIN staff s ON s.id = {HANDLER}"
             " ORDER BY x.last_at DESC, x.touch_id DESC LIMIT ? OFFSET ?",
             [*params, size, page * size],
         )
@@ -71,9 +76,11 @@ def missed(db: Database, staff_id: int | None, page: int, size: int) -> Page:
     mine, params = _mine(staff_id)
     where = f"FROM touches t JOIN contacts c ON c.id = t.contact_id WHERE {MISSED}{mine}"
     total = db.execute(f"SELECT COUNT(*) {where}", params).fetchone()[0]
+    where = where.replace(" WHERE ", f" LEFT JOIN staff s ON s.id = {HANDLER} WHERE ", 1)
     items = list(
         db.query(
-            f"SELECT t.id AS touch_id, t.contact_id, t.occurred_at AS last_at, t.channel, t.phone_raw, c.name {where}"
+            "SELECT t.id AS touch_id, t.contact_id, t.occurred_at AS last_at, t.channel, t.phone_raw, c.name,"
+            f" s.name AS handler {where}"
             " ORDER BY t.occurred_at DESC, t.id DESC LIMIT ? OFFSET ?",
             [*params, size, page * size],
         )

@@ -593,6 +593,53 @@ CREATE INDEX chat_messages_touch ON chat_messages (touch_id, at)
     )
 
 
+@migrations()
+def m011_arrival_cards(db: Database) -> None:
+    """Cards on arrival, and who a touch was given to.
+
+    ``touches.assignee_id`` is the staff member a touch was given to (its extension's owner for a call,
+    the source's owner or the round robin for a form or a letter); NULL for the team chat.
+    ``touches.arrival`` is what the arrival pass made of it: NULL not yet (new, or held until working
+    time), ``card`` on a card, ``none`` no card (hidden caller, blocked, dropped, outbound, registered
+    before). Touches stored before this migration are ``none``: switching the feature on sends no
+    history. An ``arrival_cards`` row is one message about one contact's burst of touches: the outbox
+    row that sent it (its ``message_id`` is what later edits name) and how many touches it counts.
+    The reports' covering index (m003) takes ``assignee_id`` too: a report credits a form's assignee.
+    """
+    _run(
+        db,
+        """
+ALTER TABLE touches ADD COLUMN assignee_id INTEGER REFERENCES staff (id);
+ALTER TABLE touches ADD COLUMN arrival TEXT CHECK (arrival IS NULL OR arrival IN ('card', 'none'));
+UPDATE touches SET arrival = 'none';
+CREATE INDEX touches_arrival_pending ON touches (received_at) WHERE arrival IS NULL;
+DROP INDEX touches_report;
+CREATE INDEX touches_report ON touches (
+    occurred_at, direction, dropped, contact_id, channel, campaign, staff_id, assignee_id, blocked, hidden_caller,
+    answered
+);
+CREATE INDEX touches_assignee ON touches (assignee_id, received_at);
+
+CREATE TABLE arrival_cards (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('register', 'callback', 'repeat')),
+    contact_id INTEGER NOT NULL REFERENCES contacts (id),
+    staff_id INTEGER REFERENCES staff (id),
+    chat_id INTEGER NOT NULL,
+    first_touch_id INTEGER NOT NULL REFERENCES touches (id),
+    last_touch_id INTEGER NOT NULL REFERENCES touches (id),
+    touches INTEGER NOT NULL DEFAULT 1,
+    lead_id INTEGER REFERENCES leads (id),
+    outbox_id INTEGER NOT NULL REFERENCES outbox (id),
+    opened_at TEXT NOT NULL,
+    last_at TEXT NOT NULL,
+    closed_at TEXT
+);
+CREATE INDEX arrival_cards_open ON arrival_cards (contact_id, kind) WHERE closed_at IS NULL
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

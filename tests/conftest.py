@@ -21,6 +21,9 @@ from storage.db import connect, now_utc
 
 BASE: dict[str, Any] = {
     "leadline": {"timezone": "Europe/Moscow", "region": "RU"},
+    # Cards on arrival are on by default; the tests of other features count messages without them
+    # (tests/bot/test_arrival.py switches them on).
+    "notify": {"on_arrival": False},
     "http": {"public_url": "https://hooks.example.com"},
     "staff": [
         {"name": "Anna", "telegram_id": 111, "role": "owner", "extensions": ["101"]},

@@ -205,3 +205,20 @@ def test_check_config_warns_of_a_telegram_business_source_without_a_bot(tmp_path
     assert "tg (telegram_business) at the Telegram bot" in result.output
     assert "Warning: sources[0]: telegram_business updates reach Leadline through its bot" in result.output
     assert "Warning: sources[1]: only the first telegram_business source (sources[0])" in result.output
+
+
+def test_check_config_takes_assignment_and_shifts_and_names_an_unknown_assignee(tmp_path: Path):
+    config = tmp_path / "config.toml"
+    staff = '[[staff]]\nname = "Anna"\ntelegram_id = 111\nshift = { days = ["mon", "tue"], hours = "09:00-15:00" }\n\n'
+    config.write_text('[notify]\noutside_hours = "send"\n\n[assign]\nstaff = ["Anna"]\n\n' + staff)
+    assert run_cli_sync("check-config", "--config", str(config)).code == 0
+    config.write_text(
+        '[assign]\nmode = "by_lottery"\nstaff = ["Anna", "Nobody"]\n\n' + staff.replace("15:00", "25:00")
+    )
+    result = run_cli_sync("check-config", "--config", str(config))
+    assert result.code == 3, result.output
+    assert "assign.mode: " in result.output
+    assert "staff[0].shift.hours: " in result.output
+    config.write_text('[assign]\nstaff = ["Anna", "Nobody"]\n\n' + staff)
+    result = run_cli_sync("check-config", "--config", str(config))
+    assert "assign.staff[1]: no staff member named 'Nobody'" in result.output

@@ -22,6 +22,10 @@ workers = 1
 [telegram]
 token = ""
 
+[notify]
+# A card on arrival asks the working-time question at the first touch (tests/bot/test_arrival.py).
+on_arrival = false
+
 [[staff]]
 name = "Anna"
 telegram_id = 111

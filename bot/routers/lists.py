@@ -53,6 +53,8 @@ def _line(kind: str, number: int, item: dict[str, Any], tz: ZoneInfo) -> str:
     if kind == "unreg" and int(item.get("touches") or 1) > 1:
         count = int(item["touches"])
         line += " · " + _("{n} touch", "{n} touches", count).format(n=count)
+    if item.get("handler"):
+        line += " · 👤 " + html.escape(str(item["handler"]))
     return line
 
 

@@ -207,3 +207,25 @@ def follow_up_lost(db: Database, nudge_id: int, *, staff_id: int | None, at: dat
         change_lead(db, nudge.lead_id, at=at, staff_id=staff_id, stage="lost", reason=reason)
     _mark(db, ids, outcome="lost", staff_id=staff_id, at=at, close=True)
     return Acted(tuple(ids), "lost")
+
+
+def callback_nudge(db: Database, touch_id: int, *, staff_id: int | None, chat_id: int, at: datetime) -> int:
+    """The call-back nudge of a missed call, made now if its card on arrival is answered before the
+    SLA made one, so "Called back" and "Can't reach" on that card act exactly as on the nudge."""
+    row = db.execute(
+        "SELECT id FROM nudges WHERE kind = 'callback' AND subject = ? AND level = 0", [f"touch:{touch_id}"]
+    ).fetchone()
+    if row is not None:
+        return int(row[0])
+    touch = db.execute(
+        "SELECT contact_id FROM touches WHERE id = ? AND channel = 'call' AND answered = 0", [touch_id]
+    ).fetchone()
+    if touch is None or touch[0] is None:
+        raise ReminderGone(touch_id)
+    stamp = iso(at)
+    cursor = db.execute(
+        "INSERT INTO nudges (kind, subject, level, staff_id, chat_id, due_at, created_at, contact_id, touch_id)"
+        " VALUES ('callback', ?, 0, ?, ?, ?, ?, ?, ?)",
+        [f"touch:{touch_id}", staff_id, chat_id, stamp, stamp, int(touch[0]), touch_id],
+    )
+    return int(cursor.lastrowid or 0)

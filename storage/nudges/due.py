@@ -148,7 +148,7 @@ def _register_clock(row: Sequence[Any]) -> tuple[str | None, tuple[int | None, .
     the person who called. The button's moment is the call-back nudge's ``closed_at`` (set when its
     outcome became ``called_back``), not its ``acted_at``, which keeps an earlier "Can't reach".
     """
-    _, _, _, staff, _, occurred, channel, answered, back_at, back_staff, button_at, button_by = row
+    _, _, _, staff, _, occurred, channel, answered, back_at, back_staff, button_at, button_by = row[:12]
     if channel != "call" or answered == 1:
         return occurred, (staff,)
     if answered == 0:
@@ -161,7 +161,7 @@ def _register_clock(row: Sequence[Any]) -> tuple[str | None, tuple[int | None, .
 
 _REGISTER_SQL = """
 SELECT t.id, t.contact_id, t.source, t.staff_id, t.to_address, t.occurred_at, t.channel, t.answered,
-       t.called_back_at, b.staff_id, cb.closed_at, cb.acted_by
+       t.called_back_at, b.staff_id, cb.closed_at, cb.acted_by, t.assignee_id
 FROM touches t
 LEFT JOIN touches b ON b.id = t.called_back_by
 LEFT JOIN nudges cb ON cb.kind = 'callback' AND cb.subject = 'touch:' || t.id AND cb.level = 0
@@ -200,7 +200,7 @@ def _registers(db: Database, w: _Window, rules: NudgeRules, people: Directory) -
         _, handlers = _register_clock(latest)
         email_owner = people.mailbox_owner(latest[4])
         staff_id, chat_id = people.target(
-            rules, *handlers, email_owner, people.source_owner(rules, latest[2])
+            rules, *handlers, latest[12], email_owner, people.source_owner(rules, latest[2])
         )
         recipients = people.recipients(staff_id, chat_id)
         for to in recipients:
@@ -221,7 +221,7 @@ CALLED_BACK_SQL = (
 )
 
 _CALLBACK_SQL = f"""
-SELECT t.id, t.contact_id, t.source, t.staff_id, t.occurred_at
+SELECT t.id, t.contact_id, t.source, t.staff_id, t.occurred_at, t.assignee_id
 FROM touches t
 WHERE t.occurred_at >= :horizon AND t.occurred_at <= :cutoff
   AND t.channel = 'call' AND t.direction = 'in' AND t.call_final = 1 AND t.answered = 0
@@ -251,7 +251,7 @@ def _callbacks(db: Database, w: _Window, rules: NudgeRules, people: Directory) -
         if len(calls) > 1:
             calls.sort(key=lambda r: str(r[4]))
         latest = calls[-1]
-        staff_id, chat_id = people.target(rules, latest[3], people.source_owner(rules, latest[2]))
+        staff_id, chat_id = people.target(rules, latest[3], latest[5], people.source_owner(rules, latest[2]))
         recipients = people.recipients(staff_id, chat_id)
         for to in recipients:
             for row in calls:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from storage.arrivals import open_card_message
 from storage.db import chunks, iso, savepoint
 from storage.nudges.cards import MessageView, Render, load_card
 from storage.nudges.due import CALLED_BACK_SQL, REMINDED_SQL, Due, due_nudges
@@ -132,7 +133,14 @@ def _record_message(
             )
         result.held += len(dropped)
     del listed[rendered.cards :]
-    outbox_id = enqueue(db, chat_id, rendered.payload, at=now, dedupe_key=f"nudge-message:{message_id}")
+    payload = rendered.payload
+    if len(view.cards) == 1 and rendered.cards == 1 and view.cards[0].contact_id is not None:
+        # A nudge about one contact answers the card that came on arrival, rather than repeat it.
+        card_message = open_card_message(db, int(view.cards[0].contact_id), chat_id)
+        if card_message is not None:
+            reply = {"message_id": card_message, "allow_sending_without_reply": True}
+            payload = {**payload, "reply_parameters": reply}
+    outbox_id = enqueue(db, chat_id, payload, at=now, dedupe_key=f"nudge-message:{message_id}")
     db.execute(
         "UPDATE nudge_messages SET outbox_id = ?, cards = ? WHERE id = ?",
         [outbox_id, len(listed), message_id],

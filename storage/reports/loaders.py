@@ -29,7 +29,12 @@ class MissedRow(NamedTuple):
     hidden: bool
 
 
-def _touch_filters(filters: Filters, alias: str = "") -> tuple[str, list[Any]]:
+#: A touch's staff member in the reports: whoever took the call, else whom it was given to (a form's
+#: or a letter's assignee, ``storage/arrivals.py``), so forms and mail are credited to a person.
+TOUCH_STAFF = "COALESCE(staff_id, assignee_id)"
+
+
+def _touch_filters(filters: Filters, alias: str = "", staff: str = "staff_id") -> tuple[str, list[Any]]:
     prefix = f"{alias}." if alias else ""
     sql, params = "", list[Any]()
     if filters.channel is not None:
@@ -39,7 +44,7 @@ def _touch_filters(filters: Filters, alias: str = "") -> tuple[str, list[Any]]:
         sql += f" AND {prefix}campaign = ?"
         params.append(filters.campaign)
     if filters.staff_id is not None:
-        sql += f" AND {prefix}staff_id = ?"
+        sql += f" AND {prefix}{staff} = ?"
         params.append(filters.staff_id)
     return sql, params
 
@@ -68,7 +73,7 @@ def load_inbound(db: Database, scope: Scope) -> Inbound:
     the period come after, in one query of index look-ups over its ids.
     """
     start, end = scope.period.bounds()
-    where, params = _touch_filters(scope.filters)
+    where, params = _touch_filters(scope.filters, staff=TOUCH_STAFF)
     counts: dict[tuple[str, str | None, int | None, int], list[int]] = {}
     total: dict[int, str] = {}
     first_in_total = total.setdefault
@@ -76,7 +81,7 @@ def load_inbound(db: Database, scope: Scope) -> Inbound:
     campaigns: dict[Any, dict[int, str]] = {}
     staff: dict[Any, dict[int, str]] = {}
     for cid, channel, campaign, staff_id, blocked, hidden, at in db.execute(
-        "SELECT contact_id, channel, campaign, staff_id, blocked, hidden_caller, occurred_at FROM touches"
+        f"SELECT contact_id, channel, campaign, {TOUCH_STAFF}, blocked, hidden_caller, occurred_at FROM touches"
         f" WHERE occurred_at >= ? AND occurred_at < ? AND direction = 'in' AND dropped IS NULL{where}"
         " ORDER BY occurred_at",
         [start, end, *params],
@@ -125,7 +130,7 @@ def load_inbound(db: Database, scope: Scope) -> Inbound:
 
 def _missed_sql(scope: Scope, columns: str) -> tuple[str, list[Any]]:
     start, end = scope.period.bounds()
-    where, params = _touch_filters(scope.filters)
+    where, params = _touch_filters(scope.filters, staff=TOUCH_STAFF)
     return (
         f"SELECT {columns} FROM touches AS m WHERE occurred_at >= ? AND occurred_at < ? AND channel = 'call'"
         f" AND direction = 'in' AND dropped IS NULL AND blocked = 0 AND answered = 0{where}",
@@ -135,7 +140,8 @@ def _missed_sql(scope: Scope, columns: str) -> tuple[str, list[Any]]:
 
 def load_missed_rows(db: Database, scope: Scope) -> list[MissedRow]:
     sql, params = _missed_sql(
-        scope, "id, contact_id, channel, campaign, staff_id, occurred_at, called_back_at, hidden_caller"
+        scope,
+        f"id, contact_id, channel, campaign, {TOUCH_STAFF}, occurred_at, called_back_at, hidden_caller",
     )
     rows = db.execute(sql, params).fetchall()
     return [MissedRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows]
@@ -188,7 +194,7 @@ def load_missed_counts(db: Database, scope: Scope, rules: Rules | None) -> dict[
     """
     inner, params = _missed_sql(
         scope,
-        "channel, campaign, staff_id, hidden_caller, occurred_at, called_back_at,"
+        f"channel, campaign, {TOUCH_STAFF} AS staff_id, hidden_caller, occurred_at, called_back_at,"
         f" CASE WHEN hidden_caller = 0 AND called_back_at IS NOT NULL AND {_BACK_IN_REAL_TIME} IS NOT 1"
         " THEN id END AS late",
     )

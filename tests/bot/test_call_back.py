@@ -137,3 +137,22 @@ async def test_the_missed_calls_card_opened_from_the_list_calls_back_too(
     answer = await bot_env.press(ANNA, card_id, button_data(bot_env.tg, ANNA, card_id, "📞"))
     assert answer["text"] == "📞 Calling you on 101, then +7 916 ***-**-13."
     assert [c.params["to_number"] for c in mango_api.commands] == [CALLER]
+
+
+async def test_the_card_on_arrival_of_a_missed_call_calls_back_through_mango(
+    bot_env: BotEnv, mango_api: FakeMango
+) -> None:
+    """The card a missed call gets at once carries 📞 too, and its press is the same signed command."""
+    source = {**MANGO_SOURCE, "api_url": f"{mango_api.url}/vpbx"}
+    srv = await bot_env.start(
+        clock=Clock(MORNING), sources=[*BASE["sources"], source], notify={"on_arrival": True}
+    )
+    assert (await post_sample(srv, MISSED)).status == 200
+    card = await bot_env.tg.wait_for("sendMessage", chat_id=ANNA)
+    message_id = int(card.result["message_id"])
+    [missed] = srv.rows("SELECT id FROM touches WHERE external_id = ?", [MISSED.expected["external_id"]])
+    assert button_data(bot_env.tg, ANNA, message_id, "📞") == f"d:{missed['id']}"
+
+    await bot_env.press(ANNA, message_id, f"d:{missed['id']}")
+    [command] = mango_api.commands
+    assert command.params["from"] == {"extension": "101"} and command.params["to_number"] == CALLER

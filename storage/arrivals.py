@@ -1,0 +1,618 @@
+"""Cards on arrival: the moment a new inbound touch is stored, its card goes to whoever answers it.
+
+Like the nudges, nothing here keeps a timer or a queue in memory: a pass reads the touches the
+arrival pass has not judged yet (``touches.arrival IS NULL``) and, in the same write, gives each a
+card, folds it into the card of its contact's burst, or marks it as needing none. Capture wakes the
+pass after every commit; it also runs every second, which finishes what a worker process stored, a
+held touch whose working minute has come, and a registration made since. A crash between passes
+loses nothing: the touches are still unjudged.
+
+* **Who.** A missed call goes to the staff member whose extension rang, an answered call (once it
+  has ended) to the one whose extension answered; a form or a letter (and a call no extension took)
+  to the assignee (:func:`storage.assign.assign`); with nobody to reach, to the team chat, else to
+  the managers. The person is stored as ``touches.assignee_id``.
+* **What.** A missed call's card asks for a call back; any other touch's asks "Who was it?" with the
+  registration buttons. A contact with an open lead gets no question: the lead's owner is told that
+  the contact has come back. A contact registered otherwise, a hidden caller, a blocked or dropped
+  touch, an outbound call and a touch entered by hand get no card.
+* **Bursts.** A touch within ``burst_minutes`` of the last one on an open card of the same kind about
+  the same contact is folded into it: the card is rendered again with the count, in place (its
+  queued row rewritten, or an ``editMessageText`` of the sent message).
+* **Registration.** Once the contact is registered, its open cards are closed and edited to say by
+  whom, without buttons.
+* **Outside working time.** With ``outside_hours = "hold"`` a form, a letter or an answered call
+  waits for the next working minute; a missed call follows ``callback_outside_hours``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlite_utils import Database
+
+from storage import meta
+from storage.assign import Candidate, Mode, assign, on_shift
+from storage.cards import TouchCard, lead_card, touch_card
+from storage.contacts import live_contact
+from storage.db import iso, parse_iso
+from storage.outbox import enqueue
+from storage.registrations import Registration, registration_of
+from storage.worktime import WorkingCalendar
+
+if TYPE_CHECKING:
+    from leadline.config import Config, HoursSection
+
+ArrivalKind = Literal["register", "callback", "repeat"]
+
+
+@dataclass(frozen=True)
+class ArrivalRules:
+    """The config's part in the arrival pass, read once."""
+
+    calendar: WorkingCalendar
+    on_arrival: bool = True
+    hold: bool = True
+    callback_outside_hours: bool = False
+    burst_minutes: float = 5
+    team_chat: int = 0
+    mode: Mode = "round_robin"
+    #: Who takes forms and letters by round robin, by name, in the config's order.
+    round_robin: tuple[str, ...] = ()
+    shifts: Mapping[str, HoursSection | None] = field(default_factory=dict)
+    #: Source name → the name of its owner (config ``owner``).
+    source_owners: Mapping[str, str] = field(default_factory=dict)
+    language: str = "ru"
+    horizon_days: int = 14
+    #: The sources whose PBX can ring a staff member and then the client (``capture.dial.dialable``,
+    #: given by the composition root or the bot's dialer): their missed calls' cards offer 📞.
+    dialable: frozenset[str] = frozenset()
+
+    def call_back(self, card: TouchCard) -> bool:
+        """Whether a missed call's card offers 📞 Call back: its source can dial, and there is a number."""
+        return card.touch["source"] in self.dialable and bool(card.phones)
+
+    @classmethod
+    def from_config(cls, config: Config) -> ArrivalRules:
+        return cls(
+            calendar=WorkingCalendar.from_config(config.working_time, config.tz),
+            on_arrival=config.notify.on_arrival,
+            hold=config.notify.outside_hours == "hold",
+            callback_outside_hours=config.sla.callback_outside_hours,
+            burst_minutes=config.notify.burst_minutes,
+            team_chat=config.telegram.team_chat,
+            mode=config.assign.mode,
+            round_robin=tuple(config.assign.staff),
+            shifts={s.name: s.shift for s in config.staff},
+            source_owners={s.name: s.owner for s in config.sources if s.owner},
+            language=config.leadline.language,
+            horizon_days=config.nudges.horizon_days,
+        )
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.calendar.tz
+
+
+@dataclass(frozen=True, slots=True)
+class ArrivalView:
+    """Everything a card's renderer needs, without the database."""
+
+    kind: ArrivalKind
+    chat_id: int
+    language: str
+    office_language: str
+    tz: ZoneInfo
+    touch_id: int
+    card: TouchCard
+    #: Touches of this contact's burst the card stands for.
+    count: int
+    #: A ``repeat`` card's lead (``storage.cards.lead_card``).
+    lead: dict[str, Any] | None = None
+    #: Set once the contact is registered: the card shows by whom and loses its buttons.
+    registered: Registration | None = None
+    #: Whether the office line can ring the staff member and then the client (a PBX with API access).
+    call_back: bool = False
+    #: Set once the missed call was called back: the card says so and loses its buttons.
+    called_back: bool = False
+    #: Set once a manager gave the card to someone else: the name it went to; the card loses its buttons.
+    given_to: str | None = None
+
+
+Render = Callable[[ArrivalView], dict[str, Any]]
+
+
+@dataclass(slots=True)
+class Passed:
+    """What one pass did: outbox rows it queued, cards it opened, folded into or closed."""
+
+    outbox_ids: list[int] = field(default_factory=list)
+    cards: int = 0
+    folded: int = 0
+    closed: int = 0
+    held: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Person:
+    id: int
+    chat_id: int
+    name: str
+    role: str
+    language: str | None
+
+
+_PENDING_SQL = """
+SELECT id, contact_id, source, channel, direction, answered, call_final, hidden_caller, dropped, blocked,
+       staff_id, received_at
+FROM touches WHERE arrival IS NULL AND received_at >= ? ORDER BY id
+"""
+
+
+#: ``meta`` key: from when touches get a card (set when cards on arrival are switched on), or ``off``.
+SINCE_KEY = "arrivals_since"
+
+#: Open registration cards, opened since ``?``, whose contact has been registered.
+_CARD_COLUMNS = (
+    "SELECT a.id, a.kind, a.contact_id, a.chat_id, a.staff_id, a.last_touch_id, a.touches, a.lead_id,"
+    " a.outbox_id, o.status, o.message_id FROM arrival_cards a JOIN outbox o ON o.id = a.outbox_id"
+    " WHERE a.closed_at IS NULL AND a.opened_at >= ?"
+)
+_REGISTERED_SQL = (
+    f"{_CARD_COLUMNS} AND a.kind = 'register'"
+    " AND EXISTS (SELECT 1 FROM registrations r WHERE r.contact_id = a.contact_id)"
+)
+#: Open missed-call cards, opened since ``?``, called back: by telephony (an answered call with the
+#: number, ``storage/calls.py``) or with the "Called back" button of the card or its nudge.
+_CALLED_BACK_SQL = (
+    f"{_CARD_COLUMNS} AND a.kind = 'callback'"
+    " AND (EXISTS (SELECT 1 FROM touches t WHERE t.id = a.last_touch_id AND t.called_back_at IS NOT NULL)"
+    " OR EXISTS (SELECT 1 FROM nudges n WHERE n.kind = 'callback' AND n.contact_id = a.contact_id"
+    " AND n.outcome = 'called_back' AND n.closed_at >= a.opened_at))"
+)
+
+
+def switch(db: Database, now: datetime, on: bool) -> None:
+    """Record at start-up whether cards on arrival are on. Switched on, they start from this moment:
+    the touches stored while they were off are history, and get none."""
+    since = meta.get(db, SINCE_KEY)
+    if not on:
+        if since != "off":
+            meta.put(db, SINCE_KEY, "off")
+    elif since is None or since == "off":
+        meta.put(db, SINCE_KEY, iso(now))
+
+
+def _since(db: Database, now: datetime, rules: ArrivalRules) -> str | None:
+    """The earliest ``received_at`` a card is owed for; None while cards on arrival are off."""
+    since = meta.get(db, SINCE_KEY)
+    if not rules.on_arrival or since is None or since == "off":
+        return None
+    return max(since, iso(now - timedelta(days=rules.horizon_days)))
+
+
+def arrivals_due(db: Database, now: datetime, rules: ArrivalRules) -> bool:
+    """Whether a pass has anything to do (a read, so an idle second never takes the writer)."""
+    since = _since(db, now, rules)
+    if since is None:
+        return False
+    row = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM touches WHERE arrival IS NULL AND received_at >= ?)"
+        f" OR EXISTS ({_REGISTERED_SQL}) OR EXISTS ({_CALLED_BACK_SQL})",
+        [since, since, since],
+    ).fetchone()
+    return bool(row[0])
+
+
+def arrival_pass(
+    db: Database, now: datetime, rules: ArrivalRules, render: Render, working: bool | None = None
+) -> Passed:
+    """Judge every touch not yet judged and close the cards of contacts registered since; one write.
+
+    ``working`` is whether ``now`` is working time, when the caller has asked the calendar already
+    (its first question loads the public holidays, which should not happen inside the writer).
+    """
+    done = Passed()
+    since = _since(db, now, rules)
+    if since is None:
+        return done
+    pending = db.execute(_PENDING_SQL, [since]).fetchall()
+    people = _people(db)
+    if working is None:
+        working = rules.calendar.is_working_time(now)
+    for row in pending:
+        (
+            tid,
+            contact,
+            source,
+            channel,
+            direction,
+            answered,
+            final,
+            hidden,
+            dropped,
+            blocked,
+            staff,
+            received,
+        ) = row
+        if (
+            direction != "in"
+            or hidden
+            or dropped is not None
+            or blocked
+            or contact is None
+            or channel == "manual"
+        ):
+            _judge(db, tid, "none", None)
+            done.skipped += 1
+            continue
+        if channel == "call" and not final:
+            continue  # the card of a call goes out when the call ends
+        contact_id = live_contact(db, int(contact))
+        missed = channel == "call" and answered == 0
+        if not (working or (missed and rules.callback_outside_hours) or (not missed and not rules.hold)):
+            done.held += 1
+            continue
+        if _erased_or_blocked(db, contact_id):
+            _judge(db, tid, "none", None)
+            done.skipped += 1
+            continue
+        kind: ArrivalKind
+        lead_id: int | None = None
+        if missed:
+            kind = "callback"
+        else:
+            lead = _open_lead(db, contact_id)
+            if lead is not None:
+                kind, lead_id = "repeat", lead[0]
+            elif registration_of(db, contact_id) is not None:
+                _judge(db, tid, "none", None)
+                done.skipped += 1
+                continue
+            else:
+                kind = "register"
+        burst = _open_card(db, contact_id, kind, received, rules)
+        if burst is not None:
+            ids = _fold(db, now, rules, render, people, tid, received, burst, lead_id)
+            if ids is None:
+                continue  # the card's message is being sent: fold the touch in at the next pass
+            done.outbox_ids += ids
+            done.folded += 1
+            continue
+        if missed:
+            to = _reachable(people, staff) or _assignee(db, rules, people, source, channel, now)
+        else:
+            if lead is not None:
+                to = _reachable(people, lead[1]) or _reachable(people, staff)
+            else:
+                to = _reachable(people, staff) if channel == "call" else None
+            to = to or _assignee(db, rules, people, source, channel, now)
+        ids = _open(db, now, rules, render, people, tid, received, contact_id, kind, to, lead_id)
+        done.outbox_ids += ids
+        done.cards += 1 if ids else 0
+    _close_answered(db, now, rules, render, people, since, done)
+    return done
+
+
+def _people(db: Database) -> dict[int, _Person]:
+    return {
+        int(r[0]): _Person(int(r[0]), int(r[1]), str(r[2]), str(r[3]), r[4])
+        for r in db.execute(
+            "SELECT id, telegram_id, name, role, language FROM staff"
+            " WHERE active = 1 AND telegram_id IS NOT NULL ORDER BY id"
+        )
+    }
+
+
+def _reachable(people: Mapping[int, _Person], staff_id: int | None) -> _Person | None:
+    return people.get(staff_id) if staff_id is not None else None
+
+
+def _erased_or_blocked(db: Database, contact_id: int) -> bool:
+    row = db.execute("SELECT blocked, erased_at FROM contacts WHERE id = ?", [contact_id]).fetchone()
+    return row is None or bool(row[0]) or row[1] is not None
+
+
+def _open_lead(db: Database, contact_id: int) -> tuple[int, int | None] | None:
+    row = db.execute(
+        "SELECT id, owner_id FROM leads WHERE contact_id = ? AND stage NOT IN ('won', 'lost')"
+        " ORDER BY id DESC LIMIT 1",
+        [contact_id],
+    ).fetchone()
+    return (int(row[0]), row[1]) if row else None
+
+
+def _assignee(
+    db: Database, rules: ArrivalRules, people: Mapping[int, _Person], source: str, channel: str, now: datetime
+) -> _Person | None:
+    """The assignee of a form, a letter, or a call no extension took (:func:`storage.assign.assign`)."""
+    by_name = {p.name: p for p in people.values()}
+    owner_name = rules.source_owners.get(source)
+    source_owner = by_name.get(owner_name) if owner_name else None
+    local = now.astimezone(rules.tz)
+    day_start = iso(local.replace(hour=0, minute=0, second=0, microsecond=0))
+    candidates = []
+    for name in rules.round_robin:
+        person = by_name.get(name)
+        if person is None:
+            continue
+        taken = db.execute(
+            "SELECT COUNT(*) FROM touches WHERE assignee_id = ? AND received_at >= ? AND channel != 'call'",
+            [person.id, day_start],
+        ).fetchone()[0]
+        candidates.append(Candidate(person.id, on_shift(rules.shifts.get(name), local), int(taken)))
+    owner = next((p.id for p in people.values() if p.role == "owner"), None)
+    chosen = assign(rules.mode, candidates, source_owner.id if source_owner else None, owner)
+    return _reachable(people, chosen.staff_id)
+
+
+def _judge(db: Database, touch_id: int, arrival: str, assignee: int | None) -> None:
+    db.execute("UPDATE touches SET arrival = ?, assignee_id = ? WHERE id = ?", [arrival, assignee, touch_id])
+
+
+def _managers(people: Mapping[int, _Person]) -> list[_Person]:
+    return sorted(
+        (p for p in people.values() if p.role in ("owner", "manager")),
+        key=lambda p: (p.role != "owner", p.id),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _OpenCard:
+    id: int
+    chat_id: int
+    staff_id: int | None
+    touches: int
+    outbox_id: int
+    status: str
+    message_id: int | None
+
+
+def _open_card(
+    db: Database, contact_id: int, kind: ArrivalKind, received: str, rules: ArrivalRules
+) -> _OpenCard | None:
+    """The contact's open card of this kind whose last touch is within the burst before this one."""
+    since = iso(parse_iso(received) - timedelta(minutes=rules.burst_minutes))
+    row = db.execute(
+        "SELECT a.id, a.chat_id, a.staff_id, a.touches, a.outbox_id, o.status, o.message_id FROM arrival_cards a"
+        " JOIN outbox o ON o.id = a.outbox_id"
+        " WHERE a.contact_id = ? AND a.kind = ? AND a.closed_at IS NULL AND a.last_at >= ? AND o.status != 'failed'"
+        " ORDER BY a.id DESC LIMIT 1",
+        [contact_id, kind, since],
+    ).fetchone()
+    return (
+        _OpenCard(int(row[0]), int(row[1]), row[2], int(row[3]), int(row[4]), str(row[5]), row[6])
+        if row
+        else None
+    )
+
+
+def _language(rules: ArrivalRules, people: Mapping[int, _Person], staff_id: int | None) -> str:
+    person = people.get(staff_id) if staff_id is not None else None
+    return (person.language if person else None) or rules.language
+
+
+def _fold(
+    db: Database,
+    now: datetime,
+    rules: ArrivalRules,
+    render: Render,
+    people: Mapping[int, _Person],
+    touch_id: int,
+    received: str,
+    burst: _OpenCard,
+    lead_id: int | None,
+) -> list[int] | None:
+    """The touch counted on its contact's open card, drawn again; None while that card is in flight."""
+    if burst.status == "sending":
+        return None
+    card = touch_card(db, touch_id)
+    if card is None:
+        _judge(db, touch_id, "none", None)
+        return []
+    lead = lead_card(db, lead_id) if lead_id is not None else None
+    kind = db.execute("SELECT kind FROM arrival_cards WHERE id = ?", [burst.id]).fetchone()[0]
+    view = ArrivalView(
+        kind, burst.chat_id, _language(rules, people, burst.staff_id), rules.language, rules.tz, touch_id, card,
+        burst.touches + 1, lead, call_back=rules.call_back(card),
+    )  # fmt: skip
+    ids = _redraw(db, now, burst.chat_id, burst.outbox_id, burst.status, burst.message_id, render(view))
+    db.execute(
+        "UPDATE arrival_cards SET touches = touches + 1, last_touch_id = ?, last_at = ? WHERE id = ?",
+        [touch_id, received, burst.id],
+    )
+    _judge(db, touch_id, "card", burst.staff_id)
+    return ids
+
+
+def _open(
+    db: Database,
+    now: datetime,
+    rules: ArrivalRules,
+    render: Render,
+    people: Mapping[int, _Person],
+    touch_id: int,
+    received: str,
+    contact_id: int,
+    kind: ArrivalKind,
+    to: _Person | None,
+    lead_id: int | None,
+) -> list[int]:
+    """A new card for the touch, to ``to``, else the team chat, else the first manager."""
+    chat_id = to.chat_id if to else rules.team_chat
+    if not chat_id:
+        managers = _managers(people)
+        if not managers:
+            _judge(db, touch_id, "none", None)
+            return []
+        to, chat_id = managers[0], managers[0].chat_id
+    staff_id = to.id if to else None
+    card = touch_card(db, touch_id)
+    if card is None:
+        _judge(db, touch_id, "none", None)
+        return []
+    lead = lead_card(db, lead_id) if lead_id is not None else None
+    view = ArrivalView(
+        kind, chat_id, _language(rules, people, staff_id), rules.language, rules.tz, touch_id, card, 1, lead,
+        call_back=rules.call_back(card),
+    )  # fmt: skip
+    outbox_id = enqueue(db, chat_id, render(view), at=now)
+    assert outbox_id is not None
+    db.execute(
+        "INSERT INTO arrival_cards (kind, contact_id, staff_id, chat_id, first_touch_id, last_touch_id, lead_id,"
+        " outbox_id, opened_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [kind, contact_id, staff_id, chat_id, touch_id, touch_id, lead_id, outbox_id, iso(now), received],
+    )
+    _judge(db, touch_id, "card", staff_id)
+    return [outbox_id]
+
+
+def _redraw(
+    db: Database,
+    now: datetime,
+    chat_id: int,
+    outbox_id: int,
+    status: str,
+    message_id: int | None,
+    payload: dict[str, Any],
+) -> list[int]:
+    """A card drawn again: its queued message rewritten while unsent, else an edit of the sent one."""
+    if status == "pending":
+        db.execute(
+            "UPDATE outbox SET payload = ? WHERE id = ?", [json.dumps(payload, ensure_ascii=False), outbox_id]
+        )
+        return []
+    if message_id is None:
+        return []
+    edit = {**payload, "message_id": int(message_id)}
+    edit.setdefault("reply_markup", {"inline_keyboard": []})
+    new = enqueue(db, chat_id, edit, at=now, method="editMessageText")
+    return [new] if new is not None else []
+
+
+def _close_answered(
+    db: Database,
+    now: datetime,
+    rules: ArrivalRules,
+    render: Render,
+    people: Mapping[int, _Person],
+    since: str,
+    done: Passed,
+) -> None:
+    """Open cards answered since (the contact registered, the missed call called back): closed, and
+    edited to say so, without buttons."""
+    rows = db.execute(_REGISTERED_SQL, [since]).fetchall()
+    rows += db.execute(_CALLED_BACK_SQL, [since]).fetchall()
+    for (
+        card_id,
+        kind,
+        contact_id,
+        chat_id,
+        staff_id,
+        touch_id,
+        count,
+        _,
+        outbox_id,
+        status,
+        message_id,
+    ) in rows:
+        if status == "sending":
+            continue
+        card = touch_card(db, int(touch_id))
+        registration = registration_of(db, int(contact_id)) if kind == "register" else None
+        if card is not None and status != "failed" and (registration is not None or kind == "callback"):
+            view = ArrivalView(
+                kind, int(chat_id), _language(rules, people, staff_id), rules.language, rules.tz, int(touch_id), card, int(count),
+                registered=registration, called_back=kind == "callback",
+            )  # fmt: skip
+            done.outbox_ids += _redraw(
+                db, now, int(chat_id), int(outbox_id), status, message_id, render(view)
+            )
+        db.execute("UPDATE arrival_cards SET closed_at = ? WHERE id = ?", [iso(now), card_id])
+        done.closed += 1
+
+
+@dataclass(frozen=True, slots=True)
+class Given:
+    """A card given to someone else: the outbox rows (the old card's edit, the new card)."""
+
+    outbox_ids: tuple[int, ...]
+    to_chat: int
+    already: bool = False
+
+
+def card_view(db: Database, touch_id: int, rules: ArrivalRules) -> ArrivalView | None:
+    """The open card that a touch's buttons were drawn on, as it is now (to draw its buttons again)."""
+    row = db.execute(
+        "SELECT kind, chat_id, staff_id, touches, lead_id FROM arrival_cards"
+        " WHERE last_touch_id = ? AND closed_at IS NULL ORDER BY id DESC LIMIT 1",
+        [touch_id],
+    ).fetchone()
+    card = touch_card(db, touch_id)
+    if row is None or card is None:
+        return None
+    kind, chat_id, staff_id, count, lead_id = row
+    lead = lead_card(db, int(lead_id)) if lead_id is not None else None
+    language = _language(rules, _people(db), staff_id)
+    return ArrivalView(
+        kind, int(chat_id), language, rules.language, rules.tz, touch_id, card, int(count), lead,
+        call_back=rules.call_back(card),
+    )  # fmt: skip
+
+
+def give_card(
+    db: Database, touch_id: int, staff_id: int, *, at: datetime, rules: ArrivalRules, render: Render
+) -> Given:
+    """A manager gives the open card drawn for ``touch_id`` to ``staff_id``: the touches are theirs now
+    (``assignee_id``), the old message says to whom it went and loses its buttons, and the new owner
+    gets the card. A card closed meanwhile (registered, given already) is reported, not given again."""
+    people = _people(db)
+    to = people.get(staff_id)
+    row = db.execute(
+        "SELECT a.id, a.contact_id, a.chat_id, a.staff_id, a.first_touch_id, a.outbox_id, o.status, o.message_id"
+        " FROM arrival_cards a JOIN outbox o ON o.id = a.outbox_id"
+        " WHERE a.last_touch_id = ? AND a.closed_at IS NULL ORDER BY a.id DESC LIMIT 1",
+        [touch_id],
+    ).fetchone()
+    if row is None or to is None:
+        return Given((), 0, already=True)
+    card_id, contact_id, chat_id, old_staff, first, outbox_id, status, message_id = row
+    view = card_view(db, touch_id, rules)
+    if view is None:
+        return Given((), 0, already=True)
+    ids: list[int] = []
+    if status != "sending":
+        old = replace(view, given_to=to.name)
+        ids += _redraw(db, at, int(chat_id), int(outbox_id), str(status), message_id, render(old))
+    db.execute("UPDATE arrival_cards SET closed_at = ? WHERE id = ?", [iso(at), card_id])
+    db.execute(
+        "UPDATE touches SET assignee_id = ? WHERE id BETWEEN ? AND ? AND contact_id = ? AND arrival = 'card'"
+        " AND assignee_id IS ?",
+        [to.id, first, touch_id, contact_id, old_staff],
+    )
+    new_view = replace(view, chat_id=to.chat_id, language=to.language or rules.language)
+    new_outbox = enqueue(db, to.chat_id, render(new_view), at=at)
+    assert new_outbox is not None
+    db.execute(
+        "INSERT INTO arrival_cards (kind, contact_id, staff_id, chat_id, first_touch_id, last_touch_id, touches,"
+        " lead_id, outbox_id, opened_at, last_at) SELECT kind, contact_id, ?, ?, first_touch_id, last_touch_id,"
+        " touches, lead_id, ?, ?, last_at FROM arrival_cards WHERE id = ?",
+        [to.id, to.chat_id, new_outbox, iso(at), card_id],
+    )
+    return Given((*ids, new_outbox), to.chat_id)
+
+
+def open_card_message(db: Database, contact_id: int, chat_id: int) -> int | None:
+    """The Telegram message id of the newest open card about a contact in a chat, for a nudge to reply to."""
+    row = db.execute(
+        "SELECT o.message_id FROM arrival_cards a JOIN outbox o ON o.id = a.outbox_id"
+        " WHERE a.contact_id = ? AND a.chat_id = ? AND a.closed_at IS NULL AND o.message_id IS NOT NULL"
+        " ORDER BY a.id DESC LIMIT 1",
+        [contact_id, chat_id],
+    ).fetchone()
+    return int(row[0]) if row else None

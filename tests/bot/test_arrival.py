@@ -1,0 +1,340 @@
+"""Cards on arrival: the real server on a test clock, its bot against the fake Bot API.
+
+Anna (owner, extension 101, chat 111) and Boris (staff, extension 102, chat 222) take forms by round
+robin. The clock stands still unless a test moves it, so no nudge can be due: every message here is
+a card on arrival.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from leadline import keys
+from leadline.config import Config
+from storage.registrations import record_registration
+from storage.reports.report import build_report
+from storage.reports.scope import Filters, Period, Rules, Scope
+from tests.bot.conftest import ANNA, BORIS, BotEnv, button_data
+from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
+from tests.conftest import BASE, Running
+from tests.fake_telegram import CallRecord
+from tests.nudges.conftest import MSK, TUESDAY, Clock, msk
+
+
+def arrival_config(env: BotEnv, **overrides: Any) -> Config:
+    return env.config(
+        notify={"on_arrival": True, **overrides.pop("notify", {})},
+        assign={"mode": "round_robin", "staff": ["Anna", "Boris"], **overrides.pop("assign", {})},
+        sources=overrides.pop("sources", [*BASE["sources"], MANGO_SOURCE]),
+        **overrides,
+    )
+
+
+async def post_form(srv: Running, **fields: str) -> None:
+    resp = await srv.session.post(f"{srv.url}/hooks/form?token=form-token", data=fields)
+    assert resp.status == 200, await resp.text()
+
+
+async def mango_call(
+    srv: Running, entry_id: str, caller: str, start: datetime, *, answered: bool, extension: str
+) -> None:
+    payload = summary(entry_id, caller, start=int(start.timestamp()), answered=answered, extension=extension)
+    resp = await post_mango(srv, "/events/summary", signed_mango(payload))
+    assert resp.status == 200, await resp.text()
+
+
+def buttons(record: CallRecord) -> list[str]:
+    markup = record.params.get("reply_markup") or {}
+    if isinstance(markup, str):
+        markup = json.loads(markup)
+    return [b["text"] for row in markup.get("inline_keyboard", []) for b in row]
+
+
+async def test_a_form_gets_a_card_at_once_and_the_next_form_goes_to_the_other(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start(arrival_config(bot_env), clock=Clock(msk(TUESDAY, 10, 0)))
+
+    await post_form(srv, name="Ivan Petrov", phone="+7 916 123-45-67", message="A kitchen, please")
+    card = await tg.wait_for("sendMessage", chat_id=ANNA)
+    assert "Ivan Petrov" in card.params["text"] and "+7 916 123-45-67" in card.params["text"]
+    assert any("Lead" in b or "Лид" in b for b in buttons(card))
+
+    await post_form(srv, name="Olga", phone="+7 926 765-43-21")
+    second = await tg.wait_for("sendMessage", chat_id=BORIS)
+    assert "Olga" in second.params["text"]
+    assert len(tg.sent("sendMessage", chat_id=ANNA)) == 1
+    assignees = srv.rows(
+        "SELECT t.name, s.name AS staff FROM touches t JOIN staff s ON s.id = t.assignee_id ORDER BY t.id"
+    )
+    assert assignees == [{"name": "Ivan Petrov", "staff": "Anna"}, {"name": "Olga", "staff": "Boris"}]
+
+
+async def test_three_touches_in_two_minutes_make_one_card_edited_in_place(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 10, 0))
+    srv = await bot_env.start(arrival_config(bot_env), clock=clock)
+
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    first = await tg.wait_for("sendMessage", chat_id=ANNA)
+    clock.now += timedelta(minutes=1)
+    await post_form(srv, name="Ivan", phone="+79161234567", message="Are you there?")
+    await tg.wait_for("editMessageText", chat_id=ANNA)
+    clock.now += timedelta(minutes=1)
+    await post_form(srv, name="Ivan", phone="+79161234567", message="Hello?")
+    await tg.wait_for("editMessageText", chat_id=ANNA, count=2)
+
+    assert len(tg.sent("sendMessage")) == 1
+    message = tg.message(ANNA, first.result["message_id"])
+    assert message is not None
+    assert "3" in message["text"] and "Hello?" in message["text"]
+    assert srv.scalar("SELECT touches FROM arrival_cards") == 3
+
+
+async def test_a_missed_call_gets_a_card_at_once_to_the_extension_that_rang(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    start = msk(TUESDAY, 10, 0)
+    srv = await bot_env.start(arrival_config(bot_env), clock=Clock(start + timedelta(minutes=2)))
+
+    await mango_call(srv, "E-missed", "79161234567", start, answered=False, extension="102")
+    card = await tg.wait_for("sendMessage", chat_id=BORIS)
+    assert "+7 916 123-45-67" in card.params["text"]
+    # The Mango source can ring Boris and then the caller: 📞 first, then Called back, Can't reach, Give to…
+    assert buttons(card)[0] == "📞 Перезвонить" and len(buttons(card)) == 4
+    assert not tg.sent("sendMessage", chat_id=ANNA)
+
+    await bot_env.taps(BORIS, card.result["message_id"], "Перезвонил")
+    [nudge] = srv.rows("SELECT kind, outcome, closed_at FROM nudges")
+    assert nudge["kind"] == "callback" and nudge["outcome"] == "called_back" and nudge["closed_at"]
+    assert tg.buttons(BORIS, card.result["message_id"]) == []
+
+
+async def test_an_answered_calls_card_goes_to_the_extension_that_answered_when_the_call_ends(
+    bot_env: BotEnv,
+) -> None:
+    tg = bot_env.tg
+    start = msk(TUESDAY, 10, 0)
+    srv = await bot_env.start(arrival_config(bot_env), clock=Clock(start + timedelta(seconds=20)))
+    connected = {
+        "entry_id": "E-talk",
+        "call_id": "E-talk:2",
+        "timestamp": int(start.timestamp()) + 10,
+        "seq": 1,
+        "call_state": "Connected",
+        "location": "abonent",
+        "from": {"number": "79161234567"},
+        "to": {"extension": "102", "number": "sip:user102@example.mangosip.ru", "line_number": "74950000001"},
+    }
+    resp = await post_mango(srv, "/events/call", signed_mango(connected))
+    assert resp.status == 200, await resp.text()
+    await srv.server.app[keys.ARRIVALS].run()
+    # The call is still going on: its touch waits for the end, and nothing is queued.
+    assert srv.rows("SELECT call_final, arrival FROM touches") == [{"call_final": 0, "arrival": None}]
+    assert srv.scalar("SELECT COUNT(*) FROM outbox") == 0
+
+    await mango_call(srv, "E-talk", "79161234567", start, answered=True, extension="102")
+    card = await tg.wait_for("sendMessage", chat_id=BORIS)
+    assert "+7 916 123-45-67" in card.params["text"]
+    assert any("Lead" in b or "Лид" in b for b in buttons(card))
+
+
+async def test_a_repeat_touch_of_an_open_lead_tells_its_owner(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start(arrival_config(bot_env), clock=Clock(msk(TUESDAY, 10, 0)))
+    await post_form(srv, name="Ivan", phone="+79161234567", message="A kitchen")
+    await tg.wait_for("sendMessage", chat_id=ANNA)
+    contact = int(srv.scalar("SELECT contact_id FROM touches"))
+    boris = int(srv.scalar("SELECT id FROM staff WHERE name = 'Boris'"))
+    await bot_env.write(
+        lambda db: record_registration(
+            db, contact, "lead", at=msk(TUESDAY, 10, 5), staff_id=boris, temperature="hot", need="a kitchen"
+        )
+    )
+
+    await post_form(srv, name="Ivan", phone="+79161234567", message="When do you measure?")
+    notice = await tg.wait_for("sendMessage", chat_id=BORIS)
+    assert "Ivan" in notice.params["text"] and "a kitchen" in notice.params["text"]
+    assert not any("Lead:" in b or "Лид:" in b for b in buttons(notice))
+    assert len(tg.sent("sendMessage", chat_id=ANNA)) == 1
+
+
+async def test_registration_closes_the_other_cards_about_the_contact(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 10, 0))
+    srv = await bot_env.start(arrival_config(bot_env), clock=clock)
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    anna = await tg.wait_for("sendMessage", chat_id=ANNA)
+    clock.now += timedelta(minutes=30)  # past the burst: a second card, to the next in turn
+    await post_form(srv, name="Ivan", phone="+79161234567", message="Again")
+    boris = await tg.wait_for("sendMessage", chat_id=BORIS)
+    contact = int(srv.scalar("SELECT contact_id FROM touches LIMIT 1"))
+    anna_id = int(srv.scalar("SELECT id FROM staff WHERE name = 'Anna'"))
+
+    await bot_env.write(
+        lambda db: record_registration(
+            db, contact, "lead", at=clock.now, staff_id=anna_id, temperature="warm"
+        )
+    )
+    await tg.wait_for("editMessageText", chat_id=BORIS)
+    for chat, sent in ((ANNA, anna), (BORIS, boris)):
+        message = tg.message(chat, sent.result["message_id"])
+        assert message is not None and "Anna" in message["text"]
+        assert tg.buttons(chat, sent.result["message_id"]) == []
+
+
+async def test_a_form_at_nine_pm_waits_for_nine_in_the_morning(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 21, 0))
+    srv = await bot_env.start(arrival_config(bot_env, notify={"outside_hours": "hold"}), clock=clock)
+    arrivals = srv.server.app[keys.ARRIVALS]
+
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    passed = await arrivals.run()
+    assert passed.held == 1 and passed.cards == 0
+    clock.now = msk(TUESDAY + timedelta(days=1), 8, 59)
+    assert (await arrivals.run()).held == 1
+    assert not tg.sent("sendMessage")
+
+    clock.now = msk(TUESDAY + timedelta(days=1), 9, 0)
+    card = await tg.wait_for("sendMessage", chat_id=ANNA)
+    assert "Ivan" in card.params["text"]
+
+
+async def test_outside_hours_send_sends_at_once(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start(
+        arrival_config(bot_env, notify={"outside_hours": "send"}), clock=Clock(msk(TUESDAY, 21, 0))
+    )
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    card = await tg.wait_for("sendMessage", chat_id=ANNA)
+    assert "Ivan" in card.params["text"]
+
+
+async def test_on_arrival_false_sends_no_card(bot_env: BotEnv) -> None:
+    srv = await bot_env.start(
+        arrival_config(bot_env, notify={"on_arrival": False}), clock=Clock(msk(TUESDAY, 10, 0))
+    )
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    passed = await srv.server.app[keys.ARRIVALS].run()
+    assert passed.cards == 0 and srv.scalar("SELECT COUNT(*) FROM outbox") == 0
+
+
+async def test_switched_on_cards_start_from_then_not_from_the_history(bot_env: BotEnv) -> None:
+    clock = Clock(msk(TUESDAY, 10, 0))
+    srv = await bot_env.start(arrival_config(bot_env, notify={"on_arrival": False}), clock=clock)
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    await srv.stop()
+    clock.now = msk(TUESDAY, 10, 5)
+    srv = await bot_env.start(arrival_config(bot_env), clock=clock)
+    await post_form(srv, name="Olga", phone="+79267654321")
+    card = await bot_env.tg.wait_for("sendMessage", chat_id=ANNA)
+    assert "Olga" in card.params["text"]
+    assert (await srv.server.app[keys.ARRIVALS].run()).cards == 0
+    assert len(bot_env.tg.sent("sendMessage")) == 1
+
+
+async def test_round_robin_skips_whoever_is_off_shift(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    staff = [
+        {**BASE["staff"][0]},
+        {**BASE["staff"][1], "shift": {"days": ["mon", "tue"], "hours": "14:00-18:00"}},
+    ]
+    srv = await bot_env.start(arrival_config(bot_env, staff=staff), clock=Clock(msk(TUESDAY, 10, 0)))
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    await post_form(srv, name="Olga", phone="+79267654321")
+    await tg.wait_for("sendMessage", chat_id=ANNA, count=2)
+    assert not tg.sent("sendMessage", chat_id=BORIS)
+
+
+async def test_the_nudge_after_the_sla_goes_to_the_assignee_in_reply_to_the_card(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 10, 0))
+    srv = await bot_env.start(arrival_config(bot_env), clock=clock)
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    await post_form(srv, name="Olga", phone="+79267654321")
+    card = await tg.wait_for("sendMessage", chat_id=BORIS)
+    assert "Olga" in card.params["text"]
+
+    clock.now = msk(TUESDAY, 10, 16)
+    await srv.server.app[keys.SWEEPER].run()
+    nudge = await tg.wait_for("sendMessage", chat_id=BORIS, count=2)
+    assert "Olga" in nudge.params["text"]
+    assert nudge.result["reply_to_message"]["message_id"] == card.result["message_id"]
+
+
+async def test_the_report_credits_each_form_to_its_assignee(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 10, 0))
+    srv = await bot_env.start(arrival_config(bot_env), clock=clock)
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    await post_form(srv, name="Olga", phone="+79267654321")
+    await tg.wait_for("sendMessage", chat_id=BORIS)
+
+    scope = Scope(Period.day(TUESDAY, MSK), as_of=msk(TUESDAY, 12, 0))
+    data = await bot_env.store.read(lambda db: build_report(db, scope, Rules.from_config(srv.config)))
+    assert {name: figures["inbound_contacts"] for name, figures in data["by_staff"].items()} == {
+        "Anna": 1,
+        "Boris": 1,
+    }
+    boris = int(srv.scalar("SELECT id FROM staff WHERE name = 'Boris'"))
+    only_boris = Scope(Period.day(TUESDAY, MSK), Filters(staff_id=boris), as_of=msk(TUESDAY, 12, 0))
+    data = await bot_env.store.read(lambda db: build_report(db, only_boris, Rules.from_config(srv.config)))
+    assert data["inbound_contacts"] == 1
+
+
+async def test_a_manager_gives_a_card_to_someone_else_from_its_buttons(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start(arrival_config(bot_env), clock=Clock(msk(TUESDAY, 10, 0)))
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    card = await tg.wait_for("sendMessage", chat_id=ANNA)
+    await post_form(srv, name="Olga", phone="+79267654321")
+    olga = await tg.wait_for("sendMessage", chat_id=BORIS)
+
+    answer = await bot_env.press(
+        BORIS, olga.result["message_id"], button_data(tg, BORIS, olga.result["message_id"], "👤")
+    )
+    assert answer.get("show_alert")  # Boris is staff: he cannot give cards away
+    await bot_env.taps(ANNA, card.result["message_id"], "👤")
+    await bot_env.taps(ANNA, card.result["message_id"], "Boris")
+    given = await tg.wait_for("sendMessage", chat_id=BORIS, count=2)
+    assert "Ivan" in given.params["text"] and any("Лид" in b for b in buttons(given))
+    await tg.wait_for("editMessageText", chat_id=ANNA)
+    old = tg.message(ANNA, card.result["message_id"])
+    assert old is not None and "Boris" in old["text"]
+    assert tg.buttons(ANNA, card.result["message_id"]) == []
+    assignees = srv.rows(
+        "SELECT t.name, s.name AS staff FROM touches t JOIN staff s ON s.id = t.assignee_id ORDER BY t.id"
+    )
+    assert assignees == [{"name": "Ivan", "staff": "Boris"}, {"name": "Olga", "staff": "Boris"}]
+
+
+async def test_lists_show_the_assignee_and_staff_see_what_they_were_given(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start(arrival_config(bot_env), clock=Clock(msk(TUESDAY, 10, 0)))
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    await post_form(srv, name="Olga", phone="+79267654321")
+    await tg.wait_for("sendMessage", chat_id=BORIS)
+
+    listing = await bot_env.says(BORIS, "/unregistered", language="en")
+    assert "Olga" in listing.result["text"] and "👤 Boris" in listing.result["text"]
+    assert "Ivan" not in listing.result["text"]  # Anna's
+
+
+async def test_a_missed_calls_card_closes_once_the_office_calls_the_number_back(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    start = msk(TUESDAY, 10, 0)
+    clock = Clock(start + timedelta(minutes=2))
+    srv = await bot_env.start(arrival_config(bot_env), clock=clock)
+    await mango_call(srv, "E-missed", "79161234567", start, answered=False, extension="102")
+    card = await tg.wait_for("sendMessage", chat_id=BORIS)
+
+    clock.now = start + timedelta(minutes=10)
+    back = summary("E-back", "79161234567", start=int((start + timedelta(minutes=8)).timestamp()), answered=True,
+                   direction=2, extension="102")  # fmt: skip
+    resp = await post_mango(srv, "/events/summary", signed_mango(back))
+    assert resp.status == 200, await resp.text()
+    await tg.wait_for("editMessageText", chat_id=BORIS)
+    message = tg.message(BORIS, card.result["message_id"])
+    assert message is not None and "✅" in message["text"]
+    assert tg.buttons(BORIS, card.result["message_id"]) == []
