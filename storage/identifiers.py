@@ -17,7 +17,6 @@ from functools import lru_cache
 from typing import Literal, cast
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 
 Kind = Literal[
     "phone",
@@ -101,6 +100,9 @@ def _email(raw: str) -> Identifier | None:
     if not text:
         return None
     lowered = text.lower()
+    # Loaded with the first address, not with every process: ~20 ms of start-up (bench/idle.py).
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         validate_email(lowered, check_deliverability=False)
     except EmailNotValidError:

@@ -57,6 +57,7 @@ LATER = (
     "leadline.journal_cli",
     "leadline.privacy_cli",
     "leadline.backup_cli",
+    "email_validator",  # with the first address
 )
 
 
