@@ -25,6 +25,7 @@ from storage.reports.loaders import (
     MissedRow,
     RawKey,
     called_back_in_time,
+    load_answers,
     load_inbound,
     load_leads,
     load_missed_counts,
@@ -32,6 +33,7 @@ from storage.reports.loaders import (
     load_refusals,
     staff_names,
 )
+from storage.reports.response import Answer, Responder
 from storage.reports.scope import NONE_KEY, TOTAL, GroupBy, Rules, Scope
 
 #: Where each grouping's value sits in a :data:`RawKey` (the total reads none).
@@ -54,21 +56,27 @@ class Facts:
         """
         other = _second_connection(self.db)
         if other is None:
-            self.inbound, self.missed, self.leads, self.refusals  # noqa: B018
+            self.inbound, self.missed, self.leads, self.refusals, self.answers  # noqa: B018
             return self
 
-        def aside() -> tuple[dict[RawKey, MissedCounts], LeadFacts, dict[RawKey, Counter[str]]]:
+        def aside() -> tuple[
+            dict[RawKey, MissedCounts],
+            LeadFacts,
+            dict[RawKey, Counter[str]],
+            dict[int, list[tuple[str, Answer]]],
+        ]:
             return (
                 load_missed_counts(other, self.scope, self.rules),
                 load_leads(other, self.scope),
                 load_refusals(other, self.scope),
+                load_answers(other, self.scope),
             )
 
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadline-report") as pool:
                 beside = pool.submit(aside)
                 self.inbound  # noqa: B018
-                self.missed, self.leads, self.refusals = beside.result()
+                self.missed, self.leads, self.refusals, self.answers = beside.result()
         finally:
             other.close()
         return self
@@ -88,6 +96,14 @@ class Facts:
     @cached_property
     def refusals(self) -> dict[RawKey, Counter[str]]:
         return load_refusals(self.db, self.scope)
+
+    @cached_property
+    def answers(self) -> dict[int, list[tuple[str, Answer]]]:
+        return load_answers(self.db, self.scope)
+
+    @cached_property
+    def responder(self) -> Responder:
+        return Responder(lambda: self.answers)
 
     @cached_property
     def costs(self) -> dict[str, CampaignCost]:
@@ -173,6 +189,7 @@ class Facts:
                 costs=costs.get(group),
                 lag=self.lag,
                 owed_rows=partial(self._owed_rows, by, group),
+                responder=self.responder,
             )
             for group in names
         }

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from sqlite_utils import Database
 
 from storage.db import iso, parse_iso
+from storage.reports.response import Answer
 from storage.reports.scope import TOTAL, Filters, GroupBy, Rules, Scope
 
 #: How touches, missed calls, leads and refusals are keyed as stored: (channel, campaign, staff_id).
@@ -131,6 +132,42 @@ def _missed_sql(scope: Scope, columns: str) -> tuple[str, list[Any]]:
         f" AND direction = 'in' AND dropped IS NULL AND blocked = 0 AND answered = 0{where}",
         [start, end, *params],
     )
+
+
+#: Every moment a person answered a contact (see :mod:`storage.reports.response`): answered calls
+#: either way (through ``touches_report``, no table look-up), ``Called back`` presses (a call-back
+#: nudge closed so, at the press; telephony's own closing is at an answered call's start, already an answer) and
+#: registrations not made by the system.
+_ANSWERS_SQL = (
+    "SELECT contact_id, occurred_at, 'call' FROM touches WHERE occurred_at >= :start AND occurred_at <= :as_of"
+    " AND channel = 'call' AND answered = 1 AND dropped IS NULL AND contact_id IS NOT NULL"
+    " UNION ALL SELECT contact_id, closed_at, 'called_back' FROM nudges"
+    " WHERE kind = 'callback' AND outcome = 'called_back' AND contact_id IS NOT NULL"
+    " AND closed_at >= :start AND closed_at <= :as_of"
+    " UNION ALL SELECT contact_id, created_at, 'registration' FROM registrations"
+    " WHERE created_at >= :start AND created_at <= :as_of AND origin != 'system'"
+)
+
+
+def load_answers(db: Database, scope: Scope) -> dict[int, list[tuple[str, Answer]]]:
+    """Each contact's answers from the period's start up to the report time, in time order.
+
+    Unfiltered: a form's answer is a call, whatever channel, campaign or person the report is
+    narrowed to. An answer after the period still answers a touch in it (a form at 23:55 called at
+    00:10); one after the report time is not seen yet.
+    """
+    start, _ = scope.period.bounds()
+    out: dict[int, list[tuple[str, Answer]]] = {}
+    for cid, at, how in db.execute(_ANSWERS_SQL, {"start": start, "as_of": iso(scope.as_of)}):
+        found = out.get(cid)
+        if found is None:
+            out[cid] = [(at, how)]
+        else:
+            found.append((at, how))
+    for found in out.values():
+        if len(found) > 1:
+            found.sort()
+    return out
 
 
 def load_missed_rows(db: Database, scope: Scope) -> list[MissedRow]:
