@@ -25,7 +25,8 @@ def at(minutes: int) -> str:
     return iso(START + timedelta(minutes=minutes))
 
 
-minutes = st.integers(min_value=0, max_value=3 * 24 * 60)
+#: Minutes of one morning: answers land near first touches, around the 5 and 60 minute marks.
+minutes = st.integers(min_value=0, max_value=180)
 answer = st.tuples(minutes, st.sampled_from(HOWS))
 #: A contact: the minute of its first touch and its answers (any time, before it too).
 contact = st.tuples(minutes, st.lists(answer, max_size=5))
@@ -43,7 +44,7 @@ def figures(people: list[tuple[int, list[tuple[int, Answer]]]]) -> dict:
     return response_figures(responses(first_at, answers).values())
 
 
-@given(day, st.integers(min_value=0, max_value=29), answer)
+@given(st.lists(contact, min_size=1, max_size=4), st.integers(min_value=0, max_value=3), answer)
 def test_a_later_answer_never_makes_the_response_worse(people, who, extra):
     """Adding an answer never lowers a share within 5 or 60 min nor adds to those not answered."""
     before = figures(people)
@@ -77,7 +78,9 @@ def test_the_figures_add_up(people):
     result = figures(people)
     n = len(people)
     answered = n - result["not_responded"]
-    assert 0 <= result["responded_within_5_min"] <= result["responded_within_60_min"] <= answered / n
+    assert (
+        0 <= result["responded_within_5_min"] <= result["responded_within_60_min"] <= round(answered / n, 4)
+    )
     if answered:
         assert result["response_p50_min"] <= result["response_p90_min"]
     else:
