@@ -358,7 +358,7 @@ def export(
     out_dir: Path,
     fmt: str,
 ) -> None:
-    """Write contacts, touches, registrations, leads and refusals (not a lead, lost) to CSV and XLSX.
+    """Write contacts, touches, registrations, leads, refusals (not a lead, lost) and responses to CSV and XLSX.
 
     Everything in the base, or what happened in one period with --period or --from/--to.
     """
@@ -366,12 +366,12 @@ def export(
     from storage.export import export_tables
 
     config = _load(config_path)
-    _, today = _today(config)
+    now, today = _today(config)
     chosen = resolve_period(config, period, from_, to_, today) if (period or from_ or to_) else None
     out_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(config.database_path)
     try:
-        tables = export_tables(db, config.tz, chosen)
+        tables = export_tables(db, config.tz, chosen, as_of=now)
         written: list[str] = []
         counts: dict[str, int] = {}
         if fmt in ("csv", "all"):

@@ -3,12 +3,14 @@
 Times are written in the business's own time zone (what the owner reads on the office clock), which
 each time column's header names (``created_at (Europe/Moscow)``), and phones and emails in full: an
 export is the owner's copy of their own data, unlike a log line.
-The refusals table (not-a-lead and lost, with reasons) is the list for later campaigns.
+The refusals table (not-a-lead and lost, with reasons) is the list for later campaigns; the
+responses table is speed to lead contact by contact (docs/report.md, "Response time").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -16,7 +18,10 @@ from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
-from storage.reports.scope import Period
+from storage.db import now_utc
+from storage.reports.facts import Facts
+from storage.reports.response import first_answer, response_minutes
+from storage.reports.scope import Period, Scope
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,12 @@ _IDENTIFIERS = (
 )
 
 
-def export_tables(db: Database, tz: ZoneInfo, period: Period | None = None) -> list[Table]:
-    """Each table of the export; with a period, only what happened in it (and the contacts touched)."""
+def export_tables(
+    db: Database, tz: ZoneInfo, period: Period | None = None, as_of: datetime | None = None
+) -> list[Table]:
+    """Each table of the export; with a period, only what happened in it (and the contacts touched).
+
+    ``as_of`` (default: now) is when the responses are seen: an answer after it is not one yet."""
     local = _local(tz)
     start, end = period.bounds() if period else ("", "\uffff")
 
@@ -181,7 +190,53 @@ def export_tables(db: Database, tz: ZoneInfo, period: Period | None = None) -> l
             (1,),
         ),
     )
-    return [_zoned(t, tz) for t in (contacts, touches, registrations, leads, refusals)]
+    responses = _responses(db, tz, period, as_of or now_utc())
+    return [_zoned(t, tz) for t in (contacts, touches, registrations, leads, refusals, responses)]
+
+
+def _responses(db: Database, tz: ZoneInfo, period: Period | None, as_of: datetime) -> Table:
+    """Each inbound contact of the period (of all time without one): its first touch and first answer,
+    as the report's response figures count them."""
+    local = _local(tz)
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        chosen = period
+        if chosen is None:
+            first = db.execute("SELECT MIN(occurred_at) FROM touches").fetchone()[0]
+            if first is None:
+                return
+            start = datetime.fromisoformat(first).astimezone(tz).date()
+            chosen = Period(start, max(start, as_of.astimezone(tz).date()), tz)
+        facts = Facts(db, Scope(chosen, as_of=as_of))
+        first_at, answers = facts.total().flow.first_at, facts.answers
+        names = _names(db, first_at)
+        for cid, at in sorted(first_at.items(), key=lambda item: (item[1], item[0])):
+            answer = first_answer(at, answers.get(cid, ()))
+            minutes = response_minutes(at, answers.get(cid, ()))
+            yield (
+                cid,
+                names.get(cid),
+                local(at),
+                local(answer[0]) if answer else None,
+                answer[1] if answer else None,
+                None if minutes is None else round(minutes, 1),
+            )
+
+    return Table(
+        "responses",
+        ("contact_id", "name", "first_touch_at", "answered_at", "answered_by", "response_min"),
+        rows,
+    )
+
+
+def _names(db: Database, contacts: Iterable[int]) -> dict[int, str | None]:
+    return {
+        int(cid): name
+        for cid, name in db.execute(
+            "SELECT c.id, c.name FROM contacts c JOIN json_each(?) AS j ON j.value = c.id",
+            [json.dumps(sorted(contacts))],
+        )
+    }
 
 
 def _zoned(table: Table, tz: ZoneInfo) -> Table:
