@@ -45,6 +45,8 @@ def response_minutes(first_at: str, answers: Answers) -> float | None:
     answer = first_answer(first_at, answers)
     if answer is None:
         return None
+    if answer[0] == first_at:  # an answered call first, the commonest case: no need to read times
+        return 0.0
     return (parse_iso(answer[0]) - parse_iso(first_at)) / _MINUTE
 
 
