@@ -20,6 +20,7 @@ from sqlite_utils import Database
 
 from storage.db import now_utc
 from storage.reports.facts import Facts
+from storage.reports.loaders import load_answers
 from storage.reports.response import first_answer, response_minutes
 from storage.reports.scope import Period, Scope
 
@@ -207,12 +208,13 @@ def _responses(db: Database, tz: ZoneInfo, period: Period | None, as_of: datetim
                 return
             start = datetime.fromisoformat(first).astimezone(tz).date()
             chosen = Period(start, max(start, as_of.astimezone(tz).date()), tz)
-        facts = Facts(db, Scope(chosen, as_of=as_of))
-        first_at, answers = facts.total().flow.first_at, facts.answers
+        scope = Scope(chosen, as_of=as_of)
+        first_at, answers = Facts(db, scope).total().flow.first_at, load_answers(db, scope)
         names = _names(db, first_at)
         for cid, at in sorted(first_at.items(), key=lambda item: (item[1], item[0])):
-            answer = first_answer(at, answers.get(cid, ()))
-            minutes = response_minutes(at, answers.get(cid, ()))
+            found = answers.get(cid, [])
+            answer = first_answer(at, found)
+            minutes = response_minutes(at, [when for when, _ in found])
             yield (
                 cid,
                 names.get(cid),

@@ -25,15 +25,15 @@ from storage.reports.loaders import (
     MissedRow,
     RawKey,
     called_back_in_time,
-    load_answers,
     load_inbound,
     load_leads,
     load_missed_counts,
     load_missed_rows,
+    load_other_answers,
     load_refusals,
     staff_names,
 )
-from storage.reports.response import Answer, Responder
+from storage.reports.response import Responder
 from storage.reports.scope import NONE_KEY, TOTAL, GroupBy, Rules, Scope
 
 #: Where each grouping's value sits in a :data:`RawKey` (the total reads none).
@@ -63,13 +63,13 @@ class Facts:
             dict[RawKey, MissedCounts],
             LeadFacts,
             dict[RawKey, Counter[str]],
-            dict[int, list[tuple[str, Answer]]],
+            dict[int, list[str]],
         ]:
             return (
                 load_missed_counts(other, self.scope, self.rules),
                 load_leads(other, self.scope),
                 load_refusals(other, self.scope),
-                load_answers(other, self.scope),
+                load_other_answers(other, self.scope),
             )
 
         try:
@@ -98,12 +98,13 @@ class Facts:
         return load_refusals(self.db, self.scope)
 
     @cached_property
-    def answers(self) -> dict[int, list[tuple[str, Answer]]]:
-        return load_answers(self.db, self.scope)
+    def answers(self) -> dict[int, list[str]]:
+        """The answers the scan of :attr:`inbound` does not see (``Inbound.answered`` has the rest)."""
+        return load_other_answers(self.db, self.scope)
 
     @cached_property
     def responder(self) -> Responder:
-        return Responder(lambda: self.answers)
+        return Responder(self.inbound.firsts["total"][TOTAL], lambda: (self.inbound.answered, self.answers))
 
     @cached_property
     def costs(self) -> dict[str, CampaignCost]:

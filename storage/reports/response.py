@@ -40,19 +40,23 @@ def first_answer(first_at: str, answers: Answers) -> tuple[str, Answer] | None:
     return answers[found] if found < len(answers) else None
 
 
-def response_minutes(first_at: str, answers: Answers) -> float | None:
-    """Real minutes from the first touch to its first answer; None: nobody answered yet."""
-    answer = first_answer(first_at, answers)
-    if answer is None:
+def response_minutes(first_at: str, answered_at: Sequence[str]) -> float | None:
+    """Real minutes from the first touch to the first answer at or after it (``answered_at``: the
+    contact's answer times in order); None: nobody answered yet."""
+    found = bisect_left(answered_at, first_at)
+    if found == len(answered_at):
         return None
-    if answer[0] == first_at:  # an answered call first, the commonest case: no need to read times
+    answer = answered_at[found]
+    if answer == first_at:  # an answered call first, the commonest case: no need to read times
         return 0.0
-    return (parse_iso(answer[0]) - parse_iso(first_at)) / _MINUTE
+    return (parse_iso(answer) - parse_iso(first_at)) / _MINUTE
 
 
-def responses(first_at: Mapping[int, str], answers: Mapping[int, Answers]) -> dict[int, float | None]:
-    """Each contact's response, from its first touch and its answers."""
-    return {cid: response_minutes(at, answers.get(cid, ())) for cid, at in first_at.items()}
+def responses(
+    first_at: Mapping[int, str], answered_at: Mapping[int, Sequence[str]]
+) -> dict[int, float | None]:
+    """Each contact's response, from its first touch and its answer times."""
+    return {cid: response_minutes(at, answered_at.get(cid, ())) for cid, at in first_at.items()}
 
 
 def nearest_rank(ordered: Sequence[float], q: float) -> float | None:
@@ -83,6 +87,11 @@ def response_figures(minutes: Iterable[float | None]) -> dict[str, Any]:
     }
 
 
+#: Each contact's answer times in order, in two parts to be merged: those the scan of the period's
+#: touches saw and the others (see :func:`storage.reports.loaders.load_other_answers`).
+AnswerParts = tuple[Mapping[int, Sequence[str]], Mapping[int, Sequence[str]]]
+
+
 class Responder:
     """The responses of a report's groups, each contact's worked out once.
 
@@ -91,27 +100,49 @@ class Responder:
     has: those are looked up, and only the others measured.
     """
 
-    def __init__(self, answers: Callable[[], Mapping[int, Answers]]) -> None:
+    def __init__(self, total_first: Mapping[int, str], answers: Callable[[], AnswerParts]) -> None:
+        self.total_first = total_first
         #: Read on the first question: a report whose figures nobody reads needs no answers.
         self.load = answers
-        self.known: dict[int, tuple[str, float | None]] = {}
 
     @cached_property
-    def answers(self) -> Mapping[int, Answers]:
+    def parts(self) -> AnswerParts:
         return self.load()
+
+    @cached_property
+    def total(self) -> dict[int, float | None]:
+        measure = self._measure
+        return {cid: measure(cid, at) for cid, at in self.total_first.items()}
 
     def minutes(self, first_at: Mapping[int, str]) -> list[float | None]:
         """The response of each contact of ``first_at`` from its first touch there."""
-        known, answers = self.known, self.answers
-        out: list[float | None] = []
-        append = out.append
-        for cid, at in first_at.items():
-            found = known.get(cid)
-            if found is not None and found[0] == at:
-                append(found[1])
-                continue
-            minutes = response_minutes(at, answers.get(cid, ()))
-            if found is None:
-                known[cid] = (at, minutes)
-            append(minutes)
-        return out
+        total, total_first, measure = self.total, self.total_first, self._measure
+        if first_at is total_first:
+            return list(total.values())
+        return [total[cid] if total_first[cid] == at else measure(cid, at) for cid, at in first_at.items()]
+
+    @cached_property
+    def _measure(self) -> Callable[[int, str], float | None]:
+        """:func:`response_minutes` written out over the two parts, neither merged nor copied: it runs
+        500 000 times in a year's report, and mostly stops at an answered call at the first touch."""
+        seen, other = self.parts
+
+        def measure(contact_id: int, first_at: str) -> float | None:
+            best = None
+            times = seen.get(contact_id)
+            if times:
+                found = bisect_left(times, first_at)
+                if found < len(times):
+                    best = times[found]
+                    if best == first_at:
+                        return 0.0
+            times = other.get(contact_id)
+            if times:
+                found = bisect_left(times, first_at)
+                if found < len(times) and (best is None or times[found] < best):
+                    best = times[found]
+            if best is None:
+                return None
+            return (parse_iso(best) - parse_iso(first_at)) / _MINUTE
+
+        return measure

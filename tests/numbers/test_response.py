@@ -35,7 +35,7 @@ day = st.lists(contact, min_size=1, max_size=30)
 
 def facts(people: list[tuple[int, list[tuple[int, Answer]]]]) -> tuple[dict[int, str], dict[int, list]]:
     first_at = {cid: at(first) for cid, (first, _) in enumerate(people)}
-    answers = {cid: sorted((at(m), how) for m, how in found) for cid, (_, found) in enumerate(people)}
+    answers = {cid: sorted(at(m) for m, _ in found) for cid, (_, found) in enumerate(people)}
     return first_at, answers
 
 
@@ -61,14 +61,15 @@ def test_a_later_answer_never_makes_the_response_worse(people, who, extra):
 def test_an_answer_at_the_first_touch_is_a_response_of_0(first, found, how):
     """An answered inbound call is an answer at its own start: its contact waited 0 minutes."""
     answers = sorted([*((at(m), h) for m, h in found), (at(first), how)])
-    assert response_minutes(at(first), answers) == 0
+    assert response_minutes(at(first), [when for when, _ in answers]) == 0
+    assert first_answer(at(first), answers) == (at(first), min(h for m, h in answers if m == at(first)))
 
 
 @given(minutes, st.lists(answer, max_size=5))
 def test_the_response_is_the_first_answer_at_or_after_the_first_touch(first, found):
     answers = sorted((at(m), how) for m, how in found)
     later = [m for m, _ in found if m >= first]
-    waited = response_minutes(at(first), answers)
+    waited = response_minutes(at(first), [when for when, _ in answers])
     assert waited == (min(later) - first if later else None)
     assert (first_answer(at(first), answers) is None) == (not later)
 
