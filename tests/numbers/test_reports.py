@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from storage.db import open_database
 from storage.reports.facts import Facts
 from storage.reports.goals import goal_progress
 from storage.reports.report import build_report
@@ -76,6 +77,20 @@ def test_response_time_in_real_minutes(month: Month):
     # Seen on Thu 5 Nov at 09:00, before C3 was registered: C1 alone was answered.
     early = build_report(month.db, Scope(Period.month(NOVEMBER, MSK), as_of=msk(5, 9)), month.rules)
     assert response(early)[2:] == (0.125, 0.125, 7)
+
+
+def test_a_groups_later_first_touch_is_answered_from_there(tmp_path: Path):
+    """In a group whose first touch of a contact came after its first touch of the period, the
+    response runs from the later one to the next answer after it, not to the contact's first answer."""
+    config = month_config(tmp_path)
+    m = Month(open_database(config.database_path), config)
+    m.contact_event("form", "tilda:21", msk(2, 10), phones=("+79160000021",))
+    m.call("+79160000021", msk(2, 10, 2), answered=True, extension="101")  # answers the form in 2 min
+    m.contact_event("email", "email:21", msk(2, 11), phones=("+79160000021",))
+    m.call("+79160000021", msk(2, 11, 30), answered=True, extension="101")  # answers the mail in 30
+    report = build_report(m.db, november(), m.rules)
+    medians = {name: group["response_p50_min"] for name, group in report["by_channel"].items()}
+    assert (report["response_p50_min"], medians) == (2.0, {"call": 0.0, "email": 30.0, "form": 2.0})
 
 
 def test_missed_calls_and_call_backs(month: Month):
