@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from storage.db import iso
 from storage.reports.response import (
     Answer,
+    Responder,
     first_answer,
     nearest_rank,
     response_figures,
@@ -100,3 +101,20 @@ def test_nearest_rank_and_no_data():
         "responded_within_60_min": None,
         "not_responded": 0,
     }
+
+
+@given(day, st.lists(st.booleans(), min_size=150, max_size=150), st.lists(minutes, min_size=30, max_size=30))
+def test_the_reports_responder_agrees_with_the_rule(people, sides, later):
+    """The report's fast path (answers in two parts, the total's responses reused in the groups)
+    gives what :func:`responses` gives, for the total and for a group with later first touches."""
+    first_at, answers = facts(people)
+    seen: dict[int, list[str]] = {}
+    other: dict[int, list[str]] = {}
+    flips = iter(sides)
+    for cid, times in answers.items():
+        for when in times:
+            (seen if next(flips) else other).setdefault(cid, []).append(when)
+    responder = Responder(first_at, lambda: (seen, other))
+    assert responder.minutes(first_at) == list(responses(first_at, answers).values())
+    group = {cid: max(first, at(m)) for (cid, first), m in zip(first_at.items(), later, strict=False)}
+    assert responder.minutes(group) == list(responses(group, answers).values())
