@@ -63,7 +63,7 @@ class Facts:
             dict[RawKey, MissedCounts],
             LeadFacts,
             dict[RawKey, Counter[str]],
-            dict[int, list[str]],
+            dict[int, str],
         ]:
             return (
                 load_missed_counts(other, self.scope, self.rules),
@@ -98,7 +98,7 @@ class Facts:
         return load_refusals(self.db, self.scope)
 
     @cached_property
-    def answers(self) -> dict[int, list[str]]:
+    def answers(self) -> dict[int, str]:
         """The answers the scan of :attr:`inbound` does not see (``Inbound.answered`` has the rest)."""
         return load_other_answers(self.db, self.scope)
 

@@ -87,9 +87,9 @@ def response_figures(minutes: Iterable[float | None]) -> dict[str, Any]:
     }
 
 
-#: Each contact's answer times in order, in two parts to be merged: those the scan of the period's
-#: touches saw and the others (see :func:`storage.reports.loaders.load_other_answers`).
-AnswerParts = tuple[Mapping[int, Sequence[str]], Mapping[int, Sequence[str]]]
+#: Each contact's answer times in two parts: those the scan of the period's touches saw, in order,
+#: and the others joined by commas (see :func:`storage.reports.loaders.load_other_answers`).
+AnswerParts = tuple[Mapping[int, Sequence[str]], Mapping[int, str]]
 
 
 class Responder:
@@ -125,7 +125,17 @@ class Responder:
     def _measure(self) -> Callable[[int, str], float | None]:
         """:func:`response_minutes` written out over the two parts, neither merged nor copied: it runs
         500 000 times in a year's report, and mostly stops at an answered call at the first touch."""
-        seen, other = self.parts
+        seen, joined = self.parts
+        split: dict[int, list[str]] = {}
+
+        def others(contact_id: int) -> list[str] | None:
+            found = split.get(contact_id)
+            if found is None:
+                text = joined.get(contact_id)
+                if text is None:
+                    return None
+                found = split[contact_id] = sorted(text.split(","))
+            return found
 
         def measure(contact_id: int, first_at: str) -> float | None:
             best = None
@@ -136,7 +146,7 @@ class Responder:
                     best = times[found]
                     if best == first_at:
                         return 0.0
-            times = other.get(contact_id)
+            times = others(contact_id)
             if times:
                 found = bisect_left(times, first_at)
                 if found < len(times) and (best is None or times[found] < best):

@@ -114,7 +114,8 @@ def test_the_reports_responder_agrees_with_the_rule(people, sides, later):
     for cid, times in answers.items():
         for when in times:
             (seen if next(flips) else other).setdefault(cid, []).append(when)
-    responder = Responder(first_at, lambda: (seen, other))
+    joined = {cid: ",".join(reversed(times)) for cid, times in other.items()}
+    responder = Responder(first_at, lambda: (seen, joined))
     assert responder.minutes(first_at) == list(responses(first_at, answers).values())
     group = {cid: max(first, at(m)) for (cid, first), m in zip(first_at.items(), later, strict=False)}
     assert responder.minutes(group) == list(responses(group, answers).values())
