@@ -29,7 +29,7 @@ import logging
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -167,6 +167,8 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
                 count=len(total.registration_lags),
             )
         )
+    # Speed to lead goes here, in two forms: the slowest contact's number is whole only in Telegram.
+    response_at = len(lines)
     lines.append(
         _("Missed calls: <b>{missed}</b> · not called back <b>{owed}</b>").format(
             missed=total.missed_calls, owed=total.missed_not_called_back
@@ -249,9 +251,37 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
             _("Goals this month (so far/target → heading for): {goals}").format(goals="; ".join(parts))
         )
 
-    text = "\n".join([*lines, *lists(reveal=True), *tail])
-    log_text = html.unescape(re.sub(r"<[^>]+>", "", "\n".join([*lines, *lists(reveal=False), *tail])))
+    def head(reveal: bool) -> list[str]:
+        said = _response(figures, tz, reveal)
+        return [*lines[:response_at], *([said] if said else []), *lines[response_at:]]
+
+    text = "\n".join([*head(reveal=True), *lists(reveal=True), *tail])
+    log_text = html.unescape(
+        re.sub(r"<[^>]+>", "", "\n".join([*head(reveal=False), *lists(reveal=False), *tail]))
+    )
     return text, log_text, buttons
+
+
+def _response(figures: Figures, tz: tzinfo, reveal: bool) -> str:
+    """How fast people were answered (real minutes), and who has waited longest: nothing when no one
+    got in touch."""
+    total = figures.total
+    if not total.inbound_contacts:
+        return ""
+    response = total.response
+    p50 = response["response_p50_min"]
+    said = _("Median response {p50} min, {share} within 5 min").format(
+        p50="–" if p50 is None else f"{p50:.0f}", share=_pct(response["responded_within_5_min"])
+    )
+    slowest = figures.slowest
+    if slowest is None:
+        return said + "; " + _("nobody is still waiting")
+    since = local_text(slowest["first_at"], tz, "%d.%m %H:%M")
+    return (
+        said
+        + "; "
+        + _("slowest still waiting: {who} since {since}").format(who=_who(slowest, reveal), since=since)
+    )
 
 
 def _goal(name: str, progress: dict[str, Any], currency: str, locale: str) -> str:

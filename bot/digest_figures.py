@@ -15,7 +15,7 @@ from sqlite_utils import Database
 from leadline.config import Config
 from storage.reports.facts import Facts
 from storage.reports.figures import Group
-from storage.reports.report import build_report, missed_contacts, unregistered_contacts
+from storage.reports.report import build_report, missed_contacts, unanswered_contacts, unregistered_contacts
 from storage.reports.scope import Period, Rules, Scope
 
 #: How many contacts the digest lists by name; the rest are a count.
@@ -45,6 +45,8 @@ class Figures:
     #: Contacts still unregistered and missed calls nobody called back, the first few of each.
     waiting: list[dict[str, Any]]
     missed: list[dict[str, Any]]
+    #: The contact of the period who has waited longest for any answer, if anyone still waits.
+    slowest: dict[str, Any] | None
     #: The chart's days: each day's figures, up to the period's last day.
     series: list[tuple[date, Group]]
     registration_minutes: int
@@ -82,6 +84,7 @@ def gather(db: Database, config: Config, period: Period, now: datetime, *, diges
         month_report=month_report,
         waiting=unregistered_contacts(db, scope, limit=LIST_LIMIT),
         missed=missed_contacts(db, total.missed_not_called_back_rows, limit=LIST_LIMIT),
+        slowest=next(iter(unanswered_contacts(db, total, limit=1)), None),
         series=series,
         registration_minutes=rules.registration_minutes,
         days_off=frozenset(day for day, _group in series if not rules.calendar.is_working_day(day)),

@@ -110,6 +110,7 @@ def export_sheet(name: str) -> str:
         "leads": _("Leads"),
         "refusals": _("Refusals"),
         "blocklist": _("Block list"),
+        "responses": _("Responses"),
     }
     return labels.get(name, name)
 
@@ -165,5 +166,8 @@ def export_column(code: str) -> str:
         "do_not_contact": _("Do not contact"),
         "identifier_kind": _("Type"),
         "value": _("Number or address"),
+        "answered_at": _("Answered at"),
+        "answered_by": _("Answered by"),
+        "response_min": _("Response, min"),
     }
     return labels.get(code, code)

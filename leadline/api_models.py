@@ -231,6 +231,15 @@ class Report(BaseModel):
     lrr_new: float | None
     registration_lag_p50_min: float | None
     registration_lag_p90_min: float | None
+    response_p50_min: float | None = Field(
+        description="median minutes (real, nearest rank) from a contact's first touch to its first answer"
+    )
+    response_p90_min: float | None
+    responded_within_5_min: float | None = Field(
+        description="share of inbound contacts answered within 5 min"
+    )
+    responded_within_60_min: float | None
+    not_responded: int = Field(description="inbound contacts nobody answered yet")
     missed_calls: int
     missed_not_called_back: int
     leads: int

@@ -98,7 +98,7 @@ def report(
     as_csv: bool,
     as_of: str | None,
 ) -> None:
-    """The numbers for a day, week, month or any range: inbound flow, LRR, lag, missed calls, LC."""
+    """The numbers for a day, week, month or any range: inbound flow, LRR, lag, response, missed calls, LC."""
     from storage.db import open_database
 
     config = _load(config_path)
@@ -162,6 +162,11 @@ def headline_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
             f"  within the {data['sla']['registration_minutes']} min SLA",
             f"{data['registered_within_sla']} of {data['registration_lag_count']}",
         ),
+        ("Response p50 (real time)", _min(data["response_p50_min"])),
+        ("Response p90 (real time)", _min(data["response_p90_min"])),
+        ("  within 5 min", _pct(data["responded_within_5_min"])),
+        ("  within 60 min", _pct(data["responded_within_60_min"])),
+        ("  not answered", _num(data["not_responded"])),
         ("Missed calls", _num(data["missed_calls"])),
         ("  not called back", _num(data["missed_not_called_back"])),
         ("  hidden caller ID", _num(data["missed_hidden_caller"])),
@@ -200,6 +205,17 @@ GROUP_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 )
 
 
+#: Speed to lead per group, in a table of its own (the figures above fill a 140-column line).
+RESPONSE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("contacts", "inbound_contacts", _num),
+    ("response p50", "response_p50_min", _min),
+    ("response p90", "response_p90_min", _min),
+    ("within 5 min", "responded_within_5_min", _pct),
+    ("within 60 min", "responded_within_60_min", _pct),
+    ("not answered", "not_responded", _num),
+)
+
+
 def print_report(data: dict[str, Any], campaign_title: Callable[[str], str] = str) -> None:
     """The report as tables; ``campaign_title`` names a campaign as a person reads it (its config ``title``)."""
     from rich.console import Console
@@ -219,14 +235,15 @@ def print_report(data: dict[str, Any], campaign_title: Callable[[str], str] = st
         groups = data[f"by_{by}"]
         if not groups:
             continue
-        table = Table(title=f"By {by}")
-        table.add_column(by, no_wrap=True)
-        for header, _, _ in GROUP_COLUMNS:
-            table.add_column(header, justify="right", no_wrap=True)
-        for name, figures in groups.items():
-            shown = campaign_title(name) if by == "campaign" else name
-            table.add_row(shown, *(fmt(figures[key]) for _, key, fmt in GROUP_COLUMNS))
-        console.print(table)
+        for title, columns in ((f"By {by}", GROUP_COLUMNS), (f"Response time by {by}", RESPONSE_COLUMNS)):
+            table = Table(title=title)
+            table.add_column(by, no_wrap=True)
+            for header, _, _ in columns:
+                table.add_column(header, justify="right", no_wrap=True)
+            for name, figures in groups.items():
+                shown = campaign_title(name) if by == "campaign" else name
+                table.add_row(shown, *(fmt(figures[key]) for _, key, fmt in columns))
+            console.print(table)
     if data["goals"]:
         goals = Table(title="Goals this month")
         for header in ("goal", "target", "so far", "heading for"):
@@ -285,6 +302,11 @@ _GROUP_KEYS = frozenset(
         "registration_lag_p90_min",
         "registration_lag_count",
         "registered_within_sla",
+        "response_p50_min",
+        "response_p90_min",
+        "responded_within_5_min",
+        "responded_within_60_min",
+        "not_responded",
         "missed_calls",
         "missed_not_called_back",
         "missed_hidden_caller",
@@ -347,7 +369,7 @@ def export(
     out_dir: Path,
     fmt: str,
 ) -> None:
-    """Write contacts, touches, registrations, leads, refusals (not a lead, lost) and the block list to CSV and XLSX.
+    """Write contacts, touches, registrations, leads, refusals (not a lead, lost), the block list and responses to CSV and XLSX.
 
     Everything in the base, or what happened in one period with --period or --from/--to: whole days
     on the office clock. Times are in the office's zone, named in each time column's header.
@@ -367,6 +389,7 @@ def export(
             chosen,
             region=config.leadline.region,
             source_regions={s.name: s.region for s in config.sources if s.region},
+            as_of=_today(config)[0],
         )
         written: list[str] = []
         counts: dict[str, int] = {}

@@ -8,12 +8,14 @@ in. Phones and emails are whole: an export is the owner's copy of their own data
 Column codes are English and stable (a CSV's headers, the keys a script reads); the words a person
 reads in a workbook are the bot's (``bot/labels.py``).
 The refusals table (not-a-lead and lost, with reasons) is the list for later campaigns: a person
-marked "do not contact" is left out of it (the contacts table says who is marked).
+marked "do not contact" is left out of it (the contacts table says who is marked). The responses
+table is speed to lead contact by contact (docs/report.md, "Response time").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
@@ -21,8 +23,12 @@ from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
+from storage.db import now_utc
 from storage.identifiers import phone
-from storage.reports.scope import Period
+from storage.reports.facts import Facts
+from storage.reports.loaders import load_answers
+from storage.reports.response import first_answer, response_minutes
+from storage.reports.scope import Period, Scope
 
 #: How a column's values are kept and shown: ``time`` an aware datetime in the table's zone,
 #: ``date`` a day, ``flag`` a bool, ``money`` an amount in the config's currency, ``campaign`` a
@@ -77,8 +83,11 @@ def export_tables(
     *,
     region: str = "RU",
     source_regions: Mapping[str, str] | None = None,
+    as_of: datetime | None = None,
 ) -> list[Table]:
     """Each table of the export; with a period, only what happened in it (and the contacts touched).
+
+    ``as_of`` (default: now) is when the responses are seen: an answer after it is not one yet.
 
     ``region`` (and a source's own, in ``source_regions``) reads a touch's number as written by its
     provider into E.164, as capture read it; a number that is no valid one stays as written."""
@@ -242,4 +251,57 @@ def export_tables(
         " LEFT JOIN staff s ON s.id = b.staff_id ORDER BY b.id",
         [],
     )
-    return [contacts, touches, registrations, leads, refusals, blocklist]
+    responses = _responses(db, tz, period, as_of or now_utc())
+    return [contacts, touches, registrations, leads, refusals, blocklist, responses]
+
+
+def _responses(db: Database, tz: ZoneInfo, period: Period | None, as_of: datetime) -> Table:
+    """Each inbound contact of the period (of all time without one): its first touch and first answer,
+    as the report's response figures count them."""
+
+    def local(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value).astimezone(tz) if value else None
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        chosen = period
+        if chosen is None:
+            first = db.execute("SELECT MIN(occurred_at) FROM touches").fetchone()[0]
+            if first is None:
+                return
+            start = datetime.fromisoformat(first).astimezone(tz).date()
+            chosen = Period(start, max(start, as_of.astimezone(tz).date()), tz)
+        scope = Scope(chosen, as_of=as_of)
+        first_at, answers = Facts(db, scope).total().flow.first_at, load_answers(db, scope)
+        names = _names(db, first_at)
+        for cid, at in sorted(first_at.items(), key=lambda item: (item[1], item[0])):
+            found = answers.get(cid, [])
+            answer = first_answer(at, found)
+            minutes = response_minutes(at, [when for when, _ in found])
+            yield (
+                cid,
+                names.get(cid),
+                local(at),
+                local(answer[0]) if answer else None,
+                answer[1] if answer else None,
+                None if minutes is None else round(minutes, 1),
+            )
+
+    columns = _cols(
+        ("contact_id", "id"),
+        "name",
+        ("first_touch_at", "time"),
+        ("answered_at", "time"),
+        "answered_by",
+        "response_min",
+    )
+    return Table("responses", columns, rows, tz)
+
+
+def _names(db: Database, contacts: Iterable[int]) -> dict[int, str | None]:
+    return {
+        int(cid): name
+        for cid, name in db.execute(
+            "SELECT c.id, c.name FROM contacts c JOIN json_each(?) AS j ON j.value = c.id",
+            [json.dumps(sorted(contacts))],
+        )
+    }

@@ -29,9 +29,11 @@ from storage.reports.loaders import (
     load_leads,
     load_missed_counts,
     load_missed_rows,
+    load_other_answers,
     load_refusals,
     staff_names,
 )
+from storage.reports.response import Responder
 from storage.reports.scope import NONE_KEY, TOTAL, GroupBy, Rules, Scope
 
 #: Where each grouping's value sits in a :data:`RawKey` (the total reads none).
@@ -54,21 +56,27 @@ class Facts:
         """
         other = _second_connection(self.db)
         if other is None:
-            self.inbound, self.missed, self.leads, self.refusals  # noqa: B018
+            self.inbound, self.missed, self.leads, self.refusals, self.answers  # noqa: B018
             return self
 
-        def aside() -> tuple[dict[RawKey, MissedCounts], LeadFacts, dict[RawKey, Counter[str]]]:
+        def aside() -> tuple[
+            dict[RawKey, MissedCounts],
+            LeadFacts,
+            dict[RawKey, Counter[str]],
+            dict[int, str],
+        ]:
             return (
                 load_missed_counts(other, self.scope, self.rules),
                 load_leads(other, self.scope),
                 load_refusals(other, self.scope),
+                load_other_answers(other, self.scope),
             )
 
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadline-report") as pool:
                 beside = pool.submit(aside)
                 self.inbound  # noqa: B018
-                self.missed, self.leads, self.refusals = beside.result()
+                self.missed, self.leads, self.refusals, self.answers = beside.result()
         finally:
             other.close()
         return self
@@ -88,6 +96,15 @@ class Facts:
     @cached_property
     def refusals(self) -> dict[RawKey, Counter[str]]:
         return load_refusals(self.db, self.scope)
+
+    @cached_property
+    def answers(self) -> dict[int, str]:
+        """The answers the scan of :attr:`inbound` does not see (``Inbound.answered`` has the rest)."""
+        return load_other_answers(self.db, self.scope)
+
+    @cached_property
+    def responder(self) -> Responder:
+        return Responder(self.inbound.firsts["total"][TOTAL], lambda: (self.inbound.answered, self.answers))
 
     @cached_property
     def costs(self) -> dict[str, CampaignCost]:
@@ -173,6 +190,7 @@ class Facts:
                 costs=costs.get(group),
                 lag=self.lag,
                 owed_rows=partial(self._owed_rows, by, group),
+                responder=self.responder,
             )
             for group in names
         }

@@ -17,6 +17,7 @@ from storage.db import parse_iso
 from storage.registrations import STAGES, TEMPERATURES
 from storage.reports.clocks import LagClock
 from storage.reports.loaders import Leads, MissedCounts, MissedRow
+from storage.reports.response import Responder, response_figures
 from storage.reports.scope import Rules
 
 
@@ -78,6 +79,8 @@ class Group:
     lag: LagClock | None = None
     #: Reads the group's missed calls still owed a call back, one by one (for the digest's buttons).
     owed_rows: Callable[[], list[MissedRow]] = list
+    #: Each contact's answers, shared by a report's groups; None: nobody was answered.
+    responder: Responder | None = None
 
     def _rules(self) -> Rules:
         return require_rules(self.rules)
@@ -157,6 +160,20 @@ class Group:
     @property
     def registered_within_sla(self) -> int:
         return bisect_right(self._ordered_lags, self._rules().registration_minutes)
+
+    # speed to lead
+
+    @cached_property
+    def responses(self) -> list[float | None]:
+        """Real minutes from each contact's first touch in the group to its first answer (None: none)."""
+        if self.responder is None:
+            return [None] * self.inbound_contacts
+        return self.responder.minutes(self.flow.first_at)
+
+    @cached_property
+    def response(self) -> dict[str, Any]:
+        """``response_p50_min``, ``response_p90_min``, the shares within 5 and 60 min, ``not_responded``."""
+        return response_figures(self.responses)
 
     # missed calls
 
@@ -311,6 +328,7 @@ class Group:
             "registration_lag_p90_min": rounded(self.registration_lag_p90, 1),
             "registration_lag_count": len(self.registration_lags),
             "registered_within_sla": self.registered_within_sla,
+            **self.response,
             "missed_calls": self.missed_calls,
             "missed_not_called_back": self.missed_not_called_back,
             "missed_hidden_caller": self.missed_hidden_caller,

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from sqlite_utils import Database
 
 from storage.db import iso, parse_iso
+from storage.reports.response import Answer
 from storage.reports.scope import TOTAL, Filters, GroupBy, Rules, Scope
 
 #: How touches, missed calls, leads and refusals are keyed as stored: (channel, campaign, staff_id).
@@ -62,6 +63,10 @@ class Inbound:
     registered_at: dict[int, str]
     #: Those contacts with no touch of any kind before the period.
     new: set[int]
+    #: Each contact's answered inbound calls in the period that may be a group's first answer (the
+    #: first one after each of its first touches), in time order; the other answers are
+    #: :func:`load_other_answers`'.
+    answered: dict[int, list[str]] = field(default_factory=dict)
 
 
 def load_inbound(db: Database, scope: Scope) -> Inbound:
@@ -80,8 +85,14 @@ def load_inbound(db: Database, scope: Scope) -> Inbound:
     channels: dict[Any, dict[int, str]] = {}
     campaigns: dict[Any, dict[int, str]] = {}
     staff: dict[Any, dict[int, str]] = {}
-    for cid, channel, campaign, staff_id, blocked, hidden, at in db.execute(
-        f"SELECT contact_id, channel, campaign, {TOUCH_STAFF}, blocked, hidden_caller, occurred_at FROM touches"
+    # A contact is waiting from a first touch (of the total or of a group) to its next answered call.
+    waiting: set[int] = set()
+    wait, answered_now = waiting.add, waiting.discard
+    answered: dict[int, list[str]] = {}
+    seen_by = iso(scope.as_of)  # an answer after the report time is not one yet
+    for cid, channel, campaign, staff_id, blocked, hidden, at, answered_call in db.execute(
+        f"SELECT contact_id, channel, campaign, {TOUCH_STAFF}, blocked, hidden_caller, occurred_at,"
+        " answered = 1 AND channel = 'call' FROM touches"
         f" WHERE occurred_at >= ? AND occurred_at < ? AND direction = 'in' AND dropped IS NULL{where}"
         " ORDER BY occurred_at",
         [start, end, *params],
@@ -95,19 +106,29 @@ def load_inbound(db: Database, scope: Scope) -> Inbound:
             count[1] += hidden
         if blocked or cid is None:
             continue
-        first_in_total(cid, at)
+        # ``setdefault`` hands back the very string it was given when it stored it: a first touch.
+        fresh = first_in_total(cid, at) is at
         firsts = channels.get(channel)
         if firsts is None:
             firsts = channels[channel] = {}
-        firsts.setdefault(cid, at)
+        fresh |= firsts.setdefault(cid, at) is at
         firsts = campaigns.get(campaign)
         if firsts is None:
             firsts = campaigns[campaign] = {}
-        firsts.setdefault(cid, at)
+        fresh |= firsts.setdefault(cid, at) is at
         firsts = staff.get(staff_id)
         if firsts is None:
             firsts = staff[staff_id] = {}
-        firsts.setdefault(cid, at)
+        fresh |= firsts.setdefault(cid, at) is at
+        if fresh:
+            wait(cid)
+        if answered_call and cid in waiting and at <= seen_by:
+            answered_now(cid)
+            found = answered.get(cid)
+            if found is None:
+                answered[cid] = [at]
+            else:
+                found.append(at)
     registered_at: dict[int, str] = {}
     new: set[int] = set()
     for cid, registered, seen_before in db.execute(
@@ -125,6 +146,7 @@ def load_inbound(db: Database, scope: Scope) -> Inbound:
         {"total": {TOTAL: total}, "channel": channels, "campaign": campaigns, "staff": staff},
         registered_at,
         new,
+        answered,
     )
 
 
@@ -136,6 +158,58 @@ def _missed_sql(scope: Scope, columns: str) -> tuple[str, list[Any]]:
         f" AND direction = 'in' AND dropped IS NULL AND blocked = 0 AND answered = 0{where}",
         [start, end, *params],
     )
+
+
+#: Every moment a person answered a contact (see :mod:`storage.reports.response`): answered calls
+#: either way (through ``touches_report``, no table look-up; ``{only}`` narrows them), ``Called
+#: back`` presses (a call-back nudge closed so, at the press; telephony's own closing is at an
+#: answered call's start, already an answer) and registrations not made by the system.
+_ANSWERS = (
+    "SELECT contact_id, occurred_at AS at, 'call' AS how FROM touches WHERE {only}occurred_at >= :start"
+    " AND occurred_at <= :as_of AND channel = 'call' AND answered = 1 AND dropped IS NULL"
+    " AND contact_id IS NOT NULL"
+    " UNION ALL SELECT contact_id, closed_at, 'called_back' FROM nudges"
+    " WHERE kind = 'callback' AND outcome = 'called_back' AND contact_id IS NOT NULL"
+    " AND closed_at >= :start AND closed_at <= :as_of"
+    " UNION ALL SELECT contact_id, created_at, 'registration' FROM registrations"
+    " WHERE created_at >= :start AND created_at <= :as_of AND origin != 'system'"
+)
+
+
+def load_other_answers(db: Database, scope: Scope) -> dict[int, str]:
+    """The answers :func:`load_inbound` does not see, each contact's times joined by commas (in no
+    order): outbound calls, inbound ones after the period (all of them in a filtered report, whose
+    scan skips some), presses and registrations. A year's report reads some 200 000 of them, so
+    SQLite groups them per contact beside the scan, and a contact's are split only when asked for."""
+    start, end = scope.period.bounds()
+    only = "(direction = 'out' OR occurred_at >= :end) AND " if scope.filters == Filters() else ""
+    return dict(
+        db.execute(
+            f"SELECT contact_id, group_concat(at) FROM ({_ANSWERS.format(only=only)}) GROUP BY contact_id",
+            {"start": start, "end": end, "as_of": iso(scope.as_of)},
+        )
+    )
+
+
+def load_answers(db: Database, scope: Scope) -> dict[int, list[tuple[str, Answer]]]:
+    """Each contact's answers from the period's start up to the report time, in time order.
+
+    Unfiltered: a form's answer is a call, whatever channel, campaign or person the report is
+    narrowed to. An answer after the period still answers a touch in it (a form at 23:55 called at
+    00:10); one after the report time is not seen yet.
+    """
+    start, _ = scope.period.bounds()
+    out: dict[int, list[tuple[str, Answer]]] = {}
+    for cid, at, how in db.execute(_ANSWERS.format(only=""), {"start": start, "as_of": iso(scope.as_of)}):
+        found = out.get(cid)
+        if found is None:
+            out[cid] = [(at, how)]
+        else:
+            found.append((at, how))
+    for found in out.values():
+        if len(found) > 1:
+            found.sort()
+    return out
 
 
 def load_missed_rows(db: Database, scope: Scope) -> list[MissedRow]:

@@ -12,6 +12,7 @@ from sqlite_utils import Database
 from storage import plan
 from storage.db import iso
 from storage.reports.facts import Facts
+from storage.reports.figures import Group
 from storage.reports.goals import goal_progress
 from storage.reports.loaders import MissedRow
 from storage.reports.scope import GROUPINGS, Period, Rules, Scope
@@ -21,22 +22,32 @@ def unregistered_contacts(db: Database, scope: Scope, limit: int) -> list[dict[s
     """Inbound contacts of the period nobody registered yet, oldest first (for the digest's buttons)."""
     group = Facts(db, scope).total()
     waiting = sorted((c.first_at, cid) for cid, c in group.contacts.items() if c.registered_at is None)
-    out = []
-    for first_at, cid in waiting[:limit]:
-        row = db.execute(
-            "SELECT c.name, (SELECT value FROM identifiers i WHERE i.contact_id = c.id ORDER BY i.kind DESC, i.id"
-            " LIMIT 1) FROM contacts c WHERE c.id = ?",
-            [cid],
-        ).fetchone()
-        out.append(
-            {
-                "contact_id": cid,
-                "first_at": first_at,
-                "name": row[0] if row else None,
-                "identifier": row[1] if row else None,
-            }
-        )
-    return out
+    return [_named(db, cid, first_at) for first_at, cid in waiting[:limit]]
+
+
+def unanswered_contacts(db: Database, group: Group, limit: int) -> list[dict[str, Any]]:
+    """The group's inbound contacts nobody answered yet, longest waiting first (the digest names them)."""
+    waiting = sorted(
+        (first_at, cid)
+        for (cid, first_at), minutes in zip(group.flow.first_at.items(), group.responses, strict=True)
+        if minutes is None
+    )
+    return [_named(db, cid, first_at) for first_at, cid in waiting[:limit]]
+
+
+def _named(db: Database, contact_id: int, first_at: str) -> dict[str, Any]:
+    """A contact as the digest lists it: its name and its first identifier, a phone before an email."""
+    row = db.execute(
+        "SELECT c.name, (SELECT value FROM identifiers i WHERE i.contact_id = c.id ORDER BY i.kind DESC, i.id"
+        " LIMIT 1) FROM contacts c WHERE c.id = ?",
+        [contact_id],
+    ).fetchone()
+    return {
+        "contact_id": contact_id,
+        "first_at": first_at,
+        "name": row[0] if row else None,
+        "identifier": row[1] if row else None,
+    }
 
 
 def missed_contacts(db: Database, missed: Iterable[MissedRow], limit: int) -> list[dict[str, Any]]:

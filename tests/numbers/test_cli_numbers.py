@@ -114,7 +114,7 @@ def test_export_writes_csv_and_xlsx_with_the_refusals_list(config_path: Path, tm
     result = run_cli_sync("export", "--config", str(config_path), "--out", str(out))
     assert result.code == 0, result.output
     assert (
-        "Exported all time: 11 contacts, 17 touches, 6 registrations, 5 leads, 2 refusals, 1 blocklist"
+        "Exported all time: 11 contacts, 17 touches, 6 registrations, 5 leads, 2 refusals, 1 blocklist, 9 responses"
         in result.output
     )
     with (out / "refusals.csv").open(encoding="utf-8-sig") as fh:
@@ -129,7 +129,9 @@ def test_export_writes_csv_and_xlsx_with_the_refusals_list(config_path: Path, tm
             ("phone", "+79160000008", "spam")
         ]
     book = load_workbook(out / "leadline-export.xlsx", read_only=True)
-    assert book.sheetnames == ["Контакты", "Обращения", "Регистрации", "Лиды", "Отказы", "Чёрный список"]
+    assert book.sheetnames == [
+        "Контакты", "Обращения", "Регистрации", "Лиды", "Отказы", "Чёрный список", "Ответы"
+    ]  # fmt: skip
     assert next(book["Чёрный список"].iter_rows(values_only=True))[:3] == ("ID", "Тип", "Номер или адрес")
     leads = list(book["Лиды"].iter_rows(values_only=True))
     assert leads[0][:8] == (
@@ -156,7 +158,31 @@ def test_export_writes_csv_and_xlsx_with_the_refusals_list(config_path: Path, tm
         "csv",
     )
     assert month.code == 0, month.output
-    assert "Exported 2026-11: 10 contacts, 15 touches, 5 registrations, 4 leads, 2 refusals" in month.output
+    assert (
+        "Exported 2026-11: 10 contacts, 15 touches, 5 registrations, 4 leads, 2 refusals, 1 blocklist, 8 responses"
+        in month.output
+    )
+    # Speed to lead contact by contact, as the report counts it (tests/numbers/test_reports.py).
+    with (out / "nov" / "responses.csv").open(encoding="utf-8-sig") as fh:
+        responses = list(csv.DictReader(fh))
+    assert [
+        (
+            r["first_touch_at (Europe/Moscow)"],
+            r["answered_at (Europe/Moscow)"],
+            r["answered_by"],
+            r["response_min"],
+        )
+        for r in responses
+    ] == [
+        ("2026-11-02 10:00:00", "2026-11-02 10:00:00", "call", "0.0"),  # C1 answered at once
+        ("2026-11-03 17:55:00", "2026-11-05 09:05:00", "registration", "2350.0"),  # C3
+        ("2026-11-06 17:50:00", "2026-11-09 09:05:00", "call", "3795.0"),  # C2, Boris called back
+        ("2026-11-07 12:00:00", "2026-11-09 09:30:00", "registration", "2730.0"),  # C4
+        ("2026-11-11 23:59:00", "", "", ""),  # C5: nobody answered
+        ("2026-11-12 11:00:00", "2026-11-12 11:00:00", "call", "0.0"),  # C6
+        ("2026-11-16 10:00:00", "2026-11-16 11:00:00", "call", "60.0"),  # C7
+        ("2026-11-30 23:59:00", "", "", ""),  # C9
+    ]
     assert not (out / "nov" / "leadline-export.xlsx").exists()
 
 

@@ -66,6 +66,21 @@ def _c7(config: Config) -> int:
         db.close()
 
 
+def test_the_digest_says_how_fast_people_were_answered_and_who_waits_longest(tmp_path: Path):
+    config = build(tmp_path)
+    db = connect(config.database_path)
+    day = compose(db, config, Period.day(date(2026, 11, 16), MSK), msk(17, 9))
+    month = compose(db, config, Period(date(2026, 11, 1), date(2026, 11, 30), MSK), msk(30, 9), "ru")
+    db.close()
+    # C7 missed at 10:00 and was answered when it called again at 11:00: 60 real minutes.
+    assert "Median response 60 min, 0 % within 5 min; nobody is still waiting\n" in day.text
+    # The month: of 8 contacts 2 were answered within 5 minutes (C1's and C6's answered calls); C5
+    # mailed on 11 Nov at 23:59 and C9 later, and nobody answered either.
+    line = "Медиана ответа 60 мин, в первые 5 мин — 25 %; дольше всех ждёт ответа: {} с 11.11 23:59 MSK"
+    assert line.format("petr@example.net") in month.text
+    assert line.format("p***@e***") in month.log_text and "petr@example.net" not in month.log_text
+
+
 def test_report_text_for_any_period_lists_who_is_still_unregistered(tmp_path: Path):
     config = build(tmp_path)
     db = connect(config.database_path)

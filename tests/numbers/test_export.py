@@ -45,7 +45,15 @@ def test_the_workbook_speaks_the_office_language_with_real_dates_and_a_frozen_fi
     out = tmp_path / "out"
     export(known_month(tmp_path, "ru"), out, "--format", "xlsx")
     book = load_workbook(out / "leadline-export.xlsx")
-    assert book.sheetnames == ["Контакты", "Обращения", "Регистрации", "Лиды", "Отказы", "Чёрный список"]
+    assert book.sheetnames == [
+        "Контакты",
+        "Обращения",
+        "Регистрации",
+        "Лиды",
+        "Отказы",
+        "Чёрный список",
+        "Ответы",
+    ]
 
     leads = book["Лиды"]
     header = rows(leads)[0]
@@ -81,7 +89,15 @@ def test_an_english_office_reads_english_headers_and_its_currency(tmp_path: Path
     out = tmp_path / "out"
     export(known_month(tmp_path, "en", currency="usd"), out, "--format", "xlsx")
     book = load_workbook(out / "leadline-export.xlsx")
-    assert book.sheetnames == ["Contacts", "Touches", "Registrations", "Leads", "Refusals", "Block list"]
+    assert book.sheetnames == [
+        "Contacts",
+        "Touches",
+        "Registrations",
+        "Leads",
+        "Refusals",
+        "Block list",
+        "Responses",
+    ]
     header = rows(book["Leads"])[0]
     assert header[:2] == ["ID", "Created (Europe/Moscow)"] and "Deal amount, USD" in header
     touches = rows(book["Touches"])

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from storage.db import open_database
 from storage.reports.facts import Facts
 from storage.reports.goals import goal_progress
 from storage.reports.report import build_report
@@ -49,6 +50,47 @@ def test_registration_lag_in_working_minutes(month: Month):
     assert report["registration_lag_p50_min"] == 20.0
     assert report["registration_lag_p90_min"] == 51.0  # 30 + 0.6 * (65 - 30)
     assert report["registered_within_sla"] == 2  # 10 and 12 are within 15
+
+
+def test_response_time_in_real_minutes(month: Month):
+    report = build_report(month.db, november(), month.rules)
+    # First answers: C1 and C6 answered calls (0); C7 missed 10:00, called again 11:00 and answered
+    # (60); C3 missed Tue 17:55, registered by Boris Thu 09:05 (2350); C4's Saturday 12:00 form,
+    # registered Mon 09:30 (2730); C2 missed Fri 17:50, Boris's outbound call Mon 09:05 (3795).
+    # C5's mail and C9's form: nobody answered. Real minutes: weekends and nights count.
+    keys = (
+        "response_p50_min",
+        "response_p90_min",
+        "responded_within_5_min",
+        "responded_within_60_min",
+        "not_responded",
+    )
+
+    def response(figures: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(figures[k] for k in keys)
+
+    # Nearest rank over 0, 0, 60, 2350, 2730, 3795: the 3rd and the 6th; 2 and 3 of 8 contacts.
+    assert response(report) == (60.0, 3795.0, 0.25, 0.375, 2)
+    assert response(report["by_channel"]["call"]) == (60.0, 3795.0, 0.4, 0.6, 0)
+    assert response(report["by_channel"]["form"]) == (2730.0, 2730.0, 0.0, 0.0, 1)
+    assert response(report["by_channel"]["email"]) == (None, None, 0.0, 0.0, 1)
+    # Seen on Thu 5 Nov at 09:00, before C3 was registered: C1 alone was answered.
+    early = build_report(month.db, Scope(Period.month(NOVEMBER, MSK), as_of=msk(5, 9)), month.rules)
+    assert response(early)[2:] == (0.125, 0.125, 7)
+
+
+def test_a_groups_later_first_touch_is_answered_from_there(tmp_path: Path):
+    """In a group whose first touch of a contact came after its first touch of the period, the
+    response runs from the later one to the next answer after it, not to the contact's first answer."""
+    config = month_config(tmp_path)
+    m = Month(open_database(config.database_path), config)
+    m.contact_event("form", "tilda:21", msk(2, 10), phones=("+79160000021",))
+    m.call("+79160000021", msk(2, 10, 2), answered=True, extension="101")  # answers the form in 2 min
+    m.contact_event("email", "email:21", msk(2, 11), phones=("+79160000021",))
+    m.call("+79160000021", msk(2, 11, 30), answered=True, extension="101")  # answers the mail in 30
+    report = build_report(m.db, november(), m.rules)
+    medians = {name: group["response_p50_min"] for name, group in report["by_channel"].items()}
+    assert (report["response_p50_min"], medians) == (2.0, {"call": 0.0, "email": 30.0, "form": 2.0})
 
 
 def test_missed_calls_and_call_backs(month: Month):
