@@ -20,9 +20,18 @@ from leadline.config_checks import warnings
 MANGO_PATHS = "/events/call, /events/summary, /events/recording"
 
 
-def paste_address(config: Config, source: SourceConfig) -> str:
+def public_base(config: Config, listening: Sequence[tuple[str, int]]) -> str:
+    """The address providers reach: ``[http] public_url`` when the config gives one, else where this
+    process listens (``--host``/``--port`` included), not the default's port."""
+    if "public_url" in config.http.model_fields_set or not listening:
+        return config.http.public_url
+    host, port = listening[0]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def paste_address(config: Config, source: SourceConfig, base_url: str | None = None) -> str:
     """Where a source's requests must go, secrets included: exactly what the operator pastes."""
-    base = f"{config.http.public_url}/hooks/{source.name}"
+    base = f"{base_url or config.http.public_url}/hooks/{source.name}"
     token = source.secret_value("token")
     query = f"?token={quote(token, safe='')}" if token else ""
     match source.provider:
@@ -83,7 +92,8 @@ def start_lines(
     lines = [f"Leadline is listening on {where} (Ctrl+C stops it)."]
     if config.sources:
         lines.append(f"Sources ({len(config.sources)}; paste each URL into its provider):")
-        lines += [f"  {s.name} ({s.provider}): {paste_address(config, s)}" for s in config.sources]
+        base_url = public_base(config, listening)
+        lines += [f"  {s.name} ({s.provider}): {paste_address(config, s, base_url)}" for s in config.sources]
     else:
         lines.append("Sources: none; add a [[sources]] table to the config (README, Sources).")
     lines.append(bot_line(config, config_file))

@@ -111,3 +111,21 @@ def test_a_busy_port_is_one_line_naming_it_and_a_documented_exit_code(tmp_path: 
         f"Port {port} on 127.0.0.1 is in use by another program: stop it, or choose another port"
         " with --port or [http] port."
     ]
+
+
+async def test_without_a_public_url_the_urls_to_paste_use_the_port_it_listens_on(tmp_path: Path):
+    """``--port`` (the config says 8080 here) is where a provider reaches a Leadline with no
+    ``[http] public_url``: the start names that port, not the default's."""
+    port = free_port()
+    config = tmp_path / "config.toml"
+    text = CONFIG.format(db=tmp_path / "start.db", port=8080).replace(
+        'public_url = "https://hooks.example.com"\n', ""
+    )
+    config.write_text(text)
+    out = tmp_path / "stdout.txt"
+    with out.open("w") as stdout, (tmp_path / "stderr.txt").open("w") as stderr:
+        proc = await start_serve(config, port, stderr=stderr, stdout=stdout, args=("--port", str(port)))
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), timeout=90)
+    printed = out.read_text()
+    assert f"  site-form (generic_form): http://127.0.0.1:{port}/hooks/site-form?token=" in printed, printed
