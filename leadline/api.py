@@ -500,25 +500,3 @@ async def create_registration(request: web.Request) -> web.Response:
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     # A replay answers what was stored, as it was stored: the same JSON, even should the model change.
     return web.json_response(answered.body, status=answered.status, headers=headers)
-
-
-def setup_api(app: web.Application, *, send_webhooks: bool = True) -> None:
-    """The API's routes, and the sender of the outgoing webhooks that tell a CRM what changed.
-
-    Workers pass ``send_webhooks=False``: the queue is in the database and the primary sends it.
-    """
-    from leadline.webhooks_out import webhooks_ctx
-
-    if send_webhooks:
-        app.cleanup_ctx.append(webhooks_ctx)
-    app.router.add_get("/api/openapi.json", openapi)
-    app.router.add_get("/api/contacts", contacts)
-    app.router.add_get("/api/contacts/{id}", contact)
-    app.router.add_patch("/api/contacts/{id}", update_contact)
-    app.router.add_delete("/api/contacts/{id}", forget_contact)
-    app.router.add_get("/api/blocked", blocked)
-    app.router.add_delete("/api/blocked/{id}", unblock_entry)
-    app.router.add_get("/api/touches", touches)
-    app.router.add_get("/api/leads", leads)
-    app.router.add_get("/api/report", report)
-    app.router.add_post("/api/registrations", create_registration)

@@ -26,7 +26,7 @@ from capture.providers import PROVIDERS
 from capture.providers.base import RawRequest, make_headers
 from capture.server import setup_routes
 from leadline import keys
-from leadline.api import setup_api
+from leadline.api_routes import setup_api
 from leadline.config import Config, SourceConfig
 from leadline.workers import orphan_watch_ctx, supervisor_ctx
 from storage.costs import sync_costs

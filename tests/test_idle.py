@@ -58,6 +58,8 @@ LATER = (
     "leadline.privacy_cli",
     "leadline.backup_cli",
     "email_validator",  # with the first address
+    "leadline.api",  # with the first API request (leadline/api_routes.py)
+    "leadline.api_models",
 )
 
 

@@ -49,17 +49,35 @@ async def form(srv: Running, clock: Clock, hh: int, mm: int, **fields: str) -> N
     assert resp.status == 200, await resp.text()
 
 
-async def test_response_figures_on_a_hand_built_day_all_four_ways_of_answering(bot_env: BotEnv) -> None:
-    clock = Clock(msk(TUESDAY, 9, 0))
-    srv = await bot_env.start(
-        clock=clock,
-        sources=[*BASE["sources"], MANGO_SOURCE],
-        api_clients=[{"name": "crm", "token": TOKEN}],
+def response(figures: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(
+        figures[key]
+        for key in (
+            "inbound_contacts",
+            "response_p50_min",
+            "response_p90_min",
+            "responded_within_5_min",
+            "responded_within_60_min",
+            "not_responded",
+        )
     )
+
+
+async def the_day(bot_env: BotEnv, clock: Clock, srv: Running, after: Any = None) -> dict[str, Any]:
+    """The day above, through the webhooks, the bot and the API; ``after`` is awaited after each
+    inbound touch. Returns the day's report as the API gives it at 18:00."""
+
+    async def settled() -> None:
+        if after is not None:
+            await after()
+
     await call(srv, clock, "a-1", "79160000001", 10, 0, answered=True, extension="101")
+    await settled()
     await form(srv, clock, 10, 5, name="B", phone="+7 916 000-00-02")
+    await settled()
     await call(srv, clock, "b-out", "79160000002", 10, 9, answered=True, extension="102", direction=2)
     await call(srv, clock, "c-1", "79160000003", 10, 10, answered=False, extension="102")
+    await settled()
 
     clock.now = msk(TUESDAY, 10, 41)  # the call-back SLA (30 working minutes) has passed
     await srv.server.app[keys.SWEEPER].run()
@@ -74,7 +92,9 @@ async def test_response_figures_on_a_hand_built_day_all_four_ways_of_answering(b
     assert answer["text"] == "Marked as called back."
 
     await form(srv, clock, 11, 0, name="D", email="d@example.net")
+    await settled()
     await form(srv, clock, 12, 0, name="E", phone="+7 916 000-00-05")
+    await settled()
     clock.now = msk(TUESDAY, 12, 30)
     async with srv.session.post(
         f"{srv.url}/api/registrations",
@@ -83,26 +103,24 @@ async def test_response_figures_on_a_hand_built_day_all_four_ways_of_answering(b
     ) as resp:
         assert resp.status == 201, await resp.text()
     await call(srv, clock, "f-1", "79160000006", 13, 0, answered=False, extension="102")
+    await settled()
     await call(srv, clock, "f-2", "79160000006", 13, 3, answered=True, extension="102")
 
     clock.now = msk(TUESDAY, 18, 0)
     async with srv.session.get(f"{srv.url}/api/report?from={DAY}&to={DAY}", headers=AUTH) as resp:
         assert resp.status == 200
-        report = await resp.json()
+        report: dict[str, Any] = await resp.json()
+    return report
 
-    def response(figures: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            figures[key]
-            for key in (
-                "inbound_contacts",
-                "response_p50_min",
-                "response_p90_min",
-                "responded_within_5_min",
-                "responded_within_60_min",
-                "not_responded",
-            )
-        )
 
+async def test_response_figures_on_a_hand_built_day_all_four_ways_of_answering(bot_env: BotEnv) -> None:
+    clock = Clock(msk(TUESDAY, 9, 0))
+    srv = await bot_env.start(
+        clock=clock,
+        sources=[*BASE["sources"], MANGO_SOURCE],
+        api_clients=[{"name": "crm", "token": TOKEN}],
+    )
+    report = await the_day(bot_env, clock, srv)
     assert response(report) == (6, 4.0, 90.0, 0.5, 0.6667, 1)
     assert response(report["by_channel"]["call"]) == (3, 3.0, 42.0, 0.6667, 1.0, 0)
     assert response(report["by_channel"]["form"]) == (3, 4.0, 90.0, 0.3333, 0.3333, 1)
@@ -114,3 +132,37 @@ async def test_response_figures_on_a_hand_built_day_all_four_ways_of_answering(b
     async with srv.session.get(f"{srv.url}/api/report?from={DAY}&to={DAY}", headers=AUTH) as resp:
         early = await resp.json()
     assert response(early) == (6, 0.0, 4.0, 0.3333, 0.3333, 4)
+
+
+async def test_the_day_with_cards_on_arrival_every_contact_reaches_a_person_at_once(bot_env: BotEnv) -> None:
+    """Speed to lead's acceptance day: with cards on arrival on, each of the six contacts has its card
+    in Telegram before anything else happens (on the test clock), to the extension that rang or the
+    assignee, and the day's response figures stand."""
+    clock = Clock(msk(TUESDAY, 9, 0))
+    srv = await bot_env.start(
+        clock=clock,
+        sources=[*BASE["sources"], MANGO_SOURCE],
+        api_clients=[{"name": "crm", "token": TOKEN}],
+        notify={"on_arrival": True},
+    )
+    cards = 0
+
+    async def card_sent() -> None:
+        nonlocal cards
+        cards += 1
+        await bot_env.tg.wait_for("sendMessage", count=cards)
+
+    # ``card_sent`` waited, after each inbound contact's first touch, for one more card to reach
+    # Telegram before the clock moved on: every contact reached a person at once.
+    report = await the_day(bot_env, clock, srv, after=card_sent)
+    inbound = {r["contact_id"] for r in srv.rows("SELECT contact_id FROM touches WHERE direction = 'in'")}
+    carded = {r["contact_id"] for r in srv.rows("SELECT contact_id FROM arrival_cards")}
+    assert len(inbound) == 6 and carded == inbound
+    # A rang Anna's 101, C and F Boris's 102; the forms B, D and E are the form source's owner's, Anna's.
+    to = {(r["contact_id"], r["staff"]) for r in srv.rows(
+        "SELECT a.contact_id, s.name AS staff FROM arrival_cards a JOIN staff s ON s.id = a.staff_id"
+    )}  # fmt: skip
+    assert to == {(1, "Anna"), (2, "Anna"), (3, "Boris"), (4, "Anna"), (5, "Anna"), (6, "Boris")}
+    assert response(report) == (6, 4.0, 90.0, 0.5, 0.6667, 1)
+    assert response(report["by_channel"]["call"]) == (3, 3.0, 42.0, 0.6667, 1.0, 0)
+    assert response(report["by_channel"]["form"]) == (3, 4.0, 90.0, 0.3333, 0.3333, 1)

@@ -381,3 +381,21 @@ def test_the_server_does_what_its_openapi_document_says(live_api: str) -> None:
             case.call_and_validate(base_url=live_api, headers=AUTH)
 
         check()
+
+
+async def test_every_route_names_a_handler_and_the_document_describes_every_route(
+    tmp_path: Path, start_server: Any
+) -> None:
+    """The routes load their handlers by name (leadline/api_routes.py): a renamed handler fails here,
+    not at a client's first request."""
+    import inspect
+
+    from leadline import api
+    from leadline.api_routes import ROUTES
+
+    assert all(inspect.iscoroutinefunction(getattr(api, name, None)) for _, _, name in ROUTES)
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    async with srv.session.get(f"{srv.url}/api/openapi.json") as resp:
+        document = await resp.json()
+    described = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
+    assert described == {(method, path) for method, path, _ in ROUTES}
