@@ -15,6 +15,7 @@ aiogram's ``CallbackData`` packs (``prefix:field:field``):
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -100,8 +101,9 @@ def _lead_line(lead: dict[str, Any]) -> str:
     return html.escape(line)
 
 
-def render_arrival(view: ArrivalView) -> dict[str, Any]:
-    """A ``sendMessage`` payload (Telegram HTML); an edit of the card sends the same fields."""
+def render_arrival(view: ArrivalView, titles: Mapping[str, str]) -> dict[str, Any]:
+    """A ``sendMessage`` payload (Telegram HTML); an edit of the card sends the same fields. ``titles``
+    names the campaigns (the config's); the composition root binds them, as the pass renders without it."""
     with written_for(view.language, view.office_language):
         lines: list[str] = []
         keyboard: Buttons = []
@@ -109,7 +111,7 @@ def render_arrival(view: ArrivalView) -> dict[str, Any]:
             lines.append(_repeat_title(view))
         elif view.kind == "callback":
             lines.append(_("📞 <b>Missed call: call back</b>"))
-        lines.append(header(view.card, view.tz))
+        lines.append(header(view.card, view.tz, titles))
         if view.count > 1:
             lines.append(_("🔂 Touches in a row: {n}").format(n=view.count))
         if view.kind == "repeat" and view.lead is not None:

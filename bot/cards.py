@@ -8,6 +8,7 @@ Texts are HTML: everything that came from outside is escaped.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -112,8 +113,8 @@ class CardDraft:
 # ---------------------------------------------------------------------- texts
 
 
-def initial_text(card: TouchCard, tz: ZoneInfo) -> str:
-    body = header(card, tz)
+def initial_text(card: TouchCard, tz: ZoneInfo, titles: Mapping[str, str]) -> str:
+    body = header(card, tz, titles)
     if card.registration is not None:
         return body + "\n\n" + registered_line(card.registration, tz)
     return body + "\n\n" + _("Who is it? Choose below.")
@@ -180,11 +181,16 @@ def prompt(name: str, required: bool) -> str:
 
 
 def form_text(
-    card: TouchCard, draft: CardDraft, tz: ZoneInfo, required: list[str], desirable: list[str]
+    card: TouchCard,
+    draft: CardDraft,
+    tz: ZoneInfo,
+    required: list[str],
+    desirable: list[str],
+    titles: Mapping[str, str],
 ) -> str:
     temp = draft.temperature
     lines = [
-        header(card, tz),
+        header(card, tz, titles),
         "",
         "<b>"
         + _("Lead: {temperature}").format(
@@ -196,7 +202,7 @@ def form_text(
         mark = " ✱" if name in required else ""
         value = draft.value(name)
         lines.append(f"{labels.field(name)}{mark}: {html.escape(str(value)) if value else '—'}")
-    lines.append(f"{labels.field('campaign')}: {html.escape(draft.campaign or '—')}")
+    lines.append(f"{labels.field('campaign')}: {html.escape(labels.campaign(draft.campaign, titles))}")
     lines.append(f"{labels.field('owner')}: {html.escape(draft.owner_name)}")
     if temp in ("warm", "cold"):
         lines.append(f"{labels.field('follow_up')}: {day(draft.follow_up_on)}")
@@ -252,11 +258,15 @@ def form_keyboard(draft: CardDraft, required: list[str], desirable: list[str]) -
     return InlineKeyboardMarkup(inline_keyboard=keyboard)
 
 
-def campaign_keyboard(draft: CardDraft, campaigns: list[tuple[int, str]]) -> InlineKeyboardMarkup:
+def campaign_keyboard(
+    draft: CardDraft, campaigns: list[tuple[int, str]], titles: Mapping[str, str]
+) -> InlineKeyboardMarkup:
+    """The campaigns by title; a button carries the campaign's id, so the lead is saved under its key."""
     t, c = draft.touch, draft.contact
     choices = [
         button(
-            ("• " if name == draft.campaign else "") + name, CardCB(act="camp", t=t, c=c, v=str(cid)).pack()
+            ("• " if name == draft.campaign else "") + labels.campaign(name, titles),
+            CardCB(act="camp", t=t, c=c, v=str(cid)).pack(),
         )
         for cid, name in campaigns
     ]

@@ -6,11 +6,20 @@ language, so the catalogues hold every one of them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from bot.catalogues import gettext as _
 
 TEMPERATURE_ICONS = {"hot": "🔥", "warm": "🌤", "cold": "❄️"}
 CHANNEL_ICONS = {"call": "📞", "form": "📝", "email": "✉️", "manual": "✍️", "chat": "💬"}
 LOST_REASONS = ("price", "competitor", "no_budget", "no_answer", "not_a_fit", "other")
+
+
+def campaign(key: str | None, titles: Mapping[str, str]) -> str:
+    """A campaign as staff read it: its config ``title``; the key stays in the database and the buttons."""
+    if not key:
+        return "—"
+    return titles.get(key) or key
 
 
 def temperature(code: str | None) -> str:

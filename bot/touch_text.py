@@ -8,6 +8,7 @@ came from outside is escaped, since the texts are Telegram HTML.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -44,8 +45,8 @@ def pretty_phone(value: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
-def header(card: TouchCard, tz: ZoneInfo) -> str:
-    """What the touch was: channel, who, when, campaign, history, recording."""
+def header(card: TouchCard, tz: ZoneInfo, titles: Mapping[str, str]) -> str:
+    """What the touch was: channel, who, when, campaign (by its ``titles`` entry), history, recording."""
     touch = card.touch
     icon = labels.CHANNEL_ICONS.get(touch["channel"], "•")
     title = f"{icon} <b>{labels.channel(touch['channel'])}</b>"
@@ -62,7 +63,8 @@ def header(card: TouchCard, tz: ZoneInfo) -> str:
         lines.append("👤 " + html.escape(card.contact_name))
     if card.do_not_contact:
         lines.append(do_not_contact_line())
-    lines.append("📣 " + _("Campaign: {campaign}").format(campaign=html.escape(touch["campaign"] or "—")))
+    campaign = labels.campaign(touch["campaign"], titles)
+    lines.append("📣 " + _("Campaign: {campaign}").format(campaign=html.escape(campaign)))
     if card.earlier_touches:
         lines.append(
             "🔁 "

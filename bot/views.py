@@ -6,6 +6,7 @@ The lists, /find and the typed look-ups all open cards the same way, through the
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,7 +28,7 @@ from storage.staff import StaffMember
 CONTACT_TOUCHES = 5
 
 
-def contact_text(contact: dict[str, Any], tz: ZoneInfo) -> str:
+def contact_text(contact: dict[str, Any], tz: ZoneInfo, titles: Mapping[str, str]) -> str:
     lines = ["👤 <b>" + html.escape(contact["name"] or _("No name")) + f"</b> (#{contact['id']})"]
     who = [html.escape(cards.pretty_phone(p)) for p in contact["phones"]] + [
         html.escape(e) for e in contact["emails"]
@@ -43,7 +44,7 @@ def contact_text(contact: dict[str, Any], tz: ZoneInfo) -> str:
         icon = labels.CHANNEL_ICONS.get(touch["channel"], "•")
         direction = "→" if touch["direction"] == "out" else "←"
         lines.append(
-            f"  {icon} {direction} {cards.when(touch['occurred_at'], tz)} · {html.escape(touch['campaign'] or '—')}"
+            f"  {icon} {direction} {cards.when(touch['occurred_at'], tz)} · {html.escape(labels.campaign(touch['campaign'], titles))}"
         )
     registration = contact["registration"]
     lines.append(cards.registered_line(registration, tz) if registration else "⏳ " + _("Not registered yet"))
@@ -123,7 +124,7 @@ async def send_touch(
         return False
     can_dial = dialer is not None and dialer.can_dial(str(card.touch["source"]))
     keyboard = cards.initial_keyboard(card, touch_id, can_dial=can_dial)
-    await replies.send(chat_id, cards.initial_text(card, config.tz), keyboard)
+    await replies.send(chat_id, cards.initial_text(card, config.tz, config.campaign_titles()), keyboard)
     return True
 
 
@@ -133,7 +134,9 @@ async def send_contact(
     contact = await store.read(partial(contact_summary, contact_id=contact_id, touches=CONTACT_TOUCHES))
     if contact is None:
         return False
-    await replies.send(chat_id, contact_text(contact, config.tz), contact_keyboard(contact, staff))
+    await replies.send(
+        chat_id, contact_text(contact, config.tz, config.campaign_titles()), contact_keyboard(contact, staff)
+    )
     return True
 
 
@@ -143,5 +146,7 @@ async def send_lead(
     lead = await store.read(partial(lead_card, lead_id=lead_id))
     if lead is None:
         return False
-    await replies.send(chat_id, lead_text(lead, config.tz), lead_keyboard(lead, staff))
+    await replies.send(
+        chat_id, lead_text(lead, config.tz, config.campaign_titles()), lead_keyboard(lead, staff)
+    )
     return True

@@ -38,6 +38,7 @@ class Arrivals:
         self.clock = clock
         self.wake_outbox = wake_outbox
         self.rules = replace(ArrivalRules.from_config(config), dialable=dialable(config))
+        self.render = partial(render_arrival, titles=config.campaign_titles())
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -50,7 +51,7 @@ class Arrivals:
                 return Passed()
             working = await asyncio.to_thread(self.rules.calendar.is_working_time, at)
             passed = await self.store.write(
-                partial(arrival_pass, now=at, rules=self.rules, render=render_arrival, working=working)
+                partial(arrival_pass, now=at, rules=self.rules, render=self.render, working=working)
             )
             if passed.outbox_ids and self.wake_outbox is not None:
                 self.wake_outbox()

@@ -733,6 +733,10 @@ class Config(Strict):
                 return campaign.title or name
         return name
 
+    def campaign_titles(self) -> dict[str, str]:
+        """Each configured campaign's key to what a person reads, handed to renderers that take no config."""
+        return {c.name: c.title or c.name for c in self.campaigns}
+
     def source(self, name: str) -> SourceConfig | None:
         return next((s for s in self.sources if s.name == name), None)
 

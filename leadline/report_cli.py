@@ -124,7 +124,7 @@ def report(
     elif as_csv:
         click.echo(report_csv(data), nl=False)
     else:
-        print_report(data, config.campaign_title)
+        print_report(data, config.campaign_title, money_in(config))
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -144,8 +144,15 @@ def _min(value: float | None) -> str:
     return "-" if value is None else f"{value:g} min"
 
 
-def headline_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
-    """The report as (label, value) lines, in the order an owner reads them."""
+def money_in(config: Config) -> Callable[[float | None], str]:
+    """Amounts as the digest writes them: ``[leadline] currency`` in the office's language (``45 000 ₽``)."""
+    from bot.digest_figures import money  # babel: only the commands that print money load it
+
+    return partial(money, currency=config.leadline.currency, locale=config.leadline.language)
+
+
+def headline_rows(data: dict[str, Any], money: Callable[[float | None], str] = _num) -> list[tuple[str, str]]:
+    """The report as (label, value) lines, in the order an owner reads them; ``money`` writes the amounts."""
     return [
         ("Inbound touches", _num(data["inbound_touches"])),
         ("  of them hidden caller ID", _num(data["hidden_caller_touches"])),
@@ -180,11 +187,11 @@ def headline_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         ("Lead-to-client ratio", _pct(data["lead_to_client_ratio"])),
         ("Sales cycle (median days)", _num(data["sales_cycle_days"], 1)),
         ("Not a lead", _num(data["not_a_lead"])),
-        ("Revenue", _num(data["revenue"])),
-        ("Cost", _num(data["cost"])),
-        ("LC (lead cost)", _num(data["lead_cost"])),
-        ("Cost per inbound contact", _num(data["cost_per_inbound_contact"])),
-        ("Cost per client", _num(data["cost_per_client"])),
+        ("Revenue", money(data["revenue"])),
+        ("Cost", money(data["cost"])),
+        ("LC (lead cost)", money(data["lead_cost"])),
+        ("Cost per inbound contact", money(data["cost_per_inbound_contact"])),
+        ("Cost per client", money(data["cost_per_client"])),
         ("Program cost share", _pct(data["program_cost_share"])),
     ]
 
@@ -216,8 +223,13 @@ RESPONSE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 )
 
 
-def print_report(data: dict[str, Any], campaign_title: Callable[[str], str] = str) -> None:
-    """The report as tables; ``campaign_title`` names a campaign as a person reads it (its config ``title``)."""
+def print_report(
+    data: dict[str, Any],
+    campaign_title: Callable[[str], str] = str,
+    money: Callable[[float | None], str] = _num,
+) -> None:
+    """The report as tables; ``campaign_title`` names a campaign as a person reads it (its config ``title``),
+    ``money`` writes an amount in the config's currency (:func:`money_in`)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -228,7 +240,7 @@ def print_report(data: dict[str, Any], campaign_title: Callable[[str], str] = st
     headline = Table(title=title, show_header=False)
     headline.add_column("figure")
     headline.add_column("value", justify="right")
-    for label, value in headline_rows(data):
+    for label, value in headline_rows(data, money):
         headline.add_row(label, value)
     console.print(headline)
     for by in GROUPINGS:
@@ -618,7 +630,9 @@ def demo(config_path: Path | None, database: Path | None, days: int, seed: int, 
     try:
         period = Period(start, today - timedelta(days=1), config.tz)
         print_report(
-            build_report(db, Scope(period, as_of=now), Rules.from_config(config)), config.campaign_title
+            build_report(db, Scope(period, as_of=now), Rules.from_config(config)),
+            config.campaign_title,
+            money_in(config),
         )
     finally:
         db.close()

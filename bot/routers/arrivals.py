@@ -100,7 +100,7 @@ async def on_back(
     await callback.answer()
     if view is None or not isinstance(callback.message, Message):
         return
-    markup = render_arrival(view).get("reply_markup")
+    markup = render_arrival(view, config.campaign_titles()).get("reply_markup")
     with contextlib.suppress(TelegramBadRequest):
         await callback.message.edit_reply_markup(
             reply_markup=InlineKeyboardMarkup.model_validate(markup) if markup else None
@@ -123,7 +123,7 @@ async def on_give_to(
     rules = _rules(config, dialer)
     given = await store.write(
         partial(give_card, touch_id=callback_data.t, staff_id=callback_data.v, at=clock(), rules=rules,
-                render=render_arrival)
+                render=partial(render_arrival, titles=config.campaign_titles()))
     )  # fmt: skip
     if given.already:
         await callback.answer(_("Someone has already taken care of this."))

@@ -39,7 +39,8 @@ async def mark(
     if contact is not None and isinstance(callback.message, Message):
         with contextlib.suppress(TelegramBadRequest):
             await callback.message.edit_text(
-                contact_text(contact, config.tz), reply_markup=contact_keyboard(contact, staff)
+                contact_text(contact, config.tz, config.campaign_titles()),
+                reply_markup=contact_keyboard(contact, staff),
             )
     await callback.answer(
         _("Marked: left out of campaigns from now on.")

@@ -83,7 +83,9 @@ async def ask(
             ]
         ]
     )
-    await replies.send(chat_id, question + "\n\n" + contact_text(summary, config.tz), markup)
+    await replies.send(
+        chat_id, question + "\n\n" + contact_text(summary, config.tz, config.campaign_titles()), markup
+    )
 
 
 async def edit(callback: CallbackQuery, text: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -50,7 +51,9 @@ def move_label(stage: str) -> str:
     }.get(stage, stage)
 
 
-def lead_text(lead: dict[str, Any], tz: ZoneInfo, *, with_contact: bool = True) -> str:
+def lead_text(
+    lead: dict[str, Any], tz: ZoneInfo, titles: Mapping[str, str], *, with_contact: bool = True
+) -> str:
     temp = lead["temperature"]
     lines = [
         LEAD_MARK
@@ -73,7 +76,7 @@ def lead_text(lead: dict[str, Any], tz: ZoneInfo, *, with_contact: bool = True) 
     for name, value in (lead["fields"] or {}).items():
         lines.append(f"{labels.field(name)}: {html.escape(str(value))}")
     lines.append(
-        f"📣 {labels.field('campaign')}: {html.escape(lead['campaign'] or '—')} · "
+        f"📣 {labels.field('campaign')}: {html.escape(labels.campaign(lead['campaign'], titles))} · "
         f"{labels.field('owner')}: {html.escape(lead['owner_name'] or '—')}"
     )
     lines.append(
@@ -178,7 +181,9 @@ async def redraw(
     if lead is not None:
         header = keep_header(callback)
         await show(
-            callback, header + lead_text(lead, config.tz, with_contact=not header), lead_keyboard(lead, staff)
+            callback,
+            header + lead_text(lead, config.tz, config.campaign_titles(), with_contact=not header),
+            lead_keyboard(lead, staff),
         )
 
 
@@ -212,7 +217,7 @@ async def on_button(
         return
     assert lead is not None
     header = keep_header(callback)
-    body = header + lead_text(lead, config.tz, with_contact=not header)
+    body = header + lead_text(lead, config.tz, config.campaign_titles(), with_contact=not header)
     changes: dict[str, Any] = {}
     if act == "back":
         await state.clear()
@@ -301,7 +306,10 @@ async def typed(
     lead = await store.read(partial(lead_card, lead_id=lead_id))
     if lead is not None:
         await replies.edit(
-            int(route["chat"]), int(route["card"]), lead_text(lead, config.tz), lead_keyboard(lead, staff)
+            int(route["chat"]),
+            int(route["card"]),
+            lead_text(lead, config.tz, config.campaign_titles()),
+            lead_keyboard(lead, staff),
         )
 
 

@@ -125,7 +125,13 @@ async def other(
             ],
         ]
     )
-    body = "\n\n".join([question, contact_text(first, config.tz), contact_text(second, config.tz)])
+    body = "\n\n".join(
+        [
+            question,
+            contact_text(first, config.tz, config.campaign_titles()),
+            contact_text(second, config.tz, config.campaign_titles()),
+        ]
+    )
     await replies.send(chat_id, body, markup)
 
 

@@ -65,7 +65,11 @@ async def current_card(
         await callback.answer(_("This contact no longer exists."), show_alert=True)
         return None
     if card.contact_id != data.c:
-        await show(callback, cards.initial_text(card, config.tz), cards.initial_keyboard(card, data.t))
+        await show(
+            callback,
+            cards.initial_text(card, config.tz, config.campaign_titles()),
+            cards.initial_keyboard(card, data.t),
+        )
         await callback.answer(
             _(
                 "This contact was merged with contact #{id} since the card was sent. The card now shows the merged contact."
@@ -74,7 +78,7 @@ async def current_card(
         )
         return None
     if card.registration is not None:
-        await show(callback, cards.initial_text(card, config.tz), None)
+        await show(callback, cards.initial_text(card, config.tz, config.campaign_titles()), None)
         await callback.answer(
             _("Already registered by {who}: {what}. Nothing to do here.").format(
                 who=card.registration.staff_name or "—",
@@ -118,7 +122,7 @@ async def show_form(callback: CallbackQuery, card: TouchCard, draft: CardDraft, 
     required, desirable = fields_of(config)
     await show(
         callback,
-        cards.form_text(card, draft, config.tz, required, desirable),
+        cards.form_text(card, draft, config.tz, required, desirable, config.campaign_titles()),
         cards.form_keyboard(draft, required, desirable),
     )
 
@@ -170,7 +174,7 @@ async def not_a_lead(callback: CallbackQuery, callback_data: CardCB, store: Stor
     card = await current_card(callback, callback_data, store, config)
     if card is None:
         return
-    text = cards.header(card, config.tz) + "\n\n" + _("Why is it not a lead?")
+    text = cards.header(card, config.tz, config.campaign_titles()) + "\n\n" + _("Why is it not a lead?")
     await show(callback, text, cards.reasons_keyboard(card, callback_data.t))
     await callback.answer()
 
@@ -183,7 +187,11 @@ async def back(
         return
     await card_state(state, callback.message.chat.id, callback.message.message_id).clear()
     await state.clear()
-    await show(callback, cards.initial_text(card, config.tz), cards.initial_keyboard(card, callback_data.t))
+    await show(
+        callback,
+        cards.initial_text(card, config.tz, config.campaign_titles()),
+        cards.initial_keyboard(card, callback_data.t),
+    )
     await callback.answer()
 
 
@@ -200,7 +208,7 @@ async def why(
     if card is None or callback_data.v not in REASONS:
         return
     if callback_data.v == "spam":
-        text = cards.header(card, config.tz) + "\n\n" + cards.spam_question(card)
+        text = cards.header(card, config.tz, config.campaign_titles()) + "\n\n" + cards.spam_question(card)
         await show(callback, text, cards.spam_keyboard(card, callback_data.t))
         await callback.answer()
         return
@@ -250,7 +258,9 @@ async def form(
     draft = await load_draft(state, callback)
     if draft is None:
         await show(
-            callback, cards.initial_text(card, config.tz), cards.initial_keyboard(card, callback_data.t)
+            callback,
+            cards.initial_text(card, config.tz, config.campaign_titles()),
+            cards.initial_keyboard(card, callback_data.t),
         )
         await callback.answer(
             _("This card's draft was lost (the bot restarted). Please choose again."), show_alert=True
@@ -261,7 +271,9 @@ async def form(
     required, _desirable = fields_of(config)
     if act == "camp" and not value:
         await show(
-            callback, callback.message.html_text, cards.campaign_keyboard(draft, await store.read(campaigns))
+            callback,
+            callback.message.html_text,
+            cards.campaign_keyboard(draft, await store.read(campaigns), config.campaign_titles()),
         )
         await callback.answer()
         return
@@ -349,12 +361,12 @@ async def finish(
     card = await store.read(partial(touch_card, touch_id=callback_data.t))
     if card is None:
         return
-    text = cards.initial_text(card, config.tz)
+    text = cards.initial_text(card, config.tz, config.campaign_titles())
     markup = None
     if done.lead_id is not None:
         lead = await store.read(partial(lead_card, lead_id=done.lead_id))
         if lead is not None:
-            text = text + "\n\n" + lead_text(lead, config.tz, with_contact=False)
+            text = text + "\n\n" + lead_text(lead, config.tz, config.campaign_titles(), with_contact=False)
             markup = lead_keyboard(lead, staff)
     await show(callback, text, markup)
     await callback.answer(_("Saved."))
@@ -407,7 +419,7 @@ async def typed(
     await replies.edit(
         chat_id,
         message_id,
-        cards.form_text(card, draft, config.tz, required, desirable),
+        cards.form_text(card, draft, config.tz, required, desirable, config.campaign_titles()),
         cards.form_keyboard(draft, required, desirable),
     )
 

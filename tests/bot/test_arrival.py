@@ -338,3 +338,14 @@ async def test_a_missed_calls_card_closes_once_the_office_calls_the_number_back(
     message = tg.message(BORIS, card.result["message_id"])
     assert message is not None and "✅" in message["text"]
     assert tg.buttons(BORIS, card.result["message_id"]) == []
+
+
+async def test_a_card_on_arrival_names_the_campaign_by_its_title(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    titled = [{**BASE["campaigns"][0], "title": "Brand search, Moscow"}, BASE["campaigns"][1]]
+    srv = await bot_env.start(arrival_config(bot_env, campaigns=titled), clock=Clock(msk(TUESDAY, 10, 0)))
+
+    await post_form(srv, name="Ivan", phone="+7 916 123-45-67", utm_campaign="brand_msk")
+    card = await tg.wait_for("sendMessage", chat_id=ANNA)
+    assert "Brand search, Moscow" in card.params["text"] and "brand_msk" not in card.params["text"]
+    assert srv.scalar("SELECT campaign FROM touches") == "brand_msk"

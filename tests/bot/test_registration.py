@@ -285,3 +285,35 @@ async def test_a_draft_nobody_touched_for_journal_days_goes_in_the_retention_pas
     assert (await run_pass(store, srv.config.retention, now[0])).drafts == 2  # the draft and its question
     assert srv.scalar("SELECT COUNT(*) FROM bot_states") == 0
     assert srv.scalar("SELECT COUNT(*) FROM registrations") == 0  # the touch is still waiting
+
+
+async def test_campaigns_go_by_their_titles_on_the_card_and_in_the_picker_and_are_saved_by_key(
+    bot_env: BotEnv,
+) -> None:
+    tg = bot_env.tg
+    titled = [
+        {**BASE["campaigns"][0], "title": "Brand search, Moscow"},
+        {**BASE["campaigns"][1], "title": "VK ads"},
+    ]
+    srv = await bot_env.start(campaigns=titled)
+    await post_form(srv, phone="+7 916 123-00-77", message="A kitchen", utm_campaign="brand_msk")
+    touch = the_touch(srv)
+    t, c = touch["id"], touch["contact_id"]
+    card = await bot_env.says(ANNA, "89161230077", language="en")
+    card_id = card.result["message_id"]
+    assert "Campaign: Brand search, Moscow" in card.result["text"]
+
+    await bot_env.press(ANNA, card_id, CardCB(act="lead", t=t, c=c, v="warm").pack())
+    await bot_env.press(ANNA, card_id, CardCB(act="camp", t=t, c=c).pack())
+    picker = [b["text"] for b in tg.buttons(ANNA, card_id)]
+    assert "• Brand search, Moscow" in picker and "VK ads" in picker and "vk_ads" not in picker
+    await bot_env.taps(ANNA, card_id, "VK ads")
+    assert "Campaign: VK ads" in bot_env.text(ANNA, card_id)
+    await bot_env.press(ANNA, card_id, CardCB(act="save", t=t, c=c).pack())
+
+    assert srv.scalar("SELECT campaign FROM leads") == "vk_ads"
+    assert srv.scalar("SELECT campaign FROM registrations") == "vk_ads"
+    saved = bot_env.text(ANNA, card_id)
+    assert "Campaign: VK ads" in saved and "vk_ads" not in saved
+    found = await bot_env.says(ANNA, "/find +79161230077", language="en")
+    assert "Brand search, Moscow" in found.params["text"] and "brand_msk" not in found.params["text"]

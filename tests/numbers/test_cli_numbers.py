@@ -81,7 +81,16 @@ def test_report_table_and_csv(config_path: Path):
     table = run_cli_sync("report", "--config", str(config_path), "--period", "2026-11", "--as-of", AS_OF)
     assert table.code == 0, table.output
     assert "Leadline report 2026-11" in table.output
-    for text in ("LRR", "75.0 %", "16 250", "22 500", "20 min", "By campaign", "brand_msk", "Boris"):
+    for text in (
+        "LRR",
+        "75.0 %",
+        "16\u00a0250\u00a0₽",
+        "22 500",
+        "20 min",
+        "By campaign",
+        "brand_msk",
+        "Boris",
+    ):
         assert text in table.output, text
     result = run_cli_sync(
         "report", "--config", str(config_path), "--period", "2026-11", "--csv", "--as-of", AS_OF
@@ -234,3 +243,26 @@ def test_report_names_campaigns_by_their_titles_and_json_by_their_keys(tmp_path:
     assert "Бренд Москва" in table.output and "brand_msk" not in table.output
     assert "vk_ads" in table.output  # no title: its key
     assert set(report_json(config_path, "--period", "2026-11")["by_campaign"]) >= {"brand_msk", "vk_ads"}
+
+
+def test_report_writes_money_in_the_configured_currency_as_the_digest_does(tmp_path: Path):
+    from tests.numbers.test_export import known_month
+
+    def money_lines(language: str, currency: str) -> dict[str, str]:
+        (tmp_path / language).mkdir()
+        config_path = known_month(tmp_path / language, language, currency=currency)
+        args = ("report", "--config", str(config_path), "--period", "2026-11", "--as-of", AS_OF)
+        table = run_cli_sync(*args)
+        assert table.code == 0, table.output
+        cells = [[cell.strip() for cell in line.split("│")] for line in table.output.splitlines()]
+        return {row[1]: row[2] for row in cells if len(row) == 4}
+
+    english = money_lines("en", "USD")
+    assert (english["Revenue"], english["Cost"], english["LC (lead cost)"]) == (
+        "$100,000",
+        "$65,000",
+        "$16,250",
+    )
+    assert english["Inbound contacts"] == "8"  # counts stay counts
+    russian = money_lines("ru", "RUB")
+    assert (russian["Cost"], russian["LC (lead cost)"]) == ("65\u00a0000\u00a0₽", "16\u00a0250\u00a0₽")
