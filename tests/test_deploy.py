@@ -70,3 +70,10 @@ def test_nginx_site_loads_on_debian_12s_nginx() -> None:
 def test_nginx_error_log_does_not_quote_tokens() -> None:
     """nginx's error lines (a 502 while Leadline restarts) carry the request line, query token included."""
     assert "error_log /var/log/nginx/leadline.error.log crit;" in _nginx_directives()
+
+
+def test_caddy_error_log_does_not_quote_tokens() -> None:
+    """Caddy's error lines carry the request's URI with its token; the access log's filter misses them."""
+    text = (ROOT / "deploy" / "Caddyfile").read_text()
+    options = text[text.index("{") : text.index("hooks.example.com {")]
+    assert "exclude http.log.error" in options
