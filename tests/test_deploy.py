@@ -52,3 +52,28 @@ def test_proxy_configs_forward_to_the_example_port_and_keep_tokens_out_of_logs(p
     assert "127.0.0.1:8080" in text
     assert "X-Forwarded-For" in text
     assert "token" in text  # the access log drops the query string or its token
+
+
+def _nginx_directives() -> list[str]:
+    text = (ROOT / "deploy" / "nginx" / "leadline.conf").read_text()
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return [line for line in lines if line]
+
+
+def test_nginx_site_loads_on_debian_12s_nginx() -> None:
+    """Debian 12 ships nginx 1.22, whose ``nginx -t`` refuses ``http2 on;`` (nginx 1.25.1 and later)."""
+    directives = _nginx_directives()
+    assert not [line for line in directives if line.startswith("http2 ")]
+    assert "listen 443 ssl http2;" in directives
+
+
+def test_nginx_error_log_does_not_quote_tokens() -> None:
+    """nginx's error lines (a 502 while Leadline restarts) carry the request line, query token included."""
+    assert "error_log /var/log/nginx/leadline.error.log crit;" in _nginx_directives()
+
+
+def test_caddy_error_log_does_not_quote_tokens() -> None:
+    """Caddy's error lines carry the request's URI with its token; the access log's filter misses them."""
+    text = (ROOT / "deploy" / "Caddyfile").read_text()
+    options = text[text.index("{") : text.index("hooks.example.com {")]
+    assert "exclude http.log.error" in options
