@@ -8,9 +8,10 @@ hands each update's JSON to the capture pipeline (``leadline/app.py``), which jo
 request of the ``telegram_business`` source and parses it here, as a webhook's body would be.
 
 A business chat is private, and its ``chat.id`` is the customer's user id: a message whose sender is
-someone else (the owner typing in their app, or a bot answering for them, ``sender_business_bot``)
-is the owner's reply, not a touch but the answer speed to lead measures (kept against the
-conversation, storage/chats.py). So no state is needed to tell the two apart. The customer is
+someone else is the business's. Typed by the owner in their app, it is their reply: not a touch,
+but the answer speed to lead measures (kept against the conversation, storage/chats.py). Sent by a
+bot answering for them (``sender_business_bot``), it is neither: the customer still waits for a
+person. So no state is needed to tell them apart. The customer is
 known by their user id (and username, when they have one); a phone only when they share their own
 contact (``contact.user_id`` is theirs). The message's key, ``business_connection_id:chat.id:
 message_id``, as a digest, makes a re-delivered update and an edit a no-op.
@@ -70,7 +71,9 @@ def _message(message: dict[str, Any]) -> ParseResult:
     external_id = "telegram:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     conversation = conversation_key("telegram", connection, chat_id)
     occurred_at = unix_time(message.get("date"), "message.date")
-    if user != chat_id or "sender_business_bot" in message or sender.get("is_bot"):
+    if "sender_business_bot" in message or sender.get("is_bot"):
+        return ParseResult(note="a bot's message for the business: not a touch, nor a person's answer")
+    if user != chat_id:
         return ParseResult(
             events=[ReplyEvent(external_id, conversation, occurred_at)],
             note="the business owner's reply: not a touch",

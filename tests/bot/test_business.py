@@ -171,6 +171,14 @@ async def test_the_owners_reply_three_minutes_later_is_a_response_of_3_min(bot_e
     srv, clock = await start_on_tuesday(bot_env)
     clock.now = msk(TUESDAY, 10, 0)
     await deliver(bot_env, customer_says(500, msk(TUESDAY, 10, 0), "Есть окно сегодня?"))
+    clock.now = msk(TUESDAY, 10, 1)
+    greeting = owner_replies(499, msk(TUESDAY, 10, 1))  # a bot answering for the owner: no person yet
+    greeting["business_message"]["sender_business_bot"] = {
+        "id": 700000001,
+        "is_bot": True,
+        "first_name": "Bot",
+    }
+    await deliver(bot_env, greeting)
     clock.now = msk(TUESDAY, 10, 3)
     reply = owner_replies(501, msk(TUESDAY, 10, 3))
     await deliver(bot_env, reply)
