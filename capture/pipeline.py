@@ -36,9 +36,9 @@ from leadline.config import Config, SourceConfig
 from storage.attribution import CampaignIndex
 from storage.blocking import BlockRules
 from storage.calls import apply_call_event
-from storage.chats import record_chat_event
+from storage.chats import record_chat_event, record_chat_reply
 from storage.db import Clock, Store, now_utc, savepoint
-from storage.events import ContactEvent
+from storage.events import ContactEvent, ReplyEvent
 from storage.identifiers import phone
 from storage.register import register_by_system
 from storage.registrations import Draft
@@ -116,7 +116,11 @@ def store_events(db: Database, requests: Sequence[tuple[Sequence[Event], EventCo
 
     for n, (events, ctx) in enumerate(requests):
         for event in events:
-            if isinstance(event, CallEvent):
+            if isinstance(event, ReplyEvent):
+                if run:
+                    store_run()
+                record_chat_reply(db, event, ctx)
+            elif isinstance(event, CallEvent):
                 if run:
                     store_run()
                 touch_id, created = apply_call_event(db, event, ctx)
@@ -259,6 +263,8 @@ class Capture:
         source = self.config.source(source_name)
         default = source.region if source and source.region else self.config.leadline.region
         for event in events:
+            if isinstance(event, ReplyEvent):
+                continue
             region = event.region or default
             if isinstance(event, CallEvent):
                 phone(event.caller, region)
@@ -488,7 +494,7 @@ async def replay(
 
 
 def _expected_touches(result: ParseResult) -> int:
-    return sum(not isinstance(e, CallEvent) for e in result.events)
+    return sum(isinstance(e, ContactEvent) for e in result.events)
 
 
 def _rejected_columns(verdict: Verdict, prepared: journal.Prepared | None) -> dict[str, Any]:

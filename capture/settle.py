@@ -18,7 +18,16 @@ from datetime import UTC, datetime, timedelta
 from email.utils import getaddresses
 from typing import Any
 
-from capture.providers.base import MAX_DEPTH, BadRequest, CallEvent, ContactEvent, Event, ParseResult, quoted
+from capture.providers.base import (
+    MAX_DEPTH,
+    BadRequest,
+    CallEvent,
+    ContactEvent,
+    Event,
+    ParseResult,
+    ReplyEvent,
+    quoted,
+)
 from storage.identifiers import MAX_HANDLE_CHARS
 from storage.touches import MAX_TEXT_CHARS
 
@@ -48,7 +57,7 @@ _RANGES: dict[str, tuple[str, int, int]] = {
     "seq": ("the event's sequence number", 0, MAX_INTEGER),
 }
 #: Each event type's attributes, looked up once rather than per event.
-_NAMES = {kind: tuple(f.name for f in fields(kind)) for kind in (ContactEvent, CallEvent)}
+_NAMES = {kind: tuple(f.name for f in fields(kind)) for kind in (ContactEvent, CallEvent, ReplyEvent)}
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

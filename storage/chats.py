@@ -7,6 +7,9 @@ message adds its text to the touch (up to :data:`storage.touches.MAX_TEXT_CHARS`
 says about its person (a shared phone joins the contact that number already has, with the merge
 recorded as for any touch). Every message taken in is kept in ``chat_messages``, so a provider's
 retry of any of them, not only the first, is a no-op.
+
+The business's own messages are no touches: each is kept in ``chat_replies`` against the touch it
+answers, as the answer speed to lead measures (storage/reports/response.py).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from sqlite_utils import Database
 
 from storage.contacts import Claim, resolve_contacts
 from storage.db import iso, parse_iso
-from storage.events import ContactEvent
+from storage.events import ContactEvent, ReplyEvent
 from storage.touches import MAX_TEXT_CHARS, EventContext, event_identifiers, record_contact_event
 
 #: Between two messages in a touch's text.
@@ -51,6 +54,19 @@ def record_chat_event(db: Database, event: ContactEvent, ctx: EventContext) -> t
         (ctx.source, event.external_id, touch_id, ctx.journal_id, iso(at)),
     )
     return touch_id, new
+
+
+def record_chat_reply(db: Database, event: ReplyEvent, ctx: EventContext) -> bool:
+    """Keep the business's reply against the conversation's latest touch at its moment (none when
+    the business wrote first: that answers nobody); False when it was kept before."""
+    at = iso(event.occurred_at or ctx.received_at)
+    cursor = db.conn.execute(
+        "INSERT OR IGNORE INTO chat_replies (source, external_id, touch_id, journal_id, at)"
+        " VALUES (?, ?, (SELECT id FROM touches WHERE source = ? AND conversation = ? AND dropped IS NULL"
+        " AND occurred_at <= ? ORDER BY occurred_at DESC, id DESC LIMIT 1), ?, ?)",
+        (ctx.source, event.external_id, ctx.source, event.conversation, at, ctx.journal_id, at),
+    )
+    return cursor.rowcount > 0
 
 
 def _open_conversation(db: Database, ctx: EventContext, conversation: str, at: datetime) -> int | None:

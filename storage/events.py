@@ -84,4 +84,18 @@ class CallEvent:
     fields: Mapping[str, Any] = field(default_factory=dict)
 
 
-Event = ContactEvent | CallEvent
+@dataclass(frozen=True, slots=True)
+class ReplyEvent:
+    """The business's own message in a chat conversation: not a touch, but the answer to one.
+
+    Speed to lead counts from a customer's first message to the first reply after it, so a reply is
+    kept with the conversation it was sent in (``conversation``, the key its customer's messages
+    carry) and its moment. ``external_id`` is the message's key: a retry of it changes nothing.
+    """
+
+    external_id: str
+    conversation: str
+    occurred_at: datetime | None = None
+
+
+Event = ContactEvent | CallEvent | ReplyEvent

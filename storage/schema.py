@@ -640,6 +640,31 @@ CREATE INDEX arrival_cards_open ON arrival_cards (contact_id, kind) WHERE closed
     )
 
 
+@migrations()
+def m012_chat_replies(db: Database) -> None:
+    """The business's own replies in chats: the answer that speed to lead measures, never a touch.
+
+    A reply names the touch it answered (its conversation's latest at the reply's moment; NULL when
+    the business wrote first), so a merge that moves the touch takes the reply with it and the
+    reports find its contact through the touch. Keyed by the message, so a retry is a no-op.
+    """
+    _run(
+        db,
+        """
+CREATE TABLE chat_replies (
+    source TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    touch_id INTEGER REFERENCES touches (id),
+    journal_id INTEGER REFERENCES journal (id),
+    at TEXT NOT NULL,
+    PRIMARY KEY (source, external_id)
+) WITHOUT ROWID;
+CREATE INDEX chat_replies_at ON chat_replies (at, touch_id) WHERE touch_id IS NOT NULL;
+CREATE INDEX chat_replies_touch ON chat_replies (touch_id)
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

@@ -242,6 +242,7 @@ def subject_of(db: Database, contact_id: int, *, unlinked: bool = True) -> Subje
     journal = _in(db, "SELECT journal_id FROM touches WHERE id IN ({marks})", touches)
     journal += _in(db, "SELECT journal_id FROM call_events WHERE touch_id IN ({marks})", touches)
     journal += _in(db, "SELECT journal_id FROM chat_messages WHERE touch_id IN ({marks})", touches)
+    journal += _in(db, "SELECT journal_id FROM chat_replies WHERE touch_id IN ({marks})", touches)
     for source, call_id in calls:
         journal += _ids(
             db,

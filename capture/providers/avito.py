@@ -8,6 +8,8 @@ a URL before subscribing it by posting ``{}``, which is answered 200 with the no
 
 A message is the buyer's when its ``author_id`` is neither our account (``user_id``: our own
 replies come to the webhook too) nor 0 (Avito's system bots), and its ``type`` is not ``system``.
+Our own reply is no touch but the answer speed to lead measures, kept against its chat's
+conversation (storage/chats.py); whether a person or a program sent it, Avito does not say.
 The item it is about goes into the touch's text and names its campaign (``[[campaigns]]
 avito_items``). Avito's answer to wait for is 200 within 2 s, with ``{"ok": true}`` as receivers
 send it; the message id (``value.id``) makes a retry a no-op.
@@ -20,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from capture.chats import CONVERSATION_URL, conversation_key, obj, scalar, unix_time
-from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest, Reply
+from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest, Reply, ReplyEvent
 from leadline.config import SourceConfig
 
 OK = Reply(200, b'{"ok": true}', "application/json")
@@ -49,18 +51,26 @@ class Avito:
         if not message_id or not chat_id:
             raise BadRequest("payload.value has no id or no chat_id")
         author, account = scalar(value, "author_id"), scalar(value, "user_id")
-        if author in (None, "0") or author == account or value.get("type") == "system":
-            return ParseResult(reply=OK, note="our own or Avito's message: not a touch")
+        if author in (None, "0") or value.get("type") == "system":
+            return ParseResult(reply=OK, note="Avito's message: not a touch")
+        conversation = conversation_key("avito", account, chat_id)
+        created = unix_time(value.get("created"), "payload.value.created")
+        if author == account:
+            return ParseResult(
+                events=[ReplyEvent(f"avito:{message_id}", conversation, created)],
+                reply=OK,
+                note="our own reply: not a touch",
+            )
         item = scalar(value, "item_id")
         return ParseResult(
             events=[
                 ContactEvent(
                     channel="chat",
                     external_id=f"avito:{message_id}",
-                    occurred_at=unix_time(value.get("created"), "payload.value.created"),
+                    occurred_at=created,
                     message=_text(value, item),
                     handles=(("avito_id", author),) if author else (),
-                    conversation=conversation_key("avito", account, chat_id),
+                    conversation=conversation,
                     campaign_ref=("avito_item", item) if item else None,
                     fields={
                         "chat_id": chat_id,

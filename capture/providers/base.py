@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict
 
-from storage.events import CallEvent, ContactEvent, Event
+from storage.events import CallEvent, ContactEvent, Event, ReplyEvent
 
 if TYPE_CHECKING:
     from leadline.config import SourceConfig
@@ -36,6 +36,7 @@ __all__ = [
     "ProviderError",
     "RawRequest",
     "Reply",
+    "ReplyEvent",
     "Unauthorized",
     "loads",
     "make_headers",

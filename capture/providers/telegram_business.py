@@ -8,8 +8,10 @@ hands each update's JSON to the capture pipeline (``leadline/app.py``), which jo
 request of the ``telegram_business`` source and parses it here, as a webhook's body would be.
 
 A business chat is private, and its ``chat.id`` is the customer's user id: a message whose sender is
-someone else (the owner typing in their app, or a bot answering for them, ``sender_business_bot``)
-is the owner's reply, not a touch. So no state is needed to tell the two apart. The customer is
+someone else is the business's. Typed by the owner in their app, it is their reply: not a touch,
+but the answer speed to lead measures (kept against the conversation, storage/chats.py). Sent by a
+bot answering for them (``sender_business_bot``), it is neither: the customer still waits for a
+person. So no state is needed to tell them apart. The customer is
 known by their user id (and username, when they have one); a phone only when they share their own
 contact (``contact.user_id`` is theirs). The message's key, ``business_connection_id:chat.id:
 message_id``, as a digest, makes a re-delivered update and an edit a no-op.
@@ -23,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from capture.chats import CONVERSATION_URL, conversation_key, obj, scalar, unix_time
-from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest
+from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest, ReplyEvent
 from leadline.config import SourceConfig
 
 MESSAGE_KINDS = ("business_message", "edited_business_message")
@@ -63,27 +65,34 @@ def _message(message: dict[str, Any]) -> ParseResult:
     connection, message_id = scalar(message, "business_connection_id"), scalar(message, "message_id")
     if not (user and chat_id and connection and message_id):
         raise BadRequest("a business message needs from.id, chat.id, business_connection_id and message_id")
-    if user != chat_id or "sender_business_bot" in message or sender.get("is_bot"):
-        return ParseResult(note="the business owner's reply: not a touch")
     if chat.get("type") not in (None, "private"):
         return ParseResult(note="not a private chat")
+    key = f"{connection}:{chat_id}:{message_id}"
+    external_id = "telegram:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    conversation = conversation_key("telegram", connection, chat_id)
+    occurred_at = unix_time(message.get("date"), "message.date")
+    if "sender_business_bot" in message or sender.get("is_bot"):
+        return ParseResult(note="a bot's message for the business: not a touch, nor a person's answer")
+    if user != chat_id:
+        return ParseResult(
+            events=[ReplyEvent(external_id, conversation, occurred_at)],
+            note="the business owner's reply: not a touch",
+        )
     username = scalar(sender, "username")
     contact = obj(message.get("contact"))
     own_phone = scalar(contact, "phone_number") if scalar(contact, "user_id") == user else None
-    key = f"{connection}:{chat_id}:{message_id}"
     name = " ".join(filter(None, (scalar(sender, "first_name"), scalar(sender, "last_name"))))
     return ParseResult(
         events=[
             ContactEvent(
                 channel="chat",
-                external_id="telegram:"
-                + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32],
-                occurred_at=unix_time(message.get("date"), "message.date"),
+                external_id=external_id,
+                occurred_at=occurred_at,
                 phones=(_plus(own_phone),) if own_phone else (),
                 name=name or None,
                 message=_text(message),
                 handles=(("telegram_id", user),) + ((("telegram_username", username),) if username else ()),
-                conversation=conversation_key("telegram", connection, chat_id),
+                conversation=conversation,
                 fields={
                     CONVERSATION_URL: f"https://t.me/{username}" if username else f"tg://user?id={user}",
                 },

@@ -7,7 +7,10 @@ is saved) is answered with the source's ``confirmation`` string; every other eve
 ``ok`` VK wants, or it repeats the event and, after several errors in a row, stops sending.
 
 ``message_new`` from a person (``out`` 0, a private dialogue: ``peer_id`` below 2 000 000 000) is a
-chat message of the VK user ``from_id``; a number typed in its text is a phone. ``lead_forms_new``
+chat message of the VK user ``from_id``; a number typed in its text is a phone. The community's own
+message in such a dialogue (``message_reply``, when the Callback API server has that event on, or
+``out`` 1) is no touch but the answer speed to lead measures, kept against the dialogue
+(storage/chats.py). ``lead_forms_new``
 is a form: its answers give the phone, name and email, the rest is the message, and the form's id
 its campaign (``[[campaigns]] vk_forms``). ``event_id`` is the retry key: VK resends the same event
 with ``X-Retry-Counter`` until it is answered ``ok``.
@@ -22,7 +25,15 @@ from typing import Any
 
 from capture.chats import CONVERSATION_URL, conversation_key, items, obj, scalar, unix_time
 from capture.mail import find_phones
-from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest, Reply, Unauthorized
+from capture.providers.base import (
+    BadRequest,
+    ContactEvent,
+    ParseResult,
+    RawRequest,
+    Reply,
+    ReplyEvent,
+    Unauthorized,
+)
 from leadline.config import SourceConfig
 
 OK = Reply(200, b"ok", "text/plain")
@@ -60,9 +71,12 @@ class Vk:
             raise BadRequest(f"a {kind[:40]!r} event without an event_id")
         group = scalar(body, "group_id") or ""
         event_object = obj(body.get("object"))
-        if kind == "message_new":
-            # API versions before 5.103 send the message itself as the object (FORMATS §8.3).
+        if kind in ("message_new", "message_reply"):
+            # API versions before 5.103 send the message itself as the object (FORMATS §8.3), as
+            # ``message_reply`` always does.
             message = obj(event_object.get("message")) or event_object
+            if kind == "message_reply" or message.get("out") in (1, "1", True):
+                return _reply(event_id, group, message)
             return _message(event_id, group, message, source)
         if kind == "lead_forms_new":
             return ParseResult(events=[_lead(event_id, group, event_object)], reply=OK)
@@ -72,8 +86,6 @@ class Vk:
 def _message(event_id: str, group: str, message: dict[str, Any], source: SourceConfig) -> ParseResult:
     sender = scalar(message, "from_id") or ""
     peer = scalar(message, "peer_id") or sender
-    if message.get("out") in (1, "1", True):
-        return ParseResult(reply=OK, note="the community's own message")
     if not _id(sender):
         return ParseResult(reply=OK, note="not from a person")
     if _id(peer) >= GROUP_CHATS:
@@ -97,6 +109,24 @@ def _message(event_id: str, group: str, message: dict[str, Any], source: SourceC
             )
         ],
         reply=OK,
+    )
+
+
+def _reply(event_id: str, group: str, message: dict[str, Any]) -> ParseResult:
+    """The community's own message in a person's dialogue: the answer, kept against the dialogue."""
+    peer = _id(scalar(message, "peer_id"))
+    if not peer or peer >= GROUP_CHATS:
+        return ParseResult(reply=OK, note="the community's own message, not in a dialogue")
+    return ParseResult(
+        events=[
+            ReplyEvent(
+                f"vk:{event_id}",
+                conversation_key("vk", group, str(peer)),
+                unix_time(message.get("date"), "object.date"),
+            )
+        ],
+        reply=OK,
+        note="the community's own message: not a touch",
     )
 
 

@@ -163,7 +163,8 @@ def _missed_sql(scope: Scope, columns: str) -> tuple[str, list[Any]]:
 #: Every moment a person answered a contact (see :mod:`storage.reports.response`): answered calls
 #: either way (through ``touches_report``, no table look-up; ``{only}`` narrows them), ``Called
 #: back`` presses (a call-back nudge closed so, at the press; telephony's own closing is at an
-#: answered call's start, already an answer) and registrations not made by the system.
+#: answered call's start, already an answer), registrations not made by the system, and the
+#: business's replies in chats (``chat_replies``: its contact is that of the touch it answered).
 _ANSWERS = (
     "SELECT contact_id, occurred_at AS at, 'call' AS how FROM touches WHERE {only}occurred_at >= :start"
     " AND occurred_at <= :as_of AND channel = 'call' AND answered = 1 AND dropped IS NULL"
@@ -173,13 +174,15 @@ _ANSWERS = (
     " AND closed_at >= :start AND closed_at <= :as_of"
     " UNION ALL SELECT contact_id, created_at, 'registration' FROM registrations"
     " WHERE created_at >= :start AND created_at <= :as_of AND origin != 'system'"
+    " UNION ALL SELECT t.contact_id, r.at, 'reply' FROM chat_replies r JOIN touches t ON t.id = r.touch_id"
+    " WHERE r.touch_id IS NOT NULL AND r.at >= :start AND r.at <= :as_of AND t.contact_id IS NOT NULL"
 )
 
 
 def load_other_answers(db: Database, scope: Scope) -> dict[int, str]:
     """The answers :func:`load_inbound` does not see, each contact's times joined by commas (in no
     order): outbound calls, inbound ones after the period (all of them in a filtered report, whose
-    scan skips some), presses and registrations. A year's report reads some 200 000 of them, so
+    scan skips some), presses, registrations and chat replies. A year's report reads some 200 000 of them, so
     SQLite groups them per contact beside the scan, and a contact's are split only when asked for."""
     start, end = scope.period.bounds()
     only = "(direction = 'out' OR occurred_at >= :end) AND " if scope.filters == Filters() else ""

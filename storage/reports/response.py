@@ -4,7 +4,8 @@ Plain functions over loaded facts, so the rule is the same for the total, each g
 
 * A contact's answers are the moments a person answered it: an answered call with it (inbound or
   outbound, at the call's start), a ``Called back`` press, a registration by a person (any origin
-  but ``system``). Its response is the first answer at or after its first touch in the period
+  but ``system``), the business's reply in a chat conversation it wrote in (never a touch itself).
+  Its response is the first answer at or after its first touch in the period
   (within the group), in real minutes: the customer's clock, not the working calendar. An answered
   inbound call is itself an answer at its own start, so a contact whose first touch is one is
   answered at once (0).
@@ -26,8 +27,8 @@ from typing import Any, Literal
 from storage.db import parse_iso
 
 #: How a contact was answered: a call answered (either direction), the ``Called back`` button, a
-#: registration by a person.
-Answer = Literal["call", "called_back", "registration"]
+#: registration by a person, the business's reply in a chat.
+Answer = Literal["call", "called_back", "registration", "reply"]
 #: ``(stored time, how)``, kept sorted by time (stored times sort as text).
 Answers = Sequence[tuple[str, Answer]]
 

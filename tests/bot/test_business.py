@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +12,9 @@ from tests.bot.conftest import ANNA, BotEnv
 from tests.capture.chat_payloads import chat_config, chat_touches, kinds
 from tests.capture.form_checks import journal
 from tests.capture.test_mango import post_mango, signed_mango, summary
+from tests.cli import run_cli
+from tests.nudges.conftest import TUESDAY, Clock, msk
+from tests.numbers.month import month_config
 from tests.samples import sample
 
 CONNECTION = sample("telegram_business_connection.json")
@@ -34,6 +38,23 @@ def update_of(s: Any) -> dict[str, Any]:
 def customer_says(message_id: int, at: datetime, text: str) -> dict[str, Any]:
     update = update_of(USERNAME_ONLY)
     update["business_message"].update({"message_id": message_id, "date": int(at.timestamp()), "text": text})
+    return update
+
+
+def owner_replies(message_id: int, at: datetime, chat_id: int = 100000003) -> dict[str, Any]:
+    """The owner's message to the customer of ``chat_id``, typed in their own Telegram app."""
+    update = update_of(OUTGOING)
+    message = update["business_message"]
+    message.update({"message_id": message_id, "date": int(at.timestamp())})
+    message["chat"]["id"] = chat_id
+    return update
+
+
+def someone_else_says(message_id: int, at: datetime, text: str, user: int = 100000009) -> dict[str, Any]:
+    update = customer_says(message_id, at, text)
+    message = update["business_message"]
+    message["from"].update({"id": user, "username": f"test_user_{user}"})
+    message["chat"].update({"id": user, "username": f"test_user_{user}"})
     return update
 
 
@@ -115,3 +136,91 @@ async def test_the_card_shows_the_first_message_who_wrote_and_a_link_to_the_conv
     links = [e["url"] for e in card.result["entities"] if e["type"] == "text_link"]
     assert links == ["https://t.me/test_alex_k"]
     assert "Open the conversation" in text
+
+
+TOKEN = "crm-token-0123456789"
+DAY = TUESDAY.isoformat()
+RESPONSE = ("inbound_contacts", "response_p50_min", "responded_within_5_min", "not_responded")
+
+
+async def day_report(bot_env: BotEnv, clock: Clock) -> dict[str, Any]:
+    """What ``GET /api/report`` says of Tuesday, read at 18:00 on the office clock."""
+    srv = bot_env.srv
+    assert srv is not None
+    clock.now = msk(TUESDAY, 18, 0)
+    async with srv.session.get(
+        f"{srv.url}/api/report?from={DAY}&to={DAY}", headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+        report: dict[str, Any] = await resp.json()
+    return report
+
+
+async def start_on_tuesday(bot_env: BotEnv) -> tuple[Any, Clock]:
+    clock = Clock(msk(TUESDAY, 9, 0))
+    base = chat_config(bot_env.tmp_path)
+    config = bot_env.config(
+        sources=[s.model_dump() for s in base.sources],
+        campaigns=[],
+        api_clients=[{"name": "crm", "token": TOKEN}],
+    )
+    return await bot_env.start(config, clock=clock), clock
+
+
+async def test_the_owners_reply_three_minutes_later_is_a_response_of_3_min(bot_env: BotEnv) -> None:
+    srv, clock = await start_on_tuesday(bot_env)
+    clock.now = msk(TUESDAY, 10, 0)
+    await deliver(bot_env, customer_says(500, msk(TUESDAY, 10, 0), "Есть окно сегодня?"))
+    clock.now = msk(TUESDAY, 10, 1)
+    greeting = owner_replies(499, msk(TUESDAY, 10, 1))  # a bot answering for the owner: no person yet
+    greeting["business_message"]["sender_business_bot"] = {
+        "id": 700000001,
+        "is_bot": True,
+        "first_name": "Bot",
+    }
+    await deliver(bot_env, greeting)
+    clock.now = msk(TUESDAY, 10, 3)
+    reply = owner_replies(501, msk(TUESDAY, 10, 3))
+    await deliver(bot_env, reply)
+    await deliver(bot_env, reply)  # Telegram delivers it again: a no-op
+    clock.now = msk(TUESDAY, 10, 20)
+    await deliver(bot_env, owner_replies(502, msk(TUESDAY, 10, 20)))  # a later reply changes nothing
+
+    report = await day_report(bot_env, clock)
+    assert tuple(report[k] for k in RESPONSE) == (1, 3.0, 1.0, 0)
+    assert tuple(report["by_channel"]["chat"][k] for k in RESPONSE) == (1, 3.0, 1.0, 0)
+    # the owner's replies are no touches
+    assert len(chat_touches(srv, "telegram_business")) == 1
+    assert report["inbound_touches"] == 1
+
+    month_config(bot_env.tmp_path, sources=[{"name": "form", "provider": "generic_form", "token": "t"}])
+    out = bot_env.tmp_path / "out"
+    exported = await run_cli("export", "--config", str(bot_env.tmp_path / "config.toml"), "--out", str(out))
+    assert exported.code == 0, exported.output
+    with (out / "responses.csv").open(encoding="utf-8-sig") as fh:
+        [row] = list(csv.DictReader(fh))
+    assert (row["answered_by"], row["response_min"]) == ("reply", "3.0")
+
+
+async def test_a_reply_before_the_customers_message_counts_for_nothing(bot_env: BotEnv) -> None:
+    srv, clock = await start_on_tuesday(bot_env)
+    # Alex wrote on Monday and was answered then; the owner writes again on Tuesday at 09:58, before
+    # Alex's new message at 10:00 (a new conversation: over 24 h since Monday's), answered at 10:07.
+    monday = TUESDAY - timedelta(days=1)
+    clock.now = msk(monday, 9, 0)
+    await deliver(bot_env, customer_says(600, msk(monday, 9, 0), "Добрый день"))
+    await deliver(bot_env, owner_replies(601, msk(monday, 9, 1)))
+    clock.now = msk(TUESDAY, 9, 58)
+    await deliver(bot_env, owner_replies(602, msk(TUESDAY, 9, 58)))
+    # The owner writes first to someone who never wrote: that answers nobody.
+    await deliver(bot_env, owner_replies(603, msk(TUESDAY, 9, 58), chat_id=100000009))
+    clock.now = msk(TUESDAY, 10, 0)
+    await deliver(bot_env, customer_says(604, msk(TUESDAY, 10, 0), "А сегодня можно?"))
+    await deliver(bot_env, someone_else_says(605, msk(TUESDAY, 10, 0), "Здравствуйте"))
+    clock.now = msk(TUESDAY, 10, 7)
+    await deliver(bot_env, owner_replies(606, msk(TUESDAY, 10, 7)))
+
+    assert len(chat_touches(srv, "telegram_business")) == 3
+    report = await day_report(bot_env, clock)
+    # Alex waited 7 minutes, not 0 (the 09:58 message came before); the other person still waits.
+    assert tuple(report[k] for k in RESPONSE) == (2, 7.0, 0.0, 1)

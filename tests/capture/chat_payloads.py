@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ AVITO_TEXT = sample("avito_message_text.json")
 WA_SECRET = WA_TEXT.secrets["app_secret"]
 VK_SECRET = VK_MESSAGE.secrets["secret"]
 AVITO_TOKEN = AVITO_TEXT.secrets["token"]
+#: The API client every chat config has, to read the report as a CRM would.
+REPORT_TOKEN = "crm-token-chat-0123456789"
 
 
 def chat_config(tmp_path: Path, **source_extra: Any) -> Config:
@@ -45,7 +47,24 @@ def chat_config(tmp_path: Path, **source_extra: Any) -> Config:
             {"name": "vk_leads", "vk_forms": [3]},
             {"name": "avito_sofa", "avito_items": ["6000000001"]},
         ],
+        api_clients=[{"name": "crm", "token": REPORT_TOKEN}],
     )
+
+
+async def day_report(srv: Running, day: date) -> dict[str, Any]:
+    """``GET /api/report`` for one office day, seen now."""
+    async with srv.session.get(
+        f"{srv.url}/api/report?from={day}&to={day}", headers={"Authorization": f"Bearer {REPORT_TOKEN}"}
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+        report: dict[str, Any] = await resp.json()
+    return report
+
+
+def response(report: dict[str, Any]) -> tuple[Any, ...]:
+    """The report's response figures: contacts, median minutes, share within 5 min, not answered."""
+    keys = ("inbound_contacts", "response_p50_min", "responded_within_5_min", "not_responded")
+    return tuple(report[k] for k in keys)
 
 
 def wa_body(wamid: str, at: datetime, text: str, sender: str = "74950000032") -> bytes:
@@ -77,6 +96,23 @@ def vk_body(event_id: str, at: datetime, text: str, user: int = 300000001, secre
     payload["object"]["message"].update(
         {"date": int(at.timestamp()), "text": text, "from_id": user, "peer_id": user}
     )
+    return json.dumps(payload, ensure_ascii=False).encode()
+
+
+def vk_reply_body(event_id: str, at: datetime, text: str, user: int = 300000001) -> bytes:
+    """The community's own message to ``user`` (``message_reply``: the message itself is the object)."""
+    payload = json.loads(VK_MESSAGE.body)
+    group = payload["group_id"]
+    payload.update({"type": "message_reply", "event_id": event_id, "secret": VK_SECRET})
+    payload["object"] = {
+        "date": int(at.timestamp()),
+        "from_id": -group,
+        "id": 1300,
+        "out": 1,
+        "peer_id": user,
+        "text": text,
+        "attachments": [],
+    }
     return json.dumps(payload, ensure_ascii=False).encode()
 
 

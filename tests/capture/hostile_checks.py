@@ -22,7 +22,7 @@ import aiohttp
 from hypothesis import HealthCheck, settings
 
 from capture import journal
-from capture.providers.base import CallEvent, Event
+from capture.providers.base import CallEvent, Event, ReplyEvent
 from leadline import keys
 from storage.db import parse_iso
 from tests.capture.hostile import Wire
@@ -206,6 +206,9 @@ def check_stored(srv: Running, row: dict[str, Any]) -> None:
 
 
 def _in_store(srv: Running, source: str, event: Event) -> bool:
+    if isinstance(event, ReplyEvent):  # the business's reply: kept as an answer, never a touch
+        key = [source, event.external_id]
+        return bool(srv.scalar("SELECT COUNT(*) FROM chat_replies WHERE source = ? AND external_id = ?", key))
     if not isinstance(event, CallEvent):
         key = [source, event.external_id]
         # a chat message that went on a conversation is held by the conversation's touch

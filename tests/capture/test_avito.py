@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from tests.capture.chat_payloads import AVITO_TEXT, avito_body, chat_config, chat_touches, kinds, post_avito
+from tests.capture.chat_payloads import (
+    AVITO_TEXT,
+    avito_body,
+    chat_config,
+    chat_touches,
+    day_report,
+    kinds,
+    post_avito,
+    response,
+)
 from tests.capture.form_checks import journal
 from tests.samples import sample
 
@@ -57,7 +66,7 @@ async def test_our_own_reply_is_answered_and_makes_no_touch(start_server, tmp_pa
     )
     assert resp.status == 200
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
-    assert journal(srv)[0]["note"] == "our own or Avito's message: not a touch"
+    assert journal(srv)[0]["note"] == "our own reply: not a touch"
 
 
 async def test_a_retry_is_a_no_op_and_a_conversation_is_one_touch_until_the_gap(start_server, tmp_path):
@@ -80,3 +89,19 @@ async def test_a_retry_is_a_no_op_and_a_conversation_is_one_touch_until_the_gap(
         await post_avito(srv, avito_body("m9", BASE_TIME + timedelta(hours=30), "Ещё актуально?"))
     ).status == 200
     assert len(chat_touches(srv, "avito")) == 2
+
+
+async def test_our_reply_four_minutes_after_the_buyers_message_is_a_response_of_4_min(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    seller = json.loads(AVITO_TEXT.body)["payload"]["value"]["user_id"]
+    day = (datetime.now(UTC) - timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0)
+    assert (
+        await post_avito(srv, avito_body("early", day - timedelta(minutes=5), "Здравствуйте!", author=seller))
+    ).status == 200
+    assert (await post_avito(srv, avito_body("b1", day, "Диван ещё продаётся?"))).status == 200
+    reply = avito_body("r1", day + timedelta(minutes=4), "Да, продаётся", author=seller)
+    assert (await post_avito(srv, reply)).status == 200
+    assert (await post_avito(srv, reply)).status == 200  # Avito's retry: a no-op
+    assert len(chat_touches(srv, "avito")) == 1
+    # our message before the buyer's answered nobody; the one 4 minutes after is the response
+    assert response(await day_report(srv, day.astimezone(srv.config.tz).date())) == (1, 4.0, 1.0, 0)

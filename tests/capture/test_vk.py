@@ -5,7 +5,17 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from tests.capture.chat_payloads import VK_MESSAGE, chat_config, chat_touches, kinds, post_vk, vk_body
+from tests.capture.chat_payloads import (
+    VK_MESSAGE,
+    chat_config,
+    chat_touches,
+    day_report,
+    kinds,
+    post_vk,
+    response,
+    vk_body,
+    vk_reply_body,
+)
 from tests.capture.form_checks import journal
 from tests.capture.test_mango import post_mango, signed_mango, summary
 from tests.samples import sample
@@ -129,7 +139,7 @@ async def test_other_events_and_the_communitys_own_messages_are_answered_ok_with
     start_server, tmp_path
 ):
     srv = await start(start_server, tmp_path)
-    other = json.loads(VK_MESSAGE.body) | {"type": "message_reply", "event_id": "r1"}
+    other = json.loads(VK_MESSAGE.body) | {"type": "message_typing_state", "event_id": "r1"}
     resp = await post_vk(srv, json.dumps(other).encode())
     assert (resp.status, await resp.text()) == (200, "ok")
     own = json.loads(VK_MESSAGE.body) | {"event_id": "r2"}
@@ -137,4 +147,20 @@ async def test_other_events_and_the_communitys_own_messages_are_answered_ok_with
     resp = await post_vk(srv, json.dumps(own).encode())
     assert (resp.status, await resp.text()) == (200, "ok")
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
-    assert [r["note"] for r in journal(srv)] == ["message_reply: not a touch", "the community's own message"]
+    assert [r["note"] for r in journal(srv)] == [
+        "message_typing_state: not a touch",
+        "the community's own message: not a touch",
+    ]
+
+
+async def test_the_communitys_reply_six_minutes_later_is_a_response_of_6_min(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    day = (datetime.now(UTC) - timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0)
+    assert (await post_vk(srv, vk_body("e-in", day, "Доставка есть?"))).status == 200
+    resp = await post_vk(srv, vk_reply_body("e-out", day + timedelta(minutes=6), "Есть, по городу бесплатно"))
+    assert resp.status == 200
+    assert await resp.text() == "ok"
+    assert (await post_vk(srv, vk_reply_body("e-out", day + timedelta(minutes=6), "Есть"))).status == 200
+    assert len(chat_touches(srv, "vk")) == 1
+    assert journal(srv)[1]["note"] == "the community's own message: not a touch"
+    assert response(await day_report(srv, day.astimezone(srv.config.tz).date())) == (1, 6.0, 0.0, 0)

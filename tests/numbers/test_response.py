@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -19,7 +20,7 @@ from storage.reports.response import (
 )
 
 START = datetime(2026, 11, 16, 6, 0, tzinfo=UTC)
-HOWS: tuple[Answer, ...] = ("call", "called_back", "registration")
+HOWS: tuple[Answer, ...] = get_args(Answer)
 
 
 def at(minutes: int) -> str:

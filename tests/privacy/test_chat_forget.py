@@ -6,7 +6,15 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.capture.chat_payloads import VK_MESSAGE, WA_TEXT, post_vk, vk_body
+from tests.capture.chat_payloads import (
+    AVITO_TEXT,
+    VK_MESSAGE,
+    WA_TEXT,
+    avito_body,
+    post_avito,
+    post_vk,
+    vk_body,
+)
 from tests.cli import run_cli
 from tests.conftest import BASE, StartServer
 from tests.numbers.month import month_config
@@ -72,3 +80,22 @@ async def test_a_chat_person_is_exported_and_erased_by_their_chat_id_and_the_oth
     # the erased conversation is over: the person writing again is a new touch of nobody known
     assert (await post_vk(srv, vk_body("f4", BASE_TIME + timedelta(hours=2), "Снова"))).status == 200
     assert srv.scalar("SELECT COUNT(*) FROM touches WHERE channel = 'chat'") == 4
+
+
+async def test_forgetting_an_avito_buyer_takes_our_replies_to_them_too(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    """Our reply's request names the buyer only in its words, not by their id: it goes with their touch."""
+    sources = [*BASE["sources"], {"name": "avito", "provider": "avito", **AVITO_TEXT.secrets}]
+    config = month_config(tmp_path, sources=sources)
+    srv = await start_server(config)
+    seller = json.loads(AVITO_TEXT.body)["payload"]["value"]["user_id"]
+    assert (await post_avito(srv, avito_body("q1", BASE_TIME, "Диван ещё продаётся?"))).status == 200
+    reply = avito_body("a1", BASE_TIME + timedelta(minutes=3), "Ефросинья, да, продаётся", author=seller)
+    assert (await post_avito(srv, reply)).status == 200
+    database = config.database_path
+    assert any((await traces_in(database, ["Ефросинья"])).values())
+
+    done = await run_cli("forget", "500000002", "--config", str(tmp_path / "config.toml"), "--yes")
+    assert done.code == 0, done.output
+    assert await traces_in(database, ["Ефросинья"]) == {database.name: [], f"{database.name}-wal": []}
