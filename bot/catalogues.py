@@ -19,9 +19,6 @@ from contextvars import ContextVar
 from io import BytesIO
 from pathlib import Path
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
 DOMAIN = "messages"
 #: The catalogues' own language: the words as the code writes them.
@@ -34,6 +31,10 @@ def read_catalogues(
     path: Path = LOCALES_DIR, domain: str = DOMAIN
 ) -> dict[str, stdlib_gettext.GNUTranslations]:
     """Every ``<locale>/LC_MESSAGES/<domain>.po`` under ``path``, compiled in memory."""
+    # Babel's catalogue machinery loads with the first text, not with every process (bench/idle.py).
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
     translations: dict[str, stdlib_gettext.GNUTranslations] = {}
     for po in sorted(path.glob(f"*/LC_MESSAGES/{domain}.po")):
         locale = po.parents[1].name
