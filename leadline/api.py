@@ -112,6 +112,7 @@ def _client(request: web.Request) -> str:
 
 
 Query = TypeVar("Query", bound=BaseModel)
+Body = TypeVar("Body", bound=BaseModel)
 
 #: Messages for the parameters whose refusal says more than pydantic's words.
 _PERIOD_HELP = "use day, yesterday, week, last-week, month, last-month, YYYY-MM or YYYY-MM-DD"
@@ -229,15 +230,20 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
+async def _body(request: web.Request, model: type[Body]) -> tuple[dict[str, Any], Body]:
+    """The JSON object sent, and it read by the operation's model; a refusal names the first wrong field."""
+    body = await _json_object(request)
+    try:
+        return body, model.model_validate(body)
+    except ValidationError as exc:
+        raise _body_refusal(exc, body) from None
+
+
 async def update_contact(request: web.Request) -> web.Response:
     """Set or clear a contact's do-not-contact flag; answers the contact as GET does."""
     client = _client(request)
     contact_id = _contact_id(request)
-    body = await _json_object(request)
-    try:
-        change = m.ContactChange.model_validate(body)
-    except ValidationError as exc:
-        raise _body_refusal(exc, body) from None
+    _, change = await _body(request, m.ContactChange)
     app = request.app
 
     def mark(db: Database) -> dict[str, Any] | None:
@@ -422,11 +428,7 @@ def _fingerprint(body: dict[str, Any]) -> str:
 async def create_registration(request: web.Request) -> web.Response:
     client = _client(request)
     idempotency_key = _idempotency_key(request)
-    body = await _json_object(request)
-    try:
-        sent = m.NewRegistration.model_validate(body)
-    except ValidationError as exc:
-        raise _body_refusal(exc, body) from None
+    body, sent = await _body(request, m.NewRegistration)
     config, now = request.app[keys.CONFIG], request.app[keys.CLOCK]()
     # An invalid number or address is kept as written and flagged, as capture keeps it: the
     # registration is not lost, and the flagged identifier is never used to match anyone.
