@@ -9,6 +9,7 @@ from leadline import keys
 from tests.bot.conftest import BORIS, BotEnv
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
 from tests.conftest import BASE, Running
+from tests.fake_telegram import CallRecord
 from tests.nudges.conftest import TUESDAY, Clock, msk
 
 TOKEN = "crm-token-0123456789"
@@ -147,10 +148,17 @@ async def test_the_day_with_cards_on_arrival_every_contact_reaches_a_person_at_o
     )
     cards = 0
 
+    def is_card(r: CallRecord) -> bool:
+        """A card on arrival: its buttons register (``t:``) or close (``r:``) a touch; the nudge's
+        (``n:``) and the /help reply are other messages, which must not count as cards."""
+        markup = r.params.get("reply_markup") or {}
+        data = {b.get("callback_data", "")[:2] for row in markup.get("inline_keyboard", []) for b in row}
+        return r.ok and r.method == "sendMessage" and bool(data & {"t:", "r:"}) and "n:" not in data
+
     async def card_sent() -> None:
         nonlocal cards
         cards += 1
-        await bot_env.tg.wait_for("sendMessage", count=cards)
+        await bot_env.tg.wait_for(is_card, count=cards)
 
     # ``card_sent`` waited, after each inbound contact's first touch, for one more card to reach
     # Telegram before the clock moved on: every contact reached a person at once.
