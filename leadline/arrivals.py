@@ -26,6 +26,9 @@ log = logging.getLogger("leadline.arrivals")
 
 #: How often the pass looks without being woken (a worker's touches, held cards, registrations).
 POLL_SECONDS = 1.0
+#: After a pass that found work, how long the next waits for more: a lone touch's card goes at
+#: once, while a flood is judged in batches instead of a pass (and a write) per commit.
+BATCH_SECONDS = 0.05
 
 
 class Arrivals:
@@ -47,9 +50,9 @@ class Arrivals:
     async def run(self, now: datetime | None = None) -> Passed:
         async with self._lock:
             at = now or self.clock()
-            if not await self.store.read(partial(arrivals_due, now=at, rules=self.rules)):
-                return Passed()
             working = await asyncio.to_thread(self.rules.calendar.is_working_time, at)
+            if not await self.store.read(partial(arrivals_due, now=at, rules=self.rules, working=working)):
+                return Passed()
             passed = await self.store.write(
                 partial(arrival_pass, now=at, rules=self.rules, render=self.render, working=working)
             )
@@ -92,12 +95,15 @@ class Arrivals:
             log.exception("the card texts could not be loaded ahead; the first card loads them")
         while not self._stopping:
             self._wake.clear()
+            passed = Passed()
             try:
-                await self.run()
+                passed = await self.run()
             except Exception:
                 log.exception("the arrival pass failed; the next one will try again")
             if self._stopping:
                 return
+            if passed != Passed():
+                await asyncio.sleep(BATCH_SECONDS)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(POLL_SECONDS):
                     await self._wake.wait()

@@ -1,9 +1,9 @@
 """Cards on arrival: the moment a new inbound touch is stored, its card goes to whoever answers it.
 
 Like the nudges, nothing here keeps a timer or a queue in memory: a pass reads the touches the
-arrival pass has not judged yet (``touches.arrival IS NULL``) and, in the same write, gives each a
-card, folds it into the card of its contact's burst, or marks it as needing none. Capture wakes the
-pass after every commit; it also runs every second, which finishes what a worker process stored, a
+arrival pass has not judged yet (``touches.arrival IS NULL``, and in working time those ``held``
+until it) and, in the same write, gives each a card, folds it into the card of its contact's burst,
+marks it as needing none or holds it. Capture wakes the pass after every commit; it also runs every second, which finishes what a worker process stored, a
 held touch whose working minute has come, and a registration made since. A crash between passes
 loses nothing: the touches are still unjudged.
 
@@ -147,11 +147,13 @@ class _Person:
     language: str | None
 
 
-_PENDING_SQL = """
+_PENDING_COLUMNS = """
 SELECT id, contact_id, source, channel, direction, answered, call_final, hidden_caller, dropped, blocked,
        staff_id, received_at
-FROM touches WHERE arrival IS NULL AND received_at >= ? ORDER BY id
-"""
+FROM touches"""
+#: Touches not judged yet, and (in working time) those held until it: two partial indexes, one each.
+_PENDING_SQL = f"{_PENDING_COLUMNS} WHERE arrival IS NULL AND received_at >= ?"
+_HELD_SQL = f"{_PENDING_COLUMNS} WHERE arrival = 'held' AND received_at >= ?"
 
 
 #: ``meta`` key: from when touches get a card (set when cards on arrival are switched on), or ``off``.
@@ -179,7 +181,9 @@ _CALLED_BACK_SQL = (
 
 def switch(db: Database, now: datetime, on: bool) -> None:
     """Record at start-up whether cards on arrival are on. Switched on, they start from this moment:
-    the touches stored while they were off are history, and get none."""
+    the touches stored while they were off are history, and get none. Touches held until working
+    time are judged again, by the rules this start brings (``outside_hours`` may have changed)."""
+    db.execute("UPDATE touches SET arrival = NULL WHERE arrival = 'held'")
     since = meta.get(db, SINCE_KEY)
     if not on:
         if since != "off":
@@ -196,15 +200,18 @@ def _since(db: Database, now: datetime, rules: ArrivalRules) -> str | None:
     return max(since, iso(now - timedelta(days=rules.horizon_days)))
 
 
-def arrivals_due(db: Database, now: datetime, rules: ArrivalRules) -> bool:
-    """Whether a pass has anything to do (a read, so an idle second never takes the writer)."""
+def arrivals_due(db: Database, now: datetime, rules: ArrivalRules, working: bool) -> bool:
+    """Whether a pass has anything to do (a read, so an idle second never takes the writer).
+
+    ``working`` is whether ``now`` is working time: only then are the held touches due."""
     since = _since(db, now, rules)
     if since is None:
         return False
     row = db.execute(
         "SELECT EXISTS (SELECT 1 FROM touches WHERE arrival IS NULL AND received_at >= ?)"
+        " OR (? AND EXISTS (SELECT 1 FROM touches WHERE arrival = 'held' AND received_at >= ?))"
         f" OR EXISTS ({_REGISTERED_SQL}) OR EXISTS ({_CALLED_BACK_SQL})",
-        [since, since, since],
+        [since, working, since, since, since],
     ).fetchone()
     return bool(row[0])
 
@@ -221,10 +228,12 @@ def arrival_pass(
     since = _since(db, now, rules)
     if since is None:
         return done
-    pending = db.execute(_PENDING_SQL, [since]).fetchall()
-    people = _people(db)
     if working is None:
         working = rules.calendar.is_working_time(now)
+    pending = db.execute(_PENDING_SQL, [since]).fetchall()
+    if working:
+        pending = sorted([*pending, *db.execute(_HELD_SQL, [since]).fetchall()])
+    people = _people(db)
     for row in pending:
         (
             tid,
@@ -256,6 +265,7 @@ def arrival_pass(
         contact_id = live_contact(db, int(contact))
         missed = channel == "call" and answered == 0
         if not (working or (missed and rules.callback_outside_hours) or (not missed and not rules.hold)):
+            _judge(db, tid, "held", None)
             done.held += 1
             continue
         if _erased_or_blocked(db, contact_id):
@@ -352,7 +362,12 @@ def _assignee(
 
 
 def _judge(db: Database, touch_id: int, arrival: str, assignee: int | None) -> None:
-    db.execute("UPDATE touches SET arrival = ?, assignee_id = ? WHERE id = ?", [arrival, assignee, touch_id])
+    if assignee is None:  # a touch nobody was given keeps its NULL: two indexes on it left alone
+        db.execute("UPDATE touches SET arrival = ? WHERE id = ?", [arrival, touch_id])
+    else:
+        db.execute(
+            "UPDATE touches SET arrival = ?, assignee_id = ? WHERE id = ?", [arrival, assignee, touch_id]
+        )
 
 
 def _managers(people: Mapping[int, _Person]) -> list[_Person]:

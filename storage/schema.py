@@ -537,6 +537,32 @@ CREATE INDEX contacts_merged_into ON contacts (merged_into) WHERE merged_into IS
     )
 
 
+def _widen(db: Database, tables: tuple[str, ...], checks: tuple[tuple[str, str], ...]) -> None:
+    """Widen CHECK constraints by editing the schema text in place instead of copying the tables.
+
+    Only a widening is safe this way, since every stored row still satisfies the new constraint:
+    SQLite's documented shortcut for it (sqlite.org/lang_altertable.html, "making other kinds of
+    table schema changes"). The tables hold millions of rows and are referenced by half the others.
+    """
+    version = int(db.execute("PRAGMA schema_version").fetchone()[0])
+    db.execute("PRAGMA writable_schema = ON")
+    try:
+        for table in tables:
+            (sql,) = db.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+            ).fetchone()
+            widened = sql
+            for old, new in checks:
+                widened = widened.replace(old, new)
+            if widened == sql:
+                raise RuntimeError(f"{table}: the schema has none of the constraints to widen")
+            sql = widened
+            db.execute("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?", [sql, table])
+        db.execute(f"PRAGMA schema_version = {version + 1}")
+    finally:
+        db.execute("PRAGMA writable_schema = OFF")
+
+
 #: The CHECK constraints m010 widens, as m001 wrote them and as they become.
 _WIDENED = (
     (
@@ -555,26 +581,11 @@ _WIDENED = (
 def m010_chats(db: Database) -> None:
     """Chats: the channel ``chat``, the chat id kinds, and the messages a conversation touch holds.
 
-    A CHECK constraint is only widened, so every stored row still satisfies it: SQLite's documented
-    shortcut for that (sqlite.org/lang_altertable.html, "making other kinds of table schema
-    changes") edits the schema text in place instead of copying the tables, which hold millions of
-    rows and are referenced by half the others. ``touches.conversation`` keys a chat touch's
+    The CHECK constraints are widened in place (:func:`_widen`). ``touches.conversation`` keys a chat touch's
     dialogue; ``chat_messages`` holds each message a touch took in, so a provider's retry of any of
     them is a no-op, the gap is measured from the last one, and an erasure finds the request of each.
     """
-    version = int(db.execute("PRAGMA schema_version").fetchone()[0])
-    db.execute("PRAGMA writable_schema = ON")
-    try:
-        for table in ("identifiers", "blocklist", "touches"):
-            (sql,) = db.execute(
-                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
-            ).fetchone()
-            for old, new in _WIDENED:
-                sql = sql.replace(old, new)
-            db.execute("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?", [sql, table])
-        db.execute(f"PRAGMA schema_version = {version + 1}")
-    finally:
-        db.execute("PRAGMA writable_schema = OFF")
+    _widen(db, ("identifiers", "blocklist", "touches"), _WIDENED)
     _run(
         db,
         """
@@ -663,6 +674,26 @@ CREATE INDEX chat_replies_at ON chat_replies (at, touch_id) WHERE touch_id IS NO
 CREATE INDEX chat_replies_touch ON chat_replies (touch_id)
 """,
     )
+
+
+@migrations()
+def m013_held_arrivals(db: Database) -> None:
+    """A touch held until working time is marked ``held``, so a pass outside working hours reads only
+    what arrived since, not every touch held since the evening (under a night's flood of forms each
+    pass read them all again: quadratic, and the writer taken every second). Held touches are read
+    again once working time comes, and at each start, when the rules may have changed.
+    """
+    _widen(
+        db,
+        ("touches",),
+        (
+            (
+                "CHECK (arrival IS NULL OR arrival IN ('card', 'none'))",
+                "CHECK (arrival IS NULL OR arrival IN ('card', 'none', 'held'))",
+            ),
+        ),
+    )
+    _run(db, "CREATE INDEX touches_arrival_held ON touches (received_at) WHERE arrival = 'held'")
 
 
 def migrate(db: Database) -> None:

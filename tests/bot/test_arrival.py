@@ -12,12 +12,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from leadline import keys
+from leadline.arrivals import Arrivals
 from leadline.config import Config
+from storage.arrivals import Passed
 from storage.registrations import record_registration
 from storage.reports.report import build_report
 from storage.reports.scope import Filters, Period, Rules, Scope
 from tests.bot.conftest import ANNA, BORIS, BotEnv, button_data
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
+from tests.capture.test_metrics import value
 from tests.conftest import BASE, Running
 from tests.fake_telegram import CallRecord
 from tests.nudges.conftest import MSK, TUESDAY, Clock, msk
@@ -43,6 +46,11 @@ async def mango_call(
     payload = summary(entry_id, caller, start=int(start.timestamp()), answered=answered, extension=extension)
     resp = await post_mango(srv, "/events/summary", signed_mango(payload))
     assert resp.status == 200, await resp.text()
+
+
+async def metric(srv: Running, sample: str) -> float:
+    async with srv.session.get(f"{srv.url}/metrics") as resp:
+        return value(await resp.text(), sample)
 
 
 def buttons(record: CallRecord) -> list[str]:
@@ -190,15 +198,43 @@ async def test_a_form_at_nine_pm_waits_for_nine_in_the_morning(bot_env: BotEnv) 
     arrivals = srv.server.app[keys.ARRIVALS]
 
     await post_form(srv, name="Ivan", phone="+79161234567")
-    passed = await arrivals.run()
-    assert passed.held == 1 and passed.cards == 0
+    await arrivals.run()  # this pass, or the one the commit woke, has judged the form by now
+    assert srv.rows("SELECT arrival FROM touches") == [{"arrival": "held"}]
+    # The held form is not read again before working time: a pass at 8:59 has nothing to do and
+    # commits nothing (every pass read every held touch, so a night's flood of forms was quadratic).
+    commits = await metric(srv, "leadline_writer_commits_total")
     clock.now = msk(TUESDAY + timedelta(days=1), 8, 59)
-    assert (await arrivals.run()).held == 1
+    assert await arrivals.run() == Passed()
+    assert await metric(srv, "leadline_writer_commits_total") == commits
     assert not tg.sent("sendMessage")
 
     clock.now = msk(TUESDAY + timedelta(days=1), 9, 0)
     card = await tg.wait_for("sendMessage", chat_id=ANNA)
     assert "Ivan" in card.params["text"]
+
+
+async def test_a_start_with_outside_hours_send_sends_what_the_last_run_held(bot_env: BotEnv) -> None:
+    """Held touches are judged again at each start: the owner who switches to ``send`` at night gets
+    the evening's forms then, not at nine."""
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 21, 0))
+    srv = await bot_env.start(arrival_config(bot_env, notify={"outside_hours": "hold"}), clock=clock)
+    held = srv.server.app[keys.ARRIVALS]
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    await held.run()
+    await held.stop()
+    assert srv.rows("SELECT arrival FROM touches") == [{"arrival": "held"}]
+
+    sending = Arrivals(
+        arrival_config(bot_env, notify={"outside_hours": "send"}), bot_env.store, clock, bot_env.wake_outbox
+    )
+    await sending.start()
+    try:
+        card = await tg.wait_for("sendMessage", chat_id=ANNA)
+    finally:
+        await sending.stop()
+    assert "Ivan" in card.params["text"]
+    assert srv.rows("SELECT arrival FROM touches") == [{"arrival": "card"}]
 
 
 async def test_outside_hours_send_sends_at_once(bot_env: BotEnv) -> None:
