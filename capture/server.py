@@ -210,13 +210,9 @@ def _log(source: str, method: str, tail: str, outcome: Outcome, started: float) 
 def _count(
     request: web.Request, source: str, status: int, started: float, outcome: Outcome | None = None
 ) -> None:
-    metrics = request.app[METRICS]
     label = source if request.app[CAPTURE].config.source(source) else "(unknown)"
-    metrics.requests.labels(label, str(status)).inc()
-    metrics.latency.labels(label).observe(time.perf_counter() - started)
-    if outcome:
-        for channel in outcome.channels:
-            metrics.touches.labels(channel).inc()
+    seconds = time.perf_counter() - started
+    request.app[METRICS].request(label, status, seconds, outcome.channels if outcome else ())
 
 
 async def healthz(request: web.Request) -> web.Response:
