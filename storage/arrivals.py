@@ -234,6 +234,7 @@ def arrival_pass(
     if working:
         pending = sorted([*pending, *db.execute(_HELD_SQL, [since]).fetchall()])
     people = _people(db)
+    given = _Given(db, now, rules)
     for row in pending:
         (
             tid,
@@ -288,21 +289,23 @@ def arrival_pass(
                 kind = "register"
         burst = _open_card(db, contact_id, kind, received, rules)
         if burst is not None:
-            ids = _fold(db, now, rules, render, people, tid, received, burst, lead_id)
+            ids = _fold(db, now, rules, render, people, tid, received, burst, lead_id, given, channel)
             if ids is None:
                 continue  # the card's message is being sent: fold the touch in at the next pass
             done.outbox_ids += ids
             done.folded += 1
             continue
         if missed:
-            to = _reachable(people, staff) or _assignee(db, rules, people, source, channel, now)
+            to = _reachable(people, staff) or _assignee(rules, people, source, given)
         else:
             if lead is not None:
                 to = _reachable(people, lead[1]) or _reachable(people, staff)
             else:
                 to = _reachable(people, staff) if channel == "call" else None
-            to = to or _assignee(db, rules, people, source, channel, now)
-        ids = _open(db, now, rules, render, people, tid, received, contact_id, kind, to, lead_id)
+            to = to or _assignee(rules, people, source, given)
+        ids = _open(
+            db, now, rules, render, people, tid, received, contact_id, kind, to, lead_id, given, channel
+        )
         done.outbox_ids += ids
         done.cards += 1 if ids else 0
     _close_answered(db, now, rules, render, people, since, done)
@@ -337,25 +340,49 @@ def _open_lead(db: Database, contact_id: int) -> tuple[int, int | None] | None:
     return (int(row[0]), row[1]) if row else None
 
 
+class _Given:
+    """What each person was given today, calls aside: round robin's counts.
+
+    Counted from the database once per person per pass, then kept up to date by the pass as it
+    gives touches out, so a flood of forms costs a count per pass rather than one per form.
+    """
+
+    def __init__(self, db: Database, now: datetime, rules: ArrivalRules) -> None:
+        self.db = db
+        self.local = now.astimezone(rules.tz)
+        self.day_start = iso(self.local.replace(hour=0, minute=0, second=0, microsecond=0))
+        self.counts: dict[int, int] = {}
+
+    def today(self, staff_id: int) -> int:
+        if staff_id not in self.counts:
+            self.counts[staff_id] = int(
+                self.db.execute(
+                    "SELECT COUNT(*) FROM touches WHERE assignee_id = ? AND received_at >= ?"
+                    " AND assignee_id IS NOT NULL AND channel != 'call'",
+                    [staff_id, self.day_start],
+                ).fetchone()[0]
+            )
+        return self.counts[staff_id]
+
+    def gave(self, staff_id: int | None, channel: str) -> None:
+        if staff_id is not None and channel != "call" and staff_id in self.counts:
+            self.counts[staff_id] += 1
+
+
 def _assignee(
-    db: Database, rules: ArrivalRules, people: Mapping[int, _Person], source: str, channel: str, now: datetime
+    rules: ArrivalRules, people: Mapping[int, _Person], source: str, given: _Given
 ) -> _Person | None:
     """The assignee of a form, a letter, or a call no extension took (:func:`storage.assign.assign`)."""
     by_name = {p.name: p for p in people.values()}
     owner_name = rules.source_owners.get(source)
     source_owner = by_name.get(owner_name) if owner_name else None
-    local = now.astimezone(rules.tz)
-    day_start = iso(local.replace(hour=0, minute=0, second=0, microsecond=0))
     candidates = []
     for name in rules.round_robin:
         person = by_name.get(name)
         if person is None:
             continue
-        taken = db.execute(
-            "SELECT COUNT(*) FROM touches WHERE assignee_id = ? AND received_at >= ? AND channel != 'call'",
-            [person.id, day_start],
-        ).fetchone()[0]
-        candidates.append(Candidate(person.id, on_shift(rules.shifts.get(name), local), int(taken)))
+        shift = on_shift(rules.shifts.get(name), given.local)
+        candidates.append(Candidate(person.id, shift, given.today(person.id)))
     owner = next((p.id for p in people.values() if p.role == "owner"), None)
     chosen = assign(rules.mode, candidates, source_owner.id if source_owner else None, owner)
     return _reachable(people, chosen.staff_id)
@@ -422,6 +449,8 @@ def _fold(
     received: str,
     burst: _OpenCard,
     lead_id: int | None,
+    given: _Given,
+    channel: str,
 ) -> list[int] | None:
     """The touch counted on its contact's open card, drawn again; None while that card is in flight."""
     if burst.status == "sending":
@@ -442,6 +471,7 @@ def _fold(
         [touch_id, received, burst.id],
     )
     _judge(db, touch_id, "card", burst.staff_id)
+    given.gave(burst.staff_id, channel)
     return ids
 
 
@@ -457,6 +487,8 @@ def _open(
     kind: ArrivalKind,
     to: _Person | None,
     lead_id: int | None,
+    given: _Given,
+    channel: str,
 ) -> list[int]:
     """A new card for the touch, to ``to``, else the team chat, else the first manager."""
     chat_id = to.chat_id if to else rules.team_chat
@@ -484,6 +516,7 @@ def _open(
         [kind, contact_id, staff_id, chat_id, touch_id, touch_id, lead_id, outbox_id, iso(now), received],
     )
     _judge(db, touch_id, "card", staff_id)
+    given.gave(staff_id, channel)
     return [outbox_id]
 
 

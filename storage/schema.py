@@ -696,6 +696,23 @@ def m013_held_arrivals(db: Database) -> None:
     _run(db, "CREATE INDEX touches_arrival_held ON touches (received_at) WHERE arrival = 'held'")
 
 
+@migrations()
+def m014_round_robin_count(db: Database) -> None:
+    """Round robin counts what each person was given today, calls aside, for every form it assigns.
+
+    ``touches_assignee`` left ``channel`` to the table, so each count read every row of the day:
+    a flood of forms in working hours spent a third of the server's time there. This index answers
+    the count by itself, and holds only the touches a person was given.
+    """
+    _run(
+        db,
+        # ``channel`` is in the key although the condition fixes it: SQLite only counts from the
+        # index alone (a covering index) when the column it tests is in it.
+        "CREATE INDEX touches_assignee_not_calls ON touches (assignee_id, received_at, channel)"
+        " WHERE assignee_id IS NOT NULL AND channel != 'call'",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

@@ -79,6 +79,22 @@ async def test_a_form_gets_a_card_at_once_and_the_next_form_goes_to_the_other(bo
     assert assignees == [{"name": "Ivan Petrov", "staff": "Anna"}, {"name": "Olga", "staff": "Boris"}]
 
 
+async def test_forms_judged_in_one_pass_are_shared_in_turn(bot_env: BotEnv) -> None:
+    """A flood's forms, given out by one pass, still go Anna, Boris, Anna, …: the pass counts what it
+    gives as it gives it, not only what the day held before it started."""
+    srv = await bot_env.start(arrival_config(bot_env), clock=Clock(msk(TUESDAY, 10, 0)))
+    arrivals = srv.server.app[keys.ARRIVALS]
+    await arrivals.stop()
+    for n in range(6):
+        await post_form(srv, name=f"Client {n}", phone=f"+7 916 000-00-{n:02d}")
+    passed = await arrivals.run()
+    assert passed.cards == 6
+    given = srv.rows(
+        "SELECT s.name, COUNT(*) AS n FROM touches t JOIN staff s ON s.id = t.assignee_id GROUP BY s.name"
+    )
+    assert {r["name"]: r["n"] for r in given} == {"Anna": 3, "Boris": 3}
+
+
 async def test_three_touches_in_two_minutes_make_one_card_edited_in_place(bot_env: BotEnv) -> None:
     tg = bot_env.tg
     clock = Clock(msk(TUESDAY, 10, 0))
