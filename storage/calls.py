@@ -40,6 +40,8 @@ every provider's events go through :func:`apply_call_event`, under these rules:
   recomputed from the rows, so the answer may arrive before or after the missed call's summary, and
   a later correction un-marks what it no longer supports. A call-back after the deadline leaves the
   missed call unmarked ("missed, not called back").
+* **Call-backs under way.** An outbound call to a contact, once settled, ends the ``📞 Call back``
+  claims on them pressed before it (storage/dials.py): that call-back is over, a new press may dial.
 * **Times.** ``occurred_at`` is the call's start: ``event.started_at``, else ``occurred_at``, else
   ``ctx.received_at``; a later event that knows the start (``started_at``) corrects it.
 """
@@ -56,6 +58,7 @@ from sqlite_utils import Database
 from storage.blocking import any_blocked, new_number
 from storage.contacts import Claim, resolve_contacts
 from storage.db import iso, parse_iso
+from storage.dials import end_dials
 from storage.events import CallEvent
 from storage.identifiers import Identifier, phone
 from storage.touches import EventContext, NewTouch, insert_touch
@@ -169,7 +172,20 @@ def apply_call_event(db: Database, event: CallEvent, ctx: EventContext) -> tuple
         if contact_id is not None:
             started = parse_iso(str(changes.get("occurred_at", call.occurred_at)))
             recompute_callbacks(db, int(contact_id), ctx, around=started)
+    if created or "call_final" in changes:
+        called = _called_back_to(call, changes)
+        if called is not None:
+            end_dials(db, contact_id=called, at=ctx.received_at)
     return touch_id, created
+
+
+def _called_back_to(call: _Call, changes: Mapping[str, Any]) -> int | None:
+    """The contact of an outbound call that has just been settled (a call-back has come back)."""
+    contact_id = changes.get("contact_id", call.contact_id)
+    final = changes.get("call_final", call.call_final)
+    if not final or contact_id is None or changes.get("direction", call.direction) != "out":
+        return None
+    return int(contact_id)
 
 
 def _attach_pending_recording(db: Database, source: str, call_id: str, touch_id: int) -> None:

@@ -713,6 +713,24 @@ def m014_round_robin_count(db: Database) -> None:
     )
 
 
+@migrations()
+def m015_dial_claims(db: Database) -> None:
+    """A ``📞 Call back`` under way, one row per contact (storage/dials.py): its primary key is what
+    makes a second press conflict instead of ringing the staff member and the client twice."""
+    _run(
+        db,
+        """
+CREATE TABLE dial_claims (
+    contact_id INTEGER PRIMARY KEY REFERENCES contacts (id),
+    touch_id INTEGER NOT NULL REFERENCES touches (id),
+    staff_id INTEGER NOT NULL REFERENCES staff (id),
+    started_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+)
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

@@ -139,7 +139,7 @@ async def decide(
                     owner=html.escape(staff.name), role=role_label(callback_data.decision)
                 )
                 + "\n\n"
-                + help_text()
+                + help_text(callback_data.decision)
             )
 
     def write(db: Database) -> dict[str, Any]:
@@ -161,19 +161,30 @@ async def decide(
         await callback.message.edit_text(outcome)
 
 
-def help_text() -> str:
-    return _(
-        "How to use the bot:\n"
-        "• Send a phone number in any spelling, an email, a shared contact or a forwarded message to register the person.\n"
-        "• /unregistered: contacts waiting for registration\n"
-        "• /missed: missed calls nobody has called back\n"
-        "• /leads: your open leads\n"
-        "• /find: find a contact by phone, email or part of a name\n"
-        "• /report: the numbers for a period, e.g. /report week (managers and owners)\n"
-        "• /plan: how many contacts and leads a target needs, e.g. /plan clients=2 (managers and owners)\n"
-        "• /cost: record a campaign cost, e.g. /cost brand_msk 2026-11 45000 ads (owners)\n"
-        "• /cancel: stop what you are typing"
-    )
+def help_text(role: str) -> str:
+    """The commands this role can use: a command that would only refuse the reader is not offered."""
+    lines = [
+        _("How to use the bot:"),
+        _(
+            "• Send a phone number in any spelling, an email, a shared contact or a forwarded message to register the person."
+        ),
+        _("• /unregistered: contacts waiting for registration"),
+        _("• /missed: missed calls nobody has called back"),
+        _("• /leads: your open leads"),
+        _("• /find: find a contact by phone, email or part of a name"),
+    ]
+    if role in ("manager", "owner"):
+        lines += [
+            _("• /report: the numbers for a period, e.g. /report week (managers and owners)"),
+            _(
+                "• /plan: how many contacts and leads a target needs, e.g. /plan clients=2 (managers and owners)"
+            ),
+            _("• /blocked: the block list, with a button to unblock each entry (managers and owners)"),
+        ]
+    if role == "owner":
+        lines.append(_("• /cost: record a campaign cost, e.g. /cost brand_msk 2026-11 45000 ads (owners)"))
+    lines.append(_("• /cancel: stop what you are typing"))
+    return "\n".join(lines)
 
 
 def make_router() -> Router:

@@ -3,10 +3,15 @@
 A call-back from a personal mobile is invisible to telephony, so the missed call would never count
 as called back; through the PBX it comes back as an outbound call on the source's webhooks and
 closes the missed call like any answered call to the number. The press only asks; it marks nothing.
+
+One call-back per contact at a time: a second press while the first is under way (a double tap, a
+colleague on another card) is told who started it and when, and dials nothing (storage/dials.py).
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from functools import partial
 
 import phonenumbers
@@ -17,11 +22,19 @@ from bot.callbacks import DialCB
 from bot.cards import pretty_phone
 from bot.catalogues import gettext as _
 from bot.dialer import Dialer
-from bot.nudge_texts import clip
+from bot.nudge_texts import NAME_LIMIT, clip
 from leadline.config import Config
 from storage.calls import dial_target
-from storage.db import Store
+from storage.db import Clock, Store
+from storage.dials import DialUnderWay, claim_dial, give_back_dial
 from storage.staff import StaffMember
+
+log = logging.getLogger("leadline.bot")
+
+#: How long a press holds the contact when no outbound call comes back: the PBX rings the staff
+#: member for about half a minute, then the client for as long again, and the call then shows up
+#: on the webhooks; past this a press is taken to be a new attempt.
+CALLING_WINDOW = timedelta(minutes=2)
 
 #: How much of the PBX's reason and of a source's name an alert (200 characters at most) shows.
 REASON_LIMIT = 150
@@ -67,6 +80,7 @@ async def on_dial(
     store: Store,
     config: Config,
     dialer: Dialer,
+    clock: Clock,
 ) -> None:
     target = await store.read(partial(dial_target, touch_id=callback_data.t))
     if target is None or target.phone is None:
@@ -89,7 +103,32 @@ async def on_dial(
             show_alert=True,
         )
         return
-    refused = await dialer.dial(target.source, ring, target.phone, target.line)
+    now = clock()
+    under_way = await store.write(
+        partial(
+            claim_dial,
+            contact_id=target.contact_id,
+            touch_id=target.touch_id,
+            staff_id=staff.id,
+            at=now,
+            until=now + CALLING_WINDOW,
+        )
+    )
+    if under_way is not None:
+        log.info(
+            "call-back already under way",
+            extra={"fields": {"touch": target.touch_id, "contact": target.contact_id}},
+        )
+        await callback.answer(already_calling(under_way, target.phone, config), show_alert=True)
+        return
+    refused: str | None = "the call-back was interrupted"
+    try:
+        refused = await dialer.dial(target.source, ring, target.phone, target.line)
+    finally:
+        if refused is not None:
+            await store.write(
+                partial(give_back_dial, contact_id=target.contact_id, staff_id=staff.id, at=now)
+            )
     if refused is not None:
         await callback.answer(
             # An alert holds at most 200 characters, and the PBX's words come after ours.
@@ -100,6 +139,14 @@ async def on_dial(
     shown = hidden_middle(ring) if ring.startswith("+") else ring
     await callback.answer(
         _("📞 Calling you on {staff}, then {client}.").format(staff=shown, client=hidden_middle(target.phone))
+    )
+
+
+def already_calling(under_way: DialUnderWay, client: str, config: Config) -> str:
+    """The second press's answer: the first one is ringing, by whom and since when (local time)."""
+    started = under_way.started_at.astimezone(config.tz)
+    return _("📞 Already calling {client} (started {time} by {name}).").format(
+        client=hidden_middle(client), time=f"{started:%H:%M}", name=clip(under_way.staff_name, NAME_LIMIT)
     )
 
 

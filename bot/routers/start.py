@@ -19,11 +19,11 @@ async def start(message: Message, staff: StaffMember, replies: Replies) -> None:
     greeting = _("Hello, {name}! You are registered as {role}.").format(
         name=html.escape(staff.name), role=role_label(staff.role)
     )
-    await replies.send(message.chat.id, greeting + "\n\n" + help_text())
+    await replies.send(message.chat.id, greeting + "\n\n" + help_text(staff.role))
 
 
-async def show_help(message: Message, replies: Replies) -> None:
-    await replies.send(message.chat.id, help_text())
+async def show_help(message: Message, staff: StaffMember, replies: Replies) -> None:
+    await replies.send(message.chat.id, help_text(staff.role))
 
 
 async def cancel(message: Message, state: FSMContext, replies: Replies) -> None:

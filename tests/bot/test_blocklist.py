@@ -5,6 +5,9 @@ from __future__ import annotations
 from bot.callbacks import BlockCB, CardCB
 from tests.bot.conftest import ANNA, BORIS, BotEnv
 from tests.bot.test_registration import post_form
+from tests.conftest import BASE
+
+VERA = 333  # a manager
 
 
 async def test_an_unblocked_number_makes_touches_again(bot_env: BotEnv) -> None:
@@ -58,3 +61,32 @@ async def test_the_block_list_is_paged_and_only_for_managers(bot_env: BotEnv) ->
     answer = await bot_env.press(ANNA, message_id, BlockCB(act="un", id=10, page=1).pack())
     assert "count again" in answer["text"]
     assert srv.scalar("SELECT COUNT(*) FROM blocklist") == 9
+
+
+async def test_help_offers_blocked_to_managers_and_owners_and_not_to_staff_it_would_refuse(
+    bot_env: BotEnv,
+) -> None:
+    vera = {"name": "Vera", "telegram_id": VERA, "role": "manager", "extensions": ["103"]}
+    await bot_env.start(staff=[*BASE["staff"], vera])
+
+    manager = (await bot_env.says(VERA, "/help", language="en")).result["text"]
+    assert "• /blocked: the block list, with a button to unblock each entry (managers and owners)" in manager
+    assert "/report" in manager and "/cost" not in manager  # /cost is the owners'
+    owner = (await bot_env.says(ANNA, "/help", language="ru")).result["text"]
+    assert (
+        "• /blocked — список заблокированных, с кнопкой разблокировки у каждого (для менеджеров и владельцев)"
+        in owner
+    )
+
+    staff = (await bot_env.says(BORIS, "/help", language="en")).result["text"]
+    assert staff == (
+        "How to use the bot:\n"
+        "• Send a phone number in any spelling, an email, a shared contact or a forwarded message to register the person.\n"
+        "• /unregistered: contacts waiting for registration\n"
+        "• /missed: missed calls nobody has called back\n"
+        "• /leads: your open leads\n"
+        "• /find: find a contact by phone, email or part of a name\n"
+        "• /cancel: stop what you are typing"
+    )
+    refused = await bot_env.says(BORIS, "/blocked", language="en")
+    assert refused.result["text"] == "Only a manager or an owner can see and change the block list."

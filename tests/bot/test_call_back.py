@@ -8,14 +8,14 @@ API on 127.0.0.1; Mango then reports the outbound call like any other, and that 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bot.callbacks import OpenCB
 from leadline import keys
-from tests.bot.conftest import ANNA, BotEnv, button_data
+from tests.bot.conftest import ANNA, BORIS, BotEnv, button_data
 from tests.capture.test_mango import KEY, MANGO_SOURCE, SALT, post_mango, post_sample, signed_mango, summary
 from tests.conftest import BASE, Running
 from tests.fake_pbx import FakeMango
@@ -35,10 +35,12 @@ async def mango_api() -> AsyncIterator[FakeMango]:
         yield fake
 
 
-async def missed_call_nudged(bot_env: BotEnv, mango_api: FakeMango, clock: Clock) -> tuple[Running, int]:
+async def missed_call_nudged(
+    bot_env: BotEnv, mango_api: FakeMango, clock: Clock, **overrides: Any
+) -> tuple[Running, int]:
     """The sample's missed call, nudged to Anna in Telegram; returns the server and the message id."""
     source = {**MANGO_SOURCE, "api_url": f"{mango_api.url}/vpbx"}
-    srv = await bot_env.start(clock=clock, sources=[*BASE["sources"], source])
+    srv = await bot_env.start(clock=clock, sources=[*BASE["sources"], source], **overrides)
     assert (await post_sample(srv, MISSED)).status == 200
     clock.now = MORNING
     await srv.server.app[keys.SWEEPER].run()
@@ -156,3 +158,110 @@ async def test_the_card_on_arrival_of_a_missed_call_calls_back_through_mango(
     await bot_env.press(ANNA, message_id, f"d:{missed['id']}")
     [command] = mango_api.commands
     assert command.params["from"] == {"extension": "101"} and command.params["to_number"] == CALLER
+
+
+async def taps_at_once(bot_env: BotEnv, taps: list[tuple[int, int, str]]) -> list[str]:
+    """Several taps queued before the bot handles the first (a double tap, two people); their answers."""
+    update_ids = [bot_env.tg.user_presses_button(user, message_id, data) for user, message_id, data in taps]
+    for update_id in update_ids:
+        await bot_env.tg.wait_until_confirmed(update_id)
+    queries = {u["update_id"]: u["callback_query"]["id"] for u in bot_env.tg.updates if "callback_query" in u}
+    return [str(bot_env.tg.callback_answers[queries[update_id]]["text"]) for update_id in update_ids]
+
+
+async def test_a_double_tap_on_call_back_dials_once_and_the_second_tap_says_so(
+    bot_env: BotEnv, mango_api: FakeMango
+) -> None:
+    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    _srv, message_id = await missed_call_nudged(bot_env, mango_api, clock)
+    data = button_data(bot_env.tg, ANNA, message_id, "📞")
+
+    answers = await taps_at_once(bot_env, [(ANNA, message_id, data), (ANNA, message_id, data)])
+    assert answers == [
+        "📞 Calling you on 101, then +7 916 ***-**-13.",
+        "📞 Already calling +7 916 ***-**-13 (started 09:31 by Anna).",
+    ]
+    assert len(mango_api.commands) == 1  # 101 rings once, the client is dialled once
+
+
+async def test_two_staff_members_pressing_call_back_for_one_client_dial_once(
+    bot_env: BotEnv, mango_api: FakeMango
+) -> None:
+    """Anna on her nudge, Boris (a manager, reading Russian) on the card he opened from /missed."""
+    staff = [BASE["staff"][0], {**BASE["staff"][1], "role": "manager"}]
+    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    srv, anna_message = await missed_call_nudged(bot_env, mango_api, clock, staff=staff)
+    listing = await bot_env.says(BORIS, "/missed", language="ru")
+    [missed] = srv.rows("SELECT id FROM touches")
+    before = len(bot_env.tg.sent("sendMessage", chat_id=BORIS))
+    await bot_env.press(BORIS, listing.result["message_id"], OpenCB(kind="touch", id=missed["id"]).pack())
+    card = await bot_env.tg.wait_for("sendMessage", chat_id=BORIS, count=before + 1)
+    boris_message = int(card.result["message_id"])
+    data = button_data(bot_env.tg, BORIS, boris_message, "📞")
+    assert data == button_data(bot_env.tg, ANNA, anna_message, "📞")
+
+    answers = await taps_at_once(bot_env, [(ANNA, anna_message, data), (BORIS, boris_message, data)])
+    [command] = mango_api.commands
+    if command.params["from"] == {"extension": "101"}:
+        assert answers == [
+            "📞 Calling you on 101, then +7 916 ***-**-13.",
+            "📞 Уже звоним +7 916 ***-**-13 (начато в 09:31, Anna).",
+        ]
+    else:
+        assert command.params["from"] == {"extension": "102"}
+        assert answers == [
+            "📞 Already calling +7 916 ***-**-13 (started 09:31 by Boris).",
+            "📞 Звоним вам на 102, затем +7 916 ***-**-13.",
+        ]
+
+
+async def test_a_press_after_the_calling_window_dials_again(bot_env: BotEnv, mango_api: FakeMango) -> None:
+    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    _srv, message_id = await missed_call_nudged(bot_env, mango_api, clock)
+    data = button_data(bot_env.tg, ANNA, message_id, "📞")
+    assert (await bot_env.press(ANNA, message_id, data))["text"].startswith("📞 Calling you on 101")
+
+    clock.now = MORNING + timedelta(minutes=1, seconds=59)  # the PBX may still be ringing
+    assert (await bot_env.press(ANNA, message_id, data))["text"] == (
+        "📞 Already calling +7 916 ***-**-13 (started 09:31 by Anna)."
+    )
+    clock.now = MORNING + timedelta(minutes=2)  # nothing came back: a new attempt
+    assert (await bot_env.press(ANNA, message_id, data))["text"] == (
+        "📞 Calling you on 101, then +7 916 ***-**-13."
+    )
+    assert len(mango_api.commands) == 2
+
+
+async def test_the_outbound_calls_webhook_ends_the_call_back_so_a_press_dials_again(
+    bot_env: BotEnv, mango_api: FakeMango
+) -> None:
+    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    srv, message_id = await missed_call_nudged(bot_env, mango_api, clock)
+    data = button_data(bot_env.tg, ANNA, message_id, "📞")
+    await bot_env.press(ANNA, message_id, data)
+    assert (await bot_env.press(ANNA, message_id, data))["text"].startswith("📞 Already calling")
+
+    # The client did not pick up; Mango's summary of the outbound call comes a minute later.
+    clock.now = MORNING + timedelta(minutes=1)
+    outbound = summary("out-1", CALLER, start=int(MORNING.timestamp()), answered=False, direction=2)
+    assert (await post_mango(srv, "/events/summary", signed_mango(outbound))).status == 200
+    assert (await bot_env.press(ANNA, message_id, data))["text"] == (
+        "📞 Calling you on 101, then +7 916 ***-**-13."
+    )
+    assert len(mango_api.commands) == 2
+
+
+async def test_a_call_back_the_pbx_refused_can_be_pressed_again_at_once(
+    bot_env: BotEnv, mango_api: FakeMango
+) -> None:
+    mango_api.refuse = "extension 101 is busy"
+    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    _srv, message_id = await missed_call_nudged(bot_env, mango_api, clock)
+    data = button_data(bot_env.tg, ANNA, message_id, "📞")
+    assert (await bot_env.press(ANNA, message_id, data))["text"].startswith("The PBX did not call")
+
+    mango_api.refuse = None  # Anna hung up on the other line
+    assert (await bot_env.press(ANNA, message_id, data))["text"] == (
+        "📞 Calling you on 101, then +7 916 ***-**-13."
+    )
+    assert len(mango_api.commands) == 2
