@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 
 from aiogram import Router
-from aiogram.types import BusinessConnection, BusinessMessagesDeleted, Message, Update
+from aiogram.types import BusinessConnection, BusinessMessagesDeleted, ErrorEvent, Message, Update
 from aiogram.utils.backoff import Backoff, BackoffConfig
 
 from bot.keys import ChatRecorder
 
 log = logging.getLogger("leadline.bot")
+
+#: The updates this router takes.
+UPDATES = ("business_connection", "business_message", "edited_business_message", "deleted_business_messages")
 
 #: Between tries of a journal write that failed: a tenth of a second, doubling up to five.
 RETRY = BackoffConfig(min_delay=0.1, max_delay=5.0, factor=2.0, jitter=0.02)
@@ -69,8 +72,20 @@ def _sqlite_code(exc: Exception) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def _of_business(event: ErrorEvent) -> bool:
+    return any(getattr(event.update, name) is not None for name in UPDATES)
+
+
+async def not_journalled(event: ErrorEvent) -> None:
+    """On a webhook, a failed write must reach Telegram as an error answer, so that it sends the
+    update again: raised past the errors router, which would log it, apologise and answer 200."""
+    raise event.exception
+
+
 def make_router() -> Router:
+    """Included before the errors router, so its error handler sees these updates' failures first."""
     router = Router(name="business")
+    router.errors.register(not_journalled, _of_business)
     router.business_connection.register(record)
     router.business_message.register(record)
     router.edited_business_message.register(record)

@@ -220,6 +220,34 @@ async def test_a_stop_while_the_journal_fails_leaves_the_update_with_telegram(
     assert [r["touches_created"] for r in journal(srv)] == [1]
 
 
+async def test_on_a_webhook_a_failed_write_is_an_error_answer_and_telegram_sends_the_update_again(
+    bot_env: BotEnv,
+) -> None:
+    tg = bot_env.tg
+    base = chat_config(bot_env.tmp_path)
+    config = bot_env.config(
+        sources=[s.model_dump() for s in base.sources],
+        campaigns=[],
+        telegram={"webhook_url": "https://bot.example.com/telegram/webhook"},
+    )
+    srv = await bot_env.start_server(config)
+    bot_env.srv = srv
+    await tg.wait_for("setWebhook")
+    tg.webhook["url"] = f"{srv.url}/telegram/webhook"  # Telegram reaches this server
+    journal_fails(srv)
+    tg.inject_update(customer_says(700, BASE_TIME, "Вы работаете в воскресенье?"))
+    await eventually(lambda: bool(tg.webhook_errors) or not tg.pending_updates)
+    assert tg.pending_updates == 1
+    assert tg.webhook_errors[0] == "Wrong response from the webhook: 500 Internal Server Error"
+    assert srv.rows("SELECT id FROM journal") == []
+
+    journal_fails(srv, failing=False)
+    await eventually(lambda: not tg.pending_updates)  # Telegram's next try is answered 200
+    [touch] = chat_touches(srv, "telegram_business")
+    assert touch["message"] == "Вы работаете в воскресенье?"
+    assert [r["touches_created"] for r in journal(srv)] == [1]
+
+
 async def test_a_long_failing_spell_is_one_warning_and_ends_when_the_write_goes_through(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
