@@ -201,13 +201,13 @@ async def test_a_stop_while_the_journal_fails_leaves_the_update_with_telegram(
     bot_env: BotEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="leadline.bot")
-    config = chat_config(bot_env.tmp_path)
-    config = bot_env.config(sources=[s.model_dump() for s in config.sources], campaigns=[])
+    base = chat_config(bot_env.tmp_path)
+    config = bot_env.config(sources=[s.model_dump() for s in base.sources], campaigns=[])
     srv = await bot_env.start(config)
     journal_fails(srv)
     update_id = await failing_and_unconfirmed(bot_env, caplog)
 
-    await srv.stop()  # the bot was still trying: the stop ends the try, not the stop
+    await srv.stop()  # while the bot is still trying: the stop ends the tries, not the other way round
     assert bot_env.tg.pending_updates == 1
     assert srv.rows("SELECT id FROM journal") == []
 
