@@ -243,11 +243,12 @@ async def running_bot(
     sender = OutboxSender(store, clock, BotTransport(bot))
     i18n = load_i18n(config.leadline.language)
     replies = Replies(store, clock, sender.wake)
+    polling = not config.telegram.webhook_url
+    if record_chat is not None and polling:
+        record_chat = business.until_stored(record_chat)
     dp = build_dispatcher(config, store, clock, replies, contexts, i18n, dialer, record_chat)
     sender.start()
-    runner: Polling | Webhook = (
-        Webhook(app, dp, bot, config, i18n) if config.telegram.webhook_url else Polling(dp, bot, i18n)
-    )
+    runner: Polling | Webhook = Polling(dp, bot, i18n) if polling else Webhook(app, dp, bot, config, i18n)
     try:
         yield sender
     finally:

@@ -8,10 +8,21 @@ telegram_business.py): the bot neither answers these chats nor reads them.
 
 from __future__ import annotations
 
+import logging
+
 from aiogram import Router
-from aiogram.types import BusinessConnection, BusinessMessagesDeleted, Message, Update
+from aiogram.types import BusinessConnection, BusinessMessagesDeleted, ErrorEvent, Message, Update
+from aiogram.utils.backoff import Backoff, BackoffConfig
 
 from bot.keys import ChatRecorder
+
+log = logging.getLogger("leadline.bot")
+
+#: The updates this router takes.
+UPDATES = ("business_connection", "business_message", "edited_business_message", "deleted_business_messages")
+
+#: Between tries of a journal write that failed: a tenth of a second, doubling up to five.
+RETRY = BackoffConfig(min_delay=0.1, max_delay=5.0, factor=2.0, jitter=0.02)
 
 
 async def record(
@@ -20,8 +31,61 @@ async def record(
     await record_chat(event_update.model_dump_json(by_alias=True, exclude_none=True).encode())
 
 
+def until_stored(record_chat: ChatRecorder, retry: BackoffConfig = RETRY) -> ChatRecorder:
+    """The recorder for long polling, which returns only once the update is journalled.
+
+    aiogram confirms a polled update when its handler returns, failed or not (the next getUpdates
+    carries a later offset), so a failed write would lose it. With ``handle_as_tasks=False`` no
+    getUpdates is sent while a handler runs: trying again until the write succeeds keeps the update
+    unconfirmed meanwhile. A stop cancels the wait and a crash ends it; either way Telegram sends the
+    update again, which is a no-op if its write got through after all. A webhook needs none of this:
+    the failure is its non-2xx answer, and Telegram sends it again.
+    """
+
+    async def record_until_stored(update: bytes) -> None:
+        backoff = Backoff(retry)
+        while True:
+            try:
+                await record_chat(update)
+            except Exception as exc:  # capture raises only when the journal cannot be written
+                if not backoff.counter:
+                    log.warning(
+                        "a Telegram Business update cannot be journalled; it stays unconfirmed and is"
+                        " tried again until the database takes it",
+                        extra={"fields": {"error": type(exc).__name__, "code": _sqlite_code(exc)}},
+                    )
+                await backoff.asleep()
+                continue
+            if backoff.counter:
+                log.info(
+                    "a Telegram Business update is journalled after the database refused it",
+                    extra={"fields": {"retries": backoff.counter}},
+                )
+            return
+
+    return record_until_stored
+
+
+def _sqlite_code(exc: Exception) -> str | None:
+    """SQLite's name for the failure (``SQLITE_FULL``): what went wrong, without the values it met."""
+    name = getattr(exc, "sqlite_errorname", None)
+    return name if isinstance(name, str) else None
+
+
+def _of_business(event: ErrorEvent) -> bool:
+    return any(getattr(event.update, name) is not None for name in UPDATES)
+
+
+async def not_journalled(event: ErrorEvent) -> None:
+    """On a webhook, a failed write must reach Telegram as an error answer, so that it sends the
+    update again: raised past the errors router, which would log it, apologise and answer 200."""
+    raise event.exception
+
+
 def make_router() -> Router:
+    """Included before the errors router, so its error handler sees these updates' failures first."""
     router = Router(name="business")
+    router.errors.register(not_journalled, _of_business)
     router.business_connection.register(record)
     router.business_message.register(record)
     router.edited_business_message.register(record)

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from aiogram.utils.backoff import BackoffConfig
+
 from bot.callbacks import OpenCB
-from tests.bot.conftest import ANNA, BotEnv
+from bot.routers.business import until_stored
+from tests.bot.conftest import ANNA, BotEnv, eventually
 from tests.capture.chat_payloads import chat_config, chat_touches, kinds
 from tests.capture.form_checks import journal
 from tests.capture.test_mango import post_mango, signed_mango, summary
@@ -136,6 +142,133 @@ async def test_the_card_shows_the_first_message_who_wrote_and_a_link_to_the_conv
     links = [e["url"] for e in card.result["entities"] if e["type"] == "text_link"]
     assert links == ["https://t.me/test_alex_k"]
     assert "Open the conversation" in text
+
+
+def journal_fails(srv: Any, failing: bool = True) -> None:
+    """The database refuses every journal row (as a full disk would), or takes them again."""
+    db = srv.db()
+    try:
+        db.execute(
+            "CREATE TRIGGER no_journal BEFORE INSERT ON journal"
+            " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            if failing
+            else "DROP TRIGGER no_journal"
+        )
+    finally:
+        db.close()
+
+
+def cannot_journal(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "cannot be journalled" in r.getMessage()]
+
+
+async def failing_and_unconfirmed(bot_env: BotEnv, caplog: pytest.LogCaptureFixture) -> int:
+    """A customer writes while the journal fails; returns the update's id once the bot has tried."""
+    update_id = bot_env.tg.inject_update(customer_says(700, BASE_TIME, "Вы работаете в воскресенье?"))
+    await eventually(lambda: bool(cannot_journal(caplog)) or not bot_env.tg.pending_updates)
+    # The write failed and Telegram still holds the update: aiogram asked for no later offset.
+    assert bot_env.tg.pending_updates == 1
+    return update_id
+
+
+async def test_an_update_the_journal_cannot_take_is_confirmed_only_once_it_is_stored(
+    bot_env: BotEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="leadline.bot")
+    srv = await start(bot_env)
+    journal_fails(srv)
+    update_id = await failing_and_unconfirmed(bot_env, caplog)
+    assert srv.rows("SELECT id FROM journal") == []
+    [warning] = cannot_journal(caplog)
+    assert warning.levelno == logging.WARNING
+    assert warning.fields == {"error": "IntegrityError", "code": "SQLITE_CONSTRAINT_TRIGGER"}  # type: ignore[attr-defined]
+
+    journal_fails(srv, failing=False)  # the disk has room again
+    await bot_env.tg.wait_until_confirmed(update_id)
+    [touch] = chat_touches(srv, "telegram_business")
+    assert touch["message"] == "Вы работаете в воскресенье?"
+    assert [r["touches_created"] for r in journal(srv)] == [1]
+    [recovered] = [r for r in caplog.records if "journalled after" in r.getMessage()]
+    assert recovered.fields["retries"] >= 1  # type: ignore[attr-defined]
+    assert len(cannot_journal(caplog)) == 1  # one line for the whole spell
+    # Neither line names who wrote or what they wrote.
+    for line in (warning, recovered):
+        text = f"{line.getMessage()} {line.fields}"  # type: ignore[attr-defined]
+        assert "test_alex_k" not in text and "100000003" not in text and "воскресенье" not in text
+
+
+async def test_a_stop_while_the_journal_fails_leaves_the_update_with_telegram(
+    bot_env: BotEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="leadline.bot")
+    base = chat_config(bot_env.tmp_path)
+    config = bot_env.config(sources=[s.model_dump() for s in base.sources], campaigns=[])
+    srv = await bot_env.start(config)
+    journal_fails(srv)
+    update_id = await failing_and_unconfirmed(bot_env, caplog)
+
+    await srv.stop()  # while the bot is still trying: the stop ends the tries, not the other way round
+    assert bot_env.tg.pending_updates == 1
+    assert srv.rows("SELECT id FROM journal") == []
+
+    journal_fails(srv, failing=False)
+    bot_env.srv = None
+    srv = await bot_env.start(config)  # Telegram sends the update again to the restarted bot
+    await bot_env.tg.wait_until_confirmed(update_id)
+    [touch] = chat_touches(srv, "telegram_business")
+    assert touch["message"] == "Вы работаете в воскресенье?"
+    assert [r["touches_created"] for r in journal(srv)] == [1]
+
+
+async def test_on_a_webhook_a_failed_write_is_an_error_answer_and_telegram_sends_the_update_again(
+    bot_env: BotEnv,
+) -> None:
+    tg = bot_env.tg
+    base = chat_config(bot_env.tmp_path)
+    config = bot_env.config(
+        sources=[s.model_dump() for s in base.sources],
+        campaigns=[],
+        telegram={"webhook_url": "https://bot.example.com/telegram/webhook"},
+    )
+    srv = await bot_env.start_server(config)
+    bot_env.srv = srv
+    await tg.wait_for("setWebhook")
+    tg.webhook["url"] = f"{srv.url}/telegram/webhook"  # Telegram reaches this server
+    journal_fails(srv)
+    tg.inject_update(customer_says(700, BASE_TIME, "Вы работаете в воскресенье?"))
+    await eventually(lambda: bool(tg.webhook_errors) or not tg.pending_updates)
+    assert tg.pending_updates == 1
+    assert tg.webhook_errors[0] == "Wrong response from the webhook: 500 Internal Server Error"
+    assert srv.rows("SELECT id FROM journal") == []
+
+    journal_fails(srv, failing=False)
+    await eventually(lambda: not tg.pending_updates)  # Telegram's next try is answered 200
+    [touch] = chat_touches(srv, "telegram_business")
+    assert touch["message"] == "Вы работаете в воскресенье?"
+    assert [r["touches_created"] for r in journal(srv)] == [1]
+
+
+async def test_a_long_failing_spell_is_one_warning_and_ends_when_the_write_goes_through(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="leadline.bot")
+    written: list[bytes] = []
+    failures = 5
+
+    async def disk_full_five_times(update: bytes) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        written.append(update)
+
+    quick = BackoffConfig(min_delay=0.001, max_delay=0.004, factor=2.0, jitter=0.0)
+    await until_stored(disk_full_five_times, quick)(b'{"update_id": 1}')
+    assert written == [b'{"update_id": 1}']
+    [warning] = cannot_journal(caplog)
+    assert warning.fields == {"error": "OperationalError", "code": None}  # type: ignore[attr-defined]
+    [recovered] = [r for r in caplog.records if "journalled after" in r.getMessage()]
+    assert recovered.fields == {"retries": 5}  # type: ignore[attr-defined]
 
 
 TOKEN = "crm-token-0123456789"
