@@ -549,9 +549,10 @@ def plan(
         click.echo(json.dumps({**result.as_dict(), "history": history.label}, indent=2))
         return
     r = result.rates
+    money = money_in(config)
     click.echo(
         f"Plan for {result.clients} client(s)"
-        + (f", revenue {_num(result.revenue)}" if result.revenue else "")
+        + (f", revenue {money(float(result.revenue))}" if result.revenue else "")
     )
     click.echo(
         f"  rates: contact→lead {_pct(None if r.contact_to_lead is None else float(r.contact_to_lead))},"
@@ -564,8 +565,8 @@ def plan(
     click.echo(f"  clients           {_num(result.clients):>8}")
     if result.max_lead_cost is not None:
         click.echo(
-            f"  highest LC that pays: {_num(float(result.max_lead_cost))}"
-            f" (average deal {_num(float(result.average_deal or 0))} × lead-to-client {_pct(float(r.lead_to_client))}"
+            f"  highest LC that pays: {money(float(result.max_lead_cost))}"
+            f" (average deal {money(float(result.average_deal or 0))} × lead-to-client {_pct(float(r.lead_to_client))}"
             + (f" × margin {float(margin):g}" if margin != 1 else "")
             + ")"
         )

@@ -208,7 +208,8 @@ def test_plan_from_the_last_90_days(tmp_path: Path):
     assert (plan["clients"], plan["qualified"], plan["leads"]) == (2, 20, 100)
     assert plan["max_lead_cost"] == 2000  # 100 000 average deal x 2 %
     text = run_cli_sync("plan", "--config", path, "--clients", "2", "--as-of", "2026-12-01")
-    assert "leads                  100" in text.output and "highest LC that pays: 2 000" in text.output
+    assert "leads                  100" in text.output
+    assert "highest LC that pays: 2\u00a0000\u00a0₽ (average deal 100\u00a0000\u00a0₽ ×" in text.output
     given = run_cli_sync(
         "plan",
         "--config",
@@ -226,6 +227,28 @@ def test_plan_from_the_last_90_days(tmp_path: Path):
         "--json",
     )
     assert json.loads(given.output)["inbound_contacts"] == 300
+
+
+def test_plan_writes_its_amounts_in_the_configured_currency(tmp_path: Path):
+    leadline = {"timezone": "Europe/Moscow", "region": "RU", "language": "en", "currency": "USD"}
+    month_config(tmp_path, leadline=leadline)
+    rates = ("--lead-to-qualified", "20%", "--qualified-to-won", "0.1", "--margin", "0.5")
+    args = (
+        "plan",
+        "--config",
+        str(tmp_path / "config.toml"),
+        "--revenue",
+        "300000",
+        "--average-deal",
+        "100000",
+    )
+    result = run_cli_sync(*args, *rates)
+    assert result.code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "Plan for 3 client(s), revenue $300,000"
+    assert lines[-1] == (
+        "  highest LC that pays: $1,000 (average deal $100,000 × lead-to-client 2.0 % × margin 0.5)"
+    )
 
 
 def test_plan_without_history_asks_for_rates(config_path: Path):
