@@ -22,6 +22,7 @@ from bot.arrival_texts import registration_buttons
 from bot.callbacks import CardCB, DialCB
 from bot.catalogues import current_locale
 from bot.catalogues import gettext as _
+from bot.digest_figures import money
 from bot.touch_text import do_not_contact_line as do_not_contact_line
 from bot.touch_text import header as header
 from bot.touch_text import pretty_phone as pretty_phone
@@ -41,10 +42,12 @@ def day(value: str | date | None) -> str:
     return format_date(parsed, "d MMM y", locale=current_locale())
 
 
-def amount(value: float | None) -> str:
+def amount(value: float | None, currency: str) -> str:
+    """An amount in ``[leadline] currency`` as the reader's language writes money (the digest's
+    :func:`~bot.digest_figures.money`), to the cent when it has cents: a typed amount reads back as typed."""
     if value is None:
         return "—"
-    return f"{value:,.2f}".replace(",", " ").removesuffix(".00")
+    return money(value, currency, current_locale(), exact=True)
 
 
 def not_an_amount(text: str) -> str:
@@ -187,6 +190,7 @@ def form_text(
     required: list[str],
     desirable: list[str],
     titles: Mapping[str, str],
+    currency: str,
 ) -> str:
     temp = draft.temperature
     lines = [
@@ -206,7 +210,7 @@ def form_text(
     lines.append(f"{labels.field('owner')}: {html.escape(draft.owner_name)}")
     if temp in ("warm", "cold"):
         lines.append(f"{labels.field('follow_up')}: {day(draft.follow_up_on)}")
-    lines.append(f"{labels.field('amount')}: {amount(draft.amount)}")
+    lines.append(f"{labels.field('amount')}: {amount(draft.amount, currency)}")
     missing = draft.missing(required)
     lines.append("")
     if draft.awaiting:

@@ -108,14 +108,18 @@ def whole(value: float | None) -> str:
     return "–" if value is None else f"{value:,.0f}".replace(",", " ")
 
 
-def money(value: float | None, currency: str, locale: str) -> str:
+def money(value: float | None, currency: str, locale: str, *, exact: bool = False) -> str:
     """An amount in ``[leadline] currency`` as the reader's language writes money, whole:
     ``45 000 ₽``, ``$45,000``, ``€1,950``; a currency with no symbol of its own keeps its code,
-    set apart from the digits (``RUB 45,000``)."""
+    set apart from the digits (``RUB 45,000``). ``exact`` keeps the cents of an amount that has
+    them (``166,67 ₽``): a cost read back to the owner who typed it must be what was recorded."""
     if value is None:
         return "–"
     pattern = Locale.parse(locale).currency_formats["standard"].pattern.split(";")[0]
-    pattern = re.sub(r"\.0+", "", pattern)  # whole amounts: an owner reads 45 000, not 45 000,00
-    text = format_currency(round(value), currency, format=pattern, locale=locale, currency_digits=False)
+    if exact and round(value, 2) != round(value):
+        text = format_currency(value, currency, format=pattern, locale=locale)
+    else:
+        pattern = re.sub(r"\.0+", "", pattern)  # whole amounts: an owner reads 45 000, not 45 000,00
+        text = format_currency(round(value), currency, format=pattern, locale=locale, currency_digits=False)
     text = re.sub(r"([A-Z]{3})(?=[\d\-−])", "\\1\u00a0", text)
     return re.sub(r"(?<=\d)([A-Z]{3})", "\u00a0\\1", text)

@@ -147,6 +147,8 @@ async def send_lead(
     if lead is None:
         return False
     await replies.send(
-        chat_id, lead_text(lead, config.tz, config.campaign_titles()), lead_keyboard(lead, staff)
+        chat_id,
+        lead_text(lead, config.tz, config.campaign_titles(), config.leadline.currency),
+        lead_keyboard(lead, staff),
     )
     return True

@@ -151,7 +151,7 @@ def money_in(config: Config) -> Callable[[float | None], str]:
     return partial(money, currency=config.leadline.currency, locale=config.leadline.language)
 
 
-def headline_rows(data: dict[str, Any], money: Callable[[float | None], str] = _num) -> list[tuple[str, str]]:
+def headline_rows(data: dict[str, Any], money: Callable[[float | None], str]) -> list[tuple[str, str]]:
     """The report as (label, value) lines, in the order an owner reads them; ``money`` writes the amounts."""
     return [
         ("Inbound touches", _num(data["inbound_touches"])),
@@ -196,23 +196,25 @@ def headline_rows(data: dict[str, Any], money: Callable[[float | None], str] = _
     ]
 
 
-GROUP_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
-    ("touches", "inbound_touches", _num),
-    ("contacts", "inbound_contacts", _num),
-    ("registered", "registered", _num),
-    ("LRR", "lrr", _pct),
-    ("lag p50", "registration_lag_p50_min", _min),
-    ("lag p90", "registration_lag_p90_min", _min),
-    ("missed", "missed_calls", _num),
-    ("not called back", "missed_not_called_back", _num),
-    ("leads", "leads", _num),
-    ("won", "won", _num),
-    ("cost", "cost", _num),
-    ("LC", "lead_cost", _num),
-)
+def group_columns(money: Callable[[float | None], str]) -> tuple[tuple[str, str, Callable[[Any], str]], ...]:
+    """A group's figures as (header, key, how to write it); ``money`` writes cost and LC as the totals do."""
+    return (
+        ("touches", "inbound_touches", _num),
+        ("contacts", "inbound_contacts", _num),
+        ("registered", "registered", _num),
+        ("LRR", "lrr", _pct),
+        ("lag p50", "registration_lag_p50_min", _min),
+        ("lag p90", "registration_lag_p90_min", _min),
+        ("missed", "missed_calls", _num),
+        ("not called back", "missed_not_called_back", _num),
+        ("leads", "leads", _num),
+        ("won", "won", _num),
+        ("cost", "cost", money),
+        ("LC", "lead_cost", money),
+    )
 
 
-#: Speed to lead per group, in a table of its own (the figures above fill a 140-column line).
+#: Speed to lead per group, in a table of its own (the figures above fill a wide line).
 RESPONSE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("contacts", "inbound_contacts", _num),
     ("response p50", "response_p50_min", _min),
@@ -224,17 +226,13 @@ RESPONSE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 
 
 def print_report(
-    data: dict[str, Any],
-    campaign_title: Callable[[str], str] = str,
-    money: Callable[[float | None], str] = _num,
+    data: dict[str, Any], campaign_title: Callable[[str], str], money: Callable[[float | None], str]
 ) -> None:
     """The report as tables; ``campaign_title`` names a campaign as a person reads it (its config ``title``),
     ``money`` writes an amount in the config's currency (:func:`money_in`)."""
     from rich.console import Console
     from rich.table import Table
 
-    # Piped or captured output gets room for the group tables rather than rich's 80 columns.
-    console = Console(width=None if sys.stdout.isatty() else 140)
     period = data["period"]
     title = f"Leadline report {period['label']} ({period['from']} .. {period['to']}, {period['timezone']})"
     headline = Table(title=title, show_header=False)
@@ -242,12 +240,15 @@ def print_report(
     headline.add_column("value", justify="right")
     for label, value in headline_rows(data, money):
         headline.add_row(label, value)
-    console.print(headline)
+    tables = [headline]
     for by in GROUPINGS:
         groups = data[f"by_{by}"]
         if not groups:
             continue
-        for title, columns in ((f"By {by}", GROUP_COLUMNS), (f"Response time by {by}", RESPONSE_COLUMNS)):
+        for title, columns in (
+            (f"By {by}", group_columns(money)),
+            (f"Response time by {by}", RESPONSE_COLUMNS),
+        ):
             table = Table(title=title)
             table.add_column(by, no_wrap=True)
             for header, _, _ in columns:
@@ -255,14 +256,27 @@ def print_report(
             for name, figures in groups.items():
                 shown = campaign_title(name) if by == "campaign" else name
                 table.add_row(shown, *(fmt(figures[key]) for _, key, fmt in columns))
-            console.print(table)
+            tables.append(table)
     if data["goals"]:
         goals = Table(title="Goals this month")
         for header in ("goal", "target", "so far", "heading for"):
             goals.add_column(header, justify="right" if header != "goal" else "left")
         for name, goal in data["goals"].items():
-            goals.add_row(name, _num(goal["target"]), _num(goal["actual"]), _num(goal["projected"]))
-        console.print(goals)
+            # The revenue goal is an amount; the others are counts.
+            fmt = money if name == "revenue" else _num
+            goals.add_row(name, fmt(goal["target"]), fmt(goal["actual"]), fmt(goal["projected"]))
+        tables.append(goals)
+    # Piped or captured output has no terminal to fit: each table as wide as its figures, so that
+    # no amount is cut to "22 500…" (rich would give it 80 columns).
+    unbounded = Console(width=_NO_LIMIT)
+    width = max(unbounded.measure(table).maximum for table in tables)
+    console = Console(width=None if sys.stdout.isatty() else width)
+    for table in tables:
+        console.print(table)
+
+
+#: A console width no table reaches, to measure a table's natural width.
+_NO_LIMIT = 10_000
 
 
 def _flat(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -535,9 +549,10 @@ def plan(
         click.echo(json.dumps({**result.as_dict(), "history": history.label}, indent=2))
         return
     r = result.rates
+    money = money_in(config)
     click.echo(
         f"Plan for {result.clients} client(s)"
-        + (f", revenue {_num(result.revenue)}" if result.revenue else "")
+        + (f", revenue {money(float(result.revenue))}" if result.revenue else "")
     )
     click.echo(
         f"  rates: contact→lead {_pct(None if r.contact_to_lead is None else float(r.contact_to_lead))},"
@@ -550,8 +565,8 @@ def plan(
     click.echo(f"  clients           {_num(result.clients):>8}")
     if result.max_lead_cost is not None:
         click.echo(
-            f"  highest LC that pays: {_num(float(result.max_lead_cost))}"
-            f" (average deal {_num(float(result.average_deal or 0))} × lead-to-client {_pct(float(r.lead_to_client))}"
+            f"  highest LC that pays: {money(float(result.max_lead_cost))}"
+            f" (average deal {money(float(result.average_deal or 0))} × lead-to-client {_pct(float(r.lead_to_client))}"
             + (f" × margin {float(margin):g}" if margin != 1 else "")
             + ")"
         )

@@ -24,6 +24,18 @@ def test_the_license_is_mit_in_the_file_the_project_and_the_installed_metadata()
     assert importlib.metadata.metadata("leadline")["License-Expression"] == "MIT"
 
 
+def test_each_dependency_is_listed_once_in_its_list():
+    """Two lines for one package drift apart: a bound raised on one is silently undone by the other."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lists = {"dependencies": project["dependencies"], **project["optional-dependencies"]}
+    for name, entries in lists.items():
+        packages = [canonicalize_name(Requirement(entry).name) for entry in entries]
+        assert sorted({p for p in packages if packages.count(p) > 1}) == [], name
+
+
 def leadline(cwd: Path, *args: str) -> None:
     subprocess.run(
         [sys.executable, "-m", "leadline", *args], cwd=cwd, check=True, capture_output=True, timeout=300

@@ -52,7 +52,12 @@ def move_label(stage: str) -> str:
 
 
 def lead_text(
-    lead: dict[str, Any], tz: ZoneInfo, titles: Mapping[str, str], *, with_contact: bool = True
+    lead: dict[str, Any],
+    tz: ZoneInfo,
+    titles: Mapping[str, str],
+    currency: str,
+    *,
+    with_contact: bool = True,
 ) -> str:
     temp = lead["temperature"]
     lines = [
@@ -80,10 +85,10 @@ def lead_text(
         f"{labels.field('owner')}: {html.escape(lead['owner_name'] or '—')}"
     )
     lines.append(
-        f"📅 {labels.field('follow_up')}: {cards.day(lead['follow_up_on'])} · 💰 {cards.amount(lead['amount'])}"
+        f"📅 {labels.field('follow_up')}: {cards.day(lead['follow_up_on'])} · 💰 {cards.amount(lead['amount'], currency)}"
     )
     if lead["stage"] == "won":
-        lines.append(_("🏆 Won: {amount}").format(amount=cards.amount(lead["won_amount"])))
+        lines.append(_("🏆 Won: {amount}").format(amount=cards.amount(lead["won_amount"], currency)))
     if lead["stage"] == "lost":
         lines.append(
             _("✖️ Lost: {reason}").format(reason=html.escape(labels.lost_reason(lead["lost_reason"])))
@@ -182,7 +187,10 @@ async def redraw(
         header = keep_header(callback)
         await show(
             callback,
-            header + lead_text(lead, config.tz, config.campaign_titles(), with_contact=not header),
+            header
+            + lead_text(
+                lead, config.tz, config.campaign_titles(), config.leadline.currency, with_contact=not header
+            ),
             lead_keyboard(lead, staff),
         )
 
@@ -217,7 +225,9 @@ async def on_button(
         return
     assert lead is not None
     header = keep_header(callback)
-    body = header + lead_text(lead, config.tz, config.campaign_titles(), with_contact=not header)
+    body = header + lead_text(
+        lead, config.tz, config.campaign_titles(), config.leadline.currency, with_contact=not header
+    )
     changes: dict[str, Any] = {}
     if act == "back":
         await state.clear()
@@ -308,7 +318,7 @@ async def typed(
         await replies.edit(
             int(route["chat"]),
             int(route["card"]),
-            lead_text(lead, config.tz, config.campaign_titles()),
+            lead_text(lead, config.tz, config.campaign_titles(), config.leadline.currency),
             lead_keyboard(lead, staff),
         )
 

@@ -27,6 +27,7 @@ from bot import cards
 from bot.catalogues import current_locale
 from bot.catalogues import gettext as _
 from bot.digest import compose, prune_charts, telegram_payloads
+from bot.digest_figures import whole
 from bot.number_args import ArgumentError, CostArgs, PlanArgs, parse_cost, parse_period, parse_plan
 from bot.replies import Replies
 from leadline.config import Config
@@ -180,11 +181,11 @@ def plan_error(error: PlanError, history: FunnelHistory) -> str:
     return _("Cannot plan: {reason}.").format(reason=html.escape(str(error)))
 
 
-def plan_text(plan: Plan, history: FunnelHistory, args: PlanArgs) -> str:
+def plan_text(plan: Plan, history: FunnelHistory, args: PlanArgs, currency: str) -> str:
     rates = plan.rates
     title = _("Plan for {n} client", "Plan for {n} clients", plan.clients).format(n=plan.clients)
     if plan.revenue is not None:
-        title += _(", revenue {amount}").format(amount=cards.amount(float(plan.revenue)))
+        title += _(", revenue {amount}").format(amount=cards.amount(float(plan.revenue), currency))
     lines = [f"<b>{title}</b>"]
     lines.append(
         _("Rates: contact → lead {contact}, lead → qualified {qualified}, qualified → won {won}.").format(
@@ -200,22 +201,22 @@ def plan_text(plan: Plan, history: FunnelHistory, args: PlanArgs) -> str:
             )
         )
     lines.append("")
-    contacts = "—" if plan.inbound_contacts is None else cards.amount(plan.inbound_contacts)
+    contacts = "—" if plan.inbound_contacts is None else whole(plan.inbound_contacts)
     lines.append(_("Inbound contacts: <b>{n}</b>").format(n=contacts))
-    lines.append(_("Leads: <b>{n}</b>").format(n=cards.amount(plan.leads)))
-    lines.append(_("Qualified: <b>{n}</b>").format(n=cards.amount(plan.qualified)))
-    lines.append(_("Clients: <b>{n}</b>").format(n=cards.amount(plan.clients)))
+    lines.append(_("Leads: <b>{n}</b>").format(n=whole(plan.leads)))
+    lines.append(_("Qualified: <b>{n}</b>").format(n=whole(plan.qualified)))
+    lines.append(_("Clients: <b>{n}</b>").format(n=whole(plan.clients)))
     if plan.max_lead_cost is None:
         lines.append(_("Highest LC that pays: give the average deal (no won deals in the last 90 days)."))
         return "\n".join(lines)
     why = _("average deal {deal} × lead-to-client {ratio}").format(
-        deal=cards.amount(float(plan.average_deal or 0)), ratio=_pct(float(rates.lead_to_client))
+        deal=cards.amount(float(plan.average_deal or 0), currency), ratio=_pct(float(rates.lead_to_client))
     )
     if args.margin != 1:
         why += _(" × margin {margin}").format(margin=_pct(float(args.margin)))
     lines.append(
         _("Highest LC that pays: <b>{amount}</b> ({why})").format(
-            amount=cards.amount(float(plan.max_lead_cost)), why=why
+            amount=cards.amount(float(plan.max_lead_cost), currency), why=why
         )
     )
     return "\n".join(lines)
@@ -257,7 +258,7 @@ async def plan(
     except PlanError as exc:
         await replies.send(chat_id, plan_error(exc, history))
         return
-    await replies.send(chat_id, plan_text(result, history, args))
+    await replies.send(chat_id, plan_text(result, history, args, config.leadline.currency))
 
 
 # ---------------------------------------------------------------------- /cost
@@ -307,22 +308,23 @@ def record_cost(db: Database, args: CostArgs, at: datetime, staff_id: int) -> Ca
     return costs_in_period(db, args.span.start, args.span.end, campaign=args.campaign)[args.campaign]
 
 
-def cost_text(args: CostArgs, total: CampaignCost) -> str:
+def cost_text(args: CostArgs, total: CampaignCost, currency: str) -> str:
     items = ", ".join(
-        f"{html.escape(item)} {cards.amount(amount)}" for item, amount in sorted(total.items.items())
+        f"{html.escape(item)} {cards.amount(amount, currency)}"
+        for item, amount in sorted(total.items.items())
     )
     return (
         _("✅ Recorded: {campaign}, {period}, {item} {amount}.").format(
             campaign=html.escape(args.campaign),
             period=html.escape(args.period),
             item=html.escape(args.item),
-            amount=cards.amount(args.amount),
+            amount=cards.amount(args.amount, currency),
         )
         + "\n"
         + _("{campaign} for {period} now costs <b>{total}</b> in all: {items}.").format(
             campaign=html.escape(args.campaign),
             period=html.escape(args.period),
-            total=cards.amount(total.total),
+            total=cards.amount(total.total, currency),
             items=items,
         )
     )
@@ -333,6 +335,7 @@ async def cost(
     command: CommandObject,
     staff: StaffMember,
     store: Store,
+    config: Config,
     clock: Clock,
     replies: Replies,
 ) -> None:
@@ -349,7 +352,7 @@ async def cost(
         await replies.send(chat_id, cost_problem(exc, known))
         return
     total = await store.write(partial(record_cost, args=args, at=clock(), staff_id=staff.id))
-    await replies.send(chat_id, cost_text(args, total))
+    await replies.send(chat_id, cost_text(args, total, config.leadline.currency))
 
 
 def make_router() -> Router:

@@ -122,7 +122,9 @@ async def show_form(callback: CallbackQuery, card: TouchCard, draft: CardDraft, 
     required, desirable = fields_of(config)
     await show(
         callback,
-        cards.form_text(card, draft, config.tz, required, desirable, config.campaign_titles()),
+        cards.form_text(
+            card, draft, config.tz, required, desirable, config.campaign_titles(), config.leadline.currency
+        ),
         cards.form_keyboard(draft, required, desirable),
     )
 
@@ -366,7 +368,13 @@ async def finish(
     if done.lead_id is not None:
         lead = await store.read(partial(lead_card, lead_id=done.lead_id))
         if lead is not None:
-            text = text + "\n\n" + lead_text(lead, config.tz, config.campaign_titles(), with_contact=False)
+            text = (
+                text
+                + "\n\n"
+                + lead_text(
+                    lead, config.tz, config.campaign_titles(), config.leadline.currency, with_contact=False
+                )
+            )
             markup = lead_keyboard(lead, staff)
     await show(callback, text, markup)
     await callback.answer(_("Saved."))
@@ -419,7 +427,9 @@ async def typed(
     await replies.edit(
         chat_id,
         message_id,
-        cards.form_text(card, draft, config.tz, required, desirable, config.campaign_titles()),
+        cards.form_text(
+            card, draft, config.tz, required, desirable, config.campaign_titles(), config.leadline.currency
+        ),
         cards.form_keyboard(draft, required, desirable),
     )
 

@@ -91,7 +91,8 @@ async def test_a_lead_moves_through_every_stage(bot_env: BotEnv) -> None:
     assert lead["stage"] == "won" and lead["temperature"] == "hot" and lead["won_amount"] == 250000
     assert lead["returned_reason"] == "No budget this quarter" and lead["follow_up_on"] is not None
     shown = bot_env.text(ANNA, card_id)
-    assert "Won: 250 000" in shown and tg.buttons(ANNA, card_id) == []  # a won lead has no more moves
+    assert "🏆 Won: RUB\u00a0250,000" in shown  # in the config's currency, as the English reader writes it
+    assert tg.buttons(ANNA, card_id) == []  # a won lead has no more moves
 
 
 async def test_staff_cannot_change_someone_elses_lead_and_a_stale_button_says_why(bot_env: BotEnv) -> None:

@@ -155,10 +155,10 @@ async def test_cost_from_the_owner_is_recorded_and_moves_the_lead_cost(bot_env: 
 
     anna = srv.scalar("SELECT id FROM staff WHERE telegram_id = ?", [ANNA])
     recorded = text_of(await bot_env.says(ANNA, "/cost BRAND_MSK 2026-11 45 000 ads", language="ru"))
-    # The config's 45 000 of ads and this 45 000: 90 000 for November.
+    # The config's 45 000 of ads and this 45 000: 90 000 for November, in the config's RUB.
     assert recorded == (
-        "✅ Записано: brand_msk, 2026-11, ads 45 000.\n"
-        "Расходы brand_msk за 2026-11 теперь всего 90 000: ads 90 000."
+        "✅ Записано: brand_msk, 2026-11, ads 45\u00a0000\u00a0₽.\n"
+        "Расходы brand_msk за 2026-11 теперь всего 90\u00a0000\u00a0₽: ads 90\u00a0000\u00a0₽."
     )
     assert srv.rows(bot_costs)[1:] == [
         {
@@ -172,9 +172,9 @@ async def test_cost_from_the_owner_is_recorded_and_moves_the_lead_cost(bot_env: 
     ]
     again = text_of(await bot_env.says(ANNA, "/cost vk_ads 2026-11-20 1500", language="en"))
     assert again == (
-        "✅ Recorded: vk_ads, 2026-11-20, other 1 500.\nvk_ads for 2026-11-20 now costs 2 166.67 in all:"
-        " ads 500, design 166.67, other 1 500."
-    )  # a day carries 1/61 of the ads' 30 500 and 1/30 of the design's 5 000
+        "✅ Recorded: vk_ads, 2026-11-20, other RUB\u00a01,500.\nvk_ads for 2026-11-20 now costs RUB\u00a02,166.67"
+        " in all: ads RUB\u00a0500, design RUB\u00a0166.67, other RUB\u00a01,500."
+    )  # a day carries 1/61 of the ads' 30 500 and 1/30 of the design's 5 000, to the kopeck
 
     # The report's lead cost follows: brand_msk's 2 November leads now cost 45 000 each.
     report = text_of(await bot_env.says(ANNA, "/report 2026-11", language="en"))
@@ -187,7 +187,7 @@ async def test_plan_for_2_clients_asks_for_100_leads(bot_env: BotEnv) -> None:
     # 100 leads in November, 20 qualified, 2 won at 100 000: 2 % of leads become clients.
     plan = text_of(await bot_env.says(ANNA, "/plan clients=2", language="en"))
     assert plan == (
-        "Plan for 2 clients, revenue 200 000\n"
+        "Plan for 2 clients, revenue RUB\u00a0200,000\n"
         "Rates: contact → lead 100 %, lead → qualified 20 %, qualified → won 10 %.\n"
         "From 2026-09-02..2026-11-30: 100 leads, 20 qualified, 2 won.\n"
         "\n"
@@ -195,12 +195,15 @@ async def test_plan_for_2_clients_asks_for_100_leads(bot_env: BotEnv) -> None:
         "Leads: 100\n"
         "Qualified: 20\n"
         "Clients: 2\n"
-        "Highest LC that pays: 2 000 (average deal 100 000 × lead-to-client 2 %)"
+        "Highest LC that pays: RUB\u00a02,000 (average deal RUB\u00a0100,000 × lead-to-client 2 %)"
     )
     russian = text_of(await bot_env.says(ANNA, "/plan --clients 2", language="ru"))
-    assert russian.startswith("План на 2 клиентов, выручка 200 000\n")
+    assert russian.startswith("План на 2 клиентов, выручка 200\u00a0000\u00a0₽\n")
     assert "Лиды: 100\nКвалифицированы: 20\nКлиенты: 2" in russian
-    assert "Наибольшая цена лида, которая окупается: 2 000" in russian
+    assert (
+        "Наибольшая цена лида, которая окупается: 2\u00a0000\u00a0₽ (средний чек 100\u00a0000\u00a0₽"
+        in russian
+    )
 
     # The command line's example with every rate given: 300 000 at 100 000 a deal is 3 clients.
     given = text_of(
@@ -210,10 +213,13 @@ async def test_plan_for_2_clients_asks_for_100_leads(bot_env: BotEnv) -> None:
             language="en",
         )
     )
-    assert given.startswith("Plan for 3 clients, revenue 300 000\n")
+    assert given.startswith("Plan for 3 clients, revenue RUB\u00a0300,000\n")
     assert "From " not in given  # nothing was taken from the history
     assert "Inbound contacts: 300\nLeads: 150\nQualified: 30\nClients: 3" in given
-    assert "Highest LC that pays: 1 000 (average deal 100 000 × lead-to-client 2 % × margin 50 %)" in given
+    assert (
+        "Highest LC that pays: RUB\u00a01,000 (average deal RUB\u00a0100,000 × lead-to-client 2 % × margin 50 %)"
+        in given
+    )
 
     nonsense = text_of(await bot_env.says(ANNA, "/plan lots", language="en"))
     assert nonsense.startswith(

@@ -214,9 +214,15 @@ async def test_the_form_can_change_campaign_owner_name_and_temperature_before_sa
     await bot_env.types(ANNA, "Irina Sergeevna", language="en")
     await tg.wait_for("editMessageText", chat_id=ANNA, count=edits + 1)
     await bot_env.press(ANNA, card_id, CardCB(act="temp", t=t, c=c, v="cold").pack())
+    await bot_env.press(ANNA, card_id, CardCB(act="edit", t=t, c=c, v="amount").pack())
+    edits = len(tg.sent("editMessageText", chat_id=ANNA))
+    await bot_env.types(ANNA, "150 000,50", language="en")
+    await tg.wait_for("editMessageText", chat_id=ANNA, count=edits + 1)
     shown = bot_env.text(ANNA, card_id)
     assert "Campaign: vk_ads" in shown and "Owner: Boris" in shown and "Lead: ❄️ cold" in shown
+    assert "Deal amount: RUB\u00a0150,000.50" in shown  # the config's currency, to the kopeck typed
     await bot_env.press(ANNA, card_id, CardCB(act="save", t=t, c=c).pack())
+    assert "💰 RUB\u00a0150,000.50" in bot_env.text(ANNA, card_id)  # the saved lead's card
 
     [lead] = srv.rows("SELECT temperature, campaign, owner_id, need, fields FROM leads")
     assert lead == {

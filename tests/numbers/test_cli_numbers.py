@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 
 from storage.db import open_database
 from tests.cli import run_cli_sync
-from tests.numbers.month import Month, build_known_month, month_config
+from tests.numbers.month import CAMPAIGNS, Month, build_known_month, month_config
 from tests.numbers.test_seeds import SEED_CAMPAIGNS, seed_month
 
 AS_OF = "2026-12-01T09:00:00+03:00"
@@ -85,7 +85,7 @@ def test_report_table_and_csv(config_path: Path):
         "LRR",
         "75.0 %",
         "16\u00a0250\u00a0₽",
-        "22 500",
+        "22\u00a0500\u00a0₽",
         "20 min",
         "By campaign",
         "brand_msk",
@@ -208,7 +208,8 @@ def test_plan_from_the_last_90_days(tmp_path: Path):
     assert (plan["clients"], plan["qualified"], plan["leads"]) == (2, 20, 100)
     assert plan["max_lead_cost"] == 2000  # 100 000 average deal x 2 %
     text = run_cli_sync("plan", "--config", path, "--clients", "2", "--as-of", "2026-12-01")
-    assert "leads                  100" in text.output and "highest LC that pays: 2 000" in text.output
+    assert "leads                  100" in text.output
+    assert "highest LC that pays: 2\u00a0000\u00a0₽ (average deal 100\u00a0000\u00a0₽ ×" in text.output
     given = run_cli_sync(
         "plan",
         "--config",
@@ -226,6 +227,28 @@ def test_plan_from_the_last_90_days(tmp_path: Path):
         "--json",
     )
     assert json.loads(given.output)["inbound_contacts"] == 300
+
+
+def test_plan_writes_its_amounts_in_the_configured_currency(tmp_path: Path):
+    leadline = {"timezone": "Europe/Moscow", "region": "RU", "language": "en", "currency": "USD"}
+    month_config(tmp_path, leadline=leadline)
+    rates = ("--lead-to-qualified", "20%", "--qualified-to-won", "0.1", "--margin", "0.5")
+    args = (
+        "plan",
+        "--config",
+        str(tmp_path / "config.toml"),
+        "--revenue",
+        "300000",
+        "--average-deal",
+        "100000",
+    )
+    result = run_cli_sync(*args, *rates)
+    assert result.code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "Plan for 3 client(s), revenue $300,000"
+    assert lines[-1] == (
+        "  highest LC that pays: $1,000 (average deal $100,000 × lead-to-client 2.0 % × margin 0.5)"
+    )
 
 
 def test_plan_without_history_asks_for_rates(config_path: Path):
@@ -266,3 +289,37 @@ def test_report_writes_money_in_the_configured_currency_as_the_digest_does(tmp_p
     assert english["Inbound contacts"] == "8"  # counts stay counts
     russian = money_lines("ru", "RUB")
     assert (russian["Cost"], russian["LC (lead cost)"]) == ("65\u00a0000\u00a0₽", "16\u00a0250\u00a0₽")
+
+
+def table_rows(output: str, title: str) -> dict[str, list[str]]:
+    """The rows of the rich table under ``title`` in a command's output, by their first cell."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == title)
+    rows: dict[str, list[str]] = {}
+    for line in lines[start + 1 :]:
+        if line.startswith("└"):
+            break
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if cells:
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_report_groups_and_goals_write_money_in_the_configured_currency(tmp_path: Path):
+    leadline = {"timezone": "Europe/Moscow", "region": "RU", "language": "ru", "currency": "RUB"}
+    campaigns = [{**CAMPAIGNS[0], "title": "Бренд Москва"}, CAMPAIGNS[1]]
+    goals = {"leads": 10, "revenue": 300000}
+    config = month_config(tmp_path, campaigns=campaigns, leadline=leadline, goals=goals)
+    db = open_database(config.database_path)
+    build_known_month(db, config)
+    db.close()
+    args = ("report", "--config", str(tmp_path / "config.toml"), "--period", "2026-11", "--as-of", AS_OF)
+    table = run_cli_sync(*args)
+    assert table.code == 0, table.output
+    by_campaign = table_rows(table.output, "By campaign")
+    # cost and LC, the last two columns, whole and whole (not cut short); counts stay counts.
+    assert by_campaign["Бренд Москва"][-4:] == ["2", "1", "45\u00a0000\u00a0₽", "22\u00a0500\u00a0₽"]
+    assert by_campaign["vk_ads"][-2:] == ["20\u00a0000\u00a0₽", "10\u00a0000\u00a0₽"]
+    by_goal = table_rows(table.output, "Goals this month")
+    assert by_goal["revenue"] == ["300\u00a0000\u00a0₽", "100\u00a0000\u00a0₽", "100\u00a0000\u00a0₽"]
+    assert by_goal["leads"] == ["10", "4", "4"]
