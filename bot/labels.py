@@ -178,5 +178,6 @@ def export_column(code: str) -> str:
         "answered_at": _("Answered at"),
         "answered_by": _("Answered by"),
         "response_min": _("Response, min"),
+        "chat_ids": _("Chat IDs"),
     }
     return labels.get(code, code)
