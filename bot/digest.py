@@ -27,7 +27,7 @@ import asyncio
 import html
 import logging
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from functools import partial
@@ -37,6 +37,7 @@ from typing import Any
 from babel.dates import format_date
 from sqlite_utils import Database
 
+from bot import labels
 from bot.catalogues import SOURCE_LOCALE, catalogues, pick_locale, written_for
 from bot.catalogues import gettext as _
 from bot.digest_chart import render_chart
@@ -47,6 +48,7 @@ from storage.digests import last_digested, mark_digested
 from storage.identifiers import mask
 from storage.local_time import local_text
 from storage.outbox import enqueue, files_to_send
+from storage.reports.figures import Group
 from storage.reports.scope import Period
 from storage.staff import owners
 from storage.worktime import WorkingCalendar
@@ -77,6 +79,21 @@ def _delta(now: float | None, before: float | None, *, points: bool = False) -> 
         return " (=)"
     unit = " " + _("pp") if points else ""
     return f" ({'+' if change > 0 else '−'}{abs(change):.0f}{unit})"
+
+
+#: The order channels are named in, the busiest kinds first.
+CHANNELS = ("call", "form", "email", "chat", "manual")
+
+
+def _channels(groups: Mapping[str, Group]) -> str:
+    """Each channel that brought contacts, with its registration rate: ``Call 5 (LRR 60%)``."""
+    return " · ".join(
+        _("{channel} {contacts} (LRR {lrr})").format(
+            channel=labels.channel(code), contacts=group.inbound_contacts, lrr=_pct(group.lrr)
+        )
+        for code in CHANNELS
+        if (group := groups.get(code)) is not None and group.inbound_contacts
+    )
 
 
 def _pct(value: float | None) -> str:
@@ -147,6 +164,9 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
         )
     else:
         lines.append(_("Inbound contacts: <b>{contacts}</b>{change} · touches {touches}").format(**counts))
+    channels = _channels(figures.by_channel)
+    if channels:
+        lines.append(_("By channel: {channels}").format(channels=channels))
     lines.append(
         _("Registered: <b>{registered} · LRR {lrr}</b>{change} · new {lrr_new}").format(
             registered=total.registered,

@@ -4,7 +4,8 @@ by :mod:`bot.digest` (the words) and :mod:`bot.digest_chart` (the chart)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -52,6 +53,8 @@ class Figures:
     registration_minutes: int
     #: The chart's days that are not working days (weekends, public holidays): shaded on it.
     days_off: frozenset[date] = frozenset()
+    #: The period's figures per channel (call, form, email, chat, manual), by the channel's code.
+    by_channel: Mapping[str, Group] = field(default_factory=dict)
 
 
 def comparison_span(period: Period) -> Period:
@@ -67,7 +70,8 @@ def gather(db: Database, config: Config, period: Period, now: datetime, *, diges
     rules = Rules.from_config(config)
     tz = config.tz
     scope = Scope(period, as_of=now)
-    total = Facts(db, scope, rules).total()
+    facts = Facts(db, scope, rules)
+    total = facts.total()
     compared_with = comparison_span(period) if digest or period.days == 1 else None
     before = Facts(db, Scope(compared_with, as_of=now), rules).total() if compared_with else None
     month = Period.month(period.end, tz)
@@ -88,6 +92,7 @@ def gather(db: Database, config: Config, period: Period, now: datetime, *, diges
         series=series,
         registration_minutes=rules.registration_minutes,
         days_off=frozenset(day for day, _group in series if not rules.calendar.is_working_day(day)),
+        by_channel=facts.groups("channel"),
     )
 
 

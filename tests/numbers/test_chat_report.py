@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.digest import compose
+from storage.db import connect
+from storage.reports.scope import Period
 from tests.capture.chat_payloads import (
     AVITO_TEXT,
     VK_MESSAGE,
@@ -68,6 +71,14 @@ async def test_a_report_with_chats_gives_the_channel_chat_its_own_row(
 
     only = await run_cli("report", "--config", cfg, "--json", "--channel", "chat", *period)
     assert json.loads(only.output)["inbound_touches"] == 2
+
+    # The owner's digest names the channel too, with its registration rate (nobody registered yet).
+    db = connect(config.database_path)
+    try:
+        digest = compose(db, config, Period.day(date.fromisoformat(day), config.tz), datetime.now(UTC), "en")
+    finally:
+        db.close()
+    assert "By channel: Chat 2 (LRR 0 %)\n" in digest.text
 
     exported = await run_cli("export", "--config", cfg, "--out", str(tmp_path / "out"))
     assert exported.code == 0, exported.output

@@ -38,6 +38,7 @@ def test_the_day_against_the_same_day_a_week_earlier(tmp_path: Path):
     assert "<b>Leadline · Mon 16 Nov 2026</b>" in text
     # C7 called twice (missed at 10:00, answered at 11:00); Mon 9 Nov had no inbound contact.
     assert "Inbound contacts: <b>1</b> (+1) · touches 2" in text
+    assert "By channel: Call 1 (LRR 100 %)\n" in text
     assert "Registered: <b>1 · LRR 100 %</b>" in text
     assert "Registration lag: p50 65 min, p90 65 min (SLA 15: 0 of 1 in time)" in text
     assert "Missed calls: <b>1</b> · not called back <b>1</b>" in text
