@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,11 +21,11 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
-from aiogram.types import BotCommand, BotCommandScopeDefault
+from aiogram.types import BotCommandScopeDefault
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
-from bot.catalogues import gettext as _
+from bot.commands import EVERYONES_ROLE, MENU_CALLS, menu, staff_menus
 from bot.contexts import TouchContexts
 from bot.dialer import Dialer
 from bot.fsm import DatabaseStorage
@@ -56,11 +57,12 @@ from bot.routers import (
 from bot.transport import BotTransport
 from leadline.config import Config
 from storage.db import Clock, Store
+from storage.outbox import enqueue_changed
+from storage.staff import active_staff, former_staff
 
 log = logging.getLogger("leadline.bot")
 
 WEBHOOK_PATH = "/telegram/webhook"
-COMMANDS = ("start", "unregistered", "missed", "leads", "find", "report", "plan", "cost", "help", "cancel")
 
 
 def make_bot(config: Config) -> Bot:
@@ -142,35 +144,34 @@ async def _retrying(what: str, call: Callable[[], Awaitable[Any]]) -> None:
             delay = min(delay * 2, 60.0)
 
 
-def _command_descriptions() -> dict[str, str]:
-    return {
-        "start": _("Start"),
-        "unregistered": _("Contacts waiting for registration"),
-        "missed": _("Missed calls not called back"),
-        "leads": _("My open leads"),
-        "find": _("Find a contact"),
-        "report": _("The numbers for a period, like the digest"),
-        "plan": _("How many contacts and leads a target needs"),
-        "cost": _("Record a campaign cost (owners)"),
-        "help": _("What the bot can do"),
-        "cancel": _("Stop what you are typing"),
-    }
-
-
-async def _set_commands(bot: Bot, i18n: CatalogueI18n) -> None:
-    """The command menu in each language (the default scope speaks the config's language)."""
+async def _set_default_commands(bot: Bot, i18n: CatalogueI18n) -> None:
+    """The menu of whoever has none of their own (the team chat, a stranger): what everybody on the
+    staff may use, in each language (the default scope without a language speaks the config's)."""
     for locale in (None, *i18n.available_locales):
         with speaking(i18n, locale or i18n.default_locale):
-            descriptions = _command_descriptions()
-        commands = [BotCommand(command=c, description=descriptions[c]) for c in COMMANDS]
+            commands = menu(EVERYONES_ROLE)
         await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=locale)
+
+
+async def _queue_staff_menus(
+    store: Store, clock: Clock, i18n: CatalogueI18n, wake: Callable[[], None]
+) -> None:
+    """Each person's own menu, for their role in their language, queued in the outbox: its rate limits
+    and retries apply, and someone who never opened the bot (Telegram refuses their chat) holds up
+    nobody. A menu already set as it should be is not set again; someone no longer let in loses theirs."""
+    calls = staff_menus(i18n, await store.read(active_staff), await store.read(former_staff))
+    now = clock()
+    if await store.write(partial(enqueue_changed, calls=calls, at=now, kinds=MENU_CALLS)):
+        wake()
 
 
 class Polling:
     """Long polling as a task; ``stop`` ends it whether or not Telegram ever answered."""
 
-    def __init__(self, dp: Dispatcher, bot: Bot, i18n: CatalogueI18n) -> None:
-        self.dp, self.bot, self.i18n = dp, bot, i18n
+    def __init__(
+        self, dp: Dispatcher, bot: Bot, i18n: CatalogueI18n, queue_menus: Callable[[], Awaitable[None]]
+    ) -> None:
+        self.dp, self.bot, self.i18n, self.queue_menus = dp, bot, i18n, queue_menus
         self.started = asyncio.Event()
         dp.startup.register(self._on_startup)
         self.task = asyncio.create_task(self._run(), name="leadline-bot-polling")
@@ -179,8 +180,9 @@ class Polling:
         self.started.set()
 
     async def _run(self) -> None:
+        await _retrying("staff menus", self.queue_menus)
         await _retrying("deleteWebhook", lambda: self.bot.delete_webhook(drop_pending_updates=False))
-        await _retrying("setMyCommands", lambda: _set_commands(self.bot, self.i18n))
+        await _retrying("setMyCommands", lambda: _set_default_commands(self.bot, self.i18n))
         await self.dp.start_polling(
             self.bot, polling_timeout=20, handle_as_tasks=False, handle_signals=False, close_bot_session=False
         )
@@ -198,9 +200,15 @@ class Webhook:
     """Updates posted by Telegram to ``webhook_url``, checked against the secret token."""
 
     def __init__(
-        self, app: web.Application, dp: Dispatcher, bot: Bot, config: Config, i18n: CatalogueI18n
+        self,
+        app: web.Application,
+        dp: Dispatcher,
+        bot: Bot,
+        config: Config,
+        i18n: CatalogueI18n,
+        queue_menus: Callable[[], Awaitable[None]],
     ) -> None:
-        self.dp, self.bot, self.config, self.i18n = dp, bot, config, i18n
+        self.dp, self.bot, self.config, self.i18n, self.queue_menus = dp, bot, config, i18n, queue_menus
         self.secret = (
             config.telegram.webhook_secret.get_secret_value()
             or hashlib.sha256(config.telegram.token.get_secret_value().encode()).hexdigest()[:48]
@@ -213,12 +221,13 @@ class Webhook:
 
     async def _run(self) -> None:
         await self.dp.emit_startup(bot=self.bot, **self.dp.workflow_data)
+        await _retrying("staff menus", self.queue_menus)
         url = self.config.telegram.webhook_url
         allowed = self.dp.resolve_used_update_types()
         await _retrying(
             "setWebhook", lambda: self.bot.set_webhook(url, secret_token=self.secret, allowed_updates=allowed)
         )
-        await _retrying("setMyCommands", lambda: _set_commands(self.bot, self.i18n))
+        await _retrying("setMyCommands", lambda: _set_default_commands(self.bot, self.i18n))
 
     async def stop(self) -> None:
         if not self.task.done():
@@ -248,7 +257,10 @@ async def running_bot(
         record_chat = business.until_stored(record_chat)
     dp = build_dispatcher(config, store, clock, replies, contexts, i18n, dialer, record_chat)
     sender.start()
-    runner: Polling | Webhook = Polling(dp, bot, i18n) if polling else Webhook(app, dp, bot, config, i18n)
+    queue_menus = partial(_queue_staff_menus, store, clock, i18n, sender.wake)
+    runner: Polling | Webhook = (
+        Polling(dp, bot, i18n, queue_menus) if polling else Webhook(app, dp, bot, config, i18n, queue_menus)
+    )
     try:
         yield sender
     finally:

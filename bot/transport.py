@@ -43,7 +43,11 @@ def build_method(row: OutboxRow) -> TelegramMethod[Any]:
     cls = METHODS.get(row.method)
     if cls is None:
         raise ValueError(f"unknown Bot API method {row.method!r}")
-    params: dict[str, Any] = {**row.payload, "chat_id": row.chat_id}
+    # A row's chat is where the call goes; a call without a chat (a chat's command menu names it in
+    # its scope) keeps it only as the outbox's key for ordering and rate limits.
+    params: dict[str, Any] = {**row.payload}
+    if "chat_id" in cls.model_fields:
+        params["chat_id"] = row.chat_id
     for key in FILE_FIELDS:
         value = params.get(key)
         if isinstance(value, str) and value.startswith("file://"):

@@ -7,7 +7,7 @@ order, respecting Telegram's rate limits, and marks each sent exactly once.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +44,40 @@ def enqueue(
         ],
     )
     return int(cursor.lastrowid or 0)
+
+
+def enqueue_changed(
+    db: Database,
+    calls: Iterable[tuple[int, str, Mapping[str, Any]]],
+    *,
+    at: datetime,
+    kinds: tuple[str, ...],
+) -> int:
+    """Queue calls (chat id, method, payload) that replace state Telegram keeps per chat (its command
+    menu), each unless the latest call of those ``kinds`` queued for its chat was this very one and
+    has not failed: a restart then costs no call for what has not changed. A removal (the last of
+    ``kinds``) is queued only over something set before. One pass over the outbox for all of them;
+    returns how many were queued."""
+    marks = ", ".join("?" for _ in kinds)
+    latest = {
+        int(chat_id): (method, payload, status)
+        for chat_id, method, payload, status in db.execute(
+            "SELECT chat_id, method, payload, status FROM outbox WHERE id IN"
+            f" (SELECT MAX(id) FROM outbox WHERE method IN ({marks}) GROUP BY chat_id)",
+            list(kinds),
+        )
+    }
+    queued = 0
+    for chat_id, method, payload in calls:
+        before = latest.get(chat_id)
+        body = json.dumps(dict(payload), ensure_ascii=False)
+        if before is None and method == kinds[-1]:
+            continue
+        if before is not None and before[0] == method and before[1] == body and before[2] != "failed":
+            continue
+        enqueue(db, chat_id, payload, at=at, method=method)
+        queued += 1
+    return queued
 
 
 def files_to_send(db: Database) -> set[str]:

@@ -113,6 +113,11 @@ def active_staff(db: Database) -> list[StaffMember]:
     return [_staff(r) for r in db.execute(f"{_STAFF} WHERE active = 1 ORDER BY name, id")]
 
 
+def former_staff(db: Database) -> list[StaffMember]:
+    """People no longer let in, whom Telegram may still show what they could once do."""
+    return [_staff(r) for r in db.execute(f"{_STAFF} WHERE active = 0 AND telegram_id IS NOT NULL")]
+
+
 def owners(db: Database) -> list[StaffMember]:
     return [
         _staff(r)

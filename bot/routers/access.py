@@ -18,6 +18,7 @@ from sqlite_utils import Database
 
 from bot.callbacks import AccessCB
 from bot.catalogues import gettext as _
+from bot.commands import chat_menu_payload, help_lines
 from bot.i18n import pick_locale, speaking
 from bot.replies import Replies, message_payload
 from storage.access import AccessRequest, access_request, decide_access, request_access
@@ -130,10 +131,13 @@ async def decide(
         await callback.answer(_("This request no longer exists."), show_alert=True)
         return
     now = clock()
+    telegram_id = int(request["telegram_id"])
     with speaking(i18n, pick_locale(i18n, request["language"])):
         if callback_data.decision == "refused":
             news = _("Sorry, the owner has not given you access to this bot.")
+            menu = None
         else:
+            menu = chat_menu_payload(telegram_id, callback_data.decision)
             news = (
                 _("Welcome! {owner} gave you access to the bot as {role}.").format(
                     owner=html.escape(staff.name), role=role_label(callback_data.decision)
@@ -145,11 +149,13 @@ async def decide(
     def write(db: Database) -> dict[str, Any]:
         decided = decide_access(db, callback_data.req, callback_data.decision, staff_id=staff.id, at=now)
         enqueue(db, decided["telegram_id"], message_payload(news), at=now)
+        if menu is not None:  # their menu, for the role they were given; a stranger keeps the default
+            enqueue(db, decided["telegram_id"], menu, at=now, method="setMyCommands")
         return decided
 
     await store.write(write)
     replies.wake()
-    person = who(request["name"], request["username"], int(request["telegram_id"]))
+    person = who(request["name"], request["username"], telegram_id)
     if callback_data.decision == "refused":
         outcome = _("❌ {who}: refused by {owner}.").format(who=person, owner=html.escape(staff.name))
     else:
@@ -168,22 +174,8 @@ def help_text(role: str) -> str:
         _(
             "• Send a phone number in any spelling, an email, a shared contact or a forwarded message to register the person."
         ),
-        _("• /unregistered: contacts waiting for registration"),
-        _("• /missed: missed calls nobody has called back"),
-        _("• /leads: your open leads"),
-        _("• /find: find a contact by phone, email or part of a name"),
+        *help_lines(role),
     ]
-    if role in ("manager", "owner"):
-        lines += [
-            _("• /report: the numbers for a period, e.g. /report week (managers and owners)"),
-            _(
-                "• /plan: how many contacts and leads a target needs, e.g. /plan clients=2 (managers and owners)"
-            ),
-            _("• /blocked: the block list, with a button to unblock each entry (managers and owners)"),
-        ]
-    if role == "owner":
-        lines.append(_("• /cost: record a campaign cost, e.g. /cost brand_msk 2026-11 45000 ads (owners)"))
-    lines.append(_("• /cancel: stop what you are typing"))
     return "\n".join(lines)
 
 
