@@ -280,7 +280,7 @@ async def forget_contact(request: web.Request) -> web.Response:
             erasure_id=erased.erasure_id,
             contact_id=erased.contact_id,
             contacts=list(erased.contact_ids),
-            kinds=list(erased.kinds),  # type: ignore[arg-type]  # storage's kinds are "email" and "phone"
+            kinds=list(erased.kinds),
             rows=erased.counts,
             checkpointed=erased.checkpointed,
         )

@@ -261,7 +261,7 @@ class Erased(Model):
     erasure_id: int
     contact_id: int
     contacts: list[int] = Field(description="the contact and every contact merged into it")
-    kinds: list[Literal["email", "phone"]] = Field(description="the kinds of identifier erased")
+    kinds: list[IdentifierKind] = Field(description="the kinds of identifier erased")
     rows: dict[str, int] = Field(description="rows changed, per table")
     checkpointed: bool = Field(description="whether the write-ahead log was truncated after it")
 

@@ -4,8 +4,11 @@ The first thing a new user asks after pasting a URL into a provider is whether a
 what became of it. Every request is here, refused ones too (a wrong token's 401, a provider's test
 ping, a row whose processing failed), in the office's time. ``journal show ID`` prints one request
 whole: its headers redacted as the journal stored them, its query string redacted again (a row
-may predate the redaction), and its body as stored, with control characters escaped so that a
-sender's bytes cannot drive the terminal.
+may predate the redaction), and its body as stored but for its secrets, with control characters
+escaped so that a sender's bytes cannot drive the terminal. The journal keeps a body whole (replay
+and signature checks need its bytes), so its secrets are hidden here, at display: the config's
+secret values wherever they appear, and fields named as secrets (VK's ``secret``, Mango's
+``vpbx_api_key``) whatever their value, since a refused request may carry a stale or guessed one.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +25,8 @@ import click
 from sqlite_utils import Database
 
 from leadline.cli_base import EXIT_NOT_FOUND, config_option, load, parse_since
-from storage.journal import redact_query
+from leadline.logs import spellings
+from storage.journal import REDACTED, redact_fields, redact_query
 from storage.journal_listing import STATUSES, Entry, Filters, Request, after, last_id, latest, request
 from storage.local_time import SECONDS, local_text
 
@@ -180,10 +184,11 @@ def show(config_path: Path | None, journal_id: int) -> None:
     if found is None:
         click.echo(f"No journalled request #{journal_id}.", err=True)
         sys.exit(EXIT_NOT_FOUND)
-    click.echo(request_text(found, config.tz))
+    click.echo(request_text(found, config.tz, config.secret_values()))
 
 
-def request_text(found: Request, tz: ZoneInfo) -> str:
+def request_text(found: Request, tz: ZoneInfo, secrets: Iterable[str]) -> str:
+    """The request as ``journal show`` prints it, with every spelling of each of ``secrets`` hidden."""
     entry = found.entry
     query = redact_query(found.query_string)
     lines = [
@@ -205,15 +210,19 @@ def request_text(found: Request, tz: ZoneInfo) -> str:
         )
     lines.append("Headers (secret ones redacted when stored):")
     lines += [f"  {printable(name)}: {printable(value)}" for name, value in found.headers]
-    lines.append(_body_text(found.body, entry.body_size))
-    return "\n".join(lines)
+    content_type = next((value for name, value in found.headers if name.lower() == "content-type"), "")
+    lines.append(_body_text(found.body, entry.body_size, content_type))
+    text = "\n".join(lines)
+    for secret in spellings(secrets):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
-def _body_text(body: bytes, size: int) -> str:
+def _body_text(body: bytes, size: int, content_type: str) -> str:
     if not body:
         return f"Body: not kept ({size} bytes)" if size else "Body: empty"
     try:
         text, how = body.decode("utf-8"), ""
     except UnicodeDecodeError:
         text, how = body.decode("utf-8", "backslashreplace"), ", not UTF-8: other bytes as \\xNN"
-    return f"Body ({len(body)} bytes{how}):\n{printable(text, lines=True)}"
+    return f"Body ({len(body)} bytes{how}):\n{printable(redact_fields(text, content_type), lines=True)}"

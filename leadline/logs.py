@@ -97,6 +97,15 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     return _PHONE.sub(_phone, text)
 
 
+def spellings(secrets: Iterable[str]) -> tuple[str, ...]:
+    """Each secret as written, as a URL or a form carries it, and as a JSON string escapes it;
+    longest first, so that one containing another is replaced whole."""
+    given = {s for s in secrets if s}
+    spelled = given | {quote(s, safe="") for s in given} | {quote_plus(s, safe="") for s in given}
+    spelled |= {json.dumps(s)[1:-1] for s in given}
+    return tuple(sorted(spelled, key=len, reverse=True))
+
+
 #: What every LogRecord has; anything else on a record came from ``extra=`` and is scrubbed too.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
@@ -106,10 +115,7 @@ class ScrubFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        # As written and as a URL carries them; longest first, so one containing another goes whole.
-        given = {s for s in secrets if s}
-        spelled = given | {quote(s, safe="") for s in given} | {quote_plus(s, safe="") for s in given}
-        self.secrets = tuple(sorted(spelled, key=len, reverse=True))
+        self.secrets = spellings(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "scrubbed", False):

@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from capture.providers import PROVIDERS
 from leadline.config import Config, SourceConfig
 from leadline.config_checks import warnings
+from leadline.summary import VIA_BOT
 
 #: Mango posts each kind of event to its own path under the URL it is given.
 MANGO_PATHS = "/events/call, /events/summary, /events/recording"
@@ -31,6 +33,8 @@ def public_base(config: Config, listening: Sequence[tuple[str, int]]) -> str:
 
 def paste_address(config: Config, source: SourceConfig, base_url: str | None = None) -> str:
     """Where a source's requests must go, secrets included: exactly what the operator pastes."""
+    if PROVIDERS[source.provider].via_bot:
+        return VIA_BOT
     base = f"{base_url or config.http.public_url}/hooks/{source.name}"
     token = source.secret_value("token")
     query = f"?token={quote(token, safe='')}" if token else ""

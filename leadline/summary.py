@@ -5,6 +5,13 @@ from __future__ import annotations
 from capture.providers import PROVIDERS
 from leadline.config import Config, SourceConfig
 
+#: Where a source whose messages come through the bot (``telegram_business``) is reached, as
+#: check-config and ``leadline serve`` both say it: it has no URL, and its ``/hooks/`` path answers 405.
+VIA_BOT = (
+    "the Telegram bot (nothing to paste: the owner connects the bot in Telegram,"
+    " Settings → Telegram Business → Chatbots)"
+)
+
 
 def summarize(config: Config) -> str:
     lines = [
@@ -38,7 +45,7 @@ def summarize(config: Config) -> str:
         where = (
             f"{config.http.public_url}/hooks/{s.name}"
             if PROVIDERS[s.provider].over_http
-            else "the Telegram bot"
+            else VIA_BOT
             if PROVIDERS[s.provider].via_bot
             else f"{s.host or '?'}:{s.port or '?'}"
         )

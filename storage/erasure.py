@@ -31,6 +31,7 @@ from typing import Any, Literal
 from sqlite_utils import Database
 
 from storage.db import Store, WriteLock, chunks, connect, iso
+from storage.identifiers import Kind
 from storage.subjects import Found, Subject, scan, subject_of
 
 log = logging.getLogger("leadline.erasure")
@@ -64,7 +65,7 @@ class Erased:
     contact_id: int
     contact_ids: tuple[int, ...]
     touch_ids: tuple[int, ...]
-    kinds: tuple[str, ...]
+    kinds: tuple[Kind, ...]
     counts: dict[str, int] = field(default_factory=dict)
     #: Whether the write-ahead log was truncated after it (see :func:`checkpoint`).
     checkpointed: bool = False

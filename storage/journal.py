@@ -64,8 +64,9 @@ SECRET_HEADERS = frozenset(
         "x-telegram-bot-api-secret-token",
     }
 )
-#: Query parameters that carry secrets.
-SECRET_PARAMS = frozenset({"token", "api_key", "apikey", "key", "secret", "password"})
+#: Query parameters, and a body's form or top-level JSON fields, that carry secrets: Mango's
+#: ``vpbx_api_key`` is its product key (FORMATS.md §1.1), VK's ``secret`` the community's (§8.3).
+SECRET_PARAMS = frozenset({"token", "api_key", "apikey", "key", "secret", "password", "vpbx_api_key"})
 REDACTED = "[redacted]"
 
 
@@ -82,6 +83,39 @@ def redact_query(query_string: str) -> str:
     if not any(k.lower() in SECRET_PARAMS for k, _ in pairs):
         return query_string
     return urlencode([(k, REDACTED if k.lower() in SECRET_PARAMS else v) for k, v in pairs])
+
+
+def redact_fields(text: str, content_type: str) -> str:
+    """``text`` with the values of its secret-named fields (:data:`SECRET_PARAMS`) shown as
+    :data:`REDACTED`, in an urlencoded form or a JSON object's top level, every other byte as sent.
+
+    For display only: the journal keeps the body whole, because replay and signature checks need
+    it. Nested JSON is left alone: there ``key`` and ``token`` name answers (a VK lead form's
+    ``"key": "phone_number"``, a Typeform response token), not credentials.
+    """
+    if "x-www-form-urlencoded" in content_type.lower():
+        from urllib.parse import unquote_plus
+
+        pairs = [piece.partition("=") for piece in text.split("&")]
+        return "&".join(
+            f"{name}={REDACTED}"
+            if equals and unquote_plus(name).lower() in SECRET_PARAMS
+            else name + equals + value
+            for name, equals, value in pairs
+        )
+    if not text.lstrip().startswith("{"):
+        return text
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(fields, dict):
+        return text
+    for name, value in fields.items():
+        if name.lower() in SECRET_PARAMS and isinstance(value, str) and value:
+            for spelled in {json.dumps(value), json.dumps(value, ensure_ascii=False)}:
+                text = text.replace(spelled, json.dumps(REDACTED))
+    return text
 
 
 @dataclass(frozen=True, slots=True)

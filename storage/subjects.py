@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, unquote_plus
 
 import phonenumbers
@@ -26,7 +26,7 @@ from sqlite_utils import Database
 
 from storage.contacts import live_contact
 from storage.db import chunks
-from storage.identifiers import HANDLE_KINDS, parse_query
+from storage.identifiers import HANDLE_KINDS, Kind, parse_query
 
 #: A run of digits as people and providers write a phone number: spaces, dashes, dots, brackets.
 _PHONE_RUN = re.compile(r"\d[\d\s\-().]{5,}\d")
@@ -168,8 +168,9 @@ class Subject:
     matcher: Matcher = field(default_factory=Matcher)
 
     @property
-    def kinds(self) -> list[str]:
-        return sorted({kind for kind, *_ in self.identifiers})
+    def kinds(self) -> list[Kind]:
+        """The identifiers table holds only :data:`Kind` values: every row went through storage/identifiers.py."""
+        return sorted({cast(Kind, kind) for kind, *_ in self.identifiers})
 
 
 def _ids(db: Database, sql: str, params: Sequence[Any]) -> list[int]:

@@ -9,15 +9,19 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.capture.chat_payloads import VK_MESSAGE, VK_SECRET, post_vk, vk_body
 from tests.capture.form_checks import config_with
 from tests.capture.test_core_http import write_config
+from tests.capture.test_mango import KEY, MANGO_SOURCE, post_mango, post_sample, signed_mango, summary
 from tests.cli import ROOT, run_cli
-from tests.conftest import Running, StartServer
+from tests.conftest import BASE, Running, StartServer
+from tests.numbers.month import month_config
 from tests.samples import sample
 
 #: 22:59:30 on the office clock in Moscow.
 AT = datetime(2026, 11, 23, 19, 59, 30, tzinfo=UTC)
 PING = sample("tilda_test_ping.txt")
+MANGO_MISSED = sample("mango_events_summary_missed.txt")
 TILDA = {"name": PING.source_name, "provider": "tilda", "token": "tilda-token-0001"}
 
 
@@ -96,6 +100,45 @@ async def test_journal_show_prints_one_request_with_its_secrets_redacted(
 
     missing = await run_cli("journal", "show", "99", "--config", str(config))
     assert missing.code == 1 and "No journalled request #99." in missing.output
+
+
+async def test_journal_show_hides_a_provider_secret_sent_in_the_body_and_the_row_keeps_it(
+    start_server: StartServer, tmp_path: Path
+):
+    """VK sends its secret in the JSON body, Mango its key as a form field: shown, both are hidden,
+    the config's and a stale one alike; the journal keeps the bytes replay and signatures need."""
+    vk = {"name": VK_MESSAGE.source_name, "provider": "vk", **VK_MESSAGE.secrets}
+    srv = await start_server(month_config(tmp_path, sources=[*BASE["sources"], vk, MANGO_SOURCE]))
+    assert (await post_vk(srv, VK_MESSAGE.body)).status == 200
+    assert (await post_sample(srv, MANGO_MISSED)).status == 200
+    stale_vk = vk_body("stale-1", AT, "Здравствуйте", secret="stale-vk-secret-0001")
+    assert (await post_vk(srv, stale_vk)).status == 401
+    stale_mango = signed_mango(
+        summary("stale-1", "79160000013", start=0, answered=False), key="stale-key-0001"
+    )
+    assert (await post_mango(srv, "/events/summary", stale_mango)).status == 401
+    # a config's secret where no field names it: someone pasted it into a site form
+    form = {"phone": "+7 916 123-45-67", "comment": f"our VK key is {VK_SECRET}, right?"}
+    assert (await post_form(srv, form)) == 200
+    rows = srv.rows("SELECT id, body FROM journal ORDER BY id")
+    secrets = [VK_SECRET, KEY, "stale-vk-secret-0001", "stale-key-0001", VK_SECRET]
+    assert all(secret.encode() in bytes(row["body"]) for row, secret in zip(rows, secrets, strict=True))
+
+    shown = []
+    for row, secret in zip(rows, secrets, strict=True):
+        result = await run_cli("journal", "show", str(row["id"]), "--config", str(tmp_path / "config.toml"))
+        assert result.code == 0, result.output
+        assert secret not in result.output
+        shown.append(result.output)
+    vk_shown, mango_shown, stale_vk_shown, stale_mango_shown, form_shown = shown
+    assert "comment=our+VK+key+is+[redacted]%2C+right%3F" in form_shown
+    assert '"secret":"[redacted]"}' in vk_shown  # compact as VK sends it
+    assert '"secret": "[redacted]"}' in stale_vk_shown  # as tests/capture/chat_payloads.py writes it
+    assert (
+        "vpbx_api_key=[redacted]&sign=" in mango_shown
+        and "vpbx_api_key=[redacted]&sign=" in stale_mango_shown
+    )
+    assert "%22call_direction%22%3A1" in mango_shown  # the rest of the body as it came
 
 
 async def test_journal_show_never_prints_a_token_or_drives_the_terminal(

@@ -88,3 +88,15 @@ async def test_the_quick_start_prints_what_the_readme_shows(tmp_path: Path):
     printed = (tmp_path / "stdout.txt").read_text().replace(str(port), "8080")
     printed = printed.replace(str(tmp_path / "leadline.db"), "/home/you/leadline/leadline.db")
     assert printed == started
+
+
+def test_the_readme_names_every_package_the_test_command_installs():
+    """A reader on a machine without them learns from the README what ``bash scripts/test.sh`` will
+    install as root (or ask for), before running it."""
+    script = (ROOT / "scripts" / "test.sh").read_text()
+    installed = re.findall(r"\|\| missing\+=\(([^)]+)\)", script)
+    assert installed == ["dovecot-imapd", "systemd"]
+    readme = (ROOT / "README.md").read_text()
+    setup = section(readme, "Set-up")
+    said = setup[: setup.index("```sh\nbash scripts/test.sh")].strip().rsplit("\n\n", 1)[-1]
+    assert all(f"`{package}`" in said for package in installed), said

@@ -44,6 +44,10 @@ name = "mail"
 provider = "postmark"
 username = "pm"
 password = "p@ss"
+
+[[sources]]
+name = "tg"
+provider = "telegram_business"
 """
 
 
@@ -72,16 +76,20 @@ async def test_the_start_names_each_url_to_paste_the_bot_the_workers_and_the_dat
     printed, log, port, db = await serve_once(tmp_path)
     assert printed.splitlines() == [
         f"Leadline is listening on http://127.0.0.1:{port} (Ctrl+C stops it).",
-        "Sources (3; paste each URL into its provider):",
+        "Sources (4; paste each URL into its provider):",
         "  site-form (generic_form): https://hooks.example.com/hooks/site-form?token=s3cret%2Ftoken%261",
         "  mango (mango): https://hooks.example.com/hooks/mango"
         " (Mango adds /events/call, /events/summary, /events/recording)",
         "  mail (postmark): https://pm:p%40ss@hooks.example.com/hooks/mail",
+        "  tg (telegram_business): the Telegram bot (nothing to paste: the owner connects the bot in"
+        " Telegram, Settings → Telegram Business → Chatbots)",
         "Bot: off: [telegram] token reads the environment variable LEADLINE_TEST_UNSET_BOT_TOKEN,"
         " which is not set; nudges and digests go to the log",
         "Workers: 1 process (set [http] workers to use more cores)",
         f"Database: {db}",
         "Log: JSON lines on stderr, level warning",
+        "Warning: sources[3]: telegram_business updates reach Leadline through its bot: set [telegram] token,"
+        " or nothing arrives",
     ]
     # [log] level = "warning": the info line of each request is not written.
     assert not [line for line in log if line.get("msg") == "request"], log

@@ -50,7 +50,15 @@ def month_config(tmp_path: Path, **overrides: Any) -> Config:
     data = config.model_dump(mode="json", exclude={"base_dir"}, exclude_defaults=True)
     data = {k: v for k, v in data.items() if v}
     for source, raw in zip(data.get("sources", []), config.sources, strict=True):
-        for key in ("token", "secret", "app_secret", "verify_token", "confirmation"):
+        for key in (
+            "token",
+            "secret",
+            "app_secret",
+            "verify_token",
+            "confirmation",
+            "vpbx_api_key",
+            "vpbx_api_salt",
+        ):
             if source.get(key):
                 source[key] = raw.secret_value(key)
     (tmp_path / "config.toml").write_text(toml_dump(data), encoding="utf-8")

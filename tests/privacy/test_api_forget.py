@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from storage.identifiers import HANDLE_KINDS
+from tests.capture.chat_payloads import REPORT_TOKEN, WA_TEXT, chat_config, chat_touches, kinds, post_wa
 from tests.conftest import StartServer
 from tests.privacy.people import API_AUTH, E164, leave_a_trail, privacy_config, traces_in
 
@@ -42,3 +44,28 @@ async def test_a_crm_erases_a_person_by_their_contact_id(tmp_path: Path, start_s
     async with srv.session.get(f"{srv.url}/api/openapi.json") as resp:
         operation = (await resp.json())["paths"]["/api/contacts/{id}"]["delete"]
     assert set(operation["responses"]) == {"200", "400", "401", "404"}
+
+
+async def test_a_crm_erases_a_whatsapp_person_with_their_phone_and_chat_id(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    """A chat person is known by a chat id beside their number: the answer and the document name both."""
+    srv = await start_server(chat_config(tmp_path))
+    assert (await post_wa(srv, WA_TEXT.body)).status == 200
+    [touch] = chat_touches(srv, "whatsapp")
+    contact_id = touch["contact_id"]
+    assert set(kinds(srv, contact_id)) == {"phone", "whatsapp_id"}
+
+    auth = {"Authorization": f"Bearer {REPORT_TOKEN}"}
+    async with srv.session.delete(f"{srv.url}/api/contacts/{contact_id}", headers=auth) as resp:
+        assert resp.status == 200, await resp.text()
+        erased = await resp.json()
+    assert (erased["contact_id"], erased["kinds"]) == (contact_id, ["phone", "whatsapp_id"])
+    assert kinds(srv, contact_id) == {}
+
+    async with srv.session.get(f"{srv.url}/api/openapi.json") as resp:
+        document = await resp.json()
+    answer = document["paths"]["/api/contacts/{id}"]["delete"]["responses"]["200"]
+    name = answer["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    listed = document["components"]["schemas"][name]["properties"]["kinds"]["items"]["enum"]
+    assert {"phone", "email", *HANDLE_KINDS} <= set(listed)
