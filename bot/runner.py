@@ -29,7 +29,7 @@ from bot.contexts import TouchContexts
 from bot.dialer import Dialer
 from bot.fsm import DatabaseStorage
 from bot.i18n import CatalogueI18n, LanguageMiddleware, load_i18n, speaking
-from bot.keys import RECORD_CHAT, ChatRecorder
+from bot.keys import RECORD_CHAT, ChatRecorder, WebhookRefusal
 from bot.middlewares import StaffMiddleware, StrangerGate
 from bot.outbox import OutboxSender
 from bot.replies import Replies
@@ -60,6 +60,7 @@ from storage.db import Clock, Store
 log = logging.getLogger("leadline.bot")
 
 WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 COMMANDS = ("start", "unregistered", "missed", "leads", "find", "report", "plan", "cost", "help", "cancel")
 
 
@@ -194,11 +195,33 @@ class Polling:
             await self.task
 
 
+class JournalledRequestHandler(SimpleRequestHandler):
+    """aiogram's handler, whose refusals are journalled: anyone can post to the webhook's URL, and a
+    forged update must show in ``leadline journal`` like a forged request to any source."""
+
+    def __init__(self, dp: Dispatcher, bot: Bot, secret: str, refused: WebhookRefusal | None) -> None:
+        super().__init__(dispatcher=dp, bot=bot, secret_token=secret, handle_in_background=False)
+        self.refused = refused
+
+    async def handle(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER)
+        if self.refused is not None and not self.verify_secret(given or "", self.bot):
+            reason = f"missing {SECRET_HEADER}" if given is None else f"wrong {SECRET_HEADER}"
+            return await self.refused(request, f"{reason}: not an update from Telegram")
+        return await super().handle(request)
+
+
 class Webhook:
     """Updates posted by Telegram to ``webhook_url``, checked against the secret token."""
 
     def __init__(
-        self, app: web.Application, dp: Dispatcher, bot: Bot, config: Config, i18n: CatalogueI18n
+        self,
+        app: web.Application,
+        dp: Dispatcher,
+        bot: Bot,
+        config: Config,
+        i18n: CatalogueI18n,
+        refused: WebhookRefusal | None = None,
     ) -> None:
         self.dp, self.bot, self.config, self.i18n = dp, bot, config, i18n
         self.secret = (
@@ -206,9 +229,7 @@ class Webhook:
             or hashlib.sha256(config.telegram.token.get_secret_value().encode()).hexdigest()[:48]
         )
         path = urlsplit(config.telegram.webhook_url).path or WEBHOOK_PATH
-        SimpleRequestHandler(
-            dispatcher=dp, bot=bot, secret_token=self.secret, handle_in_background=False
-        ).register(app, path=path)
+        JournalledRequestHandler(dp, bot, self.secret, refused).register(app, path=path)
         self.task = asyncio.create_task(self._run(), name="leadline-bot-webhook")
 
     async def _run(self) -> None:
@@ -237,6 +258,7 @@ async def running_bot(
     dialer: Dialer,
     app: web.Application,
     record_chat: ChatRecorder | None = None,
+    refused: WebhookRefusal | None = None,
 ) -> AsyncIterator[OutboxSender]:
     """The bot and its outbox sender, from start-up to a clean stop; the sender is yielded."""
     bot = make_bot(config)
@@ -248,7 +270,9 @@ async def running_bot(
         record_chat = business.until_stored(record_chat)
     dp = build_dispatcher(config, store, clock, replies, contexts, i18n, dialer, record_chat)
     sender.start()
-    runner: Polling | Webhook = Polling(dp, bot, i18n) if polling else Webhook(app, dp, bot, config, i18n)
+    runner: Polling | Webhook = (
+        Polling(dp, bot, i18n) if polling else Webhook(app, dp, bot, config, i18n, refused)
+    )
     try:
         yield sender
     finally:
