@@ -1,5 +1,6 @@
-"""The aiohttp keys of what the bot owns: the outbox sender, which every part that queues wakes; and
-the workflow data key of what the bot is given: the recorder of Telegram Business updates.
+"""The aiohttp keys of what the bot owns: the outbox sender, which every part that queues wakes; the
+workflow data key of what the bot is given: the recorder of Telegram Business updates; and the
+journal of the requests its webhook refuses.
 
 A leaf: the composition root (``leadline/app.py``) fills it from :func:`bot.service.bot_service`.
 """
@@ -21,3 +22,7 @@ OUTBOX: web.AppKey[OutboxSender] = web.AppKey("outbox")
 #: ``RECORD_CHAT``: bot/ never imports capture/.
 ChatRecorder = Callable[[bytes], Awaitable[None]]
 RECORD_CHAT = "record_chat"
+#: Journals a request to the bot's webhook that failed Telegram's secret token check (the reason
+#: given) as capture journals every refused request, and answers it (401; 503 when the journal
+#: cannot be written). Given by the composition root, as :data:`ChatRecorder` is.
+WebhookRefusal = Callable[[web.Request, str], Awaitable[web.Response]]

@@ -30,7 +30,7 @@ from bot.contexts import TouchContexts
 from bot.dialer import Dialer
 from bot.fsm import DatabaseStorage
 from bot.i18n import CatalogueI18n, LanguageMiddleware, load_i18n, speaking
-from bot.keys import RECORD_CHAT, ChatRecorder
+from bot.keys import RECORD_CHAT, ChatRecorder, WebhookRefusal
 from bot.middlewares import StaffMiddleware, StrangerGate
 from bot.outbox import OutboxSender
 from bot.replies import Replies
@@ -63,6 +63,7 @@ from storage.staff import active_staff, former_staff
 log = logging.getLogger("leadline.bot")
 
 WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 def make_bot(config: Config) -> Bot:
@@ -196,6 +197,22 @@ class Polling:
             await self.task
 
 
+class JournalledRequestHandler(SimpleRequestHandler):
+    """aiogram's handler, whose refusals are journalled: anyone can post to the webhook's URL, and a
+    forged update must show in ``leadline journal`` like a forged request to any source."""
+
+    def __init__(self, dp: Dispatcher, bot: Bot, secret: str, refused: WebhookRefusal | None) -> None:
+        super().__init__(dispatcher=dp, bot=bot, secret_token=secret, handle_in_background=False)
+        self.refused = refused
+
+    async def handle(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER)
+        if self.refused is not None and not self.verify_secret(given or "", self.bot):
+            reason = f"missing {SECRET_HEADER}" if given is None else f"wrong {SECRET_HEADER}"
+            return await self.refused(request, f"{reason}: not an update from Telegram")
+        return await super().handle(request)
+
+
 class Webhook:
     """Updates posted by Telegram to ``webhook_url``, checked against the secret token."""
 
@@ -207,6 +224,7 @@ class Webhook:
         config: Config,
         i18n: CatalogueI18n,
         queue_menus: Callable[[], Awaitable[None]],
+        refused: WebhookRefusal | None = None,
     ) -> None:
         self.dp, self.bot, self.config, self.i18n, self.queue_menus = dp, bot, config, i18n, queue_menus
         self.secret = (
@@ -214,9 +232,7 @@ class Webhook:
             or hashlib.sha256(config.telegram.token.get_secret_value().encode()).hexdigest()[:48]
         )
         path = urlsplit(config.telegram.webhook_url).path or WEBHOOK_PATH
-        SimpleRequestHandler(
-            dispatcher=dp, bot=bot, secret_token=self.secret, handle_in_background=False
-        ).register(app, path=path)
+        JournalledRequestHandler(dp, bot, self.secret, refused).register(app, path=path)
         self.task = asyncio.create_task(self._run(), name="leadline-bot-webhook")
 
     async def _run(self) -> None:
@@ -246,6 +262,7 @@ async def running_bot(
     dialer: Dialer,
     app: web.Application,
     record_chat: ChatRecorder | None = None,
+    refused: WebhookRefusal | None = None,
 ) -> AsyncIterator[OutboxSender]:
     """The bot and its outbox sender, from start-up to a clean stop; the sender is yielded."""
     bot = make_bot(config)
@@ -259,7 +276,9 @@ async def running_bot(
     sender.start()
     queue_menus = partial(_queue_staff_menus, store, clock, i18n, sender.wake)
     runner: Polling | Webhook = (
-        Polling(dp, bot, i18n, queue_menus) if polling else Webhook(app, dp, bot, config, i18n, queue_menus)
+        Polling(dp, bot, i18n, queue_menus)
+        if polling
+        else Webhook(app, dp, bot, config, i18n, queue_menus, refused)
     )
     try:
         yield sender

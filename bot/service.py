@@ -13,7 +13,7 @@ from aiohttp import web
 
 from bot.contexts import TouchContexts
 from bot.dialer import Dialer
-from bot.keys import ChatRecorder
+from bot.keys import ChatRecorder, WebhookRefusal
 from bot.outbox import OutboxSender
 from leadline.config import Config
 from storage.db import Clock, Store
@@ -28,12 +28,13 @@ async def bot_service(
     dialer: Dialer,
     app: web.Application,
     record_chat: ChatRecorder | None = None,
+    refused: WebhookRefusal | None = None,
 ) -> AsyncIterator[OutboxSender]:
     """Started, yielded, stopped: the sender that delivers the outbox (``app`` takes the webhook's route)."""
     if config.telegram.token.get_secret_value():
         from bot.runner import running_bot  # aiogram: only a process with a token pays for it
 
-        async with running_bot(config, store, clock, contexts, dialer, app, record_chat) as sender:
+        async with running_bot(config, store, clock, contexts, dialer, app, record_chat, refused) as sender:
             yield sender
         return
     sender = OutboxSender(store, clock, None)

@@ -16,7 +16,7 @@ from multidict import CIMultiDictProxy
 from sqlite_utils import Database
 
 from capture.keys import CAPTURE, METRICS
-from capture.pipeline import Outcome, Verdict
+from capture.pipeline import UNAUTHENTICATED_BODY_KEPT, Outcome, Verdict
 from capture.providers.base import RawRequest, quoted
 from storage import meta
 from storage.backlog import backlog
@@ -104,10 +104,29 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _raw(request: web.Request, source: str, tail: str, body: bytes) -> RawRequest:
+async def read_prefix(request: web.Request, size: int) -> bytes:
+    """At most the body's first ``size`` bytes as they came: all a refused request's row keeps, so a
+    forger's body costs no more than that to read."""
+    parts: list[bytes] = []
+    left = size
+    try:
+        while left > 0:
+            chunk = await request.content.read(left)
+            if not chunk:
+                break
+            parts.append(chunk)
+            left -= len(chunk)
+    except web.RequestPayloadError:  # the body broke off: keep what came
+        pass
+    return b"".join(parts)
+
+
+def _raw(request: web.Request, source: str, tail: str, body: bytes, url: str | None = None) -> RawRequest:
     config = request.app[CAPTURE].config
     query = request.rel_url.raw_query_string  # as sent: Twilio signs the encoded URL
-    url = f"{config.http.public_url}/hooks/{source}{tail}" + (f"?{query}" if query else "")
+    if url is None:
+        url = f"{config.http.public_url}/hooks/{source}{tail}"
+    url += f"?{query}" if query else ""
     return RawRequest(
         source=source,
         method=request.method,
@@ -153,14 +172,32 @@ async def hook(request: web.Request) -> web.StreamResponse:
             if len(raw.body) > THREAD_JUDGE_BYTES
             else capture.judge(raw, source)
         )
+    return await _journalled(request, raw, verdict, started)
+
+
+async def journal_refusal(
+    request: web.Request, *, source: str, provider: str | None, reason: str, url: str
+) -> web.Response:
+    """A request that a route outside ``/hooks`` refused as unauthenticated (the bot's webhook, on a
+    wrong secret token), journalled, logged and counted as ``/hooks`` refusals are, and its 401."""
+    started = time.perf_counter()
+    body = await read_prefix(request, UNAUTHENTICATED_BODY_KEPT)
+    raw = _raw(request, source, request.path, body, url)
+    return await _journalled(request, raw, Verdict(provider, 401, reason), started)
+
+
+async def _journalled(
+    request: web.Request, raw: RawRequest, verdict: Verdict, started: float
+) -> web.Response:
+    """The request journalled with its verdict, then answered: 503 when the journal cannot take it."""
     try:
-        outcome = await capture.record(raw, verdict)
+        outcome = await request.app[CAPTURE].record(raw, verdict)
     except Exception:
-        log.exception("journal write failed", extra={"fields": {"source": name}})
-        _count(request, name, 503, started)
+        log.exception("journal write failed", extra={"fields": {"source": raw.source}})
+        _count(request, raw.source, 503, started)
         return web.Response(status=503, text="the journal cannot be written right now; retry later")
-    _log(name, request.method, tail, outcome, started)
-    _count(request, name, outcome.http_status, started, outcome)
+    _log(raw.source, request.method, raw.path, outcome, started)
+    _count(request, raw.source, outcome.http_status, started, outcome)
     return _response(outcome, verdict)
 
 

@@ -17,14 +17,14 @@ import aiohttp
 from aiohttp import web
 from sqlite_utils import Database
 
-from bot.keys import ChatRecorder
+from bot.keys import ChatRecorder, WebhookRefusal
 from bot.service import bot_service
 from capture.dial import PbxDialer
 from capture.metrics import Metrics
 from capture.pipeline import Capture, replay
 from capture.providers import PROVIDERS
 from capture.providers.base import RawRequest, make_headers
-from capture.server import setup_routes
+from capture.server import journal_refusal, setup_routes
 from leadline import keys
 from leadline.api_routes import setup_api
 from leadline.config import Config, SourceConfig
@@ -35,6 +35,11 @@ from storage.staff import config_staff_ids, staff_by_extension, sync_campaigns, 
 from storage.worktime import WorkingCalendar
 
 log = logging.getLogger("leadline")
+
+#: The journal's source for requests the bot's webhook refuses when no ``telegram_business`` source
+#: is configured (``leadline journal --source telegram:webhook``). No source can be named so: the
+#: ``:`` is not allowed in a source's name.
+BOT_WEBHOOK_SOURCE = "telegram:webhook"
 
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -93,10 +98,15 @@ async def capture_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+def business_source(config: Config) -> SourceConfig | None:
+    """The (first) ``telegram_business`` source: the bot's updates of the business account are its."""
+    return next((s for s in config.sources if PROVIDERS[s.provider].via_bot), None)
+
+
 def chat_recorder(capture: Capture, config: Config) -> ChatRecorder | None:
     """What the bot hands each Telegram Business update to: the pipeline every webhook goes through,
     as a request of the (first) ``telegram_business`` source; None without such a source."""
-    source = next((s for s in config.sources if PROVIDERS[s.provider].via_bot), None)
+    source = business_source(config)
     if source is None:
         return None
     headers = make_headers({"Content-Type": "application/json"})
@@ -113,6 +123,20 @@ def chat_recorder(capture: Capture, config: Config) -> ChatRecorder | None:
     return record
 
 
+def webhook_refusal(config: Config) -> WebhookRefusal:
+    """What the bot's webhook hands a request that failed the secret token check: capture's journal,
+    under the ``telegram_business`` source when one is configured (its updates come that way)."""
+    source = business_source(config)
+    name, provider = (source.name, source.provider) if source else (BOT_WEBHOOK_SOURCE, None)
+
+    async def record(request: web.Request, reason: str) -> web.Response:
+        return await journal_refusal(
+            request, source=name, provider=provider, reason=reason, url=config.telegram.webhook_url
+        )
+
+    return record
+
+
 async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
     """The outbox sender, and the bot when there is a token: the primary's only. The bot's
     ``📞 Call back`` reaches the PBXs through the dialer's own HTTP session, closed after the bot."""
@@ -121,7 +145,14 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession() as http:
         dialer = PbxDialer(config, http)
         async with bot_service(
-            config, store, clock, capture, dialer, app, chat_recorder(capture, config)
+            config,
+            store,
+            clock,
+            capture,
+            dialer,
+            app,
+            chat_recorder(capture, config),
+            webhook_refusal(config),
         ) as sender:
             app[keys.OUTBOX] = sender
             yield

@@ -10,7 +10,9 @@ A message is the buyer's when its ``author_id`` is neither our account (``user_i
 replies come to the webhook too) nor 0 (Avito's system bots), and its ``type`` is not ``system``.
 Our own reply is no touch but the answer speed to lead measures, kept against its chat's
 conversation (storage/chats.py); whether a person or a program sent it, Avito does not say.
-The item it is about goes into the touch's text and names its campaign (``[[campaigns]]
+The event has no phone, but a buyer may type one into a message: it is a phone, as in a VK
+message, so the chat's contact joins the one a call from that number made. The item it is about
+goes into the touch's text and names its campaign (``[[campaigns]]
 avito_items``). Avito's answer to wait for is 200 within 2 s, with ``{"ok": true}`` as receivers
 send it; the message id (``value.id``) makes a retry a no-op.
 """
@@ -22,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from capture.chats import CONVERSATION_URL, conversation_key, obj, scalar, unix_time
+from capture.mail import find_phones
 from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest, Reply, ReplyEvent
 from leadline.config import SourceConfig
 
@@ -62,12 +65,14 @@ class Avito:
                 note="our own reply: not a touch",
             )
         item = scalar(value, "item_id")
+        typed = scalar(obj(value.get("content")), "text") if value.get("type") == "text" else None
         return ParseResult(
             events=[
                 ContactEvent(
                     channel="chat",
                     external_id=f"avito:{message_id}",
                     occurred_at=created,
+                    phones=tuple(find_phones(typed, source.region or "RU")) if typed else (),
                     message=_text(value, item),
                     handles=(("avito_id", author),) if author else (),
                     conversation=conversation,

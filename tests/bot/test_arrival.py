@@ -19,11 +19,14 @@ from storage.registrations import record_registration
 from storage.reports.report import build_report
 from storage.reports.scope import Filters, Period, Rules, Scope
 from tests.bot.conftest import ANNA, BORIS, BotEnv, button_data
+from tests.capture.test_mail_webhooks import SOURCES as MAIL_SOURCES
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
 from tests.capture.test_metrics import value
 from tests.conftest import BASE, Running
 from tests.fake_telegram import CallRecord
+from tests.multipart import build_multipart
 from tests.nudges.conftest import MSK, TUESDAY, Clock, msk
+from tests.samples import sample
 
 #: The messages queued (the outbox also holds the staff's command menus, set at start).
 MESSAGES_QUEUED = "SELECT COUNT(*) FROM outbox WHERE method = 'sendMessage'"
@@ -164,6 +167,61 @@ async def test_an_answered_calls_card_goes_to_the_extension_that_answered_when_t
     card = await tg.wait_for("sendMessage", chat_id=BORIS)
     assert "+7 916 123-45-67" in card.params["text"]
     assert any("Lead" in b or "Лид" in b for b in buttons(card))
+
+
+async def spam_mail(srv: Running) -> None:
+    """SendGrid's sample mail, scored as spam: stored as a touch, and dropped."""
+    parts = json.loads(sample("sendgrid_inbound_parse.json").body)["parts"] | {"spam_score": "9.5"}
+    body, content_type = build_multipart(parts, "xYzZY")
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/sendgrid/inbound?token=sg-token", data=body, headers={"Content-Type": content_type}
+    )
+    assert resp.status == 200, await resp.text()
+
+
+async def test_a_retry_a_hidden_caller_a_blocked_number_and_dropped_mail_get_no_card(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    start = msk(TUESDAY, 10, 0)
+    config = arrival_config(
+        bot_env,
+        sources=[*BASE["sources"], MANGO_SOURCE, MAIL_SOURCES["sendgrid"]],
+        block=[{"number": "+7 916 555-00-03"}],
+    )
+    srv = await bot_env.start(config, clock=Clock(start + timedelta(minutes=2)))
+
+    await post_form(srv, name="Ivan", phone="+7 916 123-45-67", submission_id="S-1")
+    await tg.wait_for("sendMessage", chat_id=ANNA)
+    await post_form(srv, name="Ivan", phone="+7 916 123-45-67", submission_id="S-1")  # the site retries
+    hidden = summary("E-hidden", None, start=int(start.timestamp()), answered=False, extension="101")
+    assert (await post_mango(srv, "/events/summary", signed_mango(hidden))).status == 200
+    await mango_call(srv, "E-blocked", "79165550003", start, answered=False, extension="102")
+    await spam_mail(srv)
+    # A new form after them all gets its card (to Boris, next in turn): the pass judged the others.
+    await post_form(srv, name="Olga", phone="+7 926 765-43-21")
+    await tg.wait_for("sendMessage", chat_id=BORIS)
+    await srv.server.app[keys.ARRIVALS].run()
+    await bot_env.delivered()
+
+    cards = [(p["chat_id"], p["text"]) for p in tg.sent("sendMessage")]
+    assert len(cards) == 2, cards
+    assert cards[0][0] == ANNA and "Ivan" in cards[0][1]
+    assert cards[1][0] == BORIS and "Olga" in cards[1][1]
+    assert tg.sent("editMessageText") == []  # nor was Ivan's card counted up by the retry
+    judged = srv.rows(
+        "SELECT channel, hidden_caller, blocked, dropped IS NOT NULL AS dropped, arrival FROM touches"
+    )
+    assert [(r["channel"], r["arrival"]) for r in judged] == [
+        ("form", "card"),
+        ("call", "none"),
+        ("call", "none"),
+        ("email", "none"),
+        ("form", "card"),
+    ]
+    assert [(r["hidden_caller"], r["blocked"], r["dropped"]) for r in judged[1:4]] == [
+        (1, 0, 0),
+        (0, 1, 0),
+        (0, 0, 1),
+    ]
 
 
 async def test_a_repeat_touch_of_an_open_lead_tells_its_owner(bot_env: BotEnv) -> None:

@@ -14,14 +14,17 @@ from aiogram.utils.backoff import BackoffConfig
 
 from bot.callbacks import OpenCB
 from bot.routers.business import until_stored
+from capture.pipeline import UNAUTHENTICATED_BODY_KEPT
 from tests.bot.conftest import ANNA, BotEnv, eventually
-from tests.capture.chat_payloads import chat_config, chat_touches, kinds
+from tests.capture.chat_payloads import chat_config, chat_touches, kinds, post_wa
 from tests.capture.form_checks import journal
+from tests.capture.test_core_http import write_config
 from tests.capture.test_mango import post_mango, signed_mango, summary
 from tests.cli import run_cli
+from tests.conftest import Running
 from tests.nudges.conftest import TUESDAY, Clock, msk
 from tests.numbers.month import month_config
-from tests.samples import sample
+from tests.samples import flip_byte, sample
 
 CONNECTION = sample("telegram_business_connection.json")
 CONTACT = sample("telegram_business_message_contact.json")
@@ -142,6 +145,91 @@ async def test_the_card_shows_the_first_message_who_wrote_and_a_link_to_the_conv
     links = [e["url"] for e in card.result["entities"] if e["type"] == "text_link"]
     assert links == ["https://t.me/test_alex_k"]
     assert "Open the conversation" in text
+
+
+SECRET = "s3cret-Token_1"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+REFUSAL = "SELECT source, provider, method, path, status, http_status, reason, touches_created, headers, body"
+
+
+async def on_webhook(bot_env: BotEnv, sources: list[dict[str, Any]]) -> Running:
+    """The server with the bot on its webhook, registered with Telegram under ``SECRET``."""
+    config = bot_env.config(
+        sources=sources,
+        campaigns=[],
+        telegram={"webhook_url": "https://bot.example.com/telegram/webhook", "webhook_secret": SECRET},
+    )
+    srv: Running = await bot_env.start_server(config)
+    bot_env.srv = srv
+    await bot_env.tg.wait_for("setWebhook")
+    return srv
+
+
+async def forge(srv: Running, update: dict[str, Any] | bytes, secret: str | None = "guessed") -> Any:
+    """Someone who knows the webhook's URL posts an update, with a secret token they made up."""
+    body = update if isinstance(update, bytes) else json.dumps(update).encode()
+    headers = {"Content-Type": "application/json"} | ({SECRET_HEADER: secret} if secret is not None else {})
+    return await srv.session.post(f"{srv.url}/telegram/webhook", data=body, headers=headers)
+
+
+async def test_a_forged_update_on_the_webhook_is_refused_journalled_and_makes_no_touch(
+    bot_env: BotEnv,
+) -> None:
+    srv = await on_webhook(bot_env, [s.model_dump() for s in chat_config(bot_env.tmp_path).sources])
+    # A customer sharing their phone, as the sample has it: the richest thing to forge.
+    forged = await forge(srv, update_of(CONTACT))
+    assert forged.status == 401
+    assert await forged.text() == f"wrong {SECRET_HEADER}: not an update from Telegram\n"
+    assert (await forge(srv, update_of(USERNAME_ONLY), secret=None)).status == 401
+    # A forged WhatsApp message, for what every other source's 401 looks like in the journal.
+    assert (await post_wa(srv, flip_byte(CONTACT.body), {"X-Hub-Signature-256": "sha256=00"})).status == 401
+    wrong, missing, whatsapp = srv.rows(f"{REFUSAL} FROM journal ORDER BY id")
+    assert (wrong["source"], wrong["provider"]) == ("telegram_business", "telegram_business")
+    assert (wrong["method"], wrong["path"]) == ("POST", "/telegram/webhook")
+    assert wrong["reason"] == f"wrong {SECRET_HEADER}: not an update from Telegram"
+    assert missing["reason"] == f"missing {SECRET_HEADER}: not an update from Telegram"
+    for row in (wrong, missing):
+        assert (
+            (row["status"], row["http_status"], row["touches_created"])
+            == (
+                whatsapp["status"],
+                whatsapp["http_status"],
+                whatsapp["touches_created"],
+            )
+            == ("rejected", 401, 0)
+        )
+    assert json.loads(wrong["body"]) == update_of(CONTACT)
+    assert [SECRET_HEADER, "[redacted]"] in json.loads(wrong["headers"])  # the guess is not kept
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+    assert srv.scalar("SELECT COUNT(*) FROM contacts") == 0
+
+    # Telegram itself, with the secret token, is taken as before.
+    bot_env.tg.webhook["url"] = f"{srv.url}/telegram/webhook"
+    bot_env.tg.inject_update(update_of(CONTACT))
+    await eventually(lambda: not bot_env.tg.pending_updates)
+    [touch] = chat_touches(srv, "telegram_business")
+    assert kinds(srv, touch["contact_id"]) == {"phone": "+74950000031", "telegram_id": "100000002"}
+
+
+async def test_without_a_business_source_a_forged_update_is_journalled_under_telegram_webhook(
+    bot_env: BotEnv,
+) -> None:
+    srv = await on_webhook(bot_env, [s.model_dump() for s in bot_env.config().sources])
+    long = customer_says(800, BASE_TIME, "Перезвоните " * 1000)  # a forger's body is kept only in part
+    assert (await forge(srv, long)).status == 401
+    [row] = srv.rows(f"{REFUSAL} FROM journal")
+    assert (row["source"], row["provider"], row["status"], row["http_status"]) == (
+        "telegram:webhook",
+        None,
+        "rejected",
+        401,
+    )
+    assert row["body"] == json.dumps(long).encode()[:UNAUTHENTICATED_BODY_KEPT]
+    listed = await run_cli(
+        "journal", "--config", str(write_config(bot_env.tmp_path, srv.config)), "--source", "telegram:webhook"
+    )
+    [line] = listed.output.splitlines()
+    assert "POST /telegram/webhook" in line and "rejected 401" in line and f"wrong {SECRET_HEADER}" in line
 
 
 def journal_fails(srv: Any, failing: bool = True) -> None:

@@ -16,6 +16,7 @@ from tests.capture.chat_payloads import (
     response,
 )
 from tests.capture.form_checks import journal
+from tests.capture.test_mango import post_mango, signed_mango, summary
 from tests.samples import sample
 
 OWN_REPLY = sample("avito_message_own_reply.json")
@@ -57,6 +58,29 @@ async def test_avitos_url_check_is_answered_with_the_token_and_refused_without(s
     assert resp.status == 200
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
     assert [(r["http_status"], r["note"]) for r in journal(srv)] == [(401, None), (200, "URL check")]
+
+
+async def test_a_phone_the_buyer_types_later_joins_the_contact_a_call_made(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    call = summary("avito-call-1", "74950000098", start=int(BASE_TIME.timestamp()), answered=False)
+    assert (await post_mango(srv, "/events/summary", signed_mango(call))).status == 200
+    [called] = srv.rows("SELECT contact_id FROM touches WHERE channel = 'call'")
+    assert (
+        await post_avito(srv, avito_body("p0", BASE_TIME + timedelta(hours=1), "Диван ещё продаётся?"))
+    ).status == 200
+    assert srv.scalar("SELECT COUNT(*) FROM contacts WHERE merged_into IS NULL") == 2
+    text = "Перезвоните мне: 8 (495) 000-00-98"
+    assert (await post_avito(srv, avito_body("p1", BASE_TIME + timedelta(hours=2), text))).status == 200
+    # one contact, with the call and the Avito conversation on it
+    assert srv.scalar("SELECT COUNT(*) FROM contacts WHERE merged_into IS NULL") == 1
+    touches = srv.rows("SELECT channel, contact_id FROM touches ORDER BY id")
+    assert touches == [
+        {"channel": "call", "contact_id": called["contact_id"]},
+        {"channel": "chat", "contact_id": called["contact_id"]},
+    ]
+    assert kinds(srv, called["contact_id"]) == {"phone": "+74950000098", "avito_id": "500000002"}
+    [merge] = srv.rows("SELECT survivor_id, reason FROM merges")
+    assert merge == {"survivor_id": called["contact_id"], "reason": "shared identifier"}
 
 
 async def test_our_own_reply_is_answered_and_makes_no_touch(start_server, tmp_path):
