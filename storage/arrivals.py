@@ -289,7 +289,7 @@ def arrival_pass(
                 kind = "register"
         burst = _open_card(db, contact_id, kind, received, rules)
         if burst is not None:
-            ids = _fold(db, now, rules, render, people, tid, received, burst, lead_id, given, channel)
+            ids = _fold(db, now, rules, render, people, tid, received, kind, burst, lead_id, given, channel)
             if ids is None:
                 continue  # the card's message is being sent: fold the touch in at the next pass
             done.outbox_ids += ids
@@ -447,6 +447,7 @@ def _fold(
     people: Mapping[int, _Person],
     touch_id: int,
     received: str,
+    kind: ArrivalKind,
     burst: _OpenCard,
     lead_id: int | None,
     given: _Given,
@@ -455,24 +456,45 @@ def _fold(
     """The touch counted on its contact's open card, drawn again; None while that card is in flight."""
     if burst.status == "sending":
         return None
-    card = touch_card(db, touch_id)
-    if card is None:
-        _judge(db, touch_id, "none", None)
+    view = _view(db, rules, people, touch_id, kind, burst.chat_id, burst.staff_id, burst.touches + 1, lead_id)
+    if view is None:
         return []
-    lead = lead_card(db, lead_id) if lead_id is not None else None
-    kind = db.execute("SELECT kind FROM arrival_cards WHERE id = ?", [burst.id]).fetchone()[0]
-    view = ArrivalView(
-        kind, burst.chat_id, _language(rules, people, burst.staff_id), rules.language, rules.tz, touch_id, card,
-        burst.touches + 1, lead, call_back=rules.call_back(card),
-    )  # fmt: skip
     ids = _redraw(db, now, burst.chat_id, burst.outbox_id, burst.status, burst.message_id, render(view))
     db.execute(
         "UPDATE arrival_cards SET touches = touches + 1, last_touch_id = ?, last_at = ? WHERE id = ?",
         [touch_id, received, burst.id],
     )
-    _judge(db, touch_id, "card", burst.staff_id)
-    given.gave(burst.staff_id, channel)
+    _carded(db, touch_id, burst.staff_id, given, channel)
     return ids
+
+
+def _view(
+    db: Database,
+    rules: ArrivalRules,
+    people: Mapping[int, _Person],
+    touch_id: int,
+    kind: ArrivalKind,
+    chat_id: int,
+    staff_id: int | None,
+    count: int,
+    lead_id: int | None,
+) -> ArrivalView | None:
+    """What a card about the touch shows; None, with the touch judged to need no card, when it is gone."""
+    card = touch_card(db, touch_id)
+    if card is None:
+        _judge(db, touch_id, "none", None)
+        return None
+    lead = lead_card(db, lead_id) if lead_id is not None else None
+    return ArrivalView(
+        kind, chat_id, _language(rules, people, staff_id), rules.language, rules.tz, touch_id, card, count, lead,
+        call_back=rules.call_back(card),
+    )  # fmt: skip
+
+
+def _carded(db: Database, touch_id: int, staff_id: int | None, given: _Given, channel: str) -> None:
+    """The touch is on a card given to ``staff_id``: its assignee, and round robin's count."""
+    _judge(db, touch_id, "card", staff_id)
+    given.gave(staff_id, channel)
 
 
 def _open(
@@ -499,15 +521,9 @@ def _open(
             return []
         to, chat_id = managers[0], managers[0].chat_id
     staff_id = to.id if to else None
-    card = touch_card(db, touch_id)
-    if card is None:
-        _judge(db, touch_id, "none", None)
+    view = _view(db, rules, people, touch_id, kind, chat_id, staff_id, 1, lead_id)
+    if view is None:
         return []
-    lead = lead_card(db, lead_id) if lead_id is not None else None
-    view = ArrivalView(
-        kind, chat_id, _language(rules, people, staff_id), rules.language, rules.tz, touch_id, card, 1, lead,
-        call_back=rules.call_back(card),
-    )  # fmt: skip
     outbox_id = enqueue(db, chat_id, render(view), at=now)
     assert outbox_id is not None
     db.execute(
@@ -515,8 +531,7 @@ def _open(
         " outbox_id, opened_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [kind, contact_id, staff_id, chat_id, touch_id, touch_id, lead_id, outbox_id, iso(now), received],
     )
-    _judge(db, touch_id, "card", staff_id)
-    given.gave(staff_id, channel)
+    _carded(db, touch_id, staff_id, given, channel)
     return [outbox_id]
 
 
