@@ -233,8 +233,8 @@ def arrival_pass(
     pending = db.execute(_PENDING_SQL, [since]).fetchall()
     if working:
         pending = sorted([*pending, *db.execute(_HELD_SQL, [since]).fetchall()])
-    people = _people(db)
-    given = _Given(db, now, rules)
+    step = _Pass(db, now, rules, render)
+    people = step.people
     for row in pending:
         (
             tid,
@@ -289,23 +289,21 @@ def arrival_pass(
                 kind = "register"
         burst = _open_card(db, contact_id, kind, received, rules)
         if burst is not None:
-            ids = _fold(db, now, rules, render, people, tid, received, kind, burst, lead_id, given, channel)
+            ids = _fold(step, tid, received, kind, burst, lead_id, channel)
             if ids is None:
                 continue  # the card's message is being sent: fold the touch in at the next pass
             done.outbox_ids += ids
             done.folded += 1
             continue
         if missed:
-            to = _reachable(people, staff) or _assignee(rules, people, source, given)
+            to = _reachable(people, staff) or _assignee(step, source)
         else:
             if lead is not None:
                 to = _reachable(people, lead[1]) or _reachable(people, staff)
             else:
                 to = _reachable(people, staff) if channel == "call" else None
-            to = to or _assignee(rules, people, source, given)
-        ids = _open(
-            db, now, rules, render, people, tid, received, contact_id, kind, to, lead_id, given, channel
-        )
+            to = to or _assignee(step, source)
+        ids = _open(step, tid, received, contact_id, kind, to, lead_id, channel)
         done.outbox_ids += ids
         done.cards += 1 if ids else 0
     _close_answered(db, now, rules, render, people, since, done)
@@ -340,15 +338,17 @@ def _open_lead(db: Database, contact_id: int) -> tuple[int, int | None] | None:
     return (int(row[0]), row[1]) if row else None
 
 
-class _Given:
-    """What each person was given today, calls aside: round robin's counts.
+class _Pass:
+    """What one pass's steps share: its write, its moment, the rules, the staff, and round robin's
+    counts of what each person was given today, calls aside.
 
-    Counted from the database once per person per pass, then kept up to date by the pass as it
-    gives touches out, so a flood of forms costs a count per pass rather than one per form.
+    The counts are read once per person per pass, then kept up to date as the pass gives touches
+    out, so a flood of forms costs a count per pass rather than one per form.
     """
 
-    def __init__(self, db: Database, now: datetime, rules: ArrivalRules) -> None:
-        self.db = db
+    def __init__(self, db: Database, now: datetime, rules: ArrivalRules, render: Render) -> None:
+        self.db, self.now, self.rules, self.render = db, now, rules, render
+        self.people = _people(db)
         self.local = now.astimezone(rules.tz)
         self.day_start = iso(self.local.replace(hour=0, minute=0, second=0, microsecond=0))
         self.counts: dict[int, int] = {}
@@ -369,10 +369,9 @@ class _Given:
             self.counts[staff_id] += 1
 
 
-def _assignee(
-    rules: ArrivalRules, people: Mapping[int, _Person], source: str, given: _Given
-) -> _Person | None:
+def _assignee(p: _Pass, source: str) -> _Person | None:
     """The assignee of a form, a letter, or a call no extension took (:func:`storage.assign.assign`)."""
+    rules, people = p.rules, p.people
     by_name = {p.name: p for p in people.values()}
     owner_name = rules.source_owners.get(source)
     source_owner = by_name.get(owner_name) if owner_name else None
@@ -381,8 +380,8 @@ def _assignee(
         person = by_name.get(name)
         if person is None:
             continue
-        shift = on_shift(rules.shifts.get(name), given.local)
-        candidates.append(Candidate(person.id, shift, given.today(person.id)))
+        shift = on_shift(rules.shifts.get(name), p.local)
+        candidates.append(Candidate(person.id, shift, p.today(person.id)))
     owner = next((p.id for p in people.values() if p.role == "owner"), None)
     chosen = assign(rules.mode, candidates, source_owner.id if source_owner else None, owner)
     return _reachable(people, chosen.staff_id)
@@ -440,38 +439,32 @@ def _language(rules: ArrivalRules, people: Mapping[int, _Person], staff_id: int 
 
 
 def _fold(
-    db: Database,
-    now: datetime,
-    rules: ArrivalRules,
-    render: Render,
-    people: Mapping[int, _Person],
+    p: _Pass,
     touch_id: int,
     received: str,
     kind: ArrivalKind,
     burst: _OpenCard,
     lead_id: int | None,
-    given: _Given,
     channel: str,
 ) -> list[int] | None:
     """The touch counted on its contact's open card, drawn again; None while that card is in flight."""
     if burst.status == "sending":
         return None
-    view = _view(db, rules, people, touch_id, kind, burst.chat_id, burst.staff_id, burst.touches + 1, lead_id)
+    view = _view(p, touch_id, kind, burst.chat_id, burst.staff_id, burst.touches + 1, lead_id)
     if view is None:
         return []
-    ids = _redraw(db, now, burst.chat_id, burst.outbox_id, burst.status, burst.message_id, render(view))
+    db = p.db
+    ids = _redraw(db, p.now, burst.chat_id, burst.outbox_id, burst.status, burst.message_id, p.render(view))
     db.execute(
         "UPDATE arrival_cards SET touches = touches + 1, last_touch_id = ?, last_at = ? WHERE id = ?",
         [touch_id, received, burst.id],
     )
-    _carded(db, touch_id, burst.staff_id, given, channel)
+    _carded(p, touch_id, burst.staff_id, channel)
     return ids
 
 
 def _view(
-    db: Database,
-    rules: ArrivalRules,
-    people: Mapping[int, _Person],
+    p: _Pass,
     touch_id: int,
     kind: ArrivalKind,
     chat_id: int,
@@ -480,58 +473,55 @@ def _view(
     lead_id: int | None,
 ) -> ArrivalView | None:
     """What a card about the touch shows; None, with the touch judged to need no card, when it is gone."""
+    db, rules = p.db, p.rules
     card = touch_card(db, touch_id)
     if card is None:
         _judge(db, touch_id, "none", None)
         return None
     lead = lead_card(db, lead_id) if lead_id is not None else None
     return ArrivalView(
-        kind, chat_id, _language(rules, people, staff_id), rules.language, rules.tz, touch_id, card, count, lead,
+        kind, chat_id, _language(rules, p.people, staff_id), rules.language, rules.tz, touch_id, card, count, lead,
         call_back=rules.call_back(card),
     )  # fmt: skip
 
 
-def _carded(db: Database, touch_id: int, staff_id: int | None, given: _Given, channel: str) -> None:
+def _carded(p: _Pass, touch_id: int, staff_id: int | None, channel: str) -> None:
     """The touch is on a card given to ``staff_id``: its assignee, and round robin's count."""
-    _judge(db, touch_id, "card", staff_id)
-    given.gave(staff_id, channel)
+    _judge(p.db, touch_id, "card", staff_id)
+    p.gave(staff_id, channel)
 
 
 def _open(
-    db: Database,
-    now: datetime,
-    rules: ArrivalRules,
-    render: Render,
-    people: Mapping[int, _Person],
+    p: _Pass,
     touch_id: int,
     received: str,
     contact_id: int,
     kind: ArrivalKind,
     to: _Person | None,
     lead_id: int | None,
-    given: _Given,
     channel: str,
 ) -> list[int]:
     """A new card for the touch, to ``to``, else the team chat, else the first manager."""
-    chat_id = to.chat_id if to else rules.team_chat
+    db, now = p.db, p.now
+    chat_id = to.chat_id if to else p.rules.team_chat
     if not chat_id:
-        managers = _managers(people)
+        managers = _managers(p.people)
         if not managers:
             _judge(db, touch_id, "none", None)
             return []
         to, chat_id = managers[0], managers[0].chat_id
     staff_id = to.id if to else None
-    view = _view(db, rules, people, touch_id, kind, chat_id, staff_id, 1, lead_id)
+    view = _view(p, touch_id, kind, chat_id, staff_id, 1, lead_id)
     if view is None:
         return []
-    outbox_id = enqueue(db, chat_id, render(view), at=now)
+    outbox_id = enqueue(db, chat_id, p.render(view), at=now)
     assert outbox_id is not None
     db.execute(
         "INSERT INTO arrival_cards (kind, contact_id, staff_id, chat_id, first_touch_id, last_touch_id, lead_id,"
         " outbox_id, opened_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [kind, contact_id, staff_id, chat_id, touch_id, touch_id, lead_id, outbox_id, iso(now), received],
     )
-    _carded(db, touch_id, staff_id, given, channel)
+    _carded(p, touch_id, staff_id, channel)
     return [outbox_id]
 
 
