@@ -426,17 +426,9 @@ def period_due(last: date | None, today: date, calendar: WorkingCalendar) -> Per
     return Period(start, yesterday, calendar.tz) if start <= yesterday else None
 
 
-async def send_due_digests(
-    config: Config, store: Store, *, now: datetime, only_catch_up: bool = False
-) -> list[Sent]:
-    """Send the digest owed at ``now`` (:func:`period_due`): a list of none or one.
-
-    ``only_catch_up`` (at start-up): nothing when no digest was ever sent, so a fresh base (or a
-    test) gets its first digest at the digest time, not whenever the process starts.
-    """
+async def send_due_digests(config: Config, store: Store, *, now: datetime) -> list[Sent]:
+    """Send the digest owed at ``now`` (:func:`period_due`): a list of none or one."""
     last = await store.read(last_digested)
-    if only_catch_up and last is None:
-        return []
     calendar = WorkingCalendar.from_config(config.working_time, config.tz)
     period = period_due(last, now.astimezone(config.tz).date(), calendar)
     if period is None:
