@@ -14,9 +14,9 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl
 
 from multidict import MultiDict
+from yarl import query_to_pairs
 
 from capture.providers.base import BadRequest, RawRequest, loads, quoted
 
@@ -87,7 +87,7 @@ def parse_form_body(body: bytes, content_type_header: str) -> MultiDict[str]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequest(f"form body is not valid UTF-8 (byte {exc.start})") from exc
-    return MultiDict(parse_qsl(text, keep_blank_values=True))
+    return MultiDict(query_to_pairs(text))
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, str]]:

@@ -68,6 +68,7 @@ SECRET_HEADERS = frozenset(
 #: ``vpbx_api_key`` is its product key (FORMATS.md §1.1), VK's ``secret`` the community's (§8.3).
 SECRET_PARAMS = frozenset({"token", "api_key", "apikey", "key", "secret", "password", "vpbx_api_key"})
 REDACTED = "[redacted]"
+_REDACTED_IN_URL = "%5Bredacted%5D"
 
 
 def redact_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -75,14 +76,22 @@ def redact_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
 
 
 def redact_query(query_string: str) -> str:
-    from urllib.parse import parse_qsl, urlencode
+    """The query string with the values of its secret-named parameters hidden, every other byte as sent."""
+    return _redact_urlencoded(query_string, _REDACTED_IN_URL)
 
-    if not query_string:
-        return ""
-    pairs = parse_qsl(query_string, keep_blank_values=True)
-    if not any(k.lower() in SECRET_PARAMS for k, _ in pairs):
-        return query_string
-    return urlencode([(k, REDACTED if k.lower() in SECRET_PARAMS else v) for k, v in pairs])
+
+def _redact_urlencoded(text: str, shown: str) -> str:
+    from urllib.parse import unquote_plus
+
+    if not text:
+        return text
+    pairs = [piece.partition("=") for piece in text.split("&")]
+    return "&".join(
+        f"{name}={shown}"
+        if equals and (unquote_plus(name) if "%" in name or "+" in name else name).lower() in SECRET_PARAMS
+        else name + equals + value
+        for name, equals, value in pairs
+    )
 
 
 def redact_fields(text: str, content_type: str) -> str:
@@ -94,15 +103,7 @@ def redact_fields(text: str, content_type: str) -> str:
     ``"key": "phone_number"``, a Typeform response token), not credentials.
     """
     if "x-www-form-urlencoded" in content_type.lower():
-        from urllib.parse import unquote_plus
-
-        pairs = [piece.partition("=") for piece in text.split("&")]
-        return "&".join(
-            f"{name}={REDACTED}"
-            if equals and unquote_plus(name).lower() in SECRET_PARAMS
-            else name + equals + value
-            for name, equals, value in pairs
-        )
+        return _redact_urlencoded(text, REDACTED)
     if not text.lstrip().startswith("{"):
         return text
     try:

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import parse_qsl
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict
+from yarl import query_to_pairs
 
 from storage.events import CallEvent, ContactEvent, Event, ReplyEvent
 
@@ -114,7 +114,11 @@ class RawRequest:
 
     @property
     def query(self) -> MultiDict[str]:
-        return MultiDict(parse_qsl(self.query_string, keep_blank_values=True))
+        return MultiDict(query_to_pairs(self.query_string))
+
+    def form(self) -> MultiDict[str]:
+        """The body's urlencoded fields."""
+        return MultiDict(query_to_pairs(self.text()))
 
     @property
     def content_type(self) -> str:

@@ -39,7 +39,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
+
+from yarl import query_to_pairs
 
 from capture.providers.auth import check_token
 from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, loads, quoted
@@ -113,7 +115,7 @@ def _document(body: bytes) -> dict[str, Any]:
     """The CDR from whichever of the encodings ``mod_json_cdr`` was configured to send."""
     text = _utf8(body).strip()
     if not text.startswith("{") and "=" in text[:64]:
-        pairs = dict(parse_qsl(text, keep_blank_values=True))
+        pairs = dict(query_to_pairs(text))
         if "cdr" not in pairs:
             raise BadRequest("form body without a 'cdr' field: expected a mod_json_cdr POST")
         text = pairs["cdr"].strip()

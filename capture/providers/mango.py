@@ -36,7 +36,6 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
 
 from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, Unauthorized, loads, quoted
 from leadline.config import SourceConfig
@@ -87,7 +86,7 @@ class Mango:
 
 
 def _fields(raw: RawRequest) -> dict[str, str]:
-    return dict(parse_qsl(raw.text(), keep_blank_values=True))
+    return dict(raw.form())
 
 
 def _payload(raw: RawRequest) -> dict[str, Any]:

@@ -40,7 +40,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl
 
 from multidict import MultiDict
 
@@ -103,7 +102,7 @@ def _body_params(raw: RawRequest) -> MultiDict[str]:
     """What Twilio signs besides the URL: the POST form (a GET's parameters are in the URL)."""
     if raw.method == "GET" or not raw.body:
         return MultiDict()
-    return MultiDict(parse_qsl(raw.text(), keep_blank_values=True))
+    return raw.form()
 
 
 def _params(raw: RawRequest) -> MultiDict[str]:

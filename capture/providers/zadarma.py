@@ -50,7 +50,6 @@ import hashlib
 import hmac
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from multidict import MultiDict
@@ -126,7 +125,7 @@ class Zadarma:
 def _fields(raw: RawRequest) -> MultiDict[str]:
     if raw.method == "GET" or not raw.body:
         return raw.query
-    return MultiDict(parse_qsl(raw.text(), keep_blank_values=True))
+    return raw.form()
 
 
 def _signed_string(signed: tuple[str, ...], fields: MultiDict[str]) -> str:

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from capture.forms import parse_form_body
+from storage.journal import redact_query
 from tests.samples import sample
 
 FORM = sample("generic_html_form_post.txt")
@@ -26,3 +33,43 @@ async def test_sample_form_post_becomes_a_touch_on_a_contact(start_server):
     assert idents == {"phone": expected["phone"], "email": expected["email"]}
     [row] = srv.rows("SELECT status, http_status, body FROM journal")
     assert (row["status"], row["http_status"], row["body"]) == ("processed", 200, FORM.body)
+
+
+#: What urlencoded text is made of, well and badly formed: escapes of Cyrillic, of a byte that is no
+#: UTF-8, cut off and not hex, separators, and letters as they come.
+URLENCODED_PIECES = st.sampled_from(
+    [
+        "a",
+        "Ж",
+        " ",
+        "=",
+        "&",
+        "+",
+        ";",
+        "%",
+        "%D0",
+        "%98",
+        "%D0%98",
+        "%FF",
+        "%zz",
+        "%2B",
+        "%26",
+        "%3D",
+        "%00",
+        "%25",
+    ]
+)
+
+
+@given(st.lists(URLENCODED_PIECES, max_size=40).map("".join))
+def test_an_urlencoded_body_reads_as_the_standard_library_reads_it(text: str) -> None:
+    fields = parse_form_body(text.encode(), "application/x-www-form-urlencoded")
+    assert list(fields.items()) == parse_qsl(text, keep_blank_values=True)
+
+
+def test_the_journal_hides_a_token_in_the_query_and_keeps_every_other_byte_as_sent() -> None:
+    assert redact_query("utm_source=%D1%8F&token=s3cr%2Bt&x=a+b&&Api_Key=k") == (
+        "utm_source=%D1%8F&token=%5Bredacted%5D&x=a+b&&Api_Key=%5Bredacted%5D"
+    )
+    assert redact_query("%74oken=secret") == "%74oken=%5Bredacted%5D"
+    assert redact_query("page=2") == "page=2"
