@@ -102,12 +102,15 @@ def settle(
     events = [_event(event, received, notes) for event in result.events]
     note = "; ".join(([text(result.note)] if result.note else []) + notes) or None
     key = None if replay_key is None else text(replay_key)
+    if note == result.note and all(a is b for a, b in zip(events, result.events, strict=True)):
+        return result, key  # the usual request: nothing to settle, nothing copied
     return replace(result, events=events, note=note), key
 
 
 def _event(event: Event, received_at: datetime, notes: list[str]) -> Event:
     flags: list[str] = []
-    changes = {name: _value(name, getattr(event, name), received_at, flags) for name in _NAMES[type(event)]}
+    given = {name: getattr(event, name) for name in _NAMES[type(event)]}
+    changes = {name: _value(name, value, received_at, flags) for name, value in given.items()}
     if isinstance(event, ContactEvent):
         _keep_identifiers(changes, flags)
         _keep_handles(changes, flags)
@@ -115,7 +118,11 @@ def _event(event: Event, received_at: datetime, notes: list[str]) -> Event:
     if flags:
         changes["fields"] = {**changes["fields"], SETTLED_FIELD: flags}
         notes += flags
-    return replace(event, **changes)
+    # Only what settling changed is copied: an event as sent is kept as it is.
+    changed = {
+        name: value for name, value in changes.items() if value is not given[name] and value != given[name]
+    }
+    return replace(event, **changed) if changed else event
 
 
 def _value(name: str, value: Any, received_at: datetime, flags: list[str]) -> Any:
