@@ -12,9 +12,11 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from leadline.config import Config
-from leadline.logs import scrub, setup_logging
+from leadline.logs import cut, scrub, setup_logging
 from tests.cli import free_port, start_serve
 from tests.conftest import BASE, Running, StartServer, build_config
 
@@ -104,6 +106,12 @@ def test_a_number_beside_a_date_is_masked_and_the_date_kept(text):
 )
 def test_percent_encoded_emails_are_masked(text):
     assert "petrov" not in scrub(text).lower()
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Nd",), blacklist_characters="@%")))
+def test_text_with_no_digit_at_sign_or_percent_is_logged_as_it_is(text: str) -> None:
+    assume("token=" not in text.lower())
+    assert scrub(text) == cut(text)
 
 
 def test_a_long_run_is_cut_first_and_says_how_long_it_was():
