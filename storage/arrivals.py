@@ -235,6 +235,9 @@ def arrival_pass(
         pending = sorted([*pending, *db.execute(_HELD_SQL, [since]).fetchall()])
     step = _Pass(db, now, rules, render)
     people = step.people
+    #: Nobody to give a card to: no staff member on Telegram and no team chat (before the first
+    #: approval, say). A touch that would get a new card gets none, without the look-ups for it.
+    nobody = not people and not rules.team_chat
     for row in pending:
         (
             tid,
@@ -258,19 +261,23 @@ def arrival_pass(
             or contact is None
             or channel == "manual"
         ):
-            _judge(db, tid, "none", None)
+            step.judge(tid, "none")
             done.skipped += 1
             continue
         if channel == "call" and not final:
             continue  # the card of a call goes out when the call ends
-        contact_id = live_contact(db, int(contact))
         missed = channel == "call" and answered == 0
         if not (working or (missed and rules.callback_outside_hours) or (not missed and not rules.hold)):
-            _judge(db, tid, "held", None)
+            step.judge(tid, "held")
             done.held += 1
             continue
+        if nobody:
+            step.judge(tid, "none")
+            done.skipped += 1
+            continue
+        contact_id = live_contact(db, int(contact))
         if _erased_or_blocked(db, contact_id):
-            _judge(db, tid, "none", None)
+            step.judge(tid, "none")
             done.skipped += 1
             continue
         kind: ArrivalKind
@@ -282,7 +289,7 @@ def arrival_pass(
             if lead is not None:
                 kind, lead_id = "repeat", lead[0]
             elif registration_of(db, contact_id) is not None:
-                _judge(db, tid, "none", None)
+                step.judge(tid, "none")
                 done.skipped += 1
                 continue
             else:
@@ -306,6 +313,7 @@ def arrival_pass(
         ids = _open(step, tid, received, contact_id, kind, to, lead_id, channel)
         done.outbox_ids += ids
         done.cards += 1 if ids else 0
+    step.write_judged()
     _close_answered(db, now, rules, render, people, since, done)
     return done
 
@@ -352,6 +360,17 @@ class _Pass:
         self.local = now.astimezone(rules.tz)
         self.day_start = iso(self.local.replace(hour=0, minute=0, second=0, microsecond=0))
         self.counts: dict[int, int] = {}
+        self._judged: list[tuple[str, int]] = []
+
+    def judge(self, touch_id: int, arrival: str) -> None:
+        """A touch that needs no card, or waits for working time: written at the pass's end, in one
+        statement, since nothing in the pass reads it back."""
+        self._judged.append((arrival, touch_id))
+
+    def write_judged(self) -> None:
+        # Only ``arrival``: a touch nobody was given keeps its NULL assignee, two indexes left alone.
+        self.db.conn.executemany("UPDATE touches SET arrival = ? WHERE id = ?", self._judged)
+        self._judged.clear()
 
     def today(self, staff_id: int) -> int:
         if staff_id not in self.counts:
@@ -385,15 +404,6 @@ def _assignee(p: _Pass, source: str) -> _Person | None:
     owner = next((p.id for p in people.values() if p.role == "owner"), None)
     chosen = assign(rules.mode, candidates, source_owner.id if source_owner else None, owner)
     return _reachable(people, chosen.staff_id)
-
-
-def _judge(db: Database, touch_id: int, arrival: str, assignee: int | None) -> None:
-    if assignee is None:  # a touch nobody was given keeps its NULL: two indexes on it left alone
-        db.execute("UPDATE touches SET arrival = ? WHERE id = ?", [arrival, touch_id])
-    else:
-        db.execute(
-            "UPDATE touches SET arrival = ?, assignee_id = ? WHERE id = ?", [arrival, assignee, touch_id]
-        )
 
 
 def _managers(people: Mapping[int, _Person]) -> list[_Person]:
@@ -476,7 +486,7 @@ def _view(
     db, rules = p.db, p.rules
     card = touch_card(db, touch_id)
     if card is None:
-        _judge(db, touch_id, "none", None)
+        p.judge(touch_id, "none")
         return None
     lead = lead_card(db, lead_id) if lead_id is not None else None
     return ArrivalView(
@@ -487,7 +497,12 @@ def _view(
 
 def _carded(p: _Pass, touch_id: int, staff_id: int | None, channel: str) -> None:
     """The touch is on a card given to ``staff_id``: its assignee, and round robin's count."""
-    _judge(p.db, touch_id, "card", staff_id)
+    if staff_id is None:  # a team chat's card: the NULL assignee and its two indexes left alone
+        p.db.execute("UPDATE touches SET arrival = 'card' WHERE id = ?", [touch_id])
+    else:
+        p.db.execute(
+            "UPDATE touches SET arrival = 'card', assignee_id = ? WHERE id = ?", [staff_id, touch_id]
+        )
     p.gave(staff_id, channel)
 
 
@@ -507,7 +522,7 @@ def _open(
     if not chat_id:
         managers = _managers(p.people)
         if not managers:
-            _judge(db, touch_id, "none", None)
+            p.judge(touch_id, "none")
             return []
         to, chat_id = managers[0], managers[0].chat_id
     staff_id = to.id if to else None

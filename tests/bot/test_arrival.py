@@ -333,6 +333,16 @@ async def test_on_arrival_false_sends_no_card(bot_env: BotEnv) -> None:
     assert passed.cards == 0 and srv.scalar(MESSAGES_QUEUED) == 0
 
 
+async def test_with_nobody_on_telegram_a_form_is_judged_to_need_no_card(bot_env: BotEnv) -> None:
+    srv = await bot_env.start(
+        arrival_config(bot_env, staff=[], assign={"staff": []}), clock=Clock(msk(TUESDAY, 10, 0))
+    )
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    await srv.server.app[keys.ARRIVALS].run()
+    assert srv.scalar("SELECT arrival FROM touches") == "none"
+    assert srv.scalar(MESSAGES_QUEUED) == 0
+
+
 async def test_switched_on_cards_start_from_then_not_from_the_history(bot_env: BotEnv) -> None:
     clock = Clock(msk(TUESDAY, 10, 0))
     srv = await bot_env.start(arrival_config(bot_env, notify={"on_arrival": False}), clock=clock)
