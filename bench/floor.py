@@ -23,6 +23,8 @@ import phonenumbers
 from aiohttp import web
 from email_validator import EmailNotValidError, validate_email
 
+from leadline.serve import event_loop
+
 log = logging.getLogger("floor")
 
 SCHEMA = """
@@ -162,7 +164,8 @@ def main() -> None:
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", floor.handle)
     app.cleanup_ctx.append(writer_ctx)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+    # Leadline's event loop (uvloop where installed): the floor differs in the work, not the loop.
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, loop=event_loop())
 
 
 if __name__ == "__main__":

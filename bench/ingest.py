@@ -2,7 +2,8 @@
 
 Starts ``leadline serve`` on a temporary database, a bare aiohttp server whose handler only reads
 the body and answers 200, and (for the ``form`` mix) ``bench/floor.py``, the same work written the
-obvious way with the same libraries; drives each with the same requests for a fixed time from
+obvious way with the same libraries; all three on the event loop ``leadline serve`` runs on
+(uvloop where installed, ``leadline.serve.event_loop``). It drives each with the same requests for a fixed time from
 another process (``wrk`` with a Lua script when it is installed — ``apt-get install wrk`` — else
 an aiohttp client pool), and prints requests per second, p50/p99 latency, the server's peak RSS,
 its CPU per request (all processes; steadier than req/s on a shared machine), and the ratios
@@ -35,9 +36,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.mixes import MIXES, Mix  # noqa: E402
 
+#: On the event loop Leadline runs on (``leadline.serve.event_loop``), as the floor is: the three
+#: servers differ in what they do with a request, not in the loop that carries it.
 BARE_SERVER = """
 import sys
 from aiohttp import web
+from leadline.serve import event_loop
 
 async def handle(request):
     await request.read()
@@ -45,7 +49,7 @@ async def handle(request):
 
 app = web.Application()
 app.router.add_route("*", "/{tail:.*}", handle)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, loop=event_loop())
 """
 
 
