@@ -37,11 +37,19 @@ sys.path.insert(0, str(ROOT))
 from bench.mixes import MIXES, Mix  # noqa: E402
 
 #: On the event loop Leadline runs on (``leadline.serve.event_loop``), as the floor is: the three
-#: servers differ in what they do with a request, not in the loop that carries it.
+#: servers differ in what they do with a request, not in the loop that carries it. Chosen here the
+#: same way rather than imported: bench/idle.py starts this server too, and it must stay bare.
 BARE_SERVER = """
+import asyncio
 import sys
 from aiohttp import web
-from leadline.serve import event_loop
+
+def event_loop():
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 async def handle(request):
     await request.read()
