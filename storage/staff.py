@@ -21,8 +21,18 @@ if TYPE_CHECKING:
 
 
 def sync_staff(db: Database, staff: Iterable[StaffConfig], at: datetime) -> dict[str, int]:
-    """Upsert config staff by Telegram id; returns name → staff id."""
+    """Upsert config staff by Telegram id; returns name → staff id.
+
+    Someone taken out of ``[[staff]]`` is let in no more: only the config lets its people in. People
+    an owner approved from chat were never in it, and stay.
+    """
+    staff = list(staff)
     ids: dict[str, int] = {}
+    db.execute(
+        "UPDATE staff SET active = 0 WHERE from_config = 1 AND active = 1"
+        " AND telegram_id NOT IN (SELECT value FROM json_each(?))",
+        [json.dumps([person.telegram_id for person in staff])],
+    )
     for person in staff:
         row = db.execute("SELECT id FROM staff WHERE telegram_id = ?", [person.telegram_id]).fetchone()
         values = [

@@ -107,3 +107,18 @@ async def test_with_two_owners_the_second_answer_is_told_who_decided_first(bot_e
     )
     assert answer["show_alert"] and answer["text"] == "Already answered: manager (Anna)."
     assert srv.scalar("SELECT role FROM staff WHERE telegram_id = 999") == "manager"
+
+
+async def test_someone_taken_out_of_the_config_is_let_in_no_more(bot_env: BotEnv) -> None:
+    srv = await bot_env.start(bot_env.config())
+    hello = await bot_env.says(BORIS, "/start", language="en")
+    assert "You are registered as staff" in hello.params["text"]
+
+    await srv.stop()
+    bot_env.srv = None
+    without_boris = [person for person in BASE["staff"] if person["telegram_id"] != BORIS]
+    srv = await bot_env.start(bot_env.config(staff=without_boris))
+    refusal = await bot_env.says(BORIS, "hello", language="en")
+    assert "only for the company's staff" in refusal.params["text"]
+    assert srv.scalar("SELECT active FROM staff WHERE telegram_id = ?", [BORIS]) == 0
+    assert srv.scalar("SELECT active FROM staff WHERE telegram_id = ?", [ANNA]) == 1
