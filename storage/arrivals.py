@@ -235,8 +235,8 @@ def arrival_pass(
         pending = sorted([*pending, *db.execute(_HELD_SQL, [since]).fetchall()])
     step = _Pass(db, now, rules, render)
     people = step.people
-    #: Nobody to give a card to: no staff member on Telegram and no team chat (before the first
-    #: approval, say). A touch that would get a new card gets none, without the look-ups for it.
+    # Nobody to give a card to: no staff member on Telegram and no team chat (before the first
+    # approval, say). A touch that would get a new card gets none, without the look-ups for it.
     nobody = not people and not rules.team_chat
     for row in pending:
         (
