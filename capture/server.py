@@ -16,7 +16,7 @@ from multidict import CIMultiDictProxy
 from sqlite_utils import Database
 
 from capture.keys import CAPTURE, METRICS
-from capture.pipeline import UNAUTHENTICATED_BODY_KEPT, Outcome, Verdict
+from capture.pipeline import UNAUTHENTICATED_BODY_KEPT, Outcome, Verdict, provider_for
 from capture.providers.base import RawRequest, quoted
 from storage import meta
 from storage.backlog import backlog
@@ -202,8 +202,6 @@ async def _journalled(
 
 
 def _methods(provider: str) -> frozenset[str]:
-    from capture.pipeline import provider_for
-
     return provider_for(provider).methods
 
 
