@@ -25,8 +25,12 @@ from tests.samples import sample
 MISSED = sample("mango_events_summary_missed.txt")
 #: The sample's call: 2024-03-05 18:20 Moscow, a Tuesday evening, from +79160000013 to extension 101 (Anna).
 CALLER = "79160000013"
+#: Two minutes after the call, when each test's clock starts.
+EVENING = msk(datetime(2024, 3, 5).date(), 18, 22)
 #: The next working morning, once the call-back SLA (30 working minutes from 09:00) has passed.
 MORNING = msk(datetime(2024, 3, 6).date(), 9, 31)
+#: What Anna's press answers when it dials.
+CALLING_ANNA = "📞 Calling you on 101, then +7 916 ***-**-13."
 
 
 @pytest.fixture
@@ -53,14 +57,14 @@ async def missed_call_nudged(
 async def test_call_back_rings_the_extension_through_mango_and_the_outbound_call_closes_the_item(
     bot_env: BotEnv, mango_api: FakeMango
 ) -> None:
-    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    clock = Clock(EVENING)
     srv, message_id = await missed_call_nudged(bot_env, mango_api, clock)
     [missed] = srv.rows("SELECT id FROM touches WHERE external_id = ?", [MISSED.expected["external_id"]])
     data = button_data(bot_env.tg, ANNA, message_id, "📞")
     assert data == f"d:{missed['id']}"
 
     answer = await bot_env.press(ANNA, message_id, data)
-    assert answer["text"] == "📞 Calling you on 101, then +7 916 ***-**-13."
+    assert answer["text"] == CALLING_ANNA
     [command] = mango_api.commands
     assert command.path == "/vpbx/commands/callback"
     assert command.params["from"] == {"extension": "101"}
@@ -86,7 +90,7 @@ async def test_a_call_back_the_pbx_refuses_tells_the_staff_member_why(
     bot_env: BotEnv, mango_api: FakeMango
 ) -> None:
     mango_api.refuse = "extension 101 is busy"
-    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    clock = Clock(EVENING)
     _srv, message_id = await missed_call_nudged(bot_env, mango_api, clock)
 
     answer: dict[str, Any] = await bot_env.press(
@@ -102,7 +106,7 @@ async def test_a_staff_member_the_pbx_has_nothing_to_ring_is_told_and_nothing_is
 ) -> None:
     # Anna has no extension (Mango rings only extensions): the missed call to 101 is the owner's to call back.
     staff = [{**BASE["staff"][0], "extensions": [], "phone": "+79161112233"}, BASE["staff"][1]]
-    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    clock = Clock(EVENING)
     source = {**MANGO_SOURCE, "api_url": f"{mango_api.url}/vpbx"}
     srv = await bot_env.start(clock=clock, sources=[*BASE["sources"], source], staff=staff)
     assert (await post_sample(srv, MISSED)).status == 200
@@ -123,7 +127,7 @@ async def test_a_staff_member_the_pbx_has_nothing_to_ring_is_told_and_nothing_is
 async def test_the_missed_calls_card_opened_from_the_list_calls_back_too(
     bot_env: BotEnv, mango_api: FakeMango
 ) -> None:
-    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    clock = Clock(EVENING)
     source = {**MANGO_SOURCE, "api_url": f"{mango_api.url}/vpbx"}
     srv = await bot_env.start(clock=clock, sources=[*BASE["sources"], source])
     assert (await post_sample(srv, MISSED)).status == 200
@@ -137,7 +141,7 @@ async def test_the_missed_calls_card_opened_from_the_list_calls_back_too(
     assert "+7 916 000-00-13" in bot_env.text(ANNA, card_id)
 
     answer = await bot_env.press(ANNA, card_id, button_data(bot_env.tg, ANNA, card_id, "📞"))
-    assert answer["text"] == "📞 Calling you on 101, then +7 916 ***-**-13."
+    assert answer["text"] == CALLING_ANNA
     assert [c.params["to_number"] for c in mango_api.commands] == [CALLER]
 
 
@@ -172,13 +176,13 @@ async def taps_at_once(bot_env: BotEnv, taps: list[tuple[int, int, str]]) -> lis
 async def test_a_double_tap_on_call_back_dials_once_and_the_second_tap_says_so(
     bot_env: BotEnv, mango_api: FakeMango
 ) -> None:
-    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    clock = Clock(EVENING)
     _srv, message_id = await missed_call_nudged(bot_env, mango_api, clock)
     data = button_data(bot_env.tg, ANNA, message_id, "📞")
 
     answers = await taps_at_once(bot_env, [(ANNA, message_id, data), (ANNA, message_id, data)])
     assert answers == [
-        "📞 Calling you on 101, then +7 916 ***-**-13.",
+        CALLING_ANNA,
         "📞 Already calling +7 916 ***-**-13 (started 09:31 by Anna).",
     ]
     assert len(mango_api.commands) == 1  # 101 rings once, the client is dialled once
@@ -189,7 +193,7 @@ async def test_two_staff_members_pressing_call_back_for_one_client_dial_once(
 ) -> None:
     """Anna on her nudge, Boris (a manager, reading Russian) on the card he opened from /missed."""
     staff = [BASE["staff"][0], {**BASE["staff"][1], "role": "manager"}]
-    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    clock = Clock(EVENING)
     srv, anna_message = await missed_call_nudged(bot_env, mango_api, clock, staff=staff)
     listing = await bot_env.says(BORIS, "/missed", language="ru")
     [missed] = srv.rows("SELECT id FROM touches")
@@ -204,7 +208,7 @@ async def test_two_staff_members_pressing_call_back_for_one_client_dial_once(
     [command] = mango_api.commands
     if command.params["from"] == {"extension": "101"}:
         assert answers == [
-            "📞 Calling you on 101, then +7 916 ***-**-13.",
+            CALLING_ANNA,
             "📞 Уже звоним +7 916 ***-**-13 (начато в 09:31, Anna).",
         ]
     else:
@@ -216,7 +220,7 @@ async def test_two_staff_members_pressing_call_back_for_one_client_dial_once(
 
 
 async def test_a_press_after_the_calling_window_dials_again(bot_env: BotEnv, mango_api: FakeMango) -> None:
-    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    clock = Clock(EVENING)
     _srv, message_id = await missed_call_nudged(bot_env, mango_api, clock)
     data = button_data(bot_env.tg, ANNA, message_id, "📞")
     assert (await bot_env.press(ANNA, message_id, data))["text"].startswith("📞 Calling you on 101")
@@ -226,16 +230,14 @@ async def test_a_press_after_the_calling_window_dials_again(bot_env: BotEnv, man
         "📞 Already calling +7 916 ***-**-13 (started 09:31 by Anna)."
     )
     clock.now = MORNING + timedelta(minutes=2)  # nothing came back: a new attempt
-    assert (await bot_env.press(ANNA, message_id, data))["text"] == (
-        "📞 Calling you on 101, then +7 916 ***-**-13."
-    )
+    assert (await bot_env.press(ANNA, message_id, data))["text"] == CALLING_ANNA
     assert len(mango_api.commands) == 2
 
 
 async def test_the_outbound_calls_webhook_ends_the_call_back_so_a_press_dials_again(
     bot_env: BotEnv, mango_api: FakeMango
 ) -> None:
-    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    clock = Clock(EVENING)
     srv, message_id = await missed_call_nudged(bot_env, mango_api, clock)
     data = button_data(bot_env.tg, ANNA, message_id, "📞")
     await bot_env.press(ANNA, message_id, data)
@@ -245,9 +247,7 @@ async def test_the_outbound_calls_webhook_ends_the_call_back_so_a_press_dials_ag
     clock.now = MORNING + timedelta(minutes=1)
     outbound = summary("out-1", CALLER, start=int(MORNING.timestamp()), answered=False, direction=2)
     assert (await post_mango(srv, "/events/summary", signed_mango(outbound))).status == 200
-    assert (await bot_env.press(ANNA, message_id, data))["text"] == (
-        "📞 Calling you on 101, then +7 916 ***-**-13."
-    )
+    assert (await bot_env.press(ANNA, message_id, data))["text"] == CALLING_ANNA
     assert len(mango_api.commands) == 2
 
 
@@ -255,13 +255,11 @@ async def test_a_call_back_the_pbx_refused_can_be_pressed_again_at_once(
     bot_env: BotEnv, mango_api: FakeMango
 ) -> None:
     mango_api.refuse = "extension 101 is busy"
-    clock = Clock(msk(datetime(2024, 3, 5).date(), 18, 22))
+    clock = Clock(EVENING)
     _srv, message_id = await missed_call_nudged(bot_env, mango_api, clock)
     data = button_data(bot_env.tg, ANNA, message_id, "📞")
     assert (await bot_env.press(ANNA, message_id, data))["text"].startswith("The PBX did not call")
 
     mango_api.refuse = None  # Anna hung up on the other line
-    assert (await bot_env.press(ANNA, message_id, data))["text"] == (
-        "📞 Calling you on 101, then +7 916 ***-**-13."
-    )
+    assert (await bot_env.press(ANNA, message_id, data))["text"] == CALLING_ANNA
     assert len(mango_api.commands) == 2
