@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import quote_plus, unquote_plus
 
 from sqlite_utils import Database
 
@@ -68,7 +69,7 @@ SECRET_HEADERS = frozenset(
 #: ``vpbx_api_key`` is its product key (FORMATS.md §1.1), VK's ``secret`` the community's (§8.3).
 SECRET_PARAMS = frozenset({"token", "api_key", "apikey", "key", "secret", "password", "vpbx_api_key"})
 REDACTED = "[redacted]"
-_REDACTED_IN_URL = "%5Bredacted%5D"
+_REDACTED_IN_URL = quote_plus(REDACTED)
 
 
 def redact_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -81,15 +82,9 @@ def redact_query(query_string: str) -> str:
 
 
 def _redact_urlencoded(text: str, shown: str) -> str:
-    from urllib.parse import unquote_plus
-
-    if not text:
-        return text
     pairs = [piece.partition("=") for piece in text.split("&")]
     return "&".join(
-        f"{name}={shown}"
-        if equals and (unquote_plus(name) if "%" in name or "+" in name else name).lower() in SECRET_PARAMS
-        else name + equals + value
+        f"{name}={shown}" if equals and unquote_plus(name).lower() in SECRET_PARAMS else name + equals + value
         for name, equals, value in pairs
     )
 
