@@ -9,12 +9,15 @@ stall the event loop through the log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import queue
 import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from logging.handlers import QueueHandler, QueueListener
 from typing import IO, Any
 from urllib.parse import quote, quote_plus
 
@@ -195,8 +198,81 @@ class JsonFormatter(logging.Formatter):
         return f"{self._second[1]}.{micro // 1000:03d}Z"
 
 
-def setup_logging(level: str = "INFO", secrets: Iterable[str] = (), stream: IO[str] | None = None) -> None:
-    """JSON lines on stderr, every record scrubbed of ``secrets`` (the config's) and personal data."""
+#: Lines a :class:`BackgroundHandler` holds while stderr is not read, about 3 MB of them.
+MAX_QUEUED_LINES = 10_000
+
+
+class BackgroundHandler(QueueHandler):
+    """Hands records to a thread of their own, which scrubs, formats and writes them.
+
+    The logging cookbook's answer to handlers that block ("Dealing with handlers that block"): on
+    the event loop, a webhook's line was a tenth of the request's time (bench/ingest.py), and a pipe
+    behind stderr that nobody reads stalled every request once it was full. Now the lines keep their
+    order and wait in memory; past ``limit`` of them they are dropped and counted, as Docker's
+    non-blocking log mode drops them, and the count is logged once there is room. Closing the
+    handler, as ``logging.shutdown`` does at every exit Python gets to run, writes what is queued; a
+    process killed outright loses its last lines, never a request: the journal keeps those.
+    """
+
+    def __init__(self, target: logging.Handler, limit: int = MAX_QUEUED_LINES) -> None:
+        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        super().__init__(records)
+        self.records = records
+        self.limit = limit
+        self.dropped = 0  # changed only under the handler's lock, which ``handle`` holds
+        self.listener = QueueListener(records, target)
+        self.listener.start()
+        self._listening = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.records.qsize() >= self.limit:
+            self.dropped += 1
+            return
+        self._say_dropped()
+        super().emit(record)
+
+    def _say_dropped(self) -> None:
+        if self.dropped:
+            count, self.dropped = self.dropped, 0
+            note = f"{count} log lines were dropped: stderr was not read while they came"
+            super().emit(
+                logging.makeLogRecord(
+                    {"name": __name__, "levelno": logging.WARNING, "levelname": "WARNING", "msg": note}
+                )
+            )
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        """The record as logged: the target's filter and formatter read it on the other thread.
+
+        Only the message is fixed now, from arguments that may change once the call returns.
+        """
+        if record.args:
+            with contextlib.suppress(Exception):  # wrong arguments: ScrubFilter says what they were
+                record.msg, record.args = record.getMessage(), None
+        return record
+
+    def close(self) -> None:
+        with self.lock:  # type: ignore[union-attr]  # every Handler has one
+            listening, self._listening = self._listening, False
+            if listening:
+                self._say_dropped()
+        if listening:  # once: logging.shutdown closes every handler, setup_logging a replaced one
+            self.listener.stop()  # writes what is queued, then ends the thread
+        super().close()
+
+
+def setup_logging(
+    level: str = "INFO",
+    secrets: Iterable[str] = (),
+    stream: IO[str] | None = None,
+    *,
+    background: bool = False,
+) -> None:
+    """JSON lines on stderr, every record scrubbed of ``secrets`` (the config's) and personal data.
+
+    ``background`` writes them from a thread of their own (:class:`BackgroundHandler`), as
+    ``leadline serve`` does, so that its event loop never waits for the log.
+    """
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(ScrubFilter(secrets))
@@ -206,7 +282,10 @@ def setup_logging(level: str = "INFO", secrets: Iterable[str] = (), stream: IO[s
     logging.logThreads = False
     logging.logMultiprocessing = False
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    for old in root.handlers:
+        if isinstance(old, BackgroundHandler):
+            old.close()
+    root.handlers[:] = [BackgroundHandler(handler) if background else handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per SMTP command

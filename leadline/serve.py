@@ -160,7 +160,7 @@ def run_primary(
     from leadline.logs import setup_logging
     from leadline.startup import start_lines
 
-    setup_logging(log_level, secrets=config.secret_values())
+    setup_logging(log_level, secrets=config.secret_values(), background=True)
     command = [
         sys.executable, "-m", "leadline", "serve", "--config", str(config_file.resolve()),
         "--primary-pid", str(os.getpid()), "--config-sha256", file_sha256(config_file),
@@ -198,7 +198,7 @@ def run_worker(
     from leadline.app import init_worker_app
     from leadline.logs import setup_logging
 
-    setup_logging(log_level, secrets=config.secret_values())
+    setup_logging(log_level, secrets=config.secret_values(), background=True)
     if os.getppid() != role.primary_pid:
         log.warning("the primary process is gone; this worker does not start")
         sys.exit(EXIT_RUNTIME)

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from leadline.config import Config
-from leadline.logs import cut, scrub, setup_logging
+from leadline.logs import BackgroundHandler, JsonFormatter, cut, scrub, setup_logging
 from tests.cli import free_port, start_serve
 from tests.conftest import BASE, Running, StartServer, build_config
 
@@ -183,6 +184,65 @@ def test_every_logger_is_scrubbed(json_log: JsonLog, tmp_path: Path, logger: str
     assert_clean(stream.getvalue())
     if error is not None:
         assert "RuntimeError" in line["error"]
+
+
+class HeldStream(io.StringIO):
+    """A stderr that cannot be written until it is let go, as a stalled pipe behind it would be."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.let_go = threading.Event()
+        self.held = threading.Event()  # a write is waiting
+        self.writers: set[int] = set()
+
+    def write(self, text: str) -> int:
+        self.writers.add(threading.get_ident())
+        self.held.set()
+        self.let_go.wait(10)
+        return super().write(text)
+
+
+def test_in_the_background_a_stalled_stderr_holds_up_no_caller_and_loses_no_line(tmp_path: Path) -> None:
+    stream = HeldStream()
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    setup_logging(secrets=log_config(tmp_path).secret_values(), stream=stream, background=True)
+    [background] = root.handlers
+    try:
+        for n in range(3):
+            logging.getLogger("leadline.http").info("request %s for %s", n, "+7 916 123-45-67")
+        assert stream.getvalue() == ""  # all three calls returned while stderr was held
+        stream.let_go.set()
+    finally:
+        background.close()  # as logging.shutdown does at exit: what is queued is written
+        root.handlers[:] = saved
+    assert [line["msg"] for line in lines(stream)] == [f"request {n} for 791******67" for n in range(3)]
+    assert threading.get_ident() not in stream.writers
+    assert_clean(stream.getvalue())
+
+
+def test_past_its_limit_a_stalled_stderr_drops_lines_and_then_says_how_many() -> None:
+    stream = HeldStream()
+    target = logging.StreamHandler(stream)
+    target.setFormatter(JsonFormatter())
+    background = BackgroundHandler(target, limit=2)
+    log = logging.getLogger("tests.background")
+    log.propagate, log.handlers = False, [background]
+    try:
+        log.warning("line 0")
+        assert stream.held.wait(10)  # line 0 is being written: the queue is empty again
+        for n in range(1, 6):
+            log.warning("line %d", n)
+        stream.let_go.set()
+    finally:
+        background.close()
+        log.handlers, log.propagate = [], True
+    assert [line["msg"] for line in lines(stream)] == [
+        "line 0",
+        "line 1",
+        "line 2",
+        "3 log lines were dropped: stderr was not read while they came",
+    ]
 
 
 async def raw_request(srv: Running, *chunks: bytes) -> bytes:
