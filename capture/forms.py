@@ -149,7 +149,7 @@ def pick(fields: MultiDict[str], target: str, extra: Iterable[str] = ()) -> list
     wanted = _DEFAULT_NORMALISED[target]
     if extra:
         wanted = wanted | {_norm(k) for k in extra}
-    return [v.strip() for k, v in fields.items() if v.strip() and _norm(k) in wanted]
+    return [v.strip() for k, v in fields.items() if _norm(k) in wanted and v.strip()]
 
 
 def utm_of(fields: Mapping[str, str] | MultiDict[str]) -> dict[str, str]:

@@ -94,6 +94,11 @@ _INSERT_TOUCH = (
 )
 
 
+#: A touch's mappings as JSON text; one encoder for every touch (``json.dumps`` with options builds
+#: a new one per call). Whatever JSON has no type for (a provider's date) is kept as its text.
+_json = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
 def _touch_params(touch: NewTouch) -> tuple[object, ...]:
     received = iso(touch.received_at)
     return (
@@ -111,13 +116,13 @@ def _touch_params(touch: NewTouch) -> tuple[object, ...]:
         touch.email_raw,
         touch.name,
         touch.message,
-        json.dumps(dict(touch.utm), ensure_ascii=False) if touch.utm else "{}",
+        _json(dict(touch.utm)) if touch.utm else "{}",
         touch.tracking_number,
         touch.to_address,
         touch.dropped,
         int(touch.blocked),
         touch.staff_id,
-        json.dumps(dict(touch.payload), ensure_ascii=False, default=str) if touch.payload else "{}",
+        _json(dict(touch.payload)) if touch.payload else "{}",
         received,
     )
 
