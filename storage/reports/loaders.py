@@ -104,24 +104,28 @@ def load_inbound(db: Database, scope: Scope) -> Inbound:
         else:
             count[0] += 1
             count[1] += hidden
-        if blocked or cid is None:
+        if cid is None:
             continue
-        # ``setdefault`` hands back the very string it was given when it stored it: a first touch.
-        fresh = first_in_total(cid, at) is at
-        firsts = channels.get(channel)
-        if firsts is None:
-            firsts = channels[channel] = {}
-        fresh |= firsts.setdefault(cid, at) is at
-        firsts = campaigns.get(campaign)
-        if firsts is None:
-            firsts = campaigns[campaign] = {}
-        fresh |= firsts.setdefault(cid, at) is at
-        firsts = staff.get(staff_id)
-        if firsts is None:
-            firsts = staff[staff_id] = {}
-        fresh |= firsts.setdefault(cid, at) is at
-        if fresh:
-            wait(cid)
+        # A blocked touch is nobody's first touch, but a blocked call that was answered is still an
+        # answer, as DESIGN.md counts them ("the first answered call with that number") and as
+        # :func:`load_answers` (the export's) and :func:`load_other_answers` see it.
+        if not blocked:
+            # ``setdefault`` hands back the very string it was given when it stored it: a first touch.
+            fresh = first_in_total(cid, at) is at
+            firsts = channels.get(channel)
+            if firsts is None:
+                firsts = channels[channel] = {}
+            fresh |= firsts.setdefault(cid, at) is at
+            firsts = campaigns.get(campaign)
+            if firsts is None:
+                firsts = campaigns[campaign] = {}
+            fresh |= firsts.setdefault(cid, at) is at
+            firsts = staff.get(staff_id)
+            if firsts is None:
+                firsts = staff[staff_id] = {}
+            fresh |= firsts.setdefault(cid, at) is at
+            if fresh:
+                wait(cid)
         if answered_call and cid in waiting and at <= seen_by:
             answered_now(cid)
             found = answered.get(cid)

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 
+from storage.contacts import block_contact
 from storage.db import open_database
+from storage.export import export_tables
 from storage.reports.facts import Facts
 from storage.reports.goals import goal_progress
 from storage.reports.report import build_report
 from storage.reports.scope import Filters, Period, Scope
-from tests.numbers.month import AS_OF, MSK, NOVEMBER, Month, month_config, msk, open_month
+from tests.numbers.month import AS_OF, MSK, NOVEMBER, Month, month_config, msk, open_month, transaction
 
 
 @pytest.fixture
@@ -91,6 +93,29 @@ def test_a_groups_later_first_touch_is_answered_from_there(tmp_path: Path):
     report = build_report(m.db, november(), m.rules)
     medians = {name: group["response_p50_min"] for name, group in report["by_channel"].items()}
     assert (report["response_p50_min"], medians) == (2.0, {"call": 0.0, "email": 30.0, "form": 2.0})
+
+
+def test_a_blocked_callers_answered_call_answers_their_form_in_the_report_as_in_the_export(tmp_path: Path):
+    """Blocked after a form, then called and answered: DESIGN.md's "first answered call with that
+    number" is an answer, in the report (whole and narrowed to forms) and in the export alike."""
+    config = month_config(tmp_path)
+    m = Month(open_database(config.database_path), config)
+    form = m.contact_event("form", "tilda:31", msk(2, 10), phones=("+79160000031",))
+    with transaction(m.db):
+        block_contact(m.db, m.contact_of(form), staff_id=m.staff["Anna"], at=msk(2, 10, 5))
+    call = m.call("+79160000031", msk(2, 10, 12), answered=True, extension="101")
+    assert m.db.execute("SELECT blocked FROM touches WHERE id = ?", [call]).fetchone()[0] == 1
+    whole, forms = (
+        build_report(m.db, november(), m.rules),
+        build_report(m.db, november(channel="form"), m.rules),
+    )
+    [responses] = [
+        t for t in export_tables(m.db, MSK, Period.month(NOVEMBER, MSK), as_of=AS_OF) if t.name == "responses"
+    ]
+    [(_, _, _, answered_at, answered_by, minutes)] = list(responses.rows())
+    assert (whole["response_p50_min"], whole["not_responded"], whole["blocked_touches"]) == (12.0, 0, 1)
+    assert (forms["response_p50_min"], forms["not_responded"]) == (12.0, 0)
+    assert (answered_at, answered_by, minutes) == (msk(2, 10, 12), "call", 12.0)
 
 
 def test_missed_calls_and_call_backs(month: Month):
