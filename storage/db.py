@@ -78,16 +78,19 @@ def now_utc() -> datetime:
 
 def iso(moment: datetime) -> str:
     """How every time is stored: UTC, ISO-8601, so text order is time order."""
+    if moment.tzinfo is UTC:
+        return _utc_text(moment)
     if moment.tzinfo is None:
         raise ValueError("naive datetime given; every stored time must be timezone-aware")
-    return _utc_text(moment)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 @lru_cache(maxsize=1024)
 def _utc_text(moment: datetime) -> str:
-    """Cached: a request's receipt time is written four times over (its journal row, its touch's
-    times, its contact's), and a datetime's hash is kept on it after the first."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    """Cached: a request's receipt time (the clock's, in UTC) is written five times over: its journal
+    row, its touch's times, its contact's. Only UTC times: two local times that compare equal can
+    be an hour apart (``fold`` on a clock turned back), and the cache would give one the other's."""
+    return moment.isoformat(timespec="microseconds")
 
 
 def parse_iso(value: str) -> datetime:
