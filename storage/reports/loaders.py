@@ -107,8 +107,8 @@ def load_inbound(db: Database, scope: Scope) -> Inbound:
         if cid is None:
             continue
         # A blocked touch is nobody's first touch, but a blocked call that was answered is still an
-        # answer, as DESIGN.md counts them ("the first answered call with that number") and as
-        # :func:`load_answers` (the export's) and :func:`load_other_answers` see it.
+        # answer, as DESIGN.md counts them ("the first answered call with that number"), as the
+        # export's :func:`load_answers` sees it, and a filtered report's :func:`load_other_answers`.
         if not blocked:
             # ``setdefault`` hands back the very string it was given when it stored it: a first touch.
             fresh = first_in_total(cid, at) is at
