@@ -10,11 +10,13 @@ stall the event loop through the log.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import queue
 import re
 import sys
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from logging.handlers import QueueHandler, QueueListener
@@ -155,8 +157,8 @@ class ScrubFilter(logging.Filter):
             return self.scrub(value)
         if isinstance(value, dict):
             return {k: self._value(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(self._value(v) for v in value)
+        if isinstance(value, (list, tuple)):  # a named tuple too, shown as the list JSON makes of it
+            return [self._value(v) for v in value]
         return value
 
 
@@ -198,8 +200,29 @@ class JsonFormatter(logging.Formatter):
         return f"{self._second[1]}.{micro // 1000:03d}Z"
 
 
-#: Lines a :class:`BackgroundHandler` holds while stderr is not read, about 3 MB of them.
+#: Lines a :class:`BackgroundHandler` holds while they cannot be written, about 7 MB of them.
 MAX_QUEUED_LINES = 10_000
+
+
+class _Writer(QueueListener):
+    """The thread that writes a :class:`BackgroundHandler`'s lines, one at a time, in order."""
+
+    def __init__(self, records: queue.SimpleQueue[logging.LogRecord], target: logging.Handler) -> None:
+        super().__init__(records, target)
+        self.target = target
+        self.here = threading.local()  # set while this thread writes: what it logs then goes straight on
+
+    def handle(self, record: logging.LogRecord) -> None:
+        self.here.writing = True
+        try:
+            self.target.handle(record)
+        except Exception as exc:
+            # The stdlib's listener dies on the first exception, and every later line with it. The
+            # record is not shown: it is what could not be scrubbed.
+            with contextlib.suppress(Exception):
+                self.target.handle(_notice(f"a log line could not be written: {type(exc).__name__}"))
+        finally:
+            self.here.writing = False
 
 
 class BackgroundHandler(QueueHandler):
@@ -209,22 +232,34 @@ class BackgroundHandler(QueueHandler):
     the event loop, a webhook's line was a tenth of the request's time (bench/ingest.py), and a pipe
     behind stderr that nobody reads stalled every request once it was full. Now the lines keep their
     order and wait in memory; past ``limit`` of them they are dropped and counted, as Docker's
-    non-blocking log mode drops them, and the count is logged once there is room. Closing the
-    handler, as ``logging.shutdown`` does at every exit Python gets to run, writes what is queued; a
-    process killed outright loses its last lines, never a request: the journal keeps those.
+    non-blocking log mode drops them, and the count is written before the next line that fits.
+
+    Closing the handler, as ``logging.shutdown`` does at exit, writes what is queued; from then on,
+    and on the writing thread itself (a line logged while another is formatted), records are
+    written at once, so nothing waits for a thread that is gone or busy. A process killed outright
+    loses the lines still queued, never a request: the journal keeps those.
     """
 
     def __init__(self, target: logging.Handler, limit: int = MAX_QUEUED_LINES) -> None:
         records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
         super().__init__(records)
         self.records = records
+        self.target = target
         self.limit = limit
         self.dropped = 0  # changed only under the handler's lock, which ``handle`` holds
-        self.listener = QueueListener(records, target)
-        self.listener.start()
-        self._listening = True
+        self.writer = _Writer(records, target)
+        self.writer.start()
+        self.open = True
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if not self.open or getattr(self.writer.here, "writing", False):
+            return bool(self.target.handle(record))
+        return bool(super().handle(record))
 
     def emit(self, record: logging.LogRecord) -> None:
+        if not self.open:  # closed while this record waited for the lock: nobody reads the queue now
+            self.target.handle(record)
+            return
         if self.records.qsize() >= self.limit:
             self.dropped += 1
             return
@@ -234,18 +269,16 @@ class BackgroundHandler(QueueHandler):
     def _say_dropped(self) -> None:
         if self.dropped:
             count, self.dropped = self.dropped, 0
-            note = f"{count} log lines were dropped: stderr was not read while they came"
             super().emit(
-                logging.makeLogRecord(
-                    {"name": __name__, "levelno": logging.WARNING, "levelname": "WARNING", "msg": note}
-                )
+                _notice(f"{count} log lines were dropped: they came faster than they could be written")
             )
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        """The record as logged: the target's filter and formatter read it on the other thread.
-
-        Only the message is fixed now, from arguments that may change once the call returns.
-        """
+        """A copy of the record with its message's arguments applied now, as the stdlib's does: they
+        may change once the call returns, and the writing thread scrubs the copy, not the caller's
+        record (which another handler may be reading). Fields given in ``extra`` are read when the
+        line is written."""
+        record = copy.copy(record)
         if record.args:
             with contextlib.suppress(Exception):  # wrong arguments: ScrubFilter says what they were
                 record.msg, record.args = record.getMessage(), None
@@ -253,12 +286,18 @@ class BackgroundHandler(QueueHandler):
 
     def close(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # every Handler has one
-            listening, self._listening = self._listening, False
-            if listening:
+            was_open, self.open = self.open, False
+            if was_open:
                 self._say_dropped()
-        if listening:  # once: logging.shutdown closes every handler, setup_logging a replaced one
-            self.listener.stop()  # writes what is queued, then ends the thread
+        if was_open:  # once: logging.shutdown closes every handler, setup_logging a replaced one
+            self.writer.stop()  # writes what is queued, then ends the thread
         super().close()
+
+
+def _notice(text: str) -> logging.LogRecord:
+    return logging.makeLogRecord(
+        {"name": __name__, "levelno": logging.WARNING, "levelname": "WARNING", "msg": text}
+    )
 
 
 def setup_logging(
@@ -270,8 +309,8 @@ def setup_logging(
 ) -> None:
     """JSON lines on stderr, every record scrubbed of ``secrets`` (the config's) and personal data.
 
-    ``background`` writes them from a thread of their own (:class:`BackgroundHandler`), as
-    ``leadline serve`` does, so that its event loop never waits for the log.
+    ``background`` scrubs, formats and writes them on a thread of their own
+    (:class:`BackgroundHandler`), as ``leadline serve`` does: its event loop only hands them over.
     """
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter())
@@ -282,10 +321,10 @@ def setup_logging(
     logging.logThreads = False
     logging.logMultiprocessing = False
     root = logging.getLogger()
-    for old in root.handlers:
+    replaced, root.handlers[:] = root.handlers[:], [BackgroundHandler(handler) if background else handler]
+    for old in replaced:  # after the swap: a line logged meanwhile went to one of them, not lost
         if isinstance(old, BackgroundHandler):
             old.close()
-    root.handlers[:] = [BackgroundHandler(handler) if background else handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per SMTP command

@@ -9,7 +9,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -17,7 +17,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from leadline.config import Config
-from leadline.logs import BackgroundHandler, JsonFormatter, cut, scrub, setup_logging
+from leadline.logs import BackgroundHandler, JsonFormatter, ScrubFilter, cut, scrub, setup_logging
 from tests.cli import free_port, start_serve
 from tests.conftest import BASE, Running, StartServer, build_config
 
@@ -241,8 +241,79 @@ def test_past_its_limit_a_stalled_stderr_drops_lines_and_then_says_how_many() ->
         "line 0",
         "line 1",
         "line 2",
-        "3 log lines were dropped: stderr was not read while they came",
+        "3 log lines were dropped: they came faster than they could be written",
     ]
+
+
+def background_log(stream: io.StringIO) -> tuple[logging.Logger, BackgroundHandler]:
+    target = logging.StreamHandler(stream)
+    target.setFormatter(JsonFormatter())
+    target.addFilter(ScrubFilter())
+    background = BackgroundHandler(target)
+    log = logging.getLogger("tests.background")
+    log.propagate, log.handlers = False, [background]
+    return log, background
+
+
+class Loud:
+    """A field whose text is itself logged, on the thread that formats the line."""
+
+    def __str__(self) -> str:
+        logging.getLogger("tests.background").warning("said while formatting")
+        return "loud"
+
+
+def test_a_line_logged_while_lines_are_written_or_after_the_end_is_written_and_nothing_hangs() -> None:
+    stream = io.StringIO()
+    log, background = background_log(stream)
+    try:
+        log.warning("line", extra={"fields": {"x": Loud()}})
+
+        def shut_down() -> None:  # as logging.shutdown does at exit: the lock held around close()
+            with background.lock:  # type: ignore[union-attr]
+                background.close()
+
+        closing = threading.Thread(target=shut_down)
+        closing.start()
+        closing.join(10)
+        assert not closing.is_alive()
+        log.warning("after the end")
+    finally:
+        log.handlers, log.propagate = [], True
+    assert [(line["msg"], line.get("x")) for line in lines(stream)] == [
+        ("said while formatting", None),
+        ("line", "loud"),
+        ("after the end", None),
+    ]
+
+
+def test_a_line_that_cannot_be_written_is_named_and_the_lines_after_it_are_written() -> None:
+    stream = io.StringIO()
+    log, background = background_log(stream)
+    background.target.addFilter(lambda record: 1 / (not record.msg.startswith("bad")) > 0)
+    try:
+        log.warning("bad +79161234567")
+        log.warning("good")
+    finally:
+        background.close()
+        log.handlers, log.propagate = [], True
+    assert [line["msg"] for line in lines(stream)] == [
+        "a log line could not be written: ZeroDivisionError",
+        "good",
+    ]
+    assert "1234567" not in stream.getvalue()
+
+
+class Pair(NamedTuple):
+    phone: str
+    count: int
+
+
+def test_a_named_tuple_in_the_fields_is_logged_scrubbed(json_log: JsonLog, tmp_path: Path) -> None:
+    stream = json_log(log_config(tmp_path))
+    logging.getLogger("leadline.http").info("pair", extra={"fields": {"pair": Pair("+79161234567", 2)}})
+    [line] = lines(stream)
+    assert line["pair"] == ["791******67", 2]
 
 
 async def raw_request(srv: Running, *chunks: bytes) -> bytes:
