@@ -221,13 +221,19 @@ def test_in_the_background_a_stalled_stderr_holds_up_no_caller_and_loses_no_line
     assert_clean(stream.getvalue())
 
 
-def test_past_its_limit_a_stalled_stderr_drops_lines_and_then_says_how_many() -> None:
-    stream = HeldStream()
+def background_log(stream: io.StringIO, limit: int = 10_000) -> tuple[logging.Logger, BackgroundHandler]:
     target = logging.StreamHandler(stream)
     target.setFormatter(JsonFormatter())
-    background = BackgroundHandler(target, limit=2)
+    target.addFilter(ScrubFilter())
+    background = BackgroundHandler(target, limit)
     log = logging.getLogger("tests.background")
     log.propagate, log.handlers = False, [background]
+    return log, background
+
+
+def test_past_its_limit_a_stalled_stderr_drops_lines_and_then_says_how_many() -> None:
+    stream = HeldStream()
+    log, background = background_log(stream, limit=2)
     try:
         log.warning("line 0")
         assert stream.held.wait(10)  # line 0 is being written: the queue is empty again
@@ -243,16 +249,6 @@ def test_past_its_limit_a_stalled_stderr_drops_lines_and_then_says_how_many() ->
         "line 2",
         "3 log lines were dropped: they came faster than they could be written",
     ]
-
-
-def background_log(stream: io.StringIO) -> tuple[logging.Logger, BackgroundHandler]:
-    target = logging.StreamHandler(stream)
-    target.setFormatter(JsonFormatter())
-    target.addFilter(ScrubFilter())
-    background = BackgroundHandler(target)
-    log = logging.getLogger("tests.background")
-    log.propagate, log.handlers = False, [background]
-    return log, background
 
 
 class Loud:
