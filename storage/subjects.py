@@ -316,9 +316,10 @@ def request_text(body: bytes, query_string: str, headers: str) -> str:
 def scan(db: Database, subject: Subject, after: Marks = Marks(), *, journal_too: bool = True) -> Found:
     """The journal rows and outbox messages past ``after`` that name the person but point at nobody.
 
-    Every raw request is searched in SQL for the person's numbers and addresses as raw bytes; a
-    request that never became a touch (refused, failed, waiting) is read in full as text too, where
-    a number may be spaced or URL-encoded. Messages to Telegram are read as text, and those that
+    Every raw request is searched in SQL for the person's numbers and addresses as raw bytes, and
+    each one found is read as text; a request that never became a touch (refused, failed, waiting)
+    is read as text whatever its bytes, where a number may be spaced or URL-encoded. Only a request
+    the matcher finds the person in counts: a byte string inside another person's address is not them. Messages to Telegram are read as text, and those that
     carried the person's nudges are added by their link. Costs one pass over each table past
     ``after``; ``journal_too=False`` leaves the journal to the rows that point at the person.
     """
@@ -331,18 +332,14 @@ def scan(db: Database, subject: Subject, after: Marks = Marks(), *, journal_too:
         terms = " OR ".join(
             ["instr(body, ?) > 0"] * len(needles) + ["instr(query_string, ?) > 0"] * len(needles)
         )
-        journal.update(
-            _ids(
-                db,
-                f"SELECT id FROM journal WHERE id > ? AND id <= ? AND redacted_at IS NULL AND ({terms})",
-                [after.journal, top_journal, *needles, *(n.decode() for n in needles)],
-            )
-        )
+        # The bytes only pick the rows worth reading: ``ann@example.org`` is inside
+        # ``joann@example.org``, and a chat id inside a longer number. Each row is kept only when
+        # the matcher finds the person in it, whole.
         rows = db.execute(
-            "SELECT id, body, query_string, headers FROM journal WHERE status IN ('received', 'rejected', 'failed')"
-            " AND id > ? AND id <= ?"
-            " AND redacted_at IS NULL",
-            [after.journal, top_journal],
+            "SELECT id, body, query_string, headers FROM journal WHERE id > ? AND id <= ?"
+            " AND redacted_at IS NULL"
+            f" AND (status IN ('received', 'rejected', 'failed') OR {terms})",
+            [after.journal, top_journal, *needles, *(n.decode() for n in needles)],
         )
         journal.update(
             int(i) for i, b, q, h in rows if matcher(request_text(bytes(b or b""), str(q), str(h)))

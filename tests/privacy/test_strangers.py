@@ -1,0 +1,76 @@
+"""Finding a person by their identifiers finds them, not a stranger whose identifiers contain theirs."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from multidict import CIMultiDict, CIMultiDictProxy
+from sqlite_utils import Database
+
+from capture.pipeline import store_events
+from capture.providers.base import RawRequest
+from storage import journal
+from storage.attribution import CampaignIndex
+from storage.db import open_database
+from storage.erasure import Actor, erase
+from storage.events import ContactEvent
+from storage.subjects import export_subject, scan, subject_of
+from storage.touches import EventContext
+
+AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def request(db: Database, fields: dict[str, str], status: str = "processed") -> int:
+    """A site form's raw request as the journal keeps it."""
+    raw = RawRequest(
+        "site", "POST", "", "", CIMultiDictProxy(CIMultiDict()), json.dumps(fields).encode(), AT, "u", None
+    )
+    return journal.insert(db, raw, provider="generic_form", status=status)
+
+
+def form(db: Database, key: str, **fields: str) -> int:
+    """A form that became a touch; returns its contact."""
+    jid = request(db, fields)
+    event = ContactEvent(
+        channel="form",
+        external_id=key,
+        occurred_at=AT,
+        name=fields.get("name"),
+        emails=(fields["email"],) if "email" in fields else (),
+        handles=(("telegram_username", fields["telegram"]),) if "telegram" in fields else (),
+    )
+    context = EventContext(
+        source="site", received_at=AT, region="RU", campaigns=CampaignIndex.build([], "RU"), journal_id=jid
+    )
+    with db.atomic():
+        store_events(db, [([event], context)])
+    row = db.execute("SELECT contact_id FROM touches WHERE external_id = ?", [key]).fetchone()
+    return int(row[0])
+
+
+def body(db: Database, journal_id: int) -> bytes:
+    return bytes(db.execute("SELECT body FROM journal WHERE id = ?", [journal_id]).fetchone()[0])
+
+
+def test_forgetting_ann_leaves_joann_and_alex_kowalski_whole_and_her_export_holds_neither(
+    tmp_path: Path,
+) -> None:
+    db = open_database(tmp_path / "leadline.db")
+    ann = form(db, "ann", email="ann@example.org", name="Ann", telegram="alex_k")
+    joann = request(db, {"email": "joann@example.org", "name": "Joann"})
+    joann_refused = request(db, {"e_mail": "joann@example.org", "name": "Joann"}, status="rejected")
+    kowalski = request(db, {"email": "alex_kowalski@example.org", "name": "Kowalski"}, status="rejected")
+    anns_refused = request(db, {"e_mail": "ann@example.org", "note": "tried again"}, status="rejected")
+
+    exported = json.dumps(export_subject(db, ann), default=str)
+    assert "Joann" not in exported and "Kowalski" not in exported and "tried again" in exported
+
+    with db.atomic():
+        subject = subject_of(db, ann)
+        assert subject is not None
+        erase(db, subject, scan(db, subject), at=AT + timedelta(days=1), actor=Actor("cli", "test"))
+    assert b"Joann" in body(db, joann) and b"Joann" in body(db, joann_refused)
+    assert b"Kowalski" in body(db, kowalski)
+    assert body(db, anns_refused) == b""
