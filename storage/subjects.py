@@ -314,7 +314,7 @@ def request_text(body: bytes, query_string: str, headers: str) -> str:
 
 
 def scan(db: Database, subject: Subject, after: Marks = Marks(), *, journal_too: bool = True) -> Found:
-    """The journal rows and outbox messages past ``after`` that name the person but point at nobody.
+    """The journal rows and outbox messages past ``after`` that name the person or show their cards.
 
     Every raw request is searched in SQL for the person's numbers and addresses as raw bytes, and
     each one found is read as text; a request that never became a touch (refused, failed, waiting)
@@ -365,6 +365,27 @@ def scan(db: Database, subject: Subject, after: Marks = Marks(), *, journal_too:
             db,
             "SELECT outbox_id FROM nudges WHERE id IN ({marks}) AND outbox_id > ?",
             subject.nudge_ids,
+            [after.outbox],
+        )
+    )
+    # Their cards by link too: a card writes an address HTML-escaped (``o&#x27;brien@``), and a
+    # number too short to search for is on it all the same. A sent card is redrawn by edits of it.
+    outbox.update(
+        _in(
+            db,
+            "SELECT outbox_id FROM arrival_cards WHERE contact_id IN ({marks}) AND outbox_id > ?",
+            subject.contact_ids,
+            [after.outbox],
+        )
+    )
+    outbox.update(
+        _in(
+            db,
+            "SELECT e.id FROM arrival_cards a JOIN outbox o ON o.id = a.outbox_id JOIN outbox e"
+            " ON e.chat_id = o.chat_id AND e.method = 'editMessageText'"
+            " AND json_extract(e.payload, '$.message_id') = o.message_id"
+            " WHERE a.contact_id IN ({marks}) AND o.message_id IS NOT NULL AND e.id > ?",
+            subject.contact_ids,
             [after.outbox],
         )
     )
