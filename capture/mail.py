@@ -322,8 +322,15 @@ def _sender_header(mail: MailFields) -> str:
     return _clean(mail.sender or mail.header("From") or "")
 
 
+#: Characters of a From or Reply-To header that are parsed: the stdlib's address parser is quadratic
+#: in a header's length (40 000 dots in an address: 21 s), and a real sender is a name and an address
+#: of at most 320 characters.
+MAX_ADDRESS_CHARS = 2048
+
+
 def _first_address(value: str) -> tuple[str | None, str | None]:
     """Display name and address of the first mailbox in an address header, RFC 2047 decoded."""
+    value = value[:MAX_ADDRESS_CHARS]
     if not value.strip():
         return None, None
     try:
@@ -340,6 +347,7 @@ def _first_address(value: str) -> tuple[str | None, str | None]:
 
 
 def _decoded_address(value: str) -> str | None:
+    value = value[:MAX_ADDRESS_CHARS]
     if not value.strip():
         return None
     try:

@@ -78,7 +78,9 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, list):
-        return ", ".join(_text(v) for v in value if _text(v))
+        return ", ".join(
+            filter(None, map(_text, value))
+        )  # each item once: nesting costs no more than its size
     return str(value).strip()
 
 

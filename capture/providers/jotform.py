@@ -106,9 +106,9 @@ def _text(value: Any) -> str:
             return " ".join(str(value[k]).strip() for k in NAME_PARTS if value.get(k))
         if value.get("phone"):
             return f"{value.get('area') or ''} {value['phone']}".strip()
-        return ", ".join(_text(v) for v in value.values() if _text(v))
+        return ", ".join(filter(None, map(_text, value.values())))  # each once: linear in the nesting
     if isinstance(value, list):
-        return ", ".join(_text(v) for v in value if _text(v))
+        return ", ".join(filter(None, map(_text, value)))
     return "" if value is None else str(value).strip()
 
 

@@ -1,0 +1,82 @@
+"""Hostile shapes cost their size: answers nested in lists (Google Forms, Jotform), a sender header
+of 40,000 dots."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from capture.providers import google_forms, jotform
+from tests.capture.form_checks import config_with, only_touch, source_for
+from tests.multipart import build_multipart
+from tests.samples import sample
+
+GOOGLE = sample("google_forms_apps_script.json")
+JOTFORM = sample("jotform_submission.json")
+#: Deep enough that reading each level twice would take 2**18 reads of one number.
+DEPTH = 18
+
+
+def nested(value: Any, depth: int = DEPTH) -> Any:
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def counted(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[int]:
+    """How many times ``module._text`` reads a value, its own reads of nested values included."""
+    reads, read = [0], module._text
+
+    def counting(value: Any) -> str:
+        reads[0] += 1
+        return str(read(value))
+
+    monkeypatch.setattr(module, "_text", counting)
+    return reads
+
+
+async def test_a_google_forms_phone_nested_in_lists_is_read_once_per_level(
+    start_server, tmp_path, monkeypatch
+):
+    srv = await start_server(config_with(tmp_path, source_for(GOOGLE)))
+    reads = counted(monkeypatch, google_forms)
+    body = json.loads(GOOGLE.body)
+    body["answers"]["Телефон"] = nested("89160000015")
+    resp = await srv.session.post(f"{srv.url}{GOOGLE.path}", data=json.dumps(body), headers=GOOGLE.headers)
+    assert resp.status == 200
+    assert only_touch(srv)["phone_raw"] == "89160000015"
+    assert reads[0] <= 2 * (DEPTH + len(body["answers"]) + 1)
+
+
+async def test_a_jotform_answer_nested_in_lists_is_read_once_per_level(start_server, tmp_path, monkeypatch):
+    srv = await start_server(
+        config_with(
+            tmp_path, {"name": JOTFORM.source_name, "provider": "jotform", "token": "jotform-token-0001"}
+        )
+    )
+    reads = counted(monkeypatch, jotform)
+    parts: dict[str, str] = json.loads(JOTFORM.body)["parts"]
+    answers = json.loads(parts["rawRequest"])
+    answers["q6_message"] = nested("Hello from Jotform")
+    body, content_type = build_multipart({**parts, "rawRequest": json.dumps(answers)})
+    resp = await srv.session.post(
+        f"{srv.url}{JOTFORM.path}",
+        params={"token": "jotform-token-0001"},
+        data=body,
+        headers={"Content-Type": content_type},
+    )
+    assert resp.status == 200
+    assert only_touch(srv)["message"] == "Hello from Jotform"
+    assert reads[0] <= 2 * (DEPTH + 4 * len(answers))
+
+
+def test_a_sender_header_is_read_no_further_than_any_sender_needs() -> None:
+    """The stdlib's address parser is quadratic in a header's length: a sender is read from its
+    first 2,048 characters, where any real name and address fit."""
+    from capture.mail import MAX_ADDRESS_CHARS, _decoded_address, _first_address
+
+    header = "Иван Петров <ivan@example.org>, " + "a" + "." * 40_000 + "@example.com"
+    assert _first_address(header) == ("Иван Петров", "ivan@example.org")
+    assert len(_decoded_address(header) or "") <= MAX_ADDRESS_CHARS
