@@ -1,5 +1,5 @@
 """Hostile shapes cost their size: answers nested in lists (Google Forms, Jotform), a sender header
-of 40,000 dots."""
+of 40,000 dots, a multipart part's header of 100 KB."""
 
 from __future__ import annotations
 
@@ -80,3 +80,23 @@ def test_a_sender_header_is_read_no_further_than_any_sender_needs() -> None:
     header = "Иван Петров <ivan@example.org>, " + "a" + "." * 40_000 + "@example.com"
     assert _first_address(header) == ("Иван Петров", "ivan@example.org")
     assert len(_decoded_address(header) or "") <= MAX_ADDRESS_CHARS
+
+
+async def test_a_multipart_part_with_a_100_kb_header_is_refused_before_its_parameters_are_parsed(
+    start_server, tmp_path
+):
+    """Mailgun reads its signature from the multipart body, so the body is parsed before anything
+    is checked; a part's parameters cost the stdlib quadratic time (100 KB: 2 s, unsigned)."""
+    key = sample("mailgun_route_forward.txt").secrets["webhook_signing_key"]
+    srv = await start_server(
+        config_with(tmp_path, {"name": "mailgun", "provider": "mailgun", "webhook_signing_key": key})
+    )
+    disposition = 'form-data; name="subject"' + "; a=b" * 20_000
+    body = f"--B\r\nContent-Disposition: {disposition}\r\n\r\nhello\r\n--B--\r\n".encode()
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/mailgun/inbound",
+        data=body,
+        headers={"Content-Type": "multipart/form-data; boundary=B"},
+    )
+    assert resp.status == 401
+    assert "'Content-Disposition' header is 100025 characters, over the 4096" in await resp.text()
