@@ -194,12 +194,16 @@ class ParseResult:
 
     ``note`` says why a request carries no event (``"test ping"``), for the journal and replay.
     ``bindings`` tie a weak signature to the event it came with (Zadarma's to its ``pbx_call_id``).
+    ``unproven`` marks an answer given to a request that proved nothing about its sender (Zadarma's
+    URL check, an event no signature covers): it carries no event, and the journal keeps only the
+    start of its body, as for a refused one, so that anyone's megabytes do not fill the disk.
     """
 
     events: Sequence[Event] = ()
     reply: Reply = Reply()
     note: str | None = None
     bindings: Sequence[Binding] = ()
+    unproven: bool = False
 
 
 class Provider(Protocol):

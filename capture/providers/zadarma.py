@@ -109,12 +109,16 @@ class Zadarma:
         fields = _fields(raw)
         echo = _echo(raw, fields)
         if echo is not None:
-            return ParseResult(reply=Reply(200, echo.encode("utf-8"), "text/plain"), note="zd_echo URL check")
+            return ParseResult(
+                reply=Reply(200, echo.encode("utf-8"), "text/plain"), note="zd_echo URL check", unproven=True
+            )
         event = fields.get("event", "")
         if not event:
             raise BadRequest("no event field: this is not a Zadarma notification")
         if event not in SIGNED_FIELDS:
-            return ParseResult(note=f"Zadarma event {quoted(event)} carries no call Leadline records")
+            return ParseResult(
+                note=f"Zadarma event {quoted(event)} carries no call Leadline records", unproven=True
+            )
         call_id = fields.get("pbx_call_id", "").strip()
         if not call_id:
             raise BadRequest(f"{event} without pbx_call_id")

@@ -153,6 +153,27 @@ async def test_the_url_check_is_echoed_verbatim_by_get_and_by_post(
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
 
 
+async def test_unsigned_answers_keep_only_the_start_of_a_body_anyone_could_send(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """The URL check and an event no signature covers are answered 200 unsigned, as Zadarma expects:
+    their journal rows keep the first 4 KB of what came, as a refused request's do."""
+    srv = await start_server(zadarma_config(tmp_path))
+    pad = "x" * 100_000
+    for url, body in [
+        (f"{srv.url}/hooks/zadarma", f"event=NOTIFY_WHATEVER&pad={pad}"),
+        (f"{srv.url}/hooks/zadarma?zd_echo=abc", f"pad={pad}"),
+    ]:
+        resp = await srv.session.post(
+            url, data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert resp.status == 200
+    rows = srv.rows("SELECT status, body_size, length(body) AS kept FROM journal ORDER BY id")
+    sizes = [len(f"event=NOTIFY_WHATEVER&pad={pad}"), len(f"pad={pad}")]
+    assert [(r["status"], r["body_size"], r["kept"]) for r in rows] == [("processed", n, 4096) for n in sizes]
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+
+
 async def test_notify_internal_only_names_the_extension_of_the_inbound_call(
     start_server: StartServer, tmp_path: Path
 ) -> None:
