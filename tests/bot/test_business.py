@@ -172,6 +172,20 @@ async def forge(srv: Running, update: dict[str, Any] | bytes, secret: str | None
     return await srv.session.post(f"{srv.url}/telegram/webhook", data=body, headers=headers)
 
 
+async def test_a_secret_token_with_a_letter_outside_ascii_is_refused_like_any_wrong_one(
+    bot_env: BotEnv,
+) -> None:
+    srv = await on_webhook(bot_env, [s.model_dump() for s in chat_config(bot_env.tmp_path).sources])
+    forged = await forge(srv, update_of(CONTACT), secret="s3cret-Tokén")
+    assert (forged.status, await forged.text()) == (
+        401,
+        f"wrong {SECRET_HEADER}: not an update from Telegram\n",
+    )
+    assert [(r["status"], r["http_status"]) for r in srv.rows(f"{REFUSAL} FROM journal")] == [
+        ("rejected", 401)
+    ]
+
+
 async def test_a_forged_update_on_the_webhook_is_refused_journalled_and_makes_no_touch(
     bot_env: BotEnv,
 ) -> None:
