@@ -194,6 +194,21 @@ async def test_the_duplicate_missed_summary_is_a_no_op(start_server: StartServer
     ]
 
 
+async def test_a_signed_call_event_replayed_to_the_summary_path_cannot_end_its_call_as_missed(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Mango signs the JSON, not the path: someone holding a captured 'Appeared' posts it unchanged
+    to /events/summary, before the real summary comes."""
+    srv = await start_server(mango_config(tmp_path))
+    appeared = sample("mango_events_call_appeared.txt")
+    resp = await post_mango(srv, "/events/summary", appeared.body)
+    assert resp.status == 400
+    assert "not a call's summary" in await resp.text()
+    assert (await post_sample(srv, sample("mango_events_summary_answered.txt"))).status == 200
+    [touch] = srv.rows("SELECT * FROM touches")
+    assert (touch["call_status"], touch["call_final"], touch["answered"]) == ("answered", 1, 1)
+
+
 async def test_the_summary_settles_a_call_whose_events_came_first_and_a_late_event_cannot_undo_it(
     start_server: StartServer, tmp_path: Path
 ) -> None:
