@@ -19,6 +19,7 @@ of a page survives there either. Backups keep the data until they rotate out (do
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -69,6 +70,32 @@ class Erased:
     counts: dict[str, int] = field(default_factory=dict)
     #: Whether the write-ahead log was truncated after it (see :func:`checkpoint`).
     checkpointed: bool = False
+
+
+#: What an erased person's WhatsApp message ids become, followed by a digest of the id.
+ERASED_WAMID = "whatsapp:erased:"
+
+
+def _erase_message_ids(db: Database, touches: Sequence[int]) -> int:
+    """A WhatsApp message id is base64 of the chat's ids, the customer's number among them: the
+    person's become a digest, still one per message. (Other providers' ids are numbers of their own.)"""
+    changed = 0
+    for table, column in (("touches", "id"), ("chat_messages", "touch_id")):
+        for chunk in chunks(sorted(set(touches))):
+            marks = ",".join("?" * len(chunk))
+            rows = db.execute(
+                f"SELECT source, external_id FROM {table}"
+                f" WHERE external_id LIKE 'whatsapp:wamid.%' AND {column} IN ({marks})",
+                list(chunk),
+            ).fetchall()
+            for source, external_id in rows:
+                digest = hashlib.sha256(str(external_id).encode()).hexdigest()[:32]
+                db.execute(
+                    f"UPDATE {table} SET external_id = ? WHERE source = ? AND external_id = ?",
+                    [ERASED_WAMID + digest, source, external_id],
+                )
+                changed += 1
+    return changed
 
 
 def _update(db: Database, sql: str, ids: Sequence[int], params: Sequence[Any] = ()) -> int:
@@ -129,6 +156,7 @@ def erase(
         touches,
         [stamp],
     )
+    counts["message_ids"] = _erase_message_ids(db, touches)
     counts["pending_recordings"] = _update(
         db,
         "DELETE FROM pending_recordings WHERE journal_id IN ({marks})",
