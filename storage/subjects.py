@@ -422,7 +422,8 @@ def raw_request(row: dict[str, Any]) -> dict[str, Any]:
 
 def export_subject(db: Database, contact_id: int) -> dict[str, Any] | None:
     """Everything held about the person: contacts, identifiers, touches, registrations, leads with
-    their changes, block-list entries and the raw requests, each row whole."""
+    their changes, block-list entries, the raw requests, and what was said about them (Telegram
+    messages, webhooks to a CRM, nudges, the bot's drafts), each row whole."""
     subject = subject_of(db, contact_id)
     if subject is None:
         return None
@@ -475,4 +476,43 @@ def export_subject(db: Database, contact_id: int) -> dict[str, Any] | None:
             people,
         ),
         "requests": [raw_request(r) for r in requests],
+        # What Leadline said about them, to staff and to a CRM, and what it keeps to say it.
+        "messages": [
+            _json_columns(m, "payload")
+            for m in _rows(
+                db,
+                "SELECT id, chat_id, method, payload, status, created_at, sent_at FROM outbox"
+                " WHERE id IN ({marks}) ORDER BY id",
+                found.outbox_ids,
+            )
+        ],
+        "webhooks": [
+            _json_columns(w, "payload")
+            for w in _rows(
+                db,
+                "SELECT id, endpoint, event_type, payload, status, created_at, delivered_at FROM webhook_deliveries"
+                " WHERE json_extract(payload, '$.data.contact_id') IN ({marks}) ORDER BY id",
+                people,
+            )
+        ],
+        "nudges": _rows(
+            db,
+            "SELECT id, kind, level, staff_id, due_at, created_at, sent_at, acted_at FROM nudges"
+            " WHERE id IN ({marks}) ORDER BY id",
+            subject.nudge_ids,
+        ),
+        "drafts": [_json_columns(d, "data") for d in _drafts(db, people, subject.touch_ids)],
     }
+
+
+def _drafts(db: Database, people: Sequence[int], touches: Sequence[int]) -> list[dict[str, Any]]:
+    """The bot's unsaved cards about them, by contact or by touch, as erasure finds them."""
+    columns = "SELECT key, state, data, contact_id, touch_id, updated_at FROM bot_states"
+    found = {
+        d["key"]: d
+        for d in [
+            *_rows(db, f"{columns} WHERE contact_id IN ({{marks}})", people),
+            *_rows(db, f"{columns} WHERE touch_id IN ({{marks}})", touches),
+        ]
+    }
+    return sorted(found.values(), key=lambda d: (d["updated_at"], d["key"]))

@@ -1,4 +1,5 @@
-"""A person's Telegram cards are erased with them, whether or not their text can be searched."""
+"""A person's Telegram cards are shown in their export and erased with them, whether or not their
+text can be searched."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from storage.db import open_database
 from storage.erasure import Actor, erase
 from storage.events import ContactEvent
 from storage.staff import sync_staff
-from storage.subjects import scan, subject_of
+from storage.subjects import export_subject, scan, subject_of
 from storage.touches import EventContext
 from tests.conftest import build_config
 
@@ -62,6 +63,13 @@ def test_a_card_and_its_edits_are_blanked_when_their_person_is_forgotten(
     redrawn = [r[0] for r in db.execute("SELECT id FROM outbox WHERE method = 'editMessageText'")]
     assert len(redrawn) == edits
     [contact] = [r[0] for r in db.execute("SELECT contact_id FROM touches WHERE external_id = 'first'")]
+
+    held = export_subject(db, contact)
+    assert held is not None
+    assert [(m["id"], m["method"]) for m in held["messages"]] == [(card, "sendMessage")] + [
+        (n, "editMessageText") for n in redrawn
+    ]
+    assert all("a private request" in m["payload"]["text"] for m in held["messages"])
 
     with db.atomic():
         subject = subject_of(db, contact)
