@@ -198,7 +198,7 @@ def _scan_messages(db: Database, ids: Sequence[int], after: Marks | None = None)
         journal_ids=(),
         matcher=matcher,
     )
-    return scan(db, everyone, after or Marks(), journal_too=False)
+    return scan(db, everyone, after or Marks(), journal="refused")
 
 
 def anonymise(
@@ -219,6 +219,9 @@ def anonymise(
     for subject in subjects:
         erase(db, subject, Found(), at=at, actor=actor, keep_blocklist=True, deliveries=False)
     redact_deliveries(db, [i for s in subjects for i in s.contact_ids])
+    # Requests that named them but never became a touch (a form refused, say): kept for a replay
+    # while the person is, they go with them.
+    redact_requests(db, found.journal_ids, at, "erased")
     blanked = blank_messages(db, found.outbox_ids)
     return len(subjects), blanked
 

@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Literal, cast
 from urllib.parse import quote, unquote_plus
 
 import phonenumbers
@@ -313,35 +313,45 @@ def request_text(body: bytes, query_string: str, headers: str) -> str:
     return "\n".join((query_string, headers, body.decode("utf-8", "replace")))
 
 
-def scan(db: Database, subject: Subject, after: Marks = Marks(), *, journal_too: bool = True) -> Found:
+#: Which raw requests :func:`scan` reads for the person: every one (``all``), only those that never
+#: became a touch (``refused``: received, rejected or failed), or none.
+JournalScan = Literal["all", "refused", "none"]
+_NOT_TOUCHES = "status IN ('received', 'rejected', 'failed')"
+
+
+def scan(db: Database, subject: Subject, after: Marks = Marks(), *, journal: JournalScan = "all") -> Found:
     """The journal rows and outbox messages past ``after`` that name the person or show their cards.
 
     Every raw request is searched in SQL for the person's numbers and addresses as raw bytes, and
     each one found is read as text; a request that never became a touch (refused, failed, waiting)
     is read as text whatever its bytes, where a number may be spaced or URL-encoded. Only a request
-    the matcher finds the person in counts: a byte string inside another person's address is not them. Messages to Telegram are read as text, and those that
-    carried the person's nudges are added by their link. Costs one pass over each table past
-    ``after``; ``journal_too=False`` leaves the journal to the rows that point at the person.
+    the matcher finds the person in counts: a byte string inside another person's address is not
+    them. Messages to Telegram are read as text, and those that carried the person's nudges or
+    cards are added by their link. Costs one pass over each table past ``after``; ``journal``
+    narrows the requests read (a retention pass for many people at once reads the refused ones).
     """
     matcher = subject.matcher
     top_journal = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM journal").fetchone()[0])
     top_outbox = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0])
-    journal: set[int] = set()
-    if matcher and journal_too:
-        needles = matcher.needles
+    requests: set[int] = set()
+    if matcher and journal != "none":
+        needles = matcher.needles if journal == "all" else []
         terms = " OR ".join(
-            ["instr(body, ?) > 0"] * len(needles) + ["instr(query_string, ?) > 0"] * len(needles)
+            [
+                _NOT_TOUCHES,
+                *["instr(body, ?) > 0"] * len(needles),
+                *["instr(query_string, ?) > 0"] * len(needles),
+            ]
         )
         # The bytes only pick the rows worth reading: ``ann@example.org`` is inside
         # ``joann@example.org``, and a chat id inside a longer number. Each row is kept only when
         # the matcher finds the person in it, whole.
         rows = db.execute(
             "SELECT id, body, query_string, headers FROM journal WHERE id > ? AND id <= ?"
-            " AND redacted_at IS NULL"
-            f" AND (status IN ('received', 'rejected', 'failed') OR {terms})",
+            f" AND redacted_at IS NULL AND ({terms})",
             [after.journal, top_journal, *needles, *(n.decode() for n in needles)],
         )
-        journal.update(
+        requests.update(
             int(i) for i, b, q, h in rows if matcher(request_text(bytes(b or b""), str(q), str(h)))
         )
     outbox: set[int] = set()
@@ -389,7 +399,7 @@ def scan(db: Database, subject: Subject, after: Marks = Marks(), *, journal_too:
             [after.outbox],
         )
     )
-    return Found(tuple(sorted(journal)), tuple(sorted(outbox)), Marks(top_journal, top_outbox))
+    return Found(tuple(sorted(requests)), tuple(sorted(outbox)), Marks(top_journal, top_outbox))
 
 
 # -- what a person is shown ------------------------------------------------------------------------

@@ -62,6 +62,10 @@ async def test_a_retention_pass_keeps_the_months_figures_and_drops_raw_requests_
     await register(srv, "+79011111111", disposition="lead", temperature="hot", need="A kitchen")
     clock.at = datetime(2026, 11, 3, 11, 0, tzinfo=MSK)
     await form(srv, "+7 902 222-22-22", "Bruno Nobody")  # never registered
+    # His second try, on a form whose phone field the parser did not know: refused, kept for a replay.
+    refused = {"contact_number": "8 902 222-22-22", "name": "Bruno Nobody"}
+    async with srv.session.post(f"{srv.url}/hooks/site?token=site-token", json=refused) as resp:
+        assert resp.status == 400
     clock.at = datetime(2026, 11, 4, 12, 0, tzinfo=MSK)
     await call(srv, clock, "79033333333", answered=False)
     clock.at += timedelta(minutes=10)
@@ -89,7 +93,12 @@ async def test_a_retention_pass_keeps_the_months_figures_and_drops_raw_requests_
         "SELECT received_at < ? AS old, length(body) > 0 AS body, headers != '[]' AS headers, redacted FROM journal",
         [cutoff],
     )
+    # Every old request has lost its raw data: the processed ones as expired, Bruno's refused one
+    # with him (a refused request of someone still known keeps its body for a replay).
     assert [r for r in kept if r["old"]] and all(not r["body"] and not r["headers"] for r in kept if r["old"])
+    assert srv.rows("SELECT status, http_status, redacted FROM journal WHERE source = 'site'") == [
+        {"status": "rejected", "http_status": 410, "redacted": "erased"}
+    ]
     assert [(r["body"], r["redacted"]) for r in kept if not r["old"]] == [(1, None)]  # Ella's new form
     fields = srv.rows("SELECT occurred_at < ? AS old, payload != '{}' AS fields FROM touches", [cutoff])
     assert sorted((r["old"], r["fields"]) for r in fields) == [(0, 1)] + [(1, 0)] * 5
