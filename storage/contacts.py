@@ -283,12 +283,18 @@ def merge_contacts(
         db.execute(f"UPDATE {table} SET contact_id = ? WHERE contact_id = ?", [survivor, merged])
     stamp = iso(at)
     db.execute("UPDATE contacts SET merged_into = ?, updated_at = ? WHERE id = ?", [survivor, stamp, merged])
+    takes_name = db.execute(
+        "SELECT s.name IS NULL AND m.name IS NOT NULL FROM contacts s, contacts m WHERE s.id = ? AND m.id = ?",
+        [survivor, merged],
+    ).fetchone()[0]
     db.execute(
         "UPDATE contacts SET name = COALESCE(name, (SELECT name FROM contacts WHERE id = ?)),"
         " blocked = MAX(blocked, (SELECT blocked FROM contacts WHERE id = ?)), updated_at = ? WHERE id = ?",
         [merged, merged, stamp, survivor],
     )
     moved["duplicate_identifiers"] = [list(r) for r in duplicate_rows]  # type: ignore[misc]
+    if takes_name:  # whether, not what: the name itself stays on the merged contact, for an undo
+        moved["name_taken"] = True  # type: ignore[assignment]
     cursor = db.execute(
         "INSERT INTO merges (survivor_id, merged_id, reason, staff_id, touch_id, moved, at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -308,6 +314,13 @@ def undo_merge(db: Database, merge_id: int, *, at: datetime, staff_id: int | Non
     if undone:
         raise ValueError(f"merge {merge_id} was already undone")
     moved: dict[str, list[Any]] = json.loads(moved_json)
+    if moved.pop("name_taken", False):
+        # The survivor had no name and took the merged one's: it gives it back, unless staff
+        # have named it since.
+        db.execute(
+            "UPDATE contacts SET name = NULL WHERE id = ? AND name IS (SELECT name FROM contacts WHERE id = ?)",
+            [survivor, merged],
+        )
     for row in moved.pop("duplicate_identifiers", []):
         db.execute(
             "INSERT OR IGNORE INTO identifiers (id, contact_id, kind, value, raw, valid, created_at)"

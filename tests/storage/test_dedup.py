@@ -291,3 +291,36 @@ def test_the_same_id_in_two_chat_kinds_is_two_people_and_a_username_matches_in_a
         db.close()
     assert owners["t"] != owners["v"]
     assert owners["a"] == owners["b"]
+
+
+@pytest.mark.parametrize("renamed", [None, "Anna"], ids=["left as merged", "renamed by staff meanwhile"])
+def test_an_undone_merge_gives_a_nameless_contact_its_namelessness_back(
+    tmp_path: Path, renamed: str | None
+) -> None:
+    """A nameless contact merged with a named one takes the name; the undo takes it back, unless
+    the name was changed meanwhile."""
+    db = open_database(tmp_path / "undo.db")
+    forms = [
+        ContactEvent(channel="form", external_id="a", occurred_at=START, phones=(_phone(1, 0),)),
+        ContactEvent(
+            channel="form", external_id="b", occurred_at=START, emails=(_email(2, 0),), name="Bertha"
+        ),
+        ContactEvent(
+            channel="form",
+            external_id="ab",
+            occurred_at=START,
+            phones=(_phone(1, 0),),
+            emails=(_email(2, 0),),
+        ),
+    ]
+    for event in forms:
+        with db.atomic():
+            store_events(db, [([event], _ctx("site"))])
+    [(merge, survivor, merged)] = db.execute("SELECT id, survivor_id, merged_id FROM merges").fetchall()
+    assert db.execute("SELECT name FROM contacts WHERE id = ?", [survivor]).fetchone()[0] == "Bertha"
+    if renamed:
+        db.execute("UPDATE contacts SET name = ? WHERE id = ?", [renamed, survivor])
+    with db.atomic():
+        undo_merge(db, merge, at=START + timedelta(minutes=5))
+    names = dict(db.execute("SELECT id, name FROM contacts").fetchall())
+    assert (names[survivor], names[merged]) == (renamed, "Bertha")
