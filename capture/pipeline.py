@@ -245,7 +245,9 @@ class Capture:
         # Encoding and number parsing happen here, before the write, so that the time the
         # database lock is held (the bottleneck under load) is spent on SQL alone.
         kept = raw
-        unproven = verdict.http_status in (401, 403, 404, 405) or (verdict.result and verdict.result.unproven)
+        unproven = verdict.http_status in (401, 403, 404, 405) or (
+            verdict.result is not None and verdict.result.unproven
+        )
         if unproven and len(raw.body) > UNAUTHENTICATED_BODY_KEPT:
             # Anyone can reach a refused URL: keep enough to diagnose it, not enough to fill the disk.
             kept = replace(raw, body=raw.body[:UNAUTHENTICATED_BODY_KEPT])
