@@ -199,11 +199,17 @@ async def contacts(request: web.Request) -> web.Response:
     return _answer(m.Contacts.model_validate({"contacts": found}))
 
 
+def _path_id(request: web.Request, what: str) -> int:
+    """The ``{id}`` of the path, written in ASCII digits: ``int()`` alone also reads ``1_0`` as 10
+    and ``٣`` as 3, and an erasure must act on the record the caller wrote, or on none."""
+    text = request.match_info["id"]
+    if not (text.isascii() and text.isdigit()):
+        raise ApiError(400, "bad_parameter", f"the {what} id must be an integer", parameter="id")
+    return int(text)
+
+
 def _contact_id(request: web.Request) -> int:
-    try:
-        contact_id = int(request.match_info["id"])
-    except ValueError:
-        raise ApiError(400, "bad_parameter", "the contact id must be an integer", parameter="id") from None
+    contact_id = _path_id(request, "contact")
     if not 0 <= contact_id < 2**63:
         raise ApiError(404, "no_contact", f"no contact #{contact_id}", contact_id=contact_id)
     return contact_id
@@ -227,6 +233,12 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
         raise ApiError(400, "bad_body", "the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise ApiError(400, "bad_body", "the body must be a JSON object")
+    try:  # JSON may escape half of a UTF-16 pair (\ud800) alone: no text, and nothing SQLite stores
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(
+            400, "bad_body", "the body holds a lone surrogate (\\ud800-\\udfff): send Unicode text"
+        ) from None
     return body
 
 
@@ -308,10 +320,7 @@ async def blocked(request: web.Request) -> web.Response:
 async def unblock_entry(request: web.Request) -> web.Response:
     """Take a number or address off the block list: its touches count again from now on."""
     client = _client(request)
-    try:
-        entry_id = int(request.match_info["id"])
-    except ValueError:
-        raise ApiError(400, "bad_parameter", "the entry id must be an integer", parameter="id") from None
+    entry_id = _path_id(request, "entry")
     if not 0 <= entry_id < 2**63:
         raise ApiError(404, "not_blocked", f"no block-list entry #{entry_id}", entry_id=entry_id)
     app = request.app

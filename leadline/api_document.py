@@ -102,7 +102,9 @@ def _operation(
 ) -> dict[str, Any]:
     parameters = _parameters(query)
     if path_id:
-        parameters.insert(0, {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}})
+        parameters.insert(
+            0, {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+        )
     return {
         "operationId": operation_id,
         "tags": [tag],

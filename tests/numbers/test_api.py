@@ -282,6 +282,30 @@ async def test_a_retried_registration_makes_one_lead_and_a_reused_key_is_refused
     assert srv.scalar("SELECT COUNT(*) FROM idempotency_keys") == 0
 
 
+@pytest.mark.parametrize(
+    "written", ["%D9%A3", "1_0", "+3", "%203"], ids=["arabic-indic 3", "1_0", "+3", "space 3"]
+)
+async def test_an_id_not_written_in_ascii_digits_is_refused_and_names_no_record(
+    tmp_path: Path, start_server: Any, written: str
+):
+    """int() reads '٣' as 3 and '1_0' as 10: an erasure must act on the record the caller wrote, or on none."""
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    for method, url in [("GET", "contacts"), ("DELETE", "contacts"), ("DELETE", "blocked")]:
+        async with srv.session.request(method, f"{srv.url}/api/{url}/{written}", headers=AUTH) as resp:
+            assert (resp.status, (await resp.json())["error"]) == (400, "bad_parameter")
+    assert srv.scalar("SELECT COUNT(*) FROM contacts WHERE erased_at IS NOT NULL") == 0
+
+
+async def test_a_lone_surrogate_in_a_registration_is_a_400_that_says_so(tmp_path: Path, start_server: Any):
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    body = '{"phone": "+79031234567", "disposition": "lead", "temperature": "hot", "name": "\\ud800"}'
+    async with srv.session.post(
+        f"{srv.url}/api/registrations", data=body, headers={**AUTH, "Content-Type": "application/json"}
+    ) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["detail"].startswith("the body holds a lone surrogate")
+
+
 async def test_a_registration_body_over_the_limit_is_a_413_with_a_reason(tmp_path: Path, start_server: Any):
     srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
     limit = srv.server.app[keys.CONFIG].http.max_body_bytes
