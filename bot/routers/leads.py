@@ -253,6 +253,11 @@ async def on_button(
         await show(callback, body + "\n\n" + question, InlineKeyboardMarkup(inline_keyboard=[[back]]))
         await callback.answer()
         return
+    if act == "lost" and value not in labels.LOST_REASONS:  # no button offers it: forged, or long gone
+        await callback.answer(
+            _("This button is from an old version of the message; open the list again."), show_alert=True
+        )
+        return
     if act == "stage" and value == "lost":
         await show(callback, body + "\n\n" + _("Why was the lead lost?"), lost_keyboard(lead_id))
         await callback.answer()

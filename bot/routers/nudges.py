@@ -21,7 +21,9 @@ from bot import cards, labels
 from bot.callbacks import NudgeCB
 from bot.catalogues import gettext as _
 from bot.replies import Replies
+from bot.routers.leads import allowed
 from leadline.config import Config
+from storage.cards import lead_card
 from storage.db import Clock, Store
 from storage.nudges.actions import (
     Acted,
@@ -29,6 +31,7 @@ from storage.nudges.actions import (
     follow_up_done,
     follow_up_later,
     follow_up_lost,
+    get_nudge,
     mark_called_back,
     snooze,
 )
@@ -66,6 +69,19 @@ def reasons_keyboard(nudge_id: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=cards.rows(choices, 2))
 
 
+#: The buttons of a lead's follow-up card: each changes the lead, so only who may change it may press them.
+LEAD_ACTS = frozenset({"done", "later", "lost", "lostr"})
+
+
+async def _may_act_on_lead(callback: CallbackQuery, nudge_id: int, staff: StaffMember, store: Store) -> bool:
+    """The lead card's own rule (its owner, nobody's lead, or a manager), for the same lead reached
+    through its nudge: callback data is the sender's to write, so a button pressed is no permission."""
+    nudge = await store.read(partial(get_nudge, nudge_id=nudge_id))
+    if nudge is None or nudge.lead_id is None:
+        return True  # nothing of anyone's to change: the action itself says the card is gone
+    return await allowed(callback, await store.read(partial(lead_card, lead_id=nudge.lead_id)), staff)
+
+
 async def on_button(
     callback: CallbackQuery,
     callback_data: NudgeCB,
@@ -78,6 +94,10 @@ async def on_button(
     now = clock()
     nudge_id, act, value = callback_data.nudge, callback_data.act, callback_data.v
     chat_id = callback.message.chat.id if callback.message is not None else callback.from_user.id
+    if act in LEAD_ACTS and not await _may_act_on_lead(callback, nudge_id, staff, store):
+        return
+    if act == "lostr" and value not in labels.LOST_REASONS:
+        act = ""  # a reason no button offers: refused below, as any button it cannot have sent
     if act == "lost":
         await replies.send(chat_id, _("Why was the lead lost?"), reasons_keyboard(nudge_id))
         await callback.answer()

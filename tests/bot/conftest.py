@@ -93,10 +93,11 @@ class BotEnv:
         """The person taps the button whose label contains ``text_part``."""
         await self.press(user, message_id, button_data(self.tg, user, message_id, text_part))
 
-    async def press(self, user: int, message_id: int, data: str) -> dict[str, Any]:
-        """The person taps the button with this callback data (it must be on the message); returns the
-        callback answer once the bot has handled the tap."""
-        update_id = self.tg.user_presses_button(user, message_id, data)
+    async def press(self, user: int, message_id: int, data: str, *, forged: bool = False) -> dict[str, Any]:
+        """The person taps the button with this callback data (it must be on the message, unless the
+        data is ``forged``: sent by a client of their own); returns the callback answer once the bot
+        has handled the tap."""
+        update_id = self.tg.user_presses_button(user, message_id, data, strict=not forged)
         await self.tg.wait_until_confirmed(update_id)
         query_id = next(u["callback_query"]["id"] for u in self.tg.updates if u["update_id"] == update_id)
         return self.tg.callback_answers.get(query_id, {})

@@ -56,3 +56,41 @@ async def test_called_back_and_a_lost_follow_up_from_the_nudge_buttons(bot_env: 
     assert answer["text"] == "The lead is marked as lost."
     assert srv.rows("SELECT stage, lost_reason FROM leads") == [{"stage": "lost", "lost_reason": "no_budget"}]
     assert "no budget" in bot_env.text(chat, question.result["message_id"])
+
+
+async def test_a_follow_up_button_forged_by_someone_else_leaves_the_lead_as_it_was(bot_env: BotEnv) -> None:
+    """Callback data is the sender's to write: Boris (staff) sends the buttons of Anna's follow-up
+    card from his own chat, and Anna a lost reason no button offers."""
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 10, 0))
+    srv = await bot_env.start(clock=clock)
+    resp = await srv.session.post(f"{srv.url}/hooks/form?token=form-token", data={"phone": "+79160007788"})
+    assert resp.status == 200
+    [touch] = srv.rows("SELECT contact_id FROM touches")
+    anna = srv.scalar("SELECT id FROM staff WHERE telegram_id = ?", [ANNA])
+    await bot_env.write(
+        lambda db: register(
+            db, touch["contact_id"], "lead", at=clock.now, staff_id=anna, temperature="warm",
+            follow_up_on=(clock.now + timedelta(days=1)).date(),
+        )
+    )  # fmt: skip
+    clock.now = msk(TUESDAY + timedelta(days=1), 9, 30)
+    await srv.server.app[keys.SWEEPER].run()
+    bot_env.wake_outbox()
+    await tg.wait_for(lambda r: r.ok and r.method == "sendMessage" and "n:lost:" in str(r.params))
+    [nudge] = srv.rows("SELECT id FROM nudges WHERE kind = 'follow_up'")
+    before = srv.rows("SELECT stage, lost_reason, follow_up_on FROM leads")
+
+    await bot_env.types(BORIS, "/help", language="en")
+    own = await tg.wait_for("sendMessage", chat_id=BORIS)
+    for data in (f"n:lostr:{nudge['id']}:price", f"n:later:{nudge['id']}:3650", f"n:done:{nudge['id']}:"):
+        answer = await bot_env.press(BORIS, own.result["message_id"], data, forged=True)
+        assert answer["text"].startswith("This lead belongs to"), answer
+    await bot_env.types(ANNA, "/help", language="en")
+    hers = await tg.wait_for("sendMessage", chat_id=ANNA, count=2)
+    [lead] = srv.rows("SELECT id FROM leads")
+    for data in (f"n:lostr:{nudge['id']}:<b>x", f"l:lost:{lead['id']}:<b>x"):  # the nudge's, the lead card's
+        answer = await bot_env.press(ANNA, hers.result["message_id"], data, forged=True)
+        assert answer["text"].startswith("This button is from an old version"), answer
+    assert srv.rows("SELECT stage, lost_reason, follow_up_on FROM leads") == before
+    assert srv.rows("SELECT closed_at FROM nudges WHERE id = ?", [nudge["id"]]) == [{"closed_at": None}]
