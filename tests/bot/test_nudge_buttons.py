@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from leadline import keys
 from storage.registrations import record_registration as register
@@ -35,17 +36,7 @@ async def test_called_back_and_a_lost_follow_up_from_the_nudge_buttons(bot_env: 
     assert again["text"] == "Someone has already taken care of this."
 
     # a warm lead whose follow-up day has come: "Lost" asks why, the reason closes the lead
-    [touch] = srv.rows("SELECT contact_id FROM touches")
-    anna = srv.scalar("SELECT id FROM staff WHERE telegram_id = ?", [ANNA])
-    await bot_env.write(
-        lambda db: register(
-            db, touch["contact_id"], "lead", at=clock.now, staff_id=anna, temperature="warm",
-            follow_up_on=(clock.now + timedelta(days=1)).date(),
-        )
-    )  # fmt: skip
-    clock.now = msk(TUESDAY + timedelta(days=1), 9, 30)
-    await srv.server.app[keys.SWEEPER].run()
-    bot_env.wake_outbox()
+    await anna_registers_a_lead_whose_follow_up_comes(bot_env, srv, clock)
     follow_up = await tg.wait_for(lambda r: r.ok and r.method == "sendMessage" and "n:lost:" in str(r.params))
     [lead_nudge] = srv.rows("SELECT id, chat_id FROM nudges WHERE kind = 'follow_up'")
     chat = lead_nudge["chat_id"]
@@ -66,17 +57,7 @@ async def test_a_follow_up_button_forged_by_someone_else_leaves_the_lead_as_it_w
     srv = await bot_env.start(clock=clock)
     resp = await srv.session.post(f"{srv.url}/hooks/form?token=form-token", data={"phone": "+79160007788"})
     assert resp.status == 200
-    [touch] = srv.rows("SELECT contact_id FROM touches")
-    anna = srv.scalar("SELECT id FROM staff WHERE telegram_id = ?", [ANNA])
-    await bot_env.write(
-        lambda db: register(
-            db, touch["contact_id"], "lead", at=clock.now, staff_id=anna, temperature="warm",
-            follow_up_on=(clock.now + timedelta(days=1)).date(),
-        )
-    )  # fmt: skip
-    clock.now = msk(TUESDAY + timedelta(days=1), 9, 30)
-    await srv.server.app[keys.SWEEPER].run()
-    bot_env.wake_outbox()
+    await anna_registers_a_lead_whose_follow_up_comes(bot_env, srv, clock)
     await tg.wait_for(lambda r: r.ok and r.method == "sendMessage" and "n:lost:" in str(r.params))
     [nudge] = srv.rows("SELECT id FROM nudges WHERE kind = 'follow_up'")
     before = srv.rows("SELECT stage, lost_reason, follow_up_on FROM leads")
@@ -94,3 +75,19 @@ async def test_a_follow_up_button_forged_by_someone_else_leaves_the_lead_as_it_w
         assert answer["text"].startswith("This button is from an old version"), answer
     assert srv.rows("SELECT stage, lost_reason, follow_up_on FROM leads") == before
     assert srv.rows("SELECT closed_at FROM nudges WHERE id = ?", [nudge["id"]]) == [{"closed_at": None}]
+
+
+async def anna_registers_a_lead_whose_follow_up_comes(bot_env: BotEnv, srv: Any, clock: Clock) -> None:
+    """Anna registers the only touch's contact as a warm lead to follow up tomorrow; tomorrow at
+    09:30 the sweep sends her the follow-up card."""
+    [touch] = srv.rows("SELECT contact_id FROM touches")
+    anna = srv.scalar("SELECT id FROM staff WHERE telegram_id = ?", [ANNA])
+    await bot_env.write(
+        lambda db: register(
+            db, touch["contact_id"], "lead", at=clock.now, staff_id=anna, temperature="warm",
+            follow_up_on=(clock.now + timedelta(days=1)).date(),
+        )
+    )  # fmt: skip
+    clock.now = msk(TUESDAY + timedelta(days=1), 9, 30)
+    await srv.server.app[keys.SWEEPER].run()
+    bot_env.wake_outbox()
