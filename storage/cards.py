@@ -106,7 +106,7 @@ def contact_summary(db: Database, contact_id: int, *, touches: int) -> dict[str,
     registration, its leads and merges."""
     contact = next(
         db.query(
-            "SELECT id, name, created_at, merged_into, blocked, do_not_contact FROM contacts WHERE id = ?",
+            "SELECT id, name, created_at, merged_into, blocked, do_not_contact, erased_at FROM contacts WHERE id = ?",
             [contact_id],
         ),
         None,

@@ -346,8 +346,11 @@ def merge_by_staff(db: Database, a: int, b: int, *, staff_id: int, at: datetime)
     first, second = live_contact(db, a), live_contact(db, b)
     if first == second:
         raise AlreadyOneContact()
+    # An erased contact is nobody: merged with someone, it would give the erased touches a person
+    # again, and hide the live one behind a contact no card is drawn for.
     rows = db.execute(
-        "SELECT id FROM contacts WHERE id IN (?, ?) ORDER BY created_at, id", [first, second]
+        "SELECT id FROM contacts WHERE id IN (?, ?) AND erased_at IS NULL ORDER BY created_at, id",
+        [first, second],
     ).fetchall()
     if len(rows) != 2:
         raise ContactGone()

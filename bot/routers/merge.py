@@ -98,7 +98,7 @@ async def other(
     b = await store.read(partial(live_contact, contact_id=found[0]))
     first = await store.read(partial(contact_summary, contact_id=a, touches=CONTACT_TOUCHES))
     second = await store.read(partial(contact_summary, contact_id=b, touches=CONTACT_TOUCHES))
-    if first is None or second is None:
+    if first is None or second is None or second["erased_at"] is not None:  # an erased one is nobody
         await replies.send(
             chat_id,
             _("No contact found for “{text}”. Try the phone number or #number.").format(
