@@ -48,8 +48,18 @@ def parse_date(text: str, today: date) -> date | None:
         if match[3]:
             year = int(match[3]) + (2000 if len(match[3]) == 2 else 0)
             return date(year, month, day)
-        found = date(today.year, month, day)
-        return found if found >= today else date(today.year + 1, month, day)
+        # The next such day: 29.02 waits for its leap year, at most eight years on (2096 -> 2104).
+        days = (
+            d for year in range(today.year, today.year + 9) if (d := _day(year, month, day)) and d >= today
+        )
+        return next(days, None)
+    except ValueError:
+        return None
+
+
+def _day(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
     except ValueError:
         return None
 
