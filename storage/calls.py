@@ -63,6 +63,14 @@ from storage.events import CallEvent
 from storage.identifiers import Identifier, phone
 from storage.touches import EventContext, NewTouch, insert_touch
 
+#: A missed call (the touches aliased ``t``) that someone called back: an answered call with the
+#: person since, in either direction and however late (``called_back_at`` marks only one within the
+#: call-back SLA). The nudges stop asking then, and the list of missed calls drops it.
+CALLED_BACK_SQL = (
+    "(t.called_back_at IS NOT NULL OR EXISTS (SELECT 1 FROM touches a WHERE a.contact_id = t.contact_id"
+    " AND a.occurred_at >= t.occurred_at AND a.channel = 'call' AND a.answered = 1))"
+)
+
 #: Used when the context has no working-time calendar.
 DEFAULT_CALLBACK_WINDOW = timedelta(minutes=30)
 

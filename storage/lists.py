@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from storage.calls import CALLED_BACK_SQL
 from storage.contacts import chat_ids, phones_and_emails
 
 #: An inbound touch that counts, written against the ``touches`` table aliased ``t``.
@@ -20,8 +21,13 @@ INBOUND = "t.direction = 'in' AND t.dropped IS NULL AND t.blocked = 0 AND t.cont
 #: Nobody can register or call back a person whose data was erased (storage/erasure.py).
 NOT_ERASED = "NOT EXISTS (SELECT 1 FROM contacts e WHERE e.id = t.contact_id AND e.erased_at IS NOT NULL)"
 UNREGISTERED = f"{INBOUND} AND NOT EXISTS (SELECT 1 FROM registrations r WHERE r.contact_id = t.contact_id) AND {NOT_ERASED}"
+#: A missed call nobody has called back: no answered call with the person since (whenever it came:
+#: ``called_back_at`` is set only within the call-back SLA, which is the reports' figure, not this
+#: to-do list's), and no "Called back" pressed on its nudge since.
 MISSED = (
-    f"{INBOUND} AND t.channel = 'call' AND t.answered = 0 AND t.hidden_caller = 0 AND t.called_back_at IS NULL"
+    f"{INBOUND} AND t.channel = 'call' AND t.answered = 0 AND t.hidden_caller = 0 AND NOT {CALLED_BACK_SQL}"
+    " AND NOT EXISTS (SELECT 1 FROM nudges n WHERE n.kind = 'callback' AND n.contact_id = t.contact_id"
+    " AND n.outcome = 'called_back' AND n.closed_at >= t.occurred_at)"
     f" AND {NOT_ERASED}"
 )
 OPEN_STAGES = ("new", "qualified", "accepted", "returned")

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from sqlite_utils import Database
 
+from storage.calls import CALLED_BACK_SQL
 from storage.db import iso, parse_iso
 from storage.nudges.people import Directory, Recipient
 from storage.nudges.rules import LEAD_KINDS, OPEN_STAGES_SQL, Kind, NudgeRules, working_cutoff
@@ -214,11 +215,6 @@ def _registers(db: Database, w: _Window, rules: NudgeRules, people: Directory) -
                 )  # fmt: skip
     return out
 
-
-CALLED_BACK_SQL = (
-    "(t.called_back_at IS NOT NULL OR EXISTS (SELECT 1 FROM touches a WHERE a.contact_id = t.contact_id"
-    " AND a.occurred_at >= t.occurred_at AND a.channel = 'call' AND a.answered = 1))"
-)
 
 _CALLBACK_SQL = f"""
 SELECT t.id, t.contact_id, t.source, t.staff_id, t.occurred_at, t.assignee_id

@@ -12,9 +12,10 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.arrivals import open_card_message
+from storage.calls import CALLED_BACK_SQL
 from storage.db import chunks, iso, savepoint
 from storage.nudges.cards import MessageView, Render, load_card
-from storage.nudges.due import CALLED_BACK_SQL, REMINDED_SQL, Due, due_nudges
+from storage.nudges.due import REMINDED_SQL, Due, due_nudges
 from storage.nudges.people import Directory
 from storage.nudges.rules import OPEN_STAGES_SQL, NudgeRules, working_cutoff
 from storage.outbox import enqueue
