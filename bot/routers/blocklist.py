@@ -131,7 +131,8 @@ def make_router() -> Router:
     """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
     router = Router(name="blocklist")
     # Private chats only: the list shows full numbers and addresses, not for the whole team chat.
+    private = F.message.chat.type == "private"  # its buttons too: callback data can be sent from any chat
     router.message.register(show, Command("blocked"), F.chat.type == "private")
-    router.callback_query.register(turn_page, BlockCB.filter(F.act == "page"))
-    router.callback_query.register(take_off, BlockCB.filter(F.act == "un"))
+    router.callback_query.register(turn_page, BlockCB.filter(F.act == "page"), private)
+    router.callback_query.register(take_off, BlockCB.filter(F.act == "un"), private)
     return router

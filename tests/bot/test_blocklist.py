@@ -63,6 +63,31 @@ async def test_the_block_list_is_paged_and_only_for_managers(bot_env: BotEnv) ->
     assert srv.scalar("SELECT COUNT(*) FROM blocklist") == 9
 
 
+async def test_the_block_lists_buttons_sent_from_the_team_chat_show_it_nothing(bot_env: BotEnv) -> None:
+    """The list is for private chats; its page button, forged on a bot message in the team chat,
+    must not turn that message into the list for everyone there."""
+    tg, team = bot_env.tg, -100777
+    srv = await bot_env.start(telegram={"team_chat": team})
+    tg.add_chat(team, title="Team")
+    db = srv.db()
+    try:
+        db.execute(
+            "INSERT INTO blocklist (kind, value, reason, at) VALUES ('phone', '+79161234567', 'spam', ?)",
+            ["2026-12-01T09:00:00+00:00"],
+        )
+        db.conn.commit()
+    finally:
+        db.close()
+    await tg.wait_until_confirmed(tg.user_sends_text(ANNA, "/help", chat_id=team, language_code="en"))
+    shown = await tg.wait_for("sendMessage", chat_id=team)
+    before = tg.message(team, shown.result["message_id"])
+    for data in (BlockCB(act="page", page=0).pack(), BlockCB(act="un", id=1, page=0).pack()):
+        update = tg.user_presses_button(ANNA, shown.result["message_id"], data, chat_id=team, strict=False)
+        await tg.wait_until_confirmed(update)
+    assert tg.message(team, shown.result["message_id"]) == before  # not redrawn as the list
+    assert srv.scalar("SELECT COUNT(*) FROM blocklist") == 1
+
+
 async def test_help_offers_blocked_to_managers_and_owners_and_not_to_staff_it_would_refuse(
     bot_env: BotEnv,
 ) -> None:
