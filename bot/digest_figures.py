@@ -65,14 +65,16 @@ def comparison_span(period: Period) -> Period:
 
 def gather(db: Database, config: Config, period: Period, now: datetime, *, digest: bool = False) -> Figures:
     """Every figure the digest for ``period`` shows, as of ``now``. ``digest``: the morning digest,
-    which compares any span with the same weekdays before it; ``/report`` compares a single day only
-    (a week or a month against the previous one would be a different question)."""
+    which compares any span with the same weekdays before it; ``/report`` compares a single day only,
+    once it is over (a week or a month against the previous one would be a different question)."""
     rules = Rules.from_config(config)
     tz = config.tz
     scope = Scope(period, as_of=now)
     facts = Facts(db, scope, rules)
     total = facts.total()
-    compared_with = comparison_span(period) if digest or period.days == 1 else None
+    # A day not over yet (/report today) has no whole day to set against another.
+    day_over = period.end < now.astimezone(tz).date()
+    compared_with = comparison_span(period) if digest or (period.days == 1 and day_over) else None
     before = Facts(db, Scope(compared_with, as_of=now), rules).total() if compared_with else None
     month = Period.month(period.end, tz)
     month_report = build_report(

@@ -117,6 +117,9 @@ async def test_report_sends_the_digest_with_its_chart_for_any_period(bot_env: Bo
     assert bot_env.tg.sent("sendPhoto", chat_id=BORIS) == []
     assert len(bot_env.tg.sent("sendPhoto", chat_id=ANNA)) == 5
 
+    # Today is not over: no whole day to set it against.
+    assert "(changes vs" not in text_of(await bot_env.says(ANNA, "/report today", language="en"))
+
     # The owner's command menu offers them (in her language); staff's does not.
     await bot_env.delivered()
     owner_menu = {
