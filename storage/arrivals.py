@@ -37,6 +37,7 @@ from sqlite_utils import Database
 
 from storage import meta
 from storage.assign import Candidate, Mode, assign, on_shift
+from storage.calls import CALLED_BACK_SQL
 from storage.cards import TouchCard, lead_card, touch_card
 from storage.contacts import live_contact
 from storage.db import iso, parse_iso
@@ -170,10 +171,11 @@ _REGISTERED_SQL = (
     " AND EXISTS (SELECT 1 FROM registrations r WHERE r.contact_id = a.contact_id)"
 )
 #: Open missed-call cards, opened since ``?``, called back: by telephony (an answered call with the
-#: number, ``storage/calls.py``) or with the "Called back" button of the card or its nudge.
+#: person since, however late: ``storage/calls.py``'s rule, as /missed and the nudges read it) or
+#: with the "Called back" button of the card or its nudge.
 _CALLED_BACK_SQL = (
     f"{_CARD_COLUMNS} AND a.kind = 'callback'"
-    " AND (EXISTS (SELECT 1 FROM touches t WHERE t.id = a.last_touch_id AND t.called_back_at IS NOT NULL)"
+    f" AND (EXISTS (SELECT 1 FROM touches t WHERE t.id = a.last_touch_id AND {CALLED_BACK_SQL})"
     " OR EXISTS (SELECT 1 FROM nudges n WHERE n.kind = 'callback' AND n.contact_id = a.contact_id"
     " AND n.outcome = 'called_back' AND n.closed_at >= a.opened_at))"
 )

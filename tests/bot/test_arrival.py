@@ -11,6 +11,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from leadline import keys
 from leadline.arrivals import Arrivals
 from leadline.config import Config
@@ -444,7 +446,11 @@ async def test_lists_show_the_assignee_and_staff_see_what_they_were_given(bot_en
     assert "Ivan" not in listing.result["text"]  # Anna's
 
 
-async def test_a_missed_calls_card_closes_once_the_office_calls_the_number_back(bot_env: BotEnv) -> None:
+@pytest.mark.parametrize("minutes", [8, 60], ids=["within the call-back SLA", "an hour later"])
+async def test_a_missed_calls_card_closes_once_the_office_calls_the_number_back(
+    bot_env: BotEnv, minutes: int
+) -> None:
+    """However late: the card is a to-do, like /missed; the SLA is the reports' figure."""
     tg = bot_env.tg
     start = msk(TUESDAY, 10, 0)
     clock = Clock(start + timedelta(minutes=2))
@@ -452,9 +458,9 @@ async def test_a_missed_calls_card_closes_once_the_office_calls_the_number_back(
     await mango_call(srv, "E-missed", "79161234567", start, answered=False, extension="102")
     card = await tg.wait_for("sendMessage", chat_id=BORIS)
 
-    clock.now = start + timedelta(minutes=10)
-    back = summary("E-back", "79161234567", start=int((start + timedelta(minutes=8)).timestamp()), answered=True,
-                   direction=2, extension="102")  # fmt: skip
+    clock.now = start + timedelta(minutes=minutes + 2)
+    back = summary("E-back", "79161234567", start=int((start + timedelta(minutes=minutes)).timestamp()),
+                   answered=True, direction=2, extension="102")  # fmt: skip
     resp = await post_mango(srv, "/events/summary", signed_mango(back))
     assert resp.status == 200, await resp.text()
     await tg.wait_for("editMessageText", chat_id=BORIS)
