@@ -107,6 +107,21 @@ def _update(db: Database, sql: str, ids: Sequence[int], params: Sequence[Any] = 
     return changed
 
 
+def refused_before(db: Database, ids: Sequence[int], before: datetime) -> list[int]:
+    """Those of ``ids`` refused (status rejected) and received before ``before``."""
+    found: list[int] = []
+    for chunk in chunks(sorted(set(ids))):
+        marks = ",".join("?" * len(chunk))
+        found += [
+            int(r[0])
+            for r in db.execute(
+                f"SELECT id FROM journal WHERE id IN ({marks}) AND status = 'rejected' AND received_at < ?",
+                [*chunk, iso(before)],
+            )
+        ]
+    return found
+
+
 def redact_requests(db: Database, ids: Sequence[int], at: datetime, how: Literal["erased", "expired"]) -> int:
     """Drop the raw request of journal rows, keeping each row (its counts and times) in place."""
     stamp = iso(at)

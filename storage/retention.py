@@ -32,7 +32,15 @@ from sqlite_utils import Database
 
 from storage import bot_states
 from storage.db import Store, chunks, iso
-from storage.erasure import Actor, blank_messages, checkpoint, erase, redact_deliveries, redact_requests
+from storage.erasure import (
+    Actor,
+    blank_messages,
+    checkpoint,
+    erase,
+    redact_deliveries,
+    redact_requests,
+    refused_before,
+)
 from storage.subjects import Found, Marks, Matcher, Subject, scan, subject_of
 
 if TYPE_CHECKING:
@@ -188,7 +196,7 @@ def _scan_messages(db: Database, ids: Sequence[int], after: Marks | None = None)
         matcher = matcher | subject.matcher
     everyone = Subject(
         contact_id=0,
-        contact_ids=(),
+        contact_ids=tuple(c for s in subjects for c in s.contact_ids),  # their cards, found by link
         identifiers=(),
         touch_ids=(),
         calls=(),
@@ -219,9 +227,10 @@ def anonymise(
     for subject in subjects:
         erase(db, subject, Found(), at=at, actor=actor, keep_blocklist=True, deliveries=False)
     redact_deliveries(db, [i for s in subjects for i in s.contact_ids])
-    # Requests that named them but never became a touch (a form refused, say): kept for a replay
-    # while the person is, they go with them.
-    redact_requests(db, found.journal_ids, at, "erased")
+    # Requests that named them and were refused before they went quiet (a form the parser could not
+    # read, say): kept for a replay while the person is, they go with them. One still waiting or
+    # failed, or refused since, may yet become their touch: it stays.
+    redact_requests(db, refused_before(db, found.journal_ids, before), at, "erased")
     blanked = blank_messages(db, found.outbox_ids)
     return len(subjects), blanked
 
