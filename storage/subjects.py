@@ -33,6 +33,16 @@ _PHONE_RUN = re.compile(r"\d[\d\s\-().]{5,}\d")
 _EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")
 #: A chat id or username as it stands in text: letters, digits, ``_`` and ``.`` (WhatsApp's ``RU.…``).
 _WORD = re.compile(r"[\w.]+")
+#: A JSON string escape: ``\n`` and the like glue letters onto an address, ``\uXXXX`` hides one.
+_JSON_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|([nrtbf\"/\\]))")
+
+
+def _unescape(match: re.Match[str]) -> str:
+    if match[1]:
+        return chr(int(match[1], 16))
+    return " " if match[2] in "nrtbf" else match[2]  # a line break parts words; \/ is a slash
+
+
 #: The fewest digits a number needs to be searched for in text (shorter ones match too much).
 _MIN_DIGITS = 7
 
@@ -123,6 +133,8 @@ class Matcher:
     def __call__(self, text: str) -> bool:
         if not self:
             return False
+        if "\\" in text:  # a JSON body's escapes: "wife:\nann@" names ann@, and "\u0418" is И
+            text = _JSON_ESCAPE.sub(_unescape, text)
         texts = [text, unquote_plus(text)] if "%" in text or "+" in text else [text]
         if self.emails and any(e in self.emails for each in texts for e in _EMAIL.findall(each.lower())):
             return True

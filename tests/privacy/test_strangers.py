@@ -63,6 +63,8 @@ def test_forgetting_ann_leaves_joann_and_alex_kowalski_whole_and_her_export_hold
     joann_refused = request(db, {"e_mail": "joann@example.org", "name": "Joann"}, status="rejected")
     kowalski = request(db, {"email": "alex_kowalski@example.org", "name": "Kowalski"}, status="rejected")
     anns_refused = request(db, {"e_mail": "ann@example.org", "note": "tried again"}, status="rejected")
+    # JSON writes the line break as \n, right before her address: still her, whole.
+    about_ann = request(db, {"text": "Please write to my wife:\nann@example.org"})
 
     exported = json.dumps(export_subject(db, ann), default=str)
     assert "Joann" not in exported and "Kowalski" not in exported and "tried again" in exported
@@ -73,4 +75,4 @@ def test_forgetting_ann_leaves_joann_and_alex_kowalski_whole_and_her_export_hold
         erase(db, subject, scan(db, subject), at=AT + timedelta(days=1), actor=Actor("cli", "test"))
     assert b"Joann" in body(db, joann) and b"Joann" in body(db, joann_refused)
     assert b"Kowalski" in body(db, kowalski)
-    assert body(db, anns_refused) == b""
+    assert body(db, anns_refused) == body(db, about_ann) == b""
