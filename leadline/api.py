@@ -203,7 +203,7 @@ def _path_id(request: web.Request, what: str) -> int:
     """The ``{id}`` of the path, written in ASCII digits: ``int()`` alone also reads ``1_0`` as 10
     and ``٣`` as 3, and an erasure must act on the record the caller wrote, or on none."""
     text = request.match_info["id"]
-    if not (text.isascii() and text.isdigit()):
+    if not (text.isascii() and text.isdigit() and len(text) <= 19):  # 2**63 has 19 digits
         raise ApiError(400, "bad_parameter", f"the {what} id must be an integer", parameter="id")
     return int(text)
 

@@ -103,7 +103,13 @@ def _operation(
     parameters = _parameters(query)
     if path_id:
         parameters.insert(
-            0, {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+            0,
+            {
+                "name": "id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+            },
         )
     return {
         "operationId": operation_id,

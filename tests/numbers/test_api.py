@@ -283,7 +283,9 @@ async def test_a_retried_registration_makes_one_lead_and_a_reused_key_is_refused
 
 
 @pytest.mark.parametrize(
-    "written", ["%D9%A3", "1_0", "+3", "%203"], ids=["arabic-indic 3", "1_0", "+3", "space 3"]
+    "written",
+    ["%D9%A3", "1_0", "+3", "%203", "9" * 5000],
+    ids=["arabic-indic 3", "1_0", "+3", "space 3", "5000 digits"],
 )
 async def test_an_id_not_written_in_ascii_digits_is_refused_and_names_no_record(
     tmp_path: Path, start_server: Any, written: str
