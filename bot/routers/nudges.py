@@ -73,12 +73,15 @@ def reasons_keyboard(nudge_id: int) -> InlineKeyboardMarkup:
 LEAD_ACTS = frozenset({"done", "later", "lost", "lostr"})
 
 
-async def _may_act_on_lead(callback: CallbackQuery, nudge_id: int, staff: StaffMember, store: Store) -> bool:
-    """The lead card's own rule (its owner, nobody's lead, or a manager), for the same lead reached
-    through its nudge: callback data is the sender's to write, so a button pressed is no permission."""
+async def _may_act_on_lead(
+    callback: CallbackQuery, nudge_id: int, chat_id: int, staff: StaffMember, store: Store
+) -> bool:
+    """Whoever the card was sent to (its owner, or the team chat when the owner has left), else the
+    lead card's own rule (its owner, nobody's lead, or a manager): callback data is the sender's to
+    write, so a button pressed elsewhere is no permission."""
     nudge = await store.read(partial(get_nudge, nudge_id=nudge_id))
-    if nudge is None or nudge.lead_id is None:
-        return True  # nothing of anyone's to change: the action itself says the card is gone
+    if nudge is None or nudge.lead_id is None or nudge.chat_id == chat_id:
+        return True  # no lead (the action says the card is gone), or pressed where the card was sent
     return await allowed(callback, await store.read(partial(lead_card, lead_id=nudge.lead_id)), staff)
 
 
@@ -94,7 +97,7 @@ async def on_button(
     now = clock()
     nudge_id, act, value = callback_data.nudge, callback_data.act, callback_data.v
     chat_id = callback.message.chat.id if callback.message is not None else callback.from_user.id
-    if act in LEAD_ACTS and not await _may_act_on_lead(callback, nudge_id, staff, store):
+    if act in LEAD_ACTS and not await _may_act_on_lead(callback, nudge_id, chat_id, staff, store):
         return
     if act == "lostr" and value not in labels.LOST_REASONS:
         act = ""  # a reason no button offers: refused below, as any button it cannot have sent

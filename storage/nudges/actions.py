@@ -31,6 +31,8 @@ class Nudge:
     tries: int
     outcome: str | None
     closed_at: str | None
+    #: The chat it was sent to: its owner's, or the team chat when the owner cannot be reached.
+    chat_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +52,8 @@ class Acted:
 
 def get_nudge(db: Database, nudge_id: int) -> Nudge | None:
     row = db.execute(
-        "SELECT id, kind, level, contact_id, touch_id, lead_id, staff_id, round, tries, outcome, closed_at"
-        " FROM nudges WHERE id = ?",
+        "SELECT id, kind, level, contact_id, touch_id, lead_id, staff_id, round, tries, outcome, closed_at,"
+        " chat_id FROM nudges WHERE id = ?",
         [nudge_id],
     ).fetchone()
     return Nudge(*row) if row else None

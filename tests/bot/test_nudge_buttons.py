@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -36,7 +37,7 @@ async def test_called_back_and_a_lost_follow_up_from_the_nudge_buttons(bot_env: 
     assert again["text"] == "Someone has already taken care of this."
 
     # a warm lead whose follow-up day has come: "Lost" asks why, the reason closes the lead
-    await anna_registers_a_lead_whose_follow_up_comes(bot_env, srv, clock)
+    await a_lead_whose_follow_up_comes(bot_env, srv, clock)
     follow_up = await tg.wait_for(lambda r: r.ok and r.method == "sendMessage" and "n:lost:" in str(r.params))
     [lead_nudge] = srv.rows("SELECT id, chat_id FROM nudges WHERE kind = 'follow_up'")
     chat = lead_nudge["chat_id"]
@@ -57,7 +58,7 @@ async def test_a_follow_up_button_forged_by_someone_else_leaves_the_lead_as_it_w
     srv = await bot_env.start(clock=clock)
     resp = await srv.session.post(f"{srv.url}/hooks/form?token=form-token", data={"phone": "+79160007788"})
     assert resp.status == 200
-    await anna_registers_a_lead_whose_follow_up_comes(bot_env, srv, clock)
+    await a_lead_whose_follow_up_comes(bot_env, srv, clock)
     await tg.wait_for(lambda r: r.ok and r.method == "sendMessage" and "n:lost:" in str(r.params))
     [nudge] = srv.rows("SELECT id FROM nudges WHERE kind = 'follow_up'")
     before = srv.rows("SELECT stage, lost_reason, follow_up_on FROM leads")
@@ -77,17 +78,47 @@ async def test_a_follow_up_button_forged_by_someone_else_leaves_the_lead_as_it_w
     assert srv.rows("SELECT closed_at FROM nudges WHERE id = ?", [nudge["id"]]) == [{"closed_at": None}]
 
 
-async def anna_registers_a_lead_whose_follow_up_comes(bot_env: BotEnv, srv: Any, clock: Clock) -> None:
-    """Anna registers the only touch's contact as a warm lead to follow up tomorrow; tomorrow at
-    09:30 the sweep sends her the follow-up card."""
+async def a_lead_whose_follow_up_comes(
+    bot_env: BotEnv, srv: Any, clock: Clock, owner: int = ANNA, meanwhile: Callable[[Any], Any] | None = None
+) -> None:
+    """``owner`` (Anna, by Telegram id) registers the only touch's contact as a warm lead to follow up
+    tomorrow; ``meanwhile`` runs on the base; tomorrow at 09:30 the sweep sends the follow-up card."""
     [touch] = srv.rows("SELECT contact_id FROM touches")
-    anna = srv.scalar("SELECT id FROM staff WHERE telegram_id = ?", [ANNA])
+    staff_id = srv.scalar("SELECT id FROM staff WHERE telegram_id = ?", [owner])
     await bot_env.write(
         lambda db: register(
-            db, touch["contact_id"], "lead", at=clock.now, staff_id=anna, temperature="warm",
+            db, touch["contact_id"], "lead", at=clock.now, staff_id=staff_id, temperature="warm",
             follow_up_on=(clock.now + timedelta(days=1)).date(),
         )
     )  # fmt: skip
+    if meanwhile is not None:
+        await bot_env.write(meanwhile)
     clock.now = msk(TUESDAY + timedelta(days=1), 9, 30)
     await srv.server.app[keys.SWEEPER].run()
     bot_env.wake_outbox()
+
+
+async def test_a_follow_up_sent_to_the_team_chat_for_someone_who_left_is_answered_by_the_team(
+    bot_env: BotEnv,
+) -> None:
+    """Vera's lead, Vera gone: its follow-up card goes to the team chat, and Boris (staff) answers
+    it there, as the card asks; the same button from his own chat would not be his to press."""
+    tg, team, vera_tg = bot_env.tg, -100777, 333
+    clock = Clock(msk(TUESDAY, 10, 0))
+    staff = [*BASE["staff"], {"name": "Vera", "telegram_id": vera_tg, "role": "staff"}]
+    srv = await bot_env.start(clock=clock, staff=staff, telegram={"team_chat": team})
+    tg.add_chat(team, title="Team")
+    resp = await srv.session.post(f"{srv.url}/hooks/form?token=form-token", data={"phone": "+79160007788"})
+    assert resp.status == 200
+    await a_lead_whose_follow_up_comes(
+        bot_env, srv, clock, owner=vera_tg,
+        meanwhile=lambda db: db.execute("UPDATE staff SET active = 0 WHERE telegram_id = ?", [vera_tg]),
+    )  # fmt: skip
+    card = await tg.wait_for(lambda r: r.ok and r.method == "sendMessage" and "n:lost:" in str(r.params))
+    assert card.params["chat_id"] == team
+    [nudge] = srv.rows("SELECT id FROM nudges WHERE kind = 'follow_up'")
+    update = tg.user_presses_button(
+        BORIS, card.result["message_id"], f"n:lostr:{nudge['id']}:price", chat_id=team, strict=False
+    )
+    await tg.wait_until_confirmed(update)
+    assert srv.rows("SELECT stage, lost_reason FROM leads") == [{"stage": "lost", "lost_reason": "price"}]
