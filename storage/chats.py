@@ -14,6 +14,7 @@ answers, as the answer speed to lead measures (storage/reports/response.py).
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from sqlite_utils import Database
@@ -25,6 +26,17 @@ from storage.touches import MAX_TEXT_CHARS, EventContext, event_identifiers, rec
 
 #: Between two messages in a touch's text.
 SEPARATOR = "\n"
+#: What an erased person's WhatsApp message ids become, followed by a digest of the id.
+ERASED_WAMID = "whatsapp:erased:"
+
+
+def erased_message_id(external_id: str) -> str:
+    """A message id as erasure leaves it. A WhatsApp id is base64 of the chat's ids, the customer's
+    number among them, so it becomes a digest of itself: still one per message, and a late
+    duplicate of the message still finds it. Other ids name no one and stay."""
+    if not external_id.startswith("whatsapp:wamid."):
+        return external_id
+    return ERASED_WAMID + hashlib.sha256(external_id.encode()).hexdigest()[:32]
 
 
 def record_chat_event(db: Database, event: ContactEvent, ctx: EventContext) -> tuple[int, bool]:
@@ -33,8 +45,8 @@ def record_chat_event(db: Database, event: ContactEvent, ctx: EventContext) -> t
         return record_contact_event(db, event, ctx)
     at = event.occurred_at or ctx.received_at
     seen = db.conn.execute(
-        "SELECT touch_id FROM chat_messages WHERE source = ? AND external_id = ?",
-        (ctx.source, event.external_id),
+        "SELECT touch_id FROM chat_messages WHERE source = ? AND external_id IN (?, ?)",
+        (ctx.source, event.external_id, erased_message_id(event.external_id)),
     ).fetchone()
     if seen is not None:
         return int(seen[0]), False

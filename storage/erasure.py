@@ -19,7 +19,6 @@ of a page survives there either. Backups keep the data until they rotate out (do
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from typing import Any, Literal
 
 from sqlite_utils import Database
 
+from storage.chats import erased_message_id
 from storage.db import Store, WriteLock, chunks, connect, iso
 from storage.identifiers import Kind
 from storage.subjects import Found, Subject, scan, subject_of
@@ -72,13 +72,8 @@ class Erased:
     checkpointed: bool = False
 
 
-#: What an erased person's WhatsApp message ids become, followed by a digest of the id.
-ERASED_WAMID = "whatsapp:erased:"
-
-
 def _erase_message_ids(db: Database, touches: Sequence[int]) -> int:
-    """A WhatsApp message id is base64 of the chat's ids, the customer's number among them: the
-    person's become a digest, still one per message. (Other providers' ids are numbers of their own.)"""
+    """The person's message ids as :func:`storage.chats.erased_message_id` leaves them."""
     changed = 0
     for table, column in (("touches", "id"), ("chat_messages", "touch_id")):
         for chunk in chunks(sorted(set(touches))):
@@ -89,10 +84,9 @@ def _erase_message_ids(db: Database, touches: Sequence[int]) -> int:
                 list(chunk),
             ).fetchall()
             for source, external_id in rows:
-                digest = hashlib.sha256(str(external_id).encode()).hexdigest()[:32]
                 db.execute(
                     f"UPDATE {table} SET external_id = ? WHERE source = ? AND external_id = ?",
-                    [ERASED_WAMID + digest, source, external_id],
+                    [erased_message_id(str(external_id)), source, external_id],
                 )
                 changed += 1
     return changed

@@ -31,6 +31,7 @@ def wamid(number: str, message: str) -> str:
 def test_forgetting_a_whatsapp_customer_leaves_no_message_id_that_holds_their_number(tmp_path: Path) -> None:
     db = open_database(tmp_path / "leadline.db")
     context = EventContext(source="wa", received_at=AT, region="RU", campaigns=CampaignIndex.build([], "RU"))
+    events = []
     for n, text in enumerate(["hello", "are you there?"]):
         event = ContactEvent(
             channel="chat",
@@ -41,6 +42,7 @@ def test_forgetting_a_whatsapp_customer_leaves_no_message_id_that_holds_their_nu
             message=text,
             conversation="whatsapp:biz:79031234567",
         )
+        events.append(event)
         with db.atomic():
             store_events(db, [([event], context)])
     [contact] = [r[0] for r in db.execute("SELECT id FROM contacts")]
@@ -53,3 +55,11 @@ def test_forgetting_a_whatsapp_customer_leaves_no_message_id_that_holds_their_nu
     assert len(set(messages)) == 2 and touch == messages[0]  # one id per message, the same in both tables
     assert all(i.startswith("whatsapp:erased:") for i in [touch, *messages])
     assert erased.counts["message_ids"] == 3
+
+    # Meta delivers at least once: a late duplicate of her first message is still no new message.
+    with db.atomic():
+        store_events(db, [([events[0]], context)])
+    assert [
+        r[0] for r in db.execute("SELECT COUNT(*) FROM touches UNION ALL SELECT COUNT(*) FROM contacts")
+    ] == [1, 1]
+    assert db.execute("SELECT COUNT(*) FROM identifiers").fetchone()[0] == 0
