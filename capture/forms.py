@@ -108,6 +108,8 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, s
 #: parameters in time quadratic in its length (a Content-Disposition of 100 KB: 2 s), and a real
 #: one names a field and a file in far less.
 MAX_PART_HEADER_CHARS = 4096
+#: And of all the parts' headers together: 250 parts of 4 KB each, in one megabyte, cost 21 s.
+MAX_PARTS_HEADER_CHARS = 64 * 1024
 
 
 def multipart_parts(body: bytes, content_type_header: str) -> list[tuple[str, bytes, str | None]]:
@@ -121,13 +123,21 @@ def multipart_parts(body: bytes, content_type_header: str) -> list[tuple[str, by
     if not message.is_multipart():
         raise BadRequest("multipart body could not be split into parts")
     parts: list[tuple[str, bytes, str | None]] = []
-    for part in message.iter_parts():
+    every = list(message.iter_parts())
+    headers = 0
+    for part in every:  # all lengths first: the parameters of none are parsed before all are known
         for key, value in part.raw_items():
+            headers += len(value)
             if len(value) > MAX_PART_HEADER_CHARS:
                 raise BadRequest(
                     f"a part's {quoted(key, 40)} header is {len(value)} characters, over the"
                     f" {MAX_PART_HEADER_CHARS} any form field needs"
                 )
+    if headers > MAX_PARTS_HEADER_CHARS:
+        raise BadRequest(
+            f"the parts' headers come to {headers} characters, over the {MAX_PARTS_HEADER_CHARS} a form needs"
+        )
+    for part in every:
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str) or part.get_filename():
             continue
