@@ -382,25 +382,31 @@ def scan(db: Database, subject: Subject, after: Marks = Marks(), *, journal: Jou
             [after.outbox],
         )
     )
-    outbox.update(
+    outbox.update(cards_of(db, subject, after.outbox))
+    return Found(tuple(sorted(requests)), tuple(sorted(outbox)), Marks(top_journal, top_outbox))
+
+
+def cards_of(db: Database, subject: Subject, after: int = 0) -> set[int]:
+    """The Telegram messages about the person alone, by link, past outbox id ``after``: their nudges'
+    cards, their cards on arrival and a sent card's edits. A card writes an address HTML-escaped
+    (``o&#x27;brien@``), and a number too short to search for is on it all the same."""
+    found = set(
         _in(
             db,
             "SELECT outbox_id FROM nudges WHERE id IN ({marks}) AND outbox_id > ?",
             subject.nudge_ids,
-            [after.outbox],
+            [after],
         )
     )
-    # Their cards by link too: a card writes an address HTML-escaped (``o&#x27;brien@``), and a
-    # number too short to search for is on it all the same. A sent card is redrawn by edits of it.
-    outbox.update(
+    found.update(
         _in(
             db,
             "SELECT outbox_id FROM arrival_cards WHERE contact_id IN ({marks}) AND outbox_id > ?",
             subject.contact_ids,
-            [after.outbox],
+            [after],
         )
     )
-    outbox.update(
+    found.update(
         _in(
             db,
             "SELECT e.id FROM arrival_cards a JOIN outbox o ON o.id = a.outbox_id JOIN outbox e"
@@ -408,10 +414,10 @@ def scan(db: Database, subject: Subject, after: Marks = Marks(), *, journal: Jou
             " AND json_extract(e.payload, '$.message_id') = o.message_id"
             " WHERE a.contact_id IN ({marks}) AND o.message_id IS NOT NULL AND e.id > ?",
             subject.contact_ids,
-            [after.outbox],
+            [after],
         )
     )
-    return Found(tuple(sorted(requests)), tuple(sorted(outbox)), Marks(top_journal, top_outbox))
+    return found
 
 
 # -- what a person is shown ------------------------------------------------------------------------
@@ -505,7 +511,9 @@ def export_subject(db: Database, contact_id: int) -> dict[str, Any] | None:
                 db,
                 "SELECT id, chat_id, method, payload, status, created_at, sent_at FROM outbox"
                 " WHERE id IN ({marks}) ORDER BY id",
-                found.outbox_ids,
+                # Their cards only: a digest, a list or a search result that named them names
+                # others too, and is erased for them (forget) but not shown to them.
+                sorted(cards_of(db, subject)),
             )
         ],
         "webhooks": [

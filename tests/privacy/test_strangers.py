@@ -16,6 +16,7 @@ from storage.attribution import CampaignIndex
 from storage.db import open_database
 from storage.erasure import Actor, erase
 from storage.events import ContactEvent
+from storage.outbox import enqueue
 from storage.subjects import export_subject, scan, subject_of
 from storage.touches import EventContext
 
@@ -66,6 +67,11 @@ def test_forgetting_ann_leaves_joann_and_alex_kowalski_whole_and_her_export_hold
     # JSON writes the line break as \n, right before her address: still her, whole.
     about_ann = request(db, {"text": "Please write to my wife:\nann@example.org"})
 
+    # A list sent to staff that named her among others: erased for her, not shown to her.
+    listing = enqueue(
+        db, 111, {"text": "Still not registered: ann@example.org, Joann joann@example.org"}, at=AT
+    )
+
     exported = json.dumps(export_subject(db, ann), default=str)
     assert "Joann" not in exported and "Kowalski" not in exported and "tried again" in exported
 
@@ -76,3 +82,4 @@ def test_forgetting_ann_leaves_joann_and_alex_kowalski_whole_and_her_export_hold
     assert b"Joann" in body(db, joann) and b"Joann" in body(db, joann_refused)
     assert b"Kowalski" in body(db, kowalski)
     assert body(db, anns_refused) == body(db, about_ann) == b""
+    assert db.execute("SELECT payload FROM outbox WHERE id = ?", [listing]).fetchone()[0] == "{}"
