@@ -33,7 +33,7 @@ ERASED_WAMID = "whatsapp:erased:"
 def erased_message_id(external_id: str) -> str:
     """A message id as erasure leaves it. A WhatsApp id is base64 of the chat's ids, the customer's
     number among them, so it becomes a digest of itself: still one per message, and a late
-    duplicate of the message still finds it. Other ids name no one and stay."""
+    duplicate of the message still finds it. Other providers' ids hold no number and stay."""
     if not external_id.startswith("whatsapp:wamid."):
         return external_id
     return ERASED_WAMID + hashlib.sha256(external_id.encode()).hexdigest()[:32]

@@ -23,7 +23,7 @@ NOT_ERASED = "NOT EXISTS (SELECT 1 FROM contacts e WHERE e.id = t.contact_id AND
 UNREGISTERED = f"{INBOUND} AND NOT EXISTS (SELECT 1 FROM registrations r WHERE r.contact_id = t.contact_id) AND {NOT_ERASED}"
 #: A missed call nobody has called back: no answered call with the person since (whenever it came:
 #: ``called_back_at`` is set only within the call-back SLA, which is the reports' figure, not this
-#: to-do list's), and no "Called back" pressed on its nudge since.
+#: to-do list's), and no "Called back" pressed on any call-back card of the person since.
 MISSED = (
     f"{INBOUND} AND t.channel = 'call' AND t.answered = 0 AND t.hidden_caller = 0 AND NOT {CALLED_BACK_SQL}"
     " AND NOT EXISTS (SELECT 1 FROM nudges n WHERE n.kind = 'callback' AND n.contact_id = t.contact_id"
