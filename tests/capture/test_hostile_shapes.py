@@ -82,38 +82,35 @@ def test_a_sender_header_is_read_no_further_than_any_sender_needs() -> None:
     assert len(_decoded_address(header) or "") <= MAX_ADDRESS_CHARS
 
 
+async def post_unsigned_to_mailgun(start_server: Any, tmp_path: Any, body: bytes) -> Any:
+    """Mailgun reads its signature from the multipart body, so anyone's body is parsed first."""
+    key = sample("mailgun_route_forward.txt").secrets["webhook_signing_key"]
+    srv = await start_server(
+        config_with(tmp_path, {"name": "mailgun", "provider": "mailgun", "webhook_signing_key": key})
+    )
+    return await srv.session.post(
+        f"{srv.url}/hooks/mailgun/inbound",
+        data=body,
+        headers={"Content-Type": "multipart/form-data; boundary=B"},
+    )
+
+
 async def test_a_multipart_part_with_a_100_kb_header_is_refused_before_its_parameters_are_parsed(
     start_server, tmp_path
 ):
     """Mailgun reads its signature from the multipart body, so the body is parsed before anything
     is checked; a part's parameters cost the stdlib quadratic time (100 KB: 2 s, unsigned)."""
-    key = sample("mailgun_route_forward.txt").secrets["webhook_signing_key"]
-    srv = await start_server(
-        config_with(tmp_path, {"name": "mailgun", "provider": "mailgun", "webhook_signing_key": key})
-    )
     disposition = 'form-data; name="subject"' + "; a=b" * 20_000
     body = f"--B\r\nContent-Disposition: {disposition}\r\n\r\nhello\r\n--B--\r\n".encode()
-    resp = await srv.session.post(
-        f"{srv.url}/hooks/mailgun/inbound",
-        data=body,
-        headers={"Content-Type": "multipart/form-data; boundary=B"},
-    )
+    resp = await post_unsigned_to_mailgun(start_server, tmp_path, body)
     assert resp.status == 401
     assert "'Content-Disposition' header is 100025 characters, over the 4096" in await resp.text()
 
 
 async def test_many_parts_with_long_headers_are_refused_before_any_is_parsed(start_server, tmp_path):
     """Each under the limit of one part, 250 of them in one megabyte: 21 s before the total counted."""
-    key = sample("mailgun_route_forward.txt").secrets["webhook_signing_key"]
-    srv = await start_server(
-        config_with(tmp_path, {"name": "mailgun", "provider": "mailgun", "webhook_signing_key": key})
-    )
     part = '--B\r\nContent-Disposition: form-data; name="f"' + ";" * 3_900 + "\r\n\r\nx\r\n"
     body = (part * 250 + "--B--\r\n").encode()
-    resp = await srv.session.post(
-        f"{srv.url}/hooks/mailgun/inbound",
-        data=body,
-        headers={"Content-Type": "multipart/form-data; boundary=B"},
-    )
+    resp = await post_unsigned_to_mailgun(start_server, tmp_path, body)
     assert resp.status == 401
     assert "the parts' headers come to" in await resp.text()

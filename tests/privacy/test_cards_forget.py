@@ -3,7 +3,7 @@ text can be searched."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -11,27 +11,18 @@ import pytest
 from sqlite_utils import Database
 
 from bot.arrival_texts import render_arrival
-from capture.pipeline import store_events
 from storage.arrivals import ArrivalRules, arrival_pass, switch
-from storage.attribution import CampaignIndex
 from storage.db import open_database
-from storage.erasure import Actor, erase
 from storage.events import ContactEvent
 from storage.staff import sync_staff
-from storage.subjects import export_subject, scan, subject_of
-from storage.touches import EventContext
+from storage.subjects import export_subject
 from tests.conftest import build_config
-
-AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+from tests.privacy.stored import AT, forget, store
 
 
 def touch(db: Database, key: str, at: datetime, **fields: object) -> None:
     event = ContactEvent(channel="form", external_id=key, occurred_at=at, **fields)  # type: ignore[arg-type]
-    context = EventContext(
-        source="form", received_at=at, region="RU", campaigns=CampaignIndex.build([], "RU")
-    )
-    with db.atomic():
-        store_events(db, [([event], context)])
+    store(db, event, source="form", at=at)
 
 
 @pytest.mark.parametrize(
@@ -71,9 +62,6 @@ def test_a_card_and_its_edits_are_blanked_when_their_person_is_forgotten(
     ]
     assert all("a private request" in m["payload"]["text"] for m in held["messages"])
 
-    with db.atomic():
-        subject = subject_of(db, contact)
-        assert subject is not None
-        erase(db, subject, scan(db, subject), at=AT + timedelta(days=1), actor=Actor("cli", "test"))
+    forget(db, contact, AT + timedelta(days=1))
     left = {r[0]: r[1] for r in db.execute("SELECT id, payload FROM outbox")}
     assert [left[n] for n in (card, *redrawn)] == ["{}"] * (1 + edits)

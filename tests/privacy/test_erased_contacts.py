@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from capture.pipeline import store_events
-from storage.attribution import CampaignIndex
 from storage.contacts import merge_by_staff
 from storage.db import open_database
-from storage.erasure import Actor, erase
 from storage.errors import ContactGone
 from storage.events import ContactEvent
 from storage.staff import sync_staff
-from storage.subjects import scan, subject_of
-from storage.touches import EventContext
 from tests.conftest import build_config
-
-AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+from tests.privacy.stored import AT, forget, store
 
 
 @pytest.mark.parametrize("erased_first", [True, False], ids=["into the erased", "the erased into"])
@@ -29,24 +23,17 @@ def test_merging_with_an_erased_contact_is_refused_and_leaves_both_as_they_were(
     db = open_database(tmp_path / "leadline.db")
     with db.atomic():
         manager = sync_staff(db, build_config(tmp_path).staff, AT)["Anna"]
-    context = EventContext(
-        source="site", received_at=AT, region="RU", campaigns=CampaignIndex.build([], "RU")
-    )
     for key, phone, name in [
         ("gone", "+79161111111", "Erased Person"),
         ("live", "+79162222222", "Live Person"),
     ]:
         event = ContactEvent(channel="form", external_id=key, occurred_at=AT, phones=(phone,), name=name)
-        with db.atomic():
-            store_events(db, [([event], context)])
+        store(db, event)
     gone, live = (
         db.execute("SELECT contact_id FROM touches WHERE external_id = ?", [k]).fetchone()[0]
         for k in ("gone", "live")
     )
-    with db.atomic():
-        subject = subject_of(db, gone)
-        assert subject is not None
-        erase(db, subject, scan(db, subject), at=AT + timedelta(hours=1), actor=Actor("cli", "test"))
+    forget(db, gone, AT + timedelta(hours=1))
     a, b = (live, gone) if erased_first else (gone, live)
     with pytest.raises(ContactGone), db.atomic():
         merge_by_staff(db, a, b, staff_id=manager, at=AT + timedelta(hours=2))

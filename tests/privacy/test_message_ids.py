@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-from capture.pipeline import store_events
-from storage.attribution import CampaignIndex
 from storage.db import open_database
-from storage.erasure import Actor, erase
 from storage.events import ContactEvent
-from storage.subjects import scan, subject_of
-from storage.touches import EventContext
+from tests.privacy.stored import AT, forget, store
 
-AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 PHONE = "79031234567"
 
 
@@ -30,7 +25,6 @@ def wamid(number: str, message: str) -> str:
 
 def test_forgetting_a_whatsapp_customer_leaves_no_message_id_that_holds_their_number(tmp_path: Path) -> None:
     db = open_database(tmp_path / "leadline.db")
-    context = EventContext(source="wa", received_at=AT, region="RU", campaigns=CampaignIndex.build([], "RU"))
     events = []
     for n, text in enumerate(["hello", "are you there?"]):
         event = ContactEvent(
@@ -43,13 +37,9 @@ def test_forgetting_a_whatsapp_customer_leaves_no_message_id_that_holds_their_nu
             conversation="whatsapp:biz:79031234567",
         )
         events.append(event)
-        with db.atomic():
-            store_events(db, [([event], context)])
+        store(db, event, source="wa")
     [contact] = [r[0] for r in db.execute("SELECT id FROM contacts")]
-    with db.atomic():
-        subject = subject_of(db, contact)
-        assert subject is not None
-        erased = erase(db, subject, scan(db, subject), at=AT + timedelta(days=1), actor=Actor("cli", "test"))
+    erased = forget(db, contact, AT + timedelta(days=1))
     [touch] = [r[0] for r in db.execute("SELECT external_id FROM touches")]
     messages = [r[0] for r in db.execute("SELECT external_id FROM chat_messages ORDER BY at")]
     assert len(set(messages)) == 2 and touch == messages[0]  # one id per message, the same in both tables
@@ -57,8 +47,7 @@ def test_forgetting_a_whatsapp_customer_leaves_no_message_id_that_holds_their_nu
     assert erased.counts["message_ids"] == 3
 
     # Meta delivers at least once: a late duplicate of her first message is still no new message.
-    with db.atomic():
-        store_events(db, [([events[0]], context)])
+    store(db, events[0], source="wa")
     assert [
         r[0] for r in db.execute("SELECT COUNT(*) FROM touches UNION ALL SELECT COUNT(*) FROM contacts")
     ] == [1, 1]

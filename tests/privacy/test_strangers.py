@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from multidict import CIMultiDict, CIMultiDictProxy
 from sqlite_utils import Database
 
-from capture.pipeline import store_events
 from capture.providers.base import RawRequest
 from storage import journal
-from storage.attribution import CampaignIndex
 from storage.db import open_database
-from storage.erasure import Actor, erase
 from storage.events import ContactEvent
 from storage.outbox import enqueue
-from storage.subjects import export_subject, scan, subject_of
-from storage.touches import EventContext
-
-AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+from storage.subjects import export_subject
+from tests.privacy.stored import AT, forget, store
 
 
 def request(db: Database, fields: dict[str, str], status: str = "processed") -> int:
@@ -42,11 +37,7 @@ def form(db: Database, key: str, **fields: str) -> int:
         emails=(fields["email"],) if "email" in fields else (),
         handles=(("telegram_username", fields["telegram"]),) if "telegram" in fields else (),
     )
-    context = EventContext(
-        source="site", received_at=AT, region="RU", campaigns=CampaignIndex.build([], "RU"), journal_id=jid
-    )
-    with db.atomic():
-        store_events(db, [([event], context)])
+    store(db, event, journal_id=jid)
     row = db.execute("SELECT contact_id FROM touches WHERE external_id = ?", [key]).fetchone()
     return int(row[0])
 
@@ -75,10 +66,7 @@ def test_forgetting_ann_leaves_joann_and_alex_kowalski_whole_and_her_export_hold
     exported = json.dumps(export_subject(db, ann), default=str)
     assert "Joann" not in exported and "Kowalski" not in exported and "tried again" in exported
 
-    with db.atomic():
-        subject = subject_of(db, ann)
-        assert subject is not None
-        erase(db, subject, scan(db, subject), at=AT + timedelta(days=1), actor=Actor("cli", "test"))
+    forget(db, ann, AT + timedelta(days=1))
     assert b"Joann" in body(db, joann) and b"Joann" in body(db, joann_refused)
     assert b"Kowalski" in body(db, kowalski)
     assert body(db, anns_refused) == body(db, about_ann) == b""
