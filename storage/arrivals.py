@@ -37,7 +37,7 @@ from sqlite_utils import Database
 
 from storage import meta
 from storage.assign import Candidate, Mode, assign, on_shift
-from storage.calls import CALLED_BACK_SQL
+from storage.calls import CALLED_BACK_SQL, pressed_called_back
 from storage.cards import TouchCard, lead_card, touch_card
 from storage.contacts import live_contact
 from storage.db import iso, parse_iso
@@ -176,8 +176,7 @@ _REGISTERED_SQL = (
 _CALLED_BACK_SQL = (
     f"{_CARD_COLUMNS} AND a.kind = 'callback'"
     f" AND (EXISTS (SELECT 1 FROM touches t WHERE t.id = a.last_touch_id AND {CALLED_BACK_SQL})"
-    " OR EXISTS (SELECT 1 FROM nudges n WHERE n.kind = 'callback' AND n.contact_id = a.contact_id"
-    " AND n.outcome = 'called_back' AND n.closed_at >= a.opened_at))"
+    f" OR {pressed_called_back('a.contact_id', 'a.opened_at')})"
 )
 
 

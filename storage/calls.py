@@ -71,6 +71,16 @@ CALLED_BACK_SQL = (
     " AND a.occurred_at >= t.occurred_at AND a.channel = 'call' AND a.answered = 1))"
 )
 
+
+def pressed_called_back(contact: str, since: str) -> str:
+    """SQL that someone pressed "Called back" on a call-back card of ``contact`` at or after
+    ``since`` (both column expressions of the caller's query)."""
+    return (
+        "EXISTS (SELECT 1 FROM nudges n WHERE n.kind = 'callback' AND n.contact_id = "
+        f"{contact} AND n.outcome = 'called_back' AND n.closed_at >= {since})"
+    )
+
+
 #: Used when the context has no working-time calendar.
 DEFAULT_CALLBACK_WINDOW = timedelta(minutes=30)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from storage.calls import CALLED_BACK_SQL
+from storage.calls import CALLED_BACK_SQL, pressed_called_back
 from storage.contacts import chat_ids, phones_and_emails
 
 #: An inbound touch that counts, written against the ``touches`` table aliased ``t``.
@@ -26,8 +26,7 @@ UNREGISTERED = f"{INBOUND} AND NOT EXISTS (SELECT 1 FROM registrations r WHERE r
 #: to-do list's), and no "Called back" pressed on any call-back card of the person since.
 MISSED = (
     f"{INBOUND} AND t.channel = 'call' AND t.answered = 0 AND t.hidden_caller = 0 AND NOT {CALLED_BACK_SQL}"
-    " AND NOT EXISTS (SELECT 1 FROM nudges n WHERE n.kind = 'callback' AND n.contact_id = t.contact_id"
-    " AND n.outcome = 'called_back' AND n.closed_at >= t.occurred_at)"
+    f" AND NOT {pressed_called_back('t.contact_id', 't.occurred_at')}"
     f" AND {NOT_ERASED}"
 )
 OPEN_STAGES = ("new", "qualified", "accepted", "returned")
