@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import HTTP
 from functools import lru_cache
@@ -119,7 +120,15 @@ def multipart_parts(body: bytes, content_type_header: str) -> list[tuple[str, by
     # The header's bytes as sent (aiohttp decodes them as UTF-8, surrogateescape): Latin-1 could
     # not encode a parameter in any other script.
     header = content_type_header.encode("utf-8", "surrogateescape")
-    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + header + b"\r\n\r\n" + body)
+    try:
+        return _parts(BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + header + b"\r\n\r\n" + body))
+    except RecursionError:
+        # The stdlib's header parser recurses once per nested comment: a 4 KB header of "(((…" is
+        # over Python's limit. No form needs one; the sender is told, not sent a traceback.
+        raise BadRequest("a multipart header nests more parentheses (comments) than any form needs") from None
+
+
+def _parts(message: EmailMessage) -> list[tuple[str, bytes, str | None]]:
     if not message.is_multipart():
         raise BadRequest("multipart body could not be split into parts")
     parts: list[tuple[str, bytes, str | None]] = []

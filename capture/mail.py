@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import AddressHeader, HeaderRegistry
@@ -26,18 +26,20 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from email.utils import parseaddr
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import html2text
 import phonenumbers
 from multidict import MultiDict
 
 from capture.forms import name_of, pick
-from capture.providers.base import quoted
+from capture.providers.base import BadRequest, quoted
 from storage.events import ContactEvent
 
 if TYPE_CHECKING:
     from leadline.config import SourceConfig
+
+T = TypeVar("T")
 
 #: A message's text beyond this is not read for phones or stored as the touch's message (the journal
 #: keeps it all): a newsletter-sized body must not stall the matcher or bloat every touch row.
@@ -111,21 +113,42 @@ def parse_message(
     envelope_from: str | None = None,
     occurred_at: datetime | None = None,
 ) -> MailFields:
-    """RFC 5322 bytes as :class:`MailFields`; never raises for a malformed message, it reads what it can."""
-    message = BytesParser(policy=default_policy).parsebytes(raw)
+    """RFC 5322 bytes as :class:`MailFields`; for a malformed message it reads what it can.
+
+    The one mail it refuses (:class:`BadRequest`) is one whose structure the stdlib cannot read at
+    all: a Content-Type nesting comments past Python's recursion limit (see :func:`_readable`).
+    """
+    try:
+        message = BytesParser(policy=default_policy).parsebytes(raw)
+    except RecursionError:
+        raise BadRequest(f"a Content-Type header nests more {quoted('(')} than any mail needs") from None
     headers = [(name, str(value)) for name, value in message.raw_items()]
+    # As written, as mail_event reads it: a Message-ID the header parser cannot read is still one.
+    raw_id = next((value for name, value in headers if name.lower() == "message-id"), None)
     return MailFields(
         headers=headers,
-        to_address=to_address or _recipients(message),
-        subject=_decoded_header(message, "Subject"),
-        text=_part_text(message, "plain"),
-        html=_part_text(message, "html"),
+        to_address=to_address or _readable(_recipients, message),
+        subject=_readable(_decoded_header, message, "Subject"),
+        text=_readable(_part_text, message, "plain"),
+        html=_readable(_part_text, message, "html"),
         envelope_from=envelope_from,
-        delivery_report=_is_delivery_report(message),
+        delivery_report=bool(_readable(_is_delivery_report, message)),
         occurred_at=occurred_at,
         # sha256 of the bytes themselves: a re-fetched or re-sent copy is byte-identical
-        external_id=None if message.get("Message-ID") else f"email:sha256:{hashlib.sha256(raw).hexdigest()}",
+        external_id=None if raw_id and raw_id.strip() else f"email:sha256:{hashlib.sha256(raw).hexdigest()}",
     )
+
+
+def _readable(read: Callable[..., T], *args: Any) -> T | None:
+    """What ``read`` finds, or None where the stdlib's header parser gives up.
+
+    It recurses once per nested comment, so a header of a thousand ``(`` (anyone can send one)
+    raises RecursionError wherever the header is read: that header is then taken as absent.
+    """
+    try:
+        return read(*args)
+    except RecursionError:
+        return None
 
 
 def mail_event(mail: MailFields | bytes, *, region: str, spam_threshold: float) -> ContactEvent:
@@ -337,8 +360,8 @@ def _first_address(value: str) -> tuple[str | None, str | None]:
         header = cast(AddressHeader, HeaderRegistry()("from", _unfold(value)))
         first = next(iter(header.addresses), None)
         name, address = (first.display_name, first.addr_spec) if first else ("", "")
-    except (IndexError, ValueError, TypeError, AttributeError):
-        name, address = parseaddr(value)
+    except (IndexError, ValueError, TypeError, AttributeError, RecursionError):  # see _readable
+        name, address = _readable(parseaddr, value) or ("", "")
     address = _clean(address).strip().strip("<>")
     name = _clean(name).strip().strip('"').strip()
     if not address or "@" not in address:
@@ -352,7 +375,7 @@ def _decoded_address(value: str) -> str | None:
         return None
     try:
         return _clean(str(HeaderRegistry()("from", _unfold(value))))
-    except (IndexError, ValueError, TypeError, AttributeError):
+    except (IndexError, ValueError, TypeError, AttributeError, RecursionError):
         return _clean(value)
 
 

@@ -1,5 +1,6 @@
 """Hostile shapes cost their size: answers nested in lists (Google Forms, Jotform), a sender header
-of 40,000 dots, a multipart part's header of 100 KB."""
+of 40,000 dots, a multipart part's header of 100 KB; comments nested past the recursion limit get a
+reason, not a traceback."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from capture.mail import mail_event
 from capture.providers import google_forms, jotform
+from capture.providers.base import BadRequest
 from tests.capture.form_checks import config_with, only_touch, source_for
 from tests.multipart import build_multipart
 from tests.samples import sample
@@ -114,3 +117,63 @@ async def test_many_parts_with_long_headers_are_refused_before_any_is_parsed(sta
     resp = await post_unsigned_to_mailgun(start_server, tmp_path, body)
     assert resp.status == 401
     assert "the parts' headers come to" in await resp.text()
+
+
+#: Comments nested past Python's recursion limit: the stdlib's header parser recurses once a level.
+NESTED = "(" * 1500
+
+
+async def test_a_multipart_header_nesting_comments_is_refused_with_its_reason(start_server, tmp_path):
+    srv = await start_server(config_with(tmp_path))
+    body = (
+        f'--B\r\nContent-Disposition: form-data; name="phone"{NESTED}\r\n\r\n+79161234567\r\n--B--\r\n'
+    ).encode()
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/form?token=form-token",
+        data=body,
+        headers={"Content-Type": "multipart/form-data; boundary=B"},
+    )
+    assert resp.status == 400
+    reason = "a multipart header nests more parentheses (comments) than any form needs"
+    assert reason in await resp.text()
+    [row] = srv.rows("SELECT status, reason FROM journal")
+    assert (row["status"], row["reason"]) == ("rejected", reason)
+
+
+def nested_mail(**headers: str) -> bytes:
+    fields = {
+        "From": "Ivan Petrov <ivan@example.org>",
+        "Reply-To": "Ivan Petrov <ivan@example.org>",
+        "To": "sales@example.com",
+        "Subject": "Call me back",
+        "Message-ID": "<m1@example.org>",
+        "Content-Type": "multipart/mixed; boundary=B",
+        **headers,
+    }
+    head = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    return (
+        f"{head}\r\n--B\r\nContent-Type: text/plain\r\n\r\nCall me on +79161234567\r\n"
+        f"--B\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename={NESTED}\r\n\r\nx\r\n"
+        "--B--\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [("From", NESTED + "ivan@example.org"), ("To", NESTED), ("Message-ID", NESTED), ("X-Nothing", "")],
+)
+def test_a_mail_header_nesting_comments_is_taken_as_absent_and_the_rest_is_read(header, value):
+    """The attachment's Content-Disposition nests too, in every case: the text part is still read."""
+    event = mail_event(nested_mail(**{header: value}), region="RU", spam_threshold=5.0)
+    assert event.emails == ("ivan@example.org",)  # from Reply-To when From cannot be read
+    assert event.phones == ("+79161234567",)
+    assert event.message == "Call me on +79161234567"
+    assert event.to_address == (None if header == "To" else "sales@example.com")
+    assert event.external_id == "email:" + (NESTED if header == "Message-ID" else "<m1@example.org>")
+
+
+def test_a_mail_whose_content_type_nests_comments_is_refused_with_its_reason():
+    with pytest.raises(BadRequest, match=r"a Content-Type header nests more '\(' than any mail needs"):
+        mail_event(
+            nested_mail(**{"Content-Type": f"text/plain; charset={NESTED}"}), region="RU", spam_threshold=5
+        )
