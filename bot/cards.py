@@ -224,7 +224,10 @@ def form_text(
     return "\n".join(lines)
 
 
-def form_keyboard(draft: CardDraft, required: list[str], desirable: list[str]) -> InlineKeyboardMarkup:
+def form_keyboard(
+    draft: CardDraft, required: list[str], desirable: list[str], *, give: bool
+) -> InlineKeyboardMarkup:
+    """``give``: the 👤 owner button, for those who may give a lead to someone else (managers)."""
     t, c = draft.touch, draft.contact
 
     def edit(name: str) -> InlineKeyboardButton:
@@ -234,10 +237,8 @@ def form_keyboard(draft: CardDraft, required: list[str], desirable: list[str]) -
     names = ["name", *[f for f in [*required, *desirable] if f != "name"]]
     keyboard = rows([edit(n) for n in names], 3)
     keyboard.append(
-        [
-            button("📣 " + labels.field("campaign"), CardCB(act="camp", t=t, c=c).pack()),
-            button("👤 " + labels.field("owner"), CardCB(act="own", t=t, c=c).pack()),
-        ]
+        [button("📣 " + labels.field("campaign"), CardCB(act="camp", t=t, c=c).pack())]
+        + ([button("👤 " + labels.field("owner"), CardCB(act="own", t=t, c=c).pack())] if give else [])
     )
     extra = [button("💰 " + labels.field("amount"), CardCB(act="edit", t=t, c=c, v="amount").pack())]
     if draft.temperature in ("warm", "cold"):

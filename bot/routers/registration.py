@@ -118,14 +118,16 @@ def fields_of(config: Config) -> tuple[list[str], list[str]]:
     return required, desirable
 
 
-async def show_form(callback: CallbackQuery, card: TouchCard, draft: CardDraft, config: Config) -> None:
+async def show_form(
+    callback: CallbackQuery, card: TouchCard, draft: CardDraft, config: Config, staff: StaffMember
+) -> None:
     required, desirable = fields_of(config)
     await show(
         callback,
         cards.form_text(
             card, draft, config.tz, required, desirable, config.campaign_titles(), config.leadline.currency
         ),
-        cards.form_keyboard(draft, required, desirable),
+        cards.form_keyboard(draft, required, desirable, give=staff.is_manager),
     )
 
 
@@ -168,7 +170,7 @@ async def lead(
     chat_id, message_id = callback.message.chat.id, callback.message.message_id
     await save_draft(state, chat_id, message_id, draft)
     await ask_for(state, chat_id, message_id, draft.awaiting)
-    await show_form(callback, card, draft, config)
+    await show_form(callback, card, draft, config, staff)
     await callback.answer()
 
 
@@ -279,6 +281,9 @@ async def form(
         )
         await callback.answer()
         return
+    if act == "own" and not staff.is_manager:  # docs/bot.md: giving leads to others is a manager's
+        await callback.answer(_("Only a manager can give a lead to someone else."), show_alert=True)
+        return
     if act == "own" and not value:
         await show(
             callback, callback.message.html_text, cards.owner_keyboard(draft, await store.read(active_staff))
@@ -295,7 +300,7 @@ async def form(
             draft.awaiting = missing[0]
             await save_draft(state, chat_id, message_id, draft)
             await ask_for(state, chat_id, message_id, draft.awaiting)
-            await show_form(callback, card, draft, config)
+            await show_form(callback, card, draft, config, staff)
             await callback.answer(
                 _("Fill in first: {fields}.").format(fields=", ".join(labels.field(f) for f in missing)),
                 show_alert=True,
@@ -308,7 +313,7 @@ async def form(
             need=draft.need,
             fields=draft.fields,
             campaign=draft.campaign,
-            owner_id=draft.owner_id,
+            owner_id=draft.owner_id if staff.is_manager else staff.id,
             follow_up_on=date.fromisoformat(draft.follow_up_on) if draft.follow_up_on else None,
             amount=draft.amount,
         )
@@ -328,7 +333,7 @@ async def form(
         draft.temperature = value
     await save_draft(state, chat_id, message_id, draft)
     await ask_for(state, chat_id, message_id, draft.awaiting)
-    await show_form(callback, card, draft, config)
+    await show_form(callback, card, draft, config, staff)
     await callback.answer()
 
 
@@ -430,7 +435,7 @@ async def typed(
         cards.form_text(
             card, draft, config.tz, required, desirable, config.campaign_titles(), config.leadline.currency
         ),
-        cards.form_keyboard(draft, required, desirable),
+        cards.form_keyboard(draft, required, desirable, give=staff.is_manager),
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from bot.callbacks import CardCB, OpenCB
 from leadline import keys
 from storage.retention import run_pass
-from tests.bot.conftest import ANNA, BotEnv
+from tests.bot.conftest import ANNA, BORIS, BotEnv
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
 from tests.conftest import BASE, Running
 from tests.fake_telegram import CallRecord
@@ -234,6 +234,29 @@ async def test_the_form_can_change_campaign_owner_name_and_temperature_before_sa
     }
     assert srv.scalar("SELECT name FROM contacts") == "Irina Sergeevna"
     assert srv.scalar("SELECT campaign FROM registrations") == "vk_ads"
+
+
+async def test_staff_register_leads_as_their_own_and_cannot_give_them_to_others(bot_env: BotEnv) -> None:
+    """docs/bot.md's roles: giving leads to others is a manager's; the lead card already refuses it,
+    and the registration form now does too, forged button or not."""
+    tg = bot_env.tg
+    srv = await bot_env.start()
+    await post_form(srv, phone="+7 916 123-00-98", message="Windows for a school")
+    touch = the_touch(srv)
+    t, c = touch["id"], touch["contact_id"]
+    card = await bot_env.says(BORIS, "89161230098", language="en")
+    card_id = card.result["message_id"]
+    await bot_env.press(BORIS, card_id, CardCB(act="lead", t=t, c=c, v="hot").pack())
+    assert "Owner: Boris" in bot_env.text(BORIS, card_id)
+    assert "👤 Owner" not in [b["text"] for b in tg.buttons(BORIS, card_id)]
+    anna = srv.scalar("SELECT id FROM staff WHERE telegram_id = ?", [ANNA])
+    for forged in (CardCB(act="own", t=t, c=c), CardCB(act="own", t=t, c=c, v=str(anna))):
+        answer = await bot_env.press(BORIS, card_id, forged.pack(), forged=True)
+        assert answer.get("text") == "Only a manager can give a lead to someone else."
+    assert "Owner: Boris" in bot_env.text(BORIS, card_id)
+    await bot_env.press(BORIS, card_id, CardCB(act="save", t=t, c=c).pack())
+    boris = srv.scalar("SELECT id FROM staff WHERE telegram_id = ?", [BORIS])
+    assert srv.scalar("SELECT owner_id FROM leads") == boris
 
 
 async def test_a_half_filled_registration_survives_a_restart(bot_env: BotEnv) -> None:
