@@ -5,7 +5,8 @@ Three rules, each off at 0 days:
 - ``journal_days``: a processed request older than this loses its raw body, headers, query string
   and address; its journal row (counts, times, status) and its touch stay, the touch without the
   provider's fields it copied from the request (its columns: channel, times, name, message, call
-  figures, stay). A copy of a Telegram message sent that long ago, and of a webhook delivered to a
+  figures, stay; a touch dropped before it reached a contact, an auto-reply, loses its name,
+  message, number and address too). A copy of a Telegram message sent that long ago, and of a webhook delivered to a
   CRM, loses its text too: they were delivered, and the raw request they came from is gone. So does
   a card the bot was filling in that nobody touched for as long (storage/bot_states.py).
 - ``unregistered_days``: a contact nobody registered, with no touch for this long, is anonymised as
@@ -102,14 +103,23 @@ def expire_requests(db: Database, ids: Sequence[int], at: datetime, before: date
     return redact_requests(db, still, at, "expired")
 
 
+#: A touch dropped before it reached any contact (an auto-reply, a bounce, spam): nobody registers
+#: it, no person's erasure finds it by their contact, and only its count is ever read again.
+_STRAY = "contact_id IS NULL AND dropped IS NOT NULL"
+#: Such a touch's text as sent: the sender's name, words, number and address.
+_STRAY_TEXT = ("name", "message", "phone_raw", "email_raw")
+
+
 def fields_to_expire(
     db: Database, before: datetime, after: tuple[str, int]
 ) -> tuple[list[int], tuple[str, int]]:
-    """Touches that occurred before ``before`` and still carry their provider's fields, past the
-    ``(occurred_at, id)`` cursor ``after``; returns their ids and where to go on from."""
+    """Touches that occurred before ``before`` and still carry their provider's fields (or, dropped
+    without a contact, their text), past the ``(occurred_at, id)`` cursor ``after``; returns their
+    ids and where to go on from."""
+    text = " OR ".join(f"{column} IS NOT NULL" for column in _STRAY_TEXT)
     rows = db.execute(
-        "SELECT id, occurred_at, payload != '{}' FROM touches WHERE (occurred_at, id) > (?, ?) AND occurred_at < ?"
-        " ORDER BY occurred_at, id LIMIT ?",
+        f"SELECT id, occurred_at, payload != '{{}}' OR ({_STRAY} AND ({text})) FROM touches"
+        " WHERE (occurred_at, id) > (?, ?) AND occurred_at < ? ORDER BY occurred_at, id LIMIT ?",
         [after[0], after[1], iso(before), BATCH * 5],
     ).fetchall()
     if not rows:
@@ -118,12 +128,14 @@ def fields_to_expire(
 
 
 def expire_fields(db: Database, ids: Sequence[int]) -> int:
-    """The provider's fields a touch was made from go with its raw request; its columns stay."""
+    """The provider's fields a touch was made from go with its raw request; its columns stay, but
+    for a touch dropped without a contact, whose text goes too (only its count is kept)."""
+    blank = ", ".join(f"{column} = CASE WHEN {_STRAY} THEN NULL ELSE {column} END" for column in _STRAY_TEXT)
     changed = 0
     for chunk in chunks(sorted(ids)):
         marks = ",".join("?" * len(chunk))
         changed += db.execute(
-            f"UPDATE touches SET payload = '{{}}' WHERE id IN ({marks})", list(chunk)
+            f"UPDATE touches SET payload = '{{}}', {blank} WHERE id IN ({marks})", list(chunk)
         ).rowcount
     return changed
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 from leadline import keys
 from leadline.scheduler import retention_job
 from tests.capture.test_mango import post_mango, signed_mango, summary
+from tests.capture.test_smtp import send, smtp_config
 from tests.cli import run_cli
 from tests.conftest import Running, StartServer
 from tests.numbers.month import MSK
@@ -125,3 +127,44 @@ async def test_a_retention_pass_keeps_the_months_figures_and_drops_raw_requests_
     assert names == [None, None]
     gone = "SELECT COUNT(*) FROM touches WHERE name = 'Bruno Nobody' OR phone_raw = '79033333333'"
     assert srv.scalar(gone) == 0
+
+
+async def test_a_touch_dropped_without_a_contact_loses_its_text_after_journal_days(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    """An auto-reply reaches no contact, so no erasure of a person finds it: after ``journal_days``
+    only its count is left. A person's own touch of the same day keeps its columns."""
+    clock = Clock(datetime(2026, 11, 2, 10, 0, tzinfo=MSK))
+    srv = await start_server(smtp_config(tmp_path), clock=clock)
+    reply = EmailMessage()
+    reply["From"] = "Ivan Petrov <ivan@example.com>"
+    reply["To"] = "leads@mx.example.com"
+    reply["Subject"] = "Out of office"
+    reply["Message-ID"] = "<ooo-1@example.com>"
+    reply["Auto-Submitted"] = "auto-replied"
+    reply.set_content("I am away until Monday. Call +7 916 000-00-77.")
+    assert await send(srv, reply.as_bytes()) == {}
+    await form(srv, "+7 901 111-11-11", "Alma Lead")
+    text = (
+        "SELECT name, message, phone_raw, email_raw, dropped IS NOT NULL AS dropped FROM touches ORDER BY id"
+    )
+    assert srv.rows(text)[0] == {
+        "name": "Ivan Petrov",
+        "message": "I am away until Monday. Call +7 916 000-00-77.",
+        "phone_raw": "+7 916 000-00-77",
+        "email_raw": "ivan@example.com",
+        "dropped": 1,
+    }
+
+    clock.at += timedelta(days=91)
+    await retention_job(srv.config, srv.server.app[keys.STORE], clock)
+    assert srv.rows(text) == [
+        {"name": None, "message": None, "phone_raw": None, "email_raw": None, "dropped": 1},
+        {
+            "name": "Alma Lead",
+            "message": "Alma Lead would like a quote",
+            "phone_raw": "+7 901 111-11-11",
+            "email_raw": None,
+            "dropped": 0,
+        },
+    ]
