@@ -92,6 +92,25 @@ def problems(path: Path) -> list[str]:
     return [] if tables else [f"{path} is an SQLite file but not a Leadline database"]
 
 
+#: The files SQLite and Leadline keep beside a database, by their suffix.
+_COMPANIONS = ("", "-wal", "-shm", "-journal", ".lock", ".serve.lock")
+
+
+def _own_file(database: Path, target: Path) -> str | None:
+    """Which of the database's own files ``target`` is, if any (by path or, for a link, by inode).
+
+    The copy is renamed over its target: over the live database, the running server would go on
+    writing to a file nobody opens any more, and answer 200 for requests that are lost.
+    """
+    for suffix in _COMPANIONS:
+        own = database.with_name(database.name + suffix)
+        if target.resolve() == own.resolve() or (
+            target.exists() and own.exists() and os.path.samefile(target, own)
+        ):
+            return f"the database {database}" if not suffix else f"the database's own file {own}"
+    return None
+
+
 def copy(database: Path, target: Path, *, pages: int = STEP_PAGES, pause: float = STEP_PAUSE) -> Copied:
     """Copy ``database`` to ``target``, checked; ``target`` appears only once the copy is sound.
 
@@ -101,6 +120,9 @@ def copy(database: Path, target: Path, *, pages: int = STEP_PAGES, pause: float 
     """
     if not database.is_file():
         raise BackupError(f"No database at {database}: nothing to back up.")
+    own = _own_file(database, target)
+    if own is not None:
+        raise BackupError(f"{target} is {own}, not a place for its backup: give a directory or another file.")
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
     # Personal data: readable by Leadline's user only, whatever the umask of the cron job that runs it.

@@ -101,6 +101,28 @@ async def test_the_backup_command_copies_a_running_server_database(start_server:
     assert made.stat().st_mode & 0o777 == 0o600  # personal data, whatever the umask
 
 
+async def test_a_backup_onto_the_database_itself_is_refused_and_the_server_loses_nothing(
+    start_server: StartServer, tmp_path: Path
+):
+    """Renamed over the live file, the copy would take its place while the server went on writing
+    to the old one: requests answered 200 afterwards would be lost."""
+    srv = await start_server()
+    config = write_config(tmp_path, srv.config)
+    database = srv.config.database_path
+    inode = database.stat().st_ino
+    (tmp_path / "link.db").symlink_to(database)
+    for dest in (database, Path(f"{database}-wal"), tmp_path / "link.db"):
+        result = await run_cli("backup", str(dest), "--config", str(config))
+        assert result.code == EXIT_RUNTIME, result.output
+        assert "not a place for its backup: give a directory or another file." in result.output
+    assert database.stat().st_ino == inode
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/form", params={"token": "form-token"}, data={"phone": "+7 916 123-45-67"}
+    )
+    assert resp.status == 200
+    assert srv.scalar("SELECT count(*) FROM touches") == 1
+
+
 def test_a_directory_keeps_the_newest_backups_and_nothing_else_is_removed(tmp_path: Path):
     db = tmp_path / "leadline.db"
     config = tmp_path / "config.toml"
