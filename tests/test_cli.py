@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import click
+import pytest
 
 from leadline.cli import main
 from leadline.cli_base import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_RUNTIME, EXIT_USAGE
@@ -108,6 +109,24 @@ def test_check_config_names_the_broken_key(tmp_path: Path):
     assert "sources[1]: provider mango needs vpbx_api_salt" in result.output
     assert "sources[2].token: environment variable LEADLINE_TEST_UNSET_VAR is not set" in result.output
     assert "sources[2].colour: unknown key" in result.output
+
+
+@pytest.mark.parametrize(("code", "why"), [("XX", "Country XX not available"), ("DE-XX", "subdivision XX")])
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_an_unknown_holidays_country_is_a_config_problem_with_its_key(
+    tmp_path: Path, command: str, code: str, why: str
+):
+    """Only the holidays package knows its countries: check-config passed such a code, and serve
+    and report then stopped with a traceback and exit 1, which the unit restarts in a loop."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[leadline]\ndatabase = "{tmp_path / "leadline.db"}"\n\n[working_time]\nholidays = "{code}"\n'
+    )
+    result = run_cli_sync(command, "--config", str(config))
+    assert result.code == 3, result.output
+    assert f"  working_time.holidays: unknown holidays country '{code}'" in result.output
+    assert why in result.output
+    assert "Traceback" not in result.output
 
 
 def test_check_config_reads_secrets_from_the_environment(tmp_path: Path):
