@@ -206,13 +206,15 @@ def init_app(
     """The primary's application; ``worker_command`` starts each of ``[http] workers`` - 1 workers."""
     app = _base_app(config, clock)
     app.cleanup_ctx.append(capture_ctx)
-    app.cleanup_ctx.append(bot_ctx)
-    app.cleanup_ctx.append(arrivals_ctx)
-    app.cleanup_ctx.append(scheduler_ctx)
+    # Sources that listen or poll by themselves start before the bot: an SMTP port that cannot be
+    # bound stops the start before any bot has polled (a second one, even briefly, takes updates).
     for source in config.sources:
         registered = PROVIDERS[source.provider]
         if not registered.over_http and not registered.via_bot:
             app.cleanup_ctx.append(partial(background_ctx, source))
+    app.cleanup_ctx.append(bot_ctx)
+    app.cleanup_ctx.append(arrivals_ctx)
+    app.cleanup_ctx.append(scheduler_ctx)
     setup_routes(app)
     setup_api(app)
     if worker_command and config.http.workers > 1:

@@ -156,6 +156,7 @@ def run_primary(
         os.environ[METRICS_ENV] = str(metrics)
     from aiohttp import web
 
+    from capture.providers.base import SourceUnavailable
     from leadline.app import init_app
     from leadline.logs import setup_logging
     from leadline.startup import start_lines
@@ -179,6 +180,9 @@ def run_primary(
             handle_signals=True,
             loop=event_loop(),
         )
+    except SourceUnavailable as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_RUNTIME)
     finally:
         if shared:
             shutil.rmtree(metrics, ignore_errors=True)

@@ -121,6 +121,23 @@ def test_a_busy_port_is_one_line_naming_it_and_a_documented_exit_code(tmp_path: 
     ]
 
 
+def test_an_smtp_port_that_is_taken_is_one_line_naming_the_source_and_exit_4(tmp_path: Path):
+    """Like the HTTP port: no traceback, and an exit code the unit's restart rule understands."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "config.toml"
+        mx = f'\n[[sources]]\nname = "mx"\nprovider = "smtp"\nport = {port}\naddresses = ["leads@example.com"]\n'
+        config.write_text(CONFIG.format(db=tmp_path / "mx.db", port=free_port()) + mx)
+        result = run_cli_sync("serve", "--config", str(config))
+    assert result.code == 4, result.output
+    assert result.output.strip().splitlines() == [
+        f"SMTP source 'mx' cannot listen on 127.0.0.1:{port}: the port is in use by another program;"
+        " stop it, or set another port for the source."
+    ]
+
+
 async def test_without_a_public_url_the_urls_to_paste_use_the_port_it_listens_on(tmp_path: Path):
     """``--port`` (the config says 8080 here) is where a provider reaches a Leadline with no
     ``[http] public_url``: the start names that port, not the default's."""

@@ -86,6 +86,12 @@ class Unauthorized(ProviderError):
     status = 401
 
 
+class SourceUnavailable(Exception):
+    """A source that listens by itself (SMTP) cannot start; the message names it and what to do.
+
+    ``leadline serve`` prints it as one line and exits 4, as for its own HTTP port."""
+
+
 class Forbidden(ProviderError):
     """The request came from an address the source does not take requests from (HTTP 403)."""
 

@@ -14,6 +14,7 @@ the envelope in ``X-Envelope-From`` / ``X-Envelope-To``, so ``leadline replay`` 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import weakref
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from capture.mail import parse_message, source_event
-from capture.providers.base import ParseResult, RawRequest, Unauthorized, make_headers
+from capture.providers.base import ParseResult, RawRequest, SourceUnavailable, Unauthorized, make_headers
 from leadline.config import SourceConfig
 
 if TYPE_CHECKING:
@@ -132,6 +133,22 @@ class _Handler:
         return f"250 2.0.0 Stored as {outcome.journal_id}"
 
 
+#: Ports below this need root or CAP_NET_BIND_SERVICE to bind.
+_PRIVILEGED_BELOW = 1024
+
+
+def _cannot_listen(name: str, host: str, port: int, exc: OSError) -> str:
+    where = f"SMTP source {name!r} cannot listen on {host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"{where}: the port is in use by another program; stop it, or set another port for the source."
+    if exc.errno == errno.EACCES and port < _PRIVILEGED_BELOW:
+        return (
+            f"{where}: a port below {_PRIVILEGED_BELOW} needs the right to bind it (CAP_NET_BIND_SERVICE,"
+            " see docs/email.md), or take a port above it behind your mail server."
+        )
+    return f"{where}: {exc.strerror or exc}."
+
+
 @asynccontextmanager
 async def background(capture: Capture, source: SourceConfig) -> AsyncIterator[None]:
     """Listen on the source's ``host``/``port`` for as long as the application runs."""
@@ -159,7 +176,10 @@ async def background(capture: Capture, source: SourceConfig) -> AsyncIterator[No
         sessions.add(protocol)
         return protocol
 
-    server = await loop.create_server(session, host=host, port=port)
+    try:
+        server = await loop.create_server(session, host=host, port=port)
+    except OSError as exc:
+        raise SourceUnavailable(_cannot_listen(source.name, host, port, exc)) from None
     log.info("SMTP server listening", extra={"fields": {"source": source.name, "host": host, "port": port}})
     try:
         yield
