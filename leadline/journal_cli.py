@@ -122,6 +122,8 @@ def journal(
     `leadline journal show ID` prints one with its headers and body.
     """
     if ctx.invoked_subcommand is not None:
+        # `leadline journal --config X show ID`: the subcommand takes the group's --config too.
+        ctx.obj = config_path
         return
     from storage.db import open_database
 
@@ -171,11 +173,12 @@ def _follow(db: Database, filters: Filters, cursor: int, emit: Callable[[Entry],
 @journal.command()
 @config_option
 @click.argument("journal_id", metavar="ID", type=int)
-def show(config_path: Path | None, journal_id: int) -> None:
+@click.pass_context
+def show(ctx: click.Context, config_path: Path | None, journal_id: int) -> None:
     """Print one journalled request: what was answered, its headers (secrets redacted) and its body."""
     from storage.db import open_database
 
-    config = load(config_path)
+    config = load(config_path or ctx.obj)
     db = open_database(config.database_path)
     try:
         found = request(db, journal_id)

@@ -101,6 +101,10 @@ async def test_journal_show_prints_one_request_with_its_secrets_redacted(
     missing = await run_cli("journal", "show", "99", "--config", str(config))
     assert missing.code == 1 and "No journalled request #99." in missing.output
 
+    # README: every command takes --config, here given to the group before its subcommand.
+    before = await run_cli("journal", "--config", str(config), "show", "2")
+    assert (before.code, before.output) == (0, shown.output)
+
 
 async def test_journal_show_hides_a_provider_secret_sent_in_the_body_and_the_row_keeps_it(
     start_server: StartServer, tmp_path: Path
