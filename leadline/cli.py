@@ -164,10 +164,12 @@ def contacts(config_path: Path | None, query: str, as_json: bool) -> None:
         db.close()
     if as_json:
         click.echo(json.dumps(cards, ensure_ascii=False, indent=2))
-        return
-    if not cards:
+    elif not cards:
         click.echo(f"No contact matches {query!r}.")
+    if not cards:  # README: exits 1 when none matches, in either form (a script's `|| none`)
         sys.exit(EXIT_NOT_FOUND)
+    if as_json:
+        return
     for card in cards:
         click.echo(_format_card(card, config.tz))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from leadline.cli import main
 from leadline.cli_base import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_RUNTIME, EXIT_USAGE
+from tests.capture.test_core_http import write_config
 from tests.cli import ROOT, run_cli, run_cli_sync
 
 
@@ -241,3 +243,21 @@ def test_check_config_takes_assignment_and_shifts_and_names_an_unknown_assignee(
     config.write_text('[assign]\nstaff = ["Anna", "Nobody"]\n\n' + staff)
     result = run_cli_sync("check-config", "--config", str(config))
     assert "assign.staff[1]: no staff member named 'Nobody'" in result.output
+
+
+async def test_contacts_exits_1_when_none_matches_in_text_and_in_json(start_server, tmp_path: Path):
+    """README: `leadline contacts QUERY [--json]` exits 1 when none matches; a script's `|| none`
+    must see it in either form."""
+    srv = await start_server()
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/form?token=form-token", data={"name": "Ivan", "phone": "8 (916) 123-45-67"}
+    )
+    assert resp.status == 200
+    config = str(write_config(tmp_path, srv.config))
+    found = await run_cli("contacts", "--config", config, "--json", "9161234567")
+    assert found.code == 0, found.output
+    assert [card["name"] for card in json.loads(found.output)] == ["Ivan"]
+    for form in ((), ("--json",)):
+        none = await run_cli("contacts", "--config", config, *form, "nobody-here")
+        assert none.code == EXIT_NOT_FOUND, none.output
+    assert none.output.strip() == "[]"
