@@ -3,8 +3,8 @@
 What stays is what the numbers need and names nobody: the contact row (without a name, marked
 ``erased_at``) with its touches, registrations and leads, so every past report comes out the same.
 What goes: identifiers, block-list entries (on request; a retention pass keeps a spammer blocked),
-names and texts of touches, leads and registrations, a lead's ``need`` in its history and in the
-webhooks to a CRM, the API's idempotency keys that answered about them, the bot's unsaved drafts
+names and texts of touches, leads and registrations, a lead's ``need`` and the reason typed when it
+went back to marketing, in its history and in the webhooks to a CRM, the API's idempotency keys that answered about them, the bot's unsaved drafts
 about them (bot/fsm.py), the raw requests (body, headers, query, address; a row that ``leadline replay``
 could run again is marked rejected with 410, so it never brings the person back), pending
 recordings, Zadarma's request bindings, and the Telegram messages that showed them (a message not
@@ -43,8 +43,10 @@ Reason = Literal["request", "unregistered", "refused"]
 #: What a raw request row becomes when it could still be replayed: refused, and gone for good.
 GONE_STATUS = 410
 GONE_REASON = "erased: the person's data was erased"
-#: A lead change whose values are the person's own words (the rest are stages, amounts, dates).
-_TEXT_FIELDS = ("need",)
+#: A lead change whose values are the person's own words, or staff's words about them (the reason
+#: typed when a lead goes back to marketing); the rest are stages, amounts, dates and the reasons
+#: the buttons offer.
+_TEXT_FIELDS = ("need", "returned_reason")
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,7 @@ def erase(
         "UPDATE registrations SET note = NULL WHERE note IS NOT NULL AND id IN ({marks})",
         subject.registration_ids,
     )
-    counts["leads"] = _update(db, "UPDATE leads SET need = NULL, fields = '{}' WHERE id IN ({marks})", leads)
+    counts["leads"] = _update(db, "UPDATE leads SET need = NULL, returned_reason = NULL, fields = '{}' WHERE id IN ({marks})", leads)
     fields = ",".join(f"'{f}'" for f in _TEXT_FIELDS)
     counts["lead_changes"] = _update(
         db,

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from storage.registrations import change_lead
 from tests.cli import run_cli
 from tests.conftest import StartServer
-from tests.privacy.people import E164, EMAIL, PHONE_TYPED, leave_a_trail, privacy_config, traces_in
+from tests.privacy.people import E164, EMAIL, NAME, PHONE_TYPED, leave_a_trail, privacy_config, traces_in
 
 
 async def report(config: Path, as_of: str) -> dict[str, Any]:
@@ -58,3 +59,34 @@ async def test_forget_leaves_no_byte_of_the_person_and_no_figure_changed(
 
     again = await run_cli("forget", E164, "--config", str(cfg), "--yes")
     assert again.code == 1 and "Nobody to erase: no contact has this phone number or email" in again.output
+
+
+async def test_forget_erases_the_reason_typed_when_the_lead_went_back_to_marketing(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    """The reason is staff's free text about the person, kept in the lead and in its history."""
+    config = privacy_config(tmp_path)
+    srv = await start_server(config)
+    await leave_a_trail(srv)
+    lead = srv.scalar("SELECT id FROM leads")
+    db = srv.db()
+    try:
+        with db.atomic():
+            at = datetime.now(UTC)
+            change_lead(db, lead, at=at, stage="qualified")
+            change_lead(db, lead, at=at, stage="returned", reason=f"{NAME} wants a call after the holidays")
+    finally:
+        db.close()
+    assert NAME in str(srv.rows("SELECT returned_reason FROM leads"))
+
+    done = await run_cli("forget", E164, "--config", str(tmp_path / "config.toml"), "--yes")
+    assert done.code == 0, done.output
+    assert srv.rows("SELECT stage, returned_reason FROM leads") == [
+        {"stage": "returned", "returned_reason": None}
+    ]
+    changes = srv.rows("SELECT old, new FROM lead_changes WHERE field = 'returned_reason'")
+    assert changes == [{"old": None, "new": None}]
+    assert await traces_in(config.database_path) == {
+        config.database_path.name: [],
+        f"{config.database_path.name}-wal": [],
+    }
