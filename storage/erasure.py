@@ -200,7 +200,9 @@ def erase(
         "UPDATE registrations SET note = NULL WHERE note IS NOT NULL AND id IN ({marks})",
         subject.registration_ids,
     )
-    counts["leads"] = _update(db, "UPDATE leads SET need = NULL, returned_reason = NULL, fields = '{}' WHERE id IN ({marks})", leads)
+    counts["leads"] = _update(
+        db, "UPDATE leads SET need = NULL, returned_reason = NULL, fields = '{}' WHERE id IN ({marks})", leads
+    )
     fields = ",".join(f"'{f}'" for f in _TEXT_FIELDS)
     counts["lead_changes"] = _update(
         db,

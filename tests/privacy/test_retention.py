@@ -10,12 +10,13 @@ from typing import Any
 
 from leadline import keys
 from leadline.scheduler import retention_job
-from tests.capture.test_mango import post_mango, signed_mango, summary
+from tests.capture.test_mango import mango_config, post_mango, post_sample, signed_mango, summary
 from tests.capture.test_smtp import send, smtp_config
 from tests.cli import run_cli
 from tests.conftest import Running, StartServer
 from tests.numbers.month import MSK
 from tests.privacy.people import API_AUTH, privacy_config
+from tests.samples import sample
 
 
 class Clock:
@@ -168,3 +169,19 @@ async def test_a_touch_dropped_without_a_contact_loses_its_text_after_journal_da
             "dropped": 0,
         },
     ]
+
+
+async def test_a_recording_still_waiting_for_its_call_after_journal_days_is_dropped(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    """A recording can come before its call; one whose call never came was held for nobody."""
+    clock = Clock(datetime(2026, 11, 2, 10, 0, tzinfo=MSK))
+    srv = await start_server(mango_config(tmp_path), clock=clock)
+    assert (await post_sample(srv, sample("mango_events_recording_completed.txt"))).status == 200
+    store = srv.server.app[keys.STORE]
+    clock.at += timedelta(days=89)
+    await retention_job(srv.config, store, clock)
+    assert srv.scalar("SELECT COUNT(*) FROM pending_recordings") == 1  # its call may yet come
+    clock.at += timedelta(days=2)
+    await retention_job(srv.config, store, clock)
+    assert srv.scalar("SELECT COUNT(*) FROM pending_recordings") == 0
