@@ -10,7 +10,8 @@ request of the ``telegram_business`` source and parses it here, as a webhook's b
 A business chat is private, and its ``chat.id`` is the customer's user id: a message whose sender is
 someone else is the business's. Typed by the owner in their app, it is their reply: not a touch,
 but the answer speed to lead measures (kept against the conversation, storage/chats.py). Sent by a
-bot answering for them (``sender_business_bot``), it is neither: the customer still waits for a
+bot answering for them (``sender_business_bot``), or by Telegram itself as the account's away,
+greeting or scheduled message (``is_from_offline``), it is neither: the customer still waits for a
 person. So no state is needed to tell them apart. The customer is
 known by their user id (and username, when they have one); a phone only when they share their own
 contact (``contact.user_id`` is theirs). The message's key, ``business_connection_id:chat.id:
@@ -73,6 +74,8 @@ def _message(message: dict[str, Any]) -> ParseResult:
     occurred_at = unix_time(message.get("date"), "message.date")
     if "sender_business_bot" in message or sender.get("is_bot"):
         return ParseResult(note="a bot's message for the business: not a touch, nor a person's answer")
+    if message.get("is_from_offline"):
+        return ParseResult(note="an away, greeting or scheduled message: not a touch, nor a person's answer")
     if user != chat_id:
         return ParseResult(
             events=[ReplyEvent(external_id, conversation, occurred_at)],

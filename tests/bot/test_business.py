@@ -437,6 +437,27 @@ async def test_the_owners_reply_three_minutes_later_is_a_response_of_3_min(bot_e
     assert (row["answered_by"], row["response_min"]) == ("reply", "3.0")
 
 
+async def test_an_away_or_greeting_message_is_no_answer_and_the_owners_reply_two_hours_later_is(
+    bot_env: BotEnv,
+) -> None:
+    srv, clock = await start_on_tuesday(bot_env)
+    clock.now = msk(TUESDAY, 10, 0)
+    await deliver(bot_env, customer_says(510, msk(TUESDAY, 10, 0), "Сколько стоит маникюр?"))
+    # Telegram sends the account's away message by itself a second later: nobody has answered yet.
+    away = owner_replies(511, msk(TUESDAY, 10, 0) + timedelta(seconds=1))
+    away["business_message"] |= {"is_from_offline": True, "text": "Мы не в сети, ответим утром"}
+    await deliver(bot_env, away)
+    clock.now = msk(TUESDAY, 12, 0)
+    await deliver(bot_env, owner_replies(512, msk(TUESDAY, 12, 0)))
+
+    report = await day_report(bot_env, clock)
+    assert tuple(report[k] for k in RESPONSE) == (1, 120.0, 0.0, 0)
+    assert [r["note"] for r in journal(srv)][1] == (
+        "an away, greeting or scheduled message: not a touch, nor a person's answer"
+    )
+    assert len(chat_touches(srv, "telegram_business")) == 1
+
+
 async def test_a_reply_before_the_customers_message_counts_for_nothing(bot_env: BotEnv) -> None:
     srv, clock = await start_on_tuesday(bot_env)
     # Alex wrote on Monday and was answered then; the owner writes again on Tuesday at 09:58, before
