@@ -58,8 +58,8 @@ def record_chat_event(db: Database, event: ContactEvent, ctx: EventContext) -> t
                 "UPDATE touches SET conversation = ? WHERE id = ?", (event.conversation, touch_id)
             )
     else:
-        touch_id, new = open_touch, False
-        _continue(db, touch_id, event, ctx, at)
+        (touch_id, earlier), new = open_touch, False
+        _continue(db, touch_id, event, ctx, at, earlier=earlier)
     db.conn.execute(
         "INSERT OR IGNORE INTO chat_messages (source, external_id, touch_id, journal_id, at)"
         " VALUES (?, ?, ?, ?, ?)",
@@ -81,28 +81,58 @@ def record_chat_reply(db: Database, event: ReplyEvent, ctx: EventContext) -> boo
     return cursor.rowcount > 0
 
 
-def _open_conversation(db: Database, ctx: EventContext, conversation: str, at: datetime) -> int | None:
-    """The conversation's latest touch, if its last message is no further from ``at`` than the gap."""
+def _open_conversation(
+    db: Database, ctx: EventContext, conversation: str, at: datetime
+) -> tuple[int, bool] | None:
+    """The conversation's touch that a message at ``at`` belongs to, and whether it comes before the
+    touch's first message: the latest touch begun by ``at`` whose last message is no further from it
+    than the gap, else the first one begun within the gap after it (a message a provider delivered
+    late, after later ones). None when the message is further than the gap from every touch: then it
+    starts its own, whatever order the messages came in."""
+    stamp = iso(at)
     row = db.conn.execute(
         "SELECT t.id, COALESCE(MAX(m.at), t.occurred_at) FROM touches t"
         " LEFT JOIN chat_messages m ON m.touch_id = t.id"
         " WHERE t.id = (SELECT id FROM touches WHERE source = ? AND conversation = ? AND dropped IS NULL"
-        " ORDER BY occurred_at DESC, id DESC LIMIT 1)",
-        (ctx.source, conversation),
+        " AND occurred_at <= ? ORDER BY occurred_at DESC, id DESC LIMIT 1)",
+        (ctx.source, conversation, stamp),
     ).fetchone()
-    if row is None or row[0] is None:
-        return None
-    last = parse_iso(str(row[1]))
-    return int(row[0]) if at - last <= ctx.conversation_gap else None
+    if row is not None and row[0] is not None and at - parse_iso(str(row[1])) <= ctx.conversation_gap:
+        return int(row[0]), False
+    row = db.conn.execute(
+        "SELECT id FROM touches WHERE source = ? AND conversation = ? AND dropped IS NULL"
+        " AND occurred_at > ? AND occurred_at <= ? ORDER BY occurred_at, id LIMIT 1",
+        (ctx.source, conversation, stamp, iso(at + ctx.conversation_gap)),
+    ).fetchone()
+    return (int(row[0]), True) if row is not None else None
 
 
-def _continue(db: Database, touch_id: int, event: ContactEvent, ctx: EventContext, at: datetime) -> None:
-    """Add a later message to its conversation's touch: its text, and what it says about its person."""
+def _continue(
+    db: Database, touch_id: int, event: ContactEvent, ctx: EventContext, at: datetime, *, earlier: bool
+) -> None:
+    """Add a message to its conversation's touch: its text, and what it says about its person. One
+    delivered late that came before the touch's first message becomes its start: the touch then
+    begins when the person began writing, as it would have had the messages come in order."""
+    if earlier:
+        db.conn.execute(
+            "UPDATE touches SET occurred_at = ?, updated_at = ? WHERE id = ?",
+            (iso(at), iso(ctx.received_at), touch_id),
+        )
     if event.message:
         db.conn.execute(
             "UPDATE touches SET message = substr(CASE WHEN message IS NULL OR message = '' THEN ?"
-            " ELSE message || ? || ? END, 1, ?), updated_at = ? WHERE id = ?",
-            (event.message, SEPARATOR, event.message, MAX_TEXT_CHARS, iso(ctx.received_at), touch_id),
+            " WHEN ? THEN ? || ? || message ELSE message || ? || ? END, 1, ?), updated_at = ? WHERE id = ?",
+            (
+                event.message,
+                earlier,
+                event.message,
+                SEPARATOR,
+                SEPARATOR,
+                event.message,
+                MAX_TEXT_CHARS,
+                iso(ctx.received_at),
+                touch_id,
+            ),
         )
     idents = event_identifiers(event, ctx)
     if not idents:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from tests.capture.chat_payloads import WA_TEXT, chat_config, chat_touches, kinds, post_wa, wa_body
+from tests.capture.chat_payloads import (
+    WA_TEXT,
+    chat_config,
+    chat_touches,
+    day_report,
+    kinds,
+    post_wa,
+    wa_body,
+)
 from tests.capture.form_checks import journal
 from tests.capture.test_mango import post_mango, signed_mango, summary
 from tests.cli import run_cli
@@ -145,6 +153,29 @@ async def test_three_messages_are_one_touch_and_one_after_the_gap_is_a_new_one(s
     first, second = chat_touches(srv, "whatsapp")
     assert second["message"] == "Снова я"
     assert second["contact_id"] == first["contact_id"]
+
+
+async def test_a_message_delivered_late_makes_the_touch_it_would_have_made_in_order(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    wednesday = BASE_TIME + timedelta(hours=48)
+    assert (await post_wa(srv, wa_body("wamid.W", wednesday, "Вы тут?"))).status == 200
+    # Monday's message, refused then, comes in only now that Meta retries it: 48 h from Wednesday's
+    assert (await post_wa(srv, wa_body("wamid.M", BASE_TIME, "Здравствуйте, хочу записаться"))).status == 200
+    touches = sorted(chat_touches(srv, "whatsapp"), key=lambda t: t["occurred_at"])
+    assert [(datetime.fromisoformat(t["occurred_at"]), t["message"]) for t in touches] == [
+        (BASE_TIME, "Здравствуйте, хочу записаться"),
+        (wednesday, "Вы тут?"),
+    ]
+    monday = await day_report(srv, BASE_TIME.astimezone(srv.config.tz).date())
+    assert (monday["inbound_touches"], monday["inbound_contacts"]) == (1, 1)
+    # one written an hour before Wednesday's and delivered late starts Wednesday's conversation
+    assert (
+        await post_wa(srv, wa_body("wamid.V", wednesday - timedelta(hours=1), "Добрый день"))
+    ).status == 200
+    later = sorted(chat_touches(srv, "whatsapp"), key=lambda t: t["occurred_at"])[1]
+    assert datetime.fromisoformat(later["occurred_at"]) == wednesday - timedelta(hours=1)
+    assert later["message"] == "Добрый день\nВы тут?"
+    assert [r["touches_created"] for r in journal(srv)] == [1, 1, 0]
 
 
 async def test_the_gap_is_the_sources_conversation_gap_hours(start_server, tmp_path):
