@@ -436,11 +436,11 @@ def phones_and_emails(db: Database, contact_id: int) -> tuple[list[str], list[st
 
 
 def chat_ids(db: Database, contact_id: int) -> list[tuple[str, str]]:
-    """The contact's chat ids, ``(kind, value)``, valid ones and usernames first: who they are where
-    they wrote, as people would recognise them."""
+    """The contact's chat ids, ``(kind, value)``, usernames (kept, never matched) and valid ids first:
+    who they are where they wrote, as people would recognise them."""
     rows = db.execute(
         "SELECT kind, value FROM identifiers WHERE contact_id = ? AND kind NOT IN ('phone', 'email')"
-        " ORDER BY valid DESC, kind LIKE '%\\_username' ESCAPE '\\' DESC, id",
+        " ORDER BY kind LIKE '%\\_username' ESCAPE '\\' DESC, valid DESC, id",
         [contact_id],
     ).fetchall()
     return [(str(k), str(v)) for k, v in rows]

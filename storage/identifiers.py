@@ -6,7 +6,9 @@ used to match two touches: a typo must not join two strangers.
 
 Chats name people by their own ids (:data:`HANDLE_KINDS`): a Telegram, VK or Avito user id, a
 WhatsApp business-scoped user id, a username. Each kind is its own namespace: the VK user 300000001
-and the Telegram user 300000001 are strangers, so a value matches only within its kind.
+and the Telegram user 300000001 are strangers, so a value matches only within its kind. A username
+(:data:`SEARCH_ONLY`) is kept to find and show its person by, never to match: people give theirs up
+and others take it, so two stable ids that held one username are still two people.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ HANDLE_KINDS: dict[str, re.Pattern[str]] = {
     "whatsapp_id": re.compile(r"[A-Z]{2}\.[A-Za-z0-9]{1,128}"),
     "whatsapp_username": re.compile(r"[a-z0-9_.]{1,64}"),
 }
+#: Kinds kept as ``valid=False`` whatever they look like: a username passes from one person to
+#: another (FORMATS §8.1: the identity is ``from.id``, the username changes), and every message that
+#: brings one brings its sender's stable id too, which is the match key.
+SEARCH_ONLY = frozenset({"telegram_username", "whatsapp_username"})
 #: Longer than any valid handle: such a value is text, and is not even kept as an invalid one.
 MAX_HANDLE_CHARS = 160
 
@@ -111,14 +117,15 @@ def _email(raw: str) -> Identifier | None:
 
 
 def handle(kind: str, raw: str | int | None) -> Identifier | None:
-    """A chat id as a match key; one that does not look like its kind is kept but never matched."""
+    """A chat id as a match key; one that does not look like its kind, and a username, are kept but
+    never matched."""
     if raw is None or kind not in HANDLE_KINDS:
         return None
     text = str(raw).strip()
     if not text or len(text) > MAX_HANDLE_CHARS:
         return None
     value = text if kind == "whatsapp_id" else text.removeprefix("@").lower()
-    valid = HANDLE_KINDS[kind].fullmatch(value) is not None
+    valid = kind not in SEARCH_ONLY and HANDLE_KINDS[kind].fullmatch(value) is not None
     return Identifier(cast(Kind, kind), value, text, valid)
 
 

@@ -13,8 +13,9 @@ but the answer speed to lead measures (kept against the conversation, storage/ch
 bot answering for them (``sender_business_bot``), or by Telegram itself as the account's away,
 greeting or scheduled message (``is_from_offline``), it is neither: the customer still waits for a
 person. So no state is needed to tell them apart. The customer is
-known by their user id (and username, when they have one); a phone only when they share their own
-contact (``contact.user_id`` is theirs). The message's key, ``business_connection_id:chat.id:
+known by their user id (their username, when they have one, is kept to find them by but matches
+nobody: storage/identifiers.py); a phone only when they share their own contact (``contact.user_id``
+is theirs). The message's key, ``business_connection_id:chat.id:
 message_id``, as a digest, makes a re-delivered update and an edit a no-op.
 """
 

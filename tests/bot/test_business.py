@@ -128,6 +128,30 @@ async def test_a_shared_contact_joins_the_contact_a_call_made(bot_env: BotEnv) -
     assert kinds(srv, touch["contact_id"]) == {"phone": "+74950000031", "telegram_id": "100000002"}
 
 
+async def test_two_people_who_held_one_username_are_two_contacts_both_found_by_it(bot_env: BotEnv) -> None:
+    await start(bot_env)
+    srv = bot_env.srv
+    assert srv is not None
+    # Ivan wrote as @ivan_shop and later gave the name up; Pyotr took it and writes an hour later.
+    ivan = someone_else_says(900, BASE_TIME, "Я Иван", user=100000050)
+    pyotr = someone_else_says(901, BASE_TIME + timedelta(hours=1), "Я Пётр", user=100000060)
+    for update, name in ((ivan, "Иван"), (pyotr, "Пётр")):
+        message = update["business_message"]
+        message["from"] |= {"username": "ivan_shop", "first_name": name}
+        message["chat"] |= {"username": "ivan_shop", "first_name": name}
+        await deliver(bot_env, update)
+    ivans, pyotrs = chat_touches(srv, "telegram_business")
+    assert ivans["contact_id"] != pyotrs["contact_id"]
+    assert srv.rows("SELECT id, name FROM contacts WHERE merged_into IS NULL ORDER BY id") == [
+        {"id": ivans["contact_id"], "name": "Иван"},
+        {"id": pyotrs["contact_id"], "name": "Пётр"},
+    ]
+    assert kinds(srv, pyotrs["contact_id"]) == {"telegram_id": "100000060", "telegram_username": "ivan_shop"}
+    found = await bot_env.says(ANNA, "/find @ivan_shop", language="en")
+    assert "Found 2 contacts" in found.result["text"]
+    assert "Иван" in found.result["text"] and "Пётр" in found.result["text"]
+
+
 async def test_the_card_shows_the_first_message_who_wrote_and_a_link_to_the_conversation(
     bot_env: BotEnv,
 ) -> None:

@@ -133,6 +133,22 @@ async def test_a_username_only_sender_is_found_by_their_username(start_server, t
     assert "whatsapp_username test_sveta" in found.output and "Светлана" in found.output
 
 
+async def test_two_business_scoped_ids_that_held_one_username_are_two_contacts(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    assert (await post_sample(srv, USERNAME_ONLY)).status == 200
+    # Someone else, with their own business-scoped id, took the username @test_sveta gave up.
+    other = USERNAME_ONLY.body.replace(b"RU.1000000000000000004", b"RU.1000000000000000005")
+    other = other.replace(b"wamid.GAsw", b"wamid.GBsw")
+    assert (await post_wa(srv, other)).status == 200
+    first, second = chat_touches(srv, "whatsapp")
+    assert first["contact_id"] != second["contact_id"]
+    assert srv.scalar("SELECT COUNT(*) FROM contacts WHERE merged_into IS NULL") == 2
+    assert kinds(srv, second["contact_id"]) == {
+        "whatsapp_id": "RU.1000000000000000005",
+        "whatsapp_username": "test_sveta",
+    }
+
+
 async def test_three_messages_are_one_touch_and_one_after_the_gap_is_a_new_one(start_server, tmp_path):
     srv = await start(start_server, tmp_path)
     lines = ["Здравствуйте", "Хочу записаться", "на субботу"]
