@@ -9,7 +9,9 @@ recorded as for any touch). Every message taken in is kept in ``chat_messages``,
 retry of any of them, not only the first, is a no-op.
 
 The business's own messages are no touches: each is kept in ``chat_replies`` against the touch it
-answers, as the answer speed to lead measures (storage/reports/response.py).
+answers, as the answer speed to lead measures (storage/reports/response.py). One that comes before
+any touch it could answer waits with its conversation's key: a provider may deliver the customer's
+message after the reply to it, and the touch that message makes takes the replies sent since.
 """
 
 from __future__ import annotations
@@ -57,9 +59,16 @@ def record_chat_event(db: Database, event: ContactEvent, ctx: EventContext) -> t
             db.conn.execute(
                 "UPDATE touches SET conversation = ? WHERE id = ?", (event.conversation, touch_id)
             )
+        begins = new and event.dropped is None
     else:
-        (touch_id, earlier), new = open_touch, False
-        _continue(db, touch_id, event, ctx, at, earlier=earlier)
+        (touch_id, begins), new = open_touch, False
+        _continue(db, touch_id, event, ctx, at, earlier=begins)
+    if begins:  # the touch now begins at ``at``: the replies waiting since then answer it
+        db.conn.execute(
+            "UPDATE chat_replies SET touch_id = ?, conversation = NULL"
+            " WHERE source = ? AND conversation = ? AND touch_id IS NULL AND at >= ?",
+            (touch_id, ctx.source, event.conversation, iso(at)),
+        )
     db.conn.execute(
         "INSERT OR IGNORE INTO chat_messages (source, external_id, touch_id, journal_id, at)"
         " VALUES (?, ?, ?, ?, ?)",
@@ -69,14 +78,26 @@ def record_chat_event(db: Database, event: ContactEvent, ctx: EventContext) -> t
 
 
 def record_chat_reply(db: Database, event: ReplyEvent, ctx: EventContext) -> bool:
-    """Keep the business's reply against the conversation's latest touch at its moment (none when
-    the business wrote first: that answers nobody); False when it was kept before."""
+    """Keep the business's reply against the conversation's latest touch at its moment; with none
+    yet, it waits with the conversation's key for the customer's message, which may come later
+    (else the business wrote first, and that answers nobody). False when it was kept before."""
     at = iso(event.occurred_at or ctx.received_at)
+    touch = db.conn.execute(
+        "SELECT id FROM touches WHERE source = ? AND conversation = ? AND dropped IS NULL"
+        " AND occurred_at <= ? ORDER BY occurred_at DESC, id DESC LIMIT 1",
+        (ctx.source, event.conversation, at),
+    ).fetchone()
     cursor = db.conn.execute(
-        "INSERT OR IGNORE INTO chat_replies (source, external_id, touch_id, journal_id, at)"
-        " VALUES (?, ?, (SELECT id FROM touches WHERE source = ? AND conversation = ? AND dropped IS NULL"
-        " AND occurred_at <= ? ORDER BY occurred_at DESC, id DESC LIMIT 1), ?, ?)",
-        (ctx.source, event.external_id, ctx.source, event.conversation, at, ctx.journal_id, at),
+        "INSERT OR IGNORE INTO chat_replies (source, external_id, touch_id, conversation, journal_id, at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            ctx.source,
+            event.external_id,
+            touch[0] if touch else None,
+            None if touch else event.conversation,
+            ctx.journal_id,
+            at,
+        ),
     )
     return cursor.rowcount > 0
 

@@ -731,6 +731,27 @@ CREATE TABLE dial_claims (
     )
 
 
+@migrations()
+def m017_waiting_replies(db: Database) -> None:
+    """A business's reply delivered before the customer's message it answers waits for it.
+
+    ``chat_replies.conversation`` is the key of the dialogue (as ``touches.conversation``) of a reply
+    that found no touch to answer when it came: the customer's message may still be on its way (a
+    provider retrying it later), and the touch it makes takes the replies sent since
+    (storage/chats.py). It is NULL once the reply answers a touch, whose own key says the rest, so
+    an erasure that clears the touch's leaves none behind. Replies stored before this migration keep
+    waiting with no key: nothing says which dialogue they were in but the journal.
+    """
+    _run(
+        db,
+        """
+ALTER TABLE chat_replies ADD COLUMN conversation TEXT;
+CREATE INDEX chat_replies_waiting ON chat_replies (source, conversation, at)
+    WHERE touch_id IS NULL AND conversation IS NOT NULL
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

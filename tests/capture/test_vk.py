@@ -164,3 +164,19 @@ async def test_the_communitys_reply_six_minutes_later_is_a_response_of_6_min(sta
     assert len(chat_touches(srv, "vk")) == 1
     assert journal(srv)[1]["note"] == "the community's own message: not a touch"
     assert response(await day_report(srv, day.astimezone(srv.config.tz).date())) == (1, 6.0, 0.0, 0)
+
+
+async def test_a_reply_delivered_before_the_message_it_answers_answers_it_once_that_comes(
+    start_server, tmp_path
+):
+    srv = await start(start_server, tmp_path)
+    day = (datetime.now(UTC) - timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0)
+    # VK retries the person's 09:00 message, refused at first, after the community's 09:03 reply.
+    assert (await post_vk(srv, vk_reply_body("e-out", day + timedelta(minutes=3), "Есть"))).status == 200
+    assert (await post_vk(srv, vk_body("e-in", day, "Доставка есть?"))).status == 200
+    assert response(await day_report(srv, day.astimezone(srv.config.tz).date())) == (1, 3.0, 1.0, 0)
+    # and a reply sent before the person wrote still answers nothing, whenever the message comes
+    early = vk_reply_body("e-out2", day - timedelta(minutes=1), "Привет", user=300000002)
+    assert (await post_vk(srv, early)).status == 200
+    assert (await post_vk(srv, vk_body("e-in2", day, "Здравствуйте", user=300000002))).status == 200
+    assert response(await day_report(srv, day.astimezone(srv.config.tz).date())) == (2, 3.0, 0.5, 1)
