@@ -175,10 +175,14 @@ def contacts(config_path: Path | None, query: str, as_json: bool) -> None:
 
 
 def _format_card(card: dict[str, Any], tz: ZoneInfo) -> str:
+    from storage.identifiers import SEARCH_ONLY
+
+    # Why an identifier shown is never a match key, when it is not that it is malformed.
+    unmatched = dict.fromkeys(SEARCH_ONLY, "a username, kept to find them by")
     since = local_text(card["created_at"], tz)
     lines = [f"Contact #{card['id']}: {card['name'] or '(no name)'}  (since {since})"]
     for ident in card["identifiers"]:
-        flag = "" if ident["valid"] else "  [invalid, not used to match]"
+        flag = "" if ident["valid"] else f"  [{unmatched.get(ident['kind'], 'invalid')}, not used to match]"
         lines.append(f"  {ident['kind']:<6} {ident['value']}{flag}")
     lines.append(f"  {len(card['touches'])} touch(es):")
     for t in card["touches"]:
