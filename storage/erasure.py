@@ -160,6 +160,14 @@ def erase(
     people, touches, leads = subject.contact_ids, subject.touch_ids, subject.lead_ids
     counts: dict[str, int] = {}
     counts["journal"] = redact_requests(db, [*subject.journal_ids, *found.journal_ids], at, "erased")
+    # Before the touches lose it: the business's replies still waiting in their dialogues (one sent
+    # before the person first wrote answers nothing, and keeps the key) hold its chat ids, digested.
+    counts["chat_replies"] = _update(
+        db,
+        "UPDATE chat_replies SET conversation = NULL WHERE touch_id IS NULL AND (source, conversation) IN"
+        " (SELECT source, conversation FROM touches WHERE conversation IS NOT NULL AND id IN ({marks}))",
+        touches,
+    )
     counts["touches"] = _update(
         db,
         "UPDATE touches SET phone_raw = NULL, email_raw = NULL, name = NULL, message = NULL, payload = '{}',"

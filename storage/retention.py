@@ -9,7 +9,7 @@ Three rules, each off at 0 days:
   message, number and address too). A copy of a Telegram message sent that long ago, and of a webhook delivered to a
   CRM, loses its text too: they were delivered, and the raw request they came from is gone. So does
   a card the bot was filling in that nobody touched for as long (storage/bot_states.py), and a
-  recording that came before its call and waited as long for it.
+  recording or a chat reply that came before its call or message and waited as long for it.
 - ``unregistered_days``: a contact nobody registered, with no touch for this long, is anonymised as
   an erasure would (storage/erasure.py), recorded with the reason ``unregistered``.
 - ``refused_days``: likewise a contact registered as not a lead for spam or a wrong number, with no
@@ -71,8 +71,8 @@ class Pass:
     checkpointed: bool = False
     #: The bot's unsaved drafts and questions nobody touched for ``journal_days``.
     drafts: int = 0
-    #: Recordings that waited ``journal_days`` for a call that never came.
-    recordings: int = 0
+    #: Recordings and chat replies that waited ``journal_days`` for a call or a message that never came.
+    waiting: int = 0
 
 
 # -- raw requests and delivered copies --------------------------------------------------------------
@@ -143,10 +143,18 @@ def expire_fields(db: Database, ids: Sequence[int]) -> int:
     return changed
 
 
-def expire_recordings(db: Database, before: datetime) -> int:
-    """Recordings that came before their call and waited since ``before`` for it: the call is not
-    coming, and the link (a person's voice) was held for nobody."""
-    return int(db.execute("DELETE FROM pending_recordings WHERE at < ?", [iso(before)]).rowcount)
+def expire_waiting(db: Database, before: datetime) -> int:
+    """What waited since ``before`` for something that is not coming: a recording for its call (the
+    link to a person's voice), a business's chat reply for the message it would answer (the key of
+    its dialogue, which digests the person's chat ids). Held for nobody, they go."""
+    stamp = iso(before)
+    recordings = db.execute("DELETE FROM pending_recordings WHERE at < ?", [stamp]).rowcount
+    replies = db.execute(
+        "UPDATE chat_replies SET conversation = NULL"
+        " WHERE touch_id IS NULL AND conversation IS NOT NULL AND at < ?",
+        [stamp],
+    ).rowcount
+    return int(recordings + replies)
 
 
 def expire_copies(
@@ -288,12 +296,12 @@ async def _expire_raw(store: Store, before: datetime, now: datetime) -> tuple[in
 
 async def run_pass(store: Store, rules: RetentionSection, now: datetime) -> Pass:
     """One pass of every rule that is on; each step in writer jobs of a bounded size."""
-    requests = fields = messages = deliveries = drafts = recordings = 0
+    requests = fields = messages = deliveries = drafts = waiting = 0
     if rules.journal_days:
         before = now - timedelta(days=rules.journal_days)
         requests, fields, messages, deliveries = await _expire_raw(store, before, now)
         drafts = await store.write(partial(bot_states.expire, before=before))
-        recordings = await store.write(partial(expire_recordings, before=before))
+        waiting = await store.write(partial(expire_waiting, before=before))
     anonymised: dict[Rule, int] = {"unregistered": 0, "refused": 0}
     rule_days: tuple[tuple[Rule, int], ...] = (
         ("unregistered", rules.unregistered_days),
@@ -312,7 +320,7 @@ async def run_pass(store: Store, rules: RetentionSection, now: datetime) -> Pass
             )
             anonymised[rule] += people
             messages += blanked
-    changed = requests + fields + messages + deliveries + drafts + recordings + sum(anonymised.values())
+    changed = requests + fields + messages + deliveries + drafts + waiting + sum(anonymised.values())
     checkpointed = await asyncio.to_thread(checkpoint, store.path) if changed else True
     result = Pass(
         requests,
@@ -323,7 +331,7 @@ async def run_pass(store: Store, rules: RetentionSection, now: datetime) -> Pass
         anonymised["refused"],
         checkpointed,
         drafts,
-        recordings,
+        waiting,
     )
     log.info("retention pass", extra={"fields": {**result.__dict__}})
     return result

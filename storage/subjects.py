@@ -256,6 +256,13 @@ def subject_of(db: Database, contact_id: int, *, unlinked: bool = True) -> Subje
     journal += _in(db, "SELECT journal_id FROM call_events WHERE touch_id IN ({marks})", touches)
     journal += _in(db, "SELECT journal_id FROM chat_messages WHERE touch_id IN ({marks})", touches)
     journal += _in(db, "SELECT journal_id FROM chat_replies WHERE touch_id IN ({marks})", touches)
+    # and the replies still waiting in their dialogues (one sent before the person first wrote)
+    journal += _in(
+        db,
+        "SELECT journal_id FROM chat_replies WHERE touch_id IS NULL AND (source, conversation) IN"
+        " (SELECT source, conversation FROM touches WHERE conversation IS NOT NULL AND id IN ({marks}))",
+        touches,
+    )
     for source, call_id in calls:
         journal += _ids(
             db,

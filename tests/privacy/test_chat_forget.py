@@ -99,3 +99,27 @@ async def test_forgetting_an_avito_buyer_takes_our_replies_to_them_too(
     done = await run_cli("forget", "500000002", "--config", str(tmp_path / "config.toml"), "--yes")
     assert done.code == 0, done.output
     assert await traces_in(database, ["Ефросинья"]) == {database.name: [], f"{database.name}-wal": []}
+
+
+async def test_forgetting_an_avito_buyer_takes_a_reply_written_before_they_wrote_too(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    """A reply sent before the buyer's first message answers nothing and waits in their dialogue,
+    with its key (a digest of their chat ids) and its request (their name in its words)."""
+    sources = [*BASE["sources"], {"name": "avito", "provider": "avito", **AVITO_TEXT.secrets}]
+    config = month_config(tmp_path, sources=sources)
+    srv = await start_server(config)
+    seller = json.loads(AVITO_TEXT.body)["payload"]["value"]["user_id"]
+    early = avito_body("a0", BASE_TIME - timedelta(minutes=1), "Ефросинья, здравствуйте!", author=seller)
+    assert (await post_avito(srv, early)).status == 200
+    assert (await post_avito(srv, avito_body("q1", BASE_TIME, "Диван ещё продаётся?"))).status == 200
+    assert (
+        srv.scalar("SELECT COUNT(*) FROM chat_replies WHERE touch_id IS NULL AND conversation IS NOT NULL")
+        == 1
+    )
+    database = config.database_path
+
+    done = await run_cli("forget", "500000002", "--config", str(tmp_path / "config.toml"), "--yes")
+    assert done.code == 0, done.output
+    assert await traces_in(database, ["Ефросинья"]) == {database.name: [], f"{database.name}-wal": []}
+    assert srv.scalar("SELECT COUNT(*) FROM chat_replies WHERE conversation IS NOT NULL") == 0

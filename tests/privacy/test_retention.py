@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 from leadline import keys
 from leadline.scheduler import retention_job
+from tests.capture.chat_payloads import chat_config, post_vk, vk_reply_body
 from tests.capture.test_mango import mango_config, post_mango, post_sample, signed_mango, summary
 from tests.capture.test_smtp import send, smtp_config
 from tests.cli import run_cli
@@ -185,3 +186,24 @@ async def test_a_recording_still_waiting_for_its_call_after_journal_days_is_drop
     clock.at += timedelta(days=2)
     await retention_job(srv.config, store, clock)
     assert srv.scalar("SELECT COUNT(*) FROM pending_recordings") == 0
+
+
+async def test_a_chat_reply_still_waiting_for_a_message_after_journal_days_loses_its_dialogue_key(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    """A reply sent before the person ever wrote waits with its dialogue's key, a digest of their
+    chat ids; after journal_days no message of theirs will be answered by it."""
+    clock = Clock(datetime.now(UTC))
+    srv = await start_server(chat_config(tmp_path), clock=clock)
+    sent = clock() - timedelta(minutes=5)
+    assert (await post_vk(srv, vk_reply_body("e-out", sent, "Здравствуйте! Ждём вас"))).status == 200
+    waiting = "SELECT COUNT(*) FROM chat_replies WHERE touch_id IS NULL AND conversation IS NOT NULL"
+    assert srv.scalar(waiting) == 1
+    store = srv.server.app[keys.STORE]
+    clock.at += timedelta(days=89)
+    await retention_job(srv.config, store, clock)
+    assert srv.scalar(waiting) == 1
+    clock.at += timedelta(days=2)
+    await retention_job(srv.config, store, clock)
+    assert srv.scalar(waiting) == 0
+    assert srv.scalar("SELECT COUNT(*) FROM chat_replies") == 1  # the reply itself is still counted
