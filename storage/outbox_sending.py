@@ -95,11 +95,14 @@ def requeue_unconfirmed(db: Database, reason: str) -> list[int]:
     """Rows left ``sending`` (Telegram never confirmed them) back to ``pending``, due at once, with the
     reason; their attempt was counted when they were claimed. Returns their ids.
 
-    A row that has already been interrupted :data:`MAX_INTERRUPTED_ATTEMPTS` times is marked
-    ``failed`` instead, so a message whose send crashes the process cannot do so at every start.
+    Each such row counts one more interruption; one interrupted :data:`MAX_INTERRUPTED_ATTEMPTS` times
+    is marked ``failed`` instead, so a message whose send crashes the process cannot do so at every
+    start. Interruptions are counted apart from ``attempts``: the retries of an outage say nothing
+    about the message, and a card retried through one must still go after a crash.
     """
+    db.execute("UPDATE outbox SET interrupted = interrupted + 1 WHERE status = 'sending'")
     db.execute(
-        "UPDATE outbox SET status = 'failed', last_error = ? WHERE status = 'sending' AND attempts >= ?",
+        "UPDATE outbox SET status = 'failed', last_error = ? WHERE status = 'sending' AND interrupted >= ?",
         [GAVE_UP, MAX_INTERRUPTED_ATTEMPTS],
     )
     ids = [int(r[0]) for r in db.execute("SELECT id FROM outbox WHERE status = 'sending' ORDER BY id")]

@@ -732,6 +732,14 @@ CREATE TABLE dial_claims (
 
 
 @migrations()
+def m016_outbox_interruptions(db: Database) -> None:
+    """How many times an outbox row's send was cut off unconfirmed (a crash, a stop's wait running
+    out), apart from ``attempts``, which also counts every 429, 5xx and timeout: only the former says
+    that the send itself may be what kills the process, so only it may make the row be given up."""
+    _run(db, "ALTER TABLE outbox ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
 def m017_waiting_replies(db: Database) -> None:
     """A business's reply delivered before the customer's message it answers waits for it.
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -20,7 +23,8 @@ from leadline.config import ConfigError
 from storage.db import Store, connect, now_utc
 from storage.outbox import enqueue
 from storage.outbox_sending import CANCELLED_AT_STOP, GAVE_UP, MAX_INTERRUPTED_ATTEMPTS
-from tests.bot.conftest import BotEnv, eventually
+from tests.bot.conftest import ANNA, BotEnv, eventually
+from tests.cli import free_port, start_serve
 from tests.conftest import StartServer, build_config
 from tests.fake_telegram import FakeTelegram
 
@@ -109,10 +113,10 @@ async def test_a_row_interrupted_mid_send_at_every_start_is_given_up_not_sent_fo
     poison = await bot_env.write(
         lambda db: (
             db.execute(
-                "INSERT INTO outbox (chat_id, payload, status, created_at, not_before, attempts)"
+                "INSERT INTO outbox (chat_id, payload, status, created_at, not_before, attempts, interrupted)"
                 " VALUES (6998, '{\"text\": \"poison\"}', 'sending', '2026-01-01T00:00:00+00:00',"
-                " '2026-01-01T00:00:00+00:00', ?)",
-                [MAX_INTERRUPTED_ATTEMPTS],
+                " '2026-01-01T00:00:00+00:00', ?, ?)",
+                [MAX_INTERRUPTED_ATTEMPTS, MAX_INTERRUPTED_ATTEMPTS - 1],  # cut off at each start before
             ).lastrowid
         )
     )
@@ -126,6 +130,81 @@ async def test_a_row_interrupted_mid_send_at_every_start_is_given_up_not_sent_fo
     assert [p["text"] for p in bot_env.tg.sent("sendMessage", chat_id=6997)] == ["after it"]
     [row] = srv.rows(f"SELECT status, last_error FROM outbox WHERE id = {poison}")
     assert row == {"status": "failed", "last_error": GAVE_UP}
+
+
+#: ``leadline serve`` with a bot and cards on arrival, for a test that kills the process.
+CRASH_CONFIG = """
+[leadline]
+database = "{db}"
+timezone = "Europe/Moscow"
+[http]
+host = "127.0.0.1"
+port = {port}
+[telegram]
+token = "{token}"
+api_url = "{api}"
+request_timeout_seconds = 30
+stop_wait_seconds = 40
+[notify]
+on_arrival = true
+outside_hours = "send"
+[assign]
+mode = "round_robin"
+staff = ["Anna"]
+[[staff]]
+name = "Anna"
+telegram_id = 111
+role = "owner"
+extensions = ["101"]
+[[sources]]
+name = "form"
+provider = "generic_form"
+token = "form-token"
+"""
+
+
+async def test_a_card_retried_through_an_outage_and_then_cut_off_by_a_crash_is_sent_after_the_restart(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    """Retries of an outage are not interruptions: only a send cut off by a crash counts toward giving up."""
+    db = tmp_path / "leadline.db"
+    config = tmp_path / "config.toml"
+
+    def outbox() -> list[tuple[str, int, int]]:
+        conn = connect(db)
+        try:
+            sql = "SELECT status, attempts, interrupted FROM outbox WHERE method = 'sendMessage'"
+            return [(str(r[0]), int(r[1]), int(r[2])) for r in conn.execute(sql)]
+        finally:
+            conn.close()
+
+    async def serve() -> tuple[asyncio.subprocess.Process, int]:
+        port = free_port()
+        config.write_text(CRASH_CONFIG.format(db=db, port=port, token=tg.token, api=tg.api_url))
+        return await start_serve(config, port), port
+
+    proc, port = await serve()
+    try:
+        tg.fail_next("sendMessage", 4, status=502, html=False)  # Telegram fails for a few seconds
+        tg.fail_next("sendMessage", 1, status=502, html=False, delay=120)  # and the 5th try hangs
+        async with aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{port}/hooks/form?token=form-token"
+            async with session.post(url, data={"name": "Ivan", "phone": "+79161234567"}) as resp:
+                assert resp.status == 200
+        await eventually(lambda: outbox() == [("sending", 5, 0)], seconds=60)
+    finally:
+        proc.send_signal(signal.SIGKILL)  # the crash: OOM killer, power loss, kill -9
+        await proc.wait()
+
+    proc, _ = await serve()
+    try:
+        await eventually(lambda: outbox()[0][0] in ("sent", "failed"), seconds=30)
+        assert outbox() == [("sent", 6, 1)]  # the crash is its one interruption among six attempts
+        [card] = tg.sent("sendMessage", chat_id=ANNA)
+        assert "Ivan" in card["text"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), timeout=90)
 
 
 async def test_a_stop_while_telegram_hangs_loses_nothing_and_sends_nothing_confirmed_twice(
