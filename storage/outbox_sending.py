@@ -35,10 +35,12 @@ class OutboxRow:
 
 
 def due_heads(db: Database, now: datetime, limit: int = 500) -> list[OutboxRow]:
-    """The oldest due pending row of each chat, oldest first: one chat's messages go out in order."""
+    """The oldest pending row of each chat, oldest first, where it is due: one chat's messages go out
+    in order. A head held back (a 429's ``retry_after``) holds its chat's later rows back too, so a
+    restart, which forgets the sender's own pauses, cannot send a later edit of a card before it."""
     rows = db.execute(
         "SELECT id, chat_id, method, payload, attempts FROM outbox WHERE id IN ("
-        " SELECT MIN(id) FROM outbox WHERE status = 'pending' AND not_before <= ? GROUP BY chat_id)"
+        " SELECT MIN(id) FROM outbox WHERE status = 'pending' GROUP BY chat_id) AND not_before <= ?"
         " ORDER BY id LIMIT ?",
         [iso(now), limit],
     ).fetchall()

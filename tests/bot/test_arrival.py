@@ -17,10 +17,11 @@ from leadline import keys
 from leadline.arrivals import Arrivals
 from leadline.config import Config
 from storage.arrivals import Passed
+from storage.outbox import enqueue
 from storage.registrations import record_registration
 from storage.reports.report import build_report
 from storage.reports.scope import Filters, Period, Rules, Scope
-from tests.bot.conftest import ANNA, BORIS, BotEnv, button_data
+from tests.bot.conftest import ANNA, BORIS, BotEnv, button_data, eventually
 from tests.capture.test_mail_webhooks import SOURCES as MAIL_SOURCES
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
 from tests.capture.test_metrics import value
@@ -268,6 +269,52 @@ async def test_registration_closes_the_other_cards_about_the_contact(bot_env: Bo
         message = tg.message(chat, sent.result["message_id"])
         assert message is not None and "Anna" in message["text"]
         assert tg.buttons(chat, sent.result["message_id"]) == []
+
+
+async def test_a_card_closed_at_registration_keeps_no_buttons_when_an_older_edit_waits_through_a_restart(
+    bot_env: BotEnv,
+) -> None:
+    """Telegram's flood control holds the card's fold edit; the closing edit queued behind it must not
+    overtake it after a restart, or the older edit puts the registration buttons back."""
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 10, 0))
+    config = arrival_config(bot_env, assign={"mode": "owner"})
+    srv = await bot_env.start(config, clock=clock)
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    card = await tg.wait_for("sendMessage", chat_id=ANNA)
+    message_id = card.result["message_id"]
+    await bot_env.delivered()
+
+    tg.fail_next("editMessageText", 1, status=429, retry_after=20)
+    clock.now += timedelta(minutes=1)
+    await post_form(srv, name="Ivan", phone="+79161234567", message="Are you there?")  # folds: an edit
+    await tg.wait_for(lambda r: r.method == "editMessageText" and r.status == 429)
+    edits = "SELECT COUNT(*) FROM outbox WHERE method = 'editMessageText' AND status = 'pending'"
+    await eventually(lambda: srv.scalar(edits) == 1)
+    contact = int(srv.scalar("SELECT contact_id FROM touches LIMIT 1"))
+    anna = int(srv.scalar("SELECT id FROM staff WHERE name = 'Anna'"))
+    await bot_env.write(
+        lambda db: record_registration(db, contact, "lead", at=clock.now, staff_id=anna, temperature="warm")
+    )
+    await eventually(lambda: srv.scalar(edits) == 2)  # the closing edit, queued behind the held one
+
+    await srv.stop()  # a restart (a deploy) within the 20 seconds
+    bot_env.srv = None
+    srv = await bot_env.start(config, clock=clock)
+    # A message to someone else: once it is out, the new process has looked at the queue while the
+    # fold edit was still held.
+    await bot_env.write(lambda db: enqueue(db, BORIS, {"text": "hello"}, at=clock.now))
+    bot_env.wake_outbox()
+    await tg.wait_for("sendMessage", chat_id=BORIS)
+    await eventually(lambda: not srv.scalar("SELECT COUNT(*) FROM outbox WHERE status = 'sending'"))
+    clock.now += timedelta(seconds=25)
+    bot_env.wake_outbox()
+    await bot_env.delivered()
+
+    closing = bot_env.text(ANNA, message_id)
+    assert "Anna" in closing.splitlines()[-1], closing
+    assert tg.buttons(ANNA, message_id) == []
+    assert len(tg.sent("editMessageText", chat_id=ANNA)) == 2
 
 
 async def test_a_form_at_nine_pm_waits_for_nine_in_the_morning(bot_env: BotEnv) -> None:
