@@ -413,26 +413,40 @@ def recompute_callbacks(
 
 @dataclass(frozen=True, slots=True)
 class DialTarget:
-    """Whom a call-back about a touch dials: the contact's number, through the touch's source."""
+    """Whom a call-back about a touch dials: the number that called, through the touch's source."""
 
     touch_id: int
     source: str
     contact_id: int
-    #: The contact's first valid number (E.164); None when they have none (a hidden or invalid caller).
+    #: The touch's own number (E.164), else the contact's first valid one; None when there is neither.
     phone: str | None
     #: The number the client dialled (the campaign's tracking number), to call them back from.
     line: str | None
 
 
-def dial_target(db: Database, touch_id: int) -> DialTarget | None:
-    """What ``📞 Call back`` on a card about ``touch_id`` dials; None when the touch or its contact is gone."""
+def dial_target(
+    db: Database, touch_id: int, *, region: str, source_regions: Mapping[str, str] | None = None
+) -> DialTarget | None:
+    """What ``📞 Call back`` on a card about ``touch_id`` dials; None when the touch or its contact is gone.
+
+    A person known by several numbers is called back on the one this call came from, read in its
+    source's region (``source_regions``, else ``region``) as capture read it: the other may be old,
+    or someone else's phone. Only a touch without a valid number of its own falls back to the
+    contact's first one.
+    """
     row = db.execute(
-        "SELECT source, contact_id, tracking_number FROM touches WHERE id = ?", [touch_id]
+        "SELECT source, contact_id, tracking_number, phone_raw FROM touches WHERE id = ?", [touch_id]
     ).fetchone()
     if row is None or row[1] is None:
         return None
-    number = db.execute(
-        "SELECT value FROM identifiers WHERE contact_id = ? AND kind = 'phone' AND valid = 1 ORDER BY id LIMIT 1",
-        [row[1]],
-    ).fetchone()
-    return DialTarget(touch_id, str(row[0]), int(row[1]), str(number[0]) if number else None, row[2])
+    source, contact_id = str(row[0]), int(row[1])
+    own = phone(row[3], (source_regions or {}).get(source, region))
+    number: str | None = own.value if own is not None and own.valid else None
+    if number is None:
+        first = db.execute(
+            "SELECT value FROM identifiers WHERE contact_id = ? AND kind = 'phone' AND valid = 1"
+            " ORDER BY id LIMIT 1",
+            [contact_id],
+        ).fetchone()
+        number = str(first[0]) if first else None
+    return DialTarget(touch_id, source, contact_id, number, row[2])

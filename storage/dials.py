@@ -19,10 +19,12 @@ from storage.db import iso, parse_iso
 
 @dataclass(frozen=True, slots=True)
 class DialUnderWay:
-    """The call-back that holds a contact: when it started and who pressed."""
+    """The call-back that holds a contact: when it started, who pressed, and on which touch's card
+    (whose number it dials, which may not be the number of the card pressed second)."""
 
     started_at: datetime
     staff_name: str
+    touch_id: int
 
 
 def claim_dial(
@@ -41,10 +43,11 @@ def claim_dial(
     if taken:
         return None
     row = db.execute(
-        "SELECT c.started_at, s.name FROM dial_claims c JOIN staff s ON s.id = c.staff_id WHERE c.contact_id = ?",
+        "SELECT c.started_at, s.name, c.touch_id FROM dial_claims c JOIN staff s ON s.id = c.staff_id"
+        " WHERE c.contact_id = ?",
         [contact_id],
     ).fetchone()
-    return DialUnderWay(parse_iso(str(row[0])), str(row[1]))
+    return DialUnderWay(parse_iso(str(row[0])), str(row[1]), int(row[2]))
 
 
 def give_back_dial(db: Database, *, contact_id: int, staff_id: int, at: datetime) -> None:

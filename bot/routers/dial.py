@@ -82,7 +82,12 @@ async def on_dial(
     dialer: Dialer,
     clock: Clock,
 ) -> None:
-    target = await store.read(partial(dial_target, touch_id=callback_data.t))
+    target_of = partial(
+        dial_target,
+        region=config.leadline.region,
+        source_regions={s.name: s.region for s in config.sources if s.region},
+    )
+    target = await store.read(partial(target_of, touch_id=callback_data.t))
     if target is None or target.phone is None:
         await callback.answer(_("This contact has no phone number to call back."), show_alert=True)
         return
@@ -119,7 +124,10 @@ async def on_dial(
             "call-back already under way",
             extra={"fields": {"touch": target.touch_id, "contact": target.contact_id}},
         )
-        await callback.answer(already_calling(under_way, target.phone, config), show_alert=True)
+        # The call under way may be about another of the person's calls, from another number.
+        calling = await store.read(partial(target_of, touch_id=under_way.touch_id))
+        client = calling.phone if calling is not None and calling.phone is not None else target.phone
+        await callback.answer(already_calling(under_way, client, config), show_alert=True)
         return
     refused: str | None = "the call-back was interrupted"
     try:

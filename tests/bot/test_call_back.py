@@ -16,6 +16,7 @@ import pytest
 from bot.callbacks import OpenCB
 from leadline import keys
 from tests.bot.conftest import ANNA, BORIS, BotEnv, button_data
+from tests.bot.test_arrival import mango_call, post_form
 from tests.capture.test_mango import KEY, MANGO_SOURCE, SALT, post_mango, post_sample, signed_mango, summary
 from tests.conftest import BASE, Running
 from tests.fake_pbx import FakeMango
@@ -263,3 +264,64 @@ async def test_a_call_back_the_pbx_refused_can_be_pressed_again_at_once(
     mango_api.refuse = None  # Anna hung up on the other line
     assert (await bot_env.press(ANNA, message_id, data))["text"] == CALLING_ANNA
     assert len(mango_api.commands) == 2
+
+
+async def card_from_missed(bot_env: BotEnv, user: int, touch_id: int) -> int:
+    """The card of a missed call, opened from ``/missed`` as a person would; its message id."""
+    listing = await bot_env.says(user, "/missed", language="en")
+    before = len(bot_env.tg.sent("sendMessage", chat_id=user))
+    await bot_env.press(user, listing.result["message_id"], OpenCB(kind="touch", id=touch_id).pack())
+    card = await bot_env.tg.wait_for("sendMessage", chat_id=user, count=before + 1)
+    return int(card.result["message_id"])
+
+
+async def test_call_back_dials_the_number_that_called_not_the_clients_first(
+    bot_env: BotEnv, mango_api: FakeMango
+) -> None:
+    """Ivan left a form with his old number, then one with his new number and the same email (one
+    contact, two numbers); he calls from the new one, then from the old one, and nobody answers."""
+    clock = Clock(EVENING)
+    source = {**MANGO_SOURCE, "api_url": f"{mango_api.url}/vpbx"}
+    srv = await bot_env.start(clock=clock, sources=[*BASE["sources"], source])
+    await post_form(srv, name="Ivan", phone="+7 916 111-11-11", email="ivan@example.com")
+    await post_form(srv, name="Ivan", phone="+7 926 222-22-22", email="ivan@example.com")
+    start = EVENING - timedelta(minutes=2)
+    await mango_call(srv, "from-new", "79262222222", start, answered=False, extension="101")
+    await mango_call(srv, "from-old", "79161111111", start, answered=False, extension="101")
+    assert srv.scalar("SELECT COUNT(DISTINCT contact_id) FROM touches") == 1
+    calls = {
+        r["external_id"]: r["id"]
+        for r in srv.rows("SELECT id, external_id FROM touches WHERE channel = 'call'")
+    }
+
+    new_card = await card_from_missed(bot_env, ANNA, calls["from-new"])
+    answer = await bot_env.press(ANNA, new_card, button_data(bot_env.tg, ANNA, new_card, "📞"))
+    assert answer["text"] == "📞 Calling you on 101, then +7 926 ***-**-22."
+    assert [c.params["to_number"] for c in mango_api.commands] == ["79262222222"]
+
+    # The other missed call's 📞 while that call-back is under way names the number being dialled.
+    old_card = await card_from_missed(bot_env, ANNA, calls["from-old"])
+    answer = await bot_env.press(ANNA, old_card, button_data(bot_env.tg, ANNA, old_card, "📞"))
+    assert answer["text"] == "📞 Already calling +7 926 ***-**-22 (started 18:22 by Anna)."
+    assert len(mango_api.commands) == 1
+
+
+async def test_call_back_reads_the_caller_in_its_sources_region(
+    bot_env: BotEnv, mango_api: FakeMango
+) -> None:
+    """A PBX in Belarus writes its callers the Belarusian way; the client also left a Russian number."""
+    clock = Clock(EVENING)
+    source = {**MANGO_SOURCE, "api_url": f"{mango_api.url}/vpbx", "region": "BY"}
+    srv = await bot_env.start(clock=clock, sources=[*BASE["sources"], source])
+    await post_form(srv, name="Olga", phone="+7 916 333-33-33", email="olga@example.com")
+    await post_form(srv, name="Olga", phone="+375 29 123-45-67", email="olga@example.com")
+    await mango_call(
+        srv, "from-minsk", "8 029 123-45-67", EVENING - timedelta(minutes=2), answered=False, extension="101"
+    )
+    assert srv.scalar("SELECT COUNT(DISTINCT contact_id) FROM touches") == 1
+    missed = int(srv.scalar("SELECT id FROM touches WHERE channel = 'call'"))
+
+    card = await card_from_missed(bot_env, ANNA, missed)
+    answer = await bot_env.press(ANNA, card, button_data(bot_env.tg, ANNA, card, "📞"))
+    assert answer["text"] == "📞 Calling you on 101, then +375 29 ***-**-67."
+    assert [c.params["to_number"] for c in mango_api.commands] == ["375291234567"]
