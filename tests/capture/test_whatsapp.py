@@ -132,7 +132,9 @@ async def test_a_username_only_sender_is_found_by_their_username(start_server, t
     assert found.code == 0, found.output
     assert "Светлана" in found.output
     # Kept to find her by, never to match: said so, not called invalid.
-    assert "whatsapp_username test_sveta  [a username, kept to find them by, not used to match]" in found.output
+    assert (
+        "whatsapp_username test_sveta  [a username, kept to find them by, not used to match]" in found.output
+    )
 
 
 async def test_two_business_scoped_ids_that_held_one_username_are_two_contacts(start_server, tmp_path):
