@@ -144,19 +144,22 @@ def _pending(db: Database, w: _Window, rules: NudgeRules, working: bool) -> list
 def _register_clock(row: Sequence[Any]) -> tuple[str | None, tuple[int | None, ...]]:
     """When a touch's registration clock started, and who handled it, best first.
 
-    An answered call, a form or a letter: its time and the person who took it. A missed call only
-    once someone called back (its call-back mark, or the "Called back" button): from then on, by
-    the person who called. The button's moment is the call-back nudge's ``closed_at`` (set when its
-    outcome became ``called_back``), not its ``acted_at``, which keeps an earlier "Can't reach".
+    An answered call, a form or a letter: its time and its assignee, else the person who took it
+    (the assignee is whoever its card went to, so a card given away takes its touches along). A
+    missed call only once someone called back (its call-back mark, or the "Called back" button):
+    from then on, by the person who called first. The button's moment is the call-back nudge's
+    ``closed_at`` (set when its outcome became ``called_back``), not its ``acted_at``, which keeps
+    an earlier "Can't reach".
     """
-    _, _, _, staff, _, occurred, channel, answered, back_at, back_staff, button_at, button_by = row[:12]
+    staff, assignee = row[3], row[12]
+    occurred, channel, answered, back_at, back_staff, button_at, button_by = row[5:12]
     if channel != "call" or answered == 1:
-        return occurred, (staff,)
+        return occurred, (assignee, staff)
     if answered == 0:
         if back_at is not None:
-            return back_at, (back_staff, button_by, staff)
+            return back_at, (back_staff, button_by, assignee, staff)
         if button_at is not None:
-            return button_at, (button_by, staff)
+            return button_at, (button_by, assignee, staff)
     return None, ()
 
 
@@ -201,7 +204,7 @@ def _registers(db: Database, w: _Window, rules: NudgeRules, people: Directory) -
         _, handlers = _register_clock(latest)
         email_owner = people.mailbox_owner(latest[4])
         staff_id, chat_id = people.target(
-            rules, *handlers, latest[12], email_owner, people.source_owner(rules, latest[2])
+            rules, *handlers, email_owner, people.source_owner(rules, latest[2])
         )
         recipients = people.recipients(staff_id, chat_id)
         for to in recipients:
@@ -247,7 +250,8 @@ def _callbacks(db: Database, w: _Window, rules: NudgeRules, people: Directory) -
         if len(calls) > 1:
             calls.sort(key=lambda r: str(r[4]))
         latest = calls[-1]
-        staff_id, chat_id = people.target(rules, latest[3], latest[5], people.source_owner(rules, latest[2]))
+        # The assignee first: the card's person, the extension's unless the card was given away.
+        staff_id, chat_id = people.target(rules, latest[5], latest[3], people.source_owner(rules, latest[2]))
         recipients = people.recipients(staff_id, chat_id)
         for to in recipients:
             for row in calls:

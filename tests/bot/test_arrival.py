@@ -481,6 +481,31 @@ async def test_a_manager_gives_a_card_to_someone_else_from_its_buttons(bot_env: 
     assert assignees == [{"name": "Ivan", "staff": "Boris"}, {"name": "Olga", "staff": "Boris"}]
 
 
+@pytest.mark.parametrize("answered", [True, False], ids=["answered call", "missed call"])
+async def test_the_nudges_about_a_given_card_go_to_whoever_was_given_it(
+    bot_env: BotEnv, answered: bool
+) -> None:
+    """A call on Anna's extension, its card given to Boris: the registration (answered) or call-back
+    (missed) nudge after the SLA is Boris's, in reply to his card; Anna hears nothing more."""
+    tg = bot_env.tg
+    start = msk(TUESDAY, 10, 0)
+    clock = Clock(start + timedelta(minutes=2))
+    srv = await bot_env.start(arrival_config(bot_env), clock=clock)
+    await mango_call(srv, "E-given", "79161234567", start, answered=answered, extension="101")
+    card = await tg.wait_for("sendMessage", chat_id=ANNA)
+    await bot_env.taps(ANNA, card.result["message_id"], "👤")
+    await bot_env.taps(ANNA, card.result["message_id"], "Boris")
+    given = await tg.wait_for("sendMessage", chat_id=BORIS)
+
+    clock.now = start + timedelta(minutes=45)
+    await srv.server.app[keys.SWEEPER].run()
+    nudge = await tg.wait_for("sendMessage", chat_id=BORIS, count=2)
+    assert "+79161234567" in nudge.params["text"]
+    assert nudge.result["reply_to_message"]["message_id"] == given.result["message_id"]
+    assert len(tg.sent("sendMessage", chat_id=ANNA)) == 1  # her card, nothing since
+    assert srv.rows("SELECT s.name FROM nudges n JOIN staff s ON s.id = n.staff_id") == [{"name": "Boris"}]
+
+
 async def test_lists_show_the_assignee_and_staff_see_what_they_were_given(bot_env: BotEnv) -> None:
     tg = bot_env.tg
     srv = await bot_env.start(arrival_config(bot_env), clock=Clock(msk(TUESDAY, 10, 0)))
