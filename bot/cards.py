@@ -23,6 +23,7 @@ from bot.callbacks import CardCB, DialCB
 from bot.catalogues import current_locale
 from bot.catalogues import gettext as _
 from bot.digest_figures import money
+from bot.replies import quoted
 from bot.touch_text import do_not_contact_line as do_not_contact_line
 from bot.touch_text import header as header
 from bot.touch_text import pretty_phone as pretty_phone
@@ -52,11 +53,11 @@ def amount(value: float | None, currency: str) -> str:
 
 def not_an_amount(text: str) -> str:
     """What to fix when a typed amount does not read: the same words wherever an amount is asked."""
-    return _("“{text}” is not an amount. Type digits, e.g. 150000.").format(text=html.escape(text))
+    return _("“{text}” is not an amount. Type digits, e.g. 150000.").format(text=quoted(text))
 
 
 def not_a_date(text: str) -> str:
-    return _("“{text}” is not a date. Type it as 25.12 or 2026-12-25.").format(text=html.escape(text))
+    return _("“{text}” is not a date. Type it as 25.12 or 2026-12-25.").format(text=quoted(text))
 
 
 def button(text: str, data: str) -> InlineKeyboardButton:

@@ -30,7 +30,7 @@ from typing import Any
 from bot import labels
 from bot.catalogues import gettext as _
 from bot.catalogues import written_for
-from bot.replies import fit_leading, fits_telegram
+from bot.replies import clip, fit_leading, fits_telegram
 from storage.local_time import zone_label
 from storage.nudges.cards import Card, MessageView, Rendered
 
@@ -58,11 +58,6 @@ def open_cb(kind: str, target: int) -> str:
 def dial_cb(touch_id: int) -> str:
     """The bot's ``DialCB(t=...)``: call the touch's contact back through the office line."""
     return f"d:{touch_id}"
-
-
-def clip(value: str, limit: int) -> str:
-    """``value`` cut to ``limit`` characters, the cut marked with "…"."""
-    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 
 def _when(moment: datetime, view: MessageView) -> str:

@@ -6,6 +6,7 @@ place) go to Telegram directly; everything else is queued here and the sender is
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,20 @@ def edit_payload(message_id: int, text: str, markup: InlineKeyboardMarkup | None
 
 #: Telegram refuses for good a message whose text is longer than this (in UTF-16 code units).
 MESSAGE_LIMIT = 4096
+#: A reply quotes at most this much of what was typed: enough to see which words it means, and short
+#: enough that the reply around it always reaches Telegram, however long the message it answers.
+QUOTE_LIMIT = 100
+
+
+def clip(value: str, limit: int) -> str:
+    """``value`` cut to ``limit`` characters, the cut marked with "…"."""
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
+def quoted(typed: str) -> str:
+    """Text people typed (a command's argument, an answer, a name from a form), to quote in an HTML
+    reply: cut first, so the cut never splits an escape, then escaped."""
+    return html.escape(clip(typed, QUOTE_LIMIT))
 
 
 def fits_telegram(payload: Mapping[str, Any]) -> bool:

@@ -22,7 +22,8 @@ from bot.callbacks import DialCB
 from bot.cards import pretty_phone
 from bot.catalogues import gettext as _
 from bot.dialer import Dialer
-from bot.nudge_texts import NAME_LIMIT, clip
+from bot.nudge_texts import NAME_LIMIT
+from bot.replies import clip
 from leadline.config import Config
 from storage.calls import dial_target
 from storage.db import Clock, Store

@@ -6,13 +6,11 @@ not the bot's to answer.
 
 from __future__ import annotations
 
-import html
-
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 
 from bot.catalogues import gettext as _
-from bot.replies import Replies
+from bot.replies import Replies, quoted
 
 
 async def unknown_command(message: Message, replies: Replies) -> None:
@@ -20,7 +18,7 @@ async def unknown_command(message: Message, replies: Replies) -> None:
     await replies.send(
         message.chat.id,
         _("I do not know the command {command}. Send /help to see what I can do.").format(
-            command=html.escape(command)
+            command=quoted(command)
         ),
     )
 

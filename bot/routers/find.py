@@ -11,7 +11,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.callbacks import OpenCB
 from bot.catalogues import gettext as _
-from bot.replies import Replies
+from bot.replies import Replies, quoted
 from bot.views import CONTACT_TOUCHES, send_contact
 from leadline.config import Config
 from storage.cards import contact_summary
@@ -44,7 +44,7 @@ async def find(
         await replies.send(
             chat_id,
             _("Nothing found for “{query}”. To register someone new, send their phone number.").format(
-                query=html.escape(query)
+                query=quoted(query)
             ),
         )
         return
@@ -52,7 +52,7 @@ async def find(
         await send_contact(replies, store, config, chat_id, found[0], staff)
         return
     buttons = []
-    lines = [_("Found {n} contacts for “{query}”:").format(n=len(found), query=html.escape(query))]
+    lines = [_("Found {n} contacts for “{query}”:").format(n=len(found), query=quoted(query))]
     for number, contact_id in enumerate(found, start=1):
         contact = await store.read(partial(contact_summary, contact_id=contact_id, touches=CONTACT_TOUCHES))
         if contact is None:

@@ -7,7 +7,6 @@ and redraws the question without the person's data in it.
 from __future__ import annotations
 
 import contextlib
-import html
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -19,7 +18,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import ForgetCB
-from bot.replies import Replies
+from bot.replies import Replies, quoted
 from bot.views import CONTACT_TOUCHES, contact_text
 from leadline.config import Config
 from storage.cards import contact_summary
@@ -63,7 +62,7 @@ async def ask(
             else _("Nobody found for “{text}”. Send the phone number, email or #number.")
         )
         ids = ", ".join(f"#{i}" for i in exc.candidates)
-        await replies.send(chat_id, text.format(text=html.escape(who), ids=ids))
+        await replies.send(chat_id, text.format(text=quoted(who), ids=ids))
         return
     summary = await store.read(partial(contact_summary, contact_id=contact_id, touches=CONTACT_TOUCHES))
     if summary is None:

@@ -7,7 +7,6 @@ who never contacted us becomes a ``manual`` touch, so they are counted like any 
 
 from __future__ import annotations
 
-import html
 from functools import partial
 
 from aiogram import F, Router
@@ -23,7 +22,7 @@ from aiogram.types import (
 from bot.catalogues import gettext as _
 from bot.contexts import TouchContexts
 from bot.parsing import identifiers_in
-from bot.replies import Replies
+from bot.replies import Replies, quoted
 from bot.views import send_contact, send_touch
 from leadline.config import Config
 from storage.db import Clock, Store
@@ -110,7 +109,7 @@ async def start_from(
                 _(
                     "“{text}” is not a phone number I can use. Type it with the area code, for example"
                     " 8 916 123-45-67 or +7 916 123-45-67."
-                ).format(text=html.escape(found.invalid[0])),
+                ).format(text=quoted(found.invalid[0])),
             )
             return
         if message.forward_origin is not None or message.contact is not None:

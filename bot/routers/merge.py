@@ -8,7 +8,6 @@ An undo and a "not the same person" record an exception, so no later touch joins
 from __future__ import annotations
 
 import contextlib
-import html
 import re
 from functools import partial
 
@@ -20,7 +19,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 
 from bot.callbacks import MergeCB
 from bot.catalogues import gettext as _
-from bot.replies import Replies
+from bot.replies import Replies, quoted
 from bot.views import CONTACT_TOUCHES, contact_text
 from leadline.config import Config
 from storage.cards import contact_summary
@@ -82,17 +81,13 @@ async def other(
     if not found:
         await replies.send(
             chat_id,
-            _("No contact found for “{text}”. Try the phone number or #number.").format(
-                text=html.escape(text)
-            ),
+            _("No contact found for “{text}”. Try the phone number or #number.").format(text=quoted(text)),
         )
         return
     if len(found) > 1:
         await replies.send(
             chat_id,
-            _("Several contacts match “{text}”. Send the phone number or #number.").format(
-                text=html.escape(text)
-            ),
+            _("Several contacts match “{text}”. Send the phone number or #number.").format(text=quoted(text)),
         )
         return
     b = await store.read(partial(live_contact, contact_id=found[0]))
@@ -101,9 +96,7 @@ async def other(
     if first is None or second is None or second["erased_at"] is not None:  # an erased one is nobody
         await replies.send(
             chat_id,
-            _("No contact found for “{text}”. Try the phone number or #number.").format(
-                text=html.escape(text)
-            ),
+            _("No contact found for “{text}”. Try the phone number or #number.").format(text=quoted(text)),
         )
         return
     if first["id"] == second["id"] or await store.read(partial(live_contact, contact_id=a)) == b:

@@ -29,7 +29,7 @@ from bot.catalogues import gettext as _
 from bot.digest import compose, prune_charts, telegram_payloads
 from bot.digest_figures import whole
 from bot.number_args import ArgumentError, CostArgs, PlanArgs, parse_cost, parse_period, parse_plan
-from bot.replies import Replies
+from bot.replies import Replies, quoted
 from leadline.config import Config
 from storage.costs import CampaignCost, add_cost, costs_in_period
 from storage.db import Clock, Store
@@ -68,16 +68,16 @@ def period_problem(error: ArgumentError) -> str:
         return _(
             "“{text}” is longer than a year: ask for a year or less here (/report 2026-01..2026-12),"
             " or run <code>leadline report</code> on the server for longer spans."
-        ).format(text=html.escape(error.value))
+        ).format(text=quoted(error.value))
     if error.problem == "period_backwards":
         return _(
             "The period “{text}” ends before it starts: put the earlier day first,"
             " e.g. /report 2026-11-01..2026-11-15."
-        ).format(text=html.escape(error.value))
+        ).format(text=quoted(error.value))
     return _(
         "I cannot read the period “{text}”. Write one of: {examples}; or nothing for yesterday."
         " For example: /report week."
-    ).format(text=html.escape(error.value), examples=PERIOD_EXAMPLES)
+    ).format(text=quoted(error.value), examples=PERIOD_EXAMPLES)
 
 
 def report_chart_path(config: Config, period: Period, chat_id: int) -> Path:
@@ -140,7 +140,7 @@ def plan_usage() -> str:
 
 
 def plan_problem(error: ArgumentError) -> str:
-    value = html.escape(error.value)
+    value = quoted(error.value)
     if error.problem == "plan_option":
         text = _("I do not know “{text}”.").format(text=value)
     elif error.problem == "plan_missing":
@@ -273,7 +273,7 @@ def cost_usage() -> str:
 
 
 def cost_problem(error: ArgumentError, known: list[str]) -> str:
-    value = html.escape(error.value)
+    value = quoted(error.value)
     if error.problem == "campaign":
         if not known:
             return _(

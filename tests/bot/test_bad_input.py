@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.callbacks import CardCB, MergeCB
 from tests.bot.conftest import ANNA, BORIS, BotEnv
 from tests.bot.test_registration import post_form
@@ -22,6 +24,51 @@ async def test_a_wrong_phone_an_unknown_command_and_plain_chatter(bot_env: BotEn
     assert (
         srv.scalar("SELECT COUNT(*) FROM touches") == 0 and srv.scalar("SELECT COUNT(*) FROM contacts") == 0
     )
+
+
+#: Telegram's longest message, of the character that grows most when escaped for HTML.
+FULL = 4096
+FILL = "<"
+
+
+def full(prefix: str, suffix: str = "") -> str:
+    """A message of Telegram's 4,096 characters: ``prefix``, then ``FILL`` up to ``suffix``."""
+    return prefix + FILL * (FULL - len(prefix) - len(suffix)) + suffix
+
+
+#: (what is typed, the words of the answer in en and in ru, the quote it must carry)
+TOO_LONG = [
+    (full("/find "), "Nothing found for “", "По запросу «", "&lt;" * 99 + "…"),
+    (full("/report "), "I cannot read the period “", "Не понимаю период «", "&lt;" * 99 + "…"),
+    (full("/plan "), "I do not know “", "Не знаю, что такое «", "&lt;" * 99 + "…"),
+    (full("/cost ", " 2026-11 100"), "There is no campaign “", "Кампании «", "&lt;" * 99 + "…"),
+    (full("/cost brand_msk 2026-11 100 "), "The item “", "Статья расхода «", "&lt;" * 99 + "…"),
+    (full("/forget "), "Nobody found for “", "Никого не найдено по «", "&lt;" * 99 + "…"),
+    (full("/"), "I do not know the command /", "Я не знаю команду /", "&lt;" * 98 + "…"),
+    ("7" * FULL, "is not a phone number I can use", "не номер телефона", "7" * 99 + "…"),
+]
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+async def test_a_message_of_4096_characters_is_quoted_cut_and_answered(
+    bot_env: BotEnv, language: str
+) -> None:
+    """Each answer quotes what was typed, cut to 100 characters, so it reaches Telegram and says what
+    to fix; Russian words are longer, and a quote of the whole message would not fit in either."""
+    srv = await bot_env.start()
+    await post_form(srv, name="Petr", phone="+7 916 555-00-01")
+    [contact] = srv.rows("SELECT id FROM contacts")
+    for typed, en, ru, quote in TOO_LONG:
+        answer = await bot_env.says(ANNA, typed, language=language)
+        assert (en if language == "en" else ru) in answer.params["text"], typed[:20]
+        assert quote in answer.params["text"]
+    found = await bot_env.says(ANNA, "/find +79165550001", language=language)
+    await bot_env.press(ANNA, found.result["message_id"], MergeCB(act="ask", a=contact["id"]).pack())
+    answer = await bot_env.says(ANNA, full(""), language=language)
+    words = "No contact found for “" if language == "en" else "Контакт «"
+    assert f"{words}{'&lt;' * 99}…" in answer.params["text"]
+    await bot_env.delivered(ANNA)
+    assert srv.scalar("SELECT COUNT(*) FROM outbox WHERE status != 'sent'") == 0
 
 
 async def test_an_old_card_for_a_contact_someone_else_registered(bot_env: BotEnv) -> None:
