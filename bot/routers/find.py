@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from functools import partial
 
 from aiogram import Router
@@ -58,7 +57,9 @@ async def find(
         if contact is None:
             continue
         label = contact["name"] or (contact["phones"] + contact["emails"] + ["—"])[0]
-        lines.append(f"{number}. {html.escape(str(label))} (#{contact_id})")
+        # Cut like a quote: a form keeps names of up to 1,024 characters, and ten in full would be
+        # a list Telegram refuses.
+        lines.append(f"{number}. {quoted(str(label))} (#{contact_id})")
         buttons.append(
             InlineKeyboardButton(text=str(number), callback_data=OpenCB(kind="contact", id=contact_id).pack())
         )

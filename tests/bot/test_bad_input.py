@@ -71,6 +71,30 @@ async def test_a_message_of_4096_characters_is_quoted_cut_and_answered(
     assert srv.scalar("SELECT COUNT(*) FROM outbox WHERE status != 'sent'") == 0
 
 
+@pytest.mark.parametrize("language", ["en", "ru"])
+async def test_find_lists_ten_contacts_with_the_longest_names_a_form_keeps(
+    bot_env: BotEnv, language: str
+) -> None:
+    """A form keeps a name of up to 1,024 characters: the list of ten matches cuts each name, so it
+    reaches Telegram with its ten buttons."""
+    srv = await bot_env.start()
+    for n in range(10):
+        await post_form(srv, name=f"Ivanov{n} " + "Ж" * 1014, phone=f"+7 916 123-45-{n:02d}")
+    found = await bot_env.says(ANNA, "/find Ivanov", language=language)
+    heading = (
+        "Found 10 contacts for “Ivanov”:"
+        if language == "en"
+        else "По запросу «Ivanov» найдено контактов: 10."
+    )
+    lines = found.params["text"].split("\n")
+    assert lines[0] == heading and len(lines) == 11
+    for n, line in enumerate(lines[1:]):
+        assert line.startswith(f"{n + 1}. Ivanov") and "Ж" * 91 + "…" in line and len(line) < 120
+    assert [b["text"] for b in bot_env.tg.buttons(ANNA, found.result["message_id"])] == [
+        str(n) for n in range(1, 11)
+    ]
+
+
 async def test_an_old_card_for_a_contact_someone_else_registered(bot_env: BotEnv) -> None:
     tg = bot_env.tg
     srv = await bot_env.start()
