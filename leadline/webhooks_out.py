@@ -70,6 +70,8 @@ async def deliver_due(
         if secret is None:
             error = "the endpoint is no longer in the config"
         else:
+            # Whatever goes wrong with one item (a key the library refuses, a URL it cannot send to)
+            # is that item's error: it is recorded and retried, and the batch goes on.
             try:
                 headers = signed_headers(secret, item.webhook_id, now, item.payload)
                 async with session.post(
@@ -77,7 +79,7 @@ async def deliver_due(
                 ) as resp:
                     if not 200 <= resp.status < 300:
                         error = f"HTTP {resp.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
         outcome = _settle(item, error)
         counts[outcome] += 1

@@ -145,6 +145,23 @@ def test_check_config_reads_secrets_from_the_environment(tmp_path: Path):
     assert "s3" not in result.output
 
 
+def test_check_config_names_a_webhook_secret_that_cannot_sign(tmp_path: Path):
+    """Such a secret passed check-config, then failed every delivery of every webhook in serve."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[[webhooks]]\nurl = "https://crm.example.com/leadline"\nsecret = "mysecret1"\n\n'
+        '[[webhooks]]\nurl = "https://crm.example.com/other"\n'
+        'secret = "whsec_dGVzdC1vdXRnb2luZy13ZWJob29rcy1zZWNyZXQtMzJieXRlcw=="\n'
+    )
+    result = run_cli_sync("check-config", "--config", str(config))
+    assert result.code == 3, result.output
+    assert result.output.splitlines()[1:] == [
+        "  webhooks[0].secret: not a Standard Webhooks secret: write whsec_ followed by base64,"
+        " as the receiver gives it"
+    ]
+    assert "mysecret1" not in result.output
+
+
 def test_check_config_takes_token_allow_ips_and_trusted_proxies_and_names_a_bad_one(tmp_path: Path):
     good = tmp_path / "good.toml"
     good.write_text(

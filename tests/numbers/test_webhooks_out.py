@@ -11,9 +11,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from pydantic import SecretStr
 from standardwebhooks import Webhook
 
-from leadline.config import Config
+from leadline.config import Config, WebhookConfig
 from leadline.webhooks_out import deliver_due
 from storage.db import Store, now_utc
 from storage.registrations import change_lead
@@ -154,3 +155,42 @@ async def test_a_registration_through_the_api_reaches_the_crm(tmp_path: Path, st
         assert srv.scalar("SELECT status FROM webhook_deliveries") == "delivered"
     finally:
         await server.close()
+
+
+async def test_one_delivery_that_cannot_be_signed_is_recorded_and_the_others_go(tmp_path: Path):
+    """A key the library refuses made the whole batch raise before anything was recorded: every poll
+    tried it again, and no webhook, the good ones included, got anything."""
+    receiver = Receiver()
+    server = await receiver.start()
+    config = config_for(tmp_path, str(server.make_url("/hook")))
+    # check-config refuses such a key (tests/test_cli.py); this one stands for any item that cannot go.
+    broken = WebhookConfig.model_construct(url="http://127.0.0.1:9/old-crm", secret=SecretStr("mysecret1"))
+    hooks = [broken, *config.webhooks]
+    store = Store.open(config.database_path)
+    session = aiohttp.ClientSession()
+    try:
+        now = now_utc()
+        await deliver_due(store, hooks, session, now)  # marks where the webhooks start
+
+        def work(db: Any) -> None:
+            contact = db.execute(
+                "SELECT contact_id FROM identifiers WHERE value = 'petr@example.net'"
+            ).fetchone()[0]
+            register(db, contact, "not_a_lead", at=now, reason="spam", origin="cli")
+
+        await store.write(work)
+        assert await deliver_due(store, hooks, session, now) == {"delivered": 1, "retry": 1, "failed": 0}
+        rows = await store.read(
+            lambda db: db.execute(
+                "SELECT endpoint, status, attempts, last_error FROM webhook_deliveries ORDER BY endpoint"
+            ).fetchall()
+        )
+    finally:
+        await session.close()
+        await store.close()
+        await server.close()
+    assert len(receiver.requests) == 1
+    assert json.loads(receiver.requests[0][1])["data"]["reason"] == "spam"
+    [(_, bad_status, bad_attempts, bad_error)] = [r for r in rows if r[0] == broken.url]
+    assert (bad_status, bad_attempts) == ("pending", 1) and bad_error.startswith("Error: Invalid base64")
+    assert [r[1:3] for r in rows if r[0] != broken.url] == [("delivered", 1)]
