@@ -74,8 +74,14 @@ async def deliver_due(
             # is that item's error: it is recorded and retried, and the batch goes on.
             try:
                 headers = signed_headers(secret, item.webhook_id, now, item.payload)
+                # A redirect is not followed: aiohttp would follow a 301/302 as a GET without the body,
+                # and a 2xx to that would mark delivered an event the CRM never got.
                 async with session.post(
-                    item.endpoint, data=item.payload.encode(), headers=headers, timeout=TIMEOUT
+                    item.endpoint,
+                    data=item.payload.encode(),
+                    headers=headers,
+                    timeout=TIMEOUT,
+                    allow_redirects=False,
                 ) as resp:
                     if not 200 <= resp.status < 300:
                         error = f"HTTP {resp.status}"

@@ -194,3 +194,50 @@ async def test_one_delivery_that_cannot_be_signed_is_recorded_and_the_others_go(
     [(_, bad_status, bad_attempts, bad_error)] = [r for r in rows if r[0] == broken.url]
     assert (bad_status, bad_attempts) == ("pending", 1) and bad_error.startswith("Error: Invalid base64")
     assert [r[1:3] for r in rows if r[0] != broken.url] == [("delivered", 1)]
+
+
+async def test_a_redirect_is_not_followed_but_retried_as_an_error(tmp_path: Path):
+    """aiohttp followed a 301 as a GET without the body, and that GET's 200 marked the event delivered."""
+    seen: list[tuple[str, str, int]] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path, len(await request.read())))
+        raise web.HTTPMovedPermanently("/hook/")
+
+    async def page(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path, len(await request.read())))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", moved)
+    app.router.add_get("/hook/", page)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    config = config_for(tmp_path, str(server.make_url("/hook")))
+    store = Store.open(config.database_path)
+    session = aiohttp.ClientSession()
+    try:
+        now = now_utc()
+        await deliver_due(store, config.webhooks, session, now)  # marks where the webhook starts
+
+        def work(db: Any) -> None:
+            contact = db.execute(
+                "SELECT contact_id FROM identifiers WHERE value = 'petr@example.net'"
+            ).fetchone()[0]
+            register(db, contact, "not_a_lead", at=now, reason="spam", origin="cli")
+
+        await store.write(work)
+        assert await deliver_due(store, config.webhooks, session, now) == {
+            "delivered": 0,
+            "retry": 1,
+            "failed": 0,
+        }
+        rows = await store.read(
+            lambda db: db.execute("SELECT status, attempts, last_error FROM webhook_deliveries").fetchall()
+        )
+    finally:
+        await session.close()
+        await store.close()
+        await server.close()
+    assert rows == [("pending", 1, "HTTP 301")]
+    assert [(method, path) for method, path, _ in seen] == [("POST", "/hook")]
