@@ -10,8 +10,9 @@ drop repeats; a failure is retried with growing delays, and after the last one t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -23,7 +24,7 @@ from standardwebhooks import Webhook
 from leadline import keys
 from leadline.config import WebhookConfig
 from storage import webhook_deliveries as deliveries
-from storage.db import Store
+from storage.db import Clock, Store
 
 log = logging.getLogger("leadline.webhooks")
 
@@ -56,48 +57,85 @@ async def deliver_due(
     store: Store,
     webhooks: Sequence[WebhookConfig],
     session: aiohttp.ClientSession,
-    now: datetime,
+    clock: Clock,
     limit: int = 100,
 ) -> dict[str, int]:
-    """Collect new events, then try every delivery that is due; returns counts by outcome."""
-    secrets = {hook.url: hook.secret.get_secret_value() for hook in webhooks}
-    await store.write(lambda db: deliveries.collect(db, webhooks, now))
-    due = await store.read(lambda db: deliveries.due(db, now, limit))
+    """One round: collect new events, then try every delivery that is due, each endpoint's queue
+    beside the others' (an endpoint that hangs delays only its own); returns counts by outcome."""
+    await collect(store, webhooks, clock)
+    rounds = [deliver_endpoint(store, hook, session, clock, limit) for hook in endpoints(webhooks)]
+    results = await asyncio.gather(*rounds, give_up_unconfigured(store, webhooks, clock, limit))
+    return {outcome: sum(r[outcome] for r in results) for outcome in ("delivered", "retry", "failed")}
+
+
+def endpoints(webhooks: Sequence[WebhookConfig]) -> list[WebhookConfig]:
+    """One per URL (the last one written wins, as its secret did): each URL gets one queue."""
+    return list({hook.url: hook for hook in webhooks}.values())
+
+
+async def collect(store: Store, webhooks: Sequence[WebhookConfig], clock: Clock) -> int:
+    """Queue the events made since the last collect, one delivery per endpoint."""
+    return await store.write(lambda db: deliveries.collect(db, webhooks, clock()))
+
+
+async def deliver_endpoint(
+    store: Store, hook: WebhookConfig, session: aiohttp.ClientSession, clock: Clock, limit: int = 100
+) -> dict[str, int]:
+    """Try this endpoint's due deliveries in order, one at a time, each signed as it is sent."""
+    due = await store.read(lambda db: deliveries.due(db, clock(), limit, endpoint=hook.url))
+    secret = hook.secret.get_secret_value()
     counts = {"delivered": 0, "retry": 0, "failed": 0}
     for item in due:
-        error: str | None = None
-        secret = secrets.get(item.endpoint)
-        if secret is None:
-            error = "the endpoint is no longer in the config"
-        else:
-            # Whatever goes wrong with one item (a key the library refuses, a URL it cannot send to)
-            # is that item's error: it is recorded and retried, and the batch goes on.
-            try:
-                headers = signed_headers(secret, item.webhook_id, now, item.payload)
-                # A redirect is not followed: aiohttp would follow a 301/302 as a GET without the body,
-                # and a 2xx to that would mark delivered an event the CRM never got.
-                async with session.post(
-                    item.endpoint,
-                    data=item.payload.encode(),
-                    headers=headers,
-                    timeout=TIMEOUT,
-                    allow_redirects=False,
-                ) as resp:
-                    if not 200 <= resp.status < 300:
-                        error = f"HTTP {resp.status}"
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-        outcome = _settle(item, error)
-        counts[outcome] += 1
-        await store.write(partial(_record, item=item, error=error, outcome=outcome, now=now))
-        if error:
-            log.warning(
-                "webhook delivery failed",
-                extra={
-                    "fields": {"webhook_id": item.webhook_id, "attempt": item.attempts + 1, "error": error}
-                },
-            )
+        error = await _attempt(session, item, secret, clock)
+        counts[await _finish(store, item, error, clock)] += 1
     return counts
+
+
+async def give_up_unconfigured(
+    store: Store, webhooks: Sequence[WebhookConfig], clock: Clock, limit: int = 100
+) -> dict[str, int]:
+    """Deliveries queued for an endpoint since taken out of the config fail their attempts."""
+    urls = [hook.url for hook in webhooks]
+    due = await store.read(lambda db: deliveries.due_elsewhere(db, clock(), limit, urls))
+    counts = {"delivered": 0, "retry": 0, "failed": 0}
+    for item in due:
+        counts[await _finish(store, item, "the endpoint is no longer in the config", clock)] += 1
+    return counts
+
+
+async def _attempt(
+    session: aiohttp.ClientSession, item: deliveries.Due, secret: str, clock: Clock
+) -> str | None:
+    """One POST; its error, or None for a 2xx. Whatever goes wrong with one item (a key the library
+    refuses, a URL it cannot send to) is that item's error: recorded and retried, and the rest go on."""
+    try:
+        # Signed with the time it is sent at, not when the round began: a receiver refuses a
+        # timestamp more than 5 minutes old, and a round can wait that long on a slow endpoint.
+        headers = signed_headers(secret, item.webhook_id, clock(), item.payload)
+        # A redirect is not followed: aiohttp would follow a 301/302 as a GET without the body,
+        # and a 2xx to that would mark delivered an event the CRM never got.
+        async with session.post(
+            item.endpoint,
+            data=item.payload.encode(),
+            headers=headers,
+            timeout=TIMEOUT,
+            allow_redirects=False,
+        ) as resp:
+            return None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+async def _finish(store: Store, item: deliveries.Due, error: str | None, clock: Clock) -> str:
+    """Record the attempt's outcome (a retry's delay counts from now) and log a failure."""
+    outcome = _settle(item, error)
+    await store.write(partial(_record, item=item, error=error, outcome=outcome, now=clock()))
+    if error:
+        log.warning(
+            "webhook delivery failed",
+            extra={"fields": {"webhook_id": item.webhook_id, "attempt": item.attempts + 1, "error": error}},
+        )
+    return outcome
 
 
 def _settle(item: deliveries.Due, error: str | None) -> str:
@@ -115,23 +153,47 @@ def _record(db: Database, item: deliveries.Due, error: str | None, outcome: str,
 
 
 async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The sender, polling while the server runs (only when webhooks are configured)."""
+    """The sender while the server runs (only when webhooks are configured): one task collects the
+    events and gives up on endpoints taken out of the config, and each endpoint has a task of its own,
+    so one that hangs (each attempt waits up to :data:`TIMEOUT`) holds back no other."""
     webhooks = app[keys.CONFIG].webhooks
     if not webhooks:
         yield
         return
+    store, clock = app[keys.STORE], app[keys.CLOCK]
     session = aiohttp.ClientSession()
+    hooks = endpoints(webhooks)
+    wakes = [asyncio.Event() for _ in hooks]
 
-    async def loop() -> None:
-        while True:
-            try:
-                await deliver_due(app[keys.STORE], webhooks, session, app[keys.CLOCK]())
-            except Exception:
-                log.exception("webhook sender failed; retrying")
-            await asyncio.sleep(POLL_SECONDS)
+    async def collect_round() -> None:
+        if await collect(store, webhooks, clock):
+            for wake in wakes:
+                wake.set()
+        await give_up_unconfigured(store, webhooks, clock)
 
-    task = asyncio.create_task(loop())
+    tasks = [asyncio.create_task(_every(collect_round))]
+    tasks += [
+        asyncio.create_task(_every(partial(deliver_endpoint, store, hook, session, clock), wake))
+        for hook, wake in zip(hooks, wakes, strict=True)
+    ]
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
     await session.close()
+
+
+async def _every(step: Callable[[], Awaitable[object]], wake: asyncio.Event | None = None) -> None:
+    """Run ``step`` every :data:`POLL_SECONDS`, or sooner when ``wake`` is set; a failure is logged."""
+    while True:
+        if wake is not None:
+            wake.clear()
+        try:
+            await step()
+        except Exception:
+            log.exception("webhook sender failed; retrying")
+        if wake is None:
+            await asyncio.sleep(POLL_SECONDS)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), POLL_SECONDS)

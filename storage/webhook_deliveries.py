@@ -84,11 +84,24 @@ class Due:
     attempts: int
 
 
-def due(db: Database, at: datetime, limit: int) -> list[Due]:
+_DUE = "SELECT id, webhook_id, endpoint, payload, attempts FROM webhook_deliveries WHERE status = 'pending'"
+
+
+def due(db: Database, at: datetime, limit: int, *, endpoint: str) -> list[Due]:
+    """One endpoint's deliveries due at ``at``, oldest first: each endpoint is sent to on its own."""
     rows = db.execute(
-        "SELECT id, webhook_id, endpoint, payload, attempts FROM webhook_deliveries"
-        " WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
-        [iso(at), limit],
+        f"{_DUE} AND endpoint = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+        [endpoint, iso(at), limit],
+    ).fetchall()
+    return [Due(*row) for row in rows]
+
+
+def due_elsewhere(db: Database, at: datetime, limit: int, endpoints: Sequence[str]) -> list[Due]:
+    """The due deliveries of every endpoint not in ``endpoints`` (taken out of the config)."""
+    marks = ",".join("?" * len(endpoints))
+    rows = db.execute(
+        f"{_DUE} AND endpoint NOT IN ({marks}) AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+        [*endpoints, iso(at), limit],
     ).fetchall()
     return [Due(*row) for row in rows]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 from standardwebhooks import Webhook
 
+from leadline import webhooks_out
 from leadline.config import Config, WebhookConfig
 from leadline.webhooks_out import deliver_due
 from storage.db import Store, now_utc
@@ -31,8 +33,10 @@ class Receiver:
     def __init__(self, failures: int = 0) -> None:
         self.failures = failures
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.arrived: list[float] = []  # when each request came, on the wall clock
 
     async def handle(self, request: web.Request) -> web.Response:
+        self.arrived.append(time.time())
         self.requests.append((dict(request.headers), await request.read()))
         if len(self.requests) <= self.failures:
             return web.Response(status=500)
@@ -44,6 +48,26 @@ class Receiver:
         server = TestServer(app, host="127.0.0.1", port=0)
         await server.start_server()
         return server
+
+
+class Silent:
+    """A CRM that takes the connection and the request, and never answers."""
+
+    def __init__(self) -> None:
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        await reader.read(1 << 20)
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._hold, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/hook"
+
+    async def close(self) -> None:
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
 
 
 def config_for(tmp_path: Path, url: str) -> Config:
@@ -63,7 +87,7 @@ async def test_each_registration_and_lead_change_is_signed_retried_and_delivered
     try:
         now = now_utc()
         # The first round only marks where the webhook starts: the month's history is not sent.
-        assert await deliver_due(store, config.webhooks, session, now) == {
+        assert await deliver_due(store, config.webhooks, session, lambda: now) == {
             "delivered": 0,
             "retry": 0,
             "failed": 0,
@@ -79,7 +103,7 @@ async def test_each_registration_and_lead_change_is_signed_retried_and_delivered
 
         contact = await store.write(work)
         # Three events: the registration, the lead's "new" stage and its move to qualified.
-        first = await deliver_due(store, config.webhooks, session, now)
+        first = await deliver_due(store, config.webhooks, session, lambda: now)
         assert first == {"delivered": 2, "retry": 1, "failed": 0}
         pending = await store.read(
             lambda db: db.execute(
@@ -92,12 +116,12 @@ async def test_each_registration_and_lead_change_is_signed_retried_and_delivered
             "HTTP 500",
         )
         # Not due yet: nothing is sent.
-        assert await deliver_due(store, config.webhooks, session, now + timedelta(seconds=4)) == {
+        assert await deliver_due(store, config.webhooks, session, lambda: now + timedelta(seconds=4)) == {
             "delivered": 0,
             "retry": 0,
             "failed": 0,
         }
-        assert await deliver_due(store, config.webhooks, session, now + timedelta(seconds=5)) == {
+        assert await deliver_due(store, config.webhooks, session, lambda: now + timedelta(seconds=5)) == {
             "delivered": 1,
             "retry": 0,
             "failed": 0,
@@ -170,7 +194,7 @@ async def test_one_delivery_that_cannot_be_signed_is_recorded_and_the_others_go(
     session = aiohttp.ClientSession()
     try:
         now = now_utc()
-        await deliver_due(store, hooks, session, now)  # marks where the webhooks start
+        await deliver_due(store, hooks, session, lambda: now)  # marks where the webhooks start
 
         def work(db: Any) -> None:
             contact = db.execute(
@@ -179,7 +203,11 @@ async def test_one_delivery_that_cannot_be_signed_is_recorded_and_the_others_go(
             register(db, contact, "not_a_lead", at=now, reason="spam", origin="cli")
 
         await store.write(work)
-        assert await deliver_due(store, hooks, session, now) == {"delivered": 1, "retry": 1, "failed": 0}
+        assert await deliver_due(store, hooks, session, lambda: now) == {
+            "delivered": 1,
+            "retry": 1,
+            "failed": 0,
+        }
         rows = await store.read(
             lambda db: db.execute(
                 "SELECT endpoint, status, attempts, last_error FROM webhook_deliveries ORDER BY endpoint"
@@ -218,7 +246,7 @@ async def test_a_redirect_is_not_followed_but_retried_as_an_error(tmp_path: Path
     session = aiohttp.ClientSession()
     try:
         now = now_utc()
-        await deliver_due(store, config.webhooks, session, now)  # marks where the webhook starts
+        await deliver_due(store, config.webhooks, session, lambda: now)  # marks where the webhook starts
 
         def work(db: Any) -> None:
             contact = db.execute(
@@ -227,7 +255,7 @@ async def test_a_redirect_is_not_followed_but_retried_as_an_error(tmp_path: Path
             register(db, contact, "not_a_lead", at=now, reason="spam", origin="cli")
 
         await store.write(work)
-        assert await deliver_due(store, config.webhooks, session, now) == {
+        assert await deliver_due(store, config.webhooks, session, lambda: now) == {
             "delivered": 0,
             "retry": 1,
             "failed": 0,
@@ -241,3 +269,88 @@ async def test_a_redirect_is_not_followed_but_retried_as_an_error(tmp_path: Path
         await server.close()
     assert rows == [("pending", 1, "HTTP 301")]
     assert [(method, path) for method, path, _ in seen] == [("POST", "/hook")]
+
+
+def lead_with_changes(db: Any, at: datetime, changes: int) -> None:
+    """A registration, its lead's "new" stage and ``changes`` edits: 2 + ``changes`` events."""
+    contact = db.execute("SELECT contact_id FROM identifiers WHERE value = 'petr@example.net'").fetchone()[0]
+    lead = register(db, contact, "lead", at=at, temperature="warm", origin="cli").lead_id
+    for n in range(changes):
+        change_lead(db, lead, at=at, need=f"need {n}")
+
+
+async def test_each_attempt_is_signed_when_sent_and_a_hanging_crm_holds_back_no_other(
+    tmp_path: Path, monkeypatch: Any
+):
+    """The round was signed with the time it began and sent one delivery after another: behind a CRM
+    that never answered, another's deliveries came minutes late with timestamps its 5-minute check
+    refused."""
+    monkeypatch.setattr(webhooks_out, "TIMEOUT", aiohttp.ClientTimeout(total=0.5))
+    silent, healthy = Silent(), Receiver()
+    server = await healthy.start()
+    config = month_config(
+        tmp_path,
+        webhooks=[
+            {"url": await silent.start(), "secret": SECRET},
+            {"url": str(server.make_url("/hook")), "secret": SECRET},
+        ],
+    )
+    open_month(config.database_path, config).db.close()
+    store = Store.open(config.database_path)
+    session = aiohttp.ClientSession()
+    try:
+        await deliver_due(store, config.webhooks, session, now_utc)  # marks where the webhooks start
+        await store.write(lambda db: lead_with_changes(db, now_utc(), 4))
+        began = time.time()
+        counts = await deliver_due(store, config.webhooks, session, now_utc)
+        took = time.time() - began
+    finally:
+        await session.close()
+        await store.close()
+        await server.close()
+        await silent.close()
+    assert counts == {"delivered": 6, "retry": 6, "failed": 0}
+    assert took >= 6 * 0.5  # the silent CRM's six timeouts, one after another
+    assert len(healthy.arrived) == 6 and healthy.arrived[-1] - began < 1  # none waited for the silent one
+    for (headers, _), arrived in zip(healthy.requests, healthy.arrived, strict=True):
+        assert 0 <= arrived - int(headers["webhook-timestamp"]) < 1.5
+
+
+async def test_a_crm_that_hangs_does_not_delay_another_in_serve(
+    tmp_path: Path, start_server: Any, monkeypatch: Any
+):
+    """While one CRM's attempt waits out its timeout, the other hears of the next event at once."""
+    monkeypatch.setattr(webhooks_out, "TIMEOUT", aiohttp.ClientTimeout(total=60))
+    silent, healthy = Silent(), Receiver()
+    server = await healthy.start()
+    try:
+        config = month_config(
+            tmp_path,
+            webhooks=[
+                {"url": await silent.start(), "secret": SECRET},
+                {"url": str(server.make_url("/hook")), "secret": SECRET},
+            ],
+            api_clients=[{"name": "crm", "token": TOKEN}],
+        )
+        open_month(config.database_path, config).db.close()
+        srv = await start_server(config)
+        for _ in range(100):  # the sender marks where the webhooks start
+            if srv.scalar("SELECT COUNT(*) FROM meta WHERE key LIKE 'webhooks_out.%'") == 2:
+                break
+            await asyncio.sleep(0.1)
+        for n, phone in enumerate(("+79160000031", "+79160000032"), start=1):
+            async with srv.session.post(
+                f"{srv.url}/api/registrations",
+                json={"phone": phone, "disposition": "not_a_lead", "reason": "spam"},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ) as resp:
+                assert resp.status == 201
+            for _ in range(100):
+                if len(healthy.requests) == n:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(healthy.requests) == n, f"event {n} waited behind the silent CRM"
+        assert len(silent.writers) == 1  # still waiting for its answer to the first
+    finally:
+        await server.close()
+        await silent.close()
