@@ -2,10 +2,11 @@
 
 Events are collected into a queue in the database (``storage/webhook_deliveries.py``), so an
 event is queued exactly once whoever made it, and a crash between collecting and sending loses
-nothing. Each delivery is signed per the Standard Webhooks spec with a ``webhook-id`` that stays
-the same across retries (``msg_registration_<id>`` / ``msg_lead_change_<id>``), so a receiver can
-drop repeats; a failure is retried with growing delays, and after the last one the row is ``failed``.
-"""
+nothing. Each delivery is signed per the Standard Webhooks spec with a ``webhook-id`` made when
+the event is collected and stored with it (``msg_registration_<id>_<random>``,
+``msg_lead_change_<id>_<random>``): the same across retries, so a receiver can drop repeats, and
+never the id of another event, even after a restore rolls the row ids back. A failure is retried
+with growing delays, and after the last one the row is ``failed``."""
 
 from __future__ import annotations
 

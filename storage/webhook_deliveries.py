@@ -10,6 +10,7 @@ what happens from then on, not the whole history.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from leadline.config import WebhookConfig
 
 #: What is sent: (name, table, event type, the table's rows past a cursor). The name makes the cursor's
-#: key in ``meta`` (``webhooks_out.<name>_id``) and the ``webhook-id`` (``msg_<name>_<row id>``).
+#: key in ``meta`` (``webhooks_out.<name>_id``) and begins the ``webhook-id`` (:func:`new_webhook_id`).
 _FEEDS = (
     (
         "registration",
@@ -44,6 +45,15 @@ _FEEDS = (
 )
 
 
+def new_webhook_id(name: str, row_id: int) -> str:
+    """A new event's ``webhook-id``, stored with its deliveries so that each retry sends it again.
+
+    The row id says which row it came from; the random part keeps it unique when ids come round
+    again (``leadline restore`` rolls them back, and a receiver drops as a repeat an id it has seen).
+    """
+    return f"msg_{name}_{row_id}_{uuid.uuid4().hex[:16]}"
+
+
 def _cursor_key(name: str) -> str:
     return f"webhooks_out.{name}_id"
 
@@ -60,7 +70,7 @@ def collect(db: Database, webhooks: Sequence[WebhookConfig], at: datetime, limit
             meta.put(db, _cursor_key(name), str(int(top)))
             continue
         rows = list(db.query(sql, [int(last), limit]))
-        events += [(f"msg_{name}_{r['id']}", event_type, r) for r in rows]
+        events += [(new_webhook_id(name, r["id"]), event_type, r) for r in rows]
         if rows:
             meta.put(db, _cursor_key(name), str(int(rows[-1]["id"])))
     stamp = iso(at)

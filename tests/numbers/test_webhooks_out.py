@@ -354,3 +354,48 @@ async def test_a_crm_that_hangs_does_not_delay_another_in_serve(
     finally:
         await server.close()
         await silent.close()
+
+
+async def test_a_registration_after_a_restore_has_a_webhook_id_never_sent_before(tmp_path: Path):
+    """The id was msg_registration_<row id>, and a restore rolls the row ids back: the first
+    registration after it went out under the id of one the CRM had, which it dropped as a repeat."""
+    from storage.backup import copy, restore
+
+    receiver = Receiver()
+    server = await receiver.start()
+    config = config_for(tmp_path, str(server.make_url("/hook")))
+    session = aiohttp.ClientSession()
+
+    async def registered(reason: str) -> None:
+        store = Store.open(config.database_path)
+        try:
+
+            def work(db: Any) -> None:
+                contact = db.execute(
+                    "SELECT contact_id FROM identifiers WHERE value = 'petr@example.net'"
+                ).fetchone()[0]
+                register(db, contact, "not_a_lead", at=now_utc(), reason=reason, origin="cli")
+
+            await store.write(work)
+            await deliver_due(store, config.webhooks, session, now_utc)
+        finally:
+            await store.close()
+
+    try:
+        store = Store.open(config.database_path)
+        await deliver_due(store, config.webhooks, session, now_utc)  # marks where the webhook starts
+        await store.close()
+        copy(config.database_path, tmp_path / "nightly.db")
+        await registered("spam")
+        restore(tmp_path / "nightly.db", config.database_path)
+        await registered("partner")
+    finally:
+        await session.close()
+        await server.close()
+    events = [json.loads(body)["data"] for _, body in receiver.requests]
+    assert [(e["id"], e["reason"]) for e in events] == [
+        (events[0]["id"], "spam"),
+        (events[0]["id"], "partner"),
+    ]
+    ids = [headers["webhook-id"] for headers, _ in receiver.requests]
+    assert ids[0] != ids[1], ids
