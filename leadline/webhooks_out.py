@@ -154,14 +154,17 @@ def _record(db: Database, item: deliveries.Due, error: str | None, outcome: str,
 
 
 async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The sender while the server runs (only when webhooks are configured): one task collects the
+    """The sender while the server runs (when webhooks are configured): one task collects the
     events and gives up on endpoints taken out of the config, and each endpoint has a task of its own,
     so one that hangs (each attempt waits up to :data:`TIMEOUT`) holds back no other."""
     webhooks = app[keys.CONFIG].webhooks
+    store, clock = app[keys.STORE], app[keys.CLOCK]
     if not webhooks:
+        # The endpoints' cursors go: a webhook added later hears what happens from then on, not
+        # what happened while there was none.
+        await collect(store, webhooks, clock)
         yield
         return
-    store, clock = app[keys.STORE], app[keys.CLOCK]
     session = aiohttp.ClientSession()
     hooks = endpoints(webhooks)
     wakes = [asyncio.Event() for _ in hooks]

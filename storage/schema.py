@@ -760,6 +760,34 @@ CREATE INDEX chat_replies_waiting ON chat_replies (source, conversation, at)
     )
 
 
+@migrations()
+def m018_webhook_cursors(db: Database) -> None:
+    """How far each outgoing webhook's endpoint has been sent, per feed (``registration``,
+    ``lead_change``): one cursor for all of them, in ``meta``, stayed put while no webhook was
+    configured, so a webhook added after that spell was sent all of it. An endpoint with deliveries
+    queued before takes the old cursors, so it goes on where it was; one that never had any starts
+    at the newest row when it is next collected (storage/webhook_deliveries.py).
+    """
+    _run(
+        db,
+        """
+CREATE TABLE webhook_cursors (
+    endpoint TEXT NOT NULL,
+    feed TEXT NOT NULL,
+    last_id INTEGER NOT NULL,
+    PRIMARY KEY (endpoint, feed)
+) WITHOUT ROWID;
+INSERT INTO webhook_cursors (endpoint, feed, last_id)
+    SELECT DISTINCT d.endpoint, 'registration', CAST(m.value AS INTEGER)
+    FROM webhook_deliveries d JOIN meta m ON m.key = 'webhooks_out.registration_id';
+INSERT INTO webhook_cursors (endpoint, feed, last_id)
+    SELECT DISTINCT d.endpoint, 'lead_change', CAST(m.value AS INTEGER)
+    FROM webhook_deliveries d JOIN meta m ON m.key = 'webhooks_out.lead_change_id';
+DELETE FROM meta WHERE key IN ('webhooks_out.registration_id', 'webhooks_out.lead_change_id')
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

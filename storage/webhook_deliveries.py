@@ -1,10 +1,11 @@
 """The outgoing webhooks' queue: one row per event and endpoint, collected past a cursor.
 
 Events are not pushed from the code that registers (the bot, the API, the CLI all do): they are
-collected from the ``registrations`` and ``lead_changes`` tables, past a cursor kept in ``meta``,
-into ``webhook_deliveries`` in one transaction. So an event is queued exactly once whoever made
-it, and a crash between collecting and sending loses nothing. A webhook added to the config hears
-what happens from then on, not the whole history.
+collected from the ``registrations`` and ``lead_changes`` tables, past each endpoint's cursors in
+``webhook_cursors``, into ``webhook_deliveries`` in one transaction. So an event is queued exactly
+once per endpoint whoever made it, and a crash between collecting and sending loses nothing. A
+webhook added to the config, or put back after a spell without it, hears what happens from then on,
+not the history.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
-from storage import meta
 from storage.db import iso
 
 if TYPE_CHECKING:
     from leadline.config import WebhookConfig
 
-#: What is sent: (name, table, event type, the table's rows past a cursor). The name makes the cursor's
-#: key in ``meta`` (``webhooks_out.<name>_id``) and begins the ``webhook-id`` (:func:`new_webhook_id`).
+#: What is sent: (name, table, event type, the table's rows past a cursor). The name is the cursor's
+#: ``feed`` in ``webhook_cursors`` and begins the ``webhook-id`` (:func:`new_webhook_id`).
 _FEEDS = (
     (
         "registration",
@@ -54,35 +54,52 @@ def new_webhook_id(name: str, row_id: int) -> str:
     return f"msg_{name}_{row_id}_{uuid.uuid4().hex[:16]}"
 
 
-def _cursor_key(name: str) -> str:
-    return f"webhooks_out.{name}_id"
-
-
 def collect(db: Database, webhooks: Sequence[WebhookConfig], at: datetime, limit: int = 1000) -> int:
-    """Queue a delivery per endpoint for each registration and lead change since the last call."""
-    if not webhooks:
-        return 0
-    events: list[tuple[str, str, dict[str, Any]]] = []
+    """Queue a delivery per endpoint for each registration and lead change past that endpoint's
+    cursor; returns how many were queued.
+
+    Each endpoint (URL) has its own cursors in ``webhook_cursors``. One seen for the first time
+    starts at the newest row, and the cursors of an endpoint not in ``webhooks`` are dropped, so a
+    webhook added, or put back after a spell without it, hears what happens from then on: called
+    with no webhooks at all (``serve`` starting without any), it drops them all.
+    """
+    urls = sorted({hook.url for hook in webhooks})
+    marks = ",".join("?" * len(urls))
+    db.execute(f"DELETE FROM webhook_cursors WHERE endpoint NOT IN ({marks})", urls)
+    cursors = {
+        (str(e), str(f)): int(last)
+        for e, f, last in db.execute("SELECT endpoint, feed, last_id FROM webhook_cursors")
+    }
+    stamp, queued = iso(at), 0
     for name, table, event_type, sql in _FEEDS:
-        last = meta.get(db, _cursor_key(name))
-        if last is None:  # a new webhook hears what happens from now on
-            top = db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0]
-            meta.put(db, _cursor_key(name), str(int(top)))
-            continue
-        rows = list(db.query(sql, [int(last), limit]))
-        events += [(new_webhook_id(name, r["id"]), event_type, r) for r in rows]
-        if rows:
-            meta.put(db, _cursor_key(name), str(int(rows[-1]["id"])))
-    stamp = iso(at)
-    for webhook_id, event_type, data in events:
-        payload = json.dumps({"type": event_type, "timestamp": stamp, "data": data}, ensure_ascii=False)
-        for hook in webhooks:
-            db.execute(
-                "INSERT OR IGNORE INTO webhook_deliveries (webhook_id, endpoint, event_type, payload, next_attempt_at,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [webhook_id, hook.url, event_type, payload, stamp, stamp],
-            )
-    return len(events)
+        fetched: dict[int, list[dict[str, Any]]] = {}  # endpoints at the same cursor read once
+        for url in urls:
+            last = cursors.get((url, name))
+            if last is None:
+                top = int(db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0])
+                db.execute(
+                    "INSERT INTO webhook_cursors (endpoint, feed, last_id) VALUES (?, ?, ?)", [url, name, top]
+                )
+                continue
+            if last not in fetched:
+                fetched[last] = list(db.query(sql, [last, limit]))
+            rows = fetched[last]
+            for row in rows:
+                payload = json.dumps(
+                    {"type": event_type, "timestamp": stamp, "data": row}, ensure_ascii=False
+                )
+                db.execute(
+                    "INSERT INTO webhook_deliveries (webhook_id, endpoint, event_type, payload, next_attempt_at,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    [new_webhook_id(name, row["id"]), url, event_type, payload, stamp, stamp],
+                )
+            if rows:
+                db.execute(
+                    "UPDATE webhook_cursors SET last_id = ? WHERE endpoint = ? AND feed = ?",
+                    [int(rows[-1]["id"]), url, name],
+                )
+            queued += len(rows)
+    return queued
 
 
 @dataclass(frozen=True)

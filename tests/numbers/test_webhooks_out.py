@@ -70,6 +70,24 @@ class Silent:
             writer.close()
 
 
+async def started(srv: Any, endpoints: int) -> None:
+    """Wait until serve's sender has marked where each endpoint starts (a cursor per feed)."""
+    for _ in range(100):
+        if srv.scalar("SELECT COUNT(*) FROM webhook_cursors") == 2 * endpoints:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the webhook sender never started")
+
+
+async def registered_by_api(srv: Any, phone: str) -> None:
+    async with srv.session.post(
+        f"{srv.url}/api/registrations",
+        json={"phone": phone, "disposition": "not_a_lead", "reason": "spam"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ) as resp:
+        assert resp.status == 201
+
+
 def config_for(tmp_path: Path, url: str) -> Config:
     config = month_config(
         tmp_path, webhooks=[{"url": url, "secret": SECRET}], api_clients=[{"name": "crm", "token": TOKEN}]
@@ -154,11 +172,7 @@ async def test_a_registration_through_the_api_reaches_the_crm(tmp_path: Path, st
     server = await receiver.start()
     try:
         srv = await start_server(config_for(tmp_path, str(server.make_url("/hook"))))
-        # Let the sender mark its starting point, then register.
-        for _ in range(100):
-            if srv.scalar("SELECT COUNT(*) FROM meta WHERE key LIKE 'webhooks_out.%'") == 2:
-                break
-            await asyncio.sleep(0.1)
+        await started(srv, 1)  # let the sender mark its starting point, then register
         async with srv.session.post(
             f"{srv.url}/api/registrations",
             json={"phone": "+79160000009", "disposition": "not_a_lead", "reason": "spam"},
@@ -334,10 +348,7 @@ async def test_a_crm_that_hangs_does_not_delay_another_in_serve(
         )
         open_month(config.database_path, config).db.close()
         srv = await start_server(config)
-        for _ in range(100):  # the sender marks where the webhooks start
-            if srv.scalar("SELECT COUNT(*) FROM meta WHERE key LIKE 'webhooks_out.%'") == 2:
-                break
-            await asyncio.sleep(0.1)
+        await started(srv, 2)
         for n, phone in enumerate(("+79160000031", "+79160000032"), start=1):
             async with srv.session.post(
                 f"{srv.url}/api/registrations",
@@ -399,3 +410,78 @@ async def test_a_registration_after_a_restore_has_a_webhook_id_never_sent_before
     ]
     ids = [headers["webhook-id"] for headers, _ in receiver.requests]
     assert ids[0] != ids[1], ids
+
+
+async def test_a_webhook_put_back_or_added_after_a_spell_without_any_hears_only_what_follows(
+    tmp_path: Path, start_server: Any
+):
+    """The cursor was one for all webhooks and stayed put while serve ran with none: the webhook
+    added (or put back) after that spell was sent every registration of it."""
+    old, new = Receiver(), Receiver()
+    old_server, new_server = await old.start(), await new.start()
+    old_hook = {"url": str(old_server.make_url("/hook")), "secret": SECRET}
+    new_hook = {"url": str(new_server.make_url("/hook")), "secret": SECRET}
+    clients = [{"name": "crm", "token": TOKEN}]
+    try:
+        config = month_config(tmp_path, webhooks=[old_hook], api_clients=clients)
+        open_month(config.database_path, config).db.close()
+        srv = await start_server(config)
+        await started(srv, 1)
+        await registered_by_api(srv, "+79160000041")
+        for _ in range(100):
+            if old.requests:
+                break
+            await asyncio.sleep(0.1)
+        await srv.stop()
+        assert len(old.requests) == 1
+
+        # A month without [[webhooks]]: five registrations nobody is to hear of.
+        srv = await start_server(month_config(tmp_path, api_clients=clients))
+        for n in range(5):
+            await registered_by_api(srv, f"+7916000005{n}")
+        await srv.stop()
+
+        # The old CRM's webhook is put back and a new CRM's added.
+        srv = await start_server(month_config(tmp_path, webhooks=[old_hook, new_hook], api_clients=clients))
+        await started(srv, 2)
+        await registered_by_api(srv, "+79160000061")
+        for _ in range(100):
+            if len(old.requests) == 2 and new.requests:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # anything more would be on its way by now
+    finally:
+        await old_server.close()
+        await new_server.close()
+    after = [json.loads(body)["data"]["created_at"] for _, body in [*old.requests[1:], *new.requests]]
+    assert len(old.requests) == 2 and len(new.requests) == 1, (len(old.requests), len(new.requests))
+    assert after[0] == after[1]  # both heard of the one registration made once they were there
+
+
+def test_an_endpoint_that_was_sent_to_before_the_upgrade_goes_on_where_it_was(tmp_path: Path):
+    """m018 moves the one cursor in meta to each endpoint that had deliveries, so none of them
+    misses what was made between its last collect and the upgrade, nor hears it twice."""
+    from storage.db import open_database
+    from storage.schema import migrate
+    from storage.webhook_deliveries import collect
+
+    config = config_for(tmp_path, "https://crm.example.com/hook")
+    db = open_database(config.database_path)
+    db.execute("DROP TABLE webhook_cursors")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm018_webhook_cursors'")
+    top = db.execute("SELECT MAX(id) FROM registrations").fetchone()[0]
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES ('webhooks_out.registration_id', ?),"
+        " ('webhooks_out.lead_change_id', ?)",
+        [str(top - 1), str(db.execute("SELECT MAX(id) FROM lead_changes").fetchone()[0])],
+    )
+    db.execute(
+        "INSERT INTO webhook_deliveries (webhook_id, endpoint, event_type, payload, next_attempt_at,"
+        " created_at, status) VALUES ('msg_registration_1', ?, 'registration.created', '{}', '', '', 'delivered')",
+        [config.webhooks[0].url],
+    )
+    migrate(db)
+    with db.atomic():
+        assert collect(db, config.webhooks, now_utc()) == 1  # the registration after the old cursor
+    assert db.execute("SELECT COUNT(*) FROM meta WHERE key LIKE 'webhooks_out.%'").fetchone()[0] == 0
+    db.close()
