@@ -18,7 +18,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import Any, Literal, TypeVar
 
@@ -126,6 +126,14 @@ def _refusal(error: ValidationError, given: dict[str, Any]) -> web.HTTPException
         if name == "period":
             return ApiError(400, "bad_period", f"unknown period {given.get(name)!r}: {_PERIOD_HELP}")
         return ApiError(400, "bad_period", f"{name} must be a day: YYYY-MM-DD")
+    if name == "as_of":
+        return ApiError(
+            400,
+            "bad_parameter",
+            "as_of must be an ISO date and time, e.g. 2026-12-01T09:00 or 2026-12-01T09:00:00+03:00"
+            " (send the + as %2B)",
+            parameter=name,
+        )
     if first["type"] == "missing":
         return ApiError(400, "bad_parameter", f"{name} is required", parameter=name)
     if first["type"] == "string_type":
@@ -135,10 +143,22 @@ def _refusal(error: ValidationError, given: dict[str, Any]) -> web.HTTPException
 
 
 def _query(request: web.Request, model: type[Query]) -> Query:
+    """The operation's query; a parameter it does not take is refused, naming every such one."""
     given = dict(request.query)
     try:
         return model.model_validate(given)
     except ValidationError as exc:
+        unknown = [str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden"]
+        if unknown:
+            takes = [field.alias or name for name, field in model.model_fields.items()]
+            raise ApiError(
+                400,
+                "bad_parameter",
+                f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
+                + (f"this operation takes {', '.join(takes)}" if takes else "this operation takes none"),
+                parameter=unknown[0],
+                parameters=unknown,
+            ) from None
         raise _refusal(exc, given) from None
 
 
@@ -147,19 +167,21 @@ def _today(request: web.Request) -> date:
     return request.app[keys.CLOCK]().astimezone(request.app[keys.CONFIG].tz).date()
 
 
-def _period(request: web.Request, query: m.PeriodQuery) -> Period | None:
-    """``from``/``to`` (either order; ``to`` alone is that day) win over ``period``."""
+def _period(request: web.Request, query: m.PeriodQuery, today: date | None = None) -> Period | None:
+    """``from``/``to`` (either order; ``to`` alone is that day) win over ``period``; ``today`` (the
+    report time's day) is what a named period and a missing ``to`` count from."""
     tz = request.app[keys.CONFIG].tz
+    today = today or _today(request)
     if query.from_ or query.to:
-        start = _day(query.from_ or query.to or _today(request))
-        end = _day(query.to) if query.to else _today(request)
+        start = _day(query.from_ or query.to or today)
+        end = _day(query.to) if query.to else today
         return Period(min(start, end), max(start, end), tz)
     if isinstance(query.period, date):
         return Period.day(_day(query.period), tz)
     if query.period is not None and query.period[0].isdigit():  # a month: YYYY-MM
         return Period.month(_day(date.fromisoformat(f"{query.period}-01")), tz)
     if query.period is not None:
-        return Period.parse(query.period, tz, _today(request))
+        return Period.parse(query.period, tz, today)
     return None
 
 
@@ -217,6 +239,7 @@ def _contact_id(request: web.Request) -> int:
 
 async def contact(request: web.Request) -> web.Response:
     _client(request)
+    _query(request, m.NoQuery)
     contact_id = _contact_id(request)
     card = await request.app[keys.STORE].read(lambda db: contact_card(db, contact_id))
     if card is None:
@@ -254,6 +277,7 @@ async def _body(request: web.Request, model: type[Body]) -> tuple[dict[str, Any]
 async def update_contact(request: web.Request) -> web.Response:
     """Set or clear a contact's do-not-contact flag; answers the contact as GET does."""
     client = _client(request)
+    _query(request, m.NoQuery)
     contact_id = _contact_id(request)
     _, change = await _body(request, m.ContactChange)
     app = request.app
@@ -280,6 +304,7 @@ async def forget_contact(request: web.Request) -> web.Response:
     from storage.erasure import Actor, forget  # loaded by the first erasure, not at start
 
     client = _client(request)
+    _query(request, m.NoQuery)
     contact_id = _contact_id(request)
     app = request.app
     erased = await forget(
@@ -320,6 +345,7 @@ async def blocked(request: web.Request) -> web.Response:
 async def unblock_entry(request: web.Request) -> web.Response:
     """Take a number or address off the block list: its touches count again from now on."""
     client = _client(request)
+    _query(request, m.NoQuery)
     entry_id = _path_id(request, "entry")
     if not 0 <= entry_id < 2**63:
         raise ApiError(404, "not_blocked", f"no block-list entry #{entry_id}", entry_id=entry_id)
@@ -363,7 +389,13 @@ async def report(request: web.Request) -> web.Response:
     app = request.app
     config = app[keys.CONFIG]
     query = _query(request, m.ReportQuery)
-    period = _period(request, query) or Period.parse("month", config.tz, _today(request))
+    # The report time as `leadline report --as-of` takes it: without an offset, on the office clock.
+    now = app[keys.CLOCK]()
+    if query.as_of is not None:
+        now = query.as_of if query.as_of.tzinfo else query.as_of.replace(tzinfo=config.tz)
+        now = min(max(now, datetime.combine(_EARLIEST, time(), UTC)), datetime.combine(_LATEST, time(), UTC))
+    today = now.astimezone(config.tz).date()
+    period = _period(request, query, today) or Period.parse("month", config.tz, today)
     staff = query.staff
     scope_filters = Filters(channel=query.channel, campaign=query.campaign)
 
@@ -377,7 +409,7 @@ async def report(request: web.Request) -> web.Response:
             if staff_id is None:
                 raise ApiError(404, "no_staff", f"no staff member named {staff!r}", staff=staff)
             filters = Filters(filters.channel, filters.campaign, staff_id)
-        return build_report(db, Scope(period, filters, as_of=app[keys.CLOCK]()), Rules.from_config(config))
+        return build_report(db, Scope(period, filters, as_of=now), Rules.from_config(config))
 
     return _answer(m.Report.model_validate(await app[keys.STORE].read(read)))
 
@@ -436,6 +468,7 @@ def _fingerprint(body: dict[str, Any]) -> str:
 
 async def create_registration(request: web.Request) -> web.Response:
     client = _client(request)
+    _query(request, m.NoQuery)
     idempotency_key = _idempotency_key(request)
     body, sent = await _body(request, m.NewRegistration)
     config, now = request.app[keys.CONFIG], request.app[keys.CLOCK]()

@@ -118,7 +118,10 @@ def _operation(
         "parameters": [*more.pop("parameters", []), *parameters],
         "responses": {
             status: _answer(answered, answer),
-            "400": _answer("a bad parameter or body"),
+            "400": _answer(
+                "a bad parameter or body, or a query parameter the operation does not take"
+                " (`bad_parameter`, naming it in `parameter` and every such one in `parameters`)"
+            ),
             "401": _answer("no or unknown bearer token"),
             **more.pop("responses", {}),
         },
@@ -141,7 +144,9 @@ def build_document() -> dict[str, Any]:
         "info": {
             "title": "Leadline API",
             "version": "1.0.0",
-            "description": "Contacts, touches, leads and numbers.",
+            "description": "Contacts, touches, leads and numbers. Every refusal is JSON:"
+            ' `{"error": code, "detail": sentence}` and the code\'s parameters. A query'
+            " parameter an operation does not list is refused (400 `bad_parameter`), not ignored.",
         },
         "tags": [
             {"name": "contacts", "description": "People, found by phone, email or name; erasure"},

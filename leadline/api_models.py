@@ -5,7 +5,7 @@ the two cannot disagree. Flags are booleans on the wire, whatever SQLite stores 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
@@ -39,6 +39,15 @@ PeriodText = Annotated[NamedPeriod | Month | date, BeforeValidator(_lower)]
 Absent = SkipJsonSchema[None]
 
 
+def _moment(value: Any) -> Any:
+    """``as_of`` is read as ``leadline report --as-of`` reads it, by Python's ISO reader: a date
+    alone is its midnight, and a time without an offset is on the office clock (the handler's)."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+Moment = Annotated[datetime, BeforeValidator(_moment)]
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -46,7 +55,18 @@ class Model(BaseModel):
 # -- queries -------------------------------------------------------------------------------------
 
 
-class PeriodQuery(Model):
+class Query(Model):
+    """An operation's query parameters: one it does not take (a misspelt filter) is refused by
+    name, not dropped, since an answer without that filter would look like the one asked for."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoQuery(Query):
+    """The query of an operation that takes no parameters."""
+
+
+class PeriodQuery(Query):
     """``from``/``to`` (either order; ``to`` alone is that day) win over ``period``."""
 
     period: PeriodText | Absent = Field(
@@ -73,14 +93,21 @@ class ReportQuery(PeriodQuery):
     channel: Channel | Absent = None
     campaign: str | Absent = None
     staff: str | Absent = Field(None, description="a staff member's name")
+    as_of: Moment | Absent = Field(
+        None,
+        description="the report time, as `leadline report --as-of` takes it (default: now):"
+        " registrations and leads after it are not counted, and a named period and a missing `to`"
+        " count from its day; an ISO date and time (2026-12-01T09:00:00+03:00, with the + sent as"
+        " %2B), without an offset on the office clock, or a date alone for its midnight",
+    )
 
 
-class BlockedQuery(Model):
+class BlockedQuery(Query):
     after_id: int = Field(0, ge=0, le=MAX_AFTER_ID, description="the last id of the previous page")
     limit: int = Field(100, ge=1, le=MAX_LIMIT)
 
 
-class ContactsQuery(Model):
+class ContactsQuery(Query):
     q: str = Field(min_length=1, description="a phone number in any spelling, an email or part of a name")
     limit: int = Field(20, ge=1, le=100)
 

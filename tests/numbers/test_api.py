@@ -95,6 +95,63 @@ async def test_report_contacts_touches_and_leads(tmp_path: Path, start_server: A
     assert [(lead["stage"], lead["won_amount"]) for lead in won["leads"]] == [("won", 100000)]
 
 
+async def test_the_report_takes_as_of_as_the_cli_does_and_refuses_a_parameter_it_does_not_take(
+    tmp_path: Path, start_server: Any
+):
+    """docs/report.md: GET /api/report takes the parameters of `leadline report --json`. It dropped
+    as_of, and any parameter it did not know (as-of, a misspelt chanel), and answered the month as of
+    now with a 200."""
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    config_path = str(tmp_path / "config.toml")
+    for cli_args, query in [
+        (
+            ["--period", "2026-11", "--as-of", "2026-11-03T12:00+03:00"],
+            {"period": "2026-11", "as_of": "2026-11-03T12:00+03:00"},
+        ),
+        (
+            ["--period", "2026-11", "--as-of", "2026-11-03T12:00"],
+            {"period": "2026-11", "as_of": "2026-11-03T12:00"},
+        ),
+        (["--period", "last-week", "--as-of", "2026-11-20"], {"period": "last-week", "as_of": "2026-11-20"}),
+        (
+            ["--from", "2026-11-16", "--as-of", "2026-11-20T10:00"],
+            {"from": "2026-11-16", "as_of": "2026-11-20T10:00"},
+        ),
+    ]:
+        cli = await run_cli("report", "--config", config_path, "--json", *cli_args)
+        assert cli.code == 0, cli.output
+        async with srv.session.get(f"{srv.url}/api/report", params=query, headers=AUTH) as resp:
+            assert resp.status == 200, await resp.text()
+            assert await resp.json() == json.loads(cli.output), query
+    async with srv.session.get(
+        f"{srv.url}/api/report", params={"period": "2026-11", "as_of": "2026-11-03T12:00+03:00"}, headers=AUTH
+    ) as resp:
+        early = await resp.json()
+    assert (early["registered"], early["leads"]) == (2, 1)
+
+    for url, unknown, takes in [
+        (
+            "/api/report?period=2026-11&as-of=2026-11-03",
+            ["as-of"],
+            "period, from, to, channel, campaign, staff, as_of",
+        ),
+        ("/api/touches?chanel=call&limt=5", ["chanel", "limt"], "period, from, to, after_id, limit, channel"),
+        ("/api/contacts/1?fields=all", ["fields"], "none"),
+    ]:
+        async with srv.session.get(f"{srv.url}{url}", headers=AUTH) as resp:
+            refusal = await resp.json()
+        assert resp.status == 400, url
+        assert refusal["error"] == "bad_parameter" and refusal["parameters"] == unknown
+        assert refusal["parameter"] == unknown[0] and refusal["detail"].endswith(
+            f"this operation takes {takes}"
+        )
+    async with srv.session.get(
+        f"{srv.url}/api/report", params={"as_of": "2026-11-03T12:00:00 03:00"}, headers=AUTH
+    ) as resp:  # a + sent unescaped reads as a space
+        refusal = await resp.json()
+    assert resp.status == 400 and refusal["parameter"] == "as_of" and "%2B" in refusal["detail"]
+
+
 async def test_a_crm_registers_a_contact_by_email_or_phone(tmp_path: Path, start_server: Any):
     srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
     url = f"{srv.url}/api/registrations"
