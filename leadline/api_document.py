@@ -146,7 +146,9 @@ def build_document() -> dict[str, Any]:
             "version": "1.0.0",
             "description": "Contacts, touches, leads and numbers. Every refusal is JSON:"
             ' `{"error": code, "detail": sentence}` and the code\'s parameters. A query'
-            " parameter an operation does not list is refused (400 `bad_parameter`), not ignored.",
+            " parameter an operation does not list is refused (400 `bad_parameter`), not ignored;"
+            " a path under /api/ not listed here is a 404 `not_found`, and a method a path does not"
+            " list a 405 `method_not_allowed` with the `Allow` header.",
         },
         "tags": [
             {"name": "contacts", "description": "People, found by phone, email or name; erasure"},

@@ -4,6 +4,7 @@ webhooks never pays for them at start (bench/idle.py, tests/test_idle.py)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from importlib import import_module
 from typing import cast
@@ -28,6 +29,34 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def _pattern(path: str) -> re.Pattern[str]:
+    """A route's path as a regular expression: ``{id}`` is any one segment, as the router reads it."""
+    return re.compile("[^/]+".join(re.escape(part) for part in re.split(r"\{[^}]+\}", path)))
+
+
+_PATTERNS = tuple((method, _pattern(path)) for method, path, _ in ROUTES)
+
+
+async def unmatched(request: web.Request) -> web.Response:
+    """What no route under ``/api/`` takes gets the API's JSON refusal with a code, not aiohttp's
+    plain text: 405 with ``Allow`` for a path that takes other methods, else 404."""
+    path = request.rel_url.path
+    allowed = sorted({method for method, pattern in _PATTERNS if pattern.fullmatch(path)})
+    if allowed:
+        return web.json_response(
+            {
+                "error": "method_not_allowed",
+                "detail": f"{request.method} is not allowed here: use {', '.join(allowed)}",
+                "allowed": allowed,
+            },
+            status=405,
+            headers={hdrs.ALLOW: ", ".join(allowed)},
+        )
+    return web.json_response(
+        {"error": "not_found", "detail": "no such path in the API: see /api/openapi.json"}, status=404
+    )
+
+
 def _handler(name: str) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         handler = cast(Handler, getattr(import_module("leadline.api"), name))
@@ -48,3 +77,5 @@ def setup_api(app: web.Application, *, send_webhooks: bool = True) -> None:
         app.cleanup_ctx.append(webhooks_ctx)
     for method, path, name in ROUTES:
         app.router.add_route(method, path, _handler(name))
+    # Last, so that it takes only what the routes above do not.
+    app.router.add_route(hdrs.METH_ANY, "/api/{tail:.*}", unmatched)

@@ -152,6 +152,35 @@ async def test_the_report_takes_as_of_as_the_cli_does_and_refuses_a_parameter_it
     assert resp.status == 400 and refusal["parameter"] == "as_of" and "%2B" in refusal["detail"]
 
 
+async def test_an_unknown_path_or_a_wrong_method_gets_the_apis_json_refusal(
+    tmp_path: Path, start_server: Any
+):
+    """They got aiohttp's text/plain '404: Not Found' and '405: Method Not Allowed', which a client
+    that branches on `error` cannot read."""
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    for method, path in [("GET", "/api/nothing"), ("GET", "/api/contacts/1/touches"), ("POST", "/api/")]:
+        async with srv.session.request(method, f"{srv.url}{path}", headers=AUTH) as resp:
+            assert (resp.status, resp.content_type) == (404, "application/json"), path
+            refusal = await resp.json()
+        assert refusal["error"] == "not_found" and "/api/openapi.json" in refusal["detail"]
+    for method, path, allowed in [
+        ("PUT", "/api/touches", "GET"),
+        ("POST", "/api/contacts/5", "DELETE, GET, PATCH"),
+        ("GET", "/api/registrations", "POST"),
+    ]:
+        async with srv.session.request(method, f"{srv.url}{path}", headers=AUTH) as resp:
+            assert (resp.status, resp.content_type) == (405, "application/json"), path
+            assert resp.headers["Allow"] == allowed
+            refusal = await resp.json()
+        assert refusal == {
+            "error": "method_not_allowed",
+            "detail": f"{method} is not allowed here: use {allowed}",
+            "allowed": allowed.split(", "),
+        }
+    async with srv.session.get(f"{srv.url}/nothing") as resp:  # outside the API, as before
+        assert resp.status == 404 and resp.content_type == "text/plain"
+
+
 async def test_a_crm_registers_a_contact_by_email_or_phone(tmp_path: Path, start_server: Any):
     srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
     url = f"{srv.url}/api/registrations"
