@@ -224,8 +224,8 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
     )
     # One button per contact, even when they missed us twice.
     buttons: list[tuple[str, str]] = []
-    for _heading, verb, items, _count in owed:
-        for item in items:
+    for _heading, verb, listed, _count in owed:
+        for item in listed.items:
             data = f"contact:{item['contact_id']}"
             if all(data != known for _label, known in buttons):
                 label = item.get("name") or item.get("identifier") or item["contact_id"]
@@ -233,15 +233,18 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
 
     def lists(reveal: bool) -> list[str]:
         out = []
-        for heading, _verb, items, count in owed:
+        for heading, _verb, listed, count in owed:
             if not count:
                 continue
             out.append("\n<b>" + heading.format(count=count) + "</b>")
-            for item in items:
+            for item in listed.items:
                 local = local_text(item["first_at"], tz, "%d.%m %H:%M")
                 out.append(f"• {local} {_who(item, reveal)}")
-            if count > len(items):
-                out.append(_("… and {n} more").format(n=count - len(items)))
+            more = count - len(listed.items) - listed.erased
+            if more > 0:
+                out.append(_("… and {n} more").format(n=more))
+            if listed.erased:
+                out.append(_("(of them erased at their request: {n})").format(n=listed.erased))
         return out
 
     tail = []

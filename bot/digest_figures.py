@@ -16,7 +16,13 @@ from sqlite_utils import Database
 from leadline.config import Config
 from storage.reports.facts import Facts
 from storage.reports.figures import Group
-from storage.reports.report import build_report, missed_contacts, unanswered_contacts, unregistered_contacts
+from storage.reports.report import (
+    Owed,
+    build_report,
+    missed_contacts,
+    unanswered_contacts,
+    unregistered_contacts,
+)
 from storage.reports.scope import Period, Rules, Scope
 
 #: How many contacts the digest lists by name; the rest are a count.
@@ -43,9 +49,10 @@ class Figures:
     names_days: bool
     #: :func:`storage.reports.report.build_report` for the month of the period's last day, up to it.
     month_report: dict[str, Any]
-    #: Contacts still unregistered and missed calls nobody called back, the first few of each.
-    waiting: list[dict[str, Any]]
-    missed: list[dict[str, Any]]
+    #: Contacts still unregistered and missed calls nobody called back, the first few of each (never
+    #: an erased person: there is nothing to do about them).
+    waiting: Owed
+    missed: Owed
     #: The contact of the period who has waited longest for any answer, if anyone still waits.
     slowest: dict[str, Any] | None
     #: The chart's days: each day's figures, up to the period's last day.

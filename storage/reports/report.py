@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,21 +20,51 @@ from storage.reports.loaders import MissedRow
 from storage.reports.scope import GROUPINGS, Period, Rules, Scope
 
 
-def unregistered_contacts(db: Database, scope: Scope, limit: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Owed:
+    """The first few people of a to-do list, and how many more the list's count holds. Nobody can
+    register or call back a person whose data was erased (storage/lists.py), so they are never
+    listed; the count keeps them, as every count does, and ``erased`` says how many they are."""
+
+    items: list[dict[str, Any]]
+    #: Counted, but erased at their request: nothing to do about them.
+    erased: int = 0
+
+
+def unregistered_contacts(db: Database, scope: Scope, limit: int) -> Owed:
     """Inbound contacts of the period nobody registered yet, oldest first (for the digest's buttons)."""
     group = Facts(db, scope).total()
     waiting = sorted((c.first_at, cid) for cid, c in group.contacts.items() if c.registered_at is None)
-    return [_named(db, cid, first_at) for first_at, cid in waiting[:limit]]
+    gone = _erased(db, (cid for _first_at, cid in waiting))
+    listed = [(first_at, cid) for first_at, cid in waiting if cid not in gone][:limit]
+    return Owed([_named(db, cid, first_at) for first_at, cid in listed], len(gone))
 
 
 def unanswered_contacts(db: Database, group: Group, limit: int) -> list[dict[str, Any]]:
-    """The group's inbound contacts nobody answered yet, longest waiting first (the digest names them)."""
+    """The group's inbound contacts nobody answered yet, longest waiting first (the digest names
+    them), leaving out the erased: nobody can answer them any more."""
     waiting = sorted(
         (first_at, cid)
         for (cid, first_at), minutes in zip(group.flow.first_at.items(), group.responses, strict=True)
         if minutes is None
     )
-    return [_named(db, cid, first_at) for first_at, cid in waiting[:limit]]
+    gone = _erased(db, (cid for _first_at, cid in waiting))
+    listed = [(first_at, cid) for first_at, cid in waiting if cid not in gone][:limit]
+    return [_named(db, cid, first_at) for first_at, cid in listed]
+
+
+def _erased(db: Database, contact_ids: Iterable[int | None]) -> set[int]:
+    """Which of these contacts were erased: one query of look-ups by id, whatever the period."""
+    ids = sorted({cid for cid in contact_ids if cid is not None})
+    if not ids:
+        return set()
+    return {
+        int(cid)
+        for (cid,) in db.execute(
+            "SELECT c.id FROM json_each(?) AS j JOIN contacts c ON c.id = j.value WHERE c.erased_at IS NOT NULL",
+            [json.dumps(ids)],
+        )
+    }
 
 
 def _named(db: Database, contact_id: int, first_at: str) -> dict[str, Any]:
@@ -50,11 +82,14 @@ def _named(db: Database, contact_id: int, first_at: str) -> dict[str, Any]:
     }
 
 
-def missed_contacts(db: Database, missed: Iterable[MissedRow], limit: int) -> list[dict[str, Any]]:
+def missed_contacts(db: Database, missed: Iterable[MissedRow], limit: int) -> Owed:
     """The first ``limit`` of these missed calls nobody called back, oldest first, each with the
-    contact's name and first phone (for the digest's list and its buttons)."""
+    contact's name and first phone (for the digest's list and its buttons); erased people's calls
+    are counted in ``erased``, not listed."""
+    rows = sorted(missed, key=lambda r: r.occurred_at)
+    gone = _erased(db, (row.contact_id for row in rows))
     out = []
-    for row in sorted(missed, key=lambda r: r.occurred_at)[:limit]:
+    for row in [row for row in rows if row.contact_id not in gone][:limit]:
         found = db.execute(
             "SELECT c.name, (SELECT value FROM identifiers i WHERE i.contact_id = c.id AND i.kind = 'phone'"
             " ORDER BY i.id LIMIT 1) FROM contacts c WHERE c.id = ?",
@@ -68,7 +103,7 @@ def missed_contacts(db: Database, missed: Iterable[MissedRow], limit: int) -> li
                 "identifier": found[1] if found else None,
             }
         )
-    return out
+    return Owed(out, sum(row.contact_id in gone for row in rows))
 
 
 def build_report(db: Database, scope: Scope, rules: Rules) -> dict[str, Any]:

@@ -11,11 +11,12 @@ import pytest
 
 from bot.digest import compose, period_due, report_text, send_digest
 from leadline.config import Config
-from storage.db import Store, connect
+from storage.db import Store, connect, open_database
 from storage.reports.scope import Period
 from storage.worktime import WorkingCalendar
 from tests.conftest import BASE
-from tests.numbers.month import MSK, month_config, msk, open_month
+from tests.numbers.month import MSK, Month, month_config, msk, open_month
+from tests.privacy.stored import forget
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -225,3 +226,24 @@ def test_a_span_is_named_in_the_readers_words_and_compared_with_the_same_weekday
     assert russian.startswith("<b>Leadline · вт, 30 декабря 2025 – вс, 11 января 2026</b>\n")
     assert "<i>(в сравнении с вт, 16 – вс, 28 декабря)</i>" in russian
     assert report.startswith("<b>Leadline · 2025-12-30..2026-01-11</b>\n") and "(changes vs" not in report
+
+
+def test_an_erased_person_is_counted_but_not_listed_to_register_or_call_back(tmp_path: Path):
+    """After /forget nobody can register or call the person back: the counts keep them, the lists,
+    the buttons and "slowest still waiting" do not (as /unregistered and /missed leave them out)."""
+    config = month_config(tmp_path, leadline={**BASE["leadline"], "language": "en"})
+    db = open_database(config.database_path)
+    m = Month(db, config)
+    erased = m.contact_of(m.call("+79160000061", msk(17, 10), answered=False))
+    kept = m.contact_of(m.call("+79160000062", msk(17, 11), answered=False))
+    forget(db, erased, msk(17, 15))
+    digest = compose(db, config, Period.day(date(2026, 11, 17), MSK), msk(18, 9), digest=True)
+    db.close()
+    text = digest.text
+    assert "Missed calls: <b>2</b>" in text and "Registered: <b>0 · LRR 0 %</b>" in text
+    assert "slowest still waiting: +79160000062 since 17.11 11:00 MSK" in text
+    erased_line = "(of them erased at their request: 1)"
+    assert f"Still not registered: 2</b>\n• 17.11 11:00 MSK +79160000062\n{erased_line}\n" in text
+    assert f"• 17.11 11:00 MSK +79160000062\n{erased_line}" in text.split("Missed, not called back")[1]
+    assert "#" not in text and "more" not in text
+    assert digest.buttons == [("Register: +79160000062", f"contact:{kept}")]
