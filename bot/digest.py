@@ -41,7 +41,7 @@ from bot import labels
 from bot.catalogues import SOURCE_LOCALE, catalogues, pick_locale, written_for
 from bot.catalogues import gettext as _
 from bot.digest_chart import render_chart
-from bot.digest_figures import Figures, gather, money, whole
+from bot.digest_figures import Figures, dearest_campaigns, gather, leadless, money, whole
 from leadline.config import Config
 from storage.db import Store, now_utc
 from storage.digests import last_digested, mark_digested
@@ -248,8 +248,17 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
         return out
 
     tail = []
-    worst = _worst_campaign(figures.month_report)
-    if worst:
+    worst = next(iter(dearest_campaigns(figures.month_report["by_campaign"])), None)
+    currency = config.leadline.currency
+    if worst and leadless(worst[1]):
+        name, found = worst
+        tail.append(
+            "\n"
+            + _("Worst lead cost this month: <b>{campaign}</b> {cost} spent, no leads yet").format(
+                campaign=html.escape(config.campaign_title(name)), cost=money(found["cost"], currency, locale)
+            )
+        )
+    elif worst:
         name, found = worst
         # No trailing comma after the count (hence ``fmt: skip``): pybabel skips ``_(one, many, n,)``.
         dearest = _(
@@ -257,7 +266,6 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
             "Worst lead cost this month: <b>{campaign}</b> {lead_cost} ({leads} leads for {cost})",
             found["leads"]
         )  # fmt: skip
-        currency = config.leadline.currency
         tail.append(
             "\n"
             + dearest.format(
@@ -324,11 +332,6 @@ def _goal(name: str, progress: dict[str, Any], currency: str, locale: str) -> st
     if name not in words:
         return f"{name} {actual}/{target} → {projected}"
     return words[name].format(actual=actual, target=target, projected=projected)
-
-
-def _worst_campaign(report: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    priced = [(name, g) for name, g in report["by_campaign"].items() if g["lead_cost"] is not None]
-    return max(priced, key=lambda item: item[1]["lead_cost"]) if priced else None
 
 
 def chart_path(config: Config, period: Period, locale: str | None = None) -> Path:

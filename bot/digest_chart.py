@@ -18,7 +18,7 @@ import textwrap
 from babel.dates import format_date
 
 from bot.catalogues import gettext as _
-from bot.digest_figures import MIN_CONTACTS_FOR_LRR, Figures, money
+from bot.digest_figures import MIN_CONTACTS_FOR_LRR, Figures, dearest_campaigns, leadless, money
 from leadline.config import Config
 
 #: Inches at :data:`DPI`: 1080×1350 pixels.
@@ -93,23 +93,24 @@ def render_chart(figures: Figures, config: Config, locale: str) -> bytes:
     )
 
     currency = config.leadline.currency
-    priced = sorted(
-        (
-            (config.campaign_title(name), g["lead_cost"])
-            for name, g in figures.month_report["by_campaign"].items()
-            if g["lead_cost"] is not None
-        ),
-        key=lambda item: item[1],
-    )[-MAX_CAMPAIGNS:]
+    # The dearest at the top (the last bar); a campaign that spent and has no lead yet shows its
+    # spend, in the LRR's red and marked so: the least its lead will cost.
+    priced = [
+        (config.campaign_title(name), g["cost"] if leadless(g) else g["lead_cost"], leadless(g))
+        for name, g in dearest_campaigns(figures.month_report["by_campaign"])[:MAX_CAMPAIGNS]
+    ][::-1]
     month = format_date(figures.period.end, _("MMM y"), locale=locale)
     bottom.set_title(_("Lead cost, {month} so far").format(month=month), fontsize=TITLE, pad=12)
     bottom.set_axis_off()
     if priced:
         # Each title above its bar, not beside it: a long title takes the width, not the bars'.
-        values = [value for _name, value in priced]
-        bottom.barh(range(len(values)), values, height=0.42, color=COST)
-        for i, (name, value) in enumerate(priced):
+        values = [value for _name, value, _none in priced]
+        colours = [LRR if none else COST for _name, _value, none in priced]
+        bottom.barh(range(len(values)), values, height=0.42, color=colours)
+        for i, (name, value, none) in enumerate(priced):
             title = textwrap.shorten(name, TITLE_WIDTH, placeholder="…")
+            if none:
+                title = _("{campaign}: spent, no leads yet").format(campaign=title)
             bottom.text(0, i + 0.27, title, va="bottom", fontsize=TEXT)
             bottom.text(value, i, " " + money(value, currency, locale), va="center", fontsize=TEXT)
         bottom.set_xlim(0, max(values) * 1.5)

@@ -117,6 +117,24 @@ def daily_series(
     return series
 
 
+def leadless(campaign: Mapping[str, Any]) -> bool:
+    """A campaign (its report figures) that spent money and brought no lead: its lead cost has no
+    end, so it is the dearest of all, not one to leave out for having none."""
+    return not campaign["leads"] and (campaign["cost"] or 0) > 0
+
+
+def dearest_campaigns(by_campaign: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, Mapping[str, Any]]]:
+    """The campaigns with a lead cost or with spend and no lead, dearest first: those with no lead,
+    the biggest spender first, then by lead cost (the digest names the first, the chart draws six)."""
+    ranked = [(name, g) for name, g in by_campaign.items() if g["lead_cost"] is not None or leadless(g)]
+
+    def dearness(item: tuple[str, Mapping[str, Any]]) -> tuple[bool, float]:
+        g = item[1]
+        return (True, g["cost"]) if leadless(g) else (False, g["lead_cost"])
+
+    return sorted(ranked, key=dearness, reverse=True)
+
+
 def whole(value: float | None) -> str:
     """A count as the digest and its chart write it: whole, thousands apart by a space."""
     return "–" if value is None else f"{value:,.0f}".replace(",", " ")

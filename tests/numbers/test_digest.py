@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.digest import compose, period_due, report_text, send_digest
+from bot.digest import compose, period_due, report_text, send_digest, write
+from bot.digest_figures import dearest_campaigns, gather, leadless
 from leadline.config import Config
 from storage.db import Store, connect, open_database
 from storage.reports.scope import Period
 from storage.worktime import WorkingCalendar
 from tests.conftest import BASE
-from tests.numbers.month import MSK, Month, month_config, msk, open_month
+from tests.numbers.month import CAMPAIGNS, MSK, Month, month_config, msk, open_month
 from tests.privacy.stored import forget
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -166,10 +167,14 @@ async def test_without_a_token_the_log_reads_the_offices_language(
 
 
 def test_a_count_before_a_noun_agrees_with_it_in_both_languages(tmp_path: Path):
-    """Monday 2 November: brand_msk's one lead so far cost 3 000."""
-    config = build(tmp_path)
-    db = connect(config.database_path)
+    """Monday 2 November: brand_msk's one lead so far cost 3 000. (Not the known month: there vk_ads
+    has spent 1 333 by then with no lead, and is the worst.)"""
+    config = month_config(tmp_path, leadline={**BASE["leadline"], "language": "en"}, campaigns=CAMPAIGNS[:1])
+    db = open_database(config.database_path)
     try:
+        m = Month(db, config)
+        call = m.call("+79160000001", msk(2, 10), answered=True, extension="101", tracking="+74950000055")
+        m.register(call, "lead", msk(2, 10, 12), "Anna", temperature="hot")
         day = Period.day(date(2026, 11, 2), MSK)
         english = compose(db, config, day, msk(17, 9)).text
         russian = compose(db, config, day, msk(17, 9), locale="ru").text
@@ -247,3 +252,33 @@ def test_an_erased_person_is_counted_but_not_listed_to_register_or_call_back(tmp
     assert f"• 17.11 11:00 MSK +79160000062\n{erased_line}" in text.split("Missed, not called back")[1]
     assert "#" not in text and "more" not in text
     assert digest.buttons == [("Register: +79160000062", f"contact:{kept}")]
+
+
+def test_a_campaign_that_spent_and_brought_no_lead_is_named_the_worst_lead_cost(tmp_path: Path):
+    """Money spent with no lead has no finite lead cost: the worst case, not one to leave out."""
+    config = month_config(tmp_path, leadline={**BASE["leadline"], "language": "en"})
+    db = open_database(config.database_path)
+    m = Month(db, config)
+    for i in range(3):  # brand_msk's calls: job seekers, no lead
+        call = m.call(
+            f"+7916000003{i}", msk(17, 10 + i), answered=True, extension="101", tracking="+74950000055"
+        )
+        m.register(call, "not_a_lead", msk(17, 10 + i, 5), "Anna", reason="job_seeker")
+    form = m.contact_event(
+        "form", "tilda:40", msk(17, 12), phones=("+79160000040",), utm={"utm_source": "vk"}
+    )
+    m.register(form, "lead", msk(17, 12, 5), "Anna", temperature="warm")
+    day = Period.day(date(2026, 11, 17), MSK)
+    figures = gather(db, config, day, msk(18, 9), digest=True)
+    db.close()
+    # 1-17 Nov: brand_msk 45 000 * 17/30 and no lead; vk_ads 30 500 * 17/61 for its one lead.
+    assert "Worst lead cost this month: <b>brand_msk</b> RUB\u00a025,500 spent, no leads yet" in (
+        write(figures, config, "en").text
+    )
+    assert (
+        "Самая высокая стоимость лида в этом месяце: <b>brand_msk</b> — потрачено 25\u00a0500\u00a0₽,"
+        " лидов пока нет" in write(figures, config, "ru").text
+    )
+    # The chart's lead-cost panel, dearest first: brand_msk's spend above vk_ads' lead cost.
+    ranked = dearest_campaigns(figures.month_report["by_campaign"])
+    assert [(name, leadless(g)) for name, g in ranked] == [("brand_msk", True), ("vk_ads", False)]
