@@ -9,7 +9,7 @@ people, since nobody can sign 0.4 of a client.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -80,19 +80,30 @@ class FunnelHistory:
     qualified: int
     won: int
     revenue: float
+    #: Of the ``contacts``, those who became a lead in the period; None: not counted.
+    contacts_to_leads: int | None = None
 
     @property
     def enough(self) -> bool:
         return self.leads >= MIN_LEADS_FOR_RATES and self.won > 0
+
+    @property
+    def contact_to_lead(self) -> Fraction | None:
+        """The share of the inbound contacts that became leads: the same people on both sides, never
+        all ``leads`` over ``contacts``, since leads from outbound calls (a cold-call run) or from
+        contacts who got in touch before the period outnumber the inbound contacts at times.
+        None (the plan's contacts unknown) when none of them became a lead."""
+        if not self.contacts or not self.contacts_to_leads:
+            return None
+        return Fraction(self.contacts_to_leads, self.contacts)
 
     def rates(self) -> Rates:
         if not self.enough:
             raise TooLittleHistory(
                 self.leads, self.qualified, self.won, needed_leads=MIN_LEADS_FOR_RATES, label=self.label
             )
-        return Rates.from_counts(
-            leads=self.leads, qualified=self.qualified, won=self.won, contacts=self.contacts
-        )
+        known = Rates.from_counts(leads=self.leads, qualified=self.qualified, won=self.won)
+        return replace(known, contact_to_lead=self.contact_to_lead)
 
     @property
     def average_deal(self) -> Fraction | None:
@@ -183,8 +194,8 @@ def plan_from_history(
         lead_to_qualified = lead_to_qualified or known.lead_to_qualified
         qualified_to_won = qualified_to_won or known.qualified_to_won
         contact_to_lead = contact_to_lead or known.contact_to_lead
-    elif contact_to_lead is None and history.leads and history.contacts:
-        contact_to_lead = Fraction(history.leads, history.contacts)
+    elif contact_to_lead is None:
+        contact_to_lead = history.contact_to_lead
     rates = Rates(lead_to_qualified, qualified_to_won, contact_to_lead)
     return funnel_plan(
         rates,

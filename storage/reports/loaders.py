@@ -386,6 +386,18 @@ def load_leads(db: Database, scope: Scope) -> LeadFacts:
     return LeadFacts(dict(kinds), won)
 
 
+def lead_contacts(db: Database, scope: Scope) -> set[int]:
+    """The contacts of the leads created in the period up to the report time (unfiltered)."""
+    start, end = scope.period.bounds()
+    return {
+        int(cid)
+        for (cid,) in db.execute(
+            "SELECT DISTINCT contact_id FROM leads WHERE created_at >= ? AND created_at < ? AND created_at <= ?",
+            [start, end, iso(scope.as_of)],
+        )
+    }
+
+
 def load_refusals(db: Database, scope: Scope) -> dict[RawKey, Counter[str]]:
     """Not-a-lead registrations made in the period, by reason and (channel, campaign, staff_id)."""
     start, end = scope.period.bounds()

@@ -16,7 +16,7 @@ from storage.db import iso
 from storage.reports.facts import Facts
 from storage.reports.figures import Group
 from storage.reports.goals import goal_progress
-from storage.reports.loaders import MissedRow
+from storage.reports.loaders import MissedRow, lead_contacts
 from storage.reports.scope import GROUPINGS, Period, Rules, Scope
 
 
@@ -134,7 +134,8 @@ def build_report(db: Database, scope: Scope, rules: Rules) -> dict[str, Any]:
 def funnel_history(db: Database, today: date, tz: ZoneInfo, days: int = 90) -> plan.FunnelHistory:
     """What the last ``days`` days (before today) did, for the plan's default rates and deal."""
     period = Period(today - timedelta(days=days), today - timedelta(days=1), tz)
-    group = Facts(db, Scope(period, as_of=period.ends_at())).total()
+    scope = Scope(period, as_of=period.ends_at())
+    group = Facts(db, scope).total()
     return plan.FunnelHistory(
         label=period.label,
         contacts=group.inbound_contacts,
@@ -142,4 +143,5 @@ def funnel_history(db: Database, today: date, tz: ZoneInfo, days: int = 90) -> p
         qualified=group.qualified,
         won=group.won,
         revenue=group.revenue,
+        contacts_to_leads=len(lead_contacts(db, scope) & group.flow.first_at.keys()),
     )

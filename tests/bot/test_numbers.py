@@ -19,6 +19,7 @@ from tests.conftest import Running
 from tests.fake_telegram import CallRecord
 from tests.nudges.conftest import Clock
 from tests.numbers.month import AS_OF, CAMPAIGNS, Month, build_known_month
+from tests.numbers.test_cli_numbers import cold_call_run
 from tests.numbers.test_seeds import SEED_CAMPAIGNS, seed_month
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -184,6 +185,17 @@ async def test_cost_from_the_owner_is_recorded_and_moves_the_lead_cost(bot_env: 
     # The report's lead cost follows: brand_msk's 2 November leads now cost 45 000 each.
     report = text_of(await bot_env.says(ANNA, "/report 2026-11", language="en"))
     assert "Worst lead cost this month: brand_msk RUB\u00a045,000 (2 leads for RUB\u00a090,000)" in report
+
+
+async def test_plan_when_a_cold_call_run_brought_more_leads_than_inbound_contacts(bot_env: BotEnv) -> None:
+    await start_on(bot_env, cold_call_run, CAMPAIGNS)
+    # 25 leads (20 from outbound calls) and 10 inbound contacts, 5 of whom became leads: 50 %.
+    plan = text_of(await bot_env.says(ANNA, "/plan clients=2", language="en"))
+    assert plan.startswith(
+        "Plan for 2 clients, revenue RUB\u00a0200,000\n"
+        "Rates: contact → lead 50 %, lead → qualified 20 %, qualified → won 40 %.\n"
+    )
+    assert "Inbound contacts: 50\nLeads: 25\nQualified: 5\nClients: 2\n" in plan
 
 
 async def test_plan_for_2_clients_asks_for_100_leads(bot_env: BotEnv) -> None:

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
+from sqlite_utils import Database
 
+from leadline.config import Config
 from storage.db import open_database
+from storage.plan import FunnelHistory, plan_from_history
 from tests.cli import run_cli_sync
-from tests.numbers.month import CAMPAIGNS, Month, build_known_month, month_config
+from tests.numbers.month import CAMPAIGNS, Month, build_known_month, month_config, msk
 from tests.numbers.test_seeds import SEED_CAMPAIGNS, seed_month
 
 AS_OF = "2026-12-01T09:00:00+03:00"
@@ -227,6 +230,59 @@ def test_plan_from_the_last_90_days(tmp_path: Path):
         "--json",
     )
     assert json.loads(given.output)["inbound_contacts"] == 300
+
+
+def cold_call_run(db: Database, config: Config) -> None:
+    """November: 20 leads from outbound calls (5 qualified, 2 won at 100 000) and 10 inbound
+    contacts, 5 of them leads: 25 leads against 10 inbound contacts."""
+    m = Month(db, config)
+    for i in range(20):  # leads from outbound calls: 5 qualified, 2 of them won at 100 000
+        call = m.call(
+            f"+791610000{i:02d}", msk(10 + i % 10, 10, i), answered=True, extension="101", direction="out"
+        )
+        lead = m.register(call, "lead", msk(10 + i % 10, 10, i + 5), "Anna", temperature="warm").lead_id
+        if i < 5:
+            m.move(lead, msk(21, 10, i), "qualified")
+        if i < 2:
+            m.move(lead, msk(22, 10, i), "accepted")
+            m.move(lead, msk(23, 10, i), "won", won_amount=100000)
+    for i in range(10):  # 10 inbound contacts, 5 of them leads
+        call = m.call(f"+791620000{i:02d}", msk(12, 12, i), answered=True, extension="102")
+        if i < 5:
+            m.register(call, "lead", msk(12, 12, i + 1), "Boris", temperature="cold")
+        else:
+            m.register(call, "not_a_lead", msk(12, 12, i + 1), "Boris", reason="other")
+
+
+def test_plan_when_leads_outnumber_the_inbound_contacts(tmp_path: Path):
+    """A cold-call run brings leads that were never inbound contacts: contact → lead is the share of
+    the inbound contacts that became leads, never all leads over inbound contacts (250 % here)."""
+    config = month_config(tmp_path)
+    db = open_database(config.database_path)
+    cold_call_run(db, config)
+    db.close()
+    path = str(tmp_path / "config.toml")
+    result = run_cli_sync("plan", "--config", path, "--clients", "2", "--json", "--as-of", "2026-12-01")
+    assert result.code == 0, result.output
+    plan = json.loads(result.output)
+    # 25 leads, 5 qualified, 2 won; 5 of the 10 inbound contacts became leads: 50 %.
+    assert plan["rates"]["contact_to_lead"] == 0.5
+    assert (plan["inbound_contacts"], plan["leads"], plan["qualified"], plan["clients"]) == (50, 25, 5, 2)
+    given = ("--lead-to-qualified", "20%", "--qualified-to-won", "40%")
+    text = run_cli_sync("plan", "--config", path, "--clients", "2", "--as-of", "2026-12-01", *given)
+    assert text.code == 0, text.output
+    assert "rates: contact→lead 50.0 %, lead→qualified 20.0 %, qualified→won 40.0 %" in text.output
+    assert "  inbound contacts        50\n" in text.output
+
+
+def test_a_history_whose_leads_were_no_inbound_contact_plans_without_the_contacts():
+    """No inbound contact became a lead: the plan gives leads and leaves the contacts unknown."""
+    history = FunnelHistory(
+        "2026-09-02..2026-11-30", contacts=10, leads=25, qualified=5, won=2, revenue=200000
+    )
+    result = plan_from_history(history, clients=2)
+    assert (result.inbound_contacts, result.leads, result.qualified) == (None, 25, 5)
+    assert result.rates.contact_to_lead is None
 
 
 def test_plan_writes_its_amounts_in_the_configured_currency(tmp_path: Path):
