@@ -49,8 +49,8 @@ class Figures:
     names_days: bool
     #: :func:`storage.reports.report.build_report` for the month of the period's last day, up to it.
     month_report: dict[str, Any]
-    #: Contacts still unregistered and missed calls nobody called back, the first few of each (never
-    #: an erased person: there is nothing to do about them).
+    #: Contacts still unregistered and missed calls nobody has called back yet (by /missed's rule,
+    #: not the SLA's), the first few of each (never an erased person: nothing to do about them).
     waiting: Owed
     missed: Owed
     #: The contact of the period who has waited longest for any answer, if anyone still waits.
@@ -96,7 +96,7 @@ def gather(db: Database, config: Config, period: Period, now: datetime, *, diges
         names_days=digest or period.days == 1,
         month_report=month_report,
         waiting=unregistered_contacts(db, scope, limit=LIST_LIMIT),
-        missed=missed_contacts(db, total.missed_not_called_back_rows, limit=LIST_LIMIT),
+        missed=missed_contacts(db, period, limit=LIST_LIMIT),
         slowest=next(iter(unanswered_contacts(db, total, limit=1)), None),
         series=series,
         registration_minutes=rules.registration_minutes,

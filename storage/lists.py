@@ -24,11 +24,11 @@ UNREGISTERED = f"{INBOUND} AND NOT EXISTS (SELECT 1 FROM registrations r WHERE r
 #: A missed call nobody has called back: no answered call with the person since (whenever it came:
 #: ``called_back_at`` is set only within the call-back SLA, which is the reports' figure, not this
 #: to-do list's), and no "Called back" pressed on any call-back card of the person since.
-MISSED = (
+NOT_CALLED_BACK = (
     f"{INBOUND} AND t.channel = 'call' AND t.answered = 0 AND t.hidden_caller = 0 AND NOT {CALLED_BACK_SQL}"
     f" AND NOT {pressed_called_back('t.contact_id', 't.occurred_at')}"
-    f" AND {NOT_ERASED}"
 )
+MISSED = f"{NOT_CALLED_BACK} AND {NOT_ERASED}"
 OPEN_STAGES = ("new", "qualified", "accepted", "returned")
 
 
@@ -92,6 +92,21 @@ def missed(db: Database, staff_id: int | None, page: int, size: int) -> Page:
     )
     _add_identifiers(db, items)
     return Page(items, int(total), page, size)
+
+
+def missed_between(db: Database, start: str, end: str) -> list[tuple[int, str, bool]]:
+    """The missed calls made in [``start``, ``end``) that nobody has called back by the rule of
+    :func:`missed`, oldest first, as (contact id, time, erased): the digest lists them as
+    ``/missed`` would, and counts the erased people's calls too, as every count does."""
+    return [
+        (int(cid), str(at), bool(erased))
+        for cid, at, erased in db.execute(
+            f"SELECT t.contact_id, t.occurred_at, NOT {NOT_ERASED} FROM touches t"
+            f" WHERE t.occurred_at >= ? AND t.occurred_at < ? AND {NOT_CALLED_BACK}"
+            " ORDER BY t.occurred_at, t.id",
+            [start, end],
+        )
+    ]
 
 
 def open_leads(db: Database, owner_id: int | None, page: int, size: int) -> Page:

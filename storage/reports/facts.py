@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from functools import cached_property, partial
+from functools import cached_property
 from typing import Any
 
 from sqlite_utils import Database
@@ -16,19 +16,16 @@ from sqlite_utils import Database
 from storage.costs import CampaignCost, costs_in_period
 from storage.db import connect
 from storage.reports.clocks import LagClock, WorkingClock
-from storage.reports.figures import Flow, Group, require_rules
+from storage.reports.figures import Flow, Group
 from storage.reports.loaders import (
     Inbound,
     LeadFacts,
     Leads,
     MissedCounts,
-    MissedRow,
     RawKey,
-    called_back_in_time,
     load_inbound,
     load_leads,
     load_missed_counts,
-    load_missed_rows,
     load_other_answers,
     load_refusals,
     staff_names,
@@ -129,10 +126,6 @@ class Facts:
         first = max(self.scope.period.start, today - timedelta(days=3660)) - timedelta(days=1)
         return LagClock(WorkingClock(self.rules.calendar, first, max(first, last)))
 
-    @cached_property
-    def missed_rows(self) -> list[MissedRow]:
-        return load_missed_rows(self.db, self.scope)
-
     def total(self) -> Group:
         return self.groups("total")[TOTAL]
 
@@ -189,25 +182,11 @@ class Facts:
                 refusals=refusals.get(group) or Counter(),
                 costs=costs.get(group),
                 lag=self.lag,
-                owed_rows=partial(self._owed_rows, by, group),
                 responder=self.responder,
             )
             for group in names
         }
         return dict(sorted(groups.items()))
-
-    def _owed_rows(self, by: GroupBy, group: str) -> list[MissedRow]:
-        """The group's missed calls not called back in time, one by one."""
-        name, at = self._namer(by), _POSITION[by]
-        owed = []
-        for row in self.missed_rows:
-            if row.hidden or name((row.channel, row.campaign, row.staff_id)[at]) != group:
-                continue
-            if row.called_back_at is None or not called_back_in_time(
-                require_rules(self.rules), row.occurred_at, row.called_back_at
-            ):
-                owed.append(row)
-        return owed
 
     def _namer(self, by: GroupBy) -> Callable[[Any], str]:
         """The name of the group that a stored channel, campaign or staff_id falls in."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -16,7 +16,7 @@ from storage.costs import CampaignCost
 from storage.db import parse_iso
 from storage.registrations import STAGES, TEMPERATURES
 from storage.reports.clocks import LagClock
-from storage.reports.loaders import Leads, MissedCounts, MissedRow
+from storage.reports.loaders import Leads, MissedCounts
 from storage.reports.response import Responder, response_figures
 from storage.reports.scope import Rules
 
@@ -77,8 +77,6 @@ class Group:
     #: The working clock the lags are measured on, shared by a report's groups
     #: (see :class:`storage.reports.facts.Facts`).
     lag: LagClock | None = None
-    #: Reads the group's missed calls still owed a call back, one by one (for the digest's buttons).
-    owed_rows: Callable[[], list[MissedRow]] = list
     #: Each contact's answers, shared by a report's groups; None: nobody was answered.
     responder: Responder | None = None
 
@@ -184,10 +182,6 @@ class Group:
     @property
     def missed_hidden_caller(self) -> int:
         return self.missed.hidden
-
-    @cached_property
-    def missed_not_called_back_rows(self) -> list[MissedRow]:
-        return self.owed_rows()
 
     @property
     def missed_not_called_back(self) -> int:

@@ -19,17 +19,6 @@ from storage.reports.scope import TOTAL, Filters, GroupBy, Rules, Scope
 RawKey = tuple[str | None, str | None, int | None]
 
 
-class MissedRow(NamedTuple):
-    touch_id: int
-    contact_id: int | None
-    channel: str
-    campaign: str | None
-    staff_id: int | None
-    occurred_at: str
-    called_back_at: str | None
-    hidden: bool
-
-
 #: A touch's staff member in the reports: whoever took the call, else whom it was given to (a form's
 #: or a letter's assignee, ``storage/arrivals.py``), so forms and mail are credited to a person.
 TOUCH_STAFF = "COALESCE(staff_id, assignee_id)"
@@ -217,15 +206,6 @@ def load_answers(db: Database, scope: Scope) -> dict[int, list[tuple[str, Answer
         if len(found) > 1:
             found.sort()
     return out
-
-
-def load_missed_rows(db: Database, scope: Scope) -> list[MissedRow]:
-    sql, params = _missed_sql(
-        scope,
-        f"id, contact_id, channel, campaign, {TOUCH_STAFF}, occurred_at, called_back_at, hidden_caller",
-    )
-    rows = db.execute(sql, params).fetchall()
-    return [MissedRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows]
 
 
 def called_back_in_time(rules: Rules, occurred_at: str, called_back_at: str | None) -> bool:

@@ -81,7 +81,7 @@ async def test_report_sends_the_digest_with_its_chart_for_any_period(bot_env: Bo
     assert day.startswith("Leadline · Mon 16 Nov 2026\nInbound contacts: 1 (+1) · touches 2\n")
     assert "Registered: 1 · LRR 100 % · new 100 %" in day
     assert "Registration lag: p50 65 min, p90 65 min (SLA 15: 0 of 1 in time)" in day
-    assert "Missed calls: 1 · not called back 1" in day
+    assert "Missed calls: 1 · not called back in time 1" in day
     assert "Leads: 1 (−1) · hot 1, warm 0, cold 0" in day
     assert "(changes vs Mon 09 Nov)" in day
 
@@ -97,7 +97,7 @@ async def test_report_sends_the_digest_with_its_chart_for_any_period(bot_env: Bo
     assert "Inbound contacts: 8 · touches 12, hidden numbers 2" in month
     assert "Registered: 6 · LRR 75 % · new 71 %" in month
     assert "Registration lag: p50 20 min, p90 51 min" in month
-    assert "Missed calls: 4 · not called back 2" in month
+    assert "Missed calls: 4 · not called back in time 2" in month
     assert "Worst lead cost this month: brand_msk RUB\u00a022,500 (2 leads for RUB\u00a045,000)" in month
     caption, png = last_photo(bot_env, ANNA)
     assert caption.startswith("Leadline · 2026-11\n") and png.startswith(PNG)

@@ -13,10 +13,12 @@ from bot.digest import compose, period_due, report_text, send_digest, write
 from bot.digest_figures import dearest_campaigns, gather, leadless
 from leadline.config import Config
 from storage.db import Store, connect, open_database
+from storage.lists import missed
+from storage.nudges.actions import callback_nudge, mark_called_back
 from storage.reports.scope import Period
 from storage.worktime import WorkingCalendar
 from tests.conftest import BASE
-from tests.numbers.month import CAMPAIGNS, MSK, Month, month_config, msk, open_month
+from tests.numbers.month import CAMPAIGNS, MSK, Month, month_config, msk, open_month, transaction
 from tests.privacy.stored import forget
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -43,8 +45,10 @@ def test_the_day_against_the_same_day_a_week_earlier(tmp_path: Path):
     assert "By channel: Call 1 (LRR 100 %)\n" in text
     assert "Registered: <b>1 · LRR 100 %</b>" in text
     assert "Registration lag: p50 65 min, p90 65 min (SLA 15: 0 of 1 in time)" in text
-    assert "Missed calls: <b>1</b> · not called back <b>1</b>" in text
-    assert "Missed, not called back: 1</b>\n• 16.11 10:00 MSK +79160000007" in text
+    # C7 was not called back in time (the SLA's figure), but it was answered at 11:00: nothing to
+    # call back, so no list and no button (as /missed has it).
+    assert "Missed calls: <b>1</b> · not called back in time <b>1</b>" in text
+    assert "still not called back" not in text and "+79160000007" not in text
     assert "Leads: <b>1</b> (−1) · hot 1, warm 0, cold 0" in text  # C2 and C4 became leads on Mon 9 Nov
     # Month to date (1-16 Nov): brand_msk 45 000 * 16/30 over 2 leads is the worst LC.
     assert (
@@ -52,21 +56,10 @@ def test_the_day_against_the_same_day_a_week_earlier(tmp_path: Path):
     )
     # 4 leads in 11 of November's 20 working days (to Tue 17 Nov, the report time) head for 7.
     assert "Goals this month (so far/target → heading for): leads 4/10 → 7" in text
-    assert digest.buttons == [("Call back: +79160000007", f"contact:{_c7(config)}")]
+    assert digest.buttons == []
     assert digest.chart_png.startswith(PNG)
-    # The log copy has no markup and no full number.
-    assert "+79160000007" not in digest.log_text and "+79*******07" in digest.log_text
+    # The log copy has no markup (its masked numbers: test_without_a_token_the_digest_goes_to_the_log_masked).
     assert "<b>" not in digest.log_text
-
-
-def _c7(config: Config) -> int:
-    db = connect(config.database_path)
-    try:
-        return int(
-            db.execute("SELECT contact_id FROM identifiers WHERE value = '+79160000007'").fetchone()[0]
-        )
-    finally:
-        db.close()
 
 
 def test_the_digest_says_how_fast_people_were_answered_and_who_waits_longest(tmp_path: Path):
@@ -116,9 +109,7 @@ async def test_with_a_bot_token_each_owner_gets_the_chart_and_the_text_once(tmp_
     assert photo["photo"] == f"file://{sent.chart.resolve()}" and photo["parse_mode"] == "HTML"
     assert photo["caption"].startswith("<b>Leadline · Mon 16 Nov 2026</b>")
     assert message["text"] == sent.digest.text
-    assert message["reply_markup"]["inline_keyboard"] == [
-        [{"text": "Call back: +79160000007", "callback_data": f"contact:{_c7(config)}"}]
-    ]
+    assert "reply_markup" not in message  # C7 was answered at 11:00: nobody to call back
 
 
 async def test_without_a_token_the_digest_goes_to_the_log_masked(
@@ -128,15 +119,16 @@ async def test_without_a_token_the_digest_goes_to_the_log_masked(
     store = Store.open(config.database_path)
     try:
         with caplog.at_level(logging.INFO, logger="leadline.digest"):
-            sent = await send_digest(config, store, date(2026, 11, 16), now=msk(17, 9))
+            sent = await send_digest(config, store, date(2026, 11, 3), now=msk(17, 9))
     finally:
         await store.close()
     assert sent.queued == []
     logged = "\n".join(r.getMessage() for r in caplog.records)
-    assert "Missed, not called back: 1" in logged and "+79*******07" in logged
-    assert "+79160000007" not in logged
-    assert f"chart: {tmp_path / 'leadline-digest-2026-11-16.png'}" in logged
-    assert (tmp_path / "leadline-digest-2026-11-16.png").read_bytes().startswith(PNG)
+    # C3, missed on Tue 3 Nov, was never called back.
+    assert "Missed, still not called back: 1\n• 03.11 17:55 MSK +79*******03" in logged
+    assert "+79160000003" not in logged
+    assert f"chart: {tmp_path / 'leadline-digest-2026-11-03.png'}" in logged
+    assert (tmp_path / "leadline-digest-2026-11-03.png").read_bytes().startswith(PNG)
 
 
 async def test_without_a_token_the_log_reads_the_offices_language(
@@ -154,8 +146,8 @@ async def test_without_a_token_the_log_reads_the_offices_language(
         await store.close()
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "Leadline · пн, 16 ноября 2026\nВходящие контакты: 1 (+1) · обращений 2\n" in logged
-    assert "Пропущенных звонков: 1 · без перезвона 1" in logged
-    assert "Пропущенных звонков без перезвона: 1\n• 16.11 10:00 MSK +79*******07" in logged
+    assert "Пропущенных звонков: 1 · без перезвона в срок 1" in logged
+    assert "до сих пор без перезвона" not in logged  # C7 was answered at 11:00
     assert (
         "Самая высокая стоимость лида в этом месяце: brand_msk 12\u00a0000\u00a0₽ (2 лида за 24\u00a0000\u00a0₽)"
         in logged
@@ -249,7 +241,7 @@ def test_an_erased_person_is_counted_but_not_listed_to_register_or_call_back(tmp
     assert "slowest still waiting: +79160000062 since 17.11 11:00 MSK" in text
     erased_line = "(of them erased at their request: 1)"
     assert f"Still not registered: 2</b>\n• 17.11 11:00 MSK +79160000062\n{erased_line}\n" in text
-    assert f"• 17.11 11:00 MSK +79160000062\n{erased_line}" in text.split("Missed, not called back")[1]
+    assert f"• 17.11 11:00 MSK +79160000062\n{erased_line}" in text.split("Missed, still not called back")[1]
     assert "#" not in text and "more" not in text
     assert digest.buttons == [("Register: +79160000062", f"contact:{kept}")]
 
@@ -282,3 +274,31 @@ def test_a_campaign_that_spent_and_brought_no_lead_is_named_the_worst_lead_cost(
     # The chart's lead-cost panel, dearest first: brand_msk's spend above vk_ads' lead cost.
     ranked = dearest_campaigns(figures.month_report["by_campaign"])
     assert [(name, leadless(g)) for name, g in ranked] == [("brand_msk", True), ("vk_ads", False)]
+
+
+def test_the_list_to_call_back_is_missed_s_and_the_count_is_the_sla_s(tmp_path: Path):
+    """A call returned an hour late, or by "Called back", is off the list (as /missed has it), and
+    still counts as not called back in time: each is labelled for what it is."""
+    config = month_config(tmp_path, leadline={**BASE["leadline"], "language": "en"})
+    db = open_database(config.database_path)
+    m = Month(db, config)
+    late = m.call("+79160003001", msk(17, 10), answered=False)
+    m.call("+79160003001", msk(17, 11), answered=True, extension="101", direction="out")  # past the SLA
+    pressed = m.call("+79160003002", msk(17, 12), answered=False)
+    waiting = m.call("+79160003003", msk(17, 14), answered=False)
+    with transaction(db):
+        nudge = callback_nudge(db, pressed, staff_id=m.staff["Anna"], chat_id=1, at=msk(17, 12, 5))
+        mark_called_back(db, nudge, staff_id=m.staff["Anna"], at=msk(17, 12, 40))  # past the SLA
+    for touch in (late, pressed, waiting):  # registered, so the only buttons are the call-backs
+        m.register(touch, "not_a_lead", msk(17, 15), "Anna", reason="partner")
+    figures = gather(db, config, Period.day(date(2026, 11, 17), MSK), msk(18, 9), digest=True)
+    assert missed(db, None, 0, 10).total == 1
+    contact = f"contact:{m.contact_of(waiting)}"
+    db.close()
+    english, russian = write(figures, config, "en"), write(figures, config, "ru")
+    assert "Missed calls: <b>3</b> · not called back in time <b>3</b>" in english.text
+    assert "<b>Missed, still not called back: 1</b>\n• 17.11 14:00 MSK +79160003003\n" in english.text
+    assert "Пропущенных звонков: <b>3</b> · без перезвона в срок <b>3</b>" in russian.text
+    assert "<b>Пропущенные, до сих пор без перезвона: 1</b>\n• 17.11 14:00 MSK +79160003003\n" in russian.text
+    assert english.buttons == [("Call back: +79160003003", contact)]
+    assert russian.buttons == [("Перезвонить: +79160003003", contact)]
