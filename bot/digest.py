@@ -97,7 +97,12 @@ def _channels(groups: Mapping[str, Group]) -> str:
 
 
 def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:.0f} %"
+    """A share in whole per cent; one short of everyone is never "100 %" (399 of 400 registered
+    next to "Still not registered: 1")."""
+    if value is None:
+        return "–"
+    shown = round(value * 100)
+    return f"{99 if value < 1 and shown == 100 else shown} %"
 
 
 def _who(item: dict[str, Any], reveal: bool) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -137,7 +138,31 @@ def _num(value: Any, digits: int = 0) -> str:
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f} %"
+    """A share to a tenth of a per cent, never rounded up to "100.0 %" while someone is missing."""
+    if value is None:
+        return "-"
+    shown = round(value * 100, 1)
+    if value < 1 and shown == 100:
+        shown = 99.9
+    return f"{shown:.1f} %"
+
+
+def whole_shares(parts: dict[str, float | None], total: float | None) -> dict[str, float | None]:
+    """``parts`` in whole units that add up to ``total`` in whole units, as a table shows them under
+    it: three campaigns at 466.67 each are 467, 467 and 466 under a total of 1 400, not 467 three
+    times (largest remainder; each part moves by less than one unit)."""
+    known = {name: value for name, value in parts.items() if value is not None}
+    if total is None or not known:
+        return dict(parts)
+    floors = {name: math.floor(value) for name, value in known.items()}
+    left = round(total) - sum(floors.values())
+    by_remainder = sorted(known, key=lambda name: known[name] - floors[name], reverse=True)
+    if 0 <= left <= len(by_remainder):
+        for name in by_remainder[:left]:
+            floors[name] += 1
+    else:  # the parts do not make the total (rounded away from it): each rounded on its own
+        floors = {name: round(value) for name, value in known.items()}
+    return {name: floors.get(name) for name in parts}
 
 
 def _min(value: float | None) -> str:
@@ -245,6 +270,9 @@ def print_report(
         groups = data[f"by_{by}"]
         if not groups:
             continue
+        if by == "campaign":  # the campaigns' costs as shown add up to the Cost shown above
+            shown_costs = whole_shares({name: g["cost"] for name, g in groups.items()}, data["cost"])
+            groups = {name: {**g, "cost": shown_costs[name]} for name, g in groups.items()}
         for title, columns in (
             (f"By {by}", group_columns(money)),
             (f"Response time by {by}", RESPONSE_COLUMNS),

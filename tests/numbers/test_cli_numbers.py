@@ -379,3 +379,39 @@ def test_report_groups_and_goals_write_money_in_the_configured_currency(tmp_path
     by_goal = table_rows(table.output, "Goals this month")
     assert by_goal["revenue"] == ["300\u00a0000\u00a0₽", "100\u00a0000\u00a0₽", "100\u00a0000\u00a0₽"]
     assert by_goal["leads"] == ["10", "4", "4"]
+
+
+def test_the_campaigns_costs_shown_add_up_to_the_cost_shown(tmp_path: Path):
+    """Three campaigns at 1 000 for November: a week carries 233.33 of each, 700 in all (not 699)."""
+    leadline = {"timezone": "Europe/Moscow", "region": "RU", "language": "ru", "currency": "RUB"}
+    costs = [{"period": "2026-11", "item": "ads", "amount": 1000}]
+    campaigns = [{"name": name, "costs": costs} for name in ("a", "b", "c")]
+    config = month_config(tmp_path, campaigns=campaigns, leadline=leadline)
+    db = open_database(config.database_path)
+    Month(db, config)  # writes the config's costs, as `leadline serve` does at start
+    db.close()
+    args = ("--config", str(tmp_path / "config.toml"), "--from", "2026-11-16", "--to", "2026-11-22")
+    result = run_cli_sync("report", *args, "--as-of", AS_OF)
+    assert result.code == 0, result.output
+    shown = {name: row[10] for name, row in table_rows(result.output, "By campaign").items()}
+    assert shown == {"a": "234\u00a0₽", "b": "233\u00a0₽", "c": "233\u00a0₽"}
+    cells = [[cell.strip() for cell in line.split("│")] for line in result.output.splitlines()]
+    assert {row[1]: row[2] for row in cells if len(row) == 4}["Cost"] == "700\u00a0₽"
+    # The JSON keeps each group's own figure, as the report filtered to it gives it.
+    data = report_json(tmp_path / "config.toml", "--from", "2026-11-16", "--to", "2026-11-22")
+    assert [g["cost"] for g in data["by_campaign"].values()] == [233.33, 233.33, 233.33]
+
+
+def test_a_share_short_of_everyone_is_never_written_as_100_percent():
+    from bot.digest import _pct as digest_pct
+    from leadline.report_cli import _pct as report_pct
+
+    # 399 of 400 registered: the digest writes whole per cent, `leadline report` tenths.
+    assert (digest_pct(399 / 400), report_pct(399 / 400)) == ("99 %", "99.8 %")
+    assert (digest_pct(9999 / 10000), report_pct(9999 / 10000)) == ("99 %", "99.9 %")
+    assert (digest_pct(1.0), report_pct(1.0), digest_pct(0.994), report_pct(0.5)) == (
+        "100 %",
+        "100.0 %",
+        "99 %",
+        "50.0 %",
+    )
