@@ -42,6 +42,8 @@ from bot.catalogues import SOURCE_LOCALE, catalogues, pick_locale, written_for
 from bot.catalogues import gettext as _
 from bot.digest_chart import render_chart
 from bot.digest_figures import Figures, dearest_campaigns, gather, leadless, money, whole
+from bot.nudge_texts import NAME_LIMIT
+from bot.replies import clip
 from leadline.config import Config
 from storage.db import Store, now_utc
 from storage.digests import last_digested, mark_digested
@@ -106,9 +108,11 @@ def _pct(value: float | None) -> str:
 
 
 def _who(item: dict[str, Any], reveal: bool) -> str:
+    """A person on the digest's lists. The name is cut as a nudge cuts it: a form keeps names of up
+    to 1,024 characters, and five such names on a list made the digest too long for Telegram."""
     ident = item.get("identifier") or ""
     shown = ident if reveal else mask(ident)
-    name = item.get("name")
+    name = clip(item["name"], NAME_LIMIT) if item.get("name") else None
     return html.escape(f"{name} {shown}".strip() if name else shown or f"#{item['contact_id']}")
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from bot.digest import compose, period_due, report_text, send_digest, write
 from bot.digest_figures import dearest_campaigns, gather, leadless
+from bot.replies import fits_telegram
 from leadline.config import Config
 from storage.db import Store, connect, open_database
 from storage.lists import missed
@@ -302,3 +303,19 @@ def test_the_list_to_call_back_is_missed_s_and_the_count_is_the_sla_s(tmp_path: 
     assert "<b>Пропущенные, до сих пор без перезвона: 1</b>\n• 17.11 14:00 MSK +79160003003\n" in russian.text
     assert english.buttons == [("Call back: +79160003003", contact)]
     assert russian.buttons == [("Перезвонить: +79160003003", contact)]
+
+
+def test_long_names_are_cut_on_the_lists_so_the_digest_still_reaches_telegram(tmp_path: Path):
+    """A form keeps a name of up to 1,024 characters: five of them on the lists made a digest that
+    Telegram refused for good, and the owner got the chart without its text."""
+    config = build(tmp_path)
+    db = connect(config.database_path)
+    with db.conn:
+        db.conn.execute("UPDATE contacts SET name = 'Иван ' || printf('%.1019c', 'Ж')")
+    period, now = Period(date(2026, 11, 1), date(2026, 11, 16), MSK), msk(17, 9)
+    text = report_text(db, config, period, now)
+    db.close()
+    names = [line for line in text.split("\n") if "Иван Ж" in line]
+    assert len(names) == 3  # the slowest waiting, one still unregistered, one missed call
+    assert all(len(line) < 250 and "Ж…" in line for line in names)
+    assert fits_telegram({"text": text})
