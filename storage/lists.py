@@ -22,8 +22,8 @@ INBOUND = "t.direction = 'in' AND t.dropped IS NULL AND t.blocked = 0 AND t.cont
 NOT_ERASED = "NOT EXISTS (SELECT 1 FROM contacts e WHERE e.id = t.contact_id AND e.erased_at IS NOT NULL)"
 UNREGISTERED = f"{INBOUND} AND NOT EXISTS (SELECT 1 FROM registrations r WHERE r.contact_id = t.contact_id) AND {NOT_ERASED}"
 #: A missed call nobody has called back: no answered call with the person since (whenever it came:
-#: whether it came within the call-back SLA is the reports' figure, not this to-do list's), and no
-#: "Called back" pressed on any call-back card of the person since.
+#: ``called_back_at`` is set only within the call-back SLA, which is the reports' figure, not this
+#: to-do list's), and no "Called back" pressed on any call-back card of the person since.
 NOT_CALLED_BACK = (
     f"{INBOUND} AND t.channel = 'call' AND t.answered = 0 AND t.hidden_caller = 0 AND NOT {CALLED_BACK_SQL}"
     f" AND NOT {pressed_called_back('t.contact_id', 't.occurred_at')}"

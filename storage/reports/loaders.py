@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 from typing import Any, NamedTuple
 
 from sqlite_utils import Database
 
 from storage.db import iso, parse_iso
-from storage.reports.clocks import WorkingClock
 from storage.reports.response import Answer
-from storage.reports.scope import TOTAL, Filters, GroupBy, Period, Rules, Scope
+from storage.reports.scope import TOTAL, Filters, GroupBy, Rules, Scope
 
 #: How touches, missed calls, leads and refusals are keyed as stored: (channel, campaign, staff_id).
 RawKey = tuple[str | None, str | None, int | None]
@@ -220,32 +219,6 @@ def called_back_in_time(rules: Rules, occurred_at: str, called_back_at: str | No
     return back_at <= rules.callback_deadline(missed_at)
 
 
-#: How near the SLA, in working minutes, a call-back is judged by the calendar itself, not the clock.
-_TIE = 1e-6
-
-
-class _Deadlines:
-    """Whether call-backs came by their working-time deadline, on one :class:`WorkingClock` over
-    the period and its reach: a call-back is in time while fewer working minutes than the SLA's
-    have passed since the missed call, late once more have; only a tie asks the calendar
-    (:func:`called_back_in_time`, which a year's thousands of late call-backs would make slow)."""
-
-    def __init__(self, rules: Rules, period: Period, reach: timedelta) -> None:
-        self.rules = rules
-        last = period.end + timedelta(days=reach.days + 2)
-        self.clock = WorkingClock(rules.calendar, period.start - timedelta(days=1), last)
-
-    def in_time(self, occurred_at: str, called_back_at: str) -> bool:
-        missed, back = self.clock.minutes_at_stored(occurred_at), self.clock.minutes_at_stored(called_back_at)
-        if missed is not None and back is not None:
-            passed = back - missed
-            if passed < self.rules.callback_minutes - _TIE:
-                return True
-            if passed > self.rules.callback_minutes + _TIE:
-                return False
-        return called_back_in_time(self.rules, occurred_at, called_back_at)
-
-
 @dataclass(slots=True)
 class MissedCounts:
     total: int = 0
@@ -273,71 +246,30 @@ _BACK_IN_REAL_TIME = (
 )
 
 
-#: When a missed call (aliased ``m``) was first followed by an answered call with the person, either
-#: way (as storage/calls.py's CALLED_BACK_SQL, which /missed reads, has it), looked for up to ``?``
-#: (a date modifier: ``+N seconds``) after it, past any deadline. The report judges this against
-#: today's ``[sla] callback_minutes``, never the ``called_back_at`` mark capture made under the SLA
-#: of its day, so raising the SLA counts the earlier call-backs it now covers, and lowering it drops
-#: the late ones. The bound keeps the walk down ``touches_contact`` short for calls nobody returned;
-#: a time SQLite cannot read gets none.
-_FIRST_ANSWER_AFTER = (
-    "(SELECT a.occurred_at FROM touches a WHERE a.contact_id = m.contact_id AND a.id <> m.id"
-    " AND a.occurred_at >= m.occurred_at AND a.occurred_at < COALESCE(strftime('%Y-%m-%dT%H:%M:%S', m.occurred_at, ?), '9')"
-    " AND a.channel = 'call' AND a.answered = 1 ORDER BY a.occurred_at LIMIT 1)"
-)
-
-
-def _callback_reach(rules: Rules | None, period: Period) -> timedelta | None:
-    """The furthest after a missed call of ``period`` that its call-back deadline falls (None: no
-    rules to tell). A deadline never comes earlier for a later call, so a call on a day is due no
-    later than one at the next midnight: one deadline a day bounds them all."""
-    if rules is None:
-        return None
-    reach = timedelta(0)
-    for offset in range(period.days):
-        midnight = datetime.combine(period.start + timedelta(days=offset), time(0), tzinfo=period.tz)
-        try:
-            reach = max(reach, rules.callback_deadline(midnight + timedelta(days=1)) - midnight)
-        except ValueError:  # a calendar with no working time in sight: no bound
-            return None
-    return reach
-
-
 def load_missed_counts(db: Database, scope: Scope, rules: Rules | None) -> dict[RawKey, MissedCounts]:
     """The period's missed calls counted by (channel, campaign, staff_id) as stored.
 
-    SQLite finds each call's first answer after it (once: the rows are materialized, so the
-    expression is not copied into each use), and counts the calls nobody called back and those
-    called back within the SLA's minutes of real time (a working-minute deadline is never earlier);
-    only the calls called back later come back one by one, for their working-time deadline.
+    SQLite counts the calls nobody called back and those called back within the SLA's minutes of
+    real time (a working-minute deadline is never earlier); only the calls called back later come
+    back one by one, for their working-time deadline.
     """
-    found, params = _missed_sql(
+    inner, params = _missed_sql(
         scope,
-        f"id, channel, campaign, {TOUCH_STAFF} AS staff_id, hidden_caller, occurred_at,"
-        f" CASE WHEN hidden_caller = 0 THEN {_FIRST_ANSWER_AFTER} END AS called_back_at",
+        f"channel, campaign, {TOUCH_STAFF} AS staff_id, hidden_caller, occurred_at, called_back_at,"
+        f" CASE WHEN hidden_caller = 0 AND called_back_at IS NOT NULL AND {_BACK_IN_REAL_TIME} IS NOT 1"
+        " THEN id END AS late",
     )
     limit = None if rules is None else timedelta(minutes=rules.callback_minutes) // timedelta(microseconds=1)
-    reach = _callback_reach(rules, scope.period)
-    # A day more than the reach: a time stored with an offset is compared as text with a UTC one.
-    until = (
-        "+1000000000 seconds"
-        if reach is None
-        else f"+{(reach + timedelta(days=1)) // timedelta(seconds=1)} seconds"
-    )
     sql = (
-        f"WITH missed AS MATERIALIZED ({found})"
-        " SELECT channel, campaign, staff_id, COUNT(*), SUM(hidden_caller),"
+        "SELECT channel, campaign, staff_id, COUNT(*), SUM(hidden_caller),"
         " SUM(hidden_caller = 0 AND called_back_at IS NULL), late, MIN(occurred_at), MIN(called_back_at)"
-        " FROM (SELECT m.*, CASE WHEN hidden_caller = 0 AND called_back_at IS NOT NULL"
-        f" AND {_BACK_IN_REAL_TIME} IS NOT 1 THEN id END AS late FROM missed AS m)"
         # Grouped by expressions (``+``), not columns: grouping by campaign would tempt SQLite to
         # walk touches_campaign for its order and read every touch of the period from the table.
-        " GROUP BY +channel, +campaign, +staff_id, late"
+        f" FROM ({inner}) GROUP BY +channel, +campaign, +staff_id, late"
     )
     out: dict[RawKey, MissedCounts] = {}
-    deadlines: _Deadlines | None = None
     for channel, campaign, staff_id, n, hidden, never, late, occurred_at, called_back_at in db.execute(
-        sql, [until, *params, limit]
+        sql, [limit, *params]
     ):
         counts = out.setdefault((channel, campaign, staff_id), MissedCounts())
         counts.total += n
@@ -348,9 +280,8 @@ def load_missed_counts(db: Database, scope: Scope, rules: Rules | None) -> dict[
             counts.owed += never
         elif rules is None:
             counts.owed = None
-        else:
-            deadlines = deadlines or _Deadlines(rules, scope.period, reach or timedelta(0))
-            counts.owed += not deadlines.in_time(occurred_at, called_back_at)
+        elif not called_back_in_time(rules, occurred_at, called_back_at):
+            counts.owed += 1
     return out
 
 
