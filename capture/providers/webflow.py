@@ -6,10 +6,11 @@ is VERIFIED-2nd). A signature older or newer than 5 minutes is refused, so a cap
 cannot be replayed later.
 
 Webflow signs only webhooks created through its API or an OAuth app; those added in site settings,
-and the legacy v1 ones (the v1 sample carries no signature header), come unsigned. A source for
-those sets only a ``token`` (``?token=`` in the webhook URL, or ``X-Leadline-Token``), like every
-builder that signs nothing. A source with a ``secret`` takes signed requests only, and one with
-both wants both, as DESIGN.md has it for every source: the pipeline checks the token.
+and the legacy v1 ones (the v1 sample carries no signature header), come unsigned. An unsigned
+request is therefore not refused outright but must carry the source's ``token`` (``?token=`` in
+the webhook URL, or ``X-Leadline-Token``), like every builder that signs nothing. A request that
+has a signature header is judged by the signature alone, so dropping the header from a forged
+request gains nothing without the token.
 
 Field names are the form's labels, so they are read with the usual field names (``First Name`` and
 ``Last Name`` are joined). Webflow's own example sends the phone as a JSON number, which cannot
@@ -31,6 +32,7 @@ import phonenumbers
 from multidict import MultiDict
 
 from capture.forms import name_of, pick, time_of, utm_of
+from capture.providers.auth import check_token
 from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest, Unauthorized, quoted
 from leadline.config import SourceConfig
 
@@ -42,22 +44,22 @@ TIMESTAMP_HEADER = "x-webflow-timestamp"
 @dataclass(frozen=True)
 class Webflow:
     methods: frozenset[str] = frozenset({"POST"})
+    #: The token guards unsigned requests only: ``verify`` checks it itself.
+    verifies_token: bool = True
 
     def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
         signature = raw.headers.get(SIGNATURE_HEADER, "").strip().lower()
         # Without a configured secret a signature proves nothing (anyone can sign with an empty
-        # key): such a source accepts only requests that carry its token, which the pipeline
-        # checked before this (``check_access``) when the source has one.
-        if not source.secret_value("secret").strip():
-            if source.token is None:
-                raise Unauthorized("this Webflow source has neither a secret nor a token to check")
+        # key): such a source accepts only requests that carry its token.
+        if not signature or not source.secret_value("secret").strip():
+            try:
+                check_token(raw, source)
+            except Unauthorized as exc:
+                raise Unauthorized(
+                    f"unsigned Webflow request (no {SIGNATURE_HEADER}): webhooks made in site settings"
+                    f" must carry the source's token; {exc.reason}"
+                ) from None
             return
-        if not signature:
-            raise Unauthorized(
-                f"unsigned Webflow request (no {SIGNATURE_HEADER}): this source has a secret, so it takes"
-                " only webhooks Webflow signs; for webhooks made in site settings, use a source with only"
-                " a token"
-            )
         stamp = raw.headers.get(TIMESTAMP_HEADER, "").strip()
         try:
             sent_at = datetime.fromtimestamp(int(stamp) / 1000, UTC)
