@@ -22,8 +22,28 @@ COUNTRY_PREFIX_DIGITS = 3
 
 def warnings(config: Config) -> list[str]:
     """``key.path: what to do`` for each secret still holding an example value, for chats that cannot
-    arrive as configured, and for each ``[[block]]`` rule that is valid but likely blocks more than meant."""
-    return _source_warnings(config) + _block_warnings(config)
+    arrive as configured, for each ``[[block]]`` rule that is valid but likely blocks more than meant,
+    and for each outgoing webhook whose secret cannot sign."""
+    return _source_warnings(config) + _block_warnings(config) + _webhook_warnings(config)
+
+
+def _webhook_warnings(config: Config) -> list[str]:
+    """A secret the signing library cannot read fails every delivery to that CRM (each recorded and
+    retried, the others unharmed). A warning, not an error: a CRM's key must never stop capture."""
+    if not config.webhooks:
+        return []
+    from standardwebhooks import Webhook  # only a config with webhooks pays for it
+
+    found: list[str] = []
+    for i, hook in enumerate(config.webhooks):
+        try:
+            Webhook(hook.secret.get_secret_value())
+        except Exception:
+            found.append(
+                f"webhooks[{i}].secret: not a Standard Webhooks secret: write whsec_ followed by base64,"
+                " as the receiver gives it; until then every delivery to it fails"
+            )
+    return found
 
 
 def _block_warnings(config: Config) -> list[str]:

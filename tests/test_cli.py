@@ -145,8 +145,9 @@ def test_check_config_reads_secrets_from_the_environment(tmp_path: Path):
     assert "s3" not in result.output
 
 
-def test_check_config_names_a_webhook_secret_that_cannot_sign(tmp_path: Path):
-    """Such a secret passed check-config, then failed every delivery of every webhook in serve."""
+def test_check_config_warns_of_a_webhook_secret_that_cannot_sign(tmp_path: Path):
+    """Such a secret passed check-config unnamed, then failed every delivery of every webhook in
+    serve. A warning, not an error: a CRM's key must never keep serve, and capture, from starting."""
     config = tmp_path / "config.toml"
     config.write_text(
         '[[webhooks]]\nurl = "https://crm.example.com/leadline"\nsecret = "mysecret1"\n\n'
@@ -154,10 +155,10 @@ def test_check_config_names_a_webhook_secret_that_cannot_sign(tmp_path: Path):
         'secret = "whsec_dGVzdC1vdXRnb2luZy13ZWJob29rcy1zZWNyZXQtMzJieXRlcw=="\n'
     )
     result = run_cli_sync("check-config", "--config", str(config))
-    assert result.code == 3, result.output
-    assert result.output.splitlines()[1:] == [
-        "  webhooks[0].secret: not a Standard Webhooks secret: write whsec_ followed by base64,"
-        " as the receiver gives it"
+    assert result.code == 0, result.output
+    assert [line for line in result.output.splitlines() if line.startswith("Warning: webhooks")] == [
+        "Warning: webhooks[0].secret: not a Standard Webhooks secret: write whsec_ followed by base64,"
+        " as the receiver gives it; until then every delivery to it fails"
     ]
     assert "mysecret1" not in result.output
 
