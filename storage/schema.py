@@ -788,6 +788,17 @@ DELETE FROM meta WHERE key IN ('webhooks_out.registration_id', 'webhooks_out.lea
     )
 
 
+@migrations()
+def m019_usernames_search_only(db: Database) -> None:
+    """Usernames stored before they became search-only (storage/identifiers.SEARCH_ONLY) are so too.
+
+    A Telegram or WhatsApp username passes from one person to another; new ones are stored with
+    ``valid = 0`` and never matched. Those already stored matched nothing new either (a new event's
+    username is never looked up), but they still read as match keys on cards and in the block list.
+    """
+    _run(db, "UPDATE identifiers SET valid = 0 WHERE kind IN ('telegram_username', 'whatsapp_username')")
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

@@ -328,3 +328,28 @@ def test_an_undone_merge_gives_a_nameless_contact_its_namelessness_back(
         undo_merge(db, merge, at=START + timedelta(minutes=5))
     names = dict(db.execute("SELECT id, name FROM contacts").fetchall())
     assert (names[survivor], names[merged]) == (renamed, "Bertha")
+
+
+def test_usernames_stored_before_they_became_search_only_are_search_only_too(tmp_path: Path) -> None:
+    """m019: a username kept as a match key by an older release reads as one no more."""
+    from storage.schema import migrate
+
+    db = open_database(tmp_path / "old.db")
+    contact = db.execute("INSERT INTO contacts (created_at, updated_at) VALUES ('', '')").lastrowid
+    for kind, value in (
+        ("telegram_username", "test_alex_k"),
+        ("whatsapp_username", "sveta"),
+        ("phone", "+79161234567"),
+    ):
+        db.execute(
+            "INSERT INTO identifiers (contact_id, kind, value, raw, valid, created_at) VALUES (?, ?, ?, ?, 1, '')",
+            [contact, kind, value, value],
+        )
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm019_usernames_search_only'")
+    migrate(db)
+    assert dict(db.execute("SELECT kind, valid FROM identifiers").fetchall()) == {
+        "telegram_username": 0,
+        "whatsapp_username": 0,
+        "phone": 1,
+    }
+    db.close()
