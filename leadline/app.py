@@ -7,6 +7,7 @@ worker process (``[http] workers``, see ``leadline/workers.py``) gets the captur
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -27,6 +28,7 @@ from capture.providers.base import RawRequest, make_headers
 from capture.server import journal_refusal, setup_routes
 from leadline import keys
 from leadline.api_routes import setup_api
+from leadline.callback_marks import remark_in_background
 from leadline.config import Config, SourceConfig
 from leadline.workers import orphan_watch_ctx, supervisor_ctx
 from storage.costs import sync_costs
@@ -95,7 +97,14 @@ async def capture_ctx(app: web.Application) -> AsyncIterator[None]:
             " /metrics counts them in leadline_journal_failed",
             extra={"fields": {"rows": len(failing), "first_id": failing[0]}},
         )
+    # Beside capture, not before it: a large base's past takes a while to judge again.
+    remarking = asyncio.create_task(
+        remark_in_background(capture.config, store, capture.clock, _callback_deadline(capture.config))
+    )
     yield
+    remarking.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await remarking
 
 
 def business_source(config: Config) -> SourceConfig | None:

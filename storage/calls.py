@@ -48,9 +48,10 @@ every provider's events go through :func:`apply_call_event`, under these rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlite_utils import Database
@@ -189,7 +190,9 @@ def apply_call_event(db: Database, event: CallEvent, ctx: EventContext) -> tuple
         contact_id = changes.get("contact_id", call.contact_id)
         if contact_id is not None:
             started = parse_iso(str(changes.get("occurred_at", call.occurred_at)))
-            recompute_callbacks(db, int(contact_id), ctx, around=started)
+            recompute_callbacks(
+                db, int(contact_id), partial(callback_deadline, ctx), ctx.received_at, around=started
+            )
     if created or "call_final" in changes:
         called = _called_back_to(call, changes)
         if called is not None:
@@ -381,9 +384,14 @@ CALLBACK_HORIZON = timedelta(days=21)
 
 
 def recompute_callbacks(
-    db: Database, contact_id: int, ctx: EventContext, around: datetime | None = None
+    db: Database,
+    contact_id: int,
+    deadline: Callable[[datetime], datetime],
+    at: datetime,
+    around: datetime | None = None,
 ) -> None:
-    """Mark each missed inbound call of the contact with the first answered call inside its deadline.
+    """Mark each missed inbound call of the contact with the first answered call by its ``deadline``
+    (``at``: when, for the rows' ``updated_at``).
 
     With ``around`` (the changed call's start), calls long before it are left alone: a busy number's
     whole history must not be re-read by the single writer on every event.
@@ -399,16 +407,45 @@ def recompute_callbacks(
         by = None
         if direction == "in" and final and not answered:
             missed_at = parse_iso(occurred_at)
-            deadline = callback_deadline(ctx, missed_at)
+            due = deadline(missed_at)
             by = next(
-                ((at, tid) for at, tid in answers if tid != touch_id and missed_at <= at <= deadline), None
+                ((when, tid) for when, tid in answers if tid != touch_id and missed_at <= when <= due), None
             )
         mark = (iso(by[0]), by[1]) if by else (None, None)
         if mark != (back_at, back_by):
             db.execute(
                 "UPDATE touches SET called_back_at = ?, called_back_by = ?, updated_at = ? WHERE id = ?",
-                [mark[0], mark[1], iso(ctx.received_at), touch_id],
+                [mark[0], mark[1], iso(at), touch_id],
             )
+
+
+#: The meta key of the rule the call-back marks were last judged by (see :func:`remark_callbacks`).
+MARKS_RULE_KEY = "callbacks.marks_rule"
+
+
+def missed_call_contacts(db: Database, after: int, limit: int) -> list[int]:
+    """Contacts with a missed inbound call, in id order past ``after``: a page of them at a time."""
+    return [
+        int(r[0])
+        for r in db.execute(
+            "SELECT DISTINCT contact_id FROM touches WHERE contact_id > ? AND channel = 'call'"
+            " AND direction = 'in' AND answered = 0 AND call_final = 1 ORDER BY contact_id LIMIT ?",
+            [after, limit],
+        )
+    ]
+
+
+def remark_callbacks(
+    db: Database, contact_ids: Sequence[int], deadline: Callable[[datetime], datetime], at: datetime
+) -> None:
+    """Judge these contacts' missed calls again, their whole history, by ``deadline``.
+
+    Capture marks a call-back against the deadline's rule of its day, and the reports read the mark:
+    when the rule changes (``[sla] callback_minutes``, the working time), the past is judged by the
+    new one, a raised SLA counting the call-backs it now covers and a lowered one dropping the late.
+    """
+    for contact_id in contact_ids:
+        recompute_callbacks(db, contact_id, deadline, at)
 
 
 @dataclass(frozen=True, slots=True)

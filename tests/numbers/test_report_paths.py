@@ -7,6 +7,7 @@ it stands for, on its edges.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -14,11 +15,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from leadline.callback_marks import marks_rule
+from storage.calls import MARKS_RULE_KEY
 from storage.db import iso, open_database
 from storage.reports.clocks import WorkingClock
 from storage.reports.report import build_report
-from storage.reports.scope import Period, Scope
+from storage.reports.scope import Period, Rules, Scope
 from storage.worktime import WorkingCalendar
+from tests.conftest import StartServer
 from tests.numbers.month import AS_OF, MSK, NOVEMBER, Month, month_config, msk, open_month, transaction
 
 
@@ -81,3 +85,38 @@ def test_a_report_read_inside_a_transaction_is_the_same(tmp_path: Path) -> None:
         alone = build_report(month.db, scope, month.rules)
     assert beside == alone
     assert beside["inbound_contacts"] == 8 and beside["missed_not_called_back"] == 2
+
+
+async def test_a_changed_call_back_sla_judges_past_calls_again_at_the_next_start(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    """Capture marks a call-back against the SLA of its day, and the reports read the mark: once
+    `leadline serve` starts with another SLA, the past follows it, both ways."""
+    config = month_config(tmp_path)  # [sla] callback_minutes = 30 while the calls come
+    m = Month(open_database(config.database_path), config)
+    m.call("+79160000101", msk(2, 10), answered=False)
+    m.call("+79160000101", msk(2, 11), answered=True, extension="101", direction="out")  # 60 min
+    m.call("+79160000102", msk(2, 12), answered=False)
+    m.call("+79160000102", msk(2, 12, 20), answered=True, extension="101", direction="out")  # 20 min
+    m.db.close()
+    scope = Scope(Period.month(NOVEMBER, MSK), as_of=AS_OF)
+
+    async def not_called_back(minutes: int) -> int:
+        config = month_config(tmp_path, sla={"callback_minutes": minutes})
+        srv = await start_server(config)
+        for _ in range(200):  # judged beside capture: done once the rule is stored
+            if srv.scalar("SELECT value FROM meta WHERE key = ?", [MARKS_RULE_KEY]) == marks_rule(config):
+                break
+            await asyncio.sleep(0.05)
+        db = srv.db()
+        try:
+            figure = int(build_report(db, scope, Rules.from_config(config))["missed_not_called_back"])
+        finally:
+            db.close()
+        await srv.stop()
+        return figure
+
+    assert await not_called_back(30) == 1  # the 60-minute call-back is late
+    assert await not_called_back(120) == 0  # raised: it now counts
+    assert await not_called_back(15) == 2  # lowered: the 20-minute one is late too
+    assert await not_called_back(30) == 1
