@@ -135,7 +135,10 @@ class _Call:
 
     @property
     def caller_known(self) -> bool:
-        return bool(self.hidden_caller) or self.phone_raw is not None
+        """Whether a notification named the caller (a withheld number too, kept as written). A final
+        one that named nobody marks the call hidden, but a later one that names the number wins:
+        Binotel's hangupTheCall carries no number and may come before apiCallCompleted."""
+        return self.phone_raw is not None
 
 
 def apply_call_event(db: Database, event: CallEvent, ctx: EventContext) -> tuple[int | None, bool]:
@@ -333,7 +336,7 @@ def _changes(db: Database, call: _Call, event: CallEvent, ctx: EventContext) -> 
     if mode == "settle":
         answered = event.answered if event.answered is not None else event.status == "answered"
         new.update(call_final=1, answered=int(answered), call_status="answered" if answered else "missed")
-        if event.direction != call.direction:
+        if event.direction_stated and event.direction != call.direction:
             new["direction"] = event.direction
     elif mode == "progress":
         if event.status in _RANK and _RANK[event.status] > _RANK.get(call.call_status or "", -1):

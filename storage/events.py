@@ -61,6 +61,9 @@ class CallEvent:
     idempotency; ``seq`` orders events that arrive out of order (a lower one changes nothing).
     ``final`` marks the event that settles the outcome (Mango's summary, Zadarma's NOTIFY_END).
     ``caller`` is the outside party's number as written (the contact), whatever the direction.
+    ``direction_stated`` is False for a notification that does not say which way the call went
+    (Binotel's ``hangupTheCall`` has no ``callType``): its ``direction`` is a guess for a call it
+    starts, and never changes one a notification that said it has set.
     """
 
     call_id: str
@@ -82,6 +85,7 @@ class CallEvent:
     recording: str | None = None
     region: str | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
+    direction_stated: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,7 @@ def _progress(kind: str, data: Mapping[str, Any], source: SourceConfig) -> CallE
             event_key=f"binotel:{kind}:{call_id}",
             seq=RANK[kind],
             direction=_direction(data.get("callType")),
+            direction_stated=data.get("callType") is not None,  # FORMATS §1.5 lists none
             status="answered" if answered else "missed",
             caller=_text(data.get("externalNumber")),
             final=True,

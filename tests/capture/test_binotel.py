@@ -171,3 +171,33 @@ async def test_a_key_with_a_long_run_of_brackets_is_read_at_once(start_server, t
     resp = await post(srv, COMPLETED, body=COMPLETED.body + b"&junk" + b"%5B" * 300_000 + b"=1")
     assert resp.status == 200
     assert touch_of(srv, "4700000001")["call_status"] == "answered"
+
+
+def hangup(call_id: str, disposition: str) -> bytes:
+    """``hangupTheCall`` with FORMATS §1.5's fields: no ``callType``, no ``externalNumber``."""
+    fields = {"requestType": "hangupTheCall", "generalCallID": call_id, "billsec": "60"}
+    return urlencode({**fields, "disposition": disposition, "method": "event"}).encode()
+
+
+async def test_a_hangup_before_the_completion_leaves_the_number_to_the_completion(start_server, tmp_path):
+    """docs/telephony.md: apiCallCompleted wins whichever of the two arrives first. The hangup names
+    no number; the call was not a hidden caller's, and is the known contact's."""
+    srv = await start(start_server, tmp_path)
+    assert (await post(srv, COMPLETED, body=hangup("4700000001", "ANSWER"))).status == 200
+    assert (await post(srv, COMPLETED)).status == 200
+    touch = touch_of(srv, "4700000001")
+    assert (touch["hidden_caller"], touch["call_status"], touch["direction"]) == (0, "answered", "in")
+    assert identifiers(srv, touch["contact_id"]) == {"phone": COMPLETED.expected["caller"]}
+
+
+async def test_a_hangup_leaves_an_outgoing_call_outgoing(start_server, tmp_path):
+    """hangupTheCall does not say which way the call went: a call a manager dialled stays theirs,
+    not a missed inbound call."""
+    srv = await start(start_server, tmp_path)
+    dialled = RECEIVED.body.replace(b"callType=0", b"callType=1")
+    assert dialled != RECEIVED.body
+    assert (await post(srv, RECEIVED, body=dialled)).status == 200
+    call_id = touch_of(srv, RECEIVED.expected["external_id"])["external_id"]
+    assert (await post(srv, RECEIVED, body=hangup(call_id, "NOANSWER"))).status == 200
+    touch = touch_of(srv, call_id)
+    assert (touch["direction"], touch["call_final"]) == ("out", 1)
