@@ -23,6 +23,7 @@ import contextlib
 import aiohttp
 
 from capture.dial import Call, Refused
+from capture.providers.freeswitch import CALLBACK_MARK
 from leadline.config import SourceConfig
 
 DEFAULT_PORT = 8021
@@ -56,7 +57,9 @@ def originate(call: Call, context: str) -> str:
         first = f"loopback/{''.join(c for c in call.staff if c.isdigit())}/{context}"
     else:
         first = f"user/{call.staff}"
-    return f"originate {{origination_caller_id_number={client}}}{first} {client} XML {context}"
+    # The mark comes back in the staff leg's CDR: the call-back is an outgoing call of the office,
+    # though its caller id is the client's number (capture/providers/freeswitch.py reads it).
+    return f"originate {{origination_caller_id_number={client},{CALLBACK_MARK}=true}}{first} {client} XML {context}"
 
 
 async def dial(http: aiohttp.ClientSession, source: SourceConfig, call: Call) -> None:

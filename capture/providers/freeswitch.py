@@ -56,6 +56,10 @@ _OUTSIDE = re.compile(r"\+?[\d\s()-]+")
 _CHANNEL_USER = re.compile(r"^[^/]+/[^/]+/(?:sip:)?([^@/]+)")
 
 
+#: The channel variable that marks a call Leadline originated, a 📞 Call back (capture/dial/freeswitch.py).
+CALLBACK_MARK = "leadline_callback"
+
+
 @dataclass(frozen=True)
 class FreeSwitch:
     methods: frozenset[str] = frozenset({"POST"})
@@ -77,7 +81,10 @@ class FreeSwitch:
             return ParseResult(note="B leg of a bridged call: the A leg's CDR carries the call")
         caller = _text(var.get("caller_id_number"))
         dialled = _text(var.get("destination_number"))
-        direction = _direction(caller, dialled)
+        ours = _text(var.get(CALLBACK_MARK)) == "true"
+        # Our own 📞 call-back rings the staff member with the client's number as its caller id:
+        # an outgoing call of the office to ``dialled``, answered at the user it rang.
+        direction = "out" if ours else _direction(caller, dialled)
         talk = _seconds(var, "billsec")
         bridged = _epoch(var, "bridge_epoch")
         answered = bridged is not None if "bridge_epoch" in var else bool(talk)
@@ -96,7 +103,9 @@ class FreeSwitch:
                     ended_at=_epoch(var, "end_epoch"),
                     duration_s=talk,
                     talk_s=talk,
-                    extension=caller if direction == "out" else _extension(var),
+                    extension=(_text(var.get("dialed_user")) if ours else caller)
+                    if direction == "out"
+                    else _extension(var),
                     tracking_number=dialled if direction == "in" else None,
                     region=source.region,
                     fields={

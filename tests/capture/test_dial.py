@@ -298,7 +298,9 @@ async def test_freeswitch_originate_rings_the_user_then_sends_the_leg_to_the_cli
 ) -> None:
     pbx = dialer(tmp_path, http, freeswitch_source(esl, dial_context="office"))
     assert await pbx.dial("fs", "101", CLIENT, LINE) is None
-    assert esl.jobs == ["originate {origination_caller_id_number=79160000013}user/101 79160000013 XML office"]
+    assert esl.jobs == [
+        "originate {origination_caller_id_number=79160000013,leadline_callback=true}user/101 79160000013 XML office"
+    ]
 
 
 async def test_freeswitch_refusals_and_a_wrong_password_are_told(

@@ -159,3 +159,40 @@ async def test_a_start_time_past_any_calendar_is_a_clear_400_not_a_parser_crash(
     assert await resp.text() == f"variables.start_epoch is not unix seconds: {start_epoch!r}\n"
     assert [(r["status"], r["http_status"]) for r in journal(srv)] == [("rejected", 400)]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_our_own_call_back_is_an_outgoing_call_that_answers_the_missed_one(start_server, tmp_path):
+    """The 📞 call-back's originate rings user/101 with the client's number as caller id and marks
+    the leg (capture/dial/freeswitch.py); its CDR is an outgoing call of the office, not the client
+    calling in (docs/telephony.md: "an ordinary outgoing call of the office")."""
+    srv = await start(start_server, tmp_path)
+    missed = cdr(
+        uuid="aaaaaaaa-0000-0000-0000-000000000001",
+        caller_id_number="79160000013",
+        destination_number="74950000001",
+        start_epoch="1709648527",
+        end_epoch="1709648560",
+        billsec="0",
+        hangup_cause="NO_ANSWER",
+    )
+    assert (await post(srv, missed)).status == 200
+    back = cdr(
+        uuid="bbbbbbbb-0000-0000-0000-000000000002",
+        direction="outbound",
+        leadline_callback="true",
+        caller_id_number="79160000013",
+        destination_number="79160000013",
+        dialed_user="101",
+        start_epoch="1709648827",
+        bridge_epoch="1709648835",
+        end_epoch="1709648900",
+        billsec="70",
+        hangup_cause="NORMAL_CLEARING",
+    )
+    assert (await post(srv, back)).status == 200
+    first, second = srv.rows(
+        "SELECT id, direction, contact_id, extension, tracking_number, called_back_by FROM touches ORDER BY id"
+    )
+    assert (second["direction"], second["extension"], second["tracking_number"]) == ("out", "101", None)
+    assert second["contact_id"] == first["contact_id"]
+    assert first["called_back_by"] == second["id"]
