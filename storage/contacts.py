@@ -253,6 +253,11 @@ def _oldest(db: Database, ids: Sequence[int]) -> int:
     return int(row[0])
 
 
+#: What a merge records that the survivor took from the merged contact (in ``merges.moved``), so
+#: that an undo gives it back: its name, its block, its "do not contact" mark.
+_TAKEN = ("name_taken", "blocked_taken", "do_not_contact_taken")
+
+
 def merge_contacts(
     db: Database,
     survivor: int,
@@ -283,18 +288,28 @@ def merge_contacts(
         db.execute(f"UPDATE {table} SET contact_id = ? WHERE contact_id = ?", [survivor, merged])
     stamp = iso(at)
     db.execute("UPDATE contacts SET merged_into = ?, updated_at = ? WHERE id = ?", [survivor, stamp, merged])
-    takes_name = db.execute(
-        "SELECT s.name IS NULL AND m.name IS NOT NULL FROM contacts s, contacts m WHERE s.id = ? AND m.id = ?",
+    takes = db.execute(
+        "SELECT s.name IS NULL AND m.name IS NOT NULL, s.blocked = 0 AND m.blocked = 1,"
+        " s.do_not_contact = 0 AND m.do_not_contact = 1 FROM contacts s, contacts m WHERE s.id = ? AND m.id = ?",
         [survivor, merged],
-    ).fetchone()[0]
+    ).fetchone()
+    # The person is one: their name if the survivor has none, and what was said of either of them
+    # (blocked as spam, not to be contacted) holds for both.
+    of_merged = "(SELECT {} FROM contacts WHERE id = :merged)"
     db.execute(
-        "UPDATE contacts SET name = COALESCE(name, (SELECT name FROM contacts WHERE id = ?)),"
-        " blocked = MAX(blocked, (SELECT blocked FROM contacts WHERE id = ?)), updated_at = ? WHERE id = ?",
-        [merged, merged, stamp, survivor],
+        f"UPDATE contacts SET name = COALESCE(name, {of_merged.format('name')}),"
+        f" blocked = MAX(blocked, {of_merged.format('blocked')}),"
+        f" do_not_contact_at = CASE WHEN do_not_contact = 0 AND {of_merged.format('do_not_contact')} = 1"
+        f" THEN {of_merged.format('do_not_contact_at')} ELSE do_not_contact_at END,"
+        f" do_not_contact = MAX(do_not_contact, {of_merged.format('do_not_contact')}), updated_at = :at"
+        " WHERE id = :survivor",
+        {"merged": merged, "survivor": survivor, "at": stamp},
     )
     moved["duplicate_identifiers"] = [list(r) for r in duplicate_rows]  # type: ignore[misc]
-    if takes_name:  # whether, not what: the name itself stays on the merged contact, for an undo
-        moved["name_taken"] = True  # type: ignore[assignment]
+    # Whether, not what: the values themselves stay on the merged contact, for an undo.
+    for flag, taken in zip(_TAKEN, takes, strict=True):
+        if taken:
+            moved[flag] = True  # type: ignore[assignment]
     cursor = db.execute(
         "INSERT INTO merges (survivor_id, merged_id, reason, staff_id, touch_id, moved, at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -314,12 +329,23 @@ def undo_merge(db: Database, merge_id: int, *, at: datetime, staff_id: int | Non
     if undone:
         raise ValueError(f"merge {merge_id} was already undone")
     moved: dict[str, list[Any]] = json.loads(moved_json)
-    if moved.pop("name_taken", False):
+    name_taken, blocked_taken, dnc_taken = (bool(moved.pop(flag, False)) for flag in _TAKEN)
+    if name_taken:
         # The survivor had no name and took the merged one's: it gives it back, unless staff
         # have named it since.
         db.execute(
             "UPDATE contacts SET name = NULL WHERE id = ? AND name IS (SELECT name FROM contacts WHERE id = ?)",
             [survivor, merged],
+        )
+    # Where the survivor's rows are now: it may itself have been merged into another since.
+    holder = live_contact(db, int(survivor))
+    if blocked_taken:  # it was blocked only as the merged one's: a spammer's merge, undone
+        db.execute("UPDATE contacts SET blocked = 0 WHERE id = ?", [holder])
+    if dnc_taken:  # unless they asked not to be contacted themselves since (a mark of another time)
+        db.execute(
+            "UPDATE contacts SET do_not_contact = 0, do_not_contact_at = NULL WHERE id = ?"
+            " AND do_not_contact_at IS (SELECT do_not_contact_at FROM contacts WHERE id = ?)",
+            [holder, merged],
         )
     for row in moved.pop("duplicate_identifiers", []):
         db.execute(
@@ -332,12 +358,12 @@ def undo_merge(db: Database, merge_id: int, *, at: datetime, staff_id: int | Non
             marks = ",".join("?" * len(chunk))
             db.execute(
                 f"UPDATE {table} SET contact_id = ? WHERE contact_id = ? AND id IN ({marks})",
-                [merged, survivor, *chunk],
+                [merged, holder, *chunk],
             )
     stamp = iso(at)
     db.execute("UPDATE contacts SET merged_into = NULL, updated_at = ? WHERE id = ?", [stamp, merged])
     db.execute("UPDATE merges SET undone_at = ?, undone_by = ? WHERE id = ?", [stamp, staff_id, merge_id])
-    keep_apart(db, int(survivor), int(merged), reason="undone", at=at, staff_id=staff_id)
+    keep_apart(db, holder, int(merged), reason="undone", at=at, staff_id=staff_id)
     return int(merged)
 
 

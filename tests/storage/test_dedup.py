@@ -25,7 +25,7 @@ from sqlite_utils import Database
 
 from capture.pipeline import store_events
 from storage.attribution import CampaignIndex
-from storage.contacts import search_contacts, undo_merge
+from storage.contacts import merge_by_staff, search_contacts, undo_merge
 from storage.db import connect, open_database
 from storage.events import CallEvent, ContactEvent, Event
 from storage.touches import EventContext
@@ -353,3 +353,63 @@ def test_usernames_stored_before_they_became_search_only_are_search_only_too(tmp
         "phone": 1,
     }
     db.close()
+
+
+def _form(external_id: str, *, phone: int | None = None, email: int | None = None) -> ContactEvent:
+    return ContactEvent(
+        channel="form",
+        external_id=external_id,
+        occurred_at=START,
+        phones=(_phone(phone, 0),) if phone is not None else (),
+        emails=(_email(email, 0),) if email is not None else (),
+    )
+
+
+def _store(db: Database, *events: ContactEvent) -> None:
+    for event in events:
+        with db.atomic():
+            store_events(db, [([event], _ctx("site"))])
+
+
+def test_undoing_a_merge_whose_survivor_was_merged_on_gives_back_what_moved(tmp_path: Path) -> None:
+    """Bob merged into Ann by a touch, Ann then into the older Zoe by a manager: undoing Bob's merge
+    takes his own rows back from Zoe, who holds them now, and keeps Bob apart from her."""
+    db = open_database(tmp_path / "chain.db")
+    _store(
+        db,
+        _form("zoe", phone=9),
+        _form("ann", phone=1),
+        _form("bob", email=2),
+        _form("ann+bob", phone=1, email=2),
+    )
+    [(bob_merge, ann, bob)] = db.execute("SELECT id, survivor_id, merged_id FROM merges").fetchall()
+    zoe = db.execute("SELECT contact_id FROM touches WHERE external_id = 'zoe'").fetchone()[0]
+    with db.atomic():
+        merge_by_staff(db, zoe, ann, staff_id=None, at=START + timedelta(minutes=1))  # type: ignore[arg-type]
+    with db.atomic():
+        undo_merge(db, bob_merge, at=START + timedelta(minutes=2))
+    kinds = [r[0] for r in db.execute("SELECT kind FROM identifiers WHERE contact_id = ?", [bob])]
+    assert kinds == ["email"]  # before: it stayed on Zoe, and Bob came back empty
+    assert db.execute("SELECT external_id FROM touches WHERE contact_id = ?", [bob]).fetchall() == [("bob",)]
+    assert (min(zoe, bob), max(zoe, bob)) in db.execute(
+        "SELECT low_id, high_id FROM merge_exceptions"
+    ).fetchall()
+
+
+def test_a_merge_keeps_do_not_contact_and_an_undo_gives_back_a_block_and_the_mark(tmp_path: Path) -> None:
+    """What was said of either of two contacts holds for the one person: a spammer's block and a "do
+    not contact" go to the survivor with the rest, and come off it when the merge is undone."""
+    db = open_database(tmp_path / "flags.db")
+    _store(db, _form("cat", phone=1), _form("spam", email=2))
+    cat, spam = (r[0] for r in db.execute("SELECT id FROM contacts ORDER BY id"))
+    db.execute(
+        "UPDATE contacts SET blocked = 1, do_not_contact = 1, do_not_contact_at = ? WHERE id = ?", ["x", spam]
+    )
+    _store(db, _form("both", phone=1, email=2))
+    flags = "SELECT blocked, do_not_contact FROM contacts WHERE id = ?"
+    assert db.execute(flags, [cat]).fetchone() == (1, 1)  # before: (1, 0), the mark was dropped
+    [merge] = db.execute("SELECT id FROM merges").fetchone()
+    with db.atomic():
+        undo_merge(db, merge, at=START + timedelta(minutes=5))
+    assert db.execute(flags, [cat]).fetchone() == (0, 0)  # before: still blocked for good
+    assert db.execute(flags, [spam]).fetchone() == (1, 1)
