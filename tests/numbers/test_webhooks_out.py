@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,18 @@ async def registered_by_api(srv: Any, phone: str) -> None:
         assert resp.status == 201
 
 
+def petr(db: Any) -> int:
+    """The hand-counted month's contact Petr (petr@example.net), never registered in it."""
+    return int(
+        db.execute("SELECT contact_id FROM identifiers WHERE value = 'petr@example.net'").fetchone()[0]
+    )
+
+
+def refuse_petr(db: Any, at: datetime, reason: str = "spam") -> None:
+    """Petr registered from the command line as not a lead: one registration event for the CRMs."""
+    register(db, petr(db), "not_a_lead", at=at, reason=reason, origin="cli")
+
+
 def config_for(tmp_path: Path, url: str) -> Config:
     config = month_config(
         tmp_path, webhooks=[{"url": url, "secret": SECRET}], api_clients=[{"name": "crm", "token": TOKEN}]
@@ -112,9 +125,7 @@ async def test_each_registration_and_lead_change_is_signed_retried_and_delivered
         }
 
         def work(db: Any) -> int:
-            contact = db.execute(
-                "SELECT contact_id FROM identifiers WHERE value = 'petr@example.net'"
-            ).fetchone()[0]
+            contact = petr(db)
             lead = register(db, contact, "lead", at=now, temperature="warm", origin="cli").lead_id
             change_lead(db, lead, at=now, stage="qualified")
             return int(contact)
@@ -210,13 +221,7 @@ async def test_one_delivery_that_cannot_be_signed_is_recorded_and_the_others_go(
         now = now_utc()
         await deliver_due(store, hooks, session, lambda: now)  # marks where the webhooks start
 
-        def work(db: Any) -> None:
-            contact = db.execute(
-                "SELECT contact_id FROM identifiers WHERE value = 'petr@example.net'"
-            ).fetchone()[0]
-            register(db, contact, "not_a_lead", at=now, reason="spam", origin="cli")
-
-        await store.write(work)
+        await store.write(partial(refuse_petr, at=now))
         assert await deliver_due(store, hooks, session, lambda: now) == {
             "delivered": 1,
             "retry": 1,
@@ -262,13 +267,7 @@ async def test_a_redirect_is_not_followed_but_retried_as_an_error(tmp_path: Path
         now = now_utc()
         await deliver_due(store, config.webhooks, session, lambda: now)  # marks where the webhook starts
 
-        def work(db: Any) -> None:
-            contact = db.execute(
-                "SELECT contact_id FROM identifiers WHERE value = 'petr@example.net'"
-            ).fetchone()[0]
-            register(db, contact, "not_a_lead", at=now, reason="spam", origin="cli")
-
-        await store.write(work)
+        await store.write(partial(refuse_petr, at=now))
         assert await deliver_due(store, config.webhooks, session, lambda: now) == {
             "delivered": 0,
             "retry": 1,
@@ -287,7 +286,7 @@ async def test_a_redirect_is_not_followed_but_retried_as_an_error(tmp_path: Path
 
 def lead_with_changes(db: Any, at: datetime, changes: int) -> None:
     """A registration, its lead's "new" stage and ``changes`` edits: 2 + ``changes`` events."""
-    contact = db.execute("SELECT contact_id FROM identifiers WHERE value = 'petr@example.net'").fetchone()[0]
+    contact = petr(db)
     lead = register(db, contact, "lead", at=at, temperature="warm", origin="cli").lead_id
     for n in range(changes):
         change_lead(db, lead, at=at, need=f"need {n}")
@@ -380,14 +379,7 @@ async def test_a_registration_after_a_restore_has_a_webhook_id_never_sent_before
     async def registered(reason: str) -> None:
         store = Store.open(config.database_path)
         try:
-
-            def work(db: Any) -> None:
-                contact = db.execute(
-                    "SELECT contact_id FROM identifiers WHERE value = 'petr@example.net'"
-                ).fetchone()[0]
-                register(db, contact, "not_a_lead", at=now_utc(), reason=reason, origin="cli")
-
-            await store.write(work)
+            await store.write(partial(refuse_petr, at=now_utc(), reason=reason))
             await deliver_due(store, config.webhooks, session, now_utc)
         finally:
             await store.close()
