@@ -48,6 +48,18 @@ async def send(
     return await asyncio.to_thread(deliver)
 
 
+def auto_reply(sender: str, message_id: str) -> bytes:
+    """An out-of-office answer (``Auto-Submitted``) to the leads address, with a number in its text."""
+    reply = EmailMessage()
+    reply["From"] = sender
+    reply["To"] = "leads@mx.example.com"
+    reply["Subject"] = "Out of office"
+    reply["Message-ID"] = message_id
+    reply["Auto-Submitted"] = "auto-replied"
+    reply.set_content("I am away until Monday. Call +7 916 000-00-77.")
+    return reply.as_bytes()
+
+
 def touches(srv: Any) -> list[dict[str, Any]]:
     rows = srv.rows("SELECT * FROM touches ORDER BY id")
     for row in rows:
@@ -89,14 +101,7 @@ async def test_unknown_recipient_gets_550_and_nothing_is_stored(start_server, tm
 
 async def test_auto_reply_and_bounce_are_journalled_but_are_no_touch_on_a_contact(start_server, tmp_path):
     srv = await start_server(smtp_config(tmp_path))
-    reply = EmailMessage()
-    reply["From"] = "Ivan <ivan@example.com>"
-    reply["To"] = "leads@mx.example.com"
-    reply["Subject"] = "Out of office"
-    reply["Message-ID"] = "<ooo-7@example.com>"
-    reply["Auto-Submitted"] = "auto-replied"
-    reply.set_content("I am away until Monday. Call +7 916 000-00-77.")
-    assert await send(srv, reply.as_bytes()) == {}
+    assert await send(srv, auto_reply("Ivan <ivan@example.com>", "<ooo-7@example.com>")) == {}
     bounce = EmailMessage()
     bounce["From"] = "Mail Delivery System <MAILER-DAEMON@mx.example.net>"
     bounce["To"] = "leads@mx.example.com"

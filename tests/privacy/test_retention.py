@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from leadline import keys
 from leadline.scheduler import retention_job
 from tests.capture.chat_payloads import chat_config, post_vk, vk_reply_body
 from tests.capture.test_mango import mango_config, post_mango, post_sample, signed_mango, summary
-from tests.capture.test_smtp import send, smtp_config
+from tests.capture.test_smtp import auto_reply, send, smtp_config
 from tests.cli import run_cli
 from tests.conftest import Running, StartServer
 from tests.numbers.month import MSK
@@ -138,14 +137,7 @@ async def test_a_touch_dropped_without_a_contact_loses_its_text_after_journal_da
     only its count is left. A person's own touch of the same day keeps its columns."""
     clock = Clock(datetime(2026, 11, 2, 10, 0, tzinfo=MSK))
     srv = await start_server(smtp_config(tmp_path), clock=clock)
-    reply = EmailMessage()
-    reply["From"] = "Ivan Petrov <ivan@example.com>"
-    reply["To"] = "leads@mx.example.com"
-    reply["Subject"] = "Out of office"
-    reply["Message-ID"] = "<ooo-1@example.com>"
-    reply["Auto-Submitted"] = "auto-replied"
-    reply.set_content("I am away until Monday. Call +7 916 000-00-77.")
-    assert await send(srv, reply.as_bytes()) == {}
+    assert await send(srv, auto_reply("Ivan Petrov <ivan@example.com>", "<ooo-1@example.com>")) == {}
     await form(srv, "+7 901 111-11-11", "Alma Lead")
     text = (
         "SELECT name, message, phone_raw, email_raw, dropped IS NOT NULL AS dropped FROM touches ORDER BY id"
