@@ -202,11 +202,17 @@ def _erased(conn: sqlite3.Connection) -> set[int]:
 
 
 def _present(conn: sqlite3.Connection, contact_ids: list[int]) -> list[int]:
-    """Which of ``contact_ids`` are in the database with their data (not erased there)."""
+    """Which of ``contact_ids`` are in the database with their data (not erased there).
+
+    A backup made before erasure existed (schema m001–m005) has no ``erased_at``: every contact
+    in it still holds its data.
+    """
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(contacts)")}
+    kept = " AND erased_at IS NULL" if "erased_at" in columns else ""
     found: list[int] = []
     for part in chunks(contact_ids):
         marks = ", ".join("?" * len(part))
-        rows = conn.execute(f"SELECT id FROM contacts WHERE id IN ({marks}) AND erased_at IS NULL", part)
+        rows = conn.execute(f"SELECT id FROM contacts WHERE id IN ({marks}){kept}", part)
         found += (int(row[0]) for row in rows)
     return sorted(found)
 

@@ -8,8 +8,11 @@ import sqlite3
 from pathlib import Path
 
 import aiohttp
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
 
 from leadline.cli_base import EXIT_RUNTIME
+from storage import schema
 from storage.backup import copy
 from storage.db import iso, now_utc
 from tests.capture.test_core_http import write_config
@@ -234,3 +237,35 @@ async def test_a_restore_names_the_people_erased_since_the_backup(start_server: 
         count(srv.config.database_path, "SELECT count(*) FROM identifiers WHERE value LIKE '%9161234567'")
         == 1
     )
+
+
+async def test_a_backup_from_before_erasure_is_restored_and_names_the_people_erased_since(
+    start_server: StartServer, tmp_path: Path
+):
+    """A backup of the first releases (m001–m003) has no ``erased_at``: every contact in it is back."""
+    srv = await start_server()
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/form", params={"token": "form-token"}, data={"phone": "+7 916 123-45-67"}
+    )
+    assert resp.status == 200
+    config = write_config(tmp_path, srv.config)
+    forgot = await run_cli("forget", "+7 916 123-45-67", "--yes", "--config", str(config))
+    assert forgot.code == 0, forgot.output
+    await srv.stop()
+    old = Database(tmp_path / "old.db")
+    first = Migrations("leadline")
+    for migration in (schema.m001_core, schema.m002_nudge_tracking, schema.m003_report_indexes):
+        first()(migration)
+    first.apply(old)
+    at = iso(now_utc())
+    old["contacts"].insert({"id": 1, "name": "Ivan", "created_at": at, "updated_at": at})
+    old.close()
+
+    result = await run_cli("restore", str(tmp_path / "old.db"), "--config", str(config))
+
+    assert result.code == 0, result.output
+    assert "nothing was restored" not in result.output
+    assert result.output.splitlines()[2:] == [
+        "1 contact(s) erased after this backup was made are back: erase them again (docs/privacy.md):",
+        "  leadline forget '#1'",
+    ]
