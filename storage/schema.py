@@ -799,6 +799,28 @@ def m019_usernames_search_only(db: Database) -> None:
     _run(db, "UPDATE identifiers SET valid = 0 WHERE kind IN ('telegram_username', 'whatsapp_username')")
 
 
+@migrations()
+def m020_erased_returned_reasons(db: Database) -> None:
+    """The reason typed when a lead went back to marketing goes with the person since this release
+    (storage/erasure.py); people erased before it kept it, in the lead, its history and the webhooks
+    to a CRM. Theirs goes now, as a forget today would take it."""
+    _run(
+        db,
+        """
+UPDATE leads SET returned_reason = NULL
+    WHERE returned_reason IS NOT NULL
+    AND contact_id IN (SELECT id FROM contacts WHERE erased_at IS NOT NULL);
+UPDATE lead_changes SET old = NULL, new = NULL
+    WHERE field = 'returned_reason' AND (old IS NOT NULL OR new IS NOT NULL)
+    AND lead_id IN (SELECT l.id FROM leads l JOIN contacts c ON c.id = l.contact_id WHERE c.erased_at IS NOT NULL);
+UPDATE webhook_deliveries SET payload = json_set(payload, '$.data.old', json('null'), '$.data.new', json('null'))
+    WHERE json_valid(payload)
+    AND json_extract(payload, '$.data.field') = 'returned_reason'
+    AND json_extract(payload, '$.data.contact_id') IN (SELECT id FROM contacts WHERE erased_at IS NOT NULL)
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

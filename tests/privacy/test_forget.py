@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from storage.db import open_database
 from storage.registrations import change_lead
+from storage.schema import migrate
 from tests.cli import run_cli
 from tests.conftest import StartServer
 from tests.privacy.people import E164, EMAIL, NAME, PHONE_TYPED, leave_a_trail, privacy_config, traces_in
@@ -90,3 +92,49 @@ async def test_forget_erases_the_reason_typed_when_the_lead_went_back_to_marketi
         config.database_path.name: [],
         f"{config.database_path.name}-wal": [],
     }
+
+
+async def test_people_erased_before_the_upgrade_lose_the_reason_typed_about_them(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    """Older releases' forget left the reason a lead went back to marketing; m020 takes it from
+    people already erased, in the lead, its history and a CRM's webhook, and from nobody else."""
+    config = privacy_config(tmp_path)
+    srv = await start_server(config)
+    await leave_a_trail(srv)
+    lead = srv.scalar("SELECT id FROM leads")
+    contact = srv.scalar("SELECT contact_id FROM leads")
+    done = await run_cli("forget", E164, "--config", str(tmp_path / "config.toml"), "--yes")
+    assert done.code == 0, done.output
+    await srv.stop()
+    reason = f"{NAME} wants a call after the holidays"
+    payload = {
+        "type": "lead.changed",
+        "data": {"contact_id": contact, "field": "returned_reason", "old": None, "new": reason},
+    }
+    db = open_database(config.database_path)
+    try:
+        with db.atomic():  # what an older release's forget left behind
+            at = datetime.now(UTC).isoformat()
+            db.execute(
+                "UPDATE leads SET stage = 'returned', returned_reason = ? WHERE id = ?", [reason, lead]
+            )
+            db.execute(
+                "INSERT INTO lead_changes (lead_id, at, field, old, new) VALUES (?, ?, 'returned_reason', NULL, ?)",
+                [lead, at, reason],
+            )
+            db.execute(
+                "INSERT INTO webhook_deliveries (webhook_id, endpoint, event_type, payload, next_attempt_at,"
+                " created_at) VALUES ('msg_1', 'https://crm.example.com/hook', 'lead.changed', ?, ?, ?)",
+                [json.dumps(payload), at, at],
+            )
+            db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm020_erased_returned_reasons'")
+        migrate(db)
+        assert db.execute("SELECT returned_reason FROM leads").fetchall() == [(None,)]
+        assert db.execute("SELECT old, new FROM lead_changes WHERE field = 'returned_reason'").fetchall() == [
+            (None, None)
+        ]
+        sent = json.loads(db.execute("SELECT payload FROM webhook_deliveries").fetchone()[0])
+        assert sent["data"] == {"contact_id": contact, "field": "returned_reason", "old": None, "new": None}
+    finally:
+        db.close()
