@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from capture.forms import form_fields, pick, utm_of
+from capture.forms import form_fields, name_of, pick, utm_of
 from capture.providers.auth import check_token
 from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest
 from leadline.config import SourceConfig
@@ -35,7 +35,6 @@ class GenericForm:
                 "no phone or email in the form: name the field phone/tel/телефон or email/e-mail,"
                 " or map it with field_map in the source's config"
             )
-        names = pick(fields, "name", extra.get("name", ()))
         messages = pick(fields, "message", extra.get("message", ()))
         return ParseResult(
             events=[
@@ -44,7 +43,7 @@ class GenericForm:
                     external_id=f"form:{submission_id(raw, fields)}",
                     phones=tuple(phones),
                     emails=tuple(emails),
-                    name=names[0] if names else None,
+                    name=name_of(fields, extra.get("name", ())),
                     message="\n".join(messages) or None,
                     utm=utm_of(fields),
                     fields={k: v for k, v in fields.items() if k.lower() != "token"},

@@ -35,6 +35,20 @@ async def test_sample_form_post_becomes_a_touch_on_a_contact(start_server):
     assert (row["status"], row["http_status"], row["body"]) == ("processed", 200, FORM.body)
 
 
+async def test_a_name_split_into_first_and_last_name_fields_is_stored_whole(start_server):
+    srv = await start_server()
+    for body in (
+        {"first_name": "Иван", "last_name": "Петров", "phone": "+7 916 123-45-67"},
+        {"Имя": "Пётр", "Фамилия": "Сидоров", "Телефон": "+7 916 765-43-21"},
+    ):
+        resp = await srv.session.post(f"{srv.url}/hooks/form?token=form-token", data=body)
+        assert resp.status == 200
+    touches = srv.rows("SELECT name FROM touches ORDER BY id")
+    assert [t["name"] for t in touches] == ["Иван Петров", "Пётр Сидоров"]
+    contacts = srv.rows("SELECT name FROM contacts ORDER BY id")
+    assert [c["name"] for c in contacts] == ["Иван Петров", "Пётр Сидоров"]
+
+
 #: What urlencoded text is made of, well and badly formed: escapes of Cyrillic, of a byte that is no
 #: UTF-8, cut off and not hex, separators, and letters as they come.
 URLENCODED_PIECES = st.sampled_from(
