@@ -93,6 +93,22 @@ def _phone(raw: str, region: str) -> Identifier | None:
     )
 
 
+def typed_phone(raw: str, region: str) -> Identifier | None:
+    """A phone a person typed into a form or a message: an ``@`` there is no withheld caller ID.
+
+    People type their address into a free-text "phone" field; that address is theirs, and a
+    contact to answer. Other text with an ``@`` is kept as written and flagged, like any number
+    that does not parse. Calls keep :func:`phone`, where a SIP URI is a hidden caller.
+    """
+    text = raw.strip()
+    if "@" not in text:
+        return phone(raw, region)
+    found = email(text)
+    if found is not None and found.valid:
+        return found
+    return Identifier("phone", text, text, False)
+
+
 def email(raw: str | None) -> Identifier | None:
     """Trimmed and lower-cased; syntax checked without any network look-up."""
     if raw is None:

@@ -20,7 +20,7 @@ from storage.blocking import NO_RULES, BlockRules, blocked_keys
 from storage.contacts import Claim, Resolution, resolve_contacts
 from storage.db import chunks, iso
 from storage.events import ContactEvent
-from storage.identifiers import Identifier, email, handle, phone
+from storage.identifiers import Identifier, email, handle, typed_phone
 from storage.registrations import Draft
 
 #: Text a touch keeps of one value (a chat's messages together count as one); the whole request
@@ -148,8 +148,10 @@ def identifiers_of(
     region: str,
     handles: tuple[tuple[str, str], ...] = (),
 ) -> list[Identifier]:
+    """The identifiers a form, mail, chat or hand-entered touch names: a phone field may hold an
+    email address (:func:`storage.identifiers.typed_phone`)."""
     found = (
-        [phone(p, region) for p in phones]
+        [typed_phone(p, region) for p in phones]
         + [email(e) for e in emails]
         + [handle(kind, value) for kind, value in handles]
     )

@@ -88,6 +88,18 @@ async def test_a_form_gets_a_card_at_once_and_the_next_form_goes_to_the_other(bo
     assert assignees == [{"name": "Ivan Petrov", "staff": "Anna"}, {"name": "Olga", "staff": "Boris"}]
 
 
+async def test_a_form_whose_phone_field_holds_an_address_gets_a_card_with_that_address(
+    bot_env: BotEnv,
+) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start(arrival_config(bot_env), clock=Clock(msk(TUESDAY, 10, 0)))
+
+    await post_form(srv, **{"Имя": "Иван", "Телефон": "ivan.petrov@mail.ru", "Сообщение": "Перезвоните"})
+    card = await tg.wait_for("sendMessage", chat_id=ANNA)
+    assert "Иван" in card.params["text"] and "ivan.petrov@mail.ru" in card.params["text"]
+    assert any("Lead" in b or "Лид" in b for b in buttons(card))
+
+
 async def test_forms_judged_in_one_pass_are_shared_in_turn(bot_env: BotEnv) -> None:
     """A flood's forms, given out by one pass, still go Anna, Boris, Anna, …: the pass counts what it
     gives as it gives it, not only what the day held before it started."""

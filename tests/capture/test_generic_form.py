@@ -49,6 +49,32 @@ async def test_a_name_split_into_first_and_last_name_fields_is_stored_whole(star
     assert [c["name"] for c in contacts] == ["Иван Петров", "Пётр Сидоров"]
 
 
+async def test_an_address_typed_into_the_phone_field_is_the_contacts_email(start_server):
+    """A person who types their email into "Телефон" is a contact to answer, not a hidden caller;
+    other text with an ``@`` is kept as written and flagged, never matched."""
+    srv = await start_server()
+    for body in (
+        {"Имя": "Иван", "Телефон": "Ivan.Petrov@Mail.ru"},
+        {"email": "ivan.petrov@mail.ru", "message": "Это снова я"},
+        {"Имя": "Олег", "Телефон": "oleg@"},
+        {"Имя": "Ольга", "Телефон": "oleg@"},
+    ):
+        resp = await srv.session.post(f"{srv.url}/hooks/form?token=form-token", data=body)
+        assert resp.status == 200, await resp.text()
+    touches = srv.rows("SELECT contact_id, hidden_caller, phone_raw FROM touches ORDER BY id")
+    assert None not in [t["contact_id"] for t in touches]
+    assert [t["hidden_caller"] for t in touches] == [0, 0, 0, 0]
+    ivan, again, oleg, olga = (t["contact_id"] for t in touches)
+    assert again == ivan
+    assert srv.rows("SELECT kind, value, raw, valid FROM identifiers WHERE contact_id = ?", [ivan]) == [
+        {"kind": "email", "value": "ivan.petrov@mail.ru", "raw": "Ivan.Petrov@Mail.ru", "valid": 1}
+    ]
+    assert oleg != olga
+    assert srv.rows("SELECT kind, value, valid FROM identifiers WHERE contact_id = ?", [oleg]) == [
+        {"kind": "phone", "value": "oleg@", "valid": 0}
+    ]
+
+
 #: What urlencoded text is made of, well and badly formed: escapes of Cyrillic, of a byte that is no
 #: UTF-8, cut off and not hex, separators, and letters as they come.
 URLENCODED_PIECES = st.sampled_from(
