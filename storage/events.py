@@ -28,6 +28,9 @@ class ContactEvent:
     belongs to: messages on one source with one key are one touch until a gap
     (:func:`storage.chats.record_chat_event`). ``campaign_ref`` is what a chat ad names its campaign
     by (``("vk_form", "3")``, ``("avito_item", "6000000001")``).
+
+    ``former_ids`` are keys an earlier release stored the same event under: a provider whose key
+    changed names its old one, so a retry of a delivery stored before the upgrade is still a no-op.
     """
 
     channel: Channel
@@ -46,6 +49,7 @@ class ContactEvent:
     handles: tuple[tuple[str, str], ...] = ()
     conversation: str | None = None
     campaign_ref: tuple[str, str] | None = None
+    former_ids: tuple[str, ...] = ()
 
 
 CallDirection = Literal["in", "out", "internal"]

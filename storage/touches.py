@@ -207,11 +207,11 @@ def record_contact_events(
 ) -> list[tuple[int, bool]]:
     """Store forms, mail and manual entries as touches on their contacts: ``(touch id, new)`` each.
 
-    A retry (an event whose source and id are already stored, or came earlier in ``items``)
-    changes nothing. Contacts are resolved for all the events at once by
+    A retry (an event whose source and id, or one of its ``former_ids``, are already stored, or
+    came earlier in ``items``) changes nothing. Contacts are resolved for all the events at once by
     :func:`storage.contacts.resolve_contacts`, and the touches written with one statement.
     """
-    keys = {(ctx.source, event.external_id) for event, ctx in items}
+    keys = {(ctx.source, key) for event, ctx in items for key in (event.external_id, *event.former_ids)}
     known = _existing_touches(db, keys)
     idents = [event_identifiers(event, ctx) for event, ctx in items]
     on_list = blocked_keys(db, {(i.kind, i.value) for found in idents for i in found if i.valid})
@@ -222,6 +222,10 @@ def record_contact_events(
     for n, ((event, ctx), found) in enumerate(zip(items, idents, strict=True)):
         key = (ctx.source, event.external_id)
         if key in known or key in keys_new:
+            continue
+        stored = next((known[(ctx.source, f)] for f in event.former_ids if (ctx.source, f) in known), None)
+        if stored is not None:  # stored under the key an earlier release gave it
+            known[key] = stored
             continue
         keys_new.add(key)
         new.append(n)

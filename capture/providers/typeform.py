@@ -1,7 +1,12 @@
 """Typeform's ``form_response`` webhook: JSON answers, signed with the webhook's secret.
 
 Typeform-Signature is ``sha256=`` + base64 HMAC-SHA256 of the raw body (FORMATS §2.2, VERIFIED);
-it carries no timestamp, so a resent body is caught by the idempotency key, ``typeform:{event_id}``.
+it carries no timestamp, so a resent body is caught by the idempotency key. The key is the
+response's ``form_response.token``, not the delivery's ``event_id`` (FORMATS §2.2: "Use
+``form_response.token`` to identify the response itself"): with partial responses switched on,
+a ``form_response_partial`` and the completed ``form_response`` of one respondent are two
+deliveries of one submission, and make one touch. Touches stored before were keyed by
+``event_id``, which each event names as its former id, so a retry of one of them stays a no-op.
 
 Answers are matched by ``field.ref``, which the form's author can set and which survives edits to
 the question's wording; the title is the fallback, because authors often leave refs as generated
@@ -56,8 +61,9 @@ class Typeform:
         response = body.get("form_response") if isinstance(body, dict) else None
         if not isinstance(response, dict):
             raise BadRequest("expected a JSON object with a 'form_response' object")
-        event_id = str(body.get("event_id") or response.get("token") or "").strip()
-        if not event_id:
+        event_id = str(body.get("event_id") or "").strip()
+        response_id = str(response.get("token") or "").strip() or event_id
+        if not response_id:
             raise BadRequest("neither event_id nor form_response.token is present")
         answers = response.get("answers") or []
         if not isinstance(answers, list):
@@ -87,7 +93,8 @@ class Typeform:
             events=[
                 ContactEvent(
                     channel="form",
-                    external_id=f"typeform:{event_id}",
+                    external_id=f"typeform:{response_id}",
+                    former_ids=(f"typeform:{event_id}",) if event_id and event_id != response_id else (),
                     occurred_at=time_of(response.get("submitted_at"), "form_response.submitted_at"),
                     phones=tuple(phones),
                     emails=tuple(emails),
@@ -95,6 +102,7 @@ class Typeform:
                     message=_message(read, extra.get("message", ())),
                     utm=utm_of({str(k): str(v) for k, v in hidden.items() if v is not None}),
                     fields={
+                        "event_id": event_id or None,
                         "event_type": body.get("event_type"),
                         "form_id": response.get("form_id"),
                         "response_token": response.get("token"),

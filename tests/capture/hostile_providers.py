@@ -244,7 +244,7 @@ SPECS: tuple[Spec, ...] = (
         "typeform",
         {"name": "typeform", "secret": TYPEFORM_SECRET},
         typeform_headers,
-        ids=frozenset({"event_id"}),
+        ids=frozenset({"event_id", "token"}),
     ),
     Spec("jotform", {"name": "jotform", "token": TOKEN}, ids=frozenset({"submissionID"})),
     Spec(

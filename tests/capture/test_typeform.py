@@ -32,7 +32,9 @@ async def test_signed_sample_becomes_a_touch_at_submission_time(start_server, tm
     touch = only_touch(srv)
     expected = RESPONSE.expected
     assert touch["channel"] == expected["channel"]
-    assert touch["external_id"] == f"typeform:{expected['external_id']}"
+    # The touch is the response (form_response.token); the delivery's event_id is kept beside it.
+    assert touch["external_id"] == f"typeform:{json.loads(RESPONSE.body)['form_response']['token']}"
+    assert json.loads(touch["payload"])["event_id"] == expected["external_id"]
     assert touch["name"] == expected["name"]
     assert touch["message"] == expected["message"]
     assert touch["utm"] == {"utm_source": expected["utm_source"], "utm_campaign": "spring_sale"}
@@ -47,6 +49,44 @@ async def test_redelivered_event_is_a_no_op(start_server, tmp_path):
     for s in (RESPONSE, DUPLICATE):
         resp = await srv.session.post(f"{srv.url}{s.path}", data=s.body, headers=s.headers)
         assert resp.status == 200
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 1
+    assert [r["touches_created"] for r in journal(srv)] == [1, 0]
+
+
+async def test_a_partial_response_and_its_completion_are_one_touch(start_server, tmp_path):
+    """With partial responses on, Typeform delivers a respondent's answers so far as a
+    ``form_response_partial`` event and the finished response as another event: one submission."""
+    srv = await start(start_server, tmp_path)
+    partial = json.loads(RESPONSE.body)
+    partial["event_id"] = "01HR00000000000000000PARTIAL"
+    partial["event_type"] = "form_response_partial"
+    partial["form_response"]["answers"] = partial["form_response"]["answers"][:2]  # name and phone so far
+    body = json.dumps(partial, ensure_ascii=False).encode()
+    for data, headers in (
+        (body, signed(body)),
+        (RESPONSE.body, RESPONSE.headers),
+        (DUPLICATE.body, DUPLICATE.headers),
+    ):
+        resp = await srv.session.post(f"{srv.url}{RESPONSE.path}", data=data, headers=headers)
+        assert resp.status == 200
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 1
+    assert [r["touches_created"] for r in journal(srv)] == [1, 0, 0]
+
+
+async def test_a_retry_of_a_delivery_stored_by_an_earlier_release_is_a_no_op(start_server, tmp_path):
+    """Earlier releases keyed a Typeform touch by the delivery's event_id; Typeform retrying that
+    delivery after an upgrade must not make a second touch."""
+    srv = await start(start_server, tmp_path)
+    resp = await srv.session.post(f"{srv.url}{RESPONSE.path}", data=RESPONSE.body, headers=RESPONSE.headers)
+    assert resp.status == 200
+    db = srv.db()  # the row as the earlier release wrote it
+    with db.conn:
+        db.execute("UPDATE touches SET external_id = ?", [f"typeform:{RESPONSE.expected['external_id']}"])
+    db.close()
+    resp = await srv.session.post(
+        f"{srv.url}{DUPLICATE.path}", data=DUPLICATE.body, headers=DUPLICATE.headers
+    )
+    assert resp.status == 200
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 1
     assert [r["touches_created"] for r in journal(srv)] == [1, 0]
 
