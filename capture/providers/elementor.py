@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from multidict import MultiDict
 
-from capture.forms import form_fields, name_of, pick, utm_of
+from capture.forms import form_fields, name_of, named, named_like, utm_of
 from capture.providers.auth import check_token
 from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest
 from capture.providers.generic_form import submission_id
@@ -49,14 +49,19 @@ class Elementor:
         body = form_fields(raw)
         form = _read(body)
         extra = source.field_map
-        phones = _unique([*form.typed("tel"), *form.pick("phone", extra.get("phone", ()))])
-        emails = _unique([*form.typed("email"), *form.pick("email", extra.get("email", ()))])
+        # A Tel or Email field, or one named so, is the contact; the name's words are the fallback.
+        phones = _unique(
+            [*form.typed("tel"), *form.named("phone", extra.get("phone", ()))]
+        ) or form.named_like("phone")
+        emails = _unique(
+            [*form.typed("email"), *form.named("email", extra.get("email", ()))]
+        ) or form.named_like("email")
         if not phones and not emails:
             raise BadRequest(
                 "no phone or email in the Elementor form: use Tel/Email fields or IDs phone/email,"
                 " or map the names with field_map in the source's config"
             )
-        messages = form.pick("message", extra.get("message", ())) or form.typed("textarea")
+        messages = form.named("message", extra.get("message", ())) or form.typed("textarea")
         return ParseResult(
             events=[
                 ContactEvent(
@@ -82,8 +87,11 @@ class _Form:
     meta: dict[str, str]
     info: dict[str, str]
 
-    def pick(self, target: str, extra: Iterable[str]) -> list[str]:
-        return [v for view in self.views for v in pick(view, target, extra)]
+    def named(self, target: str, extra: Iterable[str]) -> list[str]:
+        return [v for view in self.views for v in named(view, target, extra)]
+
+    def named_like(self, target: str) -> list[str]:
+        return _unique([v for view in self.views for v in named_like(view, target)])
 
     def typed(self, kind: str) -> list[str]:
         return [v.strip() for v in self.types.getall(kind, []) if v.strip()]

@@ -30,7 +30,7 @@ from typing import Any
 
 from multidict import MultiDict
 
-from capture.forms import name_of, pick, time_of, utm_of
+from capture.forms import name_of, named, named_like, pick, time_of, utm_of
 from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest, Unauthorized
 from leadline.config import SourceConfig
 
@@ -70,20 +70,8 @@ class Typeform:
             raise BadRequest("form_response.answers is not a list")
         read = _read_answers(answers, _titles(response.get("definition")))
         extra = source.field_map
-        phones = _unique(
-            [
-                *read.phones,
-                *pick(read.by_ref, "phone", extra.get("phone", ())),
-                *pick(read.by_title, "phone", extra.get("phone", ())),
-            ]
-        )
-        emails = _unique(
-            [
-                *read.emails,
-                *pick(read.by_ref, "email", extra.get("email", ())),
-                *pick(read.by_title, "email", extra.get("email", ())),
-            ]
-        )
+        phones = _contact(read, read.phones, "phone", extra.get("phone", ()))
+        emails = _contact(read, read.emails, "email", extra.get("email", ()))
         if not phones and not emails:
             raise BadRequest(
                 "no phone_number or email answer in the response: add such a question to the form"
@@ -167,6 +155,12 @@ def _value(answer: Mapping[str, Any], kind: str) -> str:
     elif isinstance(value, dict | list):
         value = json.dumps(value, ensure_ascii=False)
     return "" if value is None else str(value).strip()
+
+
+def _contact(read: _Answers, typed: list[str], target: str, extra: Iterable[str]) -> list[str]:
+    """Typed answers and those named so; a question whose words give it away only when none is."""
+    found = [*typed, *named(read.by_ref, target, extra), *named(read.by_title, target, extra)]
+    return _unique(found or [*named_like(read.by_ref, target), *named_like(read.by_title, target)])
 
 
 def _name(read: _Answers, extra: Iterable[str]) -> str | None:

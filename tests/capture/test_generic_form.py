@@ -75,6 +75,47 @@ async def test_an_address_typed_into_the_phone_field_is_the_contacts_email(start
     ]
 
 
+async def test_a_phone_under_a_label_that_names_it_is_found_when_no_field_is_named_phone(start_server):
+    """ "Ваш телефон", "Номер телефона", Contact Form 7's tel-123: the contact is called back on them.
+    Only when no field has a usual name, and only a value that looks the part."""
+    srv = await start_server()
+    forms = (
+        {"Ваш телефон": "+7 916 123-45-67", "Email": "a@b.ru"},
+        {
+            "Номер телефона": "8 916 111-11-11",
+            "Дополнительный телефон": "8 926 222-22-22",
+            "Ваша почта": "c@d.ru",
+        },
+        {"your-name": "Ян", "tel-123": "8 916 333-33-33", "hotel-name": "Гранд 12345"},
+        {"phone": "8 916 444-44-44", "phone2": "8 916 555-55-55", "Почтовый индекс": "101000"},
+    )
+    for body in forms:
+        resp = await srv.session.post(f"{srv.url}/hooks/form?token=form-token", data=body)
+        assert resp.status == 200, await resp.text()
+    touches = srv.rows("SELECT contact_id, phone_raw, email_raw FROM touches ORDER BY id")
+    assert [(t["phone_raw"], t["email_raw"]) for t in touches] == [
+        ("+7 916 123-45-67", "a@b.ru"),
+        ("8 916 111-11-11", "c@d.ru"),
+        ("8 916 333-33-33", None),
+        ("8 916 444-44-44", None),
+    ]
+    held = [
+        [
+            (r["kind"], r["value"])
+            for r in srv.rows(
+                "SELECT kind, value FROM identifiers WHERE contact_id = ? ORDER BY id", [t["contact_id"]]
+            )
+        ]
+        for t in touches
+    ]
+    assert held == [
+        [("phone", "+79161234567"), ("email", "a@b.ru")],
+        [("phone", "+79161111111"), ("phone", "+79262222222"), ("email", "c@d.ru")],
+        [("phone", "+79163333333")],
+        [("phone", "+79164444444")],  # phone2 is not read beside a field named phone
+    ]
+
+
 #: What urlencoded text is made of, well and badly formed: escapes of Cyrillic, of a byte that is no
 #: UTF-8, cut off and not hex, separators, and letters as they come.
 URLENCODED_PIECES = st.sampled_from(

@@ -132,3 +132,22 @@ async def test_answers_with_generated_refs_are_read_by_their_question(start_serv
     touch = only_touch(srv)
     assert touch["name"] == "Анна Смирнова"  # "Как вас зовут?"
     assert touch["message"] == "Нужна консультация по тарифам"  # the long_text answer
+
+
+async def test_a_text_question_about_the_phone_is_the_phone_when_no_answer_is_typed_so(
+    start_server, tmp_path
+):
+    """A form built with a short-text "Ваш номер телефона" instead of a Phone number question."""
+    srv = await start(start_server, tmp_path)
+    payload = json.loads(RESPONSE.body)
+    response = payload["form_response"]
+    response["definition"]["fields"][1].update(title="Ваш номер телефона", type="short_text", ref="f2")
+    response["answers"][1] = {
+        "type": "text",
+        "text": "+1 202 555 0142",
+        "field": {"id": "Fld00000002", "ref": "f2"},
+    }
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    resp = await srv.session.post(f"{srv.url}{RESPONSE.path}", data=body, headers=signed(body))
+    assert resp.status == 200
+    assert_expected_contact(srv, only_touch(srv), RESPONSE.expected)
