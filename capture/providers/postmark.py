@@ -48,8 +48,15 @@ class Postmark:
         full = body.get("FromFull")
         sender: dict[str, Any] = full if isinstance(full, dict) else {}
         message_id = _text(body.get("MessageID"))
+        # Postmark gives ReplyTo as a field of its own, never among Headers; it is where a form
+        # mailer puts the address of the person who filled the form in.
+        reply_to = _text(body.get("ReplyTo"))
         mail = MailFields(
-            headers=[*_headers(body.get("Headers")), ("Date", _text(body.get("Date")))],
+            headers=[
+                *_headers(body.get("Headers")),
+                ("Date", _text(body.get("Date"))),
+                *([("Reply-To", reply_to)] if reply_to else []),
+            ],
             sender=_mailbox(
                 _text(sender.get("Name")) or _text(body.get("FromName")),
                 _text(sender.get("Email")) or _text(body.get("From")),

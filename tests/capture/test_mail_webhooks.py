@@ -361,3 +361,18 @@ async def test_sendgrid_post_whose_content_type_has_a_parameter_in_another_scrip
     assert resp.status == 200, await resp.text()
     assert touch_of(srv)["external_id"] == external_id(s)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_postmark_form_mail_names_its_person_by_reply_to(start_server, tmp_path):
+    """Postmark gives ``ReplyTo`` as a field of its own, not among ``Headers``: a form mailer's
+    notification had no contact at all, where the same mail by SMTP or IMAP has the person."""
+    mail = json.loads(robot_mail(text="New request from the site.\nComment: please write back\n"))
+    mail["ReplyTo"] = "Oleg <oleg@mail.ru>"
+    srv = await start_server(mail_config(tmp_path))
+    resp = await post(
+        srv, sample("postmark_inbound.json"), body=json.dumps(mail, ensure_ascii=False).encode()
+    )
+    assert resp.status == 200, await resp.text()
+    touch = touch_of(srv)
+    assert (touch["name"], touch["email_raw"], touch["dropped"]) == ("Oleg", "oleg@mail.ru", None)
+    assert identifiers(srv, touch["contact_id"]) == {"email": "oleg@mail.ru"}
