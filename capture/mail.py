@@ -10,6 +10,8 @@ or as the fields a provider has already parsed (Mailgun, SendGrid, Postmark). Bo
 * A notification sent by a robot (``noreply@``, a site's form mailer) is not from the contact: the
   contact is in the body's labelled fields (``Имя: …``, ``Phone: …``) or its ``Reply-To``, and the
   robot's own address is never used as an identifier, or every form would merge into one person.
+  Mail from one of the business's own addresses (:class:`OurAddresses`) is read the same way: a site
+  sends its notifications from ``sales@`` when SPF allows nothing else.
 * Auto-replies, bounces, mailing lists and spam are kept as touches with ``dropped`` naming the
   rule, so they are journalled and visible but never counted as inbound contacts.
 """
@@ -32,6 +34,7 @@ import html2text
 import phonenumbers
 from multidict import MultiDict
 
+from capture.addresses import OurAddresses
 from capture.forms import name_of, pick
 from capture.providers.base import BadRequest, quoted
 from storage.events import ContactEvent
@@ -151,13 +154,15 @@ def _readable(read: Callable[..., T], *args: Any) -> T | None:
         return None
 
 
-def mail_event(mail: MailFields | bytes, *, region: str, spam_threshold: float) -> ContactEvent:
+def mail_event(
+    mail: MailFields | bytes, *, region: str, spam_threshold: float, ours: OurAddresses
+) -> ContactEvent:
     """The touch a mail makes: its contact, text, campaign evidence and the rule that drops it, if any."""
     if isinstance(mail, bytes):
         mail = parse_message(mail)
     text = _text_of(mail)
     unquoted = strip_quoted(text)
-    name, emails, phones, labelled_message = _contact(mail, unquoted, region)
+    name, emails, phones, labelled_message = _contact(mail, unquoted, region, ours)
     message = mail.reply_text.strip() if mail.reply_text and mail.reply_text.strip() else None
     message = message or labelled_message or unquoted.strip() or None
     if message and len(message) > MAX_MESSAGE:
@@ -194,9 +199,11 @@ def mail_event(mail: MailFields | bytes, *, region: str, spam_threshold: float) 
     )
 
 
-def source_event(mail: MailFields | bytes, source: SourceConfig) -> ContactEvent:
+def source_event(mail: MailFields | bytes, source: SourceConfig, ours: OurAddresses) -> ContactEvent:
     """:func:`mail_event` with the source's region and spam threshold (the pipeline fills in the region)."""
-    return mail_event(mail, region=source.region or "RU", spam_threshold=source.spam_score_threshold)
+    return mail_event(
+        mail, region=source.region or "RU", spam_threshold=source.spam_score_threshold, ours=ours
+    )
 
 
 def drop_reason(mail: MailFields, spam_threshold: float) -> str | None:
@@ -312,16 +319,20 @@ def is_robot(address: str | None) -> bool:
     return bool(address) and bool(ROBOT_SENDER.match((address or "").rpartition("@")[0]))
 
 
-def _contact(mail: MailFields, text: str, region: str) -> tuple[str | None, list[str], list[str], str | None]:
+def _contact(
+    mail: MailFields, text: str, region: str, ours: OurAddresses
+) -> tuple[str | None, list[str], list[str], str | None]:
     """Name, emails and phones of the person the mail is about, and a labelled message if there is one."""
     display, sender = _first_address(_sender_header(mail))
-    if sender and not is_robot(sender):
+    if sender and not is_robot(sender) and sender not in ours:
         return display, [sender], find_phones(text, region), None
     fields = labelled_fields(text)
     reply_name, reply_to = _first_address(mail.header("Reply-To") or "")
-    if is_robot(reply_to):
+    if is_robot(reply_to) or reply_to in ours:
         reply_name, reply_to = None, None
-    emails = [e for e in pick(fields, "email") if "@" in e] or ([reply_to] if reply_to else [])
+    emails = [e for e in pick(fields, "email") if "@" in e and e not in ours] or (
+        [reply_to] if reply_to else []
+    )
     phones = [p for value in pick(fields, "phone") for p in find_phones(value, region)]
     messages = pick(fields, "message")
     return (

@@ -19,6 +19,7 @@ from typing import Any, cast
 from sqlite_utils import Database
 
 from capture import journal
+from capture.addresses import OurAddresses
 from capture.providers import PROVIDERS
 from capture.providers.auth import check_access
 from capture.providers.base import (
@@ -28,6 +29,7 @@ from capture.providers.base import (
     Provider,
     ProviderError,
     RawRequest,
+    ReadsMail,
     Reply,
     quoted,
 )
@@ -53,6 +55,15 @@ UNAUTHENTICATED_BODY_KEPT = 4096
 @cache
 def provider_for(name: str) -> Provider:
     return PROVIDERS[name].load()
+
+
+def parse_request(
+    provider: Provider, raw: RawRequest, source: SourceConfig, ours: OurAddresses
+) -> ParseResult:
+    """The provider's events; a provider of mail is told the business's own addresses."""
+    if getattr(provider, "reads_mail", False):
+        return cast(ReadsMail, provider).parse(raw, source, ours=ours)
+    return provider.parse(raw, source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +185,7 @@ class Capture:
     def __post_init__(self) -> None:
         self.campaigns = CampaignIndex.build(self.config.campaigns, self.config.leadline.region)
         self.blocking = BlockRules.build(self.config.block, self.config.leadline.region)
+        self.ours = OurAddresses.build(self.config)
         self._defaulted: dict[str, tuple[SourceConfig, SourceConfig]] = {}
 
     def context(self, source_name: str, journal_id: int | None, received_at: datetime) -> EventContext:
@@ -229,7 +241,7 @@ class Capture:
             replay_key = getattr(provider, "replay_key", None)
             key = replay_key(raw) if replay_key else None
             # Whatever storage would fail on is decided now, while the sender can still be told.
-            result, key = settle(provider.parse(raw, source), key, raw.received_at)
+            result, key = settle(parse_request(provider, raw, source, self.ours), key, raw.received_at)
         except ProviderError as exc:
             return Verdict(source.provider, exc.status, text(exc.reason))
         except Exception as exc:  # a parser bug must not lose the request: keep it for replay

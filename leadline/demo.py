@@ -32,7 +32,7 @@ from urllib.parse import urlencode
 from sqlite_utils import Database
 
 from capture import journal
-from capture.pipeline import Capture, apply_events, provider_for
+from capture.pipeline import Capture, apply_events, parse_request, provider_for
 from capture.providers.base import RawRequest, make_headers
 from leadline.config import Config, SourceConfig
 from leadline.load import parse_config
@@ -624,7 +624,7 @@ def write_direct(
                     continue
                 for raw in requests_of(action, n, config.tz):
                     source = sources[raw.source]
-                    result = provider_for(source.provider).parse(raw, source)
+                    result = parse_request(provider_for(source.provider), raw, source, capture.ours)
                     jid = None
                     if journalled:
                         jid = journal.insert(

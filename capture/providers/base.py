@@ -21,6 +21,7 @@ from yarl import query_to_pairs
 from storage.events import CallEvent, ContactEvent, Event, ReplyEvent
 
 if TYPE_CHECKING:
+    from capture.addresses import OurAddresses
     from leadline.config import SourceConfig
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "RawRequest",
+    "ReadsMail",
     "Reply",
     "ReplyEvent",
     "Unauthorized",
@@ -229,6 +231,19 @@ class Provider(Protocol):
 
     def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
         """Turn the request into events, or raise :class:`BadRequest` saying what is wrong."""
+
+
+class ReadsMail(Protocol):
+    """A provider whose requests are mail, marked ``reads_mail = True``.
+
+    Whether a mail is from a customer or from the business itself depends on the business's own
+    addresses, which only the whole config knows; the pipeline passes them to ``parse``.
+    """
+
+    reads_mail: bool
+
+    def parse(self, raw: RawRequest, source: SourceConfig, *, ours: OurAddresses) -> ParseResult:
+        """:meth:`Provider.parse`, knowing which senders are the business itself."""
 
 
 class ReplayGuarded(Protocol):

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import aioimaplib
 
+from capture.addresses import OurAddresses
 from capture.mail import parse_message, source_event
 from capture.providers.base import ParseResult, RawRequest, Unauthorized, make_headers
 from leadline.config import SourceConfig
@@ -60,14 +61,15 @@ class ImapSource:
     """Parses what the poller journalled; the source takes no HTTP requests (405)."""
 
     methods: frozenset[str] = frozenset()
+    reads_mail: bool = True
 
     def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
         raise Unauthorized("an IMAP source is polled by Leadline, it takes no HTTP requests")
 
-    def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
+    def parse(self, raw: RawRequest, source: SourceConfig, *, ours: OurAddresses) -> ParseResult:
         arrived = raw.headers.get("X-Imap-Internaldate")
         mail = parse_message(raw.body, occurred_at=datetime.fromisoformat(arrived) if arrived else None)
-        return ParseResult(events=[source_event(mail, source)])
+        return ParseResult(events=[source_event(mail, source, ours)])
 
 
 PROVIDER = ImapSource()

@@ -21,6 +21,7 @@ from functools import lru_cache
 
 from multidict import MultiDict
 
+from capture.addresses import OurAddresses
 from capture.forms import multipart_parts, parse_form_body
 from capture.mail import MailFields, decode_text, parse_message, source_event
 from capture.providers.base import BadRequest, ParseResult, RawRequest, Unauthorized, loads
@@ -34,6 +35,7 @@ OWN_FIELDS = frozenset({"timestamp", "token", "signature"})
 @dataclass(frozen=True)
 class Mailgun:
     methods: frozenset[str] = frozenset({"POST"})
+    reads_mail: bool = True
 
     def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
         fields, _ = _form(raw)
@@ -54,7 +56,7 @@ class Mailgun:
     def replay_key(self, raw: RawRequest) -> str | None:
         return _form(raw)[0].get("token", "").strip() or None
 
-    def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
+    def parse(self, raw: RawRequest, source: SourceConfig, *, ours: OurAddresses) -> ParseResult:
         fields, mime = _form(raw)
         occurred = _timestamp(fields.get("timestamp", ""))
         recipient = fields.get("recipient") or fields.get("To") or None
@@ -80,7 +82,7 @@ class Mailgun:
                 envelope_from=fields.get("sender"),
                 occurred_at=occurred,
             )
-        return ParseResult(events=[source_event(mail, source)])
+        return ParseResult(events=[source_event(mail, source, ours)])
 
 
 def _form(raw: RawRequest) -> tuple[MultiDict[str], bytes | None]:

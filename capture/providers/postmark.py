@@ -17,6 +17,7 @@ from datetime import datetime
 from email.utils import formataddr
 from typing import Any
 
+from capture.addresses import OurAddresses
 from capture.mail import MailFields, source_event
 from capture.providers.base import BadRequest, ParseResult, RawRequest, Unauthorized
 from leadline.config import SourceConfig
@@ -25,6 +26,7 @@ from leadline.config import SourceConfig
 @dataclass(frozen=True)
 class Postmark:
     methods: frozenset[str] = frozenset({"POST"})
+    reads_mail: bool = True
 
     def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
         scheme, _, encoded = raw.headers.get("Authorization", "").partition(" ")
@@ -41,7 +43,7 @@ class Postmark:
         if not (sep and user_ok and password_ok):
             raise Unauthorized("wrong username or password")
 
-    def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
+    def parse(self, raw: RawRequest, source: SourceConfig, *, ours: OurAddresses) -> ParseResult:
         body = raw.json()
         if not isinstance(body, dict) or not ("From" in body or "FromFull" in body):
             raise BadRequest("expected Postmark's inbound JSON object with From/FromFull")
@@ -74,7 +76,7 @@ class Postmark:
             external_id=f"postmark:{message_id}" if message_id else None,
             extra={"mailbox_hash": _text(body.get("MailboxHash")), "postmark_id": message_id},
         )
-        return ParseResult(events=[source_event(mail, source)])
+        return ParseResult(events=[source_event(mail, source, ours)])
 
 
 def _mailbox(name: str, address: str) -> str:

@@ -18,6 +18,7 @@ from email.parser import Parser
 from email.policy import default as default_policy
 from typing import Any
 
+from capture.addresses import OurAddresses
 from capture.forms import multipart_parts
 from capture.mail import MailFields, decode_text, parse_message, source_event
 from capture.providers.auth import check_token
@@ -28,11 +29,12 @@ from leadline.config import SourceConfig
 @dataclass(frozen=True)
 class SendGrid:
     methods: frozenset[str] = frozenset({"POST"})
+    reads_mail: bool = True
 
     def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
         check_token(raw, source)
 
-    def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
+    def parse(self, raw: RawRequest, source: SourceConfig, *, ours: OurAddresses) -> ParseResult:
         if raw.content_type != "multipart/form-data":
             raise BadRequest(
                 f"expected multipart/form-data from Inbound Parse, got {quoted(raw.content_type) if raw.content_type else 'none'}"
@@ -71,7 +73,7 @@ class SendGrid:
                 envelope_from=envelope_from,
                 spam_score=_float(field("spam_score")),
             )
-        return ParseResult(events=[source_event(mail, source)])
+        return ParseResult(events=[source_event(mail, source, ours)])
 
 
 def _charsets(parts: dict[str, tuple[bytes, str | None]]) -> dict[str, str]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from capture.addresses import OurAddresses
 from capture.mail import parse_message, source_event
 from capture.providers.base import ParseResult, RawRequest, SourceUnavailable, Unauthorized, make_headers
 from leadline.config import SourceConfig
@@ -45,17 +46,18 @@ class SmtpSource:
     """Parses what the SMTP server journalled; the source takes no HTTP requests (405)."""
 
     methods: frozenset[str] = frozenset()
+    reads_mail: bool = True
 
     def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
         raise Unauthorized("an SMTP source takes mail over SMTP, not HTTP requests")
 
-    def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
+    def parse(self, raw: RawRequest, source: SourceConfig, *, ours: OurAddresses) -> ParseResult:
         mail = parse_message(
             raw.body,
             to_address=raw.headers.get("X-Envelope-To") or None,
             envelope_from=raw.headers.get("X-Envelope-From"),
         )
-        return ParseResult(events=[source_event(mail, source)])
+        return ParseResult(events=[source_event(mail, source, ours)])
 
 
 PROVIDER = SmtpSource()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from capture.addresses import OurAddresses
 from capture.mail import mail_event
 from capture.providers import google_forms, jotform
 from capture.providers.base import BadRequest
@@ -164,7 +165,7 @@ def nested_mail(**headers: str) -> bytes:
 )
 def test_a_mail_header_nesting_comments_is_taken_as_absent_and_the_rest_is_read(header, value):
     """The attachment's Content-Disposition nests too, in every case: the text part is still read."""
-    event = mail_event(nested_mail(**{header: value}), region="RU", spam_threshold=5.0)
+    event = mail_event(nested_mail(**{header: value}), region="RU", spam_threshold=5.0, ours=OurAddresses())
     assert event.emails == ("ivan@example.org",)  # from Reply-To when From cannot be read
     assert event.phones == ("+79161234567",)
     assert event.message == "Call me on +79161234567"
@@ -175,5 +176,8 @@ def test_a_mail_header_nesting_comments_is_taken_as_absent_and_the_rest_is_read(
 def test_a_mail_whose_content_type_nests_comments_is_refused_with_its_reason():
     with pytest.raises(BadRequest, match=r"a Content-Type header nests more '\(' than any mail needs"):
         mail_event(
-            nested_mail(**{"Content-Type": f"text/plain; charset={NESTED}"}), region="RU", spam_threshold=5
+            nested_mail(**{"Content-Type": f"text/plain; charset={NESTED}"}),
+            region="RU",
+            spam_threshold=5,
+            ours=OurAddresses(),
         )

@@ -194,3 +194,27 @@ async def test_our_tracking_number_and_an_outlook_quote_do_not_join_two_customer
     assert srv.scalar("SELECT COUNT(DISTINCT contact_id) FROM touches") == 2
     assert srv.rows("SELECT value FROM identifiers WHERE kind = 'phone'") == []
     assert all("000-00-77" not in (t["message"] or "") for t in touches(srv))
+
+
+async def test_form_notifications_sent_from_our_own_address_are_two_people(start_server, tmp_path):
+    """A site mails its form notifications from our own sales@ (SPF leaves it no other address),
+    with the person in Reply-To: every lead was merged into one contact, 'Сайт example.com'."""
+    srv = await start_server(smtp_config(tmp_path))
+    for n, (person, phone) in enumerate(
+        [("Олег <oleg@mail.ru>", "+7 916 000-00-81"), ("Мария <maria@yandex.ru>", "+7 916 000-00-82")]
+    ):
+        message = EmailMessage()
+        message["From"] = "Сайт example.com <sales@example.com>"
+        message["To"] = "sales@example.com"
+        message["Reply-To"] = person
+        message["Subject"] = "Заявка с сайта"
+        message["Message-ID"] = f"<form-{n}@example.com>"
+        message.set_content(f"Новая заявка с сайта.\nПерезвоните мне: {phone}\n")
+        assert await send(srv, message.as_bytes(), to="sales@example.com", sender="sales@example.com") == {}
+    rows = touches(srv)
+    assert [r["name"] for r in rows] == ["Олег", "Мария"]
+    assert [identifiers(srv, r["contact_id"]) for r in rows] == [
+        {"phone": "+79160000081", "email": "oleg@mail.ru"},
+        {"phone": "+79160000082", "email": "maria@yandex.ru"},
+    ]
+    assert srv.scalar("SELECT COUNT(*) FROM identifiers WHERE value = 'sales@example.com'") == 0
