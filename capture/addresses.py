@@ -25,6 +25,9 @@ class OurAddresses:
     addresses: frozenset[str] = frozenset()
     #: Domains an SMTP source takes whole (``@leads.example.com``): nobody outside has an address there.
     domains: frozenset[str] = frozenset()
+    #: Staff members' own addresses (``[[staff]] emails``): ours too, and their mail is no customer's
+    #: touch unless it names one (a forward, a copy of their own correspondence).
+    staff: frozenset[str] = frozenset()
 
     @classmethod
     def build(cls, config: Config) -> OurAddresses:
@@ -38,11 +41,13 @@ class OurAddresses:
         return cls(
             frozenset(a for a in found if not a.startswith("@") and "@" in a),
             frozenset(a[1:] for a in found if a.startswith("@") and len(a) > 1),
+            frozenset(_address_key(a) for person in config.staff for a in person.emails if "@" in a),
         )
 
     def __contains__(self, address: object) -> bool:
-        """Whether ``address`` is ours as the SMTP source would take it: itself, its plus-tagged
-        form (``sales+site@`` for ``sales@``), or any address of a domain taken whole."""
+        """Whether ``address`` is ours as the SMTP source would take it (itself, its plus-tagged
+        form ``sales+site@`` for ``sales@``, or any address of a domain taken whole), or a staff
+        member's."""
         if not isinstance(address, str) or "@" not in address:
             return False
         local, _, domain = _address_key(address).rpartition("@")
@@ -51,7 +56,12 @@ class OurAddresses:
             f"{local}@{domain}" in self.addresses
             or f"{base}@{domain}" in self.addresses
             or domain in self.domains
+            or self.of_staff(address)
         )
+
+    def of_staff(self, address: str | None) -> bool:
+        """Whether ``address`` is a staff member's own, as written in their ``emails``."""
+        return bool(address) and _address_key(address or "") in self.staff
 
 
 def _address_key(address: str) -> str:

@@ -11,7 +11,8 @@ or as the fields a provider has already parsed (Mailgun, SendGrid, Postmark). Bo
   contact is in the body's labelled fields (``Имя: …``, ``Phone: …``) or its ``Reply-To``, and the
   robot's own address is never used as an identifier, or every form would merge into one person.
   Mail from one of the business's own addresses (:class:`OurAddresses`) is read the same way: a site
-  sends its notifications from ``sales@`` when SPF allows nothing else.
+  sends its notifications from ``sales@`` when SPF allows nothing else. A staff member is never a
+  contact: their mail (a forward, a copy of a reply) that names nobody else is kept as dropped.
 * Auto-replies, bounces, mailing lists and spam are kept as touches with ``dropped`` naming the
   rule, so they are journalled and visible but never counted as inbound contacts.
 """
@@ -182,7 +183,7 @@ def mail_event(
         message=message,
         to_address=mail.to_address,
         region=region,
-        dropped=drop_reason(mail, spam_threshold),
+        dropped=drop_reason(mail, spam_threshold) or _from_staff(mail, ours, emails, phones),
         fields={
             k: v
             for k, v in {
@@ -243,6 +244,15 @@ def drop_reason(mail: MailFields, spam_threshold: float) -> str | None:
         if mail.header(name) is not None:
             return f"mailing list: {name} header"
     return None
+
+
+def _from_staff(mail: MailFields, ours: OurAddresses, emails: list[str], phones: list[str]) -> str | None:
+    """Why a staff member's mail that names nobody else is not an inbound touch: the only person
+    in it is one of us (a forward whose quoted client is cut off, a copy of their own reply)."""
+    _, sender = _first_address(_sender_header(mail))
+    if emails or phones or not ours.of_staff(sender):
+        return None
+    return f"staff mail: sent by {sender}"
 
 
 def strip_quoted(text: str) -> str:

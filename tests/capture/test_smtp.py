@@ -18,7 +18,7 @@ from tests.samples import sample
 SAMPLES = [sample("smtp_html_only.eml"), sample("smtp_plain_base64_cyrillic.eml")]
 
 
-def smtp_config(tmp_path: Any) -> Any:
+def smtp_config(tmp_path: Any, **overrides: Any) -> Any:
     source = {
         "name": "mx",
         "provider": "smtp",
@@ -27,7 +27,7 @@ def smtp_config(tmp_path: Any) -> Any:
         "addresses": ["leads@mx.example.com", "sales@example.com"],
         "campaign": "vk_ads",
     }
-    return build_config(tmp_path, sources=[*BASE["sources"], source])
+    return build_config(tmp_path, sources=[*BASE["sources"], source], **overrides)
 
 
 def wire(message: bytes) -> bytes:
@@ -218,3 +218,38 @@ async def test_form_notifications_sent_from_our_own_address_are_two_people(start
         {"phone": "+79160000082", "email": "maria@yandex.ru"},
     ]
     assert srv.scalar("SELECT COUNT(*) FROM identifiers WHERE value = 'sales@example.com'") == 0
+
+
+async def test_a_staff_members_mail_is_no_contact_of_their_own(start_server, tmp_path):
+    """Boris forwarding a client's letter (the client cut off with the quote) became a lead named
+    Boris Petrov <boris@example.com>, with a card and nudges; now it is kept, dropped. A note of his
+    that names a person still makes that person's touch, never his."""
+    boris = {**BASE["staff"][1], "name": "Boris Petrov", "emails": ["Boris@example.com"]}
+    srv = await start_server(smtp_config(tmp_path, staff=[BASE["staff"][0], boris]))
+    forward = EmailMessage()
+    forward["From"] = "Boris Petrov <boris@example.com>"
+    forward["To"] = "leads@mx.example.com"
+    forward["Subject"] = "Fwd: вопрос по доставке"
+    forward["Message-ID"] = "<fwd-1@example.com>"
+    forward.set_content(
+        "Заведите, пожалуйста.\n\n---------- Forwarded message ---------\n"
+        "From: Клиент <client@mail.ru>\nSubject: вопрос по доставке\n\nМой телефон 8 916 000-00-84\n"
+    )
+    note = EmailMessage()
+    note["From"] = "Boris Petrov <boris@example.com>"
+    note["To"] = "leads@mx.example.com"
+    note["Subject"] = "Новый клиент"
+    note["Message-ID"] = "<note-1@example.com>"
+    note.set_content("Имя: Иван\nТелефон: 8 916 000-00-83\n")
+    for message in (forward, note):
+        assert await send(srv, message.as_bytes(), sender="boris@example.com") == {}
+    kept, named = touches(srv)
+    assert (kept["dropped"], kept["contact_id"], kept["name"]) == (
+        "staff mail: sent by boris@example.com",
+        None,
+        None,
+    )
+    assert (named["dropped"], named["name"]) == (None, "Иван")
+    assert identifiers(srv, named["contact_id"]) == {"phone": "+79160000083"}
+    assert srv.rows("SELECT name FROM contacts") == [{"name": "Иван"}]
+    assert srv.scalar("SELECT COUNT(*) FROM identifiers WHERE value = 'boris@example.com'") == 0
