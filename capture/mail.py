@@ -433,14 +433,20 @@ def _decoded_header(message: EmailMessage, name: str) -> str | None:
     return _clean(str(value)) if value is not None else None
 
 
+#: Where a mail was sent, the MTA's own record first: the address it was sent to before an alias
+#: expanded it (X-Original-To: a campaign's ``sales@``), then the mailbox it reached (Delivered-To:
+#: the polled ``leads@``), then what the sender wrote.
+RECIPIENT_HEADERS = ("X-Original-To", "Delivered-To", "Envelope-To", "To", "Cc")
+
+
 def _recipients(message: EmailMessage) -> str | None:
-    """The address the mail was delivered to: the MTA's own headers first, then To and Cc."""
-    for name in ("Delivered-To", "X-Original-To", "Envelope-To"):
-        value = message.get(name)
-        if value:
-            return _clean(str(value))
-    found = [_clean(str(v)) for name in ("To", "Cc") for v in message.get_all(name, [])]
-    return ", ".join(found) or None
+    """Every address the mail was sent to, in :data:`RECIPIENT_HEADERS` order: attribution and the
+    mailbox owner take the first one they know, so the mailbox an alias delivers into must not hide
+    the alias. A header the parser cannot read (see :func:`_readable`) is passed over."""
+    found = (
+        _clean(str(value)) for name in RECIPIENT_HEADERS for value in _readable(message.get_all, name) or ()
+    )
+    return ", ".join(dict.fromkeys(v for v in found if v.strip())) or None
 
 
 def _part_text(message: EmailMessage, subtype: str) -> str | None:

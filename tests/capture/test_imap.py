@@ -113,6 +113,26 @@ async def test_messages_in_the_mailbox_become_touches_once(dovecot, start_server
     assert count(srv, "contacts") == 2
 
 
+async def test_mail_to_a_campaigns_alias_keeps_its_campaign(dovecot, start_server, tmp_path):
+    """The alias sales@ (brand_msk's address) delivers into the polled leads@ mailbox, and the MTA
+    records both: the touch took Delivered-To alone and lost its campaign to the source's default."""
+    srv = await start_server(imap_config(tmp_path, dovecot))
+    raw = (
+        b"Return-Path: <ivan@mail.ru>\n"
+        b"X-Original-To: sales@example.com\n"
+        b"Delivered-To: leads@example.com\n"
+        b"From: Ivan <ivan@mail.ru>\n"
+        b"To: sales@example.com\n"
+        b"Subject: price\n"
+        b"Message-ID: <alias-1@mail.ru>\n\n"
+        b"Hello, call me: 8 916 555-00-71\n"
+    )
+    uid = await asyncio.to_thread(dovecot.deliver, raw)
+    await until(lambda: seen(dovecot, uid), "the letter marked seen")
+    [touch] = srv.rows("SELECT campaign, to_address FROM touches")
+    assert touch == {"campaign": "brand_msk", "to_address": "sales@example.com, leads@example.com"}
+
+
 def letter(n: int) -> bytes:
     message = EmailMessage()
     message["From"] = f"Client {n} <client{n}@example.com>"
