@@ -457,12 +457,27 @@ def _part_text(message: EmailMessage, subtype: str) -> str | None:
         return None
     if part is None:
         return None
+    if part.get_content_charset() is None:
+        # No charset declared (a form script's PHP mail() sends raw 8-bit text with no MIME headers):
+        # the stdlib reads such a part as ASCII, every other byte a U+FFFD, and the lead is lost.
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            return _undeclared_text(payload)
     try:
         return str(part.get_content())
     except (LookupError, ValueError, AssertionError, KeyError):
         payload = part.get_payload(decode=True)
         data = payload if isinstance(payload, bytes) else b""
         return data.decode("utf-8", "replace")
+
+
+def _undeclared_text(data: bytes) -> str:
+    """Bytes in no declared charset: UTF-8 when they are valid UTF-8 (what form scripts write today;
+    ASCII is too), else Windows-1251, the other charset Russian mail is sent in without saying so."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1251", "replace")
 
 
 def _is_delivery_report(message: EmailMessage) -> bool:

@@ -253,3 +253,16 @@ async def test_a_staff_members_mail_is_no_contact_of_their_own(start_server, tmp
     assert identifiers(srv, named["contact_id"]) == {"phone": "+79160000083"}
     assert srv.rows("SELECT name FROM contacts") == [{"name": "Иван"}]
     assert srv.scalar("SELECT COUNT(*) FROM identifiers WHERE value = 'boris@example.com'") == 0
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "cp1251"])
+async def test_a_form_script_mail_with_no_declared_charset_is_read(start_server, tmp_path, charset):
+    """PHP's mail() sends 8-bit text with no MIME headers at all: the body was read as ASCII, the
+    name was lost and the message was a row of U+FFFD."""
+    srv = await start_server(smtp_config(tmp_path))
+    head = b"From: noreply@site.ru\r\nTo: leads@mx.example.com\r\nSubject: Form\r\nMessage-ID: <php-1@site.ru>\r\n"
+    body = "Имя: Иван Петров\r\nТелефон: 8 916 000-00-85\r\nСообщение: Нужна кухня 3 метра\r\n"
+    assert await send(srv, head + b"\r\n" + body.encode(charset), sender="www-data@site.ru") == {}
+    [touch] = touches(srv)
+    assert (touch["name"], touch["message"]) == ("Иван Петров", "Нужна кухня 3 метра")
+    assert identifiers(srv, touch["contact_id"]) == {"phone": "+79160000085"}
