@@ -24,6 +24,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.headerregistry import AddressHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -384,7 +386,10 @@ def _first_address(value: str) -> tuple[str | None, str | None]:
     except (IndexError, ValueError, TypeError, AttributeError, RecursionError):  # see _readable
         name, address = _readable(parseaddr, value) or ("", "")
     address = _clean(address).strip().strip("<>")
-    name = _clean(name).strip().strip('"').strip()
+    name = _clean(name)
+    if "\ufffd" in name:  # the display name as written, encoded words and all
+        name = _rejoined((_readable(parseaddr, _unfold(value)) or ("", ""))[0], name)
+    name = name.strip().strip('"').strip()
     if not address or "@" not in address:
         return (name or None), None
     return (name if name and name.lower() != address.lower() else None), address
@@ -395,9 +400,29 @@ def _decoded_address(value: str) -> str | None:
     if not value.strip():
         return None
     try:
-        return _clean(str(HeaderRegistry()("from", _unfold(value))))
+        return _rejoined(_unfold(value), _clean(str(HeaderRegistry()("from", _unfold(value)))))
     except (IndexError, ValueError, TypeError, AttributeError, RecursionError):
         return _clean(value)
+
+
+#: A header longer than this is not decoded a second time: ``decode_header`` is quadratic in its
+#: words (400 KB of them: a second), and a name people write is far shorter.
+MAX_REJOINED_CHARS = 4096
+
+
+def _rejoined(raw: str, decoded: str) -> str:
+    """``decoded``, or where it has a U+FFFD, ``raw`` as the stdlib's ``email.header`` decodes it.
+
+    Some mailers split one UTF-8 character between two encoded words (RFC 2047 §5 forbids it, but
+    it is mail people get). The address header parser decodes each word alone, so the halves become
+    U+FFFD; ``decode_header`` joins adjacent words of one charset first, as mail clients do.
+    """
+    if "\ufffd" not in decoded or "=?" not in raw or len(raw) > MAX_REJOINED_CHARS:
+        return decoded
+    try:
+        return _clean(str(make_header(decode_header(raw))))
+    except (UnicodeError, LookupError, ValueError, HeaderParseError, RecursionError):
+        return decoded
 
 
 def _clean(value: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import smtplib
 from email.message import EmailMessage
@@ -266,3 +267,21 @@ async def test_a_form_script_mail_with_no_declared_charset_is_read(start_server,
     [touch] = touches(srv)
     assert (touch["name"], touch["message"]) == ("Иван Петров", "Нужна кухня 3 метра")
     assert identifiers(srv, touch["contact_id"]) == {"phone": "+79160000085"}
+
+
+async def test_a_name_split_mid_character_between_encoded_words_is_read_whole(start_server, tmp_path):
+    """Some mailers cut a UTF-8 character between two encoded words: the card showed
+    'Але� �сандр Сергеевич'. Adjacent words of one charset are joined first, as mail clients do."""
+    name = "Александр Сергеевич".encode()  # its first 7 bytes end inside "к"
+    words = " ".join(f"=?UTF-8?B?{base64.b64encode(half).decode()}?=" for half in (name[:7], name[7:]))
+    message = (
+        f"From: {words} <alex@mail.ru>\r\nTo: leads@mx.example.com\r\n"
+        "Subject: Price\r\nMessage-ID: <split-1@mail.ru>\r\n\r\n"
+        "Перезвоните мне: 8 916 000-00-86\r\n"
+    ).encode()
+    srv = await start_server(smtp_config(tmp_path))
+    assert await send(srv, message, sender="alex@mail.ru") == {}
+    [touch] = touches(srv)
+    assert touch["name"] == "Александр Сергеевич"
+    assert touch["payload"]["from"] == "Александр Сергеевич <alex@mail.ru>"
+    assert srv.rows("SELECT name FROM contacts") == [{"name": "Александр Сергеевич"}]
