@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import textwrap
+import threading
 
 from babel.dates import format_date
 
@@ -31,6 +32,9 @@ INBOUND, REGISTERED, LRR, COST, DAY_OFF = "#9db4d0", "#2b6cb0", "#d9534f", "#f0a
 TITLE_WIDTH = 34
 #: The dearest campaigns shown; more would not fit at phone size.
 MAX_CAMPAIGNS = 6
+#: matplotlib's settings are one global: charts drawn at once on the store's reader threads (two
+#: /report, or one beside the digest) would end each other's settings mid-drawing.
+_DRAWING = threading.Lock()
 
 
 def lrr_point(inbound_contacts: int, lrr: float | None) -> float:
@@ -43,6 +47,17 @@ def lrr_point(inbound_contacts: int, lrr: float | None) -> float:
 
 def render_chart(figures: Figures, config: Config, locale: str) -> bytes:
     """The PNG, its words in the current language (see :func:`bot.digest.write`)."""
+    from matplotlib import rc_context
+
+    # A "$" in a campaign title (free text in the config) or in a translation is a dollar, never
+    # mathtext: a "$$" title made every /report and digest raise. Every text, tick label and legend
+    # entry is made and drawn inside this context, so none of them is read as maths.
+    with _DRAWING, rc_context({"text.parse_math": False}):
+        return _draw_chart(figures, config, locale)
+
+
+def _draw_chart(figures: Figures, config: Config, locale: str) -> bytes:
+    """Only :func:`render_chart`, which turns mathtext off around it, calls this."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator

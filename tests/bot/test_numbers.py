@@ -132,6 +132,18 @@ async def test_report_sends_the_digest_with_its_chart_for_any_period(bot_env: Bo
     assert staff_menu and not {"report", "plan", "cost"} & set(staff_menu)
 
 
+async def test_report_charts_a_campaign_whose_title_has_dollars(bot_env: BotEnv) -> None:
+    # matplotlib read "$$" as mathtext and raised: "something went wrong", and no chart, every time.
+    await start_on(bot_env, known_month, [{**CAMPAIGNS[0], "title": "Easy $$ cash back"}, CAMPAIGNS[1]])
+    month = text_of(await bot_env.says(ANNA, "/report 2026-11", language="en"))
+    assert (
+        "Worst lead cost this month: Easy $$ cash back RUB\u00a022,500 (2 leads for RUB\u00a045,000)" in month
+    )
+    assert len(bot_env.tg.sent("sendPhoto", chat_id=ANNA)) == 1
+    caption, png = last_photo(bot_env, ANNA)
+    assert caption.startswith("Leadline · 2026-11\n") and png.startswith(PNG)
+
+
 async def test_cost_from_the_owner_is_recorded_and_moves_the_lead_cost(bot_env: BotEnv) -> None:
     srv = await start_on(bot_env, known_month, CAMPAIGNS)
     bot_costs = (

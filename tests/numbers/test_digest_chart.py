@@ -59,6 +59,22 @@ def test_money_is_in_the_configured_currency_and_campaigns_go_by_their_titles(tm
     assert "brand_msk" not in english and "₽" not in russian
 
 
+def test_a_dollar_in_a_campaign_title_is_a_dollar_not_mathtext(tmp_path: Path) -> None:
+    # "$$" made matplotlib's mathtext raise: no chart, so no /report and no digest at all.
+    campaigns = [
+        {**CAMPAIGNS[0], "title": "Easy $$ cash back"},
+        {**CAMPAIGNS[1], "title": "Save $50 on $200+"},
+    ]
+    config = build(tmp_path, campaigns=campaigns)
+    db = connect(config.database_path)
+    try:
+        digest = compose(db, config, Period.day(date(2026, 11, 16), MSK), msk(17, 9), digest=True)
+    finally:
+        db.close()
+    assert png_size(digest.chart_png) == (1080, 1350)
+    assert "Worst lead cost this month: <b>Easy $$ cash back</b>" in digest.text
+
+
 def test_a_campaign_without_a_title_goes_by_its_key(tmp_path: Path) -> None:
     config = build(tmp_path, leadline={**BASE["leadline"], "language": "en", "currency": "eur"})
     db = connect(config.database_path)
