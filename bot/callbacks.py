@@ -11,7 +11,8 @@ from aiogram.filters.callback_data import CallbackData
 
 
 class CardCB(CallbackData, prefix="t"):
-    """A registration card: ``t`` the touch it was drawn for, ``c`` the contact it showed then."""
+    """A registration card: ``t`` the touch it was drawn for, ``c`` the contact it showed then; ``v`` of
+    ``edit`` the field's index in :func:`bot.cards.form_fields` (or ``amount``, ``follow_up``)."""
 
     act: str
     t: int

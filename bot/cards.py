@@ -184,6 +184,26 @@ def prompt(name: str, required: bool) -> str:
     return _("✏️ Type the {field}, or tap another button to skip it.").format(field=labels.field(name).lower())
 
 
+#: Fields the form edits besides the config's, by their own names: short, ASCII and never an index.
+OWN_FIELDS = ("amount", "follow_up")
+
+
+def form_fields(required: list[str], desirable: list[str]) -> list[str]:
+    """The fields the form lists, in its order: the name, then the config's."""
+    return ["name", *[f for f in [*required, *desirable] if f != "name"]]
+
+
+def edited_field(value: str, required: list[str], desirable: list[str]) -> str | None:
+    """The field a ✏️ button names, or None for a button drawn under another config.
+
+    The config's fields go by their index in :func:`form_fields`: their names are the owner's, of any
+    length and in any script, and Telegram returns at most 64 bytes of a button's data."""
+    if value in OWN_FIELDS:
+        return value
+    fields = form_fields(required, desirable)
+    return fields[int(value)] if value.isdecimal() and int(value) < len(fields) else None
+
+
 def form_text(
     card: TouchCard,
     draft: CardDraft,
@@ -203,7 +223,7 @@ def form_text(
         )
         + "</b>",
     ]
-    for name in ["name", *[f for f in [*required, *desirable] if f != "name"]]:
+    for name in form_fields(required, desirable):
         mark = " ✱" if name in required else ""
         value = draft.value(name)
         lines.append(f"{labels.field(name)}{mark}: {html.escape(str(value)) if value else '—'}")
@@ -231,12 +251,11 @@ def form_keyboard(
     """``give``: the 👤 owner button, for those who may give a lead to someone else (managers)."""
     t, c = draft.touch, draft.contact
 
-    def edit(name: str) -> InlineKeyboardButton:
+    def edit(index: int, name: str) -> InlineKeyboardButton:
         mark = " ✱" if name in required else ""
-        return button("✏️ " + labels.field(name) + mark, CardCB(act="edit", t=t, c=c, v=name).pack())
+        return button("✏️ " + labels.field(name) + mark, CardCB(act="edit", t=t, c=c, v=str(index)).pack())
 
-    names = ["name", *[f for f in [*required, *desirable] if f != "name"]]
-    keyboard = rows([edit(n) for n in names], 3)
+    keyboard = rows([edit(i, n) for i, n in enumerate(form_fields(required, desirable))], 3)
     keyboard.append(
         [button("📣 " + labels.field("campaign"), CardCB(act="camp", t=t, c=c).pack())]
         + ([button("👤 " + labels.field("owner"), CardCB(act="own", t=t, c=c).pack())] if give else [])

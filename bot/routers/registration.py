@@ -25,6 +25,7 @@ from bot.cards import CardDraft
 from bot.catalogues import gettext as _
 from bot.parsing import parse_amount, parse_date
 from bot.replies import Replies
+from bot.routers.fallback import stale_button
 from bot.routers.leads import lead_keyboard, lead_text
 from leadline.config import Config
 from storage.cards import TouchCard, lead_card, touch_card
@@ -272,7 +273,7 @@ async def form(
         return
     chat_id, message_id = callback.message.chat.id, callback.message.message_id
     act, value = callback_data.act, callback_data.v
-    required, _desirable = fields_of(config)
+    required, desirable = fields_of(config)
     if act == "camp" and not value:
         await show(
             callback,
@@ -320,7 +321,12 @@ async def form(
         await finish(callback, callback_data, registration, staff, store, config, clock, state)
         return
     if act == "edit" and value:
-        draft.awaiting = value
+        edited = cards.edited_field(value, required, desirable)
+        if edited is None:  # the config's fields changed since the form was drawn: draw it afresh
+            await show_form(callback, card, draft, config, staff)
+            await stale_button(callback)
+            return
+        draft.awaiting = edited
     elif act == "camp":
         draft.campaign = await store.read(partial(campaign_name, campaign_id=int(value))) or draft.campaign
     elif act == "own":

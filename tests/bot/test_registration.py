@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlite_utils import Database
+
 from bot.callbacks import CardCB, OpenCB
 from leadline import keys
 from storage.retention import run_pass
-from tests.bot.conftest import ANNA, BORIS, BotEnv
+from tests.bot.conftest import ANNA, BORIS, BotEnv, button_data
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
 from tests.conftest import BASE, Running
 from tests.fake_telegram import CallRecord
@@ -209,7 +212,7 @@ async def test_the_form_can_change_campaign_owner_name_and_temperature_before_sa
     await bot_env.press(ANNA, card_id, CardCB(act="camp", t=t, c=c, v=str(vk)).pack())
     await bot_env.press(ANNA, card_id, CardCB(act="own", t=t, c=c).pack())
     await bot_env.press(ANNA, card_id, CardCB(act="own", t=t, c=c, v=str(boris)).pack())
-    await bot_env.press(ANNA, card_id, CardCB(act="edit", t=t, c=c, v="name").pack())
+    await bot_env.taps(ANNA, card_id, "✏️ Name")
     edits = len(tg.sent("editMessageText", chat_id=ANNA))
     await bot_env.types(ANNA, "Irina Sergeevna", language="en")
     await tg.wait_for("editMessageText", chat_id=ANNA, count=edits + 1)
@@ -234,6 +237,68 @@ async def test_the_form_can_change_campaign_owner_name_and_temperature_before_sa
     }
     assert srv.scalar("SELECT name FROM contacts") == "Irina Sergeevna"
     assert srv.scalar("SELECT campaign FROM registrations") == "vk_ads"
+
+
+async def test_a_field_the_config_names_in_russian_works_once_the_ids_are_big(bot_env: BotEnv) -> None:
+    """The ✏️ buttons carried the field's name: 2 bytes a Cyrillic letter, and with six- and five-digit
+    ids past Telegram's 64 bytes, so "Lead: hot" failed on every card."""
+    tg = bot_env.tg
+    srv = await bot_env.start(lead_fields={"required": ["need"], "desirable": ["лицо_принимающее_решение"]})
+
+    def months_old(db: Database) -> None:
+        db.execute(
+            "INSERT INTO contacts (id, created_at, updated_at) VALUES (45677, '2026-01-01', '2026-01-01')"
+        )
+        db.execute(
+            "INSERT INTO touches (id, source, external_id, channel, occurred_at, received_at, updated_at)"
+            " VALUES (123455, 'form', 'old', 'manual', '2026-01-01', '2026-01-01', '2026-01-01')"
+        )
+
+    await bot_env.write(months_old)
+    await post_form(srv, phone="+7 916 123-45-67", message="A kitchen")
+    touch = the_touch(srv, "id > 123455")
+    t, c = touch["id"], touch["contact_id"]
+    assert (t, c) == (123456, 45678)
+    card = await bot_env.says(ANNA, "8 916 123-45-67", language="en")
+    card_id = card.result["message_id"]
+    answer = await bot_env.press(ANNA, card_id, CardCB(act="lead", t=t, c=c, v="hot").pack())
+    assert not answer.get("show_alert")
+    assert "Lead: 🔥 hot" in bot_env.text(ANNA, card_id)
+    await bot_env.taps(ANNA, card_id, "✏️ лицо_принимающее_решение")
+    assert "✏️ Type the лицо_принимающее_решение, or tap another button to skip it." in bot_env.text(
+        ANNA, card_id
+    )
+    edits = len(tg.sent("editMessageText", chat_id=ANNA))
+    await bot_env.types(ANNA, "Director Petrov", language="en")
+    await tg.wait_for("editMessageText", chat_id=ANNA, count=edits + 1)
+    assert "лицо_принимающее_решение: Director Petrov" in bot_env.text(ANNA, card_id)
+    answer = await bot_env.press(ANNA, card_id, CardCB(act="save", t=t, c=c).pack())
+    assert answer.get("text") == "Saved."
+    [fields] = [json.loads(r["fields"]) for r in srv.rows("SELECT fields FROM leads")]
+    assert fields == {"лицо_принимающее_решение": "Director Petrov"}
+
+
+async def test_a_field_button_from_before_the_fields_changed_says_it_is_old(bot_env: BotEnv) -> None:
+    """A ✏️ button carries the field's place in the form; once the config drops fields, a place that
+    names none is answered as any old button is, and the form is drawn with today's fields."""
+    tg = bot_env.tg
+    srv = await bot_env.start(lead_fields={"required": ["need"], "desirable": ["company", "size"]})
+    await post_form(srv, phone="+7 916 123-00-97", message="A kitchen")
+    touch = the_touch(srv)
+    t, c = touch["id"], touch["contact_id"]
+    card = await bot_env.says(ANNA, "89161230097", language="en")
+    card_id = card.result["message_id"]
+    await bot_env.press(ANNA, card_id, CardCB(act="lead", t=t, c=c, v="warm").pack())
+    size = button_data(tg, ANNA, card_id, "✏️ Company size")
+    await srv.stop()
+
+    srv = await bot_env.start(lead_fields={"required": ["need"], "desirable": []})
+    answer = await bot_env.press(ANNA, card_id, size)
+    assert answer.get("text") == "This button is from an old version of the message; open the list again."
+    assert answer.get("show_alert") is True
+    shown = [b["text"] for b in tg.buttons(ANNA, card_id)]
+    assert "✏️ Need ✱" in shown and not [b for b in shown if "Company" in b]
+    assert "Company size" not in bot_env.text(ANNA, card_id)
 
 
 async def test_staff_register_leads_as_their_own_and_cannot_give_them_to_others(bot_env: BotEnv) -> None:
