@@ -43,12 +43,15 @@ def outcome_text(acted: Acted, config: Config) -> str:
     if acted.already:
         return _("Someone has already taken care of this.")
     moment = cards.when(acted.remind_at.isoformat(), config.tz) if acted.remind_at else "—"
+    unreachable = _(
+        "Noted: not reached after {n} try. The managers will see it.",
+        "Noted: not reached after {n} tries. The managers will see it.",
+        acted.tries
+    ).format(n=acted.tries)  # fmt: skip
     texts = {
         "called_back": _("Marked as called back."),
         "retry": _("I will remind you to call again at {time}.").format(time=moment),
-        "unreachable": _("Noted: not reached after {n} tries. The managers will see it.").format(
-            n=acted.tries
-        ),
+        "unreachable": unreachable,
         "snoozed": _("I will show it again at {time}.").format(time=moment),
         "done": _("Follow-up done."),
         "later": _("Follow-up moved to {day}.").format(

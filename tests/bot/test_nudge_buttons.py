@@ -6,7 +6,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from bot.catalogues import speaking_locale
+from bot.routers.nudges import outcome_text
 from leadline import keys
+from storage.nudges.actions import Acted
 from storage.registrations import record_registration as register
 from tests.bot.conftest import ANNA, BORIS, BotEnv
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
@@ -48,6 +51,51 @@ async def test_called_back_and_a_lost_follow_up_from_the_nudge_buttons(bot_env: 
     assert answer["text"] == "The lead is marked as lost."
     assert srv.rows("SELECT stage, lost_reason FROM leads") == [{"stage": "lost", "lost_reason": "no_budget"}]
     assert "no budget" in bot_env.text(chat, question.result["message_id"])
+
+
+async def test_cant_reach_on_the_last_try_says_how_many_in_the_readers_plural(bot_env: BotEnv) -> None:
+    """Russian has three forms for a count ("1 попытку", "3 попытки", "5 попыток"), English two."""
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 10, 2))
+    srv = await bot_env.start(
+        clock=clock, sources=[*BASE["sources"], MANGO_SOURCE], sla={"callback_tries": 1}
+    )
+    start = int(msk(TUESDAY, 10, 0).timestamp())
+    body = signed_mango(summary("missed-1", "79160007788", start=start, answered=False, extension="102"))
+    assert (await post_mango(srv, "/events/summary", body)).status == 200
+    clock.now = msk(TUESDAY, 10, 31)
+    await srv.server.app[keys.SWEEPER].run()
+    bot_env.wake_outbox()
+    nudge_message = await tg.wait_for("sendMessage", chat_id=BORIS)
+    [nudge] = srv.rows("SELECT id FROM nudges WHERE kind = 'callback'")
+    await bot_env.types(BORIS, "/help", language="ru")
+    answer = await bot_env.press(BORIS, nudge_message.result["message_id"], f"n:cant:{nudge['id']}:")
+    assert answer["text"] == "Отмечено: не дозвонились за 1 попытку. Менеджеры это увидят."
+
+    config = bot_env.config()
+    said = {}
+    for locale, tries in [
+        ("ru", 1),
+        ("ru", 3),
+        ("ru", 5),
+        ("ru", 11),
+        ("ru", 21),
+        ("ru", 22),
+        ("en", 1),
+        ("en", 3),
+    ]:
+        with speaking_locale(locale):
+            said[locale, tries] = outcome_text(Acted((1,), "unreachable", tries=tries), config).split(".")[0]
+    assert said == {
+        ("ru", 1): "Отмечено: не дозвонились за 1 попытку",
+        ("ru", 3): "Отмечено: не дозвонились за 3 попытки",
+        ("ru", 5): "Отмечено: не дозвонились за 5 попыток",
+        ("ru", 11): "Отмечено: не дозвонились за 11 попыток",
+        ("ru", 21): "Отмечено: не дозвонились за 21 попытку",
+        ("ru", 22): "Отмечено: не дозвонились за 22 попытки",
+        ("en", 1): "Noted: not reached after 1 try",
+        ("en", 3): "Noted: not reached after 3 tries",
+    }
 
 
 async def test_a_follow_up_button_forged_by_someone_else_leaves_the_lead_as_it_was(bot_env: BotEnv) -> None:
