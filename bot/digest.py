@@ -44,11 +44,11 @@ from bot.digest_chart import render_chart
 from bot.digest_figures import Figures, dearest_campaigns, gather, leadless, money, whole
 from bot.nudge_texts import NAME_LIMIT
 from bot.replies import clip
+from bot.touch_text import when
 from leadline.config import Config
 from storage.db import Store, now_utc
 from storage.digests import last_digested, mark_digested
 from storage.identifiers import mask
-from storage.local_time import local_text
 from storage.outbox import enqueue, files_to_send
 from storage.reports.figures import Group
 from storage.reports.scope import Period
@@ -239,7 +239,7 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
                 continue
             out.append("\n<b>" + heading.format(count=count) + "</b>")
             for item in listed.items:
-                local = local_text(item["first_at"], tz, "%d.%m %H:%M")
+                local = when(item["first_at"], tz)
                 out.append(f"• {local} {_who(item, reveal)}")
             more = count - len(listed.items) - listed.erased
             if more > 0:
@@ -308,7 +308,7 @@ def _response(figures: Figures, tz: tzinfo, reveal: bool) -> str:
     slowest = figures.slowest
     if slowest is None:
         return said + "; " + _("nobody is still waiting")
-    since = local_text(slowest["first_at"], tz, "%d.%m %H:%M")
+    since = when(slowest["first_at"], tz)
     return (
         said
         + "; "

@@ -24,14 +24,13 @@ from __future__ import annotations
 import html
 import logging
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 from bot import labels
 from bot.catalogues import gettext as _
 from bot.catalogues import written_for
 from bot.replies import clip, fit_leading, fits_telegram
-from storage.local_time import zone_label
+from bot.touch_text import when
 from storage.nudges.cards import Card, MessageView, Rendered
 
 log = logging.getLogger("leadline.nudges")
@@ -58,11 +57,6 @@ def open_cb(kind: str, target: int) -> str:
 def dial_cb(touch_id: int) -> str:
     """The bot's ``DialCB(t=...)``: call the touch's contact back through the office line."""
     return f"d:{touch_id}"
-
-
-def _when(moment: datetime, view: MessageView) -> str:
-    local = moment.astimezone(view.tz)
-    return f"{local:%d.%m %H:%M} {zone_label(local)}"
 
 
 def _who(card: Card) -> str:
@@ -144,7 +138,7 @@ def _details(card: Card, view: MessageView) -> list[str]:
         if hidden > 0:
             said.append(_("+{n} more").format(n=hidden))
         for touch in card.touches[-TOUCH_LIMIT:]:
-            said.append(f"{_channel(touch.channel, touch.answered)} {_when(touch.at, view)}")
+            said.append(f"{_channel(touch.channel, touch.answered)} {when(touch.at, view.tz)}")
         lines.append(html.escape(", ".join(said)))
     if card.lead is not None:
         lead = card.lead

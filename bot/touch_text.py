@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
+from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -27,11 +28,12 @@ MESSAGE_PREVIEW = 300
 CHAT_LINKS = ("https://", "tg://user?id=")
 
 
-def when(stored: str | None, tz: ZoneInfo) -> str:
-    """A stored UTC time as staff read it: the office's zone, named, in their language."""
+def when(stored: str | datetime | None, tz: tzinfo) -> str:
+    """A stored UTC time as staff read it: the office's zone, named, in their language. Cards, nudges
+    and the digest all write times through this, so one reader sees one time one way."""
     if not stored:
         return "—"
-    moment = parse_iso(stored).astimezone(tz)
+    moment = (parse_iso(stored) if isinstance(stored, str) else stored).astimezone(tz)
     shown = format_datetime(moment, "d MMM, HH:mm", tzinfo=tz, locale=current_locale())
     return f"{shown} {zone_label(moment)}"
 

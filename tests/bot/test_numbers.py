@@ -66,7 +66,7 @@ async def test_report_sends_the_digest_with_its_chart_for_any_period(bot_env: Bo
     text = text_of(yesterday)
     assert text.startswith("Leadline · Mon 30 Nov 2026\nInbound contacts: 1 (+1) · touches 1\n")
     assert "Registered: 0 · LRR 0 % · new 0 %" in text
-    assert "Still not registered: 1\n• 30.11 23:59 MSK +79160000009" in text
+    assert "Still not registered: 1\n• 30 Nov, 23:59 MSK +79160000009" in text
     c9 = srv.scalar("SELECT contact_id FROM identifiers WHERE value = '+79160000009'")
     assert bot_env.tg.buttons(ANNA, yesterday.result["message_id"]) == [
         {"text": "Register: +79160000009", "callback_data": f"contact:{c9}"}

@@ -48,7 +48,7 @@ async def test_a_missed_call_not_called_back_is_nudged_with_the_number_and_its_b
     assert office.nudges() == []
     await office.sweep(msk(TUESDAY, 10, 30))
     [message] = office.messages(BORIS)
-    assert CALLER in message["text"] and "пропущенный звонок 14.04 10:00" in message["text"]
+    assert CALLER in message["text"] and "пропущенный звонок 14 апр., 10:00" in message["text"]
     [nudge] = office.nudges("callback")
     assert nudge["touch_id"] == missed["id"]
     # Mango's key and salt also sign its API commands: the office line can call back.
@@ -146,7 +146,7 @@ async def test_an_ignored_missed_call_escalates_once(office: Office) -> None:
     await office.call("m2", CALLER, msk(TUESDAY, 10, 3), answered=False, extension="102")
     await office.sweep(msk(TUESDAY, 10, 33))
     [card] = office.messages(BORIS)
-    assert "пропущенный звонок 14.04 10:00 MSK, пропущенный звонок 14.04 10:03 MSK" in card["text"]
+    assert "пропущенный звонок 14 апр., 10:00 MSK, пропущенный звонок 14 апр., 10:03 MSK" in card["text"]
     await office.sweep(msk(TUESDAY, 11, 33))
     await office.sweep(msk(TUESDAY, 14, 0))
     assert len(office.messages(ANNA)) == 1

@@ -112,8 +112,8 @@ async def test_monday_sends_one_digest_per_owner_for_friday_to_sunday_and_tuesda
     )
     assert "<i>(changes vs Fri 10 – Sun 12 Apr)</i>" in carol
     # Who is still unregistered, as of now: the six of the weekend, the first five by name.
-    assert "<b>Still not registered: 6</b>\n• 17.04 10:00 MSK Client +79160000101" in carol
-    assert "• 19.04 13:00 MSK Client +79160000105\n… and 1 more" in carol
+    assert "<b>Still not registered: 6</b>\n• 17 Apr, 10:00 MSK Client +79160000101" in carol
+    assert "• 19 Apr, 13:00 MSK Client +79160000105\n… and 1 more" in carol
     assert anna.startswith(
         "<b>Leadline · пт, 17 – вс, 19 апреля 2026</b>\nВходящие контакты: <b>6</b> (+6) · обращений 7\n"
     )

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.catalogues import speaking_locale
 from bot.nudge_texts import render, render_source_alert
+from bot.touch_text import when
 from storage.nudges.cards import Card, MessageView, TouchLine
 from tests.conftest import BASE, StartServer
 from tests.fake_telegram import FakeTelegram
@@ -40,7 +42,7 @@ async def test_a_nudge_reaches_each_person_in_telegram_in_their_language(
 
     await office.sweep(msk(TUESDAY, 10, 30))
     nudge = await tg.wait_for("sendMessage", chat_id=BORIS)
-    assert nudge.params["text"] == f"📞 <b>Call back</b>\n{CALLER}\nmissed call 14.04 10:00 MSK"
+    assert nudge.params["text"] == f"📞 <b>Call back</b>\n{CALLER}\nmissed call 14 Apr, 10:00 MSK"
     assert [b["text"] for row in nudge.params["reply_markup"]["inline_keyboard"] for b in row] == [
         "📞 Call back",
         "Called back",
@@ -50,7 +52,7 @@ async def test_a_nudge_reaches_each_person_in_telegram_in_their_language(
     await office.sweep(msk(TUESDAY, 11, 30))  # nobody called back: Anna, the owner, is told
     escalation = await tg.wait_for("sendMessage", chat_id=ANNA)
     assert escalation.params["text"] == (
-        f"⚠️ <b>Не перезвонили</b> — просили: Boris\n{CALLER}\nпропущенный звонок 14.04 10:00 MSK"
+        f"⚠️ <b>Не перезвонили</b> — просили: Boris\n{CALLER}\nпропущенный звонок 14 апр., 10:00 MSK"
     )
     assert [b["text"] for row in escalation.params["reply_markup"]["inline_keyboard"] for b in row] == [
         "📞 Перезвонить",
@@ -70,8 +72,8 @@ async def test_an_english_office_nudges_in_english_and_a_russian_member_in_russi
     await office.sweep(msk(TUESDAY, 10, 20))
     [to_boris] = office.texts(BORIS)
     [to_anna] = office.texts(ANNA)
-    assert to_boris == f"📝 <b>Register this contact</b>\n{CALLER}\ncall 14.04 10:00 MSK"
-    assert to_anna == "📝 <b>Зарегистрируйте контакт</b>\n+79162223344\nзвонок 14.04 10:05 MSK"
+    assert to_boris == f"📝 <b>Register this contact</b>\n{CALLER}\ncall 14 Apr, 10:00 MSK"
+    assert to_anna == "📝 <b>Зарегистрируйте контакт</b>\n+79162223344\nзвонок 14 апр., 10:05 MSK"
 
 
 async def test_a_failing_source_alerts_each_owner_in_their_language(
@@ -132,7 +134,26 @@ def test_a_language_without_a_catalogue_falls_back_to_the_office_language() -> N
         chat_id=1, staff_id=1, language="uk", tz=ZoneInfo("Europe/Moscow"), cards=(card,), more=0,
         max_tries=3, stale_days=7, office_language="ru",
     )  # fmt: skip
-    assert render(view)["text"] == f"📝 <b>Зарегистрируйте контакт</b>\n{CALLER}\nзвонок 14.04 10:00 MSK"
+    assert render(view)["text"] == f"📝 <b>Зарегистрируйте контакт</b>\n{CALLER}\nзвонок 14 апр., 10:00 MSK"
+
+
+def test_a_nudge_writes_a_time_as_the_card_does_in_the_readers_language() -> None:
+    """ "05.12" is 12 May to an American: a nudge said it while the card of the same touch said "5 Dec"."""
+    at = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+    card = Card(
+        kind="callback", level=0, nudge_id=1, round=0, contact_id=1, touch_id=1, name=None,
+        phones=(CALLER,), emails=(), touches=(TouchLine("call", at, "mango", False),),
+    )  # fmt: skip
+    said = {}
+    for language in ("en", "ru"):
+        view = MessageView(
+            chat_id=1, staff_id=1, language=language, tz=ZoneInfo("Europe/Moscow"), cards=(card,), more=0,
+            max_tries=3, stale_days=7, office_language="ru",
+        )  # fmt: skip
+        said[language] = render(view)["text"].splitlines()[-1]
+        with speaking_locale(language):
+            assert when(at.isoformat(), ZoneInfo("Europe/Moscow")) in said[language]  # the card's way
+    assert said == {"en": "missed call 5 Dec, 13:00 MSK", "ru": "пропущенный звонок 5 дек., 13:00 MSK"}
 
 
 def test_a_source_alert_for_a_language_without_a_catalogue_is_in_the_office_language() -> None:

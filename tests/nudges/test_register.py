@@ -119,7 +119,7 @@ async def test_touches_due_together_are_one_card_listing_them_all(office: Office
     await office.sweep(msk(TUESDAY, 10, 20))
     [message] = office.messages(BORIS)
     assert message["text"].count(CALLER) == 1
-    assert "звонок 14.04 10:00 MSK, звонок 14.04 10:02 MSK" in message["text"]
+    assert "звонок 14 апр., 10:00 MSK, звонок 14 апр., 10:02 MSK" in message["text"]
     assert len(office.nudges()) == 2
 
 

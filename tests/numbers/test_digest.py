@@ -73,7 +73,7 @@ def test_the_digest_says_how_fast_people_were_answered_and_who_waits_longest(tmp
     assert "Median response 60 min, 0 % within 5 min; nobody is still waiting\n" in day.text
     # The month: of 8 contacts 2 were answered within 5 minutes (C1's and C6's answered calls); C5
     # mailed on 11 Nov at 23:59 and C9 later, and nobody answered either.
-    line = "Медиана ответа 60 мин, в первые 5 мин — 25 %; дольше всех ждёт ответа: {} с 11.11 23:59 MSK"
+    line = "Медиана ответа 60 мин, в первые 5 мин — 25 %; дольше всех ждёт ответа: {} с 11 нояб., 23:59 MSK"
     assert line.format("petr@example.net") in month.text
     assert line.format("p***@e***") in month.log_text and "petr@example.net" not in month.log_text
 
@@ -84,7 +84,7 @@ def test_report_text_for_any_period_lists_who_is_still_unregistered(tmp_path: Pa
     text = report_text(db, config, Period(date(2026, 11, 11), date(2026, 11, 16), MSK), msk(17, 9))
     db.close()
     assert "<b>Leadline · 2026-11-11..2026-11-16</b>" in text
-    assert "Still not registered: 1</b>\n• 11.11 23:59 MSK petr@example.net" in text
+    assert "Still not registered: 1</b>\n• 11 Nov, 23:59 MSK petr@example.net" in text
     assert "(changes vs" not in text  # only a single day is compared with a week earlier
 
 
@@ -126,7 +126,7 @@ async def test_without_a_token_the_digest_goes_to_the_log_masked(
     assert sent.queued == []
     logged = "\n".join(r.getMessage() for r in caplog.records)
     # C3, missed on Tue 3 Nov, was never called back.
-    assert "Missed, still not called back: 1\n• 03.11 17:55 MSK +79*******03" in logged
+    assert "Missed, still not called back: 1\n• 3 Nov, 17:55 MSK +79*******03" in logged
     assert "+79160000003" not in logged
     assert f"chart: {tmp_path / 'leadline-digest-2026-11-03.png'}" in logged
     assert (tmp_path / "leadline-digest-2026-11-03.png").read_bytes().startswith(PNG)
@@ -239,10 +239,12 @@ def test_an_erased_person_is_counted_but_not_listed_to_register_or_call_back(tmp
     db.close()
     text = digest.text
     assert "Missed calls: <b>2</b>" in text and "Registered: <b>0 · LRR 0 %</b>" in text
-    assert "slowest still waiting: +79160000062 since 17.11 11:00 MSK" in text
+    assert "slowest still waiting: +79160000062 since 17 Nov, 11:00 MSK" in text
     erased_line = "(of them erased at their request: 1)"
-    assert f"Still not registered: 2</b>\n• 17.11 11:00 MSK +79160000062\n{erased_line}\n" in text
-    assert f"• 17.11 11:00 MSK +79160000062\n{erased_line}" in text.split("Missed, still not called back")[1]
+    assert f"Still not registered: 2</b>\n• 17 Nov, 11:00 MSK +79160000062\n{erased_line}\n" in text
+    assert (
+        f"• 17 Nov, 11:00 MSK +79160000062\n{erased_line}" in text.split("Missed, still not called back")[1]
+    )
     assert "#" not in text and "more" not in text
     assert digest.buttons == [("Register: +79160000062", f"contact:{kept}")]
 
@@ -298,9 +300,12 @@ def test_the_list_to_call_back_is_missed_s_and_the_count_is_the_sla_s(tmp_path: 
     db.close()
     english, russian = write(figures, config, "en"), write(figures, config, "ru")
     assert "Missed calls: <b>3</b> · not called back in time <b>3</b>" in english.text
-    assert "<b>Missed, still not called back: 1</b>\n• 17.11 14:00 MSK +79160003003\n" in english.text
+    assert "<b>Missed, still not called back: 1</b>\n• 17 Nov, 14:00 MSK +79160003003\n" in english.text
     assert "Пропущенных звонков: <b>3</b> · без перезвона в срок <b>3</b>" in russian.text
-    assert "<b>Пропущенные, до сих пор без перезвона: 1</b>\n• 17.11 14:00 MSK +79160003003\n" in russian.text
+    assert (
+        "<b>Пропущенные, до сих пор без перезвона: 1</b>\n• 17 нояб., 14:00 MSK +79160003003\n"
+        in russian.text
+    )
     assert english.buttons == [("Call back: +79160003003", contact)]
     assert russian.buttons == [("Перезвонить: +79160003003", contact)]
 
