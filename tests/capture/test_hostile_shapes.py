@@ -181,3 +181,40 @@ def test_a_mail_whose_content_type_nests_comments_is_refused_with_its_reason():
             spam_threshold=5,
             ours=OurAddresses(),
         )
+
+
+#: 4,000 encoded words: 84 KB of header, which the stdlib's header parser reads in a time
+#: quadratic in the words (30,000 of them, 500 KB: over a minute).
+WORDS = " ".join(["=?utf-8?b?0JDQkdCS?="] * 4000)
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("Subject", WORDS),
+        ("To", f"{WORDS} <sales@example.com>"),
+        ("Content-Type", f'multipart/mixed; boundary=B; name="{WORDS}"'),
+    ],
+)
+def test_a_mail_header_is_parsed_no_further_than_any_mail_needs(monkeypatch, header, value):
+    """Every read of a header (the subject, the recipients, a part's Content-Type and boundary, an
+    attachment's Content-Disposition) takes its first MAX_HEADER_CHARS; the rest of the mail is read."""
+    from email.headerregistry import HeaderRegistry
+
+    from capture.mail import MAX_HEADER_CHARS
+
+    parsed: list[int] = []
+    parse = HeaderRegistry.__call__
+
+    def measured(self: HeaderRegistry, name: str, text: str) -> Any:
+        parsed.append(len(text))
+        return parse(self, name, text)
+
+    monkeypatch.setattr(HeaderRegistry, "__call__", measured)
+    mail = nested_mail(**{header: value}).replace(b"filename=" + NESTED.encode(), f'filename="{WORDS}"'.encode())
+
+    event = mail_event(mail, region="RU", spam_threshold=5.0, ours=OurAddresses())
+
+    assert event.phones == ("+79161234567",)
+    assert event.message == "Call me on +79161234567"
+    assert parsed and max(parsed) <= MAX_HEADER_CHARS
