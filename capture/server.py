@@ -29,10 +29,6 @@ READ_CHUNK = 64 * 1024
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 #: A health check that waits longer than this for a write reports the database as down.
 HEALTHZ_WRITE_SECONDS = 10.0
-#: A body this large is judged on a thread: parsing a megabyte (the stdlib's MIME parser for a
-#: multipart mail, say) holds the loop for tens of ms, while a thread gives it back every few ms. Below
-#: this the hop costs more than it saves (bench/hostile.py measures both).
-THREAD_JUDGE_BYTES = 64 * 1024
 
 
 class BodyRefused(Exception):
@@ -167,11 +163,7 @@ async def hook(request: web.Request) -> web.StreamResponse:
     elif refused:
         verdict = Verdict(source.provider, refused.status, refused.reason, keep_body=False)
     else:
-        verdict = (
-            await asyncio.to_thread(capture.judge, raw, source)
-            if len(raw.body) > THREAD_JUDGE_BYTES
-            else capture.judge(raw, source)
-        )
+        verdict = await capture.judged(raw, source)
     return await _journalled(request, raw, verdict, started)
 
 

@@ -285,3 +285,42 @@ async def test_a_name_split_mid_character_between_encoded_words_is_read_whole(st
     assert touch["name"] == "Александр Сергеевич"
     assert touch["payload"]["from"] == "Александр Сергеевич <alex@mail.ru>"
     assert srv.rows("SELECT name FROM contacts") == [{"name": "Александр Сергеевич"}]
+
+
+async def test_webhooks_are_answered_while_a_large_mail_is_read(start_server, tmp_path, monkeypatch):
+    """A mail of 32 MB takes seconds to parse: it is read on a thread, as a large HTTP body is, and
+    the forms that arrive meanwhile are answered at once."""
+    import threading
+
+    from capture.providers import smtp
+
+    reading, form_answered = threading.Event(), threading.Event()
+    answered_first: list[bool] = []
+    parse = smtp.parse_message
+
+    def slow(raw: bytes, **kwargs: Any) -> Any:
+        reading.set()
+        # Read on the event loop, the form could not be answered before this gave up.
+        answered_first.append(form_answered.wait(10))
+        return parse(raw, **kwargs)
+
+    monkeypatch.setattr(smtp, "parse_message", slow)
+    srv = await start_server(smtp_config(tmp_path))
+    mail = EmailMessage()
+    mail["From"] = "Ivan <ivan@example.org>"
+    mail["To"] = "leads@mx.example.com"
+    mail["Subject"] = "Price list attached"
+    mail.set_content("Call me on +7 916 123-45-67")
+    mail.add_attachment(b"x" * 200_000, maintype="application", subtype="octet-stream", filename="list.bin")
+    sent = asyncio.create_task(send(srv, mail.as_bytes()))
+    assert await asyncio.to_thread(reading.wait, 10)
+
+    form = await srv.session.post(
+        f"{srv.url}/hooks/form", params={"token": "form-token"}, data={"phone": "+79035550011"}
+    )
+    form_answered.set()
+
+    assert form.status == 200
+    assert await sent == {}
+    assert answered_first == [True]
+    assert sorted(row["channel"] for row in touches(srv)) == ["email", "form"]
