@@ -104,12 +104,17 @@ class CannotListen(Exception):
     """The address cannot be bound; the message names it and says what to do."""
 
 
-def listen(host: str, port: int, *, reuse_port: bool) -> list[socket.socket]:
+def listen(host: str, port: int, *, reuse_port: bool, joining: bool = False) -> list[socket.socket]:
     """The server's listening sockets, bound before any part of Leadline starts.
 
     A port that is taken then stops the start before the bot, the scheduler or a mail source has
     done anything (a second bot polling, even for a moment, takes updates from the first), and it
     stops it with one line naming the port rather than a traceback from deep inside aiohttp.
+
+    ``SO_REUSEPORT`` lets any process of the same user join a port's group, so a second ``serve``
+    with ``[http] workers`` (another database, say) would take half the first one's webhooks. The
+    primary therefore binds each address alone first and lets it go, which fails on a port anyone
+    holds; only a worker (``joining``) binds straight into the group its primary made.
     """
     try:
         found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -120,6 +125,8 @@ def listen(host: str, port: int, *, reuse_port: bool) -> list[socket.socket]:
     bound: list[socket.socket] = []
     try:
         for family, address in dict.fromkeys((info[0], info[4]) for info in found):
+            if not joining:
+                socket.create_server(address, family=family, backlog=128).close()
             bound.append(socket.create_server(address, family=family, backlog=128, reuse_port=reuse_port))
     except OSError as exc:
         for sock in bound:
@@ -217,6 +224,7 @@ def run_worker(
             host if host is not None else config.http.host,
             port if port is not None else config.http.port,
             reuse_port=True,
+            joining=True,
         )
     except CannotListen as exc:
         log.error(str(exc), extra={"fields": {"worker": role.slot}})

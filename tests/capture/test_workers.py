@@ -163,6 +163,32 @@ async def test_two_processes_share_the_port_the_contacts_and_the_figures(tmp_pat
 
 
 @pytest.mark.timeout(300)
+async def test_a_second_serve_on_another_database_cannot_take_the_port(tmp_path):
+    proc, port, db, _log, worker_pid = await start(tmp_path)
+    try:
+        # A staging copy of the config: its own database, the same port, workers of its own too.
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / "config.toml").write_text(CONFIG.format(db=other / "other.db", port=port))
+        second = await run_cli("serve", "--config", str(other / "config.toml"))
+        assert second.code == 4  # runtime: README, "Exit codes"
+        assert f"Port {port} on 127.0.0.1 is in use" in second.output
+        assert len(second.output.strip().splitlines()) == 1, second.output
+        statuses = await post_forms(port, people=4)
+    finally:
+        os.kill(worker_pid, signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), timeout=90)
+    assert statuses == [200] * 20
+    conn = sqlite3.connect(db)
+    try:  # every webhook reached the one serve that owns the port
+        assert conn.execute("SELECT COUNT(*) FROM touches").fetchone()[0] == 20
+    finally:
+        conn.close()
+    assert not (other / "other.db").exists()
+
+
+@pytest.mark.timeout(300)
 async def test_a_dead_worker_is_started_again_and_dies_with_its_primary(tmp_path):
     proc, port, db, log, first = await start(tmp_path)
     try:
