@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 from dataclasses import dataclass
@@ -98,6 +99,28 @@ def event_loop() -> asyncio.AbstractEventLoop:
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
+
+
+def stop_on_the_first_signal(loop: asyncio.AbstractEventLoop) -> None:
+    """SIGTERM or SIGINT starts the drain; any that follow are ignored instead of ending it.
+
+    aiohttp's own handler stays in place while it drains and raises again on a second signal, which
+    cancels every request still waiting. A worker gets a second one on every stop: systemd and
+    Ctrl+C signal the whole group, then the primary terminates it (and kills it if the drain outlasts
+    ``leadline.workers.STOP_GRACE_SECONDS``, which still bounds the stop).
+    """
+    from aiohttp import web
+
+    def ignore() -> None:
+        return None
+
+    def stop() -> None:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, ignore)
+        raise web.GracefulExit
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop)
 
 
 class CannotListen(Exception):
@@ -231,11 +254,13 @@ def run_worker(
         sys.exit(EXIT_RUNTIME)
     app = init_worker_app(config, primary_pid=role.primary_pid)
     app.on_startup.append(freeze_heap)
+    loop = event_loop()
+    stop_on_the_first_signal(loop)
     web.run_app(
         app,
         sock=sockets,
         access_log=None,
         print=lambda text: log.info("worker listening", extra={"fields": {"worker": role.slot}}),
-        handle_signals=True,
-        loop=event_loop(),
+        handle_signals=False,
+        loop=loop,
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -108,6 +110,20 @@ async def post_forms(port: int, people: int) -> list[int]:
     return statuses
 
 
+def connections_held(pid: int, port: int) -> int:
+    """How many connections to ``port`` the process has accepted and not yet closed."""
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+            established.add(f"socket:[{fields[9]}]")
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # an fd closed while we look
+            held += os.readlink(fd) in established
+    return held
+
+
 def requests_counted(metrics: str) -> float:
     match = re.search(r'^leadline_requests_total\{source="form",status="200"\} ([\d.]+)', metrics, re.M)
     assert match, metrics
@@ -186,6 +202,56 @@ async def test_a_second_serve_on_another_database_cannot_take_the_port(tmp_path)
     finally:
         conn.close()
     assert not (other / "other.db").exists()
+
+
+@pytest.mark.timeout(300)
+async def test_a_stopping_worker_answers_what_it_holds_whatever_signals_follow(tmp_path):
+    proc, port, db, _log, worker_pid = await start(tmp_path)
+    lock = os.open(f"{db}.lock", os.O_RDWR)
+    try:
+        # A long transaction elsewhere (a replay, an erasure) holds the write lock: requests wait.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True))
+
+        async def post(n: int) -> int | str:
+            try:
+                async with session.post(
+                    f"http://127.0.0.1:{port}/hooks/form?token=workers-token",
+                    data={"phone": f"+7916300{n:04d}", "submission_id": f"stop-{n}"},
+                ) as resp:
+                    return resp.status
+            except aiohttp.ClientError as exc:
+                return type(exc).__name__
+
+        async with session:
+            posts = [asyncio.create_task(post(n)) for n in range(16)]
+            deadline = asyncio.get_running_loop().time() + 60
+            while connections_held(proc.pid, port) + connections_held(worker_pid, port) < 16:
+                assert asyncio.get_running_loop().time() < deadline, "the requests were not all accepted"
+                await asyncio.sleep(0.05)
+            waiting_in_worker = connections_held(worker_pid, port)
+            assert waiting_in_worker > 0  # the kernel gave the worker some of the sixteen
+            await asyncio.sleep(1)  # accepted connections become requests waiting for the lock
+            # systemd's stop or Ctrl+C signals the worker, then its primary terminates it again.
+            os.kill(worker_pid, signal.SIGTERM)
+            await asyncio.sleep(0.2)
+            os.kill(worker_pid, signal.SIGTERM)
+            os.kill(worker_pid, signal.SIGINT)
+            await asyncio.sleep(0.2)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            answers = await asyncio.wait_for(asyncio.gather(*posts), timeout=90)
+        assert await wait_gone(worker_pid, within=90), "the worker did not stop after its drain"
+    finally:
+        os.close(lock)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), timeout=90)
+    assert answers == [200] * 16
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM journal WHERE status = 'processed'").fetchone()[0] == 16
+        assert conn.execute("SELECT COUNT(*) FROM touches").fetchone()[0] == 16
+    finally:
+        conn.close()
 
 
 @pytest.mark.timeout(300)
