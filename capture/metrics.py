@@ -84,8 +84,8 @@ class Metrics:
             registry=self.registry,
         )
 
-    def request(self, source: str, status: int, seconds: float, channels: Iterable[str] = ()) -> None:
-        """One answered request: its count, its latency and the touches it created.
+    def request(self, source: str, status: int, seconds: float) -> None:
+        """One answered request: its count and its latency.
 
         The labelled children are kept: ``labels()`` takes a lock and builds its key on every call,
         two thirds of what counting a request cost.
@@ -99,6 +99,10 @@ class Metrics:
             )
         children[0].inc()
         children[1].observe(seconds)
+
+    def touches_created(self, channels: Iterable[str]) -> None:
+        """Capture's hook for a request's new touches: counted where they are stored, so a letter
+        through SMTP counts as a form through HTTP does, and each once."""
         for channel in channels:
             counter = self._channels.get(channel)
             if counter is None:

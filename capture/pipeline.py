@@ -187,6 +187,9 @@ class Capture:
     callback_deadline: Callable[[datetime], datetime] | None = None
     #: Called after a commit that stored events: the root's arrival pass, so a card goes out at once.
     on_stored: Callable[[], None] | None = None
+    #: Called with the channels of the new touches a request made, whatever route it came by (HTTP,
+    #: SMTP, IMAP, AMI, chats): the root's ``leadline_touches_created_total``.
+    on_touches: Callable[[Sequence[str]], None] | None = None
 
     def __post_init__(self) -> None:
         self.campaigns = CampaignIndex.build(self.config.campaigns, self.config.leadline.region)
@@ -282,6 +285,8 @@ class Capture:
         outcome = await self.store.write_now(
             partial(self._write_one, request=request), group=self._write, item=request
         )
+        if outcome.channels and self.on_touches is not None:
+            self.on_touches(outcome.channels)
         if outcome.events and self.on_stored is not None:
             self.on_stored()
         return outcome

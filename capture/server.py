@@ -189,7 +189,7 @@ async def _journalled(
         _count(request, raw.source, 503, started)
         return web.Response(status=503, text="the journal cannot be written right now; retry later")
     _log(raw.source, request.method, raw.path, outcome, started)
-    _count(request, raw.source, outcome.http_status, started, outcome)
+    _count(request, raw.source, outcome.http_status, started)
     return _response(outcome, verdict)
 
 
@@ -234,12 +234,9 @@ def _log(source: str, method: str, tail: str, outcome: Outcome, started: float) 
     )
 
 
-def _count(
-    request: web.Request, source: str, status: int, started: float, outcome: Outcome | None = None
-) -> None:
+def _count(request: web.Request, source: str, status: int, started: float) -> None:
     label = source if request.app[CAPTURE].config.source(source) else "(unknown)"
-    seconds = time.perf_counter() - started
-    request.app[METRICS].request(label, status, seconds, outcome.channels if outcome else ())
+    request.app[METRICS].request(label, status, time.perf_counter() - started)
 
 
 async def healthz(request: web.Request) -> web.Response:

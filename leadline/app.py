@@ -53,11 +53,17 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def build_capture(
-    config: Config, store: Store, clock: Clock = now_utc, *, sync: bool = True
+    config: Config,
+    store: Store,
+    clock: Clock = now_utc,
+    *,
+    sync: bool = True,
+    on_touches: Callable[[Sequence[str]], None] | None = None,
 ) -> Capture:
     """The capture service with staff and campaigns synced from the config into the database.
 
-    A worker passes ``sync=False``: its primary has synced them already.
+    A worker passes ``sync=False``: its primary has synced them already. A server passes its
+    metrics' ``touches_created`` as ``on_touches``; a command that replays has no ``/metrics``.
     """
 
     def synced(db: Database) -> tuple[dict[str, int], dict[str, int]]:
@@ -77,12 +83,15 @@ async def build_capture(
         staff_by_extension=extensions,
         owner_by_source={s.name: names[s.owner] for s in config.sources if s.owner and s.owner in names},
         callback_deadline=_callback_deadline(config),
+        on_touches=on_touches,
     )
 
 
 async def capture_ctx(app: web.Application) -> AsyncIterator[None]:
     store = app[keys.STORE]
-    capture = await build_capture(app[keys.CONFIG], store, app[keys.CLOCK])
+    capture = await build_capture(
+        app[keys.CONFIG], store, app[keys.CLOCK], on_touches=app[keys.METRICS].touches_created
+    )
     app[keys.CAPTURE] = capture
     finished = await replay(capture, unprocessed_only=True)
     failing = [o.journal_id for o in finished if o.status == "failed"]
@@ -194,7 +203,13 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def worker_capture_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[keys.CAPTURE] = await build_capture(app[keys.CONFIG], app[keys.STORE], app[keys.CLOCK], sync=False)
+    app[keys.CAPTURE] = await build_capture(
+        app[keys.CONFIG],
+        app[keys.STORE],
+        app[keys.CLOCK],
+        sync=False,
+        on_touches=app[keys.METRICS].touches_created,
+    )
     yield
 
 

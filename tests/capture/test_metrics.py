@@ -51,3 +51,15 @@ async def test_a_scrape_has_counters_named_total_the_process_and_no_created_seri
     assert value(text, "leadline_writer_commits_total") >= 1
     assert value(text, "leadline_writer_jobs_total") >= value(text, "leadline_writer_commits_total")
     assert value(text, 'leadline_touches_created_total{channel="form"}') == 1
+
+
+async def test_a_touch_over_http_is_counted_once_and_a_retry_not_at_all(start_server: StartServer):
+    srv = await start_server()
+    for _ in range(2):  # the form's retry: the same body on the same day is the same submission
+        assert (await post_form(srv, FORM.body, headers=FORM.headers)).status == 200
+    other = {"phone": "+7 916 765-43-21", "name": "Olga"}
+    assert (await post_form(srv, other)).status == 200
+    text = await (await srv.session.get(f"{srv.url}/metrics")).text()
+    assert srv.scalar("SELECT COUNT(*) FROM touches WHERE channel = 'form'") == 2
+    assert value(text, 'leadline_touches_created_total{channel="form"}') == 2
+    assert value(text, 'leadline_requests_total{source="form",status="200"}') == 3

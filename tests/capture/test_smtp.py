@@ -91,6 +91,15 @@ async def test_both_eml_samples_become_touches_on_the_right_contacts(start_serve
     assert journal[1]["body"] == wire(SAMPLES[1].body)
 
 
+async def test_a_letter_is_counted_in_metrics_as_a_new_email_touch(start_server, tmp_path):
+    srv = await start_server(smtp_config(tmp_path))
+    assert await send(srv, SAMPLES[0].body) == {}
+    assert await send(srv, SAMPLES[0].body) == {}  # the sender's retry: the same Message-ID, no new touch
+    text = await (await srv.session.get(f"{srv.url}/metrics")).text()
+    assert srv.scalar("SELECT COUNT(*) FROM touches WHERE channel = 'email'") == 1
+    assert 'leadline_touches_created_total{channel="email"} 1.0' in text
+
+
 async def test_unknown_recipient_gets_550_and_nothing_is_stored(start_server, tmp_path):
     srv = await start_server(smtp_config(tmp_path))
     with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
