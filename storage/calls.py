@@ -48,15 +48,16 @@ every provider's events go through :func:`apply_call_event`, under these rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from sqlite_utils import Database
 
 from storage.blocking import any_blocked, new_number
+from storage.called_back import Deadline, default_deadline, recompute_callbacks
 from storage.contacts import Claim, resolve_contacts
 from storage.db import iso, parse_iso
 from storage.dials import end_dials
@@ -81,9 +82,6 @@ def pressed_called_back(contact: str, since: str) -> str:
         f"{contact} AND n.outcome = 'called_back' AND n.closed_at >= {since})"
     )
 
-
-#: Used when the context has no working-time calendar.
-DEFAULT_CALLBACK_WINDOW = timedelta(minutes=30)
 
 #: How far a non-final status has got; it never moves back.
 _RANK = {"ringing": 0, "answered": 1, "ended": 2, "missed": 2}
@@ -379,47 +377,7 @@ def callback_deadline(ctx: EventContext, missed_at: datetime) -> datetime:
     """By when a call missed at ``missed_at`` must be called back."""
     if ctx.callback_deadline is not None:
         return ctx.callback_deadline(missed_at)
-    return missed_at + DEFAULT_CALLBACK_WINDOW
-
-
-#: No call-back SLA reaches further than this, even over the longest run of holidays.
-CALLBACK_HORIZON = timedelta(days=21)
-
-
-def recompute_callbacks(
-    db: Database,
-    contact_id: int,
-    deadline: Callable[[datetime], datetime],
-    at: datetime,
-    around: datetime | None = None,
-) -> None:
-    """Mark each missed inbound call of the contact with the first answered call by its ``deadline``
-    (``at``: when, for the rows' ``updated_at``).
-
-    With ``around`` (the changed call's start), calls long before it are left alone: a busy number's
-    whole history must not be re-read by the single writer on every event.
-    """
-    since = iso(around - CALLBACK_HORIZON) if around else ""
-    rows = db.conn.execute(
-        "SELECT id, direction, occurred_at, answered, call_final, called_back_at, called_back_by"
-        " FROM touches WHERE contact_id = ? AND channel = 'call' AND occurred_at >= ? ORDER BY occurred_at, id",
-        (contact_id, since),
-    ).fetchall()
-    answers = [(parse_iso(r[2]), int(r[0])) for r in rows if r[3] == 1]
-    for touch_id, direction, occurred_at, answered, final, back_at, back_by in rows:
-        by = None
-        if direction == "in" and final and not answered:
-            missed_at = parse_iso(occurred_at)
-            due = deadline(missed_at)
-            by = next(
-                ((when, tid) for when, tid in answers if tid != touch_id and missed_at <= when <= due), None
-            )
-        mark = (iso(by[0]), by[1]) if by else (None, None)
-        if mark != (back_at, back_by):
-            db.execute(
-                "UPDATE touches SET called_back_at = ?, called_back_by = ?, updated_at = ? WHERE id = ?",
-                [mark[0], mark[1], iso(at), touch_id],
-            )
+    return default_deadline(missed_at)
 
 
 #: The meta key of the rule the call-back marks were last judged by (see :func:`remark_callbacks`).
@@ -438,9 +396,7 @@ def missed_call_contacts(db: Database, after: int, limit: int) -> list[int]:
     ]
 
 
-def remark_callbacks(
-    db: Database, contact_ids: Sequence[int], deadline: Callable[[datetime], datetime], at: datetime
-) -> None:
+def remark_callbacks(db: Database, contact_ids: Sequence[int], deadline: Deadline, at: datetime) -> None:
     """Judge these contacts' missed calls again, their whole history, by ``deadline``.
 
     Capture marks a call-back against the deadline's rule of its day, and the reports read the mark:

@@ -158,7 +158,7 @@ def _continue(
     idents = event_identifiers(event, ctx)
     if not idents:
         return
-    [resolution] = resolve_contacts(db, [Claim(idents, event.name, at)])
+    [resolution] = resolve_contacts(db, [Claim(idents, event.name, at)], deadline=ctx.callback_deadline)
     if resolution is not None:  # a first message whose ids were all invalid made no contact
         db.conn.execute(
             "UPDATE touches SET contact_id = ? WHERE id = ? AND contact_id IS NULL",

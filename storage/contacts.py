@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from storage.called_back import Deadline, default_deadline, recompute_callbacks
 from storage.db import chunks, iso
 from storage.errors import AlreadyOneContact, ContactGone, MergeGone, MergeUndone, NoContact
 from storage.identifiers import Identifier
@@ -58,7 +59,11 @@ def find_by_identifier(db: Database, ident: Identifier) -> int | None:
 
 
 def resolve_contacts(
-    db: Database, claims: Sequence[Claim], *, before_merge: BeforeMerge | None = None
+    db: Database,
+    claims: Sequence[Claim],
+    *,
+    before_merge: BeforeMerge | None = None,
+    deadline: Deadline | None = None,
 ) -> list[Resolution | None]:
     """The contact of each claim in turn, created or merged as needed (None for a claim with no
     identifiers): the one dedup rule, for a burst of webhooks and a single registration alike.
@@ -68,7 +73,8 @@ def resolve_contacts(
     claims before it made, so a batch leaves the rows that the same claims one by one leave.
     A merge moves rows in the database, so before one the batch writes what it holds and calls
     ``before_merge`` with the resolutions so far, for the caller to write the rows it made for
-    them (their touches), which must move with the merged contact too.
+    them (their touches), which must move with the merged contact too. ``deadline`` is the
+    call-back SLA a merge judges the calls' marks by (:func:`merge_contacts`).
     """
     batch = _Batch(db, {i.value for claim in claims for i in claim.identifiers})
     results: list[Resolution | None] = []
@@ -91,7 +97,9 @@ def resolve_contacts(
                     before_merge(results)
                 for other in group:
                     if other != contact_id:
-                        merge_contacts(db, contact_id, other, reason="shared identifier", at=claim.at)
+                        merge_contacts(
+                            db, contact_id, other, reason="shared identifier", at=claim.at, deadline=deadline
+                        )
                         batch.moved(other, contact_id)
                         merged.append(other)
             if claim.name:
@@ -267,8 +275,14 @@ def merge_contacts(
     at: datetime,
     staff_id: int | None = None,
     touch_id: int | None = None,
+    deadline: Deadline | None = None,
 ) -> int:
-    """Move everything of ``merged`` to ``survivor`` and record what moved; returns the merge id."""
+    """Move everything of ``merged`` to ``survivor`` and record what moved; returns the merge id.
+
+    One person's missed call is called back by their own answered call on the other number too, so
+    the survivor's marks are judged again by ``deadline`` (the call-back SLA; 30 real minutes when
+    None), as capture judges them when a call's contact changes.
+    """
     if survivor == merged:
         raise ValueError("a contact cannot be merged into itself")
     moved: dict[str, list[int]] = {}
@@ -315,11 +329,23 @@ def merge_contacts(
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         [survivor, merged, reason, staff_id, touch_id, json.dumps(moved), stamp],
     )
+    recompute_callbacks(db, survivor, deadline or default_deadline, at)
     return int(cursor.lastrowid or 0)
 
 
-def undo_merge(db: Database, merge_id: int, *, at: datetime, staff_id: int | None = None) -> int:
-    """Give a wrongly merged contact back what was moved from it; returns the restored contact."""
+def undo_merge(
+    db: Database,
+    merge_id: int,
+    *,
+    at: datetime,
+    staff_id: int | None = None,
+    deadline: Deadline | None = None,
+) -> int:
+    """Give a wrongly merged contact back what was moved from it; returns the restored contact.
+
+    Two people again: neither's missed call stays called back by the other's call, so both have
+    their marks judged again by ``deadline``, as after a merge.
+    """
     row = db.execute(
         "SELECT survivor_id, merged_id, moved, undone_at FROM merges WHERE id = ?", [merge_id]
     ).fetchone()
@@ -364,10 +390,14 @@ def undo_merge(db: Database, merge_id: int, *, at: datetime, staff_id: int | Non
     db.execute("UPDATE contacts SET merged_into = NULL, updated_at = ? WHERE id = ?", [stamp, merged])
     db.execute("UPDATE merges SET undone_at = ?, undone_by = ? WHERE id = ?", [stamp, staff_id, merge_id])
     keep_apart(db, holder, int(merged), reason="undone", at=at, staff_id=staff_id)
+    for contact in (holder, int(merged)):
+        recompute_callbacks(db, contact, deadline or default_deadline, at)
     return int(merged)
 
 
-def merge_by_staff(db: Database, a: int, b: int, *, staff_id: int, at: datetime) -> tuple[int, int, int]:
+def merge_by_staff(
+    db: Database, a: int, b: int, *, staff_id: int, at: datetime, deadline: Deadline | None = None
+) -> tuple[int, int, int]:
     """Merge two contacts a person says are one; the older survives. Returns (merge id, survivor, merged)."""
     first, second = live_contact(db, a), live_contact(db, b)
     if first == second:
@@ -382,7 +412,9 @@ def merge_by_staff(db: Database, a: int, b: int, *, staff_id: int, at: datetime)
         raise ContactGone()
     survivor, merged = int(rows[0][0]), int(rows[1][0])
     _forget_exceptions(db, survivor, merged)
-    merge_id = merge_contacts(db, survivor, merged, reason="merged by staff", at=at, staff_id=staff_id)
+    merge_id = merge_contacts(
+        db, survivor, merged, reason="merged by staff", at=at, staff_id=staff_id, deadline=deadline
+    )
     return merge_id, survivor, merged
 
 
@@ -407,9 +439,11 @@ def apart_by_staff(db: Database, a: int, b: int, *, staff_id: int, at: datetime)
     keep_apart(db, first, second, reason="not_same_person", at=at, staff_id=staff_id)
 
 
-def undo_merge_by_staff(db: Database, merge_id: int, *, staff_id: int, at: datetime) -> int:
+def undo_merge_by_staff(
+    db: Database, merge_id: int, *, staff_id: int, at: datetime, deadline: Deadline | None = None
+) -> int:
     try:
-        return undo_merge(db, merge_id, at=at, staff_id=staff_id)
+        return undo_merge(db, merge_id, at=at, staff_id=staff_id, deadline=deadline)
     except LookupError:
         raise MergeGone(merge_id) from None
     except ValueError:

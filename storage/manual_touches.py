@@ -116,7 +116,7 @@ def find_or_enter(
     """
     known = {live_contact(db, cid) for i in idents if (cid := find_by_identifier(db, i)) is not None}
     if any(_has_touch(db, contact) for contact in known):
-        [resolution] = resolve_contacts(db, [Claim(idents, name, at)])
+        [resolution] = resolve_contacts(db, [Claim(idents, name, at)], deadline=ctx.callback_deadline)
         return Entered(resolution.contact_id if resolution else None, None, created=False)
     touch_id = add_manual_touch(
         db,

@@ -259,7 +259,9 @@ def record_contact_events(
         written += len(rows)
         next_touch += len(rows)
 
-    write_touches(resolve_contacts(db, claims, before_merge=write_touches))
+    # The call-back SLA is the config's, one for every source.
+    deadline = next((ctx.callback_deadline for _, ctx in items), None)
+    write_touches(resolve_contacts(db, claims, before_merge=write_touches, deadline=deadline))
     return [
         (made[n], True) if n in made else (known[(ctx.source, event.external_id)], False)
         for n, (event, ctx) in enumerate(items)

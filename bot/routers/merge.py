@@ -31,6 +31,7 @@ from storage.contacts import (
     undo_merge_by_staff,
 )
 from storage.db import Clock, Store
+from storage.reports.scope import Rules
 from storage.staff import StaffMember
 
 
@@ -129,12 +130,24 @@ async def other(
 
 
 async def do_merge(
-    callback: CallbackQuery, callback_data: MergeCB, staff: StaffMember, store: Store, clock: Clock
+    callback: CallbackQuery,
+    callback_data: MergeCB,
+    staff: StaffMember,
+    store: Store,
+    clock: Clock,
+    config: Config,
 ) -> None:
     if not await managers_only(callback, staff):
         return
     merge_id, survivor, merged = await store.write(
-        partial(merge_by_staff, a=callback_data.a, b=callback_data.b, staff_id=staff.id, at=clock())
+        partial(
+            merge_by_staff,
+            a=callback_data.a,
+            b=callback_data.b,
+            staff_id=staff.id,
+            at=clock(),
+            deadline=Rules.from_config(config).callback_deadline,
+        )
     )
     undo = InlineKeyboardButton(
         text=_("↩️ Undo merge with #{id}").format(id=merged),
@@ -151,12 +164,23 @@ async def do_merge(
 
 
 async def undo(
-    callback: CallbackQuery, callback_data: MergeCB, staff: StaffMember, store: Store, clock: Clock
+    callback: CallbackQuery,
+    callback_data: MergeCB,
+    staff: StaffMember,
+    store: Store,
+    clock: Clock,
+    config: Config,
 ) -> None:
     if not await managers_only(callback, staff):
         return
     restored = await store.write(
-        partial(undo_merge_by_staff, merge_id=callback_data.a, staff_id=staff.id, at=clock())
+        partial(
+            undo_merge_by_staff,
+            merge_id=callback_data.a,
+            staff_id=staff.id,
+            at=clock(),
+            deadline=Rules.from_config(config).callback_deadline,
+        )
     )
     await edit(callback, _("↩️ Merge undone: contact #{id} is separate again.").format(id=restored))
     await callback.answer(_("Saved."))
