@@ -389,7 +389,10 @@ def undo_merge(
     stamp = iso(at)
     db.execute("UPDATE contacts SET merged_into = NULL, updated_at = ? WHERE id = ?", [stamp, merged])
     db.execute("UPDATE merges SET undone_at = ?, undone_by = ? WHERE id = ?", [stamp, staff_id, merge_id])
-    keep_apart(db, holder, int(merged), reason="undone", at=at, staff_id=staff_id)
+    # The merge's own pair, which outlives the holder's: undone in turn, the survivor is its own
+    # contact again, and a touch naming it and the restored one must not join them once more.
+    for kept in {int(survivor), holder}:
+        keep_apart(db, kept, int(merged), reason="undone", at=at, staff_id=staff_id)
     for contact in (holder, int(merged)):
         recompute_callbacks(db, contact, deadline or default_deadline, at)
     return int(merged)

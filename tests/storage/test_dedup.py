@@ -413,3 +413,23 @@ def test_a_merge_keeps_do_not_contact_and_an_undo_gives_back_a_block_and_the_mar
         undo_merge(db, merge, at=START + timedelta(minutes=5))
     assert db.execute(flags, [cat]).fetchone() == (0, 0)  # before: still blocked for good
     assert db.execute(flags, [spam]).fetchone() == (1, 1)
+
+
+def test_a_chain_undone_from_its_first_merge_keeps_each_pair_apart(tmp_path: Path) -> None:
+    """Bob merged into Ann by a touch, Ann into Zoe by a manager; Bob's merge undone first, then
+    Ann's: the touch that joined Ann and Bob, coming again, joins nobody."""
+    db = open_database(tmp_path / "chain.db")
+    _store(db, _form("zoe", phone=9), _form("ann", phone=1), _form("bob", email=2))
+    _store(db, _form("ann+bob", phone=1, email=2))
+    [(bob_merge, ann, bob)] = db.execute("SELECT id, survivor_id, merged_id FROM merges").fetchall()
+    zoe = db.execute("SELECT contact_id FROM touches WHERE external_id = 'zoe'").fetchone()[0]
+    with db.atomic():
+        ann_merge, _, _ = merge_by_staff(db, zoe, ann, staff_id=None, at=START + timedelta(minutes=1))  # type: ignore[arg-type]
+    with db.atomic():
+        undo_merge(db, bob_merge, at=START + timedelta(minutes=2))
+    with db.atomic():
+        undo_merge(db, ann_merge, at=START + timedelta(minutes=3))
+    _store(db, _form("ann+bob again", phone=1, email=2))
+    assert db.execute("SELECT COUNT(*) FROM merges WHERE undone_at IS NULL").fetchone()[0] == 0
+    owners = dict(db.execute("SELECT external_id, contact_id FROM touches").fetchall())
+    assert (owners["ann+bob again"], owners["bob"], owners["zoe"]) == (ann, bob, zoe)
