@@ -12,6 +12,7 @@ from sqlite_utils import Database
 
 from storage.db import iso
 from storage.reports.figures import ratio, rounded
+from storage.reports.loaders import FIRST_LEAD
 from storage.reports.scope import Period, Rules
 
 
@@ -41,15 +42,17 @@ def goal_progress(db: Database, month: date, rules: Rules, as_of: datetime) -> d
     period = Period.month(month, rules.calendar.tz)
     start, end = period.bounds()
     until = min(end, iso(as_of))
+    first = FIRST_LEAD.format("l")  # a person is one lead, however many records were merged into them
     leads_made = db.execute(
-        "SELECT COUNT(*) FROM leads WHERE created_at >= ? AND created_at < ?", [start, until]
+        f"SELECT COUNT(*) FROM leads l WHERE created_at >= ? AND created_at < ? AND {first}", [start, until]
     ).fetchone()[0]
     qualified = db.execute(
-        "SELECT COUNT(*) FROM leads WHERE qualified_at >= ? AND qualified_at < ?", [start, until]
+        f"SELECT COUNT(*) FROM leads l WHERE qualified_at >= ? AND qualified_at < ? AND {first}",
+        [start, until],
     ).fetchone()[0]
     clients, revenue = db.execute(
-        "SELECT COUNT(*), COALESCE(SUM(won_amount), 0) FROM leads WHERE stage = 'won'"
-        " AND closed_at >= ? AND closed_at < ?",
+        "SELECT COUNT(*), COALESCE(SUM(won_amount), 0) FROM leads l WHERE stage = 'won'"
+        f" AND closed_at >= ? AND closed_at < ? AND {first}",
         [start, until],
     ).fetchone()
     actual = {"leads": leads_made, "qualified": qualified, "clients": clients, "revenue": revenue}

@@ -289,6 +289,22 @@ def load_missed_counts(db: Database, scope: Scope, rules: Rules | None) -> dict[
 _FIRST_CHANNEL = "(SELECT t.channel FROM touches t WHERE t.contact_id = {0}.contact_id ORDER BY t.occurred_at, t.id LIMIT 1)"
 
 
+#: The lead aliased ``{0}`` is its contact's first: a merge gives the one person the leads of both
+#: records, and a person is one lead (DESIGN.md: a registered contact who may buy), counted where
+#: and when they first became one. One look-up in ``leads_contact`` per lead.
+FIRST_LEAD = (
+    "NOT EXISTS (SELECT 1 FROM leads o WHERE o.contact_id = {0}.contact_id"
+    " AND (o.created_at, o.id) < ({0}.created_at, {0}.id))"
+)
+
+#: The not-a-lead registration aliased ``{0}`` is its contact's first (``registrations_contact``),
+#: as :data:`FIRST_LEAD`: a merged person's two refusals are one.
+_FIRST_REFUSAL = (
+    "NOT EXISTS (SELECT 1 FROM registrations o WHERE o.contact_id = {0}.contact_id"
+    " AND o.disposition = 'not_a_lead' AND (o.created_at, o.id) < ({0}.created_at, {0}.id))"
+)
+
+
 class LeadKind(NamedTuple):
     """What the lead figures tell leads apart by; leads are counted per kind."""
 
@@ -330,14 +346,15 @@ def _leads_sql(scope: Scope, columns: str, where: str = "") -> tuple[str, list[A
         f"SELECT {columns} FROM (SELECT l.id, l.contact_id, l.temperature, l.stage, l.campaign,"
         " l.owner_id AS staff_id, l.created_at, l.qualified_at, l.accepted_at, l.closed_at, l.won_amount,"
         f" l.lost_reason, {_FIRST_CHANNEL.format('l')} AS channel"
-        f" FROM leads l WHERE l.created_at >= ? AND l.created_at < ? AND l.created_at <= ?{where}) AS x"
+        f" FROM leads l WHERE l.created_at >= ? AND l.created_at < ? AND l.created_at <= ?{where}"
+        f" AND {FIRST_LEAD.format('l')}) AS x"
         f" WHERE 1 = 1{filters}"
     )
     return sql, [start, end, iso(scope.as_of), *params]
 
 
 def load_leads(db: Database, scope: Scope) -> LeadFacts:
-    """The leads created in the period (up to the report time), at their current stage."""
+    """The leads created in the period (up to the report time), one a contact, at their current stage."""
     kinds: dict[RawKey, Counter[LeadKind]] = defaultdict(Counter)
     sql, params = _leads_sql(
         scope,
@@ -372,21 +389,23 @@ def lead_contacts(db: Database, scope: Scope) -> set[int]:
     return {
         int(cid)
         for (cid,) in db.execute(
-            "SELECT DISTINCT contact_id FROM leads WHERE created_at >= ? AND created_at < ? AND created_at <= ?",
+            "SELECT contact_id FROM leads l WHERE created_at >= ? AND created_at < ? AND created_at <= ?"
+            f" AND {FIRST_LEAD.format('l')}",
             [start, end, iso(scope.as_of)],
         )
     }
 
 
 def load_refusals(db: Database, scope: Scope) -> dict[RawKey, Counter[str]]:
-    """Not-a-lead registrations made in the period, by reason and (channel, campaign, staff_id)."""
+    """Not-a-lead registrations made in the period, one a contact, by reason and (channel, campaign,
+    staff_id)."""
     start, end = scope.period.bounds()
     where, params = _touch_filters(scope.filters)
     sql = (
         "SELECT channel, campaign, staff_id, reason, COUNT(*) FROM (SELECT r.reason, r.campaign, r.staff_id,"
         f" {_FIRST_CHANNEL.format('r')} AS channel"
         " FROM registrations r WHERE r.disposition = 'not_a_lead' AND r.created_at >= ? AND r.created_at < ?"
-        f" AND r.created_at <= ?) AS x WHERE 1 = 1{where} GROUP BY 1, 2, 3, 4"
+        f" AND r.created_at <= ? AND {_FIRST_REFUSAL.format('r')}) AS x WHERE 1 = 1{where} GROUP BY 1, 2, 3, 4"
     )
     out: dict[RawKey, Counter[str]] = defaultdict(Counter)
     for channel, campaign, staff_id, reason, n in db.execute(sql, [start, end, iso(scope.as_of), *params]):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from storage.contacts import block_contact
+from storage.contacts import block_contact, merge_by_staff, undo_merge
 from storage.db import open_database
 from storage.export import export_tables
 from storage.reports.goals import goal_progress
@@ -174,6 +174,50 @@ def test_costs_pro_rata_and_lead_cost(month: Month):
         "vk_ads": 4666.67,
         "(none)": None,  # no campaign, no cost
     }
+
+
+def test_a_person_registered_on_two_contacts_that_were_merged_is_one_lead(tmp_path: Path):
+    """Ann is a lead from her call and again from her mail form, and Ivan is a partner twice the
+    same way; a manager merges each pair. Each is one person now: one lead (brand_msk's 45 000 over
+    one lead, the month's goal at one lead) and one refusal. Undone, they are two of each again."""
+    config = month_config(tmp_path, goals={"leads": 10})
+    m = Month(open_database(config.database_path), config)
+    brand = "+7 495 000-00-55"
+    call = m.call("8 (916) 000-00-01", msk(2, 10), answered=True, extension="101", tracking=brand)
+    m.register(call, "lead", msk(2, 10, 5), "Anna", temperature="hot")
+    form = m.contact_event(
+        "form", "f1", msk(2, 12), emails=("ann@example.com",), utm={"utm_campaign": "brand_msk"}
+    )
+    m.register(form, "lead", msk(2, 12, 5), "Boris", temperature="warm")
+    partner_call = m.call("+79160000002", msk(3, 10), answered=True, extension="101")
+    m.register(partner_call, "not_a_lead", msk(3, 10, 5), "Anna", reason="partner")
+    partner_form = m.contact_event("form", "f2", msk(3, 12), emails=("ivan@example.com",))
+    m.register(partner_form, "not_a_lead", msk(3, 12, 5), "Boris", reason="partner")
+
+    def counted() -> tuple[Any, ...]:
+        report = build_report(m.db, november(), m.rules)
+        brand_msk = report["by_campaign"]["brand_msk"]
+        return (
+            report["leads"],
+            (brand_msk["leads"], brand_msk["lead_cost"]),
+            report["goals"]["leads"]["actual"],
+            report["not_a_lead"],
+            report["refusal_reasons"]["not_a_lead"],
+        )
+
+    assert counted() == (2, (2, 22500), 2, 2, {"partner": 2})
+    merges = []
+    with transaction(m.db):
+        for a, b in ((call, form), (partner_call, partner_form)):
+            merge = merge_by_staff(
+                m.db, m.contact_of(a), m.contact_of(b), staff_id=m.staff["Anna"], at=msk(4, 9)
+            )
+            merges.append(merge[0])
+    assert counted() == (1, (1, 45000), 1, 1, {"partner": 1})  # before: (2, (2, 22500), 2, 2, {"partner": 2})
+    with transaction(m.db):
+        for merge_id in merges:
+            undo_merge(m.db, merge_id, at=msk(5, 9))
+    assert counted() == (2, (2, 22500), 2, 2, {"partner": 2})
 
 
 def test_groups_by_campaign_channel_and_staff(month: Month):
