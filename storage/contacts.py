@@ -358,11 +358,12 @@ def undo_merge(
     name_taken, blocked_taken, dnc_taken = (bool(moved.pop(flag, False)) for flag in _TAKEN)
     if name_taken:
         # The survivor had no name and took the merged one's: it gives it back, unless staff
-        # have named it since.
-        db.execute(
-            "UPDATE contacts SET name = NULL WHERE id = ? AND name IS (SELECT name FROM contacts WHERE id = ?)",
-            [survivor, merged],
-        )
+        # have named it since. So do those it passed the name on to by merges of its own.
+        for named in (int(survivor), *_name_passed_on(db, int(survivor))):
+            db.execute(
+                "UPDATE contacts SET name = NULL WHERE id = ? AND name IS (SELECT name FROM contacts WHERE id = ?)",
+                [named, merged],
+            )
     # Where the survivor's rows are now: it may itself have been merged into another since.
     holder = live_contact(db, int(survivor))
     if blocked_taken:  # it was blocked only as the merged one's: a spammer's merge, undone
@@ -396,6 +397,24 @@ def undo_merge(
     for contact in (holder, int(merged)):
         recompute_callbacks(db, contact, deadline or default_deadline, at)
     return int(merged)
+
+
+def _name_passed_on(db: Database, contact_id: int) -> list[int]:
+    """The contacts this one's name went on to: each merged it in since, having no name of its own
+    then (its merge recorded ``name_taken``), up to the first that had one."""
+    out: list[int] = []
+    current = contact_id
+    while True:
+        row = db.execute(
+            "SELECT m.survivor_id, m.moved FROM merges m JOIN contacts c ON c.id = m.merged_id"
+            " AND c.merged_into = m.survivor_id WHERE m.merged_id = ? AND m.undone_at IS NULL"
+            " ORDER BY m.id DESC LIMIT 1",
+            [current],
+        ).fetchone()
+        if row is None or not json.loads(row[1]).get("name_taken") or int(row[0]) in (contact_id, *out):
+            return out
+        current = int(row[0])
+        out.append(current)
 
 
 def merge_by_staff(

@@ -433,3 +433,28 @@ def test_a_chain_undone_from_its_first_merge_keeps_each_pair_apart(tmp_path: Pat
     assert db.execute("SELECT COUNT(*) FROM merges WHERE undone_at IS NULL").fetchone()[0] == 0
     owners = dict(db.execute("SELECT external_id, contact_id FROM touches").fetchall())
     assert (owners["ann+bob again"], owners["bob"], owners["zoe"]) == (ann, bob, zoe)
+
+
+@pytest.mark.parametrize("zoe_name", [None, "Bob"], ids=["nameless Zoe", "Zoe named Bob herself"])
+def test_an_undone_merge_takes_the_name_back_from_whoever_it_went_on_to(
+    tmp_path: Path, zoe_name: str | None
+) -> None:
+    """Nameless Ann takes Bob's name when Bob is merged into her, and passes it on to Zoe, merged into
+    her next: undoing Bob's merge takes his name off both, though not a name Zoe had of her own."""
+    db = open_database(tmp_path / "names.db")
+    zoe_form = ContactEvent(
+        channel="form", external_id="zoe", occurred_at=START, phones=(_phone(9, 0),), name=zoe_name
+    )
+    bob_form = ContactEvent(
+        channel="form", external_id="bob", occurred_at=START, emails=(_email(2, 0),), name="Bob"
+    )
+    _store(db, zoe_form, _form("ann", phone=1), bob_form, _form("ann+bob", phone=1, email=2))
+    [(bob_merge, ann, bob)] = db.execute("SELECT id, survivor_id, merged_id FROM merges").fetchall()
+    zoe = db.execute("SELECT contact_id FROM touches WHERE external_id = 'zoe'").fetchone()[0]
+    with db.atomic():
+        merge_by_staff(db, zoe, ann, staff_id=None, at=START + timedelta(minutes=1))  # type: ignore[arg-type]
+    assert db.execute("SELECT name FROM contacts WHERE id = ?", [zoe]).fetchone()[0] == "Bob"
+    with db.atomic():
+        undo_merge(db, bob_merge, at=START + timedelta(minutes=2))
+    names = dict(db.execute("SELECT id, name FROM contacts").fetchall())
+    assert (names[zoe], names[ann], names[bob]) == (zoe_name, None, "Bob")  # before: Zoe stayed "Bob"
