@@ -21,7 +21,7 @@ from sqlite_utils import Database
 
 from storage.called_back import Deadline, default_deadline, recompute_callbacks
 from storage.db import chunks, iso
-from storage.errors import AlreadyOneContact, ContactGone, MergeGone, MergeUndone, NoContact
+from storage.errors import AlreadyOneContact, ContactGone, MergeError, MergeGone, MergeUndone, NoContact
 from storage.identifiers import Identifier
 
 #: Tables whose rows follow their contact through a merge.
@@ -354,6 +354,13 @@ def undo_merge(
     survivor, merged, moved_json, undone = row
     if undone:
         raise ValueError(f"merge {merge_id} was already undone")
+    # An erased person is nobody, as for a merge: split, they would count as two in the past
+    # reports that their erasure left as they were.
+    erased = db.execute(
+        "SELECT 1 FROM contacts WHERE id IN (?, ?) AND erased_at IS NOT NULL LIMIT 1", [survivor, merged]
+    ).fetchone()
+    if erased is not None:
+        raise ContactGone()
     moved: dict[str, list[Any]] = json.loads(moved_json)
     name_taken, blocked_taken, dnc_taken = (bool(moved.pop(flag, False)) for flag in _TAKEN)
     if name_taken:
@@ -466,6 +473,8 @@ def undo_merge_by_staff(
 ) -> int:
     try:
         return undo_merge(db, merge_id, at=at, staff_id=staff_id, deadline=deadline)
+    except MergeError:
+        raise  # worded already (a ValueError too, which means "undone" below)
     except LookupError:
         raise MergeGone(merge_id) from None
     except ValueError:

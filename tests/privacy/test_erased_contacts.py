@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from storage.contacts import merge_by_staff
+from storage.contacts import merge_by_staff, undo_merge_by_staff
 from storage.db import open_database
 from storage.errors import ContactGone
 from storage.events import ContactEvent
+from storage.reports.report import build_report
+from storage.reports.scope import Period, Rules, Scope
 from storage.staff import sync_staff
 from tests.conftest import build_config
 from tests.privacy.stored import AT, forget, store
@@ -40,3 +42,29 @@ def test_merging_with_an_erased_contact_is_refused_and_leaves_both_as_they_were(
     contacts = {r[0]: r[1:] for r in db.execute("SELECT id, name, merged_into FROM contacts")}
     assert contacts == {gone: (None, None), live: ("Live Person", None)}
     assert db.execute("SELECT COUNT(*) FROM identifiers WHERE contact_id = ?", [gone]).fetchone()[0] == 0
+
+
+def test_the_undo_of_an_erased_persons_merge_is_refused_and_the_past_report_stays(tmp_path: Path) -> None:
+    """Ann's two contacts merged, then Ann erased: the old "Undo merge" is refused, since split she
+    would be two inbound contacts in a month her erasure left at one."""
+    db = open_database(tmp_path / "leadline.db")
+    config = build_config(tmp_path)
+    with db.atomic():
+        manager = sync_staff(db, config.staff, AT)["Anna"]
+    store(db, ContactEvent(channel="form", external_id="phone", occurred_at=AT, phones=("+79161111111",)))
+    store(db, ContactEvent(channel="form", external_id="mail", occurred_at=AT, emails=("ann@example.com",)))
+    by_phone, by_mail = (r[0] for r in db.execute("SELECT id FROM contacts ORDER BY id"))
+    with db.atomic():
+        merge_id, _, _ = merge_by_staff(db, by_phone, by_mail, staff_id=manager, at=AT + timedelta(hours=1))
+    forget(db, by_phone, AT + timedelta(hours=2))
+
+    def inbound_contacts() -> int:
+        scope = Scope(Period.day(AT.date(), config.tz), as_of=AT + timedelta(days=1))
+        return int(build_report(db, scope, Rules.from_config(config))["inbound_contacts"])
+
+    assert inbound_contacts() == 1
+    with pytest.raises(ContactGone), db.atomic():
+        undo_merge_by_staff(db, merge_id, staff_id=manager, at=AT + timedelta(hours=3))
+    assert inbound_contacts() == 1  # before: the undo went through, and that day had 2
+    assert db.execute("SELECT merged_into FROM contacts WHERE id = ?", [by_mail]).fetchone()[0] == by_phone
+    assert db.execute("SELECT undone_at FROM merges").fetchall() == [(None,)]
