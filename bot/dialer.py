@@ -6,7 +6,19 @@ the ``dialer`` workflow data, so bot/ and capture/ never import each other.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
+
+
+class DialOutcome(Protocol):
+    """What became of a press: ``taken`` (the PBX is ringing), ``refused`` (it will not ring, so the
+    button is free again) or ``unconfirmed`` (the command went out and no answer came: it may still
+    ring, so a second press would ring twice); ``reason`` says why for the last two."""
+
+    @property
+    def status(self) -> Literal["taken", "refused", "unconfirmed"]: ...
+
+    @property
+    def reason(self) -> str: ...
 
 
 class Dialer(Protocol):
@@ -17,6 +29,6 @@ class Dialer(Protocol):
         """What ``source``'s PBX rings first of a staff member's extension and own number (E.164);
         None when it can ring neither (Mango and Binotel ring extensions only)."""
 
-    async def dial(self, source: str, staff: str, client: str, line: str | None) -> str | None:
+    async def dial(self, source: str, staff: str, client: str, line: str | None) -> DialOutcome:
         """Ring ``staff`` (an extension, or a number in E.164), then ``client``, through ``source``'s
-        PBX, from ``line`` when known. None when the PBX took the command; else its reason."""
+        PBX, from ``line`` when known."""

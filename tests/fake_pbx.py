@@ -9,6 +9,7 @@ commands fail the way the PBX says no (a busy extension, no money).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -37,6 +38,8 @@ class FakeApi:
     received: list[Received] = field(default_factory=list)
     #: When set, a correctly signed command is refused with this reason.
     refuse: str | None = None
+    #: Seconds every answer waits after the request was taken (a loaded PBX, a slow link).
+    delay: float = 0.0
     _runner: web.AppRunner | None = None
     _port: int = 0
 
@@ -52,9 +55,15 @@ class FakeApi:
     async def answer(self, request: web.Request) -> web.Response:
         raise NotImplementedError
 
+    async def _answer_late(self, request: web.Request) -> web.Response:
+        response = await self.answer(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return response
+
     async def __aenter__(self) -> Self:
         app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.answer)
+        app.router.add_route("*", "/{tail:.*}", self._answer_late)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

@@ -11,7 +11,7 @@ colleague on another card) is told who started it and when, and dials nothing (s
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 import phonenumbers
@@ -21,7 +21,7 @@ from aiogram.types import CallbackQuery
 from bot.callbacks import DialCB
 from bot.cards import pretty_phone
 from bot.catalogues import gettext as _
-from bot.dialer import Dialer
+from bot.dialer import Dialer, DialOutcome
 from bot.nudge_texts import NAME_LIMIT
 from bot.replies import clip
 from leadline.config import Config
@@ -130,25 +130,47 @@ async def on_dial(
         client = calling.phone if calling is not None and calling.phone is not None else target.phone
         await callback.answer(already_calling(under_way, client, config), show_alert=True)
         return
-    refused: str | None = "the call-back was interrupted"
+    outcome: DialOutcome | None = None
     try:
-        refused = await dialer.dial(target.source, ring, target.phone, target.line)
+        outcome = await dialer.dial(target.source, ring, target.phone, target.line)
     finally:
-        if refused is not None:
+        # The claim stays while the PBX may ring (taken, or sent and unconfirmed): a press then would ring twice.
+        if outcome is None or outcome.status == "refused":
             await store.write(
                 partial(give_back_dial, contact_id=target.contact_id, staff_id=staff.id, at=now)
             )
-    if refused is not None:
+    if outcome.status == "refused":
         await callback.answer(
             # An alert holds at most 200 characters, and the PBX's words come after ours.
-            _("The PBX did not call: {reason}").format(reason=clip(refused, REASON_LIMIT)),
+            _("The PBX did not call: {reason}").format(reason=clip(outcome.reason, REASON_LIMIT)),
             show_alert=True,
         )
         return
     shown = hidden_middle(ring) if ring.startswith("+") else ring
+    if outcome.status == "unconfirmed":
+        await callback.answer(
+            _(
+                "📞 The PBX did not confirm the call-back: it may still ring you on {staff}, then {client}."
+                " If nothing rings, press again after {time}."
+            ).format(
+                staff=shown,
+                client=hidden_middle(target.phone),
+                time=f"{press_again_at(now, config):%H:%M}",
+            ),
+            show_alert=True,
+        )
+        return
     await callback.answer(
         _("📞 Calling you on {staff}, then {client}.").format(staff=shown, client=hidden_middle(target.phone))
     )
+
+
+def press_again_at(pressed: datetime, config: Config) -> datetime:
+    """When the press's claim has lapsed, as the office's clock shows it: the calling window's end,
+    rounded up to the minute, so a press at the minute shown dials."""
+    end = (pressed + CALLING_WINDOW).astimezone(config.tz)
+    whole = end.replace(second=0, microsecond=0)
+    return whole if whole == end else whole + timedelta(minutes=1)
 
 
 def already_calling(under_way: DialUnderWay, client: str, config: Config) -> str:

@@ -7,7 +7,8 @@ goes out through the office line: it arrives back through the provider's normal 
 missed call is marked called back by :mod:`storage.calls` like any answered call to the number.
 
 A provider module ``capture/dial/<provider>.py`` has ``async def dial(http, source, call)``, which
-raises :class:`Refused` with the PBX's own reason, and may have ``ring(source, extension, phone)``:
+raises :class:`Refused` with the PBX's own reason and marks ``call.progress`` as the command goes
+out and as the PBX takes it, and may have ``ring(source, extension, phone)``:
 what its PBX rings first of the staff member's extension and own number (default: the extension). Which keys a source needs is in the providers'
 one list (``capture.providers.PROVIDERS[...].dial``), which the config checks at start-up.
 """
@@ -18,9 +19,9 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import import_module
-from typing import cast
+from typing import Literal, cast
 
 import aiohttp
 
@@ -34,6 +35,17 @@ log = logging.getLogger("leadline.dial")
 TIMEOUT_SECONDS = 10.0
 
 
+@dataclass(slots=True)
+class Progress:
+    """How far a command got, which decides what a failure means: before it went out the PBX cannot
+    ring; after, it may (a slow PBX takes the command and answers late); once it said yes, a failure
+    in what follows (a goodbye) changes nothing. An HTTP request counts as sent from its start: a
+    connection that fails is told apart, one that times out cannot be."""
+
+    sent: bool = False
+    taken: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
     """One call-back: ring ``staff`` first (an extension, or a number in E.164), then ``client``."""
@@ -42,10 +54,24 @@ class Call:
     client: str
     #: The line the client called (the tracking number), to call them back from; None when unknown.
     line: str | None = None
+    progress: Progress = field(default_factory=Progress, compare=False)
 
     @property
     def staff_is_number(self) -> bool:
         return self.staff.startswith("+")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a press: ``taken`` (the PBX is ringing), ``refused`` (it will not ring: it said
+    no, or could not be reached) or ``unconfirmed`` (the command went out and no answer came: it may
+    still ring); ``reason`` says why for the last two."""
+
+    status: Literal["taken", "refused", "unconfirmed"]
+    reason: str = ""
+
+
+TAKEN = Outcome("taken")
 
 
 class Refused(Exception):
@@ -54,6 +80,11 @@ class Refused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class Cut(Refused):
+    """The PBX closed the connection before answering: a refusal before the command went out, and
+    no answer at all after it (the PBX may have taken it)."""
 
 
 Dial = Callable[[aiohttp.ClientSession, SourceConfig, Call], Awaitable[None]]
@@ -98,31 +129,46 @@ class PbxDialer:
         config = self._sources.get(source)
         return None if config is None else _ring_fn(config.provider)(config, extension, phone)
 
-    async def dial(self, source: str, staff: str, client: str, line: str | None) -> str | None:
-        """None when the PBX took the call-back; else its reason, for the person who pressed."""
+    async def dial(self, source: str, staff: str, client: str, line: str | None) -> Outcome:
+        """Whether the PBX took the call-back, refused it, or may still ring (a timeout or a cut
+        after the command went out: pressing again then would ring twice); the reason, for the
+        person who pressed."""
         config = self._sources.get(source)
         if config is None:
-            return f"source {source} cannot call back (no API credentials in the config)"
+            return Outcome("refused", f"source {source} cannot call back (no API credentials in the config)")
         call = Call(staff=staff, client=client, line=line)
+        progress = call.progress
         shown_staff = mask(staff) if staff.startswith("+") else staff
         fields = {"source": source, "provider": config.provider, "staff": shown_staff, "client": mask(client)}
         try:
             async with asyncio.timeout(TIMEOUT_SECONDS):
                 await _dial_fn(config.provider)(self._http, config, call)
         except Refused as exc:
-            log.warning("call-back refused", extra={"fields": {**fields, "reason": exc.reason}})
-            return exc.reason
+            if not (isinstance(exc, Cut) and progress.sent):
+                log.warning("call-back refused", extra={"fields": {**fields, "reason": exc.reason}})
+                return Outcome("refused", exc.reason)
+            reason = exc.reason
+        except aiohttp.ClientConnectorError as exc:  # no connection: the request never left
+            reason = f"cannot reach the PBX ({type(exc).__name__})"
+            progress.sent = False
         except TimeoutError:
             reason = f"the PBX did not answer within {TIMEOUT_SECONDS:g} s"
         except (aiohttp.ClientError, OSError) as exc:
-            reason = f"cannot reach the PBX ({type(exc).__name__})"
+            cut = "the PBX cut the connection before answering" if progress.sent else "cannot reach the PBX"
+            reason = f"{cut} ({type(exc).__name__})"
         except (EOFError, ValueError) as exc:  # a socket cut mid-answer, an answer that does not parse
             reason = f"the PBX's answer could not be read ({type(exc).__name__})"
         else:
             log.info("call-back requested", extra={"fields": fields})
-            return None
+            return TAKEN
+        if progress.taken:
+            log.info("call-back requested", extra={"fields": {**fields, "after": reason}})
+            return TAKEN
+        if progress.sent:
+            log.warning("call-back unconfirmed", extra={"fields": {**fields, "reason": reason}})
+            return Outcome("unconfirmed", reason)
         log.warning("call-back failed", extra={"fields": {**fields, "reason": reason}})
-        return reason
+        return Outcome("refused", reason)
 
 
 async def answer_json(response: aiohttp.ClientResponse) -> dict[str, object]:

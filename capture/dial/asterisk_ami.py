@@ -21,7 +21,7 @@ import uuid
 import aiohttp
 
 from capture.ami_protocol import MessageReader, ProtocolError, action, parse_message, read_banner
-from capture.dial import Call, Refused
+from capture.dial import Call, Cut, Refused
 from capture.providers.asterisk_ami import DEFAULT_PORT
 from capture.providers.base import BadRequest
 from leadline.config import SourceConfig
@@ -37,7 +37,7 @@ async def _answer(messages: MessageReader, action_id: str) -> dict[str, str]:
     while True:
         block = await messages.next()
         if block is None:
-            raise Refused("the PBX closed the AMI connection before answering")
+            raise Cut("the PBX closed the AMI connection before answering")
         answer = parse_message(block)
         if answer.get("ActionID") == action_id and "Response" in answer:
             return answer
@@ -76,14 +76,16 @@ async def dial(http: aiohttp.ClientSession, source: SourceConfig, call: Call) ->
                 Async="true",
             )
         )
+        call.progress.sent = True
         answer = await _answer(messages, f"leadline-dial-{tag}")
         if answer["Response"].lower() != "success":
             raise Refused(f"Asterisk: {answer.get('Message') or answer['Response']}")
+        call.progress.taken = True
         writer.write(action("Logoff", ActionID=f"leadline-bye-{tag}"))
         with contextlib.suppress(Refused):  # the call is queued whatever the goodbye says
             await _answer(messages, f"leadline-bye-{tag}")
     except (ProtocolError, BadRequest) as exc:
-        raise Refused(f"Asterisk: {exc}") from None
+        raise (Cut if call.progress.sent else Refused)(f"Asterisk: {exc}") from None
     finally:
         writer.close()
         with contextlib.suppress(Exception):

@@ -49,6 +49,7 @@ async def dial(http: aiohttp.ClientSession, source: SourceConfig, call: Call) ->
     if call.line:
         body["pbxNumber"] = national(call.line)
     url = f"{source.api_url or API_URL}/calls/internal-number-to-external-number.json"
+    call.progress.sent = True
     async with http.post(url, json=body) as response:
         answer = await answer_json(response)
     if answer.get("status") != "success":

@@ -22,7 +22,7 @@ import contextlib
 
 import aiohttp
 
-from capture.dial import Call, Refused
+from capture.dial import Call, Cut, Refused
 from capture.providers.freeswitch import CALLBACK_MARK
 from leadline.config import SourceConfig
 
@@ -44,7 +44,7 @@ async def _reply(reader: asyncio.StreamReader) -> dict[str, str]:
                     await reader.readexactly(length)
                 return headers
             if reader.at_eof():
-                raise Refused("FreeSWITCH closed the event socket")
+                raise Cut("FreeSWITCH closed the event socket")
             continue
         key, _sep, value = line.partition(":")
         headers[key.strip()] = value.strip()
@@ -77,9 +77,11 @@ async def dial(http: aiohttp.ClientSession, source: SourceConfig, call: Call) ->
         if not login.get("Reply-Text", "").startswith("+OK"):
             raise Refused(f"FreeSWITCH auth: {login.get('Reply-Text') or 'refused'}")
         writer.write(f"bgapi {originate(call, source.dial_context or DEFAULT_CONTEXT)}\n\n".encode())
+        call.progress.sent = True
         answer = await _reply(reader)
         if not answer.get("Reply-Text", "").startswith("+OK"):
             raise Refused(f"FreeSWITCH: {answer.get('Reply-Text') or 'refused'}")
+        call.progress.taken = True
         writer.write(b"exit\n\n")
         await writer.drain()
     finally:

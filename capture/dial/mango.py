@@ -56,6 +56,7 @@ def ring(source: SourceConfig, extension: str | None, phone: str | None) -> str 
 
 async def dial(http: aiohttp.ClientSession, source: SourceConfig, call: Call) -> None:
     url = f"{source.api_url or API_URL}/commands/callback"
+    call.progress.sent = True
     async with http.post(url, data=signed(source, command(call))) as response:
         answer = await answer_json(response)
     result = answer.get("result")

@@ -53,6 +53,7 @@ async def dial(http: aiohttp.ClientSession, source: SourceConfig, call: Call) ->
     form = {"To": staff, "From": call.line, "Twiml": twiml(call, call.line)}
     # Basic auth by hand: aiohttp 3.14 deprecates BasicAuth for encode_basic_auth, which 3.9 lacks.
     auth = "Basic " + base64.b64encode(f"{sid}:{source.secret_value('auth_token')}".encode()).decode("ascii")
+    call.progress.sent = True
     async with http.post(url, data=form, headers={"Authorization": auth}) as response:
         answer = await answer_json(response)
     if response.status >= 300:

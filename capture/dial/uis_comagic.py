@@ -51,6 +51,7 @@ async def dial(http: aiohttp.ClientSession, source: SourceConfig, call: Call) ->
             "direction": "out",
         },
     }
+    call.progress.sent = True
     async with http.post(source.api_url or API_URL, json=request) as response:
         answer = await answer_json(response)
     error = answer.get("error")

@@ -49,6 +49,7 @@ async def dial(http: aiohttp.ClientSession, source: SourceConfig, call: Call) ->
     auth = authorization(METHOD, params, source.secret_value("api_key"), source.secret_value("api_secret"))
     query = urlencode(sorted(params.items()))
     url = f"{source.api_url or API_URL}{METHOD}?{query}"
+    call.progress.sent = True
     async with http.get(url, headers={"Authorization": auth}) as response:
         answer = await answer_json(response)
     if answer.get("status") != "success":

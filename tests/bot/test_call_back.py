@@ -266,6 +266,35 @@ async def test_a_call_back_the_pbx_refused_can_be_pressed_again_at_once(
     assert len(mango_api.commands) == 2
 
 
+async def test_a_pbx_that_takes_the_call_back_but_answers_late_may_still_ring_so_a_press_waits(
+    bot_env: BotEnv, mango_api: FakeMango, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mango takes the command and answers after the dialer has stopped waiting: it will ring, so
+    the person is told it may, and another press within the calling window dials nothing."""
+    monkeypatch.setattr("capture.dial.TIMEOUT_SECONDS", 0.2)
+    mango_api.delay = 1.0
+    clock = Clock(EVENING)
+    srv, message_id = await missed_call_nudged(bot_env, mango_api, clock)
+    data = button_data(bot_env.tg, ANNA, message_id, "📞")
+
+    answer = await bot_env.press(ANNA, message_id, data)
+    assert answer["text"] == (
+        "📞 The PBX did not confirm the call-back: it may still ring you on 101, then +7 916 ***-**-13."
+        " If nothing rings, press again after 09:33."
+    )
+    assert answer["show_alert"] is True
+    assert srv.scalar("SELECT COUNT(*) FROM dial_claims") == 1
+    assert (await bot_env.press(ANNA, message_id, data))["text"] == (
+        "📞 Already calling +7 916 ***-**-13 (started 09:31 by Anna)."
+    )
+    assert len(mango_api.commands) == 1  # 101 rings once, the client is dialled once
+
+    clock.now = MORNING + timedelta(minutes=2)  # the time the alert gave
+    mango_api.delay = 0.0
+    assert (await bot_env.press(ANNA, message_id, data))["text"] == CALLING_ANNA
+    assert len(mango_api.commands) == 2
+
+
 async def card_from_missed(bot_env: BotEnv, user: int, touch_id: int) -> int:
     """The card of a missed call, opened from ``/missed`` as a person would; its message id."""
     listing = await bot_env.says(user, "/missed", language="en")

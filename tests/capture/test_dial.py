@@ -17,7 +17,7 @@ from xml.etree import ElementTree
 import aiohttp
 import pytest
 
-from capture.dial import PbxDialer, dialable
+from capture.dial import TAKEN, Outcome, PbxDialer, dialable
 from leadline.config import ConfigError
 from tests.conftest import build_config
 from tests.fake_ami import FakeAmi
@@ -32,6 +32,11 @@ LINE = "+74950000055"
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+def refused(reason: str) -> Outcome:
+    """The PBX will not ring: the button is free again, and the person reads why."""
+    return Outcome("refused", reason)
 
 
 def dialer(tmp_path: Path, http: aiohttp.ClientSession, source: dict[str, Any]) -> PbxDialer:
@@ -59,7 +64,7 @@ async def test_zadarma_request_callback_is_signed_with_the_api_key_and_names_bot
 ) -> None:
     caplog.set_level(logging.INFO, "leadline.dial")
     pbx = dialer(tmp_path, http, zadarma_source(zadarma_api.url))
-    assert await pbx.dial("zd", "101", CLIENT, LINE) is None
+    assert await pbx.dial("zd", "101", CLIENT, LINE) == TAKEN
     [command] = zadarma_api.commands
     assert command.path == "/v1/request/callback/"
     assert command.params == {"from": "101", "to": "79160000013", "format": "json"}
@@ -72,7 +77,7 @@ async def test_zadarma_signed_with_another_secret_is_refused_with_zadarmas_words
     tmp_path: Path, http: aiohttp.ClientSession, zadarma_api: FakeZadarma
 ) -> None:
     pbx = dialer(tmp_path, http, zadarma_source(zadarma_api.url, api_key="zd-api-key-0002"))
-    assert await pbx.dial("zd", "101", CLIENT, None) == "Zadarma: Not authorized"
+    assert await pbx.dial("zd", "101", CLIENT, None) == refused("Zadarma: Not authorized")
     assert zadarma_api.commands == []
 
 
@@ -81,7 +86,7 @@ async def test_zadarma_refusing_the_call_back_gives_its_reason(
 ) -> None:
     zadarma_api.refuse = "Not enough money"
     pbx = dialer(tmp_path, http, zadarma_source(zadarma_api.url))
-    assert await pbx.dial("zd", "+79161112233", CLIENT, None) == "Zadarma: Not enough money"
+    assert await pbx.dial("zd", "+79161112233", CLIENT, None) == refused("Zadarma: Not enough money")
     assert zadarma_api.commands[0].params["from"] == "79161112233"
 
 
@@ -105,7 +110,7 @@ async def test_twilio_calls_the_staff_member_from_the_tracking_number_and_dials_
     tmp_path: Path, http: aiohttp.ClientSession, twilio_api: FakeTwilio
 ) -> None:
     pbx = dialer(tmp_path, http, twilio_source(twilio_api.url))
-    assert await pbx.dial("tw", "+79161112233", CLIENT, LINE) is None
+    assert await pbx.dial("tw", "+79161112233", CLIENT, LINE) == TAKEN
     [command] = twilio_api.commands
     assert (command.params["To"], command.params["From"]) == ("+79161112233", LINE)
     dial = ElementTree.fromstring(command.params["Twiml"]).find("Dial")
@@ -117,7 +122,7 @@ async def test_twilio_rings_forward_to_for_a_staff_member_with_only_an_extension
     tmp_path: Path, http: aiohttp.ClientSession, twilio_api: FakeTwilio
 ) -> None:
     pbx = dialer(tmp_path, http, twilio_source(twilio_api.url))
-    assert await pbx.dial("tw", "101", CLIENT, LINE) is None
+    assert await pbx.dial("tw", "101", CLIENT, LINE) == TAKEN
     assert twilio_api.commands[0].params["To"] == "+74957770000"
 
 
@@ -126,9 +131,11 @@ async def test_twilio_refusing_the_call_gives_its_code_and_message(
 ) -> None:
     twilio_api.refuse = "The number is unverified"
     pbx = dialer(tmp_path, http, twilio_source(twilio_api.url))
-    assert await pbx.dial("tw", "+79161112233", CLIENT, LINE) == "Twilio 21210: The number is unverified"
+    assert await pbx.dial("tw", "+79161112233", CLIENT, LINE) == refused(
+        "Twilio 21210: The number is unverified"
+    )
     wrong = dialer(tmp_path, http, twilio_source(twilio_api.url, auth_token="another-token-0002"))
-    assert await wrong.dial("tw", "+79161112233", CLIENT, LINE) == "Twilio 20003: Authenticate"
+    assert await wrong.dial("tw", "+79161112233", CLIENT, LINE) == refused("Twilio 20003: Authenticate")
 
 
 # ---------------------------------------------------------------------- Asterisk AMI
@@ -151,7 +158,7 @@ async def test_asterisk_originate_rings_the_extension_in_the_context_then_dials_
     tmp_path: Path, http: aiohttp.ClientSession, ami: FakeAmi
 ) -> None:
     pbx = dialer(tmp_path, http, ami_source(ami, dial_context="office"))
-    assert await pbx.dial("pbx", "101", CLIENT, LINE) is None
+    assert await pbx.dial("pbx", "101", CLIENT, LINE) == TAKEN
     [originate] = ami.originates
     assert (originate["channel"], originate["exten"], originate["context"], originate["priority"]) == (
         "Local/101@office",
@@ -168,9 +175,9 @@ async def test_asterisk_refusing_the_originate_or_the_login_gives_its_message(
 ) -> None:
     ami.refuse_originate = "Originate failed"
     pbx = dialer(tmp_path, http, ami_source(ami))
-    assert await pbx.dial("pbx", "101", CLIENT, None) == "Asterisk: Originate failed"
+    assert await pbx.dial("pbx", "101", CLIENT, None) == refused("Asterisk: Originate failed")
     wrong = dialer(tmp_path, http, ami_source(ami, secret="not-the-secret"))
-    assert await wrong.dial("pbx", "101", CLIENT, None) == "AMI login: Authentication failed"
+    assert await wrong.dial("pbx", "101", CLIENT, None) == refused("AMI login: Authentication failed")
 
 
 # ---------------------------------------------------------------------- UIS / CoMagic
@@ -200,7 +207,7 @@ async def test_uis_simple_call_rings_the_operator_then_the_client_from_the_virtu
 ) -> None:
     pbx = dialer(tmp_path, http, uis_source(uis_api.url))
     assert pbx.rings("uis", "101", "+79161112233") == "+79161112233"
-    assert await pbx.dial("uis", "+79161112233", CLIENT, LINE) is None
+    assert await pbx.dial("uis", "+79161112233", CLIENT, LINE) == TAKEN
     [command] = uis_api.commands
     assert command.path == "/v4.0"
     assert {k: command.params[k] for k in ("first_call", "virtual_phone_number", "contact", "operator")} == {
@@ -216,15 +223,15 @@ async def test_uis_refusals_name_the_mnemonic_and_a_call_without_a_line_is_not_s
 ) -> None:
     uis_api.refuse = "Virtual phone number 74950000055 not found"
     pbx = dialer(tmp_path, http, uis_source(uis_api.url))
-    assert await pbx.dial("uis", "+79161112233", CLIENT, LINE) == (
+    assert await pbx.dial("uis", "+79161112233", CLIENT, LINE) == refused(
         "UIS virtual_phone_number_not_found: Virtual phone number 74950000055 not found"
     )
     wrong = dialer(tmp_path, http, uis_source(uis_api.url, api_key="another-token"))
-    assert (await wrong.dial("uis", "+79161112233", CLIENT, LINE) or "").startswith(
-        "UIS access_token_invalid"
-    )
+    denied = await wrong.dial("uis", "+79161112233", CLIENT, LINE)
+    assert denied.status == "refused" and denied.reason.startswith("UIS access_token_invalid")
     before = len(uis_api.received)
-    assert "virtual numbers" in (await pbx.dial("uis", "+79161112233", CLIENT, None) or "")
+    unsent = await pbx.dial("uis", "+79161112233", CLIENT, None)
+    assert unsent.status == "refused" and "virtual numbers" in unsent.reason
     assert len(uis_api.received) == before
 
 
@@ -256,7 +263,7 @@ async def test_binotel_connects_the_internal_line_to_the_client_in_national_form
 ) -> None:
     pbx = dialer(tmp_path, http, binotel_source(binotel_api.url))
     assert pbx.rings("bn", None, "+380671112233") is None  # an internal line or nothing
-    assert await pbx.dial("bn", "901", UA_CLIENT, "+380443334023") is None
+    assert await pbx.dial("bn", "901", UA_CLIENT, "+380443334023") == TAKEN
     [command] = binotel_api.commands
     assert command.path == "/api/4.0/calls/internal-number-to-external-number.json"
     assert {k: command.params[k] for k in ("internalNumber", "externalNumber", "pbxNumber")} == {
@@ -271,12 +278,11 @@ async def test_binotel_refusing_gives_its_code_and_message(
 ) -> None:
     binotel_api.refuse = "Calls by API are not enabled on this line"
     pbx = dialer(tmp_path, http, binotel_source(binotel_api.url))
-    assert (
-        await pbx.dial("bn", "901", UA_CLIENT, None)
-        == "Binotel 104: Calls by API are not enabled on this line"
+    assert await pbx.dial("bn", "901", UA_CLIENT, None) == refused(
+        "Binotel 104: Calls by API are not enabled on this line"
     )
     wrong = dialer(tmp_path, http, binotel_source(binotel_api.url, api_secret="bn-secret-0002"))
-    assert await wrong.dial("bn", "901", UA_CLIENT, None) == "Binotel 120: Wrong key or secret"
+    assert await wrong.dial("bn", "901", UA_CLIENT, None) == refused("Binotel 120: Wrong key or secret")
 
 
 # ---------------------------------------------------------------------- FreeSWITCH
@@ -297,7 +303,7 @@ async def test_freeswitch_originate_rings_the_user_then_sends_the_leg_to_the_cli
     tmp_path: Path, http: aiohttp.ClientSession, esl: FakeEsl
 ) -> None:
     pbx = dialer(tmp_path, http, freeswitch_source(esl, dial_context="office"))
-    assert await pbx.dial("fs", "101", CLIENT, LINE) is None
+    assert await pbx.dial("fs", "101", CLIENT, LINE) == TAKEN
     assert esl.jobs == [
         "originate {origination_caller_id_number=79160000013,leadline_callback=true}user/101 79160000013 XML office"
     ]
@@ -308,9 +314,9 @@ async def test_freeswitch_refusals_and_a_wrong_password_are_told(
 ) -> None:
     esl.refuse = "USER_NOT_REGISTERED"
     pbx = dialer(tmp_path, http, freeswitch_source(esl))
-    assert await pbx.dial("fs", "101", CLIENT, None) == "FreeSWITCH: -ERR USER_NOT_REGISTERED"
+    assert await pbx.dial("fs", "101", CLIENT, None) == refused("FreeSWITCH: -ERR USER_NOT_REGISTERED")
     wrong = dialer(tmp_path, http, freeswitch_source(esl, password="not-it"))
-    assert await wrong.dial("fs", "101", CLIENT, None) == "FreeSWITCH auth: -ERR invalid"
+    assert await wrong.dial("fs", "101", CLIENT, None) == refused("FreeSWITCH auth: -ERR invalid")
     assert esl.jobs == []
 
 
@@ -353,7 +359,9 @@ async def test_a_pbx_that_cannot_be_reached_or_cuts_its_answer_is_a_reason_not_a
     tmp_path: Path, http: aiohttp.ClientSession, unused_tcp_port: int
 ) -> None:
     down = dialer(tmp_path, http, zadarma_source(f"http://127.0.0.1:{unused_tcp_port}"))
-    assert await down.dial("zd", "101", CLIENT, None) == "cannot reach the PBX (ClientConnectorError)"
+    assert await down.dial("zd", "101", CLIENT, None) == refused(
+        "cannot reach the PBX (ClientConnectorError)"
+    )
 
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(
@@ -367,9 +375,46 @@ async def test_a_pbx_that_cannot_be_reached_or_cuts_its_answer_is_a_reason_not_a
     try:
         source = {"name": "fs", "provider": "freeswitch", "token": "t", "host": "127.0.0.1", "port": port}
         cut = dialer(tmp_path, http, {**source, "password": "ClueCon"})
-        assert (
-            await cut.dial("fs", "101", CLIENT, None)
-            == "the PBX's answer could not be read (IncompleteReadError)"
+        assert await cut.dial("fs", "101", CLIENT, None) == refused(
+            "the PBX's answer could not be read (IncompleteReadError)"
+        )
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_command_sent_but_not_answered_may_still_ring_and_is_not_a_refusal(
+    tmp_path: Path,
+    http: aiohttp.ClientSession,
+    zadarma_api: FakeZadarma,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A loaded PBX takes the command and answers late; a socket cut after the command went out
+    leaves no answer at all. Either way the PBX may ring, which a refusal says it will not."""
+    monkeypatch.setattr("capture.dial.TIMEOUT_SECONDS", 0.2)
+    zadarma_api.delay = 1.0
+    slow = dialer(tmp_path, http, zadarma_source(zadarma_api.url))
+    assert await slow.dial("zd", "101", CLIENT, None) == Outcome(
+        "unconfirmed", "the PBX did not answer within 0.2 s"
+    )
+    assert len(zadarma_api.commands) == 1  # it has the command
+
+    async def take_the_originate_and_hang_up(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        writer.write(b"Content-Type: auth/request\n\n")
+        await reader.readuntil(b"\n\n")  # auth
+        writer.write(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
+        await reader.readuntil(b"\n\n")  # bgapi originate
+        writer.close()
+
+    server = await asyncio.start_server(take_the_originate_and_hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        source = {"name": "fs", "provider": "freeswitch", "token": "t", "host": "127.0.0.1", "port": port}
+        cut = dialer(tmp_path, http, {**source, "password": "ClueCon"})
+        assert await cut.dial("fs", "101", CLIENT, None) == Outcome(
+            "unconfirmed", "FreeSWITCH closed the event socket"
         )
     finally:
         server.close()
