@@ -32,6 +32,7 @@ every provider's events go through :func:`apply_call_event`, under these rules:
   ``short_call_seconds`` rule from a number with no other touch.
 * **Campaign.** ``ctx.campaigns.attribute`` by the tracking number (dialled DID / call-tracking
   number), else the source's default campaign; re-attributed when a tracking number arrives late.
+  ``line`` keeps the office line the PBX names (``event.line``), which a call-back goes out from.
 * **Called back.** A missed inbound call is called back when an answered call with the same
   contact (inbound from them, or outbound to them) starts at or after it and no later than its
   deadline, ``ctx.callback_deadline(start)`` (working time; 30 real minutes when None). It then gets
@@ -94,6 +95,7 @@ _COLUMNS = (
     "hidden_caller",
     "phone_raw",
     "tracking_number",
+    "line",
     "campaign",
     "blocked",
     "call_status",
@@ -119,6 +121,7 @@ class _Call:
     hidden_caller: int
     phone_raw: str | None
     tracking_number: str | None
+    line: str | None
     campaign: str | None
     blocked: int
     call_status: str | None
@@ -328,6 +331,8 @@ def _changes(db: Database, call: _Call, event: CallEvent, ctx: EventContext) -> 
     if event.tracking_number and not (blanks_only and call.tracking_number):
         new["tracking_number"] = event.tracking_number
         new["campaign"] = _campaign(ctx, region, event.tracking_number)
+    if event.line and not (blanks_only and call.line):
+        new["line"] = event.line
     if event.started_at and not blanks_only:
         new["occurred_at"] = iso(event.started_at)
 
@@ -416,7 +421,8 @@ class DialTarget:
     contact_id: int
     #: The touch's own number (E.164), else the contact's first valid one; None when there is neither.
     phone: str | None
-    #: The number the client dialled (the campaign's tracking number), to call them back from.
+    #: The office line the client called, to call them back from: the line the PBX named, else (calls
+    #: stored before lines were, and PBXs that name none) the tracking number they dialled.
     line: str | None
 
 
@@ -431,7 +437,8 @@ def dial_target(
     contact's first one.
     """
     row = db.execute(
-        "SELECT source, contact_id, tracking_number, phone_raw FROM touches WHERE id = ?", [touch_id]
+        "SELECT source, contact_id, COALESCE(line, tracking_number), phone_raw FROM touches WHERE id = ?",
+        [touch_id],
     ).fetchone()
     if row is None or row[1] is None:
         return None

@@ -821,6 +821,15 @@ UPDATE webhook_deliveries SET payload = json_set(payload, '$.data.old', json('nu
     )
 
 
+@migrations()
+def m021_call_lines(db: Database) -> None:
+    """The office line a call came in on (Mango's ``line_number``), apart from the tracking number
+    that brought it (``dct.number``, often a pool number shown to one site visitor at a time): a
+    call-back goes out from the line. Calls stored before keep NULL and are called back from their
+    tracking number, as they were (storage/calls.dial_target)."""
+    _run(db, "ALTER TABLE touches ADD COLUMN line TEXT")
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

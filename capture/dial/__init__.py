@@ -52,7 +52,7 @@ class Call:
 
     staff: str
     client: str
-    #: The line the client called (the tracking number), to call them back from; None when unknown.
+    #: The office line the client called (else their tracking number), to call them back from; None when unknown.
     line: str | None = None
     progress: Progress = field(default_factory=Progress, compare=False)
 

@@ -354,3 +354,43 @@ async def test_call_back_reads_the_caller_in_its_sources_region(
     answer = await bot_env.press(ANNA, card, button_data(bot_env.tg, ANNA, card, "📞"))
     assert answer["text"] == "📞 Calling you on 101, then +375 29 ***-**-67."
     assert [c.params["to_number"] for c in mango_api.commands] == ["375291234567"]
+
+
+async def missed_through_call_tracking(bot_env: BotEnv, mango_api: FakeMango) -> tuple[Running, int]:
+    """A missed call that came in on the line 74950000001 through the dynamic call-tracking number
+    74950000055 (a pool number a site shows one visitor at a time); its card, opened from /missed."""
+    source = {**MANGO_SOURCE, "api_url": f"{mango_api.url}/vpbx"}
+    srv = await bot_env.start(clock=Clock(EVENING), sources=[*BASE["sources"], source])
+    start = int((EVENING - timedelta(minutes=2)).timestamp())
+    payload = summary("m-dct", CALLER, start=start, answered=False, dct="74950000055")
+    assert (await post_mango(srv, "/events/summary", signed_mango(payload))).status == 200
+    missed = int(srv.scalar("SELECT id FROM touches"))
+    return srv, await card_from_missed(bot_env, ANNA, missed)
+
+
+async def test_call_back_goes_out_on_the_line_the_client_called_not_the_call_tracking_number(
+    bot_env: BotEnv, mango_api: FakeMango
+) -> None:
+    srv, card = await missed_through_call_tracking(bot_env, mango_api)
+
+    answer = await bot_env.press(ANNA, card, button_data(bot_env.tg, ANNA, card, "📞"))
+    assert answer["text"] == "📞 Calling you on 101, then +7 916 ***-**-13."
+    [command] = mango_api.commands
+    assert command.params["to_number"] == CALLER
+    assert command.params["line_number"] == "74950000001"
+    # The tracking number still names the campaign that brought the call.
+    assert srv.rows("SELECT tracking_number, campaign, line FROM touches") == [
+        {"tracking_number": "74950000055", "campaign": "brand_msk", "line": "74950000001"}
+    ]
+
+
+async def test_a_call_stored_before_lines_were_is_called_back_from_its_tracking_number(
+    bot_env: BotEnv, mango_api: FakeMango
+) -> None:
+    """Touches from before m021 have no line: the call-back goes out as it did, from the tracking number."""
+    _srv, card = await missed_through_call_tracking(bot_env, mango_api)
+    await bot_env.write(lambda db: db.execute("UPDATE touches SET line = NULL"))
+
+    await bot_env.press(ANNA, card, button_data(bot_env.tg, ANNA, card, "📞"))
+    [command] = mango_api.commands
+    assert command.params["line_number"] == "74950000055"
