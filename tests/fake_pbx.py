@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlencode
+from xml.etree import ElementTree
 
 from aiohttp import web
 
@@ -143,10 +144,21 @@ class FakeZadarma(FakeApi):
 @dataclass
 class FakeTwilio(FakeApi):
     """Twilio's REST API: POST /2010-04-01/Accounts/{AccountSid}/Calls.json, basic auth
-    AccountSid:AuthToken, form fields To, From and Twiml (twilio.com/docs/voice/api/call-resource)."""
+    AccountSid:AuthToken, form fields To, From and Twiml (twilio.com/docs/voice/api/call-resource).
+    Each call it creates gets the sid ``CA`` + 32 zeros; a test plays what Twilio does next."""
 
     account_sid: str = ""
     auth_token: str = ""
+
+    @property
+    def dial_actions(self) -> list[str | None]:
+        """The ``<Dial action>`` of each call's TwiML, which Twilio requests when the dialled leg ends
+        (twilio.com/docs/voice/twiml/dial); None for a call whose ``<Dial>`` names none."""
+        actions: list[str | None] = []
+        for command in self.commands:
+            dial = ElementTree.fromstring(command.params.get("Twiml", "<Response/>")).find("Dial")
+            actions.append(None if dial is None else dial.get("action"))
+        return actions
 
     async def answer(self, request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}

@@ -54,6 +54,9 @@ class Call:
     client: str
     #: The office line the client called (else their tracking number), to call them back from; None when unknown.
     line: str | None = None
+    #: The source's webhook address, ``<public_url>/hooks/<source>``, for a PBX that is told where to
+    #: report the call-back (Twilio: a REST call reports nothing unless its TwiML names a URL).
+    hooks_url: str = ""
     progress: Progress = field(default_factory=Progress, compare=False)
 
     @property
@@ -121,6 +124,7 @@ class PbxDialer:
     def __init__(self, config: Config, http: aiohttp.ClientSession) -> None:
         self._sources = {s.name: s for s in config.sources if can_dial(s)}
         self._http = http
+        self._public_url = config.http.public_url
 
     def can_dial(self, source: str) -> bool:
         return source in self._sources
@@ -136,7 +140,7 @@ class PbxDialer:
         config = self._sources.get(source)
         if config is None:
             return Outcome("refused", f"source {source} cannot call back (no API credentials in the config)")
-        call = Call(staff=staff, client=client, line=line)
+        call = Call(staff=staff, client=client, line=line, hooks_url=f"{self._public_url}/hooks/{source}")
         progress = call.progress
         shown_staff = mask(staff) if staff.startswith("+") else staff
         fields = {"source": source, "provider": config.provider, "staff": shown_staff, "client": mask(client)}

@@ -3,14 +3,27 @@
 ``POST /2010-04-01/Accounts/{AccountSid}/Calls.json`` with ``To`` (the staff member's phone, else
 the source's ``forward_to``), ``From`` (the Twilio number the client called, the touch's tracking
 number; else ``forward_to`` cannot be used and the call is refused) and ``Twiml`` a ``<Dial>`` of the
-client with that number as caller id, by basic auth ``AccountSid:AuthToken``. The TwiML is the
+client with that number as caller id, by basic auth ``AccountSid:AuthToken``.
+
+A REST call reports nothing by itself (the number's webhooks are for calls to it), so the ``<Dial>``
+has ``action="<public_url>/hooks/<source>/dial-action?callback_to=<client's digits>"``: when the
+client's leg ends, Twilio requests it, signed like every Twilio webhook (the signature covers the
+query), with the REST call's ``CallSid``, ``Direction=outbound-api``, ``From`` our number, ``To`` the
+staff member, and ``DialCallStatus`` / ``DialCallDuration`` of the client's leg. The provider
+(capture/providers/twilio.py) stores that as the office's outgoing call to ``callback_to``, which
+closes the missed call like any answered call to the number. The TwiML is the
 official ``twilio`` library's ``VoiceResponse`` (it escapes); the one POST is ours, on the dialer's
 session: the library's async REST client passes ``auth=`` that aiohttp deprecates and leaves its
 session open when a call fails. ``api_url`` replaces ``https://api.twilio.com`` (a test fake).
 
 Verified (the library's own ``calls.create`` and Twilio's Call resource page): the path, the form
 fields ``To``, ``From``, ``Twiml``, basic auth, ``201`` with the call, errors as ``{"code",
-"message", "status"}``. UNVERIFIED against a live account: which codes a trial account gives.
+"message", "status"}``. Verified (Twilio's ``<Dial>`` page, FORMATS.md §1.3, the library's
+``direction`` docs): the action URL is requested when the dialled call ends, with the
+``DialCallStatus`` extras and the current (REST) call's own parameters, ``outbound-api`` being the
+direction of a call made through the REST API. UNVERIFIED against a live account: which codes a
+trial account gives, and the action request's ``From``/``To`` (read as the REST call's, which is
+what Twilio's request parameters describe; only ``callback_to`` names the client).
 """
 
 from __future__ import annotations
@@ -21,17 +34,22 @@ from urllib.parse import quote
 import aiohttp
 
 from capture.dial import Call, Refused, answer_json
+from capture.providers.twilio import CALLBACK_TO
 from leadline.config import SourceConfig
 
 API_URL = "https://api.twilio.com"
 
 
 def twiml(call: Call, caller_id: str) -> str:
-    """What Twilio does once the staff member picks up: dial the client, showing our number."""
+    """What Twilio does once the staff member picks up: dial the client, showing our number, and
+    report how that leg ended to the source's dial action, naming the client."""
     from twilio.twiml.voice_response import Dial, VoiceResponse
 
+    client = "".join(c for c in call.client if c.isdigit())
     response = VoiceResponse()
-    dial = Dial(caller_id=caller_id)
+    dial = Dial(
+        caller_id=caller_id, action=f"{call.hooks_url}/dial-action?{CALLBACK_TO}={client}", method="POST"
+    )
     dial.number(call.client)
     response.append(dial)
     return str(response)

@@ -12,7 +12,10 @@ sees.
 * ``/dial-action``: ``DialCallStatus`` settles an inbound call: ``completed`` is answered,
   anything else (no-answer, busy, failed, canceled) is missed: the parent call itself was
   answered by our TwiML, so only the dialled leg says whether a person picked up. The answer is an
-  empty ``<Response/>``, which ends the call.
+  empty ``<Response/>``, which ends the call. A ``📞 Call back`` (capture/dial/twilio.py) reports
+  here too: its parent is the REST call to the staff member (``Direction=outbound-api``, ``To``
+  their phone), and the action URL's ``callback_to`` names the client it dialled, so the touch is
+  the office's outgoing call to the client, answered when the client's leg was.
 * ``/status``: status callbacks. ``completed`` with ``CallDuration > 0`` is answered;
   ``no-answer``, ``busy``, ``failed``, ``canceled`` are missed; both are final. Earlier statuses
   move the call along. ``RecordingUrl`` becomes the touch's recording.
@@ -50,6 +53,8 @@ from storage.events import CallDirection, CallStatus
 if TYPE_CHECKING:  # the twilio package is imported where a request needs it, not by every process
     from twilio.twiml.voice_response import VoiceResponse
 
+#: The query parameter of a call-back's dial action that names the client dialled (E.164 digits).
+CALLBACK_TO = "callback_to"
 #: The dial action outranks every status callback (their SequenceNumber counts from 0).
 DIAL_ACTION_SEQ = 1_000_000
 MISSED = frozenset({"no-answer", "busy", "failed", "canceled"})
@@ -168,6 +173,12 @@ def _dial_action(
     answered = dial_status == "completed"
     talk = _seconds(params, "DialCallDuration")
     event = _base(call_sid, params, f"{dial_status}:{path}", raw, source)
+    callback_to = raw.query.get(CALLBACK_TO, "").strip()
+    if callback_to and event.direction == "out":
+        # Our call-back: the REST call rang the staff member (``To``); the dialled leg was the client.
+        if not callback_to.isdigit():
+            raise BadRequest(f"{CALLBACK_TO} is not a number's digits: {quoted(callback_to)}")
+        event = replace(event, caller=f"+{callback_to}")
     return replace(
         event,
         status="answered" if answered else "missed",

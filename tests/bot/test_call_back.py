@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
+from twilio.request_validator import RequestValidator
 
 from bot.callbacks import OpenCB
 from leadline import keys
@@ -19,9 +21,9 @@ from tests.bot.conftest import ANNA, BORIS, BotEnv, button_data
 from tests.bot.test_arrival import mango_call, post_form
 from tests.capture.test_mango import KEY, MANGO_SOURCE, SALT, post_mango, post_sample, signed_mango, summary
 from tests.conftest import BASE, Running
-from tests.fake_pbx import FakeMango
+from tests.fake_pbx import FakeMango, FakeTwilio
 from tests.nudges.conftest import Clock, msk
-from tests.samples import sample
+from tests.samples import PUBLIC_URL, sample
 
 MISSED = sample("mango_events_summary_missed.txt")
 #: The sample's call: 2024-03-05 18:20 Moscow, a Tuesday evening, from +79160000013 to extension 101 (Anna).
@@ -394,3 +396,67 @@ async def test_a_call_stored_before_lines_were_is_called_back_from_its_tracking_
     await bot_env.press(ANNA, card, button_data(bot_env.tg, ANNA, card, "📞"))
     [command] = mango_api.commands
     assert command.params["line_number"] == "74950000055"
+
+
+TWILIO_TOKEN = "twilio-auth-token-0001"
+TWILIO_SID = "AC" + "1" * 32
+#: The Twilio number the client called, Anna's own phone, the client (a US office).
+TWILIO_LINE, ANNAS_PHONE, US_CLIENT = "+12025550100", "+12025550199", "+12025550123"
+
+
+async def post_twilio(srv: Running, url: str, params: dict[str, str]) -> Any:
+    """A request as Twilio sends it to ``url`` (a public URL): signed over that URL and the form."""
+    signature = RequestValidator(TWILIO_TOKEN).compute_signature(url, params)
+    return await srv.session.post(
+        srv.url + url.removeprefix(PUBLIC_URL),
+        data=urlencode(params).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
+    )
+
+
+async def test_a_twilio_call_back_reports_back_and_closes_the_missed_call(bot_env: BotEnv) -> None:
+    """A REST call reports nothing unless told where: the TwiML's <Dial action> brings the client's
+    leg back to the source's webhook, as the office's outgoing call to the client."""
+    async with FakeTwilio(account_sid=TWILIO_SID, auth_token=TWILIO_TOKEN) as api:
+        source = {"name": "twilio", "provider": "twilio", "auth_token": TWILIO_TOKEN, "api_key": TWILIO_SID}
+        source |= {"forward_to": "+12025550111", "api_url": api.url, "region": "US"}
+        staff = [{**BASE["staff"][0], "phone": ANNAS_PHONE}, BASE["staff"][1]]
+        clock = Clock(EVENING)
+        srv = await bot_env.start(clock=clock, sources=[*BASE["sources"], source], staff=staff)
+        hook = f"{PUBLIC_URL}/hooks/twilio"
+        inbound = {"AccountSid": TWILIO_SID, "CallSid": "CA" + "9" * 32, "Direction": "inbound"}
+        inbound |= {"From": US_CLIENT, "To": TWILIO_LINE}
+        assert (await post_twilio(srv, f"{hook}/voice", {**inbound, "CallStatus": "ringing"})).status == 200
+        nobody = {"CallStatus": "in-progress", "DialCallStatus": "no-answer", "DialCallDuration": "0"}
+        assert (await post_twilio(srv, f"{hook}/dial-action", {**inbound, **nobody})).status == 200
+        missed = int(srv.scalar("SELECT id FROM touches WHERE channel = 'call'"))
+        card = await card_from_missed(bot_env, ANNA, missed)
+
+        answer = await bot_env.press(ANNA, card, button_data(bot_env.tg, ANNA, card, "📞"))
+        assert answer["text"] == "📞 Calling you on +1 202-555-0199, then +1 202-555-0123."
+        [command] = api.commands
+        assert (command.params["To"], command.params["From"]) == (ANNAS_PHONE, TWILIO_LINE)
+        assert api.dial_actions == [f"{hook}/dial-action?callback_to=12025550123"]
+
+        # Anna picks up, Twilio dials the client, they talk for a minute; the <Dial> ends and Twilio
+        # requests its action with the REST call's parameters and the client's leg's outcome.
+        clock.now = EVENING + timedelta(minutes=2)
+        rest_call = {"AccountSid": TWILIO_SID, "CallSid": "CA" + "0" * 32, "Direction": "outbound-api"}
+        rest_call |= {"From": TWILIO_LINE, "To": ANNAS_PHONE, "CallStatus": "in-progress"}
+        talked = {"DialCallStatus": "completed", "DialCallSid": "CA" + "8" * 32, "DialCallDuration": "60"}
+        [action] = api.dial_actions
+        assert action is not None
+        assert (await post_twilio(srv, action, {**rest_call, **talked})).status == 200
+
+        listing = await bot_env.says(ANNA, "/missed", language="en")
+        assert listing.params["text"] == (
+            "<b>Missed calls not called back</b>\n\nEvery missed call has been called back."
+        )
+        [call_back] = srv.rows(
+            "SELECT t.direction, t.answered, t.talk_s, i.value AS phone FROM touches t"
+            " JOIN identifiers i ON i.contact_id = t.contact_id WHERE t.external_id = ?",
+            ["CA" + "0" * 32],
+        )
+        assert call_back == {"direction": "out", "answered": 1, "talk_s": 60, "phone": US_CLIENT}
+        assert srv.scalar("SELECT called_back_at IS NOT NULL FROM touches WHERE id = ?", [missed]) == 1
+        assert srv.scalar("SELECT COUNT(*) FROM dial_claims") == 0  # a press now dials again

@@ -116,6 +116,10 @@ async def test_twilio_calls_the_staff_member_from_the_tracking_number_and_dials_
     dial = ElementTree.fromstring(command.params["Twiml"]).find("Dial")
     assert dial is not None and dial.get("callerId") == LINE
     assert [n.text for n in dial.findall("Number")] == [CLIENT]
+    # How the client's leg ended comes back to the source's webhook, naming the client.
+    assert twilio_api.dial_actions == [
+        "https://hooks.example.com/hooks/tw/dial-action?callback_to=79160000013"
+    ]
 
 
 async def test_twilio_rings_forward_to_for_a_staff_member_with_only_an_extension(

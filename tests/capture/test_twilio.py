@@ -195,3 +195,18 @@ def test_a_twilio_source_needs_forward_to(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         build_config(tmp_path, sources=[{"name": "twilio", "provider": "twilio", "auth_token": TOKEN}])
     assert any("forward_to" in problem for problem in caught.value.problems)
+
+
+async def test_a_call_back_dial_action_whose_client_is_not_a_number_is_refused(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """``callback_to`` (capture/dial/twilio.py puts the client's digits there) is the touch's caller."""
+    srv = await start_server(twilio_config(tmp_path))
+    rest_call = {"AccountSid": "AC" + "1" * 32, "CallSid": "CA" + "0" * 32, "Direction": "outbound-api"}
+    rest_call |= {"From": "+12025550100", "To": "+12025550199", "CallStatus": "in-progress"}
+    resp = await post_signed(
+        srv, "/dial-action?callback_to=anna", {**rest_call, "DialCallStatus": "completed"}
+    )
+    assert resp.status == 400
+    assert "callback_to is not a number's digits" in await resp.text()
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
