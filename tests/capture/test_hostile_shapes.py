@@ -211,7 +211,9 @@ def test_a_mail_header_is_parsed_no_further_than_any_mail_needs(monkeypatch, hea
         return parse(self, name, text)
 
     monkeypatch.setattr(HeaderRegistry, "__call__", measured)
-    mail = nested_mail(**{header: value}).replace(b"filename=" + NESTED.encode(), f'filename="{WORDS}"'.encode())
+    mail = nested_mail(**{header: value}).replace(
+        b"filename=" + NESTED.encode(), f'filename="{WORDS}"'.encode()
+    )
 
     event = mail_event(mail, region="RU", spam_threshold=5.0, ours=OurAddresses())
 
