@@ -83,13 +83,24 @@ def serve(
 
 @main.command("check-config")
 @config_option
-def check_config(config_path: Path | None) -> None:
+@click.option(
+    "--urls",
+    is_flag=True,
+    help="Also print each source's URL to paste, its secrets included (for a terminal, not a log).",
+)
+def check_config(config_path: Path | None, urls: bool) -> None:
     """Validate the config; print the problems, or a summary of what is configured."""
     config = _load(config_path)
     from leadline.config_checks import warnings
     from leadline.summary import summarize
 
     click.echo(summarize(config))
+    if urls:
+        # What `serve` shows a terminal, for an operator whose serve writes to the journal.
+        from leadline.startup import public_base, source_lines
+
+        listening = [(config.http.host, config.http.port)]
+        click.echo("\n".join(source_lines(config, public_base(config, listening), terminal=True)))
     for warning in warnings(config):
         click.echo(f"Warning: {warning}")
 

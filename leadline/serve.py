@@ -206,7 +206,11 @@ def run_primary(
             sock=sockets,
             access_log=None,
             # Called once every part has started and the sockets serve: the operator's summary.
-            print=lambda _: click.echo("\n".join(start_lines(config, config_file, listening, log_level))),
+            print=lambda _: click.echo(
+                "\n".join(
+                    start_lines(config, config_file, listening, log_level, terminal=sys.stdout.isatty())
+                )
+            ),
             handle_signals=True,
             loop=event_loop(),
         )

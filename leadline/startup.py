@@ -1,8 +1,10 @@
 """What ``leadline serve`` tells its operator at start: the URLs to paste, the bot, the processes.
 
-These lines go to stdout with ``click.echo`` and never through the log: they carry each source's
-token on purpose (the operator owns it and must paste it into the provider), which the log's
-scrubbing would mask and which has no business in a log file.
+These lines go to stdout with ``click.echo`` and never through the log. In a terminal they carry
+each source's token on purpose (the operator owns it and must paste it into the provider). A stdout
+that is not a terminal is a log in all but name (systemd sends it to the journal, Docker and nohup
+to a file), so there each secret is masked as the log masks it, and the line names
+``leadline check-config --urls``, which prints the URLs in full when the operator asks.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from urllib.parse import quote, urlsplit
 from capture.providers import PROVIDERS
 from leadline.config import Config, SourceConfig
 from leadline.config_checks import warnings
+from leadline.logs import scrub, spellings
 from leadline.summary import VIA_BOT
 
 #: Mango posts each kind of event to its own path under the URL it is given.
@@ -64,6 +67,26 @@ def paste_address(config: Config, source: SourceConfig, base_url: str | None = N
             return base + query
 
 
+def source_lines(config: Config, base_url: str, *, terminal: bool) -> list[str]:
+    """Each source's URL to paste, its secrets shown only when ``terminal`` says a person reads them."""
+    if not config.sources:
+        return ["Sources: none; add a [[sources]] table to the config (README, Sources)."]
+    count = len(config.sources)
+    lines = [
+        f"Sources ({count}; paste each URL into its provider):"
+        if terminal
+        else f"Sources ({count}; secrets shown as *** because stdout is not a terminal:"
+        " `leadline check-config --urls` prints each URL to paste in full):"
+    ]
+    hidden = spellings(config.secret_values())
+    for source in config.sources:
+        address = paste_address(config, source, base_url)
+        lines.append(
+            f"  {source.name} ({source.provider}): {address if terminal else scrub(address, hidden)}"
+        )
+    return lines
+
+
 def bot_line(config: Config, config_file: Path) -> str:
     """Whether the bot runs, how, and if not, what in the config keeps it off."""
     telegram = config.telegram
@@ -89,17 +112,19 @@ def _why_no_token(config_file: Path) -> str:
 
 
 def start_lines(
-    config: Config, config_file: Path, listening: Sequence[tuple[str, int]], log_level: str
+    config: Config,
+    config_file: Path,
+    listening: Sequence[tuple[str, int]],
+    log_level: str,
+    *,
+    terminal: bool,
 ) -> list[str]:
-    """The operator's summary, printed once the port is bound and every part has started."""
+    """The operator's summary, printed once the port is bound and every part has started.
+
+    ``terminal``: whether stdout is one; only then are the sources' secrets shown."""
     where = ", ".join(f"http://{f'[{h}]' if ':' in h else h}:{p}" for h, p in listening)
     lines = [f"Leadline is listening on {where} (Ctrl+C stops it)."]
-    if config.sources:
-        lines.append(f"Sources ({len(config.sources)}; paste each URL into its provider):")
-        base_url = public_base(config, listening)
-        lines += [f"  {s.name} ({s.provider}): {paste_address(config, s, base_url)}" for s in config.sources]
-    else:
-        lines.append("Sources: none; add a [[sources]] table to the config (README, Sources).")
+    lines += source_lines(config, public_base(config, listening), terminal=terminal)
     lines.append(bot_line(config, config_file))
     workers = config.http.workers
     lines.append(

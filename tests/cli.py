@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import pty
 import socket
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -72,3 +76,30 @@ async def start_serve(
     if proc.returncode is None:
         proc.kill()
     raise AssertionError(f"leadline serve did not become healthy (exit code {proc.returncode})")
+
+
+@contextlib.contextmanager
+def terminal() -> Iterator[tuple[int, Callable[[], str]]]:
+    """A pseudo-terminal to give a child as its stdout, as a person's shell does, and a function
+    that returns what the child has printed to it so far (call it once the child has exited)."""
+    reader, child_end = pty.openpty()
+    os.set_blocking(reader, False)
+    printed: list[bytes] = []
+
+    def read() -> str:
+        while True:
+            try:
+                chunk = os.read(reader, 65536)
+            except (BlockingIOError, OSError):  # nothing more (EAGAIN), or every writer is gone (EIO)
+                break
+            if not chunk:
+                break
+            printed.append(chunk)
+        # The terminal turns each newline into CR LF, as it does for a person.
+        return b"".join(printed).decode().replace("\r\n", "\n")
+
+    try:
+        yield child_end, read
+    finally:
+        os.close(child_end)
+        os.close(reader)

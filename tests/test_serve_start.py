@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import signal
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.cli import free_port, run_cli_sync, start_serve
+from leadline.load import load_config
+from leadline.logs import spellings
+from tests.cli import free_port, run_cli_sync, start_serve, terminal
 
 CONFIG = """
 [leadline]
@@ -51,14 +54,23 @@ provider = "telegram_business"
 """
 
 
-async def serve_once(tmp_path: Path, *args: str) -> tuple[str, list[dict[str, object]], int, Path]:
-    """Start ``leadline serve``, post one form, stop it; its stdout and JSON log lines."""
+async def serve_once(
+    tmp_path: Path, *args: str, in_terminal: bool = True
+) -> tuple[str, list[dict[str, object]], int, Path]:
+    """Start ``leadline serve`` with its stdout a terminal (as a person runs it) or a file (as
+    systemd's journal takes it), post one form, stop it; its stdout and JSON log lines."""
     port = free_port()
     db = tmp_path / "start.db"
     config = tmp_path / "config.toml"
     config.write_text(CONFIG.format(db=db, port=port))
-    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-    with out.open("w") as stdout, err.open("w") as stderr:
+    err = tmp_path / "stderr.txt"
+    with contextlib.ExitStack() as stack:
+        stderr = stack.enter_context(err.open("w"))
+        if in_terminal:
+            stdout, printed = stack.enter_context(terminal())
+        else:
+            out = tmp_path / "stdout.txt"
+            stdout, printed = stack.enter_context(out.open("w")), out.read_text
         proc = await start_serve(config, port, stderr=stderr, stdout=stdout, args=args)
         try:
             async with aiohttp.ClientSession() as session:
@@ -68,8 +80,9 @@ async def serve_once(tmp_path: Path, *args: str) -> tuple[str, list[dict[str, ob
         finally:
             proc.send_signal(signal.SIGTERM)
             await asyncio.wait_for(proc.wait(), timeout=90)
+        text = printed()
     lines = [json.loads(line) for line in err.read_text().splitlines() if line.startswith("{")]
-    return out.read_text(), lines, port, db
+    return text, lines, port, db
 
 
 async def test_the_start_names_each_url_to_paste_the_bot_the_workers_and_the_database(tmp_path: Path):
@@ -93,6 +106,33 @@ async def test_the_start_names_each_url_to_paste_the_bot_the_workers_and_the_dat
     ]
     # [log] level = "warning": the info line of each request is not written.
     assert not [line for line in log if line.get("msg") == "request"], log
+
+
+async def test_a_stdout_that_is_not_a_terminal_gets_each_secret_masked_and_where_to_see_them(
+    tmp_path: Path,
+):
+    """Under the shipped unit systemd sends stdout to the journal: the tokens and Postmark's
+    password went there in the clear on every start. A file stands in for the journal here."""
+    printed, _, _, _ = await serve_once(tmp_path, in_terminal=False)
+    assert printed.splitlines()[1:5] == [
+        "Sources (4; secrets shown as *** because stdout is not a terminal:"
+        " `leadline check-config --urls` prints each URL to paste in full):",
+        "  site-form (generic_form): https://hooks.example.com/hooks/site-form?token=***",
+        "  mango (mango): https://hooks.example.com/hooks/mango"
+        " (Mango adds /events/call, /events/summary, /events/recording)",
+        "  mail (postmark): https://pm:***@hooks.example.com/hooks/mail",
+    ]
+    written = load_config(tmp_path / "config.toml").secret_values()
+    assert written == {"s3cret/token&1", "mango-key", "mango-salt", "p@ss"}
+    assert not [s for s in spellings(written) if s in printed], printed
+    # What the line names prints what a terminal would have shown.
+    urls = run_cli_sync("check-config", "--urls", "--config", str(tmp_path / "config.toml"))
+    assert urls.code == 0, urls.output
+    assert (
+        "  site-form (generic_form): https://hooks.example.com/hooks/site-form?token=s3cret%2Ftoken%261\n"
+        in urls.output
+    )
+    assert "  mail (postmark): https://pm:p%40ss@hooks.example.com/hooks/mail\n" in urls.output
 
 
 async def test_log_level_on_the_command_line_wins_and_the_scheduler_keeps_quiet(tmp_path: Path):
@@ -147,10 +187,9 @@ async def test_without_a_public_url_the_urls_to_paste_use_the_port_it_listens_on
         'public_url = "https://hooks.example.com"\n', ""
     )
     config.write_text(text)
-    out = tmp_path / "stdout.txt"
-    with out.open("w") as stdout, (tmp_path / "stderr.txt").open("w") as stderr:
+    with terminal() as (stdout, printed_so_far), (tmp_path / "stderr.txt").open("w") as stderr:
         proc = await start_serve(config, port, stderr=stderr, stdout=stdout, args=("--port", str(port)))
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), timeout=90)
-    printed = out.read_text()
+        printed = printed_so_far()
     assert f"  site-form (generic_form): http://127.0.0.1:{port}/hooks/site-form?token=" in printed, printed
