@@ -39,7 +39,7 @@ from typing import Any, Protocol
 from bot.ratelimit import Limits, RateLimiter
 from storage import outbox_sending as rows
 from storage.db import Clock, Store, parse_iso
-from storage.identifiers import mask
+from storage.identifiers import mask, mask_phones
 from storage.outbox_sending import OutboxRow
 
 log = logging.getLogger("leadline.outbox")
@@ -92,14 +92,13 @@ class Transport(Protocol):
 
 # ---------------------------------------------------------------------- logging without a token
 
-_PHONE_RE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
 _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def mask_text(text: str) -> str:
     """A message as the log may keep it: phone numbers and emails masked."""
     text = _EMAIL_RE.sub(lambda m: mask(m.group()), text)
-    return _PHONE_RE.sub(lambda m: mask(re.sub(r"[^\d+]", "", m.group())), text)
+    return mask_phones(text)
 
 
 def loggable(row: OutboxRow) -> dict[str, Any]:

@@ -23,16 +23,12 @@ from logging.handlers import QueueHandler, QueueListener
 from typing import IO, Any
 from urllib.parse import quote, quote_plus
 
-from storage.identifiers import mask
+from storage.identifiers import mask, mask_phones
 
 #: A log field longer than this is cut before it is scrubbed: a megabyte of a sender's bytes is
 #: evidence for nobody, and a traceback with its chained causes stays far below it.
 MAX_CHARS = 10_000
 
-#: A phone-like run: digits with the separators people type between them, ending on a digit. Every
-#: repetition is possessive and none can fail after the first digit, so no input makes it backtrack.
-_PHONE = re.compile(r"\+?\d(?:[\s\-().]*+\d)*+")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 #: An email, also percent-encoded (``ivan%40example.com``) as it appears in URLs. It may start only
 #: where a run of address characters starts (the lookbehinds) and never gives back what it took (the
 #: possessive quantifiers), so a long run of letters is read once, not once per position.
@@ -60,29 +56,8 @@ def cut(text: str, limit: int = MAX_CHARS) -> str:
     return f"{text[:limit]}… ({len(text)} characters)"
 
 
-def _phone(match: re.Match[str]) -> str:
-    run = match[0]
-    if sum(c.isdigit() for c in run) < 9:
-        return run
-    # A date beside a number ("2026-11-23 +79161234567") is kept and the number masked: each
-    # stretch between dates is judged on its own.
-    out: list[str] = []
-    start = 0
-    for date in _DATE.finditer(run):
-        out.append(_PHONE.sub(_masked_number, run[start : date.start()]))
-        out.append(date[0])
-        start = date.end()
-    out.append(_PHONE.sub(_masked_number, run[start:]))
-    return "".join(out)
-
-
 def _masked_email(match: re.Match[str]) -> str:
     return mask(match[0].replace("%2540", "@").replace("%40", "@"))
-
-
-def _masked_number(match: re.Match[str]) -> str:
-    digits = "".join(c for c in match[0] if c.isdigit())
-    return mask(digits) if len(digits) >= 9 else match[0]
 
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
@@ -105,7 +80,7 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     text = _BOT_PATH.sub(rf"\g<1>{_HIDDEN}", text)
     text = _BOT_TOKEN.sub(_HIDDEN, text)
     text = _EMAIL.sub(_masked_email, text)
-    return _PHONE.sub(_phone, text)
+    return mask_phones(text)
 
 
 def spellings(secrets: Iterable[str]) -> tuple[str, ...]:

@@ -6,12 +6,14 @@ import asyncio
 import io
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote_plus, urlsplit
 
+import phonenumbers
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -99,6 +101,74 @@ def test_a_number_beside_a_date_is_masked_and_the_date_kept(text):
     line = scrub(text)
     assert "2026-11-23" in line
     assert "1234567" not in line and "123-45-67" not in line
+
+
+#: One number, +7 916 123-45-67, as people type it, browsers and ``curl --data-urlencode`` send it,
+#: and aiohttp quotes it in a request line it refused: phonenumbers reads every one as that number.
+SPELLINGS = [
+    "phone=%2B7+916+123-45-67",
+    "phone=8%20(916)%20123-45-67",
+    "phone=8%20%28916%29%20123-45-67",
+    "phone=8+916+123+45+67",
+    "+7 916 123\u201345\u201367",  # en dashes
+    "+7 916 123\u201445\u201467",  # em dashes
+    "+7 916 123\u221245\u221267",  # minus signs
+    "8/916/123/45/67",
+    "+7 916 123\u200b45\u200b67",  # zero-width spaces
+    "+7\u00a0916\u00a0123\u00a045\u00a067",  # no-break spaces
+    "phone=8%E2%80%93916%E2%80%93123%E2%80%9345%E2%80%9367",  # en dashes, percent-encoded
+    "b'name=Petrov&phone=8+916+123+45+67&x=%D0%98'",
+]
+
+
+def shown_digits(text: str) -> str:
+    """The digits a reader of the line sees, not those of its percent-escapes (``%20``)."""
+    return "".join(c for c in re.sub(r"%[0-9A-Fa-f]{2}", "", text) if c.isdigit())
+
+
+@pytest.mark.parametrize("text", SPELLINGS)
+def test_a_phone_in_any_spelling_is_masked(text: str) -> None:
+    written = text.split("phone=")[-1].split("&")[0]
+    assert phonenumbers.is_valid_number(phonenumbers.parse(unquote_plus(written), "RU")), written
+    line = scrub(text)
+    assert "******" in line, line
+    assert shown_digits(line) in {"79167", "89167"}, line  # the first three and the last two
+
+
+#: What people and URLs put between a phone's digits; any mix of them may sit between any two.
+GAPS = [" ", "-", ".", "(", ")", "/", "+", "%20", "%28", "%29", "%2B", "%2b", "\u2010", "\u2013",
+        "\u2014", "\u2212", "\u200b", "\u00a0", "%E2%80%93", "%C2%A0"]  # fmt: skip
+
+
+@given(
+    prefix=st.sampled_from(["", "phone=", "tel: ", "b'phone=", "caller "]),
+    digits=st.sampled_from(["89161234567", "79161234567", "4959876543"]),
+    gaps=st.lists(st.lists(st.sampled_from(GAPS), max_size=2).map("".join), min_size=11, max_size=11),
+)
+def test_a_phone_with_any_separators_between_its_digits_shows_five_digits_at_most(
+    prefix: str, digits: str, gaps: list[str]
+) -> None:
+    spelled = digits[0] + "".join(gap + digit for gap, digit in zip(gaps, digits[1:], strict=False))
+    assert len(shown_digits(scrub(prefix + spelled))) <= 5, scrub(prefix + spelled)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-07T14:01:47.608Z",  # the log's own time
+        "received 2026/12/07 14:01:47 from the PBX",
+        "call at 07.12.2026 14:01:47",
+        "12/25/2026 10:00",
+        "07/Dec/2026:14:01:47 +0000",
+        "outbox 123456 to chat 87654321 after 3 tries",
+        "body of 1048576 bytes over the limit of 1048575",
+        "written in 0.0123 s, 2.5 ms a row, 12 + 34 rows",
+        "page 3/7, id 12345678",
+        "1 write(s) finished after their event loop closed",
+    ],
+)
+def test_ordinary_numbers_stay_readable(text: str) -> None:
+    assert scrub(text) == text
 
 
 @pytest.mark.parametrize(
@@ -341,6 +411,9 @@ MALFORMED: dict[str, tuple[bytes, ...]] = {
         + b" HTTP/1.1\r\nHost: x\r\n\r\n",
     ),
     # aiohttp reads the bytes past Content-Length as the next request, and logs that as an error
+    "phone spelled as a browser sends it": (
+        b"GET /hooks/form?token=form-token&phone=8%20(916)%20123-45-67&x=\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
+    ),
     "body longer than its Content-Length": (
         b"POST /hooks/form?token=form-token HTTP/1.1\r\nHost: x\r\n"
         b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 11\r\n\r\nname=Petrov",
