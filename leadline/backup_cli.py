@@ -16,7 +16,7 @@ import click
 
 from leadline.cli_base import EXIT_RUNTIME, config_option, load
 from leadline.serve import claim_database
-from storage.backup import BackupError, backup_name, copy, restore, rotate
+from storage.backup import BackupError, backup_name, copy, reason, restore, rotate
 from storage.db import now_utc
 
 #: Backups a directory keeps when ``--keep`` is not given.
@@ -51,15 +51,15 @@ def backup_command(config_path: Path | None, dest: str, keep: int | None) -> Non
     directory = place.is_dir() or dest.endswith(os.sep)
     if keep is not None and not directory:
         raise click.UsageError(f"--keep rotates the backups in a directory; {dest} is not one")
-    if directory:
-        place.mkdir(parents=True, exist_ok=True)
-        target = place / backup_name(database.stem, now_utc())
-    elif not place.parent.is_dir():
+    if not directory and not place.parent.is_dir():
         raise click.BadParameter(f"{place.parent} is not a directory", param_hint="DEST")
-    else:
-        target = place
     try:
-        copied = copy(database, target)
+        if directory:
+            try:
+                place.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise BackupError(f"Cannot create {place}: {reason(exc)}; nothing was backed up.") from None
+        copied = copy(database, place / backup_name(database.stem, now_utc()) if directory else place)
     except BackupError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_RUNTIME)

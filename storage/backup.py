@@ -12,6 +12,7 @@ ends.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
@@ -124,6 +125,20 @@ def copy(database: Path, target: Path, *, pages: int = STEP_PAGES, pause: float 
     if own is not None:
         raise BackupError(f"{target} is {own}, not a place for its backup: give a directory or another file.")
     partial = target.with_name(f".{target.name}.partial")
+    try:
+        return _copy(database, partial, target, pages, pause)
+    except OSError as exc:  # a directory it may not write, a read-only or full disk
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise BackupError(f"Cannot write {target}: {reason(exc)}; nothing was backed up.") from None
+
+
+def reason(exc: OSError) -> str:
+    """The system's words for a failed file operation (``Permission denied``), without the path."""
+    return exc.strerror or str(exc)
+
+
+def _copy(database: Path, partial: Path, target: Path, pages: int, pause: float) -> Copied:
     partial.unlink(missing_ok=True)
     # Personal data: readable by Leadline's user only, whatever the umask of the cron job that runs it.
     os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sqlite3
 from pathlib import Path
 
 import aiohttp
+import pytest
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from leadline.cli_base import EXIT_RUNTIME
 from storage import schema
-from storage.backup import copy
+from storage.backup import BackupError, copy
 from storage.db import iso, now_utc
 from tests.capture.test_core_http import write_config
 from tests.cli import free_port, run_cli, run_cli_sync, start_serve
@@ -146,6 +148,52 @@ def test_a_directory_keeps_the_newest_backups_and_nothing_else_is_removed(tmp_pa
     [made] = [name for name in kept if name not in old and name not in others]
     assert made.startswith("leadline-2") and made.endswith("Z.db")
     assert sorted([made, old[1], *others]) == kept
+
+
+@pytest.mark.parametrize(
+    ("dest", "said"),
+    [
+        # A directory that exists but takes no file (as a read-only disk or another user's does).
+        ("/proc/self/", "Cannot write /proc/self/leadline-"),
+        # One that cannot be made.
+        ("/proc/self/backups/", "Cannot create /proc/self/backups: No such file or directory;"),
+        # One it may not write, as the cron job's user may not: root may write anywhere.
+        pytest.param(
+            "unwritable/",
+            "Cannot write {tmp_path}/unwritable/leadline-",
+            marks=pytest.mark.skipif(os.geteuid() == 0, reason="root writes to any directory"),
+        ),
+    ],
+)
+def test_a_backup_it_cannot_write_is_one_line_and_exit_4(tmp_path: Path, dest: str, said: str):
+    """A cron job or timer that checks for 4 got 1 and an eight-frame traceback."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'[leadline]\ndatabase = "{tmp_path / "leadline.db"}"\n')
+    run_cli_sync("journal", "--config", str(config))  # creates the database
+    if not dest.startswith("/"):
+        (tmp_path / dest).mkdir(mode=0o500)
+        dest = str(tmp_path / dest) + "/"
+
+    result = run_cli_sync("backup", dest, "--config", str(config))
+
+    assert result.code == EXIT_RUNTIME == 4, result.output
+    [line] = result.output.splitlines()
+    assert line.startswith(said.format(tmp_path=tmp_path)), line
+    assert line.endswith("; nothing was backed up."), line
+
+
+def test_a_copy_that_cannot_take_its_name_leaves_no_partial_file(tmp_path: Path):
+    """The copy is written and checked, then its rename fails: the half of a backup goes too."""
+    database = tmp_path / "leadline.db"
+    schema.migrate(Database(database))
+    target = tmp_path / "taken.db"
+    (target / "inside").mkdir(parents=True)  # a directory, which a file cannot replace
+
+    with pytest.raises(BackupError) as failed:
+        copy(database, target)
+
+    assert str(failed.value) == f"Cannot write {target}: Is a directory; nothing was backed up."
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["leadline.db", "taken.db"]
 
 
 def test_keep_is_refused_for_a_single_file(tmp_path: Path):
