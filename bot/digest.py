@@ -12,8 +12,9 @@ public holiday, the holiday too (see :func:`period_due`).
 
 With a bot token the digest goes to every owner through the outbox as two messages: a
 ``sendPhoto`` whose payload names the PNG file (``{"photo": "file:///...", "caption": ...}``; the
-sender uploads it) and a ``sendMessage`` with the text and the buttons. Without a token the text
-goes to the log, with phones and emails masked, and the PNG to a file next to the database.
+sender uploads it) and a ``sendMessage`` with the text and the buttons. Without a token the figures
+go to the log (the lists of people do not: nothing personal is written to a log), and the PNG to a
+file next to the database.
 
 Text and chart speak the reader's language, through the bot's gettext catalogues: an owner's staff
 ``language``, else ``[leadline] language`` (which the log uses too). The figures are read once and
@@ -66,7 +67,7 @@ class Digest:
     period: Period
     #: Telegram HTML (``parse_mode="HTML"``), full phone numbers: for the owners' chats.
     text: str
-    #: The same without markup and with phones and emails masked: for the log.
+    #: The same without markup and without people (the figures, not who is on the lists): for the log.
     log_text: str
     #: ``(label, callback_data)`` per contact to open: ``contact:<id>``.
     buttons: list[tuple[str, str]] = field(default_factory=list)
@@ -232,12 +233,15 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
                 buttons.append((verb.format(who=label)[:60], data))
 
     def lists(reveal: bool) -> list[str]:
+        """Who is owed what; the log, which may name nobody (DESIGN.md), gets the counts alone."""
         out = []
         for heading, _verb, listed in owed:
             count = listed.total
             if not count:
                 continue
             out.append("\n<b>" + heading.format(count=count) + "</b>")
+            if not reveal:
+                continue
             for item in listed.items:
                 local = when(item["first_at"], tz)
                 out.append(f"• {local} {_who(item, reveal)}")
@@ -288,10 +292,13 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
         return [*lines[:response_at], *([said] if said else []), *lines[response_at:]]
 
     text = "\n".join([*head(reveal=True), *lists(reveal=True), *tail])
-    log_text = html.unescape(
-        re.sub(r"<[^>]+>", "", "\n".join([*head(reveal=False), *lists(reveal=False), *tail]))
-    )
+    log_text = plain("\n".join([*head(reveal=False), *lists(reveal=False), *tail]))
     return text, log_text, buttons
+
+
+def plain(text: str) -> str:
+    """Telegram HTML as a terminal or the log shows it: no markup, no entities."""
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
 def _response(figures: Figures, tz: tzinfo, reveal: bool) -> str:
@@ -309,6 +316,8 @@ def _response(figures: Figures, tz: tzinfo, reveal: bool) -> str:
     if slowest is None:
         return said + "; " + _("nobody is still waiting")
     since = when(slowest["first_at"], tz)
+    if not reveal:  # the log's copy: when, not who
+        return said + "; " + _("slowest still waiting since {since}").format(since=since)
     return (
         said
         + "; "

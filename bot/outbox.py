@@ -28,18 +28,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Any, Protocol
 
+from sqlite_utils import Database
+
 from bot.ratelimit import Limits, RateLimiter
 from storage import outbox_sending as rows
 from storage.db import Clock, Store, parse_iso
-from storage.identifiers import mask, mask_phones
 from storage.outbox_sending import OutboxRow
 
 log = logging.getLogger("leadline.outbox")
@@ -92,29 +92,21 @@ class Transport(Protocol):
 
 # ---------------------------------------------------------------------- logging without a token
 
-_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
-
-def mask_text(text: str) -> str:
-    """A message as the log may keep it: phone numbers and emails masked."""
-    text = _EMAIL_RE.sub(lambda m: mask(m.group()), text)
-    return mask_phones(text)
-
-
-def loggable(row: OutboxRow) -> dict[str, Any]:
+def loggable(row: OutboxRow, about: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The log's line for a row that has no bot to go to: what it is (``about``, from
+    :func:`storage.outbox_sending.described`), never what it says. Its text, caption and buttons
+    carry people's names, words, identifiers and usernames, and DESIGN.md has nothing personal
+    written to a log."""
     payload = row.payload
     fields: dict[str, Any] = {"outbox_id": row.id, "chat_id": row.chat_id, "method": row.method}
-    for key in ("text", "caption"):
-        if isinstance(payload.get(key), str):
-            fields[key] = mask_text(payload[key])
-    for key in FILE_FIELDS:
+    fields.update(about or {})
+    for key in FILE_FIELDS:  # the digest's chart, a file Leadline wrote: where to find it
         if isinstance(payload.get(key), str):
             fields[key] = payload[key]
     markup = payload.get("reply_markup")
     if isinstance(markup, dict) and isinstance(markup.get("inline_keyboard"), list):
-        fields["buttons"] = [
-            mask_text(str(button.get("text", ""))) for line in markup["inline_keyboard"] for button in line
-        ]
+        fields["buttons"] = sum(len(line) for line in markup["inline_keyboard"] if isinstance(line, list))
     return fields
 
 
@@ -229,9 +221,18 @@ class OutboxSender:
     # -------------------------------------------------------------- without a token
 
     async def _log_due(self) -> float:
-        taken = await self.store.write(partial(rows.take_due_for_log, now=self.clock()))
+        now = self.clock()
+
+        def take(db: Database) -> tuple[list[OutboxRow], dict[int, dict[str, Any]]]:
+            taken = rows.take_due_for_log(db, now)
+            return taken, rows.described(db, [row.id for row in taken])
+
+        taken, about = await self.store.write(take)
         for row in taken:
-            log.info("telegram message (no bot token: written to the log)", extra={"fields": loggable(row)})
+            log.info(
+                "telegram message (no bot token: written to the log)",
+                extra={"fields": loggable(row, about.get(row.id))},
+            )
         self.sent += len(taken)
         return 0.0 if len(taken) >= 500 else self.poll_s
 

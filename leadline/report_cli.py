@@ -640,7 +640,7 @@ def demo(config_path: Path | None, database: Path | None, days: int, seed: int, 
             )
         for suffix in ("", "-wal", "-shm"):
             Path(f"{target}{suffix}").unlink(missing_ok=True)
-    from bot.digest import send_digest
+    from bot.digest import plain, send_digest
     from leadline.demo import Shape, demo_config, run_demo, story, write_demo_config
     from storage.db import Store
     from storage.worktime import WorkingCalendar
@@ -680,6 +680,7 @@ def demo(config_path: Path | None, database: Path | None, days: int, seed: int, 
     finally:
         db.close()
     click.echo("\nYesterday's digest, as the owner gets it:\n")
-    click.echo(sent.digest.log_text)
+    # The owner's text, lists of (made-up) people included: the log's copy names nobody.
+    click.echo(plain(sent.digest.text))
     click.echo(f"\nChart: {sent.chart}")
     click.echo(f"The demo's config, to run `leadline report` on it: {write_demo_config(config)}")

@@ -11,13 +11,14 @@ puts the row back to ``pending`` with a later ``not_before``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlite_utils import Database
 
-from storage.db import iso
+from storage.db import chunks, iso
 
 #: ``last_error`` of a row found ``sending`` at start-up: its process ended mid-send (a crash).
 INTERRUPTED = "interrupted while sending (delivery unconfirmed); sent again"
@@ -129,3 +130,49 @@ def take_due_for_log(db: Database, now: datetime, limit: int = 500) -> list[Outb
             [stamp, r[0]],
         )
     return [OutboxRow(int(r[0]), int(r[1]), str(r[2]), json.loads(r[3]), int(r[4]) + 1) for r in rows]
+
+
+def described(db: Database, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """What each of the rows ``ids`` is, in words that name nobody: its line in the log when there is
+    no bot token, where the text itself cannot go (DESIGN.md: nothing personal is written to a log).
+
+    A card says its kind (``card`` and ``register``, ``callback`` or ``repeat``), how many touches it
+    counts and its latest touch's source and campaign; a nudge message how many cards it carries, the
+    nudges' kinds and their touches' sources and campaigns; any other row the kind its dedupe key
+    starts with (``source-health``, ``digest``...), else none.
+    """
+    about: dict[int, dict[str, Any]] = {}
+    for part in chunks(list(ids)):
+        marks = ", ".join("?" * len(part))
+        for outbox_id, key in db.execute(f"SELECT id, dedupe_key FROM outbox WHERE id IN ({marks})", part):
+            if key:
+                about[int(outbox_id)] = {"kind": str(key).split(":", 1)[0]}
+        cards = db.execute(
+            "SELECT a.outbox_id, a.kind, a.touches, t.source, t.campaign FROM arrival_cards a"
+            f" JOIN touches t ON t.id = a.last_touch_id WHERE a.outbox_id IN ({marks})",
+            part,
+        )
+        for outbox_id, kind, touches, source, campaign in cards:
+            about[int(outbox_id)] = {
+                "kind": "card",
+                "card": kind,
+                "touches": int(touches),
+                "source": source,
+                "campaign": campaign,
+            }
+        carried = db.execute(
+            "SELECT m.outbox_id, m.cards, n.kind, t.source, t.campaign FROM nudge_messages m"
+            " JOIN nudge_deliveries d ON d.message_id = m.id JOIN nudges n ON n.id = d.nudge_id"
+            f" LEFT JOIN touches t ON t.id = n.touch_id WHERE m.outbox_id IN ({marks}) ORDER BY n.id",
+            part,
+        )
+        for outbox_id, count, kind, source, campaign in carried:
+            line = about.setdefault(int(outbox_id), {})
+            if line.get("kind") != "nudge":
+                line.clear()
+                line.update(kind="nudge", cards=int(count), nudges={}, sources=[], campaigns=[])
+            line["nudges"][kind] = line["nudges"].get(kind, 0) + 1
+            for key, value in (("sources", source), ("campaigns", campaign)):
+                if value is not None and value not in line[key]:
+                    line[key].append(value)
+    return about

@@ -314,9 +314,11 @@ async def test_a_blocked_user_fails_that_row_only(bot_env: BotEnv) -> None:
     assert rows[7778]["status"] == "sent"
 
 
-async def test_without_a_token_messages_go_to_the_log_with_numbers_masked(
+async def test_without_a_token_a_message_is_logged_as_what_it_is_not_what_it_says(
     start_server: StartServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The text went to the log with its numbers masked, and with everything else a person wrote:
+    names, words, an address with a typo, usernames (DESIGN.md: nothing personal in a log)."""
     caplog.set_level(logging.INFO, logger="leadline.outbox")
     srv = await start_server(build_config(tmp_path))
     from leadline import keys
@@ -327,7 +329,7 @@ async def test_without_a_token_messages_go_to_the_log_with_numbers_masked(
             db,
             111,
             {
-                "text": "Missed call from +7 916 123-45-67 (ivan@example.com)",
+                "text": "Missed call from +7 916 123-45-67 (ivan@example.com), Ivan Petrov, @ivan_p",
                 "reply_markup": {"inline_keyboard": [[{"text": "Call +79161234567", "callback_data": "x"}]]},
             },
             at=now_utc(),
@@ -337,11 +339,66 @@ async def test_without_a_token_messages_go_to_the_log_with_numbers_masked(
     await eventually(lambda: any(r.name == "leadline.outbox" for r in caplog.records))
     assert srv.scalar("SELECT status FROM outbox") == "sent"
     [record] = [r for r in caplog.records if r.name == "leadline.outbox"]
+    assert record.getMessage() == "telegram message (no bot token: written to the log)"
     fields = record.fields  # type: ignore[attr-defined]
-    line = json.dumps(fields, ensure_ascii=False)
-    assert "9161234567" not in line and "916 123-45-67" not in line and "ivan@example.com" not in line
-    assert (
-        fields["chat_id"] == 111
-        and "791******67" in fields["text"]
-        and fields["buttons"] == ["Call 791******67"]
+    assert fields == {"outbox_id": 1, "chat_id": 111, "method": "sendMessage", "buttons": 1}
+
+
+async def test_without_a_token_a_card_and_its_nudge_name_their_kind_source_and_campaign_and_no_one(
+    start_server: StartServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the operator of a Leadline without a bot reads to see that it works, and nothing more."""
+    from leadline import keys
+    from tests.nudges.conftest import TUESDAY, Clock, msk
+
+    caplog.set_level(logging.INFO, logger="leadline.outbox")
+    clock = Clock(msk(TUESDAY, 10, 0))
+    config = build_config(
+        tmp_path, notify={"on_arrival": True}, assign={"mode": "round_robin", "staff": ["Anna", "Boris"]}
     )
+    srv = await start_server(config, clock=clock)
+    form = {
+        "name": "Иван Петров",
+        "phone": "+7 916 123-45-67",
+        "email": "ivan.petrov@mail,ru",  # invalid, so kept as written
+        "message": "Жена, Мария, просит перезвонить: 8 (926) 555–44–33, telegram @ivan_p",
+        "utm_campaign": "brand_msk",
+    }
+    resp = await srv.session.post(f"{srv.url}/hooks/form?token=form-token", data=form)
+    assert resp.status == 200
+
+    def logged() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == "leadline.outbox"]
+
+    await eventually(lambda: len(logged()) == 1)
+    clock.now = msk(TUESDAY, 10, 16)  # past the 15 working minutes to register it
+    await srv.server.app[keys.SWEEPER].run()
+    srv.server.app[keys.OUTBOX].wake()
+    await eventually(lambda: len(logged()) == 2)
+
+    card, nudge = (r.fields for r in logged())  # type: ignore[attr-defined]
+    assert card == {
+        "outbox_id": card["outbox_id"],
+        "chat_id": 111,
+        "method": "sendMessage",
+        "kind": "card",
+        "card": "register",
+        "touches": 1,
+        "source": "form",
+        "campaign": "brand_msk",
+        "buttons": card["buttons"],
+    }
+    assert nudge == {
+        "outbox_id": nudge["outbox_id"],
+        "chat_id": 111,
+        "method": "sendMessage",
+        "kind": "nudge",
+        "cards": 1,
+        "nudges": {"register": 1},
+        "sources": ["form"],
+        "campaigns": ["brand_msk"],
+        "buttons": nudge["buttons"],
+    }
+    line = json.dumps([r.getMessage() for r in logged()] + [card, nudge], ensure_ascii=False)
+    for personal in ("Иван", "Петров", "Мария", "ivan", "mail,ru", "555", "916", "перезвонить"):
+        assert personal not in line, (personal, line)
