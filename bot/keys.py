@@ -23,6 +23,7 @@ OUTBOX: web.AppKey[OutboxSender] = web.AppKey("outbox")
 ChatRecorder = Callable[[bytes], Awaitable[None]]
 RECORD_CHAT = "record_chat"
 #: Journals a request to the bot's webhook that failed Telegram's secret token check (the reason
-#: given) as capture journals every refused request, and answers it (401; 503 when the journal
-#: cannot be written). Given by the composition root, as :data:`ChatRecorder` is.
-WebhookRefusal = Callable[[web.Request, str], Awaitable[web.Response]]
+#: given, and whether it carried no secret token at all, as anyone's request may) as capture
+#: journals every refused request, and answers it (401; 503 when the journal cannot be written).
+#: Given by the composition root, as :data:`ChatRecorder` is.
+WebhookRefusal = Callable[[web.Request, str, bool], Awaitable[web.Response]]

@@ -237,6 +237,26 @@ def render_source_alert(
                 "its usual quiet spell is {usual} minutes at most). Check the integration: leads may be lost.",
                 int(fields["minutes"])
             )  # fmt: skip
+        elif problem == "failing" and fields.get("cause") == "unreadable":
+            text = _(
+                "🛑 <b>{source} is failing</b>: its last {count} request could not be read ({reason}). "
+                "Check what the provider sends and the source's settings: leads may be lost. "
+                "The request is kept: leadline replay takes it again once that is fixed.",
+                "🛑 <b>{source} is failing</b>: its last {count} requests could not be read ({reason}). "
+                "Check what the provider sends and the source's settings: leads may be lost. "
+                "The requests are kept: leadline replay takes them again once that is fixed.",
+                int(fields["count"])
+            )  # fmt: skip
+        elif problem == "failing" and fields.get("cause") == "unprocessed":
+            text = _(
+                "🛑 <b>{source} is failing</b>: its last {count} request could not be processed ({reason}). "
+                "It is kept in the journal, for the next start or leadline replay; the log says why. "
+                "Leads may be late.",
+                "🛑 <b>{source} is failing</b>: its last {count} requests could not be processed ({reason}). "
+                "They are kept in the journal, for the next start or leadline replay; the log says why. "
+                "Leads may be late.",
+                int(fields["count"])
+            )  # fmt: skip
         elif problem == "failing":
             text = _(
                 "🛑 <b>{source} is failing</b>: its last {count} request was refused ({reason}). "

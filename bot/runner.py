@@ -216,7 +216,7 @@ class JournalledRequestHandler(SimpleRequestHandler):
         given = request.headers.get(SECRET_HEADER)
         if self.refused is not None and not self.verify_secret(given or "", self.bot):
             reason = f"missing {SECRET_HEADER}" if given is None else f"wrong {SECRET_HEADER}"
-            return await self.refused(request, f"{reason}: not an update from Telegram")
+            return await self.refused(request, f"{reason}: not an update from Telegram", given is None)
         return await super().handle(request)
 
 

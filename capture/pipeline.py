@@ -26,6 +26,7 @@ from capture.providers.auth import check_access
 from capture.providers.base import (
     CallEvent,
     Event,
+    MissingCredentials,
     ParseResult,
     Provider,
     ProviderError,
@@ -82,6 +83,10 @@ class Verdict:
     result: ParseResult | None = None
     replay_key: str | None = None
     keep_body: bool = True
+    #: Refused before anything tied it to the source's provider (no token or signature at all, a
+    #: wrong method or path, an address not allowed, a body too large or cut off): anyone can send
+    #: one, so source health leaves it out.
+    anonymous: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,15 +242,21 @@ class Capture:
         provider = provider_for(source.provider)
         source = self._with_defaults(source)
         if verify:
+            token_passed = False
             try:
-                check_access(raw, source, provider, self.config.http.trusted_proxies)
+                token_passed = check_access(raw, source, provider, self.config.http.trusted_proxies)
                 provider.verify(raw, source, self.clock())
             except ProviderError as exc:
-                return Verdict(source.provider, 401 if exc.status == 400 else exc.status, exc.reason)
+                # Only a credential that is there and wrong (or the right token beside a missing
+                # signature) is the provider's own traffic failing; anything else anyone can send.
+                wrong = exc.status == 401 and not isinstance(exc, MissingCredentials)
+                status = 401 if exc.status == 400 else exc.status
+                return Verdict(source.provider, status, exc.reason, anonymous=not (wrong or token_passed))
             except Exception as exc:
                 # Whatever breaks a check is a failed check: it must never become a replayable 400.
                 log.warning("signature check for %s raised %s", source.provider, type(exc).__name__)
-                return Verdict(source.provider, 401, f"request could not be verified ({type(exc).__name__})")
+                reason = f"request could not be verified ({type(exc).__name__})"
+                return Verdict(source.provider, 401, reason, anonymous=not token_passed)
         try:
             replay_key = getattr(provider, "replay_key", None)
             key = replay_key(raw) if replay_key else None
@@ -537,6 +548,7 @@ def _rejected_columns(verdict: Verdict, prepared: journal.Prepared | None) -> di
         "http_status": verdict.http_status,
         "reason": verdict.reason,
         "prepared": prepared,
+        "anonymous": verdict.anonymous,
     }
 
 

@@ -155,27 +155,33 @@ async def hook(request: web.Request) -> web.StreamResponse:
     raw = _raw(request, name, tail, body)
     if source is None:
         verdict = Verdict(
-            None, 404, f"no source named {quoted(name)}: check the URL against the sources in the config"
+            None,
+            404,
+            f"no source named {quoted(name)}: check the URL against the sources in the config",
+            anonymous=True,
         )
     elif request.method not in _methods(source.provider):
         allowed = ", ".join(sorted(_methods(source.provider))) or "none (this source does not take HTTP)"
-        verdict = Verdict(source.provider, 405, f"method {request.method} not allowed here; use {allowed}")
+        reason = f"method {request.method} not allowed here; use {allowed}"
+        verdict = Verdict(source.provider, 405, reason, anonymous=True)
     elif refused:
-        verdict = Verdict(source.provider, refused.status, refused.reason, keep_body=False)
+        verdict = Verdict(source.provider, refused.status, refused.reason, keep_body=False, anonymous=True)
     else:
         verdict = await capture.judged(raw, source)
     return await _journalled(request, raw, verdict, started)
 
 
 async def journal_refusal(
-    request: web.Request, *, source: str, provider: str | None, reason: str, url: str
+    request: web.Request, *, source: str, provider: str | None, reason: str, url: str, anonymous: bool = False
 ) -> web.Response:
     """A request that a route outside ``/hooks`` refused as unauthenticated (the bot's webhook, on a
-    wrong secret token), journalled, logged and counted as ``/hooks`` refusals are, and its 401."""
+    wrong secret token), journalled, logged and counted as ``/hooks`` refusals are, and its 401;
+    ``anonymous`` when it carried no secret at all (:attr:`Verdict.anonymous`)."""
     started = time.perf_counter()
     body = await read_prefix(request, UNAUTHENTICATED_BODY_KEPT)
     raw = _raw(request, source, request.path, body, url)
-    return await _journalled(request, raw, Verdict(provider, 401, reason), started)
+    verdict = Verdict(provider, 401, reason, anonymous=anonymous)
+    return await _journalled(request, raw, verdict, started)
 
 
 async def _journalled(

@@ -147,9 +147,14 @@ def webhook_refusal(config: Config) -> WebhookRefusal:
     source = business_source(config)
     name, provider = (source.name, source.provider) if source else (BOT_WEBHOOK_SOURCE, None)
 
-    async def record(request: web.Request, reason: str) -> web.Response:
+    async def record(request: web.Request, reason: str, anonymous: bool) -> web.Response:
         return await journal_refusal(
-            request, source=name, provider=provider, reason=reason, url=config.telegram.webhook_url
+            request,
+            source=name,
+            provider=provider,
+            reason=reason,
+            url=config.telegram.webhook_url,
+            anonymous=anonymous,
         )
 
     return record

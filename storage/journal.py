@@ -158,8 +158,8 @@ def prepare(raw: Request, *, keep_body: bool = True) -> Prepared:
 
 _INSERT = (
     "INSERT INTO journal (source, provider, method, path, query_string, headers, body, body_size, remote,"
-    " url, received_at, status, http_status, reason, replay_key, note, processed_at, events, touches_created)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " url, received_at, status, http_status, reason, replay_key, note, processed_at, events, touches_created,"
+    " anonymous) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_WITH_ID = _INSERT.replace("(source,", "(id, source,", 1).replace("VALUES (?,", "VALUES (?, ?,", 1)
 
@@ -178,6 +178,7 @@ def values(
     processed_at: datetime | None = None,
     events: int = 0,
     touches_created: int = 0,
+    anonymous: bool = False,
 ) -> tuple[object, ...]:
     """A row's columns in ``_INSERT``'s order; one already processed is written in its final state.
 
@@ -205,6 +206,7 @@ def values(
         None if processed_at is None else iso(processed_at),
         events,
         touches_created,
+        int(anonymous),
     )
 
 

@@ -830,6 +830,25 @@ def m021_call_lines(db: Database) -> None:
     _run(db, "ALTER TABLE touches ADD COLUMN line TEXT")
 
 
+@migrations()
+def m022_anonymous_refusals(db: Database) -> None:
+    """``journal.anonymous``: a refusal that anyone could have caused (no token or signature at all,
+    a wrong method or path, an address not allowed, a body too large or cut off), which says nothing
+    about the source's provider, so source health does not count it as the source failing.
+
+    Rows from before are marked by their status, and a 401 by its reason: the refusals of a missing
+    token, signature or key were all worded ``missing …`` then.
+    """
+    _run(
+        db,
+        """
+ALTER TABLE journal ADD COLUMN anonymous INTEGER NOT NULL DEFAULT 0;
+UPDATE journal SET anonymous = 1 WHERE status = 'rejected'
+    AND (http_status IN (403, 404, 405, 413) OR (http_status = 401 AND reason LIKE 'missing %'))
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

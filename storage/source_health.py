@@ -6,8 +6,10 @@ Two signs, read from the journal (every request is there, accepted or not):
   gap is learned from its recent requests (the 95th percentile of the working-time gaps between
   its last ``samples`` requests within ``learn_days``), kept between the config's floor and
   ceiling. A source with too little history is not judged: there is nothing to compare with.
-* **Failing.** Its last ``failure_threshold`` requests were all refused (signature, token,
-  unparseable body) or failed in processing.
+* **Failing.** Its last ``failure_threshold`` requests were all refused (a signature or token that
+  is there and wrong, a body it sends that cannot be read) or failed in processing. A refusal that
+  anyone could cause (``journal.anonymous``: no credentials at all, a wrong method or path) is left
+  out: it neither starts nor ends such a streak, so a scanner or an uptime probe raises no alert.
 
 Each problem is one ``nudges`` row (kind ``source_health``, subject ``<source>:<problem>:<since>``),
 so the owner is alerted once per episode; when the problem is gone, the row is closed as
@@ -34,6 +36,9 @@ if TYPE_CHECKING:
     from leadline.config import Config
 
 Problem = Literal["silent", "failing"]
+#: Why a source is failing: its credentials were refused, what it sends cannot be read, or it was
+#: read and could not be stored.
+Cause = Literal["refused", "unreadable", "unprocessed"]
 #: ``(language, "silent" | "failing" | "recovered", fields) -> sendMessage payload``.
 RenderAlert = Callable[[str, str, dict[str, Any]], dict[str, Any]]
 
@@ -96,8 +101,8 @@ def assess(db: Database, now: datetime, rules: HealthRules) -> list[Finding]:
     findings: list[Finding] = []
     for source in rules.sources:
         settled = db.execute(
-            "SELECT received_at, status, reason FROM journal WHERE source = ? AND status != 'received'"
-            " ORDER BY received_at DESC LIMIT ?",
+            "SELECT received_at, status, reason, http_status FROM journal"
+            " WHERE source = ? AND status != 'received' AND anonymous = 0 ORDER BY received_at DESC LIMIT ?",
             [source, rules.failure_threshold],
         ).fetchall()
         streak = settled[: rules.failure_threshold]
@@ -146,17 +151,27 @@ def _failing(db: Database, source: str, streak: Sequence[Sequence[Any]], rules: 
     ).fetchone()
     first = db.execute(
         "SELECT received_at FROM journal WHERE source = ? AND received_at > ? AND status IN ('rejected', 'failed')"
-        " ORDER BY received_at LIMIT 1",
+        " AND anonymous = 0 ORDER BY received_at LIMIT 1",
         [source, last_ok[0] if last_ok else ""],
     ).fetchone()
     since = str(first[0]) if first else str(streak[-1][0])
-    reason = str(streak[0][2] or "refused")[:200]
-    return Finding(
-        source,
-        "failing",
-        f"{source}:failing:{since}",
-        {"source": source, "count": len(streak), "reason": reason, "since": _local(rules.calendar, since)},
-    )
+    latest = streak[0]
+    reason = str(latest[2] or "refused")[:200]
+    fields = {
+        "source": source,
+        "count": len(streak),
+        "reason": reason,
+        "cause": failure_cause(str(latest[1]), latest[3]),
+        "since": _local(rules.calendar, since),
+    }
+    return Finding(source, "failing", f"{source}:failing:{since}", fields)
+
+
+def failure_cause(status: str, http_status: int | None) -> Cause:
+    """What the owner should look at, from the latest failure: the alert says only what is true of it."""
+    if status == "failed":
+        return "unprocessed"
+    return "unreadable" if http_status == 400 else "refused"
 
 
 def _owners(db: Database, rules: HealthRules) -> list[tuple[int, str]]:

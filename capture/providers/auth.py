@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
-from capture.providers.base import Forbidden, Provider, RawRequest, Unauthorized
+from capture.providers.base import Forbidden, MissingCredentials, Provider, RawRequest, Unauthorized
 from leadline.config import SourceConfig
 
 TOKEN_HEADER = "X-Leadline-Token"
@@ -26,7 +26,7 @@ def check_token(raw: RawRequest, source: SourceConfig) -> None:
     expected = source.secret_value("token")
     given = raw.headers.get(TOKEN_HEADER) or raw.query.get("token") or ""
     if not given:
-        raise Unauthorized(
+        raise MissingCredentials(
             f"missing token: send it as the 'token' query parameter or the {TOKEN_HEADER} header"
         )
     # Headers arrive decoded with surrogateescape: compare the bytes as sent, never raise on them.
@@ -38,8 +38,9 @@ def check_token(raw: RawRequest, source: SourceConfig) -> None:
 
 def check_access(
     raw: RawRequest, source: SourceConfig, provider: Provider, trusted_proxies: Sequence[Network]
-) -> None:
-    """``allow_ips`` (403), then ``token`` (401), before the provider's own check.
+) -> bool:
+    """``allow_ips`` (403), then ``token`` (401), before the provider's own check; True when the
+    request passed the source's token, so whatever the provider's check finds, it is the provider's.
 
     The address comes first: a request from elsewhere learns nothing about the token.
     """
@@ -55,6 +56,8 @@ def check_access(
             )
     if source.token is not None and not getattr(provider, "verifies_token", False):
         check_token(raw, source)
+        return True
+    return False
 
 
 def client_address(raw: RawRequest, trusted_proxies: Sequence[Network]) -> Address | None:

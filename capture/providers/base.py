@@ -32,6 +32,7 @@ __all__ = [
     "ContactEvent",
     "Event",
     "Forbidden",
+    "MissingCredentials",
     "ParseResult",
     "Provider",
     "ProviderError",
@@ -86,6 +87,14 @@ class Unauthorized(ProviderError):
     """The signature, token or key is missing or wrong (HTTP 401, journalled as rejected)."""
 
     status = 401
+
+
+class MissingCredentials(Unauthorized):
+    """None of the token, signature or key the source expects is there (HTTP 401).
+
+    Anyone who knows the URL can send such a request, so it says nothing about whether the source's
+    provider is set up right: source health does not count it as a failure (storage/source_health.py).
+    """
 
 
 class SourceUnavailable(Exception):

@@ -24,7 +24,14 @@ from multidict import MultiDict
 from capture.addresses import OurAddresses
 from capture.forms import multipart_parts, parse_form_body
 from capture.mail import MailFields, decode_text, parse_message, source_event
-from capture.providers.base import BadRequest, ParseResult, RawRequest, Unauthorized, loads
+from capture.providers.base import (
+    BadRequest,
+    MissingCredentials,
+    ParseResult,
+    RawRequest,
+    Unauthorized,
+    loads,
+)
 from leadline.config import SourceConfig
 
 TOLERANCE = timedelta(minutes=5)
@@ -41,7 +48,7 @@ class Mailgun:
         fields, _ = _form(raw)
         stamp, token, signature = (fields.get(k, "").strip() for k in ("timestamp", "token", "signature"))
         if not (stamp and token and signature):
-            raise Unauthorized("missing timestamp, token or signature field")
+            raise MissingCredentials("missing timestamp, token or signature field")
         try:
             sent_at = datetime.fromtimestamp(int(stamp), UTC)
         except (ValueError, OverflowError) as exc:

@@ -37,7 +37,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, Unauthorized, loads, quoted
+from capture.providers.base import (
+    BadRequest,
+    CallEvent,
+    MissingCredentials,
+    ParseResult,
+    RawRequest,
+    Unauthorized,
+    loads,
+    quoted,
+)
 from leadline.config import SourceConfig
 from storage.events import CallDirection, CallStatus
 
@@ -58,7 +67,7 @@ class Mango:
         fields = _fields(raw)
         key, sign, payload = fields.get("vpbx_api_key", ""), fields.get("sign", ""), fields.get("json")
         if not key or not sign or payload is None:
-            raise Unauthorized("missing vpbx_api_key, sign or json form field")
+            raise MissingCredentials("missing vpbx_api_key, sign or json form field")
         expected_key = source.secret_value("vpbx_api_key")
         if not hmac.compare_digest(key.encode(), expected_key.encode()):
             raise Unauthorized("vpbx_api_key is not this source's key")

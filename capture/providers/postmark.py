@@ -19,7 +19,7 @@ from typing import Any
 
 from capture.addresses import OurAddresses
 from capture.mail import MailFields, source_event
-from capture.providers.base import BadRequest, ParseResult, RawRequest, Unauthorized
+from capture.providers.base import BadRequest, MissingCredentials, ParseResult, RawRequest, Unauthorized
 from leadline.config import SourceConfig
 
 
@@ -31,7 +31,7 @@ class Postmark:
     def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
         scheme, _, encoded = raw.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "basic" or not encoded.strip():
-            raise Unauthorized(
+            raise MissingCredentials(
                 "missing basic auth: put user:password in the webhook URL (https://user:pass@…)"
             )
         try:

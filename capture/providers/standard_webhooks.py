@@ -15,7 +15,14 @@ from typing import Any
 from standardwebhooks.webhooks import Webhook
 
 from capture.forms import time_of
-from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest, Unauthorized
+from capture.providers.base import (
+    BadRequest,
+    ContactEvent,
+    MissingCredentials,
+    ParseResult,
+    RawRequest,
+    Unauthorized,
+)
 from leadline.config import SourceConfig
 
 TOLERANCE = timedelta(minutes=5)
@@ -30,7 +37,7 @@ class StandardWebhooks:
         stamp = raw.headers.get("webhook-timestamp", "")
         signatures = raw.headers.get("webhook-signature", "")
         if not (msg_id and stamp and signatures):
-            raise Unauthorized("missing webhook-id, webhook-timestamp or webhook-signature header")
+            raise MissingCredentials("missing webhook-id, webhook-timestamp or webhook-signature header")
         try:
             sent_at = datetime.fromtimestamp(int(stamp), UTC)
         except (ValueError, OverflowError) as exc:

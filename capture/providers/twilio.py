@@ -46,7 +46,16 @@ from typing import TYPE_CHECKING
 
 from multidict import MultiDict
 
-from capture.providers.base import BadRequest, CallEvent, ParseResult, RawRequest, Reply, Unauthorized, quoted
+from capture.providers.base import (
+    BadRequest,
+    CallEvent,
+    MissingCredentials,
+    ParseResult,
+    RawRequest,
+    Reply,
+    Unauthorized,
+    quoted,
+)
 from leadline.config import SourceConfig
 from storage.events import CallDirection, CallStatus
 
@@ -76,7 +85,7 @@ class Twilio:
 
         signature = raw.headers.get("X-Twilio-Signature", "")
         if not signature:
-            raise Unauthorized("missing X-Twilio-Signature header")
+            raise MissingCredentials("missing X-Twilio-Signature header")
         params = _body_params(raw)
         if not RequestValidator(source.secret_value("auth_token")).validate(raw.url, params, signature):
             raise Unauthorized(

@@ -31,7 +31,14 @@ from typing import Any
 from multidict import MultiDict
 
 from capture.forms import name_of, named, named_like, pick, time_of, utm_of
-from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest, Unauthorized
+from capture.providers.base import (
+    BadRequest,
+    ContactEvent,
+    MissingCredentials,
+    ParseResult,
+    RawRequest,
+    Unauthorized,
+)
 from leadline.config import SourceConfig
 
 SIGNATURE_HEADER = "Typeform-Signature"
@@ -48,7 +55,7 @@ class Typeform:
     def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
         given = raw.headers.get(SIGNATURE_HEADER, "").strip()
         if not given.startswith("sha256="):
-            raise Unauthorized(
+            raise MissingCredentials(
                 f"missing {SIGNATURE_HEADER} header: set the source's secret on the Typeform webhook"
             )
         secret = source.secret_value("secret").encode()

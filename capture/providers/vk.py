@@ -28,6 +28,7 @@ from capture.mail import find_phones
 from capture.providers.base import (
     BadRequest,
     ContactEvent,
+    MissingCredentials,
     ParseResult,
     RawRequest,
     Reply,
@@ -52,7 +53,7 @@ class Vk:
         body = raw.json()
         given = body.get("secret") if isinstance(body, dict) else None
         if not isinstance(given, str) or not given:
-            raise Unauthorized(
+            raise MissingCredentials(
                 "no 'secret' in the body: set the source's secret on the community's Callback API"
             )
         if not hmac.compare_digest(given.encode(), source.secret_value("secret").encode()):

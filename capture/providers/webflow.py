@@ -55,7 +55,7 @@ class Webflow:
             try:
                 check_token(raw, source)
             except Unauthorized as exc:
-                raise Unauthorized(
+                raise type(exc)(  # no token at all stays MissingCredentials
                     f"unsigned Webflow request (no {SIGNATURE_HEADER}): webhooks made in site settings"
                     f" must carry the source's token; {exc.reason}"
                 ) from None

@@ -29,6 +29,7 @@ from capture.providers.base import (
     BadRequest,
     ContactEvent,
     Forbidden,
+    MissingCredentials,
     ParseResult,
     RawRequest,
     Reply,
@@ -60,7 +61,7 @@ class WhatsApp:
             return
         given = raw.headers.get(SIGNATURE_HEADER, "").strip()
         if not given.startswith("sha256="):
-            raise Unauthorized(f"missing {SIGNATURE_HEADER} header: Meta signs every notification")
+            raise MissingCredentials(f"missing {SIGNATURE_HEADER} header: Meta signs every notification")
         key = source.secret_value("app_secret").encode()
         digest = given.removeprefix("sha256=").lower().encode("ascii", "replace")
         if hmac.compare_digest(digest, _hex(key, raw.body)):

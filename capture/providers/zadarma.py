@@ -58,6 +58,7 @@ from capture.providers.base import (
     BadRequest,
     Binding,
     CallEvent,
+    MissingCredentials,
     ParseResult,
     RawRequest,
     Reply,
@@ -98,7 +99,9 @@ class Zadarma:
             return  # parse journals it with a note and makes no event of it
         given = raw.headers.get("Signature", "").strip()
         if not given:
-            raise Unauthorized("missing Signature header: set an API key and secret in the Zadarma account")
+            raise MissingCredentials(
+                "missing Signature header: set an API key and secret in the Zadarma account"
+            )
         message = _signed_string(signed, fields)
         digest = hmac.new(source.secret_value("api_secret").encode(), message.encode("utf-8"), hashlib.sha1)
         expected = base64.b64encode(digest.hexdigest().encode())

@@ -119,3 +119,55 @@ async def test_a_refused_request_does_not_end_a_silence(office: Office) -> None:
     await office.sweep(msk(TUESDAY, 14, 12))
     texts = alerts(office)
     assert len(texts) == 2 and "снова работает" in texts[1] and "14.04 14:10" in texts[1]
+
+
+async def test_requests_anyone_can_send_raise_no_alert(office: Office) -> None:
+    """An uptime monitor's GET and a stranger's POST without the token, every five minutes between
+    real leads every half hour, used to send the owner "is failing" and "works again" in turn."""
+    for i in range(12):
+        await post(office, msk(TUESDAY, 9, 0) + timedelta(minutes=10 * i), phone=f"+7916000{i:04d}")
+    at = msk(TUESDAY, 11, 0)
+    for i in range(24):  # 11:00 to 12:55
+        office.clock.now = at
+        if i % 6 == 0:
+            assert (await post(office, at, phone=f"+7916100{i:04d}")).status == 200
+        elif i % 2:
+            assert (await office.srv.session.get(f"{office.srv.url}/hooks/site")).status == 405
+        else:
+            assert (
+                await office.srv.session.post(f"{office.srv.url}/hooks/site", data={"x": "1"})
+            ).status == 401
+        await office.sweep(at + timedelta(seconds=30))
+        at += timedelta(minutes=5)
+    assert alerts(office) == []
+    assert office.nudges("source_health") == []
+
+    # A token that is there and wrong is the source's own traffic failing: the probes between those
+    # requests neither hide it nor end it.
+    for minute in (0, 2, 4):
+        assert (await post(office, msk(TUESDAY, 13, minute), token="bad-secret-123")).status == 401
+        office.clock.now = msk(TUESDAY, 13, minute + 1)
+        assert (await office.srv.session.get(f"{office.srv.url}/hooks/site")).status == 405
+    await office.sweep(msk(TUESDAY, 13, 6))
+    [alert] = alerts(office)
+    assert "не работает" in alert and "wrong token" in alert and "Проверьте секрет или токен" in alert
+    office.clock.now = msk(TUESDAY, 13, 7)
+    assert (await office.srv.session.post(f"{office.srv.url}/hooks/site", data={"x": "1"})).status == 401
+    await office.sweep(msk(TUESDAY, 13, 8))
+    assert alerts(office) == [alert]
+
+
+async def test_a_body_that_cannot_be_read_is_not_blamed_on_the_token(office: Office) -> None:
+    assert (await post(office, msk(TUESDAY, 10, 0))).status == 200
+    for minute in (1, 2, 3):
+        office.clock.now = msk(TUESDAY, 10, minute)
+        resp = await office.srv.session.post(
+            f"{office.srv.url}/hooks/site?token=site-token",
+            data=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
+        assert resp.status == 400
+    await office.sweep(msk(TUESDAY, 10, 5))
+    [alert] = alerts(office)
+    assert "не удалось прочитать" in alert and "leadline replay" in alert
+    assert "секрет" not in alert
