@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -24,6 +24,7 @@ from leadline.config import Config
 from leadline.sweep import Sweeper
 from storage.db import Clock, Store
 from storage.digests import last_digested
+from storage.retention_runs import last_pass
 from storage.worktime import WorkingCalendar
 
 log = logging.getLogger("leadline.scheduler")
@@ -81,12 +82,27 @@ async def digest_job(
     wake()
 
 
-async def retention_job(config: Config, store: Store, clock: Clock) -> None:
-    """The daily retention pass (``[retention]``, storage/retention.py); a failure waits for tomorrow's."""
-    from storage.retention import run_pass  # with erasure, loaded by the daily pass, not at start
+async def retention_job(config: Config, store: Store, clock: Clock, *, only_if_owed: bool = False) -> None:
+    """The daily retention pass (``[retention]``, storage/retention.py); a failure waits for tomorrow's.
 
+    ``only_if_owed`` is the run at start-up: the pass runs only when the last one (or, with none
+    recorded, the base's first request) is older than the last ``[retention] time``, so that a
+    process that was down then still keeps data no longer than the config says.
+    """
+    now = clock()
     try:
-        await run_pass(store, config.retention, clock())
+        if only_if_owed:
+            due = retention_due(config, now)
+            last = await store.read(last_pass)
+            if last is None or last >= due:
+                log.info(
+                    "no retention pass owed", extra={"fields": {"due": due.isoformat(), "start_up": True}}
+                )
+                return
+            log.info("catching up the retention pass missed", extra={"fields": {"due": due.isoformat()}})
+        from storage.retention import run_pass  # with erasure, loaded by the daily pass, not at start
+
+        await run_pass(store, config.retention, now)
     except Exception:
         log.exception("the retention pass failed; the next one will try again")
 
@@ -95,6 +111,14 @@ def digest_time_passed(config: Config, now: datetime) -> bool:
     """Whether today's digest time is behind ``now`` (local time), so a process starting now has missed it."""
     at = time.fromisoformat(config.digest.time.zfill(5))
     return now.astimezone(config.tz).time() >= at
+
+
+def retention_due(config: Config, now: datetime) -> datetime:
+    """The last ``[retention] time`` (local) at or before ``now``: when the latest pass was due."""
+    at = time.fromisoformat(config.retention.time.zfill(5))
+    local = now.astimezone(config.tz)
+    due = datetime.combine(local.date(), at, tzinfo=config.tz)
+    return due if due <= local else datetime.combine(local.date() - timedelta(days=1), at, tzinfo=config.tz)
 
 
 def build_scheduler(
@@ -148,6 +172,10 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
             kwargs={"only_catch_up": True},
             id="digest-catch-up",
         )
+    # Likewise the retention pass, which the job itself finds owed or not (a read, at start).
+    scheduler.add_job(
+        retention_job, args=[config, store, clock], kwargs={"only_if_owed": True}, id="retention-catch-up"
+    )
     try:
         yield
     finally:

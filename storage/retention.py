@@ -43,6 +43,7 @@ from storage.erasure import (
     redact_requests,
     refused_before,
 )
+from storage.retention_runs import mark_pass
 from storage.subjects import Found, Marks, Matcher, Subject, scan, subject_of
 
 if TYPE_CHECKING:
@@ -322,6 +323,7 @@ async def run_pass(store: Store, rules: RetentionSection, now: datetime) -> Pass
             messages += blanked
     changed = requests + fields + messages + deliveries + drafts + waiting + sum(anonymised.values())
     checkpointed = await asyncio.to_thread(checkpoint, store.path) if changed else True
+    await store.write(partial(mark_pass, at=now))
     result = Pass(
         requests,
         fields,

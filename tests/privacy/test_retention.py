@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from leadline import keys
 from leadline.scheduler import retention_job
@@ -14,6 +17,7 @@ from tests.capture.test_mango import mango_config, post_mango, post_sample, sign
 from tests.capture.test_smtp import auto_reply, send, smtp_config
 from tests.cli import run_cli
 from tests.conftest import Running, StartServer
+from tests.nudges.conftest import until
 from tests.numbers.month import MSK
 from tests.privacy.people import API_AUTH, privacy_config
 from tests.samples import sample
@@ -53,6 +57,33 @@ async def november(cfg: Path) -> dict[str, Any]:
     assert result.code == 0, result.output
     data: dict[str, Any] = json.loads(result.output)
     return data
+
+
+async def test_a_pass_missed_while_the_process_was_down_runs_once_when_it_starts(
+    tmp_path: Path, start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The pass runs at ``[retention] time`` (03:30); a process that was down then (a machine off at
+    night, a nightly restart) used to keep a raw request past journal_days until a night it was up."""
+    clock = Clock(datetime(2026, 8, 3, 12, 0, tzinfo=MSK))
+    config = privacy_config(tmp_path)
+    srv = await start_server(config, clock=clock)
+    await form(srv, "+7 901 111-11-11", "Alma Lead")
+    await srv.stop()
+
+    clock.at = datetime(2026, 12, 1, 17, 3, tzinfo=MSK)  # 120 days on, the afternoon after a missed pass
+    srv = await start_server(config, clock=clock)
+    await until(lambda: srv.scalar("SELECT length(body) FROM journal") == 0)
+    assert srv.scalar("SELECT redacted FROM journal") == "expired"
+    last_pass = "SELECT value FROM meta WHERE key = 'retention_last_pass'"
+    await until(lambda: srv.scalar(last_pass) is not None)  # the pass has finished
+    ran = srv.scalar(last_pass)
+    await srv.stop()
+
+    clock.at = datetime(2026, 12, 1, 18, 0, tzinfo=MSK)  # restarted the same evening: nothing owed
+    with caplog.at_level(logging.INFO, logger="leadline.scheduler"):
+        srv = await start_server(config, clock=clock)
+        await until(lambda: any(r.getMessage() == "no retention pass owed" for r in caplog.records))
+    assert srv.scalar(last_pass) == ran
 
 
 async def test_a_retention_pass_keeps_the_months_figures_and_drops_raw_requests_and_dormant_people(
