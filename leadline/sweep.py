@@ -21,7 +21,7 @@ from storage.db import Clock, Store
 from storage.nudges.due import due_nudges
 from storage.nudges.record import Recorded, plan_and_record
 from storage.nudges.rules import NudgeRules
-from storage.source_health import HealthRules, assess, record_findings
+from storage.source_health import HealthRecorded, HealthRules, assess, record_findings
 
 log = logging.getLogger("leadline.sweep")
 
@@ -64,9 +64,11 @@ class Sweeper:
             findings = await self.store.read(partial(assess, now=at, rules=self.health))
             # An owner's language without a catalogue falls back to the office's, as nudges do.
             alert = partial(render_source_alert, office_language=self.health.language)
-            alerts = await self.store.write(
+            health = await self.store.write(
                 partial(record_findings, now=at, rules=self.health, findings=findings, render=alert)
             )
+            _log_health(health)
+            alerts = health.queued
             result = SweepResult(at, len(due), recorded, alerts)
             if result.queued and self.wake is not None:
                 self.wake()
@@ -91,3 +93,20 @@ class Sweeper:
         """Wait for a sweep in progress to finish (at shutdown)."""
         async with self._lock:
             return
+
+
+#: What of a finding's fields goes to the log: never its reason, which may quote what a sender sent.
+_LOGGED = ("cause", "count", "since", "minutes", "usual")
+
+
+def _log_health(health: HealthRecorded) -> None:
+    """Each new problem and each recovery, whether or not anyone could be told in Telegram: without
+    a bot or an owner the log is where the operator learns that leads may be lost."""
+    for finding in health.opened:
+        details = {k: finding.fields[k] for k in _LOGGED if k in finding.fields}
+        log.warning(
+            "a source looks broken: leads may be lost; `leadline journal` shows its requests",
+            extra={"fields": {"source": finding.source, "problem": finding.problem, **details}},
+        )
+    for source, problem in health.recovered:
+        log.warning("a source works again", extra={"fields": {"source": source, "problem": problem}})

@@ -12,8 +12,10 @@ Two signs, read from the journal (every request is there, accepted or not):
   out: it neither starts nor ends such a streak, so a scanner or an uptime probe raises no alert.
 
 Each problem is one ``nudges`` row (kind ``source_health``, subject ``<source>:<problem>:<since>``),
-so the owner is alerted once per episode; when the problem is gone, the row is closed as
-``recovered`` and the owner is told once more. Outbox dedupe keys make a second run a no-op.
+so the owner is alerted once per episode, as soon as there is someone to tell (its ``outbox_id``
+says it was); when the problem is gone, the row is closed as ``recovered`` and whoever was alerted
+is told once more. Outbox dedupe keys make a second run a no-op. The sweep logs every new problem
+and recovery too (leadline/sweep.py), for an install with nobody to tell in Telegram.
 """
 
 from __future__ import annotations
@@ -188,16 +190,31 @@ def _owners(db: Database, rules: HealthRules) -> list[tuple[int, str]]:
     return [(rules.team_chat, rules.language)] if rules.team_chat else []
 
 
+@dataclass
+class HealthRecorded:
+    """What a sweep did about source health: the messages queued, and the problems it found new or
+    saw end, which the caller logs whoever was told (a capture-only install tells nobody else)."""
+
+    queued: list[int] = field(default_factory=list)
+    opened: list[Finding] = field(default_factory=list)
+    #: ``(source, problem)`` of each episode that ended because the source works again.
+    recovered: list[tuple[str, str]] = field(default_factory=list)
+
+
 def record_findings(
     db: Database, now: datetime, rules: HealthRules, findings: Sequence[Finding], render: RenderAlert
-) -> list[int]:
-    """Alert once per new problem, tell of each recovery once; returns the outbox ids queued."""
+) -> HealthRecorded:
+    """Alert once per problem, tell of each recovery once.
+
+    An episode counts as alerted (``outbox_id``) only once a message was queued for someone: with
+    nobody to tell yet, each sweep tries again, so an owner added while it lasts still hears of it.
+    """
     stamp = iso(now)
-    queued: list[int] = []
+    done = HealthRecorded()
     owners = _owners(db, rules)
     current = {f.source: f for f in findings}
-    for nid, subject in db.execute(
-        "SELECT id, subject FROM nudges WHERE kind = 'source_health' AND closed_at IS NULL"
+    for nid, subject, ref, alerted in db.execute(
+        "SELECT id, subject, ref, outbox_id FROM nudges WHERE kind = 'source_health' AND closed_at IS NULL"
     ).fetchall():
         source = str(subject).split(":", 1)[0]
         if source not in rules.sources:
@@ -207,27 +224,40 @@ def record_findings(
             continue
         outcome = "recovered" if finding is None else "replaced"
         db.execute("UPDATE nudges SET closed_at = ?, outcome = ? WHERE id = ?", [stamp, outcome, nid])
-        if finding is None:
-            at = db.execute(
-                "SELECT MAX(received_at) FROM journal WHERE source = ? AND status = 'processed'", [source]
-            ).fetchone()[0]
-            fields = {"source": source, "at": _local(rules.calendar, at) if at else "—"}
-            for chat, language in owners:
-                row = enqueue(
-                    db, chat, render(language, "recovered", fields), at=now,
-                    dedupe_key=f"source-health:{nid}:recovered:{chat}",
-                )  # fmt: skip
-                if row is not None:
-                    queued.append(row)
+        if finding is not None:
+            continue
+        done.recovered.append((source, str(ref)))
+        if alerted is None:
+            continue  # nobody heard of the problem: "works again" would tell them nothing
+        at = db.execute(
+            "SELECT MAX(received_at) FROM journal WHERE source = ? AND status = 'processed'", [source]
+        ).fetchone()[0]
+        fields = {"source": source, "at": _local(rules.calendar, at) if at else "—"}
+        for chat, language in owners:
+            row = enqueue(
+                db, chat, render(language, "recovered", fields), at=now,
+                dedupe_key=f"source-health:{nid}:recovered:{chat}",
+            )  # fmt: skip
+            if row is not None:
+                done.queued.append(row)
     for finding in findings:
         cursor = db.execute(
             "INSERT INTO nudges (kind, subject, level, due_at, created_at, ref) VALUES ('source_health', ?, 0, ?, ?, ?)"
             " ON CONFLICT (kind, subject, level) DO NOTHING",
             [finding.subject, stamp, stamp, finding.problem],
         )
-        if cursor.rowcount != 1:
-            continue
-        nid = int(cursor.lastrowid or 0)
+        if cursor.rowcount == 1:
+            done.opened.append(finding)
+            nid = int(cursor.lastrowid or 0)
+        else:
+            waiting = db.execute(
+                "SELECT id FROM nudges WHERE kind = 'source_health' AND subject = ? AND level = 0"
+                " AND closed_at IS NULL AND outbox_id IS NULL",
+                [finding.subject],
+            ).fetchone()
+            if waiting is None:
+                continue  # told already (or over)
+            nid = int(waiting[0])
         first: int | None = None
         for chat, language in owners:
             row = enqueue(
@@ -235,8 +265,8 @@ def record_findings(
                 dedupe_key=f"source-health:{nid}:alert:{chat}",
             )  # fmt: skip
             if row is not None:
-                queued.append(row)
+                done.queued.append(row)
                 first = first or row
         if first is not None:
             db.execute("UPDATE nudges SET outbox_id = ? WHERE id = ?", [first, nid])
-    return queued
+    return done

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from leadline.config import WorkingTimeSection
 from storage.source_health import usual_gap
 from storage.worktime import WorkingCalendar
-from tests.nudges.conftest import ANNA, BORIS, TUESDAY, Office, msk
+from tests.conftest import BASE, StartServer
+from tests.nudges.conftest import ANNA, BORIS, TUESDAY, Clock, Office, msk, office_config
 
 
 def alerts(office: Office, chat_id: int = ANNA) -> list[str]:
@@ -171,3 +176,53 @@ async def test_a_body_that_cannot_be_read_is_not_blamed_on_the_token(office: Off
     [alert] = alerts(office)
     assert "не удалось прочитать" in alert and "leadline replay" in alert
     assert "секрет" not in alert
+
+
+def health_logs(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str, dict[str, Any]]]:
+    return [
+        (r.levelno, r.getMessage(), dict(getattr(r, "fields", {})))
+        for r in caplog.records
+        if r.name == "leadline.sweep" and "source" in getattr(r, "fields", {})
+    ]
+
+
+async def test_with_nobody_to_tell_the_log_says_it_and_an_owner_added_later_is_told(
+    start_server: StartServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A capture-only install (no owner, manager or team chat): the problem used to be recorded as
+    alerted with nothing queued and nothing logged, so an owner added later never heard of it."""
+    sources = [{"name": "site", "provider": "generic_form", "token": "site-token"}]
+    clock = Clock(msk(TUESDAY, 8, 0))
+    office = Office(
+        await start_server(office_config(tmp_path, staff=[], sources=sources), clock=clock), clock
+    )
+    for i in range(12):  # a request every ten minutes, 10:00 to 11:50
+        assert (
+            await post(office, msk(TUESDAY, 10, 0) + timedelta(minutes=10 * i), phone=f"+7916000{i:04d}")
+        ).status == 200
+    with caplog.at_level(logging.INFO, logger="leadline.sweep"):
+        result = await office.sweep(msk(TUESDAY, 12, 51))
+        await office.sweep(msk(TUESDAY, 13, 0))
+    assert result.alerts == []
+    [(level, _, fields)] = health_logs(caplog)
+    assert level == logging.WARNING and (fields["source"], fields["problem"]) == ("site", "silent")
+    assert "+7916" not in str(fields)
+    await office.srv.stop()
+
+    # Anna is added as the owner and the process restarted while the source is still silent.
+    office = Office(
+        await start_server(office_config(tmp_path, staff=BASE["staff"], sources=sources), clock=clock), clock
+    )
+    await office.sweep(msk(TUESDAY, 14, 0))
+    await office.sweep(msk(TUESDAY, 16, 0))
+    [alert] = alerts(office)
+    assert "site" in alert and "замолчал" in alert
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="leadline.sweep"):
+        assert (await post(office, msk(TUESDAY, 16, 10), phone="+79169999999")).status == 200
+        await office.sweep(msk(TUESDAY, 16, 11))
+    assert len(alerts(office)) == 2 and "снова работает" in alerts(office)[1]
+    assert [(level, fields) for level, _, fields in health_logs(caplog)] == [
+        (logging.WARNING, {"source": "site", "problem": "silent"})
+    ]
