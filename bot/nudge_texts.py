@@ -24,6 +24,7 @@ from __future__ import annotations
 import html
 import logging
 from dataclasses import replace
+from datetime import tzinfo
 from typing import Any
 
 from bot import labels
@@ -224,11 +225,13 @@ def lay_out(view: MessageView, dialable: frozenset[str] = frozenset()) -> Render
 
 
 def render_source_alert(
-    language: str, problem: str, fields: dict[str, Any], *, office_language: str = "en"
+    language: str, problem: str, fields: dict[str, Any], *, tz: tzinfo, office_language: str = "en"
 ) -> dict[str, Any]:
-    """An owner's alert that a source is silent or failing, or that it recovered."""
-    safe = {k: html.escape(clip(str(v), NEED_LIMIT)) for k, v in fields.items()}
+    """An owner's alert that a source is silent or failing, or that it recovered; its stored times
+    (``since``, ``at``) are written as the reader's cards write them."""
     with written_for(language, office_language):
+        shown: dict[str, Any] = {**fields, **{k: when(fields[k], tz) for k in ("since", "at") if k in fields}}
+        safe = {k: html.escape(clip(str(v), NEED_LIMIT)) for k, v in shown.items()}
         if problem == "silent":
             text = _(
                 "🛑 <b>{source} has gone quiet</b>: nothing since {since} ({minutes} working minute; "

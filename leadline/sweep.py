@@ -63,7 +63,9 @@ class Sweeper:
             )
             findings = await self.store.read(partial(assess, now=at, rules=self.health))
             # An owner's language without a catalogue falls back to the office's, as nudges do.
-            alert = partial(render_source_alert, office_language=self.health.language)
+            alert = partial(
+                render_source_alert, tz=self.health.calendar.tz, office_language=self.health.language
+            )
             health = await self.store.write(
                 partial(record_findings, now=at, rules=self.health, findings=findings, render=alert)
             )

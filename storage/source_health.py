@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlite_utils import Database
 
 from storage.db import iso, parse_iso
-from storage.local_time import local_text
 from storage.outbox import enqueue
 from storage.worktime import WorkingCalendar
 
@@ -81,7 +80,8 @@ class Finding:
     source: str
     problem: Problem
     subject: str
-    #: For the alert's text: times are local ``dd.mm HH:MM``.
+    #: For the alert's text and the log; times (``since``, ``at``) as stored, ISO in UTC: the bot
+    #: writes them in the reader's language (bot/touch_text.when), as it writes every other time.
     fields: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,10 +92,6 @@ def usual_gap(calendar: WorkingCalendar, times: Sequence[datetime]) -> float:
     if not gaps:
         return 0.0
     return gaps[max(0, math.ceil(0.95 * len(gaps)) - 1)]
-
-
-def _local(calendar: WorkingCalendar, value: str) -> str:
-    return local_text(value, calendar.tz, "%d.%m %H:%M")
 
 
 def assess(db: Database, now: datetime, rules: HealthRules) -> list[Finding]:
@@ -136,7 +132,7 @@ def assess(db: Database, now: datetime, rules: HealthRules) -> list[Finding]:
                     f"{source}:silent:{last}",
                     {
                         "source": source,
-                        "since": _local(rules.calendar, last),
+                        "since": last,
                         "minutes": round(idle),
                         "usual": round(threshold),
                     },
@@ -164,7 +160,7 @@ def _failing(db: Database, source: str, streak: Sequence[Sequence[Any]], rules: 
         "count": len(streak),
         "reason": reason,
         "cause": failure_cause(str(latest[1]), latest[3]),
-        "since": _local(rules.calendar, since),
+        "since": since,
     }
     return Finding(source, "failing", f"{source}:failing:{since}", fields)
 
@@ -232,7 +228,7 @@ def record_findings(
         at = db.execute(
             "SELECT MAX(received_at) FROM journal WHERE source = ? AND status = 'processed'", [source]
         ).fetchone()[0]
-        fields = {"source": source, "at": _local(rules.calendar, at) if at else "—"}
+        fields = {"source": source, "at": at}
         for chat, language in owners:
             row = enqueue(
                 db, chat, render(language, "recovered", fields), at=now,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +13,7 @@ from bot.touch_text import when
 from storage.nudges.cards import Card, MessageView, TouchLine
 from tests.conftest import BASE, StartServer
 from tests.fake_telegram import FakeTelegram
-from tests.nudges.conftest import ANNA, BORIS, TUESDAY, Clock, Office, msk, office_config
+from tests.nudges.conftest import ANNA, BORIS, MSK, TUESDAY, Clock, Office, msk, office_config
 from tests.nudges.test_source_health import alerts, post
 
 CALLER = "+79161234567"
@@ -93,13 +93,35 @@ async def test_a_failing_source_alerts_each_owner_in_their_language(
     assert english.startswith("🛑 <b>site is failing</b>: its last 3 requests were refused (")
 
 
+async def test_a_source_alert_writes_its_times_as_the_readers_cards_do(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Carol reads English: her cards say "14 Apr, 11:50 MSK" while the alert said "14.04 11:50 MSK"."""
+    carol = {"name": "Carol", "telegram_id": CAROL, "role": "owner", "language": "en"}
+    config = office_config(tmp_path, staff=staff("ru", None, carol))
+    clock = Clock(msk(TUESDAY, 8, 0))
+    office = Office(await start_server(config, clock=clock), clock)
+    for i in range(12):  # a request every ten minutes, 10:00 to 11:50
+        at = msk(TUESDAY, 10, 0) + timedelta(minutes=10 * i)
+        assert (await post(office, at, phone=f"+7916000{i:04d}")).status == 200
+    await office.sweep(msk(TUESDAY, 12, 51))
+    assert (await post(office, msk(TUESDAY, 14, 10), phone="+79169999999")).status == 200
+    await office.sweep(msk(TUESDAY, 14, 11))
+
+    quiet, again = alerts(office, CAROL)
+    assert "nothing since 14 Apr, 11:50 MSK (61 working minutes;" in quiet
+    assert again == "✅ <b>site works again</b>: a request was accepted at 14 Apr, 14:10 MSK."
+    quiet, again = alerts(office, ANNA)
+    assert "ничего с 14 апр., 11:50 MSK (61 рабочая минута;" in quiet
+    assert again == "✅ <b>site снова работает</b>: запрос принят в 14 апр., 14:10 MSK."
+
+
 def test_counts_take_the_russian_plural_forms() -> None:
     """1, 21: one; 2-4, 22: few; 5, 11, 12: many; and English's one and other."""
 
     def failing(language: str, count: int) -> str:
-        text = render_source_alert(language, "failing", {"source": "site", "count": count, "reason": "401"})[
-            "text"
-        ]
+        fields = {"source": "site", "count": count, "reason": "401"}
+        text = render_source_alert(language, "failing", fields, tz=MSK)["text"]
         return str(text).split(" (")[0]
 
     assert [failing("ru", n) for n in (1, 21, 3, 22, 5, 11, 12)] == [
@@ -114,11 +136,11 @@ def test_counts_take_the_russian_plural_forms() -> None:
     assert failing("en", 1) == "🛑 <b>site is failing</b>: its last 1 request was refused"
     assert failing("en", 3) == "🛑 <b>site is failing</b>: its last 3 requests were refused"
 
-    silent = {"source": "site", "since": "14.04 10:00", "usual": 60}
+    silent = {"source": "site", "since": msk(TUESDAY, 10, 0).isoformat(), "usual": 60}
     for minutes, words in ((61, "61 рабочая минута"), (62, "62 рабочие минуты"), (65, "65 рабочих минут")):
-        text = render_source_alert("ru", "silent", {**silent, "minutes": minutes})["text"]
+        text = render_source_alert("ru", "silent", {**silent, "minutes": minutes}, tz=MSK)["text"]
         assert text.startswith(
-            f"🛑 <b>site замолчал</b>: ничего с 14.04 10:00 ({words}; обычно пауза не дольше 60 мин)"
+            f"🛑 <b>site замолчал</b>: ничего с 14 апр., 10:00 MSK ({words}; обычно пауза не дольше 60 мин)"
         )
 
 
@@ -158,6 +180,6 @@ def test_a_nudge_writes_a_time_as_the_card_does_in_the_readers_language() -> Non
 
 def test_a_source_alert_for_a_language_without_a_catalogue_is_in_the_office_language() -> None:
     payload = render_source_alert(
-        "uk", "failing", {"source": "site", "count": 3, "reason": "401"}, office_language="ru"
+        "uk", "failing", {"source": "site", "count": 3, "reason": "401"}, tz=MSK, office_language="ru"
     )
     assert "последние 3 запроса отклонены" in payload["text"]

@@ -123,7 +123,7 @@ async def test_a_refused_request_does_not_end_a_silence(office: Office) -> None:
     await office.sweep(msk(TUESDAY, 14, 11))
     await office.sweep(msk(TUESDAY, 14, 12))
     texts = alerts(office)
-    assert len(texts) == 2 and "снова работает" in texts[1] and "14.04 14:10" in texts[1]
+    assert len(texts) == 2 and "снова работает" in texts[1] and "14 апр., 14:10 MSK" in texts[1]
 
 
 async def test_requests_anyone_can_send_raise_no_alert(office: Office) -> None:
