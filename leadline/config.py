@@ -674,7 +674,10 @@ class Config(Strict):
         problems: list[Problem] = []
         campaigns = {c.name for c in self.campaigns}
         staff = {s.name for s in self.staff}
-        for kind, names in (("sources", [s.name for s in self.sources]), ("campaigns", list(campaigns))):
+        for kind, names in (
+            ("sources", [s.name for s in self.sources]),
+            ("campaigns", [c.name for c in self.campaigns]),
+        ):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 problems.append(((kind,), f"duplicate name {', '.join(dupes)}"))

@@ -13,7 +13,7 @@ import pytest
 from leadline.cli import main
 from leadline.cli_base import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_RUNTIME, EXIT_USAGE
 from tests.capture.test_core_http import write_config
-from tests.cli import ROOT, run_cli, run_cli_sync
+from tests.cli import ROOT, Result, run_cli, run_cli_sync
 
 
 def test_check_config_accepts_the_example_config_and_warns_of_its_example_token():
@@ -129,6 +129,30 @@ def test_an_unknown_holidays_country_is_a_config_problem_with_its_key(
     assert f"  working_time.holidays: unknown holidays country '{code}'" in result.output
     assert why in result.output
     assert "Traceback" not in result.output
+
+
+def run_on_config(tmp_path: Path, command: str, tables: str, leadline: str = "") -> Result:
+    """``command`` on a config of ``tables``, its database in ``tmp_path`` and on a free port, so a
+    ``serve`` that wrongly starts collides with nothing (it runs until the CLI's timeout)."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[leadline]\ndatabase = "{tmp_path / "leadline.db"}"\n{leadline}\n[http]\nport = 0\n\n{tables}'
+    )
+    return run_cli_sync(command, "--config", str(config))
+
+
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_two_campaigns_with_one_name_are_refused(tmp_path: Path, command: str):
+    """A block copied for a new city with its name unchanged passed as valid, and serve merged the
+    two: their costs added up and the second's tracking number counted for the first."""
+    result = run_on_config(
+        tmp_path,
+        command,
+        '[[campaigns]]\nname = "brand_msk"\ntracking_numbers = ["+74950000055"]\n\n'
+        '[[campaigns]]\nname = "brand_msk"\nkind = "company"\ntracking_numbers = ["+78120000077"]\n',
+    )
+    assert result.code == 3, result.output
+    assert "  campaigns: duplicate name brand_msk" in result.output.splitlines()
 
 
 def test_check_config_reads_secrets_from_the_environment(tmp_path: Path):
