@@ -302,14 +302,25 @@ class SourceHealthSection(Strict):
         return self
 
 
+def _time_of_day(value: str) -> str:
+    """A daily job's time on the office clock, as ``HH:MM``. ``time.fromisoformat`` alone took
+    ``9.30`` for 09:00 (a fraction of an hour) and ``09:00+03:00`` for a time the scheduler cannot
+    compare with the office clock."""
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ValueError(
+            f"write the time as HH:MM on the office clock ([leadline] timezone), e.g. 09:30, not {value!r}"
+        )
+    return f"{int(match[1]):02d}:{match[2]}"
+
+
 class DigestSection(Strict):
     time: str = "09:00"
 
     @field_validator("time")
     @classmethod
     def _time(cls, value: str) -> str:
-        time.fromisoformat(value.zfill(5))
-        return value
+        return _time_of_day(value)
 
 
 class RetentionSection(Strict):
@@ -330,8 +341,7 @@ class RetentionSection(Strict):
     @field_validator("time")
     @classmethod
     def _time(cls, value: str) -> str:
-        time.fromisoformat(value.zfill(5))
-        return value
+        return _time_of_day(value)
 
 
 class StaffConfig(Strict):

@@ -12,6 +12,7 @@ import pytest
 
 from leadline.cli import main
 from leadline.cli_base import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_RUNTIME, EXIT_USAGE
+from leadline.load import parse_config
 from tests.capture.test_core_http import write_config
 from tests.cli import ROOT, Result, run_cli, run_cli_sync
 
@@ -153,6 +154,33 @@ def test_two_campaigns_with_one_name_are_refused(tmp_path: Path, command: str):
     )
     assert result.code == 3, result.output
     assert "  campaigns: duplicate name brand_msk" in result.output.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("table", "written"),
+    [("digest", "9.30"), ("digest", "09:00+03:00"), ("digest", "24:00"), ("retention", "3.30")],
+)
+def test_a_daily_time_not_written_as_hh_mm_is_refused(tmp_path: Path, table: str, written: str):
+    """``9.30`` passed and meant 09:00 (the digest came half an hour early, the retention pass at
+    03:00); ``09:00+03:00`` passed and serve died at start with a TypeError and exit 1."""
+    result = run_on_config(tmp_path, "check-config", f'[{table}]\ntime = "{written}"\n')
+    assert result.code == 3, result.output
+    assert result.output.splitlines()[1:] == [
+        f"  {table}.time: write the time as HH:MM on the office clock ([leadline] timezone),"
+        f" e.g. 09:30, not {written!r}"
+    ]
+
+
+def test_serve_refuses_a_digest_time_with_a_utc_offset(tmp_path: Path):
+    result = run_on_config(tmp_path, "serve", '[digest]\ntime = "09:00+03:00"\n')
+    assert result.code == 3, result.output
+    assert "  digest.time: write the time as HH:MM" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_daily_time_of_one_digit_hours_is_the_time_written():
+    config = parse_config({"digest": {"time": "9:30"}, "retention": {"time": " 3:05 "}})
+    assert (config.digest.time, config.retention.time) == ("09:30", "03:05")
 
 
 def test_check_config_reads_secrets_from_the_environment(tmp_path: Path):
