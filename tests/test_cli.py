@@ -183,6 +183,32 @@ def test_a_daily_time_of_one_digit_hours_is_the_time_written():
     assert (config.digest.time, config.retention.time) == ("09:30", "03:05")
 
 
+@pytest.mark.parametrize(
+    ("period", "why"),
+    [
+        ("2026-13", "month must be in 1..12"),
+        ("2026-02-30", "day is out of range for month"),
+        ("2026-12..2026-11", "the period '2026-12..2026-11' ends before it starts"),
+    ],
+)
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_a_cost_period_of_no_real_days_is_a_config_problem_with_its_key(
+    tmp_path: Path, command: str, period: str, why: str
+):
+    """check-config checked only the period's shape and passed these; serve then died in
+    sync_costs with a ValueError traceback and exit 1, which the unit restarts in a loop."""
+    result = run_on_config(
+        tmp_path,
+        command,
+        '[[campaigns]]\nname = "brand_msk"\n\n'
+        '[[campaigns.costs]]\nperiod = "2026-11"\namount = 45000\n\n'
+        f'[[campaigns.costs]]\nperiod = "{period}"\namount = 10000\n',
+    )
+    assert result.code == 3, result.output
+    assert f"  campaigns[0].costs[1].period: {why}" in result.output.splitlines()
+    assert "Traceback" not in result.output
+
+
 def test_check_config_reads_secrets_from_the_environment(tmp_path: Path):
     import os
 
