@@ -183,6 +183,20 @@ class TelegramSection(Strict):
     #: ``TimeoutStopSec=90`` (README).
     stop_wait_seconds: float = Field(15.0, gt=0)
 
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: SecretStr) -> SecretStr:
+        """aiogram's own rule (``aiogram.utils.token.validate_token``), written out: importing that
+        module imports the whole of aiogram (some 700 modules, seconds on a small machine), which a
+        worker or a ``leadline report`` that only reads the config must not pay for."""
+        token = value.get_secret_value()
+        if token and not re.fullmatch(r"[0-9]+:\S+", token):
+            raise ValueError(
+                "not a bot token: write it as @BotFather gives it, the bot's id, a colon and the"
+                " secret (123456789:AAE…), with no spaces; empty switches the bot off"
+            )
+        return value
+
     @model_validator(mode="after")
     def _timeouts(self) -> TelegramSection:
         if self.request_timeout_seconds >= self.stop_wait_seconds:

@@ -209,6 +209,20 @@ def test_a_cost_period_of_no_real_days_is_a_config_problem_with_its_key(
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("token", ["123456789", "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw ", "bot:AAH"])
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_a_telegram_token_aiogram_would_refuse_is_a_config_problem(tmp_path: Path, command: str, token: str):
+    """The bot's id alone or a token with a stray space passed check-config, then serve died at
+    start with aiogram's TokenValidationError and exit 1."""
+    result = run_on_config(tmp_path, command, f'[telegram]\ntoken = "{token}"\n')
+    assert result.code == 3, result.output
+    assert result.output.splitlines()[1:] == [
+        "  telegram.token: not a bot token: write it as @BotFather gives it, the bot's id, a colon and"
+        " the secret (123456789:AAE…), with no spaces; empty switches the bot off"
+    ]
+    assert "AAHdqT" not in result.output
+
+
 def test_check_config_reads_secrets_from_the_environment(tmp_path: Path):
     import os
 
