@@ -197,6 +197,17 @@ class TelegramSection(Strict):
             )
         return value
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str) -> str:
+        """Telegram posts to this address, and the bot's handler is mounted at its path."""
+        if value and not re.match(r"https?://[^/\s]+", value):
+            raise ValueError(
+                "write the address Telegram posts to as https://host/path, e.g."
+                " https://hooks.example.com/telegram/webhook; empty: long polling"
+            )
+        return value
+
     @model_validator(mode="after")
     def _timeouts(self) -> TelegramSection:
         if self.request_timeout_seconds >= self.stop_wait_seconds:

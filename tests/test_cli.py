@@ -223,6 +223,25 @@ def test_a_telegram_token_aiogram_would_refuse_is_a_config_problem(tmp_path: Pat
     assert "AAHdqT" not in result.output
 
 
+@pytest.mark.parametrize("url", ["bot.example.com/telegram", "/telegram/webhook"])
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_a_telegram_webhook_url_without_its_scheme_is_a_config_problem(
+    tmp_path: Path, command: str, url: str
+):
+    """Such an address passed check-config, then serve died at start with "ValueError: path should be
+    started with / or be empty" and exit 1."""
+    result = run_on_config(
+        tmp_path,
+        command,
+        f'[telegram]\ntoken = "123456789:AAE-test"\napi_url = "http://127.0.0.1:9"\nwebhook_url = "{url}"\n',
+    )
+    assert result.code == 3, result.output
+    assert result.output.splitlines()[1:] == [
+        "  telegram.webhook_url: write the address Telegram posts to as https://host/path, e.g."
+        " https://hooks.example.com/telegram/webhook; empty: long polling"
+    ]
+
+
 def test_check_config_reads_secrets_from_the_environment(tmp_path: Path):
     import os
 
