@@ -134,6 +134,19 @@ class LeadlineSection(Strict):
     #: write amounts in it (``45 000 ₽``, ``$45,000``).
     currency: str = "RUB"
 
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        """An empty path is the config's folder, and one ending in a slash names a folder: SQLite
+        cannot open either, and serve stopped at start with a traceback."""
+        if not value.strip():
+            raise ValueError("empty: name the database file, e.g. leadline.db")
+        if value.rstrip().endswith(("/", os.sep)):
+            raise ValueError(
+                f"{value!r} names a folder: name the file in it, e.g. {value.rstrip()}leadline.db"
+            )
+        return value
+
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:
@@ -724,6 +737,14 @@ class Config(Strict):
         for i, name in enumerate(self.assign.staff):
             if name not in staff:
                 problems.append((("assign", "staff", i), f"no staff member named {name!r}"))
+        if self.database_path.is_dir():
+            problems.append(
+                (
+                    ("leadline", "database"),
+                    f"{str(self.database_path)!r} is a folder: name the file in it,"
+                    f" e.g. {self.database_path / 'leadline.db'}",
+                )
+            )
         problems += _staff_clashes(self.staff)
         problems += _tracking_number_problems(self.campaigns, self.leadline.region)
         problems += _block_number_problems(self.block, self.leadline.region)

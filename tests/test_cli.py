@@ -242,6 +242,30 @@ def test_a_telegram_webhook_url_without_its_scheme_is_a_config_problem(
     ]
 
 
+@pytest.mark.parametrize(
+    ("written", "why"),
+    [
+        ("", "empty: name the database file, e.g. leadline.db"),
+        ("data/", "'data/' names a folder: name the file in it, e.g. data/leadline.db"),
+        ("{folder}", "'{folder}' is a folder: name the file in it, e.g. {folder}/leadline.db"),
+    ],
+)
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_a_database_that_is_no_file_is_a_config_problem(tmp_path: Path, command: str, written: str, why: str):
+    """An empty database (the config's folder) or a folder passed check-config, which printed the
+    folder as `database:`; serve then died with "unable to open database file" and exit 1, and left
+    a `<folder>.serve.lock` beside it."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[leadline]\ndatabase = "{written.format(folder=folder)}"\n\n[http]\nport = 0\n')
+    result = run_cli_sync(command, "--config", str(config))
+    assert result.code == 3, result.output
+    assert result.output.splitlines()[1:] == [f"  leadline.database: {why.format(folder=folder)}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "data"]
+    assert list(folder.iterdir()) == []
+
+
 def test_check_config_reads_secrets_from_the_environment(tmp_path: Path):
     import os
 
