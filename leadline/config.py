@@ -178,8 +178,15 @@ class HttpSection(Strict):
 
     @field_validator("public_url")
     @classmethod
-    def _strip(cls, value: str) -> str:
-        return value.rstrip("/")
+    def _public_url(cls, value: str) -> str:
+        """Every address to paste is built on it, and Twilio signs the URL it calls: without its
+        scheme, each signed Twilio request was refused (401). Empty stays allowed, as before."""
+        url = value.strip().rstrip("/")
+        if url and not re.match(r"https?://[^/\s]+", url):
+            raise ValueError(
+                f"write the address providers see as http(s)://host, e.g. https://hooks.example.com, not {value!r}"
+            )
+        return url
 
 
 class TelegramSection(Strict):

@@ -132,12 +132,13 @@ def test_an_unknown_holidays_country_is_a_config_problem_with_its_key(
     assert "Traceback" not in result.output
 
 
-def run_on_config(tmp_path: Path, command: str, tables: str, leadline: str = "") -> Result:
-    """``command`` on a config of ``tables``, its database in ``tmp_path`` and on a free port, so a
-    ``serve`` that wrongly starts collides with nothing (it runs until the CLI's timeout)."""
+def run_on_config(tmp_path: Path, command: str, tables: str, http: str = "") -> Result:
+    """``command`` on a config of ``tables`` (and ``http``'s lines in ``[http]``), its database in
+    ``tmp_path`` and on a free port, so a ``serve`` that wrongly starts collides with nothing (it
+    runs until the CLI's timeout)."""
     config = tmp_path / "config.toml"
     config.write_text(
-        f'[leadline]\ndatabase = "{tmp_path / "leadline.db"}"\n{leadline}\n[http]\nport = 0\n\n{tables}'
+        f'[leadline]\ndatabase = "{tmp_path / "leadline.db"}"\n\n[http]\nport = 0\n{http}\n{tables}'
     )
     return run_cli_sync(command, "--config", str(config))
 
@@ -264,6 +265,28 @@ def test_a_database_that_is_no_file_is_a_config_problem(tmp_path: Path, command:
     assert result.output.splitlines()[1:] == [f"  leadline.database: {why.format(folder=folder)}"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "data"]
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("url", ["hooks.example.com", "//hooks.example.com", "ftp://hooks.example.com"])
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_a_public_url_without_http_or_https_is_a_config_problem(tmp_path: Path, command: str, url: str):
+    """`hooks.example.com` passed check-config, which printed `hooks.example.com/hooks/...` as the
+    address to paste, and every correctly signed Twilio call was then refused with 401."""
+    result = run_on_config(tmp_path, command, "", http=f'public_url = "{url}"\n')
+    assert result.code == 3, result.output
+    assert result.output.splitlines()[1:] == [
+        f"  http.public_url: write the address providers see as http(s)://host, e.g."
+        f" https://hooks.example.com, not {url!r}"
+    ]
+
+
+def test_an_empty_public_url_is_still_accepted(tmp_path: Path):
+    result = run_on_config(tmp_path, "check-config", "", http='public_url = ""\n')
+    assert result.code == 0, result.output
+    assert parse_config({"http": {"public_url": ""}}).http.public_url == ""
+    assert parse_config({"http": {"public_url": " https://hooks.example.com/ "}}).http.public_url == (
+        "https://hooks.example.com"
+    )
 
 
 def test_check_config_reads_secrets_from_the_environment(tmp_path: Path):
