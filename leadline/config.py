@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, time
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
@@ -754,6 +754,7 @@ class Config(Strict):
             )
         problems += _staff_clashes(self.staff)
         problems += _tracking_number_problems(self.campaigns, self.leadline.region)
+        problems += _attribution_key_problems(self.campaigns)
         problems += _block_number_problems(self.block, self.leadline.region)
         if self.http.workers > 1 and self.http.port == 0:
             problems.append(
@@ -876,6 +877,35 @@ def _tracking_number_problems(campaigns: list[CampaignConfig], region: str) -> l
             e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
             if (first := seen.setdefault(e164, i)) != i:
                 problems.append((loc, f"{e164} is also campaigns[{first}]'s ({campaigns[first].name})"))
+    return problems
+
+
+#: A campaign's keys that attribute a touch to it, each read as storage/attribution.py reads it.
+_ATTRIBUTION_KEYS: tuple[tuple[str, Callable[[str], str]], ...] = (
+    ("utm_campaign", lambda v: v.strip().lower()),
+    ("utm_source", lambda v: v.strip().lower()),
+    ("vk_forms", str.strip),
+    ("avito_items", str.strip),
+    ("emails", lambda v: v.strip().lower()),
+)
+
+
+def _attribution_key_problems(campaigns: list[CampaignConfig]) -> list[Problem]:
+    """A UTM value, VK form, Avito item or address of two campaigns: attribution keeps only the last
+    one's, so every touch it names would silently count for that campaign."""
+    problems: list[Problem] = []
+    seen: dict[str, dict[str, int]] = {key: {} for key, _ in _ATTRIBUTION_KEYS}
+    for i, campaign in enumerate(campaigns):
+        for key, normal in _ATTRIBUTION_KEYS:
+            for k, written in enumerate(getattr(campaign, key)):
+                value = normal(written)
+                if (first := seen[key].setdefault(value, i)) != i:
+                    problems.append(
+                        (
+                            ("campaigns", i, key, k),
+                            f"{value!r} is also campaigns[{first}]'s ({campaigns[first].name})",
+                        )
+                    )
     return problems
 
 

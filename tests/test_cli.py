@@ -47,6 +47,31 @@ def test_check_config_names_each_clash_and_bad_tracking_number_on_its_own_line(t
     ]
 
 
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_a_utm_value_address_or_ad_of_two_campaigns_is_refused_as_a_tracking_number_is(
+    tmp_path: Path, command: str
+):
+    """Such a config passed, and every form with utm_campaign=brand_msk and every mail to
+    sales@example.com counted for the last campaign that named it, with no word."""
+    result = run_on_config(
+        tmp_path,
+        command,
+        '[[campaigns]]\nname = "brand_msk"\nutm_campaign = ["brand_msk"]\nemails = ["sales@example.com"]\n'
+        'vk_forms = [3]\navito_items = ["6000000001"]\n\n'
+        '[[campaigns]]\nname = "vk_ads"\nutm_source = ["vk"]\n\n'
+        '[[campaigns]]\nname = "copy"\nutm_campaign = ["other", " Brand_MSK "]\nutm_source = ["VK"]\n'
+        'emails = ["Sales@Example.com"]\nvk_forms = ["3"]\navito_items = [6000000001]\n',
+    )
+    assert result.code == 3, result.output
+    assert result.output.splitlines()[1:] == [
+        "  campaigns[2].utm_campaign[1]: 'brand_msk' is also campaigns[0]'s (brand_msk)",
+        "  campaigns[2].utm_source[0]: 'vk' is also campaigns[1]'s (vk_ads)",
+        "  campaigns[2].vk_forms[0]: '3' is also campaigns[0]'s (brand_msk)",
+        "  campaigns[2].avito_items[0]: '6000000001' is also campaigns[0]'s (brand_msk)",
+        "  campaigns[2].emails[0]: 'sales@example.com' is also campaigns[0]'s (brand_msk)",
+    ]
+
+
 def test_check_config_validates_block_rules_and_register_sources(tmp_path: Path):
     bad = tmp_path / "bad.toml"
     bad.write_text(
