@@ -287,6 +287,18 @@ class WorkingTimeSection(HoursSection):
     holidays: str = "RU"
     extra_holidays: list[date] = []
 
+    @field_validator("days")
+    @classmethod
+    def _some_days(cls, value: list[str]) -> list[str]:
+        """Said here, under its own key: the calendar refused it too, but its words were filed
+        under ``working_time.holidays``. A staff shift (HoursSection) is not the office's week."""
+        if not value:
+            raise ValueError(
+                'empty: there would be no working time at all; list the working days, e.g. ["mon", "tue",'
+                ' "wed", "thu", "fri"]'
+            )
+        return value
+
 
 class SlaSection(Strict):
     registration_minutes: int = Field(15, gt=0)

@@ -123,6 +123,17 @@ def test_round_the_clock_hours_are_accepted(tmp_path: Path):
     assert "working:    mon, sun 00:00-24:00" in result.output
 
 
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_an_empty_working_week_is_named_under_its_own_key(tmp_path: Path, command: str):
+    """It was refused, but as `working_time.holidays: working_time.days is empty: ...`."""
+    result = run_on_config(tmp_path, command, "[working_time]\ndays = []\n")
+    assert result.code == 3, result.output
+    assert result.output.splitlines()[1:] == [
+        "  working_time.days: empty: there would be no working time at all; list the working days, e.g."
+        ' ["mon", "tue", "wed", "thu", "fri"]'
+    ]
+
+
 def test_check_config_names_the_broken_key(tmp_path: Path):
     config = tmp_path / "config.toml"
     config.write_text(
