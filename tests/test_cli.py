@@ -440,6 +440,28 @@ def test_check_config_warns_of_a_telegram_business_source_without_a_bot(tmp_path
     assert "Warning: sources[1]: only the first telegram_business source (sources[0])" in result.output
 
 
+def test_check_config_warns_of_a_binotel_source_not_read_as_ukrainian(tmp_path: Path):
+    """Without region = "UA" every Binotel caller was stored as an invalid 0440000012, never matched,
+    and the call lost its campaign, with no word from check-config (docs/telephony.md says UA)."""
+    binotel = '[[sources]]\nname = "binotel{n}"\nprovider = "binotel"\ntoken = "t{n}"\n{region}\n'
+    result = run_on_config(
+        tmp_path,
+        "check-config",
+        binotel.format(n=0, region="")
+        + binotel.format(n=1, region='region = "KZ"')
+        + binotel.format(n=2, region='region = "ua"'),
+    )
+    assert result.code == 0, result.output
+    assert [line for line in result.output.splitlines() if line.startswith("Warning: sources")] == [
+        "Warning: sources[0].region: Binotel sends Ukrainian numbers in national format (0440000012);"
+        " read in region RU they are not the callers' numbers, so calls lose their contact"
+        ' and campaign: set region = "UA"',
+        "Warning: sources[1].region: Binotel sends Ukrainian numbers in national format (0440000012);"
+        " read in region KZ they are not the callers' numbers, so calls lose their contact"
+        ' and campaign: set region = "UA"',
+    ]
+
+
 def test_check_config_takes_assignment_and_shifts_and_names_an_unknown_assignee(tmp_path: Path):
     config = tmp_path / "config.toml"
     staff = '[[staff]]\nname = "Anna"\ntelegram_id = 111\nshift = { days = ["mon", "tue"], hours = "09:00-15:00" }\n\n'
