@@ -462,6 +462,15 @@ class CampaignConfig(Strict):
         """Ids as TOML writes them, numbers or strings: both are the provider's id."""
         return [str(v) for v in value] if isinstance(value, list) else value
 
+    @field_validator("tracking_numbers", "utm_campaign", "utm_source", "emails", "vk_forms", "avito_items")
+    @classmethod
+    def _not_blank(cls, values: list[str]) -> list[str]:
+        """A touch without a UTM tag, an address or an id is looked up as "": an empty entry would
+        give the campaign every such touch."""
+        if any(not v.strip() for v in values):
+            raise ValueError("an empty entry would give this campaign every touch that has none: remove it")
+        return values
+
 
 #: DESIGN.md's spellings, which the API and the export use too (storage/registrations.py holds the
 #: same; this module imports nothing of ours).

@@ -193,6 +193,19 @@ def test_two_campaigns_with_one_name_are_refused(tmp_path: Path, command: str):
     assert "  campaigns: duplicate name brand_msk" in result.output.splitlines()
 
 
+@pytest.mark.parametrize("key", ["utm_campaign", "utm_source", "emails", "vk_forms", "avito_items"])
+def test_an_empty_attribution_entry_is_refused(tmp_path: Path, key: str):
+    """A form or a letter without a UTM tag, an address or an id is looked up as "": a campaign
+    listing "" took every one of them, with no word from check-config."""
+    result = run_on_config(
+        tmp_path, "check-config", f'[[campaigns]]\nname = "brand_msk"\n{key} = ["x", " "]\n'
+    )
+    assert result.code == 3, result.output
+    assert result.output.splitlines()[1:] == [
+        f"  campaigns[0].{key}: an empty entry would give this campaign every touch that has none: remove it"
+    ]
+
+
 @pytest.mark.parametrize(
     ("table", "written"),
     [("digest", "9.30"), ("digest", "09:00+03:00"), ("digest", "24:00"), ("retention", "3.30")],
