@@ -34,12 +34,12 @@ from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import html2text
-import phonenumbers
 from multidict import MultiDict
 
 from capture.addresses import OurAddresses
 from capture.forms import name_of, pick
 from capture.providers.base import BadRequest, quoted
+from storage import identifiers
 from storage.events import ContactEvent
 
 if TYPE_CHECKING:
@@ -315,15 +315,9 @@ def html_to_text(html: str) -> str:
 
 
 def find_phones(text: str, region: str) -> list[str]:
-    """Valid numbers written anywhere in ``text``, as written, in the order they appear."""
-    found: list[str] = []
-    seen: set[str] = set()
-    for match in phonenumbers.PhoneNumberMatcher(text[:MAX_TEXT], region):
-        e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
-        if e164 not in seen:
-            seen.add(e164)
-            found.append(match.raw_string)
-    return found
+    """Valid numbers written anywhere in ``text`` (:func:`storage.identifiers.find_phones`), read
+    within the first :data:`MAX_TEXT` characters."""
+    return identifiers.find_phones(text[:MAX_TEXT], region)
 
 
 def labelled_fields(text: str) -> MultiDict[str]:

@@ -109,6 +109,44 @@ def typed_phone(raw: str, region: str) -> Identifier | None:
     return Identifier("phone", text, text, False)
 
 
+#: Company details in a signature or an invoice: the number after such a label is a tax, register,
+#: bank or account number, however much it looks like a phone (``ИНН 7712345678`` is a valid Kazakh
+#: mobile), and taking it for one would join every person who signs with that company's details.
+_REQUISITES = re.compile(r"(?<!\w)(?:ИНН|КПП|ОГРН(?:ИП)?|БИК|ОКПО|[рк]/с|сч[её]т)[\s:.№|\-]*$", re.IGNORECASE)
+#: How far before a number its label is looked for: the label and the punctuation after it.
+_LABEL_REACH = 24
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneMatch:
+    """A valid number found in free text: as written, in E.164, and where it stands."""
+
+    raw: str
+    value: str
+    start: int
+    end: int
+
+
+def phone_matches(text: str, region: str) -> list[PhoneMatch]:
+    """Every valid number written in ``text``, in order: the one reading of free text, so every
+    channel that reads it agrees on what a phone is."""
+    found: list[PhoneMatch] = []
+    for match in phonenumbers.PhoneNumberMatcher(text, region):
+        if _REQUISITES.search(text[max(0, match.start - _LABEL_REACH) : match.start]):
+            continue
+        e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+        found.append(PhoneMatch(match.raw_string, e164, match.start, match.end))
+    return found
+
+
+def find_phones(text: str, region: str) -> list[str]:
+    """Valid numbers written anywhere in ``text``, as written, each once, in the order they appear."""
+    seen: dict[str, str] = {}
+    for match in phone_matches(text, region):
+        seen.setdefault(match.value, match.raw)
+    return list(seen.values())
+
+
 def email(raw: str | None) -> Identifier | None:
     """Trimmed and lower-cased; syntax checked without any network look-up."""
     if raw is None:

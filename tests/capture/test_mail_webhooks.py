@@ -14,7 +14,10 @@ from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from capture.mail import find_phones
 from tests.capture.form_checks import identifiers
 from tests.conftest import BASE, build_config
 from tests.multipart import build_multipart
@@ -376,3 +379,47 @@ async def test_postmark_form_mail_names_its_person_by_reply_to(start_server, tmp
     touch = touch_of(srv)
     assert (touch["name"], touch["email_raw"], touch["dropped"]) == ("Oleg", "oleg@mail.ru", None)
     assert identifiers(srv, touch["contact_id"]) == {"email": "oleg@mail.ru"}
+
+
+def signed_mail(who: str, address: str, n: int) -> bytes:
+    """Postmark's sample from a person whose signature carries their company's details."""
+    mail = json.loads(sample("postmark_inbound.json").body)
+    text = f"Добрый день! Пришлите КП.\n\n--\n{who}\nООО «Ромашка»\nИНН 7712345678 КПП 771201001\n"
+    mail |= {"From": address, "FromName": who, "FromFull": {"Email": address, "Name": who}}
+    mail |= {"TextBody": text, "StrippedTextReply": "", "MessageID": f"inn-{n}"}
+    return json.dumps(mail, ensure_ascii=False).encode()
+
+
+async def test_two_people_who_sign_with_their_company_tax_number_stay_two_contacts(start_server, tmp_path):
+    """``ИНН 7712345678`` reads as a valid Kazakh mobile: both senders became one contact with that
+    "phone", which the card showed and Call back dialled."""
+    srv = await start_server(mail_config(tmp_path))
+    for n, (who, address) in enumerate([("Ольга", "olga@romashka.ru"), ("Пётр", "petr@romashka.ru")]):
+        resp = await post(srv, sample("postmark_inbound.json"), body=signed_mail(who, address, n))
+        assert resp.status == 200, await resp.text()
+    contacts = srv.rows("SELECT id FROM contacts ORDER BY id")
+    assert [identifiers(srv, c["id"]) for c in contacts] == [
+        {"email": "olga@romashka.ru"},
+        {"email": "petr@romashka.ru"},
+    ]
+
+
+REQUISITES = ["ИНН", "КПП", "ОГРН", "ОГРНИП", "БИК", "ОКПО", "р/с", "к/с", "Р/С", "счёт", "Счет", "ИНН/КПП"]
+
+
+@given(
+    label=st.sampled_from(REQUISITES),
+    gap=st.sampled_from([" ", ": ", ":", " № ", "\n", " | ", "\u00a0"]),
+    # starts that make a phone in some region (a Moscow ИНН 771… is a Kazakh mobile), then anything
+    digits=st.builds(
+        str.__add__,
+        st.sampled_from(["", "771", "7", "8", "9"]),
+        st.text("0123456789", min_size=1, max_size=15),
+    ),
+    region=st.sampled_from(["RU", "KZ", "BY", "UA"]),
+)
+def test_a_number_after_a_company_details_label_is_never_a_phone(
+    label: str, gap: str, digits: str, region: str
+) -> None:
+    """Whatever its digits, a tax, register, bank or account number is no phone, in mail and chats."""
+    assert find_phones(f"Ольга\nООО «Ромашка»\n{label}{gap}{digits}\nСпасибо!", region) == []
