@@ -69,6 +69,20 @@ def is_hidden_caller(raw: str | None) -> bool:
     return text in _HIDDEN or text.startswith(("sip:", "client:")) or "@" in text
 
 
+#: Every Unicode space separator (category Zs) but the plain space: thin, narrow no-break and figure
+#: spaces come with numbers pasted from typeset text, and phonenumbers reads only some of them as gaps.
+SPACE_SEPARATORS = (
+    "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+)
+_PLAIN_SPACES = str.maketrans(dict.fromkeys(SPACE_SEPARATORS, " "))
+
+
+def plain_spaces(text: str) -> str:
+    """``text`` with each space separator a plain space, character for character: what every phone
+    is parsed from, so a number reads alike in every typeface it was pasted from."""
+    return text.translate(_PLAIN_SPACES)
+
+
 def phone(raw: str | int | None, region: str) -> Identifier | None:
     """E.164 for a valid number in ``region``'s conventions; None for a hidden caller."""
     if raw is None:
@@ -83,7 +97,7 @@ def _phone(raw: str, region: str) -> Identifier | None:
     if is_hidden_caller(text):
         return None
     try:
-        number = phonenumbers.parse(text, region)
+        number = phonenumbers.parse(plain_spaces(text), region)
     except phonenumbers.NumberParseException:
         return Identifier("phone", text, text, False)
     if not phonenumbers.is_valid_number(number):
@@ -131,11 +145,12 @@ def phone_matches(text: str, region: str) -> list[PhoneMatch]:
     """Every valid number written in ``text``, in order: the one reading of free text, so every
     channel that reads it agrees on what a phone is."""
     found: list[PhoneMatch] = []
-    for match in phonenumbers.PhoneNumberMatcher(text, region):
-        if _REQUISITES.search(text[max(0, match.start - _LABEL_REACH) : match.start]):
+    plain = plain_spaces(text)
+    for match in phonenumbers.PhoneNumberMatcher(plain, region):
+        if _REQUISITES.search(plain[max(0, match.start - _LABEL_REACH) : match.start]):
             continue
         e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
-        found.append(PhoneMatch(match.raw_string, e164, match.start, match.end))
+        found.append(PhoneMatch(text[match.start : match.end], e164, match.start, match.end))
     return found
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+import unicodedata
 from urllib.parse import parse_qsl
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from capture.forms import parse_form_body
+from storage.identifiers import find_phones, phone
 from storage.journal import redact_query
 from tests.samples import sample
 
@@ -73,6 +76,28 @@ async def test_an_address_typed_into_the_phone_field_is_the_contacts_email(start
     assert srv.rows("SELECT kind, value, valid FROM identifiers WHERE contact_id = ?", [oleg]) == [
         {"kind": "phone", "value": "oleg@", "valid": 0}
     ]
+
+
+async def test_a_number_pasted_with_typographic_spaces_is_the_same_number(start_server):
+    """Thin (U+2009), narrow no-break (U+202F) and figure (U+2007) spaces between the groups made the
+    number invalid: one person's three forms were three contacts with no number to call back."""
+    srv = await start_server()
+    for gap in ("\u2009", "\u202f", "\u2007", " "):
+        body = {"Имя": "Иван", "Телефон": gap.join(["+7", "916", "123", "45", "67"])}
+        resp = await srv.session.post(f"{srv.url}/hooks/form?token=form-token", data=body)
+        assert resp.status == 200, await resp.text()
+    assert srv.rows("SELECT kind, value, valid FROM identifiers") == [
+        {"kind": "phone", "value": "+79161234567", "valid": 1}
+    ]
+    assert {t["contact_id"] for t in srv.rows("SELECT contact_id FROM touches")} == {1}
+
+
+@given(st.sampled_from([chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Zs"]))
+def test_every_space_separator_is_a_gap_in_a_number_alone_and_in_text(gap: str) -> None:
+    number = gap.join(["8", "916", "123", "45", "67"])
+    found = phone(number, "RU")
+    assert found is not None and found.value == "+79161234567"
+    assert find_phones(f"Звоните:{gap}{number}{gap}после обеда", "RU") == [number]
 
 
 async def test_a_phone_under_a_label_that_names_it_is_found_when_no_field_is_named_phone(start_server):
