@@ -20,7 +20,7 @@ from storage.blocking import NO_RULES, BlockRules, blocked_keys
 from storage.contacts import Claim, Resolution, resolve_contacts
 from storage.db import chunks, iso
 from storage.events import ContactEvent
-from storage.identifiers import Identifier, email, handle, typed_phone
+from storage.identifiers import Identifier, email, handle, phone_matches, typed_phone
 from storage.registrations import Draft
 
 #: Text a touch keeps of one value (a chat's messages together count as one); the whole request
@@ -149,13 +149,28 @@ def identifiers_of(
     handles: tuple[tuple[str, str], ...] = (),
 ) -> list[Identifier]:
     """The identifiers a form, mail, chat or hand-entered touch names: a phone field may hold an
-    email address (:func:`storage.identifiers.typed_phone`)."""
+    email address (:func:`storage.identifiers.typed_phone`), or more than one number."""
     found = (
-        [typed_phone(p, region) for p in phones]
+        [i for p in phones for i in _phone_field(p, region)]
         + [email(e) for e in emails]
         + [handle(kind, value) for kind, value in handles]
     )
     return [i for i in found if i is not None]
+
+
+def _phone_field(raw: str, region: str) -> list[Identifier | None]:
+    """A field that is not one valid number ("89161234567 WhatsApp", two numbers with a comma) names
+    the valid numbers written in it; only a field with none is kept as written, flagged.
+
+    The field read whole comes first: it is the usual case, and the matcher costs many times more.
+    """
+    whole = typed_phone(raw, region)
+    if whole is None or whole.valid or whole.kind != "phone":
+        return [whole]
+    found: dict[str, Identifier | None] = {}
+    for match in phone_matches(raw, region):
+        found.setdefault(match.value, Identifier("phone", match.value, match.raw, True))
+    return list(found.values()) or [whole]
 
 
 def event_identifiers(event: ContactEvent, ctx: EventContext) -> list[Identifier]:

@@ -92,6 +92,37 @@ async def test_a_number_pasted_with_typographic_spaces_is_the_same_number(start_
     assert {t["contact_id"] for t in srv.rows("SELECT contact_id FROM touches")} == {1}
 
 
+async def test_a_phone_field_with_more_than_a_number_names_the_numbers_in_it(start_server):
+    """ "89161234567 WhatsApp" or two numbers in one field were one invalid identifier: the person's
+    next form was a second contact, and /find by the number found nobody."""
+    srv = await start_server()
+    for phone_field in (
+        "89161234567 WhatsApp",
+        "8 916 123-45-67",
+        "+7 916 765 43 21, +7 916 000 00 01",
+        "89160000001 (Telegram)",
+        "позвоните вечером",
+    ):
+        resp = await srv.session.post(
+            f"{srv.url}/hooks/form?token=form-token", data={"Имя": "Иван", "Телефон": phone_field}
+        )
+        assert resp.status == 200, await resp.text()
+    rows = srv.rows("SELECT contact_id, value, valid FROM identifiers ORDER BY contact_id, id")
+    assert rows == [
+        {"contact_id": 1, "value": "+79161234567", "valid": 1},
+        {"contact_id": 2, "value": "+79167654321", "valid": 1},
+        {"contact_id": 2, "value": "+79160000001", "valid": 1},
+        {"contact_id": 3, "value": "позвоните вечером", "valid": 0},
+    ]
+    assert [t["contact_id"] for t in srv.rows("SELECT contact_id FROM touches ORDER BY id")] == [
+        1,
+        1,
+        2,
+        2,
+        3,
+    ]
+
+
 @given(st.sampled_from([chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Zs"]))
 def test_every_space_separator_is_a_gap_in_a_number_alone_and_in_text(gap: str) -> None:
     number = gap.join(["8", "916", "123", "45", "67"])
