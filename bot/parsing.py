@@ -10,11 +10,12 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from storage.identifiers import Identifier, email, phone
+from storage.identifiers import Identifier, PhoneMatch, email, phone_matches
 
 _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-#: A run of digits with the separators people put in phone numbers; at least 5 digits counted later.
-_PHONE_RE = re.compile(r"(?<![\w@])\+?\(?\d[\d\s().\-]{3,}\d(?![\w@])")
+#: A run of digits with the separators people put in phone numbers, within one line; at least 5
+#: digits counted later. Only what the phone matcher did not take is read this way.
+_PHONE_RE = re.compile(r"(?<![\w@])\+?\(?\d(?:[\d().\-]|[^\S\n]){3,}\d(?![\w@])")
 
 
 #: No amount an owner types is larger; a longer run of digits is a slip (or an attempt at ``inf``).
@@ -72,6 +73,25 @@ class Found:
     invalid: list[str]
 
 
+#: How many trailing groups of a run are let go to find the number before them: a time or a quantity.
+_TRAILING_GROUPS = 2
+
+
+def _leading_number(text: str, start: int, end: int, region: str) -> list[PhoneMatch]:
+    """The number the matcher finds in the first groups of the run ``text[start:end]``.
+
+    The matcher reads "8 916 123-45-67 10:30" as one run that is no number, and gives up: a time or
+    a count typed after a number must not cost the number. The text before the run goes along, so
+    a company-details label still stands before it.
+    """
+    ends = [m.end() for m in re.finditer(r"\S+", text[start:end])][:-1]
+    for cut in ends[::-1][:_TRAILING_GROUPS]:
+        found = [m for m in phone_matches(text[: start + cut], region) if m.start >= start]
+        if found:
+            return found
+    return []
+
+
 def identifiers_in(text: str, region: str) -> Found:
     good: list[Identifier] = []
     bad: list[str] = []
@@ -82,13 +102,22 @@ def identifiers_in(text: str, region: str) -> Found:
         else:
             bad.append(raw)
     rest = _EMAIL_RE.sub(" ", text)
-    for raw in _PHONE_RE.findall(rest):
-        if len(re.sub(r"\D", "", raw)) < 5:
+    # The numbers the matcher finds, as in mail and chats: a second line or a quantity next to one
+    # stays out of it. Only the digit runs it did not take can be a number typed wrong.
+    taken = phone_matches(rest, region)
+    left, start = [], 0
+    for m in taken:
+        left += [rest[start : m.start], "\n"]
+        start = m.end
+    left.append(rest[start:])
+    leftover = "".join(left)  # as long as ``rest``: a run's place in it is its place in ``rest``
+    for run in _PHONE_RE.finditer(leftover):
+        if len(re.sub(r"\D", "", run[0])) < 5:
             continue
-        found = phone(raw.strip(), region)
-        if found is not None and found.valid:
-            good.append(found)
-        else:
-            bad.append(raw.strip())
+        inside = _leading_number(rest, run.start(), run.end(), region)
+        taken += inside
+        if not inside:
+            bad.append(run[0].strip())
+    good += [Identifier("phone", m.value, m.raw, True) for m in sorted(taken, key=lambda m: m.start)]
     unique = list({(i.kind, i.value): i for i in good}.values())
     return Found(unique, bad)

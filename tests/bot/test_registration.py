@@ -142,6 +142,29 @@ async def test_a_number_never_seen_becomes_a_manual_touch_and_is_registered(bot_
     assert "not a lead (partner)" in bot_env.text(ANNA, card.result["message_id"])
 
 
+async def test_a_number_typed_with_a_time_a_count_or_a_second_line_is_read_as_mail_reads_it(
+    bot_env: BotEnv,
+) -> None:
+    """The bot's own digit runs glued "8 916 123-45-67 10" from "… 10:30" and answered that it was no
+    phone number, though it was typed with the area code; nothing was registered."""
+    srv = await bot_env.start()
+    for typed in (
+        "Иван, 8 916 123-45-67 10:30",
+        "Ольга 89161112233 2 шт",
+        "8 916 765 43 21\n8 916 765 43 22",
+    ):
+        card = await bot_env.says(ANNA, typed, language="en")
+        assert "is not a phone number" not in card.params["text"]
+    assert srv.rows("SELECT contact_id, value FROM identifiers ORDER BY id") == [
+        {"contact_id": 1, "value": "+79161234567"},
+        {"contact_id": 2, "value": "+79161112233"},
+        {"contact_id": 3, "value": "+79167654321"},
+        {"contact_id": 3, "value": "+79167654322"},
+    ]
+    wrong = await bot_env.says(ANNA, "8 916 12\n8 916 13", language="en")
+    assert "“8 916 12” is not a phone number I can use" in wrong.params["text"]
+
+
 async def test_a_shared_contact_and_a_forwarded_message_start_the_same_flow(bot_env: BotEnv) -> None:
     tg = bot_env.tg
     srv = await bot_env.start()
