@@ -90,6 +90,21 @@ def phone(raw: str | int | None, region: str) -> Identifier | None:
     return _phone(str(raw), region)
 
 
+#: Fewer digits than this is an internal extension, not an international number without its ``+``.
+_INTERNATIONAL_DIGITS = 8
+
+
+def international(raw: str) -> str:
+    """A number from a sender that writes international digits without the ``+`` (Mango, a Telegram
+    contact: FORMATS §0.5), with it: read in a region, ``375291234567`` was no number and
+    ``4930123456`` an Ivanovo one. A national ``8…``, an extension and anything else stay as written.
+    """
+    text = raw.strip()
+    if text.isascii() and text.isdigit() and len(text) >= _INTERNATIONAL_DIGITS and text[0] not in "08":
+        return "+" + text
+    return raw
+
+
 @lru_cache(maxsize=65536)
 def _phone(raw: str, region: str) -> Identifier | None:
     """Cached: the same callers call again, and parsing a number is the costly part of a touch."""

@@ -26,6 +26,7 @@ from bot.replies import Replies, quoted
 from bot.views import send_contact, send_touch
 from leadline.config import Config
 from storage.db import Clock, Store
+from storage.identifiers import international
 from storage.manual_touches import LookUp, look_up_or_add
 from storage.staff import StaffMember
 
@@ -58,7 +59,8 @@ async def shared_contact(
     assert message.contact is not None
     contact = message.contact
     name = " ".join(p for p in (contact.first_name, contact.last_name) if p) or None
-    await start_from(message, contact.phone_number, name, None, staff, store, config, clock, capture, replies)
+    number = international(contact.phone_number)  # Telegram sends it without its "+"
+    await start_from(message, number, name, None, staff, store, config, clock, capture, replies)
 
 
 async def forwarded(

@@ -49,6 +49,7 @@ from capture.providers.base import (
 )
 from leadline.config import SourceConfig
 from storage.events import CallDirection, CallStatus
+from storage.identifiers import international
 
 _STATES: dict[str, CallStatus] = {
     "appeared": "ringing",
@@ -154,8 +155,8 @@ def _sides(data: dict[str, Any], direction: CallDirection) -> tuple[str, str | N
     caller, callee = _party(data, "from"), _party(data, "to")
     line = _text(data.get("line_number")) or _text(callee.get("line_number"))
     if direction == "out":
-        return _text(callee.get("number")), _text(caller.get("extension")) or None, line
-    return _text(caller.get("number")), _text(callee.get("extension")) or None, line
+        return international(_text(callee.get("number"))), _text(caller.get("extension")) or None, line
+    return international(_text(caller.get("number"))), _text(callee.get("extension")) or None, line
 
 
 def _call_event(data: dict[str, Any]) -> CallEvent:

@@ -188,6 +188,24 @@ async def test_a_shared_contact_and_a_forwarded_message_start_the_same_flow(bot_
     assert "about windows" in card.result["text"]
 
 
+async def test_a_shared_foreign_contact_is_registered_with_its_own_number(bot_env: BotEnv) -> None:
+    """Telegram sends ``contact.phone_number`` without "+": read in RU, Minsk's 375291234567 was
+    "not a phone number" and Berlin's 4930123456 was registered as +74930123456 (Ivanovo)."""
+    tg = bot_env.tg
+    srv = await bot_env.start()
+    tg.user_sends_text(ANNA, "/help", language_code="en")
+    await tg.wait_for("sendMessage", chat_id=ANNA)
+    for count, number in enumerate(("375291234567", "4930123456"), start=2):
+        update = tg.user_shares_contact(ANNA, number, "Client", contact_user_id=0)
+        await tg.wait_until_confirmed(update)
+        card = await tg.wait_for("sendMessage", chat_id=ANNA, count=count)
+        assert "is not a phone number" not in card.result["text"]
+    assert [r["value"] for r in srv.rows("SELECT value FROM identifiers ORDER BY id")] == [
+        "+375291234567",
+        "+4930123456",
+    ]
+
+
 async def test_spam_is_put_on_the_block_list_only_when_asked(bot_env: BotEnv) -> None:
     srv = await bot_env.start()
     await post_form(srv, phone="+7 999 000-00-01", message="Cheap SEO services")

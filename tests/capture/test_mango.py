@@ -307,3 +307,27 @@ async def test_a_time_past_any_calendar_is_a_clear_400_not_a_parser_crash(
     assert (resp.status, await resp.text()) == (400, f"end_time is not a unix time: {end_time}\n")
     assert srv.rows("SELECT status, http_status FROM journal") == [{"status": "rejected", "http_status": 400}]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_a_foreign_caller_sent_without_plus_is_their_own_number(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Mango writes numbers as international digits without "+" (FORMATS §0.5): read in RU, Minsk's
+    375291234567 was kept invalid (no number to call back, a second contact for their form) and
+    Berlin's 4930123456 became +74930123456, a stranger in Ivanovo whom Call back dialled."""
+    srv = await start_server(mango_config(tmp_path))
+    minsk, berlin = (
+        summary("e-minsk", "375291234567", start=1_770_000_000, answered=False),
+        summary("e-berlin", "4930123456", start=1_770_000_100, answered=True),
+    )
+    for payload in (minsk, berlin):
+        assert (await post_mango(srv, "/events/summary", signed_mango(payload))).status == 200
+    form = {"Имя": "Алесь", "Телефон": "+375 29 123-45-67"}
+    assert (await srv.session.post(f"{srv.url}/hooks/form?token=form-token", data=form)).status == 200
+    minsk_touch, berlin_touch = (
+        touch_of(srv, "e-minsk"),
+        touch_of(srv, "e-berlin"),
+    )
+    assert phone_of(srv, minsk_touch["contact_id"]) == "+375291234567"
+    assert phone_of(srv, berlin_touch["contact_id"]) == "+4930123456"
+    assert srv.scalar("SELECT COUNT(*) FROM contacts") == 2
