@@ -210,11 +210,14 @@ async def openapi(request: web.Request) -> web.Response:
 async def contacts(request: web.Request) -> web.Response:
     _client(request)
     query = _query(request, m.ContactsQuery)
-    region = request.app[keys.CONFIG].leadline.region
+    config = request.app[keys.CONFIG]
+    region, regions = config.leadline.region, config.phone_regions
 
     def find(db: Database) -> list[dict[str, Any]]:
         return [
-            c for cid in search_contacts(db, query.q, region, query.limit) if (c := contact_card(db, cid))
+            c
+            for cid in search_contacts(db, query.q, region, query.limit, regions)
+            if (c := contact_card(db, cid))
         ]
 
     found = await request.app[keys.STORE].read(find)

@@ -169,7 +169,9 @@ def contacts(config_path: Path | None, query: str, as_json: bool) -> None:
     db = open_database(config.database_path)
     try:
         cards = [
-            c for cid in search_contacts(db, query, config.leadline.region) if (c := contact_card(db, cid))
+            c
+            for cid in search_contacts(db, query, config.leadline.region, regions=config.phone_regions)
+            if (c := contact_card(db, cid))
         ]
     finally:
         db.close()

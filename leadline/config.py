@@ -744,6 +744,12 @@ class Config(Strict):
     #: Where the file was read from; relative paths in it are taken from its folder.
     base_dir: Path = Path(".")
 
+    @property
+    def phone_regions(self) -> list[str]:
+        """Where a number typed to find someone may be written: the default region, then each a source
+        sets (a BY source's people write ``8 029 …``)."""
+        return list(dict.fromkeys([self.leadline.region, *(s.region for s in self.sources if s.region)]))
+
     @model_validator(mode="after")
     def _references(self) -> Config:
         """Mistakes between entries, each reported on its own key path (``staff[1].telegram_id``)."""

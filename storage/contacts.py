@@ -566,13 +566,22 @@ def set_do_not_contact(db: Database, contact_id: int, value: bool, *, at: dateti
     return live
 
 
-def search_contacts(db: Database, query: str, region: str, limit: int = 20) -> list[int]:
-    """Contacts by phone in any spelling, by email, by a chat id or @username, or by part of a name."""
+def search_contacts(
+    db: Database, query: str, region: str, limit: int = 20, regions: Sequence[str] = ()
+) -> list[int]:
+    """Contacts by phone in any spelling, by email, by a chat id or @username, or by part of a name.
+
+    A phone is read in ``region`` and then in each of ``regions`` (those the sources set): a BY
+    source's contact is found by "8 029 123-45-67" as it was written, which RU reads as no number.
+    """
     from storage.identifiers import parse_query
 
     handle = query.strip()
-    ident = parse_query(query, region)
-    if ident is None or handle.startswith("@"):  # a valid phone or an address is looked up as one
+    readings = {
+        i.value: i for r in dict.fromkeys([region, *regions]) if (i := parse_query(query, r)) is not None
+    }
+    idents = list(readings.values())
+    if not idents or handle.startswith("@"):  # a valid phone or an address is looked up as one
         chats = db.execute(
             "SELECT DISTINCT contact_id FROM identifiers WHERE kind NOT IN ('phone', 'email')"
             " AND value IN (?, ?) LIMIT ?",
@@ -580,13 +589,14 @@ def search_contacts(db: Database, query: str, region: str, limit: int = 20) -> l
         ).fetchall()
         if chats:
             return sorted({live_contact(db, int(r[0])) for r in chats})
-    if ident is not None:
-        found = find_by_identifier(db, ident)
-        if found is not None:
-            return [live_contact(db, found)]
+    if idents:
+        found = [live_contact(db, f) for i in idents if (f := find_by_identifier(db, i)) is not None]
+        if found:
+            return list(dict.fromkeys(found))[:limit]
         rows = db.execute(
-            "SELECT DISTINCT contact_id FROM identifiers WHERE value = ? OR raw = ? LIMIT ?",
-            [ident.value, query.strip(), limit],
+            "SELECT DISTINCT contact_id FROM identifiers WHERE value IN (SELECT value FROM json_each(?))"
+            " OR raw = ? LIMIT ?",
+            [json.dumps(list(readings)), query.strip(), limit],
         )
         return [int(r[0]) for r in rows]
     text = query.strip()

@@ -37,7 +37,13 @@ async def find(
         )
         return
     found = await store.read(
-        partial(search_contacts, query=query, region=config.leadline.region, limit=MAX_RESULTS)
+        partial(
+            search_contacts,
+            query=query,
+            region=config.leadline.region,
+            limit=MAX_RESULTS,
+            regions=config.phone_regions,
+        )
     )
     if not found:
         await replies.send(

@@ -78,7 +78,15 @@ async def other(
     if match := re.fullmatch(r"#?(\d{1,9})", text):
         found = [int(match[1])]
     else:
-        found = await store.read(partial(search_contacts, query=text, region=config.leadline.region, limit=3))
+        found = await store.read(
+            partial(
+                search_contacts,
+                query=text,
+                region=config.leadline.region,
+                limit=3,
+                regions=config.phone_regions,
+            )
+        )
     if not found:
         await replies.send(
             chat_id,

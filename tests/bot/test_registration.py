@@ -452,3 +452,15 @@ async def test_campaigns_go_by_their_titles_on_the_card_and_in_the_picker_and_ar
     assert "Campaign: VK ads" in saved and "vk_ads" not in saved
     found = await bot_env.says(ANNA, "/find +79161230077", language="en")
     assert "Brand search, Moscow" in found.params["text"] and "brand_msk" not in found.params["text"]
+
+
+async def test_find_reads_a_number_as_the_sources_people_write_it(bot_env: BotEnv) -> None:
+    """A BY source's form stored "8 029 123-45-67" as +375291234567, but /find read every query in
+    the config's RU: "8 029 123-45-67" and "80291234567" answered "Nothing found"."""
+    by_form = {"name": "by-form", "provider": "generic_form", "token": "by-token", "region": "BY"}
+    srv = await bot_env.start(bot_env.config(sources=[*BASE["sources"], by_form]))
+    form = {"name": "Алесь", "phone": "8 029 123-45-67"}
+    assert (await srv.session.post(f"{srv.url}/hooks/by-form?token=by-token", data=form)).status == 200
+    for query in ("/find 8 029 123-45-67", "/find 80291234567", "/find +375 29 123-45-67"):
+        found = await bot_env.says(ANNA, query, language="en")
+        assert "Алесь" in found.params["text"] and "Nothing found" not in found.params["text"]
