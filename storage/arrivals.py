@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 from sqlite_utils import Database
 
 from storage import meta
-from storage.assign import Candidate, Mode, assign, on_shift
+from storage.assign import Candidate, Mode, assign, present
 from storage.calls import CALLED_BACK_SQL, pressed_called_back
 from storage.cards import TouchCard, lead_card, touch_card
 from storage.contacts import live_contact
@@ -234,7 +234,7 @@ def arrival_pass(
     pending = db.execute(_PENDING_SQL, [since]).fetchall()
     if working:
         pending = sorted([*pending, *db.execute(_HELD_SQL, [since]).fetchall()])
-    step = _Pass(db, now, rules, render)
+    step = _Pass(db, now, rules, render, working)
     people = step.people
     # Nobody to give a card to: no staff member on Telegram and no team chat (before the first
     # approval, say). A touch that would get a new card gets none, without the look-ups for it.
@@ -355,8 +355,12 @@ class _Pass:
     out, so a flood of forms costs a count per pass rather than one per form.
     """
 
-    def __init__(self, db: Database, now: datetime, rules: ArrivalRules, render: Render) -> None:
+    def __init__(
+        self, db: Database, now: datetime, rules: ArrivalRules, render: Render, working: bool
+    ) -> None:
         self.db, self.now, self.rules, self.render = db, now, rules, render
+        #: Whether the office works now: a person without a shift is on only then.
+        self.working = working
         self.people = _people(db)
         self.local = now.astimezone(rules.tz)
         self.day_start = iso(self.local.replace(hour=0, minute=0, second=0, microsecond=0))
@@ -396,12 +400,14 @@ def _assignee(p: _Pass, source: str) -> _Person | None:
     owner_name = rules.source_owners.get(source)
     source_owner = by_name.get(owner_name) if owner_name else None
     candidates = []
-    for name in rules.round_robin:
+    shifts = [rules.shifts.get(name) for name in rules.round_robin]
+    holiday = any(shifts) and rules.calendar.is_holiday(p.local.date())
+    for name, shift in zip(rules.round_robin, shifts, strict=True):
         person = by_name.get(name)
         if person is None:
             continue
-        shift = on_shift(rules.shifts.get(name), p.local)
-        candidates.append(Candidate(person.id, shift, p.today(person.id)))
+        on = present(shift, p.local, working=p.working, holiday=holiday)
+        candidates.append(Candidate(person.id, on, p.today(person.id)))
     owner = next((p.id for p in people.values() if p.role == "owner"), None)
     chosen = assign(rules.mode, candidates, source_owner.id if source_owner else None, owner)
     return _reachable(people, chosen.staff_id)

@@ -48,6 +48,15 @@ def on_shift(shift: HoursSection | None, local: datetime) -> bool:
     return local.weekday() in shift.weekdays and start <= now and (end == time(0, 0) or now < end)
 
 
+def present(shift: HoursSection | None, local: datetime, *, working: bool, holiday: bool) -> bool:
+    """Whether round robin may give a person a touch at ``local``: without a shift, whenever the
+    office works (so at night or on a holiday the team chat takes it); with one, in it, but never on
+    a holiday, when nobody is at work."""
+    if shift is None:
+        return working
+    return not holiday and on_shift(shift, local)
+
+
 def assign(
     mode: Mode, candidates: Sequence[Candidate], source_owner: int | None, owner: int | None
 ) -> Assignment:

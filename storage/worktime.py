@@ -159,6 +159,10 @@ class WorkingCalendar:
             return False
         return d.weekday() in self.weekdays or d in weekend_workdays
 
+    def is_holiday(self, d: date) -> bool:
+        """Whether ``d`` is a public or the config's own holiday: nobody is at work, shift or not."""
+        return d in self.extra_holidays or d in self._holidays.year(d.year)[0]
+
     def _period(self, d: date) -> tuple[datetime, datetime] | None:
         """The working period of local day ``d`` as UTC instants, or None on a day off.
 

@@ -385,6 +385,46 @@ async def test_outside_hours_send_sends_at_once(bot_env: BotEnv) -> None:
     assert "Ivan" in card.params["text"]
 
 
+TEAM = -100500
+
+
+async def test_with_outside_hours_send_a_form_at_night_goes_to_the_team_chat(bot_env: BotEnv) -> None:
+    """Anna and Boris have no shift: they are on only while the office works."""
+    tg = bot_env.tg
+    tg.add_chat(TEAM)
+    config = arrival_config(bot_env, notify={"outside_hours": "send"}, telegram={"team_chat": TEAM})
+    srv = await bot_env.start(config, clock=Clock(msk(TUESDAY, 23, 30)))
+    await post_form(srv, name="Night owl", phone="+79161234567")
+    card = await tg.wait_for("sendMessage", chat_id=TEAM)
+    await bot_env.delivered()
+    assert "Night owl" in card.params["text"]
+    assert not tg.sent("sendMessage", chat_id=ANNA) and not tg.sent("sendMessage", chat_id=BORIS)
+    assert srv.scalar("SELECT assignee_id FROM touches") is None
+
+
+async def test_on_a_holiday_nobody_is_on_shift_and_the_team_chat_gets_the_card(bot_env: BotEnv) -> None:
+    """Boris's shift lists Tuesday, but this Tuesday is the office's holiday."""
+    tg = bot_env.tg
+    tg.add_chat(TEAM)
+    staff = [
+        {**BASE["staff"][0]},
+        {**BASE["staff"][1], "shift": {"days": ["mon", "tue"], "hours": "09:00-18:00"}},
+    ]
+    config = arrival_config(
+        bot_env,
+        staff=staff,
+        notify={"outside_hours": "send"},
+        telegram={"team_chat": TEAM},
+        working_time={"extra_holidays": [TUESDAY]},
+    )
+    srv = await bot_env.start(config, clock=Clock(msk(TUESDAY, 10, 0)))
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    card = await tg.wait_for("sendMessage", chat_id=TEAM)
+    await bot_env.delivered()
+    assert "Ivan" in card.params["text"]
+    assert not tg.sent("sendMessage", chat_id=ANNA) and not tg.sent("sendMessage", chat_id=BORIS)
+
+
 async def test_on_arrival_false_sends_no_card(bot_env: BotEnv) -> None:
     srv = await bot_env.start(
         arrival_config(bot_env, notify={"on_arrival": False}), clock=Clock(msk(TUESDAY, 10, 0))

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from leadline.config import HoursSection
-from storage.assign import Candidate, assign, on_shift
+from storage.assign import Candidate, assign, on_shift, present
 
 MSK = ZoneInfo("Europe/Moscow")
 
@@ -64,3 +64,12 @@ def test_shifts_by_day_and_hour() -> None:
     assert on_shift(evening, datetime(2026, 4, 17, 23, 59, tzinfo=MSK))
     assert not on_shift(evening, datetime(2026, 4, 18, 0, 0, tzinfo=MSK))
     assert on_shift(None, tuesday.replace(hour=3))
+
+
+def test_without_a_shift_a_person_is_on_only_while_the_office_works_and_nobody_on_a_holiday() -> None:
+    day = HoursSection(days=["tue"], hours="09:00-18:00")
+    tuesday = datetime(2026, 4, 14, 10, 0, tzinfo=MSK)
+    assert present(None, tuesday, working=True, holiday=False)
+    assert not present(None, tuesday.replace(hour=23), working=False, holiday=False)
+    assert present(day, tuesday, working=True, holiday=False)
+    assert not present(day, tuesday, working=False, holiday=True)
