@@ -19,6 +19,7 @@ from aiogram.types import Chat, TelegramObject, Update, User
 from bot.routers.access import turn_away
 from storage.db import Store
 from storage.staff import staff_by_telegram
+from storage.unreachable import is_unreachable, reachable_again
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -50,6 +51,8 @@ class StaffMiddleware(BaseMiddleware):
         if user is None or user.is_bot:
             return None
         data["staff"] = await self.store.read(partial(staff_by_telegram, telegram_id=user.id))
+        if chat is not None and await self.store.read(partial(is_unreachable, chat_id=chat.id)):
+            await self.store.write(partial(reachable_again, chat_id=chat.id))  # it writes: it takes cards
         return await handler(event, data)
 
 

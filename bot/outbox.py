@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
@@ -41,6 +41,7 @@ from bot.ratelimit import Limits, RateLimiter
 from storage import outbox_sending as rows
 from storage.db import Clock, Store, parse_iso
 from storage.outbox_sending import OutboxRow
+from storage.unreachable import refused_for_good
 
 log = logging.getLogger("leadline.outbox")
 
@@ -76,6 +77,9 @@ class Failed:
     """The call can never succeed as it is (blocked by the user, bad payload): give up on the row."""
 
     error: str
+    #: The chat itself is gone (blocked, kicked, never started, not found), not just this message:
+    #: nothing new should go to it until it writes to the bot again.
+    chat_gone: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,17 @@ Attempt = Delivered | RetryAfter | Transient | Failed | Moved
 
 class Transport(Protocol):
     async def deliver(self, row: OutboxRow) -> Attempt: ...
+
+
+#: What to do, in one write, with a row whose chat is gone: (db, row_id, chat_id, error, at) → the
+#: outbox rows it queued instead (``storage.arrivals.chat_refused``, with the arrival rules bound).
+ChatRefused = Callable[[Database, int, int, str, datetime], list[int]]
+
+
+def _refused_for_good(db: Database, row_id: int, chat_id: int, error: str, at: datetime) -> list[int]:
+    """Without cards on arrival there is nothing to give away: the row fails, the chat is marked."""
+    refused_for_good(db, row_id, chat_id, error, at)
+    return []
 
 
 # ---------------------------------------------------------------------- logging without a token
@@ -140,6 +155,8 @@ class OutboxSender:
         self.backoff_max_s = backoff_max_s
         self.monotonic = monotonic
         self.sent = 0
+        #: Set by the composition root once cards on arrival run: it gives a gone chat's cards away.
+        self.on_chat_refused: ChatRefused | None = None
         #: Rows the last run left ``sending``, put back to ``pending`` at start-up.
         self.requeued: list[int] = []
         self._backoff_s = 0.0
@@ -312,6 +329,14 @@ class OutboxSender:
         elif isinstance(attempt, Moved):
             await write(
                 partial(rows.move_chat, row_id=row.id, old_chat=row.chat_id, new_chat=attempt.chat_id)
+            )
+        elif attempt.chat_gone:
+            refused: ChatRefused = self.on_chat_refused or _refused_for_good
+            error = attempt.error
+            await write(lambda db: refused(db, row.id, row.chat_id, error, now))
+            log.warning(
+                "telegram refused a chat for good; its new cards go to others until it writes",
+                extra={"fields": {"outbox_id": row.id, "error": attempt.error}},
             )
         else:
             await write(partial(rows.mark_failed, row_id=row.id, error=attempt.error))

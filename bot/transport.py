@@ -15,6 +15,7 @@ from aiogram.exceptions import (
     ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
+    TelegramForbiddenError,
     TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -86,7 +87,9 @@ class BotTransport:
         except TelegramBadRequest as exc:
             if "message is not modified" in exc.message:
                 return Delivered(None)
-            return Failed(exc.message)
+            return Failed(exc.message, chat_gone="chat not found" in exc.message)
+        except TelegramForbiddenError as exc:  # blocked, kicked, deactivated, never started
+            return Failed(f"{type(exc).__name__}: {exc.message}", chat_gone=True)
         except (TelegramServerError, TelegramNetworkError) as exc:
             return Transient(f"{type(exc).__name__}: {exc.message}")
         except TelegramAPIError as exc:  # forbidden (blocked by the user), not found, too large

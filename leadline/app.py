@@ -184,6 +184,7 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
 async def arrivals_ctx(app: web.Application) -> AsyncIterator[None]:
     """Cards on arrival: the primary's only; capture wakes the pass after each commit."""
     from leadline.arrivals import Arrivals
+    from storage.arrivals import chat_refused
 
     sender = app[keys.OUTBOX]
     arrivals = Arrivals(app[keys.CONFIG], app[keys.STORE], app[keys.CLOCK], sender.wake)
@@ -192,10 +193,13 @@ async def arrivals_ctx(app: web.Application) -> AsyncIterator[None]:
     capture = app[keys.CAPTURE]
     if arrivals.rules.on_arrival:
         capture.on_stored = arrivals.wake
+        # A card Telegram refuses for good for its chat goes to the next person in the same write.
+        sender.on_chat_refused = partial(chat_refused, rules=arrivals.rules, render=arrivals.render)
     try:
         yield
     finally:
         capture.on_stored = None
+        sender.on_chat_refused = None
         await arrivals.stop()
 
 

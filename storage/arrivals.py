@@ -43,6 +43,7 @@ from storage.contacts import live_contact
 from storage.db import iso, parse_iso
 from storage.outbox import enqueue
 from storage.registrations import Registration, registration_of
+from storage.unreachable import UNREACHABLE_SQL, is_unreachable, refused_for_good
 from storage.worktime import WorkingCalendar
 
 if TYPE_CHECKING:
@@ -238,7 +239,7 @@ def arrival_pass(
     people = step.people
     # Nobody to give a card to: no staff member on Telegram and no team chat (before the first
     # approval, say). A touch that would get a new card gets none, without the look-ups for it.
-    nobody = not people and not rules.team_chat
+    nobody = not people and not step.rules.team_chat
     for row in pending:
         (
             tid,
@@ -319,12 +320,15 @@ def arrival_pass(
     return done
 
 
-def _people(db: Database) -> dict[int, _Person]:
+def _people(db: Database, *, reachable: bool = False) -> dict[int, _Person]:
+    """The staff on Telegram; with ``reachable``, without those whose chat Telegram refused for good
+    (who get no new card until they write to the bot again)."""
+    unreachable = f" AND telegram_id NOT IN ({UNREACHABLE_SQL})" if reachable else ""
     return {
         int(r[0]): _Person(int(r[0]), int(r[1]), str(r[2]), str(r[3]), r[4])
         for r in db.execute(
             "SELECT id, telegram_id, name, role, language FROM staff"
-            " WHERE active = 1 AND telegram_id IS NOT NULL ORDER BY id"
+            f" WHERE active = 1 AND telegram_id IS NOT NULL{unreachable} ORDER BY id"
         )
     }
 
@@ -358,10 +362,12 @@ class _Pass:
     def __init__(
         self, db: Database, now: datetime, rules: ArrivalRules, render: Render, working: bool
     ) -> None:
+        if rules.team_chat and is_unreachable(db, rules.team_chat):
+            rules = replace(rules, team_chat=0)
         self.db, self.now, self.rules, self.render = db, now, rules, render
         #: Whether the office works now: a person without a shift is on only then.
         self.working = working
-        self.people = _people(db)
+        self.people = _people(db, reachable=True)
         self.local = now.astimezone(rules.tz)
         self.day_start = iso(self.local.replace(hour=0, minute=0, second=0, microsecond=0))
         self.counts: dict[int, int] = {}
@@ -691,3 +697,57 @@ def open_card_message(db: Database, contact_id: int, chat_id: int) -> int | None
         [contact_id, chat_id],
     ).fetchone()
     return int(row[0]) if row else None
+
+
+def chat_refused(
+    db: Database, row_id: int, chat_id: int, error: str, at: datetime, *, rules: ArrivalRules, render: Render
+) -> list[int]:
+    """Telegram refused an outbox row for good because its chat is gone (the sender judged so): in
+    one write the row is failed, the chat counts as unreachable, and the open cards the row was (a
+    card, or a nudge about its contacts' cards) go to whoever the rule picks without that chat, else
+    the team chat, else the first owner or manager. Returns the new cards' outbox rows."""
+    refused_for_good(db, row_id, chat_id, error, at)
+    cards = db.execute(
+        "SELECT a.id, a.kind, a.contact_id, a.staff_id, a.first_touch_id, a.last_touch_id, a.touches,"
+        " a.lead_id, t.source, t.channel FROM arrival_cards a JOIN touches t ON t.id = a.first_touch_id"
+        " WHERE a.closed_at IS NULL AND a.chat_id = ? AND (a.outbox_id = ? OR a.contact_id IN ("
+        "  SELECT c.contact_id FROM nudge_messages m JOIN nudge_deliveries d ON d.message_id = m.id"
+        "  JOIN nudges n ON n.id = d.nudge_id JOIN touches c ON c.id = n.touch_id WHERE m.outbox_id = ?))"
+        " ORDER BY a.id",
+        [chat_id, row_id, row_id],
+    ).fetchall()
+    if not cards:
+        return []
+    step = _Pass(db, at, rules, render, rules.calendar.is_working_time(at))
+    ids: list[int] = []
+    for card_id, kind, contact_id, old_staff, first, last, count, lead_id, source, channel in cards:
+        db.execute("UPDATE arrival_cards SET closed_at = ? WHERE id = ?", [iso(at), card_id])
+        to = _assignee(step, str(source))
+        chat = to.chat_id if to else step.rules.team_chat
+        if not chat:
+            managers = _managers(step.people)
+            if not managers:
+                continue  # nobody left to reach: the nudges' escalation is all there is
+            to, chat = managers[0], managers[0].chat_id
+        staff_id = to.id if to else None
+        view = _view(step, int(last), kind, chat, staff_id, int(count), lead_id)
+        if view is None:
+            continue
+        outbox_id = enqueue(db, chat, render(view), at=at)
+        assert outbox_id is not None
+        db.execute(
+            "INSERT INTO arrival_cards (kind, contact_id, staff_id, chat_id, first_touch_id, last_touch_id, touches,"
+            " lead_id, outbox_id, opened_at, last_at) SELECT kind, contact_id, ?, ?, first_touch_id, last_touch_id,"
+            " touches, lead_id, ?, ?, last_at FROM arrival_cards WHERE id = ?",
+            [staff_id, chat, outbox_id, iso(at), card_id],
+        )
+        db.execute(
+            "UPDATE touches SET assignee_id = ? WHERE id BETWEEN ? AND ? AND contact_id = ? AND arrival = 'card'"
+            " AND assignee_id IS ?",
+            [staff_id, first, last, contact_id, old_staff],
+        )
+        if channel != "call" and staff_id in step.counts:
+            step.counts[staff_id] += int(count)  # round robin's count, for the next card it gives
+        ids.append(outbox_id)
+    step.write_judged()
+    return ids

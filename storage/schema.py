@@ -849,6 +849,22 @@ UPDATE journal SET anonymous = 1 WHERE status = 'rejected'
     )
 
 
+@migrations()
+def m023_unreachable_chats(db: Database) -> None:
+    """Chats Telegram refused for good (the person blocked the bot or never started it, the bot is
+    not in the group): no new card goes to them, and round robin passes them over, until an update
+    comes from the chat again. A row per chat, a staff member's or the team chat."""
+    _run(
+        db,
+        """
+CREATE TABLE unreachable_chats (
+    chat_id INTEGER PRIMARY KEY,
+    since TEXT NOT NULL
+)
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

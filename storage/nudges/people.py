@@ -11,6 +11,7 @@ from email.utils import getaddresses
 from sqlite_utils import Database
 
 from storage.nudges.rules import NudgeRules
+from storage.unreachable import UNREACHABLE_SQL
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,8 @@ class Recipient:
 
 @dataclass(frozen=True)
 class Directory:
-    """Active staff who can be reached in Telegram, read once per sweep."""
+    """Active staff who can be reached in Telegram, read once per sweep: a chat Telegram refused for
+    good (``storage.unreachable``) is passed over, so its nudges go on down the line."""
 
     people: Mapping[int, Person]
     by_telegram: Mapping[int, int]
@@ -49,7 +51,8 @@ class Directory:
         by_email: dict[str, int] = {}
         for sid, chat, name, role, language, emails in db.execute(
             "SELECT id, telegram_id, name, role, language, emails FROM staff"
-            " WHERE active = 1 AND telegram_id IS NOT NULL ORDER BY id"
+            f" WHERE active = 1 AND telegram_id IS NOT NULL AND telegram_id NOT IN ({UNREACHABLE_SQL})"
+            " ORDER BY id"
         ):
             people[int(sid)] = Person(int(sid), int(chat), str(name), str(role), language)
             for address in json.loads(emails or "[]"):

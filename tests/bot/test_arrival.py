@@ -471,6 +471,61 @@ async def test_round_robin_skips_whoever_is_off_shift(bot_env: BotEnv) -> None:
     assert not tg.sent("sendMessage", chat_id=BORIS)
 
 
+async def test_a_card_to_someone_who_blocked_the_bot_goes_to_the_next_person_until_they_write(
+    bot_env: BotEnv,
+) -> None:
+    tg = bot_env.tg
+    tg.block_bot(BORIS)
+    srv = await bot_env.start(arrival_config(bot_env), clock=Clock(msk(TUESDAY, 10, 0)))
+    for n in range(3):
+        await post_form(srv, name=f"Client {n}", phone=f"+7 916 000-00-{n:02d}")
+        await srv.server.app[keys.ARRIVALS].run()
+        await bot_env.delivered()
+    # Client 1's card was refused in Boris's chat and went on to Anna; Client 2 went to her directly.
+    texts = [m["text"] for m in tg.sent("sendMessage", chat_id=ANNA)]
+    assert [sum(f"Client {n}" in t for t in texts) for n in range(3)] == [1, 1, 1]
+    assert (
+        srv.rows(
+            "SELECT s.name AS staff, o.status FROM arrival_cards a JOIN outbox o ON o.id = a.outbox_id"
+            " JOIN staff s ON s.id = a.staff_id WHERE a.closed_at IS NULL ORDER BY a.id"
+        )
+        == [{"staff": "Anna", "status": "sent"}] * 3
+    )
+    assert srv.scalar("SELECT COUNT(*) FROM touches WHERE assignee_id IS NOT NULL AND assignee_id != 1") == 0
+
+    # Boris unblocks the bot and writes to it: he takes new cards again.
+    tg.block_bot(BORIS, blocked=False)
+    await bot_env.types(BORIS, "/start")
+    await post_form(srv, name="Client 3", phone="+7 916 000-00-03")
+    card = await tg.wait_for(
+        "sendMessage", chat_id=BORIS, count=len(tg.sent("sendMessage", chat_id=BORIS)) + 1
+    )
+    assert "Client 3" in card.params["text"]
+
+
+async def test_a_card_the_team_chat_cannot_get_goes_to_the_first_owner(bot_env: BotEnv) -> None:
+    """The bot is not in the team chat: Telegram answers "chat not found"."""
+    tg = bot_env.tg
+    srv = await bot_env.start(
+        arrival_config(bot_env, assign={"mode": "team"}, telegram={"team_chat": TEAM}),
+        clock=Clock(msk(TUESDAY, 10, 0)),
+    )
+    await bot_env.types(ANNA, "/start")  # Anna's chat with the bot exists; the team chat does not
+    tg.strict_chats = True
+    before = len(tg.sent("sendMessage", chat_id=ANNA))
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    card = await tg.wait_for("sendMessage", chat_id=ANNA, count=before + 1)
+    assert "Ivan" in card.params["text"]
+    await bot_env.delivered()
+    assert (
+        srv.scalar(
+            "SELECT status FROM outbox o JOIN arrival_cards a ON a.outbox_id = o.id WHERE a.chat_id = ?",
+            [TEAM],
+        )
+        == "failed"
+    )
+
+
 async def test_the_nudge_after_the_sla_goes_to_the_assignee_in_reply_to_the_card(bot_env: BotEnv) -> None:
     tg = bot_env.tg
     clock = Clock(msk(TUESDAY, 10, 0))
