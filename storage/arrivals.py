@@ -297,6 +297,15 @@ def arrival_pass(
             else:
                 kind = "register"
         burst = _open_card(db, contact_id, kind, received, rules)
+        holder: _Person | None = None
+        if burst is None and kind == "register" and channel != "call":
+            # A contact nobody has registered yet stays with whoever has its card, however long ago.
+            earlier = _open_card(db, contact_id, kind, received, rules, whenever=True)
+            if earlier is not None and _holds(step, earlier):
+                if earlier.status == "pending":
+                    burst = earlier  # not sent yet (held overnight with this one): one card
+                else:
+                    holder = _reachable(people, earlier.staff_id)
         if burst is not None:
             ids = _fold(step, tid, received, kind, burst, lead_id, channel)
             if ids is None:
@@ -310,7 +319,7 @@ def arrival_pass(
             if lead is not None:
                 to = _reachable(people, lead[1]) or _reachable(people, staff)
             else:
-                to = _reachable(people, staff) if channel == "call" else None
+                to = _reachable(people, staff) if channel == "call" else holder
             to = to or _assignee(step, source)
         ids = _open(step, tid, received, contact_id, kind, to, lead_id, channel)
         done.outbox_ids += ids
@@ -438,10 +447,17 @@ class _OpenCard:
 
 
 def _open_card(
-    db: Database, contact_id: int, kind: ArrivalKind, received: str, rules: ArrivalRules
+    db: Database,
+    contact_id: int,
+    kind: ArrivalKind,
+    received: str,
+    rules: ArrivalRules,
+    *,
+    whenever: bool = False,
 ) -> _OpenCard | None:
-    """The contact's open card of this kind whose last touch is within the burst before this one."""
-    since = iso(parse_iso(received) - timedelta(minutes=rules.burst_minutes))
+    """The contact's open card of this kind whose last touch is within the burst before this one
+    (``whenever``: however long before)."""
+    since = "" if whenever else iso(parse_iso(received) - timedelta(minutes=rules.burst_minutes))
     row = db.execute(
         "SELECT a.id, a.chat_id, a.staff_id, a.touches, a.outbox_id, o.status, o.message_id FROM arrival_cards a"
         " JOIN outbox o ON o.id = a.outbox_id"
@@ -454,6 +470,13 @@ def _open_card(
         if row
         else None
     )
+
+
+def _holds(p: _Pass, card: _OpenCard) -> bool:
+    """Whether the card's holder can still be reached: its person, or the team chat it went to."""
+    if card.staff_id is not None:
+        return int(card.staff_id) in p.people
+    return bool(p.rules.team_chat) and card.chat_id == p.rules.team_chat
 
 
 def _language(rules: ArrivalRules, people: Mapping[int, _Person], staff_id: int | None) -> str:

@@ -259,15 +259,53 @@ async def test_a_repeat_touch_of_an_open_lead_tells_its_owner(bot_env: BotEnv) -
     assert len(tg.sent("sendMessage", chat_id=ANNA)) == 1
 
 
+async def test_a_contact_nobody_registered_writes_again_after_the_burst_and_stays_with_its_holder(
+    bot_env: BotEnv,
+) -> None:
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 10, 0))
+    srv = await bot_env.start(arrival_config(bot_env), clock=clock)
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    await tg.wait_for("sendMessage", chat_id=ANNA)
+    clock.now = msk(TUESDAY, 10, 10)
+    await post_form(srv, name="Ivan", phone="+79161234567", message="still waiting")
+    await tg.wait_for("sendMessage", chat_id=ANNA, count=2)
+    await bot_env.delivered()
+    assert not tg.sent("sendMessage", chat_id=BORIS)
+    assert (
+        srv.rows("SELECT s.name FROM touches t JOIN staff s ON s.id = t.assignee_id ORDER BY t.id")
+        == [{"name": "Anna"}] * 2
+    )
+
+
+async def test_one_contacts_evening_forms_make_one_card_at_opening(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 21, 0))
+    srv = await bot_env.start(arrival_config(bot_env), clock=clock)
+    arrivals = srv.server.app[keys.ARRIVALS]
+    await post_form(srv, name="Ivan", phone="+79161234567", message="a kitchen")
+    await arrivals.run()
+    clock.now = msk(TUESDAY, 21, 30)
+    await post_form(srv, name="Ivan", phone="+79161234567", message="hello? anyone?")
+    await arrivals.run()
+    clock.now = msk(TUESDAY + timedelta(days=1), 9, 0)
+    await arrivals.run()
+    card = await tg.wait_for("sendMessage", chat_id=ANNA)
+    await bot_env.delivered()
+    assert "hello? anyone?" in card.params["text"]
+    assert len(tg.sent("sendMessage", chat_id=ANNA)) == 1 and not tg.sent("sendMessage", chat_id=BORIS)
+    assert srv.rows("SELECT touches FROM arrival_cards") == [{"touches": 2}]
+
+
 async def test_registration_closes_the_other_cards_about_the_contact(bot_env: BotEnv) -> None:
     tg = bot_env.tg
     clock = Clock(msk(TUESDAY, 10, 0))
     srv = await bot_env.start(arrival_config(bot_env), clock=clock)
     await post_form(srv, name="Ivan", phone="+79161234567")
     anna = await tg.wait_for("sendMessage", chat_id=ANNA)
-    clock.now += timedelta(minutes=30)  # past the burst: a second card, to the next in turn
+    clock.now += timedelta(minutes=30)  # past the burst: a second card, to the one who has Ivan
     await post_form(srv, name="Ivan", phone="+79161234567", message="Again")
-    boris = await tg.wait_for("sendMessage", chat_id=BORIS)
+    again = await tg.wait_for("sendMessage", chat_id=ANNA, count=2)
     contact = int(srv.scalar("SELECT contact_id FROM touches LIMIT 1"))
     anna_id = int(srv.scalar("SELECT id FROM staff WHERE name = 'Anna'"))
 
@@ -276,11 +314,11 @@ async def test_registration_closes_the_other_cards_about_the_contact(bot_env: Bo
             db, contact, "lead", at=clock.now, staff_id=anna_id, temperature="warm"
         )
     )
-    await tg.wait_for("editMessageText", chat_id=BORIS)
-    for chat, sent in ((ANNA, anna), (BORIS, boris)):
-        message = tg.message(chat, sent.result["message_id"])
+    await tg.wait_for("editMessageText", chat_id=ANNA, count=2)
+    for sent in (anna, again):
+        message = tg.message(ANNA, sent.result["message_id"])
         assert message is not None and "Anna" in message["text"]
-        assert tg.buttons(chat, sent.result["message_id"]) == []
+        assert tg.buttons(ANNA, sent.result["message_id"]) == []
 
 
 async def test_a_card_closed_at_registration_keeps_no_buttons_when_an_older_edit_waits_through_a_restart(
