@@ -22,15 +22,36 @@ _PHONE_RE = re.compile(r"(?<![\w@])\+?\(?\d(?:[\d().\-]|[^\S\n]){3,}\d(?![\w@])"
 MAX_AMOUNT = 1e12
 
 
+#: A currency written beside an amount: its sign, or its code as the bot writes money (``RUB 150,000.50``).
+_CODES = "rub|usd|eur|kzt|byn|uah|gbp|cny|try|aed"
+_CURRENCY = re.compile(rf"^(?:{_CODES}|[₽$€£])|(?:{_CODES}|[₽$€£]|руб\.?|р\.?)$")
+#: Digits grouped by thousands with commas (``150,000``), optionally with cents (``150,000.50``).
+_COMMA_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?")
+#: Digits grouped by thousands with dots (``150.000``, ``1.500.000``), optionally with cents after a comma.
+_DOT_THOUSANDS = re.compile(r"\d{1,3}(?:\.\d{3})+(?:,\d{1,2})?")
+
+
 def parse_amount(text: str) -> float | None:
-    """``150 000``, ``150000,50``, ``1.5k``/``1,5к`` → a number; None if it is not one (or absurd)."""
-    cleaned = text.strip().lower().replace("\u00a0", "").replace(" ", "").replace("₽", "").replace("$", "")
+    """``150 000``, ``150 000,50 ₽``, ``RUB 150,000.50``, ``1.5k``/``1,5к`` → a number; None if it is
+    not one (or absurd).
+
+    A comma before three digits groups thousands (``150,000`` is 150 000, not 150); before one or two
+    it is the decimal mark (``150000,50``, ``1,5к``). What fits neither is refused, never guessed.
+    """
+    cleaned = "".join(c for c in text.strip().lower() if not c.isspace() and c not in "\u200b'")
+    for _ in range(2):  # a sign and a code may both be there (RUB 150 000 ₽)
+        cleaned = _CURRENCY.sub("", cleaned)
     multiplier = 1.0
     if cleaned.endswith(("k", "к", "тыс", "тыс.")):
         multiplier = 1000.0
         cleaned = re.sub(r"(k|к|тыс\.?)$", "", cleaned)
-    cleaned = cleaned.replace(",", ".")
-    if not re.fullmatch(r"\d+(\.\d+)?", cleaned):
+    if _COMMA_THOUSANDS.fullmatch(cleaned):  # 150,000 / 150,000.50
+        cleaned = cleaned.replace(",", "")
+    elif _DOT_THOUSANDS.fullmatch(cleaned) and ("," in cleaned or cleaned.count(".") > 1):  # 1.500.000
+        cleaned = cleaned.replace(".", "").replace(",", ".")
+    else:  # 150000,50 / 1,5к / 150.5
+        cleaned = cleaned.replace(",", ".")
+    if not re.fullmatch(r"\d+(\.\d{1,2})?", cleaned):
         return None
     value = float(cleaned) * multiplier
     return value if value <= MAX_AMOUNT else None
