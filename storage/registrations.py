@@ -220,9 +220,11 @@ def change_lead(
         if stage == "won" and won_amount is None:
             raise WonAmountRequired()
         updates["stage"] = stage
-        if stage == "qualified":
+        # The first time only: a lead sent back and qualified again was qualified in the month it
+        # first was, and that month's goal progress must not fall afterwards (lead_changes keeps each).
+        if stage == "qualified" and lead["qualified_at"] is None:
             updates["qualified_at"] = stamp
-        elif stage == "accepted":
+        elif stage == "accepted" and lead["accepted_at"] is None:
             updates["accepted_at"] = stamp
         elif stage == "returned":
             updates["returned_reason"] = reason

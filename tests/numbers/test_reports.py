@@ -311,6 +311,31 @@ def test_goal_progress(month: Month):
     assert (progress["clients"].actual, progress["clients"].projected) == (0, 0.0)
 
 
+def test_a_lead_qualified_again_later_stays_in_the_month_it_was_first_qualified(tmp_path: Path):
+    """November's goal line read "qualified 1/5"; once the lead was lost, reopened and qualified
+    again in December, November's report said 0/5 while its own qualified figure still said 1."""
+    config = month_config(tmp_path, goals={"qualified": 5})
+    month = Month(open_database(config.database_path), config)
+    touch = month.contact_event("form", "f1", msk(2, 10), phones=["+79160000001"], message="hi")
+    lead = month.register(touch, "lead", msk(2, 10, 5), "Anna", temperature="hot").lead_id
+    month.move(lead, msk(10, 12), "qualified")
+    month.move(lead, msk(11, 12), "accepted")
+    month.move(lead, msk(3, 12, month=12), "lost", reason="price")
+    month.move(lead, msk(4, 12, month=12), "new")
+    month.move(lead, msk(5, 12, month=12), "qualified")
+    month.move(lead, msk(6, 12, month=12), "accepted")
+
+    november_goal = goal_progress(month.db, NOVEMBER, month.rules, msk(31, 23, month=12))["qualified"]
+    december_goal = goal_progress(month.db, date(2026, 12, 1), month.rules, msk(31, 23, month=12))[
+        "qualified"
+    ]
+    assert (november_goal.actual, december_goal.actual) == (1, 0)
+    qualified_at, accepted_at = month.db.execute("SELECT qualified_at, accepted_at FROM leads").fetchone()
+    assert qualified_at.startswith("2026-11-10") and accepted_at.startswith("2026-11-11")
+    changes = month.db.execute("SELECT new FROM lead_changes WHERE field = 'stage' ORDER BY id").fetchall()
+    assert [c[0] for c in changes].count("qualified") == 2  # the history keeps both
+
+
 def test_periods_parse_as_local_days():
     today = date(2026, 11, 18)
     assert Period.parse("2026-11", MSK, today) == Period(date(2026, 11, 1), date(2026, 11, 30), MSK)
