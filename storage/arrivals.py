@@ -10,7 +10,7 @@ loses nothing: the touches are still unjudged.
 * **Who.** A missed call goes to the staff member whose extension rang, an answered call (once it
   has ended) to the one whose extension answered; a form or a letter (and a call no extension took)
   to the assignee (:func:`storage.assign.assign`); with nobody to reach, to the team chat, else to
-  the managers. The person is stored as ``touches.assignee_id``.
+  the managers. The person is stored as ``touches.assignee_id``, the moment as ``touches.given_at``.
 * **What.** A missed call's card asks for a call back; any other touch's asks "Who was it?" with the
   registration buttons. A contact with an open lead gets no question: the lead's owner is told that
   the contact has come back. A contact registered otherwise, a hidden caller, a blocked or dropped
@@ -393,10 +393,12 @@ class _Pass:
         self._judged.clear()
 
     def today(self, staff_id: int) -> int:
+        """What the person was given since the day began, however long ago it arrived: the forms
+        held overnight are given out at opening, and count for that day."""
         if staff_id not in self.counts:
             self.counts[staff_id] = int(
                 self.db.execute(
-                    "SELECT COUNT(*) FROM touches WHERE assignee_id = ? AND received_at >= ?"
+                    "SELECT COUNT(*) FROM touches WHERE assignee_id = ? AND given_at >= ?"
                     " AND assignee_id IS NOT NULL AND channel != 'call'",
                     [staff_id, self.day_start],
                 ).fetchone()[0]
@@ -537,7 +539,8 @@ def _carded(p: _Pass, touch_id: int, staff_id: int | None, channel: str) -> None
         p.db.execute("UPDATE touches SET arrival = 'card' WHERE id = ?", [touch_id])
     else:
         p.db.execute(
-            "UPDATE touches SET arrival = 'card', assignee_id = ? WHERE id = ?", [staff_id, touch_id]
+            "UPDATE touches SET arrival = 'card', assignee_id = ?, given_at = ? WHERE id = ?",
+            [staff_id, iso(p.now), touch_id],
         )
     p.gave(staff_id, channel)
 
@@ -695,9 +698,9 @@ def give_card(
         ids += _redraw(db, at, int(chat_id), int(outbox_id), str(status), message_id, render(old))
     db.execute("UPDATE arrival_cards SET closed_at = ? WHERE id = ?", [iso(at), card_id])
     db.execute(
-        "UPDATE touches SET assignee_id = ? WHERE id BETWEEN ? AND ? AND contact_id = ? AND arrival = 'card'"
-        " AND assignee_id IS ?",
-        [to.id, first, touch_id, contact_id, old_staff],
+        "UPDATE touches SET assignee_id = ?, given_at = ? WHERE id BETWEEN ? AND ? AND contact_id = ?"
+        " AND arrival = 'card' AND assignee_id IS ?",
+        [to.id, iso(at), first, touch_id, contact_id, old_staff],
     )
     new_view = replace(view, chat_id=to.chat_id, language=to.language or rules.language)
     new_outbox = enqueue(db, to.chat_id, render(new_view), at=at)
@@ -765,9 +768,9 @@ def chat_refused(
             [staff_id, chat, outbox_id, iso(at), card_id],
         )
         db.execute(
-            "UPDATE touches SET assignee_id = ? WHERE id BETWEEN ? AND ? AND contact_id = ? AND arrival = 'card'"
-            " AND assignee_id IS ?",
-            [staff_id, first, last, contact_id, old_staff],
+            "UPDATE touches SET assignee_id = ?, given_at = ? WHERE id BETWEEN ? AND ? AND contact_id = ?"
+            " AND arrival = 'card' AND assignee_id IS ?",
+            [staff_id, iso(at) if staff_id is not None else None, first, last, contact_id, old_staff],
         )
         if channel != "call" and staff_id in step.counts:
             step.counts[staff_id] += int(count)  # round robin's count, for the next card it gives

@@ -389,6 +389,37 @@ async def test_a_form_at_nine_pm_waits_for_nine_in_the_morning(bot_env: BotEnv) 
     assert "Ivan" in card.params["text"]
 
 
+async def test_forms_held_overnight_count_for_the_morning_they_are_given_out(bot_env: BotEnv) -> None:
+    """Round robin counts what each person was given since the day began, not what arrived since:
+    the three evening forms go out Anna, Boris, Anna at opening, so the next one is Boris's."""
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 21, 0))
+    srv = await bot_env.start(arrival_config(bot_env), clock=clock)
+    arrivals = srv.server.app[keys.ARRIVALS]
+    for n in range(3):
+        await post_form(srv, name=f"Evening {n}", phone=f"+7 916 000-00-{n:02d}")
+    await arrivals.run()
+    assert not tg.sent("sendMessage")
+
+    clock.now = msk(TUESDAY + timedelta(days=1), 9, 0)
+    await arrivals.run()
+    await tg.wait_for("sendMessage", chat_id=ANNA, count=2)
+    await tg.wait_for("sendMessage", chat_id=BORIS, count=1)
+    clock.now = msk(TUESDAY + timedelta(days=1), 9, 5)
+    await post_form(srv, name="Morning", phone="+7 926 111-22-33")
+    await arrivals.run()
+    assert srv.rows(
+        "SELECT t.name, s.name AS staff FROM touches t JOIN staff s ON s.id = t.assignee_id ORDER BY t.id"
+    ) == [
+        {"name": "Evening 0", "staff": "Anna"},
+        {"name": "Evening 1", "staff": "Boris"},
+        {"name": "Evening 2", "staff": "Anna"},
+        {"name": "Morning", "staff": "Boris"},
+    ]
+    card = await tg.wait_for("sendMessage", chat_id=BORIS, count=2)
+    assert "Morning" in card.params["text"]
+
+
 async def test_a_start_with_outside_hours_send_sends_what_the_last_run_held(bot_env: BotEnv) -> None:
     """Held touches are judged again at each start: the owner who switches to ``send`` at night gets
     the evening's forms then, not at nine."""
