@@ -13,6 +13,7 @@ ends.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import sqlite3
@@ -124,13 +125,49 @@ def copy(database: Path, target: Path, *, pages: int = STEP_PAGES, pause: float 
     own = _own_file(database, target)
     if own is not None:
         raise BackupError(f"{target} is {own}, not a place for its backup: give a directory or another file.")
-    partial = target.with_name(f".{target.name}.partial")
+    # One name per database and directory, not per run: a run that was killed midway (a reboot, a
+    # timer's timeout) left its half-copy under it, and the next run takes it over and removes it.
+    partial = target.with_name(f".{database.stem}.backup.partial")
     try:
+        held = _hold(partial)
+    except OSError as exc:
+        raise BackupError(f"Cannot write {target}: {reason(exc)}; nothing was backed up.") from None
+    if held is None:
+        raise BackupError(
+            f"Another backup of {database} is being written beside {target}; nothing was backed up."
+        )
+    try:
+        _forget_leftovers(partial.parent, database.stem)
         return _copy(database, partial, target, pages, pause)
     except OSError as exc:  # a directory it may not write, a read-only or full disk
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
         raise BackupError(f"Cannot write {target}: {reason(exc)}; nothing was backed up.") from None
+    finally:
+        os.close(held)
+
+
+def _hold(partial: Path) -> int | None:
+    """The temporary file, opened, emptied and locked for this run; None while another run holds it.
+    Personal data: readable by Leadline's user only, whatever the umask of the cron job that runs it."""
+    fd = os.open(partial, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def _forget_leftovers(directory: Path, stem: str) -> None:
+    """What a killed run left: the rollback journal of the temporary file (SQLite would replay it
+    into the new copy), and the half-copies releases before this one named after their run."""
+    pattern = re.compile(rf"\.{re.escape(stem)}(\.backup|-\d{{8}}T\d{{6}}\.\d{{3}}Z\.db)\.partial(-journal)?")
+    for path in directory.iterdir():
+        if pattern.fullmatch(path.name) and path.name != f".{stem}.backup.partial":
+            path.unlink(missing_ok=True)
 
 
 def reason(exc: OSError) -> str:
@@ -139,9 +176,6 @@ def reason(exc: OSError) -> str:
 
 
 def _copy(database: Path, partial: Path, target: Path, pages: int, pause: float) -> Copied:
-    partial.unlink(missing_ok=True)
-    # Personal data: readable by Leadline's user only, whatever the umask of the cron job that runs it.
-    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     source = connect(database, readonly=True)
     try:
         dest = sqlite3.connect(partial, isolation_level=None)

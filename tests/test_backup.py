@@ -307,3 +307,49 @@ async def test_a_backup_from_before_erasure_is_restored_and_names_the_people_era
         "1 contact(s) erased after this backup was made are back: erase them again (docs/privacy.md):",
         "  leadline forget '#1'",
     ]
+
+
+def test_what_a_killed_backup_left_is_taken_over_by_the_next_run(tmp_path: Path):
+    """A run killed midway (a reboot, a timer's timeout) left its half-copy, people's data in it, for
+    good: no later run or rotation removed it. The next run now takes it over."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'[leadline]\ndatabase = "{tmp_path / "leadline.db"}"\n')
+    run_cli_sync("journal", "--config", str(config))  # creates the database
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    left = [
+        ".leadline.backup.partial",  # this release's name, as a killed run leaves it
+        ".leadline.backup.partial-journal",  # which SQLite would replay into the next copy
+        ".leadline-20261207T031500.073Z.db.partial",  # an older release's, named after its run
+        ".leadline-20261207T031500.073Z.db.partial-journal",
+    ]
+    for name in left:
+        (backups / name).write_bytes(b"half a copy of someone's data" * 100)
+    (backups / ".other.backup.partial").write_bytes(b"another database's, not ours to remove")
+
+    result = run_cli_sync("backup", f"{backups}/", "--keep", "1", "--config", str(config))
+
+    assert result.code == 0, result.output
+    names = sorted(p.name for p in backups.iterdir())
+    assert names[0] == ".other.backup.partial" and len(names) == 2, names
+    assert names[1].startswith("leadline-2") and names[1].endswith("Z.db")
+    assert count(backups / names[1], "SELECT count(*) FROM _sqlite_migrations") > 20
+
+
+def test_a_second_backup_while_one_is_written_is_refused(tmp_path: Path):
+    """Two runs (the timer's and one typed by hand) would write the same temporary file."""
+    import fcntl
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'[leadline]\ndatabase = "{tmp_path / "leadline.db"}"\n')
+    run_cli_sync("journal", "--config", str(config))
+    partial = tmp_path / ".leadline.backup.partial"
+    with partial.open("w") as running:
+        fcntl.flock(running, fcntl.LOCK_EX)
+        result = run_cli_sync("backup", f"{tmp_path}/", "--config", str(config))
+    assert result.code == EXIT_RUNTIME, result.output
+    [line] = result.output.splitlines()
+    assert line.startswith(
+        f"Another backup of {tmp_path / 'leadline.db'} is being written beside {tmp_path}/leadline-"
+    )
+    assert line.endswith("; nothing was backed up.")
