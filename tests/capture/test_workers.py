@@ -124,6 +124,16 @@ def connections_held(pid: int, port: int) -> int:
     return held
 
 
+def unread(port: int) -> int:
+    """How many accepted connections to ``port`` hold bytes their server has not read yet."""
+    waiting = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+            waiting += int(fields[4].split(":")[1], 16) > 0  # rx_queue
+    return waiting
+
+
 def requests_counted(metrics: str) -> float:
     match = re.search(r'^leadline_requests_total\{source="form",status="200"\} ([\d.]+)', metrics, re.M)
     assert match, metrics
@@ -231,7 +241,9 @@ async def test_a_stopping_worker_answers_what_it_holds_whatever_signals_follow(t
                 await asyncio.sleep(0.05)
             waiting_in_worker = connections_held(worker_pid, port)
             assert waiting_in_worker > 0  # the kernel gave the worker some of the sixteen
-            await asyncio.sleep(1)  # accepted connections become requests waiting for the lock
+            while unread(port):  # accepted connections become requests waiting for the lock
+                assert asyncio.get_running_loop().time() < deadline, "the requests were not all read"
+                await asyncio.sleep(0.05)
             # systemd's stop or Ctrl+C signals the worker, then its primary terminates it again.
             os.kill(worker_pid, signal.SIGTERM)
             await asyncio.sleep(0.2)
