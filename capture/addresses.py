@@ -28,6 +28,9 @@ class OurAddresses:
     #: Staff members' own addresses (``[[staff]] emails``): ours too, and their mail is no customer's
     #: touch unless it names one (a forward, a copy of their own correspondence).
     staff: frozenset[str] = frozenset()
+    #: Staff members' own phones (``[[staff]] phone``, E.164): a signature's number in a staff member's
+    #: mail, never a customer's.
+    staff_phones: frozenset[str] = frozenset()
 
     @classmethod
     def build(cls, config: Config) -> OurAddresses:
@@ -42,6 +45,7 @@ class OurAddresses:
             frozenset(a for a in found if not a.startswith("@") and "@" in a),
             frozenset(a[1:] for a in found if a.startswith("@") and len(a) > 1),
             frozenset(_address_key(a) for person in config.staff for a in person.emails if "@" in a),
+            frozenset(person.phone for person in config.staff if person.phone),
         )
 
     def __contains__(self, address: object) -> bool:

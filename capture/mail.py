@@ -185,6 +185,12 @@ def mail_event(
     text = _text_of(mail)
     unquoted = strip_quoted(text)
     name, emails, phones, labelled_message = _contact(mail, unquoted, region, ours)
+    if ours.staff_phones:  # a staff member's own number (their signature) names none of our customers
+        phones = [
+            p
+            for p in phones
+            if (n := identifiers.phone(p, region)) is None or n.value not in ours.staff_phones
+        ]
     message = mail.reply_text.strip() if mail.reply_text and mail.reply_text.strip() else None
     message = message or labelled_message or unquoted.strip() or None
     if message and len(message) > MAX_MESSAGE:

@@ -265,6 +265,30 @@ async def test_a_staff_members_mail_is_no_contact_of_their_own(start_server, tmp
     assert srv.scalar("SELECT COUNT(*) FROM identifiers WHERE value = 'boris@example.com'") == 0
 
 
+async def test_a_staff_members_own_number_in_their_signature_names_nobody(start_server, tmp_path):
+    """A copy of Boris's own reply, signed with his mobile, became an inbound touch of a contact
+    holding his number, which every later copy of his replies joined (the review)."""
+    boris = {
+        **BASE["staff"][1],
+        "name": "Boris Petrov",
+        "emails": ["boris@example.com"],
+        "phone": "+79165551234",
+    }
+    srv = await start_server(smtp_config(tmp_path, staff=[BASE["staff"][0], boris]))
+    reply = EmailMessage()
+    reply["From"] = "Boris Petrov <boris@example.com>"
+    reply["To"] = "leads@mx.example.com"
+    reply["Subject"] = "Re: доставка"
+    reply["Message-ID"] = "<reply-1@example.com>"
+    reply.set_content("Добрый день! Доставим в пятницу.\n\n--\nБорис Петров\n+7 916 555-12-34\n")
+    assert await send(srv, reply.as_bytes(), sender="boris@example.com") == {}
+
+    [kept] = touches(srv)
+    assert (kept["dropped"], kept["contact_id"]) == ("staff mail: sent by boris@example.com", None)
+    assert srv.scalar("SELECT COUNT(*) FROM identifiers WHERE value = '+79165551234'") == 0
+    assert srv.scalar("SELECT COUNT(*) FROM contacts") == 0
+
+
 @pytest.mark.parametrize("charset", ["utf-8", "cp1251"])
 async def test_a_form_script_mail_with_no_declared_charset_is_read(start_server, tmp_path, charset):
     """PHP's mail() sends 8-bit text with no MIME headers at all: the body was read as ASCII, the
