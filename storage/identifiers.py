@@ -94,15 +94,22 @@ def phone(raw: str | int | None, region: str) -> Identifier | None:
 _INTERNATIONAL_DIGITS = 8
 
 
-def international(raw: str) -> str:
+def international(raw: str, *, min_digits: int = _INTERNATIONAL_DIGITS) -> str:
     """A number from a sender that writes international digits without the ``+`` (Mango, a Telegram
-    contact: FORMATS §0.5), with it: read in a region, ``375291234567`` was no number and
-    ``4930123456`` an Ivanovo one. A national ``8…``, an extension and anything else stay as written.
+    contact: FORMATS §0.5; a phone a form sent as a JSON number), with it when that makes a valid
+    number: read in a region, ``375291234567`` was no number and ``4930123456`` an Ivanovo one. A
+    national ``8…``, an extension (fewer than ``min_digits``) and anything else stay as written.
+    A sender whose digits may be national asks for more (``4959000012`` is a Moscow number without
+    its trunk prefix, yet also a valid German one once given a ``+``).
     """
     text = raw.strip()
-    if text.isascii() and text.isdigit() and len(text) >= _INTERNATIONAL_DIGITS and text[0] not in "08":
-        return "+" + text
-    return raw
+    if not (text.isascii() and text.isdigit() and len(text) >= min_digits and text[0] not in "08"):
+        return raw
+    try:
+        valid = phonenumbers.is_valid_number(phonenumbers.parse("+" + text))
+    except phonenumbers.NumberParseException:
+        valid = False
+    return "+" + text if valid else raw
 
 
 @lru_cache(maxsize=65536)

@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import phonenumbers
 from multidict import MultiDict
 
 from capture.forms import name_of, pick, time_of, utm_of
 from capture.providers.auth import check_token
 from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest, Unauthorized, quoted
 from leadline.config import SourceConfig
+from storage.identifiers import international
 
 TOLERANCE = timedelta(minutes=5)
 SIGNATURE_HEADER = "x-webflow-signature"
@@ -102,7 +102,7 @@ class Webflow:
             raise BadRequest("the submission has no id ('payload.id', or '_id' in v1)")
         fields: MultiDict[str] = MultiDict((str(k), _text(v)) for k, v in data.items())
         extra = source.field_map
-        numbers = {_text(v): _international(v) for v in data.values() if _is_number(v)}
+        numbers = {_text(v): _from_number(v) for v in data.values() if _is_number(v)}
         phones = [numbers.get(p, p) for p in pick(fields, "phone", extra.get("phone", ()))]
         emails = pick(fields, "email", extra.get("email", ()))
         if not phones and not emails:
@@ -142,20 +142,10 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _international(value: int | float) -> str:
-    """A phone sent as a JSON number lost its ``+``: put it back when that makes a valid number.
-
-    Only for 11 digits or more: a shorter one is more likely a national number (``4959000012`` is a
-    Moscow number without its trunk prefix, yet also a valid German one once given a ``+``).
-    """
-    digits = _text(value)
-    if len(digits) < 11:
-        return digits
-    try:
-        number = phonenumbers.parse(f"+{digits}")
-    except phonenumbers.NumberParseException:
-        return digits
-    return f"+{digits}" if phonenumbers.is_valid_number(number) else digits
+def _from_number(value: int | float) -> str:
+    """A phone sent as a JSON number lost its ``+``: put back only for 11 digits or more, where a
+    national number is unlikely."""
+    return international(_text(value), min_digits=11)
 
 
 PROVIDER = Webflow()
