@@ -836,15 +836,21 @@ def m022_anonymous_refusals(db: Database) -> None:
     a wrong method or path, an address not allowed, a body too large or cut off), which says nothing
     about the source's provider, so source health does not count it as the source failing.
 
-    Rows from before are marked by their status, and a 401 by its reason: the refusals of a missing
-    token, signature or key were all worded ``missing …`` then.
+    Rows from before are marked by their status, and a 401 by its reason, as the refusals of a
+    missing token, signature or key were worded then: ``missing …`` (the token, the bot webhook's
+    secret header, Typeform, WhatsApp, Twilio, Zadarma, Mango, Mailgun, Postmark, Standard Webhooks),
+    but for two providers that said it otherwise: VK's ``no 'secret' in the body: …``, and Webflow's
+    unsigned request without its token, ``unsigned Webflow request (no x-webflow-signature): …;
+    missing token: …`` (the same request with a wrong token ends ``; wrong token`` and still counts).
     """
     _run(
         db,
         """
 ALTER TABLE journal ADD COLUMN anonymous INTEGER NOT NULL DEFAULT 0;
 UPDATE journal SET anonymous = 1 WHERE status = 'rejected'
-    AND (http_status IN (403, 404, 405, 413) OR (http_status = 401 AND reason LIKE 'missing %'))
+    AND (http_status IN (403, 404, 405, 413) OR (http_status = 401
+        AND (reason LIKE 'missing %' OR reason LIKE 'no ''secret'' in the body%'
+            OR reason LIKE 'unsigned Webflow request (no %; missing token:%')))
 """,
     )
 

@@ -12,10 +12,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from leadline.config import WorkingTimeSection
-from storage.source_health import usual_gap
+from storage.db import iso, open_database
+from storage.schema import migrate
+from storage.source_health import HealthRules, assess, usual_gap
 from storage.worktime import WorkingCalendar
 from tests.conftest import BASE, StartServer
-from tests.nudges.conftest import ANNA, BORIS, TUESDAY, Clock, Office, msk, office_config
+from tests.nudges.conftest import ANNA, BORIS, MSK, TUESDAY, Clock, Office, msk, office_config
 
 
 def alerts(office: Office, chat_id: int = ANNA) -> list[str]:
@@ -92,6 +94,36 @@ async def test_a_source_with_no_history_is_not_judged(office: Office) -> None:
     await post(office, msk(TUESDAY, 10, 0))
     await office.sweep(msk(TUESDAY + timedelta(days=5), 12, 0))
     assert alerts(office) == []
+
+
+def test_older_refusals_without_credentials_do_not_make_an_upgraded_source_fail(tmp_path: Path) -> None:
+    """m022 on rows from before it: VK said a missing secret as "no 'secret' in the body", and Webflow
+    its unsigned request without the token as "…; missing token: …", not "missing …" as the others did,
+    so an upgraded VK or Webflow source kept failing on requests anyone could have sent."""
+    refusals = {
+        "vk": "no 'secret' in the body: set the source's secret on the community's Callback API",
+        "webflow": "unsigned Webflow request (no x-webflow-signature): webhooks made in site settings must"
+        " carry the source's token; missing token: send it as the 'token' query parameter or the"
+        " X-Leadline-Token header",
+        "site": "wrong token",  # a token that is there and wrong still counts
+    }
+    db = open_database(tmp_path / "old.db")
+    for source, reason in refusals.items():
+        rows = [("processed", None, None)] + [("rejected", 401, reason)] * 3
+        for minute, (status, http_status, why) in enumerate(rows):
+            db.execute(
+                "INSERT INTO journal (source, method, received_at, status, http_status, reason)"
+                " VALUES (?, 'POST', ?, ?, ?, ?)",
+                [source, iso(msk(TUESDAY, 10, minute)), status, http_status, why],
+            )
+    db.execute("ALTER TABLE journal DROP COLUMN anonymous")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm022_anonymous_refusals'")
+    migrate(db)
+    rules = HealthRules(
+        calendar=WorkingCalendar.from_config(WorkingTimeSection(), MSK), sources=tuple(refusals)
+    )
+    assert [(f.source, f.problem) for f in assess(db, msk(TUESDAY, 10, 5), rules)] == [("site", "failing")]
+    db.close()
 
 
 def test_the_usual_gap_is_the_95th_percentile_of_working_minute_gaps() -> None:
