@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -172,6 +172,25 @@ def failure_cause(status: str, http_status: int | None) -> Cause:
     return "unreadable" if http_status == 400 else "refused"
 
 
+def continues(finding: Finding, problem: str, accepted: str | None) -> bool:
+    """Whether ``finding`` is the open episode of ``problem`` going on, though named otherwise.
+
+    A failing episode is named by its first refusal, and which refusal is first can change under it
+    (an upgrade that marks older rows anonymous): while no request has been accepted since it opened,
+    it is the same failure, already told, and keeps its name rather than alerting the owner again.
+    """
+    return finding.problem == "failing" and problem == "failing" and accepted is None
+
+
+def _accepted_after(db: Database, source: str, moment: str) -> str | None:
+    """The last request of ``source`` accepted (processed) after ``moment``, or None."""
+    row = db.execute(
+        "SELECT MAX(received_at) FROM journal WHERE source = ? AND status = 'processed' AND received_at > ?",
+        [source, moment],
+    ).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
 def _owners(db: Database, rules: HealthRules) -> list[tuple[int, str]]:
     """(chat, language) of the owners; else the managers; else the team chat."""
     for roles in (("owner",), ("manager",)):
@@ -209,14 +228,18 @@ def record_findings(
     done = HealthRecorded()
     owners = _owners(db, rules)
     current = {f.source: f for f in findings}
-    for nid, subject, ref, alerted in db.execute(
-        "SELECT id, subject, ref, outbox_id FROM nudges WHERE kind = 'source_health' AND closed_at IS NULL"
+    for nid, subject, ref, alerted, opened in db.execute(
+        "SELECT id, subject, ref, outbox_id, created_at FROM nudges WHERE kind = 'source_health'"
+        " AND closed_at IS NULL"
     ).fetchall():
         source = str(subject).split(":", 1)[0]
         if source not in rules.sources:
             continue
         finding = current.get(source)
         if finding is not None and finding.subject == subject:
+            continue
+        if finding is not None and continues(finding, str(ref), _accepted_after(db, source, str(opened))):
+            current[source] = replace(finding, subject=str(subject))
             continue
         outcome = "recovered" if finding is None else "replaced"
         db.execute("UPDATE nudges SET closed_at = ?, outcome = ? WHERE id = ?", [stamp, outcome, nid])
@@ -236,7 +259,7 @@ def record_findings(
             )  # fmt: skip
             if row is not None:
                 done.queued.append(row)
-    for finding in findings:
+    for finding in current.values():
         cursor = db.execute(
             "INSERT INTO nudges (kind, subject, level, due_at, created_at, ref) VALUES ('source_health', ?, 0, ?, ?, ?)"
             " ON CONFLICT (kind, subject, level) DO NOTHING",

@@ -62,6 +62,32 @@ async def test_a_source_failing_its_token_alerts_the_owner_once_and_again_on_rec
     assert (row["outcome"], row["ref"]) == ("recovered", "failing")
 
 
+async def test_a_failing_episode_renamed_under_it_is_not_alerted_again(office: Office) -> None:
+    """The upgrade to m022: an episode alerted by the old code is named by its first refusal, which
+    the migration then marks anonymous; the next sweep found the episode "new" and alerted again."""
+    assert (await post(office, msk(TUESDAY, 10, 0))).status == 200
+    for minute in (1, 2, 3, 4):
+        assert (await post(office, msk(TUESDAY, 10, minute), token="bad-secret-123")).status == 401
+    await office.sweep(msk(TUESDAY, 10, 5))
+    [alert] = alerts(office)
+    [episode] = office.nudges("source_health")
+
+    db = office.srv.db()
+    with db.conn:  # as m022 marks an older row
+        db.execute(
+            "UPDATE journal SET anonymous = 1 WHERE id = (SELECT MIN(id) FROM journal WHERE status = 'rejected')"
+        )
+    db.close()
+    await office.sweep(msk(TUESDAY, 10, 6))
+    await office.sweep(msk(TUESDAY, 10, 7))
+    assert alerts(office) == [alert]
+    assert office.nudges("source_health") == [episode]
+
+    assert (await post(office, msk(TUESDAY, 11, 0))).status == 200
+    await office.sweep(msk(TUESDAY, 11, 1))
+    assert len(alerts(office)) == 2 and "снова работает" in alerts(office)[1]
+
+
 async def test_a_source_silent_for_longer_than_its_usual_gap_alerts_the_owner(office: Office) -> None:
     for i in range(12):  # a request every ten minutes, 10:00 to 11:50
         assert (
