@@ -112,3 +112,8 @@ def _log_health(health: HealthRecorded) -> None:
         )
     for source, problem in health.recovered:
         log.warning("a source works again", extra={"fields": {"source": source, "problem": problem}})
+    for source, problem in health.cleared:
+        log.warning(
+            "a source's problem is no longer seen, though no request was accepted since it began",
+            extra={"fields": {"source": source, "problem": problem}},
+        )

@@ -14,8 +14,10 @@ Two signs, read from the journal (every request is there, accepted or not):
 Each problem is one ``nudges`` row (kind ``source_health``, subject ``<source>:<problem>:<since>``),
 so the owner is alerted once per episode, as soon as there is someone to tell (its ``outbox_id``
 says it was); when the problem is gone, the row is closed as ``recovered`` and whoever was alerted
-is told once more. Outbox dedupe keys make a second run a no-op. The sweep logs every new problem
-and recovery too (leadline/sweep.py), for an install with nobody to tell in Telegram.
+is told once more, quoting the request accepted since. Gone with no request accepted since it
+began, it is closed as ``cleared``, told to nobody and logged. Outbox dedupe keys make a second
+run a no-op. The sweep logs every new problem and recovery too (leadline/sweep.py), for an install
+with nobody to tell in Telegram.
 """
 
 from __future__ import annotations
@@ -176,7 +178,7 @@ def continues(finding: Finding, problem: str, accepted: str | None) -> bool:
     """Whether ``finding`` is the open episode of ``problem`` going on, though named otherwise.
 
     A failing episode is named by its first refusal, and which refusal is first can change under it
-    (an upgrade that marks older rows anonymous): while no request has been accepted since it opened,
+    (an upgrade that marks older rows anonymous): while no request has been accepted since it began,
     it is the same failure, already told, and keeps its name rather than alerting the owner again.
     """
     return finding.problem == "failing" and problem == "failing" and accepted is None
@@ -214,6 +216,8 @@ class HealthRecorded:
     opened: list[Finding] = field(default_factory=list)
     #: ``(source, problem)`` of each episode that ended because the source works again.
     recovered: list[tuple[str, str]] = field(default_factory=list)
+    #: ``(source, problem)`` of each episode closed with no request accepted since it began.
+    cleared: list[tuple[str, str]] = field(default_factory=list)
 
 
 def record_findings(
@@ -238,19 +242,26 @@ def record_findings(
         finding = current.get(source)
         if finding is not None and finding.subject == subject:
             continue
-        if finding is not None and continues(finding, str(ref), _accepted_after(db, source, str(opened))):
+        # Named by when the problem began: the last accepted request (silent), or the first refusal
+        # after it (failing). Anything accepted since ends it, even if a sweep opened it a moment later.
+        parts = str(subject).split(":", 2)
+        at = _accepted_after(db, source, parts[2] if len(parts) == 3 else str(opened))
+        if finding is not None and continues(finding, str(ref), at):
             current[source] = replace(finding, subject=str(subject))
             continue
-        outcome = "recovered" if finding is None else "replaced"
+        outcome = "replaced" if finding is not None else "recovered" if at is not None else "cleared"
         db.execute("UPDATE nudges SET closed_at = ?, outcome = ? WHERE id = ?", [stamp, outcome, nid])
         if finding is not None:
+            continue
+        if at is None:
+            # The problem is no longer seen, yet nothing was accepted since the alert (m022 made its
+            # refusals anonymous, the floor was raised): "works again" would quote a request from
+            # before the alert and tell the owner what nobody knows. Closed quietly, and logged.
+            done.cleared.append((source, str(ref)))
             continue
         done.recovered.append((source, str(ref)))
         if alerted is None:
             continue  # nobody heard of the problem: "works again" would tell them nothing
-        at = db.execute(
-            "SELECT MAX(received_at) FROM journal WHERE source = ? AND status = 'processed'", [source]
-        ).fetchone()[0]
         fields = {"source": source, "at": at}
         for chat, language in owners:
             row = enqueue(

@@ -88,6 +88,32 @@ async def test_a_failing_episode_renamed_under_it_is_not_alerted_again(office: O
     assert len(alerts(office)) == 2 and "снова работает" in alerts(office)[1]
 
 
+async def test_an_episode_gone_with_no_request_accepted_since_closes_without_works_again(
+    office: Office, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The upgrade to m022: an alerted streak of refusals all become anonymous, so the problem is no
+    longer seen; "works again" used to quote the accepted request from before the alert."""
+    assert (await post(office, msk(TUESDAY, 10, 0))).status == 200
+    for minute in (1, 2, 3):
+        assert (await post(office, msk(TUESDAY, 10, minute), token="bad-secret-123")).status == 401
+    await office.sweep(msk(TUESDAY, 10, 5))
+    [alert] = alerts(office)
+
+    db = office.srv.db()
+    with db.conn:  # as m022 marks older rows
+        db.execute("UPDATE journal SET anonymous = 1 WHERE status = 'rejected'")
+    db.close()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="leadline.sweep"):
+        await office.sweep(msk(TUESDAY, 10, 6))
+    assert alerts(office) == [alert]
+    [row] = office.nudges("source_health")
+    assert (row["outcome"], row["ref"]) == ("cleared", "failing")
+    [(level, message, fields)] = health_logs(caplog)
+    assert level == logging.WARNING and "no longer seen" in message
+    assert fields == {"source": "site", "problem": "failing"}
+
+
 async def test_a_source_silent_for_longer_than_its_usual_gap_alerts_the_owner(office: Office) -> None:
     for i in range(12):  # a request every ten minutes, 10:00 to 11:50
         assert (
