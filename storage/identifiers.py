@@ -14,6 +14,7 @@ and others take it, so two stable ids that held one username are still two peopl
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, cast
@@ -257,7 +258,14 @@ _PHONE_GAP = (
 _NOT_ESCAPED = r"(?<!%)(?<!%[0-9A-Fa-f])"
 #: A phone-like run: digits with those gaps between them, ending on a digit. Every repetition is
 #: possessive and none can fail after the first digit, so no input makes it backtrack.
-_PHONE = re.compile(_NOT_ESCAPED + r"\+?\d(?:" + _PHONE_GAP + r"*+\d)*+")
+_PHONE = re.compile(_NOT_ESCAPED + r"(?:\+|%2[Bb])?\d(?:" + _PHONE_GAP + r"*+\d)*+")
+#: A ``+`` or ``/`` between digits, also percent-encoded: it joins a phone's groups, but just as
+#: often two numbers (``1048576/2097152``, ``441+442+443+444``).
+_JOIN = re.compile(r"([+/]|%2[BbFf])")
+#: The most digits a number spelled without an international prefix has (``8 916 123-45-67``);
+#: with one (``+``, ``00``), E.164's 15. A run joined by ``+`` or ``/`` and longer is two numbers.
+NATIONAL_DIGITS = 11
+INTERNATIONAL_DIGITS = 15
 _DAY = r"(?:0[1-9]|[12]\d|3[01])"
 #: A date in a run of digits (``2026-11-23``, ``2026/11/23``, ``23.11.2026``, ``11/23/2026``): kept,
 #: as the slashes and dots that join it to a time's digits would otherwise make it a number.
@@ -265,6 +273,12 @@ _DATE = re.compile(
     r"(?<!\d)" + _NOT_ESCAPED + r"(?:(?:19|20)\d\d([-/.])(?:0[1-9]|1[0-2])\1" + _DAY
     + "|" + _DAY + r"([-/.])" + _DAY + r"\2(?:19|20)\d\d)(?!\d)"
 )  # fmt: skip
+#: An ISO datetime (``2026-12-07T14:40:46.976047+00:00``, ``… 14:40:46Z``): kept whole, as the
+#: ``+`` of its offset would otherwise join its seconds' fraction and its offset into a number.
+_DATETIME = re.compile(
+    r"(?<!\d)\d{4}-(?:0[1-9]|1[0-2])-" + _DAY + r"[Tt ]\d\d:\d\d(?::\d\d(?:[.,]\d++)?+)?+"
+    r"(?:[Zz]|[+-]\d\d:?\d\d)?+"
+)
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 #: Fewer digits than this is no full phone number: ids, byte counts, times stay readable.
 PHONE_DIGITS = 9
@@ -278,7 +292,19 @@ def _digits(run: str) -> str:
 def mask_phones(text: str) -> str:
     """``text`` with every phone number in it masked, in any spelling a person or a URL gives it;
     the one rule for everything written to a log. Linear in ``len(text)``."""
-    return _PHONE.sub(_phone_run, text)
+    return _around(_DATETIME, text, lambda part: _PHONE.sub(_phone_run, part))
+
+
+def _around(kept: re.Pattern[str], text: str, masked: Callable[[str], str]) -> str:
+    """``text`` with ``kept``'s matches as they are and each stretch between them ``masked``."""
+    out: list[str] = []
+    start = 0
+    for match in kept.finditer(text):
+        out.append(masked(text[start : match.start()]))
+        out.append(match[0])
+        start = match.end()
+    out.append(masked(text[start:]))
+    return "".join(out)
 
 
 def _phone_run(match: re.Match[str]) -> str:
@@ -287,16 +313,17 @@ def _phone_run(match: re.Match[str]) -> str:
         return run
     # A date beside a number ("2026-11-23 +79161234567") is kept and the number masked: each
     # stretch between dates is judged on its own.
-    out: list[str] = []
-    start = 0
-    for date in _DATE.finditer(run):
-        out.append(_PHONE.sub(_masked_number, run[start : date.start()]))
-        out.append(date[0])
-        start = date.end()
-    out.append(_PHONE.sub(_masked_number, run[start:]))
-    return "".join(out)
+    return _around(_DATE, run, lambda part: _PHONE.sub(_masked_number, part))
 
 
 def _masked_number(match: re.Match[str]) -> str:
-    digits = _digits(match[0])
-    return mask(digits) if len(digits) >= PHONE_DIGITS else match[0]
+    run = match[0]
+    digits = _digits(run)
+    if len(digits) < PHONE_DIGITS:
+        return run
+    international = run[:1] == "+" or run[:3] in ("%2B", "%2b") or digits[:2] == "00"
+    if len(digits) > (INTERNATIONAL_DIGITS if international else NATIONAL_DIGITS) and _JOIN.search(run):
+        # Too long for one phone: the numbers its ``+`` and ``/`` join are judged one by one.
+        parts = _JOIN.split(run)
+        return "".join(part if i % 2 else _PHONE.sub(_masked_number, part) for i, part in enumerate(parts))
+    return mask(digits)

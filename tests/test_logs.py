@@ -95,12 +95,32 @@ def test_scrub_masks_numbers_and_addresses_but_not_dates():
 
 
 @pytest.mark.parametrize(
-    "text", ["2026-11-23 +79161234567", "called 2026-11-23 79161234567", "2026-11-23 8 916 123-45-67"]
+    "text",
+    [
+        "2026-11-23 +79161234567",
+        "called 2026-11-23 79161234567",
+        "2026-11-23 8 916 123-45-67",
+        "2026-11-23T18:02:00.123456+03:00 +79161234567",
+        "+79161234567 2026-11-23T18:02:00Z",
+    ],
 )
 def test_a_number_beside_a_date_is_masked_and_the_date_kept(text):
     line = scrub(text)
     assert "2026-11-23" in line
     assert "1234567" not in line and "123-45-67" not in line
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("79161234567/79161234568", "791******67/791******68"),  # two phones, each masked
+        ("id 12345678/8 916 123-45-67", "id 12345678/891******67"),
+        ("phone=%2B49+30+12345678", "phone=493*******78"),  # + joins a longer international one
+        ("0049/30/12345678", "004*********78"),
+    ],
+)
+def test_numbers_joined_by_plus_or_slash_are_judged_as_phones(text: str, shown: str) -> None:
+    assert scrub(text) == shown
 
 
 #: One number, +7 916 123-45-67, as people type it, browsers and ``curl --data-urlencode`` send it,
@@ -165,6 +185,12 @@ def test_a_phone_with_any_separators_between_its_digits_shows_five_digits_at_mos
         "written in 0.0123 s, 2.5 ms a row, 12 + 34 rows",
         "page 3/7, id 12345678",
         "1 write(s) finished after their event loop closed",
+        "2026-12-07T14:40:46.976047+00:00",  # the review's: datetimes, ratios and sums of ids
+        '"since": "2026-12-07T14:42:43.805007+00:00"',
+        "2026-12-07 14:40:46.976047+00:00",
+        "2026-12-07T14:40:46+03:00, 2026-12-07T14:40:46Z, 2026-12-07T14:40:46.5-0500",
+        "1048576/2097152 bytes",
+        "441+442+443+444",
     ],
 )
 def test_ordinary_numbers_stay_readable(text: str) -> None:
