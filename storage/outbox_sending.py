@@ -139,7 +139,9 @@ def described(db: Database, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     A card says its kind (``card`` and ``register``, ``callback`` or ``repeat``), how many touches it
     counts and its latest touch's source and campaign; a nudge message how many cards it carries, the
     nudges' kinds and their touches' sources and campaigns; any other row the kind its dedupe key
-    starts with (``source-health``, ``digest``...), else none.
+    starts with (``source-health``, ``digest``...), else none. Cards and nudges also carry the ids of
+    the contacts and touches they are about: ids name no one, and with them an operator can act on
+    the line (register the contact, look the touch up) as a staff member would on the message.
     """
     about: dict[int, dict[str, Any]] = {}
     for part in chunks(list(ids)):
@@ -148,31 +150,50 @@ def described(db: Database, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
             if key:
                 about[int(outbox_id)] = {"kind": str(key).split(":", 1)[0]}
         cards = db.execute(
-            "SELECT a.outbox_id, a.kind, a.touches, t.source, t.campaign FROM arrival_cards a"
+            "SELECT a.outbox_id, a.kind, a.touches, t.source, t.campaign, a.contact_id, a.first_touch_id,"
+            " a.last_touch_id FROM arrival_cards a"
             f" JOIN touches t ON t.id = a.last_touch_id WHERE a.outbox_id IN ({marks})",
             part,
         )
-        for outbox_id, kind, touches, source, campaign in cards:
+        for outbox_id, kind, touches, source, campaign, contact_id, first, last in cards:
             about[int(outbox_id)] = {
                 "kind": "card",
                 "card": kind,
                 "touches": int(touches),
                 "source": source,
                 "campaign": campaign,
+                "contact_id": int(contact_id),
+                "first_touch_id": int(first),
+                "last_touch_id": int(last),
             }
         carried = db.execute(
-            "SELECT m.outbox_id, m.cards, n.kind, t.source, t.campaign FROM nudge_messages m"
+            "SELECT m.outbox_id, m.cards, n.kind, t.source, t.campaign, n.touch_id,"
+            " COALESCE(n.contact_id, t.contact_id) FROM nudge_messages m"
             " JOIN nudge_deliveries d ON d.message_id = m.id JOIN nudges n ON n.id = d.nudge_id"
             f" LEFT JOIN touches t ON t.id = n.touch_id WHERE m.outbox_id IN ({marks}) ORDER BY n.id",
             part,
         )
-        for outbox_id, count, kind, source, campaign in carried:
+        for outbox_id, count, kind, source, campaign, touch_id, contact_id in carried:
             line = about.setdefault(int(outbox_id), {})
             if line.get("kind") != "nudge":
                 line.clear()
-                line.update(kind="nudge", cards=int(count), nudges={}, sources=[], campaigns=[])
+                line.update(
+                    kind="nudge",
+                    cards=int(count),
+                    nudges={},
+                    sources=[],
+                    campaigns=[],
+                    touch_ids=[],
+                    contact_ids=[],
+                )
             line["nudges"][kind] = line["nudges"].get(kind, 0) + 1
-            for key, value in (("sources", source), ("campaigns", campaign)):
+            named = (
+                ("sources", source),
+                ("campaigns", campaign),
+                ("touch_ids", touch_id),
+                ("contact_ids", contact_id),
+            )
+            for key, value in named:
                 if value is not None and value not in line[key]:
                     line[key].append(value)
     return about

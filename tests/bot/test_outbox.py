@@ -344,10 +344,11 @@ async def test_without_a_token_a_message_is_logged_as_what_it_is_not_what_it_say
     assert fields == {"outbox_id": 1, "chat_id": 111, "method": "sendMessage", "buttons": 1}
 
 
-async def test_without_a_token_a_card_and_its_nudge_name_their_kind_source_and_campaign_and_no_one(
+async def test_without_a_token_a_card_and_its_nudge_name_their_kind_source_campaign_and_ids_and_no_one(
     start_server: StartServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """What the operator of a Leadline without a bot reads to see that it works, and nothing more."""
+    """What the operator of a Leadline without a bot reads to see that it works and to act on it (the
+    ids of the contact and touch to register), and nothing more."""
     from leadline import keys
     from tests.nudges.conftest import TUESDAY, Clock, msk
 
@@ -377,6 +378,8 @@ async def test_without_a_token_a_card_and_its_nudge_name_their_kind_source_and_c
     await eventually(lambda: len(logged()) == 2)
 
     card, nudge = (r.fields for r in logged())  # type: ignore[attr-defined]
+    [touch] = srv.rows("SELECT id, contact_id FROM touches WHERE source = 'form'")
+    touch_id, contact_id = touch["id"], touch["contact_id"]
     assert card == {
         "outbox_id": card["outbox_id"],
         "chat_id": 111,
@@ -386,6 +389,9 @@ async def test_without_a_token_a_card_and_its_nudge_name_their_kind_source_and_c
         "touches": 1,
         "source": "form",
         "campaign": "brand_msk",
+        "contact_id": contact_id,
+        "first_touch_id": touch_id,
+        "last_touch_id": touch_id,
         "buttons": card["buttons"],
     }
     assert nudge == {
@@ -397,6 +403,8 @@ async def test_without_a_token_a_card_and_its_nudge_name_their_kind_source_and_c
         "nudges": {"register": 1},
         "sources": ["form"],
         "campaigns": ["brand_msk"],
+        "touch_ids": [touch_id],
+        "contact_ids": [contact_id],
         "buttons": nudge["buttons"],
     }
     line = json.dumps([r.getMessage() for r in logged()] + [card, nudge], ensure_ascii=False)
