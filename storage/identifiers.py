@@ -177,10 +177,27 @@ def phone_matches(text: str, region: str) -> list[PhoneMatch]:
     return found
 
 
+#: A link: with its scheme, from ``www.``, or a bare domain with a path (``avito.ru/…``). The domain
+#: ends on letters, so a number written with dots and a slash (``8.916.123/45-67``) is no link.
+_LINK = re.compile(
+    r"(?i:https?://|(?<![\w.-])www\.)\S+"
+    r"|(?<![\w.@/-])[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}/\S*"
+)
+
+
+def _without_links(text: str) -> str:
+    """``text`` with each link blanked to spaces of its length, so what stands around it keeps its place."""
+    return _LINK.sub(lambda link: " " * len(link[0]), text)
+
+
 def find_phones(text: str, region: str) -> list[str]:
-    """Valid numbers written anywhere in ``text``, as written, each once, in the order they appear."""
+    """Valid numbers written anywhere in ``text``, as written, each once, in the order they appear.
+
+    Not in a link: the digits of a listing's or a product's URL are its id, and every buyer who
+    pastes the same link would otherwise be joined into one contact by it.
+    """
     seen: dict[str, str] = {}
-    for match in phone_matches(text, region):
+    for match in phone_matches(_without_links(text), region):
         seen.setdefault(match.value, match.raw)
     return list(seen.values())
 

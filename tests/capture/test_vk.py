@@ -83,6 +83,18 @@ async def test_three_messages_are_one_touch_and_one_after_the_gap_is_a_new_one(s
     assert [t["message"] for t in chat_touches(srv, "vk")][1] == "Ещё вопрос"
 
 
+async def test_two_people_who_paste_the_same_listing_link_are_two_contacts_without_a_phone(
+    start_server, tmp_path
+):
+    srv = await start(start_server, tmp_path)
+    link = "Интересует https://www.avito.ru/moskva/mebel/divan_4951234567"
+    assert (await post_vk(srv, vk_body("e1", BASE_TIME, link, user=300000001))).status == 200
+    assert (await post_vk(srv, vk_body("e2", BASE_TIME, link, user=300000002))).status == 200
+    first, second = chat_touches(srv, "vk")
+    assert first["contact_id"] != second["contact_id"]
+    assert srv.rows("SELECT value FROM identifiers WHERE kind = 'phone'") == []
+
+
 async def test_a_lead_form_is_a_form_touch_of_its_campaign_and_joins_the_contact_a_call_made(
     start_server, tmp_path
 ):
