@@ -11,6 +11,10 @@ Each of ``messages[]`` is a chat message: ``from`` is the sender's phone without
 deduplicates with calls and forms), ``from_user_id`` the business-scoped user id a user who took a
 username has instead. ``statuses[]`` tell how our own messages fared: the request is journalled
 and answered 200 with the note "statuses", and makes no touch, as a form builder's test ping does.
+A ``reaction`` (an emoji put on or taken off a message) and a ``system`` notice (the customer
+changed their number) are in ``messages[]`` too, but nobody wrote them: they make no touch either,
+and the journal's note says so. The changed number a notice names is left in the journal: every
+event that names a person makes a touch, and this one must not.
 The message id (``wamid``) makes a retry a no-op.
 """
 
@@ -40,6 +44,8 @@ from leadline.config import SourceConfig
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 #: Meta's challenge is a number; nothing longer is echoed.
 MAX_CHALLENGE = 256
+#: ``messages[]`` kinds nobody wrote, with the journal's note for each: LRR counts people who wrote.
+NOT_TOUCHES = {"reaction": "reaction: not a touch", "system": "system message: not a touch"}
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
@@ -83,16 +89,18 @@ class WhatsApp:
             raise BadRequest("expected a JSON object with object 'whatsapp_business_account'")
         events: list[ContactEvent] = []
         statuses: Counter[str] = Counter()
+        skipped: dict[str, None] = {}
         for entry in items(body.get("entry")):
             for change in items(entry.get("changes")):
                 value = obj(change.get("value"))
-                events += _messages(value)
+                events += _messages(value, skipped)
                 statuses.update(scalar(s, "status") or "?" for s in items(value.get("statuses")))
+        notes = list(skipped)
         if events:
-            return ParseResult(events=events)
+            return ParseResult(events=events, note="; ".join(notes) or None)
         if statuses:
-            return ParseResult(note="statuses: " + ", ".join(f"{k} {n}" for k, n in sorted(statuses.items())))
-        return ParseResult(note="no messages")
+            notes.append("statuses: " + ", ".join(f"{k} {n}" for k, n in sorted(statuses.items())))
+        return ParseResult(note="; ".join(notes) or "no messages")
 
 
 def _hex(key: bytes, body: bytes) -> bytes:
@@ -111,7 +119,8 @@ def _escape(match: re.Match[str]) -> str:
     return "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2))
 
 
-def _messages(value: dict[str, Any]) -> list[ContactEvent]:
+def _messages(value: dict[str, Any], skipped: dict[str, None]) -> list[ContactEvent]:
+    """The touches of ``value``'s messages; the notes of those that make none go into ``skipped``."""
     metadata = obj(value.get("metadata"))
     account = scalar(metadata, "phone_number_id") or scalar(metadata, "display_phone_number") or ""
     profiles = {
@@ -127,6 +136,9 @@ def _messages(value: dict[str, Any]) -> list[ContactEvent]:
         user_id = scalar(message, "from_user_id")
         if not wamid or not (sender or user_id):
             raise BadRequest("a message has no id, or neither from nor from_user_id")
+        if (note := NOT_TOUCHES.get(scalar(message, "type") or "")) is not None:
+            skipped[note] = None
+            continue
         profile = profiles.get(sender or "") or profiles.get(user_id or "") or {}
         handles = [("whatsapp_id", user_id)] if user_id else []
         if username := scalar(profile, "username"):

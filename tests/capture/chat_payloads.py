@@ -79,6 +79,15 @@ def wa_body(wamid: str, at: datetime, text: str, sender: str = "74950000032") ->
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
+def wa_kind_body(wamid: str, at: datetime, kind: str, content: Any, sender: str = "74950000032") -> bytes:
+    """A WhatsApp message of another ``type`` than text (``reaction``, ``button``…) holding ``content``."""
+    payload = json.loads(wa_body(wamid, at, "", sender))
+    message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
+    del message["text"]
+    message.update({"type": kind, kind: content})
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
 def wa_signature(body: bytes, secret: str = WA_SECRET) -> dict[str, str]:
     digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return {"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={digest}"}

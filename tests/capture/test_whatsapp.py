@@ -13,6 +13,7 @@ from tests.capture.chat_payloads import (
     kinds,
     post_wa,
     wa_body,
+    wa_kind_body,
 )
 from tests.capture.form_checks import journal
 from tests.capture.test_mango import post_mango, signed_mango, summary
@@ -196,6 +197,40 @@ async def test_a_message_delivered_late_makes_the_touch_it_would_have_made_in_or
     assert datetime.fromisoformat(later["occurred_at"]) == wednesday - timedelta(hours=1)
     assert later["message"] == "Добрый день\nВы тут?"
     assert [r["touches_created"] for r in journal(srv)] == [1, 1, 0]
+
+
+async def test_reactions_and_a_changed_number_notice_make_no_touch_and_no_inbound_contact(
+    start_server, tmp_path
+):
+    srv = await start(start_server, tmp_path)
+    assert (await post_wa(srv, wa_body("wamid.R0", BASE_TIME, "Хочу записаться"))).status == 200
+    thumbs_up = {"message_id": "wamid.OURS", "emoji": "\U0001f44d"}
+    assert (
+        await post_wa(srv, wa_kind_body("wamid.R1", BASE_TIME + timedelta(hours=30), "reaction", thumbs_up))
+    ).status == 200
+    taken_off = {"message_id": "wamid.OURS"}
+    assert (
+        await post_wa(srv, wa_kind_body("wamid.R2", BASE_TIME + timedelta(hours=60), "reaction", taken_off))
+    ).status == 200
+    changed = {
+        "body": "Мария changed from 74950000032 to 79169999999",
+        "wa_id": "79169999999",
+        "type": "user_changed_number",
+    }
+    assert (
+        await post_wa(srv, wa_kind_body("wamid.S1", BASE_TIME + timedelta(hours=1), "system", changed))
+    ).status == 200
+    [touch] = chat_touches(srv, "whatsapp")
+    assert touch["message"] == "Хочу записаться"
+    assert [(r["note"], r["touches_created"]) for r in journal(srv)] == [
+        (None, 1),
+        ("reaction: not a touch", 0),
+        ("reaction: not a touch", 0),
+        ("system message: not a touch", 0),
+    ]
+    for hours in (30, 60):
+        day = await day_report(srv, (BASE_TIME + timedelta(hours=hours)).astimezone(srv.config.tz).date())
+        assert (day["inbound_touches"], day["inbound_contacts"]) == (0, 0)
 
 
 async def test_the_gap_is_the_sources_conversation_gap_hours(start_server, tmp_path):
