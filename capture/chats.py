@@ -52,3 +52,9 @@ def scalar(data: Mapping[str, Any], key: str) -> str | None:
         return None
     text = str(value).strip()
     return text or None
+
+
+def shared_contact(name: str | None, phones: list[str]) -> str:
+    """A contact card a person sent, as its text: the number is what staff call, and may be someone
+    else's (a spouse's, a friend's), so it is shown and never taken as the sender's."""
+    return "[contact: " + " ".join(filter(None, (name, *phones))) + "]"

@@ -15,7 +15,8 @@ greeting or scheduled message (``is_from_offline``), it is neither: the customer
 person. So no state is needed to tell them apart. The customer is
 known by their user id (their username, when they have one, is kept to find them by but matches
 nobody: storage/identifiers.py); a phone only when they share their own contact (``contact.user_id``
-is theirs). The message's key, ``business_connection_id:chat.id:
+is theirs); anyone else's contact is the message's text, ``[contact: name phone]``, for staff to
+see. The message's key, ``business_connection_id:chat.id:
 message_id``, as a digest, makes a re-delivered update and an edit a no-op.
 """
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from capture.chats import CONVERSATION_URL, conversation_key, obj, scalar, unix_time
+from capture.chats import CONVERSATION_URL, conversation_key, obj, scalar, shared_contact, unix_time
 from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest, ReplyEvent
 from leadline.config import SourceConfig
 
@@ -94,7 +95,7 @@ def _message(message: dict[str, Any]) -> ParseResult:
                 occurred_at=occurred_at,
                 phones=(_plus(own_phone),) if own_phone else (),
                 name=name or None,
-                message=_text(message),
+                message=_text(message, own=own_phone is not None),
                 handles=(("telegram_id", user),) + ((("telegram_username", username),) if username else ()),
                 conversation=conversation,
                 fields={
@@ -110,10 +111,14 @@ def _plus(phone: str) -> str:
     return phone if phone.startswith("+") else "+" + phone
 
 
-def _text(message: dict[str, Any]) -> str | None:
+def _text(message: dict[str, Any], *, own: bool) -> str | None:
     text = scalar(message, "text") or scalar(message, "caption")
     if text:
         return text
+    contact = obj(message.get("contact"))
+    if not own and (phone := scalar(contact, "phone_number")):
+        name = " ".join(filter(None, (scalar(contact, "first_name"), scalar(contact, "last_name"))))
+        return shared_contact(name, [_plus(phone)])
     kind = next((k for k in MEDIA if k in message), None)
     return f"[{kind}]" if kind else None
 

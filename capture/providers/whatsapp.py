@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from capture.chats import CONVERSATION_URL, conversation_key, items, obj, scalar, unix_time
+from capture.chats import CONVERSATION_URL, conversation_key, items, obj, scalar, shared_contact, unix_time
 from capture.providers.base import (
     BadRequest,
     ContactEvent,
@@ -166,10 +166,27 @@ def _messages(value: dict[str, Any], skipped: dict[str, None]) -> list[ContactEv
 
 
 def _text(message: dict[str, Any]) -> str | None:
-    """What the person wrote: a text's body, a medium's caption, else the kind of message in brackets."""
+    """What the person wrote: a text's body, a medium's caption, the words of a button they tapped,
+    the numbers of contacts they shared, else the kind of message in brackets."""
     kind = scalar(message, "type") or "unknown"
+    if kind == "contacts":
+        cards = [
+            shared_contact(
+                scalar(obj(c.get("name")), "formatted_name"),
+                [p for n in items(c.get("phones")) if (p := scalar(n, "phone"))],
+            )
+            for c in items(message.get("contacts"))
+        ]
+        return "\n".join(cards) or "[contacts]"
     content = obj(message.get(kind))
-    return scalar(content, "body") or scalar(content, "caption") or f"[{kind}]"
+    return (
+        scalar(content, "body")
+        or scalar(content, "caption")
+        or scalar(content, "text")  # a template's quick-reply button
+        or scalar(obj(content.get("button_reply")), "title")
+        or scalar(obj(content.get("list_reply")), "title")
+        or f"[{kind}]"
+    )
 
 
 PROVIDER = WhatsApp()

@@ -128,6 +128,21 @@ async def test_a_shared_contact_joins_the_contact_a_call_made(bot_env: BotEnv) -
     assert kinds(srv, touch["contact_id"]) == {"phone": "+74950000031", "telegram_id": "100000002"}
 
 
+async def test_someone_elses_contact_is_the_touchs_text_and_joins_nobody(bot_env: BotEnv) -> None:
+    srv = await start(bot_env)
+    wife = {"phone_number": "79161234567", "first_name": "Ольга", "user_id": 100000777}
+    address_book = {"phone_number": "+74950000031", "first_name": "Павел", "last_name": "Сидоров"}
+    for n, card in enumerate((wife, address_book)):
+        update = customer_says(400 + n, BASE_TIME + timedelta(minutes=n), "")
+        del update["business_message"]["text"]
+        update["business_message"]["contact"] = card
+        await deliver(bot_env, update)
+    [touch] = chat_touches(srv, "telegram_business")
+    assert touch["message"] == "[contact: Ольга +79161234567]\n[contact: Павел Сидоров +74950000031]"
+    assert touch["phone_raw"] is None
+    assert kinds(srv, touch["contact_id"]) == {"telegram_id": "100000003", "telegram_username": "test_alex_k"}
+
+
 async def test_two_people_who_held_one_username_are_two_contacts_both_found_by_it(bot_env: BotEnv) -> None:
     await start(bot_env)
     srv = bot_env.srv

@@ -233,6 +233,42 @@ async def test_reactions_and_a_changed_number_notice_make_no_touch_and_no_inboun
         assert (day["inbound_touches"], day["inbound_contacts"]) == (0, 0)
 
 
+async def test_a_tapped_button_shows_its_words_and_a_shared_contact_its_number(start_server, tmp_path):
+    srv = await start(start_server, tmp_path)
+    messages = [
+        ("button", {"payload": "YES", "text": "Да, перезвоните"}),
+        (
+            "interactive",
+            {"type": "button_reply", "button_reply": {"id": "b1", "title": "Записаться на пятницу"}},
+        ),
+        (
+            "interactive",
+            {"type": "list_reply", "list_reply": {"id": "l2", "title": "Маникюр", "description": "60 мин"}},
+        ),
+        (
+            "contacts",
+            [
+                {
+                    "name": {"formatted_name": "Ivan"},
+                    "phones": [{"phone": "+7 916 123-45-67", "wa_id": "79161234567"}],
+                }
+            ],
+        ),
+    ]
+    for n, (kind, content) in enumerate(messages):
+        body = wa_kind_body(f"wamid.K{n}", BASE_TIME + timedelta(minutes=n), kind, content)
+        assert (await post_wa(srv, body)).status == 200
+    [touch] = chat_touches(srv, "whatsapp")
+    assert touch["message"].split("\n") == [
+        "Да, перезвоните",
+        "Записаться на пятницу",
+        "Маникюр",
+        "[contact: Ivan +7 916 123-45-67]",
+    ]
+    assert kinds(srv, touch["contact_id"])["phone"] == "+74950000032"
+    assert srv.scalar("SELECT COUNT(*) FROM identifiers WHERE kind = 'phone'") == 1
+
+
 async def test_the_gap_is_the_sources_conversation_gap_hours(start_server, tmp_path):
     srv = await start(start_server, tmp_path, conversation_gap_hours=1)
     assert (await post_wa(srv, wa_body("wamid.C0", BASE_TIME, "раз"))).status == 200
