@@ -23,6 +23,7 @@ from bot.callbacks import CardCB, DialCB
 from bot.catalogues import current_locale
 from bot.catalogues import gettext as _
 from bot.digest_figures import money
+from bot.parsing import parse_date
 from bot.replies import quoted
 from bot.touch_text import do_not_contact_line as do_not_contact_line
 from bot.touch_text import header as header
@@ -58,6 +59,19 @@ def not_an_amount(text: str) -> str:
 
 def not_a_date(text: str) -> str:
     return _("“{text}” is not a date. Type it as 25.12 or 2026-12-25.").format(text=quoted(text))
+
+
+def follow_up_date(text: str, today: date) -> date | str:
+    """A typed follow-up date, or the reply that asks again: a day already gone would never be
+    nudged (the sweep looks back only ``[nudges] horizon_days``), so it is refused, not kept."""
+    when = parse_date(text, today)
+    if when is None:
+        return not_a_date(text)
+    if when < today:
+        return _("{day} has passed: a follow-up is today or later. Type the date again.").format(
+            day=day(when)
+        )
+    return when
 
 
 def button(text: str, data: str) -> InlineKeyboardButton:

@@ -24,7 +24,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from bot import cards, labels
 from bot.callbacks import LeadCB
 from bot.catalogues import gettext as _
-from bot.parsing import parse_amount, parse_date
+from bot.parsing import parse_amount
 from bot.replies import Replies
 from leadline.config import Config
 from storage.cards import lead_card
@@ -309,9 +309,9 @@ async def typed(
             return
         changes = {"stage": "won", "won_amount": value}
     elif field == "follow_up":
-        when = parse_date(text, cards.now_local(clock(), config.tz))
-        if when is None:
-            await replies.send(message.chat.id, cards.not_a_date(text))
+        when = cards.follow_up_date(text, cards.now_local(clock(), config.tz))
+        if isinstance(when, str):
+            await replies.send(message.chat.id, when)
             return
         changes = {"follow_up_on": when}
     else:

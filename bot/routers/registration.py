@@ -23,7 +23,7 @@ from bot import cards, labels
 from bot.callbacks import CardCB
 from bot.cards import CardDraft
 from bot.catalogues import gettext as _
-from bot.parsing import parse_amount, parse_date
+from bot.parsing import parse_amount
 from bot.replies import Replies
 from bot.routers.fallback import stale_button
 from bot.routers.leads import lead_keyboard, lead_text
@@ -420,9 +420,9 @@ async def typed(
             return
         draft.amount = value
     elif field == "follow_up":
-        when = parse_date(text, cards.now_local(clock(), config.tz))
-        if when is None:
-            await replies.send(message.chat.id, cards.not_a_date(text))
+        when = cards.follow_up_date(text, cards.now_local(clock(), config.tz))
+        if isinstance(when, str):
+            await replies.send(message.chat.id, when)
             return
         draft.follow_up_on = when.isoformat()
     else:

@@ -280,6 +280,32 @@ async def test_the_form_can_change_campaign_owner_name_and_temperature_before_sa
     assert srv.scalar("SELECT campaign FROM registrations") == "vk_ads"
 
 
+async def test_a_follow_up_date_already_gone_is_refused_and_asked_again(bot_env: BotEnv) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start()
+    await post_form(srv, phone="+7 916 123-00-98", message="Windows for a school")
+    touch = the_touch(srv)
+    t, c = touch["id"], touch["contact_id"]
+    card = await bot_env.says(ANNA, "89161230098", language="en")
+    card_id = card.result["message_id"]
+    await bot_env.press(ANNA, card_id, CardCB(act="lead", t=t, c=c, v="cold").pack())
+    await bot_env.press(ANNA, card_id, CardCB(act="fu", t=t, c=c).pack())
+    await bot_env.press(ANNA, card_id, CardCB(act="edit", t=t, c=c, v="follow_up").pack())
+    gone = datetime.now(UTC).date() - timedelta(days=25)  # past the sweep's horizon: never nudged
+    replies = len(tg.sent("sendMessage", chat_id=ANNA))
+    await bot_env.types(ANNA, gone.isoformat(), language="en")
+    reply = await tg.wait_for("sendMessage", chat_id=ANNA, count=replies + 1)
+    assert "has passed: a follow-up is today or later. Type the date again." in reply.params["text"]
+    assert "Follow-up: —" in bot_env.text(ANNA, card_id)
+
+    coming = datetime.now(UTC).date() + timedelta(days=10)
+    edits = len(tg.sent("editMessageText", chat_id=ANNA))
+    await bot_env.types(ANNA, coming.isoformat(), language="en")  # still asked: the next answer is taken
+    await tg.wait_for("editMessageText", chat_id=ANNA, count=edits + 1)
+    await bot_env.press(ANNA, card_id, CardCB(act="save", t=t, c=c).pack())
+    assert srv.scalar("SELECT follow_up_on FROM leads") == coming.isoformat()
+
+
 async def test_a_field_the_config_names_in_russian_works_once_the_ids_are_big(bot_env: BotEnv) -> None:
     """The ✏️ buttons carried the field's name: 2 bytes a Cyrillic letter, and with six- and five-digit
     ids past Telegram's 64 bytes, so "Lead: hot" failed on every card."""
