@@ -16,9 +16,9 @@ minutes; the cut-off moment for each SLA is computed once per sweep
 (:func:`~storage.nudges.rules.working_cutoff`), so the queries compare stored times with one value
 instead of computing a deadline per row. Who is asked is :mod:`~storage.nudges.people`'s job.
 
-Subjects: ``touch:<id>`` (register, callback), ``lead:<id>:<follow_up_on>`` (follow_up: a new date
-is a new question), ``lead:<id>:<updated_at>`` (stale: a change ends it). Level 0 goes to whoever
-handled the touch (or owns the lead), level 1 to the managers, naming who was asked.
+Subjects: ``touch:<id>`` (register, callback), ``lead:<id>:<follow_up_on>:<owner_id>`` (follow_up:
+a new date or a new owner is a new question), ``lead:<id>:<updated_at>`` (stale: a change ends it).
+Level 0 goes to whoever handled the touch (or owns the lead), level 1 to the managers, naming who was asked.
 
 The button actions (:mod:`~storage.nudges.actions`: ``mark_called_back``, ``cant_reach``,
 ``snooze``, ``follow_up_done``, ``follow_up_later``, ``follow_up_lost``) act on a whole card: every

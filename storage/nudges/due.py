@@ -323,8 +323,10 @@ def _follow_ups(db: Database, w: _Window, rules: NudgeRules, people: Directory) 
         "SELECT l.id, l.contact_id, l.owner_id, l.follow_up_on FROM leads l"
         f" WHERE l.follow_up_on IS NOT NULL AND l.{OPEN_STAGES_SQL}"
         " AND l.follow_up_on <= :today AND l.follow_up_on >= :oldest"
-        " AND NOT EXISTS (SELECT 1 FROM nudges n WHERE n.kind = 'follow_up'"
-        " AND n.subject = 'lead:' || l.id || ':' || l.follow_up_on AND n.level = 0)",
+        " AND NOT EXISTS (SELECT 1 FROM nudges n WHERE n.kind = 'follow_up' AND n.level = 0"
+        " AND (n.subject = 'lead:' || l.id || ':' || l.follow_up_on || ':' || IFNULL(l.owner_id, '')"
+        # a subject from before the owner was in it: its question stands unless an owner change closed it
+        " OR n.subject = 'lead:' || l.id || ':' || l.follow_up_on AND IFNULL(n.outcome, '') != 'changed'))",
         {"today": today.isoformat(), "oldest": oldest.isoformat()},
     ).fetchall()
     out: list[Due] = []
@@ -339,7 +341,7 @@ def _follow_ups(db: Database, w: _Window, rules: NudgeRules, people: Directory) 
         for to in recipients:
             out.append(
                 Due(
-                    "follow_up", 0, f"lead:{lead_id}:{on}", since, to, recipients, staff_id, chat_id,
+                    "follow_up", 0, f"lead:{lead_id}:{on}:{owner_id or ''}", since, to, recipients, staff_id, chat_id,
                     contact_id=contact_id, lead_id=int(lead_id), ref=str(on),
                 )
             )  # fmt: skip

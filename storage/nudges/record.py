@@ -279,8 +279,8 @@ def close_resolved(db: Database, now: datetime, rules: NudgeRules) -> int:
     """Close open nudges whose question was answered outside the bot; returns how many.
 
     Registered (any registration of the touch's contact), called back (the call-back mark, or any
-    answered call with the contact since), or the lead changed (a new follow-up date, a change,
-    won or lost). The moment and the person who answered become ``acted_at`` / ``acted_by`` when
+    answered call with the contact since), or the lead changed (a new follow-up date or owner, a
+    change, won or lost). The moment and the person who answered become ``acted_at`` / ``acted_by`` when
     nobody had pressed a button before, so reports can show how fast nudges are acted on.
     """
     horizon = iso(now - timedelta(days=rules.horizon_days))
@@ -319,6 +319,9 @@ def close_resolved(db: Database, now: datetime, rules: NudgeRules) -> int:
         " WHERE n.closed_at IS NULL AND n.created_at >= ? AND n.kind IN ('follow_up', 'stale')"
         " AND (l.stage IN ('won', 'lost')"
         " OR (n.kind = 'follow_up' AND l.follow_up_on IS NOT n.ref)"
+        # asked of someone who no longer owns the lead: the next sweep asks the new owner
+        " OR (n.kind = 'follow_up' AND n.subject != 'lead:' || l.id || ':' || n.ref || ':' || IFNULL(l.owner_id, '')"
+        " AND (n.subject != 'lead:' || l.id || ':' || n.ref OR n.staff_id IS NOT l.owner_id AND n.staff_id IS NOT NULL))"
         " OR (n.kind = 'stale' AND l.updated_at != n.ref))",
         [horizon],
     ).fetchall():

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 from leadline import keys
 from storage.nudges.actions import follow_up_done, follow_up_later, follow_up_lost
+from storage.registrations import change_lead
 from tests.nudges.conftest import ANNA, BORIS, TUESDAY, Office, buttons, msk
 
 CALLER = "+79161234567"
@@ -32,7 +33,11 @@ async def test_a_follow_up_date_nudges_the_owner_once(office: Office) -> None:
     [message] = office.messages(BORIS)
     assert "Сегодня" in message["text"] and CALLER in message["text"] and "холодный" in message["text"]
     [nudge] = office.nudges("follow_up")
-    assert (nudge["lead_id"], nudge["subject"]) == (lead_id, f"lead:{lead_id}:{WEDNESDAY.isoformat()}")
+    boris = office.staff_id("Boris")
+    assert (nudge["lead_id"], nudge["subject"]) == (
+        lead_id,
+        f"lead:{lead_id}:{WEDNESDAY.isoformat()}:{boris}",
+    )
     assert [b["callback_data"] for b in buttons(message)] == [
         f"n:done:{nudge['id']}:", f"o:lead:{lead_id}", f"n:later:{nudge['id']}:1", f"n:later:{nudge['id']}:7",
         f"n:lost:{nudge['id']}:",
@@ -42,6 +47,25 @@ async def test_a_follow_up_date_nudges_the_owner_once(office: Office) -> None:
         await office.sweep(moment)
     assert len(office.messages(BORIS)) == 1
     assert office.messages(ANNA) == []
+
+
+async def test_a_lead_given_to_someone_else_on_its_day_asks_the_new_owner_once(office: Office) -> None:
+    lead_id = await _lead(office, follow_up_on=WEDNESDAY)
+    await office.sweep(msk(WEDNESDAY, 9, 0))
+    assert len(office.messages(BORIS)) == 1
+    anna = office.staff_id("Anna")
+    await office.store.write(
+        lambda db: change_lead(db, lead_id, at=msk(WEDNESDAY, 9, 30), staff_id=anna, owner_id=anna)
+    )
+
+    for moment in (msk(WEDNESDAY, 10, 0), msk(WEDNESDAY, 12, 0), msk(WEDNESDAY + timedelta(days=1), 9, 0)):
+        await office.sweep(moment)
+    [message] = office.messages(ANNA)
+    assert "Сегодня" in message["text"] and CALLER in message["text"]
+    assert len(office.messages(BORIS)) == 1
+    [old, new] = office.nudges("follow_up")
+    assert (old["staff_id"], old["outcome"]) == (office.staff_id("Boris"), "changed")
+    assert (new["staff_id"], new["closed_at"]) == (anna, None)
 
 
 async def test_done_clears_the_date_and_records_who(office: Office) -> None:
