@@ -95,6 +95,8 @@ def _title(card: Card, view: MessageView) -> str:
             )
         else:
             title = _("📞 <b>Call back</b>")
+    elif card.kind == "follow_up" and card.level:
+        title = _("⚠️ <b>Not followed up</b> — {asked} was asked").format(asked=_asked(card))
     elif card.kind == "follow_up":
         title = _("⏰ <b>Follow up today</b>")
     elif card.level:

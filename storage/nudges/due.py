@@ -280,7 +280,7 @@ SELECT z.kind, z.subject, z.created_at, z.staff_id, z.contact_id, z.touch_id, z.
        z.reminded_at
 FROM (SELECT n.*, {REMINDED_SQL.format(z="n")} AS reminded_at FROM nudges n
       WHERE n.closed_at IS NULL AND n.created_at >= :horizon AND n.level = 0
-        AND n.kind IN ('register', 'callback', 'stale')) z
+        AND n.kind IN ('register', 'callback', 'follow_up', 'stale')) z
 WHERE (z.created_at <= :cutoff OR z.outcome = 'unreachable')
   AND NOT EXISTS (SELECT 1 FROM nudges y WHERE y.kind = z.kind AND y.subject = z.subject AND y.level = 1)
   AND CASE z.kind
@@ -288,8 +288,9 @@ WHERE (z.created_at <= :cutoff OR z.outcome = 'unreachable')
                                      WHERE t.id = z.touch_id)
     WHEN 'callback' THEN {_ACTED_ESCALATES_SQL}
                          AND NOT EXISTS (SELECT 1 FROM touches t WHERE t.id = z.touch_id AND {CALLED_BACK_SQL})
-    ELSE {_ACTED_ESCALATES_SQL} AND EXISTS (SELECT 1 FROM leads l WHERE l.id = z.lead_id AND l.updated_at = z.ref
-                                              AND l.{OPEN_STAGES_SQL})
+    ELSE {_ACTED_ESCALATES_SQL} AND EXISTS (SELECT 1 FROM leads l WHERE l.id = z.lead_id AND l.{OPEN_STAGES_SQL}
+                                              AND CASE z.kind WHEN 'follow_up' THEN l.follow_up_on
+                                                  ELSE l.updated_at END = z.ref)
   END
 """
 

@@ -46,7 +46,24 @@ async def test_a_follow_up_date_nudges_the_owner_once(office: Office) -> None:
     for moment in (msk(WEDNESDAY, 9, 30), msk(WEDNESDAY, 17, 0), msk(WEDNESDAY + timedelta(days=1), 9, 0)):
         await office.sweep(moment)
     assert len(office.messages(BORIS)) == 1
+    # ignored for escalation_minutes: the manager is told once, naming who was asked
+    [escalation] = office.messages(ANNA)
+    assert "Boris" in escalation["text"] and CALLER in escalation["text"]
+
+
+async def test_a_follow_up_nobody_answers_escalates_after_the_sla(office: Office) -> None:
+    await _lead(office, follow_up_on=WEDNESDAY)
+    await office.sweep(msk(WEDNESDAY, 9, 0))
+    await office.sweep(msk(WEDNESDAY, 9, 59))
     assert office.messages(ANNA) == []
+    await office.sweep(msk(WEDNESDAY, 10, 0))  # escalation_minutes (60) of working time
+    [escalation] = office.messages(ANNA)
+    assert "Следующий контакт не состоялся" in escalation["text"]
+    assert "Boris" in escalation["text"] and CALLER in escalation["text"]
+    assert [(n["level"], n["staff_id"]) for n in office.nudges("follow_up")] == [
+        (0, office.staff_id("Boris")),
+        (1, None),
+    ]
 
 
 async def test_a_lead_given_to_someone_else_on_its_day_asks_the_new_owner_once(office: Office) -> None:

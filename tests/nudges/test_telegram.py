@@ -76,3 +76,30 @@ async def test_escalation_reaches_the_manager_in_telegram(
     await office.sweep(msk(TUESDAY, 10, 15) + timedelta(hours=1))
     escalation = await tg.wait_for("sendMessage", chat_id=ANNA)
     assert "Boris" in escalation.params["text"] and CALLER in escalation.params["text"]
+
+
+async def test_a_follow_up_to_an_owner_who_blocked_the_bot_goes_to_the_manager_at_once(
+    tg: FakeTelegram, start_server: StartServer, tmp_path: Path
+) -> None:
+    config = office_config(tmp_path, telegram={"token": tg.token, "api_url": tg.api_url})
+    clock = Clock(msk(TUESDAY, 8, 0))
+    office = Office(await start_server(config, clock=clock), clock)
+    await tg.wait_long_poll()
+    wednesday = TUESDAY + timedelta(days=1)
+    touch = await office.call("c1", CALLER, msk(TUESDAY, 10, 0), answered=True)
+    boris = office.staff_id("Boris")
+    await office.register(
+        touch["contact_id"], msk(TUESDAY, 10, 5), staff_id=boris, temperature="cold",
+        follow_up_on=wednesday, need="a quote",
+    )  # fmt: skip
+    tg.block_bot(BORIS)
+    clock.now = msk(wednesday, 9, 0)
+    await office.sweep(msk(wednesday, 9, 0))
+    await until(
+        lambda: office.srv.scalar("SELECT COUNT(*) FROM unreachable_chats WHERE chat_id = ?", [BORIS]) == 1
+    )
+
+    clock.now = msk(wednesday, 9, 1)
+    await office.sweep(msk(wednesday, 9, 1))  # the next sweep, not escalation_minutes later
+    escalation = await tg.wait_for("sendMessage", chat_id=ANNA)
+    assert "Boris" in escalation.params["text"] and CALLER in escalation.params["text"]
