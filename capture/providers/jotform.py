@@ -42,8 +42,8 @@ class Jotform:
         parts = form_fields(raw)
         answers = _answers(parts)
         extra = source.field_map
-        phones = pick(answers, "phone", extra.get("phone", ())) or _containing(answers, "phone")
-        emails = pick(answers, "email", extra.get("email", ())) or _containing(answers, "email")
+        phones = pick(answers, "phone", extra.get("phone", ()))
+        emails = pick(answers, "email", extra.get("email", ()))
         if not phones and not emails:
             raise BadRequest(
                 "no phone or email answer in rawRequest: add a Phone or Email field to the form,"
@@ -110,10 +110,6 @@ def _text(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(filter(None, map(_text, value)))
     return "" if value is None else str(value).strip()
-
-
-def _containing(answers: MultiDict[str], word: str) -> list[str]:
-    return [v for k, v in answers.items() if word in k.lower()]
 
 
 PROVIDER = Jotform()
