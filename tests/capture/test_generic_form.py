@@ -123,6 +123,18 @@ async def test_a_phone_field_with_more_than_a_number_names_the_numbers_in_it(sta
     ]
 
 
+def test_a_phone_field_is_searched_for_numbers_no_further_than_any_person_writes() -> None:
+    """The matcher costs microseconds a character: a 64 KB field held the event loop for a third of
+    a second. Numbers in its first MAX_PHONE_FIELD_CHARS are read; the rest is junk."""
+    from storage.touches import MAX_PHONE_FIELD_CHARS, identifiers_of
+
+    near = "WhatsApp: 8 916 123-45-67, " + "." * 900
+    far = "." * MAX_PHONE_FIELD_CHARS + " 8 916 765-43-21"
+    assert [i.value for i in identifiers_of((near,), (), "RU")] == ["+79161234567"]
+    [kept] = identifiers_of((far,), (), "RU")
+    assert (kept.value, kept.valid) == (far.strip(), False)
+
+
 @given(st.sampled_from([chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Zs"]))
 def test_every_space_separator_is_a_gap_in_a_number_alone_and_in_text(gap: str) -> None:
     number = gap.join(["8", "916", "123", "45", "67"])
