@@ -96,6 +96,7 @@ def field(name: str) -> str:
         "owner": _("Owner"),
         "follow_up": _("Follow-up"),
         "amount": _("Deal amount"),
+        "won_amount": _("Won amount"),
     }
     return labels.get(name, name)
 

@@ -212,6 +212,13 @@ def change_lead(
             value = value.isoformat()
         if lead[key] != value:
             updates[key] = value
+    if won_amount is not None and lead["stage"] == "won" and stage in (None, "won"):
+        # A won lead has no moves left, but its amount was typed by a person and may be wrong: the
+        # revenue and program cost share of its month would stay wrong with no way to mend them.
+        if lead["won_amount"] != won_amount:
+            updates["won_amount"] = won_amount
+    elif won_amount is not None and stage is None:
+        raise NotEditable("won_amount")  # only a won lead has a won amount
     if stage is not None and stage != lead["stage"]:
         if stage not in MOVES.get(lead["stage"], frozenset()):
             raise StageNotAllowed(lead["stage"], stage, tuple(sorted(MOVES[lead["stage"]])))

@@ -107,6 +107,15 @@ def lead_keyboard(lead: dict[str, Any], staff: StaffMember) -> InlineKeyboardMar
         if s in MOVES.get(lead["stage"], frozenset())
     ]
     keyboard = cards.rows(moves, 2)
+    if lead["stage"] == "won":
+        keyboard.append(
+            [
+                InlineKeyboardButton(
+                    text="✏️ " + labels.field("won_amount"),
+                    callback_data=LeadCB(act="wamt", lead=lead_id).pack(),
+                )
+            ]
+        )
     if lead["stage"] not in ("won", "lost"):
         keyboard.append(
             [
@@ -234,26 +243,28 @@ async def on_button(
         await redraw(callback, lead_id, store, config, staff)
         await callback.answer()
         return
-    if act == "stage" and value in ("won", "returned") and isinstance(callback.message, Message):
+    typing = (act == "stage" and value in ("won", "returned")) or (act == "wamt" and lead["stage"] == "won")
+    if typing and isinstance(callback.message, Message):
         await state.set_state(LeadInput.value)
         await state.set_data(
             {
                 "lead": lead_id,
-                "field": value,
+                "field": "won_amount" if act == "wamt" else value,
                 "chat": callback.message.chat.id,
                 "card": callback.message.message_id,
             }
         )
         question = (
             _("✏️ Type the deal amount.")
-            if value == "won"
+            if value == "won" or act == "wamt"
             else _("✏️ Type why the lead goes back to marketing.")
         )
         back = InlineKeyboardButton(text=_("« Back"), callback_data=LeadCB(act="back", lead=lead_id).pack())
         await show(callback, body + "\n\n" + question, InlineKeyboardMarkup(inline_keyboard=[[back]]))
         await callback.answer()
         return
-    if act == "lost" and value not in labels.LOST_REASONS:  # no button offers it: forged, or long gone
+    stale = (act == "lost" and value not in labels.LOST_REASONS) or (act == "wamt" and lead["stage"] != "won")
+    if stale:  # no button offers it now: forged, or from a card drawn before the lead moved
         await callback.answer(
             _("This button is from an old version of the message; open the list again."), show_alert=True
         )
@@ -302,12 +313,13 @@ async def typed(
     lead_id, field = int(route["lead"]), str(route["field"])
     text = (message.text or "").strip()[:500]
     changes: dict[str, Any]
-    if field == "won":
+    if field in ("won", "won_amount"):
         value = parse_amount(text)
         if value is None:
             await replies.send(message.chat.id, cards.not_an_amount(text))
             return
-        changes = {"stage": "won", "won_amount": value}
+        # "won_amount" corrects the amount of a lead won before; "won" wins it.
+        changes = {"won_amount": value} if field == "won_amount" else {"stage": "won", "won_amount": value}
     elif field == "follow_up":
         when = cards.follow_up_date(text, cards.now_local(clock(), config.tz))
         if isinstance(when, str):

@@ -92,7 +92,23 @@ async def test_a_lead_moves_through_every_stage(bot_env: BotEnv) -> None:
     assert lead["returned_reason"] == "No budget this quarter" and lead["follow_up_on"] is not None
     shown = bot_env.text(ANNA, card_id)
     assert "🏆 Won: RUB\u00a0250,000" in shown  # in the config's currency, as the English reader writes it
-    assert tg.buttons(ANNA, card_id) == []  # a won lead has no more moves
+    # A won lead has no more moves, but an amount typed wrong can be mended: it is the revenue.
+    assert [b["text"] for b in tg.buttons(ANNA, card_id)] == ["✏️ Won amount"]
+    await tap("wamt")
+    assert "Type the deal amount" in bot_env.text(ANNA, card_id)
+    sent = len(tg.sent("sendMessage", chat_id=ANNA))
+    await bot_env.types(ANNA, "25 ooo", language="en")  # not a number: said so, nothing saved
+    refused = await tg.wait_for("sendMessage", chat_id=ANNA, count=sent + 1)
+    assert "25 ooo" in refused.params["text"]
+    assert srv.scalar("SELECT won_amount FROM leads") == 250000
+    await type_answer("25 000")
+    assert srv.scalar("SELECT won_amount FROM leads") == 25000
+    assert srv.scalar("SELECT stage FROM leads") == "won"
+    [change] = srv.rows(
+        "SELECT old, new, staff_id FROM lead_changes WHERE field = 'won_amount' ORDER BY id DESC LIMIT 1"
+    )
+    assert (change["old"], change["new"], change["staff_id"]) == ("250000.0", "25000.0", anna)
+    assert "🏆 Won: RUB\u00a025,000" in bot_env.text(ANNA, card_id)
 
 
 async def test_staff_cannot_change_someone_elses_lead_and_a_stale_button_says_why(bot_env: BotEnv) -> None:

@@ -10,7 +10,9 @@ import pytest
 
 from storage.contacts import block_contact, merge_by_staff, undo_merge
 from storage.db import open_database
+from storage.errors import NotEditable
 from storage.export import export_tables
+from storage.registrations import change_lead
 from storage.reports.goals import goal_progress
 from storage.reports.report import build_report, missed_contacts
 from storage.reports.scope import Filters, Period, Scope
@@ -148,6 +150,21 @@ def test_leads_funnel_and_reasons(month: Month):
     assert report["sales_cycle_days"] == 18.1  # 2 Nov 10:00 to 20 Nov 12:00
     assert report["not_a_lead"] == 1
     assert report["refusal_reasons"] == {"not_a_lead": {"partner": 1}, "lost": {"no_budget": 1}}
+
+
+def test_a_won_amount_typed_wrong_is_corrected_and_counted(month: Month):
+    won = month.db.execute("SELECT id, closed_at FROM leads WHERE stage = 'won'").fetchone()
+    with transaction(month.db):
+        change_lead(month.db, won[0], at=msk(25, 10), won_amount=120000)
+    report = build_report(month.db, november(), month.rules)
+    assert report["revenue"] == 120000
+    assert report["won"] == 1 and report["sales_cycle_days"] == 18.1  # still won on 20 Nov
+    assert month.db.execute("SELECT closed_at FROM leads WHERE id = ?", [won[0]]).fetchone()[0] == won[1]
+    # Only a won lead has a won amount.
+    other = month.db.execute("SELECT id FROM leads WHERE stage = 'accepted'").fetchone()[0]
+    with pytest.raises(NotEditable), transaction(month.db):
+        change_lead(month.db, other, at=msk(25, 10), won_amount=5)
+    assert month.db.execute("SELECT won_amount FROM leads WHERE id = ?", [other]).fetchone()[0] is None
 
 
 def test_costs_pro_rata_and_lead_cost(month: Month):
