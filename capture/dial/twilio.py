@@ -6,10 +6,11 @@ number; else ``forward_to`` cannot be used and the call is refused) and ``Twiml`
 client with that number as caller id, by basic auth ``AccountSid:AuthToken``.
 
 A REST call reports nothing by itself (the number's webhooks are for calls to it), so the ``<Dial>``
-has ``action="<public_url>/hooks/<source>/dial-action?callback_to=<client's digits>"``: when the
-client's leg ends, Twilio requests it, signed like every Twilio webhook (the signature covers the
-query), with the REST call's ``CallSid``, ``Direction=outbound-api``, ``From`` our number, ``To`` the
-staff member, and ``DialCallStatus`` / ``DialCallDuration`` of the client's leg. The provider
+has ``action="<public_url>/hooks/<source>/dial-action?callback_to=<client's digits>"`` (and the
+source's ``token``, when it has one): when the client's leg ends, Twilio requests it, signed like
+every Twilio webhook (the signature covers the query), with the REST call's ``CallSid``,
+``Direction=outbound-api``, ``From`` our number, ``To`` the staff member, and ``DialCallStatus`` /
+``DialCallDuration`` of the client's leg. The provider
 (capture/providers/twilio.py) stores that as the office's outgoing call to ``callback_to``, which
 closes the missed call like any answered call to the number. The TwiML is the
 official ``twilio`` library's ``VoiceResponse`` (it escapes); the one POST is ours, on the dialer's
@@ -34,22 +35,22 @@ from urllib.parse import quote
 import aiohttp
 
 from capture.dial import Call, Refused, answer_json
-from capture.providers.twilio import CALLBACK_TO
+from capture.providers.twilio import CALLBACK_TO, dial_action_url
 from leadline.config import SourceConfig
 
 API_URL = "https://api.twilio.com"
 
 
-def twiml(call: Call, caller_id: str) -> str:
+def twiml(call: Call, caller_id: str, source: SourceConfig) -> str:
     """What Twilio does once the staff member picks up: dial the client, showing our number, and
-    report how that leg ended to the source's dial action, naming the client."""
+    report how that leg ended to the source's dial action, naming the client (and carrying the
+    source's token, which that webhook needs like every other)."""
     from twilio.twiml.voice_response import Dial, VoiceResponse
 
     client = "".join(c for c in call.client if c.isdigit())
     response = VoiceResponse()
-    dial = Dial(
-        caller_id=caller_id, action=f"{call.hooks_url}/dial-action?{CALLBACK_TO}={client}", method="POST"
-    )
+    action = dial_action_url(call.hooks_url, source, **{CALLBACK_TO: client})
+    dial = Dial(caller_id=caller_id, action=action, method="POST")
     dial.number(call.client)
     response.append(dial)
     return str(response)
@@ -68,7 +69,7 @@ async def dial(http: aiohttp.ClientSession, source: SourceConfig, call: Call) ->
         raise Refused("Twilio calls from the number the client dialled, and this call has none")
     sid = source.secret_value("api_key")
     url = f"{source.api_url or API_URL}/2010-04-01/Accounts/{quote(sid, safe='')}/Calls.json"
-    form = {"To": staff, "From": call.line, "Twiml": twiml(call, call.line)}
+    form = {"To": staff, "From": call.line, "Twiml": twiml(call, call.line, source)}
     # Basic auth by hand: aiohttp 3.14 deprecates BasicAuth for encode_basic_auth, which 3.9 lacks.
     auth = "Basic " + base64.b64encode(f"{sid}:{source.secret_value('auth_token')}".encode()).decode("ascii")
     call.progress.sent = True

@@ -8,7 +8,9 @@ sees.
 
 * ``/voice`` (or the bare source URL): a call came in. It rings the call's touch, and the answer
   is TwiML that forwards the call to the source's ``forward_to`` with
-  ``<Dial action="…/dial-action">``, so we hear how the forwarded leg ended.
+  ``<Dial action="…/dial-action">``, so we hear how the forwarded leg ended. A source with a
+  ``token`` gets it in the action's query too: Twilio requests the action URL exactly as written,
+  and without the token that request would be refused and the call left looking answered.
 * ``/dial-action``: ``DialCallStatus`` settles an inbound call: ``completed`` is answered,
   anything else (no-answer, busy, failed, canceled) is missed: the parent call itself was
   answered by our TwiML, so only the dialled leg says whether a person picked up. The answer is an
@@ -43,6 +45,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from multidict import MultiDict
 
@@ -134,8 +137,16 @@ def _forward(raw: RawRequest, source: SourceConfig) -> Reply:
     from twilio.twiml.voice_response import VoiceResponse
 
     response = VoiceResponse()
-    response.dial(source.forward_to, action=f"{_base_url(raw)}/dial-action", method="POST")
+    response.dial(source.forward_to, action=dial_action_url(_base_url(raw), source), method="POST")
     return _twiml(response)
+
+
+def dial_action_url(hooks_url: str, source: SourceConfig, **query: str) -> str:
+    """``<hooks_url>/dial-action`` with ``query``, and the source's ``token`` when it has one: only
+    that request says whether a person picked up, and a token source refuses it without the token."""
+    token = source.secret_value("token")
+    params = {**query, "token": token} if token else query
+    return f"{hooks_url}/dial-action" + (f"?{urlencode(params)}" if params else "")
 
 
 def _base_url(raw: RawRequest) -> str:

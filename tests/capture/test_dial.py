@@ -122,6 +122,17 @@ async def test_twilio_calls_the_staff_member_from_the_tracking_number_and_dials_
     ]
 
 
+async def test_twilio_reports_a_call_back_with_the_token_of_a_token_source(
+    tmp_path: Path, http: aiohttp.ClientSession, twilio_api: FakeTwilio
+) -> None:
+    """The source refuses a request without its token, the call-back's dial action included."""
+    pbx = dialer(tmp_path, http, twilio_source(twilio_api.url, token="tw-token-0001"))
+    assert await pbx.dial("tw", "+79161112233", CLIENT, LINE) == TAKEN
+    assert twilio_api.dial_actions == [
+        "https://hooks.example.com/hooks/tw/dial-action?callback_to=79160000013&token=tw-token-0001"
+    ]
+
+
 async def test_twilio_rings_forward_to_for_a_staff_member_with_only_an_extension(
     tmp_path: Path, http: aiohttp.ClientSession, twilio_api: FakeTwilio
 ) -> None:

@@ -106,6 +106,25 @@ async def test_the_voice_webhook_answers_twiml_that_dials_forward_to(
     assert (row["call_status"], row["call_final"]) == ("ringing", 0)
 
 
+async def test_a_token_source_hears_the_dial_action_and_a_call_nobody_picked_up_is_missed(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Twilio requests the action URL of our TwiML as written: it must carry the source's token."""
+    source = {**SOURCE, "token": "tw-token-0001"}
+    srv = await start_server(build_config(tmp_path, sources=[*BASE["sources"], source]))
+    call = {"CallSid": "CA" + "7" * 32, "From": "+79161234567", "To": "+74950000055", "Direction": "inbound"}
+    voice = await post_signed(srv, "/voice?token=tw-token-0001", {**call, "CallStatus": "ringing"})
+    assert voice.status == 200
+    action = dial_of(await voice.text()).get("action") or ""
+    outcome = {**call, "CallStatus": "in-progress", "DialCallStatus": "no-answer", "DialCallDuration": "0"}
+    resp = await post_signed(srv, action.removeprefix(f"{PUBLIC_URL}/hooks/twilio"), outcome)
+    assert resp.status == 200, await resp.text()
+    completed = {**call, "CallStatus": "completed", "CallDuration": "35", "SequenceNumber": "3"}
+    assert (await post_signed(srv, "/status?token=tw-token-0001", completed)).status == 200
+    row = the_touch(srv, call["CallSid"])
+    assert (row["call_status"], row["answered"], row["call_final"]) == ("missed", 0, 1)
+
+
 async def test_the_dial_action_is_answered_with_empty_twiml(
     start_server: StartServer, tmp_path: Path
 ) -> None:
