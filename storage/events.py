@@ -65,8 +65,9 @@ class CallEvent:
     idempotency; ``seq`` orders events that arrive out of order (a lower one changes nothing).
     ``final`` marks the event that settles the outcome (Mango's summary, Zadarma's NOTIFY_END).
     ``caller`` is the outside party's number as written (the contact), whatever the direction; a
-    provider that writes international digits without their ``+`` (Mango) gives it back
-    (:func:`storage.identifiers.international`), so every later reading, the call-back's too, is right.
+    provider that writes international digits without their ``+`` (Mango, Zadarma, UIS) gives it
+    back (:func:`storage.identifiers.international`), so every later reading, the call-back's too,
+    is right.
     ``direction_stated`` is False for a notification that does not say which way the call went
     (Binotel's ``hangupTheCall`` has no ``callType``): its ``direction`` is a guess for a call it
     starts, and never changes one a notification that said it has set.

@@ -37,6 +37,7 @@ from capture.providers.base import BadRequest, CallEvent, ParseResult, RawReques
 from capture.settle import seconds
 from leadline.config import SourceConfig
 from storage.events import CallDirection, CallStatus
+from storage.identifiers import international
 
 END_WORDS = ("end", "lost", "finish", "complete", "hangup")
 ANSWER_WORDS = ("answer", "talk")
@@ -141,9 +142,11 @@ def _direction(fields: MultiDict[str]) -> CallDirection:
 
 
 def _caller(fields: MultiDict[str], direction: CallDirection) -> str | None:
-    """The outside party: the contact's number, else whichever end of the call is not ours."""
+    """The outside party: the contact's number, else whichever end of the call is not ours, with the
+    ``+`` UIS leaves off international digits (``74950000012`` in FORMATS §1.4's sample)."""
     fallback = "called_phone_number" if direction == "out" else "calling_phone_number"
-    return _text(fields, "contact_phone_number") or _text(fields, fallback)
+    number = _text(fields, "contact_phone_number") or _text(fields, fallback)
+    return None if number is None else international(number)
 
 
 def _status(final: bool, answered: bool | None, mnemonic: str) -> CallStatus:

@@ -66,7 +66,7 @@ from capture.providers.base import (
     quoted,
 )
 from leadline.config import SourceConfig
-from storage.identifiers import is_hidden_caller, phone
+from storage.identifiers import international, is_hidden_caller, phone
 
 #: The fields each event's signature covers, concatenated in this order.
 SIGNED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -183,6 +183,10 @@ def _event(
     def text(name: str) -> str:
         return fields.get(name, "").strip()
 
+    def number(name: str) -> str:
+        """An outside party: Zadarma writes international digits without their ``+`` (FORMATS §0.5)."""
+        return international(text(name))
+
     internal = text("internal") or None
     did = text("called_did") or None
     duration = _seconds(text("duration"))
@@ -205,14 +209,14 @@ def _event(
     if event in ("NOTIFY_START", "NOTIFY_IVR", "NOTIFY_INTERNAL"):
         key = f"{event}:{call_id}:{internal}" if event == "NOTIFY_INTERNAL" else base.event_key
         return replace(
-            base, event_key=key, direction="in", caller=text("caller_id"), tracking_number=did, line=did
+            base, event_key=key, direction="in", caller=number("caller_id"), tracking_number=did, line=did
         )
     if event == "NOTIFY_ANSWER":
-        outside = text("destination") if base.direction == "out" else text("caller_id")
+        outside = number("destination") if base.direction == "out" else number("caller_id")
         key = f"{event}:{call_id}:{text('destination')}"
         return replace(base, event_key=key, status="answered", answered=True, caller=outside)
     if event == "NOTIFY_OUT_START":
-        return replace(base, direction="out", caller=text("destination"))
+        return replace(base, direction="out", caller=number("destination"))
     if event in ("NOTIFY_END", "NOTIFY_OUT_END"):
         outbound = event == "NOTIFY_OUT_END"
         answered = text("disposition").lower() == "answered"
@@ -223,7 +227,7 @@ def _event(
             status="answered" if answered else "missed",
             final=True,
             answered=answered,
-            caller=text("destination") if outbound else text("caller_id"),
+            caller=number("destination") if outbound else number("caller_id"),
             ended_at=started + timedelta(seconds=duration or 0) if started else None,
             duration_s=duration,
             talk_s=None if answered else 0,

@@ -50,6 +50,22 @@ async def test_every_uis_sample_becomes_the_call_the_manifest_expects(start_serv
         ]
 
 
+async def test_a_caller_from_abroad_is_their_own_valid_number(start_server, tmp_path):
+    """UIS writes numbers as international digits without "+" (the sample's 74950000012): read in
+    RU, a Minsk caller was an invalid number and a Berlin one an Ivanovo stranger."""
+    srv = await start(start_server, tmp_path)
+    callers = {"3001230001": "375291234567", "3001230002": "4930123456"}
+    for session, caller in callers.items():
+        body = variant(call_session_id=session, contact_phone_number=caller, calling_phone_number=caller)
+        assert (await post(srv, json.dumps(body).encode())).status == 200
+    touches = srv.rows("SELECT contact_id FROM touches ORDER BY id")
+    assert [identifiers(srv, t["contact_id"]) for t in touches] == [
+        {"phone": "+375291234567"},
+        {"phone": "+4930123456"},
+    ]
+    assert srv.rows("SELECT DISTINCT valid FROM identifiers WHERE kind = 'phone'") == [{"valid": 1}]
+
+
 async def test_a_lost_call_sent_as_a_form_is_missed(start_server, tmp_path):
     srv = await start(start_server, tmp_path)
     form = variant(

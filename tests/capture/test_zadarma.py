@@ -199,8 +199,37 @@ async def test_an_outbound_call_is_a_touch_on_the_number_dialled(
     for file in ("zadarma_notify_out_start.txt", "zadarma_notify_out_end.txt"):
         assert (await post(srv, sample(file))).status == 200
     [row] = srv.rows("SELECT * FROM touches")
-    assert (row["direction"], row["call_status"], row["phone_raw"]) == ("out", "missed", "79160000014")
+    # Zadarma writes international digits without their "+" (FORMATS §0.5): the number keeps it.
+    assert (row["direction"], row["call_status"], row["phone_raw"]) == ("out", "missed", "+79160000014")
     assert row["tracking_number"] is None
+
+
+async def test_callers_from_abroad_on_a_ru_account_are_their_own_valid_numbers(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Read in RU, 4930123456 (Berlin) was an Ivanovo stranger whom Call back dialled, and
+    375291234567 (Minsk) or 380441234567 (Kyiv) an invalid number, never matched nor called back."""
+    srv = await start_server(zadarma_config(tmp_path), clock=Clock(SAMPLE_DAY))
+    call = {"called_did": "74950000001", "internal": "101", "duration": "0", "is_recorded": "0"}
+    call |= {"disposition": "no answer", "status_code": "19", "call_id_with_rec": ""}
+    notifications = [
+        {**call, "event": "NOTIFY_END", "pbx_call_id": "in_berlin", "caller_id": "4930123456"},
+        {**call, "event": "NOTIFY_END", "pbx_call_id": "in_minsk", "caller_id": "375291234567"},
+        {**call, "event": "NOTIFY_OUT_END", "pbx_call_id": "out_kyiv", "destination": "380441234567"},
+    ]
+    for i, fields in enumerate(notifications):
+        body, headers = signed_body({**fields, "call_start": f"2024-03-05 17:2{i}:07"})
+        resp = await srv.session.post(f"{srv.url}/hooks/zadarma", data=body, headers=headers)
+        assert resp.status == 200, await resp.text()
+    rows = srv.rows(
+        "SELECT t.external_id, i.value, i.valid FROM touches t"
+        " JOIN identifiers i ON i.contact_id = t.contact_id AND i.kind = 'phone' ORDER BY t.id"
+    )
+    assert rows == [
+        {"external_id": "in_berlin", "value": "+4930123456", "valid": 1},
+        {"external_id": "in_minsk", "value": "+375291234567", "valid": 1},
+        {"external_id": "out_kyiv", "value": "+380441234567", "valid": 1},
+    ]
 
 
 async def test_an_event_leadline_does_not_read_is_journalled_with_a_note(
