@@ -20,6 +20,8 @@ Hedged, because FORMATS.md marks them UNVERIFIED or the sources conflict:
   or ``waitingTime`` for the wait, ``linkToCallRecordInMyBusiness`` (or
   ``linkToCallRecordOverlayInMyBusiness``) for the recording, each optional;
 * the tracking number: ``pbxNumberData.number``, else ``pbxNumber``, ``didNumber`` or ``did``;
+  only an incoming call was dialled on it (an outgoing call's is our own caller-ID line, kept as
+  the touch's ``line`` and never a campaign's);
 * the top-level ``attemptsCounter`` is ignored (retries are recognised by the key above).
 """
 
@@ -88,11 +90,12 @@ def _completed(details: Mapping[str, Any], source: SourceConfig, data: Mapping[s
     numbers = details.get("pbxNumberData")
     tracking = _text(numbers.get("number")) if isinstance(numbers, Mapping) else None
     tracking = tracking or _tracking(details)
+    direction = _direction(details.get("callType"))
     return CallEvent(
         call_id=call_id,
         event_key=f"binotel:apiCallCompleted:{call_id}",
         seq=RANK["apiCallCompleted"],
-        direction=_direction(details.get("callType")),
+        direction=direction,
         status="answered" if answered else "missed",
         caller=_text(details.get("externalNumber")),
         occurred_at=started,
@@ -103,7 +106,8 @@ def _completed(details: Mapping[str, Any], source: SourceConfig, data: Mapping[s
         duration_s=talk,
         talk_s=talk,
         extension=_text(details.get("internalNumber")),
-        tracking_number=tracking,
+        tracking_number=tracking if direction == "in" else None,
+        line=tracking,
         recording=_text(details.get("linkToCallRecordInMyBusiness"))
         or _text(details.get("linkToCallRecordOverlayInMyBusiness")),
         region=source.region,
@@ -130,15 +134,17 @@ def _progress(kind: str, data: Mapping[str, Any], source: SourceConfig) -> CallE
             region=source.region,
             fields=data,
         )
+    direction = _direction(data.get("callType"))
     return CallEvent(
         call_id=call_id,
         event_key=f"binotel:{kind}:{call_id}",
         seq=RANK[kind],
-        direction=_direction(data.get("callType")),
+        direction=direction,
         status="answered" if kind == "answeredTheCall" else "ringing",
         caller=_text(data.get("externalNumber")),
         extension=_text(data.get("internalNumber")),
-        tracking_number=_tracking(data),
+        tracking_number=_tracking(data) if direction == "in" else None,
+        line=_tracking(data),
         region=source.region,
         fields=data,
     )

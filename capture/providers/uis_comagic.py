@@ -90,7 +90,9 @@ class UisComagic:
                     ended_at=started + timedelta(seconds=total) if final and total is not None else None,
                     duration_s=talk,
                     talk_s=talk,
-                    tracking_number=_text(fields, "virtual_phone_number"),
+                    # an outgoing call's virtual number is the line we called from, no campaign's
+                    tracking_number=_text(fields, "virtual_phone_number") if direction == "in" else None,
+                    line=_text(fields, "virtual_phone_number"),
                     recording=next((v for k in RECORDING_FIELDS if (v := _text(fields, k))), None),
                     region=source.region,
                     fields=dict(fields.items()),

@@ -201,3 +201,16 @@ async def test_a_hangup_leaves_an_outgoing_call_outgoing(start_server, tmp_path)
     assert (await post(srv, RECEIVED, body=hangup(call_id, "NOANSWER"))).status == 200
     touch = touch_of(srv, call_id)
     assert (touch["direction"], touch["call_final"]) == ("out", 1)
+
+
+async def test_an_outgoing_call_from_a_campaigns_line_is_not_that_campaigns(start_server, tmp_path):
+    """The tracking number is the one a caller dialled: a manager's cold call from the ad line
+    (callType=1) gave the ad campaign its lead. The line stays the touch's, to call back from."""
+    srv = await start(start_server, tmp_path)
+    for s in (RECEIVED, COMPLETED):
+        dialled = s.body.replace(b"callType%5D=0", b"callType%5D=1").replace(b"callType=0", b"callType=1")
+        assert dialled != s.body
+        assert (await post(srv, s, body=dialled)).status == 200
+    touch = touch_of(srv, "4700000001")
+    assert (touch["direction"], touch["tracking_number"], touch["campaign"]) == ("out", None, None)
+    assert touch["line"] == "0440000001"

@@ -66,6 +66,17 @@ async def test_a_caller_from_abroad_is_their_own_valid_number(start_server, tmp_
     assert srv.rows("SELECT DISTINCT valid FROM identifiers WHERE kind = 'phone'") == [{"valid": 1}]
 
 
+async def test_an_outgoing_call_from_a_campaigns_number_is_not_that_campaigns(start_server, tmp_path):
+    """The tracking number is the one a caller dialled: an outgoing call's virtual number is the
+    line we called from, and it gave brand_msk a lead it never brought. The line stays the touch's."""
+    srv = await start(start_server, tmp_path)
+    body = variant(direction="out", calling_phone_number="74950000055", called_phone_number="79161234567")
+    body["contact_phone_number"] = "79161234567"
+    assert (await post(srv, json.dumps(body).encode())).status == 200
+    [touch] = srv.rows("SELECT direction, tracking_number, campaign, line FROM touches")
+    assert touch == {"direction": "out", "tracking_number": None, "campaign": None, "line": "74950000055"}
+
+
 async def test_a_lost_call_sent_as_a_form_is_missed(start_server, tmp_path):
     srv = await start(start_server, tmp_path)
     form = variant(
