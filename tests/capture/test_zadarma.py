@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from storage.db import iso
 from tests.capture.test_calls import Clock
+from tests.cli import ROOT
 from tests.conftest import BASE, Running, StartServer, build_config
 from tests.samples import Sample, by_provider, flip_byte, sample
 
@@ -312,3 +313,36 @@ async def test_two_withheld_callers_in_the_same_second_are_two_calls(
         "in_withheld_1",
         "in_withheld_2",
     ]
+
+
+async def test_call_start_is_read_in_the_sources_timezone(start_server: StartServer, tmp_path: Path) -> None:
+    """An account whose clock writes UTC, in an office on Moscow time: the source says so."""
+    source = {**SOURCE, "timezone": "UTC"}
+    arrived = datetime(2024, 3, 5, 14, 23, 42, tzinfo=UTC)
+    srv = await start_server(build_config(tmp_path, sources=[*BASE["sources"], source]), clock=Clock(arrived))
+    body, headers = signed_body(
+        {
+            "event": "NOTIFY_END",
+            "call_start": "2024-03-05 14:22:07",
+            "pbx_call_id": "in_utc_account",
+            "caller_id": "79160000013",
+            "called_did": "74950000001",
+            "duration": "95",
+            "disposition": "answered",
+        }
+    )
+    assert (await srv.session.post(f"{srv.url}/hooks/zadarma", data=body, headers=headers)).status == 200
+    assert srv.scalar("SELECT occurred_at FROM touches") == iso(datetime(2024, 3, 5, 14, 22, 7, tzinfo=UTC))
+
+
+def test_the_docs_say_call_start_is_read_in_the_sources_timezone() -> None:
+    """docs/telephony.md said Leadline worked the zone out from when a notification arrived; it reads
+    call_start in the source's timezone (default [leadline] timezone), a key the docs never named."""
+    telephony = (ROOT / "docs" / "telephony.md").read_text(encoding="utf-8")
+    section = telephony.split("## Zadarma", 1)[1].split("\n## ", 1)[0]
+    assert "works it out from when the notification" not in section
+    assert 'timezone = "' in section  # the key, in the source's example
+    assert "the source's `timezone`, by default `[leadline] timezone`" in section
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    [row] = [line for line in readme.splitlines() if line.startswith("| `zadarma` |")]
+    assert "`timezone`" in row
