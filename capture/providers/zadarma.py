@@ -11,7 +11,8 @@ what PHP's ``hash_hmac`` returns, not of the raw digest. The signed fields depen
 an inbound call; NOTIFY_INTERNAL is that same inbound call being put through to extension
 ``internal`` (the official library's docblock: caller_id, called_did, extension), so it rings
 the call and names the extension instead of being a call of its own; NOTIFY_ANSWER answers;
-NOTIFY_END settles it (answered iff ``disposition == "answered"``). NOTIFY_OUT_START and
+NOTIFY_END settles it (answered iff ``disposition == "answered"`` and ``duration`` is not 0:
+FORMATS §1.2 counts a zero-second call as missed). NOTIFY_OUT_START and
 NOTIFY_OUT_END are an outbound call, whose outside party is ``destination``. NOTIFY_RECORD brings
 ``call_id_with_rec``, the id the API downloads the recording by. ``called_did`` is the number
 dialled, so it is the tracking number. The answer is an empty 200 for every event: a NOTIFY_START
@@ -219,7 +220,7 @@ def _event(
         return replace(base, direction="out", caller=number("destination"))
     if event in ("NOTIFY_END", "NOTIFY_OUT_END"):
         outbound = event == "NOTIFY_OUT_END"
-        answered = text("disposition").lower() == "answered"
+        answered = text("disposition").lower() == "answered" and duration != 0
         recorded = text("is_recorded") == "1" and bool(text("call_id_with_rec"))
         return replace(
             base,

@@ -346,3 +346,17 @@ def test_the_docs_say_call_start_is_read_in_the_sources_timezone() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     [row] = [line for line in readme.splitlines() if line.startswith("| `zadarma` |")]
     assert "`timezone`" in row
+
+
+async def test_an_answered_call_of_zero_seconds_is_missed(start_server: StartServer, tmp_path: Path) -> None:
+    """FORMATS §1.2: missed is NOTIFY_END with disposition other than "answered", or duration 0. A
+    zero-second "answered" call was counted answered: never missed, never nudged for a call-back."""
+    srv = await start_server(zadarma_config(tmp_path), clock=Clock(SAMPLE_DAY))
+    fields = {"call_start": "2024-03-05 17:22:07", "caller_id": "79160000013", "called_did": "74950000001"}
+    fields |= {"pbx_call_id": "in_zero_seconds", "internal": "101"}
+    end = {"event": "NOTIFY_END", "duration": "0", "disposition": "answered"}
+    for event in ({"event": "NOTIFY_ANSWER", "destination": "101"}, end):
+        body, headers = signed_body({**fields, **event})
+        assert (await srv.session.post(f"{srv.url}/hooks/zadarma", data=body, headers=headers)).status == 200
+    [row] = touches(srv, "in_zero_seconds")
+    assert (row["call_status"], row["answered"], row["call_final"], row["duration_s"]) == ("missed", 0, 1, 0)
