@@ -85,7 +85,9 @@ def _completed(details: Mapping[str, Any], source: SourceConfig, data: Mapping[s
     talk = _seconds(details, "billsec", "callDuration")
     wait = _seconds(details, "waitsec", "waitingTime")
     started = _epoch(details.get("startTime"))
-    ended = started + timedelta(seconds=(wait or 0) + (talk or 0)) if started else None
+    # Without the ringing time the end is unknown (the talk alone would make every missed call
+    # "short"), and a call with no end is never blocked by the short-call rule.
+    ended = started + timedelta(seconds=wait + (talk or 0)) if started and wait is not None else None
     answered = disposition in ANSWERED_DISPOSITIONS
     numbers = details.get("pbxNumberData")
     tracking = _text(numbers.get("number")) if isinstance(numbers, Mapping) else None

@@ -229,7 +229,9 @@ def _event(
             final=True,
             answered=answered,
             caller=number("destination") if outbound else number("caller_id"),
-            ended_at=started + timedelta(seconds=duration or 0) if started else None,
+            # ``duration`` is the talk alone (0 for a missed call): the call ended when Zadarma
+            # said so, which is what the short-call rule measures (ringing included).
+            ended_at=max(received_at, started + timedelta(seconds=duration or 0)) if started else None,
             duration_s=duration,
             talk_s=None if answered else 0,
             tracking_number=None if outbound else did,

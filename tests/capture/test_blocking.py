@@ -3,11 +3,22 @@ touch is journalled and stored, counted apart, and an entry taken off the list c
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
+import pytest
+
+from tests.capture.test_binotel import MISSED as BINOTEL_MISSED
+from tests.capture.test_binotel import TOKEN as BINOTEL_TOKEN
+from tests.capture.test_binotel import post as post_binotel
+from tests.capture.test_calls import Clock
 from tests.capture.test_mango import mango_config, post_mango, signed_mango, summary
-from tests.conftest import Running, StartServer, build_config
+from tests.capture.test_zadarma import SOURCE as ZADARMA_SOURCE
+from tests.capture.test_zadarma import post as post_zadarma
+from tests.conftest import BASE, Running, StartServer, build_config
+from tests.samples import sample
 
 TOKEN = "crm-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -109,3 +120,45 @@ async def test_the_api_unblocks_a_number_and_its_touches_count_again(
     assert srv.scalar("SELECT blocked FROM contacts") == 0
     status, report = await api(srv, "GET", "/api/report")
     assert report["inbound_touches"] == 2  # "first" and "after"; the blocked one stays apart
+
+
+#: When the Zadarma sample's missed call began (18:01:40 Moscow time).
+ZADARMA_START = datetime(2024, 3, 5, 15, 1, 40, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("rang_for", "blocked"), [(35, 0), (2, 1)])
+async def test_zadarma_measures_a_missed_call_to_its_end_not_its_talk(
+    start_server: StartServer, tmp_path: Path, rang_for: int, blocked: int
+) -> None:
+    # Zadarma's duration is the talk, 0 for every missed call: the call ends when NOTIFY_END comes.
+    config = build_config(
+        tmp_path, sources=[*BASE["sources"], ZADARMA_SOURCE], block=[{"short_call_seconds": 5}]
+    )
+    srv = await start_server(config, clock=Clock(ZADARMA_START + timedelta(seconds=rang_for)))
+    assert (await post_zadarma(srv, sample("zadarma_notify_end_missed.txt"))).status == 200
+    assert srv.rows("SELECT call_status, blocked FROM touches") == [
+        {"call_status": "missed", "blocked": blocked}
+    ]
+
+
+@pytest.mark.parametrize(("waitsec", "blocked"), [(None, 0), ("31", 0), ("2", 1)])
+async def test_binotel_measures_a_missed_call_by_its_ringing(
+    start_server: StartServer, tmp_path: Path, waitsec: str | None, blocked: int
+) -> None:
+    # Without waitsec the ringing is unknown: the call is not "short" for lack of a figure.
+    source = {
+        "name": BINOTEL_MISSED.source_name,
+        "provider": "binotel",
+        "token": BINOTEL_TOKEN,
+        "region": "UA",
+    }
+    srv = await start_server(
+        build_config(tmp_path, sources=[*BASE["sources"], source], block=[{"short_call_seconds": 5}])
+    )
+    pairs = [(k, v) for k, v in parse_qsl(BINOTEL_MISSED.body.decode()) if "waitsec" not in k]
+    if waitsec is not None:
+        pairs.append(("callDetails[waitsec]", waitsec))
+    assert (await post_binotel(srv, BINOTEL_MISSED, body=urlencode(pairs).encode())).status == 200
+    assert srv.rows("SELECT call_status, blocked FROM touches") == [
+        {"call_status": "missed", "blocked": blocked}
+    ]
