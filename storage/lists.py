@@ -21,12 +21,16 @@ INBOUND = "t.direction = 'in' AND t.dropped IS NULL AND t.blocked = 0 AND t.cont
 #: Nobody can register or call back a person whose data was erased (storage/erasure.py).
 NOT_ERASED = "NOT EXISTS (SELECT 1 FROM contacts e WHERE e.id = t.contact_id AND e.erased_at IS NOT NULL)"
 UNREGISTERED = f"{INBOUND} AND NOT EXISTS (SELECT 1 FROM registrations r WHERE r.contact_id = t.contact_id) AND {NOT_ERASED}"
+#: A person staff blocked as spam is nobody to call back, whatever their calls before the block
+#: (those stay counted): the call-back nudges skip them too (storage/nudges/due.py).
+NOT_BLOCKED = "NOT EXISTS (SELECT 1 FROM contacts b WHERE b.id = t.contact_id AND b.blocked = 1)"
 #: A missed call nobody has called back: no answered call with the person since (whenever it came:
 #: ``called_back_at`` is set only within the call-back SLA, which is the reports' figure, not this
-#: to-do list's), and no "Called back" pressed on any call-back card of the person since.
+#: to-do list's), no "Called back" pressed on any call-back card of the person since, and the person
+#: not blocked.
 NOT_CALLED_BACK = (
     f"{INBOUND} AND t.channel = 'call' AND t.answered = 0 AND t.hidden_caller = 0 AND NOT {CALLED_BACK_SQL}"
-    f" AND NOT {pressed_called_back('t.contact_id', 't.occurred_at')}"
+    f" AND NOT {pressed_called_back('t.contact_id', 't.occurred_at')} AND {NOT_BLOCKED}"
 )
 MISSED = f"{NOT_CALLED_BACK} AND {NOT_ERASED}"
 OPEN_STAGES = ("new", "qualified", "accepted", "returned")

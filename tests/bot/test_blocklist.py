@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from bot.callbacks import BlockCB, CardCB
+from storage.reports.report import missed_contacts
+from storage.reports.scope import Period
 from tests.bot.conftest import ANNA, BORIS, BotEnv
+from tests.bot.test_arrival import mango_call
 from tests.bot.test_registration import post_form
+from tests.capture.test_mango import MANGO_SOURCE
 from tests.conftest import BASE
+from tests.nudges.conftest import MSK, TUESDAY, Clock, msk
 
 VERA = 333  # a manager
 
@@ -35,6 +40,37 @@ async def test_an_unblocked_number_makes_touches_again(bot_env: BotEnv) -> None:
     assert srv.scalar("SELECT blocked FROM touches WHERE message = 'Now a customer'") == 0
     found = await bot_env.says(ANNA, "/find +79990000001", language="en")
     assert "On the block list" not in found.result["text"]
+
+
+async def test_a_missed_call_refused_as_spam_and_blocked_is_no_longer_owed_a_call_back(
+    bot_env: BotEnv,
+) -> None:
+    """A robocaller's missed call, refused with "Spam, and block": the number is never on /missed
+    (docs/privacy.md), nor on the digest's "still not called back" list, which is /missed's."""
+    srv = await bot_env.start(clock=Clock(msk(TUESDAY, 12)), sources=[*BASE["sources"], MANGO_SOURCE])
+    await mango_call(srv, "robo-1", "79165550001", msk(TUESDAY, 10), answered=False, extension="101")
+    [touch] = srv.rows("SELECT id, contact_id FROM touches")
+    t, c = touch["id"], touch["contact_id"]
+    before = await bot_env.says(ANNA, "/missed", language="en")
+    assert "+7 916 555-00-01" in before.result["text"]
+
+    card = await bot_env.says(ANNA, "+79165550001", language="en")
+    card_id = card.result["message_id"]
+    await bot_env.press(ANNA, card_id, CardCB(act="nal", t=t, c=c).pack())
+    await bot_env.press(ANNA, card_id, CardCB(act="why", t=t, c=c, v="spam").pack())
+    await bot_env.press(ANNA, card_id, CardCB(act="spam", t=t, c=c, v="block").pack())
+    assert srv.rows("SELECT value FROM blocklist") == [{"value": "+79165550001"}]
+
+    after = await bot_env.says(ANNA, "/missed", language="en")
+    assert after.result["text"] == "Missed calls not called back\n\nEvery missed call has been called back."
+    owed = await bot_env.store.read(lambda db: missed_contacts(db, Period.day(TUESDAY, MSK), 5))
+    assert (owed.items, owed.total) == ([], 0)
+
+    # Unblocked, the number is a person to call back again.
+    listing = await bot_env.says(ANNA, "/blocked", language="en")
+    await bot_env.taps(ANNA, listing.result["message_id"], "Unblock +7 916 555-00-01")
+    again = await bot_env.says(ANNA, "/missed", language="en")
+    assert "+7 916 555-00-01" in again.result["text"]
 
 
 async def test_the_block_list_is_paged_and_only_for_managers(bot_env: BotEnv) -> None:
