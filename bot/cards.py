@@ -168,24 +168,47 @@ def reasons_keyboard(card: TouchCard, touch_id: int) -> InlineKeyboardMarkup:
 
 
 def spam_keyboard(card: TouchCard, touch_id: int) -> InlineKeyboardMarkup:
+    """Blocking is offered only for a contact with something to block (:func:`spam_question`)."""
     c = card.contact_id
+    block = [button(_("🚫 Spam, and block"), CardCB(act="spam", t=touch_id, c=c, v="block").pack())]
     return InlineKeyboardMarkup(
         inline_keyboard=[
-            [button(_("🚫 Spam, and block"), CardCB(act="spam", t=touch_id, c=c, v="block").pack())],
+            *([block] if card.blockable else []),
             [button(_("Spam, do not block"), CardCB(act="spam", t=touch_id, c=c, v="keep").pack())],
             [button(_("« Back"), CardCB(act="nal", t=touch_id, c=c).pack())],
         ]
     )
 
 
+def blockable_name(kind: str, value: str) -> str:
+    """A block-list entry as staff recognise it: a number as they dial it, a chat id with its service."""
+    if kind == "phone":
+        return pretty_phone(value)
+    if kind == "email":
+        return value
+    return labels.chat_id(kind, value)
+
+
 def spam_question(card: TouchCard) -> str:
-    what = ", ".join(html.escape(pretty_phone(p)) for p in card.phones) or ", ".join(
-        html.escape(e) for e in card.emails
-    )
-    return _(
-        "Add {what} to the block list? Later calls and messages from it are still kept and counted apart,"
-        " but never shown as waiting for registration."
-    ).format(what=what or "—")
+    """Names exactly what "Spam, and block" puts on the list (storage's ``block_contact``), or says why
+    nothing can go there: a number kept as written (invalid) is never matched, so it would block nobody."""
+    if not card.blockable:
+        return _(
+            "This contact cannot be blocked: it has no valid phone number, email address or chat ID, so"
+            " a later call or message from it could not be recognised. Refuse it as spam without blocking."
+        )
+    what = ", ".join(html.escape(blockable_name(kind, value)) for kind, value in card.blockable)
+    if len(card.blockable) == 1:  # not a plural by count, which in Russian reads "it" for 21 of them
+        question = _(
+            "Add {what} to the block list? Later calls and messages from it are still kept and counted"
+            " apart, but never shown as waiting for registration."
+        )
+    else:
+        question = _(
+            "Add {what} to the block list? Later calls and messages from them are still kept and counted"
+            " apart, but never shown as waiting for registration."
+        )
+    return question.format(what=what)
 
 
 def prompt(name: str, required: bool) -> str:

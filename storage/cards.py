@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from storage.contacts import chat_ids, live_contact, phones_and_emails
+from storage.contacts import blockable, chat_ids, live_contact, phones_and_emails
 from storage.lists import UNREGISTERED
 from storage.registrations import Registration, registration_of
 
@@ -35,6 +35,8 @@ class TouchCard:
     chat_ids: list[tuple[str, str]] = field(default_factory=list)
     #: The URL that opens a chat touch's conversation (capture's ``conversation_url``), if any.
     conversation_url: str | None = None
+    #: ``(kind, value)`` of what "Spam, and block" would put on the block list (valid ones only).
+    blockable: list[tuple[str, str]] = field(default_factory=list)
 
 
 def touch_card(db: Database, touch_id: int) -> TouchCard | None:
@@ -75,6 +77,7 @@ def touch_card(db: Database, touch_id: int) -> TouchCard | None:
         do_not_contact=bool(contact[3]) if contact else False,
         chat_ids=chat_ids(db, contact_id),
         conversation_url=touch.pop("conversation_url"),
+        blockable=blockable(db, contact_id),
     )
 
 

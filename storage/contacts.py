@@ -537,18 +537,31 @@ def chat_ids(db: Database, contact_id: int) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in rows]
 
 
+def blockable(db: Database, contact_id: int) -> list[tuple[str, str]]:
+    """What of the contact can go on the block list, ``(kind, value)``: phones, then emails, then chat
+    ids. Only valid ones: an invalid one is never a match key (DESIGN.md), so listing it blocks nobody."""
+    rows = db.execute(
+        "SELECT kind, value FROM identifiers WHERE contact_id = ? AND valid = 1"
+        " ORDER BY kind != 'phone', kind != 'email', id",
+        [contact_id],
+    ).fetchall()
+    return [(str(k), str(v)) for k, v in rows]
+
+
 def block_contact(db: Database, contact_id: int, *, staff_id: int | None, at: datetime) -> int:
-    """Put the contact's valid numbers and addresses on the block list; returns how many were added."""
+    """Put what :func:`blockable` names on the block list; returns how many were added. The contact is
+    marked blocked only when something of it is on the list: a mark with no entry could never be
+    taken off, and would promise a block that catches nothing."""
+    idents = blockable(db, contact_id)
     added = 0
-    for kind, value in db.execute(
-        "SELECT kind, value FROM identifiers WHERE contact_id = ? AND valid = 1", [contact_id]
-    ).fetchall():
+    for kind, value in idents:
         cursor = db.execute(
             "INSERT OR IGNORE INTO blocklist (kind, value, staff_id, reason, at) VALUES (?, ?, ?, 'spam', ?)",
             [kind, value, staff_id, iso(at)],
         )
         added += cursor.rowcount
-    db.execute("UPDATE contacts SET blocked = 1, updated_at = ? WHERE id = ?", [iso(at), contact_id])
+    if idents:
+        db.execute("UPDATE contacts SET blocked = 1, updated_at = ? WHERE id = ?", [iso(at), contact_id])
     return added
 
 

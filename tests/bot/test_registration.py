@@ -13,6 +13,7 @@ from bot.callbacks import CardCB, OpenCB
 from leadline import keys
 from storage.retention import run_pass
 from tests.bot.conftest import ANNA, BORIS, BotEnv, button_data
+from tests.capture.chat_payloads import AVITO_TEXT, chat_config, post_avito
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
 from tests.conftest import BASE, Running
 from tests.fake_telegram import CallRecord
@@ -230,6 +231,69 @@ async def test_spam_is_put_on_the_block_list_only_when_asked(bot_env: BotEnv) ->
     await post_form(srv, phone="+7 999 000-00-01", message="And again")
     [later] = srv.rows("SELECT blocked FROM touches ORDER BY id DESC LIMIT 1")
     assert later["blocked"] == 1
+
+
+async def spam_question(bot_env: BotEnv, touch: dict[str, Any]) -> tuple[int, str, list[str]]:
+    """Open a touch's card from /unregistered and refuse it as spam: the card, its question and buttons."""
+    t, c = touch["id"], touch["contact_id"]
+    listing = await bot_env.says(ANNA, "/unregistered", language="en")
+    await bot_env.press(ANNA, listing.result["message_id"], OpenCB(kind="touch", id=t).pack())
+
+    def is_card(record: CallRecord) -> bool:
+        return record.method == "sendMessage" and record.ok and f"t:lead:{t}:" in str(record.params)
+
+    card_id = (await bot_env.tg.wait_for(is_card)).result["message_id"]
+    await bot_env.press(ANNA, card_id, CardCB(act="nal", t=t, c=c).pack())
+    await bot_env.press(ANNA, card_id, CardCB(act="why", t=t, c=c, v="spam").pack())
+    question = bot_env.text(ANNA, card_id).split("\n\n")[-1]
+    return card_id, question, [b["text"] for b in bot_env.tg.buttons(ANNA, card_id)]
+
+
+async def test_the_spam_question_names_exactly_what_goes_on_the_block_list(bot_env: BotEnv) -> None:
+    base = chat_config(bot_env.tmp_path)
+    srv = await bot_env.start(bot_env.config(sources=[s.model_dump() for s in base.sources], campaigns=[]))
+    await post_form(srv, phone="+7 916 123-45-67", email="ivan@example.com", message="Cheap SEO")
+    assert (await post_avito(srv, AVITO_TEXT.body)).status == 200
+    form, chat = srv.rows("SELECT id, contact_id FROM touches ORDER BY id")
+
+    card_id, question, buttons = await spam_question(bot_env, form)
+    assert question.startswith("Add +7 916 123-45-67, ivan@example.com to the block list? Later calls and")
+    assert "from them are still kept" in question and buttons[0] == "🚫 Spam, and block"
+    await bot_env.taps(ANNA, card_id, "Spam, and block")
+    card_id, question, _buttons = await spam_question(bot_env, chat)
+    assert question.startswith("Add Avito 500000002 to the block list? Later calls and messages from it")
+    await bot_env.taps(ANNA, card_id, "Spam, and block")
+    listed = srv.rows("SELECT kind, value FROM blocklist ORDER BY id")
+    assert [(r["kind"], r["value"]) for r in listed] == [
+        ("phone", "+79161234567"),
+        ("email", "ivan@example.com"),
+        ("avito_id", "500000002"),
+    ]
+
+
+async def test_a_contact_with_nothing_valid_to_block_is_not_offered_the_block(bot_env: BotEnv) -> None:
+    """A bot's form with a junk number: kept as written, never matched (DESIGN.md), so blocking it would
+    catch nothing; the card says so, and a block pressed on a card drawn before leaves no mark that no
+    block-list entry could ever take off."""
+    srv = await bot_env.start()
+    await post_form(srv, phone="12345", message="Buy followers http://spam.example")
+    touch = the_touch(srv)
+    t, c = touch["id"], touch["contact_id"]
+    card_id, question, buttons = await spam_question(bot_env, touch)
+    assert question == (
+        "This contact cannot be blocked: it has no valid phone number, email address or chat ID, so a later"
+        " call or message from it could not be recognised. Refuse it as spam without blocking."
+    )
+    assert buttons == ["Spam, do not block", "« Back"]
+
+    await bot_env.press(ANNA, card_id, CardCB(act="spam", t=t, c=c, v="block").pack(), forged=True)
+    assert srv.rows("SELECT reason FROM registrations") == [{"reason": "spam"}]
+    assert (srv.scalar("SELECT COUNT(*) FROM blocklist"), srv.scalar("SELECT blocked FROM contacts")) == (
+        0,
+        0,
+    )
+    found = await bot_env.says(ANNA, "/find 12345", language="en")
+    assert "12345" in found.result["text"] and "On the block list" not in found.result["text"]
 
 
 async def test_the_form_can_change_campaign_owner_name_and_temperature_before_saving(bot_env: BotEnv) -> None:
