@@ -316,6 +316,11 @@ def _escalations(db: Database, w: _Window, rules: NudgeRules, people: Directory)
     return out
 
 
+#: The lead (aliased ``l``) of a person since erased: its card would be about nobody, so no follow-up
+#: or stale question is asked about it, as none is asked to register or call them back.
+_ERASED_LEAD_SQL = "EXISTS (SELECT 1 FROM contacts e WHERE e.id = l.contact_id AND e.erased_at IS NOT NULL)"
+
+
 def _follow_ups(db: Database, w: _Window, rules: NudgeRules, people: Directory) -> list[Due]:
     """Open leads whose follow-up date has come: once per date, at the start of that working day."""
     today = w.now.astimezone(rules.tz).date()
@@ -324,6 +329,7 @@ def _follow_ups(db: Database, w: _Window, rules: NudgeRules, people: Directory) 
         "SELECT l.id, l.contact_id, l.owner_id, l.follow_up_on FROM leads l"
         f" WHERE l.follow_up_on IS NOT NULL AND l.{OPEN_STAGES_SQL}"
         " AND l.follow_up_on <= :today AND l.follow_up_on >= :oldest"
+        f" AND NOT {_ERASED_LEAD_SQL}"
         " AND NOT EXISTS (SELECT 1 FROM nudges n WHERE n.kind = 'follow_up' AND n.level = 0"
         " AND (n.subject = 'lead:' || l.id || ':' || l.follow_up_on || ':' || IFNULL(l.owner_id, '')"
         # a subject from before the owner was in it: its question stands unless an owner change closed it
@@ -356,6 +362,7 @@ def _stale(db: Database, w: _Window, rules: NudgeRules, people: Directory) -> li
         "SELECT l.id, l.contact_id, l.owner_id, l.updated_at FROM leads l"
         f" WHERE l.{OPEN_STAGES_SQL} AND l.updated_at <= :before AND l.updated_at >= :oldest"
         " AND (l.follow_up_on IS NULL OR l.follow_up_on <= :before_day)"
+        f" AND NOT {_ERASED_LEAD_SQL}"
         " AND NOT EXISTS (SELECT 1 FROM nudges n WHERE n.kind = 'stale'"
         " AND n.subject = 'lead:' || l.id || ':' || l.updated_at AND n.level = 0)",
         {

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from storage.erasure import Actor, forget
 from tests.nudges.conftest import ANNA, BORIS, TUESDAY, Office, msk
+from tests.nudges.test_follow_up import WEDNESDAY, _lead
 
 CALLER = "+79161234567"
 
@@ -19,5 +22,18 @@ async def test_an_erased_callers_answered_and_missed_calls_nudge_nobody(office: 
 
     for hh, mm in ((10, 15), (10, 31), (11, 31), (12, 0)):  # past the register, call-back and escalation SLAs
         await office.sweep(msk(TUESDAY, hh, mm))
+    assert office.nudges() == []
+    assert office.messages(BORIS) == [] and office.messages(ANNA) == []
+
+
+async def test_an_erased_persons_lead_asks_for_no_follow_up_and_goes_stale_unnoticed(office: Office) -> None:
+    lead_id = await _lead(office, follow_up_on=WEDNESDAY)
+    contact = office.srv.scalar("SELECT contact_id FROM leads WHERE id = ?", [lead_id])
+    erased = await forget(office.store, contact, at=msk(TUESDAY, 11, 0), actor=Actor("cli", "test"))
+    assert erased is not None
+
+    week_later = WEDNESDAY + timedelta(days=7)  # unchanged for a week, the follow-up date long past
+    for day, hh, mm in ((WEDNESDAY, 9, 0), (WEDNESDAY, 10, 1), (week_later, 10, 6), (week_later, 11, 7)):
+        await office.sweep(msk(day, hh, mm))  # the follow-up day, the stale week, and their escalations
     assert office.nudges() == []
     assert office.messages(BORIS) == [] and office.messages(ANNA) == []
