@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 from urllib.parse import quote, unquote_plus
@@ -30,11 +31,31 @@ from storage.identifiers import HANDLE_KINDS, Kind, parse_query
 
 #: A run of digits as people and providers write a phone number: spaces, dashes, dots, brackets.
 _PHONE_RUN = re.compile(r"\d[\d\s\-().]{5,}\d")
-_EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")
+#: The characters RFC 5322 allows in an unquoted local part (``o'brien@``, ``a&b@``).
+_ATEXT = r"[\w.!#$%&'*+/=?^`{|}~\-]"
+#: An address in text: a local part of at most 64 such characters (RFC 5321's limit, which also
+#: keeps the search linear in a long run of letters) and a dotted domain.
+_EMAIL = re.compile(rf"({_ATEXT}{{1,64}})@([\w\-]+(?:\.[\w\-]+)+)")
+_LOCAL_CHAR = re.compile(_ATEXT)
+#: Where an address may begin inside such a run: after a character other than letters, digits and
+#: ``.+-`` (``email=ann@``, ``'ann@'``); ``joann@`` holds no ``ann@``.
+_ADDRESS_START = re.compile(r"[^\w.+\-]")
 #: A chat id or username as it stands in text: letters, digits, ``_`` and ``.`` (WhatsApp's ``RU.…``).
 _WORD = re.compile(r"[\w.]+")
 #: A JSON string escape: ``\n`` and the like glue letters onto an address, ``\uXXXX`` hides one.
 _JSON_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|([nrtbf\"/\\]))")
+
+
+def _addresses(text: str) -> Iterator[str]:
+    """Every address ``text`` may name whole: each run of local-part characters before an ``@``,
+    and the tails of it that begin after a character that begins no common address, each with its
+    domain."""
+    for match in _EMAIL.finditer(text):
+        local, domain = match[1], match[2]
+        if not (match.start() and _LOCAL_CHAR.match(text, match.start() - 1)):  # the run, whole
+            yield f"{local}@{domain}"
+        for start in _ADDRESS_START.finditer(local):
+            yield f"{local[start.end() :]}@{domain}"
 
 
 def _unescape(match: re.Match[str]) -> str:
@@ -136,7 +157,7 @@ class Matcher:
         if "\\" in text:  # a JSON body's escapes: "wife:\nann@" names ann@, and "\u0418" is И
             text = _JSON_ESCAPE.sub(_unescape, text)
         texts = [text, unquote_plus(text)] if "%" in text or "+" in text else [text]
-        if self.emails and any(e in self.emails for each in texts for e in _EMAIL.findall(each.lower())):
+        if self.emails and any(e in self.emails for each in texts for e in _addresses(each.lower())):
             return True
         if self.handles and any(
             w.strip(".") in self.handles for each in texts for w in _WORD.findall(each.lower())
@@ -379,7 +400,8 @@ def scan(db: Database, subject: Subject, after: Marks = Marks(), *, journal: Jou
             "SELECT id, payload FROM outbox WHERE id > ? AND id <= ? AND payload != '{}'",
             [after.outbox, top_outbox],
         )
-        outbox.update(int(i) for i, payload in rows if matcher(str(payload)))
+        # A message's text is Telegram's HTML, which writes ``o'brien@`` as ``o&#x27;brien@``.
+        outbox.update(int(i) for i, payload in rows if matcher(html.unescape(str(payload))))
     outbox.update(
         _in(
             db,

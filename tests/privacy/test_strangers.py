@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -70,4 +71,29 @@ def test_forgetting_ann_leaves_joann_and_alex_kowalski_whole_and_her_export_hold
     assert b"Joann" in body(db, joann) and b"Joann" in body(db, joann_refused)
     assert b"Kowalski" in body(db, kowalski)
     assert body(db, anns_refused) == body(db, about_ann) == b""
+    assert db.execute("SELECT payload FROM outbox WHERE id = ?", [listing]).fetchone()[0] == "{}"
+
+
+def test_an_address_with_an_apostrophe_is_found_whole_in_a_refused_form_and_a_list_sent_to_staff(
+    tmp_path: Path,
+) -> None:
+    db = open_database(tmp_path / "leadline.db")
+    sean = form(db, "sean", email="Sean.O'Brien@example.org", name="Sean")
+    # A form refused for a field the parser did not know yet: a replay once it is fixed would bring
+    # him back.
+    refused = request(db, {"contact_mail": "Sean.O'Brien@example.org", "text": "call me"}, status="rejected")
+    obrien = request(db, {"contact_mail": "o'brien@example.org", "name": "Obrien"}, status="rejected")
+    # A list sent to staff: Telegram's HTML writes his address as sean.o&#x27;brien@example.org.
+    escaped = html.escape("sean.o'brien@example.org")
+    listing = enqueue(db, 111, {"text": f"Still not registered: {escaped}, Joann"}, at=AT)
+
+    shown = export_subject(db, sean)
+    assert shown is not None and refused in [r["id"] for r in shown["requests"]]
+    assert obrien not in [r["id"] for r in shown["requests"]]
+
+    forget(db, sean, AT + timedelta(days=1))
+    assert body(db, refused) == b""
+    [row] = db.execute("SELECT status, http_status, redacted FROM journal WHERE id = ?", [refused]).fetchall()
+    assert row == ("rejected", 410, "erased")
+    assert b"Obrien" in body(db, obrien)
     assert db.execute("SELECT payload FROM outbox WHERE id = ?", [listing]).fetchone()[0] == "{}"
