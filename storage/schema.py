@@ -891,6 +891,25 @@ CREATE INDEX touches_given_not_calls ON touches (assignee_id, given_at, channel)
     )
 
 
+@migrations()
+def m028_touch_requests(db: Database) -> None:
+    """The raw requests that repeated a stored form, mail or manual entry (a provider's retry): each
+    is a journal row of its own that makes no touch, so ``touches.journal_id`` cannot name it, yet it
+    names the person as the first did (a number spelled as none of their identifiers has it, say).
+    Erasure and ``subject-export`` find it through this link (storage/subjects.py). Only a repeat
+    writes a row; retries stored before this migration are found by their text."""
+    _run(
+        db,
+        """
+CREATE TABLE touch_requests (
+    touch_id INTEGER NOT NULL REFERENCES touches (id),
+    journal_id INTEGER NOT NULL REFERENCES journal (id),
+    PRIMARY KEY (touch_id, journal_id)
+) WITHOUT ROWID
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
-from urllib.parse import quote, unquote_plus
+from urllib.parse import quote, quote_plus, unquote_plus
 
 import phonenumbers
 from sqlite_utils import Database
@@ -116,6 +116,9 @@ class Matcher:
     emails: frozenset[str] = frozenset()
     #: Chat ids and usernames, lower-cased, matched as whole words (``300000001``, ``test_alex_k``).
     handles: frozenset[str] = frozenset()
+    #: Those identifiers as they were typed (``+7 916 123-45-67``, ``Ann.B@…``), for the byte search
+    #: alone: a provider's retry carries the same bytes as the request that made the touch.
+    typed: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, identifiers: Iterable[tuple[str, str, str, bool]]) -> Matcher:
@@ -123,6 +126,7 @@ class Matcher:
         numbers: set[str] = set()
         emails: set[str] = set()
         handles: set[str] = set()
+        typed: set[str] = set()
         for kind, value, raw, valid in identifiers:
             if kind == "email":
                 emails.update(e.strip().lower() for e in (value, raw) if "@" in e)
@@ -130,10 +134,18 @@ class Matcher:
                 handles.add(value.lower())
             elif (digits := national_digits(value, valid)) is not None:
                 numbers.add(digits)
-        return cls(frozenset(numbers), frozenset(emails), frozenset(handles))
+            else:
+                continue  # a number too short to search for
+            typed.add(raw.strip())
+        return cls(frozenset(numbers), frozenset(emails), frozenset(handles), frozenset(typed) - {""})
 
     def __or__(self, other: Matcher) -> Matcher:
-        return Matcher(self.numbers | other.numbers, self.emails | other.emails, self.handles | other.handles)
+        return Matcher(
+            self.numbers | other.numbers,
+            self.emails | other.emails,
+            self.handles | other.handles,
+            self.typed | other.typed,
+        )
 
     def __bool__(self) -> bool:
         return bool(self.numbers or self.emails or self.handles)
@@ -142,13 +154,15 @@ class Matcher:
     def needles(self) -> list[bytes]:
         """Byte strings a raw request naming the person contains in its most common spellings, for
         a scan in SQL (``instr``) that needs no decoding: digits, E.164 digits, the email as is and
-        URL-encoded."""
+        URL-encoded, and each identifier as it was typed, as is and form-encoded."""
         found: set[bytes] = set()
         for number in self.numbers:
             found.add(number.encode())
         for email in self.emails:
             found.update({email.encode(), quote(email, safe="").encode()})
         found.update(h.encode() for h in self.handles)
+        for typed in self.typed:
+            found.update({typed.encode(), quote_plus(typed).encode()})
         return sorted(found)
 
     def __call__(self, text: str) -> bool:
@@ -196,7 +210,8 @@ class Subject:
     registration_ids: tuple[int, ...]
     lead_ids: tuple[int, ...]
     nudge_ids: tuple[int, ...]
-    #: Journal rows their touches and call events came from.
+    #: Journal rows their touches, call events and chat messages came from, and the retries of their
+    #: forms and mail (``touch_requests``; a call's or a chat's retry names them by number or id).
     journal_ids: tuple[int, ...]
     matcher: Matcher = field(default_factory=Matcher)
 
@@ -274,6 +289,7 @@ def subject_of(db: Database, contact_id: int, *, unlinked: bool = True) -> Subje
         ]
     leads = _in(db, "SELECT id FROM leads WHERE contact_id IN ({marks})", people)
     journal = _in(db, "SELECT journal_id FROM touches WHERE id IN ({marks})", touches)
+    journal += _in(db, "SELECT journal_id FROM touch_requests WHERE touch_id IN ({marks})", touches)
     journal += _in(db, "SELECT journal_id FROM call_events WHERE touch_id IN ({marks})", touches)
     journal += _in(db, "SELECT journal_id FROM chat_messages WHERE touch_id IN ({marks})", touches)
     journal += _in(db, "SELECT journal_id FROM chat_replies WHERE touch_id IN ({marks})", touches)

@@ -145,6 +145,21 @@ def insert_touch(db: Database, touch: NewTouch) -> tuple[int, bool]:
     return existing, False
 
 
+_LINK_REPEAT = (
+    "INSERT OR IGNORE INTO touch_requests (touch_id, journal_id)"
+    " SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM touches WHERE id = ? AND journal_id = ?)"
+)
+
+
+def link_repeat(db: Database, touch_id: int, journal_id: int | None) -> None:
+    """Tie the raw request of a repeated event (a provider's retry) to the touch it repeated: it
+    makes no touch but names the person as the first did, and erasure must find it. Called only
+    for a repeat, so a new touch's write costs nothing more; a journal row replayed into the touch
+    it made already is that touch's own, and needs no link."""
+    if journal_id is not None:
+        db.conn.execute(_LINK_REPEAT, (touch_id, journal_id, touch_id, journal_id))
+
+
 def identifiers_of(
     phones: tuple[str, ...],
     emails: tuple[str, ...],
@@ -226,8 +241,9 @@ def record_contact_events(
     """Store forms, mail and manual entries as touches on their contacts: ``(touch id, new)`` each.
 
     A retry (an event whose source and id, or one of its ``former_ids``, are already stored, or
-    came earlier in ``items``) changes nothing. Contacts are resolved for all the events at once by
-    :func:`storage.contacts.resolve_contacts`, and the touches written with one statement.
+    came earlier in ``items``) changes nothing but its raw request's link (:func:`link_repeat`).
+    Contacts are resolved for all the events at once by :func:`storage.contacts.resolve_contacts`,
+    and the touches written with one statement.
     """
     keys = {(ctx.source, key) for event, ctx in items for key in (event.external_id, *event.former_ids)}
     known = _existing_touches(db, keys)
@@ -237,13 +253,16 @@ def record_contact_events(
     new: list[int] = []  # the items that make a touch: the first of each id not stored yet
     claims: list[Claim] = []
     claim_of: dict[int, int] = {}  # item → its claim
+    repeats: list[int] = []  # the items whose touch is stored already, or made by an earlier item
     for n, ((event, ctx), found) in enumerate(zip(items, idents, strict=True)):
         key = (ctx.source, event.external_id)
         if key in known or key in keys_new:
+            repeats.append(n)
             continue
         stored = next((known[(ctx.source, f)] for f in event.former_ids if (ctx.source, f) in known), None)
         if stored is not None:  # stored under the key an earlier release gave it
             known[key] = stored
+            repeats.append(n)
             continue
         keys_new.add(key)
         new.append(n)
@@ -280,6 +299,9 @@ def record_contact_events(
     # The call-back SLA is the config's, one for every source.
     deadline = next((ctx.callback_deadline for _, ctx in items), None)
     write_touches(resolve_contacts(db, claims, before_merge=write_touches, deadline=deadline))
+    for n in repeats:
+        event, ctx = items[n]
+        link_repeat(db, known[(ctx.source, event.external_id)], ctx.journal_id)
     return [
         (made[n], True) if n in made else (known[(ctx.source, event.external_id)], False)
         for n, (event, ctx) in enumerate(items)

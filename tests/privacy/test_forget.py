@@ -13,7 +13,16 @@ from storage.registrations import change_lead
 from storage.schema import migrate
 from tests.cli import run_cli
 from tests.conftest import StartServer
-from tests.privacy.people import E164, EMAIL, NAME, PHONE_TYPED, leave_a_trail, privacy_config, traces_in
+from tests.privacy.people import (
+    E164,
+    EMAIL,
+    NAME,
+    PHONE_TYPED,
+    TRACES,
+    leave_a_trail,
+    privacy_config,
+    traces_in,
+)
 
 
 async def report(config: Path, as_of: str) -> dict[str, Any]:
@@ -61,6 +70,38 @@ async def test_forget_leaves_no_byte_of_the_person_and_no_figure_changed(
 
     again = await run_cli("forget", E164, "--config", str(cfg), "--yes")
     assert again.code == 1 and "Nobody to erase: no contact has this phone number or email" in again.output
+
+
+async def test_a_providers_retry_of_a_form_is_shown_and_erased_with_the_person(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    """A retry makes no touch but keeps a raw request of its own, which names the person as the
+    first did (here with the number spelled as no identifier of theirs has it)."""
+    config = privacy_config(tmp_path)
+    srv = await start_server(config)
+    await leave_a_trail(srv)
+    spelled, words = "8 (916) 123 45 67", "Still waiting for the kitchen quote"
+    for _ in range(2):  # the site's form plug-in sends it again after a timeout
+        form = {"name": NAME, "phone": spelled, "message": words}
+        async with srv.session.post(f"{srv.url}/hooks/form?token=form-token", json=form) as resp:
+            assert resp.status == 200, await resp.text()
+    retry = srv.scalar("SELECT MAX(id) FROM journal")
+    assert srv.scalar("SELECT touches_created FROM journal WHERE id = ?", [retry]) == 0
+    cfg = str(tmp_path / "config.toml")
+
+    out = tmp_path / "subject.json"
+    shown = await run_cli("subject-export", E164, "--config", cfg, "--output", str(out))
+    assert shown.code == 0, shown.output
+    assert {retry - 1, retry} <= {r["id"] for r in json.loads(out.read_text(encoding="utf-8"))["requests"]}
+
+    done = await run_cli("forget", E164, "--config", cfg, "--yes")
+    assert done.code == 0, done.output
+    assert srv.scalar("SELECT redacted FROM journal WHERE id = ?", [retry]) == "erased"
+    database = config.database_path
+    assert await traces_in(database, [*TRACES, spelled, words]) == {
+        database.name: [],
+        f"{database.name}-wal": [],
+    }
 
 
 async def test_forget_erases_the_reason_typed_when_the_lead_went_back_to_marketing(

@@ -97,3 +97,16 @@ def test_an_address_with_an_apostrophe_is_found_whole_in_a_refused_form_and_a_li
     assert row == ("rejected", 410, "erased")
     assert b"Obrien" in body(db, obrien)
     assert db.execute("SELECT payload FROM outbox WHERE id = ?", [listing]).fetchone()[0] == "{}"
+
+
+def test_a_retry_stored_before_its_link_is_found_by_the_address_as_typed(tmp_path: Path) -> None:
+    """A provider's retry journalled before retries were tied to their touch names the person only
+    in its text, and a processed request is searched by its bytes: the address as typed is one."""
+    db = open_database(tmp_path / "leadline.db")
+    ann = form(db, "ann", email="Ann.B@Example.org", name="Ann")
+    retry = request(db, {"email": "Ann.B@Example.org", "name": "Ann"})
+
+    shown = export_subject(db, ann)
+    assert shown is not None and retry in [r["id"] for r in shown["requests"]]
+    forget(db, ann, AT + timedelta(days=1))
+    assert body(db, retry) == b""
