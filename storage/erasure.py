@@ -3,8 +3,8 @@
 What stays is what the numbers need and names nobody: the contact row (without a name, marked
 ``erased_at``) with its touches, registrations and leads, so every past report comes out the same.
 What goes: identifiers, block-list entries (on request; a retention pass keeps a spammer blocked),
-names and texts of touches, leads and registrations, a lead's ``need`` and the reason typed when it
-went back to marketing, in its history and in the webhooks to a CRM, the API's idempotency keys that answered about them, the bot's unsaved drafts
+names and texts of touches (and their number or address on a touch of someone kept apart from
+them), leads and registrations, a lead's ``need`` and the reason typed when it went back to marketing, in its history and in the webhooks to a CRM, the API's idempotency keys that answered about them, the bot's unsaved drafts
 about them (bot/fsm.py), the raw requests (body, headers, query, address; a row that ``leadline replay``
 could run again is marked rejected with 410, so it never brings the person back), pending
 recordings, Zadarma's request bindings, and the Telegram messages that showed them (a message not
@@ -33,7 +33,7 @@ from sqlite_utils import Database
 from storage.chats import erased_message_id
 from storage.db import Store, WriteLock, chunks, connect, iso
 from storage.identifiers import Kind
-from storage.subjects import Found, Subject, scan, subject_of
+from storage.subjects import Found, Subject, scan, subject_of, their_fields
 
 log = logging.getLogger("leadline.erasure")
 
@@ -175,6 +175,7 @@ def erase(
         touches,
         [stamp],
     )
+    counts["touches"] += _erase_named_in(db, subject, stamp)
     counts["message_ids"] = _erase_message_ids(db, touches)
     counts["pending_recordings"] = _update(
         db,
@@ -249,6 +250,27 @@ def erase(
         or 0
     )
     return Erased(erasure_id, subject.contact_id, people, touches, kinds, counts)
+
+
+def _erase_named_in(db: Database, subject: Subject, stamp: str) -> int:
+    """Another contact's touches that carry the person's number or address lose what is theirs: the
+    column that names them, or the provider's fields that do; the rest is the other person's."""
+    for column in ("phone_raw", "email_raw", "message"):
+        _update(
+            db,
+            f"UPDATE touches SET {column} = NULL, updated_at = ? WHERE id IN ({{marks}})",
+            [touch for touch, named in subject.named_in if named == column],
+            [stamp],
+        )
+    for touch in sorted({touch for touch, named in subject.named_in if named == "payload"}):
+        payload = str(db.execute("SELECT payload FROM touches WHERE id = ?", [touch]).fetchone()[0])
+        theirs = their_fields(payload, subject.matcher)
+        kept = {k: v for k, v in json.loads(payload).items() if k not in theirs}
+        db.execute(
+            "UPDATE touches SET payload = ?, updated_at = ? WHERE id = ?",
+            [json.dumps(kept, ensure_ascii=False), stamp, touch],
+        )
+    return len({touch for touch, _ in subject.named_in})
 
 
 def blank_messages(db: Database, ids: Sequence[int]) -> int:

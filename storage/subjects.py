@@ -197,6 +197,11 @@ def national_digits(value: str, valid: bool = True) -> str | None:
     return digits if len(digits) >= _MIN_DIGITS else None
 
 
+#: The columns of a touch that may hold a person's number or address as it was sent: a provider's
+#: fields (``payload``) are read one by one.
+TouchColumn = Literal["phone_raw", "email_raw", "message", "payload"]
+
+
 @dataclass(frozen=True)
 class Subject:
     """The rows that point at one person; the text scans (:func:`scan`) add what only names them."""
@@ -214,6 +219,9 @@ class Subject:
     #: forms and mail (``touch_requests``; a call's or a chat's retry names them by number or id).
     journal_ids: tuple[int, ...]
     matcher: Matcher = field(default_factory=Matcher)
+    #: ``(touch id, column)`` of another contact's touches that carry their number or address: a
+    #: touch that named two people a manager kept apart went to its phone's owner.
+    named_in: tuple[tuple[int, TouchColumn], ...] = ()
 
     @property
     def kinds(self) -> list[Kind]:
@@ -322,6 +330,7 @@ def subject_of(db: Database, contact_id: int, *, unlinked: bool = True) -> Subje
         nudge_ids=tuple(sorted(set(nudges))),
         journal_ids=tuple(sorted(set(journal))),
         matcher=matcher,
+        named_in=tuple(_named_in(db, people, matcher)),
     )
 
 
@@ -339,6 +348,47 @@ def _unlinked_touches(db: Database, matcher: Matcher) -> list[int]:
         " AND (phone_raw IS NOT NULL OR email_raw IS NOT NULL)"
     )
     return [int(i) for i, p, e in rows if matcher(" ".join(filter(None, (p, e))))]
+
+
+def _named_in(db: Database, people: Sequence[int], matcher: Matcher) -> list[tuple[int, TouchColumn]]:
+    """The columns of other people's touches that carry the person's number or address.
+
+    Only a contact a manager kept apart from them (an undone merge, "not the same person") holds
+    such a touch: from then on a touch naming both goes to the one its phone belongs to, and its
+    email stays the other's (docs/privacy.md, "Splits that stick"). So only those contacts, and the
+    ones merged into them since, are read.
+    """
+    if not matcher:
+        return []
+    apart = _in(db, "SELECT high_id FROM merge_exceptions WHERE low_id IN ({marks})", people)
+    apart += _in(db, "SELECT low_id FROM merge_exceptions WHERE high_id IN ({marks})", people)
+    others = {c for a in set(apart) for c in family(db, live_contact(db, a))} - set(people)
+    found: list[tuple[int, TouchColumn]] = []
+    for chunk in chunks(sorted(others)):
+        rows = db.execute(
+            "SELECT id, phone_raw, email_raw, message, payload FROM touches"
+            f" WHERE contact_id IN ({','.join('?' * len(chunk))})",
+            list(chunk),
+        )
+        for touch_id, *values in rows:
+            found += [
+                (int(touch_id), column)
+                for column, value in zip(_TOUCH_COLUMNS, values, strict=True)
+                if value
+                and (their_fields(str(value), matcher) if column == "payload" else matcher(str(value)))
+            ]
+    return found
+
+
+_TOUCH_COLUMNS: tuple[TouchColumn, ...] = ("phone_raw", "email_raw", "message", "payload")
+
+
+def their_fields(payload: str, matcher: Matcher) -> dict[str, Any]:
+    """The fields of a touch's ``payload`` (a provider's fields, JSON) that name the person."""
+    fields = json.loads(payload or "{}")
+    if not isinstance(fields, dict):
+        return {}
+    return {k: v for k, v in fields.items() if matcher(v if isinstance(v, str) else json.dumps(v))}
 
 
 @dataclass(frozen=True)
@@ -538,6 +588,9 @@ def export_subject(db: Database, contact_id: int) -> dict[str, Any] | None:
                 db, "SELECT * FROM touches WHERE id IN ({marks}) ORDER BY occurred_at, id", subject.touch_ids
             )
         ],
+        # Another contact's touches that carry their number or address: only what names them,
+        # since the rest of the touch is the other person's.
+        "named_in_touches": _named_in_rows(db, subject),
         "registrations": _rows(
             db, "SELECT * FROM registrations WHERE id IN ({marks}) ORDER BY id", subject.registration_ids
         ),
@@ -578,6 +631,23 @@ def export_subject(db: Database, contact_id: int) -> dict[str, Any] | None:
         ),
         "drafts": [_json_columns(d, "data") for d in _drafts(db, people, subject.touch_ids)],
     }
+
+
+def _named_in_rows(db: Database, subject: Subject) -> list[dict[str, Any]]:
+    """Each touch of :attr:`Subject.named_in` with its id, time and channel, and what of it is the
+    person's: the columns that name them, and the provider's fields that do."""
+    columns: dict[int, list[TouchColumn]] = {}
+    for touch_id, column in subject.named_in:
+        columns.setdefault(touch_id, []).append(column)
+    rows = _rows(db, "SELECT * FROM touches WHERE id IN ({marks}) ORDER BY occurred_at, id", list(columns))
+    return [
+        {"id": t["id"], "occurred_at": t["occurred_at"], "channel": t["channel"]}
+        | {
+            column: their_fields(t[column], subject.matcher) if column == "payload" else t[column]
+            for column in columns[t["id"]]
+        }
+        for t in rows
+    ]
 
 
 def _drafts(db: Database, people: Sequence[int], touches: Sequence[int]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from storage.contacts import undo_merge
 from storage.db import open_database
 from storage.registrations import change_lead
 from storage.schema import migrate
@@ -17,6 +18,7 @@ from tests.privacy.people import (
     E164,
     EMAIL,
     NAME,
+    OTHER_PHONE,
     PHONE_TYPED,
     TRACES,
     leave_a_trail,
@@ -102,6 +104,61 @@ async def test_a_providers_retry_of_a_form_is_shown_and_erased_with_the_person(
         database.name: [],
         f"{database.name}-wal": [],
     }
+
+
+async def test_forget_takes_their_address_from_a_touch_that_went_to_the_person_kept_apart_from_them(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    """After an undone merge a touch naming both people is the phone owner's, and its address the
+    other's: erasing her takes her address from his touch and leaves the rest of it his."""
+    config = privacy_config(tmp_path)
+    srv = await start_server(config)
+    forms = [
+        {"name": "Karl Other", "phone": OTHER_PHONE, "message": "phone only"},
+        {"name": NAME, "email": EMAIL, "message": "mail only"},
+        {"name": "Karl Other", "phone": OTHER_PHONE, "email": EMAIL, "message": "both"},
+    ]
+    for form in forms:
+        async with srv.session.post(f"{srv.url}/hooks/form?token=form-token", json=form) as resp:
+            assert resp.status == 200, await resp.text()
+    db = srv.db()
+    try:
+        with db.atomic():
+            undo_merge(db, srv.scalar("SELECT id FROM merges"), at=datetime.now(UTC))
+    finally:
+        db.close()
+    both = srv.scalar("SELECT id FROM touches WHERE message = 'both'")
+    karl = srv.scalar("SELECT contact_id FROM identifiers WHERE kind = 'phone'")
+    assert srv.rows("SELECT contact_id, email_raw FROM touches WHERE id = ?", [both]) == [
+        {"contact_id": karl, "email_raw": EMAIL}
+    ]
+    cfg = str(tmp_path / "config.toml")
+
+    out = tmp_path / "subject.json"
+    shown = await run_cli("subject-export", EMAIL, "--config", cfg, "--output", str(out))
+    assert shown.code == 0, shown.output
+    [named] = json.loads(out.read_text(encoding="utf-8"))["named_in_touches"]
+    assert (named["id"], named["email_raw"], named["payload"]) == (both, EMAIL, {"email": EMAIL})
+    assert "phone_raw" not in named and "Karl" not in json.dumps(named)
+
+    done = await run_cli("forget", EMAIL, "--config", cfg, "--yes")
+    assert done.code == 0, done.output
+    [his] = srv.rows(
+        "SELECT contact_id, phone_raw, email_raw, name, message, payload FROM touches WHERE id = ?", [both]
+    )
+    assert his == {
+        "contact_id": karl,
+        "phone_raw": OTHER_PHONE,
+        "email_raw": None,
+        "name": "Karl Other",
+        "message": "both",
+        "payload": json.dumps(
+            {"name": "Karl Other", "phone": OTHER_PHONE, "message": "both"}, ensure_ascii=False
+        ),
+    }
+    database = config.database_path
+    traces = [EMAIL, EMAIL.lower(), "Ottilie", "Zwanziger"]
+    assert await traces_in(database, traces) == {database.name: [], f"{database.name}-wal": []}
 
 
 async def test_forget_erases_the_reason_typed_when_the_lead_went_back_to_marketing(
