@@ -147,9 +147,10 @@ async def lead(
     if card is None or not isinstance(callback.message, Message) or callback_data.v not in TEMPERATURES:
         return
     touch = card.touch
-    campaign = touch["campaign"] or await store.read(
-        partial(first_touch_campaign, contact_id=card.contact_id)
-    )
+    # Preset to the lead's campaign by DESIGN.md's rule (the contact's earliest touch that has one),
+    # not the pressed card's touch: a returning person's later touch belongs to whatever brought
+    # them back, while the lead belongs to whatever found them. Staff may still change it.
+    campaign = await store.read(partial(first_touch_campaign, contact_id=card.contact_id))
     need = (
         touch["message"]
         if touch["channel"] in ("form", "email", "manual", "chat") and touch["message"]

@@ -344,6 +344,34 @@ async def test_the_form_can_change_campaign_owner_name_and_temperature_before_sa
     assert srv.scalar("SELECT campaign FROM registrations") == "vk_ads"
 
 
+async def test_a_returning_persons_lead_goes_to_the_campaign_that_found_them_not_the_later_cards(
+    bot_env: BotEnv,
+) -> None:
+    """Registered from the card of a later touch (brand search), the lead went to brand_msk, while
+    the API, a system registration and DESIGN.md give it to the earliest touch's campaign (vk_ads)."""
+    tg = bot_env.tg
+    srv = await bot_env.start()
+    await post_form(srv, name="Ivan", phone="+7 916 123-45-67", utm_source="vk", message="From the VK ad")
+    await post_form(srv, name="Ivan", phone="+7 916 123-45-67", utm_campaign="brand_msk", message="Again")
+    first, later = srv.rows("SELECT id, contact_id, campaign FROM touches ORDER BY id")
+    assert (first["campaign"], later["campaign"]) == ("vk_ads", "brand_msk")
+
+    listing = await bot_env.says(ANNA, "/unregistered", language="en")
+    sent = len(tg.sent("sendMessage", chat_id=ANNA))
+    await bot_env.press(ANNA, listing.result["message_id"], OpenCB(kind="touch", id=later["id"]).pack())
+    card = await tg.wait_for("sendMessage", chat_id=ANNA, count=sent + 1)
+    card_id = card.result["message_id"]
+    assert "Campaign: brand_msk" in card.result["text"]  # the card is about the later touch
+    t, c = later["id"], later["contact_id"]
+    await bot_env.press(ANNA, card_id, CardCB(act="lead", t=t, c=c, v="hot").pack())
+    assert "Campaign: vk_ads" in bot_env.text(ANNA, card_id).split("Lead:", 1)[1]  # the form's preset
+    answer = await bot_env.press(ANNA, card_id, CardCB(act="save", t=t, c=c).pack())
+    assert answer.get("text") == "Saved."
+
+    assert srv.scalar("SELECT campaign FROM leads") == "vk_ads"
+    assert srv.scalar("SELECT campaign FROM registrations") == "vk_ads"
+
+
 async def test_a_follow_up_date_already_gone_is_refused_and_asked_again(bot_env: BotEnv) -> None:
     tg = bot_env.tg
     srv = await bot_env.start()
