@@ -78,6 +78,18 @@ def staff_by_extension(db: Database) -> dict[str, int]:
 
 
 def sync_campaigns(db: Database, campaigns: Iterable[CampaignConfig], at: datetime) -> None:
+    """Upsert config campaigns by name.
+
+    A campaign taken out of ``[[campaigns]]`` (ended, or renamed) can be chosen and costed no more,
+    as staff taken out of ``[[staff]]`` are let in no more; its row stays, since its past leads and
+    costs stay in the reports under its name.
+    """
+    campaigns = list(campaigns)
+    db.execute(
+        "UPDATE campaigns SET from_config = 0 WHERE from_config = 1"
+        " AND name NOT IN (SELECT value FROM json_each(?))",
+        [json.dumps([campaign.name for campaign in campaigns])],
+    )
     for campaign in campaigns:
         db.execute(
             "INSERT INTO campaigns (name, kind, from_config, created_at) VALUES (?, ?, 1, ?)"
@@ -136,9 +148,14 @@ def owners(db: Database) -> list[StaffMember]:
 
 
 def campaigns(db: Database) -> list[tuple[int, str]]:
-    return [(int(r[0]), str(r[1])) for r in db.execute("SELECT id, name FROM campaigns ORDER BY name")]
+    """The campaigns a lead or a cost may be put under: the config's (see :func:`sync_campaigns`)."""
+    return [
+        (int(r[0]), str(r[1]))
+        for r in db.execute("SELECT id, name FROM campaigns WHERE from_config = 1 ORDER BY name")
+    ]
 
 
 def campaign_name(db: Database, campaign_id: int) -> str | None:
-    row = db.execute("SELECT name FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
+    """The name behind a picker button; none for a campaign taken out of the config since it was drawn."""
+    row = db.execute("SELECT name FROM campaigns WHERE id = ? AND from_config = 1", [campaign_id]).fetchone()
     return str(row[0]) if row else None

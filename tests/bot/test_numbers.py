@@ -34,10 +34,13 @@ def seeded_month(db: Database, config: Config) -> None:
 
 
 async def start_on(
-    bot_env: BotEnv, fill: Callable[[Database, Config], None], campaigns: list[dict[str, Any]]
+    bot_env: BotEnv,
+    fill: Callable[[Database, Config], None],
+    campaigns: list[dict[str, Any]],
+    **overrides: Any,
 ) -> Running:
     """The month written into the database file first, then the server started on it at 1 December."""
-    config = bot_env.config(campaigns=campaigns, nudges={"sweep_seconds": 3600})
+    config = bot_env.config(campaigns=campaigns, nudges={"sweep_seconds": 3600}, **overrides)
     db = open_database(config.database_path)
     try:
         fill(db, config)
@@ -197,6 +200,37 @@ async def test_cost_from_the_owner_is_recorded_and_moves_the_lead_cost(bot_env: 
     # The report's lead cost follows: brand_msk's 2 November leads now cost 45 000 each.
     report = text_of(await bot_env.says(ANNA, "/report 2026-11", language="en"))
     assert "Worst lead cost this month: brand_msk RUB\u00a045,000 (2 leads for RUB\u00a090,000)" in report
+
+
+async def test_a_campaign_taken_out_of_the_config_is_costed_no_more_and_keeps_its_month(
+    bot_env: BotEnv,
+) -> None:
+    """The owner ended vk_ads and took it out of ``[[campaigns]]``; after the restart ``/cost vk_ads``
+    still answered "Recorded" and named vk_ads among the campaigns, so costs went on to a campaign
+    that no longer exists (and, after a rename, to the old name)."""
+    token = "crm-token-0123456789"
+    auth = {"Authorization": f"Bearer {token}"}
+    clients = [{"name": "crm", "token": token}]
+
+    async def vk_ads(srv: Running) -> dict[str, Any]:
+        async with srv.session.get(f"{srv.url}/api/report?period=2026-11", headers=auth) as resp:
+            assert resp.status == 200
+            return dict((await resp.json())["by_campaign"]["vk_ads"])
+
+    srv = await start_on(bot_env, known_month, CAMPAIGNS, api_clients=clients)
+    before = await vk_ads(srv)
+    await srv.stop()
+    config = bot_env.config(campaigns=CAMPAIGNS[:1], nudges={"sweep_seconds": 3600}, api_clients=clients)
+    srv = await bot_env.start(config, clock=Clock(AS_OF))
+
+    refused = text_of(await bot_env.says(ANNA, "/cost vk_ads 2026-12 5000 ads", language="en"))
+    assert refused == "There is no campaign “vk_ads”. The campaigns are: brand_msk."
+    assert srv.scalar("SELECT COUNT(*) FROM campaign_costs WHERE period_start = '2026-12-01'") == 0
+    # Its November stays in the report: its leads, and the cost recorded from the bot (its config
+    # costs went with its [[campaigns.costs]], as the config is their home).
+    after = await vk_ads(srv)
+    assert after["leads"] == before["leads"] > 0
+    assert after["cost"] == 5000.0
 
 
 async def test_plan_when_a_cold_call_run_brought_more_leads_than_inbound_contacts(bot_env: BotEnv) -> None:

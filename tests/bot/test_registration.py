@@ -572,6 +572,29 @@ async def test_campaigns_go_by_their_titles_on_the_card_and_in_the_picker_and_ar
     assert "Brand search, Moscow" in found.params["text"] and "brand_msk" not in found.params["text"]
 
 
+async def test_a_campaign_taken_out_of_the_config_is_no_longer_offered(bot_env: BotEnv) -> None:
+    """After vk_ads was taken out of ``[[campaigns]]`` and the bot restarted, the picker still offered
+    it, so new leads could go to a campaign that no longer exists."""
+    tg = bot_env.tg
+    srv = await bot_env.start()
+    vk = srv.scalar("SELECT id FROM campaigns WHERE name = 'vk_ads'")
+    await srv.stop()
+    srv = await bot_env.start(campaigns=[BASE["campaigns"][0]])
+    await post_form(srv, phone="+7 916 123-00-99", message="Windows", utm_campaign="brand_msk")
+    touch = the_touch(srv)
+    t, c = touch["id"], touch["contact_id"]
+    card = await bot_env.says(ANNA, "89161230099", language="en")
+    card_id = card.result["message_id"]
+    await bot_env.press(ANNA, card_id, CardCB(act="lead", t=t, c=c, v="hot").pack())
+    await bot_env.press(ANNA, card_id, CardCB(act="camp", t=t, c=c).pack())
+    assert [b["text"] for b in tg.buttons(ANNA, card_id)] == ["• brand_msk", "« Back"]
+    # A picker drawn before the restart still carries vk_ads's button: it changes nothing.
+    await bot_env.press(ANNA, card_id, CardCB(act="camp", t=t, c=c, v=str(vk)).pack(), forged=True)
+    assert "Campaign: brand_msk" in bot_env.text(ANNA, card_id).split("Lead:", 1)[1]
+    await bot_env.press(ANNA, card_id, CardCB(act="save", t=t, c=c).pack())
+    assert srv.scalar("SELECT campaign FROM leads") == "brand_msk"
+
+
 async def test_find_reads_a_number_as_the_sources_people_write_it(bot_env: BotEnv) -> None:
     """A BY source's form stored "8 029 123-45-67" as +375291234567, but /find read every query in
     the config's RU: "8 029 123-45-67" and "80291234567" answered "Nothing found"."""
