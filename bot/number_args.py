@@ -16,6 +16,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from bot.parsing import parse_amount
+from storage.attribution import campaign_named
 from storage.costs import CostSpan, parse_span
 from storage.plan import fraction
 from storage.reports.scope import Period
@@ -214,8 +215,7 @@ def parse_cost(text: str | None, campaigns: Sequence[str]) -> CostArgs:
     if len(words) < 3:
         raise ArgumentError("cost_usage", (text or "").strip())
     name, period, *rest = words
-    known = {campaign.lower(): campaign for campaign in campaigns}
-    campaign = known.get(name.lower())
+    campaign = campaign_named(name, campaigns)
     if campaign is None:
         raise ArgumentError("campaign", name)
     try:

@@ -18,6 +18,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import Any, Literal, TypeVar
@@ -33,14 +34,22 @@ from leadline import keys
 from leadline.api_document import IDEMPOTENCY_HOURS, MAX_IDEMPOTENCY_KEY, openapi_document
 from storage.blocking import blocklist_page, unblock
 from storage.contacts import contact_card, search_contacts, set_do_not_contact
-from storage.errors import BadDisposition, BadTemperature, Code, DomainError, NoContact, ReasonRequired
+from storage.errors import (
+    BadDisposition,
+    BadTemperature,
+    Code,
+    DomainError,
+    NoCampaign,
+    NoContact,
+    ReasonRequired,
+)
 from storage.id_pages import leads_after, touches_after
 from storage.idempotency import Answered, expire, recall, remember
 from storage.identifiers import email, mask, phone
 from storage.register import Person, register
 from storage.registrations import REASONS, Draft
 from storage.reports.scope import Filters, Period, Rules, Scope
-from storage.staff import staff_named
+from storage.staff import known_campaign, staff_named
 
 log = logging.getLogger("leadline.api")
 
@@ -89,8 +98,9 @@ def ApiError(
 
 
 def refused(error: DomainError) -> web.HTTPException:
-    """A storage error as the API answers it: what the client sent cannot be done (400)."""
-    return ApiError(400, error.code, str(error), **error.params())
+    """A storage error as the API answers it: what the client sent cannot be done (400), or names
+    something that is not there (404, as ``no_staff`` is)."""
+    return ApiError(404 if isinstance(error, NoCampaign) else 400, error.code, str(error), **error.params())
 
 
 def _client(request: web.Request) -> str:
@@ -512,7 +522,10 @@ async def create_registration(request: web.Request) -> web.Response:
             before = recall(db, client, idempotency_key, now - timedelta(hours=IDEMPOTENCY_HOURS))
             if before is not None:
                 return before, True
-        done = register(db, whom=whom, draft=draft, at=now, origin="api")
+        chosen = draft
+        if sent.campaign:  # the config's spelling, so the lead counts where the campaign's cost does
+            chosen = replace(draft, campaign=known_campaign(db, sent.campaign))
+        done = register(db, whom=whom, draft=chosen, at=now, origin="api")
         registered = m.Registered(
             registration_id=done.registration_id,
             contact_id=done.contact_id,

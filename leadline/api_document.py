@@ -284,6 +284,7 @@ def build_document() -> dict[str, Any]:
                         "content": {"application/json": {"schema": _ref(m.NewRegistration)}},
                     },
                     responses={
+                        "404": _answer("no campaign of that name (`no_campaign`)"),
                         "413": _answer("a body over the limit"),
                         "422": _answer("the Idempotency-Key was used for a different request"),
                     },

@@ -138,7 +138,11 @@ class NewRegistration(Model):
     disposition: Disposition
     temperature: Temperature | Absent = None
     reason: Reason | Absent = None
-    campaign: str | Absent = Field(None, description="default: the campaign of the contact's first touch")
+    campaign: str | Absent = Field(
+        None,
+        description="one of the config's campaigns, in any letter case (stored as the config spells it;"
+        " another is a 404 `no_campaign`); default: the campaign of the contact's first touch",
+    )
     need: str | Absent = None
     note: str | Absent = None
 

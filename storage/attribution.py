@@ -94,5 +94,15 @@ class CampaignIndex:
         base, plus, tag = local.partition("+")
         if not plus:
             return None
-        by_name = {name.lower(): name for name in self.names}
-        return by_name.get(tag.lower()) or self.by_email.get(f"{base}@{domain}")
+        return campaign_named(tag, self.names) or self.by_email.get(f"{base}@{domain}")
+
+
+def campaign_named(name: str, campaigns: Iterable[str]) -> str | None:
+    """The campaign ``name`` means, spelt as the config spells it: people write a name in any letter
+    case (an address's ``+Brand_MSK``, a CRM's ``"campaign"``, ``--campaign``, ``/cost``), and a campaign
+    is counted under one spelling only. The exact spelling wins, should two differ only in case."""
+    names = list(campaigns)
+    if name in names:
+        return name
+    folded = name.strip().casefold()
+    return next((known for known in names if known.casefold() == folded), None)

@@ -26,6 +26,7 @@ Code = Literal[
     "already_registered",
     "contact_merged",
     "own_number",
+    "no_campaign",
     # access requests
     "unknown_decision",
     "no_access_request",
@@ -185,6 +186,21 @@ class ContactMerged(RegistrationError):
 
     def __str__(self) -> str:
         return f"contact #{self.old_id} was merged into #{self.new_id}"
+
+
+@dataclass(eq=False)
+class NoCampaign(RegistrationError):
+    """A campaign name that is none of ``campaigns``: stored as sent, it would be a campaign of its
+    own, with leads and no cost, beside the real one with the cost and none of the leads."""
+
+    code: ClassVar[Code] = "no_campaign"
+    campaign: str
+    campaigns: tuple[str, ...]
+
+    def __str__(self) -> str:
+        if not self.campaigns:
+            return f"no campaign named {self.campaign!r}, and none is set up: add campaigns to the config"
+        return f"no campaign named {self.campaign!r}; the campaigns are: {', '.join(self.campaigns)}"
 
 
 # -- access requests -----------------------------------------------------------------------------

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
+from storage.attribution import campaign_named
 from storage.db import iso
+from storage.errors import NoCampaign
 
 if TYPE_CHECKING:
     from leadline.config import CampaignConfig, StaffConfig
@@ -153,6 +155,16 @@ def campaigns(db: Database) -> list[tuple[int, str]]:
         (int(r[0]), str(r[1]))
         for r in db.execute("SELECT id, name FROM campaigns WHERE from_config = 1 ORDER BY name")
     ]
+
+
+def known_campaign(db: Database, name: str) -> str:
+    """The campaign ``name`` means (any letter case), as the config spells it: how the API takes a
+    campaign a client sent. Raises :class:`NoCampaign` with the names it could have been."""
+    names = [known for _id, known in campaigns(db)]
+    found = campaign_named(name, names)
+    if found is None:
+        raise NoCampaign(name, tuple(names))
+    return found
 
 
 def campaign_name(db: Database, campaign_id: int) -> str | None:

@@ -35,6 +35,7 @@ from storage.errors import (
     MergeGone,
     MergeUndone,
     NoAccessRequest,
+    NoCampaign,
     NoContact,
     NoLead,
     NotEditable,
@@ -85,6 +86,14 @@ def sentence(error: DomainError) -> str:
             return _("This contact is already registered.")
         case ContactMerged(new_id=new_id):
             return _("This contact was merged into #{id}.").format(id=new_id)
+        case NoCampaign(campaign=name, campaigns=()):
+            return _(
+                "There is no campaign “{name}”, and none is set up yet: add campaigns to the config."
+            ).format(name=name)
+        case NoCampaign(campaign=name, campaigns=known):
+            return _("There is no campaign “{name}”. The campaigns are: {names}.").format(
+                name=name, names=", ".join(known)
+            )
         case OwnNumber():
             return _("That is one of our own tracking numbers: give the contact's own phone or email.")
         case AccessDecided(decision=decision, decided_by=decided_by):

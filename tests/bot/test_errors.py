@@ -25,6 +25,7 @@ from storage.errors import (
     MergeUndone,
     NegativeClients,
     NoAccessRequest,
+    NoCampaign,
     NoContact,
     NoLead,
     NoTarget,
@@ -86,6 +87,16 @@ WORDED: list[tuple[DomainError, str, str]] = [
         OwnNumber(),
         "That is one of our own tracking numbers: give the contact's own phone or email.",
         "Это наш собственный номер отслеживания: укажите телефон или почту самого контакта.",
+    ),
+    (
+        NoCampaign("brnd_msk", ("brand_msk", "vk_ads")),
+        "There is no campaign “brnd_msk”. The campaigns are: brand_msk, vk_ads.",
+        "Кампании «brnd_msk» нет. Есть кампании: brand_msk, vk_ads.",
+    ),
+    (
+        NoCampaign("brand_msk", ()),
+        "There is no campaign “brand_msk”, and none is set up yet: add campaigns to the config.",
+        "Кампании «brand_msk» нет, и ни одной кампании пока не настроено: добавьте их в конфигурацию.",
     ),
     (
         UnknownDecision("admin"),

@@ -309,6 +309,43 @@ async def test_registering_our_own_tracking_number_is_refused_and_leaves_no_touc
     assert srv.rows(counts) == before
 
 
+async def test_a_registrations_campaign_is_taken_in_any_case_and_an_unknown_one_is_refused(
+    tmp_path: Path, start_server: Any
+):
+    """A CRM's "Brand_MSK" was stored as sent, and so was a typo: December's report showed brand_msk
+    with its cost and no lead beside "Brand_MSK" and "no_such_campaign" with a lead and no cost."""
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    url = f"{srv.url}/api/registrations"
+    body = {
+        "phone": "+7 916 555-00-01",
+        "disposition": "lead",
+        "temperature": "warm",
+        "campaign": "Brand_MSK",
+    }
+    async with srv.session.post(url, json=body, headers=AUTH) as resp:
+        assert resp.status == 201
+        made = await resp.json()
+    assert srv.scalar("SELECT campaign FROM leads WHERE id = ?", [made["lead_id"]]) == "brand_msk"
+    async with srv.session.get(f"{srv.url}/api/report?period=2026-12", headers=AUTH) as resp:
+        by_campaign = (await resp.json())["by_campaign"]
+    assert by_campaign["brand_msk"]["leads"] == 1 and "Brand_MSK" not in by_campaign
+
+    counts = "SELECT (SELECT COUNT(*) FROM touches), (SELECT COUNT(*) FROM contacts)"
+    before = srv.rows(counts)
+    typo = {**body, "phone": "+7 916 555-00-02", "campaign": "no_such_campaign"}
+    async with srv.session.post(url, json=typo, headers=AUTH) as resp:
+        assert (resp.status, await resp.json()) == (
+            404,
+            {
+                "error": "no_campaign",
+                "detail": "no campaign named 'no_such_campaign'; the campaigns are: brand_msk, vk_ads",
+                "campaign": "no_such_campaign",
+                "campaigns": ["brand_msk", "vk_ads"],
+            },
+        )
+    assert srv.rows(counts) == before  # a refused registration makes no contact
+
+
 async def test_a_compressed_registration_is_read_and_one_cut_off_is_refused(
     tmp_path: Path, start_server: Any
 ):
