@@ -259,7 +259,11 @@ def build_document() -> dict[str, Any]:
                     "The numbers for a period (default: this month)",
                     m.Report,
                     query=m.ReportQuery,
-                    responses={"404": _answer("no staff member of that name")},
+                    responses={
+                        "404": _answer(
+                            "no staff member (`no_staff`) or campaign (`no_campaign`) of that name"
+                        )
+                    },
                 )
             },
             "/api/registrations": {

@@ -24,10 +24,11 @@ from leadline.cli_base import config_option
 from leadline.cli_base import load as _load
 from leadline.config import CONFIG_ENV, DEFAULT_CONFIG, Config
 from leadline.export_files import Words, write_csv, write_xlsx
+from storage.errors import NoCampaign
 from storage.export import Table
 from storage.reports.report import build_report
 from storage.reports.scope import CHANNELS, GROUPINGS, Filters, Period, Rules, Scope
-from storage.staff import staff_named
+from storage.staff import known_campaign, staff_named
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,6 +75,15 @@ def _staff_id(db: Any, name: str | None) -> int | None:
     return staff_id
 
 
+def _campaign(db: Any, name: str | None) -> str | None:
+    if name is None:
+        return None
+    try:
+        return known_campaign(db, name, past=True)
+    except NoCampaign as exc:
+        raise click.BadParameter(str(exc), param_hint="--campaign") from None
+
+
 @click.command()
 @config_option
 @period_options
@@ -116,7 +126,7 @@ def report(
     chosen = resolve_period(config, period, from_, to_, today)
     db = open_database(config.database_path)
     try:
-        filters = Filters(channel=channel, campaign=campaign, staff_id=_staff_id(db, staff))
+        filters = Filters(channel=channel, campaign=_campaign(db, campaign), staff_id=_staff_id(db, staff))
         data = build_report(db, Scope(chosen, filters, as_of=now), Rules.from_config(config))
     finally:
         db.close()

@@ -149,18 +149,20 @@ def owners(db: Database) -> list[StaffMember]:
     ]
 
 
-def campaigns(db: Database) -> list[tuple[int, str]]:
-    """The campaigns a lead or a cost may be put under: the config's (see :func:`sync_campaigns`)."""
+def campaigns(db: Database, *, past: bool = False) -> list[tuple[int, str]]:
+    """The campaigns a lead or a cost may be put under: the config's (see :func:`sync_campaigns`);
+    with ``past``, also those taken out of it, whose leads and costs the reports still show."""
+    where = "" if past else " WHERE from_config = 1"
     return [
-        (int(r[0]), str(r[1]))
-        for r in db.execute("SELECT id, name FROM campaigns WHERE from_config = 1 ORDER BY name")
+        (int(r[0]), str(r[1])) for r in db.execute(f"SELECT id, name FROM campaigns{where} ORDER BY name")
     ]
 
 
-def known_campaign(db: Database, name: str) -> str:
-    """The campaign ``name`` means (any letter case), as the config spells it: how the API takes a
-    campaign a client sent. Raises :class:`NoCampaign` with the names it could have been."""
-    names = [known for _id, known in campaigns(db)]
+def known_campaign(db: Database, name: str, *, past: bool = False) -> str:
+    """The campaign ``name`` means (any letter case), as the config spells it: how the API and the
+    command line take a campaign a person typed; ``past`` for a report, which may ask about one taken
+    out of the config. Raises :class:`NoCampaign` with the names it could have been."""
+    names = [known for _id, known in campaigns(db, past=past)]
     found = campaign_named(name, names)
     if found is None:
         raise NoCampaign(name, tuple(names))

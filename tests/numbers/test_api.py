@@ -27,7 +27,7 @@ from storage.registrations import REASONS
 from storage.reports.report import build_report
 from storage.reports.scope import CHANNELS, Period, Rules, Scope
 from tests.cli import run_cli
-from tests.numbers.month import AS_OF, MSK, NOVEMBER, month_config, open_month
+from tests.numbers.month import AS_OF, CAMPAIGNS, MSK, NOVEMBER, month_config, open_month
 
 TOKEN = "crm-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -150,6 +150,48 @@ async def test_the_report_takes_as_of_as_the_cli_does_and_refuses_a_parameter_it
     ) as resp:  # a + sent unescaped reads as a space
         refusal = await resp.json()
     assert resp.status == 400 and refusal["parameter"] == "as_of" and "%2B" in refusal["detail"]
+
+
+async def test_a_report_for_a_campaign_takes_it_in_any_case_and_refuses_one_there_is_not(
+    tmp_path: Path, start_server: Any
+):
+    """`campaign=BRAND_MSK` or a typo answered 200 with zeros, which read as a campaign with no
+    activity, where `staff=Nobody` is a 404; the CLI's --campaign did the same."""
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+
+    async def report(campaign: str) -> tuple[int, dict[str, Any]]:
+        params = {"period": "2026-11", "campaign": campaign}
+        async with srv.session.get(f"{srv.url}/api/report", params=params, headers=AUTH) as resp:
+            return resp.status, await resp.json()
+
+    status, brand = await report("brand_msk")
+    assert (status, brand["inbound_contacts"], brand["leads"], brand["cost"]) == (200, 3, 2, 45000)
+    assert await report("BRAND_MSK") == (200, brand)
+    assert await report("brnd_msk") == (
+        404,
+        {
+            "error": "no_campaign",
+            "detail": "no campaign named 'brnd_msk'; the campaigns are: brand_msk, vk_ads",
+            "campaign": "brnd_msk",
+            "campaigns": ["brand_msk", "vk_ads"],
+        },
+    )
+    config_path = str(tmp_path / "config.toml")
+    cli = await run_cli("report", "--config", config_path, "--period", "2026-11", "--campaign", "brnd_msk")
+    assert cli.code == 2
+    assert "no campaign named 'brnd_msk'; the campaigns are: brand_msk, vk_ads" in cli.output
+    args = ["--json", "--as-of", AS_OF.isoformat(), "--period", "2026-11", "--campaign", "Brand_MSK"]
+    cli = await run_cli("report", "--config", config_path, *args)
+    assert cli.code == 0 and json.loads(cli.output) == brand
+
+    # vk_ads taken out of the config: its November is still there to ask for.
+    status, vk = await report("vk_ads")
+    await srv.stop()
+    config = month_config(tmp_path, api_clients=[{"name": "crm", "token": TOKEN}], campaigns=CAMPAIGNS[:1])
+    srv = await start_server(config, clock=lambda: AS_OF)
+    status, after = await report("VK_ADS")
+    assert status == 200 and vk["leads"] > 0
+    assert (after["inbound_contacts"], after["leads"]) == (vk["inbound_contacts"], vk["leads"])
 
 
 async def test_an_unknown_path_or_a_wrong_method_gets_the_apis_json_refusal(
