@@ -2,10 +2,11 @@
 
 Whoever the edge knows the person by (the touch a card was drawn for, or a phone and an email),
 every step is written in one transaction: the checks that depend on the current state (is the
-contact already registered? was it merged since the card was drawn?), the touch entered by hand
-for someone with no touch yet (DESIGN.md, "touch"), the registration with its lead, and the block
-list. So two people tapping at once cannot both register one contact, a refused registration
-leaves no touch behind, and nobody registered is missing from the numbers.
+contact already registered? was it merged or erased since the card was drawn?), the touch entered
+by hand for someone with no touch yet (DESIGN.md, "touch"), the registration with its lead, and the
+block list. So two people tapping at once cannot both register one contact, a refused registration
+leaves no touch behind, a Save racing an erasure writes no name back, and nobody registered is
+missing from the numbers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from storage.registrations import (
     Draft,
     Registered,
     current_contact,
+    is_erased,
     is_registered,
     record_registration,
 )
@@ -106,9 +108,10 @@ def register(
 def register_by_system(db: Database, touch_id: int, draft: Draft, *, at: datetime) -> Registered | None:
     """Register a touch's contact as its source's config says (DESIGN.md: "or, for a source configured
     so, the system"), origin ``system``. Only an inbound touch that counts, of a contact not yet
-    registered: a blocked, dropped or hidden caller's touch is nobody to register, and a person
-    registered before keeps what staff said. A call only once it is over, since its last notification
-    may still block it (``short_call_seconds``) or show it was outbound."""
+    registered: a blocked, dropped or hidden caller's touch is nobody to register, nor is a person
+    erased (a call's last notification may come after the erasure), and a person registered before
+    keeps what staff said. A call only once it is over, since its last notification may still block
+    it (``short_call_seconds``) or show it was outbound."""
     row = db.execute(
         "SELECT contact_id FROM touches WHERE id = ? AND direction = 'in' AND blocked = 0 AND dropped IS NULL"
         " AND contact_id IS NOT NULL AND (channel != 'call' OR call_final = 1)",
@@ -117,6 +120,6 @@ def register_by_system(db: Database, touch_id: int, draft: Draft, *, at: datetim
     if row is None:
         return None
     contact_id = live_contact(db, int(row[0]))
-    if is_registered(db, contact_id):
+    if is_registered(db, contact_id) or is_erased(db, contact_id):
         return None
     return register(db, Card(touch_id, contact_id), draft, at=at, origin="system")

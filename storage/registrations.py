@@ -160,6 +160,11 @@ def first_touch_campaign(db: Database, contact_id: int) -> str | None:
     return str(row[0]) if row else None
 
 
+def is_erased(db: Database, contact_id: int) -> bool:
+    row = db.execute("SELECT 1 FROM contacts WHERE id = ? AND erased_at IS NOT NULL", [contact_id]).fetchone()
+    return row is not None
+
+
 def is_registered(db: Database, contact_id: int) -> bool:
     row = db.execute("SELECT 1 FROM registrations WHERE contact_id = ? LIMIT 1", [contact_id]).fetchone()
     return row is not None
@@ -277,11 +282,15 @@ class Draft:
 
 
 def current_contact(db: Database, touch_id: int, seen_contact: int) -> int:
-    """The touch's contact now; raises if it was merged away or registered since the card was drawn."""
+    """The touch's contact now; raises if it was erased, merged away or registered since the card
+    was drawn. An erased person is nobody to register: the name and need a registration writes would
+    bring back what the erasure took (storage/erasure.py)."""
     row = db.execute("SELECT contact_id FROM touches WHERE id = ?", [touch_id]).fetchone()
     if row is None or row[0] is None:
         raise NoTouch(touch_id)
     contact_id = live_contact(db, int(row[0]))
+    if is_erased(db, contact_id):
+        raise NoContact(contact_id)
     seen_now = live_contact(db, seen_contact)
     if contact_id != seen_contact and seen_now == contact_id:
         raise ContactMerged(seen_contact, contact_id)

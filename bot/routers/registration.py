@@ -30,7 +30,7 @@ from bot.routers.leads import lead_keyboard, lead_text
 from leadline.config import Config
 from storage.cards import TouchCard, lead_card, touch_card
 from storage.db import Clock, Store
-from storage.errors import AlreadyRegistered, ContactMerged
+from storage.errors import AlreadyRegistered, ContactMerged, NoContact
 from storage.register import Card, register
 from storage.registrations import REASONS, TEMPERATURES, Draft, first_touch_campaign
 from storage.staff import StaffMember, active_staff, campaign_name, campaigns
@@ -366,14 +366,17 @@ async def finish(
                 at=now,
             )
         )
-    except (AlreadyRegistered, ContactMerged):
-        await current_card(callback, callback_data, store, config)  # redraws the card and says what happened
+    except (AlreadyRegistered, ContactMerged, NoContact):
+        # Someone registered, merged or erased the person since the card was checked: redraws the
+        # card (an erased person's is gone) and says what happened.
+        await current_card(callback, callback_data, store, config)
         return
     if isinstance(callback.message, Message):
         await card_state(state, callback.message.chat.id, callback.message.message_id).clear()
     await state.clear()
     card = await store.read(partial(touch_card, touch_id=callback_data.t))
-    if card is None:
+    if card is None:  # erased the moment after: saved all the same, and nothing left to show
+        await callback.answer(_("Saved."))
         return
     text = cards.initial_text(card, config.tz, config.campaign_titles())
     markup = None

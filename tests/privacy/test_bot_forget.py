@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import pytest
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery
+
 from bot.callbacks import CardCB, ForgetCB
+from bot.cards import CardDraft
+from bot.routers import registration
 from tests.bot.conftest import ANNA, BORIS, BotEnv
 from tests.bot.test_registration import post_form, the_touch
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
 from tests.conftest import BASE
-from tests.privacy.people import NAME, PHONE_TYPED, traces_in
+from tests.privacy.people import API_AUTH, API_TOKEN, NAME, PHONE_TYPED, traces_in
 
 
 async def test_an_owner_erases_a_person_behind_a_confirm_button_and_staff_cannot(bot_env: BotEnv) -> None:
@@ -62,3 +69,42 @@ async def test_an_owner_erases_a_person_behind_a_confirm_button_and_staff_cannot
     assert "Every missed call has been called back." in calls.params["text"]
     database = srv.config.database_path
     assert await traces_in(database) == {database.name: [], f"{database.name}-wal": []}
+
+
+async def test_a_save_overtaken_by_the_erasure_registers_nobody_and_says_so(
+    bot_env: BotEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anna's Save passed its card check the moment before a CRM erased the person (the test holds
+    it there; two requests can meet so by themselves): it registered a lead on the erased contact,
+    wrote back the name and need the erasure had blanked, and left Anna's button spinning."""
+    tg = bot_env.tg
+    srv = await bot_env.start(api_clients=[{"name": "crm", "token": API_TOKEN}])
+    await post_form(srv, name=NAME, phone=PHONE_TYPED, message=f"A kitchen for {NAME}")
+    touch = the_touch(srv)
+    t, c = touch["id"], touch["contact_id"]
+    card = await bot_env.says(ANNA, PHONE_TYPED, language="en")
+    await bot_env.press(ANNA, card.result["message_id"], CardCB(act="lead", t=t, c=c, v="hot").pack())
+    checked, go_on = asyncio.Event(), asyncio.Event()
+    load_draft = registration.load_draft
+
+    async def held(state: FSMContext, callback: CallbackQuery) -> CardDraft | None:
+        draft = await load_draft(state, callback)  # after the card check, before the registration
+        checked.set()
+        await go_on.wait()
+        return draft
+
+    monkeypatch.setattr(registration, "load_draft", held)
+    save = tg.user_presses_button(ANNA, card.result["message_id"], CardCB(act="save", t=t, c=c).pack())
+    await checked.wait()
+    async with srv.session.delete(f"{srv.url}/api/contacts/{c}", headers=API_AUTH) as resp:
+        assert resp.status == 200
+    go_on.set()
+    await tg.wait_until_confirmed(save)
+
+    query_id = next(u["callback_query"]["id"] for u in tg.updates if u["update_id"] == save)
+    assert tg.callback_answers.get(query_id, {}).get("text") == "This contact no longer exists."
+    assert srv.rows("SELECT name, erased_at IS NOT NULL AS erased FROM contacts") == [
+        {"name": None, "erased": 1}
+    ]
+    assert srv.scalar("SELECT COUNT(*) FROM registrations") == 0
+    assert srv.scalar("SELECT COUNT(*) FROM leads") == 0
