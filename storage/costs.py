@@ -76,8 +76,13 @@ def add_cost(
     item: str = "other",
     origin: str = "bot",
     staff_id: int | None = None,
+    external_id: str | None = None,
 ) -> int:
-    """Record one cost item (``/cost brand_msk 2026-11 45000 ads`` in the bot); returns its id."""
+    """Record one cost item (``/cost brand_msk 2026-11 45000 ads`` in the bot); returns its id.
+
+    ``external_id`` names the message it came from: a second delivery of that message records
+    nothing and returns the first one's id, so the campaign's cost is not counted twice.
+    """
     if origin not in ORIGINS:
         raise ValueError(f"origin must be one of {', '.join(ORIGINS)}")
     if amount < 0:
@@ -85,9 +90,23 @@ def add_cost(
     span = parse_span(period)
     cursor = db.execute(
         "INSERT INTO campaign_costs (campaign, period_start, period_end, item, amount, origin, staff_id,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [campaign, span.start.isoformat(), span.end.isoformat(), item, amount, origin, staff_id, iso(at)],
+        " external_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [
+            campaign,
+            span.start.isoformat(),
+            span.end.isoformat(),
+            item,
+            amount,
+            origin,
+            staff_id,
+            external_id,
+            iso(at),
+        ],
     )
+    if cursor.rowcount == 0:
+        return int(
+            db.execute("SELECT id FROM campaign_costs WHERE external_id = ?", [external_id]).fetchone()[0]
+        )
     return int(cursor.lastrowid or 0)
 
 

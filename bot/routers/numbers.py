@@ -300,10 +300,19 @@ def cost_problem(error: ArgumentError, known: list[str]) -> str:
     return text + "\n" + cost_usage()
 
 
-def record_cost(db: Database, args: CostArgs, at: datetime, staff_id: int) -> CampaignCost:
-    """Record the cost and read the campaign's total for its period back in the same write."""
+def record_cost(db: Database, args: CostArgs, at: datetime, staff_id: int, key: str) -> CampaignCost:
+    """Record the cost and read the campaign's total for its period back in the same write; the
+    message's ``key`` makes a second delivery of it record nothing and answer as the first did."""
     add_cost(
-        db, args.campaign, args.period, args.amount, at=at, item=args.item, origin="bot", staff_id=staff_id
+        db,
+        args.campaign,
+        args.period,
+        args.amount,
+        at=at,
+        item=args.item,
+        origin="bot",
+        staff_id=staff_id,
+        external_id=key,
     )
     return costs_in_period(db, args.span.start, args.span.end, campaign=args.campaign)[args.campaign]
 
@@ -351,7 +360,8 @@ async def cost(
     except ArgumentError as exc:
         await replies.send(chat_id, cost_problem(exc, known))
         return
-    total = await store.write(partial(record_cost, args=args, at=clock(), staff_id=staff.id))
+    key = f"telegram:{chat_id}:{message.message_id}"
+    total = await store.write(partial(record_cost, args=args, at=clock(), staff_id=staff.id, key=key))
     await replies.send(chat_id, cost_text(args, total, config.leadline.currency))
 
 

@@ -233,6 +233,29 @@ async def test_a_campaign_taken_out_of_the_config_is_costed_no_more_and_keeps_it
     assert after["cost"] == 5000.0
 
 
+async def test_a_cost_telegram_delivers_twice_is_recorded_once(bot_env: BotEnv) -> None:
+    """Telegram posts an update again when the bot's answer timed out, or when polling restarts
+    before the offset was confirmed: the second /cost was a second row, and every lead cost of the
+    campaign's month doubled."""
+    srv = await start_on(bot_env, known_month, CAMPAIGNS)
+    first = text_of(await bot_env.says(ANNA, "/cost brand_msk 2026-11 45000 ads", language="en"))
+    assert "brand_msk for 2026-11 now costs RUB\u00a090,000 in all" in first  # the config's 45 000 too
+    [sent] = [
+        u["message"] for u in bot_env.tg.updates if u.get("message", {}).get("text", "").startswith("/cost")
+    ]
+
+    replies = len(bot_env.tg.results("sendMessage", chat_id=ANNA))
+    await bot_env.tg.wait_until_confirmed(bot_env.tg.inject_update({"message": sent}))
+    await bot_env.delivered(ANNA)
+    [again] = bot_env.tg.results("sendMessage", chat_id=ANNA)[replies:]
+    assert again["text"] == first  # answered as the first time, and nothing added
+    assert (
+        srv.scalar("SELECT COUNT(*) FROM campaign_costs WHERE origin = 'bot' AND campaign = 'brand_msk'") == 1
+    )
+    report = text_of(await bot_env.says(ANNA, "/report 2026-11", language="en"))
+    assert "Worst lead cost this month: brand_msk RUB\u00a045,000 (2 leads for RUB\u00a090,000)" in report
+
+
 async def test_plan_when_a_cold_call_run_brought_more_leads_than_inbound_contacts(bot_env: BotEnv) -> None:
     await start_on(bot_env, cold_call_run, CAMPAIGNS)
     # 25 leads (20 from outbound calls) and 10 inbound contacts, 5 of whom became leads: 50 %.
