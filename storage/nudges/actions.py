@@ -33,6 +33,8 @@ class Nudge:
     closed_at: str | None
     #: The chat it was sent to: its owner's, or the team chat when the owner cannot be reached.
     chat_id: int | None = None
+    #: When it is shown again after "Can't reach" or "Remind me later", if it is to be.
+    snoozed_until: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,7 @@ class Acted:
 def get_nudge(db: Database, nudge_id: int) -> Nudge | None:
     row = db.execute(
         "SELECT id, kind, level, contact_id, touch_id, lead_id, staff_id, round, tries, outcome, closed_at,"
-        " chat_id FROM nudges WHERE id = ?",
+        " chat_id, snoozed_until FROM nudges WHERE id = ?",
         [nudge_id],
     ).fetchone()
     return Nudge(*row) if row else None
@@ -139,11 +141,20 @@ def cant_reach(
     db: Database, nudge_id: int, *, staff_id: int | None, chat_id: int, at: datetime, rules: NudgeRules
 ) -> Acted:
     """ "Can't reach": ask again after ``callback_retry_minutes``, until ``callback_tries`` are used up;
-    then the card stays open as ``unreachable`` and (at level 0) goes to the managers at once."""
+    then the card stays open as ``unreachable`` and (at level 0) goes to the managers at once.
+
+    A try is a call an interval apart, not a tap: while the reminder it set is still to come, another
+    tap (a double tap, Telegram delivering it twice, a second person on a team-chat card) changes
+    nothing and says when the reminder comes, so taps alone never use up the tries.
+    """
     nudge = _nudge(db, nudge_id, ("callback",))
     if (done := _already(nudge)) is not None:
         return done
     ids = _card_ids(db, nudge, same_level=True)
+    if nudge.outcome == "retry" and nudge.snoozed_until is not None:
+        pending = datetime.fromisoformat(nudge.snoozed_until)
+        if pending > at:
+            return Acted(tuple(ids), "retry", remind_at=pending, tries=nudge.tries)
     tries = nudge.tries + 1
     for chunk in chunks(ids):
         marks = ",".join("?" * len(chunk))

@@ -53,6 +53,46 @@ async def test_called_back_and_a_lost_follow_up_from_the_nudge_buttons(bot_env: 
     assert "no budget" in bot_env.text(chat, question.result["message_id"])
 
 
+async def test_cant_reach_tapped_again_before_its_reminder_is_not_another_try(bot_env: BotEnv) -> None:
+    """A try is a call an interval apart, not a tap: a double tap (or the tap delivered twice) used
+    to count each time, so three taps in a second said "not reached after 3 tries" and sent the card
+    to the managers after one real attempt."""
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 10, 2))
+    srv = await bot_env.start(clock=clock, sources=[*BASE["sources"], MANGO_SOURCE])
+    sweeper = srv.server.app[keys.SWEEPER]
+    start = int(msk(TUESDAY, 10, 0).timestamp())
+    body = signed_mango(summary("missed-1", "79160007788", start=start, answered=False, extension="102"))
+    assert (await post_mango(srv, "/events/summary", body)).status == 200
+    clock.now = msk(TUESDAY, 10, 31)
+    await sweeper.run()
+    bot_env.wake_outbox()
+    nudge_message = await tg.wait_for("sendMessage", chat_id=BORIS)
+    [nudge] = srv.rows("SELECT id FROM nudges WHERE kind = 'callback'")
+    await bot_env.types(BORIS, "/help", language="en")
+    cant = f"n:cant:{nudge['id']}:"
+
+    answers = [
+        (await bot_env.press(BORIS, nudge_message.result["message_id"], cant))["text"] for _ in range(3)
+    ]
+    assert answers == ["I will remind you to call again at 14 Apr, 11:31 MSK."] * 3
+    assert srv.rows("SELECT tries, outcome FROM nudges WHERE kind = 'callback'") == [
+        {"tries": 1, "outcome": "retry"}
+    ]
+    await sweeper.run()
+    await bot_env.delivered()
+    assert tg.sent("sendMessage", chat_id=ANNA) == []  # the managers are not told "unreachable"
+
+    # The reminder comes an hour later; Boris calls, cannot reach them again: that is the second try.
+    clock.now = msk(TUESDAY, 11, 31)
+    await sweeper.run()
+    bot_env.wake_outbox()
+    reminder = await tg.wait_for("sendMessage", chat_id=BORIS, count=3)  # the card, /help, the reminder
+    answer = await bot_env.press(BORIS, reminder.result["message_id"], cant)
+    assert answer["text"] == "I will remind you to call again at 14 Apr, 12:31 MSK."
+    assert srv.scalar("SELECT tries FROM nudges WHERE kind = 'callback'") == 2
+
+
 async def test_cant_reach_on_the_last_try_says_how_many_in_the_readers_plural(bot_env: BotEnv) -> None:
     """Russian has three forms for a count ("1 попытку", "3 попытки", "5 попыток"), English two."""
     tg = bot_env.tg
