@@ -25,6 +25,7 @@ from bot.catalogues import gettext as _
 from bot.digest_figures import money
 from bot.parsing import parse_date
 from bot.replies import quoted
+from bot.touch_text import already_registered as already_registered
 from bot.touch_text import do_not_contact_line as do_not_contact_line
 from bot.touch_text import header as header
 from bot.touch_text import pretty_phone as pretty_phone

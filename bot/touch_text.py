@@ -99,8 +99,30 @@ def do_not_contact_line() -> str:
 
 
 def registered_line(registration: Registration, tz: ZoneInfo) -> str:
+    """Says who registered, so a registration staff did not make (a CRM's, a source's rule) is not
+    read as someone's unnamed one."""
+    what = labels.disposition(registration.disposition, registration.reason, registration.temperature)
+    moment = when(registration.created_at, tz)
+    if registration.staff_name is None and registration.origin == "api":
+        return _("✅ Registered through the API, {when}: {what}").format(when=moment, what=what)
+    if registration.staff_name is None and registration.origin == "system":
+        return _("✅ Registered automatically by the source's rule, {when}: {what}").format(
+            when=moment, what=what
+        )
     return _("✅ Registered by {who}, {when}: {what}").format(
-        who=html.escape(registration.staff_name or "—"),
-        when=when(registration.created_at, tz),
-        what=labels.disposition(registration.disposition, registration.reason, registration.temperature),
+        who=html.escape(registration.staff_name or "—"), when=moment, what=what
+    )
+
+
+def already_registered(registration: Registration) -> str:
+    """The alert for a card someone else registered first, naming who as :func:`registered_line` does."""
+    what = labels.disposition(registration.disposition, registration.reason, registration.temperature)
+    if registration.staff_name is None and registration.origin == "api":
+        return _("Already registered through the API: {what}. Nothing to do here.").format(what=what)
+    if registration.staff_name is None and registration.origin == "system":
+        return _("Already registered automatically by the source's rule: {what}. Nothing to do here.").format(
+            what=what
+        )
+    return _("Already registered by {who}: {what}. Nothing to do here.").format(
+        who=registration.staff_name or "—", what=what
     )

@@ -140,11 +140,13 @@ class Registration:
     created_at: str
     lead_id: int | None
     temperature: str | None
+    #: Who registered: ``bot`` (staff, named by ``staff_name``), ``api`` or ``system`` (a source's rule).
+    origin: str = "bot"
 
 
 def registration_of(db: Database, contact_id: int) -> Registration | None:
     row = db.execute(
-        "SELECT r.disposition, r.reason, s.name, r.created_at, l.id, l.temperature FROM registrations r"
+        "SELECT r.disposition, r.reason, s.name, r.created_at, l.id, l.temperature, r.origin FROM registrations r"
         " LEFT JOIN staff s ON s.id = r.staff_id LEFT JOIN leads l ON l.registration_id = r.id"
         " WHERE r.contact_id = ? ORDER BY r.created_at DESC, r.id DESC LIMIT 1",
         [contact_id],

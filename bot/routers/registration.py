@@ -80,15 +80,7 @@ async def current_card(
         return None
     if card.registration is not None:
         await show(callback, cards.initial_text(card, config.tz, config.campaign_titles()), None)
-        await callback.answer(
-            _("Already registered by {who}: {what}. Nothing to do here.").format(
-                who=card.registration.staff_name or "—",
-                what=labels.disposition(
-                    card.registration.disposition, card.registration.reason, card.registration.temperature
-                ),
-            ),
-            show_alert=True,
-        )
+        await callback.answer(cards.already_registered(card.registration), show_alert=True)
         return None
     return card
 

@@ -7,6 +7,9 @@ import pytest
 from bot.callbacks import CardCB, MergeCB
 from tests.bot.conftest import ANNA, BORIS, BotEnv
 from tests.bot.test_registration import post_form
+from tests.conftest import BASE
+
+CRM_TOKEN = "crm-token-0123456789"
 
 
 async def test_a_wrong_phone_an_unknown_command_and_plain_chatter(bot_env: BotEnv) -> None:
@@ -118,6 +121,45 @@ async def test_an_old_card_for_a_contact_someone_else_registered(bot_env: BotEnv
     assert tg.buttons(ANNA, anna_card.result["message_id"]) == []
     assert srv.scalar("SELECT COUNT(*) FROM registrations") == 1
     assert srv.scalar("SELECT COUNT(*) FROM leads") == 0
+
+
+async def test_an_old_card_for_a_contact_a_crm_or_a_source_rule_registered(bot_env: BotEnv) -> None:
+    """Nobody on staff registered them, so the card named nobody: "Already registered by —"."""
+    quiz = {
+        "name": "quiz",
+        "provider": "generic_form",
+        "token": "quiz-token",
+        "register": "lead",
+        "temperature": "warm",
+    }
+    srv = await bot_env.start(
+        api_clients=[{"name": "crm", "token": CRM_TOKEN}],
+        sources=[*BASE["sources"], quiz],
+    )
+    await post_form(srv, phone="+7 916 222-33-44", message="Doors")
+    [touch] = srv.rows("SELECT id, contact_id FROM touches")
+    t, c = touch["id"], touch["contact_id"]
+    card = await bot_env.says(ANNA, "89162223344", language="en")
+    await bot_env.press(ANNA, card.result["message_id"], CardCB(act="lead", t=t, c=c, v="hot").pack())
+    async with srv.session.post(
+        f"{srv.url}/api/registrations",
+        json={"phone": "8 916 222-33-44", "disposition": "lead", "temperature": "warm"},
+        headers={"Authorization": f"Bearer {CRM_TOKEN}"},
+    ) as resp:
+        assert resp.status == 201
+    answer = await bot_env.press(ANNA, card.result["message_id"], CardCB(act="save", t=t, c=c).pack())
+    assert answer["show_alert"]
+    assert answer["text"] == "Already registered through the API: lead (warm). Nothing to do here."
+    assert "✅ Registered through the API, " in bot_env.text(ANNA, card.result["message_id"])
+    assert bot_env.tg.buttons(ANNA, card.result["message_id"]) == []
+    assert srv.scalar("SELECT COUNT(*) FROM registrations") == 1
+
+    resp = await srv.session.post(
+        f"{srv.url}/hooks/quiz?token=quiz-token", data={"phone": "+7 916 555-66-77"}
+    )
+    assert resp.status == 200
+    shown = await bot_env.says(BORIS, "89165556677", language="ru")
+    assert "✅ Зарегистрирован автоматически по правилу источника, " in shown.params["text"]
 
 
 async def test_an_old_card_for_a_contact_that_was_merged(bot_env: BotEnv) -> None:
