@@ -892,7 +892,7 @@ CREATE INDEX touches_given_not_calls ON touches (assignee_id, given_at, channel)
 
 
 @migrations()
-def m027_cost_keys(db: Database) -> None:
+def m025_cost_keys(db: Database) -> None:
     """The message a cost was recorded from (``telegram:{chat}:{message}`` for the bot's ``/cost``),
     unique, so Telegram delivering the same update twice records the cost once, as a typed number
     is one touch however often it comes (bot/routers/lookup.py). Costs from the config, and those
@@ -907,7 +907,7 @@ CREATE UNIQUE INDEX campaign_costs_external_id ON campaign_costs (external_id) W
 
 
 @migrations()
-def m028_touch_requests(db: Database) -> None:
+def m026_touch_requests(db: Database) -> None:
     """The raw requests that repeated a stored form, mail or manual entry (a provider's retry): each
     is a journal row of its own that makes no touch, so ``touches.journal_id`` cannot name it, yet it
     names the person as the first did (a number spelled as none of their identifiers has it, say).
