@@ -28,7 +28,7 @@ import asyncio
 import html
 import logging
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from functools import partial
@@ -44,7 +44,7 @@ from bot.catalogues import gettext as _
 from bot.digest_chart import render_chart
 from bot.digest_figures import Figures, dearest_campaigns, gather, leadless, money, whole
 from bot.nudge_texts import NAME_LIMIT
-from bot.replies import clip
+from bot.replies import clip, fit_leading, message_payload
 from bot.touch_text import when
 from leadline.config import Config
 from storage.db import Store, now_utc
@@ -109,10 +109,11 @@ def _pct(value: float | None) -> str:
 
 
 def _who(item: dict[str, Any], reveal: bool) -> str:
-    """A person on the digest's lists. The name is cut as a nudge cuts it: a form keeps names of up
-    to 1,024 characters, and five such names on a list made the digest too long for Telegram."""
+    """A person on the digest's lists. The name and the address are cut as a nudge card cuts them: a
+    form keeps names of up to 1,024 characters and addresses of up to 254, and a few such people on
+    the lists made the digest too long for Telegram (the button opens the whole contact)."""
     ident = item.get("identifier") or ""
-    shown = ident if reveal else mask(ident)
+    shown = clip(ident if reveal else mask(ident), NAME_LIMIT)
     name = clip(item["name"], NAME_LIMIT) if item.get("name") else None
     return html.escape(f"{name} {shown}".strip() if name else shown or f"#{item['contact_id']}")
 
@@ -223,6 +224,7 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
         (_("Still not registered: {count}"), _("Register: {who}"), figures.waiting),
         (_("Missed, still not called back: {count}"), _("Call back: {who}"), figures.missed),
     )
+    people = [len(listed.items) for _heading, _verb, listed in owed]
     # One button per contact, even when they missed us twice.
     buttons: list[tuple[str, str]] = []
     for _heading, verb, listed in owed:
@@ -232,20 +234,21 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
                 label = item.get("name") or item.get("identifier") or item["contact_id"]
                 buttons.append((verb.format(who=label)[:60], data))
 
-    def lists(reveal: bool) -> list[str]:
-        """Who is owed what; the log, which may name nobody (DESIGN.md), gets the counts alone."""
+    def lists(reveal: bool, shares: Sequence[int]) -> list[str]:
+        """Who is owed what, naming the first ``shares[i]`` people of each list and counting the
+        rest; the log, which may name nobody (DESIGN.md), gets the counts alone."""
         out = []
-        for heading, _verb, listed in owed:
+        for (heading, _verb, listed), share in zip(owed, shares, strict=True):
             count = listed.total
             if not count:
                 continue
             out.append("\n<b>" + heading.format(count=count) + "</b>")
             if not reveal:
                 continue
-            for item in listed.items:
+            for item in listed.items[:share]:
                 local = when(item["first_at"], tz)
                 out.append(f"• {local} {_who(item, reveal)}")
-            more = count - len(listed.items) - listed.erased
+            more = count - min(share, len(listed.items)) - listed.erased
             if more > 0:
                 out.append(_("… and {n} more").format(n=more))
             if listed.erased:
@@ -291,9 +294,26 @@ def _words(figures: Figures, config: Config, locale: str) -> tuple[str, str, lis
         said = _response(figures, tz, reveal)
         return [*lines[:response_at], *([said] if said else []), *lines[response_at:]]
 
-    text = "\n".join([*head(reveal=True), *lists(reveal=True), *tail])
-    log_text = plain("\n".join([*head(reveal=False), *lists(reveal=False), *tail]))
+    def naming(n: int) -> dict[str, Any]:
+        return message_payload("\n".join([*head(reveal=True), *lists(True, _shares(people, n)), *tail]))
+
+    # Telegram refuses a longer text for good, and the owner would get the chart alone: the people
+    # who do not fit are left to "… and N more" (their buttons stay).
+    text = str(fit_leading(naming, sum(people))[0]["text"])
+    log_text = plain("\n".join([*head(reveal=False), *lists(False, people), *tail]))
     return text, log_text, buttons
+
+
+def _shares(sizes: Sequence[int], n: int) -> list[int]:
+    """How many people of each list the digest names when it names ``n`` in all: taken from each
+    list in turn, so that when they do not all fit, one long list does not crowd out the other."""
+    shares = [0] * len(sizes)
+    while n > 0 and shares != list(sizes):
+        for i, size in enumerate(sizes):
+            if n > 0 and shares[i] < size:
+                shares[i] += 1
+                n -= 1
+    return shares
 
 
 def plain(text: str) -> str:

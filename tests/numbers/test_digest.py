@@ -326,3 +326,35 @@ def test_long_names_are_cut_on_the_lists_so_the_digest_still_reaches_telegram(tm
     assert len(names) == 3  # the slowest waiting, one still unregistered, one missed call
     assert all(len(line) < 250 and "Ж…" in line for line in names)
     assert fits_telegram({"text": text})
+
+
+def test_people_who_do_not_fit_are_counted_so_the_digest_always_reaches_telegram(tmp_path: Path):
+    """Capture keeps names of 1,024 characters and addresses of 254, and Telegram counts an emoji as
+    two: ten such people on the lists made a text Telegram refused for good, and the owner got the
+    chart alone. Each person is cut, and those who still do not fit are in "… and N more"."""
+    config = month_config(tmp_path, leadline={**BASE["leadline"], "language": "en"})
+    db = open_database(config.database_path)
+    m = Month(db, config)
+    for i in range(20):  # forms nobody registered, from 254-character addresses
+        address = f"{i:02d}" + "🌸" * 247 + "@x.ru"
+        m.contact_event("form", f"spam{i}", msk(17, 9, i), emails=(address,), name="🌸" * 1024)
+    for i in range(10):  # people who left a form, then called and were missed
+        phone = f"+7916555{i:04d}"
+        m.contact_event("form", f"call-me{i}", msk(17, 10, i), phones=(phone,), name="<Мария> & Co " * 78)
+        m.call(phone, msk(17, 12, i), answered=False)
+    figures = gather(db, config, Period.day(date(2026, 11, 17), MSK), msk(18, 9), digest=True)
+    db.close()
+    for locale, more in (("en", "… and {} more"), ("ru", "… и ещё {}")):
+        digest = write(figures, config, locale)
+        assert fits_telegram({"text": digest.text}), locale
+        blocks = digest.text.split("\n\n<b>")[1:3]
+        assert [block.split("</b>")[0].rsplit(" ", 1)[1] for block in blocks] == ["30", "10"]
+        for block, count in zip(blocks, (30, 10), strict=True):
+            named = [line for line in block.split("\n") if line.startswith("• 17 ")]
+            assert named and all("…" in line for line in named)  # names and addresses cut
+            assert more.format(count - len(named)) in block.split("\n")
+        assert len(digest.buttons) == 10  # every listed person can still be opened
+    # English fits fewer than all ten people: the last one named is the fourth missed call.
+    english = write(figures, config, "en").text
+    assert "• 17 Nov, 12:03 MSK &lt;Мария&gt;" in english and "• 17 Nov, 12:04" not in english
+    assert "\n… and 6 more\n" in english
