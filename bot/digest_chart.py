@@ -28,8 +28,11 @@ DPI = 150
 #: Points at 150 dpi; on a phone showing the 1080 pixels in ~390 points, 15 pt here reads as ~11 pt.
 TEXT, SMALL, TITLE = 15, 13, 19
 INBOUND, REGISTERED, LRR, COST, DAY_OFF = "#9db4d0", "#2b6cb0", "#d9534f", "#f0ad4e", "#eeeeee"
-#: A campaign title longer than this is cut short with "…" above its bar.
+#: A campaign title longer than this is cut short with "…" above its bar (shorter still where its
+#: label would run off the picture).
 TITLE_WIDTH = 34
+#: Where a label above a bar must end, as a share of the picture's width: a little short of the edge.
+RIGHT_EDGE = 0.98
 #: The dearest campaigns shown; more would not fit at phone size.
 MAX_CAMPAIGNS = 6
 #: matplotlib's settings are one global: charts drawn at once on the store's reader threads (two
@@ -45,6 +48,13 @@ def lrr_point(inbound_contacts: int, lrr: float | None) -> float:
     return lrr * 100
 
 
+def _label(name: str, none: bool, width: int) -> str:
+    """A campaign's title above its bar, cut at a word to ``width`` characters; one that spent with
+    no lead yet says so after it."""
+    title = textwrap.shorten(name, width, placeholder="…")
+    return _("{campaign}: spent, no leads yet").format(campaign=title) if none else title
+
+
 def render_chart(figures: Figures, config: Config, locale: str) -> bytes:
     """The PNG, its words in the current language (see :func:`bot.digest.write`)."""
     from matplotlib import rc_context
@@ -58,8 +68,10 @@ def render_chart(figures: Figures, config: Config, locale: str) -> bytes:
 
 def _draw_chart(figures: Figures, config: Config, locale: str) -> bytes:
     """Only :func:`render_chart`, which turns mathtext off around it, calls this."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
+    from matplotlib.text import Text
     from matplotlib.ticker import MaxNLocator
 
     series = figures.series
@@ -117,16 +129,15 @@ def _draw_chart(figures: Figures, config: Config, locale: str) -> bytes:
     month = format_date(figures.period.end, _("MMM y"), locale=locale)
     bottom.set_title(_("Lead cost, {month} so far").format(month=month), fontsize=TITLE, pad=12)
     bottom.set_axis_off()
+    titles: list[tuple[Text, str, bool]] = []
     if priced:
         # Each title above its bar, not beside it: a long title takes the width, not the bars'.
         values = [value for _name, value, _none in priced]
         colours = [LRR if none else COST for _name, _value, none in priced]
         bottom.barh(range(len(values)), values, height=0.42, color=colours)
         for i, (name, value, none) in enumerate(priced):
-            title = textwrap.shorten(name, TITLE_WIDTH, placeholder="…")
-            if none:
-                title = _("{campaign}: spent, no leads yet").format(campaign=title)
-            bottom.text(0, i + 0.27, title, va="bottom", fontsize=TEXT)
+            label = bottom.text(0, i + 0.27, _label(name, none, TITLE_WIDTH), va="bottom", fontsize=TEXT)
+            titles.append((label, name, none))
             bottom.text(value, i, " " + money(value, currency, locale), va="center", fontsize=TEXT)
         bottom.set_xlim(0, max(values) * 1.5)
         bottom.set_ylim(-0.4, len(values) - 0.1)
@@ -141,6 +152,16 @@ def _draw_chart(figures: Figures, config: Config, locale: str) -> bytes:
             transform=bottom.transAxes,
         )
     figure.subplots_adjust(left=0.11, right=0.87, top=0.86, bottom=0.03)
+    # Letters differ in width, and a translation makes the words after a title longer ("spent, no
+    # leads yet" is half as long again in Russian): each label is measured as drawn, and its title
+    # shortened until the whole label ends inside the picture, so its last words are never the cut.
+    renderer = FigureCanvasAgg(figure).get_renderer()  # type: ignore[no-untyped-call]
+    edge = figure.bbox.x1 * RIGHT_EDGE
+    for label, name, none in titles:
+        width = TITLE_WIDTH
+        while width > 1 and label.get_window_extent(renderer).x1 > edge:
+            width -= 1
+            label.set_text(_label(name, none, width))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()

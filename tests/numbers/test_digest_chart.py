@@ -3,20 +3,23 @@ campaigns by their titles, and no pile of old charts beside the database."""
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import struct
 from datetime import date
 from pathlib import Path
 
+from matplotlib.image import imread
+
 from bot.digest import KEEP_CHARTS, compose, send_digest
 from bot.digest_chart import lrr_point
 from bot.digest_figures import MIN_CONTACTS_FOR_LRR, gather
-from storage.db import Store, connect
+from storage.db import Store, connect, open_database
 from storage.outbox import enqueue
 from storage.reports.scope import Period
 from tests.conftest import BASE
-from tests.numbers.month import CAMPAIGNS, MSK, msk
+from tests.numbers.month import CAMPAIGNS, MSK, Month, month_config, msk
 from tests.numbers.test_digest import build
 
 TITLED = [{**CAMPAIGNS[0], "title": "Brand search, Moscow"}, CAMPAIGNS[1]]
@@ -73,6 +76,30 @@ def test_a_dollar_in_a_campaign_title_is_a_dollar_not_mathtext(tmp_path: Path) -
         db.close()
     assert png_size(digest.chart_png) == (1080, 1350)
     assert "Worst lead cost this month: <b>Easy $$ cash back</b>" in digest.text
+
+
+def test_spent_no_leads_yet_stays_inside_the_picture_in_every_language(tmp_path: Path) -> None:
+    """The Russian for "spent, no leads yet" is half as long again: under a title of 29 characters
+    it ran off the picture's right edge and lost its "нет" (none), saying the opposite."""
+    campaigns = [
+        {**CAMPAIGNS[0], "title": "Яндекс Директ — поиск, Москва"},
+        {**CAMPAIGNS[1], "title": "Google Ads search — Moscow region"},
+    ]
+    config = month_config(tmp_path, campaigns=campaigns, leadline={**BASE["leadline"], "language": "en"})
+    db = open_database(config.database_path)
+    try:
+        Month(db, config)  # both have spent this month, and nobody has got in touch yet
+        day = Period.day(date(2026, 11, 17), MSK)
+        charts = [
+            compose(db, config, day, msk(18, 9), locale, digest=True).chart_png for locale in ("en", "ru")
+        ]
+    finally:
+        db.close()
+    for png in charts:
+        pixels = imread(io.BytesIO(png))
+        assert pixels.shape[:2] == (1350, 1080)
+        # The last 10 pixel columns are white from top to bottom: no word runs into the edge.
+        assert pixels[:, -10:, :3].min() == 1.0
 
 
 def test_a_campaign_without_a_title_goes_by_its_key(tmp_path: Path) -> None:
