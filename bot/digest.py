@@ -415,7 +415,8 @@ def telegram_payloads(digest: Digest, chart: Path) -> list[tuple[str, dict[str, 
     caption = "\n".join(digest.text.split("\n")[:3])[:CAPTION_LIMIT]
     # The outbox uploads a ``file://`` path as it is written (no percent-encoding): see bot/transport.py.
     photo = {"photo": f"file://{chart.resolve()}", "caption": caption, "parse_mode": "HTML"}
-    message: dict[str, Any] = {"text": digest.text, "parse_mode": "HTML"}
+    # Every bot text's format, so a link a spam form left in a name is never a preview card.
+    message = message_payload(digest.text)
     if digest.buttons:
         message["reply_markup"] = {
             "inline_keyboard": [[{"text": label, "callback_data": data}] for label, data in digest.buttons]

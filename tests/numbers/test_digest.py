@@ -115,6 +115,31 @@ async def test_with_a_bot_token_each_owner_gets_the_chart_and_the_text_once(tmp_
     assert "reply_markup" not in message  # C7 was answered at 11:00: nobody to call back
 
 
+async def test_a_link_in_a_listed_name_is_never_a_preview_under_the_digest(tmp_path: Path):
+    """A spam form's name holding a URL is on the list to register: Telegram would draw a preview of
+    the spammer's page under the owner's digest, which every other bot text turns off."""
+    config = month_config(
+        tmp_path, telegram={"token": "123:abc"}, leadline={**BASE["leadline"], "language": "en"}
+    )
+    db = open_database(config.database_path)
+    m = Month(db, config)
+    spam = "Cheap SEO https://spam.example/offer"
+    m.contact_event("form", "spam", msk(17, 10), phones=("+79160000001",), name=spam)
+    db.close()
+    store = Store.open(config.database_path)
+    try:
+        await send_digest(config, store, date(2026, 11, 17), now=msk(18, 9))
+    finally:
+        await store.close()
+    db = connect(config.database_path)
+    [payload] = db.execute("SELECT payload FROM outbox WHERE method = 'sendMessage'").fetchone()
+    db.close()
+    message = json.loads(payload)
+    assert f"• 17 Nov, 10:00 MSK {spam} +79160000001" in message["text"]
+    assert message["link_preview_options"] == {"is_disabled": True}
+    assert message["parse_mode"] == "HTML" and message["reply_markup"]["inline_keyboard"]
+
+
 async def test_without_a_token_the_digest_goes_to_the_log_with_its_figures_and_no_one_on_its_lists(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
