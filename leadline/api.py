@@ -214,7 +214,8 @@ def _answer(model: BaseModel, status: int = 200, headers: dict[str, str] | None 
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    fields = request.app[keys.CONFIG].lead_fields
+    return web.json_response(openapi_document(tuple(fields.required), tuple(fields.desirable)))
 
 
 async def contacts(request: web.Request) -> web.Response:
@@ -484,6 +485,23 @@ def _fingerprint(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _unknown_fields(sent: dict[str, str], configured: list[str]) -> web.HTTPException | None:
+    """A field the config does not name would be kept under a name nobody reads (a typo, a CRM's own
+    column): refused, as the bot's form offers only the config's. Name and need are the body's own."""
+    takes = [f for f in dict.fromkeys(configured) if f not in ("name", "need")]
+    unknown = [f for f in sent if f not in takes]
+    if not unknown:
+        return None
+    return ApiError(
+        400,
+        "bad_parameter",
+        f"fields: [lead_fields] has no {', '.join(unknown)}; "
+        + (f"it has {', '.join(takes)}" if takes else "it has none beyond need and name")
+        + " (send need and name beside fields)",
+        parameter="fields",
+    )
+
+
 async def create_registration(request: web.Request) -> web.Response:
     client = _client(request)
     _query(request, m.NoQuery)
@@ -502,6 +520,9 @@ async def create_registration(request: web.Request) -> web.Response:
     ]
     if not idents:
         raise ApiError(400, "identifier_required", "give the contact's phone or email")
+    required = config.lead_fields.required
+    if unknown := _unknown_fields(sent.fields or {}, [*required, *config.lead_fields.desirable]):
+        raise unknown
 
     whom = Person(
         tuple(idents),
@@ -515,6 +536,7 @@ async def create_registration(request: web.Request) -> web.Response:
         reason=sent.reason,
         campaign=sent.campaign,
         need=sent.need,
+        fields=sent.fields,
         note=sent.note,
     )
     fingerprint = _fingerprint(body)
@@ -530,7 +552,7 @@ async def create_registration(request: web.Request) -> web.Response:
         chosen = draft
         if sent.campaign:  # the config's spelling, so the lead counts where the campaign's cost does
             chosen = replace(draft, campaign=known_campaign(db, sent.campaign))
-        done = register(db, whom=whom, draft=chosen, at=now, origin="api")
+        done = register(db, whom=whom, draft=chosen, at=now, origin="api", required=required)
         registered = m.Registered(
             registration_id=done.registration_id,
             contact_id=done.contact_id,

@@ -59,6 +59,31 @@ def _schemas() -> dict[str, Any]:
     return dict(top["$defs"])
 
 
+#: A value that counts as given: one character other than the whitespace a blank value is made of.
+FILLED = "[^\\s\\x1c-\\x1f\\x85]"
+#: The lead fields that are the body's own; every other one of ``[lead_fields]`` goes under ``fields``.
+OWN_FIELDS = ("name", "need")
+
+
+def _with_lead_fields(schemas: dict[str, Any], required: tuple[str, ...], desirable: tuple[str, ...]) -> None:
+    """The registration body as this installation's ``[lead_fields]`` make it: ``fields`` takes the
+    config's names alone, and a lead needs every required field (``storage.registrations``)."""
+    body = schemas[m.NewRegistration.__name__]
+    filled = {"type": "string", "pattern": FILLED}
+    names = [f for f in dict.fromkeys([*required, *desirable]) if f not in OWN_FIELDS]
+    body["properties"]["fields"] |= {
+        "properties": {f: {"type": "string"} for f in names},
+        "additionalProperties": False,
+    }
+    own = [f for f in dict.fromkeys(required) if f in OWN_FIELDS]
+    others = [f for f in dict.fromkeys(required) if f not in OWN_FIELDS]
+    [lead] = [b for b in body["oneOf"] if b["properties"]["disposition"] == {"const": "lead"}]
+    lead["required"] = [*lead["required"], *own, *(["fields"] if others else [])]
+    lead["properties"] |= {f: filled for f in own}
+    if others:
+        lead["properties"]["fields"] = {"required": others, "properties": {f: filled for f in others}}
+
+
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
@@ -138,7 +163,10 @@ _IDEMPOTENCY = (
 )
 
 
-def build_document() -> dict[str, Any]:
+def build_document(required: tuple[str, ...] = (), desirable: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The document for an installation whose ``[lead_fields]`` are ``required`` and ``desirable``."""
+    schemas = _schemas()
+    _with_lead_fields(schemas, required, desirable)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -164,7 +192,7 @@ def build_document() -> dict[str, Any]:
         ],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": _schemas(),
+            "schemas": schemas,
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -313,7 +341,7 @@ def build_document() -> dict[str, Any]:
 
 
 @functools.cache
-def openapi_document() -> dict[str, Any]:
+def openapi_document(required: tuple[str, ...] = (), desirable: tuple[str, ...] = ()) -> dict[str, Any]:
     """The document, built at its first request: generating every model's schema costs a start-up
     that serves webhooks tens of milliseconds for a page few clients read (bench/idle.py)."""
-    return build_document()
+    return build_document(required, desirable)

@@ -144,6 +144,11 @@ class NewRegistration(Model):
         " another is a 404 `no_campaign`); default: the campaign of the contact's first touch",
     )
     need: str | Absent = None
+    fields: dict[str, str] | Absent = Field(
+        None,
+        description="the lead's other fields by their names in [lead_fields] (company, industry, size…);"
+        " a lead needs every required one, need and name being the body's own",
+    )
     note: str | Absent = None
 
 

@@ -19,6 +19,7 @@ Code = Literal[
     "bad_disposition",
     "bad_temperature",
     "reason_required",
+    "field_required",
     "not_editable",
     "stage_not_allowed",
     "stage_reason_required",
@@ -123,6 +124,17 @@ class ReasonRequired(RegistrationError):
 
     def __str__(self) -> str:
         return f"a not-a-lead needs a reason: {', '.join(self.reasons)}"
+
+
+@dataclass(eq=False)
+class FieldRequired(RegistrationError):
+    """A lead without the ``fields`` that ``[lead_fields] required`` names, in the config's order."""
+
+    code: ClassVar[Code] = "field_required"
+    fields: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"a lead needs these fields ([lead_fields] required): {', '.join(self.fields)}"
 
 
 @dataclass(eq=False)

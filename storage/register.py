@@ -11,6 +11,7 @@ missing from the numbers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import cast
@@ -61,10 +62,12 @@ def register(
     at: datetime,
     staff_id: int | None = None,
     origin: str = "bot",
+    required: Sequence[str] = (),
 ) -> Registered:
     """Register ``whom`` as ``draft`` says; raises :class:`RegistrationError`, having written
     nothing, when the card is out of date, no phone or email given is the person's own, or the
-    draft lacks what its disposition needs."""
+    draft lacks what its disposition needs. ``required`` is ``[lead_fields] required``, which a
+    lead must have: the API passes it, the bot's form asks for those fields before it registers."""
     contact_id: int | None
     touch_id: int | None
     with savepoint(db, "register"):
@@ -99,6 +102,7 @@ def register(
             amount=draft.amount,
             owner_id=draft.owner_id,
             note=draft.note,
+            required=required,
         )
         if draft.block:
             block_contact(db, contact_id, staff_id=staff_id, at=at)

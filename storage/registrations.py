@@ -9,7 +9,7 @@ the move is allowed and records who made it and when.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
@@ -23,6 +23,7 @@ from storage.errors import (
     BadDisposition,
     BadTemperature,
     ContactMerged,
+    FieldRequired,
     NoContact,
     NoLead,
     NotEditable,
@@ -61,6 +62,21 @@ class Registered:
     contact_created: bool = False
 
 
+def _missing_fields(
+    db: Database, contact_id: int, need: str | None, fields: Mapping[str, Any] | None, required: Sequence[str]
+) -> list[str]:
+    """The required fields left empty or blank, read as the bot's form reads them: ``name`` is the
+    contact's, ``need`` the lead's own, any other one of ``fields``."""
+
+    def given(name: str) -> Any:
+        if name == "name":
+            row = db.execute("SELECT name FROM contacts WHERE id = ?", [contact_id]).fetchone()
+            return row[0] if row else None
+        return need if name == "need" else (fields or {}).get(name)
+
+    return [name for name in dict.fromkeys(required) if not str(given(name) or "").strip()]
+
+
 def record_registration(
     db: Database,
     contact_id: int,
@@ -79,10 +95,13 @@ def record_registration(
     amount: float | None = None,
     owner_id: int | None = None,
     note: str | None = None,
+    required: Sequence[str] = (),
 ) -> Registered:
     """Record a contact with a disposition; a lead also gets its lead row.
 
     The campaign defaults to that of the contact's first touch (DESIGN.md's attribution rule).
+    A lead must have the ``required`` fields (``[lead_fields] required``), given by whoever checks
+    them here rather than on a form of their own.
     """
     contact_id = live_contact(db, contact_id)
     if db.execute("SELECT 1 FROM contacts WHERE id = ?", [contact_id]).fetchone() is None:
@@ -90,6 +109,8 @@ def record_registration(
     if disposition == "lead":
         if temperature not in TEMPERATURES:
             raise BadTemperature(temperature)
+        if missing := _missing_fields(db, contact_id, need, fields, required):
+            raise FieldRequired(tuple(missing))
         reason = None
     elif disposition == "not_a_lead":
         if reason not in REASONS:

@@ -31,6 +31,7 @@ from storage.errors import (
     ContactGone,
     ContactMerged,
     DomainError,
+    FieldRequired,
     MergeError,
     MergeGone,
     MergeUndone,
@@ -76,6 +77,8 @@ def sentence(error: DomainError) -> str:
             return _("A lead needs a temperature: hot, warm or cold.")
         case ReasonRequired():
             return _("Choose why this is not a lead.")
+        case FieldRequired(fields=missing):
+            return _("A lead needs: {fields}.").format(fields=", ".join(labels.field(f) for f in missing))
         case BadDisposition():
             return _("Register the contact as a lead or as not a lead.")
         case NotEditable(field=field):

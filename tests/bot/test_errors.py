@@ -21,6 +21,7 @@ from storage.errors import (
     ContactGone,
     ContactMerged,
     DomainError,
+    FieldRequired,
     MergeGone,
     MergeUndone,
     NegativeClients,
@@ -66,6 +67,11 @@ WORDED: list[tuple[DomainError, str, str]] = [
         "У лида должна быть температура: горячий, тёплый или холодный.",
     ),
     (ReasonRequired(REASONS), "Choose why this is not a lead.", "Выберите, почему это не лид."),
+    (
+        FieldRequired(("need", "Бюджет")),
+        "A lead needs: Need, Бюджет.",
+        "Для лида нужно заполнить: Потребность, Бюджет.",
+    ),
     (NotEditable("stage"), "“stage” cannot be changed here.", "«stage» здесь изменить нельзя."),
     (
         StageNotAllowed("won", "new", ()),

@@ -99,7 +99,7 @@ async def the_day(bot_env: BotEnv, clock: Clock, srv: Running, after: Any = None
     clock.now = msk(TUESDAY, 12, 30)
     async with srv.session.post(
         f"{srv.url}/api/registrations",
-        json={"email": "d@example.net", "disposition": "lead", "temperature": "warm"},
+        json={"email": "d@example.net", "disposition": "lead", "temperature": "warm", "need": "a quote"},
         headers=AUTH,
     ) as resp:
         assert resp.status == 201, await resp.text()

@@ -291,6 +291,64 @@ async def test_a_crm_registers_a_contact_by_email_or_phone(tmp_path: Path, start
         assert resp.status == 400
 
 
+async def test_a_lead_from_a_crm_has_the_fields_the_config_requires_and_keeps_the_others(
+    tmp_path: Path, start_server: Any
+):
+    """[lead_fields] holds for the API as for the bot's form: a lead without a required field is a
+    400 naming what it lacks and leaves nothing behind; the others are kept under their names."""
+    config = month_config(
+        tmp_path,
+        api_clients=[{"name": "crm", "token": TOKEN}],
+        lead_fields={"required": ["need", "company"], "desirable": ["Размер компании"]},
+    )
+    open_month(config.database_path, config).db.close()
+    srv = await start_server(config, clock=lambda: AS_OF)
+    url = f"{srv.url}/api/registrations"
+    counts = (
+        "SELECT (SELECT COUNT(*) FROM contacts), (SELECT COUNT(*) FROM touches), (SELECT COUNT(*) FROM leads)"
+    )
+    before = srv.rows(counts)
+    body = {"phone": "8 (903) 123-45-67", "disposition": "lead", "temperature": "hot"}
+    for sent, missing in (
+        (body, ["need", "company"]),
+        ({**body, "need": "a quote", "fields": {"company": "  ", "Размер компании": "50"}}, ["company"]),
+    ):
+        async with srv.session.post(url, json=sent, headers=AUTH) as resp:
+            assert (resp.status, await resp.json()) == (
+                400,
+                {
+                    "error": "field_required",
+                    "detail": f"a lead needs these fields ([lead_fields] required): {', '.join(missing)}",
+                    "fields": missing,
+                },
+            ), sent
+    async with srv.session.post(
+        url, json={**body, "need": "a quote", "fields": {"company": "Acme", "compnay": "Acme"}}, headers=AUTH
+    ) as resp:
+        assert (resp.status, await resp.json()) == (
+            400,
+            {
+                "error": "bad_parameter",
+                "detail": "fields: [lead_fields] has no compnay; it has company, Размер компании"
+                " (send need and name beside fields)",
+                "parameter": "fields",
+            },
+        )
+    assert srv.rows(counts) == before  # a refused registration makes no contact, touch or lead
+    fields = {"company": "Acme", "Размер компании": "50"}
+    async with srv.session.post(
+        url, json={**body, "need": "a quote", "fields": fields}, headers=AUTH
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+        made = await resp.json()
+    lead = srv.rows("SELECT need, fields FROM leads WHERE id = ?", [made["lead_id"]])[0]
+    assert (lead["need"], json.loads(lead["fields"])) == ("a quote", fields)
+    # A not-a-lead is no lead: it needs a reason, not the lead's fields.
+    not_a_lead = {"phone": "+7 903 765-43-21", "disposition": "not_a_lead", "reason": "partner"}
+    async with srv.session.post(url, json=not_a_lead, headers=AUTH) as resp:
+        assert resp.status == 201, await resp.text()
+
+
 async def test_someone_with_no_touch_registered_through_the_api_counts_as_an_inbound_contact(
     tmp_path: Path, start_server: Any
 ):
@@ -316,7 +374,7 @@ async def test_someone_with_no_touch_registered_through_the_api_counts_as_an_inb
     before = await report()
     async with srv.session.post(
         f"{srv.url}/api/registrations",
-        json={"phone": "8 (903) 123-45-67", "disposition": "lead", "temperature": "hot"},
+        json={"phone": "8 (903) 123-45-67", "disposition": "lead", "temperature": "hot", "need": "a quote"},
         headers=AUTH,
     ) as resp:
         assert resp.status == 201
