@@ -42,11 +42,15 @@ class AccessCB(CallbackData, prefix="a"):
 
 
 class PageCB(CallbackData, prefix="p"):
-    """A page of a list: ``kind`` unreg / missed / leads, ``everyone`` for a manager's full list."""
+    """A page of a list: ``kind`` unreg / missed / leads, ``everyone`` for a manager's full list; ``go``
+    ``n`` the items past the mark (``key``, ``id``: :class:`storage.lists.Mark`), ``p`` those before
+    it, empty for the first page."""
 
     kind: str
-    page: int
     everyone: bool = False
+    go: str = ""
+    key: int = 0
+    id: int = 0
 
 
 class OpenCB(CallbackData, prefix="o"):

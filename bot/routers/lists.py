@@ -24,7 +24,7 @@ from bot.replies import Replies
 from bot.views import send_contact, send_lead, send_touch
 from leadline.config import Config
 from storage.db import Store
-from storage.lists import Page, missed, open_leads, unregistered
+from storage.lists import Mark, Page, Turn, missed, open_leads, unregistered
 from storage.staff import StaffMember
 
 PAGE_SIZE = 5
@@ -82,22 +82,20 @@ def _empty(kind: str) -> str:
     return _("No open leads.")
 
 
-async def fetch(store: Store, kind: str, staff: StaffMember, everyone: bool, page: int) -> Page:
+LISTS = {"unreg": unregistered, "missed": missed, "leads": open_leads}
+
+
+async def fetch(store: Store, kind: str, staff: StaffMember, everyone: bool, turn: Turn | None) -> Page:
     scope = None if everyone else staff.id
-    query = {"unreg": unregistered, "missed": missed, "leads": open_leads}[kind]
-    result: Page = await store.read(lambda db: query(db, scope, max(0, page), PAGE_SIZE))
-    if result.items or page <= 0:
-        return result
-    last = result.pages - 1  # the list got shorter since it was drawn
-    clamped: Page = await store.read(lambda db: query(db, scope, last, PAGE_SIZE))
-    return clamped
+    query = LISTS[kind]
+    result: Page = await store.read(lambda db: query(db, scope, PAGE_SIZE, turn))
+    return result
 
 
 def render(kind: str, page: Page, everyone: bool, tz: ZoneInfo) -> tuple[str, InlineKeyboardMarkup | None]:
     title = f"<b>{_title(kind, everyone)}</b>"
     if page.total == 0:
         return title + "\n\n" + _empty(kind), None
-    start = page.page * page.size
     lines = [
         title
         + " — "
@@ -108,7 +106,7 @@ def render(kind: str, page: Page, everyone: bool, tz: ZoneInfo) -> tuple[str, In
     ]
     opens: list[InlineKeyboardButton] = []
     for offset, item in enumerate(page.items):
-        number = start + offset + 1
+        number = page.start + offset + 1
         lines.append(_line(kind, number, item, tz))
         target = (
             OpenCB(kind="lead", id=item["lead_id"])
@@ -118,18 +116,13 @@ def render(kind: str, page: Page, everyone: bool, tz: ZoneInfo) -> tuple[str, In
         opens.append(InlineKeyboardButton(text=str(number), callback_data=target.pack()))
     keyboard = [opens]
     nav: list[InlineKeyboardButton] = []
-    if page.page > 0:
-        nav.append(
-            InlineKeyboardButton(
-                text="«", callback_data=PageCB(kind=kind, page=page.page - 1, everyone=everyone).pack()
-            )
-        )
-    if page.page + 1 < page.pages:
-        nav.append(
-            InlineKeyboardButton(
-                text="»", callback_data=PageCB(kind=kind, page=page.page + 1, everyone=everyone).pack()
-            )
-        )
+    for text, go, mark, shown in (
+        ("«", "p", page.first, page.start > 0),
+        ("»", "n", page.last, page.has_next),
+    ):
+        if shown and mark is not None:
+            data = PageCB(kind=kind, everyone=everyone, go=go, key=mark.key, id=mark.id)
+            nav.append(InlineKeyboardButton(text=text, callback_data=data.pack()))
     if nav:
         keyboard.append(nav)
     return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=keyboard)
@@ -144,7 +137,7 @@ async def send_list(
     config: Config,
     replies: Replies,
 ) -> None:
-    page = await fetch(store, kind, staff, everyone, 0)
+    page = await fetch(store, kind, staff, everyone, None)
     text, markup = render(kind, page, everyone, config.tz)
     await replies.send(message.chat.id, text, markup)
 
@@ -176,8 +169,19 @@ async def leads_list(
 async def turn_page(
     callback: CallbackQuery, callback_data: PageCB, staff: StaffMember, store: Store, config: Config
 ) -> None:
+    """Turn to the page past (or before) the mark the button carries; a button no list of ours drew
+    (an old one, a client's own) is answered as such and changes nothing."""
     everyone = callback_data.everyone and staff.is_manager
-    page = await fetch(store, callback_data.kind, staff, everyone, callback_data.page)
+    mark = Mark(callback_data.key, callback_data.id)
+    turn = Turn(mark, forward=callback_data.go == "n") if callback_data.go else None
+    page = None
+    if callback_data.kind in LISTS and callback_data.go in ("", "n", "p"):
+        page = await fetch(store, callback_data.kind, staff, everyone, turn)
+    if page is None or page.reset:
+        await callback.answer(
+            _("This button is from an old version of the message; open the list again."), show_alert=True
+        )
+        return
     text, markup = render(callback_data.kind, page, everyone, config.tz)
     if isinstance(callback.message, Message):
         with contextlib.suppress(TelegramBadRequest):

@@ -322,7 +322,7 @@ def test_the_list_to_call_back_is_missed_s_and_the_count_is_the_sla_s(tmp_path: 
     for touch in (late, pressed, waiting):  # registered, so the only buttons are the call-backs
         m.register(touch, "not_a_lead", msk(17, 15), "Anna", reason="partner")
     figures = gather(db, config, Period.day(date(2026, 11, 17), MSK), msk(18, 9), digest=True)
-    assert missed(db, None, 0, 10).total == 1
+    assert missed(db, None, 10).total == 1
     contact = f"contact:{m.contact_of(waiting)}"
     db.close()
     english, russian = write(figures, config, "en"), write(figures, config, "ru")

@@ -24,6 +24,6 @@ def test_a_call_back_after_the_sla_or_by_the_button_takes_the_call_off_the_misse
     with transaction(m.db):
         nudge = callback_nudge(m.db, pressed, staff_id=m.staff["Anna"], chat_id=1, at=msk(10, 12, 5))
         mark_called_back(m.db, nudge, staff_id=m.staff["Anna"], at=msk(10, 12, 10))
-    page = missed(m.db, None, 0, 10)
+    page = missed(m.db, None, 10)
     assert [item["phone_raw"] for item in page.items] == ["+79160003003"]
     assert page.total == 1
