@@ -420,6 +420,7 @@ async def test_a_registrations_campaign_is_taken_in_any_case_and_an_unknown_one_
         "phone": "+7 916 555-00-01",
         "disposition": "lead",
         "temperature": "warm",
+        "need": "A kitchen",
         "campaign": "Brand_MSK",
     }
     async with srv.session.post(url, json=body, headers=AUTH) as resp:
