@@ -212,14 +212,20 @@ def spam_question(card: TouchCard) -> str:
     return question.format(what=what)
 
 
+def field_label(name: str) -> str:
+    """A lead field's label in a card's HTML: the config's own field names are the owner's free text
+    (``Budget <100k``, ``R&D``), while buttons and alerts show :func:`labels.field` as it is."""
+    return html.escape(labels.field(name))
+
+
 def prompt(name: str, required: bool) -> str:
     if name == "amount":
         return _("✏️ Type the expected deal amount, e.g. 150000.")
     if name == "follow_up":
         return _("✏️ Type the follow-up date, e.g. 25.12 or 2026-12-25.")
     if required:
-        return _("✏️ Type the {field} (required).").format(field=labels.field(name).lower())
-    return _("✏️ Type the {field}, or tap another button to skip it.").format(field=labels.field(name).lower())
+        return _("✏️ Type the {field} (required).").format(field=field_label(name).lower())
+    return _("✏️ Type the {field}, or tap another button to skip it.").format(field=field_label(name).lower())
 
 
 #: Fields the form edits besides the config's, by their own names: short, ASCII and never an index.
@@ -264,7 +270,7 @@ def form_text(
     for name in form_fields(required, desirable):
         mark = " ✱" if name in required else ""
         value = draft.value(name)
-        lines.append(f"{labels.field(name)}{mark}: {html.escape(str(value)) if value else '—'}")
+        lines.append(f"{field_label(name)}{mark}: {html.escape(str(value)) if value else '—'}")
     lines.append(f"{labels.field('campaign')}: {html.escape(labels.campaign(draft.campaign, titles))}")
     lines.append(f"{labels.field('owner')}: {html.escape(draft.owner_name)}")
     if temp in ("warm", "cold"):
@@ -275,9 +281,7 @@ def form_text(
     if draft.awaiting:
         lines.append(prompt(draft.awaiting, draft.awaiting in required))
     elif missing:
-        lines.append(
-            _("✱ Still needed: {fields}.").format(fields=", ".join(labels.field(f) for f in missing))
-        )
+        lines.append(_("✱ Still needed: {fields}.").format(fields=", ".join(field_label(f) for f in missing)))
     else:
         lines.append(_("Tap “Save” when it is right."))
     return "\n".join(lines)

@@ -79,7 +79,7 @@ def lead_text(
         lines.append("👤 " + " · ".join(who))
     lines.append(f"{labels.field('need')}: {html.escape(lead['need'] or '—')}")
     for name, value in (lead["fields"] or {}).items():
-        lines.append(f"{labels.field(name)}: {html.escape(str(value))}")
+        lines.append(f"{cards.field_label(name)}: {html.escape(str(value))}")
     lines.append(
         f"📣 {labels.field('campaign')}: {html.escape(labels.campaign(lead['campaign'], titles))} · "
         f"{labels.field('owner')}: {html.escape(lead['owner_name'] or '—')}"

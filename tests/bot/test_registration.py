@@ -437,6 +437,34 @@ async def test_a_field_the_config_names_in_russian_works_once_the_ids_are_big(bo
     assert fields == {"лицо_принимающее_решение": "Director Petrov"}
 
 
+async def test_a_field_the_config_names_with_html_characters_shows_as_written(bot_env: BotEnv) -> None:
+    """A field named ``Budget <100k / >100k`` went into the card's HTML as it was: Telegram refused
+    every edit ("can't parse entities"), so "Lead: hot" did nothing and no lead could be registered."""
+    tg = bot_env.tg
+    budget = "Budget <100k / >100k"
+    srv = await bot_env.start(lead_fields={"required": ["need", budget], "desirable": ["R&D"]})
+    await post_form(srv, phone="+7 916 123-00-96", message="A kitchen")
+    touch = the_touch(srv)
+    t, c = touch["id"], touch["contact_id"]
+    card = await bot_env.says(ANNA, "89161230096", language="en")
+    card_id = card.result["message_id"]
+    await bot_env.press(ANNA, card_id, CardCB(act="lead", t=t, c=c, v="hot").pack())
+    shown = bot_env.text(ANNA, card_id)
+    assert f"{budget} ✱: —" in shown and "R&D: —" in shown
+    assert "✏️ Type the budget <100k / >100k (required)." in shown
+    assert f"✏️ {budget} ✱" in [b["text"] for b in tg.buttons(ANNA, card_id)]  # buttons are not HTML
+    edits = len(tg.sent("editMessageText", chat_id=ANNA))
+    await bot_env.types(ANNA, "about 80k", language="en")
+    await tg.wait_for("editMessageText", chat_id=ANNA, count=edits + 1)
+    assert f"{budget} ✱: about 80k" in bot_env.text(ANNA, card_id)
+    answer = await bot_env.press(ANNA, card_id, CardCB(act="save", t=t, c=c).pack())
+    assert answer.get("text") == "Saved."
+    assert f"{budget}: about 80k" in bot_env.text(ANNA, card_id)  # the saved lead's card
+    [fields] = [json.loads(r["fields"]) for r in srv.rows("SELECT fields FROM leads")]
+    assert fields == {budget: "about 80k"}
+    assert [a for a in tg.attempts("editMessageText") if a.status != 200] == []
+
+
 async def test_a_field_button_from_before_the_fields_changed_says_it_is_old(bot_env: BotEnv) -> None:
     """A ✏️ button carries the field's place in the form; once the config drops fields, a place that
     names none is answered as any old button is, and the form is drawn with today's fields."""
