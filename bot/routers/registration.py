@@ -96,10 +96,18 @@ async def save_draft(state: FSMContext, chat_id: int, message_id: int, draft: Ca
     await card_state(state, chat_id, message_id).set_data(draft.dump())
 
 
-async def ask_for(state: FSMContext, chat_id: int, message_id: int, field: str | None) -> None:
-    """Route the person's next typed message into this card's field (or stop routing)."""
-    if field is None:
+async def stop_asking(state: FSMContext, chat_id: int, message_id: int) -> None:
+    """Stop routing the person's typing into this card, and only this one: the route is the person's,
+    the drafts are the cards', and another card still open may be the one waiting for an answer."""
+    route = await state.get_data()
+    if (route.get("chat"), route.get("card")) == (chat_id, message_id):
         await state.clear()
+
+
+async def ask_for(state: FSMContext, chat_id: int, message_id: int, field: str | None) -> None:
+    """Route the person's next typed message into this card's field (or stop routing into it)."""
+    if field is None:
+        await stop_asking(state, chat_id, message_id)
         return
     await state.set_state(CardInput.value)
     await state.set_data({"chat": chat_id, "card": message_id, "field": field})
@@ -184,7 +192,7 @@ async def back(
     if card is None or not isinstance(callback.message, Message):
         return
     await card_state(state, callback.message.chat.id, callback.message.message_id).clear()
-    await state.clear()
+    await stop_asking(state, callback.message.chat.id, callback.message.message_id)
     await show(
         callback,
         cards.initial_text(card, config.tz, config.campaign_titles()),
@@ -365,7 +373,7 @@ async def finish(
         return
     if isinstance(callback.message, Message):
         await card_state(state, callback.message.chat.id, callback.message.message_id).clear()
-    await state.clear()
+        await stop_asking(state, callback.message.chat.id, callback.message.message_id)
     card = await store.read(partial(touch_card, touch_id=callback_data.t))
     if card is None:  # erased the moment after: saved all the same, and nothing left to show
         await callback.answer(_("Saved."))

@@ -488,6 +488,55 @@ async def test_a_field_button_from_before_the_fields_changed_says_it_is_old(bot_
     assert "Company size" not in bot_env.text(ANNA, card_id)
 
 
+async def two_open_cards(bot_env: BotEnv) -> tuple[Running, tuple[int, int, int], tuple[int, int, int]]:
+    """Alice's and Bob's cards open in Anna's chat, their forms without a need: (card, touch, contact)."""
+    srv = await bot_env.start()
+    opened = []
+    for name, phone in (("Alice", "89160000001"), ("Bob", "89160000002")):
+        await post_form(srv, name=name, phone=phone)
+        touch = the_touch(srv, f"contact_id = (SELECT id FROM contacts WHERE name = '{name}')")
+        card = await bot_env.says(ANNA, phone, language="en")
+        opened.append((card.result["message_id"], touch["id"], touch["contact_id"]))
+    return srv, opened[0], opened[1]
+
+
+async def test_saving_one_card_leaves_the_other_card_waiting_for_its_answer(bot_env: BotEnv) -> None:
+    """Save on Alice's card stopped the bot taking the need Bob's card asked for: "I did not understand"."""
+    tg = bot_env.tg
+    srv, (a, ta, ca), (b, tb, cb) = await two_open_cards(bot_env)
+    await bot_env.press(ANNA, a, CardCB(act="lead", t=ta, c=ca, v="hot").pack())
+    await bot_env.types(ANNA, "Kitchen for Alice", language="en")
+    await bot_env.press(ANNA, b, CardCB(act="lead", t=tb, c=cb, v="hot").pack())
+    assert "✏️ Type the need (required)." in bot_env.text(ANNA, b)
+    await bot_env.press(ANNA, a, CardCB(act="temp", t=ta, c=ca, v="warm").pack())  # asks nothing
+    assert (await bot_env.press(ANNA, a, CardCB(act="save", t=ta, c=ca).pack())).get("text") == "Saved."
+    replies = len(tg.sent("sendMessage", chat_id=ANNA))
+    await bot_env.types(ANNA, "Bathroom for Bob", language="en")
+    assert tg.sent("sendMessage", chat_id=ANNA)[replies:] == []
+    assert "Need ✱: Bathroom for Bob" in bot_env.text(ANNA, b)
+    assert (await bot_env.press(ANNA, b, CardCB(act="save", t=tb, c=cb).pack())).get("text") == "Saved."
+    assert srv.rows("SELECT contact_id, need FROM leads ORDER BY id") == [
+        {"contact_id": ca, "need": "Kitchen for Alice"},
+        {"contact_id": cb, "need": "Bathroom for Bob"},
+    ]
+
+
+async def test_going_back_on_one_card_leaves_the_other_card_waiting_for_its_answer(bot_env: BotEnv) -> None:
+    """« Back on Alice's card sent the need typed for Bob's to the number look-up: a stray contact
+    entered by hand, counted as an unregistered inbound contact."""
+    tg = bot_env.tg
+    srv, (a, ta, ca), (b, tb, cb) = await two_open_cards(bot_env)
+    await bot_env.press(ANNA, b, CardCB(act="lead", t=tb, c=cb, v="hot").pack())
+    await bot_env.press(ANNA, a, CardCB(act="nal", t=ta, c=ca).pack())
+    await bot_env.press(ANNA, a, CardCB(act="back", t=ta, c=ca).pack())
+    replies = len(tg.sent("sendMessage", chat_id=ANNA))
+    await bot_env.types(ANNA, "Bathroom for Bob, call 8 916 555-44-33", language="en")
+    assert tg.sent("sendMessage", chat_id=ANNA)[replies:] == []
+    assert "Need ✱: Bathroom for Bob, call 8 916 555-44-33" in bot_env.text(ANNA, b)
+    assert srv.scalar("SELECT COUNT(*) FROM contacts") == 2
+    assert srv.scalar("SELECT COUNT(*) FROM touches WHERE channel = 'manual'") == 0
+
+
 async def test_staff_register_leads_as_their_own_and_cannot_give_them_to_others(bot_env: BotEnv) -> None:
     """docs/bot.md's roles: giving leads to others is a manager's; the lead card already refuses it,
     and the registration form now does too, forged button or not."""
