@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import html
 from datetime import date, timedelta
 from functools import partial
 
@@ -57,6 +58,25 @@ async def show(callback: CallbackQuery, text: str, markup: InlineKeyboardMarkup 
             await callback.message.edit_text(text, reply_markup=markup)
 
 
+def closed_card(
+    card: TouchCard, touch_id: int, seen_contact: int, config: Config
+) -> tuple[str, InlineKeyboardMarkup | None, str] | None:
+    """What a card turns back into, and the sentence that says why, once its contact was merged or
+    registered by someone else since it was drawn (by a tap or by typing); None while it can be filled in."""
+    text = cards.initial_text(card, config.tz, config.campaign_titles())
+    if card.contact_id != seen_contact:
+        return (
+            text,
+            cards.initial_keyboard(card, touch_id),
+            _(
+                "This contact was merged with contact #{id} since the card was sent. The card now shows the merged contact."
+            ).format(id=card.contact_id),
+        )
+    if card.registration is not None:
+        return text, None, cards.already_registered(card.registration)
+    return None
+
+
 async def current_card(
     callback: CallbackQuery, data: CardCB, store: Store, config: Config
 ) -> TouchCard | None:
@@ -65,22 +85,11 @@ async def current_card(
     if card is None:
         await callback.answer(_("This contact no longer exists."), show_alert=True)
         return None
-    if card.contact_id != data.c:
-        await show(
-            callback,
-            cards.initial_text(card, config.tz, config.campaign_titles()),
-            cards.initial_keyboard(card, data.t),
-        )
-        await callback.answer(
-            _(
-                "This contact was merged with contact #{id} since the card was sent. The card now shows the merged contact."
-            ).format(id=card.contact_id),
-            show_alert=True,
-        )
-        return None
-    if card.registration is not None:
-        await show(callback, cards.initial_text(card, config.tz, config.campaign_titles()), None)
-        await callback.answer(cards.already_registered(card.registration), show_alert=True)
+    closed = closed_card(card, data.t, data.c, config)
+    if closed is not None:
+        text, markup, why = closed
+        await show(callback, text, markup)
+        await callback.answer(why, show_alert=True)
         return None
     return card
 
@@ -416,6 +425,15 @@ async def typed(
             message.chat.id, _("The card you were filling in is closed. Open it again from /unregistered.")
         )
         return
+    card = await store.read(partial(touch_card, touch_id=draft.touch))
+    closed = None if card is None else closed_card(card, draft.touch, draft.contact, config)
+    if closed is not None:  # registered or merged since the form was drawn: never drawn again
+        text, markup, why = closed
+        await card_state(state, chat_id, message_id).clear()
+        await stop_asking(state, chat_id, message_id)
+        await replies.edit(chat_id, message_id, text, markup)
+        await replies.send(message.chat.id, html.escape(why))
+        return
     text = (message.text or "").strip()[:MAX_TEXT]
     if field == "amount":
         value = parse_amount(text)
@@ -436,7 +454,6 @@ async def typed(
     draft.awaiting = missing[0] if missing else None
     await save_draft(state, chat_id, message_id, draft)
     await ask_for(state, chat_id, message_id, draft.awaiting)
-    card = await store.read(partial(touch_card, touch_id=draft.touch))
     if card is None:
         return
     await replies.edit(

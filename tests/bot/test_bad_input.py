@@ -186,6 +186,59 @@ async def test_an_old_card_for_a_contact_that_was_merged(bot_env: BotEnv) -> Non
     assert registration["contact_id"] == survivor
 
 
+async def test_an_answer_typed_into_a_card_someone_else_registered_meanwhile(bot_env: BotEnv) -> None:
+    """The card, already showing "Registered by Boris", turned back into the form with all its buttons
+    when Anna typed the need it had asked for, and Boris's line was gone."""
+    tg = bot_env.tg
+    srv = await bot_env.start()
+    await post_form(srv, phone="+7 916 222-33-45")  # no message: the need is asked for
+    [touch] = srv.rows("SELECT id, contact_id FROM touches")
+    t, c = touch["id"], touch["contact_id"]
+    anna_card = (await bot_env.says(ANNA, "89162223345", language="en")).result["message_id"]
+    boris_card = (await bot_env.says(BORIS, "89162223345", language="en")).result["message_id"]
+    await bot_env.press(ANNA, anna_card, CardCB(act="lead", t=t, c=c, v="hot").pack())
+    assert "✏️ Type the need (required)." in bot_env.text(ANNA, anna_card)
+    await bot_env.press(BORIS, boris_card, CardCB(act="nal", t=t, c=c).pack())
+    await bot_env.press(BORIS, boris_card, CardCB(act="why", t=t, c=c, v="other").pack())
+
+    replies = len(tg.sent("sendMessage", chat_id=ANNA))
+    await bot_env.types(ANNA, "Kitchen", language="en")
+    assert [m["text"] for m in tg.sent("sendMessage", chat_id=ANNA)[replies:]] == [
+        "Already registered by Boris: not a lead (other). Nothing to do here."
+    ]
+    shown = bot_env.text(ANNA, anna_card)
+    assert "Registered by Boris" in shown and "Kitchen" not in shown and "Save" not in shown
+    assert tg.buttons(ANNA, anna_card) == []
+    assert srv.rows("SELECT disposition, reason FROM registrations") == [
+        {"disposition": "not_a_lead", "reason": "other"}
+    ]
+    assert srv.scalar("SELECT COUNT(*) FROM leads") == 0
+
+
+async def test_an_answer_typed_into_a_card_whose_contact_was_merged_meanwhile(bot_env: BotEnv) -> None:
+    srv = await bot_env.start()
+    await post_form(srv, phone="+7 916 333-44-56")
+    await post_form(srv, email="olga@example.com")
+    phone_touch, mail_touch = srv.rows("SELECT id, contact_id FROM touches ORDER BY id")
+    t, c = mail_touch["id"], mail_touch["contact_id"]
+    card_id = (await bot_env.says(ANNA, "olga@example.com", language="en")).result["message_id"]
+    await bot_env.press(ANNA, card_id, CardCB(act="lead", t=t, c=c, v="cold").pack())
+    await post_form(srv, phone="+7 916 333-44-56", email="olga@example.com")  # the two are one person
+    survivor = phone_touch["contact_id"]
+
+    replies = len(bot_env.tg.sent("sendMessage", chat_id=ANNA))
+    await bot_env.types(ANNA, "Curtains", language="en")
+    [reply] = bot_env.tg.sent("sendMessage", chat_id=ANNA)[replies:]
+    assert f"merged with contact #{survivor}" in reply["text"]
+    assert "Curtains" not in bot_env.text(ANNA, card_id)
+    # the card now carries the surviving contact: its buttons register it
+    lead = CardCB(act="lead", t=t, c=survivor, v="cold").pack()
+    assert lead in [b["callback_data"] for b in bot_env.tg.buttons(ANNA, card_id)]
+    await bot_env.press(ANNA, card_id, lead)
+    assert "✏️ Type the need (required)." in bot_env.text(ANNA, card_id)
+    assert srv.scalar("SELECT COUNT(*) FROM registrations") == 0
+
+
 async def test_typed_answers_that_do_not_fit_are_asked_again(bot_env: BotEnv) -> None:
     tg = bot_env.tg
     srv = await bot_env.start()
