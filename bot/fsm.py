@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
+from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, StateType, StorageKey
 
@@ -54,3 +55,11 @@ class DatabaseStorage(BaseStorage):
 
     async def close(self) -> None:
         """The store is the application's, closed by it."""
+
+
+async def stop_asking(state: FSMContext, chat_id: int, message_id: int) -> None:
+    """Stop routing the person's typing into this card, and only this one: the route is the person's,
+    the drafts are the cards', and another card still open may be the one waiting for an answer."""
+    route = await state.get_data()
+    if (route.get("chat"), route.get("card")) == (chat_id, message_id):
+        await state.clear()

@@ -24,6 +24,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from bot import cards, labels
 from bot.callbacks import LeadCB
 from bot.catalogues import gettext as _
+from bot.fsm import stop_asking
 from bot.parsing import parse_amount
 from bot.replies import Replies
 from leadline.config import Config
@@ -239,7 +240,8 @@ async def on_button(
     )
     changes: dict[str, Any] = {}
     if act == "back":
-        await state.clear()
+        if isinstance(callback.message, Message):
+            await stop_asking(state, callback.message.chat.id, callback.message.message_id)
         await redraw(callback, lead_id, store, config, staff)
         await callback.answer()
         return

@@ -24,6 +24,7 @@ from bot import cards, labels
 from bot.callbacks import CardCB
 from bot.cards import CardDraft
 from bot.catalogues import gettext as _
+from bot.fsm import stop_asking
 from bot.parsing import parse_amount
 from bot.replies import Replies
 from bot.routers.fallback import stale_button
@@ -103,14 +104,6 @@ async def load_draft(state: FSMContext, callback: CallbackQuery) -> CardDraft | 
 
 async def save_draft(state: FSMContext, chat_id: int, message_id: int, draft: CardDraft) -> None:
     await card_state(state, chat_id, message_id).set_data(draft.dump())
-
-
-async def stop_asking(state: FSMContext, chat_id: int, message_id: int) -> None:
-    """Stop routing the person's typing into this card, and only this one: the route is the person's,
-    the drafts are the cards', and another card still open may be the one waiting for an answer."""
-    route = await state.get_data()
-    if (route.get("chat"), route.get("card")) == (chat_id, message_id):
-        await state.clear()
 
 
 async def ask_for(state: FSMContext, chat_id: int, message_id: int, field: str | None) -> None:

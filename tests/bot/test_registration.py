@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from bot.callbacks import CardCB, OpenCB
+from bot.callbacks import CardCB, LeadCB, OpenCB
 from leadline import keys
 from storage.retention import run_pass
 from tests.bot.conftest import ANNA, BORIS, BotEnv, button_data
@@ -519,6 +519,24 @@ async def test_saving_one_card_leaves_the_other_card_waiting_for_its_answer(bot_
         {"contact_id": ca, "need": "Kitchen for Alice"},
         {"contact_id": cb, "need": "Bathroom for Bob"},
     ]
+
+
+async def test_going_back_on_a_lead_leaves_another_card_waiting_for_its_answer(bot_env: BotEnv) -> None:
+    """« Back under a saved lead cleared the person's whole route, so the need typed for another
+    card's form went to the number look-up instead."""
+    tg = bot_env.tg
+    srv, (a, ta, ca), (b, tb, cb) = await two_open_cards(bot_env)
+    await bot_env.press(ANNA, a, CardCB(act="lead", t=ta, c=ca, v="hot").pack())
+    await bot_env.types(ANNA, "Kitchen for Alice", language="en")
+    assert (await bot_env.press(ANNA, a, CardCB(act="save", t=ta, c=ca).pack())).get("text") == "Saved."
+    alice_lead = int(srv.scalar("SELECT id FROM leads WHERE contact_id = ?", [ca]))
+    await bot_env.press(ANNA, b, CardCB(act="lead", t=tb, c=cb, v="hot").pack())
+    await bot_env.press(ANNA, a, LeadCB(act="fu", lead=alice_lead).pack())  # the follow-up days
+    await bot_env.press(ANNA, a, LeadCB(act="back", lead=alice_lead).pack())
+    replies = len(tg.sent("sendMessage", chat_id=ANNA))
+    await bot_env.types(ANNA, "Bathroom for Bob", language="en")
+    assert tg.sent("sendMessage", chat_id=ANNA)[replies:] == []
+    assert "Need ✱: Bathroom for Bob" in bot_env.text(ANNA, b)
 
 
 async def test_going_back_on_one_card_leaves_the_other_card_waiting_for_its_answer(bot_env: BotEnv) -> None:
