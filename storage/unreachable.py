@@ -34,12 +34,13 @@ def reachable_again(db: Database, chat_id: int) -> None:
 
 def refused_for_good(db: Database, row_id: int, chat_id: int, error: str, at: datetime) -> None:
     """The row failed because its chat is gone: failed, and the chat unreachable, in one write. A
-    follow-up the row asked of that chat can no longer be answered there: it stands as
-    ``unreachable``, which the next sweep escalates at once (as a call-back given up does)."""
+    question about a lead (its follow-up date, or no change for ``stale_days``) the row asked of that
+    chat can no longer be answered there: it stands as ``unreachable``, which the next sweep
+    escalates at once (as a call-back given up does)."""
     mark_failed(db, row_id, error)
     mark_unreachable(db, chat_id, at)
     db.execute(
-        "UPDATE nudges SET outcome = 'unreachable' WHERE kind = 'follow_up' AND level = 0 AND closed_at IS NULL"
+        "UPDATE nudges SET outcome = 'unreachable' WHERE kind IN ('follow_up', 'stale') AND level = 0 AND closed_at IS NULL"
         " AND outcome IS NULL AND id IN (SELECT d.nudge_id FROM nudge_deliveries d"
         " JOIN nudge_messages m ON m.id = d.message_id WHERE m.outbox_id = ? AND d.chat_id = ?)",
         [row_id, chat_id],

@@ -103,3 +103,30 @@ async def test_a_follow_up_to_an_owner_who_blocked_the_bot_goes_to_the_manager_a
     await office.sweep(msk(wednesday, 9, 1))  # the next sweep, not escalation_minutes later
     escalation = await tg.wait_for("sendMessage", chat_id=ANNA)
     assert "Boris" in escalation.params["text"] and CALLER in escalation.params["text"]
+
+
+async def test_a_stale_lead_of_an_owner_who_blocked_the_bot_goes_to_the_manager_at_once(
+    tg: FakeTelegram, start_server: StartServer, tmp_path: Path
+) -> None:
+    config = office_config(tmp_path, telegram={"token": tg.token, "api_url": tg.api_url})
+    clock = Clock(msk(TUESDAY, 8, 0))
+    office = Office(await start_server(config, clock=clock), clock)
+    await tg.wait_long_poll()
+    touch = await office.call("c1", CALLER, msk(TUESDAY, 10, 0), answered=True)
+    boris = office.staff_id("Boris")
+    await office.register(
+        touch["contact_id"], msk(TUESDAY, 10, 5), staff_id=boris, temperature="warm", need="a quote"
+    )
+    tg.block_bot(BORIS)
+    week_later = TUESDAY + timedelta(days=7)
+    clock.now = msk(week_later, 10, 5)  # unchanged for 7 days: stale
+    await office.sweep(msk(week_later, 10, 5))
+    await until(
+        lambda: office.srv.scalar("SELECT COUNT(*) FROM unreachable_chats WHERE chat_id = ?", [BORIS]) == 1
+    )
+
+    clock.now = msk(week_later, 10, 6)
+    await office.sweep(msk(week_later, 10, 6))  # the next sweep, not escalation_minutes later
+    escalation = await tg.wait_for("sendMessage", chat_id=ANNA)
+    assert "Boris" in escalation.params["text"] and CALLER in escalation.params["text"]
+    assert "7 дней" in escalation.params["text"]
