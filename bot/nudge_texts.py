@@ -90,8 +90,9 @@ def _title(card: Card, view: MessageView) -> str:
         elif card.level:
             title = _("⚠️ <b>Not called back</b> — {asked} was asked").format(asked=_asked(card))
         elif card.tries:
+            # Tries made before ``callback_tries`` was lowered still count: this one is then the last.
             title = _("📞 <b>Try calling again</b> (try {n} of {of})").format(
-                n=card.tries + 1, of=view.max_tries
+                n=card.tries + 1, of=max(view.max_tries, card.tries + 1)
             )
         else:
             title = _("📞 <b>Call back</b>")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 
 from leadline import keys
@@ -139,6 +140,35 @@ async def test_cant_reach_asks_again_later_up_to_the_tries_then_tells_the_manage
     assert "Не дозвонились</b> — Boris, попыток: 3" in escalation["text"] and CALLER in escalation["text"]
     await office.sweep(msk(TUESDAY, 15, 0))
     assert len(office.texts(BORIS)) == 3 and len(office.messages(ANNA)) == 1
+
+
+async def test_tries_lowered_in_the_config_meanwhile_make_the_reminder_the_last_try(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    clock = Clock(msk(TUESDAY, 8, 0))
+    first = Office(await start_server(office_config(tmp_path), clock=clock), clock)
+    await first.call("m1", CALLER, msk(TUESDAY, 10, 0), answered=False, extension="102")
+    await first.sweep(msk(TUESDAY, 10, 30))
+    [nudge] = first.nudges("callback")
+    rules = first.srv.server.app[keys.SWEEPER].rules
+    boris = first.staff_id("Boris")
+    for hh, mm in ((10, 35), (11, 40)):  # two tries of three: the third is asked for at 12:40
+        at = msk(TUESDAY, hh, mm)
+        acted = await first.store.write(
+            partial(cant_reach, nudge_id=nudge["id"], staff_id=boris, chat_id=BORIS, at=at, rules=rules)
+        )
+        assert acted.outcome == "retry"
+        await first.sweep(msk(TUESDAY, hh + 1, mm - 5))
+    assert len(first.messages(BORIS)) == 2
+    await first.srv.stop()
+
+    # The owner lowers [sla] callback_tries to 2 and restarts before the reminder.
+    second = Office(
+        await start_server(office_config(tmp_path, sla={"callback_tries": 2}), clock=clock), clock
+    )
+    await second.sweep(msk(TUESDAY, 12, 40))
+    reminder = second.texts(BORIS)[-1]
+    assert "попытка 3 из 3" in reminder and CALLER in reminder
 
 
 async def test_an_ignored_missed_call_escalates_once(office: Office) -> None:
