@@ -171,12 +171,23 @@ def cant_reach(
 def snooze(
     db: Database, nudge_id: int, *, staff_id: int | None, chat_id: int, at: datetime, until: datetime
 ) -> Acted:
-    """Show the card again at ``until`` in this chat. Escalation still counts from the first ask."""
+    """Show the card again at ``until`` in this chat. Escalation still counts from the first ask.
+
+    The newest snooze replaces a reminder still to come in the chat, so a double tap (or a tap
+    Telegram delivers twice) brings the card back once, at the time the last answer named.
+    """
     nudge = _nudge(db, nudge_id, KINDS)
     if (done := _already(nudge)) is not None:
         return done
     ids = _card_ids(db, nudge, same_level=True)
     _mark(db, ids, outcome="snoozed", staff_id=staff_id, at=at, close=False)
+    for chunk in chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        db.execute(
+            "DELETE FROM nudge_deliveries WHERE chat_id = ? AND round > 0 AND message_id IS NULL"
+            f" AND nudge_id IN ({marks})",
+            [chat_id, *chunk],
+        )
     _remind(db, ids, chat_id=chat_id, staff_id=staff_id, at=at, until=until)
     return Acted(tuple(ids), "snoozed", remind_at=until, tries=nudge.tries)
 

@@ -93,6 +93,41 @@ async def test_cant_reach_tapped_again_before_its_reminder_is_not_another_try(bo
     assert srv.scalar("SELECT tries FROM nudges WHERE kind = 'callback'") == 2
 
 
+async def test_remind_in_an_hour_tapped_twice_shows_the_card_again_once(bot_env: BotEnv) -> None:
+    """A double tap (or the tap delivered twice) used to owe two reminders, and both came."""
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 10, 2))
+    srv = await bot_env.start(clock=clock, sources=[*BASE["sources"], MANGO_SOURCE])
+    sweeper = srv.server.app[keys.SWEEPER]
+    start = int(msk(TUESDAY, 10, 0).timestamp())
+    body = signed_mango(summary("answered-1", "79160007788", start=start, answered=True, extension="102"))
+    assert (await post_mango(srv, "/events/summary", body)).status == 200
+    clock.now = msk(TUESDAY, 10, 15)  # the registration SLA (15 working minutes) has passed
+    await sweeper.run()
+    bot_env.wake_outbox()
+    nudge_message = await tg.wait_for("sendMessage", chat_id=BORIS)
+    [nudge] = srv.rows("SELECT id FROM nudges WHERE kind = 'register'")
+    await bot_env.types(BORIS, "/help", language="en")
+    snooze = f"n:snooze:{nudge['id']}:60"
+
+    answers = []
+    for second in (0, 40):
+        clock.now = msk(TUESDAY, 10, 16, second)
+        answers.append((await bot_env.press(BORIS, nudge_message.result["message_id"], snooze))["text"])
+    assert answers == ["I will show it again at 14 Apr, 11:16 MSK."] * 2
+    await bot_env.delivered(BORIS)
+    before = len(tg.sent("sendMessage", chat_id=BORIS))
+
+    clock.now = msk(TUESDAY, 11, 0, 10)
+    while clock.now < msk(TUESDAY, 11, 40):  # the sweep runs every minute
+        await sweeper.run()
+        clock.now += timedelta(minutes=1)
+    bot_env.wake_outbox()
+    await bot_env.delivered(BORIS)
+    reminders = tg.sent("sendMessage", chat_id=BORIS)[before:]
+    assert len(reminders) == 1 and reminders[0]["text"].startswith("🔁 Напоминание")
+
+
 async def test_cant_reach_on_the_last_try_says_how_many_in_the_readers_plural(bot_env: BotEnv) -> None:
     """Russian has three forms for a count ("1 попытку", "3 попытки", "5 попыток"), English two."""
     tg = bot_env.tg
