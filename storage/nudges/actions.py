@@ -70,9 +70,15 @@ def _nudge(db: Database, nudge_id: int, kinds: Iterable[str]) -> Nudge:
 
 
 def _card_ids(db: Database, nudge: Nudge, *, same_level: bool) -> list[int]:
-    """Open nudges of the same kind about the same contact (or lead): what one card stands for."""
+    """Open nudges of the same kind about the same contact (or lead): what one card stands for.
+
+    A card's own buttons ("Can't reach", "Remind me later") pass over the calls of a card given up
+    before it (``unreachable``, still open for "Called back"): a new missed call is asked on its own.
+    """
     level_sql = " AND level = ?" if same_level else ""
     level = [nudge.level] if same_level else []
+    if same_level and nudge.outcome != "unreachable":
+        level_sql += " AND IFNULL(outcome, '') != 'unreachable'"
     if nudge.kind in LEAD_KINDS:
         rows = db.execute(
             f"SELECT id FROM nudges WHERE lead_id = ? AND kind = ? AND closed_at IS NULL{level_sql}",

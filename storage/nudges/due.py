@@ -228,14 +228,20 @@ WHERE t.occurred_at >= :horizon AND t.occurred_at <= :cutoff
   AND NOT {CALLED_BACK_SQL}
   AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = t.contact_id AND (c.blocked = 1 OR c.erased_at IS NOT NULL))
   AND NOT EXISTS (SELECT 1 FROM nudges o WHERE o.contact_id = t.contact_id AND o.kind = 'callback'
-                  AND o.level = 0 AND o.closed_at IS NULL AND o.created_at >= :horizon)
+                  AND o.level = 0 AND o.closed_at IS NULL AND o.created_at >= :horizon
+                  AND IFNULL(o.outcome, '') != 'unreachable')
   AND NOT EXISTS (SELECT 1 FROM nudges n WHERE n.kind = 'callback' AND n.subject = 'touch:' || t.id
                   AND n.level = 0)
 """
 
 
 def _callbacks(db: Database, w: _Window, rules: NudgeRules, people: Directory) -> list[Due]:
-    """Missed calls nobody called back within the SLA (real minutes when call-backs run round the clock)."""
+    """Missed calls nobody called back within the SLA (real minutes when call-backs run round the clock).
+
+    A contact's new missed calls wait for the open call-back card they are folded into, but not for
+    one given up after the last "Can't reach": that card is closed to new tries, so a new call is a
+    new question.
+    """
     if rules.callback_outside_hours:
         cutoff = w.now - timedelta(minutes=rules.callback_minutes)
         delay: Delay = ("real", rules.callback_minutes)

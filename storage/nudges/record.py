@@ -168,6 +168,7 @@ def _record_card(
         marks = ",".join("?" * len(subjects))
         folded = db.execute(
             "SELECT 1 FROM nudges WHERE contact_id = ? AND kind = ? AND level = 0 AND closed_at IS NULL"
+            " AND IFNULL(outcome, '') != 'unreachable'"  # a card given up takes no new calls (due.py)
             f" AND created_at >= ? AND subject NOT IN ({marks}) LIMIT 1",
             [first.contact_id, first.kind, horizon, *subjects],
         ).fetchone()

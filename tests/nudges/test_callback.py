@@ -142,6 +142,49 @@ async def test_cant_reach_asks_again_later_up_to_the_tries_then_tells_the_manage
     assert len(office.texts(BORIS)) == 3 and len(office.messages(ANNA)) == 1
 
 
+async def test_a_new_missed_call_after_a_call_back_given_up_is_asked_again(office: Office) -> None:
+    """A card given up as unreachable stays open for "Called back", and used to swallow every later
+    missed call of the same person: nobody was asked about them, ever."""
+    await office.call("m1", CALLER, msk(TUESDAY, 10, 0), answered=False, extension="102")
+    await office.sweep(msk(TUESDAY, 10, 30))
+    [given_up] = office.nudges("callback")
+    rules = office.srv.server.app[keys.SWEEPER].rules
+    boris = office.staff_id("Boris")
+    for hh, mm in ((10, 35), (11, 40), (12, 45)):
+        at = msk(TUESDAY, hh, mm)
+        await office.store.write(
+            partial(cant_reach, nudge_id=given_up["id"], staff_id=boris, chat_id=BORIS, at=at, rules=rules)
+        )
+        await office.sweep(msk(TUESDAY, hh + 1, mm))
+    assert len(office.messages(BORIS)) == 3 and len(office.messages(ANNA)) == 1  # "Could not be reached"
+
+    # The next day the same person calls again, and nobody picks up.
+    wednesday = TUESDAY + timedelta(days=1)
+    second = await office.call("m2", CALLER, msk(wednesday, 10, 0), answered=False, extension="102")
+    await office.sweep(msk(wednesday, 10, 30))
+    card = office.messages(BORIS)[-1]
+    assert len(office.messages(BORIS)) == 4
+    assert "Перезвоните" in card["text"] and "пропущенный звонок 15 апр., 10:00" in card["text"]
+    assert "14 апр." not in card["text"]  # the call given up is not asked again
+    [new] = [n for n in office.nudges("callback") if n["touch_id"] == second["id"]]
+    assert f"n:cant:{new['id']}:" in [b["callback_data"] for b in buttons(card)]
+    # Its Can't reach is a first try of the new call; the card given up stays as it was.
+    acted = await office.store.write(
+        partial(
+            cant_reach,
+            nudge_id=new["id"],
+            staff_id=boris,
+            chat_id=BORIS,
+            at=msk(wednesday, 10, 35),
+            rules=rules,
+        )
+    )
+    assert (acted.nudge_ids, acted.outcome, acted.tries) == ((new["id"],), "retry", 1)
+    assert office.srv.rows("SELECT outcome, tries FROM nudges WHERE id = ?", [given_up["id"]]) == [
+        {"outcome": "unreachable", "tries": 3}
+    ]
+
+
 async def test_tries_lowered_in_the_config_meanwhile_make_the_reminder_the_last_try(
     start_server: StartServer, tmp_path: Path
 ) -> None:
