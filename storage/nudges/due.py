@@ -277,6 +277,11 @@ REMINDED_SQL = (
     " WHERE d.nudge_id = {z}.id AND d.round = {z}.round AND {z}.round > 0)"
 )
 
+#: A level-0 nudge (aliased ``n``) that has someone to go on to: one asked of a person or the team
+#: chat. One asked of nobody in particular went to every manager already; telling them again an hour
+#: later that "nobody in particular was asked" is no escalation.
+ESCALATES_SQL = "(n.level = 0 AND (n.staff_id IS NOT NULL OR n.chat_id IS NOT NULL))"
+
 #: A level-0 nudge someone acted on still escalates when it was given up ("Can't reach" used up) or
 #: when the reminder the button asked for went unanswered for ``escalation_minutes``.
 _ACTED_ESCALATES_SQL = "(z.acted_at IS NULL OR z.outcome = 'unreachable' OR z.reminded_at <= :cutoff)"
@@ -285,7 +290,7 @@ _ESCALATION_SQL = f"""
 SELECT z.kind, z.subject, z.created_at, z.staff_id, z.contact_id, z.touch_id, z.lead_id, z.ref, z.outcome,
        z.reminded_at
 FROM (SELECT n.*, {REMINDED_SQL.format(z="n")} AS reminded_at FROM nudges n
-      WHERE n.closed_at IS NULL AND n.created_at >= :horizon AND n.level = 0
+      WHERE n.closed_at IS NULL AND n.created_at >= :horizon AND {ESCALATES_SQL}
         AND n.kind IN ('register', 'callback', 'follow_up', 'stale')) z
 WHERE (z.created_at <= :cutoff OR z.outcome = 'unreachable')
   AND NOT EXISTS (SELECT 1 FROM nudges y WHERE y.kind = z.kind AND y.subject = z.subject AND y.level = 1)

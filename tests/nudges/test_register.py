@@ -70,6 +70,19 @@ async def test_ignoring_it_escalates_once_to_the_manager_naming_who_was_asked(of
     ]  # fmt: skip
 
 
+async def test_a_touch_nobody_handled_is_asked_of_the_managers_once(office: Office) -> None:
+    """No team chat, and the call reached an extension that is nobody's: the managers are asked at
+    once, and used to be told an hour later that "nobody in particular was asked"."""
+    await office.call("c1", CALLER, msk(TUESDAY, 10, 0), answered=True, extension="199")
+    await office.sweep(msk(TUESDAY, 10, 15))
+    [asked] = office.texts(ANNA)
+    assert "Зарегистрируйте контакт" in asked and CALLER in asked
+    for hh, mm in ((11, 15), (12, 0), (17, 0)):
+        await office.sweep(msk(TUESDAY, hh, mm))
+    assert office.texts(ANNA) == [asked]
+    assert [(n["level"], n["staff_id"], n["chat_id"]) for n in office.nudges()] == [(0, None, None)]
+
+
 async def test_a_call_at_1855_on_friday_is_nudged_on_monday_at_0915(office: Office) -> None:
     friday, monday = date(2026, 4, 17), date(2026, 4, 20)
     await office.call("c1", CALLER, msk(friday, 18, 55), answered=True)
