@@ -115,6 +115,20 @@ def _title(card: Card, view: MessageView) -> str:
     return title
 
 
+def unreachable_answer(tries: int, *, escalates: bool) -> str:
+    """The answer to the "Can't reach" that gives a call-back up: it promises the managers only when
+    the card goes on to them (a manager giving up an escalation has nobody further to tell)."""
+    if escalates:
+        return _(
+            "Noted: not reached after {n} try. The managers will see it.",
+            "Noted: not reached after {n} tries. The managers will see it.",
+            tries
+        ).format(n=tries)  # fmt: skip
+    return _("Noted: not reached after {n} try.", "Noted: not reached after {n} tries.", tries).format(
+        n=tries
+    )
+
+
 def _channel(channel: str, answered: bool | None) -> str:
     if channel == "call" and answered is False:
         return _("missed call")

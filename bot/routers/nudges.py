@@ -20,6 +20,7 @@ from sqlite_utils import Database
 from bot import cards, labels
 from bot.callbacks import NudgeCB
 from bot.catalogues import gettext as _
+from bot.nudge_texts import unreachable_answer
 from bot.replies import Replies
 from bot.routers.leads import allowed
 from leadline.config import Config
@@ -43,11 +44,7 @@ def outcome_text(acted: Acted, config: Config) -> str:
     if acted.already:
         return _("Someone has already taken care of this.")
     moment = cards.when(acted.remind_at.isoformat(), config.tz) if acted.remind_at else "—"
-    unreachable = _(
-        "Noted: not reached after {n} try. The managers will see it.",
-        "Noted: not reached after {n} tries. The managers will see it.",
-        acted.tries
-    ).format(n=acted.tries)  # fmt: skip
+    unreachable = unreachable_answer(acted.tries, escalates=acted.escalates)
     texts = {
         "called_back": _("Marked as called back."),
         "retry": _("I will remind you to call again at {time}.").format(time=moment),

@@ -12,6 +12,8 @@ from sqlite_utils import Database
 
 from storage.db import chunks, iso
 from storage.errors import ReminderGone, SnoozeTooShort
+from storage.nudges.due import ESCALATES_SQL
+from storage.nudges.people import Directory
 from storage.nudges.rules import KINDS, LEAD_KINDS, NudgeRules
 from storage.registrations import change_lead
 
@@ -50,6 +52,9 @@ class Acted:
     already: bool = False
     remind_at: datetime | None = None
     tries: int = 0
+    #: For a card given up: whether that sends it on to a manager (a level-0 card asked of a person
+    #: or the team chat, with a manager besides the person asked), so the bot promises no more.
+    escalates: bool = False
 
 
 def get_nudge(db: Database, nudge_id: int) -> Nudge | None:
@@ -167,11 +172,19 @@ def cant_reach(
         db.execute(f"UPDATE nudges SET tries = ? WHERE id IN ({marks})", [tries, *chunk])
     if tries >= rules.callback_tries:
         _mark(db, ids, outcome="unreachable", staff_id=staff_id, at=at, close=False)
-        return Acted(tuple(ids), "unreachable", tries=tries)
+        return Acted(tuple(ids), "unreachable", tries=tries, escalates=_escalates(db, nudge))
     until = rules.retry_at(at)
     _mark(db, ids, outcome="retry", staff_id=staff_id, at=at, close=False)
     _remind(db, ids, chat_id=chat_id, staff_id=staff_id, at=at, until=until)
     return Acted(tuple(ids), "retry", remind_at=until, tries=tries)
+
+
+def _escalates(db: Database, nudge: Nudge) -> bool:
+    """Whether the next sweep tells someone of ``nudge`` given up, as storage/nudges/due.py decides:
+    a level-1 card, or one that went to every manager, has nobody further to go, nor has a card
+    asked of the only manager."""
+    row = db.execute(f"SELECT 1 FROM nudges n WHERE n.id = ? AND {ESCALATES_SQL}", [nudge.id]).fetchone()
+    return row is not None and bool(Directory.load(db).recipients(None, None, nudge.staff_id))
 
 
 def snooze(

@@ -171,6 +171,75 @@ async def test_cant_reach_on_the_last_try_says_how_many_in_the_readers_plural(bo
         ("en", 1): "Noted: not reached after 1 try",
         ("en", 3): "Noted: not reached after 3 tries",
     }
+    with speaking_locale("ru"):  # given up where nobody is left to tell: no promise
+        assert (
+            outcome_text(Acted((1,), "unreachable", tries=3), config)
+            == "Отмечено: не дозвонились за 3 попытки."
+        )
+
+
+async def test_cant_reach_given_up_where_no_manager_is_left_to_tell_promises_none(bot_env: BotEnv) -> None:
+    """Anna, the only manager, gives up three call-backs: Boris's escalated to her, one that came to
+    the managers (nobody's extension) and her own. Nobody is told after any of them, so none is
+    answered "The managers will see it", which Boris's own card still is."""
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 10, 0))
+    srv = await bot_env.start(
+        clock=clock, sources=[*BASE["sources"], MANGO_SOURCE], sla={"callback_tries": 1}
+    )
+    sweeper = srv.server.app[keys.SWEEPER]
+    start = int(msk(TUESDAY, 10, 0).timestamp())
+    for entry, number, extension in (("boris", "79160000001", "102"), ("nobody", "79160000002", "199")):
+        body = signed_mango(summary(entry, number, start=start, answered=False, extension=extension))
+        assert (await post_mango(srv, "/events/summary", body)).status == 200
+    clock.now = msk(TUESDAY, 10, 31)  # Boris gets his card, Anna the one nobody's extension rang
+    await sweeper.run()
+    clock.now = msk(TUESDAY, 11, 31)  # Boris did nothing: his card goes to Anna
+    await sweeper.run()
+    body = signed_mango(
+        summary(
+            "anna", "79160000003", start=int(msk(TUESDAY, 11, 0).timestamp()), answered=False, extension="101"
+        )
+    )
+    assert (await post_mango(srv, "/events/summary", body)).status == 200
+    clock.now = msk(TUESDAY, 11, 37)  # her own, after the batch window
+    await sweeper.run()
+    bot_env.wake_outbox()
+    await bot_env.delivered(ANNA)
+    nudges = {
+        (n["touch_id"], n["level"]): n["id"] for n in srv.rows("SELECT id, touch_id, level FROM nudges")
+    }
+    touches = {t["external_id"]: t["id"] for t in srv.rows("SELECT id, external_id FROM touches")}
+    messages = {
+        b["callback_data"]: result["message_id"]
+        for params, result in zip(tg.sent(chat_id=ANNA), tg.results(chat_id=ANNA), strict=True)
+        for row in params.get("reply_markup", {}).get("inline_keyboard", [])
+        for b in row
+    }
+    await bot_env.types(ANNA, "/help", language="en")
+    answers = []
+    for touch, level in (("boris", 1), ("nobody", 0), ("anna", 0)):
+        cant = f"n:cant:{nudges[touches[touch], level]}:"
+        answers.append((await bot_env.press(ANNA, messages[cant], cant))["text"])
+    assert answers == ["Noted: not reached after 1 try."] * 3
+
+    clock.now = msk(TUESDAY, 15, 0)
+    await sweeper.run()
+    bot_env.wake_outbox()
+    await bot_env.delivered()
+    assert srv.scalar("SELECT COUNT(*) FROM nudges WHERE level = 1") == 1  # no one was told after
+
+    # Boris's own card still goes on to the managers when he gives it up.
+    await bot_env.types(BORIS, "/help", language="en")
+    [card] = [
+        result
+        for params, result in zip(tg.sent(chat_id=BORIS), tg.results(chat_id=BORIS), strict=True)
+        if "n:cant:" in str(params)
+    ]
+    cant = f"n:cant:{nudges[touches['boris'], 0]}:"
+    assert (await bot_env.press(BORIS, card["message_id"], cant))["text"] == (
+        "Noted: not reached after 1 try. The managers will see it."
+    )
 
 
 async def test_a_follow_up_button_forged_by_someone_else_leaves_the_lead_as_it_was(bot_env: BotEnv) -> None:
