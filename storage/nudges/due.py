@@ -90,14 +90,24 @@ class _Window:
         return cls(now, iso(now), iso(now - timedelta(days=rules.horizon_days)))
 
 
+#: The level-0 nudge (aliased ``{z}``) was asked of someone since taken out of ``[[staff]]``: nobody
+#: will answer it or get its reminders, so it goes on to the managers at once, like one given up.
+ASKED_LEFT_SQL = "EXISTS (SELECT 1 FROM staff s WHERE s.id = {z}.staff_id AND s.active = 0)"
+
+
 def _pending(db: Database, w: _Window, rules: NudgeRules, working: bool) -> list[Due]:
-    """Deliveries owed by existing nudges: reminders, and copies a batch window held back."""
+    """Deliveries owed by existing nudges: reminders, and copies a batch window held back.
+
+    None goes to the chat of someone taken out of ``[[staff]]``: they are let in no more, and a
+    card names a client (the escalation tells the managers instead).
+    """
     rows = db.execute(
         "SELECT n.id, n.kind, n.level, n.subject, d.not_before, n.staff_id, n.chat_id, n.contact_id, n.touch_id,"
         " n.lead_id, n.ref, d.chat_id, d.staff_id, d.round"
         " FROM nudge_deliveries d JOIN nudges n ON n.id = d.nudge_id"
         " WHERE d.message_id IS NULL AND d.not_before <= :now AND d.not_before >= :horizon"
-        " AND n.closed_at IS NULL AND n.kind != 'source_health'",
+        " AND n.closed_at IS NULL AND n.kind != 'source_health'"
+        " AND NOT EXISTS (SELECT 1 FROM staff s WHERE s.telegram_id = d.chat_id AND s.active = 0)",
         {"now": w.stamp, "horizon": w.horizon},
     ).fetchall()
     out = []
@@ -282,17 +292,21 @@ REMINDED_SQL = (
 #: later that "nobody in particular was asked" is no escalation.
 ESCALATES_SQL = "(n.level = 0 AND (n.staff_id IS NOT NULL OR n.chat_id IS NOT NULL))"
 
-#: A level-0 nudge someone acted on still escalates when it was given up ("Can't reach" used up) or
-#: when the reminder the button asked for went unanswered for ``escalation_minutes``.
-_ACTED_ESCALATES_SQL = "(z.acted_at IS NULL OR z.outcome = 'unreachable' OR z.reminded_at <= :cutoff)"
+#: A level-0 nudge someone acted on still escalates when it was given up ("Can't reach" used up, or
+#: the person asked has left) or when the reminder the button asked for went unanswered for
+#: ``escalation_minutes``.
+_ACTED_ESCALATES_SQL = (
+    "(z.acted_at IS NULL OR z.outcome = 'unreachable' OR z.asked_left OR z.reminded_at <= :cutoff)"
+)
 
 _ESCALATION_SQL = f"""
 SELECT z.kind, z.subject, z.created_at, z.staff_id, z.contact_id, z.touch_id, z.lead_id, z.ref, z.outcome,
-       z.reminded_at
-FROM (SELECT n.*, {REMINDED_SQL.format(z="n")} AS reminded_at FROM nudges n
+       z.reminded_at, z.asked_left
+FROM (SELECT n.*, {REMINDED_SQL.format(z="n")} AS reminded_at, {ASKED_LEFT_SQL.format(z="n")} AS asked_left
+      FROM nudges n
       WHERE n.closed_at IS NULL AND n.created_at >= :horizon AND {ESCALATES_SQL}
         AND n.kind IN ('register', 'callback', 'follow_up', 'stale')) z
-WHERE (z.created_at <= :cutoff OR z.outcome = 'unreachable')
+WHERE (z.created_at <= :cutoff OR z.outcome = 'unreachable' OR z.asked_left)
   AND NOT EXISTS (SELECT 1 FROM nudges y WHERE y.kind = z.kind AND y.subject = z.subject AND y.level = 1)
   AND CASE z.kind
     WHEN 'register' THEN NOT EXISTS (SELECT 1 FROM touches t JOIN registrations r ON r.contact_id = t.contact_id
@@ -308,18 +322,17 @@ WHERE (z.created_at <= :cutoff OR z.outcome = 'unreachable')
 
 def _escalations(db: Database, w: _Window, rules: NudgeRules, people: Directory) -> list[Due]:
     """Level-0 nudges still unanswered ``escalation_minutes`` of working time after they were asked,
-    or after the reminder a button asked for (a call-back given up after the last "Can't reach"
-    escalates at once): level 1, to the managers."""
+    or after the reminder a button asked for (a call-back given up after the last "Can't reach",
+    and a question asked of someone who has left, escalate at once): level 1, to the managers."""
     cutoff = iso(working_cutoff(rules.calendar, w.now, rules.escalation_minutes))
     out: list[Due] = []
-    for kind, subject, created, asked, contact, touch, lead, ref, outcome, reminded in db.execute(
+    for kind, subject, created, asked, contact, touch, lead, ref, outcome, reminded, left in db.execute(
         _ESCALATION_SQL, {"horizon": w.horizon, "cutoff": cutoff}
     ).fetchall():
         recipients = people.recipients(None, None, asked)
-        delay: Delay = ("none", 0.0) if outcome == "unreachable" else ("working", rules.escalation_minutes)
-        since = (
-            reminded if outcome != "unreachable" and reminded is not None and reminded <= cutoff else created
-        )
+        at_once = outcome == "unreachable" or bool(left)
+        delay: Delay = ("none", 0.0) if at_once else ("working", rules.escalation_minutes)
+        since = reminded if not at_once and reminded is not None and reminded <= cutoff else created
         for to in recipients:
             out.append(
                 Due(kind, 1, subject, since, to, recipients, None, None, contact, touch, lead, ref, delay)

@@ -15,7 +15,7 @@ from storage.arrivals import open_card_message
 from storage.calls import CALLED_BACK_SQL
 from storage.db import chunks, iso, savepoint
 from storage.nudges.cards import MessageView, Render, load_card
-from storage.nudges.due import REMINDED_SQL, Due, due_nudges
+from storage.nudges.due import ASKED_LEFT_SQL, REMINDED_SQL, Due, due_nudges
 from storage.nudges.people import Directory
 from storage.nudges.rules import OPEN_STAGES_SQL, NudgeRules, working_cutoff
 from storage.outbox import enqueue
@@ -261,13 +261,13 @@ def _still_due(db: Database, item: Due, now: datetime, rules: NudgeRules) -> boo
     if item.level == 0:
         return True
     base = db.execute(
-        f"SELECT z.acted_at, z.outcome, z.closed_at, {REMINDED_SQL.format(z='z')} FROM nudges z"
-        " WHERE z.kind = ? AND z.subject = ? AND z.level = 0",
+        f"SELECT z.acted_at, z.outcome, z.closed_at, {REMINDED_SQL.format(z='z')}, {ASKED_LEFT_SQL.format(z='z')}"
+        " FROM nudges z WHERE z.kind = ? AND z.subject = ? AND z.level = 0",
         [item.kind, item.subject],
     ).fetchone()
     if base is None or base[2] is not None:
         return False
-    if item.kind == "register" or base[0] is None or base[1] == "unreachable":
+    if item.kind == "register" or base[0] is None or base[1] == "unreachable" or base[4]:
         return True
     # Acted on: escalates only once the reminder asked for went unanswered (as the escalation query
     # in storage/nudges/due.py has it).

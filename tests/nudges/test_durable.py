@@ -8,10 +8,11 @@ from pathlib import Path
 
 from bot.nudge_texts import lay_out
 from leadline import keys
+from storage.nudges.actions import cant_reach, snooze
 from storage.nudges.due import due_nudges
 from storage.nudges.record import plan_and_record
-from tests.conftest import StartServer
-from tests.nudges.conftest import BORIS, TUESDAY, Clock, Office, msk, office_config, until
+from tests.conftest import BASE, StartServer
+from tests.nudges.conftest import ANNA, BORIS, TUESDAY, Clock, Office, msk, office_config, until
 
 CALLER = "+79161234567"
 
@@ -42,6 +43,48 @@ async def test_a_restart_between_due_and_sent_sends_exactly_one_nudge(
         await second.sweep(msk(TUESDAY, 10, mm))
     assert len(second.messages(BORIS)) == 1
     assert second.srv.scalar("SELECT COUNT(*) FROM nudges") == 1
+
+
+async def test_someone_taken_out_of_staff_gets_no_reminder_and_the_managers_are_told_at_once(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Boris put a card off and pressed Can't reach on another, then left: the reminders he was owed
+    named clients and went to him anyway, and the call-back reached the managers only an hour after
+    a reminder nobody could answer."""
+    clock = Clock(msk(TUESDAY, 8, 0))
+    first = Office(await start_server(office_config(tmp_path), clock=clock), clock)
+    await first.call("c1", CALLER, msk(TUESDAY, 10, 0), answered=True, extension="102")
+    await first.call("m1", "+79161112233", msk(TUESDAY, 10, 0), answered=False, extension="102")
+    await first.sweep(msk(TUESDAY, 10, 30))
+    [register], [callback] = first.nudges("register"), first.nudges("callback")
+    rules = first.srv.server.app[keys.SWEEPER].rules
+    boris, at = first.staff_id("Boris"), msk(TUESDAY, 10, 31)
+    await first.store.write(
+        partial(
+            snooze,
+            nudge_id=register["id"],
+            staff_id=boris,
+            chat_id=BORIS,
+            at=at,
+            until=rules.remind_at(at, 60),
+        )
+    )
+    await first.store.write(
+        partial(cant_reach, nudge_id=callback["id"], staff_id=boris, chat_id=BORIS, at=at, rules=rules)
+    )
+    assert len(first.messages(BORIS)) == 1
+    await first.srv.stop()
+
+    # Boris leaves: the owner takes him out of [[staff]] and restarts.
+    anna_only = [s for s in BASE["staff"] if s["name"] == "Anna"]
+    second = Office(await start_server(office_config(tmp_path, staff=anna_only), clock=clock), clock)
+    await second.sweep(msk(TUESDAY, 10, 40))
+    [told] = second.texts(ANNA)
+    assert "Не перезвонили</b> — просили: Boris" in told and "+79161112233" in told
+    assert "не зарегистрирован</b> — просили: Boris" in told and CALLER in told
+    for hh, mm in ((11, 31), (11, 32), (12, 0), (15, 0)):
+        await second.sweep(msk(TUESDAY, hh, mm))
+    assert len(second.messages(BORIS)) == 1 and len(second.messages(ANNA)) == 1
 
 
 async def test_two_processes_sweeping_the_same_database_send_one_nudge(
