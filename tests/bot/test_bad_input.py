@@ -143,7 +143,7 @@ async def test_an_old_card_for_a_contact_a_crm_or_a_source_rule_registered(bot_e
     await bot_env.press(ANNA, card.result["message_id"], CardCB(act="lead", t=t, c=c, v="hot").pack())
     async with srv.session.post(
         f"{srv.url}/api/registrations",
-        json={"phone": "8 916 222-33-44", "disposition": "lead", "temperature": "warm"},
+        json={"phone": "8 916 222-33-44", "disposition": "lead", "temperature": "warm", "need": "Doors"},
         headers={"Authorization": f"Bearer {CRM_TOKEN}"},
     ) as resp:
         assert resp.status == 201
