@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 from aiogram import Router
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, User
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update, User
 from aiogram.utils.i18n import I18n
 from sqlite_utils import Database
 
@@ -20,6 +20,7 @@ from bot.callbacks import AccessCB
 from bot.catalogues import gettext as _
 from bot.commands import chat_menu_payload, help_lines
 from bot.i18n import pick_locale, speaking
+from bot.inplace import redraw_saved
 from bot.replies import Replies, message_payload
 from storage.access import AccessRequest, access_request, decide_access, request_access
 from storage.db import Store
@@ -163,8 +164,7 @@ async def decide(
             who=person, role=role_label(callback_data.decision), owner=html.escape(staff.name)
         )
     await callback.answer()
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(outcome)
+    await redraw_saved(callback, replies, outcome)
 
 
 def help_text(role: str) -> str:

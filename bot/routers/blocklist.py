@@ -19,6 +19,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from bot import cards
 from bot.callbacks import BlockCB
 from bot.catalogues import gettext as _
+from bot.inplace import redraw_saved
 from bot.replies import Replies
 from leadline.config import Config
 from storage.blocking import BlockRules, blocklist_page, blocklist_size, unblock
@@ -115,12 +116,13 @@ async def take_off(
     store: Store,
     config: Config,
     clock: Clock,
+    replies: Replies,
 ) -> None:
     if not staff.is_manager:
         await callback.answer(managers_only(), show_alert=True)
         return
     entry = await store.write(partial(unblock, entry_id=callback_data.id, at=clock()))
-    await redraw(callback, store, config, callback_data.page)
+    await redraw_saved(callback, replies, *await render(store, config, callback_data.page))
     if entry is None:
         await callback.answer(_("This entry is no longer on the block list."), show_alert=True)
         return

@@ -3,15 +3,15 @@ and the card is redrawn with it. What the mark does is storage's (storage/contac
 
 from __future__ import annotations
 
-import contextlib
 from functools import partial
 
 from aiogram import F, Router
-from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery
 
 from bot.callbacks import ContactCB
 from bot.catalogues import gettext as _
+from bot.inplace import redraw_saved
+from bot.replies import Replies
 from bot.views import CONTACT_TOUCHES, contact_keyboard, contact_text
 from leadline.config import Config
 from storage.cards import contact_summary
@@ -27,6 +27,7 @@ async def mark(
     store: Store,
     config: Config,
     clock: Clock,
+    replies: Replies,
 ) -> None:
     if not staff.is_manager:
         await callback.answer(_("Only a manager or an owner can change this."), show_alert=True)
@@ -36,12 +37,13 @@ async def mark(
         partial(set_do_not_contact, contact_id=callback_data.c, value=value, at=clock())
     )
     contact = await store.read(partial(contact_summary, contact_id=contact_id, touches=CONTACT_TOUCHES))
-    if contact is not None and isinstance(callback.message, Message):
-        with contextlib.suppress(TelegramBadRequest):
-            await callback.message.edit_text(
-                contact_text(contact, config.tz, config.campaign_titles()),
-                reply_markup=contact_keyboard(contact, staff),
-            )
+    if contact is not None:
+        await redraw_saved(
+            callback,
+            replies,
+            contact_text(contact, config.tz, config.campaign_titles()),
+            contact_keyboard(contact, staff),
+        )
     await callback.answer(
         _("Marked: left out of campaigns from now on.")
         if value

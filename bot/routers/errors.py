@@ -2,7 +2,9 @@
 
 Domain errors from storage (:mod:`storage.errors`) carry a code and its parameters; :func:`sentence`
 words them in the reader's language. Anything else is logged with its traceback and answered with an
-apology: the writer runs each step in its own savepoint, so a failed step has saved nothing.
+apology: the writer runs each step in its own savepoint, so a failed step has saved nothing. A
+failure of Telegram's own (busy, out of reach, refusing an edit) can come after a step committed,
+so its answer claims nothing about what was saved.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 from typing import Any
 
 from aiogram import Router
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import ClientDecodeError, TelegramAPIError
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import ErrorEvent, Message, User
 from aiogram.utils.i18n import I18n
@@ -159,9 +161,14 @@ async def unexpected(event: ErrorEvent, **data: Any) -> None:
         return
     i18n, locale = _locale(data)
     with speaking(i18n, locale):
-        await _reply(
-            event, data, _("Something went wrong on our side, and nothing was saved. Please try again.")
-        )
+        if isinstance(event.exception, TelegramAPIError | ClientDecodeError):
+            text = _(
+                "Telegram did not take the update of this message, so it may be out of date."
+                " Open it again to see what was saved."
+            )
+        else:
+            text = _("Something went wrong on our side, and nothing was saved. Please try again.")
+        await _reply(event, data, text)
 
 
 def make_router() -> Router:

@@ -18,6 +18,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import ForgetCB
+from bot.inplace import redraw_saved
 from bot.replies import Replies, quoted
 from bot.views import CONTACT_TOUCHES, contact_text
 from leadline.config import Config
@@ -100,6 +101,7 @@ async def erase(
     staff: StaffMember,
     store: Store,
     clock: Callable[[], datetime],
+    replies: Replies,
 ) -> None:
     if staff.role != "owner":
         await callback.answer(owners_only(), show_alert=True)
@@ -109,8 +111,9 @@ async def erase(
     if erased is None:
         await callback.answer(_("This contact no longer exists."), show_alert=True)
         return
-    await edit(
+    await redraw_saved(
         callback,
+        replies,
         _(
             "🗑 Erased: contact #{id} holds no personal data any more. Its touches ({touches}) stay,"
             " anonymous, in the reports. Backups keep the data until they rotate out."

@@ -25,6 +25,7 @@ from bot import cards, labels
 from bot.callbacks import LeadCB
 from bot.catalogues import gettext as _
 from bot.fsm import stop_asking
+from bot.inplace import redraw_saved
 from bot.parsing import parse_amount
 from bot.replies import Replies
 from leadline.config import Config
@@ -190,19 +191,25 @@ def keep_header(callback: CallbackQuery) -> str:
 
 
 async def redraw(
-    callback: CallbackQuery, lead_id: int, store: Store, config: Config, staff: StaffMember
+    callback: CallbackQuery,
+    lead_id: int,
+    store: Store,
+    config: Config,
+    staff: StaffMember,
+    *,
+    saved: Replies | None = None,
 ) -> None:
+    """The lead card as it is now; ``saved`` after a committed change, which Telegram cannot undo."""
     lead = await store.read(partial(lead_card, lead_id=lead_id))
     if lead is not None:
         header = keep_header(callback)
-        await show(
-            callback,
-            header
-            + lead_text(
-                lead, config.tz, config.campaign_titles(), config.leadline.currency, with_contact=not header
-            ),
-            lead_keyboard(lead, staff),
+        text = header + lead_text(
+            lead, config.tz, config.campaign_titles(), config.leadline.currency, with_contact=not header
         )
+        if saved is None:
+            await show(callback, text, lead_keyboard(lead, staff))
+        else:
+            await redraw_saved(callback, saved, text, lead_keyboard(lead, staff))
 
 
 async def allowed(callback: CallbackQuery, lead: dict[str, Any] | None, staff: StaffMember) -> bool:
@@ -228,6 +235,7 @@ async def on_button(
     config: Config,
     clock: Clock,
     state: FSMContext,
+    replies: Replies,
 ) -> None:
     lead_id, act, value = callback_data.lead, callback_data.act, callback_data.v
     lead = await store.read(partial(lead_card, lead_id=lead_id))
@@ -298,7 +306,7 @@ async def on_button(
         changes = {"owner_id": int(value)}
     now = clock()
     await store.write(partial(change_lead, lead_id=lead_id, at=now, staff_id=staff.id, **changes))
-    await redraw(callback, lead_id, store, config, staff)
+    await redraw(callback, lead_id, store, config, staff, saved=replies)
     await callback.answer(_("Saved."))
 
 

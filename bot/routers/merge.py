@@ -19,6 +19,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 
 from bot.callbacks import MergeCB
 from bot.catalogues import gettext as _
+from bot.inplace import redraw_saved
 from bot.replies import Replies, quoted
 from bot.views import CONTACT_TOUCHES, contact_text
 from leadline.config import Config
@@ -144,6 +145,7 @@ async def do_merge(
     store: Store,
     clock: Clock,
     config: Config,
+    replies: Replies,
 ) -> None:
     if not await managers_only(callback, staff):
         return
@@ -161,8 +163,9 @@ async def do_merge(
         text=_("↩️ Undo merge with #{id}").format(id=merged),
         callback_data=MergeCB(act="undo", a=merge_id).pack(),
     )
-    await edit(
+    await redraw_saved(
         callback,
+        replies,
         _("🔗 Merged: contact #{merged} is now part of #{survivor}.").format(
             merged=merged, survivor=survivor
         ),
@@ -178,6 +181,7 @@ async def undo(
     store: Store,
     clock: Clock,
     config: Config,
+    replies: Replies,
 ) -> None:
     if not await managers_only(callback, staff):
         return
@@ -190,20 +194,28 @@ async def undo(
             deadline=Rules.from_config(config).callback_deadline,
         )
     )
-    await edit(callback, _("↩️ Merge undone: contact #{id} is separate again.").format(id=restored))
+    await redraw_saved(
+        callback, replies, _("↩️ Merge undone: contact #{id} is separate again.").format(id=restored)
+    )
     await callback.answer(_("Saved."))
 
 
 async def apart(
-    callback: CallbackQuery, callback_data: MergeCB, staff: StaffMember, store: Store, clock: Clock
+    callback: CallbackQuery,
+    callback_data: MergeCB,
+    staff: StaffMember,
+    store: Store,
+    clock: Clock,
+    replies: Replies,
 ) -> None:
     if not await managers_only(callback, staff):
         return
     await store.write(
         partial(apart_by_staff, a=callback_data.a, b=callback_data.b, staff_id=staff.id, at=clock())
     )
-    await edit(
+    await redraw_saved(
         callback,
+        replies,
         _("🙅 Kept apart: #{a} and #{b} are two people, and no touch will merge them.").format(
             a=callback_data.a, b=callback_data.b
         ),

@@ -25,6 +25,7 @@ from bot.callbacks import CardCB
 from bot.cards import CardDraft
 from bot.catalogues import gettext as _
 from bot.fsm import stop_asking
+from bot.inplace import redraw_saved
 from bot.parsing import parse_amount
 from bot.replies import Replies
 from bot.routers.fallback import stale_button
@@ -211,6 +212,7 @@ async def why(
     config: Config,
     clock: Clock,
     state: FSMContext,
+    replies: Replies,
 ) -> None:
     card = await current_card(callback, callback_data, store, config)
     if card is None or callback_data.v not in REASONS:
@@ -229,6 +231,7 @@ async def why(
         config,
         clock,
         state,
+        replies,
     )
 
 
@@ -240,12 +243,13 @@ async def spam(
     config: Config,
     clock: Clock,
     state: FSMContext,
+    replies: Replies,
 ) -> None:
     card = await current_card(callback, callback_data, store, config)
     if card is None:
         return
     draft = Draft("not_a_lead", reason="spam", block=callback_data.v == "block")
-    await finish(callback, callback_data, draft, staff, store, config, clock, state)
+    await finish(callback, callback_data, draft, staff, store, config, clock, state, replies)
 
 
 # ---------------------------------------------------------------------- the lead form
@@ -259,6 +263,7 @@ async def form(
     config: Config,
     clock: Clock,
     state: FSMContext,
+    replies: Replies,
 ) -> None:
     card = await current_card(callback, callback_data, store, config)
     if card is None or not isinstance(callback.message, Message):
@@ -321,7 +326,7 @@ async def form(
             follow_up_on=date.fromisoformat(draft.follow_up_on) if draft.follow_up_on else None,
             amount=draft.amount,
         )
-        await finish(callback, callback_data, registration, staff, store, config, clock, state)
+        await finish(callback, callback_data, registration, staff, store, config, clock, state, replies)
         return
     if act == "edit" and value:
         edited = cards.edited_field(value, required, desirable)
@@ -355,6 +360,7 @@ async def finish(
     config: Config,
     clock: Clock,
     state: FSMContext,
+    replies: Replies,
 ) -> None:
     """Register, then turn the card into the result (a lead card with its next moves)."""
     now = clock()
@@ -393,7 +399,7 @@ async def finish(
                 )
             )
             markup = lead_keyboard(lead, staff)
-    await show(callback, text, markup)
+    await redraw_saved(callback, replies, text, markup)
     await callback.answer(_("Saved."))
 
 

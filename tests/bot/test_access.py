@@ -122,3 +122,19 @@ async def test_someone_taken_out_of_the_config_is_let_in_no_more(bot_env: BotEnv
     assert "only for the company's staff" in refusal.params["text"]
     assert srv.scalar("SELECT active FROM staff WHERE telegram_id = ?", [BORIS]) == 0
     assert srv.scalar("SELECT active FROM staff WHERE telegram_id = ?", [ANNA]) == 1
+
+
+async def test_an_approval_whose_redraw_telegram_does_not_take_still_closes_the_request(
+    bot_env: BotEnv,
+) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start()
+    await bot_env.says(STRANGER, "hello", language="en")
+    ask = await tg.wait_for("sendMessage", chat_id=ANNA)
+    [request] = srv.rows("SELECT id FROM access_requests")
+    tg.fail_next("editMessageText", status=429, retry_after=1)
+    await bot_env.press(ANNA, ask.result["message_id"], AccessCB(decision="staff", req=request["id"]).pack())
+    assert srv.scalar("SELECT role FROM staff WHERE telegram_id = ?", [STRANGER]) == "staff"
+    await bot_env.delivered(ANNA)
+    assert "одобрен(а) как сотрудник, решение: Anna" in bot_env.text(ANNA, ask.result["message_id"])
+    assert tg.buttons(ANNA, ask.result["message_id"]) == []

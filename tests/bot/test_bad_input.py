@@ -310,3 +310,25 @@ async def test_an_unexpected_failure_is_answered_and_the_bot_goes_on(bot_env: Bo
     assert srv.scalar("SELECT COUNT(*) FROM registrations") == 0
     alive = await bot_env.says(ANNA, "/help", language="en")
     assert alive.params["text"].startswith("How to use the bot")
+
+
+async def test_a_merge_whose_redraw_telegram_does_not_take_says_saved_and_offers_the_undo(
+    bot_env: BotEnv,
+) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start()
+    await post_form(srv, name="Petr", phone="+7 916 555-00-01")
+    await post_form(srv, name="Petr S.", email="petr@example.com")
+    first, second = srv.rows("SELECT id FROM contacts ORDER BY id")
+    found = await bot_env.says(ANNA, "/find +79165550001", language="en")
+    await bot_env.press(ANNA, found.result["message_id"], MergeCB(act="ask", a=first["id"]).pack())
+    question = await bot_env.says(ANNA, "petr@example.com", language="en")
+    question_id = question.result["message_id"]
+
+    tg.fail_next("editMessageText", status=0)  # the connection drops under the redraw
+    answer = await bot_env.press(ANNA, question_id, MergeCB(act="do", a=first["id"], b=second["id"]).pack())
+    assert answer.get("text") == "Saved."
+    assert srv.scalar("SELECT merged_into FROM contacts WHERE id = ?", [second["id"]]) == first["id"]
+    await bot_env.delivered(ANNA)
+    assert bot_env.text(ANNA, question_id).startswith("🔗 Merged")
+    assert [b["text"] for b in tg.buttons(ANNA, question_id)] == [f"↩️ Undo merge with #{second['id']}"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.callbacks import BlockCB, CardCB
 from storage.reports.report import missed_contacts
 from storage.reports.scope import Period
-from tests.bot.conftest import ANNA, BORIS, BotEnv
+from tests.bot.conftest import ANNA, BORIS, BotEnv, button_data
 from tests.bot.test_arrival import mango_call
 from tests.bot.test_registration import post_form
 from tests.capture.test_mango import MANGO_SOURCE
@@ -148,3 +148,24 @@ async def test_help_offers_blocked_to_managers_and_owners_and_not_to_staff_it_wo
     )
     refused = await bot_env.says(BORIS, "/blocked", language="en")
     assert refused.result["text"] == "Only a manager or an owner can see and change the block list."
+
+
+async def test_an_unblock_whose_redraw_telegram_does_not_take_says_unblocked_and_the_list_follows(
+    bot_env: BotEnv,
+) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start()
+    await post_form(srv, phone="+7 999 000-00-01", message="Cheap SEO services")
+    [touch] = srv.rows("SELECT id, contact_id FROM touches")
+    t, c = touch["id"], touch["contact_id"]
+    card = await bot_env.says(ANNA, "+79990000001", language="en")
+    for act, value in (("nal", ""), ("why", "spam"), ("spam", "block")):
+        await bot_env.press(ANNA, card.result["message_id"], CardCB(act=act, t=t, c=c, v=value).pack())
+    listing = await bot_env.says(ANNA, "/blocked", language="en")
+    listing_id = listing.result["message_id"]
+    tg.fail_next("editMessageText", status=0)
+    answer = await bot_env.press(ANNA, listing_id, button_data(tg, ANNA, listing_id, "Unblock"))
+    assert answer.get("text") == "Unblocked: their touches count again."
+    assert srv.scalar("SELECT COUNT(*) FROM blocklist") == 0
+    await bot_env.delivered(ANNA)
+    assert "Nobody is on the block list" in bot_env.text(ANNA, listing_id)

@@ -6,7 +6,7 @@ from typing import get_args
 
 import pytest
 
-from bot.callbacks import MergeCB
+from bot.callbacks import CardCB, MergeCB
 from bot.i18n import load_i18n, speaking
 from bot.routers.errors import sentence
 from bot.routers.numbers import plan_error, plan_usage
@@ -186,3 +186,21 @@ async def test_a_button_no_version_drew_is_refused_in_the_readers_language(bot_e
     await tg.wait_until_confirmed(update)
     [answer] = tg.callback_answers.values()
     assert (answer["text"], answer["show_alert"]) == ("Отложить можно на день или больше.", True)
+
+
+async def test_a_failure_of_telegrams_own_does_not_say_that_nothing_was_saved(bot_env: BotEnv) -> None:
+    """Telegram can fail a call after the press's write committed (here the draft of the form is kept
+    in the database before the card is redrawn): the answer claims nothing about what was saved."""
+    tg = bot_env.tg
+    srv = await bot_env.start()
+    await post_form(srv, name="Ivan", phone="+7 916 123-45-67", message="A kitchen")
+    [touch] = srv.rows("SELECT id, contact_id FROM touches")
+    card = await bot_env.says(ANNA, "+79161234567")
+    tg.fail_next("editMessageText", status=0)
+    lead = CardCB(act="lead", t=touch["id"], c=touch["contact_id"], v="hot").pack()
+    answer = await bot_env.press(ANNA, card.result["message_id"], lead)
+    assert (answer["text"], answer["show_alert"]) == (
+        "Telegram не принял обновление этого сообщения, поэтому оно могло устареть."
+        " Откройте его заново, чтобы увидеть, что сохранено.",
+        True,
+    )

@@ -149,3 +149,23 @@ async def test_staff_cannot_change_someone_elses_lead_and_a_stale_button_says_wh
     )
     assert "cannot become “qualified”" in answer["text"] and answer["show_alert"]
     assert srv.scalar("SELECT stage FROM leads") == "lost"
+
+
+async def test_a_move_whose_redraw_telegram_does_not_take_says_saved_and_the_card_follows(
+    bot_env: BotEnv,
+) -> None:
+    tg = bot_env.tg
+    srv = await bot_env.start()
+    lead_id = await a_lead(bot_env)
+    listing = await bot_env.says(ANNA, "/leads", language="en")
+    await bot_env.press(ANNA, listing.result["message_id"], OpenCB(kind="lead", id=lead_id).pack())
+    card = await tg.wait_for("sendMessage", chat_id=ANNA, count=2)
+    card_id = card.result["message_id"]
+
+    tg.fail_next("editMessageText", status=429, retry_after=1)
+    answer = await bot_env.press(ANNA, card_id, LeadCB(act="stage", lead=lead_id, v="qualified").pack())
+    assert answer.get("text") == "Saved."
+    assert srv.scalar("SELECT stage FROM leads WHERE id = ?", [lead_id]) == "qualified"
+    await bot_env.delivered(ANNA)
+    assert "stage: qualified" in bot_env.text(ANNA, card_id)
+    assert "🤝 Accepted by sales" in [b["text"] for b in tg.buttons(ANNA, card_id)]

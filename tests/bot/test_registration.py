@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlite_utils import Database
 
 from bot.callbacks import CardCB, LeadCB, OpenCB
@@ -700,3 +701,33 @@ async def test_find_reads_a_number_as_the_sources_people_write_it(bot_env: BotEn
     for query in ("/find 8 029 123-45-67", "/find 80291234567", "/find +375 29 123-45-67"):
         found = await bot_env.says(ANNA, query, language="en")
         assert "Алесь" in found.params["text"] and "Nothing found" not in found.params["text"]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [{"status": 429, "retry_after": 1}, {"status": 0}, {"status": 502}],
+    ids=["flood-wait", "dropped-connection", "proxy-error-page"],
+)
+async def test_a_save_whose_redraw_telegram_does_not_take_says_saved_and_the_card_follows(
+    bot_env: BotEnv, failure: dict[str, Any]
+) -> None:
+    """Telegram busy (a team group's 20 a minute count edits too) or out of reach just as the card is
+    redrawn: the lead was saved, so the person is told so, not "nothing was saved"."""
+    tg = bot_env.tg
+    srv = await bot_env.start()
+    await post_form(srv, name="Ivan Petrov", phone="+7 916 123-45-67", message="A kitchen, please")
+    touch = the_touch(srv)
+    t, c = touch["id"], touch["contact_id"]
+    card = await bot_env.says(ANNA, "+79161234567", language="en")
+    card_id = card.result["message_id"]
+    await bot_env.press(ANNA, card_id, CardCB(act="lead", t=t, c=c, v="hot").pack())
+
+    tg.fail_next("editMessageText", **failure)
+    answer = await bot_env.press(ANNA, card_id, CardCB(act="save", t=t, c=c).pack())
+    assert answer.get("text") == "Saved."
+    assert srv.rows("SELECT temperature, stage FROM leads") == [{"temperature": "hot", "stage": "new"}]
+    # the redraw Telegram did not take goes again through the outbox: the card stops showing the form
+    await bot_env.delivered(ANNA)
+    shown = bot_env.text(ANNA, card_id)
+    assert "Registered by Anna" in shown and "Lead #" in shown
+    assert all("Save" not in b["text"] for b in tg.buttons(ANNA, card_id))

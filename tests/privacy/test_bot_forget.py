@@ -108,3 +108,26 @@ async def test_a_save_overtaken_by_the_erasure_registers_nobody_and_says_so(
     ]
     assert srv.scalar("SELECT COUNT(*) FROM registrations") == 0
     assert srv.scalar("SELECT COUNT(*) FROM leads") == 0
+
+
+async def test_an_erasure_whose_redraw_telegram_does_not_take_still_clears_the_question(
+    bot_env: BotEnv,
+) -> None:
+    """The question shows the person's name and number; Telegram busy as the erasure redraws it must
+    neither say nothing was erased nor leave the data on screen."""
+    tg = bot_env.tg
+    srv = await bot_env.start()
+    await post_form(srv, name=NAME, phone=PHONE_TYPED)
+    c = the_touch(srv)["contact_id"]
+    question = await bot_env.says(ANNA, f"/forget {PHONE_TYPED}", language="en")
+    question_id = question.result["message_id"]
+    assert NAME in bot_env.text(ANNA, question_id)
+
+    tg.fail_next("editMessageText", status=429, retry_after=1)
+    answer = await bot_env.press(ANNA, question_id, ForgetCB(act="do", c=c).pack())
+    assert answer.get("text") == "Erased."
+    assert srv.scalar("SELECT COUNT(*) FROM erasures") == 1
+    await bot_env.delivered(ANNA)
+    shown = bot_env.text(ANNA, question_id)
+    assert shown.startswith(f"🗑 Erased: contact #{c} holds no personal data any more.")
+    assert NAME not in shown and "916" not in shown

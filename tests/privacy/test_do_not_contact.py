@@ -95,3 +95,19 @@ async def test_a_manager_marks_do_not_contact_on_the_contact_card_and_the_cards_
     await bot_env.taps(ANNA, message_id, "May be contacted again")
     assert "Do not contact" not in bot_env.text(ANNA, message_id)
     assert srv.scalar("SELECT do_not_contact FROM contacts") == 0
+
+
+async def test_a_mark_whose_redraw_telegram_does_not_take_says_marked_and_the_card_follows(
+    bot_env: BotEnv,
+) -> None:
+    srv = await bot_env.start()
+    await post_form(srv, name="Ivan", phone="+7 916 123-45-67", message="Please never call me again")
+    found = await bot_env.says(ANNA, "/find +79161234567", language="en")
+    message_id = found.result["message_id"]
+    bot_env.tg.fail_next("editMessageText", status=502, html=False)
+    await bot_env.taps(ANNA, message_id, "Do not contact")
+    [answer] = bot_env.tg.callback_answers.values()
+    assert answer["text"] == "Marked: left out of campaigns from now on."
+    assert srv.scalar("SELECT do_not_contact FROM contacts") == 1
+    await bot_env.delivered(ANNA)
+    assert "Do not contact: left out of campaigns" in bot_env.text(ANNA, message_id)
