@@ -925,6 +925,44 @@ CREATE TABLE touch_requests (
     )
 
 
+def _rebuild(db: Database, table: str, old: str, new: str) -> None:
+    """Rebuild a table whose column definition changes in a way ``ALTER TABLE`` cannot make (SQLite's
+    procedure, sqlite.org/lang_altertable.html "making other kinds of table schema changes"): a copy
+    made from the table's own stored definition with ``old`` replaced by ``new``, so the constraints
+    earlier migrations widened in place come along, every row copied under its id, and the table's
+    indexes and triggers made again. Runs inside the migration's transaction, so it is all or none.
+    """
+    (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]).fetchone()
+    if old not in sql:
+        raise RuntimeError(f"{table}: the schema has no {old!r} to change")
+    interim = f"{table}_rebuilt"
+    _, _, columns = sql.partition("(")  # after CREATE TABLE <name>, however it was quoted
+    others = [
+        row[0]
+        for row in db.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') AND sql IS NOT NULL",
+            [table],
+        ).fetchall()
+    ]
+    db.execute(f"CREATE TABLE {interim} (" + columns.replace(old, new, 1))
+    db.execute(f"INSERT INTO {interim} SELECT * FROM {table}")
+    db.execute(f"DROP TABLE {table}")
+    db.execute(f"ALTER TABLE {interim} RENAME TO {table}")
+    for statement in others:
+        db.execute(statement)
+
+
+@migrations()
+def m029_blocklist_ids(db: Database) -> None:
+    """Block-list ids are never given twice: the table had no ``AUTOINCREMENT``, so SQLite gave the
+    newest entry's id again once it was unblocked, to the next number blocked. A CRM paging
+    ``GET /api/blocked`` by ``after_id`` then never saw that entry, and its ``DELETE /api/blocked/{id}``
+    of the entry it had listed took another number off the list. The rows keep their ids, and
+    ``sqlite_sequence`` starts at the highest of them (an id freed before this migration may still
+    come once more: nothing left in the file says it was given)."""
+    _rebuild(db, "blocklist", "id INTEGER PRIMARY KEY,", "id INTEGER PRIMARY KEY AUTOINCREMENT,")
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.callbacks import BlockCB, CardCB
 from storage.reports.report import missed_contacts
 from storage.reports.scope import Period
@@ -169,3 +171,43 @@ async def test_an_unblock_whose_redraw_telegram_does_not_take_says_unblocked_and
     assert srv.scalar("SELECT COUNT(*) FROM blocklist") == 0
     await bot_env.delivered(ANNA)
     assert "Nobody is on the block list" in bot_env.text(ANNA, listing_id)
+
+
+async def test_a_block_list_id_is_never_given_twice(bot_env: BotEnv) -> None:
+    """A CRM listed Alice's entry; she was unblocked and a spammer blocked from his card after her. He
+    was given her id again: the CRM's next page (after her id) never showed him, and its DELETE of the
+    entry it had listed for her unblocked him with a 200."""
+    token = "crm-token-0123456789"
+    auth = {"Authorization": f"Bearer {token}"}
+    srv = await bot_env.start(api_clients=[{"name": "crm", "token": token}])
+
+    async def spam_and_block(phone: str, message: str) -> None:
+        await post_form(srv, phone=phone, message=message)
+        [touch] = srv.rows("SELECT id, contact_id FROM touches WHERE message = ?", [message])
+        t, c = touch["id"], touch["contact_id"]
+        card = await bot_env.says(ANNA, phone, language="en")
+        for data in (
+            CardCB(act="nal", t=t, c=c).pack(),
+            CardCB(act="why", t=t, c=c, v="spam").pack(),
+            CardCB(act="spam", t=t, c=c, v="block").pack(),
+        ):
+            await bot_env.press(ANNA, card.result["message_id"], data)
+
+    async def api(method: str, path: str) -> tuple[int, dict[str, Any]]:
+        async with srv.session.request(method, f"{srv.url}{path}", headers=auth) as resp:
+            return resp.status, await resp.json()
+
+    await spam_and_block("+79990000001", "Alice")
+    _, listed = await api("GET", "/api/blocked")
+    [alice] = listed["blocked"]
+    assert (alice["value"], listed["next_after_id"]) == ("+79990000001", alice["id"])
+    status, _ = await api("DELETE", f"/api/blocked/{alice['id']}")
+    assert status == 200
+    await spam_and_block("+79990000002", "Bob")
+
+    status, page = await api("GET", f"/api/blocked?after_id={alice['id']}")
+    assert [e["value"] for e in page["blocked"]] == ["+79990000002"]
+    assert page["blocked"][0]["id"] > alice["id"]
+    status, refusal = await api("DELETE", f"/api/blocked/{alice['id']}")
+    assert (status, refusal["error"]) == (404, "not_blocked")
+    assert srv.rows("SELECT value FROM blocklist") == [{"value": "+79990000002"}]

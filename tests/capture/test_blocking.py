@@ -10,6 +10,8 @@ from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
+from storage.db import connect
+from storage.schema import migrations
 from tests.capture.test_binotel import MISSED as BINOTEL_MISSED
 from tests.capture.test_binotel import TOKEN as BINOTEL_TOKEN
 from tests.capture.test_binotel import post as post_binotel
@@ -162,3 +164,46 @@ async def test_binotel_measures_a_missed_call_by_its_ringing(
     assert srv.rows("SELECT call_status, blocked FROM touches") == [
         {"call_status": "missed", "blocked": blocked}
     ]
+
+
+async def test_an_upgraded_block_list_keeps_its_entries_and_gives_no_id_again(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """m029 rebuilds the table with AUTOINCREMENT: the entries of a database from before it keep their
+    ids, kinds, reasons and who blocked them, and the newest one's id, once unblocked, is not given again."""
+    config = build_config(tmp_path, api_clients=CLIENTS)
+    db = connect(config.database_path)
+    migrations.apply(db, stop_before="m029_blocklist_ids")
+    staff = db.execute("INSERT INTO staff (name, created_at) VALUES ('Olga', '2026-11-01')").lastrowid
+    for kind, value, staff_id in (
+        ("phone", "+79990000001", staff),
+        ("email", "spam@example.com", None),
+        ("telegram_id", "4242", staff),
+    ):
+        db.execute(
+            "INSERT INTO blocklist (kind, value, staff_id, reason, at) VALUES (?, ?, ?, 'spam', '2026-11-02')",
+            [kind, value, staff_id],
+        )
+    db.close()
+
+    srv = await start_server(config)
+    status, listing = await api(srv, "GET", "/api/blocked")
+    assert status == 200
+    assert [(e["id"], e["kind"], e["value"], e["staff"], e["reason"]) for e in listing["blocked"]] == [
+        (1, "phone", "+79990000001", "Olga", "spam"),
+        (2, "email", "spam@example.com", None, "spam"),
+        (3, "telegram_id", "4242", "Olga", "spam"),
+    ]
+    status, _ = await api(srv, "DELETE", "/api/blocked/3")
+    assert status == 200
+    db = srv.db()
+    try:
+        db.execute(
+            "INSERT INTO blocklist (kind, value, reason, at) VALUES ('phone', '+79990000002', 'spam', '2026-12-01')"
+        )
+        foreign_keys = db.execute("PRAGMA foreign_key_list(blocklist)").fetchall()
+        assert [(f[2], f[3], f[4]) for f in foreign_keys] == [("staff", "staff_id", "id")]
+    finally:
+        db.close()
+    status, listing = await api(srv, "GET", "/api/blocked?after_id=2")
+    assert [(e["id"], e["value"]) for e in listing["blocked"]] == [(4, "+79990000002")]
