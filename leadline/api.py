@@ -443,14 +443,16 @@ def _idempotency_key(request: web.Request) -> str | None:
         raise ApiError(400, "bad_idempotency_key", "send one Idempotency-Key header, not several")
     raw = values[0].strip()
     item = SfItem()
+    quoted = False
     try:
         item.parse(raw.encode("ascii"))
     except (ValueError, UnicodeEncodeError):
-        quoted = False  # a bare key that is no Structured Field item (a UUID starting with a digit)
+        pass  # a bare key that is no Structured Field item (a UUID starting with a digit)
     else:
-        quoted = isinstance(item.value, str)
-        if isinstance(item.value, str):
-            raw = item.value
+        # Only a quoted key is read as the Structured Field string: a bare one can parse as a Token
+        # with parameters (``acme;lead=1`` is the Token ``acme``), and cutting it there made keys one.
+        if raw.startswith('"') and isinstance(item.value, str):
+            quoted, raw = True, item.value
     if (
         not 0 < len(raw) <= MAX_IDEMPOTENCY_KEY
         or not all(" " <= c <= "~" for c in raw)

@@ -506,6 +506,31 @@ async def test_a_retried_registration_makes_one_lead_and_a_reused_key_is_refused
     assert srv.scalar("SELECT COUNT(*) FROM idempotency_keys") == 0
 
 
+async def test_bare_keys_that_differ_after_a_semicolon_are_two_keys(tmp_path: Path, start_server: Any):
+    """A bare key such as ``acme;lead=1`` parses as the Structured Field Token ``acme`` with a
+    parameter: it was cut at the ``;``, so ``acme;lead=2`` for another person got a 422, and
+    ``acme;lead=3`` a replay of the first answer, registering nobody."""
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    url = f"{srv.url}/api/registrations"
+    leads = srv.scalar("SELECT COUNT(*) FROM leads")
+    answers = []
+    for n, key in enumerate(("acme;lead=1", "acme;lead=2"), start=1):
+        body = {
+            "phone": f"+7 903 123-45-6{n}",
+            "disposition": "lead",
+            "temperature": "hot",
+            "need": "a quote",
+        }
+        async with srv.session.post(url, json=body, headers={**AUTH, "Idempotency-Key": key}) as resp:
+            answers.append((resp.status, resp.headers.get("Idempotent-Replayed")))
+    assert answers == [(201, None), (201, None)]
+    assert srv.scalar("SELECT COUNT(*) FROM leads") == leads + 2
+    assert srv.rows("SELECT key FROM idempotency_keys ORDER BY key") == [
+        {"key": "acme;lead=1"},
+        {"key": "acme;lead=2"},
+    ]
+
+
 @pytest.mark.parametrize(
     "written",
     ["%D9%A3", "1_0", "+3", "%203", "9" * 5000],
