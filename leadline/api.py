@@ -280,11 +280,24 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
 
 
 async def _body(request: web.Request, model: type[Body]) -> tuple[dict[str, Any], Body]:
-    """The JSON object sent, and it read by the operation's model; a refusal names the first wrong field."""
+    """The JSON object sent, and it read by the operation's model; a refusal names every key the
+    model does not take, else the first wrong field."""
     body = await _json_object(request)
     try:
         return body, model.model_validate(body)
     except ValidationError as exc:
+        unknown = [str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden"]
+        if unknown:
+            takes = [field.alias or name for name, field in model.model_fields.items()]
+            raise ApiError(
+                400,
+                "bad_parameter",
+                f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: the body takes"
+                f" {', '.join(takes)}"
+                + (" ([lead_fields] other than need and name go under fields)" if "fields" in takes else ""),
+                parameter=unknown[0],
+                parameters=unknown,
+            ) from None
         raise _body_refusal(exc, body) from None
 
 

@@ -116,10 +116,12 @@ class ContactsQuery(Query):
 
 
 class NewRegistration(Model):
-    """The contact's phone or email (or both); a lead needs a temperature, a not-a-lead a reason."""
+    """The contact's phone or email (or both); a lead needs a temperature, a not-a-lead a reason.
+    A key it does not take (a misspelt ``campain``) is refused by name, as a query's is: dropped,
+    the registration would look done as sent."""
 
     model_config = ConfigDict(
-        extra="ignore",
+        extra="forbid",
         frozen=True,
         json_schema_extra={
             "anyOf": [{"required": ["phone"]}, {"required": ["email"]}],

@@ -349,6 +349,38 @@ async def test_a_lead_from_a_crm_has_the_fields_the_config_requires_and_keeps_th
         assert resp.status == 201, await resp.text()
 
 
+async def test_a_registration_with_a_key_the_api_does_not_take_is_refused_by_name(
+    tmp_path: Path, start_server: Any
+):
+    """A misspelt "campain" (or "amount", which the API does not take) was dropped with a 201: the lead
+    had no campaign, and the CRM could not tell. Refused as a query's unknown parameter is."""
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    counts = (
+        "SELECT (SELECT COUNT(*) FROM contacts), (SELECT COUNT(*) FROM touches), (SELECT COUNT(*) FROM leads)"
+    )
+    before = srv.rows(counts)
+    body = {"phone": "+7 903 777-00-01", "disposition": "lead", "temperature": "warm", "need": "a quote"}
+    takes = "phone, email, name, disposition, temperature, reason, campaign, need, fields, note"
+    for extra, unknown in (
+        ({"campain": "vk_ads"}, ["campain"]),
+        ({"amount": 50000, "nmae": "Ivan"}, ["amount", "nmae"]),
+    ):
+        async with srv.session.post(
+            f"{srv.url}/api/registrations", json={**body, **extra}, headers=AUTH
+        ) as resp:
+            assert (resp.status, await resp.json()) == (
+                400,
+                {
+                    "error": "bad_parameter",
+                    "detail": f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}:"
+                    f" the body takes {takes} ([lead_fields] other than need and name go under fields)",
+                    "parameter": unknown[0],
+                    "parameters": unknown,
+                },
+            ), extra
+    assert srv.rows(counts) == before  # a refused registration makes no contact, touch or lead
+
+
 async def test_someone_with_no_touch_registered_through_the_api_counts_as_an_inbound_contact(
     tmp_path: Path, start_server: Any
 ):
