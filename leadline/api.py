@@ -153,10 +153,12 @@ def _refusal(error: ValidationError, given: dict[str, Any]) -> web.HTTPException
 
 
 def _query(request: web.Request, model: type[Query]) -> Query:
-    """The operation's query; a parameter it does not take is refused, naming every such one."""
+    """The operation's query; a parameter it does not take, or one given more than once (only one
+    value would be read, and the answer would look like one for all of them), is refused, naming
+    every such one."""
     given = dict(request.query)
     try:
-        return model.model_validate(given)
+        query = model.model_validate(given)
     except ValidationError as exc:
         unknown = [str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden"]
         if unknown:
@@ -170,6 +172,16 @@ def _query(request: web.Request, model: type[Query]) -> Query:
                 parameters=unknown,
             ) from None
         raise _refusal(exc, given) from None
+    repeated = [name for name in given if len(request.query.getall(name)) > 1]
+    if repeated:
+        raise ApiError(
+            400,
+            "bad_parameter",
+            f"give {', '.join(repeated)} once: an operation takes one value of each parameter",
+            parameter=repeated[0],
+            parameters=repeated,
+        )
+    return query
 
 
 def _today(request: web.Request) -> date:

@@ -152,6 +152,27 @@ async def test_the_report_takes_as_of_as_the_cli_does_and_refuses_a_parameter_it
     assert resp.status == 400 and refusal["parameter"] == "as_of" and "%2B" in refusal["detail"]
 
 
+async def test_a_parameter_given_twice_is_refused_not_read_once(tmp_path: Path, start_server: Any):
+    """`campaign=brand_msk&campaign=vk_ads` answered brand_msk's figures alone with a 200, and
+    `channel=form&channel=call` listed the forms alone: answers that look like the ones asked for."""
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    for url, repeated in [
+        ("/api/touches?channel=form&channel=call", ["channel"]),
+        ("/api/report?period=2026-11&campaign=brand_msk&campaign=vk_ads", ["campaign"]),
+        ("/api/leads?period=2026-11&limit=5&period=2026-10&limit=9", ["period", "limit"]),
+    ]:
+        async with srv.session.get(f"{srv.url}{url}", headers=AUTH) as resp:
+            assert (resp.status, await resp.json()) == (
+                400,
+                {
+                    "error": "bad_parameter",
+                    "detail": f"give {', '.join(repeated)} once: an operation takes one value of each parameter",
+                    "parameter": repeated[0],
+                    "parameters": repeated,
+                },
+            ), url
+
+
 async def test_a_report_for_a_campaign_takes_it_in_any_case_and_refuses_one_there_is_not(
     tmp_path: Path, start_server: Any
 ):
