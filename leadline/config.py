@@ -228,6 +228,19 @@ class TelegramSection(Strict):
             )
         return value
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr) -> SecretStr:
+        """The Bot API refuses any other ``secret_token`` in ``setWebhook``, on every retry: the bot
+        would start and never receive an update, with only a repeating warning to show for it."""
+        secret = value.get_secret_value()
+        if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise ValueError(
+                "Telegram accepts only 1 to 256 of the letters A-Z and a-z, the digits 0-9, _ and -"
+                " in a webhook secret; empty: derived from the token"
+            )
+        return value
+
     @model_validator(mode="after")
     def _timeouts(self) -> TelegramSection:
         if self.request_timeout_seconds >= self.stop_wait_seconds:

@@ -292,6 +292,27 @@ def test_a_telegram_webhook_url_without_its_scheme_is_a_config_problem(
     ]
 
 
+@pytest.mark.parametrize("secret", ["Leadline webhook secret #1!", "секрет", "x" * 257])
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_a_telegram_webhook_secret_the_bot_api_refuses_is_a_config_problem(
+    tmp_path: Path, command: str, secret: str
+):
+    """Such a secret passed check-config; serve then started, Telegram refused its setWebhook on every
+    retry ("secret token contains unallowed characters"), and the bot never received an update."""
+    result = run_on_config(
+        tmp_path,
+        command,
+        '[telegram]\ntoken = "123456789:AAE-test"\napi_url = "http://127.0.0.1:9"\n'
+        f'webhook_url = "https://bot.example.com/telegram/webhook"\nwebhook_secret = "{secret}"\n',
+    )
+    assert result.code == 3, result.output
+    assert result.output.splitlines()[1:] == [
+        "  telegram.webhook_secret: Telegram accepts only 1 to 256 of the letters A-Z and a-z, the"
+        " digits 0-9, _ and - in a webhook secret; empty: derived from the token"
+    ]
+    assert secret not in result.output
+
+
 @pytest.mark.parametrize(
     ("written", "why"),
     [
