@@ -39,6 +39,24 @@ METHODS: dict[str, type[TelegramMethod[Any]]] = {
 }
 
 
+#: The 400s that refuse the chat rather than the message: the bot is not in it, may no longer write
+#: in it (an admin restricted it), or the group is gone. Like a 403, no later card would get through.
+CHAT_GONE_400S = (
+    "chat not found",
+    "have no rights to send a message",
+    "not enough rights to send",
+    "chat_write_forbidden",
+    "chat_restricted",
+    "group chat was deactivated",
+)
+
+
+def chat_is_gone(description: str) -> bool:
+    """Whether a 400's description refuses every message to the chat, not just this one."""
+    lowered = description.lower()
+    return any(words in lowered for words in CHAT_GONE_400S)
+
+
 def build_method(row: OutboxRow) -> TelegramMethod[Any]:
     """The aiogram method object for a row; raises ValueError for an unknown method or bad payload."""
     cls = METHODS.get(row.method)
@@ -87,7 +105,7 @@ class BotTransport:
         except TelegramBadRequest as exc:
             if "message is not modified" in exc.message:
                 return Delivered(None)
-            return Failed(exc.message, chat_gone="chat not found" in exc.message)
+            return Failed(exc.message, chat_gone=chat_is_gone(exc.message))
         except TelegramForbiddenError as exc:  # blocked, kicked, deactivated, never started
             return Failed(f"{type(exc).__name__}: {exc.message}", chat_gone=True)
         except (TelegramServerError, TelegramNetworkError) as exc:

@@ -165,6 +165,7 @@ class _Chat:
     messages: dict[int, JSON] = field(default_factory=dict)
     reply_keyboard: JSON | None = None
     blocked: bool = False
+    restricted: bool = False
 
 
 class FakeTelegram:
@@ -474,6 +475,11 @@ class FakeTelegram:
         """The user blocks (or unblocks) the bot: sends to them get 403, as for a member who left."""
         self._chat_state(int(user_id)).blocked = blocked
 
+    def restrict_bot(self, chat_id: int, restricted: bool = True) -> None:
+        """A group's admin takes away (or gives back) the bot's right to post: the bot stays in the
+        group, and its sends there get 400 "have no rights to send a message"."""
+        self._chat_state(int(chat_id)).restricted = restricted
+
     def add_chat(self, chat_id: int, *, kind: str = "supergroup", title: str = "Team") -> None:
         """Make a group chat known with this Chat.type and title (e.g. the team chat)."""
         self._chats[int(chat_id)] = _Chat(info={"id": int(chat_id), "type": kind, "title": title})
@@ -774,6 +780,8 @@ class FakeTelegram:
         chat = self._chat_state(chat_id)
         if chat.blocked:
             raise BotAPIError(403, "Forbidden: bot was blocked by the user")
+        if chat.restricted:
+            raise BotAPIError(400, "Bad Request: have no rights to send a message")
         return chat
 
     def _store_bot_message(self, chat: _Chat, content: JSON, params: JSON) -> JSON:

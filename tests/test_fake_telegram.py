@@ -356,7 +356,7 @@ async def test_wait_for_times_out_with_a_useful_message(tg: FakeTelegram, bot: B
         await tg.wait_for("sendMessage", timeout=0.1)
 
 
-async def test_commands_chat_and_blocked_user(tg: FakeTelegram, bot: Bot) -> None:
+async def test_commands_chat_blocked_user_and_restricted_group(tg: FakeTelegram, bot: Bot) -> None:
     commands = [
         BotCommand(command="start", description="Start"),
         BotCommand(command="lead", description="New"),
@@ -376,6 +376,12 @@ async def test_commands_chat_and_blocked_user(tg: FakeTelegram, bot: Bot) -> Non
     tg.block_bot(USER)
     with pytest.raises(TelegramForbiddenError, match="blocked"):
         await bot.send_message(USER, "nudge")
+
+    tg.restrict_bot(-100500)
+    with pytest.raises(TelegramBadRequest, match="have no rights to send a message"):
+        await bot.send_message(-100500, "card")
+    tg.restrict_bot(-100500, restricted=False)
+    assert (await bot.send_message(-100500, "card")).text == "card"
 
 
 async def test_webhook_delivery_and_reply_in_response(tg: FakeTelegram, bot: Bot) -> None:

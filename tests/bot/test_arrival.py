@@ -595,6 +595,33 @@ async def test_a_card_the_team_chat_cannot_get_goes_to_the_first_owner(bot_env: 
     )
 
 
+async def test_a_card_the_bot_may_no_longer_post_in_the_team_chat_goes_to_the_first_owner(
+    bot_env: BotEnv,
+) -> None:
+    """An admin restricted the bot in the team group: Telegram answers 400 "have no rights to send a
+    message". The card ended failed and went to nobody, and so did every later one."""
+    tg = bot_env.tg
+    srv = await bot_env.start(
+        arrival_config(bot_env, assign={"mode": "team"}, telegram={"team_chat": TEAM}),
+        clock=Clock(msk(TUESDAY, 10, 0)),
+    )
+    tg.restrict_bot(TEAM)
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    card = await tg.wait_for("sendMessage", chat_id=ANNA)
+    assert "Ivan" in card.params["text"]
+    await bot_env.delivered()
+    assert srv.rows("SELECT chat_id, status FROM outbox WHERE method = 'sendMessage' ORDER BY id") == [
+        {"chat_id": TEAM, "status": "failed"},
+        {"chat_id": ANNA, "status": "sent"},
+    ]
+
+    # The next card goes to Anna at once, without another refused try in the team chat.
+    await post_form(srv, name="Olga", phone="+79267654321")
+    card = await tg.wait_for("sendMessage", chat_id=ANNA, count=2)
+    assert "Olga" in card.params["text"]
+    assert [r.status for r in tg.attempts("sendMessage") if r.params.get("chat_id") == TEAM] == [400]
+
+
 async def test_the_nudge_after_the_sla_goes_to_the_assignee_in_reply_to_the_card(bot_env: BotEnv) -> None:
     tg = bot_env.tg
     clock = Clock(msk(TUESDAY, 10, 0))
