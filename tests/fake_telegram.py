@@ -68,6 +68,9 @@ STRING_FIELDS = frozenset(
     }
 )  # fmt: skip
 
+#: Telegram's answer to ``answerCallbackQuery`` once a press may no longer be answered (or twice).
+QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+
 #: Update types Telegram sends when ``allowed_updates`` was never set (or set to an empty list).
 _DEFAULT_EXCLUDED_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 
@@ -1092,9 +1095,7 @@ class FakeTelegram:
     async def _answer_callback_query(self, params: JSON) -> bool:
         query_id = str(params.get("callback_query_id", ""))
         if self._callback_queries.get(query_id, True):  # unknown or already answered
-            raise BotAPIError(
-                400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
-            )
+            raise BotAPIError(400, QUERY_TOO_OLD)
         self._callback_queries[query_id] = True
         self.callback_answers[query_id] = dict(params)
         return True

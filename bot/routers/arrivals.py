@@ -19,6 +19,7 @@ from bot.arrival_texts import render_arrival
 from bot.callbacks import ArrivalCB
 from bot.catalogues import gettext as _
 from bot.dialer import Dialer
+from bot.presses import answer_quietly
 from bot.replies import Replies
 from bot.routers.nudges import outcome_text
 from leadline.config import Config
@@ -53,7 +54,7 @@ async def on_call_button(
 
     actions: dict[str, Callable[[Database], Acted]] = {"called": called, "cant": cant}
     acted = await store.write(actions[callback_data.act])
-    await callback.answer(outcome_text(acted, config))
+    await answer_quietly(callback, outcome_text(acted, config))
     if acted.outcome != "retry" and isinstance(callback.message, Message):
         with contextlib.suppress(TelegramBadRequest):
             await callback.message.edit_reply_markup(reply_markup=None)
@@ -129,7 +130,7 @@ async def on_give_to(
         await callback.answer(_("Someone has already taken care of this."))
         return
     replies.wake()
-    await callback.answer(_("Given."))
+    await answer_quietly(callback, _("Given."))
 
 
 def make_router() -> Router:

@@ -21,6 +21,7 @@ from bot import cards, labels
 from bot.callbacks import NudgeCB
 from bot.catalogues import gettext as _
 from bot.nudge_texts import unreachable_answer
+from bot.presses import answer_quietly
 from bot.replies import Replies
 from bot.routers.leads import allowed
 from leadline.config import Config
@@ -103,7 +104,7 @@ async def on_button(
         act = ""  # a reason no button offers: refused below, as any button it cannot have sent
     if act == "lost":
         await replies.send(chat_id, _("Why was the lead lost?"), reasons_keyboard(nudge_id))
-        await callback.answer()
+        await answer_quietly(callback)
         return
     rules = NudgeRules.from_config(config)
     actions: dict[str, Callable[[Database], Acted]] = {
@@ -131,7 +132,7 @@ async def on_button(
         return
     acted = await store.write(action)
     text = outcome_text(acted, config)
-    await callback.answer(text)
+    await answer_quietly(callback, text)
     if act == "lostr" and isinstance(callback.message, Message):
         with contextlib.suppress(TelegramBadRequest):
             await callback.message.edit_text("✖️ " + text + " " + labels.lost_reason(value))

@@ -26,7 +26,7 @@ from tests.capture.test_mail_webhooks import SOURCES as MAIL_SOURCES
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
 from tests.capture.test_metrics import value
 from tests.conftest import BASE, Running
-from tests.fake_telegram import CallRecord
+from tests.fake_telegram import QUERY_TOO_OLD, CallRecord
 from tests.multipart import build_multipart
 from tests.nudges.conftest import MSK, TUESDAY, Clock, msk
 from tests.samples import sample
@@ -153,6 +153,22 @@ async def test_a_missed_call_gets_a_card_at_once_to_the_extension_that_rang(bot_
     [nudge] = srv.rows("SELECT kind, outcome, closed_at FROM nudges")
     assert nudge["kind"] == "callback" and nudge["outcome"] == "called_back" and nudge["closed_at"]
     assert tg.buttons(BORIS, card.result["message_id"]) == []
+
+
+async def test_called_back_pressed_too_late_to_answer_still_takes_the_cards_buttons(bot_env: BotEnv) -> None:
+    """The press was handled after Telegram stopped taking an answer to it (a restart, a hang): the
+    call back was saved, yet the card kept its buttons and the person was told nothing was saved."""
+    tg = bot_env.tg
+    start = msk(TUESDAY, 10, 0)
+    srv = await bot_env.start(arrival_config(bot_env), clock=Clock(start + timedelta(minutes=2)))
+    await mango_call(srv, "E-missed", "79161234567", start, answered=False, extension="102")
+    card = await tg.wait_for("sendMessage", chat_id=BORIS)
+
+    tg.fail_next("answerCallbackQuery", status=400, description=QUERY_TOO_OLD)
+    await bot_env.taps(BORIS, card.result["message_id"], "Перезвонил")
+    assert srv.rows("SELECT kind, outcome FROM nudges") == [{"kind": "callback", "outcome": "called_back"}]
+    assert tg.buttons(BORIS, card.result["message_id"]) == []
+    assert tg.callback_answers == {}
 
 
 async def test_an_answered_calls_card_goes_to_the_extension_that_answered_when_the_call_ends(

@@ -14,6 +14,7 @@ from storage.registrations import record_registration as register
 from tests.bot.conftest import ANNA, BORIS, BotEnv
 from tests.capture.test_mango import MANGO_SOURCE, post_mango, signed_mango, summary
 from tests.conftest import BASE
+from tests.fake_telegram import QUERY_TOO_OLD
 from tests.nudges.conftest import TUESDAY, Clock, msk
 
 
@@ -51,6 +52,31 @@ async def test_called_back_and_a_lost_follow_up_from_the_nudge_buttons(bot_env: 
     assert answer["text"] == "The lead is marked as lost."
     assert srv.rows("SELECT stage, lost_reason FROM leads") == [{"stage": "lost", "lost_reason": "no_budget"}]
     assert "no budget" in bot_env.text(chat, question.result["message_id"])
+
+
+async def test_a_lost_reason_pressed_too_late_to_answer_still_marks_its_message(bot_env: BotEnv) -> None:
+    """The press was handled after Telegram stopped taking an answer to it (a restart, a hang): the
+    lead was saved as lost, yet its message kept the reasons and the person was told nothing was saved."""
+    tg = bot_env.tg
+    clock = Clock(msk(TUESDAY, 10, 0))
+    srv = await bot_env.start(clock=clock)
+    resp = await srv.session.post(f"{srv.url}/hooks/form?token=form-token", data={"phone": "+79160007788"})
+    assert resp.status == 200
+    await a_lead_whose_follow_up_comes(bot_env, srv, clock)
+    follow_up = await tg.wait_for(lambda r: r.ok and r.method == "sendMessage" and "n:lost:" in str(r.params))
+    [nudge] = srv.rows("SELECT id, chat_id FROM nudges WHERE kind = 'follow_up'")
+    chat = nudge["chat_id"]
+    await bot_env.types(chat, "/help", language="en")
+    await bot_env.press(chat, follow_up.result["message_id"], f"n:lost:{nudge['id']}:")
+    question = await tg.wait_for(lambda r: r.ok and r.method == "sendMessage" and "n:lostr:" in str(r.params))
+    mid = question.result["message_id"]
+
+    tg.fail_next("answerCallbackQuery", status=400, description=QUERY_TOO_OLD)
+    answer = await bot_env.press(chat, mid, f"n:lostr:{nudge['id']}:no_budget")
+    assert answer == {}
+    assert srv.rows("SELECT stage, lost_reason FROM leads") == [{"stage": "lost", "lost_reason": "no_budget"}]
+    assert bot_env.text(chat, mid) == "✖️ The lead is marked as lost. no budget"
+    assert tg.buttons(chat, mid) == []
 
 
 async def test_cant_reach_tapped_again_before_its_reminder_is_not_another_try(bot_env: BotEnv) -> None:
