@@ -168,34 +168,63 @@ async def _queue_staff_menus(
 
 
 class Polling:
-    """Long polling as a task; ``stop`` ends it whether or not Telegram ever answered."""
+    """Long polling as a task; ``stop`` ends it whether or not Telegram ever answered.
+
+    aiogram's polling asks for ``getMe`` once, without a retry, and ends for good on its failure: a
+    single 502 or hang there left the bot deaf until a restart. So ``getMe`` is retried like every
+    other start-up call, and polling that ends with an error is started again.
+    """
 
     def __init__(
         self, dp: Dispatcher, bot: Bot, i18n: CatalogueI18n, queue_menus: Callable[[], Awaitable[None]]
     ) -> None:
         self.dp, self.bot, self.i18n, self.queue_menus = dp, bot, i18n, queue_menus
-        self.started = asyncio.Event()
+        self.polling = False
         dp.startup.register(self._on_startup)
+        dp.shutdown.register(self._on_shutdown)
         self.task = asyncio.create_task(self._run(), name="leadline-bot-polling")
 
     async def _on_startup(self) -> None:
-        self.started.set()
+        self.polling = True
+
+    async def _on_shutdown(self) -> None:
+        self.polling = False
 
     async def _run(self) -> None:
         await _retrying("staff menus", self.queue_menus)
         await _retrying("deleteWebhook", lambda: self.bot.delete_webhook(drop_pending_updates=False))
         await _retrying("setMyCommands", lambda: _set_default_commands(self.bot, self.i18n))
-        await self.dp.start_polling(
-            self.bot, polling_timeout=20, handle_as_tasks=False, handle_signals=False, close_bot_session=False
-        )
+        await _retrying("getMe", self.bot.me)  # cached by aiogram: its polling asks for it again
+        delay = 1.0
+        while True:
+            try:
+                await self.dp.start_polling(
+                    self.bot,
+                    polling_timeout=20,
+                    handle_as_tasks=False,
+                    handle_signals=False,
+                    close_bot_session=False,
+                )
+                return  # stopped by ``stop``
+            except Exception as exc:  # polling ended on its own: the bot would hear nothing until a restart
+                log.warning(
+                    "telegram polling ended; starting it again",
+                    extra={"fields": {"error": f"{type(exc).__name__}: {exc}", "retry_s": delay}},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
 
     async def stop(self) -> None:
-        if self.started.is_set() and not self.task.done():
+        if self.polling and not self.task.done():
             await self.dp.stop_polling()
         if not self.task.done():
             self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await self.task
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # the stop must go on to the outbox's sends in flight and the session
+            log.exception("telegram polling had failed")
 
 
 class JournalledRequestHandler(SimpleRequestHandler):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
+
+import pytest
 
 from bot.callbacks import CardCB, OpenCB, PageCB
 from tests.bot.conftest import ANNA, BORIS, BotEnv
@@ -142,3 +145,22 @@ async def test_the_server_starts_and_stops_while_telegram_is_unreachable(bot_env
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 1  # capture goes on without the bot
     await srv.stop()
     assert tg.records == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [{"status": 502}, {"status": 0}, {"status": 502, "html": False, "delay": 3}],
+    ids=["a-proxys-502", "a-dropped-connection", "a-hang-past-the-request-timeout"],
+)
+async def test_one_failed_get_me_at_start_up_only_delays_the_bot(
+    bot_env: BotEnv, failure: dict[str, Any]
+) -> None:
+    """aiogram's polling asks for getMe once, without a retry: one failure there ended polling for
+    good, so every command and press went unanswered until a restart, and the stop then raised that
+    old error before it waited for the outbox's sends in flight."""
+    tg = bot_env.tg
+    tg.fail_next("getMe", **failure)
+    srv = await bot_env.start(bot_env.config(telegram={"request_timeout_seconds": 1}))
+    reply = await bot_env.says(ANNA, "/start")
+    assert reply.ok and reply.params["chat_id"] == ANNA
+    await srv.stop()
