@@ -17,6 +17,7 @@ from aiogram import BaseMiddleware
 from aiogram.types import Chat, TelegramObject, Update, User
 
 from bot.routers.access import turn_away
+from storage.chat_moves import current_chat
 from storage.db import Store
 from storage.staff import staff_by_telegram
 from storage.unreachable import is_unreachable, reachable_again
@@ -41,12 +42,25 @@ class StaffMiddleware(BaseMiddleware):
         self.store = store
         self.team_chat = team_chat
 
+    async def is_team_chat(self, chat_id: int) -> bool:
+        """The configured team chat, or the supergroup Telegram made of it (storage/chat_moves.py):
+        once it moves, its people and its cards' buttons are all in the new chat. A move is for good,
+        so the id it was found under is kept."""
+        if not self.team_chat:
+            return False
+        if chat_id == self.team_chat:
+            return True
+        moved = await self.store.read(partial(current_chat, chat_id=self.team_chat))
+        if moved != self.team_chat:
+            self.team_chat = moved
+        return chat_id == moved
+
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if is_business(event):
             return await handler(event, data)
         chat: Chat | None = data.get("event_chat")
         user: User | None = data.get("event_from_user")
-        if chat is not None and chat.type != "private" and (not self.team_chat or chat.id != self.team_chat):
+        if chat is not None and chat.type != "private" and not await self.is_team_chat(chat.id):
             return None  # the bot speaks in private chats and in the configured team chat only
         if user is None or user.is_bot:
             return None

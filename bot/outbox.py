@@ -327,9 +327,15 @@ class OutboxSender:
                 extra={"fields": {"outbox_id": row.id, "seconds": delay, "error": attempt.error}},
             )
         elif isinstance(attempt, Moved):
-            await write(
-                partial(rows.move_chat, row_id=row.id, old_chat=row.chat_id, new_chat=attempt.chat_id)
+            learnt = await write(
+                partial(rows.move_chat, row_id=row.id, old_chat=row.chat_id, new_chat=attempt.chat_id, at=now)
             )
+            if learnt:
+                log.warning(
+                    "a Telegram group became a supergroup with a new chat id; the bot follows it, but"
+                    " where the config names the old id ([telegram] team_chat), write the new one",
+                    extra={"fields": {"old_chat": row.chat_id, "new_chat": attempt.chat_id}},
+                )
         elif attempt.chat_gone:
             refused: ChatRefused = self.on_chat_refused or _refused_for_good
             error = attempt.error

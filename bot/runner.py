@@ -57,6 +57,7 @@ from bot.routers import (
 )
 from bot.transport import BotTransport
 from leadline.config import Config
+from storage.chat_moves import current_chat
 from storage.db import Clock, Store
 from storage.outbox import enqueue_changed
 from storage.staff import active_staff, former_staff
@@ -165,6 +166,21 @@ async def _queue_staff_menus(
     now = clock()
     if await store.write(partial(enqueue_changed, calls=calls, at=now, kinds=MENU_CALLS)):
         wake()
+
+
+async def _tell_if_team_chat_moved(config: Config, store: Store) -> None:
+    """At every start while the config names a team chat Telegram has moved: the bot follows the
+    move (storage/chat_moves.py), but only the operator can make the config say it."""
+    team_chat = config.telegram.team_chat
+    if not team_chat:
+        return
+    now = await store.read(partial(current_chat, chat_id=team_chat))
+    if now != team_chat:
+        log.warning(
+            "[telegram] team_chat is a group Telegram made a supergroup with a new chat id; the bot"
+            " uses the new id, and the config should name it",
+            extra={"fields": {"team_chat": team_chat, "new_chat": now}},
+        )
 
 
 class Polling:
@@ -309,6 +325,7 @@ async def running_bot(
     if record_chat is not None and polling:
         record_chat = business.until_stored(record_chat)
     dp = build_dispatcher(config, store, clock, replies, contexts, i18n, dialer, record_chat)
+    await _tell_if_team_chat_moved(config, store)
     sender.start()
     queue_menus = partial(_queue_staff_menus, store, clock, i18n, sender.wake)
     runner: Polling | Webhook = (

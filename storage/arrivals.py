@@ -39,6 +39,7 @@ from storage import meta
 from storage.assign import Candidate, Mode, assign, present
 from storage.calls import CALLED_BACK_SQL, pressed_called_back
 from storage.cards import TouchCard, lead_card, touch_card
+from storage.chat_moves import current_chat
 from storage.contacts import live_contact
 from storage.db import iso, parse_iso
 from storage.outbox import enqueue
@@ -371,6 +372,8 @@ class _Pass:
     def __init__(
         self, db: Database, now: datetime, rules: ArrivalRules, render: Render, working: bool
     ) -> None:
+        if rules.team_chat:
+            rules = replace(rules, team_chat=current_chat(db, rules.team_chat))
         if rules.team_chat and is_unreachable(db, rules.team_chat):
             rules = replace(rules, team_chat=0)
         self.db, self.now, self.rules, self.render = db, now, rules, render

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from storage.chat_moves import follow_move
 from storage.db import chunks, iso
 
 #: ``last_error`` of a row found ``sending`` at start-up: its process ended mid-send (a crash).
@@ -83,10 +84,12 @@ def mark_failed(db: Database, row_id: int, error: str) -> None:
     db.execute("UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?", [error[:500], row_id])
 
 
-def move_chat(db: Database, row_id: int, old_chat: int, new_chat: int) -> None:
-    """A group became a supergroup: its queued messages follow it to the new chat id."""
+def move_chat(db: Database, row_id: int, old_chat: int, new_chat: int, at: datetime) -> bool:
+    """A group became a supergroup: its queued messages, cards and nudges follow it to the new chat
+    id, and the move is kept for what still names the old one (the config's team chat). True the
+    first time this move is learnt."""
     db.execute("UPDATE outbox SET status = 'pending' WHERE id = ?", [row_id])
-    db.execute("UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND status = 'pending'", [new_chat, old_chat])
+    return follow_move(db, old_chat, new_chat, at)
 
 
 #: A row left ``sending`` this many times is not tried again: its send may be what kills the process.

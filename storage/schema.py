@@ -925,6 +925,23 @@ CREATE TABLE touch_requests (
     )
 
 
+@migrations()
+def m027_chat_moves(db: Database) -> None:
+    """Groups Telegram upgraded to supergroups, each with its new chat id (the outbox learns it from a
+    400 ``migrate_to_chat_id``): the team chat is still the config's old id, so the bot and the rules
+    that pick a chat follow it through this table until the config names the new one."""
+    _run(
+        db,
+        """
+CREATE TABLE chat_moves (
+    old_chat INTEGER PRIMARY KEY,
+    new_chat INTEGER NOT NULL,
+    at TEXT NOT NULL
+)
+""",
+    )
+
+
 def _rebuild(db: Database, table: str, old: str, new: str) -> None:
     """Rebuild a table whose column definition changes in a way ``ALTER TABLE`` cannot make (SQLite's
     procedure, sqlite.org/lang_altertable.html "making other kinds of table schema changes"): a copy

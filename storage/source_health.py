@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlite_utils import Database
 
+from storage.chat_moves import current_chat
 from storage.db import iso, parse_iso
 from storage.outbox import enqueue
 from storage.worktime import WorkingCalendar
@@ -204,7 +205,7 @@ def _owners(db: Database, rules: HealthRules) -> list[tuple[int, str]]:
         ).fetchall()
         if rows:
             return [(int(r[0]), r[1] or rules.language) for r in rows]
-    return [(rules.team_chat, rules.language)] if rules.team_chat else []
+    return [(current_chat(db, rules.team_chat), rules.language)] if rules.team_chat else []
 
 
 @dataclass

@@ -169,6 +169,7 @@ class _Chat:
     reply_keyboard: JSON | None = None
     blocked: bool = False
     restricted: bool = False
+    migrated_to: int | None = None
 
 
 class FakeTelegram:
@@ -483,6 +484,17 @@ class FakeTelegram:
         group, and its sends there get 400 "have no rights to send a message"."""
         self._chat_state(int(chat_id)).restricted = restricted
 
+    def upgrade_group(self, chat_id: int, new_chat_id: int) -> None:
+        """Telegram makes the group a supergroup with a new id: from now on every call naming the old
+        id gets 400 "group chat was upgraded to a supergroup chat" with ``migrate_to_chat_id``, and the
+        new chat is a supergroup of the same title. Its history stays behind, as in a real upgrade."""
+        old = self._chat_state(int(chat_id))
+        title = old.info.get("title", f"Chat {chat_id}")
+        self._chats[int(new_chat_id)] = _Chat(
+            info={"id": int(new_chat_id), "type": "supergroup", "title": title}
+        )
+        old.migrated_to = int(new_chat_id)
+
     def add_chat(self, chat_id: int, *, kind: str = "supergroup", title: str = "Team") -> None:
         """Make a group chat known with this Chat.type and title (e.g. the team chat)."""
         self._chats[int(chat_id)] = _Chat(info={"id": int(chat_id), "type": kind, "title": title})
@@ -772,9 +784,17 @@ class FakeTelegram:
                     return cid
             raise BotAPIError(400, "Bad Request: chat not found")
         try:
-            return int(raw)
+            chat_id = int(raw)
         except (TypeError, ValueError):
             raise BotAPIError(400, "Bad Request: chat not found") from None
+        moved = self._chats.get(chat_id)
+        if moved is not None and moved.migrated_to is not None:
+            raise BotAPIError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": moved.migrated_to},
+            )
+        return chat_id
 
     def _target_chat(self, params: JSON) -> _Chat:
         chat_id = self._chat_id(params)

@@ -18,6 +18,7 @@ from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramConflictError,
     TelegramForbiddenError,
+    TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -356,7 +357,7 @@ async def test_wait_for_times_out_with_a_useful_message(tg: FakeTelegram, bot: B
         await tg.wait_for("sendMessage", timeout=0.1)
 
 
-async def test_commands_chat_blocked_user_and_restricted_group(tg: FakeTelegram, bot: Bot) -> None:
+async def test_commands_chat_blocked_user_restricted_and_upgraded_groups(tg: FakeTelegram, bot: Bot) -> None:
     commands = [
         BotCommand(command="start", description="Start"),
         BotCommand(command="lead", description="New"),
@@ -382,6 +383,14 @@ async def test_commands_chat_blocked_user_and_restricted_group(tg: FakeTelegram,
         await bot.send_message(-100500, "card")
     tg.restrict_bot(-100500, restricted=False)
     assert (await bot.send_message(-100500, "card")).text == "card"
+
+    tg.add_chat(-555, kind="group", title="Team")
+    tg.upgrade_group(-555, -100555)
+    with pytest.raises(TelegramMigrateToChat) as moved:
+        await bot.send_message(-555, "card")
+    assert moved.value.migrate_to_chat_id == -100555
+    chat = await bot.get_chat(-100555)
+    assert (chat.type, chat.title) == ("supergroup", "Team")
 
 
 async def test_webhook_delivery_and_reply_in_response(tg: FakeTelegram, bot: Bot) -> None:

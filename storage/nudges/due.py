@@ -4,13 +4,14 @@ runs beside the single writer)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
 from sqlite_utils import Database
 
 from storage.calls import CALLED_BACK_SQL
+from storage.chat_moves import current_chat
 from storage.db import iso, parse_iso
 from storage.nudges.people import Directory, Recipient
 from storage.nudges.rules import LEAD_KINDS, OPEN_STAGES_SQL, Kind, NudgeRules, working_cutoff
@@ -65,6 +66,8 @@ def due_nudges(db: Database, now: datetime, rules: NudgeRules) -> list[Due]:
     rest wait for the next working minute.
     """
     people = Directory.load(db)
+    if rules.team_chat:
+        rules = replace(rules, team_chat=current_chat(db, rules.team_chat))
     window = _Window.at(now, rules)
     working = rules.calendar.is_working_time(now)
     items = _pending(db, window, rules, working)

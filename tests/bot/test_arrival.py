@@ -638,6 +638,62 @@ async def test_a_card_the_bot_may_no_longer_post_in_the_team_chat_goes_to_the_fi
     assert [r.status for r in tg.attempts("sendMessage") if r.params.get("chat_id") == TEAM] == [400]
 
 
+async def test_after_the_team_group_becomes_a_supergroup_the_bot_and_its_cards_follow_it(
+    bot_env: BotEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Telegram upgraded the team group (new id -100…): the outbox moved each card there, but
+    presses on the cards went unanswered, commands typed there were ignored, and every new card first
+    failed at the old id, which the config still names."""
+    tg, old, new = bot_env.tg, -555, -100555
+    clock = Clock(msk(TUESDAY, 10, 0))
+    srv = await bot_env.start(
+        arrival_config(bot_env, assign={"mode": "team"}, telegram={"team_chat": old}), clock=clock
+    )
+    tg.add_chat(old, kind="group", title="Team")
+    tg.upgrade_group(old, new)
+    await post_form(srv, name="Ivan Petrov", phone="+7 916 123-45-67", message="A kitchen, please")
+    card = await tg.wait_for("sendMessage", chat_id=new)
+    mid = card.result["message_id"]
+
+    # Anna presses 🔥 on the card in the new chat: the press is answered and the lead form opens.
+    update_id = tg.user_presses_button(ANNA, mid, button_data(tg, new, mid, "🔥"), chat_id=new)
+    await tg.wait_until_confirmed(update_id)
+    query_id = next(u["callback_query"]["id"] for u in tg.updates if u["update_id"] == update_id)
+    assert query_id in tg.callback_answers
+    assert "✅ Сохранить" in [b["text"] for b in tg.buttons(new, mid)]
+
+    # A command typed in the new chat is answered there.
+    before = len(tg.sent("sendMessage", chat_id=new))
+    tg.user_sends_text(ANNA, "/unregistered", chat_id=new)
+    await tg.wait_for("sendMessage", chat_id=new, count=before + 1)
+
+    # The next card goes to the new chat at once, and the operator was told once to update the config.
+    await post_form(srv, name="Olga", phone="+7 926 765-43-21", message="Call me")
+    await tg.wait_for(lambda r: r.ok and r.method == "sendMessage" and "Olga" in r.params["text"])
+    olga = [r for r in tg.attempts("sendMessage") if "Olga" in str(r.params.get("text"))]
+    assert [(r.params["chat_id"], r.status) for r in olga] == [(new, 200)]
+    told = [r for r in caplog.records if "became a supergroup" in r.getMessage()]
+    assert [r.fields for r in told] == [{"old_chat": old, "new_chat": new}]  # type: ignore[attr-defined]
+
+    # Past the registration SLA, the nudge about the cards goes to the new chat, and nothing more to the old.
+    tried_old = len([r for r in tg.records if r.params.get("chat_id") == old])
+    clock.now = msk(TUESDAY, 10, 16)
+    await srv.server.app[keys.SWEEPER].run()
+    bot_env.wake_outbox()
+    nudge = await tg.wait_for(lambda r: r.ok and r.method == "sendMessage" and "n:" in str(r.params))
+    assert nudge.params["chat_id"] == new
+    assert len([r for r in tg.records if r.params.get("chat_id") == old]) == tried_old
+
+    # Each start reminds the operator while the config still names the old group.
+    await srv.stop()
+    bot_env.srv = None
+    await bot_env.start(srv.config, clock=Clock(msk(TUESDAY, 10, 5)))
+    reminded = [
+        r for r in caplog.records if "team_chat is a group Telegram made a supergroup" in r.getMessage()
+    ]
+    assert [r.fields for r in reminded] == [{"team_chat": old, "new_chat": new}]  # type: ignore[attr-defined]
+
+
 async def test_the_nudge_after_the_sla_goes_to_the_assignee_in_reply_to_the_card(bot_env: BotEnv) -> None:
     tg = bot_env.tg
     clock = Clock(msk(TUESDAY, 10, 0))
