@@ -970,7 +970,7 @@ def _rebuild(db: Database, table: str, old: str, new: str) -> None:
 
 
 @migrations()
-def m029_blocklist_ids(db: Database) -> None:
+def m028_blocklist_ids(db: Database) -> None:
     """Block-list ids are never given twice: the table had no ``AUTOINCREMENT``, so SQLite gave the
     newest entry's id again once it was unblocked, to the next number blocked. A CRM paging
     ``GET /api/blocked`` by ``after_id`` then never saw that entry, and its ``DELETE /api/blocked/{id}``

@@ -169,11 +169,11 @@ async def test_binotel_measures_a_missed_call_by_its_ringing(
 async def test_an_upgraded_block_list_keeps_its_entries_and_gives_no_id_again(
     start_server: StartServer, tmp_path: Path
 ) -> None:
-    """m029 rebuilds the table with AUTOINCREMENT: the entries of a database from before it keep their
+    """m028 rebuilds the table with AUTOINCREMENT: the entries of a database from before it keep their
     ids, kinds, reasons and who blocked them, and the newest one's id, once unblocked, is not given again."""
     config = build_config(tmp_path, api_clients=CLIENTS)
     db = connect(config.database_path)
-    migrations.apply(db, stop_before="m029_blocklist_ids")
+    migrations.apply(db, stop_before="m028_blocklist_ids")
     staff = db.execute("INSERT INTO staff (name, created_at) VALUES ('Olga', '2026-11-01')").lastrowid
     for kind, value, staff_id in (
         ("phone", "+79990000001", staff),
