@@ -67,7 +67,8 @@ def register(
     """Register ``whom`` as ``draft`` says; raises :class:`RegistrationError`, having written
     nothing, when the card is out of date, no phone or email given is the person's own, or the
     draft lacks what its disposition needs. ``required`` is ``[lead_fields] required``, which a
-    lead must have: the API passes it, the bot's form asks for those fields before it registers."""
+    lead must have: the API and the bot pass it (the bot's form asks for those fields first, so a
+    person hears which are missing before the button)."""
     contact_id: int | None
     touch_id: int | None
     with savepoint(db, "register"):

@@ -372,6 +372,9 @@ async def finish(
                 draft=draft,
                 staff_id=staff.id,
                 at=now,
+                # The form asked for these already (CardDraft.missing); storage is the rule's one
+                # home, which the API's registrations go through too.
+                required=config.lead_fields.required,
             )
         )
     except (AlreadyRegistered, ContactMerged, NoContact):

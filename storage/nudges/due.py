@@ -13,6 +13,7 @@ from sqlite_utils import Database
 from storage.calls import CALLED_BACK_SQL
 from storage.chat_moves import current_chat
 from storage.db import iso, parse_iso
+from storage.lists import NOT_BLOCKED, NOT_ERASED
 from storage.nudges.people import Directory, Recipient
 from storage.nudges.rules import LEAD_KINDS, OPEN_STAGES_SQL, Kind, NudgeRules, working_cutoff
 
@@ -176,7 +177,7 @@ def _register_clock(row: Sequence[Any]) -> tuple[str | None, tuple[int | None, .
     return None, ()
 
 
-_REGISTER_SQL = """
+_REGISTER_SQL = f"""
 SELECT t.id, t.contact_id, t.source, t.staff_id, t.to_address, t.occurred_at, t.channel, t.answered,
        t.called_back_at, b.staff_id, cb.closed_at, cb.acted_by, t.assignee_id
 FROM touches t
@@ -188,7 +189,7 @@ WHERE t.occurred_at >= :horizon AND t.occurred_at <= :cutoff
   AND t.contact_id IS NOT NULL
   AND (t.channel != 'call' OR t.answered = 1 OR t.called_back_at IS NOT NULL OR cb.id IS NOT NULL)
   AND NOT EXISTS (SELECT 1 FROM registrations r WHERE r.contact_id = t.contact_id)
-  AND NOT EXISTS (SELECT 1 FROM contacts e WHERE e.id = t.contact_id AND e.erased_at IS NOT NULL)
+  AND {NOT_ERASED}
   AND NOT EXISTS (SELECT 1 FROM nudges o WHERE o.contact_id = t.contact_id AND o.kind = 'register'
                   AND o.level = 0 AND o.closed_at IS NULL AND o.created_at >= :horizon)
   AND NOT EXISTS (SELECT 1 FROM nudges n WHERE n.kind = 'register' AND n.subject = 'touch:' || t.id
@@ -239,7 +240,7 @@ WHERE t.occurred_at >= :horizon AND t.occurred_at <= :cutoff
   AND t.channel = 'call' AND t.direction = 'in' AND t.call_final = 1 AND t.answered = 0
   AND t.hidden_caller = 0 AND t.dropped IS NULL AND t.blocked = 0 AND t.contact_id IS NOT NULL
   AND NOT {CALLED_BACK_SQL}
-  AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = t.contact_id AND (c.blocked = 1 OR c.erased_at IS NOT NULL))
+  AND {NOT_BLOCKED} AND {NOT_ERASED}
   AND NOT EXISTS (SELECT 1 FROM nudges o WHERE o.contact_id = t.contact_id AND o.kind = 'callback'
                   AND o.level = 0 AND o.closed_at IS NULL AND o.created_at >= :horizon
                   AND IFNULL(o.outcome, '') != 'unreachable')
