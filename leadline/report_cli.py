@@ -438,40 +438,54 @@ def export(
     Everything in the base, or what happened in one period with --period or --from/--to: whole days
     on the office clock. Times are in the office's zone, named in each time column's header.
     """
-    from storage.db import open_database
-    from storage.export import export_tables
-
     config = _load(config_path)
     today = _as_of_day(config, as_of)
     chosen = resolve_period(config, period, from_, to_, today) if (period or from_ or to_) else None
     out_dir.mkdir(parents=True, exist_ok=True)
-    db = open_database(config.database_path)
-    try:
-        tables = export_tables(
-            db,
-            config.tz,
-            chosen,
-            region=config.leadline.region,
-            source_regions={s.name: s.region for s in config.sources if s.region},
-            as_of=_today(config)[0],
-        )
-        written: list[str] = []
-        counts: dict[str, int] = {}
-        if fmt in ("csv", "all"):
-            for table in tables:
-                path = out_dir / f"{table.name}.csv"
-                counts[table.name] = write_csv(table, path)
-                written.append(str(path))
-        if fmt in ("xlsx", "all"):
-            path = out_dir / "leadline-export.xlsx"
-            counts = write_xlsx(tables, path, export_words(config, tables))
-            written.append(str(path))
-    finally:
-        db.close()
+    counts, written = write_export(config, chosen, out_dir, fmt)
     scope = chosen.label if chosen else "all time"
     click.echo(f"Exported {scope}: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
-    for path_text in written:
-        click.echo(f"  {path_text}")
+    for path in written:
+        click.echo(f"  {path}")
+
+
+def write_export(
+    config: Config, chosen: Period | None, out_dir: Path, fmt: str
+) -> tuple[dict[str, int], list[Path]]:
+    """The export's files in ``out_dir`` and each table's rows, all read at one moment of the base.
+
+    ``serve`` may be taking requests meanwhile: read table by table, touches.csv named contacts that
+    contacts.csv had not had yet, and the workbook, read after the CSVs, counted other rows than
+    they held. The counts returned (the command's summary line) are those of the files written.
+    """
+    from storage.db import one_reading, open_database
+    from storage.export import export_tables
+
+    db = open_database(config.database_path)
+    try:
+        with one_reading(db):
+            tables = export_tables(
+                db,
+                config.tz,
+                chosen,
+                region=config.leadline.region,
+                source_regions={s.name: s.region for s in config.sources if s.region},
+                as_of=_today(config)[0],
+            )
+            written: list[Path] = []
+            counts: dict[str, int] = {}
+            if fmt in ("csv", "all"):
+                for table in tables:
+                    path = out_dir / f"{table.name}.csv"
+                    counts[table.name] = write_csv(table, path)
+                    written.append(path)
+            if fmt in ("xlsx", "all"):
+                path = out_dir / "leadline-export.xlsx"
+                counts = write_xlsx(tables, path, export_words(config, tables))
+                written.append(path)
+    finally:
+        db.close()
+    return counts, written
 
 
 def export_words(config: Config, tables: list[Table]) -> Words:

@@ -112,6 +112,22 @@ def savepoint(db: Database, name: str) -> Iterator[None]:
     conn.execute(f"RELEASE {name}")
 
 
+@contextmanager
+def one_reading(db: Database) -> Iterator[None]:
+    """Every read inside sees the base as it was at one moment (one read transaction), so tables read
+    one after another agree with each other while ``serve`` goes on writing: in WAL mode the writers
+    are not held up, and the reader sees none of what they commit meanwhile."""
+    conn = db.conn
+    conn.execute("BEGIN")
+    try:
+        # The moment is now, not at the first read of whatever the block does first.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        yield
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")  # it only read: nothing to keep
+
+
 def connect(path: str | Path, *, readonly: bool = False) -> Database:
     """A connection with the pragmas every part of Leadline relies on."""
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)

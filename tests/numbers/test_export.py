@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -11,9 +13,12 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
+import storage.export
+from leadline.report_cli import write_export
 from storage.db import open_database
+from storage.export import Table
 from tests.cli import run_cli_sync
-from tests.numbers.month import CAMPAIGNS, build_known_month, month_config
+from tests.numbers.month import CAMPAIGNS, Month, build_known_month, month_config, msk
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -207,3 +212,51 @@ def test_a_name_typed_as_a_formula_is_shown_as_text_never_run(tmp_path: Path) ->
     cell = names[0][[c.value for c in next(sheet.iter_rows(max_row=1))].index("Name")]
     assert (cell.value, cell.data_type) == (FORMULA, "s")
     book.close()
+
+
+def test_an_export_while_forms_arrive_is_one_moment_of_the_base_files_and_line_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve`` takes forms while the export reads: touches.csv named contacts that contacts.csv
+    did not have, and the summary line counted the workbook, read later, not the CSVs it listed."""
+    campaigns = [{**CAMPAIGNS[0], "title": "Бренд Москва"}, CAMPAIGNS[1]]
+    config = month_config(tmp_path, campaigns=campaigns)
+    db = open_database(config.database_path)
+    build_known_month(db, config)
+    db.close()
+    serving = Month(open_database(config.database_path), config)  # another connection, as serve's
+    arrived: list[int] = []
+    real_tables = storage.export.export_tables
+
+    def tables_while_forms_arrive(*args: Any, **kwargs: Any) -> list[Table]:
+        def arriving(table: Table) -> Table:
+            def rows() -> Iterator[tuple[Any, ...]]:
+                yield from table.rows()
+                n = len(arrived) + 1  # a new person's form, each time a table has been read
+                phone = f"+7916555{n:04d}"
+                arrived.append(serving.contact_event("form", f"tilda:live-{n}", msk(20, 12), phones=(phone,)))
+
+            return replace(table, rows=rows)
+
+        return [arriving(table) for table in real_tables(*args, **kwargs)]
+
+    monkeypatch.setattr(storage.export, "export_tables", tables_while_forms_arrive)
+    out = tmp_path / "out"
+    out.mkdir()
+    counts, written = write_export(config, None, out, "all")
+    serving.db.close()
+
+    assert len(arrived) > 7  # forms came in between the reads of every file
+    csvs: dict[str, list[dict[str, str]]] = {}
+    for name in counts:
+        with (out / f"{name}.csv").open(encoding="utf-8-sig", newline="") as fh:
+            csvs[name] = list(csv.DictReader(fh))
+    contact_ids = {row["id"] for row in csvs["contacts"]}
+    assert {row["contact_id"] for row in csvs["touches"] if row["contact_id"]} <= contact_ids
+    assert len(csvs["touches"]) == 17  # the known month: none of the forms that came meanwhile
+    # The line's counts are the files' rows, the CSVs' and the workbook's alike.
+    assert counts == {name: len(rows) for name, rows in csvs.items()}
+    book = load_workbook(out / "leadline-export.xlsx")
+    assert [len(rows(sheet)) - 1 for sheet in book.worksheets] == list(counts.values())
+    book.close()
+    assert written[-1] == out / "leadline-export.xlsx"
