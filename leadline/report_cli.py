@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
-from leadline.cli_base import config_option
+from leadline.cli_base import EXIT_RUNTIME, config_option
 from leadline.cli_base import load as _load
 from leadline.config import CONFIG_ENV, DEFAULT_CONFIG, Config
 from leadline.export_files import Words, write_csv, write_xlsx
@@ -652,18 +652,25 @@ def demo(config_path: Path | None, database: Path | None, days: int, seed: int, 
     import asyncio
     import os
 
+    from leadline.serve import claim_database
+
     explicit = config_path or os.environ.get(CONFIG_ENV)
     base = _load(config_path) if explicit or Path(DEFAULT_CONFIG).exists() else Config()
     now, today = _today(base)
     start = today - timedelta(days=days)
     target = database or base.base_dir / "leadline-demo.db"
-    if target.exists():
-        if not force:
-            raise click.UsageError(
-                f"{target} exists: pass --force to replace it, or --database for another file"
-            )
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{target}{suffix}").unlink(missing_ok=True)
+    if target.exists() and not force:
+        raise click.UsageError(f"{target} exists: pass --force to replace it, or --database for another file")
+    # As restore does: a database replaced under a running serve leaves it writing to files nobody
+    # opens any more, and answering 200 for every request it then loses.
+    claim = claim_database(target)
+    if claim is None:
+        click.echo(
+            f"`leadline serve` is running on {target}: stop it first, or give --database another file;"
+            " nothing was replaced.",
+            err=True,
+        )
+        sys.exit(EXIT_RUNTIME)
     from bot.digest import plain, send_digest
     from leadline.demo import Shape, demo_config, run_demo, story, write_demo_config
     from storage.db import Store
@@ -686,7 +693,12 @@ def demo(config_path: Path | None, database: Path | None, days: int, seed: int, 
         finally:
             await store.close()
 
-    counts, sent = asyncio.run(run())
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+        counts, sent = asyncio.run(run())
+    finally:
+        os.close(claim)
     click.echo(
         f"Demo database {config.database_path}: {counts['requests']} provider requests"
         f" ({counts['rejected']} rejected), {counts['staff_actions']} registrations and lead moves."

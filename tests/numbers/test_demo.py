@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 from pathlib import Path
 
+import aiohttp
+
+from leadline.cli_base import EXIT_RUNTIME
 from storage.db import connect
-from tests.cli import run_cli_sync
+from tests.cli import free_port, run_cli, run_cli_sync, start_serve
 from tests.numbers.month import month_config
+from tests.test_serve_start import CONFIG as SERVE_CONFIG
 
 
 def test_demo_fills_a_database_through_the_real_parsers_and_prints_the_numbers(tmp_path: Path):
@@ -51,3 +57,31 @@ def test_demo_fills_a_database_through_the_real_parsers_and_prints_the_numbers(t
 
     again = run_cli_sync("demo", "--config", str(config), "--database", str(target))
     assert again.code == 2 and "pass --force to replace it" in again.output
+
+
+async def test_demo_force_refuses_a_database_serve_runs_on_and_serve_loses_nothing(tmp_path: Path):
+    """``demo --force`` removed the files under a running serve, which went on answering 200 for
+    forms written into files nobody opened any more."""
+    port = free_port()
+    target = tmp_path / "leadline.db"
+    config = tmp_path / "config.toml"
+    config.write_text(SERVE_CONFIG.format(db=target, port=port))
+    proc = await start_serve(config, port)
+    try:
+        refused = await run_cli("demo", "--config", str(config), "--database", str(target), "--force")
+        async with aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{port}/hooks/site-form?token=s3cret%2Ftoken%261"
+            async with session.post(url, data={"name": "Ivan", "phone": "+7 916 123-45-67"}) as resp:
+                assert resp.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), timeout=90)
+
+    assert refused.code == EXIT_RUNTIME, refused.output
+    assert refused.output == (
+        f"`leadline serve` is running on {target}: stop it first, or give --database another file;"
+        " nothing was replaced.\n"
+    )
+    found = await run_cli("contacts", "--config", str(config), "--json", "9161234567")
+    assert found.code == 0, found.output
+    assert [card["name"] for card in json.loads(found.output)] == ["Ivan"]
