@@ -176,24 +176,27 @@ def reason(exc: OSError) -> str:
 
 
 def _copy(database: Path, partial: Path, target: Path, pages: int, pause: float) -> Copied:
-    source = connect(database, readonly=True)
     try:
-        dest = sqlite3.connect(partial, isolation_level=None)
+        # Opening fails too: a database on a read-only or full disk, where its -wal or -shm cannot
+        # be made, or a file that is no database at all.
+        source = connect(database, readonly=True)
         try:
-            source.conn.execute("BEGIN")
-            source.conn.execute("SELECT count(*) FROM sqlite_master").fetchall()  # the snapshot starts
-            source.conn.backup(dest, pages=pages, progress=lambda *_: time.sleep(pause))
-            source.conn.execute("COMMIT")
-            # One self-contained file: a backup needs no -wal or -shm beside it.
-            dest.execute("PRAGMA journal_mode = DELETE")
-            copied = int(dest.execute("PRAGMA page_count").fetchone()[0])
+            dest = sqlite3.connect(partial, isolation_level=None)
+            try:
+                source.conn.execute("BEGIN")
+                source.conn.execute("SELECT count(*) FROM sqlite_master").fetchall()  # the snapshot starts
+                source.conn.backup(dest, pages=pages, progress=lambda *_: time.sleep(pause))
+                source.conn.execute("COMMIT")
+                # One self-contained file: a backup needs no -wal or -shm beside it.
+                dest.execute("PRAGMA journal_mode = DELETE")
+                copied = int(dest.execute("PRAGMA page_count").fetchone()[0])
+            finally:
+                dest.close()
         finally:
-            dest.close()
+            source.close()
     except sqlite3.Error as exc:
         partial.unlink(missing_ok=True)
         raise BackupError(f"The copy of {database} failed: {exc}") from None
-    finally:
-        source.close()
     found = problems(partial)
     if found:
         partial.unlink(missing_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -170,6 +171,36 @@ def test_a_backup_it_cannot_write_is_one_line_and_exit_4(tmp_path: Path, dest: s
     [line] = result.output.splitlines()
     assert line.startswith(said), line
     assert line.endswith("; nothing was backed up."), line
+
+
+@pytest.mark.parametrize(
+    ("spoil", "said"),
+    [
+        # SQLite cannot make the database's -wal and -shm beside it, as on a read-only or full disk.
+        (
+            lambda db: [Path(f"{db}{suffix}").mkdir() for suffix in ("-wal", "-shm")],
+            "unable to open database file",
+        ),
+        (lambda db: db.write_text("not a database at all " * 100), "file is not a database"),
+    ],
+)
+def test_a_database_the_backup_cannot_open_is_one_line_and_exit_4_and_leaves_no_partial_file(
+    tmp_path: Path, spoil: Callable[[Path], object], said: str
+):
+    """Opening the database was outside the copy's error handling: a traceback, exit 1, and an empty
+    ``.leadline.backup.partial`` left in DEST."""
+    database = tmp_path / "leadline.db"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[leadline]\ndatabase = "{database}"\n')
+    run_cli_sync("journal", "--config", str(config))  # creates the database
+    spoil(database)
+    dest = tmp_path / "backups"
+
+    result = run_cli_sync("backup", f"{dest}/", "--config", str(config))
+
+    assert result.code == EXIT_RUNTIME == 4, result.output
+    assert result.output.splitlines() == [f"The copy of {database} failed: {said}"]
+    assert list(dest.iterdir()) == []
 
 
 def test_a_copy_that_cannot_take_its_name_leaves_no_partial_file(tmp_path: Path):
