@@ -189,11 +189,12 @@ def plan_from_history(
     if clients is None and revenue is None:
         clients = goal_clients
         revenue = fraction(goal_revenue) if goal_revenue and clients is None else None
+    # "Not given" is None: a 0 the user typed is a value, which Rates and funnel_plan refuse.
     if lead_to_qualified is None or qualified_to_won is None:
         known = history.rates()
-        lead_to_qualified = lead_to_qualified or known.lead_to_qualified
-        qualified_to_won = qualified_to_won or known.qualified_to_won
-        contact_to_lead = contact_to_lead or known.contact_to_lead
+        lead_to_qualified = known.lead_to_qualified if lead_to_qualified is None else lead_to_qualified
+        qualified_to_won = known.qualified_to_won if qualified_to_won is None else qualified_to_won
+        contact_to_lead = known.contact_to_lead if contact_to_lead is None else contact_to_lead
     elif contact_to_lead is None:
         contact_to_lead = history.contact_to_lead
     rates = Rates(lead_to_qualified, qualified_to_won, contact_to_lead)
@@ -201,6 +202,6 @@ def plan_from_history(
         rates,
         clients=clients,
         revenue=revenue,
-        average_deal=average_deal or history.average_deal,
+        average_deal=history.average_deal if average_deal is None else average_deal,
         margin=margin,
     )

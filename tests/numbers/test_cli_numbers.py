@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from sqlite_utils import Database
 
 from leadline.config import Config
 from storage.db import open_database
+from storage.errors import AverageDealNotPositive, RateOutOfRange
 from storage.plan import FunnelHistory, plan_from_history
 from tests.cli import run_cli_sync
 from tests.numbers.month import CAMPAIGNS, Month, build_known_month, month_config, msk
@@ -273,6 +275,33 @@ def test_plan_when_leads_outnumber_the_inbound_contacts(tmp_path: Path):
     assert text.code == 0, text.output
     assert "rates: contact→lead 50.0 %, lead→qualified 20.0 %, qualified→won 40.0 %" in text.output
     assert "  inbound contacts        50\n" in text.output
+
+
+def test_a_rate_or_average_deal_given_as_0_is_refused_not_taken_from_the_history(tmp_path: Path):
+    """``--lead-to-qualified 0`` (or ``--qualified-to-won 0%``, ``--average-deal 0``) printed the plan
+    of the last 90 days' figures with exit 0, as if nothing had been typed; -5 was refused."""
+    config = month_config(tmp_path)
+    db = open_database(config.database_path)
+    cold_call_run(db, config)
+    db.close()
+    path = str(tmp_path / "config.toml")
+    for given, said in [
+        (("--lead-to-qualified", "0"), "lead_to_qualified must be above 0 and at most 1 (100 %), got 0."),
+        (("--qualified-to-won", "0%"), "qualified_to_won must be above 0 and at most 1 (100 %), got 0."),
+        (("--contact-to-lead", "0"), "contact_to_lead must be above 0 and at most 1 (100 %), got 0."),
+        (("--average-deal", "0"), "the average deal must be above 0."),
+    ]:
+        result = run_cli_sync("plan", "--config", path, "--clients", "2", "--as-of", "2026-12-01", *given)
+        assert (result.code, result.output) == (2, f"Cannot plan: {said}\n"), given
+
+    history = FunnelHistory(
+        "2026-09-02..2026-11-30", contacts=10, leads=25, qualified=5, won=2, revenue=200000
+    )
+    for rate in ("lead_to_qualified", "qualified_to_won", "contact_to_lead"):
+        with pytest.raises(RateOutOfRange):  # the bot's /plan takes the same function
+            plan_from_history(history, clients=2, **{rate: Fraction(0)})
+    with pytest.raises(AverageDealNotPositive):
+        plan_from_history(history, clients=2, average_deal=Fraction(0))
 
 
 def test_a_history_whose_leads_were_no_inbound_contact_plans_without_the_contacts():
