@@ -658,6 +658,10 @@ def write_demo_config(config: Config) -> Path:
         f'hours = "{config.working_time.hours}"',
         f'holidays = "{config.working_time.holidays}"',
     ]
+    # The demo's own report and digest counted with these: `leadline report` on it must too.
+    for section in ("sla", "digest"):
+        values = getattr(config, section).model_dump()
+        lines += ["", f"[{section}]", *(f"{k} = {json.dumps(v)}" for k, v in values.items())]
     goals = config.goals.model_dump(exclude_none=True)
     if goals:
         lines += ["", "[goals]", *(f"{k} = {v}" for k, v in goals.items())]

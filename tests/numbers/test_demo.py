@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 from pathlib import Path
 
 import aiohttp
 
 from leadline.cli_base import EXIT_RUNTIME
+from leadline.load import load_config
 from storage.db import connect
 from tests.cli import free_port, run_cli, run_cli_sync, start_serve
 from tests.numbers.month import month_config
@@ -85,3 +87,30 @@ async def test_demo_force_refuses_a_database_serve_runs_on_and_serve_loses_nothi
     found = await run_cli("contacts", "--config", str(config), "--json", "9161234567")
     assert found.code == 0, found.output
     assert [card["name"] for card in json.loads(found.output)] == ["Ivan"]
+
+
+def test_the_demo_config_keeps_the_sla_and_digest_so_a_report_on_it_reads_as_the_demo_did(tmp_path: Path):
+    """The written config had no [sla]: the demo printed "within the 5 min SLA" and `leadline
+    report` on the config it names for that printed the same days against 15 minutes."""
+    sla = {"registration_minutes": 5, "callback_minutes": 10, "escalation_minutes": 20, "stale_days": 3}
+    month_config(tmp_path, sla=sla, digest={"time": "08:30"})
+    config = tmp_path / "config.toml"
+    target = tmp_path / "demo.db"
+    result = run_cli_sync("demo", "--config", str(config), "--database", str(target), "--days", "4")
+    assert result.code == 0, result.output
+    printed = re.search(r"within the 5 min SLA\s*│\s*(\d+) of (\d+)", result.output)
+    period = re.search(r"Leadline report (\S+)\.\.(\S+) ", result.output)
+    assert printed and period, result.output
+
+    written = tmp_path / "demo.toml"
+    again = run_cli_sync("report", "--config", str(written), "--from", period[1], "--to", period[2], "--json")
+    assert again.code == 0, again.output
+    data = json.loads(again.output)
+    assert data["sla"]["registration_minutes"] == 5
+    assert (data["registered_within_sla"], data["registration_lag_count"]) == (
+        int(printed[1]),
+        int(printed[2]),
+    )
+    # Every key of both sections, the nudges' too, as the demo ran with them.
+    assert load_config(written).sla == load_config(config).sla
+    assert load_config(written).digest == load_config(config).digest
