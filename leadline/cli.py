@@ -42,7 +42,9 @@ def main() -> None:
 @main.command()
 @config_option
 @click.option("--host", default=None, help="Listen address (default: [http] host).")
-@click.option("--port", type=int, default=None, help="Listen port (default: [http] port).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="Listen port (default: [http] port)."
+)
 @click.option("--worker", type=int, default=None, hidden=True, help="Run as worker N of [http] workers.")
 @click.option("--primary-pid", type=int, default=None, hidden=True, help="A worker's primary process.")
 @click.option("--config-sha256", default=None, hidden=True, help="The config file a worker's primary read.")

@@ -545,7 +545,13 @@ def _fraction(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     show_default=True,
     help="Share of a deal that may pay for getting it.",
 )
-@click.option("--days", type=int, default=90, show_default=True, help="History the default rates come from.")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=90,
+    show_default=True,
+    help="History the default rates come from.",
+)
 @click.option(
     "--as-of", default=None, help="The history ends the day before this date (YYYY-MM-DD; default: today)."
 )

@@ -179,6 +179,30 @@ def run_on_config(tmp_path: Path, command: str, tables: str, http: str = "") -> 
     return run_cli_sync(command, "--config", str(config))
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("serve", "--port", "80000"), "Invalid value for '--port': 80000 is not in the range 0<=x<=65535."),
+        (("serve", "--port", "-1"), "Invalid value for '--port': -1 is not in the range 0<=x<=65535."),
+        (
+            ("plan", "--clients", "2", "--days", "0"),
+            "Invalid value for '--days': 0 is not in the range x>=1.",
+        ),
+    ],
+)
+def test_a_number_out_of_range_on_the_command_line_is_a_usage_error(
+    tmp_path: Path, args: tuple[str, ...], said: str
+):
+    """``serve --port 80000`` listened on port 14464 (80000 mod 65536), while the same port in the
+    config is refused; ``--port -1`` was exit 4 and ``plan --days 0`` a traceback."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'[leadline]\ndatabase = "{tmp_path / "leadline.db"}"\n\n[http]\nport = 0\n')
+    result = run_cli_sync(*args, "--config", str(config))
+    assert result.code == EXIT_USAGE == 2, result.output
+    assert result.output.splitlines()[-1] == f"Error: {said}"
+    assert "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("command", ["check-config", "serve"])
 def test_two_campaigns_with_one_name_are_refused(tmp_path: Path, command: str):
     """A block copied for a new city with its name unchanged passed as valid, and serve merged the
