@@ -19,6 +19,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from storage.backup import owner_only
 from storage.export import Column, Table
 
 #: Excel's formats for the cells (its own codes, not strftime's).
@@ -74,7 +75,7 @@ def csv_value(value: Any) -> Any:
 
 def write_csv(table: Table, path: Path) -> int:
     """The table as ``path``, with a BOM; the number of rows."""
-    with path.open("w", newline="", encoding="utf-8-sig") as fh:
+    with open(path, "w", newline="", encoding="utf-8-sig", opener=owner_only) as fh:
         writer = csv.writer(fh)
         writer.writerow(table.headers)
         return _count(writer.writerow([csv_value(v) for v in row]) for row in table.rows())
@@ -165,5 +166,6 @@ def write_xlsx(tables: list[Table], path: Path, words: Words) -> dict[str, int]:
             count += 1
         sheet.auto_filter.ref = f"A1:{get_column_letter(len(table.columns))}{count + 1}"
         counts[table.name] = count
-    book.save(path)
+    with open(path, "wb", opener=owner_only) as fh:
+        book.save(fh)
     return counts

@@ -20,6 +20,7 @@ import click
 from leadline.cli_base import EXIT_NOT_FOUND, config_option
 from leadline.cli_base import load as _load
 from leadline.config import Config
+from storage.backup import owner_only
 from storage.db import Store, open_database
 from storage.erasure import Actor, Erased, forget
 from storage.subjects import (
@@ -151,5 +152,6 @@ def subject_export(config_path: Path | None, who: str, output: Path | None) -> N
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        with open(output, "w", encoding="utf-8", opener=owner_only) as fh:
+            fh.write(text)
         click.echo(f"Wrote what is held about contact #{data['contact_id']} to {output}.", err=True)

@@ -147,17 +147,28 @@ def copy(database: Path, target: Path, *, pages: int = STEP_PAGES, pause: float 
         os.close(held)
 
 
+def owner_only(path: str | Path, flags: int) -> int:
+    """``os.open`` for a file of personal data (a backup, an export, a subject export): readable by
+    Leadline's user only, whatever the umask of the shell or cron job that runs the command, and
+    whatever mode a file it replaces had. Also an ``opener`` for :func:`open`."""
+    fd = os.open(path, flags | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _hold(partial: Path) -> int | None:
-    """The temporary file, opened, emptied and locked for this run; None while another run holds it.
-    Personal data: readable by Leadline's user only, whatever the umask of the cron job that runs it."""
-    fd = os.open(partial, os.O_RDWR | os.O_CREAT, 0o600)
+    """The temporary file, opened, emptied and locked for this run; None while another run holds it."""
+    fd = owner_only(partial, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
     os.ftruncate(fd, 0)
-    os.fchmod(fd, 0o600)
     return fd
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, datetime
@@ -260,3 +262,26 @@ def test_an_export_while_forms_arrive_is_one_moment_of_the_base_files_and_line_a
     assert [len(rows(sheet)) - 1 for sheet in book.worksheets] == list(counts.values())
     book.close()
     assert written[-1] == out / "leadline-export.xlsx"
+
+
+def test_the_exported_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    """Every contact's phone and email went to files every user of the machine could read (umask
+    022: 644), a previous run's files kept their mode, while a backup of the same data is 600."""
+    config = known_month(tmp_path, "en")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "contacts.csv").write_text("a previous run's\n")
+    (out / "contacts.csv").chmod(0o644)
+
+    previous = os.umask(0o022)  # a shell's usual umask: new files readable by everyone
+    try:
+        export(config, out, "--format", "all")
+    finally:
+        os.umask(previous)
+
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in out.iterdir()}
+    assert len(modes) == 8 and "leadline-export.xlsx" in modes  # the 7 tables' CSVs and the workbook
+    assert modes == dict.fromkeys(modes, 0o600)
+    assert (
+        (out / "contacts.csv").read_text(encoding="utf-8-sig").startswith("id,name,phones,")
+    )  # replaced whole

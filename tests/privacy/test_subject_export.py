@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 from tests.cli import run_cli
@@ -55,3 +57,28 @@ async def test_subject_export_holds_every_touch_and_raw_request_of_the_person(
     assert (
         nobody.code == 1 and "Nothing to export: no contact has this phone number or email" in nobody.output
     )
+
+
+async def test_the_file_of_a_subject_export_is_readable_by_its_owner_only(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    """Everything held about a person went to a file every user of the machine could read (umask
+    022: 644), while a backup of the same data is 600."""
+    srv = await start_server(privacy_config(tmp_path))
+    async with srv.session.post(
+        f"{srv.url}/hooks/form?token=form-token", json={"phone": PHONE_TYPED}
+    ) as resp:
+        assert resp.status == 200
+    out = tmp_path / "subject.json"
+
+    previous = os.umask(0o022)  # a shell's usual umask: new files readable by everyone
+    try:
+        result = await run_cli(
+            "subject-export", PHONE_TYPED, "--config", str(tmp_path / "config.toml"), "--output", str(out)
+        )
+    finally:
+        os.umask(previous)
+
+    assert result.code == 0, result.output
+    assert json.loads(out.read_text(encoding="utf-8"))["identifiers"][0]["value"] == E164
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
