@@ -19,8 +19,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from storage.backup import owner_only
 from storage.export import Column, Table
+from storage.private_files import owner_only
 
 #: Excel's formats for the cells (its own codes, not strftime's).
 TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"

@@ -20,9 +20,9 @@ import click
 from leadline.cli_base import EXIT_NOT_FOUND, config_option
 from leadline.cli_base import load as _load
 from leadline.config import Config
-from storage.backup import owner_only
 from storage.db import Store, open_database
 from storage.erasure import Actor, Erased, forget
+from storage.private_files import owner_only
 from storage.subjects import (
     Subject,
     SubjectNotFound,

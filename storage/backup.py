@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from storage.db import WriteLock, chunks, connect
+from storage.private_files import owner_only
 
 #: Pages copied per step (4 KiB each by default: 1 MiB), and the pause after each step.
 STEP_PAGES = 256
@@ -145,19 +146,6 @@ def copy(database: Path, target: Path, *, pages: int = STEP_PAGES, pause: float 
         raise BackupError(f"Cannot write {target}: {reason(exc)}; nothing was backed up.") from None
     finally:
         os.close(held)
-
-
-def owner_only(path: str | Path, flags: int) -> int:
-    """``os.open`` for a file of personal data (a backup, an export, a subject export): readable by
-    Leadline's user only, whatever the umask of the shell or cron job that runs the command, and
-    whatever mode a file it replaces had. Also an ``opener`` for :func:`open`."""
-    fd = os.open(path, flags | os.O_CREAT, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 def _hold(partial: Path) -> int | None:
