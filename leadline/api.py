@@ -49,7 +49,7 @@ from storage.identifiers import email, mask, phone
 from storage.register import Person, register
 from storage.registrations import REASONS, Draft
 from storage.reports.scope import Filters, Period, Rules, Scope
-from storage.staff import known_campaign, staff_named
+from storage.staff import known_campaign, staff_called
 
 log = logging.getLogger("leadline.api")
 
@@ -443,8 +443,8 @@ async def report(request: web.Request) -> web.Response:
     def read(db: Database) -> dict[str, Any]:
         staff_id = None
         if staff is not None:
-            staff_id = staff_named(db, staff)
-            if staff_id is None:
+            staff_id = staff_called(db, staff)
+            if not staff_id:
                 raise ApiError(404, "no_staff", f"no staff member named {staff!r}", staff=staff)
         try:
             # A name not known, or in another letter case, would answer zeros that look like a campaign

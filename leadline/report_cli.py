@@ -28,7 +28,7 @@ from storage.errors import NoCampaign
 from storage.export import Table
 from storage.reports.report import build_report
 from storage.reports.scope import CHANNELS, GROUPINGS, Filters, Period, Rules, Scope
-from storage.staff import known_campaign, staff_named
+from storage.staff import known_campaign, staff_called
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,11 +66,11 @@ def _today(config: Config) -> tuple[datetime, date]:
     return now, now.date()
 
 
-def _staff_id(db: Any, name: str | None) -> int | None:
+def _staff_id(db: Any, name: str | None) -> tuple[int, ...] | None:
     if name is None:
         return None
-    staff_id = staff_named(db, name)
-    if staff_id is None:
+    staff_id = staff_called(db, name)
+    if not staff_id:
         raise click.BadParameter(f"no staff member named {name!r}", param_hint="--staff")
     return staff_id
 

@@ -122,10 +122,21 @@ def _staff(row: Any) -> StaffMember:
 
 
 def staff_named(db: Database, name: str) -> int | None:
-    """The id of whoever is called ``name``, in any letter case: how people name a colleague when
-    they type (``leadline report --staff``, the API's ``staff=``)."""
+    """The id of one row called ``name``, in any letter case; a report takes a name by
+    :func:`staff_called`, which has every such row."""
     row = db.execute("SELECT id FROM staff WHERE lower(name) = lower(?)", [name]).fetchone()
     return int(row[0]) if row else None
+
+
+def staff_called(db: Database, name: str) -> tuple[int, ...]:
+    """Every staff row under the name ``name`` means, in any letter case (the exact spelling wins, as
+    for campaigns): how ``leadline report --staff`` and the API's ``staff=`` take a person. Reports
+    group people by name, and one person may have several rows (a new Telegram account leaves the old
+    one, inactive, under the same name), so a report narrowed to a name must count what that name's
+    group counts. Empty when nobody is called so."""
+    rows = [(int(i), str(n)) for i, n in db.execute("SELECT id, name FROM staff ORDER BY id")]
+    spelling = campaign_named(name, [known for _id, known in rows])
+    return tuple(i for i, known in rows if known == spelling)
 
 
 def staff_by_telegram(db: Database, telegram_id: int) -> StaffMember | None:

@@ -34,8 +34,8 @@ def _touch_filters(filters: Filters, alias: str = "", staff: str = "staff_id") -
         sql += f" AND {prefix}campaign = ?"
         params.append(filters.campaign)
     if filters.staff_id is not None:
-        sql += f" AND {prefix}{staff} = ?"
-        params.append(filters.staff_id)
+        sql += f" AND {prefix}{staff} IN ({', '.join('?' * len(filters.staff_id)) or 'NULL'})"
+        params.extend(filters.staff_id)
     return sql, params
 
 

@@ -111,7 +111,9 @@ class Filters:
 
     channel: str | None = None
     campaign: str | None = None
-    staff_id: int | None = None
+    #: A staff member's rows, all those under one name (:func:`storage.staff.staff_called`), as
+    #: ``by_staff`` groups them.
+    staff_id: tuple[int, ...] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"channel": self.channel, "campaign": self.campaign, "staff_id": self.staff_id}

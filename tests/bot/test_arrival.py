@@ -725,7 +725,7 @@ async def test_the_report_credits_each_form_to_its_assignee(bot_env: BotEnv) -> 
         "Boris": 1,
     }
     boris = int(srv.scalar("SELECT id FROM staff WHERE name = 'Boris'"))
-    only_boris = Scope(Period.day(TUESDAY, MSK), Filters(staff_id=boris), as_of=msk(TUESDAY, 12, 0))
+    only_boris = Scope(Period.day(TUESDAY, MSK), Filters(staff_id=(boris,)), as_of=msk(TUESDAY, 12, 0))
     data = await bot_env.store.read(lambda db: build_report(db, only_boris, Rules.from_config(srv.config)))
     assert data["inbound_contacts"] == 1
 

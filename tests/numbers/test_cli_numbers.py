@@ -16,8 +16,9 @@ from leadline.config import Config
 from storage.db import open_database
 from storage.errors import AverageDealNotPositive, RateOutOfRange
 from storage.plan import FunnelHistory, plan_from_history
+from storage.staff import sync_staff
 from tests.cli import run_cli_sync
-from tests.numbers.month import CAMPAIGNS, Month, build_known_month, month_config, msk
+from tests.numbers.month import CAMPAIGNS, Month, build_known_month, month_config, msk, transaction
 from tests.numbers.test_seeds import SEED_CAMPAIGNS, seed_month
 
 AS_OF = "2026-12-01T09:00:00+03:00"
@@ -80,6 +81,29 @@ def test_report_ranges_and_filters(config_path: Path):
     assert (brand["inbound_contacts"], brand["cost"], brand["lead_cost"]) == (3, 45000, 22500)
     calls = report_json(config_path, "--period", "2026-11", "--channel", "call")
     assert (calls["inbound_touches"], calls["missed_calls"]) == (9, 4)
+
+
+def test_a_person_on_two_staff_rows_is_one_filter_as_they_are_one_group(tmp_path: Path):
+    """Anna moves to a new Telegram account: the owner changes her ``telegram_id`` and the old row
+    stays, inactive, under her name. ``by_staff`` groups people by name, so ``--staff`` must count
+    both rows' work too, not only the old row's."""
+    config = month_config(tmp_path, goals={"leads": 10})
+    db = open_database(config.database_path)
+    month = build_known_month(db, config)
+    moved = [s.model_copy(update={"telegram_id": 444}) if s.name == "Anna" else s for s in config.staff]
+    with transaction(db):
+        month.staff = sync_staff(db, moved, msk(20, 9))
+    assert db.execute("SELECT COUNT(*) FROM staff WHERE name = 'Anna'").fetchone()[0] == 2
+    c12 = month.call("+79160000012", msk(23, 10), answered=True, extension="101")
+    month.register(c12, "lead", msk(23, 10, 5), "Anna", temperature="warm")
+    db.close()
+    path = tmp_path / "config.toml"
+    anna = report_json(path, "--period", "2026-11")["by_staff"]["Anna"]
+    # C1's two calls, the hidden caller she answered, and C12 on her new account; leads 1, 2 and 12.
+    assert (anna["inbound_touches"], anna["leads"]) == (4, 3)
+    filtered = report_json(path, "--period", "2026-11", "--staff", "anna")
+    assert (filtered["inbound_touches"], filtered["leads"]) == (4, 3)
+    assert {k: filtered[k] for k in anna} == anna
 
 
 def test_report_table_and_csv(config_path: Path):

@@ -281,7 +281,7 @@ def test_a_group_is_the_report_filtered_to_it(month: Month):
     report = build_report(month.db, november(), month.rules)
     boris = month.staff["Boris"]
     for filters, group in (
-        ({"staff_id": boris}, report["by_staff"]["Boris"]),
+        ({"staff_id": (boris,)}, report["by_staff"]["Boris"]),
         ({"channel": "form"}, report["by_channel"]["form"]),
         ({"campaign": "brand_msk"}, report["by_campaign"]["brand_msk"]),
     ):
