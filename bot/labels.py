@@ -127,7 +127,8 @@ def export_sheet(name: str) -> str:
 
 def export_column(code: str) -> str:
     """A column header of the export's workbook; a column not named here shows its code.
-    ``name`` is the contact's in every table, ``staff`` who handled the touch or registered it."""
+    ``name`` is the contact's in every table, ``staff`` who handled the touch or registered it,
+    ``assignee`` whom the touch was given to."""
     labels = {
         "id": _("ID"),
         "name": _("Name"),
@@ -152,6 +153,7 @@ def export_column(code: str) -> str:
         "duration_s": _("Call length, s"),
         "talk_s": _("Talk time, s"),
         "staff": _("Staff member"),
+        "assignee": _("Assigned to"),
         "called_back_at": _("Called back at"),
         "blocked": _("Blocked"),
         "dropped": _("Dropped by rule"),

@@ -152,15 +152,18 @@ def export_tables(
         ("duration_s", "count"),
         ("talk_s", "count"),
         "staff",
+        "assignee",
         ("called_back_at", "time"),
         ("blocked", "flag"),
         "dropped",
     )
+    # ``staff`` took the call; ``assignee`` was given the touch (a form's or a letter's card). The
+    # report credits the first, else the second (``loaders.TOUCH_STAFF``), so both are here to recount it.
     touch_rows = query(
         "SELECT t.id, t.occurred_at, t.channel, t.direction, t.source, t.contact_id, t.campaign, t.hidden_caller,"
-        " t.phone_raw, t.email_raw, t.name, t.message, t.call_status, t.duration_s, t.talk_s, s.name,"
+        " t.phone_raw, t.email_raw, t.name, t.message, t.call_status, t.duration_s, t.talk_s, s.name, a.name,"
         " t.called_back_at, t.blocked, t.dropped FROM touches t LEFT JOIN staff s ON s.id = t.staff_id"
-        " WHERE t.occurred_at >= ? AND t.occurred_at < ? ORDER BY t.occurred_at, t.id",
+        " LEFT JOIN staff a ON a.id = t.assignee_id WHERE t.occurred_at >= ? AND t.occurred_at < ? ORDER BY t.occurred_at, t.id",
         [start, end],
         touch_columns,
     )

@@ -8,6 +8,7 @@ a card on arrival.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from leadline import keys
 from leadline.arrivals import Arrivals
 from leadline.config import Config
 from storage.arrivals import Passed
+from storage.export import export_tables
 from storage.outbox import enqueue
 from storage.registrations import record_registration
 from storage.reports.report import build_report
@@ -728,6 +730,37 @@ async def test_the_report_credits_each_form_to_its_assignee(bot_env: BotEnv) -> 
     only_boris = Scope(Period.day(TUESDAY, MSK), Filters(staff_id=(boris,)), as_of=msk(TUESDAY, 12, 0))
     data = await bot_env.store.read(lambda db: build_report(db, only_boris, Rules.from_config(srv.config)))
     assert data["inbound_contacts"] == 1
+
+
+async def test_the_exports_touches_name_whom_each_form_was_given_so_they_recount_the_report(
+    bot_env: BotEnv,
+) -> None:
+    """The report credits a touch to whoever took the call, else to whom it was given; the export's
+    touches have both, so an owner counting them by person gets the report's ``by_staff``."""
+    tg = bot_env.tg
+    srv = await bot_env.start(arrival_config(bot_env), clock=Clock(msk(TUESDAY, 10, 0)))
+    await post_form(srv, name="Ivan", phone="+79161234567")
+    await post_form(srv, name="Olga", phone="+79267654321")
+    await tg.wait_for("sendMessage", chat_id=BORIS)
+    await mango_call(srv, "call-1", "+79035550101", msk(TUESDAY, 10, 30), answered=True, extension="102")
+
+    period = Period.day(TUESDAY, MSK)
+    scope = Scope(period, as_of=msk(TUESDAY, 12, 0))
+    data = await bot_env.store.read(lambda db: build_report(db, scope, Rules.from_config(srv.config)))
+    credited = {name: figures["inbound_touches"] for name, figures in data["by_staff"].items()}
+    assert credited == {"Anna": 1, "Boris": 2}
+
+    def exported(db: Any) -> list[dict[str, Any]]:
+        [touches] = [t for t in export_tables(db, MSK, period) if t.name == "touches"]
+        return [dict(zip(touches.headers, row, strict=True)) for row in touches.rows()]
+
+    rows = await bot_env.store.read(exported)
+    assert [(r["name"], r["staff"], r.get("assignee")) for r in rows] == [
+        ("Ivan", None, "Anna"),  # round robin gave the first form to Anna, the second to Boris
+        ("Olga", None, "Boris"),
+        (None, "Boris", None),  # the call Boris answered on extension 102
+    ]
+    assert Counter(r["staff"] or r["assignee"] for r in rows if r["direction"] == "in") == credited
 
 
 async def test_a_manager_gives_a_card_to_someone_else_from_its_buttons(bot_env: BotEnv) -> None:

@@ -88,7 +88,7 @@ def test_the_workbook_speaks_the_office_language_with_real_dates_and_a_frozen_fi
     assert "Бренд Москва" in {r[campaign] for r in table[1:]} and "brand_msk" not in {
         r[campaign] for r in table[1:]
     }
-    assert touches.freeze_panes == "A2" and touches.auto_filter.ref == "A1:S18"
+    assert touches.freeze_panes == "A2" and touches.auto_filter.ref == "A1:T18"
     # Every header is a word of the office's language, none a column's code (``chat_ids`` was one).
     codes = [(s.title, h) for s in book for h in rows(s)[0] if re.fullmatch(r"[a-z_]+", str(h))]
     assert codes == []
