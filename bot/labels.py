@@ -173,6 +173,7 @@ def export_column(code: str) -> str:
         "qualified_at": _("Qualified"),
         "accepted_at": _("Accepted"),
         "closed_at": _("Closed"),
+        "counted": _("Counted in reports"),
         "kind": _("Refused as"),
         "at": _("When"),
         "do_not_contact": _("Do not contact"),

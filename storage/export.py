@@ -26,7 +26,7 @@ from sqlite_utils import Database
 from storage.db import now_utc
 from storage.identifiers import phone
 from storage.reports.facts import Facts
-from storage.reports.loaders import load_answers
+from storage.reports.loaders import FIRST_LEAD, load_answers
 from storage.reports.response import first_answer, response_minutes
 from storage.reports.scope import Period, Scope
 
@@ -219,10 +219,13 @@ def export_tables(
             ("qualified_at", "time"),
             ("accepted_at", "time"),
             ("closed_at", "time"),
+            ("counted", "flag"),
         ),
+        # A person is one lead: of a merged person's leads the report counts the first (``FIRST_LEAD``);
+        # the others stay here, being the owner's data, and ``counted`` says which row the report has.
         f"SELECT l.id, l.created_at, l.contact_id, c.name, {_IDENTIFIERS.format('l.contact_id')}, l.temperature,"
         " l.stage, l.campaign, s.name, l.need, l.amount, l.won_amount, l.lost_reason, l.returned_reason,"
-        " l.follow_up_on, l.qualified_at, l.accepted_at, l.closed_at FROM leads l"
+        f" l.follow_up_on, l.qualified_at, l.accepted_at, l.closed_at, {FIRST_LEAD.format('l')} FROM leads l"
         " JOIN contacts c ON c.id = l.contact_id LEFT JOIN staff s ON s.id = l.owner_id"
         " WHERE l.created_at >= ? AND l.created_at < ? ORDER BY l.id",
         [start, end],

@@ -70,7 +70,7 @@ def test_the_workbook_speaks_the_office_language_with_real_dates_and_a_frozen_fi
     assert created.value == datetime(2026, 11, 2, 10, 12)  # Moscow wall clock, a date cell
     assert created.is_date and created.number_format == "yyyy-mm-dd hh:mm:ss"
     assert leads.freeze_panes == "A2"
-    assert leads.auto_filter.ref == "A1:S6"  # the header and 5 leads
+    assert leads.auto_filter.ref == "A1:T6"  # the header and 5 leads
     widths = {letter: dim.width for letter, dim in leads.column_dimensions.items()}
     assert len(widths) == len(header) and all(6 <= w <= 60 for w in widths.values())
     assert widths["B"] >= len("2026-11-02 10:12:00")  # a narrower column shows Excel's ####

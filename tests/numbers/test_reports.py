@@ -222,7 +222,16 @@ def test_a_person_registered_on_two_contacts_that_were_merged_is_one_lead(tmp_pa
             report["refusal_reasons"]["not_a_lead"],
         )
 
+    def in_export() -> tuple[int, int, int]:
+        """The export's lead rows, those it flags as the ones the report counts, and of them brand_msk's:
+        the owner recounts the report (and LC) from the sheet by that flag."""
+        [table] = [t for t in export_tables(m.db, MSK, Period.month(NOVEMBER, MSK)) if t.name == "leads"]
+        rows = [dict(zip(table.headers, row, strict=True)) for row in table.rows()]
+        flagged = [r for r in rows if r.get("counted") is True]
+        return len(rows), len(flagged), sum(1 for r in flagged if r["campaign"] == "brand_msk")
+
     assert counted() == (2, (2, 22500), 2, 2, {"partner": 2})
+    assert in_export() == (2, 2, 2)
     merges = []
     with transaction(m.db):
         for a, b in ((call, form), (partner_call, partner_form)):
@@ -231,10 +240,12 @@ def test_a_person_registered_on_two_contacts_that_were_merged_is_one_lead(tmp_pa
             )
             merges.append(merge[0])
     assert counted() == (1, (1, 45000), 1, 1, {"partner": 1})  # before: (2, (2, 22500), 2, 2, {"partner": 2})
+    assert in_export() == (2, 1, 1)  # both of Ann's rows stay (her data), one counted, as the report's 1
     with transaction(m.db):
         for merge_id in merges:
             undo_merge(m.db, merge_id, at=msk(5, 9))
     assert counted() == (2, (2, 22500), 2, 2, {"partner": 2})
+    assert in_export() == (2, 2, 2)
 
 
 def test_groups_by_campaign_channel_and_staff(month: Month):
