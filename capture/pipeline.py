@@ -84,8 +84,8 @@ class Verdict:
     replay_key: str | None = None
     keep_body: bool = True
     #: Refused before anything tied it to the source's provider (no token or signature at all, a
-    #: wrong method or path, an address not allowed, a body too large or cut off): anyone can send
-    #: one, so source health leaves it out.
+    #: wrong method or path, an address not allowed, a body too large, cut off or not inflatable):
+    #: anyone can send one, so source health leaves it out and replay never runs it.
     anonymous: bool = False
 
 

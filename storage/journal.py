@@ -325,10 +325,12 @@ def replayable_ids(
     """Rows that today's parsers may turn into touches: never-finished ones and parse rejections.
 
     Rows refused for a bad signature or token stay refused: replaying cannot make a forgery genuine.
+    Neither is an ``anonymous`` 400 (a body that could not be inflated, refused before its token or
+    signature was checked) replayed: a replay checks none, and anyone could have sent it.
     """
     clauses = [
         "(status IN ('received', 'failed')"
-        + ("" if unprocessed_only else " OR (status = 'rejected' AND http_status = 400)")
+        + ("" if unprocessed_only else " OR (status = 'rejected' AND http_status = 400 AND anonymous = 0)")
         + ")"
     ]
     params: list[object] = []

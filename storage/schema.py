@@ -980,6 +980,21 @@ def m028_blocklist_ids(db: Database) -> None:
     _rebuild(db, "blocklist", "id INTEGER PRIMARY KEY,", "id INTEGER PRIMARY KEY AUTOINCREMENT,")
 
 
+@migrations()
+def m029_anonymous_bodies(db: Database) -> None:
+    """A body refused before its token or signature was checked (one that could not be inflated, or
+    broke off) is ``anonymous``, as m022 marked the other refusals anyone can send: replay passes
+    such a 400 over (storage/journal.replayable_ids), since it would store the request unchecked.
+    m022 left these rows unmarked; their reasons were always worded ``body could not be …``."""
+    _run(
+        db,
+        """
+UPDATE journal SET anonymous = 1
+    WHERE status = 'rejected' AND http_status = 400 AND reason LIKE 'body could not be %'
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)

@@ -6,6 +6,7 @@ import json
 from urllib.parse import urlencode
 
 from tests.capture.form_checks import config_with, identifiers, journal
+from tests.cli import run_cli
 from tests.samples import by_provider, sample
 
 CALL_END = sample("uis_call_ended.json")
@@ -160,3 +161,43 @@ async def test_template_without_a_session_id_is_a_clear_400_kept_for_replay(star
     assert "call_session_id" in await resp.text()
     [row] = srv.rows("SELECT status, http_status, body FROM journal")
     assert (row["status"], row["http_status"], row["body"]) == ("rejected", 400, body.encode())
+
+
+async def test_a_forged_call_whose_body_cannot_be_inflated_is_never_replayed(start_server, tmp_path):
+    """No token, and a body refused before the token was checked (not gzip though it says so): the
+    400 was replayed with no check at all, and UIS reads a call from the query when the body is
+    empty, so anyone could make a missed call from a number of their choosing. A row from before
+    m029 (not marked anonymous) is passed over too once the database is upgraded."""
+    srv = await start(start_server, tmp_path)
+    forged = {
+        "call_session_id": "999001",
+        "calling_phone_number": "79161112233",
+        "virtual_phone_number": "74950000055",
+        "notification_mnemonic": "call_end",
+        "is_lost": "true",
+        "direction": "in",
+    }
+    resp = await srv.session.post(
+        f"{srv.url}{CALL_END.path}?{urlencode(forged)}", data=b"x", headers={"Content-Encoding": "gzip"}
+    )
+    assert resp.status == 400
+    assert "could not be decompressed as gzip" in await resp.text()
+    await srv.stop()
+    config = tmp_path / "replay.toml"
+    config.write_text(
+        f'[leadline]\ndatabase = "{srv.config.database_path}"\nregion = "RU"\n\n'
+        f'[[sources]]\nname = "{CALL_END.source_name}"\nprovider = "uis_comagic"\ntoken = "{TOKEN}"\n'
+    )
+    for upgraded in (False, True):
+        if upgraded:  # the same row as a release before m029 left it
+            db = srv.db()
+            with db.conn:
+                db.execute("UPDATE journal SET anonymous = 0")
+                db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm029_anonymous_bodies'")
+            db.close()
+        for args in (("--dry-run",), ()):
+            result = await run_cli("replay", "--config", str(config), *args)
+            assert "Nothing to replay" in result.output, result.output
+        assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+        assert srv.scalar("SELECT COUNT(*) FROM contacts") == 0
+        assert [(r["status"], r["http_status"]) for r in journal(srv)] == [("rejected", 400)]
