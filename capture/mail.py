@@ -29,7 +29,6 @@ from email.header import decode_header, make_header
 from email.headerregistry import AddressHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.policy import EmailPolicy
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -41,6 +40,7 @@ from capture.forms import name_of, pick
 from capture.providers.base import BadRequest, quoted
 from storage import identifiers
 from storage.events import ContactEvent
+from storage.mime import MAIL_POLICY
 
 if TYPE_CHECKING:
     from leadline.config import SourceConfig
@@ -53,24 +53,6 @@ MAX_TEXT = 100_000
 MAX_HTML = 200_000
 MAX_MESSAGE = 10_000
 
-#: Characters of a header that the stdlib's header parser reads. It is quadratic in a header's
-#: encoded words and parameters (a 340 KB Content-Type of 16 000 words: 54 s; a 500 KB Subject:
-#: over a minute), and no header a mail client writes comes near this. The journal keeps it whole.
-MAX_HEADER_CHARS = 8192
-
-
-class _ClippedPolicy(EmailPolicy):
-    """The stdlib's default policy, reading each header from its first :data:`MAX_HEADER_CHARS`:
-    every way a header is read (a subject, the recipients, a part's Content-Type or its boundary)
-    goes through here, so no read of one costs more than that."""
-
-    def header_fetch_parse(self, name: str, value: Any) -> Any:
-        if isinstance(value, str) and len(value) > MAX_HEADER_CHARS:
-            value = value[:MAX_HEADER_CHARS]
-        return super().header_fetch_parse(name, value)
-
-
-MAIL_POLICY = _ClippedPolicy()
 
 #: Local parts of senders that are machines, not people (form mailers, notification systems).
 ROBOT_SENDER = re.compile(

@@ -28,6 +28,7 @@ from sqlite_utils import Database
 from storage.contacts import live_contact
 from storage.db import chunks
 from storage.identifiers import HANDLE_KINDS, Kind, parse_query
+from storage.mime import encoded_texts
 
 #: A run of digits as people and providers write a phone number: spaces, dashes, dots, brackets.
 _PHONE_RUN = re.compile(r"\d[\d\s\-().]{5,}\d")
@@ -416,7 +417,24 @@ class Found:
 
 
 def request_text(body: bytes, query_string: str, headers: str) -> str:
-    return "\n".join((query_string, headers, body.decode("utf-8", "replace")))
+    """A raw request as the matcher reads it: its query, headers and body, and the text of each mail
+    part in it that was sent base64 or quoted-printable, where capture read the person's number."""
+    texts = [query_string, headers, body.decode("utf-8", "replace")]
+    return "\n".join(texts + encoded_texts(body, _content_type(headers)))
+
+
+def _content_type(headers: str) -> str:
+    """The Content-Type among a journal row's headers (a JSON list of name and value pairs)."""
+    try:
+        pairs = json.loads(headers)
+    except ValueError:
+        return ""
+    found = (
+        pair[1]
+        for pair in (pairs if isinstance(pairs, list) else [])
+        if isinstance(pair, list) and len(pair) == 2 and str(pair[0]).lower() == "content-type"
+    )
+    return str(next(found, ""))
 
 
 #: Which raw requests :func:`scan` reads for the person: every one (``all``), only those that never

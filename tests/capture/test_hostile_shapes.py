@@ -201,7 +201,7 @@ def test_a_mail_header_is_parsed_no_further_than_any_mail_needs(monkeypatch, hea
     attachment's Content-Disposition) takes its first MAX_HEADER_CHARS; the rest of the mail is read."""
     from email.headerregistry import HeaderRegistry
 
-    from capture.mail import MAX_HEADER_CHARS
+    from storage.mime import MAX_HEADER_CHARS
 
     parsed: list[int] = []
     parse = HeaderRegistry.__call__

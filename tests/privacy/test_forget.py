@@ -12,8 +12,12 @@ from storage.contacts import undo_merge
 from storage.db import open_database
 from storage.registrations import change_lead
 from storage.schema import migrate
+from tests.capture.test_smtp import send
 from tests.cli import run_cli
-from tests.conftest import StartServer
+from tests.conftest import BASE, StartServer
+from tests.dovecot import free_port
+from tests.multipart import build_multipart
+from tests.numbers.month import month_config
 from tests.privacy.people import (
     E164,
     EMAIL,
@@ -25,6 +29,7 @@ from tests.privacy.people import (
     privacy_config,
     traces_in,
 )
+from tests.samples import sample
 
 
 async def report(config: Path, as_of: str) -> dict[str, Any]:
@@ -104,6 +109,70 @@ async def test_a_providers_retry_of_a_form_is_shown_and_erased_with_the_person(
         database.name: [],
         f"{database.name}-wal": [],
     }
+
+
+async def test_a_mail_that_names_the_person_only_in_a_base64_or_quoted_printable_body_is_erased(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    """Mail clients send Cyrillic text base64 (or quoted-printable, its lines broken with ``=``):
+    the bytes stored hold no number, though capture reads one. A mail that failed to store was left
+    as it was by ``forget``, and the next replay (or start) made the erased person a contact again."""
+    smtp = {
+        "name": "mx",
+        "provider": "smtp",
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "addresses": ["leads@mx.example.com"],
+    }
+    sendgrid = {"name": "sendgrid", "provider": "sendgrid", "token": "sg-token"}
+    config = month_config(tmp_path, sources=[*BASE["sources"], smtp, sendgrid])
+    srv = await start_server(config)
+    # Known by their number alone, from the site's form.
+    async with srv.session.post(
+        f"{srv.url}/hooks/form?token=form-token", json={"phone": "+7 495 000-00-22"}
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    db = srv.db()
+    db.execute(
+        "CREATE TRIGGER no_mail BEFORE INSERT ON touches WHEN NEW.channel = 'email'"
+        " BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+    )
+    db.close()
+    # Their mail, through the SMTP server (the sample's text is base64) and through SendGrid's raw
+    # MIME (quoted-printable), while touches cannot be written: both are kept as failed.
+    assert await send(srv, sample("smtp_plain_base64_cyrillic.eml").body) == {}
+    quoted_printable = (
+        b"From: Svetlana <svetlana@example.com>\r\nTo: leads@example.com\r\nSubject: Call back\r\n"
+        b"Message-ID: <sg-qp-1@example.com>\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        b"=D0=9F=D0=B5=D1=80=D0=B5=D0=B7=D0=B2=D0=BE=D0=BD=D0=B8=D1=82=D0=B5: +7 495 0=\r\n00-00-22\r\n"
+    )
+    body, content_type = build_multipart(
+        [
+            ("email", quoted_printable),
+            ("envelope", '{"to": ["leads@example.com"], "from": "svetlana@example.com"}'),
+        ]
+    )
+    async with srv.session.post(
+        f"{srv.url}/hooks/sendgrid?token=sg-token", data=body, headers={"Content-Type": content_type}
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    db = srv.db()
+    db.execute("DROP TRIGGER no_mail")
+    db.close()
+    mails = "SELECT status, http_status FROM journal WHERE source IN ('mx', 'sendgrid') ORDER BY id"
+    assert srv.rows(mails) == [{"status": "failed", "http_status": None}] * 2
+    cfg = str(tmp_path / "config.toml")
+
+    done = await run_cli("forget", "+74950000022", "--config", cfg, "--yes")
+    assert done.code == 0, done.output
+    assert srv.rows(mails) == [{"status": "rejected", "http_status": 410}] * 2
+
+    replayed = await run_cli("replay", "--config", cfg)
+    assert "Nothing to replay" in replayed.output, replayed.output
+    assert srv.scalar("SELECT COUNT(*) FROM identifiers") == 0
+    found = await run_cli("contacts", "4950000022", "--config", cfg)
+    assert found.code == 1 and "No contact matches" in found.output
 
 
 async def test_forget_takes_their_address_from_a_touch_that_went_to_the_person_kept_apart_from_them(
