@@ -468,7 +468,7 @@ class Capture:
             log.exception("storing events of journal row %s failed; it will be retried", jid)
         return Outcome(jid, "failed", result.reply.status, reason, result.reply, events)
 
-    def reprocess(self, db: Database, row: journal.JournalRow, *, dry_run: bool = False) -> Outcome:
+    def reprocess(self, db: Database, row: journal.JournalRow) -> Outcome:
         """Run a stored row through today's parser (no signature check: it was checked on arrival)."""
         source = self.config.source(row.raw.source)
         if source is None:
@@ -476,22 +476,21 @@ class Capture:
                 row.id, "rejected", 404, f"no source named {quoted(row.raw.source)} in the config", Reply(404)
             )
         request = _Request(row.raw, self.judge(row.raw, source, verify=False), None, row.id)
-        if dry_run:
-            with db.atomic():
-                outcome = self._write_one(db, request)
-                raise _DryRun(outcome)
         return self._write_one(db, request)
 
 
 class _DryRun(Exception):
-    def __init__(self, outcome: Outcome) -> None:
-        self.outcome = outcome
+    """Raised at the end of a dry run, so that the writer undoes all of it; carries what it found."""
+
+    def __init__(self, outcomes: list[Outcome]) -> None:
+        self.outcomes = outcomes
 
 
 def reprocess_rows(capture: Capture, db: Database, ids: Iterable[int], *, dry_run: bool) -> list[Outcome]:
     """Replay journal rows, each on its own: one row that cannot be stored does not stop the others.
 
-    A dry run computes what each row would become and rolls everything back.
+    A dry run stores each row as a replay would, so that a retry sees the touch its first copy
+    would make, then raises :class:`_DryRun` with the outcomes for its caller to undo it all.
     """
     outcomes = []
     for jid in ids:
@@ -500,15 +499,15 @@ def reprocess_rows(capture: Capture, db: Database, ids: Iterable[int], *, dry_ru
             continue
         try:
             with savepoint(db, "replay_row"):
-                outcomes.append(capture.reprocess(db, row, dry_run=dry_run))
-        except _DryRun as done:
-            outcomes.append(done.outcome)
+                outcomes.append(capture.reprocess(db, row))
         except Exception as exc:
             log.warning("replaying journal row %s raised %s", jid, type(exc).__name__)
             reason = f"{type(exc).__name__}: {exc}"
             if not dry_run:
                 journal.finish(db, jid, status="failed", at=capture.clock(), reason=reason)
             outcomes.append(Outcome(jid, "failed", 500, reason, Reply(500)))
+    if dry_run:
+        raise _DryRun(outcomes)
     return outcomes
 
 
@@ -525,15 +524,24 @@ async def replay(
     dry_run: bool = False,
     chunk: int = 100,
 ) -> list[Outcome]:
-    """Replay in small writer jobs, so live webhooks keep being journalled during a long replay."""
+    """Replay in small writer jobs, so live webhooks keep being journalled during a long replay.
+
+    A dry run is one job, undone at its end: each row must see what the rows before it would have
+    stored (a provider's retry of an event, a call's later notifications, a chat's next message),
+    which another job could only see once committed. It holds the write lock while it runs.
+    """
     ids = await capture.store.read(
         lambda db: journal.replayable_ids(db, source=source, since=since, unprocessed_only=unprocessed_only)
     )
+    size = max(len(ids), 1) if dry_run else chunk
     outcomes: list[Outcome] = []
-    for start in range(0, len(ids), chunk):
-        outcomes += await capture.store.write(
-            partial(_reprocess_chunk, capture, ids[start : start + chunk], dry_run)
-        )
+    for start in range(0, len(ids), size):
+        try:
+            outcomes += await capture.store.write(
+                partial(_reprocess_chunk, capture, ids[start : start + size], dry_run)
+            )
+        except _DryRun as done:
+            outcomes += done.outcomes
     return outcomes
 
 

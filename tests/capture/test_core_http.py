@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.cli import run_cli
-from tests.conftest import build_config
+from tests.conftest import BASE, build_config
 from tests.samples import flip_byte, sample
 
 FORM = sample("generic_html_form_post.txt")
@@ -183,6 +183,43 @@ async def test_replay_turns_a_fixed_rejected_row_into_a_touch_once(start_server,
     ]
     found = await run_cli("contacts", "--config", str(config_file), "8 916 555 44 33")
     assert "+79165554433" in found.output and "form" in found.output
+
+
+async def test_a_dry_run_says_what_the_replay_then_does_for_a_retried_submission(start_server, tmp_path):
+    """Tilda sent one submission three times (same ``tranid``) while its phone field was unknown: the
+    replay makes one touch of the three, but the dry run, undoing each row before the next, said each
+    would make one, as it did for every later message of a call or a conversation."""
+    tilda = {"name": "tilda", "provider": "tilda", "token": "tilda-token"}
+    srv = await start_server(build_config(tmp_path, sources=[*BASE["sources"], tilda]))
+    submission = {
+        "Name": "Ivan",
+        "telefon_klienta": "+7 916 111-22-33",
+        "tranid": "1234567:1",
+        "formid": "f1",
+    }
+    for _ in range(3):
+        resp = await srv.session.post(f"{srv.url}/hooks/tilda?token=tilda-token", data=submission)
+        assert resp.status == 400
+    assert (await post_form(srv, {"telefon_klienta": "+7 916 444-55-66"})).status == 400
+    await srv.stop()
+    mapped = {"field_map": {"phone": ["telefon_klienta"]}}
+    fixed = build_config(tmp_path, sources=[{**s, **mapped} for s in [*BASE["sources"][:1], tilda]])
+    config_file = write_config(tmp_path, fixed)
+    said = [
+        "#1: processed - 1 new touch(es) from 1 event(s)",
+        "#2: processed - 0 new touch(es) from 1 event(s)",
+        "#3: processed - 0 new touch(es) from 1 event(s)",
+        "#4: processed - 1 new touch(es) from 1 event(s)",
+    ]
+
+    dry = await run_cli("replay", "--config", str(config_file), "--dry-run")
+    assert dry.output.splitlines() == [*said, "4 of 4 row(s) would be processed."]
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+    assert srv.scalar("SELECT COUNT(*) FROM journal WHERE status = 'rejected' AND http_status = 400") == 4
+
+    done = await run_cli("replay", "--config", str(config_file))
+    assert done.output.splitlines() == [*said, "4 of 4 row(s) were processed."]
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 2
 
 
 async def test_forged_rows_are_not_replayed(start_server, tmp_path):
