@@ -755,11 +755,11 @@ async def test_the_exports_touches_name_whom_each_form_was_given_so_they_recount
         return [dict(zip(touches.headers, row, strict=True)) for row in touches.rows()]
 
     rows = await bot_env.store.read(exported)
-    assert [(r["name"], r["staff"], r.get("assignee")) for r in rows] == [
-        ("Ivan", None, "Anna"),  # round robin gave the first form to Anna, the second to Boris
-        ("Olga", None, "Boris"),
-        (None, "Boris", None),  # the call Boris answered on extension 102
-    ]
+    assert [(r["name"], r["staff"]) for r in rows] == [("Ivan", None), ("Olga", None), (None, "Boris")]
+    # Round robin gave the first form to Anna, the second to Boris; the call Boris answered on
+    # extension 102 is his, given to him too once the arrival pass has seen it (or to nobody yet).
+    assert [r["assignee"] for r in rows[:2]] == ["Anna", "Boris"]
+    assert rows[2]["assignee"] in (None, "Boris")
     assert Counter(r["staff"] or r["assignee"] for r in rows if r["direction"] == "in") == credited
 
 
