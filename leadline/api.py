@@ -152,6 +152,24 @@ def _refusal(error: ValidationError, given: dict[str, Any]) -> web.HTTPException
     return ApiError(400, "bad_parameter", f"{name}: {message}", parameter=name)
 
 
+def _unknown(
+    exc: ValidationError, model: type[BaseModel], noun: str, takes: Callable[[list[str]], str]
+) -> web.HTTPException | None:
+    """The refusal of every name ``model`` does not take (a query's parameters, a body's keys), with
+    what it does take; None when every name was known."""
+    unknown = [str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden"]
+    if not unknown:
+        return None
+    known = [field.alias or name for name, field in model.model_fields.items()]
+    return ApiError(
+        400,
+        "bad_parameter",
+        f"unknown {noun}{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: {takes(known)}",
+        parameter=unknown[0],
+        parameters=unknown,
+    )
+
+
 def _query(request: web.Request, model: type[Query]) -> Query:
     """The operation's query; a parameter it does not take, or one given more than once (only one
     value would be read, and the answer would look like one for all of them), is refused, naming
@@ -160,18 +178,15 @@ def _query(request: web.Request, model: type[Query]) -> Query:
     try:
         query = model.model_validate(given)
     except ValidationError as exc:
-        unknown = [str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden"]
-        if unknown:
-            takes = [field.alias or name for name, field in model.model_fields.items()]
-            raise ApiError(
-                400,
-                "bad_parameter",
-                f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
-                + (f"this operation takes {', '.join(takes)}" if takes else "this operation takes none"),
-                parameter=unknown[0],
-                parameters=unknown,
-            ) from None
-        raise _refusal(exc, given) from None
+        unknown = _unknown(
+            exc,
+            model,
+            "parameter",
+            lambda takes: (
+                f"this operation takes {', '.join(takes)}" if takes else "this operation takes none"
+            ),
+        )
+        raise (unknown or _refusal(exc, given)) from None
     repeated = [name for name in given if len(request.query.getall(name)) > 1]
     if repeated:
         raise ApiError(
@@ -298,18 +313,17 @@ async def _body(request: web.Request, model: type[Body]) -> tuple[dict[str, Any]
     try:
         return body, model.model_validate(body)
     except ValidationError as exc:
-        unknown = [str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden"]
+        unknown = _unknown(
+            exc,
+            model,
+            "key",
+            lambda takes: (
+                f"the body takes {', '.join(takes)}"
+                + (" ([lead_fields] other than need and name go under fields)" if "fields" in takes else "")
+            ),
+        )
         if unknown:
-            takes = [field.alias or name for name, field in model.model_fields.items()]
-            raise ApiError(
-                400,
-                "bad_parameter",
-                f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: the body takes"
-                f" {', '.join(takes)}"
-                + (" ([lead_fields] other than need and name go under fields)" if "fields" in takes else ""),
-                parameter=unknown[0],
-                parameters=unknown,
-            ) from None
+            raise unknown from None
         raise _body_refusal(exc, body) from None
 
 
