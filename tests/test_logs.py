@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -394,6 +395,36 @@ def test_a_line_that_cannot_be_written_is_named_and_the_lines_after_it_are_writt
         "good",
     ]
     assert "1234567" not in stream.getvalue()
+
+
+class FailingOnce(io.StringIO):
+    """A stderr whose first write fails, as a full disk or a closed pipe makes it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def write(self, text: str) -> int:
+        if not self.failed:
+            self.failed = True
+            raise OSError(28, "No space left on device")
+        return super().write(text)
+
+
+def test_lines_after_a_failed_write_are_written(capsys: pytest.CaptureFixture[str]) -> None:
+    stream = FailingOnce()
+    log, background = background_log(stream)
+    try:
+        log.warning("lost +79161234567")
+        deadline = time.monotonic() + 10
+        while not stream.failed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        log.warning("after")
+    finally:
+        background.close()
+        log.handlers, log.propagate = [], True
+    assert [line["msg"] for line in lines(stream)] == ["after"]
+    assert "No space left on device" in capsys.readouterr().err  # logging's own report of the failure
 
 
 class Pair(NamedTuple):
