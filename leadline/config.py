@@ -547,7 +547,8 @@ class SourceConfig(Strict):
     provider: str
     campaign: str | None = None
     region: Region | None = None
-    #: The zone of a provider account's local times (Zadarma's call_start); default [leadline] timezone.
+    #: The zone of a provider account's local times (Zadarma's call_start) and of the day within which
+    #: the same form without an id is a retry; default [leadline] timezone.
     timezone: str | None = None
     owner: str | None = None
     # secrets, named as the manifest names them; ``token`` is also the optional second check

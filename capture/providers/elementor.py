@@ -14,7 +14,8 @@ its ID and its title. UTM tags come from fields named ``utm_*`` (hidden fields) 
 query of the page the form was sent from.
 
 Elementor signs nothing: the source's ``token`` guards the URL. It sends no submission id either,
-so a repeat is recognised as generic forms do it (an id field, else the body's hash within the day);
+so a repeat is recognised as generic forms do it (an id field, else the body's hash within the
+office's day);
 WordPress does not retry a webhook, so repeats are rare double submissions.
 """
 
@@ -31,7 +32,7 @@ from multidict import MultiDict
 from capture.forms import form_fields, name_of, named, named_like, utm_of
 from capture.providers.auth import check_token
 from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest
-from capture.providers.generic_form import submission_id
+from capture.providers.generic_form import form_key
 from leadline.config import SourceConfig
 
 ADVANCED_KEY = re.compile(r"(form|fields|meta)\[([^\]]*)\](?:\[([^\]]*)\])?")
@@ -62,11 +63,13 @@ class Elementor:
                 " or map the names with field_map in the source's config"
             )
         messages = form.named("message", extra.get("message", ())) or form.typed("textarea")
+        key = form_key(raw, body, source.timezone)
         return ParseResult(
             events=[
                 ContactEvent(
                     channel="form",
-                    external_id=f"elementor:{submission_id(raw, body)}",
+                    external_id=key.external_id("elementor"),
+                    former_ids=key.former_ids("elementor"),
                     phones=tuple(phones),
                     emails=tuple(emails),
                     name=next(filter(None, (name_of(f, extra.get("name", ())) for f in form.views)), None),

@@ -25,7 +25,7 @@ from multidict import MultiDict
 from capture.forms import name_of, pick, time_of, utm_of
 from capture.providers.auth import check_token
 from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest
-from capture.providers.generic_form import submission_id
+from capture.providers.generic_form import form_key
 from leadline.config import SourceConfig
 
 
@@ -57,11 +57,13 @@ class GoogleForms:
         utm = body["utm"] if isinstance(body.get("utm"), dict) else {}
         response_id = _text(body.get("response_id"))
         messages = pick(answers, "message", extra.get("message", ()))
+        key = form_key(raw, answers, source.timezone, given=response_id)
         return ParseResult(
             events=[
                 ContactEvent(
                     channel="form",
-                    external_id=f"google_forms:{response_id or submission_id(raw, answers)}",
+                    external_id=key.external_id("google_forms"),
+                    former_ids=key.former_ids("google_forms"),
                     occurred_at=time_of(body.get("timestamp"), "timestamp"),
                     phones=tuple(phones),
                     emails=tuple(emails),

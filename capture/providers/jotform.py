@@ -22,7 +22,7 @@ from multidict import MultiDict
 from capture.forms import form_fields, name_of, pick, utm_of
 from capture.providers.auth import check_token
 from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest, loads
-from capture.providers.generic_form import submission_id
+from capture.providers.generic_form import form_key
 from leadline.config import SourceConfig
 
 #: ``q<id>_<name>``; the id Jotform appends to the name is cut in code (:func:`_name`): a lazy
@@ -51,11 +51,13 @@ class Jotform:
             )
         submission = parts.get("submissionID", "").strip()
         messages = pick(answers, "message", extra.get("message", ()))
+        key = form_key(raw, parts, source.timezone, given=submission)
         return ParseResult(
             events=[
                 ContactEvent(
                     channel="form",
-                    external_id=f"jotform:{submission or submission_id(raw, parts)}",
+                    external_id=key.external_id("jotform"),
+                    former_ids=key.former_ids("jotform"),
                     phones=tuple(phones),
                     emails=tuple(emails),
                     name=name_of(answers, extra.get("name", ())),

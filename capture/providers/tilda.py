@@ -35,7 +35,7 @@ from capture.providers.base import (
     RawRequest,
     Unauthorized,
 )
-from capture.providers.generic_form import submission_id
+from capture.providers.generic_form import form_key
 from leadline.config import SourceConfig
 
 KEY_FIELDS = frozenset({"api_key", "apikey"})
@@ -74,11 +74,13 @@ class Tilda:
             )
         tranid = _get(fields, "tranid")
         messages = pick(fields, "message", extra.get("message", ()))
+        key = form_key(raw, fields, source.timezone, given=tranid)
         return ParseResult(
             events=[
                 ContactEvent(
                     channel="form",
-                    external_id=f"tilda:{tranid or submission_id(raw, fields)}",
+                    external_id=key.external_id("tilda"),
+                    former_ids=key.former_ids("tilda"),
                     phones=tuple(phones),
                     emails=tuple(emails),
                     name=name_of(fields, extra.get("name", ())),

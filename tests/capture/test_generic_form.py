@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import unicodedata
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,9 +15,14 @@ from hypothesis import strategies as st
 from capture.forms import parse_form_body
 from storage.identifiers import find_phones, phone
 from storage.journal import redact_query
+from tests.capture.test_calls import Clock
+from tests.conftest import build_config
 from tests.samples import sample
 
 FORM = sample("generic_html_form_post.txt")
+URLENCODED = {"Content-Type": "application/x-www-form-urlencoded"}
+NEW_YORK = ZoneInfo("America/New_York")
+MOSCOW = ZoneInfo("Europe/Moscow")
 
 
 async def test_sample_form_post_becomes_a_touch_on_a_contact(start_server):
@@ -222,3 +230,60 @@ def test_the_journal_hides_a_token_in_the_query_and_keeps_every_other_byte_as_se
     )
     assert redact_query("%74oken=secret") == "%74oken=%5Bredacted%5D"
     assert redact_query("page=2") == "page=2"
+
+
+async def post_at(srv, clock: Clock, moment: datetime, body: bytes) -> int:
+    clock.now = moment.astimezone(UTC)  # the server's clock is UTC, as production's is
+    resp = await srv.session.post(f"{srv.url}/hooks/form?token=form-token", data=body, headers=URLENCODED)
+    return resp.status
+
+
+def created(srv) -> list[int]:
+    """How many touches each journalled request made, in order."""
+    return [r["touches_created"] for r in srv.rows("SELECT touches_created FROM journal ORDER BY id")]
+
+
+async def test_the_same_form_on_two_office_days_is_two_touches(start_server, tmp_path):
+    """A form with no id of its own is a retry only on the same day, and that is the office's day:
+    a UTC date made Monday evening's and Tuesday afternoon's "call me back" in New York one touch
+    (Tuesday had no card, no nudge, no place in its report), and so Moscow's 23:30 and 02:30."""
+    config = build_config(tmp_path, leadline={"timezone": "America/New_York", "region": "US"})
+    clock = Clock(datetime(2026, 11, 16, 12, tzinfo=UTC))
+    srv = await start_server(config, clock=clock)
+    body = b"phone=%2B12125550123&message=please+call+me+back"
+    assert await post_at(srv, clock, datetime(2026, 11, 16, 20, 0, tzinfo=NEW_YORK), body) == 200  # Mon
+    assert await post_at(srv, clock, datetime(2026, 11, 17, 15, 0, tzinfo=NEW_YORK), body) == 200  # Tue
+    assert await post_at(srv, clock, datetime(2026, 11, 17, 15, 1, tzinfo=NEW_YORK), body) == 200  # retry
+    occurred = [r["occurred_at"] for r in srv.rows("SELECT occurred_at FROM touches ORDER BY id")]
+    assert [datetime.fromisoformat(o).astimezone(NEW_YORK).day for o in occurred] == [16, 17]
+    assert created(srv) == [1, 1, 0]
+
+
+async def test_in_moscow_a_form_late_on_monday_and_again_after_midnight_is_two_touches(start_server):
+    """23:30 and 02:30 are both Monday in UTC; the second is Tuesday on the office's clock, so it is a
+    touch of its own. 02:30 and 10:30 on Tuesday (Monday and Tuesday in UTC) are one office day: one."""
+    clock = Clock(datetime(2026, 11, 16, 12, tzinfo=UTC))
+    srv = await start_server(clock=clock)  # Europe/Moscow, the example's zone
+    body = b"phone=8+916+123-45-67&message=call+me"
+    for hour, day in ((23, 16), (2, 17), (10, 17)):
+        assert await post_at(srv, clock, datetime(2026, 11, day, hour, 30, tzinfo=MOSCOW), body) == 200
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 2
+    assert created(srv) == [1, 1, 0]
+
+
+async def test_a_retry_of_a_form_stored_by_an_earlier_release_under_its_utc_day_is_a_no_op(start_server):
+    """Earlier releases keyed a form with no id by its UTC date; a retry after the upgrade, on another
+    office day than that date (01:00 Tuesday in Moscow is Monday in UTC), must not make a second touch."""
+    clock = Clock(datetime(2026, 11, 16, 12, tzinfo=UTC))
+    srv = await start_server(clock=clock)
+    body = b"phone=8+916+765-43-21&message=call+me"
+    first = datetime(2026, 11, 17, 1, 0, tzinfo=MOSCOW)
+    assert await post_at(srv, clock, first, body) == 200
+    db = srv.db()  # the row as the earlier release wrote it
+    utc_key = f"form:2026-11-16:{hashlib.sha256(body).hexdigest()[:32]}"
+    with db.conn:
+        db.execute("UPDATE touches SET external_id = ?", [utc_key])
+    db.close()
+    assert await post_at(srv, clock, datetime(2026, 11, 17, 1, 1, tzinfo=MOSCOW), body) == 200
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 1
+    assert created(srv) == [1, 0]
