@@ -7,7 +7,7 @@ abbreviation (``MSK``, ``CET``) or, for a zone that has none, its offset (``+04:
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 #: Day and minute: what a person compares with the office clock.
 MINUTES = "%Y-%m-%d %H:%M"
@@ -27,3 +27,15 @@ def local_text(moment: datetime | str | None, tz: tzinfo, fmt: str = MINUTES) ->
     when = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
     local = when.astimezone(tz)
     return f"{local.strftime(fmt)} {zone_label(local)}"
+
+
+def instant_near(wall: datetime, tz: tzinfo, near: datetime) -> datetime:
+    """A naive wall time on ``tz``'s clock as a UTC instant: of the two a clock turned back shows
+    twice (``fold`` 0 and 1), the one nearest ``near``, an aware moment it is known to be close to.
+
+    ``replace(tzinfo=…)`` alone always takes the first, so a call at the second 02:30 of a Berlin
+    October night was stored an hour before it happened. A wall time that a clock turned forward
+    skips gets the same choice between its two readings; any other has one instant.
+    """
+    first, second = (wall.replace(tzinfo=tz, fold=fold).astimezone(UTC) for fold in (0, 1))
+    return min((first, second), key=lambda moment: abs(moment - near))

@@ -23,8 +23,10 @@ Hedges (FORMATS.md §1.2 marks these UNVERIFIED):
 * ``call_start`` is ``YYYY-MM-DD HH:MM:SS`` with no zone, and whether it is the account's zone or
   UTC is unverified. It is read in the source's ``timezone`` (default: ``[leadline] timezone``),
   the zone a Zadarma account is normally set to; a late or replayed notification therefore keeps
-  its real start time. Only without any zone is the offset inferred from when the request came
-  (less ``duration`` for end events), to the nearest 15 minutes.
+  its real start time. A wall time the zone shows twice (the hour repeated when the clocks go
+  back) is the one nearest the request's arrival less ``duration``. Only without any zone is the
+  offset inferred from when the request came (less ``duration`` for end events), to the nearest
+  15 minutes.
 * ``pbx_call_id`` shapes (``in_…``/``out_…``): used only to guess the direction of NOTIFY_ANSWER
   and NOTIFY_RECORD (``out_`` means outbound); the end events settle the direction anyway.
 * ``duration`` on NOTIFY_END: whether it includes ringing is unknown, so ``talk_s`` is only set
@@ -68,6 +70,7 @@ from capture.providers.base import (
 )
 from leadline.config import SourceConfig
 from storage.identifiers import international, is_hidden_caller, phone
+from storage.local_time import instant_near
 
 #: The fields each event's signature covers, concatenated in this order.
 SIGNED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -259,10 +262,11 @@ def _call_start(value: str, received_at: datetime, duration: int | None, zone: s
         wall = datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
     except ValueError as exc:
         raise BadRequest(f"call_start is not YYYY-MM-DD HH:MM:SS: {quoted(value)}") from exc
-    if zone:
-        return wall.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
-    wall = wall.replace(tzinfo=UTC)
     expected = received_at - timedelta(seconds=duration or 0)
+    if zone:
+        # The hour a clock turned back repeats: the call is the 02:30 nearest when it can have begun.
+        return instant_near(wall, ZoneInfo(zone), expected)
+    wall = wall.replace(tzinfo=UTC)
     offset = round((wall - expected) / _OFFSET_STEP) * _OFFSET_STEP
     if _MIN_OFFSET <= offset <= _MAX_OFFSET and abs(wall - offset - expected) <= _MATCH_WITHIN:
         return wall - offset

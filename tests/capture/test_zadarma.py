@@ -335,6 +335,42 @@ async def test_call_start_is_read_in_the_sources_timezone(start_server: StartSer
     assert srv.scalar("SELECT occurred_at FROM touches") == iso(datetime(2024, 3, 5, 14, 22, 7, tzinfo=UTC))
 
 
+async def test_a_call_in_the_hour_repeated_when_the_clocks_go_back_is_stored_when_it_happened(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Berlin's clocks go back at 03:00 on 25 October 2026, so 02:30 comes twice (00:30Z, then 01:30Z).
+    A call at the second 02:30 was stored at the first, an hour before its notification came; each
+    is now the one nearest the notification's arrival less the call's duration."""
+    source = {**SOURCE, "timezone": "Europe/Berlin"}
+    clock = Clock(datetime(2026, 10, 25, 0, 32, tzinfo=UTC))
+    srv = await start_server(build_config(tmp_path, sources=[*BASE["sources"], source]), clock=clock)
+    # Two callers: the signature binds its fields to the first call they came with.
+    for call_id, arrived, caller in (
+        ("in_first_half_past_two", 0, "79160000013"),
+        ("in_second_half_past_two", 1, "79160000014"),
+    ):
+        clock.now = datetime(2026, 10, 25, arrived, 32, tzinfo=UTC)
+        body, headers = signed_body(
+            {
+                "event": "NOTIFY_END",
+                "call_start": "2026-10-25 02:30:00",
+                "pbx_call_id": call_id,
+                "caller_id": caller,
+                "called_did": "74950000001",
+                "duration": "120",
+                "disposition": "answered",
+            }
+        )
+        assert (await srv.session.post(f"{srv.url}/hooks/zadarma", data=body, headers=headers)).status == 200
+    assert [
+        touches(srv, call_id)[0]["occurred_at"]
+        for call_id in ("in_first_half_past_two", "in_second_half_past_two")
+    ] == [
+        iso(datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),
+        iso(datetime(2026, 10, 25, 1, 30, tzinfo=UTC)),
+    ]
+
+
 def test_the_docs_say_call_start_is_read_in_the_sources_timezone() -> None:
     """docs/telephony.md said Leadline worked the zone out from when a notification arrived; it reads
     call_start in the source's timezone (default [leadline] timezone), a key the docs never named."""
