@@ -105,8 +105,13 @@ class Facts:
 
     @cached_property
     def costs(self) -> dict[str, CampaignCost]:
+        """The period's costs up to the report time's day: a month or a week not over yet carries
+        the days gone (today's included), as its leads are those so far. Charging the whole span
+        against them made ``/report month`` on the 17th twice the digest's lead cost."""
+        period = self.scope.period
+        today = self.scope.as_of.astimezone(period.tz).date()
         return costs_in_period(
-            self.db, self.scope.period.start, self.scope.period.end, campaign=self.scope.filters.campaign
+            self.db, period.start, min(period.end, today), campaign=self.scope.filters.campaign
         )
 
     @cached_property

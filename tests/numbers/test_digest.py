@@ -18,6 +18,7 @@ from storage.lists import missed
 from storage.nudges.actions import callback_nudge, mark_called_back
 from storage.reports.scope import Period
 from storage.worktime import WorkingCalendar
+from tests.cli import run_cli_sync
 from tests.conftest import BASE
 from tests.numbers.month import CAMPAIGNS, MSK, Month, month_config, msk, open_month, transaction
 from tests.privacy.stored import forget
@@ -61,6 +62,39 @@ def test_the_day_against_the_same_day_a_week_earlier(tmp_path: Path):
     assert digest.chart_png.startswith(PNG)
     # The log copy has no markup (its lists: test_without_a_token_the_digest_goes_to_the_log_with_its_figures_and_no_one_on_its_lists).
     assert "<b>" not in digest.log_text
+
+
+def test_a_month_not_over_charges_its_cost_only_up_to_the_report_day(tmp_path: Path):
+    """Tue 17 Nov 09:00: the digest, ``/report month`` and ``leadline report`` all charge brand_msk's
+    November (45 000) by the days gone, not the whole month against the leads so far."""
+    config = build(tmp_path)
+    db = connect(config.database_path)
+    now = msk(17, 9)
+    digest = compose(db, config, Period.day(date(2026, 11, 16), MSK), now, digest=True).text
+    month = report_text(db, config, Period.month(date(2026, 11, 17), MSK), now)
+    to_yesterday = report_text(db, config, Period(date(2026, 11, 1), date(2026, 11, 16), MSK), now)
+    db.close()
+    # The digest's month runs to its last day, 16 Nov: 45 000 * 16/30 over 2 leads.
+    sixteen_days = (
+        "Worst lead cost this month: <b>brand_msk</b> RUB\u00a012,000 (2 leads for RUB\u00a024,000)"
+    )
+    assert sixteen_days in digest and sixteen_days in to_yesterday
+    # /report month at 09:00 on the 17th: 17 of the 30 days are under way, 45 000 * 17/30.
+    assert (
+        "Worst lead cost this month: <b>brand_msk</b> RUB\u00a012,750 (2 leads for RUB\u00a025,500)" in month
+    )
+
+    def brand(*period: str) -> tuple[float, int, float]:
+        args = ("report", "--config", str(tmp_path / "config.toml"), "--json", "--as-of", "2026-11-17T09:00")
+        result = run_cli_sync(*args, *period)
+        assert result.code == 0, result.output
+        figures = json.loads(result.output)["by_campaign"]["brand_msk"]
+        return figures["cost"], figures["leads"], figures["lead_cost"]
+
+    assert brand("--period", "month") == (25500, 2, 12750)
+    assert brand("--from", "2026-11-01", "--to", "2026-11-16") == (24000, 2, 12000)
+    # A week not over is cut the same way: Mon 16 and Tue 17 of brand_msk's 30 days.
+    assert brand("--period", "week")[0] == 3000
 
 
 def test_the_digest_says_how_fast_people_were_answered_and_who_waits_longest(tmp_path: Path):
