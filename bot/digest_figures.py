@@ -82,7 +82,13 @@ def gather(db: Database, config: Config, period: Period, now: datetime, *, diges
     # A day not over yet (/report today) has no whole day to set against another.
     day_over = period.end < now.astimezone(tz).date()
     compared_with = comparison_span(period) if digest or (period.days == 1 and day_over) else None
-    before = Facts(db, Scope(compared_with, as_of=now), rules).total() if compared_with else None
+    # The earlier span as it stood as long after it as the period is now (on the office clock, so a
+    # change of summer time keeps 09:00 at 09:00): measured as of now, it has had a week more to be
+    # registered and answered, and every change would lean down.
+    before = None
+    if compared_with:
+        then = now.astimezone(tz) - (period.start - compared_with.start)
+        before = Facts(db, Scope(compared_with, as_of=then), rules).total()
     month = Period.month(period.end, tz)
     month_report = build_report(
         db, Scope(Period(month.start, min(month.end, period.end), tz), as_of=now), rules

@@ -97,6 +97,27 @@ def test_a_month_not_over_charges_its_cost_only_up_to_the_report_day(tmp_path: P
     assert brand("--period", "week")[0] == 3000
 
 
+def test_the_day_is_compared_with_the_week_earlier_day_as_it_stood_as_long_after_it(tmp_path: Path):
+    """Two Mondays alike: 10 forms each, 8 registered the same day and 2 on the Wednesday after.
+    Each Tuesday's digest says 80 %, and so no change: the Monday a week earlier is measured as of
+    its own Tuesday 09:00, not with the week more it has had to be registered."""
+    config = month_config(tmp_path, leadline={**BASE["leadline"], "language": "en"})
+    m = Month(open_database(config.database_path), config)
+    for monday, wednesday in ((9, 11), (16, 18)):
+        for i in range(10):
+            phone = f"+7916{monday:03d}{i:04d}"
+            form = m.contact_event("form", f"f{monday}-{i}", msk(monday, 10, i), phones=(phone,))
+            m.register(form, "lead", msk(monday if i < 8 else wednesday, 12, i), "Anna", temperature="warm")
+    m.db.close()
+    db = connect(config.database_path)
+    before = compose(db, config, Period.day(date(2026, 11, 9), MSK), msk(10, 9), digest=True).text
+    after = compose(db, config, Period.day(date(2026, 11, 16), MSK), msk(17, 9), digest=True).text
+    db.close()
+    assert "Registered: <b>8 · LRR 80 %</b> · new 80 %" in before
+    assert "Registered: <b>8 · LRR 80 %</b> (=) · new 80 %" in after
+    assert "<i>(changes vs Mon 09 Nov)</i>" in after
+
+
 def test_the_digest_says_how_fast_people_were_answered_and_who_waits_longest(tmp_path: Path):
     config = build(tmp_path)
     db = connect(config.database_path)
