@@ -198,6 +198,20 @@ class WorkingCalendar:
                 yield period
             d += _ONE_DAY
 
+    def _periods_back_from(self, d: date) -> Iterator[tuple[datetime, datetime]]:
+        """Working periods of day ``d`` and every earlier day, latest first."""
+        days_off = 0
+        while True:
+            period = self._period(d)
+            if period is None:
+                days_off += 1
+                if days_off > _MAX_DAYS_OFF:
+                    raise ValueError(f"no working time in the {_MAX_DAYS_OFF} days before {d}")
+            else:
+                days_off = 0
+                yield period
+            d -= _ONE_DAY
+
     def _utc(self, at: datetime) -> tuple[datetime, date]:
         """``at`` as a UTC instant, and the local day to start scanning from.
 
@@ -249,6 +263,32 @@ class WorkingCalendar:
                 return (t + remaining).astimezone(self.tz)
             remaining -= available
         raise AssertionError("unreachable: _periods_from is infinite or raises")  # pragma: no cover
+
+    def latest_start_due_by(self, at: datetime, minutes: float) -> datetime:
+        """The latest moment from which ``minutes`` of working time are over by ``at``: whatever
+        started then or earlier has its :meth:`add_working_minutes` deadline at or before ``at``,
+        whatever started later has it after (a report time on Monday 08:00 with a 30-minute SLA:
+        Friday 17:30). So a report tells the missed calls whose call-back deadline has come by one
+        comparison of times, rather than a deadline worked out for each call.
+        """
+        if not math.isfinite(minutes) or minutes < 0:
+            raise ValueError(f"minutes must be a finite number >= 0, got {minutes!r}")
+        t, _ = self._utc(at)
+        remaining = timedelta(minutes=minutes)
+        if not remaining:
+            return t.astimezone(self.tz)
+        # From a day after ``at``'s local day, as :meth:`_utc` scans from a day before it: where the
+        # clocks go back across midnight a local date can repeat, and one day more costs nothing.
+        for start, end in self._periods_back_from(at.astimezone(self.tz).date() + _ONE_DAY):
+            if start >= t:
+                continue
+            t = min(t, end)
+            available = t - start
+            if remaining <= available:
+                return (t - remaining).astimezone(self.tz)
+            remaining -= available
+            t = start
+        raise AssertionError("unreachable: _periods_back_from is infinite or raises")  # pragma: no cover
 
     def working_minutes_between(self, start: datetime, end: datetime) -> float:
         """Working minutes in [start, end): how long a lead really waited, by the SLA's clock.

@@ -303,6 +303,27 @@ def test_inverse_property_across_dst_in_berlin() -> None:
             assert cal.working_minutes_between(a, cal.add_working_minutes(a, m)) == m
 
 
+def test_latest_start_due_by_is_the_last_moment_whose_deadline_has_come(ru: WorkingCalendar) -> None:
+    """A report counts a missed call as late once its deadline has passed: every call missed up to
+    this moment is due by the report time, and none after it (to the microsecond)."""
+    micro = timedelta(microseconds=1)
+    # Monday 08:00: a 30-minute SLA's deadline came for the calls up to Friday 17:30.
+    assert ru.latest_start_due_by(msk(2026, 11, 16, 8, 0), 30) == msk(2026, 11, 13, 17, 30)
+    assert ru.latest_start_due_by(msk(2026, 11, 16, 9, 30), 30) == msk(2026, 11, 16, 9, 0)
+    assert ru.latest_start_due_by(msk(2026, 11, 5, 9, 10), 30) == msk(2026, 11, 3, 17, 40)  # Unity Day
+    assert ru.latest_start_due_by(msk(2026, 11, 16, 9, 30), 0) == msk(2026, 11, 16, 9, 30)
+    berlin = WorkingCalendar.from_config(
+        WorkingTimeSection(days=["mon", "tue", "wed", "thu", "fri", "sat"], holidays="DE"), BERLIN
+    )
+    dst = [datetime(2026, 3, 20, 8, 0, tzinfo=BERLIN) + timedelta(hours=11 * i) for i in range(24)]
+    for cal, moments in ((ru, _sample_starts()), (berlin, dst)):
+        for at in moments:
+            for m in MINUTES:
+                latest = cal.latest_start_due_by(at, m)
+                assert cal.add_working_minutes(latest, m) <= at, (at, m)
+                assert cal.add_working_minutes(latest + micro, m) > at, (at, m)
+
+
 # -- errors --------------------------------------------------------------------------------------
 
 

@@ -249,6 +249,10 @@ _BACK_IN_REAL_TIME = (
 def load_missed_counts(db: Database, scope: Scope, rules: Rules | None) -> dict[RawKey, MissedCounts]:
     """The period's missed calls counted by (channel, campaign, staff_id) as stored.
 
+    A call is owed (not called back in time) once its call-back deadline has come by the report
+    time and it was not called back by then; before its deadline it is neither owed nor in time,
+    only still to call back (the digest's list has it). Its deadline has come when it was missed
+    no later than :meth:`Rules.last_missed_due_by` the report time, one comparison of stored times.
     SQLite counts the calls nobody called back and those called back within the SLA's minutes of
     real time (a working-minute deadline is never earlier); only the calls called back later come
     back one by one, for their working-time deadline.
@@ -260,27 +264,30 @@ def load_missed_counts(db: Database, scope: Scope, rules: Rules | None) -> dict[
         " THEN id END AS late",
     )
     limit = None if rules is None else timedelta(minutes=rules.callback_minutes) // timedelta(microseconds=1)
+    due_by = None if rules is None else rules.last_missed_due_by(scope.as_of)
     sql = (
         "SELECT channel, campaign, staff_id, COUNT(*), SUM(hidden_caller),"
-        " SUM(hidden_caller = 0 AND called_back_at IS NULL), late, MIN(occurred_at), MIN(called_back_at)"
+        " SUM(hidden_caller = 0 AND called_back_at IS NULL),"
+        " SUM(hidden_caller = 0 AND called_back_at IS NULL AND occurred_at <= ?),"
+        " late, MIN(occurred_at), MIN(called_back_at)"
         # Grouped by expressions (``+``), not columns: grouping by campaign would tempt SQLite to
         # walk touches_campaign for its order and read every touch of the period from the table.
         f" FROM ({inner}) GROUP BY +channel, +campaign, +staff_id, late"
     )
     out: dict[RawKey, MissedCounts] = {}
-    for channel, campaign, staff_id, n, hidden, never, late, occurred_at, called_back_at in db.execute(
-        sql, [limit, *params]
-    ):
+    rows = db.execute(sql, [None if due_by is None else iso(due_by), limit, *params])
+    for channel, campaign, staff_id, n, hidden, never, never_due, late, occurred_at, called_back_at in rows:
         counts = out.setdefault((channel, campaign, staff_id), MissedCounts())
         counts.total += n
         counts.hidden += hidden
         if counts.owed is None:
             continue
-        if late is None:
-            counts.owed += never
-        elif rules is None:
-            counts.owed = None
-        elif not called_back_in_time(rules, occurred_at, called_back_at):
+        if rules is None or due_by is None:
+            # Which deadlines have come takes the working calendar.
+            counts.owed = None if never or late is not None else counts.owed
+        elif late is None:
+            counts.owed += never_due
+        elif parse_iso(occurred_at) <= due_by and not called_back_in_time(rules, occurred_at, called_back_at):
             counts.owed += 1
     return out
 

@@ -149,6 +149,11 @@ class Rules:
         """Same rule as the nudges: the call-back SLA in working minutes from the missed call."""
         return self.calendar.add_working_minutes(missed_at, self.callback_minutes)
 
+    def last_missed_due_by(self, as_of: datetime) -> datetime:
+        """The latest moment a call could be missed and have its :meth:`callback_deadline` at or
+        before ``as_of``: a call missed later is still within its time to be called back."""
+        return self.calendar.latest_start_due_by(as_of, self.callback_minutes)
+
 
 def _goals(section: GoalsSection) -> dict[str, float]:
     return {k: float(v) for k, v in section.model_dump().items() if v is not None}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,8 @@ from leadline.config import Config
 from storage.db import Store, connect, open_database
 from storage.lists import missed
 from storage.nudges.actions import callback_nudge, mark_called_back
-from storage.reports.scope import Period
+from storage.reports.report import build_report
+from storage.reports.scope import Period, Scope
 from storage.worktime import WorkingCalendar
 from tests.cli import run_cli_sync
 from tests.conftest import BASE
@@ -390,6 +391,31 @@ def test_the_list_to_call_back_is_missed_s_and_the_count_is_the_sla_s(tmp_path: 
     )
     assert english.buttons == [("Call back: +79160003003", contact)]
     assert russian.buttons == [("Перезвонить: +79160003003", contact)]
+
+
+def test_a_missed_call_still_within_its_call_back_time_is_not_counted_late(tmp_path: Path):
+    """Two calls missed on Saturday 14 Nov are due by Monday 09:30 (30 working minutes). Monday's
+    09:00 digest lists both to call back and counts neither as late; Boris returns one at 09:10, and
+    from 09:30 the other is late, in the report as of any moment, whatever was recorded after it."""
+    config = month_config(tmp_path, leadline={**BASE["leadline"], "language": "en"})
+    m = Month(open_database(config.database_path), config)
+    m.call("+79161110001", msk(14, 12), answered=False)
+    m.call("+79161110002", msk(14, 13), answered=False)
+    weekend = Period(date(2026, 11, 13), date(2026, 11, 15), MSK)
+    digest = compose(m.db, config, weekend, msk(16, 9), digest=True).text
+    assert "Missed calls: <b>2</b> · not called back in time <b>0</b>" in digest
+    assert "<b>Missed, still not called back: 2</b>" in digest
+    m.call("+79161110001", msk(16, 9, 10), answered=True, extension="102", direction="out")
+
+    def late(at: datetime) -> tuple[int, int]:
+        report = build_report(m.db, Scope(weekend, as_of=at), m.rules)
+        return report["missed_calls"], report["missed_not_called_back"]
+
+    assert late(msk(16, 9)) == (2, 0)  # the call-back at 09:10 is after it, the deadline too
+    assert late(msk(16, 9, 29)) == (2, 0)
+    assert late(msk(16, 9, 30)) == (2, 1)  # +79161110002's deadline
+    assert late(msk(16, 12)) == (2, 1)
+    m.db.close()
 
 
 def test_long_names_are_cut_on_the_lists_so_the_digest_still_reaches_telegram(tmp_path: Path):
