@@ -53,6 +53,10 @@ class ProviderRules(Protocol):
     def dial(self) -> tuple[str, ...]:
         """The keys a source needs to call a client back through the PBX; empty when it cannot."""
 
+    @property
+    def appends_paths(self) -> tuple[str, ...]:
+        """The paths the provider appends after the URL it is given; empty when it posts to the URL."""
+
 
 class ConfigError(Exception):
     """The config cannot be used; ``problems`` lists each as ``key.path: what is wrong``."""
@@ -632,6 +636,15 @@ class SourceConfig(Strict):
                 else "cannot apply: the Telegram bot receives these updates, not a webhook"
                 if provider == "telegram_business"
                 else f"cannot apply: Leadline itself connects to the {provider} server"
+            )
+        paths = _providers(info)[provider].appends_paths if provider is not None else ()
+        if info.field_name == "token" and value is not None and paths:
+            # Mango posts to <URL>/events/summary: a ?token=T in the URL arrives as T/events/summary,
+            # and no header can be set on its requests, so every event would be a 401.
+            raise ValueError(
+                f"cannot apply: {provider} appends its own paths ({', '.join(paths)}) after the URL it"
+                " is given, so a ?token= in that URL never arrives as written; its signature already"
+                " covers every event: remove the token (allow_ips still applies)"
             )
         if info.field_name == "token" and value is not None and not value.get_secret_value().strip():
             raise ValueError("empty: give the token a value (a long random one) or remove the key")

@@ -21,9 +21,6 @@ from leadline.config_checks import warnings
 from leadline.logs import scrub, spellings
 from leadline.summary import VIA_BOT
 
-#: Mango posts each kind of event to its own path under the URL it is given.
-MANGO_PATHS = "/events/call, /events/summary, /events/recording"
-
 
 def public_base(config: Config, listening: Sequence[tuple[str, int]]) -> str:
     """The address providers reach: ``[http] public_url`` when the config gives one, else where this
@@ -62,7 +59,8 @@ def paste_address(config: Config, source: SourceConfig, base_url: str | None = N
         case "twilio":
             return f"voice {base}/voice{query}, status callback {base}/status{query}"
         case "mango":
-            return f"{base}{query} (Mango adds {MANGO_PATHS})"
+            # No query: the config refuses a token here, as Mango appends its paths after the URL.
+            return f"{base} (Mango adds {', '.join(PROVIDERS['mango'].appends_paths)})"
         case _:
             return base + query
 

@@ -179,6 +179,27 @@ def run_on_config(tmp_path: Path, command: str, tables: str, http: str = "") -> 
     return run_cli_sync(command, "--config", str(config))
 
 
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_a_token_on_a_mango_source_is_refused_since_mango_appends_its_paths_after_the_url(
+    tmp_path: Path, command: str
+):
+    """The URL printed was ``…/hooks/mango?token=T``; Mango posts to it with ``/events/summary``
+    appended, so the token read ``T/events/summary`` and every call was a 401, never replayed."""
+    result = run_on_config(
+        tmp_path,
+        command,
+        '[[sources]]\nname = "mango"\nprovider = "mango"\nvpbx_api_key = "k"\nvpbx_api_salt = "s"\n'
+        'token = "tok-mango-abcdefghijklmnopqrstuvwxyz"\n',
+    )
+    assert result.code == 3, result.output
+    assert (
+        "sources[0].token: cannot apply: mango appends its own paths (/events/call, /events/summary,"
+        " /events/recording) after the URL it is given, so a ?token= in that URL never arrives as"
+        " written; its signature already covers every event: remove the token (allow_ips still applies)"
+    ) in result.output
+    assert "tok-mango-abcdefghijklmnopqrstuvwxyz" not in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [

@@ -39,6 +39,9 @@ class Registered:
     dial: tuple[str, ...] = ()
     #: True for updates the Telegram bot receives and hands to capture (no ``background`` of its own).
     via_bot: bool = False
+    #: The paths the provider appends after the URL it is given (Mango's ``/events/summary``): a
+    #: ``?token=`` in that URL would end up before them, so such a source cannot take a ``token``.
+    appends_paths: tuple[str, ...] = ()
 
     def _module(self) -> ModuleType:
         return import_module(f"{__name__}.{self.name}")
@@ -57,7 +60,12 @@ PROVIDERS: Mapping[str, Registered] = {
     for p in (
         Registered("generic_form", ("token",)),
         Registered("standard_webhooks", ("secret",)),
-        Registered("mango", ("vpbx_api_key", "vpbx_api_salt"), dial=("vpbx_api_key", "vpbx_api_salt")),
+        Registered(
+            "mango",
+            ("vpbx_api_key", "vpbx_api_salt"),
+            dial=("vpbx_api_key", "vpbx_api_salt"),
+            appends_paths=("/events/call", "/events/summary", "/events/recording"),
+        ),
         Registered("zadarma", ("api_secret",), dial=("api_key", "api_secret")),
         Registered("twilio", ("auth_token",), dial=("api_key", "auth_token")),
         Registered("uis_comagic", ("token",), dial=("api_key",)),
