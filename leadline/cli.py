@@ -99,7 +99,8 @@ def check_config(config_path: Path | None, urls: bool) -> None:
     click.echo(summarize(config))
     if urls:
         # What `serve` shows a terminal, for an operator whose serve writes to the journal.
-        from leadline.startup import public_base, source_lines
+        from leadline.startup import source_lines
+        from leadline.summary import public_base
 
         listening = [(config.http.host, config.http.port)]
         click.echo("\n".join(source_lines(config, public_base(config, listening), terminal=True)))

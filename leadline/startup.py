@@ -19,16 +19,7 @@ from capture.providers import PROVIDERS
 from leadline.config import Config, SourceConfig
 from leadline.config_checks import warnings
 from leadline.logs import scrub, spellings
-from leadline.summary import VIA_BOT
-
-
-def public_base(config: Config, listening: Sequence[tuple[str, int]]) -> str:
-    """The address providers reach: ``[http] public_url`` when the config gives one, else where this
-    process listens (``--host``/``--port`` included), not the default's port."""
-    if "public_url" in config.http.model_fields_set or not listening:
-        return config.http.public_url
-    host, port = listening[0]
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+from leadline.summary import VIA_BOT, public_base
 
 
 def paste_address(config: Config, source: SourceConfig, base_url: str | None = None) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from capture.providers import PROVIDERS
 from leadline.config import Config, SourceConfig
 
@@ -13,13 +15,24 @@ VIA_BOT = (
 )
 
 
+def public_base(config: Config, listening: Sequence[tuple[str, int]]) -> str:
+    """The address providers reach: ``[http] public_url`` when the config gives one, else where this
+    process listens (``--host``/``--port`` included), not the default's port."""
+    if "public_url" in config.http.model_fields_set or not listening:
+        return config.http.public_url
+    host, port = listening[0]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 def summarize(config: Config) -> str:
+    # Without [http] public_url, the address of [http] host and port, as `serve` names it.
+    base = public_base(config, [(config.http.host, config.http.port)])
     lines = [
         "Config is valid.",
         f"  database:   {config.database_path}",
         f"  timezone:   {config.leadline.timezone}, phone region {config.leadline.region},"
         f" language {config.leadline.language}",
-        f"  http:       {config.http.host}:{config.http.port}, public URL {config.http.public_url},"
+        f"  http:       {config.http.host}:{config.http.port}, public URL {base},"
         f" workers: {config.http.workers}"
         + (
             f", X-Forwarded-For believed from {', '.join(map(str, config.http.trusted_proxies))}"
@@ -43,7 +56,7 @@ def summarize(config: Config) -> str:
     ]
     for s in config.sources:
         where = (
-            f"{config.http.public_url}/hooks/{s.name}"
+            f"{base}/hooks/{s.name}"
             if PROVIDERS[s.provider].over_http
             else VIA_BOT
             if PROVIDERS[s.provider].via_bot

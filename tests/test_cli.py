@@ -26,6 +26,21 @@ def test_check_config_accepts_the_example_config_and_warns_of_its_example_token(
     assert "change-me-site-form-token" not in result.output
 
 
+def test_check_config_without_a_public_url_names_the_port_of_the_config(tmp_path: Path):
+    """With no ``[http] public_url`` the URLs are where Leadline listens, as ``serve`` says: the
+    summary named the default's port 8080 for a config on another."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[http]\nport = 18439\n\n[[sources]]\nname = "site-form"\nprovider = "generic_form"\ntoken = "t"\n'
+    )
+    result = run_cli_sync("check-config", "--urls", "--config", str(config))
+    assert result.code == 0, result.output
+    assert "public URL http://127.0.0.1:18439," in result.output
+    assert "site-form (generic_form) at http://127.0.0.1:18439/hooks/site-form; needs token" in result.output
+    assert "  site-form (generic_form): http://127.0.0.1:18439/hooks/site-form?token=t" in result.output
+    assert "8080" not in result.output
+
+
 def test_check_config_names_each_clash_and_bad_tracking_number_on_its_own_line(tmp_path: Path):
     config = tmp_path / "config.toml"
     config.write_text(

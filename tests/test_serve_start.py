@@ -14,7 +14,7 @@ import aiohttp
 
 from leadline.load import load_config
 from leadline.logs import spellings
-from tests.cli import free_port, run_cli_sync, start_serve, terminal
+from tests.cli import ROOT, free_port, run_cli_sync, start_serve, terminal
 
 CONFIG = """
 [leadline]
@@ -193,3 +193,21 @@ async def test_without_a_public_url_the_urls_to_paste_use_the_port_it_listens_on
         await asyncio.wait_for(proc.wait(), timeout=90)
         printed = printed_so_far()
     assert f"  site-form (generic_form): http://127.0.0.1:{port}/hooks/site-form?token=" in printed, printed
+
+
+async def test_the_example_config_on_another_port_names_that_port_in_the_urls_to_paste(tmp_path: Path):
+    """README suggests ``--port`` when 8080 is busy: the example said it listened on that port and
+    then told to paste ``http://127.0.0.1:8080/hooks/site-form``, its ``public_url``'s port."""
+    port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text((ROOT / "config.example.toml").read_text())
+    with terminal() as (stdout, printed_so_far), (tmp_path / "stderr.txt").open("w") as stderr:
+        proc = await start_serve(config, port, stderr=stderr, stdout=stdout, args=("--port", str(port)))
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), timeout=90)
+        printed = printed_so_far()
+    assert f"Leadline is listening on http://127.0.0.1:{port} (Ctrl+C stops it)." in printed, printed
+    assert (
+        f"  site-form (generic_form): http://127.0.0.1:{port}/hooks/site-form?token=change-me-site-form-token"
+        in printed
+    ), printed
