@@ -528,13 +528,31 @@ def _fraction(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(f"not a number: {value!r} (write 0.2 or 20%)") from None
 
 
+def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> Fraction | None:
+    """A sum of money read as the bot's /plan reads it (``300000``, ``300 000``, ``300k``), above 0."""
+    if value is None:
+        return None
+    from bot.parsing import parse_amount
+    from storage.plan import fraction
+
+    amount = parse_amount(value)
+    if amount is None and parse_amount(value.strip().lstrip("-−")) is None:
+        raise click.BadParameter(f"not an amount: {value!r} (write 300000, 300 000 or 300k)")
+    if amount is None or amount <= 0:
+        raise click.BadParameter(f"{value!r} is not an amount above 0")
+    return fraction(amount)
+
+
 @click.command()
 @config_option
 @click.option("--clients", type=int, default=None, help="Clients to win in the period.")
-@click.option("--revenue", callback=_fraction, default=None, help="Revenue target (instead of --clients).")
 @click.option(
-    "--average-deal", callback=_fraction, default=None, help="Average deal (default: last 90 days)."
+    "--revenue",
+    callback=_amount,
+    default=None,
+    help="Revenue target, e.g. 300000 or 300k (instead of --clients).",
 )
+@click.option("--average-deal", callback=_amount, default=None, help="Average deal (default: last 90 days).")
 @click.option("--contact-to-lead", callback=_fraction, default=None, help="Rate, e.g. 0.3 or 30%.")
 @click.option("--lead-to-qualified", callback=_fraction, default=None, help="Rate (default: last 90 days).")
 @click.option("--qualified-to-won", callback=_fraction, default=None, help="Rate (default: last 90 days).")
@@ -575,6 +593,12 @@ def plan(
     from storage.plan import plan_from_history
     from storage.reports.report import funnel_history
 
+    if clients is not None and revenue is not None:
+        # Both made a title of the one and figures of the other.
+        raise click.UsageError(
+            "--clients and --revenue are two targets: keep one (--revenue plans the clients it takes"
+            " at the average deal)"
+        )
     config = _load(config_path)
     _, today = _today(config)
     if as_of:

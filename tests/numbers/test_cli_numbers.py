@@ -313,10 +313,14 @@ def test_a_rate_or_average_deal_given_as_0_is_refused_not_taken_from_the_history
         (("--lead-to-qualified", "0"), "lead_to_qualified must be above 0 and at most 1 (100 %), got 0."),
         (("--qualified-to-won", "0%"), "qualified_to_won must be above 0 and at most 1 (100 %), got 0."),
         (("--contact-to-lead", "0"), "contact_to_lead must be above 0 and at most 1 (100 %), got 0."),
-        (("--average-deal", "0"), "the average deal must be above 0."),
     ]:
         result = run_cli_sync("plan", "--config", path, "--clients", "2", "--as-of", "2026-12-01", *given)
         assert (result.code, result.output) == (2, f"Cannot plan: {said}\n"), given
+    result = run_cli_sync(
+        "plan", "--config", path, "--clients", "2", "--as-of", "2026-12-01", "--average-deal", "0"
+    )
+    assert result.code == 2, result.output
+    assert "Invalid value for '--average-deal': '0' is not an amount above 0" in result.output
 
     history = FunnelHistory(
         "2026-09-02..2026-11-30", contacts=10, leads=25, qualified=5, won=2, revenue=200000
@@ -326,6 +330,47 @@ def test_a_rate_or_average_deal_given_as_0_is_refused_not_taken_from_the_history
             plan_from_history(history, clients=2, **{rate: Fraction(0)})
     with pytest.raises(AverageDealNotPositive):
         plan_from_history(history, clients=2, average_deal=Fraction(0))
+
+
+def test_plan_refuses_two_targets_and_amounts_not_above_0_and_reads_amounts_as_the_bot_does(tmp_path: Path):
+    """``--clients 2 --revenue 300000`` printed "Plan for 2 client(s), revenue 300 000 ₽" with the
+    figures of 2 clients; ``--revenue -5`` a plan for 0 clients with exit 0; ``--revenue 300k``,
+    which the bot's /plan takes, was "not a number … (write 0.2 or 20%)", the advice for a rate."""
+    config = month_config(tmp_path)
+    db = open_database(config.database_path)
+    cold_call_run(db, config)  # 2 won at 100 000: the average deal is 100 000
+    db.close()
+    plan = ("plan", "--config", str(tmp_path / "config.toml"), "--as-of", "2026-12-01")
+
+    both = run_cli_sync(*plan, "--clients", "2", "--revenue", "300000")
+    assert both.code == 2, both.output
+    assert (
+        "Error: --clients and --revenue are two targets: keep one (--revenue plans the clients it takes"
+        " at the average deal)" in both.output
+    )
+    assert "Plan for" not in both.output
+
+    for option, typed in [("--revenue", "-5"), ("--revenue", "0"), ("--average-deal", "-100000")]:
+        result = run_cli_sync(*plan, option, typed)
+        assert result.code == 2, (typed, result.output)
+        assert f"Invalid value for '{option}': {typed!r} is not an amount above 0" in result.output
+        assert "Plan for" not in result.output
+
+    for option, typed in [("--revenue", "abc"), ("--average-deal", "1,2,3")]:
+        result = run_cli_sync(*plan, option, typed)
+        assert result.code == 2, (typed, result.output)
+        assert (
+            f"Invalid value for '{option}': not an amount: {typed!r} (write 300000, 300 000 or 300k)"
+            in result.output
+        )
+
+    shorthand = run_cli_sync(*plan, "--revenue", "300k", "--average-deal", "100 000")
+    assert shorthand.code == 0, shorthand.output
+    assert shorthand.output.splitlines()[0] == "Plan for 3 client(s), revenue 300\u00a0000\u00a0₽"
+    # Rates keep their own reading and advice.
+    rate = run_cli_sync(*plan, "--clients", "2", "--lead-to-qualified", "20k")
+    assert rate.code == 2, rate.output
+    assert "Invalid value for '--lead-to-qualified': not a number: '20k' (write 0.2 or 20%)" in rate.output
 
 
 def test_a_history_whose_leads_were_no_inbound_contact_plans_without_the_contacts():
