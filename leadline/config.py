@@ -193,6 +193,17 @@ class HttpSection(Strict):
         return url
 
 
+def _numeric_id(value: Any, needs: str) -> Any:
+    """A Telegram id written as a string: its digits are the id; a name (``@mysales``) is not one, and
+    the Bot API cannot turn it into one for a private group, so say what Telegram needs instead of
+    pydantic's "unable to parse string as an integer"."""
+    if not isinstance(value, str):
+        return value
+    if re.fullmatch(r"-?\d+", value.strip()):
+        return int(value.strip())
+    raise ValueError(f"Telegram needs {needs.format(value=repr(value))}")
+
+
 class TelegramSection(Strict):
     token: OptionalSecret = SecretStr("")
     api_url: str = ""
@@ -220,6 +231,15 @@ class TelegramSection(Strict):
                 " secret (123456789:AAE…), with no spaces; empty switches the bot off"
             )
         return value
+
+    @field_validator("team_chat", mode="before")
+    @classmethod
+    def _team_chat(cls, value: Any) -> Any:
+        return _numeric_id(
+            value,
+            "the group's numeric chat id, not {value}: a group's is negative, e.g. -1001234567890"
+            " (docs/bot.md says how to find it); 0: no team chat",
+        )
 
     @field_validator("webhook_url")
     @classmethod
@@ -427,6 +447,15 @@ class StaffConfig(Strict):
     language: Literal["ru", "en"] | None = None
     #: The person's own number, rung by a call-back when they have no extension (Twilio has none).
     phone: str | None = None
+
+    @field_validator("telegram_id", mode="before")
+    @classmethod
+    def _telegram_id(cls, value: Any) -> Any:
+        return _numeric_id(
+            value,
+            "the person's numeric user id, not {value}, e.g. 111111111 (a bot such as @userinfobot"
+            " shows it; docs/bot.md)",
+        )
 
     @field_validator("phone")
     @classmethod

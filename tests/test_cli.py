@@ -288,6 +288,32 @@ def test_serve_refuses_a_digest_time_with_a_utc_offset(tmp_path: Path):
     assert "Traceback" not in result.output
 
 
+def test_a_chat_or_user_written_as_a_name_is_refused_with_how_to_find_its_numeric_id(tmp_path: Path):
+    """``team_chat = "@mysales"`` said only "Input should be a valid integer, unable to parse string
+    as an integer": Telegram's ids are numbers, and the message did not say which or where to get one."""
+    result = run_on_config(
+        tmp_path,
+        "check-config",
+        '[telegram]\nteam_chat = "@mysales"\n\n'
+        '[[staff]]\nname = "Boris"\ntelegram_id = "@boris"\n\n'
+        '[[staff]]\nname = "Anna"\ntelegram_id = "anna k"\n',
+    )
+    assert result.code == 3, result.output
+    assert result.output.splitlines()[1:] == [
+        "  telegram.team_chat: Telegram needs the group's numeric chat id, not '@mysales': a group's is"
+        " negative, e.g. -1001234567890 (docs/bot.md says how to find it); 0: no team chat",
+        "  staff[0].telegram_id: Telegram needs the person's numeric user id, not '@boris', e.g. 111111111"
+        " (a bot such as @userinfobot shows it; docs/bot.md)",
+        "  staff[1].telegram_id: Telegram needs the person's numeric user id, not 'anna k', e.g. 111111111"
+        " (a bot such as @userinfobot shows it; docs/bot.md)",
+    ]
+    # An id written as a string of digits is still that id.
+    config = parse_config(
+        {"telegram": {"team_chat": "-1001234567890"}, "staff": [{"name": "A", "telegram_id": " 42 "}]}
+    )
+    assert (config.telegram.team_chat, config.staff[0].telegram_id) == (-1001234567890, 42)
+
+
 def test_a_daily_time_of_one_digit_hours_is_the_time_written():
     config = parse_config({"digest": {"time": "9:30"}, "retention": {"time": " 3:05 "}})
     assert (config.digest.time, config.retention.time) == ("09:30", "03:05")
