@@ -112,6 +112,8 @@ def report(
     """The numbers for a day, week, month or any range: inbound flow, LRR, lag, response, missed calls, LC."""
     from storage.db import open_database
 
+    if as_json and as_csv:
+        raise click.UsageError("give either --json or --csv, not both")
     config = _load(config_path)
     now, today = _today(config)
     if as_of:

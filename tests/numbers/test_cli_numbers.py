@@ -145,6 +145,11 @@ def test_report_says_what_is_wrong_with_a_period(config_path: Path):
     assert result.code == 2 and "either --period or --from/--to" in result.output
     result = run_cli_sync("report", "--config", str(config_path), "--staff", "Nobody")
     assert result.code == 2 and "no staff member named 'Nobody'" in result.output
+    # --json --csv printed JSON and said nothing of the CSV asked for.
+    result = run_cli_sync("report", "--config", str(config_path), "--period", "2026-11", "--json", "--csv")
+    assert result.code == 2, result.output
+    assert "Error: give either --json or --csv, not both" in result.output
+    assert "{" not in result.output
 
 
 def test_export_writes_csv_and_xlsx_with_the_refusals_list(config_path: Path, tmp_path: Path):
