@@ -33,6 +33,7 @@ __all__ = [
     "bind",
     "finish",
     "get",
+    "get_replayable",
     "insert",
     "insert_many",
     "next_id",
@@ -56,8 +57,16 @@ class JournalRow:
 
 def get(db: Database, journal_id: int) -> JournalRow | None:
     entry = journal.get(db, journal_id)
-    if entry is None:
-        return None
+    return None if entry is None else _row(entry)
+
+
+def get_replayable(db: Database, journal_id: int, *, unprocessed_only: bool = False) -> JournalRow | None:
+    """The row, if a replay may still run it (storage/journal.py says which may)."""
+    entry = journal.get_replayable(db, journal_id, unprocessed_only=unprocessed_only)
+    return None if entry is None else _row(entry)
+
+
+def _row(entry: journal.Entry) -> JournalRow:
     raw = RawRequest(
         source=entry.source,
         method=entry.method,

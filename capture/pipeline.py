@@ -58,6 +58,10 @@ log = logging.getLogger("leadline.capture")
 #: Bytes of body kept for a request refused before it proved where it came from.
 UNAUTHENTICATED_BODY_KEPT = 4096
 
+#: The outcome of a row another replay finished after this one listed it (serve's at start-up and
+#: ``leadline replay``, or two commands at once): left as that run made it.
+FINISHED_ELSEWHERE = "finished elsewhere"
+
 
 @cache
 def provider_for(name: str) -> Provider:
@@ -486,16 +490,22 @@ class _DryRun(Exception):
         self.outcomes = outcomes
 
 
-def reprocess_rows(capture: Capture, db: Database, ids: Iterable[int], *, dry_run: bool) -> list[Outcome]:
+def reprocess_rows(
+    capture: Capture, db: Database, ids: Iterable[int], *, dry_run: bool, unprocessed_only: bool = False
+) -> list[Outcome]:
     """Replay journal rows, each on its own: one row that cannot be stored does not stop the others.
+
+    The ids were listed before this writer job: a row another replay has finished since is left as
+    it made it, and its outcome says so (:data:`FINISHED_ELSEWHERE`).
 
     A dry run stores each row as a replay would, so that a retry sees the touch its first copy
     would make, then raises :class:`_DryRun` with the outcomes for its caller to undo it all.
     """
     outcomes = []
     for jid in ids:
-        row = journal.get(db, jid)
+        row = journal.get_replayable(db, jid, unprocessed_only=unprocessed_only)
         if row is None:
+            outcomes.append(Outcome(jid, FINISHED_ELSEWHERE, 200, "finished by another run", Reply(200)))
             continue
         try:
             with savepoint(db, "replay_row"):
@@ -511,8 +521,10 @@ def reprocess_rows(capture: Capture, db: Database, ids: Iterable[int], *, dry_ru
     return outcomes
 
 
-def _reprocess_chunk(capture: Capture, ids: list[int], dry_run: bool, db: Database) -> list[Outcome]:
-    return reprocess_rows(capture, db, ids, dry_run=dry_run)
+def _reprocess_chunk(
+    capture: Capture, ids: list[int], dry_run: bool, unprocessed_only: bool, db: Database
+) -> list[Outcome]:
+    return reprocess_rows(capture, db, ids, dry_run=dry_run, unprocessed_only=unprocessed_only)
 
 
 async def replay(
@@ -538,7 +550,7 @@ async def replay(
     for start in range(0, len(ids), size):
         try:
             outcomes += await capture.store.write(
-                partial(_reprocess_chunk, capture, ids[start : start + size], dry_run)
+                partial(_reprocess_chunk, capture, ids[start : start + size], dry_run, unprocessed_only)
             )
         except _DryRun as done:
             outcomes += done.outcomes

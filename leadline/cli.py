@@ -117,6 +117,7 @@ def check_config(config_path: Path | None, urls: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Show what each row would become; change nothing.")
 def replay(config_path: Path | None, source: str | None, since: str | None, dry_run: bool) -> None:
     """Re-run rejected and unprocessed journal rows through today's parsers."""
+    from capture.pipeline import FINISHED_ELSEWHERE
     from capture.pipeline import replay as replay_rows
     from leadline.app import build_capture
     from storage.backlog import Row, rows
@@ -136,10 +137,13 @@ def replay(config_path: Path | None, source: str | None, since: str | None, dry_
         finally:
             await store.close()
 
-    outcomes, failing = asyncio.run(run())
-    if not outcomes:
+    listed, failing = asyncio.run(run())
+    if not listed:
         click.echo("Nothing to replay: no rejected or unprocessed rows match.")
         return
+    # Rows another replay (serve's at start-up, another command) finished after this one listed them.
+    outcomes = [o for o in listed if o.status != FINISHED_ELSEWHERE]
+    elsewhere = len(listed) - len(outcomes)
     for o in outcomes:
         what = (
             f"{o.touches_created} new touch(es) from {o.events} event(s)"
@@ -149,7 +153,8 @@ def replay(config_path: Path | None, source: str | None, since: str | None, dry_
         click.echo(f"#{o.journal_id}: {o.status} - {what}")
     processed = sum(1 for o in outcomes if o.status == "processed")
     verb = "would be" if dry_run else "were"
-    click.echo(f"{processed} of {len(outcomes)} row(s) {verb} processed.")
+    others = f" {elsewhere} more were finished by another run meanwhile." if elsewhere else ""
+    click.echo(f"{processed} of {len(outcomes)} row(s) {verb} processed.{others}")
     if failing:
         # Their touches are missing until the cause is fixed: say which requests, from where and when.
         click.echo(f"{len(failing)} row(s) {'would still fail' if dry_run else 'still failing'}:")

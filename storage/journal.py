@@ -319,20 +319,39 @@ def get(db: Database, journal_id: int) -> Entry | None:
     return _entry(row) if row else None
 
 
-def replayable_ids(
-    db: Database, *, source: str | None = None, since: datetime | None = None, unprocessed_only: bool = False
-) -> list[int]:
-    """Rows that today's parsers may turn into touches: never-finished ones and parse rejections.
+def _replayable(unprocessed_only: bool) -> str:
+    """The condition on a row that today's parsers may turn into touches: never-finished ones and
+    parse rejections (only the first with ``unprocessed_only``).
 
     Rows refused for a bad signature or token stay refused: replaying cannot make a forgery genuine.
     Neither is an ``anonymous`` 400 (a body that could not be inflated, refused before its token or
     signature was checked) replayed: a replay checks none, and anyone could have sent it.
     """
-    clauses = [
+    return (
         "(status IN ('received', 'failed')"
         + ("" if unprocessed_only else " OR (status = 'rejected' AND http_status = 400 AND anonymous = 0)")
         + ")"
-    ]
+    )
+
+
+def get_replayable(db: Database, journal_id: int, *, unprocessed_only: bool = False) -> Entry | None:
+    """The row, if a replay may still run it; None once another has finished it.
+
+    A replay lists its rows before it writes, and two may run at once (serve's at start-up and
+    ``leadline replay``, or two commands): the second to reach a row must leave it as the first made
+    it, or it rewrites its touches as 0 (the first one's are already there) and its time.
+    """
+    row = db.execute(
+        f"SELECT {_COLUMNS} FROM journal WHERE id = ? AND {_replayable(unprocessed_only)}", [journal_id]
+    ).fetchone()
+    return _entry(row) if row else None
+
+
+def replayable_ids(
+    db: Database, *, source: str | None = None, since: datetime | None = None, unprocessed_only: bool = False
+) -> list[int]:
+    """Rows that today's parsers may turn into touches (see :func:`_replayable`)."""
+    clauses = [_replayable(unprocessed_only)]
     params: list[object] = []
     if source:
         clauses.append("source = ?")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+from capture.pipeline import FINISHED_ELSEWHERE, replay
+from leadline.app import build_capture
+from storage.db import Store
 from tests.cli import run_cli
 from tests.conftest import BASE, build_config
 from tests.samples import flip_byte, sample
@@ -220,6 +224,57 @@ async def test_a_dry_run_says_what_the_replay_then_does_for_a_retried_submission
     done = await run_cli("replay", "--config", str(config_file))
     assert done.output.splitlines() == [*said, "4 of 4 row(s) were processed."]
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 2
+
+
+async def test_two_replays_at_once_leave_each_row_as_the_first_one_finished_it(
+    start_server, tmp_path, monkeypatch
+):
+    """Two ``leadline replay`` at once (two admins; or serve's start-up replay and the command after
+    a restart) list the same rows: the one whose turn came second ran them again, found each touch
+    there and wrote 0 touches over every row (``journal show``: 0 new touches, a touch pointing at it)."""
+    srv = await start_server()
+    for n in range(3):
+        resp = await post_form(srv, {"telefon_klienta": f"+7 916 555-44-3{n}", "submission_id": f"r{n}"})
+        assert resp.status == 400
+    await srv.stop()
+    fixed = build_config(
+        tmp_path,
+        sources=[{**BASE["sources"][0], "field_map": {"phone": ["telefon_klienta"]}}],
+    )
+    # Each its own store, as two processes have.
+    one, other = Store.open(fixed.database_path), Store.open(fixed.database_path)
+    try:
+        first_capture, second_capture = await build_capture(fixed, one), await build_capture(fixed, other)
+        listed, finished = asyncio.Event(), asyncio.Event()
+        read = other.read
+
+        async def list_then_wait(fn):
+            """The second lists the rows; the first then runs them all before the second's turn."""
+            found = await read(fn)
+            listed.set()
+            await finished.wait()
+            return found
+
+        monkeypatch.setattr(other, "read", list_then_wait)
+        late = asyncio.create_task(replay(second_capture))
+        await listed.wait()
+        first = await replay(first_capture)
+        finished.set()
+        second = await late
+    finally:
+        await one.close()
+        await other.close()
+    assert [(o.journal_id, o.status, o.touches_created) for o in first] == [
+        (1, "processed", 1),
+        (2, "processed", 1),
+        (3, "processed", 1),
+    ]
+    assert [(o.journal_id, o.status) for o in second] == [(jid, FINISHED_ELSEWHERE) for jid in (1, 2, 3)]
+    assert (
+        srv.rows("SELECT status, touches_created FROM journal ORDER BY id")
+        == [{"status": "processed", "touches_created": 1}] * 3
+    )
+    assert srv.scalar("SELECT COUNT(*) FROM touches WHERE journal_id IN (1, 2, 3)") == 3
 
 
 async def test_forged_rows_are_not_replayed(start_server, tmp_path):
