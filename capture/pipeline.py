@@ -483,23 +483,13 @@ class Capture:
         return self._write_one(db, request)
 
 
-class _DryRun(Exception):
-    """Raised at the end of a dry run, so that the writer undoes all of it; carries what it found."""
-
-    def __init__(self, outcomes: list[Outcome]) -> None:
-        self.outcomes = outcomes
-
-
 def reprocess_rows(
-    capture: Capture, db: Database, ids: Iterable[int], *, dry_run: bool, unprocessed_only: bool = False
+    capture: Capture, db: Database, ids: Iterable[int], *, unprocessed_only: bool = False
 ) -> list[Outcome]:
     """Replay journal rows, each on its own: one row that cannot be stored does not stop the others.
 
     The ids were listed before this writer job: a row another replay has finished since is left as
     it made it, and its outcome says so (:data:`FINISHED_ELSEWHERE`).
-
-    A dry run stores each row as a replay would, so that a retry sees the touch its first copy
-    would make, then raises :class:`_DryRun` with the outcomes for its caller to undo it all.
     """
     outcomes = []
     for jid in ids:
@@ -513,18 +503,13 @@ def reprocess_rows(
         except Exception as exc:
             log.warning("replaying journal row %s raised %s", jid, type(exc).__name__)
             reason = f"{type(exc).__name__}: {exc}"
-            if not dry_run:
-                journal.finish(db, jid, status="failed", at=capture.clock(), reason=reason)
+            journal.finish(db, jid, status="failed", at=capture.clock(), reason=reason)
             outcomes.append(Outcome(jid, "failed", 500, reason, Reply(500)))
-    if dry_run:
-        raise _DryRun(outcomes)
     return outcomes
 
 
-def _reprocess_chunk(
-    capture: Capture, ids: list[int], dry_run: bool, unprocessed_only: bool, db: Database
-) -> list[Outcome]:
-    return reprocess_rows(capture, db, ids, dry_run=dry_run, unprocessed_only=unprocessed_only)
+def _reprocess_chunk(capture: Capture, ids: list[int], unprocessed_only: bool, db: Database) -> list[Outcome]:
+    return reprocess_rows(capture, db, ids, unprocessed_only=unprocessed_only)
 
 
 async def replay(
@@ -538,23 +523,49 @@ async def replay(
 ) -> list[Outcome]:
     """Replay in small writer jobs, so live webhooks keep being journalled during a long replay.
 
-    A dry run is one job, undone at its end: each row must see what the rows before it would have
-    stored (a provider's retry of an event, a call's later notifications, a chat's next message),
-    which another job could only see once committed. It holds the write lock while it runs.
+    A dry run replays on a copy of the database (:func:`_on_a_copy`), so each row sees what the
+    rows before it would have stored (a provider's retry of an event, a call's later notifications,
+    a chat's next message), and the live database is neither changed nor locked.
     """
+    if dry_run:
+        return await _on_a_copy(capture, source=source, since=since, unprocessed_only=unprocessed_only)
     ids = await capture.store.read(
         lambda db: journal.replayable_ids(db, source=source, since=since, unprocessed_only=unprocessed_only)
     )
-    size = max(len(ids), 1) if dry_run else chunk
     outcomes: list[Outcome] = []
-    for start in range(0, len(ids), size):
-        try:
-            outcomes += await capture.store.write(
-                partial(_reprocess_chunk, capture, ids[start : start + size], dry_run, unprocessed_only)
-            )
-        except _DryRun as done:
-            outcomes += done.outcomes
+    for start in range(0, len(ids), chunk):
+        outcomes += await capture.store.write(
+            partial(_reprocess_chunk, capture, ids[start : start + chunk], unprocessed_only)
+        )
     return outcomes
+
+
+async def _on_a_copy(
+    capture: Capture, *, source: str | None, since: datetime | None, unprocessed_only: bool
+) -> list[Outcome]:
+    """Replay for real on a private copy of the database, and throw the copy away.
+
+    It was one writer job rolled back at its end, which held the write lock for as long as it ran:
+    on a large journal every webhook waited (and /healthz said 503) for tens of seconds.
+    """
+    from storage.backup import Snapshot  # only a dry run copies; serve never does
+
+    listed = await capture.store.read(
+        lambda db: journal.replayable_ids(db, source=source, since=since, unprocessed_only=unprocessed_only)
+    )
+    if not listed:  # no copy of a large file to say there is nothing to do
+        return []
+    snapshot = Snapshot(capture.store.path)
+    try:
+        await asyncio.to_thread(snapshot.take)
+        store = await Store.open_async(snapshot.path)
+        try:
+            trial = replace(capture, store=store, on_stored=None, on_touches=None)
+            return await replay(trial, source=source, since=since, unprocessed_only=unprocessed_only)
+        finally:
+            await store.close()
+    finally:
+        snapshot.remove()
 
 
 def _expected_touches(result: ParseResult) -> int:

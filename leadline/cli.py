@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,14 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from leadline.cli_base import CONTEXT_SETTINGS, EXIT_NOT_FOUND, LazyGroup, config_option, parse_since
+from leadline.cli_base import (
+    CONTEXT_SETTINGS,
+    EXIT_NOT_FOUND,
+    EXIT_RUNTIME,
+    LazyGroup,
+    config_option,
+    parse_since,
+)
 from leadline.cli_base import load as _load
 from storage.local_time import local_text
 
@@ -121,12 +129,17 @@ def replay(config_path: Path | None, source: str | None, since: str | None, dry_
     from capture.pipeline import replay as replay_rows
     from leadline.app import build_capture
     from storage.backlog import Row, rows
+    from storage.backup import BackupError
     from storage.db import Store
 
     config = _load(config_path)
     since_at = parse_since(since, config.tz)
 
     async def run() -> tuple[list[Any], dict[int, Row]]:
+        if dry_run:  # a stop (systemd, `timeout`) ends it as Ctrl+C does: its copy is removed
+            task = asyncio.current_task()
+            assert task is not None
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         store = Store.open(config.database_path)
         try:
             capture = await build_capture(config, store)
@@ -137,7 +150,13 @@ def replay(config_path: Path | None, source: str | None, since: str | None, dry_
         finally:
             await store.close()
 
-    listed, failing = asyncio.run(run())
+    try:
+        listed, failing = asyncio.run(run())
+    except BackupError as exc:  # the dry run's copy of the database (a full disk, say)
+        click.echo(f"{exc} Nothing was replayed.", err=True)
+        sys.exit(EXIT_RUNTIME)
+    except asyncio.CancelledError:
+        sys.exit(128 + signal.SIGTERM)
     if not listed:
         click.echo("Nothing to replay: no rejected or unprocessed rows match.")
         return

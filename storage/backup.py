@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import os
 import re
+import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -174,25 +177,32 @@ def reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def _pages(database: Path, into: Path, pages: int, pause: float) -> int:
+    """Copy ``database`` into the file ``into`` in steps, from one read snapshot; returns the pages.
+
+    Opening fails too (``sqlite3.Error``): a database on a read-only or full disk, where its -wal
+    or -shm cannot be made, or a file that is no database at all.
+    """
+    source = connect(database, readonly=True)
+    try:
+        dest = sqlite3.connect(into, isolation_level=None)
+        try:
+            source.conn.execute("BEGIN")
+            source.conn.execute("SELECT count(*) FROM sqlite_master").fetchall()  # the snapshot starts
+            source.conn.backup(dest, pages=pages, progress=lambda *_: time.sleep(pause))
+            source.conn.execute("COMMIT")
+            # One self-contained file: a backup needs no -wal or -shm beside it.
+            dest.execute("PRAGMA journal_mode = DELETE")
+            return int(dest.execute("PRAGMA page_count").fetchone()[0])
+        finally:
+            dest.close()
+    finally:
+        source.close()
+
+
 def _copy(database: Path, partial: Path, target: Path, pages: int, pause: float) -> Copied:
     try:
-        # Opening fails too: a database on a read-only or full disk, where its -wal or -shm cannot
-        # be made, or a file that is no database at all.
-        source = connect(database, readonly=True)
-        try:
-            dest = sqlite3.connect(partial, isolation_level=None)
-            try:
-                source.conn.execute("BEGIN")
-                source.conn.execute("SELECT count(*) FROM sqlite_master").fetchall()  # the snapshot starts
-                source.conn.backup(dest, pages=pages, progress=lambda *_: time.sleep(pause))
-                source.conn.execute("COMMIT")
-                # One self-contained file: a backup needs no -wal or -shm beside it.
-                dest.execute("PRAGMA journal_mode = DELETE")
-                copied = int(dest.execute("PRAGMA page_count").fetchone()[0])
-            finally:
-                dest.close()
-        finally:
-            source.close()
+        copied = _pages(database, partial, pages, pause)
     except sqlite3.Error as exc:
         partial.unlink(missing_ok=True)
         raise BackupError(f"The copy of {database} failed: {exc}") from None
@@ -204,6 +214,73 @@ def _copy(database: Path, partial: Path, target: Path, pages: int, pause: float)
     os.replace(partial, target)
     _flush(target.parent)
     return Copied(target, copied, target.stat().st_size)
+
+
+class Snapshot:
+    """A private copy of the database to try something on and throw away (``replay --dry-run``).
+
+    Trying it on the live database would hold the write lock for as long as it runs and roll it
+    all back at the end, and every webhook would wait for it. The copy is taken as a backup is (no
+    lock, one read snapshot, in steps) into a folder of its own beside the database that only
+    Leadline's user may enter: it holds everyone's personal data. The folder goes with
+    :meth:`remove`; one a killed run left behind goes at the next snapshot of the database, which
+    knows it from a live one by the lock the folder's owner holds on a file in it.
+    """
+
+    def __init__(self, database: Path) -> None:
+        if not database.is_file():
+            raise BackupError(f"No database at {database}: nothing to copy.")
+        _forget_snapshots(database)
+        try:
+            folder = Path(tempfile.mkdtemp(prefix=f".{database.stem}{_SNAPSHOT}", dir=database.parent))
+        except OSError as exc:
+            raise BackupError(f"Cannot make a copy of {database} beside it: {reason(exc)}.") from None
+        self.database = database
+        self.path = folder / database.name
+        try:
+            self._held = owner_only(folder / _HELD, os.O_RDWR)
+        except OSError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise BackupError(f"Cannot make a copy of {database} beside it: {reason(exc)}.") from None
+        fcntl.flock(self._held, fcntl.LOCK_EX)  # a new folder: nobody else holds it
+
+    def take(self, *, pages: int = STEP_PAGES, pause: float = STEP_PAUSE) -> None:
+        """Copy the database as it stands now (blocking: run it on a thread)."""
+        try:
+            os.close(owner_only(self.path, os.O_RDWR))  # owner-only before a byte is in it
+            _pages(self.database, self.path, pages, pause)
+        except sqlite3.Error as exc:
+            raise BackupError(f"The copy of {self.database} failed: {exc}.") from None
+        except OSError as exc:  # a full disk
+            raise BackupError(f"Cannot make a copy of {self.database} beside it: {reason(exc)}.") from None
+
+    def remove(self) -> None:
+        """Remove the copy with its folder (its -wal, -shm and lock files); safe to call twice."""
+        shutil.rmtree(self.path.parent, ignore_errors=True)
+        if self._held >= 0:
+            os.close(self._held)
+            self._held = -1
+
+
+#: A snapshot's folder is ``.<database stem>.snapshot-<random>``, and holds the lock file ``held``.
+_SNAPSHOT = ".snapshot-"
+_HELD = "held"
+
+
+def _forget_snapshots(database: Path) -> None:
+    """Remove the snapshot folders of ``database`` that runs killed before their end left behind."""
+    for folder in database.parent.glob(f".{glob.escape(database.stem)}{_SNAPSHOT}*"):
+        try:
+            fd = os.open(folder / _HELD, os.O_RDWR)
+        except OSError:  # not a folder of ours, or one whose run has not locked it yet
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a run going on now
+            continue
+        finally:
+            os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def restore(source: Path, database: Path) -> Restored:

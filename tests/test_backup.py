@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sqlite3
+import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,10 +19,10 @@ from sqlite_utils.migrations import Migrations
 
 from leadline.cli_base import EXIT_RUNTIME
 from storage import schema
-from storage.backup import BackupError, copy
+from storage.backup import BackupError, Snapshot, copy
 from storage.db import iso, now_utc
 from tests.capture.test_core_http import write_config
-from tests.cli import free_port, run_cli, run_cli_sync, start_serve
+from tests.cli import ROOT, free_port, run_cli, run_cli_sync, start_serve
 from tests.conftest import Running, StartServer
 from tests.test_serve_start import CONFIG as SERVE_CONFIG
 
@@ -384,3 +388,42 @@ def test_a_second_backup_while_one_is_written_is_refused(tmp_path: Path):
         f"Another backup of {tmp_path / 'leadline.db'} is being written beside {tmp_path}/leadline-"
     )
     assert line.endswith("; nothing was backed up.")
+
+
+def test_a_dry_run_copy_is_the_owner_s_alone_and_one_a_killed_run_left_goes_with_the_next(tmp_path: Path):
+    """``replay --dry-run`` replays on a copy of the database (everyone's personal data) beside it."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'[leadline]\ndatabase = "{tmp_path / "leadline.db"}"\n')
+    run_cli_sync("journal", "--config", str(config))  # creates the database
+    database = tmp_path / "leadline.db"
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys; from pathlib import Path; from storage.backup import Snapshot;"
+            " Snapshot(Path(sys.argv[1])).take(); os.kill(os.getpid(), signal.SIGKILL)",
+            str(database),
+        ],
+        cwd=ROOT,
+    )
+    assert killed.returncode == -signal.SIGKILL
+    [left] = [p for p in tmp_path.iterdir() if ".snapshot-" in p.name]
+    assert (left / "leadline.db").is_file()
+
+    was = os.umask(0)  # the loosest shell or cron job
+    try:
+        running = Snapshot(database)
+        running.take()
+    finally:
+        os.umask(was)
+    try:
+        assert not left.exists()
+        assert stat.S_IMODE(running.path.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(running.path.stat().st_mode) == 0o600
+        assert count(running.path, "SELECT count(*) FROM _sqlite_migrations") > 20
+        beside = Snapshot(database)  # a second dry run at the same time leaves the first one's alone
+        beside.remove()
+        assert running.path.is_file()
+    finally:
+        running.remove()
+    assert not [p for p in tmp_path.iterdir() if ".snapshot-" in p.name]

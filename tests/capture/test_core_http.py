@@ -8,7 +8,7 @@ from pathlib import Path
 
 from capture.pipeline import FINISHED_ELSEWHERE, replay
 from leadline.app import build_capture
-from storage.db import Store
+from storage.db import Store, WriteLock
 from tests.cli import run_cli
 from tests.conftest import BASE, build_config
 from tests.samples import flip_byte, sample
@@ -224,6 +224,37 @@ async def test_a_dry_run_says_what_the_replay_then_does_for_a_retried_submission
     done = await run_cli("replay", "--config", str(config_file))
     assert done.output.splitlines() == [*said, "4 of 4 row(s) were processed."]
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 2
+
+
+async def test_a_dry_run_leaves_the_write_lock_to_the_webhooks_and_no_copy_behind(start_server, tmp_path):
+    """On 20,000 replayable rows the dry run was one writer job, rolled back at its end, that held the
+    write lock all along: every webhook of the running serve waited (p99 17 s) and /healthz said 503."""
+    srv = await start_server()
+    for n in range(3):
+        resp = await post_form(srv, {"telefon_klienta": f"+7 916 555-44-4{n}", "submission_id": f"d{n}"})
+        assert resp.status == 400
+    await srv.stop()
+    fixed = build_config(
+        tmp_path,
+        sources=[{**BASE["sources"][0], "field_map": {"phone": ["telefon_klienta"]}}],
+    )
+    store = Store.open(fixed.database_path)
+    lock = WriteLock(fixed.database_path)
+    try:
+        capture = await build_capture(fixed, store)
+        with lock:  # a webhook's writer, or another process's, has the database all along
+            said = await asyncio.wait_for(replay(capture, dry_run=True), timeout=90)
+    finally:
+        lock.close()
+        await store.close()
+    assert [(o.journal_id, o.status, o.touches_created) for o in said] == [
+        (1, "processed", 1),
+        (2, "processed", 1),
+        (3, "processed", 1),
+    ]
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+    assert srv.scalar("SELECT COUNT(*) FROM journal WHERE status = 'rejected' AND http_status = 400") == 3
+    assert sorted(p.name for p in tmp_path.iterdir() if "snapshot" in p.name) == []
 
 
 async def test_two_replays_at_once_leave_each_row_as_the_first_one_finished_it(
