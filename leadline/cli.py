@@ -75,10 +75,12 @@ def serve(
 
     With ``[http] workers`` above 1 it also starts that many - 1 worker processes on the same port.
     """
-    from leadline.config import config_file
+    from leadline.config import WORKERS_NEED_A_FIXED_PORT, config_file
     from leadline.serve import WorkerRole, run_primary, run_worker
 
     config = _load(config_path)
+    if port == 0 and config.http.workers > 1:  # as the config's own check says of [http] port = 0
+        raise click.BadParameter(WORKERS_NEED_A_FIXED_PORT, param_hint="'--port'")
     path = config_file(config_path)
     level = (log_level or config.log.level).upper()
     if worker is None:

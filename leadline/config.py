@@ -840,9 +840,7 @@ class Config(Strict):
         problems += _attribution_key_problems(self.campaigns)
         problems += _block_number_problems(self.block, self.leadline.region)
         if self.http.workers > 1 and self.http.port == 0:
-            problems.append(
-                (("http", "workers"), "workers share one port, so http.port must be a fixed port, not 0")
-            )
+            problems.append((("http", "workers"), WORKERS_NEED_A_FIXED_PORT))
         if self.http.workers > 1 and self.telegram.webhook_url:
             # Telegram's updates would reach whichever process the kernel picks; only one has the bot.
             problems.append(
@@ -910,6 +908,10 @@ class Config(Strict):
         walk(self)
         return frozenset(value for value in found if value.strip())
 
+
+#: Said of ``[http] port = 0`` and of ``serve --port 0`` with ``[http] workers`` above 1: each process
+#: would listen on a random port of its own, and the workers would get nothing.
+WORKERS_NEED_A_FIXED_PORT = "workers share one port, so http.port must be a fixed port, not 0"
 
 #: A mistake found across entries: its key path and what is wrong.
 Problem = tuple[tuple[int | str, ...], str]

@@ -335,3 +335,14 @@ async def test_check_config_shows_the_workers(tmp_path):
     result = await run_cli("check-config", "--config", str(config))
     assert result.code == 0, result.output
     assert "workers: 2" in result.output
+
+
+async def test_port_0_on_the_command_line_is_refused_with_workers_as_in_the_config(tmp_path):
+    """``serve --port 0`` with ``workers = 2`` got past the config's check: the primary and its worker
+    each listened on a random port of its own, and the worker got nothing."""
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG.format(db=tmp_path / "x.db", port=free_port()))
+    result = await run_cli("serve", "--config", str(config), "--port", "0")
+    assert result.code == 2, result.output  # usage: README, "Exit codes"
+    assert "workers share one port, so http.port must be a fixed port, not 0" in result.output
+    assert not (tmp_path / "x.db").exists()
