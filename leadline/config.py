@@ -867,8 +867,14 @@ class Config(Strict):
 
     @property
     def database_path(self) -> Path:
+        """The database file with every link resolved, as SQLite itself finds its -wal beside it.
+
+        Every name derived from it must agree across processes: a second ``serve`` reaching the
+        file through a link had its own ``.serve.lock`` and ``.lock`` (a second bot and scheduler,
+        and writers that no longer took turns with the first's) and its own metrics folder.
+        """
         path = Path(self.leadline.database)
-        return path if path.is_absolute() else self.base_dir / path
+        return (path if path.is_absolute() else self.base_dir / path).resolve()
 
     @property
     def tz(self) -> ZoneInfo:

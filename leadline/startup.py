@@ -122,7 +122,7 @@ def start_lines(
         else f"Workers: {workers} processes on port {listening[0][1]}; this one also runs the bot,"
         " the scheduler and the mail and AMI sources"
     )
-    lines.append(f"Database: {config.database_path.resolve()}")
+    lines.append(f"Database: {config.database_path}")
     lines.append(f"Log: JSON lines on stderr, level {log_level.lower()}")
     lines += [f"Warning: {w}" for w in warnings(config)]
     return lines

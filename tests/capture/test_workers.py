@@ -346,3 +346,25 @@ async def test_port_0_on_the_command_line_is_refused_with_workers_as_in_the_conf
     assert result.code == 2, result.output  # usage: README, "Exit codes"
     assert "workers share one port, so http.port must be a fixed port, not 0" in result.output
     assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.timeout(300)
+async def test_a_second_serve_reaching_the_database_through_a_link_is_refused(tmp_path):
+    """Its locks were named after the link (``alias.db.serve.lock``, ``alias.db.lock``): it started a
+    second bot, scheduler and arrival pass, and its writer no longer took turns with the first's."""
+    proc, port, db, _log, worker_pid = await start(tmp_path)
+    try:
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / "alias.db").symlink_to(db)
+        (other / "config.toml").write_text(CONFIG.format(db=other / "alias.db", port=free_port()))
+        second = await run_cli("serve", "--config", str(other / "config.toml"))
+        assert second.code == 4, second.output  # runtime: README, "Exit codes"
+        assert f"Another `leadline serve` is already running on {db}; stop it first." in second.output
+        statuses = await post_forms(port, people=2)
+    finally:
+        os.kill(worker_pid, signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), timeout=90)
+    assert statuses == [200] * 10
+    assert sorted(p.name for p in other.iterdir()) == ["alias.db", "config.toml"]
