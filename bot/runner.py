@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
@@ -59,6 +58,7 @@ from bot.transport import BotTransport
 from leadline.config import Config
 from storage.chat_moves import current_chat
 from storage.db import Clock, Store
+from storage.given_secrets import same_secret
 from storage.outbox import enqueue_changed
 from storage.staff import active_staff, former_staff
 
@@ -254,8 +254,7 @@ class JournalledRequestHandler(SimpleRequestHandler):
     def verify_secret(self, telegram_secret_token: str, bot: Bot) -> bool:
         """As aiogram's, on bytes: its compare of two strings raises on a non-ASCII one (a 500 for
         anyone who sends ``é``), where the stdlib compares bytes of any value."""
-        given = telegram_secret_token.encode("utf-8", "surrogateescape")
-        return hmac.compare_digest(given, self.secret_token.encode()) if self.secret_token else True
+        return same_secret(telegram_secret_token, self.secret_token) if self.secret_token else True
 
     async def handle(self, request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER)

@@ -13,7 +13,6 @@ server against.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import uuid
@@ -43,6 +42,7 @@ from storage.errors import (
     NoContact,
     ReasonRequired,
 )
+from storage.given_secrets import same_secret
 from storage.id_pages import leads_after, touches_after
 from storage.idempotency import Answered, expire, recall, remember
 from storage.identifiers import email, mask, phone
@@ -114,9 +114,9 @@ def _client(request: web.Request) -> str:
             "send Authorization: Bearer <token> with a token from [[api_clients]]",
             challenge,
         )
-    given = token.strip().encode()
+    given = token.strip()
     for client in request.app[keys.CONFIG].api_clients:
-        if hmac.compare_digest(given, client.token.get_secret_value().encode()):
+        if same_secret(given, client.token.get_secret_value()):
             return client.name
     raise ApiError(401, "unknown_token", "unknown token", challenge)
 

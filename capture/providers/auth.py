@@ -7,12 +7,12 @@ for a token beside the signature, and for requests from known addresses only.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from capture.providers.base import Forbidden, MissingCredentials, Provider, RawRequest, Unauthorized
 from leadline.config import SourceConfig
+from storage.given_secrets import same_secret
 
 TOKEN_HEADER = "X-Leadline-Token"
 FORWARDED_FOR = "X-Forwarded-For"
@@ -29,10 +29,7 @@ def check_token(raw: RawRequest, source: SourceConfig) -> None:
         raise MissingCredentials(
             f"missing token: send it as the 'token' query parameter or the {TOKEN_HEADER} header"
         )
-    # Headers arrive decoded with surrogateescape: compare the bytes as sent, never raise on them.
-    if not expected or not hmac.compare_digest(
-        given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
-    ):
+    if not same_secret(given, expected):
         raise Unauthorized("wrong token")
 
 

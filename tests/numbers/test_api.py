@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import io
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from storage.reports.report import build_report
 from storage.reports.scope import CHANNELS, Period, Rules, Scope
 from tests.cli import run_cli
 from tests.numbers.month import AS_OF, CAMPAIGNS, MSK, NOVEMBER, month_config, open_month
+from tests.test_logs import raw_request
 
 TOKEN = "crm-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -727,3 +729,17 @@ async def test_every_route_names_a_handler_and_the_document_describes_every_rout
         document = await resp.json()
     described = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
     assert described == {(method, path) for method, path, _ in ROUTES}
+
+
+async def test_a_bearer_token_that_is_not_utf8_is_an_unknown_token(
+    tmp_path: Path, start_server: Any, caplog: pytest.LogCaptureFixture
+):
+    srv = await start_server(api_config(tmp_path), clock=lambda: AS_OF)
+    answer = await raw_request(
+        srv,
+        b"GET /api/contacts?q=9 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n",
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 401 Unauthorized"
+    assert json.loads(body) == {"error": "unknown_token", "detail": "unknown token"}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
