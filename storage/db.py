@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
+from storage.private_files import private_database
 from storage.schema import migrate
 
 T = TypeVar("T")
@@ -129,7 +130,10 @@ def one_reading(db: Database) -> Iterator[None]:
 
 
 def connect(path: str | Path, *, readonly: bool = False) -> Database:
-    """A connection with the pragmas every part of Leadline relies on."""
+    """A connection with the pragmas every part of Leadline relies on; one that may write finds the
+    database file (and its WAL and SHM) readable by Leadline's user only, whatever the umask."""
+    if not readonly:
+        _private(path)
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
     try:
         conn.execute("PRAGMA busy_timeout = 30000")
@@ -145,6 +149,15 @@ def connect(path: str | Path, *, readonly: bool = False) -> Database:
         conn.close()  # out of file descriptors, say: do not leak the half-open one
         raise
     return Database(conn)
+
+
+def _private(path: str | Path) -> None:
+    opened = private_database(path)
+    if opened:
+        log.warning(
+            "the database files were readable by other users of the machine: made owner-only",
+            extra={"fields": {"files": [str(p) for p in opened]}},
+        )
 
 
 def open_database(path: str | Path) -> Database:
