@@ -3,8 +3,9 @@
 Order matters and is set once in :func:`bot.runner.build_dispatcher`: :class:`StaffMiddleware`
 (look the person up; ignore group chats other than the team chat), then the language middleware
 (it needs the staff record), then :class:`StrangerGate` (it needs the language to refuse politely).
-Telegram Business updates pass both: they are customers writing to the owner's own account, for
-capture to record, and never people using the bot.
+Telegram Business updates pass both: they are customers writing to a connected business account,
+for capture to record (only a staff member's account, or one the source lists: bot/routers/
+business.py), and never people using the bot.
 """
 
 from __future__ import annotations

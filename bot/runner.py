@@ -109,6 +109,7 @@ def build_dispatcher(
     dp.update.outer_middleware(StrangerGate())
     if record_chat is not None:
         dp[RECORD_CHAT] = record_chat
+        dp[business.BUSINESS_OWNERS] = business.ConnectionOwners()
         dp.include_router(business.make_router())
     dp.include_routers(
         errors.make_router(),

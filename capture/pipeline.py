@@ -46,6 +46,7 @@ from storage.events import ContactEvent, ReplyEvent
 from storage.identifiers import phone
 from storage.register import register_by_system
 from storage.registrations import Draft
+from storage.staff import staff_by_telegram
 from storage.touches import CONVERSATION_GAP, EventContext, identifiers_of, record_contact_events
 
 #: A body this large is judged on a thread: parsing a megabyte (the stdlib's MIME parser for a
@@ -343,12 +344,18 @@ class Capture:
 
     def _check(self, db: Database, requests: list[_Request]) -> list[Verdict]:
         """Each verdict once the database has had its say: a signature token used before, or a
-        binding that an earlier request gave another value, refuses the request (401)."""
+        binding that an earlier request gave another value, refuses the request (401); a business
+        connection of an account that is neither a staff member's nor listed refuses it (403)."""
         verdicts: list[Verdict] = []
         used: set[tuple[str, str]] = set()
         for request in requests:
             verdict, source = request.verdict, request.raw.source
             if request.journal_id is None and verdict.result is not None and verdict.http_status < 400:
+                foreign = self._foreign_account(db, source, verdict.result.account)
+                if foreign:
+                    # Anyone with Telegram Premium can connect the bot: no sign of a broken source.
+                    verdicts.append(Verdict(verdict.provider, 403, foreign, anonymous=True))
+                    continue
                 key = verdict.replay_key
                 reason = (
                     "signature token already used: a replayed request is refused"
@@ -361,6 +368,19 @@ class Capture:
                     used.add((source, key))
             verdicts.append(verdict)
         return verdicts
+
+    def _foreign_account(self, db: Database, source_name: str, account: int | None) -> str | None:
+        """Why a request that came through ``account``'s business connection is refused; None when
+        it is taken: the source lists the account, or a staff member (of any role) has it."""
+        if account is None:
+            return None
+        source = self.config.source(source_name)
+        if (source is not None and account in source.accounts) or staff_by_telegram(db, account) is not None:
+            return None
+        return (
+            f"the business connection of Telegram account {account},"
+            " which is neither on the staff nor in the source's accounts"
+        )
 
     def _store(self, db: Database, requests: list[_Request], verdicts: list[Verdict]) -> list[Outcome]:
         """The one write path: journal rows, then every request's events in order, then outcomes.

@@ -18,13 +18,14 @@ import aiohttp
 from aiohttp import web
 from sqlite_utils import Database
 
-from bot.keys import ChatRecorder, WebhookRefusal
+from bot.keys import AccountOf, ChatRecorder, WebhookRefusal
 from bot.service import bot_service
 from capture.dial import PbxDialer
 from capture.metrics import Metrics
 from capture.pipeline import FINISHED_ELSEWHERE, Capture, replay
 from capture.providers import PROVIDERS
 from capture.providers.base import RawRequest, make_headers
+from capture.providers.telegram_business import ACCOUNT_HEADER
 from capture.server import journal_refusal, setup_routes
 from leadline import keys
 from leadline.api_routes import setup_api
@@ -124,16 +125,30 @@ def business_source(config: Config) -> SourceConfig | None:
 
 def chat_recorder(capture: Capture, config: Config) -> ChatRecorder | None:
     """What the bot hands each Telegram Business update to: the pipeline every webhook goes through,
-    as a request of the (first) ``telegram_business`` source; None without such a source."""
+    as a request of the (first) ``telegram_business`` source, with the account whose connection it
+    came through; None without such a source. A connection whose updates are refused (not the
+    staff's, not listed) is logged once, with the account to list if it is the business's own."""
     source = business_source(config)
     if source is None:
         return None
-    headers = make_headers({"Content-Type": "application/json"})
+    refused: set[str] = set()
 
-    async def record(update: bytes) -> None:
-        raw = RawRequest(source.name, "POST", "", "", headers, update, capture.clock())
+    async def record(update: bytes, account_of: AccountOf) -> None:
+        account = await account_of()
+        headers = {"Content-Type": "application/json"}
+        if account.user is not None:
+            headers[ACCOUNT_HEADER] = str(account.user)
+        raw = RawRequest(source.name, "POST", "", "", make_headers(headers), update, capture.clock())
         outcome = await capture.ingest(raw, source)
-        if outcome.status != "processed":
+        if outcome.http_status == 403:
+            if account.connection not in refused:
+                refused.add(account.connection)
+                log.warning(
+                    "Telegram Business updates of a connection neither on the staff nor in the source's"
+                    " accounts are refused: list its account under the source's accounts if it is yours",
+                    extra={"fields": {"account": account.user, "journal_id": outcome.journal_id}},
+                )
+        elif outcome.status != "processed":
             log.warning(
                 "a Telegram Business update was not processed; it is in the journal",
                 extra={"fields": {"journal_id": outcome.journal_id, "status": outcome.status}},

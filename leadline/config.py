@@ -626,6 +626,9 @@ class SourceConfig(Strict):
     reason: NotALeadReason | None = None
     #: Chats: messages from one person are one touch until they are quiet this long (docs/chats.md).
     conversation_gap_hours: float = Field(24, gt=0)
+    #: Telegram Business: the Telegram user ids whose business connections are taken besides the
+    #: staff's (docs/chats.md). Anyone with Telegram Premium can connect the bot to their account.
+    accounts: list[Annotated[int, Field(gt=0)]] = []
 
     @field_validator("name")
     @classmethod
@@ -677,6 +680,14 @@ class SourceConfig(Strict):
             )
         if info.field_name == "token" and value is not None and not value.get_secret_value().strip():
             raise ValueError("empty: give the token a value (a long random one) or remove the key")
+        return value
+
+    @field_validator("accounts")
+    @classmethod
+    def _accounts(cls, value: list[int], info: ValidationInfo) -> list[int]:
+        provider = info.data.get("provider")
+        if value and provider is not None and provider != "telegram_business":
+            raise ValueError("cannot apply: only a telegram_business source takes business connections")
         return value
 
     @field_validator("api_url")

@@ -211,6 +211,9 @@ class FakeTelegram:
         """setWebhook params while a webhook is set; empty otherwise."""
         self.webhook_errors: list[str] = []
         self.users: dict[int, JSON] = {}
+        self.business_connections: dict[str, JSON] = {}
+        """The business connections Telegram knows, by id (``getBusinessConnection``): each one an update
+        announced, and any a test adds (one made before the bot was listening)."""
 
         self._chats: dict[int, _Chat] = {}
         self._queue: list[JSON] = []
@@ -255,6 +258,7 @@ class FakeTelegram:
                 "deleteMyCommands": self._delete_my_commands,
                 "getChat": self._get_chat,
                 "getFile": self._get_file,
+                "getBusinessConnection": self._get_business_connection,
             }.items()
         }
 
@@ -508,6 +512,8 @@ class FakeTelegram:
     def inject_update(self, update: JSON) -> int:
         """Queue a raw update (``update_id`` is assigned); the escape hatch for update types not covered."""
         update = {"update_id": next(self._update_ids), **copy.deepcopy(update)}
+        if isinstance(connection := update.get("business_connection"), dict):
+            self.business_connections[str(connection["id"])] = copy.deepcopy(connection)
         self.updates.append(update)
         self._queue.append(update)
         self._pulse_updates()
@@ -1144,6 +1150,12 @@ class FakeTelegram:
     async def _delete_my_commands(self, params: JSON) -> bool:
         self.commands.pop((_scope_key(params.get("scope")), params.get("language_code") or ""), None)
         return True
+
+    async def _get_business_connection(self, params: JSON) -> JSON:
+        connection = self.business_connections.get(str(params.get("business_connection_id")))
+        if connection is None:
+            raise BotAPIError(400, "Bad Request: BUSINESS_CONNECTION_INVALID")
+        return copy.deepcopy(connection)
 
     async def _get_chat(self, params: JSON) -> JSON:
         chat_id = self._chat_id(params)

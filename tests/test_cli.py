@@ -615,3 +615,19 @@ async def test_contacts_exits_1_when_none_matches_in_text_and_in_json(start_serv
         none = await run_cli("contacts", "--config", config, *form, "nobody-here")
         assert none.code == EXIT_NOT_FOUND, none.output
     assert none.output.strip() == "[]"
+
+
+def test_accounts_apply_to_a_telegram_business_source_only(tmp_path: Path):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[telegram]\ntoken = "123:abc"\n\n'
+        '[[sources]]\nname = "tg"\nprovider = "telegram_business"\naccounts = [100000001]\n\n'
+        '[[sources]]\nname = "form"\nprovider = "generic_form"\ntoken = "form-token"\naccounts = [100000001]\n'
+    )
+    result = run_cli_sync("check-config", "--config", str(config))
+    assert result.code == EXIT_CONFIG, result.output
+    assert (
+        "sources[1].accounts: cannot apply: only a telegram_business source takes business connections"
+        in result.output
+    )
+    assert "sources[0]" not in result.output

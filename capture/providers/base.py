@@ -214,6 +214,8 @@ class ParseResult:
     ``unproven`` marks an answer given to a request that proved nothing about its sender (Zadarma's
     URL check, an event no signature covers): it carries no event, and the journal keeps only the
     start of its body, as for a refused one, so that anyone's megabytes do not fill the disk.
+    ``account`` is the Telegram account whose business connection an update came through: the
+    pipeline takes it only from the staff or the source's ``accounts`` (HTTP 403 otherwise).
     """
 
     events: Sequence[Event] = ()
@@ -221,6 +223,7 @@ class ParseResult:
     note: str | None = None
     bindings: Sequence[Binding] = ()
     unproven: bool = False
+    account: int | None = None
 
 
 class Provider(Protocol):

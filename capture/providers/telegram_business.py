@@ -18,18 +18,27 @@ nobody: storage/identifiers.py); a phone only when they share their own contact 
 is theirs); anyone else's contact is the message's text, ``[contact: name phone]``, for staff to
 see. The message's key, ``business_connection_id:chat.id:
 message_id``, as a digest, makes a re-delivered update and an edit a no-op.
+
+Anyone with Telegram Premium can connect the bot to their own account: then their customers'
+messages would come here too. The bot says whose account each update's connection is, in the
+:data:`ACCOUNT_HEADER` of the request it hands over (as Telegram says it: the connection's user);
+an update without one (a connection Telegram does not know) is refused here, and the pipeline takes
+an account only when it is a staff member's or in the source's ``accounts`` (capture/pipeline.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from capture.chats import CONVERSATION_URL, conversation_key, obj, scalar, shared_contact, unix_time
-from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest, ReplyEvent
+from capture.providers.base import BadRequest, ContactEvent, Forbidden, ParseResult, RawRequest, ReplyEvent
 from leadline.config import SourceConfig
+
+#: The Telegram user id whose business connection the update came through; set by the bot.
+ACCOUNT_HEADER = "X-Leadline-Business-Account"
 
 MESSAGE_KINDS = ("business_message", "edited_business_message")
 #: Update kinds that carry no touch, with the journal's note for each.
@@ -47,9 +56,16 @@ class TelegramBusiness:
     methods: frozenset[str] = frozenset()
 
     def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
-        """Nothing to check: the update came through the bot's own authenticated connection."""
+        """The update came through the bot's own authenticated connection; whose account it is the
+        pipeline judges, once it can ask who is on the staff. Telegram knows every connection."""
+        if _account(raw) is None:
+            raise Forbidden("a business connection Telegram does not know")
 
     def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
+        result = self._parse(raw)
+        return replace(result, account=_account(raw))
+
+    def _parse(self, raw: RawRequest) -> ParseResult:
         update = raw.json()
         if not isinstance(update, dict):
             raise BadRequest("expected a Telegram update: a JSON object")
@@ -60,6 +76,12 @@ class TelegramBusiness:
         if message is None:
             return ParseResult(note="not a business update")
         return _message(message)
+
+
+def _account(raw: RawRequest) -> int | None:
+    """The account the bot named; None in a row journalled before it named one (then it was taken)."""
+    value = raw.headers.get(ACCOUNT_HEADER, "")
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _message(message: dict[str, Any]) -> ParseResult:

@@ -13,9 +13,10 @@ import pytest
 from aiogram.utils.backoff import BackoffConfig
 
 from bot.callbacks import OpenCB
+from bot.keys import AccountOf, BusinessAccount
 from bot.routers.business import until_stored
 from capture.pipeline import UNAUTHENTICATED_BODY_KEPT
-from tests.bot.conftest import ANNA, BotEnv, eventually
+from tests.bot.conftest import ANNA, BORIS, BotEnv, eventually
 from tests.capture.chat_payloads import chat_config, chat_touches, kinds, post_wa
 from tests.capture.form_checks import journal
 from tests.capture.test_core_http import write_config
@@ -67,9 +68,29 @@ def someone_else_says(message_id: int, at: datetime, text: str, user: int = 1000
     return update
 
 
+#: The salon owner whose account the samples' connection is: not on the staff, so listed on the source.
+OWNER_ACCOUNT: int = json.loads(CONNECTION.body)["business_connection"]["user"]["id"]
+
+
+def business_sources(tmp_path: Any, **source_extra: Any) -> list[dict[str, Any]]:
+    """The chat config's sources, the ``telegram_business`` one taking the owner's connection."""
+    sources = [s.model_dump() for s in chat_config(tmp_path, **source_extra).sources]
+    for source in sources:
+        if source["provider"] == "telegram_business":
+            source["accounts"] = [OWNER_ACCOUNT]
+    return sources
+
+
+@pytest.fixture(autouse=True)
+def telegram_knows_the_connection(tg: Any) -> None:
+    """The owner connected the bot before these tests: Telegram knows the connection, whether or not
+    the bot was listening then."""
+    connection = update_of(CONNECTION)["business_connection"]
+    tg.business_connections[connection["id"]] = connection
+
+
 async def start(bot_env: BotEnv, **source_extra: Any) -> Any:
-    base = chat_config(bot_env.tmp_path, **source_extra)
-    config = bot_env.config(sources=[s.model_dump() for s in base.sources], campaigns=[])
+    config = bot_env.config(sources=business_sources(bot_env.tmp_path, **source_extra), campaigns=[])
     return await bot_env.start(config)
 
 
@@ -96,6 +117,66 @@ async def test_a_customers_message_is_a_chat_touch_and_the_owners_reply_is_not(b
     ]
     # the bot never speaks to the customer, nor turns them away as a stranger
     assert bot_env.tg.sent("sendMessage", chat_id=100000003) == []
+
+
+STRANGER = 5555555
+
+
+def on_connection(update: dict[str, Any], connection: str) -> dict[str, Any]:
+    update["business_message"]["business_connection_id"] = connection
+    return update
+
+
+def connection_of(user: int, connection: str) -> dict[str, Any]:
+    """Someone with Telegram Premium connects the bot to their own account, as the owner did."""
+    update = update_of(CONNECTION)
+    update["business_connection"] |= {"id": connection, "user_chat_id": user}
+    update["business_connection"]["user"] |= {"id": user, "username": f"shop_{user}"}
+    return update
+
+
+async def test_a_connection_of_an_account_neither_staff_nor_listed_makes_no_touch_and_is_logged_once(
+    bot_env: BotEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="leadline")
+    srv = await start(bot_env)
+    await deliver(bot_env, connection_of(STRANGER, "STRANGERconn"))
+    for n in range(2):
+        update = customer_says(800 + n, BASE_TIME, "a customer of someone else's shop")
+        await deliver(bot_env, on_connection(update, "STRANGERconn"))
+    await deliver(bot_env, customer_says(802, BASE_TIME, "Здравствуйте"))  # the owner's own: taken
+
+    [touch] = chat_touches(srv, "telegram_business")
+    assert touch["message"] == "Здравствуйте"
+    refused = f"the business connection of Telegram account {STRANGER}, which is neither on the staff nor in the source's accounts"
+    assert [(r["status"], r["http_status"], r["reason"], r["touches_created"]) for r in journal(srv)] == [
+        *[("rejected", 403, refused, 0)] * 3,
+        ("processed", 200, None, 1),
+    ]
+    [line] = [r for r in caplog.records if "neither on the staff" in r.getMessage()]
+    assert line.levelno == logging.WARNING
+    assert line.fields["account"] == STRANGER  # type: ignore[attr-defined]
+    assert "someone else" not in line.getMessage() + str(line.fields)  # type: ignore[attr-defined]
+    assert bot_env.tg.sent("sendMessage", chat_id=100000003) == []
+
+
+async def test_a_connection_of_a_staff_members_account_is_taken_without_listing_it(bot_env: BotEnv) -> None:
+    srv = await start(bot_env)
+    await deliver(bot_env, connection_of(BORIS, "BORISconn"))
+    await deliver(bot_env, on_connection(customer_says(810, BASE_TIME, "Добрый день"), "BORISconn"))
+    [touch] = chat_touches(srv, "telegram_business")
+    assert touch["message"] == "Добрый день"
+
+
+async def test_a_connection_made_before_the_bot_listened_is_asked_of_telegram(bot_env: BotEnv) -> None:
+    srv = await start(bot_env)
+    bot_env.tg.business_connections["BORISconn"] = connection_of(BORIS, "BORISconn")["business_connection"]
+    await deliver(bot_env, on_connection(customer_says(820, BASE_TIME, "Добрый день"), "BORISconn"))
+    await deliver(bot_env, on_connection(customer_says(821, BASE_TIME, "Вы тут?"), "UNKNOWNconn"))
+    [touch] = chat_touches(srv, "telegram_business")
+    assert touch["message"] == "Добрый день"
+    assert [(r["status"], r["http_status"]) for r in journal(srv)] == [("processed", 200), ("rejected", 403)]
+    assert journal(srv)[1]["reason"] == "a business connection Telegram does not know"
 
 
 async def test_a_redelivered_update_and_an_edit_are_no_ops(bot_env: BotEnv) -> None:
@@ -214,7 +295,7 @@ async def forge(srv: Running, update: dict[str, Any] | bytes, secret: str | None
 async def test_a_secret_token_with_a_letter_outside_ascii_is_refused_like_any_wrong_one(
     bot_env: BotEnv,
 ) -> None:
-    srv = await on_webhook(bot_env, [s.model_dump() for s in chat_config(bot_env.tmp_path).sources])
+    srv = await on_webhook(bot_env, business_sources(bot_env.tmp_path))
     forged = await forge(srv, update_of(CONTACT), secret="s3cret-Tokén")
     assert (forged.status, await forged.text()) == (
         401,
@@ -228,7 +309,7 @@ async def test_a_secret_token_with_a_letter_outside_ascii_is_refused_like_any_wr
 async def test_a_forged_update_on_the_webhook_is_refused_journalled_and_makes_no_touch(
     bot_env: BotEnv,
 ) -> None:
-    srv = await on_webhook(bot_env, [s.model_dump() for s in chat_config(bot_env.tmp_path).sources])
+    srv = await on_webhook(bot_env, business_sources(bot_env.tmp_path))
     # A customer sharing their phone, as the sample has it: the richest thing to forge.
     forged = await forge(srv, update_of(CONTACT))
     assert forged.status == 401
@@ -342,8 +423,7 @@ async def test_a_stop_while_the_journal_fails_leaves_the_update_with_telegram(
     bot_env: BotEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="leadline.bot")
-    base = chat_config(bot_env.tmp_path)
-    config = bot_env.config(sources=[s.model_dump() for s in base.sources], campaigns=[])
+    config = bot_env.config(sources=business_sources(bot_env.tmp_path), campaigns=[])
     srv = await bot_env.start(config)
     journal_fails(srv)
     update_id = await failing_and_unconfirmed(bot_env, caplog)
@@ -365,9 +445,8 @@ async def test_on_a_webhook_a_failed_write_is_an_error_answer_and_telegram_sends
     bot_env: BotEnv,
 ) -> None:
     tg = bot_env.tg
-    base = chat_config(bot_env.tmp_path)
     config = bot_env.config(
-        sources=[s.model_dump() for s in base.sources],
+        sources=business_sources(bot_env.tmp_path),
         campaigns=[],
         telegram={"webhook_url": "https://bot.example.com/telegram/webhook"},
     )
@@ -396,7 +475,7 @@ async def test_a_long_failing_spell_is_one_warning_and_ends_when_the_write_goes_
     written: list[bytes] = []
     failures = 5
 
-    async def disk_full_five_times(update: bytes) -> None:
+    async def disk_full_five_times(update: bytes, account_of: AccountOf) -> None:
         nonlocal failures
         if failures:
             failures -= 1
@@ -404,7 +483,11 @@ async def test_a_long_failing_spell_is_one_warning_and_ends_when_the_write_goes_
         written.append(update)
 
     quick = BackoffConfig(min_delay=0.001, max_delay=0.004, factor=2.0, jitter=0.0)
-    await until_stored(disk_full_five_times, quick)(b'{"update_id": 1}')
+
+    async def owners() -> BusinessAccount:
+        return BusinessAccount("TESTbizconn00000000001", OWNER_ACCOUNT)
+
+    await until_stored(disk_full_five_times, quick)(b'{"update_id": 1}', owners)
     assert written == [b'{"update_id": 1}']
     [warning] = cannot_journal(caplog)
     assert warning.fields == {"error": "OperationalError", "code": None}  # type: ignore[attr-defined]
@@ -432,9 +515,8 @@ async def day_report(bot_env: BotEnv, clock: Clock) -> dict[str, Any]:
 
 async def start_on_tuesday(bot_env: BotEnv) -> tuple[Any, Clock]:
     clock = Clock(msk(TUESDAY, 9, 0))
-    base = chat_config(bot_env.tmp_path)
     config = bot_env.config(
-        sources=[s.model_dump() for s in base.sources],
+        sources=business_sources(bot_env.tmp_path),
         campaigns=[],
         api_clients=[{"name": "crm", "token": TOKEN}],
     )
