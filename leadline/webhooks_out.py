@@ -5,8 +5,9 @@ event is queued exactly once whoever made it, and a crash between collecting and
 nothing. Each delivery is signed per the Standard Webhooks spec with a ``webhook-id`` made when
 the event is collected and stored with it (``msg_registration_<id>_<random>``,
 ``msg_lead_change_<id>_<random>``): the same across retries, so a receiver can drop repeats, and
-never the id of another event, even after a restore rolls the row ids back. A failure is retried
-with growing delays, and after the last one the row is ``failed``."""
+never the id of another event, even after a restore rolls the row ids back. Each endpoint's queue
+goes strictly in order: a failure is retried with growing delays, and what was queued after it
+waits behind it. After the last retry the row is ``failed``."""
 
 from __future__ import annotations
 
@@ -61,8 +62,9 @@ async def deliver_due(
     clock: Clock,
     limit: int = 100,
 ) -> dict[str, int]:
-    """One round: collect new events, then try every delivery that is due, each endpoint's queue
-    beside the others' (an endpoint that hangs delays only its own); returns counts by outcome."""
+    """One round: collect new events, then try each endpoint's queue in order up to its first
+    failure, beside the others' (an endpoint that hangs delays only its own); returns counts by
+    outcome."""
     await collect(store, webhooks, clock)
     rounds = [deliver_endpoint(store, hook, session, clock, limit) for hook in endpoints(webhooks)]
     results = await asyncio.gather(*rounds, give_up_unconfigured(store, webhooks, clock, limit))
@@ -82,13 +84,18 @@ async def collect(store: Store, webhooks: Sequence[WebhookConfig], clock: Clock)
 async def deliver_endpoint(
     store: Store, hook: WebhookConfig, session: aiohttp.ClientSession, clock: Clock, limit: int = 100
 ) -> dict[str, int]:
-    """Try this endpoint's due deliveries in order, one at a time, each signed as it is sent."""
+    """Try this endpoint's due deliveries in order, one at a time, each signed as it is sent. The
+    first that fails stops the round: what was queued after it waits until it is delivered, so the
+    CRM hears each lead's changes in the order they were made, never an old stage after a new one."""
     due = await store.read(lambda db: deliveries.due(db, clock(), limit, endpoint=hook.url))
     secret = hook.secret.get_secret_value()
     counts = {"delivered": 0, "retry": 0, "failed": 0}
     for item in due:
         error = await _attempt(session, item, secret, clock)
-        counts[await _finish(store, item, error, clock)] += 1
+        outcome = await _finish(store, item, error, clock)
+        counts[outcome] += 1
+        if outcome == "retry":
+            break
     return counts
 
 

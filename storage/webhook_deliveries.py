@@ -115,12 +115,20 @@ _DUE = "SELECT id, webhook_id, endpoint, payload, attempts FROM webhook_deliveri
 
 
 def due(db: Database, at: datetime, limit: int, *, endpoint: str) -> list[Due]:
-    """One endpoint's deliveries due at ``at``, oldest first: each endpoint is sent to on its own."""
+    """One endpoint's deliveries due at ``at``, in the order the events were queued, up to the first
+    that is not due: each endpoint is sent to on its own, strictly in order, so a CRM never hears a
+    lead's later change before an earlier one that is waiting out a retry."""
     rows = db.execute(
-        f"{_DUE} AND endpoint = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
-        [endpoint, iso(at), limit],
+        "SELECT id, webhook_id, endpoint, payload, attempts, next_attempt_at FROM webhook_deliveries"
+        " WHERE status = 'pending' AND endpoint = ? ORDER BY id LIMIT ?",
+        [endpoint, limit],
     ).fetchall()
-    return [Due(*row) for row in rows]
+    stamp, ready = iso(at), []
+    for *item, next_attempt_at in rows:
+        if next_attempt_at > stamp:
+            break
+        ready.append(Due(*item))
+    return ready
 
 
 def due_elsewhere(db: Database, at: datetime, limit: int, endpoints: Sequence[str]) -> list[Due]:
