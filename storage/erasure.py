@@ -230,7 +230,7 @@ def erase(
     counts["bot_states"] = _update(db, "DELETE FROM bot_states WHERE contact_id IN ({marks})", people)
     counts["bot_states"] += _update(db, "DELETE FROM bot_states WHERE touch_id IN ({marks})", touches)
     counts["outbox"] = blank_messages(db, found.outbox_ids)
-    counts["webhook_deliveries"] = redact_deliveries(db, people) if deliveries else 0
+    counts["webhook_deliveries"] = redact_deliveries(db, leads) if deliveries else 0
     kinds = tuple(subject.kinds)
     erasure_id = int(
         db.execute(
@@ -297,26 +297,31 @@ def _forget_duplicates(db: Database, people: Sequence[int]) -> int:
     return changed
 
 
-def redact_deliveries(db: Database, people: Sequence[int]) -> int:
-    """A CRM's copy of a lead change to the person's own words loses the words (sent or not)."""
-    wanted = set(people)
+def redact_deliveries(db: Database, leads: Sequence[int]) -> int:
+    """A CRM's copy of a change to the person's own words in their leads loses the words (sent or
+    not). Found by the lead's id in the payload, as their ``lead_changes`` are: the contact id there
+    is the lead's holder when it was queued, another person's if a merge has been undone since."""
+    fields = ",".join(f"'{f}'" for f in _TEXT_FIELDS)
     changed = 0
-    likes = " OR ".join(f'payload LIKE \'%"field": "{f}"%\'' for f in _TEXT_FIELDS)
-    for delivery_id, payload in db.execute(
-        f"SELECT id, payload FROM webhook_deliveries WHERE {likes}"
-    ).fetchall():
-        message = json.loads(payload)
-        data = message.get("data") if isinstance(message, dict) else None
-        if not isinstance(data, dict) or data.get("contact_id") not in wanted:
-            continue
-        if data.get("old") is None and data.get("new") is None:
-            continue
-        data["old"] = data["new"] = None
-        db.execute(
-            "UPDATE webhook_deliveries SET payload = ? WHERE id = ?",
-            [json.dumps(message, ensure_ascii=False), delivery_id],
-        )
-        changed += 1
+    for chunk in chunks(sorted(set(leads))):
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(
+            "SELECT id, payload FROM webhook_deliveries WHERE event_type = 'lead.changed' AND json_valid(payload)"
+            f" AND json_extract(payload, '$.data.field') IN ({fields})"
+            f" AND json_extract(payload, '$.data.lead_id') IN ({marks})",
+            list(chunk),
+        ).fetchall()
+        for delivery_id, payload in rows:
+            message = json.loads(payload)
+            data = message["data"]
+            if data.get("old") is None and data.get("new") is None:
+                continue
+            data["old"] = data["new"] = None
+            db.execute(
+                "UPDATE webhook_deliveries SET payload = ? WHERE id = ?",
+                [json.dumps(message, ensure_ascii=False), delivery_id],
+            )
+            changed += 1
     return changed
 
 

@@ -256,7 +256,7 @@ def anonymise(
     )
     for subject in subjects:
         erase(db, subject, Found(), at=at, actor=actor, keep_blocklist=True, deliveries=False)
-    redact_deliveries(db, [i for s in subjects for i in s.contact_ids])
+    redact_deliveries(db, [i for s in subjects for i in s.lead_ids])
     # Requests that named them and were refused before they went quiet (a form the parser could not
     # read, say): kept for a replay while the person is, they go with them. One still waiting or
     # failed, or refused since, may yet become their touch: it stays.

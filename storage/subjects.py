@@ -632,15 +632,7 @@ def export_subject(db: Database, contact_id: int) -> dict[str, Any] | None:
                 sorted(cards_of(db, subject)),
             )
         ],
-        "webhooks": [
-            _json_columns(w, "payload")
-            for w in _rows(
-                db,
-                "SELECT id, endpoint, event_type, payload, status, created_at, delivered_at FROM webhook_deliveries"
-                " WHERE json_extract(payload, '$.data.contact_id') IN ({marks}) ORDER BY id",
-                people,
-            )
-        ],
+        "webhooks": [_json_columns(w, "payload") for w in _deliveries(db, subject)],
         "nudges": _rows(
             db,
             "SELECT id, kind, level, staff_id, due_at, created_at, sent_at, acted_at FROM nudges"
@@ -649,6 +641,28 @@ def export_subject(db: Database, contact_id: int) -> dict[str, Any] | None:
         ),
         "drafts": [_json_columns(d, "data") for d in _drafts(db, people, subject.touch_ids)],
     }
+
+
+def _deliveries(db: Database, subject: Subject) -> list[dict[str, Any]]:
+    """The webhooks to a CRM about their registrations and leads, by the ids in the payload, as
+    erasure finds them: the contact id there is the holder when it was queued, another person's if
+    a merge has been undone since."""
+    columns = (
+        "SELECT id, endpoint, event_type, payload, status, created_at, delivered_at FROM webhook_deliveries"
+        " WHERE json_valid(payload) AND"
+    )
+    found = {
+        w["id"]: w
+        for w in [
+            *_rows(db, f"{columns} json_extract(payload, '$.data.lead_id') IN ({{marks}})", subject.lead_ids),
+            *_rows(
+                db,
+                f"{columns} event_type = 'registration.created' AND json_extract(payload, '$.data.id') IN ({{marks}})",
+                subject.registration_ids,
+            ),
+        ]
+    }
+    return [found[key] for key in sorted(found)]
 
 
 def _named_in_rows(db: Database, subject: Subject) -> list[dict[str, Any]]:

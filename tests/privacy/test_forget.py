@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from leadline.config import WebhookConfig
 from storage.contacts import undo_merge
 from storage.db import open_database
 from storage.registrations import change_lead
 from storage.schema import migrate
+from storage.webhook_deliveries import collect
 from tests.capture.test_smtp import send
 from tests.cli import run_cli
 from tests.conftest import BASE, StartServer
@@ -19,6 +21,7 @@ from tests.dovecot import free_port
 from tests.multipart import build_multipart
 from tests.numbers.month import month_config
 from tests.privacy.people import (
+    API_AUTH,
     E164,
     EMAIL,
     NAME,
@@ -305,3 +308,63 @@ async def test_people_erased_before_the_upgrade_lose_the_reason_typed_about_them
         assert sent["data"] == {"contact_id": contact, "field": "returned_reason", "old": None, "new": None}
     finally:
         db.close()
+
+
+async def test_forget_after_an_undone_merge_takes_her_words_from_the_crm_webhook_queued_while_merged(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    """Her lead's need, edited while she was merged into him, was queued for the CRM under his
+    contact id: after the undo, forget redacted no webhook and subject-export did not show it, and
+    the CRM was sent her words once it was back."""
+    config = privacy_config(tmp_path)
+    srv = await start_server(config)
+    crm = [WebhookConfig.model_validate({"url": "http://127.0.0.1:9/crm", "secret": "whsec_" + "A" * 44})]
+    db = srv.db()
+    try:
+        with db.atomic():
+            collect(db, crm, datetime.now(UTC))  # marks where the CRM's webhook starts
+    finally:
+        db.close()
+    async with srv.session.post(
+        f"{srv.url}/hooks/form?token=form-token", json={"name": "Karl Other", "phone": OTHER_PHONE}
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    registration = {"email": EMAIL, "disposition": "lead", "temperature": "warm", "need": "a kitchen"}
+    async with srv.session.post(f"{srv.url}/api/registrations", json=registration, headers=API_AUTH) as resp:
+        assert resp.status == 201, await resp.text()
+    both = {"name": "Karl Other", "phone": OTHER_PHONE, "email": EMAIL}
+    async with srv.session.post(f"{srv.url}/hooks/form?token=form-token", json=both) as resp:
+        assert resp.status == 200, await resp.text()
+    lead = srv.scalar("SELECT id FROM leads")
+    db = srv.db()
+    try:
+        with db.atomic():
+            at = datetime.now(UTC)
+            change_lead(db, lead, at=at, need=f"A kitchen for {NAME}, write to {EMAIL}")
+            collect(db, crm, at)  # the CRM is down: the events wait in the queue
+            undo_merge(db, srv.scalar("SELECT id FROM merges"), at=at)
+    finally:
+        db.close()
+    queued = srv.rows("SELECT id, payload FROM webhook_deliveries WHERE payload LIKE '%Zwanziger%'")
+    assert len(queued) == 1
+    cfg = str(tmp_path / "config.toml")
+
+    out = tmp_path / "subject.json"
+    shown = await run_cli("subject-export", EMAIL, "--config", cfg, "--output", str(out))
+    assert shown.code == 0, shown.output
+    webhooks = json.loads(out.read_text(encoding="utf-8"))["webhooks"]
+    assert queued[0]["id"] in [w["id"] for w in webhooks]
+    assert {w["payload"]["data"]["lead_id"] for w in webhooks} == {lead}  # nothing of Karl's
+
+    done = await run_cli("forget", EMAIL, "--config", cfg, "--yes")
+    assert done.code == 0, done.output
+    [payload] = [
+        json.loads(p)
+        for p in srv.rows("SELECT payload FROM webhook_deliveries WHERE id = ?", [queued[0]["id"]])[
+            0
+        ].values()
+    ]
+    assert (payload["data"]["field"], payload["data"]["old"], payload["data"]["new"]) == ("need", None, None)
+    database = config.database_path
+    traces = [EMAIL, EMAIL.lower(), "Ottilie", "Zwanziger"]
+    assert await traces_in(database, traces) == {database.name: [], f"{database.name}-wal": []}
