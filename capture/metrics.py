@@ -65,6 +65,20 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="mostrecent",  # set from the database by the process scraped
         )
+        self.webhooks = Gauge(
+            "leadline_webhook_deliveries",
+            "Deliveries to a CRM by status: pending (waiting for an attempt), delivered, failed"
+            " (given up: leadline webhooks lists and requeues them)",
+            ["status"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",  # set from the database by the process scraped
+        )
+        self.webhook_age = Gauge(
+            "leadline_webhook_oldest_pending_seconds",
+            "Age of the oldest delivery to a CRM still waiting (0 when none waits)",
+            registry=self.registry,
+            multiprocess_mode="mostrecent",  # set from the database by the process scraped
+        )
         self._failed_sources: set[str] = set()
         self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
         self._channels: dict[str, Counter] = {}
@@ -115,6 +129,12 @@ class Metrics:
         self._failed_sources |= {*sources, *failed}
         for source in self._failed_sources:
             self.failed.labels(source).set(failed.get(source, 0))
+
+    def set_webhooks(self, by_status: Mapping[str, int], oldest_pending: float) -> None:
+        """The queue of deliveries to a CRM as the database has it now; every status gets a value."""
+        for status, count in by_status.items():
+            self.webhooks.labels(status).set(count)
+        self.webhook_age.set(oldest_pending)
 
     def committed(self, jobs: int) -> None:
         """The store's commit hook: called by a writer after each commit."""

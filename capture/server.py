@@ -21,6 +21,7 @@ from capture.providers.base import RawRequest, quoted
 from storage import meta
 from storage.backlog import backlog
 from storage.keys import CLOCK, STORE
+from storage.webhook_deliveries import stats as webhook_stats
 
 log = logging.getLogger("leadline.http")
 
@@ -270,6 +271,11 @@ async def metrics(request: web.Request) -> web.Response:
     rows = await store.read(backlog)
     m.waiting.set(rows.waiting)
     m.set_failed(rows.failed, (s.name for s in request.app[CAPTURE].config.sources))
+    queue = await store.read(webhook_stats)
+    age = (
+        0.0 if queue.oldest_pending is None else (request.app[CLOCK]() - queue.oldest_pending).total_seconds()
+    )
+    m.set_webhooks(queue.by_status, max(age, 0.0))
     return web.Response(body=m.render(), content_type="text/plain", charset="utf-8")
 
 

@@ -34,6 +34,7 @@ LAZY_COMMANDS = {
     "plan": "leadline.report_cli:plan",
     "demo": "leadline.report_cli:demo",
     "journal": "leadline.journal_cli:journal",
+    "webhooks": "leadline.webhooks_cli:webhooks",
     "forget": "leadline.privacy_cli:forget_command",
     "subject-export": "leadline.privacy_cli:subject_export",
     "backup": "leadline.backup_cli:backup_command",

@@ -7,7 +7,9 @@ the event is collected and stored with it (``msg_registration_<id>_<random>``,
 ``msg_lead_change_<id>_<random>``): the same across retries, so a receiver can drop repeats, and
 never the id of another event, even after a restore rolls the row ids back. Each endpoint's queue
 goes strictly in order: a failure is retried with growing delays, and what was queued after it
-waits behind it. After the last retry the row is ``failed``."""
+waits behind it. Past the last delay it is retried at that delay for as long as the journal keeps
+raw requests (:func:`keep_trying`), so no outage a business sits out loses an event; only then is
+the row ``failed``, counted on ``/metrics`` and listed and requeued by ``leadline webhooks``."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -30,7 +33,8 @@ from storage.db import Clock, Store
 
 log = logging.getLogger("leadline.webhooks")
 
-#: Delay before each retry; after the last, the delivery is marked failed (about a day in all).
+#: Delay before each retry; after the last, the retries go on at the last (top) delay until the
+#: delivery is as old as the bound :func:`keep_trying` gives, and only then is it marked failed.
 BACKOFF = (
     timedelta(seconds=5),
     timedelta(minutes=1),
@@ -40,6 +44,9 @@ BACKOFF = (
     timedelta(hours=5),
     timedelta(hours=10),
 )
+#: How long a delivery is tried for when ``[retention] journal_days`` is 0 (the journal kept for
+#: good): as long as the default retention, far past any outage a business sits out.
+KEEP_TRYING = timedelta(days=90)
 POLL_SECONDS = 2.0
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 
@@ -61,14 +68,33 @@ async def deliver_due(
     session: aiohttp.ClientSession,
     clock: Clock,
     limit: int = 100,
+    *,
+    give_up_after: timedelta = KEEP_TRYING,
 ) -> dict[str, int]:
     """One round: collect new events, then try each endpoint's queue in order up to its first
     failure, beside the others' (an endpoint that hangs delays only its own); returns counts by
     outcome."""
     await collect(store, webhooks, clock)
-    rounds = [deliver_endpoint(store, hook, session, clock, limit) for hook in endpoints(webhooks)]
+    rounds = [
+        deliver_endpoint(store, hook, session, clock, limit, give_up_after=give_up_after)
+        for hook in endpoints(webhooks)
+    ]
     results = await asyncio.gather(*rounds, give_up_unconfigured(store, webhooks, clock, limit))
     return {outcome: sum(r[outcome] for r in results) for outcome in ("delivered", "retry", "failed")}
+
+
+def keep_trying(journal_days: int) -> timedelta:
+    """How long after it was queued a delivery is still tried: as long as the journal keeps the raw
+    requests (``[retention] journal_days``), so an outage of days, a weekend or a holiday, loses
+    nothing; :data:`KEEP_TRYING` when the journal is kept for good."""
+    return timedelta(days=journal_days) if journal_days else KEEP_TRYING
+
+
+def host_of(url: str) -> str:
+    """What of a webhook's URL a person is shown, in the log and ``leadline webhooks``: the host
+    (and port), never the path or query, where a CRM may put its token."""
+    parts = urlsplit(url)
+    return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else "(no host)"
 
 
 def endpoints(webhooks: Sequence[WebhookConfig]) -> list[WebhookConfig]:
@@ -82,7 +108,13 @@ async def collect(store: Store, webhooks: Sequence[WebhookConfig], clock: Clock)
 
 
 async def deliver_endpoint(
-    store: Store, hook: WebhookConfig, session: aiohttp.ClientSession, clock: Clock, limit: int = 100
+    store: Store,
+    hook: WebhookConfig,
+    session: aiohttp.ClientSession,
+    clock: Clock,
+    limit: int = 100,
+    *,
+    give_up_after: timedelta = KEEP_TRYING,
 ) -> dict[str, int]:
     """Try this endpoint's due deliveries in order, one at a time, each signed as it is sent. The
     first that fails stops the round: what was queued after it waits until it is delivered, so the
@@ -92,7 +124,7 @@ async def deliver_endpoint(
     counts = {"delivered": 0, "retry": 0, "failed": 0}
     for item in due:
         error = await _attempt(session, item, secret, clock)
-        outcome = await _finish(store, item, error, clock)
+        outcome = await _finish(store, item, error, clock, give_up_after)
         counts[outcome] += 1
         if outcome == "retry":
             break
@@ -107,7 +139,8 @@ async def give_up_unconfigured(
     due = await store.read(lambda db: deliveries.due_elsewhere(db, clock(), limit, urls))
     counts = {"delivered": 0, "retry": 0, "failed": 0}
     for item in due:
-        counts[await _finish(store, item, "the endpoint is no longer in the config", clock)] += 1
+        error = "the endpoint is no longer in the config"
+        counts[await _finish(store, item, error, clock, KEEP_TRYING)] += 1
     return counts
 
 
@@ -134,10 +167,13 @@ async def _attempt(
         return f"{type(exc).__name__}: {exc}"
 
 
-async def _finish(store: Store, item: deliveries.Due, error: str | None, clock: Clock) -> str:
+async def _finish(
+    store: Store, item: deliveries.Due, error: str | None, clock: Clock, give_up_after: timedelta
+) -> str:
     """Record the attempt's outcome (a retry's delay counts from now) and log a failure."""
-    outcome = _settle(item, error)
-    await store.write(partial(_record, item=item, error=error, outcome=outcome, now=clock()))
+    now = clock()
+    outcome = _settle(item, error, now, give_up_after)
+    await store.write(partial(_record, item=item, error=error, outcome=outcome, now=now))
     if error:
         log.warning(
             "webhook delivery failed",
@@ -146,10 +182,14 @@ async def _finish(store: Store, item: deliveries.Due, error: str | None, clock: 
     return outcome
 
 
-def _settle(item: deliveries.Due, error: str | None) -> str:
+def _settle(item: deliveries.Due, error: str | None, now: datetime, give_up_after: timedelta) -> str:
+    """Delivered, or tried again: through the backoff, then at its top delay while the delivery is
+    younger than ``give_up_after``; past both, failed."""
     if error is None:
         return "delivered"
-    return "retry" if item.attempts < len(BACKOFF) else "failed"
+    if item.attempts < len(BACKOFF) or now - item.created_at < give_up_after:
+        return "retry"
+    return "failed"
 
 
 def _record(db: Database, item: deliveries.Due, error: str | None, outcome: str, now: datetime) -> None:
@@ -166,6 +206,7 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
     so one that hangs (each attempt waits up to :data:`TIMEOUT`) holds back no other."""
     webhooks = app[keys.CONFIG].webhooks
     store, clock = app[keys.STORE], app[keys.CLOCK]
+    give_up_after = keep_trying(app[keys.CONFIG].retention.journal_days)
     if not webhooks:
         # The endpoints' cursors go: a webhook added later hears what happens from then on, not
         # what happened while there was none.
@@ -184,7 +225,9 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
 
     tasks = [asyncio.create_task(_every(collect_round))]
     tasks += [
-        asyncio.create_task(_every(partial(deliver_endpoint, store, hook, session, clock), wake))
+        asyncio.create_task(
+            _every(partial(deliver_endpoint, store, hook, session, clock, give_up_after=give_up_after), wake)
+        )
         for hook, wake in zip(hooks, wakes, strict=True)
     ]
     yield

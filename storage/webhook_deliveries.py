@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
-from storage.db import iso
+from storage.db import chunks, iso, parse_iso
 
 if TYPE_CHECKING:
     from leadline.config import WebhookConfig
@@ -109,9 +109,24 @@ class Due:
     endpoint: str
     payload: str
     attempts: int
+    #: When it was queued: a delivery is tried until it is as old as the sender's bound.
+    created_at: datetime
 
 
-_DUE = "SELECT id, webhook_id, endpoint, payload, attempts FROM webhook_deliveries WHERE status = 'pending'"
+_COLUMNS = "id, webhook_id, endpoint, payload, attempts, created_at"
+_DUE = f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE status = 'pending'"
+
+
+def _due(row: Sequence[Any]) -> Due:
+    delivery_id, webhook_id, endpoint, payload, attempts, created_at = row
+    return Due(
+        int(delivery_id),
+        str(webhook_id),
+        str(endpoint),
+        str(payload),
+        int(attempts),
+        parse_iso(str(created_at)),
+    )
 
 
 def due(db: Database, at: datetime, limit: int, *, endpoint: str) -> list[Due]:
@@ -119,7 +134,7 @@ def due(db: Database, at: datetime, limit: int, *, endpoint: str) -> list[Due]:
     that is not due: each endpoint is sent to on its own, strictly in order, so a CRM never hears a
     lead's later change before an earlier one that is waiting out a retry."""
     rows = db.execute(
-        "SELECT id, webhook_id, endpoint, payload, attempts, next_attempt_at FROM webhook_deliveries"
+        f"SELECT {_COLUMNS}, next_attempt_at FROM webhook_deliveries"
         " WHERE status = 'pending' AND endpoint = ? ORDER BY id LIMIT ?",
         [endpoint, limit],
     ).fetchall()
@@ -127,7 +142,7 @@ def due(db: Database, at: datetime, limit: int, *, endpoint: str) -> list[Due]:
     for *item, next_attempt_at in rows:
         if next_attempt_at > stamp:
             break
-        ready.append(Due(*item))
+        ready.append(_due(item))
     return ready
 
 
@@ -138,7 +153,7 @@ def due_elsewhere(db: Database, at: datetime, limit: int, endpoints: Sequence[st
         f"{_DUE} AND endpoint NOT IN ({marks}) AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
         [*endpoints, iso(at), limit],
     ).fetchall()
-    return [Due(*row) for row in rows]
+    return [_due(row) for row in rows]
 
 
 def delivered(db: Database, delivery_id: int, at: datetime) -> None:
@@ -158,3 +173,95 @@ def not_delivered(
         " WHERE id = ?",
         ["failed" if final else "pending", error, iso(next_attempt_at), delivery_id],
     )
+
+
+#: What a delivery can be: waiting for an attempt, done, or given up (``leadline webhooks requeue``).
+STATUSES = ("pending", "delivered", "failed")
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What ``/metrics`` publishes: deliveries by status (each present, 0 included) and when the
+    oldest pending one was queued (None when nothing waits)."""
+
+    by_status: dict[str, int]
+    oldest_pending: datetime | None
+
+
+def stats(db: Database) -> Stats:
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, count in db.execute("SELECT status, COUNT(*) FROM webhook_deliveries GROUP BY status"):
+        counts[str(status)] = int(count)
+    oldest = db.execute("SELECT MIN(created_at) FROM webhook_deliveries WHERE status = 'pending'").fetchone()[
+        0
+    ]
+    return Stats(counts, parse_iso(str(oldest)) if oldest is not None else None)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One delivery as ``leadline webhooks`` shows it."""
+
+    id: int
+    endpoint: str
+    event_type: str
+    status: str
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    last_error: str | None
+    #: The payload was emptied by retention (``[retention] journal_days``): it cannot be sent again.
+    expired: bool
+
+
+def listing(db: Database, statuses: Sequence[str], limit: int) -> tuple[list[Listed], bool]:
+    """The oldest ``limit`` deliveries with one of ``statuses``, in queue order; and whether more match."""
+    marks = ",".join("?" * len(statuses))
+    rows = db.execute(
+        "SELECT id, endpoint, event_type, status, attempts, created_at, next_attempt_at, last_error,"
+        f" payload = '{{}}' FROM webhook_deliveries WHERE status IN ({marks}) ORDER BY id LIMIT ?",
+        [*statuses, limit + 1],
+    ).fetchall()
+    found = [
+        Listed(
+            int(i),
+            str(endpoint),
+            str(event_type),
+            str(status),
+            int(attempts),
+            parse_iso(str(created)),
+            parse_iso(str(following)),
+            None if error is None else str(error),
+            bool(expired),
+        )
+        for i, endpoint, event_type, status, attempts, created, following, error, expired in rows
+    ]
+    return found[:limit], len(found) > limit
+
+
+def requeue(db: Database, ids: Sequence[int] | None, at: datetime) -> list[int]:
+    """Failed deliveries (those of ``ids``, or all when None) pending again from ``at``, with the
+    retries of a new one; returns their ids. One whose payload retention emptied stays failed."""
+    where = "status = 'failed' AND payload != '{}'"
+    if ids is None:
+        found = [
+            int(r[0]) for r in db.execute(f"SELECT id FROM webhook_deliveries WHERE {where} ORDER BY id")
+        ]
+    else:
+        found = []
+        for chunk in chunks(sorted(set(ids))):
+            marks = ",".join("?" * len(chunk))
+            found += [
+                int(r[0])
+                for r in db.execute(
+                    f"SELECT id FROM webhook_deliveries WHERE {where} AND id IN ({marks}) ORDER BY id",
+                    list(chunk),
+                )
+            ]
+    for chunk in chunks(found):
+        marks = ",".join("?" * len(chunk))
+        db.execute(
+            f"UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ? WHERE id IN ({marks})",
+            [iso(at), *chunk],
+        )
+    return found

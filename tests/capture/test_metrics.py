@@ -13,6 +13,8 @@ LEADLINE = {
     "leadline_touches_created_total": "counter",
     "leadline_journal_waiting": "gauge",
     "leadline_journal_failed": "gauge",
+    "leadline_webhook_deliveries": "gauge",
+    "leadline_webhook_oldest_pending_seconds": "gauge",
     "leadline_request_seconds": "histogram",
     "leadline_writer_commits_total": "counter",
     "leadline_writer_jobs_total": "counter",

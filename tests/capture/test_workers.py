@@ -170,6 +170,9 @@ async def test_two_processes_share_the_port_the_contacts_and_the_figures(tmp_pat
     for text in texts:  # the writers' figures summed as counters; no process figures of one of them
         assert "# TYPE leadline_writer_commits_total counter" in text
         assert "# TYPE python_info gauge" in text and "process_cpu_seconds_total" not in text
+        # Set from the database by whichever process answers, as the journal's gauges are.
+        assert 'leadline_webhook_deliveries{status="failed"} 0.0' in text
+        assert "leadline_webhook_oldest_pending_seconds 0.0" in text
     assert await wait_gone(worker_pid), "SIGTERM left the worker running"
     assert not [
         line

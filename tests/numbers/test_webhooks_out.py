@@ -18,10 +18,11 @@ from standardwebhooks import Webhook
 
 from leadline import webhooks_out
 from leadline.config import Config, WebhookConfig
-from leadline.webhooks_out import deliver_due
+from leadline.webhooks_out import deliver_due, keep_trying
 from storage.db import Store, now_utc
 from storage.registrations import change_lead
 from storage.registrations import record_registration as register
+from tests.cli import run_cli
 from tests.numbers.month import month_config, open_month
 
 SECRET = "whsec_dGVzdC1vdXRnb2luZy13ZWJob29rcy1zZWNyZXQtMzJieXRlcw=="
@@ -523,3 +524,126 @@ async def test_after_a_failure_the_crm_hears_each_lead_change_in_the_order_it_wa
         await server.close()
     heard = [json.loads(body)["data"].get("new", "registered") for _, body in receiver.requests]
     assert heard == ["registered", "new", "qualified", "qualified", "accepted"]
+
+
+async def next_attempt(store: Store) -> datetime:
+    """When the pending delivery is tried next: the clock a test jumps to."""
+    text = await store.read(
+        lambda db: db.execute(
+            "SELECT next_attempt_at FROM webhook_deliveries WHERE status = 'pending'"
+        ).fetchone()
+    )
+    assert text is not None, "nothing is pending"
+    return datetime.fromisoformat(text[0])
+
+
+async def test_a_crm_down_over_a_weekend_gets_the_event_when_it_is_back(tmp_path: Path):
+    """After eight attempts (17 h 36 min) the delivery was failed and never sent again: a CRM down
+    from Friday night to Monday morning lost every event of the weekend, with no sign."""
+    receiver = Receiver(failures=10**6)  # down
+    server = await receiver.start()
+    config = config_for(tmp_path, str(server.make_url("/hook")))
+    store = Store.open(config.database_path)
+    session = aiohttp.ClientSession()
+    try:
+        now = now_utc()
+        await deliver_due(store, config.webhooks, session, lambda: now)  # marks where the webhook starts
+        await store.write(partial(refuse_petr, at=now))
+        at = now
+        while at - now < timedelta(hours=60):
+            await deliver_due(store, config.webhooks, session, lambda at=at: at)
+            following = await next_attempt(store)
+            assert following - at <= timedelta(hours=10)  # never more than the top delay apart
+            at = following
+        tried = len(receiver.requests)
+        assert tried == 12  # 8 in the first 17 h 36 min, then one each 10 h
+        receiver.failures = 0  # Monday morning
+        assert await deliver_due(store, config.webhooks, session, lambda: at) == {
+            "delivered": 1,
+            "retry": 0,
+            "failed": 0,
+        }
+    finally:
+        await session.close()
+        await store.close()
+        await server.close()
+    assert len(receiver.requests) == tried + 1
+    assert json.loads(receiver.requests[-1][1])["data"]["reason"] == "spam"
+
+
+async def status_of(store: Store) -> str:
+    return str(await store.read(lambda db: db.execute("SELECT status FROM webhook_deliveries").fetchone()[0]))
+
+
+async def test_a_delivery_given_up_after_the_journal_days_is_counted_listed_and_sent_again(
+    tmp_path: Path, start_server: Any
+):
+    """A delivery given up on left no sign: /metrics had no webhook series, and no command listed or
+    resent it."""
+    receiver = Receiver(failures=10**6)  # down
+    server = await receiver.start()
+    hook = {"url": f"{server.make_url('/hook')}?token=crm-path-secret", "secret": SECRET}
+    config = month_config(tmp_path, webhooks=[hook], retention={"journal_days": 2})
+    open_month(config.database_path, config).db.close()
+    give_up_after = keep_trying(config.retention.journal_days)
+    store = Store.open(config.database_path)
+    session = aiohttp.ClientSession()
+    try:
+        now = now_utc()
+        await deliver_due(store, config.webhooks, session, lambda: now)  # marks where the webhook starts
+        await store.write(partial(refuse_petr, at=now))
+        await deliver_due(store, config.webhooks, session, lambda: now, give_up_after=give_up_after)
+        at = now
+        while await status_of(store) == "pending":
+            at = await next_attempt(store)
+            await deliver_due(store, config.webhooks, session, lambda at=at: at, give_up_after=give_up_after)
+        assert at - now >= timedelta(days=2)  # tried until it was as old as the journal's retention
+        # A later event, waiting: the CRM is still down.
+        later = at + timedelta(minutes=1)
+        await store.write(partial(refuse_petr, at=later, reason="partner"))
+        await deliver_due(store, config.webhooks, session, lambda: later, give_up_after=give_up_after)
+        failed_id = await store.read(
+            lambda db: db.execute("SELECT id FROM webhook_deliveries WHERE status = 'failed'").fetchone()[0]
+        )
+    finally:
+        await store.close()
+
+    try:
+        srv = await start_server(month_config(tmp_path), clock=lambda: later + timedelta(hours=1))
+        async with srv.session.get(f"{srv.url}/metrics") as resp:
+            text = await resp.text()
+        await srv.stop()
+        assert 'leadline_webhook_deliveries{status="failed"} 1.0' in text
+        assert 'leadline_webhook_deliveries{status="pending"} 1.0' in text
+        assert 'leadline_webhook_deliveries{status="delivered"} 0.0' in text
+        assert "leadline_webhook_oldest_pending_seconds 3600.0" in text
+
+        cfg = str(tmp_path / "config.toml")
+        listed = await run_cli("webhooks", "--config", cfg)
+        assert listed.code == 0, listed.output
+        lines = listed.output.splitlines()
+        assert len(lines) == 2 and lines[0].startswith(f"#{failed_id} "), listed.output
+        assert "failed, " in lines[0] and "HTTP 500" in lines[0] and "pending, 1 attempt," in lines[1]
+        assert f"127.0.0.1:{server.port}" in lines[0] and "crm-path-secret" not in listed.output
+
+        requeued = await run_cli("webhooks", "requeue", str(failed_id), "--config", cfg)
+        assert requeued.code == 0, requeued.output
+        again = await run_cli("webhooks", "requeue", str(failed_id), "--config", cfg)
+        assert again.code == 1 and f"#{failed_id}" in again.output
+
+        receiver.failures = 0  # the CRM is back: both go, the older first
+        store = Store.open(config.database_path)
+        try:
+            back = later + timedelta(hours=2)
+            assert await deliver_due(store, config.webhooks, session, lambda: back) == {
+                "delivered": 2,
+                "retry": 0,
+                "failed": 0,
+            }
+        finally:
+            await store.close()
+    finally:
+        await session.close()
+        await server.close()
+    reasons = [json.loads(body)["data"]["reason"] for _, body in receiver.requests[-2:]]
+    assert reasons == ["spam", "partner"]
