@@ -760,6 +760,9 @@ class WebhookConfig(Strict):
     url: str
     #: The Standard Webhooks signing secret (``whsec_`` + base64), shared with the receiver.
     secret: Secret
+    #: What owns the webhook's queue and its place in the history, so that its URL can change (a
+    #: redirect, a CRM on a new host) and what waits goes to the new one; without it, the URL does.
+    name: str | None = None
 
     @field_validator("url")
     @classmethod
@@ -767,6 +770,18 @@ class WebhookConfig(Strict):
         if not re.match(r"https?://", value):
             raise ValueError("the webhook url must start with http:// or https://")
         return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
+            raise ValueError("a webhook name is 1 to 64 letters, digits, '_', '.' and '-', e.g. crm")
+        return value
+
+    @property
+    def key(self) -> str:
+        """What its deliveries and cursors are stored under: the name, else the URL."""
+        return self.name or self.url
 
 
 class LogSection(Strict):
@@ -826,6 +841,7 @@ class Config(Strict):
         for kind, names in (
             ("sources", [s.name for s in self.sources]),
             ("campaigns", [c.name for c in self.campaigns]),
+            ("webhooks", [w.name for w in self.webhooks if w.name]),
         ):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:

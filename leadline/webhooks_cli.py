@@ -3,7 +3,8 @@
 A delivery is retried for as long as the journal keeps raw requests (leadline/webhooks_out.py), so
 a ``failed`` one means a CRM that refused for that long, or an endpoint taken out of the config:
 whoever runs Leadline must be able to see them without SQL, and send them again once the cause is
-fixed. Each line names the webhook by its host only: a URL's path or query may hold a CRM's token.
+fixed. Each line names the webhook by its ``name``, else by its host only: a URL's path or query
+may hold a CRM's token.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from storage.webhook_deliveries import STATUSES, Listed
 
 def listed_line(item: Listed, tz: ZoneInfo) -> str:
     """One delivery on one line: its id, when it was queued, where to, what, and how it stands."""
-    from leadline.webhooks_out import host_of
+    from leadline.webhooks_out import label
 
     tries = f"{item.attempts} attempt" + ("" if item.attempts == 1 else "s")
     if item.status == "pending":
@@ -34,17 +35,17 @@ def listed_line(item: Listed, tz: ZoneInfo) -> str:
         state = f"{item.status}, {tries}"
     error = f": {item.last_error}" if item.last_error else ""
     return (
-        f"#{item.id:<6} {local_text(item.created_at, tz)}  {host_of(item.endpoint):<22} "
+        f"#{item.id:<6} {local_text(item.created_at, tz)}  {label(item.endpoint):<22} "
         f"{item.event_type:<20} {state}{error}"
     )
 
 
 def listed_json(item: Listed, tz: ZoneInfo) -> dict[str, Any]:
-    from leadline.webhooks_out import host_of
+    from leadline.webhooks_out import label
 
     return {
         "id": item.id,
-        "webhook": host_of(item.endpoint),
+        "webhook": label(item.endpoint),
         "event_type": item.event_type,
         "status": item.status,
         "attempts": item.attempts,

@@ -97,9 +97,15 @@ def host_of(url: str) -> str:
     return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else "(no host)"
 
 
+def label(key: str) -> str:
+    """How a webhook stored under ``key`` (its name, else its URL) is shown: the name, or the host."""
+    return host_of(key) if "://" in key else key
+
+
 def endpoints(webhooks: Sequence[WebhookConfig]) -> list[WebhookConfig]:
-    """One per URL (the last one written wins, as its secret did): each URL gets one queue."""
-    return list({hook.url: hook for hook in webhooks}.values())
+    """One per key, its name or else its URL (the last one written wins, as its secret did): each
+    gets one queue."""
+    return list({hook.key: hook for hook in webhooks}.values())
 
 
 async def collect(store: Store, webhooks: Sequence[WebhookConfig], clock: Clock) -> int:
@@ -119,11 +125,11 @@ async def deliver_endpoint(
     """Try this endpoint's due deliveries in order, one at a time, each signed as it is sent. The
     first that fails stops the round: what was queued after it waits until it is delivered, so the
     CRM hears each lead's changes in the order they were made, never an old stage after a new one."""
-    due = await store.read(lambda db: deliveries.due(db, clock(), limit, endpoint=hook.url))
+    due = await store.read(lambda db: deliveries.due(db, clock(), limit, endpoint=hook.key))
     secret = hook.secret.get_secret_value()
     counts = {"delivered": 0, "retry": 0, "failed": 0}
     for item in due:
-        error = await _attempt(session, item, secret, clock)
+        error = await _attempt(session, item, hook.url, secret, clock)
         outcome = await _finish(store, item, error, clock, give_up_after)
         counts[outcome] += 1
         if outcome == "retry":
@@ -134,18 +140,21 @@ async def deliver_endpoint(
 async def give_up_unconfigured(
     store: Store, webhooks: Sequence[WebhookConfig], clock: Clock, limit: int = 100
 ) -> dict[str, int]:
-    """Deliveries queued for an endpoint since taken out of the config fail their attempts."""
-    urls = [hook.url for hook in webhooks]
-    due = await store.read(lambda db: deliveries.due_elsewhere(db, clock(), limit, urls))
+    """Deliveries queued for an endpoint since taken out of the config fail their attempts, and are
+    given up after the backoff (about 18 h), not kept trying: a webhook taken out on purpose is not
+    a CRM that is down. One put back within that time, or given a name that takes over its URL's
+    queue, sends them; ``leadline webhooks requeue`` puts failed ones back once it is."""
+    keys = [hook.key for hook in webhooks]
+    due = await store.read(lambda db: deliveries.due_elsewhere(db, clock(), limit, keys))
     counts = {"delivered": 0, "retry": 0, "failed": 0}
     for item in due:
         error = "the endpoint is no longer in the config"
-        counts[await _finish(store, item, error, clock, KEEP_TRYING)] += 1
+        counts[await _finish(store, item, error, clock, timedelta(0))] += 1
     return counts
 
 
 async def _attempt(
-    session: aiohttp.ClientSession, item: deliveries.Due, secret: str, clock: Clock
+    session: aiohttp.ClientSession, item: deliveries.Due, url: str, secret: str, clock: Clock
 ) -> str | None:
     """One POST; its error, or None for a 2xx. Whatever goes wrong with one item (a key the library
     refuses, a URL it cannot send to) is that item's error: recorded and retried, and the rest go on."""
@@ -156,7 +165,7 @@ async def _attempt(
         # A redirect is not followed: aiohttp would follow a 301/302 as a GET without the body,
         # and a 2xx to that would mark delivered an event the CRM never got.
         async with session.post(
-            item.endpoint,
+            url,
             data=item.payload.encode(),
             headers=headers,
             timeout=TIMEOUT,

@@ -1,5 +1,9 @@
 """The outgoing webhooks' queue: one row per event and endpoint, collected past a cursor.
 
+An endpoint is a ``[[webhooks]]`` entry, known by its ``name``, else by its URL: the ``endpoint``
+columns hold that key, and the URL a delivery is posted to is the config's at the time it is sent,
+so a named webhook's URL can change and its queue goes on to the new one.
+
 Events are not pushed from the code that registers (the bot, the API, the CLI all do): they are
 collected from the ``registrations`` and ``lead_changes`` tables, past each endpoint's cursors in
 ``webhook_cursors``, into ``webhook_deliveries`` in one transaction. So an event is queued exactly
@@ -58,12 +62,17 @@ def collect(db: Database, webhooks: Sequence[WebhookConfig], at: datetime, limit
     """Queue a delivery per endpoint for each registration and lead change past that endpoint's
     cursor; returns how many were queued.
 
-    Each endpoint (URL) has its own cursors in ``webhook_cursors``. One seen for the first time
-    starts at the newest row, and the cursors of an endpoint not in ``webhooks`` are dropped, so a
-    webhook added, or put back after a spell without it, hears what happens from then on: called
-    with no webhooks at all (``serve`` starting without any), it drops them all.
+    Each endpoint has its own cursors in ``webhook_cursors``, and its deliveries, under its key: the
+    webhook's ``name``, else its URL (the ``endpoint`` column holds that key). One seen for the first
+    time starts at the newest row, and the cursors of an endpoint not in ``webhooks`` are dropped, so
+    a webhook added, or put back after a spell without it, hears what happens from then on: called
+    with no webhooks at all (``serve`` starting without any), it drops them all. A webhook given a
+    name takes over what its URL had (:func:`_adopt`), so it can then change its URL and keep it.
     """
-    urls = sorted({hook.url for hook in webhooks})
+    urls = sorted({hook.key for hook in webhooks})
+    for hook in webhooks:
+        if hook.name is not None and hook.url not in urls:
+            _adopt(db, hook.url, hook.name)
     marks = ",".join("?" * len(urls))
     db.execute(f"DELETE FROM webhook_cursors WHERE endpoint NOT IN ({marks})", urls)
     cursors = {
@@ -100,6 +109,14 @@ def collect(db: Database, webhooks: Sequence[WebhookConfig], at: datetime, limit
                 )
             queued += len(rows)
     return queued
+
+
+def _adopt(db: Database, url: str, name: str) -> None:
+    """A webhook that was known by its URL and is now named: its deliveries, and its place in the
+    history unless the name has one already, go under the name."""
+    if db.execute("SELECT 1 FROM webhook_cursors WHERE endpoint = ?", [name]).fetchone() is None:
+        db.execute("UPDATE webhook_cursors SET endpoint = ? WHERE endpoint = ?", [name, url])
+    db.execute("UPDATE webhook_deliveries SET endpoint = ? WHERE endpoint = ?", [name, url])
 
 
 @dataclass(frozen=True)

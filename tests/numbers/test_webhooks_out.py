@@ -647,3 +647,83 @@ async def test_a_delivery_given_up_after_the_journal_days_is_counted_listed_and_
         await server.close()
     reasons = [json.loads(body)["data"]["reason"] for _, body in receiver.requests[-2:]]
     assert reasons == ["spam", "partner"]
+
+
+async def test_a_webhook_with_a_name_keeps_its_queue_when_its_url_changes(tmp_path: Path):
+    """The docs say to change the URL after a 301; the events that had failed with it stayed tied to
+    the old URL, were given up as "no longer in the config" and never reached the new one."""
+    arrived: list[bytes] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPMovedPermanently("/new")
+
+    async def new(request: web.Request) -> web.Response:
+        arrived.append(await request.read())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/old", moved)
+    app.router.add_post("/new", new)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    old, new_url = str(server.make_url("/old")), str(server.make_url("/new"))
+
+    def hooks(**hook: str) -> list[WebhookConfig]:
+        config = month_config(tmp_path, webhooks=[{**hook, "secret": SECRET}])
+        return config.webhooks
+
+    config = month_config(tmp_path, webhooks=[{"url": old, "secret": SECRET}])
+    open_month(config.database_path, config).db.close()
+    store = Store.open(config.database_path)
+    session = aiohttp.ClientSession()
+    try:
+        now = now_utc()
+        unnamed = hooks(url=old)
+        await deliver_due(store, unnamed, session, lambda: now)  # marks where the webhook starts
+        await store.write(partial(refuse_petr, at=now))
+        assert (await deliver_due(store, unnamed, session, lambda: now))["retry"] == 1  # HTTP 301
+        # First the webhook is given a name: it keeps the queue and the place its URL had.
+        named = hooks(name="crm", url=old)
+        await store.write(partial(refuse_petr, at=now, reason="partner"))
+        later = now + timedelta(minutes=1)
+        assert await deliver_due(store, named, session, lambda: later) == {
+            "delivered": 0,
+            "retry": 1,
+            "failed": 0,
+        }
+        # Then its URL is changed to where the redirect points.
+        moved_on = hooks(name="crm", url=new_url)
+        assert await deliver_due(store, moved_on, session, lambda: later + timedelta(minutes=5)) == {
+            "delivered": 2,
+            "retry": 0,
+            "failed": 0,
+        }
+        await store.write(partial(refuse_petr, at=now, reason="job_seeker"))
+        assert (await deliver_due(store, moved_on, session, lambda: later + timedelta(minutes=5)))[
+            "delivered"
+        ] == 1
+        statuses = await store.read(
+            lambda db: db.execute("SELECT DISTINCT endpoint, status FROM webhook_deliveries").fetchall()
+        )
+    finally:
+        await session.close()
+        await store.close()
+        await server.close()
+    assert [json.loads(body)["data"]["reason"] for body in arrived] == ["spam", "partner", "job_seeker"]
+    assert statuses == [("crm", "delivered")]
+
+
+def test_two_webhooks_cannot_share_a_name(tmp_path: Path):
+    import pytest
+
+    from leadline.config import ConfigError
+
+    with pytest.raises(ConfigError) as raised:
+        month_config(
+            tmp_path,
+            webhooks=[
+                {"name": "crm", "url": "https://a.example.com/hook", "secret": SECRET},
+                {"name": "crm", "url": "https://b.example.com/hook", "secret": SECRET},
+            ],
+        )
+    assert "duplicate name crm" in str(raised.value.problems)
