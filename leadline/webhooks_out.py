@@ -173,21 +173,34 @@ async def _attempt(
         ) as resp:
             return None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
+        # Kept, logged and shown by `leadline webhooks`: an error that quotes the URL (an invalid
+        # one, say) names its host instead, never its path or query.
+        error = f"{type(exc).__name__}: {exc}"
+        for spelled in (url, url.split("?")[0].split("#")[0]):
+            error = error.replace(spelled, host_of(url))
+        return error
 
 
 async def _finish(
     store: Store, item: deliveries.Due, error: str | None, clock: Clock, give_up_after: timedelta
 ) -> str:
-    """Record the attempt's outcome (a retry's delay counts from now) and log a failure."""
+    """Record the attempt's outcome (a retry's delay counts from now) and log a failure.
+
+    The line names the delivery by its row id, the number ``leadline webhooks`` shows and
+    ``requeue`` takes, and the webhook by its name or host: the ``webhook-id`` has digit runs the
+    log's scrubber masks as a phone number, and a URL's path or query may hold the CRM's token."""
     now = clock()
     outcome = _settle(item, error, now, give_up_after)
     await store.write(partial(_record, item=item, error=error, outcome=outcome, now=now))
     if error:
-        log.warning(
-            "webhook delivery failed",
-            extra={"fields": {"webhook_id": item.webhook_id, "attempt": item.attempts + 1, "error": error}},
-        )
+        fields = {
+            "webhook": label(item.endpoint),
+            "delivery": item.id,
+            "attempt": item.attempts + 1,
+            "outcome": outcome,
+            "error": error,
+        }
+        log.warning("webhook delivery failed", extra={"fields": fields})
     return outcome
 
 

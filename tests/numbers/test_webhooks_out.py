@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -18,12 +20,14 @@ from standardwebhooks import Webhook
 
 from leadline import webhooks_out
 from leadline.config import Config, WebhookConfig
+from leadline.logs import JsonFormatter, ScrubFilter
 from leadline.webhooks_out import deliver_due, keep_trying
 from storage.db import Store, now_utc
 from storage.registrations import change_lead
 from storage.registrations import record_registration as register
 from tests.cli import run_cli
 from tests.numbers.month import month_config, open_month
+from tests.test_logs import lines as log_lines
 
 SECRET = "whsec_dGVzdC1vdXRnb2luZy13ZWJob29rcy1zZWNyZXQtMzJieXRlcw=="
 TOKEN = "crm-token-0123456789"
@@ -727,3 +731,53 @@ def test_two_webhooks_cannot_share_a_name(tmp_path: Path):
             ],
         )
     assert "duplicate name crm" in str(raised.value.problems)
+
+
+async def test_a_failed_delivery_is_logged_with_its_id_and_its_webhook_and_nothing_masked(
+    tmp_path: Path,
+):
+    """The line carried msg_registration_10_e357****57ad4f57, its random part masked as a phone
+    number, and never said which webhook had failed."""
+    receiver = Receiver(failures=2)
+    server = await receiver.start()
+    base, host = str(server.make_url("/hook")), f"127.0.0.1:{server.port}"
+    config = month_config(
+        tmp_path,
+        webhooks=[
+            {"name": "crm", "url": f"{base}?key=crm-path-secret", "secret": SECRET},
+            {"url": f"{base}?key=other-path-secret", "secret": SECRET},
+        ],
+    )
+    open_month(config.database_path, config).db.close()
+    # The sender's lines as serve writes them: JSON, through the scrubber.
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(ScrubFilter(config.secret_values()))
+    logging.getLogger("leadline.webhooks").addHandler(handler)
+    store = Store.open(config.database_path)
+    session = aiohttp.ClientSession()
+    try:
+        now = now_utc()
+        await deliver_due(store, config.webhooks, session, lambda: now)  # marks where the webhooks start
+        await store.write(partial(refuse_petr, at=now))
+        assert (await deliver_due(store, config.webhooks, session, lambda: now))["retry"] == 2
+        rows = await store.read(
+            lambda db: db.execute("SELECT endpoint, id, webhook_id FROM webhook_deliveries").fetchall()
+        )
+    finally:
+        logging.getLogger("leadline.webhooks").removeHandler(handler)
+        await session.close()
+        await store.close()
+        await server.close()
+    ids = {endpoint: (delivery, webhook_id) for endpoint, delivery, webhook_id in rows}
+    failed = sorted(
+        (line for line in log_lines(stream) if line["msg"] == "webhook delivery failed"),
+        key=lambda line: str(line["webhook"]),
+    )
+    assert [(line["webhook"], line["delivery"], line["error"]) for line in failed] == [
+        (host, ids[config.webhooks[1].url][0], "HTTP 500"),
+        ("crm", ids["crm"][0], "HTTP 500"),
+    ]
+    text = stream.getvalue()
+    assert "***" not in text and "path-secret" not in text and "/hook" not in text
