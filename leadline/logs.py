@@ -222,15 +222,21 @@ class _Writer:
 
     def _write(self, records: list[logging.LogRecord]) -> None:
         target = self.target
-        lines = [line for line in map(self._line, records) if line]
-        if not lines:
+        written = [(record, line) for record in records if (line := self._line(record))]
+        if not written:
             return
         with target.lock:  # type: ignore[union-attr]  # every Handler has one
             try:
-                target.stream.write("".join(lines))
+                target.stream.write("".join(line for _, line in written))
                 target.flush()
             except Exception:
-                target.handleError(records[0])
+                # Line by line, so that a line that cannot be written costs only itself.
+                for record, line in written:
+                    try:
+                        target.stream.write(line)
+                        target.flush()
+                    except Exception:
+                        target.handleError(record)
 
     def _line(self, record: logging.LogRecord) -> str:
         target = self.target
