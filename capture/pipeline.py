@@ -92,6 +92,9 @@ class Verdict:
     #: wrong method or path, an address not allowed, a body too large, cut off or not inflatable):
     #: anyone can send one, so source health leaves it out and replay never runs it.
     anonymous: bool = False
+    #: The account whose connection the request came through (capture/providers/base.py
+    #: ``AccountBound``), judged by :meth:`Capture._check` whatever the body parsed to.
+    account: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,17 +265,20 @@ class Capture:
                 log.warning("signature check for %s raised %s", source.provider, type(exc).__name__)
                 reason = f"request could not be verified ({type(exc).__name__})"
                 return Verdict(source.provider, 401, reason, anonymous=not token_passed)
+        account_of = getattr(provider, "account", None)
+        account = account_of(raw) if account_of else None
         try:
             replay_key = getattr(provider, "replay_key", None)
             key = replay_key(raw) if replay_key else None
             # Whatever storage would fail on is decided now, while the sender can still be told.
             result, key = settle(parse_request(provider, raw, source, self.ours), key, raw.received_at)
         except ProviderError as exc:
-            return Verdict(source.provider, exc.status, text(exc.reason))
+            return Verdict(source.provider, exc.status, text(exc.reason), account=account)
         except Exception as exc:  # a parser bug must not lose the request: keep it for replay
             log.exception("parser for %s failed", source.provider)
-            return Verdict(source.provider, 400, text(f"could not parse: {type(exc).__name__}: {exc}"))
-        return Verdict(source.provider, 200, result=result, replay_key=key)
+            reason = text(f"could not parse: {type(exc).__name__}: {exc}")
+            return Verdict(source.provider, 400, reason, account=account)
+        return Verdict(source.provider, 200, result=result, replay_key=key, account=account)
 
     async def ingest(self, raw: RawRequest, source: SourceConfig, *, verify: bool = True) -> Outcome:
         """Journal and process one request; returns only after both are durable."""
@@ -345,17 +351,26 @@ class Capture:
     def _check(self, db: Database, requests: list[_Request]) -> list[Verdict]:
         """Each verdict once the database has had its say: a signature token used before, or a
         binding that an earlier request gave another value, refuses the request (401); a business
-        connection of an account that is neither a staff member's nor listed refuses it (403)."""
+        connection of an account that is neither a staff member's nor listed refuses it (403).
+
+        The account is judged first, live or replayed, whether or not the body parsed: a foreign
+        account's update a parser refuses must not be a replayable 400 that a later parser (and
+        ``leadline replay``) turns into a touch.
+        """
         verdicts: list[Verdict] = []
         used: set[tuple[str, str]] = set()
         for request in requests:
             verdict, source = request.verdict, request.raw.source
+            foreign = (
+                self._foreign_account(db, source, verdict.account) if verdict.http_status <= 400 else None
+            )
+            if foreign:
+                # Anyone with Telegram Premium can connect the bot: no sign of a broken source.
+                verdicts.append(
+                    Verdict(verdict.provider, 403, foreign, anonymous=True, account=verdict.account)
+                )
+                continue
             if request.journal_id is None and verdict.result is not None and verdict.http_status < 400:
-                foreign = self._foreign_account(db, source, verdict.result.account)
-                if foreign:
-                    # Anyone with Telegram Premium can connect the bot: no sign of a broken source.
-                    verdicts.append(Verdict(verdict.provider, 403, foreign, anonymous=True))
-                    continue
                 key = verdict.replay_key
                 reason = (
                     "signature token already used: a replayed request is refused"

@@ -214,8 +214,6 @@ class ParseResult:
     ``unproven`` marks an answer given to a request that proved nothing about its sender (Zadarma's
     URL check, an event no signature covers): it carries no event, and the journal keeps only the
     start of its body, as for a refused one, so that anyone's megabytes do not fill the disk.
-    ``account`` is the Telegram account whose business connection an update came through: the
-    pipeline takes it only from the staff or the source's ``accounts`` (HTTP 403 otherwise).
     """
 
     events: Sequence[Event] = ()
@@ -223,7 +221,6 @@ class ParseResult:
     note: str | None = None
     bindings: Sequence[Binding] = ()
     unproven: bool = False
-    account: int | None = None
 
 
 class Provider(Protocol):
@@ -263,3 +260,12 @@ class ReplayGuarded(Protocol):
 
     def replay_key(self, raw: RawRequest) -> str | None:
         """The token that a second request must not reuse (Mailgun's ``token``)."""
+
+
+class AccountBound(Protocol):
+    """A provider whose requests come through a connection some account made (Telegram Business):
+    the pipeline takes them only from the staff's accounts or the source's ``accounts`` (HTTP 403
+    otherwise), whatever the body parses to, live or replayed."""
+
+    def account(self, raw: RawRequest) -> int | None:
+        """The account the request came through; None when nothing says (then it is not judged)."""

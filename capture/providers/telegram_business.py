@@ -29,7 +29,7 @@ an account only when it is a staff member's or in the source's ``accounts`` (cap
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -58,14 +58,17 @@ class TelegramBusiness:
     def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
         """The update came through the bot's own authenticated connection; whose account it is the
         pipeline judges, once it can ask who is on the staff. Telegram knows every connection."""
-        if _account(raw) is None:
+        if self.account(raw) is None:
             raise Forbidden("a business connection Telegram does not know")
 
-    def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
-        result = self._parse(raw)
-        return replace(result, account=_account(raw))
+    def account(self, raw: RawRequest) -> int | None:
+        """The account the bot named; None in a row journalled before it named one (then it was
+        taken). The pipeline judges it whether or not the update parses, so that a foreign
+        account's update a parser refuses is not a replayable 400 a later parser turns into a touch."""
+        value = raw.headers.get(ACCOUNT_HEADER, "")
+        return int(value) if value.isascii() and value.isdigit() else None
 
-    def _parse(self, raw: RawRequest) -> ParseResult:
+    def parse(self, raw: RawRequest, source: SourceConfig) -> ParseResult:
         update = raw.json()
         if not isinstance(update, dict):
             raise BadRequest("expected a Telegram update: a JSON object")
@@ -76,12 +79,6 @@ class TelegramBusiness:
         if message is None:
             return ParseResult(note="not a business update")
         return _message(message)
-
-
-def _account(raw: RawRequest) -> int | None:
-    """The account the bot named; None in a row journalled before it named one (then it was taken)."""
-    value = raw.headers.get(ACCOUNT_HEADER, "")
-    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _message(message: dict[str, Any]) -> ParseResult:

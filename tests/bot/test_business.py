@@ -15,7 +15,9 @@ from aiogram.utils.backoff import BackoffConfig
 from bot.callbacks import OpenCB
 from bot.keys import AccountOf, BusinessAccount
 from bot.routers.business import until_stored
-from capture.pipeline import UNAUTHENTICATED_BODY_KEPT
+from capture import keys
+from capture.pipeline import UNAUTHENTICATED_BODY_KEPT, replay
+from capture.providers import telegram_business
 from tests.bot.conftest import ANNA, BORIS, BotEnv, eventually
 from tests.capture.chat_payloads import chat_config, chat_touches, kinds, post_wa
 from tests.capture.form_checks import journal
@@ -177,6 +179,52 @@ async def test_a_connection_made_before_the_bot_listened_is_asked_of_telegram(bo
     assert touch["message"] == "Добрый день"
     assert [(r["status"], r["http_status"]) for r in journal(srv)] == [("processed", 200), ("rejected", 403)]
     assert journal(srv)[1]["reason"] == "a business connection Telegram does not know"
+
+
+def without_sender(update: dict[str, Any]) -> dict[str, Any]:
+    """A message the parser refuses (400): it has no ``from``."""
+    del update["business_message"]["from"]
+    return update
+
+
+async def test_a_foreign_accounts_update_the_parser_refuses_is_refused_and_no_replay_makes_it_a_touch(
+    bot_env: BotEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The account was judged only for an update that parsed: a foreign one the parser refused was a
+    replayable 400, and once a parser took it ``leadline replay`` made it a touch."""
+    srv = await start(bot_env)
+    await deliver(bot_env, connection_of(STRANGER, "STRANGERconn"))
+    foreign = on_connection(
+        customer_says(830, BASE_TIME, "a customer of someone else's shop"), "STRANGERconn"
+    )
+    await deliver(bot_env, without_sender(foreign))
+    await deliver(bot_env, without_sender(customer_says(831, BASE_TIME, "Здравствуйте")))  # the owner's own
+    assert [(r["status"], r["http_status"]) for r in journal(srv)] == [
+        ("rejected", 403),
+        ("rejected", 403),
+        ("rejected", 400),
+    ]
+
+    # A later parser takes a message without ``from`` (its sender is the private chat's user) ...
+    parse_message = telegram_business._message
+    monkeypatch.setattr(telegram_business, "_message", lambda m: parse_message({**m, "from": m["chat"]}))
+    # ... and an earlier release left the foreign update as a replayable 400.
+    db = srv.db()
+    with db.conn:
+        db.execute("UPDATE journal SET http_status = 400, anonymous = 0 WHERE id = 2")
+    db.close()
+    await replay(srv.server.app[keys.CAPTURE])
+
+    [touch] = chat_touches(srv, "telegram_business")
+    assert touch["message"] == "Здравствуйте"
+    assert [(r["status"], r["http_status"], r["touches_created"]) for r in journal(srv)] == [
+        ("rejected", 403, 0),
+        ("rejected", 403, 0),
+        ("processed", 200, 1),
+    ]
+    assert journal(srv)[1]["reason"] == (
+        f"the business connection of Telegram account {STRANGER}, which is neither on the staff nor in the source's accounts"
+    )
 
 
 async def test_a_redelivered_update_and_an_edit_are_no_ops(bot_env: BotEnv) -> None:
