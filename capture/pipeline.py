@@ -600,7 +600,9 @@ async def _on_a_copy(
         finally:
             await store.close()
     finally:
-        snapshot.remove()
+        # Cancelled (Ctrl+C, SIGTERM) while copying, the copy's thread goes on: removing waits for
+        # it to stop, off the event loop, and shielded so that a second cancel does not skip it.
+        await asyncio.shield(asyncio.to_thread(snapshot.remove))
 
 
 def _expected_touches(result: ParseResult) -> int:

@@ -20,6 +20,7 @@ import re
 import shutil
 import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -177,19 +178,30 @@ def reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _pages(database: Path, into: Path, pages: int, pause: float) -> int:
+class _Stopped(Exception):
+    """The copy was stopped between two steps (:meth:`Snapshot.remove`)."""
+
+
+def _pages(database: Path, into: Path, pages: int, pause: float, stop: threading.Event | None = None) -> int:
     """Copy ``database`` into the file ``into`` in steps, from one read snapshot; returns the pages.
 
     Opening fails too (``sqlite3.Error``): a database on a read-only or full disk, where its -wal
-    or -shm cannot be made, or a file that is no database at all.
+    or -shm cannot be made, or a file that is no database at all. Once ``stop`` is set the copy
+    ends at its next step (:class:`_Stopped`).
     """
+
+    def step(*_: object) -> None:
+        if stop is not None and stop.is_set():
+            raise _Stopped  # SQLite abandons the copy and the exception comes out of backup()
+        time.sleep(pause)
+
     source = connect(database, readonly=True)
     try:
         dest = sqlite3.connect(into, isolation_level=None)
         try:
             source.conn.execute("BEGIN")
             source.conn.execute("SELECT count(*) FROM sqlite_master").fetchall()  # the snapshot starts
-            source.conn.backup(dest, pages=pages, progress=lambda *_: time.sleep(pause))
+            source.conn.backup(dest, pages=pages, progress=step)
             source.conn.execute("COMMIT")
             # One self-contained file: a backup needs no -wal or -shm beside it.
             dest.execute("PRAGMA journal_mode = DELETE")
@@ -225,6 +237,10 @@ class Snapshot:
     Leadline's user may enter: it holds everyone's personal data. The folder goes with
     :meth:`remove`; one a killed run left behind goes at the next snapshot of the database, which
     knows it from a live one by the lock the folder's owner holds on a file in it.
+
+    :meth:`take` runs on a thread, which goes on when the await on it is cancelled (Ctrl+C, a
+    SIGTERM): :meth:`remove` stops it and waits for its end, so that SQLite creates nothing in the
+    folder after it is gone (once its lock file is gone no later run would remove it).
     """
 
     def __init__(self, database: Path) -> None:
@@ -243,19 +259,36 @@ class Snapshot:
             shutil.rmtree(folder, ignore_errors=True)
             raise BackupError(f"Cannot make a copy of {database} beside it: {reason(exc)}.") from None
         fcntl.flock(self._held, fcntl.LOCK_EX)  # a new folder: nobody else holds it
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ended = threading.Event()
+        self._ended.set()  # no copy going on
 
     def take(self, *, pages: int = STEP_PAGES, pause: float = STEP_PAUSE) -> None:
         """Copy the database as it stands now (blocking: run it on a thread)."""
+        with self._lock:
+            if self._stop.is_set():  # removed before this thread got to run
+                raise BackupError(f"The copy of {self.database} was stopped.")
+            self._ended.clear()
         try:
             os.close(owner_only(self.path, os.O_RDWR))  # owner-only before a byte is in it
-            _pages(self.database, self.path, pages, pause)
+            _pages(self.database, self.path, pages, pause, self._stop)
+        except _Stopped:
+            raise BackupError(f"The copy of {self.database} was stopped.") from None
         except sqlite3.Error as exc:
             raise BackupError(f"The copy of {self.database} failed: {exc}.") from None
         except OSError as exc:  # a full disk
             raise BackupError(f"Cannot make a copy of {self.database} beside it: {reason(exc)}.") from None
+        finally:
+            self._ended.set()
 
     def remove(self) -> None:
-        """Remove the copy with its folder (its -wal, -shm and lock files); safe to call twice."""
+        """Stop a copy under way and wait for its end (one step at most), then remove the copy with
+        its folder (its -wal, -shm and lock files); safe to call twice. Blocking: the caller on an
+        event loop runs it on a thread."""
+        with self._lock:
+            self._stop.set()
+        self._ended.wait()
         shutil.rmtree(self.path.parent, ignore_errors=True)
         if self._held >= 0:
             os.close(self._held)

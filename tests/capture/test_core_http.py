@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from capture.pipeline import FINISHED_ELSEWHERE, replay
 from leadline.app import build_capture
+from storage import backup
 from storage.db import Store, WriteLock
 from tests.cli import run_cli
 from tests.conftest import BASE, build_config
@@ -255,6 +260,49 @@ async def test_a_dry_run_leaves_the_write_lock_to_the_webhooks_and_no_copy_behin
     assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
     assert srv.scalar("SELECT COUNT(*) FROM journal WHERE status = 'rejected' AND http_status = 400") == 3
     assert sorted(p.name for p in tmp_path.iterdir() if "snapshot" in p.name) == []
+
+
+async def test_a_dry_run_cancelled_mid_copy_leaves_no_copy_behind(start_server, tmp_path, monkeypatch):
+    """Ctrl+C (or a SIGTERM) during the copy cancelled the await, not the copying thread: the
+    folder was removed under it (with its lock file, so no later run removed what SQLite made in it
+    afterwards), and a copy of everyone's data could stay beside the database for good."""
+    srv = await start_server()
+    for n in range(3):
+        resp = await post_form(srv, {"telefon_klienta": f"+7 916 555-44-5{n}", "submission_id": f"c{n}"})
+        assert resp.status == 400
+    await srv.stop()
+    mid_copy, go_on = threading.Event(), threading.Event()
+    folder_when_the_copy_went_on: list[bool] = []
+
+    def pause_once(seconds: float) -> None:  # the copy's pause between two steps
+        if not mid_copy.is_set():
+            mid_copy.set()
+            go_on.wait()
+            folder_when_the_copy_went_on.append(any(".snapshot-" in p.name for p in tmp_path.iterdir()))
+
+    monkeypatch.setattr(backup, "time", SimpleNamespace(sleep=pause_once))
+    removing, remove = threading.Event(), backup.Snapshot.remove
+
+    def remove_told(snapshot: backup.Snapshot) -> None:
+        removing.set()
+        remove(snapshot)
+
+    monkeypatch.setattr(backup.Snapshot, "remove", remove_told)
+    store = Store.open(srv.config.database_path)
+    try:
+        capture = await build_capture(srv.config, store)
+        dry_run = asyncio.create_task(replay(capture, dry_run=True))
+        await asyncio.to_thread(mid_copy.wait)
+        dry_run.cancel()  # what Ctrl+C does to `leadline replay --dry-run`
+        await asyncio.to_thread(removing.wait)  # the run is throwing its copy away, the copy paused
+        go_on.set()
+        with pytest.raises(asyncio.CancelledError):
+            await dry_run
+    finally:
+        await store.close()
+    assert folder_when_the_copy_went_on == [True]  # removed only once the copy had ended
+    assert sorted(p.name for p in tmp_path.iterdir() if "snapshot" in p.name) == []
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
 
 
 async def test_two_replays_at_once_leave_each_row_as_the_first_one_finished_it(
