@@ -682,6 +682,20 @@ class SourceConfig(Strict):
             raise ValueError("empty: give the token a value (a long random one) or remove the key")
         return value
 
+    @field_validator("accounts", mode="before")
+    @classmethod
+    def _account_ids(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return [
+            _numeric_id(
+                item,
+                "the business account's numeric user id, not {value}, e.g. 111111111 (a bot such as"
+                " @userinfobot shows it; docs/chats.md)",
+            )
+            for item in value
+        ]
+
     @field_validator("accounts")
     @classmethod
     def _accounts(cls, value: list[int], info: ValidationInfo) -> list[int]:

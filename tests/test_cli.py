@@ -617,6 +617,25 @@ async def test_contacts_exits_1_when_none_matches_in_text_and_in_json(start_serv
     assert none.output.strip() == "[]"
 
 
+def test_a_business_account_written_as_a_name_is_refused_with_how_to_find_its_numeric_id(tmp_path: Path):
+    """``accounts = ["@boss"]`` said only pydantic's "unable to parse string as an integer"."""
+    result = run_on_config(
+        tmp_path,
+        "check-config",
+        '[telegram]\ntoken = "123:abc"\n\n[[sources]]\nname = "tg"\nprovider = "telegram_business"\n'
+        'accounts = ["@boss"]\n',
+    )
+    assert result.code == EXIT_CONFIG, result.output
+    assert result.output.splitlines()[1:] == [
+        "  sources[0].accounts: Telegram needs the business account's numeric user id, not '@boss',"
+        " e.g. 111111111 (a bot such as @userinfobot shows it; docs/chats.md)",
+    ]
+    config = parse_config(
+        {"sources": [{"name": "tg", "provider": "telegram_business", "accounts": [" 42 ", 43]}]}
+    )
+    assert config.sources[0].accounts == [42, 43]
+
+
 def test_accounts_apply_to_a_telegram_business_source_only(tmp_path: Path):
     config = tmp_path / "config.toml"
     config.write_text(
