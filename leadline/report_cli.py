@@ -591,16 +591,17 @@ def plan(
 ) -> None:
     """How many inbound contacts, leads and qualified leads a target needs, and the highest LC that pays."""
     from storage.db import open_database
-    from storage.errors import PlanError
-    from storage.plan import plan_from_history
+    from storage.errors import PlanError, TwoTargets
+    from storage.plan import check_target, plan_from_history
     from storage.reports.report import funnel_history
 
-    if clients is not None and revenue is not None:
-        # Both made a title of the one and figures of the other.
+    try:
+        check_target(clients=clients, revenue=revenue)  # storage's rule, which the bot's /plan words too
+    except TwoTargets:
         raise click.UsageError(
             "--clients and --revenue are two targets: keep one (--revenue plans the clients it takes"
             " at the average deal)"
-        )
+        ) from None
     config = _load(config_path)
     _, today = _today(config)
     if as_of:

@@ -45,6 +45,7 @@ Code = Literal[
     "too_little_history",
     "average_deal_not_positive",
     "no_target",
+    "two_targets",
     "negative_clients",
 ]
 
@@ -384,6 +385,16 @@ class NoTarget(PlanError):
 
     def __str__(self) -> str:
         return "give a number of clients, or a revenue target and the average deal"
+
+
+@dataclass(eq=False)
+class TwoTargets(PlanError):
+    """Both a number of clients and a revenue: the plan has figures for one and a title for both."""
+
+    code: ClassVar[Code] = "two_targets"
+
+    def __str__(self) -> str:
+        return "the clients and the revenue are two targets: keep one"
 
 
 @dataclass(eq=False)

@@ -19,6 +19,7 @@ from storage.errors import (
     NoTarget,
     RateOutOfRange,
     TooLittleHistory,
+    TwoTargets,
 )
 
 #: Below this many leads (or without a single client) the last 90 days say too little.
@@ -139,6 +140,13 @@ def _up(value: Fraction) -> int:
     return math.ceil(value)
 
 
+def check_target(*, clients: int | None, revenue: Fraction | None) -> None:
+    """One target at a time: with both, the figures were those of ``clients`` under a title claiming
+    ``revenue``, which they need not reach. The command line and the bot word the refusal."""
+    if clients is not None and revenue is not None:
+        raise TwoTargets()
+
+
 def funnel_plan(
     rates: Rates,
     *,
@@ -151,6 +159,7 @@ def funnel_plan(
 
     ``margin`` is the share of a deal that may be spent on getting it (1 = break even on revenue).
     """
+    check_target(clients=clients, revenue=revenue)
     if average_deal is not None and average_deal <= 0:
         raise AverageDealNotPositive(float(average_deal))
     if clients is None:
@@ -186,6 +195,7 @@ def plan_from_history(
     What is not given is filled in: the target from the month's goals, the rates and the average
     deal from ``history`` (which raises :class:`TooLittleHistory` when it holds too little to go on).
     """
+    check_target(clients=clients, revenue=revenue)  # before the history: its gaps are not the problem
     if clients is None and revenue is None:
         clients = goal_clients
         revenue = fraction(goal_revenue) if goal_revenue and clients is None else None

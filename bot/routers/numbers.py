@@ -40,6 +40,7 @@ from storage.errors import (
     PlanError,
     RateOutOfRange,
     TooLittleHistory,
+    TwoTargets,
 )
 from storage.outbox import enqueue
 from storage.plan import MIN_LEADS_FOR_RATES, FunnelHistory, Plan, plan_from_history
@@ -176,6 +177,15 @@ def plan_error(error: PlanError, history: FunnelHistory) -> str:
             return _(
                 "The rate {name} from the last 90 days is above 100 %: give it, e.g. {name}=50%."
             ).format(name=name.replace("_", "-"))
+        case TwoTargets():
+            return (
+                _(
+                    "Clients and revenue are two targets: keep one (a revenue target plans the clients it"
+                    " takes at the average deal)."
+                )
+                + "\n"
+                + plan_usage()
+            )
         case NegativeClients():
             return _("The number of clients cannot be negative.") + "\n" + plan_usage()
     return _("Cannot plan: {reason}.").format(reason=html.escape(str(error)))

@@ -41,6 +41,7 @@ from storage.errors import (
     StageNotAllowed,
     StageReasonRequired,
     TooLittleHistory,
+    TwoTargets,
     UnknownDecision,
     WonAmountRequired,
 )
@@ -138,6 +139,13 @@ WORDED: list[tuple[DomainError, str, str]] = [
         "У сделок, выигранных за последние 90 дней, нет сумм: укажите средний чек, например /plan 300000 100000.",
     ),
     (NoTarget(), "Say what to plan for.\n{usage}", "Укажите, под какую цель составить план.\n{usage}"),
+    (
+        TwoTargets(),
+        "Clients and revenue are two targets: keep one (a revenue target plans the clients it takes at the"
+        " average deal).\n{usage}",
+        "Клиенты и выручка — две разные цели: оставьте одну (по выручке план сам считает клиентов по среднему"
+        " чеку).\n{usage}",
+    ),
     (
         NegativeClients(-1),
         "The number of clients cannot be negative.\n{usage}",

@@ -336,3 +336,22 @@ async def test_plan_without_enough_history_asks_for_the_rates(bot_env: BotEnv) -
         await bot_env.says(ANNA, "/plan clients=2 lead-to-qualified=20% qualified-to-won=10%", language="en")
     )
     assert "Leads: 100\nQualified: 20\nClients: 2" in given
+
+
+async def test_plan_with_both_targets_is_refused_not_titled_with_a_revenue_it_does_not_reach(
+    bot_env: BotEnv,
+) -> None:
+    """``/plan clients=2 300000`` answered "Plan for 2 clients, revenue 300 000" with the figures of
+    2 clients at 100 000 a deal (200 000): the two targets are refused, as ``leadline plan`` refuses them."""
+    await start_on(bot_env, seeded_month, SEED_CAMPAIGNS)
+    for typed in ("/plan clients=2 300000", "/plan 300000 clients=2", "/plan revenue=300k --clients 2"):
+        both = text_of(await bot_env.says(ANNA, typed, language="en"))
+        assert both.startswith(
+            "Clients and revenue are two targets: keep one (a revenue target plans the clients it takes"
+            " at the average deal).\nWrite the revenue target"
+        ), (typed, both)
+    russian = text_of(await bot_env.says(ANNA, "/plan clients=2 300000", language="ru"))
+    assert russian.startswith(
+        "Клиенты и выручка — две разные цели: оставьте одну (по выручке план сам считает клиентов"
+        " по среднему чеку).\nНапишите цель по выручке"
+    ), russian
