@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from bot.parsing import parse_amount
 from storage.attribution import campaign_named
 from storage.costs import CostSpan, parse_span
-from storage.plan import fraction
+from storage.plan import MIN_CLIENTS, fraction
 from storage.reports.scope import Period
 
 Problem = Literal[
@@ -150,7 +150,8 @@ def _rate(text: str) -> Fraction:
 
 def _plan_value(field: str, text: str) -> int | Fraction:
     if field == "clients":
-        if not re.fullmatch(r"\d+", text) or int(text) < 1:
+        # Storage's rule (the command line's too), refused here to say what was typed.
+        if not re.fullmatch(r"\d+", text) or int(text) < MIN_CLIENTS:
             raise ArgumentError("clients", text)
         return int(text)
     return _rate(text) if field in RATES else _amount(text)

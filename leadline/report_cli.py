@@ -591,7 +591,7 @@ def plan(
 ) -> None:
     """How many inbound contacts, leads and qualified leads a target needs, and the highest LC that pays."""
     from storage.db import open_database
-    from storage.errors import PlanError, TwoTargets
+    from storage.errors import PlanError, TooFewClients, TwoTargets
     from storage.plan import check_target, plan_from_history
     from storage.reports.report import funnel_history
 
@@ -602,6 +602,8 @@ def plan(
             "--clients and --revenue are two targets: keep one (--revenue plans the clients it takes"
             " at the average deal)"
         ) from None
+    except TooFewClients as exc:
+        raise click.BadParameter(str(exc), param_hint="'--clients'") from None
     config = _load(config_path)
     _, today = _today(config)
     if as_of:

@@ -46,7 +46,7 @@ Code = Literal[
     "average_deal_not_positive",
     "no_target",
     "two_targets",
-    "negative_clients",
+    "too_few_clients",
 ]
 
 
@@ -398,9 +398,11 @@ class TwoTargets(PlanError):
 
 
 @dataclass(eq=False)
-class NegativeClients(PlanError):
-    code: ClassVar[Code] = "negative_clients"
+class TooFewClients(PlanError):
+    """Fewer clients than :data:`storage.plan.MIN_CLIENTS`: a plan for none asks for nothing."""
+
+    code: ClassVar[Code] = "too_few_clients"
     clients: int
 
     def __str__(self) -> str:
-        return "the number of clients cannot be negative"
+        return "the number of clients must be at least 1"

@@ -15,12 +15,15 @@ from typing import Any
 
 from storage.errors import (
     AverageDealNotPositive,
-    NegativeClients,
     NoTarget,
     RateOutOfRange,
+    TooFewClients,
     TooLittleHistory,
     TwoTargets,
 )
+
+#: The fewest clients a plan is for (the command line's --clients and the bot's clients=): 0 plans nothing.
+MIN_CLIENTS = 1
 
 #: Below this many leads (or without a single client) the last 90 days say too little.
 MIN_LEADS_FOR_RATES = 20
@@ -142,9 +145,12 @@ def _up(value: Fraction) -> int:
 
 def check_target(*, clients: int | None, revenue: Fraction | None) -> None:
     """One target at a time: with both, the figures were those of ``clients`` under a title claiming
-    ``revenue``, which they need not reach. The command line and the bot word the refusal."""
+    ``revenue``, which they need not reach. And at least :data:`MIN_CLIENTS`. The command line and
+    the bot word the refusals."""
     if clients is not None and revenue is not None:
         raise TwoTargets()
+    if clients is not None and clients < MIN_CLIENTS:
+        raise TooFewClients(clients)
 
 
 def funnel_plan(
@@ -166,8 +172,8 @@ def funnel_plan(
         if revenue is None or average_deal is None:
             raise NoTarget()
         clients = _up(revenue / average_deal)
-    if clients < 0:
-        raise NegativeClients(clients)
+    if clients < MIN_CLIENTS:  # a revenue not above 0, or a goal of 0 clients
+        raise TooFewClients(clients)
     if revenue is None and average_deal is not None:
         revenue = clients * average_deal
     qualified = _up(clients / rates.qualified_to_won)

@@ -35,10 +35,10 @@ from storage.costs import CampaignCost, add_cost, costs_in_period
 from storage.db import Clock, Store
 from storage.errors import (
     AverageDealNotPositive,
-    NegativeClients,
     NoTarget,
     PlanError,
     RateOutOfRange,
+    TooFewClients,
     TooLittleHistory,
     TwoTargets,
 )
@@ -186,8 +186,8 @@ def plan_error(error: PlanError, history: FunnelHistory) -> str:
                 + "\n"
                 + plan_usage()
             )
-        case NegativeClients():
-            return _("The number of clients cannot be negative.") + "\n" + plan_usage()
+        case TooFewClients():
+            return _("The number of clients must be at least 1.") + "\n" + plan_usage()
     return _("Cannot plan: {reason}.").format(reason=html.escape(str(error)))
 
 

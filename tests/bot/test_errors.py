@@ -24,7 +24,6 @@ from storage.errors import (
     FieldRequired,
     MergeGone,
     MergeUndone,
-    NegativeClients,
     NoAccessRequest,
     NoCampaign,
     NoContact,
@@ -40,6 +39,7 @@ from storage.errors import (
     SnoozeTooShort,
     StageNotAllowed,
     StageReasonRequired,
+    TooFewClients,
     TooLittleHistory,
     TwoTargets,
     UnknownDecision,
@@ -147,9 +147,9 @@ WORDED: list[tuple[DomainError, str, str]] = [
         " чеку).\n{usage}",
     ),
     (
-        NegativeClients(-1),
-        "The number of clients cannot be negative.\n{usage}",
-        "Число клиентов не может быть отрицательным.\n{usage}",
+        TooFewClients(0),
+        "The number of clients must be at least 1.\n{usage}",
+        "Клиентов должно быть хотя бы 1.\n{usage}",
     ),
 ]
 

@@ -388,6 +388,22 @@ def test_a_history_whose_leads_were_no_inbound_contact_plans_without_the_contact
     assert result.rates.contact_to_lead is None
 
 
+def test_plan_for_fewer_than_1_client_is_refused_as_the_bot_refuses_it(tmp_path: Path):
+    """``--clients 0`` printed "Plan for 0 client(s)" of 0 leads and exit 0, where the bot's
+    ``/plan clients=0`` says the clients should be above 0: storage's rule refuses both."""
+    config = month_config(tmp_path)
+    db = open_database(config.database_path)
+    cold_call_run(db, config)
+    db.close()
+    plan = ("plan", "--config", str(tmp_path / "config.toml"), "--as-of", "2026-12-01")
+    for typed in ("0", "-1"):
+        result = run_cli_sync(*plan, "--clients", typed)
+        assert result.code == 2, (typed, result.output)
+        assert "Invalid value for '--clients': the number of clients must be at least 1" in result.output
+        assert "Plan for" not in result.output
+    assert run_cli_sync(*plan, "--clients", "1").output.startswith("Plan for 1 client(s)")
+
+
 def test_plan_writes_its_amounts_in_the_configured_currency(tmp_path: Path):
     leadline = {"timezone": "Europe/Moscow", "region": "RU", "language": "en", "currency": "USD"}
     month_config(tmp_path, leadline=leadline)
