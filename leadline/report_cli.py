@@ -530,19 +530,41 @@ def _fraction(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(f"not a number: {value!r} (write 0.2 or 20%)") from None
 
 
-def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> Fraction | None:
-    """A sum of money read as the bot's /plan reads it (``300000``, ``300 000``, ``300k``), above 0."""
-    if value is None:
-        return None
+def _signed_amount(value: str) -> Fraction:
+    """A sum of money read as the bot's /plan reads it (``300000``, ``300 000``, ``300k``), its minus
+    kept, so that the rule refusing it (above 0) is the caller's."""
     from bot.parsing import parse_amount
     from storage.plan import fraction
 
-    amount = parse_amount(value)
-    if amount is None and parse_amount(value.strip().lstrip("-−")) is None:
+    unsigned = value.strip().lstrip("-−")
+    amount = parse_amount(unsigned)
+    if amount is None:
         raise click.BadParameter(f"not an amount: {value!r} (write 300000, 300 000 or 300k)")
-    if amount is None or amount <= 0:
+    return fraction(amount) if unsigned == value.strip() else -fraction(amount)
+
+
+def _revenue(ctx: click.Context, param: click.Parameter, value: str | None) -> Fraction | None:
+    if value is None:
+        return None
+    amount = _signed_amount(value)
+    if amount <= 0:  # storage has no rule for a revenue target: 0 would plan 0 clients
         raise click.BadParameter(f"{value!r} is not an amount above 0")
-    return fraction(amount)
+    return amount
+
+
+def _average_deal(ctx: click.Context, param: click.Parameter, value: str | None) -> Fraction | None:
+    """Refused by storage's rule, which also refuses a 90 days' average of 0, before the history is read."""
+    if value is None:
+        return None
+    from storage.errors import AverageDealNotPositive
+    from storage.plan import check_average_deal
+
+    amount = _signed_amount(value)
+    try:
+        check_average_deal(amount)
+    except AverageDealNotPositive as exc:
+        raise click.BadParameter(str(exc)) from None
+    return amount
 
 
 @click.command()
@@ -550,11 +572,13 @@ def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> Fr
 @click.option("--clients", type=int, default=None, help="Clients to win in the period.")
 @click.option(
     "--revenue",
-    callback=_amount,
+    callback=_revenue,
     default=None,
     help="Revenue target, e.g. 300000 or 300k (instead of --clients).",
 )
-@click.option("--average-deal", callback=_amount, default=None, help="Average deal (default: last 90 days).")
+@click.option(
+    "--average-deal", callback=_average_deal, default=None, help="Average deal (default: last 90 days)."
+)
 @click.option("--contact-to-lead", callback=_fraction, default=None, help="Rate, e.g. 0.3 or 30%.")
 @click.option("--lead-to-qualified", callback=_fraction, default=None, help="Rate (default: last 90 days).")
 @click.option("--qualified-to-won", callback=_fraction, default=None, help="Rate (default: last 90 days).")

@@ -153,6 +153,12 @@ def check_target(*, clients: int | None, revenue: Fraction | None) -> None:
         raise TooFewClients(clients)
 
 
+def check_average_deal(average_deal: Fraction | None) -> None:
+    """Above 0, typed or taken from the last 90 days (whose won deals may have no amounts: 0)."""
+    if average_deal is not None and average_deal <= 0:
+        raise AverageDealNotPositive(float(average_deal))
+
+
 def funnel_plan(
     rates: Rates,
     *,
@@ -166,8 +172,7 @@ def funnel_plan(
     ``margin`` is the share of a deal that may be spent on getting it (1 = break even on revenue).
     """
     check_target(clients=clients, revenue=revenue)
-    if average_deal is not None and average_deal <= 0:
-        raise AverageDealNotPositive(float(average_deal))
+    check_average_deal(average_deal)
     if clients is None:
         if revenue is None or average_deal is None:
             raise NoTarget()

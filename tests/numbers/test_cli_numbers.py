@@ -325,7 +325,7 @@ def test_a_rate_or_average_deal_given_as_0_is_refused_not_taken_from_the_history
         "plan", "--config", path, "--clients", "2", "--as-of", "2026-12-01", "--average-deal", "0"
     )
     assert result.code == 2, result.output
-    assert "Invalid value for '--average-deal': '0' is not an amount above 0" in result.output
+    assert "Invalid value for '--average-deal': the average deal must be above 0" in result.output
 
     history = FunnelHistory(
         "2026-09-02..2026-11-30", contacts=10, leads=25, qualified=5, won=2, revenue=200000
@@ -355,7 +355,7 @@ def test_plan_refuses_two_targets_and_amounts_not_above_0_and_reads_amounts_as_t
     )
     assert "Plan for" not in both.output
 
-    for option, typed in [("--revenue", "-5"), ("--revenue", "0"), ("--average-deal", "-100000")]:
+    for option, typed in [("--revenue", "-5"), ("--revenue", "0")]:
         result = run_cli_sync(*plan, option, typed)
         assert result.code == 2, (typed, result.output)
         assert f"Invalid value for '{option}': {typed!r} is not an amount above 0" in result.output
@@ -386,6 +386,31 @@ def test_a_history_whose_leads_were_no_inbound_contact_plans_without_the_contact
     result = plan_from_history(history, clients=2)
     assert (result.inbound_contacts, result.leads, result.qualified) == (None, 25, 5)
     assert result.rates.contact_to_lead is None
+
+
+def test_an_average_deal_not_above_0_is_refused_in_storages_words_before_the_history(tmp_path: Path):
+    """The CLI stated "above 0" for ``--average-deal`` a second time, in its own words; it now says
+    storage's (:class:`AverageDealNotPositive`, which also refuses a 90 days' average of 0), and
+    says it before the history is looked at: here the history is too little to plan on."""
+    config = month_config(tmp_path)
+    db = open_database(config.database_path)
+    build_known_month(db, config)  # 5 leads in the 90 days: too little for rates
+    db.close()
+    plan = ("plan", "--config", str(tmp_path / "config.toml"), "--as-of", "2026-12-01", "--clients", "2")
+    for typed in ("0", "-100000", "−5", "0k"):
+        result = run_cli_sync(*plan, "--average-deal", typed)
+        assert result.code == 2, (typed, result.output)
+        assert "Invalid value for '--average-deal': the average deal must be above 0" in result.output, typed
+    # A revenue target has no rule in storage: the CLI's own, with what was typed.
+    revenue = run_cli_sync(*plan[:-2], "--revenue", "-5")
+    assert "Invalid value for '--revenue': '-5' is not an amount above 0" in revenue.output
+    nonsense = run_cli_sync(*plan, "--average-deal", "-abc")
+    assert "Invalid value for '--average-deal': not an amount: '-abc' (write 300000" in nonsense.output
+    with pytest.raises(AverageDealNotPositive):  # the same rule, the bot's /plan and the 90 days' deal
+        plan_from_history(
+            FunnelHistory("2026-09-02..2026-11-30", contacts=10, leads=25, qualified=5, won=2, revenue=0),
+            clients=2,
+        )
 
 
 def test_plan_for_fewer_than_1_client_is_refused_as_the_bot_refuses_it(tmp_path: Path):
