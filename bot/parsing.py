@@ -33,11 +33,24 @@ _DOT_THOUSANDS = re.compile(r"\d{1,3}(?:\.\d{3})+(?:,\d{1,2})?")
 
 def parse_amount(text: str) -> float | None:
     """``150 000``, ``150 000,50 ₽``, ``RUB 150,000.50``, ``1.5k``/``1,5к`` → a number; None if it is
-    not one (or absurd).
+    not one (or absurd: above :data:`MAX_AMOUNT`, which :func:`amount_too_large` tells apart).
 
     A comma before three digits groups thousands (``150,000`` is 150 000, not 150); before one or two
     it is the decimal mark (``150000,50``, ``1,5к``). What fits neither is refused, never guessed.
     """
+    value = _read_amount(text)
+    return value if value is not None and value <= MAX_AMOUNT else None
+
+
+def amount_too_large(text: str) -> bool:
+    """An amount written right but above :data:`MAX_AMOUNT`, which :func:`parse_amount` refuses as it
+    refuses text that is no amount: a caller says the maximum then, not how to write a number."""
+    value = _read_amount(text)
+    return value is not None and value > MAX_AMOUNT
+
+
+def _read_amount(text: str) -> float | None:
+    """:func:`parse_amount` without its maximum (a run of 400 digits is ``inf``)."""
     cleaned = "".join(c for c in text.strip().lower() if not c.isspace() and c not in "\u200b'")
     for _ in range(2):  # a sign and a code may both be there (RUB 150 000 ₽)
         cleaned = _CURRENCY.sub("", cleaned)
@@ -53,8 +66,7 @@ def parse_amount(text: str) -> float | None:
         cleaned = cleaned.replace(",", ".")
     if not re.fullmatch(r"\d+(\.\d{1,2})?", cleaned):
         return None
-    value = float(cleaned) * multiplier
-    return value if value <= MAX_AMOUNT else None
+    return float(cleaned) * multiplier
 
 
 def parse_date(text: str, today: date) -> date | None:

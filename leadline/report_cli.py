@@ -533,11 +533,13 @@ def _fraction(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 def _signed_amount(value: str) -> Fraction:
     """A sum of money read as the bot's /plan reads it (``300000``, ``300 000``, ``300k``), its minus
     kept, so that the rule refusing it (above 0) is the caller's."""
-    from bot.parsing import parse_amount
+    from bot.parsing import MAX_AMOUNT, amount_too_large, parse_amount
     from storage.plan import fraction
 
     unsigned = value.strip().lstrip("-−")
     amount = parse_amount(unsigned)
+    if amount is None and amount_too_large(unsigned):
+        raise click.BadParameter(f"{value!r} is more than the largest amount, {MAX_AMOUNT:,.0f}")
     if amount is None:
         raise click.BadParameter(f"not an amount: {value!r} (write 300000, 300 000 or 300k)")
     return fraction(amount) if unsigned == value.strip() else -fraction(amount)

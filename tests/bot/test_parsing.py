@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.parsing import parse_amount, parse_date
+from bot.parsing import MAX_AMOUNT, amount_too_large, parse_amount, parse_date
 
 
 @pytest.mark.parametrize(
@@ -54,6 +54,26 @@ def test_a_typed_date_is_the_day_meant(typed: str, today: date, meant: date | No
 )
 def test_a_typed_amount_is_the_money_meant(typed: str, meant: float | None) -> None:
     assert parse_amount(typed) == meant
+
+
+@pytest.mark.parametrize(
+    ("typed", "too_large"),
+    [
+        ("1 000 000 000 000", False),  # the maximum itself is an amount
+        ("1 000 000 000 001", True),
+        ("2000000000k", True),
+        ("9" * 400, True),  # beyond a float: still a number, too large
+        ("abc", False),
+        ("-5", False),
+        ("150 000", False),
+    ],
+)
+def test_an_amount_too_large_is_told_from_one_that_is_no_number(typed: str, too_large: bool) -> None:
+    """parse_amount gives None for both; a caller that says how to write an amount asks which it was."""
+    assert amount_too_large(typed) is too_large
+    if too_large:
+        assert parse_amount(typed) is None
+    assert MAX_AMOUNT == 1e12
 
 
 @given(st.integers(min_value=0, max_value=10**9), st.integers(min_value=0, max_value=99))

@@ -413,6 +413,26 @@ def test_an_average_deal_not_above_0_is_refused_in_storages_words_before_the_his
         )
 
 
+def test_an_amount_above_the_maximum_says_the_maximum_not_how_to_write_an_amount(tmp_path: Path):
+    """``--revenue 2000000000000`` said "not an amount … (write 300000, 300 000 or 300k)", as for
+    ``abc``: the bot's reader refuses both with None. It now says the largest amount it takes."""
+    config = month_config(tmp_path)
+    db = open_database(config.database_path)
+    cold_call_run(db, config)
+    db.close()
+    plan = ("plan", "--config", str(tmp_path / "config.toml"), "--as-of", "2026-12-01")
+    for option, typed in [("--revenue", "2000000000000"), ("--average-deal", "5 000 000 000k")]:
+        result = run_cli_sync(*plan, option, typed)
+        assert result.code == 2, (typed, result.output)
+        assert (
+            f"Invalid value for '{option}': {typed!r} is more than the largest amount, 1,000,000,000,000"
+            in result.output
+        ), result.output
+    largest = run_cli_sync(*plan, "--revenue", "1,000,000,000,000", "--average-deal", "100000")
+    assert largest.code == 0, largest.output
+    assert largest.output.startswith("Plan for 10000000 client(s)")
+
+
 def test_plan_for_fewer_than_1_client_is_refused_as_the_bot_refuses_it(tmp_path: Path):
     """``--clients 0`` printed "Plan for 0 client(s)" of 0 leads and exit 0, where the bot's
     ``/plan clients=0`` says the clients should be above 0: storage's rule refuses both."""
