@@ -184,33 +184,21 @@ class WorkingCalendar:
         end_day = d + _ONE_DAY if self.end == time(0) else d
         return start, datetime.combine(end_day, self.end, tzinfo=self.tz).astimezone(UTC)
 
-    def _periods_from(self, d: date) -> Iterator[tuple[datetime, datetime]]:
-        """Working periods of day ``d`` and every later day, in order."""
+    def _periods_from(self, d: date, *, back: bool = False) -> Iterator[tuple[datetime, datetime]]:
+        """Working periods of day ``d`` and every later day, in order; with ``back``, of ``d`` and
+        every earlier day, latest first."""
+        step, way = (-_ONE_DAY, "before") if back else (_ONE_DAY, "from")
         days_off = 0
         while True:
             period = self._period(d)
             if period is None:
                 days_off += 1
                 if days_off > _MAX_DAYS_OFF:
-                    raise ValueError(f"no working time in the {_MAX_DAYS_OFF} days from {d}")
+                    raise ValueError(f"no working time in the {_MAX_DAYS_OFF} days {way} {d}")
             else:
                 days_off = 0
                 yield period
-            d += _ONE_DAY
-
-    def _periods_back_from(self, d: date) -> Iterator[tuple[datetime, datetime]]:
-        """Working periods of day ``d`` and every earlier day, latest first."""
-        days_off = 0
-        while True:
-            period = self._period(d)
-            if period is None:
-                days_off += 1
-                if days_off > _MAX_DAYS_OFF:
-                    raise ValueError(f"no working time in the {_MAX_DAYS_OFF} days before {d}")
-            else:
-                days_off = 0
-                yield period
-            d -= _ONE_DAY
+            d += step
 
     def _utc(self, at: datetime) -> tuple[datetime, date]:
         """``at`` as a UTC instant, and the local day to start scanning from.
@@ -279,7 +267,7 @@ class WorkingCalendar:
             return t.astimezone(self.tz)
         # From a day after ``at``'s local day, as :meth:`_utc` scans from a day before it: where the
         # clocks go back across midnight a local date can repeat, and one day more costs nothing.
-        for start, end in self._periods_back_from(at.astimezone(self.tz).date() + _ONE_DAY):
+        for start, end in self._periods_from(at.astimezone(self.tz).date() + _ONE_DAY, back=True):
             if start >= t:
                 continue
             t = min(t, end)
@@ -288,7 +276,7 @@ class WorkingCalendar:
                 return (t - remaining).astimezone(self.tz)
             remaining -= available
             t = start
-        raise AssertionError("unreachable: _periods_back_from is infinite or raises")  # pragma: no cover
+        raise AssertionError("unreachable: _periods_from is infinite or raises")  # pragma: no cover
 
     def working_minutes_between(self, start: datetime, end: datetime) -> float:
         """Working minutes in [start, end): how long a lead really waited, by the SLA's clock.
