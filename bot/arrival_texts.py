@@ -1,6 +1,6 @@
 """The words and buttons of a card on arrival (``storage/arrivals.py``), in the reader's language.
 
-A plain function of an :class:`storage.arrivals.ArrivalView`, without aiogram, so the arrival pass
+A plain function of an :class:`storage.arrival_cards.ArrivalView`, without aiogram, so the arrival pass
 renders inside its write, as the nudge sweep does. Buttons carry ``callback_data`` in the shape
 aiogram's ``CallbackData`` packs (``prefix:field:field``):
 
@@ -23,7 +23,7 @@ from bot import labels
 from bot.catalogues import gettext as _
 from bot.catalogues import written_for
 from bot.touch_text import header, pretty_phone, registered_line, when
-from storage.arrivals import ArrivalView
+from storage.arrival_cards import ArrivalView
 from storage.registrations import TEMPERATURES
 
 Buttons = list[list[dict[str, str]]]

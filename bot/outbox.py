@@ -95,7 +95,7 @@ class Transport(Protocol):
 
 
 #: What to do, in one write, with a row whose chat is gone: (db, row_id, chat_id, error, at) → the
-#: outbox rows it queued instead (``storage.arrivals.chat_refused``, with the arrival rules bound).
+#: outbox rows it queued instead (``storage.card_moves.chat_refused``, with the arrival rules bound).
 ChatRefused = Callable[[Database, int, int, str, datetime], list[int]]
 
 

@@ -200,7 +200,7 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
 async def arrivals_ctx(app: web.Application) -> AsyncIterator[None]:
     """Cards on arrival: the primary's only; capture wakes the pass after each commit."""
     from leadline.arrivals import Arrivals
-    from storage.arrivals import chat_refused
+    from storage.card_moves import chat_refused
 
     sender = app[keys.OUTBOX]
     arrivals = Arrivals(app[keys.CONFIG], app[keys.STORE], app[keys.CLOCK], sender.wake)

@@ -19,7 +19,8 @@ from functools import partial
 from bot.arrival_texts import render_arrival, warm_up
 from capture.dial import dialable
 from leadline.config import Config
-from storage.arrivals import ArrivalRules, Passed, arrival_pass, arrivals_due, switch
+from storage.arrival_cards import ArrivalRules
+from storage.arrivals import Passed, arrival_pass, arrivals_due, switch
 from storage.db import Clock, Store
 
 log = logging.getLogger("leadline.arrivals")

@@ -23,7 +23,8 @@ from bot.presses import answer_quietly
 from bot.replies import Replies
 from bot.routers.nudges import outcome_text
 from leadline.config import Config
-from storage.arrivals import ArrivalRules, card_view, give_card
+from storage.arrival_cards import ArrivalRules, card_view
+from storage.card_moves import give_card
 from storage.db import Clock, Store
 from storage.nudges.actions import Acted, callback_nudge, cant_reach, mark_called_back
 from storage.nudges.rules import NudgeRules

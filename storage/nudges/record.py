@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from storage.arrivals import open_card_message
+from storage.arrival_cards import open_card_message
 from storage.calls import CALLED_BACK_SQL
 from storage.db import chunks, iso, savepoint
 from storage.nudges.cards import MessageView, Render, load_card

@@ -11,7 +11,8 @@ import pytest
 from sqlite_utils import Database
 
 from bot.arrival_texts import render_arrival
-from storage.arrivals import ArrivalRules, arrival_pass, switch
+from storage.arrival_cards import ArrivalRules
+from storage.arrivals import arrival_pass, switch
 from storage.db import open_database
 from storage.events import ContactEvent
 from storage.staff import sync_staff
