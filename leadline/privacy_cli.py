@@ -1,8 +1,8 @@
 """``leadline forget`` and ``leadline subject-export``: a person's rights from the command line.
 
-The commands only find the person, ask, call ``storage.erasure`` / ``storage.subjects`` and print;
-what is erased and what is shown is decided there. They are added to the main group in
-``leadline/cli.py``.
+The commands only find the person, ask, call ``storage.erasure`` / ``storage.subjects`` /
+``storage.subject_export`` and print; what is erased and what is shown is decided there. They are
+added to the main group in ``leadline/cli.py``.
 """
 
 from __future__ import annotations
@@ -23,15 +23,9 @@ from leadline.config import Config
 from storage.db import Store, open_database
 from storage.erasure import Actor, Erased, forget
 from storage.private_files import owner_only
-from storage.subjects import (
-    Subject,
-    SubjectNotFound,
-    export_subject,
-    find_subject,
-    name_and_erasure,
-    scan,
-    subject_of,
-)
+from storage.subject_export import export_subject
+from storage.subject_scans import scan
+from storage.subjects import Subject, SubjectNotFound, find_subject, name_and_erasure, subject_of
 
 
 def _find(config: Config, who: str) -> tuple[Subject, int, dict[str, Any]]:

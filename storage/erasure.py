@@ -33,7 +33,8 @@ from sqlite_utils import Database
 from storage.chats import erased_message_id
 from storage.db import Store, WriteLock, chunks, connect, iso
 from storage.identifiers import Kind
-from storage.subjects import Found, Subject, scan, subject_of, their_fields
+from storage.subject_scans import Found, scan
+from storage.subjects import Subject, subject_of, their_fields
 
 log = logging.getLogger("leadline.erasure")
 

@@ -1,7 +1,7 @@
 """Reading mail that anyone may have written: the stdlib's parser with its headers clipped.
 
 Capture reads an inbound mail with it (capture/mail.py), and the search for a person's raw
-requests (storage/subjects.py) reads the text a mail sent base64 or quoted-printable, as capture
+requests (storage/subject_scans.py) reads the text a mail sent base64 or quoted-printable, as capture
 did: both must see the same words, and neither may be stalled by a hostile header.
 """
 

@@ -44,7 +44,9 @@ from storage.erasure import (
     refused_before,
 )
 from storage.retention_runs import mark_pass
-from storage.subjects import Found, Marks, Matcher, Subject, scan, subject_of
+from storage.subject_matcher import Matcher
+from storage.subject_scans import Found, Marks, scan
+from storage.subjects import Subject, subject_of
 
 if TYPE_CHECKING:
     from leadline.config import RetentionSection

@@ -11,7 +11,8 @@ from capture.pipeline import store_events
 from storage.attribution import CampaignIndex
 from storage.erasure import Actor, Erased, erase
 from storage.events import ContactEvent
-from storage.subjects import scan, subject_of
+from storage.subject_scans import scan
+from storage.subjects import subject_of
 from storage.touches import EventContext
 
 AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

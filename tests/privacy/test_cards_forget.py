@@ -16,7 +16,7 @@ from storage.arrivals import arrival_pass, switch
 from storage.db import open_database
 from storage.events import ContactEvent
 from storage.staff import sync_staff
-from storage.subjects import export_subject
+from storage.subject_export import export_subject
 from tests.conftest import build_config
 from tests.privacy.stored import AT, forget, store
 

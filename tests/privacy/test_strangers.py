@@ -15,7 +15,7 @@ from storage import journal
 from storage.db import open_database
 from storage.events import ContactEvent
 from storage.outbox import enqueue
-from storage.subjects import export_subject
+from storage.subject_export import export_subject
 from tests.privacy.stored import AT, forget, store
 
 
