@@ -1,8 +1,8 @@
 """The call-back marks of missed calls, judged from a contact's calls.
 
 Apart from :mod:`storage.calls`, which folds a PBX's events into calls, because a merge and its
-undo move calls between contacts too (:mod:`storage.contacts`, which capture's calls resolve their
-callers through) and must judge the marks again.
+undo move calls between contacts too (:mod:`storage.merges`, which capture's calls reach when
+:mod:`storage.dedup` resolves their callers) and must judge the marks again.
 """
 
 from __future__ import annotations

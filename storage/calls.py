@@ -59,8 +59,8 @@ from sqlite_utils import Database
 
 from storage.blocking import any_blocked, new_number
 from storage.called_back import Deadline, default_deadline, recompute_callbacks
-from storage.contacts import Claim, resolve_contacts
 from storage.db import iso, parse_iso
+from storage.dedup import Claim, resolve_contacts
 from storage.dials import end_dials
 from storage.events import CallEvent
 from storage.identifiers import Identifier, phone

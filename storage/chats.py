@@ -21,8 +21,8 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
-from storage.contacts import Claim, resolve_contacts
 from storage.db import iso, parse_iso
+from storage.dedup import Claim, resolve_contacts
 from storage.events import ContactEvent, ReplyEvent
 from storage.touches import MAX_TEXT_CHARS, EventContext, event_identifiers, record_contact_event
 

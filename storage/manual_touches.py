@@ -12,7 +12,8 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
-from storage.contacts import Claim, find_by_identifier, live_contact, resolve_contacts
+from storage.contacts import find_by_identifier, live_contact
+from storage.dedup import Claim, resolve_contacts
 from storage.events import ContactEvent
 from storage.identifiers import Identifier
 from storage.registrations import is_registered

@@ -17,8 +17,8 @@ from sqlite_utils import Database
 
 from storage.attribution import CampaignIndex
 from storage.blocking import NO_RULES, BlockRules, blocked_keys
-from storage.contacts import Claim, Resolution, resolve_contacts
 from storage.db import chunks, iso
+from storage.dedup import Claim, Resolution, resolve_contacts
 from storage.events import ContactEvent
 from storage.identifiers import Identifier, email, handle, phone_matches, typed_phone
 from storage.registrations import Draft

@@ -24,14 +24,9 @@ from bot.replies import Replies, quoted
 from bot.views import CONTACT_TOUCHES, contact_text
 from leadline.config import Config
 from storage.cards import contact_summary
-from storage.contacts import (
-    apart_by_staff,
-    live_contact,
-    merge_by_staff,
-    search_contacts,
-    undo_merge_by_staff,
-)
+from storage.contacts import live_contact, search_contacts
 from storage.db import Clock, Store
+from storage.merges import apart_by_staff, merge_by_staff, undo_merge_by_staff
 from storage.reports.scope import Rules
 from storage.staff import StaffMember
 

@@ -14,8 +14,8 @@ from capture import journal
 from capture.providers.base import RawRequest, make_headers
 from leadline.config import ConfigError
 from leadline.load import parse_config
-from storage.contacts import undo_merge
 from storage.db import open_database
+from storage.merges import undo_merge
 from tests.cli import run_cli
 from tests.conftest import build_config
 from tests.samples import sample

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from storage.contacts import block_contact, merge_by_staff, undo_merge
+from storage.contacts import block_contact
 from storage.db import open_database
 from storage.errors import NotEditable
 from storage.export import export_tables
+from storage.merges import merge_by_staff, undo_merge
 from storage.registrations import change_lead
 from storage.reports.goals import goal_progress
 from storage.reports.report import build_report, missed_contacts

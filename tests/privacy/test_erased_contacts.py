@@ -10,10 +10,10 @@ import pytest
 
 from capture.pipeline import store_events
 from storage.attribution import CampaignIndex
-from storage.contacts import merge_by_staff, undo_merge_by_staff
 from storage.db import open_database
 from storage.errors import ContactGone, NoContact
 from storage.events import CallEvent, ContactEvent
+from storage.merges import merge_by_staff, undo_merge_by_staff
 from storage.register import Card, register
 from storage.registrations import Draft
 from storage.reports.report import build_report

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from leadline.config import WebhookConfig
-from storage.contacts import undo_merge
 from storage.db import open_database
+from storage.merges import undo_merge
 from storage.registrations import change_lead
 from storage.schema import migrate
 from storage.webhook_deliveries import collect

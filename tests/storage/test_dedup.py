@@ -25,9 +25,10 @@ from sqlite_utils import Database
 
 from capture.pipeline import store_events
 from storage.attribution import CampaignIndex
-from storage.contacts import merge_by_staff, search_contacts, undo_merge
+from storage.contacts import search_contacts
 from storage.db import connect, open_database
 from storage.events import CallEvent, ContactEvent, Event
+from storage.merges import merge_by_staff, undo_merge
 from storage.touches import EventContext
 from tests.capture.form_checks import SPELLINGS
 
