@@ -18,6 +18,8 @@ from storage.db import connect
 from storage.reports.clocks import LagClock, WorkingClock
 from storage.reports.figures import Flow, Group
 from storage.reports.loaders import (
+    BLOCKED,
+    HIDDEN,
     Inbound,
     LeadFacts,
     Leads,
@@ -139,13 +141,14 @@ class Facts:
         at = _POSITION[by]
         inbound = self.inbound
         flows: dict[str, Flow] = defaultdict(Flow)
-        for (channel, campaign, staff_id, blocked), (n, hidden) in inbound.counts.items():
+        for (channel, campaign, staff_id, kind), n in inbound.counts.items():
             flow = flows[name((channel, campaign, staff_id)[at])]
-            if blocked:
+            if kind & BLOCKED:
                 flow.blocked += n
             else:
                 flow.touches += n
-                flow.hidden += hidden
+                if kind & HIDDEN:
+                    flow.hidden += n
         firsts: dict[str, list[dict[int, str]]] = defaultdict(list)
         for value, found in inbound.firsts[by].items():
             firsts[name(value)].append(found)
