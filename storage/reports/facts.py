@@ -25,11 +25,13 @@ from storage.reports.loaders import (
     Leads,
     MissedCounts,
     RawKey,
+    Registered,
     load_inbound,
     load_leads,
     load_missed_counts,
     load_other_answers,
     load_refusals,
+    load_registered,
     staff_names,
 )
 from storage.reports.response import Responder
@@ -46,25 +48,28 @@ class Facts:
         self.db, self.scope, self.rules = db, scope, rules
 
     def load(self) -> Facts:
-        """Read every fact now: the missed calls, leads and refusals on a second connection.
+        """Read every fact now: all but the inbound touches on a second connection, beside them.
 
-        SQLite searches and sorts without holding Python's lock, and those queries return a few
-        rows, so they cost this thread next to nothing while it goes through the period's inbound
-        touches. That needs a database file, and no transaction open here whose changes a second
-        connection would not see; otherwise everything is read here, one after the other.
+        SQLite searches and sorts without holding Python's lock, and those queries hand back a few
+        rows or one text, so they cost this thread next to nothing while it goes through the
+        period's inbound touches (a row apiece would pass the lock back and forth once a row). That
+        needs a database file, and no transaction open here whose changes a second connection would
+        not see; otherwise everything is read here, one after the other.
         """
         other = _second_connection(self.db)
         if other is None:
-            self.inbound, self.missed, self.leads, self.refusals, self.answers  # noqa: B018
+            self.inbound, self.registered, self.missed, self.leads, self.refusals, self.answers  # noqa: B018
             return self
 
         def aside() -> tuple[
+            Registered,
             dict[RawKey, MissedCounts],
             LeadFacts,
             dict[RawKey, Counter[str]],
             dict[int, str],
         ]:
             return (
+                load_registered(other, self.scope),
                 load_missed_counts(other, self.scope, self.rules),
                 load_leads(other, self.scope),
                 load_refusals(other, self.scope),
@@ -75,7 +80,7 @@ class Facts:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadline-report") as pool:
                 beside = pool.submit(aside)
                 self.inbound  # noqa: B018
-                self.missed, self.leads, self.refusals, self.answers = beside.result()
+                self.registered, self.missed, self.leads, self.refusals, self.answers = beside.result()
         finally:
             other.close()
         return self
@@ -83,6 +88,15 @@ class Facts:
     @cached_property
     def inbound(self) -> Inbound:
         return load_inbound(self.db, self.scope)
+
+    @cached_property
+    def registered(self) -> Registered:
+        return load_registered(self.db, self.scope)
+
+    @cached_property
+    def new(self) -> set[int]:
+        """The period's inbound contacts with no touch of any kind before it."""
+        return self.inbound.firsts["total"][TOTAL].keys() - self.registered.seen_before
 
     @cached_property
     def missed(self) -> dict[RawKey, MissedCounts]:
@@ -156,9 +170,9 @@ class Facts:
             flow = flows[group]
             flow.first_at = _earliest(parts)
             members = flow.first_at.keys()
-            flow.registered_at = inbound.registered_at
-            flow.new = members & inbound.new
-            flow.registered = members & inbound.registered_at.keys()
+            flow.registered_at = self.registered.at
+            flow.new = members & self.new
+            flow.registered = members & self.registered.at.keys()
             flow.registered_new = len(flow.new & flow.registered)
         missed: dict[str, MissedCounts] = defaultdict(MissedCounts)
         for key, counts in self.missed.items():
