@@ -71,17 +71,18 @@ def load_inbound(db: Database, scope: Scope) -> Inbound:
     """
     start, end = scope.period.bounds()
     where, params = _touch_filters(scope.filters, staff=TOUCH_STAFF)
-    counts: dict[tuple[str, str | None, int | None, int], int] = {}
-    count = counts.get
+    # defaultdicts: a missing key costs a row no test of its own (``default_factory`` is dropped
+    # after the scan, so they answer as dicts).
+    counts: defaultdict[tuple[str, str | None, int | None, int], int] = defaultdict(int)
     total: dict[int, str] = {}
     first_in_total = total.setdefault
-    channels: dict[Any, dict[int, str]] = {}
-    campaigns: dict[Any, dict[int, str]] = {}
-    staff: dict[Any, dict[int, str]] = {}
+    channels: defaultdict[Any, dict[int, str]] = defaultdict(dict)
+    campaigns: defaultdict[Any, dict[int, str]] = defaultdict(dict)
+    staff: defaultdict[Any, dict[int, str]] = defaultdict(dict)
     # A contact is waiting from a first touch (of the total or of a group) to its next answered call.
     waiting: set[int] = set()
     wait, answered_now = waiting.add, waiting.discard
-    answered: dict[int, list[str]] = {}
+    answered: defaultdict[int, list[str]] = defaultdict(list)
     for cid, channel, campaign, staff_id, kind, at in db.execute(
         f"SELECT contact_id, channel, campaign, {TOUCH_STAFF},"
         f" (blocked != 0) * {BLOCKED} + (hidden_caller != 0) * {HIDDEN}"
@@ -91,37 +92,25 @@ def load_inbound(db: Database, scope: Scope) -> Inbound:
         " ORDER BY occurred_at",
         [iso(scope.as_of), start, end, *params],
     ):
-        key = (channel, campaign, staff_id, kind)
-        counts[key] = count(key, 0) + 1
+        counts[channel, campaign, staff_id, kind] += 1
         if cid is None:
             continue
         # A blocked touch is nobody's first touch, but a blocked call that was answered is still an
         # answer, as DESIGN.md counts them ("the first answered call with that number"), as the
         # export's :func:`load_answers` sees it, and a filtered report's :func:`load_other_answers`.
-        if not kind & BLOCKED:
-            # ``setdefault`` hands back the very string it was given when it stored it: a first touch.
-            fresh = first_in_total(cid, at) is at
-            firsts = channels.get(channel)
-            if firsts is None:
-                firsts = channels[channel] = {}
-            fresh |= firsts.setdefault(cid, at) is at
-            firsts = campaigns.get(campaign)
-            if firsts is None:
-                firsts = campaigns[campaign] = {}
-            fresh |= firsts.setdefault(cid, at) is at
-            firsts = staff.get(staff_id)
-            if firsts is None:
-                firsts = staff[staff_id] = {}
-            fresh |= firsts.setdefault(cid, at) is at
-            if fresh:
-                wait(cid)
+        # ``setdefault`` hands back the very string it was given when it stored it: a first touch.
+        if not kind & BLOCKED and (
+            (first_in_total(cid, at) is at)
+            | (channels[channel].setdefault(cid, at) is at)
+            | (campaigns[campaign].setdefault(cid, at) is at)
+            | (staff[staff_id].setdefault(cid, at) is at)
+        ):
+            wait(cid)
         if kind & ANSWERED and cid in waiting:
             answered_now(cid)
-            found = answered.get(cid)
-            if found is None:
-                answered[cid] = [at]
-            else:
-                found.append(at)
+            answered[cid].append(at)
+    for folded in (counts, channels, campaigns, staff, answered):
+        folded.default_factory = None
     return Inbound(
         counts,
         {"total": {TOTAL: total}, "channel": channels, "campaign": campaigns, "staff": staff},
