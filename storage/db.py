@@ -94,8 +94,9 @@ def _utc_text(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
-def parse_iso(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+#: A stored time read back: ``datetime.fromisoformat`` itself, not a function around it (a year's
+#: report reads some 900 000 times).
+parse_iso: Callable[[str], datetime] = datetime.fromisoformat
 
 
 @contextmanager

@@ -127,27 +127,22 @@ class Responder:
         """:func:`response_minutes` written out over the two parts, neither merged nor copied: it runs
         500 000 times in a year's report, and mostly stops at an answered call at the first touch."""
         seen, joined = self.parts
-        split: dict[int, list[str]] = {}
-
-        def others(contact_id: int) -> list[str] | None:
-            found = split.get(contact_id)
-            if found is None:
-                text = joined.get(contact_id)
-                if text is None:
-                    return None
-                found = split[contact_id] = sorted(text.split(","))
-            return found
+        #: A contact's other answers split and sorted the first time they are asked for (none: empty).
+        split: dict[int, Sequence[str]] = {}
 
         def measure(contact_id: int, first_at: str) -> float | None:
             best = None
-            times = seen.get(contact_id)
+            times: Sequence[str] | None = seen.get(contact_id)
             if times:
                 found = bisect_left(times, first_at)
                 if found < len(times):
                     best = times[found]
                     if best == first_at:
                         return 0.0
-            times = others(contact_id)
+            times = split.get(contact_id)
+            if times is None:
+                text = joined.get(contact_id)
+                times = split[contact_id] = () if text is None else sorted(text.split(","))
             if times:
                 found = bisect_left(times, first_at)
                 if found < len(times) and (best is None or times[found] < best):
