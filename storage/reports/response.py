@@ -108,7 +108,9 @@ class Responder:
 
     @cached_property
     def parts(self) -> AnswerParts:
-        return self.load()
+        parts = self.load()
+        del self.load  # it reads the report's facts, which hold this: no cycle left for the collector
+        return parts
 
     @cached_property
     def total(self) -> dict[int, float | None]:

@@ -8,6 +8,7 @@ it stands for, on its edges.
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -120,3 +121,22 @@ async def test_a_changed_call_back_sla_judges_past_calls_again_at_the_next_start
     assert await not_called_back(120) == 0  # raised: it now counts
     assert await not_called_back(15) == 2  # lowered: the 20-minute one is late too
     assert await not_called_back(30) == 1
+
+
+def test_a_report_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    """A report holds Python's cyclic collector off while it builds (storage/reports/heap.py) and
+    leaves nothing in a cycle for it to find afterwards."""
+    config = month_config(tmp_path)
+    month = open_month(config.database_path, config)
+    scope = Scope(Period.month(NOVEMBER, MSK), as_of=AS_OF)
+    assert gc.isenabled()
+    gc.collect()
+    build_report(month.db, scope, month.rules)
+    assert gc.isenabled()
+    assert gc.collect() == 0
+    gc.disable()
+    try:
+        build_report(month.db, scope, month.rules)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
