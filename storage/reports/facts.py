@@ -169,11 +169,12 @@ class Facts:
         for group, parts in firsts.items():
             flow = flows[group]
             flow.first_at = _earliest(parts)
-            members = flow.first_at.keys()
-            flow.registered_at = self.registered.at
-            flow.new = members & self.new
-            flow.registered = members & self.registered.at.keys()
-            flow.registered_new = len(flow.new & flow.registered)
+            members, registered_at, new = flow.first_at.keys(), self.registered.at, self.new
+            # Counted, not collected in sets of their own: a year's groups hold 1 200 000 contacts.
+            flow.registered_at, flow.new = registered_at, new
+            flow.new_count = sum(map(new.__contains__, members))
+            flow.registered = registered = list(filter(registered_at.__contains__, members))
+            flow.registered_new = sum(map(new.__contains__, registered))
         missed: dict[str, MissedCounts] = defaultdict(MissedCounts)
         for key, counts in self.missed.items():
             missed[name(key[at])].add(counts)

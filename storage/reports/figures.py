@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -47,10 +47,13 @@ class Flow:
     first_at: dict[int, str] = field(default_factory=dict)
     #: First registration by the report time of (at least) the group's registered contacts.
     registered_at: Mapping[int, str] = field(default_factory=dict)
-    #: The group's contacts with no touch before the period.
-    new: set[int] = field(default_factory=set)
+    #: Contacts with no touch before the period: (at least) the group's new ones. Being new is the
+    #: contact's, the same in every group, so the groups share the report's set.
+    new: Container[int] = field(default_factory=set)
+    #: How many of the group's contacts are new.
+    new_count: int = 0
     #: The group's contacts registered by the report time.
-    registered: set[int] = field(default_factory=set)
+    registered: Collection[int] = field(default_factory=list)
     registered_new: int = 0
 
 
@@ -112,7 +115,7 @@ class Group:
 
     @property
     def new_contacts(self) -> int:
-        return len(self.flow.new)
+        return self.flow.new_count
 
     @property
     def registered(self) -> int:
