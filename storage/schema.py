@@ -995,6 +995,25 @@ UPDATE journal SET anonymous = 1
     )
 
 
+@migrations()
+def m030_missed_calls_index(db: Database) -> None:
+    """The reports' missed calls read from an index of their own (storage/reports/loaders.py,
+    ``load_missed_counts``): the inbound calls nobody answered, with every column that count reads,
+    so a year's 150 000 of them are read from the index alone, not found among the year's 900 000
+    inbound touches and each looked up in the table for its call-back. The columns fixed by the
+    index's WHERE are in it too, so that SQLite reads nothing else. A partial index: SQLite keeps it
+    up to date on every write of a touch, as any other, and it holds only the missed calls."""
+    _run(
+        db,
+        """
+CREATE INDEX touches_missed ON touches (
+    occurred_at, channel, direction, dropped, blocked, answered, campaign, staff_id, assignee_id, hidden_caller,
+    called_back_at
+) WHERE channel = 'call' AND direction = 'in' AND dropped IS NULL AND blocked = 0 AND answered = 0
+""",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply whatever migrations this database has not seen; a no-op when it is current."""
     migrations.apply(db)
