@@ -32,6 +32,7 @@ from bot.digest import compose  # noqa: E402
 from leadline.app import build_capture  # noqa: E402
 from leadline.config import Config, RetentionSection  # noqa: E402
 from leadline.demo import Shape, demo_config, story, write_demo_config, write_direct  # noqa: E402
+from leadline.report_cli import collector_held  # noqa: E402
 from storage.db import Store, connect  # noqa: E402
 from storage.reports.report import build_report  # noqa: E402
 from storage.reports.scope import Period, Rules, Scope  # noqa: E402
@@ -116,7 +117,8 @@ def timed_in_process(config: Config, period: Period, now: datetime) -> float:
     db = connect(config.database_path, readonly=True)
     try:
         started = time.perf_counter()
-        build_report(db, Scope(period, as_of=now), Rules.from_config(config))
+        with collector_held():  # as `leadline report` builds it
+            build_report(db, Scope(period, as_of=now), Rules.from_config(config))
         return time.perf_counter() - started
     finally:
         db.close()

@@ -17,7 +17,6 @@ from storage.lists import missed_between
 from storage.reports.facts import Facts
 from storage.reports.figures import Group
 from storage.reports.goals import goal_progress
-from storage.reports.heap import collector_held
 from storage.reports.loaders import lead_contacts
 from storage.reports.scope import GROUPINGS, Period, Rules, Scope
 
@@ -115,11 +114,7 @@ def missed_contacts(db: Database, period: Period, limit: int) -> Owed:
 
 def build_report(db: Database, scope: Scope, rules: Rules) -> dict[str, Any]:
     """Every figure of the period under stable JSON keys, in total and per channel, campaign and staff."""
-    with collector_held():  # the facts are freed on the way out, before the collector runs again
-        return _report(Facts(db, scope, rules).load(), db, scope, rules)
-
-
-def _report(facts: Facts, db: Database, scope: Scope, rules: Rules) -> dict[str, Any]:
+    facts = Facts(db, scope, rules).load()
     report: dict[str, Any] = {
         "period": {
             "from": scope.period.start.isoformat(),

@@ -12,11 +12,14 @@ import gc
 import random
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from leadline import report_cli
 from leadline.callback_marks import marks_rule
+from leadline.report_cli import collector_held
 from storage.calls import MARKS_RULE_KEY
 from storage.db import iso, open_database
 from storage.reports.clocks import WorkingClock
@@ -123,20 +126,67 @@ async def test_a_changed_call_back_sla_judges_past_calls_again_at_the_next_start
     assert await not_called_back(30) == 1
 
 
-def test_a_report_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
-    """A report holds Python's cyclic collector off while it builds (storage/reports/heap.py) and
-    leaves nothing in a cycle for it to find afterwards."""
+def test_a_report_leaves_the_garbage_collector_alone_and_nothing_in_a_cycle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report never turns Python's cyclic collector off: the collector is the process's, and in
+    ``leadline serve`` reports build in reader threads beside the webhooks. It leaves nothing in a
+    cycle for the collector to find afterwards (the responder drops its loader)."""
     config = month_config(tmp_path)
     month = open_month(config.database_path, config)
     scope = Scope(Period.month(NOVEMBER, MSK), as_of=AS_OF)
     assert gc.isenabled()
     gc.collect()
+
+    def refused() -> None:
+        raise AssertionError("a report turned the process's cyclic collector off")
+
+    monkeypatch.setattr(gc, "disable", refused)
     build_report(month.db, scope, month.rules)
     assert gc.isenabled()
     assert gc.collect() == 0
+
+
+def test_leadline_report_holds_the_collector_off_while_it_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``leadline report``, a process that does nothing else meanwhile, builds with the collector
+    off, and gives it back as it found it."""
+    config = month_config(tmp_path)
+    open_month(config.database_path, config).db.close()
+    enabled: list[bool] = []
+
+    def build(*args: Any) -> dict[str, Any]:
+        enabled.append(gc.isenabled())
+        return build_report(*args)
+
+    monkeypatch.setattr(report_cli, "build_report", build)
+    args = [
+        "--config",
+        str(tmp_path / "config.toml"),
+        "--period",
+        "2026-11",
+        "--json",
+        "--as-of",
+        AS_OF.isoformat(),
+    ]
+    report_cli.report.main(args, standalone_mode=False)
+    assert enabled == [False]
+    assert gc.isenabled()
+
+
+def test_the_hold_gives_the_collector_back_as_it_found_it() -> None:
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_held():
+        with collector_held():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner hold leaves it to the outer one
+        raise RuntimeError("a report that fails")
+    assert gc.isenabled()
     gc.disable()
     try:
-        build_report(month.db, scope, month.rules)
-        assert not gc.isenabled()
+        with collector_held():
+            pass
+        assert not gc.isenabled()  # off before, off after
     finally:
         gc.enable()
