@@ -242,7 +242,7 @@ def record_contact_events(
 
     A retry (an event whose source and id, or one of its ``former_ids``, are already stored, or
     came earlier in ``items``) changes nothing but its raw request's link (:func:`link_repeat`).
-    Contacts are resolved for all the events at once by :func:`storage.contacts.resolve_contacts`,
+    Contacts are resolved for all the events at once by :func:`storage.dedup.resolve_contacts`,
     and the touches written with one statement.
     """
     keys = {(ctx.source, key) for event, ctx in items for key in (event.external_id, *event.former_ids)}

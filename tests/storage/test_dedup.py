@@ -1,7 +1,7 @@
 """One dedup rule: a burst stored at once leaves exactly the rows its events leave one by one.
 
 Every write path (a burst of webhooks, a single form, a call's caller, a hand-entered contact)
-resolves contacts through ``storage.contacts.resolve_contacts``; the writer hands it a burst,
+resolves contacts through ``storage.dedup.resolve_contacts``; the writer hands it a burst,
 everything else a batch of one. Hypothesis draws the events: one person's phone in its spellings,
 emails in mixed case and spaces, people who give one record's phone and another's email, typos,
 retries, auto-replies, a blocked caller, calls whose caller is someone a form named, two people a
