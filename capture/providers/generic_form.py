@@ -24,6 +24,8 @@ ID_FIELDS = ("submission_id", "request_id", "form_submission_id", "idempotency_k
 @dataclass(frozen=True)
 class GenericForm:
     methods: frozenset[str] = frozenset({"POST"})
+    #: The token is all this provider checks: ``verify`` does it, once, not ``check_access`` too.
+    verifies_token: bool = True
 
     def verify(self, raw: RawRequest, source: SourceConfig, now: datetime) -> None:
         check_token(raw, source)
