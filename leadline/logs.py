@@ -71,7 +71,8 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, _HIDDEN)
-    text = cut(text)
+    if len(text) > MAX_CHARS:
+        text = cut(text)
     if len(text) < 9 and "@" not in text:
         return text  # too short for a phone number (9+ characters); no email without an @
     if _MAY_HIDE.search(text) is None:
@@ -94,6 +95,8 @@ def spellings(secrets: Iterable[str]) -> tuple[str, ...]:
 
 #: What every LogRecord has; anything else on a record came from ``extra=`` and is scrubbed too.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+#: Values with nothing in them to scrub (bool is an int).
+_PLAIN = frozenset({int, float, bool})
 
 
 class ScrubFilter(logging.Filter):
@@ -129,9 +132,10 @@ class ScrubFilter(logging.Filter):
 
     def _value(self, value: Any) -> Any:
         if isinstance(value, str):
-            return self.scrub(value)
+            return scrub(value, self.secrets)
         if isinstance(value, dict):
-            return {k: self._value(v) for k, v in value.items()}
+            # A request's line has ten fields on every request: numbers and None go by without a call.
+            return {k: v if v is None or type(v) in _PLAIN else self._value(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):  # a named tuple too, shown as the list JSON makes of it
             return [self._value(v) for v in value]
         return value
