@@ -242,14 +242,19 @@ def bench_floor(mix: Mix, seconds: int, concurrency: int, workdir: Path) -> Figu
             path.unlink()
 
 
+def serve_config(mix: Mix, db: Path, port: int, workers: int) -> str:
+    """The mix's config for ``leadline serve`` with ``[http] workers`` set."""
+    text = mix.config(database=str(db), port=port)
+    return re.sub(r"^(port = \d+)$", rf"\1\nworkers = {workers}", text, count=1, flags=re.M)
+
+
 def bench_leadline(
     mix: Mix, seconds: int, concurrency: int, workdir: Path, workers: int
 ) -> tuple[Figures, dict[str, float]]:
     port = free_port()
     db = workdir / f"bench-{mix.name}.db"
     config = workdir / f"config-{mix.name}.toml"
-    text = mix.config(database=str(db), port=port)
-    config.write_text(re.sub(r"^(port = \d+)$", rf"\1\nworkers = {workers}", text, count=1, flags=re.M))
+    config.write_text(serve_config(mix, db, port, workers))
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     log = workdir / f"serve-{mix.name}.log"
     with log.open("w") as stderr:

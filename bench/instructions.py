@@ -4,7 +4,7 @@
 minute to the next. This counts the instructions each server executes for a request instead, which
 do not depend on what else the machine runs: ``leadline serve`` (one worker) and ``bench/floor.py``
 each run under valgrind's callgrind (every thread counted), take ``--small`` and then, started
-afresh, ``--large`` form posts of ``bench/mixes.py``'s form mix from an aiohttp client pool, and the
+afresh, ``--large`` requests of ``bench/mixes.py``'s form mix from an aiohttp client pool, and the
 difference of the two counts over the difference of the requests is the cost of one request, with
 start-up, shutdown and the idle timers taken out. Needs ``valgrind`` (``apt-get install valgrind``);
 a run takes a few minutes, the servers being some fifty times slower under it.
@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,41 +29,19 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import free_port  # noqa: E402
+from bench.ingest import free_port, serve_config, wait_healthy  # noqa: E402
+from bench.mixes import MIXES  # noqa: E402
 
-CONFIG = """
-[leadline]
-database = "{db}"
-
-[http]
-host = "127.0.0.1"
-port = {port}
-workers = 1
-
-[[sources]]
-name = "form"
-provider = "generic_form"
-token = "bench-token"
-"""
+#: The mix both servers take (bench/mixes.py): generic form posts, each a new person.
+MIX = MIXES["form"]()
 #: Requests in flight at once, as a group commit under load sees them.
 CONCURRENCY = 25
 #: Form posts sent before counting starts: the server is up, its caches and imports warm.
 WARM_UP = 20
 
 
-def form_body(n: int) -> str:
-    """The form mix's request ``n`` (bench/mixes.py): a new person each time."""
-    return (
-        f"name=%D0%98%D0%B2%D0%B0%D0%BD&phone=%2B7916{n % 10_000_000:07d}&email=lead{n}%40example.com"
-        "&message=%D0%9F%D0%B5%D1%80%D0%B5%D0%B7%D0%B2%D0%BE%D0%BD%D0%B8%D1%82%D0%B5"
-        f"&utm_source=yandex&submission_id=ir-{n}"
-    )
-
-
 async def send(port: int, first: int, count: int) -> int:
     """Post ``count`` forms, ``CONCURRENCY`` at a time; how many were not answered 200."""
-    url = f"http://127.0.0.1:{port}/hooks/form?token=bench-token"
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
     numbers = iter(range(first, first + count))
     failed = 0
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
@@ -72,26 +49,15 @@ async def send(port: int, first: int, count: int) -> int:
         async def worker() -> None:
             nonlocal failed
             for n in numbers:
-                async with session.post(url, data=form_body(n), headers=headers) as response:
+                method, path, headers, body = MIX.request(n)
+                async with session.request(
+                    method, f"http://127.0.0.1:{port}{path}", data=body, headers=headers
+                ) as response:
                     await response.read()
                     failed += response.status != 200
 
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     return failed
-
-
-async def wait_up(port: int, seconds: float = 600) -> None:
-    deadline = time.monotonic() + seconds
-    async with aiohttp.ClientSession() as session:
-        while True:
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                    await response.read()
-                    return
-            except aiohttp.ClientError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"no server on port {port} after {seconds:.0f} s") from None
-                await asyncio.sleep(0.5)
 
 
 def count(server: str, requests: int, workdir: Path) -> int:
@@ -102,7 +68,7 @@ def count(server: str, requests: int, workdir: Path) -> int:
         command = [str(ROOT / "bench" / "floor.py"), str(port), str(db)]
     else:
         config = workdir / f"{server}-{requests}.toml"
-        config.write_text(CONFIG.format(db=db, port=port))
+        config.write_text(serve_config(MIX, db, port, workers=1))
         command = ["-m", "leadline", "serve", "--config", str(config)]
     out = workdir / f"{server}-{requests}.cg"
     process = subprocess.Popen(
@@ -112,7 +78,7 @@ def count(server: str, requests: int, workdir: Path) -> int:
         stderr=subprocess.DEVNULL,
     )
     try:
-        asyncio.run(wait_up(port))
+        wait_healthy(port, timeout=600)  # some fifty times slower under valgrind
         if asyncio.run(send(port, 1_000_000, WARM_UP)):
             raise RuntimeError(f"{server}: a warm-up request was not answered 200")
         subprocess.run(["callgrind_control", "--zero", str(process.pid)], check=True, capture_output=True)
