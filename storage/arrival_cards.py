@@ -22,6 +22,7 @@ from storage.chat_moves import current_chat
 from storage.db import iso
 from storage.outbox import enqueue
 from storage.registrations import Registration
+from storage.staff import Person
 from storage.unreachable import UNREACHABLE_SQL, is_unreachable
 from storage.worktime import WorkingCalendar
 
@@ -106,15 +107,6 @@ class ArrivalView:
 
 
 Render = Callable[[ArrivalView], dict[str, Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    id: int
-    chat_id: int
-    name: str
-    role: str
-    language: str | None
 
 
 def staff_on_telegram(db: Database, *, reachable: bool = False) -> dict[int, Person]:

@@ -38,7 +38,6 @@ from storage.arrival_cards import (
     ArrivalPass,
     ArrivalRules,
     ArrivalView,
-    Person,
     Render,
     assignee,
     language_of,
@@ -53,6 +52,7 @@ from storage.contacts import live_contact
 from storage.db import iso, parse_iso
 from storage.outbox import enqueue
 from storage.registrations import registration_of
+from storage.staff import Person
 
 
 @dataclass(slots=True)

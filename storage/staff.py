@@ -114,6 +114,17 @@ class StaffMember:
         return self.role in ("owner", "manager")
 
 
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A staff member the bot writes to (cards on arrival, nudges): ``chat_id`` is their Telegram id."""
+
+    id: int
+    chat_id: int
+    name: str
+    role: str
+    language: str | None
+
+
 _STAFF = "SELECT id, name, telegram_id, role, language FROM staff"
 
 

@@ -11,16 +11,8 @@ from email.utils import getaddresses
 from sqlite_utils import Database
 
 from storage.nudges.rules import NudgeRules
+from storage.staff import Person
 from storage.unreachable import UNREACHABLE_SQL
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    id: int
-    chat_id: int
-    name: str
-    role: str
-    language: str | None
 
 
 @dataclass(frozen=True, slots=True)
