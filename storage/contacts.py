@@ -14,7 +14,7 @@ from sqlite_utils import Database
 
 from storage.db import iso
 from storage.errors import NoContact
-from storage.identifiers import Identifier
+from storage.identifiers import Identifier, parse_query
 
 
 def find_by_identifier(db: Database, ident: Identifier) -> int | None:
@@ -133,8 +133,6 @@ def search_contacts(
     A phone is read in ``region`` and then in each of ``regions`` (those the sources set): a BY
     source's contact is found by "8 029 123-45-67" as it was written, which RU reads as no number.
     """
-    from storage.identifiers import parse_query
-
     handle = query.strip()
     readings = {
         i.value: i for r in dict.fromkeys([region, *regions]) if (i := parse_query(query, r)) is not None
