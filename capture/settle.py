@@ -99,7 +99,9 @@ def settle(
     cannot be stored without guessing."""
     received = _aware(received_at)
     notes: list[str] = []
-    events = [_event(event, received, notes) for event in result.events]
+    events = [
+        event if _as_sent(event, received) else _event(event, received, notes) for event in result.events
+    ]
     note = "; ".join(([text(result.note)] if result.note else []) + notes) or None
     key = None if replay_key is None else text(replay_key)
     if note == result.note and all(a is b for a, b in zip(events, result.events, strict=True)):
@@ -107,21 +109,79 @@ def settle(
     return replace(result, events=events, note=note), key
 
 
+def _as_sent(event: Event, received_at: datetime) -> bool:
+    """Whether :func:`_event` would keep ``event`` as it is, as it keeps nearly every form and chat
+    message: decided with a few calls into C for the whole event, where :func:`_event` makes a call
+    or more per field (a form's settling cost 151k instructions; ``bench/instructions.py``).
+
+    It answers True only for what it can see at once needs nothing: text storable and within its
+    limits, identifiers few, distinct and short enough, a time within range, flat fields. Anything
+    else (handles, recipients, nesting, numbers) is for :func:`_event`, so it may send there an event
+    that needs nothing, but never keeps one that does (tests/capture/test_settle_shortcut.py).
+    """
+    if type(event) is not ContactEvent or event.handles != () or event.to_address or event.campaign_ref:
+        return False
+    moment = event.occurred_at
+    if moment is not None and (
+        type(moment) is not datetime or not EARLIEST <= _aware(moment) <= received_at + AHEAD
+    ):
+        return False
+    phones, emails, former = event.phones, event.emails, event.former_ids
+    if type(phones) is not tuple or type(emails) is not tuple or type(former) is not tuple:
+        return False
+    identifiers = phones + emails
+    texts = [
+        value
+        for value in (event.channel, event.external_id, event.name, event.message, event.tracking_number)
+        if value is not None
+    ]
+    texts += [value for value in (event.region, event.dropped, event.conversation) if value is not None]
+    if {*map(type, texts), *map(type, identifiers), *map(type, former)} - {str}:
+        return False
+    if len(identifiers) > MAX_IDENTIFIERS or len(set(phones)) < len(phones) or len(set(emails)) < len(emails):
+        return False
+    if max(map(len, identifiers), default=0) > MAX_IDENTIFIER_CHARS:
+        return False
+    if len(event.name or "") > MAX_NAME_CHARS or max(map(len, texts), default=0) > MAX_TEXT_CHARS:
+        return False
+    utm, fields = event.utm, event.fields
+    flat = (not utm or (type(utm) is dict and _flat_text(utm))) and (
+        not fields or (type(fields) is dict and _flat_text(fields))
+    )
+    return flat and _storable([*texts, *identifiers, *former])
+
+
 def _event(event: Event, received_at: datetime, notes: list[str]) -> Event:
     flags: list[str] = []
-    given = {name: getattr(event, name) for name in _NAMES[type(event)]}
-    changes = {name: _value(name, value, received_at, flags) for name, value in given.items()}
+    changed: dict[str, Any] = {}
+    for name in _NAMES[type(event)]:
+        value = getattr(event, name)
+        if not value:
+            continue  # None, False, 0, "" and empty containers settle to themselves: no call
+        if type(value) is str and _plain(value):
+            continue
+        settled = _value(name, value, received_at, flags)
+        if settled is not value and settled != value:
+            changed[name] = settled
     if isinstance(event, ContactEvent):
+        # The identifier rules read what settling made of the fields they look at.
+        names = ("phones", "emails", "message", "handles", "to_address")
+        changes = {name: changed.get(name, getattr(event, name)) for name in names}
         _keep_identifiers(changes, flags)
         _keep_handles(changes, flags)
         _readable_recipients(changes, flags)
+        for name in names:
+            value = changes[name]
+            if value is not getattr(event, name) and value != getattr(event, name):
+                changed[name] = value
     if flags:
-        changes["fields"] = {**changes["fields"], SETTLED_FIELD: flags}
         notes += flags
+    if flags and not isinstance(event, ReplyEvent):  # a reply keeps no fields: its note says it
+        fields = (
+            changed["fields"] if "fields" in changed else _value("fields", event.fields, received_at, flags)
+        )
+        changed["fields"] = {**fields, SETTLED_FIELD: flags}
     # Only what settling changed is copied: an event as sent is kept as it is.
-    changed = {
-        name: value for name, value in changes.items() if value is not given[name] and value != given[name]
-    }
     return replace(event, **changed) if changed else event
 
 
@@ -254,6 +314,8 @@ def _tree(value: Any, depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict | Mapping):
+        if type(value) is dict and _flat_text(value):
+            return value
         settled: dict[Any, Any] = {}
         for key, item in value.items():
             name = text(key) if isinstance(key, str) else key
@@ -274,6 +336,33 @@ def _tree(value: Any, depth: int) -> Any:
             refused.path.append(str(n))
             raise
     return items
+
+
+def _plain(value: str) -> bool:
+    """Text that settles to itself whatever its field: ASCII, no NUL, short. Most values are."""
+    return value.isascii() and "\x00" not in value and len(value) <= MAX_NAME_CHARS
+
+
+def _flat_text(value: dict[Any, Any]) -> bool:
+    """A form's fields, as most are: names and values that are text settling to themselves. Tested
+    in a few calls into C for the whole dict, not a call per value."""
+    if {*map(type, value), *map(type, value.values())} != {str}:
+        return False
+    return max(map(len, value.values())) <= MAX_TEXT_CHARS and _storable([*value, *value.values()])
+
+
+def _storable(texts: list[str]) -> bool:
+    """No NUL and no lone surrogate in any of ``texts``: what :func:`text` keeps as it is."""
+    every = "".join(texts)
+    if "\x00" in every:
+        return False
+    if every.isascii():
+        return True
+    try:
+        every.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _leaf(value: str) -> str:

@@ -93,6 +93,21 @@ async def test_our_own_reply_is_answered_and_makes_no_touch(start_server, tmp_pa
     assert journal(srv)[0]["note"] == "our own reply: not a touch"
 
 
+async def test_our_own_reply_dated_before_2000_is_kept_with_the_time_received_and_a_note(
+    start_server, tmp_path
+):
+    srv = await start(start_server, tmp_path)
+    body = json.loads(OWN_REPLY.body)
+    body["payload"]["value"]["created"] = 915148800  # 1999-01-01: a clock that was never set
+    resp = await srv.session.post(f"{srv.url}{OWN_REPLY.path}", json=body, headers=OWN_REPLY.headers)
+    assert resp.status == 200
+    [row] = journal(srv)
+    assert row["status"] == "processed"
+    assert row["note"].startswith("our own reply: not a touch; occurred_at 1999-01-01T00:00:00+00:00")
+    assert "before 2000: the time received is used" in row["note"]
+    assert srv.scalar("SELECT COUNT(*) FROM touches") == 0
+
+
 async def test_a_retry_is_a_no_op_and_a_conversation_is_one_touch_until_the_gap(start_server, tmp_path):
     srv = await start(start_server, tmp_path)
     for n, text in enumerate(["Диван ещё продаётся?", "Можно завтра?", "Адрес?"]):

@@ -120,6 +120,22 @@ async def test_nul_characters_are_stripped_from_what_a_touch_stores(start_server
     assert srv.scalar("SELECT name FROM contacts") == "Anna"
 
 
+async def test_a_field_longer_than_a_touch_keeps_is_cut_there_and_whole_in_the_journal(
+    start_server: StartServer,
+):
+    srv = await start_server()
+    long = "x" * 70_000
+    body = urlencode({"phone": "+79161234567", "comment2": long, "city": "Москва"})
+    resp = await srv.session.post(f"{srv.url}{FORM_URL}", data=body, headers=FORM_HEADERS)
+    assert resp.status == 200
+    payload = the_touch(srv)["payload"]
+    assert payload["comment2"] == "x" * 65_536 + "…"
+    assert payload["city"] == "Москва"
+    [row] = journal_rows(srv)
+    assert row["status"] == "processed"
+    assert long in srv.scalar("SELECT body FROM journal").decode()
+
+
 def phones(count: int, first: int = 0) -> list[str]:
     return [f"+7916{n:07d}" for n in range(first, first + count)]
 
