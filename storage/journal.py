@@ -18,6 +18,7 @@ from urllib.parse import quote_plus, unquote_plus
 from sqlite_utils import Database
 
 from storage.db import iso, parse_iso
+from storage.json_text import dumps
 
 
 class Request(Protocol):
@@ -148,8 +149,8 @@ class Prepared:
 def prepare(raw: Request, *, keep_body: bool = True) -> Prepared:
     return Prepared(
         redact_query(raw.query_string),
-        # ASCII escapes keep a stray non-UTF-8 header byte (a lone surrogate) storable and exact.
-        json.dumps(redact_headers(raw.headers)),
+        # A stray non-UTF-8 header byte (a lone surrogate) is written as an ASCII escape: storable, exact.
+        dumps(redact_headers(raw.headers)),
         raw.body if keep_body else b"",
         raw.url.split("?", 1)[0],
         iso(raw.received_at),

@@ -7,7 +7,6 @@ many notifications describe one call, and ``storage/calls.py`` folds them into t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from storage.db import chunks, iso
 from storage.dedup import Claim, Resolution, resolve_contacts
 from storage.events import ContactEvent
 from storage.identifiers import Identifier, email, handle, phone_matches, typed_phone
+from storage.json_text import dumps
 from storage.registrations import Draft
 
 #: Text a touch keeps of one value (a chat's messages together count as one); the whole request
@@ -97,11 +97,6 @@ _INSERT_TOUCH = (
 )
 
 
-#: A touch's mappings as JSON text; one encoder for every touch (``json.dumps`` with options builds
-#: a new one per call). Whatever JSON has no type for (a provider's date) is kept as its text.
-_json = json.JSONEncoder(ensure_ascii=False, default=str).encode
-
-
 def _touch_params(touch: NewTouch) -> tuple[object, ...]:
     received = iso(touch.received_at)
     return (
@@ -119,13 +114,13 @@ def _touch_params(touch: NewTouch) -> tuple[object, ...]:
         touch.email_raw,
         touch.name,
         touch.message,
-        _json(dict(touch.utm)) if touch.utm else "{}",
+        dumps(dict(touch.utm)) if touch.utm else "{}",
         touch.tracking_number,
         touch.to_address,
         touch.dropped,
         int(touch.blocked),
         touch.staff_id,
-        _json(dict(touch.payload)) if touch.payload else "{}",
+        dumps(dict(touch.payload)) if touch.payload else "{}",
         received,
     )
 
