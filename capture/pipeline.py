@@ -209,14 +209,21 @@ class Capture:
         self.blocking = BlockRules.build(self.config.block, self.config.leadline.region)
         self.ours = OurAddresses.build(self.config)
         self._defaulted: dict[str, tuple[SourceConfig, SourceConfig]] = {}
+        self._contexts: dict[str, tuple[SourceConfig | None, EventContext]] = {}
 
     def context(self, source_name: str, journal_id: int | None, received_at: datetime) -> EventContext:
         source = self.config.source(source_name)
+        cached = self._contexts.get(source_name)
+        if cached is None or cached[0] is not source:
+            cached = self._contexts[source_name] = (source, self._source_context(source_name, source))
+        return cached[1].of_request(journal_id, received_at)
+
+    def _source_context(self, source_name: str, source: SourceConfig | None) -> EventContext:
+        """What storing a source's events needs beyond the request: built once per source."""
         owner = self.owner_by_source.get(source_name)
         return EventContext(
             source=source_name,
-            journal_id=journal_id,
-            received_at=received_at,
+            received_at=datetime.min,  # each request's own: EventContext.of_request
             region=(source.region if source and source.region else self.config.leadline.region),
             campaigns=self.campaigns,
             default_campaign=source.campaign if source else None,
