@@ -44,6 +44,7 @@ from storage.chats import record_chat_event, record_chat_reply
 from storage.db import Clock, Store, now_utc, savepoint
 from storage.events import ContactEvent, ReplyEvent
 from storage.identifiers import phone
+from storage.records import record
 from storage.register import register_by_system
 from storage.registrations import Draft
 from storage.staff import staff_by_telegram
@@ -78,7 +79,7 @@ def parse_request(
     return provider.parse(raw, source)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Verdict:
     """What was decided about a request before the database saw it."""
 
@@ -97,7 +98,7 @@ class Verdict:
     account: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Outcome:
     journal_id: int
     status: str
@@ -109,7 +110,7 @@ class Outcome:
     channels: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Request:
     """A request on its way to the journal: as judged, its columns encoded, its row if replayed."""
 

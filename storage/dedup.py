@@ -9,7 +9,6 @@ is recorded with what moved so that a manager can undo a wrong one (:mod:`storag
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlite_utils import Database
@@ -18,9 +17,10 @@ from storage.called_back import Deadline
 from storage.db import chunks, iso
 from storage.identifiers import Identifier
 from storage.merges import merge_contacts
+from storage.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Claim:
     """What one touch says about its person: the identifiers it came with, a name, and when."""
 
@@ -29,7 +29,7 @@ class Claim:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Resolution:
     contact_id: int
     created: bool

@@ -7,14 +7,16 @@ deduplicated contacts. Neither side knows the other's details.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any, Literal
+
+from storage.records import record
 
 Channel = Literal["call", "form", "email", "manual", "chat"]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ContactEvent:
     """A form submission, an email or a hand-entered contact: one event is one touch.
 
@@ -56,7 +58,7 @@ CallDirection = Literal["in", "out", "internal"]
 CallStatus = Literal["ringing", "answered", "missed", "ended", "recording"]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CallEvent:
     """One telephony notification about one call; many of these fold into one call touch.
 
@@ -95,7 +97,7 @@ class CallEvent:
     direction_stated: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ReplyEvent:
     """The business's own message in a chat conversation: not a touch, but the answer to one.
 

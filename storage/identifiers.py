@@ -21,6 +21,8 @@ from typing import Literal, cast
 
 import phonenumbers
 
+from storage.records import record
+
 Kind = Literal[
     "phone",
     "email",
@@ -54,7 +56,7 @@ MAX_HANDLE_CHARS = 160
 _HIDDEN = {"", "anonymous", "<unknown>", "unknown", "private", "restricted", "unavailable", "hidden", "null"}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Identifier:
     kind: Kind
     value: str

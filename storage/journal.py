@@ -19,6 +19,7 @@ from sqlite_utils import Database
 
 from storage.db import iso, parse_iso
 from storage.json_text import dumps
+from storage.records import record
 
 
 class Request(Protocol):
@@ -135,7 +136,7 @@ class Entry:
     remote: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Prepared:
     """A request's journal columns, redacted and encoded before the database lock is taken."""
 

@@ -21,6 +21,7 @@ from storage.dedup import Claim, Resolution, resolve_contacts
 from storage.events import ContactEvent
 from storage.identifiers import Identifier, email, handle, phone_matches, typed_phone
 from storage.json_text import dumps
+from storage.records import record
 from storage.registrations import Draft
 
 #: Text a touch keeps of one value (a chat's messages together count as one); the whole request
@@ -67,7 +68,7 @@ class EventContext:
         return copied
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NewTouch:
     source: str
     external_id: str

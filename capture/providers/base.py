@@ -19,6 +19,7 @@ from multidict import CIMultiDict, CIMultiDictProxy, MultiDict
 from yarl import query_to_pairs
 
 from storage.events import CallEvent, ContactEvent, Event, ReplyEvent
+from storage.records import record
 
 if TYPE_CHECKING:
     from capture.addresses import OurAddresses
@@ -109,7 +110,7 @@ class Forbidden(ProviderError):
     status = 403
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RawRequest:
     """One inbound request as the journal keeps it.
 
@@ -184,7 +185,7 @@ def make_headers(pairs: Mapping[str, str] | Sequence[tuple[str, str]]) -> CIMult
     return CIMultiDictProxy(CIMultiDict(items))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Reply:
     """What the provider must get back once the request is journalled."""
 
@@ -205,7 +206,7 @@ class Binding:
     refusal: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ParseResult:
     """The events a request carries and the answer the provider expects.
 

@@ -17,6 +17,7 @@ from capture.forms import form_fields, name_of, pick, utm_of
 from capture.providers.auth import check_token
 from capture.providers.base import BadRequest, ContactEvent, ParseResult, RawRequest
 from leadline.config import SourceConfig
+from storage.records import record
 
 ID_FIELDS = ("submission_id", "request_id", "form_submission_id", "idempotency_key")
 
@@ -59,7 +60,7 @@ class GenericForm:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FormKey:
     """What makes a form's retry a no-op: ``value`` now, and the ``former`` values earlier releases
     stored the same submission under (keys are ``<provider>:<value>``)."""
