@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from email.utils import getaddresses
 from typing import TYPE_CHECKING
 
-from storage.identifiers import email, phone
+from storage.identifiers import email_key, phone
 
 if TYPE_CHECKING:
     from leadline.config import CampaignConfig
@@ -46,9 +46,9 @@ class CampaignIndex:
             utm_campaign.update({v.strip().lower(): c.name for v in c.utm_campaign})
             utm_source.update({v.strip().lower(): c.name for v in c.utm_source})
             for raw in c.emails:
-                ident = email(raw)
-                if ident:
-                    emails[ident.value] = c.name
+                key = email_key(raw)
+                if key:
+                    emails[key] = c.name
         return cls(numbers, utm_campaign, utm_source, emails, frozenset(names), refs)
 
     def attribute(
@@ -85,12 +85,12 @@ class CampaignIndex:
     def _by_address(self, address: str) -> str | None:
         """The campaign's own address, else a plus tag naming a campaign (``leads+brand_msk@…``,
         Postmark's ``MailboxHash``), else the address without its tag."""
-        ident = email(address)
-        if not ident:
+        key = email_key(address)
+        if not key:
             return None
-        if found := self.by_email.get(ident.value):
+        if found := self.by_email.get(key):
             return found
-        local, _, domain = ident.value.rpartition("@")
+        local, _, domain = key.rpartition("@")
         base, plus, tag = local.partition("+")
         if not plus:
             return None

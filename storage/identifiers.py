@@ -211,12 +211,19 @@ def email(raw: str | None) -> Identifier | None:
     return _email(raw)
 
 
+def email_key(raw: str) -> str | None:
+    """The value :func:`email` gives ``raw`` (what addresses are matched by), without its verdict:
+    for a lookup by address, which needs no verdict and so never loads email-validator (start-up
+    builds the campaigns' addresses this way, bench/idle.py)."""
+    return raw.strip().lower() or None
+
+
 @lru_cache(maxsize=65536)
 def _email(raw: str) -> Identifier | None:
     text = raw.strip()
-    if not text:
+    lowered = email_key(text)
+    if lowered is None:
         return None
-    lowered = text.lower()
     return Identifier("email", lowered, text, _valid_address(lowered))
 
 

@@ -31,6 +31,11 @@ name = "Anna"
 telegram_id = 111
 role = "owner"
 
+# A campaign's address is a lookup key at start; email-validator loads with the first address taken in.
+[[campaigns]]
+name = "brand"
+emails = ["sales@example.com"]
+
 [[sources]]
 name = "form"
 provider = "generic_form"
