@@ -8,9 +8,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlite_utils import Database
 
 from storage.db import connect, open_database
-from storage.schema import migrations
+from storage.schema import migrate, migrations
 
 
 def test_an_upgraded_database_keeps_its_rows_and_refuses_what_it_refused(tmp_path: Path) -> None:
@@ -62,3 +63,35 @@ def test_no_check_lists_three_words(tmp_path: Path) -> None:
         if (found := re.findall(r"\w+ IN \('\w+'(?:, '\w+'){2,}\)", sql or ""))
     }
     assert listed == {}
+
+
+def test_a_new_database_gets_in_one_commit_the_schema_the_migrations_give_one_by_one(tmp_path: Path) -> None:
+    stepwise = connect(tmp_path / "stepwise.db")
+    migrations.apply(stepwise)  # each migration committed as it is applied, as an upgrade does
+    new = connect(tmp_path / "new.db")
+    statements: list[str] = []
+    new.conn.set_trace_callback(statements.append)
+    migrate(new)
+    new.conn.set_trace_callback(None)
+    assert [s for s in statements if s.strip().upper() == "COMMIT"] == ["COMMIT"]
+
+    def schema(db: Database) -> list[tuple[object, ...]]:
+        return db.execute(
+            "SELECT type, name, tbl_name, rootpage, sql FROM sqlite_master ORDER BY rowid"
+        ).fetchall()
+
+    assert schema(new) == schema(stepwise)
+    assert len(schema(new)) > 60
+    for pragma in ("user_version", "schema_version"):
+        assert new.execute(f"PRAGMA {pragma}").fetchone() == stepwise.execute(f"PRAGMA {pragma}").fetchone()
+    for query in (
+        "SELECT migration_set, name FROM _sqlite_migrations ORDER BY id",
+        "SELECT name, seq FROM sqlite_sequence ORDER BY name",
+    ):
+        assert new.execute(query).fetchall() == stepwise.execute(query).fetchall()
+    assert new.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    # Once it has the schema, opening it again applies nothing.
+    statements.clear()
+    new.conn.set_trace_callback(statements.append)
+    migrate(new)
+    assert not [s for s in statements if s.strip().upper().startswith(("BEGIN", "CREATE", "ALTER"))]
