@@ -68,6 +68,20 @@ def claim_database(database: Path) -> int | None:
 GC_THRESHOLD = (20_000, 50, 100)
 
 
+def collect_less() -> None:
+    """Let the first generation grow to :data:`GC_THRESHOLD` objects before it is collected, instead
+    of CPython's 700, from the moment a serve process starts.
+
+    A request creates and frees thousands of objects, and a flood of them ran a collection several
+    times per request (bench/ingest.py form mix, 1 worker, 3 runs each side in the same run: CPU per
+    request 674 -> 619 us). Set before the app and its libraries are imported rather than once they
+    have started: their objects all live on, and CPython's thresholds collected them some 160 times
+    on the way, full collections included (bench/idle.py; callgrind, the main thread from exec to
+    the first /healthz: 2.764 G -> 2.738 G instructions). :func:`freeze_heap` collects once at the end.
+    """
+    gc.set_threshold(*GC_THRESHOLD)
+
+
 async def freeze_heap(app: object) -> None:
     """Move everything start-up allocated out of the garbage collector's sight (``gc.freeze``).
 
@@ -75,16 +89,11 @@ async def freeze_heap(app: object) -> None:
     full collection walked them all and stalled the event loop and the writer for ~100 ms, which was
     the whole tail of the ingest latency (bench/ingest.py form mix, 2 workers: p99 106-120 ms, frozen
     29-33 ms). An ``on_startup`` handler added after the app is built runs after every part started.
-    A process decision, so it is made here and not in the app factory the tests also use.
-
-    The first generation is also let grow to :data:`GC_THRESHOLD` objects before it is collected
-    instead of CPython's 700: a request creates and frees thousands, and a flood of them ran a
-    collection several times per request (bench/ingest.py form mix, 1 worker, 3 runs each side in
-    the same run: CPU per request 674 -> 619 us).
+    A process decision, so it is made here and not in the app factory the tests also use; so is
+    :func:`collect_less`, which each serve process calls first.
     """
     gc.collect()  # garbage still in cycles now would otherwise be frozen for good
     gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
 
 
 def event_loop() -> asyncio.AbstractEventLoop:
@@ -166,6 +175,7 @@ def listen(host: str, port: int, *, reuse_port: bool, joining: bool = False) -> 
 def run_primary(
     config: Config, config_file: Path, host: str | None, port: int | None, log_level: str = "INFO"
 ) -> None:
+    collect_less()
     database = config.database_path
     if claim_database(database) is None:
         click.echo(f"Another `leadline serve` is already running on {database}; stop it first.", err=True)
@@ -230,6 +240,7 @@ def run_worker(
     role: WorkerRole,
     log_level: str = "INFO",
 ) -> None:
+    collect_less()
     os.environ[METRICS_ENV] = str(metrics_dir(config.database_path))
     from aiohttp import web
 
