@@ -194,14 +194,17 @@ def run_primary(
         shutil.rmtree(metrics, ignore_errors=True)
         metrics.mkdir(parents=True)
         os.environ[METRICS_ENV] = str(metrics)
+    from leadline.logs import setup_logging
+    from storage.migrate_ahead import migrate_ahead
+
+    setup_logging(log_level, secrets=config.secret_values(), background=True)
+    migrate_ahead(database)  # a new file's schema is made while the app's modules load
     from aiohttp import web
 
     from capture.providers.base import SourceUnavailable
     from leadline.app import init_app
-    from leadline.logs import setup_logging
     from leadline.startup import start_lines
 
-    setup_logging(log_level, secrets=config.secret_values(), background=True)
     command = [
         sys.executable, "-m", "leadline", "serve", "--config", str(config_file.resolve()),
         "--primary-pid", str(os.getpid()), "--config-sha256", file_sha256(config_file),
